@@ -1,0 +1,45 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <stdio.h>
+#include <string.h>
+
+#include "edist/edist.h"
+#include "cli.h"
+
+static void usage(FILE *out)
+{
+    fputs("usage: edist COMMAND [ARGS]\n"
+          "commands:\n"
+          "  term encode 'TEXT'   write the external term format of TEXT to stdout\n"
+          "  term decode          read an external term on stdin, print it as ~w\n"
+          "  demo                 walk through what edist does\n",
+          out);
+}
+
+void cli_error(const char *what, int err)
+{
+    const char *detail = edist_last_error();
+    if (detail[0])
+        fprintf(stderr, "edist: %s: %s: %s\n", what, edist_strerror(err), detail);
+    else
+        fprintf(stderr, "edist: %s: %s\n", what, edist_strerror(err));
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "term"))
+        return cmd_term(argc - 1, argv + 1);
+    if (!strcmp(cmd, "demo"))
+        return cmd_demo(argc - 1, argv + 1);
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "edist: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

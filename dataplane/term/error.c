@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "edist/error.h"
+
+/* One detail string per thread: errors are produced and read on the thread
+ * that made the failing call, and no lock is needed. */
+static _Thread_local char last_error[512];
+
+const char *edist_strerror(int err)
+{
+    switch (err) {
+    case EDIST_OK: return "success";
+    case EDIST_ENOMEM: return "out of memory or size limit reached";
+    case EDIST_EINVAL: return "invalid argument";
+    case EDIST_ENOSPC: return "buffer too small";
+    case EDIST_ETRUNC: return "input truncated";
+    case EDIST_EBADTAG: return "unknown or unexpected tag";
+    case EDIST_EBADTERM: return "malformed term";
+    case EDIST_EDEPTH: return "nesting too deep";
+    case EDIST_ETYPE: return "term has another type";
+    case EDIST_ERANGE: return "value out of range";
+    case EDIST_ESYNTAX: return "syntax error";
+    case EDIST_EVERSION: return "missing or unknown version byte";
+    case EDIST_ECOMPRESS: return "bad compressed term";
+    case EDIST_EUNSUPPORTED: return "not supported";
+    case EDIST_EIO: return "I/O error";
+    case EDIST_ENOTFOUND: return "not found";
+    case EDIST_ETIMEDOUT: return "timed out";
+    case EDIST_ECLOSED: return "closed";
+    case EDIST_EAGAIN: return "resource busy, try again";
+    case EDIST_EPROTO: return "protocol error";
+    case EDIST_EAUTH: return "authentication failed";
+    case EDIST_EEXIST: return "already exists";
+    }
+    return "unknown error";
+}
+
+const char *edist_last_error(void)
+{
+    return last_error;
+}
+
+int edist_set_error(int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+    return err;
+}
+
+void edist_clear_error(void)
+{
+    last_error[0] = '\0';
+}

@@ -1,0 +1,9 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Everything public in edist. */
+#ifndef EDIST_EDIST_H
+#define EDIST_EDIST_H
+
+#include "edist/error.h"
+#include "edist/term.h"
+
+#endif
