@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Private helpers shared by the term codec files: big-endian byte access and
+ * UTF-8 checks. Not part of the public API. */
+#ifndef EDIST_TERM_INTERNAL_H
+#define EDIST_TERM_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "edist/term.h"
+
+/* ---- big-endian loads and stores (no alignment assumed) ---------------- */
+
+static inline uint16_t edi_get_u16(const uint8_t *p)
+{
+    return (uint16_t)(((uint16_t)p[0] << 8) | p[1]);
+}
+
+static inline uint32_t edi_get_u32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+           ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
+static inline uint64_t edi_get_u64(const uint8_t *p)
+{
+    return ((uint64_t)edi_get_u32(p) << 32) | edi_get_u32(p + 4);
+}
+
+static inline void edi_put_u16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static inline void edi_put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static inline void edi_put_u64(uint8_t *p, uint64_t v)
+{
+    edi_put_u32(p, (uint32_t)(v >> 32));
+    edi_put_u32(p + 4, (uint32_t)v);
+}
+
+/* ---- UTF-8 ---------------------------------------------------------------
+ * Strict (RFC 3629): no overlong forms, no surrogates, nothing above
+ * U+10FFFF. */
+
+/* Decode one code point from s[0..len) (len >= 1). Returns the number of
+ * bytes used (1..4) and stores the code point in *cp, or returns -1 if the
+ * bytes there are not a valid UTF-8 sequence. */
+static inline int edi_utf8_next(const uint8_t *s, size_t len, uint32_t *cp)
+{
+    uint32_t c = s[0];
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if (c < 0xC2) /* continuation byte, or 0xC0/0xC1 (always overlong) */
+        return -1;
+    if (c < 0xE0) {
+        if (len < 2 || (s[1] & 0xC0) != 0x80)
+            return -1;
+        *cp = ((c & 0x1F) << 6) | (s[1] & 0x3Fu);
+        return 2;
+    }
+    if (c < 0xF0) {
+        if (len < 3 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80)
+            return -1;
+        uint32_t v = ((c & 0x0F) << 12) | ((s[1] & 0x3Fu) << 6) | (s[2] & 0x3Fu);
+        if (v < 0x800 || (v >= 0xD800 && v <= 0xDFFF))
+            return -1;
+        *cp = v;
+        return 3;
+    }
+    if (c < 0xF5) {
+        if (len < 4 || (s[1] & 0xC0) != 0x80 || (s[2] & 0xC0) != 0x80 ||
+            (s[3] & 0xC0) != 0x80)
+            return -1;
+        uint32_t v = ((c & 0x07) << 18) | ((s[1] & 0x3Fu) << 12) |
+                     ((s[2] & 0x3Fu) << 6) | (s[3] & 0x3Fu);
+        if (v < 0x10000 || v > 0x10FFFF)
+            return -1;
+        *cp = v;
+        return 4;
+    }
+    return -1;
+}
+
+/* Number of code points in s[0..len), or -1 if it is not valid UTF-8.
+ * Intended for atom-sized input (len fits comfortably in a long). */
+static inline long edi_utf8_count(const uint8_t *s, size_t len)
+{
+    long count = 0;
+    size_t i = 0;
+    while (i < len) {
+        if (s[i] < 0x80) { /* ASCII fast path */
+            i++;
+            count++;
+            continue;
+        }
+        uint32_t cp;
+        int n = edi_utf8_next(s + i, len - i, &cp);
+        if (n < 0)
+            return -1;
+        i += (size_t)n;
+        count++;
+    }
+    return count;
+}
+
+#endif
