@@ -11,6 +11,8 @@ static void usage(FILE *out)
           "commands:\n"
           "  term encode 'TEXT'   write the external term format of TEXT to stdout\n"
           "  term decode          read an external term on stdin, print it as ~w\n"
+          "  epmd [-port P] [-daemon]  run the port mapper (epmd compatible)\n"
+          "  names                what `epmd -names` prints\n"
           "  demo                 walk through what edist does\n",
           out);
 }
@@ -33,6 +35,10 @@ int main(int argc, char **argv)
     const char *cmd = argv[1];
     if (!strcmp(cmd, "term"))
         return cmd_term(argc - 1, argv + 1);
+    if (!strcmp(cmd, "epmd"))
+        return cmd_epmd(argc - 1, argv + 1);
+    if (!strcmp(cmd, "names"))
+        return cmd_names(argc - 1, argv + 1);
     if (!strcmp(cmd, "demo"))
         return cmd_demo(argc - 1, argv + 1);
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {

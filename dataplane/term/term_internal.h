@@ -115,4 +115,20 @@ static inline long edi_utf8_count(const uint8_t *s, size_t len)
     return count;
 }
 
+/* ---- output buffer fast path ---------------------------------------------
+ * edi_buf_room returns where n more bytes can be written (the caller then
+ * adds n to b->len), or NULL when the buffer is in error or cannot grow (the
+ * error is then in b->err). n must be >= 1. The common case is one compare. */
+
+int edi_buf_grow(edist_buf *b, size_t n); /* buf.c: slow path */
+
+static inline uint8_t *edi_buf_room(edist_buf *b, size_t n)
+{
+    if (__builtin_expect(b->err == 0 && b->cap - b->len >= n, 1))
+        return b->data + b->len;
+    if (edi_buf_grow(b, n) < 0)
+        return NULL;
+    return b->data + b->len;
+}
+
 #endif
