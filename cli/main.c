@@ -11,7 +11,7 @@ static void usage(FILE *out)
           "commands:\n"
           "  term encode 'TEXT'   write the external term format of TEXT to stdout\n"
           "  term decode          read an external term on stdin, print it as ~w\n"
-          "  epmd [-port P] [-daemon]  run the port mapper (epmd compatible)\n"
+          "  epmd [-port P] [-address A] [-daemon]  run the port mapper (epmd compatible)\n"
           "  names                what `epmd -names` prints\n"
           "  demo                 walk through what edist does\n",
           out);

@@ -131,4 +131,19 @@ static inline uint8_t *edi_buf_room(edist_buf *b, size_t n)
     return b->data + b->len;
 }
 
+/* ---- shared between decode.c and compress.c ------------------------------ */
+
+/* 0 if d[0..len) is exactly one valid encoded term (no version byte); else
+ * the error, with *err_off (may be NULL) the offset of the problem. */
+int edi_validate_term(const uint8_t *d, size_t len, size_t *err_off);
+
+/* ext[0..len) is 131, 80, u32 size, zlib data. Appends the inflated term (no
+ * version byte) to out, after checking the declared size against the 1 GiB
+ * limit and zlib's maximum ratio, that exactly that many bytes come out of
+ * one zlib stream using all the input, and that they are one whole term.
+ * On error nothing is appended and *err_off (may be NULL) gets the offset:
+ * in ext for header and zlib problems, in the inflated term otherwise. */
+int edi_inflate_ext(const uint8_t *ext, size_t len, edist_buf *out,
+                    size_t *err_off);
+
 #endif

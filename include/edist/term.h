@@ -323,9 +323,10 @@ int edist_big_from_text(const char *text, size_t len, int *negative,
                         edist_buf *mag);
 
 /* ---- term order and equality ------------------------------------------ */
-/* Exact term order (the order of map keys): as Erlang's < except that an
- * integer and a float never compare equal; all integers sort before all
- * floats of equal value (1 < 1.0). *result = -1, 0 or 1. */
+/* Exact term order (the order of map keys): as Erlang's < for everything
+ * but numbers, where every integer sorts before every float whatever their
+ * values (3 < 2.5; the order erts gives map keys). -0.0 and 0.0 are equal
+ * (OTP 25). *result = -1, 0 or 1. */
 int edist_term_compare(const void *a, size_t alen, const void *b, size_t blen,
                        int *result);
 /* 1 if a =:= b (different encodings of one term are equal), 0 if not,
