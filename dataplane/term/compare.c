@@ -674,7 +674,7 @@ static int step(cmp_ctx *ctx, side *a, side *b, int imm_a, int imm_b,
             rc = index_build(ctx, a);
         if (rc == 0 && b->index->state == INDEX_NONE)
             rc = index_build(ctx, b);
-        size_t ea, eb;
+        size_t ea = 0, eb = 0; /* set by index_find; zeroed for -O3 -Werror */
         if (rc == 0)
             rc = index_find(a->index, off_a, &ea);
         if (rc == 0)

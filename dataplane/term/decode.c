@@ -848,6 +848,17 @@ int edist_dec_integer(edist_cursor *c, int *negative, const uint8_t **mag_le,
     return 0;
 }
 
+static __attribute__((noinline)) int dec_double_slow(edist_cursor *c, double *v)
+{
+    dec_err e;
+    size_t p = c->pos;
+    int rc = rd_double(c->data, c->len, &p, v, &e);
+    if (rc < 0)
+        return report(c, rc, &e);
+    c->pos = p;
+    return 0;
+}
+
 int edist_dec_double(edist_cursor *c, double *v)
 {
     const uint8_t *d = c->data;
@@ -860,12 +871,7 @@ int edist_dec_double(edist_cursor *c, double *v)
             return 0;
         }
     }
-    dec_err e;
-    int rc = rd_double(d, c->len, &p, v, &e);
-    if (rc < 0)
-        return report(c, rc, &e);
-    c->pos = p;
-    return 0;
+    return dec_double_slow(c, v);
 }
 
 /* ASCII-only SMALL_ATOM_UTF8 fast path: 8 bytes at a time. */
@@ -883,6 +889,17 @@ static inline int ascii_only(const uint8_t *s, size_t n)
     return (acc & UINT64_C(0x8080808080808080)) == 0;
 }
 
+static __attribute__((noinline)) int dec_atom_slow(edist_cursor *c, edist_atom *a)
+{
+    dec_err e;
+    size_t p = c->pos;
+    int rc = rd_atom(c->data, c->len, &p, a, &e);
+    if (rc < 0)
+        return report(c, rc, &e);
+    c->pos = p;
+    return 0;
+}
+
 int edist_dec_atom(edist_cursor *c, edist_atom *a)
 {
     const uint8_t *d = c->data;
@@ -897,12 +914,7 @@ int edist_dec_atom(edist_cursor *c, edist_atom *a)
             return 0;
         }
     }
-    dec_err e;
-    int rc = rd_atom(d, c->len, &p, a, &e);
-    if (rc < 0)
-        return report(c, rc, &e);
-    c->pos = p;
-    return 0;
+    return dec_atom_slow(c, a);
 }
 
 int edist_atom_to_utf8(const edist_atom *a, char *out, size_t cap)
@@ -994,20 +1006,13 @@ int edist_dec_bool(edist_cursor *c)
     return report(c, EDIST_ETYPE, &(dec_err){p, "atom is not a boolean"});
 }
 
-int edist_dec_tuple(edist_cursor *c, uint32_t *arity)
+static __attribute__((noinline)) int dec_tuple_slow(edist_cursor *c, uint32_t *arity)
 {
     const uint8_t *d = c->data;
     size_t p = c->pos, rem = c->len - p;
-    if (LIKELY(rem >= 2 && d[p] == EDIST_TAG_SMALL_TUPLE)) {
-        uint32_t n = d[p + 1];
-        if (LIKELY(n <= rem - 2)) {
-            *arity = n;
-            c->pos = p + 2;
-            return 0;
-        }
-        return report(c, EDIST_ETRUNC, &(dec_err){p, "tuple arity exceeds the input"});
-    }
     dec_err e;
+    if (rem >= 2 && d[p] == EDIST_TAG_SMALL_TUPLE)
+        return report(c, EDIST_ETRUNC, &(dec_err){p, "tuple arity exceeds the input"});
     if (rem >= 1 && d[p] == EDIST_TAG_LARGE_TUPLE) {
         if (rem < 5)
             return report(c, EDIST_ETRUNC, &(dec_err){p, "truncated tuple"});
@@ -1020,6 +1025,42 @@ int edist_dec_tuple(edist_cursor *c, uint32_t *arity)
     }
     if (rem == 1 && d[p] == EDIST_TAG_SMALL_TUPLE)
         return report(c, EDIST_ETRUNC, &(dec_err){p, "truncated tuple"});
+    return report(c, wrong_tag(d, c->len, p, &e), &e);
+}
+
+int edist_dec_tuple(edist_cursor *c, uint32_t *arity)
+{
+    const uint8_t *d = c->data;
+    size_t p = c->pos, rem = c->len - p;
+    if (LIKELY(rem >= 2 && d[p] == EDIST_TAG_SMALL_TUPLE)) {
+        uint32_t n = d[p + 1];
+        if (LIKELY(n <= rem - 2)) {
+            *arity = n;
+            c->pos = p + 2;
+            return 0;
+        }
+    }
+    return dec_tuple_slow(c, arity);
+}
+
+static __attribute__((noinline)) int dec_list_slow(edist_cursor *c, uint32_t *n)
+{
+    const uint8_t *d = c->data;
+    size_t p = c->pos, rem = c->len - p;
+    if (rem >= 5 && d[p] == EDIST_TAG_LIST) {
+        uint32_t k = edi_get_u32(d + p + 1);
+        if (k == 0)
+            return report(c, EDIST_EBADTERM, &(dec_err){p + 1, "LIST_EXT with 0 elements"});
+        return report(c, EDIST_ETRUNC, &(dec_err){p, "list length exceeds the input"});
+    }
+    if (rem >= 1 && d[p] == EDIST_TAG_NIL) {
+        *n = 0;
+        c->pos = p + 1;
+        return 0;
+    }
+    if (rem >= 1 && d[p] == EDIST_TAG_LIST)
+        return report(c, EDIST_ETRUNC, &(dec_err){p, "truncated list"});
+    dec_err e;
     return report(c, wrong_tag(d, c->len, p, &e), &e);
 }
 
@@ -1037,19 +1078,14 @@ int edist_dec_list(edist_cursor *c, uint32_t *n)
             c->pos = p + 5;
             return 0;
         }
-        if (k == 0)
-            return report(c, EDIST_EBADTERM, &(dec_err){p + 1, "LIST_EXT with 0 elements"});
-        return report(c, EDIST_ETRUNC, &(dec_err){p, "list length exceeds the input"});
     }
-    if (rem >= 1 && d[p] == EDIST_TAG_NIL) {
-        *n = 0;
-        c->pos = p + 1;
-        return 0;
-    }
-    if (rem >= 1 && d[p] == EDIST_TAG_LIST)
-        return report(c, EDIST_ETRUNC, &(dec_err){p, "truncated list"});
+    return dec_list_slow(c, n);
+}
+
+static __attribute__((noinline)) int dec_nil_slow(edist_cursor *c)
+{
     dec_err e;
-    return report(c, wrong_tag(d, c->len, p, &e), &e);
+    return report(c, wrong_tag(c->data, c->len, c->pos, &e), &e);
 }
 
 int edist_dec_nil(edist_cursor *c)
@@ -1059,8 +1095,27 @@ int edist_dec_nil(edist_cursor *c)
         c->pos = p + 1;
         return 0;
     }
+    return dec_nil_slow(c);
+}
+
+static __attribute__((noinline)) int dec_string_slow(edist_cursor *c,
+                                                    const uint8_t **bytes,
+                                                    size_t *len)
+{
+    const uint8_t *d = c->data;
+    size_t p = c->pos, rem = c->len - p;
+    if (rem >= 3 && d[p] == EDIST_TAG_STRING)
+        return report(c, EDIST_ETRUNC, &(dec_err){p, "truncated string"});
+    if (rem >= 1 && d[p] == EDIST_TAG_NIL) {
+        *bytes = d + p;
+        *len = 0;
+        c->pos = p + 1;
+        return 0;
+    }
+    if (rem >= 1 && d[p] == EDIST_TAG_STRING)
+        return report(c, EDIST_ETRUNC, &(dec_err){p, "truncated string"});
     dec_err e;
-    return report(c, wrong_tag(c->data, c->len, p, &e), &e);
+    return report(c, wrong_tag(d, c->len, p, &e), &e);
 }
 
 int edist_dec_string(edist_cursor *c, const uint8_t **bytes, size_t *len)
@@ -1075,18 +1130,8 @@ int edist_dec_string(edist_cursor *c, const uint8_t **bytes, size_t *len)
             c->pos = p + 3 + n;
             return 0;
         }
-        return report(c, EDIST_ETRUNC, &(dec_err){p, "truncated string"});
     }
-    if (rem >= 1 && d[p] == EDIST_TAG_NIL) {
-        *bytes = d + p;
-        *len = 0;
-        c->pos = p + 1;
-        return 0;
-    }
-    if (rem >= 1 && d[p] == EDIST_TAG_STRING)
-        return report(c, EDIST_ETRUNC, &(dec_err){p, "truncated string"});
-    dec_err e;
-    return report(c, wrong_tag(d, c->len, p, &e), &e);
+    return dec_string_slow(c, bytes, len);
 }
 
 /* BINARY_EXT, or BIT_BINARY_EXT (which may have 8 bits in its last byte). */
@@ -1122,6 +1167,8 @@ static int rd_bits(const uint8_t *d, size_t len, size_t *pp,
     return wrong_tag(d, len, p, e);
 }
 
+static int dec_binary_slow(edist_cursor *c, const uint8_t **bytes, size_t *len);
+
 int edist_dec_binary(edist_cursor *c, const uint8_t **bytes, size_t *len)
 {
     const uint8_t *d = c->data;
@@ -1135,6 +1182,15 @@ int edist_dec_binary(edist_cursor *c, const uint8_t **bytes, size_t *len)
             return 0;
         }
     }
+    return dec_binary_slow(c, bytes, len);
+}
+
+static __attribute__((noinline)) int dec_binary_slow(edist_cursor *c,
+                                                    const uint8_t **bytes,
+                                                    size_t *len)
+{
+    const uint8_t *d = c->data;
+    size_t p = c->pos;
     dec_err e;
     unsigned bits;
     const uint8_t *b;
@@ -1162,6 +1218,18 @@ int edist_dec_bitstring(edist_cursor *c, const uint8_t **bytes, size_t *nbytes,
     return 0;
 }
 
+static __attribute__((noinline)) int dec_map_slow(edist_cursor *c)
+{
+    const uint8_t *d = c->data;
+    size_t p = c->pos, rem = c->len - p;
+    if (rem >= 5 && d[p] == EDIST_TAG_MAP)
+        return report(c, EDIST_ETRUNC, &(dec_err){p, "map size exceeds the input"});
+    if (rem >= 1 && d[p] == EDIST_TAG_MAP)
+        return report(c, EDIST_ETRUNC, &(dec_err){p, "truncated map"});
+    dec_err e;
+    return report(c, wrong_tag(d, c->len, p, &e), &e);
+}
+
 int edist_dec_map(edist_cursor *c, uint32_t *pairs)
 {
     const uint8_t *d = c->data;
@@ -1173,12 +1241,8 @@ int edist_dec_map(edist_cursor *c, uint32_t *pairs)
             c->pos = p + 5;
             return 0;
         }
-        return report(c, EDIST_ETRUNC, &(dec_err){p, "map size exceeds the input"});
     }
-    if (rem >= 1 && d[p] == EDIST_TAG_MAP)
-        return report(c, EDIST_ETRUNC, &(dec_err){p, "truncated map"});
-    dec_err e;
-    return report(c, wrong_tag(d, c->len, p, &e), &e);
+    return dec_map_slow(c);
 }
 
 int edist_dec_pid(edist_cursor *c, edist_pid *pid)

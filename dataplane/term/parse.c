@@ -224,9 +224,21 @@ typedef struct parser {
     size_t bits_len;
     size_t bits_cap;
     size_t bin_budget; /* bytes of binary data still allowed */
+    size_t key_budget; /* bytes sort_map may still encode */
     edist_buf scratch;
     edist_buf mag;
+    /* sort_map's working space */
+    struct map_pair *pairs;
+    size_t pairs_cap;
+    uint32_t *order, *order_tmp;
+    size_t order_cap, order_tmp_cap;
+    edist_buf keys;
 } parser;
+
+typedef struct map_pair {
+    uint32_t key, value;
+    size_t key_start, key_len; /* encoded key in parser.keys */
+} map_pair;
 
 static int fail_at(parser *p, uint32_t line, uint32_t col, size_t off,
                    const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -1828,6 +1840,121 @@ static int finish_binary(parser *p, frame *f)
     return 0;
 }
 
+static int pair_compare(const parser *p, uint32_t i, uint32_t j, int *result)
+{
+    const map_pair *a = &p->pairs[i], *b = &p->pairs[j];
+    return edist_term_compare(p->keys.data + a->key_start, a->key_len,
+                              p->keys.data + b->key_start, b->key_len, result);
+}
+
+/* Stable bottom-up merge sort of p->order[0..n) by key. */
+static int sort_order(parser *p, uint32_t n)
+{
+    uint32_t *order = p->order, *tmp = p->order_tmp;
+    for (uint32_t width = 1; width < n; width *= 2) { /* n < 2^31 */
+        for (uint32_t lo = 0; lo < n; lo += 2 * width) {
+            uint32_t mid = lo + width < n ? lo + width : n;
+            uint32_t hi = mid + width < n ? mid + width : n;
+            uint32_t i = lo, j = mid, k = lo;
+            while (i < mid && j < hi) {
+                int cmp;
+                int rc = pair_compare(p, order[i], order[j], &cmp);
+                if (rc < 0)
+                    return rc;
+                tmp[k++] = cmp <= 0 ? order[i++] : order[j++];
+            }
+            while (i < mid)
+                tmp[k++] = order[i++];
+            while (j < hi)
+                tmp[k++] = order[j++];
+        }
+        memcpy(order, tmp, (size_t)n * sizeof *order);
+    }
+    return 0;
+}
+
+/* A map literal is complete: put its pairs in key order and drop duplicate
+ * keys, the last one winning (key included: 0.0 and -0.0 may compare equal)
+ * as in erl_parse. Key order is the canonical encoding: erts keeps maps of up
+ * to 32 keys sorted; larger ones go out in hash order, which cannot be
+ * reproduced, so sorting is our canonical choice for those too. Maps inside
+ * were sorted when they closed, and only keys are encoded here, so deep
+ * nesting through values stays linear. */
+static int sort_map(parser *p, uint32_t map)
+{
+    edi_ast *a = p->ast;
+    const edi_ast_node at = a->nodes[map];
+    uint32_t n = at.count / 2;
+    if (n < 2)
+        return 0;
+    if (grow_array((void **)&p->pairs, &p->pairs_cap, n, sizeof *p->pairs) <
+            0 ||
+        grow_array((void **)&p->order, &p->order_cap, n, sizeof *p->order) <
+            0 ||
+        grow_array((void **)&p->order_tmp, &p->order_tmp_cap, n,
+                   sizeof *p->order_tmp) < 0)
+        return fail_nomem(p);
+    edist_buf_reset(&p->keys);
+    uint32_t key = at.first;
+    for (uint32_t i = 0; i < n; i++) {
+        map_pair *pair = &p->pairs[i];
+        pair->key = key;
+        pair->value = a->nodes[key].next;
+        pair->key_start = p->keys.len;
+        int rc = edi_ast_encode(a, key, &p->keys, NULL);
+        if (rc == EDIST_ENOMEM)
+            return fail_nomem(p);
+        if (rc < 0)
+            return FAIL_TOK(p, &at, "cannot encode map key");
+        pair->key_len = p->keys.len - pair->key_start;
+        key = a->nodes[pair->value].next;
+        /* Maps used as keys of maps used as keys... are encoded again at
+         * every level; a budget linear in the input bounds that work. */
+        if (pair->key_len > p->key_budget)
+            return edi_text_error(p->perr, EDIST_ENOMEM, at.line, at.column,
+                                  at.offset,
+                                  "map keys nest too deeply to be sorted");
+        p->key_budget -= pair->key_len;
+    }
+    int sorted = 1;
+    for (uint32_t i = 1; i < n && sorted; i++) {
+        int cmp;
+        if (pair_compare(p, i - 1, i, &cmp) < 0)
+            return FAIL_TOK(p, &at, "cannot compare map keys");
+        sorted = cmp < 0;
+    }
+    if (sorted)
+        return 0;
+    for (uint32_t i = 0; i < n; i++)
+        p->order[i] = i;
+    if (sort_order(p, n) < 0)
+        return FAIL_TOK(p, &at, "cannot compare map keys");
+    uint32_t kept = 0, prev = EDI_AST_NONE;
+    for (uint32_t i = 0; i < n;) {
+        uint32_t last = i;
+        while (last + 1 < n) {
+            int cmp;
+            if (pair_compare(p, p->order[i], p->order[last + 1], &cmp) < 0)
+                return FAIL_TOK(p, &at, "cannot compare map keys");
+            if (cmp != 0)
+                break;
+            last++;
+        }
+        const map_pair *win = &p->pairs[p->order[last]];
+        if (prev == EDI_AST_NONE)
+            a->nodes[map].first = win->key;
+        else
+            a->nodes[prev].next = win->key;
+        a->nodes[win->key].next = win->value;
+        prev = win->value;
+        kept++;
+        i = last + 1;
+    }
+    a->nodes[prev].next = EDI_AST_NONE;
+    a->nodes[map].count = 2 * kept;
+    return 0;
+}
+
 /* A value for the top frame is complete. Returns 1 when the frame closed
  * (*node is then the container, to be given to the frame below), 0 when the
  * frame wants another value. */
@@ -1931,6 +2058,9 @@ static int reduce(parser *p, uint32_t *node)
             return (rc = lex(p)) < 0 ? rc : 0;
         if (p->tok.kind != TK_RBRACE)
             return fail_expected(p, "',' or '}' after map value");
+        /* patterns match keys as a subset and reject duplicates instead */
+        if (!p->allow_vars && (rc = sort_map(p, f->node)) < 0)
+            return rc;
         *node = f->node;
         pop_frame(p);
         return (rc = lex(p)) < 0 ? rc : 1;
@@ -1998,8 +2128,10 @@ int edi_text_parse(edi_ast *ast, const char *text, size_t len, int allow_vars,
     p.ast = ast;
     p.perr = perr;
     p.bin_budget = EDI_TEXT_BINARY_BUDGET_BYTES + len;
+    p.key_budget = ((size_t)1 << 20) + 64 * len;
     edist_buf_init(&p.scratch);
     edist_buf_init(&p.mag);
+    edist_buf_init(&p.keys);
     /* never NULL, so pool + offset is always a valid pointer */
     int rc = pool_reserve(ast, 64);
     if (rc < 0)
@@ -2010,6 +2142,10 @@ int edi_text_parse(edi_ast *ast, const char *text, size_t len, int allow_vars,
     free(p.bits);
     edist_buf_free(&p.scratch);
     edist_buf_free(&p.mag);
+    edist_buf_free(&p.keys);
+    free(p.pairs);
+    free(p.order);
+    free(p.order_tmp);
     return rc;
 }
 
@@ -2017,19 +2153,11 @@ int edi_text_parse(edi_ast *ast, const char *text, size_t len, int allow_vars,
  * encoder: AST -> canonical ETF
  * ==================================================================== */
 
-typedef struct range {
-    size_t start, end;
-} range;
-
 typedef struct enc_frame {
     uint32_t node;
     uint32_t child; /* next child to emit, or NONE */
-    uint32_t index; /* MAP: children emitted so far */
-    uint8_t phase;  /* LIST: 0 elements, 1 string tail, 2 tail */
     size_t str_pos; /* LIST: string tail characters still to emit */
     size_t str_end;
-    size_t header;      /* MAP: offset of its MAP_EXT tag */
-    size_t ranges_base; /* MAP: its first range */
 } enc_frame;
 
 typedef struct encoder {
@@ -2038,12 +2166,6 @@ typedef struct encoder {
     const edist_text_opts *opts;
     enc_frame *frames;
     size_t nframes, frame_cap;
-    range *ranges; /* byte extents of the children of open maps */
-    size_t nranges, range_cap;
-    uint32_t *order, *tmp;
-    size_t order_cap, tmp_cap;
-    uint8_t *copy;
-    size_t copy_cap;
 } encoder;
 
 static edist_atom local_node_atom(const edist_text_opts *opts)
@@ -2189,17 +2311,11 @@ static int emit(encoder *e, uint32_t index)
         }
         return 0;
     }
-    case EDI_AST_MAP: {
-        size_t header = out->len;
+    case EDI_AST_MAP: { /* pairs are in key order already (sort_map) */
         int rc = edist_enc_map(out, n->count / 2);
         if (rc < 0 || n->count == 0)
             return rc;
-        if ((rc = push_enc(e, index)) < 0)
-            return rc;
-        enc_frame *f = &e->frames[e->nframes - 1];
-        f->header = header;
-        f->ranges_base = e->nranges;
-        return 0;
+        return push_enc(e, index);
     }
     case EDI_AST_BINARY: {
         const uint8_t *bytes = a->pool + n->first;
@@ -2239,164 +2355,30 @@ static int emit(encoder *e, uint32_t index)
     }
 }
 
-/* Compare the keys of pairs i and j; key bytes are at base + (start - sub)
- * (the output buffer, or the copy of the map's region while rewriting). */
-static int key_compare(const encoder *e, const uint8_t *base, size_t sub,
-                       uint32_t i, uint32_t j, int *result)
-{
-    const range *r = e->ranges;
-    return edist_term_compare(
-        base + (r[2 * i].start - sub), r[2 * i].end - r[2 * i].start,
-        base + (r[2 * j].start - sub), r[2 * j].end - r[2 * j].start, result);
-}
-
-/* Stable bottom-up merge sort of pair indexes by key. */
-static int sort_pairs(encoder *e, uint32_t *order, uint32_t *tmp, uint32_t n)
-{
-    for (uint32_t width = 1; width < n; width *= 2) { /* n < 2^31 */
-        for (uint32_t lo = 0; lo < n; lo += 2 * width) {
-            uint32_t mid = lo + width < n ? lo + width : n;
-            uint32_t hi = mid + width < n ? mid + width : n;
-            uint32_t i = lo, j = mid, k = lo;
-            while (i < mid && j < hi) {
-                int cmp;
-                int rc =
-                    key_compare(e, e->out->data, 0, order[i], order[j], &cmp);
-                if (rc < 0)
-                    return rc;
-                tmp[k++] = cmp <= 0 ? order[i++] : order[j++];
-            }
-            while (i < mid)
-                tmp[k++] = order[i++];
-            while (j < hi)
-                tmp[k++] = order[j++];
-        }
-        memcpy(order, tmp, (size_t)n * sizeof *order);
-    }
-    return 0;
-}
-
-/* All children of the map in frame f are written: put the pairs in key
- * order (erts keeps small maps sorted; for large ones it uses hash order,
- * which cannot be reproduced, so sorting is our canonical choice). Of
- * duplicate keys the last value wins, as for Erlang map literals. */
-static int finish_map(encoder *e, enc_frame *f)
-{
-    const edi_ast_node *n = &e->ast->nodes[f->node];
-    uint32_t npairs = n->count / 2;
-    range *pairs = e->ranges + f->ranges_base; /* key, value, key, value ... */
-    int rc = 0, sorted = 1;
-    /* key_compare indexes pairs from this map's first range */
-    range *saved = e->ranges;
-    e->ranges = pairs;
-    for (uint32_t i = 1; i < npairs && sorted; i++) {
-        int cmp;
-        if ((rc = key_compare(e, e->out->data, 0, i - 1, i, &cmp)) < 0)
-            goto out;
-        sorted = cmp < 0;
-    }
-    if (sorted)
-        goto out;
-    if (grow_array((void **)&e->order, &e->order_cap, npairs,
-                   sizeof *e->order) < 0 ||
-        grow_array((void **)&e->tmp, &e->tmp_cap, npairs, sizeof *e->tmp) < 0) {
-        rc = EDIST_ENOMEM;
-        goto out;
-    }
-    for (uint32_t i = 0; i < npairs; i++)
-        e->order[i] = i;
-    if ((rc = sort_pairs(e, e->order, e->tmp, npairs)) < 0)
-        goto out;
-    size_t region = pairs[0].start, region_len = e->out->len - region;
-    if (grow_array((void **)&e->copy, &e->copy_cap, region_len, 1) < 0) {
-        rc = EDIST_ENOMEM;
-        goto out;
-    }
-    memcpy(e->copy, e->out->data + region, region_len);
-    uint8_t *w = e->out->data + region;
-    uint32_t kept = 0;
-    for (uint32_t i = 0; i < npairs;) {
-        uint32_t last = i;
-        while (last + 1 < npairs) {
-            int cmp;
-            if ((rc = key_compare(e, e->copy, region, e->order[i],
-                                  e->order[last + 1], &cmp)) < 0)
-                goto out;
-            if (cmp != 0)
-                break;
-            last++;
-        }
-        /* the last occurrence wins, key included (0.0 and -0.0 may compare
-         * equal; erl_parse keeps the later one) */
-        const range *k = &pairs[2 * e->order[last]];
-        const range *v = &pairs[2 * e->order[last] + 1];
-        memcpy(w, e->copy + (k->start - region), k->end - k->start);
-        w += k->end - k->start;
-        memcpy(w, e->copy + (v->start - region), v->end - v->start);
-        w += v->end - v->start;
-        kept++;
-        i = last + 1;
-    }
-    e->out->len = (size_t)(w - e->out->data);
-    edi_put_u32(e->out->data + f->header + 1, kept);
-out:
-    e->ranges = saved;
-    e->nranges = f->ranges_base;
-    return rc;
-}
-
 static int run_encoder(encoder *e, uint32_t root)
 {
     int rc = emit(e, root);
     while (rc == 0 && e->nframes > 0) {
         enc_frame *f = &e->frames[e->nframes - 1];
         const edi_ast_node *n = &e->ast->nodes[f->node];
-        if (n->kind == EDI_AST_TUPLE) {
-            if (f->child == EDI_AST_NONE) {
-                e->nframes--;
-                continue;
-            }
+        if (f->child != EDI_AST_NONE) { /* tuple, list and map children */
             uint32_t c = f->child;
             f->child = e->ast->nodes[c].next;
             rc = emit(e, c);
-        } else if (n->kind == EDI_AST_LIST) {
-            if (f->child != EDI_AST_NONE) {
-                uint32_t c = f->child;
-                f->child = e->ast->nodes[c].next;
-                rc = emit(e, c);
-            } else if (f->str_pos < f->str_end) {
-                rc = enc_int_chars(e, e->ast->pool + f->str_pos,
-                                   f->str_end - f->str_pos);
-                f->str_pos = f->str_end;
-            } else {
-                uint32_t tail = n->aux;
-                e->nframes--;
-                if (tail == EDI_AST_NONE ||
-                    e->ast->nodes[tail].kind == EDI_AST_STRING)
-                    rc = edist_enc_nil(e->out);
-                else
-                    rc = emit(e, tail);
-            }
-        } else { /* map */
-            if (f->index > 0)
-                e->ranges[f->ranges_base + f->index - 1].end = e->out->len;
-            if (f->child == EDI_AST_NONE) {
-                rc = finish_map(e, f);
-                e->nframes--;
-                continue;
-            }
-            if (grow_array((void **)&e->ranges, &e->range_cap, e->nranges + 1,
-                           sizeof *e->ranges) < 0) {
-                rc = EDIST_ENOMEM;
-                break;
-            }
-            e->ranges[e->nranges].start = e->out->len;
-            e->ranges[e->nranges].end = e->out->len;
-            e->nranges++;
-            f->index++;
-            uint32_t c = f->child;
-            f->child = e->ast->nodes[c].next;
-            rc = emit(e, c);
+        } else if (n->kind != EDI_AST_LIST) {
+            e->nframes--;
+        } else if (f->str_pos < f->str_end) {
+            rc = enc_int_chars(e, e->ast->pool + f->str_pos,
+                               f->str_end - f->str_pos);
+            f->str_pos = f->str_end;
+        } else {
+            uint32_t tail = n->aux;
+            e->nframes--;
+            if (tail == EDI_AST_NONE ||
+                e->ast->nodes[tail].kind == EDI_AST_STRING)
+                rc = edist_enc_nil(e->out);
+            else
+                rc = emit(e, tail);
         }
     }
     return rc;
@@ -2414,10 +2396,6 @@ int edi_ast_encode(const edi_ast *ast, uint32_t node, edist_buf *out,
     if (rc == 0 && out->err)
         rc = out->err;
     free(e.frames);
-    free(e.ranges);
-    free(e.order);
-    free(e.tmp);
-    free(e.copy);
     return rc;
 }
 

@@ -390,7 +390,7 @@ static int iolib_atom_needs_quotes(const edist_atom *a, int *needs)
     if (a->len == 0 || is_reserved_word(a))
         return 0;
     size_t i = 0;
-    uint32_t c;
+    uint32_t c = 0;
     int rc = atom_next(a, &i, &c);
     if (rc < 0)
         return rc;
@@ -421,7 +421,7 @@ static int put_atom(edist_buf *b, const edist_atom *a)
         put_char(b, '\'');
     size_t i = 0;
     while (i < a->len) {
-        uint32_t c;
+        uint32_t c = 0;
         if ((rc = atom_next(a, &i, &c)) < 0)
             return rc;
         char esc[16];
@@ -471,7 +471,7 @@ static int put_erts_atom(edist_buf *b, const edist_atom *a, int quoting)
     int needs_quotes = 0;
     if (quoting) {
         size_t i = 0;
-        uint32_t c;
+        uint32_t c = 0;
         needs_quotes = a->len == 0;
         while (!needs_quotes && i < a->len) {
             int first = i == 0;
@@ -484,7 +484,7 @@ static int put_erts_atom(edist_buf *b, const edist_atom *a, int quoting)
         put_char(b, '\'');
     size_t i = 0;
     while (i < a->len) {
-        uint32_t c;
+        uint32_t c = 0;
         if ((rc = atom_next(a, &i, &c)) < 0)
             return rc;
         if (needs_quotes) {

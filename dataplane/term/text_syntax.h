@@ -38,7 +38,8 @@ typedef enum edi_ast_kind {
                        a proper list. A STRING tail's characters are further
                        elements (the tail is then []); tails that are lists
                        are spliced in when parsed. v.w.a: last element. */
-    EDI_AST_MAP,    /* count children: key, value, key, value ... */
+    EDI_AST_MAP,    /* count children: key, value, key, value ...; in terms
+                       (not patterns) sorted by key, without duplicates */
     EDI_AST_BINARY, /* v.u bits at pool[first], aux bytes */
     EDI_AST_PID,    /* v.w.a id, v.w.b serial (local node) */
     EDI_AST_PORT,   /* v.u id (local node) */

@@ -210,7 +210,8 @@ int edist_enc_bitstring(edist_buf *b, const void *bytes, size_t nbytes,
                         unsigned last_bits);
 int edist_enc_map(edist_buf *b, uint32_t pairs);     /* then key, value ... */
 int edist_enc_pid(edist_buf *b, const edist_pid *p); /* NEW_PID_EXT */
-/* NEW_PORT_EXT when id fits 32 bits, else V4_PORT_EXT (as erts). */
+/* NEW_PORT_EXT when id < 2^28 (only 28 bits are significant there), else
+ * V4_PORT_EXT, as erts. */
 int edist_enc_port(edist_buf *b, const edist_port *p);
 int edist_enc_ref(edist_buf *b, const edist_ref *r); /* NEWER_REFERENCE_EXT */
 int edist_enc_export(edist_buf *b, const char *module, size_t mlen,

@@ -30,7 +30,7 @@
 -export([main/1]).
 
 -define(F_CANONICAL, 1). % no map of > 32 keys outside funs: OTP bytes are ours
--define(F_PARSEABLE, 2). % no funs, no pids/ports/refs of other nodes
+-define(F_PARSEABLE, 2). % no funs, no pids/ports/refs of other nodes, valid text
 -define(F_PRINTABLE, 4). % no pids/ports/refs of other nodes
 -define(F_LEGACY, 8).    % Default holds hand-made old-style bytes
 
@@ -89,9 +89,9 @@ write_record(Fd, Index, T, Old) ->
                         end,
     Comp = term_to_binary(T, [compressed]),
     Text = unicode:characters_to_binary(io_lib:format("~w", [T])),
-    {BigMap, Fun, Foreign} = scan(T),
+    #{bigmap := BigMap, function := Fun, foreign := Foreign, unscannable := Bad} = scan(T),
     Flags = flag(not BigMap, ?F_CANONICAL) bor
-            flag(not (Fun orelse Foreign), ?F_PARSEABLE) bor
+            flag(not (Fun orelse Foreign orelse Bad), ?F_PARSEABLE) bor
             flag(not Foreign, ?F_PRINTABLE) bor Legacy,
     ok = file:write(Fd, [<<Index:32, Flags:32>>, lp(Min2), lp(Default),
                          lp(Comp), lp(Text)]).
@@ -101,21 +101,31 @@ lp(B) -> [<<(byte_size(B)):32>>, B].
 flag(true, F) -> F;
 flag(false, _) -> 0.
 
-%% {has a map of > 32 keys, has a fun, has a pid/port/ref of another node}.
-%% Fun environments are not looked into: funs are passed through as bytes.
-scan(T) -> scan([T], false, false, false).
+%% What T holds, outside fun environments (funs are passed through as bytes):
+%% a map of > 32 keys, a fun, a pid/port/ref of another node, an atom with
+%% U+FFFE or U+FFFF (~w writes them as \x{FFFF}, which is not valid Erlang
+%% text: erl_scan refuses it, and so does our parser).
+scan(T) ->
+    scan([T], #{bigmap => false, function => false, foreign => false,
+                unscannable => false}).
 
-scan([], B, F, X) -> {B, F, X};
-scan([T | Rest], B, F, X) when is_list(T) -> scan(cons_items(T, Rest), B, F, X);
-scan([T | Rest], B, F, X) when is_tuple(T) ->
-    scan(tuple_to_list(T) ++ Rest, B, F, X);
-scan([T | Rest], B, F, X) when is_map(T) ->
+scan([], Acc) -> Acc;
+scan([T | Rest], Acc) when is_list(T) -> scan(cons_items(T, Rest), Acc);
+scan([T | Rest], Acc) when is_tuple(T) -> scan(tuple_to_list(T) ++ Rest, Acc);
+scan([T | Rest], Acc) when is_map(T) ->
     Items = lists:append([[K, V] || {K, V} <- maps:to_list(T)]),
-    scan(Items ++ Rest, B orelse map_size(T) > 32, F, X);
-scan([T | Rest], B, _F, X) when is_function(T) -> scan(Rest, B, true, X);
-scan([T | Rest], B, F, X) when is_pid(T); is_port(T); is_reference(T) ->
-    scan(Rest, B, F, X orelse node(T) =/= node());
-scan([_ | Rest], B, F, X) -> scan(Rest, B, F, X).
+    scan(Items ++ Rest, set_if(map_size(T) > 32, bigmap, Acc));
+scan([T | Rest], Acc) when is_function(T) -> scan(Rest, Acc#{function := true});
+scan([T | Rest], Acc) when is_pid(T); is_port(T); is_reference(T) ->
+    scan(Rest, set_if(node(T) =/= node(), foreign, Acc));
+scan([T | Rest], Acc) when is_atom(T) ->
+    Chars = atom_to_list(T),
+    Bad = lists:member(16#FFFE, Chars) orelse lists:member(16#FFFF, Chars),
+    scan(Rest, set_if(Bad, unscannable, Acc));
+scan([_ | Rest], Acc) -> scan(Rest, Acc).
+
+set_if(true, Key, Acc) -> Acc#{Key := true};
+set_if(false, _, Acc) -> Acc.
 
 %% Elements and tail of a possibly improper list, pushed onto Rest.
 cons_items([H | T], Rest) -> [H | cons_items(T, Rest)];
@@ -335,8 +345,8 @@ pid_port_ref() ->
         1 -> self();
         2 -> pick(maps:get(pids, Pool));
         3 -> pick(maps:get(ports, Pool));
-        4 -> pick(maps:get(refs, Pool));
-        5 -> make_ref();
+        4 -> local_ref(); % not make_ref(): its value would change the corpus
+        5 -> local_ref();
         6 -> local_pid();
         7 -> local_port();
         8 -> local_ref();
@@ -355,12 +365,12 @@ local_port() ->
     catch error:badarg -> pick(maps:get(ports, get(pool)))
     end.
 
+%% Local ref words as erts accepts them: the low 16 bits of the middle word
+%% name a scheduler (0 or 1 exist on any machine), the last word has 18 bits.
 local_ref() ->
-    W = fun() -> r(1 bsl 32) - 1 end,
-    Text = io_lib:format("#Ref<0.~w.~w.~w>", [W(), W(), r(1 bsl 18) - 1]),
-    try list_to_ref(lists:flatten(Text))
-    catch error:badarg -> make_ref()
-    end.
+    Middle = ((r(1 bsl 16) - 1) bsl 16) bor (r(2) - 1),
+    Text = io_lib:format("#Ref<0.~w.~w.~w>", [u32(), Middle, r(1 bsl 18) - 1]),
+    list_to_ref(lists:flatten(Text)).
 
 foreign_node() ->
     pick(['a@b', 'foo@host.example.com', 'x@y', 'node_ü@h', 'ĉu@ĉi', 'Z@1',
@@ -394,7 +404,8 @@ foreign_ref() ->
     N = node_atom(foreign_node()),
     Len = r(5),
     Words = << <<(u32()):32>> || _ <- seq(Len) >>,
-    foreign(<<90, Len:16, N/binary, (u32()):32, Words/binary>>, fun make_ref/0).
+    foreign(<<90, Len:16, N/binary, (u32()):32, Words/binary>>,
+            fun() -> list_to_ref("#Ref<0.1.2.3>") end).
 
 export_fun() ->
     case r(5) of
@@ -463,7 +474,7 @@ mutate(T) when is_binary(T), byte_size(T) > 0 ->
     end;
 mutate(T) when is_bitstring(T) -> <<T/bitstring, (r(2) - 1):1>>;
 mutate(T) when is_map(T), map_size(T) > 0 ->
-    K = pick(maps:keys(T)),
+    K = pick(lists:sort(maps:keys(T))), % not hash order: keeps seeds reproducible
     case r(3) of
         1 -> T#{K := mutate(maps:get(K, T))};
         2 -> maps:remove(K, T);

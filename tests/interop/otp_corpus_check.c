@@ -188,8 +188,11 @@ static int atom_utf8(const edist_atom *a, char *buf, size_t cap, const char **s,
 }
 
 /* Decodes one node at c and appends its re-encoding to out; *children gets
- * the number of nodes that follow as its contents. mode varies which getters
- * are used so that all of them see the whole corpus. */
+ * the number of nodes that follow as its contents. mode varies the getters
+ * so that each sees the whole corpus: 0 reads integers with dec_int64 (then
+ * dec_uint64, then dec_integer); 1 and 2 read every integer with dec_integer,
+ * so edist_enc_big must normalise small values; 1 also reads atoms with
+ * dec_atom_copy and binaries with dec_bitstring. */
 static int transcode_node(edist_cursor *c, edist_buf *out, int mode,
                           uint64_t *children, walk_result *w)
 {

@@ -190,6 +190,14 @@ static void test_encode_numbers(void **state)
     const uint8_t head[] = {111, 0, 0, 1, 45, 0};
     assert_memory_equal(b.data, head, sizeof head);
     edist_buf_reset(&b);
+    /* decimal text goes through big.c's parser */
+    const uint8_t e_dec[] = {110,13,1,210,10,63,78,238,224,115,195,246,15,233,142,1};
+    const char *dec = "-123456789012345678901234567890";
+    edist_enc_int_decimal(&b, dec, strlen(dec)); expect_bytes(&b, B(e_dec));
+    edist_enc_int_decimal(&b, "255", 3); expect_bytes(&b, B(e_255));
+    assert_true(edist_enc_int_decimal(&b, "12x", 3) < 0);
+    assert_true(edist_buf_error(&b) < 0);
+    edist_buf_reset(&b);
     edist_enc_double(&b, 1.0); expect_bytes(&b, B(e_f1));
     edist_enc_double(&b, -0.0); expect_bytes(&b, B(e_fm0));
     edist_enc_double(&b, 1.0e300); expect_bytes(&b, B(e_f1e300));

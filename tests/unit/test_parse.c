@@ -2,7 +2,6 @@
 /* edist_term_parse: Erlang text -> canonical ETF. Expected bytes come from
  * OTP 25: term_to_binary(T, [{minor_version, 2}]) after its 131 byte, with T
  * from erl_scan + erl_parse:parse_term on the same text. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* cmocka needs the headers above first */
+#include <cmocka.h>
 
 #include "edist/term.h"
 
@@ -467,6 +469,41 @@ static void huge_binary_literals_are_refused(void **state)
     edist_buf_free(&b);
 }
 
+/* #{#{#{...} => 2, z => 1} => 2, z => 1}: each level re-encodes its key to
+ * sort it, so the work is bounded (linear in the input) rather than let
+ * grow quadratically. */
+static char *nested_map_keys(int depth)
+{
+    char *s = malloc((size_t)depth * 12 + 2);
+    assert_non_null(s);
+    size_t at = 0;
+    for (int i = 0; i < depth; i++)
+        at += (size_t)sprintf(s + at, "#{z=>1,");
+    s[at++] = '1';
+    for (int i = 0; i < depth; i++)
+        at += (size_t)sprintf(s + at, "=>2}");
+    s[at] = '\0';
+    return s;
+}
+
+static void map_key_sorting_work_is_bounded(void **state)
+{
+    (void)state;
+    edist_buf b;
+    edist_parse_error pe;
+    char *text = nested_map_keys(30);
+    assert_int_equal(parse(text, &b, &pe), 0);
+    assert_int_equal(b.data[0], EDIST_TAG_MAP);
+    assert_int_equal(b.data[5], EDIST_TAG_SMALL_ATOM_UTF8); /* z < any map */
+    edist_buf_free(&b);
+    free(text);
+    text = nested_map_keys(5000);
+    assert_int_equal(parse(text, &b, &pe), EDIST_ENOMEM);
+    assert_non_null(strstr(pe.message, "nest too deeply"));
+    edist_buf_free(&b);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -480,6 +517,7 @@ int main(void)
         cmocka_unit_test(depth_is_bounded_without_recursion),
         cmocka_unit_test(bad_arguments_and_buffers),
         cmocka_unit_test(huge_binary_literals_are_refused),
+        cmocka_unit_test(map_key_sorting_work_is_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,12 +2,14 @@
 /* Selective-receive patterns: edist_pattern_compile, edist_match and the
  * variable helpers. Messages are built with edist_term_parse or by hand when
  * a non-canonical encoding is the point. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+
+/* cmocka needs the headers above first */
+#include <cmocka.h>
 
 #include "edist/term.h"
 

@@ -1,0 +1,392 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "control/node_config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "edist/error.h"
+
+typedef enum opt_type {
+    T_STRING,
+    T_BOOL,
+    T_PORT,
+    T_SECONDS,
+    T_ENUM,
+} opt_type;
+
+typedef struct opt_desc {
+    const char *key;
+    opt_type type;
+    const char *def;     /* default text, NULL: unset */
+    const char *choices; /* T_ENUM: "a|b|c" */
+    int file_ok;         /* may appear in a config file */
+} opt_desc;
+
+static const opt_desc opts[EDI_OPT_COUNT] = {
+    [EDI_OPT_SNAME] = {"sname", T_STRING, NULL, NULL, 1},
+    [EDI_OPT_NAME] = {"name", T_STRING, NULL, NULL, 1},
+    [EDI_OPT_COOKIE] = {"cookie", T_STRING, NULL, NULL, 1},
+    [EDI_OPT_HIDDEN] = {"hidden", T_BOOL, "false", NULL, 1},
+    [EDI_OPT_LISTEN_ADDRESS] = {"listen_address", T_STRING, NULL, NULL, 1},
+    [EDI_OPT_LISTEN_PORT] = {"listen_port", T_PORT, "0", NULL, 1},
+    [EDI_OPT_EPMD_PORT] = {"epmd_port", T_PORT, "0", NULL, 1},
+    [EDI_OPT_START_EPMD] = {"start_epmd", T_BOOL, "true", NULL, 1},
+    [EDI_OPT_TICKTIME] = {"ticktime", T_SECONDS, "60", NULL, 1},
+    [EDI_OPT_SETUPTIME] = {"setuptime", T_SECONDS, "7", NULL, 1},
+    [EDI_OPT_CONNECT_ALL] = {"connect_all", T_BOOL, "true", NULL, 1},
+    [EDI_OPT_TRANSPORT] = {"transport", T_ENUM, "tcp", "tcp|dpdk", 1},
+    [EDI_OPT_IDLE] = {"idle", T_ENUM, "adaptive", "adaptive|busy|sleep", 1},
+    [EDI_OPT_LOG_LEVEL] = {"log_level", T_ENUM, "info",
+                           "error|warning|info|debug", 1},
+    [EDI_OPT_CONFIG] = {"config", T_STRING, NULL, NULL, 0},
+};
+
+int edi_node_option_id(const char *key)
+{
+    for (int i = 0; i < EDI_OPT_COUNT; i++)
+        if (!strcmp(opts[i].key, key))
+            return i;
+    return -1;
+}
+
+const char *edi_node_option_key(edi_opt_id id)
+{
+    return (unsigned)id < EDI_OPT_COUNT ? opts[id].key : "?";
+}
+
+void edi_node_options_init(edi_node_options *o)
+{
+    memset(o, 0, sizeof *o);
+    for (int i = 0; i < EDI_OPT_COUNT; i++) {
+        if (opts[i].def)
+            snprintf(o->value[i], sizeof o->value[i], "%s", opts[i].def);
+        o->source[i] = EDI_OPT_DEFAULT;
+        snprintf(o->origin[i], sizeof o->origin[i], "default");
+    }
+    edist_node_config_init(&o->cfg);
+}
+
+/* -1 if s is not a boolean word. */
+static int parse_bool(const char *s)
+{
+    static const char *const yes[] = {"true", "yes", "on", "1"};
+    static const char *const no[] = {"false", "no", "off", "0"};
+    for (size_t i = 0; i < 4; i++) {
+        if (!strcasecmp(s, yes[i]))
+            return 1;
+        if (!strcasecmp(s, no[i]))
+            return 0;
+    }
+    return -1;
+}
+
+static int parse_port(const char *s, uint16_t *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v < 0 || v > 65535)
+        return -1;
+    *out = (uint16_t)v;
+    return 0;
+}
+
+/* Seconds with up to three decimals, into milliseconds; 1 ms .. 1 day. */
+static int parse_seconds_ms(const char *s, uint32_t *out_ms)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= 0.001) || v > 86400.0)
+        return -1;
+    *out_ms = (uint32_t)(v * 1000.0 + 0.5);
+    return 0;
+}
+
+static int enum_index(const char *choices, const char *s)
+{
+    size_t n = strlen(s);
+    int idx = 0;
+    for (const char *p = choices; *p; idx++) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && !strncmp(p, s, n))
+            return idx;
+        if (!bar)
+            break;
+        p = bar + 1;
+    }
+    return -1;
+}
+
+static int check_value(edi_opt_id id, const char *v)
+{
+    uint16_t port;
+    uint32_t ms;
+    switch (opts[id].type) {
+    case T_STRING:
+        return v[0] ? 0 : -1;
+    case T_BOOL:
+        return parse_bool(v) >= 0 ? 0 : -1;
+    case T_PORT:
+        return parse_port(v, &port);
+    case T_SECONDS:
+        return parse_seconds_ms(v, &ms);
+    case T_ENUM:
+        return enum_index(opts[id].choices, v) >= 0 ? 0 : -1;
+    }
+    return -1;
+}
+
+static const char *source_word(edi_opt_source s)
+{
+    switch (s) {
+    case EDI_OPT_DEFAULT: return "default";
+    case EDI_OPT_FILE: return "file";
+    case EDI_OPT_ENV: return "env";
+    case EDI_OPT_FLAG: return "flag";
+    }
+    return "?";
+}
+
+int edi_node_options_set(edi_node_options *o, edi_opt_id id, const char *value,
+                         edi_opt_source src, const char *origin_detail)
+{
+    if ((unsigned)id >= EDI_OPT_COUNT || !value)
+        return edist_set_error(EDIST_EINVAL, "bad option");
+    const char *origin = origin_detail ? origin_detail : source_word(src);
+    if (strlen(value) >= EDI_OPT_TEXT_BYTES)
+        return edist_set_error(EDIST_EINVAL, "%s: value of %s too long (max %d bytes)",
+                               origin, opts[id].key, EDI_OPT_TEXT_BYTES - 1);
+    if (check_value(id, value) != 0) {
+        if (opts[id].type == T_ENUM)
+            return edist_set_error(EDIST_EINVAL, "%s: %s must be one of %s, not '%s'",
+                                   origin, opts[id].key, opts[id].choices, value);
+        static const char *const what[] = {
+            [T_STRING] = "a non-empty string",
+            [T_BOOL] = "true or false",
+            [T_PORT] = "a port number 0..65535",
+            [T_SECONDS] = "seconds (0.001 .. 86400)",
+            [T_ENUM] = "",
+        };
+        return edist_set_error(EDIST_EINVAL, "%s: %s must be %s, not '%s'",
+                               origin, opts[id].key, what[opts[id].type], value);
+    }
+    if (src < o->source[id])
+        return 0; /* a stronger source already decided */
+    snprintf(o->value[id], sizeof o->value[id], "%s", value);
+    o->source[id] = src;
+    snprintf(o->origin[id], sizeof o->origin[id], "%s", origin);
+    return 0;
+}
+
+int edi_node_options_load_env(edi_node_options *o)
+{
+    for (int i = 0; i < EDI_OPT_COUNT; i++) {
+        char var[64] = "EDIST_";
+        size_t n = strlen(var);
+        for (const char *k = opts[i].key; *k && n + 1 < sizeof var; k++)
+            var[n++] = (char)(*k >= 'a' && *k <= 'z' ? *k - 'a' + 'A' : *k);
+        var[n] = '\0';
+        const char *v = getenv(var);
+        if (!v)
+            continue;
+        char origin[80];
+        snprintf(origin, sizeof origin, "env %s", var);
+        int rc = edi_node_options_set(o, (edi_opt_id)i, v, EDI_OPT_ENV, origin);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+typedef struct file_ctx {
+    edi_node_options *o;
+    const char *path;
+    int err;
+    int line;
+    char detail[300];
+} file_ctx;
+
+static int on_ini(void *user, const char *section, const char *name,
+                  const char *value, int lineno)
+{
+    file_ctx *fc = user;
+    if (fc->err)
+        return 0;
+    fc->line = lineno;
+    if (section[0] && strcmp(section, "node") != 0) {
+        snprintf(fc->detail, sizeof fc->detail, "unknown section [%s]", section);
+        fc->err = EDIST_EINVAL;
+        return 0;
+    }
+    int id = edi_node_option_id(name);
+    if (id < 0 || !opts[id].file_ok) {
+        snprintf(fc->detail, sizeof fc->detail, "unknown key '%s'", name);
+        fc->err = EDIST_EINVAL;
+        return 0;
+    }
+    char origin[PATH_MAX + 32];
+    snprintf(origin, sizeof origin, "file %s:%d", fc->path, lineno);
+    int rc = edi_node_options_set(fc->o, (edi_opt_id)id, value, EDI_OPT_FILE,
+                                  origin);
+    if (rc) {
+        snprintf(fc->detail, sizeof fc->detail, "%s", edist_last_error());
+        fc->err = rc;
+        return 0;
+    }
+    return 1;
+}
+
+int edi_node_options_load_file(edi_node_options *o, const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return edist_set_error(EDIST_EIO, "config file %s: %s", path,
+                               strerror(errno));
+    file_ctx fc = {.o = o, .path = path};
+    int rc = ini_parse_file(f, on_ini, &fc);
+    fclose(f);
+    if (fc.err) {
+        /* on_ini's detail already names the file when it came from _set. */
+        if (strncmp(fc.detail, "file ", 5) == 0)
+            return edist_set_error(fc.err, "%s", fc.detail);
+        return edist_set_error(fc.err, "%s:%d: %s", path, fc.line, fc.detail);
+    }
+    if (rc != 0)
+        return edist_set_error(EDIST_EINVAL, "%s:%d: syntax error", path, rc);
+    return 0;
+}
+
+int edi_node_options_parse_args(edi_node_options *o, int argc, char **argv,
+                                int *positional, int max_positional,
+                                int *n_positional, int *print_config)
+{
+    int np = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+            if (np >= max_positional)
+                return edist_set_error(EDIST_EINVAL, "unexpected argument '%s'", a);
+            positional[np++] = i;
+            continue;
+        }
+        if (print_config && !strcmp(a, "--print-config")) {
+            *print_config = 1;
+            continue;
+        }
+        char key[64];
+        const char *eq = strchr(a + 2, '=');
+        size_t klen = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+        if (klen >= sizeof key)
+            return edist_set_error(EDIST_EINVAL, "unknown option '%s'", a);
+        for (size_t k = 0; k < klen; k++) {
+            char c = a[2 + k];
+            /* Flags are spelled with dashes only: one name per option. */
+            if (c == '_')
+                return edist_set_error(EDIST_EINVAL, "unknown option '%s'", a);
+            key[k] = c == '-' ? '_' : c;
+        }
+        key[klen] = '\0';
+        int id = edi_node_option_id(key);
+        if (id < 0)
+            return edist_set_error(EDIST_EINVAL, "unknown option '%s'", a);
+        const char *v;
+        if (eq) {
+            v = eq + 1;
+        } else if (opts[id].type == T_BOOL &&
+                   (i + 1 >= argc || parse_bool(argv[i + 1]) < 0)) {
+            v = "true";
+        } else if (i + 1 < argc) {
+            v = argv[++i];
+        } else {
+            return edist_set_error(EDIST_EINVAL, "option %s needs a value", a);
+        }
+        char origin[80];
+        snprintf(origin, sizeof origin, "flag --%.*s", (int)klen, a + 2);
+        int rc = edi_node_options_set(o, (edi_opt_id)id, v, EDI_OPT_FLAG, origin);
+        if (rc)
+            return rc;
+    }
+    if (n_positional)
+        *n_positional = np;
+    return 0;
+}
+
+int edi_node_options_load_all(edi_node_options *o)
+{
+    int rc = edi_node_options_load_env(o);
+    if (rc)
+        return rc;
+    if (o->value[EDI_OPT_CONFIG][0]) {
+        rc = edi_node_options_load_file(o, o->value[EDI_OPT_CONFIG]);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+int edi_node_options_to_config(edi_node_options *o, int require_name)
+{
+    edist_node_config *c = &o->cfg;
+    edist_node_config_init(c);
+    const char *sname = o->value[EDI_OPT_SNAME];
+    const char *lname = o->value[EDI_OPT_NAME];
+    if (sname[0] && lname[0])
+        return edist_set_error(EDIST_EINVAL,
+                               "both sname (%s) and name (%s) are set: choose one",
+                               o->origin[EDI_OPT_SNAME], o->origin[EDI_OPT_NAME]);
+    if (sname[0]) {
+        c->name = sname;
+        c->long_names = false;
+    } else if (lname[0]) {
+        c->name = lname;
+        c->long_names = true;
+    } else if (require_name) {
+        return edist_set_error(EDIST_EINVAL, "no node name: give --sname or --name");
+    }
+    c->cookie = o->value[EDI_OPT_COOKIE][0] ? o->value[EDI_OPT_COOKIE] : NULL;
+    c->hidden = parse_bool(o->value[EDI_OPT_HIDDEN]) == 1;
+    c->listen_address =
+        o->value[EDI_OPT_LISTEN_ADDRESS][0] ? o->value[EDI_OPT_LISTEN_ADDRESS] : NULL;
+    parse_port(o->value[EDI_OPT_LISTEN_PORT], &c->listen_port);
+    parse_port(o->value[EDI_OPT_EPMD_PORT], &c->epmd_port);
+    c->start_epmd = parse_bool(o->value[EDI_OPT_START_EPMD]) == 1;
+    parse_seconds_ms(o->value[EDI_OPT_TICKTIME], &c->net_ticktime_ms);
+    parse_seconds_ms(o->value[EDI_OPT_SETUPTIME], &c->net_setuptime_ms);
+    c->connect_all = parse_bool(o->value[EDI_OPT_CONNECT_ALL]) == 1;
+    if (strcmp(o->value[EDI_OPT_TRANSPORT], "tcp") != 0)
+        return edist_set_error(EDIST_EUNSUPPORTED,
+                               "transport %s (%s): this build has only tcp",
+                               o->value[EDI_OPT_TRANSPORT], o->origin[EDI_OPT_TRANSPORT]);
+    static const edist_idle idles[] = {EDIST_IDLE_ADAPTIVE, EDIST_IDLE_BUSY,
+                                       EDIST_IDLE_SLEEP};
+    c->idle = idles[enum_index(opts[EDI_OPT_IDLE].choices, o->value[EDI_OPT_IDLE])];
+    c->log_level = (edist_log_level)enum_index(opts[EDI_OPT_LOG_LEVEL].choices,
+                                               o->value[EDI_OPT_LOG_LEVEL]);
+    return 0;
+}
+
+size_t edi_node_options_format(const edi_node_options *o, char *buf, size_t cap)
+{
+    size_t need = 0;
+    for (int i = 0; i < EDI_OPT_COUNT; i++) {
+        const char *v = o->value[i];
+        if (i == EDI_OPT_COOKIE && v[0])
+            v = "********";
+        else if (!v[0])
+            v = i == EDI_OPT_COOKIE ? "(from $HOME/.erlang.cookie)" : "(unset)";
+        int n = snprintf(need < cap ? buf + need : NULL,
+                         need < cap ? cap - need : 0, "%-14s = %-24s (%s)\n",
+                         opts[i].key, v, o->origin[i]);
+        if (n > 0)
+            need += (size_t)n;
+    }
+    if (cap && need >= cap)
+        buf[cap - 1] = '\0';
+    return need;
+}

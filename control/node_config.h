@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A node's options, each settable three ways under one name: a key in an
+ * INI file (section [node], or before any section), an environment
+ * variable EDIST_<KEY>, and a command-line flag --<key> (underscores
+ * written as dashes). Precedence: flag > environment > file > default,
+ * whatever the order the sources are read in. edi_node_options_format()
+ * lists each effective value and where it came from (--print-config).
+ *
+ * Options (key: meaning):
+ *   sname          short node name, NAME or NAME@HOST (as erl -sname)
+ *   name           long node name, NAME or NAME@HOST (as erl -name)
+ *   cookie         the cookie (default: $HOME/.erlang.cookie)
+ *   hidden         connect as a hidden node (bool)
+ *   listen_address address to accept connections on (default: any)
+ *   listen_port    port to accept connections on (default: ephemeral)
+ *   epmd_port      port mapper port (default $ERL_EPMD_PORT or 4369)
+ *   start_epmd     start the embedded port mapper if none answers (bool)
+ *   ticktime       net_ticktime in seconds (decimals allowed; default 60)
+ *   setuptime      net_setuptime in seconds (decimals allowed; default 7)
+ *   connect_all    connect transitively to peers' nodes (bool, default true)
+ *   transport      tcp (dpdk: not in this build)
+ *   idle           adaptive | busy | sleep
+ *   log_level      error | warning | info | debug
+ *   config         the INI file to read (flag and environment only)
+ * Booleans: true/false, yes/no, on/off, 1/0; a bare flag (--hidden) means
+ * true.
+ *
+ * Pure data handling, no I/O except reading the named file. Not
+ * thread-safe: one owner. */
+#ifndef EDIST_CONTROL_NODE_CONFIG_H
+#define EDIST_CONTROL_NODE_CONFIG_H
+
+#include <limits.h>
+#include <stddef.h>
+
+#include "edist/node.h"
+
+typedef enum edi_opt_source {
+    EDI_OPT_DEFAULT = 0,
+    EDI_OPT_FILE = 1,
+    EDI_OPT_ENV = 2,
+    EDI_OPT_FLAG = 3,
+} edi_opt_source;
+
+typedef enum edi_opt_id {
+    EDI_OPT_SNAME = 0,
+    EDI_OPT_NAME,
+    EDI_OPT_COOKIE,
+    EDI_OPT_HIDDEN,
+    EDI_OPT_LISTEN_ADDRESS,
+    EDI_OPT_LISTEN_PORT,
+    EDI_OPT_EPMD_PORT,
+    EDI_OPT_START_EPMD,
+    EDI_OPT_TICKTIME,
+    EDI_OPT_SETUPTIME,
+    EDI_OPT_CONNECT_ALL,
+    EDI_OPT_TRANSPORT,
+    EDI_OPT_IDLE,
+    EDI_OPT_LOG_LEVEL,
+    EDI_OPT_CONFIG,
+    EDI_OPT_COUNT
+} edi_opt_id;
+
+#define EDI_OPT_TEXT_BYTES 256
+
+typedef struct edi_node_options {
+    char value[EDI_OPT_COUNT][EDI_OPT_TEXT_BYTES]; /* "" = unset */
+    edi_opt_source source[EDI_OPT_COUNT];
+    char origin[EDI_OPT_COUNT][PATH_MAX + 32]; /* "file F:LINE", "env X" ... */
+    /* Filled by edi_node_options_to_config(); strings point into value. */
+    edist_node_config cfg;
+} edi_node_options;
+
+/* Defaults only. */
+void edi_node_options_init(edi_node_options *o);
+
+/* Option id for a key ("listen_port"), or -1. */
+int edi_node_option_id(const char *key);
+const char *edi_node_option_key(edi_opt_id id);
+
+/* Set one option from a source; ignored (returns 0) when a source of higher
+ * precedence already set it. Checks the value's syntax: EDIST_EINVAL with
+ * detail naming the option and origin. origin_detail may be NULL. */
+int edi_node_options_set(edi_node_options *o, edi_opt_id id, const char *value,
+                         edi_opt_source src, const char *origin_detail);
+
+/* Read EDIST_<KEY> for every option from the environment. */
+int edi_node_options_load_env(edi_node_options *o);
+
+/* Read an INI file (inih). EDIST_EIO if it cannot be opened,
+ * EDIST_EINVAL with "FILE:LINE: ..." for a syntax error, an unknown key or
+ * a bad value. */
+int edi_node_options_load_file(edi_node_options *o, const char *path);
+
+/* Parse command-line flags from argv[0..argc): "--key value", "--key=value",
+ * bare "--bool-key". Arguments that are not flags are left for the caller:
+ * their indexes go to positional[] (at most max_positional, else
+ * EDIST_EINVAL). Unknown flags: EDIST_EINVAL. "--print-config" sets
+ * *print_config (may be NULL: then it is an unknown flag). */
+int edi_node_options_parse_args(edi_node_options *o, int argc, char **argv,
+                                int *positional, int max_positional,
+                                int *n_positional, int *print_config);
+
+/* All sources in order: flags from argv (already parsed into o), then the
+ * environment, then the config file named by the config option, so that
+ * precedence is respected. Convenience for the CLI. */
+int edi_node_options_load_all(edi_node_options *o);
+
+/* Fill o->cfg from the effective values (names, times in ms, enums).
+ * EDIST_EINVAL if both sname and name are set or neither is and
+ * require_name. */
+int edi_node_options_to_config(edi_node_options *o, int require_name);
+
+/* One "key = value  (origin)" line per option into buf, the cookie masked.
+ * Returns the length needed (like snprintf). */
+size_t edi_node_options_format(const edi_node_options *o, char *buf,
+                               size_t cap);
+
+#endif

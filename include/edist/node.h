@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* An edist node: a name in an Erlang cluster ("foo@host"), its connections
+ * to other nodes (edist and BEAM alike), their liveness (ticks), and the
+ * membership queries and subscriptions of net_kernel.
+ *
+ * Threads. A node runs one shard thread of its own; every piece of node
+ * state lives on it. The functions below may be called from any thread:
+ * they hand the request to the shard and, where a result is needed, wait
+ * for it (bounded by a timeout). Callbacks (log, node events, messages) run
+ * on the shard thread: they must return quickly, and may call only the
+ * non-blocking functions marked "callback-safe" below; a blocking call from
+ * a callback returns EDIST_EINVAL instead of deadlocking.
+ *
+ * Errors: 0 (or a count) on success, a negative edist_err otherwise, with
+ * detail in edist_last_error() of the calling thread. */
+#ifndef EDIST_NODE_H
+#define EDIST_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "edist/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct edist_node edist_node;
+
+/* ---- logging ------------------------------------------------------------ */
+typedef enum edist_log_level {
+    EDIST_LOG_ERROR = 0,
+    EDIST_LOG_WARNING = 1,
+    EDIST_LOG_INFO = 2,  /* node up/down, refused handshakes, ready */
+    EDIST_LOG_DEBUG = 3, /* dropped messages, every tick decision */
+} edist_log_level;
+
+/* One line, no newline. Called on the shard thread (and, for start-up
+ * lines, on the thread calling edist_node_start). */
+typedef void (*edist_log_fn)(void *user, edist_log_level level,
+                             const char *line);
+
+/* ---- configuration -------------------------------------------------------- */
+typedef enum edist_idle {
+    EDIST_IDLE_ADAPTIVE = 0, /* spin briefly, then sleep in the kernel */
+    EDIST_IDLE_BUSY = 1,     /* never sleep: one core per shard */
+    EDIST_IDLE_SLEEP = 2,    /* sleep as soon as there is nothing to do */
+} edist_idle;
+
+/* Fill with edist_node_config_init() first: it sets every default. */
+typedef struct edist_node_config {
+    /* "foo", "foo@host". Short names (long_names false) behave as
+     * `erl -sname`: a bare name gets this host's short name; a host part
+     * must not contain dots. Long names behave as `erl -name`: a bare name
+     * gets this host's fully qualified name (an error if it has none); the
+     * host may be an IP address. Required. */
+    const char *name;
+    bool long_names;
+    /* The default cookie; NULL: $HOME/.erlang.cookie (created when absent,
+     * as erl does). home_dir overrides $HOME for that lookup. */
+    const char *cookie;
+    const char *home_dir;
+    /* Connect as a hidden node: not in others' nodes(), and every
+     * connection of this node is hidden on both sides. */
+    bool hidden;
+    /* Where to accept distribution connections: NULL means every
+     * interface; port 0 an ephemeral one. */
+    const char *listen_address;
+    uint16_t listen_port;
+    /* Port mapper port; 0: $ERL_EPMD_PORT or 4369. If no port mapper
+     * answers there, the node starts the embedded one as a detached daemon
+     * (it outlives the node, as epmd outlives erl). */
+    uint16_t epmd_port;
+    bool start_epmd; /* default true; false: fail if none answers */
+    /* net_kernel's net_ticktime (default 60 s) and net_setuptime (7 s),
+     * in milliseconds. Tick interval = ticktime / 4; a peer silent for a
+     * whole ticktime is declared down (net_tick_timeout). */
+    uint32_t net_ticktime_ms;
+    uint32_t net_setuptime_ms;
+    /* When a visible connection comes up, learn the peer's nodes() and
+     * connect to them too (default true; ignored for hidden nodes). */
+    bool connect_all;
+    edist_idle idle;
+    edist_log_fn log;
+    void *log_user;
+    edist_log_level log_level; /* default EDIST_LOG_INFO */
+} edist_node_config;
+
+#define EDIST_NODE_TICKTIME_MS_DEFAULT 60000u
+#define EDIST_NODE_SETUPTIME_MS_DEFAULT 7000u
+/* Timeout of the blocking calls below when they are given 0 or less. */
+#define EDIST_NODE_CALL_TIMEOUT_MS_DEFAULT 10000
+
+void edist_node_config_init(edist_node_config *cfg);
+
+/* ---- lifetime ------------------------------------------------------------- */
+
+/* Start a node: resolve its name, load the cookie, listen, start the shard
+ * thread, and register with the port mapper. When this returns 0 the node is
+ * "ready": registered, and reachable by other nodes. The config is copied.
+ * Errors: EDIST_EINVAL (bad name or option), EDIST_EAUTH (cookie file
+ * unusable), EDIST_EIO (cannot listen, no port mapper), EDIST_EEXIST (the
+ * name is registered already). Blocks for the port mapper exchange. */
+int edist_node_start(const edist_node_config *cfg, edist_node **out);
+
+/* Disconnect every peer cleanly, unregister, stop the thread, free. NULL is
+ * a no-op. Not from a callback. */
+void edist_node_stop(edist_node *node);
+
+/* Callback-safe getters (constant for the node's life). */
+const char *edist_node_name(const edist_node *node); /* "foo@host" */
+uint32_t edist_node_creation(const edist_node *node);
+uint16_t edist_node_listen_port(const edist_node *node);
+bool edist_node_is_hidden(const edist_node *node);
+
+/* is_alive(): true while the node is started (it always is: a stopped node
+ * is freed). Callback-safe. */
+bool edist_node_is_alive(const edist_node *node);
+
+/* ---- connections ------------------------------------------------------------ */
+
+/* net_kernel:connect_node/1: connect to peer ("name@host") unless already
+ * connected, and wait for the outcome. 0 when connected; EDIST_EAUTH (the
+ * cookies differ), EDIST_ENOTFOUND (the peer's port mapper does not know
+ * the name), EDIST_EIO (unreachable), EDIST_ETIMEDOUT, EDIST_EINVAL (bad
+ * name, or connecting to ourselves). timeout_ms <= 0: the default. */
+int edist_node_connect(edist_node *node, const char *peer, int timeout_ms);
+
+/* net_adm:ping/1: connect if needed, then make the gen_server call
+ * {is_auth, ThisNode} to {net_kernel, Peer} and wait for `yes`. 0 = pong;
+ * any error = pang (the connection errors of edist_node_connect, or
+ * EDIST_ETIMEDOUT). */
+int edist_node_ping(edist_node *node, const char *peer, int timeout_ms);
+
+/* erlang:disconnect_node/1. 0, or EDIST_ENOTFOUND if not connected.
+ * Subscribers see nodedown with reason `disconnect`. Callback-safe. */
+int edist_node_disconnect(edist_node *node, const char *peer);
+
+/* erlang:set_cookie/1,2: peer NULL sets the default cookie, else the cookie
+ * for connections to and from peer only. Callback-safe. */
+int edist_node_set_cookie(edist_node *node, const char *peer,
+                          const char *cookie);
+
+/* ---- membership ------------------------------------------------------------- */
+
+/* The selectors of erlang:nodes/1, combined with |. */
+#define EDIST_NODES_VISIBLE 0x1u
+#define EDIST_NODES_HIDDEN 0x2u
+#define EDIST_NODES_CONNECTED 0x4u /* = VISIBLE | HIDDEN today */
+#define EDIST_NODES_THIS 0x8u
+
+typedef struct edist_node_list {
+    size_t count;
+    char **names; /* count NUL-terminated names, sorted */
+} edist_node_list;
+
+/* Fill *out with the nodes the selectors ask for (only connections that
+ * are up). Free with edist_node_list_free. Callback-safe. */
+int edist_node_nodes(edist_node *node, unsigned selectors,
+                     edist_node_list *out);
+void edist_node_list_free(edist_node_list *list);
+
+/* A node event, as net_kernel:monitor_nodes(true, [nodedown_reason,
+ * {node_type, all}]) reports them. */
+typedef struct edist_node_event {
+    bool up;            /* nodeup or nodedown */
+    const char *node;   /* the peer */
+    bool hidden;        /* the connection is hidden */
+    const char *reason; /* nodedown only: connection_closed,
+                           net_tick_timeout, disconnect,
+                           connection_setup_failed (monitor_node only), ... */
+    uint64_t flags;     /* nodeup: the negotiated distribution flags */
+} edist_node_event;
+
+typedef void (*edist_node_event_fn)(void *user, const edist_node_event *ev);
+
+/* Subscribe to nodeup/nodedown of every peer whose connection is of the
+ * given kinds (EDIST_NODES_VISIBLE and/or EDIST_NODES_HIDDEN; 0 means
+ * visible, as monitor_nodes(true) does). *handle identifies the
+ * subscription. Callback-safe. At most EDIST_NODE_MAX_MONITORS at once. */
+#define EDIST_NODE_MAX_MONITORS 1024
+int edist_node_monitor_nodes(edist_node *node, unsigned kinds,
+                             edist_node_event_fn fn, void *user,
+                             uint64_t *handle);
+/* erlang:monitor_node(Peer, true): one nodedown event when the connection
+ * to peer goes down. If not connected, a connection is attempted; if that
+ * fails, nodedown comes at once (reason connection_setup_failed or why).
+ * Callback-safe (the attempt runs in the background). */
+int edist_node_monitor_node(edist_node *node, const char *peer,
+                            edist_node_event_fn fn, void *user,
+                            uint64_t *handle);
+/* Cancel either kind of subscription. After it returns (from any thread
+ * other than the shard's) the callback is not running and will not run
+ * again. EDIST_ENOTFOUND if unknown or already fired. */
+int edist_node_demonitor(edist_node *node, uint64_t handle);
+
+/* ---- messages (until the process runtime exists) --------------------------- */
+
+/* A distribution message the node itself does not handle. Views are valid
+ * during the callback only. */
+typedef struct edist_node_message {
+    const char *peer;         /* node it came from */
+    int op;                   /* control message number (2 SEND, 6 REG_SEND...) */
+    const uint8_t *control;   /* the control tuple, encoded (no 131) */
+    size_t control_len;
+    const uint8_t *payload;   /* the message term (no 131), or NULL */
+    size_t payload_len;
+} edist_node_message;
+
+typedef void (*edist_node_message_fn)(void *user, const edist_node_message *m);
+
+/* Install (fn non-NULL) or remove the handler. Callback-safe. */
+int edist_node_set_message_handler(edist_node *node, edist_node_message_fn fn,
+                                   void *user);
+
+/* Send a message to the process registered as `name` on peer (REG_SEND),
+ * from the node's own pseudo-process. payload is an encoded term (no 131).
+ * The peer must be connected (EDIST_ENOTFOUND otherwise); EDIST_EAGAIN when
+ * its send queue is full. Callback-safe. */
+int edist_node_send_reg(edist_node *node, const char *peer, const char *name,
+                        const uint8_t *payload, size_t payload_len);
+
+/* ---- counters ------------------------------------------------------------- */
+typedef struct edist_node_stats {
+    uint64_t connections_up;     /* now */
+    uint64_t nodeups;            /* since start */
+    uint64_t nodedowns;
+    uint64_t handshakes_refused; /* wrong cookie, garbage, timeouts, ... */
+    uint64_t ticks_sent;
+    uint64_t ticks_received;
+    uint64_t messages_received;
+    uint64_t messages_sent;
+    uint64_t messages_dropped;   /* unknown, no handler */
+    uint64_t bytes_received;
+    uint64_t bytes_sent;
+} edist_node_stats;
+
+/* Callback-safe. */
+int edist_node_get_stats(edist_node *node, edist_node_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
