@@ -104,7 +104,7 @@ const char *edi_dop_name(int op);
  *  SEND(_TT)               -            pid           token; payload
  *  SEND_SENDER(_TT)        pid          pid           token; payload
  *  REG_SEND(_TT)           pid          atom          token; payload
- *  ALIAS_SEND(_TT)         pid          ref           token; payload
+ *  ALIAS_SEND(_TT)         pid          ref (alias)   ref (= to), token; payload
  *  EXIT(_TT), EXIT2(_TT)   pid          pid           token; reason
  *  PAYLOAD_EXIT(2)(_TT)    pid          pid           token; reason = payload
  *  MONITOR_P, DEMONITOR_P  pid          pid or atom   ref
@@ -121,8 +121,12 @@ const char *edi_dop_name(int op);
  *                                                     result (pid or atom),
  *                                                     token
  *  NODE_LINK               -            -
- *  ALTACT_SIG_SEND         pid          pid, ref or   flags, token (if the
- *                                       atom          TOKEN flag); payload
+ *  ALTACT_SIG_SEND         pid          pid, ref or   flags (low 64 bits),
+ *                                       atom (per     token (if the TOKEN
+ *                                       ALIAS/NAME    flag), ref (= to for
+ *                                       flags)        ALIAS); payload (the
+ *                                                     reason too if EXIT);
+ *                                                     extra elements skipped
  *
  * "token" is the sequential trace token (_TT ops); the parser accepts any
  * term there. "from"/"to" for REG_SEND: `to` is the registered name, also

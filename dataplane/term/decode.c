@@ -88,6 +88,14 @@ static inline int have(size_t len, size_t p, uint64_t n)
     return p <= len && n <= (uint64_t)(len - p);
 }
 
+/* BIT_BINARY_EXT's bits-in-the-last-byte field: 1..8 when there are bytes;
+ * 0 bytes with 0 bits is the empty bit string, as erts's binary_to_term
+ * accepts (it never writes it). */
+static inline int bit_count_ok(uint32_t nbytes, uint8_t bits)
+{
+    return nbytes ? bits >= 1 && bits <= 8 : bits == 0;
+}
+
 /* ---- leaf readers: read at *pp, advance *pp only on success ------------ */
 
 static int rd_atom(const uint8_t *d, size_t len, size_t *pp, edist_atom *a,
@@ -548,8 +556,7 @@ static int walk(const uint8_t *d, size_t len, size_t *pp, uint64_t todo,
             if (!have(len, p, 6))
                 return bad(e, EDIST_ETRUNC, p, "truncated bit string");
             uint32_t n = edi_get_u32(d + p + 1);
-            uint8_t bits = d[p + 5];
-            if (bits < 1 || bits > 8 || n == 0)
+            if (!bit_count_ok(n, d[p + 5]))
                 return bad(e, EDIST_EBADTERM, p + 5, "bad bit string bit count");
             if (!have(len, p + 6, n))
                 return bad(e, EDIST_ETRUNC, p, "truncated bit string");
@@ -1154,13 +1161,13 @@ static int rd_bits(const uint8_t *d, size_t len, size_t *pp,
             return bad(e, EDIST_ETRUNC, p, "truncated bit string");
         uint32_t n = edi_get_u32(d + p + 1);
         uint8_t bits = d[p + 5];
-        if (bits < 1 || bits > 8 || n == 0)
+        if (!bit_count_ok(n, bits))
             return bad(e, EDIST_EBADTERM, p + 5, "bad bit string bit count");
         if (!have(len, p + 6, n))
             return bad(e, EDIST_ETRUNC, p, "truncated bit string");
         *nbytes = n;
         *bytes = d + p + 6;
-        *last_bits = bits;
+        *last_bits = n ? bits : 8; /* the empty one is the empty binary */
         *pp = p + 6 + n;
         return 0;
     }

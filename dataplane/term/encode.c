@@ -397,7 +397,8 @@ int edist_enc_port(edist_buf *b, const edist_port *port)
 {
     if (b->err)
         return b->err;
-    int v4 = port->id > UINT32_MAX;
+    /* erts writes NEW_PORT_EXT (32-bit id field) only below 2^28. */
+    int v4 = port->id >= (UINT64_C(1) << 28);
     uint8_t *p = edi_buf_room(b, 1);
     if (!p)
         return b->err;

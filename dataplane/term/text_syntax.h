@@ -22,7 +22,7 @@
 
 /* Binary literals can expand (<<0:1000000000>>): all the binary data one
  * parse builds is limited to this many bytes plus the input length. */
-#define EDI_TEXT_BINARY_BUDGET_BYTES ((size_t)16 << 20)
+#define EDI_TEXT_BINARY_BUDGET_BYTES ((size_t)1 << 20)
 
 typedef enum edi_ast_kind {
     EDI_AST_INT = 1, /* v.i */

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The net kernel: what OTP's net_kernel and dist_util do for one node, on
+ * one io_uring loop (dataplane/uring/loop.h).
+ *
+ * - Connections: outgoing (port mapper lookup on the peer's host through
+ *   the loop, TCP connect, handshake as initiator) and incoming (accepted
+ *   sockets, handshake as acceptor), both driven by the handshake state
+ *   machine in RAW framing and switched to U32 framing once up. The
+ *   connection table (conn_table.h) resolves simultaneous connects and
+ *   replaced connections as net_kernel does.
+ * - Liveness: dist_util's ticker. Every ticktime/4 each connection that
+ *   wrote nothing in the interval (or, for a hidden peer, read nothing)
+ *   gets a tick; one that read nothing for 4 intervals in a row is down
+ *   (net_tick_timeout). A closed socket is down at once
+ *   (connection_closed). A handshake not done within the setup time is
+ *   dropped.
+ * - Membership: nodes() selectors, nodeup/nodedown subscriptions with
+ *   reasons, monitor_node, disconnect, per-node cookies.
+ * - Until the process runtime exists, the messages the node itself must
+ *   answer: net_kernel's is_auth call (net_adm:ping), monitors of the
+ *   registered name net_kernel, and spawn requests of
+ *   erpc:execute_call(Ref, erlang, nodes|node|is_alive, []) (how peers
+ *   learn our nodes for transitive connection). Everything else goes to an
+ *   optional message handler, or is counted and dropped.
+ * - Transitive connection: when a visible connection comes up and
+ *   connect_all is set, the peer's erlang:nodes() is asked for (a spawn
+ *   request of erpc:execute_call with a monitor; the answer is the DOWN
+ *   reason {Ref, return, Nodes}) and every node in it we are not connected
+ *   to is connected.
+ *
+ * Loop thread only (or the creating thread before the loop runs). Done
+ * callbacks run on the loop thread, possibly before the starting call
+ * returns. */
+#ifndef EDIST_CONTROL_NETKERNEL_H
+#define EDIST_CONTROL_NETKERNEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "control/conn_table.h"
+#include "control/cookie.h"
+#include "dataplane/uring/loop.h"
+#include "edist/node.h"
+
+typedef struct edi_nk edi_nk;
+
+typedef struct edi_nk_config {
+    edi_loop *loop;
+    const char *name; /* our full name */
+    uint32_t creation;
+    bool hidden;
+    edi_cookies *cookies; /* borrowed; must outlive the kernel */
+    uint16_t epmd_port;   /* where peers' port mappers listen */
+    uint32_t ticktime_ms;
+    uint32_t setuptime_ms;
+    bool connect_all;
+    edist_log_fn log;
+    void *log_user;
+    edist_log_level log_level;
+} edi_nk_config;
+
+int edi_nk_new(const edi_nk_config *cfg, edi_nk **out);
+/* Frees everything; the loop must not run any more (its connections are
+ * freed with it, without callbacks). */
+void edi_nk_free(edi_nk *nk);
+
+/* Hand an accepted socket to the kernel (it owns fd from here on). */
+void edi_nk_accept(edi_nk *nk, int fd, const char *peer_addr);
+
+/* Completion of an asynchronous request: err 0 or a negative edist_err
+ * with a detail line. */
+typedef void (*edi_nk_done_fn)(void *arg, int err, const char *detail);
+
+/* Connect to peer unless connected (net_kernel:connect_node). done runs
+ * once: 0 when the connection is up. timeout_ms 0: the setup time. */
+int edi_nk_connect(edi_nk *nk, const char *peer, uint32_t timeout_ms,
+                   edi_nk_done_fn done, void *arg);
+/* net_adm:ping: connect, then the is_auth gen_server call. done: 0 = pong. */
+int edi_nk_ping(edi_nk *nk, const char *peer, uint32_t timeout_ms,
+                edi_nk_done_fn done, void *arg);
+/* Close the connection (nodedown reason `disconnect`). EDIST_ENOTFOUND if
+ * not up. */
+int edi_nk_disconnect(edi_nk *nk, const char *peer);
+
+/* nodes(Selectors): a malloc'd sorted list. */
+int edi_nk_nodes(edi_nk *nk, unsigned selectors, edist_node_list *out);
+
+int edi_nk_monitor_nodes(edi_nk *nk, unsigned kinds, edist_node_event_fn fn,
+                         void *user, uint64_t *handle);
+int edi_nk_monitor_node(edi_nk *nk, const char *peer, edist_node_event_fn fn,
+                        void *user, uint64_t *handle);
+int edi_nk_demonitor(edi_nk *nk, uint64_t handle);
+
+void edi_nk_set_message_handler(edi_nk *nk, edist_node_message_fn fn,
+                                void *user);
+int edi_nk_send_reg(edi_nk *nk, const char *peer, const char *name,
+                    const uint8_t *payload, size_t len);
+void edi_nk_get_stats(const edi_nk *nk, edist_node_stats *out);
+
+/* Orderly stop: no new connections; every connection is closed (queued
+ * output flushed first), each reported as nodedown `disconnect`. done runs
+ * once all are closed or after grace_ms. */
+void edi_nk_shutdown(edi_nk *nk, uint32_t grace_ms, edi_nk_done_fn done,
+                     void *arg);
+
+/* ---- the ticker's decision, pure (dist_util:send_tick/2) ----------------- */
+
+typedef struct edi_tick_state {
+    uint64_t read_seen;    /* frames received when last checked */
+    uint64_t written_seen; /* frames sent when last checked */
+    uint32_t silent;       /* consecutive intervals with nothing read */
+} edi_tick_state;
+
+typedef enum edi_tick_action {
+    EDI_TICK_NOTHING = 0,
+    EDI_TICK_SEND,    /* send a tick (4 zero bytes) */
+    EDI_TICK_TIMEOUT, /* nothing read for `intensity` intervals: down */
+} edi_tick_action;
+
+/* One tick interval passed. read_total / written_total: frames (ticks
+ * included) received and sent on the connection so far; send_queue_empty:
+ * nothing waiting to be written; peer_hidden: a hidden peer (a primitive C
+ * node only ticks back when it receives a tick, so it is ticked whenever
+ * nothing was read). Updates st. */
+edi_tick_action edi_tick_check(edi_tick_state *st, uint64_t read_total,
+                               uint64_t written_total, bool send_queue_empty,
+                               bool peer_hidden, uint32_t intensity);
+
+/* The net_kernel tick intensity (ticks per ticktime). */
+#define EDI_NK_TICK_INTENSITY 4u
+
+#endif
