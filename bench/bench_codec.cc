@@ -14,10 +14,10 @@
  *   buffer for ei (its fastest path, no bounds checks); ei_x_* is a second
  *   ei row.
  * - decode: a generic walk that visits every node and extracts every value
- *   into C variables: peek + edist_dec_* (atoms and binaries as views into
- *   the input: edist's zero-copy design) vs. ei_get_type + ei_decode_* (atoms
- *   and binaries copied, as ei requires). Both walks must yield identical
- *   values (checked at start-up).
+ *   into C variables: one edist_dec_next per node (atoms and binaries as
+ *   views into the input: edist's zero-copy design) vs. ei_get_type +
+ *   ei_decode_* (atoms and binaries copied, as ei requires). Both walks must
+ *   yield identical values (checked at start-up).
  * Every message of the corpus is also byte-identical to OTP 25's
  * term_to_binary(T, [{minor_version, 2}]) (checked once with erl).
  * One iteration processes every message of a kind once; items = messages,
@@ -552,85 +552,54 @@ struct WalkStack {
     }
 };
 
-/* edist: edist_peek, then the matching getter. */
+/* edist: one edist_dec_next per node (tag and value in one call). */
 template <class Sink> int edist_walk(edist_cursor *c, Sink &s)
 {
     WalkStack w;
-    int rc;
     while (w.next()) {
-        edist_term_info info;
-        if ((rc = edist_peek(c, &info)) < 0)
+        edist_item it;
+        int rc = edist_dec_next(c, &it);
+        if (rc < 0)
             return rc;
-        switch (info.type) {
-        case EDIST_TYPE_INTEGER: {
-            int64_t v;
-            if ((rc = edist_dec_int64(c, &v)) < 0)
-                return rc;
-            s.integer(v);
+        switch (it.type) {
+        case EDIST_TYPE_INTEGER:
+            if (it.big)
+                return EDIST_ERANGE; /* not in the corpus: ei reads longs */
+            s.integer(it.i);
             break;
-        }
-        case EDIST_TYPE_FLOAT: {
-            double v;
-            if ((rc = edist_dec_double(c, &v)) < 0)
-                return rc;
-            s.real(v);
+        case EDIST_TYPE_FLOAT:
+            s.real(it.f);
             break;
-        }
-        case EDIST_TYPE_ATOM: {
-            edist_atom a;
-            if ((rc = edist_dec_atom(c, &a)) < 0)
-                return rc;
-            s.atom(a.ptr, a.len);
+        case EDIST_TYPE_ATOM:
+            s.atom(reinterpret_cast<const char *>(it.bytes), (size_t)it.count);
             break;
-        }
-        case EDIST_TYPE_TUPLE: {
-            uint32_t arity;
-            if ((rc = edist_dec_tuple(c, &arity)) < 0)
-                return rc;
-            s.tuple(arity);
-            if (!w.open(arity))
+        case EDIST_TYPE_TUPLE:
+            s.tuple(it.count);
+            if (!w.open(it.count))
                 return EDIST_EDEPTH;
             break;
-        }
-        case EDIST_TYPE_MAP: {
-            uint32_t pairs;
-            if ((rc = edist_dec_map(c, &pairs)) < 0)
-                return rc;
-            s.map(pairs);
-            if (!w.open(2 * (uint64_t)pairs))
+        case EDIST_TYPE_MAP:
+            s.map(it.count);
+            if (!w.open(2 * it.count))
                 return EDIST_EDEPTH;
             break;
-        }
         case EDIST_TYPE_NIL:
-            if ((rc = edist_dec_nil(c)) < 0)
-                return rc;
             s.nil();
             break;
-        case EDIST_TYPE_LIST: {
-            if (info.tag == EDIST_TAG_STRING) {
-                const uint8_t *p;
-                size_t len;
-                if ((rc = edist_dec_string(c, &p, &len)) < 0)
-                    return rc;
-                s.string(p, len);
+        case EDIST_TYPE_LIST:
+            if (it.tag == EDIST_TAG_STRING) {
+                s.string(it.bytes, (size_t)it.count);
                 break;
             }
-            uint32_t n;
-            if ((rc = edist_dec_list(c, &n)) < 0)
-                return rc;
-            s.list(n);
-            if (!w.open((uint64_t)n + 1)) /* elements, then the tail */
+            s.list(it.count);
+            if (!w.open(it.count + 1)) /* elements, then the tail */
                 return EDIST_EDEPTH;
             break;
-        }
-        case EDIST_TYPE_BINARY: {
-            const uint8_t *p;
-            size_t len;
-            if ((rc = edist_dec_binary(c, &p, &len)) < 0)
-                return rc;
-            s.binary(p, len);
+        case EDIST_TYPE_BINARY:
+            if (it.last_bits != 8)
+                return EDIST_EUNSUPPORTED; /* not in the corpus */
+            s.binary(it.bytes, (size_t)it.count);
             break;
-        }
         default:
             return EDIST_EUNSUPPORTED; /* not in the corpus */
         }

@@ -7,6 +7,8 @@ int cmd_term(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_epmd(int argc, char **argv);
 int cmd_names(int argc, char **argv);
+int cmd_node(int argc, char **argv);
+int cmd_ping(int argc, char **argv);
 
 /* Prints "edist: <what>: <strerror>[: <last error detail>]" to stderr. */
 void cli_error(const char *what, int err);

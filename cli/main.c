@@ -13,6 +13,8 @@ static void usage(FILE *out)
           "  term decode          read an external term on stdin, print it as ~w\n"
           "  epmd [-port P] [-address A] [-daemon]  run the port mapper (epmd compatible)\n"
           "  names                what `epmd -names` prints\n"
+          "  node --sname NAME    run a node until SIGTERM (edist node --help)\n"
+          "  ping NODE            pong (exit 0) or pang (exit 1), as net_adm:ping\n"
           "  demo                 walk through what edist does\n",
           out);
 }
@@ -39,6 +41,10 @@ int main(int argc, char **argv)
         return cmd_epmd(argc - 1, argv + 1);
     if (!strcmp(cmd, "names"))
         return cmd_names(argc - 1, argv + 1);
+    if (!strcmp(cmd, "node"))
+        return cmd_node(argc - 1, argv + 1);
+    if (!strcmp(cmd, "ping"))
+        return cmd_ping(argc - 1, argv + 1);
     if (!strcmp(cmd, "demo"))
         return cmd_demo(argc - 1, argv + 1);
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {

@@ -61,8 +61,9 @@ typedef struct edi_nk_config {
 } edi_nk_config;
 
 int edi_nk_new(const edi_nk_config *cfg, edi_nk **out);
-/* Frees everything; the loop must not run any more (its connections are
- * freed with it, without callbacks). */
+/* Frees everything. Call with the loop stopped but not yet freed (timers
+ * are taken out of it); its connections are freed with the loop, without
+ * callbacks. */
 void edi_nk_free(edi_nk *nk);
 
 /* Hand an accepted socket to the kernel (it owns fd from here on). */

@@ -212,13 +212,29 @@ typedef struct file_ctx {
     char detail[300];
 } file_ctx;
 
+/* Reads lines for inih while counting them, so errors can name the line
+ * (this inih is built without INI_HANDLER_LINENO). */
+typedef struct line_reader {
+    FILE *f;
+    file_ctx *fc;
+} line_reader;
+
+static char *read_line(char *str, int num, void *stream)
+{
+    line_reader *r = stream;
+    char *s = fgets(str, num, r->f);
+    if (s)
+        r->fc->line++;
+    return s;
+}
+
 static int on_ini(void *user, const char *section, const char *name,
-                  const char *value, int lineno)
+                  const char *value)
 {
     file_ctx *fc = user;
+    int lineno = fc->line;
     if (fc->err)
         return 0;
-    fc->line = lineno;
     if (section[0] && strcmp(section, "node") != 0) {
         snprintf(fc->detail, sizeof fc->detail, "unknown section [%s]", section);
         fc->err = EDIST_EINVAL;
@@ -249,7 +265,8 @@ int edi_node_options_load_file(edi_node_options *o, const char *path)
         return edist_set_error(EDIST_EIO, "config file %s: %s", path,
                                strerror(errno));
     file_ctx fc = {.o = o, .path = path};
-    int rc = ini_parse_file(f, on_ini, &fc);
+    line_reader r = {.f = f, .fc = &fc};
+    int rc = ini_parse_stream(read_line, &r, on_ini, &fc);
     fclose(f);
     if (fc.err) {
         /* on_ini's detail already names the file when it came from _set. */

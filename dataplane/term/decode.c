@@ -746,17 +746,25 @@ int edist_peek(const edist_cursor *c, edist_term_info *info)
 
 /* ---- getters ------------------------------------------------------------ */
 
-/* Magnitude of a little-endian bignum if it fits 64 bits. */
-static int big_mag64(const uint8_t *mag, size_t n, uint64_t *out)
+/* Magnitude of a little-endian bignum if it fits 64 bits; avail >= n bytes
+ * are readable at mag. */
+static int big_mag64(const uint8_t *mag, size_t n, size_t avail, uint64_t *out)
 {
-    while (n && mag[n - 1] == 0)
+    while (n > 8 && mag[n - 1] == 0) /* non-canonical high zero bytes */
         n--;
     if (n > 8)
         return -1;
-    uint64_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        m |= (uint64_t)mag[i] << (8 * i);
-    *out = m;
+    *out = edi_get_le_upto8(mag, n, avail);
+    return 0;
+}
+
+/* int64 value of sign and magnitude, or -1 if it does not fit. */
+static inline int signed64(int negative, uint64_t mag, int64_t *v)
+{
+    if (negative ? mag > (UINT64_C(1) << 63) : mag > (uint64_t)INT64_MAX)
+        return -1;
+    /* -mag without signed overflow: mag - 1 fits int64 when mag >= 1. */
+    *v = negative && mag ? -(int64_t)(mag - 1) - 1 : (int64_t)mag;
     return 0;
 }
 
@@ -771,12 +779,10 @@ static __attribute__((noinline)) int dec_int64_slow(edist_cursor *c, int64_t *v)
     int rc = rd_integer(c->data, c->len, &q, &neg, &mag, &n, &m, &e);
     if (rc < 0)
         return report(c, rc, &e);
-    if (mag && big_mag64(mag, n, &m) < 0)
+    if (mag && big_mag64(mag, n, (size_t)(c->data + c->len - mag), &m) < 0)
         return report(c, EDIST_ERANGE, &(dec_err){c->pos, "integer does not fit 64 bits"});
-    if (neg ? m > (uint64_t)1 << 63 : m > (uint64_t)INT64_MAX)
+    if (signed64(neg, m, v) < 0)
         return report(c, EDIST_ERANGE, &(dec_err){c->pos, "integer does not fit int64"});
-    /* -m without signed overflow: m - 1 fits int64 when m >= 1. */
-    *v = neg && m ? -(int64_t)(m - 1) - 1 : (int64_t)m;
     c->pos = q;
     return 0;
 }
@@ -794,6 +800,14 @@ int edist_dec_int64(edist_cursor *c, int64_t *v)
         *v = (int32_t)edi_get_u32(d + p + 1);
         c->pos = p + 5;
         return 0;
+    }
+    /* SMALL_BIG of up to 8 bytes with 8 readable: one load. */
+    if (rem >= 3 + 8 && d[p] == EDIST_TAG_SMALL_BIG && d[p + 1] <= 8) {
+        size_t n = d[p + 1];
+        if (signed64(d[p + 2] != 0, edi_get_le_upto8(d + p + 3, n, 8), v) == 0) {
+            c->pos = p + 3 + n;
+            return 0;
+        }
     }
     return dec_int64_slow(c, v);
 }
@@ -816,7 +830,7 @@ int edist_dec_uint64(edist_cursor *c, uint64_t *v)
     int rc = rd_integer(d, c->len, &q, &neg, &mag, &n, &m, &e);
     if (rc < 0)
         return report(c, rc, &e);
-    if (mag && big_mag64(mag, n, &m) < 0)
+    if (mag && big_mag64(mag, n, (size_t)(c->data + c->len - mag), &m) < 0)
         return report(c, EDIST_ERANGE, &(dec_err){p, "integer does not fit 64 bits"});
     if (neg && m)
         return report(c, EDIST_ERANGE, &(dec_err){p, "negative integer"});
@@ -1089,7 +1103,8 @@ int edist_dec_list(edist_cursor *c, uint32_t *n)
     return dec_list_slow(c, n);
 }
 
-static __attribute__((noinline)) int dec_nil_slow(edist_cursor *c)
+/* The error for a term no getter reads (or no term at all). */
+static __attribute__((noinline)) int dec_wrong_tag(edist_cursor *c)
 {
     dec_err e;
     return report(c, wrong_tag(c->data, c->len, c->pos, &e), &e);
@@ -1102,7 +1117,7 @@ int edist_dec_nil(edist_cursor *c)
         c->pos = p + 1;
         return 0;
     }
-    return dec_nil_slow(c);
+    return dec_wrong_tag(c);
 }
 
 static __attribute__((noinline)) int dec_string_slow(edist_cursor *c,
@@ -1333,6 +1348,136 @@ int edist_dec_term(edist_cursor *c, edist_term_view *v)
     v->ptr = c->data + start;
     v->len = c->pos - start;
     return 0;
+}
+
+/* ---- edist_dec_next ------------------------------------------------------
+ * Every tag goes to the getter that reads it, so acceptance, error codes and
+ * offsets are the getters' by construction; term.h's inline edist_dec_next
+ * takes the common canonical cases before coming here. */
+
+/* Fills the item of a term read by a getter as a view of its whole bytes. */
+static int whole_term_view(edist_cursor *c, size_t start, int rc, edist_item *it)
+{
+    if (rc < 0)
+        return rc;
+    it->bytes = c->data + start;
+    it->count = c->pos - start;
+    return 0;
+}
+
+int edist_dec_next_slow(edist_cursor *c, edist_item *it)
+{
+    size_t p = c->pos;
+    if (p >= c->len)
+        return dec_wrong_tag(c);
+    uint8_t tag = c->data[p];
+    int rc;
+    it->type = (edist_type)tag_type[tag];
+    it->tag = tag;
+    switch (tag) {
+    case EDIST_TAG_SMALL_INTEGER:
+    case EDIST_TAG_INTEGER:
+    case EDIST_TAG_SMALL_BIG:
+    case EDIST_TAG_LARGE_BIG: {
+        int neg;
+        const uint8_t *mag;
+        size_t n = 0;
+        uint8_t tmp[8];
+        rc = edist_dec_integer(c, &neg, &mag, &n, tmp);
+        if (rc < 0)
+            return rc;
+        /* Small forms (mag in tmp) always fit; a view is never of tmp. */
+        if (n <= 8 && signed64(neg, edi_get_le_upto8(mag, n, n), &it->i) == 0) {
+            it->big = 0;
+        } else {
+            it->big = 1;
+            it->negative = (uint8_t)neg;
+            it->bytes = mag;
+            it->count = n;
+        }
+        return 0;
+    }
+    case EDIST_TAG_NEW_FLOAT:
+    case EDIST_TAG_FLOAT:
+        return edist_dec_double(c, &it->f);
+    case EDIST_TAG_SMALL_ATOM_UTF8:
+    case EDIST_TAG_ATOM_UTF8:
+    case EDIST_TAG_SMALL_ATOM:
+    case EDIST_TAG_ATOM: {
+        edist_atom a;
+        rc = edist_dec_atom(c, &a);
+        if (rc < 0)
+            return rc;
+        it->bytes = (const uint8_t *)a.ptr;
+        it->count = a.len;
+        it->latin1 = a.latin1;
+        return 0;
+    }
+    case EDIST_TAG_SMALL_TUPLE:
+    case EDIST_TAG_LARGE_TUPLE: {
+        uint32_t n = 0;
+        if ((rc = edist_dec_tuple(c, &n)) == 0)
+            it->count = n;
+        return rc;
+    }
+    case EDIST_TAG_MAP: {
+        uint32_t n = 0;
+        if ((rc = edist_dec_map(c, &n)) == 0)
+            it->count = n;
+        return rc;
+    }
+    case EDIST_TAG_NIL:
+        return edist_dec_nil(c);
+    case EDIST_TAG_LIST: {
+        uint32_t n = 0;
+        if ((rc = edist_dec_list(c, &n)) == 0)
+            it->count = n;
+        return rc;
+    }
+    case EDIST_TAG_STRING: {
+        size_t n = 0;
+        if ((rc = edist_dec_string(c, &it->bytes, &n)) == 0)
+            it->count = n;
+        return rc;
+    }
+    case EDIST_TAG_BINARY:
+    case EDIST_TAG_BIT_BINARY: {
+        size_t n = 0;
+        unsigned bits = 0;
+        if ((rc = edist_dec_bitstring(c, &it->bytes, &n, &bits)) == 0) {
+            it->count = n;
+            it->last_bits = (uint8_t)bits;
+        }
+        return rc;
+    }
+    case EDIST_TAG_NEW_PID:
+    case EDIST_TAG_PID: {
+        edist_pid pid;
+        return whole_term_view(c, p, edist_dec_pid(c, &pid), it);
+    }
+    case EDIST_TAG_V4_PORT:
+    case EDIST_TAG_NEW_PORT:
+    case EDIST_TAG_PORT: {
+        edist_port port;
+        return whole_term_view(c, p, edist_dec_port(c, &port), it);
+    }
+    case EDIST_TAG_NEWER_REFERENCE:
+    case EDIST_TAG_NEW_REFERENCE:
+    case EDIST_TAG_REFERENCE: {
+        edist_ref r;
+        return whole_term_view(c, p, edist_dec_ref(c, &r), it);
+    }
+    case EDIST_TAG_EXPORT: {
+        edist_export x;
+        return whole_term_view(c, p, edist_dec_export(c, &x), it);
+    }
+    case EDIST_TAG_NEW_FUN: {
+        edist_fun f;
+        return whole_term_view(c, p, edist_dec_fun(c, &f), it);
+    }
+    default:
+        return dec_wrong_tag(c);
+    }
 }
 
 int edist_term_validate(const void *data, size_t len, size_t *err_offset)

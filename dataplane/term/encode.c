@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Encoder: appends terms in the canonical form erts writes for
- * term_to_binary(T, [{minor_version, 2}]) and for distribution. */
+ * term_to_binary(T, [{minor_version, 2}]) and for distribution. The hot
+ * calls have an inline fast path in edist/term.h; their edist_*_slow twins
+ * here handle every input. The slow twins are cold: the fast path takes all
+ * calls but those that must grow the buffer or fail. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +20,9 @@ static int enc_fail(edist_buf *b, int err, const char *what)
     return edist_set_error(err, "encode: %s", what);
 }
 
-int edist_enc_version(edist_buf *b)
+#define SLOW_PATH __attribute__((noinline, cold))
+
+SLOW_PATH int edist_enc_version_slow(edist_buf *b)
 {
     uint8_t *p = edi_buf_room(b, 1);
     if (!p)
@@ -50,22 +55,25 @@ static int enc_sign_mag64(edist_buf *b, int negative, uint64_t mag)
         b->len += 5;
         return 0;
     }
-    unsigned n = 0;
-    for (uint64_t m = mag; m; m >>= 8)
-        n++;
+    /* mag >= 2^31 here: 4..8 magnitude bytes. */
+    unsigned n = 8 - (unsigned)__builtin_clzll(mag) / 8;
     uint8_t *p = edi_buf_room(b, 3 + n);
     if (!p)
         return b->err;
     p[0] = EDIST_TAG_SMALL_BIG;
     p[1] = (uint8_t)n;
     p[2] = negative ? 1 : 0;
-    for (unsigned i = 0; i < n; i++)
-        p[3 + i] = (uint8_t)(mag >> (8 * i));
+    if (b->cap - b->len >= 3 + 8) {
+        edi_put_le64(p + 3, mag); /* one store; bytes past n are scratch */
+    } else {
+        for (unsigned i = 0; i < n; i++)
+            p[3 + i] = (uint8_t)(mag >> (8 * i));
+    }
     b->len += 3 + n;
     return 0;
 }
 
-int edist_enc_int(edist_buf *b, int64_t v)
+SLOW_PATH int edist_enc_int_slow(edist_buf *b, int64_t v)
 {
     if (v >= 0 && v <= 255) {
         uint8_t *p = edi_buf_room(b, 2);
@@ -145,8 +153,10 @@ int edist_enc_int_decimal(edist_buf *b, const char *text, size_t len)
     return rc;
 }
 
-int edist_enc_double(edist_buf *b, double v)
+SLOW_PATH int edist_enc_double_slow(edist_buf *b, double v)
 {
+    if (b->err)
+        return b->err;
     if (!isfinite(v))
         return enc_fail(b, EDIST_EINVAL, "float is not finite");
     uint8_t *p = edi_buf_room(b, 9);
@@ -184,7 +194,7 @@ static int enc_atom_checked(edist_buf *b, const uint8_t *s, size_t len)
     return 0;
 }
 
-int edist_enc_atom(edist_buf *b, const char *utf8, size_t len)
+SLOW_PATH int edist_enc_atom_slow(edist_buf *b, const char *utf8, size_t len)
 {
     if (b->err)
         return b->err;
@@ -234,7 +244,7 @@ int edist_enc_bool(edist_buf *b, int v)
              : enc_atom_checked(b, (const uint8_t *)"false", 5);
 }
 
-int edist_enc_tuple(edist_buf *b, uint32_t arity)
+SLOW_PATH int edist_enc_tuple_slow(edist_buf *b, uint32_t arity)
 {
     if (arity <= 255) {
         uint8_t *p = edi_buf_room(b, 2);
@@ -254,7 +264,7 @@ int edist_enc_tuple(edist_buf *b, uint32_t arity)
     return 0;
 }
 
-int edist_enc_nil(edist_buf *b)
+SLOW_PATH int edist_enc_nil_slow(edist_buf *b)
 {
     uint8_t *p = edi_buf_room(b, 1);
     if (!p)
@@ -276,7 +286,7 @@ static int enc_tag_u32(edist_buf *b, uint8_t tag, uint32_t n)
     return 0;
 }
 
-int edist_enc_list(edist_buf *b, uint32_t n)
+SLOW_PATH int edist_enc_list_slow(edist_buf *b, uint32_t n)
 {
     if (b->err)
         return b->err;
@@ -322,7 +332,7 @@ int edist_enc_string(edist_buf *b, const void *bytes, size_t len)
     return 0;
 }
 
-int edist_enc_binary(edist_buf *b, const void *bytes, size_t len)
+SLOW_PATH int edist_enc_binary_slow(edist_buf *b, const void *bytes, size_t len)
 {
     if (b->err)
         return b->err;
@@ -367,7 +377,7 @@ int edist_enc_bitstring(edist_buf *b, const void *bytes, size_t nbytes,
     return 0;
 }
 
-int edist_enc_map(edist_buf *b, uint32_t pairs)
+SLOW_PATH int edist_enc_map_slow(edist_buf *b, uint32_t pairs)
 {
     return enc_tag_u32(b, EDIST_TAG_MAP, pairs);
 }

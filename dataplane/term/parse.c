@@ -971,7 +971,16 @@ static int fail_expected(parser *p, const char *expected)
 {
     char found[32];
     describe(p, &p->tok, found, sizeof found);
-    return FAIL_TOK(p, &p->tok, "expected %s, found %s", expected, found);
+    const token *t = &p->tok;
+    /* 1e5 lexes as 1 then the atom e5, as in erl_scan */
+    if (t->kind == TK_ATOM && t->offset > 0 &&
+        (p->src[t->offset] | 0x20) == 'e' && p->src[t->offset - 1] >= '0' &&
+        p->src[t->offset - 1] <= '9')
+        return FAIL_TOK(p, t,
+                        "expected %s, found %s (a float needs a "
+                        "fraction: 1.0e5, not 1e5)",
+                        expected, found);
+    return FAIL_TOK(p, t, "expected %s, found %s", expected, found);
 }
 
 /* ======================================================================

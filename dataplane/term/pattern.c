@@ -372,6 +372,27 @@ static int skip_terms(edist_cursor *c, uint64_t n)
     return 0;
 }
 
+/* Under these tags a term has exactly one encoding, so complete, valid
+ * bytes with the literal's tag that differ from it are a different term (the
+ * common miss: another atom or small integer), known without a full decode. */
+static int same_tag_differs(const edist_cursor *c, const uint8_t *t)
+{
+    const uint8_t *d = c->data + c->pos;
+    size_t rem = c->len - c->pos;
+    if (rem == 0 || d[0] != t[0])
+        return 0;
+    switch (t[0]) {
+    case EDIST_TAG_SMALL_INTEGER:
+        return rem >= 2;
+    case EDIST_TAG_INTEGER:
+        return rem >= 5;
+    case EDIST_TAG_SMALL_ATOM_UTF8:
+        return rem >= 2 && rem - 2 >= d[1] && edi_utf8_count(d + 2, d[1]) >= 0;
+    default:
+        return 0;
+    }
+}
+
 /* The term at the cursor =:= the encoded term t of the given type? Consumes
  * the term when it matches. */
 static int compare_at(match_ctx *m, const uint8_t *t, size_t tlen,
@@ -382,6 +403,8 @@ static int compare_at(match_ctx *m, const uint8_t *t, size_t tlen,
         c->pos += tlen; /* a valid encoding is never a prefix of another */
         return 1;
     }
+    if (same_tag_differs(c, t))
+        return 0;
     edist_term_info info;
     int rc = edist_peek(c, &info);
     if (rc < 0)

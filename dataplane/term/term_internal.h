@@ -48,6 +48,28 @@ static inline void edi_put_u64(uint8_t *p, uint64_t v)
     edi_put_u32(p + 4, (uint32_t)v);
 }
 
+/* Little-endian, as bignum magnitudes are. The fixed-size loops compile to
+ * one load or store. */
+static inline void edi_put_le64(uint8_t *p, uint64_t v)
+{
+    for (unsigned i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* The n <= 8 little-endian bytes at p, of which avail >= n are readable:
+ * one 8-byte load, masked, when 8 are readable; else byte by byte. */
+static inline uint64_t edi_get_le_upto8(const uint8_t *p, size_t n, size_t avail)
+{
+    if (avail >= 8) {
+        uint64_t v = edist_inl_get_le64(p);
+        return n < 8 ? v & ((UINT64_C(1) << (8 * n)) - 1) : v;
+    }
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
 /* ---- UTF-8 ---------------------------------------------------------------
  * Strict (RFC 3629): no overlong forms, no surrogates, nothing above
  * U+10FFFF. */

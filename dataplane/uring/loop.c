@@ -146,11 +146,27 @@ int edi_loop_new(const edi_loop_config *config, edi_loop **out)
         return edist_set_error(EDIST_ENOMEM, "uring: post queue alloc");
     }
 
+    /* COOP_TASKRUN (5.19): completions are posted when the loop enters the
+     * kernel instead of interrupting it; liburing's peek notices the
+     * TASKRUN flag and enters when work is pending. Older kernels reject
+     * the flags: retry without. */
     struct io_uring_params params;
-    memset(&params, 0, sizeof(params));
-    params.flags = IORING_SETUP_CQSIZE;
-    params.cq_entries = cfg.ring_entries * CQ_PER_SQ;
-    int rc = io_uring_queue_init_params(cfg.ring_entries, &loop->ring, &params);
+    int rc = -EINVAL;
+    if (!(cfg.disable_features & EDI_FEAT_COOP_TASKRUN)) {
+        memset(&params, 0, sizeof(params));
+        params.flags = IORING_SETUP_CQSIZE | IORING_SETUP_COOP_TASKRUN |
+                       IORING_SETUP_TASKRUN_FLAG;
+        params.cq_entries = cfg.ring_entries * CQ_PER_SQ;
+        rc = io_uring_queue_init_params(cfg.ring_entries, &loop->ring, &params);
+        if (rc == 0)
+            loop->features |= EDI_FEAT_COOP_TASKRUN;
+    }
+    if (rc == -EINVAL) {
+        memset(&params, 0, sizeof(params));
+        params.flags = IORING_SETUP_CQSIZE;
+        params.cq_entries = cfg.ring_entries * CQ_PER_SQ;
+        rc = io_uring_queue_init_params(cfg.ring_entries, &loop->ring, &params);
+    }
     if (rc < 0) {
         free(loop->posts);
         pthread_mutex_destroy(&loop->post_mu);
@@ -175,7 +191,7 @@ int edi_loop_new(const edi_loop_config *config, edi_loop **out)
      * ring in 5.19: with a buffer ring, accept is there; recv is tried and
      * falls back to one-shot on EINVAL (see conn.c). */
     loop->features |= EDI_FEAT_RECV_MULTISHOT | EDI_FEAT_ACCEPT_MULTISHOT;
-    loop->features &= ~cfg.disable_features;
+    loop->features &= ~(cfg.disable_features & ~(unsigned)EDI_FEAT_EXT_ARG);
     loop->features |= EDI_FEAT_BUF_RING; /* required: cannot be disabled */
     loop->st.rx_buffers_total = cfg.rx_buffer_count;
 

@@ -55,7 +55,9 @@ enum {
     EDI_FEAT_RECV_MULTISHOT = 1u << 1,  /* multishot recv (6.0+); else one-shot
                                          * recv with buffer select */
     EDI_FEAT_ACCEPT_MULTISHOT = 1u << 2,/* multishot accept (5.19+) */
-    EDI_FEAT_EXT_ARG = 1u << 3,         /* wait with timeout in one syscall (5.11+) */
+    EDI_FEAT_EXT_ARG = 1u << 3,         /* wait with timeout in one syscall (5.11+);
+                                         * informative, cannot be disabled */
+    EDI_FEAT_COOP_TASKRUN = 1u << 4,    /* completions without IPIs (5.19+) */
 };
 
 typedef void (*edi_log_fn)(void *user, const char *line);

@@ -138,7 +138,6 @@ struct edi_loop {
     edi_listener *listeners;
     uint32_t nstarved;
 
-    uint64_t events;           /* this iteration */
     edi_loop_stats st;
 };
 

@@ -73,6 +73,10 @@ typedef struct edist_node_config {
      * (it outlives the node, as epmd outlives erl). */
     uint16_t epmd_port;
     bool start_epmd; /* default true; false: fail if none answers */
+    /* Register with the port mapper (default true). false: a client-only
+     * node, as erl_call makes: it can connect out, nobody can look it up,
+     * and its creation is random. */
+    bool publish;
     /* net_kernel's net_ticktime (default 60 s) and net_setuptime (7 s),
      * in milliseconds. Tick interval = ticktime / 4; a peer silent for a
      * whole ticktime is declared down (net_tick_timeout). */

@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "edist/error.h"
 
@@ -151,7 +152,8 @@ typedef struct edist_term_view {
 
 /* Errors are sticky: after the first failure every further edist_enc_* call
  * on the buffer does nothing and returns the same error, so a caller can
- * encode a whole message and check once at the end (edist_buf_error). */
+ * encode a whole message and check once at the end (edist_buf_error).
+ * data[len..cap) is unspecified: encoders may use it as scratch. */
 typedef struct edist_buf {
     uint8_t *data;
     size_t len;
@@ -179,36 +181,37 @@ static inline int edist_buf_error(const edist_buf *b) { return b->err; }
 /* ---- encoder ------------------------------------------------------------
  * Each call appends one term (or a header whose elements the caller appends
  * next) in the canonical form erts uses for distribution and for
- * term_to_binary(T, [{minor_version, 2}]). */
+ * term_to_binary(T, [{minor_version, 2}]). The static inline ones handle
+ * their common case in this header ("inline fast paths" at the end). */
 
-int edist_enc_version(edist_buf *b);                 /* the 131 byte */
-int edist_enc_int(edist_buf *b, int64_t v);          /* smallest form */
+static inline int edist_enc_version(edist_buf *b);   /* the 131 byte */
+static inline int edist_enc_int(edist_buf *b, int64_t v); /* smallest form */
 int edist_enc_uint(edist_buf *b, uint64_t v);
 /* Bignum from sign and little-endian magnitude bytes (as on the wire);
  * normalised: leading zero bytes dropped, small values use the small forms. */
 int edist_enc_big(edist_buf *b, int negative, const uint8_t *mag_le, size_t n);
 /* Integer from decimal text ("-123456789012345678901234567890"). */
 int edist_enc_int_decimal(edist_buf *b, const char *text, size_t len);
-int edist_enc_double(edist_buf *b, double v);        /* NEW_FLOAT_EXT; finite only */
+static inline int edist_enc_double(edist_buf *b, double v); /* NEW_FLOAT_EXT; finite only */
 /* UTF-8 atom: SMALL_ATOM_UTF8_EXT or ATOM_UTF8_EXT. Rejects invalid UTF-8 and
  * more than 255 characters with EBADTERM. */
-int edist_enc_atom(edist_buf *b, const char *utf8, size_t len);
+static inline int edist_enc_atom(edist_buf *b, const char *utf8, size_t len);
 int edist_enc_atomz(edist_buf *b, const char *utf8);
 int edist_enc_bool(edist_buf *b, int v);             /* true / false */
-int edist_enc_tuple(edist_buf *b, uint32_t arity);   /* then arity terms */
-int edist_enc_nil(edist_buf *b);
+static inline int edist_enc_tuple(edist_buf *b, uint32_t arity); /* then arity terms */
+static inline int edist_enc_nil(edist_buf *b);
 /* LIST_EXT header: then n elements and a tail (edist_enc_nil for a proper
  * list). n must be > 0; an empty list is edist_enc_nil. */
-int edist_enc_list(edist_buf *b, uint32_t n);
+static inline int edist_enc_list(edist_buf *b, uint32_t n);
 /* A list of byte-sized integers: STRING_EXT when 0 < len <= 65535, NIL when
  * len == 0, otherwise LIST_EXT of integers (as erts). */
 int edist_enc_string(edist_buf *b, const void *bytes, size_t len);
-int edist_enc_binary(edist_buf *b, const void *bytes, size_t len);
+static inline int edist_enc_binary(edist_buf *b, const void *bytes, size_t len);
 /* Bit string of nbytes bytes whose last byte holds last_bits (1..8) bits in
  * its high end; last_bits == 8 gives a BINARY_EXT. */
 int edist_enc_bitstring(edist_buf *b, const void *bytes, size_t nbytes,
                         unsigned last_bits);
-int edist_enc_map(edist_buf *b, uint32_t pairs);     /* then key, value ... */
+static inline int edist_enc_map(edist_buf *b, uint32_t pairs); /* then key, value ... */
 int edist_enc_pid(edist_buf *b, const edist_pid *p); /* NEW_PID_EXT */
 /* NEW_PORT_EXT when id < 2^28 (only 28 bits are significant there), else
  * V4_PORT_EXT, as erts. */
@@ -296,6 +299,60 @@ int edist_dec_fun(edist_cursor *c, edist_fun *f);    /* NEW_FUN_EXT */
 int edist_skip(edist_cursor *c);
 /* Skip one whole term and return a view of its bytes. */
 int edist_dec_term(edist_cursor *c, edist_term_view *v);
+
+/* ---- one call per term: edist_dec_next ----------------------------------
+ * Reads the next term's tag and value in one call: scalars decoded, atoms,
+ * strings and binaries as views, tuples, lists and maps as a header with
+ * their count (the elements follow and are read by further calls), and
+ * pids, ports, references and funs as a view of their whole encoding. A
+ * generic walk (printer, converter to another format) needs one call per
+ * node instead of edist_peek plus a getter.
+ *
+ * Fields by type (fields not listed are unspecified):
+ *   INTEGER  big = 0: the value in i.
+ *            big = 1 (it does not fit int64): negative, and bytes/count the
+ *            little-endian magnitude without high zero bytes (as
+ *            edist_dec_integer gives it; count > 8 or above 2^63).
+ *   FLOAT    f.
+ *   ATOM     bytes/count: the text; latin1 as in edist_atom.
+ *   TUPLE    count: the arity; that many terms follow.
+ *   MAP      count: the pairs; 2 * count terms (key, value, ...) follow.
+ *   NIL      nothing.
+ *   LIST     tag LIST: count elements (>= 1) then a tail follow.
+ *            tag STRING: bytes/count: the bytes; nothing follows.
+ *   BINARY   bytes/count: the bytes; last_bits: bits used in the last byte
+ *            (8 for a binary, 1..7 for a bit string).
+ *   PID, PORT, REF, FUN
+ *            bytes/count: the whole encoded term, tag included, already
+ *            checked; read its fields with the getter for the tag (FUN:
+ *            edist_dec_fun for tag NEW_FUN, edist_dec_export for EXPORT) on
+ *            a cursor over that view (edist_cursor_init(&sub, bytes, count)).
+ * type and tag (the wire tag) are always set.
+ *
+ * Accepts exactly what the getter for the tag accepts (edist_dec_integer,
+ * edist_dec_double, edist_dec_atom, edist_dec_tuple, edist_dec_map,
+ * edist_dec_nil, edist_dec_list or edist_dec_string, edist_dec_bitstring,
+ * edist_dec_pid, ...) and fails the same way: the same code and
+ * err_offset, the cursor not advanced. edist_dec_next is inline (see the
+ * end of this header); edist_dec_next_slow is the same function out of
+ * line. */
+typedef struct edist_item {
+    edist_type type;
+    uint8_t tag;
+    uint8_t big;       /* INTEGER */
+    uint8_t negative;  /* INTEGER with big = 1 */
+    uint8_t latin1;    /* ATOM */
+    uint8_t last_bits; /* BINARY */
+    uint64_t count;
+    union {
+        int64_t i;            /* INTEGER with big = 0 */
+        double f;             /* FLOAT */
+        const uint8_t *bytes; /* views, count bytes long */
+    };
+} edist_item;
+
+static inline int edist_dec_next(edist_cursor *c, edist_item *it);
+int edist_dec_next_slow(edist_cursor *c, edist_item *it);
 
 /* Atom helpers. */
 int edist_atom_eq(const edist_atom *a, const char *utf8z); /* 1 equal, 0 not */
@@ -402,6 +459,369 @@ const char *edist_pattern_var_name(const edist_pattern *p, uint32_t index);
  * into the caller's buffer. */
 int edist_match(const edist_pattern *p, const void *term, size_t len,
                 edist_term_view *vars);
+
+/* ==== inline fast paths ===================================================
+ * The most frequent encoder calls and edist_dec_next are static inline so
+ * that their common case costs a few instructions at the call site. Each one
+ * takes only the case it can finish at once (enough room or input, the
+ * canonical form) and otherwise calls its exported edist_*_slow twin, which
+ * handles every input, the fast ones included, exactly as documented above.
+ * Bindings that cannot use inline functions call the _slow ones directly. */
+
+int edist_enc_version_slow(edist_buf *b);
+int edist_enc_int_slow(edist_buf *b, int64_t v);
+int edist_enc_double_slow(edist_buf *b, double v);
+int edist_enc_atom_slow(edist_buf *b, const char *utf8, size_t len);
+int edist_enc_tuple_slow(edist_buf *b, uint32_t arity);
+int edist_enc_nil_slow(edist_buf *b);
+int edist_enc_list_slow(edist_buf *b, uint32_t n);
+int edist_enc_binary_slow(edist_buf *b, const void *bytes, size_t len);
+int edist_enc_map_slow(edist_buf *b, uint32_t pairs);
+
+/* Helpers of the fast paths below; not API. Fast paths and helpers are
+ * forced inline: compilers otherwise keep the larger ones (edist_dec_next)
+ * out of line, which costs the call they exist to save. */
+#define EDIST_FAST_PATH static inline __attribute__((always_inline))
+
+/* Can n more bytes be written without growing, in a buffer not in error?
+ * (cap - len >= n >= 1 implies data != NULL.) */
+EDIST_FAST_PATH int edist_inl_room(const edist_buf *b, size_t n)
+{
+    return b->err == 0 && b->cap - b->len >= n;
+}
+
+EDIST_FAST_PATH void edist_inl_put_u32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+EDIST_FAST_PATH uint32_t edist_inl_get_u32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+           ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
+/* Little-endian 8 bytes (compilers turn this into one load). */
+EDIST_FAST_PATH uint64_t edist_inl_get_le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* Copies s[0..len) to d (when d != NULL) and returns 1 if all of it is
+ * ASCII. Words of 8 or 4 bytes, the last one overlapping the one before, so
+ * that short atoms take no loop and no memcpy call; nothing outside
+ * s[0..len) and d[0..len) is touched. */
+EDIST_FAST_PATH int edist_inl_copy_ascii(uint8_t *d, const uint8_t *s, size_t len)
+{
+    uint64_t acc = 0;
+    if (len >= 8) {
+        uint64_t w;
+        for (size_t i = 0; i + 8 < len; i += 8) {
+            memcpy(&w, s + i, 8);
+            if (d)
+                memcpy(d + i, &w, 8);
+            acc |= w;
+        }
+        memcpy(&w, s + len - 8, 8);
+        if (d)
+            memcpy(d + len - 8, &w, 8);
+        acc |= w;
+    } else if (len >= 4) {
+        uint32_t lo, hi;
+        memcpy(&lo, s, 4);
+        memcpy(&hi, s + len - 4, 4);
+        if (d) {
+            memcpy(d, &lo, 4);
+            memcpy(d + len - 4, &hi, 4);
+        }
+        acc = lo | hi;
+    } else {
+        for (size_t i = 0; i < len; i++) {
+            if (d)
+                d[i] = s[i];
+            acc |= s[i];
+        }
+    }
+    return (acc & UINT64_C(0x8080808080808080)) == 0;
+}
+
+EDIST_FAST_PATH int edist_enc_version(edist_buf *b)
+{
+    if (__builtin_expect(edist_inl_room(b, 1), 1)) {
+        b->data[b->len++] = EDIST_TAG_VERSION;
+        return 0;
+    }
+    return edist_enc_version_slow(b);
+}
+
+EDIST_FAST_PATH int edist_enc_nil(edist_buf *b)
+{
+    if (__builtin_expect(edist_inl_room(b, 1), 1)) {
+        b->data[b->len++] = EDIST_TAG_NIL;
+        return 0;
+    }
+    return edist_enc_nil_slow(b);
+}
+
+EDIST_FAST_PATH int edist_enc_int(edist_buf *b, int64_t v)
+{
+    /* One check for the longest form: SMALL_BIG_EXT with 8 bytes. */
+    if (__builtin_expect(edist_inl_room(b, 11), 1)) {
+        uint8_t *p = b->data + b->len;
+        if ((uint64_t)v <= 255) {
+            p[0] = EDIST_TAG_SMALL_INTEGER;
+            p[1] = (uint8_t)v;
+            b->len += 2;
+            return 0;
+        }
+        if (v >= INT32_MIN && v <= INT32_MAX) {
+            p[0] = EDIST_TAG_INTEGER;
+            edist_inl_put_u32(p + 1, (uint32_t)v);
+            b->len += 5;
+            return 0;
+        }
+        /* |v| > 2^31 - 1, computed unsigned (INT64_MIN has no negation). */
+        uint64_t mag = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+        unsigned n = 8 - (unsigned)__builtin_clzll(mag) / 8;
+        p[0] = EDIST_TAG_SMALL_BIG;
+        p[1] = (uint8_t)n;
+        p[2] = (uint8_t)(v < 0);
+        /* All 8 bytes in one store; only n of them are kept. */
+        for (unsigned i = 0; i < 8; i++)
+            p[3 + i] = (uint8_t)(mag >> (8 * i));
+        b->len += 3 + n;
+        return 0;
+    }
+    return edist_enc_int_slow(b, v);
+}
+
+EDIST_FAST_PATH int edist_enc_double(edist_buf *b, double v)
+{
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    /* An exponent of all ones is inf or NaN: refused by the slow path. */
+    if (__builtin_expect(edist_inl_room(b, 9) &&
+                         ((bits >> 52) & 0x7FF) != 0x7FF, 1)) {
+        uint8_t *p = b->data + b->len;
+        p[0] = EDIST_TAG_NEW_FLOAT;
+        edist_inl_put_u32(p + 1, (uint32_t)(bits >> 32));
+        edist_inl_put_u32(p + 5, (uint32_t)bits);
+        b->len += 9;
+        return 0;
+    }
+    return edist_enc_double_slow(b, v);
+}
+
+EDIST_FAST_PATH int edist_enc_atom(edist_buf *b, const char *utf8, size_t len)
+{
+    /* ASCII text of at most 255 bytes: SMALL_ATOM_UTF8_EXT as it is. The
+     * text is copied while it is checked; if it is not ASCII, the slow path
+     * writes over the copy. */
+    if (__builtin_expect(len <= 255 && utf8 != NULL &&
+                         edist_inl_room(b, 2 + len), 1)) {
+        uint8_t *p = b->data + b->len;
+        if (__builtin_expect(edist_inl_copy_ascii(p + 2, (const uint8_t *)utf8, len), 1)) {
+            p[0] = EDIST_TAG_SMALL_ATOM_UTF8;
+            p[1] = (uint8_t)len;
+            b->len += 2 + len;
+            return 0;
+        }
+    }
+    return edist_enc_atom_slow(b, utf8, len);
+}
+
+EDIST_FAST_PATH int edist_enc_tuple(edist_buf *b, uint32_t arity)
+{
+    if (__builtin_expect(arity <= 255 && edist_inl_room(b, 2), 1)) {
+        uint8_t *p = b->data + b->len;
+        p[0] = EDIST_TAG_SMALL_TUPLE;
+        p[1] = (uint8_t)arity;
+        b->len += 2;
+        return 0;
+    }
+    return edist_enc_tuple_slow(b, arity);
+}
+
+EDIST_FAST_PATH int edist_enc_list(edist_buf *b, uint32_t n)
+{
+    if (__builtin_expect(n != 0 && edist_inl_room(b, 5), 1)) {
+        uint8_t *p = b->data + b->len;
+        p[0] = EDIST_TAG_LIST;
+        edist_inl_put_u32(p + 1, n);
+        b->len += 5;
+        return 0;
+    }
+    return edist_enc_list_slow(b, n);
+}
+
+EDIST_FAST_PATH int edist_enc_map(edist_buf *b, uint32_t pairs)
+{
+    if (__builtin_expect(edist_inl_room(b, 5), 1)) {
+        uint8_t *p = b->data + b->len;
+        p[0] = EDIST_TAG_MAP;
+        edist_inl_put_u32(p + 1, pairs);
+        b->len += 5;
+        return 0;
+    }
+    return edist_enc_map_slow(b, pairs);
+}
+
+EDIST_FAST_PATH int edist_enc_binary(edist_buf *b, const void *bytes, size_t len)
+{
+    /* The length bound also keeps 5 + len from wrapping around. */
+    if (__builtin_expect(len <= (size_t)UINT32_MAX - 5 && bytes != NULL &&
+                         edist_inl_room(b, 5 + len), 1)) {
+        uint8_t *p = b->data + b->len;
+        p[0] = EDIST_TAG_BINARY;
+        edist_inl_put_u32(p + 1, (uint32_t)len);
+        memcpy(p + 5, bytes, len);
+        b->len += 5 + len;
+        return 0;
+    }
+    return edist_enc_binary_slow(b, bytes, len);
+}
+
+/* The canonical forms of scalars, atoms, strings, binaries and containers;
+ * everything else (pids, refs, big integers, latin-1 or non-ASCII atoms,
+ * bit strings, errors) in edist_dec_next_slow. Each case checks the bytes it
+ * reads against rem, as the getters do. */
+EDIST_FAST_PATH int edist_dec_next(edist_cursor *c, edist_item *it)
+{
+    size_t p = c->pos, rem = c->len - p;
+    if (__builtin_expect(rem == 0, 0))
+        return edist_dec_next_slow(c, it);
+    const uint8_t *d = c->data + p;
+    uint8_t tag = d[0];
+    it->tag = tag;
+    switch (tag) {
+    case EDIST_TAG_SMALL_INTEGER:
+        if (rem < 2)
+            break;
+        it->type = EDIST_TYPE_INTEGER;
+        it->big = 0;
+        it->i = d[1];
+        c->pos = p + 2;
+        return 0;
+    case EDIST_TAG_INTEGER:
+        if (rem < 5)
+            break;
+        it->type = EDIST_TYPE_INTEGER;
+        it->big = 0;
+        it->i = (int32_t)edist_inl_get_u32(d + 1);
+        c->pos = p + 5;
+        return 0;
+    case EDIST_TAG_SMALL_BIG: {
+        /* Up to 8 magnitude bytes, read as one 8-byte load (so at least 8
+         * bytes must follow the 3-byte head) and masked to n bytes. */
+        if (rem < 11 || d[1] > 8)
+            break;
+        unsigned n = d[1];
+        uint64_t mag = edist_inl_get_le64(d + 3);
+        if (n < 8)
+            mag &= (UINT64_C(1) << (8 * n)) - 1;
+        uint64_t neg = d[2] != 0; /* erts: any non-zero sign byte */
+        if (mag > (uint64_t)INT64_MAX + neg) /* beyond -2^63 .. 2^63-1 */
+            break;
+        /* Two's complement negation when neg, done unsigned; the bits are
+         * then the int64 value. */
+        uint64_t bits = (mag ^ (0 - neg)) + neg;
+        it->type = EDIST_TYPE_INTEGER;
+        it->big = 0;
+        memcpy(&it->i, &bits, sizeof bits);
+        c->pos = p + 3 + n;
+        return 0;
+    }
+    case EDIST_TAG_NEW_FLOAT: {
+        if (rem < 9)
+            break;
+        uint64_t bits = ((uint64_t)edist_inl_get_u32(d + 1) << 32) |
+                        edist_inl_get_u32(d + 5);
+        if (((bits >> 52) & 0x7FF) == 0x7FF) /* inf, NaN: refused */
+            break;
+        it->type = EDIST_TYPE_FLOAT;
+        memcpy(&it->f, &bits, sizeof bits);
+        c->pos = p + 9;
+        return 0;
+    }
+    case EDIST_TAG_SMALL_ATOM_UTF8: {
+        if (rem < 2 || d[1] > rem - 2 || !edist_inl_copy_ascii(NULL, d + 2, d[1]))
+            break;
+        it->type = EDIST_TYPE_ATOM;
+        it->latin1 = 0;
+        it->bytes = d + 2;
+        it->count = d[1];
+        c->pos = p + 2 + d[1];
+        return 0;
+    }
+    case EDIST_TAG_SMALL_TUPLE:
+        if (rem < 2 || d[1] > rem - 2)
+            break;
+        it->type = EDIST_TYPE_TUPLE;
+        it->count = d[1];
+        c->pos = p + 2;
+        return 0;
+    case EDIST_TAG_NIL:
+        it->type = EDIST_TYPE_NIL;
+        c->pos = p + 1;
+        return 0;
+    case EDIST_TAG_STRING: {
+        if (rem < 3)
+            break;
+        size_t n = ((size_t)d[1] << 8) | d[2];
+        if (n > rem - 3)
+            break;
+        it->type = EDIST_TYPE_LIST;
+        it->bytes = d + 3;
+        it->count = n;
+        c->pos = p + 3 + n;
+        return 0;
+    }
+    case EDIST_TAG_LIST: {
+        if (rem < 5)
+            break;
+        uint64_t n = edist_inl_get_u32(d + 1);
+        if (n == 0 || n + 1 > rem - 5) /* n elements and a tail */
+            break;
+        it->type = EDIST_TYPE_LIST;
+        it->count = n;
+        c->pos = p + 5;
+        return 0;
+    }
+    case EDIST_TAG_MAP: {
+        if (rem < 5)
+            break;
+        uint64_t n = edist_inl_get_u32(d + 1);
+        if (2 * n > rem - 5)
+            break;
+        it->type = EDIST_TYPE_MAP;
+        it->count = n;
+        c->pos = p + 5;
+        return 0;
+    }
+    case EDIST_TAG_BINARY: {
+        if (rem < 5)
+            break;
+        size_t n = edist_inl_get_u32(d + 1);
+        if (n > rem - 5)
+            break;
+        it->type = EDIST_TYPE_BINARY;
+        it->last_bits = 8;
+        it->bytes = d + 5;
+        it->count = n;
+        c->pos = p + 5 + n;
+        return 0;
+    }
+    default:
+        break;
+    }
+    return edist_dec_next_slow(c, it);
+}
 
 #ifdef __cplusplus
 }

@@ -337,7 +337,7 @@ static void syntax_errors_say_where(void **state)
         {"{ok,\n  'abc}", 2, 3, "unterminated quoted atom"},
         {"{ok, X}", 1, 6, "variables are not allowed in terms: X"},
         {"[_Ignored]", 1, 2, "variables are not allowed in terms: _Ignored"},
-        {"1e5", 1, 2, "expected end of input"},
+        {"1e5", 1, 2, "a float needs a fraction"},
         {"1.0e", 1, 1, "malformed float"},
         {"1.0e999", 1, 1, "float out of range"},
         {"37#1", 1, 1, "invalid base"},

@@ -1,0 +1,263 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* `edist node`: run a node until SIGTERM/SIGINT; `edist ping`: net_adm:ping
+ * from a short-lived hidden node, as erl_call does. */
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "control/node_config.h"
+#include "edist/edist.h"
+#include "edist/node.h"
+
+static const char *const level_names[] = {"error", "warning", "info", "debug"};
+
+/* Log lines go to stderr with a timestamp; events and the ready line to
+ * stdout, one line each, flushed at once (tests and scripts read them). */
+static void log_stderr(void *user, edist_log_level level, const char *line)
+{
+    const char *who = user;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    localtime_r(&ts.tv_sec, &tm);
+    char when[32];
+    strftime(when, sizeof when, "%H:%M:%S", &tm);
+    fprintf(stderr, "%s: %s.%03ld %s: %s\n", who, when, ts.tv_nsec / 1000000L,
+            level_names[level <= EDIST_LOG_DEBUG ? level : EDIST_LOG_DEBUG], line);
+    fflush(stderr);
+}
+
+static void on_event(void *user, const edist_node_event *ev)
+{
+    (void)user;
+    if (ev->up)
+        printf("nodeup %s (%s)\n", ev->node, ev->hidden ? "hidden" : "visible");
+    else
+        printf("nodedown %s (%s)\n", ev->node, ev->reason ? ev->reason : "?");
+    fflush(stdout);
+}
+
+static void node_usage(FILE *out)
+{
+    fputs("usage: edist node --sname NAME[@HOST] | --name NAME@HOST [--cookie C]\n"
+          "                  [--hidden] [--config FILE] [--listen-address A]\n"
+          "                  [--listen-port P] [--epmd-port P] [--ticktime S]\n"
+          "                  [--setuptime S] [--connect-all BOOL] [--transport tcp]\n"
+          "                  [--idle adaptive|busy|sleep] [--log-level L]\n"
+          "                  [--start-epmd BOOL] [--print-config]\n"
+          "  Runs an edist node until SIGTERM/SIGINT. Every option may also be set\n"
+          "  as EDIST_<OPTION> in the environment or as a key in the [node] section\n"
+          "  of the config file; flags win over the environment, the environment\n"
+          "  over the file. --print-config shows each value and where it came from.\n",
+          out);
+}
+
+static int wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+            return 1;
+    return 0;
+}
+
+static void print_config(const edi_node_options *o)
+{
+    char buf[8192];
+    edi_node_options_format(o, buf, sizeof buf);
+    fputs(buf, stdout);
+}
+
+int cmd_node(int argc, char **argv)
+{
+    if (wants_help(argc, argv)) {
+        node_usage(stdout);
+        return 0;
+    }
+    static edi_node_options o;
+    edi_node_options_init(&o);
+    int positional[1], np = 0, print = 0;
+    int rc = edi_node_options_parse_args(&o, argc - 1, argv + 1, positional, 0, &np, &print);
+    if (rc == 0)
+        rc = edi_node_options_load_all(&o);
+    if (rc) {
+        cli_error("node", rc);
+        node_usage(stderr);
+        return 2;
+    }
+    if (print) {
+        print_config(&o);
+        return 0;
+    }
+    rc = edi_node_options_to_config(&o, 1);
+    if (rc) {
+        cli_error("node", rc);
+        return 2;
+    }
+    edist_node_config *cfg = &o.cfg;
+    cfg->log = log_stderr;
+    cfg->log_user = "edist node";
+
+    /* Signals are taken by sigwait below: block them before any thread
+     * exists so that every thread inherits the mask. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    edist_node *node;
+    rc = edist_node_start(cfg, &node);
+    if (rc) {
+        cli_error("node", rc);
+        return 1;
+    }
+    rc = edist_node_monitor_nodes(node, EDIST_NODES_VISIBLE | EDIST_NODES_HIDDEN, on_event,
+                                  NULL, NULL);
+    if (rc) {
+        cli_error("node: monitor_nodes", rc);
+        edist_node_stop(node);
+        return 1;
+    }
+    printf("edist node %s ready (listening on port %u, creation %u%s)\n",
+           edist_node_name(node), edist_node_listen_port(node), edist_node_creation(node),
+           cfg->hidden ? ", hidden" : "");
+    fflush(stdout);
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    printf("edist node %s stopping (%s)\n", edist_node_name(node),
+           sig == SIGINT ? "SIGINT" : "SIGTERM");
+    fflush(stdout);
+    edist_node_stop(node);
+    return 0;
+}
+
+/* ---- ping ------------------------------------------------------------------------ */
+
+static void ping_usage(FILE *out)
+{
+    fputs("usage: edist ping NODE [--cookie C] [--epmd-port P] [--setuptime S]\n"
+          "  Prints pong (exit 0) if NODE answers net_adm:ping, else pang (exit 1).\n"
+          "  Runs a short-lived hidden node that does not register, as erl_call.\n",
+          out);
+}
+
+/* Our host part for a long name when this host has no fully qualified
+ * name: the local address the kernel would use to reach the target. */
+static int local_address_towards(const char *host, char *out, size_t cap)
+{
+    struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_DGRAM};
+    struct addrinfo *res = NULL;
+    if (getaddrinfo(host, "4369", &hints, &res) != 0 || !res)
+        return -1;
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    int rc = -1;
+    struct sockaddr_in me;
+    socklen_t len = sizeof me;
+    if (fd >= 0 && connect(fd, res->ai_addr, res->ai_addrlen) == 0 &&
+        getsockname(fd, (struct sockaddr *)&me, &len) == 0 &&
+        inet_ntop(AF_INET, &me.sin_addr, out, (socklen_t)cap))
+        rc = 0;
+    if (fd >= 0)
+        close(fd);
+    freeaddrinfo(res);
+    return rc;
+}
+
+int cmd_ping(int argc, char **argv)
+{
+    if (wants_help(argc, argv)) {
+        ping_usage(stdout);
+        return 0;
+    }
+    static edi_node_options o;
+    edi_node_options_init(&o);
+    /* A client: quiet unless asked, never the one to start a port mapper. */
+    edi_node_options_set(&o, EDI_OPT_LOG_LEVEL, "warning", EDI_OPT_DEFAULT, NULL);
+    edi_node_options_set(&o, EDI_OPT_START_EPMD, "false", EDI_OPT_DEFAULT, NULL);
+    edi_node_options_set(&o, EDI_OPT_LISTEN_ADDRESS, "127.0.0.1", EDI_OPT_DEFAULT, NULL);
+    int positional[1], np = 0, print = 0;
+    int rc = edi_node_options_parse_args(&o, argc - 1, argv + 1, positional, 1, &np, &print);
+    if (rc == 0)
+        rc = edi_node_options_load_all(&o);
+    if (rc == 0 && print) {
+        print_config(&o);
+        return 0;
+    }
+    if (rc == 0 && np != 1)
+        rc = edist_set_error(EDIST_EINVAL, "which node? give NODE");
+    if (rc) {
+        cli_error("ping", rc);
+        ping_usage(stderr);
+        return 2;
+    }
+    const char *target = argv[1 + positional[0]];
+    const char *at = strchr(target, '@');
+    if (!at || !at[1] || at == target) {
+        fprintf(stderr, "edist ping: bad node name '%s' (want NAME@HOST)\n", target);
+        return 2;
+    }
+    rc = edi_node_options_to_config(&o, 0);
+    if (rc) {
+        cli_error("ping", rc);
+        return 2;
+    }
+    edist_node_config *cfg = &o.cfg;
+    char name[300];
+    if (!cfg->name) {
+        /* Match the target's naming: a dotted host (or an address) means
+         * long names, which a short-named node may not use, and back. */
+        const char *host = at + 1;
+        cfg->long_names = strchr(host, '.') != NULL;
+        snprintf(name, sizeof name, "edist_ping_%ld", (long)getpid());
+        if (cfg->long_names) {
+            char me[INET_ADDRSTRLEN];
+            char hn[256];
+            struct addrinfo hints = {.ai_flags = AI_CANONNAME};
+            struct addrinfo *res = NULL;
+            bool fqdn = false;
+            if (gethostname(hn, sizeof hn) == 0 &&
+                getaddrinfo(hn, NULL, &hints, &res) == 0 && res && res->ai_canonname &&
+                strchr(res->ai_canonname, '.') && strncmp(host, "127.", 4) != 0) {
+                snprintf(name, sizeof name, "edist_ping_%ld@%s", (long)getpid(),
+                         res->ai_canonname);
+                fqdn = true;
+            }
+            if (res)
+                freeaddrinfo(res);
+            if (!fqdn && local_address_towards(host, me, sizeof me) == 0)
+                snprintf(name, sizeof name, "edist_ping_%ld@%s", (long)getpid(), me);
+        }
+        cfg->name = name;
+    }
+    cfg->hidden = true;
+    cfg->publish = false;
+    cfg->connect_all = false;
+    cfg->log = log_stderr;
+    cfg->log_user = "edist ping";
+    edist_node *node;
+    rc = edist_node_start(cfg, &node);
+    if (rc) {
+        cli_error("ping", rc);
+        puts("pang");
+        return 1;
+    }
+    int timeout_ms = (int)cfg->net_setuptime_ms + 3000;
+    rc = edist_node_ping(node, target, timeout_ms);
+    if (rc == 0) {
+        puts("pong");
+    } else {
+        cli_error("ping", rc);
+        puts("pang");
+    }
+    fflush(stdout);
+    edist_node_stop(node);
+    return rc == 0 ? 0 : 1;
+}

@@ -1,0 +1,2036 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "control/netkernel.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "control/dist_msg.h"
+#include "control/epmd_proto.h"
+#include "edist/term.h"
+
+/* Handshakes in progress at once; beyond it new sockets are closed at once
+ * (memory stays bounded whatever a flood of half-open connections does). */
+#define NK_MAX_HANDSHAKES 256u
+/* Pending requests (pings, connects, nodes queries) at once. */
+#define NK_MAX_OPS 4096u
+/* A transitive nodes() query gives up after this long. */
+#define NK_NODES_QUERY_TIMEOUT_MS 10000u
+/* Housekeeping (orphaned pending entries) runs this often. */
+#define NK_HOUSEKEEPING_MS 500u
+/* Graceful close of one connection: flush for at most this long. */
+#define NK_CLOSE_FLUSH_MS 2000u
+/* The pid id of the node's own pseudo-process (<N.1.0>), and where the
+ * ids of the short-lived processes that answer spawn requests start. */
+#define NK_SELF_PID_ID 1u
+#define NK_FIRST_SPAWN_PID_ID 100u
+
+typedef enum link_phase {
+    L_LOOKUP = 1, /* asking the peer host's port mapper */
+    L_HANDSHAKE,  /* connecting / handshaking */
+    L_WAIT_OLD,   /* acceptor: verified; the old connection must go first */
+    L_UP,
+} link_phase;
+
+struct edi_link {
+    edi_nk *nk;
+    edi_link *next, *prev; /* nk->links: every link not yet dead */
+    edi_conn *conn;        /* distribution socket */
+    edi_conn *epmd_conn;   /* L_LOOKUP */
+    int conns_open;        /* of conn/epmd_conn, not yet on_close'd */
+    bool dead;             /* bookkeeping done; waits for on_close */
+    bool connected;        /* initiator: the TCP connect succeeded */
+    edi_hs_role role;
+    link_phase phase;
+    edi_peer *peer; /* entry this link owns or waits for (may be NULL) */
+    char peer_name[EDI_HS_NAME_MAX_BYTES + 1];
+    char ip[INET6_ADDRSTRLEN];
+    char addr[INET6_ADDRSTRLEN + 48]; /* for log lines */
+    uint64_t started_ms;
+    edi_hs hs;
+    edi_timer setup_timer;
+    edi_dist_reasm *reasm;
+    uint64_t frames_in, frames_out;
+    edi_tick_state tick;
+    bool hidden;
+    uint64_t flags;
+};
+
+typedef enum op_kind {
+    OP_CONNECT = 1,
+    OP_PING,
+    OP_NODES_QUERY,
+    OP_MONITOR_NODE,
+} op_kind;
+
+typedef struct nk_op {
+    edi_nk *nk;
+    uint64_t id;
+    op_kind kind;
+    char peer[EDI_HS_NAME_MAX_BYTES + 1];
+    edi_nk_done_fn done;
+    void *arg;
+    uint32_t ref[3]; /* PING tag / NODES_QUERY ReqId (our node, creation) */
+    uint64_t sub_handle; /* OP_MONITOR_NODE */
+    edi_timer timer;
+    struct nk_op *next, *prev;
+} nk_op;
+
+typedef struct nk_sub {
+    uint64_t handle;
+    bool one_node; /* monitor_node: fires once for peer */
+    unsigned kinds;
+    char peer[EDI_HS_NAME_MAX_BYTES + 1];
+    edist_node_event_fn fn;
+    void *user;
+    bool removed;
+} nk_sub;
+
+struct edi_nk {
+    edi_nk_config cfg;
+    char name[EDI_HS_NAME_MAX_BYTES + 1];
+    edi_loop *loop;
+    edi_conn_table table;
+    edi_link *links;      /* live links */
+    edi_link *dead_links; /* killed, waiting for their sockets' on_close */
+    size_t handshakes; /* links not yet up */
+    size_t conns_open; /* all conns not yet on_close'd */
+    nk_op *ops;
+    size_t op_count;
+    uint64_t next_id;
+    nk_sub *subs[EDIST_NODE_MAX_MONITORS];
+    size_t sub_count;
+    int dispatching;
+    edist_node_message_fn msg_fn;
+    void *msg_user;
+    edi_timer tick_timer;
+    edi_timer housekeeping_timer;
+    uint64_t ref_counter;
+    uint32_t ref_salt;
+    uint32_t next_pid_id;
+    edist_buf out;     /* frames being built */
+    edist_buf scratch; /* payloads being built */
+    edi_dist_term_scratch self_scratch;
+    edist_term_view self_pid;
+    bool shutting_down;
+    edi_nk_done_fn shutdown_done;
+    void *shutdown_arg;
+    edi_timer shutdown_timer;
+    edist_node_stats stats;
+};
+
+static const edi_conn_ops dist_ops;
+static const edi_conn_ops epmd_ops;
+
+/* ---- logging ---------------------------------------------------------------- */
+
+__attribute__((format(printf, 3, 4))) static void nk_log(edi_nk *nk,
+                                                         edist_log_level lvl,
+                                                         const char *fmt, ...)
+{
+    if (!nk->cfg.log || lvl > nk->cfg.log_level)
+        return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    nk->cfg.log(nk->cfg.log_user, lvl, line);
+}
+
+/* "name@host" or the address when the name is not known yet. */
+static const char *link_label(const edi_link *l)
+{
+    return l->peer_name[0] ? l->peer_name : l->addr;
+}
+
+/* The few negotiated flags worth a glance in a node-up line. */
+static void flags_summary(uint64_t flags, char *buf, size_t cap)
+{
+    static const struct {
+        uint64_t bit;
+        const char *name;
+    } notable[] = {
+        {EDI_DFLAG_FRAGMENTS, "fragments"},   {EDI_DFLAG_SPAWN, "spawn"},
+        {EDI_DFLAG_ALIAS, "alias"},           {EDI_DFLAG_UNLINK_ID, "unlink_id"},
+        {EDI_DFLAG_V4_NC, "v4_nc"},           {EDI_DFLAG_EXIT_PAYLOAD, "exit_payload"},
+        {EDI_DFLAG_SEND_SENDER, "send_sender"}, {EDI_DFLAG_DIST_MONITOR_NAME, "monitor_name"},
+    };
+    size_t n = (size_t)snprintf(buf, cap, "flags 0x%llx", (unsigned long long)flags);
+    const char *sep = " (";
+    for (size_t i = 0; i < sizeof notable / sizeof notable[0] && n < cap; i++) {
+        if (flags & notable[i].bit) {
+            n += (size_t)snprintf(buf + n, cap - n, "%s%s", sep, notable[i].name);
+            sep = " ";
+        }
+    }
+    if (n < cap && sep[0] == ' ' && sep[1] == '\0')
+        snprintf(buf + n, cap - n, ")");
+}
+
+/* ---- tick decision ------------------------------------------------------------ */
+
+edi_tick_action edi_tick_check(edi_tick_state *st, uint64_t read_total,
+                               uint64_t written_total, bool send_queue_empty,
+                               bool peer_hidden, uint32_t intensity)
+{
+    bool read_any = read_total != st->read_seen;
+    bool wrote_any = written_total != st->written_seen;
+    st->read_seen = read_total;
+    st->written_seen = written_total;
+    if (read_any) {
+        st->silent = 0;
+    } else if (++st->silent >= intensity) {
+        /* dist_util: nothing read during the last `intensity` ticks. */
+        return EDI_TICK_TIMEOUT;
+    }
+    if ((!wrote_any && send_queue_empty) || (peer_hidden && !read_any))
+        return EDI_TICK_SEND;
+    return EDI_TICK_NOTHING;
+}
+
+/* ---- terms we build --------------------------------------------------------- */
+
+static edist_atom self_atom(const edi_nk *nk)
+{
+    edist_atom a = {.ptr = nk->name, .len = (uint32_t)strlen(nk->name), .latin1 = 0};
+    return a;
+}
+
+/* A fresh reference of this node. Three words as erts makes them; the
+ * first holds 18 significant bits. */
+static void make_ref(edi_nk *nk, uint32_t words[3])
+{
+    uint64_t c = ++nk->ref_counter;
+    words[0] = (uint32_t)(c & 0x3ffff);
+    words[1] = (uint32_t)(c >> 18);
+    words[2] = nk->ref_salt;
+}
+
+static int enc_ref(edi_nk *nk, edist_buf *b, const uint32_t words[3])
+{
+    edist_ref r = {.node = self_atom(nk), .creation = nk->cfg.creation, .len = 3};
+    memcpy(r.ids, words, 3 * sizeof words[0]);
+    return edist_enc_ref(b, &r);
+}
+
+static int enc_pid(edi_nk *nk, edist_buf *b, uint32_t id)
+{
+    edist_pid p = {.node = self_atom(nk), .id = id, .serial = 0,
+                   .creation = nk->cfg.creation};
+    return edist_enc_pid(b, &p);
+}
+
+static edist_term_view buf_view(const edist_buf *b, size_t from)
+{
+    edist_term_view v = {.ptr = b->data + from, .len = b->len - from};
+    return v;
+}
+
+/* ---- ops ---------------------------------------------------------------------- */
+
+static nk_op *op_find(edi_nk *nk, uint64_t id)
+{
+    for (nk_op *o = nk->ops; o; o = o->next)
+        if (o->id == id)
+            return o;
+    return NULL;
+}
+
+static nk_op *op_find_ref(edi_nk *nk, op_kind kind, const edist_ref *r)
+{
+    if (r->len != 3 || r->creation != nk->cfg.creation ||
+        !edist_atom_eq(&r->node, nk->name))
+        return NULL;
+    for (nk_op *o = nk->ops; o; o = o->next)
+        if (o->kind == kind && !memcmp(o->ref, r->ids, sizeof o->ref))
+            return o;
+    return NULL;
+}
+
+static void op_timeout(edi_loop *loop, edi_timer *t, void *arg);
+static void op_connected(edi_nk *nk, nk_op *o, int err, const char *detail);
+
+static nk_op *op_new(edi_nk *nk, op_kind kind, const char *peer,
+                     edi_nk_done_fn done, void *arg, uint32_t timeout_ms)
+{
+    if (nk->op_count >= NK_MAX_OPS) {
+        edist_set_error(EDIST_EAGAIN, "too many requests in progress (%u)", NK_MAX_OPS);
+        return NULL;
+    }
+    nk_op *o = calloc(1, sizeof *o);
+    if (!o) {
+        edist_set_error(EDIST_ENOMEM, "no memory for a request");
+        return NULL;
+    }
+    o->nk = nk;
+    o->id = ++nk->next_id;
+    o->kind = kind;
+    snprintf(o->peer, sizeof o->peer, "%s", peer);
+    o->done = done;
+    o->arg = arg;
+    edi_timer_init(&o->timer);
+    if (timeout_ms)
+        edi_loop_timer_start(nk->loop, &o->timer, timeout_ms, 0, op_timeout, o);
+    o->next = nk->ops;
+    if (nk->ops)
+        nk->ops->prev = o;
+    nk->ops = o;
+    nk->op_count++;
+    o->prev = NULL;
+    return o;
+}
+
+/* Completes o: unlinks, runs done once, frees. */
+static void op_finish(edi_nk *nk, nk_op *o, int err, const char *detail)
+{
+    edi_loop_timer_cancel(nk->loop, &o->timer);
+    if (o->prev)
+        o->prev->next = o->next;
+    else
+        nk->ops = o->next;
+    if (o->next)
+        o->next->prev = o->prev;
+    nk->op_count--;
+    if (o->done)
+        o->done(o->arg, err, detail ? detail : "");
+    free(o);
+}
+
+/* ---- subscriptions --------------------------------------------------------- */
+
+static void subs_sweep(edi_nk *nk)
+{
+    if (nk->dispatching)
+        return;
+    size_t j = 0;
+    for (size_t i = 0; i < nk->sub_count; i++) {
+        if (nk->subs[i]->removed)
+            free(nk->subs[i]);
+        else
+            nk->subs[j++] = nk->subs[i];
+    }
+    nk->sub_count = j;
+}
+
+static nk_sub *sub_find(edi_nk *nk, uint64_t handle)
+{
+    for (size_t i = 0; i < nk->sub_count; i++)
+        if (nk->subs[i]->handle == handle && !nk->subs[i]->removed)
+            return nk->subs[i];
+    return NULL;
+}
+
+static void fire_one(edi_nk *nk, nk_sub *s, const edist_node_event *ev)
+{
+    nk->dispatching++;
+    s->fn(s->user, ev);
+    nk->dispatching--;
+}
+
+/* nodeup / nodedown to every subscriber that asked for this kind of node;
+ * nodedown also fires (and ends) the monitor_node subscriptions of peer. */
+static void emit_event(edi_nk *nk, bool up, const char *peer, bool hidden,
+                       const char *reason, uint64_t flags)
+{
+    edist_node_event ev = {.up = up, .node = peer, .hidden = hidden,
+                           .reason = up ? NULL : reason, .flags = flags};
+    unsigned kind = hidden ? EDIST_NODES_HIDDEN : EDIST_NODES_VISIBLE;
+    nk->dispatching++;
+    size_t n = nk->sub_count; /* subscriptions made by callbacks wait */
+    for (size_t i = 0; i < n; i++) {
+        nk_sub *s = nk->subs[i];
+        if (s->removed)
+            continue;
+        if (s->one_node) {
+            if (up || strcmp(s->peer, peer) != 0)
+                continue;
+            s->removed = true;
+            s->fn(s->user, &ev);
+        } else if (s->kinds & kind) {
+            s->fn(s->user, &ev);
+        }
+    }
+    nk->dispatching--;
+    subs_sweep(nk);
+}
+
+/* ---- sending ------------------------------------------------------------------ */
+
+static void release_free(void *arg, const void *body)
+{
+    (void)arg;
+    free((void *)body);
+}
+
+/* Send the frame built in nk->out (u32 prefix included). Control replies
+ * the peer waits for are forced past a full queue (bounded: each answers
+ * one request the peer made); other frames get EDIST_EAGAIN. */
+static int send_built(edi_nk *nk, edi_link *l, bool force)
+{
+    if (edist_buf_error(&nk->out))
+        return edist_buf_error(&nk->out);
+    if (!l->conn || l->phase != L_UP || l->dead)
+        return edist_set_error(EDIST_ECLOSED, "connection to %s is down", link_label(l));
+    int rc;
+    size_t len = nk->out.len;
+    if (!force) {
+        rc = edi_conn_send_raw(l->conn, nk->out.data, len);
+    } else {
+        size_t body_len = len - 4;
+        uint8_t *body = malloc(body_len ? body_len : 1);
+        if (!body)
+            return edist_set_error(EDIST_ENOMEM, "no memory to send");
+        memcpy(body, nk->out.data + 4, body_len);
+        rc = edi_conn_send_frame_owned(l->conn, NULL, 0, body, body_len, release_free,
+                                       NULL, EDI_SEND_FORCE);
+        if (rc)
+            free(body);
+    }
+    if (rc == 0) {
+        l->frames_out++;
+        nk->stats.messages_sent++;
+        nk->stats.bytes_sent += len;
+    }
+    return rc;
+}
+
+/* ---- link lifetime ------------------------------------------------------------- */
+
+static void link_maybe_free(edi_link *l)
+{
+    if (!l->dead || l->conns_open > 0)
+        return;
+    edi_nk *nk = l->nk;
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        nk->dead_links = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    edi_hs_wipe(&l->hs);
+    edi_dist_reasm_free(l->reasm);
+    free(l);
+}
+
+static void shutdown_check(edi_nk *nk);
+
+static void peer_waiters_done(edi_nk *nk, edi_peer *p, int err, const char *detail);
+
+/* Bookkeeping done: take l out of the kernel's lists and close its
+ * sockets (flushing what is queued when graceful). */
+static void link_kill(edi_link *l, bool graceful)
+{
+    edi_nk *nk = l->nk;
+    if (l->dead)
+        return;
+    l->dead = true;
+    if (l->phase != L_UP)
+        nk->handshakes--;
+    edi_loop_timer_cancel(nk->loop, &l->setup_timer);
+    if (l->prev)
+        l->prev->next = l->next;
+    else
+        nk->links = l->next;
+    if (l->next)
+        l->next->prev = l->prev;
+    l->prev = NULL;
+    l->next = nk->dead_links;
+    if (nk->dead_links)
+        nk->dead_links->prev = l;
+    nk->dead_links = l;
+    if (l->epmd_conn)
+        edi_conn_abort(l->epmd_conn, 0);
+    if (l->conn) {
+        if (graceful)
+            edi_conn_close(l->conn, NK_CLOSE_FLUSH_MS);
+        else
+            edi_conn_abort(l->conn, 0);
+    }
+    l->epmd_conn = NULL;
+    l->conn = NULL;
+    if (l->conns_open == 0)
+        link_maybe_free(l);
+}
+
+static void fail_peer_ops(edi_nk *nk, const char *peer, int err, const char *detail)
+{
+    nk_op *o = nk->ops;
+    while (o) {
+        nk_op *n = o->next;
+        if ((o->kind == OP_PING || o->kind == OP_NODES_QUERY) && !strcmp(o->peer, peer))
+            op_finish(nk, o, err, detail);
+        o = n;
+    }
+}
+
+static void handshake_done(edi_link *l);
+
+/* A connection that was up is gone. */
+static void link_down(edi_link *l, const char *reason, bool graceful)
+{
+    edi_nk *nk = l->nk;
+    if (l->dead)
+        return;
+    edi_peer *p = l->peer;
+    char name[EDI_HS_NAME_MAX_BYTES + 1];
+    snprintf(name, sizeof name, "%s", l->peer_name);
+    bool hidden = l->hidden;
+    link_kill(l, graceful);
+    if (!p || p->owner != l)
+        return;
+    nk->stats.nodedowns++;
+    if (nk->stats.connections_up)
+        nk->stats.connections_up--;
+    nk_log(nk, EDIST_LOG_INFO, "node down: %s (%s)", name, reason);
+    edi_link *waiting = p->state == EDI_PEER_UP_PENDING ? p->pending : NULL;
+    if (waiting) {
+        p->state = EDI_PEER_PENDING;
+        p->owner = waiting;
+        p->pending = NULL;
+    } else {
+        p->owner = NULL;
+        edi_peer_waiter *w = p->waiters;
+        p->waiters = NULL;
+        edi_ct_remove(&nk->table, p);
+        while (w) { /* cannot happen for an UP entry; be safe */
+            edi_peer_waiter *n = w->next;
+            free(w);
+            w = n;
+        }
+    }
+    char detail[EDI_HS_NAME_MAX_BYTES + 64];
+    snprintf(detail, sizeof detail, "connection to %s went down (%s)", name, reason);
+    fail_peer_ops(nk, name, EDIST_ECLOSED, detail);
+    emit_event(nk, false, name, hidden, reason, 0);
+    if (waiting && !waiting->dead && waiting->phase == L_WAIT_OLD) {
+        /* The replacing connection may go on (net_kernel's wait_pending). */
+        waiting->phase = L_HANDSHAKE;
+        edi_hs_old_conn_gone(&waiting->hs);
+        size_t len;
+        const uint8_t *out = edi_hs_output(&waiting->hs, &len);
+        if (out && len) {
+            edi_conn_send_raw(waiting->conn, out, len);
+            edi_hs_output_done(&waiting->hs, len);
+        }
+        if (edi_hs_get_state(&waiting->hs) == EDI_HS_DONE)
+            handshake_done(waiting);
+    }
+    shutdown_check(nk);
+}
+
+/* A connection that never came up failed. */
+static void link_fail(edi_link *l, int err, const char *detail)
+{
+    edi_nk *nk = l->nk;
+    if (l->dead)
+        return;
+    edi_peer *p = l->peer;
+    bool owner = p && p->owner == l && p->state == EDI_PEER_PENDING;
+    bool quiet = err == EDIST_EEXIST; /* lost a simultaneous connect: normal */
+    if (!quiet) {
+        nk->stats.handshakes_refused++;
+        if (l->role == EDI_HS_ACCEPTOR)
+            nk_log(nk, EDIST_LOG_INFO, "connection from %s refused: %s", l->addr, detail);
+        else
+            nk_log(nk, EDIST_LOG_INFO, "connection to %s failed: %s", l->peer_name, detail);
+    } else {
+        nk_log(nk, EDIST_LOG_DEBUG, "connection %s %s dropped: %s",
+               l->role == EDI_HS_ACCEPTOR ? "from" : "to", link_label(l), detail);
+    }
+    /* Whatever the machine queued last (nok, not_allowed) tells the peer
+     * why; send it before closing. */
+    bool flush = false;
+    if (l->conn && l->phase != L_LOOKUP) {
+        size_t len;
+        const uint8_t *out = edi_hs_output(&l->hs, &len);
+        if (out && len && edi_conn_send_raw(l->conn, out, len) == 0) {
+            edi_hs_output_done(&l->hs, len);
+            flush = true;
+        }
+    }
+    link_kill(l, flush);
+    if (p && p->pending == l && p->state == EDI_PEER_UP_PENDING) {
+        p->state = EDI_PEER_UP;
+        p->pending = NULL;
+    } else if (owner) {
+        p->owner = NULL;
+        if (err == EDIST_EEXIST && l->role == EDI_HS_INITIATOR) {
+            /* The peer's own attempt to reach us wins the simultaneous
+             * connect: keep the entry (and its waiters) for it. */
+            p->orphan_deadline_ms = edi_loop_now_ms(nk->loop) + nk->cfg.setuptime_ms;
+        } else {
+            peer_waiters_done(nk, p, err, detail);
+        }
+    }
+    shutdown_check(nk);
+}
+
+/* The pending entry p is resolved with err: tell its waiters, drop it. */
+static void peer_waiters_done(edi_nk *nk, edi_peer *p, int err, const char *detail)
+{
+    edi_peer_waiter *w = edi_ct_take_waiters(p);
+    edi_ct_remove(&nk->table, p);
+    while (w) {
+        edi_peer_waiter *n = w->next;
+        nk_op *o = op_find(nk, w->id);
+        free(w);
+        if (o) {
+            /* Ops react to the connect outcome (see op_connected). */
+            op_connected(nk, o, err, detail);
+        }
+        w = n;
+    }
+}
+
+static void setup_timeout(edi_loop *loop, edi_timer *t, void *arg)
+{
+    (void)loop;
+    (void)t;
+    edi_link *l = arg;
+    if (l->dead)
+        return;
+    char detail[512];
+    if (l->phase == L_LOOKUP) {
+        snprintf(detail, sizeof detail,
+                 "no answer from the port mapper of %s within %u ms", l->peer_name,
+                 l->nk->cfg.setuptime_ms);
+        link_fail(l, EDIST_ETIMEDOUT, detail);
+        return;
+    }
+    int rc = edi_hs_timeout(&l->hs);
+    snprintf(detail, sizeof detail, "%s (setup time %u ms)", edi_hs_error(&l->hs),
+             l->nk->cfg.setuptime_ms);
+    link_fail(l, rc ? rc : EDIST_ETIMEDOUT, detail);
+}
+
+static edi_link *link_new(edi_nk *nk, edi_hs_role role)
+{
+    edi_link *l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->nk = nk;
+    l->role = role;
+    l->started_ms = edi_loop_now_ms(nk->loop);
+    edi_timer_init(&l->setup_timer);
+    l->next = nk->links;
+    if (nk->links)
+        nk->links->prev = l;
+    nk->links = l;
+    nk->handshakes++;
+    edi_loop_timer_start(nk->loop, &l->setup_timer, nk->cfg.setuptime_ms, 0,
+                         setup_timeout, l);
+    return l;
+}
+
+/* ---- handshake hooks ------------------------------------------------------------ */
+
+static edi_hs_decision hook_accept(void *ctx, const edi_hs_peer *hp)
+{
+    edi_link *l = ctx;
+    edi_nk *nk = l->nk;
+    snprintf(l->peer_name, sizeof l->peer_name, "%s", hp->name);
+    if (!strcmp(hp->name, nk->name)) {
+        nk_log(nk, EDIST_LOG_INFO, "connection from %s claims our own name %s",
+               l->addr, hp->name);
+        return EDI_HS_NOT_ALLOWED;
+    }
+    if (nk->shutting_down)
+        return EDI_HS_NOT_ALLOWED;
+    edi_peer *p = edi_ct_find(&nk->table, hp->name);
+    edi_hs_decision d = edi_ct_decide_incoming(p, nk->name, hp->name);
+    switch (d) {
+    case EDI_HS_GO:
+        if (!p && edi_ct_add(&nk->table, hp->name, &p) != 0) {
+            nk_log(nk, EDIST_LOG_WARNING, "connection from %s (%s): %s", l->addr,
+                   hp->name, edist_last_error());
+            return EDI_HS_NOT_ALLOWED;
+        }
+        p->owner = l;
+        l->peer = p;
+        break;
+    case EDI_HS_GO_SIMULTANEOUS: {
+        /* Our own attempt loses: net_kernel kills its setup process and
+         * hands the entry (and whoever waits on it) to this one. */
+        edi_link *old = p->owner;
+        p->owner = l;
+        l->peer = p;
+        nk_log(nk, EDIST_LOG_DEBUG, "simultaneous connect with %s: the incoming one wins",
+               hp->name);
+        if (old) {
+            old->peer = NULL;
+            link_fail(old, EDIST_EEXIST, "simultaneous connect lost");
+        }
+        break;
+    }
+    case EDI_HS_ALREADY_UP:
+        p->state = EDI_PEER_UP_PENDING;
+        p->pending = l;
+        l->peer = p;
+        break;
+    default:
+        break;
+    }
+    return d;
+}
+
+static bool hook_still_pending(void *ctx, const char *peer_name)
+{
+    edi_link *l = ctx;
+    return edi_ct_still_pending(edi_ct_find(&l->nk->table, peer_name), l);
+}
+
+static void hs_config(edi_nk *nk, edi_link *l, edi_hs_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->role = l->role;
+    c->our_name = nk->name;
+    c->our_creation = nk->cfg.creation;
+    c->hidden = nk->cfg.hidden;
+    c->peer_name = l->role == EDI_HS_INITIATOR ? l->peer_name : NULL;
+    c->cookies = nk->cfg.cookies;
+    c->accept = hook_accept;
+    c->still_pending = hook_still_pending;
+    c->hook_ctx = l;
+}
+
+/* Send what the handshake queued. */
+static void hs_flush(edi_link *l)
+{
+    size_t len;
+    const uint8_t *out = edi_hs_output(&l->hs, &len);
+    if (!out || !len || !l->conn)
+        return;
+    if (edi_conn_send_raw(l->conn, out, len) == 0)
+        edi_hs_output_done(&l->hs, len);
+}
+
+/* ---- up --------------------------------------------------------------------- */
+
+static void start_nodes_query(edi_nk *nk, edi_link *l);
+
+static void handshake_done(edi_link *l)
+{
+    edi_nk *nk = l->nk;
+    const edi_hs_result *r = edi_hs_get_result(&l->hs);
+    edi_peer *p = l->peer;
+    if (!r || !p || p->owner != l || p->state != EDI_PEER_PENDING) {
+        link_fail(l, EDIST_EEXIST, "handshake finished for an entry it no longer owns");
+        return;
+    }
+    int rc = edi_dist_reasm_create(NULL, &l->reasm);
+    if (rc) {
+        link_fail(l, rc, "no memory for the reassembler");
+        return;
+    }
+    snprintf(l->peer_name, sizeof l->peer_name, "%s", r->peer_name);
+    l->phase = L_UP;
+    l->hidden = r->hidden;
+    l->flags = edi_dflags_expand(r->flags);
+    nk->handshakes--;
+    edi_loop_timer_cancel(nk->loop, &l->setup_timer);
+    edi_conn_set_framing(l->conn, EDI_FRAMING_U32);
+    l->tick.read_seen = l->frames_in;
+    l->tick.written_seen = l->frames_out;
+    l->tick.silent = 0;
+    edi_hs_wipe(&l->hs);
+    p->state = EDI_PEER_UP;
+    p->hidden = r->hidden;
+    p->flags = l->flags;
+    p->creation = r->peer_creation;
+    p->up_since_ms = edi_loop_now_ms(nk->loop);
+    p->orphan_deadline_ms = 0;
+    nk->stats.nodeups++;
+    nk->stats.connections_up++;
+    char fl[256];
+    flags_summary(l->flags, fl, sizeof fl);
+    nk_log(nk, EDIST_LOG_INFO, "node up: %s (%s, %s %s, %s)", p->name,
+           r->hidden ? "hidden" : "visible",
+           l->role == EDI_HS_INITIATOR ? "connected to" : "accepted from", l->addr, fl);
+    emit_event(nk, true, p->name, r->hidden, NULL, l->flags);
+    /* Waiters: the entry may have been dropped by a callback above. */
+    p = edi_ct_find(&nk->table, r->peer_name);
+    if (p && p->owner == l) {
+        edi_peer_waiter *w = edi_ct_take_waiters(p);
+        while (w) {
+            edi_peer_waiter *n = w->next;
+            nk_op *o = op_find(nk, w->id);
+            free(w);
+            if (o) {
+                op_connected(nk, o, 0, "");
+            }
+            w = n;
+        }
+    }
+    if (!l->dead && nk->cfg.connect_all && !nk->cfg.hidden && !l->hidden &&
+        (l->flags & EDI_DFLAG_SPAWN))
+        start_nodes_query(nk, l);
+}
+
+/* ---- connection callbacks ------------------------------------------------------ */
+
+static size_t on_bytes(edi_conn *c, void *user, const uint8_t *data, size_t len)
+{
+    (void)c;
+    edi_link *l = user;
+    if (l->dead)
+        return len;
+    size_t total = 0;
+    while (total < len && edi_hs_get_state(&l->hs) == EDI_HS_RUNNING) {
+        size_t used = 0;
+        int rc = edi_hs_feed(&l->hs, data + total, len - total, &used);
+        total += used;
+        if (l->dead) /* a hook failed this link */
+            return len;
+        if (rc < 0)
+            break;
+        hs_flush(l);
+        if (used == 0)
+            break;
+    }
+    switch (edi_hs_get_state(&l->hs)) {
+    case EDI_HS_FAILED:
+        link_fail(l, edi_hs_error_code(&l->hs), edi_hs_error(&l->hs));
+        return len;
+    case EDI_HS_DONE:
+        hs_flush(l);
+        handshake_done(l);
+        return total;
+    case EDI_HS_WAIT_OLD_CONN:
+        hs_flush(l);
+        if (l->phase != L_WAIT_OLD) {
+            l->phase = L_WAIT_OLD;
+            edi_peer *p = l->peer;
+            /* net_kernel's wait_pending: kill the old controller. */
+            if (p && p->state == EDI_PEER_UP_PENDING && p->owner)
+                link_down(p->owner, "connection_closed", false);
+        }
+        return total;
+    case EDI_HS_RUNNING:
+        break;
+    }
+    return total;
+}
+
+static void dispatch(edi_nk *nk, edi_link *l, const edi_dist_msg *m);
+
+static void on_frame(edi_conn *c, void *user, const edi_frame *f)
+{
+    (void)c;
+    edi_link *l = user;
+    edi_nk *nk = l->nk;
+    if (l->dead)
+        return;
+    l->frames_in++;
+    if (f->len == 0) {
+        nk->stats.ticks_received++;
+        return;
+    }
+    nk->stats.bytes_received += f->len;
+    edi_dist_delivery d;
+    int rc = edi_dist_reasm_feed(l->reasm, f->data, f->len, &d);
+    if (rc < 0) {
+        nk_log(nk, EDIST_LOG_WARNING, "bad distribution message from %s (%s): %s",
+               l->peer_name, edist_strerror(rc), edist_last_error());
+        link_down(l, "connection_closed", false);
+        return;
+    }
+    if (rc == 0)
+        return;
+    nk->stats.messages_received++;
+    dispatch(nk, l, &d.msg);
+    free(d.owned);
+}
+
+static void on_close(edi_conn *c, void *user, int reason)
+{
+    edi_link *l = user;
+    edi_nk *nk = l->nk;
+    /* This conn still counts as open during the bookkeeping below, so
+     * that nothing frees l under our feet. */
+    bool mine = c == l->conn;
+    if (mine)
+        l->conn = NULL;
+    if (!l->dead && mine) {
+        if (l->phase == L_UP) {
+            link_down(l, "connection_closed", false);
+        } else if (l->role == EDI_HS_INITIATOR && !l->connected) {
+            char detail[600];
+            snprintf(detail, sizeof detail, "cannot connect to %s: %s", l->addr,
+                     edist_last_error()[0] ? edist_last_error() : edist_strerror(reason));
+            link_fail(l, EDIST_EIO, detail);
+        } else {
+            int rc = edi_hs_eof(&l->hs);
+            link_fail(l, rc ? rc : EDIST_ECLOSED, edi_hs_error(&l->hs));
+        }
+    }
+    l->conns_open--;
+    nk->conns_open--;
+    link_maybe_free(l);
+    shutdown_check(nk);
+}
+
+static void on_connected(edi_conn *c, void *user)
+{
+    (void)c;
+    edi_link *l = user;
+    l->connected = true;
+}
+
+static const edi_conn_ops dist_ops = {
+    .on_connected = on_connected,
+    .on_bytes = on_bytes,
+    .on_frame = on_frame,
+    .on_close = on_close,
+};
+
+/* ---- outgoing: port mapper lookup through the loop ----------------------------- */
+
+static void epmd_connected(edi_conn *c, void *user)
+{
+    edi_link *l = user;
+    char shortname[EDI_HS_NAME_MAX_BYTES + 1];
+    snprintf(shortname, sizeof shortname, "%s", l->peer_name);
+    char *at = strchr(shortname, '@');
+    if (at)
+        *at = '\0';
+    uint8_t req[EDI_HS_NAME_MAX_BYTES + 8];
+    int n = edi_epmd_encode_port_please2_req(req, sizeof req, shortname, strlen(shortname));
+    if (n < 0 || edi_conn_send_raw(c, req, (size_t)n) != 0)
+        link_fail(l, EDIST_EIO, "cannot send the port mapper request");
+}
+
+static void start_dist_connect(edi_link *l, uint16_t port);
+
+static size_t epmd_bytes(edi_conn *c, void *user, const uint8_t *data, size_t len)
+{
+    edi_link *l = user;
+    if (l->dead || c != l->epmd_conn)
+        return len;
+    edi_epmd_node_fields f;
+    size_t used = 0;
+    int rc = edi_epmd_parse_port2_resp(data, len, &f, &used);
+    if (rc == EDIST_ETRUNC)
+        return 0;
+    l->epmd_conn = NULL;
+    edi_conn_abort(c, 0);
+    char detail[600];
+    if (rc == EDIST_ENOTFOUND) {
+        snprintf(detail, sizeof detail, "the port mapper on %s knows no node named %s",
+                 l->ip, l->peer_name);
+        link_fail(l, EDIST_ENOTFOUND, detail);
+        return len;
+    }
+    if (rc < 0) {
+        snprintf(detail, sizeof detail, "bad answer from the port mapper on %s: %s", l->ip,
+                 edist_last_error());
+        link_fail(l, EDIST_EPROTO, detail);
+        return len;
+    }
+    if (f.highest_version < 6 || f.lowest_version > 6) {
+        snprintf(detail, sizeof detail,
+                 "%s speaks distribution versions %u..%u, edist only 6", l->peer_name,
+                 f.lowest_version, f.highest_version);
+        link_fail(l, EDIST_EUNSUPPORTED, detail);
+        return len;
+    }
+    start_dist_connect(l, f.port);
+    return len;
+}
+
+static void epmd_close(edi_conn *c, void *user, int reason)
+{
+    edi_link *l = user;
+    edi_nk *nk = l->nk;
+    if (!l->dead && c == l->epmd_conn) {
+        l->epmd_conn = NULL;
+        char detail[600];
+        if (reason == EDIST_ECLOSED)
+            snprintf(detail, sizeof detail,
+                     "the port mapper on %s closed without answering about %s", l->ip,
+                     l->peer_name);
+        else
+            snprintf(detail, sizeof detail, "cannot reach the port mapper on %s port %u: %s",
+                     l->ip, nk->cfg.epmd_port, edist_strerror(reason));
+        link_fail(l, reason == EDIST_ECLOSED ? EDIST_ECLOSED : EDIST_EIO, detail);
+    }
+    l->conns_open--;
+    nk->conns_open--;
+    link_maybe_free(l);
+    shutdown_check(nk);
+}
+
+static const edi_conn_ops epmd_ops = {
+    .on_connected = epmd_connected,
+    .on_bytes = epmd_bytes,
+    .on_close = epmd_close,
+};
+
+static void start_dist_connect(edi_link *l, uint16_t port)
+{
+    edi_nk *nk = l->nk;
+    snprintf(l->addr, sizeof l->addr, "%s:%u", l->ip, port);
+    uint64_t now = edi_loop_now_ms(nk->loop);
+    uint64_t left = l->started_ms + nk->cfg.setuptime_ms > now
+                        ? l->started_ms + nk->cfg.setuptime_ms - now
+                        : 1;
+    edi_hs_config hc;
+    hs_config(nk, l, &hc);
+    int rc = edi_hs_init(&l->hs, &hc);
+    if (rc) {
+        link_fail(l, rc, edi_hs_error(&l->hs));
+        return;
+    }
+    l->phase = L_HANDSHAKE;
+    rc = edi_loop_connect(nk->loop, l->ip, port, left, &dist_ops, l, &l->conn);
+    if (rc) {
+        char detail[600];
+        snprintf(detail, sizeof detail, "cannot connect to %s: %s", l->addr,
+                 edist_last_error());
+        link_fail(l, rc, detail);
+        return;
+    }
+    l->conns_open++;
+    nk->conns_open++;
+    hs_flush(l); /* send_name goes out once connected */
+}
+
+/* The peer's host as an IPv4 (else IPv6) literal. Resolution is
+ * synchronous (getaddrinfo): numeric hosts and /etc/hosts names are
+ * instant; a slow DNS server would stall this shard (to be made
+ * asynchronous). */
+static int resolve_host(const char *host, char *ip, size_t cap)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    hints.ai_family = AF_INET;
+    int rc = getaddrinfo(host, NULL, &hints, &res);
+    if (rc != 0) {
+        hints.ai_family = AF_UNSPEC;
+        rc = getaddrinfo(host, NULL, &hints, &res);
+    }
+    if (rc != 0 || !res)
+        return edist_set_error(EDIST_EIO, "cannot resolve host %s: %s", host,
+                               gai_strerror(rc));
+    const void *a = res->ai_family == AF_INET
+                        ? (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr
+                        : (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr;
+    inet_ntop(res->ai_family, a, ip, (socklen_t)cap);
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* A new outgoing attempt owning p. */
+static void start_outgoing(edi_nk *nk, edi_peer *p)
+{
+    edi_link *l = link_new(nk, EDI_HS_INITIATOR);
+    char detail[600];
+    if (!l) {
+        peer_waiters_done(nk, p, EDIST_ENOMEM, "no memory for a connection");
+        return;
+    }
+    snprintf(l->peer_name, sizeof l->peer_name, "%s", p->name);
+    l->peer = p;
+    p->owner = l;
+    l->phase = L_LOOKUP;
+    const char *host = strchr(p->name, '@') + 1;
+    snprintf(l->addr, sizeof l->addr, "%s", host);
+    int rc = resolve_host(host, l->ip, sizeof l->ip);
+    if (rc) {
+        snprintf(detail, sizeof detail, "%s", edist_last_error());
+        link_fail(l, rc, detail);
+        return;
+    }
+    rc = edi_loop_connect(nk->loop, l->ip, nk->cfg.epmd_port, nk->cfg.setuptime_ms,
+                          &epmd_ops, l, &l->epmd_conn);
+    if (rc) {
+        snprintf(detail, sizeof detail, "cannot reach the port mapper on %s: %s", l->ip,
+                 edist_last_error());
+        link_fail(l, rc, detail);
+        return;
+    }
+    l->conns_open++;
+    nk->conns_open++;
+}
+
+/* Make sure a connection to peer is up or under way; op (may be 0) waits
+ * for the outcome. */
+static void want_connection(edi_nk *nk, const char *peer, nk_op *op)
+{
+    edi_peer *p = edi_ct_find(&nk->table, peer);
+    if (p && (p->state == EDI_PEER_UP || p->state == EDI_PEER_UP_PENDING)) {
+        if (op) {
+            op_connected(nk, op, 0, "");
+        }
+        return;
+    }
+    bool fresh = false;
+    if (!p) {
+        int rc = edi_ct_add(&nk->table, peer, &p);
+        if (rc) {
+            if (op) {
+                char detail[300];
+                snprintf(detail, sizeof detail, "%s", edist_last_error());
+                op_connected(nk, op, rc, detail);
+            }
+            return;
+        }
+        fresh = true;
+    }
+    if (op && edi_ct_add_waiter(p, op->id) != 0) {
+        op_connected(nk, op, EDIST_ENOMEM, "no memory");
+        if (fresh)
+            edi_ct_remove(&nk->table, p);
+        return;
+    }
+    if (fresh || (p->state == EDI_PEER_PENDING && !p->owner && p->orphan_deadline_ms == 0))
+        start_outgoing(nk, p);
+}
+
+/* ---- incoming ---------------------------------------------------------------------- */
+
+void edi_nk_accept(edi_nk *nk, int fd, const char *peer_addr)
+{
+    if (nk->shutting_down || nk->handshakes >= NK_MAX_HANDSHAKES) {
+        nk_log(nk, EDIST_LOG_WARNING, "connection from %s refused: %s", peer_addr,
+               nk->shutting_down ? "shutting down" : "too many handshakes in progress");
+        nk->stats.handshakes_refused++;
+        close(fd);
+        return;
+    }
+    edi_link *l = link_new(nk, EDI_HS_ACCEPTOR);
+    if (!l) {
+        close(fd);
+        return;
+    }
+    l->phase = L_HANDSHAKE;
+    snprintf(l->addr, sizeof l->addr, "%s", peer_addr);
+    edi_hs_config hc;
+    hs_config(nk, l, &hc);
+    if (edi_hs_init(&l->hs, &hc) != 0) {
+        close(fd);
+        link_fail(l, edi_hs_error_code(&l->hs), edi_hs_error(&l->hs));
+        return;
+    }
+    if (edi_conn_adopt(nk->loop, fd, &dist_ops, l, &l->conn) != 0) {
+        link_fail(l, EDIST_ENOMEM, "cannot adopt the socket");
+        return;
+    }
+    l->conns_open++;
+    nk->conns_open++;
+}
+
+/* ---- ticks and housekeeping -------------------------------------------------------- */
+
+static void tick_all(edi_loop *loop, edi_timer *t, void *arg)
+{
+    (void)loop;
+    (void)t;
+    edi_nk *nk = arg;
+    edi_link *l = nk->links;
+    while (l) {
+        edi_link *next = l->next;
+        if (l->phase == L_UP && l->conn) {
+            edi_tick_action a =
+                edi_tick_check(&l->tick, l->frames_in, l->frames_out,
+                               edi_conn_send_queue_bytes(l->conn) == 0, l->hidden,
+                               EDI_NK_TICK_INTENSITY);
+            if (a == EDI_TICK_TIMEOUT) {
+                nk_log(nk, EDIST_LOG_WARNING,
+                       "%s not responding: nothing received for %u ms, removing the "
+                       "connection",
+                       l->peer_name, nk->cfg.ticktime_ms);
+                link_down(l, "net_tick_timeout", false);
+            } else if (a == EDI_TICK_SEND) {
+                if (edi_conn_send_frame(l->conn, NULL, 0) == 0) {
+                    l->frames_out++;
+                    l->tick.written_seen = l->frames_out; /* a tick is not traffic */
+                    nk->stats.ticks_sent++;
+                }
+            }
+        }
+        l = next;
+    }
+}
+
+static void housekeeping(edi_loop *loop, edi_timer *t, void *arg)
+{
+    (void)loop;
+    (void)t;
+    edi_nk *nk = arg;
+    uint64_t now = edi_loop_now_ms(nk->loop);
+    edi_peer *p = nk->table.head;
+    while (p) {
+        edi_peer *next = p->list_next;
+        if (p->state == EDI_PEER_PENDING && !p->owner && p->orphan_deadline_ms &&
+            now >= p->orphan_deadline_ms) {
+            char detail[EDI_HS_NAME_MAX_BYTES + 80];
+            snprintf(detail, sizeof detail,
+                     "%s refused our connection and did not connect to us", p->name);
+            peer_waiters_done(nk, p, EDIST_ETIMEDOUT, detail);
+        }
+        p = next;
+    }
+}
+
+/* ---- ops: connect, ping, nodes query ------------------------------------------------- */
+
+static void send_ping(edi_nk *nk, nk_op *o);
+
+static void op_connected(edi_nk *nk, nk_op *o, int err, const char *detail)
+{
+    switch (o->kind) {
+    case OP_CONNECT:
+        op_finish(nk, o, err, detail);
+        break;
+    case OP_PING:
+        if (err)
+            op_finish(nk, o, err, detail);
+        else
+            send_ping(nk, o);
+        break;
+    case OP_MONITOR_NODE:
+        if (err) {
+            nk_sub *s = sub_find(nk, o->sub_handle);
+            if (s) {
+                s->removed = true;
+                edist_node_event ev = {.up = false, .node = o->peer,
+                                       .reason = "connection_setup_failed"};
+                fire_one(nk, s, &ev);
+                subs_sweep(nk);
+            }
+        }
+        op_finish(nk, o, err, detail);
+        break;
+    case OP_NODES_QUERY:
+        op_finish(nk, o, err, detail);
+        break;
+    }
+}
+
+static void op_timeout(edi_loop *loop, edi_timer *t, void *arg)
+{
+    (void)loop;
+    (void)t;
+    nk_op *o = arg;
+    edi_nk *nk = o->nk;
+    char detail[EDI_HS_NAME_MAX_BYTES + 64];
+    snprintf(detail, sizeof detail, "no answer from %s in time", o->peer);
+    if (o->kind == OP_MONITOR_NODE) {
+        op_connected(nk, o, EDIST_ETIMEDOUT, detail);
+        return;
+    }
+    op_finish(nk, o, EDIST_ETIMEDOUT, detail);
+}
+
+static bool valid_peer(edi_nk *nk, const char *peer)
+{
+    if (!peer || !edi_hs_node_name_ok(peer, strlen(peer))) {
+        edist_set_error(EDIST_EINVAL, "bad node name '%s'", peer ? peer : "(null)");
+        return false;
+    }
+    (void)nk;
+    return true;
+}
+
+int edi_nk_connect(edi_nk *nk, const char *peer, uint32_t timeout_ms, edi_nk_done_fn done,
+                   void *arg)
+{
+    if (!valid_peer(nk, peer))
+        return EDIST_EINVAL;
+    if (!strcmp(peer, nk->name))
+        return edist_set_error(EDIST_EINVAL, "%s is this node", peer);
+    if (nk->shutting_down)
+        return edist_set_error(EDIST_ECLOSED, "node is stopping");
+    nk_op *o = op_new(nk, OP_CONNECT, peer, done, arg,
+                      timeout_ms ? timeout_ms : nk->cfg.setuptime_ms + 1000);
+    if (!o)
+        return edist_set_error(EDIST_EAGAIN, "%s", edist_last_error());
+    want_connection(nk, peer, o);
+    return 0;
+}
+
+int edi_nk_ping(edi_nk *nk, const char *peer, uint32_t timeout_ms, edi_nk_done_fn done,
+                void *arg)
+{
+    if (!valid_peer(nk, peer))
+        return EDIST_EINVAL;
+    if (!strcmp(peer, nk->name)) {
+        done(arg, 0, ""); /* net_adm:ping(node()) is pong */
+        return 0;
+    }
+    if (nk->shutting_down)
+        return edist_set_error(EDIST_ECLOSED, "node is stopping");
+    nk_op *o = op_new(nk, OP_PING, peer, done, arg,
+                      timeout_ms ? timeout_ms : EDIST_NODE_CALL_TIMEOUT_MS_DEFAULT);
+    if (!o)
+        return edist_set_error(EDIST_EAGAIN, "%s", edist_last_error());
+    make_ref(nk, o->ref);
+    want_connection(nk, peer, o);
+    return 0;
+}
+
+static edi_link *up_link(edi_nk *nk, const char *peer)
+{
+    edi_peer *p = edi_ct_find(&nk->table, peer);
+    if (!p || (p->state != EDI_PEER_UP && p->state != EDI_PEER_UP_PENDING) || !p->owner)
+        return NULL;
+    return p->owner;
+}
+
+/* REG_SEND {'$gen_call', {Self, Ref}, {is_auth, ThisNode}} to net_kernel. */
+static void send_ping(edi_nk *nk, nk_op *o)
+{
+    edi_link *l = up_link(nk, o->peer);
+    if (!l) {
+        op_finish(nk, o, EDIST_ECLOSED, "connection went down");
+        return;
+    }
+    edist_buf *s = &nk->scratch;
+    edist_buf_reset(s);
+    edist_enc_atomz(s, "net_kernel");
+    size_t msg_at = s->len;
+    edist_enc_tuple(s, 3);
+    edist_enc_atomz(s, "$gen_call");
+    edist_enc_tuple(s, 2);
+    enc_pid(nk, s, NK_SELF_PID_ID);
+    enc_ref(nk, s, o->ref);
+    edist_enc_tuple(s, 2);
+    edist_enc_atomz(s, "is_auth");
+    edist_enc_atomz(s, nk->name);
+    if (edist_buf_error(s)) {
+        op_finish(nk, o, edist_buf_error(s), "cannot encode the ping");
+        return;
+    }
+    edist_term_view name = {.ptr = s->data, .len = msg_at};
+    edist_buf_reset(&nk->out);
+    edi_dist_build_reg_send(&nk->out, l->flags, NULL, nk->self_pid, name,
+                            buf_view(s, msg_at));
+    int rc = send_built(nk, l, true);
+    if (rc)
+        op_finish(nk, o, rc, edist_last_error());
+}
+
+/* SPAWN_REQUEST erpc:execute_call(Ref, erlang, nodes, []) with a monitor:
+ * the answer comes back as the DOWN reason {Ref, return, Nodes}. */
+static void start_nodes_query(edi_nk *nk, edi_link *l)
+{
+    nk_op *o = op_new(nk, OP_NODES_QUERY, l->peer_name, NULL, NULL,
+                      NK_NODES_QUERY_TIMEOUT_MS);
+    if (!o)
+        return;
+    make_ref(nk, o->ref);
+    uint32_t call_ref[3];
+    make_ref(nk, call_ref);
+    edist_buf *s = &nk->scratch;
+    edist_buf_reset(s);
+    enc_ref(nk, s, o->ref);
+    size_t opts_at = s->len;
+    edist_enc_list(s, 1);
+    edist_enc_atomz(s, "monitor");
+    edist_enc_nil(s);
+    size_t args_at = s->len;
+    edist_enc_list(s, 4);
+    enc_ref(nk, s, call_ref);
+    edist_enc_atomz(s, "erlang");
+    edist_enc_atomz(s, "nodes");
+    edist_enc_nil(s);
+    edist_enc_nil(s);
+    edist_term_view req = {.ptr = s->data, .len = opts_at};
+    edist_term_view opts = {.ptr = s->data + opts_at, .len = args_at - opts_at};
+    edist_buf_reset(&nk->out);
+    edi_dist_build_spawn_request(&nk->out, l->flags, NULL, req, nk->self_pid,
+                                 nk->self_pid, "erpc", "execute_call", 4, opts,
+                                 buf_view(s, args_at));
+    int rc = send_built(nk, l, false);
+    if (rc) {
+        nk_log(nk, EDIST_LOG_DEBUG, "cannot ask %s for its nodes: %s", l->peer_name,
+               edist_strerror(rc));
+        op_finish(nk, o, rc, NULL);
+    }
+}
+
+/* The answer to a nodes query: connect to every node we lack. */
+static void nodes_answer(edi_nk *nk, nk_op *o, edist_cursor *c)
+{
+    char from[EDI_HS_NAME_MAX_BYTES + 1];
+    snprintf(from, sizeof from, "%s", o->peer);
+    op_finish(nk, o, 0, NULL);
+    uint32_t arity, n;
+    edist_atom tag;
+    if (edist_dec_tuple(c, &arity) || arity != 3 || edist_skip(c) ||
+        edist_dec_atom(c, &tag) || !edist_atom_eq(&tag, "return") ||
+        edist_dec_list(c, &n)) {
+        nk_log(nk, EDIST_LOG_DEBUG, "%s answered the nodes query with something else", from);
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        char name[EDI_HS_NAME_MAX_BYTES + 1];
+        if (edist_dec_atom_copy(c, name, sizeof name) < 0)
+            return;
+        if (!strcmp(name, nk->name) || edi_ct_find(&nk->table, name) ||
+            !edi_hs_node_name_ok(name, strlen(name)))
+            continue;
+        nk_log(nk, EDIST_LOG_INFO, "connecting to %s (a node of %s)", name, from);
+        want_connection(nk, name, NULL);
+    }
+}
+
+/* ---- serving: net_kernel, monitors, erpc spawns -------------------------------------- */
+
+static bool is_self_pid(edi_nk *nk, edist_term_view v)
+{
+    edist_pid p;
+    if (edi_dist_view_pid(v, &p))
+        return false;
+    return p.id == NK_SELF_PID_ID && p.serial == 0 && p.creation == nk->cfg.creation &&
+           edist_atom_eq(&p.node, nk->name);
+}
+
+static bool view_is_atom(edist_term_view v, const char *name)
+{
+    edist_atom a;
+    return edi_dist_view_atom(v, &a) == 0 && edist_atom_eq(&a, name);
+}
+
+/* Cursor over a message's payload (never compressed: erts sends no
+ * compressed distribution terms, and the builders refuse them). */
+static int payload_cursor(const edi_dist_msg *m, edist_cursor *c)
+{
+    if (!m->payload.ptr)
+        return EDIST_ENOTFOUND;
+    edist_cursor_init(c, m->payload.ptr, m->payload.len);
+    return 0;
+}
+
+static void hand_over(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
+{
+    if (nk->msg_fn) {
+        edist_node_message msg = {
+            .peer = l->peer_name,
+            .op = m->op,
+            .control = m->control.ptr,
+            .control_len = m->control.len,
+            .payload = m->payload.ptr,
+            .payload_len = m->payload.len,
+        };
+        nk->dispatching++;
+        nk->msg_fn(nk->msg_user, &msg);
+        nk->dispatching--;
+        return;
+    }
+    nk->stats.messages_dropped++;
+    nk_log(nk, EDIST_LOG_DEBUG, "dropped %s from %s (no process runtime yet)",
+           edi_dop_name(m->op), l->peer_name);
+}
+
+/* A reply {Tag, Reply} to one of our calls, or something for the handler. */
+static void message_to_self(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
+{
+    edist_cursor c;
+    edist_buf tmp;
+    edist_buf_init(&tmp);
+    uint32_t arity;
+    edist_ref ref;
+    nk_op *o = NULL;
+    if (payload_cursor(m, &c) == 0 && edist_dec_tuple(&c, &arity) == 0 &&
+        arity == 2 && edist_dec_ref(&c, &ref) == 0)
+        o = op_find_ref(nk, OP_PING, &ref);
+    if (o) {
+        edist_atom a;
+        int yes = edist_dec_atom(&c, &a) == 0 && edist_atom_eq(&a, "yes");
+        char detail[EDI_HS_NAME_MAX_BYTES + 64];
+        snprintf(detail, sizeof detail, "%s did not answer yes", o->peer);
+        op_finish(nk, o, yes ? 0 : EDIST_EAUTH, yes ? NULL : detail);
+    } else {
+        hand_over(nk, l, m);
+    }
+    edist_buf_free(&tmp);
+}
+
+/* The DOWN of a monitor we set: the answer of a nodes query. */
+static void monitor_exit_to_self(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
+{
+    edist_ref ref;
+    nk_op *o = NULL;
+    if (edi_dist_view_ref(m->ref, &ref) == 0)
+        o = op_find_ref(nk, OP_NODES_QUERY, &ref);
+    if (!o) {
+        hand_over(nk, l, m);
+        return;
+    }
+    edist_cursor c;
+    edist_buf tmp;
+    edist_buf_init(&tmp);
+    int rc;
+    if (m->op == EDI_DOP_PAYLOAD_MONITOR_P_EXIT) {
+        rc = payload_cursor(m, &c);
+    } else {
+        edist_cursor_init(&c, m->reason.ptr, m->reason.len);
+        rc = m->reason.ptr ? 0 : EDIST_ENOTFOUND;
+    }
+    if (rc == 0)
+        nodes_answer(nk, o, &c);
+    else
+        op_finish(nk, o, rc, NULL);
+    edist_buf_free(&tmp);
+}
+
+static void spawn_reply_to_self(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
+{
+    edist_ref ref;
+    nk_op *o = NULL;
+    if (edi_dist_view_ref(m->ref, &ref) == 0)
+        o = op_find_ref(nk, OP_NODES_QUERY, &ref);
+    if (!o) {
+        hand_over(nk, l, m);
+        return;
+    }
+    edist_atom err;
+    if (edi_dist_view_atom(m->result, &err) == 0) {
+        nk_log(nk, EDIST_LOG_DEBUG, "%s refused the nodes query: %.*s", o->peer,
+               (int)err.len, err.ptr);
+        op_finish(nk, o, EDIST_EUNSUPPORTED, NULL);
+    }
+    /* A pid: the answer follows as the monitor's DOWN. */
+}
+
+/* {M, F, Args, []}: one stack frame, as erts reports undef. */
+static void enc_frame(edist_buf *s, edist_atom m, edist_atom f, edist_term_view args)
+{
+    edist_enc_list(s, 1);
+    edist_enc_tuple(s, 4);
+    edist_enc_atom(s, m.ptr, m.len);
+    edist_enc_atom(s, f.ptr, f.len);
+    edist_enc_raw(s, args.ptr, args.len);
+    edist_enc_nil(s);
+    edist_enc_nil(s);
+}
+
+static void enc_nodes(edi_nk *nk, edist_buf *s, unsigned selectors);
+
+/* Encode the exit reason of the process a spawn request would have run.
+ * Only what transitive connection and is_alive checks need is served:
+ * erpc:execute_call(Ref, erlang, nodes|node|is_alive, []); the process
+ * runtime replaces this table. */
+static bool spawn_result(edi_nk *nk, const edi_dist_msg *m, edist_cursor *args,
+                         edist_term_view args_view, edist_buf *s)
+{
+    uint32_t n;
+    edist_term_view ref, a;
+    edist_atom mod, fun;
+    bool execute_call = edist_atom_eq(&m->spawn_module, "erpc") &&
+                        edist_atom_eq(&m->spawn_function, "execute_call") &&
+                        m->spawn_arity == 4;
+    bool execute_cast = edist_atom_eq(&m->spawn_module, "erpc") &&
+                        edist_atom_eq(&m->spawn_function, "execute_cast") &&
+                        m->spawn_arity == 3;
+    if (execute_cast) {
+        edist_enc_atomz(s, "normal");
+        return true;
+    }
+    if (execute_call && edist_dec_list(args, &n) == 0 && n == 4 &&
+        edist_dec_term(args, &ref) == 0 && edist_dec_atom(args, &mod) == 0 &&
+        edist_dec_atom(args, &fun) == 0 && edist_dec_term(args, &a) == 0) {
+        bool no_args = a.len == 1 && a.ptr[0] == EDIST_TAG_NIL;
+        bool erlang = edist_atom_eq(&mod, "erlang");
+        if (erlang && no_args &&
+            (edist_atom_eq(&fun, "nodes") || edist_atom_eq(&fun, "node") ||
+             edist_atom_eq(&fun, "is_alive"))) {
+            edist_enc_tuple(s, 3);
+            edist_enc_raw(s, ref.ptr, ref.len);
+            edist_enc_atomz(s, "return");
+            if (edist_atom_eq(&fun, "nodes"))
+                enc_nodes(nk, s, EDIST_NODES_VISIBLE);
+            else if (edist_atom_eq(&fun, "node"))
+                edist_enc_atomz(s, nk->name);
+            else
+                edist_enc_atomz(s, "true");
+            return true;
+        }
+        /* {Ref, error, undef, [{M, F, A, []}]} as erpc reports it. */
+        edist_enc_tuple(s, 4);
+        edist_enc_raw(s, ref.ptr, ref.len);
+        edist_enc_atomz(s, "error");
+        edist_enc_atomz(s, "undef");
+        enc_frame(s, mod, fun, a);
+        return false;
+    }
+    /* Any other function: the process dies at once with undef. */
+    edist_enc_tuple(s, 2);
+    edist_enc_atomz(s, "undef");
+    enc_frame(s, m->spawn_module, m->spawn_function, args_view);
+    return false;
+}
+
+static void serve_spawn(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
+{
+    bool want_link = false, want_monitor = false;
+    edist_cursor oc;
+    uint32_t n;
+    edist_cursor_init(&oc, m->options.ptr, m->options.len);
+    if (m->options.ptr && edist_dec_list(&oc, &n) == 0) {
+        for (uint32_t i = 0; i < n; i++) {
+            edist_term_info info;
+            if (edist_peek(&oc, &info))
+                break;
+            edist_atom a;
+            uint32_t ar;
+            edist_cursor save = oc;
+            if (info.type == EDIST_TYPE_ATOM && edist_dec_atom(&oc, &a) == 0) {
+                want_link |= edist_atom_eq(&a, "link");
+                want_monitor |= edist_atom_eq(&a, "monitor");
+                continue;
+            }
+            if (info.type == EDIST_TYPE_TUPLE && edist_dec_tuple(&oc, &ar) == 0 && ar >= 1 &&
+                edist_dec_atom(&oc, &a) == 0 && edist_atom_eq(&a, "monitor"))
+                want_monitor = true;
+            oc = save;
+            if (edist_skip(&oc))
+                break;
+        }
+    }
+    edist_buf tmp;
+    edist_buf_init(&tmp);
+    edist_cursor args;
+    edist_term_view args_view = {0};
+    if (payload_cursor(m, &args) == 0) {
+        args_view.ptr = args.data + args.pos;
+        args_view.len = edist_cursor_remaining(&args);
+    }
+    edist_buf *s = &nk->scratch;
+    edist_buf_reset(s);
+    enc_pid(nk, s, nk->next_pid_id);
+    size_t reason_at = s->len;
+    nk->next_pid_id = nk->next_pid_id == UINT32_MAX ? NK_FIRST_SPAWN_PID_ID : nk->next_pid_id + 1;
+    bool builtin = false;
+    if (args_view.ptr)
+        builtin = spawn_result(nk, m, &args, args_view, s);
+    else
+        edist_enc_atomz(s, "badarg");
+    if (!builtin && nk->msg_fn) {
+        /* Not ours to answer: whoever installed a handler may. */
+        edist_buf_free(&tmp);
+        hand_over(nk, l, m);
+        return;
+    }
+    edist_term_view pid = {.ptr = s->data, .len = reason_at};
+    edist_term_view reason = buf_view(s, reason_at);
+    uint32_t flags = (want_link ? EDI_SPAWN_FLAG_LINK : 0) |
+                     (want_monitor ? EDI_SPAWN_FLAG_MONITOR : 0);
+    edist_buf_reset(&nk->out);
+    edi_dist_build_spawn_reply(&nk->out, l->flags, NULL, m->ref, m->from, flags, pid);
+    send_built(nk, l, true);
+    if (want_monitor) {
+        edist_buf_reset(&nk->out);
+        edi_dist_build_monitor_p_exit(&nk->out, l->flags, pid, m->from, m->ref, reason);
+        send_built(nk, l, true);
+    }
+    if (want_link) {
+        edist_buf_reset(&nk->out);
+        edi_dist_build_exit(&nk->out, l->flags, NULL, pid, m->from, reason);
+        send_built(nk, l, true);
+    }
+    edist_buf_free(&tmp);
+}
+
+static void reply_noproc_monitor(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
+{
+    uint8_t noproc[16];
+    edist_buf b;
+    edist_buf_init_fixed(&b, noproc, sizeof noproc);
+    edist_enc_atomz(&b, "noproc");
+    edist_buf_reset(&nk->out);
+    edi_dist_build_monitor_p_exit(&nk->out, l->flags, m->to, m->from, m->ref,
+                                  buf_view(&b, 0));
+    send_built(nk, l, true);
+}
+
+static void dispatch(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
+{
+    switch (m->op) {
+    case EDI_DOP_REG_SEND:
+    case EDI_DOP_REG_SEND_TT:
+        if (view_is_atom(m->to_name, "net_kernel")) {
+            edist_term_view from, tag;
+            if (edi_dist_match_is_auth(m, &from, &tag, NULL) == 1) {
+                uint8_t yes[8];
+                edist_buf b;
+                edist_buf_init_fixed(&b, yes, sizeof yes);
+                edist_enc_atomz(&b, "yes");
+                edist_buf_reset(&nk->out);
+                edi_dist_build_gen_reply(&nk->out, l->flags, nk->self_pid, from, tag,
+                                         buf_view(&b, 0));
+                send_built(nk, l, true);
+                nk_log(nk, EDIST_LOG_DEBUG, "is_auth from %s: yes", l->peer_name);
+                return;
+            }
+        }
+        hand_over(nk, l, m);
+        return;
+    case EDI_DOP_SEND:
+    case EDI_DOP_SEND_TT:
+    case EDI_DOP_SEND_SENDER:
+    case EDI_DOP_SEND_SENDER_TT:
+        if (is_self_pid(nk, m->to)) {
+            message_to_self(nk, l, m);
+            return;
+        }
+        hand_over(nk, l, m);
+        return;
+    case EDI_DOP_MONITOR_P:
+        /* gen:call monitors {net_kernel, Node} before its call: a monitor
+         * of a process that exists needs no answer. Anything else does not
+         * exist here yet: DOWN noproc at once, as erts answers. */
+        if (view_is_atom(m->to, "net_kernel") || is_self_pid(nk, m->to))
+            return;
+        if (nk->msg_fn) {
+            hand_over(nk, l, m);
+            return;
+        }
+        reply_noproc_monitor(nk, l, m);
+        return;
+    case EDI_DOP_DEMONITOR_P:
+        if (view_is_atom(m->to, "net_kernel") || is_self_pid(nk, m->to))
+            return;
+        hand_over(nk, l, m);
+        return;
+    case EDI_DOP_MONITOR_P_EXIT:
+    case EDI_DOP_PAYLOAD_MONITOR_P_EXIT:
+        if (is_self_pid(nk, m->to)) {
+            monitor_exit_to_self(nk, l, m);
+            return;
+        }
+        hand_over(nk, l, m);
+        return;
+    case EDI_DOP_SPAWN_REPLY:
+    case EDI_DOP_SPAWN_REPLY_TT:
+        if (is_self_pid(nk, m->to)) {
+            spawn_reply_to_self(nk, l, m);
+            return;
+        }
+        hand_over(nk, l, m);
+        return;
+    case EDI_DOP_SPAWN_REQUEST:
+    case EDI_DOP_SPAWN_REQUEST_TT:
+        serve_spawn(nk, l, m);
+        return;
+    default:
+        hand_over(nk, l, m);
+        return;
+    }
+}
+
+/* ---- membership ------------------------------------------------------------------- */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool selected(const edi_peer *p, unsigned sel)
+{
+    if (p->state != EDI_PEER_UP && p->state != EDI_PEER_UP_PENDING)
+        return false;
+    if (sel & EDIST_NODES_CONNECTED)
+        return true;
+    return p->hidden ? (sel & EDIST_NODES_HIDDEN) != 0 : (sel & EDIST_NODES_VISIBLE) != 0;
+}
+
+int edi_nk_nodes(edi_nk *nk, unsigned selectors, edist_node_list *out)
+{
+    out->count = 0;
+    out->names = NULL;
+    size_t n = (selectors & EDIST_NODES_THIS) ? 1 : 0;
+    for (edi_peer *p = nk->table.head; p; p = p->list_next)
+        n += selected(p, selectors);
+    if (n == 0)
+        return 0;
+    char **names = calloc(n, sizeof *names);
+    if (!names)
+        return edist_set_error(EDIST_ENOMEM, "nodes: no memory");
+    size_t i = 0;
+    if (selectors & EDIST_NODES_THIS)
+        names[i++] = strdup(nk->name);
+    for (edi_peer *p = nk->table.head; p; p = p->list_next)
+        if (selected(p, selectors))
+            names[i++] = strdup(p->name);
+    for (size_t k = 0; k < n; k++) {
+        if (!names[k]) {
+            for (size_t j = 0; j < n; j++)
+                free(names[j]);
+            free(names);
+            return edist_set_error(EDIST_ENOMEM, "nodes: no memory");
+        }
+    }
+    qsort(names, n, sizeof *names, cmp_str);
+    out->count = n;
+    out->names = names;
+    return 0;
+}
+
+static void enc_nodes(edi_nk *nk, edist_buf *s, unsigned selectors)
+{
+    size_t n = 0;
+    for (edi_peer *p = nk->table.head; p; p = p->list_next)
+        n += selected(p, selectors);
+    if (n == 0) {
+        edist_enc_nil(s);
+        return;
+    }
+    edist_enc_list(s, (uint32_t)n);
+    for (edi_peer *p = nk->table.head; p; p = p->list_next)
+        if (selected(p, selectors))
+            edist_enc_atomz(s, p->name);
+    edist_enc_nil(s);
+}
+
+static int sub_add(edi_nk *nk, nk_sub **out)
+{
+    subs_sweep(nk);
+    if (nk->sub_count >= EDIST_NODE_MAX_MONITORS)
+        return edist_set_error(EDIST_ENOMEM, "too many node monitors (%d)",
+                               EDIST_NODE_MAX_MONITORS);
+    nk_sub *s = calloc(1, sizeof *s);
+    if (!s)
+        return edist_set_error(EDIST_ENOMEM, "no memory for a monitor");
+    s->handle = ++nk->next_id;
+    nk->subs[nk->sub_count++] = s;
+    *out = s;
+    return 0;
+}
+
+int edi_nk_monitor_nodes(edi_nk *nk, unsigned kinds, edist_node_event_fn fn, void *user,
+                         uint64_t *handle)
+{
+    if (!fn)
+        return edist_set_error(EDIST_EINVAL, "monitor_nodes: no callback");
+    nk_sub *s;
+    int rc = sub_add(nk, &s);
+    if (rc)
+        return rc;
+    s->kinds = kinds & (EDIST_NODES_VISIBLE | EDIST_NODES_HIDDEN);
+    if (!s->kinds)
+        s->kinds = EDIST_NODES_VISIBLE;
+    s->fn = fn;
+    s->user = user;
+    if (handle)
+        *handle = s->handle;
+    return 0;
+}
+
+int edi_nk_monitor_node(edi_nk *nk, const char *peer, edist_node_event_fn fn, void *user,
+                        uint64_t *handle)
+{
+    if (!fn)
+        return edist_set_error(EDIST_EINVAL, "monitor_node: no callback");
+    if (!valid_peer(nk, peer))
+        return EDIST_EINVAL;
+    nk_sub *s;
+    int rc = sub_add(nk, &s);
+    if (rc)
+        return rc;
+    s->one_node = true;
+    snprintf(s->peer, sizeof s->peer, "%s", peer);
+    s->fn = fn;
+    s->user = user;
+    if (handle)
+        *handle = s->handle;
+    if (up_link(nk, peer) || !strcmp(peer, nk->name))
+        return 0;
+    /* Not connected: try, and report nodedown if that fails. */
+    nk_op *o = op_new(nk, OP_MONITOR_NODE, peer, NULL, NULL, nk->cfg.setuptime_ms + 1000);
+    if (!o) {
+        s->removed = true;
+        subs_sweep(nk);
+        return edist_set_error(EDIST_EAGAIN, "%s", edist_last_error());
+    }
+    o->sub_handle = s->handle;
+    want_connection(nk, peer, o);
+    return 0;
+}
+
+int edi_nk_demonitor(edi_nk *nk, uint64_t handle)
+{
+    nk_sub *s = sub_find(nk, handle);
+    if (!s)
+        return edist_set_error(EDIST_ENOTFOUND, "no monitor %llu",
+                               (unsigned long long)handle);
+    s->removed = true;
+    subs_sweep(nk);
+    return 0;
+}
+
+int edi_nk_disconnect(edi_nk *nk, const char *peer)
+{
+    edi_link *l = up_link(nk, peer ? peer : "");
+    if (!l)
+        return edist_set_error(EDIST_ENOTFOUND, "not connected to %s", peer ? peer : "");
+    link_down(l, "disconnect", true);
+    return 0;
+}
+
+void edi_nk_set_message_handler(edi_nk *nk, edist_node_message_fn fn, void *user)
+{
+    nk->msg_fn = fn;
+    nk->msg_user = user;
+}
+
+int edi_nk_send_reg(edi_nk *nk, const char *peer, const char *name,
+                    const uint8_t *payload, size_t len)
+{
+    edi_link *l = up_link(nk, peer ? peer : "");
+    if (!l)
+        return edist_set_error(EDIST_ENOTFOUND, "not connected to %s", peer ? peer : "");
+    if (!name || !payload || !len)
+        return edist_set_error(EDIST_EINVAL, "send_reg: no name or payload");
+    edi_dist_term_scratch sc;
+    edist_term_view to;
+    int rc = edi_dist_atom_view(name, strlen(name), &sc, &to);
+    if (rc)
+        return rc;
+    edist_term_view msg = {.ptr = payload, .len = len};
+    edist_buf_reset(&nk->out);
+    edi_dist_build_reg_send(&nk->out, l->flags, NULL, nk->self_pid, to, msg);
+    return send_built(nk, l, false);
+}
+
+void edi_nk_get_stats(const edi_nk *nk, edist_node_stats *out)
+{
+    *out = nk->stats;
+}
+
+/* ---- life --------------------------------------------------------------------------- */
+
+int edi_nk_new(const edi_nk_config *cfg, edi_nk **out)
+{
+    if (!cfg || !cfg->loop || !cfg->name || !cfg->cookies)
+        return edist_set_error(EDIST_EINVAL, "net kernel: incomplete config");
+    edi_nk *nk = calloc(1, sizeof *nk);
+    if (!nk)
+        return edist_set_error(EDIST_ENOMEM, "net kernel: no memory");
+    nk->cfg = *cfg;
+    snprintf(nk->name, sizeof nk->name, "%s", cfg->name);
+    nk->cfg.name = nk->name;
+    nk->loop = cfg->loop;
+    if (!nk->cfg.ticktime_ms)
+        nk->cfg.ticktime_ms = EDIST_NODE_TICKTIME_MS_DEFAULT;
+    if (!nk->cfg.setuptime_ms)
+        nk->cfg.setuptime_ms = EDIST_NODE_SETUPTIME_MS_DEFAULT;
+    int rc = edi_ct_init(&nk->table, 0);
+    if (rc) {
+        free(nk);
+        return rc;
+    }
+    edist_buf_init(&nk->out);
+    edist_buf_init(&nk->scratch);
+    if (getrandom(&nk->ref_salt, sizeof nk->ref_salt, 0) != sizeof nk->ref_salt)
+        nk->ref_salt = (uint32_t)edi_now_ms() ^ (uint32_t)(uintptr_t)nk;
+    nk->next_pid_id = NK_FIRST_SPAWN_PID_ID;
+    edist_pid self = {.node = self_atom(nk), .id = NK_SELF_PID_ID, .serial = 0,
+                      .creation = nk->cfg.creation};
+    rc = edi_dist_pid_view(&self, &nk->self_scratch, &nk->self_pid);
+    if (rc) {
+        edi_ct_destroy(&nk->table);
+        free(nk);
+        return rc;
+    }
+    edi_timer_init(&nk->tick_timer);
+    edi_timer_init(&nk->housekeeping_timer);
+    edi_timer_init(&nk->shutdown_timer);
+    uint32_t interval = nk->cfg.ticktime_ms / EDI_NK_TICK_INTENSITY;
+    if (interval == 0)
+        interval = 1;
+    edi_loop_timer_start(nk->loop, &nk->tick_timer, interval, interval, tick_all, nk);
+    edi_loop_timer_start(nk->loop, &nk->housekeeping_timer, NK_HOUSEKEEPING_MS,
+                         NK_HOUSEKEEPING_MS, housekeeping, nk);
+    *out = nk;
+    return 0;
+}
+
+static void shutdown_finish(edi_nk *nk)
+{
+    edi_nk_done_fn done = nk->shutdown_done;
+    nk->shutdown_done = NULL;
+    edi_loop_timer_cancel(nk->loop, &nk->shutdown_timer);
+    if (done)
+        done(nk->shutdown_arg, 0, "");
+}
+
+static void shutdown_check(edi_nk *nk)
+{
+    if (nk->shutting_down && nk->shutdown_done && nk->conns_open == 0 && !nk->links)
+        shutdown_finish(nk);
+}
+
+static void shutdown_grace(edi_loop *loop, edi_timer *t, void *arg)
+{
+    (void)loop;
+    (void)t;
+    shutdown_finish(arg);
+}
+
+void edi_nk_shutdown(edi_nk *nk, uint32_t grace_ms, edi_nk_done_fn done, void *arg)
+{
+    nk->shutting_down = true;
+    nk->shutdown_done = done;
+    nk->shutdown_arg = arg;
+    edi_loop_timer_start(nk->loop, &nk->shutdown_timer, grace_ms ? grace_ms : 1, 0,
+                         shutdown_grace, nk);
+    while (nk->ops)
+        op_finish(nk, nk->ops, EDIST_ECLOSED, "node is stopping");
+    edi_link *l = nk->links;
+    while (l) {
+        edi_link *next = l->next;
+        if (l->phase == L_UP)
+            link_down(l, "disconnect", true);
+        else
+            link_fail(l, EDIST_ECLOSED, "node is stopping");
+        l = next;
+    }
+    shutdown_check(nk);
+}
+
+void edi_nk_free(edi_nk *nk)
+{
+    if (!nk)
+        return;
+    /* Called with the loop stopped (not running any callback) and before
+     * it is freed. Our timers live in our memory: take them out of the
+     * loop's heap before that memory goes. The connections go with the
+     * loop, without callbacks, so links still waiting for on_close go
+     * now. */
+    edi_loop_timer_cancel(nk->loop, &nk->tick_timer);
+    edi_loop_timer_cancel(nk->loop, &nk->housekeeping_timer);
+    edi_loop_timer_cancel(nk->loop, &nk->shutdown_timer);
+    for (nk_op *o = nk->ops; o; o = o->next)
+        edi_loop_timer_cancel(nk->loop, &o->timer);
+    edi_link *lists[2] = {nk->links, nk->dead_links};
+    for (int i = 0; i < 2; i++) {
+        edi_link *l = lists[i];
+        while (l) {
+            edi_link *n = l->next;
+            edi_loop_timer_cancel(nk->loop, &l->setup_timer);
+            edi_hs_wipe(&l->hs);
+            edi_dist_reasm_free(l->reasm);
+            free(l);
+            l = n;
+        }
+    }
+    while (nk->ops) {
+        nk_op *o = nk->ops;
+        nk->ops = o->next;
+        free(o);
+    }
+    for (size_t i = 0; i < nk->sub_count; i++)
+        free(nk->subs[i]);
+    edi_ct_destroy(&nk->table);
+    edist_buf_free(&nk->out);
+    edist_buf_free(&nk->scratch);
+    free(nk);
+}

@@ -1,0 +1,1435 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Listeners and TCP connections on the loop's io_uring: accept, connect,
+ * receive into the provided-buffer ring with RAW or U32 framing, batched
+ * sends from a bounded queue, and the close protocol.
+ *
+ * Lifetime of a connection: CONNECTING -> OPEN -> (CLOSING) -> DEAD. Once
+ * DEAD, on_close is called from the deferred phase of an iteration (never
+ * from inside an edi_* call), and the memory is freed when on_close has run,
+ * no request of the connection is left in the kernel and it is on none of
+ * the loop's work lists. The fd is closed only then, so its number cannot
+ * be reused while the kernel still has requests on it. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "dataplane/uring/uring_internal.h"
+#include "edist/error.h"
+
+/* A frame spanning buffers starts with a buffer of at most this size and
+ * grows as bytes arrive, so a peer announcing a huge frame does not make us
+ * allocate it before sending it. */
+#define ASM_INITIAL_BYTES (1024u * 1024u)
+/* Graceful close deadline when the caller gives 0. */
+#define CLOSE_DEFAULT_MS 5000u
+/* Retry delay after an accept error such as EMFILE. */
+#define ACCEPT_RETRY_MS 100u
+
+enum conn_state { CS_CONNECTING, CS_OPEN, CS_CLOSING, CS_DEAD };
+
+typedef struct txchunk {
+    size_t cap, used;
+    uint32_t segs;              /* queue segments pointing into data */
+    uint8_t data[];
+} txchunk;
+
+typedef struct txseg {
+    const uint8_t *p;
+    size_t len;
+    txchunk *chunk;             /* copied bytes, or NULL for an owned body */
+    edi_release_fn release;
+    void *release_arg;
+    const void *body;
+} txseg;
+
+struct edi_conn {
+    edi_loop *loop;
+    int fd;
+    uint8_t state;
+    int reason;
+    char why[160];
+    const edi_conn_ops *ops;
+    void *user;
+    edi_framing mode;
+
+    edi_op rx_op, tx_op, connect_op;
+    bool rx_armed, rx_multishot, rx_got_data;
+    bool tx_inflight, connect_inflight;
+    bool lingering;             /* DEAD after a graceful close: draining */
+    bool closed_called, pend_close, pend_kick, pend_writable;
+    bool on_dirty, on_deferred, on_starved;
+    bool want_writable;
+    bool in_rx;                 /* inside rx_feed: set_framing needs no kick */
+    bool silent;                /* loop teardown: no callbacks */
+
+    edi_conn *prev, *next;      /* loop->conns */
+    edi_conn *dirty_next, *deferred_next, *starved_next;
+
+    /* receive */
+    uint8_t hdr[4];
+    uint8_t hdr_have;
+    edi_rxbuf *asm_buf;
+    size_t asm_len, asm_have;
+    uint8_t *raw;
+    size_t raw_len, raw_cap;
+
+    /* send */
+    txseg *segs;
+    uint32_t seg_head, seg_count, seg_cap;
+    txchunk *tail_chunk;
+    size_t queued;
+    struct iovec iov[EDI_TX_IOV_MAX];
+    struct msghdr msg;
+
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    edi_timer timer;            /* connect timeout, close deadline, linger */
+    uint64_t close_deadline_ms;
+
+    edi_conn_stats st;
+};
+
+struct edi_listener {
+    edi_loop *loop;
+    int fd;
+    edi_op op;
+    bool armed, closing;
+    bool in_cb;                 /* inside on_accept: close must not free */
+    edi_accept_fn on_accept;
+    void *user;
+    edi_listener *next;
+    edi_timer retry;
+};
+
+static void arm_recv(edi_conn *c);
+static void maybe_free(edi_conn *c);
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+static int parse_addr(const char *ip, uint16_t port,
+                      struct sockaddr_storage *ss, socklen_t *len)
+{
+    memset(ss, 0, sizeof(*ss));
+    if (ip == NULL)
+        ip = "0.0.0.0";
+    struct sockaddr_in *in4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, ip, &in4->sin_addr) == 1) {
+        in4->sin_family = AF_INET;
+        in4->sin_port = htons(port);
+        *len = sizeof(*in4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, ip, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(port);
+        *len = sizeof(*in6);
+        return 0;
+    }
+    return edist_set_error(EDIST_EINVAL, "uring: bad address '%s'", ip);
+}
+
+static void format_addr(const struct sockaddr_storage *ss, char *out, size_t n)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+        inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
+        port = ntohs(a->sin_port);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
+        port = ntohs(a->sin6_port);
+    }
+    snprintf(out, n, "%s:%u", ip, port);
+}
+
+static void set_sockopts(int fd)
+{
+    int one = 1;
+    /* Frames are batched by the loop already; Nagle would only add delay.
+     * Fails harmlessly on non-TCP sockets (tests may use socketpairs). */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    /* io_uring waits for readiness itself; on an O_NONBLOCK file some
+     * kernels return EAGAIN instead of waiting. */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0 && (fl & O_NONBLOCK))
+        (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+           ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+/* Removes c from a singly linked list threaded through field `off`. */
+static void list_remove(edi_conn **head, edi_conn *c, size_t off)
+{
+    for (edi_conn **pp = head; *pp != NULL;
+         pp = (edi_conn **)(void *)((char *)*pp + off)) {
+        if (*pp == c) {
+            *pp = *(edi_conn **)(void *)((char *)c + off);
+            return;
+        }
+    }
+}
+
+static void defer(edi_conn *c)
+{
+    if (c->on_deferred)
+        return;
+    c->on_deferred = true;
+    c->deferred_next = c->loop->deferred;
+    c->loop->deferred = c;
+}
+
+static void mark_dirty(edi_conn *c)
+{
+    if (c->on_dirty)
+        return;
+    c->on_dirty = true;
+    c->dirty_next = c->loop->dirty;
+    c->loop->dirty = c;
+}
+
+static bool rx_wanted(const edi_conn *c)
+{
+    return c->state == CS_OPEN || c->state == CS_CLOSING ||
+           (c->state == CS_DEAD && c->lingering);
+}
+
+/* ---- dying ---------------------------------------------------------------------- */
+
+/* Makes every request of c in the kernel finish soon. */
+static void hard_stop(edi_conn *c)
+{
+    c->lingering = false;
+    if (c->fd < 0)
+        return;
+    (void)shutdown(c->fd, SHUT_RDWR);
+    if (c->rx_armed || c->tx_inflight || c->connect_inflight) {
+        struct io_uring_sqe *sqe = edi_loop_sqe(c->loop);
+        if (sqe != NULL) {
+            io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
+            io_uring_sqe_set_data(sqe, NULL);
+        }
+    }
+}
+
+static void conn_timer_fn(edi_loop *loop, edi_timer *t, void *arg);
+
+/* The connection is dead for its owner: on_close(reason) follows from the
+ * deferred phase. linger: the close was graceful (everything sent, FIN
+ * queued): keep draining the peer's bytes until it closes too or the close
+ * deadline passes, so that closing with unread data does not turn into a
+ * reset that could destroy what we just sent. */
+static void conn_kill(edi_conn *c, int reason, bool linger, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void conn_kill(edi_conn *c, int reason, bool linger, const char *fmt, ...)
+{
+    if (c->state == CS_DEAD)
+        return;
+    edi_loop *loop = c->loop;
+    c->state = CS_DEAD;
+    c->reason = reason;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->why, sizeof(c->why), fmt, ap);
+    va_end(ap);
+    edi_loop_timer_cancel(loop, &c->timer);
+    if (c->asm_buf != NULL) {
+        edi_rxbuf_unref(c->asm_buf);
+        c->asm_buf = NULL;
+    }
+    c->raw_len = 0;
+    c->hdr_have = 0;
+    if (c->on_starved) {
+        list_remove(&loop->starved, c, offsetof(edi_conn, starved_next));
+        c->on_starved = false;
+        loop->nstarved--;
+    }
+    if (linger && c->rx_armed && c->fd >= 0) {
+        (void)shutdown(c->fd, SHUT_WR);
+        c->lingering = true;
+        uint64_t now = edi_now_ms();
+        uint64_t left = c->close_deadline_ms > now ? c->close_deadline_ms - now : 0;
+        if (left == 0 ||
+            edi_loop_timer_start(loop, &c->timer, left, 0, conn_timer_fn, c) < 0)
+            hard_stop(c);
+    } else {
+        hard_stop(c);
+    }
+    loop->st.conns_closed++;
+    if (loop->st.conns_open > 0)
+        loop->st.conns_open--;
+    c->pend_close = true;
+    defer(c);
+}
+
+static void conn_timer_fn(edi_loop *loop, edi_timer *t, void *arg)
+{
+    (void)loop;
+    (void)t;
+    edi_conn *c = arg;
+    switch (c->state) {
+    case CS_CONNECTING:
+        conn_kill(c, EDIST_ETIMEDOUT, false, "connect timed out");
+        break;
+    case CS_CLOSING:
+        conn_kill(c, EDIST_ETIMEDOUT, false,
+                  "close: %zu bytes not flushed before the deadline", c->queued);
+        break;
+    case CS_DEAD:
+        if (c->lingering)
+            hard_stop(c);
+        break;
+    default:
+        break;
+    }
+}
+
+static void tx_pop(edi_conn *c)
+{
+    txseg *s = &c->segs[c->seg_head];
+    c->seg_head = (c->seg_head + 1) & (c->seg_cap - 1);
+    c->seg_count--;
+    if (s->chunk != NULL) {
+        txchunk *ch = s->chunk;
+        if (--ch->segs == 0) {
+            if (ch == c->tail_chunk && ch->cap <= EDI_TX_CHUNK_BYTES) {
+                ch->used = 0; /* keep one small chunk for the next sends */
+            } else {
+                if (ch == c->tail_chunk)
+                    c->tail_chunk = NULL;
+                free(ch);
+            }
+        }
+    } else if (s->release != NULL) {
+        s->release(s->release_arg, s->body);
+    }
+}
+
+static void conn_free(edi_conn *c)
+{
+    edi_loop *loop = c->loop;
+    while (c->seg_count > 0)
+        tx_pop(c);
+    free(c->segs);
+    free(c->tail_chunk);
+    free(c->raw);
+    if (c->asm_buf != NULL)
+        edi_rxbuf_unref(c->asm_buf);
+    if (c->fd >= 0)
+        close(c->fd);
+    edi_loop_timer_cancel(loop, &c->timer);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        loop->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    free(c);
+}
+
+static void maybe_free(edi_conn *c)
+{
+    if (c->state != CS_DEAD || !c->closed_called || c->rx_armed ||
+        c->tx_inflight || c->connect_inflight || c->on_dirty ||
+        c->on_deferred || c->on_starved || c->lingering)
+        return;
+    conn_free(c);
+}
+
+/* ---- receive -------------------------------------------------------------------- */
+
+static void starve(edi_conn *c)
+{
+    edi_loop *loop = c->loop;
+    if (c->on_starved)
+        return;
+    c->on_starved = true;
+    c->starved_next = loop->starved;
+    loop->starved = c;
+    loop->nstarved++;
+    c->st.rx_starved++;
+    loop->st.rx_starved++;
+}
+
+static void arm_recv(edi_conn *c)
+{
+    edi_loop *loop = c->loop;
+    if (c->rx_armed || !rx_wanted(c))
+        return;
+    if (loop->pool->in_ring == 0) {
+        /* would fail with ENOBUFS at once */
+        if (c->state == CS_DEAD)
+            hard_stop(c);
+        else
+            starve(c);
+        return;
+    }
+    struct io_uring_sqe *sqe = edi_loop_sqe(loop);
+    if (sqe == NULL) {
+        conn_kill(c, EDIST_EIO, false, "recv: io_uring submission queue unusable");
+        return;
+    }
+    if (loop->features & EDI_FEAT_RECV_MULTISHOT) {
+        io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+        c->rx_multishot = true;
+    } else {
+        io_uring_prep_recv(sqe, c->fd, NULL, loop->cfg.rx_buffer_bytes, 0);
+        c->rx_multishot = false;
+    }
+    sqe->flags |= IOSQE_BUFFER_SELECT;
+    sqe->buf_group = EDI_BGID;
+    io_uring_sqe_set_data(sqe, &c->rx_op);
+    c->rx_armed = true;
+}
+
+static int raw_append(edi_conn *c, const uint8_t *p, size_t n)
+{
+    size_t limit = c->loop->cfg.raw_max_bytes;
+    if (n > limit - c->raw_len) {
+        conn_kill(c, EDIST_EPROTO, false,
+                  "more than %zu unconsumed bytes in raw mode", limit);
+        return -1;
+    }
+    if (c->raw_len + n > c->raw_cap) {
+        size_t cap = c->raw_cap ? c->raw_cap : 1024;
+        while (cap < c->raw_len + n)
+            cap *= 2;
+        if (cap > limit)
+            cap = limit;
+        uint8_t *r = realloc(c->raw, cap);
+        if (r == NULL) {
+            conn_kill(c, EDIST_ENOMEM, false, "raw staging of %zu bytes", cap);
+            return -1;
+        }
+        c->raw = r;
+        c->raw_cap = cap;
+    }
+    memcpy(c->raw + c->raw_len, p, n);
+    c->raw_len += n;
+    return 0;
+}
+
+static size_t call_on_bytes(edi_conn *c, const uint8_t *p, size_t n)
+{
+    if (c->ops->on_bytes == NULL)
+        return n; /* nobody listens: discard */
+    size_t used = c->ops->on_bytes(c, c->user, p, n);
+    return used > n ? n : used;
+}
+
+/* RAW mode over the staged bytes: offer them until nothing is consumed. */
+static void raw_deliver(edi_conn *c)
+{
+    while (c->raw_len > 0 && c->state == CS_OPEN && c->mode == EDI_FRAMING_RAW) {
+        size_t used = call_on_bytes(c, c->raw, c->raw_len);
+        if (used == 0 || c->state != CS_OPEN)
+            break;
+        memmove(c->raw, c->raw + used, c->raw_len - used);
+        c->raw_len -= used;
+    }
+}
+
+static void deliver(edi_conn *c, edi_rxbuf *rb, const uint8_t *p, size_t len)
+{
+    edi_frame f = { p, len, rb };
+    c->st.frames_in++;
+    c->loop->st.frames_in++;
+    if (len == 0)
+        c->st.ticks_in++;
+    if (c->ops->on_frame != NULL)
+        c->ops->on_frame(c, c->user, &f);
+}
+
+/* Parses bytes p[0..n) that live in rb, by the current framing. Returns
+ * how many bytes at the end a RAW consumer left unconsumed (the caller
+ * stages them); 0 when everything was used or the connection died. */
+static size_t rx_scan(edi_conn *c, edi_rxbuf *rb, const uint8_t *p, size_t n)
+{
+    edi_loop *loop = c->loop;
+    while (n > 0 && c->state == CS_OPEN) {
+        if (c->mode == EDI_FRAMING_RAW) {
+            size_t used;
+            do {
+                used = call_on_bytes(c, p, n);
+                p += used;
+                n -= used;
+            } while (used > 0 && n > 0 && c->state == CS_OPEN &&
+                     c->mode == EDI_FRAMING_RAW);
+            if (n > 0 && c->state == CS_OPEN && c->mode == EDI_FRAMING_RAW)
+                return n;
+            continue;
+        }
+        if (c->asm_buf != NULL) {
+            size_t take = c->asm_len - c->asm_have;
+            if (take > n)
+                take = n;
+            if (c->asm_have + take > c->asm_buf->cap) {
+                size_t cap = c->asm_buf->cap * 2;
+                if (cap < c->asm_have + take)
+                    cap = c->asm_have + take;
+                if (cap > c->asm_len)
+                    cap = c->asm_len;
+                edi_rxbuf *g = edi_rxbuf_heap_grow(c->asm_buf, cap);
+                if (g == NULL) {
+                    conn_kill(c, EDIST_ENOMEM, false,
+                              "reassembly of a %zu byte frame", c->asm_len);
+                    return 0;
+                }
+                c->asm_buf = g;
+            }
+            memcpy(c->asm_buf->data + c->asm_have, p, take);
+            c->asm_have += take;
+            p += take;
+            n -= take;
+            if (c->asm_have == c->asm_len) {
+                edi_rxbuf *b = c->asm_buf;
+                c->asm_buf = NULL;
+                c->st.frames_reassembled++;
+                loop->st.frames_reassembled++;
+                loop->st.reassembled_bytes += c->asm_len;
+                deliver(c, b, b->data, c->asm_len);
+                edi_rxbuf_unref(b);
+            }
+            continue;
+        }
+        size_t len;
+        if (c->hdr_have > 0 || n < 4) {
+            size_t take = 4u - c->hdr_have;
+            if (take > n)
+                take = n;
+            memcpy(c->hdr + c->hdr_have, p, take);
+            c->hdr_have = (uint8_t)(c->hdr_have + take);
+            p += take;
+            n -= take;
+            if (c->hdr_have < 4)
+                return 0;
+            len = be32(c->hdr);
+            c->hdr_have = 0;
+        } else {
+            len = be32(p);
+            p += 4;
+            n -= 4;
+        }
+        if (len > loop->cfg.max_frame_bytes) {
+            conn_kill(c, EDIST_EPROTO, false, "frame of %zu bytes exceeds the limit of %llu",
+                      len, (unsigned long long)loop->cfg.max_frame_bytes);
+            return 0;
+        }
+        if (n >= len) {
+            /* whole frame inside this buffer: a view, no copy */
+            deliver(c, rb, p, len);
+            p += len;
+            n -= len;
+            continue;
+        }
+        size_t cap = len < ASM_INITIAL_BYTES ? len : ASM_INITIAL_BYTES;
+        if (cap < n)
+            cap = n;
+        c->asm_buf = edi_rxbuf_heap_new(cap);
+        if (c->asm_buf == NULL) {
+            conn_kill(c, EDIST_ENOMEM, false, "reassembly of a %zu byte frame", len);
+            return 0;
+        }
+        c->asm_len = len;
+        c->asm_have = 0;
+    }
+    return 0;
+}
+
+/* Appends p[0..n) to the staged RAW bytes, at most raw_max_bytes in all:
+ * a consumer that needs more than that is a protocol error. Returns how
+ * many bytes were taken, or 0 with the connection killed. */
+static size_t raw_stage(edi_conn *c, const uint8_t *p, size_t n)
+{
+    size_t room = c->loop->cfg.raw_max_bytes - c->raw_len;
+    if (room == 0) {
+        conn_kill(c, EDIST_EPROTO, false,
+                  "more than %zu unconsumed bytes in raw mode", c->raw_len);
+        return 0;
+    }
+    size_t piece = n < room ? n : room;
+    return raw_append(c, p, piece) < 0 ? 0 : piece;
+}
+
+/* New bytes p[0..n) inside rb (n may be 0 to re-run staged bytes after a
+ * framing switch). Staged RAW bytes come first. New bytes are staged only
+ * as far as a RAW consumer still needs them: what follows the switch to
+ * U32 is framed in place, without copying. */
+static void rx_feed(edi_conn *c, edi_rxbuf *rb, const uint8_t *p, size_t n)
+{
+    c->in_rx = true;
+    for (;;) {
+        while (c->state == CS_OPEN && c->raw_len > 0) {
+            if (c->mode == EDI_FRAMING_U32) {
+                /* switched with bytes staged: frame them from a copy that
+                 * can be referenced like any receive buffer */
+                size_t len = c->raw_len;
+                edi_rxbuf *tmp = edi_rxbuf_heap_new(len);
+                if (tmp == NULL) {
+                    conn_kill(c, EDIST_ENOMEM, false, "staged bytes copy");
+                    break;
+                }
+                memcpy(tmp->data, c->raw, len);
+                c->raw_len = 0;
+                size_t left = rx_scan(c, tmp, tmp->data, len);
+                if (left > 0) /* RAW again, consumer waits: fits, raw_len was 0 */
+                    (void)raw_stage(c, tmp->data + len - left, left);
+                edi_rxbuf_unref(tmp);
+                continue;
+            }
+            if (n == 0) {
+                raw_deliver(c);
+                if (c->mode == EDI_FRAMING_RAW)
+                    break; /* wait for more bytes */
+                continue;
+            }
+            size_t took = raw_stage(c, p, n);
+            if (took == 0)
+                break;
+            p += took;
+            n -= took;
+            raw_deliver(c);
+            if (n == 0 && c->mode == EDI_FRAMING_RAW)
+                break;
+        }
+        if (n == 0 || c->state != CS_OPEN)
+            break;
+        size_t left = rx_scan(c, rb, p, n);
+        if (left == 0)
+            break;
+        /* a RAW consumer wants more than these bytes: stage them */
+        p += n - left;
+        n = left;
+        size_t took = raw_stage(c, p, n);
+        if (took == 0)
+            break;
+        p += took;
+        n -= took;
+        if (n == 0)
+            break;
+    }
+    c->in_rx = false;
+}
+
+static bool mid_frame(const edi_conn *c)
+{
+    return c->mode == EDI_FRAMING_U32 && (c->hdr_have > 0 || c->asm_buf != NULL);
+}
+
+static void on_recv(edi_conn *c, struct io_uring_cqe *cqe)
+{
+    edi_loop *loop = c->loop;
+    int res = cqe->res;
+    bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+    if (!more)
+        c->rx_armed = false;
+    if (cqe->flags & IORING_CQE_F_BUFFER) {
+        edi_rxbuf *b = edi_pool_take(loop->pool,
+                                     (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT));
+        if (b != NULL) {
+            if (res > 0) {
+                c->rx_got_data = true;
+                c->st.bytes_in += (uint64_t)res;
+                loop->st.bytes_in += (uint64_t)res;
+                if (c->state == CS_OPEN)
+                    rx_feed(c, b, b->data, (size_t)res);
+            }
+            edi_rxbuf_unref(b);
+        }
+    }
+    if (res > 0) {
+        if (!c->rx_armed)
+            arm_recv(c);
+    } else if (res == 0) {
+        if (c->state == CS_OPEN) {
+            if (mid_frame(c))
+                conn_kill(c, EDIST_EPROTO, false, "peer closed in the middle of a frame");
+            else
+                conn_kill(c, EDIST_ECLOSED, false, "peer closed the connection");
+        } else if (c->state == CS_DEAD && c->lingering) {
+            hard_stop(c);
+        }
+        /* CLOSING: the peer is done sending; our flush goes on */
+    } else if (res == -ENOBUFS) {
+        if (c->state == CS_DEAD)
+            hard_stop(c);
+        else if (!c->rx_armed)
+            starve(c);
+    } else if (res == -EINVAL && c->rx_multishot && !c->rx_got_data &&
+               (loop->features & EDI_FEAT_RECV_MULTISHOT)) {
+        loop->features &= ~(unsigned)EDI_FEAT_RECV_MULTISHOT;
+        edi_loop_log(loop, "uring: multishot recv not supported by this kernel; "
+                           "using one-shot recv");
+        arm_recv(c);
+    } else if (res == -ECANCELED) {
+        /* we asked for it */
+    } else if (res == -EINTR || res == -EAGAIN) {
+        if (!c->rx_armed)
+            arm_recv(c);
+    } else if (c->state == CS_DEAD) {
+        c->lingering = false;
+    } else {
+        conn_kill(c, EDIST_EIO, false, "recv: %s", strerror(-res));
+    }
+}
+
+void edi_conn_rearm_starved(edi_loop *loop)
+{
+    if (loop->nstarved == 0)
+        return;
+    uint32_t threshold = loop->pool->count / 8;
+    if (threshold == 0)
+        threshold = 1;
+    if (loop->pool->in_ring < threshold)
+        return;
+    edi_conn *list = loop->starved;
+    loop->starved = NULL;
+    loop->nstarved = 0;
+    while (list != NULL) {
+        edi_conn *c = list;
+        list = c->starved_next;
+        c->on_starved = false;
+        arm_recv(c);
+        maybe_free(c);
+    }
+}
+
+/* ---- send ------------------------------------------------------------------------ */
+
+static int seg_reserve(edi_conn *c, uint32_t more)
+{
+    if (c->seg_count + more <= c->seg_cap)
+        return 0;
+    uint32_t cap = c->seg_cap ? c->seg_cap : 16;
+    while (cap < c->seg_count + more)
+        cap *= 2;
+    txseg *s = malloc(cap * sizeof(*s));
+    if (s == NULL)
+        return edist_set_error(EDIST_ENOMEM, "uring: send queue");
+    for (uint32_t i = 0; i < c->seg_count; i++)
+        s[i] = c->segs[(c->seg_head + i) & (c->seg_cap - 1)];
+    free(c->segs);
+    c->segs = s;
+    c->seg_cap = cap;
+    c->seg_head = 0;
+    return 0;
+}
+
+static txseg *seg_push(edi_conn *c)
+{
+    txseg *s = &c->segs[(c->seg_head + c->seg_count) & (c->seg_cap - 1)];
+    c->seg_count++;
+    memset(s, 0, sizeof(*s));
+    return s;
+}
+
+/* Copies a then b as one run of bytes to the end of the queue. The caller
+ * reserved a segment. */
+static int tx_copy(edi_conn *c, const void *a, size_t an, const void *b, size_t bn)
+{
+    size_t total = an + bn;
+    txchunk *ch = c->tail_chunk;
+    if (ch == NULL || ch->cap - ch->used < total) {
+        size_t cap = total > EDI_TX_CHUNK_BYTES ? total : EDI_TX_CHUNK_BYTES;
+        txchunk *nc = malloc(sizeof(*nc) + cap);
+        if (nc == NULL)
+            return edist_set_error(EDIST_ENOMEM, "uring: send chunk of %zu bytes", cap);
+        nc->cap = cap;
+        nc->used = 0;
+        nc->segs = 0;
+        if (ch != NULL && ch->segs == 0)
+            free(ch);
+        c->tail_chunk = ch = nc;
+    }
+    uint8_t *dst = ch->data + ch->used;
+    if (an > 0)
+        memcpy(dst, a, an);
+    if (bn > 0)
+        memcpy(dst + an, b, bn);
+    ch->used += total;
+    c->queued += total;
+    if (c->seg_count > 0) {
+        txseg *last = &c->segs[(c->seg_head + c->seg_count - 1) & (c->seg_cap - 1)];
+        /* Extending a segment that is being sent is fine: the completion
+         * advances by the bytes actually written, and the rest follows. */
+        if (last->chunk == ch && last->p + last->len == dst) {
+            last->len += total;
+            return 0;
+        }
+    }
+    txseg *s = seg_push(c);
+    s->p = dst;
+    s->len = total;
+    s->chunk = ch;
+    ch->segs++;
+    return 0;
+}
+
+static int tx_admit(edi_conn *c, size_t total, unsigned flags)
+{
+    if (c->state == CS_CLOSING || c->state == CS_DEAD)
+        return edist_set_error(EDIST_ECLOSED, "uring: send on a closed connection");
+    size_t limit = c->loop->cfg.send_queue_limit_bytes;
+    if (!(flags & EDI_SEND_FORCE) && c->queued > 0 &&
+        (total > limit || c->queued > limit - total)) {
+        c->want_writable = true;
+        c->st.send_eagain++;
+        c->loop->st.send_eagain++;
+        return EDIST_EAGAIN;
+    }
+    return 0;
+}
+
+int edi_conn_send_raw(edi_conn *c, const void *data, size_t len)
+{
+    if (len == 0)
+        return 0;
+    if (data == NULL)
+        return edist_set_error(EDIST_EINVAL, "uring: send of NULL");
+    int rc = tx_admit(c, len, 0);
+    if (rc < 0)
+        return rc;
+    if ((rc = seg_reserve(c, 1)) < 0 || (rc = tx_copy(c, data, len, NULL, 0)) < 0)
+        return rc;
+    mark_dirty(c);
+    return 0;
+}
+
+int edi_conn_send_frame(edi_conn *c, const void *data, size_t len)
+{
+    if (len > UINT32_MAX || (len > 0 && data == NULL))
+        return edist_set_error(EDIST_EINVAL, "uring: bad frame (%zu bytes)", len);
+    int rc = tx_admit(c, len + 4, 0);
+    if (rc < 0)
+        return rc;
+    uint8_t hdr[4];
+    put_be32(hdr, (uint32_t)len);
+    if ((rc = seg_reserve(c, 1)) < 0 || (rc = tx_copy(c, hdr, 4, data, len)) < 0)
+        return rc;
+    c->st.frames_out++;
+    c->loop->st.frames_out++;
+    mark_dirty(c);
+    return 0;
+}
+
+int edi_conn_send_frame_owned(edi_conn *c, const void *head, size_t head_len,
+                              const void *body, size_t body_len,
+                              edi_release_fn release, void *release_arg,
+                              unsigned flags)
+{
+    if ((head_len > 0 && head == NULL) || (body_len > 0 && body == NULL) ||
+        head_len > UINT32_MAX || body_len > UINT32_MAX - head_len)
+        return edist_set_error(EDIST_EINVAL, "uring: bad owned frame");
+    int rc = tx_admit(c, 4 + head_len + body_len, flags);
+    if (rc < 0)
+        return rc;
+    if ((rc = seg_reserve(c, 2)) < 0)
+        return rc;
+    uint8_t hdr[4];
+    put_be32(hdr, (uint32_t)(head_len + body_len));
+    if ((rc = tx_copy(c, hdr, 4, head, head_len)) < 0)
+        return rc;
+    if (body_len > 0) {
+        txseg *s = seg_push(c);
+        s->p = body;
+        s->len = body_len;
+        s->release = release;
+        s->release_arg = release_arg;
+        s->body = body;
+        c->queued += body_len;
+    } else if (release != NULL) {
+        release(release_arg, body);
+    }
+    c->st.frames_out++;
+    c->loop->st.frames_out++;
+    mark_dirty(c);
+    return 0;
+}
+
+size_t edi_conn_send_queue_bytes(const edi_conn *c) { return c->queued; }
+
+static void tx_submit(edi_conn *c)
+{
+    uint32_t n = 0;
+    while (n < c->seg_count && n < EDI_TX_IOV_MAX) {
+        const txseg *s = &c->segs[(c->seg_head + n) & (c->seg_cap - 1)];
+        c->iov[n].iov_base = (void *)(uintptr_t)s->p;
+        c->iov[n].iov_len = s->len;
+        n++;
+    }
+    struct io_uring_sqe *sqe = edi_loop_sqe(c->loop);
+    if (sqe == NULL) {
+        conn_kill(c, EDIST_EIO, false, "send: io_uring submission queue unusable");
+        return;
+    }
+    memset(&c->msg, 0, sizeof(c->msg));
+    c->msg.msg_iov = c->iov;
+    c->msg.msg_iovlen = n;
+    io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
+    io_uring_sqe_set_data(sqe, &c->tx_op);
+    c->tx_inflight = true;
+    c->st.sends++;
+    if (n > c->st.max_iov_per_send)
+        c->st.max_iov_per_send = n;
+}
+
+static void finish_graceful(edi_conn *c)
+{
+    conn_kill(c, 0, true, "closed");
+}
+
+static void on_send(edi_conn *c, struct io_uring_cqe *cqe)
+{
+    edi_loop *loop = c->loop;
+    int res = cqe->res;
+    c->tx_inflight = false;
+    if (c->state == CS_DEAD)
+        return;
+    if (res < 0) {
+        if (res == -EINTR || res == -EAGAIN) {
+            mark_dirty(c);
+            return;
+        }
+        conn_kill(c, EDIST_EIO, false, "send: %s", strerror(-res));
+        return;
+    }
+    size_t left = (size_t)res;
+    c->queued -= left;
+    c->st.bytes_out += left;
+    loop->st.bytes_out += left;
+    while (left > 0 && c->seg_count > 0) {
+        txseg *s = &c->segs[c->seg_head];
+        if (left >= s->len) {
+            left -= s->len;
+            tx_pop(c);
+        } else {
+            s->p += left;
+            s->len -= left;
+            left = 0;
+        }
+    }
+    if (c->want_writable && c->queued <= loop->cfg.send_queue_limit_bytes / 2) {
+        c->want_writable = false;
+        c->pend_writable = true;
+        defer(c);
+    }
+    if (c->seg_count > 0)
+        mark_dirty(c);
+    else if (c->state == CS_CLOSING)
+        finish_graceful(c);
+}
+
+void edi_conn_flush(edi_loop *loop)
+{
+    edi_conn *list = loop->dirty;
+    loop->dirty = NULL;
+    while (list != NULL) {
+        edi_conn *c = list;
+        list = c->dirty_next;
+        c->on_dirty = false;
+        if ((c->state == CS_OPEN || c->state == CS_CLOSING) && !c->tx_inflight &&
+            c->seg_count > 0)
+            tx_submit(c);
+        maybe_free(c);
+    }
+}
+
+/* ---- completions, deferred work ----------------------------------------------------- */
+
+static void on_connect(edi_conn *c, struct io_uring_cqe *cqe)
+{
+    c->connect_inflight = false;
+    if (c->state != CS_CONNECTING)
+        return;
+    if (cqe->res < 0) {
+        char a[64];
+        format_addr(&c->addr, a, sizeof(a));
+        conn_kill(c, EDIST_EIO, false, "connect to %s: %s", a, strerror(-cqe->res));
+        return;
+    }
+    edi_loop_timer_cancel(c->loop, &c->timer);
+    c->state = CS_OPEN;
+    arm_recv(c);
+    if (c->seg_count > 0)
+        mark_dirty(c);
+    if (c->ops->on_connected != NULL && !c->silent)
+        c->ops->on_connected(c, c->user);
+}
+
+void edi_conn_handle_cqe(edi_loop *loop, edi_op *op, struct io_uring_cqe *cqe)
+{
+    (void)loop;
+    edi_conn *c;
+    switch (op->kind) {
+    case EDI_OP_RECV:
+        c = edi_container_of(op, edi_conn, rx_op);
+        on_recv(c, cqe);
+        break;
+    case EDI_OP_SEND:
+        c = edi_container_of(op, edi_conn, tx_op);
+        on_send(c, cqe);
+        break;
+    case EDI_OP_CONNECT:
+        c = edi_container_of(op, edi_conn, connect_op);
+        on_connect(c, cqe);
+        break;
+    default:
+        return;
+    }
+    maybe_free(c);
+}
+
+uint32_t edi_conn_run_deferred(edi_loop *loop)
+{
+    uint32_t n = 0;
+    edi_conn *list = loop->deferred;
+    loop->deferred = NULL;
+    while (list != NULL) {
+        edi_conn *c = list;
+        list = c->deferred_next;
+        c->on_deferred = false;
+        n++;
+        if (c->pend_kick) {
+            c->pend_kick = false;
+            if (c->state == CS_OPEN)
+                rx_feed(c, NULL, NULL, 0);
+        }
+        if (c->pend_writable) {
+            c->pend_writable = false;
+            if ((c->state == CS_OPEN || c->state == CS_CONNECTING) &&
+                c->ops->on_writable != NULL)
+                c->ops->on_writable(c, c->user);
+        }
+        if (c->pend_close && !c->closed_called) {
+            c->pend_close = false;
+            c->closed_called = true;
+            if (c->reason == EDIST_EIO)
+                edist_set_error(EDIST_EIO, "%s", c->why);
+            if (!c->silent) {
+                if (c->reason != 0 && c->reason != EDIST_ECLOSED) {
+                    char a[64];
+                    struct sockaddr_storage peer;
+                    socklen_t pl = sizeof(peer);
+                    memset(&peer, 0, sizeof(peer));
+                    if (c->state == CS_DEAD && c->addr_len > 0)
+                        peer = c->addr;
+                    else if (c->fd >= 0)
+                        (void)getpeername(c->fd, (struct sockaddr *)&peer, &pl);
+                    format_addr(&peer, a, sizeof(a));
+                    edi_loop_log(loop, "uring: connection %s closed: %s (%s)", a,
+                                 c->why, edist_strerror(c->reason));
+                }
+                c->ops->on_close(c, c->user, c->reason);
+            }
+        }
+        maybe_free(c);
+    }
+    return n;
+}
+
+/* ---- creation ------------------------------------------------------------------------ */
+
+static edi_conn *conn_new(edi_loop *loop, const edi_conn_ops *ops, void *user)
+{
+    edi_conn *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->loop = loop;
+    c->fd = -1;
+    c->ops = ops;
+    c->user = user;
+    c->mode = EDI_FRAMING_RAW;
+    c->rx_op.kind = EDI_OP_RECV;
+    c->tx_op.kind = EDI_OP_SEND;
+    c->connect_op.kind = EDI_OP_CONNECT;
+    edi_timer_init(&c->timer);
+    c->next = loop->conns;
+    if (loop->conns != NULL)
+        loop->conns->prev = c;
+    loop->conns = c;
+    loop->st.conns_open++;
+    return c;
+}
+
+int edi_conn_adopt(edi_loop *loop, int fd, const edi_conn_ops *ops, void *user,
+                   edi_conn **out)
+{
+    *out = NULL;
+    if (fd < 0 || ops == NULL || ops->on_close == NULL) {
+        if (fd >= 0)
+            close(fd);
+        return edist_set_error(EDIST_EINVAL, "uring: adopt needs an fd and on_close");
+    }
+    edi_conn *c = conn_new(loop, ops, user);
+    if (c == NULL) {
+        close(fd);
+        return edist_set_error(EDIST_ENOMEM, "uring: connection alloc");
+    }
+    c->fd = fd;
+    set_sockopts(fd);
+    c->state = CS_OPEN;
+    arm_recv(c);
+    *out = c;
+    return 0;
+}
+
+int edi_loop_connect(edi_loop *loop, const char *ip, uint16_t port,
+                     uint64_t timeout_ms, const edi_conn_ops *ops, void *user,
+                     edi_conn **out)
+{
+    *out = NULL;
+    if (ip == NULL || ops == NULL || ops->on_close == NULL)
+        return edist_set_error(EDIST_EINVAL, "uring: connect needs an address and on_close");
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int rc = parse_addr(ip, port, &ss, &sl);
+    if (rc < 0)
+        return rc;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return edist_set_error(EDIST_EIO, "uring: socket: %s", strerror(errno));
+    set_sockopts(fd);
+    struct io_uring_sqe *sqe = edi_loop_sqe(loop);
+    if (sqe == NULL) {
+        close(fd);
+        return edist_set_error(EDIST_EIO, "uring: submission queue unusable");
+    }
+    edi_conn *c = conn_new(loop, ops, user);
+    if (c == NULL) {
+        close(fd);
+        /* the SQE we took must not go out half-filled */
+        io_uring_prep_nop(sqe);
+        io_uring_sqe_set_data(sqe, NULL);
+        return edist_set_error(EDIST_ENOMEM, "uring: connection alloc");
+    }
+    c->fd = fd;
+    c->addr = ss;
+    c->addr_len = sl;
+    c->state = CS_CONNECTING;
+    io_uring_prep_connect(sqe, fd, (struct sockaddr *)&c->addr, sl);
+    io_uring_sqe_set_data(sqe, &c->connect_op);
+    c->connect_inflight = true;
+    if (timeout_ms > 0 &&
+        edi_loop_timer_start(loop, &c->timer, timeout_ms, 0, conn_timer_fn, c) < 0) {
+        conn_kill(c, EDIST_ENOMEM, false, "connect timer");
+        c->silent = true; /* the caller gets the error, not a callback */
+        c->closed_called = true;
+        c->pend_close = false;
+        return EDIST_ENOMEM;
+    }
+    *out = c;
+    return 0;
+}
+
+/* ---- accessors, framing, close ------------------------------------------------------- */
+
+void edi_conn_set_framing(edi_conn *c, edi_framing mode)
+{
+    if (c->mode == mode)
+        return;
+    c->mode = mode;
+    /* Outside delivery, staged RAW bytes must be looked at again under the
+     * new framing without waiting for more bytes from the peer. */
+    if (!c->in_rx && c->raw_len > 0) {
+        c->pend_kick = true;
+        defer(c);
+    }
+}
+
+edi_framing edi_conn_framing(const edi_conn *c) { return c->mode; }
+void edi_conn_set_user(edi_conn *c, void *user) { c->user = user; }
+void *edi_conn_user(const edi_conn *c) { return c->user; }
+void edi_conn_set_ops(edi_conn *c, const edi_conn_ops *ops)
+{
+    if (ops != NULL && ops->on_close != NULL)
+        c->ops = ops;
+}
+edi_loop *edi_conn_loop(const edi_conn *c) { return c->loop; }
+int edi_conn_fd(const edi_conn *c) { return c->fd; }
+
+void edi_conn_close(edi_conn *c, uint64_t timeout_ms)
+{
+    if (c->state == CS_DEAD || c->state == CS_CLOSING)
+        return;
+    if (c->state == CS_CONNECTING) {
+        conn_kill(c, 0, false, "closed while connecting");
+        return;
+    }
+    if (timeout_ms == 0)
+        timeout_ms = CLOSE_DEFAULT_MS;
+    c->state = CS_CLOSING;
+    c->close_deadline_ms = edi_now_ms() + timeout_ms;
+    if (c->asm_buf != NULL) {
+        edi_rxbuf_unref(c->asm_buf);
+        c->asm_buf = NULL;
+    }
+    c->raw_len = 0;
+    if (edi_loop_timer_start(c->loop, &c->timer, timeout_ms, 0, conn_timer_fn, c) < 0) {
+        conn_kill(c, EDIST_ENOMEM, false, "close timer");
+        return;
+    }
+    if (c->seg_count == 0 && !c->tx_inflight)
+        finish_graceful(c);
+}
+
+void edi_conn_abort(edi_conn *c, int reason)
+{
+    conn_kill(c, reason, false, "aborted by the owner (%s)",
+              reason == 0 ? "no error" : edist_strerror(reason));
+}
+
+void edi_conn_get_stats(const edi_conn *c, edi_conn_stats *out)
+{
+    *out = c->st;
+    out->send_queue_bytes = c->queued;
+}
+
+/* ---- listeners ------------------------------------------------------------------------ */
+
+static void listener_free(edi_listener *l)
+{
+    edi_loop *loop = l->loop;
+    for (edi_listener **pp = &loop->listeners; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == l) {
+            *pp = l->next;
+            break;
+        }
+    }
+    edi_loop_timer_cancel(loop, &l->retry);
+    if (l->fd >= 0)
+        close(l->fd);
+    free(l);
+}
+
+static void arm_accept(edi_listener *l)
+{
+    edi_loop *loop = l->loop;
+    struct io_uring_sqe *sqe = edi_loop_sqe(loop);
+    if (sqe == NULL) {
+        edi_loop_log(loop, "uring: accept: submission queue unusable");
+        return;
+    }
+    if (loop->features & EDI_FEAT_ACCEPT_MULTISHOT)
+        io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
+    else
+        io_uring_prep_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
+    io_uring_sqe_set_data(sqe, &l->op);
+    l->armed = true;
+}
+
+static void accept_retry_fn(edi_loop *loop, edi_timer *t, void *arg)
+{
+    (void)loop;
+    (void)t;
+    edi_listener *l = arg;
+    if (!l->closing && !l->armed)
+        arm_accept(l);
+}
+
+void edi_listener_handle_cqe(edi_loop *loop, edi_op *op, struct io_uring_cqe *cqe)
+{
+    edi_listener *l = edi_container_of(op, edi_listener, op);
+    bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
+    if (!more)
+        l->armed = false;
+    int res = cqe->res;
+    if (res >= 0) {
+        if (l->closing) {
+            close(res);
+        } else {
+            struct sockaddr_storage peer;
+            socklen_t pl = sizeof(peer);
+            memset(&peer, 0, sizeof(peer));
+            (void)getpeername(res, (struct sockaddr *)&peer, &pl);
+            loop->st.accepts++;
+            l->in_cb = true;
+            l->on_accept(l, res, &peer, l->user);
+            l->in_cb = false;
+        }
+        if (!l->armed && !l->closing)
+            arm_accept(l);
+    } else if (res == -EINVAL && (loop->features & EDI_FEAT_ACCEPT_MULTISHOT) && !l->closing) {
+        loop->features &= ~(unsigned)EDI_FEAT_ACCEPT_MULTISHOT;
+        edi_loop_log(loop, "uring: multishot accept not supported; using one-shot accept");
+        arm_accept(l);
+    } else if (res != -ECANCELED && !l->closing) {
+        edi_loop_log(loop, "uring: accept: %s", strerror(-res));
+        if (!l->armed)
+            edi_loop_timer_start(loop, &l->retry, ACCEPT_RETRY_MS, 0, accept_retry_fn, l);
+    }
+    if (l->closing && !l->armed)
+        listener_free(l);
+}
+
+int edi_loop_listen(edi_loop *loop, const char *ip, uint16_t port,
+                    edi_accept_fn on_accept, void *user, edi_listener **out,
+                    uint16_t *bound_port)
+{
+    *out = NULL;
+    if (on_accept == NULL)
+        return edist_set_error(EDIST_EINVAL, "uring: listen without on_accept");
+    struct sockaddr_storage ss;
+    socklen_t sl;
+    int rc = parse_addr(ip, port, &ss, &sl);
+    if (rc < 0)
+        return rc;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return edist_set_error(EDIST_EIO, "uring: socket: %s", strerror(errno));
+    int one = 1;
+    (void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, sl) < 0 || listen(fd, SOMAXCONN) < 0) {
+        int e = errno;
+        close(fd);
+        return edist_set_error(EDIST_EIO, "uring: listen on %s:%u: %s",
+                               ip ? ip : "0.0.0.0", port, strerror(e));
+    }
+    struct sockaddr_storage bound;
+    socklen_t bl = sizeof(bound);
+    if (getsockname(fd, (struct sockaddr *)&bound, &bl) < 0) {
+        int e = errno;
+        close(fd);
+        return edist_set_error(EDIST_EIO, "uring: getsockname: %s", strerror(e));
+    }
+    edi_listener *l = calloc(1, sizeof(*l));
+    if (l == NULL) {
+        close(fd);
+        return edist_set_error(EDIST_ENOMEM, "uring: listener alloc");
+    }
+    l->loop = loop;
+    l->fd = fd;
+    l->op.kind = EDI_OP_ACCEPT;
+    l->on_accept = on_accept;
+    l->user = user;
+    edi_timer_init(&l->retry);
+    l->next = loop->listeners;
+    loop->listeners = l;
+    arm_accept(l);
+    if (bound_port != NULL)
+        *bound_port = bound.ss_family == AF_INET6
+                          ? ntohs(((struct sockaddr_in6 *)&bound)->sin6_port)
+                          : ntohs(((struct sockaddr_in *)&bound)->sin_port);
+    *out = l;
+    return 0;
+}
+
+void edi_listener_close(edi_listener *l)
+{
+    if (l == NULL || l->closing)
+        return;
+    l->closing = true;
+    edi_loop_timer_cancel(l->loop, &l->retry);
+    if (!l->armed) {
+        if (!l->in_cb) /* else the CQE handler frees it on return */
+            listener_free(l);
+        return;
+    }
+    /* shutdown wakes a pending accept; the cancel covers the rest */
+    (void)shutdown(l->fd, SHUT_RDWR);
+    struct io_uring_sqe *sqe = edi_loop_sqe(l->loop);
+    if (sqe != NULL) {
+        io_uring_prep_cancel(sqe, &l->op, IORING_ASYNC_CANCEL_ALL);
+        io_uring_sqe_set_data(sqe, NULL);
+    }
+}
+
+/* ---- teardown ------------------------------------------------------------------------- */
+
+void edi_conn_free_all(edi_loop *loop)
+{
+    for (edi_conn *c = loop->conns; c != NULL; c = c->next) {
+        c->silent = true;
+        conn_kill(c, EDIST_ECLOSED, false, "loop freed");
+        hard_stop(c); /* also ends a linger */
+        c->closed_called = true;
+        c->pend_close = c->pend_kick = c->pend_writable = false;
+    }
+    for (edi_listener *l = loop->listeners; l != NULL; l = l->next) {
+        if (!l->closing) {
+            l->closing = true;
+            edi_loop_timer_cancel(loop, &l->retry);
+            if (l->armed) {
+                (void)shutdown(l->fd, SHUT_RDWR);
+                struct io_uring_sqe *sqe = edi_loop_sqe(loop);
+                if (sqe != NULL) {
+                    io_uring_prep_cancel(sqe, &l->op, IORING_ASYNC_CANCEL_ALL);
+                    io_uring_sqe_set_data(sqe, NULL);
+                }
+            }
+        }
+    }
+    /* Listeners never armed are freed now. */
+    for (edi_listener *l = loop->listeners, *next; l != NULL; l = next) {
+        next = l->next;
+        if (!l->armed)
+            listener_free(l);
+    }
+    /* The kernel may still write into connection memory (msghdr, buffers)
+     * until each request completes: wait for them, boundedly. */
+    loop->deferred = NULL;
+    loop->dirty = NULL;
+    loop->starved = NULL;
+    loop->nstarved = 0;
+    for (edi_conn *c = loop->conns; c != NULL; c = c->next)
+        c->on_deferred = c->on_dirty = c->on_starved = false;
+    uint64_t give_up_ms = edi_now_ms() + 2000;
+    for (;;) {
+        for (edi_conn *c = loop->conns, *next; c != NULL; c = next) {
+            next = c->next;
+            maybe_free(c);
+        }
+        if (loop->conns == NULL && loop->listeners == NULL)
+            break;
+        if (edi_now_ms() > give_up_ms) {
+            /* should not happen: shutdown and cancel end every request */
+            edi_loop_log(loop, "uring: loop freed with kernel requests still pending");
+            while (loop->conns != NULL)
+                conn_free(loop->conns);
+            while (loop->listeners != NULL)
+                listener_free(loop->listeners);
+            break;
+        }
+        struct io_uring_cqe *cqe;
+        struct __kernel_timespec ts = { 0, 10 * 1000 * 1000 };
+        (void)io_uring_submit_and_wait_timeout(&loop->ring, &cqe, 1, &ts, NULL);
+        unsigned head, seen = 0;
+        io_uring_for_each_cqe(&loop->ring, head, cqe) {
+            edi_op *op = io_uring_cqe_get_data(cqe);
+            seen++;
+            if (op == NULL)
+                continue;
+            if (op->kind == EDI_OP_ACCEPT) {
+                edi_listener_handle_cqe(loop, op, cqe);
+            } else if (op->kind != EDI_OP_EVENTFD) {
+                edi_conn_handle_cqe(loop, op, cqe);
+            }
+        }
+        io_uring_cq_advance(&loop->ring, seen);
+        /* handlers may have put dying connections on work lists */
+        for (edi_conn *c = loop->conns; c != NULL; c = c->next)
+            c->on_deferred = c->on_dirty = c->on_starved = false;
+        loop->deferred = loop->dirty = loop->starved = NULL;
+        loop->nstarved = 0;
+    }
+}

@@ -1,0 +1,887 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The public node API: start-up (name, cookie, listener, port mapper), the
+ * shard thread that runs the node's loop, and the calls other threads make
+ * into it (posted to the loop, waited for with a timeout). The behaviour of
+ * a node lives in control/netkernel.c. */
+#include "edist/node.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "control/cookie.h"
+#include "control/epmd_client.h"
+#include "control/epmd_server.h"
+#include "control/handshake.h"
+#include "control/netkernel.h"
+#include "dataplane/uring/loop.h"
+
+/* Port mapper registration: how long to wait for the embedded one we
+ * started to answer, and how long a stop may take to say goodbye. */
+#define NODE_EPMD_START_WAIT_MS 3000
+#define NODE_STOP_GRACE_MS 3000u
+/* Slack added to a call's own timeout before the waiting thread gives up
+ * on the loop (the loop times the operation itself). */
+#define NODE_CALL_SLACK_MS 2000
+
+struct edist_node {
+    edist_node_config cfg; /* strings below are copies */
+    char name[EDI_HS_NAME_MAX_BYTES + 1];
+    char listen_address[INET6_ADDRSTRLEN];
+    uint32_t creation;
+    uint16_t listen_port;
+    uint16_t epmd_port;
+    edi_cookies *cookies;
+    edi_loop *loop;
+    edi_nk *nk;
+    edi_listener *listener;
+    edi_conn *epmd_conn;
+    pthread_t thread;
+    bool thread_started;
+    bool stopping;
+};
+
+typedef enum call_kind {
+    C_CONNECT = 1,
+    C_PING,
+    C_DISCONNECT,
+    C_SET_COOKIE,
+    C_NODES,
+    C_MONITOR_NODES,
+    C_MONITOR_NODE,
+    C_DEMONITOR,
+    C_SET_HANDLER,
+    C_SEND_REG,
+    C_STATS,
+    C_STOP,
+} call_kind;
+
+typedef struct api_call api_call;
+static api_call *call_new(edist_node *n, call_kind kind);
+static void call_unref(api_call *c);
+static int call_exec_mode(api_call *c, int wait_ms, bool allow_inline);
+
+/* ---- logging ------------------------------------------------------------------- */
+
+__attribute__((format(printf, 3, 4))) static void node_log(const edist_node_config *cfg,
+                                                           edist_log_level lvl,
+                                                           const char *fmt, ...)
+{
+    if (!cfg->log || lvl > cfg->log_level)
+        return;
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    cfg->log(cfg->log_user, lvl, line);
+}
+
+static void loop_log(void *user, const char *line)
+{
+    edist_node *n = user;
+    node_log(&n->cfg, EDIST_LOG_INFO, "%s", line);
+}
+
+/* ---- configuration -------------------------------------------------------------- */
+
+void edist_node_config_init(edist_node_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->start_epmd = true;
+    cfg->publish = true;
+    cfg->net_ticktime_ms = EDIST_NODE_TICKTIME_MS_DEFAULT;
+    cfg->net_setuptime_ms = EDIST_NODE_SETUPTIME_MS_DEFAULT;
+    cfg->connect_all = true;
+    cfg->idle = EDIST_IDLE_ADAPTIVE;
+    cfg->log_level = EDIST_LOG_INFO;
+}
+
+/* erl's rules for the part before '@' (net_kernel valid_name_head). */
+static bool name_head_ok(const char *s, size_t len)
+{
+    if (len == 0)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+/* and for the host part (validate_hostname: characters ! .. 0xff). */
+static bool host_ok(const char *s)
+{
+    if (!*s)
+        return false;
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x21 || (unsigned char)*s == 0x7f)
+            return false;
+    return true;
+}
+
+/* The full node name as erl makes it from -sname/-name. */
+static int full_name(const char *name, bool long_names, char *out, size_t cap)
+{
+    if (!name || !*name)
+        return edist_set_error(EDIST_EINVAL, "no node name");
+    const char *at = strchr(name, '@');
+    size_t head_len = at ? (size_t)(at - name) : strlen(name);
+    if (!name_head_ok(name, head_len))
+        return edist_set_error(EDIST_EINVAL,
+                               "invalid node name '%s': the part before '@' may only "
+                               "hold letters, digits, '_' and '-'",
+                               name);
+    char host[256];
+    if (at) {
+        snprintf(host, sizeof host, "%s", at + 1);
+        if (!host_ok(host) || strchr(host, '@'))
+            return edist_set_error(EDIST_EINVAL, "invalid host in node name '%s'", name);
+        if (!long_names && strchr(host, '.'))
+            return edist_set_error(EDIST_EINVAL,
+                                   "short node name '%s' has a dotted host: use --name "
+                                   "for long names",
+                                   name);
+    } else {
+        if (gethostname(host, sizeof host) != 0 || !host[0])
+            return edist_set_error(EDIST_EINVAL, "cannot get this host's name");
+        host[sizeof host - 1] = '\0';
+        if (!long_names) {
+            char *dot = strchr(host, '.');
+            if (dot)
+                *dot = '\0';
+        } else if (!strchr(host, '.')) {
+            struct addrinfo hints = {.ai_flags = AI_CANONNAME};
+            struct addrinfo *res = NULL;
+            bool ok = false;
+            if (getaddrinfo(host, NULL, &hints, &res) == 0 && res && res->ai_canonname &&
+                strchr(res->ai_canonname, '.')) {
+                snprintf(host, sizeof host, "%s", res->ai_canonname);
+                ok = true;
+            }
+            if (res)
+                freeaddrinfo(res);
+            if (!ok)
+                return edist_set_error(EDIST_EINVAL,
+                                       "cannot set a long node name: this host (%s) has no "
+                                       "fully qualified name; give --name %.*s@HOST",
+                                       host, (int)head_len, name);
+        }
+    }
+    int n = snprintf(out, cap, "%.*s@%s", (int)head_len, name, host);
+    if (n < 0 || (size_t)n >= cap || !edi_hs_node_name_ok(out, (size_t)n))
+        return edist_set_error(EDIST_EINVAL, "node name '%s' too long", name);
+    return 0;
+}
+
+/* ---- the shard thread -------------------------------------------------------------- */
+
+static void *shard_main(void *arg)
+{
+    edist_node *n = arg;
+    int rc = edi_loop_run(n->loop);
+    if (rc)
+        node_log(&n->cfg, EDIST_LOG_ERROR, "node loop failed: %s: %s", edist_strerror(rc),
+                 edist_last_error());
+    return NULL;
+}
+
+static void on_accept(edi_listener *l, int fd, const struct sockaddr_storage *peer,
+                      void *user)
+{
+    (void)l;
+    edist_node *n = user;
+    char host[INET6_ADDRSTRLEN] = "?";
+    unsigned port = 0;
+    if (peer->ss_family == AF_INET) {
+        const struct sockaddr_in *sin = (const struct sockaddr_in *)peer;
+        inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
+        port = ntohs(sin->sin_port);
+    } else if (peer->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)peer;
+        inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
+        port = ntohs(sin6->sin6_port);
+    }
+    char addr[INET6_ADDRSTRLEN + 8];
+    snprintf(addr, sizeof addr, "%s:%u", host, port);
+    edi_nk_accept(n->nk, fd, addr);
+}
+
+/* The registration socket: the port mapper never speaks on it; if it
+ * closes, the node is no longer registered. */
+static size_t epmd_conn_bytes(edi_conn *c, void *user, const uint8_t *data, size_t len)
+{
+    (void)c;
+    (void)user;
+    (void)data;
+    return len;
+}
+
+static void epmd_conn_close(edi_conn *c, void *user, int reason)
+{
+    (void)c;
+    edist_node *n = user;
+    n->epmd_conn = NULL;
+    if (!n->stopping)
+        node_log(&n->cfg, EDIST_LOG_WARNING,
+                 "the port mapper closed our registration (%s): %s is no longer "
+                 "registered; peers that know our port can still connect",
+                 edist_strerror(reason), n->name);
+}
+
+static const edi_conn_ops epmd_conn_ops = {
+    .on_bytes = epmd_conn_bytes,
+    .on_close = epmd_conn_close,
+};
+
+/* ALIVE2 with the port mapper on this host; start the embedded one if
+ * nothing answers (as erl starts epmd). */
+static int register_name(edist_node *n, int *fd)
+{
+    char shortname[EDI_HS_NAME_MAX_BYTES + 1];
+    snprintf(shortname, sizeof shortname, "%s", n->name);
+    *strchr(shortname, '@') = '\0';
+    edi_epmd_registration reg = {
+        .name = shortname,
+        .listen_port = n->listen_port,
+        .node_type = n->cfg.hidden ? EDI_EPMD_NODE_TYPE_HIDDEN : EDI_EPMD_NODE_TYPE_NORMAL,
+        .protocol = EDI_EPMD_PROTOCOL_TCP,
+    };
+    int rc = edi_epmd_register(NULL, n->epmd_port, &reg, 0, &n->creation, fd);
+    if (rc != EDIST_EIO || !n->cfg.start_epmd)
+        goto out;
+    edi_epmd_server_config sc = {.port = n->epmd_port};
+    pid_t pid;
+    int src = edi_epmd_daemon_start(&sc, &pid);
+    if (src == 0)
+        node_log(&n->cfg, EDIST_LOG_INFO,
+                 "no port mapper answered on port %u: started the embedded one (pid %d)",
+                 n->epmd_port, (int)pid);
+    else if (src != EDIST_EEXIST) /* another node raced us to it: fine */
+        return edist_set_error(src, "no port mapper on port %u and cannot start one: %s",
+                               n->epmd_port, edist_last_error());
+    int64_t deadline = (int64_t)edi_now_ms() + NODE_EPMD_START_WAIT_MS;
+    do {
+        rc = edi_epmd_register(NULL, n->epmd_port, &reg, 0, &n->creation, fd);
+        if (rc != EDIST_EIO)
+            break;
+        usleep(20 * 1000);
+    } while ((int64_t)edi_now_ms() < deadline);
+out:
+    if (rc == EDIST_EEXIST)
+        return edist_set_error(rc, "the name %s is in use on this host (port mapper on port %u)",
+                               shortname, n->epmd_port);
+    if (rc)
+        return edist_set_error(rc, "cannot register %s with the port mapper on port %u: %s",
+                               shortname, n->epmd_port, edist_last_error());
+    return 0;
+}
+
+static void node_free(edist_node *n)
+{
+    if (n->nk)
+        edi_nk_free(n->nk);
+    if (n->loop)
+        edi_loop_free(n->loop);
+    if (n->cookies)
+        edi_cookies_free(n->cookies);
+    free(n);
+}
+
+int edist_node_start(const edist_node_config *cfg, edist_node **out)
+{
+    if (!cfg || !out)
+        return edist_set_error(EDIST_EINVAL, "node_start: no config");
+    *out = NULL;
+    edist_node *n = calloc(1, sizeof *n);
+    if (!n)
+        return edist_set_error(EDIST_ENOMEM, "node_start: no memory");
+    n->cfg = *cfg;
+    int rc = full_name(cfg->name, cfg->long_names, n->name, sizeof n->name);
+    if (rc)
+        goto fail;
+    n->cfg.name = n->name;
+    n->cfg.cookie = NULL;
+    n->cfg.home_dir = NULL;
+    if (cfg->listen_address) {
+        snprintf(n->listen_address, sizeof n->listen_address, "%s", cfg->listen_address);
+        n->cfg.listen_address = n->listen_address;
+    }
+    if (!n->cfg.net_ticktime_ms)
+        n->cfg.net_ticktime_ms = EDIST_NODE_TICKTIME_MS_DEFAULT;
+    if (!n->cfg.net_setuptime_ms)
+        n->cfg.net_setuptime_ms = EDIST_NODE_SETUPTIME_MS_DEFAULT;
+    n->epmd_port = cfg->epmd_port ? cfg->epmd_port : edi_epmd_default_port();
+
+    char cookie[EDI_COOKIE_MAX_BYTES + 1];
+    if (cfg->cookie) {
+        rc = edi_cookie_check(cfg->cookie);
+        if (rc)
+            goto fail;
+        snprintf(cookie, sizeof cookie, "%s", cfg->cookie);
+    } else {
+        rc = edi_cookie_load(cfg->home_dir, cookie, sizeof cookie);
+        if (rc < 0)
+            goto fail;
+    }
+    rc = edi_cookies_new(cookie, &n->cookies);
+    memset(cookie, 0, sizeof cookie);
+    if (rc)
+        goto fail;
+
+    edi_loop_config lc;
+    edi_loop_config_default(&lc);
+    lc.idle = cfg->idle == EDIST_IDLE_BUSY    ? EDI_IDLE_BUSY
+              : cfg->idle == EDIST_IDLE_SLEEP ? EDI_IDLE_SLEEP
+                                              : EDI_IDLE_ADAPTIVE;
+    lc.log = loop_log;
+    lc.log_user = n;
+    rc = edi_loop_new(&lc, &n->loop);
+    if (rc)
+        goto fail;
+    rc = edi_loop_listen(n->loop, n->cfg.listen_address, cfg->listen_port, on_accept, n,
+                         &n->listener, &n->listen_port);
+    if (rc)
+        goto fail;
+
+    int epmd_fd = -1;
+    if (cfg->publish) {
+        rc = register_name(n, &epmd_fd);
+        if (rc)
+            goto fail;
+    } else {
+        /* Nobody can look this node up, so no creation to collide with:
+         * any value but the reserved 0..3. */
+        uint32_t r = 0;
+        if (getrandom(&r, sizeof r, 0) != sizeof r)
+            r = (uint32_t)edi_now_ms();
+        n->creation = r < 4 ? r + 4 : r;
+    }
+    edi_nk_config kc = {
+        .loop = n->loop,
+        .name = n->name,
+        .creation = n->creation,
+        .hidden = cfg->hidden,
+        .cookies = n->cookies,
+        .epmd_port = n->epmd_port,
+        .ticktime_ms = n->cfg.net_ticktime_ms,
+        .setuptime_ms = n->cfg.net_setuptime_ms,
+        .connect_all = cfg->connect_all,
+        .log = cfg->log,
+        .log_user = cfg->log_user,
+        .log_level = cfg->log_level,
+    };
+    rc = edi_nk_new(&kc, &n->nk);
+    if (rc) {
+        edi_epmd_unregister(epmd_fd);
+        goto fail;
+    }
+    if (epmd_fd >= 0) {
+        rc = edi_conn_adopt(n->loop, epmd_fd, &epmd_conn_ops, n, &n->epmd_conn);
+        if (rc)
+            goto fail; /* adopt closed the fd: unregistered */
+    }
+    rc = pthread_create(&n->thread, NULL, shard_main, n);
+    if (rc) {
+        rc = edist_set_error(EDIST_EIO, "cannot start the node thread: %s", strerror(rc));
+        goto fail;
+    }
+    n->thread_started = true;
+    /* Wait until the loop runs on its thread: from then on
+     * edi_loop_on_thread() tells callers apart. */
+    api_call *c = call_new(n, C_STATS);
+    rc = c ? call_exec_mode(c, EDIST_NODE_CALL_TIMEOUT_MS_DEFAULT, false)
+           : edist_set_error(EDIST_ENOMEM, "no memory");
+    if (c)
+        call_unref(c);
+    if (rc) {
+        edi_loop_stop(n->loop);
+        pthread_join(n->thread, NULL);
+        goto fail;
+    }
+    node_log(&n->cfg, EDIST_LOG_DEBUG, "node %s started (listening on port %u, creation %u)",
+             n->name, n->listen_port, n->creation);
+    *out = n;
+    return 0;
+fail:
+    {
+        char detail[512];
+        snprintf(detail, sizeof detail, "%s", edist_last_error());
+        node_free(n);
+        return edist_set_error(rc, "%s", detail);
+    }
+}
+
+const char *edist_node_name(const edist_node *node)
+{
+    return node ? node->name : "nonode@nohost";
+}
+
+uint32_t edist_node_creation(const edist_node *node)
+{
+    return node ? node->creation : 0;
+}
+
+uint16_t edist_node_listen_port(const edist_node *node)
+{
+    return node ? node->listen_port : 0;
+}
+
+bool edist_node_is_hidden(const edist_node *node)
+{
+    return node && node->cfg.hidden;
+}
+
+bool edist_node_is_alive(const edist_node *node)
+{
+    return node != NULL && !node->stopping;
+}
+
+/* ---- calls into the loop -------------------------------------------------------------- */
+
+
+typedef struct api_call {
+    atomic_int refs; /* the waiting thread and the loop */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    int rc;
+    char detail[512];
+    edist_node *node;
+    call_kind kind;
+    char peer[EDI_HS_NAME_MAX_BYTES + 1];
+    char text[EDI_HS_NAME_MAX_BYTES + 1]; /* cookie or registered name */
+    bool has_peer;
+    uint32_t timeout_ms;
+    unsigned selectors;
+    edist_node_list list;
+    edist_node_event_fn event_fn;
+    edist_node_message_fn msg_fn;
+    void *user;
+    uint64_t handle;
+    uint8_t *payload;
+    size_t payload_len;
+    edist_node_stats stats;
+} api_call;
+
+static api_call *call_new(edist_node *n, call_kind kind)
+{
+    api_call *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    atomic_init(&c->refs, 2);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&c->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    c->node = n;
+    c->kind = kind;
+    return c;
+}
+
+static void call_unref(api_call *c)
+{
+    if (atomic_fetch_sub(&c->refs, 1) != 1)
+        return;
+    edist_node_list_free(&c->list);
+    free(c->payload);
+    pthread_mutex_destroy(&c->mu);
+    pthread_cond_destroy(&c->cv);
+    free(c);
+}
+
+/* The loop's side is finished with c: publish the result. */
+static void call_complete(api_call *c, int rc, const char *detail)
+{
+    pthread_mutex_lock(&c->mu);
+    c->rc = rc;
+    snprintf(c->detail, sizeof c->detail, "%s", detail ? detail : "");
+    c->done = true;
+    pthread_cond_signal(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+    call_unref(c);
+}
+
+static void call_done_cb(void *arg, int err, const char *detail)
+{
+    call_complete(arg, err, detail);
+}
+
+static void stop_done(void *arg, int err, const char *detail);
+
+/* Runs on the loop thread. */
+static void call_run(edi_loop *loop, void *arg)
+{
+    (void)loop;
+    api_call *c = arg;
+    edist_node *n = c->node;
+    edi_nk *nk = n->nk;
+    int rc = 0;
+    edist_clear_error();
+    switch (c->kind) {
+    case C_CONNECT:
+        rc = edi_nk_connect(nk, c->peer, c->timeout_ms, call_done_cb, c);
+        if (rc == 0)
+            return; /* completes through call_done_cb */
+        break;
+    case C_PING:
+        rc = edi_nk_ping(nk, c->peer, c->timeout_ms, call_done_cb, c);
+        if (rc == 0)
+            return;
+        break;
+    case C_DISCONNECT:
+        rc = edi_nk_disconnect(nk, c->peer);
+        break;
+    case C_SET_COOKIE:
+        rc = c->has_peer ? edi_cookies_set(n->cookies, c->peer, c->text)
+                         : edi_cookies_set_default(n->cookies, c->text);
+        break;
+    case C_NODES:
+        rc = edi_nk_nodes(nk, c->selectors, &c->list);
+        break;
+    case C_MONITOR_NODES:
+        rc = edi_nk_monitor_nodes(nk, c->selectors, c->event_fn, c->user, &c->handle);
+        break;
+    case C_MONITOR_NODE:
+        rc = edi_nk_monitor_node(nk, c->peer, c->event_fn, c->user, &c->handle);
+        break;
+    case C_DEMONITOR:
+        rc = edi_nk_demonitor(nk, c->handle);
+        break;
+    case C_SET_HANDLER:
+        edi_nk_set_message_handler(nk, c->msg_fn, c->user);
+        break;
+    case C_SEND_REG:
+        rc = edi_nk_send_reg(nk, c->peer, c->text, c->payload, c->payload_len);
+        break;
+    case C_STATS:
+        edi_nk_get_stats(nk, &c->stats);
+        break;
+    case C_STOP:
+        if (n->listener) {
+            edi_listener_close(n->listener);
+            n->listener = NULL;
+        }
+        edi_nk_shutdown(nk, NODE_STOP_GRACE_MS, stop_done, c);
+        return;
+    }
+    call_complete(c, rc, rc ? edist_last_error() : "");
+}
+
+static void stop_done(void *arg, int err, const char *detail)
+{
+    api_call *c = arg;
+    edist_node *n = c->node;
+    /* Unregister last: peers learn we are gone from the connections
+     * closing, and the name stays ours until then. */
+    if (n->epmd_conn) {
+        edi_conn_abort(n->epmd_conn, 0);
+        n->epmd_conn = NULL;
+    }
+    edi_loop_stop(n->loop);
+    call_complete(c, err, detail);
+}
+
+/* Blocking calls may not run on the loop thread: they would wait for the
+ * loop that is running them. */
+static int call_blocking_check(edist_node *n)
+{
+    if (!n)
+        return edist_set_error(EDIST_EINVAL, "no node");
+    if (edi_loop_on_thread(n->loop))
+        return edist_set_error(EDIST_EINVAL,
+                               "blocking node call from the node's own thread (a callback)");
+    return 0;
+}
+
+/* Run c on the loop and wait up to wait_ms for it. Consumes the caller's
+ * reference. From the loop thread, runs inline (callback-safe calls). */
+static int call_exec_mode(api_call *c, int wait_ms, bool allow_inline)
+{
+    edist_node *n = c->node;
+    if (allow_inline && edi_loop_on_thread(n->loop)) {
+        call_run(n->loop, c);
+    } else if (edi_loop_post(n->loop, call_run, c) != 0) {
+        call_unref(c); /* the loop's reference */
+        call_unref(c);
+        return edist_set_error(EDIST_EAGAIN, "node is busy (request queue full)");
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_sec += wait_ms / 1000;
+    ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&c->mu);
+    while (!c->done) {
+        if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT)
+            break;
+    }
+    bool done = c->done;
+    int rc = c->rc;
+    char detail[sizeof c->detail];
+    memcpy(detail, c->detail, sizeof detail);
+    pthread_mutex_unlock(&c->mu);
+    if (!done)
+        return edist_set_error(EDIST_ETIMEDOUT, "node did not answer within %d ms", wait_ms);
+    if (rc)
+        return edist_set_error(rc, "%s", detail);
+    return 0;
+}
+
+static int call_exec(api_call *c, int wait_ms)
+{
+    return call_exec_mode(c, wait_ms, true);
+}
+
+static int timeout_or_default(int timeout_ms)
+{
+    return timeout_ms > 0 ? timeout_ms : EDIST_NODE_CALL_TIMEOUT_MS_DEFAULT;
+}
+
+static int copy_name(char *dst, size_t cap, const char *src, const char *what)
+{
+    if (!src || strlen(src) >= cap)
+        return edist_set_error(EDIST_EINVAL, "bad %s", what);
+    memcpy(dst, src, strlen(src) + 1);
+    return 0;
+}
+
+static int peer_call(edist_node *node, call_kind kind, const char *peer, int timeout_ms)
+{
+    int rc = call_blocking_check(node);
+    if (rc)
+        return rc;
+    api_call *c = call_new(node, kind);
+    if (!c)
+        return edist_set_error(EDIST_ENOMEM, "no memory");
+    if (copy_name(c->peer, sizeof c->peer, peer, "node name")) {
+        call_unref(c);
+        call_unref(c);
+        return EDIST_EINVAL;
+    }
+    int t = timeout_or_default(timeout_ms);
+    c->timeout_ms = (uint32_t)t;
+    rc = call_exec(c, t + NODE_CALL_SLACK_MS);
+    call_unref(c);
+    return rc;
+}
+
+int edist_node_connect(edist_node *node, const char *peer, int timeout_ms)
+{
+    return peer_call(node, C_CONNECT, peer, timeout_ms);
+}
+
+int edist_node_ping(edist_node *node, const char *peer, int timeout_ms)
+{
+    return peer_call(node, C_PING, peer, timeout_ms);
+}
+
+/* For the callback-safe calls: run (inline on the loop thread, else
+ * posted) and wait the default time. */
+static int quick_call(api_call *c)
+{
+    return call_exec(c, EDIST_NODE_CALL_TIMEOUT_MS_DEFAULT);
+}
+
+#define NEW_CALL(node, kind)                                                             \
+    api_call *c;                                                                         \
+    if (!(node))                                                                         \
+        return edist_set_error(EDIST_EINVAL, "no node");                                 \
+    c = call_new((node), (kind));                                                        \
+    if (!c)                                                                              \
+        return edist_set_error(EDIST_ENOMEM, "no memory")
+
+#define DROP_BOTH(c)                                                                     \
+    do {                                                                                 \
+        call_unref(c);                                                                   \
+        call_unref(c);                                                                   \
+    } while (0)
+
+int edist_node_disconnect(edist_node *node, const char *peer)
+{
+    NEW_CALL(node, C_DISCONNECT);
+    if (copy_name(c->peer, sizeof c->peer, peer, "node name")) {
+        DROP_BOTH(c);
+        return EDIST_EINVAL;
+    }
+    int rc = quick_call(c);
+    call_unref(c);
+    return rc;
+}
+
+int edist_node_set_cookie(edist_node *node, const char *peer, const char *cookie)
+{
+    int rc = edi_cookie_check(cookie);
+    if (rc)
+        return rc;
+    NEW_CALL(node, C_SET_COOKIE);
+    if ((peer && copy_name(c->peer, sizeof c->peer, peer, "node name")) ||
+        copy_name(c->text, sizeof c->text, cookie, "cookie")) {
+        DROP_BOTH(c);
+        return EDIST_EINVAL;
+    }
+    c->has_peer = peer != NULL;
+    rc = quick_call(c);
+    call_unref(c);
+    return rc;
+}
+
+int edist_node_nodes(edist_node *node, unsigned selectors, edist_node_list *out)
+{
+    if (!out)
+        return edist_set_error(EDIST_EINVAL, "nodes: no output");
+    out->count = 0;
+    out->names = NULL;
+    NEW_CALL(node, C_NODES);
+    c->selectors = selectors;
+    int rc = quick_call(c);
+    if (rc == 0) {
+        pthread_mutex_lock(&c->mu);
+        *out = c->list;
+        c->list.count = 0;
+        c->list.names = NULL;
+        pthread_mutex_unlock(&c->mu);
+    }
+    call_unref(c);
+    return rc;
+}
+
+void edist_node_list_free(edist_node_list *list)
+{
+    if (!list)
+        return;
+    for (size_t i = 0; i < list->count; i++)
+        free(list->names[i]);
+    free(list->names);
+    list->names = NULL;
+    list->count = 0;
+}
+
+int edist_node_monitor_nodes(edist_node *node, unsigned kinds, edist_node_event_fn fn,
+                             void *user, uint64_t *handle)
+{
+    NEW_CALL(node, C_MONITOR_NODES);
+    c->selectors = kinds;
+    c->event_fn = fn;
+    c->user = user;
+    int rc = quick_call(c);
+    if (rc == 0 && handle)
+        *handle = c->handle;
+    call_unref(c);
+    return rc;
+}
+
+int edist_node_monitor_node(edist_node *node, const char *peer, edist_node_event_fn fn,
+                            void *user, uint64_t *handle)
+{
+    NEW_CALL(node, C_MONITOR_NODE);
+    if (copy_name(c->peer, sizeof c->peer, peer, "node name")) {
+        DROP_BOTH(c);
+        return EDIST_EINVAL;
+    }
+    c->event_fn = fn;
+    c->user = user;
+    int rc = quick_call(c);
+    if (rc == 0 && handle)
+        *handle = c->handle;
+    call_unref(c);
+    return rc;
+}
+
+int edist_node_demonitor(edist_node *node, uint64_t handle)
+{
+    NEW_CALL(node, C_DEMONITOR);
+    c->handle = handle;
+    int rc = quick_call(c);
+    call_unref(c);
+    return rc;
+}
+
+int edist_node_set_message_handler(edist_node *node, edist_node_message_fn fn, void *user)
+{
+    NEW_CALL(node, C_SET_HANDLER);
+    c->msg_fn = fn;
+    c->user = user;
+    int rc = quick_call(c);
+    call_unref(c);
+    return rc;
+}
+
+int edist_node_send_reg(edist_node *node, const char *peer, const char *name,
+                        const uint8_t *payload, size_t payload_len)
+{
+    if (!payload || !payload_len)
+        return edist_set_error(EDIST_EINVAL, "send_reg: no payload");
+    NEW_CALL(node, C_SEND_REG);
+    if (copy_name(c->peer, sizeof c->peer, peer, "node name") ||
+        copy_name(c->text, sizeof c->text, name, "registered name")) {
+        DROP_BOTH(c);
+        return EDIST_EINVAL;
+    }
+    c->payload = malloc(payload_len);
+    if (!c->payload) {
+        DROP_BOTH(c);
+        return edist_set_error(EDIST_ENOMEM, "no memory");
+    }
+    memcpy(c->payload, payload, payload_len);
+    c->payload_len = payload_len;
+    int rc = quick_call(c);
+    call_unref(c);
+    return rc;
+}
+
+int edist_node_get_stats(edist_node *node, edist_node_stats *out)
+{
+    if (!out)
+        return edist_set_error(EDIST_EINVAL, "stats: no output");
+    NEW_CALL(node, C_STATS);
+    int rc = quick_call(c);
+    if (rc == 0) {
+        pthread_mutex_lock(&c->mu);
+        *out = c->stats;
+        pthread_mutex_unlock(&c->mu);
+    }
+    call_unref(c);
+    return rc;
+}
+
+void edist_node_stop(edist_node *node)
+{
+    if (!node)
+        return;
+    if (node->thread_started && edi_loop_on_thread(node->loop)) {
+        node_log(&node->cfg, EDIST_LOG_ERROR, "edist_node_stop called from a node callback");
+        return;
+    }
+    node->stopping = true;
+    if (node->thread_started) {
+        api_call *c = call_new(node, C_STOP);
+        bool waited = false;
+        if (c) {
+            int rc = call_exec(c, (int)NODE_STOP_GRACE_MS + NODE_CALL_SLACK_MS);
+            call_unref(c);
+            waited = rc == 0;
+        }
+        if (!waited)
+            edi_loop_stop(node->loop); /* give up on goodbyes */
+        pthread_join(node->thread, NULL);
+    }
+    node_log(&node->cfg, EDIST_LOG_DEBUG, "node %s stopped", node->name);
+    node_free(node);
+}

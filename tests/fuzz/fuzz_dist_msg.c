@@ -1,0 +1,170 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Arbitrary bytes into the distribution message codec (control/dist_msg.h).
+ *
+ * 1. The whole input is one frame payload for edi_dist_parse; on success
+ *    every view must lie inside the input, the helpers must not crash, and
+ *    a header-form message must survive the fragmenter (fragment size from
+ *    the first byte) and the reassembler unchanged.
+ * 2. The input is a stream of frames [u16 len][bytes] fed to a reassembler
+ *    with small limits: every delivery's views lie inside the frame or the
+ *    owned buffer, and the buffered bytes never exceed the limit.
+ * Each frame is copied into its own exact-size allocation, so ASan sees any
+ * read past its end. */
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "control/dist_msg.h"
+
+static void check_view(edist_term_view v, const uint8_t *base, size_t len)
+{
+    if (v.ptr == NULL)
+        return;
+    if (v.ptr < base || v.len > len || v.ptr + v.len > base + len)
+        abort();
+}
+
+static void check_msg(const edi_dist_msg *m, const uint8_t *base, size_t len)
+{
+    const edist_term_view *vs[] = {
+        &m->control, &m->from,  &m->to,    &m->to_name, &m->ref,
+        &m->reason,  &m->token, &m->group_leader, &m->mfa,
+        &m->options, &m->result, &m->payload,
+    };
+    for (size_t i = 0; i < sizeof vs / sizeof vs[0]; i++)
+        check_view(*vs[i], base, len);
+    if (m->control.ptr == NULL)
+        abort();
+    edist_pid pid;
+    edist_ref ref;
+    edist_atom atom;
+    (void)edi_dist_view_pid(m->from, &pid);
+    (void)edi_dist_view_pid(m->to, &pid);
+    (void)edi_dist_view_ref(m->ref, &ref);
+    (void)edi_dist_view_atom(m->to_name, &atom);
+    edist_term_view from, tag, node;
+    if (edi_dist_match_is_auth(m, &from, &tag, &node) == 1) {
+        check_view(from, base, len);
+        check_view(tag, base, len);
+        edist_buf out;
+        edist_buf_init(&out);
+        static const uint8_t self[] = {EDIST_TAG_SMALL_ATOM_UTF8, 1, 'x'};
+        (void)edi_dist_build_is_auth_reply(&out, ~(uint64_t)0,
+                                           (edist_term_view){self, 3}, from,
+                                           tag);
+        edist_buf_free(&out);
+    }
+    if (m->payload.ptr)
+        (void)edist_term_validate(m->payload.ptr, m->payload.len, NULL);
+}
+
+/* Fragment a parsed header-form frame and reassemble it. */
+static void refragment(const uint8_t *data, size_t size, size_t frag_bytes)
+{
+    size_t flen = size + 4;
+    uint8_t *frame = malloc(flen);
+    if (frame == NULL)
+        return;
+    frame[0] = (uint8_t)(size >> 24);
+    frame[1] = (uint8_t)(size >> 16);
+    frame[2] = (uint8_t)(size >> 8);
+    frame[3] = (uint8_t)size;
+    memcpy(frame + 4, data, size);
+    edi_dist_frag f;
+    int64_t n = edi_dist_frag_init(&f, frame, flen, 42, frag_bytes);
+    if (n < 1)
+        abort(); /* it parsed, so the fragmenter must take it */
+    edi_dist_reasm *r;
+    if (edi_dist_reasm_create(NULL, &r) != 0) {
+        free(frame);
+        return;
+    }
+    edist_buf out;
+    edist_buf_init(&out);
+    int delivered = 0;
+    for (int64_t i = 0; i < n; i++) {
+        edist_buf_reset(&out);
+        int more = edi_dist_frag_next(&f, &out);
+        if (more < 0 || more != (i + 1 < n))
+            abort();
+        uint8_t *one = malloc(out.len - 4);
+        memcpy(one, out.data + 4, out.len - 4);
+        edi_dist_delivery d;
+        int rc = edi_dist_reasm_feed(r, one, out.len - 4, &d);
+        if (rc < 0 || rc != (i + 1 == n))
+            abort();
+        if (rc == 1) {
+            /* Same control and payload bytes as the original. */
+            edi_dist_msg orig;
+            if (edi_dist_parse(data, size, &orig) != 0 ||
+                orig.control.len != d.msg.control.len ||
+                memcmp(orig.control.ptr, d.msg.control.ptr,
+                       orig.control.len) != 0 ||
+                orig.payload.len != d.msg.payload.len ||
+                (orig.payload.len &&
+                 memcmp(orig.payload.ptr, d.msg.payload.ptr,
+                        orig.payload.len) != 0))
+                abort();
+            delivered = 1;
+            free(d.owned);
+        }
+        free(one);
+    }
+    if (!delivered || edi_dist_reasm_open_sequences(r) != 0)
+        abort();
+    edist_buf_free(&out);
+    edi_dist_reasm_free(r);
+    free(frame);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    /* 1. one frame */
+    uint8_t *copy = malloc(size ? size : 1);
+    if (copy == NULL)
+        return 0;
+    memcpy(copy, data, size);
+    edi_dist_msg m;
+    if (edi_dist_parse(copy, size, &m) == 0) {
+        check_msg(&m, copy, size);
+        if (size >= 3 && copy[0] == 131 && copy[1] == 68 && copy[2] == 0)
+            refragment(copy, size, 1 + (size_t)(data[size - 1] % 64));
+    }
+    free(copy);
+
+    /* 2. a stream of frames */
+    edi_dist_reasm_limits lim = {.max_total_bytes = 4096,
+                                 .max_message_bytes = 2048,
+                                 .max_sequences = 4};
+    edi_dist_reasm *r;
+    if (edi_dist_reasm_create(&lim, &r) != 0)
+        return 0;
+    size_t pos = 0;
+    while (size - pos >= 2) {
+        size_t n = ((size_t)data[pos] << 8) | data[pos + 1];
+        pos += 2;
+        if (n > size - pos)
+            n = size - pos;
+        uint8_t *frame = malloc(n ? n : 1);
+        if (frame == NULL)
+            break;
+        memcpy(frame, data + pos, n);
+        pos += n;
+        edi_dist_delivery d;
+        int rc = edi_dist_reasm_feed(r, frame, n, &d);
+        if (rc == 1) {
+            if (d.owned)
+                check_msg(&d.msg, d.owned, d.owned_len);
+            else
+                check_msg(&d.msg, frame, n);
+            free(d.owned);
+        }
+        if (edi_dist_reasm_buffered_bytes(r) > lim.max_total_bytes ||
+            edi_dist_reasm_open_sequences(r) > lim.max_sequences)
+            abort();
+        free(frame);
+    }
+    edi_dist_reasm_free(r);
+    return 0;
+}

@@ -1,0 +1,1142 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* io_uring data path over real loopback TCP: two loops on two threads (or a
+ * loop against a plain blocking socket when exact bytes matter). Framing,
+ * zero-copy views and reassembly, ordering, RAW-to-U32 switch as the
+ * handshake does it, receive-ring exhaustion and recovery, send-queue
+ * backpressure, bad peers, posts, timers, idle CPU, stop from a signal. */
+#include <signal.h>
+#include <time.h>
+
+#include "tests/node/uring_harness.h"
+
+#define KIB 1024u
+#define MIB (1024u * 1024u)
+
+/* ---- echo of many sizes ---------------------------------------------------------- */
+
+static void echo_sizes(unsigned disable)
+{
+    edi_loop_config cfg;
+    edi_loop_config_default(&cfg);
+    cfg.disable_features = disable;
+    const size_t B = cfg.rx_buffer_bytes;
+    const size_t sizes[] = { 0, 1, 7, 8, 100, B - 5, B - 4, B - 3, B - 1, B, B + 1,
+                             3 * B + 17, 10 * MIB, 0, 1, 5000, 2 * B - 8 };
+    const size_t n = sizeof(sizes) / sizeof(sizes[0]);
+    lt ls, lc;
+    lt_start(&ls, &cfg);
+    lt_start(&lc, &cfg);
+    assert_int_equal(edi_loop_features(ls.loop) & disable, 0);
+    assert_true(edi_loop_features(ls.loop) & EDI_FEAT_BUF_RING);
+
+    tconn srv, cli;
+    tc_init(&srv, &ls, TC_ECHO);
+    tc_init(&cli, &lc, TC_VERIFY);
+    cli.sizes = sizes;
+    cli.nsizes = n;
+    server s;
+    server_start(&s, &ls, &srv, NULL);
+    tc_connect(&cli, s.port);
+    tc_start_pump(&cli, n, 10 * MIB);
+    WAIT_UNTIL(atomic_load(&cli.frames) == n || atomic_load(&cli.closed));
+    assert_int_equal(atomic_load(&cli.frames), n);
+    assert_int_equal(atomic_load(&cli.bad), 0);
+    assert_int_equal(atomic_load(&cli.ticks), 2);
+    assert_int_equal(atomic_load(&srv.ticks), 2);
+
+    edi_conn_stats cs;
+    edi_loop_stats sst;
+    get_stats(&ls, &srv, &sst, &cs);
+    assert_int_equal(cs.frames_in, n);
+    assert_int_equal(cs.frames_out, n);
+    assert_int_equal(cs.ticks_in, 2);
+    assert_true(cs.frames_reassembled >= 3); /* B+1, 3B+17, 10 MiB at least */
+    assert_true(sst.reassembled_bytes >= 10 * MIB);
+    get_stats(&lc, &cli, NULL, &cs);
+    assert_int_equal(cs.frames_in, n);
+    if (disable == 0) {
+        /* this kernel (6.0+) really did multishot receive and accept */
+        unsigned f = edi_loop_features(ls.loop);
+        print_message("features: 0x%x\n", f);
+        assert_true(f & EDI_FEAT_RECV_MULTISHOT);
+        assert_true(f & EDI_FEAT_ACCEPT_MULTISHOT);
+        assert_true(f & EDI_FEAT_EXT_ARG);
+    }
+
+    tc_abort_wait(&cli);
+    WAIT_UNTIL(atomic_load(&srv.closed));
+    assert_int_equal(atomic_load(&srv.reason), EDIST_ECLOSED);
+    assert_int_equal(atomic_load(&cli.reason), 0);
+    /* every receive buffer is back in the ring */
+    get_stats(&ls, NULL, &sst, NULL);
+    assert_int_equal(sst.rx_buffers_held, 0);
+    call_on(&ls, srv_close_fn, &s);
+    lt_stop(&ls);
+    lt_stop(&lc);
+    tc_fini(&srv);
+    tc_fini(&cli);
+}
+
+static void test_uring_echo_sizes(void **state)
+{
+    (void)state;
+    echo_sizes(0);
+}
+
+/* The fallback path: one-shot recv (with buffer select) and accept. */
+static void test_uring_echo_sizes_oneshot(void **state)
+{
+    (void)state;
+    echo_sizes(EDI_FEAT_RECV_MULTISHOT | EDI_FEAT_ACCEPT_MULTISHOT |
+               EDI_FEAT_COOP_TASKRUN);
+}
+
+/* ---- ordering of 1,000,000 small frames -------------------------------------------- */
+
+static void test_uring_order_1m(void **state)
+{
+    (void)state;
+    const uint64_t N = 1000000;
+    lt ls, lc;
+    lt_start(&ls, NULL);
+    lt_start(&lc, NULL);
+    tconn srv, cli;
+    tc_init(&srv, &ls, TC_VERIFY);
+    srv.fixed_len = 8;
+    tc_init(&cli, &lc, 0);
+    cli.fixed_len = 8;
+    server s;
+    server_start(&s, &ls, &srv, NULL);
+    tc_connect(&cli, s.port);
+    tc_start_pump(&cli, N, 8);
+    WAIT_UNTIL(atomic_load(&srv.frames) == N || atomic_load(&srv.closed));
+    assert_int_equal(atomic_load(&srv.frames), N);
+    assert_int_equal(atomic_load(&srv.bad), 0);
+    edi_conn_stats cs;
+    get_stats(&lc, &cli, NULL, &cs);
+    assert_int_equal(cs.frames_out, N);
+    assert_int_equal(cs.bytes_out, N * 12);
+    /* batching: many frames per sendmsg */
+    print_message("1M frames: %llu sends, max %llu iovecs, %llu EAGAIN\n",
+                  (unsigned long long)cs.sends, (unsigned long long)cs.max_iov_per_send,
+                  (unsigned long long)cs.send_eagain);
+    assert_true(cs.sends < N / 10);
+    tc_abort_wait(&cli);
+    WAIT_UNTIL(atomic_load(&srv.closed));
+    call_on(&ls, srv_close_fn, &s);
+    lt_stop(&ls);
+    lt_stop(&lc);
+    tc_fini(&srv);
+    tc_fini(&cli);
+}
+
+/* ---- RAW with partial consumption, then U32 mid-stream ------------------------------- */
+
+/* Behaves like the handshake: messages [u16 len][bytes], consumes exactly one
+ * complete message per call, never past it; after the second message
+ * switches to U32 framing. */
+typedef struct rawsrv {
+    tconn tc; /* first: the generic callbacks get it as user */
+    int msgs;
+    size_t calls, calls_after_switch;
+    char got[2][16];
+    size_t consume_limit; /* on_bytes never consumes: tests RAW overflow */
+} rawsrv;
+
+static size_t raw_on_bytes(edi_conn *c, void *user, const uint8_t *d, size_t n)
+{
+    rawsrv *r = user;
+    r->calls++;
+    if (r->msgs >= 2)
+        r->calls_after_switch++;
+    if (r->consume_limit)
+        return 0;
+    if (n < 2)
+        return 0;
+    size_t l = ((size_t)d[0] << 8) | d[1];
+    if (n < 2 + l)
+        return 0;
+    if (r->msgs < 2 && l < sizeof(r->got[0])) {
+        memcpy(r->got[r->msgs], d + 2, l);
+        r->got[r->msgs][l] = 0;
+    }
+    r->msgs++;
+    if (r->msgs == 2)
+        edi_conn_set_framing(c, EDI_FRAMING_U32);
+    return 2 + l;
+}
+
+static const edi_conn_ops raw_ops = {
+    .on_bytes = raw_on_bytes,
+    .on_frame = tc_on_frame,
+    .on_close = tc_on_close,
+};
+
+/* Variant: how the client cuts the stream into writes. */
+static void raw_switch(int how, size_t raw_max_bytes)
+{
+    edi_loop_config cfg;
+    edi_loop_config_default(&cfg);
+    if (raw_max_bytes)
+        cfg.raw_max_bytes = raw_max_bytes;
+    lt ls;
+    lt_start(&ls, &cfg);
+    rawsrv r;
+    memset(&r, 0, sizeof(r));
+    tc_init(&r.tc, &ls, TC_VERIFY);
+    r.tc.initial_mode = EDI_FRAMING_RAW;
+    const size_t sizes[] = { 5, 0, 100000, 8 };
+    r.tc.sizes = sizes;
+    r.tc.nsizes = 4;
+    server s;
+    server_start(&s, &ls, &r.tc, &raw_ops);
+
+    /* the stream: two RAW messages, then 4 U32 frames */
+    size_t total = 2 + 3 + 2 + 4;
+    for (int k = 0; k < 4; k++)
+        total += 4 + sizes[k];
+    uint8_t *buf = malloc(total), *p = buf;
+    assert_non_null(buf);
+    memcpy(p, "\0\3abc\0\4defg", 11);
+    p += 11;
+    for (int k = 0; k < 4; k++) {
+        put32(p, (uint32_t)sizes[k]);
+        fill(p + 4, sizes[k], (uint64_t)k);
+        p += 4 + sizes[k];
+    }
+    int fd = plain_connect(s.port);
+    if (how == 0) {
+        write_all(fd, buf, total);
+    } else if (how == 1) {
+        /* byte by byte through the handshake part and the first frames */
+        for (size_t i = 0; i < 40; i++) {
+            write_all(fd, buf + i, 1);
+            if (i % 4 == 0)
+                usleep(1000);
+        }
+        write_all(fd, buf + 40, total - 40);
+    } else {
+        /* cut in the middle of the second message, then the rest */
+        write_all(fd, buf, 8);
+        usleep(20000);
+        write_all(fd, buf + 8, total - 8);
+    }
+    WAIT_UNTIL(atomic_load(&r.tc.frames) == 4 || atomic_load(&r.tc.closed));
+    assert_int_equal(atomic_load(&r.tc.frames), 4);
+    assert_int_equal(atomic_load(&r.tc.bad), 0);
+    assert_int_equal(r.msgs, 2);
+    assert_string_equal(r.got[0], "abc");
+    assert_string_equal(r.got[1], "defg");
+    assert_int_equal(r.calls_after_switch, 0);
+    close(fd);
+    WAIT_UNTIL(atomic_load(&r.tc.closed));
+    assert_int_equal(atomic_load(&r.tc.reason), EDIST_ECLOSED);
+    free(buf);
+    call_on(&ls, srv_close_fn, &s);
+    lt_stop(&ls);
+    tc_fini(&r.tc);
+}
+
+static void test_uring_raw_switch_one_write(void **state)
+{
+    (void)state;
+    raw_switch(0, 0);
+}
+
+static void test_uring_raw_switch_byte_by_byte(void **state)
+{
+    (void)state;
+    raw_switch(1, 0);
+}
+
+static void test_uring_raw_switch_split_message(void **state)
+{
+    (void)state;
+    raw_switch(2, 0);
+}
+
+/* Staging is bounded by what the consumer needs, not by the buffer: a tiny
+ * raw_max_bytes still lets 100 KB of frames follow the switch. */
+static void test_uring_raw_switch_small_raw_max(void **state)
+{
+    (void)state;
+    raw_switch(2, 16);
+    raw_switch(0, 16);
+}
+
+/* RAW mode with a consumer that never consumes: bounded, then EPROTO. */
+static void test_uring_raw_overflow(void **state)
+{
+    (void)state;
+    edi_loop_config cfg;
+    edi_loop_config_default(&cfg);
+    cfg.raw_max_bytes = 1024;
+    lt ls;
+    lt_start(&ls, &cfg);
+    rawsrv r;
+    memset(&r, 0, sizeof(r));
+    tc_init(&r.tc, &ls, 0);
+    r.tc.initial_mode = EDI_FRAMING_RAW;
+    r.consume_limit = 1;
+    server s;
+    server_start(&s, &ls, &r.tc, &raw_ops);
+    int fd = plain_connect(s.port);
+    uint8_t junk[3000];
+    memset(junk, 'x', sizeof(junk));
+    write_all(fd, junk, 600);
+    usleep(20000);
+    assert_false(atomic_load(&r.tc.closed)); /* 600 bytes are kept */
+    write_all(fd, junk, sizeof(junk));
+    WAIT_UNTIL(atomic_load(&r.tc.closed));
+    assert_int_equal(atomic_load(&r.tc.reason), EDIST_EPROTO);
+    assert_true(r.calls >= 1);
+    close(fd);
+    call_on(&ls, srv_close_fn, &s);
+    lt_stop(&ls);
+    tc_fini(&r.tc);
+}
+
+/* ---- held receive buffers exhaust the ring, then are released --------------------------- */
+
+static void set_hold_off(void *a)
+{
+    tconn *tc = a;
+    atomic_store(&tc->hold, 0);
+}
+
+static void test_uring_rxbuf_exhaustion(void **state)
+{
+    (void)state;
+    const uint64_t N = 3000;
+    edi_loop_config scfg;
+    edi_loop_config_default(&scfg);
+    scfg.rx_buffer_count = 8;
+    scfg.rx_buffer_bytes = 4096;
+    lt ls, lc;
+    lt_start(&ls, &scfg);
+    lt_start(&lc, NULL);
+    tconn srv, cli;
+    tc_init(&srv, &ls, TC_VERIFY | TC_HOLD);
+    srv.fixed_len = 1000;
+    atomic_store(&srv.hold, 1);
+    tc_init(&cli, &lc, 0);
+    cli.fixed_len = 1000;
+    server s;
+    server_start(&s, &ls, &srv, NULL);
+    tc_connect(&cli, s.port);
+    tc_start_pump(&cli, N, 1000);
+
+    /* the ring runs dry: receive stops, nothing fails */
+    edi_loop_stats st;
+    uint64_t deadline = edi_now_ms() + WAIT_MS;
+    do {
+        usleep(2000);
+        get_stats(&ls, NULL, &st, NULL);
+    } while (st.rx_starved == 0 && edi_now_ms() < deadline);
+    assert_true(st.rx_starved > 0);
+    uint64_t f1 = atomic_load(&srv.frames);
+    usleep(100000);
+    get_stats(&ls, NULL, &st, NULL);
+    assert_int_equal(atomic_load(&srv.frames), f1); /* stalled */
+    assert_true(f1 < N);
+    assert_int_equal(st.rx_buffers_held, 8);
+    assert_false(atomic_load(&srv.closed));
+    print_message("held %zu frame refs in %llu buffers after %llu frames\n",
+                  atomic_load(&srv.nheld), (unsigned long long)st.rx_buffers_held,
+                  (unsigned long long)f1);
+
+    /* release from this (foreign) thread: buffers go back via the loop */
+    call_on(&ls, set_hold_off, &srv);
+    size_t nheld = atomic_load(&srv.nheld);
+    for (size_t i = 0; i < nheld; i++)
+        edi_rxbuf_unref(srv.held[i]);
+    WAIT_UNTIL(atomic_load(&srv.frames) == N || atomic_load(&srv.closed));
+    assert_int_equal(atomic_load(&srv.frames), N);
+    assert_int_equal(atomic_load(&srv.bad), 0);
+    WAIT_UNTIL((get_stats(&ls, NULL, &st, NULL), st.rx_buffers_held == 0));
+
+    tc_abort_wait(&cli);
+    WAIT_UNTIL(atomic_load(&srv.closed));
+    call_on(&ls, srv_close_fn, &s);
+    lt_stop(&ls);
+    lt_stop(&lc);
+    tc_fini(&srv);
+    tc_fini(&cli);
+}
+
+/* A reference kept past edi_loop_free keeps the buffer valid. */
+static edi_rxbuf *g_kept;
+
+static void keep_on_frame(edi_conn *c, void *user, const edi_frame *f)
+{
+    (void)c;
+    (void)user;
+    if (g_kept == NULL && f->len == 5) {
+        edi_rxbuf_ref(f->rxbuf);
+        g_kept = f->rxbuf;
+    }
+}
+
+static void keep_on_close(edi_conn *c, void *user, int reason)
+{
+    (void)c;
+    (void)reason;
+    atomic_store((atomic_int *)user, 1);
+}
+
+static const edi_conn_ops keep_ops = { .on_frame = keep_on_frame, .on_close = keep_on_close };
+
+typedef struct adopt_args {
+    lt *t;
+    int fd;
+    const edi_conn_ops *ops;
+    void *user;
+    edi_conn *c;
+    int rc;
+} adopt_args;
+
+static void adopt_fn(void *a)
+{
+    adopt_args *aa = a;
+    aa->rc = edi_conn_adopt(aa->t->loop, aa->fd, aa->ops, aa->user, &aa->c);
+    if (aa->rc == 0)
+        edi_conn_set_framing(aa->c, EDI_FRAMING_U32);
+}
+
+static void test_uring_rxbuf_outlives_loop(void **state)
+{
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+    lt ls;
+    lt_start(&ls, NULL);
+    atomic_int closed;
+    atomic_init(&closed, 0);
+    adopt_args aa = { &ls, sv[0], &keep_ops, &closed, NULL, 1 };
+    call_on(&ls, adopt_fn, &aa);
+    assert_int_equal(aa.rc, 0);
+    g_kept = NULL;
+    write_all(sv[1], "\0\0\0\5hello", 9);
+    WAIT_UNTIL(g_kept != NULL);
+    lt_stop(&ls); /* frees the loop with the connection open and a ref held */
+    assert_int_equal(atomic_load(&closed), 0); /* no callback from free */
+    /* the pool is still there for this buffer; unref frees it (ASan checks) */
+    edi_rxbuf_unref(g_kept);
+    g_kept = NULL;
+    close(sv[1]);
+}
+
+/* ---- send queue full -> EAGAIN -> on_writable -------------------------------------------- */
+
+static void test_uring_send_eagain_writable(void **state)
+{
+    (void)state;
+    const uint64_t N = 2000;
+    const size_t LEN = 16 * KIB;
+    edi_loop_config cfg;
+    edi_loop_config_default(&cfg);
+    cfg.send_queue_limit_bytes = 64 * KIB;
+    lt lc;
+    lt_start(&lc, &cfg);
+    uint16_t port;
+    int lfd = plain_listen(&port);
+    tconn cli;
+    tc_init(&cli, &lc, 0);
+    cli.fixed_len = LEN;
+    tc_connect(&cli, port);
+    int fd = accept(lfd, NULL, NULL);
+    assert_true(fd >= 0);
+    tc_start_pump(&cli, N, LEN);
+    /* the peer does not read: socket buffers fill, the queue fills */
+    WAIT_UNTIL(atomic_load(&cli.eagain) > 0);
+    usleep(50000);
+    assert_false(atomic_load(&cli.pump_done));
+    edi_conn_stats cs;
+    get_stats(&lc, &cli, NULL, &cs);
+    assert_true(cs.send_queue_bytes <= cfg.send_queue_limit_bytes);
+    assert_true(cs.send_eagain > 0);
+
+    uint8_t *p = malloc(LEN);
+    assert_non_null(p);
+    for (uint64_t k = 0; k < N; k++) {
+        uint8_t h[4];
+        read_all(fd, h, 4);
+        assert_int_equal(((uint32_t)h[0] << 24) | ((uint32_t)h[1] << 16) |
+                         ((uint32_t)h[2] << 8) | h[3], LEN);
+        read_all(fd, p, LEN);
+        assert_int_equal(check(p, LEN, k), 0);
+    }
+    free(p);
+    assert_true(atomic_load(&cli.pump_done));
+    assert_true(atomic_load(&cli.writable) > 0);
+    close(fd);
+    close(lfd);
+    WAIT_UNTIL(atomic_load(&cli.closed));
+    assert_int_equal(atomic_load(&cli.reason), EDIST_ECLOSED);
+    lt_stop(&lc);
+    tc_fini(&cli);
+}
+
+/* ---- bad peers -------------------------------------------------------------------------- */
+
+static void test_uring_peer_close_mid_frame(void **state)
+{
+    (void)state;
+    lt ls;
+    lt_start(&ls, NULL);
+    for (int variant = 0; variant < 3; variant++) {
+        tconn srv;
+        tc_init(&srv, &ls, 0);
+        server s;
+        server_start(&s, &ls, &srv, NULL);
+        int fd = plain_connect(s.port);
+        uint8_t buf[1100];
+        memset(buf, 7, sizeof(buf));
+        put32(buf, 1000);
+        if (variant == 0)
+            write_all(fd, buf, 4 + 10);   /* header + part of the payload */
+        else if (variant == 1)
+            write_all(fd, buf, 2);        /* half a header */
+        else
+            write_all(fd, buf, 4 + 1000); /* one complete frame */
+        usleep(20000);
+        close(fd);
+        WAIT_UNTIL(atomic_load(&srv.closed));
+        assert_int_equal(atomic_load(&srv.reason), variant < 2 ? EDIST_EPROTO : EDIST_ECLOSED);
+        assert_int_equal(atomic_load(&srv.frames), variant < 2 ? 0 : 1);
+        edi_loop_stats st;
+        WAIT_UNTIL((get_stats(&ls, NULL, &st, NULL), st.rx_buffers_held == 0));
+        call_on(&ls, srv_close_fn, &s);
+        tc_fini(&srv);
+    }
+    lt_stop(&ls);
+}
+
+static void test_uring_garbage_length(void **state)
+{
+    (void)state;
+    edi_loop_config cfg;
+    edi_loop_config_default(&cfg);
+    cfg.max_frame_bytes = 1000;
+    lt ls;
+    lt_start(&ls, &cfg);
+    const uint32_t lens[] = { 1001, 0xffffffffu };
+    for (int v = 0; v < 2; v++) {
+        tconn srv;
+        tc_init(&srv, &ls, TC_VERIFY);
+        const size_t ok_len = 1000;
+        srv.sizes = &ok_len;
+        srv.nsizes = 1;
+        server s;
+        server_start(&s, &ls, &srv, NULL);
+        int fd = plain_connect(s.port);
+        uint8_t buf[1004 + 4 + 64];
+        put32(buf, 1000);
+        fill(buf + 4, 1000, 0);
+        put32(buf + 1004, lens[v]);
+        memset(buf + 1008, 0xee, 64);
+        write_all(fd, buf, sizeof(buf));
+        WAIT_UNTIL(atomic_load(&srv.closed));
+        assert_int_equal(atomic_load(&srv.reason), EDIST_EPROTO);
+        assert_int_equal(atomic_load(&srv.frames), 1); /* the good one only */
+        assert_int_equal(atomic_load(&srv.bad), 0);
+        /* the peer sees the connection go away */
+        char c;
+        ssize_t r;
+        do {
+            r = read(fd, &c, 1);
+        } while (r < 0 && errno == EINTR);
+        assert_true(r <= 0);
+        close(fd);
+        call_on(&ls, srv_close_fn, &s);
+        tc_fini(&srv);
+    }
+    lt_stop(&ls);
+}
+
+/* ---- posts ------------------------------------------------------------------------------ */
+
+#define POSTERS 4
+#define POSTS_EACH 20000
+
+typedef struct post_state {
+    lt *t;
+    uint64_t next[POSTERS];
+    atomic_ullong ran;
+    atomic_int bad;
+    atomic_ullong eagain;
+} post_state;
+
+typedef struct post_item {
+    post_state *ps;
+    int who;
+    uint64_t seq;
+} post_item;
+
+static void post_fn(edi_loop *loop, void *arg)
+{
+    post_item *it = arg;
+    if (!edi_loop_on_thread(loop) || it->ps->next[it->who] != it->seq)
+        atomic_store(&it->ps->bad, 1);
+    it->ps->next[it->who] = it->seq + 1;
+    atomic_fetch_add(&it->ps->ran, 1);
+}
+
+typedef struct poster {
+    post_state *ps;
+    int who;
+    post_item *items;
+} poster;
+
+static void *poster_main(void *a)
+{
+    poster *p = a;
+    for (uint64_t k = 0; k < POSTS_EACH; k++) {
+        p->items[k].ps = p->ps;
+        p->items[k].who = p->who;
+        p->items[k].seq = k;
+        int rc;
+        while ((rc = edi_loop_post(p->ps->t->loop, post_fn, &p->items[k])) == EDIST_EAGAIN) {
+            atomic_fetch_add(&p->ps->eagain, 1);
+            sched_yield();
+        }
+        if (rc != 0)
+            atomic_store(&p->ps->bad, 1);
+    }
+    return NULL;
+}
+
+static void test_uring_post_threads(void **state)
+{
+    (void)state;
+    edi_loop_config cfg;
+    edi_loop_config_default(&cfg);
+    cfg.post_queue_len = 256; /* small: the posters meet EAGAIN sometimes */
+    lt ls;
+    lt_start(&ls, &cfg);
+    post_state ps;
+    memset(&ps, 0, sizeof(ps));
+    ps.t = &ls;
+    poster pp[POSTERS];
+    pthread_t th[POSTERS];
+    for (int i = 0; i < POSTERS; i++) {
+        pp[i].ps = &ps;
+        pp[i].who = i;
+        pp[i].items = calloc(POSTS_EACH, sizeof(post_item));
+        assert_non_null(pp[i].items);
+        assert_int_equal(pthread_create(&th[i], NULL, poster_main, &pp[i]), 0);
+    }
+    for (int i = 0; i < POSTERS; i++)
+        pthread_join(th[i], NULL);
+    WAIT_UNTIL(atomic_load(&ps.ran) == (uint64_t)POSTERS * POSTS_EACH);
+    assert_int_equal(atomic_load(&ps.bad), 0);
+    edi_loop_stats st;
+    get_stats(&ls, NULL, &st, NULL);
+    /* get_stats itself posts once */
+    assert_int_equal(st.posts, (uint64_t)POSTERS * POSTS_EACH + 1);
+    assert_int_equal(st.post_eagain, atomic_load(&ps.eagain));
+    print_message("posts: %llu EAGAIN retries, %llu wakeups\n",
+                  (unsigned long long)st.post_eagain, (unsigned long long)st.wakeups);
+    lt_stop(&ls);
+    for (int i = 0; i < POSTERS; i++)
+        free(pp[i].items);
+}
+
+static atomic_int g_block, g_blocked, g_small_ran;
+
+static void blocker_fn(edi_loop *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    atomic_store(&g_blocked, 1);
+    while (atomic_load(&g_block))
+        usleep(100);
+}
+
+static void small_fn(edi_loop *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    atomic_fetch_add(&g_small_ran, 1);
+}
+
+static void test_uring_post_full(void **state)
+{
+    (void)state;
+    edi_loop_config cfg;
+    edi_loop_config_default(&cfg);
+    cfg.post_queue_len = 16;
+    lt ls;
+    lt_start(&ls, &cfg);
+    atomic_store(&g_block, 1);
+    atomic_store(&g_blocked, 0);
+    atomic_store(&g_small_ran, 0);
+    assert_int_equal(edi_loop_post(ls.loop, blocker_fn, NULL), 0);
+    WAIT_UNTIL(atomic_load(&g_blocked));
+    int ok = 0;
+    while (edi_loop_post(ls.loop, small_fn, NULL) == 0)
+        ok++;
+    assert_int_equal(ok, 16);
+    assert_int_equal(edi_loop_post(ls.loop, small_fn, NULL), EDIST_EAGAIN);
+    assert_int_equal(edi_loop_post(ls.loop, NULL, NULL), EDIST_EINVAL);
+    atomic_store(&g_block, 0);
+    WAIT_UNTIL(atomic_load(&g_small_ran) == 16);
+    usleep(10000);
+    assert_int_equal(atomic_load(&g_small_ran), 16);
+    lt_stop(&ls);
+}
+
+/* ---- timers ------------------------------------------------------------------------------ */
+
+typedef struct timer_state {
+    uint64_t start_ms;
+    edi_timer once, periodic, cancelled, rearm, selfcancel, eq_a, eq_b;
+    uint64_t once_at;
+    int once_n, periodic_n, cancelled_n, rearm_n, selfcancel_n;
+    char order[8];
+    int order_n;
+} timer_state;
+
+static void t_once(edi_loop *l, edi_timer *t, void *a)
+{
+    (void)t;
+    timer_state *ts = a;
+    ts->once_n++;
+    ts->once_at = edi_loop_now_ms(l) - ts->start_ms;
+}
+
+static void t_count(edi_loop *l, edi_timer *t, void *a)
+{
+    (void)l;
+    timer_state *ts = a;
+    if (t == &ts->periodic)
+        ts->periodic_n++;
+    else if (t == &ts->cancelled)
+        ts->cancelled_n++;
+}
+
+static void t_rearm(edi_loop *l, edi_timer *t, void *a)
+{
+    timer_state *ts = a;
+    if (++ts->rearm_n < 3)
+        assert_int_equal(edi_loop_timer_start(l, t, 5, 0, t_rearm, a), 0);
+    assert_int_equal(edi_timer_armed(t), ts->rearm_n < 3);
+}
+
+static void t_selfcancel(edi_loop *l, edi_timer *t, void *a)
+{
+    timer_state *ts = a;
+    if (++ts->selfcancel_n == 2)
+        edi_loop_timer_cancel(l, t);
+}
+
+static void t_eq(edi_loop *l, edi_timer *t, void *a)
+{
+    (void)l;
+    timer_state *ts = a;
+    if (ts->order_n < 7)
+        ts->order[ts->order_n++] = t == &ts->eq_a ? 'a' : 'b';
+}
+
+typedef struct timer_call {
+    lt *t;
+    timer_state *ts;
+    int phase;
+} timer_call;
+
+static void timers_fn(void *a)
+{
+    timer_call *tc = a;
+    edi_loop *l = tc->t->loop;
+    timer_state *ts = tc->ts;
+    if (tc->phase == 0) {
+        ts->start_ms = edi_now_ms();
+        edi_timer_init(&ts->once);
+        edi_timer_init(&ts->periodic);
+        edi_timer_init(&ts->cancelled);
+        edi_timer_init(&ts->rearm);
+        edi_timer_init(&ts->selfcancel);
+        edi_timer_init(&ts->eq_a);
+        edi_timer_init(&ts->eq_b);
+        assert_false(edi_timer_armed(&ts->once));
+        assert_int_equal(edi_loop_timer_start(l, &ts->once, 50, 0, t_once, ts), 0);
+        assert_int_equal(edi_loop_timer_start(l, &ts->periodic, 20, 20, t_count, ts), 0);
+        assert_int_equal(edi_loop_timer_start(l, &ts->cancelled, 30, 0, t_count, ts), 0);
+        assert_int_equal(edi_loop_timer_start(l, &ts->rearm, 5, 0, t_rearm, ts), 0);
+        assert_int_equal(edi_loop_timer_start(l, &ts->selfcancel, 10, 10, t_selfcancel, ts), 0);
+        assert_int_equal(edi_loop_timer_start(l, &ts->eq_b, 40, 0, t_eq, ts), 0);
+        assert_int_equal(edi_loop_timer_start(l, &ts->eq_a, 40, 0, t_eq, ts), 0);
+        /* re-arming moves: b now after a */
+        assert_int_equal(edi_loop_timer_start(l, &ts->eq_b, 40, 0, t_eq, ts), 0);
+        assert_true(edi_timer_armed(&ts->cancelled));
+        edi_loop_timer_cancel(l, &ts->cancelled);
+        edi_loop_timer_cancel(l, &ts->cancelled); /* idempotent */
+        assert_false(edi_timer_armed(&ts->cancelled));
+        assert_int_equal(edi_loop_timer_start(l, &ts->once, 50, 0, NULL, ts), EDIST_EINVAL);
+    } else {
+        edi_loop_timer_cancel(l, &ts->periodic);
+        edi_loop_timer_cancel(l, &ts->once); /* after it fired: harmless */
+    }
+}
+
+static void test_uring_timers(void **state)
+{
+    (void)state;
+    lt ls;
+    lt_start(&ls, NULL);
+    timer_state ts;
+    memset(&ts, 0, sizeof(ts));
+    timer_call tc = { &ls, &ts, 0 };
+    call_on(&ls, timers_fn, &tc);
+    usleep(300000);
+    tc.phase = 1;
+    call_on(&ls, timers_fn, &tc);
+    assert_int_equal(ts.once_n, 1);
+    assert_true(ts.once_at >= 50);
+    assert_int_equal(ts.cancelled_n, 0);
+    assert_true(ts.periodic_n >= 5 && ts.periodic_n <= 16);
+    assert_int_equal(ts.rearm_n, 3);
+    assert_int_equal(ts.selfcancel_n, 2);
+    assert_string_equal(ts.order, "ab");
+    int p = ts.periodic_n;
+    usleep(60000);
+    assert_int_equal(ts.periodic_n, p); /* cancelled */
+    edi_loop_stats st;
+    get_stats(&ls, NULL, &st, NULL);
+    assert_true(st.timers_fired >= 5u + 1 + 3 + 2 + 2);
+    lt_stop(&ls);
+}
+
+/* ---- idle CPU ---------------------------------------------------------------------------- */
+
+static uint64_t thread_cpu_ns(pthread_t th)
+{
+    clockid_t cid;
+    assert_int_equal(pthread_getcpuclockid(th, &cid), 0);
+    struct timespec ts;
+    assert_int_equal(clock_gettime(cid, &ts), 0);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void idle_cpu(edi_idle_mode mode)
+{
+    edi_loop_config cfg;
+    edi_loop_config_default(&cfg);
+    cfg.idle = mode;
+    lt ls;
+    lt_start(&ls, &cfg);
+    /* a listener and a connection pair in place, as in a real node */
+    tconn srv, cli;
+    tc_init(&srv, &ls, 0);
+    tc_init(&cli, &ls, 0);
+    server s;
+    server_start(&s, &ls, &srv, NULL);
+    tc_connect(&cli, s.port);
+    WAIT_UNTIL(atomic_load(&srv.connected));
+    usleep(100000);
+    edi_loop_stats st0, st1;
+    get_stats(&ls, NULL, &st0, NULL);
+    usleep(20000);
+    uint64_t c0 = thread_cpu_ns(ls.th);
+    uint64_t w0 = edi_now_ms();
+    usleep(1000000);
+    uint64_t c1 = thread_cpu_ns(ls.th);
+    uint64_t w1 = edi_now_ms();
+    get_stats(&ls, NULL, &st1, NULL);
+    double cpu_ms = (double)(c1 - c0) / 1e6;
+    print_message("idle %s: %.2f ms CPU in %llu ms, %llu sleeps\n",
+                  mode == EDI_IDLE_ADAPTIVE ? "adaptive" : "sleep", cpu_ms,
+                  (unsigned long long)(w1 - w0),
+                  (unsigned long long)(st1.sleeps - st0.sleeps));
+    assert_true(cpu_ms < 20.0);
+    /* still responsive after sleeping: a post wakes it */
+    get_stats(&ls, NULL, &st1, NULL);
+    tc_abort_wait(&cli);
+    WAIT_UNTIL(atomic_load(&srv.closed));
+    call_on(&ls, srv_close_fn, &s);
+    lt_stop(&ls);
+    tc_fini(&srv);
+    tc_fini(&cli);
+}
+
+static void test_uring_idle_cpu_adaptive(void **state)
+{
+    (void)state;
+    idle_cpu(EDI_IDLE_ADAPTIVE);
+}
+
+static void test_uring_idle_cpu_sleep(void **state)
+{
+    (void)state;
+    idle_cpu(EDI_IDLE_SLEEP);
+}
+
+/* Busy mode works (frames flow) without sleeping. */
+static void test_uring_busy_mode(void **state)
+{
+    (void)state;
+    edi_loop_config cfg;
+    edi_loop_config_default(&cfg);
+    cfg.idle = EDI_IDLE_BUSY;
+    lt ls;
+    lt_start(&ls, &cfg);
+    tconn srv, cli;
+    tc_init(&srv, &ls, TC_VERIFY);
+    srv.fixed_len = 100;
+    tc_init(&cli, &ls, 0);
+    cli.fixed_len = 100;
+    server s;
+    server_start(&s, &ls, &srv, NULL);
+    tc_connect(&cli, s.port);
+    tc_start_pump(&cli, 1000, 100);
+    WAIT_UNTIL(atomic_load(&srv.frames) == 1000);
+    assert_int_equal(atomic_load(&srv.bad), 0);
+    /* the CPU clock measurement of the idle tests does see a spinning
+     * thread (even one sharing a loaded core) */
+    uint64_t c0 = thread_cpu_ns(ls.th);
+    usleep(300000);
+    uint64_t c1 = thread_cpu_ns(ls.th);
+    print_message("busy: %.1f ms CPU in 300 ms\n", (double)(c1 - c0) / 1e6);
+    assert_true(c1 - c0 > 10u * 1000 * 1000);
+    edi_loop_stats st;
+    get_stats(&ls, NULL, &st, NULL);
+    assert_int_equal(st.sleeps, 0);
+    tc_abort_wait(&cli);
+    WAIT_UNTIL(atomic_load(&srv.closed));
+    call_on(&ls, srv_close_fn, &s);
+    lt_stop(&ls);
+    tc_fini(&srv);
+    tc_fini(&cli);
+}
+
+/* ---- stop from a signal handler ------------------------------------------------------------ */
+
+static edi_loop *g_sig_loop;
+
+static void on_sigusr1(int sig)
+{
+    (void)sig;
+    edi_loop_stop(g_sig_loop);
+}
+
+static void test_uring_stop_from_signal(void **state)
+{
+    (void)state;
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_sigusr1;
+    sigemptyset(&sa.sa_mask);
+    assert_int_equal(sigaction(SIGUSR1, &sa, &old), 0);
+    lt t;
+    memset(&t, 0, sizeof(t));
+    assert_int_equal(edi_loop_new(NULL, &t.loop), 0);
+    g_sig_loop = t.loop;
+    for (int round = 0; round < 2; round++) {
+        t.rc = 1;
+        assert_int_equal(pthread_create(&t.th, NULL, lt_main, &t), 0);
+        usleep(50000); /* asleep by now */
+        if (round == 0)
+            pthread_kill(t.th, SIGUSR1); /* interrupts the loop's own wait */
+        else
+            pthread_kill(pthread_self(), SIGUSR1); /* handled on another thread */
+        uint64_t d = edi_now_ms() + 5000;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 5;
+        assert_int_equal(pthread_timedjoin_np(t.th, NULL, &ts), 0);
+        assert_true(edi_now_ms() < d);
+        assert_int_equal(t.rc, 0);
+    }
+    edi_loop_free(t.loop);
+    sigaction(SIGUSR1, &old, NULL);
+}
+
+/* ---- connect, close, misc errors ------------------------------------------------------------ */
+
+static void test_uring_connect_refused(void **state)
+{
+    (void)state;
+    uint16_t port;
+    int lfd = plain_listen(&port);
+    close(lfd); /* nobody listens there now */
+    lt lc;
+    lt_start(&lc, NULL);
+    tconn cli;
+    tc_init(&cli, &lc, 0);
+    connect_args ca = { &cli, port, 1 };
+    call_on(&lc, connect_fn, &ca);
+    assert_int_equal(ca.rc, 0);
+    WAIT_UNTIL(atomic_load(&cli.closed));
+    assert_int_equal(atomic_load(&cli.connected), 0);
+    assert_int_equal(atomic_load(&cli.reason), EDIST_EIO);
+    lt_stop(&lc);
+}
+
+static void test_uring_graceful_close_flushes(void **state)
+{
+    (void)state;
+    const uint64_t N = 2000;
+    lt ls, lc;
+    lt_start(&ls, NULL);
+    lt_start(&lc, NULL);
+    tconn srv, cli;
+    tc_init(&srv, &ls, TC_VERIFY);
+    srv.fixed_len = 5000;
+    tc_init(&cli, &lc, 0);
+    cli.fixed_len = 5000;
+    cli.close_when_sent = 1;
+    server s;
+    server_start(&s, &ls, &srv, NULL);
+    tc_connect(&cli, s.port);
+    tc_start_pump(&cli, N, 5000);
+    WAIT_UNTIL(atomic_load(&srv.closed));
+    assert_int_equal(atomic_load(&srv.frames), N);
+    assert_int_equal(atomic_load(&srv.bad), 0);
+    assert_int_equal(atomic_load(&srv.reason), EDIST_ECLOSED);
+    WAIT_UNTIL(atomic_load(&cli.closed));
+    assert_int_equal(atomic_load(&cli.reason), 0);
+    call_on(&ls, srv_close_fn, &s);
+    lt_stop(&ls);
+    lt_stop(&lc);
+    tc_fini(&srv);
+    tc_fini(&cli);
+}
+
+typedef struct misc_args {
+    lt *t;
+} misc_args;
+
+static void misc_fn(void *a)
+{
+    misc_args *m = a;
+    edi_loop *l = m->t->loop;
+    edi_listener *lst = NULL;
+    uint16_t port = 0;
+    assert_int_equal(edi_loop_listen(l, "not-an-ip", 0, srv_on_accept, NULL, &lst, &port),
+                     EDIST_EINVAL);
+    assert_int_equal(edi_loop_listen(l, "127.0.0.1", 0, NULL, NULL, &lst, &port),
+                     EDIST_EINVAL);
+    edi_conn *c = NULL;
+    assert_int_equal(edi_conn_adopt(l, -1, &tc_ops, NULL, &c), EDIST_EINVAL);
+    static const edi_conn_ops no_close = { 0 };
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(edi_conn_adopt(l, fd, &no_close, NULL, &c), EDIST_EINVAL);
+    assert_int_equal(edi_loop_connect(l, "999.1.1.1", 1, 0, &tc_ops, NULL, &c), EDIST_EINVAL);
+    /* a port in use */
+    assert_int_equal(edi_loop_listen(l, "127.0.0.1", 0, srv_on_accept, NULL, &lst, &port), 0);
+    edi_listener *lst2 = NULL;
+    assert_int_equal(edi_loop_listen(l, "127.0.0.1", port, srv_on_accept, NULL, &lst2, NULL),
+                     EDIST_EIO);
+    edi_listener_close(lst);
+}
+
+static void test_uring_bad_arguments(void **state)
+{
+    (void)state;
+    edi_loop *l = NULL;
+    edi_loop_config cfg;
+    edi_loop_config_default(&cfg);
+    cfg.ring_entries = 100;
+    assert_int_equal(edi_loop_new(&cfg, &l), EDIST_EINVAL);
+    edi_loop_config_default(&cfg);
+    cfg.rx_buffer_count = 3;
+    assert_int_equal(edi_loop_new(&cfg, &l), EDIST_EINVAL);
+    edi_loop_config_default(&cfg);
+    cfg.max_frame_bytes = 0;
+    assert_int_equal(edi_loop_new(&cfg, &l), EDIST_EINVAL);
+    assert_null(l);
+    lt ls;
+    lt_start(&ls, NULL);
+    misc_args m = { &ls };
+    call_on(&ls, misc_fn, &m);
+    lt_stop(&ls);
+}
+
+/* Sending on a closed connection, and sends before the connect completes. */
+typedef struct early_args {
+    tconn *tc;
+    uint16_t port;
+} early_args;
+
+static void early_fn(void *a)
+{
+    early_args *e = a;
+    tconn *tc = e->tc;
+    assert_int_equal(edi_loop_connect(tc->t->loop, "127.0.0.1", e->port, 5000, &tc_ops, tc,
+                                      &tc->c), 0);
+    uint8_t p[100];
+    for (uint64_t k = 0; k < 10; k++) {
+        fill(p, 100, k);
+        assert_int_equal(edi_conn_send_frame(tc->c, p, 100), 0);
+    }
+    assert_int_equal(edi_conn_send_frame(tc->c, NULL, 5), EDIST_EINVAL);
+    assert_int_equal(edi_conn_send_raw(tc->c, NULL, 0), 0);
+}
+
+static void closed_send_fn(void *a)
+{
+    tconn *tc = a;
+    edi_conn *c = tc->c;
+    edi_conn_close(c, 1000);
+    edi_conn_close(c, 1000); /* idempotent */
+    assert_int_equal(edi_conn_send_frame(c, "x", 1), EDIST_ECLOSED);
+    edi_conn_abort(c, EDIST_EPROTO); /* after close: first reason kept */
+}
+
+static void test_uring_send_before_connected_and_after_close(void **state)
+{
+    (void)state;
+    lt ls, lc;
+    lt_start(&ls, NULL);
+    lt_start(&lc, NULL);
+    tconn srv, cli;
+    tc_init(&srv, &ls, TC_VERIFY);
+    srv.fixed_len = 100;
+    tc_init(&cli, &lc, 0);
+    server s;
+    server_start(&s, &ls, &srv, NULL);
+    early_args e = { &cli, s.port };
+    call_on(&lc, early_fn, &e);
+    WAIT_UNTIL(atomic_load(&srv.frames) == 10);
+    assert_int_equal(atomic_load(&srv.bad), 0);
+    call_on(&lc, closed_send_fn, &cli);
+    WAIT_UNTIL(atomic_load(&cli.closed));
+    assert_int_equal(atomic_load(&cli.reason), 0);
+    WAIT_UNTIL(atomic_load(&srv.closed));
+    assert_int_equal(atomic_load(&srv.reason), EDIST_ECLOSED);
+    call_on(&ls, srv_close_fn, &s);
+    lt_stop(&ls);
+    lt_stop(&lc);
+}
+
+int main(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_uring_echo_sizes),
+        cmocka_unit_test(test_uring_echo_sizes_oneshot),
+        cmocka_unit_test(test_uring_order_1m),
+        cmocka_unit_test(test_uring_raw_switch_one_write),
+        cmocka_unit_test(test_uring_raw_switch_byte_by_byte),
+        cmocka_unit_test(test_uring_raw_switch_split_message),
+        cmocka_unit_test(test_uring_raw_switch_small_raw_max),
+        cmocka_unit_test(test_uring_raw_overflow),
+        cmocka_unit_test(test_uring_rxbuf_exhaustion),
+        cmocka_unit_test(test_uring_rxbuf_outlives_loop),
+        cmocka_unit_test(test_uring_send_eagain_writable),
+        cmocka_unit_test(test_uring_peer_close_mid_frame),
+        cmocka_unit_test(test_uring_garbage_length),
+        cmocka_unit_test(test_uring_post_threads),
+        cmocka_unit_test(test_uring_post_full),
+        cmocka_unit_test(test_uring_timers),
+        cmocka_unit_test(test_uring_idle_cpu_adaptive),
+        cmocka_unit_test(test_uring_idle_cpu_sleep),
+        cmocka_unit_test(test_uring_busy_mode),
+        cmocka_unit_test(test_uring_stop_from_signal),
+        cmocka_unit_test(test_uring_connect_refused),
+        cmocka_unit_test(test_uring_graceful_close_flushes),
+        cmocka_unit_test(test_uring_bad_arguments),
+        cmocka_unit_test(test_uring_send_before_connected_and_after_close),
+    };
+    return cmocka_run_group_tests_name("uring", tests, NULL, NULL);
+}
