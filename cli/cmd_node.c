@@ -31,7 +31,8 @@ static void log_stderr(void *user, edist_log_level level, const char *line)
     char when[32];
     strftime(when, sizeof when, "%H:%M:%S", &tm);
     fprintf(stderr, "%s: %s.%03ld %s: %s\n", who, when, ts.tv_nsec / 1000000L,
-            level_names[level <= EDIST_LOG_DEBUG ? level : EDIST_LOG_DEBUG], line);
+            level_names[level <= EDIST_LOG_DEBUG ? level : EDIST_LOG_DEBUG],
+            line);
     fflush(stderr);
 }
 
@@ -47,16 +48,17 @@ static void on_event(void *user, const edist_node_event *ev)
 
 static void node_usage(FILE *out)
 {
-    fputs("usage: edist node --sname NAME[@HOST] | --name NAME@HOST [--cookie C]\n"
-          "                  [--hidden] [--config FILE] [--listen-address A]\n"
-          "                  [--listen-port P] [--epmd-port P] [--ticktime S]\n"
-          "                  [--setuptime S] [--connect-all BOOL] [--transport tcp]\n"
-          "                  [--idle adaptive|busy|sleep] [--log-level L]\n"
-          "                  [--start-epmd BOOL] [--print-config]\n"
-          "  Runs an edist node until SIGTERM/SIGINT. Every option may also be set\n"
-          "  as EDIST_<OPTION> in the environment or as a key in the [node] section\n"
-          "  of the config file; flags win over the environment, the environment\n"
-          "  over the file. --print-config shows each value and where it came from.\n",
+    fputs("usage: edist node --sname NAME[@HOST] | --name NAME@HOST\n"
+          "         [--cookie C] [--hidden] [--config FILE]\n"
+          "         [--listen-address A] [--listen-port P] [--epmd-port P]\n"
+          "         [--ticktime S] [--setuptime S] [--connect-all BOOL]\n"
+          "         [--transport tcp] [--idle adaptive|busy|sleep]\n"
+          "         [--log-level L] [--start-epmd BOOL] [--print-config]\n"
+          "  Runs an edist node until SIGTERM/SIGINT. Every option may\n"
+          "  also be set as EDIST_<OPTION> in the environment or as a key\n"
+          "  in the [node] section of the config file; flags win over the\n"
+          "  environment, the environment over the file. --print-config\n"
+          "  shows each value and where it came from.\n",
           out);
 }
 
@@ -84,7 +86,8 @@ int cmd_node(int argc, char **argv)
     static edi_node_options o;
     edi_node_options_init(&o);
     int positional[1], np = 0, print = 0;
-    int rc = edi_node_options_parse_args(&o, argc - 1, argv + 1, positional, 0, &np, &print);
+    int rc = edi_node_options_parse_args(&o, argc - 1, argv + 1, positional, 0,
+                                         &np, &print);
     if (rc == 0)
         rc = edi_node_options_load_all(&o);
     if (rc) {
@@ -119,16 +122,16 @@ int cmd_node(int argc, char **argv)
         cli_error("node", rc);
         return 1;
     }
-    rc = edist_node_monitor_nodes(node, EDIST_NODES_VISIBLE | EDIST_NODES_HIDDEN, on_event,
-                                  NULL, NULL);
+    rc = edist_node_monitor_nodes(
+        node, EDIST_NODES_VISIBLE | EDIST_NODES_HIDDEN, on_event, NULL, NULL);
     if (rc) {
         cli_error("node: monitor_nodes", rc);
         edist_node_stop(node);
         return 1;
     }
     printf("edist node %s ready (listening on port %u, creation %u%s)\n",
-           edist_node_name(node), edist_node_listen_port(node), edist_node_creation(node),
-           cfg->hidden ? ", hidden" : "");
+           edist_node_name(node), edist_node_listen_port(node),
+           edist_node_creation(node), cfg->hidden ? ", hidden" : "");
     fflush(stdout);
     int sig = 0;
     sigwait(&sigs, &sig);
@@ -139,13 +142,15 @@ int cmd_node(int argc, char **argv)
     return 0;
 }
 
-/* ---- ping ------------------------------------------------------------------------ */
+/* ---- ping ---------------------------------------------------------------- */
 
 static void ping_usage(FILE *out)
 {
-    fputs("usage: edist ping NODE [--cookie C] [--epmd-port P] [--setuptime S]\n"
-          "  Prints pong (exit 0) if NODE answers net_adm:ping, else pang (exit 1).\n"
-          "  Runs a short-lived hidden node that does not register, as erl_call.\n",
+    fputs("usage: edist ping NODE [--cookie C] [--epmd-port P]\n"
+          "         [--setuptime S]\n"
+          "  Prints pong (exit 0) if NODE answers net_adm:ping, else\n"
+          "  pang (exit 1). Runs a short-lived hidden node that does not\n"
+          "  register, as erl_call does.\n",
           out);
 }
 
@@ -180,11 +185,15 @@ int cmd_ping(int argc, char **argv)
     static edi_node_options o;
     edi_node_options_init(&o);
     /* A client: quiet unless asked, never the one to start a port mapper. */
-    edi_node_options_set(&o, EDI_OPT_LOG_LEVEL, "warning", EDI_OPT_DEFAULT, NULL);
-    edi_node_options_set(&o, EDI_OPT_START_EPMD, "false", EDI_OPT_DEFAULT, NULL);
-    edi_node_options_set(&o, EDI_OPT_LISTEN_ADDRESS, "127.0.0.1", EDI_OPT_DEFAULT, NULL);
+    edi_node_options_set(&o, EDI_OPT_LOG_LEVEL, "warning", EDI_OPT_DEFAULT,
+                         NULL);
+    edi_node_options_set(&o, EDI_OPT_START_EPMD, "false", EDI_OPT_DEFAULT,
+                         NULL);
+    edi_node_options_set(&o, EDI_OPT_LISTEN_ADDRESS, "127.0.0.1",
+                         EDI_OPT_DEFAULT, NULL);
     int positional[1], np = 0, print = 0;
-    int rc = edi_node_options_parse_args(&o, argc - 1, argv + 1, positional, 1, &np, &print);
+    int rc = edi_node_options_parse_args(&o, argc - 1, argv + 1, positional, 1,
+                                         &np, &print);
     if (rc == 0)
         rc = edi_node_options_load_all(&o);
     if (rc == 0 && print) {
@@ -201,7 +210,8 @@ int cmd_ping(int argc, char **argv)
     const char *target = argv[1 + positional[0]];
     const char *at = strchr(target, '@');
     if (!at || !at[1] || at == target) {
-        fprintf(stderr, "edist ping: bad node name '%s' (want NAME@HOST)\n", target);
+        fprintf(stderr, "edist ping: bad node name '%s' (want NAME@HOST)\n",
+                target);
         return 2;
     }
     rc = edi_node_options_to_config(&o, 0);
@@ -224,8 +234,9 @@ int cmd_ping(int argc, char **argv)
             struct addrinfo *res = NULL;
             bool fqdn = false;
             if (gethostname(hn, sizeof hn) == 0 &&
-                getaddrinfo(hn, NULL, &hints, &res) == 0 && res && res->ai_canonname &&
-                strchr(res->ai_canonname, '.') && strncmp(host, "127.", 4) != 0) {
+                getaddrinfo(hn, NULL, &hints, &res) == 0 && res &&
+                res->ai_canonname && strchr(res->ai_canonname, '.') &&
+                strncmp(host, "127.", 4) != 0) {
                 snprintf(name, sizeof name, "edist_ping_%ld@%s", (long)getpid(),
                          res->ai_canonname);
                 fqdn = true;
@@ -233,7 +244,8 @@ int cmd_ping(int argc, char **argv)
             if (res)
                 freeaddrinfo(res);
             if (!fqdn && local_address_towards(host, me, sizeof me) == 0)
-                snprintf(name, sizeof name, "edist_ping_%ld@%s", (long)getpid(), me);
+                snprintf(name, sizeof name, "edist_ping_%ld@%s", (long)getpid(),
+                         me);
         }
         cfg->name = name;
     }

@@ -86,12 +86,14 @@ int edi_ct_add(edi_conn_table *t, const char *name, edi_peer **out)
 {
     size_t len = name ? strlen(name) : 0;
     if (!edi_hs_node_name_ok(name ? name : "", len))
-        return edist_set_error(EDIST_EINVAL, "bad node name '%s'", name ? name : "");
+        return edist_set_error(EDIST_EINVAL, "bad node name '%s'",
+                               name ? name : "");
     if (edi_ct_find(t, name))
-        return edist_set_error(EDIST_EEXIST, "%s is in the table already", name);
+        return edist_set_error(EDIST_EEXIST, "%s is in the table already",
+                               name);
     if (t->count >= t->max_peers)
-        return edist_set_error(EDIST_ENOMEM, "connection table full (%zu peers)",
-                               t->max_peers);
+        return edist_set_error(
+            EDIST_ENOMEM, "connection table full (%zu peers)", t->max_peers);
     edi_peer *p = calloc(1, sizeof *p);
     if (!p)
         return edist_set_error(EDIST_ENOMEM, "connection table: no memory");

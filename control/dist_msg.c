@@ -91,12 +91,18 @@ const char *edi_dop_name(int op)
 static const char *types_text(unsigned mask)
 {
     switch (mask) {
-    case T_PID: return "a pid";
-    case T_REF: return "a reference";
-    case T_ATOM: return "an atom";
-    case T_PID | T_ATOM: return "a pid or an atom";
-    case T_LISTISH: return "a list";
-    default: return "another type";
+    case T_PID:
+        return "a pid";
+    case T_REF:
+        return "a reference";
+    case T_ATOM:
+        return "an atom";
+    case T_PID | T_ATOM:
+        return "a pid or an atom";
+    case T_LISTISH:
+        return "a list";
+    default:
+        return "another type";
     }
 }
 
@@ -111,8 +117,7 @@ static int take(edist_cursor *c, edist_term_view *v, unsigned mask, int op,
         return edist_set_error(rc, "dist %s: %s: malformed term at offset %zu",
                                edi_dop_name(op), what, c->err_offset);
     if (mask != T_ANY && !(mask & T_BIT(info.type)))
-        return edist_set_error(EDIST_EPROTO,
-                               "dist %s: %s is not %s (tag %u)",
+        return edist_set_error(EDIST_EPROTO, "dist %s: %s is not %s (tag %u)",
                                edi_dop_name(op), what, types_text(mask),
                                info.tag);
     rc = edist_dec_term(c, v);
@@ -157,10 +162,10 @@ static int op_has_payload(int op)
 static void set_to(edi_dist_msg *m, edist_term_view v)
 {
     m->to = v;
-    if (v.len > 0 && (v.ptr[0] == EDIST_TAG_ATOM_UTF8 ||
-                      v.ptr[0] == EDIST_TAG_SMALL_ATOM_UTF8 ||
-                      v.ptr[0] == EDIST_TAG_ATOM ||
-                      v.ptr[0] == EDIST_TAG_SMALL_ATOM))
+    if (v.len > 0 &&
+        (v.ptr[0] == EDIST_TAG_ATOM_UTF8 ||
+         v.ptr[0] == EDIST_TAG_SMALL_ATOM_UTF8 || v.ptr[0] == EDIST_TAG_ATOM ||
+         v.ptr[0] == EDIST_TAG_SMALL_ATOM))
         m->to_name = v;
 }
 
@@ -244,7 +249,8 @@ static int parse_fields(edist_cursor *c, int op, uint32_t arity,
     case EDI_DOP_PAYLOAD_EXIT2:
     case EDI_DOP_PAYLOAD_EXIT_TT:
     case EDI_DOP_PAYLOAD_EXIT2_TT: {
-        int tt = op == EDI_DOP_PAYLOAD_EXIT_TT || op == EDI_DOP_PAYLOAD_EXIT2_TT;
+        int tt =
+            op == EDI_DOP_PAYLOAD_EXIT_TT || op == EDI_DOP_PAYLOAD_EXIT2_TT;
         if (arity != (tt ? 4u : 3u))
             return bad_arity(op, arity);
         if ((rc = take(c, &m->from, T_PID, op, "from")) < 0 ||
@@ -301,7 +307,8 @@ static int parse_fields(edist_cursor *c, int op, uint32_t arity,
             edist_dec_int64(&mc, &a) < 0 || a < 0 || a > 255)
             return edist_set_error(EDIST_EPROTO,
                                    "dist %s: mfa is not {Module, Function, "
-                                   "Arity}", edi_dop_name(op));
+                                   "Arity}",
+                                   edi_dop_name(op));
         m->spawn_arity = (uint32_t)a;
         return 0;
     }
@@ -317,7 +324,8 @@ static int parse_fields(edist_cursor *c, int op, uint32_t arity,
         if (edist_dec_int64(c, &f) < 0 || f < 0 || f >= (1 << 27))
             return edist_set_error(EDIST_EPROTO,
                                    "dist %s: flags is not a small "
-                                   "non-negative integer", edi_dop_name(op));
+                                   "non-negative integer",
+                                   edi_dop_name(op));
         m->flags = (uint64_t)f;
         if ((rc = take(c, &m->result, T_PID | T_ATOM, op, "result")) < 0)
             return rc;
@@ -333,7 +341,8 @@ static int parse_fields(edist_cursor *c, int op, uint32_t arity,
             (op == EDI_DOP_UNLINK_ID && m->unlink_id == 0))
             return edist_set_error(EDIST_EPROTO,
                                    "dist %s: id is not an integer in "
-                                   "[1, 2^64-1]", edi_dop_name(op));
+                                   "[1, 2^64-1]",
+                                   edi_dop_name(op));
         if ((rc = take(c, &m->from, T_PID, op, "from")) < 0 ||
             (rc = take(c, &m->to, T_PID, op, "to")) < 0)
             return rc;
@@ -356,7 +365,8 @@ static int parse_fields(edist_cursor *c, int op, uint32_t arity,
         if (edist_dec_integer(c, &neg, &mag, &n, tmp) < 0 || neg)
             return edist_set_error(EDIST_EPROTO,
                                    "dist %s: flags is not a non-negative "
-                                   "integer", edi_dop_name(op));
+                                   "integer",
+                                   edi_dop_name(op));
         m->flags = 0;
         for (size_t i = 0; i < n && i < 8; i++)
             m->flags |= (uint64_t)mag[i] << (8 * i);
@@ -391,8 +401,7 @@ static int parse_fields(edist_cursor *c, int op, uint32_t arity,
         return 0;
     }
     default:
-        return edist_set_error(EDIST_EPROTO, "dist: unknown operation %d",
-                               op);
+        return edist_set_error(EDIST_EPROTO, "dist: unknown operation %d", op);
     }
 }
 
@@ -520,8 +529,8 @@ static int parse_cache_header(const uint8_t *p, size_t len, size_t *hdr_len)
     *hdr_len = pos;
     return edist_set_error(EDIST_EUNSUPPORTED,
                            "dist header: %u atom cache refs (%u new) but "
-                           "DIST_HDR_ATOM_CACHE was not negotiated", n,
-                           new_entries);
+                           "DIST_HDR_ATOM_CACHE was not negotiated",
+                           n, new_entries);
 }
 
 int edi_dist_parse(const uint8_t *frame, size_t len, edi_dist_msg *msg)
@@ -530,8 +539,8 @@ int edi_dist_parse(const uint8_t *frame, size_t len, edi_dist_msg *msg)
         return edist_set_error(EDIST_EINVAL,
                                "dist parse: empty frame (a tick?)");
     if (frame[0] == EDI_DIST_PASS_THROUGH)
-        return edi_dist_parse_body(frame + 1, len - 1, 1,
-                                   EDI_DIST_PASS_THROUGH, msg);
+        return edi_dist_parse_body(frame + 1, len - 1, 1, EDI_DIST_PASS_THROUGH,
+                                   msg);
     if (frame[0] != EDIST_TAG_VERSION || len < 2)
         return edist_set_error(EDIST_EPROTO,
                                "dist: frame starts with %u, not 112 or 131",
@@ -550,9 +559,8 @@ int edi_dist_parse(const uint8_t *frame, size_t len, edi_dist_msg *msg)
         return edist_set_error(EDIST_EINVAL,
                                "dist: a fragment; use the reassembler");
     default:
-        return edist_set_error(EDIST_EPROTO,
-                               "dist: unknown distribution header %u",
-                               frame[1]);
+        return edist_set_error(
+            EDIST_EPROTO, "dist: unknown distribution header %u", frame[1]);
     }
 }
 
@@ -706,7 +714,7 @@ static int feed_first(edi_dist_reasm *r, const uint8_t *frame, size_t len,
 {
     if (len < 2 + 16 + 1)
         return edist_set_error(EDIST_EPROTO, "reasm: truncated first "
-                               "fragment header");
+                                             "fragment header");
     uint64_t seq = get_be64(frame + 2);
     uint64_t fid = get_be64(frame + 10);
     if (fid == 0)
@@ -776,23 +784,21 @@ static int feed_cont(edi_dist_reasm *r, const uint8_t *frame, size_t len,
 {
     if (len < 2 + 16)
         return edist_set_error(EDIST_EPROTO, "reasm: truncated fragment "
-                               "header");
+                                             "header");
     uint64_t seq = get_be64(frame + 2);
     uint64_t fid = get_be64(frame + 10);
     reasm_seq *s = seq_find(r, seq);
     if (s == NULL)
-        return edist_set_error(EDIST_EPROTO,
-                               "reasm: fragment %llu of unknown sequence %llu",
-                               (unsigned long long)fid,
-                               (unsigned long long)seq);
+        return edist_set_error(
+            EDIST_EPROTO, "reasm: fragment %llu of unknown sequence %llu",
+            (unsigned long long)fid, (unsigned long long)seq);
     if (fid != s->next_fragment_id) {
         uint64_t want = s->next_fragment_id;
         seq_drop(r, s, 0);
         return edist_set_error(EDIST_EPROTO,
                                "reasm: sequence %llu: fragment %llu where "
                                "%llu was expected",
-                               (unsigned long long)seq,
-                               (unsigned long long)fid,
+                               (unsigned long long)seq, (unsigned long long)fid,
                                (unsigned long long)want);
     }
     size_t add = len - 18;
@@ -843,9 +849,8 @@ int edi_dist_reasm_feed(edi_dist_reasm *r, const uint8_t *frame, size_t len,
     case EDI_DIST_FRAG_CONT:
         return feed_cont(r, frame, len, out);
     default:
-        return edist_set_error(EDIST_EPROTO,
-                               "dist: unknown distribution header %u",
-                               frame[1]);
+        return edist_set_error(
+            EDIST_EPROTO, "dist: unknown distribution header %u", frame[1]);
     }
 }
 
@@ -909,8 +914,7 @@ static int norm(edist_term_view *v, const char *what)
         v->ptr++;
         v->len--;
         if (v->len == 0)
-            return edist_set_error(EDIST_EINVAL, "dist build: empty %s",
-                                   what);
+            return edist_set_error(EDIST_EINVAL, "dist build: empty %s", what);
     }
     if (v->ptr[0] == EDIST_TAG_COMPRESSED)
         return edist_set_error(EDIST_EINVAL,
@@ -983,7 +987,8 @@ static int emit(edist_buf *out, uint64_t flags, int op, el *els, unsigned n,
         out->len = start;
         return edist_set_error(EDIST_EINVAL,
                                "dist build %s: frame of %zu bytes exceeds "
-                               "the u32 length", edi_dop_name(op), frame_len);
+                               "the u32 length",
+                               edi_dop_name(op), frame_len);
     }
     put_be32(out->data + start, (uint32_t)frame_len);
     return 0;
@@ -1052,8 +1057,8 @@ int edi_dist_build_send_sender(edist_buf *out, uint64_t flags,
     if (rc < 0)
         return rc;
     return two_tt_payload(out, flags, EDI_DOP_SEND_SENDER,
-                          EDI_DOP_SEND_SENDER_TT, token, from, "from", to,
-                          "to", msg, "message");
+                          EDI_DOP_SEND_SENDER_TT, token, from, "from", to, "to",
+                          msg, "message");
 }
 
 int edi_dist_build_reg_send(edist_buf *out, uint64_t flags,
@@ -1081,9 +1086,8 @@ int edi_dist_build_alias_send(edist_buf *out, uint64_t flags,
     int rc = need_flag(flags, EDI_DFLAG_ALIAS, "ALIAS", EDI_DOP_ALIAS_SEND);
     if (rc < 0)
         return rc;
-    return two_tt_payload(out, flags, EDI_DOP_ALIAS_SEND,
-                          EDI_DOP_ALIAS_SEND_TT, token, from, "from", alias,
-                          "alias", msg, "message");
+    return two_tt_payload(out, flags, EDI_DOP_ALIAS_SEND, EDI_DOP_ALIAS_SEND_TT,
+                          token, from, "from", alias, "alias", msg, "message");
 }
 
 static int two(edist_buf *out, uint64_t flags, int op, edist_term_view a,
@@ -1146,8 +1150,8 @@ static int exit_common(edist_buf *out, uint64_t flags,
                        int op_tt, int pop, int pop_tt)
 {
     if (flags & EDI_DFLAG_EXIT_PAYLOAD)
-        return two_tt_payload(out, flags, pop, pop_tt, token, from, "from",
-                              to, "to", reason, "reason");
+        return two_tt_payload(out, flags, pop, pop_tt, token, from, "from", to,
+                              "to", reason, "reason");
     NORM(from, "from");
     NORM(to, "to");
     NORM(reason, "reason");
@@ -1204,9 +1208,8 @@ int edi_dist_build_demonitor_p(edist_buf *out, uint64_t flags,
 }
 
 int edi_dist_build_monitor_p_exit(edist_buf *out, uint64_t flags,
-                                  edist_term_view from_proc,
-                                  edist_term_view to, edist_term_view ref,
-                                  edist_term_view reason)
+                                  edist_term_view from_proc, edist_term_view to,
+                                  edist_term_view ref, edist_term_view reason)
 {
     NORM(from_proc, "from");
     NORM(to, "to");
@@ -1228,8 +1231,7 @@ int edi_dist_build_spawn_request(edist_buf *out, uint64_t flags,
                                  uint32_t arg_count, edist_term_view opts,
                                  edist_term_view args)
 {
-    int rc = need_flag(flags, EDI_DFLAG_SPAWN, "SPAWN",
-                       EDI_DOP_SPAWN_REQUEST);
+    int rc = need_flag(flags, EDI_DFLAG_SPAWN, "SPAWN", EDI_DOP_SPAWN_REQUEST);
     if (rc < 0)
         return rc;
     if (module == NULL || function == NULL || arg_count > 255)
@@ -1273,9 +1275,8 @@ int edi_dist_build_spawn_reply(edist_buf *out, uint64_t flags,
     if (rc < 0)
         return rc;
     if (spawn_flags >= (1u << 27))
-        return edist_set_error(EDIST_EINVAL,
-                               "dist build SPAWN_REPLY: flags 0x%x",
-                               spawn_flags);
+        return edist_set_error(
+            EDIST_EINVAL, "dist build SPAWN_REPLY: flags 0x%x", spawn_flags);
     NORM(req_id, "req_id");
     NORM(to, "to");
     NORM(result, "result");
@@ -1338,9 +1339,8 @@ int64_t edi_dist_frag_init(edi_dist_frag *f, const uint8_t *frame,
     if (f == NULL || frame == NULL)
         return edist_set_error(EDIST_EINVAL, "dist frag: NULL argument");
     if (sequence_id == 0)
-        return edist_set_error(EDIST_EINVAL,
-                               "dist frag: sequence id 0 means "
-                               "unfragmented to erts");
+        return edist_set_error(EDIST_EINVAL, "dist frag: sequence id 0 means "
+                                             "unfragmented to erts");
     if (frame_len <= FRAME_HDR_BYTES || frame[4] != EDIST_TAG_VERSION ||
         frame[5] != EDI_DIST_HEADER || frame[6] != 0 ||
         ((uint64_t)frame[0] << 24 | (uint64_t)frame[1] << 16 |
@@ -1462,7 +1462,8 @@ int edi_dist_frag_next_iov(edi_dist_frag *f,
     return frag_consume(f, n);
 }
 
-/* ---- net_kernel is_auth --------------------------------------------------- */
+/* ---- net_kernel is_auth ---------------------------------------------------
+ */
 
 int edi_dist_match_is_auth(const edi_dist_msg *msg, edist_term_view *from,
                            edist_term_view *tag, edist_term_view *node)
@@ -1487,17 +1488,17 @@ int edi_dist_match_is_auth(const edi_dist_msg *msg, edist_term_view *from,
     uint32_t n;
     edist_term_view f, t, nd;
     edist_cursor_init(&c, msg->payload.ptr, msg->payload.len);
-    if (edist_dec_tuple(&c, &n) < 0 || n != 3 ||
-        edist_dec_atom(&c, &a) < 0 || !edist_atom_eq(&a, "$gen_call") ||
-        edist_dec_tuple(&c, &n) < 0 || n != 2)
+    if (edist_dec_tuple(&c, &n) < 0 || n != 3 || edist_dec_atom(&c, &a) < 0 ||
+        !edist_atom_eq(&a, "$gen_call") || edist_dec_tuple(&c, &n) < 0 ||
+        n != 2)
         return 0;
     edist_term_info info;
     if (edist_peek(&c, &info) < 0 || info.type != EDIST_TYPE_PID ||
         edist_dec_term(&c, &f) < 0 || edist_dec_term(&c, &t) < 0 ||
-        edist_dec_tuple(&c, &n) < 0 || n != 2 ||
-        edist_dec_atom(&c, &a) < 0 || !edist_atom_eq(&a, "is_auth") ||
-        edist_peek(&c, &info) < 0 || info.type != EDIST_TYPE_ATOM ||
-        edist_dec_term(&c, &nd) < 0 || edist_cursor_remaining(&c) != 0)
+        edist_dec_tuple(&c, &n) < 0 || n != 2 || edist_dec_atom(&c, &a) < 0 ||
+        !edist_atom_eq(&a, "is_auth") || edist_peek(&c, &info) < 0 ||
+        info.type != EDIST_TYPE_ATOM || edist_dec_term(&c, &nd) < 0 ||
+        edist_cursor_remaining(&c) != 0)
         return 0;
     if (from)
         *from = f;

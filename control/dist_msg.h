@@ -100,11 +100,12 @@ const char *edi_dop_name(int op);
  *  op                      from         to            other fields
  *  LINK, UNLINK,           pid          pid
  *   GROUP_LEADER
- *  UNLINK_ID(_ACK)         pid          pid           unlink_id (1..2^64-1)
+ *  UNLINK_ID(_ACK)         pid          pid           unlink_id (1..2^64-1;
+ *                                                     ACK: 0 too, as erts)
  *  SEND(_TT)               -            pid           token; payload
  *  SEND_SENDER(_TT)        pid          pid           token; payload
  *  REG_SEND(_TT)           pid          atom          token; payload
- *  ALIAS_SEND(_TT)         pid          ref (alias)   ref (= to), token; payload
+ *  ALIAS_SEND(_TT)         pid          ref (alias)   ref = to; token; payload
  *  EXIT(_TT), EXIT2(_TT)   pid          pid           token; reason
  *  PAYLOAD_EXIT(2)(_TT)    pid          pid           token; reason = payload
  *  MONITOR_P, DEMONITOR_P  pid          pid or atom   ref
@@ -132,31 +133,31 @@ const char *edi_dop_name(int op);
  * term there. "from"/"to" for REG_SEND: `to` is the registered name, also
  * in to_name (set whenever the destination is an atom). */
 typedef struct edi_dist_msg {
-    int op;                        /* edi_dop */
-    edist_term_view control;       /* the whole control tuple */
+    int op;                  /* edi_dop */
+    edist_term_view control; /* the whole control tuple */
     edist_term_view from;
     edist_term_view to;
-    edist_term_view to_name;       /* == to when to is an atom */
-    edist_term_view ref;           /* monitor ref, alias, spawn ReqId */
-    edist_term_view reason;        /* exit reason (in control or payload) */
-    edist_term_view token;         /* trace token */
-    edist_term_view group_leader;  /* SPAWN_REQUEST */
-    edist_term_view mfa;           /* SPAWN_REQUEST {M, F, Arity} */
-    edist_term_view options;       /* SPAWN_REQUEST option list */
-    edist_term_view result;        /* SPAWN_REPLY pid or error atom */
-    edist_atom spawn_module;       /* SPAWN_REQUEST, from mfa */
+    edist_term_view to_name;      /* == to when to is an atom */
+    edist_term_view ref;          /* monitor ref, alias, spawn ReqId */
+    edist_term_view reason;       /* exit reason (in control or payload) */
+    edist_term_view token;        /* trace token */
+    edist_term_view group_leader; /* SPAWN_REQUEST */
+    edist_term_view mfa;          /* SPAWN_REQUEST {M, F, Arity} */
+    edist_term_view options;      /* SPAWN_REQUEST option list */
+    edist_term_view result;       /* SPAWN_REPLY pid or error atom */
+    edist_atom spawn_module;      /* SPAWN_REQUEST, from mfa */
     edist_atom spawn_function;
     uint32_t spawn_arity;
-    uint64_t unlink_id;            /* UNLINK_ID(_ACK) */
-    uint64_t flags;                /* SPAWN_REPLY, ALTACT_SIG_SEND */
+    uint64_t unlink_id; /* UNLINK_ID(_ACK) */
+    uint64_t flags;     /* SPAWN_REPLY, ALTACT_SIG_SEND */
     /* The term after the control tuple (message, exit reason of a PAYLOAD_*
      * op, or spawn argument list), without 131; ptr == NULL when the op has
      * none. It is the rest of the frame, NOT validated here (messages can be
      * big; the consumer decodes it, and its decoder validates): treat it as
      * untrusted bytes, e.g. edist_term_validate() before a whole-term walk. */
     edist_term_view payload;
-    uint8_t form;                  /* EDI_DIST_PASS_THROUGH / _HEADER /
-                                      _FRAG_HEADER (reassembled) */
+    uint8_t form; /* EDI_DIST_PASS_THROUGH / _HEADER /
+                     _FRAG_HEADER (reassembled) */
 } edi_dist_msg;
 
 /* Parse one complete, unfragmented frame payload (after the u32 length,
@@ -183,8 +184,9 @@ int edi_dist_parse(const uint8_t *frame, size_t len, edi_dist_msg *msg);
 int edi_dist_parse_body(const uint8_t *body, size_t len, int with_version,
                         int form, edi_dist_msg *msg);
 
-/* Decode a pid view (as found in from/to) into *pid (views into the same
- * buffer). Returns 0 or EDIST_ETYPE. */
+/* Decode a view (as found in from/to/ref/to_name) into *pid / *ref /
+ * *atom, whose atom views point into the same buffer. Returns 0, or
+ * EDIST_ETYPE (absent or another type). */
 int edi_dist_view_pid(edist_term_view v, edist_pid *pid);
 int edi_dist_view_ref(edist_term_view v, edist_ref *ref);
 int edi_dist_view_atom(edist_term_view v, edist_atom *atom);
@@ -236,9 +238,12 @@ typedef struct edi_dist_delivery {
  *                    FragmentId 0, or a parse error in the completed message;
  *      EDIST_ENOMEM  a limit above was exceeded or allocation failed (the
  *                    offending sequence is dropped);
+ *      EDIST_EINVAL  empty frame (a tick: the caller's) or NULL argument;
  *      parse errors as edi_dist_parse for unfragmented frames.
- * An unfragmented frame never touches the reassembler's state. A first
- * fragment with FragmentId 1 is a whole message (delivered, owned). */
+ * An unfragmented frame never touches the reassembler's state, nor does a
+ * first fragment with FragmentId 1 (a whole message: parsed in place, owned
+ * NULL). A sequence that fails (out of order, over a limit, bad message) is
+ * dropped and its memory released. */
 int edi_dist_reasm_feed(edi_dist_reasm *r, const uint8_t *frame, size_t len,
                         edi_dist_delivery *out);
 
@@ -344,9 +349,8 @@ int edi_dist_build_demonitor_p(edist_buf *out, uint64_t flags,
  * MONITOR_P_EXIT {21, FromProc, To, Ref, Reason}. from_proc is the pid, or
  * the name atom when the monitor was by name (as erts sends). */
 int edi_dist_build_monitor_p_exit(edist_buf *out, uint64_t flags,
-                                  edist_term_view from_proc,
-                                  edist_term_view to, edist_term_view ref,
-                                  edist_term_view reason);
+                                  edist_term_view from_proc, edist_term_view to,
+                                  edist_term_view ref, edist_term_view reason);
 /* SPAWN_REQUEST(_TT) {29, ReqId, From, GroupLeader, {M, F, Arity}, Opts
  * [, Token]} + ArgList (needs DFLAG_SPAWN). Arity is arg_count, which the
  * caller makes match the list in args. opts: encoded option list (nil for
@@ -397,13 +401,13 @@ int edi_dist_build_altact_sig_send(edist_buf *out, uint64_t flags,
  * fragments; one sender must finish its sequence before starting another
  * with the same SequenceId. */
 typedef struct edi_dist_frag {
-    const uint8_t *body;      /* control tuple + payload in the frame */
+    const uint8_t *body; /* control tuple + payload in the frame */
     size_t body_len;
     size_t ctl_len;
-    size_t taken;             /* body bytes already handed out */
+    size_t taken; /* body bytes already handed out */
     size_t frag_bytes;
     uint64_t sequence_id;
-    uint64_t count;           /* total fragments */
+    uint64_t count;            /* total fragments */
     uint64_t next_fragment_id; /* counts down; 0 when done */
 } edi_dist_frag;
 

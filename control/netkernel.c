@@ -23,6 +23,9 @@
 #define NK_NODES_QUERY_TIMEOUT_MS 10000u
 /* Housekeeping (orphaned pending entries) runs this often. */
 #define NK_HOUSEKEEPING_MS 500u
+/* Replies the node owes a peer (is_auth, spawn replies) go past a full
+ * send queue, up to this many queued bytes in all. */
+#define NK_FORCED_QUEUE_MAX_BYTES (8u * 1024u * 1024u)
 /* Graceful close of one connection: flush for at most this long. */
 #define NK_CLOSE_FLUSH_MS 2000u
 /* The pid id of the node's own pseudo-process (<N.1.0>), and where the
@@ -75,7 +78,7 @@ typedef struct nk_op {
     char peer[EDI_HS_NAME_MAX_BYTES + 1];
     edi_nk_done_fn done;
     void *arg;
-    uint32_t ref[3]; /* PING tag / NODES_QUERY ReqId (our node, creation) */
+    uint32_t ref[3];     /* PING tag / NODES_QUERY ReqId (our node, creation) */
     uint64_t sub_handle; /* OP_MONITOR_NODE */
     edi_timer timer;
     struct nk_op *next, *prev;
@@ -98,8 +101,8 @@ struct edi_nk {
     edi_conn_table table;
     edi_link *links;      /* live links */
     edi_link *dead_links; /* killed, waiting for their sockets' on_close */
-    size_t handshakes; /* links not yet up */
-    size_t conns_open; /* all conns not yet on_close'd */
+    size_t handshakes;    /* links not yet up */
+    size_t conns_open;    /* all conns not yet on_close'd */
     nk_op *ops;
     size_t op_count;
     uint64_t next_id;
@@ -127,11 +130,10 @@ struct edi_nk {
 static const edi_conn_ops dist_ops;
 static const edi_conn_ops epmd_ops;
 
-/* ---- logging ---------------------------------------------------------------- */
+/* ---- logging ------------------------------------------------------------- */
 
-__attribute__((format(printf, 3, 4))) static void nk_log(edi_nk *nk,
-                                                         edist_log_level lvl,
-                                                         const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void
+nk_log(edi_nk *nk, edist_log_level lvl, const char *fmt, ...)
 {
     if (!nk->cfg.log || lvl > nk->cfg.log_level)
         return;
@@ -156,16 +158,22 @@ static void flags_summary(uint64_t flags, char *buf, size_t cap)
         uint64_t bit;
         const char *name;
     } notable[] = {
-        {EDI_DFLAG_FRAGMENTS, "fragments"},   {EDI_DFLAG_SPAWN, "spawn"},
-        {EDI_DFLAG_ALIAS, "alias"},           {EDI_DFLAG_UNLINK_ID, "unlink_id"},
-        {EDI_DFLAG_V4_NC, "v4_nc"},           {EDI_DFLAG_EXIT_PAYLOAD, "exit_payload"},
-        {EDI_DFLAG_SEND_SENDER, "send_sender"}, {EDI_DFLAG_DIST_MONITOR_NAME, "monitor_name"},
+        {EDI_DFLAG_FRAGMENTS, "fragments"},
+        {EDI_DFLAG_SPAWN, "spawn"},
+        {EDI_DFLAG_ALIAS, "alias"},
+        {EDI_DFLAG_UNLINK_ID, "unlink_id"},
+        {EDI_DFLAG_V4_NC, "v4_nc"},
+        {EDI_DFLAG_EXIT_PAYLOAD, "exit_payload"},
+        {EDI_DFLAG_SEND_SENDER, "send_sender"},
+        {EDI_DFLAG_DIST_MONITOR_NAME, "monitor_name"},
     };
-    size_t n = (size_t)snprintf(buf, cap, "flags 0x%llx", (unsigned long long)flags);
+    size_t n =
+        (size_t)snprintf(buf, cap, "flags 0x%llx", (unsigned long long)flags);
     const char *sep = " (";
     for (size_t i = 0; i < sizeof notable / sizeof notable[0] && n < cap; i++) {
         if (flags & notable[i].bit) {
-            n += (size_t)snprintf(buf + n, cap - n, "%s%s", sep, notable[i].name);
+            n += (size_t)snprintf(buf + n, cap - n, "%s%s", sep,
+                                  notable[i].name);
             sep = " ";
         }
     }
@@ -173,7 +181,7 @@ static void flags_summary(uint64_t flags, char *buf, size_t cap)
         snprintf(buf + n, cap - n, ")");
 }
 
-/* ---- tick decision ------------------------------------------------------------ */
+/* ---- tick decision ------------------------------------------------------- */
 
 edi_tick_action edi_tick_check(edi_tick_state *st, uint64_t read_total,
                                uint64_t written_total, bool send_queue_empty,
@@ -194,11 +202,12 @@ edi_tick_action edi_tick_check(edi_tick_state *st, uint64_t read_total,
     return EDI_TICK_NOTHING;
 }
 
-/* ---- terms we build --------------------------------------------------------- */
+/* ---- terms we build ------------------------------------------------------ */
 
 static edist_atom self_atom(const edi_nk *nk)
 {
-    edist_atom a = {.ptr = nk->name, .len = (uint32_t)strlen(nk->name), .latin1 = 0};
+    edist_atom a = {
+        .ptr = nk->name, .len = (uint32_t)strlen(nk->name), .latin1 = 0};
     return a;
 }
 
@@ -214,14 +223,17 @@ static void make_ref(edi_nk *nk, uint32_t words[3])
 
 static int enc_ref(edi_nk *nk, edist_buf *b, const uint32_t words[3])
 {
-    edist_ref r = {.node = self_atom(nk), .creation = nk->cfg.creation, .len = 3};
+    edist_ref r = {
+        .node = self_atom(nk), .creation = nk->cfg.creation, .len = 3};
     memcpy(r.ids, words, 3 * sizeof words[0]);
     return edist_enc_ref(b, &r);
 }
 
 static int enc_pid(edi_nk *nk, edist_buf *b, uint32_t id)
 {
-    edist_pid p = {.node = self_atom(nk), .id = id, .serial = 0,
+    edist_pid p = {.node = self_atom(nk),
+                   .id = id,
+                   .serial = 0,
                    .creation = nk->cfg.creation};
     return edist_enc_pid(b, &p);
 }
@@ -232,7 +244,7 @@ static edist_term_view buf_view(const edist_buf *b, size_t from)
     return v;
 }
 
-/* ---- ops ---------------------------------------------------------------------- */
+/* ---- ops ----------------------------------------------------------------- */
 
 static nk_op *op_find(edi_nk *nk, uint64_t id)
 {
@@ -260,7 +272,8 @@ static nk_op *op_new(edi_nk *nk, op_kind kind, const char *peer,
                      edi_nk_done_fn done, void *arg, uint32_t timeout_ms)
 {
     if (nk->op_count >= NK_MAX_OPS) {
-        edist_set_error(EDIST_EAGAIN, "too many requests in progress (%u)", NK_MAX_OPS);
+        edist_set_error(EDIST_EAGAIN, "too many requests in progress (%u)",
+                        NK_MAX_OPS);
         return NULL;
     }
     nk_op *o = calloc(1, sizeof *o);
@@ -302,7 +315,7 @@ static void op_finish(edi_nk *nk, nk_op *o, int err, const char *detail)
     free(o);
 }
 
-/* ---- subscriptions --------------------------------------------------------- */
+/* ---- subscriptions ------------------------------------------------------- */
 
 static void subs_sweep(edi_nk *nk)
 {
@@ -338,8 +351,11 @@ static void fire_one(edi_nk *nk, nk_sub *s, const edist_node_event *ev)
 static void emit_event(edi_nk *nk, bool up, const char *peer, bool hidden,
                        const char *reason, uint64_t flags)
 {
-    edist_node_event ev = {.up = up, .node = peer, .hidden = hidden,
-                           .reason = up ? NULL : reason, .flags = flags};
+    edist_node_event ev = {.up = up,
+                           .node = peer,
+                           .hidden = hidden,
+                           .reason = up ? NULL : reason,
+                           .flags = flags};
     unsigned kind = hidden ? EDIST_NODES_HIDDEN : EDIST_NODES_VISIBLE;
     nk->dispatching++;
     size_t n = nk->sub_count; /* subscriptions made by callbacks wait */
@@ -360,7 +376,9 @@ static void emit_event(edi_nk *nk, bool up, const char *peer, bool hidden,
     subs_sweep(nk);
 }
 
-/* ---- sending ------------------------------------------------------------------ */
+/* ---- sending ------------------------------------------------------------- */
+
+static void link_down(edi_link *l, const char *reason, bool graceful);
 
 static void release_free(void *arg, const void *body)
 {
@@ -376,19 +394,31 @@ static int send_built(edi_nk *nk, edi_link *l, bool force)
     if (edist_buf_error(&nk->out))
         return edist_buf_error(&nk->out);
     if (!l->conn || l->phase != L_UP || l->dead)
-        return edist_set_error(EDIST_ECLOSED, "connection to %s is down", link_label(l));
+        return edist_set_error(EDIST_ECLOSED, "connection to %s is down",
+                               link_label(l));
     int rc;
     size_t len = nk->out.len;
     if (!force) {
         rc = edi_conn_send_raw(l->conn, nk->out.data, len);
     } else {
+        /* Forced replies still have a ceiling: a peer that keeps asking
+         * and never reads would otherwise grow our memory without bound.
+         * Such a peer is dropped, as erts drops a stuck connection. */
+        if (edi_conn_send_queue_bytes(l->conn) > NK_FORCED_QUEUE_MAX_BYTES) {
+            nk_log(nk, EDIST_LOG_WARNING,
+                   "%s does not read its replies (%zu bytes queued): "
+                   "disconnecting",
+                   l->peer_name, edi_conn_send_queue_bytes(l->conn));
+            link_down(l, "connection_closed", false);
+            return edist_set_error(EDIST_ECLOSED, "peer does not read");
+        }
         size_t body_len = len - 4;
         uint8_t *body = malloc(body_len ? body_len : 1);
         if (!body)
             return edist_set_error(EDIST_ENOMEM, "no memory to send");
         memcpy(body, nk->out.data + 4, body_len);
-        rc = edi_conn_send_frame_owned(l->conn, NULL, 0, body, body_len, release_free,
-                                       NULL, EDI_SEND_FORCE);
+        rc = edi_conn_send_frame_owned(l->conn, NULL, 0, body, body_len,
+                                       release_free, NULL, EDI_SEND_FORCE);
         if (rc)
             free(body);
     }
@@ -400,7 +430,7 @@ static int send_built(edi_nk *nk, edi_link *l, bool force)
     return rc;
 }
 
-/* ---- link lifetime ------------------------------------------------------------- */
+/* ---- link lifetime ------------------------------------------------------- */
 
 static void link_maybe_free(edi_link *l)
 {
@@ -420,7 +450,8 @@ static void link_maybe_free(edi_link *l)
 
 static void shutdown_check(edi_nk *nk);
 
-static void peer_waiters_done(edi_nk *nk, edi_peer *p, int err, const char *detail);
+static void peer_waiters_done(edi_nk *nk, edi_peer *p, int err,
+                              const char *detail);
 
 /* Bookkeeping done: take l out of the kernel's lists and close its
  * sockets (flushing what is queued when graceful). */
@@ -458,18 +489,37 @@ static void link_kill(edi_link *l, bool graceful)
         link_maybe_free(l);
 }
 
-static void fail_peer_ops(edi_nk *nk, const char *peer, int err, const char *detail)
+static void fail_peer_ops(edi_nk *nk, const char *peer, int err,
+                          const char *detail)
 {
     nk_op *o = nk->ops;
     while (o) {
         nk_op *n = o->next;
-        if ((o->kind == OP_PING || o->kind == OP_NODES_QUERY) && !strcmp(o->peer, peer))
+        if ((o->kind == OP_PING || o->kind == OP_NODES_QUERY) &&
+            !strcmp(o->peer, peer))
             op_finish(nk, o, err, detail);
         o = n;
     }
 }
 
 static void handshake_done(edi_link *l);
+static void hs_flush(edi_link *l);
+static void link_fail(edi_link *l, int err, const char *detail);
+
+/* The acceptor l verified a peer we had a connection to, and that old
+ * connection is gone now: finish (net_kernel's wait_pending answered). */
+static void old_conn_gone(edi_link *l)
+{
+    l->phase = L_HANDSHAKE;
+    if (edi_hs_old_conn_gone(&l->hs) != 0) {
+        link_fail(l, EDIST_EPROTO,
+                  "handshake: cannot continue after the old connection");
+        return;
+    }
+    hs_flush(l);
+    if (edi_hs_get_state(&l->hs) == EDI_HS_DONE)
+        handshake_done(l);
+}
 
 /* A connection that was up is gone. */
 static void link_down(edi_link *l, const char *reason, bool graceful)
@@ -505,22 +555,12 @@ static void link_down(edi_link *l, const char *reason, bool graceful)
         }
     }
     char detail[EDI_HS_NAME_MAX_BYTES + 64];
-    snprintf(detail, sizeof detail, "connection to %s went down (%s)", name, reason);
+    snprintf(detail, sizeof detail, "connection to %s went down (%s)", name,
+             reason);
     fail_peer_ops(nk, name, EDIST_ECLOSED, detail);
     emit_event(nk, false, name, hidden, reason, 0);
-    if (waiting && !waiting->dead && waiting->phase == L_WAIT_OLD) {
-        /* The replacing connection may go on (net_kernel's wait_pending). */
-        waiting->phase = L_HANDSHAKE;
-        edi_hs_old_conn_gone(&waiting->hs);
-        size_t len;
-        const uint8_t *out = edi_hs_output(&waiting->hs, &len);
-        if (out && len) {
-            edi_conn_send_raw(waiting->conn, out, len);
-            edi_hs_output_done(&waiting->hs, len);
-        }
-        if (edi_hs_get_state(&waiting->hs) == EDI_HS_DONE)
-            handshake_done(waiting);
-    }
+    if (waiting && !waiting->dead && waiting->phase == L_WAIT_OLD)
+        old_conn_gone(waiting);
     shutdown_check(nk);
 }
 
@@ -535,13 +575,20 @@ static void link_fail(edi_link *l, int err, const char *detail)
     bool quiet = err == EDIST_EEXIST; /* lost a simultaneous connect: normal */
     if (!quiet) {
         nk->stats.handshakes_refused++;
+        /* "dropped" when it ran out of time, "refused" when we said no. */
+        const char *what = err == EDIST_ETIMEDOUT ? "dropped"
+                           : err == EDIST_ECLOSED ? "closed"
+                                                  : "refused";
         if (l->role == EDI_HS_ACCEPTOR)
-            nk_log(nk, EDIST_LOG_INFO, "connection from %s refused: %s", l->addr, detail);
+            nk_log(nk, EDIST_LOG_INFO, "connection from %s %s: %s", l->addr,
+                   what, detail);
         else
-            nk_log(nk, EDIST_LOG_INFO, "connection to %s failed: %s", l->peer_name, detail);
+            nk_log(nk, EDIST_LOG_INFO, "connection to %s failed: %s",
+                   l->peer_name, detail);
     } else {
         nk_log(nk, EDIST_LOG_DEBUG, "connection %s %s dropped: %s",
-               l->role == EDI_HS_ACCEPTOR ? "from" : "to", link_label(l), detail);
+               l->role == EDI_HS_ACCEPTOR ? "from" : "to", link_label(l),
+               detail);
     }
     /* Whatever the machine queued last (nok, not_allowed) tells the peer
      * why; send it before closing. */
@@ -563,7 +610,8 @@ static void link_fail(edi_link *l, int err, const char *detail)
         if (err == EDIST_EEXIST && l->role == EDI_HS_INITIATOR) {
             /* The peer's own attempt to reach us wins the simultaneous
              * connect: keep the entry (and its waiters) for it. */
-            p->orphan_deadline_ms = edi_loop_now_ms(nk->loop) + nk->cfg.setuptime_ms;
+            p->orphan_deadline_ms =
+                edi_loop_now_ms(nk->loop) + nk->cfg.setuptime_ms;
         } else {
             peer_waiters_done(nk, p, err, detail);
         }
@@ -572,7 +620,8 @@ static void link_fail(edi_link *l, int err, const char *detail)
 }
 
 /* The pending entry p is resolved with err: tell its waiters, drop it. */
-static void peer_waiters_done(edi_nk *nk, edi_peer *p, int err, const char *detail)
+static void peer_waiters_done(edi_nk *nk, edi_peer *p, int err,
+                              const char *detail)
 {
     edi_peer_waiter *w = edi_ct_take_waiters(p);
     edi_ct_remove(&nk->table, p);
@@ -598,14 +647,14 @@ static void setup_timeout(edi_loop *loop, edi_timer *t, void *arg)
     char detail[512];
     if (l->phase == L_LOOKUP) {
         snprintf(detail, sizeof detail,
-                 "no answer from the port mapper of %s within %u ms", l->peer_name,
-                 l->nk->cfg.setuptime_ms);
+                 "no answer from the port mapper of %s within %u ms",
+                 l->peer_name, l->nk->cfg.setuptime_ms);
         link_fail(l, EDIST_ETIMEDOUT, detail);
         return;
     }
     int rc = edi_hs_timeout(&l->hs);
-    snprintf(detail, sizeof detail, "%s (setup time %u ms)", edi_hs_error(&l->hs),
-             l->nk->cfg.setuptime_ms);
+    snprintf(detail, sizeof detail, "%s (setup time %u ms)",
+             edi_hs_error(&l->hs), l->nk->cfg.setuptime_ms);
     link_fail(l, rc ? rc : EDIST_ETIMEDOUT, detail);
 }
 
@@ -628,7 +677,7 @@ static edi_link *link_new(edi_nk *nk, edi_hs_role role)
     return l;
 }
 
-/* ---- handshake hooks ------------------------------------------------------------ */
+/* ---- handshake hooks ----------------------------------------------------- */
 
 static edi_hs_decision hook_accept(void *ctx, const edi_hs_peer *hp)
 {
@@ -647,8 +696,8 @@ static edi_hs_decision hook_accept(void *ctx, const edi_hs_peer *hp)
     switch (d) {
     case EDI_HS_GO:
         if (!p && edi_ct_add(&nk->table, hp->name, &p) != 0) {
-            nk_log(nk, EDIST_LOG_WARNING, "connection from %s (%s): %s", l->addr,
-                   hp->name, edist_last_error());
+            nk_log(nk, EDIST_LOG_WARNING, "connection from %s (%s): %s",
+                   l->addr, hp->name, edist_last_error());
             return EDI_HS_NOT_ALLOWED;
         }
         p->owner = l;
@@ -660,8 +709,8 @@ static edi_hs_decision hook_accept(void *ctx, const edi_hs_peer *hp)
         edi_link *old = p->owner;
         p->owner = l;
         l->peer = p;
-        nk_log(nk, EDIST_LOG_DEBUG, "simultaneous connect with %s: the incoming one wins",
-               hp->name);
+        nk_log(nk, EDIST_LOG_DEBUG,
+               "simultaneous connect with %s: the incoming one wins", hp->name);
         if (old) {
             old->peer = NULL;
             link_fail(old, EDIST_EEXIST, "simultaneous connect lost");
@@ -710,7 +759,7 @@ static void hs_flush(edi_link *l)
         edi_hs_output_done(&l->hs, len);
 }
 
-/* ---- up --------------------------------------------------------------------- */
+/* ---- up ------------------------------------------------------------------ */
 
 static void start_nodes_query(edi_nk *nk, edi_link *l);
 
@@ -720,7 +769,12 @@ static void handshake_done(edi_link *l)
     const edi_hs_result *r = edi_hs_get_result(&l->hs);
     edi_peer *p = l->peer;
     if (!r || !p || p->owner != l || p->state != EDI_PEER_PENDING) {
-        link_fail(l, EDIST_EEXIST, "handshake finished for an entry it no longer owns");
+        link_fail(l, EDIST_EEXIST,
+                  "handshake finished for an entry it no longer owns");
+        return;
+    }
+    if (nk->shutting_down) {
+        link_fail(l, EDIST_ECLOSED, "node is stopping");
         return;
     }
     int rc = edi_dist_reasm_create(NULL, &l->reasm);
@@ -751,7 +805,8 @@ static void handshake_done(edi_link *l)
     flags_summary(l->flags, fl, sizeof fl);
     nk_log(nk, EDIST_LOG_INFO, "node up: %s (%s, %s %s, %s)", p->name,
            r->hidden ? "hidden" : "visible",
-           l->role == EDI_HS_INITIATOR ? "connected to" : "accepted from", l->addr, fl);
+           l->role == EDI_HS_INITIATOR ? "connected to" : "accepted from",
+           l->addr, fl);
     emit_event(nk, true, p->name, r->hidden, NULL, l->flags);
     /* Waiters: the entry may have been dropped by a callback above. */
     p = edi_ct_find(&nk->table, r->peer_name);
@@ -772,7 +827,7 @@ static void handshake_done(edi_link *l)
         start_nodes_query(nk, l);
 }
 
-/* ---- connection callbacks ------------------------------------------------------ */
+/* ---- connection callbacks ------------------------------------------------ */
 
 static size_t on_bytes(edi_conn *c, void *user, const uint8_t *data, size_t len)
 {
@@ -806,9 +861,17 @@ static size_t on_bytes(edi_conn *c, void *user, const uint8_t *data, size_t len)
         if (l->phase != L_WAIT_OLD) {
             l->phase = L_WAIT_OLD;
             edi_peer *p = l->peer;
-            /* net_kernel's wait_pending: kill the old controller. */
-            if (p && p->state == EDI_PEER_UP_PENDING && p->owner)
+            if (p && p->state == EDI_PEER_UP_PENDING && p->pending == l &&
+                p->owner) {
+                /* net_kernel's wait_pending: kill the old controller; its
+                 * nodedown lets this one go on (link_down). */
                 link_down(p->owner, "connection_closed", false);
+            } else if (p && p->state == EDI_PEER_PENDING && p->owner == l) {
+                old_conn_gone(l); /* the old one went by itself meanwhile */
+            } else {
+                link_fail(l, EDIST_EEXIST,
+                          "replaced connection lost its entry");
+            }
         }
         return total;
     case EDI_HS_RUNNING:
@@ -835,8 +898,9 @@ static void on_frame(edi_conn *c, void *user, const edi_frame *f)
     edi_dist_delivery d;
     int rc = edi_dist_reasm_feed(l->reasm, f->data, f->len, &d);
     if (rc < 0) {
-        nk_log(nk, EDIST_LOG_WARNING, "bad distribution message from %s (%s): %s",
-               l->peer_name, edist_strerror(rc), edist_last_error());
+        nk_log(nk, EDIST_LOG_WARNING,
+               "bad distribution message from %s (%s): %s", l->peer_name,
+               edist_strerror(rc), edist_last_error());
         link_down(l, "connection_closed", false);
         return;
     }
@@ -862,7 +926,8 @@ static void on_close(edi_conn *c, void *user, int reason)
         } else if (l->role == EDI_HS_INITIATOR && !l->connected) {
             char detail[600];
             snprintf(detail, sizeof detail, "cannot connect to %s: %s", l->addr,
-                     edist_last_error()[0] ? edist_last_error() : edist_strerror(reason));
+                     edist_last_error()[0] ? edist_last_error()
+                                           : edist_strerror(reason));
             link_fail(l, EDIST_EIO, detail);
         } else {
             int rc = edi_hs_eof(&l->hs);
@@ -889,7 +954,7 @@ static const edi_conn_ops dist_ops = {
     .on_close = on_close,
 };
 
-/* ---- outgoing: port mapper lookup through the loop ----------------------------- */
+/* ---- outgoing: port mapper lookup through the loop ----------------------- */
 
 static void epmd_connected(edi_conn *c, void *user)
 {
@@ -900,14 +965,16 @@ static void epmd_connected(edi_conn *c, void *user)
     if (at)
         *at = '\0';
     uint8_t req[EDI_HS_NAME_MAX_BYTES + 8];
-    int n = edi_epmd_encode_port_please2_req(req, sizeof req, shortname, strlen(shortname));
+    int n = edi_epmd_encode_port_please2_req(req, sizeof req, shortname,
+                                             strlen(shortname));
     if (n < 0 || edi_conn_send_raw(c, req, (size_t)n) != 0)
         link_fail(l, EDIST_EIO, "cannot send the port mapper request");
 }
 
 static void start_dist_connect(edi_link *l, uint16_t port);
 
-static size_t epmd_bytes(edi_conn *c, void *user, const uint8_t *data, size_t len)
+static size_t epmd_bytes(edi_conn *c, void *user, const uint8_t *data,
+                         size_t len)
 {
     edi_link *l = user;
     if (l->dead || c != l->epmd_conn)
@@ -921,21 +988,23 @@ static size_t epmd_bytes(edi_conn *c, void *user, const uint8_t *data, size_t le
     edi_conn_abort(c, 0);
     char detail[600];
     if (rc == EDIST_ENOTFOUND) {
-        snprintf(detail, sizeof detail, "the port mapper on %s knows no node named %s",
-                 l->ip, l->peer_name);
+        snprintf(detail, sizeof detail,
+                 "the port mapper on %s knows no node named %s", l->ip,
+                 l->peer_name);
         link_fail(l, EDIST_ENOTFOUND, detail);
         return len;
     }
     if (rc < 0) {
-        snprintf(detail, sizeof detail, "bad answer from the port mapper on %s: %s", l->ip,
+        snprintf(detail, sizeof detail,
+                 "bad answer from the port mapper on %s: %s", l->ip,
                  edist_last_error());
         link_fail(l, EDIST_EPROTO, detail);
         return len;
     }
     if (f.highest_version < 6 || f.lowest_version > 6) {
         snprintf(detail, sizeof detail,
-                 "%s speaks distribution versions %u..%u, edist only 6", l->peer_name,
-                 f.lowest_version, f.highest_version);
+                 "%s speaks distribution versions %u..%u, edist only 6",
+                 l->peer_name, f.lowest_version, f.highest_version);
         link_fail(l, EDIST_EUNSUPPORTED, detail);
         return len;
     }
@@ -952,12 +1021,14 @@ static void epmd_close(edi_conn *c, void *user, int reason)
         char detail[600];
         if (reason == EDIST_ECLOSED)
             snprintf(detail, sizeof detail,
-                     "the port mapper on %s closed without answering about %s", l->ip,
-                     l->peer_name);
+                     "the port mapper on %s closed without answering about %s",
+                     l->ip, l->peer_name);
         else
-            snprintf(detail, sizeof detail, "cannot reach the port mapper on %s port %u: %s",
-                     l->ip, nk->cfg.epmd_port, edist_strerror(reason));
-        link_fail(l, reason == EDIST_ECLOSED ? EDIST_ECLOSED : EDIST_EIO, detail);
+            snprintf(detail, sizeof detail,
+                     "cannot reach the port mapper on %s port %u: %s", l->ip,
+                     nk->cfg.epmd_port, edist_strerror(reason));
+        link_fail(l, reason == EDIST_ECLOSED ? EDIST_ECLOSED : EDIST_EIO,
+                  detail);
     }
     l->conns_open--;
     nk->conns_open--;
@@ -1017,9 +1088,10 @@ static int resolve_host(const char *host, char *ip, size_t cap)
     if (rc != 0 || !res)
         return edist_set_error(EDIST_EIO, "cannot resolve host %s: %s", host,
                                gai_strerror(rc));
-    const void *a = res->ai_family == AF_INET
-                        ? (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr
-                        : (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr;
+    const void *a =
+        res->ai_family == AF_INET
+            ? (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr
+            : (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr;
     inet_ntop(res->ai_family, a, ip, (socklen_t)cap);
     freeaddrinfo(res);
     return 0;
@@ -1046,10 +1118,11 @@ static void start_outgoing(edi_nk *nk, edi_peer *p)
         link_fail(l, rc, detail);
         return;
     }
-    rc = edi_loop_connect(nk->loop, l->ip, nk->cfg.epmd_port, nk->cfg.setuptime_ms,
-                          &epmd_ops, l, &l->epmd_conn);
+    rc = edi_loop_connect(nk->loop, l->ip, nk->cfg.epmd_port,
+                          nk->cfg.setuptime_ms, &epmd_ops, l, &l->epmd_conn);
     if (rc) {
-        snprintf(detail, sizeof detail, "cannot reach the port mapper on %s: %s", l->ip,
+        snprintf(detail, sizeof detail,
+                 "cannot reach the port mapper on %s: %s", l->ip,
                  edist_last_error());
         link_fail(l, rc, detail);
         return;
@@ -1088,17 +1161,20 @@ static void want_connection(edi_nk *nk, const char *peer, nk_op *op)
             edi_ct_remove(&nk->table, p);
         return;
     }
-    if (fresh || (p->state == EDI_PEER_PENDING && !p->owner && p->orphan_deadline_ms == 0))
+    if (fresh || (p->state == EDI_PEER_PENDING && !p->owner &&
+                  p->orphan_deadline_ms == 0))
         start_outgoing(nk, p);
 }
 
-/* ---- incoming ---------------------------------------------------------------------- */
+/* ---- incoming ------------------------------------------------------------ */
 
 void edi_nk_accept(edi_nk *nk, int fd, const char *peer_addr)
 {
     if (nk->shutting_down || nk->handshakes >= NK_MAX_HANDSHAKES) {
-        nk_log(nk, EDIST_LOG_WARNING, "connection from %s refused: %s", peer_addr,
-               nk->shutting_down ? "shutting down" : "too many handshakes in progress");
+        nk_log(nk, EDIST_LOG_WARNING, "connection from %s refused: %s",
+               peer_addr,
+               nk->shutting_down ? "shutting down"
+                                 : "too many handshakes in progress");
         nk->stats.handshakes_refused++;
         close(fd);
         return;
@@ -1125,7 +1201,7 @@ void edi_nk_accept(edi_nk *nk, int fd, const char *peer_addr)
     nk->conns_open++;
 }
 
-/* ---- ticks and housekeeping -------------------------------------------------------- */
+/* ---- ticks and housekeeping ---------------------------------------------- */
 
 static void tick_all(edi_loop *loop, edi_timer *t, void *arg)
 {
@@ -1138,18 +1214,19 @@ static void tick_all(edi_loop *loop, edi_timer *t, void *arg)
         if (l->phase == L_UP && l->conn) {
             edi_tick_action a =
                 edi_tick_check(&l->tick, l->frames_in, l->frames_out,
-                               edi_conn_send_queue_bytes(l->conn) == 0, l->hidden,
-                               EDI_NK_TICK_INTENSITY);
+                               edi_conn_send_queue_bytes(l->conn) == 0,
+                               l->hidden, EDI_NK_TICK_INTENSITY);
             if (a == EDI_TICK_TIMEOUT) {
                 nk_log(nk, EDIST_LOG_WARNING,
-                       "%s not responding: nothing received for %u ms, removing the "
-                       "connection",
+                       "%s not responding: nothing received for %u ms, "
+                       "removing the connection",
                        l->peer_name, nk->cfg.ticktime_ms);
                 link_down(l, "net_tick_timeout", false);
             } else if (a == EDI_TICK_SEND) {
                 if (edi_conn_send_frame(l->conn, NULL, 0) == 0) {
                     l->frames_out++;
-                    l->tick.written_seen = l->frames_out; /* a tick is not traffic */
+                    l->tick.written_seen =
+                        l->frames_out; /* a tick is not traffic */
                     nk->stats.ticks_sent++;
                 }
             }
@@ -1167,18 +1244,19 @@ static void housekeeping(edi_loop *loop, edi_timer *t, void *arg)
     edi_peer *p = nk->table.head;
     while (p) {
         edi_peer *next = p->list_next;
-        if (p->state == EDI_PEER_PENDING && !p->owner && p->orphan_deadline_ms &&
-            now >= p->orphan_deadline_ms) {
+        if (p->state == EDI_PEER_PENDING && !p->owner &&
+            p->orphan_deadline_ms && now >= p->orphan_deadline_ms) {
             char detail[EDI_HS_NAME_MAX_BYTES + 80];
             snprintf(detail, sizeof detail,
-                     "%s refused our connection and did not connect to us", p->name);
+                     "%s refused our connection and did not connect to us",
+                     p->name);
             peer_waiters_done(nk, p, EDIST_ETIMEDOUT, detail);
         }
         p = next;
     }
 }
 
-/* ---- ops: connect, ping, nodes query ------------------------------------------------- */
+/* ---- ops: connect, ping, nodes query ------------------------------------- */
 
 static void send_ping(edi_nk *nk, nk_op *o);
 
@@ -1199,7 +1277,8 @@ static void op_connected(edi_nk *nk, nk_op *o, int err, const char *detail)
             nk_sub *s = sub_find(nk, o->sub_handle);
             if (s) {
                 s->removed = true;
-                edist_node_event ev = {.up = false, .node = o->peer,
+                edist_node_event ev = {.up = false,
+                                       .node = o->peer,
                                        .reason = "connection_setup_failed"};
                 fire_one(nk, s, &ev);
                 subs_sweep(nk);
@@ -1231,15 +1310,16 @@ static void op_timeout(edi_loop *loop, edi_timer *t, void *arg)
 static bool valid_peer(edi_nk *nk, const char *peer)
 {
     if (!peer || !edi_hs_node_name_ok(peer, strlen(peer))) {
-        edist_set_error(EDIST_EINVAL, "bad node name '%s'", peer ? peer : "(null)");
+        edist_set_error(EDIST_EINVAL, "bad node name '%s'",
+                        peer ? peer : "(null)");
         return false;
     }
     (void)nk;
     return true;
 }
 
-int edi_nk_connect(edi_nk *nk, const char *peer, uint32_t timeout_ms, edi_nk_done_fn done,
-                   void *arg)
+int edi_nk_connect(edi_nk *nk, const char *peer, uint32_t timeout_ms,
+                   edi_nk_done_fn done, void *arg)
 {
     if (!valid_peer(nk, peer))
         return EDIST_EINVAL;
@@ -1255,8 +1335,8 @@ int edi_nk_connect(edi_nk *nk, const char *peer, uint32_t timeout_ms, edi_nk_don
     return 0;
 }
 
-int edi_nk_ping(edi_nk *nk, const char *peer, uint32_t timeout_ms, edi_nk_done_fn done,
-                void *arg)
+int edi_nk_ping(edi_nk *nk, const char *peer, uint32_t timeout_ms,
+                edi_nk_done_fn done, void *arg)
 {
     if (!valid_peer(nk, peer))
         return EDIST_EINVAL;
@@ -1266,8 +1346,9 @@ int edi_nk_ping(edi_nk *nk, const char *peer, uint32_t timeout_ms, edi_nk_done_f
     }
     if (nk->shutting_down)
         return edist_set_error(EDIST_ECLOSED, "node is stopping");
-    nk_op *o = op_new(nk, OP_PING, peer, done, arg,
-                      timeout_ms ? timeout_ms : EDIST_NODE_CALL_TIMEOUT_MS_DEFAULT);
+    nk_op *o =
+        op_new(nk, OP_PING, peer, done, arg,
+               timeout_ms ? timeout_ms : EDIST_NODE_CALL_TIMEOUT_MS_DEFAULT);
     if (!o)
         return edist_set_error(EDIST_EAGAIN, "%s", edist_last_error());
     make_ref(nk, o->ref);
@@ -1278,7 +1359,8 @@ int edi_nk_ping(edi_nk *nk, const char *peer, uint32_t timeout_ms, edi_nk_done_f
 static edi_link *up_link(edi_nk *nk, const char *peer)
 {
     edi_peer *p = edi_ct_find(&nk->table, peer);
-    if (!p || (p->state != EDI_PEER_UP && p->state != EDI_PEER_UP_PENDING) || !p->owner)
+    if (!p || (p->state != EDI_PEER_UP && p->state != EDI_PEER_UP_PENDING) ||
+        !p->owner)
         return NULL;
     return p->owner;
 }
@@ -1349,8 +1431,8 @@ static void start_nodes_query(edi_nk *nk, edi_link *l)
                                  buf_view(s, args_at));
     int rc = send_built(nk, l, false);
     if (rc) {
-        nk_log(nk, EDIST_LOG_DEBUG, "cannot ask %s for its nodes: %s", l->peer_name,
-               edist_strerror(rc));
+        nk_log(nk, EDIST_LOG_DEBUG, "cannot ask %s for its nodes: %s",
+               l->peer_name, edist_strerror(rc));
         op_finish(nk, o, rc, NULL);
     }
 }
@@ -1366,7 +1448,8 @@ static void nodes_answer(edi_nk *nk, nk_op *o, edist_cursor *c)
     if (edist_dec_tuple(c, &arity) || arity != 3 || edist_skip(c) ||
         edist_dec_atom(c, &tag) || !edist_atom_eq(&tag, "return") ||
         edist_dec_list(c, &n)) {
-        nk_log(nk, EDIST_LOG_DEBUG, "%s answered the nodes query with something else", from);
+        nk_log(nk, EDIST_LOG_DEBUG,
+               "%s answered the nodes query with something else", from);
         return;
     }
     for (uint32_t i = 0; i < n; i++) {
@@ -1376,20 +1459,21 @@ static void nodes_answer(edi_nk *nk, nk_op *o, edist_cursor *c)
         if (!strcmp(name, nk->name) || edi_ct_find(&nk->table, name) ||
             !edi_hs_node_name_ok(name, strlen(name)))
             continue;
-        nk_log(nk, EDIST_LOG_INFO, "connecting to %s (a node of %s)", name, from);
+        nk_log(nk, EDIST_LOG_INFO, "connecting to %s (a node of %s)", name,
+               from);
         want_connection(nk, name, NULL);
     }
 }
 
-/* ---- serving: net_kernel, monitors, erpc spawns -------------------------------------- */
+/* ---- serving: net_kernel, monitors, erpc spawns -------------------------- */
 
 static bool is_self_pid(edi_nk *nk, edist_term_view v)
 {
     edist_pid p;
     if (edi_dist_view_pid(v, &p))
         return false;
-    return p.id == NK_SELF_PID_ID && p.serial == 0 && p.creation == nk->cfg.creation &&
-           edist_atom_eq(&p.node, nk->name);
+    return p.id == NK_SELF_PID_ID && p.serial == 0 &&
+           p.creation == nk->cfg.creation && edist_atom_eq(&p.node, nk->name);
 }
 
 static bool view_is_atom(edist_term_view v, const char *name)
@@ -1433,8 +1517,6 @@ static void hand_over(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
 static void message_to_self(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
 {
     edist_cursor c;
-    edist_buf tmp;
-    edist_buf_init(&tmp);
     uint32_t arity;
     edist_ref ref;
     nk_op *o = NULL;
@@ -1450,7 +1532,6 @@ static void message_to_self(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
     } else {
         hand_over(nk, l, m);
     }
-    edist_buf_free(&tmp);
 }
 
 /* The DOWN of a monitor we set: the answer of a nodes query. */
@@ -1465,8 +1546,6 @@ static void monitor_exit_to_self(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
         return;
     }
     edist_cursor c;
-    edist_buf tmp;
-    edist_buf_init(&tmp);
     int rc;
     if (m->op == EDI_DOP_PAYLOAD_MONITOR_P_EXIT) {
         rc = payload_cursor(m, &c);
@@ -1478,7 +1557,6 @@ static void monitor_exit_to_self(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
         nodes_answer(nk, o, &c);
     else
         op_finish(nk, o, rc, NULL);
-    edist_buf_free(&tmp);
 }
 
 static void spawn_reply_to_self(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
@@ -1501,7 +1579,8 @@ static void spawn_reply_to_self(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
 }
 
 /* {M, F, Args, []}: one stack frame, as erts reports undef. */
-static void enc_frame(edist_buf *s, edist_atom m, edist_atom f, edist_term_view args)
+static void enc_frame(edist_buf *s, edist_atom m, edist_atom f,
+                      edist_term_view args)
 {
     edist_enc_list(s, 1);
     edist_enc_tuple(s, 4);
@@ -1587,7 +1666,8 @@ static void serve_spawn(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
                 want_monitor |= edist_atom_eq(&a, "monitor");
                 continue;
             }
-            if (info.type == EDIST_TYPE_TUPLE && edist_dec_tuple(&oc, &ar) == 0 && ar >= 1 &&
+            if (info.type == EDIST_TYPE_TUPLE &&
+                edist_dec_tuple(&oc, &ar) == 0 && ar >= 1 &&
                 edist_dec_atom(&oc, &a) == 0 && edist_atom_eq(&a, "monitor"))
                 want_monitor = true;
             oc = save;
@@ -1595,8 +1675,6 @@ static void serve_spawn(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
                 break;
         }
     }
-    edist_buf tmp;
-    edist_buf_init(&tmp);
     edist_cursor args;
     edist_term_view args_view = {0};
     if (payload_cursor(m, &args) == 0) {
@@ -1607,7 +1685,8 @@ static void serve_spawn(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
     edist_buf_reset(s);
     enc_pid(nk, s, nk->next_pid_id);
     size_t reason_at = s->len;
-    nk->next_pid_id = nk->next_pid_id == UINT32_MAX ? NK_FIRST_SPAWN_PID_ID : nk->next_pid_id + 1;
+    nk->next_pid_id = nk->next_pid_id == UINT32_MAX ? NK_FIRST_SPAWN_PID_ID
+                                                    : nk->next_pid_id + 1;
     bool builtin = false;
     if (args_view.ptr)
         builtin = spawn_result(nk, m, &args, args_view, s);
@@ -1615,7 +1694,6 @@ static void serve_spawn(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
         edist_enc_atomz(s, "badarg");
     if (!builtin && nk->msg_fn) {
         /* Not ours to answer: whoever installed a handler may. */
-        edist_buf_free(&tmp);
         hand_over(nk, l, m);
         return;
     }
@@ -1624,11 +1702,13 @@ static void serve_spawn(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
     uint32_t flags = (want_link ? EDI_SPAWN_FLAG_LINK : 0) |
                      (want_monitor ? EDI_SPAWN_FLAG_MONITOR : 0);
     edist_buf_reset(&nk->out);
-    edi_dist_build_spawn_reply(&nk->out, l->flags, NULL, m->ref, m->from, flags, pid);
+    edi_dist_build_spawn_reply(&nk->out, l->flags, NULL, m->ref, m->from, flags,
+                               pid);
     send_built(nk, l, true);
     if (want_monitor) {
         edist_buf_reset(&nk->out);
-        edi_dist_build_monitor_p_exit(&nk->out, l->flags, pid, m->from, m->ref, reason);
+        edi_dist_build_monitor_p_exit(&nk->out, l->flags, pid, m->from, m->ref,
+                                      reason);
         send_built(nk, l, true);
     }
     if (want_link) {
@@ -1636,7 +1716,6 @@ static void serve_spawn(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
         edi_dist_build_exit(&nk->out, l->flags, NULL, pid, m->from, reason);
         send_built(nk, l, true);
     }
-    edist_buf_free(&tmp);
 }
 
 static void reply_noproc_monitor(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
@@ -1664,10 +1743,11 @@ static void dispatch(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
                 edist_buf_init_fixed(&b, yes, sizeof yes);
                 edist_enc_atomz(&b, "yes");
                 edist_buf_reset(&nk->out);
-                edi_dist_build_gen_reply(&nk->out, l->flags, nk->self_pid, from, tag,
-                                         buf_view(&b, 0));
+                edi_dist_build_gen_reply(&nk->out, l->flags, nk->self_pid, from,
+                                         tag, buf_view(&b, 0));
                 send_built(nk, l, true);
-                nk_log(nk, EDIST_LOG_DEBUG, "is_auth from %s: yes", l->peer_name);
+                nk_log(nk, EDIST_LOG_DEBUG, "is_auth from %s: yes",
+                       l->peer_name);
                 return;
             }
         }
@@ -1726,7 +1806,7 @@ static void dispatch(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
     }
 }
 
-/* ---- membership ------------------------------------------------------------------- */
+/* ---- membership ---------------------------------------------------------- */
 
 static int cmp_str(const void *a, const void *b)
 {
@@ -1739,7 +1819,8 @@ static bool selected(const edi_peer *p, unsigned sel)
         return false;
     if (sel & EDIST_NODES_CONNECTED)
         return true;
-    return p->hidden ? (sel & EDIST_NODES_HIDDEN) != 0 : (sel & EDIST_NODES_VISIBLE) != 0;
+    return p->hidden ? (sel & EDIST_NODES_HIDDEN) != 0
+                     : (sel & EDIST_NODES_VISIBLE) != 0;
 }
 
 int edi_nk_nodes(edi_nk *nk, unsigned selectors, edist_node_list *out)
@@ -1805,8 +1886,8 @@ static int sub_add(edi_nk *nk, nk_sub **out)
     return 0;
 }
 
-int edi_nk_monitor_nodes(edi_nk *nk, unsigned kinds, edist_node_event_fn fn, void *user,
-                         uint64_t *handle)
+int edi_nk_monitor_nodes(edi_nk *nk, unsigned kinds, edist_node_event_fn fn,
+                         void *user, uint64_t *handle)
 {
     if (!fn)
         return edist_set_error(EDIST_EINVAL, "monitor_nodes: no callback");
@@ -1824,8 +1905,8 @@ int edi_nk_monitor_nodes(edi_nk *nk, unsigned kinds, edist_node_event_fn fn, voi
     return 0;
 }
 
-int edi_nk_monitor_node(edi_nk *nk, const char *peer, edist_node_event_fn fn, void *user,
-                        uint64_t *handle)
+int edi_nk_monitor_node(edi_nk *nk, const char *peer, edist_node_event_fn fn,
+                        void *user, uint64_t *handle)
 {
     if (!fn)
         return edist_set_error(EDIST_EINVAL, "monitor_node: no callback");
@@ -1844,7 +1925,8 @@ int edi_nk_monitor_node(edi_nk *nk, const char *peer, edist_node_event_fn fn, vo
     if (up_link(nk, peer) || !strcmp(peer, nk->name))
         return 0;
     /* Not connected: try, and report nodedown if that fails. */
-    nk_op *o = op_new(nk, OP_MONITOR_NODE, peer, NULL, NULL, nk->cfg.setuptime_ms + 1000);
+    nk_op *o = op_new(nk, OP_MONITOR_NODE, peer, NULL, NULL,
+                      nk->cfg.setuptime_ms + 1000);
     if (!o) {
         s->removed = true;
         subs_sweep(nk);
@@ -1870,12 +1952,14 @@ int edi_nk_disconnect(edi_nk *nk, const char *peer)
 {
     edi_link *l = up_link(nk, peer ? peer : "");
     if (!l)
-        return edist_set_error(EDIST_ENOTFOUND, "not connected to %s", peer ? peer : "");
+        return edist_set_error(EDIST_ENOTFOUND, "not connected to %s",
+                               peer ? peer : "");
     link_down(l, "disconnect", true);
     return 0;
 }
 
-void edi_nk_set_message_handler(edi_nk *nk, edist_node_message_fn fn, void *user)
+void edi_nk_set_message_handler(edi_nk *nk, edist_node_message_fn fn,
+                                void *user)
 {
     nk->msg_fn = fn;
     nk->msg_user = user;
@@ -1886,7 +1970,8 @@ int edi_nk_send_reg(edi_nk *nk, const char *peer, const char *name,
 {
     edi_link *l = up_link(nk, peer ? peer : "");
     if (!l)
-        return edist_set_error(EDIST_ENOTFOUND, "not connected to %s", peer ? peer : "");
+        return edist_set_error(EDIST_ENOTFOUND, "not connected to %s",
+                               peer ? peer : "");
     if (!name || !payload || !len)
         return edist_set_error(EDIST_EINVAL, "send_reg: no name or payload");
     edi_dist_term_scratch sc;
@@ -1905,7 +1990,7 @@ void edi_nk_get_stats(const edi_nk *nk, edist_node_stats *out)
     *out = nk->stats;
 }
 
-/* ---- life --------------------------------------------------------------------------- */
+/* ---- life ---------------------------------------------------------------- */
 
 int edi_nk_new(const edi_nk_config *cfg, edi_nk **out)
 {
@@ -1932,7 +2017,9 @@ int edi_nk_new(const edi_nk_config *cfg, edi_nk **out)
     if (getrandom(&nk->ref_salt, sizeof nk->ref_salt, 0) != sizeof nk->ref_salt)
         nk->ref_salt = (uint32_t)edi_now_ms() ^ (uint32_t)(uintptr_t)nk;
     nk->next_pid_id = NK_FIRST_SPAWN_PID_ID;
-    edist_pid self = {.node = self_atom(nk), .id = NK_SELF_PID_ID, .serial = 0,
+    edist_pid self = {.node = self_atom(nk),
+                      .id = NK_SELF_PID_ID,
+                      .serial = 0,
                       .creation = nk->cfg.creation};
     rc = edi_dist_pid_view(&self, &nk->self_scratch, &nk->self_pid);
     if (rc) {
@@ -1946,7 +2033,8 @@ int edi_nk_new(const edi_nk_config *cfg, edi_nk **out)
     uint32_t interval = nk->cfg.ticktime_ms / EDI_NK_TICK_INTENSITY;
     if (interval == 0)
         interval = 1;
-    edi_loop_timer_start(nk->loop, &nk->tick_timer, interval, interval, tick_all, nk);
+    edi_loop_timer_start(nk->loop, &nk->tick_timer, interval, interval,
+                         tick_all, nk);
     edi_loop_timer_start(nk->loop, &nk->housekeeping_timer, NK_HOUSEKEEPING_MS,
                          NK_HOUSEKEEPING_MS, housekeeping, nk);
     *out = nk;
@@ -1964,7 +2052,8 @@ static void shutdown_finish(edi_nk *nk)
 
 static void shutdown_check(edi_nk *nk)
 {
-    if (nk->shutting_down && nk->shutdown_done && nk->conns_open == 0 && !nk->links)
+    if (nk->shutting_down && nk->shutdown_done && nk->conns_open == 0 &&
+        !nk->links)
         shutdown_finish(nk);
 }
 
@@ -1975,13 +2064,14 @@ static void shutdown_grace(edi_loop *loop, edi_timer *t, void *arg)
     shutdown_finish(arg);
 }
 
-void edi_nk_shutdown(edi_nk *nk, uint32_t grace_ms, edi_nk_done_fn done, void *arg)
+void edi_nk_shutdown(edi_nk *nk, uint32_t grace_ms, edi_nk_done_fn done,
+                     void *arg)
 {
     nk->shutting_down = true;
     nk->shutdown_done = done;
     nk->shutdown_arg = arg;
-    edi_loop_timer_start(nk->loop, &nk->shutdown_timer, grace_ms ? grace_ms : 1, 0,
-                         shutdown_grace, nk);
+    edi_loop_timer_start(nk->loop, &nk->shutdown_timer, grace_ms ? grace_ms : 1,
+                         0, shutdown_grace, nk);
     while (nk->ops)
         op_finish(nk, nk->ops, EDIST_ECLOSED, "node is stopping");
     edi_link *l = nk->links;

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "control/epmd_client.h"
 #include "edist/error.h"
 
 typedef enum opt_type {
@@ -145,10 +146,14 @@ static int check_value(edi_opt_id id, const char *v)
 static const char *source_word(edi_opt_source s)
 {
     switch (s) {
-    case EDI_OPT_DEFAULT: return "default";
-    case EDI_OPT_FILE: return "file";
-    case EDI_OPT_ENV: return "env";
-    case EDI_OPT_FLAG: return "flag";
+    case EDI_OPT_DEFAULT:
+        return "default";
+    case EDI_OPT_FILE:
+        return "file";
+    case EDI_OPT_ENV:
+        return "env";
+    case EDI_OPT_FLAG:
+        return "flag";
     }
     return "?";
 }
@@ -160,12 +165,14 @@ int edi_node_options_set(edi_node_options *o, edi_opt_id id, const char *value,
         return edist_set_error(EDIST_EINVAL, "bad option");
     const char *origin = origin_detail ? origin_detail : source_word(src);
     if (strlen(value) >= EDI_OPT_TEXT_BYTES)
-        return edist_set_error(EDIST_EINVAL, "%s: value of %s too long (max %d bytes)",
+        return edist_set_error(EDIST_EINVAL,
+                               "%s: value of %s too long (max %d bytes)",
                                origin, opts[id].key, EDI_OPT_TEXT_BYTES - 1);
     if (check_value(id, value) != 0) {
         if (opts[id].type == T_ENUM)
-            return edist_set_error(EDIST_EINVAL, "%s: %s must be one of %s, not '%s'",
-                                   origin, opts[id].key, opts[id].choices, value);
+            return edist_set_error(EDIST_EINVAL,
+                                   "%s: %s must be one of %s, not '%s'", origin,
+                                   opts[id].key, opts[id].choices, value);
         static const char *const what[] = {
             [T_STRING] = "a non-empty string",
             [T_BOOL] = "true or false",
@@ -174,7 +181,8 @@ int edi_node_options_set(edi_node_options *o, edi_opt_id id, const char *value,
             [T_ENUM] = "",
         };
         return edist_set_error(EDIST_EINVAL, "%s: %s must be %s, not '%s'",
-                               origin, opts[id].key, what[opts[id].type], value);
+                               origin, opts[id].key, what[opts[id].type],
+                               value);
     }
     if (src < o->source[id])
         return 0; /* a stronger source already decided */
@@ -236,7 +244,8 @@ static int on_ini(void *user, const char *section, const char *name,
     if (fc->err)
         return 0;
     if (section[0] && strcmp(section, "node") != 0) {
-        snprintf(fc->detail, sizeof fc->detail, "unknown section [%s]", section);
+        snprintf(fc->detail, sizeof fc->detail, "unknown section [%s]",
+                 section);
         fc->err = EDIST_EINVAL;
         return 0;
     }
@@ -288,7 +297,8 @@ int edi_node_options_parse_args(edi_node_options *o, int argc, char **argv,
         const char *a = argv[i];
         if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
             if (np >= max_positional)
-                return edist_set_error(EDIST_EINVAL, "unexpected argument '%s'", a);
+                return edist_set_error(EDIST_EINVAL, "unexpected argument '%s'",
+                                       a);
             positional[np++] = i;
             continue;
         }
@@ -325,7 +335,8 @@ int edi_node_options_parse_args(edi_node_options *o, int argc, char **argv,
         }
         char origin[80];
         snprintf(origin, sizeof origin, "flag --%.*s", (int)klen, a + 2);
-        int rc = edi_node_options_set(o, (edi_opt_id)id, v, EDI_OPT_FLAG, origin);
+        int rc =
+            edi_node_options_set(o, (edi_opt_id)id, v, EDI_OPT_FLAG, origin);
         if (rc)
             return rc;
     }
@@ -354,9 +365,9 @@ int edi_node_options_to_config(edi_node_options *o, int require_name)
     const char *sname = o->value[EDI_OPT_SNAME];
     const char *lname = o->value[EDI_OPT_NAME];
     if (sname[0] && lname[0])
-        return edist_set_error(EDIST_EINVAL,
-                               "both sname (%s) and name (%s) are set: choose one",
-                               o->origin[EDI_OPT_SNAME], o->origin[EDI_OPT_NAME]);
+        return edist_set_error(
+            EDIST_EINVAL, "both sname (%s) and name (%s) are set: choose one",
+            o->origin[EDI_OPT_SNAME], o->origin[EDI_OPT_NAME]);
     if (sname[0]) {
         c->name = sname;
         c->long_names = false;
@@ -364,12 +375,14 @@ int edi_node_options_to_config(edi_node_options *o, int require_name)
         c->name = lname;
         c->long_names = true;
     } else if (require_name) {
-        return edist_set_error(EDIST_EINVAL, "no node name: give --sname or --name");
+        return edist_set_error(EDIST_EINVAL,
+                               "no node name: give --sname or --name");
     }
     c->cookie = o->value[EDI_OPT_COOKIE][0] ? o->value[EDI_OPT_COOKIE] : NULL;
     c->hidden = parse_bool(o->value[EDI_OPT_HIDDEN]) == 1;
-    c->listen_address =
-        o->value[EDI_OPT_LISTEN_ADDRESS][0] ? o->value[EDI_OPT_LISTEN_ADDRESS] : NULL;
+    c->listen_address = o->value[EDI_OPT_LISTEN_ADDRESS][0]
+                            ? o->value[EDI_OPT_LISTEN_ADDRESS]
+                            : NULL;
     parse_port(o->value[EDI_OPT_LISTEN_PORT], &c->listen_port);
     parse_port(o->value[EDI_OPT_EPMD_PORT], &c->epmd_port);
     c->start_epmd = parse_bool(o->value[EDI_OPT_START_EPMD]) == 1;
@@ -377,12 +390,13 @@ int edi_node_options_to_config(edi_node_options *o, int require_name)
     parse_seconds_ms(o->value[EDI_OPT_SETUPTIME], &c->net_setuptime_ms);
     c->connect_all = parse_bool(o->value[EDI_OPT_CONNECT_ALL]) == 1;
     if (strcmp(o->value[EDI_OPT_TRANSPORT], "tcp") != 0)
-        return edist_set_error(EDIST_EUNSUPPORTED,
-                               "transport %s (%s): this build has only tcp",
-                               o->value[EDI_OPT_TRANSPORT], o->origin[EDI_OPT_TRANSPORT]);
+        return edist_set_error(
+            EDIST_EUNSUPPORTED, "transport %s (%s): this build has only tcp",
+            o->value[EDI_OPT_TRANSPORT], o->origin[EDI_OPT_TRANSPORT]);
     static const edist_idle idles[] = {EDIST_IDLE_ADAPTIVE, EDIST_IDLE_BUSY,
                                        EDIST_IDLE_SLEEP};
-    c->idle = idles[enum_index(opts[EDI_OPT_IDLE].choices, o->value[EDI_OPT_IDLE])];
+    c->idle =
+        idles[enum_index(opts[EDI_OPT_IDLE].choices, o->value[EDI_OPT_IDLE])];
     c->log_level = (edist_log_level)enum_index(opts[EDI_OPT_LOG_LEVEL].choices,
                                                o->value[EDI_OPT_LOG_LEVEL]);
     return 0;
@@ -393,13 +407,24 @@ size_t edi_node_options_format(const edi_node_options *o, char *buf, size_t cap)
     size_t need = 0;
     for (int i = 0; i < EDI_OPT_COUNT; i++) {
         const char *v = o->value[i];
-        if (i == EDI_OPT_COOKIE && v[0])
+        const char *origin = o->origin[i];
+        char resolved[64];
+        if (i == EDI_OPT_COOKIE && v[0]) {
             v = "********";
-        else if (!v[0])
+        } else if (!v[0]) {
             v = i == EDI_OPT_COOKIE ? "(from $HOME/.erlang.cookie)" : "(unset)";
+        } else if (i == EDI_OPT_EPMD_PORT && !strcmp(v, "0")) {
+            /* Show what 0 stands for, as the node will resolve it. */
+            snprintf(resolved, sizeof resolved, "%u", edi_epmd_default_port());
+            v = resolved;
+            if (getenv("ERL_EPMD_PORT"))
+                origin = "env ERL_EPMD_PORT";
+        } else if (i == EDI_OPT_LISTEN_PORT && !strcmp(v, "0")) {
+            v = "0 (ephemeral)";
+        }
         int n = snprintf(need < cap ? buf + need : NULL,
                          need < cap ? cap - need : 0, "%-14s = %-24s (%s)\n",
-                         opts[i].key, v, o->origin[i]);
+                         opts[i].key, v, origin);
         if (n > 0)
             need += (size_t)n;
     }

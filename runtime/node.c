@@ -47,7 +47,7 @@ struct edist_node {
     edi_conn *epmd_conn;
     pthread_t thread;
     bool thread_started;
-    bool stopping;
+    atomic_bool stopping; /* set by edist_node_stop, read on the loop */
 };
 
 typedef enum call_kind {
@@ -70,11 +70,11 @@ static api_call *call_new(edist_node *n, call_kind kind);
 static void call_unref(api_call *c);
 static int call_exec_mode(api_call *c, int wait_ms, bool allow_inline);
 
-/* ---- logging ------------------------------------------------------------------- */
+/* ---- logging ------------------------------------------------------------- */
 
-__attribute__((format(printf, 3, 4))) static void node_log(const edist_node_config *cfg,
-                                                           edist_log_level lvl,
-                                                           const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static void
+node_log(const edist_node_config *cfg, edist_log_level lvl, const char *fmt,
+         ...)
 {
     if (!cfg->log || lvl > cfg->log_level)
         return;
@@ -92,7 +92,7 @@ static void loop_log(void *user, const char *line)
     node_log(&n->cfg, EDIST_LOG_INFO, "%s", line);
 }
 
-/* ---- configuration -------------------------------------------------------------- */
+/* ---- configuration ------------------------------------------------------- */
 
 void edist_node_config_init(edist_node_config *cfg)
 {
@@ -113,8 +113,8 @@ static bool name_head_ok(const char *s, size_t len)
         return false;
     for (size_t i = 0; i < len; i++) {
         char c = s[i];
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-              c == '_' || c == '-'))
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
+              (c >= 'A' && c <= 'Z') || c == '_' || c == '-'))
             return false;
     }
     return true;
@@ -139,20 +139,23 @@ static int full_name(const char *name, bool long_names, char *out, size_t cap)
     const char *at = strchr(name, '@');
     size_t head_len = at ? (size_t)(at - name) : strlen(name);
     if (!name_head_ok(name, head_len))
-        return edist_set_error(EDIST_EINVAL,
-                               "invalid node name '%s': the part before '@' may only "
-                               "hold letters, digits, '_' and '-'",
-                               name);
+        return edist_set_error(
+            EDIST_EINVAL,
+            "invalid node name '%s': the part before '@' may only "
+            "hold letters, digits, '_' and '-'",
+            name);
     char host[256];
     if (at) {
         snprintf(host, sizeof host, "%s", at + 1);
         if (!host_ok(host) || strchr(host, '@'))
-            return edist_set_error(EDIST_EINVAL, "invalid host in node name '%s'", name);
-        if (!long_names && strchr(host, '.'))
             return edist_set_error(EDIST_EINVAL,
-                                   "short node name '%s' has a dotted host: use --name "
-                                   "for long names",
-                                   name);
+                                   "invalid host in node name '%s'", name);
+        if (!long_names && strchr(host, '.'))
+            return edist_set_error(
+                EDIST_EINVAL,
+                "short node name '%s' has a dotted host: use --name "
+                "for long names",
+                name);
     } else {
         if (gethostname(host, sizeof host) != 0 || !host[0])
             return edist_set_error(EDIST_EINVAL, "cannot get this host's name");
@@ -165,18 +168,19 @@ static int full_name(const char *name, bool long_names, char *out, size_t cap)
             struct addrinfo hints = {.ai_flags = AI_CANONNAME};
             struct addrinfo *res = NULL;
             bool ok = false;
-            if (getaddrinfo(host, NULL, &hints, &res) == 0 && res && res->ai_canonname &&
-                strchr(res->ai_canonname, '.')) {
+            if (getaddrinfo(host, NULL, &hints, &res) == 0 && res &&
+                res->ai_canonname && strchr(res->ai_canonname, '.')) {
                 snprintf(host, sizeof host, "%s", res->ai_canonname);
                 ok = true;
             }
             if (res)
                 freeaddrinfo(res);
             if (!ok)
-                return edist_set_error(EDIST_EINVAL,
-                                       "cannot set a long node name: this host (%s) has no "
-                                       "fully qualified name; give --name %.*s@HOST",
-                                       host, (int)head_len, name);
+                return edist_set_error(
+                    EDIST_EINVAL,
+                    "cannot set a long node name: this host (%s) has no "
+                    "fully qualified name; give --name %.*s@HOST",
+                    host, (int)head_len, name);
         }
     }
     int n = snprintf(out, cap, "%.*s@%s", (int)head_len, name, host);
@@ -185,20 +189,20 @@ static int full_name(const char *name, bool long_names, char *out, size_t cap)
     return 0;
 }
 
-/* ---- the shard thread -------------------------------------------------------------- */
+/* ---- the shard thread ---------------------------------------------------- */
 
 static void *shard_main(void *arg)
 {
     edist_node *n = arg;
     int rc = edi_loop_run(n->loop);
     if (rc)
-        node_log(&n->cfg, EDIST_LOG_ERROR, "node loop failed: %s: %s", edist_strerror(rc),
-                 edist_last_error());
+        node_log(&n->cfg, EDIST_LOG_ERROR, "node loop failed: %s: %s",
+                 edist_strerror(rc), edist_last_error());
     return NULL;
 }
 
-static void on_accept(edi_listener *l, int fd, const struct sockaddr_storage *peer,
-                      void *user)
+static void on_accept(edi_listener *l, int fd,
+                      const struct sockaddr_storage *peer, void *user)
 {
     (void)l;
     edist_node *n = user;
@@ -220,7 +224,8 @@ static void on_accept(edi_listener *l, int fd, const struct sockaddr_storage *pe
 
 /* The registration socket: the port mapper never speaks on it; if it
  * closes, the node is no longer registered. */
-static size_t epmd_conn_bytes(edi_conn *c, void *user, const uint8_t *data, size_t len)
+static size_t epmd_conn_bytes(edi_conn *c, void *user, const uint8_t *data,
+                              size_t len)
 {
     (void)c;
     (void)user;
@@ -233,11 +238,12 @@ static void epmd_conn_close(edi_conn *c, void *user, int reason)
     (void)c;
     edist_node *n = user;
     n->epmd_conn = NULL;
-    if (!n->stopping)
-        node_log(&n->cfg, EDIST_LOG_WARNING,
-                 "the port mapper closed our registration (%s): %s is no longer "
-                 "registered; peers that know our port can still connect",
-                 edist_strerror(reason), n->name);
+    if (!atomic_load(&n->stopping))
+        node_log(
+            &n->cfg, EDIST_LOG_WARNING,
+            "the port mapper closed our registration (%s): %s is no longer "
+            "registered; peers that know our port can still connect",
+            edist_strerror(reason), n->name);
 }
 
 static const edi_conn_ops epmd_conn_ops = {
@@ -255,7 +261,8 @@ static int register_name(edist_node *n, int *fd)
     edi_epmd_registration reg = {
         .name = shortname,
         .listen_port = n->listen_port,
-        .node_type = n->cfg.hidden ? EDI_EPMD_NODE_TYPE_HIDDEN : EDI_EPMD_NODE_TYPE_NORMAL,
+        .node_type = n->cfg.hidden ? EDI_EPMD_NODE_TYPE_HIDDEN
+                                   : EDI_EPMD_NODE_TYPE_NORMAL,
         .protocol = EDI_EPMD_PROTOCOL_TCP,
     };
     int rc = edi_epmd_register(NULL, n->epmd_port, &reg, 0, &n->creation, fd);
@@ -266,11 +273,13 @@ static int register_name(edist_node *n, int *fd)
     int src = edi_epmd_daemon_start(&sc, &pid);
     if (src == 0)
         node_log(&n->cfg, EDIST_LOG_INFO,
-                 "no port mapper answered on port %u: started the embedded one (pid %d)",
+                 "no port mapper answered on port %u: started the embedded one "
+                 "(pid %d)",
                  n->epmd_port, (int)pid);
     else if (src != EDIST_EEXIST) /* another node raced us to it: fine */
-        return edist_set_error(src, "no port mapper on port %u and cannot start one: %s",
-                               n->epmd_port, edist_last_error());
+        return edist_set_error(
+            src, "no port mapper on port %u and cannot start one: %s",
+            n->epmd_port, edist_last_error());
     int64_t deadline = (int64_t)edi_now_ms() + NODE_EPMD_START_WAIT_MS;
     do {
         rc = edi_epmd_register(NULL, n->epmd_port, &reg, 0, &n->creation, fd);
@@ -280,11 +289,13 @@ static int register_name(edist_node *n, int *fd)
     } while ((int64_t)edi_now_ms() < deadline);
 out:
     if (rc == EDIST_EEXIST)
-        return edist_set_error(rc, "the name %s is in use on this host (port mapper on port %u)",
-                               shortname, n->epmd_port);
+        return edist_set_error(
+            rc, "the name %s is in use on this host (port mapper on port %u)",
+            shortname, n->epmd_port);
     if (rc)
-        return edist_set_error(rc, "cannot register %s with the port mapper on port %u: %s",
-                               shortname, n->epmd_port, edist_last_error());
+        return edist_set_error(
+            rc, "cannot register %s with the port mapper on port %u: %s",
+            shortname, n->epmd_port, edist_last_error());
     return 0;
 }
 
@@ -315,7 +326,8 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
     n->cfg.cookie = NULL;
     n->cfg.home_dir = NULL;
     if (cfg->listen_address) {
-        snprintf(n->listen_address, sizeof n->listen_address, "%s", cfg->listen_address);
+        snprintf(n->listen_address, sizeof n->listen_address, "%s",
+                 cfg->listen_address);
         n->cfg.listen_address = n->listen_address;
     }
     if (!n->cfg.net_ticktime_ms)
@@ -350,8 +362,8 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
     rc = edi_loop_new(&lc, &n->loop);
     if (rc)
         goto fail;
-    rc = edi_loop_listen(n->loop, n->cfg.listen_address, cfg->listen_port, on_accept, n,
-                         &n->listener, &n->listen_port);
+    rc = edi_loop_listen(n->loop, n->cfg.listen_address, cfg->listen_port,
+                         on_accept, n, &n->listener, &n->listen_port);
     if (rc)
         goto fail;
 
@@ -394,7 +406,8 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
     }
     rc = pthread_create(&n->thread, NULL, shard_main, n);
     if (rc) {
-        rc = edist_set_error(EDIST_EIO, "cannot start the node thread: %s", strerror(rc));
+        rc = edist_set_error(EDIST_EIO, "cannot start the node thread: %s",
+                             strerror(rc));
         goto fail;
     }
     n->thread_started = true;
@@ -410,17 +423,17 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
         pthread_join(n->thread, NULL);
         goto fail;
     }
-    node_log(&n->cfg, EDIST_LOG_DEBUG, "node %s started (listening on port %u, creation %u)",
-             n->name, n->listen_port, n->creation);
+    node_log(&n->cfg, EDIST_LOG_DEBUG,
+             "node %s started (listening on port %u, creation %u)", n->name,
+             n->listen_port, n->creation);
     *out = n;
     return 0;
-fail:
-    {
-        char detail[512];
-        snprintf(detail, sizeof detail, "%s", edist_last_error());
-        node_free(n);
-        return edist_set_error(rc, "%s", detail);
-    }
+fail : {
+    char detail[512];
+    snprintf(detail, sizeof detail, "%s", edist_last_error());
+    node_free(n);
+    return edist_set_error(rc, "%s", detail);
+}
 }
 
 const char *edist_node_name(const edist_node *node)
@@ -445,11 +458,10 @@ bool edist_node_is_hidden(const edist_node *node)
 
 bool edist_node_is_alive(const edist_node *node)
 {
-    return node != NULL && !node->stopping;
+    return node != NULL && !atomic_load(&node->stopping);
 }
 
-/* ---- calls into the loop -------------------------------------------------------------- */
-
+/* ---- calls into the loop ------------------------------------------------- */
 
 typedef struct api_call {
     atomic_int refs; /* the waiting thread and the loop */
@@ -553,7 +565,8 @@ static void call_run(edi_loop *loop, void *arg)
         rc = edi_nk_nodes(nk, c->selectors, &c->list);
         break;
     case C_MONITOR_NODES:
-        rc = edi_nk_monitor_nodes(nk, c->selectors, c->event_fn, c->user, &c->handle);
+        rc = edi_nk_monitor_nodes(nk, c->selectors, c->event_fn, c->user,
+                                  &c->handle);
         break;
     case C_MONITOR_NODE:
         rc = edi_nk_monitor_node(nk, c->peer, c->event_fn, c->user, &c->handle);
@@ -602,8 +615,9 @@ static int call_blocking_check(edist_node *n)
     if (!n)
         return edist_set_error(EDIST_EINVAL, "no node");
     if (edi_loop_on_thread(n->loop))
-        return edist_set_error(EDIST_EINVAL,
-                               "blocking node call from the node's own thread (a callback)");
+        return edist_set_error(
+            EDIST_EINVAL,
+            "blocking node call from the node's own thread (a callback)");
     return 0;
 }
 
@@ -617,7 +631,8 @@ static int call_exec_mode(api_call *c, int wait_ms, bool allow_inline)
     } else if (edi_loop_post(n->loop, call_run, c) != 0) {
         call_unref(c); /* the loop's reference */
         call_unref(c);
-        return edist_set_error(EDIST_EAGAIN, "node is busy (request queue full)");
+        return edist_set_error(EDIST_EAGAIN,
+                               "node is busy (request queue full)");
     }
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -638,7 +653,8 @@ static int call_exec_mode(api_call *c, int wait_ms, bool allow_inline)
     memcpy(detail, c->detail, sizeof detail);
     pthread_mutex_unlock(&c->mu);
     if (!done)
-        return edist_set_error(EDIST_ETIMEDOUT, "node did not answer within %d ms", wait_ms);
+        return edist_set_error(EDIST_ETIMEDOUT,
+                               "node did not answer within %d ms", wait_ms);
     if (rc)
         return edist_set_error(rc, "%s", detail);
     return 0;
@@ -662,7 +678,8 @@ static int copy_name(char *dst, size_t cap, const char *src, const char *what)
     return 0;
 }
 
-static int peer_call(edist_node *node, call_kind kind, const char *peer, int timeout_ms)
+static int peer_call(edist_node *node, call_kind kind, const char *peer,
+                     int timeout_ms)
 {
     int rc = call_blocking_check(node);
     if (rc)
@@ -699,18 +716,18 @@ static int quick_call(api_call *c)
     return call_exec(c, EDIST_NODE_CALL_TIMEOUT_MS_DEFAULT);
 }
 
-#define NEW_CALL(node, kind)                                                             \
-    api_call *c;                                                                         \
-    if (!(node))                                                                         \
-        return edist_set_error(EDIST_EINVAL, "no node");                                 \
-    c = call_new((node), (kind));                                                        \
-    if (!c)                                                                              \
-        return edist_set_error(EDIST_ENOMEM, "no memory")
+#define NEW_CALL(node, kind)                                                   \
+    api_call *c;                                                               \
+    if (!(node))                                                               \
+        return edist_set_error(EDIST_EINVAL, "no node");                       \
+    c = call_new((node), (kind));                                              \
+    if (!c)                                                                    \
+    return edist_set_error(EDIST_ENOMEM, "no memory")
 
-#define DROP_BOTH(c)                                                                     \
-    do {                                                                                 \
-        call_unref(c);                                                                   \
-        call_unref(c);                                                                   \
+#define DROP_BOTH(c)                                                           \
+    do {                                                                       \
+        call_unref(c);                                                         \
+        call_unref(c);                                                         \
     } while (0)
 
 int edist_node_disconnect(edist_node *node, const char *peer)
@@ -725,7 +742,8 @@ int edist_node_disconnect(edist_node *node, const char *peer)
     return rc;
 }
 
-int edist_node_set_cookie(edist_node *node, const char *peer, const char *cookie)
+int edist_node_set_cookie(edist_node *node, const char *peer,
+                          const char *cookie)
 {
     int rc = edi_cookie_check(cookie);
     if (rc)
@@ -773,8 +791,9 @@ void edist_node_list_free(edist_node_list *list)
     list->count = 0;
 }
 
-int edist_node_monitor_nodes(edist_node *node, unsigned kinds, edist_node_event_fn fn,
-                             void *user, uint64_t *handle)
+int edist_node_monitor_nodes(edist_node *node, unsigned kinds,
+                             edist_node_event_fn fn, void *user,
+                             uint64_t *handle)
 {
     NEW_CALL(node, C_MONITOR_NODES);
     c->selectors = kinds;
@@ -787,8 +806,9 @@ int edist_node_monitor_nodes(edist_node *node, unsigned kinds, edist_node_event_
     return rc;
 }
 
-int edist_node_monitor_node(edist_node *node, const char *peer, edist_node_event_fn fn,
-                            void *user, uint64_t *handle)
+int edist_node_monitor_node(edist_node *node, const char *peer,
+                            edist_node_event_fn fn, void *user,
+                            uint64_t *handle)
 {
     NEW_CALL(node, C_MONITOR_NODE);
     if (copy_name(c->peer, sizeof c->peer, peer, "node name")) {
@@ -813,7 +833,8 @@ int edist_node_demonitor(edist_node *node, uint64_t handle)
     return rc;
 }
 
-int edist_node_set_message_handler(edist_node *node, edist_node_message_fn fn, void *user)
+int edist_node_set_message_handler(edist_node *node, edist_node_message_fn fn,
+                                   void *user)
 {
     NEW_CALL(node, C_SET_HANDLER);
     c->msg_fn = fn;
@@ -866,10 +887,11 @@ void edist_node_stop(edist_node *node)
     if (!node)
         return;
     if (node->thread_started && edi_loop_on_thread(node->loop)) {
-        node_log(&node->cfg, EDIST_LOG_ERROR, "edist_node_stop called from a node callback");
+        node_log(&node->cfg, EDIST_LOG_ERROR,
+                 "edist_node_stop called from a node callback");
         return;
     }
-    node->stopping = true;
+    atomic_store(&node->stopping, true);
     if (node->thread_started) {
         api_call *c = call_new(node, C_STOP);
         bool waited = false;

@@ -1379,8 +1379,18 @@ int edist_dec_next_slow(edist_cursor *c, edist_item *it)
     case EDIST_TAG_INTEGER:
     case EDIST_TAG_SMALL_BIG:
     case EDIST_TAG_LARGE_BIG: {
-        int neg;
-        const uint8_t *mag;
+        /* A SMALL_BIG within the input's last 10 bytes (the inline path
+         * wants 8 readable magnitude bytes): a common last element. */
+        const uint8_t *d = c->data + p;
+        size_t rem = c->len - p;
+        if (tag == EDIST_TAG_SMALL_BIG && rem >= 3 && d[1] <= 8 && d[1] <= rem - 3 &&
+            signed64(d[2] != 0, edi_get_le_upto8(d + 3, d[1], rem - 3), &it->i) == 0) {
+            it->big = 0;
+            c->pos = p + 3 + d[1];
+            return 0;
+        }
+        int neg = 0;
+        const uint8_t *mag = NULL;
         size_t n = 0;
         uint8_t tmp[8];
         rc = edist_dec_integer(c, &neg, &mag, &n, tmp);

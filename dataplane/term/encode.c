@@ -2,8 +2,9 @@
 /* Encoder: appends terms in the canonical form erts writes for
  * term_to_binary(T, [{minor_version, 2}]) and for distribution. The hot
  * calls have an inline fast path in edist/term.h; their edist_*_slow twins
- * here handle every input. The slow twins are cold: the fast path takes all
- * calls but those that must grow the buffer or fail. */
+ * here handle every input. The twins are marked cold: they see buffer
+ * growth, errors and the rarer forms (non-ASCII atoms, tuples of more than
+ * 255 elements), the fast paths everything else. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

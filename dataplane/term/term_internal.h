@@ -19,8 +19,7 @@ static inline uint16_t edi_get_u16(const uint8_t *p)
 
 static inline uint32_t edi_get_u32(const uint8_t *p)
 {
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-           ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+    return edist_inl_get_u32(p); /* term.h: one load where it can */
 }
 
 static inline uint64_t edi_get_u64(const uint8_t *p)
@@ -36,10 +35,7 @@ static inline void edi_put_u16(uint8_t *p, uint16_t v)
 
 static inline void edi_put_u32(uint8_t *p, uint32_t v)
 {
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
+    edist_inl_put_u32(p, v);
 }
 
 static inline void edi_put_u64(uint8_t *p, uint64_t v)
@@ -48,12 +44,10 @@ static inline void edi_put_u64(uint8_t *p, uint64_t v)
     edi_put_u32(p + 4, (uint32_t)v);
 }
 
-/* Little-endian, as bignum magnitudes are. The fixed-size loops compile to
- * one load or store. */
+/* Little-endian, as bignum magnitudes are. */
 static inline void edi_put_le64(uint8_t *p, uint64_t v)
 {
-    for (unsigned i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
+    edist_inl_put_le64(p, v);
 }
 
 /* The n <= 8 little-endian bytes at p, of which avail >= n are readable:

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Listeners and TCP connections on the loop's io_uring: accept, connect,
- * receive into the provided-buffer ring with RAW or U32 framing, batched
- * sends from a bounded queue, and the close protocol.
+ * receive into the provided-buffer ring (RAW/U32 framing by deframe.c),
+ * batched sends from a bounded queue, and the close protocol.
  *
  * Lifetime of a connection: CONNECTING -> OPEN -> (CLOSING) -> DEAD. Once
  * DEAD, on_close is called from the deferred phase of an iteration (never
@@ -20,13 +20,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "dataplane/uring/deframe.h"
 #include "dataplane/uring/uring_internal.h"
 #include "edist/error.h"
 
-/* A frame spanning buffers starts with a buffer of at most this size and
- * grows as bytes arrive, so a peer announcing a huge frame does not make us
- * allocate it before sending it. */
-#define ASM_INITIAL_BYTES (1024u * 1024u)
 /* Graceful close deadline when the caller gives 0. */
 #define CLOSE_DEFAULT_MS 5000u
 /* Retry delay after an accept error such as EMFILE. */
@@ -57,7 +54,6 @@ struct edi_conn {
     char why[160];
     const edi_conn_ops *ops;
     void *user;
-    edi_framing mode;
 
     edi_op rx_op, tx_op, connect_op;
     bool rx_armed, rx_multishot, rx_got_data;
@@ -68,17 +64,13 @@ struct edi_conn {
     bool want_writable;
     bool in_rx;                 /* inside rx_feed: set_framing needs no kick */
     bool silent;                /* loop teardown: no callbacks */
+    bool by_owner;              /* edi_conn_abort: the owner logs, not us */
 
     edi_conn *prev, *next;      /* loop->conns */
     edi_conn *dirty_next, *deferred_next, *starved_next;
 
-    /* receive */
-    uint8_t hdr[4];
-    uint8_t hdr_have;
-    edi_rxbuf *asm_buf;
-    size_t asm_len, asm_have;
-    uint8_t *raw;
-    size_t raw_len, raw_cap;
+    /* receive: RAW/U32 deframing of the byte stream (deframe.h) */
+    edi_deframe df;
 
     /* send */
     txseg *segs;
@@ -165,12 +157,6 @@ static void set_sockopts(int fd)
         (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
 }
 
-static uint32_t be32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-           ((uint32_t)p[2] << 8) | (uint32_t)p[3];
-}
-
 static void put_be32(uint8_t *p, uint32_t v)
 {
     p[0] = (uint8_t)(v >> 24);
@@ -254,12 +240,7 @@ static void conn_kill(edi_conn *c, int reason, bool linger, const char *fmt, ...
     vsnprintf(c->why, sizeof(c->why), fmt, ap);
     va_end(ap);
     edi_loop_timer_cancel(loop, &c->timer);
-    if (c->asm_buf != NULL) {
-        edi_rxbuf_unref(c->asm_buf);
-        c->asm_buf = NULL;
-    }
-    c->raw_len = 0;
-    c->hdr_have = 0;
+    edi_deframe_halt(&c->df);
     if (c->on_starved) {
         list_remove(&loop->starved, c, offsetof(edi_conn, starved_next));
         c->on_starved = false;
@@ -297,8 +278,10 @@ static void conn_timer_fn(edi_loop *loop, edi_timer *t, void *arg)
                   "close: %zu bytes not flushed before the deadline", c->queued);
         break;
     case CS_DEAD:
-        if (c->lingering)
+        if (c->lingering) {
             hard_stop(c);
+            maybe_free(c);
+        }
         break;
     default:
         break;
@@ -333,9 +316,7 @@ static void conn_free(edi_conn *c)
         tx_pop(c);
     free(c->segs);
     free(c->tail_chunk);
-    free(c->raw);
-    if (c->asm_buf != NULL)
-        edi_rxbuf_unref(c->asm_buf);
+    edi_deframe_fini(&c->df);
     if (c->fd >= 0)
         close(c->fd);
     edi_loop_timer_cancel(loop, &c->timer);
@@ -403,51 +384,12 @@ static void arm_recv(edi_conn *c)
     c->rx_armed = true;
 }
 
-static int raw_append(edi_conn *c, const uint8_t *p, size_t n)
-{
-    size_t limit = c->loop->cfg.raw_max_bytes;
-    if (n > limit - c->raw_len) {
-        conn_kill(c, EDIST_EPROTO, false,
-                  "more than %zu unconsumed bytes in raw mode", limit);
-        return -1;
-    }
-    if (c->raw_len + n > c->raw_cap) {
-        size_t cap = c->raw_cap ? c->raw_cap : 1024;
-        while (cap < c->raw_len + n)
-            cap *= 2;
-        if (cap > limit)
-            cap = limit;
-        uint8_t *r = realloc(c->raw, cap);
-        if (r == NULL) {
-            conn_kill(c, EDIST_ENOMEM, false, "raw staging of %zu bytes", cap);
-            return -1;
-        }
-        c->raw = r;
-        c->raw_cap = cap;
-    }
-    memcpy(c->raw + c->raw_len, p, n);
-    c->raw_len += n;
-    return 0;
-}
-
 static size_t call_on_bytes(edi_conn *c, const uint8_t *p, size_t n)
 {
     if (c->ops->on_bytes == NULL)
         return n; /* nobody listens: discard */
     size_t used = c->ops->on_bytes(c, c->user, p, n);
     return used > n ? n : used;
-}
-
-/* RAW mode over the staged bytes: offer them until nothing is consumed. */
-static void raw_deliver(edi_conn *c)
-{
-    while (c->raw_len > 0 && c->state == CS_OPEN && c->mode == EDI_FRAMING_RAW) {
-        size_t used = call_on_bytes(c, c->raw, c->raw_len);
-        if (used == 0 || c->state != CS_OPEN)
-            break;
-        memmove(c->raw, c->raw + used, c->raw_len - used);
-        c->raw_len -= used;
-    }
 }
 
 static void deliver(edi_conn *c, edi_rxbuf *rb, const uint8_t *p, size_t len)
@@ -461,180 +403,70 @@ static void deliver(edi_conn *c, edi_rxbuf *rb, const uint8_t *p, size_t len)
         c->ops->on_frame(c, c->user, &f);
 }
 
-/* Parses bytes p[0..n) that live in rb, by the current framing. Returns
- * how many bytes at the end a RAW consumer left unconsumed (the caller
- * stages them); 0 when everything was used or the connection died. */
-static size_t rx_scan(edi_conn *c, edi_rxbuf *rb, const uint8_t *p, size_t n)
+/* The deframer's buffers are heap rxbufs, so every frame handed to the
+ * owner is referenced the same way whether it is a view into a kernel
+ * buffer, into a copy of staged bytes, or reassembled. */
+static void *rx_alloc(void *user, size_t cap_bytes, uint8_t **data)
 {
-    edi_loop *loop = c->loop;
-    while (n > 0 && c->state == CS_OPEN) {
-        if (c->mode == EDI_FRAMING_RAW) {
-            size_t used;
-            do {
-                used = call_on_bytes(c, p, n);
-                p += used;
-                n -= used;
-            } while (used > 0 && n > 0 && c->state == CS_OPEN &&
-                     c->mode == EDI_FRAMING_RAW);
-            if (n > 0 && c->state == CS_OPEN && c->mode == EDI_FRAMING_RAW)
-                return n;
-            continue;
-        }
-        if (c->asm_buf != NULL) {
-            size_t take = c->asm_len - c->asm_have;
-            if (take > n)
-                take = n;
-            if (c->asm_have + take > c->asm_buf->cap) {
-                size_t cap = c->asm_buf->cap * 2;
-                if (cap < c->asm_have + take)
-                    cap = c->asm_have + take;
-                if (cap > c->asm_len)
-                    cap = c->asm_len;
-                edi_rxbuf *g = edi_rxbuf_heap_grow(c->asm_buf, cap);
-                if (g == NULL) {
-                    conn_kill(c, EDIST_ENOMEM, false,
-                              "reassembly of a %zu byte frame", c->asm_len);
-                    return 0;
-                }
-                c->asm_buf = g;
-            }
-            memcpy(c->asm_buf->data + c->asm_have, p, take);
-            c->asm_have += take;
-            p += take;
-            n -= take;
-            if (c->asm_have == c->asm_len) {
-                edi_rxbuf *b = c->asm_buf;
-                c->asm_buf = NULL;
-                c->st.frames_reassembled++;
-                loop->st.frames_reassembled++;
-                loop->st.reassembled_bytes += c->asm_len;
-                deliver(c, b, b->data, c->asm_len);
-                edi_rxbuf_unref(b);
-            }
-            continue;
-        }
-        size_t len;
-        if (c->hdr_have > 0 || n < 4) {
-            size_t take = 4u - c->hdr_have;
-            if (take > n)
-                take = n;
-            memcpy(c->hdr + c->hdr_have, p, take);
-            c->hdr_have = (uint8_t)(c->hdr_have + take);
-            p += take;
-            n -= take;
-            if (c->hdr_have < 4)
-                return 0;
-            len = be32(c->hdr);
-            c->hdr_have = 0;
-        } else {
-            len = be32(p);
-            p += 4;
-            n -= 4;
-        }
-        if (len > loop->cfg.max_frame_bytes) {
-            conn_kill(c, EDIST_EPROTO, false, "frame of %zu bytes exceeds the limit of %llu",
-                      len, (unsigned long long)loop->cfg.max_frame_bytes);
-            return 0;
-        }
-        if (n >= len) {
-            /* whole frame inside this buffer: a view, no copy */
-            deliver(c, rb, p, len);
-            p += len;
-            n -= len;
-            continue;
-        }
-        size_t cap = len < ASM_INITIAL_BYTES ? len : ASM_INITIAL_BYTES;
-        if (cap < n)
-            cap = n;
-        c->asm_buf = edi_rxbuf_heap_new(cap);
-        if (c->asm_buf == NULL) {
-            conn_kill(c, EDIST_ENOMEM, false, "reassembly of a %zu byte frame", len);
-            return 0;
-        }
-        c->asm_len = len;
-        c->asm_have = 0;
+    (void)user;
+    edi_rxbuf *b = edi_rxbuf_heap_new(cap_bytes);
+    if (b != NULL)
+        *data = b->data;
+    return b;
+}
+
+static void *rx_grow(void *user, void *buf, size_t cap_bytes, uint8_t **data)
+{
+    (void)user;
+    edi_rxbuf *b = edi_rxbuf_heap_grow(buf, cap_bytes);
+    if (b != NULL)
+        *data = b->data;
+    return b;
+}
+
+static void rx_release(void *user, void *buf)
+{
+    (void)user;
+    edi_rxbuf_unref(buf);
+}
+
+static const edi_deframe_alloc rx_alloc_ops = { rx_alloc, rx_grow, rx_release };
+
+/* Deframer events -> the owner's callbacks. A callback that closes c halts
+ * the deframer (conn_kill, edi_conn_close), which stops the feed. */
+static size_t rx_event(void *user, const edi_deframe_event *ev)
+{
+    edi_conn *c = user;
+    switch (ev->kind) {
+    case EDI_DEFRAME_BYTES:
+        return call_on_bytes(c, ev->data, ev->len);
+    case EDI_DEFRAME_FRAME:
+    case EDI_DEFRAME_TICK:
+        deliver(c, ev->buf, ev->data, ev->len);
+        return 0;
+    case EDI_DEFRAME_REASSEMBLED: {
+        edi_rxbuf *b = ev->buf;
+        c->st.frames_reassembled++;
+        c->loop->st.frames_reassembled++;
+        c->loop->st.reassembled_bytes += ev->len;
+        deliver(c, b, ev->data, ev->len);
+        edi_rxbuf_unref(b); /* the deframer's reference, now ours */
+        return 0;
+    }
+    case EDI_DEFRAME_ERROR:
+        conn_kill(c, ev->err, false, "%s", ev->detail);
+        return 0;
     }
     return 0;
 }
 
-/* Appends p[0..n) to the staged RAW bytes, at most raw_max_bytes in all:
- * a consumer that needs more than that is a protocol error. Returns how
- * many bytes were taken, or 0 with the connection killed. */
-static size_t raw_stage(edi_conn *c, const uint8_t *p, size_t n)
-{
-    size_t room = c->loop->cfg.raw_max_bytes - c->raw_len;
-    if (room == 0) {
-        conn_kill(c, EDIST_EPROTO, false,
-                  "more than %zu unconsumed bytes in raw mode", c->raw_len);
-        return 0;
-    }
-    size_t piece = n < room ? n : room;
-    return raw_append(c, p, piece) < 0 ? 0 : piece;
-}
-
 /* New bytes p[0..n) inside rb (n may be 0 to re-run staged bytes after a
- * framing switch). Staged RAW bytes come first. New bytes are staged only
- * as far as a RAW consumer still needs them: what follows the switch to
- * U32 is framed in place, without copying. */
+ * framing switch). */
 static void rx_feed(edi_conn *c, edi_rxbuf *rb, const uint8_t *p, size_t n)
 {
     c->in_rx = true;
-    for (;;) {
-        while (c->state == CS_OPEN && c->raw_len > 0) {
-            if (c->mode == EDI_FRAMING_U32) {
-                /* switched with bytes staged: frame them from a copy that
-                 * can be referenced like any receive buffer */
-                size_t len = c->raw_len;
-                edi_rxbuf *tmp = edi_rxbuf_heap_new(len);
-                if (tmp == NULL) {
-                    conn_kill(c, EDIST_ENOMEM, false, "staged bytes copy");
-                    break;
-                }
-                memcpy(tmp->data, c->raw, len);
-                c->raw_len = 0;
-                size_t left = rx_scan(c, tmp, tmp->data, len);
-                if (left > 0) /* RAW again, consumer waits: fits, raw_len was 0 */
-                    (void)raw_stage(c, tmp->data + len - left, left);
-                edi_rxbuf_unref(tmp);
-                continue;
-            }
-            if (n == 0) {
-                raw_deliver(c);
-                if (c->mode == EDI_FRAMING_RAW)
-                    break; /* wait for more bytes */
-                continue;
-            }
-            size_t took = raw_stage(c, p, n);
-            if (took == 0)
-                break;
-            p += took;
-            n -= took;
-            raw_deliver(c);
-            if (n == 0 && c->mode == EDI_FRAMING_RAW)
-                break;
-        }
-        if (n == 0 || c->state != CS_OPEN)
-            break;
-        size_t left = rx_scan(c, rb, p, n);
-        if (left == 0)
-            break;
-        /* a RAW consumer wants more than these bytes: stage them */
-        p += n - left;
-        n = left;
-        size_t took = raw_stage(c, p, n);
-        if (took == 0)
-            break;
-        p += took;
-        n -= took;
-        if (n == 0)
-            break;
-    }
+    edi_deframe_feed(&c->df, rb, p, n);
     c->in_rx = false;
-}
-
-static bool mid_frame(const edi_conn *c)
-{
-    return c->mode == EDI_FRAMING_U32 && (c->hdr_have > 0 || c->asm_buf != NULL);
 }
 
 static void on_recv(edi_conn *c, struct io_uring_cqe *cqe)
@@ -663,7 +495,7 @@ static void on_recv(edi_conn *c, struct io_uring_cqe *cqe)
             arm_recv(c);
     } else if (res == 0) {
         if (c->state == CS_OPEN) {
-            if (mid_frame(c))
+            if (edi_deframe_mid_frame(&c->df))
                 conn_kill(c, EDIST_EPROTO, false, "peer closed in the middle of a frame");
             else
                 conn_kill(c, EDIST_ECLOSED, false, "peer closed the connection");
@@ -1027,7 +859,7 @@ uint32_t edi_conn_run_deferred(edi_loop *loop)
             if (c->reason == EDIST_EIO)
                 edist_set_error(EDIST_EIO, "%s", c->why);
             if (!c->silent) {
-                if (c->reason != 0 && c->reason != EDIST_ECLOSED) {
+                if (c->reason != 0 && c->reason != EDIST_ECLOSED && !c->by_owner) {
                     char a[64];
                     struct sockaddr_storage peer;
                     socklen_t pl = sizeof(peer);
@@ -1059,7 +891,14 @@ static edi_conn *conn_new(edi_loop *loop, const edi_conn_ops *ops, void *user)
     c->fd = -1;
     c->ops = ops;
     c->user = user;
-    c->mode = EDI_FRAMING_RAW;
+    edi_deframe_config dc = {
+        .max_frame_bytes = loop->cfg.max_frame_bytes,
+        .raw_max_bytes = loop->cfg.raw_max_bytes,
+        .alloc = &rx_alloc_ops,
+        .on_event = rx_event,
+        .user = c,
+    };
+    edi_deframe_init(&c->df, &dc); /* RAW until the owner switches */
     c->rx_op.kind = EDI_OP_RECV;
     c->tx_op.kind = EDI_OP_SEND;
     c->connect_op.kind = EDI_OP_CONNECT;
@@ -1146,18 +985,23 @@ int edi_loop_connect(edi_loop *loop, const char *ip, uint16_t port,
 
 void edi_conn_set_framing(edi_conn *c, edi_framing mode)
 {
-    if (c->mode == mode)
+    edi_deframe_mode m = mode == EDI_FRAMING_U32 ? EDI_DEFRAME_U32 : EDI_DEFRAME_RAW;
+    if (edi_deframe_get_mode(&c->df) == m)
         return;
-    c->mode = mode;
+    edi_deframe_set_mode(&c->df, m);
     /* Outside delivery, staged RAW bytes must be looked at again under the
      * new framing without waiting for more bytes from the peer. */
-    if (!c->in_rx && c->raw_len > 0) {
+    if (!c->in_rx && edi_deframe_staged_bytes(&c->df) > 0) {
         c->pend_kick = true;
         defer(c);
     }
 }
 
-edi_framing edi_conn_framing(const edi_conn *c) { return c->mode; }
+edi_framing edi_conn_framing(const edi_conn *c)
+{
+    return edi_deframe_get_mode(&c->df) == EDI_DEFRAME_U32 ? EDI_FRAMING_U32
+                                                           : EDI_FRAMING_RAW;
+}
 void edi_conn_set_user(edi_conn *c, void *user) { c->user = user; }
 void *edi_conn_user(const edi_conn *c) { return c->user; }
 void edi_conn_set_ops(edi_conn *c, const edi_conn_ops *ops)
@@ -1180,11 +1024,7 @@ void edi_conn_close(edi_conn *c, uint64_t timeout_ms)
         timeout_ms = CLOSE_DEFAULT_MS;
     c->state = CS_CLOSING;
     c->close_deadline_ms = edi_now_ms() + timeout_ms;
-    if (c->asm_buf != NULL) {
-        edi_rxbuf_unref(c->asm_buf);
-        c->asm_buf = NULL;
-    }
-    c->raw_len = 0;
+    edi_deframe_halt(&c->df); /* no more deliveries */
     if (edi_loop_timer_start(c->loop, &c->timer, timeout_ms, 0, conn_timer_fn, c) < 0) {
         conn_kill(c, EDIST_ENOMEM, false, "close timer");
         return;
@@ -1195,6 +1035,8 @@ void edi_conn_close(edi_conn *c, uint64_t timeout_ms)
 
 void edi_conn_abort(edi_conn *c, int reason)
 {
+    if (c->state != CS_DEAD)
+        c->by_owner = true;
     conn_kill(c, reason, false, "aborted by the owner (%s)",
               reason == 0 ? "no error" : edist_strerror(reason));
 }

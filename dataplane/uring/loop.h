@@ -101,9 +101,10 @@ void edi_loop_free(edi_loop *loop);
 int edi_loop_run(edi_loop *loop);
 
 /* One iteration: completes what is ready, runs due timers and posted work,
- * flushes sends; if nothing was ready waits up to timeout_ms (0 = do not
- * wait, -1 = until something happens), by the idle strategy only in
- * edi_loop_run. Returns the number of events handled (>= 0) or an error. */
+ * flushes sends; if nothing was ready, blocks up to timeout_ms (0 = do not
+ * wait, -1 = until something happens) and iterates once more. The idle
+ * strategy applies to edi_loop_run only. Returns the number of events
+ * handled (>= 0) or a negative edist_err. */
 int edi_loop_run_once(edi_loop *loop, int timeout_ms);
 
 /* Makes edi_loop_run() return soon. Thread-safe and async-signal-safe
@@ -238,10 +239,11 @@ typedef struct edi_conn_ops {
     void (*on_close)(edi_conn *c, void *user, int reason);
 } edi_conn_ops;
 
-/* Takes ownership of a connected TCP socket fd (also on failure: fd is
+/* Takes ownership of a connected stream socket fd (also on failure: fd is
  * closed then) and starts receiving in RAW mode. Sets TCP_NODELAY and
- * O_NONBLOCK is not required. ops must stay valid while c lives. Loop
- * thread. Returns 0, EDIST_ENOMEM, EDIST_EINVAL. */
+ * clears O_NONBLOCK (io_uring waits for readiness itself). ops must stay
+ * valid while c lives. Loop thread. Returns 0, EDIST_ENOMEM, EDIST_EINVAL
+ * (fd < 0, ops or ops->on_close missing). */
 int edi_conn_adopt(edi_loop *loop, int fd, const edi_conn_ops *ops,
                    void *user, edi_conn **out);
 
@@ -300,9 +302,12 @@ int edi_conn_send_frame_owned(edi_conn *c, const void *head, size_t head_len,
 size_t edi_conn_send_queue_bytes(const edi_conn *c);
 
 /* Graceful close: stops delivering received data, flushes the send queue,
- * shuts the socket down and closes it; on_close(0) then, or
+ * then sends FIN; on_close(0) once everything was written, or
  * on_close(EDIST_ETIMEDOUT) if not flushed within timeout_ms (0 = 5 s).
- * Idempotent. Loop thread. */
+ * After on_close(0) the loop keeps draining the socket until the peer
+ * closes too or the deadline passes (closing with unread bytes would send
+ * a reset that can destroy the data just sent). New sends return
+ * EDIST_ECLOSED at once. Idempotent. Loop thread. */
 void edi_conn_close(edi_conn *c, uint64_t timeout_ms);
 /* Immediate close: drops unsent data; on_close(reason) follows from the
  * loop (never from inside this call). Idempotent (first reason wins).
@@ -313,7 +318,7 @@ void edi_conn_abort(edi_conn *c, int reason);
 
 typedef struct edi_conn_stats {
     uint64_t bytes_in, bytes_out;     /* payload bytes on the wire */
-    uint64_t frames_in, frames_out;   /* U32 frames (ticks included) */
+    uint64_t frames_in, frames_out;   /* U32 frames delivered / queued (ticks included) */
     uint64_t ticks_in;
     uint64_t frames_reassembled;      /* frames copied because they spanned buffers */
     uint64_t send_eagain;             /* sends refused by the queue limit */

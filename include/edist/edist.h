@@ -5,5 +5,6 @@
 
 #include "edist/error.h"
 #include "edist/term.h"
+#include "edist/node.h"
 
 #endif

@@ -28,7 +28,7 @@ extern "C" {
 
 typedef struct edist_node edist_node;
 
-/* ---- logging ------------------------------------------------------------ */
+/* ---- logging ------------------------------------------------------------- */
 typedef enum edist_log_level {
     EDIST_LOG_ERROR = 0,
     EDIST_LOG_WARNING = 1,
@@ -41,7 +41,7 @@ typedef enum edist_log_level {
 typedef void (*edist_log_fn)(void *user, edist_log_level level,
                              const char *line);
 
-/* ---- configuration -------------------------------------------------------- */
+/* ---- configuration ------------------------------------------------------- */
 typedef enum edist_idle {
     EDIST_IDLE_ADAPTIVE = 0, /* spin briefly, then sleep in the kernel */
     EDIST_IDLE_BUSY = 1,     /* never sleep: one core per shard */
@@ -98,7 +98,7 @@ typedef struct edist_node_config {
 
 void edist_node_config_init(edist_node_config *cfg);
 
-/* ---- lifetime ------------------------------------------------------------- */
+/* ---- lifetime ------------------------------------------------------------ */
 
 /* Start a node: resolve its name, load the cookie, listen, start the shard
  * thread, and register with the port mapper. When this returns 0 the node is
@@ -122,7 +122,7 @@ bool edist_node_is_hidden(const edist_node *node);
  * is freed). Callback-safe. */
 bool edist_node_is_alive(const edist_node *node);
 
-/* ---- connections ------------------------------------------------------------ */
+/* ---- connections --------------------------------------------------------- */
 
 /* net_kernel:connect_node/1: connect to peer ("name@host") unless already
  * connected, and wait for the outcome. 0 when connected; EDIST_EAUTH (the
@@ -146,7 +146,7 @@ int edist_node_disconnect(edist_node *node, const char *peer);
 int edist_node_set_cookie(edist_node *node, const char *peer,
                           const char *cookie);
 
-/* ---- membership ------------------------------------------------------------- */
+/* ---- membership ---------------------------------------------------------- */
 
 /* The selectors of erlang:nodes/1, combined with |. */
 #define EDIST_NODES_VISIBLE 0x1u
@@ -199,16 +199,16 @@ int edist_node_monitor_node(edist_node *node, const char *peer,
  * again. EDIST_ENOTFOUND if unknown or already fired. */
 int edist_node_demonitor(edist_node *node, uint64_t handle);
 
-/* ---- messages (until the process runtime exists) --------------------------- */
+/* ---- messages (until the process runtime exists) ------------------------- */
 
 /* A distribution message the node itself does not handle. Views are valid
  * during the callback only. */
 typedef struct edist_node_message {
-    const char *peer;         /* node it came from */
-    int op;                   /* control message number (2 SEND, 6 REG_SEND...) */
-    const uint8_t *control;   /* the control tuple, encoded (no 131) */
+    const char *peer;       /* node it came from */
+    int op;                 /* control message number (2 SEND, 6 REG_SEND...) */
+    const uint8_t *control; /* the control tuple, encoded (no 131) */
     size_t control_len;
-    const uint8_t *payload;   /* the message term (no 131), or NULL */
+    const uint8_t *payload; /* the message term (no 131), or NULL */
     size_t payload_len;
 } edist_node_message;
 
@@ -225,17 +225,17 @@ int edist_node_set_message_handler(edist_node *node, edist_node_message_fn fn,
 int edist_node_send_reg(edist_node *node, const char *peer, const char *name,
                         const uint8_t *payload, size_t payload_len);
 
-/* ---- counters ------------------------------------------------------------- */
+/* ---- counters ------------------------------------------------------------ */
 typedef struct edist_node_stats {
-    uint64_t connections_up;     /* now */
-    uint64_t nodeups;            /* since start */
+    uint64_t connections_up; /* now */
+    uint64_t nodeups;        /* since start */
     uint64_t nodedowns;
     uint64_t handshakes_refused; /* wrong cookie, garbage, timeouts, ... */
     uint64_t ticks_sent;
     uint64_t ticks_received;
     uint64_t messages_received;
     uint64_t messages_sent;
-    uint64_t messages_dropped;   /* unknown, no handler */
+    uint64_t messages_dropped; /* unknown, no handler */
     uint64_t bytes_received;
     uint64_t bytes_sent;
 } edist_node_stats;

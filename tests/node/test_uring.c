@@ -108,9 +108,12 @@ static void test_uring_order_1m(void **state)
     server s;
     server_start(&s, &ls, &srv, NULL);
     tc_connect(&cli, s.port);
+    uint64_t t0 = edi_now_ms();
     tc_start_pump(&cli, N, 8);
     WAIT_UNTIL(atomic_load(&srv.frames) == N || atomic_load(&srv.closed));
+    uint64_t took = edi_now_ms() - t0;
     assert_int_equal(atomic_load(&srv.frames), N);
+    print_message("1M 8-byte frames in order in %llu ms\n", (unsigned long long)took);
     assert_int_equal(atomic_load(&srv.bad), 0);
     edi_conn_stats cs;
     get_stats(&lc, &cli, NULL, &cs);
@@ -365,7 +368,7 @@ static void test_uring_rxbuf_exhaustion(void **state)
 }
 
 /* A reference kept past edi_loop_free keeps the buffer valid. */
-static edi_rxbuf *g_kept;
+static edi_rxbuf *_Atomic g_kept;
 
 static void keep_on_frame(edi_conn *c, void *user, const edi_frame *f)
 {
@@ -512,12 +515,24 @@ static void test_uring_peer_close_mid_frame(void **state)
     lt_stop(&ls);
 }
 
+static atomic_int g_log_exceeds;
+
+static void collect_log(void *user, const char *line)
+{
+    (void)user;
+    if (strstr(line, "exceeds the limit of 1000") != NULL &&
+        strstr(line, "127.0.0.1:") != NULL)
+        atomic_fetch_add(&g_log_exceeds, 1);
+}
+
 static void test_uring_garbage_length(void **state)
 {
     (void)state;
     edi_loop_config cfg;
     edi_loop_config_default(&cfg);
     cfg.max_frame_bytes = 1000;
+    cfg.log = collect_log;
+    atomic_store(&g_log_exceeds, 0);
     lt ls;
     lt_start(&ls, &cfg);
     const uint32_t lens[] = { 1001, 0xffffffffu };
@@ -551,6 +566,8 @@ static void test_uring_garbage_length(void **state)
         call_on(&ls, srv_close_fn, &s);
         tc_fini(&srv);
     }
+    /* one log line per bad connection, naming the peer */
+    assert_int_equal(atomic_load(&g_log_exceeds), 2);
     lt_stop(&ls);
 }
 
@@ -871,6 +888,63 @@ static void test_uring_idle_cpu_sleep(void **state)
     idle_cpu(EDI_IDLE_SLEEP);
 }
 
+/* Adaptive with work every 10 ms (like ticks and a trickle of messages):
+ * after each wake-up the loop must be back asleep within a fraction of a
+ * millisecond, so 100 wake-ups cost a few tens of ms of CPU at most. */
+static void tick_fn(edi_loop *l, edi_timer *t, void *a)
+{
+    (void)l;
+    (void)t;
+    atomic_fetch_add((atomic_int *)a, 1);
+}
+
+typedef struct tick_args {
+    lt *t;
+    edi_timer timer;
+    atomic_int n;
+    int stop;
+} tick_args;
+
+static void tick_start_fn(void *a)
+{
+    tick_args *ta = a;
+    if (ta->stop) {
+        edi_loop_timer_cancel(ta->t->loop, &ta->timer);
+        return;
+    }
+    edi_timer_init(&ta->timer);
+    assert_int_equal(edi_loop_timer_start(ta->t->loop, &ta->timer, 10, 10, tick_fn, &ta->n), 0);
+}
+
+static void test_uring_idle_cpu_ticking(void **state)
+{
+    (void)state;
+    lt ls;
+    lt_start(&ls, NULL);
+    tick_args ta;
+    memset(&ta, 0, sizeof(ta));
+    ta.t = &ls;
+    call_on(&ls, tick_start_fn, &ta);
+    usleep(50000);
+    edi_loop_stats st0, st1;
+    get_stats(&ls, NULL, &st0, NULL);
+    int n0 = atomic_load(&ta.n);
+    uint64_t c0 = thread_cpu_ns(ls.th);
+    usleep(1000000);
+    uint64_t c1 = thread_cpu_ns(ls.th);
+    int n1 = atomic_load(&ta.n);
+    get_stats(&ls, NULL, &st1, NULL);
+    double cpu_ms = (double)(c1 - c0) / 1e6;
+    print_message("adaptive, 10 ms ticks: %d ticks, %.2f ms CPU, %llu sleeps\n", n1 - n0,
+                  cpu_ms, (unsigned long long)(st1.sleeps - st0.sleeps));
+    assert_true(n1 - n0 >= 50);
+    assert_true(st1.sleeps - st0.sleeps >= 50);
+    assert_true(cpu_ms < 60.0);
+    ta.stop = 1;
+    call_on(&ls, tick_start_fn, &ta);
+    lt_stop(&ls);
+}
+
 /* Busy mode works (frames flow) without sleeping. */
 static void test_uring_busy_mode(void **state)
 {
@@ -963,13 +1037,56 @@ static void test_uring_connect_refused(void **state)
     lt_start(&lc, NULL);
     tconn cli;
     tc_init(&cli, &lc, 0);
-    connect_args ca = { &cli, port, 1 };
+    connect_args ca = { &cli, port, 1, 0 };
     call_on(&lc, connect_fn, &ca);
     assert_int_equal(ca.rc, 0);
     WAIT_UNTIL(atomic_load(&cli.closed));
     assert_int_equal(atomic_load(&cli.connected), 0);
     assert_int_equal(atomic_load(&cli.reason), EDIST_EIO);
     lt_stop(&lc);
+}
+
+/* A listener whose accept queue is full drops SYNs: the connect hangs
+ * until our deadline. */
+static void test_uring_connect_timeout(void **state)
+{
+    (void)state;
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(lfd >= 0);
+    struct sockaddr_in a;
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(lfd, 0), 0);
+    socklen_t al = sizeof(a);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &al), 0);
+    int fillers[4];
+    for (int i = 0; i < 4; i++) {
+        fillers[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        assert_true(fillers[i] >= 0);
+        (void)connect(fillers[i], (struct sockaddr *)&a, sizeof(a));
+    }
+    usleep(20000);
+    lt lc;
+    lt_start(&lc, NULL);
+    tconn cli;
+    tc_init(&cli, &lc, 0);
+    uint64_t t0 = edi_now_ms();
+    connect_args ca = { &cli, ntohs(a.sin_port), 1, 300 };
+    call_on(&lc, connect_fn, &ca);
+    assert_int_equal(ca.rc, 0);
+    WAIT_UNTIL(atomic_load(&cli.closed));
+    uint64_t took = edi_now_ms() - t0;
+    print_message("connect to a full backlog: reason %d after %llu ms\n",
+                  atomic_load(&cli.reason), (unsigned long long)took);
+    assert_int_equal(atomic_load(&cli.connected), 0);
+    assert_int_equal(atomic_load(&cli.reason), EDIST_ETIMEDOUT);
+    assert_true(took >= 290 && took < 3000);
+    lt_stop(&lc);
+    for (int i = 0; i < 4; i++)
+        close(fillers[i]);
+    close(lfd);
 }
 
 static void test_uring_graceful_close_flushes(void **state)
@@ -1131,9 +1248,11 @@ int main(void)
         cmocka_unit_test(test_uring_timers),
         cmocka_unit_test(test_uring_idle_cpu_adaptive),
         cmocka_unit_test(test_uring_idle_cpu_sleep),
+        cmocka_unit_test(test_uring_idle_cpu_ticking),
         cmocka_unit_test(test_uring_busy_mode),
         cmocka_unit_test(test_uring_stop_from_signal),
         cmocka_unit_test(test_uring_connect_refused),
+        cmocka_unit_test(test_uring_connect_timeout),
         cmocka_unit_test(test_uring_graceful_close_flushes),
         cmocka_unit_test(test_uring_bad_arguments),
         cmocka_unit_test(test_uring_send_before_connected_and_after_close),

@@ -326,18 +326,20 @@ typedef struct connect_args {
     tconn *tc;
     uint16_t port;
     int rc;
+    uint64_t timeout_ms; /* 0: 5000 */
 } connect_args;
 
 static void connect_fn(void *a)
 {
     connect_args *ca = a;
-    ca->rc = edi_loop_connect(ca->tc->t->loop, "127.0.0.1", ca->port, 5000,
-                              &tc_ops, ca->tc, &ca->tc->c);
+    ca->rc = edi_loop_connect(ca->tc->t->loop, "127.0.0.1", ca->port,
+                              ca->timeout_ms ? ca->timeout_ms : 5000, &tc_ops, ca->tc,
+                              &ca->tc->c);
 }
 
 static void tc_connect(tconn *tc, uint16_t port)
 {
-    connect_args ca = { tc, port, 1 };
+    connect_args ca = { tc, port, 1, 0 };
     call_on(tc->t, connect_fn, &ca);
     assert_int_equal(ca.rc, 0);
     WAIT_UNTIL(atomic_load(&tc->connected) || atomic_load(&tc->closed));

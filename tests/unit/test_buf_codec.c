@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1049,6 +1050,671 @@ static void test_compress_malformed(void **state)
     edist_buf_free(&out);
 }
 
+/* ---- fixes found by the OTP corpus --------------------------------------- */
+
+static void test_port_new_vs_v4(void **state)
+{
+    (void)state;
+    edist_buf b;
+    edist_buf_init(&b);
+    /* erts: NEW_PORT_EXT below 2^28, V4_PORT_EXT from 2^28 (checked in erl) */
+    edist_port port = {atom_of("a@b"), ((uint64_t)1 << 28) - 1, 7};
+    const uint8_t e_new[] = {89,119,3,97,64,98,15,255,255,255,0,0,0,7};
+    edist_enc_port(&b, &port); expect_bytes(&b, B(e_new));
+    port.id = (uint64_t)1 << 28;
+    const uint8_t e_v4[] = {120,119,3,97,64,98,0,0,0,0,16,0,0,0,0,0,0,7};
+    edist_enc_port(&b, &port); expect_bytes(&b, B(e_v4));
+    edist_cursor c;
+    edist_port back;
+    edist_cursor_init(&c, B(e_v4));
+    assert_int_equal(edist_dec_port(&c, &back), 0);
+    assert_true(back.id == port.id);
+    edist_buf_free(&b);
+}
+
+static void test_empty_bitstring(void **state)
+{
+    (void)state;
+    /* binary_to_term(<<131,77,0,0,0,0,0>>) is <<>>: 0 bytes, 0 bits */
+    const uint8_t empty[] = {77, 0, 0, 0, 0, 0};
+    edist_cursor c;
+    const uint8_t *p;
+    size_t len;
+    unsigned bits;
+    assert_int_equal(edist_term_validate(B(empty), NULL), 0);
+    edist_cursor_init(&c, B(empty));
+    assert_int_equal(edist_skip(&c), 0);
+    assert_int_equal(c.pos, sizeof empty);
+    edist_cursor_init(&c, B(empty));
+    assert_int_equal(edist_dec_bitstring(&c, &p, &len, &bits), 0);
+    assert_int_equal(len, 0);
+    assert_int_equal(bits, 8); /* the empty binary, as BINARY_EXT gives it */
+    edist_cursor_init(&c, B(empty));
+    assert_int_equal(edist_dec_binary(&c, &p, &len), 0);
+    assert_int_equal(len, 0);
+    assert_int_equal(c.pos, sizeof empty);
+    edist_term_info info;
+    edist_cursor_init(&c, B(empty));
+    assert_int_equal(edist_peek(&c, &info), 0);
+    assert_int_equal(info.type, EDIST_TYPE_BINARY);
+    assert_int_equal(info.count, 0);
+    edist_item it;
+    assert_int_equal(edist_dec_next(&c, &it), 0);
+    assert_int_equal(it.type, EDIST_TYPE_BINARY);
+    assert_int_equal(it.count, 0);
+    assert_int_equal(it.last_bits, 8);
+    assert_int_equal(edist_term_equal(B(empty), B(e_bin0)), 1);
+    /* erts refuses 0 bytes with 1..8 bits and 1 byte with 0 bits: so do we */
+    const uint8_t zero_bytes_bits[] = {77, 0, 0, 0, 0, 8};
+    const uint8_t one_byte_zero_bits[] = {77, 0, 0, 0, 1, 0, 5};
+    const sample bad[] = {{B(zero_bytes_bits)}, {B(one_byte_zero_bits)}};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(edist_term_validate(bad[i].bytes, bad[i].len, NULL),
+                         EDIST_EBADTERM);
+        edist_cursor_init(&c, bad[i].bytes, bad[i].len);
+        assert_int_equal(edist_dec_bitstring(&c, &p, &len, &bits), EDIST_EBADTERM);
+        assert_int_equal(edist_dec_binary(&c, &p, &len), EDIST_EBADTERM);
+        assert_int_equal(edist_dec_next(&c, &it), EDIST_EBADTERM);
+        assert_int_equal(c.err_offset, 5);
+        assert_int_equal(c.pos, 0);
+    }
+}
+
+/* ---- edist_dec_next -------------------------------------------------------- */
+
+/* What edist_dec_next must give, computed with the individual getters. */
+static int next_by_getters(edist_cursor *c, edist_item *it)
+{
+    size_t p = c->pos;
+    uint8_t tag = p < c->len ? c->data[p] : 0;
+    edist_term_info info;
+    int rc = edist_peek(c, &info);
+    if (rc == 0) {
+        it->type = info.type;
+        it->tag = tag;
+    }
+    switch (tag) {
+    case EDIST_TAG_SMALL_INTEGER: case EDIST_TAG_INTEGER:
+    case EDIST_TAG_SMALL_BIG: case EDIST_TAG_LARGE_BIG: {
+        int64_t v;
+        rc = edist_dec_int64(c, &v);
+        if (rc == 0) {
+            it->big = 0;
+            it->i = v;
+        } else if (rc == EDIST_ERANGE) {
+            int neg;
+            const uint8_t *mag;
+            size_t n;
+            uint8_t tmp[8];
+            rc = edist_dec_integer(c, &neg, &mag, &n, tmp);
+            assert_int_equal(rc, 0);
+            it->big = 1;
+            it->negative = (uint8_t)neg;
+            it->bytes = mag;
+            it->count = n;
+        }
+        return rc;
+    }
+    case EDIST_TAG_NEW_FLOAT: case EDIST_TAG_FLOAT:
+        return edist_dec_double(c, &it->f);
+    case EDIST_TAG_SMALL_ATOM_UTF8: case EDIST_TAG_ATOM_UTF8:
+    case EDIST_TAG_SMALL_ATOM: case EDIST_TAG_ATOM: {
+        edist_atom a;
+        if ((rc = edist_dec_atom(c, &a)) == 0) {
+            it->bytes = (const uint8_t *)a.ptr;
+            it->count = a.len;
+            it->latin1 = a.latin1;
+        }
+        return rc;
+    }
+    case EDIST_TAG_SMALL_TUPLE: case EDIST_TAG_LARGE_TUPLE:
+    case EDIST_TAG_MAP: case EDIST_TAG_LIST: {
+        uint32_t n = 0;
+        rc = tag == EDIST_TAG_MAP ? edist_dec_map(c, &n)
+           : tag == EDIST_TAG_LIST ? edist_dec_list(c, &n) : edist_dec_tuple(c, &n);
+        it->count = n;
+        return rc;
+    }
+    case EDIST_TAG_NIL:
+        return edist_dec_nil(c);
+    case EDIST_TAG_STRING: {
+        size_t n = 0;
+        rc = edist_dec_string(c, &it->bytes, &n);
+        it->count = n;
+        return rc;
+    }
+    case EDIST_TAG_BINARY: case EDIST_TAG_BIT_BINARY: {
+        size_t n = 0;
+        unsigned bits = 0;
+        rc = edist_dec_bitstring(c, &it->bytes, &n, &bits);
+        it->count = n;
+        it->last_bits = (uint8_t)bits;
+        return rc;
+    }
+    default: {
+        /* pids, ports, refs, funs (each with its getter), unknown tags */
+        union { edist_pid pid; edist_port port; edist_ref ref; edist_export x;
+                edist_fun f; } u;
+        switch (tag) {
+        case EDIST_TAG_NEW_PID: case EDIST_TAG_PID:
+            rc = edist_dec_pid(c, &u.pid);
+            break;
+        case EDIST_TAG_V4_PORT: case EDIST_TAG_NEW_PORT: case EDIST_TAG_PORT:
+            rc = edist_dec_port(c, &u.port);
+            break;
+        case EDIST_TAG_NEWER_REFERENCE: case EDIST_TAG_NEW_REFERENCE:
+        case EDIST_TAG_REFERENCE:
+            rc = edist_dec_ref(c, &u.ref);
+            break;
+        case EDIST_TAG_EXPORT: rc = edist_dec_export(c, &u.x); break;
+        case EDIST_TAG_NEW_FUN: rc = edist_dec_fun(c, &u.f); break;
+        default: rc = edist_dec_nil(c); break; /* the wrong-tag error */
+        }
+        if (rc == 0) {
+            it->bytes = c->data + p;
+            it->count = c->pos - p;
+        }
+        return rc;
+    }
+    }
+}
+
+static void expect_same_item(const edist_item *a, const edist_item *b)
+{
+    assert_int_equal(a->type, b->type);
+    assert_int_equal(a->tag, b->tag);
+    switch (a->type) {
+    case EDIST_TYPE_INTEGER:
+        assert_int_equal(a->big, b->big);
+        if (!a->big) {
+            assert_true(a->i == b->i);
+            return;
+        }
+        assert_int_equal(a->negative, b->negative);
+        break;
+    case EDIST_TYPE_FLOAT:
+        assert_memory_equal(&a->f, &b->f, sizeof a->f);
+        return;
+    case EDIST_TYPE_ATOM:
+        assert_int_equal(a->latin1, b->latin1);
+        break;
+    case EDIST_TYPE_TUPLE: case EDIST_TYPE_MAP:
+        assert_int_equal(a->count, b->count);
+        return;
+    case EDIST_TYPE_NIL:
+        return;
+    case EDIST_TYPE_LIST:
+        assert_int_equal(a->count, b->count);
+        if (a->tag == EDIST_TAG_LIST)
+            return;
+        break;
+    case EDIST_TYPE_BINARY:
+        assert_int_equal(a->last_bits, b->last_bits);
+        break;
+    default:
+        break;
+    }
+    assert_int_equal(a->count, b->count);
+    assert_ptr_equal(a->bytes, b->bytes);
+}
+
+/* Reads d[0..len) item by item with edist_dec_next, edist_dec_next_slow and
+ * the getters in lockstep: same codes, offsets, positions and items; never
+ * advanced on error. The input is a copy of exactly len bytes, so ASan sees
+ * any read past the end. Returns the number of items read. */
+static size_t lockstep(const uint8_t *src, size_t len)
+{
+    uint8_t *d = malloc(len ? len : 1);
+    assert_non_null(d);
+    memcpy(d, src, len);
+    edist_cursor a, s, g;
+    edist_cursor_init(&a, d, len);
+    edist_cursor_init(&s, d, len);
+    edist_cursor_init(&g, d, len);
+    size_t items = 0;
+    for (;;) {
+        edist_item ia, is, ig;
+        size_t at = a.pos;
+        int ra = edist_dec_next(&a, &ia);
+        int rs = edist_dec_next_slow(&s, &is);
+        int rg = next_by_getters(&g, &ig);
+        if (ra != rg || rs != rg) {
+            fprintf(stderr, "at %zu of", at);
+            for (size_t k = 0; k < len; k++)
+                fprintf(stderr, " %u", d[k]);
+            fprintf(stderr, ": next %d, slow %d, getters %d\n", ra, rs, rg);
+        }
+        assert_int_equal(ra, rg);
+        assert_int_equal(rs, rg);
+        assert_int_equal(a.pos, g.pos);
+        assert_int_equal(s.pos, g.pos);
+        if (ra < 0) {
+            assert_int_equal(a.pos, at);
+            assert_int_equal(a.err_offset, g.err_offset);
+            assert_int_equal(s.err_offset, g.err_offset);
+            break;
+        }
+        assert_true(a.pos > at);
+        expect_same_item(&ia, &ig);
+        expect_same_item(&is, &ig);
+        items++;
+    }
+    free(d);
+    return items;
+}
+
+/* More forms for the lockstep tests: integer edges (fast and slow paths),
+ * bignums that do not fit, non-canonical forms, atoms of every kind. */
+static const uint8_t n_big9[] = {110,9,1,1,2,3,4,5,6,7,8,9};
+static const uint8_t n_big0[] = {110,0,1};
+static const uint8_t n_bigneg0[] = {110,2,1,0,0};
+static const uint8_t n_u64max_neg[] = {110,8,1,255,255,255,255,255,255,255,255};
+static const uint8_t n_2p63_neg[] = {110,8,1,0,0,0,0,0,0,0,128};
+static const uint8_t n_2p63[] = {110,8,0,0,0,0,0,0,0,0,128};
+static const uint8_t n_large_small[] = {111,0,0,0,3,0,1,2,0};
+static const uint8_t n_large_huge[] = {111,0,0,0,12,0,1,2,3,4,5,6,7,8,9,10,11,0};
+static const uint8_t n_atom_utf8[] = {118,0,3,104,195,169};
+static const uint8_t n_atom_bad[] = {119,2,195,40};
+static const uint8_t n_atom_long[] = {119,9,'a','b','c','d','e','f','g','h','i'};
+static const uint8_t n_latin1[] = {115,2,'h',0xe9};
+static const uint8_t n_ltuple[] = {105,0,0,0,1,106};
+static const uint8_t n_float_nan[] = {70,0x7f,0xf8,0,0,0,0,0,0};
+static const uint8_t n_bits_empty[] = {77,0,0,0,0,0};
+/* [1, -1, 2^40, -2^40, 2^63-1, "ab", 1.5, <<>>, {}, #{}] tail 'x' */
+static const uint8_t n_mixed_list[] = {108,0,0,0,10, 97,1, 98,255,255,255,255,
+    110,6,0,0,0,0,0,0,1, 110,6,1,0,0,0,0,0,1, 110,8,0,255,255,255,255,255,255,255,127,
+    107,0,2,97,98, 70,63,248,0,0,0,0,0,0, 109,0,0,0,0, 104,0, 116,0,0,0,0,
+    119,1,120};
+
+static const sample next_samples[] = {
+    {B(n_big9)}, {B(n_big0)}, {B(n_bigneg0)}, {B(n_u64max_neg)}, {B(n_2p63_neg)},
+    {B(n_2p63)}, {B(n_large_small)}, {B(n_large_huge)}, {B(n_atom_utf8)},
+    {B(n_atom_bad)}, {B(n_atom_long)}, {B(n_latin1)}, {B(n_ltuple)},
+    {B(n_float_nan)}, {B(n_bits_empty)}, {B(n_mixed_list)}, {B(e_u64max)},
+    {B(e_i64max)}, {B(e_i64min)}, {B(e_i32min_m1)}, {B(e_fm0)}, {B(e_bin0)},
+    {B(e_bits9)}, {B(e_map0)}, {B(e_tuple0)}, {B(e_nil)},
+};
+
+static void test_dec_next_types(void **state)
+{
+    (void)state;
+    edist_cursor c;
+    edist_item it;
+    /* the mixed list, item by item */
+    edist_cursor_init(&c, B(n_mixed_list));
+    assert_int_equal(edist_dec_next(&c, &it), 0);
+    assert_int_equal(it.type, EDIST_TYPE_LIST);
+    assert_int_equal(it.tag, EDIST_TAG_LIST);
+    assert_int_equal(it.count, 10);
+    const int64_t ints[] = {1, -1, (int64_t)1 << 40, -((int64_t)1 << 40), INT64_MAX};
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(edist_dec_next(&c, &it), 0);
+        assert_int_equal(it.type, EDIST_TYPE_INTEGER);
+        assert_int_equal(it.big, 0);
+        assert_true(it.i == ints[i]);
+    }
+    assert_int_equal(edist_dec_next(&c, &it), 0);
+    assert_int_equal(it.type, EDIST_TYPE_LIST);
+    assert_int_equal(it.tag, EDIST_TAG_STRING);
+    assert_int_equal(it.count, 2);
+    assert_memory_equal(it.bytes, "ab", 2);
+    assert_int_equal(edist_dec_next(&c, &it), 0);
+    assert_int_equal(it.type, EDIST_TYPE_FLOAT);
+    assert_true(it.f == 1.5);
+    assert_int_equal(edist_dec_next(&c, &it), 0);
+    assert_int_equal(it.type, EDIST_TYPE_BINARY);
+    assert_int_equal(it.count, 0);
+    assert_int_equal(it.last_bits, 8);
+    assert_int_equal(edist_dec_next(&c, &it), 0);
+    assert_int_equal(it.type, EDIST_TYPE_TUPLE);
+    assert_int_equal(it.count, 0);
+    assert_int_equal(edist_dec_next(&c, &it), 0);
+    assert_int_equal(it.type, EDIST_TYPE_MAP);
+    assert_int_equal(it.count, 0);
+    assert_int_equal(edist_dec_next(&c, &it), 0);
+    assert_int_equal(it.type, EDIST_TYPE_ATOM);
+    assert_int_equal(it.count, 1);
+    assert_int_equal(it.bytes[0], 'x');
+    assert_int_equal(edist_cursor_remaining(&c), 0);
+    assert_int_equal(edist_dec_next(&c, &it), EDIST_ETRUNC);
+    /* a bignum that does not fit int64: the magnitude, normalised */
+    edist_cursor_init(&c, B(n_large_huge));
+    assert_int_equal(edist_dec_next(&c, &it), 0);
+    assert_int_equal(it.big, 1);
+    assert_int_equal(it.negative, 0);
+    assert_int_equal(it.count, 11); /* 12 bytes, the high one zero */
+    assert_ptr_equal(it.bytes, n_large_huge + 6);
+    edist_cursor_init(&c, B(e_u64max));
+    assert_int_equal(edist_dec_next(&c, &it), 0);
+    assert_int_equal(it.big, 1);
+    assert_int_equal(it.count, 8);
+    edist_cursor_init(&c, B(n_2p63_neg)); /* -2^63 fits */
+    assert_int_equal(edist_dec_next(&c, &it), 0);
+    assert_int_equal(it.big, 0);
+    assert_true(it.i == INT64_MIN);
+    edist_cursor_init(&c, B(n_2p63)); /* 2^63 does not */
+    assert_int_equal(edist_dec_next(&c, &it), 0);
+    assert_int_equal(it.big, 1);
+    edist_cursor_init(&c, B(n_bigneg0)); /* "-0" is 0 */
+    assert_int_equal(edist_dec_next(&c, &it), 0);
+    assert_int_equal(it.big, 0);
+    assert_true(it.i == 0);
+    /* atoms: UTF-8, latin-1 */
+    edist_cursor_init(&c, B(n_atom_utf8));
+    assert_int_equal(edist_dec_next(&c, &it), 0);
+    assert_int_equal(it.type, EDIST_TYPE_ATOM);
+    assert_int_equal(it.latin1, 0);
+    assert_int_equal(it.count, 3);
+    edist_cursor_init(&c, B(n_latin1));
+    assert_int_equal(edist_dec_next(&c, &it), 0);
+    assert_int_equal(it.latin1, 1);
+    assert_int_equal(it.count, 2);
+    /* a bit string */
+    edist_cursor_init(&c, B(e_bits9));
+    assert_int_equal(edist_dec_next(&c, &it), 0);
+    assert_int_equal(it.type, EDIST_TYPE_BINARY);
+    assert_int_equal(it.count, 2);
+    assert_int_equal(it.last_bits, 1);
+    /* pids, ports, refs, funs: a view of the whole term for the getter */
+    const sample views[] = {{B(e_pid)}, {B(o_pid)}, {B(e_port)}, {B(e_v4port)},
+                            {B(o_port)}, {B(e_ref5)}, {B(o_newref)}, {B(o_ref)},
+                            {B(e_export)}, {B(e_fun1)}, {B(e_fun_nested)}};
+    const edist_type vtypes[] = {EDIST_TYPE_PID, EDIST_TYPE_PID, EDIST_TYPE_PORT,
+        EDIST_TYPE_PORT, EDIST_TYPE_PORT, EDIST_TYPE_REF, EDIST_TYPE_REF,
+        EDIST_TYPE_REF, EDIST_TYPE_FUN, EDIST_TYPE_FUN, EDIST_TYPE_FUN};
+    for (size_t i = 0; i < sizeof views / sizeof *views; i++) {
+        edist_cursor_init(&c, views[i].bytes, views[i].len);
+        assert_int_equal(edist_dec_next(&c, &it), 0);
+        assert_int_equal(it.type, vtypes[i]);
+        assert_int_equal(it.tag, views[i].bytes[0]);
+        assert_ptr_equal(it.bytes, views[i].bytes);
+        assert_int_equal(it.count, views[i].len);
+        assert_int_equal(c.pos, views[i].len);
+    }
+    edist_cursor sub;
+    edist_pid pid;
+    edist_cursor_init(&c, B(e_pid));
+    assert_int_equal(edist_dec_next(&c, &it), 0);
+    edist_cursor_init(&sub, it.bytes, it.count);
+    assert_int_equal(edist_dec_pid(&sub, &pid), 0);
+    assert_int_equal(pid.serial, 2);
+}
+
+static void test_dec_next_errors(void **state)
+{
+    (void)state;
+    edist_cursor c;
+    edist_item it;
+    /* empty input, unknown tag, atom cache ref, old fun, truncated forms */
+    edist_cursor_init(&c, NULL, 0);
+    assert_int_equal(edist_dec_next(&c, &it), EDIST_ETRUNC);
+    const uint8_t unknown[] = {0, 0};
+    const uint8_t cache[] = {82, 0};
+    const uint8_t oldfun[] = {117, 0, 0, 0, 0};
+    const uint8_t trunc_int[] = {98, 0, 0, 1};
+    const uint8_t trunc_small[] = {97};
+    const uint8_t list0[] = {108, 0, 0, 0, 0, 106};
+    const uint8_t list_long[] = {108, 0, 0, 0, 3, 97, 1, 106};
+    const uint8_t map_long[] = {116, 0, 0, 0, 3, 97, 1, 97, 1};
+    const uint8_t atom_long[] = {119, 5, 'a', 'b'};
+    const struct { const uint8_t *b; size_t n; int rc; size_t off; } bad[] = {
+        {B(unknown), EDIST_EBADTAG, 0}, {B(cache), EDIST_EUNSUPPORTED, 0},
+        {B(oldfun), EDIST_EUNSUPPORTED, 0}, {B(trunc_int), EDIST_ETRUNC, 0},
+        {B(trunc_small), EDIST_ETRUNC, 0}, {B(list0), EDIST_EBADTERM, 1},
+        {B(list_long), EDIST_ETRUNC, 0}, {B(map_long), EDIST_ETRUNC, 0},
+        {B(atom_long), EDIST_ETRUNC, 0}, {B(n_atom_bad), EDIST_EBADTERM, 2},
+        {B(n_float_nan), EDIST_EBADTERM, 0},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        edist_cursor_init(&c, bad[i].b, bad[i].n);
+        c.err_offset = 99;
+        assert_int_equal(edist_dec_next(&c, &it), bad[i].rc);
+        assert_int_equal(c.pos, 0);
+        assert_int_equal(c.err_offset, bad[i].off);
+        assert_int_equal(edist_dec_next_slow(&c, &it), bad[i].rc);
+        assert_int_equal(c.pos, 0);
+    }
+    /* inside a term: the offset of the bad element, cursor on it */
+    const uint8_t inner[] = {104, 2, 97, 1, 200};
+    edist_cursor_init(&c, B(inner));
+    assert_int_equal(edist_dec_next(&c, &it), 0);
+    assert_int_equal(edist_dec_next(&c, &it), 0);
+    assert_int_equal(edist_dec_next(&c, &it), EDIST_EBADTAG);
+    assert_int_equal(c.pos, 4);
+    assert_int_equal(c.err_offset, 4);
+}
+
+/* Every valid and extra sample, every prefix of it, and every byte of it
+ * replaced by values that hit length, sign and tag edges: edist_dec_next,
+ * its slow twin and the getters agree item by item. */
+static void test_dec_next_matches_getters(void **state)
+{
+    (void)state;
+    static const uint8_t values[] = {0, 1, 2, 7, 8, 9, 11, 97, 98, 104, 106, 107,
+        108, 109, 110, 111, 116, 119, 127, 128, 192, 255};
+    const sample *sets[] = {valid_samples, next_samples};
+    const size_t counts[] = {sizeof valid_samples / sizeof *valid_samples,
+                             sizeof next_samples / sizeof *next_samples};
+    size_t items = 0;
+    for (size_t set = 0; set < 2; set++) {
+        for (size_t i = 0; i < counts[set]; i++) {
+            const sample *s = &sets[set][i];
+            uint8_t tmp[256];
+            assert_true(s->len <= sizeof tmp);
+            for (size_t k = 0; k <= s->len; k++)
+                items += lockstep(s->bytes, k);
+            for (size_t pos = 0; pos < s->len; pos++) {
+                for (size_t v = 0; v < sizeof values; v++) {
+                    memcpy(tmp, s->bytes, s->len);
+                    tmp[pos] = values[v];
+                    items += lockstep(tmp, s->len);
+                }
+            }
+        }
+    }
+    assert_true(items > 10000);
+}
+
+/* ---- inline encoder fast paths --------------------------------------------
+ * One operation of each inline encoder (and its edge values), run through
+ * the inline function and through its _slow twin, into buffers at every
+ * interesting boundary: exactly full, one byte short (fixed: sticky ENOSPC,
+ * nothing written), and growable with one byte too few left. */
+
+typedef struct enc_op {
+    int kind;
+    int64_t v;
+    const char *s;
+    size_t len;
+} enc_op;
+
+enum { OP_VERSION, OP_NIL, OP_INT, OP_DOUBLE, OP_ATOM, OP_TUPLE, OP_LIST, OP_MAP,
+       OP_BINARY };
+
+static int apply_op(edist_buf *b, const enc_op *op, int slow)
+{
+    double f;
+    switch (op->kind) {
+    case OP_VERSION: return slow ? edist_enc_version_slow(b) : edist_enc_version(b);
+    case OP_NIL: return slow ? edist_enc_nil_slow(b) : edist_enc_nil(b);
+    case OP_INT: return slow ? edist_enc_int_slow(b, op->v) : edist_enc_int(b, op->v);
+    case OP_DOUBLE:
+        memcpy(&f, &op->v, sizeof f);
+        return slow ? edist_enc_double_slow(b, f) : edist_enc_double(b, f);
+    case OP_ATOM:
+        return slow ? edist_enc_atom_slow(b, op->s, op->len)
+                    : edist_enc_atom(b, op->s, op->len);
+    case OP_TUPLE:
+        return slow ? edist_enc_tuple_slow(b, (uint32_t)op->v)
+                    : edist_enc_tuple(b, (uint32_t)op->v);
+    case OP_LIST:
+        return slow ? edist_enc_list_slow(b, (uint32_t)op->v)
+                    : edist_enc_list(b, (uint32_t)op->v);
+    case OP_MAP:
+        return slow ? edist_enc_map_slow(b, (uint32_t)op->v)
+                    : edist_enc_map(b, (uint32_t)op->v);
+    default:
+        return slow ? edist_enc_binary_slow(b, op->s, op->len)
+                    : edist_enc_binary(b, op->s, op->len);
+    }
+}
+
+static int64_t double_bits(double f)
+{
+    int64_t v;
+    memcpy(&v, &f, sizeof v);
+    return v;
+}
+
+static void check_op(const enc_op *op)
+{
+    /* reference bytes from the slow twin into a growable buffer */
+    edist_buf ref;
+    edist_buf_init(&ref);
+    int rc = apply_op(&ref, op, 1);
+    size_t n = ref.len;
+    for (int slow = 0; slow <= 1; slow++) {
+        /* growable from empty */
+        edist_buf g;
+        edist_buf_init(&g);
+        assert_int_equal(apply_op(&g, op, slow), rc);
+        assert_int_equal(g.len, n);
+        if (n)
+            assert_memory_equal(g.data, ref.data, n);
+        edist_buf_free(&g);
+        if (rc < 0)
+            continue;
+        /* fixed, exactly full: memory of exactly n bytes for ASan */
+        uint8_t *mem = malloc(n);
+        assert_non_null(mem);
+        edist_buf f;
+        edist_buf_init_fixed(&f, mem, n);
+        assert_int_equal(apply_op(&f, op, slow), 0);
+        assert_int_equal(f.len, n);
+        assert_memory_equal(mem, ref.data, n);
+        /* then full: ENOSPC (a 1-byte term needs room too), and sticky */
+        assert_int_equal(edist_enc_nil(&f), EDIST_ENOSPC);
+        assert_int_equal(apply_op(&f, op, slow), EDIST_ENOSPC);
+        assert_int_equal(f.len, n);
+        free(mem);
+        /* fixed, one byte short: ENOSPC, nothing appended, sticky */
+        mem = malloc(n);
+        assert_non_null(mem);
+        edist_buf_init_fixed(&f, mem, n - 1);
+        assert_int_equal(apply_op(&f, op, slow), EDIST_ENOSPC);
+        assert_int_equal(f.len, 0);
+        assert_int_equal(edist_buf_error(&f), EDIST_ENOSPC);
+        assert_int_equal(edist_enc_nil(&f), EDIST_ENOSPC);
+        free(mem);
+        /* after 3 bytes, in a buffer of 3 + n (fast path off the start) */
+        mem = malloc(3 + n);
+        assert_non_null(mem);
+        edist_buf_init_fixed(&f, mem, 3 + n);
+        assert_int_equal(edist_buf_append(&f, "abc", 3), 0);
+        assert_int_equal(apply_op(&f, op, slow), 0);
+        assert_int_equal(f.len, 3 + n);
+        assert_memory_equal(mem + 3, ref.data, n);
+        free(mem);
+        /* growable with one byte too few left: it grows */
+        edist_buf_init(&g);
+        assert_int_equal(edist_buf_reserve(&g, n + 100), 0);
+        size_t fill = g.cap - (n - 1);
+        uint8_t *zeros = calloc(1, fill);
+        assert_non_null(zeros);
+        assert_int_equal(edist_buf_append(&g, zeros, fill), 0);
+        free(zeros);
+        size_t cap_before = g.cap;
+        assert_int_equal(apply_op(&g, op, slow), 0);
+        assert_true(g.cap > cap_before);
+        assert_int_equal(g.len, fill + n);
+        assert_memory_equal(g.data + fill, ref.data, n);
+        /* and a buffer already in error stays in it */
+        g.err = EDIST_ENOMEM;
+        size_t len_before = g.len;
+        assert_int_equal(apply_op(&g, op, slow), EDIST_ENOMEM);
+        assert_int_equal(g.len, len_before);
+        edist_buf_free(&g);
+    }
+    edist_buf_free(&ref);
+}
+
+static void test_enc_fast_path_boundaries(void **state)
+{
+    (void)state;
+    static char text[300];
+    memset(text, 'q', sizeof text);
+    const int64_t ints[] = {0, 1, 255, 256, -1, INT32_MAX, INT32_MIN,
+        (int64_t)INT32_MAX + 1, (int64_t)INT32_MIN - 1, (int64_t)1 << 39,
+        -((int64_t)1 << 47), (int64_t)1 << 55, INT64_MAX, INT64_MIN, INT64_MIN + 1};
+    for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
+        check_op(&(enc_op){OP_INT, ints[i], NULL, 0});
+    check_op(&(enc_op){OP_VERSION, 0, NULL, 0});
+    check_op(&(enc_op){OP_NIL, 0, NULL, 0});
+    check_op(&(enc_op){OP_DOUBLE, double_bits(1.5), NULL, 0});
+    check_op(&(enc_op){OP_DOUBLE, double_bits(-0.0), NULL, 0});
+    check_op(&(enc_op){OP_DOUBLE, double_bits(NAN), NULL, 0});      /* EINVAL */
+    check_op(&(enc_op){OP_DOUBLE, double_bits(-INFINITY), NULL, 0}); /* EINVAL */
+    /* atoms of every length the word copy distinguishes, and the limits */
+    for (size_t len = 0; len <= 20; len++)
+        check_op(&(enc_op){OP_ATOM, 0, text, len});
+    check_op(&(enc_op){OP_ATOM, 0, text, 255});
+    check_op(&(enc_op){OP_ATOM, 0, text, 256});            /* EBADTERM */
+    check_op(&(enc_op){OP_ATOM, 0, NULL, 0});              /* '' */
+    check_op(&(enc_op){OP_ATOM, 0, NULL, 1});              /* EINVAL */
+    check_op(&(enc_op){OP_ATOM, 0, "h\xc3\xa9llo w\xc3\xb6rld", 14}); /* UTF-8 */
+    check_op(&(enc_op){OP_ATOM, 0, "abcdefgh\xff", 9});    /* EBADTERM */
+    check_op(&(enc_op){OP_ATOM, 0, "\xc3\xa9", 2});
+    const int64_t counts[] = {0, 1, 255, 256, UINT32_MAX};
+    for (size_t i = 0; i < sizeof counts / sizeof *counts; i++) {
+        check_op(&(enc_op){OP_TUPLE, counts[i], NULL, 0});
+        check_op(&(enc_op){OP_LIST, counts[i], NULL, 0}); /* 0: EINVAL */
+        check_op(&(enc_op){OP_MAP, counts[i], NULL, 0});
+    }
+    check_op(&(enc_op){OP_BINARY, 0, text, 0});
+    check_op(&(enc_op){OP_BINARY, 0, NULL, 0});
+    check_op(&(enc_op){OP_BINARY, 0, text, 1});
+    check_op(&(enc_op){OP_BINARY, 0, text, 300});
+    check_op(&(enc_op){OP_BINARY, 0, NULL, 3});            /* EINVAL */
+}
+
+/* Random values of every size class: the inline encoder writes what its
+ * slow twin writes, and edist_dec_next reads back the value. */
+static void test_enc_int_random(void **state)
+{
+    (void)state;
+    uint64_t x = 0x9E3779B97F4A7C15u;
+    edist_buf fast, slow;
+    edist_buf_init(&fast);
+    edist_buf_init(&slow);
+    int64_t vals[4000];
+    for (size_t i = 0; i < 4000; i++) {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        uint64_t r = x * 0x2545F4914F6CDD1Du;
+        unsigned bits = (unsigned)(r % 64) + 1;
+        uint64_t u = bits == 64 ? r : r & ((UINT64_C(1) << bits) - 1);
+        memcpy(&vals[i], &u, sizeof u);
+        if (r & 1 && vals[i] != INT64_MIN)
+            vals[i] = -vals[i];
+        assert_int_equal(edist_enc_int(&fast, vals[i]), 0);
+        assert_int_equal(edist_enc_int_slow(&slow, vals[i]), 0);
+    }
+    assert_int_equal(fast.len, slow.len);
+    assert_memory_equal(fast.data, slow.data, fast.len);
+    assert_int_equal(lockstep(fast.data, fast.len), 4000);
+    edist_cursor c;
+    edist_cursor_init(&c, fast.data, fast.len);
+    for (size_t i = 0; i < 4000; i++) {
+        edist_item it;
+        assert_int_equal(edist_dec_next(&c, &it), 0);
+        assert_int_equal(it.big, 0);
+        assert_true(it.i == vals[i]);
+    }
+    edist_buf_free(&fast);
+    edist_buf_free(&slow);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1071,6 +1737,13 @@ int main(void)
         cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_compress_round_trip),
         cmocka_unit_test(test_compress_malformed),
+        cmocka_unit_test(test_port_new_vs_v4),
+        cmocka_unit_test(test_empty_bitstring),
+        cmocka_unit_test(test_dec_next_types),
+        cmocka_unit_test(test_dec_next_errors),
+        cmocka_unit_test(test_dec_next_matches_getters),
+        cmocka_unit_test(test_enc_fast_path_boundaries),
+        cmocka_unit_test(test_enc_int_random),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,364 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Processes: pids, mailboxes, selective receive, spawn, links, monitors,
+ * exit signals and registered names, with Erlang's semantics.
+ *
+ * A runtime (edist_runtime) hosts the processes of one node. Its processes
+ * are of two kinds sharing one model (a pid, a mailbox, links, monitors,
+ * trap_exit, a registered name):
+ * - green processes, made by edist_spawn*: each runs a C function on its
+ *   own small stack (reserved, committed lazily by the kernel, with a guard
+ *   page below it) on the runtime's shard thread, cooperatively: it runs
+ *   until it blocks in edist_receive, calls edist_yield, or exits;
+ * - thread processes: an application thread becomes a process with
+ *   edist_proc_attach_thread and receives by blocking (or spinning) on its
+ *   mailbox.
+ *
+ * Calls without a runtime argument act as the calling process ("self"): a
+ * green process, or a thread attached with edist_proc_attach_thread. From
+ * any other thread they return EDIST_EINVAL. Calls taking a runtime work
+ * from any thread.
+ *
+ * Messages are encoded terms (term.h: no 131 version byte; a leading 131
+ * is accepted and skipped). They are not validated on send: the receiver's
+ * matcher and decoder check them. A green sender's small message is copied
+ * into the mailbox entry itself (no allocation); large ones can be handed
+ * over without a copy (edist_send_owned, edist_send_buf).
+ *
+ * Exit reasons are encoded terms too; the common atoms have constants
+ * below (EDIST_REASON_NORMAL...).
+ *
+ * Errors: 0 (or a count) on success, a negative edist_err otherwise, with
+ * detail in edist_last_error(). */
+#ifndef EDIST_PROC_H
+#define EDIST_PROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "edist/error.h"
+#include "edist/node.h"
+#include "edist/term.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct edist_runtime edist_runtime;
+
+/* ---- pids ------------------------------------------------------------------
+ * A process identifier as a small value, local or remote: {node, id, serial,
+ * creation} as Erlang's, with the node name interned in a process-wide
+ * table (node index; names are never freed, at most EDIST_MAX_NODE_NAMES).
+ * Compare with edist_procid_equal. All zeroes is "no process"
+ * (EDIST_PROCID_NULL): no process ever has id 0. A pid whose slot was
+ * reused never reaches the new process: the serial differs. */
+typedef struct edist_procid {
+    uint32_t node;     /* interned node name index */
+    uint32_t id;       /* < 2^28 */
+    uint32_t serial;
+    uint32_t creation; /* of the node incarnation */
+} edist_procid;
+
+#define EDIST_MAX_NODE_NAMES 65536u
+__attribute__((unused)) static const edist_procid EDIST_PROCID_NULL = {0, 0, 0, 0};
+
+static inline bool edist_procid_equal(edist_procid a, edist_procid b)
+{
+    return a.node == b.node && a.id == b.id && a.serial == b.serial &&
+           a.creation == b.creation;
+}
+static inline bool edist_procid_is_null(edist_procid p)
+{
+    return p.id == 0 && p.node == 0 && p.serial == 0 && p.creation == 0;
+}
+
+/* The node name of a pid ("nonode@nohost" for index 0), NUL-terminated,
+ * valid for the life of the program. Any thread. */
+const char *edist_procid_node(edist_procid p);
+/* Interned index of a node name (adds it). Any thread. Returns the index
+ * (>= 0) or EDIST_EINVAL (empty, longer than 1020 bytes) / EDIST_ENOMEM
+ * (table full). */
+int64_t edist_node_name_index(const char *name, size_t len);
+
+/* Conversions with the codec's pid view (term.h). to_pid: out->node points
+ * into the intern table (valid for the program's life). from_pid interns
+ * the node name (EDIST_ENOMEM when the table is full; EDIST_ERANGE if id
+ * >= 2^28 or id 0 with serial 0). Any thread. */
+void edist_procid_to_pid(edist_procid p, edist_pid *out);
+int edist_procid_from_pid(const edist_pid *pid, edist_procid *out);
+/* Encode as NEW_PID_EXT; decode a PID_EXT/NEW_PID_EXT at the cursor. */
+int edist_enc_procid(edist_buf *b, edist_procid p);
+int edist_dec_procid(edist_cursor *c, edist_procid *out);
+
+/* Equality of two references (node, creation, words). */
+bool edist_ref_equal(const edist_ref *a, const edist_ref *b);
+
+/* ---- exit reasons (encoded atoms) ------------------------------------------ */
+extern const edist_term_view EDIST_REASON_NORMAL;
+extern const edist_term_view EDIST_REASON_KILL;
+extern const edist_term_view EDIST_REASON_KILLED;
+extern const edist_term_view EDIST_REASON_NOPROC;
+extern const edist_term_view EDIST_REASON_NOCONNECTION;
+extern const edist_term_view EDIST_REASON_SHUTDOWN;
+
+/* ---- runtime ---------------------------------------------------------------- */
+
+typedef struct edist_runtime_config {
+    /* "name@host" of the node the processes belong to; NULL:
+     * "nonode@nohost" (a runtime without distribution). */
+    const char *node_name;
+    uint32_t creation;
+    /* Stack reserved per green process (rounded up to pages, at least
+     * 16 KiB; default 64 KiB). Memory is committed only when touched. */
+    size_t stack_bytes;
+    /* Live processes at most (default 1,048,576; at most 2^27). */
+    uint32_t max_processes;
+    /* Messages queued in one mailbox at most: beyond it a send returns
+     * EDIST_EAGAIN (exit, EXIT and DOWN signals are never refused).
+     * Default 1,000,000. */
+    uint32_t max_mailbox_messages;
+    /* Requests queued from other threads to the shard at most (sends and
+     * signals of thread processes); beyond it EDIST_EAGAIN. Default
+     * 65,536. */
+    uint32_t max_pending_requests;
+    edist_idle idle;          /* the shard loop's idle strategy */
+    edist_log_fn log;         /* one line per significant event; may be NULL */
+    void *log_user;
+    edist_log_level log_level;
+} edist_runtime_config;
+
+void edist_runtime_config_init(edist_runtime_config *cfg);
+
+/* A runtime with a shard thread of its own and no distribution (sends to
+ * other nodes' pids return EDIST_ECLOSED, links and monitors to them fire
+ * with `noconnection`). A node (node.h) has a runtime of its own instead.
+ * Any thread. */
+int edist_runtime_start(const edist_runtime_config *cfg, edist_runtime **out);
+/* Ends every process (green ones are abandoned where they are blocked:
+ * their at-exit functions run; signals are not sent), stops the thread and
+ * frees the runtime. Threads attached as processes must have detached.
+ * NULL is a no-op. Not from a process of this runtime. */
+void edist_runtime_stop(edist_runtime *rt);
+
+const char *edist_runtime_node(const edist_runtime *rt);
+uint32_t edist_runtime_creation(const edist_runtime *rt);
+
+typedef struct edist_runtime_stats {
+    uint64_t processes;         /* alive now */
+    uint64_t spawned, exited;   /* since start */
+    uint64_t context_switches;
+    uint64_t messages_sent;     /* local deliveries */
+    uint64_t messages_dropped;  /* to dead or unknown processes */
+    uint64_t stacks_reserved;   /* stacks ever carved (free ones included) */
+    uint64_t stacks_free;
+    uint64_t guard_pages;       /* stacks with a guard page */
+} edist_runtime_stats;
+/* Any thread (waits for the shard unless called on it). */
+int edist_runtime_get_stats(edist_runtime *rt, edist_runtime_stats *out);
+
+/* ---- spawning ------------------------------------------------------------------
+ * A green process runs fn(arg); returning from fn is exit(normal). */
+typedef void (*edist_proc_fn)(void *arg);
+
+typedef struct edist_spawn_opts {
+    bool link;           /* link the new process to the caller */
+    bool monitor;        /* the caller monitors it: *monitor_ref */
+    size_t stack_bytes;  /* 0: the runtime's default */
+} edist_spawn_opts;
+
+/* From a process: spawn/1, spawn_link/1, spawn_monitor/1, spawn_opt/2.
+ * The new process is runnable at once and runs when the caller blocks,
+ * yields or exits (or at once, from a thread process). EDIST_ENOMEM when
+ * the process limit is reached or memory is out. */
+int edist_spawn(edist_proc_fn fn, void *arg, edist_procid *pid);
+int edist_spawn_link(edist_proc_fn fn, void *arg, edist_procid *pid);
+int edist_spawn_monitor(edist_proc_fn fn, void *arg, edist_procid *pid,
+                        edist_ref *monitor_ref);
+int edist_spawn_opt(edist_proc_fn fn, void *arg, const edist_spawn_opts *opts,
+                    edist_procid *pid, edist_ref *monitor_ref);
+/* From any thread, without a parent process (opts link/monitor need one:
+ * EDIST_EINVAL). opts may be NULL. */
+int edist_runtime_spawn(edist_runtime *rt, edist_proc_fn fn, void *arg,
+                        const edist_spawn_opts *opts, edist_procid *pid);
+
+/* Exported functions, `module:function/arity`, the names remote nodes (and
+ * edist_spawn_export) spawn and call. fn runs in the spawned process with
+ * args[0..arity) (views valid during the call) and may send, receive and
+ * spawn. It returns 0 with its return value encoded in result (nothing
+ * appended: the atom ok), or exits with edist_exit. A negative return is
+ * an error exit: {edist_error, Code}. */
+typedef int (*edist_exported_fn)(void *user, const edist_term_view *args,
+                                 uint32_t arity, edist_buf *result);
+/* Add or replace an export. Any thread. EDIST_EINVAL for names that are
+ * not atoms or arity > 255. */
+int edist_export_function(edist_runtime *rt, const char *module,
+                          const char *function, uint32_t arity,
+                          edist_exported_fn fn, void *user);
+/* Is module:function/arity exported? 0 or EDIST_ENOTFOUND. Any thread. */
+int edist_export_lookup(edist_runtime *rt, const char *module,
+                        const char *function, uint32_t arity,
+                        edist_exported_fn *fn, void **user);
+/* spawn(Module, Function, Args) locally: args is an encoded list. An
+ * unknown function spawns a process that exits with
+ * {undef, [{Module, Function, Args, []}]}, as erts does. From a process. */
+int edist_spawn_export(const char *module, const char *function,
+                       const void *args, size_t args_len,
+                       const edist_spawn_opts *opts, edist_procid *pid,
+                       edist_ref *monitor_ref);
+
+/* ---- self, exit ---------------------------------------------------------------- */
+
+/* The calling process, or EDIST_PROCID_NULL if the caller is not one. */
+edist_procid edist_self(void);
+/* The runtime of the calling process, or NULL. */
+edist_runtime *edist_self_runtime(void);
+
+/* exit/1: the calling process ends with reason (an encoded term, copied).
+ * A green process never returns from it: its stack is abandoned (use
+ * edist_at_exit for cleanup). A thread process is ended and the call
+ * returns 0; the thread is still attached (detach it). */
+int edist_exit(const void *reason, size_t len);
+/* exit/2: send an exit signal with reason to pid. `kill` cannot be trapped
+ * and ends the target with `killed`; `normal` ends nobody but the caller
+ * itself; otherwise the target ends, or, trapping exits, gets
+ * {'EXIT', Self, Reason}. Returns 0 (a dead pid is no error). */
+int edist_exit_signal(edist_procid pid, const void *reason, size_t len);
+
+/* process_flag(trap_exit, on): returns the previous value (0/1) or
+ * EDIST_EINVAL. */
+int edist_trap_exit(bool on);
+
+/* Run fn(arg) when the calling process ends, for whatever reason (latest
+ * first), on the shard thread outside the process: free resources only, no
+ * edist_* process calls. At most 64 per process. */
+int edist_at_exit(void (*fn)(void *arg), void *arg);
+
+/* Let other runnable processes run (green); a no-op in thread processes. */
+int edist_yield(void);
+/* receive after Ms -> ok end. */
+int edist_sleep_ms(int64_t ms);
+
+/* Is pid a live local process? (Remote pids: false.) From a process, or
+ * from any thread with edist_runtime_is_alive. */
+bool edist_is_process_alive(edist_procid pid);
+bool edist_runtime_is_alive(edist_runtime *rt, edist_procid pid);
+
+/* ---- sending ---------------------------------------------------------------------
+ * Pid ! Msg. To a dead or unknown local pid: dropped, 0 (as Erlang). To a
+ * full mailbox: EDIST_EAGAIN, nothing queued. To a remote pid: handed to
+ * the node (EDIST_ECLOSED without distribution). */
+int edist_send(edist_procid to, const void *term, size_t len);
+/* Zero copy: term stays owned by the runtime from here on; release(owner,
+ * term) is called exactly once when the last copy is consumed (also on
+ * error, before returning). release may run on another thread. */
+typedef void (*edist_release_fn)(void *owner, const void *term);
+int edist_send_owned(edist_procid to, const void *term, size_t len,
+                     edist_release_fn release, void *owner);
+/* Zero copy of a growable buffer: takes b's memory (b is left empty, also
+ * on error). b must hold one term. */
+int edist_send_buf(edist_procid to, edist_buf *b);
+/* Name ! Msg (node NULL or this node): EDIST_ENOTFOUND if no process has
+ * the name (badarg). {Name, Node} ! Msg: to another node through the
+ * node; to this node, silently dropped when unregistered (as Erlang). */
+int edist_send_name(const char *name, const void *term, size_t len);
+int edist_send_name_node(const char *name, const char *node,
+                         const void *term, size_t len);
+/* From any thread, as no process (the sender pid is null). */
+int edist_runtime_send(edist_runtime *rt, edist_procid to, const void *term,
+                       size_t len);
+int edist_runtime_send_name(edist_runtime *rt, const char *name,
+                            const void *term, size_t len);
+
+/* ---- receiving -------------------------------------------------------------------
+ * receive Pattern -> ... after Timeout -> ... end.
+ * Scans the mailbox from the oldest message and takes the first one that
+ * matches pattern (NULL matches anything); if none does, waits for new
+ * messages (each checked as it arrives) until timeout_ms passes: 0 is
+ * `after 0` (never waits), negative is infinity. vars as in edist_match:
+ * entries bound on entry (ptr != NULL) must match, the others receive the
+ * captures. *msg gets the message. The message, and the captures pointing
+ * into it, stay valid until the process's next receive or exit (or use
+ * edist_msg_keep).
+ * Returns 0 when a message was taken, EDIST_ETIMEDOUT, or EDIST_ECLOSED (a
+ * thread process that was killed). A malformed message never matches: it
+ * stays queued (a NULL pattern takes it). */
+int edist_receive(const edist_pattern *pattern, edist_term_view *vars,
+                  int64_t timeout_ms, edist_term_view *msg);
+
+/* The last message received, detached from the process so the next
+ * receive does not free it. Free it with edist_message_free, from the same
+ * process (or from any thread for thread processes). */
+typedef struct edist_message edist_message;
+int edist_msg_keep(edist_message **out);
+edist_term_view edist_message_term(const edist_message *m);
+void edist_message_free(edist_message *m);
+
+/* Messages waiting in the caller's mailbox. */
+int64_t edist_mailbox_length(void);
+
+/* ---- links ---------------------------------------------------------------------------
+ * link/1: 0 when linked (or already, or pid is self). A dead local pid:
+ * trapping exits, 0 and an {'EXIT', Pid, noproc} message; otherwise
+ * EDIST_ENOTFOUND (erts raises noproc). A remote pid goes through the
+ * node (without distribution: an exit signal `noconnection`). */
+int edist_link(edist_procid pid);
+/* unlink/1: always 0. EXIT messages already queued stay queued. */
+int edist_unlink(edist_procid pid);
+
+/* ---- monitors --------------------------------------------------------------------------
+ * monitor(process, Pid): when pid ends (or at once if it does not exist:
+ * reason noproc) the caller gets {'DOWN', Ref, process, Pid, Reason}. */
+int edist_monitor(edist_procid pid, edist_ref *ref);
+/* monitor(process, {Name, Node}) (node NULL: this node): the name is
+ * resolved now; DOWN carries {Name, Node}. */
+int edist_monitor_name(const char *name, const char *node, edist_ref *ref);
+#define EDIST_DEMONITOR_FLUSH 0x1u
+/* demonitor(Ref, [flush?]): 1 if the monitor was active and is removed, 0
+ * if it was not (already fired or unknown). With FLUSH, a {'DOWN', Ref,
+ * ...} message is removed from the mailbox. */
+int edist_demonitor(const edist_ref *ref, unsigned flags);
+
+/* make_ref(): a reference of this node (3 words, unique per runtime). */
+int edist_make_ref(edist_ref *ref);
+int edist_runtime_make_ref(edist_runtime *rt, edist_ref *ref);
+
+/* ---- registered names --------------------------------------------------------------- */
+
+/* register(Name, Pid): EDIST_EEXIST if the name is taken or pid already
+ * has a name, EDIST_ENOTFOUND if pid is not a live local process,
+ * EDIST_EINVAL for `undefined` or a name that is not an atom. A name dies
+ * with its process. */
+int edist_register(const char *name, edist_procid pid);
+int edist_runtime_register(edist_runtime *rt, const char *name,
+                           edist_procid pid);
+/* unregister(Name): 0, or EDIST_ENOTFOUND. */
+int edist_unregister(const char *name);
+int edist_runtime_unregister(edist_runtime *rt, const char *name);
+/* whereis(Name): 0 and *pid, or EDIST_ENOTFOUND. */
+int edist_whereis(const char *name, edist_procid *pid);
+int edist_runtime_whereis(edist_runtime *rt, const char *name,
+                          edist_procid *pid);
+/* registered(): a malloc'd array of malloc'd names (free each and the
+ * array; edist_names_free does). Returns the count. */
+int64_t edist_registered(edist_runtime *rt, char ***names);
+void edist_names_free(char **names, size_t count);
+
+/* ---- thread processes ------------------------------------------------------------------
+ * The calling thread becomes a process of rt (its self). A thread is at
+ * most one process. Its receive blocks on a futex, after spinning
+ * spin_us microseconds first (0: block at once). Sends from it go to the
+ * shard in order with its other signals. */
+int edist_proc_attach_thread(edist_runtime *rt, uint32_t spin_us,
+                             edist_procid *pid);
+/* Ends the thread's process (exit reason normal, or reason if not NULL)
+ * and detaches. Returns 0, or EDIST_EINVAL if the thread is not attached. */
+int edist_proc_detach_thread(const void *reason, size_t len);
+/* The exit reason of a thread process that was killed (view valid until
+ * detach), after a call returned EDIST_ECLOSED. */
+int edist_proc_exit_reason(edist_term_view *reason);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

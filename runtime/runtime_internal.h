@@ -1,0 +1,586 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The process runtime's internals: what runtime/*.c share, and the
+ * interface the node (runtime/node.c, control/) uses to wire distribution
+ * in: a table of hooks the runtime calls for signals to other nodes, and
+ * entry points the node calls for signals that arrive from them.
+ *
+ * Threads. A runtime has one shard: one edi_loop thread running one
+ * scheduler. Every structure here is touched by that thread only, except
+ * where a comment says "any thread": the request queue from other threads
+ * (edi_rt_call), a thread process's inbox, the node-name intern table, the
+ * export table and the reference counter. */
+#ifndef EDI_RUNTIME_INTERNAL_H
+#define EDI_RUNTIME_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dataplane/uring/loop.h"
+#include "edist/proc.h"
+
+typedef struct edist_runtime edi_rt;
+typedef struct edi_proc edi_proc;
+typedef struct edi_msg edi_msg;
+
+/* ======================================================================
+ * Interface for the node
+ * ====================================================================== */
+
+/* A message payload handed to a hook. release == NULL: the bytes are valid
+ * during the call only (copy them or frame them at once). release != NULL:
+ * on success the hook owns the bytes and calls release(owner, data) once
+ * done (any thread); on error the caller keeps them. */
+typedef struct edi_rt_payload {
+    const uint8_t *data;
+    size_t len;
+    edist_release_fn release;
+    void *owner;
+} edi_rt_payload;
+
+/* Spawn request options (SPAWN_REQUEST's option list). */
+enum {
+    EDI_SPAWN_LINK = 1u << 0,
+    EDI_SPAWN_MONITOR = 1u << 1,
+};
+
+/* Called on the shard thread when a signal targets a pid or a name of
+ * another node (node = interned index). A hook returning an error for
+ * link or monitor makes the runtime act as if the node were down: an exit
+ * signal / DOWN with `noconnection` at once. Any hook may be NULL: the
+ * same as returning EDIST_ECLOSED. */
+typedef struct edi_rt_hooks {
+    void *user;
+    /* Pid ! Msg and {Name, Node} ! Msg. */
+    int (*send)(void *user, edist_procid from, edist_procid to,
+                const edi_rt_payload *msg);
+    int (*reg_send)(void *user, edist_procid from, uint32_t node,
+                    const char *name, const edi_rt_payload *msg);
+    int (*link)(void *user, edist_procid from, edist_procid to);
+    int (*unlink)(void *user, edist_procid from, edist_procid to);
+    /* A local process linked to `to` ended with reason (link exit). */
+    int (*exit)(void *user, edist_procid from, edist_procid to,
+                edist_term_view reason);
+    /* exit/2 from a local process. */
+    int (*exit2)(void *user, edist_procid from, edist_procid to,
+                 edist_term_view reason);
+    /* monitor/demonitor of a remote process by pid (name NULL) or by name
+     * (then target is null and node says where). */
+    int (*monitor)(void *user, edist_procid watcher, edist_procid target,
+                   uint32_t node, const char *name, const edist_ref *ref);
+    int (*demonitor)(void *user, edist_procid watcher, edist_procid target,
+                     uint32_t node, const char *name, const edist_ref *ref);
+    /* A local process monitored by the remote `watcher` ended (name is set
+     * when the monitor was made by name). */
+    int (*monitor_exit)(void *user, edist_procid target, edist_procid watcher,
+                        const char *name, const edist_ref *ref,
+                        edist_term_view reason);
+    /* spawn_request to another node: the answer comes back through
+     * edi_rt_spawn_reply_in with req_id. flags: EDI_SPAWN_*. */
+    int (*spawn_request)(void *user, edist_procid from, uint32_t node,
+                         const edist_ref *req_id, const char *module,
+                         const char *function, edist_term_view args,
+                         unsigned flags);
+} edi_rt_hooks;
+
+typedef struct edi_rt_config {
+    edi_loop *loop;               /* the shard loop (borrowed) */
+    const edist_runtime_config *proc; /* NULL: defaults */
+    const edi_rt_hooks *hooks;    /* copied; NULL: no distribution */
+} edi_rt_config;
+
+/* Creates a runtime on an existing loop (the node's). Call before the loop
+ * runs or on its thread. */
+int edi_rt_new(const edi_rt_config *cfg, edi_rt **out);
+/* Ends every process (as edist_runtime_stop) and frees rt. Loop thread,
+ * or any thread once the loop no longer runs; before edi_loop_free. */
+void edi_rt_free(edi_rt *rt);
+edi_loop *edi_rt_loop(const edi_rt *rt);
+uint32_t edi_rt_node_index(const edi_rt *rt);
+bool edi_rt_is_local(const edi_rt *rt, edist_procid p);
+
+/* Bytes arriving from the network. The runtime either copies them (small
+ * messages, so receive buffers go back to the kernel at once) or keeps
+ * them with ref(owner) and drops them with unref(owner) (any thread) once
+ * consumed. ref NULL: always copied. For an edi_frame: data/len the
+ * payload, ref/unref edi_rxbuf_ref/unref casts, owner f->rxbuf. */
+typedef struct edi_rt_incoming {
+    const uint8_t *data;
+    size_t len;
+    void (*ref)(void *owner);
+    void (*unref)(void *owner);
+    void *owner;
+} edi_rt_incoming;
+
+/* Entry points for signals from other nodes. Loop thread. They return 0,
+ * or EDIST_ENOTFOUND when the local target does not exist (the signal is
+ * dropped, as erts drops it; link and monitor answer with noproc through
+ * the hooks themselves), or EDIST_EAGAIN for a message to a full mailbox
+ * (nothing queued: the node may pause the connection and retry). */
+int edi_rt_deliver(edi_rt *rt, edist_procid from, edist_procid to,
+                   const edi_rt_incoming *msg);
+int edi_rt_deliver_name(edi_rt *rt, edist_procid from, const char *name,
+                        size_t name_len, const edi_rt_incoming *msg);
+/* LINK from a remote process: if `to` does not exist, hooks->exit(to,
+ * from, noproc) answers. */
+int edi_rt_link_in(edi_rt *rt, edist_procid from, edist_procid to);
+int edi_rt_unlink_in(edi_rt *rt, edist_procid from, edist_procid to);
+/* EXIT (link broken by from's death: acted on only if the link exists) or
+ * EXIT2 (exit/2), reason an encoded term. */
+int edi_rt_exit_in(edi_rt *rt, edist_procid from, edist_procid to,
+                   edist_term_view reason, bool exit2);
+/* MONITOR_P from a remote watcher of a local pid (name NULL) or name. A
+ * missing target answers at once through hooks->monitor_exit (noproc). */
+int edi_rt_monitor_in(edi_rt *rt, edist_procid watcher, edist_procid target,
+                      const char *name, const edist_ref *ref);
+int edi_rt_demonitor_in(edi_rt *rt, edist_procid watcher, edist_procid target,
+                        const edist_ref *ref);
+/* MONITOR_P_EXIT: the remote target of a local watcher's monitor ended. */
+int edi_rt_monitor_exit_in(edi_rt *rt, edist_procid target,
+                           edist_procid watcher, const edist_ref *ref,
+                           edist_term_view reason);
+/* The connection to node went down: every link to one of its processes
+ * breaks with `noconnection`, every monitor of one of them (by pid or
+ * name) fires DOWN `noconnection`, and the monitors its processes held on
+ * ours are dropped. */
+void edi_rt_node_down(edi_rt *rt, uint32_t node);
+/* SPAWN_REPLY for a spawn_request of local process `to`: result is the
+ * new pid (ok) or an encoded error reason. With EDI_SPAWN_LINK /
+ * EDI_SPAWN_MONITOR in flags (as requested and granted) the link / the
+ * monitor (ref = req_id) is set up. The requester gets
+ * {spawn_reply, ReqId, ok, Pid} or {spawn_reply, ReqId, error, Reason}. */
+int edi_rt_spawn_reply_in(edi_rt *rt, edist_procid to, const edist_ref *req_id,
+                          bool ok, edist_procid pid, edist_term_view error,
+                          unsigned flags);
+/* SPAWN_REQUEST from a remote parent: spawn module:function(args...) (an
+ * exported function; unknown: the process exits with undef, as erts),
+ * linked to parent (EDI_SPAWN_LINK) and/or monitored by it with
+ * monitor_ref (EDI_SPAWN_MONITOR). */
+int edi_rt_spawn_export_for(edi_rt *rt, edist_procid parent, const char *module,
+                            const char *function, edist_term_view args,
+                            unsigned flags, const edist_ref *monitor_ref,
+                            edist_procid *pid);
+
+/* Reference key conversions for the node. */
+int edi_rt_node_intern(const char *name, size_t len, uint32_t *index);
+const char *edi_rt_node_name(uint32_t index, size_t *len);
+
+/* ======================================================================
+ * Internals shared by runtime/*.c
+ * ====================================================================== */
+
+#define EDI_PROC_ID_LIMIT (1u << 28)
+#define EDI_PROC_MAX_LIMIT (1u << 27)
+#define EDI_AT_EXIT_MAX 64
+
+/* ---- context switch (ctx_*.S, sched.c) --------------------------------- */
+void edi_ctx_switch(void **save_sp, void *load_sp);
+void edi_ctx_trampoline(void);
+/* The initial saved stack pointer of a context that will run entry(arg)
+ * on the stack ending at top (exclusive). */
+void *edi_ctx_init(uint8_t *top, void (*entry)(void *), void *arg);
+
+/* ---- stacks (stack.c) ----------------------------------------------------
+ * Stacks are carved from large reserved arenas (MAP_NORESERVE: memory is
+ * committed page by page as it is touched), each with a guard page below
+ * it, and recycled through a free list. Shard thread only, except the
+ * fault handler. */
+typedef struct edi_stacks edi_stacks;
+int edi_stacks_new(size_t default_bytes, edi_stacks **out);
+void edi_stacks_free(edi_stacks *s);
+size_t edi_stacks_default_bytes(const edi_stacks *s);
+/* A stack of at least bytes (0: default): [*lo, *lo + *size). *guarded:
+ * a guard page is below it (else a canary at *lo: edi_stack_canary_ok). */
+int edi_stack_get(edi_stacks *s, size_t bytes, uint8_t **lo, size_t *size,
+                  bool *guarded);
+void edi_stack_put(edi_stacks *s, uint8_t *lo, size_t size, bool guarded);
+void edi_stacks_stats(const edi_stacks *s, uint64_t *reserved, uint64_t *free,
+                      uint64_t *guarded);
+/* Per shard thread: an alternate signal stack and the process-wide fault
+ * handler that turns a guard page hit into a clear message and abort(). */
+void edi_stack_thread_init(void);
+/* True if the canary under an unguarded stack (the last 8 bytes below
+ * lo) is intact. */
+bool edi_stack_canary_ok(const uint8_t *lo);
+
+/* ---- messages and mailboxes (mailbox.c) --------------------------------- */
+
+#define EDI_MSG_INLINE_BYTES 40
+
+enum { EDI_MSG_POOL = 0, EDI_MSG_HEAP = 1 };
+
+/* One queued message: 64 bytes. The payload is inline (data == u.inl,
+ * which extends past 40 bytes for heap entries), or external (ext: owned
+ * through release/owner, never copied). */
+struct edi_msg {
+    edi_msg *next;
+    const uint8_t *data;
+    uint32_t len;
+    uint8_t alloc; /* EDI_MSG_POOL: back to the shard's pool; HEAP: free() */
+    uint8_t ext;
+    uint8_t notice; /* wake-up marker for a killed thread process (no data) */
+    uint8_t pad;
+    union {
+        struct {
+            edist_release_fn release;
+            void *owner;
+        } x;
+        uint8_t inl[EDI_MSG_INLINE_BYTES];
+    } u;
+};
+
+/* Free entries of one shard, reused without allocation. */
+typedef struct edi_msg_pool {
+    edi_msg *free;
+    uint32_t count;
+    uint32_t cap;
+} edi_msg_pool;
+
+void edi_msg_pool_init(edi_msg_pool *pool, uint32_t cap);
+void edi_msg_pool_drain(edi_msg_pool *pool);
+/* A copy of data: from pool (NULL: heap) when it fits inline, else one
+ * heap block. NULL when out of memory. */
+edi_msg *edi_msg_copy(edi_msg_pool *pool, const void *data, size_t len);
+/* A reference to data owned through release(owner, data). */
+edi_msg *edi_msg_external(edi_msg_pool *pool, const void *data, size_t len,
+                          edist_release_fn release, void *owner);
+/* Releases the payload and the entry (pool entries: pool must be the
+ * shard's; heap ones: any thread, pool may be NULL). */
+void edi_msg_free(edi_msg_pool *pool, edi_msg *m);
+
+/* A mailbox read and written by one thread (green processes; a thread
+ * process's private part). */
+typedef struct edi_mbox {
+    edi_msg *head;
+    edi_msg **tailp;
+    uint32_t count;
+} edi_mbox;
+
+static inline void edi_mbox_init(edi_mbox *b)
+{
+    b->head = NULL;
+    b->tailp = &b->head;
+    b->count = 0;
+}
+static inline void edi_mbox_append(edi_mbox *b, edi_msg *m)
+{
+    m->next = NULL;
+    *b->tailp = m;
+    b->tailp = &m->next;
+    b->count++;
+}
+/* Unlink *prev (a pointer to the `next` field, or head, that points to
+ * the entry). */
+static inline edi_msg *edi_mbox_unlink(edi_mbox *b, edi_msg **prev)
+{
+    edi_msg *m = *prev;
+    *prev = m->next;
+    if (b->tailp == &m->next)
+        b->tailp = prev;
+    b->count--;
+    m->next = NULL;
+    return m;
+}
+void edi_mbox_clear(edi_mbox *b, edi_msg_pool *pool);
+
+/* Multi-producer single-consumer list (Treiber stack): producers push
+ * with a compare-and-swap, the consumer takes everything at once and gets
+ * it oldest first. Any thread pushes. */
+typedef struct edi_mpsc {
+    _Atomic(edi_msg *) top;
+} edi_mpsc;
+void edi_mpsc_push(edi_mpsc *q, edi_msg *m);
+/* Everything pushed so far, oldest first (NULL if empty). Consumer. */
+edi_msg *edi_mpsc_take(edi_mpsc *q);
+
+/* futex helpers (mailbox.c): wait while *word == expected, at most
+ * timeout_ns (UINT64_MAX: no limit); wake all waiters. */
+void edi_futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeout_ns);
+void edi_futex_wake(_Atomic uint32_t *word);
+uint64_t edi_mono_ns(void);
+
+/* ---- hash tables (registry.c) ----------------------------------------- */
+
+typedef struct edi_hnode {
+    struct edi_hnode *next;
+    uint64_t hash;
+} edi_hnode;
+
+typedef struct edi_htab {
+    edi_hnode **buckets;
+    size_t mask;
+    size_t count;
+} edi_htab;
+
+void edi_htab_init(edi_htab *t);
+void edi_htab_destroy(edi_htab *t);
+/* 0 or EDIST_ENOMEM (only when the first bucket array cannot be made;
+ * growth failures keep the old array). */
+int edi_htab_insert(edi_htab *t, edi_hnode *n, uint64_t hash);
+void edi_htab_remove(edi_htab *t, edi_hnode *n);
+/* First node with this hash after `after` (NULL: from the start); the
+ * caller compares keys. */
+edi_hnode *edi_htab_next_with(const edi_htab *t, uint64_t hash, edi_hnode *after);
+uint64_t edi_hash_bytes(const void *p, size_t n, uint64_t seed);
+
+/* ---- references ----------------------------------------------------------- */
+
+/* A reference as a hash key: node index, creation, words. */
+typedef struct edi_refkey {
+    uint32_t node;
+    uint32_t creation;
+    uint32_t len;
+    uint32_t w[EDIST_REF_MAX_WORDS];
+} edi_refkey;
+
+int edi_refkey_from_ref(const edist_ref *r, edi_refkey *k);
+void edi_refkey_to_ref(const edi_refkey *k, edist_ref *r);
+uint64_t edi_refkey_hash(const edi_refkey *k);
+bool edi_refkey_equal(const edi_refkey *a, const edi_refkey *b);
+
+/* ---- links and monitors (signal.c) ---------------------------------------- */
+
+/* A link between a local process a and a process b (local or remote). A
+ * local-local link is one record in both processes' lists. */
+typedef struct edi_link edi_link;
+struct edi_link {
+    edi_hnode h;         /* rt->links, keyed by the unordered pair */
+    edist_procid a, b;
+    edi_link *a_next, *a_prev;
+    edi_link *b_next, *b_prev; /* only when b is local */
+};
+
+/* A monitor. Watcher and/or target are local; the record is in the local
+ * ones' lists and in rt->monitors by ref. */
+typedef struct edi_mon edi_mon;
+struct edi_mon {
+    edi_hnode h;
+    edi_refkey ref;
+    edist_procid watcher;
+    edist_procid target;     /* null for a remote name not resolved here */
+    uint32_t name_node;      /* by name: where */
+    char *name;              /* by name: the name (malloc'd), else NULL */
+    edi_mon *w_next, *w_prev; /* in the watcher's list (local watcher) */
+    edi_mon *t_next, *t_prev; /* in the target's list (local target) */
+};
+
+/* ---- processes -------------------------------------------------------------- */
+
+enum { EDI_PROC_GREEN = 0, EDI_PROC_THREAD = 1 };
+enum {
+    EDI_ST_RUNNABLE = 0, /* in the run queue */
+    EDI_ST_RUNNING,
+    EDI_ST_WAITING,      /* blocked in receive */
+    EDI_ST_EXITING,      /* ended; its teardown is pending */
+    EDI_ST_DEAD,         /* torn down; the struct waits to be freed */
+};
+
+typedef struct edi_at_exit {
+    void (*fn)(void *arg);
+    void *arg;
+} edi_at_exit;
+
+/* What a thread process shares with its thread. */
+typedef struct edi_thread_proc {
+    edi_mpsc inbox;            /* shard -> thread */
+    _Atomic uint32_t seq;      /* futex word: bumped after each push */
+    _Atomic uint32_t sleepers;
+    _Atomic int refs;          /* the shard's and the thread's */
+    _Atomic int dead;          /* release-set after the reason is written */
+    uint32_t spin_us;
+    uint8_t *reason;           /* the exit reason when killed */
+    size_t reason_len;
+    edi_mbox box;              /* the thread's own ordered part */
+    edi_msg **scan_prev;       /* receive: where new messages start */
+} edi_thread_proc;
+
+struct edi_proc {
+    void *sp;                  /* saved context (green) */
+    edi_mbox mbox;             /* green mailbox */
+    edi_proc *runq_next;
+    edi_rt *rt;
+    uint32_t id, serial;
+    uint8_t kind, state;
+    uint8_t trap_exit;
+    uint8_t in_runq;
+    uint8_t timed_out;
+    uint8_t killed_self;       /* exit signal to self: leave at once */
+    uint8_t n_at_exit;
+    uint8_t reason_owned;      /* exit_reason.ptr is malloc'd */
+    uint8_t canary;            /* stack without a guard page: check it */
+    /* receive in progress (green): set while WAITING */
+    const edist_pattern *recv_pattern;
+    edist_term_view *recv_vars;
+    edi_msg **recv_match_prev; /* where the matched message hangs */
+    edi_msg *recv_match;
+    edi_timer *recv_timer;     /* on the process's stack */
+    edi_msg *current;          /* last received, freed at next receive */
+    /* green */
+    uint8_t *stack_lo;
+    size_t stack_bytes;
+    edist_proc_fn fn;
+    void *arg;
+    /* signals */
+    edi_link *links;
+    edi_mon *mons_out;         /* monitors this process holds */
+    edi_mon *mons_in;          /* monitors of this process */
+    struct edi_regname *regname;
+    edist_term_view exit_reason;
+    edi_proc *dying_next;
+    edi_at_exit *at_exit;      /* malloc'd, EDI_AT_EXIT_MAX */
+    edi_thread_proc *thr;      /* thread processes */
+};
+
+typedef struct edi_regname {
+    edi_hnode h;
+    edi_proc *proc;
+    size_t len;
+    char name[];
+} edi_regname;
+
+typedef struct edi_slot {
+    edi_proc *proc;
+    uint32_t serial;
+    uint32_t next_free;
+} edi_slot;
+
+#define EDI_PTAB_CHUNK_SLOTS 65536u
+
+/* The scheduler of the shard. */
+typedef struct edi_sched {
+    void *sp;                  /* the scheduler's own context */
+    edi_proc *runq_head, *runq_tail;
+    edi_proc *dying_head, *dying_tail;
+    edi_timer kick;
+    bool in_run;
+    bool stopping;
+    edi_proc *exiting;         /* the process that switched out to die */
+    const void *asan_bottom;   /* the scheduler stack, for ASan's fibers */
+    size_t asan_size;
+} edi_sched;
+
+/* Requests from threads that are not the shard's (thread processes,
+ * runtime calls from any thread): run fn(rt, req) on the shard in order. */
+typedef struct edi_req edi_req;
+typedef void (*edi_req_fn)(edi_rt *rt, edi_req *req);
+struct edi_req {
+    edi_req *next;
+    edi_req_fn fn;
+    /* completion for synchronous calls */
+    _Atomic uint32_t done;
+    int rc;
+    bool sync;                 /* the caller waits: it frees req */
+};
+
+struct edist_runtime {
+    edi_loop *loop;
+    bool own_loop;
+    pthread_t thread;
+    bool thread_started;
+    edist_runtime_config cfg;
+    char node_name[EDIST_ATOM_MAX_BYTES + 1];
+    uint32_t node_index;
+    uint32_t creation;
+    edi_rt_hooks hooks;
+    bool has_hooks;
+
+    edi_sched sched;
+    edi_msg_pool pool;
+    edi_stacks *stacks;
+
+    /* process table */
+    edi_slot **chunks;
+    uint32_t nchunks;
+    uint32_t next_unused;      /* ids below it have been used */
+    uint32_t free_head, free_tail; /* FIFO of freed ids (0: none) */
+    uint32_t live;
+    edi_proc *proc_free;       /* recycled structs */
+    uint32_t proc_free_count;
+
+    edi_htab names;
+    edi_htab links;
+    edi_htab monitors;
+
+    pthread_mutex_t export_mu; /* any thread */
+    edi_htab exports;
+
+    _Atomic uint64_t ref_counter; /* any thread */
+
+    /* requests from other threads */
+    _Atomic(edi_req *) reqs;
+    _Atomic uint32_t reqs_pending;
+    _Atomic int reqs_posted;
+
+    /* counters (shard thread; read through a request) */
+    uint64_t spawned, exited, switches, sent, dropped;
+};
+
+/* The current process of this thread (green while it runs; a thread
+ * process's thread). */
+extern _Thread_local edi_proc *edi_current;
+
+/* proc.c */
+edi_proc *edi_proc_lookup(edi_rt *rt, edist_procid pid); /* live or exiting */
+edi_proc *edi_proc_alive(edi_rt *rt, edist_procid pid);  /* live only */
+edist_procid edi_proc_pid(const edi_proc *p);
+void edi_proc_release(edi_rt *rt, edi_proc *p); /* after teardown */
+int edi_proc_spawn(edi_rt *rt, edist_proc_fn fn, void *arg, size_t stack_bytes,
+                   edi_proc **out);
+void edi_rt_log(edi_rt *rt, edist_log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Deliver a message entry to a local process (takes m in any case).
+ * force: ignore the mailbox limit (signals). Returns 0, EDIST_EAGAIN
+ * (full: m freed), EDIST_ENOTFOUND (dead: m freed). Shard thread. */
+int edi_deliver(edi_rt *rt, edi_proc *p, edi_msg *m, bool force);
+/* A message entry for process p's mailbox (pool or heap by p's kind). */
+edi_msg *edi_msg_for(edi_rt *rt, const edi_proc *p, const void *data, size_t len);
+/* Run fn on the shard: directly if called there, else as a request. sync:
+ * wait for it and return its rc. */
+int edi_rt_call(edi_rt *rt, edi_req *req, bool sync);
+
+/* sched.c */
+void edi_sched_init(edi_rt *rt);
+void edi_sched_make_runnable(edi_rt *rt, edi_proc *p);
+/* Green process: give the shard to others until made runnable again. */
+void edi_sched_block(edi_rt *rt, edi_proc *p);
+void edi_sched_yield(edi_rt *rt, edi_proc *p);
+/* Green process: the current process ends (state EXITING, reason set):
+ * switch away for good. */
+__attribute__((noreturn)) void edi_sched_exit_current(edi_rt *rt, edi_proc *p);
+void edi_sched_kick(edi_rt *rt);
+/* Queue p's teardown (state becomes EXITING with reason). */
+void edi_sched_kill(edi_rt *rt, edi_proc *p, edist_term_view reason, bool copy);
+/* Tear down every dying process now (not from a green stack). */
+void edi_sched_reap(edi_rt *rt);
+void edi_sched_stop_all(edi_rt *rt);
+
+/* signal.c */
+void edi_teardown(edi_rt *rt, edi_proc *p);
+/* An exit signal from `from` to local process p. link: a link exit (vs
+ * exit/2). */
+void edi_exit_signal(edi_rt *rt, edi_proc *p, edist_procid from,
+                     edist_term_view reason, bool link);
+int edi_link_add(edi_rt *rt, edist_procid a, edist_procid b);
+bool edi_link_remove(edi_rt *rt, edist_procid a, edist_procid b);
+edi_mon *edi_mon_find(edi_rt *rt, const edi_refkey *k);
+void edi_mon_unlink(edi_rt *rt, edi_mon *m);
+int edi_mon_add(edi_rt *rt, const edi_refkey *ref, edist_procid watcher,
+                edist_procid target, uint32_t name_node, const char *name,
+                edi_mon **out);
+int edi_send_down(edi_rt *rt, edi_mon *m, edist_term_view reason);
+void edi_make_refkey(edi_rt *rt, edi_refkey *k);
+bool edi_term_is_atom(edist_term_view t, const char *atom);
+/* {'EXIT', From, Reason} for p. */
+int edi_deliver_exit_msg(edi_rt *rt, edi_proc *p, edist_procid from,
+                         edist_term_view reason);
+
+/* registry.c */
+edi_regname *edi_name_find(edi_rt *rt, const char *name, size_t len);
+int edi_name_register(edi_rt *rt, const char *name, size_t len, edi_proc *p);
+void edi_name_drop(edi_rt *rt, edi_proc *p);
+bool edi_atom_text_ok(const char *name, size_t len);
+void edi_exports_destroy(edi_rt *rt);
+
+#endif
