@@ -62,19 +62,33 @@ void edi_deframe_fini(edi_deframe *d)
     d->raw_cap = 0;
 }
 
-void edi_deframe_set_mode(edi_deframe *d, edi_deframe_mode mode) { d->mode = mode; }
-edi_deframe_mode edi_deframe_get_mode(const edi_deframe *d) { return d->mode; }
-bool edi_deframe_halted(const edi_deframe *d) { return d->halted; }
-size_t edi_deframe_staged_bytes(const edi_deframe *d) { return d->raw_len; }
+void edi_deframe_set_mode(edi_deframe *d, edi_deframe_mode mode)
+{
+    d->mode = mode;
+}
+edi_deframe_mode edi_deframe_get_mode(const edi_deframe *d)
+{
+    return d->mode;
+}
+bool edi_deframe_halted(const edi_deframe *d)
+{
+    return d->halted;
+}
+size_t edi_deframe_staged_bytes(const edi_deframe *d)
+{
+    return d->raw_len;
+}
 
 bool edi_deframe_mid_frame(const edi_deframe *d)
 {
-    return d->mode == EDI_DEFRAME_U32 && (d->hdr_have > 0 || d->asm_buf != NULL);
+    return d->mode == EDI_DEFRAME_U32 &&
+           (d->hdr_have > 0 || d->asm_buf != NULL);
 }
 
 size_t edi_deframe_pending_bytes(const edi_deframe *d)
 {
-    return d->raw_len + d->hdr_have + (d->asm_buf != NULL ? 4 + d->asm_have : 0);
+    return d->raw_len + d->hdr_have +
+           (d->asm_buf != NULL ? 4 + d->asm_have : 0);
 }
 
 /* Halts, then tells the handler why. */
@@ -95,7 +109,8 @@ static void fail(edi_deframe *d, int err, const char *fmt, ...)
     (void)d->cfg.on_event(d->cfg.user, &ev);
 }
 
-static size_t offer_bytes(edi_deframe *d, const uint8_t *p, size_t n, bool in_chunk)
+static size_t offer_bytes(edi_deframe *d, const uint8_t *p, size_t n,
+                          bool in_chunk)
 {
     edi_deframe_event ev;
     memset(&ev, 0, sizeof(ev));
@@ -107,7 +122,8 @@ static size_t offer_bytes(edi_deframe *d, const uint8_t *p, size_t n, bool in_ch
     return used > n ? n : used;
 }
 
-static void emit_frame(edi_deframe *d, const src *s, const uint8_t *p, size_t len)
+static void emit_frame(edi_deframe *d, const src *s, const uint8_t *p,
+                       size_t len)
 {
     edi_deframe_event ev;
     memset(&ev, 0, sizeof(ev));
@@ -125,7 +141,8 @@ static int raw_append(edi_deframe *d, const uint8_t *p, size_t n)
 {
     size_t limit = d->cfg.raw_max_bytes;
     if (n > limit - d->raw_len) {
-        fail(d, EDIST_EPROTO, "more than %zu unconsumed bytes in raw mode", limit);
+        fail(d, EDIST_EPROTO, "more than %zu unconsumed bytes in raw mode",
+             limit);
         return -1;
     }
     if (d->raw_len + n > d->raw_cap) {
@@ -154,7 +171,8 @@ static size_t raw_stage(edi_deframe *d, const uint8_t *p, size_t n)
 {
     size_t room = d->cfg.raw_max_bytes - d->raw_len;
     if (room == 0) {
-        fail(d, EDIST_EPROTO, "more than %zu unconsumed bytes in raw mode", d->raw_len);
+        fail(d, EDIST_EPROTO, "more than %zu unconsumed bytes in raw mode",
+             d->raw_len);
         return 0;
     }
     size_t piece = n < room ? n : room;
@@ -186,7 +204,8 @@ static size_t scan(edi_deframe *d, const src *s, const uint8_t *p, size_t n)
                 used = offer_bytes(d, p, n, s->in_chunk);
                 p += used;
                 n -= used;
-            } while (used > 0 && n > 0 && !d->halted && d->mode == EDI_DEFRAME_RAW);
+            } while (used > 0 && n > 0 && !d->halted &&
+                     d->mode == EDI_DEFRAME_RAW);
             if (n > 0 && !d->halted && d->mode == EDI_DEFRAME_RAW)
                 return n;
             continue;
@@ -204,7 +223,8 @@ static size_t scan(edi_deframe *d, const src *s, const uint8_t *p, size_t n)
                 uint8_t *data;
                 void *g = al->grow(d->cfg.user, d->asm_buf, cap, &data);
                 if (g == NULL) {
-                    fail(d, EDIST_ENOMEM, "reassembly of a %zu byte frame", d->asm_len);
+                    fail(d, EDIST_ENOMEM, "reassembly of a %zu byte frame",
+                         d->asm_len);
                     return 0;
                 }
                 d->asm_buf = g;
@@ -249,7 +269,8 @@ static size_t scan(edi_deframe *d, const src *s, const uint8_t *p, size_t n)
             n -= 4;
         }
         if (len > d->cfg.max_frame_bytes) {
-            fail(d, EDIST_EPROTO, "frame of %zu bytes exceeds the limit of %llu", len,
+            fail(d, EDIST_EPROTO,
+                 "frame of %zu bytes exceeds the limit of %llu", len,
                  (unsigned long long)d->cfg.max_frame_bytes);
             return 0;
         }
@@ -283,9 +304,10 @@ static size_t scan(edi_deframe *d, const src *s, const uint8_t *p, size_t n)
  * bytes, the chunk is scanned in place and only what a RAW consumer leaves
  * is staged, so the frames after a switch to U32 are views into the chunk
  * (or into a copy of what was staged). */
-void edi_deframe_feed(edi_deframe *d, void *chunk_buf, const uint8_t *p, size_t n)
+void edi_deframe_feed(edi_deframe *d, void *chunk_buf, const uint8_t *p,
+                      size_t n)
 {
-    const src chunk = { chunk_buf, p, true };
+    const src chunk = {chunk_buf, p, true};
     for (;;) {
         while (!d->halted && d->raw_len > 0) {
             if (d->mode == EDI_DEFRAME_U32) {
@@ -300,9 +322,10 @@ void edi_deframe_feed(edi_deframe *d, void *chunk_buf, const uint8_t *p, size_t 
                 }
                 memcpy(data, d->raw, len);
                 d->raw_len = 0;
-                const src copy = { tmp, data, false };
+                const src copy = {tmp, data, false};
                 size_t left = scan(d, &copy, data, len);
-                if (left > 0) /* RAW again, consumer waits: fits, raw_len was 0 */
+                if (left >
+                    0) /* RAW again, consumer waits: fits, raw_len was 0 */
                     (void)raw_stage(d, data + len - left, left);
                 d->cfg.alloc->release(d->cfg.user, tmp);
                 continue;

@@ -71,8 +71,8 @@ typedef struct edi_deframe_event {
     void *buf;
     size_t offset;
     bool in_chunk;
-    int err;                 /* ERROR: EDIST_EPROTO or EDIST_ENOMEM */
-    const char *detail;      /* ERROR: one line, valid during the event */
+    int err;            /* ERROR: EDIST_EPROTO or EDIST_ENOMEM */
+    const char *detail; /* ERROR: one line, valid during the event */
 } edi_deframe_event;
 
 /* Returns the bytes consumed for EDI_DEFRAME_BYTES (more than len counts
@@ -91,11 +91,11 @@ typedef struct edi_deframe_alloc {
 } edi_deframe_alloc;
 
 typedef struct edi_deframe_config {
-    uint64_t max_frame_bytes;        /* U32: larger frames are EDIST_EPROTO */
-    size_t raw_max_bytes;            /* RAW: staged bytes kept at most (> 0) */
-    const edi_deframe_alloc *alloc;  /* must stay valid while d lives */
+    uint64_t max_frame_bytes;       /* U32: larger frames are EDIST_EPROTO */
+    size_t raw_max_bytes;           /* RAW: staged bytes kept at most (> 0) */
+    const edi_deframe_alloc *alloc; /* must stay valid while d lives */
     edi_deframe_fn on_event;
-    void *user;                      /* for on_event and alloc */
+    void *user; /* for on_event and alloc */
 } edi_deframe_config;
 
 /* Private: embedded by the owner to avoid an allocation per connection. */
@@ -103,12 +103,12 @@ typedef struct edi_deframe {
     edi_deframe_config cfg;
     edi_deframe_mode mode;
     bool halted;
-    uint8_t hdr[4];          /* U32 header split across chunks */
+    uint8_t hdr[4]; /* U32 header split across chunks */
     uint8_t hdr_have;
-    void *asm_buf;           /* frame being reassembled, or NULL */
+    void *asm_buf; /* frame being reassembled, or NULL */
     uint8_t *asm_data;
     size_t asm_cap, asm_len, asm_have;
-    uint8_t *raw;            /* RAW bytes offered but not consumed */
+    uint8_t *raw; /* RAW bytes offered but not consumed */
     size_t raw_len, raw_cap;
     char detail[128];
 } edi_deframe;

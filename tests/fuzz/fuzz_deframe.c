@@ -35,10 +35,10 @@
 #include "dataplane/uring/deframe.h"
 #include "edist/error.h"
 
-#define CHECK(x)              \
-    do {                      \
-        if (!(x))             \
-            abort();          \
+#define CHECK(x)                                                               \
+    do {                                                                       \
+        if (!(x))                                                              \
+            abort();                                                           \
     } while (0)
 
 typedef struct tbuf {
@@ -97,7 +97,7 @@ static void f_release(void *user, void *buf)
     free(buf);
 }
 
-static const edi_deframe_alloc f_alloc_ops = { f_alloc, f_grow, f_release };
+static const edi_deframe_alloc f_alloc_ops = {f_alloc, f_grow, f_release};
 
 static void out_put(fz *f, const uint8_t *p, size_t n)
 {
@@ -119,7 +119,8 @@ static void check_view(const fz *f, const edi_deframe_event *ev)
 {
     if (ev->in_chunk) {
         CHECK(ev->buf == f->chunk);
-        CHECK(ev->offset <= f->chunk_len && ev->len <= f->chunk_len - ev->offset);
+        CHECK(ev->offset <= f->chunk_len &&
+              ev->len <= f->chunk_len - ev->offset);
         CHECK(ev->data == f->chunk + ev->offset);
     } else {
         const tbuf *b = ev->buf;
@@ -179,8 +180,8 @@ static size_t on_event(void *user, const edi_deframe_event *ev)
             check_view(f, ev);
         }
         CHECK(ev->len <= f->d.cfg.max_frame_bytes);
-        uint8_t hdr[4] = { (uint8_t)(ev->len >> 24), (uint8_t)(ev->len >> 16),
-                           (uint8_t)(ev->len >> 8), (uint8_t)ev->len };
+        uint8_t hdr[4] = {(uint8_t)(ev->len >> 24), (uint8_t)(ev->len >> 16),
+                          (uint8_t)(ev->len >> 8), (uint8_t)ev->len};
         out_put(f, hdr, 4);
         out_put(f, ev->data, ev->len);
         f->frames++;
@@ -278,7 +279,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     const uint8_t flags = data[0];
     const bool wellformed = flags & 1;
-    size_t max_chunk = data[1] < 200 ? (size_t)data[1] + 1 : (size_t)(data[1] - 199) * 73;
+    size_t max_chunk =
+        data[1] < 200 ? (size_t)data[1] + 1 : (size_t)(data[1] - 199) * 73;
     uint32_t seed = 0x9e3779b9u ^ ((uint32_t)data[2] * 0x01000193u);
 
     fz *f = calloc(1, sizeof(*f));
@@ -335,9 +337,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             !edi_deframe_mid_frame(&f->d)) {
             /* the owner switches outside an event: staged bytes are looked
              * at again without waiting for more */
-            edi_deframe_set_mode(&f->d, edi_deframe_get_mode(&f->d) == EDI_DEFRAME_RAW
-                                            ? EDI_DEFRAME_U32
-                                            : EDI_DEFRAME_RAW);
+            edi_deframe_set_mode(&f->d,
+                                 edi_deframe_get_mode(&f->d) == EDI_DEFRAME_RAW
+                                     ? EDI_DEFRAME_U32
+                                     : EDI_DEFRAME_RAW);
             f->raw_in_mode = 0;
             if (edi_deframe_staged_bytes(&f->d) > 0) {
                 edi_deframe_feed(&f->d, NULL, NULL, 0);

@@ -33,14 +33,14 @@ typedef struct tbuf {
 typedef struct talloc {
     long live;
     long calls;
-    long fail_at;       /* this alloc/grow call (1-based) fails; 0 = none */
-    bool failed_grow;   /* the failed call was a grow */
+    long fail_at;     /* this alloc/grow call (1-based) fails; 0 = none */
+    bool failed_grow; /* the failed call was a grow */
 } talloc;
 
 static void *t_alloc(void *user, size_t cap, uint8_t **data);
 static void *t_grow(void *user, void *buf, size_t cap, uint8_t **data);
 static void t_release(void *user, void *buf);
-static const edi_deframe_alloc t_alloc_ops = { t_alloc, t_grow, t_release };
+static const edi_deframe_alloc t_alloc_ops = {t_alloc, t_grow, t_release};
 
 /* ---- recorder ------------------------------------------------------------ */
 
@@ -213,8 +213,8 @@ static size_t on_event(void *user, const edi_deframe_event *ev)
             else
                 r->from_copy++;
         }
-        uint8_t hdr[4] = { (uint8_t)(ev->len >> 24), (uint8_t)(ev->len >> 16),
-                           (uint8_t)(ev->len >> 8), (uint8_t)ev->len };
+        uint8_t hdr[4] = {(uint8_t)(ev->len >> 24), (uint8_t)(ev->len >> 16),
+                          (uint8_t)(ev->len >> 8), (uint8_t)ev->len};
         out_put(r, hdr, 4);
         out_put(r, ev->data, ev->len);
         trace(r, "f%zu;", ev->len);
@@ -330,7 +330,7 @@ static void mixed_stream(stream *s)
     s->n = 0;
     put_raw_msg(s, "abc");
     put_raw_msg(s, "defg");
-    const size_t sizes[] = { 5, 0, 1, 0, 0, 17, 300, 2, 0, 64 };
+    const size_t sizes[] = {5, 0, 1, 0, 0, 17, 300, 2, 0, 64};
     for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++)
         put_frame(s, sizes[i], 'x');
 }
@@ -374,7 +374,8 @@ static void assert_same(const rec *r, const result *ref)
     assert_int_equal(edi_deframe_pending_bytes(&r->d), 0);
 }
 
-/* ---- tests ----------------------------------------------------------------- */
+/* ---- tests -----------------------------------------------------------------
+ */
 
 /* One chunk, every single cut and every pair of cuts: same trace. */
 static void test_deframe_every_split(void **state)
@@ -397,7 +398,7 @@ static void test_deframe_every_split(void **state)
     /* pairs of cuts over the first 80 bytes (RAW part, switch, headers) */
     for (size_t i = 1; i < 80; i++) {
         for (size_t j = i + 1; j < 81; j++) {
-            size_t cuts[2] = { i, j };
+            size_t cuts[2] = {i, j};
             r = run_cuts(&s, cuts, 2, 2);
             assert_same(r, &ref);
             rec_free(r);
@@ -606,7 +607,7 @@ static void test_deframe_max_boundary(void **state)
 
     /* 4 GiB - 1 announced with the largest limit the loop accepts */
     r = rec_new(UINT32_MAX - 1, 64, EDI_DEFRAME_U32);
-    const uint8_t huge[4] = { 0xff, 0xff, 0xff, 0xff };
+    const uint8_t huge[4] = {0xff, 0xff, 0xff, 0xff};
     feed(r, huge, 4);
     assert_int_equal(r->err, EDIST_EPROTO);
     rec_free(r);
@@ -774,7 +775,10 @@ static void test_deframe_enomem(void **state)
     memset(s + 8, 'x', big);
     memcpy(s + 8 + big, "\0\0\0\2yy", 6);
     static const char *const want[] = {
-        "staged bytes copy", "reassembly", "reassembly", NULL,
+        "staged bytes copy",
+        "reassembly",
+        "reassembly",
+        NULL,
     };
     for (long fail_at = 1; fail_at <= 4; fail_at++) {
         rec *r = rec_new(1u << 24, 64, EDI_DEFRAME_RAW);
