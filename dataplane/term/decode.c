@@ -93,7 +93,7 @@ static inline int have(size_t len, size_t p, uint64_t n)
  * accepts (it never writes it). */
 static inline int bit_count_ok(uint32_t nbytes, uint8_t bits)
 {
-    return nbytes ? bits >= 1 && bits <= 8 : bits <= 8;
+    return nbytes ? bits >= 1 && bits <= 8 : bits == 0;
 }
 
 /* ---- leaf readers: read at *pp, advance *pp only on success ------------ */
