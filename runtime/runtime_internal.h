@@ -389,6 +389,7 @@ typedef struct edi_thread_proc {
     _Atomic uint32_t sleepers;
     _Atomic int refs;          /* the shard's and the thread's */
     _Atomic int dead;          /* release-set after the reason is written */
+    _Atomic uint32_t queued;   /* messages pushed and not yet received */
     uint32_t spin_us;
     uint8_t *reason;           /* the exit reason when killed */
     size_t reason_len;
@@ -462,16 +463,20 @@ typedef struct edi_sched {
 } edi_sched;
 
 /* Requests from threads that are not the shard's (thread processes,
- * runtime calls from any thread): run fn(rt, req) on the shard in order. */
+ * runtime calls from any thread): fn(rt, req) runs on the shard, in the
+ * order the requests were made. A synchronous request lives in its
+ * caller's frame, which waits for `done`; an asynchronous one is a heap
+ * block starting with the edi_req, freed after fn. An asynchronous fn may
+ * return EDIST_EAGAIN (a full mailbox): the queue then stalls, in order,
+ * and is retried shortly (backpressure on the sending threads). */
 typedef struct edi_req edi_req;
-typedef void (*edi_req_fn)(edi_rt *rt, edi_req *req);
+typedef int (*edi_req_fn)(edi_rt *rt, edi_req *req);
 struct edi_req {
     edi_req *next;
     edi_req_fn fn;
-    /* completion for synchronous calls */
     _Atomic uint32_t done;
     int rc;
-    bool sync;                 /* the caller waits: it frees req */
+    bool sync;
 };
 
 struct edist_runtime {
@@ -509,9 +514,11 @@ struct edist_runtime {
     _Atomic uint64_t ref_counter; /* any thread */
 
     /* requests from other threads */
-    _Atomic(edi_req *) reqs;
-    _Atomic uint32_t reqs_pending;
+    _Atomic(edi_req *) reqs;       /* newest first */
+    _Atomic uint32_t reqs_pending; /* asynchronous ones queued or stalled */
     _Atomic int reqs_posted;
+    edi_req *stalled;              /* oldest first, shard thread */
+    edi_timer retry;
 
     /* counters (shard thread; read through a request) */
     uint64_t spawned, exited, switches, sent, dropped;
@@ -530,15 +537,33 @@ int edi_proc_spawn(edi_rt *rt, edist_proc_fn fn, void *arg, size_t stack_bytes,
                    edi_proc **out);
 void edi_rt_log(edi_rt *rt, edist_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Deliver a message entry to a local process (takes m in any case).
- * force: ignore the mailbox limit (signals). Returns 0, EDIST_EAGAIN
- * (full: m freed), EDIST_ENOTFOUND (dead: m freed). Shard thread. */
+/* Deliver a message entry to a local process. force: ignore the mailbox
+ * limit (signals). Returns 0 (m queued), EDIST_ENOTFOUND (p has ended: m
+ * freed) or EDIST_EAGAIN (full: m NOT taken). Shard thread. */
 int edi_deliver(edi_rt *rt, edi_proc *p, edi_msg *m, bool force);
+/* Send bytes from `from` to a pid, local or remote, on the shard. With
+ * release, the bytes are owned (released exactly once, also on error). */
+int edi_send_view(edi_rt *rt, edist_procid from, edist_procid to, const uint8_t *data,
+                  size_t len, edist_release_fn release, void *owner);
+void edi_proc_unlist(edi_rt *rt, edi_proc *p); /* out of the table */
+bool edi_reason_static(edist_term_view v);
 /* A message entry for process p's mailbox (pool or heap by p's kind). */
 edi_msg *edi_msg_for(edi_rt *rt, const edi_proc *p, const void *data, size_t len);
-/* Run fn on the shard: directly if called there, else as a request. sync:
- * wait for it and return its rc. */
+/* Run req->fn on the shard: directly if called there, else queued. sync:
+ * wait for it and return its rc (req in the caller's frame); async: req is
+ * a heap block (EDIST_EAGAIN when max_pending_requests are queued: req is
+ * not taken). */
 int edi_rt_call(edi_rt *rt, edi_req *req, bool sync);
+bool edi_rt_on_shard(const edi_rt *rt);
+/* fn(rt, ctx) on the shard, waiting for it (directly when already there);
+ * its error detail is copied to the caller's thread. */
+int edi_rt_run(edi_rt *rt, int (*fn)(edi_rt *rt, void *ctx), void *ctx);
+/* The sentinel pattern of edist_sleep_ms: nothing wakes the process but
+ * its timer. */
+extern const edist_pattern *const EDI_PATTERN_NEVER;
+/* Free a thread process's struct and everything queued for it (its
+ * thread, after its last reference). */
+void edi_thread_proc_free(edi_proc *p);
 
 /* sched.c */
 void edi_sched_init(edi_rt *rt);
@@ -550,8 +575,9 @@ void edi_sched_yield(edi_rt *rt, edi_proc *p);
  * switch away for good. */
 __attribute__((noreturn)) void edi_sched_exit_current(edi_rt *rt, edi_proc *p);
 void edi_sched_kick(edi_rt *rt);
-/* Queue p's teardown (state becomes EXITING with reason). */
-void edi_sched_kill(edi_rt *rt, edi_proc *p, edist_term_view reason, bool copy);
+/* Queue p's teardown (state becomes EXITING with reason, copied unless it
+ * is one of the EDIST_REASON_* constants). */
+void edi_sched_kill(edi_rt *rt, edi_proc *p, edist_term_view reason);
 /* Tear down every dying process now (not from a green stack). */
 void edi_sched_reap(edi_rt *rt);
 void edi_sched_stop_all(edi_rt *rt);

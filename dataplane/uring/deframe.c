@@ -14,7 +14,7 @@
 #include "edist/error.h"
 
 /* A frame spanning chunks starts with a buffer of at most this size and
- * grows as bytes arrive (see deframe.h). */
+ * grows as bytes arrive (see deframe.h), unless the config says otherwise. */
 #define ASM_INITIAL_BYTES (1024u * 1024u)
 /* First size of the RAW staging area; it doubles up to raw_max_bytes. */
 #define RAW_INITIAL_BYTES 1024u
@@ -36,6 +36,8 @@ void edi_deframe_init(edi_deframe *d, const edi_deframe_config *cfg)
 {
     memset(d, 0, sizeof(*d));
     d->cfg = *cfg;
+    if (d->cfg.asm_initial_bytes == 0)
+        d->cfg.asm_initial_bytes = ASM_INITIAL_BYTES;
     d->mode = EDI_DEFRAME_RAW;
 }
 
@@ -281,7 +283,8 @@ static size_t scan(edi_deframe *d, const src *s, const uint8_t *p, size_t n)
             n -= len;
             continue;
         }
-        size_t cap = len < ASM_INITIAL_BYTES ? len : ASM_INITIAL_BYTES;
+        size_t cap =
+            len < d->cfg.asm_initial_bytes ? len : d->cfg.asm_initial_bytes;
         if (cap < n)
             cap = n;
         uint8_t *data;

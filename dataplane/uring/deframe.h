@@ -91,8 +91,11 @@ typedef struct edi_deframe_alloc {
 } edi_deframe_alloc;
 
 typedef struct edi_deframe_config {
-    uint64_t max_frame_bytes;       /* U32: larger frames are EDIST_EPROTO */
-    size_t raw_max_bytes;           /* RAW: staged bytes kept at most (> 0) */
+    uint64_t max_frame_bytes; /* U32: larger frames are EDIST_EPROTO */
+    size_t raw_max_bytes;     /* RAW: staged bytes kept at most (> 0) */
+    /* U32: a reassembly buffer starts at most this big and grows as bytes
+     * arrive (0: 1 MiB); small values let tests reach the growth */
+    size_t asm_initial_bytes;
     const edi_deframe_alloc *alloc; /* must stay valid while d lives */
     edi_deframe_fn on_event;
     void *user; /* for on_event and alloc */

@@ -7,8 +7,9 @@
  *      many RAW messages ([u16 len][payload]) the consumer takes before
  *      switching to U32 (0: it switches at the first bytes offered);
  *      bit 4 a frame starting with 'R' switches back to RAW; bit 5 the
- *      owner toggles the mode between chunks (as edi_conn_set_framing
- *      does, with its kick when bytes are staged); bits 6-7 unused.
+ *      owner sets the mode between chunks (as edi_conn_set_framing does,
+ *      with its kick when bytes are staged); bits 6-7 the first size of a
+ *      reassembly buffer (default 1 MiB, or 1, 7, 100 bytes: growth).
  *   1: largest chunk (1..256 bytes, or up to 4 KiB from 200 on)
  *   2: seed of the chunk sizes
  *   3: limits: low nibble raw_max_bytes (0: 64 KiB, else 3 per step),
@@ -289,6 +290,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     edi_deframe_config cfg = {
         .max_frame_bytes = 1u << 20,
         .raw_max_bytes = 64u * 1024u,
+        .asm_initial_bytes = (size_t[]){0, 1, 7, 100}[flags >> 6],
         .alloc = &f_alloc_ops,
         .on_event = on_event,
         .user = f,
@@ -335,13 +337,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_state(f, s, at);
         if (toggles && f->errors == 0 && (rng(&seed) & 3) == 0 &&
             !edi_deframe_mid_frame(&f->d)) {
-            /* the owner switches outside an event: staged bytes are looked
-             * at again without waiting for more */
-            edi_deframe_set_mode(&f->d,
-                                 edi_deframe_get_mode(&f->d) == EDI_DEFRAME_RAW
-                                     ? EDI_DEFRAME_U32
-                                     : EDI_DEFRAME_RAW);
-            f->raw_in_mode = 0;
+            /* the owner switches outside an event (maybe twice before the
+             * kick runs, so maybe back to the same mode): staged bytes are
+             * looked at again without waiting for more */
+            edi_deframe_mode m =
+                (rng(&seed) & 1) ? EDI_DEFRAME_U32 : EDI_DEFRAME_RAW;
+            edi_deframe_set_mode(&f->d, m);
+            if (m == EDI_DEFRAME_RAW)
+                f->raw_in_mode = 0;
             if (edi_deframe_staged_bytes(&f->d) > 0) {
                 edi_deframe_feed(&f->d, NULL, NULL, 0);
                 check_state(f, s, at);
