@@ -700,6 +700,23 @@ static void test_deframe_raw_switch_leftovers(void **state)
     assert_int_equal(edi_deframe_staged_bytes(&r->d), 0);
     assert_int_equal(r->al.live, 0); /* the copy is released */
     rec_free(r);
+
+    /* switched twice outside events (to U32 and back) before the kick:
+     * the kick offers the staged bytes as RAW again, and the consumer,
+     * now switching at once, gets them framed */
+    r = rec_new(1000, 64, EDI_DEFRAME_RAW);
+    r->never_consume = true;
+    feed(r, s.b + 11, 13);
+    edi_deframe_set_mode(&r->d, EDI_DEFRAME_U32);
+    edi_deframe_set_mode(&r->d, EDI_DEFRAME_RAW);
+    r->never_consume = false;
+    r->switch_after = 0;
+    size_t offered = r->max_offered;
+    edi_deframe_feed(&r->d, NULL, NULL, 0);
+    assert_int_equal(offered, 13);
+    assert_string_equal(r->trace, "f5;f0;");
+    assert_int_equal(r->from_copy, 2);
+    rec_free(r);
 }
 
 /* A frame switches back to RAW: the bytes after it are offered raw, then
