@@ -24,14 +24,20 @@
 /* Housekeeping (orphaned pending entries) runs this often. */
 #define NK_HOUSEKEEPING_MS 500u
 /* Replies the node owes a peer (is_auth, spawn replies) go past a full
- * send queue, up to this many queued bytes in all. */
+ * send queue, up to this many bytes above its limit. */
 #define NK_FORCED_QUEUE_MAX_BYTES (8u * 1024u * 1024u)
 /* Graceful close of one connection: flush for at most this long. */
 #define NK_CLOSE_FLUSH_MS 2000u
-/* The pid id of the node's own pseudo-process (<N.1.0>), and where the
- * ids of the short-lived processes that answer spawn requests start. */
-#define NK_SELF_PID_ID 1u
+/* Where the ids of the short-lived processes that answer spawn requests
+ * start (1 and 2: EDI_NK_SELF_PID_ID, EDI_NK_KERNEL_PID_ID). */
 #define NK_FIRST_SPAWN_PID_ID 100u
+/* The scheduler hands the socket more only while the connection's own
+ * queue holds less than this (and at least a fragment): enough to keep
+ * one sendmsg busy, little enough that a small message from another
+ * sender overtakes a big one after a fragment or two. */
+#define NK_TX_WATERMARK_MIN_BYTES (16u * 1024u)
+/* Writable waiters (blocked sends) at once, all peers. */
+#define NK_MAX_WRITABLE_WAITERS 4096u
 
 typedef enum link_phase {
     L_LOOKUP = 1, /* asking the peer host's port mapper */
@@ -62,7 +68,24 @@ struct edi_link {
     edi_tick_state tick;
     bool hidden;
     uint64_t flags;
+    /* Sending (once up): the scheduler, the timer that pumps it into the
+     * connection (armed from its callbacks, which run inside the
+     * connection's completions), and the blocked senders. */
+    edi_sendq *sq;
+    edi_timer pump_timer;
+    bool writable_pending;
+    struct nk_wwait *wwait_head, *wwait_tail;
+    /* Counters for edi_nk_get_peer_stats. */
+    uint64_t messages_in, fragments_in, fragmented_in;
+    uint64_t messages_out, fragments_out, fragmented_out;
 };
+
+typedef struct nk_wwait {
+    uint64_t id;
+    edi_nk_done_fn done;
+    void *arg;
+    struct nk_wwait *next;
+} nk_wwait;
 
 typedef enum op_kind {
     OP_CONNECT = 1,
@@ -119,7 +142,13 @@ struct edi_nk {
     edist_buf out;     /* frames being built */
     edist_buf scratch; /* payloads being built */
     edi_dist_term_scratch self_scratch;
-    edist_term_view self_pid;
+    edist_term_view self_pid; /* <N.1.0> */
+    edi_dist_term_scratch kernel_scratch;
+    edist_term_view kernel_pid; /* <N.2.0> */
+    size_t tx_watermark;
+    edi_nk_writable_fn writable_fn;
+    void *writable_user;
+    size_t wwait_count;
     bool shutting_down;
     edi_nk_done_fn shutdown_done;
     void *shutdown_arg;
@@ -379,55 +408,161 @@ static void emit_event(edi_nk *nk, bool up, const char *peer, bool hidden,
 /* ---- sending ------------------------------------------------------------- */
 
 static void link_down(edi_link *l, const char *reason, bool graceful);
+static void link_down_why(edi_link *l, const char *reason, bool graceful,
+                          const char *why);
 
-static void release_free(void *arg, const void *body)
+/* Hand the connection units from the scheduler while its own queue is
+ * short. Each unit is an owned body: the scheduler's release runs when the
+ * socket took it, and its on_progress brings us back here. */
+static void link_pump(edi_link *l)
 {
-    (void)arg;
-    free((void *)body);
+    edi_nk *nk = l->nk;
+    if (!l->conn || !l->sq || l->dead || l->phase != L_UP)
+        return;
+    while (edi_conn_send_queue_bytes(l->conn) < nk->tx_watermark) {
+        edi_sendq_unit u;
+        if (!edi_sendq_next(l->sq, &u))
+            break;
+        /* FORCE: the scheduler already applied the peer's limit, and the
+         * connection's queue is kept short here. */
+        int rc = edi_conn_send_frame_owned(l->conn, u.head, u.head_len, u.body,
+                                           u.body_len, edi_sendq_release, u.msg,
+                                           EDI_SEND_FORCE);
+        if (rc) {
+            /* The unit goes nowhere. Closing: the connection's end takes
+             * the rest. Anything else (no memory) would leave a hole in
+             * the stream, possibly inside a fragment sequence: drop the
+             * connection rather than send a corrupt one. */
+            edi_sendq_release(u.msg, u.body);
+            if (rc != EDIST_ECLOSED) {
+                char why[160];
+                snprintf(why, sizeof why, "cannot queue output: %s",
+                         edist_strerror(rc));
+                link_down_why(l, "connection_closed", false, why);
+            }
+            break;
+        }
+        l->frames_out++;
+        if (u.kind != EDI_SENDQ_WHOLE) {
+            l->fragments_out++;
+            nk->stats.fragments_sent++;
+            if (u.kind == EDI_SENDQ_FRAG_FIRST) {
+                l->fragmented_out++;
+                nk->stats.fragmented_messages_sent++;
+            }
+        }
+    }
 }
 
-/* Send the frame built in nk->out (u32 prefix included). Control replies
- * the peer waits for are forced past a full queue (bounded: each answers
- * one request the peer made); other frames get EDIST_EAGAIN. */
-static int send_built(edi_nk *nk, edi_link *l, bool force)
+static void fire_writable(edi_link *l, int err, const char *detail)
+{
+    edi_nk *nk = l->nk;
+    nk_wwait *w = l->wwait_head;
+    l->wwait_head = l->wwait_tail = NULL;
+    while (w) {
+        nk_wwait *n = w->next;
+        nk->wwait_count--;
+        w->done(w->arg, err, detail);
+        free(w);
+        w = n;
+    }
+}
+
+static void pump_timer_fn(edi_loop *loop, edi_timer *t, void *arg)
+{
+    (void)loop;
+    (void)t;
+    edi_link *l = arg;
+    edi_nk *nk = l->nk;
+    link_pump(l);
+    if (!l->writable_pending || l->dead)
+        return;
+    l->writable_pending = false;
+    char peer[EDI_HS_NAME_MAX_BYTES + 1];
+    snprintf(peer, sizeof peer, "%s", l->peer_name);
+    fire_writable(l, 0, "");
+    if (nk->writable_fn && !l->dead) {
+        nk->dispatching++;
+        nk->writable_fn(nk->writable_user, peer);
+        nk->dispatching--;
+    }
+}
+
+static void arm_pump(edi_link *l)
+{
+    if (!l->dead && !edi_timer_armed(&l->pump_timer))
+        edi_loop_timer_start(l->nk->loop, &l->pump_timer, 0, 0, pump_timer_fn,
+                             l);
+}
+
+/* Scheduler callbacks: inside the connection's completion handling, so
+ * only arm the pump (it runs in this same loop iteration). */
+static void sq_progress(void *user)
+{
+    arm_pump(user);
+}
+
+static void sq_writable(void *user)
+{
+    edi_link *l = user;
+    l->writable_pending = true;
+    arm_pump(l);
+}
+
+static const edi_sendq_ops sq_ops = {
+    .on_progress = sq_progress,
+    .on_writable = sq_writable,
+};
+
+/* Queue the frame built in nk->out (u32 prefix included) on l from the
+ * pseudo-process `stream`, and pump. Control replies the peer waits for
+ * are forced past a full queue (bounded: each answers one request the
+ * peer made, and a peer that never reads is dropped); other frames get
+ * EDIST_EAGAIN. */
+static int send_built(edi_nk *nk, edi_link *l, uint64_t stream, bool force)
 {
     if (edist_buf_error(&nk->out))
         return edist_buf_error(&nk->out);
-    if (!l->conn || l->phase != L_UP || l->dead)
+    if (!l->conn || !l->sq || l->phase != L_UP || l->dead)
         return edist_set_error(EDIST_ECLOSED, "connection to %s is down",
                                link_label(l));
-    int rc;
     size_t len = nk->out.len;
-    if (!force) {
-        rc = edi_conn_send_raw(l->conn, nk->out.data, len);
-    } else {
-        /* Forced replies still have a ceiling: a peer that keeps asking
-         * and never reads would otherwise grow our memory without bound.
-         * Such a peer is dropped, as erts drops a stuck connection. */
-        if (edi_conn_send_queue_bytes(l->conn) > NK_FORCED_QUEUE_MAX_BYTES) {
-            nk_log(nk, EDIST_LOG_WARNING,
-                   "%s does not read its replies (%zu bytes queued): "
-                   "disconnecting",
-                   l->peer_name, edi_conn_send_queue_bytes(l->conn));
-            link_down(l, "connection_closed", false);
-            return edist_set_error(EDIST_ECLOSED, "peer does not read");
+    if (force && edi_sendq_bytes(l->sq) >
+                     edi_sendq_limit(l->sq) + NK_FORCED_QUEUE_MAX_BYTES) {
+        char why[160];
+        snprintf(why, sizeof why,
+                 "it does not read its replies (%zu bytes queued)",
+                 edi_sendq_bytes(l->sq));
+        link_down_why(l, "connection_closed", false, why);
+        return edist_set_error(EDIST_ECLOSED, "peer does not read");
+    }
+    int rc = edi_sendq_push(l->sq, stream, nk->out.data, len,
+                            force ? EDI_SENDQ_FORCE : 0);
+    if (rc == EDIST_EAGAIN)
+        nk->stats.sends_busy++;
+    if (rc)
+        return rc;
+    l->messages_out++;
+    nk->stats.messages_sent++;
+    nk->stats.bytes_sent += len;
+    link_pump(l);
+    return 0;
+}
+
+/* Everything still queued goes to the connection (before a graceful
+ * close flushes it): memory the queue held anyway, now referenced by the
+ * connection until written or dropped with it. */
+static void link_drain_all(edi_link *l)
+{
+    edi_sendq_unit u;
+    while (l->conn && l->sq && edi_sendq_next(l->sq, &u)) {
+        if (edi_conn_send_frame_owned(l->conn, u.head, u.head_len, u.body,
+                                      u.body_len, edi_sendq_release, u.msg,
+                                      EDI_SEND_FORCE) != 0) {
+            edi_sendq_release(u.msg, u.body);
+            break;
         }
-        size_t body_len = len - 4;
-        uint8_t *body = malloc(body_len ? body_len : 1);
-        if (!body)
-            return edist_set_error(EDIST_ENOMEM, "no memory to send");
-        memcpy(body, nk->out.data + 4, body_len);
-        rc = edi_conn_send_frame_owned(l->conn, NULL, 0, body, body_len,
-                                       release_free, NULL, EDI_SEND_FORCE);
-        if (rc)
-            free(body);
     }
-    if (rc == 0) {
-        l->frames_out++;
-        nk->stats.messages_sent++;
-        nk->stats.bytes_sent += len;
-    }
-    return rc;
 }
 
 /* ---- link lifetime ------------------------------------------------------- */
@@ -445,6 +580,7 @@ static void link_maybe_free(edi_link *l)
         l->next->prev = l->prev;
     edi_hs_wipe(&l->hs);
     edi_dist_reasm_free(l->reasm);
+    edi_sendq_detach(l->sq);
     free(l);
 }
 
@@ -464,6 +600,15 @@ static void link_kill(edi_link *l, bool graceful)
     if (l->phase != L_UP)
         nk->handshakes--;
     edi_loop_timer_cancel(nk->loop, &l->setup_timer);
+    edi_loop_timer_cancel(nk->loop, &l->pump_timer);
+    /* A graceful close flushes what was queued (shutdown, disconnect):
+     * hand the connection the rest first. The scheduler lets go of
+     * whatever is left; units the connection holds are released by it. */
+    if (graceful && l->phase == L_UP)
+        link_drain_all(l);
+    edi_sendq_detach(l->sq);
+    l->sq = NULL;
+    l->writable_pending = false;
     if (l->prev)
         l->prev->next = l->next;
     else
@@ -485,6 +630,12 @@ static void link_kill(edi_link *l, bool graceful)
     }
     l->epmd_conn = NULL;
     l->conn = NULL;
+    /* Blocked senders learn the connection is gone (their callbacks may
+     * not use l). */
+    char detail[EDI_HS_NAME_MAX_BYTES + 64];
+    snprintf(detail, sizeof detail, "connection to %s went down",
+             link_label(l));
+    fire_writable(l, EDIST_ECLOSED, detail);
     if (l->conns_open == 0)
         link_maybe_free(l);
 }
@@ -524,6 +675,14 @@ static void old_conn_gone(edi_link *l)
 /* A connection that was up is gone. */
 static void link_down(edi_link *l, const char *reason, bool graceful)
 {
+    link_down_why(l, reason, graceful, NULL);
+}
+
+/* The same; why (may be NULL) says what went wrong, in the one line that
+ * reports it (a warning then, not the routine node-down line). */
+static void link_down_why(edi_link *l, const char *reason, bool graceful,
+                          const char *why)
+{
     edi_nk *nk = l->nk;
     if (l->dead)
         return;
@@ -537,7 +696,11 @@ static void link_down(edi_link *l, const char *reason, bool graceful)
     nk->stats.nodedowns++;
     if (nk->stats.connections_up)
         nk->stats.connections_up--;
-    nk_log(nk, EDIST_LOG_INFO, "node down: %s (%s)", name, reason);
+    if (why)
+        nk_log(nk, EDIST_LOG_WARNING, "node down: %s (%s): %s", name, reason,
+               why);
+    else
+        nk_log(nk, EDIST_LOG_INFO, "node down: %s (%s)", name, reason);
     edi_link *waiting = p->state == EDI_PEER_UP_PENDING ? p->pending : NULL;
     if (waiting) {
         p->state = EDI_PEER_PENDING;
@@ -667,6 +830,7 @@ static edi_link *link_new(edi_nk *nk, edi_hs_role role)
     l->role = role;
     l->started_ms = edi_loop_now_ms(nk->loop);
     edi_timer_init(&l->setup_timer);
+    edi_timer_init(&l->pump_timer);
     l->next = nk->links;
     if (nk->links)
         nk->links->prev = l;
@@ -777,15 +941,30 @@ static void handshake_done(edi_link *l)
         link_fail(l, EDIST_ECLOSED, "node is stopping");
         return;
     }
-    int rc = edi_dist_reasm_create(NULL, &l->reasm);
+    edi_dist_reasm_limits rl = {
+        .max_total_bytes = nk->cfg.reassembly_limit_bytes};
+    int rc = edi_dist_reasm_create(&rl, &l->reasm);
     if (rc) {
         link_fail(l, rc, "no memory for the reassembler");
+        return;
+    }
+    uint64_t flags = edi_dflags_expand(r->flags);
+    edi_sendq_config qc = {
+        .flags = flags,
+        .fragment_bytes = nk->cfg.fragment_bytes,
+        .limit_bytes = nk->cfg.send_queue_limit_bytes,
+        .ops = &sq_ops,
+        .user = l,
+    };
+    rc = edi_sendq_new(&qc, &l->sq);
+    if (rc) {
+        link_fail(l, rc, "no memory for the send queue");
         return;
     }
     snprintf(l->peer_name, sizeof l->peer_name, "%s", r->peer_name);
     l->phase = L_UP;
     l->hidden = r->hidden;
-    l->flags = edi_dflags_expand(r->flags);
+    l->flags = flags;
     nk->handshakes--;
     edi_loop_timer_cancel(nk->loop, &l->setup_timer);
     edi_conn_set_framing(l->conn, EDI_FRAMING_U32);
@@ -895,17 +1074,32 @@ static void on_frame(edi_conn *c, void *user, const edi_frame *f)
         return;
     }
     nk->stats.bytes_received += f->len;
+    if (f->len >= 2 && f->data[0] == EDIST_TAG_VERSION &&
+        (f->data[1] == EDI_DIST_FRAG_HEADER ||
+         f->data[1] == EDI_DIST_FRAG_CONT)) {
+        l->fragments_in++;
+        nk->stats.fragments_received++;
+    }
     edi_dist_delivery d;
     int rc = edi_dist_reasm_feed(l->reasm, f->data, f->len, &d);
     if (rc < 0) {
-        nk_log(nk, EDIST_LOG_WARNING,
-               "bad distribution message from %s (%s): %s", l->peer_name,
-               edist_strerror(rc), edist_last_error());
-        link_down(l, "connection_closed", false);
+        /* erts kills the connection on every kind of bad input after the
+         * handshake (dist.c erts_net_message: data_error, decode_error,
+         * invalid_message; a fragment of an unknown sequence or out of
+         * order too); so do we, with one line saying why. */
+        char why[512];
+        snprintf(why, sizeof why, "bad distribution message (%s): %s",
+                 edist_strerror(rc), edist_last_error());
+        link_down_why(l, "connection_closed", false, why);
         return;
     }
     if (rc == 0)
         return;
+    l->messages_in++;
+    if (d.owned) {
+        l->fragmented_in++;
+        nk->stats.fragmented_messages_received++;
+    }
     nk->stats.messages_received++;
     dispatch(nk, l, &d.msg);
     free(d.owned);
@@ -1212,10 +1406,11 @@ static void tick_all(edi_loop *loop, edi_timer *t, void *arg)
     while (l) {
         edi_link *next = l->next;
         if (l->phase == L_UP && l->conn) {
-            edi_tick_action a =
-                edi_tick_check(&l->tick, l->frames_in, l->frames_out,
-                               edi_conn_send_queue_bytes(l->conn) == 0,
-                               l->hidden, EDI_NK_TICK_INTENSITY);
+            edi_tick_action a = edi_tick_check(
+                &l->tick, l->frames_in, l->frames_out,
+                edi_conn_send_queue_bytes(l->conn) == 0 &&
+                    edi_sendq_idle(l->sq),
+                l->hidden, EDI_NK_TICK_INTENSITY);
             if (a == EDI_TICK_TIMEOUT) {
                 nk_log(nk, EDIST_LOG_WARNING,
                        "%s not responding: nothing received for %u ms, "

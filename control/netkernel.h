@@ -40,6 +40,7 @@
 
 #include "control/conn_table.h"
 #include "control/cookie.h"
+#include "control/dist_sendq.h"
 #include "dataplane/uring/loop.h"
 #include "edist/node.h"
 
@@ -55,6 +56,13 @@ typedef struct edi_nk_config {
     uint32_t ticktime_ms;
     uint32_t setuptime_ms;
     bool connect_all;
+    /* Per peer: bytes held for sending at most (0: EDI_SENDQ_LIMIT_BYTES_
+     * DEFAULT), fragment size of outgoing messages (0: erts' 64 KiB), and
+     * bytes of partially received fragmented messages at most (0: the
+     * reassembler's default, 64 MiB). */
+    size_t send_queue_limit_bytes;
+    size_t fragment_bytes;
+    size_t reassembly_limit_bytes;
     edist_log_fn log;
     void *log_user;
     edist_log_level log_level;
@@ -80,8 +88,12 @@ int edi_nk_connect(edi_nk *nk, const char *peer, uint32_t timeout_ms,
 /* net_adm:ping: connect, then the is_auth gen_server call. done: 0 = pong. */
 int edi_nk_ping(edi_nk *nk, const char *peer, uint32_t timeout_ms,
                 edi_nk_done_fn done, void *arg);
-/* Close the connection (nodedown reason `disconnect`). EDIST_ENOTFOUND if
- * not up. */
+/* erlang:disconnect_node: close the connection (nodedown reason
+ * `disconnect`, queued output flushed first). A connection still being
+ * set up (port mapper lookup, handshake, or an orphaned simultaneous
+ * attempt) is aborted: whoever waits for it fails with EDIST_ECLOSED, and
+ * there is no nodedown (it never was up). EDIST_ENOTFOUND if there is
+ * neither. */
 int edi_nk_disconnect(edi_nk *nk, const char *peer);
 
 /* nodes(Selectors): a malloc'd sorted list. */
@@ -95,9 +107,53 @@ int edi_nk_demonitor(edi_nk *nk, uint64_t handle);
 
 void edi_nk_set_message_handler(edi_nk *nk, edist_node_message_fn fn,
                                 void *user);
+
+/* ---- sending --------------------------------------------------------------
+ * Every frame for a peer goes through the connection's send scheduler
+ * (dist_sendq.h): per-sender order, large messages fragmented and
+ * interleaved round robin with other senders, a per-peer byte limit that
+ * refuses sends with EDIST_EAGAIN. A sender is a pseudo-process of this
+ * node: its pid <Node.Id.0> is the From of what it sends and its id the
+ * stream (and SequenceId) its messages are ordered by. Ids: 1 the node's
+ * own process (edist_node_send_reg), 2 the net kernel (pings, is_auth
+ * replies, nodes queries, monitor answers), 100 and up the short-lived
+ * processes that answer spawn requests; the process runtime will pass its
+ * pids' ids. */
+#define EDI_NK_SELF_PID_ID 1u
+#define EDI_NK_KERNEL_PID_ID 2u
+
+/* REG_SEND {6, <Node.sender.0>, '', name} + payload (encoded term without
+ * 131) to peer, from the pseudo-process `sender` (0 = EDI_NK_SELF_PID_ID).
+ * 0, EDIST_ENOTFOUND (not connected), EDIST_EAGAIN (the peer's queue is
+ * full: wait with edi_nk_when_writable or the writable handler),
+ * EDIST_EINVAL, EDIST_ENOMEM. */
+int edi_nk_send_reg_from(edi_nk *nk, const char *peer, uint32_t sender,
+                         const char *name, const uint8_t *payload, size_t len);
+/* The same from EDI_NK_SELF_PID_ID. */
 int edi_nk_send_reg(edi_nk *nk, const char *peer, const char *name,
                     const uint8_t *payload, size_t len);
+
+/* Called on the loop thread when a peer that refused a send (EDIST_EAGAIN)
+ * has drained to half its limit (from a timer, never from inside a send).
+ * NULL removes it. */
+typedef void (*edi_nk_writable_fn)(void *user, const char *peer);
+void edi_nk_set_writable_handler(edi_nk *nk, edi_nk_writable_fn fn,
+                                 void *user);
+/* One-shot: done(arg, 0) once peer's queue drained after a refusal, or
+ * done(arg, EDIST_ECLOSED) when the connection goes down first. Returns 0
+ * (registered; *id identifies it), 1 (the queue has room now: nothing
+ * registered, retry the send), EDIST_ENOTFOUND (not connected),
+ * EDIST_EAGAIN (too many waiters). */
+int edi_nk_when_writable(edi_nk *nk, const char *peer, edi_nk_done_fn done,
+                         void *arg, uint64_t *id);
+/* Forget a waiter (no call). No-op if it already fired. */
+void edi_nk_cancel_writable(edi_nk *nk, uint64_t id);
+
 void edi_nk_get_stats(const edi_nk *nk, edist_node_stats *out);
+/* Counters of the connection to peer (up or being replaced).
+ * EDIST_ENOTFOUND if there is none. */
+int edi_nk_get_peer_stats(const edi_nk *nk, const char *peer,
+                          edist_node_peer_stats *out);
 
 /* Orderly stop: no new connections; every connection is closed (queued
  * output flushed first), each reported as nodedown `disconnect`. done runs

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The process runtime's internals: what runtime/*.c share, and the
+/* The process runtime's internals: what the runtime files share, and the
  * interface the node (runtime/node.c, control/) uses to wire distribution
  * in: a table of hooks the runtime calls for signals to other nodes, and
  * entry points the node calls for signals that arrive from them.
@@ -105,12 +105,13 @@ bool edi_rt_is_local(const edi_rt *rt, edist_procid p);
  * messages, so receive buffers go back to the kernel at once) or keeps
  * them with ref(owner) and drops them with unref(owner) (any thread) once
  * consumed. ref NULL: always copied. For an edi_frame: data/len the
- * payload, ref/unref edi_rxbuf_ref/unref casts, owner f->rxbuf. */
+ * payload, owner f->rxbuf, ref a cast of edi_rxbuf_ref and unref a
+ * two-argument wrapper of edi_rxbuf_unref. */
 typedef struct edi_rt_incoming {
     const uint8_t *data;
     size_t len;
     void (*ref)(void *owner);
-    void (*unref)(void *owner);
+    edist_release_fn unref; /* unref(owner, data) */
     void *owner;
 } edi_rt_incoming;
 
@@ -168,7 +169,7 @@ int edi_rt_node_intern(const char *name, size_t len, uint32_t *index);
 const char *edi_rt_node_name(uint32_t index, size_t *len);
 
 /* ======================================================================
- * Internals shared by runtime/*.c
+ * Internals shared by the runtime files
  * ====================================================================== */
 
 #define EDI_PROC_ID_LIMIT (1u << 28)
@@ -348,8 +349,9 @@ typedef struct edi_link edi_link;
 struct edi_link {
     edi_hnode h;         /* rt->links, keyed by the unordered pair */
     edist_procid a, b;
+    edi_proc *ap, *bp;   /* the local ends (NULL: remote) */
     edi_link *a_next, *a_prev;
-    edi_link *b_next, *b_prev; /* only when b is local */
+    edi_link *b_next, *b_prev;
 };
 
 /* A monitor. Watcher and/or target are local; the record is in the local
@@ -362,8 +364,9 @@ struct edi_mon {
     edist_procid target;     /* null for a remote name not resolved here */
     uint32_t name_node;      /* by name: where */
     char *name;              /* by name: the name (malloc'd), else NULL */
-    edi_mon *w_next, *w_prev; /* in the watcher's list (local watcher) */
-    edi_mon *t_next, *t_prev; /* in the target's list (local target) */
+    edi_proc *wp, *tp;       /* the local ends (NULL: remote) */
+    edi_mon *w_next, *w_prev; /* in the watcher's list */
+    edi_mon *t_next, *t_prev; /* in the target's list */
 };
 
 /* ---- processes -------------------------------------------------------------- */
@@ -588,13 +591,16 @@ void edi_teardown(edi_rt *rt, edi_proc *p);
  * exit/2). */
 void edi_exit_signal(edi_rt *rt, edi_proc *p, edist_procid from,
                      edist_term_view reason, bool link);
-int edi_link_add(edi_rt *rt, edist_procid a, edist_procid b);
+/* Link a (local, live: ap) with b (bp when local, else NULL). 0 also when
+ * the link exists. */
+int edi_link_add(edi_rt *rt, edi_proc *ap, edist_procid b, edi_proc *bp);
 bool edi_link_remove(edi_rt *rt, edist_procid a, edist_procid b);
 edi_mon *edi_mon_find(edi_rt *rt, const edi_refkey *k);
 void edi_mon_unlink(edi_rt *rt, edi_mon *m);
-int edi_mon_add(edi_rt *rt, const edi_refkey *ref, edist_procid watcher,
-                edist_procid target, uint32_t name_node, const char *name,
-                edi_mon **out);
+/* wp/tp: the local ends (NULL when remote). */
+int edi_mon_add(edi_rt *rt, const edi_refkey *ref, edist_procid watcher, edi_proc *wp,
+                edist_procid target, edi_proc *tp, uint32_t name_node,
+                const char *name, edi_mon **out);
 int edi_send_down(edi_rt *rt, edi_mon *m, edist_term_view reason);
 void edi_make_refkey(edi_rt *rt, edi_refkey *k);
 bool edi_term_is_atom(edist_term_view t, const char *atom);
@@ -608,5 +614,6 @@ int edi_name_register(edi_rt *rt, const char *name, size_t len, edi_proc *p);
 void edi_name_drop(edi_rt *rt, edi_proc *p);
 bool edi_atom_text_ok(const char *name, size_t len);
 void edi_exports_destroy(edi_rt *rt);
+void edi_refs_seed(edi_rt *rt);
 
 #endif

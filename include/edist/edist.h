@@ -5,6 +5,7 @@
 
 #include "edist/error.h"
 #include "edist/term.h"
+#include "edist/proc.h"
 #include "edist/node.h"
 
 #endif

@@ -85,6 +85,19 @@ typedef struct edist_node_config {
     /* When a visible connection comes up, learn the peer's nodes() and
      * connect to them too (default true; ignored for hidden nodes). */
     bool connect_all;
+    /* Per peer, outgoing: bytes the node may hold for sending (queued
+     * messages, the unsent rest of fragmented ones, and what the socket
+     * has not taken yet). A send that would go above it is refused with
+     * EDIST_EAGAIN (erts' busy_dist_port), unless the queue is empty: one
+     * message of any size is always accepted. 0: 64 MiB. */
+    size_t send_queue_limit_bytes;
+    /* Messages larger than this go out in fragments when the peer accepts
+     * them (DFLAG_FRAGMENTS), interleaved with other senders' messages.
+     * 0: 64 KiB as erts; at least 1024. */
+    size_t fragment_bytes;
+    /* Per peer, incoming: bytes of partially received fragmented messages
+     * at most; a peer going over it is disconnected. 0: 64 MiB. */
+    size_t reassembly_limit_bytes;
     edist_idle idle;
     edist_log_fn log;
     void *log_user;
@@ -92,6 +105,9 @@ typedef struct edist_node_config {
 } edist_node_config;
 
 #define EDIST_NODE_TICKTIME_MS_DEFAULT 60000u
+#define EDIST_NODE_SEND_QUEUE_LIMIT_BYTES_DEFAULT ((size_t)64 << 20)
+#define EDIST_NODE_FRAGMENT_BYTES_DEFAULT ((size_t)64 << 10)
+#define EDIST_NODE_REASSEMBLY_LIMIT_BYTES_DEFAULT ((size_t)64 << 20)
 #define EDIST_NODE_SETUPTIME_MS_DEFAULT 7000u
 /* Timeout of the blocking calls below when they are given 0 or less. */
 #define EDIST_NODE_CALL_TIMEOUT_MS_DEFAULT 10000
@@ -133,12 +149,19 @@ int edist_node_connect(edist_node *node, const char *peer, int timeout_ms);
 
 /* net_adm:ping/1: connect if needed, then make the gen_server call
  * {is_auth, ThisNode} to {net_kernel, Peer} and wait for `yes`. 0 = pong;
- * any error = pang (the connection errors of edist_node_connect, or
- * EDIST_ETIMEDOUT). */
+ * any error = pang (the connection errors of edist_node_connect,
+ * EDIST_EAUTH for an answer other than yes, or EDIST_ETIMEDOUT). On pang
+ * the connection is disconnected, as net_adm:ping does (also one that was
+ * up before, or still being set up). */
 int edist_node_ping(edist_node *node, const char *peer, int timeout_ms);
 
-/* erlang:disconnect_node/1. 0, or EDIST_ENOTFOUND if not connected.
- * Subscribers see nodedown with reason `disconnect`. Callback-safe. */
+/* erlang:disconnect_node/1. 0, or EDIST_ENOTFOUND if neither connected
+ * nor connecting. Subscribers see nodedown with reason `disconnect`. A
+ * connection still being set up is aborted (those waiting for it, e.g.
+ * edist_node_connect, fail with EDIST_ECLOSED; no nodedown: it never was
+ * up). Note: OTP 25's net_kernel leaves a pending connection alone and
+ * answers false; edist aborts it so that a disconnect is never followed by
+ * a nodeup of the attempt it meant to stop. Callback-safe. */
 int edist_node_disconnect(edist_node *node, const char *peer);
 
 /* erlang:set_cookie/1,2: peer NULL sets the default cookie, else the cookie
@@ -219,11 +242,47 @@ int edist_node_set_message_handler(edist_node *node, edist_node_message_fn fn,
                                    void *user);
 
 /* Send a message to the process registered as `name` on peer (REG_SEND),
- * from the node's own pseudo-process. payload is an encoded term (no 131).
- * The peer must be connected (EDIST_ENOTFOUND otherwise); EDIST_EAGAIN when
- * its send queue is full. Callback-safe. */
+ * from the node's own pseudo-process <Node.1.0>. payload is an encoded term
+ * (no 131). The peer must be connected (EDIST_ENOTFOUND otherwise);
+ * EDIST_EAGAIN when its send queue is full (see the options below for how
+ * to wait). Callback-safe. */
 int edist_node_send_reg(edist_node *node, const char *peer, const char *name,
                         const uint8_t *payload, size_t payload_len);
+
+/* Sending, in detail. Each sender (a pseudo-process of this node until the
+ * process runtime exists) has its own ordered stream: its messages reach
+ * the peer in the order sent, and a message larger than fragment_bytes
+ * goes out in fragments, round robin with the other senders' messages, so
+ * a small message from another sender is not held up behind it. When the
+ * peer's queue is over send_queue_limit_bytes a send is refused with
+ * EDIST_EAGAIN (busy_dist_port); the sender waits either
+ *   - by blocking: opts.wait_ms > 0 waits up to that long for room and
+ *     sends then (EDIST_ETIMEDOUT if none came; EDIST_ECLOSED if the
+ *     connection went down meanwhile); not from a callback (EDIST_EINVAL);
+ *   - or by callback: edist_node_set_writable_handler's function is called
+ *     (shard thread) once the peer's queue has drained to half the limit
+ *     after a refusal; send again from there or from any thread. */
+typedef struct edist_node_send_opts {
+    /* The sending pseudo-process: From is <Node.sender.0>, and the id
+     * orders its messages. 0: the node's own (1). Use 3..99: 2 is the
+     * node's net_kernel, 100 and up are taken by spawn answers. */
+    uint32_t sender;
+    /* 0: EDIST_EAGAIN at once when the queue is full; > 0: block up to
+     * wait_ms for room. */
+    int wait_ms;
+} edist_node_send_opts;
+
+/* edist_node_send_reg with options (opts NULL: the defaults above).
+ * Callback-safe when opts->wait_ms is 0. */
+int edist_node_send_reg_opts(edist_node *node, const char *peer,
+                             const char *name, const uint8_t *payload,
+                             size_t payload_len,
+                             const edist_node_send_opts *opts);
+
+typedef void (*edist_node_writable_fn)(void *user, const char *peer);
+/* Install (fn non-NULL) or remove the writable handler. Callback-safe. */
+int edist_node_set_writable_handler(edist_node *node,
+                                    edist_node_writable_fn fn, void *user);
 
 /* ---- counters ------------------------------------------------------------ */
 typedef struct edist_node_stats {
@@ -238,10 +297,42 @@ typedef struct edist_node_stats {
     uint64_t messages_dropped; /* unknown, no handler */
     uint64_t bytes_received;
     uint64_t bytes_sent;
+    /* Outgoing queues (see edist_node_send_opts). */
+    uint64_t send_queue_bytes;          /* now, all peers */
+    uint64_t send_queue_bytes_max_peer; /* now, the fullest peer */
+    uint64_t sends_busy;                /* sends refused with EDIST_EAGAIN */
+    uint64_t fragments_sent;
+    uint64_t fragmented_messages_sent;
+    uint64_t fragments_received;
+    uint64_t fragmented_messages_received;
 } edist_node_stats;
 
-/* Callback-safe. */
+/* Callback-safe. Counters of connections that went down are kept in the
+ * totals (except the "now" values). */
 int edist_node_get_stats(edist_node *node, edist_node_stats *out);
+
+/* The connection to one peer. */
+typedef struct edist_node_peer_stats {
+    uint64_t flags;                  /* negotiated distribution flags */
+    uint64_t send_queue_bytes;       /* held for the peer now */
+    uint64_t send_queue_messages;    /* messages not fully written now */
+    uint64_t send_queue_senders;     /* senders with something waiting now */
+    uint64_t send_queue_limit_bytes;
+    uint64_t send_queue_max_bytes;   /* high-water mark */
+    uint64_t sends_busy;             /* sends refused with EDIST_EAGAIN */
+    uint64_t messages_sent;
+    uint64_t fragments_sent;
+    uint64_t fragmented_messages_sent;
+    uint64_t messages_received;
+    uint64_t fragments_received;
+    uint64_t fragmented_messages_received;
+    uint64_t reassembly_sequences;   /* open now */
+    uint64_t reassembly_bytes;       /* buffered now */
+} edist_node_peer_stats;
+
+/* EDIST_ENOTFOUND if not connected to peer. Callback-safe. */
+int edist_node_get_peer_stats(edist_node *node, const char *peer,
+                              edist_node_peer_stats *out);
 
 #ifdef __cplusplus
 }

@@ -95,12 +95,18 @@ int edist_dec_procid(edist_cursor *c, edist_procid *out);
 bool edist_ref_equal(const edist_ref *a, const edist_ref *b);
 
 /* ---- exit reasons (encoded atoms) ------------------------------------------ */
-extern const edist_term_view EDIST_REASON_NORMAL;
-extern const edist_term_view EDIST_REASON_KILL;
-extern const edist_term_view EDIST_REASON_KILLED;
-extern const edist_term_view EDIST_REASON_NOPROC;
-extern const edist_term_view EDIST_REASON_NOCONNECTION;
-extern const edist_term_view EDIST_REASON_SHUTDOWN;
+extern const edist_term_view edist_reason_normal;
+extern const edist_term_view edist_reason_kill;
+extern const edist_term_view edist_reason_killed;
+extern const edist_term_view edist_reason_noproc;
+extern const edist_term_view edist_reason_noconnection;
+extern const edist_term_view edist_reason_shutdown;
+#define EDIST_REASON_NORMAL edist_reason_normal
+#define EDIST_REASON_KILL edist_reason_kill
+#define EDIST_REASON_KILLED edist_reason_killed
+#define EDIST_REASON_NOPROC edist_reason_noproc
+#define EDIST_REASON_NOCONNECTION edist_reason_noconnection
+#define EDIST_REASON_SHUTDOWN edist_reason_shutdown
 
 /* ---- runtime ---------------------------------------------------------------- */
 
