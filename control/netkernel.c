@@ -328,6 +328,8 @@ static nk_op *op_new(edi_nk *nk, op_kind kind, const char *peer,
     return o;
 }
 
+static int disconnect_peer(edi_nk *nk, const char *peer, bool only_up);
+
 /* Completes o: unlinks, runs done once, frees. */
 static void op_finish(edi_nk *nk, nk_op *o, int err, const char *detail)
 {
@@ -339,8 +341,17 @@ static void op_finish(edi_nk *nk, nk_op *o, int err, const char *detail)
     if (o->next)
         o->next->prev = o->prev;
     nk->op_count--;
+    /* detail may live in edist_last_error(), which a disconnect reuses. */
+    char d[600];
+    snprintf(d, sizeof d, "%s", detail ? detail : "");
+    if (o->kind == OP_PING && err && !nk->shutting_down) {
+        /* net_adm:ping: anything but {ok, yes} is pang, and pang calls
+         * erlang:disconnect_node first. o is off the list already, so the
+         * requests that disconnect fails do not include it. */
+        disconnect_peer(nk, o->peer, true);
+    }
     if (o->done)
-        o->done(o->arg, err, detail ? detail : "");
+        o->done(o->arg, err, d);
     free(o);
 }
 
@@ -941,8 +952,8 @@ static void handshake_done(edi_link *l)
         link_fail(l, EDIST_ECLOSED, "node is stopping");
         return;
     }
-    edi_dist_reasm_limits rl = {
-        .max_total_bytes = nk->cfg.reassembly_limit_bytes};
+    edi_dist_reasm_limits rl = {.max_total_bytes =
+                                    nk->cfg.reassembly_limit_bytes};
     int rc = edi_dist_reasm_create(&rl, &l->reasm);
     if (rc) {
         link_fail(l, rc, "no memory for the reassembler");
@@ -1406,11 +1417,11 @@ static void tick_all(edi_loop *loop, edi_timer *t, void *arg)
     while (l) {
         edi_link *next = l->next;
         if (l->phase == L_UP && l->conn) {
-            edi_tick_action a = edi_tick_check(
-                &l->tick, l->frames_in, l->frames_out,
-                edi_conn_send_queue_bytes(l->conn) == 0 &&
-                    edi_sendq_idle(l->sq),
-                l->hidden, EDI_NK_TICK_INTENSITY);
+            edi_tick_action a =
+                edi_tick_check(&l->tick, l->frames_in, l->frames_out,
+                               edi_conn_send_queue_bytes(l->conn) == 0 &&
+                                   edi_sendq_idle(l->sq),
+                               l->hidden, EDI_NK_TICK_INTENSITY);
             if (a == EDI_TICK_TIMEOUT) {
                 nk_log(nk, EDIST_LOG_WARNING,
                        "%s not responding: nothing received for %u ms, "
@@ -1575,7 +1586,7 @@ static void send_ping(edi_nk *nk, nk_op *o)
     edist_enc_tuple(s, 3);
     edist_enc_atomz(s, "$gen_call");
     edist_enc_tuple(s, 2);
-    enc_pid(nk, s, NK_SELF_PID_ID);
+    enc_pid(nk, s, EDI_NK_KERNEL_PID_ID);
     enc_ref(nk, s, o->ref);
     edist_enc_tuple(s, 2);
     edist_enc_atomz(s, "is_auth");
@@ -1586,9 +1597,9 @@ static void send_ping(edi_nk *nk, nk_op *o)
     }
     edist_term_view name = {.ptr = s->data, .len = msg_at};
     edist_buf_reset(&nk->out);
-    edi_dist_build_reg_send(&nk->out, l->flags, NULL, nk->self_pid, name,
+    edi_dist_build_reg_send(&nk->out, l->flags, NULL, nk->kernel_pid, name,
                             buf_view(s, msg_at));
-    int rc = send_built(nk, l, true);
+    int rc = send_built(nk, l, EDI_NK_KERNEL_PID_ID, true);
     if (rc)
         op_finish(nk, o, rc, edist_last_error());
 }
@@ -1621,10 +1632,10 @@ static void start_nodes_query(edi_nk *nk, edi_link *l)
     edist_term_view req = {.ptr = s->data, .len = opts_at};
     edist_term_view opts = {.ptr = s->data + opts_at, .len = args_at - opts_at};
     edist_buf_reset(&nk->out);
-    edi_dist_build_spawn_request(&nk->out, l->flags, NULL, req, nk->self_pid,
-                                 nk->self_pid, "erpc", "execute_call", 4, opts,
-                                 buf_view(s, args_at));
-    int rc = send_built(nk, l, false);
+    edi_dist_build_spawn_request(&nk->out, l->flags, NULL, req, nk->kernel_pid,
+                                 nk->kernel_pid, "erpc", "execute_call", 4,
+                                 opts, buf_view(s, args_at));
+    int rc = send_built(nk, l, EDI_NK_KERNEL_PID_ID, false);
     if (rc) {
         nk_log(nk, EDIST_LOG_DEBUG, "cannot ask %s for its nodes: %s",
                l->peer_name, edist_strerror(rc));
@@ -1662,13 +1673,16 @@ static void nodes_answer(edi_nk *nk, nk_op *o, edist_cursor *c)
 
 /* ---- serving: net_kernel, monitors, erpc spawns -------------------------- */
 
+/* One of the node's own pseudo-processes (the node's, or its net
+ * kernel's): replies to our calls come to them. */
 static bool is_self_pid(edi_nk *nk, edist_term_view v)
 {
     edist_pid p;
     if (edi_dist_view_pid(v, &p))
         return false;
-    return p.id == NK_SELF_PID_ID && p.serial == 0 &&
-           p.creation == nk->cfg.creation && edist_atom_eq(&p.node, nk->name);
+    return (p.id == EDI_NK_SELF_PID_ID || p.id == EDI_NK_KERNEL_PID_ID) &&
+           p.serial == 0 && p.creation == nk->cfg.creation &&
+           edist_atom_eq(&p.node, nk->name);
 }
 
 static bool view_is_atom(edist_term_view v, const char *name)
@@ -1690,6 +1704,21 @@ static int payload_cursor(const edi_dist_msg *m, edist_cursor *c)
 static void hand_over(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
 {
     if (nk->msg_fn) {
+        /* The handler gets a term it can walk: erts decodes a message when
+         * its receiver reads it and kills the connection if it cannot
+         * (bad_dist_ext); a message nobody receives is dropped unread. */
+        size_t at = 0;
+        int vrc = m->payload.ptr
+                      ? edist_term_validate(m->payload.ptr, m->payload.len, &at)
+                      : 0;
+        if (vrc) {
+            char why[300];
+            snprintf(why, sizeof why, "bad %s payload (%s at byte %zu of %zu)",
+                     edi_dop_name(m->op), edist_strerror(vrc), at,
+                     m->payload.len);
+            link_down_why(l, "connection_closed", false, why);
+            return;
+        }
         edist_node_message msg = {
             .peer = l->peer_name,
             .op = m->op,
@@ -1878,7 +1907,8 @@ static void serve_spawn(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
     }
     edist_buf *s = &nk->scratch;
     edist_buf_reset(s);
-    enc_pid(nk, s, nk->next_pid_id);
+    uint32_t pid_id = nk->next_pid_id;
+    enc_pid(nk, s, pid_id);
     size_t reason_at = s->len;
     nk->next_pid_id = nk->next_pid_id == UINT32_MAX ? NK_FIRST_SPAWN_PID_ID
                                                     : nk->next_pid_id + 1;
@@ -1899,17 +1929,20 @@ static void serve_spawn(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
     edist_buf_reset(&nk->out);
     edi_dist_build_spawn_reply(&nk->out, l->flags, NULL, m->ref, m->from, flags,
                                pid);
-    send_built(nk, l, true);
+    /* The reply, then the exit: one stream, the new process's. */
+    if (send_built(nk, l, pid_id, true) != 0)
+        return;
     if (want_monitor) {
         edist_buf_reset(&nk->out);
         edi_dist_build_monitor_p_exit(&nk->out, l->flags, pid, m->from, m->ref,
                                       reason);
-        send_built(nk, l, true);
+        if (send_built(nk, l, pid_id, true) != 0)
+            return;
     }
     if (want_link) {
         edist_buf_reset(&nk->out);
         edi_dist_build_exit(&nk->out, l->flags, NULL, pid, m->from, reason);
-        send_built(nk, l, true);
+        send_built(nk, l, pid_id, true);
     }
 }
 
@@ -1922,7 +1955,7 @@ static void reply_noproc_monitor(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
     edist_buf_reset(&nk->out);
     edi_dist_build_monitor_p_exit(&nk->out, l->flags, m->to, m->from, m->ref,
                                   buf_view(&b, 0));
-    send_built(nk, l, true);
+    send_built(nk, l, EDI_NK_KERNEL_PID_ID, true);
 }
 
 static void dispatch(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
@@ -1938,9 +1971,9 @@ static void dispatch(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
                 edist_buf_init_fixed(&b, yes, sizeof yes);
                 edist_enc_atomz(&b, "yes");
                 edist_buf_reset(&nk->out);
-                edi_dist_build_gen_reply(&nk->out, l->flags, nk->self_pid, from,
-                                         tag, buf_view(&b, 0));
-                send_built(nk, l, true);
+                edi_dist_build_gen_reply(&nk->out, l->flags, nk->kernel_pid,
+                                         from, tag, buf_view(&b, 0));
+                send_built(nk, l, EDI_NK_KERNEL_PID_ID, true);
                 nk_log(nk, EDIST_LOG_DEBUG, "is_auth from %s: yes",
                        l->peer_name);
                 return;
@@ -2143,14 +2176,37 @@ int edi_nk_demonitor(edi_nk *nk, uint64_t handle)
     return 0;
 }
 
-int edi_nk_disconnect(edi_nk *nk, const char *peer)
+/* erlang:disconnect_node. only_up: leave a connection being set up
+ * alone (what a failed ping may disconnect: only what was up). */
+static int disconnect_peer(edi_nk *nk, const char *peer, bool only_up)
 {
-    edi_link *l = up_link(nk, peer ? peer : "");
-    if (!l)
+    edi_peer *p = edi_ct_find(&nk->table, peer ? peer : "");
+    if (p && (p->state == EDI_PEER_UP || p->state == EDI_PEER_UP_PENDING) &&
+        p->owner) {
+        link_down(p->owner, "disconnect", true);
+        return 0;
+    }
+    if (!p || only_up || p->state != EDI_PEER_PENDING)
         return edist_set_error(EDIST_ENOTFOUND, "not connected to %s",
                                peer ? peer : "");
-    link_down(l, "disconnect", true);
+    /* Being set up: abort the attempt (port mapper lookup or handshake,
+     * ours or the peer's), or an entry orphaned by a lost simultaneous
+     * connect. Its waiters fail; no nodedown, it never was up. */
+    char detail[EDI_HS_NAME_MAX_BYTES + 80];
+    snprintf(detail, sizeof detail,
+             "aborted by disconnect_node while being set up");
+    if (p->owner) {
+        link_fail(p->owner, EDIST_ECLOSED, detail);
+    } else {
+        nk_log(nk, EDIST_LOG_INFO, "connection to %s %s", p->name, detail);
+        peer_waiters_done(nk, p, EDIST_ECLOSED, detail);
+    }
     return 0;
+}
+
+int edi_nk_disconnect(edi_nk *nk, const char *peer)
+{
+    return disconnect_peer(nk, peer, false);
 }
 
 void edi_nk_set_message_handler(edi_nk *nk, edist_node_message_fn fn,
@@ -2160,8 +2216,8 @@ void edi_nk_set_message_handler(edi_nk *nk, edist_node_message_fn fn,
     nk->msg_user = user;
 }
 
-int edi_nk_send_reg(edi_nk *nk, const char *peer, const char *name,
-                    const uint8_t *payload, size_t len)
+int edi_nk_send_reg_from(edi_nk *nk, const char *peer, uint32_t sender,
+                         const char *name, const uint8_t *payload, size_t len)
 {
     edi_link *l = up_link(nk, peer ? peer : "");
     if (!l)
@@ -2169,20 +2225,131 @@ int edi_nk_send_reg(edi_nk *nk, const char *peer, const char *name,
                                peer ? peer : "");
     if (!name || !payload || !len)
         return edist_set_error(EDIST_EINVAL, "send_reg: no name or payload");
-    edi_dist_term_scratch sc;
-    edist_term_view to;
+    if (sender == 0)
+        sender = EDI_NK_SELF_PID_ID;
+    edi_dist_term_scratch sc, fc;
+    edist_term_view to, from = nk->self_pid;
     int rc = edi_dist_atom_view(name, strlen(name), &sc, &to);
     if (rc)
         return rc;
+    if (sender != EDI_NK_SELF_PID_ID) {
+        edist_pid p = {.node = self_atom(nk),
+                       .id = sender,
+                       .serial = 0,
+                       .creation = nk->cfg.creation};
+        if ((rc = edi_dist_pid_view(&p, &fc, &from)) != 0)
+            return rc;
+    }
     edist_term_view msg = {.ptr = payload, .len = len};
     edist_buf_reset(&nk->out);
-    edi_dist_build_reg_send(&nk->out, l->flags, NULL, nk->self_pid, to, msg);
-    return send_built(nk, l, false);
+    edi_dist_build_reg_send(&nk->out, l->flags, NULL, from, to, msg);
+    return send_built(nk, l, sender, false);
+}
+
+int edi_nk_send_reg(edi_nk *nk, const char *peer, const char *name,
+                    const uint8_t *payload, size_t len)
+{
+    return edi_nk_send_reg_from(nk, peer, EDI_NK_SELF_PID_ID, name, payload,
+                                len);
+}
+
+void edi_nk_set_writable_handler(edi_nk *nk, edi_nk_writable_fn fn, void *user)
+{
+    nk->writable_fn = fn;
+    nk->writable_user = user;
+}
+
+int edi_nk_when_writable(edi_nk *nk, const char *peer, edi_nk_done_fn done,
+                         void *arg, uint64_t *id)
+{
+    edi_link *l = up_link(nk, peer ? peer : "");
+    if (!l || !l->sq)
+        return edist_set_error(EDIST_ENOTFOUND, "not connected to %s",
+                               peer ? peer : "");
+    if (!done)
+        return edist_set_error(EDIST_EINVAL, "when_writable: no callback");
+    /* No refusal pending (the queue drained since): retry at once. */
+    if (!l->writable_pending && !edi_sendq_refused(l->sq))
+        return 1;
+    if (nk->wwait_count >= NK_MAX_WRITABLE_WAITERS)
+        return edist_set_error(EDIST_EAGAIN, "too many blocked senders (%u)",
+                               NK_MAX_WRITABLE_WAITERS);
+    nk_wwait *w = calloc(1, sizeof *w);
+    if (!w)
+        return edist_set_error(EDIST_ENOMEM, "no memory for a waiter");
+    w->id = ++nk->next_id;
+    w->done = done;
+    w->arg = arg;
+    if (l->wwait_tail)
+        l->wwait_tail->next = w;
+    else
+        l->wwait_head = w;
+    l->wwait_tail = w;
+    nk->wwait_count++;
+    if (id)
+        *id = w->id;
+    return 0;
+}
+
+void edi_nk_cancel_writable(edi_nk *nk, uint64_t id)
+{
+    for (edi_link *l = nk->links; l; l = l->next) {
+        nk_wwait *prev = NULL;
+        for (nk_wwait *w = l->wwait_head; w; prev = w, w = w->next) {
+            if (w->id != id)
+                continue;
+            if (prev)
+                prev->next = w->next;
+            else
+                l->wwait_head = w->next;
+            if (l->wwait_tail == w)
+                l->wwait_tail = prev;
+            nk->wwait_count--;
+            free(w);
+            return;
+        }
+    }
 }
 
 void edi_nk_get_stats(const edi_nk *nk, edist_node_stats *out)
 {
     *out = nk->stats;
+    out->send_queue_bytes = 0;
+    out->send_queue_bytes_max_peer = 0;
+    for (const edi_link *l = nk->links; l; l = l->next) {
+        uint64_t b = edi_sendq_bytes(l->sq);
+        out->send_queue_bytes += b;
+        if (b > out->send_queue_bytes_max_peer)
+            out->send_queue_bytes_max_peer = b;
+    }
+}
+
+int edi_nk_get_peer_stats(const edi_nk *nk, const char *peer,
+                          edist_node_peer_stats *out)
+{
+    memset(out, 0, sizeof *out);
+    edi_link *l = up_link((edi_nk *)nk, peer ? peer : "");
+    if (!l)
+        return edist_set_error(EDIST_ENOTFOUND, "not connected to %s",
+                               peer ? peer : "");
+    edi_sendq_stats q;
+    edi_sendq_get_stats(l->sq, &q);
+    out->flags = l->flags;
+    out->send_queue_bytes = q.bytes_pending;
+    out->send_queue_messages = q.messages_pending;
+    out->send_queue_senders = q.senders_active;
+    out->send_queue_limit_bytes = q.limit_bytes;
+    out->send_queue_max_bytes = q.max_bytes_pending;
+    out->sends_busy = q.refused;
+    out->messages_sent = l->messages_out;
+    out->fragments_sent = l->fragments_out;
+    out->fragmented_messages_sent = l->fragmented_out;
+    out->messages_received = l->messages_in;
+    out->fragments_received = l->fragments_in;
+    out->fragmented_messages_received = l->fragmented_in;
+    out->reassembly_sequences = edi_dist_reasm_open_sequences(l->reasm);
+    out->reassembly_bytes = edi_dist_reasm_buffered_bytes(l->reasm);
+    return 0;
 }
 
 /* ---- life ---------------------------------------------------------------- */
@@ -2213,15 +2380,31 @@ int edi_nk_new(const edi_nk_config *cfg, edi_nk **out)
         nk->ref_salt = (uint32_t)edi_now_ms() ^ (uint32_t)(uintptr_t)nk;
     nk->next_pid_id = NK_FIRST_SPAWN_PID_ID;
     edist_pid self = {.node = self_atom(nk),
-                      .id = NK_SELF_PID_ID,
+                      .id = EDI_NK_SELF_PID_ID,
                       .serial = 0,
                       .creation = nk->cfg.creation};
     rc = edi_dist_pid_view(&self, &nk->self_scratch, &nk->self_pid);
+    if (rc == 0) {
+        edist_pid kernel = self;
+        kernel.id = EDI_NK_KERNEL_PID_ID;
+        rc = edi_dist_pid_view(&kernel, &nk->kernel_scratch, &nk->kernel_pid);
+    }
+    if (rc == 0 && nk->cfg.fragment_bytes &&
+        nk->cfg.fragment_bytes < EDI_SENDQ_FRAGMENT_BYTES_MIN)
+        rc = edist_set_error(
+            EDIST_EINVAL, "fragment size %zu below the minimum %u",
+            nk->cfg.fragment_bytes, EDI_SENDQ_FRAGMENT_BYTES_MIN);
     if (rc) {
         edi_ct_destroy(&nk->table);
+        edist_buf_free(&nk->out);
+        edist_buf_free(&nk->scratch);
         free(nk);
         return rc;
     }
+    size_t frag = nk->cfg.fragment_bytes ? nk->cfg.fragment_bytes
+                                         : EDI_SENDQ_FRAGMENT_BYTES_DEFAULT;
+    nk->tx_watermark =
+        frag > NK_TX_WATERMARK_MIN_BYTES ? frag : NK_TX_WATERMARK_MIN_BYTES;
     edi_timer_init(&nk->tick_timer);
     edi_timer_init(&nk->housekeeping_timer);
     edi_timer_init(&nk->shutdown_timer);
@@ -2301,8 +2484,13 @@ void edi_nk_free(edi_nk *nk)
         while (l) {
             edi_link *n = l->next;
             edi_loop_timer_cancel(nk->loop, &l->setup_timer);
+            edi_loop_timer_cancel(nk->loop, &l->pump_timer);
+            fire_writable(l, EDIST_ECLOSED, "node stopped");
             edi_hs_wipe(&l->hs);
             edi_dist_reasm_free(l->reasm);
+            /* Units the connections hold are released at edi_loop_free;
+             * the detached queue lives until then. */
+            edi_sendq_detach(l->sq);
             free(l);
             l = n;
         }

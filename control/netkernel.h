@@ -22,6 +22,12 @@
  *   erpc:execute_call(Ref, erlang, nodes|node|is_alive, []) (how peers
  *   learn our nodes for transitive connection). Everything else goes to an
  *   optional message handler, or is counted and dropped.
+ * - Sending: every frame for a peer goes through that connection's send
+ *   scheduler (dist_sendq.h) and is pumped into the socket a fragment or
+ *   two at a time, so large messages interleave with other senders'
+ *   traffic and a peer that does not read pushes back (EDIST_EAGAIN).
+ *   Receiving: fragments are reassembled within a byte limit; any bad
+ *   frame closes the connection, as erts does.
  * - Transitive connection: when a visible connection comes up and
  *   connect_all is set, the peer's erlang:nodes() is asked for (a spawn
  *   request of erpc:execute_call with a monitor; the answer is the DOWN
@@ -137,11 +143,11 @@ int edi_nk_send_reg(edi_nk *nk, const char *peer, const char *name,
  * has drained to half its limit (from a timer, never from inside a send).
  * NULL removes it. */
 typedef void (*edi_nk_writable_fn)(void *user, const char *peer);
-void edi_nk_set_writable_handler(edi_nk *nk, edi_nk_writable_fn fn,
-                                 void *user);
+void edi_nk_set_writable_handler(edi_nk *nk, edi_nk_writable_fn fn, void *user);
 /* One-shot: done(arg, 0) once peer's queue drained after a refusal, or
- * done(arg, EDIST_ECLOSED) when the connection goes down first. Returns 0
- * (registered; *id identifies it), 1 (the queue has room now: nothing
+ * done(arg, EDIST_ECLOSED) when the connection goes down first (from a
+ * timer or the link's end, never from inside this call). Returns 0
+ * (registered; *id identifies it), 1 (no refusal is pending: nothing
  * registered, retry the send), EDIST_ENOTFOUND (not connected),
  * EDIST_EAGAIN (too many waiters). */
 int edi_nk_when_writable(edi_nk *nk, const char *peer, edi_nk_done_fn done,

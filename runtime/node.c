@@ -45,6 +45,8 @@ struct edist_node {
     edi_nk *nk;
     edi_listener *listener;
     edi_conn *epmd_conn;
+    edist_node_writable_fn writable_fn; /* loop thread */
+    void *writable_user;
     pthread_t thread;
     bool thread_started;
     atomic_bool stopping; /* set by edist_node_stop, read on the loop */
@@ -60,8 +62,10 @@ typedef enum call_kind {
     C_MONITOR_NODE,
     C_DEMONITOR,
     C_SET_HANDLER,
+    C_SET_WRITABLE,
     C_SEND_REG,
     C_STATS,
+    C_PEER_STATS,
     C_STOP,
 } call_kind;
 
@@ -102,6 +106,9 @@ void edist_node_config_init(edist_node_config *cfg)
     cfg->net_ticktime_ms = EDIST_NODE_TICKTIME_MS_DEFAULT;
     cfg->net_setuptime_ms = EDIST_NODE_SETUPTIME_MS_DEFAULT;
     cfg->connect_all = true;
+    cfg->send_queue_limit_bytes = EDIST_NODE_SEND_QUEUE_LIMIT_BYTES_DEFAULT;
+    cfg->fragment_bytes = EDIST_NODE_FRAGMENT_BYTES_DEFAULT;
+    cfg->reassembly_limit_bytes = EDIST_NODE_REASSEMBLY_LIMIT_BYTES_DEFAULT;
     cfg->idle = EDIST_IDLE_ADAPTIVE;
     cfg->log_level = EDIST_LOG_INFO;
 }
@@ -390,6 +397,9 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
         .ticktime_ms = n->cfg.net_ticktime_ms,
         .setuptime_ms = n->cfg.net_setuptime_ms,
         .connect_all = cfg->connect_all,
+        .send_queue_limit_bytes = cfg->send_queue_limit_bytes,
+        .fragment_bytes = cfg->fragment_bytes,
+        .reassembly_limit_bytes = cfg->reassembly_limit_bytes,
         .log = cfg->log,
         .log_user = cfg->log_user,
         .log_level = cfg->log_level,
@@ -480,11 +490,19 @@ typedef struct api_call {
     edist_node_list list;
     edist_node_event_fn event_fn;
     edist_node_message_fn msg_fn;
+    edist_node_writable_fn writable_fn;
     void *user;
     uint64_t handle;
     uint8_t *payload;
     size_t payload_len;
+    uint32_t sender;
+    /* A blocked send (wait_ms > 0): the loop retries it when the peer
+     * drains, and gives up at wait_timer. */
+    int wait_ms;
+    edi_timer wait_timer;
+    uint64_t wait_id;
     edist_node_stats stats;
+    edist_node_peer_stats peer_stats;
 } api_call;
 
 static api_call *call_new(edist_node *n, call_kind kind)
@@ -501,6 +519,7 @@ static api_call *call_new(edist_node *n, call_kind kind)
     pthread_condattr_destroy(&ca);
     c->node = n;
     c->kind = kind;
+    edi_timer_init(&c->wait_timer);
     return c;
 }
 
@@ -533,6 +552,68 @@ static void call_done_cb(void *arg, int err, const char *detail)
 }
 
 static void stop_done(void *arg, int err, const char *detail);
+
+/* ---- blocked sends (loop thread) ----------------------------------------- */
+
+static void send_wait_done(void *arg, int err, const char *detail);
+
+/* Retry c's send; on EDIST_EAGAIN wait for the peer to drain again.
+ * Completes c unless it is left waiting. */
+static void send_retry(api_call *c)
+{
+    edi_nk *nk = c->node->nk;
+    for (;;) {
+        edist_clear_error();
+        int rc = edi_nk_send_reg_from(nk, c->peer, c->sender, c->text,
+                                      c->payload, c->payload_len);
+        if (rc == EDIST_EAGAIN) {
+            rc = edi_nk_when_writable(nk, c->peer, send_wait_done, c,
+                                      &c->wait_id);
+            if (rc == 0)
+                return; /* waiting */
+            if (rc == 1)
+                continue; /* drained meanwhile */
+        }
+        edi_loop_timer_cancel(c->node->loop, &c->wait_timer);
+        call_complete(c, rc, rc ? edist_last_error() : "");
+        return;
+    }
+}
+
+static void send_wait_done(void *arg, int err, const char *detail)
+{
+    api_call *c = arg;
+    c->wait_id = 0;
+    if (err) {
+        edi_loop_timer_cancel(c->node->loop, &c->wait_timer);
+        call_complete(c, err, detail);
+        return;
+    }
+    send_retry(c);
+}
+
+static void send_wait_timeout(edi_loop *loop, edi_timer *t, void *arg)
+{
+    (void)loop;
+    (void)t;
+    api_call *c = arg;
+    if (c->wait_id)
+        edi_nk_cancel_writable(c->node->nk, c->wait_id);
+    c->wait_id = 0;
+    char detail[EDI_HS_NAME_MAX_BYTES + 80];
+    snprintf(detail, sizeof detail,
+             "the send queue to %s did not drain within %d ms", c->peer,
+             c->wait_ms);
+    call_complete(c, EDIST_ETIMEDOUT, detail);
+}
+
+static void writable_cb(void *user, const char *peer)
+{
+    edist_node *n = user;
+    edist_node_writable_fn fn = n->writable_fn;
+    if (fn)
+        fn(n->writable_user, peer);
+}
 
 /* Runs on the loop thread. */
 static void call_run(edi_loop *loop, void *arg)
@@ -577,11 +658,28 @@ static void call_run(edi_loop *loop, void *arg)
     case C_SET_HANDLER:
         edi_nk_set_message_handler(nk, c->msg_fn, c->user);
         break;
+    case C_SET_WRITABLE:
+        n->writable_fn = c->writable_fn;
+        n->writable_user = c->user;
+        edi_nk_set_writable_handler(nk, c->writable_fn ? writable_cb : NULL, n);
+        break;
     case C_SEND_REG:
-        rc = edi_nk_send_reg(nk, c->peer, c->text, c->payload, c->payload_len);
+        rc = edi_nk_send_reg_from(nk, c->peer, c->sender, c->text, c->payload,
+                                  c->payload_len);
+        if (rc == EDIST_EAGAIN && c->wait_ms > 0) {
+            if (edi_loop_timer_start(n->loop, &c->wait_timer,
+                                     (uint64_t)c->wait_ms, 0, send_wait_timeout,
+                                     c) != 0)
+                break;
+            send_retry(c);
+            return; /* completes from send_retry or later */
+        }
         break;
     case C_STATS:
         edi_nk_get_stats(nk, &c->stats);
+        break;
+    case C_PEER_STATS:
+        rc = edi_nk_get_peer_stats(nk, c->peer, &c->peer_stats);
         break;
     case C_STOP:
         if (n->listener) {
@@ -847,9 +945,29 @@ int edist_node_set_message_handler(edist_node *node, edist_node_message_fn fn,
 int edist_node_send_reg(edist_node *node, const char *peer, const char *name,
                         const uint8_t *payload, size_t payload_len)
 {
+    return edist_node_send_reg_opts(node, peer, name, payload, payload_len,
+                                    NULL);
+}
+
+int edist_node_send_reg_opts(edist_node *node, const char *peer,
+                             const char *name, const uint8_t *payload,
+                             size_t payload_len,
+                             const edist_node_send_opts *opts)
+{
     if (!payload || !payload_len)
         return edist_set_error(EDIST_EINVAL, "send_reg: no payload");
+    if (opts && opts->sender == EDI_NK_KERNEL_PID_ID)
+        return edist_set_error(
+            EDIST_EINVAL, "sender %u is the node's net_kernel", opts->sender);
+    int wait_ms = opts && opts->wait_ms > 0 ? opts->wait_ms : 0;
+    if (wait_ms > 0) {
+        int rc = call_blocking_check(node);
+        if (rc)
+            return rc;
+    }
     NEW_CALL(node, C_SEND_REG);
+    c->sender = opts ? opts->sender : 0;
+    c->wait_ms = wait_ms;
     if (copy_name(c->peer, sizeof c->peer, peer, "node name") ||
         copy_name(c->text, sizeof c->text, name, "registered name")) {
         DROP_BOTH(c);
@@ -862,7 +980,42 @@ int edist_node_send_reg(edist_node *node, const char *peer, const char *name,
     }
     memcpy(c->payload, payload, payload_len);
     c->payload_len = payload_len;
+    /* The loop gives up at wait_ms itself; wait a little longer here. */
+    int rc = wait_ms > 0
+                 ? call_exec(c, wait_ms + EDIST_NODE_CALL_TIMEOUT_MS_DEFAULT)
+                 : quick_call(c);
+    call_unref(c);
+    return rc;
+}
+
+int edist_node_set_writable_handler(edist_node *node, edist_node_writable_fn fn,
+                                    void *user)
+{
+    NEW_CALL(node, C_SET_WRITABLE);
+    c->writable_fn = fn;
+    c->user = user;
     int rc = quick_call(c);
+    call_unref(c);
+    return rc;
+}
+
+int edist_node_get_peer_stats(edist_node *node, const char *peer,
+                              edist_node_peer_stats *out)
+{
+    if (!out)
+        return edist_set_error(EDIST_EINVAL, "peer stats: no output");
+    memset(out, 0, sizeof *out);
+    NEW_CALL(node, C_PEER_STATS);
+    if (copy_name(c->peer, sizeof c->peer, peer, "node name")) {
+        DROP_BOTH(c);
+        return EDIST_EINVAL;
+    }
+    int rc = quick_call(c);
+    if (rc == 0) {
+        pthread_mutex_lock(&c->mu);
+        *out = c->peer_stats;
+        pthread_mutex_unlock(&c->mu);
+    }
     call_unref(c);
     return rc;
 }

@@ -99,7 +99,8 @@ int edi_rt_new(const edi_rt_config *cfg, edi_rt **out);
 void edi_rt_free(edi_rt *rt);
 edi_loop *edi_rt_loop(const edi_rt *rt);
 uint32_t edi_rt_node_index(const edi_rt *rt);
-bool edi_rt_is_local(const edi_rt *rt, edist_procid p);
+/* Is p a pid of this node (any incarnation)? */
+static inline bool edi_rt_is_local(const edi_rt *rt, edist_procid p);
 
 /* Bytes arriving from the network. The runtime either copies them (small
  * messages, so receive buffers go back to the kernel at once) or keeps
@@ -470,13 +471,16 @@ typedef struct edi_sched {
  * order the requests were made. A synchronous request lives in its
  * caller's frame, which waits for `done`; an asynchronous one is a heap
  * block starting with the edi_req, freed after fn. An asynchronous fn may
- * return EDIST_EAGAIN (a full mailbox): the queue then stalls, in order,
- * and is retried shortly (backpressure on the sending threads). */
+ * return EDIST_EAGAIN (a full mailbox): that sender's requests then wait,
+ * in order, and are retried shortly, while other senders' go on: a full
+ * mailbox suspends the thread that floods it (as busy_dist_port suspends
+ * an Erlang sender), and nobody else. */
 typedef struct edi_req edi_req;
 typedef int (*edi_req_fn)(edi_rt *rt, edi_req *req);
 struct edi_req {
     edi_req *next;
     edi_req_fn fn;
+    const void *sender; /* the calling thread process (NULL: none) */
     _Atomic uint32_t done;
     int rc;
     bool sync;
@@ -521,6 +525,7 @@ struct edist_runtime {
     _Atomic uint32_t reqs_pending; /* asynchronous ones queued or stalled */
     _Atomic int reqs_posted;
     edi_req *stalled;              /* oldest first, shard thread */
+    edi_req *stalled_tail;
     edi_timer retry;
 
     /* counters (shard thread; read through a request) */
@@ -529,12 +534,90 @@ struct edist_runtime {
 
 /* The current process of this thread (green while it runs; a thread
  * process's thread). */
-extern _Thread_local edi_proc *edi_current;
+extern __attribute__((tls_model("initial-exec"))) _Thread_local edi_proc *edi_current;
+
+/* ---- hot paths, inline ---------------------------------------------------- */
+
+static inline bool edi_rt_is_local(const edi_rt *rt, edist_procid p)
+{
+    return p.node == rt->node_index;
+}
+
+/* The process of a local pid of this incarnation: live or exiting. */
+static inline edi_proc *edi_proc_lookup(edi_rt *rt, edist_procid pid)
+{
+    if (pid.node != rt->node_index || pid.creation != rt->creation || pid.id == 0)
+        return NULL;
+    uint32_t c = pid.id / EDI_PTAB_CHUNK_SLOTS;
+    if (c >= rt->nchunks || !rt->chunks[c])
+        return NULL;
+    edi_slot *s = &rt->chunks[c][pid.id % EDI_PTAB_CHUNK_SLOTS];
+    return s->proc && s->serial == pid.serial ? s->proc : NULL;
+}
+
+/* Live only. */
+static inline edi_proc *edi_proc_alive(edi_rt *rt, edist_procid pid)
+{
+    edi_proc *p = edi_proc_lookup(rt, pid);
+    return p && p->state < EDI_ST_EXITING ? p : NULL;
+}
+
+static inline edist_procid edi_proc_pid(const edi_proc *p)
+{
+    edist_procid r = {p->rt->node_index, p->id, p->serial, p->rt->creation};
+    return r;
+}
+
+/* Copy n <= EDI_MSG_INLINE_BYTES bytes without a call: overlapping 8-byte
+ * words (n >= 8), else bytes. */
+static inline void edi_small_copy(uint8_t *d, const uint8_t *s, size_t n)
+{
+    if (n >= 8) {
+        uint64_t w;
+        for (size_t i = 0; i + 8 < n; i += 8) {
+            __builtin_memcpy(&w, s + i, 8);
+            __builtin_memcpy(d + i, &w, 8);
+        }
+        __builtin_memcpy(&w, s + n - 8, 8);
+        __builtin_memcpy(d + n - 8, &w, 8);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            d[i] = s[i];
+    }
+}
+
+/* A pool entry holding a copy of a small term (len <= inline bytes), or
+ * NULL when the pool is empty (then use edi_msg_copy). */
+static inline edi_msg *edi_msg_pool_copy(edi_msg_pool *pool, const void *data, size_t len)
+{
+    edi_msg *m = pool->free;
+    if (!m)
+        return NULL;
+    pool->free = m->next;
+    pool->count--;
+    m->next = NULL;
+    m->alloc = EDI_MSG_POOL;
+    m->ext = 0;
+    m->notice = 0;
+    m->len = (uint32_t)len;
+    edi_small_copy(m->u.inl, (const uint8_t *)data, len);
+    m->data = m->u.inl;
+    return m;
+}
+
+/* Free m: the pool fast path inline. */
+static inline void edi_msg_release(edi_msg_pool *pool, edi_msg *m)
+{
+    if (m->alloc == EDI_MSG_POOL && !m->ext && pool && pool->count < pool->cap) {
+        m->next = pool->free;
+        pool->free = m;
+        pool->count++;
+        return;
+    }
+    edi_msg_free(pool, m);
+}
 
 /* proc.c */
-edi_proc *edi_proc_lookup(edi_rt *rt, edist_procid pid); /* live or exiting */
-edi_proc *edi_proc_alive(edi_rt *rt, edist_procid pid);  /* live only */
-edist_procid edi_proc_pid(const edi_proc *p);
 void edi_proc_release(edi_rt *rt, edi_proc *p); /* after teardown */
 int edi_proc_spawn(edi_rt *rt, edist_proc_fn fn, void *arg, size_t stack_bytes,
                    edi_proc **out);

@@ -42,6 +42,10 @@
 #endif
 #endif
 
+#ifdef EDI_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 #define STACK_MIN_BYTES (16u * 1024u)
 #define STACK_DEFAULT_BYTES (64u * 1024u)
 #define STACK_ARENA_TARGET_BYTES (64u * 1024u * 1024u)
@@ -293,6 +297,11 @@ int edi_stack_get(edi_stacks *s, size_t bytes, uint8_t **lo, size_t *size, bool 
     *lo = (uint8_t *)(tagged & ~(uintptr_t)1);
     *size = bytes;
     *guarded = (tagged & 1u) == 0;
+#ifdef EDI_ASAN
+    /* A previous process may have left this stack mid-call (it exited or
+     * was killed): its frames' redzones are still poisoned. */
+    ASAN_UNPOISON_MEMORY_REGION(*lo, bytes);
+#endif
     return 0;
 }
 
@@ -330,9 +339,11 @@ void edi_stacks_stats(const edi_stacks *s, uint64_t *reserved, uint64_t *free_co
 
 /* ---- guard page hits ----------------------------------------------------- */
 
-static struct sigaction old_segv, old_bus;
 static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
 static pthread_key_t altstack_key;
+
+#ifndef EDI_ASAN
+static struct sigaction old_segv, old_bus;
 
 static size_t fmt_u64(char *out, uint64_t v)
 {
@@ -411,6 +422,8 @@ static void on_fault(int sig, siginfo_t *si, void *uc)
     }
     chain(sig == SIGSEGV ? &old_segv : &old_bus, sig, si, uc);
 }
+
+#endif
 
 static void free_altstack(void *p)
 {

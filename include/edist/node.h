@@ -6,7 +6,8 @@
  * Threads. A node runs one shard thread of its own; every piece of node
  * state lives on it. The functions below may be called from any thread:
  * they hand the request to the shard and, where a result is needed, wait
- * for it (bounded by a timeout). Callbacks (log, node events, messages) run
+ * for it (bounded by a timeout). Callbacks (log, node events, messages,
+ * writable) run
  * on the shard thread: they must return quickly, and may call only the
  * non-blocking functions marked "callback-safe" below; a blocking call from
  * a callback returns EDIST_EINVAL instead of deadlocking.
@@ -265,7 +266,8 @@ int edist_node_send_reg(edist_node *node, const char *peer, const char *name,
 typedef struct edist_node_send_opts {
     /* The sending pseudo-process: From is <Node.sender.0>, and the id
      * orders its messages. 0: the node's own (1). Use 3..99: 2 is the
-     * node's net_kernel, 100 and up are taken by spawn answers. */
+     * node's net_kernel (EDIST_EINVAL), 100 and up are the processes that
+     * answer spawn requests. */
     uint32_t sender;
     /* 0: EDIST_EAGAIN at once when the queue is full; > 0: block up to
      * wait_ms for room. */
@@ -281,8 +283,8 @@ int edist_node_send_reg_opts(edist_node *node, const char *peer,
 
 typedef void (*edist_node_writable_fn)(void *user, const char *peer);
 /* Install (fn non-NULL) or remove the writable handler. Callback-safe. */
-int edist_node_set_writable_handler(edist_node *node,
-                                    edist_node_writable_fn fn, void *user);
+int edist_node_set_writable_handler(edist_node *node, edist_node_writable_fn fn,
+                                    void *user);
 
 /* ---- counters ------------------------------------------------------------ */
 typedef struct edist_node_stats {
@@ -313,21 +315,21 @@ int edist_node_get_stats(edist_node *node, edist_node_stats *out);
 
 /* The connection to one peer. */
 typedef struct edist_node_peer_stats {
-    uint64_t flags;                  /* negotiated distribution flags */
-    uint64_t send_queue_bytes;       /* held for the peer now */
-    uint64_t send_queue_messages;    /* messages not fully written now */
-    uint64_t send_queue_senders;     /* senders with something waiting now */
+    uint64_t flags;               /* negotiated distribution flags */
+    uint64_t send_queue_bytes;    /* held for the peer now */
+    uint64_t send_queue_messages; /* messages not fully written now */
+    uint64_t send_queue_senders;  /* senders with something waiting now */
     uint64_t send_queue_limit_bytes;
-    uint64_t send_queue_max_bytes;   /* high-water mark */
-    uint64_t sends_busy;             /* sends refused with EDIST_EAGAIN */
+    uint64_t send_queue_max_bytes; /* high-water mark */
+    uint64_t sends_busy;           /* sends refused with EDIST_EAGAIN */
     uint64_t messages_sent;
     uint64_t fragments_sent;
     uint64_t fragmented_messages_sent;
     uint64_t messages_received;
     uint64_t fragments_received;
     uint64_t fragmented_messages_received;
-    uint64_t reassembly_sequences;   /* open now */
-    uint64_t reassembly_bytes;       /* buffered now */
+    uint64_t reassembly_sequences; /* open now */
+    uint64_t reassembly_bytes;     /* buffered now */
 } edist_node_peer_stats;
 
 /* EDIST_ENOTFOUND if not connected to peer. Callback-safe. */

@@ -83,8 +83,7 @@ int64_t edist_node_name_index(const char *name, size_t len);
 
 /* Conversions with the codec's pid view (term.h). to_pid: out->node points
  * into the intern table (valid for the program's life). from_pid interns
- * the node name (EDIST_ENOMEM when the table is full; EDIST_ERANGE if id
- * >= 2^28 or id 0 with serial 0). Any thread. */
+ * the node name (EDIST_ENOMEM when the table is full). Any thread. */
 void edist_procid_to_pid(edist_procid p, edist_pid *out);
 int edist_procid_from_pid(const edist_pid *pid, edist_procid *out);
 /* Encode as NEW_PID_EXT; decode a PID_EXT/NEW_PID_EXT at the cursor. */
@@ -213,6 +212,25 @@ int edist_spawn_export(const char *module, const char *function,
                        const edist_spawn_opts *opts, edist_procid *pid,
                        edist_ref *monitor_ref);
 
+/* spawn_request(Node, Module, Function, Args, Opts): ask node (this node
+ * or another) to spawn module:function(args...). Returns at once with the
+ * request id in *req; the caller later gets {spawn_reply, Req, ok, Pid}
+ * or {spawn_reply, Req, error, Reason}. opts->monitor: the monitor's
+ * reference is Req itself (as erts); opts->link: linked once spawned. */
+int edist_spawn_request(const char *node, const char *module,
+                        const char *function, const void *args,
+                        size_t args_len, const edist_spawn_opts *opts,
+                        edist_ref *req);
+/* spawn/4, spawn_link/4, spawn_monitor/4 on any node: spawn_request plus
+ * the receive of its reply (at most timeout_ms; negative: no limit).
+ * EDIST_EPROTO with the reason in edist_last_error() when the node
+ * answered error (e.g. notsup, system_limit). With opts->monitor, *req is
+ * the monitor's reference. */
+int edist_spawn_remote(const char *node, const char *module,
+                       const char *function, const void *args, size_t args_len,
+                       const edist_spawn_opts *opts, int64_t timeout_ms,
+                       edist_procid *pid, edist_ref *req);
+
 /* ---- self, exit ---------------------------------------------------------------- */
 
 /* The calling process, or EDIST_PROCID_NULL if the caller is not one. */
@@ -253,7 +271,14 @@ bool edist_runtime_is_alive(edist_runtime *rt, edist_procid pid);
 /* ---- sending ---------------------------------------------------------------------
  * Pid ! Msg. To a dead or unknown local pid: dropped, 0 (as Erlang). To a
  * full mailbox: EDIST_EAGAIN, nothing queued. To a remote pid: handed to
- * the node (EDIST_ECLOSED without distribution). */
+ * the node (EDIST_ECLOSED without distribution).
+ * From a thread process (or edist_runtime_send from any thread) a send is
+ * queued to the shard in order with the thread's other signals and
+ * returns 0 (EDIST_EAGAIN when max_pending_requests are queued): what
+ * happens there is not reported back. A thread whose message meets a full
+ * mailbox is held back: its queued requests wait, in order, until the
+ * receiver makes room (its next synchronous call waits too), as erts
+ * suspends a sender on a busy distribution port; other threads go on. */
 int edist_send(edist_procid to, const void *term, size_t len);
 /* Zero copy: term stays owned by the runtime from here on; release(owner,
  * term) is called exactly once when the last copy is consumed (also on

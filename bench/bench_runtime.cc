@@ -1,0 +1,333 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The process runtime: local messaging, spawning, idle processes.
+ *
+ * One runtime (one shard thread, idle strategy "adaptive") hosts every
+ * benchmark. The benchmark thread is itself a process (attached): each
+ * iteration asks a green driver process to do the work on the shard and
+ * waits for its `done`, so timings are wall-clock (UseRealTime) and the
+ * hand-over costs one message per iteration of many thousands of items.
+ *
+ *   LocalPingPong    two green processes; one sends {ping, N}, the other
+ *                    receives it and sends it back: every message is a send,
+ *                    a receive and a context switch. items = messages.
+ *   LocalStream      one sender, one receiver: the sender sends 256
+ *                    messages and yields; the receiver drains its mailbox.
+ *                    items = messages (each sent and received).
+ *   LocalSelective   as LocalPingPong, but receiving with a compiled
+ *                    pattern {ping, N} (a match per message).
+ *   SpawnExit        a driver spawns a process that returns at once and
+ *                    yields to it: spawn, first switch, exit, teardown.
+ *   SpawnExitBatch   the driver spawns 1,000 such processes, then yields.
+ *   SpawnMonitorDown spawn_monitor + receive of the DOWN message.
+ *   IdleProcesses    spawn N processes blocked in receive (no timeout) and
+ *                    report the growth of the resident set per process
+ *                    (counter rss_bytes_per_process; run once).
+ *
+ * Build and run (release):
+ *   meson setup /tmp/b-rel /path/to/edist --buildtype=release -Dtests=false
+ *   ninja -C /tmp/b-rel bench/edist_bench_runtime
+ *   /tmp/b-rel/bench/edist_bench_runtime
+ * bench/idle_processes.sh compares the idle process footprint with erl. */
+
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <unistd.h>
+
+#include "edist/edist.h"
+
+namespace {
+
+edist_runtime *g_rt;
+edist_procid g_main;
+edist_pattern *g_done;
+edist_pattern *g_ping;
+
+void fail(const char *what)
+{
+    std::fprintf(stderr, "bench_runtime: %s: %s\n", what, edist_last_error());
+    std::abort();
+}
+
+size_t encode_ping(uint8_t *out, size_t cap, int64_t n)
+{
+    edist_buf b;
+    edist_buf_init_fixed(&b, out, cap);
+    edist_enc_tuple(&b, 2);
+    edist_enc_atom(&b, "ping", 4);
+    edist_enc_int(&b, n);
+    return b.len;
+}
+
+void send_done()
+{
+    static const uint8_t done[] = {EDIST_TAG_SMALL_ATOM_UTF8, 4, 'd', 'o', 'n', 'e'};
+    if (edist_send(g_main, done, sizeof done) != 0)
+        fail("send done");
+}
+
+/* Wait (benchmark thread) for the driver's `done`. */
+void wait_done()
+{
+    edist_term_view m;
+    if (edist_receive(g_done, nullptr, 60000, &m) != 0)
+        fail("no done from the driver");
+}
+
+struct Job {
+    int64_t n;
+    bool selective;
+    edist_procid peer;
+};
+
+/* Echo back every message to the peer given in the job. */
+void ponger(void *arg)
+{
+    Job *j = static_cast<Job *>(arg);
+    edist_procid peer = j->peer;
+    bool selective = j->selective;
+    edist_term_view vars[1];
+    for (;;) {
+        edist_term_view m;
+        vars[0].ptr = nullptr;
+        int rc = selective ? edist_receive(g_ping, vars, -1, &m)
+                           : edist_receive(nullptr, nullptr, -1, &m);
+        if (rc != 0)
+            return;
+        if (m.len == 1) /* nil: stop */
+            return;
+        if (edist_send(peer, m.ptr, m.len) != 0)
+            fail("pong send");
+    }
+}
+
+void pingpong_driver(void *arg)
+{
+    Job *j = static_cast<Job *>(arg);
+    Job pj = {0, j->selective, edist_self()};
+    edist_procid pong;
+    if (edist_spawn(ponger, &pj, &pong) != 0)
+        fail("spawn ponger");
+    uint8_t msg[32];
+    size_t len = encode_ping(msg, sizeof msg, 12345);
+    edist_term_view vars[1];
+    for (int64_t i = 0; i < j->n; i += 2) {
+        if (edist_send(pong, msg, len) != 0)
+            fail("ping send");
+        edist_term_view m;
+        vars[0].ptr = nullptr;
+        int rc = j->selective ? edist_receive(g_ping, vars, -1, &m)
+                              : edist_receive(nullptr, nullptr, -1, &m);
+        if (rc != 0)
+            fail("ping receive");
+    }
+    static const uint8_t nil[] = {EDIST_TAG_NIL};
+    edist_send(pong, nil, 1);
+    send_done();
+}
+
+void run_pingpong(benchmark::State &state, bool selective)
+{
+    Job j = {state.range(0), selective, g_main};
+    for (auto _ : state) {
+        if (edist_runtime_spawn(g_rt, pingpong_driver, &j, nullptr, nullptr) != 0)
+            fail("spawn driver");
+        wait_done();
+    }
+    state.SetItemsProcessed(state.iterations() * j.n);
+}
+
+void BM_LocalPingPong(benchmark::State &state) { run_pingpong(state, false); }
+void BM_LocalSelective(benchmark::State &state) { run_pingpong(state, true); }
+
+void stream_receiver(void *arg)
+{
+    Job *j = static_cast<Job *>(arg);
+    for (int64_t i = 0; i < j->n; i++) {
+        edist_term_view m;
+        if (edist_receive(nullptr, nullptr, -1, &m) != 0)
+            fail("stream receive");
+    }
+    send_done();
+}
+
+void stream_sender(void *arg)
+{
+    Job *j = static_cast<Job *>(arg);
+    uint8_t msg[32];
+    size_t len = encode_ping(msg, sizeof msg, 12345);
+    for (int64_t i = 0; i < j->n; i++) {
+        if (edist_send(j->peer, msg, len) != 0)
+            fail("stream send");
+        if ((i & 255) == 255)
+            edist_yield();
+    }
+}
+
+void BM_LocalStream(benchmark::State &state)
+{
+    Job j = {state.range(0), false, g_main};
+    for (auto _ : state) {
+        edist_procid rx;
+        if (edist_runtime_spawn(g_rt, stream_receiver, &j, nullptr, &rx) != 0)
+            fail("spawn receiver");
+        Job sj = {j.n, false, rx};
+        if (edist_runtime_spawn(g_rt, stream_sender, &sj, nullptr, nullptr) != 0)
+            fail("spawn sender");
+        wait_done();
+    }
+    state.SetItemsProcessed(state.iterations() * j.n);
+}
+
+void nothing(void *) {}
+
+void spawn_driver(void *arg)
+{
+    Job *j = static_cast<Job *>(arg);
+    for (int64_t i = 0; i < j->n; i++) {
+        if (edist_spawn(nothing, nullptr, nullptr) != 0)
+            fail("spawn");
+        edist_yield(); /* the child runs and exits */
+    }
+    send_done();
+}
+
+void spawn_batch_driver(void *arg)
+{
+    Job *j = static_cast<Job *>(arg);
+    for (int64_t i = 0; i < j->n; i += 1000) {
+        for (int k = 0; k < 1000; k++)
+            if (edist_spawn(nothing, nullptr, nullptr) != 0)
+                fail("spawn");
+        edist_yield(); /* they run and exit */
+    }
+    send_done();
+}
+
+void spawn_monitor_driver(void *arg)
+{
+    Job *j = static_cast<Job *>(arg);
+    for (int64_t i = 0; i < j->n; i++) {
+        edist_procid pid;
+        edist_ref ref;
+        if (edist_spawn_monitor(nothing, nullptr, &pid, &ref) != 0)
+            fail("spawn_monitor");
+        edist_term_view m;
+        if (edist_receive(nullptr, nullptr, -1, &m) != 0) /* the DOWN */
+            fail("receive DOWN");
+    }
+    send_done();
+}
+
+void run_spawn(benchmark::State &state, edist_proc_fn driver)
+{
+    Job j = {state.range(0), false, g_main};
+    for (auto _ : state) {
+        if (edist_runtime_spawn(g_rt, driver, &j, nullptr, nullptr) != 0)
+            fail("spawn driver");
+        wait_done();
+    }
+    state.SetItemsProcessed(state.iterations() * j.n);
+}
+
+void BM_SpawnExit(benchmark::State &state) { run_spawn(state, spawn_driver); }
+void BM_SpawnExitBatch(benchmark::State &state) { run_spawn(state, spawn_batch_driver); }
+void BM_SpawnMonitorDown(benchmark::State &state) { run_spawn(state, spawn_monitor_driver); }
+
+/* ---- idle processes ------------------------------------------------------------------ */
+
+long rss_bytes()
+{
+    long pages = 0, resident = 0;
+    FILE *f = std::fopen("/proc/self/statm", "r");
+    if (!f)
+        return 0;
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2)
+        resident = 0;
+    std::fclose(f);
+    return resident * sysconf(_SC_PAGESIZE);
+}
+
+edist_pattern *g_never;
+
+void idle(void *)
+{
+    edist_term_view m;
+    edist_receive(g_never, nullptr, -1, &m);
+}
+
+void idle_driver(void *arg)
+{
+    Job *j = static_cast<Job *>(arg);
+    for (int64_t i = 0; i < j->n; i++) {
+        if (edist_spawn(idle, nullptr, nullptr) != 0)
+            fail("spawn idle");
+        if ((i & 1023) == 1023)
+            edist_yield(); /* let them run into their receive */
+    }
+    edist_yield();
+    send_done();
+}
+
+void BM_IdleProcesses(benchmark::State &state)
+{
+    Job j = {state.range(0), false, g_main};
+    for (auto _ : state) {
+        edist_runtime_stats before, after;
+        edist_runtime_get_stats(g_rt, &before);
+        long rss0 = rss_bytes();
+        if (edist_runtime_spawn(g_rt, idle_driver, &j, nullptr, nullptr) != 0)
+            fail("spawn driver");
+        wait_done();
+        usleep(100000);
+        long rss1 = rss_bytes();
+        edist_runtime_get_stats(g_rt, &after);
+        state.counters["processes"] = static_cast<double>(after.processes - before.processes);
+        state.counters["rss_bytes_per_process"] =
+            static_cast<double>(rss1 - rss0) / static_cast<double>(j.n);
+        state.counters["rss_mib_total"] = static_cast<double>(rss1) / (1024.0 * 1024.0);
+    }
+    state.SetItemsProcessed(state.iterations() * j.n);
+}
+
+} // namespace
+
+BENCHMARK(BM_LocalPingPong)->Arg(1000000)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_LocalSelective)->Arg(1000000)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_LocalStream)->Arg(1000000)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SpawnExit)->Arg(1000000)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SpawnExitBatch)->Arg(1000000)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SpawnMonitorDown)->Arg(1000000)->UseRealTime()->Unit(benchmark::kMillisecond);
+/* Last: the idle processes stay until the end of the program. */
+BENCHMARK(BM_IdleProcesses)->Arg(1000000)->Iterations(1)->UseRealTime()->Unit(
+    benchmark::kMillisecond);
+
+int main(int argc, char **argv)
+{
+    benchmark::Initialize(&argc, argv);
+    if (benchmark::ReportUnrecognizedArguments(argc, argv))
+        return 1;
+    edist_runtime_config cfg;
+    edist_runtime_config_init(&cfg);
+    cfg.max_processes = 2000000;
+    if (edist_runtime_start(&cfg, &g_rt) != 0)
+        fail("runtime_start");
+    if (edist_proc_attach_thread(g_rt, 50, &g_main) != 0)
+        fail("attach");
+    edist_parse_error pe;
+    if (edist_pattern_compile("done", 4, &g_done, &pe) != 0 ||
+        edist_pattern_compile("{ping, N}", 9, &g_ping, &pe) != 0 ||
+        edist_pattern_compile("never", 5, &g_never, &pe) != 0)
+        fail("patterns");
+    benchmark::RunSpecifiedBenchmarks();
+    benchmark::Shutdown();
+    edist_proc_detach_thread(nullptr, 0);
+    edist_runtime_stop(g_rt);
+    edist_pattern_free(g_done);
+    edist_pattern_free(g_ping);
+    edist_pattern_free(g_never);
+    return 0;
+}

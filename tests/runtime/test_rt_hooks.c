@@ -1,0 +1,709 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The runtime's interface to the node (runtime_internal.h): two runtimes,
+ * a@host and b@host, each on its own loop thread, wired together the way
+ * the node wires a runtime to a connection: every hook of one side posts
+ * the signal to the other side's loop, which calls the matching entry
+ * point. Messages cross as refcounted buffers handed over without a copy.
+ * Then the "connection" goes down and both sides get node_down.
+ *
+ * The test thread is a process of a@host (attached). */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+/* cmocka needs the headers above first */
+#include <cmocka.h>
+
+#include "proc_test_util.h"
+#include "runtime/runtime_internal.h"
+
+typedef struct side side;
+struct side {
+    const char *name;
+    uint32_t index;
+    edi_loop *loop;
+    edi_rt *rt;
+    pthread_t thread;
+    side *peer;
+};
+
+static side A = {.name = "a@host"}, B = {.name = "b@host"};
+static _Atomic int connected;
+static _Atomic int buffers_live;
+static edist_procid g_main;
+static edist_pattern *g_never;
+
+/* ---- refcounted payloads (as receive buffers are) ------------------------------- */
+
+typedef struct rcbuf {
+    _Atomic int refs;
+    size_t len;
+    uint8_t data[];
+} rcbuf;
+
+static rcbuf *rc_new(const void *data, size_t len)
+{
+    rcbuf *b = malloc(sizeof *b + len);
+    atomic_init(&b->refs, 1);
+    b->len = len;
+    memcpy(b->data, data, len);
+    atomic_fetch_add(&buffers_live, 1);
+    return b;
+}
+
+static void rc_ref(void *owner)
+{
+    atomic_fetch_add(&((rcbuf *)owner)->refs, 1);
+}
+
+static void rc_unref(void *owner, const void *data)
+{
+    (void)data;
+    rcbuf *b = owner;
+    if (atomic_fetch_sub(&b->refs, 1) == 1) {
+        free(b);
+        atomic_fetch_sub(&buffers_live, 1);
+    }
+}
+
+/* ---- the wire ------------------------------------------------------------------- */
+
+enum { S_SEND, S_REG_SEND, S_LINK, S_UNLINK, S_EXIT, S_EXIT2, S_MONITOR, S_DEMONITOR,
+       S_MONITOR_EXIT, S_SPAWN_REQUEST, S_SPAWN_REPLY, S_NODE_DOWN };
+
+typedef struct sig {
+    int kind;
+    side *to;
+    edist_procid from, target;
+    char name[256];
+    bool has_name;
+    edist_ref ref;
+    rcbuf *data;
+    char module[256], function[256];
+    unsigned flags;
+    bool ok;
+    uint32_t node;
+} sig;
+
+static void deliver(edi_loop *loop, void *arg);
+
+static int post(side *from, sig *s)
+{
+    if (!atomic_load(&connected) && s->kind != S_SPAWN_REPLY) {
+        if (s->data)
+            rc_unref(s->data, NULL);
+        free(s);
+        return EDIST_ECLOSED;
+    }
+    s->to = from->peer;
+    return edi_loop_post(s->to->loop, deliver, s);
+}
+
+static sig *sig_new(int kind)
+{
+    sig *s = calloc(1, sizeof *s);
+    s->kind = kind;
+    return s;
+}
+
+static void deliver(edi_loop *loop, void *arg)
+{
+    (void)loop;
+    sig *s = arg;
+    edi_rt *rt = s->to->rt;
+    edi_rt_incoming in = {0};
+    if (s->data) {
+        in.data = s->data->data;
+        in.len = s->data->len;
+        in.ref = rc_ref;
+        in.unref = rc_unref;
+        in.owner = s->data;
+    }
+    edist_term_view v = {in.data, in.len};
+    switch (s->kind) {
+    case S_SEND:
+        edi_rt_deliver(rt, s->from, s->target, &in);
+        break;
+    case S_REG_SEND:
+        edi_rt_deliver_name(rt, s->from, s->name, strlen(s->name), &in);
+        break;
+    case S_LINK:
+        edi_rt_link_in(rt, s->from, s->target);
+        break;
+    case S_UNLINK:
+        edi_rt_unlink_in(rt, s->from, s->target);
+        break;
+    case S_EXIT:
+    case S_EXIT2:
+        edi_rt_exit_in(rt, s->from, s->target, v, s->kind == S_EXIT2);
+        break;
+    case S_MONITOR:
+        edi_rt_monitor_in(rt, s->from, s->target, s->has_name ? s->name : NULL, &s->ref);
+        break;
+    case S_DEMONITOR:
+        edi_rt_demonitor_in(rt, s->from, s->target, &s->ref);
+        break;
+    case S_MONITOR_EXIT:
+        edi_rt_monitor_exit_in(rt, s->from, s->target, &s->ref, v);
+        break;
+    case S_SPAWN_REQUEST: {
+        edist_procid pid = EDIST_PROCID_NULL;
+        int rc = edi_rt_spawn_export_for(rt, s->from, s->module, s->function, v, s->flags,
+                                         &s->ref, &pid);
+        sig *r = sig_new(S_SPAWN_REPLY);
+        r->target = s->from;
+        r->ref = s->ref;
+        r->ok = rc == 0;
+        r->target = s->from;
+        r->from = pid;
+        r->flags = s->flags;
+        if (rc)
+            r->data = rc_new("\x77\x06" "badarg", 8);
+        post(s->to, r);
+        break;
+    }
+    case S_SPAWN_REPLY: {
+        edist_term_view err = {s->data ? s->data->data : NULL, s->data ? s->data->len : 0};
+        edi_rt_spawn_reply_in(rt, s->target, &s->ref, s->ok, s->from, err, s->flags);
+        break;
+    }
+    case S_NODE_DOWN:
+        edi_rt_node_down(rt, s->node);
+        break;
+    }
+    if (s->data)
+        rc_unref(s->data, NULL);
+    free(s);
+}
+
+static side *side_of(void *user)
+{
+    return user;
+}
+
+static int h_send(void *user, edist_procid from, edist_procid to, const edi_rt_payload *msg)
+{
+    sig *s = sig_new(S_SEND);
+    s->from = from;
+    s->target = to;
+    s->data = rc_new(msg->data, msg->len);
+    if (msg->release)
+        msg->release(msg->owner, msg->data); /* we copied: done with it */
+    return post(side_of(user), s);
+}
+
+static int h_reg_send(void *user, edist_procid from, uint32_t node, const char *name,
+                      const edi_rt_payload *msg)
+{
+    (void)node;
+    sig *s = sig_new(S_REG_SEND);
+    s->from = from;
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->data = rc_new(msg->data, msg->len);
+    if (msg->release)
+        msg->release(msg->owner, msg->data);
+    return post(side_of(user), s);
+}
+
+static int h_pair(void *user, int kind, edist_procid from, edist_procid to)
+{
+    sig *s = sig_new(kind);
+    s->from = from;
+    s->target = to;
+    return post(side_of(user), s);
+}
+
+static int h_link(void *user, edist_procid from, edist_procid to)
+{
+    return h_pair(user, S_LINK, from, to);
+}
+
+static int h_unlink(void *user, edist_procid from, edist_procid to)
+{
+    return h_pair(user, S_UNLINK, from, to);
+}
+
+static int h_exit_kind(void *user, int kind, edist_procid from, edist_procid to,
+                       edist_term_view reason)
+{
+    sig *s = sig_new(kind);
+    s->from = from;
+    s->target = to;
+    s->data = rc_new(reason.ptr, reason.len);
+    return post(side_of(user), s);
+}
+
+static int h_exit(void *user, edist_procid from, edist_procid to, edist_term_view reason)
+{
+    return h_exit_kind(user, S_EXIT, from, to, reason);
+}
+
+static int h_exit2(void *user, edist_procid from, edist_procid to, edist_term_view reason)
+{
+    return h_exit_kind(user, S_EXIT2, from, to, reason);
+}
+
+static int h_monitor(void *user, edist_procid watcher, edist_procid target, uint32_t node,
+                     const char *name, const edist_ref *ref)
+{
+    (void)node;
+    sig *s = sig_new(S_MONITOR);
+    s->from = watcher;
+    s->target = target;
+    s->ref = *ref;
+    if (name) {
+        s->has_name = true;
+        snprintf(s->name, sizeof s->name, "%s", name);
+    }
+    return post(side_of(user), s);
+}
+
+static int h_demonitor(void *user, edist_procid watcher, edist_procid target, uint32_t node,
+                       const char *name, const edist_ref *ref)
+{
+    (void)node;
+    (void)name;
+    sig *s = sig_new(S_DEMONITOR);
+    s->from = watcher;
+    s->target = target;
+    s->ref = *ref;
+    return post(side_of(user), s);
+}
+
+static int h_monitor_exit(void *user, edist_procid target, edist_procid watcher,
+                          const char *name, const edist_ref *ref, edist_term_view reason)
+{
+    (void)name;
+    sig *s = sig_new(S_MONITOR_EXIT);
+    s->from = target;
+    s->target = watcher;
+    s->ref = *ref;
+    s->data = rc_new(reason.ptr, reason.len);
+    return post(side_of(user), s);
+}
+
+static int h_spawn_request(void *user, edist_procid from, uint32_t node, const edist_ref *req,
+                           const char *module, const char *function, edist_term_view args,
+                           unsigned flags)
+{
+    (void)node;
+    sig *s = sig_new(S_SPAWN_REQUEST);
+    s->from = from;
+    s->ref = *req;
+    snprintf(s->module, sizeof s->module, "%s", module);
+    snprintf(s->function, sizeof s->function, "%s", function);
+    s->data = rc_new(args.ptr, args.len);
+    s->flags = flags;
+    return post(side_of(user), s);
+}
+
+static void *loop_main(void *arg)
+{
+    side *s = arg;
+    edi_loop_run(s->loop);
+    return NULL;
+}
+
+typedef struct ready {
+    _Atomic uint32_t done;
+} ready;
+
+static void on_ready(edi_loop *loop, void *arg)
+{
+    (void)loop;
+    ready *r = arg;
+    atomic_store(&r->done, 1);
+    edi_futex_wake(&r->done);
+}
+
+static void start_side(side *s, uint32_t creation)
+{
+    edi_loop_config lc;
+    edi_loop_config_default(&lc);
+    lc.rx_buffer_count = 4;
+    lc.rx_buffer_bytes = 4096;
+    assert_int_equal(edi_loop_new(&lc, &s->loop), 0);
+    edist_runtime_config pc;
+    edist_runtime_config_init(&pc);
+    pc.node_name = s->name;
+    pc.creation = creation;
+    edi_rt_hooks h = {
+        .user = s,
+        .send = h_send,
+        .reg_send = h_reg_send,
+        .link = h_link,
+        .unlink = h_unlink,
+        .exit = h_exit,
+        .exit2 = h_exit2,
+        .monitor = h_monitor,
+        .demonitor = h_demonitor,
+        .monitor_exit = h_monitor_exit,
+        .spawn_request = h_spawn_request,
+    };
+    edi_rt_config rc = {.loop = s->loop, .proc = &pc, .hooks = &h};
+    assert_int_equal(edi_rt_new(&rc, &s->rt), 0);
+    s->index = edi_rt_node_index(s->rt);
+    assert_int_equal(pthread_create(&s->thread, NULL, loop_main, s), 0);
+    ready r;
+    atomic_init(&r.done, 0);
+    assert_int_equal(edi_loop_post(s->loop, on_ready, &r), 0);
+    while (!atomic_load(&r.done))
+        edi_futex_wait(&r.done, 0, UINT64_MAX);
+}
+
+static void free_rt(edi_loop *loop, void *arg)
+{
+    side *s = arg;
+    edi_rt_free(s->rt);
+    edi_loop_stop(loop);
+}
+
+static void stop_side(side *s)
+{
+    assert_int_equal(edi_loop_post(s->loop, free_rt, s), 0);
+    pthread_join(s->thread, NULL);
+    edi_loop_free(s->loop);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    A.peer = &B;
+    B.peer = &A;
+    atomic_store(&connected, 1);
+    start_side(&A, 1);
+    start_side(&B, 2);
+    if (edist_proc_attach_thread(A.rt, 0, &g_main) != 0)
+        return -1;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    edist_proc_detach_thread(NULL, 0);
+    stop_side(&A);
+    stop_side(&B);
+    return 0;
+}
+
+/* ---- processes of b@host ----------------------------------------------------------- */
+
+static void free_pattern(void *p)
+{
+    edist_pattern_free(p);
+}
+
+/* {From, Msg} -> Msg to From; stop -> exit(stopped). */
+static void echo_b(void *arg)
+{
+    (void)arg;
+    edist_register("echo_b", edist_self());
+    edist_pattern *p = pattern("{From, Msg}");
+    edist_at_exit(free_pattern, p);
+    int fi = edist_pattern_var_index(p, "From"), mi = edist_pattern_var_index(p, "Msg");
+    for (;;) {
+        edist_term_view vars[2] = {{0}}, m;
+        if (edist_receive(NULL, NULL, -1, &m) != 0)
+            break;
+        if (like(m, "stop"))
+            break;
+        if (edist_match(p, m.ptr, m.len, vars) != 1)
+            continue;
+        edist_cursor c;
+        edist_cursor_init(&c, vars[fi].ptr, vars[fi].len);
+        edist_procid from;
+        if (edist_dec_procid(&c, &from) == 0)
+            edist_send(from, vars[mi].ptr, vars[mi].len);
+    }
+    edist_buf r = term("stopped");
+    uint8_t copy[32];
+    memcpy(copy, r.data, r.len);
+    size_t n = r.len;
+    edist_buf_free(&r);
+    edist_exit(copy, n);
+}
+
+static void idle_b(void *arg)
+{
+    (void)arg;
+    edist_term_view m;
+    edist_receive(g_never, NULL, -1, &m);
+}
+
+/* Exits with the reason given as text after a short while. */
+static void exit_later(void *arg)
+{
+    edist_sleep_ms(30);
+    edist_buf r = term((const char *)arg);
+    uint8_t copy[64];
+    memcpy(copy, r.data, r.len);
+    size_t n = r.len;
+    edist_buf_free(&r);
+    edist_exit(copy, n);
+}
+
+/* Monitors the pid it is given; when the DOWN comes, registers saw_down. */
+static void watch_main(void *arg)
+{
+    edist_procid *who = arg;
+    edist_ref ref;
+    edist_monitor(*who, &ref);
+    if (recv_text("{'DOWN', _, process, _, noconnection}", -1, NULL) == 0)
+        edist_register("saw_down", edist_self());
+    idle_b(NULL);
+}
+
+/* Sends exit/2 {from_b} to the pid it is given. */
+static void exit2_sender(void *arg)
+{
+    edist_procid *who = arg;
+    edist_buf r = term("{from_b}");
+    edist_exit_signal(*who, r.data, r.len);
+    edist_buf_free(&r);
+}
+
+static int ex_hello(void *user, const edist_term_view *args, uint32_t arity, edist_buf *result)
+{
+    (void)user;
+    (void)result;
+    edist_cursor c;
+    edist_cursor_init(&c, args[0].ptr, args[0].len);
+    edist_procid to;
+    if (arity != 1 || edist_dec_procid(&c, &to) != 0)
+        return EDIST_EINVAL;
+    uint8_t out[64];
+    edist_buf b;
+    edist_buf_init_fixed(&b, out, sizeof out);
+    edist_enc_tuple(&b, 2);
+    edist_enc_atom(&b, "hello_from", 10);
+    edist_enc_atomz(&b, edist_runtime_node(edist_self_runtime()));
+    return edist_send(to, b.data, b.len);
+}
+
+static edist_procid spawn_b(edist_proc_fn fn, void *arg)
+{
+    edist_procid p;
+    assert_int_equal(edist_runtime_spawn(B.rt, fn, arg, NULL, &p), 0);
+    return p;
+}
+
+static int reason_is(edist_term_view r, const char *text)
+{
+    edist_buf b = term(text);
+    int eq = edist_term_equal(r.ptr, r.len, b.data, b.len);
+    edist_buf_free(&b);
+    return eq == 1;
+}
+
+/* ---- the tests ------------------------------------------------------------------------ */
+
+static void test_messages(void **state)
+{
+    (void)state;
+    edist_procid echo = spawn_b(echo_b, NULL);
+    usleep(20000);
+    assert_int_equal(echo.node, B.index);
+    assert_string_equal(edist_procid_node(echo), "b@host");
+    /* to a pid; the reply comes back over the wire, without a copy for
+     * a large term */
+    uint8_t out[256];
+    edist_buf b;
+    edist_buf_init_fixed(&b, out, sizeof out);
+    edist_enc_tuple(&b, 2);
+    edist_enc_procid(&b, g_main);
+    edist_enc_binary(&b, "a payload long enough to be referenced, not copied", 50);
+    assert_int_equal(edist_send(echo, b.data, b.len), 0);
+    edist_term_view m;
+    assert_int_equal(edist_receive(NULL, NULL, 5000, &m), 0);
+    assert_true(like(m, "<<\"a payload long enough to be referenced, not copied\">>"));
+    assert_true(atomic_load(&buffers_live) >= 1); /* held by the message */
+    /* {Name, Node} */
+    edist_buf_init_fixed(&b, out, sizeof out);
+    edist_enc_tuple(&b, 2);
+    edist_enc_procid(&b, g_main);
+    edist_enc_atom(&b, "by_name", 7);
+    assert_int_equal(edist_send_name_node("echo_b", "b@host", b.data, b.len), 0);
+    assert_int_equal(recv_text("by_name", 5000, &m), 0);
+    /* the large message was released at the next receive */
+    usleep(20000);
+    assert_int_equal(atomic_load(&buffers_live), 0);
+    /* unknown name on the other node: dropped quietly */
+    assert_int_equal(edist_send_name_node("nobody", "b@host", b.data, b.len), 0);
+    assert_int_equal(send_text(echo, "stop"), 0);
+}
+
+static void test_monitors_and_links(void **state)
+{
+    (void)state;
+    edist_ref ref;
+    edist_term_view reason, m;
+    enc_small e;
+
+    /* by pid: exit/2 across with a custom reason */
+    edist_procid idle = spawn_b(idle_b, NULL);
+    assert_int_equal(edist_monitor(idle, &ref), 0);
+    edist_buf r = term("{bye, 1}");
+    assert_int_equal(edist_exit_signal(idle, r.data, r.len), 0);
+    edist_buf_free(&r);
+    assert_int_equal(recv_bound("{'DOWN', _, process, P, {bye, 1}}", "P", enc_pid(&e, idle), 5000,
+                                &m),
+                     0);
+    assert_false(edi_rt_is_local(A.rt, idle));
+
+    /* by name: the DOWN names {echo_b, 'b@host'} */
+    edist_procid echo = spawn_b(echo_b, NULL);
+    usleep(20000);
+    assert_int_equal(edist_monitor_name("echo_b", "b@host", &ref), 0);
+    usleep(20000);
+    assert_int_equal(send_text(echo, "stop"), 0);
+    assert_int_equal(recv_text("{'DOWN', _, process, {echo_b, 'b@host'}, stopped}", 5000, &m),
+                     0);
+
+    /* noproc from the other side: pid and name */
+    edist_procid ghost = idle; /* dead now */
+    assert_int_equal(edist_monitor(ghost, &ref), 0);
+    assert_int_equal(recv_down(&ref, 5000, &reason), 0);
+    assert_true(reason_is(reason, "noproc"));
+    assert_int_equal(edist_monitor_name("nobody", "b@host", &ref), 0);
+    assert_int_equal(recv_text("{'DOWN', _, process, {nobody, 'b@host'}, noproc}", 5000, &m), 0);
+
+    /* demonitor: no DOWN afterwards */
+    idle = spawn_b(idle_b, NULL);
+    assert_int_equal(edist_monitor(idle, &ref), 0);
+    assert_int_equal(edist_demonitor(&ref, 0), 1);
+    edist_buf k = term("kill");
+    assert_int_equal(edist_exit_signal(idle, k.data, k.len), 0);
+    assert_int_equal(recv_down(&ref, 100, &reason), EDIST_ETIMEDOUT);
+
+    /* links across: the remote process's exit reaches a trapping main */
+    edist_trap_exit(true);
+    edist_procid later = spawn_b(exit_later, "{link_reason, 7}");
+    assert_int_equal(edist_link(later), 0);
+    assert_int_equal(recv_bound("{'EXIT', P, {link_reason, 7}}", "P", enc_pid(&e, later), 5000,
+                                &m),
+                     0);
+    /* link to a dead remote pid: noproc */
+    assert_int_equal(edist_link(idle), 0);
+    assert_int_equal(recv_bound("{'EXIT', P, noproc}", "P", enc_pid(&e, idle), 5000, &m), 0);
+    /* unlink: the exit no longer reaches us */
+    later = spawn_b(exit_later, "{link_reason, 8}");
+    assert_int_equal(edist_link(later), 0);
+    assert_int_equal(edist_unlink(later), 0);
+    assert_int_equal(recv_text("{'EXIT', _, {link_reason, 8}}", 200, &m), EDIST_ETIMEDOUT);
+    /* exit/2 from b@host to main */
+    spawn_b(exit2_sender, &g_main);
+    assert_int_equal(recv_text("{'EXIT', _, {from_b}}", 5000, &m), 0);
+    /* main dies -> linked remote process dies (not trapping) */
+    edist_trap_exit(false);
+    edist_buf_free(&k);
+}
+
+static void test_spawn_request(void **state)
+{
+    (void)state;
+    assert_int_equal(edist_export_function(B.rt, "t", "hello", 1, ex_hello, NULL), 0);
+    uint8_t out[128];
+    edist_buf b;
+    edist_buf_init_fixed(&b, out, sizeof out);
+    edist_enc_list(&b, 1);
+    edist_enc_procid(&b, g_main);
+    edist_enc_nil(&b);
+    edist_spawn_opts o = {.monitor = true};
+    edist_procid pid;
+    edist_ref ref;
+    edist_term_view m, reason;
+    assert_int_equal(
+        edist_spawn_remote("b@host", "t", "hello", b.data, b.len, &o, 5000, &pid, &ref), 0);
+    assert_int_equal(pid.node, B.index);
+    assert_int_equal(recv_text("{hello_from, 'b@host'}", 5000, &m), 0);
+    assert_int_equal(recv_down(&ref, 5000, &reason), 0);
+    assert_true(reason_is(reason, "normal"));
+    /* unknown function: spawned, exits undef */
+    assert_int_equal(
+        edist_spawn_remote("b@host", "t", "nope", b.data, b.len, &o, 5000, &pid, &ref), 0);
+    assert_int_equal(recv_down(&ref, 5000, &reason), 0);
+    assert_true(like(reason, "{undef, [{t, nope, [_], []}]}"));
+    /* bad arguments: an error reply */
+    edist_buf bad = term("[x | y]");
+    assert_int_equal(edist_spawn_remote("b@host", "t", "hello", bad.data, bad.len, NULL, 5000,
+                                        &pid, &ref),
+                     EDIST_ETYPE);
+    edist_buf_free(&bad);
+    /* on this node, the same call works locally */
+    assert_int_equal(edist_export_function(A.rt, "t", "hello", 1, ex_hello, NULL), 0);
+    assert_int_equal(edist_spawn_remote(NULL, "t", "hello", b.data, b.len, &o, 5000, &pid, &ref),
+                     0);
+    assert_int_equal(recv_text("{hello_from, 'a@host'}", 5000, &m), 0);
+    assert_int_equal(recv_down(&ref, 5000, &reason), 0);
+}
+
+static void test_node_down(void **state)
+{
+    (void)state;
+    edist_ref r1, r2;
+    edist_term_view m;
+    enc_small e;
+    edist_procid linked = spawn_b(idle_b, NULL);
+    edist_procid watched = spawn_b(idle_b, NULL);
+    edist_procid named = spawn_b(echo_b, NULL);
+    edist_procid watcher_b = spawn_b(watch_main, &g_main);
+    (void)named;
+    (void)watcher_b;
+    usleep(20000);
+    edist_trap_exit(true);
+    assert_int_equal(edist_link(linked), 0);
+    assert_int_equal(edist_monitor(watched, &r1), 0);
+    assert_int_equal(edist_monitor_name("echo_b", "b@host", &r2), 0);
+    usleep(20000);
+    /* the connection goes down: each side hears it */
+    atomic_store(&connected, 0);
+    sig *da = sig_new(S_NODE_DOWN), *db = sig_new(S_NODE_DOWN);
+    da->node = B.index;
+    da->to = &A;
+    db->node = A.index;
+    db->to = &B;
+    assert_int_equal(edi_loop_post(A.loop, deliver, da), 0);
+    assert_int_equal(edi_loop_post(B.loop, deliver, db), 0);
+    assert_int_equal(recv_bound("{'EXIT', P, noconnection}", "P", enc_pid(&e, linked), 5000, &m),
+                     0);
+    assert_int_equal(recv_bound("{'DOWN', R, process, _, noconnection}", "R", enc_ref(&e, &r1),
+                                5000, &m),
+                     0);
+    assert_int_equal(recv_text("{'DOWN', _, process, {echo_b, 'b@host'}, noconnection}", 5000, &m),
+                     0);
+    /* b@host's process that watched main heard it too */
+    edist_procid p;
+    int rc = EDIST_ENOTFOUND;
+    for (int i = 0; i < 100 && rc != 0; i++) {
+        usleep(10000);
+        rc = edist_runtime_whereis(B.rt, "saw_down", &p);
+    }
+    assert_int_equal(rc, 0);
+    /* on b@host, the process linked to main got noconnection too (and it
+     * does not trap exits); the merely watched one lives on */
+    assert_false(edist_runtime_is_alive(B.rt, linked));
+    assert_true(edist_runtime_is_alive(B.rt, watched));
+    /* with the connection down, a monitor fires at once */
+    assert_int_equal(edist_monitor(watched, &r1), 0);
+    assert_int_equal(recv_down(&r1, 5000, NULL), 0);
+    edist_trap_exit(false);
+}
+
+int main(void)
+{
+    g_never = pattern("never");
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_messages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_monitors_and_links, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spawn_request, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_down, setup, teardown),
+    };
+    int rc = cmocka_run_group_tests_name("runtime_hooks", tests, NULL, NULL);
+    edist_pattern_free(g_never);
+    return rc;
+}
