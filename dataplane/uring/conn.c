@@ -941,7 +941,7 @@ int edi_loop_connect(edi_loop *loop, const char *ip, uint16_t port,
     if (ip == NULL || ops == NULL || ops->on_close == NULL)
         return edist_set_error(EDIST_EINVAL, "uring: connect needs an address and on_close");
     struct sockaddr_storage ss;
-    socklen_t sl;
+    socklen_t sl = 0; /* set by parse_addr; zeroed for -O3 -Werror */
     int rc = parse_addr(ip, port, &ss, &sl);
     if (rc < 0)
         return rc;
@@ -1132,7 +1132,7 @@ int edi_loop_listen(edi_loop *loop, const char *ip, uint16_t port,
     if (on_accept == NULL)
         return edist_set_error(EDIST_EINVAL, "uring: listen without on_accept");
     struct sockaddr_storage ss;
-    socklen_t sl;
+    socklen_t sl = 0; /* set by parse_addr; zeroed for -O3 -Werror */
     int rc = parse_addr(ip, port, &ss, &sl);
     if (rc < 0)
         return rc;
