@@ -652,6 +652,12 @@ void edist_runtime_stop(edist_runtime *rt)
 {
     if (!rt)
         return;
+    if (rt->own_loop && edi_rt_on_shard(rt)) {
+        /* From one of its own processes it would wait for itself. */
+        edi_rt_log(rt, EDIST_LOG_ERROR,
+                   "edist_runtime_stop called from the runtime's own thread: ignored");
+        return;
+    }
     edi_loop *loop = rt->loop;
     if (rt->own_loop && rt->thread_started) {
         while (edi_loop_post(loop, post_stop, rt) == EDIST_EAGAIN)

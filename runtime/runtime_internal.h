@@ -8,7 +8,28 @@
  * scheduler. Every structure here is touched by that thread only, except
  * where a comment says "any thread": the request queue from other threads
  * (edi_rt_call), a thread process's inbox, the node-name intern table, the
- * export table and the reference counter. */
+ * export table and the reference counter.
+ *
+ * Wiring a node (what runtime/node.c and control/netkernel.c do):
+ * - after the port mapper gave the creation: edi_rt_new({loop, &proc_cfg
+ *   with node_name and creation, &hooks}) on the node's loop, before the
+ *   loop thread starts; edi_rt_free(rt) on the loop thread at stop, before
+ *   edi_nk_free / edi_loop_free. A public edist_node_runtime(node) getter
+ *   hands it to applications.
+ * - hooks: each builds the distribution message (dist_msg.h builders) for
+ *   the connection to the target's node, connecting first if needed (as
+ *   erts auto-connects); a hook that cannot (no such node, setup failed)
+ *   returns an error and the runtime answers with noconnection itself.
+ * - incoming control messages: SEND*, REG_SEND* -> edi_rt_deliver(_name)
+ *   with the frame's rxbuf as owner; LINK -> edi_rt_link_in; UNLINK_ID ->
+ *   edi_rt_unlink_in (plus the UNLINK_ID_ACK); EXIT*, EXIT2* ->
+ *   edi_rt_exit_in; MONITOR_P -> edi_rt_monitor_in; DEMONITOR_P ->
+ *   edi_rt_demonitor_in; MONITOR_P_EXIT -> edi_rt_monitor_exit_in;
+ *   SPAWN_REQUEST -> edi_rt_spawn_export_for, then SPAWN_REPLY;
+ *   SPAWN_REPLY -> edi_rt_spawn_reply_in; connection down ->
+ *   edi_rt_node_down(rt, edi_rt_node_intern(peer)).
+ * - pids and refs on the wire convert with edist_procid_from_pid /
+ *   edist_enc_procid and edi_refkey_* / edist_ref. */
 #ifndef EDI_RUNTIME_INTERNAL_H
 #define EDI_RUNTIME_INTERNAL_H
 

@@ -154,8 +154,14 @@ static void test_hundred_in_order_to_erl(void **state)
                        "[{I, C} || {_, {seq, I, 1048576, C}} <- "
                        "ets:tab2list(n4log)].",
                        want, 30000, out, sizeof out);
-    if (!ok)
+    if (!ok) {
         print_message("erl received: %.300s...\n", out);
+        log_dump(&log);
+        char cmd[PATH_MAX + 64];
+        snprintf(cmd, sizeof cmd, "tail -c 3000 '%s/%s.log'", g.dir, ename);
+        if (system(cmd) != 0)
+            print_message("no erl log\n");
+    }
     assert_true(ok);
     edist_node_peer_stats ps;
     stats_of(a, efull, &ps);
