@@ -2119,7 +2119,7 @@ int edi_nk_monitor_nodes(edi_nk *nk, unsigned kinds, edist_node_event_fn fn,
 {
     if (!fn)
         return edist_set_error(EDIST_EINVAL, "monitor_nodes: no callback");
-    nk_sub *s;
+    nk_sub *s = NULL; /* set by sub_add on success; for -O3 -Werror */
     int rc = sub_add(nk, &s);
     if (rc)
         return rc;
@@ -2140,7 +2140,7 @@ int edi_nk_monitor_node(edi_nk *nk, const char *peer, edist_node_event_fn fn,
         return edist_set_error(EDIST_EINVAL, "monitor_node: no callback");
     if (!valid_peer(nk, peer))
         return EDIST_EINVAL;
-    nk_sub *s;
+    nk_sub *s = NULL; /* set by sub_add on success; for -O3 -Werror */
     int rc = sub_add(nk, &s);
     if (rc)
         return rc;

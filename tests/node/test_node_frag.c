@@ -58,6 +58,17 @@ static const char *SINK_EVAL =
     "register(n4sink, spawn(fun() -> L = fun Loop(N) -> receive M ->"
     "  ets:insert(n4log, {N, S(M)}), Loop(N + 1) end end, L(1) end)),";
 
+/* Start the sink node and wait for its -eval to have registered n4sink
+ * (the node registers with epmd before -eval runs; a message to a name not
+ * registered yet is dropped by erl). */
+static void start_sink_erl(const char *ename)
+{
+    char out[256];
+    start_erl(ename, SINK_EVAL, 60);
+    assert_true(erl_wait(ename, "is_pid(whereis(n4sink)).", "{ok,true}", 10000,
+                         out, sizeof out));
+}
+
 /* ---- to erl -------------------------------------------------------------- */
 
 static void test_small_overtakes_big_to_erl(void **state)
@@ -66,7 +77,7 @@ static void test_small_overtakes_big_to_erl(void **state)
     char ename[64], efull[128], out[4096], want[256];
     uname_(ename, sizeof ename, "n4erla");
     full_of(ename, efull, sizeof efull);
-    start_erl(ename, SINK_EVAL, 60);
+    start_sink_erl(ename);
     n4_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
     edist_node *a = n4_start_node("n4a", &log, NULL);
     assert_int_equal(edist_node_connect(a, efull, 5000), 0);
@@ -120,7 +131,7 @@ static void test_hundred_in_order_to_erl(void **state)
     char ename[64], efull[128], out[8192];
     uname_(ename, sizeof ename, "n4erlb");
     full_of(ename, efull, sizeof efull);
-    start_erl(ename, SINK_EVAL, 60);
+    start_sink_erl(ename);
     n4_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
     edist_node_config cfg;
     edist_node_config_init(&cfg);
