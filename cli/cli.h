@@ -9,6 +9,8 @@ int cmd_epmd(int argc, char **argv);
 int cmd_names(int argc, char **argv);
 int cmd_node(int argc, char **argv);
 int cmd_ping(int argc, char **argv);
+int cmd_rpc(int argc, char **argv);
+int cmd_send(int argc, char **argv);
 
 /* Prints "edist: <what>: <strerror>[: <last error detail>]" to stderr. */
 void cli_error(const char *what, int err);

@@ -77,6 +77,15 @@ static void print_config(const edi_node_options *o)
     fputs(buf, stdout);
 }
 
+/* What the node's processes print (edist_demo:hello/0): one line on
+ * stdout, flushed at once so that whoever watches sees it now. */
+static void node_output(void *user, const char *line, size_t len)
+{
+    (void)user;
+    fprintf(stdout, "%.*s\n", (int)len, line);
+    fflush(stdout);
+}
+
 int cmd_node(int argc, char **argv)
 {
     if (wants_help(argc, argv)) {
@@ -107,6 +116,7 @@ int cmd_node(int argc, char **argv)
     edist_node_config *cfg = &o.cfg;
     cfg->log = log_stderr;
     cfg->log_user = "edist node";
+    cfg->output = node_output;
 
     /* Signals are taken by sigwait below: block them before any thread
      * exists so that every thread inherits the mask. */

@@ -15,6 +15,8 @@ static void usage(FILE *out)
           "  names                what `epmd -names` prints\n"
           "  node --sname NAME    run a node until SIGTERM (edist node --help)\n"
           "  ping NODE            pong (exit 0) or pang (exit 1), as net_adm:ping\n"
+          "  rpc NODE MOD FUN 'ARGS'  rpc:call; prints the result or {badrpc, R} (exit 1)\n"
+          "  send NODE NAME 'TERM'  send TERM to the process registered as NAME\n"
           "  demo                 walk through what edist does\n",
           out);
 }
@@ -45,6 +47,10 @@ int main(int argc, char **argv)
         return cmd_node(argc - 1, argv + 1);
     if (!strcmp(cmd, "ping"))
         return cmd_ping(argc - 1, argv + 1);
+    if (!strcmp(cmd, "rpc"))
+        return cmd_rpc(argc - 1, argv + 1);
+    if (!strcmp(cmd, "send"))
+        return cmd_send(argc - 1, argv + 1);
     if (!strcmp(cmd, "demo"))
         return cmd_demo(argc - 1, argv + 1);
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {

@@ -154,6 +154,11 @@ struct edi_nk {
     void *shutdown_arg;
     edi_timer shutdown_timer;
     edist_node_stats stats;
+    /* The process runtime (edi_nk_set_runtime) and the rxbuf of the frame
+     * being dispatched (NULL for a reassembled message). */
+    const edi_nk_rt_ops *rt_ops;
+    void *rt_user;
+    edi_rxbuf *cur_rxbuf;
 };
 
 static const edi_conn_ops dist_ops;
@@ -530,14 +535,15 @@ static const edi_sendq_ops sq_ops = {
  * are forced past a full queue (bounded: each answers one request the
  * peer made, and a peer that never reads is dropped); other frames get
  * EDIST_EAGAIN. */
-static int send_built(edi_nk *nk, edi_link *l, uint64_t stream, bool force)
+static int send_buf(edi_nk *nk, edi_link *l, uint64_t stream,
+                    const edist_buf *out, bool force)
 {
-    if (edist_buf_error(&nk->out))
-        return edist_buf_error(&nk->out);
+    if (edist_buf_error(out))
+        return edist_buf_error(out);
     if (!l->conn || !l->sq || l->phase != L_UP || l->dead)
         return edist_set_error(EDIST_ECLOSED, "connection to %s is down",
                                link_label(l));
-    size_t len = nk->out.len;
+    size_t len = out->len;
     if (force && edi_sendq_bytes(l->sq) >
                      edi_sendq_limit(l->sq) + NK_FORCED_QUEUE_MAX_BYTES) {
         char why[160];
@@ -547,7 +553,7 @@ static int send_built(edi_nk *nk, edi_link *l, uint64_t stream, bool force)
         link_down_why(l, "connection_closed", false, why);
         return edist_set_error(EDIST_ECLOSED, "peer does not read");
     }
-    int rc = edi_sendq_push(l->sq, stream, nk->out.data, len,
+    int rc = edi_sendq_push(l->sq, stream, out->data, len,
                             force ? EDI_SENDQ_FORCE : 0);
     if (rc == EDIST_EAGAIN)
         nk->stats.sends_busy++;
@@ -558,6 +564,11 @@ static int send_built(edi_nk *nk, edi_link *l, uint64_t stream, bool force)
     nk->stats.bytes_sent += len;
     link_pump(l);
     return 0;
+}
+
+static int send_built(edi_nk *nk, edi_link *l, uint64_t stream, bool force)
+{
+    return send_buf(nk, l, stream, &nk->out, force);
 }
 
 /* Everything still queued goes to the connection (before a graceful
@@ -732,6 +743,8 @@ static void link_down_why(edi_link *l, const char *reason, bool graceful,
     snprintf(detail, sizeof detail, "connection to %s went down (%s)", name,
              reason);
     fail_peer_ops(nk, name, EDIST_ECLOSED, detail);
+    if (nk->rt_ops && nk->rt_ops->node_down)
+        nk->rt_ops->node_down(nk->rt_user, name);
     emit_event(nk, false, name, hidden, reason, 0);
     if (waiting && !waiting->dead && waiting->phase == L_WAIT_OLD)
         old_conn_gone(waiting);
@@ -1112,7 +1125,9 @@ static void on_frame(edi_conn *c, void *user, const edi_frame *f)
         nk->stats.fragmented_messages_received++;
     }
     nk->stats.messages_received++;
+    nk->cur_rxbuf = d.owned ? NULL : f->rxbuf;
     dispatch(nk, l, &d.msg);
+    nk->cur_rxbuf = NULL;
     free(d.owned);
 }
 
@@ -1703,6 +1718,21 @@ static int payload_cursor(const edi_dist_msg *m, edist_cursor *c)
 
 static void hand_over(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
 {
+    if (!nk->msg_fn && nk->rt_ops && nk->rt_ops->dispatch) {
+        nk->dispatching++;
+        int rc = nk->rt_ops->dispatch(nk->rt_user, l->peer_name, l->flags, m,
+                                      nk->cur_rxbuf);
+        nk->dispatching--;
+        if (rc == EDIST_ENOTFOUND) {
+            edist_atom name = {0};
+            edi_dist_view_atom(m->to_name, &name);
+            nk->stats.messages_dropped++;
+            nk_log(nk, EDIST_LOG_DEBUG, "dropped %s to %.*s from %s (no such "
+                   "process)", edi_dop_name(m->op), (int)name.len,
+                   name.ptr ? name.ptr : "", l->peer_name);
+        }
+        return;
+    }
     if (nk->msg_fn) {
         /* The handler gets a term it can walk: erts decodes a message when
          * its receiver reads it and kills the connection if it cannot
@@ -1873,6 +1903,12 @@ static bool spawn_result(edi_nk *nk, const edi_dist_msg *m, edist_cursor *args,
 
 static void serve_spawn(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
 {
+    if (!nk->msg_fn && nk->rt_ops && nk->rt_ops->has_export &&
+        nk->rt_ops->has_export(nk->rt_user, &m->spawn_module,
+                               &m->spawn_function, m->spawn_arity)) {
+        hand_over(nk, l, m);
+        return;
+    }
     bool want_link = false, want_monitor = false;
     edist_cursor oc;
     uint32_t n;
@@ -1958,8 +1994,23 @@ static void reply_noproc_monitor(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
     send_built(nk, l, EDI_NK_KERNEL_PID_ID, true);
 }
 
+/* Does a process of the runtime own the registered name in view v? */
+static bool rt_owns_name(edi_nk *nk, edist_term_view v)
+{
+    edist_atom a;
+    return !nk->msg_fn && nk->rt_ops && nk->rt_ops->has_name &&
+           edi_dist_view_atom(v, &a) == 0 &&
+           nk->rt_ops->has_name(nk->rt_user, &a);
+}
+
 static void dispatch(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
 {
+    if ((m->op == EDI_DOP_REG_SEND || m->op == EDI_DOP_REG_SEND_TT ||
+         m->op == EDI_DOP_MONITOR_P || m->op == EDI_DOP_DEMONITOR_P) &&
+        rt_owns_name(nk, m->to_name.ptr ? m->to_name : m->to)) {
+        hand_over(nk, l, m);
+        return;
+    }
     switch (m->op) {
     case EDI_DOP_REG_SEND:
     case EDI_DOP_REG_SEND_TT:
@@ -1997,7 +2048,7 @@ static void dispatch(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
          * exist here yet: DOWN noproc at once, as erts answers. */
         if (view_is_atom(m->to, "net_kernel") || is_self_pid(nk, m->to))
             return;
-        if (nk->msg_fn) {
+        if (nk->msg_fn || nk->rt_ops) {
             hand_over(nk, l, m);
             return;
         }
@@ -2032,6 +2083,32 @@ static void dispatch(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
         hand_over(nk, l, m);
         return;
     }
+}
+
+void edi_nk_set_runtime(edi_nk *nk, const edi_nk_rt_ops *ops, void *user)
+{
+    nk->rt_ops = ops;
+    nk->rt_user = user;
+}
+
+int edi_nk_peer_flags(edi_nk *nk, const char *peer, uint64_t *flags)
+{
+    edi_link *l = up_link(nk, peer ? peer : "");
+    if (!l || l->phase != L_UP || l->dead)
+        return edist_set_error(EDIST_ENOTFOUND, "not connected to %s",
+                               peer ? peer : "");
+    *flags = l->flags;
+    return 0;
+}
+
+int edi_nk_send_frame(edi_nk *nk, const char *peer, uint64_t sender,
+                      const edist_buf *frame, bool force)
+{
+    edi_link *l = up_link(nk, peer ? peer : "");
+    if (!l)
+        return edist_set_error(EDIST_ENOTFOUND, "not connected to %s",
+                               peer ? peer : "");
+    return send_buf(nk, l, sender ? sender : EDI_NK_SELF_PID_ID, frame, force);
 }
 
 /* ---- membership ---------------------------------------------------------- */

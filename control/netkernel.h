@@ -167,6 +167,43 @@ int edi_nk_get_peer_stats(const edi_nk *nk, const char *peer,
 void edi_nk_shutdown(edi_nk *nk, uint32_t grace_ms, edi_nk_done_fn done,
                      void *arg);
 
+
+/* ---- the process runtime's side (runtime/node.c) ---------------------------
+ * Once set, every distribution message the node itself does not answer
+ * (its interim pseudo-processes: is_auth, ping replies, nodes queries) goes
+ * to dispatch (unless an application message handler is set:
+ * edi_nk_set_message_handler keeps precedence), with the received frame's rxbuf (NULL when the message was
+ * reassembled from fragments: then its bytes are valid during the call
+ * only; otherwise edi_rxbuf_ref() keeps them). peer_flags: the
+ * connection's negotiated flags. node_down runs when a connection that
+ * was up goes down, before the nodedown subscribers. Loop thread. */
+typedef struct edi_nk_rt_ops {
+    /* Returns EDIST_ENOTFOUND when no local process took the message
+     * (counted as dropped), else 0. */
+    int (*dispatch)(void *user, const char *peer, uint64_t peer_flags,
+                    const edi_dist_msg *m, edi_rxbuf *rxbuf);
+    void (*node_down)(void *user, const char *peer);
+    /* Is module:function/arity exported by the runtime? Spawn requests of
+     * anything else are answered by the node's interim table (erpc
+     * execute_call of erlang:node/nodes/is_alive, undef otherwise). */
+    bool (*has_export)(void *user, const edist_atom *module,
+                       const edist_atom *function, uint32_t arity);
+    /* Is a local process registered as name? The node's interim answers
+     * for net_kernel (is_auth, monitors of it) give way to a registered
+     * process of that name. */
+    bool (*has_name)(void *user, const edist_atom *name);
+} edi_nk_rt_ops;
+void edi_nk_set_runtime(edi_nk *nk, const edi_nk_rt_ops *ops, void *user);
+/* The negotiated flags of the up connection to peer; EDIST_ENOTFOUND if
+ * not connected. */
+int edi_nk_peer_flags(edi_nk *nk, const char *peer, uint64_t *flags);
+/* Queue a frame built with the dist_msg builders (length prefix included)
+ * for peer on the stream of sender (a process id: per-sender order).
+ * force: a reply the peer waits for, past a full queue (bounded). 0,
+ * EDIST_ENOTFOUND (not connected), EDIST_EAGAIN, EDIST_ECLOSED. */
+int edi_nk_send_frame(edi_nk *nk, const char *peer, uint64_t sender,
+                      const edist_buf *frame, bool force);
+
 /* ---- the ticker's decision, pure (dist_util:send_tick/2) ----------------- */
 
 typedef struct edi_tick_state {

@@ -22,8 +22,13 @@
 #include "control/epmd_client.h"
 #include "control/epmd_server.h"
 #include "control/handshake.h"
+#include "control/dist_flags.h"
+#include "control/dist_msg.h"
 #include "control/netkernel.h"
 #include "dataplane/uring/loop.h"
+#include "edist/proc.h"
+#include "runtime/runtime_internal.h"
+#include "runtime/services.h"
 
 /* Port mapper registration: how long to wait for the embedded one we
  * started to answer, and how long a stop may take to say goodbye. */
@@ -50,6 +55,12 @@ struct edist_node {
     pthread_t thread;
     bool thread_started;
     atomic_bool stopping; /* set by edist_node_stop, read on the loop */
+    /* The process runtime on the node's loop, and what its hooks use to
+     * build frames (loop thread). */
+    edi_rt *rt;
+    edi_services *services;
+    edist_buf rt_frame;
+    uint64_t rt_unlink_id;
 };
 
 typedef enum call_kind {
@@ -111,6 +122,7 @@ void edist_node_config_init(edist_node_config *cfg)
     cfg->reassembly_limit_bytes = EDIST_NODE_REASSEMBLY_LIMIT_BYTES_DEFAULT;
     cfg->idle = EDIST_IDLE_ADAPTIVE;
     cfg->log_level = EDIST_LOG_INFO;
+    cfg->services = true;
 }
 
 /* erl's rules for the part before '@' (net_kernel valid_name_head). */
@@ -308,6 +320,10 @@ out:
 
 static void node_free(edist_node *n)
 {
+    if (n->rt)
+        edi_rt_free(n->rt); /* the loop no longer runs */
+    edi_services_free(n->services); /* after the runtime, as it asks */
+    edist_buf_free(&n->rt_frame);
     if (n->nk)
         edi_nk_free(n->nk);
     if (n->loop)
@@ -315,6 +331,616 @@ static void node_free(edist_node *n)
     if (n->cookies)
         edi_cookies_free(n->cookies);
     free(n);
+}
+
+/* ---- the process runtime wired to the net kernel -------------------------
+ * The runtime's hooks build distribution messages for the connection to
+ * the target's node and queue them on the sending process's stream (its
+ * pid id: per-sender order, PROTOCOL-NOTES §4); messages arriving from
+ * peers go to the runtime's entry points, their payloads handed over as
+ * views of the receive buffer (referenced, not copied). All on the loop
+ * thread. A hook for a node we are not connected to fails: the runtime
+ * then answers with noconnection itself. */
+
+static void rt_rxbuf_ref(void *owner)
+{
+    edi_rxbuf_ref(owner);
+}
+
+static void rt_rxbuf_unref(void *owner, const void *data)
+{
+    (void)data;
+    edi_rxbuf_unref(owner);
+}
+
+static int rt_pid_view(edist_procid p, edi_dist_term_scratch *s,
+                       edist_term_view *out)
+{
+    edist_pid pid;
+    edist_procid_to_pid(p, &pid);
+    return edi_dist_pid_view(&pid, s, out);
+}
+
+static int rt_view_procid(edist_term_view v, edist_procid *out)
+{
+    edist_pid pid;
+    int rc = edi_dist_view_pid(v, &pid);
+    return rc ? rc : edist_procid_from_pid(&pid, out);
+}
+
+/* Peer name of an interned node index, and that connection's flags. */
+static int rt_peer(edist_node *n, uint32_t node, char *peer, size_t cap,
+                   uint64_t *flags)
+{
+    size_t len = 0;
+    const char *name = edi_rt_node_name(node, &len);
+    if (!name || len == 0 || len >= cap)
+        return edist_set_error(EDIST_ENOTFOUND, "unknown node %u", node);
+    memcpy(peer, name, len);
+    peer[len] = 0;
+    return edi_nk_peer_flags(n->nk, peer, flags);
+}
+
+static int rt_queue(edist_node *n, const char *peer, edist_procid sender,
+                    bool force)
+{
+    return edi_nk_send_frame(n->nk, peer, sender.id, &n->rt_frame, force);
+}
+
+static int rt_hook_send(void *user, edist_procid from, edist_procid to,
+                        const edi_rt_payload *msg)
+{
+    edist_node *n = user;
+    char peer[EDI_HS_NAME_MAX_BYTES + 1];
+    uint64_t flags;
+    edi_dist_term_scratch fs, ts;
+    edist_term_view fv, tv;
+    int rc = rt_peer(n, to.node, peer, sizeof peer, &flags);
+    if (rc || (rc = rt_pid_view(from, &fs, &fv)) ||
+        (rc = rt_pid_view(to, &ts, &tv)))
+        return rc;
+    edist_term_view mv = {.ptr = msg->data, .len = msg->len};
+    edist_buf_reset(&n->rt_frame);
+    if (flags & EDI_DFLAG_SEND_SENDER)
+        rc = edi_dist_build_send_sender(&n->rt_frame, flags, NULL, fv, tv, mv);
+    else
+        rc = edi_dist_build_send(&n->rt_frame, flags, NULL, tv, mv);
+    if (rc == 0)
+        rc = rt_queue(n, peer, from, false);
+    if (rc == 0 && msg->release)
+        msg->release(msg->owner, msg->data); /* copied into the queue */
+    return rc;
+}
+
+static int rt_hook_reg_send(void *user, edist_procid from, uint32_t node,
+                            const char *name, const edi_rt_payload *msg)
+{
+    edist_node *n = user;
+    char peer[EDI_HS_NAME_MAX_BYTES + 1];
+    uint64_t flags;
+    edi_dist_term_scratch fs, ns;
+    edist_term_view fv, nv;
+    int rc = rt_peer(n, node, peer, sizeof peer, &flags);
+    if (rc || (rc = rt_pid_view(from, &fs, &fv)) ||
+        (rc = edi_dist_atom_view(name, strlen(name), &ns, &nv)))
+        return rc;
+    edist_term_view mv = {.ptr = msg->data, .len = msg->len};
+    edist_buf_reset(&n->rt_frame);
+    rc = edi_dist_build_reg_send(&n->rt_frame, flags, NULL, fv, nv, mv);
+    if (rc == 0)
+        rc = rt_queue(n, peer, from, false);
+    if (rc == 0 && msg->release)
+        msg->release(msg->owner, msg->data);
+    return rc;
+}
+
+typedef enum rt_pair_op { RT_LINK, RT_UNLINK } rt_pair_op;
+
+static int rt_pair(edist_node *n, rt_pair_op op, edist_procid from,
+                   edist_procid to)
+{
+    char peer[EDI_HS_NAME_MAX_BYTES + 1];
+    uint64_t flags;
+    edi_dist_term_scratch fs, ts;
+    edist_term_view fv, tv;
+    int rc = rt_peer(n, to.node, peer, sizeof peer, &flags);
+    if (rc || (rc = rt_pid_view(from, &fs, &fv)) ||
+        (rc = rt_pid_view(to, &ts, &tv)))
+        return rc;
+    edist_buf_reset(&n->rt_frame);
+    if (op == RT_LINK)
+        rc = edi_dist_build_link(&n->rt_frame, flags, fv, tv);
+    else if (flags & EDI_DFLAG_UNLINK_ID)
+        rc = edi_dist_build_unlink_id(&n->rt_frame, flags, ++n->rt_unlink_id,
+                                      fv, tv);
+    else
+        rc = edi_dist_build_unlink(&n->rt_frame, flags, fv, tv);
+    return rc ? rc : rt_queue(n, peer, from, true);
+}
+
+static int rt_hook_link(void *user, edist_procid from, edist_procid to)
+{
+    return rt_pair(user, RT_LINK, from, to);
+}
+
+static int rt_hook_unlink(void *user, edist_procid from, edist_procid to)
+{
+    return rt_pair(user, RT_UNLINK, from, to);
+}
+
+static int rt_exit_any(edist_node *n, bool exit2, edist_procid from,
+                       edist_procid to, edist_term_view reason)
+{
+    char peer[EDI_HS_NAME_MAX_BYTES + 1];
+    uint64_t flags;
+    edi_dist_term_scratch fs, ts;
+    edist_term_view fv, tv;
+    int rc = rt_peer(n, to.node, peer, sizeof peer, &flags);
+    if (rc || (rc = rt_pid_view(from, &fs, &fv)) ||
+        (rc = rt_pid_view(to, &ts, &tv)))
+        return rc;
+    edist_buf_reset(&n->rt_frame);
+    rc = exit2 ? edi_dist_build_exit2(&n->rt_frame, flags, NULL, fv, tv, reason)
+               : edi_dist_build_exit(&n->rt_frame, flags, NULL, fv, tv, reason);
+    return rc ? rc : rt_queue(n, peer, from, true);
+}
+
+static int rt_hook_exit(void *user, edist_procid from, edist_procid to,
+                        edist_term_view reason)
+{
+    return rt_exit_any(user, false, from, to, reason);
+}
+
+static int rt_hook_exit2(void *user, edist_procid from, edist_procid to,
+                         edist_term_view reason)
+{
+    return rt_exit_any(user, true, from, to, reason);
+}
+
+static int rt_mon_any(edist_node *n, bool demon, edist_procid watcher,
+                      edist_procid target, uint32_t node, const char *name,
+                      const edist_ref *ref)
+{
+    char peer[EDI_HS_NAME_MAX_BYTES + 1];
+    uint64_t flags;
+    edi_dist_term_scratch ws, ts, rs;
+    edist_term_view wv, tv, rv;
+    int rc = rt_peer(n, name ? node : target.node, peer, sizeof peer, &flags);
+    if (rc || (rc = rt_pid_view(watcher, &ws, &wv)) ||
+        (rc = edi_dist_ref_view(ref, &rs, &rv)))
+        return rc;
+    rc = name ? edi_dist_atom_view(name, strlen(name), &ts, &tv)
+              : rt_pid_view(target, &ts, &tv);
+    if (rc)
+        return rc;
+    edist_buf_reset(&n->rt_frame);
+    rc = demon ? edi_dist_build_demonitor_p(&n->rt_frame, flags, wv, tv, rv)
+               : edi_dist_build_monitor_p(&n->rt_frame, flags, wv, tv, rv);
+    return rc ? rc : rt_queue(n, peer, watcher, true);
+}
+
+static int rt_hook_monitor(void *user, edist_procid watcher,
+                           edist_procid target, uint32_t node,
+                           const char *name, const edist_ref *ref)
+{
+    return rt_mon_any(user, false, watcher, target, node, name, ref);
+}
+
+static int rt_hook_demonitor(void *user, edist_procid watcher,
+                             edist_procid target, uint32_t node,
+                             const char *name, const edist_ref *ref)
+{
+    return rt_mon_any(user, true, watcher, target, node, name, ref);
+}
+
+static int rt_hook_monitor_exit(void *user, edist_procid target,
+                                edist_procid watcher, const char *name,
+                                const edist_ref *ref, edist_term_view reason)
+{
+    edist_node *n = user;
+    char peer[EDI_HS_NAME_MAX_BYTES + 1];
+    uint64_t flags;
+    edi_dist_term_scratch ws, ts, rs;
+    edist_term_view wv, tv, rv;
+    int rc = rt_peer(n, watcher.node, peer, sizeof peer, &flags);
+    if (rc || (rc = rt_pid_view(watcher, &ws, &wv)) ||
+        (rc = edi_dist_ref_view(ref, &rs, &rv)))
+        return rc;
+    /* A monitor by name reports the name as the one that went down. */
+    rc = name ? edi_dist_atom_view(name, strlen(name), &ts, &tv)
+              : rt_pid_view(target, &ts, &tv);
+    if (rc)
+        return rc;
+    edist_buf_reset(&n->rt_frame);
+    rc = edi_dist_build_monitor_p_exit(&n->rt_frame, flags, tv, wv, rv,
+                                       reason);
+    return rc ? rc : rt_queue(n, peer, target, true);
+}
+
+static int rt_hook_spawn_request(void *user, edist_procid from, uint32_t node,
+                                 const edist_ref *req_id, const char *module,
+                                 const char *function, edist_term_view args,
+                                 unsigned sflags)
+{
+    edist_node *n = user;
+    char peer[EDI_HS_NAME_MAX_BYTES + 1];
+    uint64_t flags;
+    edi_dist_term_scratch fs, rs;
+    edist_term_view fv, rv;
+    int rc = rt_peer(n, node, peer, sizeof peer, &flags);
+    if (rc || (rc = rt_pid_view(from, &fs, &fv)) ||
+        (rc = edi_dist_ref_view(req_id, &rs, &rv)))
+        return rc;
+    /* The argument count: the list's length (a proper list). */
+    edist_cursor c;
+    uint32_t count = 0;
+    edist_cursor_init(&c, args.ptr, args.len);
+    if (edist_dec_list(&c, &count) != 0)
+        count = 0;
+    uint8_t ob[64];
+    edist_buf o;
+    edist_buf_init_fixed(&o, ob, sizeof ob);
+    unsigned nopt = ((sflags & EDI_SPAWN_LINK) ? 1u : 0u) +
+                    ((sflags & EDI_SPAWN_MONITOR) ? 1u : 0u);
+    if (nopt)
+        edist_enc_list(&o, nopt);
+    if (sflags & EDI_SPAWN_LINK)
+        edist_enc_atomz(&o, "link");
+    if (sflags & EDI_SPAWN_MONITOR)
+        edist_enc_atomz(&o, "monitor");
+    edist_enc_nil(&o);
+    edist_term_view ov = {.ptr = o.data, .len = o.len};
+    edist_buf_reset(&n->rt_frame);
+    /* Our pid as group leader: io of the remote process is not served. */
+    rc = edi_dist_build_spawn_request(&n->rt_frame, flags, NULL, rv, fv, fv,
+                                      module, function, count, ov, args);
+    return rc ? rc : rt_queue(n, peer, from, true);
+}
+
+static const edi_rt_hooks rt_hooks_template = {
+    .send = rt_hook_send,
+    .reg_send = rt_hook_reg_send,
+    .link = rt_hook_link,
+    .unlink = rt_hook_unlink,
+    .exit = rt_hook_exit,
+    .exit2 = rt_hook_exit2,
+    .monitor = rt_hook_monitor,
+    .demonitor = rt_hook_demonitor,
+    .monitor_exit = rt_hook_monitor_exit,
+    .spawn_request = rt_hook_spawn_request,
+};
+
+/* ---- incoming ---- */
+
+static unsigned rt_spawn_opts(edist_term_view opts)
+{
+    unsigned f = 0;
+    edist_cursor oc;
+    uint32_t n;
+    if (!opts.ptr)
+        return 0;
+    edist_cursor_init(&oc, opts.ptr, opts.len);
+    if (edist_dec_list(&oc, &n) != 0)
+        return 0;
+    for (uint32_t i = 0; i < n; i++) {
+        edist_term_info info;
+        if (edist_peek(&oc, &info))
+            break;
+        edist_atom a;
+        uint32_t ar;
+        edist_cursor save = oc;
+        if (info.type == EDIST_TYPE_ATOM && edist_dec_atom(&oc, &a) == 0) {
+            if (edist_atom_eq(&a, "link"))
+                f |= EDI_SPAWN_LINK;
+            if (edist_atom_eq(&a, "monitor"))
+                f |= EDI_SPAWN_MONITOR;
+            continue;
+        }
+        if (info.type == EDIST_TYPE_TUPLE && edist_dec_tuple(&oc, &ar) == 0 &&
+            ar >= 1 && edist_dec_atom(&oc, &a) == 0 &&
+            edist_atom_eq(&a, "monitor"))
+            f |= EDI_SPAWN_MONITOR;
+        oc = save;
+        if (edist_skip(&oc))
+            break;
+    }
+    return f;
+}
+
+static void rt_spawn_in(edist_node *n, const char *peer, uint64_t flags,
+                        const edi_dist_msg *m)
+{
+    edist_procid parent;
+    edist_ref req;
+    if (rt_view_procid(m->from, &parent) || edi_dist_view_ref(m->ref, &req))
+        return;
+    unsigned sf = rt_spawn_opts(m->options);
+    char mod[256], fun[256];
+    if (m->spawn_module.len >= sizeof mod || m->spawn_function.len >= sizeof fun)
+        return;
+    memcpy(mod, m->spawn_module.ptr, m->spawn_module.len);
+    mod[m->spawn_module.len] = 0;
+    memcpy(fun, m->spawn_function.ptr, m->spawn_function.len);
+    fun[m->spawn_function.len] = 0;
+    edist_term_view args = m->payload;
+    static const uint8_t nil = EDIST_TAG_NIL;
+    if (!args.ptr) {
+        args.ptr = &nil;
+        args.len = 1;
+    }
+    edist_procid pid;
+    /* The reply goes first on the new process's stream, so that the
+     * exit/DOWN it may send at once follows it (the process runs only
+     * once this handler returns to the loop). */
+    int rc = edi_rt_spawn_export_for(n->rt, parent, mod, fun, args, sf, &req,
+                                     &pid);
+    edi_dist_term_scratch ps, es;
+    edist_term_view result;
+    uint32_t rf = 0;
+    if (rc == 0) {
+        rt_pid_view(pid, &ps, &result);
+        rf = ((sf & EDI_SPAWN_LINK) ? EDI_SPAWN_FLAG_LINK : 0) |
+             ((sf & EDI_SPAWN_MONITOR) ? EDI_SPAWN_FLAG_MONITOR : 0);
+    } else {
+        const char *why = rc == EDIST_ENOMEM ? "system_limit" : "badarg";
+        edi_dist_atom_view(why, strlen(why), &es, &result);
+        pid = EDIST_PROCID_NULL;
+    }
+    edist_buf_reset(&n->rt_frame);
+    if (edi_dist_build_spawn_reply(&n->rt_frame, flags, NULL, m->ref, m->from,
+                                   rf, result) == 0)
+        edi_nk_send_frame(n->nk, peer, rc == 0 ? pid.id : EDI_NK_SELF_PID_ID,
+                          &n->rt_frame, true);
+}
+
+static int rt_dispatch(void *user, const char *peer, uint64_t flags,
+                       const edi_dist_msg *m, edi_rxbuf *rxbuf)
+{
+    edist_node *n = user;
+    edist_procid from = EDIST_PROCID_NULL, to = EDIST_PROCID_NULL;
+    edi_rt_incoming in = {
+        .data = m->payload.ptr,
+        .len = m->payload.len,
+        .ref = rxbuf ? rt_rxbuf_ref : NULL,
+        .unref = rxbuf ? rt_rxbuf_unref : NULL,
+        .owner = rxbuf,
+    };
+    edist_ref ref;
+    edist_term_view reason = m->reason;
+    if (!reason.ptr)
+        reason = m->payload;
+    switch (m->op) {
+    case EDI_DOP_SEND:
+    case EDI_DOP_SEND_TT:
+    case EDI_DOP_SEND_SENDER:
+    case EDI_DOP_SEND_SENDER_TT:
+    case EDI_DOP_ALIAS_SEND:
+    case EDI_DOP_ALIAS_SEND_TT:
+        if (!m->payload.ptr)
+            return 0;
+        if (m->from.ptr)
+            rt_view_procid(m->from, &from);
+        if (rt_view_procid(m->to, &to))
+            return 0;
+        return edi_rt_deliver(n->rt, from, to, &in) == EDIST_ENOTFOUND
+                   ? EDIST_ENOTFOUND
+                   : 0;
+    case EDI_DOP_REG_SEND:
+    case EDI_DOP_REG_SEND_TT: {
+        edist_atom name;
+        if (!m->payload.ptr || edi_dist_view_atom(m->to_name, &name))
+            return 0;
+        rt_view_procid(m->from, &from);
+        return edi_rt_deliver_name(n->rt, from, name.ptr, name.len, &in) ==
+                       EDIST_ENOTFOUND
+                   ? EDIST_ENOTFOUND
+                   : 0;
+    }
+    case EDI_DOP_LINK:
+        if (rt_view_procid(m->from, &from) == 0 &&
+            rt_view_procid(m->to, &to) == 0)
+            edi_rt_link_in(n->rt, from, to);
+        return 0;
+    case EDI_DOP_UNLINK:
+    case EDI_DOP_UNLINK_ID:
+        if (rt_view_procid(m->from, &from) || rt_view_procid(m->to, &to))
+            return 0;
+        edi_rt_unlink_in(n->rt, from, to);
+        if (m->op == EDI_DOP_UNLINK_ID) {
+            edi_dist_term_scratch fs, ts;
+            edist_term_view fv, tv;
+            if (rt_pid_view(to, &fs, &fv) || rt_pid_view(from, &ts, &tv))
+                return 0;
+            edist_buf_reset(&n->rt_frame);
+            if (edi_dist_build_unlink_id_ack(&n->rt_frame, flags, m->unlink_id,
+                                             fv, tv) == 0)
+                edi_nk_send_frame(n->nk, peer, to.id, &n->rt_frame, true);
+        }
+        return 0;
+    case EDI_DOP_UNLINK_ID_ACK:
+        return 0; /* the runtime removed the link when it sent the unlink */
+    case EDI_DOP_EXIT:
+    case EDI_DOP_EXIT_TT:
+    case EDI_DOP_PAYLOAD_EXIT:
+    case EDI_DOP_PAYLOAD_EXIT_TT:
+    case EDI_DOP_EXIT2:
+    case EDI_DOP_EXIT2_TT:
+    case EDI_DOP_PAYLOAD_EXIT2:
+    case EDI_DOP_PAYLOAD_EXIT2_TT: {
+        bool exit2 = m->op == EDI_DOP_EXIT2 || m->op == EDI_DOP_EXIT2_TT ||
+                     m->op == EDI_DOP_PAYLOAD_EXIT2 ||
+                     m->op == EDI_DOP_PAYLOAD_EXIT2_TT;
+        if (!reason.ptr || rt_view_procid(m->from, &from) ||
+            rt_view_procid(m->to, &to))
+            return 0;
+        edi_rt_exit_in(n->rt, from, to, reason, exit2);
+        return 0;
+    }
+    case EDI_DOP_MONITOR_P: {
+        edist_atom name;
+        char nm[256];
+        if (rt_view_procid(m->from, &from) || edi_dist_view_ref(m->ref, &ref))
+            return 0;
+        if (edi_dist_view_atom(m->to, &name) == 0) {
+            if (name.len >= sizeof nm)
+                return 0;
+            memcpy(nm, name.ptr, name.len);
+            nm[name.len] = 0;
+            edi_rt_monitor_in(n->rt, from, EDIST_PROCID_NULL, nm, &ref);
+        } else if (rt_view_procid(m->to, &to) == 0) {
+            edi_rt_monitor_in(n->rt, from, to, NULL, &ref);
+        }
+        return 0;
+    }
+    case EDI_DOP_DEMONITOR_P:
+        if (rt_view_procid(m->from, &from) || edi_dist_view_ref(m->ref, &ref))
+            return 0;
+        if (rt_view_procid(m->to, &to))
+            to = EDIST_PROCID_NULL; /* by name: the ref says which */
+        edi_rt_demonitor_in(n->rt, from, to, &ref);
+        return 0;
+    case EDI_DOP_MONITOR_P_EXIT:
+    case EDI_DOP_PAYLOAD_MONITOR_P_EXIT:
+        if (!reason.ptr || rt_view_procid(m->to, &to) ||
+            edi_dist_view_ref(m->ref, &ref))
+            return 0;
+        if (rt_view_procid(m->from, &from))
+            from = EDIST_PROCID_NULL; /* monitored by name */
+        edi_rt_monitor_exit_in(n->rt, from, to, &ref, reason);
+        return 0;
+    case EDI_DOP_SPAWN_REQUEST:
+    case EDI_DOP_SPAWN_REQUEST_TT:
+        rt_spawn_in(n, peer, flags, m);
+        return 0;
+    case EDI_DOP_SPAWN_REPLY:
+    case EDI_DOP_SPAWN_REPLY_TT: {
+        edist_procid pid = EDIST_PROCID_NULL;
+        if (rt_view_procid(m->to, &to) || edi_dist_view_ref(m->ref, &ref))
+            return 0;
+        bool ok = rt_view_procid(m->result, &pid) == 0;
+        unsigned f = ((m->flags & EDI_SPAWN_FLAG_LINK) ? EDI_SPAWN_LINK : 0) |
+                     ((m->flags & EDI_SPAWN_FLAG_MONITOR) ? EDI_SPAWN_MONITOR
+                                                          : 0);
+        edi_rt_spawn_reply_in(n->rt, to, &ref, ok, pid, m->result, f);
+        return 0;
+    }
+    default:
+        return 0; /* GROUP_LEADER, ALTACT_SIG_SEND: not served */
+    }
+}
+
+static void rt_node_down(void *user, const char *peer)
+{
+    edist_node *n = user;
+    uint32_t idx;
+    if (edi_rt_node_intern(peer, strlen(peer), &idx) == 0)
+        edi_rt_node_down(n->rt, idx);
+}
+
+static bool rt_has_export(void *user, const edist_atom *module,
+                          const edist_atom *function, uint32_t arity)
+{
+    edist_node *n = user;
+    char mod[256], fun[256];
+    if (module->len >= sizeof mod || function->len >= sizeof fun)
+        return false;
+    memcpy(mod, module->ptr, module->len);
+    mod[module->len] = 0;
+    memcpy(fun, function->ptr, function->len);
+    fun[function->len] = 0;
+    return edist_export_lookup((edist_runtime *)n->rt, mod, fun, arity, NULL,
+                               NULL) == 0;
+}
+
+static bool rt_has_name(void *user, const edist_atom *name)
+{
+    edist_node *n = user;
+    char nm[256];
+    edist_procid pid;
+    if (name->len >= sizeof nm)
+        return false;
+    memcpy(nm, name->ptr, name->len);
+    nm[name->len] = 0;
+    return edist_runtime_whereis((edist_runtime *)n->rt, nm, &pid) == 0;
+}
+
+/* ---- what the services ask of the node (loop thread) ---- */
+
+static int svc_nodes(void *user, unsigned which, edi_services_node_fn add,
+                     void *ctx)
+{
+    edist_node *n = user;
+    unsigned sel = 0;
+    if (which & EDI_NODES_VISIBLE)
+        sel |= EDIST_NODES_VISIBLE;
+    if (which & (EDI_NODES_HIDDEN | EDI_NODES_KNOWN))
+        sel |= EDIST_NODES_HIDDEN;
+    if (which & EDI_NODES_KNOWN)
+        sel |= EDIST_NODES_VISIBLE;
+    edist_node_list list = {0};
+    int rc = edi_nk_nodes(n->nk, sel, &list);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < list.count; i++)
+        add(ctx, list.names[i], strlen(list.names[i]));
+    edist_node_list_free(&list);
+    return 0;
+}
+
+static bool svc_is_alive(void *user)
+{
+    (void)user;
+    return true;
+}
+
+static void svc_print_line(void *user, const char *line, size_t len)
+{
+    edist_node *n = user;
+    if (n->cfg.output)
+        n->cfg.output(n->cfg.output_user, line, len);
+}
+
+static const edi_nk_rt_ops rt_nk_ops = {
+    .dispatch = rt_dispatch,
+    .node_down = rt_node_down,
+    .has_export = rt_has_export,
+    .has_name = rt_has_name,
+};
+
+static int node_runtime_new(edist_node *n)
+{
+    edist_runtime_config pc;
+    edist_runtime_config_init(&pc);
+    pc.log = n->cfg.log;
+    pc.log_user = n->cfg.log_user;
+    pc.log_level = n->cfg.log_level;
+    pc.node_name = n->name;
+    pc.creation = n->creation;
+    edi_rt_hooks hooks = rt_hooks_template;
+    hooks.user = n;
+    edi_rt_config rc = {.loop = n->loop, .proc = &pc, .hooks = &hooks};
+    edist_buf_init(&n->rt_frame);
+    int err = edi_rt_new(&rc, &n->rt);
+    if (err)
+        return err;
+    if (n->cfg.services) {
+        edi_services_config sc = {
+            .user = n,
+            .nodes = svc_nodes,
+            .is_alive = svc_is_alive,
+            .print_line = svc_print_line,
+        };
+        err = edi_services_start((edist_runtime *)n->rt, &sc, &n->services);
+        if (err)
+            return err;
+    }
+    edi_nk_set_runtime(n->nk, &rt_nk_ops, n);
+    return 0;
+}
+
+edist_runtime *edist_node_runtime(edist_node *node)
+{
+    return node ? node->rt : NULL;
 }
 
 int edist_node_start(const edist_node_config *cfg, edist_node **out)
@@ -405,6 +1031,11 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
         .log_level = cfg->log_level,
     };
     rc = edi_nk_new(&kc, &n->nk);
+    if (rc) {
+        edi_epmd_unregister(epmd_fd);
+        goto fail;
+    }
+    rc = node_runtime_new(n);
     if (rc) {
         edi_epmd_unregister(epmd_fd);
         goto fail;

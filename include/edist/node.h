@@ -103,6 +103,16 @@ typedef struct edist_node_config {
     edist_log_fn log;
     void *log_user;
     edist_log_level log_level; /* default EDIST_LOG_INFO */
+    /* The node's standard output, for what its processes print
+     * (edist_demo:hello/0): one line without its newline, to be written
+     * and flushed at once. Called on the node's thread; must not block
+     * long. NULL: such output is discarded. */
+    void (*output)(void *user, const char *line, size_t len);
+    void *output_user;
+    /* Start the services every node exposes (echo, net_kernel, rex, the
+     * erpc / erlang / edist_demo exports; shared/CONTRACT.md). Default
+     * true. */
+    bool services;
 } edist_node_config;
 
 #define EDIST_NODE_TICKTIME_MS_DEFAULT 60000u
@@ -128,6 +138,12 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out);
 /* Disconnect every peer cleanly, unregister, stop the thread, free. NULL is
  * a no-op. Not from a callback. */
 void edist_node_stop(edist_node *node);
+
+/* The node's process runtime (edist/proc.h): its processes are the node's
+ * pids, reachable from other nodes; it runs on the node's thread and lives
+ * as long as the node. NULL for NULL. */
+struct edist_runtime;
+struct edist_runtime *edist_node_runtime(edist_node *node);
 
 /* Callback-safe getters (constant for the node's life). */
 const char *edist_node_name(const edist_node *node); /* "foo@host" */

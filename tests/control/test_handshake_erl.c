@@ -4,11 +4,11 @@
  * The test starts its own `epmd -port P` on a free port and one `erl -name
  * h8erl<pid>@127.0.0.1` (ERL_EPMD_PORT=P, net_ticktime 4, distribution on
  * loopback only) whose stdin/stdout are a tiny REPL: we write one Erlang
- * expression per line and read back "RESULT <term>". Both are ended by pid
- * in the group teardown, and die with us if the test crashes
- * (PR_SET_PDEATHSIG). Our side talks to epmd inline (PORT_PLEASE2 to find
- * erl, ALIVE2 to register our listener): the edist epmd client is tested
- * on its own. */
+ * expression per line and read back "RESULT <term>". Both come from
+ * tests/common/peers.h: ended by pid in the group teardown, and dying with
+ * us if the test crashes (PR_SET_PDEATHSIG). Our side talks to epmd inline
+ * (PORT_PLEASE2 to find erl, ALIVE2 to register our listener): the edist
+ * epmd client is tested on its own. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,10 +23,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -34,92 +32,18 @@
 #include "control/handshake.h"
 #include "control/handshake_io.h"
 #include "edist/error.h"
+#include "peers.h"
 
 #define COOKIE "H8RIGHTCOOKIE"
 #define HOST "127.0.0.1"
 
 static struct {
-    char dir[PATH_MAX];
-    uint16_t epmd_port;
-    pid_t epmd_pid;
-    pid_t erl_pid;
-    int erl_in;  /* we write expressions */
-    int erl_out; /* erl's stdout */
+    peers_env env; /* temp HOME, our epmd */
+    peers_repl erl;
     char erl_node[64];
-    char out[65536]; /* everything erl printed, for error-report checks */
-    size_t out_len;
-    size_t out_scan; /* where the next RESULT search starts */
 } g;
 
-/* ---- processes ---- */
-
-static pid_t spawn(char *const argv[], int *in_fd, int *out_fd,
-                   const char *err_path)
-{
-    int in_p[2] = {-1, -1}, out_p[2] = {-1, -1};
-    if (in_fd && pipe2(in_p, O_CLOEXEC) != 0)
-        return -1;
-    if (out_fd && pipe2(out_p, O_CLOEXEC) != 0)
-        return -1;
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        /* Die with the test, whatever happens to it. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(1);
-        setpgid(0, 0);
-        int null = open("/dev/null", O_RDWR);
-        dup2(in_fd ? in_p[0] : null, 0);
-        dup2(out_fd ? out_p[1] : null, 1);
-        int err = err_path ? open(err_path, O_WRONLY | O_CREAT | O_APPEND, 0600)
-                           : null;
-        dup2(err >= 0 ? err : null, 2);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    if (in_fd) {
-        close(in_p[0]);
-        *in_fd = in_p[1];
-    }
-    if (out_fd) {
-        close(out_p[1]);
-        *out_fd = out_p[0];
-    }
-    return pid;
-}
-
-/* End a child by its pid: politely, then firmly. */
-static void end_child(pid_t pid)
-{
-    if (pid <= 0)
-        return;
-    kill(pid, SIGTERM);
-    for (int i = 0; i < 30; i++) {
-        if (waitpid(pid, NULL, WNOHANG) == pid)
-            return;
-        usleep(100 * 1000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-}
-
-static uint16_t free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof sa;
-    if (bind(s, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        getsockname(s, (struct sockaddr *)&sa, &sl) != 0) {
-        close(s);
-        return 0;
-    }
-    close(s);
-    return ntohs(sa.sin_port);
-}
+/* ---- sockets ---- */
 
 static int connect_port(uint16_t port)
 {
@@ -131,64 +55,12 @@ static int connect_port(uint16_t port)
 
 /* ---- inline epmd requests ---- */
 
-static int write_all(int fd, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    while (n > 0) {
-        ssize_t w = write(fd, b, n);
-        if (w <= 0)
-            return -1;
-        b += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int read_full(int fd, void *p, size_t n, int timeout_ms)
-{
-    uint8_t *b = p;
-    int64_t end = edi_hs_io_now_ms() + timeout_ms;
-    while (n > 0) {
-        struct pollfd pf = {.fd = fd, .events = POLLIN};
-        int64_t left = end - edi_hs_io_now_ms();
-        if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
-            return -1;
-        ssize_t r = read(fd, b, n);
-        if (r <= 0)
-            return -1;
-        b += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
-/* PORT_PLEASE2: the distribution port of alive name, or 0. */
-static uint16_t epmd_port_please(const char *alive)
-{
-    int fd = connect_port(g.epmd_port);
-    if (fd < 0)
-        return 0;
-    uint8_t req[128];
-    size_t n = strlen(alive);
-    req[0] = (uint8_t)((n + 1) >> 8);
-    req[1] = (uint8_t)(n + 1);
-    req[2] = 'z';
-    memcpy(req + 3, alive, n);
-    uint8_t resp[4];
-    uint16_t port = 0;
-    if (write_all(fd, req, n + 3) == 0 && read_full(fd, resp, 4, 2000) == 0 &&
-        resp[0] == 'w' && resp[1] == 0)
-        port = (uint16_t)((resp[2] << 8) | resp[3]);
-    close(fd);
-    return port;
-}
-
 /* ALIVE2: register alive at port; returns the connection to keep open (it
  * is the registration) and the creation, or -1. */
 static int epmd_alive2(const char *alive, uint16_t port, bool hidden,
                        uint32_t *creation)
 {
-    int fd = connect_port(g.epmd_port);
+    int fd = connect_port(g.env.epmd_port);
     if (fd < 0)
         return -1;
     uint8_t req[128];
@@ -213,8 +85,9 @@ static int epmd_alive2(const char *alive, uint16_t port, bool hidden,
     *p++ = 0;
     *p++ = 0;
     uint8_t resp[6];
-    if (write_all(fd, req, (size_t)(p - req)) != 0 ||
-        read_full(fd, resp, 6, 2000) != 0 || resp[0] != 'v' || resp[1] != 0) {
+    if (peers_write_all(fd, req, (size_t)(p - req)) != 0 ||
+        peers_read_full(fd, resp, 6, 2000) != 0 || resp[0] != 'v' ||
+        resp[1] != 0) {
         close(fd);
         return -1;
     }
@@ -225,50 +98,11 @@ static int epmd_alive2(const char *alive, uint16_t port, bool hidden,
 
 /* ---- the erl REPL ---- */
 
-/* Read erl's output until a line "RESULT ..." appears after out_scan;
- * copy its term into res. 0, or -1 on timeout/EOF. */
-static int erl_wait_result(char *res, size_t cap, int timeout_ms)
-{
-    int64_t end = edi_hs_io_now_ms() + timeout_ms;
-    for (;;) {
-        g.out[g.out_len] = '\0';
-        char *hit = strstr(g.out + g.out_scan, "RESULT ");
-        char *nl = hit ? strchr(hit, '\n') : NULL;
-        if (nl) {
-            size_t n = (size_t)(nl - hit - 7);
-            if (n >= cap)
-                n = cap - 1;
-            memcpy(res, hit + 7, n);
-            res[n] = '\0';
-            g.out_scan = (size_t)(nl + 1 - g.out);
-            return 0;
-        }
-        int64_t left = end - edi_hs_io_now_ms();
-        if (left <= 0 || g.out_len + 1 >= sizeof g.out)
-            return -1;
-        struct pollfd pf = {.fd = g.erl_out, .events = POLLIN};
-        if (poll(&pf, 1, (int)left) <= 0)
-            return -1;
-        ssize_t r =
-            read(g.erl_out, g.out + g.out_len, sizeof g.out - 1 - g.out_len);
-        if (r <= 0)
-            return -1;
-        g.out_len += (size_t)r;
-    }
-}
-
-static int erl_send(const char *expr)
-{
-    char line[1024];
-    int n = snprintf(line, sizeof line, "%s\n", expr);
-    return write_all(g.erl_in, line, (size_t)n);
-}
-
 /* Evaluate expr on the erl node; its result (~w) in res. */
 static void erl_eval(const char *expr, char *res, size_t cap)
 {
-    assert_int_equal(erl_send(expr), 0);
-    assert_int_equal(erl_wait_result(res, cap, 15000), 0);
+    assert_int_equal(peers_repl_send(&g.erl, expr), 0);
+    assert_int_equal(peers_repl_result(&g.erl, res, cap, 15000, NULL), 0);
 }
 
 static bool erl_sees(const char *node, const char *which)
@@ -281,115 +115,26 @@ static bool erl_sees(const char *node, const char *which)
 
 /* ---- setup / teardown ---- */
 
-static int start_epmd(void)
-{
-    for (int attempt = 0; attempt < 5; attempt++) {
-        g.epmd_port = free_port();
-        char port[16];
-        snprintf(port, sizeof port, "%u", g.epmd_port);
-        char *argv[] = {"epmd", "-port", port, "-address", HOST, NULL};
-        g.epmd_pid = spawn(argv, NULL, NULL, NULL);
-        if (g.epmd_pid < 0)
-            return -1;
-        for (int i = 0; i < 40; i++) {
-            int fd = connect_port(g.epmd_port);
-            if (fd >= 0) {
-                close(fd);
-                return 0;
-            }
-            if (waitpid(g.epmd_pid, NULL, WNOHANG) == g.epmd_pid)
-                break; /* port taken meanwhile: try another */
-            usleep(50 * 1000);
-        }
-        end_child(g.epmd_pid);
-        g.epmd_pid = 0;
-    }
-    return -1;
-}
-
-static const char repl[] =
-    "io:format(\"READY~n\"),"
-    "Loop = fun L() ->"
-    "  case io:get_line('') of"
-    "    eof -> halt();"
-    "    Line ->"
-    "      R = try"
-    "            {ok, T, _} = erl_scan:string(Line),"
-    "            {ok, Es} = erl_parse:parse_exprs(T),"
-    "            {value, V, _} = erl_eval:exprs(Es, []), V"
-    "          catch C:E -> {error, C, E} end,"
-    "      io:format(\"RESULT ~w~n\", [R]),"
-    "      L()"
-    "  end end,"
-    "Loop().";
-
 static int setup(void **state)
 {
     (void)state;
     memset(&g, 0, sizeof g);
-    snprintf(g.dir, sizeof g.dir, "/tmp/edist-h8-erl-XXXXXX");
-    if (mkdtemp(g.dir) == NULL)
-        return -1;
-    if (start_epmd() != 0) {
-        fprintf(stderr, "cannot start epmd\n");
+    if (peers_env_setup(&g.env, "/tmp/edist-h8-erl-XXXXXX",
+                        PEERS_TERM_GRACE_MS) != 0) {
+        fprintf(stderr, "cannot set up HOME and start epmd\n");
         return -1;
     }
-    char port[16], errlog[PATH_MAX + 16];
-    snprintf(port, sizeof port, "%u", g.epmd_port);
-    snprintf(errlog, sizeof errlog, "%s/erl.stderr", g.dir);
+    char errlog[PATH_MAX + 16];
+    snprintf(errlog, sizeof errlog, "%s/erl.stderr", g.env.dir);
     snprintf(g.erl_node, sizeof g.erl_node, "h8erl%d@" HOST, (int)getpid());
-    setenv("ERL_EPMD_PORT", port, 1);
-    setenv("HOME", g.dir, 1);
-    char *argv[] = {"erl",
-                    "-noshell",
-                    "-name",
-                    g.erl_node,
-                    "-setcookie",
-                    COOKIE,
-                    "-kernel",
-                    "net_ticktime",
-                    "4",
-                    "-kernel",
-                    "inet_dist_use_interface",
-                    "{127,0,0,1}",
-                    "-eval",
-                    (char *)repl,
-                    NULL};
-    g.erl_pid = spawn(argv, &g.erl_in, &g.erl_out, errlog);
-    if (g.erl_pid < 0)
-        return -1;
-    /* Wait for READY. */
-    int64_t end = edi_hs_io_now_ms() + 20000;
-    while (strstr(g.out, "READY\n") == NULL) {
-        struct pollfd pf = {.fd = g.erl_out, .events = POLLIN};
-        int64_t left = end - edi_hs_io_now_ms();
-        if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
-            return -1;
-        ssize_t r =
-            read(g.erl_out, g.out + g.out_len, sizeof g.out - 1 - g.out_len);
-        if (r <= 0)
-            return -1;
-        g.out_len += (size_t)r;
-        g.out[g.out_len] = '\0';
-    }
-    g.out_scan = g.out_len;
-    return 0;
+    return peers_repl_start(&g.erl, g.erl_node, COOKIE, 4, errlog);
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    if (g.erl_in > 0)
-        close(g.erl_in); /* the REPL halts on EOF */
-    end_child(g.erl_pid);
-    if (g.erl_out > 0)
-        close(g.erl_out);
-    end_child(g.epmd_pid);
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g.dir);
-    if (system(cmd) != 0)
-        return -1;
-    return 0;
+    peers_repl_stop(&g.erl, PEERS_TERM_GRACE_MS);
+    return peers_env_teardown(&g.env);
 }
 
 /* ---- helpers for our side ---- */
@@ -404,7 +149,7 @@ static uint16_t erl_port(void)
     char alive[64];
     snprintf(alive, sizeof alive, "%s", g.erl_node);
     *strchr(alive, '@') = '\0';
-    uint16_t port = epmd_port_please(alive);
+    uint16_t port = peers_epmd_port_please(g.env.epmd_port, alive);
     assert_true(port > 0);
     return port;
 }
@@ -447,7 +192,7 @@ static int drain(int fd, int ms, int *ticks, int *others, bool send_ticks)
             return 0;
         if (send_ticks && now >= next_tick) {
             static const uint8_t tick[4] = {0};
-            if (write_all(fd, tick, 4) != 0)
+            if (peers_write_all(fd, tick, 4) != 0)
                 return -1;
             next_tick = now + 1000;
         }
@@ -584,7 +329,7 @@ static void test_initiate_wrong_cookie(void **state)
     our_name(me, sizeof me, "bad");
     edi_hs hs;
     int fd;
-    size_t scan = g.out_len;
+    size_t scan = g.erl.out_len;
     int rc = initiate(me, true, "H8WRONGCOOKIE", NULL, &hs, &fd);
     close(fd);
     assert_int_equal(rc, EDIST_EAUTH);
@@ -596,8 +341,8 @@ static void test_initiate_wrong_cookie(void **state)
     /* erl's own report of the refusal (printed through its logger). */
     char res[64];
     erl_eval("ok.", res, sizeof res);
-    g.out[g.out_len] = '\0';
-    assert_non_null(strstr(g.out + scan, "Invalid challenge reply"));
+    g.erl.out[g.erl.out_len] = '\0';
+    assert_non_null(strstr(g.erl.out + scan, "Invalid challenge reply"));
 }
 
 /* Listen on loopback and register with epmd under alive. */
@@ -650,7 +395,7 @@ static void accept_from_erl(bool hidden)
     struct listener l;
     listen_and_register(&l, me, hidden);
     snprintf(expr, sizeof expr, "net_kernel:connect_node('%s').", me);
-    assert_int_equal(erl_send(expr), 0);
+    assert_int_equal(peers_repl_send(&g.erl, expr), 0);
     int fd = accept_one(&l);
     assert_true(fd >= 0);
     edi_hs hs;
@@ -671,7 +416,8 @@ static void accept_from_erl(bool hidden)
     assert_false(r->peer_hidden);
     assert_true((r->flags & EDI_DFLAGS_MANDATORY_25) ==
                 EDI_DFLAGS_MANDATORY_25);
-    assert_int_equal(erl_wait_result(res, sizeof res, 10000), 0);
+    assert_int_equal(peers_repl_result(&g.erl, res, sizeof res, 10000, NULL),
+                     0);
     assert_string_equal(res, "true");
     assert_true(erl_sees(me, hidden ? "hidden" : "visible"));
     assert_false(erl_sees(me, hidden ? "visible" : "hidden"));
@@ -705,7 +451,7 @@ static void test_accept_wrong_cookie(void **state)
              "begin erlang:set_cookie('%s', 'H8ERLWRONG'),"
              " net_kernel:connect_node('%s') end.",
              me, me);
-    assert_int_equal(erl_send(expr), 0);
+    assert_int_equal(peers_repl_send(&g.erl, expr), 0);
     int fd = accept_one(&l);
     assert_true(fd >= 0);
     edi_hs hs;
@@ -722,7 +468,8 @@ static void test_accept_wrong_cookie(void **state)
     char want[128];
     snprintf(want, sizeof want, "cookie mismatch with %s", g.erl_node);
     assert_non_null(strstr(edi_hs_error(&hs), want));
-    assert_int_equal(erl_wait_result(res, sizeof res, 10000), 0);
+    assert_int_equal(peers_repl_result(&g.erl, res, sizeof res, 10000, NULL),
+                     0);
     assert_string_equal(res, "false");
     assert_false(erl_sees(me, "connected"));
     listener_close(&l);
@@ -753,7 +500,7 @@ static void test_garbage_and_silence(void **state)
     /* Then the peer sends an old-style 'n' name: EPROTO. */
     static const uint8_t old[] = {0,    12,   'n', 0,   5,   0,   0,
                                   0x7f, 0xfd, 'a', '@', 'b', '.', 'c'};
-    assert_int_equal(write_all(c, old, sizeof old), 0);
+    assert_int_equal(peers_write_all(c, old, sizeof old), 0);
     assert_int_equal(edi_hs_init(&hs, &cfg), 0);
     assert_int_equal(edi_hs_io_run(&hs, fd, edi_hs_io_now_ms() + 2000),
                      EDIST_EPROTO);

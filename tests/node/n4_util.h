@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Helpers of the n4 node tests (test_node_frag.c, test_node_postshake.c):
- * children (our own epmd, erl nodes) ended by pid and dying with us, erl
- * expressions through erl_call, nodes with a captured log, and a "raw
- * peer": a socket that completes the real handshake (control/handshake_io)
- * with an edist node and then reads and writes distribution frames
- * byte by byte, so tests can check the wire and feed it bad input. */
+ * children (our own epmd, erl nodes, from tests/common/peers.h) ended by
+ * pid and dying with us, erl expressions through erl_call, nodes with a
+ * captured log, and a "raw peer": a socket that completes the real handshake
+ * (control/handshake_io) with an edist node and then reads and writes
+ * distribution frames byte by byte, so tests can check the wire and feed it bad
+ * input. */
 #ifndef N4_UTIL_H
 #define N4_UTIL_H
 
@@ -25,9 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,100 +38,16 @@
 #include "control/handshake_io.h"
 #include "edist/node.h"
 #include "edist/term.h"
+#include "peers.h"
+#include "peers_node.h"
 
 #define N4_COOKIE "N4COOKIE"
 /* Each test program uses some of these. */
 #define N4_FN __attribute__((unused)) static
-#define N4_MAX_CHILDREN 16
 
-static struct {
-    char dir[128];
-    uint16_t epmd_port;
-    pid_t children[N4_MAX_CHILDREN];
-    int nchildren;
-    char host[64];
-    int seq;
-} g;
-
-N4_FN int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-N4_FN uint16_t free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof sa;
-    if (bind(s, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        getsockname(s, (struct sockaddr *)&sa, &sl) != 0) {
-        close(s);
-        return 0;
-    }
-    close(s);
-    return ntohs(sa.sin_port);
-}
-
-N4_FN pid_t spawn_child(char *const argv[], const char *out_path)
-{
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(1);
-        setpgid(0, 0);
-        int null = open("/dev/null", O_RDWR);
-        int out = out_path ? open(out_path, O_WRONLY | O_CREAT | O_APPEND, 0600)
-                           : null;
-        dup2(null, 0);
-        dup2(out >= 0 ? out : null, 1);
-        dup2(out >= 0 ? out : null, 2);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    if (g.nchildren < N4_MAX_CHILDREN)
-        g.children[g.nchildren++] = pid;
-    return pid;
-}
-
-N4_FN void end_child(pid_t pid)
-{
-    if (pid <= 0)
-        return;
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    for (int i = 0; i < g.nchildren; i++)
-        if (g.children[i] == pid)
-            g.children[i] = 0;
-}
-
-N4_FN bool n4_registered(const char *shortname)
-{
-    edi_epmd_node_info info;
-    return edi_epmd_port_please(NULL, g.epmd_port, shortname, 1000, &info) == 0;
-}
-
-N4_FN bool wait_registered(const char *shortname, int secs)
-{
-    int64_t end = now_ms() + secs * 1000;
-    while (now_ms() < end) {
-        if (n4_registered(shortname))
-            return true;
-        usleep(50 * 1000);
-    }
-    return false;
-}
-
-N4_FN void uname_(char *buf, size_t cap, const char *prefix)
-{
-    snprintf(buf, cap, "%s%d_%d", prefix, (int)getpid(), ++g.seq);
-}
+/* The temp HOME, our epmd and this host's short name; the children are
+ * ended by pid by n4_group_teardown (tests/common/peers.h). */
+static peers_env g;
 
 /* "short@thishost" */
 N4_FN void full_of(const char *shortname, char *out, size_t cap)
@@ -144,33 +59,8 @@ N4_FN void full_of(const char *shortname, char *out, size_t cap)
  * registered. ticktime in seconds. */
 N4_FN pid_t start_erl(const char *name, const char *extra, int ticktime)
 {
-    char eval[4096];
-    snprintf(eval, sizeof eval, "%s receive after infinity -> ok end.",
-             extra ? extra : "");
-    char tt[16];
-    snprintf(tt, sizeof tt, "%d", ticktime);
-    char log[PATH_MAX];
-    snprintf(log, sizeof log, "%s/%s.log", g.dir, name);
-    char *argv[] = {"erl",
-                    "-sname",
-                    (char *)name,
-                    "-setcookie",
-                    N4_COOKIE,
-                    "-noshell",
-                    "-start_epmd",
-                    "false",
-                    "-kernel",
-                    "net_ticktime",
-                    tt,
-                    "-kernel",
-                    "inet_dist_use_interface",
-                    "{127,0,0,1}",
-                    "-eval",
-                    eval,
-                    NULL};
-    pid_t pid = spawn_child(argv, log);
+    pid_t pid = peers_erl_start(&g, name, N4_COOKIE, extra, ticktime);
     assert_true(pid > 0);
-    assert_true(wait_registered(name, 25));
     return pid;
 }
 
@@ -179,43 +69,20 @@ N4_FN pid_t start_erl(const char *name, const char *extra, int ticktime)
 N4_FN int erl_eval(const char *node_short, const char *expr, char *out,
                    size_t cap)
 {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/expr%d.erl", g.dir, ++g.seq);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fprintf(f, "%s\n", expr);
-    fclose(f);
-    char cmd[PATH_MAX + 256];
-    snprintf(cmd, sizeof cmd, "erl_call -sname %s -c %s -e < '%s' 2>&1",
-             node_short, N4_COOKIE, path);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    size_t n = 0;
-    int c;
-    while ((c = fgetc(p)) != EOF && n + 1 < cap) {
-        if (c == ' ' && n > 0 && out[n - 1] == ',')
-            continue;
-        if (c != '\n')
-            out[n++] = (char)c;
-    }
-    out[n] = '\0';
-    unlink(path);
-    return pclose(p);
+    return peers_erl_call(g.dir, N4_COOKIE, node_short, expr, out, cap);
 }
 
 /* Poll an erl expression until it prints `want` or ms pass. */
 N4_FN bool erl_wait(const char *node_short, const char *expr, const char *want,
                     int ms, char *out, size_t cap)
 {
-    int64_t end = now_ms() + ms;
+    int64_t end = peers_now_ms() + ms;
     do {
         erl_eval(node_short, expr, out, cap);
         if (!strcmp(out, want))
             return true;
         usleep(100 * 1000);
-    } while (now_ms() < end);
+    } while (peers_now_ms() < end);
     return false;
 }
 
@@ -223,43 +90,17 @@ N4_FN bool erl_wait(const char *node_short, const char *expr, const char *want,
 
 N4_FN int n4_group_setup(const char *tag)
 {
-    snprintf(g.dir, sizeof g.dir, "/tmp/edist-%s.XXXXXX", tag);
-    if (!mkdtemp(g.dir))
-        return -1;
-    setenv("HOME", g.dir, 1);
-    gethostname(g.host, sizeof g.host);
-    char *dot = strchr(g.host, '.');
-    if (dot)
-        *dot = '\0';
+    char dir[128];
+    snprintf(dir, sizeof dir, "/tmp/edist-%s.XXXXXX", tag);
     /* Writes to a peer that closed must fail, not kill us. */
     signal(SIGPIPE, SIG_IGN);
-    g.epmd_port = free_port();
-    char port[16];
-    snprintf(port, sizeof port, "%u", g.epmd_port);
-    setenv("ERL_EPMD_PORT", port, 1);
-    char *argv[] = {"epmd", "-port", port, "-address", "127.0.0.1", NULL};
-    if (spawn_child(argv, NULL) <= 0)
-        return -1;
-    int64_t end = now_ms() + 10000;
-    while (now_ms() < end) {
-        char *text = NULL;
-        size_t len;
-        if (edi_epmd_names(NULL, g.epmd_port, 500, NULL, &text, &len) == 0) {
-            free(text);
-            return 0;
-        }
-        usleep(50 * 1000);
-    }
-    return -1;
+    /* The teardown SIGKILLs what is left: nothing here needs a polite stop. */
+    return peers_env_setup(&g, dir, 0);
 }
 
 N4_FN int n4_group_teardown(void)
 {
-    for (int i = g.nchildren - 1; i >= 0; i--)
-        end_child(g.children[i]);
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g.dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return peers_env_teardown(&g);
 }
 
 /* ---- nodes with a captured log ------------------------------------------- */
@@ -310,8 +151,8 @@ N4_FN int log_count_level(n4_log *l, int max_level, const char *a)
 
 N4_FN bool log_wait(n4_log *l, const char *a, const char *b, int ms)
 {
-    int64_t end = now_ms() + ms;
-    while (now_ms() < end) {
+    int64_t end = peers_now_ms() + ms;
+    while (peers_now_ms() < end) {
         if (log_count(l, a, b) > 0)
             return true;
         usleep(10 * 1000);
@@ -331,27 +172,16 @@ N4_FN void log_dump(n4_log *l)
 N4_FN edist_node *n4_start_node(const char *prefix, n4_log *log,
                                 const edist_node_config *cfg_in)
 {
-    char name[64];
-    uname_(name, sizeof name, prefix);
     edist_node_config cfg;
     if (cfg_in)
         cfg = *cfg_in;
     else
         edist_node_config_init(&cfg);
-    cfg.name = name;
     cfg.cookie = N4_COOKIE;
-    cfg.listen_address = "127.0.0.1";
-    cfg.start_epmd = false;
     cfg.log = n4_log_fn;
     cfg.log_user = log;
     cfg.log_level = EDIST_LOG_DEBUG;
-    edist_node *n = NULL;
-    int rc = edist_node_start(&cfg, &n);
-    if (rc)
-        print_message("start %s: %s: %s\n", name, edist_strerror(rc),
-                      edist_last_error());
-    assert_int_equal(rc, 0);
-    return n;
+    return peers_node_start(&cfg, prefix);
 }
 
 N4_FN void stats_of(edist_node *n, const char *peer, edist_node_peer_stats *st)
@@ -387,7 +217,7 @@ N4_FN void raw_connect(rawpeer *rp, edist_node *node, const char *prefix,
 {
     memset(rp, 0, sizeof *rp);
     char shortname[64];
-    uname_(shortname, sizeof shortname, prefix);
+    peers_unique_name(shortname, sizeof shortname, prefix);
     full_of(shortname, rp->name, sizeof rp->name);
     rp->fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(rp->fd >= 0);
@@ -433,7 +263,7 @@ N4_FN int read_full(int fd, uint8_t *buf, size_t n, int64_t deadline)
 {
     size_t got = 0;
     while (got < n) {
-        int left = (int)(deadline - now_ms());
+        int left = (int)(deadline - peers_now_ms());
         if (left <= 0)
             return -1;
         struct pollfd p = {.fd = fd, .events = POLLIN};
@@ -457,7 +287,7 @@ N4_FN int read_full(int fd, uint8_t *buf, size_t n, int64_t deadline)
  * len 0 and *out NULL). 1, 0 on EOF, -1 on timeout. */
 N4_FN int raw_read_frame(rawpeer *rp, uint8_t **out, size_t *len, int ms)
 {
-    int64_t deadline = now_ms() + ms;
+    int64_t deadline = peers_now_ms() + ms;
     uint8_t h[4];
     int r = read_full(rp->fd, h, 4, deadline);
     if (r <= 0)
@@ -500,9 +330,9 @@ N4_FN void raw_write_frame(rawpeer *rp, const uint8_t *payload, size_t len)
  * (whatever it sent meanwhile is discarded). */
 N4_FN bool raw_wait_closed(rawpeer *rp, int ms)
 {
-    int64_t end = now_ms() + ms;
+    int64_t end = peers_now_ms() + ms;
     uint8_t buf[65536];
-    while (now_ms() < end) {
+    while (peers_now_ms() < end) {
         struct pollfd p = {.fd = rp->fd, .events = POLLIN};
         if (poll(&p, 1, 50) <= 0)
             continue;

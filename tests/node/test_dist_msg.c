@@ -19,8 +19,8 @@
  * the PAYLOAD_MONITOR_P_EXIT back, SPAWN_REQUEST and its SPAWN_REPLY, LINK
  * and EXIT2, SPAWN_REPLY, UNLINK_ID_ACK, the is_auth reply both as
  * ALIAS_SEND and as SEND). A second connection without DFLAG_FRAGMENTS
- * checks the pass-through form both ways. epmd and erl are ended by pid in
- * the teardown and die with us (PR_SET_PDEATHSIG). */
+ * checks the pass-through form both ways. epmd and erl (tests/common/peers.h)
+ * are ended by pid in the teardown and die with us (PR_SET_PDEATHSIG). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -49,6 +49,7 @@
 #include "control/handshake_io.h"
 #include "edist/error.h"
 #include "edist/term.h"
+#include "peers.h"
 
 /* ---- term helpers -------------------------------------------------------- */
 
@@ -1151,14 +1152,9 @@ static void test_is_auth(void **state)
 #define HOST "127.0.0.1"
 
 static struct {
-    char dir[PATH_MAX];
-    uint16_t epmd_port;
-    pid_t epmd_pid;
-    pid_t erl_pid;
-    int erl_in, erl_out;
+    peers_env env; /* temp HOME, our epmd */
+    peers_repl erl;
     char erl_node[64];
-    char out[1 << 17];
-    size_t out_len, out_scan;
     /* the distribution connection */
     int fd;
     uint64_t flags;
@@ -1174,126 +1170,6 @@ static struct {
     edist_term_view pid1, pid2, ref1, ref2, repl; /* repl: erl's REPL pid */
 } g;
 
-static pid_t spawn_child(char *const argv[], int *in_fd, int *out_fd,
-                         const char *err_path)
-{
-    int in_p[2] = {-1, -1}, out_p[2] = {-1, -1};
-    if (in_fd && pipe2(in_p, O_CLOEXEC) != 0)
-        return -1;
-    if (out_fd && pipe2(out_p, O_CLOEXEC) != 0)
-        return -1;
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(1);
-        setpgid(0, 0);
-        int null = open("/dev/null", O_RDWR);
-        dup2(in_fd ? in_p[0] : null, 0);
-        dup2(out_fd ? out_p[1] : null, 1);
-        int err = err_path ? open(err_path, O_WRONLY | O_CREAT | O_APPEND, 0600)
-                           : null;
-        dup2(err >= 0 ? err : null, 2);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    if (in_fd) {
-        close(in_p[0]);
-        *in_fd = in_p[1];
-    }
-    if (out_fd) {
-        close(out_p[1]);
-        *out_fd = out_p[0];
-    }
-    return pid;
-}
-
-static void end_child(pid_t pid)
-{
-    if (pid <= 0)
-        return;
-    kill(pid, SIGTERM);
-    for (int i = 0; i < 30; i++) {
-        if (waitpid(pid, NULL, WNOHANG) == pid)
-            return;
-        usleep(100 * 1000);
-    }
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-}
-
-static uint16_t free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof sa;
-    uint16_t port = 0;
-    if (bind(s, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        getsockname(s, (struct sockaddr *)&sa, &sl) == 0)
-        port = ntohs(sa.sin_port);
-    close(s);
-    return port;
-}
-
-static int write_all(int fd, const void *p, size_t n)
-{
-    const uint8_t *b = p;
-    while (n > 0) {
-        ssize_t w = write(fd, b, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        b += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-static int read_full(int fd, void *p, size_t n, int timeout_ms)
-{
-    uint8_t *b = p;
-    int64_t end = edi_hs_io_now_ms() + timeout_ms;
-    while (n > 0) {
-        struct pollfd pf = {.fd = fd, .events = POLLIN};
-        int64_t left = end - edi_hs_io_now_ms();
-        if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
-            return -1;
-        ssize_t r = read(fd, b, n);
-        if (r <= 0)
-            return -1;
-        b += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
-/* PORT_PLEASE2 (inline: the epmd client has its own tests). */
-static uint16_t epmd_port_please(const char *alive)
-{
-    int fd = -1;
-    if (edi_hs_io_connect_tcp(HOST, g.epmd_port, edi_hs_io_now_ms() + 2000,
-                              &fd) < 0)
-        return 0;
-    uint8_t req[128];
-    size_t n = strlen(alive);
-    req[0] = (uint8_t)((n + 1) >> 8);
-    req[1] = (uint8_t)(n + 1);
-    req[2] = 'z';
-    memcpy(req + 3, alive, n);
-    uint8_t resp[4];
-    uint16_t port = 0;
-    if (write_all(fd, req, n + 3) == 0 && read_full(fd, resp, 4, 2000) == 0 &&
-        resp[0] == 'w' && resp[1] == 0)
-        port = (uint16_t)((resp[2] << 8) | resp[3]);
-    close(fd);
-    return port;
-}
-
 /* Keep the connection alive while we wait for anything: erl runs with
  * net_ticktime 4, so it needs to hear from us at least every second or so. */
 static void maybe_tick(void)
@@ -1301,39 +1177,8 @@ static void maybe_tick(void)
     int64_t now = edi_hs_io_now_ms();
     if (g.fd >= 0 && now >= g.next_tick_ms) {
         static const uint8_t tick[4] = {0};
-        (void)write_all(g.fd, tick, 4);
+        (void)peers_write_all(g.fd, tick, 4);
         g.next_tick_ms = now + 800;
-    }
-}
-
-static int erl_wait_result(char *res, size_t cap, int timeout_ms)
-{
-    int64_t end = edi_hs_io_now_ms() + timeout_ms;
-    for (;;) {
-        g.out[g.out_len] = '\0';
-        char *hit = strstr(g.out + g.out_scan, "RESULT ");
-        char *nl = hit ? strchr(hit, '\n') : NULL;
-        if (nl) {
-            size_t n = (size_t)(nl - hit - 7);
-            if (n >= cap)
-                n = cap - 1;
-            memcpy(res, hit + 7, n);
-            res[n] = '\0';
-            g.out_scan = (size_t)(nl + 1 - g.out);
-            return 0;
-        }
-        maybe_tick();
-        int64_t left = end - edi_hs_io_now_ms();
-        if (left <= 0 || g.out_len + 1 >= sizeof g.out)
-            return -1;
-        struct pollfd pf = {.fd = g.erl_out, .events = POLLIN};
-        if (poll(&pf, 1, left > 300 ? 300 : (int)left) <= 0)
-            continue;
-        ssize_t r =
-            read(g.erl_out, g.out + g.out_len, sizeof g.out - 1 - g.out_len);
-        if (r <= 0)
-            return -1;
-        g.out_len += (size_t)r;
     }
 }
 
@@ -1342,16 +1187,14 @@ static void subst_node(const char *in, char *out, size_t cap);
 static void erl_send(const char *expr)
 {
     char line[2048];
-    subst_node(expr, line, sizeof line - 1);
-    size_t o = strlen(line);
-    line[o++] = '\n';
-    assert_int_equal(write_all(g.erl_in, line, o), 0);
+    subst_node(expr, line, sizeof line);
+    assert_int_equal(peers_repl_send(&g.erl, line), 0);
 }
 
 static void erl_eval(const char *expr, char *res, size_t cap)
 {
     erl_send(expr);
-    if (erl_wait_result(res, cap, 15000) != 0)
+    if (peers_repl_result(&g.erl, res, cap, 15000, maybe_tick) != 0)
         fail_msg("no result from erl for %s", expr);
 }
 
@@ -1492,50 +1335,7 @@ static void expect_op(int op, edi_dist_msg *m)
 static void send_buf(const edist_buf *b)
 {
     assert_int_equal(edist_buf_error(b), 0);
-    assert_int_equal(write_all(g.fd, b->data, b->len), 0);
-}
-
-static const char repl[] =
-    "io:format(\"READY~n\"),"
-    "Loop = fun L() ->"
-    "  case io:get_line('') of"
-    "    eof -> halt();"
-    "    Line ->"
-    "      R = try"
-    "            {ok, T, _} = erl_scan:string(Line),"
-    "            {ok, Es} = erl_parse:parse_exprs(T),"
-    "            {value, V, _} = erl_eval:exprs(Es, []), V"
-    "          catch C:E -> {error, C, E} end,"
-    "      io:format(\"RESULT ~w~n\", [R]),"
-    "      L()"
-    "  end end,"
-    "Loop().";
-
-static int start_epmd(void)
-{
-    for (int attempt = 0; attempt < 5; attempt++) {
-        g.epmd_port = free_port();
-        char port[16];
-        snprintf(port, sizeof port, "%u", g.epmd_port);
-        char *argv[] = {"epmd", "-port", port, "-address", HOST, NULL};
-        g.epmd_pid = spawn_child(argv, NULL, NULL, NULL);
-        if (g.epmd_pid < 0)
-            return -1;
-        for (int i = 0; i < 40; i++) {
-            int fd = -1;
-            if (edi_hs_io_connect_tcp(HOST, g.epmd_port,
-                                      edi_hs_io_now_ms() + 500, &fd) == 0) {
-                close(fd);
-                return 0;
-            }
-            if (waitpid(g.epmd_pid, NULL, WNOHANG) == g.epmd_pid)
-                break;
-            usleep(50 * 1000);
-        }
-        end_child(g.epmd_pid);
-        g.epmd_pid = 0;
-    }
-    return -1;
+    assert_int_equal(peers_write_all(g.fd, b->data, b->len), 0);
 }
 
 /* Connect to erl as `tag` with the flags tweak; sets g.fd, g.flags, our
@@ -1546,7 +1346,7 @@ static int connect_erl(const char *tag, uint64_t flags_remove)
     char alive[64];
     snprintf(alive, sizeof alive, "%s", g.erl_node);
     *strchr(alive, '@') = '\0';
-    uint16_t port = epmd_port_please(alive);
+    uint16_t port = peers_epmd_port_please(g.env.epmd_port, alive);
     if (port == 0)
         return -1;
     int fd = -1;
@@ -1602,51 +1402,16 @@ static int erl_setup(void **state)
     (void)state;
     memset(&g, 0, sizeof g);
     g.fd = -1;
-    snprintf(g.dir, sizeof g.dir, "/tmp/edist-n3-XXXXXX");
-    if (mkdtemp(g.dir) == NULL)
-        return -1;
-    if (start_epmd() != 0) {
-        fprintf(stderr, "cannot start epmd\n");
+    if (peers_env_setup(&g.env, "/tmp/edist-n3-XXXXXX", PEERS_TERM_GRACE_MS) !=
+        0) {
+        fprintf(stderr, "cannot set up HOME and start epmd\n");
         return -1;
     }
-    char port[16], errlog[PATH_MAX + 16];
-    snprintf(port, sizeof port, "%u", g.epmd_port);
-    snprintf(errlog, sizeof errlog, "%s/erl.stderr", g.dir);
+    char errlog[PATH_MAX + 16];
+    snprintf(errlog, sizeof errlog, "%s/erl.stderr", g.env.dir);
     snprintf(g.erl_node, sizeof g.erl_node, "n3erl%d@" HOST, (int)getpid());
-    setenv("ERL_EPMD_PORT", port, 1);
-    setenv("HOME", g.dir, 1);
-    char *argv[] = {"erl",
-                    "-noshell",
-                    "-name",
-                    g.erl_node,
-                    "-setcookie",
-                    COOKIE,
-                    "-kernel",
-                    "net_ticktime",
-                    "4",
-                    "-kernel",
-                    "inet_dist_use_interface",
-                    "{127,0,0,1}",
-                    "-eval",
-                    (char *)repl,
-                    NULL};
-    g.erl_pid = spawn_child(argv, &g.erl_in, &g.erl_out, errlog);
-    if (g.erl_pid < 0)
+    if (peers_repl_start(&g.erl, g.erl_node, COOKIE, 4, errlog) != 0)
         return -1;
-    int64_t end = edi_hs_io_now_ms() + 20000;
-    while (strstr(g.out, "READY\n") == NULL) {
-        struct pollfd pf = {.fd = g.erl_out, .events = POLLIN};
-        int64_t left = end - edi_hs_io_now_ms();
-        if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
-            return -1;
-        ssize_t r =
-            read(g.erl_out, g.out + g.out_len, sizeof g.out - 1 - g.out_len);
-        if (r <= 0)
-            return -1;
-        g.out_len += (size_t)r;
-        g.out[g.out_len] = '\0';
-    }
-    g.out_scan = g.out_len;
     if (connect_erl("dm", 0) != 0) {
         fprintf(stderr, "cannot connect to erl\n");
         return -1;
@@ -1673,16 +1438,9 @@ static int erl_teardown(void **state)
     g.reasm = NULL;
     free(g.rx);
     g.rx = NULL;
-    if (g.erl_in > 0)
-        close(g.erl_in);
-    end_child(g.erl_pid);
-    if (g.erl_out > 0)
-        close(g.erl_out);
-    end_child(g.epmd_pid);
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g.dir);
+    peers_repl_stop(&g.erl, PEERS_TERM_GRACE_MS);
     tfree();
-    return system(cmd) == 0 ? 0 : -1;
+    return peers_env_teardown(&g.env);
 }
 
 static void remember_repl(edist_term_view v)
@@ -1952,7 +1710,8 @@ static void ping_once(uint64_t flags)
     send_buf(&b);
     edist_buf_free(&b);
     char res[64];
-    assert_int_equal(erl_wait_result(res, sizeof res, 10000), 0);
+    assert_int_equal(
+        peers_repl_result(&g.erl, res, sizeof res, 10000, maybe_tick), 0);
     assert_string_equal(res, "pong");
 }
 

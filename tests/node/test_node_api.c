@@ -6,8 +6,8 @@
  * simultaneous connects, transitive connection (edist-edist-erl, and
  * joining a two-node erl cluster), connect_all=false, the message
  * handler, the options module, and the pure tick and table decisions.
- * Every child (epmd, erl) is ended by pid in teardown and dies with us
- * (PR_SET_PDEATHSIG). */
+ * Every child (epmd, erl; tests/common/peers.h) is ended by pid in
+ * teardown and dies with us (PR_SET_PDEATHSIG). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -22,9 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,133 +34,25 @@
 #include "control/node_config.h"
 #include "edist/node.h"
 #include "edist/term.h"
+#include "peers.h"
+#include "peers_node.h"
 
 #define COOKIE "N2APICOOKIE"
 #define TICKTIME_MS 2000u
 #define SETUPTIME_MS 3000u
-#define MAX_CHILDREN 16
 
-static struct {
-    char dir[128];
-    uint16_t epmd_port;
-    pid_t children[MAX_CHILDREN];
-    int nchildren;
-    char host[64];
-    int seq;
-} g;
+/* The temp HOME, our epmd and this host's short name; the children are
+ * ended by pid in group_teardown (tests/common/peers.h). */
+static peers_env g;
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static uint16_t free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t sl = sizeof sa;
-    if (bind(s, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        getsockname(s, (struct sockaddr *)&sa, &sl) != 0) {
-        close(s);
-        return 0;
-    }
-    close(s);
-    return ntohs(sa.sin_port);
-}
-
-static pid_t spawn(char *const argv[], const char *out_path)
-{
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(1);
-        setpgid(0, 0);
-        int null = open("/dev/null", O_RDWR);
-        int out = out_path ? open(out_path, O_WRONLY | O_CREAT | O_APPEND, 0600)
-                           : null;
-        dup2(null, 0);
-        dup2(out >= 0 ? out : null, 1);
-        dup2(out >= 0 ? out : null, 2);
-        execvp(argv[0], argv);
-        _exit(127);
-    }
-    if (g.nchildren < MAX_CHILDREN)
-        g.children[g.nchildren++] = pid;
-    return pid;
-}
-
-static void end_child(pid_t pid)
-{
-    if (pid <= 0)
-        return;
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    for (int i = 0; i < g.nchildren; i++)
-        if (g.children[i] == pid)
-            g.children[i] = 0;
-}
-
-static bool registered(const char *shortname)
-{
-    edi_epmd_node_info info;
-    return edi_epmd_port_please(NULL, g.epmd_port, shortname, 1000, &info) == 0;
-}
-
-static bool wait_registered(const char *shortname, int secs)
-{
-    int64_t end = now_ms() + secs * 1000;
-    while (now_ms() < end) {
-        if (registered(shortname))
-            return true;
-        usleep(50 * 1000);
-    }
-    return false;
-}
-
-/* A unique short name. */
-static void uname_(char *buf, size_t cap, const char *prefix)
-{
-    snprintf(buf, cap, "%s%d_%d", prefix, (int)getpid(), ++g.seq);
-}
 
 /* Start an erl node named `name` (short) whose -eval is extra (may be
  * NULL: it just waits); waits until registered. */
 static pid_t start_erl(const char *name, const char *extra)
 {
-    char eval[1024];
-    snprintf(eval, sizeof eval, "%s receive after infinity -> ok end.",
-             extra ? extra : "");
-    char log[PATH_MAX];
-    snprintf(log, sizeof log, "%s/%s.log", g.dir, name);
-    char *argv[] = {"erl",
-                    "-sname",
-                    (char *)name,
-                    "-setcookie",
-                    COOKIE,
-                    "-noshell",
-                    "-start_epmd",
-                    "false",
-                    "-kernel",
-                    "net_ticktime",
-                    "2",
-                    "-kernel",
-                    "inet_dist_use_interface",
-                    "{127,0,0,1}",
-                    "-eval",
-                    eval,
-                    NULL};
-    pid_t pid = spawn(argv, log);
+    pid_t pid = peers_erl_start(&g, name, COOKIE, extra, 2);
     assert_true(pid > 0);
-    assert_true(wait_registered(name, 25));
     return pid;
 }
 
@@ -171,30 +61,7 @@ static pid_t start_erl(const char *name, const char *extra)
 static int erl_eval(const char *node_short, const char *expr, char *out,
                     size_t cap)
 {
-    /* Through a file: expressions hold quotes the shell must not see. */
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/expr.erl", g.dir);
-    FILE *f = fopen(path, "w");
-    if (!f)
-        return -1;
-    fprintf(f, "%s\n", expr);
-    fclose(f);
-    char cmd[PATH_MAX + 256];
-    snprintf(cmd, sizeof cmd, "erl_call -sname %s -c %s -e < '%s' 2>&1",
-             node_short, COOKIE, path);
-    FILE *p = popen(cmd, "r");
-    if (!p)
-        return -1;
-    size_t n = 0;
-    int c;
-    while ((c = fgetc(p)) != EOF && n + 1 < cap) {
-        if (c == ' ' && n > 0 && out[n - 1] == ',')
-            continue;
-        if (c != '\n')
-            out[n++] = (char)c;
-    }
-    out[n] = '\0';
-    return pclose(p);
+    return peers_erl_call(g.dir, COOKIE, node_short, expr, out, cap);
 }
 
 /* ---- event capture ------------------------------------------------------- */
@@ -240,8 +107,8 @@ static int count_events(events *e, const char *prefix)
 
 static bool wait_event(events *e, const char *line, int ms)
 {
-    int64_t end = now_ms() + ms;
-    while (now_ms() < end) {
+    int64_t end = peers_now_ms() + ms;
+    while (peers_now_ms() < end) {
         if (has_event(e, line))
             return true;
         usleep(20 * 1000);
@@ -267,26 +134,15 @@ static void quiet_log(void *user, edist_log_level level, const char *line)
 static edist_node *start_node(const char *prefix, bool hidden,
                               const char *cookie, bool connect_all)
 {
-    char name[64];
-    uname_(name, sizeof name, prefix);
     edist_node_config cfg;
     edist_node_config_init(&cfg);
-    cfg.name = name;
     cfg.cookie = cookie ? cookie : COOKIE;
     cfg.hidden = hidden;
-    cfg.listen_address = "127.0.0.1";
     cfg.net_ticktime_ms = TICKTIME_MS;
     cfg.net_setuptime_ms = SETUPTIME_MS;
     cfg.connect_all = connect_all;
-    cfg.start_epmd = false;
     cfg.log = quiet_log;
-    edist_node *n = NULL;
-    int rc = edist_node_start(&cfg, &n);
-    if (rc)
-        print_message("start %s: %s: %s\n", name, edist_strerror(rc),
-                      edist_last_error());
-    assert_int_equal(rc, 0);
-    return n;
+    return peers_node_start(&cfg, prefix);
 }
 
 /* "a,b,c" of a nodes() selection. */
@@ -305,13 +161,13 @@ static void nodes_str(edist_node *n, unsigned sel, char *out, size_t cap)
 static bool wait_nodes(edist_node *n, unsigned sel, const char *want, int ms)
 {
     char got[1024];
-    int64_t end = now_ms() + ms;
+    int64_t end = peers_now_ms() + ms;
     do {
         nodes_str(n, sel, got, sizeof got);
         if (!strcmp(got, want))
             return true;
         usleep(50 * 1000);
-    } while (now_ms() < end);
+    } while (peers_now_ms() < end);
     print_message("nodes of %s: got '%s', want '%s'\n", edist_node_name(n), got,
                   want);
     return false;
@@ -339,44 +195,14 @@ static void short_of(const char *full, char *out, size_t cap)
 static int group_setup(void **state)
 {
     (void)state;
-    snprintf(g.dir, sizeof g.dir, "/tmp/edist-node-api.XXXXXX");
-    if (!mkdtemp(g.dir))
-        return -1;
-    setenv("HOME", g.dir, 1);
-    gethostname(g.host, sizeof g.host);
-    char *dot = strchr(g.host, '.');
-    if (dot)
-        *dot = '\0';
-    g.epmd_port = free_port();
-    char port[16];
-    snprintf(port, sizeof port, "%u", g.epmd_port);
-    setenv("ERL_EPMD_PORT", port, 1);
-    char *argv[] = {"epmd", "-port", port, "-address", "127.0.0.1", NULL};
-    if (spawn(argv, NULL) <= 0)
-        return -1;
-    int64_t end = now_ms() + 10000;
-    while (now_ms() < end) {
-        char *text = NULL;
-        size_t len;
-        if (edi_epmd_names(NULL, g.epmd_port, 500, NULL, &text, &len) == 0) {
-            free(text);
-            return 0;
-        }
-        usleep(50 * 1000);
-    }
-    return -1;
+    /* Children are SIGKILLed (also the erl a test kills mid-way). */
+    return peers_env_setup(&g, "/tmp/edist-node-api.XXXXXX", 0);
 }
 
 static int group_teardown(void **state)
 {
     (void)state;
-    for (int i = g.nchildren - 1; i >= 0; i--)
-        end_child(g.children[i]);
-    char cmd[PATH_MAX + 16];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g.dir);
-    if (system(cmd) != 0)
-        return -1;
-    return 0;
+    return peers_env_teardown(&g);
 }
 
 /* ---- pure pieces --------------------------------------------------------- */
@@ -567,7 +393,7 @@ static void test_start_errors(void **state)
     assert_string_equal(edist_node_name(a), want);
     assert_true(edist_node_is_alive(a));
     edist_node_stop(a);
-    assert_false(registered(shortname));
+    assert_false(peers_epmd_port_please(g.epmd_port, shortname) > 0);
 }
 
 /* ---- two nodes ----------------------------------------------------------- */
@@ -813,8 +639,8 @@ static void test_replaced_connection(void **state)
     snprintf(line, sizeof line, "down %s connection_closed",
              edist_node_name(a));
     assert_true(wait_event(&eb, line, 3000));
-    int64_t end = now_ms() + 3000;
-    while (count_events(&ea, "up") < 2 && now_ms() < end)
+    int64_t end = peers_now_ms() + 3000;
+    while (count_events(&ea, "up") < 2 && peers_now_ms() < end)
         usleep(20 * 1000);
     assert_int_equal(count_events(&ea, "up"), 2);
     assert_true(wait_nodes(a, EDIST_NODES_VISIBLE, bn, 2000));
@@ -857,8 +683,8 @@ static void test_callback_rules(void **state)
     cb_probe p = {.node = a, .peer = edist_node_name(b), .ping_rc = 1};
     assert_int_equal(edist_node_monitor_nodes(a, 0, probe_event, &p, NULL), 0);
     assert_int_equal(edist_node_connect(a, edist_node_name(b), 3000), 0);
-    int64_t end = now_ms() + 2000;
-    while (!p.done && now_ms() < end)
+    int64_t end = peers_now_ms() + 2000;
+    while (!p.done && peers_now_ms() < end)
         usleep(10 * 1000);
     assert_true(p.done);
     assert_int_equal(p.ping_rc, EDIST_EINVAL);
@@ -876,7 +702,7 @@ static void test_transitive(void **state)
 {
     (void)state;
     char cname[64], cfull[300], out[2048], want[1024];
-    uname_(cname, sizeof cname, "n2erlc");
+    peers_unique_name(cname, sizeof cname, "n2erlc");
     pid_t c = start_erl(cname, NULL);
     snprintf(cfull, sizeof cfull, "%s@%s", cname, g.host);
     edist_node *b = start_node("n2trb", false, NULL, true);
@@ -890,7 +716,7 @@ static void test_transitive(void **state)
     /* erl sees both edist nodes as ordinary visible nodes. */
     char expr[256];
     snprintf(expr, sizeof expr, "lists:sort(nodes()).");
-    int64_t end = now_ms() + 5000;
+    int64_t end = peers_now_ms() + 5000;
     pair(want, sizeof want, edist_node_name(a), edist_node_name(b));
     char wanted[1100];
     snprintf(wanted, sizeof wanted, "{ok,[%s]}", want);
@@ -899,7 +725,7 @@ static void test_transitive(void **state)
         if (!strcmp(out, wanted))
             break;
         usleep(100 * 1000);
-    } while (now_ms() < end);
+    } while (peers_now_ms() < end);
     assert_string_equal(out, wanted);
     /* rpc from erl into the node's small table. */
     snprintf(expr, sizeof expr, "rpc:call('%s', erlang, node, []).",
@@ -913,7 +739,7 @@ static void test_transitive(void **state)
     assert_string_equal(
         out, "{ok,{badrpc,{'EXIT',{undef,[{nomod,nofun,[foo],[]}]}}}}");
     /* Killing C: both edist nodes see it go. */
-    end_child(c);
+    peers_end(c, 0); /* SIGKILL: erl goes without a word */
     assert_true(wait_nodes(a, EDIST_NODES_VISIBLE, edist_node_name(b), 5000));
     assert_true(wait_nodes(b, EDIST_NODES_VISIBLE, edist_node_name(a), 5000));
     edist_node_stop(a);
@@ -926,19 +752,20 @@ static void test_join_erl_cluster(void **state)
 {
     (void)state;
     char c1[64], c2[64], c1f[300], c2f[300], eval[400];
-    uname_(c1, sizeof c1, "n2erl1_");
-    uname_(c2, sizeof c2, "n2erl2_");
+    peers_unique_name(c1, sizeof c1, "n2erl1_");
+    peers_unique_name(c2, sizeof c2, "n2erl2_");
     snprintf(c1f, sizeof c1f, "%s@%s", c1, g.host);
     snprintf(c2f, sizeof c2f, "%s@%s", c2, g.host);
     start_erl(c1, NULL);
     snprintf(eval, sizeof eval, "pong = net_adm:ping('%s'),", c1f);
     start_erl(c2, eval);
     char out[1024], want[700];
-    int64_t end = now_ms() + 5000;
+    int64_t end = peers_now_ms() + 5000;
     snprintf(want, sizeof want, "{ok,[%s]}", c1f);
     do {
         erl_eval(c2, "nodes().", out, sizeof out);
-    } while (strcmp(out, want) && now_ms() < end && usleep(100 * 1000) == 0);
+    } while (strcmp(out, want) && peers_now_ms() < end &&
+             usleep(100 * 1000) == 0);
     assert_string_equal(out, want);
 
     edist_node *lone = start_node("n2lone", false, NULL, false);
@@ -987,7 +814,7 @@ static void test_messages(void **state)
 {
     (void)state;
     char cname[64], out[1024], expr[512];
-    uname_(cname, sizeof cname, "n2erlm");
+    peers_unique_name(cname, sizeof cname, "n2erlm");
     start_erl(cname, NULL);
     edist_node *a = start_node("n2msg", false, NULL, true);
     got_msg got = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -997,21 +824,22 @@ static void test_messages(void **state)
     erl_eval(cname, expr, out, sizeof out);
     assert_string_equal(out, "{ok,ok}");
     edist_node_stats st = {0};
-    int64_t end = now_ms() + 3000;
+    int64_t end = peers_now_ms() + 3000;
     do {
         edist_node_get_stats(a, &st);
-    } while (st.messages_dropped == 0 && now_ms() < end && usleep(20000) == 0);
+    } while (st.messages_dropped == 0 && peers_now_ms() < end &&
+             usleep(20000) == 0);
     assert_true(st.messages_dropped >= 1);
     assert_int_equal(edist_node_set_message_handler(a, on_message, &got), 0);
     snprintf(expr, sizeof expr, "{someone, '%s'} ! {hello, 2, <<\"x\">>}, ok.",
              edist_node_name(a));
     erl_eval(cname, expr, out, sizeof out);
-    end = now_ms() + 3000;
+    end = peers_now_ms() + 3000;
     for (;;) {
         pthread_mutex_lock(&got.mu);
         bool done = strstr(got.text, "{hello,2,") != NULL;
         pthread_mutex_unlock(&got.mu);
-        if (done || now_ms() > end)
+        if (done || peers_now_ms() > end)
             break;
         usleep(20 * 1000);
     }
@@ -1027,12 +855,12 @@ static void test_messages(void **state)
              edist_node_name(a));
     erl_eval(cname, expr, out, sizeof out);
     assert_string_equal(out, "{ok,ok}");
-    end = now_ms() + 3000;
+    end = peers_now_ms() + 3000;
     for (;;) {
         pthread_mutex_lock(&got.mu);
         bool done = got.count > before;
         pthread_mutex_unlock(&got.mu);
-        if (done || now_ms() > end)
+        if (done || peers_now_ms() > end)
             break;
         usleep(20 * 1000);
     }
@@ -1056,11 +884,11 @@ static void test_messages(void **state)
                      0);
     assert_int_equal(edist_node_send_reg(a, cfull, "n2sink", b.data, b.len), 0);
     edist_buf_free(&b);
-    end = now_ms() + 3000;
+    end = peers_now_ms() + 3000;
     do {
         erl_eval(cname, "ets:lookup(n2got, m).", out, sizeof out);
-    } while (strcmp(out, "{ok,[{m,{from_edist,42}}]}") && now_ms() < end &&
-             usleep(50000) == 0);
+    } while (strcmp(out, "{ok,[{m,{from_edist,42}}]}") &&
+             peers_now_ms() < end && usleep(50000) == 0);
     assert_string_equal(out, "{ok,[{m,{from_edist,42}}]}");
     assert_int_equal(edist_node_set_message_handler(a, NULL, NULL), 0);
     edist_node_stop(a);

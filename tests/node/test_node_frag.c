@@ -75,7 +75,7 @@ static void test_small_overtakes_big_to_erl(void **state)
 {
     (void)state;
     char ename[64], efull[128], out[4096], want[256];
-    uname_(ename, sizeof ename, "n4erla");
+    peers_unique_name(ename, sizeof ename, "n4erla");
     full_of(ename, efull, sizeof efull);
     start_sink_erl(ename);
     n4_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -90,7 +90,7 @@ static void test_small_overtakes_big_to_erl(void **state)
     enc_tagged_bin(&big, "big", -1, big_bytes, 7, &crc);
     enc_small(&small, 1);
     edist_node_send_opts o3 = {.sender = 3}, o4 = {.sender = 4};
-    int64_t t0 = now_ms();
+    int64_t t0 = peers_now_ms();
     assert_int_equal(
         edist_node_send_reg_opts(a, efull, "n4sink", big.data, big.len, &o3),
         0);
@@ -106,7 +106,7 @@ static void test_small_overtakes_big_to_erl(void **state)
     assert_true(ok);
     print_message("erl got the small message first, then 10 MiB intact "
                   "(crc32 %u) after %lld ms\n",
-                  crc, (long long)(now_ms() - t0));
+                  crc, (long long)(peers_now_ms() - t0));
     edist_node_peer_stats ps;
     stats_of(a, efull, &ps);
     assert_true(ps.flags & EDI_DFLAG_FRAGMENTS);
@@ -129,7 +129,7 @@ static void test_hundred_in_order_to_erl(void **state)
 {
     (void)state;
     char ename[64], efull[128], out[8192];
-    uname_(ename, sizeof ename, "n4erlb");
+    peers_unique_name(ename, sizeof ename, "n4erlb");
     full_of(ename, efull, sizeof efull);
     start_sink_erl(ename);
     n4_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -146,7 +146,7 @@ static void test_hundred_in_order_to_erl(void **state)
     edist_buf b;
     edist_buf_init(&b);
     edist_node_send_opts o = {.sender = 5, .wait_ms = 20000};
-    int64_t t0 = now_ms();
+    int64_t t0 = peers_now_ms();
     for (int i = 1; i <= N; i++) {
         uint32_t crc;
         enc_tagged_bin(&b, "seq", i, sz, (uint32_t)i, &crc);
@@ -160,7 +160,7 @@ static void test_hundred_in_order_to_erl(void **state)
                                crc);
     }
     snprintf(want + wl, 4, "]}");
-    int64_t t_sent = now_ms();
+    int64_t t_sent = peers_now_ms();
     bool ok = erl_wait(ename,
                        "[{I, C} || {_, {seq, I, 1048576, C}} <- "
                        "ets:tab2list(n4log)].",
@@ -179,7 +179,7 @@ static void test_hundred_in_order_to_erl(void **state)
     print_message("100 x 1 MiB in order and intact: queued in %lld ms, "
                   "received by %lld ms; queue high-water %llu bytes, "
                   "%llu sends refused and retried\n",
-                  (long long)(t_sent - t0), (long long)(now_ms() - t0),
+                  (long long)(t_sent - t0), (long long)(peers_now_ms() - t0),
                   (unsigned long long)ps.send_queue_max_bytes,
                   (unsigned long long)ps.sends_busy);
     assert_true(ps.send_queue_max_bytes <= cfg.send_queue_limit_bytes);
@@ -266,7 +266,7 @@ static void test_interleaved_from_erl(void **state)
 {
     (void)state;
     char ename[64], efull[128], out[1024], expr[1024];
-    uname_(ename, sizeof ename, "n4erlc");
+    peers_unique_name(ename, sizeof ename, "n4erlc");
     full_of(ename, efull, sizeof efull);
     start_erl(ename, NULL, 60);
     n4_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -293,12 +293,12 @@ static void test_interleaved_from_erl(void **state)
     assert_int_equal(erl_eval(ename, expr, out, sizeof out), 0);
     unsigned long crc = 0, size = 0;
     assert_int_equal(sscanf(out, "{ok,{%lu,%lu}}", &crc, &size), 2);
-    int64_t end = now_ms() + 10000;
+    int64_t end = peers_now_ms() + 10000;
     for (;;) {
         pthread_mutex_lock(&r.mu);
         bool done = r.nbig == 1 && r.nsmall == 40;
         pthread_mutex_unlock(&r.mu);
-        if (done || now_ms() > end)
+        if (done || peers_now_ms() > end)
             break;
         usleep(10 * 1000);
     }
@@ -404,9 +404,10 @@ static void test_wire_order_raw(void **state)
      * the socket only so much of the big message, then it stalls. */
     raw_connect(&rp, a, "n4rawd", 64 * 1024);
     assert_true(rp.flags & EDI_DFLAG_FRAGMENTS);
-    int64_t end = now_ms() + 3000;
+    int64_t end = peers_now_ms() + 3000;
     edist_node_peer_stats ps;
-    while (edist_node_get_peer_stats(a, rp.name, &ps) != 0 && now_ms() < end)
+    while (edist_node_get_peer_stats(a, rp.name, &ps) != 0 &&
+           peers_now_ms() < end)
         usleep(10 * 1000);
     edist_buf big, small;
     edist_buf_init(&big);
@@ -421,7 +422,7 @@ static void test_wire_order_raw(void **state)
     /* Wait for the stall: fragments handed to the socket stop moving. */
     uint64_t f0 = 0;
     int still = 0;
-    while (still < 5 && now_ms() < end + 5000) {
+    while (still < 5 && peers_now_ms() < end + 5000) {
         usleep(40 * 1000);
         stats_of(a, rp.name, &ps);
         still = ps.fragments_sent == f0 ? still + 1 : 0;
@@ -477,7 +478,7 @@ static void *blocked_sender(void *arg)
     edist_node_send_opts o = {.sender = 3, .wait_ms = 10000};
     b->rc = edist_node_send_reg_opts(b->node, b->peer, "sink", b->msg->data,
                                      b->msg->len, &o);
-    b->returned_ms = now_ms();
+    b->returned_ms = peers_now_ms();
     return NULL;
 }
 
@@ -512,8 +513,8 @@ static int fill_until_stuck(edist_node *a, const char *peer, edist_buf *b)
     edist_node_peer_stats ps;
     uint64_t last = 0;
     int in = 0, still = 0;
-    int64_t end = now_ms() + 10000;
-    while (still < 5 && now_ms() < end) {
+    int64_t end = peers_now_ms() + 10000;
+    while (still < 5 && peers_now_ms() < end) {
         if (edist_node_send_reg_opts(a, peer, "sink", b->data, b->len, &o) ==
             0) {
             in++;
@@ -543,8 +544,9 @@ static void test_queue_limit_raw(void **state)
     rawpeer rp;
     raw_connect(&rp, a, "n4rawe", 64 * 1024); /* and never read, for now */
     edist_node_peer_stats ps;
-    int64_t end = now_ms() + 3000;
-    while (edist_node_get_peer_stats(a, rp.name, &ps) != 0 && now_ms() < end)
+    int64_t end = peers_now_ms() + 3000;
+    while (edist_node_get_peer_stats(a, rp.name, &ps) != 0 &&
+           peers_now_ms() < end)
         usleep(10 * 1000);
     edist_buf b;
     edist_buf_init(&b);
@@ -589,7 +591,7 @@ static void test_queue_limit_raw(void **state)
     usleep(300 * 1000);
     assert_int_equal(bs.rc, 1); /* still blocked */
     /* Now read: every message in order and intact, the blocked one last. */
-    int64_t t_read = now_ms();
+    int64_t t_read = peers_now_ms();
     int frames = 0;
     uint64_t seq;
     for (int i = 1; i <= sent + 1; i++) {
@@ -612,20 +614,21 @@ static void test_queue_limit_raw(void **state)
                   "returned %lld ms after reading started, writable "
                   "called %d time(s)\n",
                   sent + 1, (long long)(bs.returned_ms - t_read), wl.count);
-    end = now_ms() + 3000;
+    end = peers_now_ms() + 3000;
     do {
         stats_of(a, rp.name, &ps);
-    } while (ps.send_queue_bytes != 0 && now_ms() < end && usleep(10000) == 0);
+    } while (ps.send_queue_bytes != 0 && peers_now_ms() < end &&
+             usleep(10000) == 0);
     assert_int_equal(ps.send_queue_bytes, 0);
     assert_true(ps.send_queue_max_bytes <= limit);
     /* A blocked send whose time runs out: EDIST_ETIMEDOUT. Fill again. */
     int more = fill_until_stuck(a, rp.name, &b);
     edist_node_send_opts ow = {.sender = 3, .wait_ms = 300};
-    int64_t t0 = now_ms();
+    int64_t t0 = peers_now_ms();
     assert_int_equal(
         edist_node_send_reg_opts(a, rp.name, "sink", b.data, b.len, &ow),
         EDIST_ETIMEDOUT);
-    assert_true(now_ms() - t0 >= 250);
+    assert_true(peers_now_ms() - t0 >= 250);
     print_message("filled again with %d, a send waiting 300 ms timed out\n",
                   more);
     bs.rc = 1;

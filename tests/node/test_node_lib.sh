@@ -3,61 +3,19 @@
 #   test_node_*.sh EDIST_BINARY TEST_NODE_TOOL
 # Each test runs its own port mapper on a free port (ERL_EPMD_PORT), uses
 # unique node names, HOME in a temp dir, only 127.0.0.1, and ends every
-# process it started by PID on exit, also on failure.
+# process it started by PID on exit, also on failure (tests/common/lib.sh).
 set -u
 
 EDIST=${1:?usage: $0 EDIST_BINARY TEST_NODE_TOOL}
 TOOL=${2:?usage: $0 EDIST_BINARY TEST_NODE_TOOL}
-tmp=$(mktemp -d /tmp/edist-node-test.XXXXXX)
-export HOME=$tmp
+. "$(dirname "${BASH_SOURCE[0]}")/../common/lib.sh"
+peers_init edist-node-test
 unset ERL_EPMD_ADDRESS ERL_EPMD_RELAXED_COMMAND_CHECK
 for v in $(env | sed -n 's/^\(EDIST_[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
-pids=()
-checks=0
 COOKIE=n2cookie$$
 HOST=$(hostname -s)
 # Short names need this host's name to resolve to the loopback.
 getent hosts "$HOST" | grep -q '^127\.' || { echo "SKIP: $HOST does not resolve to 127.x"; exit 77; }
-
-cleanup() {
-  local p
-  for p in "${pids[@]}"; do
-    kill -CONT "$p" 2>/dev/null
-    kill -KILL "$p" 2>/dev/null
-  done
-  for p in "${pids[@]}"; do
-    wait "$p" 2>/dev/null
-  done
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-fail() {
-  echo "FAIL: $*"
-  local f
-  for f in "$tmp"/*.log "$tmp"/*.out "$tmp"/*.err; do
-    [ -f "$f" ] && { echo "--- $f"; tail -25 "$f"; }
-  done
-  exit 1
-}
-
-ok() {
-  checks=$((checks + 1))
-  echo "ok: $*"
-}
-
-# wait_until SECONDS CMD...: polls CMD every 50 ms.
-wait_until() {
-  local secs=$1 i
-  shift
-  for ((i = 0; i < secs * 20; i++)); do
-    "$@" >/dev/null 2>&1 && return 0
-    sleep 0.05
-  done
-  return 1
-}
-
-freeport() { "$TOOL" freeport; }
 
 # A real OTP epmd on a free port for this test; sets EPMD_PORT and exports
 # ERL_EPMD_PORT so that erl, erl_call and edist all use it.
@@ -119,9 +77,4 @@ start_erl() {
 # prints {ok, Result} with the spaces erl_call puts after commas removed.
 erl_eval() {
   erl_call -sname "$1" -c "$COOKIE" -e <<<"$2" | sed 's/, /,/g'
-}
-
-done_ok() {
-  echo "PASSED: $checks checks"
-  exit 0
 }

@@ -91,10 +91,10 @@ static void expect_closed(edist_node *a, n4_log *log, const char *what,
     raw_connect(&rp, a, "n4bad", 0);
     edist_buf b;
     edist_buf_init(&b);
-    int64_t t0 = now_ms();
+    int64_t t0 = peers_now_ms();
     fn(&rp, &b);
     bool closed = raw_wait_closed(&rp, 3000);
-    int64_t ms = now_ms() - t0;
+    int64_t ms = peers_now_ms() - t0;
     edist_buf_free(&b);
     if (!closed || !log_wait(log, rp.name, log_part, 2000))
         log_dump(log);
@@ -235,11 +235,11 @@ static void test_bad_bytes_after_handshake(void **state)
     edist_node_stats st0, st1;
     assert_int_equal(edist_node_get_stats(a, &st0), 0);
     bad_payload(&rp, &b);
-    int64_t end = now_ms() + 2000;
+    int64_t end = peers_now_ms() + 2000;
     do {
         assert_int_equal(edist_node_get_stats(a, &st1), 0);
-    } while (st1.messages_dropped == st0.messages_dropped && now_ms() < end &&
-             usleep(10000) == 0);
+    } while (st1.messages_dropped == st0.messages_dropped &&
+             peers_now_ms() < end && usleep(10000) == 0);
     assert_int_equal(st1.messages_dropped, st0.messages_dropped + 1);
     assert_false(raw_wait_closed(&rp, 300));
     raw_close(&rp);
@@ -277,7 +277,7 @@ static void *connect_thread(void *arg)
 {
     connect_call *c = arg;
     c->rc = edist_node_connect(c->node, c->peer, 8000);
-    c->done_ms = now_ms();
+    c->done_ms = peers_now_ms();
     return NULL;
 }
 
@@ -319,7 +319,7 @@ static void test_disconnect_pending(void **state)
     /* Ours, stuck in the handshake: a registered name whose port accepts
      * (the kernel does) but never answers our send_name. */
     char sname[64];
-    uname_(sname, sizeof sname, "n4stall");
+    peers_unique_name(sname, sizeof sname, "n4stall");
     uint16_t port;
     int lfd = listen_on(&port);
     int efd = register_name(sname, port);
@@ -330,7 +330,7 @@ static void test_disconnect_pending(void **state)
     struct pollfd p = {.fd = lfd, .events = POLLIN};
     assert_int_equal(poll(&p, 1, 5000), 1); /* our node connected */
     usleep(100 * 1000);
-    int64_t t0 = now_ms();
+    int64_t t0 = peers_now_ms();
     assert_int_equal(edist_node_disconnect(a, cc.peer), 0);
     pthread_join(th, NULL);
     print_message("connect aborted by disconnect after %lld ms: %s\n",
@@ -349,9 +349,9 @@ static void test_disconnect_pending(void **state)
     assert_true(s >= 0);
     char buf[256];
     struct pollfd ps = {.fd = s, .events = POLLIN};
-    int64_t end = now_ms() + 2000;
+    int64_t end = peers_now_ms() + 2000;
     ssize_t r = 1;
-    while (r > 0 && now_ms() < end && poll(&ps, 1, 100) >= 0)
+    while (r > 0 && peers_now_ms() < end && poll(&ps, 1, 100) >= 0)
         if (ps.revents)
             r = read(s, buf, sizeof buf);
     assert_true(r == 0 || (r < 0 && errno == ECONNRESET));
@@ -362,7 +362,7 @@ static void test_disconnect_pending(void **state)
     /* A peer's, stuck after its send_name: the node answered and waits for
      * the challenge reply; disconnect closes it. */
     char rname[64], rfull[128];
-    uname_(rname, sizeof rname, "n4half");
+    peers_unique_name(rname, sizeof rname, "n4half");
     full_of(rname, rfull, sizeof rfull);
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET,
@@ -389,9 +389,9 @@ static void test_disconnect_pending(void **state)
     rawpeer tmp = {.fd = fd};
     assert_true(raw_wait_closed(&tmp, 1000));
     close(fd);
-    int64_t until = now_ms() + 1000;
+    int64_t until = peers_now_ms() + 1000;
     while (log_count(&log, "aborted by disconnect_node", NULL) < 2 &&
-           now_ms() < until)
+           peers_now_ms() < until)
         usleep(10 * 1000);
     assert_int_equal(log_count(&log, "aborted by disconnect_node", NULL), 2);
     assert_int_equal(edist_node_disconnect(a, rfull), EDIST_ENOTFOUND);
@@ -435,14 +435,14 @@ static void *noauth_thread(void *arg)
     rp.flags = edi_hs_get_result(&hs)->flags;
     edi_hs_wipe(&hs);
     edi_dist_reasm_create(NULL, &rp.reasm);
-    int64_t end = now_ms() + 8000;
-    while (now_ms() < end) {
+    int64_t end = peers_now_ms() + 8000;
+    while (peers_now_ms() < end) {
         uint8_t *f = NULL;
         size_t len = 0;
-        int r = raw_read_frame(&rp, &f, &len, (int)(end - now_ms()));
+        int r = raw_read_frame(&rp, &f, &len, (int)(end - peers_now_ms()));
         if (r == 0) {
             np->closed_by_node = true;
-            np->closed_ms = now_ms();
+            np->closed_ms = peers_now_ms();
             break;
         }
         if (r < 0)
@@ -503,7 +503,7 @@ static void ping_case(edist_node *a, bool answer_no, int timeout_ms, int want)
 {
     noauth_peer np = {.answer_no = answer_no};
     char sname[64];
-    uname_(sname, sizeof sname, answer_no ? "n4no" : "n4mute");
+    peers_unique_name(sname, sizeof sname, answer_no ? "n4no" : "n4mute");
     full_of(sname, np.full, sizeof np.full);
     uint16_t port;
     np.lfd = listen_on(&port);
@@ -513,9 +513,9 @@ static void ping_case(edist_node *a, bool answer_no, int timeout_ms, int want)
     assert_int_equal(edist_node_monitor_node(a, np.full, on_event, &dl, &h), 0);
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, noauth_thread, &np), 0);
-    int64_t t0 = now_ms();
+    int64_t t0 = peers_now_ms();
     int rc = edist_node_ping(a, np.full, timeout_ms);
-    int64_t t_ping = now_ms();
+    int64_t t_ping = peers_now_ms();
     assert_int_equal(rc, want);
     /* Disconnected before pang was returned. */
     edist_node_list l;
@@ -562,7 +562,7 @@ static int group_setup(void **state)
     (void)state;
     if (n4_group_setup("node-postshake"))
         return -1;
-    uname_(erl_short, sizeof erl_short, "n4erlp");
+    peers_unique_name(erl_short, sizeof erl_short, "n4erlp");
     full_of(erl_short, erl_full, sizeof erl_full);
     start_erl(erl_short, NULL, 60);
     return 0;
