@@ -61,6 +61,10 @@ struct edist_node {
     edi_services *services;
     edist_buf rt_frame;
     uint64_t rt_unlink_id;
+    /* Auto-connection: signals for nodes being connected to (loop
+     * thread), bounded. */
+    struct rt_connecting *connecting;
+    size_t deferred_count, deferred_bytes;
 };
 
 typedef enum call_kind {
@@ -318,11 +322,14 @@ out:
     return 0;
 }
 
+static void rt_connecting_free_all(edist_node *n);
+
 static void node_free(edist_node *n)
 {
     if (n->rt)
         edi_rt_free(n->rt); /* the loop no longer runs */
     edi_services_free(n->services); /* after the runtime, as it asks */
+    rt_connecting_free_all(n);
     edist_buf_free(&n->rt_frame);
     if (n->nk)
         edi_nk_free(n->nk);
@@ -373,6 +380,7 @@ static int rt_peer(edist_node *n, uint32_t node, char *peer, size_t cap,
                    uint64_t *flags)
 {
     size_t len = 0;
+    peer[0] = 0;
     const char *name = edi_rt_node_name(node, &len);
     if (!name || len == 0 || len >= cap)
         return edist_set_error(EDIST_ENOTFOUND, "unknown node %u", node);
@@ -387,6 +395,234 @@ static int rt_queue(edist_node *n, const char *peer, edist_procid sender,
     return edi_nk_send_frame(n->nk, peer, sender.id, &n->rt_frame, force);
 }
 
+/* ---- auto-connection ------------------------------------------------------
+ * A signal for a node we are not connected to starts the connection (as
+ * erts auto-connects) and waits, copied, until it is up; then the hook runs
+ * again. If the connection fails, the signals are dropped and the node is
+ * reported down to the runtime: links and monitors made meanwhile fire with
+ * noconnection. Bounded: beyond the limits a hook fails at once (the
+ * runtime then answers noconnection itself). */
+#define RT_DEFERRED_MAX 4096u
+#define RT_DEFERRED_MAX_BYTES ((size_t)64 << 20)
+
+typedef enum rt_kind {
+    RK_SEND = 1,
+    RK_REG_SEND,
+    RK_LINK,
+    RK_EXIT2,
+    RK_MONITOR,
+    RK_SPAWN,
+} rt_kind;
+
+typedef struct rt_deferred {
+    struct rt_deferred *next;
+    rt_kind kind;
+    edist_procid a, b;
+    uint32_t node;
+    unsigned sflags;
+    bool by_name;
+    char name[256], module[256], function[256];
+    uint8_t ref_bytes[64];
+    size_t ref_len;
+    size_t len;
+    uint8_t data[];
+} rt_deferred;
+
+typedef struct rt_connecting {
+    struct rt_connecting *next;
+    edist_node *n;
+    uint32_t node;
+    char peer[EDI_HS_NAME_MAX_BYTES + 1];
+    bool posted, finished, starting;
+    int result;
+    rt_deferred *head, *tail;
+} rt_connecting;
+
+static int rt_hook_send(void *user, edist_procid from, edist_procid to,
+                        const edi_rt_payload *msg);
+static int rt_hook_reg_send(void *user, edist_procid from, uint32_t node,
+                            const char *name, const edi_rt_payload *msg);
+static int rt_hook_link(void *user, edist_procid from, edist_procid to);
+static int rt_hook_exit2(void *user, edist_procid from, edist_procid to,
+                         edist_term_view reason);
+static int rt_hook_monitor(void *user, edist_procid watcher,
+                           edist_procid target, uint32_t node,
+                           const char *name, const edist_ref *ref);
+static int rt_hook_spawn_request(void *user, edist_procid from, uint32_t node,
+                                 const edist_ref *req_id, const char *module,
+                                 const char *function, edist_term_view args,
+                                 unsigned sflags);
+
+static void rt_deferred_free_all(edist_node *n, rt_connecting *c)
+{
+    rt_deferred *d = c->head;
+    while (d) {
+        rt_deferred *next = d->next;
+        n->deferred_count--;
+        n->deferred_bytes -= d->len;
+        free(d);
+        d = next;
+    }
+    c->head = c->tail = NULL;
+}
+
+static void rt_connecting_unlink(edist_node *n, rt_connecting *c)
+{
+    for (rt_connecting **pp = &n->connecting; *pp; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            return;
+        }
+    }
+}
+
+/* At node_free: attempts whose completion never ran (the loop stopped). */
+static void rt_connecting_free_all(edist_node *n)
+{
+    while (n->connecting) {
+        rt_connecting *c = n->connecting;
+        n->connecting = c->next;
+        rt_deferred_free_all(n, c);
+        free(c);
+    }
+}
+
+/* Replay (or drop) the signals of a finished connection attempt, from a
+ * post: never inside a hook or the net kernel's callbacks. */
+static void rt_connect_finish(edi_loop *loop, void *arg)
+{
+    (void)loop;
+    rt_connecting *c = arg;
+    edist_node *n = c->n;
+    rt_connecting_unlink(n, c);
+    if (c->result) {
+        rt_deferred_free_all(n, c);
+        edi_rt_node_down(n->rt, c->node);
+        free(c);
+        return;
+    }
+    rt_deferred *d = c->head;
+    c->head = c->tail = NULL;
+    while (d) {
+        rt_deferred *next = d->next;
+        edist_ref ref;
+        edist_cursor rc;
+        edist_cursor_init(&rc, d->ref_bytes, d->ref_len);
+        bool has_ref = d->ref_len && edist_dec_ref(&rc, &ref) == 0;
+        edist_term_view v = {.ptr = d->data, .len = d->len};
+        edi_rt_payload p = {.data = d->data, .len = d->len};
+        switch (d->kind) {
+        case RK_SEND:
+            rt_hook_send(n, d->a, d->b, &p);
+            break;
+        case RK_REG_SEND:
+            rt_hook_reg_send(n, d->a, d->node, d->name, &p);
+            break;
+        case RK_LINK:
+            rt_hook_link(n, d->a, d->b);
+            break;
+        case RK_EXIT2:
+            rt_hook_exit2(n, d->a, d->b, v);
+            break;
+        case RK_MONITOR:
+            if (has_ref)
+                rt_hook_monitor(n, d->a, d->b, d->node,
+                                d->by_name ? d->name : NULL, &ref);
+            break;
+        case RK_SPAWN:
+            if (has_ref)
+                rt_hook_spawn_request(n, d->a, d->node, &ref, d->module,
+                                      d->function, v, d->sflags);
+            break;
+        }
+        n->deferred_count--;
+        n->deferred_bytes -= d->len;
+        free(d);
+        d = next;
+    }
+    free(c);
+}
+
+static void rt_connect_done(void *arg, int err, const char *detail)
+{
+    (void)detail;
+    rt_connecting *c = arg;
+    c->result = err;
+    c->finished = true;
+    if (edi_loop_post(c->n->loop, rt_connect_finish, c) == 0)
+        c->posted = true;
+    else if (!c->starting)
+        rt_connect_finish(c->n->loop, c); /* no room to post: now */
+}
+
+/* Queue one signal for peer, starting the connection if none is under
+ * way. Returns 0 (accepted) or a negative edist_err. */
+static int rt_defer(edist_node *n, const char *peer, uint32_t node,
+                    const rt_deferred *tmpl, const void *data, size_t len)
+{
+    if (atomic_load(&n->stopping) || n->deferred_count >= RT_DEFERRED_MAX ||
+        n->deferred_bytes + len > RT_DEFERRED_MAX_BYTES)
+        return edist_set_error(EDIST_ECLOSED, "not connected to %s", peer);
+    rt_deferred *d = malloc(sizeof *d + len);
+    if (!d)
+        return edist_set_error(EDIST_ENOMEM, "no memory");
+    *d = *tmpl;
+    d->next = NULL;
+    d->len = len;
+    if (len)
+        memcpy(d->data, data, len);
+    rt_connecting *c = n->connecting;
+    while (c && strcmp(c->peer, peer) != 0)
+        c = c->next;
+    if (!c) {
+        c = calloc(1, sizeof *c);
+        if (!c) {
+            free(d);
+            return edist_set_error(EDIST_ENOMEM, "no memory");
+        }
+        c->n = n;
+        c->node = node;
+        snprintf(c->peer, sizeof c->peer, "%s", peer);
+        c->next = n->connecting;
+        n->connecting = c;
+        /* A completion inside edi_nk_connect is posted, never run inside
+         * this hook; if it cannot be posted, the signal fails now. */
+        c->starting = true;
+        int rc = edi_nk_connect(n->nk, peer, 0, rt_connect_done, c);
+        c->starting = false;
+        if (rc || (c->finished && !c->posted)) {
+            rt_connecting_unlink(n, c);
+            free(c);
+            free(d);
+            return rc ? rc : edist_set_error(EDIST_ECLOSED, "not connected");
+        }
+    }
+    if (c->tail)
+        c->tail->next = d;
+    else
+        c->head = d;
+    c->tail = d;
+    n->deferred_count++;
+    n->deferred_bytes += len;
+    return 0;
+}
+
+/* Does a signal for peer wait for a connection: not connected (worth
+ * connecting), or signals of an attempt that just came up are still to be
+ * replayed (this one must not overtake them)? */
+static bool rt_can_defer_n(edist_node *n, int rc, const char *peer)
+{
+    if (!peer[0])
+        return false;
+    if (rc == EDIST_ENOTFOUND)
+        return true;
+    for (rt_connecting *c = n->connecting; c; c = c->next)
+        if (!strcmp(c->peer, peer))
+            return true;
+    return false;
+}
+#define rt_can_defer_n(n, rc, peer) rt_can_defer_n(n, rc, peer)
+
 static int rt_hook_send(void *user, edist_procid from, edist_procid to,
                         const edi_rt_payload *msg)
 {
@@ -396,6 +632,13 @@ static int rt_hook_send(void *user, edist_procid from, edist_procid to,
     edi_dist_term_scratch fs, ts;
     edist_term_view fv, tv;
     int rc = rt_peer(n, to.node, peer, sizeof peer, &flags);
+    if (rt_can_defer_n(n, rc, peer)) {
+        rt_deferred t = {.kind = RK_SEND, .a = from, .b = to};
+        rc = rt_defer(n, peer, to.node, &t, msg->data, msg->len);
+        if (rc == 0 && msg->release)
+            msg->release(msg->owner, msg->data);
+        return rc;
+    }
     if (rc || (rc = rt_pid_view(from, &fs, &fv)) ||
         (rc = rt_pid_view(to, &ts, &tv)))
         return rc;
@@ -421,6 +664,14 @@ static int rt_hook_reg_send(void *user, edist_procid from, uint32_t node,
     edi_dist_term_scratch fs, ns;
     edist_term_view fv, nv;
     int rc = rt_peer(n, node, peer, sizeof peer, &flags);
+    if (rt_can_defer_n(n, rc, peer) && strlen(name) < 256) {
+        rt_deferred t = {.kind = RK_REG_SEND, .a = from, .node = node};
+        snprintf(t.name, sizeof t.name, "%s", name);
+        rc = rt_defer(n, peer, node, &t, msg->data, msg->len);
+        if (rc == 0 && msg->release)
+            msg->release(msg->owner, msg->data);
+        return rc;
+    }
     if (rc || (rc = rt_pid_view(from, &fs, &fv)) ||
         (rc = edi_dist_atom_view(name, strlen(name), &ns, &nv)))
         return rc;
@@ -444,6 +695,10 @@ static int rt_pair(edist_node *n, rt_pair_op op, edist_procid from,
     edi_dist_term_scratch fs, ts;
     edist_term_view fv, tv;
     int rc = rt_peer(n, to.node, peer, sizeof peer, &flags);
+    if (op == RT_LINK && rt_can_defer_n(n, rc, peer)) {
+        rt_deferred t = {.kind = RK_LINK, .a = from, .b = to};
+        return rt_defer(n, peer, to.node, &t, NULL, 0);
+    }
     if (rc || (rc = rt_pid_view(from, &fs, &fv)) ||
         (rc = rt_pid_view(to, &ts, &tv)))
         return rc;
@@ -476,6 +731,10 @@ static int rt_exit_any(edist_node *n, bool exit2, edist_procid from,
     edi_dist_term_scratch fs, ts;
     edist_term_view fv, tv;
     int rc = rt_peer(n, to.node, peer, sizeof peer, &flags);
+    if (exit2 && rt_can_defer_n(n, rc, peer)) {
+        rt_deferred t = {.kind = RK_EXIT2, .a = from, .b = to};
+        return rt_defer(n, peer, to.node, &t, reason.ptr, reason.len);
+    }
     if (rc || (rc = rt_pid_view(from, &fs, &fv)) ||
         (rc = rt_pid_view(to, &ts, &tv)))
         return rc;
@@ -505,7 +764,20 @@ static int rt_mon_any(edist_node *n, bool demon, edist_procid watcher,
     uint64_t flags;
     edi_dist_term_scratch ws, ts, rs;
     edist_term_view wv, tv, rv;
-    int rc = rt_peer(n, name ? node : target.node, peer, sizeof peer, &flags);
+    uint32_t where = name ? node : target.node;
+    int rc = rt_peer(n, where, peer, sizeof peer, &flags);
+    if (!demon && rt_can_defer_n(n, rc, peer) && (!name || strlen(name) < 256)) {
+        rt_deferred t = {.kind = RK_MONITOR, .a = watcher, .b = target,
+                         .node = node, .by_name = name != NULL};
+        if (name)
+            snprintf(t.name, sizeof t.name, "%s", name);
+        edist_buf rb;
+        edist_buf_init_fixed(&rb, t.ref_bytes, sizeof t.ref_bytes);
+        if (edist_enc_ref(&rb, ref) == 0 && !edist_buf_error(&rb)) {
+            t.ref_len = rb.len;
+            return rt_defer(n, peer, where, &t, NULL, 0);
+        }
+    }
     if (rc || (rc = rt_pid_view(watcher, &ws, &wv)) ||
         (rc = edi_dist_ref_view(ref, &rs, &rv)))
         return rc;
@@ -568,6 +840,19 @@ static int rt_hook_spawn_request(void *user, edist_procid from, uint32_t node,
     edi_dist_term_scratch fs, rs;
     edist_term_view fv, rv;
     int rc = rt_peer(n, node, peer, sizeof peer, &flags);
+    if (rt_can_defer_n(n, rc, peer) && strlen(module) < 256 &&
+        strlen(function) < 256) {
+        rt_deferred t = {.kind = RK_SPAWN, .a = from, .node = node,
+                         .sflags = sflags};
+        snprintf(t.module, sizeof t.module, "%s", module);
+        snprintf(t.function, sizeof t.function, "%s", function);
+        edist_buf rb;
+        edist_buf_init_fixed(&rb, t.ref_bytes, sizeof t.ref_bytes);
+        if (edist_enc_ref(&rb, req_id) == 0 && !edist_buf_error(&rb)) {
+            t.ref_len = rb.len;
+            return rt_defer(n, peer, node, &t, args.ptr, args.len);
+        }
+    }
     if (rc || (rc = rt_pid_view(from, &fs, &fv)) ||
         (rc = edi_dist_ref_view(req_id, &rs, &rv)))
         return rc;

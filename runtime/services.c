@@ -1,0 +1,215 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The node's services: start and stop, the `echo` and `net_kernel`
+ * processes, and the helpers the services files share. rex and erpc are in
+ * services_rpc.c, the exported functions in services_demo.c. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/runtime_internal.h"
+#include "runtime/services_internal.h"
+
+static const char *const pattern_text[EDI_PAT_COUNT] = {
+    [EDI_PAT_ECHO] = "{From, Msg}",
+    [EDI_PAT_IS_AUTH] = "{'$gen_call', {From, Tag}, {is_auth, _}}",
+    [EDI_PAT_REX_CALL] = "{From, {call, M, F, A, _}}",
+    [EDI_PAT_REX_FEAT] = "{From, features_request}",
+    [EDI_PAT_REX_SEND] = "{From, {send, Name, Msg}}",
+    [EDI_PAT_REX_SBCAST] = "{From, {sbcast, Name, Msg}}",
+    [EDI_PAT_GEN_CALL] = "{'$gen_call', {From, Tag}, {Kind, M, F, A, _}}",
+    [EDI_PAT_GEN_CAST] = "{'$gen_cast', {cast, M, F, A, _}}",
+    [EDI_PAT_JOB] = "{Tag, Caller, M, F, A}",
+    [EDI_PAT_RESULT] = "{Tag, return, V}",
+    [EDI_PAT_DOWN] = "{'DOWN', Ref, process, _, Reason}",
+    [EDI_PAT_EXIT] = "{'EXIT', From, Reason}",
+    [EDI_PAT_RAISED] = "{'$edist_raise', Class, Reason, Stack}",
+};
+
+/* ---- shared helpers ------------------------------------------------------ */
+
+edist_term_view edi_svc_var(const edi_services *s, int pat,
+                            const edist_term_view *vars, const char *name)
+{
+    int i = edist_pattern_var_index(s->pat[pat], name);
+    edist_term_view none = {NULL, 0};
+    return i < 0 ? none : vars[i];
+}
+
+int edi_svc_pid(edist_term_view v, edist_procid *out)
+{
+    if (!v.ptr)
+        return EDIST_EINVAL;
+    edist_cursor c;
+    edist_cursor_init(&c, v.ptr, v.len);
+    return edist_dec_procid(&c, out);
+}
+
+bool edi_svc_is_atom(edist_term_view v, const char *atom)
+{
+    return v.ptr && edi_term_is_atom(v, atom);
+}
+
+static void px_free(void *arg)
+{
+    edi_svc_px *x = arg;
+    edist_buf_free(&x->a);
+    edist_buf_free(&x->b);
+    for (size_t i = 0; i < EDI_SVC_KEEP_MAX; i++)
+        edist_message_free(x->keep[i]);
+    free(x->extra);
+    free(x);
+}
+
+edi_svc_px *edi_svc_px_new(void)
+{
+    edi_svc_px *x = calloc(1, sizeof *x);
+    if (!x)
+        return NULL;
+    edist_buf_init(&x->a);
+    edist_buf_init(&x->b);
+    if (edist_at_exit(px_free, x) != 0) {
+        free(x);
+        return NULL;
+    }
+    return x;
+}
+
+int edi_svc_px_keep(edi_svc_px *x, edist_term_view *term)
+{
+    for (size_t i = 0; i < EDI_SVC_KEEP_MAX; i++) {
+        if (x->keep[i])
+            continue;
+        int rc = edist_msg_keep(&x->keep[i]);
+        if (rc == 0)
+            *term = edist_message_term(x->keep[i]);
+        return rc;
+    }
+    return edist_set_error(EDIST_ENOSPC, "services: too many kept messages");
+}
+
+/* ---- echo ---------------------------------------------------------------- */
+
+/* {From, Msg} with From a pid: Msg back to From unchanged. Everything
+ * else is consumed and ignored, so the mailbox never fills up with it. */
+static void echo_main(void *arg)
+{
+    edi_services *s = arg;
+    const edist_pattern *p = s->pat[EDI_PAT_ECHO];
+    int fi = edist_pattern_var_index(p, "From"),
+        mi = edist_pattern_var_index(p, "Msg");
+    for (;;) {
+        edist_term_view m, vars[2] = {{0}};
+        if (edist_receive(NULL, NULL, -1, &m) != 0)
+            continue;
+        if (edist_match(p, m.ptr, m.len, vars) != 1)
+            continue;
+        edist_procid from;
+        if (edi_svc_pid(vars[fi], &from) == 0)
+            edist_send(from, vars[mi].ptr, vars[mi].len);
+    }
+}
+
+/* ---- net_kernel ---------------------------------------------------------- */
+
+/* The gen_server call net_adm:ping makes: {'$gen_call', {From, Tag},
+ * {is_auth, Node}} -> From ! {Tag, yes}. Tag is a ref, or [alias | Ref]
+ * from OTP 24 on: gen:reply would send to the alias, but the caller also
+ * takes the reply sent to its pid (an alias only adds a way in), so one
+ * reply to From serves both. */
+static void net_kernel_main(void *arg)
+{
+    edi_services *s = arg;
+    const edist_pattern *p = s->pat[EDI_PAT_IS_AUTH];
+    int fi = edist_pattern_var_index(p, "From"),
+        ti = edist_pattern_var_index(p, "Tag");
+    for (;;) {
+        edist_term_view m, vars[2] = {{0}};
+        if (edist_receive(NULL, NULL, -1, &m) != 0)
+            continue;
+        if (edist_match(p, m.ptr, m.len, vars) != 1)
+            continue;
+        edist_procid from;
+        if (edi_svc_pid(vars[fi], &from) != 0)
+            continue;
+        edist_buf b;
+        edist_buf_init(&b);
+        edist_enc_tuple(&b, 2);
+        edist_enc_raw(&b, vars[ti].ptr, vars[ti].len);
+        edist_enc_atom(&b, "yes", 3);
+        if (edist_buf_error(&b) == 0)
+            edist_send_buf(from, &b);
+        edist_buf_free(&b);
+    }
+}
+
+/* ---- start and stop ------------------------------------------------------ */
+
+static int start_named(edi_services *s, const char *name, edist_proc_fn fn)
+{
+    edist_procid pid;
+    if (edist_runtime_whereis(s->rt, name, &pid) == 0)
+        return edist_set_error(EDIST_EEXIST, "services: the name %s is taken",
+                               name);
+    int rc = edist_runtime_spawn(s->rt, fn, s, NULL, &pid);
+    if (rc)
+        return rc;
+    /* Only a race with another registration of the same name fails here;
+     * the process then idles in receive until the runtime stops. */
+    return edist_runtime_register(s->rt, name, pid);
+}
+
+int edi_services_start(edi_rt *rt, const edi_services_config *cfg,
+                       edi_services **out)
+{
+    if (!out)
+        return edist_set_error(EDIST_EINVAL, "services: no output");
+    *out = NULL;
+    if (!rt)
+        return edist_set_error(EDIST_EINVAL, "services: no runtime");
+    edi_services *s = calloc(1, sizeof *s);
+    if (!s)
+        return edist_set_error(EDIST_ENOMEM, "services: no memory");
+    s->rt = rt;
+    if (cfg)
+        s->cfg = *cfg;
+    for (int i = 0; i < EDI_PAT_COUNT; i++) {
+        edist_parse_error pe;
+        int rc = edist_pattern_compile(pattern_text[i], strlen(pattern_text[i]),
+                                       &s->pat[i], &pe);
+        if (rc) {
+            edi_services_free(s);
+            return edist_set_error(rc, "services: pattern %s: %s",
+                                   pattern_text[i], pe.message);
+        }
+    }
+    *out = s;
+    unsigned off = s->cfg.disable;
+    int rc = 0;
+    if (!(off & EDI_SERVICE_EXPORTS) && ((rc = edi_svc_export_rpc(s)) != 0 ||
+                                         (rc = edi_svc_export_demo(s)) != 0))
+        return rc;
+    if (!(off & EDI_SERVICE_ECHO) &&
+        (rc = start_named(s, "echo", echo_main)) != 0)
+        return rc;
+    if (!(off & EDI_SERVICE_NET_KERNEL) &&
+        (rc = start_named(s, "net_kernel", net_kernel_main)) != 0)
+        return rc;
+    if (!(off & EDI_SERVICE_REX) &&
+        (rc = start_named(s, "rex", edi_svc_rex_main)) != 0)
+        return rc;
+    edi_rt_log(rt, EDIST_LOG_INFO, "services of %s:%s%s%s%s",
+               edist_runtime_node(rt), off & EDI_SERVICE_ECHO ? "" : " echo",
+               off & EDI_SERVICE_NET_KERNEL ? "" : " net_kernel",
+               off & EDI_SERVICE_REX ? "" : " rex",
+               off & EDI_SERVICE_EXPORTS ? ""
+                                         : " erpc:* erlang:* edist_demo:*");
+    return 0;
+}
+
+void edi_services_free(edi_services *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < EDI_PAT_COUNT; i++)
+        edist_pattern_free(s->pat[i]);
+    free(s);
+}

@@ -1,0 +1,354 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The exported functions of every node (shared/CONTRACT.md): erlang:node/0,
+ * nodes/0, nodes/1, is_alive/0, throw/1, error/1, exit/1 and
+ * edist_demo:hello/0, add/2, echo/1, reply/2, sleep/1, crash/1. Each runs
+ * in the process that calls it (spawned by a remote spawn, or erpc's and
+ * rex's apply worker). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/runtime_internal.h"
+#include "runtime/services_internal.h"
+
+/* ---- erlang:* ------------------------------------------------------------ */
+
+static int ex_node(void *user, const edist_term_view *args, uint32_t arity,
+                   edist_buf *result)
+{
+    (void)args;
+    (void)arity;
+    edi_services *s = user;
+    return edist_enc_atomz(result, edist_runtime_node(s->rt));
+}
+
+typedef struct names_acc {
+    edist_buf elems;
+    uint32_t count;
+} names_acc;
+
+static void add_name(void *ctx, const char *name, size_t len)
+{
+    names_acc *acc = ctx;
+    if (edist_enc_atom(&acc->elems, name, len) == 0)
+        acc->count++;
+}
+
+/* [this node (with_self) | the nodes the node names for `which`] */
+static int enc_nodes(edi_services *s, unsigned which, bool with_self,
+                     edist_buf *result)
+{
+    names_acc acc;
+    edist_buf_init(&acc.elems);
+    acc.count = 0;
+    if (with_self)
+        add_name(&acc, edist_runtime_node(s->rt),
+                 strlen(edist_runtime_node(s->rt)));
+    int rc = 0;
+    if (which && s->cfg.nodes)
+        rc = s->cfg.nodes(s->cfg.user, which, add_name, &acc);
+    if (rc == 0)
+        rc = edist_buf_error(&acc.elems);
+    if (rc == 0 && acc.count > 0) {
+        edist_enc_list(result, acc.count);
+        edist_enc_raw(result, acc.elems.data, acc.elems.len);
+    }
+    if (rc == 0)
+        rc = edist_enc_nil(result);
+    edist_buf_free(&acc.elems);
+    return rc;
+}
+
+static int ex_nodes0(void *user, const edist_term_view *args, uint32_t arity,
+                     edist_buf *result)
+{
+    (void)args;
+    (void)arity;
+    return enc_nodes(user, EDI_NODES_VISIBLE, false, result);
+}
+
+/* One argument of nodes/1: the bits it asks for, or -1. */
+static int nodes_arg(edist_term_view v, unsigned *which, bool *self)
+{
+    static const struct {
+        const char *atom;
+        unsigned bits;
+    } kinds[] = {{"visible", EDI_NODES_VISIBLE},
+                 {"hidden", EDI_NODES_HIDDEN},
+                 {"connected", EDI_NODES_CONNECTED},
+                 {"known", EDI_NODES_KNOWN}};
+    if (edi_svc_is_atom(v, "this")) {
+        *self = true;
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        if (edi_svc_is_atom(v, kinds[i].atom)) {
+            *which |= kinds[i].bits;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* nodes(Arg | [Arg]) with Arg visible | hidden | connected | this | known. */
+static int ex_nodes1(void *user, const edist_term_view *args, uint32_t arity,
+                     edist_buf *result)
+{
+    (void)arity;
+    unsigned which = 0;
+    bool self = false;
+    edist_cursor c;
+    edist_cursor_init(&c, args[0].ptr, args[0].len);
+    edist_term_info info;
+    int bad = edist_peek(&c, &info) != 0;
+    if (!bad && info.type == EDIST_TYPE_LIST && info.tag == EDIST_TAG_LIST) {
+        uint32_t n;
+        bad = edist_dec_list(&c, &n) != 0;
+        for (uint32_t i = 0; !bad && i < n; i++) {
+            edist_term_view e;
+            bad =
+                edist_dec_term(&c, &e) != 0 || nodes_arg(e, &which, &self) != 0;
+        }
+        bad = bad || edist_dec_nil(&c) != 0;
+    } else if (!bad && info.type != EDIST_TYPE_NIL) {
+        bad = nodes_arg(args[0], &which, &self) != 0;
+    }
+    if (bad)
+        return edi_raise_error_atom("badarg");
+    /* known includes this node, as in erts */
+    return enc_nodes(user, which, self || (which & EDI_NODES_KNOWN), result);
+}
+
+static int ex_is_alive(void *user, const edist_term_view *args, uint32_t arity,
+                       edist_buf *result)
+{
+    (void)args;
+    (void)arity;
+    edi_services *s = user;
+    bool alive = s->cfg.is_alive
+                     ? s->cfg.is_alive(s->cfg.user)
+                     : strcmp(edist_runtime_node(s->rt), "nonode@nohost") != 0;
+    return edist_enc_bool(result, alive);
+}
+
+static int ex_throw(void *user, const edist_term_view *args, uint32_t arity,
+                    edist_buf *result)
+{
+    (void)user;
+    (void)arity;
+    (void)result;
+    return edi_raise(EDI_RAISE_THROW, args[0].ptr, args[0].len, NULL, 0);
+}
+
+static int ex_error(void *user, const edist_term_view *args, uint32_t arity,
+                    edist_buf *result)
+{
+    (void)user;
+    (void)arity;
+    (void)result;
+    return edi_raise(EDI_RAISE_ERROR, args[0].ptr, args[0].len, NULL, 0);
+}
+
+static int ex_exit(void *user, const edist_term_view *args, uint32_t arity,
+                   edist_buf *result)
+{
+    (void)user;
+    (void)arity;
+    (void)result;
+    return edi_raise(EDI_RAISE_EXIT, args[0].ptr, args[0].len, NULL, 0);
+}
+
+/* ---- integers of any size ------------------------------------------------ */
+
+static size_t trim(const uint8_t *mag, size_t n)
+{
+    while (n && mag[n - 1] == 0)
+        n--;
+    return n;
+}
+
+/* Compare magnitudes (trimmed). */
+static int mag_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn)
+{
+    if (an != bn)
+        return an < bn ? -1 : 1;
+    for (size_t i = an; i-- > 0;)
+        if (a[i] != b[i])
+            return a[i] < b[i] ? -1 : 1;
+    return 0;
+}
+
+int edi_services_int_add(edist_term_view a, edist_term_view b, edist_buf *out)
+{
+    edist_cursor ca, cb;
+    edist_cursor_init(&ca, a.ptr, a.len);
+    edist_cursor_init(&cb, b.ptr, b.len);
+    int64_t x, y, sum;
+    if (edist_dec_int64(&ca, &x) == 0 && edist_dec_int64(&cb, &y) == 0 &&
+        !__builtin_add_overflow(x, y, &sum))
+        return edist_enc_int(out, sum);
+    edist_cursor_init(&ca, a.ptr, a.len);
+    edist_cursor_init(&cb, b.ptr, b.len);
+    int an, bn;
+    const uint8_t *am, *bm;
+    size_t al, bl;
+    uint8_t at[8], bt[8];
+    if (edist_dec_integer(&ca, &an, &am, &al, at) != 0 ||
+        edist_dec_integer(&cb, &bn, &bm, &bl, bt) != 0)
+        return edist_set_error(EDIST_ETYPE, "add: not an integer");
+    al = trim(am, al);
+    bl = trim(bm, bl);
+    size_t cap = (al > bl ? al : bl) + 1;
+    uint8_t *r = malloc(cap);
+    if (!r)
+        return edist_set_error(EDIST_ENOMEM, "add: no memory");
+    int negative;
+    if (an == bn) {
+        /* same sign: |a| + |b| */
+        unsigned carry = 0;
+        for (size_t i = 0; i < cap; i++) {
+            unsigned d = carry + (i < al ? am[i] : 0u) + (i < bl ? bm[i] : 0u);
+            r[i] = (uint8_t)d;
+            carry = d >> 8;
+        }
+        negative = an;
+    } else {
+        /* opposite signs: the larger magnitude minus the smaller, with
+         * the larger one's sign */
+        int c = mag_cmp(am, al, bm, bl);
+        if (c < 0) {
+            const uint8_t *tm = am;
+            am = bm;
+            bm = tm;
+            size_t tl = al;
+            al = bl;
+            bl = tl;
+            an = bn;
+        }
+        unsigned borrow = 0;
+        for (size_t i = 0; i < cap; i++) {
+            int d = (int)(i < al ? am[i] : 0u) - (int)(i < bl ? bm[i] : 0u) -
+                    (int)borrow;
+            borrow = d < 0;
+            r[i] = (uint8_t)(d + (borrow ? 256 : 0));
+        }
+        negative = c == 0 ? 0 : an;
+    }
+    int rc = edist_enc_big(out, negative, r, cap);
+    free(r);
+    return rc;
+}
+
+/* ---- edist_demo:* -------------------------------------------------------- */
+
+static int ex_hello(void *user, const edist_term_view *args, uint32_t arity,
+                    edist_buf *result)
+{
+    (void)args;
+    (void)arity;
+    (void)result;
+    edi_services *s = user;
+    if (s->cfg.print_line) {
+        char line[EDIST_ATOM_MAX_BYTES + 16];
+        int n = snprintf(line, sizeof line, "Hello from %s",
+                         edist_runtime_node(s->rt));
+        if (n > 0)
+            s->cfg.print_line(s->cfg.user, line,
+                              (size_t)n < sizeof line ? (size_t)n
+                                                      : sizeof line - 1);
+    }
+    return 0;
+}
+
+static int ex_add(void *user, const edist_term_view *args, uint32_t arity,
+                  edist_buf *result)
+{
+    (void)user;
+    (void)arity;
+    int rc = edi_services_int_add(args[0], args[1], result);
+    if (rc == EDIST_ETYPE)
+        return edi_raise_error_atom("badarith"); /* as 1 + a */
+    return rc;
+}
+
+static int ex_echo(void *user, const edist_term_view *args, uint32_t arity,
+                   edist_buf *result)
+{
+    (void)user;
+    (void)arity;
+    return edist_enc_raw(result, args[0].ptr, args[0].len);
+}
+
+static int ex_reply(void *user, const edist_term_view *args, uint32_t arity,
+                    edist_buf *result)
+{
+    (void)user;
+    (void)arity;
+    (void)result;
+    edist_procid to;
+    if (edi_svc_pid(args[0], &to) != 0)
+        return edi_raise_error_atom("badarg");
+    int rc;
+    /* A full local mailbox pushes back: wait for room. */
+    while ((rc = edist_send(to, args[1].ptr, args[1].len)) == EDIST_EAGAIN)
+        edist_sleep_ms(1);
+    /* Like Pid ! Msg, a send to a node that cannot be reached is no
+     * error. */
+    return rc == EDIST_ECLOSED ? 0 : rc;
+}
+
+static int ex_sleep(void *user, const edist_term_view *args, uint32_t arity,
+                    edist_buf *result)
+{
+    (void)user;
+    (void)arity;
+    (void)result;
+    if (edi_svc_is_atom(args[0], "infinity"))
+        return edist_sleep_ms(-1);
+    edist_cursor c;
+    edist_cursor_init(&c, args[0].ptr, args[0].len);
+    int64_t ms;
+    if (edist_dec_int64(&c, &ms) != 0 || ms < 0)
+        return edi_raise_error_atom("timeout_value"); /* as timer:sleep(-1) */
+    return edist_sleep_ms(ms);
+}
+
+static int ex_crash(void *user, const edist_term_view *args, uint32_t arity,
+                    edist_buf *result)
+{
+    (void)user;
+    (void)arity;
+    (void)result;
+    return edist_exit(args[0].ptr, args[0].len);
+}
+
+int edi_svc_export_demo(edi_services *s)
+{
+    static const struct {
+        const char *module, *function;
+        uint32_t arity;
+        edist_exported_fn fn;
+    } table[] = {
+        {"erlang", "node", 0, ex_node},
+        {"erlang", "nodes", 0, ex_nodes0},
+        {"erlang", "nodes", 1, ex_nodes1},
+        {"erlang", "is_alive", 0, ex_is_alive},
+        {"erlang", "throw", 1, ex_throw},
+        {"erlang", "error", 1, ex_error},
+        {"erlang", "exit", 1, ex_exit},
+        {"edist_demo", "hello", 0, ex_hello},
+        {"edist_demo", "add", 2, ex_add},
+        {"edist_demo", "echo", 1, ex_echo},
+        {"edist_demo", "reply", 2, ex_reply},
+        {"edist_demo", "sleep", 1, ex_sleep},
+        {"edist_demo", "crash", 1, ex_crash},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
+        int rc =
+            edist_export_function(s->rt, table[i].module, table[i].function,
+                                  table[i].arity, table[i].fn, s);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}

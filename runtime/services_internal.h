@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* What services.c, services_rpc.c and services_demo.c share. */
+#ifndef EDI_SERVICES_INTERNAL_H
+#define EDI_SERVICES_INTERNAL_H
+
+#include "runtime/services.h"
+
+/* Patterns compiled once per edi_services (read-only afterwards, so the
+ * processes of the runtime share them). */
+enum {
+    EDI_PAT_ECHO,       /* {From, Msg} */
+    EDI_PAT_IS_AUTH,    /* {'$gen_call', {From, Tag}, {is_auth, _}} */
+    EDI_PAT_REX_CALL,   /* {From, {call, M, F, A, _}} */
+    EDI_PAT_REX_FEAT,   /* {From, features_request} */
+    EDI_PAT_REX_SEND,   /* {From, {send, Name, Msg}} */
+    EDI_PAT_REX_SBCAST, /* {From, {sbcast, Name, Msg}} */
+    EDI_PAT_GEN_CALL,   /* {'$gen_call', {From, Tag}, {Kind, M, F, A, _}} */
+    EDI_PAT_GEN_CAST,   /* {'$gen_cast', {cast, M, F, A, _}} */
+    EDI_PAT_JOB,        /* {Tag, M, F, A}: a worker's job */
+    EDI_PAT_RESULT,     /* {Tag, return, V}: a worker's result */
+    EDI_PAT_DOWN,       /* {'DOWN', Ref, process, _, Reason} */
+    EDI_PAT_EXIT,       /* {'EXIT', From, Reason} */
+    EDI_PAT_RAISED,     /* {'$edist_raise', Class, Reason, Stack} */
+    EDI_PAT_COUNT
+};
+
+struct edi_services {
+    edi_rt *rt;
+    edi_services_config cfg;
+    edist_pattern *pat[EDI_PAT_COUNT];
+};
+
+/* Views of variable `name` of pattern pat after a match. */
+edist_term_view edi_svc_var(const edi_services *s, int pat,
+                            const edist_term_view *vars, const char *name);
+/* Decode a pid view; 0 or an error (not a pid). */
+int edi_svc_pid(edist_term_view v, edist_procid *out);
+bool edi_svc_is_atom(edist_term_view v, const char *atom);
+
+/* Heap state of one process, freed however the process ends (an at-exit
+ * function): scratch buffers and kept messages stay valid across the
+ * process's receives and are not leaked when it is killed or exits from
+ * deep inside a call. */
+#define EDI_SVC_KEEP_MAX 4
+typedef struct edi_svc_px {
+    edist_buf a, b;
+    edist_message *keep[EDI_SVC_KEEP_MAX];
+    void *extra; /* any malloc'd block */
+} edi_svc_px;
+/* From a process; NULL when out of memory. */
+edi_svc_px *edi_svc_px_new(void);
+/* Keep the message last received until the process ends; *term gets its
+ * view. Views taken before (the receive's message and captures) are no
+ * longer valid: a small message moves out of the shard's pool. 0 or
+ * EDIST_ENOMEM / EDIST_ENOSPC (all slots used). */
+int edi_svc_px_keep(edi_svc_px *x, edist_term_view *term);
+
+/* The outcome of applying M:F(A) as `try apply(M, F, A) catch ... end`. */
+typedef enum edi_svc_class {
+    EDI_CLASS_RETURN = 0,
+    EDI_CLASS_THROW,
+    EDI_CLASS_EXIT,
+    EDI_CLASS_ERROR,
+} edi_svc_class;
+
+typedef struct edi_svc_outcome {
+    edi_svc_class cls;
+    edist_term_view value; /* the value, the thrown term, the reason */
+    edist_term_view stack; /* error: the stack */
+    /* return: the worker's whole result message {Tag, return, Value} */
+    edist_term_view whole;
+    /* error in the arguments of apply itself (too many of them): erpc
+     * reports it as {Ref, error, {erpc, Reason}}, without a stack */
+    bool arg_error;
+} edi_svc_outcome;
+
+/* In the calling process (green): run M:F(A...) (m, f encoded atoms, a
+ * an encoded list; not checked beforehand) in a worker process linked to
+ * the caller, wait for it, and tell how it ended. Meanwhile the caller
+ * acts as if it were the worker: messages to it are passed on to the
+ * worker, and an exit signal ends it as it would a process not trapping
+ * exits (and the worker with it). tag: an encoded term the result is
+ * tagged with (erpc's Ref, or a fresh ref). The views point into x's
+ * kept messages and x->a (the caller may use x->b). Returns 0 or a negative
+ * edist_err (no worker could be made). */
+int edi_svc_apply(edi_services *s, edi_svc_px *x, edist_term_view tag,
+                  edist_term_view m, edist_term_view f, edist_term_view a,
+                  edi_svc_outcome *out);
+
+/* Exports of each file. */
+int edi_svc_export_rpc(edi_services *s);
+int edi_svc_export_demo(edi_services *s);
+
+/* The rex server's main (arg: the edi_services). */
+void edi_svc_rex_main(void *arg);
+
+#endif
