@@ -460,6 +460,7 @@ int edi_rt_new(const edi_rt_config *cfg, edi_rt **out)
     edi_htab_init(&rt->names);
     edi_htab_init(&rt->links);
     edi_htab_init(&rt->monitors);
+    edi_htab_init(&rt->spawn_reqs);
     edi_htab_init(&rt->exports);
     pthread_mutex_init(&rt->export_mu, NULL);
     rt->next_unused = 1; /* id 0 is "no process" */
@@ -560,6 +561,8 @@ void edi_rt_free(edi_rt *rt)
     edi_htab_destroy(&rt->names);
     edi_htab_destroy(&rt->links);
     edi_htab_destroy(&rt->monitors);
+    edi_spawn_reqs_clear(rt);
+    edi_htab_destroy(&rt->spawn_reqs);
     edi_exports_destroy(rt);
     pthread_mutex_destroy(&rt->export_mu);
     edi_msg_pool_drain(&rt->pool);

@@ -391,6 +391,9 @@ struct edi_mon {
     edi_mon *t_next, *t_prev; /* in the target's list */
 };
 
+/* Frees the pending spawn_requests (edi_rt_free). */
+void edi_spawn_reqs_clear(edi_rt *rt);
+
 /* ---- processes -------------------------------------------------------------- */
 
 enum { EDI_PROC_GREEN = 0, EDI_PROC_THREAD = 1 };
@@ -535,6 +538,9 @@ struct edist_runtime {
     edi_htab names;
     edi_htab links;
     edi_htab monitors;
+    /* spawn_requests to other nodes awaiting their SPAWN_REPLY, so that
+     * node_down can answer them with noconnection (signal.c) */
+    edi_htab spawn_reqs;
 
     pthread_mutex_t export_mu; /* any thread */
     edi_htab exports;

@@ -796,8 +796,120 @@ int edi_rt_monitor_exit_in(edi_rt *rt, edist_procid target, edist_procid watcher
     return 0;
 }
 
+typedef struct spawn_reply_msg {
+    const edist_ref *req;
+    bool ok;
+    edist_procid pid;
+    edist_term_view error;
+} spawn_reply_msg;
+
+static int enc_spawn_reply(edist_buf *b, const void *ctx)
+{
+    const spawn_reply_msg *s = ctx;
+    edist_enc_tuple(b, 4);
+    edist_enc_atom(b, "spawn_reply", 11);
+    edist_enc_ref(b, s->req);
+    if (s->ok) {
+        edist_enc_atom(b, "ok", 2);
+        edist_enc_procid(b, s->pid);
+    } else {
+        edist_enc_atom(b, "error", 5);
+        edist_enc_raw(b, s->error.ptr, s->error.len);
+    }
+    return edist_buf_error(b);
+}
+
+/* ---- pending spawn_requests -------------------------------------------------------------------- */
+
+/* A spawn_request sent to another node, until its SPAWN_REPLY arrives or
+ * that node goes down (then the requester gets noconnection at once, as
+ * erts answers: never a wait for the caller's own timeout). */
+typedef struct spawn_pending {
+    edi_hnode h;
+    edi_refkey req;
+    edist_procid from;
+    uint32_t node;
+} spawn_pending;
+
+static spawn_pending *spawn_pending_find(edi_rt *rt, const edi_refkey *k, edist_procid from)
+{
+    uint64_t hash = edi_refkey_hash(k);
+    for (edi_hnode *x = edi_htab_next_with(&rt->spawn_reqs, hash, NULL); x;
+         x = edi_htab_next_with(&rt->spawn_reqs, hash, x)) {
+        spawn_pending *sp = (spawn_pending *)x;
+        if (edi_refkey_equal(&sp->req, k) && edist_procid_equal(sp->from, from))
+            return sp;
+    }
+    return NULL;
+}
+
+static int spawn_pending_add(edi_rt *rt, const edi_refkey *k, edist_procid from, uint32_t node)
+{
+    spawn_pending *sp = malloc(sizeof *sp);
+    if (!sp)
+        return edist_set_error(EDIST_ENOMEM, "spawn_request: out of memory");
+    sp->req = *k;
+    sp->from = from;
+    sp->node = node;
+    int rc = edi_htab_insert(&rt->spawn_reqs, &sp->h, edi_refkey_hash(k));
+    if (rc)
+        free(sp);
+    return rc;
+}
+
+void edi_spawn_reqs_clear(edi_rt *rt)
+{
+    for (size_t b = 0; rt->spawn_reqs.buckets && b <= rt->spawn_reqs.mask; b++) {
+        edi_hnode *x = rt->spawn_reqs.buckets[b];
+        rt->spawn_reqs.buckets[b] = NULL;
+        while (x) {
+            edi_hnode *next = x->next;
+            free(x);
+            x = next;
+        }
+    }
+    rt->spawn_reqs.count = 0;
+}
+
+/* Every spawn_request to node that is still unanswered fails with
+ * noconnection. */
+static void spawn_reqs_node_down(edi_rt *rt, uint32_t node)
+{
+    if (rt->spawn_reqs.count == 0)
+        return;
+    /* Take them out of the table first (chained through h.next, no
+     * allocation), then answer each. */
+    edi_hnode *down = NULL;
+    for (size_t b = 0; rt->spawn_reqs.buckets && b <= rt->spawn_reqs.mask; b++) {
+        edi_hnode *x = rt->spawn_reqs.buckets[b];
+        while (x) {
+            edi_hnode *next = x->next;
+            if (((spawn_pending *)x)->node == node) {
+                edi_htab_remove(&rt->spawn_reqs, x);
+                x->next = down;
+                down = x;
+            }
+            x = next;
+        }
+    }
+    while (down) {
+        spawn_pending *sp = (spawn_pending *)down;
+        down = down->next;
+        edist_ref r;
+        edi_refkey_to_ref(&sp->req, &r);
+        edi_proc *p = edi_proc_alive(rt, sp->from);
+        if (p) {
+            spawn_reply_msg m = {&r, false, EDIST_PROCID_NULL, EDIST_REASON_NOCONNECTION};
+            deliver_built(rt, p, enc_spawn_reply, &m);
+        }
+        free(sp);
+    }
+}
+
 void edi_rt_node_down(edi_rt *rt, uint32_t node)
 {
+    spawn_reqs_node_down(rt, node);
+
     /* Links: collect first (breaking one may end processes and change the
      * table), then break each with noconnection. */
     size_t n = 0, cap = 0;
@@ -855,33 +967,20 @@ void edi_rt_node_down(edi_rt *rt, uint32_t node)
     free(ms);
 }
 
-typedef struct spawn_reply_msg {
-    const edist_ref *req;
-    bool ok;
-    edist_procid pid;
-    edist_term_view error;
-} spawn_reply_msg;
-
-static int enc_spawn_reply(edist_buf *b, const void *ctx)
-{
-    const spawn_reply_msg *s = ctx;
-    edist_enc_tuple(b, 4);
-    edist_enc_atom(b, "spawn_reply", 11);
-    edist_enc_ref(b, s->req);
-    if (s->ok) {
-        edist_enc_atom(b, "ok", 2);
-        edist_enc_procid(b, s->pid);
-    } else {
-        edist_enc_atom(b, "error", 5);
-        edist_enc_raw(b, s->error.ptr, s->error.len);
-    }
-    return edist_buf_error(b);
-}
-
 int edi_rt_spawn_reply_in(edi_rt *rt, edist_procid to, const edist_ref *req_id, bool ok,
                           edist_procid pid, edist_term_view error, unsigned flags)
 {
-    edi_proc *p = edi_proc_alive(rt, to);
+    /* A reply to a request not pending (already answered noconnection
+     * when its node went down) is stale: undone as for a requester that
+     * is gone. */
+    edi_refkey rk;
+    spawn_pending *sp = edi_refkey_from_ref(req_id, &rk) == 0 ? spawn_pending_find(rt, &rk, to)
+                                                                : NULL;
+    if (sp) {
+        edi_htab_remove(&rt->spawn_reqs, &sp->h);
+        free(sp);
+    }
+    edi_proc *p = sp ? edi_proc_alive(rt, to) : NULL;
     if (!p) {
         /* The requester is gone: undo what the other side set up. */
         if (ok && (flags & EDI_SPAWN_LINK) && rt->has_hooks && rt->hooks.exit)
@@ -1214,7 +1313,8 @@ static int do_spawn_request(edi_rt *rt, void *arg)
                                              'd', 'a', 'r', 'g'};
             edist_term_view why = rc == EDIST_ENOMEM ? (edist_term_view){limit, sizeof limit}
                                                      : (edist_term_view){badarg, sizeof badarg};
-            return edi_rt_spawn_reply_in(rt, me, &r, false, EDIST_PROCID_NULL, why, 0);
+            spawn_reply_msg m = {&r, false, EDIST_PROCID_NULL, why};
+            return deliver_built(rt, self, enc_spawn_reply, &m);
         }
         edist_procid cp = edi_proc_pid(child);
         if ((c->flags & EDI_SPAWN_LINK) && (rc = edi_link_add(rt, self, cp, child)) != 0)
@@ -1225,7 +1325,10 @@ static int do_spawn_request(edi_rt *rt, void *arg)
         spawn_reply_msg m = {&r, true, cp, {NULL, 0}};
         return deliver_built(rt, self, enc_spawn_reply, &m);
     }
-    int rc = EDIST_ECLOSED;
+    int rc = spawn_pending_add(rt, &c->req, me, c->node);
+    if (rc)
+        return rc;
+    rc = EDIST_ECLOSED;
     if (rt->has_hooks && rt->hooks.spawn_request)
         rc = rt->hooks.spawn_request(rt->hooks.user, me, c->node, &r, c->module, c->function,
                                      c->args, c->flags);

@@ -36,6 +36,9 @@ static _Atomic int connected;
 static _Atomic int buffers_live;
 static edist_procid g_main;
 static edist_pattern *g_never;
+/* Set: spawn_requests reach nobody (accepted by the "connection", never
+ * answered), as a peer that goes down before it replies. */
+static _Atomic int swallow_spawns;
 
 /* ---- refcounted payloads (as receive buffers are) ------------------------------- */
 
@@ -291,6 +294,8 @@ static int h_spawn_request(void *user, edist_procid from, uint32_t node, const e
                            unsigned flags)
 {
     (void)node;
+    if (atomic_load(&swallow_spawns))
+        return 0;
     sig *s = sig_new(S_SPAWN_REQUEST);
     s->from = from;
     s->ref = *req;
@@ -694,6 +699,72 @@ static void test_node_down(void **state)
     edist_trap_exit(false);
 }
 
+static void post_node_down(side *to, uint32_t node)
+{
+    sig *d = sig_new(S_NODE_DOWN);
+    d->node = node;
+    d->to = to;
+    assert_int_equal(edi_loop_post(to->loop, deliver, d), 0);
+}
+
+static void *node_down_later(void *arg)
+{
+    (void)arg;
+    usleep(100000);
+    atomic_store(&connected, 0);
+    post_node_down(&A, B.index);
+    return NULL;
+}
+
+/* A spawn_request whose node goes down before it replies fails at once
+ * with noconnection (as erts answers), not at the caller's timeout; a
+ * late reply to it is dropped. */
+static void test_spawn_request_node_down(void **state)
+{
+    (void)state;
+    edist_term_view m;
+    enc_small e;
+    edist_buf args = term("[]");
+    atomic_store(&swallow_spawns, 1);
+    edist_ref req;
+    edist_spawn_opts o = {.monitor = true, .link = true};
+    assert_int_equal(edist_spawn_request("b@host", "t", "f", args.data, args.len, &o, &req), 0);
+    /* b@host never answers: nothing yet */
+    assert_int_equal(recv_text("{spawn_reply, _, _, _}", 100, &m), EDIST_ETIMEDOUT);
+    uint64_t t0 = now_ms();
+    atomic_store(&connected, 0);
+    post_node_down(&A, B.index);
+    assert_int_equal(recv_bound("{spawn_reply, R, error, noconnection}", "R", enc_ref(&e, &req),
+                                5000, &m),
+                     0);
+    assert_true(now_ms() - t0 < 1000);
+    /* a late reply for it (stale) does not reach the caller again */
+    sig *late = sig_new(S_SPAWN_REPLY);
+    late->to = &A;
+    late->target = g_main;
+    late->ref = req;
+    late->ok = false;
+    late->data = rc_new("\x77\x06" "badarg", 8);
+    assert_int_equal(edi_loop_post(A.loop, deliver, late), 0);
+    assert_int_equal(recv_text("{spawn_reply, _, _, _}", 100, &m), EDIST_ETIMEDOUT);
+
+    /* spawn/spawn_monitor (edist_spawn_remote) blocked on the reply: it
+     * returns as soon as the node goes down, long before its timeout */
+    atomic_store(&connected, 1);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, node_down_later, NULL), 0);
+    edist_procid pid;
+    t0 = now_ms();
+    assert_int_equal(edist_spawn_remote("b@host", "t", "f", args.data, args.len, &o, 10000, &pid,
+                                        &req),
+                     EDIST_EPROTO);
+    assert_true(now_ms() - t0 < 5000);
+    assert_non_null(strstr(edist_last_error(), "noconnection"));
+    pthread_join(t, NULL);
+    atomic_store(&swallow_spawns, 0);
+    edist_buf_free(&args);
+}
+
 int main(void)
 {
     g_never = pattern("never");
@@ -702,6 +773,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_monitors_and_links, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spawn_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spawn_request_node_down, setup, teardown),
     };
     int rc = cmocka_run_group_tests_name("runtime_hooks", tests, NULL, NULL);
     edist_pattern_free(g_never);
