@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1221,6 +1222,10 @@ int edi_epmd_daemon_start(const edi_epmd_server_config *cfg, pid_t *pid_out)
         pid_t second = fork();
         if (second != 0)
             _exit(second < 0 ? 1 : 0);
+        /* The daemon inherits the starting node's command line; a name of
+         * its own keeps `ps`/`pgrep edist-epmd` from mistaking it for
+         * the node. */
+        (void)prctl(PR_SET_NAME, "edist-epmd", 0, 0, 0);
         pid_t me = getpid();
         ssize_t w = write(report[1], &me, sizeof me);
         (void)w;
