@@ -774,7 +774,9 @@ static int feed_first(edi_dist_reasm *r, const uint8_t *frame, size_t len,
         seq_drop(r, s, 0);
         return rc;
     }
-    memcpy(s->buf, body, body_len);
+    /* An empty first fragment leaves buf NULL: memcpy must not see it. */
+    if (body_len > 0)
+        memcpy(s->buf, body, body_len);
     s->len = body_len;
     return 0;
 }

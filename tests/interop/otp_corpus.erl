@@ -538,7 +538,22 @@ specials() ->
         hd(maps:get(refs, Pool)), foreign_ref(), foreign_ref(),
         make_ref(), make_ref(), local_port(), foreign_port(), foreign_port(),
         fun lists:map/2, fun lists:map/3, fun lists:foldl/3,
-        fun idle/0, closure(1), fun lists:map/2]]).
+        fun idle/0, closure(1), fun lists:map/2],
+       one_word_ref_maps()]).
+
+%% Maps of > 32 keys with a reference of another node whose id is ONE word:
+%% erts 13.1.5 decodes such a map with that key where its own lookups do not
+%% find it, so two decodings of the same pairs in different orders (ours are
+%% in key order, erts' in hash order) need not be =:= (see same_term/4).
+%% Fixed bytes: the same records in every run.
+one_word_ref_maps() ->
+    Ref = fun(Id) ->
+                  binary_to_term(<<131, 90, 1:16, 100, 3:16, "a@b", 16#0F401A26:32,
+                                   Id:32>>)
+          end,
+    [maps:from_list([{Ref(Id), r} | [{X, X} || X <- seq(N)]])
+     || {Id, N} <- [{16#660861E7, 40}, {1, 33}, {16#FFFFFFFF, 100}, {7, 1000}]] ++
+        [#{big => maps:from_list([{{Ref(Id)}, Id} || Id <- seq(40)])}].
 
 deep(Kind, N) -> lists:foldl(fun(I, Acc) -> wrap(Kind, I, Acc) end, [], seq(N)).
 
@@ -639,10 +654,52 @@ same_term(_I, _What, <<>>, _T) ->
 same_term(I, What, Bytes, T) ->
     try binary_to_term(Bytes) of
         T2 when T2 =:= T -> pass(binary_to_term);
-        T2 -> fail(I, What, [{got, T2}, {want, T}])
+        T2 ->
+            case has_lost_key(T) andalso same_pairs(T2, T) of
+                true -> pass(b2t_lost_key);
+                false -> fail(I, What, [{got, T2}, {want, T}])
+            end
     catch
         error:badarg -> fail(I, What ++ " raised badarg", [{bytes, Bytes}])
     end.
+
+%% erts 13.1.5 hashes a reference of another node whose id is one word
+%% differently while binary_to_term builds a map of > 32 keys than when it
+%% looks a key up: the decoded map holds the key where maps:is_key/2 does not
+%% find it, and =:= (which compares hash maps node by node) then depends on
+%% the order the pairs were encoded in: erts writes hash order, we key order.
+%% Only for such maps (found by the defect itself: a key its own map does not
+%% find) are the terms compared as the same pairs, keys and values exactly.
+has_lost_key(T) -> lost_key([T]).
+
+lost_key([]) -> false;
+lost_key([T | Rest]) when is_list(T) -> lost_key(cons_items(T, Rest));
+lost_key([T | Rest]) when is_tuple(T) -> lost_key(tuple_to_list(T) ++ Rest);
+lost_key([T | Rest]) when is_map(T) ->
+    Keys = maps:keys(T),
+    lists:any(fun(K) -> not maps:is_key(K, T) end, Keys) orelse
+        lost_key(Keys ++ maps:values(T) ++ Rest);
+lost_key([_ | Rest]) -> lost_key(Rest).
+
+same_pairs(A, B) when is_map(A), is_map(B) ->
+    %% Pairs in exact key order: keys of one map are never =:=, so the order
+    %% is unique (term order would tie 1 and 1.0).
+    InOrder = fun(M) ->
+                      lists:sort(fun({X, _}, {Y, _}) -> exact_order(X, Y) =< 0 end,
+                                 maps:to_list(M))
+              end,
+    map_size(A) =:= map_size(B) andalso
+        lists:all(fun({{KA, VA}, {KB, VB}}) ->
+                          same_pairs(KA, KB) andalso same_pairs(VA, VB)
+                  end,
+                  lists:zip(InOrder(A), InOrder(B)));
+same_pairs(A, B) when is_tuple(A), is_tuple(B) ->
+    tuple_size(A) =:= tuple_size(B) andalso
+        same_pairs(tuple_to_list(A), tuple_to_list(B));
+same_pairs([HA | TA], [HB | TB]) ->
+    same_pairs(HA, HB) andalso same_pairs(TA, TB);
+same_pairs(A, B) ->
+    A =:= B.
 
 %% Our ~w text, read by erl_scan/erl_parse, must give the term: this checks
 %% the printer independently of our parser, maps of > 32 keys included.

@@ -95,8 +95,12 @@ static int receive(edi_dist_reasm *r, const edi_sendq_unit *u, got *g)
 {
     size_t len = u->head_len + u->body_len;
     uint8_t *frame = malloc(len);
-    memcpy(frame, u->head, u->head_len);
-    memcpy(frame + u->head_len, u->body, u->body_len);
+    assert_non_null(frame);
+    /* A unit may have no body (body NULL): memcpy must not see NULL. */
+    if (u->head_len > 0)
+        memcpy(frame, u->head, u->head_len);
+    if (u->body_len > 0)
+        memcpy(frame + u->head_len, u->body, u->body_len);
     edi_dist_delivery d;
     int rc = edi_dist_reasm_feed(r, frame, len, &d);
     if (rc < 0)
@@ -472,6 +476,72 @@ static void test_many_senders(void **state)
     edi_sendq_detach(q);
 }
 
+/* A first fragment may carry only the atom cache header and no body bytes:
+ * the reassembler must hold an empty sequence (no buffer yet) and complete
+ * it from the continuation (regression: memcpy into a NULL buffer). */
+static void put_be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static void test_empty_first_fragment(void **state)
+{
+    (void)state;
+    edist_buf b;
+    edist_buf_init(&b);
+    build(&b, FLAGS_FRAG, 3, 5, 20);
+    /* u32 length, then 131, 68, 0 (no atom cache refs), then the body. */
+    assert_true(b.len > 7);
+    assert_int_equal(b.data[4], 131);
+    assert_int_equal(b.data[5], 68);
+    assert_int_equal(b.data[6], 0);
+    const uint8_t *body = b.data + 7;
+    size_t body_len = b.len - 7;
+
+    uint8_t first[19] = {131, 69};
+    put_be64(first + 2, 77);
+    put_be64(first + 10, 2);
+    first[18] = 0;
+    size_t cont_len = 18 + body_len;
+    uint8_t *cont = malloc(cont_len);
+    assert_non_null(cont);
+    cont[0] = 131;
+    cont[1] = 70;
+    put_be64(cont + 2, 77);
+    put_be64(cont + 10, 1);
+    memcpy(cont + 18, body, body_len);
+
+    edi_dist_reasm *r;
+    assert_int_equal(edi_dist_reasm_create(NULL, &r), 0);
+    edi_dist_delivery d;
+    assert_int_equal(edi_dist_reasm_feed(r, first, sizeof first, &d), 0);
+    assert_int_equal(edi_dist_reasm_open_sequences(r), 1);
+    assert_int_equal(edi_dist_reasm_feed(r, cont, cont_len, &d), 1);
+    assert_non_null(d.owned);
+    got g = {0};
+    check_msg(&d.msg, &g);
+    assert_int_equal(g.tag, 5);
+    assert_int_equal(g.size, 20);
+    free(d.owned);
+    assert_int_equal(edi_dist_reasm_open_sequences(r), 0);
+
+    /* Error path: an empty first fragment with FragmentId 1 is a whole
+     * message with no control term. */
+    put_be64(first + 10, 1);
+    assert_true(edi_dist_reasm_feed(r, first, sizeof first, &d) < 0);
+    assert_int_equal(edi_dist_reasm_open_sequences(r), 0);
+    /* ... and two empty fragments complete an empty (bad) message. */
+    put_be64(first + 10, 2);
+    assert_int_equal(edi_dist_reasm_feed(r, first, sizeof first, &d), 0);
+    assert_true(edi_dist_reasm_feed(r, cont, 18, &d) < 0);
+    assert_int_equal(edi_dist_reasm_open_sequences(r), 0);
+    assert_int_equal(edi_dist_reasm_buffered_bytes(r), 0);
+    free(cont);
+    edi_dist_reasm_free(r);
+    edist_buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -483,6 +553,7 @@ int main(void)
         cmocka_unit_test(test_owned_and_detach),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_many_senders),
+        cmocka_unit_test(test_empty_first_fragment),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -351,6 +351,12 @@ static void syntax_errors_say_where(void **state)
         {"<<1/utf8-unit:8>>", 1, 3, "take no size or unit"},
         {"case", 1, 1, "reserved word 'case'"},
         {"fun a/1", 1, 6, "expected ':'"},
+        /* ~w's own text for funs that erl_scan/erl_parse refuse too:
+         * reserved words and non-ASCII atoms are left unquoted, the latter
+         * written one character per UTF-8 byte (fun 'a\x{e9}':c/1). */
+        {"fun bxor:c/1", 1, 5, "reserved word 'bxor'"},
+        {"fun m:div/1", 1, 7, "reserved word 'div'"},
+        {"fun a\xc3\x83\xc2\xa9:c/1", 1, 7, "expected ':'"},
         {"<1.2.3>", 1, 1, "only local identifiers"},
         {"#Fun<erl_eval.6.1>", 1, 1, "local funs"},
         {"- a", 1, 1, "sign can only be applied to a number"},
