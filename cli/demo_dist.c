@@ -201,7 +201,9 @@ static const char *show(const void *term, size_t len)
     char *o = out[next++ & 3];
     edist_buf b;
     edist_buf_init(&b);
-    if (edist_term_print(term, len, &b, NULL) == 0)
+    /* node1 is the shell's node: its pids print as <0.I.S>, as erl does. */
+    static const edist_text_opts shell_node = {.local_node = NODE1};
+    if (edist_term_print(term, len, &b, &shell_node) == 0)
         snprintf(o, 512, "%s", edist_buf_cstr(&b));
     else
         snprintf(o, 512, "(unprintable)");
