@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* `edist rpc NODE MOD FUN 'ARGS'` and `edist send NODE NAME 'TERM'`: a
- * short-lived hidden node (as erl_call makes), the call done as OTP 25's
- * rpc:call does it through erpc: spawn_request of erpc:execute_call/4
- * with a monitor, the result being the monitor's DOWN reason. */
+ * short-lived hidden node (as erl_call makes), the call made with
+ * edist_rpc_call (rpc.h): OTP 25's rpc:call through erpc, a spawn_request
+ * of erpc:execute_call/4 with a monitor. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,25 +119,6 @@ static int badrpc_atom(const char *atom)
     return badrpc(b.data, b.len);
 }
 
-/* {badrpc, {'EXIT', R}} with R the view, or {R, Stack}. */
-static int badrpc_exit(const edist_term_view *r, const edist_term_view *stack)
-{
-    edist_buf b;
-    edist_buf_init(&b);
-    edist_enc_tuple(&b, 2);
-    edist_enc_atomz(&b, "EXIT");
-    if (stack) {
-        edist_enc_tuple(&b, 2);
-        edist_enc_raw(&b, r->ptr, r->len);
-        edist_enc_raw(&b, stack->ptr, stack->len);
-    } else {
-        edist_enc_raw(&b, r->ptr, r->len);
-    }
-    int rc = badrpc(b.data, b.len);
-    edist_buf_free(&b);
-    return rc;
-}
-
 static int print_value(const void *term, size_t len)
 {
     edist_buf s;
@@ -150,37 +131,8 @@ static int print_value(const void *term, size_t len)
     return rc ? 1 : 0;
 }
 
-/* The DOWN reason of erpc:execute_call: {Ref, return, V} -> V (exit 0);
- * {Ref, throw, T} -> T as rpc:call returns it (exit 0); {Ref, exit, R} ->
- * {badrpc, {'EXIT', R}}; {Ref, error, R, Stack} -> {badrpc, {'EXIT',
- * {R, Stack}}}; noconnection -> {badrpc, nodedown}; anything else (the
- * process died otherwise) {badrpc, {'EXIT', Reason}}. */
-static int report(const edist_ref *ref, edist_term_view reason)
-{
-    edist_cursor c;
-    uint32_t n;
-    edist_ref r;
-    edist_atom cls, a;
-    edist_term_view v, stack;
-    edist_cursor_init(&c, reason.ptr, reason.len);
-    if (edist_dec_tuple(&c, &n) == 0 && (n == 3 || n == 4) &&
-        edist_dec_ref(&c, &r) == 0 && edist_ref_equal(&r, ref) &&
-        edist_dec_atom(&c, &cls) == 0 && edist_dec_term(&c, &v) == 0) {
-        if (n == 3 && (edist_atom_eq(&cls, "return") ||
-                       edist_atom_eq(&cls, "throw")))
-            return print_value(v.ptr, v.len);
-        if (n == 3 && edist_atom_eq(&cls, "exit"))
-            return badrpc_exit(&v, NULL);
-        if (n == 4 && edist_atom_eq(&cls, "error") &&
-            edist_dec_term(&c, &stack) == 0)
-            return badrpc_exit(&v, &stack);
-    }
-    edist_cursor_init(&c, reason.ptr, reason.len);
-    if (edist_dec_atom(&c, &a) == 0 && edist_atom_eq(&a, "noconnection"))
-        return badrpc_atom("nodedown");
-    return badrpc_exit(&reason, NULL);
-}
-
+/* rpc:call through the library (rpc.h): the value (exit 0) or
+ * {badrpc, Reason} as rpc:call returns it (exit 1). */
 static int do_rpc(edist_node *node, const client_args *a, const edist_buf *args)
 {
     int rc = edist_node_connect(node, a->target, 0);
@@ -195,56 +147,24 @@ static int do_rpc(edist_node *node, const client_args *a, const edist_buf *args)
         cli_error("rpc", rc);
         return badrpc_atom("system_limit");
     }
-    edist_ref ref;
-    edist_make_ref(&ref);
-    edist_buf call;
-    edist_buf_init(&call);
-    edist_enc_list(&call, 4);
-    edist_enc_ref(&call, &ref);
-    edist_enc_atomz(&call, a->pos[0]);
-    edist_enc_atomz(&call, a->pos[1]);
-    edist_enc_raw(&call, args->data, args->len);
-    edist_enc_nil(&call);
-    edist_spawn_opts opts = {.monitor = true};
-    edist_procid pid;
-    edist_ref req;
-    rc = edist_buf_error(&call);
-    if (rc == 0)
-        rc = edist_spawn_remote(a->target, "erpc", "execute_call", call.data,
-                                call.len, &opts, RPC_TIMEOUT_MS, &pid, &req);
-    edist_buf_free(&call);
+    edist_buf result;
+    edist_buf_init(&result);
+    edist_rpc_status status = EDIST_RPC_BADRPC;
+    rc = edist_rpc_call(a->target, a->pos[0], a->pos[1], args->data, args->len,
+                        RPC_TIMEOUT_MS, &result, &status);
+    int out;
     if (rc) {
         cli_error("rpc", rc);
-        int out = rc == EDIST_ECLOSED ? badrpc_atom("nodedown")
-                                      : badrpc_atom("timeout");
-        edist_proc_detach_thread(NULL, 0);
-        return out;
+        out = rc == EDIST_ECLOSED ? badrpc_atom("nodedown")
+                                  : badrpc_atom("timeout");
+    } else {
+        out = print_value(result.data, result.len);
+        if (status != EDIST_RPC_OK)
+            out = 1;
     }
-    int64_t end_wait = RPC_TIMEOUT_MS;
-    for (;;) {
-        edist_term_view msg, reason;
-        rc = edist_receive(NULL, NULL, end_wait, &msg);
-        if (rc) {
-            int out = badrpc_atom("timeout");
-            edist_proc_detach_thread(NULL, 0);
-            return out;
-        }
-        edist_cursor c;
-        uint32_t n;
-        edist_atom tag, kind;
-        edist_ref r;
-        edist_term_view who;
-        edist_cursor_init(&c, msg.ptr, msg.len);
-        if (edist_dec_tuple(&c, &n) == 0 && n == 5 &&
-            edist_dec_atom(&c, &tag) == 0 && edist_atom_eq(&tag, "DOWN") &&
-            edist_dec_ref(&c, &r) == 0 && edist_ref_equal(&r, &req) &&
-            edist_dec_atom(&c, &kind) == 0 && edist_dec_term(&c, &who) == 0 &&
-            edist_dec_term(&c, &reason) == 0) {
-            int out = report(&ref, reason);
-            edist_proc_detach_thread(NULL, 0);
-            return out;
-        }
-    }
+    edist_buf_free(&result);
+    edist_proc_detach_thread(NULL, 0);
+    return out;
 }
 
 int cmd_rpc(int argc, char **argv)

@@ -916,7 +916,7 @@ static int lex(parser *p)
         break;
     }
     if (c >= 0x80) {
-        uint32_t cp;
+        uint32_t cp = 0; /* set by char_at on success; for gcc -O2 + sanitizers */
         int n = char_at(p, p->pos, &cp);
         if (n < 0)
             return FAIL_HERE(p, "invalid UTF-8");

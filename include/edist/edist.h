@@ -7,5 +7,6 @@
 #include "edist/term.h"
 #include "edist/proc.h"
 #include "edist/node.h"
+#include "edist/rpc.h"
 
 #endif
