@@ -906,65 +906,91 @@ static void spawn_reqs_node_down(edi_rt *rt, uint32_t node)
     }
 }
 
+/* Entries of a table that a node going down affects are gathered before
+ * any is acted on, because acting (ending processes) changes the table.
+ * The first NODE_DOWN_BATCH go on the caller's stack, so the walk always
+ * makes progress; beyond that the array grows on the heap. If memory runs
+ * out, *more is set: the caller acts on what was gathered (which takes those
+ * entries out of the table) and gathers again, so nothing is skipped. */
+enum { NODE_DOWN_BATCH = 32 };
+
+typedef bool (*node_down_match)(edi_hnode *x, uint32_t node);
+
+static size_t gather(edi_htab *t, node_down_match match, uint32_t node,
+                     edi_hnode **batch, edi_hnode ***out, bool *more)
+{
+    edi_hnode **all = batch;
+    size_t n = 0, cap = NODE_DOWN_BATCH;
+    *more = false;
+    for (size_t b = 0; t->buckets && b <= t->mask; b++) {
+        for (edi_hnode *x = t->buckets[b]; x; x = x->next) {
+            if (!match(x, node))
+                continue;
+            if (n == cap) {
+                edi_hnode **g = all == batch ? malloc(2 * cap * sizeof *g)
+                                             : realloc(all, 2 * cap * sizeof *g);
+                if (!g) {
+                    *more = true;
+                    *out = all;
+                    return n;
+                }
+                if (all == batch)
+                    memcpy(g, batch, n * sizeof *g);
+                all = g;
+                cap *= 2;
+            }
+            all[n++] = x;
+        }
+    }
+    *out = all;
+    return n;
+}
+
+static bool link_to_node(edi_hnode *x, uint32_t node)
+{
+    const edi_link *l = (const edi_link *)x;
+    return !l->bp && l->b.node == node;
+}
+
+/* Ours of theirs fire; theirs of ours are dropped. */
+static bool monitor_on_node(edi_hnode *x, uint32_t node)
+{
+    const edi_mon *m = (const edi_mon *)x;
+    bool theirs = !m->wp && m->watcher.node == node;
+    bool ours = m->wp && !m->tp &&
+                (m->name ? m->name_node == node : m->target.node == node);
+    return theirs || ours;
+}
+
 void edi_rt_node_down(edi_rt *rt, uint32_t node)
 {
     spawn_reqs_node_down(rt, node);
 
-    /* Links: collect first (breaking one may end processes and change the
-     * table), then break each with noconnection. */
-    size_t n = 0, cap = 0;
-    edi_link **ls = NULL;
-    for (size_t b = 0; rt->links.buckets && b <= rt->links.mask; b++) {
-        for (edi_hnode *x = rt->links.buckets[b]; x; x = x->next) {
-            edi_link *l = (edi_link *)x;
-            if (!l->bp && l->b.node == node) {
-                if (n == cap) {
-                    size_t c2 = cap ? cap * 2 : 64;
-                    edi_link **g = realloc(ls, c2 * sizeof *g);
-                    if (!g)
-                        break;
-                    ls = g;
-                    cap = c2;
-                }
-                ls[n++] = l;
-            }
+    edi_hnode *batch[NODE_DOWN_BATCH], **xs;
+    bool more;
+    do {
+        size_t n = gather(&rt->links, link_to_node, node, batch, &xs, &more);
+        for (size_t i = 0; i < n; i++) {
+            edi_link *l = (edi_link *)xs[i];
+            edi_proc *p = l->ap;
+            edist_procid from = l->b;
+            link_free(rt, l);
+            edi_exit_signal(rt, p, from, EDIST_REASON_NOCONNECTION, true);
         }
-    }
-    for (size_t i = 0; i < n; i++) {
-        edi_proc *p = ls[i]->ap;
-        edist_procid from = ls[i]->b;
-        link_free(rt, ls[i]);
-        edi_exit_signal(rt, p, from, EDIST_REASON_NOCONNECTION, true);
-    }
-    free(ls);
-    /* Monitors: ours of theirs fire; theirs of ours are dropped. */
-    n = cap = 0;
-    edi_mon **ms = NULL;
-    for (size_t b = 0; rt->monitors.buckets && b <= rt->monitors.mask; b++) {
-        for (edi_hnode *x = rt->monitors.buckets[b]; x; x = x->next) {
-            edi_mon *m = (edi_mon *)x;
-            bool theirs = !m->wp && m->watcher.node == node;
-            bool ours = m->wp && !m->tp &&
-                        (m->name ? m->name_node == node : m->target.node == node);
-            if (theirs || ours) {
-                if (n == cap) {
-                    size_t c2 = cap ? cap * 2 : 64;
-                    edi_mon **g = realloc(ms, c2 * sizeof *g);
-                    if (!g)
-                        break;
-                    ms = g;
-                    cap = c2;
-                }
-                ms[n++] = m;
-            }
+        if (xs != batch)
+            free(xs);
+    } while (more);
+    do {
+        size_t n = gather(&rt->monitors, monitor_on_node, node, batch, &xs, &more);
+        for (size_t i = 0; i < n; i++) {
+            edi_mon *m = (edi_mon *)xs[i];
+            if (m->wp)
+                edi_send_down(rt, m, EDIST_REASON_NOCONNECTION);
+            edi_mon_unlink(rt, m);
         }
-    }
-    for (size_t i = 0; i < n; i++) {
-        if (ms[i]->wp)
-            edi_send_down(rt, ms[i], EDIST_REASON_NOCONNECTION);
-        edi_mon_unlink(rt, ms[i]);
-    }
-    free(ms);
+        if (xs != batch)
+            free(xs);
+    } while (more);
 }
 
 int edi_rt_spawn_reply_in(edi_rt *rt, edist_procid to, const edist_ref *req_id, bool ok,

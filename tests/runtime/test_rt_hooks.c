@@ -699,6 +699,34 @@ static void test_node_down(void **state)
     edist_trap_exit(false);
 }
 
+/* More links and monitors to one node than fit the first gathering batch:
+ * every one must hear noconnection (none skipped, none twice). */
+static void test_node_down_many(void **state)
+{
+    (void)state;
+    enum { N = 100 };
+    edist_ref refs[N];
+    edist_term_view m;
+    edist_trap_exit(true);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(edist_link(spawn_b(idle_b, NULL)), 0);
+        assert_int_equal(edist_monitor(spawn_b(idle_b, NULL), &refs[i]), 0);
+    }
+    usleep(50000);
+    atomic_store(&connected, 0);
+    sig *d = sig_new(S_NODE_DOWN);
+    d->node = B.index;
+    d->to = &A;
+    assert_int_equal(edi_loop_post(A.loop, deliver, d), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(recv_text("{'EXIT', _, noconnection}", 5000, &m), 0);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(recv_down(&refs[i], 5000, NULL), 0);
+    /* and nothing more: each fired once */
+    assert_int_equal(recv_text("{'EXIT', _, noconnection}", 100, &m), EDIST_ETIMEDOUT);
+    edist_trap_exit(false);
+}
+
 static void post_node_down(side *to, uint32_t node)
 {
     sig *d = sig_new(S_NODE_DOWN);
@@ -773,6 +801,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_monitors_and_links, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spawn_request, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_down_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spawn_request_node_down, setup, teardown),
     };
     int rc = cmocka_run_group_tests_name("runtime_hooks", tests, NULL, NULL);
