@@ -1,11 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Two runtimes, a@host and b@host, each on its own loop thread, wired
- * together as the node wires a runtime to a connection (the same wiring as
- * test_rt_hooks.c): every hook of one side posts the signal to the other
- * side's loop, which calls the matching entry point. Messages cross as
- * refcounted buffers. Include after cmocka.h; define RT_PAIR_AFTER_START
- * (a function of side *) to run code on each side once its runtime
- * exists and before its loop runs. */
+ * together as the node wires a runtime to a connection (shared by
+ * test_rt_hooks.c and test_services.c): every hook of one side posts the
+ * signal to the other side's loop, which calls the matching entry point.
+ * Messages cross as refcounted buffers. Clearing `connected` makes every
+ * hook fail with EDIST_ECLOSED (spawn replies still pass); setting
+ * `swallow_spawns` makes spawn requests vanish unanswered. Include after
+ * cmocka.h; define RT_PAIR_AFTER_START (a function of side *) to run code
+ * on each side once its runtime exists and before its loop runs. */
 #ifndef EDIST_TESTS_RT_PAIR_H
 #define EDIST_TESTS_RT_PAIR_H
 
@@ -32,6 +34,9 @@ struct side {
 static side A = {.name = "a@host"}, B = {.name = "b@host"};
 static _Atomic int connected;
 static _Atomic int buffers_live;
+/* Set: spawn_requests reach nobody (accepted by the "connection", never
+ * answered), as a peer that goes down before it replies. */
+static _Atomic int swallow_spawns;
 
 /* ---- refcounted payloads (as receive buffers are) ------------------------ */
 
@@ -309,6 +314,8 @@ static int h_spawn_request(void *user, edist_procid from, uint32_t node,
                            unsigned flags)
 {
     (void)node;
+    if (atomic_load(&swallow_spawns))
+        return 0;
     sig *s = sig_new(S_SPAWN_REQUEST);
     s->from = from;
     s->ref = *req;
