@@ -8,7 +8,7 @@
  *   loads load_sp and restores the same frame from there. Everything else
  *   is caller-saved, so the C compiler has already spilled it.
  *
- * Frame at a saved stack pointer sp (what edi_ctx_init in sched.c builds
+ * Frame at a saved stack pointer sp (what edi_ctx_init in ctx.c builds
  * for a new process):
  *   [sp+0]  MXCSR (4 bytes), [sp+4] x87 control word (2 bytes), 2 unused
  *   [sp+8]  r15   [sp+16] r14   [sp+24] r13   [sp+32] r12

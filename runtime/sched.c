@@ -46,36 +46,6 @@ __attribute__((tls_model("initial-exec"))) _Thread_local edi_proc *edi_current;
 static __attribute__((tls_model("initial-exec"))) _Thread_local int sched_budget;
 static _Thread_local bool thread_ready;
 
-/* ---- contexts ----------------------------------------------------------------- */
-
-void *edi_ctx_init(uint8_t *top, void (*entry)(void *), void *arg)
-{
-    top = (uint8_t *)((uintptr_t)top & ~(uintptr_t)15);
-#if defined(__x86_64__)
-    /* See the frame layout in ctx_x86_64.S. 16 zero bytes stay above the
-     * frame; after the final ret of the switch rsp = top - 16, 16-byte
-     * aligned, as the trampoline's call needs. */
-    uint64_t *sp = (uint64_t *)(top - 16 - 64);
-    memset(sp, 0, 16 + 64);
-    /* MXCSR default (all exceptions masked, round to nearest) and the x87
-     * control word default (extended precision, all masked). */
-    sp[0] = UINT64_C(0x1F80) | (UINT64_C(0x037F) << 32);
-    sp[3] = (uint64_t)(uintptr_t)entry; /* r13 */
-    sp[4] = (uint64_t)(uintptr_t)arg;   /* r12 */
-    sp[7] = (uint64_t)(uintptr_t)edi_ctx_trampoline;
-    return sp;
-#elif defined(__aarch64__)
-    uint64_t *sp = (uint64_t *)(top - 160);
-    memset(sp, 0, 160);
-    sp[0] = (uint64_t)(uintptr_t)arg;   /* x19 */
-    sp[1] = (uint64_t)(uintptr_t)entry; /* x20 */
-    sp[11] = (uint64_t)(uintptr_t)edi_ctx_trampoline; /* x30 */
-    return sp;
-#else
-#error "edist: green processes need a context switch for this CPU (x86-64, aarch64)"
-#endif
-}
-
 /* Switch from the running context (saved in *save) to load. to_lo/to_size:
  * the stack we go to (for ASan's fiber tracking); dying: the stack we
  * leave is never resumed. */
