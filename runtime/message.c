@@ -72,6 +72,15 @@ static void thread_notify(edi_thread_proc *t)
         edi_futex_wake(&t->seq);
 }
 
+/* Would one more message of len bytes overflow a mailbox holding count
+ * messages of bytes bytes? An empty mailbox takes any one message, so
+ * that a message larger than the byte limit is not refused forever. */
+static bool mailbox_full(const edi_rt *rt, uint32_t count, uint64_t bytes, size_t len)
+{
+    return count >= rt->cfg.max_mailbox_messages ||
+           (count > 0 && bytes + len > rt->cfg.max_mailbox_bytes);
+}
+
 int edi_deliver(edi_rt *rt, edi_proc *p, edi_msg *m, bool force)
 {
     if (p->state >= EDI_ST_EXITING) {
@@ -81,8 +90,9 @@ int edi_deliver(edi_rt *rt, edi_proc *p, edi_msg *m, bool force)
     }
     if (p->kind == EDI_PROC_THREAD) {
         edi_thread_proc *t = p->thr;
-        if (!force && atomic_load_explicit(&t->queued, memory_order_relaxed) >=
-                          rt->cfg.max_mailbox_messages)
+        if (!force && mailbox_full(rt, atomic_load_explicit(&t->queued, memory_order_relaxed),
+                                   atomic_load_explicit(&t->queued_bytes, memory_order_relaxed),
+                                   m->len))
             return EDIST_EAGAIN;
         if (m->alloc == EDI_MSG_POOL) {
             /* The thread frees what it receives: no pool entries there. */
@@ -101,12 +111,13 @@ int edi_deliver(edi_rt *rt, edi_proc *p, edi_msg *m, bool force)
             m = h;
         }
         atomic_fetch_add_explicit(&t->queued, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&t->queued_bytes, m->len, memory_order_relaxed);
         edi_mpsc_push(&t->inbox, m);
         thread_notify(t);
         rt->sent++;
         return 0;
     }
-    if (!force && p->mbox.count >= rt->cfg.max_mailbox_messages)
+    if (!force && mailbox_full(rt, p->mbox.count, p->mbox.bytes, m->len))
         return EDIST_EAGAIN;
     edi_msg **prev = p->mbox.tailp;
     edi_mbox_append(&p->mbox, m);
@@ -587,6 +598,7 @@ static int thread_receive(edi_proc *p, const edist_pattern *pat, edist_term_view
             if (matches(pat, m, vars)) {
                 m = edi_mbox_unlink(&t->box, prev);
                 atomic_fetch_sub_explicit(&t->queued, 1, memory_order_relaxed);
+                atomic_fetch_sub_explicit(&t->queued_bytes, m->len, memory_order_relaxed);
                 p->current = m;
                 out->ptr = m->data;
                 out->len = m->len;

@@ -30,6 +30,7 @@
 #define MSG_POOL_MAX 65536u
 #define DEFAULT_MAX_PROCESSES (1u << 20)
 #define DEFAULT_MAX_MAILBOX 1000000u
+#define DEFAULT_MAX_MAILBOX_BYTES (1ull << 30)
 #define DEFAULT_MAX_PENDING 65536u
 /* How long a thread retries posting to a loop whose post queue is full,
  * and how soon a stalled request queue is retried. */
@@ -61,6 +62,7 @@ void edist_runtime_config_init(edist_runtime_config *cfg)
     cfg->stack_bytes = 64u * 1024u;
     cfg->max_processes = DEFAULT_MAX_PROCESSES;
     cfg->max_mailbox_messages = DEFAULT_MAX_MAILBOX;
+    cfg->max_mailbox_bytes = DEFAULT_MAX_MAILBOX_BYTES;
     cfg->max_pending_requests = DEFAULT_MAX_PENDING;
     cfg->idle = EDIST_IDLE_ADAPTIVE;
     cfg->log_level = EDIST_LOG_INFO;
@@ -433,6 +435,8 @@ int edi_rt_new(const edi_rt_config *cfg, edi_rt **out)
         rt->cfg.max_processes = EDI_PROC_MAX_LIMIT;
     if (rt->cfg.max_mailbox_messages == 0)
         rt->cfg.max_mailbox_messages = DEFAULT_MAX_MAILBOX;
+    if (rt->cfg.max_mailbox_bytes == 0)
+        rt->cfg.max_mailbox_bytes = DEFAULT_MAX_MAILBOX_BYTES;
     if (rt->cfg.max_pending_requests == 0)
         rt->cfg.max_pending_requests = DEFAULT_MAX_PENDING;
     const char *name = rt->cfg.node_name ? rt->cfg.node_name : "nonode@nohost";

@@ -279,6 +279,7 @@ typedef struct edi_mbox {
     edi_msg *head;
     edi_msg **tailp;
     uint32_t count;
+    uint64_t bytes; /* payload bytes of the messages in it */
 } edi_mbox;
 
 static inline void edi_mbox_init(edi_mbox *b)
@@ -286,6 +287,7 @@ static inline void edi_mbox_init(edi_mbox *b)
     b->head = NULL;
     b->tailp = &b->head;
     b->count = 0;
+    b->bytes = 0;
 }
 static inline void edi_mbox_append(edi_mbox *b, edi_msg *m)
 {
@@ -293,6 +295,7 @@ static inline void edi_mbox_append(edi_mbox *b, edi_msg *m)
     *b->tailp = m;
     b->tailp = &m->next;
     b->count++;
+    b->bytes += m->len;
 }
 /* Unlink *prev (a pointer to the `next` field, or head, that points to
  * the entry). */
@@ -303,6 +306,7 @@ static inline edi_msg *edi_mbox_unlink(edi_mbox *b, edi_msg **prev)
     if (b->tailp == &m->next)
         b->tailp = prev;
     b->count--;
+    b->bytes -= m->len;
     m->next = NULL;
     return m;
 }
@@ -418,6 +422,7 @@ typedef struct edi_thread_proc {
     _Atomic int refs;          /* the shard's and the thread's */
     _Atomic int dead;          /* release-set after the reason is written */
     _Atomic uint32_t queued;   /* messages pushed and not yet received */
+    _Atomic uint64_t queued_bytes; /* and their payload bytes */
     uint32_t spin_us;
     uint8_t *reason;           /* the exit reason when killed */
     size_t reason_len;

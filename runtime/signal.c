@@ -669,9 +669,13 @@ int edist_demonitor(const edist_ref *ref, unsigned flags)
             m = n;
         }
         uint32_t before = t->box.count;
+        uint64_t before_bytes = t->box.bytes;
         flush_down(self->rt, &t->box, &c.ref, true);
-        if (t->box.count < before)
-            atomic_fetch_sub_explicit(&t->queued, 1, memory_order_relaxed);
+        if (t->box.count < before) {
+            atomic_fetch_sub_explicit(&t->queued, before - t->box.count, memory_order_relaxed);
+            atomic_fetch_sub_explicit(&t->queued_bytes, before_bytes - t->box.bytes,
+                                      memory_order_relaxed);
+        }
     }
     return rc;
 }

@@ -123,6 +123,9 @@ typedef struct edist_runtime_config {
      * EDIST_EAGAIN (exit, EXIT and DOWN signals are never refused).
      * Default 1,000,000. */
     uint32_t max_mailbox_messages;
+    /* Payload bytes queued in one mailbox at most, the same way (an empty
+     * mailbox still takes one message of any size). Default 1 GiB. */
+    uint64_t max_mailbox_bytes;
     /* Requests queued from other threads to the shard at most (sends and
      * signals of thread processes); beyond it EDIST_EAGAIN. Default
      * 65,536. */

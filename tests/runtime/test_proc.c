@@ -1564,6 +1564,64 @@ static void test_mailbox_limit(void **state)
     run(flood_body, &target);
 }
 
+/* The byte limit: 100-byte messages into a 1000-byte mailbox. */
+static int send_hundreds(edist_procid to, int n)
+{
+    uint8_t msg[100] = {EDIST_TAG_BINARY, 0, 0, 0, 95};
+    int refused = 0;
+    for (int i = 0; i < n; i++)
+        if (edist_send(to, msg, sizeof msg) == EDIST_EAGAIN)
+            refused++;
+    return refused;
+}
+
+static void flood_bytes_body(void *arg)
+{
+    edist_procid *target = arg;
+    CHECK(send_hundreds(*target, 20) == 10);
+    /* an empty mailbox takes one message larger than the limit */
+    edist_procid other;
+    CHECK_RC(edist_spawn(idle_forever, NULL, &other), 0);
+    static uint8_t big[5000] = {EDIST_TAG_BINARY, 0, 0, 0x13, 0x83};
+    CHECK_RC(edist_send(other, big, sizeof big), 0);
+    CHECK_RC(edist_send(other, big, sizeof big), EDIST_EAGAIN);
+    done();
+}
+
+static _Atomic int thread_refused;
+
+static void flood_thread_bytes(void *arg)
+{
+    (void)arg;
+    atomic_store(&thread_refused, send_hundreds(g_main, 20));
+}
+
+static void test_mailbox_byte_limit(void **state)
+{
+    (void)state;
+    edist_runtime_config cfg;
+    edist_runtime_config_init(&cfg);
+    cfg.max_mailbox_bytes = 1000;
+    restart_with(&cfg);
+    edist_procid target;
+    assert_int_equal(edist_runtime_spawn(rt, idle_forever, NULL, NULL, &target), 0);
+    run(flood_bytes_body, &target);
+    /* a thread process's mailbox; twice, so that receiving gave the bytes
+     * back */
+    for (int round = 0; round < 2; round++) {
+        atomic_store(&thread_refused, -1);
+        edist_procid flooder;
+        assert_int_equal(edist_runtime_spawn(rt, flood_thread_bytes, NULL, NULL, &flooder), 0);
+        while (atomic_load(&thread_refused) < 0)
+            usleep(1000);
+        assert_int_equal(atomic_load(&thread_refused), 10);
+        edist_term_view m;
+        for (int i = 0; i < 10; i++)
+            assert_int_equal(edist_receive(NULL, NULL, 1000, &m), 0);
+        assert_int_equal(edist_receive(NULL, NULL, 0, &m), EDIST_ETIMEDOUT);
+    }
+}
+
 static _Atomic int at_exit_ran;
 
 static void note_exit(void *arg)
@@ -1663,6 +1721,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_process_limit_and_stale_pids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thread_backpressure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mailbox_limit, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_mailbox_byte_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_at_exit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_while_timed_wait, setup, teardown),
     };
