@@ -25,6 +25,8 @@ static const uint8_t r_noconnection[] = {EDIST_TAG_SMALL_ATOM_UTF8, 12, 'n', 'o'
                                          'n', 'e', 'c', 't', 'i', 'o', 'n'};
 static const uint8_t r_shutdown[] = {EDIST_TAG_SMALL_ATOM_UTF8, 8, 's', 'h', 'u', 't',
                                      'd', 'o', 'w', 'n'};
+static const uint8_t r_abandoned[] = {EDIST_TAG_SMALL_ATOM_UTF8, 9, 'a', 'b', 'a', 'n', 'd',
+                                      'o', 'n', 'e', 'd'};
 
 const edist_term_view edist_reason_normal = {r_normal, sizeof r_normal};
 const edist_term_view edist_reason_kill = {r_kill, sizeof r_kill};
@@ -32,11 +34,12 @@ const edist_term_view edist_reason_killed = {r_killed, sizeof r_killed};
 const edist_term_view edist_reason_noproc = {r_noproc, sizeof r_noproc};
 const edist_term_view edist_reason_noconnection = {r_noconnection, sizeof r_noconnection};
 const edist_term_view edist_reason_shutdown = {r_shutdown, sizeof r_shutdown};
+const edist_term_view edi_reason_abandoned = {r_abandoned, sizeof r_abandoned};
 
 bool edi_reason_static(edist_term_view v)
 {
     return v.ptr == r_normal || v.ptr == r_kill || v.ptr == r_killed || v.ptr == r_noproc ||
-           v.ptr == r_noconnection || v.ptr == r_shutdown;
+           v.ptr == r_noconnection || v.ptr == r_shutdown || v.ptr == r_abandoned;
 }
 
 /* ---- hashing ------------------------------------------------------------------------- */

@@ -11,10 +11,6 @@
 #include "edist/proc.h"
 #include "edist/rpc.h"
 
-/* A cast's helper waits this long for the spawn reply before giving up
- * (it only keeps the reply out of the caller's mailbox). */
-#define CAST_REPLY_WAIT_MS 60000
-
 static int64_t now_ms(void)
 {
     struct timespec ts;
@@ -248,10 +244,12 @@ int edist_erpc_call(const char *node, const char *module, const char *function,
     bool ok = false;
     edist_term_view x;
     rc = receive_reply(&rq, left_ms(end_ms), &ok, &x);
+    /* Abandoned, the request leaves nothing behind; answered in the
+     * meantime, its reply is taken and the call goes on (as erpc). */
     if (rc == EDIST_ETIMEDOUT) {
-        /* No abandon yet (see rpc.h): drop a monitor that may exist. */
-        edist_demonitor(&req, EDIST_DEMONITOR_FLUSH);
-        return erpc_error_atom(result, cls, "timeout");
+        if (edist_spawn_request_abandon(&req) == 1)
+            return erpc_error_atom(result, cls, "timeout");
+        rc = receive_reply(&rq, 0, &ok, &x);
     }
     if (rc)
         return rc;
@@ -368,40 +366,6 @@ int edist_rpc_call(const char *node, const char *module, const char *function,
 
 /* ---- cast ------------------------------------------------------------------ */
 
-typedef struct cast_req {
-    char *node; /* NULL: this node */
-    size_t args_len;
-    uint8_t args[]; /* [M, F, A] encoded */
-} cast_req;
-
-static void cast_free(void *arg)
-{
-    cast_req *c = arg;
-    free(c->node);
-    free(c);
-}
-
-/* The helper: make the request, then take its reply so that it lands
- * here and not with the caller. */
-static void cast_main(void *arg)
-{
-    cast_req *c = arg;
-    if (edist_at_exit(cast_free, c)) {
-        cast_free(c);
-        return;
-    }
-    edist_ref req;
-    if (edist_spawn_request(c->node, "erpc", "execute_cast", c->args,
-                            c->args_len, NULL, &req))
-        return;
-    req_term rq;
-    edist_buf_init_fixed(&rq.b, rq.mem, sizeof rq.mem);
-    bool ok;
-    edist_term_view x;
-    if (edist_enc_ref(&rq.b, &req) == 0)
-        receive_reply(&rq, CAST_REPLY_WAIT_MS, &ok, &x);
-}
-
 int edist_rpc_cast(const char *node, const char *module, const char *function,
                    const void *args, size_t args_len)
 {
@@ -412,8 +376,6 @@ int edist_rpc_cast(const char *node, const char *module, const char *function,
     edist_term_view a;
     int rc = args_view(args, args_len, &a);
     if (rc)
-        return rc;
-    if ((rc = patterns()) != 0)
         return rc;
     edist_buf b;
     edist_buf_init(&b);
@@ -426,18 +388,10 @@ int edist_rpc_cast(const char *node, const char *module, const char *function,
         edist_buf_free(&b);
         return rc;
     }
-    cast_req *c = calloc(1, sizeof *c + b.len);
-    if (!c || (node && !(c->node = strdup(node)))) {
-        free(c);
-        edist_buf_free(&b);
-        return edist_set_error(EDIST_ENOMEM, "rpc: cast: out of memory");
-    }
-    memcpy(c->args, b.data, b.len);
-    c->args_len = b.len;
+    /* erpc:cast: a spawn request whose reply nobody wants. */
+    edist_spawn_opts opts = {.reply = EDIST_SPAWN_REPLY_NO};
+    edist_ref req;
+    rc = edist_spawn_request(node, "erpc", "execute_cast", b.data, b.len, &opts, &req);
     edist_buf_free(&b);
-    edist_procid helper;
-    rc = edist_spawn(cast_main, c, &helper);
-    if (rc)
-        cast_free(c);
     return rc;
 }

@@ -61,6 +61,10 @@ typedef struct edi_rt_payload {
     void *owner;
 } edi_rt_payload;
 
+/* Exit reason for a process whose spawn_request was abandoned. */
+extern const edist_term_view edi_reason_abandoned;
+#define EDI_REASON_ABANDONED edi_reason_abandoned
+
 /* Spawn request options (SPAWN_REQUEST's option list). */
 enum {
     EDI_SPAWN_LINK = 1u << 0,
@@ -198,7 +202,7 @@ const char *edi_rt_node_name(uint32_t index, size_t *len);
 #define EDI_PROC_MAX_LIMIT (1u << 27)
 #define EDI_AT_EXIT_MAX 64
 
-/* ---- context switch (ctx_*.S, sched.c) --------------------------------- */
+/* ---- context switch (ctx_*.S, ctx.c) ----------------------------------- */
 void edi_ctx_switch(void **save_sp, void *load_sp);
 void edi_ctx_trampoline(void);
 /* The initial saved stack pointer of a context that will run entry(arg)

@@ -833,7 +833,23 @@ typedef struct spawn_pending {
     edi_refkey req;
     edist_procid from;
     uint32_t node;
+    uint8_t reply;  /* edist_spawn_reply */
+    bool abandoned; /* the late reply is undone, not delivered */
 } spawn_pending;
+
+static bool reply_wanted(unsigned reply, bool ok)
+{
+    switch (reply) {
+    case EDIST_SPAWN_REPLY_NO:
+        return false;
+    case EDIST_SPAWN_REPLY_ERROR_ONLY:
+        return !ok;
+    case EDIST_SPAWN_REPLY_SUCCESS_ONLY:
+        return ok;
+    default:
+        return true;
+    }
+}
 
 static spawn_pending *spawn_pending_find(edi_rt *rt, const edi_refkey *k, edist_procid from)
 {
@@ -847,7 +863,8 @@ static spawn_pending *spawn_pending_find(edi_rt *rt, const edi_refkey *k, edist_
     return NULL;
 }
 
-static int spawn_pending_add(edi_rt *rt, const edi_refkey *k, edist_procid from, uint32_t node)
+static int spawn_pending_add(edi_rt *rt, const edi_refkey *k, edist_procid from, uint32_t node,
+                             unsigned reply)
 {
     spawn_pending *sp = malloc(sizeof *sp);
     if (!sp)
@@ -855,6 +872,8 @@ static int spawn_pending_add(edi_rt *rt, const edi_refkey *k, edist_procid from,
     sp->req = *k;
     sp->from = from;
     sp->node = node;
+    sp->reply = (uint8_t)reply;
+    sp->abandoned = false;
     int rc = edi_htab_insert(&rt->spawn_reqs, &sp->h, edi_refkey_hash(k));
     if (rc)
         free(sp);
@@ -901,8 +920,8 @@ static void spawn_reqs_node_down(edi_rt *rt, uint32_t node)
         down = down->next;
         edist_ref r;
         edi_refkey_to_ref(&sp->req, &r);
-        edi_proc *p = edi_proc_alive(rt, sp->from);
-        if (p) {
+        edi_proc *p = sp->abandoned ? NULL : edi_proc_alive(rt, sp->from);
+        if (p && reply_wanted(sp->reply, false)) {
             spawn_reply_msg m = {&r, false, EDIST_PROCID_NULL, EDIST_REASON_NOCONNECTION};
             deliver_built(rt, p, enc_spawn_reply, &m);
         }
@@ -1002,19 +1021,24 @@ int edi_rt_spawn_reply_in(edi_rt *rt, edist_procid to, const edist_ref *req_id, 
 {
     /* A reply to a request not pending (already answered noconnection
      * when its node went down) is stale: undone as for a requester that
-     * is gone. */
+     * is gone, and so is the reply to an abandoned request. */
     edi_refkey rk;
     spawn_pending *sp = edi_refkey_from_ref(req_id, &rk) == 0 ? spawn_pending_find(rt, &rk, to)
                                                                 : NULL;
+    unsigned reply = EDIST_SPAWN_REPLY_YES;
+    bool abandoned = false;
     if (sp) {
+        reply = sp->reply;
+        abandoned = sp->abandoned;
         edi_htab_remove(&rt->spawn_reqs, &sp->h);
         free(sp);
     }
-    edi_proc *p = sp ? edi_proc_alive(rt, to) : NULL;
+    edi_proc *p = sp && !abandoned ? edi_proc_alive(rt, to) : NULL;
     if (!p) {
-        /* The requester is gone: undo what the other side set up. */
+        /* Nobody waits for it: undo what the other side set up. */
         if (ok && (flags & EDI_SPAWN_LINK) && rt->has_hooks && rt->hooks.exit)
-            rt->hooks.exit(rt->hooks.user, to, pid, EDIST_REASON_NOPROC);
+            rt->hooks.exit(rt->hooks.user, to, pid,
+                           abandoned ? EDI_REASON_ABANDONED : EDIST_REASON_NOPROC);
         if (ok && (flags & EDI_SPAWN_MONITOR) && rt->has_hooks && rt->hooks.demonitor)
             rt->hooks.demonitor(rt->hooks.user, to, pid, pid.node, NULL, req_id);
         return EDIST_ENOTFOUND;
@@ -1034,8 +1058,36 @@ int edi_rt_spawn_reply_in(edi_rt *rt, edist_procid to, const edist_ref *req_id, 
                 return rc;
         }
     }
+    if (!reply_wanted(reply, ok))
+        return 0;
     spawn_reply_msg s = {req_id, ok, pid, error};
     return deliver_built(rt, p, enc_spawn_reply, &s);
+}
+
+typedef struct abandon_ctx {
+    edi_proc *self;
+    edi_refkey req;
+} abandon_ctx;
+
+static int do_spawn_request_abandon(edi_rt *rt, void *arg)
+{
+    abandon_ctx *c = arg;
+    spawn_pending *sp = spawn_pending_find(rt, &c->req, edi_proc_pid(c->self));
+    if (!sp || sp->abandoned)
+        return 0;
+    /* Kept until the reply or the node's going down, so that the reply
+     * is recognised and undone. */
+    sp->abandoned = true;
+    return 1;
+}
+
+int edist_spawn_request_abandon(const edist_ref *req)
+{
+    NEED_SELF(self);
+    abandon_ctx c = {self, {0}};
+    if (!req || edi_refkey_from_ref(req, &c.req) != 0)
+        return edist_set_error(EDIST_EINVAL, "spawn_request_abandon: bad reference");
+    return edi_rt_run(self->rt, do_spawn_request_abandon, &c);
 }
 
 /* ---- spawning exported functions -------------------------------------------------------------------- */
@@ -1320,6 +1372,7 @@ typedef struct request_ctx {
     const char *module, *function;
     edist_term_view args;
     unsigned flags;
+    unsigned reply; /* edist_spawn_reply */
     edi_refkey req;
 } request_ctx;
 
@@ -1343,6 +1396,8 @@ static int do_spawn_request(edi_rt *rt, void *arg)
                                              'd', 'a', 'r', 'g'};
             edist_term_view why = rc == EDIST_ENOMEM ? (edist_term_view){limit, sizeof limit}
                                                      : (edist_term_view){badarg, sizeof badarg};
+            if (!reply_wanted(c->reply, false))
+                return 0;
             spawn_reply_msg m = {&r, false, EDIST_PROCID_NULL, why};
             return deliver_built(rt, self, enc_spawn_reply, &m);
         }
@@ -1352,10 +1407,12 @@ static int do_spawn_request(edi_rt *rt, void *arg)
         if ((c->flags & EDI_SPAWN_MONITOR) &&
             (rc = edi_mon_add(rt, &c->req, me, self, cp, child, rt->node_index, NULL, NULL)) != 0)
             return rc;
+        if (!reply_wanted(c->reply, true))
+            return 0;
         spawn_reply_msg m = {&r, true, cp, {NULL, 0}};
         return deliver_built(rt, self, enc_spawn_reply, &m);
     }
-    int rc = spawn_pending_add(rt, &c->req, me, c->node);
+    int rc = spawn_pending_add(rt, &c->req, me, c->node, c->reply);
     if (rc)
         return rc;
     rc = EDIST_ECLOSED;
@@ -1406,6 +1463,11 @@ int edist_spawn_request(const char *node, const char *module, const char *functi
         c.flags |= EDI_SPAWN_LINK;
     if (opts && opts->monitor)
         c.flags |= EDI_SPAWN_MONITOR;
+    if (opts) {
+        if ((unsigned)opts->reply > EDIST_SPAWN_REPLY_SUCCESS_ONLY)
+            return edist_set_error(EDIST_EINVAL, "spawn_request: bad reply option");
+        c.reply = opts->reply;
+    }
     rc = edi_rt_run(self->rt, do_spawn_request, &c);
     if (rc)
         return rc;
@@ -1413,12 +1475,24 @@ int edist_spawn_request(const char *node, const char *module, const char *functi
     return 0;
 }
 
+/* erts_internal:crasher: what a spawn to a node that cannot be reached
+ * returns, so that the caller's link or monitor reports the reason. */
+static void crasher_main(void *arg)
+{
+    const edist_term_view *reason = arg;
+    edist_exit(reason->ptr, reason->len);
+}
+
 int edist_spawn_remote(const char *node, const char *module, const char *function,
                        const void *args, size_t args_len, const edist_spawn_opts *opts,
                        int64_t timeout_ms, edist_procid *pid, edist_ref *req)
 {
+    edist_spawn_opts o = {0};
+    if (opts)
+        o = *opts;
+    o.reply = EDIST_SPAWN_REPLY_YES;
     edist_ref r;
-    int rc = edist_spawn_request(node, module, function, args, args_len, opts, &r);
+    int rc = edist_spawn_request(node, module, function, args, args_len, &o, &r);
     if (rc)
         return rc;
     /* {spawn_reply, Req, Status, Result} with Req bound. */
@@ -1440,6 +1514,10 @@ int edist_spawn_remote(const char *node, const char *module, const char *functio
     vars[ri].len = b.len;
     edist_term_view m;
     rc = edist_receive(p, vars, timeout_ms, &m);
+    /* Abandoned, the request leaves nothing behind; if it was answered in
+     * the meantime, its reply is queued and taken now. */
+    if (rc == EDIST_ETIMEDOUT && edist_spawn_request_abandon(&r) == 0)
+        rc = edist_receive(p, vars, 0, &m);
     edist_term_view status = vars[si], result = vars[xi];
     edist_pattern_free(p);
     if (rc)
@@ -1453,6 +1531,15 @@ int edist_spawn_remote(const char *node, const char *module, const char *functio
         if (rc == 0 && req)
             *req = r;
         return rc;
+    }
+    static const uint8_t notsup[] = {EDIST_TAG_SMALL_ATOM_UTF8, 6, 'n', 'o', 't', 's', 'u', 'p'};
+    static const edist_term_view notsup_reason = {notsup, sizeof notsup};
+    const edist_term_view *crash = edi_term_is_atom(result, "noconnection") ? &EDIST_REASON_NOCONNECTION
+                                   : edi_term_is_atom(result, "notsup")     ? &notsup_reason
+                                                                            : NULL;
+    if (crash) {
+        o.stack_bytes = 0;
+        return edist_spawn_opt(crasher_main, (void *)crash, &o, pid, req);
     }
     edist_buf why;
     edist_buf_init(&why);

@@ -169,10 +169,20 @@ int edist_runtime_get_stats(edist_runtime *rt, edist_runtime_stats *out);
  * A green process runs fn(arg); returning from fn is exit(normal). */
 typedef void (*edist_proc_fn)(void *arg);
 
+/* spawn_request's {reply, Reply}: which spawn_reply messages the caller
+ * gets. */
+typedef enum edist_spawn_reply {
+    EDIST_SPAWN_REPLY_YES = 0,      /* success or error: always one */
+    EDIST_SPAWN_REPLY_NO,           /* none */
+    EDIST_SPAWN_REPLY_ERROR_ONLY,
+    EDIST_SPAWN_REPLY_SUCCESS_ONLY,
+} edist_spawn_reply;
+
 typedef struct edist_spawn_opts {
     bool link;           /* link the new process to the caller */
     bool monitor;        /* the caller monitors it: *monitor_ref */
     size_t stack_bytes;  /* 0: the runtime's default */
+    edist_spawn_reply reply; /* edist_spawn_request only */
 } edist_spawn_opts;
 
 /* From a process: spawn/1, spawn_link/1, spawn_monitor/1, spawn_opt/2.
@@ -224,11 +234,21 @@ int edist_spawn_request(const char *node, const char *module,
                         const char *function, const void *args,
                         size_t args_len, const edist_spawn_opts *opts,
                         edist_ref *req);
+/* spawn_request_abandon(Req): 1 if the calling process's request was
+ * still unanswered and is now abandoned: no reply, link or monitor will
+ * reach the caller from it, and a process it created with the link option
+ * gets an exit signal `abandoned`. 0 if it was not outstanding (already
+ * answered: its reply may be in the mailbox). */
+int edist_spawn_request_abandon(const edist_ref *req);
 /* spawn/4, spawn_link/4, spawn_monitor/4 on any node: spawn_request plus
- * the receive of its reply (at most timeout_ms; negative: no limit).
+ * the receive of its reply (at most timeout_ms; negative: no limit, as
+ * Erlang; on timeout the request is abandoned).
+ * As in Erlang, a node that cannot be reached (noconnection) or does not
+ * support spawning (notsup) is no error: *pid is a local process that
+ * exits at once with that reason, so a link or monitor fires with it.
  * EDIST_EPROTO with the reason in edist_last_error() when the node
- * answered error (e.g. notsup, system_limit). With opts->monitor, *req is
- * the monitor's reference. */
+ * answered another error (e.g. system_limit, badarg). With opts->monitor,
+ * *req is the monitor's reference. */
 int edist_spawn_remote(const char *node, const char *module,
                        const char *function, const void *args, size_t args_len,
                        const edist_spawn_opts *opts, int64_t timeout_ms,

@@ -16,13 +16,10 @@
  * 131 version byte is accepted. Results are encoded terms (no 131 byte)
  * appended to the caller's buffer after it is reset.
  *
- * Timeouts: timeout_ms < 0 waits forever. On timeout the monitor is
- * removed with its DOWN flushed, as erpc does; the remote process is not
- * killed (erpc does not kill it either). Limitation: edist has no
- * spawn_request_abandon yet, so if the node has not even answered the
- * spawn request when the time is up, its late {spawn_reply, Ref, ...}
- * (and, for a successful spawn, a later DOWN with that Ref) may still
- * reach the caller's mailbox; selective receives ignore them. */
+ * Timeouts: timeout_ms < 0 waits forever. On timeout the spawn request is
+ * abandoned, or the monitor removed with its DOWN flushed, as erpc does:
+ * nothing of the call reaches the caller's mailbox afterwards. The remote
+ * process is not killed (erpc does not kill it either). */
 #ifndef EDIST_RPC_H
 #define EDIST_RPC_H
 
@@ -80,9 +77,8 @@ int edist_erpc_call(const char *node, const char *module, const char *function,
                     edist_buf *result, edist_erpc_class *cls);
 
 /* erpc:cast(Node, Module, Function, Args) (what rpc:cast does): a spawn
- * request of erpc:execute_cast/3 on the node, no reply and no result. The
- * request is made by a short-lived helper process so that nothing lands
- * in the caller's mailbox. 0 once the request is on its way (an
+ * request of erpc:execute_cast/3 on the node with {reply, no}: no reply,
+ * no result, nothing in the caller's mailbox. 0 once the request is on its way (an
  * unreachable node is not reported, as in Erlang); EDIST_EINVAL /
  * EDIST_ENOMEM otherwise. */
 int edist_rpc_cast(const char *node, const char *module, const char *function,

@@ -31,6 +31,7 @@ static int setup(void **state)
     A.peer = &B;
     B.peer = &A;
     atomic_store(&connected, 1);
+    atomic_store(&swallow_spawns, 0);
     start_side(&A, 1);
     start_side(&B, 2);
     if (edist_proc_attach_thread(A.rt, 0, &g_main) != 0)
@@ -139,6 +140,13 @@ static int ex_hello(void *user, const edist_term_view *args, uint32_t arity, edi
     edist_enc_atom(&b, "hello_from", 10);
     edist_enc_atomz(&b, edist_runtime_node(edist_self_runtime()));
     return edist_send(to, b.data, b.len);
+}
+
+static int ex_nothing(void *user, const edist_term_view *args, uint32_t arity,
+                      edist_buf *result)
+{
+    (void)user, (void)args, (void)arity, (void)result;
+    return 0;
 }
 
 static edist_procid spawn_b(edist_proc_fn fn, void *arg)
@@ -427,20 +435,142 @@ static void test_spawn_request_node_down(void **state)
     assert_int_equal(edi_loop_post(A.loop, deliver, late), 0);
     assert_int_equal(recv_text("{spawn_reply, _, _, _}", 100, &m), EDIST_ETIMEDOUT);
 
-    /* spawn/spawn_monitor (edist_spawn_remote) blocked on the reply: it
-     * returns as soon as the node goes down, long before its timeout */
+    /* spawn_monitor/4 (edist_spawn_remote) blocked on the reply returns as
+     * soon as the node goes down, long before its timeout, and as Erlang:
+     * a local pid that exits noconnection, monitored with the request id */
     atomic_store(&connected, 1);
     pthread_t t;
     assert_int_equal(pthread_create(&t, NULL, node_down_later, NULL), 0);
     edist_procid pid;
+    edist_spawn_opts mon = {.monitor = true};
+    edist_term_view reason;
     t0 = now_ms();
-    assert_int_equal(edist_spawn_remote("b@host", "t", "f", args.data, args.len, &o, 10000, &pid,
-                                        &req),
-                     EDIST_EPROTO);
+    assert_int_equal(
+        edist_spawn_remote("b@host", "t", "f", args.data, args.len, &mon, 10000, &pid, &req), 0);
     assert_true(now_ms() - t0 < 5000);
-    assert_non_null(strstr(edist_last_error(), "noconnection"));
     pthread_join(t, NULL);
+    assert_int_equal(pid.node, A.index);
+    assert_int_equal(recv_down(&req, 5000, &reason), 0);
+    assert_true(reason_is(reason, "noconnection"));
+    /* spawn_link/4 to a node that cannot be reached at all: the link
+     * breaks with noconnection (trapped here) */
     atomic_store(&swallow_spawns, 0);
+    edist_trap_exit(true);
+    edist_spawn_opts lnk = {.link = true};
+    assert_int_equal(
+        edist_spawn_remote("b@host", "t", "f", args.data, args.len, &lnk, 10000, &pid, NULL), 0);
+    assert_int_equal(recv_bound("{'EXIT', P, noconnection}", "P", enc_pid(&e, pid), 5000, &m),
+                     0);
+    edist_trap_exit(false);
+    atomic_store(&swallow_spawns, 0);
+    edist_buf_free(&args);
+}
+
+/* Reports the first message it gets (trapping exits) to main as
+ * {got, Msg}. */
+static void report_one(void *arg)
+{
+    (void)arg;
+    edist_trap_exit(true);
+    edist_term_view m;
+    if (edist_receive(NULL, NULL, -1, &m) != 0)
+        return;
+    edist_buf b;
+    edist_buf_init(&b);
+    edist_enc_tuple(&b, 2);
+    edist_enc_atom(&b, "got", 3);
+    edist_enc_raw(&b, m.ptr, m.len);
+    edist_send(g_main, b.data, b.len);
+    edist_buf_free(&b);
+}
+
+/* spawn_request_abandon: true once, then false; the late reply reaches
+ * nobody, and the process created with the link option gets an exit
+ * signal `abandoned` from the requester. */
+static void test_spawn_request_abandon(void **state)
+{
+    (void)state;
+    edist_term_view m;
+    enc_small e;
+    edist_buf args = term("[]");
+    atomic_store(&swallow_spawns, 1);
+    edist_ref req;
+    edist_spawn_opts o = {.monitor = true, .link = true};
+    assert_int_equal(edist_spawn_request("b@host", "t", "f", args.data, args.len, &o, &req), 0);
+    assert_int_equal(edist_spawn_request_abandon(&req), 1);
+    assert_int_equal(edist_spawn_request_abandon(&req), 0);
+    /* b@host's answer comes late: its new process is linked to us */
+    edist_procid child = spawn_b(report_one, NULL);
+    sig *link = sig_new(S_LINK);
+    link->to = &B;
+    link->from = g_main;
+    link->target = child;
+    assert_int_equal(edi_loop_post(B.loop, deliver, link), 0);
+    sig *late = sig_new(S_SPAWN_REPLY);
+    late->to = &A;
+    late->target = g_main;
+    late->ref = req;
+    late->ok = true;
+    late->from = child;
+    late->flags = EDI_SPAWN_LINK | EDI_SPAWN_MONITOR;
+    assert_int_equal(edi_loop_post(A.loop, deliver, late), 0);
+    assert_int_equal(recv_bound("{got, {'EXIT', P, abandoned}}", "P", enc_pid(&e, g_main), 5000,
+                                &m),
+                     0);
+    assert_int_equal(recv_text("{spawn_reply, _, _, _}", 100, &m), EDIST_ETIMEDOUT);
+    /* a request already answered is not outstanding */
+    atomic_store(&swallow_spawns, 0);
+    assert_int_equal(edist_export_function(B.rt, "t", "f", 0, ex_nothing, NULL), 0);
+    assert_int_equal(edist_spawn_request("b@host", "t", "f", args.data, args.len, NULL, &req), 0);
+    assert_int_equal(recv_bound("{spawn_reply, R, ok, _}", "R", enc_ref(&e, &req), 5000, &m), 0);
+    assert_int_equal(edist_spawn_request_abandon(&req), 0);
+    edist_buf_free(&args);
+}
+
+/* {reply, Reply}: which replies reach the caller, on another node and on
+ * this one; a monitor is set up whether or not the success is told. */
+static void test_spawn_request_reply_option(void **state)
+{
+    (void)state;
+    edist_term_view m, reason;
+    enc_small e;
+    edist_buf args = term("[]");
+    edist_ref req;
+    assert_int_equal(edist_export_function(A.rt, "t", "f", 0, ex_nothing, NULL), 0);
+    assert_int_equal(edist_export_function(B.rt, "t", "f", 0, ex_nothing, NULL), 0);
+    const char *nodes[] = {"b@host", NULL};
+    for (int i = 0; i < 2; i++) {
+        edist_spawn_opts no = {.monitor = true, .reply = EDIST_SPAWN_REPLY_NO};
+        assert_int_equal(
+            edist_spawn_request(nodes[i], "t", "f", args.data, args.len, &no, &req), 0);
+        assert_int_equal(recv_down(&req, 5000, &reason), 0);
+        assert_true(reason_is(reason, "normal"));
+        assert_int_equal(recv_text("{spawn_reply, _, _, _}", 50, &m), EDIST_ETIMEDOUT);
+        edist_spawn_opts err_only = {.reply = EDIST_SPAWN_REPLY_ERROR_ONLY};
+        assert_int_equal(
+            edist_spawn_request(nodes[i], "t", "f", args.data, args.len, &err_only, &req), 0);
+        assert_int_equal(recv_text("{spawn_reply, _, _, _}", 100, &m), EDIST_ETIMEDOUT);
+        edist_spawn_opts ok_only = {.reply = EDIST_SPAWN_REPLY_SUCCESS_ONLY};
+        assert_int_equal(
+            edist_spawn_request(nodes[i], "t", "f", args.data, args.len, &ok_only, &req), 0);
+        assert_int_equal(recv_bound("{spawn_reply, R, ok, _}", "R", enc_ref(&e, &req), 5000, &m),
+                         0);
+    }
+    /* failures: error_only tells, success_only does not */
+    atomic_store(&connected, 0);
+    edist_spawn_opts err_only = {.reply = EDIST_SPAWN_REPLY_ERROR_ONLY};
+    assert_int_equal(edist_spawn_request("b@host", "t", "f", args.data, args.len, &err_only, &req),
+                     0);
+    assert_int_equal(
+        recv_bound("{spawn_reply, R, error, noconnection}", "R", enc_ref(&e, &req), 5000, &m), 0);
+    edist_spawn_opts ok_only = {.reply = EDIST_SPAWN_REPLY_SUCCESS_ONLY};
+    assert_int_equal(edist_spawn_request("b@host", "t", "f", args.data, args.len, &ok_only, &req),
+                     0);
+    assert_int_equal(recv_text("{spawn_reply, _, _, _}", 100, &m), EDIST_ETIMEDOUT);
+    edist_spawn_opts bad = {.reply = (edist_spawn_reply)7};
+    assert_int_equal(edist_spawn_request("b@host", "t", "f", args.data, args.len, &bad, &req),
+                     EDIST_EINVAL);
+    atomic_store(&connected, 1);
     edist_buf_free(&args);
 }
 
@@ -454,6 +584,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_node_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_down_many, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spawn_request_node_down, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spawn_request_abandon, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spawn_request_reply_option, setup, teardown),
     };
     int rc = cmocka_run_group_tests_name("runtime_hooks", tests, NULL, NULL);
     edist_pattern_free(g_never);
