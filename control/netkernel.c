@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,6 +53,7 @@ struct edi_link {
     edi_link *next, *prev; /* nk->links: every link not yet dead */
     edi_conn *conn;        /* distribution socket */
     edi_conn *epmd_conn;   /* L_LOOKUP */
+    struct nk_lookup *lookup; /* L_LOOKUP: the host name being resolved */
     int conns_open;        /* of conn/epmd_conn, not yet on_close'd */
     bool dead;             /* bookkeeping done; waits for on_close */
     bool connected;        /* initiator: the TCP connect succeeded */
@@ -117,6 +120,20 @@ typedef struct nk_sub {
     bool removed;
 } nk_sub;
 
+/* A host name resolved off the loop thread: getaddrinfo may wait seconds
+ * for a DNS server, and the loop must not. The list and `link` belong to
+ * the loop thread; the resolver thread only fills ip/rc/err, then posts. */
+typedef struct nk_lookup {
+    edi_nk *nk;
+    edi_link *link; /* NULL once the link is gone */
+    struct nk_lookup *next, *prev;
+    pthread_t thread;
+    char host[256];
+    char ip[INET6_ADDRSTRLEN];
+    int rc;
+    char err[300];
+} nk_lookup;
+
 struct edi_nk {
     edi_nk_config cfg;
     char name[EDI_HS_NAME_MAX_BYTES + 1];
@@ -124,6 +141,8 @@ struct edi_nk {
     edi_conn_table table;
     edi_link *links;      /* live links */
     edi_link *dead_links; /* killed, waiting for their sockets' on_close */
+    nk_lookup *lookups;   /* resolver threads not yet joined */
+    _Atomic bool freeing; /* resolver threads: do not post any more */
     size_t handshakes;    /* links not yet up */
     size_t conns_open;    /* all conns not yet on_close'd */
     nk_op *ops;
@@ -600,6 +619,8 @@ static void link_maybe_free(edi_link *l)
         nk->dead_links = l->next;
     if (l->next)
         l->next->prev = l->prev;
+    if (l->lookup)
+        l->lookup->link = NULL;
     edi_hs_wipe(&l->hs);
     edi_dist_reasm_free(l->reasm);
     edi_sendq_detach(l->sq);
@@ -834,7 +855,8 @@ static void setup_timeout(edi_loop *loop, edi_timer *t, void *arg)
     char detail[512];
     if (l->phase == L_LOOKUP) {
         snprintf(detail, sizeof detail,
-                 "no answer from the port mapper of %s within %u ms",
+                 l->lookup ? "cannot resolve the host of %s within %u ms"
+                           : "no answer from the port mapper of %s within %u ms",
                  l->peer_name, l->nk->cfg.setuptime_ms);
         link_fail(l, EDIST_ETIMEDOUT, detail);
         return;
@@ -1291,10 +1313,8 @@ static void start_dist_connect(edi_link *l, uint16_t port)
     hs_flush(l); /* send_name goes out once connected */
 }
 
-/* The peer's host as an IPv4 (else IPv6) literal. Resolution is
- * synchronous (getaddrinfo): numeric hosts and /etc/hosts names are
- * instant; a slow DNS server would stall this shard (to be made
- * asynchronous). */
+/* The peer's host as an IPv4 (else IPv6) literal. Blocking: called on a
+ * resolver thread. */
 static int resolve_host(const char *host, char *ip, size_t cap)
 {
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM};
@@ -1317,11 +1337,108 @@ static int resolve_host(const char *host, char *ip, size_t cap)
     return 0;
 }
 
+/* The host is known as an address: ask its port mapper for the peer. */
+static void lookup_port(edi_link *l)
+{
+    edi_nk *nk = l->nk;
+    int rc = edi_loop_connect(nk->loop, l->ip, nk->cfg.epmd_port,
+                              nk->cfg.setuptime_ms, &epmd_ops, l, &l->epmd_conn);
+    if (rc) {
+        char detail[600];
+        snprintf(detail, sizeof detail,
+                 "cannot reach the port mapper on %s: %s", l->ip,
+                 edist_last_error());
+        link_fail(l, rc, detail);
+        return;
+    }
+    l->conns_open++;
+    nk->conns_open++;
+}
+
+static void lookup_unlist(edi_nk *nk, nk_lookup *lk)
+{
+    if (lk->prev)
+        lk->prev->next = lk->next;
+    else
+        nk->lookups = lk->next;
+    if (lk->next)
+        lk->next->prev = lk->prev;
+}
+
+/* Loop thread: the resolver thread is done. */
+static void lookup_done(edi_loop *loop, void *arg)
+{
+    (void)loop;
+    nk_lookup *lk = arg;
+    pthread_join(lk->thread, NULL);
+    lookup_unlist(lk->nk, lk);
+    edi_link *l = lk->link;
+    if (l) {
+        l->lookup = NULL;
+        if (!l->dead) {
+            if (lk->rc) {
+                link_fail(l, lk->rc, lk->err);
+            } else {
+                snprintf(l->ip, sizeof l->ip, "%s", lk->ip);
+                lookup_port(l);
+            }
+        }
+    }
+    free(lk);
+}
+
+static void *lookup_main(void *arg)
+{
+    nk_lookup *lk = arg;
+    lk->rc = resolve_host(lk->host, lk->ip, sizeof lk->ip);
+    if (lk->rc)
+        snprintf(lk->err, sizeof lk->err, "%s", edist_last_error());
+    /* A full post queue is brief; a node being freed joins us instead. */
+    while (!atomic_load(&lk->nk->freeing) &&
+           edi_loop_post(lk->nk->loop, lookup_done, lk) == EDIST_EAGAIN)
+        usleep(1000);
+    return NULL;
+}
+
+/* Resolve l's host: at once for an address literal, else on a thread. */
+static int lookup_start(edi_link *l, const char *host)
+{
+    struct in6_addr a6;
+    struct in_addr a4;
+    if (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1) {
+        snprintf(l->ip, sizeof l->ip, "%s", host);
+        lookup_port(l);
+        return 0;
+    }
+    if (strlen(host) >= sizeof ((nk_lookup *)0)->host)
+        return edist_set_error(EDIST_EINVAL, "host name too long: %s", host);
+    nk_lookup *lk = calloc(1, sizeof *lk);
+    if (!lk)
+        return edist_set_error(EDIST_ENOMEM, "no memory to resolve %s", host);
+    lk->nk = l->nk;
+    lk->link = l;
+    snprintf(lk->host, sizeof lk->host, "%s", host);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256u * 1024u); /* getaddrinfo and NSS */
+    int err = pthread_create(&lk->thread, &attr, lookup_main, lk);
+    pthread_attr_destroy(&attr);
+    if (err) {
+        free(lk);
+        return edist_set_error(EDIST_ENOMEM, "cannot start a resolver thread for %s", host);
+    }
+    l->lookup = lk;
+    lk->next = l->nk->lookups;
+    if (lk->next)
+        lk->next->prev = lk;
+    l->nk->lookups = lk;
+    return 0;
+}
+
 /* A new outgoing attempt owning p. */
 static void start_outgoing(edi_nk *nk, edi_peer *p)
 {
     edi_link *l = link_new(nk, EDI_HS_INITIATOR);
-    char detail[600];
     if (!l) {
         peer_waiters_done(nk, p, EDIST_ENOMEM, "no memory for a connection");
         return;
@@ -1332,23 +1449,12 @@ static void start_outgoing(edi_nk *nk, edi_peer *p)
     l->phase = L_LOOKUP;
     const char *host = strchr(p->name, '@') + 1;
     snprintf(l->addr, sizeof l->addr, "%s", host);
-    int rc = resolve_host(host, l->ip, sizeof l->ip);
+    int rc = lookup_start(l, host);
     if (rc) {
+        char detail[600];
         snprintf(detail, sizeof detail, "%s", edist_last_error());
         link_fail(l, rc, detail);
-        return;
     }
-    rc = edi_loop_connect(nk->loop, l->ip, nk->cfg.epmd_port,
-                          nk->cfg.setuptime_ms, &epmd_ops, l, &l->epmd_conn);
-    if (rc) {
-        snprintf(detail, sizeof detail,
-                 "cannot reach the port mapper on %s: %s", l->ip,
-                 edist_last_error());
-        link_fail(l, rc, detail);
-        return;
-    }
-    l->conns_open++;
-    nk->conns_open++;
 }
 
 /* Make sure a connection to peer is up or under way; op (may be 0) waits
@@ -2550,6 +2656,15 @@ void edi_nk_free(edi_nk *nk)
      * loop's heap before that memory goes. The connections go with the
      * loop, without callbacks, so links still waiting for on_close go
      * now. */
+    /* Resolver threads still running finish their getaddrinfo and post
+     * nothing; posts already queued are dropped with the loop. */
+    atomic_store(&nk->freeing, true);
+    while (nk->lookups) {
+        nk_lookup *lk = nk->lookups;
+        nk->lookups = lk->next;
+        pthread_join(lk->thread, NULL);
+        free(lk);
+    }
     edi_loop_timer_cancel(nk->loop, &nk->tick_timer);
     edi_loop_timer_cancel(nk->loop, &nk->housekeeping_timer);
     edi_loop_timer_cancel(nk->loop, &nk->shutdown_timer);
@@ -2563,6 +2678,8 @@ void edi_nk_free(edi_nk *nk)
             edi_loop_timer_cancel(nk->loop, &l->setup_timer);
             edi_loop_timer_cancel(nk->loop, &l->pump_timer);
             fire_writable(l, EDIST_ECLOSED, "node stopped");
+            if (l->lookup)
+                l->lookup->link = NULL;
             edi_hs_wipe(&l->hs);
             edi_dist_reasm_free(l->reasm);
             /* Units the connections hold are released at edi_loop_free;
