@@ -1534,9 +1534,11 @@ int edist_spawn_remote(const char *node, const char *module, const char *functio
     }
     static const uint8_t notsup[] = {EDIST_TAG_SMALL_ATOM_UTF8, 6, 'n', 'o', 't', 's', 'u', 'p'};
     static const edist_term_view notsup_reason = {notsup, sizeof notsup};
-    const edist_term_view *crash = edi_term_is_atom(result, "noconnection") ? &EDIST_REASON_NOCONNECTION
-                                   : edi_term_is_atom(result, "notsup")     ? &notsup_reason
-                                                                            : NULL;
+    const edist_term_view *crash = NULL;
+    if (edi_term_is_atom(result, "noconnection"))
+        crash = &EDIST_REASON_NOCONNECTION;
+    else if (edi_term_is_atom(result, "notsup"))
+        crash = &notsup_reason;
     if (crash) {
         o.stack_bytes = 0;
         return edist_spawn_opt(crasher_main, (void *)crash, &o, pid, req);
