@@ -59,6 +59,7 @@ struct edist_node {
      * build frames (loop thread). */
     edi_rt *rt;
     edi_services *services;
+    edist_procid node_watcher; /* told of nodeup/nodedown (the pg scope) */
     edist_buf rt_frame;
     uint64_t rt_unlink_id;
     /* Auto-connection: signals for nodes being connected to (loop
@@ -1178,6 +1179,28 @@ static bool svc_is_alive(void *user)
     return true;
 }
 
+/* {nodeup, Node} / {nodedown, Node} to the watcher (loop thread). */
+static void svc_node_event(void *user, const edist_node_event *ev)
+{
+    edist_node *n = user;
+    uint8_t mem[EDIST_ATOM_MAX_BYTES + 32];
+    edist_buf b;
+    edist_buf_init_fixed(&b, mem, sizeof mem);
+    edist_enc_tuple(&b, 2);
+    edist_enc_atomz(&b, ev->up ? "nodeup" : "nodedown");
+    edist_enc_atomz(&b, ev->node);
+    if (edist_buf_error(&b) == 0)
+        edist_runtime_send(n->rt, n->node_watcher, b.data, b.len);
+}
+
+static int svc_monitor_nodes(void *user, edist_procid pid)
+{
+    edist_node *n = user;
+    uint64_t handle;
+    n->node_watcher = pid;
+    return edi_nk_monitor_nodes(n->nk, EDIST_NODES_VISIBLE, svc_node_event, n, &handle);
+}
+
 static void svc_print_line(void *user, const char *line, size_t len)
 {
     edist_node *n = user;
@@ -1214,6 +1237,7 @@ static int node_runtime_new(edist_node *n)
             .nodes = svc_nodes,
             .is_alive = svc_is_alive,
             .print_line = svc_print_line,
+            .monitor_nodes = svc_monitor_nodes,
         };
         err = edi_services_start((edist_runtime *)n->rt, &sc, &n->services);
         if (err)

@@ -185,7 +185,8 @@ int edi_services_start(edi_rt *rt, const edi_services_config *cfg,
     unsigned off = s->cfg.disable;
     int rc = 0;
     if (!(off & EDI_SERVICE_EXPORTS) && ((rc = edi_svc_export_rpc(s)) != 0 ||
-                                         (rc = edi_svc_export_demo(s)) != 0))
+                                         (rc = edi_svc_export_demo(s)) != 0 ||
+                                         (rc = edi_svc_export_pg(s)) != 0))
         return rc;
     if (!(off & EDI_SERVICE_ECHO) &&
         (rc = start_named(s, "echo", echo_main)) != 0)
@@ -196,12 +197,16 @@ int edi_services_start(edi_rt *rt, const edi_services_config *cfg,
     if (!(off & EDI_SERVICE_REX) &&
         (rc = start_named(s, "rex", edi_svc_rex_main)) != 0)
         return rc;
-    edi_rt_log(rt, EDIST_LOG_INFO, "services of %s:%s%s%s%s",
+    if (!(off & EDI_SERVICE_PG) &&
+        (rc = start_named(s, "pg", edi_svc_pg_main)) != 0)
+        return rc;
+    edi_rt_log(rt, EDIST_LOG_INFO, "services of %s:%s%s%s%s%s",
                edist_runtime_node(rt), off & EDI_SERVICE_ECHO ? "" : " echo",
                off & EDI_SERVICE_NET_KERNEL ? "" : " net_kernel",
                off & EDI_SERVICE_REX ? "" : " rex",
+               off & EDI_SERVICE_PG ? "" : " pg",
                off & EDI_SERVICE_EXPORTS ? ""
-                                         : " erpc:* erlang:* edist_demo:*");
+                                         : " erpc:* erlang:* edist_demo:* pg:*");
     return 0;
 }
 

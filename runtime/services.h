@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* What every edist node exposes to other nodes (shared/CONTRACT.md):
  * the registered processes `echo`, `net_kernel` (the is_auth call of
- * net_adm:ping) and `rex` (the classic rpc server, erl_call's face and the
- * gen_server face), and the exported functions remote nodes spawn and
+ * net_adm:ping), `rex` (the classic rpc server, erl_call's face and the
+ * gen_server face) and `pg` (the default scope of OTP's pg), and the exported functions remote nodes spawn and
  * call: erpc:execute_call/4 and erpc:execute_cast/3 (what rpc:call,
  * erpc:call and rpc:cast spawn), erlang:node/0, nodes/0, nodes/1,
  * is_alive/0, throw/1, error/1, exit/1, and the edist_demo:* functions.
@@ -45,7 +45,8 @@ enum {
     EDI_SERVICE_ECHO = 1u << 0,
     EDI_SERVICE_NET_KERNEL = 1u << 1,
     EDI_SERVICE_REX = 1u << 2,
-    EDI_SERVICE_EXPORTS = 1u << 3, /* erpc:*, erlang:*, edist_demo:* */
+    EDI_SERVICE_EXPORTS = 1u << 3, /* erpc:*, erlang:*, edist_demo:*, pg:* */
+    EDI_SERVICE_PG = 1u << 4,      /* the `pg` scope process */
 };
 
 /* One node name for a nodes callback. */
@@ -63,6 +64,11 @@ typedef struct edi_services_config {
     /* erlang:is_alive/0. NULL: true unless the runtime's node is
      * nonode@nohost. */
     bool (*is_alive)(void *user);
+    /* Send {nodeup, Node} and {nodedown, Node} for every visible node
+     * from now on to pid (a process of the runtime), as
+     * net_kernel:monitor_nodes(true) does. NULL: nobody is told (pg then
+     * discovers only the nodes connected when it starts). */
+    int (*monitor_nodes)(void *user, edist_procid pid);
     /* edist_demo:hello/0: one line (no newline) for the node's stdout,
      * to be written and flushed at once. NULL: nothing is printed. */
     void (*print_line)(void *user, const char *line, size_t len);

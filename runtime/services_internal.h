@@ -90,8 +90,12 @@ int edi_svc_apply(edi_services *s, edi_svc_px *x, edist_term_view tag,
 /* Exports of each file. */
 int edi_svc_export_rpc(edi_services *s);
 int edi_svc_export_demo(edi_services *s);
+int edi_svc_export_pg(edi_services *s); /* pg:*, edist_demo:pg_join/1 */
 
-/* The rex server's main (arg: the edi_services). */
+
+/* The rex server's main and the pg scope process's (arg: the
+ * edi_services). */
 void edi_svc_rex_main(void *arg);
+void edi_svc_pg_main(void *arg);
 
 #endif

@@ -8,5 +8,6 @@
 #include "edist/proc.h"
 #include "edist/node.h"
 #include "edist/rpc.h"
+#include "edist/pg.h"
 
 #endif

@@ -20,6 +20,7 @@
 
 static void after_start(void *s);
 #define RT_PAIR_AFTER_START(s) after_start(s)
+#include "edist/pg.h"
 #include "rt_pair.h"
 
 static edist_procid g_main;
@@ -296,10 +297,11 @@ static int setup(void **state)
     start_side(&B, 2);
     if (edist_proc_attach_thread(A.rt, 0, &g_main) != 0)
         return -1;
-    /* the services' processes (and this thread on a@host) */
+    /* the services' processes: echo, net_kernel, rex, pg (and this
+     * thread on a@host) */
     g_base_a = procs(&A);
     g_base_b = procs(&B);
-    return g_base_b == 3 && g_base_a == 4 ? 0 : -1;
+    return g_base_b == 4 && g_base_a == 5 ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -1040,6 +1042,142 @@ static void test_start_errors(void **state)
     edi_services_free(svc);
 }
 
+/* ---- pg ------------------------------------------------------------------- */
+
+static void free_pattern(void *p)
+{
+    edist_pattern_free(p);
+}
+
+static void pg_idle(void *arg)
+{
+    (void)arg;
+    edist_pattern *p = pattern("never");
+    edist_at_exit(free_pattern, p);
+    edist_term_view m;
+    edist_receive(p, NULL, -1, &m);
+}
+
+/* On b@host: {pg_view, get_members(g1)} to main. */
+static void b_reports_members(void *arg)
+{
+    (void)arg;
+    edist_buf g = term("g1"), out;
+    edist_buf_init(&out);
+    if (edist_pg_get_members(g.data, g.len, &out) == 0) {
+        edist_buf msg;
+        edist_buf_init(&msg);
+        edist_enc_tuple(&msg, 2);
+        edist_enc_atom(&msg, "pg_view", 7);
+        edist_enc_raw(&msg, out.data, out.len);
+        edist_send(g_main, msg.data, msg.len);
+        edist_buf_free(&msg);
+    }
+    edist_buf_free(&out);
+    edist_buf_free(&g);
+}
+
+/* Members as b@host sees them equal want (a list of pids, as text), within
+ * a few seconds. */
+static int b_sees(const char *want)
+{
+    edist_buf w = parse("%s", want);
+    int eq = 0;
+    for (int i = 0; i < 100 && eq != 1; i++) {
+        edist_procid p;
+        assert_int_equal(edist_runtime_spawn(B.rt, b_reports_members, NULL, NULL, &p), 0);
+        edist_term_view m = {0};
+        assert_int_equal(recv_text("{pg_view, _}", 5000, &m), 0);
+        edist_cursor c;
+        uint32_t n;
+        edist_term_view list;
+        edist_cursor_init(&c, m.ptr, m.len);
+        assert_int_equal(edist_dec_tuple(&c, &n), 0);
+        assert_int_equal(edist_skip(&c), 0);
+        assert_int_equal(edist_dec_term(&c, &list), 0);
+        eq = edist_term_equal(list.ptr, list.len, w.data, w.len);
+        if (eq != 1)
+            usleep(20000);
+    }
+    edist_buf_free(&w);
+    return eq == 1;
+}
+
+static int members_are(const char *group, bool local, const char *want)
+{
+    edist_buf g = term(group), w = parse("%s", want), out;
+    edist_buf_init(&out);
+    int rc = local ? edist_pg_get_local_members(g.data, g.len, &out)
+                   : edist_pg_get_members(g.data, g.len, &out);
+    int eq = rc == 0 ? edist_term_equal(out.data, out.len, w.data, w.len) : rc;
+    if (eq != 1) {
+        edist_buf t;
+        edist_buf_init(&t);
+        edist_term_print(out.data, out.len, &t, NULL);
+        print_message("members of %s: %s, want %s\n", group, edist_buf_cstr(&t), want);
+        edist_buf_free(&t);
+    }
+    edist_buf_free(&g);
+    edist_buf_free(&w);
+    edist_buf_free(&out);
+    return eq == 1;
+}
+
+/* The C API against a@host's scope process, and b@host's scope seeing
+ * a@host's members through the pg protocol (discover, sync, join, leave). */
+static void test_pg(void **state)
+{
+    (void)state;
+    char want[256];
+    edist_procid m1, m2, far;
+    assert_int_equal(edist_runtime_spawn(A.rt, pg_idle, NULL, NULL, &m1), 0);
+    assert_int_equal(edist_runtime_spawn(A.rt, pg_idle, NULL, NULL, &m2), 0);
+    assert_int_equal(edist_runtime_spawn(B.rt, pg_idle, NULL, NULL, &far), 0);
+    edist_buf g1 = term("g1"), g2 = term("{group, 2}");
+    assert_int_equal(edist_pg_join(g1.data, g1.len, m1), 0);
+    assert_int_equal(edist_pg_join(g1.data, g1.len, m2), 0);
+    assert_int_equal(edist_pg_join(g1.data, g1.len, m1), 0); /* twice */
+    assert_int_equal(edist_pg_join(g2.data, g2.len, m2), 0);
+    char s1[64], s2[64];
+    snprintf(s1, sizeof s1, "%s", show_pid(m1));
+    snprintf(s2, sizeof s2, "%s", show_pid(m2));
+    snprintf(want, sizeof want, "[%s, %s, %s]", s1, s2, s1);
+    assert_true(members_are("g1", false, want));
+    assert_true(members_are("g1", true, want));
+    assert_true(members_are("nogroup", false, "[]"));
+    edist_buf out;
+    edist_buf_init(&out);
+    assert_int_equal(edist_pg_which_groups(&out), 0);
+    edist_term_view groups = {out.data, out.len};
+    assert_true(like(groups, "[g1, {group, 2}]"));
+    /* b@host learns them through the protocol */
+    assert_true(b_sees(want));
+    /* leave: one join at a time, then not_joined */
+    assert_int_equal(edist_pg_leave(g1.data, g1.len, m1), 0);
+    snprintf(want, sizeof want, "[%s, %s]", s2, s1);
+    assert_true(members_are("g1", false, want));
+    assert_true(b_sees(want));
+    assert_int_equal(edist_pg_leave(g1.data, g1.len, m1), 0);
+    assert_int_equal(edist_pg_leave(g1.data, g1.len, m1), EDIST_ENOTFOUND);
+    /* errors: a pid of another node, a dead one, not a term */
+    assert_int_equal(edist_pg_join(g1.data, g1.len, far), EDIST_EINVAL);
+    edist_procid dead = m1;
+    dead.serial += 7;
+    assert_int_equal(edist_pg_join(g1.data, g1.len, dead), EDIST_EINVAL);
+    assert_int_equal(edist_pg_join("\x83\x68", 2, m1), EDIST_EINVAL);
+    assert_int_equal(edist_pg_join(NULL, 0, m1), EDIST_EINVAL);
+    /* a member that dies leaves every group, here and on b@host */
+    assert_int_equal(edist_exit_signal(m2, EDIST_REASON_KILL.ptr, EDIST_REASON_KILL.len), 0);
+    for (int i = 0; i < 100 && !members_are("g1", false, "[]"); i++)
+        usleep(20000);
+    assert_true(members_are("g1", false, "[]"));
+    assert_true(members_are("{group, 2}", false, "[]"));
+    assert_true(b_sees("[]"));
+    edist_buf_free(&out);
+    edist_buf_free(&g1);
+    edist_buf_free(&g2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1059,6 +1197,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_raise_plain_spawn, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_start_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg, setup, teardown),
     };
     return cmocka_run_group_tests_name("runtime_services", tests, NULL, NULL);
 }
