@@ -11,6 +11,14 @@ int cmd_node(int argc, char **argv);
 int cmd_ping(int argc, char **argv);
 int cmd_rpc(int argc, char **argv);
 int cmd_send(int argc, char **argv);
+int cmd_stat(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+/* A short-lived hidden, unpublished node for talking to target (a dotted
+ * host means long names), as erl_call makes. */
+struct edist_node;
+int cli_start_client(const char *what, const char *target, const char *cookie,
+                     struct edist_node **node);
 
 /* Prints "edist: <what>: <strerror>[: <last error detail>]" to stderr. */
 void cli_error(const char *what, int err);

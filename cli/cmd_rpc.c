@@ -58,13 +58,11 @@ usage:
     return 2;
 }
 
-/* A hidden, unpublished node named after the target's naming (a dotted
- * host means long names). */
-static int start_client(const char *what, const client_args *a,
-                        edist_node **node)
+int cli_start_client(const char *what, const char *target, const char *cookie,
+                     edist_node **node)
 {
     char name[300];
-    const char *host = strchr(a->target, '@') + 1;
+    const char *host = strchr(target, '@') + 1;
     edist_node_config cfg;
     edist_node_config_init(&cfg);
     cfg.long_names = strchr(host, '.') != NULL;
@@ -74,7 +72,7 @@ static int start_client(const char *what, const client_args *a,
     else
         snprintf(name, sizeof name, "edist_%s_%ld", what, (long)getpid());
     cfg.name = name;
-    cfg.cookie = a->cookie;
+    cfg.cookie = cookie;
     cfg.hidden = true;
     cfg.publish = false;
     cfg.connect_all = false;
@@ -188,7 +186,7 @@ int cmd_rpc(int argc, char **argv)
         return 2;
     }
     edist_node *node;
-    int rc = start_client("rpc", &a, &node);
+    int rc = cli_start_client("rpc", a.target, a.cookie, &node);
     if (rc) {
         cli_error("rpc", rc);
         edist_buf_free(&args);
@@ -212,7 +210,7 @@ int cmd_send(int argc, char **argv)
         return 2;
     }
     edist_node *node;
-    int rc = start_client("send", &a, &node);
+    int rc = cli_start_client("send", a.target, a.cookie, &node);
     if (rc == 0) {
         rc = edist_node_connect(node, a.target, 0);
         if (rc == 0)

@@ -17,6 +17,8 @@ static void usage(FILE *out)
           "  ping NODE            pong (exit 0) or pang (exit 1), as net_adm:ping\n"
           "  rpc NODE MOD FUN 'ARGS'  rpc:call; prints the result or {badrpc, R} (exit 1)\n"
           "  send NODE NAME 'TERM'  send TERM to the process registered as NAME\n"
+          "  stat NODE            the node's live counters\n"
+          "  bench ping NODE | bench local  quick round-trip, stream and spawn figures\n"
           "  demo                 walk through what edist does\n",
           out);
 }
@@ -51,6 +53,10 @@ int main(int argc, char **argv)
         return cmd_rpc(argc - 1, argv + 1);
     if (!strcmp(cmd, "send"))
         return cmd_send(argc - 1, argv + 1);
+    if (!strcmp(cmd, "stat"))
+        return cmd_stat(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench"))
+        return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "demo"))
         return cmd_demo(argc - 1, argv + 1);
     if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {

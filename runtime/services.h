@@ -69,6 +69,10 @@ typedef struct edi_services_config {
      * net_kernel:monitor_nodes(true) does. NULL: nobody is told (pg then
      * discovers only the nodes connected when it starts). */
     int (*monitor_nodes)(void *user, edist_procid pid);
+    /* edist:stats/0: append the node's counters to pairs as key/value
+     * pairs of a map (atom keys), adding their number to *count. NULL:
+     * the runtime's counters only. */
+    int (*stats)(void *user, edist_buf *pairs, uint32_t *count);
     /* edist_demo:hello/0: one line (no newline) for the node's stdout,
      * to be written and flushed at once. NULL: nothing is printed. */
     void (*print_line)(void *user, const char *line, size_t len);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The exported functions of every node (shared/CONTRACT.md): erlang:node/0,
  * nodes/0, nodes/1, is_alive/0, throw/1, error/1, exit/1 and
- * edist_demo:hello/0, add/2, echo/1, reply/2, sleep/1, crash/1. Each runs
+ * edist_demo:hello/0, add/2, echo/1, reply/2, sleep/1, crash/1, and
+ * edist:stats/0 (the counters `edist stat` prints). Each runs
  * in the process that calls it (spawned by a remote spawn, or erpc's and
  * rex's apply worker). */
 #include <stdio.h>
@@ -322,6 +323,50 @@ static int ex_crash(void *user, const edist_term_view *args, uint32_t arity,
     return edist_exit(args[0].ptr, args[0].len);
 }
 
+/* ---- edist:stats/0 ---------------------------------------------------------- */
+
+static void pair_u64(edist_buf *b, uint32_t *n, const char *key, uint64_t v)
+{
+    edist_enc_atomz(b, key);
+    edist_enc_uint(b, v);
+    (*n)++;
+}
+
+/* A map of counters: the runtime's, and the node's when it has any
+ * (edist stat prints it). */
+static int ex_stats(void *user, const edist_term_view *args, uint32_t arity, edist_buf *result)
+{
+    (void)args;
+    (void)arity;
+    edi_services *s = user;
+    edist_runtime_stats rs;
+    int rc = edist_runtime_get_stats(s->rt, &rs);
+    if (rc)
+        return rc;
+    edist_buf pairs;
+    edist_buf_init(&pairs);
+    uint32_t n = 0;
+    edist_enc_atom(&pairs, "node", 4);
+    edist_enc_atomz(&pairs, edist_runtime_node(s->rt));
+    n++;
+    pair_u64(&pairs, &n, "processes", rs.processes);
+    pair_u64(&pairs, &n, "spawned", rs.spawned);
+    pair_u64(&pairs, &n, "exited", rs.exited);
+    pair_u64(&pairs, &n, "context_switches", rs.context_switches);
+    pair_u64(&pairs, &n, "local_messages", rs.messages_sent);
+    pair_u64(&pairs, &n, "local_messages_dropped", rs.messages_dropped);
+    if (s->cfg.stats)
+        rc = s->cfg.stats(s->cfg.user, &pairs, &n);
+    if (rc == 0)
+        rc = edist_buf_error(&pairs);
+    if (rc == 0) {
+        edist_enc_map(result, n);
+        rc = edist_enc_raw(result, pairs.data, pairs.len);
+    }
+    edist_buf_free(&pairs);
+    return rc;
+}
+
 int edi_svc_export_demo(edi_services *s)
 {
     static const struct {
@@ -342,6 +387,7 @@ int edi_svc_export_demo(edi_services *s)
         {"edist_demo", "reply", 2, ex_reply},
         {"edist_demo", "sleep", 1, ex_sleep},
         {"edist_demo", "crash", 1, ex_crash},
+        {"edist", "stats", 0, ex_stats},
     };
     for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
         int rc =

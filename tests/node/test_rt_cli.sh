@@ -3,7 +3,9 @@
 # `edist rpc` and `edist send` against a real erl and against an `edist
 # node`: results printed in Erlang syntax (exit 0), {badrpc, Reason} for an
 # unknown function, a raised error, an unreachable node and a wrong cookie
-# (exit 1); a sent term arrives at the registered process.
+# (exit 1); a sent term arrives at the registered process; `edist stat`
+# prints an edist node's counters and erts' figures for erl; `edist bench
+# ping` measures round trips to an edist node's echo; `edist bench local`.
 #   test_rt_cli.sh EDIST TEST_NODE_TOOL
 . "$(dirname "$0")/test_node_lib.sh"
 
@@ -68,4 +70,38 @@ ok "edist send $N echo not_a_pair: exit 0"
 r=$("$EDIST" send "nosuch$$@$HOST" echo 'x' --cookie "$COOKIE" 2>&1); rc=$?
 [ $rc = 1 ] || fail "edist send to an unknown node: rc $rc"
 ok "edist send to an unknown node: exit 1: $r"
+
+# stat: an edist node's counters (the client itself is a connected peer),
+# erts' figures for erl, exit 1 for a node that does not exist.
+r=$("$EDIST" stat "$N@$HOST" --cookie "$COOKIE" 2>&1); rc=$?
+[ $rc = 0 ] || fail "edist stat $N: rc $rc, $r"
+grep -q "^node $N@$HOST\$" <<<"$r" && grep -Eq '^processes [1-9][0-9]*$' <<<"$r" &&
+  grep -Eq '^messages_received [1-9][0-9]*$' <<<"$r" &&
+  grep -Eq '^peer edist_stat_[0-9]+@[^ ]+ messages_sent=[0-9]+ messages_received=[1-9]' <<<"$r" ||
+  fail "edist stat $N printed: $r"
+ok "edist stat $N: $(wc -l <<<"$r") counters, e.g. $(grep '^processes' <<<"$r")"
+r=$("$EDIST" stat "$E@$HOST" --cookie "$COOKIE" 2>&1); rc=$?
+[ $rc = 0 ] && grep -q '^kind beam$' <<<"$r" && grep -Eq '^processes [1-9][0-9]*$' <<<"$r" ||
+  fail "edist stat $E: rc $rc, $r"
+ok "edist stat $E (BEAM): $(tr '\n' ' ' <<<"$r")"
+r=$("$EDIST" stat "nosuch$$@$HOST" --cookie "$COOKIE" 2>&1); rc=$?
+[ $rc = 1 ] || fail "edist stat of an unknown node: rc $rc, $r"
+ok "edist stat of a node that does not exist: exit 1"
+
+# bench: round trips and a stream to the edist node's echo; erl has none.
+r=$("$EDIST" bench ping "$N@$HOST" --count 500 --cookie "$COOKIE" 2>&1); rc=$?
+[ $rc = 0 ] && grep -Eq '^round trip \(us\): p50 [0-9.]+ ' <<<"$r" &&
+  grep -Eq '^stream \(1000 in flight\): [1-9][0-9]* messages/s' <<<"$r" ||
+  fail "edist bench ping $N: rc $rc, $r"
+ok "edist bench ping $N: $(grep '^round trip' <<<"$r")"
+r=$("$EDIST" bench ping "$E@$HOST" --count 5 --cookie "$COOKIE" 2>&1); rc=$?
+[ $rc = 1 ] && grep -q 'no answer from {echo' <<<"$r" || fail "edist bench ping erl: rc $rc, $r"
+ok "edist bench ping of a node without echo: exit 1 with the reason"
+r=$("$EDIST" bench local --count 20000 2>&1); rc=$?
+[ $rc = 0 ] && grep -Eq '^ping-pong, 2 processes \(messages/s\): [1-9][0-9]*$' <<<"$r" &&
+  grep -Eq '^spawn \+ exit \(processes/s\): [1-9][0-9]*$' <<<"$r" || fail "edist bench local: rc $rc, $r"
+ok "edist bench local: $(tr '\n' ' ' <<<"$r")"
+r=$("$EDIST" bench 2>&1); rc=$?
+[ $rc = 2 ] || fail "edist bench without a mode: rc $rc"
+ok "edist bench without a mode: usage, exit 2"
 done_ok

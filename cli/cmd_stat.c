@@ -1,0 +1,399 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* `edist stat NODE`: a node's live counters (edist:stats/0 on an edist
+ * node; a few of erts' figures on a BEAM node), and `edist bench`:
+ * round trips and a stream to a node's `echo` process, and the local
+ * runtime's message and spawn rates. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "edist/edist.h"
+
+#define STAT_TIMEOUT_MS 10000
+#define ECHO_TIMEOUT_MS 5000
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+typedef struct client_opts {
+    const char *target;
+    const char *cookie;
+    long count;
+    long bytes;
+} client_opts;
+
+/* NODE [--cookie C] [--count N] [--bytes B]; 0 or 2 (usage). */
+static int parse_opts(int argc, char **argv, int first, client_opts *o)
+{
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        bool has_value = i + 1 < argc;
+        if ((!strcmp(a, "--cookie") || !strcmp(a, "-c")) && has_value)
+            o->cookie = argv[++i];
+        else if (!strcmp(a, "--count") && has_value)
+            o->count = strtol(argv[++i], NULL, 10);
+        else if (!strcmp(a, "--bytes") && has_value)
+            o->bytes = strtol(argv[++i], NULL, 10);
+        else if (a[0] != '-' && !o->target)
+            o->target = a;
+        else
+            return 2;
+    }
+    return 0;
+}
+
+/* Connect a client node to o->target and attach this thread as its
+ * process. */
+static int client_up(const char *what, const client_opts *o, edist_node **node)
+{
+    int rc = cli_start_client(what, o->target, o->cookie, node);
+    if (rc == 0 && (rc = edist_node_connect(*node, o->target, 0)) != 0) {
+        edist_node_stop(*node);
+        *node = NULL;
+    }
+    if (rc == 0) {
+        edist_procid self;
+        rc = edist_proc_attach_thread(edist_node_runtime(*node), 0, &self);
+        if (rc) {
+            edist_node_stop(*node);
+            *node = NULL;
+        }
+    }
+    if (rc)
+        cli_error(what, rc);
+    return rc;
+}
+
+static void client_down(edist_node *node)
+{
+    edist_proc_detach_thread(NULL, 0);
+    edist_node_stop(node);
+}
+
+static void print_term(const char *prefix, edist_term_view v)
+{
+    edist_buf s;
+    edist_buf_init(&s);
+    if (edist_term_print(v.ptr, v.len, &s, NULL) == 0)
+        printf("%s%.*s", prefix, (int)s.len, (const char *)s.data);
+    edist_buf_free(&s);
+}
+
+/* ---- stat ----------------------------------------------------------------- */
+
+/* "key value" lines of a map of counters; the peers map as one line per
+ * peer. */
+static int print_stats(edist_term_view map)
+{
+    edist_cursor c;
+    uint32_t n;
+    edist_cursor_init(&c, map.ptr, map.len);
+    if (edist_dec_map(&c, &n) != 0)
+        return EDIST_ETYPE;
+    for (uint32_t i = 0; i < n; i++) {
+        edist_term_view k, v;
+        if (edist_dec_term(&c, &k) != 0 || edist_dec_term(&c, &v) != 0)
+            return EDIST_ETYPE;
+        edist_cursor pc;
+        uint32_t npeers;
+        edist_cursor_init(&pc, v.ptr, v.len);
+        if (edist_dec_map(&pc, &npeers) == 0) {
+            for (uint32_t p = 0; p < npeers; p++) {
+                edist_term_view name, counters;
+                if (edist_dec_term(&pc, &name) != 0 || edist_dec_term(&pc, &counters) != 0)
+                    return EDIST_ETYPE;
+                print_term("peer ", name);
+                edist_cursor cc;
+                uint32_t nc;
+                edist_cursor_init(&cc, counters.ptr, counters.len);
+                if (edist_dec_map(&cc, &nc) != 0)
+                    return EDIST_ETYPE;
+                for (uint32_t j = 0; j < nc; j++) {
+                    edist_term_view ck, cv;
+                    if (edist_dec_term(&cc, &ck) != 0 || edist_dec_term(&cc, &cv) != 0)
+                        return EDIST_ETYPE;
+                    print_term(" ", ck);
+                    print_term("=", cv);
+                }
+                printf("\n");
+            }
+            continue;
+        }
+        print_term("", k);
+        print_term(" ", v);
+        printf("\n");
+    }
+    return 0;
+}
+
+/* One rpc whose value is printed after label; false when it failed. */
+static bool beam_figure(const char *target, const char *label, const char *m, const char *f,
+                        const char *args_text)
+{
+    edist_buf args, r;
+    edist_buf_init(&args);
+    edist_buf_init(&r);
+    edist_parse_error pe;
+    edist_rpc_status st = EDIST_RPC_BADRPC;
+    bool ok = edist_term_parse(args_text, strlen(args_text), &args, NULL, &pe) == 0 &&
+              edist_rpc_call(target, m, f, args.data, args.len, STAT_TIMEOUT_MS, &r, &st) == 0 &&
+              st == EDIST_RPC_OK;
+    if (ok) {
+        printf("%s", label);
+        print_term(" ", (edist_term_view){r.data, r.len});
+        printf("\n");
+    }
+    edist_buf_free(&args);
+    edist_buf_free(&r);
+    return ok;
+}
+
+int cmd_stat(int argc, char **argv)
+{
+    client_opts o = {0};
+    if (parse_opts(argc, argv, 1, &o) || !o.target || !strchr(o.target, '@')) {
+        fprintf(stderr, "usage: edist stat NODE [--cookie C]\n"
+                        "  prints the node's live counters, one per line\n");
+        return 2;
+    }
+    edist_node *node;
+    if (client_up("stat", &o, &node))
+        return 1;
+    edist_buf r;
+    edist_buf_init(&r);
+    edist_rpc_status st = EDIST_RPC_BADRPC;
+    static const uint8_t nil[] = {EDIST_TAG_NIL};
+    int rc = edist_rpc_call(o.target, "edist", "stats", nil, 1, STAT_TIMEOUT_MS, &r, &st);
+    int out = 0;
+    if (rc) {
+        cli_error("stat", rc);
+        out = 1;
+    } else if (st == EDIST_RPC_OK) {
+        if (print_stats((edist_term_view){r.data, r.len}) != 0) {
+            fprintf(stderr, "edist: stat: %s answered something that is not a map\n", o.target);
+            out = 1;
+        }
+    } else {
+        /* not an edist node: what erts tells of itself */
+        printf("node %s\nkind beam\n", o.target);
+        bool ok = beam_figure(o.target, "processes", "erlang", "system_info", "[process_count]");
+        ok = beam_figure(o.target, "memory_bytes", "erlang", "memory", "[total]") && ok;
+        ok = beam_figure(o.target, "run_queue", "erlang", "statistics", "[run_queue]") && ok;
+        out = ok ? 0 : 1;
+    }
+    fflush(stdout);
+    edist_buf_free(&r);
+    client_down(node);
+    return out;
+}
+
+/* ---- bench ------------------------------------------------------------------ */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* {Self, {bench, I, <<Bytes>>}} for {echo, Node}, which sends back the
+ * inner tuple. */
+static int enc_ping(edist_buf *b, edist_procid self, long i, const uint8_t *pad, size_t len)
+{
+    edist_buf_reset(b);
+    edist_enc_tuple(b, 2);
+    edist_enc_procid(b, self);
+    edist_enc_tuple(b, 3);
+    edist_enc_atom(b, "bench", 5);
+    edist_enc_int(b, i);
+    edist_enc_binary(b, pad, len);
+    return edist_buf_error(b);
+}
+
+static int bench_ping(const client_opts *o)
+{
+    long count = o->count > 0 ? o->count : 10000;
+    size_t bytes = o->bytes > 0 ? (size_t)o->bytes : 32;
+    edist_node *node;
+    if (client_up("bench", o, &node))
+        return 1;
+    uint8_t *pad = calloc(1, bytes);
+    uint64_t *rtt = calloc((size_t)count, sizeof *rtt);
+    edist_pattern *pat = NULL;
+    edist_parse_error pe;
+    edist_buf b;
+    edist_buf_init(&b);
+    int rc = pad && rtt ? edist_pattern_compile("{bench, _, _}", 13, &pat, &pe) : EDIST_ENOMEM;
+    edist_procid self = edist_self();
+    edist_term_view m;
+    /* ping-pong */
+    uint64_t t_start = now_ns();
+    for (long i = 0; rc == 0 && i < count; i++) {
+        uint64_t t0 = now_ns();
+        rc = enc_ping(&b, self, i, pad, bytes);
+        if (rc == 0)
+            rc = edist_send_name_node("echo", o->target, b.data, b.len);
+        if (rc == 0)
+            rc = edist_receive(pat, NULL, ECHO_TIMEOUT_MS, &m);
+        rtt[i] = now_ns() - t0;
+    }
+    uint64_t pingpong_ns = now_ns() - t_start;
+    /* stream: at most `window` in flight */
+    const long window = 1000;
+    uint64_t stream_ns = 0;
+    if (rc == 0) {
+        long sent = 0, got = 0;
+        t_start = now_ns();
+        while (rc == 0 && got < count) {
+            while (rc == 0 && sent < count && sent - got < window) {
+                rc = enc_ping(&b, self, sent, pad, bytes);
+                if (rc == 0)
+                    rc = edist_send_name_node("echo", o->target, b.data, b.len);
+                sent++;
+            }
+            if (rc == 0 && (rc = edist_receive(pat, NULL, ECHO_TIMEOUT_MS, &m)) == 0)
+                got++;
+        }
+        stream_ns = now_ns() - t_start;
+    }
+    int out = 0;
+    if (rc) {
+        if (rc == EDIST_ETIMEDOUT)
+            fprintf(stderr, "edist: bench: no answer from {echo, %s} (edist nodes run echo)\n",
+                    o->target);
+        else
+            cli_error("bench", rc);
+        out = 1;
+    } else {
+        qsort(rtt, (size_t)count, sizeof *rtt, cmp_u64);
+        size_t n = (size_t)count;
+        printf("edist bench ping %s: %ld round trips, %zu-byte payload, to {echo, %s}\n",
+               o->target, count, bytes, o->target);
+        printf("round trip (us): p50 %.1f  p90 %.1f  p99 %.1f  max %.1f\n",
+               rtt[n / 2] / 1e3, rtt[n * 9 / 10] / 1e3, rtt[n * 99 / 100] / 1e3,
+               rtt[n - 1] / 1e3);
+        printf("ping-pong: %.0f round trips/s\n", count / (pingpong_ns / 1e9));
+        printf("stream (%ld in flight): %.0f messages/s each way\n", window,
+               count / (stream_ns / 1e9));
+    }
+    fflush(stdout);
+    edist_pattern_free(pat);
+    edist_buf_free(&b);
+    free(rtt);
+    free(pad);
+    client_down(node);
+    return out;
+}
+
+/* ---- bench local: the runtime alone ------------------------------------------ */
+
+typedef struct local_job {
+    long n;
+    edist_procid peer;
+    edist_procid report;
+} local_job;
+
+static void echo_back(void *arg)
+{
+    local_job *j = arg;
+    edist_term_view m;
+    for (long i = 0; i < j->n; i++)
+        if (edist_receive(NULL, NULL, -1, &m) != 0 || edist_send(j->peer, m.ptr, m.len) != 0)
+            return;
+}
+
+static const uint8_t kDone[] = {EDIST_TAG_SMALL_ATOM_UTF8, 4, 'd', 'o', 'n', 'e'};
+
+static void pinger(void *arg)
+{
+    local_job *j = arg;
+    local_job ej = {j->n, edist_self(), j->report};
+    edist_procid echo;
+    if (edist_spawn(echo_back, &ej, &echo) != 0)
+        return;
+    static const uint8_t ping[] = {EDIST_TAG_SMALL_ATOM_UTF8, 4, 'p', 'i', 'n', 'g'};
+    edist_term_view m;
+    for (long i = 0; i < j->n; i++)
+        if (edist_send(echo, ping, sizeof ping) != 0 || edist_receive(NULL, NULL, -1, &m) != 0)
+            return;
+    edist_send(j->report, kDone, sizeof kDone);
+}
+
+static void nothing(void *arg)
+{
+    (void)arg;
+}
+
+static void spawner(void *arg)
+{
+    local_job *j = arg;
+    for (long i = 0; i < j->n; i++) {
+        if (edist_spawn(nothing, NULL, NULL) != 0)
+            return;
+        edist_yield();
+    }
+    edist_send(j->report, kDone, sizeof kDone);
+}
+
+static int bench_local(const client_opts *o)
+{
+    long n = o->count > 0 ? o->count : 1000000;
+    edist_runtime_config cfg;
+    edist_runtime_config_init(&cfg);
+    edist_runtime *rt;
+    int rc = edist_runtime_start(&cfg, &rt);
+    if (rc) {
+        cli_error("bench", rc);
+        return 1;
+    }
+    edist_procid self;
+    rc = edist_proc_attach_thread(rt, 0, &self);
+    struct {
+        const char *what;
+        edist_proc_fn fn;
+    } runs[] = {{"ping-pong, 2 processes (messages/s)", pinger},
+                {"spawn + exit (processes/s)", spawner}};
+    for (size_t i = 0; rc == 0 && i < sizeof runs / sizeof runs[0]; i++) {
+        local_job j = {n, EDIST_PROCID_NULL, self};
+        uint64_t t0 = now_ns();
+        rc = edist_runtime_spawn(rt, runs[i].fn, &j, NULL, NULL);
+        edist_term_view m;
+        if (rc == 0)
+            rc = edist_receive(NULL, NULL, 120000, &m);
+        double secs = (now_ns() - t0) / 1e9;
+        double items = runs[i].fn == pinger ? 2.0 * n : (double)n;
+        if (rc == 0)
+            printf("%s: %.0f\n", runs[i].what, items / secs);
+    }
+    if (rc)
+        cli_error("bench", rc);
+    fflush(stdout);
+    edist_proc_detach_thread(NULL, 0);
+    edist_runtime_stop(rt);
+    return rc ? 1 : 0;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    client_opts o = {0};
+    const char *what = argc > 1 ? argv[1] : "";
+    int bad = parse_opts(argc, argv, 2, &o);
+    if (!bad && !strcmp(what, "ping") && o.target && strchr(o.target, '@'))
+        return bench_ping(&o);
+    if (!bad && !strcmp(what, "local") && !o.target)
+        return bench_local(&o);
+    fprintf(stderr,
+            "usage: edist bench ping NODE [--count N] [--bytes B] [--cookie C]\n"
+            "         round trips and a stream to NODE's echo process\n"
+            "       edist bench local [--count N]\n"
+            "         message and spawn rates of a runtime in this program\n"
+            "  Figures for reports come from bench/ (Google Benchmark, side by\n"
+            "  side with Erlang and ZeroMQ); these are quick checks.\n");
+    return 2;
+}
