@@ -515,6 +515,28 @@ static void dist_steps(edist_node *node1, bool erl)
                   v);
     }
 
+    /* process groups: pg's default scope is shared by every node */
+    parse("traders", &b);
+    rc = edist_pg_join(b.data, b.len, edist_self());
+    demo_step(rc == 0, "(node1)> pg:join(traders, self()).", rc ? edist_strerror(rc) : "ok");
+    const char *pg_nodes[] = {NODE2, ERL1};
+    for (int t = 0; rc == 0 && t < (erl ? 2 : 1); t++) {
+        /* eventually consistent: the join reaches the others in a moment */
+        ok = false;
+        for (int i = 0; i < 50 && !ok; i++) {
+            ok = rpc_call(pg_nodes[t], "pg", "get_members", "[traders]", v, sizeof v) &&
+                 v[0] == '[' && !strchr(v, ',') && strchr(v, '<');
+            if (!ok)
+                usleep(100000);
+        }
+        snprintf(cmd, sizeof cmd, "(node1)> rpc:call('%s', pg, get_members, [traders]).",
+                 pg_nodes[t]);
+        demo_step(ok, cmd, v);
+    }
+    rc = edist_pg_leave(b.data, b.len, edist_self());
+    demo_step(rc == 0, "(node1)> pg:leave(traders, self()).", rc ? edist_strerror(rc) : "ok");
+    edist_buf_free(&b);
+
     /* a link and a monitor across nodes, firing on a crash */
     edist_trap_exit(true);
     parse("[boom]", &b);
@@ -614,7 +636,8 @@ int demo_dist(bool pause)
     if (erl) {
         char *erl_argv[] = {"erl", "-sname", ERL1, "-setcookie", COOKIE,
                             "-noshell", "-start_epmd", "false", "-kernel",
-                            "inet_dist_use_interface", "{127,0,0,1}", "-eval",
+                            "inet_dist_use_interface", "{127,0,0,1}",
+                            "-kernel", "start_pg", "true", "-eval",
                             ERL_LOOP, NULL};
         if (child_start(&e1, erl_argv, ERL1) != 0)
             erl = false;

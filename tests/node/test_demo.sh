@@ -70,19 +70,22 @@ for key in "net_adm:ping('node2@localhost').  -> pong" \
            "-> {response,3}" \
            "{shell,node2@localhost,hi}" \
            "rpc:call('node2@localhost', edist_demo, add, [1, 2]).  -> 3" \
+           "[ ok ] (node1)> rpc:call('node2@localhost', pg, get_members, [traders]).  -> [<" \
            "process,<" \
            "-> {nodedown,node2@localhost}" \
            "noconnection}" \
            "edist demo: every step gave the expected result"; do
   grep -qF -- "$key" "$tmp/demo.out" || fail "no '$key' in the output"
 done
-ok "pong, Hello from node2@localhost, {response,3}, shell, rpc, DOWN, nodedown, noconnection all shown"
+ok "pong, Hello from node2@localhost, {response,3}, shell, rpc, pg, DOWN, nodedown, noconnection all shown"
 if command -v erl >/dev/null 2>&1; then
   grep -qF "(erl1)> net_adm:ping('node1@localhost').  -> pong" "$tmp/demo.out" ||
     fail "erl did not ping back"
   grep -qF "lists, reverse, [[1, 2, 3]]).  -> [3,2,1]" "$tmp/demo.out" ||
     fail "no rpc against erl"
-  ok "erl steps: ping both ways, rpc:call of lists:reverse"
+  grep -qF "[ ok ] (node1)> rpc:call('erl1@localhost', pg, get_members, [traders]).  -> [<" "$tmp/demo.out" ||
+    fail "erl's pg does not list node1's member"
+  ok "erl steps: ping both ways, rpc:call of lists:reverse, erl's pg sees node1's member"
 fi
 no_leftovers "$tmp/demo.out"
 ok "every process the demo started is gone, its port mapper port is free"
