@@ -285,22 +285,28 @@ static void local_forget(pg_state *st, size_t i, bool demonitor)
 
 /* ---- sending ----------------------------------------------------------------- */
 
+/* A full queue to a peer (busy_dist_port) holds the scope process back, as
+ * erts suspends pg.erl's sender: a dropped join or leave would leave the
+ * views apart for good. A connection that goes away ends the wait. */
+static int send_waiting(edist_procid to, const edist_buf *m)
+{
+    int rc = edist_buf_error(m);
+    while (rc == 0 && (rc = edist_send(to, m->data, m->len)) == EDIST_EAGAIN)
+        edist_sleep_ms(1);
+    return rc;
+}
+
 static int send_out(pg_state *st, edist_procid to)
 {
-    int rc = edist_buf_error(&st->out);
-    if (rc == 0)
-        rc = edist_send(to, st->out.data, st->out.len);
-    return rc;
+    return send_waiting(to, &st->out);
 }
 
 /* The message in st->out to every known peer. */
 static void broadcast(pg_state *st)
 {
-    if (edist_buf_error(&st->out) != 0)
-        return;
     for (size_t i = 0; i < st->npeers; i++)
         if (st->peers[i].live)
-            edist_send(st->peers[i].scope, st->out.data, st->out.len);
+            send_waiting(st->peers[i].scope, &st->out);
 }
 
 static void begin_discover(pg_state *st)
