@@ -2662,6 +2662,8 @@ void edi_nk_free(edi_nk *nk)
     while (nk->lookups) {
         nk_lookup *lk = nk->lookups;
         nk->lookups = lk->next;
+        if (lk->link)
+            lk->link->lookup = NULL; /* the links are freed below */
         pthread_join(lk->thread, NULL);
         free(lk);
     }

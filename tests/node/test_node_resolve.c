@@ -3,7 +3,7 @@
  * by test_node_resolve.sh in a private network and mount namespace whose
  * only DNS server never answers. While one ping waits for the resolver,
  * a ping to a node given by address answers at once; the slow one ends
- * in pang with one clear reason. */
+ * in pang with one clear reason. A node stopped during a lookup. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -100,10 +100,28 @@ static void test_slow_resolver(void **state)
     edist_node_stop(a);
 }
 
+/* A node stopped while one of its lookups is still waiting for the DNS
+ * server: the stop waits for that thread, and nothing of the lookup is
+ * touched after the node is gone (ASan builds check that). */
+static void test_stop_during_lookup(void **state)
+{
+    (void)state;
+    edist_node *c = start("c@127.0.0.1");
+    int64_t t0 = now_ms();
+    assert_int_equal(edist_node_connect(c, "y@slow.example", 300), EDIST_ETIMEDOUT);
+    assert_true(now_ms() - t0 < 2000);
+    t0 = now_ms();
+    edist_node_stop(c);
+    int64_t took = now_ms() - t0;
+    print_message("stop with a lookup under way: %lld ms\n", (long long)took);
+    assert_true(took < 20000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slow_resolver),
+        cmocka_unit_test(test_stop_during_lookup),
     };
     return cmocka_run_group_tests_name("node_resolve", tests, NULL, NULL);
 }
