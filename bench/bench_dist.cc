@@ -87,7 +87,34 @@ void wait_done()
 struct Job {
     int64_t n;
     edist_procid peer;
+    void (*body)(Job *j); /* run by starter once peer is known */
 };
+
+/* A process on node A that waits for the pid of its peer on node B (which
+ * needs A's pid to be spawned first), then runs its body. */
+void starter(void *arg)
+{
+    Job *j = static_cast<Job *>(arg);
+    edist_term_view m;
+    if (edist_receive(nullptr, nullptr, -1, &m) != 0)
+        fail("start");
+    edist_cursor c;
+    edist_cursor_init(&c, m.ptr, m.len);
+    if (edist_dec_procid(&c, &j->peer) != 0)
+        fail("start pid");
+    j->body(j);
+}
+
+/* Tell a starter its peer. */
+void start(edist_runtime *rt, edist_procid starter_pid, edist_procid peer)
+{
+    uint8_t pidbuf[128];
+    edist_buf b;
+    edist_buf_init_fixed(&b, pidbuf, sizeof pidbuf);
+    edist_enc_procid(&b, peer);
+    if (edist_runtime_send(rt, starter_pid, b.data, b.len) != 0)
+        fail("start");
+}
 
 /* ---- edist: stream ------------------------------------------------------ */
 
@@ -104,9 +131,8 @@ void stream_sink(void *arg)
     send_or_wait(g_main, kNil, sizeof kNil);
 }
 
-void stream_source(void *arg)
+void stream_source(Job *j)
 {
-    Job *j = static_cast<Job *>(arg);
     int64_t acked = 0;
     for (int64_t i = 0; i < j->n; i++) {
         while (i - acked >= kWindow) {
@@ -131,36 +157,14 @@ void BM_DistStream(benchmark::State &state)
     int64_t n = state.range(0);
     edist_runtime *ra = edist_node_runtime(g_a), *rb = edist_node_runtime(g_b);
     for (auto _ : state) {
-        /* The source's pid must be known to the sink before either runs:
-         * spawn the source first, blocked until it is told the sink. */
-        Job sink_job = {n, EDIST_PROCID_NULL};
-        Job src_job = {n, EDIST_PROCID_NULL};
+        Job src_job = {n, EDIST_PROCID_NULL, stream_source};
         edist_procid src, sink;
-        struct Starter {
-            static void run(void *arg)
-            {
-                Job *j = static_cast<Job *>(arg);
-                edist_term_view m;
-                if (edist_receive(nullptr, nullptr, -1, &m) != 0)
-                    fail("start");
-                edist_cursor c;
-                edist_cursor_init(&c, m.ptr, m.len);
-                if (edist_dec_procid(&c, &j->peer) != 0)
-                    fail("start pid");
-                stream_source(j);
-            }
-        };
-        if (edist_runtime_spawn(ra, Starter::run, &src_job, nullptr, &src) != 0)
+        if (edist_runtime_spawn(ra, starter, &src_job, nullptr, &src) != 0)
             fail("spawn source");
-        sink_job.peer = src;
+        Job sink_job = {n, src, nullptr};
         if (edist_runtime_spawn(rb, stream_sink, &sink_job, nullptr, &sink) != 0)
             fail("spawn sink");
-        uint8_t pidbuf[128];
-        edist_buf b;
-        edist_buf_init_fixed(&b, pidbuf, sizeof pidbuf);
-        edist_enc_procid(&b, sink);
-        if (edist_runtime_send(ra, src, b.data, b.len) != 0)
-            fail("start source");
+        start(ra, src, sink);
         wait_done();
     }
     state.SetItemsProcessed(state.iterations() * n);
@@ -181,9 +185,8 @@ void echo(void *arg)
     }
 }
 
-void pinger(void *arg)
+void pinger(Job *j)
 {
-    Job *j = static_cast<Job *>(arg);
     for (int64_t i = 0; i < j->n; i++) {
         send_or_wait(j->peer, g_msg, g_msg_len);
         edist_term_view m;
@@ -199,34 +202,15 @@ void BM_DistPingPong(benchmark::State &state)
     int64_t n = state.range(0);
     edist_runtime *ra = edist_node_runtime(g_a), *rb = edist_node_runtime(g_b);
     for (auto _ : state) {
-        struct Starter {
-            static void run(void *arg)
-            {
-                Job *j = static_cast<Job *>(arg);
-                edist_term_view m;
-                if (edist_receive(nullptr, nullptr, -1, &m) != 0)
-                    fail("start");
-                edist_cursor c;
-                edist_cursor_init(&c, m.ptr, m.len);
-                if (edist_dec_procid(&c, &j->peer) != 0)
-                    fail("start pid");
-                pinger(j);
-            }
-        };
-        Job ping_job = {n, EDIST_PROCID_NULL};
+        Job ping_job = {n, EDIST_PROCID_NULL, pinger};
         edist_procid ping;
-        if (edist_runtime_spawn(ra, Starter::run, &ping_job, nullptr, &ping) != 0)
+        if (edist_runtime_spawn(ra, starter, &ping_job, nullptr, &ping) != 0)
             fail("spawn pinger");
-        Job echo_job = {0, ping};
+        Job echo_job = {0, ping, nullptr};
         edist_procid ep;
         if (edist_runtime_spawn(rb, echo, &echo_job, nullptr, &ep) != 0)
             fail("spawn echo");
-        uint8_t pidbuf[128];
-        edist_buf b;
-        edist_buf_init_fixed(&b, pidbuf, sizeof pidbuf);
-        edist_enc_procid(&b, ep);
-        if (edist_runtime_send(ra, ping, b.data, b.len) != 0)
-            fail("start pinger");
+        start(ra, ping, ep);
         wait_done();
     }
     state.SetItemsProcessed(state.iterations() * n);

@@ -1201,13 +1201,6 @@ static int svc_monitor_nodes(void *user, edist_procid pid)
     return edi_nk_monitor_nodes(n->nk, EDIST_NODES_VISIBLE, svc_node_event, n, &handle);
 }
 
-static void stat_pair(edist_buf *b, uint32_t *n, const char *key, uint64_t v)
-{
-    edist_enc_atomz(b, key);
-    edist_enc_uint(b, v);
-    (*n)++;
-}
-
 /* edist:stats/0's node part: totals, then peers => #{Peer => #{...}}. */
 static int svc_stats(void *user, edist_buf *b, uint32_t *n)
 {
@@ -1216,19 +1209,19 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
     int rc = edist_node_get_stats(node, &ns);
     if (rc)
         return rc;
-    stat_pair(b, n, "connections_up", ns.connections_up);
-    stat_pair(b, n, "nodeups", ns.nodeups);
-    stat_pair(b, n, "nodedowns", ns.nodedowns);
-    stat_pair(b, n, "handshakes_refused", ns.handshakes_refused);
-    stat_pair(b, n, "messages_received", ns.messages_received);
-    stat_pair(b, n, "messages_sent", ns.messages_sent);
-    stat_pair(b, n, "messages_dropped", ns.messages_dropped);
-    stat_pair(b, n, "bytes_received", ns.bytes_received);
-    stat_pair(b, n, "bytes_sent", ns.bytes_sent);
-    stat_pair(b, n, "send_queue_bytes", ns.send_queue_bytes);
-    stat_pair(b, n, "sends_busy", ns.sends_busy);
-    stat_pair(b, n, "fragments_sent", ns.fragments_sent);
-    stat_pair(b, n, "fragments_received", ns.fragments_received);
+    edi_services_stat(b, n, "connections_up", ns.connections_up);
+    edi_services_stat(b, n, "nodeups", ns.nodeups);
+    edi_services_stat(b, n, "nodedowns", ns.nodedowns);
+    edi_services_stat(b, n, "handshakes_refused", ns.handshakes_refused);
+    edi_services_stat(b, n, "messages_received", ns.messages_received);
+    edi_services_stat(b, n, "messages_sent", ns.messages_sent);
+    edi_services_stat(b, n, "messages_dropped", ns.messages_dropped);
+    edi_services_stat(b, n, "bytes_received", ns.bytes_received);
+    edi_services_stat(b, n, "bytes_sent", ns.bytes_sent);
+    edi_services_stat(b, n, "send_queue_bytes", ns.send_queue_bytes);
+    edi_services_stat(b, n, "sends_busy", ns.sends_busy);
+    edi_services_stat(b, n, "fragments_sent", ns.fragments_sent);
+    edi_services_stat(b, n, "fragments_received", ns.fragments_received);
     edist_node_list peers = {0};
     if ((rc = edi_nk_nodes(node->nk, EDIST_NODES_CONNECTED, &peers)) != 0)
         return rc;
@@ -1242,12 +1235,12 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
         uint32_t k = 0;
         edist_enc_atomz(&each, peers.names[i]);
         edist_enc_map(&each, 6);
-        stat_pair(&each, &k, "messages_sent", ps.messages_sent);
-        stat_pair(&each, &k, "messages_received", ps.messages_received);
-        stat_pair(&each, &k, "send_queue_bytes", ps.send_queue_bytes);
-        stat_pair(&each, &k, "send_queue_max_bytes", ps.send_queue_max_bytes);
-        stat_pair(&each, &k, "sends_busy", ps.sends_busy);
-        stat_pair(&each, &k, "reassembly_bytes", ps.reassembly_bytes);
+        edi_services_stat(&each, &k, "messages_sent", ps.messages_sent);
+        edi_services_stat(&each, &k, "messages_received", ps.messages_received);
+        edi_services_stat(&each, &k, "send_queue_bytes", ps.send_queue_bytes);
+        edi_services_stat(&each, &k, "send_queue_max_bytes", ps.send_queue_max_bytes);
+        edi_services_stat(&each, &k, "sends_busy", ps.sends_busy);
+        edi_services_stat(&each, &k, "reassembly_bytes", ps.reassembly_bytes);
         npeers++;
     }
     edist_node_list_free(&peers);

@@ -70,8 +70,8 @@ typedef struct edi_services_config {
      * discovers only the nodes connected when it starts). */
     int (*monitor_nodes)(void *user, edist_procid pid);
     /* edist:stats/0: append the node's counters to pairs as key/value
-     * pairs of a map (atom keys), adding their number to *count. NULL:
-     * the runtime's counters only. */
+     * pairs of a map (atom keys; edi_services_stat appends one), adding
+     * their number to *count. NULL: the runtime's counters only. */
     int (*stats)(void *user, edist_buf *pairs, uint32_t *count);
     /* edist_demo:hello/0: one line (no newline) for the node's stdout,
      * to be written and flushed at once. NULL: nothing is printed. */
@@ -95,6 +95,10 @@ int edi_services_start(edi_rt *rt, const edi_services_config *cfg,
 /* After the runtime is freed (no process of it runs any more). NULL is a
  * no-op. */
 void edi_services_free(edi_services *s);
+
+/* One counter of edist:stats/0: the pair key => v appended to b, *n
+ * counted up (for the stats callback). */
+void edi_services_stat(edist_buf *b, uint32_t *n, const char *key, uint64_t v);
 
 /* ---- for exported C functions
  * ------------------------------------------------ The runtime's export API has

@@ -325,7 +325,7 @@ static int ex_crash(void *user, const edist_term_view *args, uint32_t arity,
 
 /* ---- edist:stats/0 ---------------------------------------------------------- */
 
-static void pair_u64(edist_buf *b, uint32_t *n, const char *key, uint64_t v)
+void edi_services_stat(edist_buf *b, uint32_t *n, const char *key, uint64_t v)
 {
     edist_enc_atomz(b, key);
     edist_enc_uint(b, v);
@@ -349,12 +349,12 @@ static int ex_stats(void *user, const edist_term_view *args, uint32_t arity, edi
     edist_enc_atom(&pairs, "node", 4);
     edist_enc_atomz(&pairs, edist_runtime_node(s->rt));
     n++;
-    pair_u64(&pairs, &n, "processes", rs.processes);
-    pair_u64(&pairs, &n, "spawned", rs.spawned);
-    pair_u64(&pairs, &n, "exited", rs.exited);
-    pair_u64(&pairs, &n, "context_switches", rs.context_switches);
-    pair_u64(&pairs, &n, "local_messages", rs.messages_sent);
-    pair_u64(&pairs, &n, "local_messages_dropped", rs.messages_dropped);
+    edi_services_stat(&pairs, &n, "processes", rs.processes);
+    edi_services_stat(&pairs, &n, "spawned", rs.spawned);
+    edi_services_stat(&pairs, &n, "exited", rs.exited);
+    edi_services_stat(&pairs, &n, "context_switches", rs.context_switches);
+    edi_services_stat(&pairs, &n, "local_messages", rs.messages_sent);
+    edi_services_stat(&pairs, &n, "local_messages_dropped", rs.messages_dropped);
     if (s->cfg.stats)
         rc = s->cfg.stats(s->cfg.user, &pairs, &n);
     if (rc == 0)
