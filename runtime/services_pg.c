@@ -54,9 +54,12 @@ static const char *const pg_pattern_text[P_COUNT] = {
     "{'$gen_call', {From, Tag}, Req}",
 };
 
+/* A group with members; a slot whose term is NULL is free (a group goes
+ * when its last member does, so churning group names cost nothing). */
 typedef struct pg_group {
     uint8_t *term; /* encoded, owned */
     size_t len;
+    size_t members; /* entries naming it */
 } pg_group;
 
 /* One membership: pid joined group once. origin -1: a local member;
@@ -137,7 +140,8 @@ static edist_term_view var(const pg_state *st, int pat, const edist_term_view *v
 static int64_t group_find(const pg_state *st, edist_term_view g)
 {
     for (size_t i = 0; i < st->ngroups; i++)
-        if (edist_term_equal(st->groups[i].term, st->groups[i].len, g.ptr, g.len) == 1)
+        if (st->groups[i].term &&
+            edist_term_equal(st->groups[i].term, st->groups[i].len, g.ptr, g.len) == 1)
             return (int64_t)i;
     return -1;
 }
@@ -147,14 +151,39 @@ static int64_t group_intern(pg_state *st, edist_term_view g)
     int64_t i = group_find(st, g);
     if (i >= 0)
         return i;
-    if (grow((void **)&st->groups, &st->groups_cap, st->ngroups, sizeof *st->groups))
+    size_t slot = st->ngroups;
+    for (size_t j = 0; j < st->ngroups && slot == st->ngroups; j++)
+        if (!st->groups[j].term)
+            slot = j;
+    if (slot == st->ngroups &&
+        grow((void **)&st->groups, &st->groups_cap, st->ngroups, sizeof *st->groups))
         return EDIST_ENOMEM;
     uint8_t *copy = malloc(g.len);
     if (!copy)
         return EDIST_ENOMEM;
     memcpy(copy, g.ptr, g.len);
-    st->groups[st->ngroups] = (pg_group){copy, g.len};
-    return (int64_t)st->ngroups++;
+    st->groups[slot] = (pg_group){copy, g.len, 0};
+    if (slot == st->ngroups)
+        st->ngroups++;
+    return (int64_t)slot;
+}
+
+/* Free group gi's slot if nothing names it (interned for a join that
+ * added nobody). */
+static void group_drop_unused(pg_state *st, uint32_t gi)
+{
+    pg_group *g = &st->groups[gi];
+    if (g->members == 0) {
+        free(g->term);
+        g->term = NULL;
+    }
+}
+
+/* One entry naming group gi is gone. */
+static void group_unref(pg_state *st, uint32_t gi)
+{
+    st->groups[gi].members--;
+    group_drop_unused(st, gi);
 }
 
 static int entry_add(pg_state *st, uint32_t group, int32_t origin, edist_procid pid)
@@ -162,6 +191,7 @@ static int entry_add(pg_state *st, uint32_t group, int32_t origin, edist_procid 
     if (grow((void **)&st->entries, &st->entries_cap, st->nentries, sizeof *st->entries))
         return EDIST_ENOMEM;
     st->entries[st->nentries++] = (pg_entry){group, origin, pid};
+    st->groups[group].members++;
     return 0;
 }
 
@@ -173,21 +203,30 @@ static bool entry_remove_one(pg_state *st, uint32_t group, int32_t origin, edist
         if (e->group == group && e->origin == origin && edist_procid_equal(e->pid, pid)) {
             memmove(e, e + 1, (st->nentries - i - 1) * sizeof *e);
             st->nentries--;
+            group_unref(st, group);
             return true;
         }
     }
     return false;
 }
 
-/* Remove every entry matching; keep(e) false removes it. */
+/* Remove every entry for which drop(e) is true. */
 static void entries_filter(pg_state *st, bool (*drop)(const pg_entry *e, const void *ctx),
                            const void *ctx)
 {
     size_t w = 0;
-    for (size_t r = 0; r < st->nentries; r++)
-        if (!drop(&st->entries[r], ctx))
+    for (size_t r = 0; r < st->nentries; r++) {
+        if (drop(&st->entries[r], ctx))
+            group_unref(st, st->entries[r].group);
+        else
             st->entries[w++] = st->entries[r];
+    }
     st->nentries = w;
+}
+
+static bool local_entry_of(const pg_entry *e, const void *ctx)
+{
+    return e->origin < 0 && edist_procid_equal(e->pid, *(const edist_procid *)ctx);
 }
 
 static bool from_origin(const pg_entry *e, const void *ctx)
@@ -412,6 +451,7 @@ static void on_sync(pg_state *st, edist_procid peer, edist_term_view groups)
             return;
         remote_join j = {st, (uint32_t)gi, origin};
         for_each_pid(pids, join_remote_pid, &j);
+        group_drop_unused(st, (uint32_t)gi);
     }
 }
 
@@ -428,6 +468,7 @@ static void on_join(pg_state *st, edist_procid peer, edist_term_view group,
         return;
     remote_join j = {st, (uint32_t)gi, (int32_t)p};
     for_each_pid(pids, join_remote_pid, &j);
+    group_drop_unused(st, (uint32_t)gi);
 }
 
 typedef struct remote_leave {
@@ -474,18 +515,12 @@ static void on_down(pg_state *st, edist_procid pid)
         uint32_t n = 0;
         for (size_t i = 0; i < st->nentries; i++) {
             const pg_entry *e = &st->entries[i];
-            if (e->origin < 0 && edist_procid_equal(e->pid, pid)) {
+            if (local_entry_of(e, &pid)) {
                 edist_enc_raw(&st->tmp, st->groups[e->group].term, st->groups[e->group].len);
                 n++;
             }
         }
-        size_t w = 0;
-        for (size_t r = 0; r < st->nentries; r++) {
-            const pg_entry *e = &st->entries[r];
-            if (!(e->origin < 0 && edist_procid_equal(e->pid, pid)))
-                st->entries[w++] = *e;
-        }
-        st->nentries = w;
+        entries_filter(st, local_entry_of, &pid);
         local_forget(st, (size_t)li, false);
         if (n == 0)
             return;
@@ -600,10 +635,7 @@ static void enc_which_groups(pg_state *st, edist_buf *b)
 {
     uint32_t n = 0;
     for (size_t g = 0; g < st->ngroups; g++) {
-        bool used = false;
-        for (size_t i = 0; !used && i < st->nentries; i++)
-            used = st->entries[i].group == g;
-        if (!used)
+        if (!st->groups[g].term)
             continue;
         if (n++ == 0)
             edist_buf_reset(&st->tmp);
@@ -641,6 +673,8 @@ static bool handle_call(pg_state *st, edist_term_view req, edist_term_view *grou
         if (gi >= 0) {
             op.group = (uint32_t)gi;
             for_each_pid(*pids, *join ? join_local_pid : leave_local_pid, &op);
+            if (*join)
+                group_drop_unused(st, (uint32_t)gi);
         } else if (*join) {
             edist_enc_atom(b, "error", 5); /* out of memory */
             return false;

@@ -1173,6 +1173,10 @@ static void test_pg(void **state)
     assert_true(members_are("g1", false, "[]"));
     assert_true(members_are("{group, 2}", false, "[]"));
     assert_true(b_sees("[]"));
+    /* and the emptied groups are gone */
+    assert_int_equal(edist_pg_which_groups(&out), 0);
+    groups = (edist_term_view){out.data, out.len};
+    assert_true(like(groups, "[]"));
     edist_buf_free(&out);
     edist_buf_free(&g1);
     edist_buf_free(&g2);
