@@ -207,6 +207,31 @@ static int create_cookie_file(const char *path)
     return 0;
 }
 
+static bool file_empty(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0;
+}
+
+static void race_pause(void)
+{
+    struct timespec ts = {0, COOKIE_RACE_SLEEP_MS * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* read_cookie_file, but an empty file is given a moment: another process
+ * (or thread) may have just created it and not written the cookie yet. */
+static int read_settled(const char *path, char *buf, size_t cap)
+{
+    int rc = read_cookie_file(path, buf, cap);
+    for (int attempt = 0; rc == EDIST_EAUTH && attempt < COOKIE_RACE_RETRIES && file_empty(path);
+         attempt++) {
+        race_pause();
+        rc = read_cookie_file(path, buf, cap);
+    }
+    return rc;
+}
+
 static int join_path(char *out, size_t cap, const char *dir, const char *rest)
 {
     int n = snprintf(out, cap, "%s/%s", dir, rest);
@@ -247,12 +272,12 @@ int edi_cookie_load(const char *home_dir, char *buf, size_t cap)
         rc = join_path(home_path, sizeof home_path, home_dir, ".erlang.cookie");
         if (rc < 0)
             return rc;
-        rc = read_cookie_file(home_path, buf, cap);
+        rc = read_settled(home_path, buf, cap);
         if (rc != 0)
             return rc;
     }
     if (have_xdg) {
-        rc = read_cookie_file(xdg_path, buf, cap);
+        rc = read_settled(xdg_path, buf, cap);
         if (rc != 0)
             return rc;
     }
@@ -285,8 +310,7 @@ int edi_cookie_load(const char *home_dir, char *buf, size_t cap)
                                        create_at);
             return rc;
         }
-        struct timespec ts = {0, COOKIE_RACE_SLEEP_MS * 1000000L};
-        nanosleep(&ts, NULL);
+        race_pause();
     }
 }
 
