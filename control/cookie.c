@@ -68,9 +68,11 @@ static int parse_cookie(const char *path, const unsigned char *data, size_t len,
 }
 
 /* Read and validate one cookie file. Returns the cookie length, 0 when the
- * file does not exist, or a negative error. */
-static int read_cookie_file(const char *path, char *buf, size_t cap)
+ * file does not exist, or a negative error; *empty tells whether it was a
+ * regular file with nothing in it (perhaps not written yet). */
+static int read_cookie_file(const char *path, char *buf, size_t cap, bool *empty)
 {
+    *empty = false;
     /* O_NONBLOCK: a FIFO planted at the path must not hang us before the
      * type check below refuses it. */
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
@@ -121,6 +123,7 @@ static int read_cookie_file(const char *path, char *buf, size_t cap)
             break;
     }
     close(fd);
+    *empty = have == 0;
     if (have > COOKIE_FILE_MAX_BYTES)
         return edist_set_error(EDIST_EAUTH,
                                "cookie file %s: larger than %d bytes", path,
@@ -207,27 +210,27 @@ static int create_cookie_file(const char *path)
     return 0;
 }
 
-static bool file_empty(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == 0;
-}
-
 static void race_pause(void)
 {
     struct timespec ts = {0, COOKIE_RACE_SLEEP_MS * 1000000L};
     nanosleep(&ts, NULL);
 }
 
-/* read_cookie_file, but an empty file is given a moment: another process
- * (or thread) may have just created it and not written the cookie yet. */
-static int read_settled(const char *path, char *buf, size_t cap)
+/* read_cookie_file, giving a file that may be in the middle of its creation
+ * a moment: an empty one always (another process or thread may have just
+ * created it), and, after we lost the race to create it, a missing or
+ * refused one too (erl writes the cookie and only then narrows the mode to
+ * 0400). */
+static int read_settled(const char *path, char *buf, size_t cap, bool lost_race)
 {
-    int rc = read_cookie_file(path, buf, cap);
-    for (int attempt = 0; rc == EDIST_EAUTH && attempt < COOKIE_RACE_RETRIES && file_empty(path);
-         attempt++) {
+    bool empty;
+    int rc = read_cookie_file(path, buf, cap, &empty);
+    for (int attempt = 0; attempt < COOKIE_RACE_RETRIES; attempt++) {
+        bool settling = rc == EDIST_EAUTH ? lost_race || empty : lost_race && rc == 0;
+        if (!settling)
+            break;
         race_pause();
-        rc = read_cookie_file(path, buf, cap);
+        rc = read_cookie_file(path, buf, cap, &empty);
     }
     return rc;
 }
@@ -272,12 +275,12 @@ int edi_cookie_load(const char *home_dir, char *buf, size_t cap)
         rc = join_path(home_path, sizeof home_path, home_dir, ".erlang.cookie");
         if (rc < 0)
             return rc;
-        rc = read_settled(home_path, buf, cap);
+        rc = read_settled(home_path, buf, cap, false);
         if (rc != 0)
             return rc;
     }
     if (have_xdg) {
-        rc = read_settled(xdg_path, buf, cap);
+        rc = read_settled(xdg_path, buf, cap, false);
         if (rc != 0)
             return rc;
     }
@@ -293,25 +296,10 @@ int edi_cookie_load(const char *home_dir, char *buf, size_t cap)
     rc = create_cookie_file(create_at);
     if (rc < 0)
         return rc;
-    /* If another process created the file first, it may still be writing
-     * it (erl writes the cookie and only then narrows the mode to 0400):
-     * give it a moment before calling its content or mode bad. */
-    bool lost_race = rc == 1;
-    for (int attempt = 0;; attempt++) {
-        rc = read_cookie_file(create_at, buf, cap);
-        if (rc > 0)
-            return rc;
-        bool may_settle = rc == 0 || rc == EDIST_EAUTH;
-        if (!lost_race || !may_settle || attempt >= COOKIE_RACE_RETRIES) {
-            if (rc == 0)
-                return edist_set_error(EDIST_EIO,
-                                       "cookie file %s vanished after "
-                                       "creation",
-                                       create_at);
-            return rc;
-        }
-        race_pause();
-    }
+    rc = read_settled(create_at, buf, cap, rc == 1);
+    if (rc == 0)
+        return edist_set_error(EDIST_EIO, "cookie file %s vanished after creation", create_at);
+    return rc;
 }
 
 /* ---- per-node table ------------------------------------------------------ */
