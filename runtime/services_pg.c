@@ -33,27 +33,6 @@
 
 #define PG_CALL_TIMEOUT_MS 5000
 
-enum {
-    P_DISCOVER, /* {discover, Peer} */
-    P_SYNC,     /* {'$gen_cast', {sync, Peer, Groups}} */
-    P_JOIN,     /* {join, Peer, Group, Pids} */
-    P_LEAVE,    /* {leave, Peer, Pids, Groups} */
-    P_DOWN,     /* {'DOWN', _, process, Pid, _} */
-    P_NODEUP,   /* {nodeup, Node} */
-    P_CALL,     /* {'$gen_call', {From, Tag}, Req} */
-    P_COUNT
-};
-
-static const char *const pg_pattern_text[P_COUNT] = {
-    "{discover, Peer}",
-    "{'$gen_cast', {sync, Peer, Groups}}",
-    "{join, Peer, Group, Pids}",
-    "{leave, Peer, Pids, Groups}",
-    "{'DOWN', _, process, Pid, _}",
-    "{nodeup, Node}",
-    "{'$gen_call', {From, Tag}, Req}",
-};
-
 /* A group with members; a slot whose term is NULL is free (a group goes
  * when its last member does, so churning group names cost nothing). */
 typedef struct pg_group {
@@ -85,7 +64,6 @@ typedef struct pg_local {
 typedef struct pg_state {
     edi_services *s;
     edist_procid self;
-    edist_pattern *pat[P_COUNT];
     pg_group *groups;
     size_t ngroups, groups_cap;
     pg_entry *entries;
@@ -114,8 +92,6 @@ static int grow(void **arr, size_t *cap, size_t n, size_t sz)
 static void pg_free(void *arg)
 {
     pg_state *st = arg;
-    for (int i = 0; i < P_COUNT; i++)
-        edist_pattern_free(st->pat[i]);
     for (size_t i = 0; i < st->ngroups; i++)
         free(st->groups[i].term);
     free(st->groups);
@@ -125,14 +101,6 @@ static void pg_free(void *arg)
     edist_buf_free(&st->out);
     edist_buf_free(&st->tmp);
     free(st);
-}
-
-static edist_term_view var(const pg_state *st, int pat, const edist_term_view *vars,
-                           const char *name)
-{
-    int i = edist_pattern_var_index(st->pat[pat], name);
-    edist_term_view none = {NULL, 0};
-    return i < 0 ? none : vars[i];
 }
 
 /* ---- groups and entries ---------------------------------------------------- */
@@ -736,12 +704,6 @@ void edi_svc_pg_main(void *arg)
         pg_free(st);
         return;
     }
-    for (int i = 0; i < P_COUNT; i++) {
-        edist_parse_error pe;
-        if (edist_pattern_compile(pg_pattern_text[i], strlen(pg_pattern_text[i]), &st->pat[i],
-                                  &pe) != 0)
-            return;
-    }
     if (s->cfg.monitor_nodes)
         s->cfg.monitor_nodes(s->cfg.user, st->self);
     if (s->cfg.nodes) {
@@ -753,35 +715,35 @@ void edi_svc_pg_main(void *arg)
         if (edist_receive(NULL, NULL, -1, &m) != 0)
             continue;
         int which = -1;
-        for (int i = 0; i < P_COUNT && which < 0; i++) {
+        for (int i = EDI_PAT_PG_DISCOVER; i <= EDI_PAT_PG_CALL && which < 0; i++) {
             memset(vars, 0, sizeof vars);
-            if (edist_match(st->pat[i], m.ptr, m.len, vars) == 1)
+            if (edist_match(s->pat[i], m.ptr, m.len, vars) == 1)
                 which = i;
         }
         edist_procid peer;
         switch (which) {
-        case P_DISCOVER:
-            if (edi_svc_pid(var(st, which, vars, "Peer"), &peer) == 0)
+        case EDI_PAT_PG_DISCOVER:
+            if (edi_svc_pid(edi_svc_var(s, which, vars, "Peer"), &peer) == 0)
                 on_discover(st, peer);
             break;
-        case P_SYNC:
-            if (edi_svc_pid(var(st, which, vars, "Peer"), &peer) == 0)
-                on_sync(st, peer, var(st, which, vars, "Groups"));
+        case EDI_PAT_PG_SYNC:
+            if (edi_svc_pid(edi_svc_var(s, which, vars, "Peer"), &peer) == 0)
+                on_sync(st, peer, edi_svc_var(s, which, vars, "Groups"));
             break;
-        case P_JOIN:
-            if (edi_svc_pid(var(st, which, vars, "Peer"), &peer) == 0)
-                on_join(st, peer, var(st, which, vars, "Group"), var(st, which, vars, "Pids"));
+        case EDI_PAT_PG_JOIN:
+            if (edi_svc_pid(edi_svc_var(s, which, vars, "Peer"), &peer) == 0)
+                on_join(st, peer, edi_svc_var(s, which, vars, "Group"), edi_svc_var(s, which, vars, "Pids"));
             break;
-        case P_LEAVE:
-            if (edi_svc_pid(var(st, which, vars, "Peer"), &peer) == 0)
-                on_leave(st, peer, var(st, which, vars, "Pids"), var(st, which, vars, "Groups"));
+        case EDI_PAT_PG_LEAVE:
+            if (edi_svc_pid(edi_svc_var(s, which, vars, "Peer"), &peer) == 0)
+                on_leave(st, peer, edi_svc_var(s, which, vars, "Pids"), edi_svc_var(s, which, vars, "Groups"));
             break;
-        case P_DOWN:
-            if (edi_svc_pid(var(st, which, vars, "Pid"), &peer) == 0)
+        case EDI_PAT_PG_DOWN:
+            if (edi_svc_pid(edi_svc_var(s, which, vars, "Pid"), &peer) == 0)
                 on_down(st, peer);
             break;
-        case P_NODEUP: {
-            edist_term_view node = var(st, which, vars, "Node");
+        case EDI_PAT_PG_NODEUP: {
+            edist_term_view node = edi_svc_var(s, which, vars, "Node");
             edist_cursor c;
             edist_atom a;
             edist_cursor_init(&c, node.ptr, node.len);
@@ -791,9 +753,9 @@ void edi_svc_pg_main(void *arg)
             }
             break;
         }
-        case P_CALL:
-            on_call(st, var(st, which, vars, "From"), var(st, which, vars, "Tag"),
-                    var(st, which, vars, "Req"));
+        case EDI_PAT_PG_CALL:
+            on_call(st, edi_svc_var(s, which, vars, "From"), edi_svc_var(s, which, vars, "Tag"),
+                    edi_svc_var(s, which, vars, "Req"));
             break;
         default:
             break; /* nodedown and anything else: ignored */
