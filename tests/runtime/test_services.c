@@ -1103,24 +1103,16 @@ static int b_sees(const char *want)
     return eq == 1;
 }
 
-static int members_are(const char *group, bool local, const char *want)
+static bool members_are(const char *group, bool local, const char *want)
 {
-    edist_buf g = term(group), w = parse("%s", want), out;
+    edist_buf g = term(group), out;
     edist_buf_init(&out);
     int rc = local ? edist_pg_get_local_members(g.data, g.len, &out)
                    : edist_pg_get_members(g.data, g.len, &out);
-    int eq = rc == 0 ? edist_term_equal(out.data, out.len, w.data, w.len) : rc;
-    if (eq != 1) {
-        edist_buf t;
-        edist_buf_init(&t);
-        edist_term_print(out.data, out.len, &t, NULL);
-        print_message("members of %s: %s, want %s\n", group, edist_buf_cstr(&t), want);
-        edist_buf_free(&t);
-    }
+    bool eq = rc == 0 && is((edist_term_view){out.data, out.len}, "%s", want);
     edist_buf_free(&g);
-    edist_buf_free(&w);
     edist_buf_free(&out);
-    return eq == 1;
+    return eq;
 }
 
 /* The C API against a@host's scope process, and b@host's scope seeing
