@@ -987,8 +987,10 @@ static void handshake_done(edi_link *l)
         link_fail(l, EDIST_ECLOSED, "node is stopping");
         return;
     }
-    edi_dist_reasm_limits rl = {.max_total_bytes =
-                                    nk->cfg.reassembly_limit_bytes};
+    edi_dist_reasm_limits rl = {
+        .max_total_bytes = nk->cfg.reassembly_limit_bytes,
+        .max_message_bytes = nk->cfg.max_message_bytes,
+    };
     int rc = edi_dist_reasm_create(&rl, &l->reasm);
     if (rc) {
         link_fail(l, rc, "no memory for the reassembler");
@@ -1147,10 +1149,16 @@ static void on_frame(edi_conn *c, void *user, const edi_frame *f)
         nk->stats.fragmented_messages_received++;
     }
     nk->stats.messages_received++;
-    nk->cur_rxbuf = d.owned ? NULL : f->rxbuf;
+    /* A reassembled message is handed on in its own buffer (no copy):
+     * the receiving process may keep it as long as it likes. */
+    edi_rxbuf *owned = d.owned ? edi_rxbuf_adopt(d.owned, d.owned_len) : NULL;
+    nk->cur_rxbuf = d.owned ? owned : f->rxbuf; /* NULL: copied */
     dispatch(nk, l, &d.msg);
     nk->cur_rxbuf = NULL;
-    free(d.owned);
+    if (owned)
+        edi_rxbuf_unref(owned);
+    else
+        free(d.owned);
 }
 
 static void on_close(edi_conn *c, void *user, int reason)

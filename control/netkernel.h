@@ -69,6 +69,7 @@ typedef struct edi_nk_config {
     size_t send_queue_limit_bytes;
     size_t fragment_bytes;
     size_t reassembly_limit_bytes;
+    size_t max_message_bytes; /* one incoming message (0: the total above) */
     edist_log_fn log;
     void *log_user;
     edist_log_level log_level;

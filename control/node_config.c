@@ -17,6 +17,8 @@ typedef enum opt_type {
     T_PORT,
     T_SECONDS,
     T_ENUM,
+    T_COUNT, /* 1 .. UINT32_MAX */
+    T_BYTES, /* 1 .. 2^48, with an optional K, M or G suffix */
 } opt_type;
 
 typedef struct opt_desc {
@@ -43,6 +45,14 @@ static const opt_desc opts[EDI_OPT_COUNT] = {
     [EDI_OPT_IDLE] = {"idle", T_ENUM, "adaptive", "adaptive|busy|sleep", 1},
     [EDI_OPT_LOG_LEVEL] = {"log_level", T_ENUM, "info",
                            "error|warning|info|debug", 1},
+    [EDI_OPT_RX_BUFFERS] = {"rx_buffers", T_COUNT, "64", NULL, 1},
+    [EDI_OPT_MAX_MESSAGE_BYTES] = {"max_message_bytes", T_BYTES, "1G", NULL, 1},
+    [EDI_OPT_REASSEMBLY_LIMIT_BYTES] = {"reassembly_limit_bytes", T_BYTES, "2G", NULL, 1},
+    [EDI_OPT_SEND_QUEUE_LIMIT_BYTES] = {"send_queue_limit_bytes", T_BYTES, "64M", NULL, 1},
+    [EDI_OPT_MAILBOX_MESSAGES] = {"mailbox_messages", T_COUNT, "1000000", NULL, 1},
+    [EDI_OPT_MAILBOX_BYTES] = {"mailbox_bytes", T_BYTES, "1G", NULL, 1},
+    [EDI_OPT_MAILBOX_HARD_MESSAGES] = {"mailbox_hard_messages", T_COUNT, "16000000", NULL, 1},
+    [EDI_OPT_MAILBOX_HARD_BYTES] = {"mailbox_hard_bytes", T_BYTES, "4G", NULL, 1},
     [EDI_OPT_CONFIG] = {"config", T_STRING, NULL, NULL, 0},
 };
 
@@ -108,6 +118,39 @@ static int parse_seconds_ms(const char *s, uint32_t *out_ms)
     return 0;
 }
 
+static int parse_count(const char *s, uint32_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end || s[0] == '-' || v == 0 || v > UINT32_MAX)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int parse_bytes(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || s[0] == '-')
+        return -1;
+    unsigned shift = 0;
+    if (*end == 'K' || *end == 'k')
+        shift = 10;
+    else if (*end == 'M' || *end == 'm')
+        shift = 20;
+    else if (*end == 'G' || *end == 'g')
+        shift = 30;
+    if (shift)
+        end++;
+    if (*end || v == 0 || v > (UINT64_C(1) << 48) >> shift)
+        return -1;
+    *out = (uint64_t)v << shift;
+    return 0;
+}
+
 static int enum_index(const char *choices, const char *s)
 {
     size_t n = strlen(s);
@@ -127,7 +170,8 @@ static int enum_index(const char *choices, const char *s)
 static int check_value(edi_opt_id id, const char *v)
 {
     uint16_t port;
-    uint32_t ms;
+    uint32_t ms, count;
+    uint64_t bytes;
     switch (opts[id].type) {
     case T_STRING:
         return v[0] ? 0 : -1;
@@ -139,6 +183,15 @@ static int check_value(edi_opt_id id, const char *v)
         return parse_seconds_ms(v, &ms);
     case T_ENUM:
         return enum_index(opts[id].choices, v) >= 0 ? 0 : -1;
+    case T_COUNT:
+        if (parse_count(v, &count))
+            return -1;
+        /* the receive ring takes a power of 2 up to 32768 */
+        if (id == EDI_OPT_RX_BUFFERS && (count > 32768 || (count & (count - 1))))
+            return -1;
+        return 0;
+    case T_BYTES:
+        return parse_bytes(v, &bytes);
     }
     return -1;
 }
@@ -389,6 +442,18 @@ int edi_node_options_to_config(edi_node_options *o, int require_name)
     parse_seconds_ms(o->value[EDI_OPT_TICKTIME], &c->net_ticktime_ms);
     parse_seconds_ms(o->value[EDI_OPT_SETUPTIME], &c->net_setuptime_ms);
     c->connect_all = parse_bool(o->value[EDI_OPT_CONNECT_ALL]) == 1;
+    uint64_t bytes;
+    parse_count(o->value[EDI_OPT_RX_BUFFERS], &c->rx_buffers);
+    if (parse_bytes(o->value[EDI_OPT_MAX_MESSAGE_BYTES], &bytes) == 0)
+        c->max_message_bytes = (size_t)bytes;
+    if (parse_bytes(o->value[EDI_OPT_REASSEMBLY_LIMIT_BYTES], &bytes) == 0)
+        c->reassembly_limit_bytes = (size_t)bytes;
+    if (parse_bytes(o->value[EDI_OPT_SEND_QUEUE_LIMIT_BYTES], &bytes) == 0)
+        c->send_queue_limit_bytes = (size_t)bytes;
+    parse_count(o->value[EDI_OPT_MAILBOX_MESSAGES], &c->mailbox_messages);
+    parse_bytes(o->value[EDI_OPT_MAILBOX_BYTES], &c->mailbox_bytes);
+    parse_count(o->value[EDI_OPT_MAILBOX_HARD_MESSAGES], &c->mailbox_hard_messages);
+    parse_bytes(o->value[EDI_OPT_MAILBOX_HARD_BYTES], &c->mailbox_hard_bytes);
     if (strcmp(o->value[EDI_OPT_TRANSPORT], "tcp") != 0)
         return edist_set_error(
             EDIST_EUNSUPPORTED, "transport %s (%s): this build has only tcp",

@@ -21,6 +21,17 @@
  *   transport      tcp (dpdk: not in this build)
  *   idle           adaptive | busy | sleep
  *   log_level      error | warning | info | debug
+ *   rx_buffers     receive buffers of 64 KiB shared by all connections
+ *                  (a power of 2; default 64)
+ *   max_message_bytes       one incoming message at most (default 1G)
+ *   reassembly_limit_bytes  per peer, fragments held at most (default 2G)
+ *   send_queue_limit_bytes  per peer, bytes held for sending (default 64M)
+ *   mailbox_messages, mailbox_bytes  local sends are held back above
+ *                  these (default 1000000, 1G)
+ *   mailbox_hard_messages, mailbox_hard_bytes  messages from other nodes
+ *                  above these kill the receiver with mailbox_overflow
+ *                  (default 16000000, 4G)
+ * Sizes take a K, M or G suffix (powers of 1024).
  *   config         the INI file to read (flag and environment only)
  * Booleans: true/false, yes/no, on/off, 1/0; a bare flag (--hidden) means
  * true.
@@ -57,6 +68,14 @@ typedef enum edi_opt_id {
     EDI_OPT_TRANSPORT,
     EDI_OPT_IDLE,
     EDI_OPT_LOG_LEVEL,
+    EDI_OPT_RX_BUFFERS,
+    EDI_OPT_MAX_MESSAGE_BYTES,
+    EDI_OPT_REASSEMBLY_LIMIT_BYTES,
+    EDI_OPT_SEND_QUEUE_LIMIT_BYTES,
+    EDI_OPT_MAILBOX_MESSAGES,
+    EDI_OPT_MAILBOX_BYTES,
+    EDI_OPT_MAILBOX_HARD_MESSAGES,
+    EDI_OPT_MAILBOX_HARD_BYTES,
     EDI_OPT_CONFIG,
     EDI_OPT_COUNT
 } edi_opt_id;

@@ -58,6 +58,7 @@ static inline edi_msg *entry_new(edi_msg_pool *pool)
     }
     m->next = NULL;
     m->notice = 0;
+    m->scarce = 0;
     return m;
 }
 
@@ -77,6 +78,7 @@ edi_msg *edi_msg_copy(edi_msg_pool *pool, const void *data, size_t len)
         m->alloc = EDI_MSG_HEAP;
         m->next = NULL;
         m->notice = 0;
+        m->scarce = 0;
     }
     m->ext = 0;
     m->len = (uint32_t)len;
@@ -100,6 +102,29 @@ edi_msg *edi_msg_external(edi_msg_pool *pool, const void *data, size_t len,
     m->u.x.release = release;
     m->u.x.owner = owner;
     return m;
+}
+
+static void free_copy(void *owner, const void *data)
+{
+    (void)data;
+    free(owner);
+}
+
+int edi_msg_unshare(edi_msg *m)
+{
+    if (!m->ext || !m->scarce)
+        return 0;
+    uint8_t *copy = malloc(m->len ? m->len : 1);
+    if (!copy)
+        return EDIST_ENOMEM;
+    memcpy(copy, m->data, m->len);
+    if (m->u.x.release)
+        m->u.x.release(m->u.x.owner, m->data);
+    m->data = copy;
+    m->u.x.release = free_copy;
+    m->u.x.owner = copy;
+    m->scarce = 0;
+    return 1;
 }
 
 void edi_msg_free(edi_msg_pool *pool, edi_msg *m)

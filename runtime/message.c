@@ -13,6 +13,7 @@
  * another arrives in the order sent, messages and signals alike. A thread
  * process's mailbox is an atomic list the shard pushes to; its thread
  * takes the whole list at once and scans it. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -73,15 +74,64 @@ static void thread_notify(edi_thread_proc *t)
 }
 
 /* Would one more message of len bytes overflow a mailbox holding count
- * messages of bytes bytes? An empty mailbox takes any one message, so
- * that a message larger than the byte limit is not refused forever. */
-static bool mailbox_full(const edi_rt *rt, uint32_t count, uint64_t bytes, size_t len)
+ * messages of bytes bytes, under limit? An empty mailbox takes any one
+ * message, so that a message larger than the byte limit is not refused
+ * forever. */
+static bool mailbox_full(const edi_rt *rt, edi_limit limit, uint32_t count, uint64_t bytes,
+                         size_t len)
 {
-    return count >= rt->cfg.max_mailbox_messages ||
-           (count > 0 && bytes + len > rt->cfg.max_mailbox_bytes);
+    uint32_t max_count;
+    uint64_t max_bytes;
+    switch (limit) {
+    case EDI_LIMIT_SOFT:
+        max_count = rt->cfg.max_mailbox_messages;
+        max_bytes = rt->cfg.max_mailbox_bytes;
+        break;
+    case EDI_LIMIT_HARD:
+        max_count = rt->cfg.max_mailbox_messages_hard;
+        max_bytes = rt->cfg.max_mailbox_bytes_hard;
+        break;
+    default:
+        return false;
+    }
+    return count >= max_count || (count > 0 && bytes + len > max_bytes);
 }
 
-int edi_deliver(edi_rt *rt, edi_proc *p, edi_msg *m, bool force)
+#define OVERFLOW_LOG_INTERVAL_MS 1000u
+
+/* A message that cannot be pushed back found p's mailbox at a hard limit:
+ * p exits with reason mailbox_overflow (untrappable, as erts' kill at
+ * max_heap_size), so the loss is seen by p's links and monitors and
+ * nothing later reaches p: no gap. */
+static int mailbox_overflow(edi_rt *rt, edi_proc *p, edi_msg *m, uint32_t count,
+                            uint64_t bytes)
+{
+    edi_msg_free(&rt->pool, m);
+    rt->dropped++;
+    rt->mailbox_overflows++;
+    uint64_t now = edi_now_ms();
+    if (now - rt->overflow_log_ms >= OVERFLOW_LOG_INTERVAL_MS || rt->overflow_log_ms == 0) {
+        edist_procid pid = edi_proc_pid(p);
+        char more[64] = "";
+        if (rt->overflow_log_suppressed)
+            snprintf(more, sizeof more, "; %llu more since the last line",
+                     (unsigned long long)rt->overflow_log_suppressed);
+        edi_rt_log(rt, EDIST_LOG_WARNING,
+                   "process <0.%u.%u> killed: mailbox_overflow (%u messages, %llu bytes "
+                   "queued; hard limits %u messages, %llu bytes)%s",
+                   pid.id, pid.serial, count, (unsigned long long)bytes,
+                   rt->cfg.max_mailbox_messages_hard,
+                   (unsigned long long)rt->cfg.max_mailbox_bytes_hard, more);
+        rt->overflow_log_ms = now;
+        rt->overflow_log_suppressed = 0;
+    } else {
+        rt->overflow_log_suppressed++;
+    }
+    edi_sched_kill(rt, p, EDIST_REASON_MAILBOX_OVERFLOW);
+    return EDIST_ENOTFOUND;
+}
+
+int edi_deliver(edi_rt *rt, edi_proc *p, edi_msg *m, edi_limit limit)
 {
     if (p->state >= EDI_ST_EXITING) {
         edi_msg_free(&rt->pool, m);
@@ -90,10 +140,11 @@ int edi_deliver(edi_rt *rt, edi_proc *p, edi_msg *m, bool force)
     }
     if (p->kind == EDI_PROC_THREAD) {
         edi_thread_proc *t = p->thr;
-        if (!force && mailbox_full(rt, atomic_load_explicit(&t->queued, memory_order_relaxed),
-                                   atomic_load_explicit(&t->queued_bytes, memory_order_relaxed),
-                                   m->len))
-            return EDIST_EAGAIN;
+        uint32_t count = atomic_load_explicit(&t->queued, memory_order_relaxed);
+        uint64_t bytes = atomic_load_explicit(&t->queued_bytes, memory_order_relaxed);
+        if (mailbox_full(rt, limit, count, bytes, m->len))
+            return limit == EDI_LIMIT_SOFT ? EDIST_EAGAIN
+                                           : mailbox_overflow(rt, p, m, count, bytes);
         if (m->alloc == EDI_MSG_POOL) {
             /* The thread frees what it receives: no pool entries there. */
             edi_msg *h = malloc(sizeof *h);
@@ -117,8 +168,9 @@ int edi_deliver(edi_rt *rt, edi_proc *p, edi_msg *m, bool force)
         rt->sent++;
         return 0;
     }
-    if (!force && mailbox_full(rt, p->mbox.count, p->mbox.bytes, m->len))
-        return EDIST_EAGAIN;
+    if (mailbox_full(rt, limit, p->mbox.count, p->mbox.bytes, m->len))
+        return limit == EDI_LIMIT_SOFT ? EDIST_EAGAIN
+                                       : mailbox_overflow(rt, p, m, p->mbox.count, p->mbox.bytes);
     edi_msg **prev = p->mbox.tailp;
     edi_mbox_append(&p->mbox, m);
     rt->sent++;
@@ -154,7 +206,7 @@ int edi_send_view(edi_rt *rt, edist_procid from, edist_procid to, const uint8_t 
                 release(owner, data);
             return edist_set_error(EDIST_ENOMEM, "send: no memory");
         }
-        int rc = edi_deliver(rt, p, m, false);
+        int rc = edi_deliver(rt, p, m, EDI_LIMIT_SOFT);
         if (rc == EDIST_EAGAIN) {
             edi_msg_free(&rt->pool, m); /* releases an owned payload */
             return edist_set_error(EDIST_EAGAIN, "send: the mailbox of <0.%u.%u> is full",
@@ -214,7 +266,7 @@ static int send_req_run(edi_rt *rt, edi_req *r)
         if (!p) {
             rt->dropped++;
             edi_msg_free(NULL, m);
-        } else if (edi_deliver(rt, p, m, false) == EDIST_EAGAIN) {
+        } else if (edi_deliver(rt, p, m, EDI_LIMIT_SOFT) == EDIST_EAGAIN) {
             return EDIST_EAGAIN; /* stall: keeps m, retried in order */
         }
     } else {
@@ -329,7 +381,7 @@ int edist_send(edist_procid to, const void *term, size_t len)
         edi_msg *m = p->kind == EDI_PROC_GREEN ? edi_msg_pool_copy(&rt->pool, d, len) : NULL;
         if (!m && !(m = edi_msg_for(rt, p, d, len)))
             return edist_set_error(EDIST_ENOMEM, "send: no memory");
-        int rc = edi_deliver(rt, p, m, false);
+        int rc = edi_deliver(rt, p, m, EDI_LIMIT_SOFT);
         if (rc == EDIST_EAGAIN) {
             edi_msg_free(&rt->pool, m);
             return edist_set_error(EDIST_EAGAIN, "send: the mailbox of <0.%u.%u> is full",
@@ -650,6 +702,13 @@ int edist_msg_keep(edist_message **out)
     edi_msg *m = self->current;
     if (!m)
         return edist_set_error(EDIST_ENOTFOUND, "msg_keep: no message was received");
+    /* A kept message may live long: it must not hold a shared receive
+     * buffer. */
+    int u = edi_msg_unshare(m);
+    if (u < 0)
+        return edist_set_error(u, "msg_keep: no memory");
+    if (u == 1)
+        self->rt->copied_out++;
     if (m->alloc == EDI_MSG_POOL) {
         /* Kept messages may be freed anywhere: off the shard's pool. */
         edi_msg *h = malloc(sizeof *h);

@@ -125,9 +125,17 @@ void edist_node_config_init(edist_node_config *cfg)
     cfg->send_queue_limit_bytes = EDIST_NODE_SEND_QUEUE_LIMIT_BYTES_DEFAULT;
     cfg->fragment_bytes = EDIST_NODE_FRAGMENT_BYTES_DEFAULT;
     cfg->reassembly_limit_bytes = EDIST_NODE_REASSEMBLY_LIMIT_BYTES_DEFAULT;
+    cfg->max_message_bytes = EDIST_NODE_MAX_MESSAGE_BYTES_DEFAULT;
+    cfg->rx_buffers = EDIST_NODE_RX_BUFFERS_DEFAULT;
     cfg->idle = EDIST_IDLE_ADAPTIVE;
     cfg->log_level = EDIST_LOG_INFO;
     cfg->services = true;
+}
+
+static size_t node_max_message_bytes(const edist_node_config *cfg)
+{
+    return cfg->max_message_bytes ? cfg->max_message_bytes
+                                  : EDIST_NODE_MAX_MESSAGE_BYTES_DEFAULT;
 }
 
 /* erl's rules for the part before '@' (net_kernel valid_name_head). */
@@ -984,12 +992,18 @@ static int rt_dispatch(void *user, const char *peer, uint64_t flags,
 {
     edist_node *n = user;
     edist_procid from = EDIST_PROCID_NULL, to = EDIST_PROCID_NULL;
+    /* Views of a shared receive buffer are kept only by a receiver that
+     * takes the message at once (the runtime decides), and not at all
+     * when the pool runs low: queued messages never starve the sockets. */
+    bool scarce = rxbuf && edi_rxbuf_scarce(rxbuf);
     edi_rt_incoming in = {
         .data = m->payload.ptr,
         .len = m->payload.len,
         .ref = rxbuf ? rt_rxbuf_ref : NULL,
         .unref = rxbuf ? rt_rxbuf_unref : NULL,
         .owner = rxbuf,
+        .scarce = scarce,
+        .copy_now = scarce && edi_loop_rx_low(n->loop),
     };
     edist_ref ref;
     edist_term_view reason = m->reason;
@@ -1222,6 +1236,9 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
     edi_services_stat(b, n, "sends_busy", ns.sends_busy);
     edi_services_stat(b, n, "fragments_sent", ns.fragments_sent);
     edi_services_stat(b, n, "fragments_received", ns.fragments_received);
+    edi_services_stat(b, n, "rx_buffers", ns.rx_buffers);
+    edi_services_stat(b, n, "rx_buffers_held", ns.rx_buffers_held);
+    edi_services_stat(b, n, "rx_starved", ns.rx_starved);
     edist_node_list peers = {0};
     if ((rc = edi_nk_nodes(node->nk, EDIST_NODES_CONNECTED, &peers)) != 0)
         return rc;
@@ -1276,6 +1293,14 @@ static int node_runtime_new(edist_node *n)
     pc.log_level = n->cfg.log_level;
     pc.node_name = n->name;
     pc.creation = n->creation;
+    if (n->cfg.mailbox_messages)
+        pc.max_mailbox_messages = n->cfg.mailbox_messages;
+    if (n->cfg.mailbox_bytes)
+        pc.max_mailbox_bytes = n->cfg.mailbox_bytes;
+    if (n->cfg.mailbox_hard_messages)
+        pc.max_mailbox_messages_hard = n->cfg.mailbox_hard_messages;
+    if (n->cfg.mailbox_hard_bytes)
+        pc.max_mailbox_bytes_hard = n->cfg.mailbox_hard_bytes;
     edi_rt_hooks hooks = rt_hooks_template;
     hooks.user = n;
     edi_rt_config rc = {.loop = n->loop, .proc = &pc, .hooks = &hooks};
@@ -1354,6 +1379,12 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
                                               : EDI_IDLE_ADAPTIVE;
     lc.log = loop_log;
     lc.log_user = n;
+    if (cfg->rx_buffers)
+        lc.rx_buffer_count = cfg->rx_buffers;
+    /* A peer without DFLAG_FRAGMENTS sends a big message as one frame:
+     * the frame limit follows the message limit (header room added). */
+    uint64_t max_frame = (uint64_t)node_max_message_bytes(cfg) + (1u << 20);
+    lc.max_frame_bytes = max_frame > UINT32_MAX ? UINT32_MAX : max_frame;
     rc = edi_loop_new(&lc, &n->loop);
     if (rc)
         goto fail;
@@ -1388,6 +1419,7 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
         .send_queue_limit_bytes = cfg->send_queue_limit_bytes,
         .fragment_bytes = cfg->fragment_bytes,
         .reassembly_limit_bytes = cfg->reassembly_limit_bytes,
+        .max_message_bytes = node_max_message_bytes(cfg),
         .log = cfg->log,
         .log_user = cfg->log_user,
         .log_level = cfg->log_level,
@@ -1668,9 +1700,15 @@ static void call_run(edi_loop *loop, void *arg)
             return; /* completes from send_retry or later */
         }
         break;
-    case C_STATS:
+    case C_STATS: {
         edi_nk_get_stats(nk, &c->stats);
+        edi_loop_stats ls;
+        edi_loop_get_stats(n->loop, &ls);
+        c->stats.rx_buffers = ls.rx_buffers_total;
+        c->stats.rx_buffers_held = ls.rx_buffers_held;
+        c->stats.rx_starved = ls.rx_starved;
         break;
+    }
     case C_PEER_STATS:
         rc = edi_nk_get_peer_stats(nk, c->peer, &c->peer_stats);
         break;

@@ -31,6 +31,8 @@
 #define DEFAULT_MAX_PROCESSES (1u << 20)
 #define DEFAULT_MAX_MAILBOX 1000000u
 #define DEFAULT_MAX_MAILBOX_BYTES (1ull << 30)
+#define DEFAULT_MAX_MAILBOX_HARD 16000000u
+#define DEFAULT_MAX_MAILBOX_BYTES_HARD (4ull << 30)
 #define DEFAULT_MAX_PENDING 65536u
 /* How long a thread retries posting to a loop whose post queue is full,
  * and how soon a stalled request queue is retried. */
@@ -63,6 +65,8 @@ void edist_runtime_config_init(edist_runtime_config *cfg)
     cfg->max_processes = DEFAULT_MAX_PROCESSES;
     cfg->max_mailbox_messages = DEFAULT_MAX_MAILBOX;
     cfg->max_mailbox_bytes = DEFAULT_MAX_MAILBOX_BYTES;
+    cfg->max_mailbox_messages_hard = DEFAULT_MAX_MAILBOX_HARD;
+    cfg->max_mailbox_bytes_hard = DEFAULT_MAX_MAILBOX_BYTES_HARD;
     cfg->max_pending_requests = DEFAULT_MAX_PENDING;
     cfg->idle = EDIST_IDLE_ADAPTIVE;
     cfg->log_level = EDIST_LOG_INFO;
@@ -437,6 +441,14 @@ int edi_rt_new(const edi_rt_config *cfg, edi_rt **out)
         rt->cfg.max_mailbox_messages = DEFAULT_MAX_MAILBOX;
     if (rt->cfg.max_mailbox_bytes == 0)
         rt->cfg.max_mailbox_bytes = DEFAULT_MAX_MAILBOX_BYTES;
+    if (rt->cfg.max_mailbox_messages_hard == 0)
+        rt->cfg.max_mailbox_messages_hard = DEFAULT_MAX_MAILBOX_HARD;
+    if (rt->cfg.max_mailbox_bytes_hard == 0)
+        rt->cfg.max_mailbox_bytes_hard = DEFAULT_MAX_MAILBOX_BYTES_HARD;
+    if (rt->cfg.max_mailbox_messages_hard < rt->cfg.max_mailbox_messages)
+        rt->cfg.max_mailbox_messages_hard = rt->cfg.max_mailbox_messages;
+    if (rt->cfg.max_mailbox_bytes_hard < rt->cfg.max_mailbox_bytes)
+        rt->cfg.max_mailbox_bytes_hard = rt->cfg.max_mailbox_bytes;
     if (rt->cfg.max_pending_requests == 0)
         rt->cfg.max_pending_requests = DEFAULT_MAX_PENDING;
     const char *name = rt->cfg.node_name ? rt->cfg.node_name : "nonode@nohost";
@@ -692,6 +704,8 @@ static int do_stats(edi_rt *rt, void *arg)
     o->context_switches = rt->switches;
     o->messages_sent = rt->sent;
     o->messages_dropped = rt->dropped;
+    o->mailbox_overflows = rt->mailbox_overflows;
+    o->messages_copied_out = rt->copied_out;
     edi_stacks_stats(rt->stacks, &o->stacks_reserved, &o->stacks_free, &o->guard_pages);
     return 0;
 }

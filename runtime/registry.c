@@ -28,6 +28,10 @@ static const uint8_t r_shutdown[] = {EDIST_TAG_SMALL_ATOM_UTF8, 8, 's', 'h', 'u'
 static const uint8_t r_abandoned[] = {EDIST_TAG_SMALL_ATOM_UTF8, 9, 'a', 'b', 'a', 'n', 'd',
                                       'o', 'n', 'e', 'd'};
 
+static const uint8_t r_mailbox_overflow[] = {EDIST_TAG_SMALL_ATOM_UTF8, 16, 'm', 'a', 'i', 'l',
+                                             'b', 'o', 'x', '_', 'o', 'v', 'e', 'r', 'f', 'l',
+                                             'o', 'w'};
+
 const edist_term_view edist_reason_normal = {r_normal, sizeof r_normal};
 const edist_term_view edist_reason_kill = {r_kill, sizeof r_kill};
 const edist_term_view edist_reason_killed = {r_killed, sizeof r_killed};
@@ -35,11 +39,14 @@ const edist_term_view edist_reason_noproc = {r_noproc, sizeof r_noproc};
 const edist_term_view edist_reason_noconnection = {r_noconnection, sizeof r_noconnection};
 const edist_term_view edist_reason_shutdown = {r_shutdown, sizeof r_shutdown};
 const edist_term_view edi_reason_abandoned = {r_abandoned, sizeof r_abandoned};
+const edist_term_view edist_reason_mailbox_overflow = {r_mailbox_overflow,
+                                                       sizeof r_mailbox_overflow};
 
 bool edi_reason_static(edist_term_view v)
 {
     return v.ptr == r_normal || v.ptr == r_kill || v.ptr == r_killed || v.ptr == r_noproc ||
-           v.ptr == r_noconnection || v.ptr == r_shutdown || v.ptr == r_abandoned;
+           v.ptr == r_noconnection || v.ptr == r_shutdown || v.ptr == r_abandoned ||
+           v.ptr == r_mailbox_overflow;
 }
 
 /* ---- hashing ------------------------------------------------------------------------- */

@@ -139,6 +139,11 @@ typedef struct edi_rt_incoming {
     void (*ref)(void *owner);
     edist_release_fn unref; /* unref(owner, data) */
     void *owner;
+    /* owner is a shared receive buffer the network needs back: the
+     * runtime keeps a view only for a receiver that takes the message at
+     * once, and copies it otherwise. */
+    bool scarce;
+    bool copy_now; /* scarce and running low: copy even for a receiver */
 } edi_rt_incoming;
 
 /* Entry points for signals from other nodes. Loop thread. They return 0,
@@ -248,7 +253,7 @@ struct edi_msg {
     uint8_t alloc; /* EDI_MSG_POOL: back to the shard's pool; HEAP: free() */
     uint8_t ext;
     uint8_t notice; /* wake-up marker for a killed thread process (no data) */
-    uint8_t pad;
+    uint8_t scarce; /* ext payload in a shared receive buffer (edi_msg_unshare) */
     union {
         struct {
             edist_release_fn release;
@@ -276,6 +281,11 @@ edi_msg *edi_msg_external(edi_msg_pool *pool, const void *data, size_t len,
 /* Releases the payload and the entry (pool entries: pool must be the
  * shard's; heap ones: any thread, pool may be NULL). */
 void edi_msg_free(edi_msg_pool *pool, edi_msg *m);
+/* A scarce external payload (m->scarce) is replaced by a private heap
+ * copy and its owner released, so that holding m holds no shared receive
+ * buffer. 1 when copied, 0 when there was nothing to do, EDIST_ENOMEM (m
+ * unchanged, still valid). */
+int edi_msg_unshare(edi_msg *m);
 
 /* A mailbox read and written by one thread (green processes; a thread
  * process's private part). */
@@ -566,6 +576,9 @@ struct edist_runtime {
 
     /* counters (shard thread; read through a request) */
     uint64_t spawned, exited, switches, sent, dropped;
+    uint64_t mailbox_overflows, copied_out;
+    uint64_t overflow_log_ms; /* last mailbox_overflow line (rate limit) */
+    uint64_t overflow_log_suppressed;
 };
 
 /* The current process of this thread (green while it runs; a thread
@@ -659,10 +672,16 @@ int edi_proc_spawn(edi_rt *rt, edist_proc_fn fn, void *arg, size_t stack_bytes,
                    edi_proc **out);
 void edi_rt_log(edi_rt *rt, edist_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/* Deliver a message entry to a local process. force: ignore the mailbox
- * limit (signals). Returns 0 (m queued), EDIST_ENOTFOUND (p has ended: m
- * freed) or EDIST_EAGAIN (full: m NOT taken). Shard thread. */
-int edi_deliver(edi_rt *rt, edi_proc *p, edi_msg *m, bool force);
+/* Which mailbox limit a delivery obeys. */
+typedef enum edi_limit {
+    EDI_LIMIT_SOFT,  /* local sends: EDIST_EAGAIN at the limit (pushed back) */
+    EDI_LIMIT_HARD,  /* from the network: kill the receiver at the hard limit */
+    EDI_LIMIT_NONE,  /* signals (EXIT, DOWN): never refused */
+} edi_limit;
+/* Deliver a message entry to a local process. Returns 0 (m queued),
+ * EDIST_ENOTFOUND (p has ended, or was killed at the hard limit: m freed)
+ * or EDIST_EAGAIN (soft limit: m NOT taken). Shard thread. */
+int edi_deliver(edi_rt *rt, edi_proc *p, edi_msg *m, edi_limit limit);
 /* Send bytes from `from` to a pid, local or remote, on the shard. With
  * release, the bytes are owned (released exactly once, also on error). */
 int edi_send_view(edi_rt *rt, edist_procid from, edist_procid to, const uint8_t *data,

@@ -355,6 +355,8 @@ static int ex_stats(void *user, const edist_term_view *args, uint32_t arity, edi
     edi_services_stat(&pairs, &n, "context_switches", rs.context_switches);
     edi_services_stat(&pairs, &n, "local_messages", rs.messages_sent);
     edi_services_stat(&pairs, &n, "local_messages_dropped", rs.messages_dropped);
+    edi_services_stat(&pairs, &n, "mailbox_overflows", rs.mailbox_overflows);
+    edi_services_stat(&pairs, &n, "messages_copied_out", rs.messages_copied_out);
     if (s->cfg.stats)
         rc = s->cfg.stats(s->cfg.user, &pairs, &n);
     if (rc == 0)

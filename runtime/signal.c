@@ -238,7 +238,7 @@ static int deliver_built(edi_rt *rt, edi_proc *p, enc_fn fn, const void *ctx)
         edist_buf_free(&b);
     if (!m)
         return edist_set_error(EDIST_ENOMEM, "signal: no memory");
-    return edi_deliver(rt, p, m, true);
+    return edi_deliver(rt, p, m, EDI_LIMIT_NONE);
 }
 
 typedef struct exit_msg {
@@ -692,18 +692,34 @@ int edi_rt_deliver(edi_rt *rt, edist_procid from, edist_procid to, const edi_rt_
     }
     edi_msg *m;
     edi_msg_pool *pool = p->kind == EDI_PROC_GREEN ? &rt->pool : NULL;
-    if (msg->len <= EDI_MSG_INLINE_BYTES || !msg->ref) {
+    bool large = msg->len > EDI_MSG_INLINE_BYTES;
+    /* A thread process takes its messages on its own time: it never gets
+     * a view of a shared receive buffer. */
+    if (!large || !msg->ref || msg->copy_now || (msg->scarce && p->kind == EDI_PROC_THREAD)) {
         m = edi_msg_copy(pool, msg->data, msg->len);
+        if (m && large && msg->scarce)
+            rt->copied_out++;
     } else {
         m = edi_msg_external(pool, msg->data, msg->len, msg->unref, msg->owner);
-        if (m)
+        if (m) {
             msg->ref(msg->owner);
+            m->scarce = msg->scarce;
+        }
     }
-    if (!m)
-        return edist_set_error(EDIST_ENOMEM, "deliver: no memory");
-    int rc = edi_deliver(rt, p, m, false);
-    if (rc == EDIST_EAGAIN)
-        edi_msg_free(&rt->pool, m);
+    if (!m) {
+        /* Nowhere to put it: the receiver exits rather than miss it. */
+        edi_rt_log(rt, EDIST_LOG_ERROR, "no memory for a message of %zu bytes to <0.%u.%u>",
+                   msg->len, to.id, to.serial);
+        rt->dropped++;
+        edi_sched_kill(rt, p, EDIST_REASON_KILLED);
+        return EDIST_ENOMEM;
+    }
+    bool green = p->kind == EDI_PROC_GREEN; /* a thread's m may be gone once queued */
+    int rc = edi_deliver(rt, p, m, EDI_LIMIT_HARD);
+    /* Only a receiver that takes the message now may keep the view; the
+     * rest is copied out so that the buffer goes back to the kernel. */
+    if (rc == 0 && green && m->scarce && p->recv_match != m && edi_msg_unshare(m) == 1)
+        rt->copied_out++;
     return rc;
 }
 

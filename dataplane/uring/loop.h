@@ -25,6 +25,7 @@
 #ifndef EDI_URING_LOOP_H
 #define EDI_URING_LOOP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -179,6 +180,22 @@ typedef struct edi_frame {
  * connections stop receiving (TCP backpressure) until buffers come back. */
 void edi_rxbuf_ref(edi_rxbuf *b);
 void edi_rxbuf_unref(edi_rxbuf *b);
+
+/* A refcounted rxbuf that takes over data (malloc'd, len bytes): freed
+ * with the last reference. NULL when out of memory (data is not freed
+ * then). Any thread. */
+edi_rxbuf *edi_rxbuf_adopt(void *data, size_t len);
+
+/* True for a buffer of the loop's shared receive pool: every connection
+ * needs those back, so a holder that may keep it long (a message queued
+ * in a mailbox that is not being received) should copy the bytes out
+ * instead. Heap and adopted buffers cost only memory. Any thread. */
+bool edi_rxbuf_scarce(const edi_rxbuf *b);
+
+/* Loop thread: true when the free receive buffers are running low (below
+ * a quarter of the pool): then even a message about to be received is
+ * copied out, so that connections keep reading. */
+bool edi_loop_rx_low(const edi_loop *loop);
 
 /* ---- listening ------------------------------------------------------------ */
 

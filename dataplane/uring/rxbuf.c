@@ -157,6 +157,30 @@ edi_rxbuf *edi_rxbuf_heap_grow(edi_rxbuf *b, size_t cap)
     return n;
 }
 
+edi_rxbuf *edi_rxbuf_adopt(void *data, size_t len)
+{
+    edi_rxbuf *b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        return NULL;
+    atomic_init(&b->refs, 1);
+    b->kind = EDI_RXBUF_ADOPTED;
+    b->data = data;
+    b->cap = len;
+    return b;
+}
+
+bool edi_rxbuf_scarce(const edi_rxbuf *b)
+{
+    return b->kind == EDI_RXBUF_POOL;
+}
+
+bool edi_loop_rx_low(const edi_loop *loop)
+{
+    /* Below a quarter free, every message is copied out of its buffer so
+     * that what is left keeps every connection reading. */
+    return loop->pool == NULL || loop->pool->in_ring < loop->pool->count / 4;
+}
+
 void edi_rxbuf_ref(edi_rxbuf *b)
 {
     atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
@@ -169,6 +193,11 @@ void edi_rxbuf_unref(edi_rxbuf *b)
     if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
         return;
     if (b->kind == EDI_RXBUF_HEAP) {
+        free(b);
+        return;
+    }
+    if (b->kind == EDI_RXBUF_ADOPTED) {
+        free(b->data);
         free(b);
         return;
     }

@@ -39,7 +39,10 @@ typedef struct edi_op {
 
 /* ---- receive buffers (rxbuf.c) ------------------------------------------ */
 
-enum { EDI_RXBUF_POOL = 1, EDI_RXBUF_HEAP = 2 };
+/* POOL: a kernel ring buffer; HEAP: header and data in one block;
+ * ADOPTED: data is a separate malloc'd block taken over (a reassembled
+ * message), freed with it. */
+enum { EDI_RXBUF_POOL = 1, EDI_RXBUF_HEAP = 2, EDI_RXBUF_ADOPTED = 3 };
 
 struct edi_pool;
 

@@ -97,8 +97,31 @@ typedef struct edist_node_config {
      * 0: 64 KiB as erts; at least 1024. */
     size_t fragment_bytes;
     /* Per peer, incoming: bytes of partially received fragmented messages
-     * at most; a peer going over it is disconnected. 0: 64 MiB. */
+     * at most; a peer going over it is disconnected. 0: 2 GiB. */
     size_t reassembly_limit_bytes;
+    /* One incoming message (whole frame or reassembled from fragments) at
+     * most; a peer sending a larger one is disconnected (nodedown,
+     * noconnection to everyone watching), with a log line. 0: 1 GiB. */
+    size_t max_message_bytes;
+    /* Receive buffers of 64 KiB shared by every connection (a power of
+     * 2, at most 32768). Messages are handed to processes as views of
+     * them only while the receiver takes them at once; anything queued
+     * is copied out, so a process that does not receive never holds
+     * them. 0: 64. */
+    uint32_t rx_buffers;
+    /* Mailboxes. A local send to a mailbox holding mailbox_messages
+     * messages or mailbox_bytes payload bytes is refused (EDIST_EAGAIN:
+     * the sender is held back). Messages from other nodes cannot be
+     * pushed back without stalling every process behind the same
+     * connection, so they are taken up to the hard limits; the message
+     * that would go over a hard limit kills the receiving process with
+     * reason mailbox_overflow (its links and monitors see it; nothing
+     * after it is delivered). 0: 1,000,000 messages, 1 GiB, 16,000,000
+     * messages, 4 GiB. */
+    uint32_t mailbox_messages;
+    uint64_t mailbox_bytes;
+    uint32_t mailbox_hard_messages;
+    uint64_t mailbox_hard_bytes;
     edist_idle idle;
     edist_log_fn log;
     void *log_user;
@@ -118,7 +141,9 @@ typedef struct edist_node_config {
 #define EDIST_NODE_TICKTIME_MS_DEFAULT 60000u
 #define EDIST_NODE_SEND_QUEUE_LIMIT_BYTES_DEFAULT ((size_t)64 << 20)
 #define EDIST_NODE_FRAGMENT_BYTES_DEFAULT ((size_t)64 << 10)
-#define EDIST_NODE_REASSEMBLY_LIMIT_BYTES_DEFAULT ((size_t)64 << 20)
+#define EDIST_NODE_REASSEMBLY_LIMIT_BYTES_DEFAULT ((size_t)2 << 30)
+#define EDIST_NODE_MAX_MESSAGE_BYTES_DEFAULT ((size_t)1 << 30)
+#define EDIST_NODE_RX_BUFFERS_DEFAULT 64u
 #define EDIST_NODE_SETUPTIME_MS_DEFAULT 7000u
 /* Timeout of the blocking calls below when they are given 0 or less. */
 #define EDIST_NODE_CALL_TIMEOUT_MS_DEFAULT 10000
@@ -323,6 +348,10 @@ typedef struct edist_node_stats {
     uint64_t fragmented_messages_sent;
     uint64_t fragments_received;
     uint64_t fragmented_messages_received;
+    /* Shared receive buffers (edist_node_config.rx_buffers). */
+    uint64_t rx_buffers;          /* the pool's size */
+    uint64_t rx_buffers_held;     /* now: out of the kernel's ring */
+    uint64_t rx_starved;          /* times a connection paused: none free */
 } edist_node_stats;
 
 /* Callback-safe. Counters of connections that went down are kept in the

@@ -100,12 +100,15 @@ extern const edist_term_view edist_reason_killed;
 extern const edist_term_view edist_reason_noproc;
 extern const edist_term_view edist_reason_noconnection;
 extern const edist_term_view edist_reason_shutdown;
+/* A message from another node found the mailbox at its hard limit. */
+extern const edist_term_view edist_reason_mailbox_overflow;
 #define EDIST_REASON_NORMAL edist_reason_normal
 #define EDIST_REASON_KILL edist_reason_kill
 #define EDIST_REASON_KILLED edist_reason_killed
 #define EDIST_REASON_NOPROC edist_reason_noproc
 #define EDIST_REASON_NOCONNECTION edist_reason_noconnection
 #define EDIST_REASON_SHUTDOWN edist_reason_shutdown
+#define EDIST_REASON_MAILBOX_OVERFLOW edist_reason_mailbox_overflow
 
 /* ---- runtime ---------------------------------------------------------------- */
 
@@ -126,6 +129,12 @@ typedef struct edist_runtime_config {
     /* Payload bytes queued in one mailbox at most, the same way (an empty
      * mailbox still takes one message of any size). Default 1 GiB. */
     uint64_t max_mailbox_bytes;
+    /* Hard limits for messages that cannot be pushed back (from other
+     * nodes): a mailbox takes them up to these; the one that would go
+     * over kills the process with reason mailbox_overflow. Never below
+     * the limits above. Defaults 16,000,000 messages and 4 GiB. */
+    uint32_t max_mailbox_messages_hard;
+    uint64_t max_mailbox_bytes_hard;
     /* Requests queued from other threads to the shard at most (sends and
      * signals of thread processes); beyond it EDIST_EAGAIN. Default
      * 65,536. */
@@ -161,6 +170,12 @@ typedef struct edist_runtime_stats {
     uint64_t stacks_reserved;   /* stacks ever carved (free ones included) */
     uint64_t stacks_free;
     uint64_t guard_pages;       /* stacks with a guard page */
+    /* Processes killed with reason mailbox_overflow (a message from
+     * another node found their mailbox at a hard limit). */
+    uint64_t mailbox_overflows;
+    /* Messages from the network copied out of a shared receive buffer
+     * because the receiver did not take them at once. */
+    uint64_t messages_copied_out;
 } edist_runtime_stats;
 /* Any thread (waits for the shard unless called on it). */
 int edist_runtime_get_stats(edist_runtime *rt, edist_runtime_stats *out);

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# The node at its limits, against a real erl (issue 8):
+#   test_node_limits.sh EDIST TEST_NODE_TOOL TEST_LIMITS_PEER
+# - A process that never receives holds no receive buffers: 100 messages
+#   of 41+ bytes, each arriving on its own, then 10,000 at once, to a
+#   sleeping process, while rpc and ping keep answering; edist stat shows
+#   the copies and the pool back in the kernel's hands.
+# - 10,000 messages past a mailbox limit of 1,000 all arrive, in order.
+# - Past the hard limit (20,000) the receiver exits mailbox_overflow, seen
+#   by erl's monitor; the node goes on.
+# - 64 MiB and 200 MiB echo round trips with erl.
+# - A message over max_message_bytes takes the connection down (nodedown
+#   on the erl side, a line on ours) and the node answers the next ping.
+. "$(dirname "$0")/test_node_lib.sh"
+PEER=${3:?usage: $0 EDIST TEST_NODE_TOOL TEST_LIMITS_PEER}
+
+start_real_epmd
+L=lim$$
+S=lims$$
+E=lime$$
+LN=$L@$HOST
+SN=$S@$HOST
+
+# start_peer TAG NAME FLAGS...: a test_limits_peer node, ready.
+start_peer() {
+  local tag=$1 name=$2
+  shift 2
+  "$PEER" --sname "$name" --cookie "$COOKIE" --listen-address 127.0.0.1 "$@" \
+    >"$tmp/$tag.out" 2>"$tmp/$tag.err" &
+  LAST_PID=$!
+  pids+=($LAST_PID)
+  wait_until 20 grep -q '^ready$' "$tmp/$tag.out" || fail "peer $name not ready"
+}
+
+start_peer l "$L" --mailbox-messages 1000 --mailbox-hard-messages 20000
+LPID=$LAST_PID
+start_peer s "$S" --max-message-bytes 1M
+SPID=$LAST_PID
+start_erl e "$E"
+ok "edist nodes $LN (mailbox limits 1,000 / 20,000) and $SN (max message 1 MiB), erl $E up"
+
+stat_of() { "$EDIST" stat "$LN" --cookie "$COOKIE" 2>&1 | sed -n "s/^$1 //p"; }
+
+# Each message is sent on its own (20 ms apart) so that it lands in a
+# receive buffer of its own: before the fix, 64 of them pinned every buffer.
+r=$(erl_eval "$E" "N = '$LN', P = spawn(N, edist_demo, sleep, [infinity]),
+  B = list_to_binary(lists:duplicate(41, \$x)),
+  Bad = [{I, R} || I <- lists:seq(1, 100),
+         begin P ! {I, B}, timer:sleep(20), true end,
+         I rem 16 =:= 0,
+         R <- [rpc:call(N, erlang, node, [], 5000)], R =/= N],
+  {Bad, net_adm:ping(N)}.")
+[ "$r" = "{ok,{[],pong}}" ] || fail "100 unreceived messages, rpc every 16: $r"
+ok "100 messages to a sleeping process, one per receive buffer: every rpc and ping answered"
+
+r=$(erl_eval "$E" "N = '$LN', P = spawn(N, edist_demo, sleep, [infinity]),
+  B = list_to_binary(lists:duplicate(100, \$y)),
+  [P ! {I, B} || I <- lists:seq(1, 10000)],
+  {rpc:call(N, erlang, node, [], 5000), net_adm:ping(N)}.")
+[ "$r" = "{ok,{$LN,pong}}" ] || fail "10,000 unreceived messages: $r"
+ok "10,000 more to another sleeping process: rpc and ping still answer"
+
+copied=$(stat_of messages_copied_out)
+held=$(stat_of rx_buffers_held)
+total=$(stat_of rx_buffers)
+# (A frame that spans two receive buffers is reassembled into a buffer of
+# its own and needs no copy: hence not all 10,100.)
+[ -n "$copied" ] && [ "$copied" -ge 9900 ] || fail "messages_copied_out $copied"
+[ -n "$held" ] && [ -n "$total" ] && [ "$held" -le $((total / 4)) ] ||
+  fail "rx_buffers_held $held of $total"
+ok "edist stat: messages_copied_out $copied, rx_buffers_held $held of $total"
+
+# Past the (soft) mailbox limit: messages from the network are not pushed
+# back; before the fix everything after message 1,000 was dropped silently.
+r=$(erl_eval "$E" "P = spawn('$LN', t, collect, [10000, self(), 2000]),
+  [P ! {I, x} || I <- lists:seq(1, 10000)],
+  receive {collected, C, InOrder, _} -> {C, InOrder} after 60000 -> timeout end.")
+[ "$r" = "{ok,{10000,true}}" ] || fail "10,000 messages past a limit of 1,000: $r"
+ok "10,000 messages to a process whose mailbox limit is 1,000: all arrive, in order"
+
+# Past the hard limit: a visible outcome, never a gap.
+r=$(erl_eval "$E" "{P, R} = spawn_monitor('$LN', t, collect, [30000, self(), 60000]),
+  [P ! {I, x} || I <- lists:seq(1, 30000)],
+  receive {'DOWN', R, process, P, Why} -> Why after 30000 -> timeout end.")
+[ "$r" = "{ok,mailbox_overflow}" ] || fail "30,000 messages past a hard limit of 20,000: $r"
+ok "30,000 messages to a process with a hard limit of 20,000: DOWN mailbox_overflow"
+grep -q 'killed: mailbox_overflow' "$tmp/l.err" || fail "no mailbox_overflow line"
+[ "$(stat_of mailbox_overflows)" = 1 ] || fail "mailbox_overflows $(stat_of mailbox_overflows)"
+r=$(erl_eval "$E" "net_adm:ping('$LN').")
+[ "$r" = "{ok,pong}" ] || fail "ping after the overflow: $r"
+ok "the overflow is logged and counted (mailbox_overflows 1); the node answers ping"
+
+# Big messages as BEAM sends them (fragmented); the echo comes back whole.
+for mib in 64 200; do
+  r=$(erl_eval "$E" "B = <<(binary:copy(<<\"0123456789abcdef\">>, $mib * 65536))/binary, \"tail\">>,
+    {echo, '$LN'} ! {self(), {big, B}},
+    receive {big, B2} -> {byte_size(B2), B2 =:= B} after 120000 -> timeout end.")
+  [ "$r" = "{ok,{$((mib * 1048576 + 4)),true}}" ] || fail "$mib MiB echo: $r"
+  ok "$mib MiB (+4 bytes) echo round trip with erl"
+done
+kill -0 "$LPID" || fail "node $LN died"
+
+# Over max_message_bytes: the connection goes down, visibly.
+r=$(erl_eval "$E" "pong = net_adm:ping('$SN'), monitor_node('$SN', true),
+  {echo, '$SN'} ! {self(), binary:copy(<<0>>, 2 * 1048576)},
+  receive {nodedown, '$SN'} -> nodedown after 20000 -> timeout end.")
+[ "$r" = "{ok,nodedown}" ] || fail "2 MiB to a node with max_message_bytes 1M: $r"
+grep -q 'exceeds the message limit of 1048576 bytes' "$tmp/s.err" || fail "no line about the limit"
+r=$(erl_eval "$E" "net_adm:ping('$SN').")
+[ "$r" = "{ok,pong}" ] || fail "ping after the oversized message: $r"
+kill -0 "$SPID" || fail "node $SN died"
+ok "2 MiB to a node with max_message_bytes 1M: nodedown on erl, a line on the node, then pong again"
+
+done_ok
