@@ -445,10 +445,11 @@ int edi_rt_new(const edi_rt_config *cfg, edi_rt **out)
         rt->cfg.max_mailbox_messages_hard = DEFAULT_MAX_MAILBOX_HARD;
     if (rt->cfg.max_mailbox_bytes_hard == 0)
         rt->cfg.max_mailbox_bytes_hard = DEFAULT_MAX_MAILBOX_BYTES_HARD;
-    if (rt->cfg.max_mailbox_messages_hard < rt->cfg.max_mailbox_messages)
-        rt->cfg.max_mailbox_messages_hard = rt->cfg.max_mailbox_messages;
-    if (rt->cfg.max_mailbox_bytes_hard < rt->cfg.max_mailbox_bytes)
-        rt->cfg.max_mailbox_bytes_hard = rt->cfg.max_mailbox_bytes;
+    /* The soft limit is never above the hard one. */
+    if (rt->cfg.max_mailbox_messages > rt->cfg.max_mailbox_messages_hard)
+        rt->cfg.max_mailbox_messages = rt->cfg.max_mailbox_messages_hard;
+    if (rt->cfg.max_mailbox_bytes > rt->cfg.max_mailbox_bytes_hard)
+        rt->cfg.max_mailbox_bytes = rt->cfg.max_mailbox_bytes_hard;
     if (rt->cfg.max_pending_requests == 0)
         rt->cfg.max_pending_requests = DEFAULT_MAX_PENDING;
     const char *name = rt->cfg.node_name ? rt->cfg.node_name : "nonode@nohost";

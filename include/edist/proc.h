@@ -131,8 +131,9 @@ typedef struct edist_runtime_config {
     uint64_t max_mailbox_bytes;
     /* Hard limits for messages that cannot be pushed back (from other
      * nodes): a mailbox takes them up to these; the one that would go
-     * over kills the process with reason mailbox_overflow. Never below
-     * the limits above. Defaults 16,000,000 messages and 4 GiB. */
+     * over kills the process with reason mailbox_overflow. The limits
+     * above are lowered to these if they are higher. Defaults 16,000,000
+     * messages and 4 GiB. */
     uint32_t max_mailbox_messages_hard;
     uint64_t max_mailbox_bytes_hard;
     /* Requests queued from other threads to the shard at most (sends and
