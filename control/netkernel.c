@@ -1136,6 +1136,8 @@ static void on_frame(edi_conn *c, void *user, const edi_frame *f)
          * invalid_message; a fragment of an unknown sequence or out of
          * order too); so do we, with one line saying why. */
         char why[512];
+        if (rc == EDIST_ENOMEM)
+            nk->stats.messages_over_limit++; /* message or reassembly limit */
         snprintf(why, sizeof why, "bad distribution message (%s): %s",
                  edist_strerror(rc), edist_last_error());
         link_down_why(l, "connection_closed", false, why);
@@ -1165,6 +1167,8 @@ static void on_close(edi_conn *c, void *user, int reason)
 {
     edi_link *l = user;
     edi_nk *nk = l->nk;
+    if (reason == EDIST_ENOMEM)
+        nk->stats.messages_over_limit++; /* a frame over max_frame_bytes */
     /* This conn still counts as open during the bookkeeping below, so
      * that nothing frees l under our feet. */
     bool mine = c == l->conn;

@@ -1239,6 +1239,7 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
     edi_services_stat(b, n, "rx_buffers", ns.rx_buffers);
     edi_services_stat(b, n, "rx_buffers_held", ns.rx_buffers_held);
     edi_services_stat(b, n, "rx_starved", ns.rx_starved);
+    edi_services_stat(b, n, "messages_over_limit", ns.messages_over_limit);
     edist_node_list peers = {0};
     if ((rc = edi_nk_nodes(node->nk, EDIST_NODES_CONNECTED, &peers)) != 0)
         return rc;

@@ -271,7 +271,7 @@ static size_t scan(edi_deframe *d, const src *s, const uint8_t *p, size_t n)
             n -= 4;
         }
         if (len > d->cfg.max_frame_bytes) {
-            fail(d, EDIST_EPROTO,
+            fail(d, EDIST_ENOMEM,
                  "frame of %zu bytes exceeds the limit of %llu", len,
                  (unsigned long long)d->cfg.max_frame_bytes);
             return 0;

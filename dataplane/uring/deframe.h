@@ -17,7 +17,7 @@
  *        reassembled into a buffer from the allocation callbacks that grows
  *        as bytes arrive (a peer announcing a huge frame does not make us
  *        allocate it before sending it); length 0 is a tick; a length above
- *        max_frame_bytes is a protocol error.
+ *        max_frame_bytes is an error (a limit).
  *
  * Ownership: chunks stay the caller's; a frame or bytes event points into
  * memory valid during the event only. A reassembled frame hands its buffer
@@ -25,8 +25,9 @@
  * reference model this way: the buffer is an rxbuf with one reference).
  *
  * Errors (EDI_DEFRAME_ERROR, then the deframer is halted: no more events):
- * EDIST_EPROTO for an oversized frame or RAW bytes beyond raw_max_bytes,
- * EDIST_ENOMEM when an allocation fails. Nothing here prints or logs.
+ * EDIST_ENOMEM for a frame over max_frame_bytes or when an allocation
+ * fails (limits the owner counts), EDIST_EPROTO for RAW bytes beyond
+ * raw_max_bytes. Nothing here prints or logs.
  *
  * Not thread-safe: one deframer belongs to one thread (the loop thread for
  * conn.c). Event handlers may call set_mode and halt, never feed. */
@@ -91,7 +92,7 @@ typedef struct edi_deframe_alloc {
 } edi_deframe_alloc;
 
 typedef struct edi_deframe_config {
-    uint64_t max_frame_bytes; /* U32: larger frames are EDIST_EPROTO */
+    uint64_t max_frame_bytes; /* U32: larger frames are EDIST_ENOMEM */
     size_t raw_max_bytes;     /* RAW: staged bytes kept at most (> 0) */
     /* U32: a reassembly buffer starts at most this big and grows as bytes
      * arrive (0: 1 MiB); small values let tests reach the growth */

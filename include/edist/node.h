@@ -352,6 +352,9 @@ typedef struct edist_node_stats {
     uint64_t rx_buffers;          /* the pool's size */
     uint64_t rx_buffers_held;     /* now: out of the kernel's ring */
     uint64_t rx_starved;          /* times a connection paused: none free */
+    /* Connections closed because a peer's message went over
+     * max_message_bytes or reassembly_limit_bytes. */
+    uint64_t messages_over_limit;
 } edist_node_stats;
 
 /* Callback-safe. Counters of connections that went down are kept in the

@@ -266,7 +266,7 @@ static void check_state(const fz *f, const uint8_t *s, size_t at)
     CHECK(edi_deframe_halted(&f->d) && edi_deframe_pending_bytes(&f->d) == 0);
     if (f->oversized) {
         /* everything before the bad header was delivered */
-        CHECK(f->err == EDIST_EPROTO && f->out_len + 4 <= at);
+        CHECK(f->err == EDIST_ENOMEM && f->out_len + 4 <= at);
         const uint8_t *h = s + f->out_len;
         uint32_t len = ((uint32_t)h[0] << 24) | ((uint32_t)h[1] << 16) |
                        ((uint32_t)h[2] << 8) | h[3];

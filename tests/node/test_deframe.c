@@ -563,7 +563,8 @@ static void test_deframe_zero_length(void **state)
 }
 
 /* max_frame_bytes itself is fine, in place and reassembled; one more is
- * EDIST_EPROTO, also with its header split; then nothing more comes. */
+ * EDIST_ENOMEM (a limit), also with its header split; then nothing more
+ * comes. */
 static void test_deframe_max_boundary(void **state)
 {
     (void)state;
@@ -589,7 +590,7 @@ static void test_deframe_max_boundary(void **state)
         assert_int_equal(r->errors, 0);
         feed(r, s.b + cut, s.n - cut);
         assert_int_equal(r->errors, 1);
-        assert_int_equal(r->err, EDIST_EPROTO);
+        assert_int_equal(r->err, EDIST_ENOMEM);
         assert_non_null(strstr(r->detail, "101"));
         assert_non_null(strstr(r->detail, "100"));
         assert_int_equal(r->frames, 0);
@@ -609,7 +610,7 @@ static void test_deframe_max_boundary(void **state)
     r = rec_new(UINT32_MAX - 1, 64, EDI_DEFRAME_U32);
     const uint8_t huge[4] = {0xff, 0xff, 0xff, 0xff};
     feed(r, huge, 4);
-    assert_int_equal(r->err, EDIST_EPROTO);
+    assert_int_equal(r->err, EDIST_ENOMEM);
     rec_free(r);
 }
 

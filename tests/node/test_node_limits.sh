@@ -110,6 +110,8 @@ grep -q 'exceeds the message limit of 1048576 bytes' "$tmp/s.err" || fail "no li
 r=$(erl_eval "$E" "net_adm:ping('$SN').")
 [ "$r" = "{ok,pong}" ] || fail "ping after the oversized message: $r"
 kill -0 "$SPID" || fail "node $SN died"
-ok "2 MiB to a node with max_message_bytes 1M: nodedown on erl, a line on the node, then pong again"
+over=$("$EDIST" stat "$SN" --cookie "$COOKIE" 2>&1 | sed -n 's/^messages_over_limit //p')
+[ "$over" = 1 ] || fail "messages_over_limit on $SN: $over"
+ok "2 MiB to a node with max_message_bytes 1M: nodedown on erl, a line and messages_over_limit 1 on the node, then pong again"
 
 done_ok
