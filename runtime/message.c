@@ -131,6 +131,13 @@ static int mailbox_overflow(edi_rt *rt, edi_proc *p, edi_msg *m, uint32_t count,
     return EDIST_ENOTFOUND;
 }
 
+/* A local sender is held back (it retries or waits): counted each time. */
+static int mailbox_busy(edi_rt *rt)
+{
+    rt->mailbox_busy++;
+    return EDIST_EAGAIN;
+}
+
 int edi_deliver(edi_rt *rt, edi_proc *p, edi_msg *m, edi_limit limit)
 {
     if (p->state >= EDI_ST_EXITING) {
@@ -143,7 +150,7 @@ int edi_deliver(edi_rt *rt, edi_proc *p, edi_msg *m, edi_limit limit)
         uint32_t count = atomic_load_explicit(&t->queued, memory_order_relaxed);
         uint64_t bytes = atomic_load_explicit(&t->queued_bytes, memory_order_relaxed);
         if (mailbox_full(rt, limit, count, bytes, m->len))
-            return limit == EDI_LIMIT_SOFT ? EDIST_EAGAIN
+            return limit == EDI_LIMIT_SOFT ? mailbox_busy(rt)
                                            : mailbox_overflow(rt, p, m, count, bytes);
         if (m->alloc == EDI_MSG_POOL) {
             /* The thread frees what it receives: no pool entries there. */
@@ -169,7 +176,7 @@ int edi_deliver(edi_rt *rt, edi_proc *p, edi_msg *m, edi_limit limit)
         return 0;
     }
     if (mailbox_full(rt, limit, p->mbox.count, p->mbox.bytes, m->len))
-        return limit == EDI_LIMIT_SOFT ? EDIST_EAGAIN
+        return limit == EDI_LIMIT_SOFT ? mailbox_busy(rt)
                                        : mailbox_overflow(rt, p, m, p->mbox.count, p->mbox.bytes);
     edi_msg **prev = p->mbox.tailp;
     edi_mbox_append(&p->mbox, m);

@@ -707,6 +707,7 @@ static int do_stats(edi_rt *rt, void *arg)
     o->messages_dropped = rt->dropped;
     o->mailbox_overflows = rt->mailbox_overflows;
     o->messages_copied_out = rt->copied_out;
+    o->mailbox_busy = rt->mailbox_busy;
     edi_stacks_stats(rt->stacks, &o->stacks_reserved, &o->stacks_free, &o->guard_pages);
     return 0;
 }

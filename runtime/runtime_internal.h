@@ -576,7 +576,7 @@ struct edist_runtime {
 
     /* counters (shard thread; read through a request) */
     uint64_t spawned, exited, switches, sent, dropped;
-    uint64_t mailbox_overflows, copied_out;
+    uint64_t mailbox_overflows, copied_out, mailbox_busy;
     uint64_t overflow_log_ms; /* last mailbox_overflow line (rate limit) */
     uint64_t overflow_log_suppressed;
 };

@@ -357,6 +357,7 @@ static int ex_stats(void *user, const edist_term_view *args, uint32_t arity, edi
     edi_services_stat(&pairs, &n, "local_messages_dropped", rs.messages_dropped);
     edi_services_stat(&pairs, &n, "mailbox_overflows", rs.mailbox_overflows);
     edi_services_stat(&pairs, &n, "messages_copied_out", rs.messages_copied_out);
+    edi_services_stat(&pairs, &n, "mailbox_busy", rs.mailbox_busy);
     if (s->cfg.stats)
         rc = s->cfg.stats(s->cfg.user, &pairs, &n);
     if (rc == 0)

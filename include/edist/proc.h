@@ -177,6 +177,9 @@ typedef struct edist_runtime_stats {
     /* Messages from the network copied out of a shared receive buffer
      * because the receiver did not take them at once. */
     uint64_t messages_copied_out;
+    /* Local sends refused at a mailbox's (soft) limit: the sender was
+     * held back (each retry counts). */
+    uint64_t mailbox_busy;
 } edist_runtime_stats;
 /* Any thread (waits for the shard unless called on it). */
 int edist_runtime_get_stats(edist_runtime *rt, edist_runtime_stats *out);

@@ -1620,6 +1620,10 @@ static void test_mailbox_byte_limit(void **state)
             assert_int_equal(edist_receive(NULL, NULL, 1000, &m), 0);
         assert_int_equal(edist_receive(NULL, NULL, 0, &m), EDIST_ETIMEDOUT);
     }
+    /* every refusal was counted */
+    edist_runtime_stats st;
+    assert_int_equal(edist_runtime_get_stats(rt, &st), 0);
+    assert_true(st.mailbox_busy >= 20);
 }
 
 static _Atomic int at_exit_ran;
