@@ -16,9 +16,6 @@
 #include "control/epmd_proto.h"
 #include "edist/term.h"
 
-/* Handshakes in progress at once; beyond it new sockets are closed at once
- * (memory stays bounded whatever a flood of half-open connections does). */
-#define NK_MAX_HANDSHAKES 256u
 /* Pending requests (pings, connects, nodes queries) at once. */
 #define NK_MAX_OPS 4096u
 /* A transitive nodes() query gives up after this long. */
@@ -40,6 +37,11 @@
 #define NK_TX_WATERMARK_MIN_BYTES (16u * 1024u)
 /* Writable waiters (blocked sends) at once, all peers. */
 #define NK_MAX_WRITABLE_WAITERS 4096u
+/* Lines a peer can make us write (admission, failed incoming handshakes):
+ * per kind, a burst of this many, then one per interval; the rest are
+ * counted and their number logged. */
+#define NK_LOG_BURST 10u
+#define NK_LOG_INTERVAL_MS 1000u
 
 typedef enum link_phase {
     L_LOOKUP = 1, /* asking the peer host's port mapper */
@@ -81,6 +83,10 @@ struct edi_link {
     /* Counters for edi_nk_get_peer_stats. */
     uint64_t messages_in, fragments_in, fragmented_in;
     uint64_t messages_out, fragments_out, fragmented_out;
+    /* Admission (acceptor): on nk's list of incoming handshakes, oldest
+     * first, until up or dead; named once its send_name arrived. */
+    bool incoming, named;
+    edi_link *in_next, *in_prev;
 };
 
 typedef struct nk_wwait {
@@ -109,6 +115,15 @@ typedef struct nk_op {
     edi_timer timer;
     struct nk_op *next, *prev;
 } nk_op;
+
+/* Lines a peer can trigger, rate-limited per kind. */
+typedef enum nk_rl_kind {
+    NK_RL_EVICTED = 0,
+    NK_RL_REFUSED,
+    NK_RL_FIRST_MESSAGE,
+    NK_RL_INCOMING_FAILED,
+    NK_RL_COUNT
+} nk_rl_kind;
 
 typedef struct nk_sub {
     uint64_t handle;
@@ -143,7 +158,6 @@ struct edi_nk {
     edi_link *dead_links; /* killed, waiting for their sockets' on_close */
     nk_lookup *lookups;   /* resolver threads not yet joined */
     _Atomic bool freeing; /* resolver threads: do not post any more */
-    size_t handshakes;    /* links not yet up */
     size_t conns_open;    /* all conns not yet on_close'd */
     nk_op *ops;
     size_t op_count;
@@ -178,6 +192,11 @@ struct edi_nk {
     const edi_nk_rt_ops *rt_ops;
     void *rt_user;
     edi_rxbuf *cur_rxbuf;
+    /* Admission: incoming handshakes in progress, oldest first; and the
+     * rate limits of the lines peers can trigger. */
+    edi_link *in_head, *in_tail;
+    size_t in_count;
+    edi_ratelimit ratelog[NK_RL_COUNT];
 };
 
 static const edi_conn_ops dist_ops;
@@ -196,6 +215,62 @@ nk_log(edi_nk *nk, edist_log_level lvl, const char *fmt, ...)
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
     nk->cfg.log(nk->cfg.log_user, lvl, line);
+}
+
+static const char *const rl_what[NK_RL_COUNT] = {
+    [NK_RL_EVICTED] = "connections evicted before their name",
+    [NK_RL_REFUSED] = "incoming connections refused",
+    [NK_RL_FIRST_MESSAGE] = "connections closed without a name in time",
+    [NK_RL_INCOMING_FAILED] = "failed incoming handshakes",
+};
+
+static bool ratelog_take(edi_nk *nk, nk_rl_kind kind)
+{
+    return edi_ratelimit_take(&nk->ratelog[kind], edi_loop_now_ms(nk->loop),
+                              NK_LOG_BURST, NK_LOG_INTERVAL_MS);
+}
+
+/* A line that a peer can make us write: rate-limited per kind; the first
+ * line after a suppression says how many were left out. */
+__attribute__((format(printf, 4, 5))) static void
+nk_log_limited(edi_nk *nk, nk_rl_kind kind, edist_log_level lvl,
+               const char *fmt, ...)
+{
+    if (!nk->cfg.log || lvl > nk->cfg.log_level)
+        return;
+    edi_ratelimit *r = &nk->ratelog[kind];
+    if (!ratelog_take(nk, kind)) {
+        r->suppressed++;
+        return;
+    }
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (r->suppressed && n >= 0 && (size_t)n < sizeof line)
+        snprintf(line + n, sizeof line - (size_t)n,
+                 " (and %llu more %s not logged one by one)",
+                 (unsigned long long)r->suppressed, rl_what[kind]);
+    r->suppressed = 0;
+    nk->cfg.log(nk->cfg.log_user, lvl, line);
+}
+
+/* Housekeeping: tell the number of lines left out once the budget allows,
+ * so that a burst that ends is accounted for. */
+static void ratelog_flush(edi_nk *nk)
+{
+    for (int k = 0; k < NK_RL_COUNT; k++) {
+        edi_ratelimit *r = &nk->ratelog[k];
+        if (!r->suppressed || !ratelog_take(nk, (nk_rl_kind)k))
+            continue;
+        nk_log(nk,
+               k == NK_RL_EVICTED || k == NK_RL_REFUSED ? EDIST_LOG_WARNING
+                                                        : EDIST_LOG_INFO,
+               "%llu more %s (not logged one by one)",
+               (unsigned long long)r->suppressed, rl_what[k]);
+        r->suppressed = 0;
+    }
 }
 
 /* "name@host" or the address when the name is not known yet. */
@@ -629,6 +704,25 @@ static void link_maybe_free(edi_link *l)
 
 static void shutdown_check(edi_nk *nk);
 
+/* Off the list of incoming handshakes (up, or gone). */
+static void incoming_remove(edi_link *l)
+{
+    edi_nk *nk = l->nk;
+    if (!l->incoming)
+        return;
+    if (l->in_prev)
+        l->in_prev->in_next = l->in_next;
+    else
+        nk->in_head = l->in_next;
+    if (l->in_next)
+        l->in_next->in_prev = l->in_prev;
+    else
+        nk->in_tail = l->in_prev;
+    l->in_next = l->in_prev = NULL;
+    l->incoming = false;
+    nk->in_count--;
+}
+
 static void peer_waiters_done(edi_nk *nk, edi_peer *p, int err,
                               const char *detail);
 
@@ -640,8 +734,7 @@ static void link_kill(edi_link *l, bool graceful)
     if (l->dead)
         return;
     l->dead = true;
-    if (l->phase != L_UP)
-        nk->handshakes--;
+    incoming_remove(l);
     edi_loop_timer_cancel(nk->loop, &l->setup_timer);
     edi_loop_timer_cancel(nk->loop, &l->pump_timer);
     /* A graceful close flushes what was queued (shutdown, disconnect):
@@ -788,8 +881,12 @@ static void link_fail(edi_link *l, int err, const char *detail)
                            : err == EDIST_ECLOSED ? "closed"
                                                   : "refused";
         if (l->role == EDI_HS_ACCEPTOR)
-            nk_log(nk, EDIST_LOG_INFO, "connection from %s %s: %s", l->addr,
-                   what, detail);
+            nk_log_limited(nk,
+                           !l->named && err == EDIST_ETIMEDOUT
+                               ? NK_RL_FIRST_MESSAGE
+                               : NK_RL_INCOMING_FAILED,
+                           EDIST_LOG_INFO, "connection from %s %s: %s", l->addr,
+                           what, detail);
         else
             nk_log(nk, EDIST_LOG_INFO, "connection to %s failed: %s",
                    l->peer_name, detail);
@@ -862,8 +959,15 @@ static void setup_timeout(edi_loop *loop, edi_timer *t, void *arg)
         return;
     }
     int rc = edi_hs_timeout(&l->hs);
-    snprintf(detail, sizeof detail, "%s (setup time %u ms)",
-             edi_hs_error(&l->hs), l->nk->cfg.setuptime_ms);
+    /* An incoming connection's first deadline is the short one for its
+     * name (hook_accept moves it on to the setup time). */
+    bool first = l->role == EDI_HS_ACCEPTOR && !l->named;
+    if (first)
+        l->nk->stats.first_message_timeouts++;
+    snprintf(detail, sizeof detail, "%s (%s %u ms)", edi_hs_error(&l->hs),
+             first ? "first message time" : "setup time",
+             first ? l->nk->cfg.first_message_time_ms
+                   : l->nk->cfg.setuptime_ms);
     link_fail(l, rc ? rc : EDIST_ETIMEDOUT, detail);
 }
 
@@ -881,7 +985,6 @@ static edi_link *link_new(edi_nk *nk, edi_hs_role role)
     if (nk->links)
         nk->links->prev = l;
     nk->links = l;
-    nk->handshakes++;
     edi_loop_timer_start(nk->loop, &l->setup_timer, nk->cfg.setuptime_ms, 0,
                          setup_timeout, l);
     return l;
@@ -894,6 +997,15 @@ static edi_hs_decision hook_accept(void *ctx, const edi_hs_peer *hp)
     edi_link *l = ctx;
     edi_nk *nk = l->nk;
     snprintf(l->peer_name, sizeof l->peer_name, "%s", hp->name);
+    if (!l->named) {
+        /* Past the first message: no longer evictable, and the rest of
+         * the setup time applies. */
+        l->named = true;
+        uint64_t now = edi_loop_now_ms(nk->loop);
+        uint64_t end = l->started_ms + nk->cfg.setuptime_ms;
+        edi_loop_timer_start(nk->loop, &l->setup_timer,
+                             end > now ? end - now : 1, 0, setup_timeout, l);
+    }
     if (!strcmp(hp->name, nk->name)) {
         nk_log(nk, EDIST_LOG_INFO, "connection from %s claims our own name %s",
                l->addr, hp->name);
@@ -1013,7 +1125,7 @@ static void handshake_done(edi_link *l)
     l->phase = L_UP;
     l->hidden = r->hidden;
     l->flags = flags;
-    nk->handshakes--;
+    incoming_remove(l);
     edi_loop_timer_cancel(nk->loop, &l->setup_timer);
     edi_conn_set_framing(l->conn, EDI_FRAMING_U32);
     l->tick.read_seen = l->frames_in;
@@ -1506,15 +1618,75 @@ static void want_connection(edi_nk *nk, const char *peer, nk_op *op)
 
 /* ---- incoming ------------------------------------------------------------ */
 
-void edi_nk_accept(edi_nk *nk, int fd, const char *peer_addr)
+/* Admission before authentication, as the port mapper does it: an
+ * unauthenticated peer may hold a slot only while it is worth keeping.
+ * When the scope a newcomer would overfill (its address, else the whole
+ * table) is full, that scope's oldest connection that has not sent its
+ * name makes room; that one is the likeliest to be idle or hostile, and
+ * one that has sent its name is doing real work. Only a scope in which
+ * every connection has sent its name refuses the newcomer. False: fd
+ * must be closed. */
+static bool admit(edi_nk *nk, const char *ip, const char *addr)
 {
-    if (nk->shutting_down || nk->handshakes >= NK_MAX_HANDSHAKES) {
-        nk_log(nk, EDIST_LOG_WARNING, "connection from %s refused: %s",
-               peer_addr,
-               nk->shutting_down ? "shutting down"
-                                 : "too many handshakes in progress");
+    if (nk->shutting_down) {
         nk->stats.handshakes_refused++;
+        nk_log_limited(nk, NK_RL_REFUSED, EDIST_LOG_WARNING,
+                       "connection from %s refused: the node is stopping",
+                       addr);
+        return false;
+    }
+    size_t from_ip = 0;
+    edi_link *oldest = NULL, *oldest_from_ip = NULL;
+    for (edi_link *l = nk->in_head; l; l = l->in_next) {
+        bool same = !strcmp(l->ip, ip);
+        from_ip += same;
+        if (!l->named && !oldest)
+            oldest = l;
+        if (!l->named && same && !oldest_from_ip)
+            oldest_from_ip = l;
+    }
+    bool address_full = from_ip >= nk->cfg.max_handshakes_per_address;
+    if (!address_full && nk->in_count < nk->cfg.max_handshakes)
+        return true;
+    char scope[INET6_ADDRSTRLEN + 96];
+    if (address_full)
+        snprintf(scope, sizeof scope,
+                 "%zu handshakes in progress from %s "
+                 "(max_handshakes_per_address)",
+                 from_ip, ip);
+    else
+        snprintf(scope, sizeof scope,
+                 "%zu handshakes in progress (max_handshakes)", nk->in_count);
+    edi_link *victim = address_full ? oldest_from_ip : oldest;
+    if (!victim) {
+        nk->stats.handshakes_refused++;
+        if (address_full)
+            nk->stats.handshakes_refused_address++;
+        else
+            nk->stats.handshakes_refused_full++;
+        nk_log_limited(nk, NK_RL_REFUSED, EDIST_LOG_WARNING,
+                       "connection from %s refused: %s, each past its name",
+                       addr, scope);
+        return false;
+    }
+    nk->stats.handshakes_evicted++;
+    nk->stats.handshakes_refused++;
+    nk_log_limited(nk, NK_RL_EVICTED, EDIST_LOG_WARNING,
+                   "connection from %s evicted before it sent its name: %s; "
+                   "making room for %s",
+                   victim->addr, scope, addr);
+    /* It owns no table entry and nobody waits for it. */
+    link_kill(victim, false);
+    return true;
+}
+
+void edi_nk_accept(edi_nk *nk, int fd, const char *ip, uint16_t port)
+{
+    char addr[INET6_ADDRSTRLEN + 8];
+    snprintf(addr, sizeof addr, "%s:%u", ip, port);
+    if (!admit(nk, ip, addr)) {
         close(fd);
+        shutdown_check(nk);
         return;
     }
     edi_link *l = link_new(nk, EDI_HS_ACCEPTOR);
@@ -1523,7 +1695,18 @@ void edi_nk_accept(edi_nk *nk, int fd, const char *peer_addr)
         return;
     }
     l->phase = L_HANDSHAKE;
-    snprintf(l->addr, sizeof l->addr, "%s", peer_addr);
+    snprintf(l->ip, sizeof l->ip, "%s", ip);
+    snprintf(l->addr, sizeof l->addr, "%s", addr);
+    l->incoming = true;
+    l->in_prev = nk->in_tail;
+    if (nk->in_tail)
+        nk->in_tail->in_next = l;
+    else
+        nk->in_head = l;
+    nk->in_tail = l;
+    nk->in_count++;
+    edi_loop_timer_start(nk->loop, &l->setup_timer,
+                         nk->cfg.first_message_time_ms, 0, setup_timeout, l);
     edi_hs_config hc;
     hs_config(nk, l, &hc);
     if (edi_hs_init(&l->hs, &hc) != 0) {
@@ -1580,6 +1763,7 @@ static void housekeeping(edi_loop *loop, edi_timer *t, void *arg)
     (void)t;
     edi_nk *nk = arg;
     uint64_t now = edi_loop_now_ms(nk->loop);
+    ratelog_flush(nk);
     edi_peer *p = nk->table.head;
     while (p) {
         edi_peer *next = p->list_next;
@@ -2564,6 +2748,16 @@ int edi_nk_new(const edi_nk_config *cfg, edi_nk **out)
         nk->cfg.ticktime_ms = EDIST_NODE_TICKTIME_MS_DEFAULT;
     if (!nk->cfg.setuptime_ms)
         nk->cfg.setuptime_ms = EDIST_NODE_SETUPTIME_MS_DEFAULT;
+    if (!nk->cfg.first_message_time_ms)
+        nk->cfg.first_message_time_ms =
+            EDIST_NODE_FIRST_MESSAGE_TIME_MS_DEFAULT;
+    if (nk->cfg.first_message_time_ms > nk->cfg.setuptime_ms)
+        nk->cfg.first_message_time_ms = nk->cfg.setuptime_ms;
+    if (!nk->cfg.max_handshakes)
+        nk->cfg.max_handshakes = EDIST_NODE_MAX_HANDSHAKES_DEFAULT;
+    if (!nk->cfg.max_handshakes_per_address)
+        nk->cfg.max_handshakes_per_address =
+            EDIST_NODE_MAX_HANDSHAKES_PER_ADDRESS_DEFAULT;
     int rc = edi_ct_init(&nk->table, 0);
     if (rc) {
         free(nk);

@@ -13,7 +13,8 @@
  *   gets a tick; one that read nothing for 4 intervals in a row is down
  *   (net_tick_timeout). A closed socket is down at once
  *   (connection_closed). A handshake not done within the setup time is
- *   dropped.
+ *   dropped; an incoming one whose peer has not sent its name within the
+ *   first-message time too.
  * - Membership: nodes() selectors, nodeup/nodedown subscriptions with
  *   reasons, monitor_node, disconnect, per-node cookies.
  * - Until the process runtime exists, the messages the node itself must
@@ -73,6 +74,11 @@ typedef struct edi_nk_config {
     edist_log_fn log;
     void *log_user;
     edist_log_level log_level;
+    /* Admission of incoming connections (edist_node_config); 0: the
+     * EDIST_NODE_* defaults. */
+    uint32_t first_message_time_ms;
+    uint32_t max_handshakes;
+    uint32_t max_handshakes_per_address;
 } edi_nk_config;
 
 int edi_nk_new(const edi_nk_config *cfg, edi_nk **out);
@@ -81,8 +87,12 @@ int edi_nk_new(const edi_nk_config *cfg, edi_nk **out);
  * callbacks. */
 void edi_nk_free(edi_nk *nk);
 
-/* Hand an accepted socket to the kernel (it owns fd from here on). */
-void edi_nk_accept(edi_nk *nk, int fd, const char *peer_addr);
+/* Hand an accepted socket from ip:port to the kernel (it owns fd from
+ * here on). Admission: when the incoming handshakes in progress (overall,
+ * or from ip) are at their limit, the oldest of that scope that has not
+ * sent its name is closed to make room; when every one there has, fd is
+ * closed instead. */
+void edi_nk_accept(edi_nk *nk, int fd, const char *ip, uint16_t port);
 
 /* Completion of an asynchronous request: err 0 or a negative edist_err
  * with a detail line. */

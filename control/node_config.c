@@ -54,6 +54,12 @@ static const opt_desc opts[EDI_OPT_COUNT] = {
     [EDI_OPT_MAILBOX_HARD_MESSAGES] = {"mailbox_hard_messages", T_COUNT, "16000000", NULL, 1},
     [EDI_OPT_MAILBOX_HARD_BYTES] = {"mailbox_hard_bytes", T_BYTES, "4G", NULL, 1},
     [EDI_OPT_CONFIG] = {"config", T_STRING, NULL, NULL, 0},
+    /* Admission of incoming connections. */
+    [EDI_OPT_FIRST_MESSAGE_TIME] = {"first_message_time", T_SECONDS, "2", NULL,
+                                    1},
+    [EDI_OPT_MAX_HANDSHAKES] = {"max_handshakes", T_COUNT, "256", NULL, 1},
+    [EDI_OPT_MAX_HANDSHAKES_PER_ADDRESS] = {"max_handshakes_per_address",
+                                            T_COUNT, "64", NULL, 1},
 };
 
 int edi_node_option_id(const char *key)
@@ -232,6 +238,8 @@ int edi_node_options_set(edi_node_options *o, edi_opt_id id, const char *value,
             [T_PORT] = "a port number 0..65535",
             [T_SECONDS] = "seconds (0.001 .. 86400)",
             [T_ENUM] = "",
+            [T_COUNT] = "a positive whole number",
+            [T_BYTES] = "a positive size in bytes (suffix K, M or G)",
         };
         return edist_set_error(EDIST_EINVAL, "%s: %s must be %s, not '%s'",
                                origin, opts[id].key, what[opts[id].type],
@@ -464,6 +472,12 @@ int edi_node_options_to_config(edi_node_options *o, int require_name)
         idles[enum_index(opts[EDI_OPT_IDLE].choices, o->value[EDI_OPT_IDLE])];
     c->log_level = (edist_log_level)enum_index(opts[EDI_OPT_LOG_LEVEL].choices,
                                                o->value[EDI_OPT_LOG_LEVEL]);
+    /* Admission of incoming connections. */
+    parse_seconds_ms(o->value[EDI_OPT_FIRST_MESSAGE_TIME],
+                     &c->first_message_time_ms);
+    parse_count(o->value[EDI_OPT_MAX_HANDSHAKES], &c->max_handshakes);
+    parse_count(o->value[EDI_OPT_MAX_HANDSHAKES_PER_ADDRESS],
+                &c->max_handshakes_per_address);
     return 0;
 }
 

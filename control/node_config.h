@@ -33,6 +33,10 @@
  *                  (default 16000000, 4G)
  * Sizes take a K, M or G suffix (powers of 1024).
  *   config         the INI file to read (flag and environment only)
+ *   first_message_time  seconds an incoming peer has to send its name
+ *                  (default 2; at most the setup time)
+ *   max_handshakes incoming handshakes in progress at once (default 256)
+ *   max_handshakes_per_address  of them from one address (default 64)
  * Booleans: true/false, yes/no, on/off, 1/0; a bare flag (--hidden) means
  * true.
  *
@@ -77,6 +81,10 @@ typedef enum edi_opt_id {
     EDI_OPT_MAILBOX_HARD_MESSAGES,
     EDI_OPT_MAILBOX_HARD_BYTES,
     EDI_OPT_CONFIG,
+    /* Admission of incoming connections. */
+    EDI_OPT_FIRST_MESSAGE_TIME,
+    EDI_OPT_MAX_HANDSHAKES,
+    EDI_OPT_MAX_HANDSHAKES_PER_ADDRESS,
     EDI_OPT_COUNT
 } edi_opt_id;
 

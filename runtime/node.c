@@ -130,6 +130,10 @@ void edist_node_config_init(edist_node_config *cfg)
     cfg->idle = EDIST_IDLE_ADAPTIVE;
     cfg->log_level = EDIST_LOG_INFO;
     cfg->services = true;
+    cfg->first_message_time_ms = EDIST_NODE_FIRST_MESSAGE_TIME_MS_DEFAULT;
+    cfg->max_handshakes = EDIST_NODE_MAX_HANDSHAKES_DEFAULT;
+    cfg->max_handshakes_per_address =
+        EDIST_NODE_MAX_HANDSHAKES_PER_ADDRESS_DEFAULT;
 }
 
 static size_t node_max_message_bytes(const edist_node_config *cfg)
@@ -249,9 +253,7 @@ static void on_accept(edi_listener *l, int fd,
         inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
         port = ntohs(sin6->sin6_port);
     }
-    char addr[INET6_ADDRSTRLEN + 8];
-    snprintf(addr, sizeof addr, "%s:%u", host, port);
-    edi_nk_accept(n->nk, fd, addr);
+    edi_nk_accept(n->nk, fd, host, (uint16_t)port);
 }
 
 /* The registration socket: the port mapper never speaks on it; if it
@@ -1240,6 +1242,14 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
     edi_services_stat(b, n, "rx_buffers_held", ns.rx_buffers_held);
     edi_services_stat(b, n, "rx_starved", ns.rx_starved);
     edi_services_stat(b, n, "messages_over_limit", ns.messages_over_limit);
+    /* Admission of incoming connections. */
+    edi_services_stat(b, n, "handshakes_evicted", ns.handshakes_evicted);
+    edi_services_stat(b, n, "first_message_timeouts",
+                      ns.first_message_timeouts);
+    edi_services_stat(b, n, "handshakes_refused_address",
+                      ns.handshakes_refused_address);
+    edi_services_stat(b, n, "handshakes_refused_full",
+                      ns.handshakes_refused_full);
     edist_node_list peers = {0};
     if ((rc = edi_nk_nodes(node->nk, EDIST_NODES_CONNECTED, &peers)) != 0)
         return rc;
@@ -1424,6 +1434,9 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
         .log = cfg->log,
         .log_user = cfg->log_user,
         .log_level = cfg->log_level,
+        .first_message_time_ms = cfg->first_message_time_ms,
+        .max_handshakes = cfg->max_handshakes,
+        .max_handshakes_per_address = cfg->max_handshakes_per_address,
     };
     rc = edi_nk_new(&kc, &n->nk);
     if (rc) {

@@ -28,6 +28,9 @@
 #define CLOSE_DEFAULT_MS 5000u
 /* Retry delay after an accept error such as EMFILE. */
 #define ACCEPT_RETRY_MS 100u
+/* "connection closed" lines: a burst of this many, then one a second. */
+#define CLOSE_LOG_BURST 10u
+#define CLOSE_LOG_INTERVAL_MS 1000u
 
 enum conn_state { CS_CONNECTING, CS_OPEN, CS_CLOSING, CS_DEAD };
 
@@ -832,6 +835,32 @@ void edi_conn_handle_cqe(edi_loop *loop, edi_op *op, struct io_uring_cqe *cqe)
     maybe_free(c);
 }
 
+/* "connection A closed: why" for a close the owner did not ask for;
+ * rate-limited, since a peer can trigger it (resets). */
+static void log_closed(edi_conn *c)
+{
+    edi_loop *loop = c->loop;
+    edi_ratelimit *rl = &loop->close_log;
+    if (!edi_ratelimit_take(rl, edi_loop_now_ms(loop), CLOSE_LOG_BURST,
+                            CLOSE_LOG_INTERVAL_MS)) {
+        rl->suppressed++;
+        return;
+    }
+    char a[64];
+    struct sockaddr_storage peer;
+    memset(&peer, 0, sizeof(peer));
+    if (c->addr_len > 0)
+        peer = c->addr;
+    format_addr(&peer, a, sizeof(a));
+    char more[80] = "";
+    if (rl->suppressed)
+        snprintf(more, sizeof(more), " (and %llu more closed connections not logged)",
+                 (unsigned long long)rl->suppressed);
+    rl->suppressed = 0;
+    edi_loop_log(loop, "uring: connection %s closed: %s (%s)%s", a, c->why,
+                 edist_strerror(c->reason), more);
+}
+
 uint32_t edi_conn_run_deferred(edi_loop *loop)
 {
     uint32_t n = 0;
@@ -859,19 +888,8 @@ uint32_t edi_conn_run_deferred(edi_loop *loop)
             if (c->reason == EDIST_EIO)
                 edist_set_error(EDIST_EIO, "%s", c->why);
             if (!c->silent) {
-                if (c->reason != 0 && c->reason != EDIST_ECLOSED && !c->by_owner) {
-                    char a[64];
-                    struct sockaddr_storage peer;
-                    socklen_t pl = sizeof(peer);
-                    memset(&peer, 0, sizeof(peer));
-                    if (c->state == CS_DEAD && c->addr_len > 0)
-                        peer = c->addr;
-                    else if (c->fd >= 0)
-                        (void)getpeername(c->fd, (struct sockaddr *)&peer, &pl);
-                    format_addr(&peer, a, sizeof(a));
-                    edi_loop_log(loop, "uring: connection %s closed: %s (%s)", a,
-                                 c->why, edist_strerror(c->reason));
-                }
+                if (c->reason != 0 && c->reason != EDIST_ECLOSED && !c->by_owner)
+                    log_closed(c);
                 c->ops->on_close(c, c->user, c->reason);
             }
         }
@@ -926,6 +944,11 @@ int edi_conn_adopt(edi_loop *loop, int fd, const edi_conn_ops *ops, void *user,
         return edist_set_error(EDIST_ENOMEM, "uring: connection alloc");
     }
     c->fd = fd;
+    /* Its peer's address, for the log lines (the socket is gone by the
+     * time a close is logged). */
+    socklen_t sl = sizeof(c->addr);
+    if (getpeername(fd, (struct sockaddr *)&c->addr, &sl) == 0)
+        c->addr_len = sl;
     set_sockopts(fd);
     c->state = CS_OPEN;
     arm_recv(c);

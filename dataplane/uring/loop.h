@@ -361,6 +361,20 @@ typedef struct edi_loop_stats {
 void edi_conn_get_stats(const edi_conn *c, edi_conn_stats *out);
 void edi_loop_get_stats(const edi_loop *loop, edi_loop_stats *out);
 
+/* ---- rate-limited log lines ------------------------------------------------
+ * For lines a peer can trigger: a burst of `burst` lines, then one per
+ * interval_ms (next_ms is the virtual time of the next allowed line). The
+ * owner counts what it leaves out in `suppressed` and says so in a later
+ * line. */
+typedef struct edi_ratelimit {
+    uint64_t next_ms;
+    uint64_t suppressed;
+} edi_ratelimit;
+
+/* 1: log this line (a slot is taken); 0: leave it out. */
+int edi_ratelimit_take(edi_ratelimit *r, uint64_t now_ms, unsigned burst,
+                       uint64_t interval_ms);
+
 #ifdef __cplusplus
 }
 #endif

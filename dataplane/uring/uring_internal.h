@@ -142,6 +142,9 @@ struct edi_loop {
     uint32_t nstarved;
 
     edi_loop_stats st;
+
+    /* "connection closed" lines: a peer can trigger them (resets). */
+    edi_ratelimit close_log;
 };
 
 /* Returns an SQE, submitting pending ones first if the SQ is full; NULL

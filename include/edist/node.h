@@ -136,6 +136,19 @@ typedef struct edist_node_config {
      * erpc / erlang / edist_demo exports; shared/CONTRACT.md). Default
      * true. */
     bool services;
+    /* Admission of incoming connections before authentication. A peer
+     * that connected must send its name (send_name, the first handshake
+     * message) within first_message_time_ms (default 2 s; never longer
+     * than net_setuptime_ms), or it is closed. At most max_handshakes
+     * incoming handshakes are in progress at once (default 256), and at
+     * most max_handshakes_per_address from one source address (default
+     * 64). A newcomer that finds either full closes the oldest
+     * connection of that scope that has not sent its name yet (as the
+     * port mapper closes its oldest non-registration); only when every
+     * one there has sent its name is the newcomer refused. 0: default. */
+    uint32_t first_message_time_ms;
+    uint32_t max_handshakes;
+    uint32_t max_handshakes_per_address;
 } edist_node_config;
 
 #define EDIST_NODE_TICKTIME_MS_DEFAULT 60000u
@@ -145,6 +158,9 @@ typedef struct edist_node_config {
 #define EDIST_NODE_MAX_MESSAGE_BYTES_DEFAULT ((size_t)1 << 30)
 #define EDIST_NODE_RX_BUFFERS_DEFAULT 64u
 #define EDIST_NODE_SETUPTIME_MS_DEFAULT 7000u
+#define EDIST_NODE_FIRST_MESSAGE_TIME_MS_DEFAULT 2000u
+#define EDIST_NODE_MAX_HANDSHAKES_DEFAULT 256u
+#define EDIST_NODE_MAX_HANDSHAKES_PER_ADDRESS_DEFAULT 64u
 /* Timeout of the blocking calls below when they are given 0 or less. */
 #define EDIST_NODE_CALL_TIMEOUT_MS_DEFAULT 10000
 
@@ -355,6 +371,12 @@ typedef struct edist_node_stats {
     /* Connections closed because a peer's message went over
      * max_message_bytes or reassembly_limit_bytes. */
     uint64_t messages_over_limit;
+    /* Admission of incoming connections (edist_node_config); each is also
+     * in handshakes_refused. */
+    uint64_t handshakes_evicted;         /* closed to make room, unnamed */
+    uint64_t first_message_timeouts;     /* no name within the deadline */
+    uint64_t handshakes_refused_address; /* its address had no room */
+    uint64_t handshakes_refused_full;    /* every handshake past its name */
 } edist_node_stats;
 
 /* Callback-safe. Counters of connections that went down are kept in the

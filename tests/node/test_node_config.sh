@@ -26,6 +26,20 @@ ok "--print-config: flag > env > file > default, each with its origin"
 "$EDIST" node --sname x --cookie sekrit --print-config | grep -q sekrit && fail "cookie printed"
 ok "--print-config masks the cookie"
 
+# Admission options (issue 8): each of the three ways; counts are whole
+# numbers.
+printf '[node]\nsname = adm\nmax_handshakes = 512\n' >"$tmp/adm.ini"
+EDIST_MAX_HANDSHAKES_PER_ADDRESS=16 "$EDIST" node --config "$tmp/adm.ini" \
+  --first-message-time 1.5 --print-config >"$tmp/pc.out" 2>&1 ||
+  fail "--print-config: $(cat "$tmp/pc.out")"
+line max_handshakes | grep -q "= 512 .*(file $tmp/adm.ini:3)" ||
+  fail "max_handshakes: $(line max_handshakes)"
+line max_handshakes_per_address | grep -q "= 16 .*(env EDIST_MAX_HANDSHAKES_PER_ADDRESS)" ||
+  fail "max_handshakes_per_address: $(line max_handshakes_per_address)"
+line first_message_time | grep -q "= 1.5 .*(flag --first-message-time)" ||
+  fail "first_message_time: $(line first_message_time)"
+ok "admission options: max_handshakes, max_handshakes_per_address, first_message_time"
+
 # Refusals: exit 2 with a line naming the problem.
 refuse() {
   local what=$1 pattern=$2
@@ -48,6 +62,7 @@ printf '[node]\nsname = a\nno_such_key = 1\n' >"$tmp/bad.ini"
 refuse "unknown config key" "bad.ini:3: unknown key 'no_such_key'" node --config "$tmp/bad.ini"
 refuse "missing config file" "config file" node --config "$tmp/nope.ini"
 refuse "ping without a node" "which node" ping --cookie c
+refuse "zero max_handshakes" "max_handshakes must be a positive whole number" node --sname x --max-handshakes 0
 EDIST_IDLE=lazy "$EDIST" node --sname a --print-config >"$tmp/r.out" 2>&1
 [ $? -ne 0 ] && grep -q "env EDIST_IDLE: idle must be one of adaptive|busy|sleep" "$tmp/r.out" ||
   fail "bad env value: $(cat "$tmp/r.out")"
