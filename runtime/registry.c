@@ -9,6 +9,7 @@
  * are never removed: a program meets few nodes, and a pid of a node long
  * gone must still print. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -758,4 +759,24 @@ void edi_exports_destroy(edi_rt *rt)
         }
     }
     edi_htab_destroy(&rt->exports);
+}
+
+int edi_export_call(edist_exported_fn fn, void *user, const char *module,
+                    const char *function, const edist_term_view *args,
+                    uint32_t arity, edist_buf *result)
+{
+    edi_proc *self = edi_current;
+    edi_export_run run = {module, function, arity};
+    const edi_export_run *outer = NULL;
+    if (self) {
+        outer = self->running_export;
+        self->running_export = &run;
+    }
+    /* The handler reads it on this thread: keep the store before the call. */
+    atomic_signal_fence(memory_order_seq_cst);
+    int rc = fn(user, args, arity, result);
+    atomic_signal_fence(memory_order_seq_cst);
+    if (self)
+        self->running_export = outer;
+    return rc;
 }

@@ -230,12 +230,17 @@ int edi_stack_get(edi_stacks *s, size_t bytes, uint8_t **lo, size_t *size,
 void edi_stack_put(edi_stacks *s, uint8_t *lo, size_t size, bool guarded);
 void edi_stacks_stats(const edi_stacks *s, uint64_t *reserved, uint64_t *free,
                       uint64_t *guarded);
-/* Per shard thread: an alternate signal stack and the process-wide fault
- * handler that turns a guard page hit into a clear message and abort(). */
+/* Per shard thread: an alternate signal stack and the process-wide
+ * handler of fatal signals (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT): a
+ * guard page hit, or any of them raised while a green process runs, gets
+ * one line naming the process and what it runs, then the node dies with
+ * the signal. */
 void edi_stack_thread_init(void);
 /* True if the canary under an unguarded stack (the last 8 bytes below
  * lo) is intact. */
 bool edi_stack_canary_ok(const uint8_t *lo);
+/* p's canary was clobbered: the stack overflow line, then abort(). */
+_Noreturn void edi_stack_canary_overflow(const edi_proc *p);
 
 /* ---- messages and mailboxes (mailbox.c) --------------------------------- */
 
@@ -479,6 +484,9 @@ struct edi_proc {
     edi_proc *dying_next;
     edi_at_exit *at_exit;      /* malloc'd, EDI_AT_EXIT_MAX */
     edi_thread_proc *thr;      /* thread processes */
+    /* crash lines (issue 8): the export this process is running, for the
+     * fatal signal handler; NULL: none */
+    const struct edi_export_run *running_export;
 };
 
 typedef struct edi_regname {
@@ -753,5 +761,17 @@ void edi_name_drop(edi_rt *rt, edi_proc *p);
 bool edi_atom_text_ok(const char *name, size_t len);
 void edi_exports_destroy(edi_rt *rt);
 void edi_refs_seed(edi_rt *rt);
+
+/* An export being run: named in the line a fatal signal prints. It lives
+ * in edi_export_call's frame. */
+typedef struct edi_export_run {
+    const char *module, *function;
+    uint32_t arity;
+} edi_export_run;
+/* Every call of an exported function goes through here, so that a crash
+ * inside it can name module:function/arity. */
+int edi_export_call(edist_exported_fn fn, void *user, const char *module,
+                    const char *function, const edist_term_view *args,
+                    uint32_t arity, edist_buf *result);
 
 #endif

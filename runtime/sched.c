@@ -21,7 +21,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "runtime/runtime_internal.h"
 
@@ -67,13 +66,8 @@ static inline void ctx_switch(void **save, void *load, const void *to_lo, size_t
 
 static void check_stack(edi_proc *p)
 {
-    if (p->canary && !edi_stack_canary_ok(p->stack_lo)) {
-        static const char msg[] = "edist: stack overflow: a green process overran its stack "
-                                  "(canary clobbered; no guard page was available). Aborting.\n";
-        ssize_t w = write(2, msg, sizeof msg - 1);
-        (void)w;
-        abort();
-    }
+    if (p->canary && !edi_stack_canary_ok(p->stack_lo))
+        edi_stack_canary_overflow(p);
 }
 
 /* ---- run queue -------------------------------------------------------------------- */

@@ -282,7 +282,7 @@ static void worker_main(void *arg)
         return;
     }
     edist_buf *res = &x->a;
-    int rc = fn(user, cs->args, cs->arity, res);
+    int rc = edi_export_call(fn, user, cs->module, cs->function, cs->args, cs->arity, res);
     if (rc == 0 && edist_buf_error(res))
         rc = edist_buf_error(res);
     if (rc == 0 && res->len == 0)

@@ -1111,6 +1111,7 @@ int edist_spawn_request_abandon(const edist_ref *req)
 typedef struct export_start {
     edist_exported_fn fn; /* NULL: undefined, exit with reason */
     void *user;
+    const char *module, *function; /* copies, in this block */
     uint32_t arity;
     edist_term_view *args;
     edist_term_view reason;
@@ -1137,7 +1138,8 @@ static void export_main(void *arg)
     export_start *s = arg;
     if (!s->fn)
         edist_exit(s->reason.ptr, s->reason.len);
-    int rc = s->fn(s->user, s->args, s->arity, &s->result);
+    int rc = edi_export_call(s->fn, s->user, s->module, s->function, s->args, s->arity,
+                             &s->result);
     if (rc < 0) {
         uint8_t tmp[32];
         edist_buf b;
@@ -1208,15 +1210,16 @@ static int spawn_export_on(edi_rt *rt, const char *module, const char *function,
     void *user = NULL;
     bool known = edist_export_lookup(rt, module, function, arity, &fn, &user) == 0;
     /* One block: the struct, the views, 2 bytes per byte-list element,
-     * a copy of the arguments (and the undef reason). */
+     * a copy of the arguments (and the undef reason), the names. */
     edist_buf reason;
     edist_buf_init(&reason);
     if (!known && (rc = enc_undef(&reason, module, function, args)) != 0) {
         edist_buf_free(&reason);
         return rc;
     }
+    size_t module_len = strlen(module), function_len = strlen(function);
     size_t bytes = sizeof(export_start) + arity * sizeof(edist_term_view) + 2u * arity +
-                   args.len + reason.len;
+                   args.len + reason.len + module_len + 1 + function_len + 1;
     export_start *s = calloc(1, bytes);
     if (!s) {
         edist_buf_free(&reason);
@@ -1234,6 +1237,11 @@ static int spawn_export_on(edi_rt *rt, const char *module, const char *function,
         s->reason.ptr = copy + args.len;
         s->reason.len = reason.len;
     }
+    char *names = (char *)copy + args.len + reason.len;
+    memcpy(names, module, module_len + 1);
+    memcpy(names + module_len + 1, function, function_len + 1);
+    s->module = names;
+    s->function = names + module_len + 1;
     edist_buf_free(&reason);
     edist_buf_init(&s->result);
     edist_cursor c;

@@ -15,10 +15,17 @@
  * are still committed and hot. Beyond STACK_HOT_MAX free stacks, a freed
  * stack gives its memory back (MADV_DONTNEED) and waits in a cold list.
  *
+ * The guard is one page (x86-64) or 64 KiB (aarch64): what compilers
+ * assume under -fstack-clash-protection, which makes a large frame touch
+ * every page on its way down instead of stepping over the guard into the
+ * next process's stack.
+ *
  * A guard page hit is fatal: the fault handler (on an alternate signal
  * stack, since the faulting one is full) writes one line saying which
- * process overran how large a stack and aborts. Killing just the process
- * is not safe: it may hold locks (malloc's) or half-updated state. */
+ * process overran how large a stack, and the node dies with the signal.
+ * Killing just the process is not safe: it may hold locks (malloc's) or
+ * half-updated state. The same handler names the process and export on
+ * any other crash in a green process. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -56,6 +63,16 @@
 #define STACK_MPROTECT_GUARD_BUDGET 16384u
 #define STACK_SIZE_CLASSES 8
 #define STACK_CANARY UINT64_C(0xED157AC4CA7A4711)
+/* What compilers assume of the guard under -fstack-clash-protection: on
+ * x86-64 they probe every 4 KiB (the call's return address push counts as
+ * a probe); aarch64 gcc by default assumes a 64 KiB guard and leaves
+ * smaller frames unprobed. A guard such a frame can step over protects
+ * nothing. */
+#if defined(__aarch64__)
+#define STACK_GUARD_MIN_BYTES (64u * 1024u)
+#else
+#define STACK_GUARD_MIN_BYTES (4u * 1024u)
+#endif
 #define ALTSTACK_BYTES (64u * 1024u)
 #define ARENA_REGISTRY_MAX 8192u
 
@@ -97,6 +114,7 @@ typedef struct size_class {
 struct edi_stacks {
     size_t default_bytes;
     size_t page_bytes;
+    size_t guard_bytes;       /* pages, at least STACK_GUARD_MIN_BYTES */
     size_class classes[STACK_SIZE_CLASSES];
     uint32_t nclasses;
     arena *arenas;
@@ -145,6 +163,7 @@ int edi_stacks_new(size_t default_bytes, edi_stacks **out)
     if (default_bytes < STACK_MIN_BYTES)
         default_bytes = STACK_MIN_BYTES;
     s->default_bytes = round_up(default_bytes, s->page_bytes);
+    s->guard_bytes = round_up(STACK_GUARD_MIN_BYTES, s->page_bytes);
     probe_guard_mode(s->page_bytes);
     *out = s;
     return 0;
@@ -190,7 +209,7 @@ static size_class *class_for(edi_stacks *s, size_t bytes)
     size_class *k = &s->classes[s->nclasses++];
     memset(k, 0, sizeof *k);
     k->usable_bytes = bytes;
-    k->slot_bytes = bytes + s->page_bytes;
+    k->slot_bytes = bytes + s->guard_bytes;
     size_t n = STACK_ARENA_TARGET_BYTES / k->slot_bytes;
     k->per_arena = n < STACK_ARENA_MIN_STACKS ? STACK_ARENA_MIN_STACKS : (uint32_t)n;
     k->carved = k->per_arena; /* no arena yet */
@@ -224,7 +243,7 @@ static int new_arena(edi_stacks *s, size_class *k)
         i++;
     if (i < ARENA_REGISTRY_MAX) {
         registry[i].slot_bytes = k->slot_bytes;
-        registry[i].guard_bytes = s->page_bytes;
+        registry[i].guard_bytes = s->guard_bytes;
         atomic_store(&registry[i].base, (uintptr_t)base);
         atomic_store(&registry[i].end, (uintptr_t)base + bytes);
         if (i == n)
@@ -278,11 +297,11 @@ int edi_stack_get(edi_stacks *s, size_t bytes, uint8_t **lo, size_t *size, bool 
         int mode = atomic_load(&guard_mode);
         bool ok = false;
         if (mode == GUARD_MADVISE) {
-            ok = madvise(slot, s->page_bytes, MADV_GUARD_INSTALL) == 0;
+            ok = madvise(slot, s->guard_bytes, MADV_GUARD_INSTALL) == 0;
         } else if (atomic_fetch_add(&mprotect_guards, 1) < STACK_MPROTECT_GUARD_BUDGET) {
-            ok = mprotect(slot, s->page_bytes, PROT_NONE) == 0;
+            ok = mprotect(slot, s->guard_bytes, PROT_NONE) == 0;
         }
-        tagged = (uintptr_t)(slot + s->page_bytes);
+        tagged = (uintptr_t)(slot + s->guard_bytes);
         if (ok) {
             s->guarded++;
         } else {
@@ -290,7 +309,7 @@ int edi_stack_get(edi_stacks *s, size_t bytes, uint8_t **lo, size_t *size, bool 
              * overrun after the fact (checked at each switch). Free
              * lists tag such stacks with the low bit. */
             uint64_t c = STACK_CANARY;
-            memcpy(slot + s->page_bytes - sizeof c, &c, sizeof c);
+            memcpy(slot + s->guard_bytes - sizeof c, &c, sizeof c);
             tagged |= 1u;
         }
     }
@@ -337,15 +356,40 @@ void edi_stacks_stats(const edi_stacks *s, uint64_t *reserved, uint64_t *free_co
     *guarded = s->guarded;
 }
 
-/* ---- guard page hits ----------------------------------------------------- */
+/* ---- fatal signals -------------------------------------------------------
+ * Code run in a green process (exports above all) runs unprotected inside
+ * the node: a crash there cannot be contained, since the process may hold
+ * a libc lock or half-updated runtime state. What the handler can do is
+ * say who crashed: one line naming the node, the process and the export
+ * it runs, then hand the signal on to what was installed before us (the
+ * default action, or a sanitizer's or the application's handler), so the
+ * exit status and core dump show the original signal. Everything here is
+ * async-signal-safe: write(2), no stdio, no malloc. */
 
 static pthread_once_t handler_once = PTHREAD_ONCE_INIT;
 static pthread_key_t altstack_key;
 
-#ifndef EDI_ASAN
-static struct sigaction old_segv, old_bus;
+static const int fatal_signals[] = {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT};
+#define N_FATAL_SIGNALS (sizeof fatal_signals / sizeof fatal_signals[0])
+static struct sigaction old_actions[N_FATAL_SIGNALS];
+/* One line per node death, even if several threads crash at once or an
+ * abort() follows a line already written. */
+static atomic_flag fatal_reported = ATOMIC_FLAG_INIT;
 
-static size_t fmt_u64(char *out, uint64_t v)
+#define FATAL_LINE_BYTES 4096u
+
+typedef struct line_buf {
+    char text[FATAL_LINE_BYTES];
+    size_t len;
+} line_buf;
+
+static void put(line_buf *b, const char *s)
+{
+    while (*s && b->len < FATAL_LINE_BYTES - 1) /* room for the newline */
+        b->text[b->len++] = *s++;
+}
+
+static void put_u64(line_buf *b, uint64_t v)
 {
     char tmp[24];
     size_t n = 0;
@@ -353,16 +397,112 @@ static size_t fmt_u64(char *out, uint64_t v)
         tmp[n++] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
+    char digits[24];
     for (size_t i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
-    return n;
+        digits[i] = tmp[n - 1 - i];
+    digits[n] = '\0';
+    put(b, digits);
 }
 
-static size_t append(char *buf, size_t at, size_t cap, const char *s)
+static void put_hex(line_buf *b, uintptr_t v)
 {
-    while (*s && at < cap)
-        buf[at++] = *s++;
-    return at;
+    char digits[2 + 2 * sizeof v + 1];
+    size_t n = sizeof digits - 1;
+    digits[n] = '\0';
+    do {
+        digits[--n] = "0123456789abcdef"[v & 15u];
+        v >>= 4;
+    } while (v);
+    digits[--n] = 'x';
+    digits[--n] = '0';
+    put(b, digits + n);
+}
+
+static const char *signal_name(int sig)
+{
+    switch (sig) {
+    case SIGSEGV: return "SIGSEGV";
+    case SIGBUS: return "SIGBUS";
+    case SIGFPE: return "SIGFPE";
+    case SIGILL: return "SIGILL";
+    case SIGABRT: return "SIGABRT";
+    default: return "a fatal signal";
+    }
+}
+
+/* "edist: node N: " */
+static void put_node(line_buf *b, const edi_proc *p)
+{
+    put(b, "edist: ");
+    if (p && p->rt) {
+        put(b, "node ");
+        put(b, p->rt->node_name);
+        put(b, ": ");
+    }
+}
+
+/* "process <0.I.S> running M:F/A" */
+static void put_process(line_buf *b, const edi_proc *p)
+{
+    if (!p) {
+        put(b, "a green process");
+        return;
+    }
+    put(b, "process <0.");
+    put_u64(b, p->id);
+    put(b, ".");
+    put_u64(b, p->serial);
+    put(b, "> running ");
+    const edi_export_run *run = p->running_export;
+    if (run) {
+        put(b, run->module);
+        put(b, ":");
+        put(b, run->function);
+        put(b, "/");
+        put_u64(b, run->arity);
+    } else if (p->kind == EDI_PROC_GREEN) {
+        put(b, "the C function at ");
+        put_hex(b, (uintptr_t)p->fn);
+    } else {
+        put(b, "an attached thread");
+    }
+}
+
+static void put_overflow(line_buf *b, const edi_proc *p, size_t stack_bytes)
+{
+    put_node(b, p);
+    put(b, "stack overflow: ");
+    put_process(b, p);
+    put(b, " overran its ");
+    put_u64(b, stack_bytes);
+    put(b, "-byte stack");
+}
+
+static void write_line(line_buf *b)
+{
+    b->text[b->len++] = '\n';
+    const char *at = b->text;
+    size_t left = b->len;
+    while (left > 0) {
+        ssize_t w = write(2, at, left);
+        if (w <= 0)
+            return;
+        at += w;
+        left -= (size_t)w;
+    }
+}
+
+_Noreturn void edi_stack_canary_overflow(const edi_proc *p)
+{
+    if (!atomic_flag_test_and_set(&fatal_reported)) {
+        line_buf b;
+        b.len = 0;
+        put_overflow(&b, p, p->stack_bytes);
+        put(&b, " (canary clobbered; no guard page was available); give it a larger "
+                "stack_bytes. The node aborts.");
+        write_line(&b);
+    }
+    abort();
 }
 
 static bool in_guard(uintptr_t a, size_t *stack_bytes)
@@ -382,48 +522,74 @@ static bool in_guard(uintptr_t a, size_t *stack_bytes)
     return false;
 }
 
+/* Hand the signal to the disposition found at install. */
 static void chain(const struct sigaction *old, int sig, siginfo_t *si, void *uc)
 {
     if ((old->sa_flags & SA_SIGINFO) && old->sa_sigaction) {
         old->sa_sigaction(sig, si, uc);
-    } else if (old->sa_handler == SIG_DFL || old->sa_handler == SIG_IGN) {
-        /* Re-raise with the old disposition: returning re-executes the
-         * faulting instruction. */
+    } else if (old->sa_handler == SIG_IGN) {
+        /* A fault returns to the faulting instruction, and the kernel
+         * then forces the default action. */
         sigaction(sig, old, NULL);
+    } else if (old->sa_handler == SIG_DFL) {
+        /* Pending until this handler returns (the signal is blocked
+         * meanwhile), then fatal with the original signal. */
+        sigaction(sig, old, NULL);
+        raise(sig);
     } else {
         old->sa_handler(sig);
     }
 }
 
-static void on_fault(int sig, siginfo_t *si, void *uc)
+static void on_fatal_signal(int sig, siginfo_t *si, void *uc)
 {
+    int saved_errno = errno;
+    size_t k = 0;
+    while (k < N_FATAL_SIGNALS - 1 && fatal_signals[k] != sig)
+        k++;
+    edi_proc *p = edi_current;
+    /* Raised by this program (a fault, abort(), raise()) rather than sent
+     * by someone else with kill: only then is the running process to
+     * blame. */
+    bool from_here = si && (si->si_code > 0 || si->si_pid == getpid());
     size_t stack_bytes = 0;
-    if (si && in_guard((uintptr_t)si->si_addr, &stack_bytes)) {
-        /* Async-signal-safe only: no stdio, no malloc. */
-        char line[256];
-        size_t n = 0;
-        n = append(line, n, sizeof line, "edist: stack overflow: green process ");
-        edi_proc *p = edi_current;
-        if (p) {
-            n = append(line, n, sizeof line, "<0.");
-            n += fmt_u64(line + n, p->id);
-            n = append(line, n, sizeof line, ".");
-            n += fmt_u64(line + n, p->serial);
-            n = append(line, n, sizeof line, "> ");
-        }
-        n = append(line, n, sizeof line, "overran its ");
-        n += fmt_u64(line + n, stack_bytes);
-        n = append(line, n, sizeof line,
-                   "-byte stack (guard page hit); give it a larger stack_bytes. "
-                   "Aborting.\n");
-        ssize_t w = write(2, line, n);
-        (void)w;
-        abort();
+    bool overflow = from_here && si->si_code > 0 && (sig == SIGSEGV || sig == SIGBUS) &&
+                    in_guard((uintptr_t)si->si_addr, &stack_bytes);
+    bool in_process = from_here && p && p->kind == EDI_PROC_GREEN;
+    if (!overflow && !in_process) {
+        errno = saved_errno;
+        chain(&old_actions[k], sig, si, uc);
+        return;
     }
-    chain(sig == SIGSEGV ? &old_segv : &old_bus, sig, si, uc);
+    if (!atomic_flag_test_and_set(&fatal_reported)) {
+        line_buf b;
+        b.len = 0;
+        if (overflow) {
+            put_overflow(&b, p, stack_bytes);
+            put(&b, " (guard page hit); give it a larger stack_bytes. The node dies.");
+        } else {
+            put_node(&b, p);
+            put_process(&b, p);
+            put(&b, " crashed with ");
+            put(&b, signal_name(sig));
+            if (si->si_code > 0 && sig != SIGABRT) {
+                put(&b, " at address ");
+                put_hex(&b, (uintptr_t)si->si_addr);
+            }
+            put(&b, "; code run in a process is not isolated from the node, so the node "
+                    "dies.");
+        }
+        write_line(&b);
+    }
+    errno = saved_errno;
+    chain(&old_actions[k], sig, si, uc);
+    /* A handler before us returned: the process cannot go on. */
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    sigaction(sig, &dfl, NULL);
+    raise(sig);
 }
-
-#endif
 
 static void free_altstack(void *p)
 {
@@ -435,22 +601,23 @@ static void free_altstack(void *p)
 static void install_handler(void)
 {
     pthread_key_create(&altstack_key, free_altstack);
-#ifndef EDI_ASAN
-    /* Under AddressSanitizer its own handler reports the overflow. */
+    /* Under AddressSanitizer its handler is the one installed before us:
+     * it gets the signal after our line and reports it. */
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_fault;
+    sa.sa_sigaction = on_fatal_signal;
     sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGSEGV, &sa, &old_segv);
-    sigaction(SIGBUS, &sa, &old_bus);
-#endif
+    for (size_t k = 0; k < N_FATAL_SIGNALS; k++)
+        sigaction(fatal_signals[k], &sa, &old_actions[k]);
 }
 
 void edi_stack_thread_init(void)
 {
     pthread_once(&handler_once, install_handler);
 #ifndef EDI_ASAN
+    /* Under AddressSanitizer, each thread has its alternate stack (which
+     * it unmaps at thread exit, so it must stay its own). */
     if (pthread_getspecific(altstack_key))
         return;
     stack_t cur;

@@ -224,7 +224,18 @@ int edist_runtime_spawn(edist_runtime *rt, edist_proc_fn fn, void *arg,
  * args[0..arity) (views valid during the call) and may send, receive and
  * spawn. It returns 0 with its return value encoded in result (nothing
  * appended: the atom ok), or exits with edist_exit. A negative return is
- * an error exit: {edist_error, Code}. */
+ * an error exit: {edist_error, Code}.
+ *
+ * fn runs unprotected inside the node, on the process's small stack. A
+ * crash in it (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) is not an Erlang
+ * exit: it takes the whole node down, after one line on stderr naming the
+ * node, the process and module:function/arity, with the original signal
+ * (exit status, core dump). So is a stack overflow: the stack (64 KiB by
+ * default, edist_spawn_opts.stack_bytes) has a guard page below it, and
+ * only code built with -fstack-clash-protection is sure to hit it: build
+ * the code you export with that flag, as edist itself is built, or a
+ * frame larger than the guard can step over it into another process's
+ * stack and corrupt it silently. */
 typedef int (*edist_exported_fn)(void *user, const edist_term_view *args,
                                  uint32_t arity, edist_buf *result);
 /* Add or replace an export. Any thread. EDIST_EINVAL for names that are

@@ -7,7 +7,9 @@
 # function that messages erl back; spawn_monitor/4 of a crashing function
 # (DOWN with its reason) and of an unknown one (undef); spawn_link/4 with
 # trap_exit (EXIT with the reason); an edist process monitoring an erl
-# process gets DOWN normal, then noconnection when that erl node is killed.
+# process gets DOWN normal, then noconnection when that erl node is killed;
+# last, rpc:call of an export that writes through NULL: the edist node dies
+# of SIGSEGV after one line naming itself, the process and t:segv/0.
 . "$(dirname "$0")/test_node_lib.sh"
 PEER=${3:?usage: $0 EDIST TEST_NODE_TOOL TEST_RT_PEER}
 
@@ -17,8 +19,10 @@ R=w1r$$
 E=w1e$$
 F=w1f$$
 RN=$R@$HOST
+ulimit -c 0 # the edist node is meant to die at the end: no core file
 "$PEER" "$R" "$COOKIE" >"$tmp/r.out" 2>"$tmp/r.err" &
-pids+=($!)
+rpid=$!
+pids+=($rpid)
 wait_until 20 grep -q '^ready$' "$tmp/r.out" || fail "runtime peer not ready"
 ok "edist node $RN with the runtime is ready"
 start_erl e "$E"
@@ -125,4 +129,20 @@ ok "killing $F gives DOWN noconnection: $(grep noconnection "$tmp/r.out" | tail 
 r=$(erl_eval "$E" "{techo, '$RN'} ! {self(), still_here}, receive M -> M after 5000 -> timeout end.")
 [ "$r" = "{ok,still_here}" ] || fail "edist node after the node down: $r"
 ok "the edist node still serves erl afterwards"
+
+r=$(erl_eval "$E" "rpc:call('$RN', t, segv, [], 10000).")
+[ "$r" = "{ok,{badrpc,nodedown}}" ] || fail "rpc:call of t:segv: $r"
+wait "$rpid"
+status=$?
+# Reaped: the exit trap must not kill whatever gets its PID next.
+for i in "${!pids[@]}"; do [ "${pids[$i]}" = "$rpid" ] && unset 'pids[i]'; done
+line="^edist: node $RN: process <0\.[0-9]*\.[0-9]*> running t:segv/0 crashed with SIGSEGV at address 0x0; "
+[ "$(grep -c "$line" "$tmp/r.err")" = 1 ] && [ "$(grep -c 'crashed with' "$tmp/r.err")" = 1 ] ||
+  fail "no single crash line naming t:segv/0: $(tail -5 "$tmp/r.err")"
+# Under AddressSanitizer its handler takes the signal after our line,
+# reports it and exits with 1.
+[ "$status" = $((128 + 11)) ] ||
+  { [ "$status" = 1 ] && grep -q 'AddressSanitizer:DEADLYSIGNAL' "$tmp/r.err"; } ||
+  fail "the edist node ended with status $status, not SIGSEGV"
+ok "rpc:call of t:segv/0: $(grep "$line" "$tmp/r.err" | cut -c1-100)..., then the node dies of it"
 done_ok

@@ -2,7 +2,8 @@
 /* A node with the process runtime for the test_rt_*.sh scripts:
  *   test_rt_peer NAME COOKIE
  * Exports t:echo/1, t:add/2 (small integers), t:reply/2 (Pid, Term),
- * t:crash/1 (exits with the reason); registers `techo` ({From, Msg} ->
+ * t:crash/1 (exits with the reason), t:segv/0 (writes through NULL: the
+ * node dies); registers `techo` ({From, Msg} ->
  * Msg to From, a green process) and `tmon` (the main thread as a process:
  * {monitor, Pid, ReplyTo} monitors Pid then sends `monitored` to ReplyTo;
  * {spawn_on, Node, ReplyTo} spawn_monitors erlang:send(ReplyTo,
@@ -75,6 +76,21 @@ static int x_crash(void *user, const edist_term_view *args, uint32_t arity,
     return 0;
 }
 
+static int *volatile null_ptr;
+
+/* UBSan would report the store instead of letting it fault. */
+__attribute__((no_sanitize("undefined"))) static int x_segv(void *user,
+                                                            const edist_term_view *args,
+                                                            uint32_t arity, edist_buf *result)
+{
+    (void)user;
+    (void)args;
+    (void)arity;
+    (void)result;
+    *null_ptr = 1;
+    return 0;
+}
+
 static void echo_proc(void *arg)
 {
     (void)arg;
@@ -122,7 +138,8 @@ int main(int argc, char **argv)
     if (!rt || edist_export_function(rt, "t", "echo", 1, x_echo, NULL) ||
         edist_export_function(rt, "t", "add", 2, x_add, NULL) ||
         edist_export_function(rt, "t", "reply", 2, x_reply, NULL) ||
-        edist_export_function(rt, "t", "crash", 1, x_crash, NULL)) {
+        edist_export_function(rt, "t", "crash", 1, x_crash, NULL) ||
+        edist_export_function(rt, "t", "segv", 0, x_segv, NULL)) {
         fprintf(stderr, "exports: %s\n", edist_last_error());
         return 1;
     }

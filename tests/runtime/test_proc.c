@@ -8,10 +8,13 @@
  * for it to say `done`; the body records failures with CHECK. */
 #include <pthread.h>
 #include <setjmp.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* cmocka needs the headers above first */
@@ -301,27 +304,146 @@ static void test_deep_recursion(void **state)
     assert_int_equal(st.guard_pages, st.stacks_reserved);
 }
 
-/* A guard page hit aborts with one clear line: checked in a child
- * program (test_proc_overflow), whose path meson passes. */
+/* ---- a node that dies -----------------------------------------------------------------------
+ * Each case runs the helper program test_proc_overflow (its path comes
+ * from meson) in one of its modes as a child node, and checks its stderr
+ * and how it ended. */
+
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_ASAN 1
+#endif
+#endif
+
+typedef struct child_end {
+    char out[16384];
+    int status;
+    char line[4096]; /* the node's own line ("edist: ..."), if exactly one */
+    int lines;       /* how many such lines */
+} child_end;
+
+static void run_helper(const char *mode, child_end *e)
+{
+    const char *helper = getenv("EDIST_OVERFLOW_HELPER");
+    assert_non_null(helper);
+    memset(e, 0, sizeof *e);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 2);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    posix_spawn_file_actions_addclose(&fa, fds[1]);
+    char *argv[] = {(char *)helper, (char *)mode, NULL};
+    pid_t pid;
+    extern char **environ;
+    assert_int_equal(posix_spawn(&pid, helper, &fa, NULL, argv, environ), 0);
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    /* Read to the end (a sanitizer's report can be long): a closed pipe
+     * would kill the child with SIGPIPE. */
+    size_t n = 0;
+    char rest[4096];
+    ssize_t r;
+    while ((r = n < sizeof e->out - 1 ? read(fds[0], e->out + n, sizeof e->out - 1 - n)
+                                      : read(fds[0], rest, sizeof rest)) > 0)
+        if (n < sizeof e->out - 1)
+            n += (size_t)r;
+    e->out[n] = '\0';
+    close(fds[0]);
+    assert_int_equal(waitpid(pid, &e->status, 0), pid);
+    for (const char *l = e->out; *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : l + strlen(l)) {
+        if (strncmp(l, "edist: ", 7) != 0)
+            continue;
+        if (e->lines++ == 0) {
+            const char *end = strchr(l, '\n');
+            size_t len = end ? (size_t)(end - l) : strlen(l);
+            if (len >= sizeof e->line)
+                len = sizeof e->line - 1;
+            memcpy(e->line, l, len);
+        }
+    }
+}
+
+/* The node died of sig. Under AddressSanitizer its handler takes the
+ * signals it handles (SIGSEGV, SIGBUS, SIGFPE) after our line, reports
+ * them and exits with status 1. */
+static void assert_died_of(const child_end *e, int sig)
+{
+#ifdef TEST_ASAN
+    if (sig != SIGABRT && WIFEXITED(e->status) && WEXITSTATUS(e->status) == 1 &&
+        strstr(e->out, "AddressSanitizer:DEADLYSIGNAL"))
+        return;
+#endif
+    if (!WIFSIGNALED(e->status) || WTERMSIG(e->status) != sig)
+        fail_msg("status %#x, not death by signal %d; output: %.600s", e->status, sig, e->out);
+}
+
+static void assert_line_has(const child_end *e, const char *const *parts)
+{
+    if (e->lines != 1)
+        fail_msg("%d lines from the node, not 1; output: %.600s", e->lines, e->out);
+    for (; *parts; parts++)
+        if (!strstr(e->line, *parts))
+            fail_msg("no \"%s\" in the node's line: %s", *parts, e->line);
+}
+
+/* A guard page hit kills the node with one clear line. */
 static void test_stack_overflow_aborts(void **state)
 {
     (void)state;
-    const char *helper = getenv("EDIST_OVERFLOW_HELPER");
-    assert_non_null(helper);
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "%s 2>&1", helper);
-    FILE *f = popen(cmd, "r");
-    assert_non_null(f);
-    char out[4096] = "";
-    size_t n = fread(out, 1, sizeof out - 1, f);
-    out[n] = '\0';
-    int status = pclose(f);
-    assert_true(WIFEXITED(status) ? WEXITSTATUS(status) != 0 : 1);
-    if (strstr(out, "AddressSanitizer: stack-overflow"))
-        return; /* under ASan, its handler reports it (ours stands aside) */
-    if (!strstr(out, "stack overflow") || !strstr(out, "<0.") ||
-        !strstr(out, "65536-byte stack"))
-        fail_msg("helper output: %.300s", out);
+    child_end e;
+    run_helper("recurse", &e);
+    assert_died_of(&e, SIGSEGV);
+    const char *parts[] = {"node crashy@localhost: stack overflow: process <0.",
+                           "> running the C function at 0x", "65536-byte stack", NULL};
+    assert_line_has(&e, parts);
+}
+
+/* An export's 70 KiB frame, touched only at its far end, hits the 4 KiB
+ * guard (stack clash probes) rather than landing in the neighbouring
+ * process's stack; the line names the export. */
+static void test_big_frame_hits_guard(void **state)
+{
+    (void)state;
+    child_end e;
+    run_helper("big-frame", &e);
+    assert_died_of(&e, SIGSEGV);
+    const char *parts[] = {"node crashy@localhost: stack overflow: process <0.",
+                           "> running edist_test:big_frame/0 overran its 65536-byte stack",
+                           "(guard page hit)", NULL};
+    assert_line_has(&e, parts);
+}
+
+/* A crash in an export: one line naming the process and the export, then
+ * death by the original signal. */
+static void test_export_crash_named(void **state)
+{
+    (void)state;
+    child_end e;
+    run_helper("null", &e);
+    assert_died_of(&e, SIGSEGV);
+    const char *parts[] = {"node crashy@localhost: process <0.",
+                           "> running edist_test:null_deref/0 crashed with SIGSEGV at address 0x0",
+                           "the node dies", NULL};
+    assert_line_has(&e, parts);
+}
+
+/* abort() in an export: the same line, then death by SIGABRT (raised
+ * again with the default action, not turned into another signal). */
+static void test_export_abort_named(void **state)
+{
+    (void)state;
+    child_end e;
+    run_helper("abort", &e);
+    assert_died_of(&e, SIGABRT);
+    const char *parts[] = {"node crashy@localhost: process <0.",
+                           "> running edist_test:abort_now/0 crashed with SIGABRT; ",
+                           "the node dies", NULL};
+    assert_line_has(&e, parts);
 }
 
 /* ---- spawn and exit ------------------------------------------------------------------------- */
@@ -1704,6 +1826,9 @@ int main(void)
     g_go = pattern("go");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_stack_overflow_aborts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_big_frame_hits_guard, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_export_crash_named, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_export_abort_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pingpong, setup, teardown),
         cmocka_unit_test_setup_teardown(test_yield_fp, setup, teardown),
         cmocka_unit_test_setup_teardown(test_deep_recursion, setup, teardown),
