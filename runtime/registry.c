@@ -50,40 +50,7 @@ bool edi_reason_static(edist_term_view v)
            v.ptr == r_mailbox_overflow;
 }
 
-/* ---- hashing ------------------------------------------------------------------------- */
-
-static inline uint64_t hash_mix(uint64_t h)
-{
-    h ^= h >> 33;
-    h *= UINT64_C(0xff51afd7ed558ccd);
-    h ^= h >> 33;
-    h *= UINT64_C(0xc4ceb9fe1a85ec53);
-    h ^= h >> 33;
-    return h;
-}
-
-uint64_t edi_hash_bytes(const void *p, size_t n, uint64_t seed)
-{
-    /* Eight bytes per step (node names and keys are hashed on every
-     * message: a byte-wise loop was a visible share of the receive path),
-     * then a full avalanche so that the low bits (the bucket index) depend
-     * on every byte. */
-    const uint8_t *b = p;
-    uint64_t h = seed ^ (n * UINT64_C(0x9e3779b97f4a7c15));
-    while (n >= 8) {
-        uint64_t w;
-        memcpy(&w, b, 8);
-        h = (h ^ hash_mix(w)) * UINT64_C(0x9e3779b97f4a7c15);
-        b += 8;
-        n -= 8;
-    }
-    if (n) {
-        uint64_t w = 0;
-        memcpy(&w, b, n);
-        h = (h ^ hash_mix(w)) * UINT64_C(0x9e3779b97f4a7c15);
-    }
-    return hash_mix(h);
-}
+/* ---- hash tables ------------------------------------------------------------------- */
 
 void edi_htab_init(edi_htab *t)
 {

@@ -39,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dataplane/term/hash.h"
 #include "dataplane/uring/loop.h"
 #include "edist/proc.h"
 
@@ -347,7 +348,7 @@ void edi_futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeout_
 void edi_futex_wake(_Atomic uint32_t *word);
 uint64_t edi_mono_ns(void);
 
-/* ---- hash tables (registry.c) ----------------------------------------- */
+/* ---- hash tables (registry.c; the byte hash: dataplane/term/hash.h) --- */
 
 typedef struct edi_hnode {
     struct edi_hnode *next;
@@ -369,7 +370,6 @@ void edi_htab_remove(edi_htab *t, edi_hnode *n);
 /* First node with this hash after `after` (NULL: from the start); the
  * caller compares keys. */
 edi_hnode *edi_htab_next_with(const edi_htab *t, uint64_t hash, edi_hnode *after);
-uint64_t edi_hash_bytes(const void *p, size_t n, uint64_t seed);
 
 /* ---- references ----------------------------------------------------------- */
 

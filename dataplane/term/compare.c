@@ -33,6 +33,9 @@
  *   (EBADTERM), as binary_to_term rejects it.
  * - Bit strings bit by bit over the common length, then by length.
  *
+ * edist_term_hash (hash.c) hashes by the same rules, so that terms equal
+ * here hash equal: a change to one set of rules is a change to both.
+ *
  * Both terms are validated whole first, so malformed input fails the same
  * way wherever the first difference lies. The comparison then walks both
  * terms in lockstep with an explicit stack; maps are indexed (pairs sorted
@@ -415,9 +418,7 @@ static int read_int(side *s, int imm, int_val *v)
     return 0;
 }
 
-/* Where the free variables of the NEW_FUN_EXT in f start, as an offset in the
- * side's buffer: after module, OldIndex, OldUniq and pid. */
-static int fun_free_vars_at(const side *s, const edist_fun *f, size_t *at)
+int edi_fun_free_vars_at(const edist_fun *f, size_t *at)
 {
     edist_cursor c;
     edist_cursor_init(&c, f->bytes, f->len);
@@ -427,8 +428,18 @@ static int fun_free_vars_at(const side *s, const edist_fun *f, size_t *at)
         if (rc < 0)
             return rc;
     }
-    *at = (size_t)(f->bytes - s->cur.data) + c.pos;
+    *at = c.pos;
     return 0;
+}
+
+/* Where the free variables of the NEW_FUN_EXT in f start, as an offset in the
+ * side's buffer. */
+static int fun_free_vars_at(const side *s, const edist_fun *f, size_t *at)
+{
+    size_t in_fun = 0;
+    int rc = edi_fun_free_vars_at(f, &in_fun);
+    *at = (size_t)(f->bytes - s->cur.data) + in_fun;
+    return rc;
 }
 
 static int list_open(side *s, const edist_term_info *info, list_side *ls)
@@ -622,7 +633,7 @@ static int step(cmp_ctx *ctx, side *a, side *b, int imm_a, int imm_b,
             *res = sign_of_u64(x.num_free, y.num_free);
         if (*res != 0 || x.num_free == 0)
             return 0;
-        size_t fa, fb;
+        size_t fa = 0, fb = 0; /* zeroed for -Werror: set when rc == 0 */
         rc = fun_free_vars_at(a, &x, &fa);
         if (rc == 0)
             rc = fun_free_vars_at(b, &y, &fb);
@@ -1008,9 +1019,8 @@ static int index_build(cmp_ctx *ctx, side *s)
 
 /* ---- entry points --------------------------------------------------------- */
 
-/* Opens one whole term of either form and validates it. */
-static int open_term(const void *data, size_t len, edist_buf *scratch,
-                     edist_cursor *c)
+int edi_term_open(const void *data, size_t len, edist_buf *scratch,
+                  edist_cursor *c)
 {
     const uint8_t *d = data;
     if (d == NULL && len > 0)
@@ -1044,9 +1054,9 @@ static int compare_terms(const void *a, size_t alen, const void *b,
     ctx.tmp = NULL;
     ctx.tmp_cap = 0;
     side x, y;
-    int rc = open_term(a, alen, &sa, &x.cur);
+    int rc = edi_term_open(a, alen, &sa, &x.cur);
     if (rc == 0)
-        rc = open_term(b, blen, &sb, &y.cur);
+        rc = edi_term_open(b, blen, &sb, &y.cur);
     if (rc == 0) {
         size_t na = x.cur.len - x.cur.pos, nb = y.cur.len - y.cur.pos;
         if (na == nb && memcmp(x.cur.data + x.cur.pos, y.cur.data + y.cur.pos, na) == 0) {
@@ -1090,7 +1100,7 @@ int edist_term_equal(const void *a, size_t alen, const void *b, size_t blen)
         edist_buf scratch;
         edist_buf_init(&scratch);
         edist_cursor c;
-        int rc = open_term(a, alen, &scratch, &c);
+        int rc = edi_term_open(a, alen, &scratch, &c);
         edist_buf_free(&scratch);
         return rc < 0 ? rc : 1;
     }

@@ -162,4 +162,14 @@ int edi_validate_term(const uint8_t *d, size_t len, size_t *err_off);
 int edi_inflate_ext(const uint8_t *ext, size_t len, edist_buf *out,
                     size_t *err_off);
 
+/* ---- shared between compare.c and hash.c --------------------------------- */
+
+/* Opens one whole term of either form (a leading 131 skipped, a compressed
+ * term inflated into scratch) and validates it: *c is at the term. */
+int edi_term_open(const void *data, size_t len, edist_buf *scratch,
+                  edist_cursor *c);
+/* Where the free variables of the NEW_FUN_EXT f start, as an offset in
+ * f->bytes: after module, OldIndex, OldUniq and pid. */
+int edi_fun_free_vars_at(const edist_fun *f, size_t *at);
+
 #endif

@@ -390,6 +390,13 @@ int edist_term_compare(const void *a, size_t alen, const void *b, size_t blen,
 /* 1 if a =:= b (different encodings of one term are equal), 0 if not,
  * negative on malformed input. */
 int edist_term_equal(const void *a, size_t alen, const void *b, size_t blen);
+/* A 64-bit hash of a term that agrees with edist_term_equal: terms that are
+ * =:= hash equal whatever their encodings (latin-1 and UTF-8 atoms, the
+ * integer forms, STRING_EXT and LIST_EXT, a map's pairs in any order, ...),
+ * for hash tables keyed by terms. seed picks one function of a family (a
+ * table that a peer fills should use a random one). 0, or negative on
+ * malformed input (as edist_term_equal). */
+int edist_term_hash(const void *term, size_t len, uint64_t seed, uint64_t *hash);
 
 /* ---- Erlang text -------------------------------------------------------- */
 typedef struct edist_parse_error {

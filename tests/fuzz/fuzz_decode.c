@@ -75,6 +75,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     int cmp = 1;
     if (edist_term_compare(data, len, data, len, &cmp) != 0 || cmp != 0)
         abort();
+    /* The hash agrees with =:=: the input and its canonical encoding
+     * (printed and parsed back), whenever they are equal, hash equal.
+     * Only nesting deeper than the walks allow may fail. */
+    uint64_t h1 = 0, h2 = 0;
+    int rc = edist_term_hash(data, len, 0x5eed, &h1);
+    if (rc != 0 && rc != EDIST_EDEPTH)
+        abort();
+    edist_buf again;
+    edist_buf_init(&again);
+    edist_parse_error perr;
+    if (rc == 0 &&
+        edist_term_parse((const char *)out.data, out.len, &again, NULL, &perr) == 0 &&
+        edist_term_equal(data, len, again.data, again.len) == 1 &&
+        (edist_term_hash(again.data, again.len, 0x5eed, &h2) != 0 || h1 != h2))
+        abort();
+    edist_buf_free(&again);
     edist_buf_free(&out);
     return 0;
 }

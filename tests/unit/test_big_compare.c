@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Bignum text conversion, exact term order and =:=. Expected values come
- * from erl (OTP 25.2.3); the generators are described next to the data. */
+/* Bignum text conversion, exact term order, =:= and the term hash that
+ * agrees with it. Expected values come from erl (OTP 25.2.3); the
+ * generators are described next to the data. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -703,6 +704,222 @@ static void malformed_input(void **state)
                      EDIST_EBADTERM);
 }
 
+/* ---- the term hash ----------------------------------------------------------- */
+
+static uint64_t hash_of(const void *t, size_t len, uint64_t seed)
+{
+    uint64_t h = 0;
+    int rc = edist_term_hash(t, len, seed, &h);
+    if (rc != 0)
+        fail_msg("edist_term_hash: %d", rc);
+    return h;
+}
+
+static const uint64_t seeds[] = {0, 1, UINT64_C(0x8badf00d5eed1234)};
+
+/* Over erl's table: terms of one rank (=:=, whatever their encodings)
+ * hash equal, under every seed; terms of different ranks do not collide
+ * (the table is fixed, so this is not left to chance). */
+static void hash_agrees_with_order_table(void **state)
+{
+    (void)state;
+    for (size_t s = 0; s < sizeof seeds / sizeof *seeds; s++) {
+        for (size_t i = 0; i < N_ORDER; i++) {
+            const struct order_case *x = &order_cases[i];
+            uint64_t hx = hash_of(x->bytes, x->len, seeds[s]);
+            for (size_t j = 0; j < N_ORDER; j++) {
+                const struct order_case *y = &order_cases[j];
+                uint64_t hy = hash_of(y->bytes, y->len, seeds[s]);
+                if ((hx == hy) != (x->rank == y->rank))
+                    fail_msg("seed %zu: hash(#%zu) %s hash(#%zu), ranks %d and %d", s, i,
+                             hx == hy ? "==" : "!=", j, x->rank, y->rank);
+            }
+        }
+    }
+    /* another seed, another function */
+    assert_true(hash_of(T("\x77\x01" "a"), 0) != hash_of(T("\x77\x01" "a"), 1));
+}
+
+/* The external forms (131 + term, and compressed) hash as the term. */
+static void hash_external_forms(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < N_ORDER; i++) {
+        const struct order_case *x = &order_cases[i];
+        edist_buf ext, z;
+        edist_buf_init(&ext);
+        edist_buf_init(&z);
+        assert_int_equal(edist_enc_version(&ext), 0);
+        assert_int_equal(edist_buf_append(&ext, x->bytes, x->len), 0);
+        assert_int_equal(edist_term_compress(ext.data, ext.len, 6, &z), 0);
+        uint64_t h = hash_of(x->bytes, x->len, 7);
+        assert_true(hash_of(ext.data, ext.len, 7) == h);
+        assert_true(hash_of(z.data, z.len, 7) == h);
+        edist_buf_free(&ext);
+        edist_buf_free(&z);
+    }
+}
+
+/* A NEW_FUN_EXT of module m with one free variable (the integer fv);
+ * =:= ignores arity, uniq, old_index and the creator pid. */
+static void enc_fun(edist_buf *b, uint8_t arity, uint8_t uniq, uint32_t index,
+                    int64_t old_index, int64_t old_uniq, uint32_t pid_id, int64_t fv)
+{
+    edist_buf_reset(b);
+    uint8_t head[30] = {0x70, 0, 0, 0, 0, arity};
+    memset(head + 6, uniq, 16);
+    head[22] = (uint8_t)(index >> 24);
+    head[23] = (uint8_t)(index >> 16);
+    head[24] = (uint8_t)(index >> 8);
+    head[25] = (uint8_t)index;
+    head[29] = 1; /* NumFree */
+    assert_int_equal(edist_buf_append(b, head, sizeof head), 0);
+    edist_pid pid = {{"a@h", 3, 0}, pid_id, 0, 1};
+    assert_int_equal(edist_enc_atom(b, "m", 1), 0);
+    assert_int_equal(edist_enc_int(b, old_index), 0);
+    assert_int_equal(edist_enc_int(b, old_uniq), 0);
+    assert_int_equal(edist_enc_pid(b, &pid), 0);
+    assert_int_equal(edist_enc_int(b, fv), 0);
+    uint32_t size = (uint32_t)b->len - 1;
+    b->data[1] = (uint8_t)(size >> 24);
+    b->data[2] = (uint8_t)(size >> 16);
+    b->data[3] = (uint8_t)(size >> 8);
+    b->data[4] = (uint8_t)size;
+}
+
+/* equal(a, b) is want, and so is hash(a) == hash(b). */
+static void same_as_equal(const void *a, size_t alen, const void *b, size_t blen, int want)
+{
+    assert_int_equal(edist_term_equal(a, alen, b, blen), want);
+    for (size_t s = 0; s < sizeof seeds / sizeof *seeds; s++)
+        assert_int_equal(hash_of(a, alen, seeds[s]) == hash_of(b, blen, seeds[s]), want);
+}
+
+static void hash_across_encodings(void **state)
+{
+    (void)state;
+    /* one group atom as ATOM_EXT, SMALL_ATOM_EXT, ATOM_UTF8_EXT and
+     * SMALL_ATOM_UTF8_EXT (what a BEAM peer may send) */
+    same_as_equal(T("\x64\x00\x05" "group"), T("\x77\x05" "group"), 1);
+    same_as_equal(T("\x73\x05" "group"), T("\x76\x00\x05" "group"), 1);
+    same_as_equal(T("\x64\x00\x05" "group"), T("\x76\x00\x05" "group"), 1);
+    same_as_equal(T("\x64\x00\x05" "group"), T("\x77\x05" "grouq"), 0);
+    /* latin-1 beyond ASCII against UTF-8: 'caf\xe9' */
+    same_as_equal(T("\x73\x04" "caf\xe9"), T("\x77\x05" "caf\xc3\xa9"), 1);
+    same_as_equal(T("\x64\x00\x04" "caf\xe9"), T("\x76\x00\x05" "caf\xc3\xa9"), 1);
+    same_as_equal(T("\x73\x01\xff"), T("\x77\x02\xc3\xbf"), 1);
+    /* {group, 1} with the atom in two forms and the integer in three */
+    same_as_equal(T("\x68\x02\x64\x00\x01g\x61\x01"), T("\x68\x02\x77\x01g\x62\x00\x00\x00\x01"), 1);
+    same_as_equal(T("\x69\x00\x00\x00\x02\x77\x01g\x6e\x02\x00\x01\x00"),
+                  T("\x68\x02\x73\x01g\x61\x01"), 1);
+    /* a pid whose node name is latin-1 in one and UTF-8 in the other;
+     * PID_EXT and NEW_PID_EXT */
+    same_as_equal(T("\x67\x64\x00\x03" "a@h" "\x00\x00\x00\x05\x00\x00\x00\x00\x02"),
+                  T("\x58\x77\x03" "a@h" "\x00\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x02"), 1);
+    same_as_equal(T("\x67\x64\x00\x03" "a@h" "\x00\x00\x00\x05\x00\x00\x00\x00\x02"),
+                  T("\x58\x77\x03" "a@h" "\x00\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x03"), 0);
+    /* a ref as NEW_REFERENCE_EXT and as NEWER_REFERENCE_EXT with a high
+     * zero word */
+    same_as_equal(T("\x72\x00\x01\x77\x03" "a@h" "\x02\x00\x00\x00\x09"),
+                  T("\x5a\x00\x02\x64\x00\x03" "a@h" "\x00\x00\x00\x02\x00\x00\x00\x09"
+                    "\x00\x00\x00\x00"), 1);
+    /* lists: STRING_EXT, LIST_EXT, segments; the empty string is [] */
+    same_as_equal(T("\x6b\x00\x02\x01\x02"), T("\x6c\x00\x00\x00\x02\x61\x01\x61\x02\x6a"), 1);
+    same_as_equal(T("\x6c\x00\x00\x00\x01\x61\x01\x6b\x00\x01\x02"),
+                  T("\x6b\x00\x02\x01\x02"), 1);
+    same_as_equal(T("\x6c\x00\x00\x00\x01\x61\x01\x6c\x00\x00\x00\x01\x61\x02\x6b\x00\x00"),
+                  T("\x6b\x00\x02\x01\x02"), 1);
+    same_as_equal(T("\x6b\x00\x00"), T("\x6a"), 1);
+    same_as_equal(T("\x6b\x00\x02\x00\x01"), T("\x6c\x00\x00\x00\x02\x61\x00\x61\x01\x6a"), 1);
+    same_as_equal(T("\x6c\x00\x00\x00\x01\x61\x01\x6a"), T("\x6c\x00\x00\x00\x01\x61\x01\x6b\x00\x00"), 1);
+    same_as_equal(T("\x6c\x00\x00\x00\x02\x61\x01\x61\x02\x6a"),
+                  T("\x6c\x00\x00\x00\x01\x61\x01\x61\x02"), 0); /* [1,2] vs [1|2] */
+    same_as_equal(T("\x6c\x00\x00\x00\x01\x6a\x6a"), T("\x6a"), 0); /* [[]] vs [] */
+    same_as_equal(T("\x6c\x00\x00\x00\x01\x6a\x6a"), T("\x6c\x00\x00\x00\x01\x6a\x6b\x00\x00"), 1);
+    /* a binary as BINARY_EXT and BIT_BINARY_EXT of 8 bits; unused bits */
+    same_as_equal(T("\x6d\x00\x00\x00\x02\x01\x02"), T("\x4d\x00\x00\x00\x02\x08\x01\x02"), 1);
+    same_as_equal(T("\x4d\x00\x00\x00\x01\x03\xa0"), T("\x4d\x00\x00\x00\x01\x03\xbf"), 1);
+    same_as_equal(T("\x4d\x00\x00\x00\x01\x03\xa0"), T("\x4d\x00\x00\x00\x01\x04\xa0"), 0);
+    /* floats: FLOAT_EXT against NEW_FLOAT_EXT; 1 is not 1.0 */
+    same_as_equal(T("\x63" "1.00000000000000000000e+00" "\x00\x00\x00\x00\x00"),
+                  T("\x46\x3f\xf0\x00\x00\x00\x00\x00\x00"), 1);
+    same_as_equal(T("\x61\x01"), T("\x46\x3f\xf0\x00\x00\x00\x00\x00\x00"), 0);
+    /* ports: NEW_PORT_EXT and V4_PORT_EXT */
+    same_as_equal(T("\x59\x77\x03" "a@h" "\x00\x00\x00\x05\x00\x00\x00\x01"),
+                  T("\x78\x64\x00\x03" "a@h" "\x00\x00\x00\x00\x00\x00\x00\x05\x00\x00\x00\x01"), 1);
+    /* funs: what =:= ignores, and what it does not */
+    edist_buf a, b;
+    edist_buf_init(&a);
+    edist_buf_init(&b);
+    enc_fun(&a, 1, 0x11, 3, 0, 77, 5, 42);
+    enc_fun(&b, 2, 0x22, 3, 9, 77, 6, 42);
+    same_as_equal(a.data, a.len, b.data, b.len, 1);
+    enc_fun(&b, 1, 0x11, 3, 0, 77, 5, 43); /* free variable */
+    same_as_equal(a.data, a.len, b.data, b.len, 0);
+    enc_fun(&b, 1, 0x11, 4, 0, 77, 5, 42); /* Index */
+    same_as_equal(a.data, a.len, b.data, b.len, 0);
+    enc_fun(&b, 1, 0x11, 3, 0, 78, 5, 42); /* OldUniq */
+    same_as_equal(a.data, a.len, b.data, b.len, 0);
+    /* maps: pairs in any order, nested */
+    encode_map(&a, 0, -1);
+    encode_map(&b, 1, -1);
+    same_as_equal(a.data, a.len, b.data, b.len, 1);
+    encode_map(&b, 1, 38);
+    same_as_equal(a.data, a.len, b.data, b.len, 0);
+    same_as_equal(T("\x74\x00\x00\x00\x02\x77\x01\x61\x61\x01\x77\x01\x62\x61\x02"),
+                  T("\x74\x00\x00\x00\x02\x77\x01\x62\x61\x01\x77\x01\x61\x61\x02"), 0);
+    same_as_equal(T("\x68\x02\x74\x00\x00\x00\x02\x77\x01\x61\x61\x01\x64\x00\x01\x62\x61\x02\x6a"),
+                  T("\x68\x02\x74\x00\x00\x00\x02\x73\x01\x62\x61\x02\x77\x01\x61\x61\x01\x6a"), 1);
+    edist_buf_free(&a);
+    edist_buf_free(&b);
+}
+
+static void hash_limits_and_errors(void **state)
+{
+    (void)state;
+    uint64_t h = 5;
+    static const uint8_t one[] = {0x61, 0x01};
+    assert_int_equal(edist_term_hash(one, 0, 0, &h), EDIST_ETRUNC);
+    assert_int_equal(edist_term_hash(NULL, 2, 0, &h), EDIST_EINVAL);
+    assert_int_equal(edist_term_hash(one, 2, 0, NULL), EDIST_EINVAL);
+    assert_int_equal(edist_term_hash(T("\x68\x02\x61\x01"), 0, &h), EDIST_ETRUNC);
+    assert_int_equal(edist_term_hash(T("\x61\x01\x61"), 0, &h), EDIST_EBADTERM);
+    assert_int_equal(edist_term_hash(T("\x77\x01\xff"), 0, &h), EDIST_EBADTERM);
+    assert_int_equal(edist_term_hash(T("\x52\x01"), 0, &h), EDIST_EUNSUPPORTED);
+    assert_true(h == 5); /* untouched on error */
+    /* deep nesting: up to the limit, and one more */
+    size_t la, lb;
+    uint8_t *a = nested_tuples(EDIST_DEFAULT_MAX_DEPTH, 1, &la);
+    uint8_t *b = nested_tuples(EDIST_DEFAULT_MAX_DEPTH, 2, &lb);
+    assert_true(hash_of(a, la, 0) != hash_of(b, lb, 0));
+    free(a);
+    free(b);
+    a = nested_tuples(EDIST_DEFAULT_MAX_DEPTH + 1, 1, &la);
+    assert_int_equal(edist_term_hash(a, la, 0, &h), EDIST_EDEPTH);
+    free(a);
+    /* a long list of nested one-element LIST_EXTs is not deep, and hashes
+     * as the same list in one LIST_EXT */
+    size_t n = 2 * EDIST_DEFAULT_MAX_DEPTH;
+    uint8_t *l = malloc(7 * n + 1);
+    uint8_t *flat = malloc(2 * n + 6);
+    assert_non_null(l);
+    assert_non_null(flat);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(l + 7 * i, "\x6c\x00\x00\x00\x01\x61\x01", 7);
+        memcpy(flat + 5 + 2 * i, "\x61\x01", 2);
+    }
+    l[7 * n] = 0x6a;
+    memcpy(flat, "\x6c", 1);
+    flat[1] = (uint8_t)(n >> 24);
+    flat[2] = (uint8_t)(n >> 16);
+    flat[3] = (uint8_t)(n >> 8);
+    flat[4] = (uint8_t)n;
+    flat[5 + 2 * n] = 0x6a;
+    assert_true(hash_of(l, 7 * n + 1, 3) == hash_of(flat, 2 * n + 6, 3));
+    free(l);
+    free(flat);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -718,6 +935,10 @@ int main(void)
         cmocka_unit_test(maps_in_any_key_order),
         cmocka_unit_test(depth_limit),
         cmocka_unit_test(malformed_input),
+        cmocka_unit_test(hash_agrees_with_order_table),
+        cmocka_unit_test(hash_external_forms),
+        cmocka_unit_test(hash_across_encodings),
+        cmocka_unit_test(hash_limits_and_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
