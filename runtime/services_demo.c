@@ -358,6 +358,11 @@ static int ex_stats(void *user, const edist_term_view *args, uint32_t arity, edi
     edi_services_stat(&pairs, &n, "mailbox_overflows", rs.mailbox_overflows);
     edi_services_stat(&pairs, &n, "messages_copied_out", rs.messages_copied_out);
     edi_services_stat(&pairs, &n, "mailbox_busy", rs.mailbox_busy);
+    /* hashing (issue 8): pg's scope */
+    edi_services_stat(&pairs, &n, "pg_groups", atomic_load(&s->pg_stats.groups));
+    edi_services_stat(&pairs, &n, "pg_members", atomic_load(&s->pg_stats.members));
+    edi_services_stat(&pairs, &n, "pg_group_lookups", atomic_load(&s->pg_stats.group_lookups));
+    edi_services_stat(&pairs, &n, "pg_group_compares", atomic_load(&s->pg_stats.group_compares));
     if (s->cfg.stats)
         rc = s->cfg.stats(s->cfg.user, &pairs, &n);
     if (rc == 0)

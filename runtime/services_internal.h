@@ -3,6 +3,8 @@
 #ifndef EDI_SERVICES_INTERNAL_H
 #define EDI_SERVICES_INTERNAL_H
 
+#include <stdatomic.h>
+
 #include "runtime/services.h"
 
 /* Patterns compiled once per edi_services (read-only afterwards, so the
@@ -32,10 +34,24 @@ enum {
     EDI_PAT_COUNT
 };
 
+/* pg's scope (services_pg.c), for edist:stats/0: its size, and the work
+ * of finding groups by term (a lookup hashes the term and compares it
+ * with the groups of the same hash: about one comparison per lookup,
+ * whatever the number of groups). Written by the scope process, read by
+ * any. */
+typedef struct edi_pg_stats {
+    _Atomic uint64_t groups;
+    _Atomic uint64_t members;
+    _Atomic uint64_t group_lookups;
+    _Atomic uint64_t group_compares;
+} edi_pg_stats;
+
 struct edi_services {
     edi_rt *rt;
     edi_services_config cfg;
     edist_pattern *pat[EDI_PAT_COUNT];
+    /* hashing (issue 8): pg's counters */
+    edi_pg_stats pg_stats;
 };
 
 /* Views of variable `name` of pattern pat after a match. */

@@ -21,11 +21,20 @@
  * {get_members, Group}, {get_local_members, Group} and which_groups
  * (pg.erl answers those from an ETS table instead).
  *
- * State: flat arrays searched linearly (entries are (group, pid, origin)
- * triples); groups are compared as terms (=:=). Sized for the hundreds
- * to low thousands of members a scope usually holds. */
+ * State: groups in a hash table keyed by their term (edist_term_hash,
+ * which agrees with =:=, so one group sent in different encodings is one
+ * group), each with its memberships (pid, origin) in join order; peer
+ * scopes and local members in hash tables keyed by pid. A message costs
+ * what it names: a join, a lookup or a leave costs O(1) plus the size of
+ * the group it names (a leave searches that group, as pg.erl's
+ * lists:delete does), never the number of groups. What concerns a whole
+ * peer (its sync, its DOWN) is a pass over all the groups, and a peer
+ * with no members skips it. The seed of every hash is random, so that a
+ * peer cannot choose groups that collide. */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "edist/pg.h"
 #include "runtime/runtime_internal.h"
@@ -33,45 +42,58 @@
 
 #define PG_CALL_TIMEOUT_MS 5000
 
-/* A group with members; a slot whose term is NULL is free (a group goes
- * when its last member does, so churning group names cost nothing). */
+/* One membership: pid joined the group once. origin -1: a local member;
+ * otherwise the index of the peer scope that told us. */
+typedef struct pg_member {
+    edist_procid pid;
+    int32_t origin;
+} pg_member;
+
+/* A group with members: in st->groups by the hash of its term, and in
+ * the list st->first..last in creation order (which_groups). It goes when
+ * its last member does, so churning group names cost nothing. */
 typedef struct pg_group {
-    uint8_t *term; /* encoded, owned */
+    edi_hnode h;
+    struct pg_group *prev, *next;
+    pg_member *members; /* in join order, newest last */
+    uint32_t n, cap;
+    uint32_t locals; /* members with origin -1 */
     size_t len;
-    size_t members; /* entries naming it */
+    uint8_t term[]; /* encoded */
 } pg_group;
 
-/* One membership: pid joined group once. origin -1: a local member;
- * otherwise the index of the peer scope that told us. */
-typedef struct pg_entry {
-    uint32_t group;
-    int32_t origin;
-    edist_procid pid;
-} pg_entry;
-
+/* A peer scope process; its index in st->peers is the origin of what it
+ * told us. A slot whose scope went down is reused (free list). */
 typedef struct pg_peer {
+    edi_hnode h; /* st->peer_index by scope pid, while live */
     edist_procid scope;
     edist_ref mref;
     bool live;
+    int32_t index;     /* in st->peers */
+    int32_t next_free; /* free slots: the next one */
+    uint64_t members;  /* memberships it told us of */
 } pg_peer;
 
-/* A monitored local member. */
+/* A monitored local member, with the group of each of its joins. */
 typedef struct pg_local {
+    edi_hnode h; /* st->locals by pid */
     edist_procid pid;
     edist_ref mref;
+    pg_group **joins; /* oldest first; a group once per join */
+    uint32_t n, cap;
 } pg_local;
 
 typedef struct pg_state {
     edi_services *s;
     edist_procid self;
-    pg_group *groups;
-    size_t ngroups, groups_cap;
-    pg_entry *entries;
-    size_t nentries, entries_cap;
-    pg_peer *peers;
+    uint64_t seed;
+    edi_htab groups;
+    pg_group *first, *last;
+    pg_peer **peers;
     size_t npeers, peers_cap;
-    pg_local *locals;
-    size_t nlocals, locals_cap;
+    int32_t free_peer; /* -1: none */
+    edi_htab peer_index;
+    edi_htab locals;
     edist_buf out, tmp;
 } pg_state;
 
@@ -89,117 +111,190 @@ static int grow(void **arr, size_t *cap, size_t n, size_t sz)
     return 0;
 }
 
+static int grow32(void **arr, uint32_t *cap, uint32_t n, size_t sz)
+{
+    size_t c = *cap;
+    int rc = n < UINT32_MAX / 2 ? grow(arr, &c, n, sz) : EDIST_ENOMEM;
+    *cap = (uint32_t)c;
+    return rc;
+}
+
+static void count(_Atomic uint64_t *counter, int64_t delta)
+{
+    atomic_fetch_add_explicit(counter, (uint64_t)delta, memory_order_relaxed);
+}
+
+static uint64_t pid_hash(const pg_state *st, edist_procid pid)
+{
+    return edi_hash_bytes(&pid, sizeof pid, st->seed);
+}
+
 static void pg_free(void *arg)
 {
     pg_state *st = arg;
-    for (size_t i = 0; i < st->ngroups; i++)
-        free(st->groups[i].term);
-    free(st->groups);
-    free(st->entries);
+    edi_pg_stats *ps = &st->s->pg_stats;
+    for (pg_group *g = st->first, *next; g; g = next) {
+        next = g->next;
+        count(&ps->members, -(int64_t)g->n);
+        count(&ps->groups, -1);
+        free(g->members);
+        free(g);
+    }
+    for (size_t i = 0; i < st->npeers; i++)
+        free(st->peers[i]);
     free(st->peers);
-    free(st->locals);
+    for (size_t b = 0; st->locals.buckets && b <= st->locals.mask; b++) {
+        for (edi_hnode *x = st->locals.buckets[b], *next; x; x = next) {
+            next = x->next;
+            free(((pg_local *)x)->joins);
+            free(x);
+        }
+    }
+    edi_htab_destroy(&st->groups);
+    edi_htab_destroy(&st->peer_index);
+    edi_htab_destroy(&st->locals);
     edist_buf_free(&st->out);
     edist_buf_free(&st->tmp);
     free(st);
 }
 
-/* ---- groups and entries ---------------------------------------------------- */
+/* ---- groups and memberships --------------------------------------------------- */
 
-static int64_t group_find(const pg_state *st, edist_term_view g)
+/* The group g (hash h), or NULL. *bad: g could not be compared with a
+ * group of the same hash (a term =:= rejects, such as a map with a key
+ * twice, which no BEAM sends): such a term must not get a group of its
+ * own, or copies of it would pile up under one hash. */
+static pg_group *group_find(pg_state *st, edist_term_view g, uint64_t h, bool *bad)
 {
-    for (size_t i = 0; i < st->ngroups; i++)
-        if (st->groups[i].term &&
-            edist_term_equal(st->groups[i].term, st->groups[i].len, g.ptr, g.len) == 1)
-            return (int64_t)i;
-    return -1;
-}
-
-static int64_t group_intern(pg_state *st, edist_term_view g)
-{
-    int64_t i = group_find(st, g);
-    if (i >= 0)
-        return i;
-    size_t slot = st->ngroups;
-    for (size_t j = 0; j < st->ngroups && slot == st->ngroups; j++)
-        if (!st->groups[j].term)
-            slot = j;
-    if (slot == st->ngroups &&
-        grow((void **)&st->groups, &st->groups_cap, st->ngroups, sizeof *st->groups))
-        return EDIST_ENOMEM;
-    uint8_t *copy = malloc(g.len);
-    if (!copy)
-        return EDIST_ENOMEM;
-    memcpy(copy, g.ptr, g.len);
-    st->groups[slot] = (pg_group){copy, g.len, 0};
-    if (slot == st->ngroups)
-        st->ngroups++;
-    return (int64_t)slot;
-}
-
-/* Free group gi's slot if nothing names it (interned for a join that
- * added nobody). */
-static void group_drop_unused(pg_state *st, uint32_t gi)
-{
-    pg_group *g = &st->groups[gi];
-    if (g->members == 0) {
-        free(g->term);
-        g->term = NULL;
+    edi_pg_stats *ps = &st->s->pg_stats;
+    count(&ps->group_lookups, 1);
+    for (edi_hnode *x = edi_htab_next_with(&st->groups, h, NULL); x;
+         x = edi_htab_next_with(&st->groups, h, x)) {
+        pg_group *gr = (pg_group *)x;
+        count(&ps->group_compares, 1);
+        int eq = edist_term_equal(gr->term, gr->len, g.ptr, g.len);
+        if (eq == 1)
+            return gr;
+        if (eq < 0)
+            *bad = true;
     }
+    return NULL;
 }
 
-/* One entry naming group gi is gone. */
-static void group_unref(pg_state *st, uint32_t gi)
+/* The group named g, or NULL (none, or g is not a term). */
+static pg_group *group_get(pg_state *st, edist_term_view g)
 {
-    st->groups[gi].members--;
-    group_drop_unused(st, gi);
+    uint64_t h;
+    bool bad = false;
+    if (edist_term_hash(g.ptr, g.len, st->seed, &h) != 0)
+        return NULL;
+    return group_find(st, g, h, &bad);
 }
 
-static int entry_add(pg_state *st, uint32_t group, int32_t origin, edist_procid pid)
+/* The group named g, made if new (then without members: the caller adds
+ * them, or drops it with group_drop_unused). NULL: no memory, or g is not
+ * a term. */
+static pg_group *group_intern(pg_state *st, edist_term_view g)
 {
-    if (grow((void **)&st->entries, &st->entries_cap, st->nentries, sizeof *st->entries))
+    uint64_t h;
+    bool bad = false;
+    if (edist_term_hash(g.ptr, g.len, st->seed, &h) != 0)
+        return NULL;
+    pg_group *gr = group_find(st, g, h, &bad);
+    if (gr || bad)
+        return gr;
+    gr = malloc(sizeof *gr + g.len);
+    if (!gr)
+        return NULL;
+    memset(gr, 0, sizeof *gr);
+    gr->len = g.len;
+    memcpy(gr->term, g.ptr, g.len);
+    if (edi_htab_insert(&st->groups, &gr->h, h) != 0) {
+        free(gr);
+        return NULL;
+    }
+    gr->prev = st->last;
+    if (st->last)
+        st->last->next = gr;
+    else
+        st->first = gr;
+    st->last = gr;
+    count(&st->s->pg_stats.groups, 1);
+    return gr;
+}
+
+/* Free g if nothing names it. */
+static void group_drop_unused(pg_state *st, pg_group *g)
+{
+    if (g->n > 0)
+        return;
+    edi_htab_remove(&st->groups, &g->h);
+    if (g->prev)
+        g->prev->next = g->next;
+    else
+        st->first = g->next;
+    if (g->next)
+        g->next->prev = g->prev;
+    else
+        st->last = g->prev;
+    count(&st->s->pg_stats.groups, -1);
+    free(g->members);
+    free(g);
+}
+
+static void origin_count(pg_state *st, int32_t origin, int delta)
+{
+    if (origin < 0)
+        return;
+    st->peers[origin]->members += (uint64_t)(int64_t)delta;
+}
+
+static int member_add(pg_state *st, pg_group *g, int32_t origin, edist_procid pid)
+{
+    if (grow32((void **)&g->members, &g->cap, g->n, sizeof *g->members))
         return EDIST_ENOMEM;
-    st->entries[st->nentries++] = (pg_entry){group, origin, pid};
-    st->groups[group].members++;
+    g->members[g->n++] = (pg_member){pid, origin};
+    g->locals += origin < 0;
+    origin_count(st, origin, 1);
+    count(&st->s->pg_stats.members, 1);
     return 0;
 }
 
-/* Remove one entry of (group, origin, pid); order is kept (newest last). */
-static bool entry_remove_one(pg_state *st, uint32_t group, int32_t origin, edist_procid pid)
+/* Remove the newest membership (origin, pid) of g; order is kept. The
+ * caller drops g if it is left empty. */
+static bool member_remove_one(pg_state *st, pg_group *g, int32_t origin, edist_procid pid)
 {
-    for (size_t i = st->nentries; i-- > 0;) {
-        pg_entry *e = &st->entries[i];
-        if (e->group == group && e->origin == origin && edist_procid_equal(e->pid, pid)) {
-            memmove(e, e + 1, (st->nentries - i - 1) * sizeof *e);
-            st->nentries--;
-            group_unref(st, group);
+    for (uint32_t i = g->n; i-- > 0;) {
+        pg_member *m = &g->members[i];
+        if (m->origin == origin && edist_procid_equal(m->pid, pid)) {
+            memmove(m, m + 1, (g->n - i - 1) * sizeof *m);
+            g->n--;
+            g->locals -= origin < 0;
+            origin_count(st, origin, -1);
+            count(&st->s->pg_stats.members, -1);
             return true;
         }
     }
     return false;
 }
 
-/* Remove every entry for which drop(e) is true. */
-static void entries_filter(pg_state *st, bool (*drop)(const pg_entry *e, const void *ctx),
-                           const void *ctx)
+/* Every membership that peer `origin` told us of goes (its scope went
+ * down, or its sync replaces them). */
+static void drop_origin(pg_state *st, int32_t origin)
 {
-    size_t w = 0;
-    for (size_t r = 0; r < st->nentries; r++) {
-        if (drop(&st->entries[r], ctx))
-            group_unref(st, st->entries[r].group);
-        else
-            st->entries[w++] = st->entries[r];
+    if (st->peers[origin]->members == 0)
+        return;
+    for (pg_group *g = st->first, *next; g; g = next) {
+        next = g->next;
+        uint32_t w = 0;
+        for (uint32_t r = 0; r < g->n; r++)
+            if (g->members[r].origin != origin)
+                g->members[w++] = g->members[r];
+        count(&st->s->pg_stats.members, -(int64_t)(g->n - w));
+        g->n = w;
+        group_drop_unused(st, g);
     }
-    st->nentries = w;
-}
-
-static bool local_entry_of(const pg_entry *e, const void *ctx)
-{
-    return e->origin < 0 && edist_procid_equal(e->pid, *(const edist_procid *)ctx);
-}
-
-static bool from_origin(const pg_entry *e, const void *ctx)
-{
-    return e->origin == *(const int32_t *)ctx;
+    st->peers[origin]->members = 0;
 }
 
 /* Call fn for each pid of v: a pid, or a proper list of pids. EDIST_ETYPE
@@ -235,60 +330,100 @@ static int for_each_pid(edist_term_view v, int (*fn)(void *ctx, edist_procid pid
 
 /* ---- peers and local members -------------------------------------------------- */
 
-static int64_t peer_find(const pg_state *st, edist_procid scope)
+static int32_t peer_find(const pg_state *st, edist_procid scope)
 {
-    for (size_t i = 0; i < st->npeers; i++)
-        if (st->peers[i].live && edist_procid_equal(st->peers[i].scope, scope))
-            return (int64_t)i;
+    uint64_t h = pid_hash(st, scope);
+    for (edi_hnode *x = edi_htab_next_with(&st->peer_index, h, NULL); x;
+         x = edi_htab_next_with(&st->peer_index, h, x))
+        if (edist_procid_equal(((pg_peer *)x)->scope, scope))
+            return ((pg_peer *)x)->index;
     return -1;
 }
 
-static int64_t peer_add(pg_state *st, edist_procid scope)
+/* A new peer scope, monitored: its index, or a negative edist_err. */
+static int32_t peer_add(pg_state *st, edist_procid scope)
 {
-    size_t slot = st->npeers;
-    for (size_t i = 0; i < st->npeers; i++)
-        if (!st->peers[i].live) {
-            slot = i;
-            break;
-        }
-    if (slot == st->npeers &&
-        grow((void **)&st->peers, &st->peers_cap, st->npeers, sizeof *st->peers))
-        return EDIST_ENOMEM;
-    pg_peer *p = &st->peers[slot];
+    pg_peer *p;
+    if (st->free_peer >= 0) {
+        p = st->peers[st->free_peer];
+        st->free_peer = p->next_free;
+    } else {
+        if (st->npeers >= INT32_MAX ||
+            grow((void **)&st->peers, &st->peers_cap, st->npeers, sizeof *st->peers))
+            return EDIST_ENOMEM;
+        p = calloc(1, sizeof *p);
+        if (!p)
+            return EDIST_ENOMEM;
+        p->index = (int32_t)st->npeers;
+        st->peers[st->npeers++] = p;
+    }
     p->scope = scope;
-    p->live = true;
+    p->members = 0;
     int rc = edist_monitor(scope, &p->mref);
+    if (rc == 0 && (rc = edi_htab_insert(&st->peer_index, &p->h, pid_hash(st, scope))) != 0)
+        edist_demonitor(&p->mref, EDIST_DEMONITOR_FLUSH);
     if (rc) {
-        p->live = false;
+        p->next_free = st->free_peer;
+        st->free_peer = p->index;
         return rc;
     }
-    if (slot == st->npeers)
-        st->npeers++;
-    return (int64_t)slot;
+    p->live = true;
+    return p->index;
 }
 
-static int64_t local_find(const pg_state *st, edist_procid pid)
+/* Peer i went down: what it told us goes, and its slot is free. */
+static void peer_gone(pg_state *st, int32_t i)
 {
-    for (size_t i = 0; i < st->nlocals; i++)
-        if (edist_procid_equal(st->locals[i].pid, pid))
-            return (int64_t)i;
-    return -1;
+    pg_peer *p = st->peers[i];
+    drop_origin(st, i);
+    edi_htab_remove(&st->peer_index, &p->h);
+    p->live = false;
+    p->next_free = st->free_peer;
+    st->free_peer = i;
 }
 
-static bool has_local_entries(const pg_state *st, edist_procid pid)
+static pg_local *local_find(const pg_state *st, edist_procid pid)
 {
-    for (size_t i = 0; i < st->nentries; i++)
-        if (st->entries[i].origin < 0 && edist_procid_equal(st->entries[i].pid, pid))
-            return true;
-    return false;
+    uint64_t h = pid_hash(st, pid);
+    for (edi_hnode *x = edi_htab_next_with(&st->locals, h, NULL); x;
+         x = edi_htab_next_with(&st->locals, h, x))
+        if (edist_procid_equal(((pg_local *)x)->pid, pid))
+            return (pg_local *)x;
+    return NULL;
 }
 
-static void local_forget(pg_state *st, size_t i, bool demonitor)
+/* The local member pid, monitored from its first join on; NULL: no memory
+ * (or the monitor failed). */
+static pg_local *local_get(pg_state *st, edist_procid pid)
+{
+    pg_local *l = local_find(st, pid);
+    if (l)
+        return l;
+    l = calloc(1, sizeof *l);
+    if (!l)
+        return NULL;
+    l->pid = pid;
+    if (edist_monitor(pid, &l->mref) != 0) {
+        free(l);
+        return NULL;
+    }
+    if (edi_htab_insert(&st->locals, &l->h, pid_hash(st, pid)) != 0) {
+        edist_demonitor(&l->mref, EDIST_DEMONITOR_FLUSH);
+        free(l);
+        return NULL;
+    }
+    return l;
+}
+
+static void local_forget(pg_state *st, pg_local *l, bool demonitor)
 {
     if (demonitor)
-        edist_demonitor(&st->locals[i].mref, EDIST_DEMONITOR_FLUSH);
-    st->locals[i] = st->locals[--st->nlocals];
+        edist_demonitor(&l->mref, EDIST_DEMONITOR_FLUSH);
+    edi_htab_remove(&st->locals, &l->h);
+    free(l->joins);
+    free(l);
 }
+
 
 /* ---- sending ----------------------------------------------------------------- */
 
@@ -312,8 +447,8 @@ static int send_out(pg_state *st, edist_procid to)
 static void broadcast(pg_state *st)
 {
     for (size_t i = 0; i < st->npeers; i++)
-        if (st->peers[i].live)
-            send_waiting(st->peers[i].scope, &st->out);
+        if (st->peers[i]->live)
+            send_waiting(st->peers[i]->scope, &st->out);
 }
 
 static void begin_discover(pg_state *st)
@@ -336,6 +471,19 @@ static void add_discover_target(void *ctx, const char *name, size_t len)
         edist_send_name_node("pg", node, st->out.data, st->out.len);
 }
 
+/* [Pid] of g (local members only or all), newest first. */
+static void enc_members(edist_buf *b, const pg_group *g, bool local_only)
+{
+    uint32_t n = !g ? 0 : local_only ? g->locals : g->n;
+    if (n) {
+        edist_enc_list(b, n);
+        for (uint32_t i = g->n; i-- > 0;)
+            if (!local_only || g->members[i].origin < 0)
+                edist_enc_procid(b, g->members[i].pid);
+    }
+    edist_enc_nil(b);
+}
+
 /* {'$gen_cast', {sync, Self, [{Group, [Pid]}]}} to peer. */
 static void send_sync(pg_state *st, edist_procid peer)
 {
@@ -347,21 +495,14 @@ static void send_sync(pg_state *st, edist_procid peer)
     edist_enc_atom(b, "sync", 4);
     edist_enc_procid(b, st->self);
     uint32_t ngroups = 0;
-    for (size_t g = 0; g < st->ngroups; g++) {
-        uint32_t n = 0;
-        for (size_t i = 0; i < st->nentries; i++)
-            n += st->entries[i].group == g && st->entries[i].origin < 0;
-        if (n == 0)
+    for (const pg_group *g = st->first; g; g = g->next) {
+        if (g->locals == 0)
             continue;
         if (ngroups++ == 0)
             edist_buf_reset(&st->tmp);
         edist_enc_tuple(&st->tmp, 2);
-        edist_enc_raw(&st->tmp, st->groups[g].term, st->groups[g].len);
-        edist_enc_list(&st->tmp, n);
-        for (size_t i = st->nentries; i-- > 0;)
-            if (st->entries[i].group == g && st->entries[i].origin < 0)
-                edist_enc_procid(&st->tmp, st->entries[i].pid);
-        edist_enc_nil(&st->tmp);
+        edist_enc_raw(&st->tmp, g->term, g->len);
+        enc_members(&st->tmp, g, true);
     }
     if (ngroups) {
         edist_enc_list(b, ngroups);
@@ -386,23 +527,22 @@ static void on_discover(pg_state *st, edist_procid peer)
 
 typedef struct remote_join {
     pg_state *st;
-    uint32_t group;
+    pg_group *group;
     int32_t origin;
 } remote_join;
 
 static int join_remote_pid(void *ctx, edist_procid pid)
 {
     remote_join *j = ctx;
-    return entry_add(j->st, j->group, j->origin, pid);
+    return member_add(j->st, j->group, j->origin, pid);
 }
 
 static void on_sync(pg_state *st, edist_procid peer, edist_term_view groups)
 {
-    int64_t p = peer_find(st, peer);
+    int32_t p = peer_find(st, peer);
     if (p < 0 && (p = peer_add(st, peer)) < 0)
         return;
-    int32_t origin = (int32_t)p;
-    entries_filter(st, from_origin, &origin);
+    drop_origin(st, p);
     edist_cursor c;
     edist_cursor_init(&c, groups.ptr, groups.len);
     uint32_t n;
@@ -414,12 +554,12 @@ static void on_sync(pg_state *st, edist_procid peer, edist_term_view groups)
         if (edist_dec_tuple(&c, &arity) != 0 || arity != 2 || edist_dec_term(&c, &g) != 0 ||
             edist_dec_term(&c, &pids) != 0)
             return;
-        int64_t gi = group_intern(st, g);
-        if (gi < 0)
+        pg_group *gr = group_intern(st, g);
+        if (!gr)
             return;
-        remote_join j = {st, (uint32_t)gi, origin};
+        remote_join j = {st, gr, p};
         for_each_pid(pids, join_remote_pid, &j);
-        group_drop_unused(st, (uint32_t)gi);
+        group_drop_unused(st, gr);
     }
 }
 
@@ -428,15 +568,15 @@ static void on_join(pg_state *st, edist_procid peer, edist_term_view group,
 {
     /* A join from a scope we do not know (yet, or any more) is dropped,
      * as pg.erl does: its sync will tell. */
-    int64_t p = peer_find(st, peer);
+    int32_t p = peer_find(st, peer);
     if (p < 0)
         return;
-    int64_t gi = group_intern(st, group);
-    if (gi < 0)
+    pg_group *gr = group_intern(st, group);
+    if (!gr)
         return;
-    remote_join j = {st, (uint32_t)gi, (int32_t)p};
+    remote_join j = {st, gr, p};
     for_each_pid(pids, join_remote_pid, &j);
-    group_drop_unused(st, (uint32_t)gi);
+    group_drop_unused(st, gr);
 }
 
 typedef struct remote_leave {
@@ -457,9 +597,9 @@ static int leave_remote_pid(void *ctx, edist_procid pid)
         edist_term_view g;
         if (edist_dec_term(&c, &g) != 0)
             return EDIST_ETYPE;
-        int64_t gi = group_find(l->st, g);
-        if (gi >= 0)
-            entry_remove_one(l->st, (uint32_t)gi, l->origin, pid);
+        pg_group *gr = group_get(l->st, g);
+        if (gr && member_remove_one(l->st, gr, l->origin, pid))
+            group_drop_unused(l->st, gr);
     }
     return 0;
 }
@@ -467,29 +607,30 @@ static int leave_remote_pid(void *ctx, edist_procid pid)
 static void on_leave(pg_state *st, edist_procid peer, edist_term_view pids,
                      edist_term_view groups)
 {
-    int64_t p = peer_find(st, peer);
+    int32_t p = peer_find(st, peer);
     if (p < 0)
         return;
-    remote_leave l = {st, (int32_t)p, groups};
+    remote_leave l = {st, p, groups};
     for_each_pid(pids, leave_remote_pid, &l);
 }
 
 static void on_down(pg_state *st, edist_procid pid)
 {
-    int64_t li = local_find(st, pid);
-    if (li >= 0) {
+    pg_local *l = local_find(st, pid);
+    if (l) {
         /* {leave, Self, Pid, Groups}: every group it was in, once per join */
         edist_buf_reset(&st->tmp);
-        uint32_t n = 0;
-        for (size_t i = 0; i < st->nentries; i++) {
-            const pg_entry *e = &st->entries[i];
-            if (local_entry_of(e, &pid)) {
-                edist_enc_raw(&st->tmp, st->groups[e->group].term, st->groups[e->group].len);
-                n++;
-            }
+        uint32_t n = l->n;
+        for (uint32_t i = 0; i < n; i++)
+            edist_enc_raw(&st->tmp, l->joins[i]->term, l->joins[i]->len);
+        /* A group's last join by pid is the last of its entries in
+         * l->joins: once it is left empty nothing later names it. */
+        for (uint32_t i = 0; i < n; i++) {
+            pg_group *g = l->joins[i];
+            if (member_remove_one(st, g, -1, pid))
+                group_drop_unused(st, g);
         }
-        entries_filter(st, local_entry_of, &pid);
-        local_forget(st, (size_t)li, false);
+        local_forget(st, l, false);
         if (n == 0)
             return;
         edist_buf *b = &st->out;
@@ -504,19 +645,16 @@ static void on_down(pg_state *st, edist_procid pid)
         broadcast(st);
         return;
     }
-    int64_t p = peer_find(st, pid);
-    if (p >= 0) {
-        int32_t origin = (int32_t)p;
-        entries_filter(st, from_origin, &origin);
-        st->peers[p].live = false;
-    }
+    int32_t p = peer_find(st, pid);
+    if (p >= 0)
+        peer_gone(st, p);
 }
 
 /* ---- local calls ------------------------------------------------------------------- */
 
 typedef struct local_op {
     pg_state *st;
-    uint32_t group;
+    pg_group *group;
     int done; /* pids acted on */
 } local_op;
 
@@ -532,34 +670,37 @@ static int join_local_pid(void *ctx, edist_procid pid)
 {
     local_op *op = ctx;
     pg_state *st = op->st;
-    if (local_find(st, pid) < 0) {
-        if (grow((void **)&st->locals, &st->locals_cap, st->nlocals, sizeof *st->locals))
-            return EDIST_ENOMEM;
-        pg_local *l = &st->locals[st->nlocals];
-        l->pid = pid;
-        int rc = edist_monitor(pid, &l->mref);
-        if (rc)
-            return rc;
-        st->nlocals++;
+    pg_local *l = local_get(st, pid);
+    if (!l || grow32((void **)&l->joins, &l->cap, l->n, sizeof *l->joins) ||
+        member_add(st, op->group, -1, pid)) {
+        if (l && l->n == 0)
+            local_forget(st, l, true);
+        return EDIST_ENOMEM;
     }
-    int rc = entry_add(st, op->group, -1, pid);
-    if (rc == 0)
-        op->done++;
-    return rc;
+    l->joins[l->n++] = op->group;
+    op->done++;
+    return 0;
 }
 
 static int leave_local_pid(void *ctx, edist_procid pid)
 {
     local_op *op = ctx;
     pg_state *st = op->st;
-    if (!entry_remove_one(st, op->group, -1, pid))
+    if (!member_remove_one(st, op->group, -1, pid))
         return 0;
     op->done++;
-    if (!has_local_entries(st, pid)) {
-        int64_t li = local_find(st, pid);
-        if (li >= 0)
-            local_forget(st, (size_t)li, true);
+    pg_local *l = local_find(st, pid);
+    if (!l)
+        return 0;
+    for (uint32_t i = l->n; i-- > 0;) {
+        if (l->joins[i] == op->group) {
+            memmove(&l->joins[i], &l->joins[i + 1], (l->n - i - 1) * sizeof *l->joins);
+            l->n--;
+            break;
+        }
     }
+    if (l->n == 0)
+        local_forget(st, l, true);
     return 0;
 }
 
@@ -584,30 +725,13 @@ static void broadcast_change(pg_state *st, bool join, edist_term_view group,
     broadcast(st);
 }
 
-/* [Pid] of group gi (local only or all), newest first. */
-static void enc_members(pg_state *st, edist_buf *b, int64_t gi, bool local_only)
-{
-    uint32_t n = 0;
-    for (size_t i = 0; gi >= 0 && i < st->nentries; i++)
-        n += st->entries[i].group == gi && (!local_only || st->entries[i].origin < 0);
-    if (n) {
-        edist_enc_list(b, n);
-        for (size_t i = st->nentries; i-- > 0;)
-            if (st->entries[i].group == gi && (!local_only || st->entries[i].origin < 0))
-                edist_enc_procid(b, st->entries[i].pid);
-    }
-    edist_enc_nil(b);
-}
-
 static void enc_which_groups(pg_state *st, edist_buf *b)
 {
     uint32_t n = 0;
-    for (size_t g = 0; g < st->ngroups; g++) {
-        if (!st->groups[g].term)
-            continue;
+    for (const pg_group *g = st->first; g; g = g->next) {
         if (n++ == 0)
             edist_buf_reset(&st->tmp);
-        edist_enc_raw(&st->tmp, st->groups[g].term, st->groups[g].len);
+        edist_enc_raw(&st->tmp, g->term, g->len);
     }
     if (n) {
         edist_enc_list(b, n);
@@ -632,17 +756,15 @@ static bool handle_call(pg_state *st, edist_term_view req, edist_term_view *grou
     if (tuple && arity == 3 && edist_dec_term(&c, pids) == 0 &&
         (edist_atom_eq(&what, "join_local") || edist_atom_eq(&what, "leave_local"))) {
         *join = edist_atom_eq(&what, "join_local");
-        local_op op = {st, 0, 0};
+        local_op op = {st, NULL, 0};
         if (for_each_pid(*pids, check_local, &op) != 0) {
             edist_enc_atom(b, "badarg", 6);
             return false;
         }
-        int64_t gi = *join ? group_intern(st, *group) : group_find(st, *group);
-        if (gi >= 0) {
-            op.group = (uint32_t)gi;
+        op.group = *join ? group_intern(st, *group) : group_get(st, *group);
+        if (op.group) {
             for_each_pid(*pids, *join ? join_local_pid : leave_local_pid, &op);
-            if (*join)
-                group_drop_unused(st, (uint32_t)gi);
+            group_drop_unused(st, op.group);
         } else if (*join) {
             edist_enc_atom(b, "error", 5); /* out of memory */
             return false;
@@ -655,11 +777,11 @@ static bool handle_call(pg_state *st, edist_term_view req, edist_term_view *grou
         return op.done > 0;
     }
     if (tuple && arity == 2 && edist_atom_eq(&what, "get_members")) {
-        enc_members(st, b, group_find(st, *group), false);
+        enc_members(b, group_get(st, *group), false);
         return false;
     }
     if (tuple && arity == 2 && edist_atom_eq(&what, "get_local_members")) {
-        enc_members(st, b, group_find(st, *group), true);
+        enc_members(b, group_get(st, *group), true);
         return false;
     }
     edist_cursor_init(&c, req.ptr, req.len);
@@ -698,6 +820,12 @@ void edi_svc_pg_main(void *arg)
         return;
     st->s = s;
     st->self = edist_self();
+    if (getrandom(&st->seed, sizeof st->seed, GRND_NONBLOCK) != (ssize_t)sizeof st->seed)
+        st->seed = edi_mono_ns();
+    edi_htab_init(&st->groups);
+    edi_htab_init(&st->peer_index);
+    edi_htab_init(&st->locals);
+    st->free_peer = -1;
     edist_buf_init(&st->out);
     edist_buf_init(&st->tmp);
     if (edist_at_exit(pg_free, st) != 0) {

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "runtime/services.h"
+#include "runtime/services_internal.h"
 
 static void after_start(void *s);
 #define RT_PAIR_AFTER_START(s) after_start(s)
@@ -1174,6 +1175,91 @@ static void test_pg(void **state)
     edist_buf_free(&g2);
 }
 
+/* The pg counters of side x. */
+static uint64_t pg_stat(side *x, _Atomic uint64_t *(*field)(edi_pg_stats *))
+{
+    return atomic_load(field(&((edi_services *)x->svc)->pg_stats));
+}
+static _Atomic uint64_t *f_groups(edi_pg_stats *p) { return &p->groups; }
+static _Atomic uint64_t *f_members(edi_pg_stats *p) { return &p->members; }
+static _Atomic uint64_t *f_lookups(edi_pg_stats *p) { return &p->group_lookups; }
+static _Atomic uint64_t *f_compares(edi_pg_stats *p) { return &p->group_compares; }
+
+/* Side x's scope holds n groups, within a few seconds. */
+static bool groups_become(side *x, uint64_t n)
+{
+    for (int i = 0; i < 500 && pg_stat(x, f_groups) != n; i++)
+        usleep(20000);
+    return pg_stat(x, f_groups) == n;
+}
+
+#define PG_MANY 5000
+
+/* Thousands of groups cost a constant number of term comparisons each
+ * (groups are found by hash), on the side that joins them and on the side
+ * that hears of them; a group is one group whatever encoding names it. */
+static void test_pg_many_groups(void **state)
+{
+    (void)state;
+    edist_procid m1, m2;
+    assert_int_equal(edist_runtime_spawn(A.rt, pg_idle, NULL, NULL, &m1), 0);
+    assert_int_equal(edist_runtime_spawn(A.rt, pg_idle, NULL, NULL, &m2), 0);
+    for (int i = 1; i <= PG_MANY; i++) {
+        char text[32];
+        snprintf(text, sizeof text, "{g, %d}", i);
+        edist_buf g = term(text);
+        assert_int_equal(edist_pg_join(g.data, g.len, m1), 0);
+        edist_buf_free(&g);
+    }
+    /* g1 as ATOM_EXT, SMALL_ATOM_EXT and SMALL_ATOM_UTF8_EXT: one group */
+    assert_int_equal(edist_pg_join("\x64\x00\x02g1", 5, m2), 0);
+    assert_int_equal(edist_pg_join("\x83\x73\x02g1", 5, m2), 0);
+    char want[128];
+    snprintf(want, sizeof want, "[%s, %s]", show_pid(m2), show_pid(m2));
+    assert_true(members_are("g1", false, want));
+    snprintf(want, sizeof want, "[%s]", show_pid(m1));
+    assert_true(members_are("{g, 1}", false, want));
+    assert_true(members_are("{g, 2500}", true, want));
+    assert_true(members_are("{g, 5000}", false, want));
+    assert_true(members_are("{g, 5001}", false, "[]"));
+    edist_buf out;
+    edist_buf_init(&out);
+    assert_int_equal(edist_pg_which_groups(&out), 0);
+    edist_cursor c;
+    uint32_t n = 0;
+    edist_cursor_init(&c, out.data, out.len);
+    assert_int_equal(edist_dec_list(&c, &n), 0);
+    assert_int_equal(n, PG_MANY + 1);
+    edist_buf_free(&out);
+    /* a@host: every call looked its group up once; comparisons only with
+     * the group of the same hash (a linear scan makes ~n/2 per lookup) */
+    uint64_t lookups = pg_stat(&A, f_lookups), compares = pg_stat(&A, f_compares);
+    fprintf(stderr, "a@host: %llu lookups, %llu comparisons\n", (unsigned long long)lookups,
+            (unsigned long long)compares);
+    assert_true(lookups >= PG_MANY + 6);
+    assert_true(compares <= lookups);
+    assert_int_equal(pg_stat(&A, f_groups), PG_MANY + 1);
+    assert_int_equal(pg_stat(&A, f_members), PG_MANY + 2);
+    /* b@host hears of every join */
+    assert_true(groups_become(&B, PG_MANY + 1));
+    assert_true(pg_stat(&B, f_compares) <= pg_stat(&B, f_lookups));
+    /* m1 dies: one leave of 5000 groups, on both sides */
+    assert_int_equal(edist_exit_signal(m1, EDIST_REASON_KILL.ptr, EDIST_REASON_KILL.len), 0);
+    assert_true(groups_become(&A, 1));
+    assert_true(groups_become(&B, 1));
+    assert_int_equal(pg_stat(&A, f_members), 2);
+    lookups = pg_stat(&B, f_lookups);
+    compares = pg_stat(&B, f_compares);
+    fprintf(stderr, "b@host: %llu lookups, %llu comparisons\n", (unsigned long long)lookups,
+            (unsigned long long)compares);
+    assert_true(lookups >= 2 * PG_MANY);
+    assert_true(compares <= lookups);
+    assert_int_equal(edist_exit_signal(m2, EDIST_REASON_KILL.ptr, EDIST_REASON_KILL.len), 0);
+    assert_true(groups_become(&A, 0));
+    assert_true(groups_become(&B, 0));
+    assert_int_equal(pg_stat(&B, f_members), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1194,6 +1280,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_start_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_many_groups, setup, teardown),
     };
     return cmocka_run_group_tests_name("runtime_services", tests, NULL, NULL);
 }
