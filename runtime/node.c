@@ -63,8 +63,9 @@ struct edist_node {
     edist_buf rt_frame;
     uint64_t rt_unlink_id;
     /* Auto-connection: signals for nodes being connected to (loop
-     * thread), bounded. */
-    struct rt_connecting *connecting;
+     * thread), bounded; the attempts by node index (looked at on every
+     * remote signal while any is under way). */
+    edi_htab connecting;
     size_t deferred_count, deferred_bytes;
 };
 
@@ -440,7 +441,7 @@ typedef struct rt_deferred {
 } rt_deferred;
 
 typedef struct rt_connecting {
-    struct rt_connecting *next;
+    edi_hnode h; /* n->connecting, by node index */
     edist_node *n;
     uint32_t node;
     char peer[EDI_HS_NAME_MAX_BYTES + 1];
@@ -477,25 +478,45 @@ static void rt_deferred_free_all(edist_node *n, rt_connecting *c)
     c->head = c->tail = NULL;
 }
 
+/* Node indexes are handed out in order, never chosen by a peer: a fixed
+ * seed spreads them as well as any. */
+static uint64_t rt_node_hash(uint32_t node)
+{
+    return edi_hash_bytes(&node, sizeof node, 0x636f6e6e);
+}
+
+/* The attempt to connect to node, or NULL. */
+static rt_connecting *rt_connecting_find(edist_node *n, uint32_t node)
+{
+    if (n->connecting.count == 0)
+        return NULL;
+    uint64_t h = rt_node_hash(node);
+    for (edi_hnode *x = edi_htab_next_with(&n->connecting, h, NULL); x;
+         x = edi_htab_next_with(&n->connecting, h, x))
+        if (((rt_connecting *)x)->node == node)
+            return (rt_connecting *)x;
+    return NULL;
+}
+
 static void rt_connecting_unlink(edist_node *n, rt_connecting *c)
 {
-    for (rt_connecting **pp = &n->connecting; *pp; pp = &(*pp)->next) {
-        if (*pp == c) {
-            *pp = c->next;
-            return;
-        }
-    }
+    edi_htab_remove(&n->connecting, &c->h);
 }
 
 /* At node_free: attempts whose completion never ran (the loop stopped). */
 static void rt_connecting_free_all(edist_node *n)
 {
-    while (n->connecting) {
-        rt_connecting *c = n->connecting;
-        n->connecting = c->next;
-        rt_deferred_free_all(n, c);
-        free(c);
+    for (size_t b = 0; n->connecting.buckets && b <= n->connecting.mask; b++) {
+        edi_hnode *x = n->connecting.buckets[b];
+        n->connecting.buckets[b] = NULL;
+        while (x) {
+            edi_hnode *next = x->next;
+            rt_deferred_free_all(n, (rt_connecting *)x);
+            free(x);
+            x = next;
+        }
     }
+    edi_htab_destroy(&n->connecting);
 }
 
 /* Replay (or drop) the signals of a finished connection attempt, from a
@@ -582,9 +603,7 @@ static int rt_defer(edist_node *n, const char *peer, uint32_t node,
     d->len = len;
     if (len)
         memcpy(d->data, data, len);
-    rt_connecting *c = n->connecting;
-    while (c && strcmp(c->peer, peer) != 0)
-        c = c->next;
+    rt_connecting *c = rt_connecting_find(n, node);
     if (!c) {
         c = calloc(1, sizeof *c);
         if (!c) {
@@ -594,8 +613,11 @@ static int rt_defer(edist_node *n, const char *peer, uint32_t node,
         c->n = n;
         c->node = node;
         snprintf(c->peer, sizeof c->peer, "%s", peer);
-        c->next = n->connecting;
-        n->connecting = c;
+        if (edi_htab_insert(&n->connecting, &c->h, rt_node_hash(node)) != 0) {
+            free(c);
+            free(d);
+            return edist_set_error(EDIST_ENOMEM, "no memory");
+        }
         /* A completion inside edi_nk_connect is posted, never run inside
          * this hook; if it cannot be posted, the signal fails now. */
         c->starting = true;
@@ -621,18 +643,14 @@ static int rt_defer(edist_node *n, const char *peer, uint32_t node,
 /* Does a signal for peer wait for a connection: not connected (worth
  * connecting), or signals of an attempt that just came up are still to be
  * replayed (this one must not overtake them)? */
-static bool rt_can_defer_n(edist_node *n, int rc, const char *peer)
+static bool rt_can_defer_n(edist_node *n, int rc, const char *peer, uint32_t node)
 {
     if (!peer[0])
         return false;
     if (rc == EDIST_ENOTFOUND)
         return true;
-    for (rt_connecting *c = n->connecting; c; c = c->next)
-        if (!strcmp(c->peer, peer))
-            return true;
-    return false;
+    return rt_connecting_find(n, node) != NULL;
 }
-#define rt_can_defer_n(n, rc, peer) rt_can_defer_n(n, rc, peer)
 
 static int rt_hook_send(void *user, edist_procid from, edist_procid to,
                         const edi_rt_payload *msg)
@@ -643,7 +661,7 @@ static int rt_hook_send(void *user, edist_procid from, edist_procid to,
     edi_dist_term_scratch fs, ts;
     edist_term_view fv, tv;
     int rc = rt_peer(n, to.node, peer, sizeof peer, &flags);
-    if (rt_can_defer_n(n, rc, peer)) {
+    if (rt_can_defer_n(n, rc, peer, to.node)) {
         rt_deferred t = {.kind = RK_SEND, .a = from, .b = to};
         rc = rt_defer(n, peer, to.node, &t, msg->data, msg->len);
         if (rc == 0 && msg->release)
@@ -675,7 +693,7 @@ static int rt_hook_reg_send(void *user, edist_procid from, uint32_t node,
     edi_dist_term_scratch fs, ns;
     edist_term_view fv, nv;
     int rc = rt_peer(n, node, peer, sizeof peer, &flags);
-    if (rt_can_defer_n(n, rc, peer) && strlen(name) < 256) {
+    if (rt_can_defer_n(n, rc, peer, node) && strlen(name) < 256) {
         rt_deferred t = {.kind = RK_REG_SEND, .a = from, .node = node};
         snprintf(t.name, sizeof t.name, "%s", name);
         rc = rt_defer(n, peer, node, &t, msg->data, msg->len);
@@ -706,7 +724,7 @@ static int rt_pair(edist_node *n, rt_pair_op op, edist_procid from,
     edi_dist_term_scratch fs, ts;
     edist_term_view fv, tv;
     int rc = rt_peer(n, to.node, peer, sizeof peer, &flags);
-    if (op == RT_LINK && rt_can_defer_n(n, rc, peer)) {
+    if (op == RT_LINK && rt_can_defer_n(n, rc, peer, to.node)) {
         rt_deferred t = {.kind = RK_LINK, .a = from, .b = to};
         return rt_defer(n, peer, to.node, &t, NULL, 0);
     }
@@ -742,7 +760,7 @@ static int rt_exit_any(edist_node *n, bool exit2, edist_procid from,
     edi_dist_term_scratch fs, ts;
     edist_term_view fv, tv;
     int rc = rt_peer(n, to.node, peer, sizeof peer, &flags);
-    if (exit2 && rt_can_defer_n(n, rc, peer)) {
+    if (exit2 && rt_can_defer_n(n, rc, peer, to.node)) {
         rt_deferred t = {.kind = RK_EXIT2, .a = from, .b = to};
         return rt_defer(n, peer, to.node, &t, reason.ptr, reason.len);
     }
@@ -777,7 +795,7 @@ static int rt_mon_any(edist_node *n, bool demon, edist_procid watcher,
     edist_term_view wv, tv, rv;
     uint32_t where = name ? node : target.node;
     int rc = rt_peer(n, where, peer, sizeof peer, &flags);
-    if (!demon && rt_can_defer_n(n, rc, peer) && (!name || strlen(name) < 256)) {
+    if (!demon && rt_can_defer_n(n, rc, peer, where) && (!name || strlen(name) < 256)) {
         rt_deferred t = {.kind = RK_MONITOR, .a = watcher, .b = target,
                          .node = node, .by_name = name != NULL};
         if (name)
@@ -851,7 +869,7 @@ static int rt_hook_spawn_request(void *user, edist_procid from, uint32_t node,
     edi_dist_term_scratch fs, rs;
     edist_term_view fv, rv;
     int rc = rt_peer(n, node, peer, sizeof peer, &flags);
-    if (rt_can_defer_n(n, rc, peer) && strlen(module) < 256 &&
+    if (rt_can_defer_n(n, rc, peer, node) && strlen(module) < 256 &&
         strlen(function) < 256) {
         rt_deferred t = {.kind = RK_SPAWN, .a = from, .node = node,
                          .sflags = sflags};
