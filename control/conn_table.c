@@ -3,25 +3,26 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
 
+#include "dataplane/term/hash.h"
 #include "edist/error.h"
 
 #define INITIAL_BUCKETS 64u
 
-/* FNV-1a: node names are short and few; any decent spread will do. */
-static uint64_t hash_name(const char *s)
+/* Looked up on every message sent: the library's byte hash (eight bytes
+ * a step), seeded per table since peers choose their names. */
+static uint64_t hash_name(const edi_conn_table *t, const char *s)
 {
-    uint64_t h = 14695981039346656037ull;
-    for (; *s; s++) {
-        h ^= (uint8_t)*s;
-        h *= 1099511628211ull;
-    }
-    return h;
+    return edi_hash_bytes(s, strlen(s), t->seed);
 }
 
 int edi_ct_init(edi_conn_table *t, size_t max_peers)
 {
     memset(t, 0, sizeof *t);
+    if (getrandom(&t->seed, sizeof t->seed, GRND_NONBLOCK) != (ssize_t)sizeof t->seed)
+        t->seed = (uint64_t)(uintptr_t)t ^ (uint64_t)time(NULL);
     t->buckets = calloc(INITIAL_BUCKETS, sizeof *t->buckets);
     if (!t->buckets)
         return edist_set_error(EDIST_ENOMEM, "connection table: no memory");
@@ -56,7 +57,7 @@ edi_peer *edi_ct_find(const edi_conn_table *t, const char *name)
 {
     if (!t->buckets || !name)
         return NULL;
-    size_t b = hash_name(name) & (t->bucket_count - 1);
+    size_t b = hash_name(t, name) & (t->bucket_count - 1);
     for (edi_peer *p = t->buckets[b]; p; p = p->hash_next)
         if (!strcmp(p->name, name))
             return p;
@@ -73,7 +74,7 @@ static void maybe_grow(edi_conn_table *t)
     if (!nb)
         return;
     for (edi_peer *p = t->head; p; p = p->list_next) {
-        size_t b = hash_name(p->name) & (n - 1);
+        size_t b = hash_name(t, p->name) & (n - 1);
         p->hash_next = nb[b];
         nb[b] = p;
     }
@@ -99,7 +100,7 @@ int edi_ct_add(edi_conn_table *t, const char *name, edi_peer **out)
         return edist_set_error(EDIST_ENOMEM, "connection table: no memory");
     memcpy(p->name, name, len + 1);
     p->state = EDI_PEER_PENDING;
-    size_t b = hash_name(name) & (t->bucket_count - 1);
+    size_t b = hash_name(t, name) & (t->bucket_count - 1);
     p->hash_next = t->buckets[b];
     t->buckets[b] = p;
     p->list_next = t->head;
@@ -114,7 +115,7 @@ int edi_ct_add(edi_conn_table *t, const char *name, edi_peer **out)
 
 void edi_ct_remove(edi_conn_table *t, edi_peer *p)
 {
-    size_t b = hash_name(p->name) & (t->bucket_count - 1);
+    size_t b = hash_name(t, p->name) & (t->bucket_count - 1);
     for (edi_peer **pp = &t->buckets[b]; *pp; pp = &(*pp)->hash_next) {
         if (*pp == p) {
             *pp = p->hash_next;

@@ -63,6 +63,8 @@ typedef struct edi_conn_table {
     size_t count;
     size_t max_peers;
     edi_peer *head; /* every entry, newest first, for iteration */
+    /* hashing (issue 8): the seed of the name hash */
+    uint64_t seed;
 } edi_conn_table;
 
 /* 0 or EDIST_ENOMEM. max_peers 0: the default. */
