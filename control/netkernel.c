@@ -1888,6 +1888,11 @@ static edi_link *up_link(edi_nk *nk, const char *peer)
     return p->owner;
 }
 
+bool edi_nk_is_up(edi_nk *nk, const char *peer)
+{
+    return up_link(nk, peer) != NULL;
+}
+
 /* REG_SEND {'$gen_call', {Self, Ref}, {is_auth, ThisNode}} to net_kernel. */
 static void send_ping(edi_nk *nk, nk_op *o)
 {

@@ -115,6 +115,8 @@ int edi_nk_disconnect(edi_nk *nk, const char *peer);
 
 /* nodes(Selectors): a malloc'd sorted list. */
 int edi_nk_nodes(edi_nk *nk, unsigned selectors, edist_node_list *out);
+/* Is peer connected (up) now? Loop thread. */
+bool edi_nk_is_up(edi_nk *nk, const char *peer);
 
 int edi_nk_monitor_nodes(edi_nk *nk, unsigned kinds, edist_node_event_fn fn,
                          void *user, uint64_t *handle);

@@ -1207,6 +1207,12 @@ static int svc_nodes(void *user, unsigned which, edi_services_node_fn add,
     return 0;
 }
 
+static bool svc_connected(void *user, const char *node)
+{
+    edist_node *n = user;
+    return edi_nk_is_up(n->nk, node);
+}
+
 static bool svc_is_alive(void *user)
 {
     (void)user;
@@ -1341,6 +1347,7 @@ static int node_runtime_new(edist_node *n)
         edi_services_config sc = {
             .user = n,
             .nodes = svc_nodes,
+            .connected = svc_connected,
             .is_alive = svc_is_alive,
             .print_line = svc_print_line,
             .monitor_nodes = svc_monitor_nodes,

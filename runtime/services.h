@@ -61,6 +61,10 @@ typedef struct edi_services_config {
      * Returns 0 or a negative edist_err. NULL: no other nodes. */
     int (*nodes)(void *user, unsigned which, edi_services_node_fn add,
                  void *ctx);
+    /* Is the node named node connected now? pg sends as pg.erl does, with
+     * [noconnect]: it must never set up a connection (a disconnect would
+     * be undone by the next join). NULL: every node counts as connected. */
+    bool (*connected)(void *user, const char *node);
     /* erlang:is_alive/0. NULL: true unless the runtime's node is
      * nonode@nohost. */
     bool (*is_alive)(void *user);
