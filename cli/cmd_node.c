@@ -54,6 +54,8 @@ static void node_usage(FILE *out)
           "         [--ticktime S] [--setuptime S] [--connect-all BOOL]\n"
           "         [--transport tcp] [--idle adaptive|busy|sleep]\n"
           "         [--log-level L] [--start-epmd BOOL] [--print-config]\n"
+          "         [--epmd-address A[,B...]] [--epmd-idle-exit S]\n"
+          "         [--send-queue-limit BYTES]\n"
           "  Runs an edist node until SIGTERM/SIGINT. Every option may\n"
           "  also be set as EDIST_<OPTION> in the environment or as a key\n"
           "  in the [node] section of the config file; flags win over the\n"

@@ -17,6 +17,7 @@ typedef enum opt_type {
     T_PORT,
     T_SECONDS,
     T_ENUM,
+    T_BYTES, /* -- issue 8: a byte count, suffix K, M or G */
 } opt_type;
 
 typedef struct opt_desc {
@@ -44,6 +45,10 @@ static const opt_desc opts[EDI_OPT_COUNT] = {
     [EDI_OPT_LOG_LEVEL] = {"log_level", T_ENUM, "info",
                            "error|warning|info|debug", 1},
     [EDI_OPT_CONFIG] = {"config", T_STRING, NULL, NULL, 0},
+    /* -- issue 8 */
+    [EDI_OPT_EPMD_ADDRESS] = {"epmd_address", T_STRING, NULL, NULL, 1},
+    [EDI_OPT_EPMD_IDLE_EXIT] = {"epmd_idle_exit", T_SECONDS, "5", NULL, 1},
+    [EDI_OPT_SEND_QUEUE_LIMIT] = {"send_queue_limit", T_BYTES, "64M", NULL, 1},
 };
 
 int edi_node_option_id(const char *key)
@@ -108,6 +113,29 @@ static int parse_seconds_ms(const char *s, uint32_t *out_ms)
     return 0;
 }
 
+/* A byte count 1 .. 1 TiB: digits, then K, M or G (powers of 1024). */
+static int parse_bytes(const char *s, size_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || s[0] == '-')
+        return -1;
+    unsigned shift = 0;
+    if (*end == 'K' || *end == 'k')
+        shift = 10;
+    else if (*end == 'M' || *end == 'm')
+        shift = 20;
+    else if (*end == 'G' || *end == 'g')
+        shift = 30;
+    if (shift)
+        end++;
+    if (*end || v == 0 || v > (1ull << 40) >> shift)
+        return -1;
+    *out = (size_t)(v << shift);
+    return 0;
+}
+
 static int enum_index(const char *choices, const char *s)
 {
     size_t n = strlen(s);
@@ -128,6 +156,7 @@ static int check_value(edi_opt_id id, const char *v)
 {
     uint16_t port;
     uint32_t ms;
+    size_t bytes;
     switch (opts[id].type) {
     case T_STRING:
         return v[0] ? 0 : -1;
@@ -139,6 +168,8 @@ static int check_value(edi_opt_id id, const char *v)
         return parse_seconds_ms(v, &ms);
     case T_ENUM:
         return enum_index(opts[id].choices, v) >= 0 ? 0 : -1;
+    case T_BYTES:
+        return parse_bytes(v, &bytes);
     }
     return -1;
 }
@@ -179,6 +210,7 @@ int edi_node_options_set(edi_node_options *o, edi_opt_id id, const char *value,
             [T_PORT] = "a port number 0..65535",
             [T_SECONDS] = "seconds (0.001 .. 86400)",
             [T_ENUM] = "",
+            [T_BYTES] = "a byte count 1 .. 1T (suffix K, M or G)",
         };
         return edist_set_error(EDIST_EINVAL, "%s: %s must be %s, not '%s'",
                                origin, opts[id].key, what[opts[id].type],
@@ -399,6 +431,12 @@ int edi_node_options_to_config(edi_node_options *o, int require_name)
         idles[enum_index(opts[EDI_OPT_IDLE].choices, o->value[EDI_OPT_IDLE])];
     c->log_level = (edist_log_level)enum_index(opts[EDI_OPT_LOG_LEVEL].choices,
                                                o->value[EDI_OPT_LOG_LEVEL]);
+    /* -- issue 8 */
+    c->epmd_address = o->value[EDI_OPT_EPMD_ADDRESS][0]
+                          ? o->value[EDI_OPT_EPMD_ADDRESS]
+                          : NULL;
+    parse_seconds_ms(o->value[EDI_OPT_EPMD_IDLE_EXIT], &c->epmd_idle_exit_ms);
+    parse_bytes(o->value[EDI_OPT_SEND_QUEUE_LIMIT], &c->send_queue_limit_bytes);
     return 0;
 }
 
@@ -411,6 +449,12 @@ size_t edi_node_options_format(const edi_node_options *o, char *buf, size_t cap)
         char resolved[64];
         if (i == EDI_OPT_COOKIE && v[0]) {
             v = "********";
+        } else if (i == EDI_OPT_EPMD_ADDRESS && !v[0]) {
+            /* What the node will use, as for epmd_port. */
+            const char *env = getenv("ERL_EPMD_ADDRESS");
+            v = env && env[0] ? env : "(every interface)";
+            if (env && env[0])
+                origin = "env ERL_EPMD_ADDRESS";
         } else if (!v[0]) {
             v = i == EDI_OPT_COOKIE ? "(from $HOME/.erlang.cookie)" : "(unset)";
         } else if (i == EDI_OPT_EPMD_PORT && !strcmp(v, "0")) {
@@ -423,7 +467,7 @@ size_t edi_node_options_format(const edi_node_options *o, char *buf, size_t cap)
             v = "0 (ephemeral)";
         }
         int n = snprintf(need < cap ? buf + need : NULL,
-                         need < cap ? cap - need : 0, "%-14s = %-24s (%s)\n",
+                         need < cap ? cap - need : 0, "%-16s = %-24s (%s)\n",
                          opts[i].key, v, origin);
         if (n > 0)
             need += (size_t)n;

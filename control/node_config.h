@@ -22,6 +22,13 @@
  *   idle           adaptive | busy | sleep
  *   log_level      error | warning | info | debug
  *   config         the INI file to read (flag and environment only)
+ *   -- issue 8:
+ *   epmd_address   addresses of the embedded port mapper (default
+ *                  $ERL_EPMD_ADDRESS, else every interface)
+ *   epmd_idle_exit seconds the embedded port mapper stays with no node
+ *                  registered (default 5)
+ *   send_queue_limit bytes held for one peer before senders wait
+ *                  (suffix K, M or G: KiB, MiB, GiB; default 64M)
  * Booleans: true/false, yes/no, on/off, 1/0; a bare flag (--hidden) means
  * true.
  *
@@ -58,6 +65,10 @@ typedef enum edi_opt_id {
     EDI_OPT_IDLE,
     EDI_OPT_LOG_LEVEL,
     EDI_OPT_CONFIG,
+    /* -- issue 8 */
+    EDI_OPT_EPMD_ADDRESS,
+    EDI_OPT_EPMD_IDLE_EXIT,
+    EDI_OPT_SEND_QUEUE_LIMIT,
     EDI_OPT_COUNT
 } edi_opt_id;
 

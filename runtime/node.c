@@ -292,14 +292,32 @@ static int register_name(edist_node *n, int *fd)
     int rc = edi_epmd_register(NULL, n->epmd_port, &reg, 0, &n->creation, fd);
     if (rc != EDIST_EIO || !n->cfg.start_epmd)
         goto out;
-    edi_epmd_server_config sc = {.port = n->epmd_port};
+    /* As erl starts epmd: on the addresses epmd would read, and (unlike
+     * epmd) not for ever: it goes once no node has been registered for a
+     * while, so it neither outlives the nodes it serves by much nor takes
+     * their registrations down with the node that started it. */
+    const char *addresses = n->cfg.epmd_address;
+    if (!addresses || !addresses[0])
+        addresses = getenv("ERL_EPMD_ADDRESS");
+    edi_epmd_server_config sc = {
+        .port = n->epmd_port,
+        .addresses = addresses,
+        .idle_exit_ms = n->cfg.epmd_idle_exit_ms
+                            ? n->cfg.epmd_idle_exit_ms
+                            : EDIST_NODE_EPMD_IDLE_EXIT_MS_DEFAULT,
+    };
     pid_t pid;
     int src = edi_epmd_daemon_start(&sc, &pid);
     if (src == 0)
         node_log(&n->cfg, EDIST_LOG_INFO,
                  "no port mapper answered on port %u: started the embedded one "
-                 "(pid %d)",
-                 n->epmd_port, (int)pid);
+                 "(pid %d) on %s; it exits %u ms after the last node "
+                 "registered with it is gone",
+                 n->epmd_port, (int)pid,
+                 addresses && addresses[strspn(addresses, " ,")]
+                     ? addresses
+                     : "every interface",
+                 sc.idle_exit_ms);
     else if (src != EDIST_EEXIST) /* another node raced us to it: fine */
         return edist_set_error(
             src, "no port mapper on port %u and cannot start one: %s",
@@ -1365,6 +1383,7 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
     int epmd_fd = -1;
     if (cfg->publish) {
         rc = register_name(n, &epmd_fd);
+        n->cfg.epmd_address = NULL; /* the caller's string: start only */
         if (rc)
             goto fail;
     } else {

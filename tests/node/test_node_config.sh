@@ -25,6 +25,18 @@ line config | grep -q "(flag --config)" || fail "config: $(line config)"
 ok "--print-config: flag > env > file > default, each with its origin"
 "$EDIST" node --sname x --cookie sekrit --print-config | grep -q sekrit && fail "cookie printed"
 ok "--print-config masks the cookie"
+# -- issue 8: the embedded port mapper's addresses default to
+# $ERL_EPMD_ADDRESS, as epmd's; byte counts take K, M or G.
+ERL_EPMD_ADDRESS=127.0.0.1 "$EDIST" node --sname x --send-queue-limit 2M --print-config \
+  >"$tmp/pc.out" 2>&1 || fail "--print-config: $(cat "$tmp/pc.out")"
+line epmd_address | grep -q "= 127.0.0.1 .*(env ERL_EPMD_ADDRESS)" || fail "epmd_address: $(line epmd_address)"
+line send_queue_limit | grep -q "= 2M .*(flag --send-queue-limit)" ||
+  fail "send_queue_limit: $(line send_queue_limit)"
+line epmd_idle_exit | grep -q "= 5 .*(default)" || fail "epmd_idle_exit: $(line epmd_idle_exit)"
+ERL_EPMD_ADDRESS=127.0.0.1 EDIST_EPMD_ADDRESS=::1 "$EDIST" node --sname x --print-config \
+  >"$tmp/pc.out" 2>&1 || fail "--print-config: $(cat "$tmp/pc.out")"
+line epmd_address | grep -q "= ::1 .*(env EDIST_EPMD_ADDRESS)" || fail "epmd_address: $(line epmd_address)"
+ok "--print-config: epmd_address from ERL_EPMD_ADDRESS unless set, send_queue_limit 2M, epmd_idle_exit 5"
 
 # Refusals: exit 2 with a line naming the problem.
 refuse() {
@@ -44,6 +56,8 @@ refuse "two names" "both sname" node --sname a --name b@127.0.0.1
 refuse "dotted short name" "use --name" node --sname a@x.y --cookie c --start-epmd false
 refuse "bad name" "invalid node name" node --sname 'a b' --cookie c --start-epmd false
 refuse "dpdk transport" "only tcp" node --sname a --transport dpdk
+refuse "bad byte count" "send_queue_limit must be a byte count" node --sname a --send-queue-limit 5X
+refuse "zero idle exit" "epmd_idle_exit must be seconds" node --sname a --epmd-idle-exit 0
 printf '[node]\nsname = a\nno_such_key = 1\n' >"$tmp/bad.ini"
 refuse "unknown config key" "bad.ini:3: unknown key 'no_such_key'" node --config "$tmp/bad.ini"
 refuse "missing config file" "config file" node --config "$tmp/nope.ini"
