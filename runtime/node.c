@@ -414,6 +414,14 @@ static int rt_queue(edist_node *n, const char *peer, edist_procid sender,
     return edi_nk_send_frame(n->nk, peer, sender.id, &n->rt_frame, force);
 }
 
+/* A message the peer's queue has no room for is refused before its frame
+ * is built: a sender waiting for room (the services) retries until it
+ * fits, and a large message would otherwise be copied on every try. */
+static int rt_admit(edist_node *n, const char *peer, const edi_rt_payload *msg)
+{
+    return msg->force ? 0 : edi_nk_send_admit(n->nk, peer, msg->len);
+}
+
 /* ---- auto-connection ------------------------------------------------------
  * A signal for a node we are not connected to starts the connection (as
  * erts auto-connects) and waits, copied, until it is up; then the hook runs
@@ -658,8 +666,8 @@ static int rt_hook_send(void *user, edist_procid from, edist_procid to,
             msg->release(msg->owner, msg->data);
         return rc;
     }
-    if (rc || (rc = rt_pid_view(from, &fs, &fv)) ||
-        (rc = rt_pid_view(to, &ts, &tv)))
+    if (rc || (rc = rt_admit(n, peer, msg)) ||
+        (rc = rt_pid_view(from, &fs, &fv)) || (rc = rt_pid_view(to, &ts, &tv)))
         return rc;
     edist_term_view mv = {.ptr = msg->data, .len = msg->len};
     edist_buf_reset(&n->rt_frame);
@@ -668,7 +676,7 @@ static int rt_hook_send(void *user, edist_procid from, edist_procid to,
     else
         rc = edi_dist_build_send(&n->rt_frame, flags, NULL, tv, mv);
     if (rc == 0)
-        rc = rt_queue(n, peer, from, false);
+        rc = rt_queue(n, peer, from, msg->force);
     if (rc == 0 && msg->release)
         msg->release(msg->owner, msg->data); /* copied into the queue */
     return rc;
@@ -691,14 +699,15 @@ static int rt_hook_reg_send(void *user, edist_procid from, uint32_t node,
             msg->release(msg->owner, msg->data);
         return rc;
     }
-    if (rc || (rc = rt_pid_view(from, &fs, &fv)) ||
+    if (rc || (rc = rt_admit(n, peer, msg)) ||
+        (rc = rt_pid_view(from, &fs, &fv)) ||
         (rc = edi_dist_atom_view(name, strlen(name), &ns, &nv)))
         return rc;
     edist_term_view mv = {.ptr = msg->data, .len = msg->len};
     edist_buf_reset(&n->rt_frame);
     rc = edi_dist_build_reg_send(&n->rt_frame, flags, NULL, fv, nv, mv);
     if (rc == 0)
-        rc = rt_queue(n, peer, from, false);
+        rc = rt_queue(n, peer, from, msg->force);
     if (rc == 0 && msg->release)
         msg->release(msg->owner, msg->data);
     return rc;

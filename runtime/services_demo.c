@@ -283,16 +283,13 @@ static int ex_echo(void *user, const edist_term_view *args, uint32_t arity,
 static int ex_reply(void *user, const edist_term_view *args, uint32_t arity,
                     edist_buf *result)
 {
-    (void)user;
     (void)arity;
     (void)result;
     edist_procid to;
     if (edi_svc_pid(args[0], &to) != 0)
         return edi_raise_error_atom("badarg");
-    int rc;
-    /* A full local mailbox pushes back: wait for room. */
-    while ((rc = edist_send(to, args[1].ptr, args[1].len)) == EDIST_EAGAIN)
-        edist_sleep_ms(1);
+    /* A full mailbox or send queue pushes back: wait for room. */
+    int rc = edi_svc_send(user, to, args[1].ptr, args[1].len, EDI_SVC_WAIT);
     /* Like Pid ! Msg, a send to a node that cannot be reached is no
      * error. */
     return rc == EDIST_ECLOSED ? 0 : rc;
@@ -355,6 +352,9 @@ static int ex_stats(void *user, const edist_term_view *args, uint32_t arity, edi
     edi_services_stat(&pairs, &n, "context_switches", rs.context_switches);
     edi_services_stat(&pairs, &n, "local_messages", rs.messages_sent);
     edi_services_stat(&pairs, &n, "local_messages_dropped", rs.messages_dropped);
+    /* -- issue 8, service replies */
+    edi_services_stat(&pairs, &n, "service_sends_waited", s->sends_waited);
+    edi_services_stat(&pairs, &n, "service_sends_forced", s->sends_forced);
     if (s->cfg.stats)
         rc = s->cfg.stats(s->cfg.user, &pairs, &n);
     if (rc == 0)

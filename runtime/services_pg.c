@@ -295,17 +295,15 @@ static void local_forget(pg_state *st, size_t i, bool demonitor)
 /* A full queue to a peer (busy_dist_port) holds the scope process back, as
  * erts suspends pg.erl's sender: a dropped join or leave would leave the
  * views apart for good. A connection that goes away ends the wait. */
-static int send_waiting(edist_procid to, const edist_buf *m)
+static int send_waiting(pg_state *st, edist_procid to, const edist_buf *m)
 {
     int rc = edist_buf_error(m);
-    while (rc == 0 && (rc = edist_send(to, m->data, m->len)) == EDIST_EAGAIN)
-        edist_sleep_ms(1);
-    return rc;
+    return rc ? rc : edi_svc_send(st->s, to, m->data, m->len, EDI_SVC_WAIT);
 }
 
 static int send_out(pg_state *st, edist_procid to)
 {
-    return send_waiting(to, &st->out);
+    return send_waiting(st, to, &st->out);
 }
 
 /* The message in st->out to every known peer. */
@@ -313,7 +311,7 @@ static void broadcast(pg_state *st)
 {
     for (size_t i = 0; i < st->npeers; i++)
         if (st->peers[i].live)
-            send_waiting(st->peers[i].scope, &st->out);
+            send_waiting(st, st->peers[i].scope, &st->out);
 }
 
 static void begin_discover(pg_state *st)
@@ -333,7 +331,7 @@ static void add_discover_target(void *ctx, const char *name, size_t len)
     memcpy(node, name, len);
     node[len] = '\0';
     if (edist_buf_error(&st->out) == 0)
-        edist_send_name_node("pg", node, st->out.data, st->out.len);
+        edi_svc_send_name(st->s, "pg", node, st->out.data, st->out.len);
 }
 
 /* {'$gen_cast', {sync, Self, [{Group, [Pid]}]}} to peer. */
