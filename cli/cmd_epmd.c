@@ -20,13 +20,17 @@ static void epmd_usage(FILE *out)
         "usage: edist epmd [-port P] [-address A[,B...]] [-daemon [-pidfile "
         "FILE]]\n"
         "                  [-relaxed_command_check] [-packet_timeout SECONDS]\n"
-        "                  [-packet_timeout_ms MS] [-max_connections N] [-d]\n"
+        "                  [-packet_timeout_ms MS] [-max_connections N]\n"
+        "                  [-idle_exit SECONDS] [-d]\n"
         "       edist epmd [-port P] -names | -dump | -kill | -stop NAME\n"
         "  Runs an epmd-compatible port mapper. The port defaults to\n"
         "  $ERL_EPMD_PORT or 4369, the addresses to $ERL_EPMD_ADDRESS or "
         "every\n"
         "  interface (the loopback is always served). -daemon detaches and\n"
-        "  returns once the port is bound. SIGTERM/SIGINT stop it.\n",
+        "  returns once the port is bound. SIGTERM/SIGINT stop it.\n"
+        "  -idle_exit: exit once no node has been registered (and no\n"
+        "  connection open) for that long, as the port mapper a node embeds\n"
+        "  does; by default it runs until stopped, as epmd.\n",
         out);
 }
 
@@ -136,6 +140,10 @@ int cmd_epmd(int argc, char **argv)
         } else if (!strcmp(a, "-packet_timeout_ms") && next &&
                    !parse_num(next, 1, 86400000, &v)) {
             cfg.packet_timeout_ms = (unsigned)v;
+            i++;
+        } else if (!strcmp(a, "-idle_exit") && next &&
+                   !parse_num(next, 1, 86400, &v)) {
+            cfg.idle_exit_ms = (unsigned)v * 1000u;
             i++;
         } else if (!strcmp(a, "-max_connections") && next &&
                    !parse_num(next, 1, 1 << 20, &v)) {

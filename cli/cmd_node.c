@@ -56,11 +56,17 @@ static void node_usage(FILE *out)
           "         [--log-level L] [--start-epmd BOOL] [--print-config]\n"
           "         [--first-message-time S] [--max-handshakes N]\n"
           "         [--max-handshakes-per-address N]\n"
+          "         [--epmd-address A[,B...]] [--epmd-idle-exit S]\n"
+          "         [--rx-buffers N] [--max-message-bytes SIZE]\n"
+          "         [--reassembly-limit-bytes SIZE] [--send-queue-limit-bytes SIZE]\n"
+          "         [--mailbox-messages N] [--mailbox-bytes SIZE]\n"
+          "         [--mailbox-hard-messages N] [--mailbox-hard-bytes SIZE]\n"
           "  Runs an edist node until SIGTERM/SIGINT. Every option may\n"
           "  also be set as EDIST_<OPTION> in the environment or as a key\n"
           "  in the [node] section of the config file; flags win over the\n"
           "  environment, the environment over the file. --print-config\n"
-          "  shows each value and where it came from.\n",
+          "  shows each value and where it came from. SIZE takes a K, M or\n"
+          "  G suffix.\n",
           out);
 }
 

@@ -63,7 +63,7 @@ typedef struct edi_conn_table {
     size_t count;
     size_t max_peers;
     edi_peer *head; /* every entry, newest first, for iteration */
-    /* hashing (issue 8): the seed of the name hash */
+    /* the seed of the name hash */
     uint64_t seed;
 } edi_conn_table;
 

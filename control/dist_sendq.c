@@ -173,6 +173,13 @@ static int admit(edi_sendq *q, size_t len, unsigned flags)
     return 0;
 }
 
+int edi_sendq_admit(edi_sendq *q, size_t len)
+{
+    if (!q)
+        return edist_set_error(EDIST_EINVAL, "sendq: no queue");
+    return admit(q, len, 0);
+}
+
 static int enqueue(edi_sendq *q, uint64_t sender, edi_sendq_msg *m)
 {
     sq_stream *s = stream_find(q, sender);

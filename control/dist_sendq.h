@@ -92,6 +92,12 @@ void edi_sendq_detach(edi_sendq *q);
 int edi_sendq_push(edi_sendq *q, uint64_t sender, const uint8_t *frame,
                    size_t len, unsigned flags);
 
+/* Service replies: would a push of a frame of at least len
+ * bytes be refused now? EDIST_EAGAIN (counted and answered with
+ * on_writable as a refused push is), else 0. Lets a sender that waits for
+ * room retry without building its frame each time. */
+int edi_sendq_admit(edi_sendq *q, size_t len);
+
 /* The same without a copy: frame must stay valid and unchanged until
  * release(arg, frame) is called (once; on the owner's thread, or at the
  * latest when the connection that holds the last unit is freed). On an

@@ -105,6 +105,8 @@ struct edi_epmd_server {
 
     atomic_uint_fast64_t st_open, st_accepted, st_dropped, st_registered,
         st_refused, st_served;
+    /* Since when no connection is open (idle_exit_ms) */
+    int64_t idle_since_ms;
 };
 
 static int64_t now_ms(void)
@@ -175,6 +177,8 @@ static void conn_close(edi_epmd_server *s, struct conn *c)
     c->state = CONN_FREE;
     c->got = c->want = 0;
     stat_add(&s->st_open, -1);
+    if (atomic_load(&s->st_open) == 0)
+        s->idle_since_ms = now_ms();
 }
 
 /* Closes a connection for a reason worth one log line. */
@@ -815,6 +819,9 @@ int edi_epmd_server_step(edi_epmd_server *s, int timeout_ms)
     int64_t next = timeout_ms >= 0 ? now + timeout_ms : INT64_MAX;
     if (!accepting && s->accept_paused_until < next)
         next = s->accept_paused_until;
+    if (s->cfg.idle_exit_ms && atomic_load(&s->st_open) == 0 &&
+        s->idle_since_ms + s->cfg.idle_exit_ms < next)
+        next = s->idle_since_ms + s->cfg.idle_exit_ms;
     for (unsigned i = 0; i < s->max_conns; i++) {
         struct conn *c = &s->conns[i];
         if (c->state == CONN_FREE)
@@ -883,6 +890,14 @@ int edi_epmd_server_step(edi_epmd_server *s, int timeout_ms)
             else
                 drop(s, c, "no request within %u ms", s->cfg.packet_timeout_ms);
         }
+    }
+    /* Nobody registered, nobody asking: an embedded port mapper has
+     * outlived the nodes it served. Checked after accepting, so that a
+     * connection already waiting is served, not cut. */
+    if (s->cfg.idle_exit_ms && atomic_load(&s->st_open) == 0 &&
+        now >= s->idle_since_ms + s->cfg.idle_exit_ms) {
+        slog(s, "no node registered for %u ms: exiting", s->cfg.idle_exit_ms);
+        s->killed = true;
     }
     return (atomic_load(&s->stop_requested) || s->killed) ? 0 : 1;
 }
@@ -1106,6 +1121,7 @@ int edi_epmd_server_start(const edi_epmd_server_config *cfg,
     }
     for (unsigned i = 0; i < s->max_conns; i++)
         s->conns[i].fd = -1;
+    s->idle_since_ms = now_ms();
     if (pipe2(s->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
         rc = edist_set_error(EDIST_EIO, "epmd server: pipe: %s",
                              strerror(errno));

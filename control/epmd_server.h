@@ -56,6 +56,11 @@ typedef struct edi_epmd_server_config {
     int relaxed_command_check;  /* allow KILL with live nodes, and STOP */
     edi_epmd_log_fn log;        /* may be NULL */
     void *log_user;
+    /* Embedded port mapper: > 0: the loop returns (the server
+     * exits) once no connection has been open, hence no node registered,
+     * for this long, counted from the start and from each time the last
+     * connection closed. 0: never, as epmd. */
+    unsigned idle_exit_ms;
 } edi_epmd_server_config;
 
 /* Counters, readable from any thread while the loop runs. */
@@ -81,7 +86,8 @@ int edi_epmd_server_start(const edi_epmd_server_config *cfg,
 /* The port the server listens on. */
 uint16_t edi_epmd_server_port(const edi_epmd_server *s);
 
-/* Runs the loop until edi_epmd_server_stop() or an honoured KILL_REQ.
+/* Runs the loop until edi_epmd_server_stop(), an honoured KILL_REQ or
+ * the idle exit (idle_exit_ms).
  * Returns 0, or a negative edist_err if polling itself failed. Call from one
  * thread at a time. */
 int edi_epmd_server_run(edi_epmd_server *s);

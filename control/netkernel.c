@@ -2418,6 +2418,17 @@ int edi_nk_send_frame(edi_nk *nk, const char *peer, uint64_t sender,
     return send_buf(nk, l, sender ? sender : EDI_NK_SELF_PID_ID, frame, force);
 }
 
+int edi_nk_send_admit(edi_nk *nk, const char *peer, size_t len)
+{
+    edi_link *l = up_link(nk, peer ? peer : "");
+    if (!l || !l->conn || !l->sq || l->phase != L_UP || l->dead)
+        return 0; /* the send itself says what is wrong */
+    int rc = edi_sendq_admit(l->sq, len);
+    if (rc == EDIST_EAGAIN)
+        nk->stats.sends_busy++;
+    return rc;
+}
+
 /* ---- membership ---------------------------------------------------------- */
 
 static int cmp_str(const void *a, const void *b)

@@ -216,6 +216,12 @@ int edi_nk_peer_flags(edi_nk *nk, const char *peer, uint64_t *flags);
  * EDIST_ENOTFOUND (not connected), EDIST_EAGAIN, EDIST_ECLOSED. */
 int edi_nk_send_frame(edi_nk *nk, const char *peer, uint64_t sender,
                       const edist_buf *frame, bool force);
+/* Service replies: EDIST_EAGAIN (counted as a refused send)
+ * when a frame of at least len bytes would be refused by peer's queue now,
+ * so that a sender waiting for room need not build the frame to find
+ * out; 0 otherwise (the send itself may still be refused by its last few
+ * header bytes, or fail for want of a connection). */
+int edi_nk_send_admit(edi_nk *nk, const char *peer, size_t len);
 
 /* ---- the ticker's decision, pure (dist_util:send_tick/2) ----------------- */
 

@@ -60,6 +60,9 @@ static const opt_desc opts[EDI_OPT_COUNT] = {
     [EDI_OPT_MAX_HANDSHAKES] = {"max_handshakes", T_COUNT, "256", NULL, 1},
     [EDI_OPT_MAX_HANDSHAKES_PER_ADDRESS] = {"max_handshakes_per_address",
                                             T_COUNT, "64", NULL, 1},
+    /* The embedded port mapper. */
+    [EDI_OPT_EPMD_ADDRESS] = {"epmd_address", T_STRING, NULL, NULL, 1},
+    [EDI_OPT_EPMD_IDLE_EXIT] = {"epmd_idle_exit", T_SECONDS, "5", NULL, 1},
 };
 
 int edi_node_option_id(const char *key)
@@ -228,6 +231,10 @@ int edi_node_options_set(edi_node_options *o, edi_opt_id id, const char *value,
                                "%s: value of %s too long (max %d bytes)",
                                origin, opts[id].key, EDI_OPT_TEXT_BYTES - 1);
     if (check_value(id, value) != 0) {
+        if (id == EDI_OPT_RX_BUFFERS)
+            return edist_set_error(EDIST_EINVAL,
+                                   "%s: rx_buffers must be a power of 2 up to 32768, not '%s'",
+                                   origin, value);
         if (opts[id].type == T_ENUM)
             return edist_set_error(EDIST_EINVAL,
                                    "%s: %s must be one of %s, not '%s'", origin,
@@ -478,6 +485,10 @@ int edi_node_options_to_config(edi_node_options *o, int require_name)
     parse_count(o->value[EDI_OPT_MAX_HANDSHAKES], &c->max_handshakes);
     parse_count(o->value[EDI_OPT_MAX_HANDSHAKES_PER_ADDRESS],
                 &c->max_handshakes_per_address);
+    c->epmd_address = o->value[EDI_OPT_EPMD_ADDRESS][0]
+                          ? o->value[EDI_OPT_EPMD_ADDRESS]
+                          : NULL;
+    parse_seconds_ms(o->value[EDI_OPT_EPMD_IDLE_EXIT], &c->epmd_idle_exit_ms);
     return 0;
 }
 
@@ -490,6 +501,12 @@ size_t edi_node_options_format(const edi_node_options *o, char *buf, size_t cap)
         char resolved[64];
         if (i == EDI_OPT_COOKIE && v[0]) {
             v = "********";
+        } else if (i == EDI_OPT_EPMD_ADDRESS && !v[0]) {
+            /* What the node will use, as for epmd_port. */
+            const char *env = getenv("ERL_EPMD_ADDRESS");
+            v = env && env[0] ? env : "(every interface)";
+            if (env && env[0])
+                origin = "env ERL_EPMD_ADDRESS";
         } else if (!v[0]) {
             v = i == EDI_OPT_COOKIE ? "(from $HOME/.erlang.cookie)" : "(unset)";
         } else if (i == EDI_OPT_EPMD_PORT && !strcmp(v, "0")) {
@@ -502,7 +519,7 @@ size_t edi_node_options_format(const edi_node_options *o, char *buf, size_t cap)
             v = "0 (ephemeral)";
         }
         int n = snprintf(need < cap ? buf + need : NULL,
-                         need < cap ? cap - need : 0, "%-14s = %-24s (%s)\n",
+                         need < cap ? cap - need : 0, "%-26s = %-24s (%s)\n",
                          opts[i].key, v, origin);
         if (n > 0)
             need += (size_t)n;

@@ -31,12 +31,16 @@
  *   mailbox_hard_messages, mailbox_hard_bytes  messages from other nodes
  *                  above these kill the receiver with mailbox_overflow
  *                  (default 16000000, 4G)
- * Sizes take a K, M or G suffix (powers of 1024).
  *   config         the INI file to read (flag and environment only)
  *   first_message_time  seconds an incoming peer has to send its name
  *                  (default 2; at most the setup time)
  *   max_handshakes incoming handshakes in progress at once (default 256)
  *   max_handshakes_per_address  of them from one address (default 64)
+ *   epmd_address   addresses of the embedded port mapper (default
+ *                  $ERL_EPMD_ADDRESS, else every interface)
+ *   epmd_idle_exit seconds the embedded port mapper stays with no node
+ *                  registered (default 5)
+ * Sizes take a K, M or G suffix (powers of 1024).
  * Booleans: true/false, yes/no, on/off, 1/0; a bare flag (--hidden) means
  * true.
  *
@@ -85,6 +89,9 @@ typedef enum edi_opt_id {
     EDI_OPT_FIRST_MESSAGE_TIME,
     EDI_OPT_MAX_HANDSHAKES,
     EDI_OPT_MAX_HANDSHAKES_PER_ADDRESS,
+    /* The embedded port mapper. */
+    EDI_OPT_EPMD_ADDRESS,
+    EDI_OPT_EPMD_IDLE_EXIT,
     EDI_OPT_COUNT
 } edi_opt_id;
 

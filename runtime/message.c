@@ -194,8 +194,8 @@ int edi_deliver(edi_rt *rt, edi_proc *p, edi_msg *m, edi_limit limit)
     return 0;
 }
 
-int edi_send_view(edi_rt *rt, edist_procid from, edist_procid to, const uint8_t *data,
-                  size_t len, edist_release_fn release, void *owner)
+static int send_view(edi_rt *rt, edist_procid from, edist_procid to, const uint8_t *data,
+                     size_t len, edist_release_fn release, void *owner, bool force)
 {
     if (edi_rt_is_local(rt, to)) {
         edi_proc *p = edi_proc_alive(rt, to);
@@ -213,7 +213,7 @@ int edi_send_view(edi_rt *rt, edist_procid from, edist_procid to, const uint8_t 
                 release(owner, data);
             return edist_set_error(EDIST_ENOMEM, "send: no memory");
         }
-        int rc = edi_deliver(rt, p, m, EDI_LIMIT_SOFT);
+        int rc = edi_deliver(rt, p, m, force ? EDI_LIMIT_NONE : EDI_LIMIT_SOFT);
         if (rc == EDIST_EAGAIN) {
             edi_msg_free(&rt->pool, m); /* releases an owned payload */
             return edist_set_error(EDIST_EAGAIN, "send: the mailbox of <0.%u.%u> is full",
@@ -223,7 +223,7 @@ int edi_send_view(edi_rt *rt, edist_procid from, edist_procid to, const uint8_t 
     }
     int rc = EDIST_ECLOSED;
     if (rt->has_hooks && rt->hooks.send) {
-        edi_rt_payload pl = {data, len, release, owner};
+        edi_rt_payload pl = {data, len, release, owner, force};
         rc = rt->hooks.send(rt->hooks.user, from, to, &pl);
         if (rc == 0)
             return 0;
@@ -233,6 +233,12 @@ int edi_send_view(edi_rt *rt, edist_procid from, edist_procid to, const uint8_t 
     if (rc == EDIST_ECLOSED)
         return edist_set_error(rc, "send: no connection to %s", edist_procid_node(to));
     return rc;
+}
+
+int edi_send_view(edi_rt *rt, edist_procid from, edist_procid to, const uint8_t *data,
+                  size_t len, edist_release_fn release, void *owner)
+{
+    return send_view(rt, from, to, data, len, release, owner, false);
 }
 
 /* ---- sends from threads ------------------------------------------------------------ */
@@ -278,7 +284,7 @@ static int send_req_run(edi_rt *rt, edi_req *r)
         }
     } else {
         /* The node takes the entry's bytes; the entry goes when done. */
-        edi_rt_payload pl = {m->data, m->len, send_req_release, m};
+        edi_rt_payload pl = {m->data, m->len, send_req_release, m, false};
         int rc = EDIST_ECLOSED;
         if (rt->has_hooks && s->name && rt->hooks.reg_send)
             rc = rt->hooks.reg_send(rt->hooks.user, s->from, s->name_node, s->name, &pl);
@@ -399,6 +405,22 @@ int edist_send(edist_procid to, const void *term, size_t len)
     return send_common(rt, self, to, term, len, NULL, NULL);
 }
 
+int edi_send_forced(edist_procid to, const void *term, size_t len)
+{
+    NEED_SELF(self);
+    if (self->kind != EDI_PROC_GREEN)
+        return edist_set_error(EDIST_EINVAL, "send_forced: the caller is not a green process");
+    const uint8_t *d = NULL;
+    size_t n = 0;
+    edist_buf scratch;
+    edist_buf_init(&scratch);
+    int rc = term_bytes(term, len, &scratch, &d, &n);
+    if (rc == 0)
+        rc = send_view(self->rt, edi_proc_pid(self), to, d, n, NULL, NULL, true);
+    edist_buf_free(&scratch);
+    return rc;
+}
+
 int edist_send_owned(edist_procid to, const void *term, size_t len, edist_release_fn release,
                      void *owner)
 {
@@ -468,7 +490,7 @@ static int do_send_name(edi_rt *rt, void *arg)
     }
     int rc = EDIST_ECLOSED;
     if (rt->has_hooks && rt->hooks.reg_send) {
-        edi_rt_payload pl = {c->data, c->len, NULL, NULL};
+        edi_rt_payload pl = {c->data, c->len, NULL, NULL, false};
         rc = rt->hooks.reg_send(rt->hooks.user, c->from, c->node, c->name, &pl);
     }
     if (rc == EDIST_ECLOSED)

@@ -303,14 +303,32 @@ static int register_name(edist_node *n, int *fd)
     int rc = edi_epmd_register(NULL, n->epmd_port, &reg, 0, &n->creation, fd);
     if (rc != EDIST_EIO || !n->cfg.start_epmd)
         goto out;
-    edi_epmd_server_config sc = {.port = n->epmd_port};
+    /* As erl starts epmd: on the addresses epmd would read, and (unlike
+     * epmd) not for ever: it goes once no node has been registered for a
+     * while, so it neither outlives the nodes it serves by much nor takes
+     * their registrations down with the node that started it. */
+    const char *addresses = n->cfg.epmd_address;
+    if (!addresses || !addresses[0])
+        addresses = getenv("ERL_EPMD_ADDRESS");
+    edi_epmd_server_config sc = {
+        .port = n->epmd_port,
+        .addresses = addresses,
+        .idle_exit_ms = n->cfg.epmd_idle_exit_ms
+                            ? n->cfg.epmd_idle_exit_ms
+                            : EDIST_NODE_EPMD_IDLE_EXIT_MS_DEFAULT,
+    };
     pid_t pid;
     int src = edi_epmd_daemon_start(&sc, &pid);
     if (src == 0)
         node_log(&n->cfg, EDIST_LOG_INFO,
                  "no port mapper answered on port %u: started the embedded one "
-                 "(pid %d)",
-                 n->epmd_port, (int)pid);
+                 "(pid %d) on %s; it exits %u ms after the last node "
+                 "registered with it is gone",
+                 n->epmd_port, (int)pid,
+                 addresses && addresses[strspn(addresses, " ,")]
+                     ? addresses
+                     : "every interface",
+                 sc.idle_exit_ms);
     else if (src != EDIST_EEXIST) /* another node raced us to it: fine */
         return edist_set_error(
             src, "no port mapper on port %u and cannot start one: %s",
@@ -405,6 +423,14 @@ static int rt_queue(edist_node *n, const char *peer, edist_procid sender,
                     bool force)
 {
     return edi_nk_send_frame(n->nk, peer, sender.id, &n->rt_frame, force);
+}
+
+/* A message the peer's queue has no room for is refused before its frame
+ * is built: a sender waiting for room (the services) retries until it
+ * fits, and a large message would otherwise be copied on every try. */
+static int rt_admit(edist_node *n, const char *peer, const edi_rt_payload *msg)
+{
+    return msg->force ? 0 : edi_nk_send_admit(n->nk, peer, msg->len);
 }
 
 /* ---- auto-connection ------------------------------------------------------
@@ -668,8 +694,8 @@ static int rt_hook_send(void *user, edist_procid from, edist_procid to,
             msg->release(msg->owner, msg->data);
         return rc;
     }
-    if (rc || (rc = rt_pid_view(from, &fs, &fv)) ||
-        (rc = rt_pid_view(to, &ts, &tv)))
+    if (rc || (rc = rt_admit(n, peer, msg)) ||
+        (rc = rt_pid_view(from, &fs, &fv)) || (rc = rt_pid_view(to, &ts, &tv)))
         return rc;
     edist_term_view mv = {.ptr = msg->data, .len = msg->len};
     edist_buf_reset(&n->rt_frame);
@@ -678,7 +704,7 @@ static int rt_hook_send(void *user, edist_procid from, edist_procid to,
     else
         rc = edi_dist_build_send(&n->rt_frame, flags, NULL, tv, mv);
     if (rc == 0)
-        rc = rt_queue(n, peer, from, false);
+        rc = rt_queue(n, peer, from, msg->force);
     if (rc == 0 && msg->release)
         msg->release(msg->owner, msg->data); /* copied into the queue */
     return rc;
@@ -701,14 +727,15 @@ static int rt_hook_reg_send(void *user, edist_procid from, uint32_t node,
             msg->release(msg->owner, msg->data);
         return rc;
     }
-    if (rc || (rc = rt_pid_view(from, &fs, &fv)) ||
+    if (rc || (rc = rt_admit(n, peer, msg)) ||
+        (rc = rt_pid_view(from, &fs, &fv)) ||
         (rc = edi_dist_atom_view(name, strlen(name), &ns, &nv)))
         return rc;
     edist_term_view mv = {.ptr = msg->data, .len = msg->len};
     edist_buf_reset(&n->rt_frame);
     rc = edi_dist_build_reg_send(&n->rt_frame, flags, NULL, fv, nv, mv);
     if (rc == 0)
-        rc = rt_queue(n, peer, from, false);
+        rc = rt_queue(n, peer, from, msg->force);
     if (rc == 0 && msg->release)
         msg->release(msg->owner, msg->data);
     return rc;
@@ -1432,6 +1459,7 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
     int epmd_fd = -1;
     if (cfg->publish) {
         rc = register_name(n, &epmd_fd);
+        n->cfg.epmd_address = NULL; /* the caller's string: start only */
         if (rc)
             goto fail;
     } else {

@@ -60,6 +60,9 @@ typedef struct edi_rt_payload {
     size_t len;
     edist_release_fn release;
     void *owner;
+    /* Service replies: queue past the peer's send queue limit
+     * (a reply the peer waits for; the node bounds such bytes per peer). */
+    bool force;
 } edi_rt_payload;
 
 /* Exit reason for a process whose spawn_request was abandoned. */
@@ -484,7 +487,7 @@ struct edi_proc {
     edi_proc *dying_next;
     edi_at_exit *at_exit;      /* malloc'd, EDI_AT_EXIT_MAX */
     edi_thread_proc *thr;      /* thread processes */
-    /* crash lines (issue 8): the export this process is running, for the
+    /* Crash lines: the export this process is running, for the
      * fatal signal handler; NULL: none */
     const struct edi_export_run *running_export;
 };
@@ -694,6 +697,13 @@ int edi_deliver(edi_rt *rt, edi_proc *p, edi_msg *m, edi_limit limit);
  * release, the bytes are owned (released exactly once, also on error). */
 int edi_send_view(edi_rt *rt, edist_procid from, edist_procid to, const uint8_t *data,
                   size_t len, edist_release_fn release, void *owner);
+/* Service replies: Pid ! Msg from the calling green process
+ * that is never refused for room: past a full mailbox, or past the send
+ * queue limit of the peer's connection (within the node's bound on forced
+ * bytes per peer, beyond which it disconnects the peer). For small replies
+ * a peer waits for, from a process that serves every peer. 0, or the
+ * errors of edist_send but EDIST_EAGAIN; EDIST_EINVAL from a thread. */
+int edi_send_forced(edist_procid to, const void *term, size_t len);
 void edi_proc_unlist(edi_rt *rt, edi_proc *p); /* out of the table */
 bool edi_reason_static(edist_term_view v);
 /* A message entry for process p's mailbox (pool or heap by p's kind). */

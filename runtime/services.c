@@ -55,6 +55,73 @@ bool edi_svc_is_atom(edist_term_view v, const char *atom)
     return v.ptr && edi_term_is_atom(v, atom);
 }
 
+/* Between tries of a send that found no room. Short: the wait ends soon
+ * after room appears; each try costs a lookup only (a full send queue
+ * refuses before the frame is built). */
+#define SVC_SEND_RETRY_MS 1
+
+typedef struct svc_dest {
+    edist_procid pid;
+    const char *name; /* NULL: to pid */
+    const char *node; /* NULL: name on this node */
+    bool noconnect;
+} svc_dest;
+
+/* noconnect: a remote destination must be connected already. */
+static bool may_send(const edi_services *s, const svc_dest *d)
+{
+    if (!d->noconnect || !s->cfg.connected)
+        return true;
+    const char *node = d->name ? d->node : edist_procid_node(d->pid);
+    return !node || !strcmp(node, edist_runtime_node((const edist_runtime *)s->rt)) ||
+           s->cfg.connected(s->cfg.user, node);
+}
+
+static int send_once(const edi_services *s, const svc_dest *d, const void *term,
+                     size_t len)
+{
+    if (!may_send(s, d))
+        return EDIST_ECLOSED;
+    if (!d->name)
+        return edist_send(d->pid, term, len);
+    if (!d->node)
+        return edist_send_name(d->name, term, len);
+    return edist_send_name_node(d->name, d->node, term, len);
+}
+
+static int send_waiting(edi_services *s, const svc_dest *d, const void *term,
+                        size_t len)
+{
+    int rc = send_once(s, d, term, len);
+    if (rc != EDIST_EAGAIN)
+        return rc;
+    s->sends_waited++;
+    do
+        edist_sleep_ms(SVC_SEND_RETRY_MS);
+    while ((rc = send_once(s, d, term, len)) == EDIST_EAGAIN);
+    return rc;
+}
+
+int edi_svc_send(edi_services *s, edist_procid to, const void *term,
+                 size_t len, edi_svc_how how)
+{
+    svc_dest d = {.pid = to, .noconnect = how == EDI_SVC_WAIT_NOCONNECT};
+    if (how != EDI_SVC_FORCE)
+        return send_waiting(s, &d, term, len);
+    int rc = send_once(s, &d, term, len);
+    if (rc != EDIST_EAGAIN)
+        return rc;
+    s->sends_forced++;
+    return edi_send_forced(to, term, len);
+}
+
+int edi_svc_send_name(edi_services *s, const char *name, const char *node,
+                      const void *term, size_t len, edi_svc_how how)
+{
+    svc_dest d = {.name = name, .node = node, .noconnect = how == EDI_SVC_WAIT_NOCONNECT};
+    return send_waiting(s, &d, term, len);
+}
+
 static void px_free(void *arg)
 {
     edi_svc_px *x = arg;
@@ -96,7 +163,9 @@ int edi_svc_px_keep(edi_svc_px *x, edist_term_view *term)
 /* ---- echo ---------------------------------------------------------------- */
 
 /* {From, Msg} with From a pid: Msg back to From unchanged. Everything
- * else is consumed and ignored, so the mailbox never fills up with it. */
+ * else is consumed and ignored, so the mailbox never fills up with it.
+ * A reply waits for room (Msg is the peer's, of any size): replies to a
+ * peer that does not read hold echo up, in order, none lost. */
 static void echo_main(void *arg)
 {
     edi_services *s = arg;
@@ -111,7 +180,7 @@ static void echo_main(void *arg)
             continue;
         edist_procid from;
         if (edi_svc_pid(vars[fi], &from) == 0)
-            edist_send(from, vars[mi].ptr, vars[mi].len);
+            edi_svc_send(s, from, vars[mi].ptr, vars[mi].len, EDI_SVC_WAIT);
     }
 }
 
@@ -121,7 +190,9 @@ static void echo_main(void *arg)
  * {is_auth, Node}} -> From ! {Tag, yes}. Tag is a ref, or [alias | Ref]
  * from OTP 24 on: gen:reply would send to the alias, but the caller also
  * takes the reply sent to its pid (an alias only adds a way in), so one
- * reply to From serves both. */
+ * reply to From serves both. The reply is forced past a full send queue,
+ * as the node's own is_auth answer is: a peer that does not read must not
+ * hold up every other peer's ping. */
 static void net_kernel_main(void *arg)
 {
     edi_services *s = arg;
@@ -143,7 +214,7 @@ static void net_kernel_main(void *arg)
         edist_enc_raw(&b, vars[ti].ptr, vars[ti].len);
         edist_enc_atom(&b, "yes", 3);
         if (edist_buf_error(&b) == 0)
-            edist_send_buf(from, &b);
+            edi_svc_send(s, from, b.data, b.len, EDI_SVC_FORCE);
         edist_buf_free(&b);
     }
 }

@@ -283,16 +283,13 @@ static int ex_echo(void *user, const edist_term_view *args, uint32_t arity,
 static int ex_reply(void *user, const edist_term_view *args, uint32_t arity,
                     edist_buf *result)
 {
-    (void)user;
     (void)arity;
     (void)result;
     edist_procid to;
     if (edi_svc_pid(args[0], &to) != 0)
         return edi_raise_error_atom("badarg");
-    int rc;
-    /* A full local mailbox pushes back: wait for room. */
-    while ((rc = edist_send(to, args[1].ptr, args[1].len)) == EDIST_EAGAIN)
-        edist_sleep_ms(1);
+    /* A full mailbox or send queue pushes back: wait for room. */
+    int rc = edi_svc_send(user, to, args[1].ptr, args[1].len, EDI_SVC_WAIT);
     /* Like Pid ! Msg, a send to a node that cannot be reached is no
      * error. */
     return rc == EDIST_ECLOSED ? 0 : rc;
@@ -358,11 +355,14 @@ static int ex_stats(void *user, const edist_term_view *args, uint32_t arity, edi
     edi_services_stat(&pairs, &n, "mailbox_overflows", rs.mailbox_overflows);
     edi_services_stat(&pairs, &n, "messages_copied_out", rs.messages_copied_out);
     edi_services_stat(&pairs, &n, "mailbox_busy", rs.mailbox_busy);
-    /* hashing (issue 8): pg's scope */
+    /* pg's scope */
     edi_services_stat(&pairs, &n, "pg_groups", atomic_load(&s->pg_stats.groups));
     edi_services_stat(&pairs, &n, "pg_members", atomic_load(&s->pg_stats.members));
     edi_services_stat(&pairs, &n, "pg_group_lookups", atomic_load(&s->pg_stats.group_lookups));
     edi_services_stat(&pairs, &n, "pg_group_compares", atomic_load(&s->pg_stats.group_compares));
+    /* service replies that found a peer's queue full */
+    edi_services_stat(&pairs, &n, "service_sends_waited", s->sends_waited);
+    edi_services_stat(&pairs, &n, "service_sends_forced", s->sends_forced);
     if (s->cfg.stats)
         rc = s->cfg.stats(s->cfg.user, &pairs, &n);
     if (rc == 0)

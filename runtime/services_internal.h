@@ -50,8 +50,11 @@ struct edi_services {
     edi_rt *rt;
     edi_services_config cfg;
     edist_pattern *pat[EDI_PAT_COUNT];
-    /* hashing (issue 8): pg's counters */
+    /* pg's counters */
     edi_pg_stats pg_stats;
+    /* service replies (edi_svc_send); shard thread only */
+    uint64_t sends_waited; /* found no room and waited for it */
+    uint64_t sends_forced; /* found no room and were forced past the limit */
 };
 
 /* Views of variable `name` of pattern pat after a match. */
@@ -60,6 +63,35 @@ edist_term_view edi_svc_var(const edi_services *s, int pat,
 /* Decode a pid view; 0 or an error (not a pid). */
 int edi_svc_pid(edist_term_view v, edist_procid *out);
 bool edi_svc_is_atom(edist_term_view v, const char *atom);
+
+/* Service replies. What a service sends for a peer (a reply,
+ * or a message it passes on) is never dropped for want of room: when the
+ * receiver's mailbox is full, or the peer's send queue is (EDIST_EAGAIN,
+ * erts' busy_dist_port), it
+ *   EDI_SVC_WAIT: waits in the calling process, sleeping between tries
+ *     (a green process yields: the shard runs on and drains the queue
+ *     meanwhile), as erts suspends a sender on a busy port. The process's
+ *     other work waits too; its messages keep their order.
+ *   EDI_SVC_FORCE: goes past the limit at once (edi_send_forced): for the
+ *     small replies of a process that serves every peer, so that one peer
+ *     that does not read holds up nobody else. The node bounds the forced
+ *     bytes per peer (past that it disconnects the peer, logged).
+ *   EDI_SVC_WAIT_NOCONNECT: waits as EDI_SVC_WAIT, but never sets up a
+ *     connection (erlang:send/3's noconnect, which pg.erl uses): to a node
+ *     not connected (now, or any more after a wait) it returns
+ *     EDIST_ECLOSED and sends nothing. The check and the send run on the
+ *     shard without a break between them, so it is exact.
+ * Returns 0, or the send's error other than EDIST_EAGAIN (EDIST_ECLOSED:
+ * the connection went down, which also ends a wait). Counted in s. From a
+ * green process of the services. */
+typedef enum edi_svc_how { EDI_SVC_WAIT, EDI_SVC_FORCE, EDI_SVC_WAIT_NOCONNECT } edi_svc_how;
+int edi_svc_send(edi_services *s, edist_procid to, const void *term,
+                 size_t len, edi_svc_how how);
+/* {Name, Node} ! Msg (node NULL: Name ! Msg on this node, EDIST_ENOTFOUND
+ * when unregistered), waiting for room: how is EDI_SVC_WAIT or
+ * EDI_SVC_WAIT_NOCONNECT. */
+int edi_svc_send_name(edi_services *s, const char *name, const char *node,
+                      const void *term, size_t len, edi_svc_how how);
 
 /* Heap state of one process, freed however the process ends (an at-exit
  * function): scratch buffers and kept messages stay valid across the

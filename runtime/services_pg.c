@@ -427,25 +427,14 @@ static void local_forget(pg_state *st, pg_local *l, bool demonitor)
 
 /* ---- sending ----------------------------------------------------------------- */
 
-/* erlang:send(To, Msg, [noconnect]): pg never sets up a connection. The
- * scope process runs on the node's shard, so nothing can connect or
- * disconnect between the check and the send. */
-static bool may_send(const pg_state *st, const char *node)
-{
-    return !st->s->cfg.connected || !strcmp(node, edist_runtime_node(st->s->rt)) ||
-           st->s->cfg.connected(st->s->cfg.user, node);
-}
-
 /* A full queue to a peer (busy_dist_port) holds the scope process back, as
  * erts suspends pg.erl's sender: a dropped join or leave would leave the
- * views apart for good. A connection that goes away ends the wait. */
-static int send_waiting(const pg_state *st, edist_procid to, const edist_buf *m)
+ * views apart for good. A connection that goes away ends the wait. As
+ * pg.erl sends with [noconnect], nothing here sets up a connection. */
+static int send_waiting(pg_state *st, edist_procid to, const edist_buf *m)
 {
     int rc = edist_buf_error(m);
-    while (rc == 0 && may_send(st, edist_procid_node(to)) &&
-           (rc = edist_send(to, m->data, m->len)) == EDIST_EAGAIN)
-        edist_sleep_ms(1);
-    return rc;
+    return rc ? rc : edi_svc_send(st->s, to, m->data, m->len, EDI_SVC_WAIT_NOCONNECT);
 }
 
 static int send_out(pg_state *st, edist_procid to)
@@ -477,8 +466,9 @@ static void add_discover_target(void *ctx, const char *name, size_t len)
         return;
     memcpy(node, name, len);
     node[len] = '\0';
-    if (edist_buf_error(&st->out) == 0 && may_send(st, node))
-        edist_send_name_node("pg", node, st->out.data, st->out.len);
+    if (edist_buf_error(&st->out) == 0)
+        edi_svc_send_name(st->s, "pg", node, st->out.data, st->out.len,
+                          EDI_SVC_WAIT_NOCONNECT);
 }
 
 /* [Pid] of g (local members only or all), newest first. */

@@ -308,9 +308,7 @@ static void worker_main(void *arg)
     edist_enc_raw(out, value.ptr, value.len);
     if (edist_buf_error(out))
         edist_exit(SYSTEM_LIMIT.ptr, SYSTEM_LIMIT.len);
-    /* A full mailbox pushes back: wait for room, as a sender would. */
-    while (edist_send(caller, out->data, out->len) == EDIST_EAGAIN)
-        edist_sleep_ms(1);
+    edi_svc_send(s, caller, out->data, out->len, EDI_SVC_WAIT);
 }
 
 /* The outcome from the worker's DOWN reason. */
@@ -516,7 +514,7 @@ int edi_svc_apply(edi_services *s, edi_svc_px *x, edist_term_view tag,
             edist_exit(vars[e_why].ptr, vars[e_why].len);
         }
         /* Meant for the process running the function. */
-        edist_send(w, msg.ptr, msg.len);
+        edi_svc_send(s, w, msg.ptr, msg.len, EDI_SVC_WAIT);
     }
     flush_worker_exit(s, w);
     edist_trap_exit(old_trap);
@@ -708,8 +706,9 @@ static int rex_request(edi_services *s, edist_term_view msg,
 
 /* Reply to a request: {rex, Result} or {Tag, Result}. result_rc/o as for
  * enc_rex_result. */
-static void rex_reply(int face, edist_term_view from, edist_term_view gtag,
-                      int apply_rc, const edi_svc_outcome *o)
+static void rex_reply(edi_services *s, edi_svc_how how, int face,
+                      edist_term_view from, edist_term_view gtag, int apply_rc,
+                      const edi_svc_outcome *o)
 {
     edist_procid to;
     if (face == FACE_CAST || edi_svc_pid(from, &to) != 0)
@@ -723,7 +722,7 @@ static void rex_reply(int face, edist_term_view from, edist_term_view gtag,
         edist_enc_raw(&b, gtag.ptr, gtag.len);
     enc_rex_result(&b, apply_rc, o);
     if (edist_buf_error(&b) == 0)
-        edist_send_buf(to, &b);
+        edi_svc_send(s, to, b.data, b.len, how);
     edist_buf_free(&b);
 }
 
@@ -753,10 +752,15 @@ static void rex_worker_main(void *arg)
         edist_term_view tag = {x->b.data, x->b.len};
         rc = edi_svc_apply(s, x, tag, m, f, a, &o);
     }
-    rex_reply(face, from, gtag, rc, &o);
+    /* The result's size is the caller's: wait for room, in this call's
+     * own process. */
+    rex_reply(s, EDI_SVC_WAIT, face, from, gtag, rc, &o);
 }
 
-static void rex_noname(edist_procid to, const char *node, edist_term_view name)
+/* rex's own answers below are small and rex serves every peer: they go
+ * past a full send queue rather than hold rex up (edi_svc_send). */
+static void rex_noname(edi_services *s, edist_procid to, const char *node,
+                       edist_term_view name)
 {
     edist_buf b;
     edist_buf_init(&b);
@@ -771,23 +775,25 @@ static void rex_noname(edist_procid to, const char *node, edist_term_view name)
         edist_enc_atomz(&b, node);
     }
     if (edist_buf_error(&b) == 0)
-        edist_send_buf(to, &b);
+        edi_svc_send(s, to, b.data, b.len, EDI_SVC_FORCE);
     edist_buf_free(&b);
 }
 
 /* Name ! Msg for a name that is an atom or a pid: 0, or EDIST_ENOTFOUND
- * (badarg in Erlang). */
-static int send_to_name(edist_term_view name, const void *msg, size_t len)
+ * (badarg in Erlang). Waits for room: the message is the peer's, of any
+ * size. */
+static int send_to_name(edi_services *s, edist_term_view name, const void *msg,
+                        size_t len)
 {
     edist_procid pid;
     if (edi_svc_pid(name, &pid) == 0)
-        return edist_send(pid, msg, len);
+        return edi_svc_send(s, pid, msg, len, EDI_SVC_WAIT);
     char n[EDIST_ATOM_MAX_BYTES + 1];
     edist_cursor c;
     edist_cursor_init(&c, name.ptr, name.len);
     if (edist_dec_atom_copy(&c, n, sizeof n) != 0)
         return EDIST_ENOTFOUND;
-    return edist_send_name(n, msg, len);
+    return edi_svc_send_name(s, n, NULL, msg, len, EDI_SVC_WAIT);
 }
 
 /* {From, {send, Name, Msg}}: Name ! {From, Msg}; {From, {sbcast, Name,
@@ -808,7 +814,7 @@ static void rex_send(edi_services *s, edist_term_view msg, bool sbcast)
     const char *node = edist_runtime_node(s->rt);
     int rc;
     if (sbcast) {
-        rc = send_to_name(name, body.ptr, body.len);
+        rc = send_to_name(s, name, body.ptr, body.len);
     } else {
         edist_buf b;
         edist_buf_init(&b);
@@ -817,13 +823,13 @@ static void rex_send(edi_services *s, edist_term_view msg, bool sbcast)
         edist_enc_raw(&b, body.ptr, body.len);
         rc = edist_buf_error(&b);
         if (rc == 0)
-            rc = send_to_name(name, b.data, b.len);
+            rc = send_to_name(s, name, b.data, b.len);
         edist_buf_free(&b);
     }
     if (rc == EDIST_ENOTFOUND)
-        rex_noname(from, node, name);
+        rex_noname(s, from, node, name);
     else if (sbcast)
-        rex_noname(from, node, (edist_term_view){NULL, 0});
+        rex_noname(s, from, node, (edist_term_view){NULL, 0});
 }
 
 static void rex_features(edi_services *s, edist_term_view msg)
@@ -842,7 +848,7 @@ static void rex_features(edi_services *s, edist_term_view msg)
     enc_atom(&b, "erpc");
     edist_enc_nil(&b);
     if (edist_buf_error(&b) == 0)
-        edist_send_buf(from, &b);
+        edi_svc_send(s, from, b.data, b.len, EDI_SVC_FORCE);
     edist_buf_free(&b);
 }
 
@@ -865,7 +871,8 @@ void edi_svc_rex_main(void *arg)
                 /* As rpc.erl answers when it cannot spawn. */
                 edi_svc_outcome none;
                 memset(&none, 0, sizeof none);
-                rex_reply(face, from, gtag, EDIST_ENOMEM, &none);
+                rex_reply(s, EDI_SVC_FORCE, face, from, gtag, EDIST_ENOMEM,
+                          &none);
             }
             continue;
         }

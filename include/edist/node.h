@@ -71,7 +71,8 @@ typedef struct edist_node_config {
     uint16_t listen_port;
     /* Port mapper port; 0: $ERL_EPMD_PORT or 4369. If no port mapper
      * answers there, the node starts the embedded one as a detached daemon
-     * (it outlives the node, as epmd outlives erl). */
+     * (it outlives the node while other nodes are registered with it; see
+     * epmd_address and epmd_idle_exit_ms below). */
     uint16_t epmd_port;
     bool start_epmd; /* default true; false: fail if none answers */
     /* Register with the port mapper (default true). false: a client-only
@@ -149,6 +150,16 @@ typedef struct edist_node_config {
     uint32_t first_message_time_ms;
     uint32_t max_handshakes;
     uint32_t max_handshakes_per_address;
+    /* The embedded port mapper, when this node starts it. */
+    /* Where it listens: addresses separated by commas or spaces, the
+     * loopback always added, as epmd's -address. NULL: $ERL_EPMD_ADDRESS,
+     * or every interface when that is unset too (as epmd). */
+    const char *epmd_address;
+    /* It serves other nodes too (a real erl may register with it) and
+     * stays while any node is registered; once none has been (and no
+     * connection has been open) for this long, it exits. 0:
+     * EDIST_NODE_EPMD_IDLE_EXIT_MS_DEFAULT. */
+    uint32_t epmd_idle_exit_ms;
 } edist_node_config;
 
 #define EDIST_NODE_TICKTIME_MS_DEFAULT 60000u
@@ -161,6 +172,8 @@ typedef struct edist_node_config {
 #define EDIST_NODE_FIRST_MESSAGE_TIME_MS_DEFAULT 2000u
 #define EDIST_NODE_MAX_HANDSHAKES_DEFAULT 256u
 #define EDIST_NODE_MAX_HANDSHAKES_PER_ADDRESS_DEFAULT 64u
+/* The embedded port mapper. */
+#define EDIST_NODE_EPMD_IDLE_EXIT_MS_DEFAULT 5000u
 /* Timeout of the blocking calls below when they are given 0 or less. */
 #define EDIST_NODE_CALL_TIMEOUT_MS_DEFAULT 10000
 

@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -42,6 +43,7 @@ struct fixture {
     pthread_mutex_t lock;
     char *lines[LOG_KEEP];
     unsigned n_lines; /* total ever logged */
+    atomic_int run_done; /* -- issue 8: the loop has returned */
 };
 
 static void capture(void *user, const char *line)
@@ -760,6 +762,62 @@ static void test_full_of_registrations(void **state)
     stop(f);
 }
 
+/* -- issue 8: the idle exit of a port mapper a node embeds. A
+ * registration waiting before the loop runs is served, however late the
+ * loop starts; while it lasts the loop stays, for several times the
+ * grace; after it is gone the loop returns by itself, with a log line. */
+#define IDLE_EXIT_MS 200
+
+static void *run_thread_done(void *arg)
+{
+    struct fixture *f = arg;
+    f->run_rc = edi_epmd_server_run(f->srv);
+    atomic_store(&f->run_done, 1);
+    return NULL;
+}
+
+static void test_idle_exit(void **state)
+{
+    (void)state;
+    struct fixture *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    pthread_mutex_init(&f->lock, NULL);
+    edi_epmd_server_config cfg = {
+        .port = -1,
+        .addresses = "127.0.0.1",
+        .packet_timeout_ms = PACKET_TIMEOUT_MS,
+        .log = capture,
+        .log_user = f,
+        .idle_exit_ms = IDLE_EXIT_MS,
+    };
+    assert_int_equal(edi_epmd_server_start(&cfg, &f->srv), 0);
+    f->port = edi_epmd_server_port(f->srv);
+    int fd = raw_connect(f->port);
+    uint8_t req[64], resp[16];
+    raw_send(fd, req, alive2(req, sizeof req, "edt_idle", 8, 41090, 6, 6));
+    sleep_ms(2 * IDLE_EXIT_MS); /* the loop starts late: the grace is over */
+    assert_int_equal(pthread_create(&f->thread, NULL, run_thread_done, f), 0);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&p, 1, IO_TIMEOUT_MS), 1);
+    assert_true(recv(fd, resp, sizeof resp, 0) >= 2);
+    assert_int_equal(resp[0], EDI_EPMD_ALIVE2_X_RESP);
+    assert_int_equal(resp[1], 0); /* registered */
+    sleep_ms(3 * IDLE_EXIT_MS);
+    assert_int_equal(atomic_load(&f->run_done), 0);
+    edi_epmd_node_info info;
+    assert_int_equal(
+        edi_epmd_port_please(NULL, f->port, "edt_idle", IO_TIMEOUT_MS, &info), 0);
+    close(fd); /* unregisters */
+    pthread_join(f->thread, NULL); /* returns by itself */
+    assert_int_equal(f->run_rc, 0);
+    assert_true(log_matches(f, 0, "no node registered for 200 ms: exiting"));
+    edi_epmd_server_free(f->srv);
+    for (unsigned i = 0; i < LOG_KEEP; i++)
+        free(f->lines[i]);
+    pthread_mutex_destroy(&f->lock);
+    free(f);
+}
+
 static void test_client_errors(void **state)
 {
     struct fixture *f = *state;
@@ -835,6 +893,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connection_flood, setup, teardown),
         cmocka_unit_test(test_full_of_registrations),
         cmocka_unit_test_setup_teardown(test_client_errors, setup, teardown),
+        cmocka_unit_test(test_idle_exit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,6 +25,23 @@ line config | grep -q "(flag --config)" || fail "config: $(line config)"
 ok "--print-config: flag > env > file > default, each with its origin"
 "$EDIST" node --sname x --cookie sekrit --print-config | grep -q sekrit && fail "cookie printed"
 ok "--print-config masks the cookie"
+# The embedded port mapper's addresses default to $ERL_EPMD_ADDRESS, as
+# epmd's; sizes take K, M or G; limits are options like every other.
+ERL_EPMD_ADDRESS=127.0.0.1 "$EDIST" node --sname x --send-queue-limit-bytes 2M \
+  --mailbox-hard-messages 500000 --rx-buffers 256 --print-config \
+  >"$tmp/pc.out" 2>&1 || fail "--print-config: $(cat "$tmp/pc.out")"
+line epmd_address | grep -q "= 127.0.0.1 .*(env ERL_EPMD_ADDRESS)" || fail "epmd_address: $(line epmd_address)"
+line send_queue_limit_bytes | grep -q "= 2M .*(flag --send-queue-limit-bytes)" ||
+  fail "send_queue_limit_bytes: $(line send_queue_limit_bytes)"
+line mailbox_hard_messages | grep -q "= 500000 .*(flag --mailbox-hard-messages)" ||
+  fail "mailbox_hard_messages: $(line mailbox_hard_messages)"
+line rx_buffers | grep -q "= 256 .*(flag --rx-buffers)" || fail "rx_buffers: $(line rx_buffers)"
+line max_message_bytes | grep -q "= 1G .*(default)" || fail "max_message_bytes: $(line max_message_bytes)"
+line epmd_idle_exit | grep -q "= 5 .*(default)" || fail "epmd_idle_exit: $(line epmd_idle_exit)"
+ERL_EPMD_ADDRESS=127.0.0.1 EDIST_EPMD_ADDRESS=::1 "$EDIST" node --sname x --print-config \
+  >"$tmp/pc.out" 2>&1 || fail "--print-config: $(cat "$tmp/pc.out")"
+line epmd_address | grep -q "= ::1 .*(env EDIST_EPMD_ADDRESS)" || fail "epmd_address: $(line epmd_address)"
+ok "--print-config: epmd_address from ERL_EPMD_ADDRESS unless set, epmd_idle_exit 5, the limits (send_queue_limit_bytes, mailbox_hard_messages, rx_buffers, max_message_bytes)"
 
 # Admission options (issue 8): each of the three ways; counts are whole
 # numbers.
@@ -58,6 +75,9 @@ refuse "two names" "both sname" node --sname a --name b@127.0.0.1
 refuse "dotted short name" "use --name" node --sname a@x.y --cookie c --start-epmd false
 refuse "bad name" "invalid node name" node --sname 'a b' --cookie c --start-epmd false
 refuse "dpdk transport" "only tcp" node --sname a --transport dpdk
+refuse "bad byte count" "send_queue_limit_bytes must be a positive size" node --sname a --send-queue-limit-bytes 5X
+refuse "rx_buffers not a power of 2" "rx_buffers must be a power of 2" node --sname a --rx-buffers 100
+refuse "zero idle exit" "epmd_idle_exit must be seconds" node --sname a --epmd-idle-exit 0
 printf '[node]\nsname = a\nno_such_key = 1\n' >"$tmp/bad.ini"
 refuse "unknown config key" "bad.ini:3: unknown key 'no_such_key'" node --config "$tmp/bad.ini"
 refuse "missing config file" "config file" node --config "$tmp/nope.ini"
