@@ -290,7 +290,11 @@ static int send_req_run(edi_rt *rt, edi_req *r)
             rc = rt->hooks.reg_send(rt->hooks.user, s->from, s->name_node, s->name, &pl);
         else if (rt->has_hooks && !s->name && rt->hooks.send)
             rc = rt->hooks.send(rt->hooks.user, s->from, s->to, &pl);
-        if (rc != 0) {
+        /* The peer's queue is full (busy_dist_port): the thread's requests
+         * wait, in order, as a green sender would; never dropped. */
+        if (rc == EDIST_EAGAIN)
+            return EDIST_EAGAIN; /* stall: keeps m, retried in order */
+        if (rc != 0) { /* no connection: dropped, as erts drops it */
             rt->dropped++;
             edi_msg_free(NULL, m);
         }

@@ -11,6 +11,10 @@
  *     {counted, Count, InOrder} to ReplyTo;
  *   t:crash_after(K): receives K messages, then exits with reason
  *     crashed_after.
+ * and registers `tthread`, the main thread as a process (a thread
+ * process): {flood, To, N, Bytes, DelayMs} waits DelayMs, then sends To
+ * {I, <<Bytes bytes>>} for I in 1..N, then {flooded, N} (held back, never
+ * dropped, when To's node does not read).
  * Prints "ready" once started; log lines go to stderr; runs until killed. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,7 +184,48 @@ int main(int argc, char **argv)
         fprintf(stderr, "exports: %s\n", edist_last_error());
         return 1;
     }
+    edist_procid self;
+    if (edist_proc_attach_thread(rt, 0, &self) || edist_register("tthread", self)) {
+        fprintf(stderr, "tthread: %s\n", edist_last_error());
+        return 1;
+    }
     printf("ready\n");
-    for (;;)
-        pause();
+    for (;;) {
+        edist_term_view msg;
+        if (edist_receive(NULL, NULL, -1, &msg))
+            return 1;
+        edist_cursor c;
+        uint32_t n;
+        edist_atom a;
+        edist_procid to;
+        int64_t count, bytes, delay_ms;
+        edist_cursor_init(&c, msg.ptr, msg.len);
+        if (edist_dec_tuple(&c, &n) || n != 5 || edist_dec_atom(&c, &a) ||
+            !edist_atom_eq(&a, "flood") || edist_dec_procid(&c, &to) ||
+            edist_dec_int64(&c, &count) || edist_dec_int64(&c, &bytes) || bytes < 0 ||
+            edist_dec_int64(&c, &delay_ms))
+            continue;
+        usleep((useconds_t)delay_ms * 1000);
+        uint8_t *payload = calloc(1, (size_t)bytes + 1);
+        edist_buf b;
+        edist_buf_init(&b);
+        for (int64_t i = 1; i <= count; i++) {
+            edist_buf_reset(&b);
+            edist_enc_tuple(&b, 2);
+            edist_enc_int(&b, i);
+            edist_enc_binary(&b, payload, (size_t)bytes);
+            if ((rc = edist_buf_error(&b)) == 0)
+                while ((rc = edist_send(to, b.data, b.len)) == EDIST_EAGAIN)
+                    usleep(1000); /* the shard's request queue is full */
+            if (rc)
+                fprintf(stderr, "tthread: send %lld: %s\n", (long long)i, edist_strerror(rc));
+        }
+        edist_buf_reset(&b);
+        edist_enc_tuple(&b, 2);
+        edist_enc_atomz(&b, "flooded");
+        edist_enc_int(&b, count);
+        edist_send(to, b.data, b.len);
+        edist_buf_free(&b);
+        free(payload);
+    }
 }

@@ -10,6 +10,9 @@
 # - Past the hard limit (20,000) the receiver exits mailbox_overflow, seen
 #   by erl's monitor; the node goes on.
 # - 64 MiB and 200 MiB echo round trips with erl.
+# - A thread process sending 200 x 100 KB to an erl that is stopped is
+#   held back at the 1 MiB send queue limit, not dropped: all arrive, in
+#   order, once the erl resumes.
 # - A message over max_message_bytes takes the connection down (nodedown
 #   on the erl side, a line on ours) and the node answers the next ping.
 . "$(dirname "$0")/test_node_lib.sh"
@@ -35,7 +38,7 @@ start_peer() {
 
 start_peer l "$L" --mailbox-messages 1000 --mailbox-hard-messages 20000
 LPID=$LAST_PID
-start_peer s "$S" --max-message-bytes 1M
+start_peer s "$S" --max-message-bytes 1M --send-queue-limit-bytes 1M
 SPID=$LAST_PID
 start_erl e "$E"
 ok "edist nodes $LN (mailbox limits 1,000 / 20,000) and $SN (max message 1 MiB), erl $E up"
@@ -100,6 +103,25 @@ for mib in 64 200; do
   ok "$mib MiB (+4 bytes) echo round trip with erl"
 done
 kill -0 "$LPID" || fail "node $LN died"
+
+# A thread process's sends to a peer that does not read wait, in order.
+E2=lime2$$
+start_erl e2 "$E2"
+E2PID=$LAST_PID
+r=$(erl_eval "$E2" "Loop = fun L(N, Ok, F) ->
+      receive {I, B} when is_integer(I), is_binary(B) -> L(N + 1, Ok andalso I =:= N + 1, F);
+              {flooded, K} -> L(N, Ok, K);
+              {report, From} -> From ! {N, Ok, F}, L(N, Ok, F) end end,
+  C = spawn(fun() -> Loop(0, true, none) end), register(coll, C),
+  pong = net_adm:ping('$SN'),
+  {tthread, '$SN'} ! {flood, C, 200, 100000, 1500}, ok.")
+kill -STOP "$E2PID"
+[ "$r" = "{ok,ok}" ] || fail "collector on $E2: $r"
+sleep 4
+kill -CONT "$E2PID"
+r=$(erl_eval "$E2" "timer:sleep(2000), coll ! {report, self()}, receive R -> R after 30000 -> timeout end.")
+[ "$r" = "{ok,{200,true,200}}" ] || fail "200 x 100 KB from a thread process to a stopped erl: $r"
+ok "200 x 100 KB from a thread process to an erl stopped for 4 s (send queue limit 1 MiB): all arrive, in order"
 
 # Over max_message_bytes: the connection goes down, visibly.
 r=$(erl_eval "$E" "pong = net_adm:ping('$SN'), monitor_node('$SN', true),
