@@ -61,6 +61,7 @@ static void node_usage(FILE *out)
           "         [--reassembly-limit-bytes SIZE] [--send-queue-limit-bytes SIZE]\n"
           "         [--mailbox-messages N] [--mailbox-bytes SIZE]\n"
           "         [--mailbox-hard-messages N] [--mailbox-hard-bytes SIZE]\n"
+          "         [--max-processes N] [--stack-bytes SIZE]\n"
           "  Runs an edist node until SIGTERM/SIGINT. Every option may\n"
           "  also be set as EDIST_<OPTION> in the environment or as a key\n"
           "  in the [node] section of the config file; flags win over the\n"

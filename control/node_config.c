@@ -53,6 +53,8 @@ static const opt_desc opts[EDI_OPT_COUNT] = {
     [EDI_OPT_MAILBOX_BYTES] = {"mailbox_bytes", T_BYTES, "1G", NULL, 1},
     [EDI_OPT_MAILBOX_HARD_MESSAGES] = {"mailbox_hard_messages", T_COUNT, "16000000", NULL, 1},
     [EDI_OPT_MAILBOX_HARD_BYTES] = {"mailbox_hard_bytes", T_BYTES, "4G", NULL, 1},
+    [EDI_OPT_MAX_PROCESSES] = {"max_processes", T_COUNT, "1048576", NULL, 1},
+    [EDI_OPT_STACK_BYTES] = {"stack_bytes", T_BYTES, "64K", NULL, 1},
     [EDI_OPT_CONFIG] = {"config", T_STRING, NULL, NULL, 0},
     /* Admission of incoming connections. */
     [EDI_OPT_FIRST_MESSAGE_TIME] = {"first_message_time", T_SECONDS, "2", NULL,
@@ -469,6 +471,9 @@ int edi_node_options_to_config(edi_node_options *o, int require_name)
     parse_bytes(o->value[EDI_OPT_MAILBOX_BYTES], &c->mailbox_bytes);
     parse_count(o->value[EDI_OPT_MAILBOX_HARD_MESSAGES], &c->mailbox_hard_messages);
     parse_bytes(o->value[EDI_OPT_MAILBOX_HARD_BYTES], &c->mailbox_hard_bytes);
+    parse_count(o->value[EDI_OPT_MAX_PROCESSES], &c->max_processes);
+    if (parse_bytes(o->value[EDI_OPT_STACK_BYTES], &bytes) == 0)
+        c->stack_bytes = (size_t)bytes;
     if (strcmp(o->value[EDI_OPT_TRANSPORT], "tcp") != 0)
         return edist_set_error(
             EDIST_EUNSUPPORTED, "transport %s (%s): this build has only tcp",

@@ -31,6 +31,8 @@
  *   mailbox_hard_messages, mailbox_hard_bytes  messages from other nodes
  *                  above these kill the receiver with mailbox_overflow
  *                  (default 16000000, 4G)
+ *   max_processes  live processes at most (default 1048576)
+ *   stack_bytes    a green process's stack (default 64K)
  *   config         the INI file to read (flag and environment only)
  *   first_message_time  seconds an incoming peer has to send its name
  *                  (default 2; at most the setup time)
@@ -84,6 +86,8 @@ typedef enum edi_opt_id {
     EDI_OPT_MAILBOX_BYTES,
     EDI_OPT_MAILBOX_HARD_MESSAGES,
     EDI_OPT_MAILBOX_HARD_BYTES,
+    EDI_OPT_MAX_PROCESSES,
+    EDI_OPT_STACK_BYTES,
     EDI_OPT_CONFIG,
     /* Admission of incoming connections. */
     EDI_OPT_FIRST_MESSAGE_TIME,

@@ -1363,6 +1363,10 @@ static int node_runtime_new(edist_node *n)
         pc.max_mailbox_messages_hard = n->cfg.mailbox_hard_messages;
     if (n->cfg.mailbox_hard_bytes)
         pc.max_mailbox_bytes_hard = n->cfg.mailbox_hard_bytes;
+    if (n->cfg.max_processes)
+        pc.max_processes = n->cfg.max_processes;
+    if (n->cfg.stack_bytes)
+        pc.stack_bytes = n->cfg.stack_bytes;
     edi_rt_hooks hooks = rt_hooks_template;
     hooks.user = n;
     edi_rt_config rc = {.loop = n->loop, .proc = &pc, .hooks = &hooks};

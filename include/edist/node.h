@@ -123,6 +123,12 @@ typedef struct edist_node_config {
     uint64_t mailbox_bytes;
     uint32_t mailbox_hard_messages;
     uint64_t mailbox_hard_bytes;
+    /* Processes: live ones at most (a spawn past it fails: system_limit
+     * to a remote spawner) and each green process's stack (a frame that
+     * overruns it hits the guard page: the node dies with one line). 0:
+     * the runtime's defaults (1,048,576; 64 KiB). */
+    uint32_t max_processes;
+    size_t stack_bytes;
     edist_idle idle;
     edist_log_fn log;
     void *log_user;

@@ -28,7 +28,7 @@ ok "--print-config masks the cookie"
 # The embedded port mapper's addresses default to $ERL_EPMD_ADDRESS, as
 # epmd's; sizes take K, M or G; limits are options like every other.
 ERL_EPMD_ADDRESS=127.0.0.1 "$EDIST" node --sname x --send-queue-limit-bytes 2M \
-  --mailbox-hard-messages 500000 --rx-buffers 256 --print-config \
+  --mailbox-hard-messages 500000 --rx-buffers 256 --max-processes 1000 --print-config \
   >"$tmp/pc.out" 2>&1 || fail "--print-config: $(cat "$tmp/pc.out")"
 line epmd_address | grep -q "= 127.0.0.1 .*(env ERL_EPMD_ADDRESS)" || fail "epmd_address: $(line epmd_address)"
 line send_queue_limit_bytes | grep -q "= 2M .*(flag --send-queue-limit-bytes)" ||
@@ -36,6 +36,8 @@ line send_queue_limit_bytes | grep -q "= 2M .*(flag --send-queue-limit-bytes)" |
 line mailbox_hard_messages | grep -q "= 500000 .*(flag --mailbox-hard-messages)" ||
   fail "mailbox_hard_messages: $(line mailbox_hard_messages)"
 line rx_buffers | grep -q "= 256 .*(flag --rx-buffers)" || fail "rx_buffers: $(line rx_buffers)"
+line max_processes | grep -q "= 1000 .*(flag --max-processes)" || fail "max_processes: $(line max_processes)"
+line stack_bytes | grep -q "= 64K .*(default)" || fail "stack_bytes: $(line stack_bytes)"
 line max_message_bytes | grep -q "= 1G .*(default)" || fail "max_message_bytes: $(line max_message_bytes)"
 line epmd_idle_exit | grep -q "= 5 .*(default)" || fail "epmd_idle_exit: $(line epmd_idle_exit)"
 ERL_EPMD_ADDRESS=127.0.0.1 EDIST_EPMD_ADDRESS=::1 "$EDIST" node --sname x --print-config \
