@@ -62,6 +62,7 @@ static void node_usage(FILE *out)
           "         [--mailbox-messages N] [--mailbox-bytes SIZE]\n"
           "         [--mailbox-hard-messages N] [--mailbox-hard-bytes SIZE]\n"
           "         [--max-processes N] [--stack-bytes SIZE]\n"
+          "         [--max-pending-requests N] [--max-pending-bytes SIZE]\n"
           "  Runs an edist node until SIGTERM/SIGINT. Every option may\n"
           "  also be set as EDIST_<OPTION> in the environment or as a key\n"
           "  in the [node] section of the config file; flags win over the\n"

@@ -55,6 +55,8 @@ static const opt_desc opts[EDI_OPT_COUNT] = {
     [EDI_OPT_MAILBOX_HARD_BYTES] = {"mailbox_hard_bytes", T_BYTES, "4G", NULL, 1},
     [EDI_OPT_MAX_PROCESSES] = {"max_processes", T_COUNT, "1048576", NULL, 1},
     [EDI_OPT_STACK_BYTES] = {"stack_bytes", T_BYTES, "64K", NULL, 1},
+    [EDI_OPT_MAX_PENDING_REQUESTS] = {"max_pending_requests", T_COUNT, "65536", NULL, 1},
+    [EDI_OPT_MAX_PENDING_BYTES] = {"max_pending_bytes", T_BYTES, "64M", NULL, 1},
     [EDI_OPT_CONFIG] = {"config", T_STRING, NULL, NULL, 0},
     /* Admission of incoming connections. */
     [EDI_OPT_FIRST_MESSAGE_TIME] = {"first_message_time", T_SECONDS, "2", NULL,
@@ -198,7 +200,7 @@ static int check_value(edi_opt_id id, const char *v)
         if (parse_count(v, &count))
             return -1;
         /* the receive ring takes a power of 2 up to 32768 */
-        if (id == EDI_OPT_RX_BUFFERS && (count > 32768 || (count & (count - 1))))
+        if (id == EDI_OPT_RX_BUFFERS && (count < 8 || count > 32768 || (count & (count - 1))))
             return -1;
         return 0;
     case T_BYTES:
@@ -235,7 +237,7 @@ int edi_node_options_set(edi_node_options *o, edi_opt_id id, const char *value,
     if (check_value(id, value) != 0) {
         if (id == EDI_OPT_RX_BUFFERS)
             return edist_set_error(EDIST_EINVAL,
-                                   "%s: rx_buffers must be a power of 2 up to 32768, not '%s'",
+                                   "%s: rx_buffers must be a power of 2 from 8 to 32768, not '%s'",
                                    origin, value);
         if (opts[id].type == T_ENUM)
             return edist_set_error(EDIST_EINVAL,
@@ -474,6 +476,8 @@ int edi_node_options_to_config(edi_node_options *o, int require_name)
     parse_count(o->value[EDI_OPT_MAX_PROCESSES], &c->max_processes);
     if (parse_bytes(o->value[EDI_OPT_STACK_BYTES], &bytes) == 0)
         c->stack_bytes = (size_t)bytes;
+    parse_count(o->value[EDI_OPT_MAX_PENDING_REQUESTS], &c->max_pending_requests);
+    parse_bytes(o->value[EDI_OPT_MAX_PENDING_BYTES], &c->max_pending_bytes);
     if (strcmp(o->value[EDI_OPT_TRANSPORT], "tcp") != 0)
         return edist_set_error(
             EDIST_EUNSUPPORTED, "transport %s (%s): this build has only tcp",

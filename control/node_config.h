@@ -33,6 +33,8 @@
  *                  (default 16000000, 4G)
  *   max_processes  live processes at most (default 1048576)
  *   stack_bytes    a green process's stack (default 64K)
+ *   max_pending_requests, max_pending_bytes  thread processes' sends
+ *                  queued to the shard (default 65536, 64M)
  *   config         the INI file to read (flag and environment only)
  *   first_message_time  seconds an incoming peer has to send its name
  *                  (default 2; at most the setup time)
@@ -88,6 +90,8 @@ typedef enum edi_opt_id {
     EDI_OPT_MAILBOX_HARD_BYTES,
     EDI_OPT_MAX_PROCESSES,
     EDI_OPT_STACK_BYTES,
+    EDI_OPT_MAX_PENDING_REQUESTS,
+    EDI_OPT_MAX_PENDING_BYTES,
     EDI_OPT_CONFIG,
     /* Admission of incoming connections. */
     EDI_OPT_FIRST_MESSAGE_TIME,

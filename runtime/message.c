@@ -194,9 +194,17 @@ int edi_deliver(edi_rt *rt, edi_proc *p, edi_msg *m, edi_limit limit)
     return 0;
 }
 
+/* How a send treats a full destination. */
+typedef enum send_how {
+    SEND_NORMAL, /* local: held back at the soft limit; remote: busy_dist_port */
+    SEND_FORCED, /* past both limits (bounded per peer by the node) */
+    SEND_RELAY,  /* local: up to the hard limit, as from the network */
+} send_how;
+
 static int send_view(edi_rt *rt, edist_procid from, edist_procid to, const uint8_t *data,
-                     size_t len, edist_release_fn release, void *owner, bool force)
+                     size_t len, edist_release_fn release, void *owner, send_how how)
 {
+    bool force = how == SEND_FORCED;
     if (edi_rt_is_local(rt, to)) {
         edi_proc *p = edi_proc_alive(rt, to);
         if (!p) {
@@ -213,7 +221,10 @@ static int send_view(edi_rt *rt, edist_procid from, edist_procid to, const uint8
                 release(owner, data);
             return edist_set_error(EDIST_ENOMEM, "send: no memory");
         }
-        int rc = edi_deliver(rt, p, m, force ? EDI_LIMIT_NONE : EDI_LIMIT_SOFT);
+        int rc = edi_deliver(rt, p, m,
+                             force                 ? EDI_LIMIT_NONE
+                             : how == SEND_RELAY ? EDI_LIMIT_HARD
+                                                 : EDI_LIMIT_SOFT);
         if (rc == EDIST_EAGAIN) {
             edi_msg_free(&rt->pool, m); /* releases an owned payload */
             return edist_set_error(EDIST_EAGAIN, "send: the mailbox of <0.%u.%u> is full",
@@ -238,7 +249,7 @@ static int send_view(edi_rt *rt, edist_procid from, edist_procid to, const uint8
 int edi_send_view(edi_rt *rt, edist_procid from, edist_procid to, const uint8_t *data,
                   size_t len, edist_release_fn release, void *owner)
 {
-    return send_view(rt, from, to, data, len, release, owner, false);
+    return send_view(rt, from, to, data, len, release, owner, SEND_NORMAL);
 }
 
 /* ---- sends from threads ------------------------------------------------------------ */
@@ -250,6 +261,7 @@ typedef struct send_req {
     edi_msg *msg;       /* heap entry */
     char *name;         /* {Name, Node} sends; NULL: to pid */
     uint32_t name_node;
+    size_t bytes;       /* counted in rt->reqs_pending_bytes */
 } send_req;
 
 static void send_req_release(void *owner, const void *data)
@@ -299,6 +311,7 @@ static int send_req_run(edi_rt *rt, edi_req *r)
             edi_msg_free(NULL, m);
         }
     }
+    atomic_fetch_sub_explicit(&rt->reqs_pending_bytes, s->bytes, memory_order_relaxed);
     free(s->name);
     return 0;
 }
@@ -331,8 +344,16 @@ static int thread_send(edi_rt *rt, edist_procid from, edist_procid to, const cha
     s->msg = m;
     s->name = nm;
     s->name_node = name_node;
-    int rc = edi_rt_call(rt, &s->req, false);
+    s->bytes = len;
+    uint64_t queued = atomic_fetch_add_explicit(&rt->reqs_pending_bytes, len,
+                                                memory_order_relaxed);
+    int rc = queued > 0 && queued + len > rt->cfg.max_pending_bytes
+                 ? edist_set_error(EDIST_EAGAIN, "runtime: %llu bytes of sends already queued "
+                                                 "to the shard",
+                                   (unsigned long long)queued)
+                 : edi_rt_call(rt, &s->req, false);
     if (rc == EDIST_EAGAIN) {
+        atomic_fetch_sub_explicit(&rt->reqs_pending_bytes, len, memory_order_relaxed);
         edi_msg_free(NULL, m);
         free(nm);
         free(s);
@@ -409,20 +430,30 @@ int edist_send(edist_procid to, const void *term, size_t len)
     return send_common(rt, self, to, term, len, NULL, NULL);
 }
 
-int edi_send_forced(edist_procid to, const void *term, size_t len)
+static int send_green(edist_procid to, const void *term, size_t len, send_how how)
 {
     NEED_SELF(self);
     if (self->kind != EDI_PROC_GREEN)
-        return edist_set_error(EDIST_EINVAL, "send_forced: the caller is not a green process");
+        return edist_set_error(EDIST_EINVAL, "send: the caller is not a green process");
     const uint8_t *d = NULL;
     size_t n = 0;
     edist_buf scratch;
     edist_buf_init(&scratch);
     int rc = term_bytes(term, len, &scratch, &d, &n);
     if (rc == 0)
-        rc = send_view(self->rt, edi_proc_pid(self), to, d, n, NULL, NULL, true);
+        rc = send_view(self->rt, edi_proc_pid(self), to, d, n, NULL, NULL, how);
     edist_buf_free(&scratch);
     return rc;
+}
+
+int edi_send_forced(edist_procid to, const void *term, size_t len)
+{
+    return send_green(to, term, len, SEND_FORCED);
+}
+
+int edi_send_relay(edist_procid to, const void *term, size_t len)
+{
+    return send_green(to, term, len, SEND_RELAY);
 }
 
 int edist_send_owned(edist_procid to, const void *term, size_t len, edist_release_fn release,
@@ -725,6 +756,10 @@ int edist_sleep_ms(int64_t ms)
         edi_sched_yield(self->rt, self);
         return 0;
     }
+    /* The last message received stays valid across a sleep: it must not
+     * hold a shared receive buffer meanwhile. */
+    if (self->current && edi_msg_unshare(self->current) == 1)
+        self->rt->copied_out++;
     green_wait(self->rt, self, EDI_PATTERN_NEVER, NULL, ms);
     return 0;
 }

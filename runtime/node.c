@@ -137,10 +137,27 @@ void edist_node_config_init(edist_node_config *cfg)
         EDIST_NODE_MAX_HANDSHAKES_PER_ADDRESS_DEFAULT;
 }
 
+/* max_message_bytes bounds the message term; the control message and
+ * framing around it get this much more, so that a term of exactly the
+ * limit (a <<_:1 GiB>> binary) still passes. */
+#define MESSAGE_HEADER_ROOM_BYTES ((size_t)1 << 20)
+
+/* Bytes of one incoming distribution message at most, framing included. */
 static size_t node_max_message_bytes(const edist_node_config *cfg)
 {
-    return cfg->max_message_bytes ? cfg->max_message_bytes
-                                  : EDIST_NODE_MAX_MESSAGE_BYTES_DEFAULT;
+    return (cfg->max_message_bytes ? cfg->max_message_bytes
+                                   : EDIST_NODE_MAX_MESSAGE_BYTES_DEFAULT) +
+           MESSAGE_HEADER_ROOM_BYTES;
+}
+
+/* Fragments held per peer at most: the option, never less than one
+ * message. */
+static size_t node_reassembly_limit_bytes(const edist_node_config *cfg)
+{
+    size_t limit = cfg->reassembly_limit_bytes ? cfg->reassembly_limit_bytes
+                                               : EDIST_NODE_REASSEMBLY_LIMIT_BYTES_DEFAULT;
+    size_t one = node_max_message_bytes(cfg);
+    return limit < one ? one : limit;
 }
 
 /* erl's rules for the part before '@' (net_kernel valid_name_head). */
@@ -568,7 +585,10 @@ static void rt_connect_finish(edi_loop *loop, void *arg)
         edist_cursor_init(&rc, d->ref_bytes, d->ref_len);
         bool has_ref = d->ref_len && edist_dec_ref(&rc, &ref) == 0;
         edist_term_view v = {.ptr = d->data, .len = d->len};
-        edi_rt_payload p = {.data = d->data, .len = d->len};
+        /* Forced: what waited for the connection is already bounded
+         * (RT_DEFERRED_MAX_*) and cannot wait again without a gap; past
+         * the forced allowance the connection goes down, visibly. */
+        edi_rt_payload p = {.data = d->data, .len = d->len, .force = true};
         switch (d->kind) {
         case RK_SEND:
             rt_hook_send(n, d->a, d->b, &p);
@@ -1367,6 +1387,10 @@ static int node_runtime_new(edist_node *n)
         pc.max_processes = n->cfg.max_processes;
     if (n->cfg.stack_bytes)
         pc.stack_bytes = n->cfg.stack_bytes;
+    if (n->cfg.max_pending_requests)
+        pc.max_pending_requests = n->cfg.max_pending_requests;
+    if (n->cfg.max_pending_bytes)
+        pc.max_pending_bytes = n->cfg.max_pending_bytes;
     edi_rt_hooks hooks = rt_hooks_template;
     hooks.user = n;
     edi_rt_config rc = {.loop = n->loop, .proc = &pc, .hooks = &hooks};
@@ -1446,11 +1470,12 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
                                               : EDI_IDLE_ADAPTIVE;
     lc.log = loop_log;
     lc.log_user = n;
+    /* At least 8: "a quarter of the pool free" must mean a buffer. */
     if (cfg->rx_buffers)
-        lc.rx_buffer_count = cfg->rx_buffers;
+        lc.rx_buffer_count = cfg->rx_buffers < 8 ? 8 : cfg->rx_buffers;
     /* A peer without DFLAG_FRAGMENTS sends a big message as one frame:
      * the frame limit follows the message limit (header room added). */
-    uint64_t max_frame = (uint64_t)node_max_message_bytes(cfg) + (1u << 20);
+    uint64_t max_frame = (uint64_t)node_max_message_bytes(cfg);
     lc.max_frame_bytes = max_frame > UINT32_MAX ? UINT32_MAX : max_frame;
     rc = edi_loop_new(&lc, &n->loop);
     if (rc)
@@ -1486,7 +1511,7 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
         .connect_all = cfg->connect_all,
         .send_queue_limit_bytes = cfg->send_queue_limit_bytes,
         .fragment_bytes = cfg->fragment_bytes,
-        .reassembly_limit_bytes = cfg->reassembly_limit_bytes,
+        .reassembly_limit_bytes = node_reassembly_limit_bytes(cfg),
         .max_message_bytes = node_max_message_bytes(cfg),
         .log = cfg->log,
         .log_user = cfg->log_user,

@@ -34,10 +34,12 @@
 #define DEFAULT_MAX_MAILBOX_HARD 16000000u
 #define DEFAULT_MAX_MAILBOX_BYTES_HARD (4ull << 30)
 #define DEFAULT_MAX_PENDING 65536u
+#define DEFAULT_MAX_PENDING_BYTES (64ull << 20)
 /* How long a thread retries posting to a loop whose post queue is full,
  * and how soon a stalled request queue is retried. */
 #define POST_RETRY_LIMIT_MS 1000u
 #define STALL_RETRY_MS 1u
+#define STALL_RETRY_MAX_MS 16u
 
 static const char never_sentinel;
 const edist_pattern *const EDI_PATTERN_NEVER = (const edist_pattern *)&never_sentinel;
@@ -68,6 +70,7 @@ void edist_runtime_config_init(edist_runtime_config *cfg)
     cfg->max_mailbox_messages_hard = DEFAULT_MAX_MAILBOX_HARD;
     cfg->max_mailbox_bytes_hard = DEFAULT_MAX_MAILBOX_BYTES_HARD;
     cfg->max_pending_requests = DEFAULT_MAX_PENDING;
+    cfg->max_pending_bytes = DEFAULT_MAX_PENDING_BYTES;
     cfg->idle = EDIST_IDLE_ADAPTIVE;
     cfg->log_level = EDIST_LOG_INFO;
 }
@@ -276,11 +279,18 @@ static void retry_stalled(edi_loop *loop, edi_timer *t, void *arg)
     drain_requests(arg);
 }
 
+/* The senders with a stalled request, one entry each: a request of one
+ * of them waits behind it. Few (one per held-back thread), so a scan of
+ * them, not of every stalled request, decides. */
 static bool sender_stalled(const edi_rt *rt, const void *sender)
 {
-    for (const edi_req *r = rt->stalled; r; r = r->next)
-        if (r->sender == sender)
+    for (uint32_t i = 0; i < rt->n_stalled_senders; i++)
+        if (rt->stalled_senders[i] == sender)
             return true;
+    if (rt->stalled_senders_lost) /* out of memory once: ask the list */
+        for (const edi_req *r = rt->stalled; r; r = r->next)
+            if (r->sender == sender)
+                return true;
     return false;
 }
 
@@ -292,8 +302,19 @@ static void stall(edi_rt *rt, edi_req *r)
     else
         rt->stalled = r;
     rt->stalled_tail = r;
-    if (!edi_timer_armed(&rt->retry))
-        edi_loop_timer_start(rt->loop, &rt->retry, STALL_RETRY_MS, 0, retry_stalled, rt);
+    if (sender_stalled(rt, r->sender))
+        return;
+    if (rt->n_stalled_senders == rt->cap_stalled_senders) {
+        uint32_t cap = rt->cap_stalled_senders ? rt->cap_stalled_senders * 2 : 8;
+        const void **a = realloc(rt->stalled_senders, cap * sizeof *a);
+        if (!a) {
+            rt->stalled_senders_lost = true;
+            return;
+        }
+        rt->stalled_senders = a;
+        rt->cap_stalled_senders = cap;
+    }
+    rt->stalled_senders[rt->n_stalled_senders++] = r->sender;
 }
 
 static void drain_requests(edi_rt *rt)
@@ -311,14 +332,21 @@ static void drain_requests(edi_rt *rt)
     /* Stalled ones first: they are older than anything their senders
      * made since. */
     edi_req *list = rt->stalled;
+    edi_req *old_tail = rt->stalled_tail;
     if (list)
         rt->stalled_tail->next = fresh;
     else
         list = fresh;
     rt->stalled = rt->stalled_tail = NULL;
+    rt->n_stalled_senders = 0;
+    rt->stalled_senders_lost = false;
+    bool retried = old_tail != NULL, progress = false;
     while (list) {
         r = list;
         list = r->next;
+        bool was_stalled = retried;
+        if (r == old_tail)
+            retried = false; /* the rest are fresh */
         if (rt->stalled && sender_stalled(rt, r->sender)) {
             stall(rt, r); /* behind its sender's stalled request */
             continue;
@@ -328,6 +356,7 @@ static void drain_requests(edi_rt *rt)
             stall(rt, r);
             continue;
         }
+        progress |= was_stalled;
         if (!r->sync)
             atomic_fetch_sub(&rt->reqs_pending, 1);
         /* Thread processes that ended in this request end now, before the
@@ -336,6 +365,15 @@ static void drain_requests(edi_rt *rt)
             edi_sched_reap(rt);
         complete(r, rc);
     }
+    /* Retry soon after progress, less often while nothing moves (a peer
+     * that stopped reading), so that held-back requests cost the shard
+     * little. */
+    if (progress || !old_tail)
+        rt->stall_retry_ms = STALL_RETRY_MS;
+    else if (rt->stall_retry_ms < STALL_RETRY_MAX_MS)
+        rt->stall_retry_ms *= 2;
+    if (rt->stalled && !edi_timer_armed(&rt->retry))
+        edi_loop_timer_start(rt->loop, &rt->retry, rt->stall_retry_ms, 0, retry_stalled, rt);
 }
 
 static void post_drain(edi_loop *loop, void *arg)
@@ -452,6 +490,9 @@ int edi_rt_new(const edi_rt_config *cfg, edi_rt **out)
         rt->cfg.max_mailbox_bytes = rt->cfg.max_mailbox_bytes_hard;
     if (rt->cfg.max_pending_requests == 0)
         rt->cfg.max_pending_requests = DEFAULT_MAX_PENDING;
+    if (rt->cfg.max_pending_bytes == 0)
+        rt->cfg.max_pending_bytes = DEFAULT_MAX_PENDING_BYTES;
+    rt->stall_retry_ms = STALL_RETRY_MS;
     const char *name = rt->cfg.node_name ? rt->cfg.node_name : "nonode@nohost";
     size_t nlen = strlen(name);
     if (nlen == 0 || nlen > EDIST_ATOM_MAX_BYTES || !strchr(name, '@')) {
@@ -569,6 +610,7 @@ void edi_rt_free(edi_rt *rt)
     for (uint32_t c = 0; c < rt->nchunks; c++)
         free(rt->chunks[c]);
     free(rt->chunks);
+    free(rt->stalled_senders);
     edi_proc *p = rt->proc_free;
     while (p) {
         edi_proc *n = p->runq_next;

@@ -580,9 +580,14 @@ struct edist_runtime {
     /* requests from other threads */
     _Atomic(edi_req *) reqs;       /* newest first */
     _Atomic uint32_t reqs_pending; /* asynchronous ones queued or stalled */
+    _Atomic uint64_t reqs_pending_bytes; /* their send payloads */
     _Atomic int reqs_posted;
     edi_req *stalled;              /* oldest first, shard thread */
     edi_req *stalled_tail;
+    const void **stalled_senders;  /* the senders in stalled, once each */
+    uint32_t n_stalled_senders, cap_stalled_senders;
+    bool stalled_senders_lost;     /* an allocation failed: scan stalled */
+    uint32_t stall_retry_ms;       /* backs off while nothing moves */
     edi_timer retry;
 
     /* counters (shard thread; read through a request) */
@@ -704,6 +709,13 @@ int edi_send_view(edi_rt *rt, edist_procid from, edist_procid to, const uint8_t 
  * a peer waits for, from a process that serves every peer. 0, or the
  * errors of edist_send but EDIST_EAGAIN; EDIST_EINVAL from a thread. */
 int edi_send_forced(edist_procid to, const void *term, size_t len);
+/* Pid ! Msg from the calling green process on behalf of someone else (a
+ * service relaying or replying): a full local mailbox does not hold the
+ * sender back (one process that does not receive would stall a service
+ * for every peer); it takes the message up to its hard limit, as from the
+ * network, past which its owner exits mailbox_overflow. Remote: as
+ * edist_send (EDIST_EAGAIN on a full peer queue). */
+int edi_send_relay(edist_procid to, const void *term, size_t len);
 void edi_proc_unlist(edi_rt *rt, edi_proc *p); /* out of the table */
 bool edi_reason_static(edist_term_view v);
 /* A message entry for process p's mailbox (pool or heap by p's kind). */

@@ -83,9 +83,15 @@ static int send_once(const edi_services *s, const svc_dest *d, const void *term,
     if (!may_send(s, d))
         return EDIST_ECLOSED;
     if (!d->name)
-        return edist_send(d->pid, term, len);
-    if (!d->node)
-        return edist_send_name(d->name, term, len);
+        return edi_send_relay(d->pid, term, len);
+    if (!d->node || !strcmp(d->node, edist_runtime_node((const edist_runtime *)s->rt))) {
+        edist_procid pid;
+        int rc = edist_whereis(d->name, &pid);
+        if (rc)
+            return edist_set_error(EDIST_ENOTFOUND, "send: no process is registered as %s",
+                                   d->name);
+        return edi_send_relay(pid, term, len);
+    }
     return edist_send_name_node(d->name, d->node, term, len);
 }
 

@@ -100,7 +100,8 @@ typedef struct edist_node_config {
     /* Per peer, incoming: bytes of partially received fragmented messages
      * at most; a peer going over it is disconnected. 0: 2 GiB. */
     size_t reassembly_limit_bytes;
-    /* One incoming message (whole frame or reassembled from fragments) at
+    /* One incoming message term (whole frame or reassembled from
+     * fragments; its control message and framing get 1 MiB more) at
      * most; a peer sending a larger one is disconnected (nodedown,
      * noconnection to everyone watching), with a log line. 0: 1 GiB. */
     size_t max_message_bytes;
@@ -108,7 +109,7 @@ typedef struct edist_node_config {
      * 2, at most 32768). Messages are handed to processes as views of
      * them only while the receiver takes them at once; anything queued
      * is copied out, so a process that does not receive never holds
-     * them. 0: 64. */
+     * them. 0: 64; at least 8. */
     uint32_t rx_buffers;
     /* Mailboxes. A local send to a mailbox holding mailbox_messages
      * messages or mailbox_bytes payload bytes is refused (EDIST_EAGAIN:
@@ -129,6 +130,11 @@ typedef struct edist_node_config {
      * the runtime's defaults (1,048,576; 64 KiB). */
     uint32_t max_processes;
     size_t stack_bytes;
+    /* Sends and signals of thread processes queued to the shard at most,
+     * and their payload bytes: beyond either edist_send returns
+     * EDIST_EAGAIN to the thread (held back). 0: 65,536 and 64 MiB. */
+    uint32_t max_pending_requests;
+    uint64_t max_pending_bytes;
     edist_idle idle;
     edist_log_fn log;
     void *log_user;

@@ -140,6 +140,12 @@ typedef struct edist_runtime_config {
      * signals of thread processes); beyond it EDIST_EAGAIN. Default
      * 65,536. */
     uint32_t max_pending_requests;
+    /* Payload bytes of the sends queued that way at most (a send that
+     * meets a full mailbox or a full peer queue waits there): beyond it
+     * EDIST_EAGAIN, so a thread streaming to a stalled peer is held back
+     * instead of filling memory. One send of any size is always taken.
+     * Default 64 MiB. */
+    uint64_t max_pending_bytes;
     edist_idle idle;          /* the shard loop's idle strategy */
     edist_log_fn log;         /* one line per significant event; may be NULL */
     void *log_user;
@@ -327,11 +333,12 @@ bool edist_runtime_is_alive(edist_runtime *rt, edist_procid pid);
  * the node (EDIST_ECLOSED without distribution).
  * From a thread process (or edist_runtime_send from any thread) a send is
  * queued to the shard in order with the thread's other signals and
- * returns 0 (EDIST_EAGAIN when max_pending_requests are queued): what
- * happens there is not reported back. A thread whose message meets a full
- * mailbox is held back: its queued requests wait, in order, until the
- * receiver makes room (its next synchronous call waits too), as erts
- * suspends a sender on a busy distribution port; other threads go on. */
+ * returns 0 (EDIST_EAGAIN when max_pending_requests or max_pending_bytes
+ * are queued: try again later): what happens there is not reported back.
+ * A thread whose message meets a full mailbox or a full peer queue is held
+ * back: its queued requests wait, in order, until there is room (its next
+ * synchronous call waits too), as erts suspends a sender on a busy
+ * distribution port; other threads go on. */
 int edist_send(edist_procid to, const void *term, size_t len);
 /* Zero copy: term stays owned by the runtime from here on; release(owner,
  * term) is called exactly once when the last copy is consumed (also on
@@ -372,7 +379,10 @@ int edist_receive(const edist_pattern *pattern, edist_term_view *vars,
 
 /* The last message received, detached from the process so the next
  * receive does not free it. Free it with edist_message_free, from the same
- * process (or from any thread for thread processes). */
+ * process (or from any thread for thread processes). A message still in
+ * the network's receive buffer is copied out here, so views taken from
+ * the receive (msg, captures) are no longer valid: use
+ * edist_message_term. */
 typedef struct edist_message edist_message;
 int edist_msg_keep(edist_message **out);
 edist_term_view edist_message_term(const edist_message *m);

@@ -8,7 +8,7 @@
 # fresh `edist ping` runs every second and the node's RSS is sampled.
 # Afterwards, for every peer: the counter got exactly what was sent, in
 # order; the sleeper's loss is visible (DOWN mailbox_overflow at its hard
-# limit of 64 MiB); the crasher's is too (DOWN crashed_after). The node's
+# limit of 128 MiB); the crasher's is too (DOWN crashed_after). The node's
 # mailbox_overflows counter matches, every ping answered, and RSS stayed
 # under 1 GiB.
 #   test_node_soak.sh EDIST TEST_NODE_TOOL TEST_LIMITS_PEER
@@ -21,7 +21,7 @@ start_real_epmd
 L=soak$$
 LN=$L@$HOST
 "$PEER" --sname "$L" --cookie "$COOKIE" --listen-address 127.0.0.1 \
-  --mailbox-hard-bytes 64M >"$tmp/l.out" 2>"$tmp/l.err" &
+  --mailbox-hard-bytes 128M >"$tmp/l.out" 2>"$tmp/l.err" &
 LPID=$!
 pids+=($LPID)
 wait_until 20 grep -q '^ready$' "$tmp/l.out" || fail "edist node not ready"
@@ -31,7 +31,7 @@ for i in 1 2 3; do
   names+=("soake$i$$")
   epid[$i]=$LAST_PID
 done
-ok "edist node $LN (hard mailbox limit 64 MiB), erl peers ${names[*]} up"
+ok "edist node $LN (hard mailbox limit 128 MiB), erl peers ${names[*]} up"
 
 stream="N = '$LN', Self = self(),
   C = spawn(N, t, count, [Self]),

@@ -140,9 +140,10 @@ line="^edist: node $RN: process <0\.[0-9]*\.[0-9]*> running t:segv/0 crashed wit
 [ "$(grep -c "$line" "$tmp/r.err")" = 1 ] && [ "$(grep -c 'crashed with' "$tmp/r.err")" = 1 ] ||
   fail "no single crash line naming t:segv/0: $(tail -5 "$tmp/r.err")"
 # Under AddressSanitizer its handler takes the signal after our line,
-# reports it and exits with 1.
+# reports it and exits with 1, or aborts with abort_on_error=1.
 [ "$status" = $((128 + 11)) ] ||
-  { [ "$status" = 1 ] && grep -q 'AddressSanitizer:DEADLYSIGNAL' "$tmp/r.err"; } ||
+  { { [ "$status" = 1 ] || [ "$status" = $((128 + 6)) ]; } &&
+    grep -q 'AddressSanitizer:DEADLYSIGNAL' "$tmp/r.err"; } ||
   fail "the edist node ended with status $status, not SIGSEGV"
 ok "rpc:call of t:segv/0: $(grep "$line" "$tmp/r.err" | cut -c1-100)..., then the node dies of it"
 done_ok
