@@ -2398,13 +2398,20 @@ void edi_nk_set_runtime(edi_nk *nk, const edi_nk_rt_ops *ops, void *user)
     nk->rt_user = user;
 }
 
-int edi_nk_peer_flags(edi_nk *nk, const char *peer, uint64_t *flags)
+int edi_nk_peer_flags(edi_nk *nk, const char *peer, size_t admit_len,
+                      uint64_t *flags)
 {
     edi_link *l = up_link(nk, peer ? peer : "");
     if (!l || l->phase != L_UP || l->dead)
         return edist_set_error(EDIST_ENOTFOUND, "not connected to %s",
                                peer ? peer : "");
     *flags = l->flags;
+    if (admit_len && l->conn && l->sq) {
+        int rc = edi_sendq_admit(l->sq, admit_len);
+        if (rc == EDIST_EAGAIN)
+            nk->stats.sends_busy++;
+        return rc;
+    }
     return 0;
 }
 
@@ -2416,17 +2423,6 @@ int edi_nk_send_frame(edi_nk *nk, const char *peer, uint64_t sender,
         return edist_set_error(EDIST_ENOTFOUND, "not connected to %s",
                                peer ? peer : "");
     return send_buf(nk, l, sender ? sender : EDI_NK_SELF_PID_ID, frame, force);
-}
-
-int edi_nk_send_admit(edi_nk *nk, const char *peer, size_t len)
-{
-    edi_link *l = up_link(nk, peer ? peer : "");
-    if (!l || !l->conn || !l->sq || l->phase != L_UP || l->dead)
-        return 0; /* the send itself says what is wrong */
-    int rc = edi_sendq_admit(l->sq, len);
-    if (rc == EDIST_EAGAIN)
-        nk->stats.sends_busy++;
-    return rc;
 }
 
 /* ---- membership ---------------------------------------------------------- */

@@ -208,20 +208,19 @@ typedef struct edi_nk_rt_ops {
 } edi_nk_rt_ops;
 void edi_nk_set_runtime(edi_nk *nk, const edi_nk_rt_ops *ops, void *user);
 /* The negotiated flags of the up connection to peer; EDIST_ENOTFOUND if
- * not connected. */
-int edi_nk_peer_flags(edi_nk *nk, const char *peer, uint64_t *flags);
+ * not connected. admit_len > 0: also EDIST_EAGAIN (counted as a refused
+ * send) when a frame of at least admit_len bytes would be refused by the
+ * peer's queue now, so that a sender waiting for room need not build the
+ * frame to find out (the send itself may still be refused by its last
+ * few header bytes). One lookup for both: this is on every send. */
+int edi_nk_peer_flags(edi_nk *nk, const char *peer, size_t admit_len,
+                      uint64_t *flags);
 /* Queue a frame built with the dist_msg builders (length prefix included)
  * for peer on the stream of sender (a process id: per-sender order).
  * force: a reply the peer waits for, past a full queue (bounded). 0,
  * EDIST_ENOTFOUND (not connected), EDIST_EAGAIN, EDIST_ECLOSED. */
 int edi_nk_send_frame(edi_nk *nk, const char *peer, uint64_t sender,
                       const edist_buf *frame, bool force);
-/* Service replies: EDIST_EAGAIN (counted as a refused send)
- * when a frame of at least len bytes would be refused by peer's queue now,
- * so that a sender waiting for room need not build the frame to find
- * out; 0 otherwise (the send itself may still be refused by its last few
- * header bytes, or fail for want of a connection). */
-int edi_nk_send_admit(edi_nk *nk, const char *peer, size_t len);
 
 /* ---- the ticker's decision, pure (dist_util:send_tick/2) ----------------- */
 

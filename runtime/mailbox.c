@@ -28,6 +28,8 @@ void edi_msg_pool_init(edi_msg_pool *pool, uint32_t cap)
     pool->free = NULL;
     pool->count = 0;
     pool->cap = cap;
+    pool->scarce = NULL;
+    pool->scarce_count = 0;
 }
 
 void edi_msg_pool_drain(edi_msg_pool *pool)
@@ -110,25 +112,72 @@ static void free_copy(void *owner, const void *data)
     free(owner);
 }
 
-int edi_msg_unshare(edi_msg *m)
+static void scarce_unlink(edi_msg_pool *pool, edi_msg *m)
 {
-    if (!m->ext || !m->scarce)
+    if (m->u.x.sprev)
+        m->u.x.sprev->u.x.snext = m->u.x.snext;
+    else
+        pool->scarce = m->u.x.snext;
+    if (m->u.x.snext)
+        m->u.x.snext->u.x.sprev = m->u.x.sprev;
+    pool->scarce_count--;
+}
+
+void edi_msg_scarce_queued(edi_msg_pool *pool, edi_msg *m)
+{
+    m->scarce = EDI_SCARCE_QUEUED;
+    m->u.x.sprev = NULL;
+    m->u.x.snext = pool->scarce;
+    if (pool->scarce)
+        pool->scarce->u.x.sprev = m;
+    pool->scarce = m;
+    pool->scarce_count++;
+}
+
+void edi_msg_scarce_taken(edi_msg_pool *pool, edi_msg *m)
+{
+    if (m->ext && m->scarce == EDI_SCARCE_QUEUED) {
+        scarce_unlink(pool, m);
+        m->scarce = EDI_SCARCE_TAKEN;
+    }
+}
+
+int edi_msg_unshare(edi_msg_pool *pool, edi_msg *m)
+{
+    if (!m->ext || m->scarce == EDI_SCARCE_NO)
         return 0;
     uint8_t *copy = malloc(m->len ? m->len : 1);
     if (!copy)
         return EDIST_ENOMEM;
     memcpy(copy, m->data, m->len);
+    if (m->scarce == EDI_SCARCE_QUEUED)
+        scarce_unlink(pool, m);
     if (m->u.x.release)
         m->u.x.release(m->u.x.owner, m->data);
     m->data = copy;
     m->u.x.release = free_copy;
     m->u.x.owner = copy;
-    m->scarce = 0;
+    m->scarce = EDI_SCARCE_NO;
     return 1;
+}
+
+uint32_t edi_msg_unshare_queued(edi_msg_pool *pool)
+{
+    uint32_t n = 0;
+    edi_msg *m = pool->scarce;
+    while (m) {
+        edi_msg *next = m->u.x.snext;
+        if (edi_msg_unshare(pool, m) == 1)
+            n++;
+        m = next;
+    }
+    return n;
 }
 
 void edi_msg_free(edi_msg_pool *pool, edi_msg *m)
 {
+    if (m->ext && m->scarce == EDI_SCARCE_QUEUED)
+        scarce_unlink(pool, m);
     if (m->ext && m->u.x.release)
         m->u.x.release(m->u.x.owner, m->data);
     if (m->alloc == EDI_MSG_POOL && pool && pool->count < pool->cap) {

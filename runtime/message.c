@@ -649,6 +649,8 @@ static int green_receive(edi_proc *p, const edist_pattern *pat, edist_term_view 
     p->recv_match = NULL;
 take:
     m = edi_mbox_unlink(&p->mbox, prev);
+    if (m->scarce)
+        edi_msg_scarce_taken(&rt->pool, m);
     p->current = m;
     out->ptr = m->data;
     out->len = m->len;
@@ -756,10 +758,6 @@ int edist_sleep_ms(int64_t ms)
         edi_sched_yield(self->rt, self);
         return 0;
     }
-    /* The last message received stays valid across a sleep: it must not
-     * hold a shared receive buffer meanwhile. */
-    if (self->current && edi_msg_unshare(self->current) == 1)
-        self->rt->copied_out++;
     green_wait(self->rt, self, EDI_PATTERN_NEVER, NULL, ms);
     return 0;
 }
@@ -772,7 +770,7 @@ int edist_msg_keep(edist_message **out)
         return edist_set_error(EDIST_ENOTFOUND, "msg_keep: no message was received");
     /* A kept message may live long: it must not hold a shared receive
      * buffer. */
-    int u = edi_msg_unshare(m);
+    int u = edi_msg_unshare(&self->rt->pool, m);
     if (u < 0)
         return edist_set_error(u, "msg_keep: no memory");
     if (u == 1)

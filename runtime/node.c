@@ -423,8 +423,12 @@ static int rt_view_procid(edist_term_view v, edist_procid *out)
 }
 
 /* Peer name of an interned node index, and that connection's flags. */
+/* peer's name and flags; admit_len > 0: EDIST_EAGAIN if a message of
+ * that size finds no room in the peer's queue (refused before its frame
+ * is built: a sender waiting for room, as the services do, would
+ * otherwise copy a large message on every try). */
 static int rt_peer(edist_node *n, uint32_t node, char *peer, size_t cap,
-                   uint64_t *flags)
+                   uint64_t *flags, size_t admit_len)
 {
     size_t len = 0;
     peer[0] = 0;
@@ -433,7 +437,7 @@ static int rt_peer(edist_node *n, uint32_t node, char *peer, size_t cap,
         return edist_set_error(EDIST_ENOTFOUND, "unknown node %u", node);
     memcpy(peer, name, len);
     peer[len] = 0;
-    return edi_nk_peer_flags(n->nk, peer, flags);
+    return edi_nk_peer_flags(n->nk, peer, admit_len, flags);
 }
 
 static int rt_queue(edist_node *n, const char *peer, edist_procid sender,
@@ -442,13 +446,6 @@ static int rt_queue(edist_node *n, const char *peer, edist_procid sender,
     return edi_nk_send_frame(n->nk, peer, sender.id, &n->rt_frame, force);
 }
 
-/* A message the peer's queue has no room for is refused before its frame
- * is built: a sender waiting for room (the services) retries until it
- * fits, and a large message would otherwise be copied on every try. */
-static int rt_admit(edist_node *n, const char *peer, const edi_rt_payload *msg)
-{
-    return msg->force ? 0 : edi_nk_send_admit(n->nk, peer, msg->len);
-}
 
 /* ---- auto-connection ------------------------------------------------------
  * A signal for a node we are not connected to starts the connection (as
@@ -706,7 +703,7 @@ static int rt_hook_send(void *user, edist_procid from, edist_procid to,
     uint64_t flags;
     edi_dist_term_scratch fs, ts;
     edist_term_view fv, tv;
-    int rc = rt_peer(n, to.node, peer, sizeof peer, &flags);
+    int rc = rt_peer(n, to.node, peer, sizeof peer, &flags, msg->force ? 0 : msg->len);
     if (rt_can_defer_n(n, rc, peer, to.node)) {
         rt_deferred t = {.kind = RK_SEND, .a = from, .b = to};
         rc = rt_defer(n, peer, to.node, &t, msg->data, msg->len);
@@ -714,7 +711,7 @@ static int rt_hook_send(void *user, edist_procid from, edist_procid to,
             msg->release(msg->owner, msg->data);
         return rc;
     }
-    if (rc || (rc = rt_admit(n, peer, msg)) ||
+    if (rc ||
         (rc = rt_pid_view(from, &fs, &fv)) || (rc = rt_pid_view(to, &ts, &tv)))
         return rc;
     edist_term_view mv = {.ptr = msg->data, .len = msg->len};
@@ -738,7 +735,7 @@ static int rt_hook_reg_send(void *user, edist_procid from, uint32_t node,
     uint64_t flags;
     edi_dist_term_scratch fs, ns;
     edist_term_view fv, nv;
-    int rc = rt_peer(n, node, peer, sizeof peer, &flags);
+    int rc = rt_peer(n, node, peer, sizeof peer, &flags, msg->force ? 0 : msg->len);
     if (rt_can_defer_n(n, rc, peer, node) && strlen(name) < 256) {
         rt_deferred t = {.kind = RK_REG_SEND, .a = from, .node = node};
         snprintf(t.name, sizeof t.name, "%s", name);
@@ -747,7 +744,7 @@ static int rt_hook_reg_send(void *user, edist_procid from, uint32_t node,
             msg->release(msg->owner, msg->data);
         return rc;
     }
-    if (rc || (rc = rt_admit(n, peer, msg)) ||
+    if (rc ||
         (rc = rt_pid_view(from, &fs, &fv)) ||
         (rc = edi_dist_atom_view(name, strlen(name), &ns, &nv)))
         return rc;
@@ -770,7 +767,7 @@ static int rt_pair(edist_node *n, rt_pair_op op, edist_procid from,
     uint64_t flags;
     edi_dist_term_scratch fs, ts;
     edist_term_view fv, tv;
-    int rc = rt_peer(n, to.node, peer, sizeof peer, &flags);
+    int rc = rt_peer(n, to.node, peer, sizeof peer, &flags, 0);
     if (op == RT_LINK && rt_can_defer_n(n, rc, peer, to.node)) {
         rt_deferred t = {.kind = RK_LINK, .a = from, .b = to};
         return rt_defer(n, peer, to.node, &t, NULL, 0);
@@ -806,7 +803,7 @@ static int rt_exit_any(edist_node *n, bool exit2, edist_procid from,
     uint64_t flags;
     edi_dist_term_scratch fs, ts;
     edist_term_view fv, tv;
-    int rc = rt_peer(n, to.node, peer, sizeof peer, &flags);
+    int rc = rt_peer(n, to.node, peer, sizeof peer, &flags, 0);
     if (exit2 && rt_can_defer_n(n, rc, peer, to.node)) {
         rt_deferred t = {.kind = RK_EXIT2, .a = from, .b = to};
         return rt_defer(n, peer, to.node, &t, reason.ptr, reason.len);
@@ -841,7 +838,7 @@ static int rt_mon_any(edist_node *n, bool demon, edist_procid watcher,
     edi_dist_term_scratch ws, ts, rs;
     edist_term_view wv, tv, rv;
     uint32_t where = name ? node : target.node;
-    int rc = rt_peer(n, where, peer, sizeof peer, &flags);
+    int rc = rt_peer(n, where, peer, sizeof peer, &flags, 0);
     if (!demon && rt_can_defer_n(n, rc, peer, where) && (!name || strlen(name) < 256)) {
         rt_deferred t = {.kind = RK_MONITOR, .a = watcher, .b = target,
                          .node = node, .by_name = name != NULL};
@@ -890,7 +887,7 @@ static int rt_hook_monitor_exit(void *user, edist_procid target,
     uint64_t flags;
     edi_dist_term_scratch ws, ts, rs;
     edist_term_view wv, tv, rv;
-    int rc = rt_peer(n, watcher.node, peer, sizeof peer, &flags);
+    int rc = rt_peer(n, watcher.node, peer, sizeof peer, &flags, 0);
     if (rc || (rc = rt_pid_view(watcher, &ws, &wv)) ||
         (rc = edi_dist_ref_view(ref, &rs, &rv)))
         return rc;
@@ -915,7 +912,7 @@ static int rt_hook_spawn_request(void *user, edist_procid from, uint32_t node,
     uint64_t flags;
     edi_dist_term_scratch fs, rs;
     edist_term_view fv, rv;
-    int rc = rt_peer(n, node, peer, sizeof peer, &flags);
+    int rc = rt_peer(n, node, peer, sizeof peer, &flags, 0);
     if (rt_can_defer_n(n, rc, peer, node) && strlen(module) < 256 &&
         strlen(function) < 256) {
         rt_deferred t = {.kind = RK_SPAWN, .a = from, .node = node,
@@ -1059,10 +1056,13 @@ static int rt_dispatch(void *user, const char *peer, uint64_t flags,
 {
     edist_node *n = user;
     edist_procid from = EDIST_PROCID_NULL, to = EDIST_PROCID_NULL;
-    /* Views of a shared receive buffer are kept only by a receiver that
-     * takes the message at once (the runtime decides), and not at all
-     * when the pool runs low: queued messages never starve the sockets. */
+    /* Messages stay views of the shared receive buffer they arrived in;
+     * when the pool runs low, every queued one is copied out and this one
+     * is copied in: queued messages never starve the sockets. */
     bool scarce = rxbuf && edi_rxbuf_scarce(rxbuf);
+    bool low = scarce && edi_loop_rx_low(n->loop);
+    if (low)
+        edi_rt_rx_pressure(n->rt);
     edi_rt_incoming in = {
         .data = m->payload.ptr,
         .len = m->payload.len,
@@ -1070,7 +1070,7 @@ static int rt_dispatch(void *user, const char *peer, uint64_t flags,
         .unref = rxbuf ? rt_rxbuf_unref : NULL,
         .owner = rxbuf,
         .scarce = scarce,
-        .copy_now = scarce && edi_loop_rx_low(n->loop),
+        .copy_now = low,
     };
     edist_ref ref;
     edist_term_view reason = m->reason;

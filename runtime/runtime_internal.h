@@ -157,6 +157,9 @@ typedef struct edi_rt_incoming {
  * (nothing queued: the node may pause the connection and retry). */
 int edi_rt_deliver(edi_rt *rt, edist_procid from, edist_procid to,
                    const edi_rt_incoming *msg);
+/* The shared receive buffers run low: every queued message that is still
+ * a view of one is copied out, so the buffers go back to the network. */
+void edi_rt_rx_pressure(edi_rt *rt);
 int edi_rt_deliver_name(edi_rt *rt, edist_procid from, const char *name,
                         size_t name_len, const edi_rt_incoming *msg);
 /* LINK from a remote process: if `to` does not exist, hooks->exit(to,
@@ -262,21 +265,30 @@ struct edi_msg {
     uint8_t alloc; /* EDI_MSG_POOL: back to the shard's pool; HEAP: free() */
     uint8_t ext;
     uint8_t notice; /* wake-up marker for a killed thread process (no data) */
-    uint8_t scarce; /* ext payload in a shared receive buffer (edi_msg_unshare) */
+    /* An ext payload in a shared receive buffer (a view the network wants
+     * back): EDI_SCARCE_QUEUED while in a mailbox (on the pool's scarce
+     * list, copied out under pressure), EDI_SCARCE_TAKEN once received. */
+    uint8_t scarce;
     union {
         struct {
             edist_release_fn release;
             void *owner;
+            edi_msg *sprev, *snext; /* the pool's scarce list */
         } x;
         uint8_t inl[EDI_MSG_INLINE_BYTES];
     } u;
 };
 
-/* Free entries of one shard, reused without allocation. */
+enum { EDI_SCARCE_NO = 0, EDI_SCARCE_QUEUED = 1, EDI_SCARCE_TAKEN = 2 };
+
+/* Free entries of one shard, reused without allocation; and the queued
+ * messages that are views of shared receive buffers. */
 typedef struct edi_msg_pool {
     edi_msg *free;
     uint32_t count;
     uint32_t cap;
+    edi_msg *scarce;
+    uint32_t scarce_count;
 } edi_msg_pool;
 
 void edi_msg_pool_init(edi_msg_pool *pool, uint32_t cap);
@@ -290,11 +302,19 @@ edi_msg *edi_msg_external(edi_msg_pool *pool, const void *data, size_t len,
 /* Releases the payload and the entry (pool entries: pool must be the
  * shard's; heap ones: any thread, pool may be NULL). */
 void edi_msg_free(edi_msg_pool *pool, edi_msg *m);
-/* A scarce external payload (m->scarce) is replaced by a private heap
- * copy and its owner released, so that holding m holds no shared receive
- * buffer. 1 when copied, 0 when there was nothing to do, EDIST_ENOMEM (m
- * unchanged, still valid). */
-int edi_msg_unshare(edi_msg *m);
+/* m (ext, a view of a shared receive buffer) was queued in a mailbox of
+ * this pool's shard: it joins the pool's scarce list. */
+void edi_msg_scarce_queued(edi_msg_pool *pool, edi_msg *m);
+/* m was taken by a receive: off the list (its views are in use now and
+ * must stay where they are). */
+void edi_msg_scarce_taken(edi_msg_pool *pool, edi_msg *m);
+/* A scarce payload is replaced by a private heap copy and its owner
+ * released, so that holding m holds no shared receive buffer. 1 when
+ * copied, 0 when there was nothing to do, EDIST_ENOMEM (m unchanged). */
+int edi_msg_unshare(edi_msg_pool *pool, edi_msg *m);
+/* Every queued scarce message copied out (the receive buffers run low):
+ * how many. */
+uint32_t edi_msg_unshare_queued(edi_msg_pool *pool);
 
 /* A mailbox read and written by one thread (green processes; a thread
  * process's private part). */
@@ -664,6 +684,7 @@ static inline edi_msg *edi_msg_pool_copy(edi_msg_pool *pool, const void *data, s
     m->alloc = EDI_MSG_POOL;
     m->ext = 0;
     m->notice = 0;
+    m->scarce = EDI_SCARCE_NO;
     m->len = (uint32_t)len;
     edi_small_copy(m->u.inl, (const uint8_t *)data, len);
     m->data = m->u.inl;

@@ -693,18 +693,19 @@ int edi_rt_deliver(edi_rt *rt, edist_procid from, edist_procid to, const edi_rt_
     edi_msg *m;
     edi_msg_pool *pool = p->kind == EDI_PROC_GREEN ? &rt->pool : NULL;
     bool large = msg->len > EDI_MSG_INLINE_BYTES;
-    /* A thread process takes its messages on its own time: it never gets
-     * a view of a shared receive buffer. */
-    if (!large || !msg->ref || msg->copy_now || (msg->scarce && p->kind == EDI_PROC_THREAD)) {
+    /* A thread process takes its messages on its own time (its queue
+     * cannot be copied out from here): it never gets a view of a shared
+     * receive buffer. */
+    bool view = large && msg->ref && !msg->copy_now &&
+                !(msg->scarce && p->kind == EDI_PROC_THREAD);
+    if (!view) {
         m = edi_msg_copy(pool, msg->data, msg->len);
         if (m && large && msg->scarce)
             rt->copied_out++;
     } else {
         m = edi_msg_external(pool, msg->data, msg->len, msg->unref, msg->owner);
-        if (m) {
+        if (m)
             msg->ref(msg->owner);
-            m->scarce = msg->scarce;
-        }
     }
     if (!m) {
         /* Nowhere to put it: the receiver exits rather than miss it. */
@@ -714,13 +715,19 @@ int edi_rt_deliver(edi_rt *rt, edist_procid from, edist_procid to, const edi_rt_
         edi_sched_kill(rt, p, EDIST_REASON_KILLED);
         return EDIST_ENOMEM;
     }
-    bool green = p->kind == EDI_PROC_GREEN; /* a thread's m may be gone once queued */
     int rc = edi_deliver(rt, p, m, EDI_LIMIT_HARD);
-    /* Only a receiver that takes the message now may keep the view; the
-     * rest is copied out so that the buffer goes back to the kernel. */
-    if (rc == 0 && green && m->scarce && p->recv_match != m && edi_msg_unshare(m) == 1)
-        rt->copied_out++;
+    /* A queued view is listed, so that it can be copied out when the
+     * receive buffers run low (edi_rt_rx_pressure): a process that does
+     * not receive never keeps the network from reading. (Only green
+     * receivers get views; m is in their mailbox now.) */
+    if (rc == 0 && view && msg->scarce)
+        edi_msg_scarce_queued(&rt->pool, m);
     return rc;
+}
+
+void edi_rt_rx_pressure(edi_rt *rt)
+{
+    rt->copied_out += edi_msg_unshare_queued(&rt->pool);
 }
 
 int edi_rt_deliver_name(edi_rt *rt, edist_procid from, const char *name, size_t name_len,
