@@ -150,14 +150,12 @@ static size_t node_max_message_bytes(const edist_node_config *cfg)
            MESSAGE_HEADER_ROOM_BYTES;
 }
 
-/* Fragments held per peer at most: the option, never less than one
- * message. */
+/* Fragments held per peer at most (a message larger than this is over
+ * the limit too: the reassembler clips one to the other). */
 static size_t node_reassembly_limit_bytes(const edist_node_config *cfg)
 {
-    size_t limit = cfg->reassembly_limit_bytes ? cfg->reassembly_limit_bytes
-                                               : EDIST_NODE_REASSEMBLY_LIMIT_BYTES_DEFAULT;
-    size_t one = node_max_message_bytes(cfg);
-    return limit < one ? one : limit;
+    return cfg->reassembly_limit_bytes ? cfg->reassembly_limit_bytes
+                                       : EDIST_NODE_REASSEMBLY_LIMIT_BYTES_DEFAULT;
 }
 
 /* erl's rules for the part before '@' (net_kernel valid_name_head). */
@@ -1375,22 +1373,15 @@ static int node_runtime_new(edist_node *n)
     pc.log_level = n->cfg.log_level;
     pc.node_name = n->name;
     pc.creation = n->creation;
-    if (n->cfg.mailbox_messages)
-        pc.max_mailbox_messages = n->cfg.mailbox_messages;
-    if (n->cfg.mailbox_bytes)
-        pc.max_mailbox_bytes = n->cfg.mailbox_bytes;
-    if (n->cfg.mailbox_hard_messages)
-        pc.max_mailbox_messages_hard = n->cfg.mailbox_hard_messages;
-    if (n->cfg.mailbox_hard_bytes)
-        pc.max_mailbox_bytes_hard = n->cfg.mailbox_hard_bytes;
-    if (n->cfg.max_processes)
-        pc.max_processes = n->cfg.max_processes;
-    if (n->cfg.stack_bytes)
-        pc.stack_bytes = n->cfg.stack_bytes;
-    if (n->cfg.max_pending_requests)
-        pc.max_pending_requests = n->cfg.max_pending_requests;
-    if (n->cfg.max_pending_bytes)
-        pc.max_pending_bytes = n->cfg.max_pending_bytes;
+    /* The node's limits; 0 leaves the runtime's default. */
+    pc.max_mailbox_messages = n->cfg.mailbox_messages;
+    pc.max_mailbox_bytes = n->cfg.mailbox_bytes;
+    pc.max_mailbox_messages_hard = n->cfg.mailbox_hard_messages;
+    pc.max_mailbox_bytes_hard = n->cfg.mailbox_hard_bytes;
+    pc.max_processes = n->cfg.max_processes;
+    pc.stack_bytes = n->cfg.stack_bytes;
+    pc.max_pending_requests = n->cfg.max_pending_requests;
+    pc.max_pending_bytes = n->cfg.max_pending_bytes;
     edi_rt_hooks hooks = rt_hooks_template;
     hooks.user = n;
     edi_rt_config rc = {.loop = n->loop, .proc = &pc, .hooks = &hooks};
