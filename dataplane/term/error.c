@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "edist/error.h"
 
@@ -44,10 +45,15 @@ const char *edist_last_error(void)
 
 int edist_set_error(int err, const char *fmt, ...)
 {
+    /* Formatted aside first: callers add context to the error they got,
+     * passing edist_last_error() itself as an argument, and vsnprintf
+     * into the buffer it reads from would garble it. */
+    char line[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    memcpy(last_error, line, sizeof line);
     return err;
 }
 

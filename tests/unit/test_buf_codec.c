@@ -1715,9 +1715,25 @@ static void test_enc_int_random(void **state)
     edist_buf_free(&slow);
 }
 
+/* Context added to an error by passing the error itself as an argument
+ * (as callers do) keeps both parts whole. */
+static void test_error_with_context(void **state)
+{
+    (void)state;
+    assert_int_equal(edist_set_error(EDIST_EIO, "cannot reach %s", "port 1"), EDIST_EIO);
+    assert_int_equal(edist_set_error(EDIST_EEXIST, "cannot register x: %s", edist_last_error()),
+                     EDIST_EEXIST);
+    assert_string_equal(edist_last_error(), "cannot register x: cannot reach port 1");
+    assert_int_equal(edist_set_error(EDIST_EAGAIN, "%s", edist_last_error()), EDIST_EAGAIN);
+    assert_string_equal(edist_last_error(), "cannot register x: cannot reach port 1");
+    edist_clear_error();
+    assert_string_equal(edist_last_error(), "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_error_with_context),
         cmocka_unit_test(test_buf_growable),
         cmocka_unit_test(test_buf_fixed_overflow),
         cmocka_unit_test(test_encode_numbers),
