@@ -29,7 +29,6 @@ void edi_msg_pool_init(edi_msg_pool *pool, uint32_t cap)
     pool->count = 0;
     pool->cap = cap;
     pool->scarce = NULL;
-    pool->scarce_count = 0;
 }
 
 void edi_msg_pool_drain(edi_msg_pool *pool)
@@ -106,7 +105,7 @@ edi_msg *edi_msg_external(edi_msg_pool *pool, const void *data, size_t len,
     return m;
 }
 
-static void free_copy(void *owner, const void *data)
+void edi_release_free(void *owner, const void *data)
 {
     (void)data;
     free(owner);
@@ -120,7 +119,6 @@ static void scarce_unlink(edi_msg_pool *pool, edi_msg *m)
         pool->scarce = m->u.x.snext;
     if (m->u.x.snext)
         m->u.x.snext->u.x.sprev = m->u.x.sprev;
-    pool->scarce_count--;
 }
 
 void edi_msg_scarce_queued(edi_msg_pool *pool, edi_msg *m)
@@ -131,7 +129,6 @@ void edi_msg_scarce_queued(edi_msg_pool *pool, edi_msg *m)
     if (pool->scarce)
         pool->scarce->u.x.sprev = m;
     pool->scarce = m;
-    pool->scarce_count++;
 }
 
 void edi_msg_scarce_taken(edi_msg_pool *pool, edi_msg *m)
@@ -155,7 +152,7 @@ int edi_msg_unshare(edi_msg_pool *pool, edi_msg *m)
     if (m->u.x.release)
         m->u.x.release(m->u.x.owner, m->data);
     m->data = copy;
-    m->u.x.release = free_copy;
+    m->u.x.release = edi_release_free;
     m->u.x.owner = copy;
     m->scarce = EDI_SCARCE_NO;
     return 1;

@@ -97,6 +97,7 @@ static bool mailbox_full(const edi_rt *rt, edi_limit limit, uint32_t count, uint
     return count >= max_count || (count > 0 && bytes + len > max_bytes);
 }
 
+/* mailbox_overflow lines: one a second at most, then the count left out. */
 #define OVERFLOW_LOG_INTERVAL_MS 1000u
 
 /* A message that cannot be pushed back found p's mailbox at a hard limit:
@@ -109,23 +110,22 @@ static int mailbox_overflow(edi_rt *rt, edi_proc *p, edi_msg *m, uint32_t count,
     edi_msg_free(&rt->pool, m);
     rt->dropped++;
     rt->mailbox_overflows++;
-    uint64_t now = edi_now_ms();
-    if (now - rt->overflow_log_ms >= OVERFLOW_LOG_INTERVAL_MS || rt->overflow_log_ms == 0) {
+    edi_ratelimit *rl = &rt->overflow_log;
+    if (edi_ratelimit_take(rl, edi_now_ms(), 1, OVERFLOW_LOG_INTERVAL_MS)) {
         edist_procid pid = edi_proc_pid(p);
         char more[64] = "";
-        if (rt->overflow_log_suppressed)
+        if (rl->suppressed)
             snprintf(more, sizeof more, "; %llu more since the last line",
-                     (unsigned long long)rt->overflow_log_suppressed);
+                     (unsigned long long)rl->suppressed);
         edi_rt_log(rt, EDIST_LOG_WARNING,
                    "process <0.%u.%u> killed: mailbox_overflow (%u messages, %llu bytes "
                    "queued; hard limits %u messages, %llu bytes)%s",
                    pid.id, pid.serial, count, (unsigned long long)bytes,
                    rt->cfg.max_mailbox_messages_hard,
                    (unsigned long long)rt->cfg.max_mailbox_bytes_hard, more);
-        rt->overflow_log_ms = now;
-        rt->overflow_log_suppressed = 0;
+        rl->suppressed = 0;
     } else {
-        rt->overflow_log_suppressed++;
+        rl->suppressed++;
     }
     edi_sched_kill(rt, p, EDIST_REASON_MAILBOX_OVERFLOW);
     return EDIST_ENOTFOUND;
@@ -470,12 +470,6 @@ int edist_send_owned(edist_procid to, const void *term, size_t len, edist_releas
     return send_common(self->rt, self, to, term, len, release, owner);
 }
 
-static void buf_release(void *owner, const void *data)
-{
-    (void)data;
-    free(owner);
-}
-
 int edist_send_buf(edist_procid to, edist_buf *b)
 {
     if (!b)
@@ -490,7 +484,7 @@ int edist_send_buf(edist_procid to, edist_buf *b)
     size_t len = b->len;
     b->data = NULL;
     b->len = b->cap = 0;
-    return edist_send_owned(to, data, len, buf_release, data);
+    return edist_send_owned(to, data, len, edi_release_free, data);
 }
 
 int edist_runtime_send(edist_runtime *rt, edist_procid to, const void *term, size_t len)

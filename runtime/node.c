@@ -420,8 +420,8 @@ static int rt_view_procid(edist_term_view v, edist_procid *out)
     return rc ? rc : edist_procid_from_pid(&pid, out);
 }
 
-/* Peer name of an interned node index, and that connection's flags. */
-/* peer's name and flags; admit_len > 0: EDIST_EAGAIN if a message of
+/* Peer name of an interned node index, and that connection's flags;
+ * admit_len > 0: EDIST_EAGAIN if a message of
  * that size finds no room in the peer's queue (refused before its frame
  * is built: a sender waiting for room, as the services do, would
  * otherwise copy a large message on every try). */
@@ -443,7 +443,6 @@ static int rt_queue(edist_node *n, const char *peer, edist_procid sender,
 {
     return edi_nk_send_frame(n->nk, peer, sender.id, &n->rt_frame, force);
 }
-
 
 /* ---- auto-connection ------------------------------------------------------
  * A signal for a node we are not connected to starts the connection (as
@@ -709,8 +708,8 @@ static int rt_hook_send(void *user, edist_procid from, edist_procid to,
             msg->release(msg->owner, msg->data);
         return rc;
     }
-    if (rc ||
-        (rc = rt_pid_view(from, &fs, &fv)) || (rc = rt_pid_view(to, &ts, &tv)))
+    if (rc || (rc = rt_pid_view(from, &fs, &fv)) ||
+        (rc = rt_pid_view(to, &ts, &tv)))
         return rc;
     edist_term_view mv = {.ptr = msg->data, .len = msg->len};
     edist_buf_reset(&n->rt_frame);
@@ -742,8 +741,7 @@ static int rt_hook_reg_send(void *user, edist_procid from, uint32_t node,
             msg->release(msg->owner, msg->data);
         return rc;
     }
-    if (rc ||
-        (rc = rt_pid_view(from, &fs, &fv)) ||
+    if (rc || (rc = rt_pid_view(from, &fs, &fv)) ||
         (rc = edi_dist_atom_view(name, strlen(name), &ns, &nv)))
         return rc;
     edist_term_view mv = {.ptr = msg->data, .len = msg->len};

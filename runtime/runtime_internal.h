@@ -143,11 +143,11 @@ typedef struct edi_rt_incoming {
     void (*ref)(void *owner);
     edist_release_fn unref; /* unref(owner, data) */
     void *owner;
-    /* owner is a shared receive buffer the network needs back: the
-     * runtime keeps a view only for a receiver that takes the message at
-     * once, and copies it otherwise. */
+    /* owner is a shared receive buffer the network needs back: a queued
+     * view of it is listed, to be copied out under pressure
+     * (edi_rt_rx_pressure), and a thread process gets a copy at once. */
     bool scarce;
-    bool copy_now; /* scarce and running low: copy even for a receiver */
+    bool copy_now; /* scarce and the pool runs low: copy this one now */
 } edi_rt_incoming;
 
 /* Entry points for signals from other nodes. Loop thread. They return 0,
@@ -288,7 +288,6 @@ typedef struct edi_msg_pool {
     uint32_t count;
     uint32_t cap;
     edi_msg *scarce;
-    uint32_t scarce_count;
 } edi_msg_pool;
 
 void edi_msg_pool_init(edi_msg_pool *pool, uint32_t cap);
@@ -302,6 +301,8 @@ edi_msg *edi_msg_external(edi_msg_pool *pool, const void *data, size_t len,
 /* Releases the payload and the entry (pool entries: pool must be the
  * shard's; heap ones: any thread, pool may be NULL). */
 void edi_msg_free(edi_msg_pool *pool, edi_msg *m);
+/* An edist_release_fn for a malloc'd owner: free(owner). */
+void edi_release_free(void *owner, const void *data);
 /* m (ext, a view of a shared receive buffer) was queued in a mailbox of
  * this pool's shard: it joins the pool's scarce list. */
 void edi_msg_scarce_queued(edi_msg_pool *pool, edi_msg *m);
@@ -613,8 +614,7 @@ struct edist_runtime {
     /* counters (shard thread; read through a request) */
     uint64_t spawned, exited, switches, sent, dropped;
     uint64_t mailbox_overflows, copied_out, mailbox_busy;
-    uint64_t overflow_log_ms; /* last mailbox_overflow line (rate limit) */
-    uint64_t overflow_log_suppressed;
+    edi_ratelimit overflow_log; /* mailbox_overflow lines */
 };
 
 /* The current process of this thread (green while it runs; a thread

@@ -67,14 +67,19 @@ typedef struct svc_dest {
     bool noconnect;
 } svc_dest;
 
+/* node is NULL (this node) or this node's name. */
+static bool is_here(const edi_services *s, const char *node)
+{
+    return !node || !strcmp(node, edist_runtime_node((const edist_runtime *)s->rt));
+}
+
 /* noconnect: a remote destination must be connected already. */
 static bool may_send(const edi_services *s, const svc_dest *d)
 {
     if (!d->noconnect || !s->cfg.connected)
         return true;
     const char *node = d->name ? d->node : edist_procid_node(d->pid);
-    return !node || !strcmp(node, edist_runtime_node((const edist_runtime *)s->rt)) ||
-           s->cfg.connected(s->cfg.user, node);
+    return is_here(s, node) || s->cfg.connected(s->cfg.user, node);
 }
 
 static int send_once(const edi_services *s, const svc_dest *d, const void *term,
@@ -84,7 +89,7 @@ static int send_once(const edi_services *s, const svc_dest *d, const void *term,
         return EDIST_ECLOSED;
     if (!d->name)
         return edi_send_relay(d->pid, term, len);
-    if (!d->node || !strcmp(d->node, edist_runtime_node((const edist_runtime *)s->rt))) {
+    if (is_here(s, d->node)) {
         edist_procid pid;
         int rc = edist_whereis(d->name, &pid);
         if (rc)

@@ -187,14 +187,14 @@ void edi_rxbuf_unref(edi_rxbuf *b);
 edi_rxbuf *edi_rxbuf_adopt(void *data, size_t len);
 
 /* True for a buffer of the loop's shared receive pool: every connection
- * needs those back, so a holder that may keep it long (a message queued
- * in a mailbox that is not being received) should copy the bytes out
- * instead. Heap and adopted buffers cost only memory. Any thread. */
+ * needs those back, so views a holder may keep long (messages queued in
+ * mailboxes) must be copied out when the pool runs low. Heap and adopted
+ * buffers cost only memory. Any thread. */
 bool edi_rxbuf_scarce(const edi_rxbuf *b);
 
 /* Loop thread: true when the free receive buffers are running low (below
- * a quarter of the pool): then even a message about to be received is
- * copied out, so that connections keep reading. */
+ * a quarter of the pool): then the views held are copied out, so that
+ * connections keep reading. */
 bool edi_loop_rx_low(const edi_loop *loop);
 
 /* ---- listening ------------------------------------------------------------ */

@@ -176,8 +176,8 @@ bool edi_rxbuf_scarce(const edi_rxbuf *b)
 
 bool edi_loop_rx_low(const edi_loop *loop)
 {
-    /* Below a quarter free, every message is copied out of its buffer so
-     * that what is left keeps every connection reading. */
+    /* Below a quarter free, the views held are copied out, so that what
+     * is left keeps every connection reading. */
     return loop->pool == NULL || loop->pool->in_ring < loop->pool->count / 4;
 }
 
