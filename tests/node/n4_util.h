@@ -248,6 +248,28 @@ N4_FN void raw_connect(rawpeer *rp, edist_node *node, const char *prefix,
     assert_int_equal(edi_dist_reasm_create(NULL, &rp->reasm), 0);
 }
 
+/* On fd, connected to node: our send_name as our_name (the handshake's
+ * first message), then the node's status and challenge, read within
+ * wait_ms: the connection is in the handshake, waiting for our reply. */
+N4_FN void n4_send_name(int fd, edist_node *node, const char *our_name, int wait_ms)
+{
+    edi_hs_config hc = {.role = EDI_HS_INITIATOR,
+                        .our_name = our_name,
+                        .our_creation = 9,
+                        .peer_name = edist_node_name(node),
+                        .cookie = N4_COOKIE};
+    edi_hs hs;
+    assert_int_equal(edi_hs_init(&hs, &hc), 0);
+    size_t n;
+    const uint8_t *out = edi_hs_output(&hs, &n);
+    assert_int_equal(write(fd, out, n), (ssize_t)n);
+    edi_hs_wipe(&hs);
+    uint8_t buf[512];
+    struct pollfd pf = {.fd = fd, .events = POLLIN};
+    assert_int_equal(poll(&pf, 1, wait_ms), 1);
+    assert_true(read(fd, buf, sizeof buf) > 0);
+}
+
 N4_FN void raw_close(rawpeer *rp)
 {
     if (rp->fd >= 0)

@@ -121,21 +121,7 @@ static int named_from(edist_node *n, const char *src)
     char shortname[64], full[128];
     peers_unique_name(shortname, sizeof shortname, "n8named");
     full_of(shortname, full, sizeof full);
-    edi_hs_config hc = {.role = EDI_HS_INITIATOR,
-                        .our_name = full,
-                        .our_creation = 9,
-                        .peer_name = edist_node_name(n),
-                        .cookie = N4_COOKIE};
-    edi_hs hs;
-    assert_int_equal(edi_hs_init(&hs, &hc), 0);
-    size_t len;
-    const uint8_t *out = edi_hs_output(&hs, &len);
-    assert_int_equal(write(fd, out, len), (ssize_t)len);
-    edi_hs_wipe(&hs);
-    uint8_t buf[512];
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    assert_int_equal(poll(&p, 1, 5000), 1);
-    assert_true(read(fd, buf, sizeof buf) > 0);
+    n4_send_name(fd, n, full, 5000);
     return fd;
 }
 
