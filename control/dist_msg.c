@@ -108,8 +108,8 @@ static const char *types_text(unsigned mask)
 
 /* Take the next element of op's control tuple as a view, checking its type
  * (mask of T_BIT(edist_type); T_ANY for any term). */
-static int take(edist_cursor *c, edist_term_view *v, unsigned mask, int op,
-                const char *what)
+static int take_pid(edist_cursor *c, edist_term_view *v, edist_pid *pid,
+                    bool *is_pid, unsigned mask, int op, const char *what)
 {
     edist_term_info info;
     int rc = edist_peek(c, &info);
@@ -120,17 +120,73 @@ static int take(edist_cursor *c, edist_term_view *v, unsigned mask, int op,
         return edist_set_error(EDIST_EPROTO, "dist %s: %s is not %s (tag %u)",
                                edi_dop_name(op), what, types_text(mask),
                                info.tag);
-    rc = edist_dec_term(c, v);
+    if (pid && info.type == EDIST_TYPE_PID) {
+        /* Decoded here, once: the kernel and the runtime use the result. */
+        size_t start = c->pos;
+        rc = edist_dec_pid(c, pid);
+        if (rc == 0) {
+            v->ptr = c->data + start;
+            v->len = c->pos - start;
+            *is_pid = true;
+            return 0;
+        }
+    } else {
+        rc = edist_dec_term(c, v);
+    }
     if (rc < 0)
         return edist_set_error(rc, "dist %s: %s: malformed term at offset %zu",
                                edi_dop_name(op), what, c->err_offset);
     return 0;
 }
 
+static int take(edist_cursor *c, edist_term_view *v, unsigned mask, int op,
+                const char *what)
+{
+    return take_pid(c, v, NULL, NULL, mask, op, what);
+}
+
 static int bad_arity(int op, uint32_t arity)
 {
     return edist_set_error(EDIST_EPROTO, "dist %s: control tuple arity %u",
                            edi_dop_name(op), arity);
+}
+
+static const uint8_t dop_sig[] = {
+    [EDI_DOP_LINK] = EDI_SIG_LINK,
+    [EDI_DOP_SEND] = EDI_SIG_SEND,
+    [EDI_DOP_EXIT] = EDI_SIG_EXIT,
+    [EDI_DOP_UNLINK] = EDI_SIG_UNLINK,
+    [EDI_DOP_REG_SEND] = EDI_SIG_REG_SEND,
+    [EDI_DOP_EXIT2] = EDI_SIG_EXIT2,
+    [EDI_DOP_SEND_TT] = EDI_SIG_SEND,
+    [EDI_DOP_EXIT_TT] = EDI_SIG_EXIT,
+    [EDI_DOP_REG_SEND_TT] = EDI_SIG_REG_SEND,
+    [EDI_DOP_EXIT2_TT] = EDI_SIG_EXIT2,
+    [EDI_DOP_MONITOR_P] = EDI_SIG_MONITOR,
+    [EDI_DOP_DEMONITOR_P] = EDI_SIG_DEMONITOR,
+    [EDI_DOP_MONITOR_P_EXIT] = EDI_SIG_MONITOR_EXIT,
+    [EDI_DOP_SEND_SENDER] = EDI_SIG_SEND,
+    [EDI_DOP_SEND_SENDER_TT] = EDI_SIG_SEND,
+    [EDI_DOP_PAYLOAD_EXIT] = EDI_SIG_EXIT,
+    [EDI_DOP_PAYLOAD_EXIT_TT] = EDI_SIG_EXIT,
+    [EDI_DOP_PAYLOAD_EXIT2] = EDI_SIG_EXIT2,
+    [EDI_DOP_PAYLOAD_EXIT2_TT] = EDI_SIG_EXIT2,
+    [EDI_DOP_PAYLOAD_MONITOR_P_EXIT] = EDI_SIG_MONITOR_EXIT,
+    [EDI_DOP_SPAWN_REQUEST] = EDI_SIG_SPAWN_REQUEST,
+    [EDI_DOP_SPAWN_REQUEST_TT] = EDI_SIG_SPAWN_REQUEST,
+    [EDI_DOP_SPAWN_REPLY] = EDI_SIG_SPAWN_REPLY,
+    [EDI_DOP_SPAWN_REPLY_TT] = EDI_SIG_SPAWN_REPLY,
+    [EDI_DOP_ALIAS_SEND] = EDI_SIG_SEND,
+    [EDI_DOP_ALIAS_SEND_TT] = EDI_SIG_SEND,
+    [EDI_DOP_UNLINK_ID] = EDI_SIG_UNLINK,
+    [EDI_DOP_UNLINK_ID_ACK] = EDI_SIG_UNLINK_ACK,
+};
+
+edi_sig edi_dop_sig(int op)
+{
+    if (op < 0 || (size_t)op >= sizeof dop_sig)
+        return EDI_SIG_NONE;
+    return (edi_sig)dop_sig[op];
 }
 
 /* Does op carry a payload term after its control tuple? */
@@ -182,8 +238,8 @@ static int parse_fields(edist_cursor *c, int op, uint32_t arity,
     case EDI_DOP_GROUP_LEADER:
         if (arity != 3)
             return bad_arity(op, arity);
-        if ((rc = take(c, &m->from, T_PID, op, "from")) < 0 ||
-            (rc = take(c, &m->to, T_PID, op, "to")) < 0)
+        if ((rc = take_pid(c, &m->from, &m->from_pid, &m->from_is_pid, T_PID, op, "from")) < 0 ||
+            (rc = take_pid(c, &m->to, &m->to_pid, &m->to_is_pid, T_PID, op, "to")) < 0)
             return rc;
         return 0;
     case EDI_DOP_SEND:
@@ -191,7 +247,7 @@ static int parse_fields(edist_cursor *c, int op, uint32_t arity,
         if (arity != (op == EDI_DOP_SEND ? 3u : 4u))
             return bad_arity(op, arity);
         if ((rc = take(c, &unused, T_ANY, op, "unused")) < 0 ||
-            (rc = take(c, &m->to, T_PID, op, "to")) < 0)
+            (rc = take_pid(c, &m->to, &m->to_pid, &m->to_is_pid, T_PID, op, "to")) < 0)
             return rc;
         if (op == EDI_DOP_SEND_TT)
             rc = take(c, &m->token, T_ANY, op, "token");
@@ -200,8 +256,8 @@ static int parse_fields(edist_cursor *c, int op, uint32_t arity,
     case EDI_DOP_SEND_SENDER_TT:
         if (arity != (op == EDI_DOP_SEND_SENDER ? 3u : 4u))
             return bad_arity(op, arity);
-        if ((rc = take(c, &m->from, T_PID, op, "from")) < 0 ||
-            (rc = take(c, &m->to, T_PID, op, "to")) < 0)
+        if ((rc = take_pid(c, &m->from, &m->from_pid, &m->from_is_pid, T_PID, op, "from")) < 0 ||
+            (rc = take_pid(c, &m->to, &m->to_pid, &m->to_is_pid, T_PID, op, "to")) < 0)
             return rc;
         if (op == EDI_DOP_SEND_SENDER_TT)
             rc = take(c, &m->token, T_ANY, op, "token");
@@ -211,7 +267,7 @@ static int parse_fields(edist_cursor *c, int op, uint32_t arity,
         edist_term_view to;
         if (arity != (op == EDI_DOP_REG_SEND ? 4u : 5u))
             return bad_arity(op, arity);
-        if ((rc = take(c, &m->from, T_PID, op, "from")) < 0 ||
+        if ((rc = take_pid(c, &m->from, &m->from_pid, &m->from_is_pid, T_PID, op, "from")) < 0 ||
             (rc = take(c, &unused, T_ANY, op, "unused")) < 0 ||
             (rc = take(c, &to, T_ATOM, op, "to_name")) < 0)
             return rc;
@@ -224,7 +280,7 @@ static int parse_fields(edist_cursor *c, int op, uint32_t arity,
     case EDI_DOP_ALIAS_SEND_TT:
         if (arity != (op == EDI_DOP_ALIAS_SEND ? 3u : 4u))
             return bad_arity(op, arity);
-        if ((rc = take(c, &m->from, T_PID, op, "from")) < 0 ||
+        if ((rc = take_pid(c, &m->from, &m->from_pid, &m->from_is_pid, T_PID, op, "from")) < 0 ||
             (rc = take(c, &m->to, T_REF, op, "alias")) < 0)
             return rc;
         m->ref = m->to;
@@ -238,8 +294,8 @@ static int parse_fields(edist_cursor *c, int op, uint32_t arity,
         int tt = op == EDI_DOP_EXIT_TT || op == EDI_DOP_EXIT2_TT;
         if (arity != (tt ? 5u : 4u))
             return bad_arity(op, arity);
-        if ((rc = take(c, &m->from, T_PID, op, "from")) < 0 ||
-            (rc = take(c, &m->to, T_PID, op, "to")) < 0)
+        if ((rc = take_pid(c, &m->from, &m->from_pid, &m->from_is_pid, T_PID, op, "from")) < 0 ||
+            (rc = take_pid(c, &m->to, &m->to_pid, &m->to_is_pid, T_PID, op, "to")) < 0)
             return rc;
         if (tt && (rc = take(c, &m->token, T_ANY, op, "token")) < 0)
             return rc;
@@ -253,8 +309,8 @@ static int parse_fields(edist_cursor *c, int op, uint32_t arity,
             op == EDI_DOP_PAYLOAD_EXIT_TT || op == EDI_DOP_PAYLOAD_EXIT2_TT;
         if (arity != (tt ? 4u : 3u))
             return bad_arity(op, arity);
-        if ((rc = take(c, &m->from, T_PID, op, "from")) < 0 ||
-            (rc = take(c, &m->to, T_PID, op, "to")) < 0)
+        if ((rc = take_pid(c, &m->from, &m->from_pid, &m->from_is_pid, T_PID, op, "from")) < 0 ||
+            (rc = take_pid(c, &m->to, &m->to_pid, &m->to_is_pid, T_PID, op, "to")) < 0)
             return rc;
         if (tt)
             rc = take(c, &m->token, T_ANY, op, "token");
@@ -265,7 +321,7 @@ static int parse_fields(edist_cursor *c, int op, uint32_t arity,
         edist_term_view to;
         if (arity != 4)
             return bad_arity(op, arity);
-        if ((rc = take(c, &m->from, T_PID, op, "from")) < 0 ||
+        if ((rc = take_pid(c, &m->from, &m->from_pid, &m->from_is_pid, T_PID, op, "from")) < 0 ||
             (rc = take(c, &to, T_PID | T_ATOM, op, "to")) < 0 ||
             (rc = take(c, &m->ref, T_REF, op, "ref")) < 0)
             return rc;
@@ -276,8 +332,8 @@ static int parse_fields(edist_cursor *c, int op, uint32_t arity,
     case EDI_DOP_PAYLOAD_MONITOR_P_EXIT:
         if (arity != (op == EDI_DOP_MONITOR_P_EXIT ? 5u : 4u))
             return bad_arity(op, arity);
-        if ((rc = take(c, &m->from, T_PID | T_ATOM, op, "from")) < 0 ||
-            (rc = take(c, &m->to, T_PID, op, "to")) < 0 ||
+        if ((rc = take_pid(c, &m->from, &m->from_pid, &m->from_is_pid, T_PID | T_ATOM, op, "from")) < 0 ||
+            (rc = take_pid(c, &m->to, &m->to_pid, &m->to_is_pid, T_PID, op, "to")) < 0 ||
             (rc = take(c, &m->ref, T_REF, op, "ref")) < 0)
             return rc;
         if (op == EDI_DOP_MONITOR_P_EXIT)
@@ -288,7 +344,7 @@ static int parse_fields(edist_cursor *c, int op, uint32_t arity,
         if (arity != (op == EDI_DOP_SPAWN_REQUEST ? 6u : 7u))
             return bad_arity(op, arity);
         if ((rc = take(c, &m->ref, T_REF, op, "req_id")) < 0 ||
-            (rc = take(c, &m->from, T_PID, op, "from")) < 0 ||
+            (rc = take_pid(c, &m->from, &m->from_pid, &m->from_is_pid, T_PID, op, "from")) < 0 ||
             (rc = take(c, &m->group_leader, T_PID, op, "group_leader")) < 0 ||
             (rc = take(c, &m->mfa, T_BIT(EDIST_TYPE_TUPLE), op, "mfa")) < 0 ||
             (rc = take(c, &m->options, T_LISTISH, op, "options")) < 0)
@@ -318,7 +374,7 @@ static int parse_fields(edist_cursor *c, int op, uint32_t arity,
         if (arity != (op == EDI_DOP_SPAWN_REPLY ? 5u : 6u))
             return bad_arity(op, arity);
         if ((rc = take(c, &m->ref, T_REF, op, "req_id")) < 0 ||
-            (rc = take(c, &m->to, T_PID, op, "to")) < 0)
+            (rc = take_pid(c, &m->to, &m->to_pid, &m->to_is_pid, T_PID, op, "to")) < 0)
             return rc;
         /* erts: a small integer below 2^27. */
         if (edist_dec_int64(c, &f) < 0 || f < 0 || f >= (1 << 27))
@@ -343,8 +399,8 @@ static int parse_fields(edist_cursor *c, int op, uint32_t arity,
                                    "dist %s: id is not an integer in "
                                    "[1, 2^64-1]",
                                    edi_dop_name(op));
-        if ((rc = take(c, &m->from, T_PID, op, "from")) < 0 ||
-            (rc = take(c, &m->to, T_PID, op, "to")) < 0)
+        if ((rc = take_pid(c, &m->from, &m->from_pid, &m->from_is_pid, T_PID, op, "from")) < 0 ||
+            (rc = take_pid(c, &m->to, &m->to_pid, &m->to_is_pid, T_PID, op, "to")) < 0)
             return rc;
         return 0;
     case EDI_DOP_NODE_LINK:
@@ -370,7 +426,7 @@ static int parse_fields(edist_cursor *c, int op, uint32_t arity,
         m->flags = 0;
         for (size_t i = 0; i < n && i < 8; i++)
             m->flags |= (uint64_t)mag[i] << (8 * i);
-        if ((rc = take(c, &m->from, T_PID, op, "sender")) < 0)
+        if ((rc = take_pid(c, &m->from, &m->from_pid, &m->from_is_pid, T_PID, op, "sender")) < 0)
             return rc;
         unsigned mask = T_PID;
         if (m->flags & EDI_ALTACT_FLG_ALIAS) {
@@ -442,6 +498,7 @@ int edi_dist_parse_body(const uint8_t *body, size_t len, int with_version,
                                "dist: control tuple does not start with an "
                                "operation number");
     m->op = (int)op;
+    m->sig = edi_dop_sig(m->op);
     if ((rc = parse_fields(&c, m->op, arity, m)) < 0)
         return rc;
     m->control.ptr = body + pos;

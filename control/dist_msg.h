@@ -29,6 +29,7 @@
 #ifndef EDIST_CONTROL_DIST_MSG_H
 #define EDIST_CONTROL_DIST_MSG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -132,8 +133,33 @@ const char *edi_dop_name(int op);
  * "token" is the sequential trace token (_TT ops); the parser accepts any
  * term there. "from"/"to" for REG_SEND: `to` is the registered name, also
  * in to_name (set whenever the destination is an atom). */
+/* What an operation means to the node, decided in one place (the table
+ * in dist_msg.c): the net kernel and the runtime switch on this, never on
+ * raw opcodes. The _TT, SENDER, PAYLOAD_ and _ID variants of an
+ * operation share its meaning. */
+typedef enum edi_sig {
+    EDI_SIG_NONE = 0,      /* GROUP_LEADER, NODE_LINK, ALTACT_SIG_SEND:
+                            * not served */
+    EDI_SIG_SEND,          /* to a pid (SEND*, SEND_SENDER*) or an alias */
+    EDI_SIG_REG_SEND,
+    EDI_SIG_LINK,
+    EDI_SIG_UNLINK,        /* UNLINK and UNLINK_ID (unlink_id != 0) */
+    EDI_SIG_UNLINK_ACK,
+    EDI_SIG_EXIT,
+    EDI_SIG_EXIT2,
+    EDI_SIG_MONITOR,
+    EDI_SIG_DEMONITOR,
+    EDI_SIG_MONITOR_EXIT,
+    EDI_SIG_SPAWN_REQUEST,
+    EDI_SIG_SPAWN_REPLY,
+} edi_sig;
+
+/* The meaning of op (EDI_SIG_NONE for unknown ones). */
+edi_sig edi_dop_sig(int op);
+
 typedef struct edi_dist_msg {
     int op;                  /* edi_dop */
+    edi_sig sig;             /* what op means */
     edist_term_view control; /* the whole control tuple */
     edist_term_view from;
     edist_term_view to;
@@ -158,6 +184,9 @@ typedef struct edi_dist_msg {
     edist_term_view payload;
     uint8_t form; /* EDI_DIST_PASS_THROUGH / _HEADER /
                      _FRAG_HEADER (reassembled) */
+    /* from and to decoded once, when they are pids */
+    bool from_is_pid, to_is_pid;
+    edist_pid from_pid, to_pid;
 } edi_dist_msg;
 
 /* Parse one complete, unfragmented frame payload (after the u32 length,

@@ -424,6 +424,11 @@ size_t edi_sendq_bytes(const edi_sendq *q)
     return q ? q->bytes : 0;
 }
 
+size_t edi_sendq_fragment_bytes(const edi_sendq *q)
+{
+    return q->frag_bytes;
+}
+
 size_t edi_sendq_limit(const edi_sendq *q)
 {
     return q ? q->limit : 0;

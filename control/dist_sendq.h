@@ -146,6 +146,8 @@ bool edi_sendq_refused(const edi_sendq *q);
 /* Bytes held for the peer now (see above). */
 size_t edi_sendq_bytes(const edi_sendq *q);
 size_t edi_sendq_limit(const edi_sendq *q);
+/* Messages above this size are sent in fragments. */
+size_t edi_sendq_fragment_bytes(const edi_sendq *q);
 
 typedef struct edi_sendq_stats {
     uint64_t bytes_pending;    /* now: see above */

@@ -87,6 +87,14 @@ struct edi_link {
      * first, until up or dead; named once its send_name arrived. */
     bool incoming, named;
     edi_link *in_next, *in_prev;
+    /* The runtime's key for the peer (its node index) while up: senders
+     * find the link by it without a name lookup. */
+    uint32_t key;
+    bool keyed;
+    /* A send was refused by the pending-bytes limit: tell the waiters
+     * once the bytes pending fell to half of it. */
+    bool want_writable;
+    uint64_t sends_busy;
 };
 
 typedef struct nk_wwait {
@@ -187,16 +195,17 @@ struct edi_nk {
     void *shutdown_arg;
     edi_timer shutdown_timer;
     edist_node_stats stats;
-    /* The process runtime (edi_nk_set_runtime) and the rxbuf of the frame
-     * being dispatched (NULL for a reassembled message). */
+    /* The process runtime (edi_nk_set_runtime). */
     const edi_nk_rt_ops *rt_ops;
     void *rt_user;
-    edi_rxbuf *cur_rxbuf;
     /* Admission: incoming handshakes in progress, oldest first; and the
      * rate limits of the lines peers can trigger. */
     edi_link *in_head, *in_tail;
     size_t in_count;
     edi_ratelimit ratelog[NK_RL_COUNT];
+    /* Up links by their runtime key (edi_nk_send_signal). */
+    edi_link **by_key;
+    uint32_t by_key_cap;
 };
 
 static const edi_conn_ops dist_ops;
@@ -624,6 +633,60 @@ static const edi_sendq_ops sq_ops = {
     .on_writable = sq_writable,
 };
 
+/* Bytes pending for the peer: what the scheduler holds (its units in the
+ * connection included) plus what was written straight into the
+ * connection. Units are counted twice while the connection holds them:
+ * the bound errs on the safe side. */
+static size_t link_pending(const edi_link *l)
+{
+    return edi_sendq_bytes(l->sq) + edi_conn_send_queue_bytes(l->conn);
+}
+
+/* busy_dist_port: a frame of len bytes finds room unless the peer's
+ * pending bytes would pass the limit (one frame of any size fits when
+ * nothing is pending). Forced frames (replies the peer waits for) pass,
+ * up to NK_FORCED_QUEUE_MAX_BYTES more; a peer that lets even those pile
+ * up does not read and is dropped. */
+static int link_admit(edi_nk *nk, edi_link *l, size_t len, bool force)
+{
+    size_t pending = link_pending(l);
+    size_t limit = edi_sendq_limit(l->sq);
+    if (force) {
+        if (pending <= limit + NK_FORCED_QUEUE_MAX_BYTES)
+            return 0;
+        char why[160];
+        snprintf(why, sizeof why,
+                 "it does not read its replies (%zu bytes queued)", pending);
+        link_down_why(l, "connection_closed", false, why);
+        return edist_set_error(EDIST_ECLOSED, "peer does not read");
+    }
+    if (pending == 0 || (len <= limit && pending <= limit - len))
+        return 0;
+    l->want_writable = true;
+    l->sends_busy++;
+    nk->stats.sends_busy++;
+    return edist_set_error(EDIST_EAGAIN,
+                           "send queue to %s full (%zu bytes pending, limit "
+                           "%zu)",
+                           l->peer_name, pending, limit);
+}
+
+static void arm_pump(edi_link *l);
+
+/* The connection wrote some of its queue. */
+static void on_sent(edi_conn *c, void *user, size_t queued_bytes)
+{
+    (void)c;
+    (void)queued_bytes;
+    edi_link *l = user;
+    if (!l->want_writable || l->dead || !l->sq ||
+        link_pending(l) > edi_sendq_limit(l->sq) / 2)
+        return;
+    l->want_writable = false;
+    l->writable_pending = true;
+    arm_pump(l);
+}
+
 /* Queue the frame built in nk->out (u32 prefix included) on l from the
  * pseudo-process `stream`, and pump. Control replies the peer waits for
  * are forced past a full queue (bounded: each answers one request the
@@ -638,19 +701,12 @@ static int send_buf(edi_nk *nk, edi_link *l, uint64_t stream,
         return edist_set_error(EDIST_ECLOSED, "connection to %s is down",
                                link_label(l));
     size_t len = out->len;
-    if (force && edi_sendq_bytes(l->sq) >
-                     edi_sendq_limit(l->sq) + NK_FORCED_QUEUE_MAX_BYTES) {
-        char why[160];
-        snprintf(why, sizeof why,
-                 "it does not read its replies (%zu bytes queued)",
-                 edi_sendq_bytes(l->sq));
-        link_down_why(l, "connection_closed", false, why);
-        return edist_set_error(EDIST_ECLOSED, "peer does not read");
-    }
-    int rc = edi_sendq_push(l->sq, stream, out->data, len,
-                            force ? EDI_SENDQ_FORCE : 0);
-    if (rc == EDIST_EAGAIN)
-        nk->stats.sends_busy++;
+    int rc = link_admit(nk, l, len, force);
+    if (rc)
+        return rc;
+    /* Admitted: the scheduler takes it whatever its own count says (the
+     * bytes in the connection are counted above). */
+    rc = edi_sendq_push(l->sq, stream, out->data, len, EDI_SENDQ_FORCE);
     if (rc)
         return rc;
     l->messages_out++;
@@ -726,6 +782,30 @@ static void incoming_remove(edi_link *l)
 static void peer_waiters_done(edi_nk *nk, edi_peer *p, int err,
                               const char *detail);
 
+/* An up link gets the runtime's key for its peer. Without one (no
+ * runtime, no memory) senders take the lookup by name. */
+static void link_set_key(edi_nk *nk, edi_link *l)
+{
+    uint32_t key;
+    if (!nk->rt_ops || !nk->rt_ops->peer_key ||
+        nk->rt_ops->peer_key(nk->rt_user, l->peer_name, &key) != 0)
+        return;
+    if (key >= nk->by_key_cap) {
+        uint32_t cap = nk->by_key_cap ? nk->by_key_cap : 64;
+        while (cap <= key)
+            cap *= 2;
+        edi_link **t = realloc(nk->by_key, cap * sizeof *t);
+        if (!t)
+            return;
+        memset(t + nk->by_key_cap, 0, (cap - nk->by_key_cap) * sizeof *t);
+        nk->by_key = t;
+        nk->by_key_cap = cap;
+    }
+    nk->by_key[key] = l;
+    l->key = key;
+    l->keyed = true;
+}
+
 /* Bookkeeping done: take l out of the kernel's lists and close its
  * sockets (flushing what is queued when graceful). */
 static void link_kill(edi_link *l, bool graceful)
@@ -734,6 +814,9 @@ static void link_kill(edi_link *l, bool graceful)
     if (l->dead)
         return;
     l->dead = true;
+    if (l->keyed && nk->by_key[l->key] == l)
+        nk->by_key[l->key] = NULL;
+    l->keyed = false;
     incoming_remove(l);
     edi_loop_timer_cancel(nk->loop, &l->setup_timer);
     edi_loop_timer_cancel(nk->loop, &l->pump_timer);
@@ -1123,6 +1206,7 @@ static void handshake_done(edi_link *l)
     }
     snprintf(l->peer_name, sizeof l->peer_name, "%s", r->peer_name);
     l->phase = L_UP;
+    link_set_key(nk, l);
     l->hidden = r->hidden;
     l->flags = flags;
     incoming_remove(l);
@@ -1219,7 +1303,8 @@ static size_t on_bytes(edi_conn *c, void *user, const uint8_t *data, size_t len)
     return total;
 }
 
-static void dispatch(edi_nk *nk, edi_link *l, const edi_dist_msg *m);
+static void dispatch(edi_nk *nk, edi_link *l, const edi_dist_msg *m,
+                     edi_rxbuf *rxbuf);
 
 static void on_frame(edi_conn *c, void *user, const edi_frame *f)
 {
@@ -1266,9 +1351,7 @@ static void on_frame(edi_conn *c, void *user, const edi_frame *f)
     /* A reassembled message is handed on in its own buffer (no copy):
      * the receiving process may keep it as long as it likes. */
     edi_rxbuf *owned = d.owned ? edi_rxbuf_adopt(d.owned, d.owned_len) : NULL;
-    nk->cur_rxbuf = d.owned ? owned : f->rxbuf; /* NULL: copied */
-    dispatch(nk, l, &d.msg);
-    nk->cur_rxbuf = NULL;
+    dispatch(nk, l, &d.msg, d.owned ? owned : f->rxbuf); /* NULL: copied */
     if (owned)
         edi_rxbuf_unref(owned);
     else
@@ -1317,6 +1400,7 @@ static const edi_conn_ops dist_ops = {
     .on_connected = on_connected,
     .on_bytes = on_bytes,
     .on_frame = on_frame,
+    .on_sent = on_sent,
     .on_close = on_close,
 };
 
@@ -1997,14 +2081,17 @@ static void nodes_answer(edi_nk *nk, nk_op *o, edist_cursor *c)
 
 /* One of the node's own pseudo-processes (the node's, or its net
  * kernel's): replies to our calls come to them. */
-static bool is_self_pid(edi_nk *nk, edist_term_view v)
+static bool is_self(edi_nk *nk, const edist_pid *p)
 {
-    edist_pid p;
-    if (edi_dist_view_pid(v, &p))
-        return false;
-    return (p.id == EDI_NK_SELF_PID_ID || p.id == EDI_NK_KERNEL_PID_ID) &&
-           p.serial == 0 && p.creation == nk->cfg.creation &&
-           edist_atom_eq(&p.node, nk->name);
+    return (p->id == EDI_NK_SELF_PID_ID || p->id == EDI_NK_KERNEL_PID_ID) &&
+           p->serial == 0 && p->creation == nk->cfg.creation &&
+           edist_atom_eq(&p->node, nk->name);
+}
+
+/* The destination of m, decoded by the parser. */
+static bool to_self(edi_nk *nk, const edi_dist_msg *m)
+{
+    return m->to_is_pid && is_self(nk, &m->to_pid);
 }
 
 static bool view_is_atom(edist_term_view v, const char *name)
@@ -2023,12 +2110,13 @@ static int payload_cursor(const edi_dist_msg *m, edist_cursor *c)
     return 0;
 }
 
-static void hand_over(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
+static void hand_over(edi_nk *nk, edi_link *l, const edi_dist_msg *m,
+                      edi_rxbuf *rxbuf)
 {
     if (!nk->msg_fn && nk->rt_ops && nk->rt_ops->dispatch) {
         nk->dispatching++;
         int rc = nk->rt_ops->dispatch(nk->rt_user, l->peer_name, l->flags, m,
-                                      nk->cur_rxbuf);
+                                      rxbuf);
         nk->dispatching--;
         if (rc == EDIST_ENOTFOUND) {
             edist_atom name = {0};
@@ -2075,7 +2163,8 @@ static void hand_over(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
 }
 
 /* A reply {Tag, Reply} to one of our calls, or something for the handler. */
-static void message_to_self(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
+static void message_to_self(edi_nk *nk, edi_link *l, const edi_dist_msg *m,
+                            edi_rxbuf *rxbuf)
 {
     edist_cursor c;
     uint32_t arity;
@@ -2091,19 +2180,20 @@ static void message_to_self(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
         snprintf(detail, sizeof detail, "%s did not answer yes", o->peer);
         op_finish(nk, o, yes ? 0 : EDIST_EAUTH, yes ? NULL : detail);
     } else {
-        hand_over(nk, l, m);
+        hand_over(nk, l, m, rxbuf);
     }
 }
 
 /* The DOWN of a monitor we set: the answer of a nodes query. */
-static void monitor_exit_to_self(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
+static void monitor_exit_to_self(edi_nk *nk, edi_link *l, const edi_dist_msg *m,
+                                 edi_rxbuf *rxbuf)
 {
     edist_ref ref;
     nk_op *o = NULL;
     if (edi_dist_view_ref(m->ref, &ref) == 0)
         o = op_find_ref(nk, OP_NODES_QUERY, &ref);
     if (!o) {
-        hand_over(nk, l, m);
+        hand_over(nk, l, m, rxbuf);
         return;
     }
     edist_cursor c;
@@ -2120,14 +2210,15 @@ static void monitor_exit_to_self(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
         op_finish(nk, o, rc, NULL);
 }
 
-static void spawn_reply_to_self(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
+static void spawn_reply_to_self(edi_nk *nk, edi_link *l, const edi_dist_msg *m,
+                                edi_rxbuf *rxbuf)
 {
     edist_ref ref;
     nk_op *o = NULL;
     if (edi_dist_view_ref(m->ref, &ref) == 0)
         o = op_find_ref(nk, OP_NODES_QUERY, &ref);
     if (!o) {
-        hand_over(nk, l, m);
+        hand_over(nk, l, m, rxbuf);
         return;
     }
     edist_atom err;
@@ -2208,12 +2299,13 @@ static bool spawn_result(edi_nk *nk, const edi_dist_msg *m, edist_cursor *args,
     return false;
 }
 
-static void serve_spawn(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
+static void serve_spawn(edi_nk *nk, edi_link *l, const edi_dist_msg *m,
+                        edi_rxbuf *rxbuf)
 {
     if (!nk->msg_fn && nk->rt_ops && nk->rt_ops->has_export &&
         nk->rt_ops->has_export(nk->rt_user, &m->spawn_module,
                                &m->spawn_function, m->spawn_arity)) {
-        hand_over(nk, l, m);
+        hand_over(nk, l, m, rxbuf);
         return;
     }
     bool want_link = false, want_monitor = false;
@@ -2262,7 +2354,7 @@ static void serve_spawn(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
         edist_enc_atomz(s, "badarg");
     if (!builtin && nk->msg_fn) {
         /* Not ours to answer: whoever installed a handler may. */
-        hand_over(nk, l, m);
+        hand_over(nk, l, m, rxbuf);
         return;
     }
     edist_term_view pid = {.ptr = s->data, .len = reason_at};
@@ -2310,18 +2402,23 @@ static bool rt_owns_name(edi_nk *nk, edist_term_view v)
            nk->rt_ops->has_name(nk->rt_user, &a);
 }
 
-static void dispatch(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
+/* One received message: what the node itself answers (its own
+ * pseudo-processes, net_kernel while no process has that name, spawn
+ * requests), else the runtime's. rxbuf holds the bytes m points into
+ * (NULL: they are valid during the call only). */
+static void dispatch(edi_nk *nk, edi_link *l, const edi_dist_msg *m,
+                     edi_rxbuf *rxbuf)
 {
-    if ((m->op == EDI_DOP_REG_SEND || m->op == EDI_DOP_REG_SEND_TT ||
-         m->op == EDI_DOP_MONITOR_P || m->op == EDI_DOP_DEMONITOR_P) &&
-        rt_owns_name(nk, m->to_name.ptr ? m->to_name : m->to)) {
-        hand_over(nk, l, m);
+    switch (m->sig) {
+    case EDI_SIG_SEND:
+        if (to_self(nk, m))
+            message_to_self(nk, l, m, rxbuf);
+        else
+            hand_over(nk, l, m, rxbuf);
         return;
-    }
-    switch (m->op) {
-    case EDI_DOP_REG_SEND:
-    case EDI_DOP_REG_SEND_TT:
-        if (view_is_atom(m->to_name, "net_kernel")) {
+    case EDI_SIG_REG_SEND:
+        if (!rt_owns_name(nk, m->to_name) &&
+            view_is_atom(m->to_name, "net_kernel")) {
             edist_term_view from, tag;
             if (edi_dist_match_is_auth(m, &from, &tag, NULL) == 1) {
                 uint8_t yes[8];
@@ -2337,57 +2434,38 @@ static void dispatch(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
                 return;
             }
         }
-        hand_over(nk, l, m);
+        hand_over(nk, l, m, rxbuf);
         return;
-    case EDI_DOP_SEND:
-    case EDI_DOP_SEND_TT:
-    case EDI_DOP_SEND_SENDER:
-    case EDI_DOP_SEND_SENDER_TT:
-        if (is_self_pid(nk, m->to)) {
-            message_to_self(nk, l, m);
-            return;
-        }
-        hand_over(nk, l, m);
-        return;
-    case EDI_DOP_MONITOR_P:
+    case EDI_SIG_MONITOR:
+    case EDI_SIG_DEMONITOR:
         /* gen:call monitors {net_kernel, Node} before its call: a monitor
-         * of a process that exists needs no answer. Anything else does not
-         * exist here yet: DOWN noproc at once, as erts answers. */
-        if (view_is_atom(m->to, "net_kernel") || is_self_pid(nk, m->to))
+         * of a process that exists needs no answer. Anything else that
+         * nobody serves gets DOWN noproc at once, as erts answers. */
+        if (!rt_owns_name(nk, m->to) &&
+            (view_is_atom(m->to, "net_kernel") || to_self(nk, m)))
             return;
-        if (nk->msg_fn || nk->rt_ops) {
-            hand_over(nk, l, m);
-            return;
-        }
-        reply_noproc_monitor(nk, l, m);
+        if (m->sig == EDI_SIG_MONITOR && !nk->msg_fn && !nk->rt_ops)
+            reply_noproc_monitor(nk, l, m);
+        else
+            hand_over(nk, l, m, rxbuf);
         return;
-    case EDI_DOP_DEMONITOR_P:
-        if (view_is_atom(m->to, "net_kernel") || is_self_pid(nk, m->to))
-            return;
-        hand_over(nk, l, m);
+    case EDI_SIG_MONITOR_EXIT:
+        if (to_self(nk, m))
+            monitor_exit_to_self(nk, l, m, rxbuf);
+        else
+            hand_over(nk, l, m, rxbuf);
         return;
-    case EDI_DOP_MONITOR_P_EXIT:
-    case EDI_DOP_PAYLOAD_MONITOR_P_EXIT:
-        if (is_self_pid(nk, m->to)) {
-            monitor_exit_to_self(nk, l, m);
-            return;
-        }
-        hand_over(nk, l, m);
+    case EDI_SIG_SPAWN_REPLY:
+        if (to_self(nk, m))
+            spawn_reply_to_self(nk, l, m, rxbuf);
+        else
+            hand_over(nk, l, m, rxbuf);
         return;
-    case EDI_DOP_SPAWN_REPLY:
-    case EDI_DOP_SPAWN_REPLY_TT:
-        if (is_self_pid(nk, m->to)) {
-            spawn_reply_to_self(nk, l, m);
-            return;
-        }
-        hand_over(nk, l, m);
-        return;
-    case EDI_DOP_SPAWN_REQUEST:
-    case EDI_DOP_SPAWN_REQUEST_TT:
-        serve_spawn(nk, l, m);
+    case EDI_SIG_SPAWN_REQUEST:
+        serve_spawn(nk, l, m, rxbuf);
         return;
     default:
-        hand_over(nk, l, m);
+        hand_over(nk, l, m, rxbuf);
         return;
     }
 }
@@ -2396,6 +2474,9 @@ void edi_nk_set_runtime(edi_nk *nk, const edi_nk_rt_ops *ops, void *user)
 {
     nk->rt_ops = ops;
     nk->rt_user = user;
+    for (edi_link *l = nk->links; l; l = l->next)
+        if (l->phase == L_UP && !l->dead && !l->keyed)
+            link_set_key(nk, l);
 }
 
 int edi_nk_peer_flags(edi_nk *nk, const char *peer, size_t admit_len,
@@ -2406,13 +2487,67 @@ int edi_nk_peer_flags(edi_nk *nk, const char *peer, size_t admit_len,
         return edist_set_error(EDIST_ENOTFOUND, "not connected to %s",
                                peer ? peer : "");
     *flags = l->flags;
-    if (admit_len && l->conn && l->sq) {
-        int rc = edi_sendq_admit(l->sq, admit_len);
-        if (rc == EDIST_EAGAIN)
-            nk->stats.sends_busy++;
-        return rc;
-    }
+    if (admit_len && l->conn && l->sq)
+        return link_admit(nk, l, admit_len, false);
     return 0;
+}
+
+/* Frames this small are written in place when the scheduler is idle; a
+ * bigger one goes through it (fragments, fair turns between senders). */
+#define NK_DIRECT_MAX_BYTES (16u * 1024u)
+
+int edi_nk_send_signal(edi_nk *nk, uint32_t key, uint64_t sender,
+                       size_t max_bytes, edi_nk_build_fn build, void *arg,
+                       bool force)
+{
+    edi_link *l = key < nk->by_key_cap ? nk->by_key[key] : NULL;
+    if (!l)
+        return edist_set_error(EDIST_ENOTFOUND, "not connected to node %u",
+                               key);
+    if (!l->conn || !l->sq || l->phase != L_UP || l->dead)
+        return edist_set_error(EDIST_ECLOSED, "connection to %s is down",
+                               link_label(l));
+    int rc = link_admit(nk, l, max_bytes, force);
+    if (rc)
+        return rc;
+    if (edi_sendq_bytes(l->sq) == 0 && max_bytes <= NK_DIRECT_MAX_BYTES &&
+        max_bytes <= edi_sendq_fragment_bytes(l->sq)) {
+        /* Nothing waits in the scheduler, so the connection's order is the
+         * senders' order: encode straight into its send memory. */
+        uint8_t *p;
+        if ((rc = edi_conn_tx_reserve(l->conn, max_bytes, &p)) != 0)
+            return rc;
+        edist_buf b;
+        edist_buf_init_fixed(&b, p, max_bytes);
+        rc = build(arg, &b, l->flags);
+        if (rc == 0) {
+            edi_conn_tx_commit(l->conn, b.len, 1);
+            l->frames_out++;
+            l->messages_out++;
+            nk->stats.messages_sent++;
+            nk->stats.bytes_sent += b.len;
+            return 0;
+        }
+        if (!edist_buf_error(&b))
+            return rc; /* not a question of room */
+    }
+    edist_buf_reset(&nk->out);
+    rc = build(arg, &nk->out, l->flags);
+    if (rc)
+        return rc;
+    return send_buf(nk, l, sender ? sender : EDI_NK_SELF_PID_ID, &nk->out,
+                    force);
+}
+
+int edi_nk_key_flags(edi_nk *nk, uint32_t key, size_t admit_len,
+                     uint64_t *flags)
+{
+    edi_link *l = key < nk->by_key_cap ? nk->by_key[key] : NULL;
+    if (!l || !l->conn || !l->sq || l->phase != L_UP || l->dead)
+        return edist_set_error(EDIST_ENOTFOUND, "not connected to node %u",
+                               key);
+    *flags = l->flags;
+    return admit_len ? link_admit(nk, l, admit_len, false) : 0;
 }
 
 int edi_nk_send_frame(edi_nk *nk, const char *peer, uint64_t sender,
@@ -2660,7 +2795,7 @@ int edi_nk_when_writable(edi_nk *nk, const char *peer, edi_nk_done_fn done,
     if (!done)
         return edist_set_error(EDIST_EINVAL, "when_writable: no callback");
     /* No refusal pending (the queue drained since): retry at once. */
-    if (!l->writable_pending && !edi_sendq_refused(l->sq))
+    if (!l->writable_pending && !l->want_writable && !edi_sendq_refused(l->sq))
         return 1;
     if (nk->wwait_count >= NK_MAX_WRITABLE_WAITERS)
         return edist_set_error(EDIST_EAGAIN, "too many blocked senders (%u)",
@@ -2726,12 +2861,12 @@ int edi_nk_get_peer_stats(const edi_nk *nk, const char *peer,
     edi_sendq_stats q;
     edi_sendq_get_stats(l->sq, &q);
     out->flags = l->flags;
-    out->send_queue_bytes = q.bytes_pending;
+    out->send_queue_bytes = l->conn ? link_pending(l) : q.bytes_pending;
     out->send_queue_messages = q.messages_pending;
     out->send_queue_senders = q.senders_active;
     out->send_queue_limit_bytes = q.limit_bytes;
     out->send_queue_max_bytes = q.max_bytes_pending;
-    out->sends_busy = q.refused;
+    out->sends_busy = q.refused + l->sends_busy;
     out->messages_sent = l->messages_out;
     out->fragments_sent = l->fragments_out;
     out->fragmented_messages_sent = l->fragmented_out;
@@ -2919,5 +3054,6 @@ void edi_nk_free(edi_nk *nk)
     edi_ct_destroy(&nk->table);
     edist_buf_free(&nk->out);
     edist_buf_free(&nk->scratch);
+    free(nk->by_key);
     free(nk);
 }

@@ -205,6 +205,9 @@ typedef struct edi_nk_rt_ops {
      * for net_kernel (is_auth, monitors of it) give way to a registered
      * process of that name. */
     bool (*has_name)(void *user, const edist_atom *name);
+    /* The runtime's key for a peer (its node index), given to the link
+     * when it comes up: edi_nk_send_signal finds it by that key. */
+    int (*peer_key)(void *user, const char *peer, uint32_t *key);
 } edi_nk_rt_ops;
 void edi_nk_set_runtime(edi_nk *nk, const edi_nk_rt_ops *ops, void *user);
 /* The negotiated flags of the up connection to peer; EDIST_ENOTFOUND if
@@ -221,6 +224,26 @@ int edi_nk_peer_flags(edi_nk *nk, const char *peer, size_t admit_len,
  * EDIST_ENOTFOUND (not connected), EDIST_EAGAIN, EDIST_ECLOSED. */
 int edi_nk_send_frame(edi_nk *nk, const char *peer, uint64_t sender,
                       const edist_buf *frame, bool force);
+
+/* Builds one frame (u32 length prefix included) for a peer with the
+ * given negotiated flags into out, which may be a fixed buffer: a buffer
+ * error (edist_buf_error) means "needs more room". */
+typedef int (*edi_nk_build_fn)(void *arg, edist_buf *out, uint64_t peer_flags);
+/* The send path of the runtime's signals: build one frame for the up
+ * peer keyed `key` from the stream of sender, at most max_bytes long (a
+ * bigger one is built again into a growable buffer). While the peer's
+ * scheduler holds nothing, a frame of up to 16 KiB is encoded straight
+ * into the connection's send memory (no copy, no allocation, batched
+ * into one sendmsg with its neighbours); otherwise it is built once and
+ * queued in the scheduler. Admission as edi_nk_send_frame. 0,
+ * EDIST_ENOTFOUND (no up link with that key), EDIST_EAGAIN,
+ * EDIST_ECLOSED, or the builder's error. */
+int edi_nk_send_signal(edi_nk *nk, uint32_t key, uint64_t sender,
+                       size_t max_bytes, edi_nk_build_fn build, void *arg,
+                       bool force);
+/* edi_nk_peer_flags by key. */
+int edi_nk_key_flags(edi_nk *nk, uint32_t key, size_t admit_len,
+                     uint64_t *flags);
 
 /* ---- the ticker's decision, pure (dist_util:send_tick/2) ----------------- */
 

@@ -692,66 +692,92 @@ static bool rt_can_defer_n(edist_node *n, int rc, const char *peer, uint32_t nod
     return rt_connecting_find(n, node) != NULL;
 }
 
+/* A message on the send path: built once, by the net kernel, into
+ * whatever memory will carry it. */
+typedef struct rt_msg_build {
+    edist_term_view from, to; /* to: a pid, or the name of reg_send */
+    edist_term_view msg;
+    bool by_name;
+} rt_msg_build;
+
+static int rt_build_msg(void *arg, edist_buf *out, uint64_t flags)
+{
+    const rt_msg_build *b = arg;
+    if (b->by_name)
+        return edi_dist_build_reg_send(out, flags, NULL, b->from, b->to,
+                                       b->msg);
+    if (flags & EDI_DFLAG_SEND_SENDER)
+        return edi_dist_build_send_sender(out, flags, NULL, b->from, b->to,
+                                          b->msg);
+    return edi_dist_build_send(out, flags, NULL, b->to, b->msg);
+}
+
+/* The frame's bytes at most: length prefix, header, control tuple and its
+ * op, the two terms, the message and its version byte. */
+static size_t rt_msg_max_bytes(const rt_msg_build *b)
+{
+    return 4 + 3 + 2 + 2 + b->from.len + b->to.len + 1 + b->msg.len + 8;
+}
+
+/* Not connected (or still connecting): the signal waits, copied, for the
+ * connection the runtime's first signal starts. */
+static int rt_msg_defer(edist_node *n, edist_procid from, edist_procid to,
+                        uint32_t node, const char *name,
+                        const edi_rt_payload *msg, int rc)
+{
+    char peer[EDI_HS_NAME_MAX_BYTES + 1];
+    uint64_t flags;
+    int prc = rt_peer(n, node, peer, sizeof peer, &flags, 0);
+    if (!rt_can_defer_n(n, prc, peer, node))
+        return prc ? prc : rc;
+    rt_deferred t = {.kind = name ? RK_REG_SEND : RK_SEND, .a = from, .b = to,
+                     .node = node};
+    if (name) {
+        if (strlen(name) >= sizeof t.name)
+            return edist_set_error(EDIST_EINVAL, "name too long");
+        snprintf(t.name, sizeof t.name, "%s", name);
+    }
+    rc = rt_defer(n, peer, node, &t, msg->data, msg->len);
+    if (rc == 0 && msg->release)
+        msg->release(msg->owner, msg->data);
+    return rc;
+}
+
+static int rt_send_msg(edist_node *n, edist_procid from, edist_procid to,
+                       uint32_t node, const char *name,
+                       const edi_rt_payload *msg)
+{
+    edi_dist_term_scratch fs, ts;
+    rt_msg_build b = {.msg = {.ptr = msg->data, .len = msg->len},
+                      .by_name = name != NULL};
+    int rc = rt_pid_view(from, &fs, &b.from);
+    if (rc == 0)
+        rc = name ? edi_dist_atom_view(name, strlen(name), &ts, &b.to)
+                  : rt_pid_view(to, &ts, &b.to);
+    if (rc)
+        return rc;
+    /* Signals waiting for the connection go first. */
+    if (n->connecting.count && rt_connecting_find(n, node))
+        return rt_msg_defer(n, from, to, node, name, msg, EDIST_ENOTFOUND);
+    rc = edi_nk_send_signal(n->nk, node, from.id, rt_msg_max_bytes(&b),
+                            rt_build_msg, &b, msg->force);
+    if (rc == EDIST_ENOTFOUND)
+        return rt_msg_defer(n, from, to, node, name, msg, rc);
+    if (rc == 0 && msg->release)
+        msg->release(msg->owner, msg->data); /* copied on the way out */
+    return rc;
+}
+
 static int rt_hook_send(void *user, edist_procid from, edist_procid to,
                         const edi_rt_payload *msg)
 {
-    edist_node *n = user;
-    char peer[EDI_HS_NAME_MAX_BYTES + 1];
-    uint64_t flags;
-    edi_dist_term_scratch fs, ts;
-    edist_term_view fv, tv;
-    int rc = rt_peer(n, to.node, peer, sizeof peer, &flags, msg->force ? 0 : msg->len);
-    if (rt_can_defer_n(n, rc, peer, to.node)) {
-        rt_deferred t = {.kind = RK_SEND, .a = from, .b = to};
-        rc = rt_defer(n, peer, to.node, &t, msg->data, msg->len);
-        if (rc == 0 && msg->release)
-            msg->release(msg->owner, msg->data);
-        return rc;
-    }
-    if (rc || (rc = rt_pid_view(from, &fs, &fv)) ||
-        (rc = rt_pid_view(to, &ts, &tv)))
-        return rc;
-    edist_term_view mv = {.ptr = msg->data, .len = msg->len};
-    edist_buf_reset(&n->rt_frame);
-    if (flags & EDI_DFLAG_SEND_SENDER)
-        rc = edi_dist_build_send_sender(&n->rt_frame, flags, NULL, fv, tv, mv);
-    else
-        rc = edi_dist_build_send(&n->rt_frame, flags, NULL, tv, mv);
-    if (rc == 0)
-        rc = rt_queue(n, peer, from, msg->force);
-    if (rc == 0 && msg->release)
-        msg->release(msg->owner, msg->data); /* copied into the queue */
-    return rc;
+    return rt_send_msg(user, from, to, to.node, NULL, msg);
 }
 
 static int rt_hook_reg_send(void *user, edist_procid from, uint32_t node,
                             const char *name, const edi_rt_payload *msg)
 {
-    edist_node *n = user;
-    char peer[EDI_HS_NAME_MAX_BYTES + 1];
-    uint64_t flags;
-    edi_dist_term_scratch fs, ns;
-    edist_term_view fv, nv;
-    int rc = rt_peer(n, node, peer, sizeof peer, &flags, msg->force ? 0 : msg->len);
-    if (rt_can_defer_n(n, rc, peer, node) && strlen(name) < 256) {
-        rt_deferred t = {.kind = RK_REG_SEND, .a = from, .node = node};
-        snprintf(t.name, sizeof t.name, "%s", name);
-        rc = rt_defer(n, peer, node, &t, msg->data, msg->len);
-        if (rc == 0 && msg->release)
-            msg->release(msg->owner, msg->data);
-        return rc;
-    }
-    if (rc || (rc = rt_pid_view(from, &fs, &fv)) ||
-        (rc = edi_dist_atom_view(name, strlen(name), &ns, &nv)))
-        return rc;
-    edist_term_view mv = {.ptr = msg->data, .len = msg->len};
-    edist_buf_reset(&n->rt_frame);
-    rc = edi_dist_build_reg_send(&n->rt_frame, flags, NULL, fv, nv, mv);
-    if (rc == 0)
-        rc = rt_queue(n, peer, from, msg->force);
-    if (rc == 0 && msg->release)
-        msg->release(msg->owner, msg->data);
-    return rc;
+    return rt_send_msg(user, from, EDIST_PROCID_NULL, node, name, msg);
 }
 
 typedef enum rt_pair_op { RT_LINK, RT_UNLINK } rt_pair_op;
@@ -1072,41 +1098,35 @@ static int rt_dispatch(void *user, const char *peer, uint64_t flags,
     edist_term_view reason = m->reason;
     if (!reason.ptr)
         reason = m->payload;
-    switch (m->op) {
-    case EDI_DOP_SEND:
-    case EDI_DOP_SEND_TT:
-    case EDI_DOP_SEND_SENDER:
-    case EDI_DOP_SEND_SENDER_TT:
-    case EDI_DOP_ALIAS_SEND:
-    case EDI_DOP_ALIAS_SEND_TT:
+    /* from and to were decoded by the parser; only their node names are
+     * interned here (a cached lookup). */
+    bool has_from = m->from_is_pid &&
+                    edist_procid_from_pid(&m->from_pid, &from) == 0;
+    bool has_to = m->to_is_pid && edist_procid_from_pid(&m->to_pid, &to) == 0;
+    switch (m->sig) {
+    case EDI_SIG_SEND:
         if (!m->payload.ptr)
             return 0;
-        if (m->from.ptr)
-            rt_view_procid(m->from, &from);
-        if (rt_view_procid(m->to, &to))
-            return 0;
+        if (!has_to)
+            return 0; /* ALIAS_SEND: aliases are not served yet */
         return edi_rt_deliver(n->rt, from, to, &in) == EDIST_ENOTFOUND
                    ? EDIST_ENOTFOUND
                    : 0;
-    case EDI_DOP_REG_SEND:
-    case EDI_DOP_REG_SEND_TT: {
+    case EDI_SIG_REG_SEND: {
         edist_atom name;
         if (!m->payload.ptr || edi_dist_view_atom(m->to_name, &name))
             return 0;
-        rt_view_procid(m->from, &from);
         return edi_rt_deliver_name(n->rt, from, name.ptr, name.len, &in) ==
                        EDIST_ENOTFOUND
                    ? EDIST_ENOTFOUND
                    : 0;
     }
-    case EDI_DOP_LINK:
-        if (rt_view_procid(m->from, &from) == 0 &&
-            rt_view_procid(m->to, &to) == 0)
+    case EDI_SIG_LINK:
+        if (has_from && has_to)
             edi_rt_link_in(n->rt, from, to);
         return 0;
-    case EDI_DOP_UNLINK:
-    case EDI_DOP_UNLINK_ID:
-        if (rt_view_procid(m->from, &from) || rt_view_procid(m->to, &to))
+    case EDI_SIG_UNLINK:
+        if (!has_from || !has_to)
             return 0;
         edi_rt_unlink_in(n->rt, from, to);
         if (m->op == EDI_DOP_UNLINK_ID) {
@@ -1120,29 +1140,17 @@ static int rt_dispatch(void *user, const char *peer, uint64_t flags,
                 edi_nk_send_frame(n->nk, peer, to.id, &n->rt_frame, true);
         }
         return 0;
-    case EDI_DOP_UNLINK_ID_ACK:
+    case EDI_SIG_UNLINK_ACK:
         return 0; /* the runtime removed the link when it sent the unlink */
-    case EDI_DOP_EXIT:
-    case EDI_DOP_EXIT_TT:
-    case EDI_DOP_PAYLOAD_EXIT:
-    case EDI_DOP_PAYLOAD_EXIT_TT:
-    case EDI_DOP_EXIT2:
-    case EDI_DOP_EXIT2_TT:
-    case EDI_DOP_PAYLOAD_EXIT2:
-    case EDI_DOP_PAYLOAD_EXIT2_TT: {
-        bool exit2 = m->op == EDI_DOP_EXIT2 || m->op == EDI_DOP_EXIT2_TT ||
-                     m->op == EDI_DOP_PAYLOAD_EXIT2 ||
-                     m->op == EDI_DOP_PAYLOAD_EXIT2_TT;
-        if (!reason.ptr || rt_view_procid(m->from, &from) ||
-            rt_view_procid(m->to, &to))
-            return 0;
-        edi_rt_exit_in(n->rt, from, to, reason, exit2);
+    case EDI_SIG_EXIT:
+    case EDI_SIG_EXIT2:
+        if (reason.ptr && has_from && has_to)
+            edi_rt_exit_in(n->rt, from, to, reason, m->sig == EDI_SIG_EXIT2);
         return 0;
-    }
-    case EDI_DOP_MONITOR_P: {
+    case EDI_SIG_MONITOR: {
         edist_atom name;
         char nm[256];
-        if (rt_view_procid(m->from, &from) || edi_dist_view_ref(m->ref, &ref))
+        if (!has_from || edi_dist_view_ref(m->ref, &ref))
             return 0;
         if (edi_dist_view_atom(m->to, &name) == 0) {
             if (name.len >= sizeof nm)
@@ -1150,35 +1158,28 @@ static int rt_dispatch(void *user, const char *peer, uint64_t flags,
             memcpy(nm, name.ptr, name.len);
             nm[name.len] = 0;
             edi_rt_monitor_in(n->rt, from, EDIST_PROCID_NULL, nm, &ref);
-        } else if (rt_view_procid(m->to, &to) == 0) {
+        } else if (has_to) {
             edi_rt_monitor_in(n->rt, from, to, NULL, &ref);
         }
         return 0;
     }
-    case EDI_DOP_DEMONITOR_P:
-        if (rt_view_procid(m->from, &from) || edi_dist_view_ref(m->ref, &ref))
+    case EDI_SIG_DEMONITOR:
+        if (!has_from || edi_dist_view_ref(m->ref, &ref))
             return 0;
-        if (rt_view_procid(m->to, &to))
-            to = EDIST_PROCID_NULL; /* by name: the ref says which */
+        /* by name: to stays null, the ref says which */
         edi_rt_demonitor_in(n->rt, from, to, &ref);
         return 0;
-    case EDI_DOP_MONITOR_P_EXIT:
-    case EDI_DOP_PAYLOAD_MONITOR_P_EXIT:
-        if (!reason.ptr || rt_view_procid(m->to, &to) ||
-            edi_dist_view_ref(m->ref, &ref))
-            return 0;
-        if (rt_view_procid(m->from, &from))
-            from = EDIST_PROCID_NULL; /* monitored by name */
-        edi_rt_monitor_exit_in(n->rt, from, to, &ref, reason);
+    case EDI_SIG_MONITOR_EXIT:
+        /* from stays null for a monitor made by name */
+        if (reason.ptr && has_to && edi_dist_view_ref(m->ref, &ref) == 0)
+            edi_rt_monitor_exit_in(n->rt, from, to, &ref, reason);
         return 0;
-    case EDI_DOP_SPAWN_REQUEST:
-    case EDI_DOP_SPAWN_REQUEST_TT:
+    case EDI_SIG_SPAWN_REQUEST:
         rt_spawn_in(n, peer, flags, m);
         return 0;
-    case EDI_DOP_SPAWN_REPLY:
-    case EDI_DOP_SPAWN_REPLY_TT: {
+    case EDI_SIG_SPAWN_REPLY: {
         edist_procid pid = EDIST_PROCID_NULL;
-        if (rt_view_procid(m->to, &to) || edi_dist_view_ref(m->ref, &ref))
+        if (!has_to || edi_dist_view_ref(m->ref, &ref))
             return 0;
         bool ok = rt_view_procid(m->result, &pid) == 0;
         unsigned f = ((m->flags & EDI_SPAWN_FLAG_LINK) ? EDI_SPAWN_LINK : 0) |
@@ -1355,7 +1356,14 @@ static void svc_print_line(void *user, const char *line, size_t len)
         n->cfg.output(n->cfg.output_user, line, len);
 }
 
+static int rt_peer_key(void *user, const char *peer, uint32_t *key)
+{
+    (void)user;
+    return edi_rt_node_intern(peer, strlen(peer), key);
+}
+
 static const edi_nk_rt_ops rt_nk_ops = {
+    .peer_key = rt_peer_key,
     .dispatch = rt_dispatch,
     .node_down = rt_node_down,
     .has_export = rt_has_export,

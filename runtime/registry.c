@@ -252,12 +252,33 @@ static void node_init(void)
     node_insert("nonode@nohost", 13); /* index 0 */
 }
 
+/* Every pid that arrives names its node: the few names a thread sees most
+ * (its own node, its peers) are answered from a small per-thread cache
+ * without hashing. Entries are never freed, so keeping pointers is safe. */
+#define NODE_CACHE_WAYS 4
+static _Thread_local struct {
+    const node_entry *e;
+    uint32_t index;
+} node_cache[NODE_CACHE_WAYS];
+static _Thread_local unsigned node_cache_next;
+
 int64_t edist_node_name_index(const char *name, size_t len)
 {
-    pthread_once(&node_once, node_init);
     if (!name || len == 0 || len > EDIST_ATOM_MAX_BYTES)
         return edist_set_error(EDIST_EINVAL, "node name: empty or too long");
-    return node_insert(name, len);
+    for (unsigned i = 0; i < NODE_CACHE_WAYS; i++) {
+        const node_entry *e = node_cache[i].e;
+        if (e && e->len == len && memcmp(e->name, name, len) == 0)
+            return node_cache[i].index;
+    }
+    pthread_once(&node_once, node_init);
+    int64_t index = node_insert(name, len);
+    if (index >= 0) {
+        unsigned w = node_cache_next++ % NODE_CACHE_WAYS;
+        node_cache[w].e = node_get((uint32_t)index);
+        node_cache[w].index = (uint32_t)index;
+    }
+    return index;
 }
 
 int edi_rt_node_intern(const char *name, size_t len, uint32_t *index)

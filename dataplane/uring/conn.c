@@ -702,6 +702,60 @@ int edi_conn_send_frame_owned(edi_conn *c, const void *head, size_t head_len,
     return 0;
 }
 
+/* Bytes are written in place at the end of the tail chunk, so a run of
+ * small frames is one contiguous segment: one iovec for all of them. */
+int edi_conn_tx_reserve(edi_conn *c, size_t max_bytes, uint8_t **out)
+{
+    if (c->state == CS_CLOSING || c->state == CS_DEAD)
+        return edist_set_error(EDIST_ECLOSED, "uring: send on a closed connection");
+    size_t total = max_bytes;
+    txchunk *ch = c->tail_chunk;
+    if (ch == NULL || ch->cap - ch->used < total) {
+        size_t cap = total > EDI_TX_CHUNK_BYTES ? total : EDI_TX_CHUNK_BYTES;
+        txchunk *nc = malloc(sizeof(*nc) + cap);
+        if (nc == NULL)
+            return edist_set_error(EDIST_ENOMEM, "uring: send chunk of %zu bytes", cap);
+        nc->cap = cap;
+        nc->used = 0;
+        nc->segs = 0;
+        if (ch != NULL && ch->segs == 0)
+            free(ch);
+        c->tail_chunk = ch = nc;
+    }
+    int rc = seg_reserve(c, 1);
+    if (rc < 0)
+        return rc;
+    *out = ch->data + ch->used;
+    return 0;
+}
+
+void edi_conn_tx_commit(edi_conn *c, size_t bytes, uint32_t frames)
+{
+    if (bytes == 0)
+        return;
+    txchunk *ch = c->tail_chunk;
+    uint8_t *dst = ch->data + ch->used;
+    size_t total = bytes;
+    ch->used += total;
+    c->queued += total;
+    c->st.frames_out += frames;
+    c->loop->st.frames_out += frames;
+    if (c->seg_count > 0) {
+        txseg *last = &c->segs[(c->seg_head + c->seg_count - 1) & (c->seg_cap - 1)];
+        if (last->chunk == ch && last->p + last->len == dst) {
+            last->len += total;
+            mark_dirty(c);
+            return;
+        }
+    }
+    txseg *s = seg_push(c);
+    s->p = dst;
+    s->len = total;
+    s->chunk = ch;
+    ch->segs++;
+    mark_dirty(c);
+}
+
 size_t edi_conn_send_queue_bytes(const edi_conn *c) { return c->queued; }
 
 static void tx_submit(edi_conn *c)
@@ -764,6 +818,10 @@ static void on_send(edi_conn *c, struct io_uring_cqe *cqe)
             left = 0;
         }
     }
+    if (c->ops->on_sent != NULL)
+        c->ops->on_sent(c, c->user, c->queued);
+    if (c->state == CS_DEAD)
+        return;
     if (c->want_writable && c->queued <= loop->cfg.send_queue_limit_bytes / 2) {
         c->want_writable = false;
         c->pend_writable = true;

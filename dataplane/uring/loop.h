@@ -242,6 +242,9 @@ typedef struct edi_conn_ops {
     /* The send queue went from "full" (a send returned EDIST_EAGAIN) to
      * below half its limit. Called once per EAGAIN episode. */
     void (*on_writable)(edi_conn *c, void *user);
+    /* The kernel took bytes of the send queue; queued_bytes are left.
+     * Runs on every send completion: keep it cheap. May close c. */
+    void (*on_sent)(edi_conn *c, void *user, size_t queued_bytes);
     /* Called exactly once; afterwards c is invalid (the loop frees it once
      * the kernel returns its buffers). reason: 0 local close completed
      * (edi_conn_close flushed everything, or edi_conn_abort(c, 0)),
@@ -315,6 +318,13 @@ int edi_conn_send_frame_owned(edi_conn *c, const void *head, size_t head_len,
                               const void *body, size_t body_len,
                               edi_release_fn release, void *release_arg,
                               unsigned flags);
+/* Writing in place: edi_conn_tx_reserve gives room for max_bytes at the
+ * end of the send queue in *out (or EDIST_ECLOSED, EDIST_ENOMEM); write whole U32 frames there and call
+ * edi_conn_tx_commit with the bytes written (<= max_bytes) and how many
+ * frames they hold, before any other send on c. Nothing is sent if commit
+ * is not called. No queue limit applies: the caller does its admission. */
+int edi_conn_tx_reserve(edi_conn *c, size_t max_bytes, uint8_t **out);
+void edi_conn_tx_commit(edi_conn *c, size_t bytes, uint32_t frames);
 /* Bytes queued and not yet acknowledged by the kernel. */
 size_t edi_conn_send_queue_bytes(const edi_conn *c);
 
