@@ -1120,6 +1120,86 @@ int edi_dist_build_send_sender(edist_buf *out, uint64_t flags,
                           msg, "message");
 }
 
+/* NEW_PID_EXT with a SMALL_ATOM_UTF8_EXT node name; p has room. */
+static uint8_t *put_pid(uint8_t *p, const edist_pid *pid)
+{
+    *p++ = EDIST_TAG_NEW_PID;
+    *p++ = EDIST_TAG_SMALL_ATOM_UTF8;
+    *p++ = (uint8_t)pid->node.len;
+    memcpy(p, pid->node.ptr, pid->node.len);
+    p += pid->node.len;
+    put_be32(p, pid->id);
+    put_be32(p + 4, pid->serial);
+    put_be32(p + 8, pid->creation);
+    return p + 12;
+}
+
+int edi_dist_build_send_pids(edist_buf *out, uint64_t flags,
+                             const edist_pid *from, const edist_pid *to,
+                             edist_term_view msg)
+{
+    bool sender = (flags & EDI_DFLAG_SEND_SENDER) != 0;
+    if (msg.len > 0 && msg.ptr[0] == EDIST_TAG_VERSION) {
+        msg.ptr++;
+        msg.len--;
+    }
+    /* The general builder checks and reports what this one does not
+     * handle: odd node names, missing or compressed messages. */
+    if (!out || out->err || msg.len == 0 || !msg.ptr ||
+        msg.ptr[0] == EDIST_TAG_COMPRESSED || from->node.latin1 ||
+        to->node.latin1 || from->node.len > 255 || to->node.len > 255) {
+        edist_term_view tv, fv;
+        edi_dist_term_scratch ts, fs;
+        int rc = edi_dist_pid_view(to, &ts, &tv);
+        if (rc == 0 && sender)
+            rc = edi_dist_pid_view(from, &fs, &fv);
+        if (rc)
+            return rc;
+        return sender ? edi_dist_build_send_sender(out, flags, NULL, fv, tv, msg)
+                      : edi_dist_build_send(out, flags, NULL, tv, msg);
+    }
+    int hdr = edi_dist_uses_header(flags);
+    size_t pid_bytes = 3 + 12;
+    size_t max = 4 + 3 + 2 + 2 + 2 + (pid_bytes + to->node.len) +
+                 (sender ? pid_bytes + from->node.len : 0) + 1 + msg.len;
+    if (edist_buf_reserve(out, max) != 0)
+        return edist_set_error(out->err ? out->err : EDIST_ENOMEM,
+                               "dist build SEND: buffer error");
+    uint8_t *start = out->data + out->len;
+    uint8_t *p = start + 4;
+    if (hdr) {
+        *p++ = EDIST_TAG_VERSION;
+        *p++ = EDI_DIST_HEADER;
+        *p++ = 0; /* no atom cache refs */
+    } else {
+        *p++ = EDI_DIST_PASS_THROUGH;
+        *p++ = EDIST_TAG_VERSION;
+    }
+    *p++ = EDIST_TAG_SMALL_TUPLE;
+    *p++ = 3;
+    *p++ = EDIST_TAG_SMALL_INTEGER;
+    if (sender) {
+        *p++ = EDI_DOP_SEND_SENDER;
+        p = put_pid(p, from);
+    } else {
+        *p++ = EDI_DOP_SEND;
+        *p++ = EDIST_TAG_SMALL_ATOM_UTF8;
+        *p++ = 0;
+    }
+    p = put_pid(p, to);
+    if (!hdr)
+        *p++ = EDIST_TAG_VERSION;
+    memcpy(p, msg.ptr, msg.len);
+    p += msg.len;
+    size_t frame = (size_t)(p - start);
+    if (frame - 4 > UINT32_MAX)
+        return edist_set_error(EDIST_EINVAL, "dist build SEND: frame of %zu "
+                               "bytes exceeds the u32 length", frame - 4);
+    put_be32(start, (uint32_t)(frame - 4));
+    out->len += frame;
+    return 0;
+}
+
 int edi_dist_build_reg_send(edist_buf *out, uint64_t flags,
                             const edist_term_view *token, edist_term_view from,
                             edist_term_view to_name, edist_term_view msg)

@@ -328,6 +328,12 @@ int edi_dist_build_send(edist_buf *out, uint64_t flags,
                         edist_term_view msg);
 /* SEND_SENDER(_TT): {22, From, To[, Token]} + Msg (needs DFLAG_SEND_SENDER;
  * erts uses it whenever negotiated). */
+/* SEND_SENDER {22, From, To} (or SEND {2, '', To} when the peer did not
+ * negotiate DFLAG_SEND_SENDER) with msg: the send path's builder, written
+ * in one pass without per-element buffer calls. */
+int edi_dist_build_send_pids(edist_buf *out, uint64_t flags,
+                             const edist_pid *from, const edist_pid *to,
+                             edist_term_view msg);
 int edi_dist_build_send_sender(edist_buf *out, uint64_t flags,
                                const edist_term_view *token,
                                edist_term_view from, edist_term_view to,

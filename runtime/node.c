@@ -695,7 +695,8 @@ static bool rt_can_defer_n(edist_node *n, int rc, const char *peer, uint32_t nod
 /* A message on the send path: built once, by the net kernel, into
  * whatever memory will carry it. */
 typedef struct rt_msg_build {
-    edist_term_view from, to; /* to: a pid, or the name of reg_send */
+    edist_pid from_pid, to_pid;     /* a send to a pid */
+    edist_term_view from, to_name;  /* reg_send */
     edist_term_view msg;
     bool by_name;
 } rt_msg_build;
@@ -704,19 +705,20 @@ static int rt_build_msg(void *arg, edist_buf *out, uint64_t flags)
 {
     const rt_msg_build *b = arg;
     if (b->by_name)
-        return edi_dist_build_reg_send(out, flags, NULL, b->from, b->to,
+        return edi_dist_build_reg_send(out, flags, NULL, b->from, b->to_name,
                                        b->msg);
-    if (flags & EDI_DFLAG_SEND_SENDER)
-        return edi_dist_build_send_sender(out, flags, NULL, b->from, b->to,
-                                          b->msg);
-    return edi_dist_build_send(out, flags, NULL, b->to, b->msg);
+    return edi_dist_build_send_pids(out, flags, &b->from_pid, &b->to_pid,
+                                    b->msg);
 }
 
 /* The frame's bytes at most: length prefix, header, control tuple and its
  * op, the two terms, the message and its version byte. */
 static size_t rt_msg_max_bytes(const rt_msg_build *b)
 {
-    return 4 + 3 + 2 + 2 + b->from.len + b->to.len + 1 + b->msg.len + 8;
+    size_t terms = b->by_name ? b->from.len + b->to_name.len
+                              : 2 * (3 + 12) + b->from_pid.node.len +
+                                    b->to_pid.node.len;
+    return 4 + 3 + 2 + 2 + terms + 1 + b->msg.len + 8;
 }
 
 /* Not connected (or still connecting): the signal waits, copied, for the
@@ -750,10 +752,15 @@ static int rt_send_msg(edist_node *n, edist_procid from, edist_procid to,
     edi_dist_term_scratch fs, ts;
     rt_msg_build b = {.msg = {.ptr = msg->data, .len = msg->len},
                       .by_name = name != NULL};
-    int rc = rt_pid_view(from, &fs, &b.from);
-    if (rc == 0)
-        rc = name ? edi_dist_atom_view(name, strlen(name), &ts, &b.to)
-                  : rt_pid_view(to, &ts, &b.to);
+    int rc = 0;
+    if (name) {
+        rc = rt_pid_view(from, &fs, &b.from);
+        if (rc == 0)
+            rc = edi_dist_atom_view(name, strlen(name), &ts, &b.to_name);
+    } else {
+        edist_procid_to_pid(from, &b.from_pid);
+        edist_procid_to_pid(to, &b.to_pid);
+    }
     if (rc)
         return rc;
     /* Signals waiting for the connection go first. */

@@ -116,6 +116,15 @@ static inline long edi_utf8_count(const uint8_t *s, size_t len)
     long count = 0;
     size_t i = 0;
     while (i < len) {
+        if (len - i >= 8) { /* eight ASCII bytes at a time */
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if ((w & 0x8080808080808080ull) == 0) {
+                i += 8;
+                count += 8;
+                continue;
+            }
+        }
         if (s[i] < 0x80) { /* ASCII fast path */
             i++;
             count++;
