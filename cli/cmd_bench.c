@@ -86,14 +86,17 @@ typedef struct pair_opts {
     bool json, verbose;
 } pair_opts;
 
+static const char pair_synopsis[] =
+    "usage: edist bench pair --lane LANE [--bytes B] [--count N]\n"
+    "         [--rtt-count R] [--warmup W] [--shards S]\n"
+    "         [--idle busy|adaptive] [--timeout S] [--json] [--verbose]\n";
+
 static void pair_usage(FILE *out)
 {
     char lanes[128];
     lane_names(lanes, sizeof lanes);
+    fputs(pair_synopsis, out);
     fprintf(out,
-            "usage: edist bench pair --lane LANE [--bytes B] [--count N]\n"
-            "         [--rtt-count R] [--warmup W] [--shards S]\n"
-            "         [--idle busy|adaptive] [--timeout S] [--json] [--verbose]\n"
             "  Starts two edist nodes as two processes on this host, with a\n"
             "  private port mapper and cookie, connected over LANE (%s),\n"
             "  and measures:\n"
@@ -650,7 +653,7 @@ static int bench_pair(int argc, char **argv)
         rc = pair_shards(&r->o);
     if (rc) {
         cli_error("bench pair", rc);
-        pair_usage(stderr);
+        fprintf(stderr, "%s  (edist bench pair --help)\n", pair_synopsis);
         return 2;
     }
     r->exe = self_exe();
