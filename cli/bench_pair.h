@@ -43,11 +43,13 @@
  * minus unique; `out_of_order` counts stream messages that arrived after a
  * later one and pongs that did not answer the ping just sent; `stalled`
  * is 1 when the sink stopped acknowledging (the stream was cut short). */
-#define BENCH_PAIR_RESULT_FIELDS(U, F)                                       \
-    U(sent) U(received) U(unique) U(lost) U(out_of_order) U(duplicates)      \
-    U(bad_messages) U(send_waits) U(stalled) F(stream_seconds)               \
-    U(rtt_count) U(rtt_warmup) F(rtt_seconds) F(rtt_p50_us) F(rtt_p90_us)    \
+/* clang-format off */
+#define BENCH_PAIR_RESULT_FIELDS(U, F)                                         \
+    U(sent) U(received) U(unique) U(lost) U(out_of_order) U(duplicates)        \
+    U(bad_messages) U(send_waits) U(stalled) F(stream_seconds)                 \
+    U(rtt_count) U(rtt_warmup) F(rtt_seconds) F(rtt_p50_us) F(rtt_p90_us)      \
     F(rtt_p99_us) F(rtt_p999_us) F(rtt_max_us)
+/* clang-format on */
 
 typedef struct bench_pair_result {
 #define BENCH_PAIR_U(name) uint64_t name;

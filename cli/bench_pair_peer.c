@@ -69,7 +69,7 @@ static int send_waiting(edist_procid to, const void *term, size_t len,
     return rc;
 }
 
-/* ---- the sink ------------------------------------------------------------- */
+/* ---- the sink ------------------------------------------------------------ */
 
 typedef struct sink_state {
     edist_procid driver;
@@ -102,13 +102,18 @@ static void sink_hello(sink_state *s, edist_cursor *c)
     }
     uint8_t *seen = calloc(1, count / 8 + 1);
     if (!seen) {
-        fprintf(stderr, "edist: bench pair: node b: no memory for %" PRIu64
-                        " sequence numbers\n", count);
+        fprintf(stderr,
+                "edist: bench pair: node b: no memory for %" PRIu64
+                " sequence numbers\n",
+                count);
         return; /* no answer: the driver reports the stall */
     }
     free(s->seen);
-    *s = (sink_state){.driver = driver, .count = count,
-                      .ack_every = ack_every, .bytes = bytes, .seen = seen};
+    *s = (sink_state){.driver = driver,
+                      .count = count,
+                      .ack_every = ack_every,
+                      .bytes = bytes,
+                      .seen = seen};
     uint8_t mem[128];
     edist_buf b;
     edist_buf_init_fixed(&b, mem, sizeof mem);
@@ -199,7 +204,7 @@ static void sink_main(void *arg)
     }
 }
 
-/* ---- the node ------------------------------------------------------------- */
+/* ---- the node ------------------------------------------------------------ */
 
 /* Starts the node from `edist node` flags and the EDIST_* environment. */
 static int node_up(const char *who, int argc, char **argv, edist_node **node)
@@ -209,8 +214,8 @@ static int node_up(const char *who, int argc, char **argv, edist_node **node)
     edi_node_options_set(&o, EDI_OPT_LOG_LEVEL, "warning", EDI_OPT_DEFAULT,
                          NULL);
     int positional[1], np = 0;
-    int rc = edi_node_options_parse_args(&o, argc, argv, positional, 0, &np,
-                                         NULL);
+    int rc =
+        edi_node_options_parse_args(&o, argc, argv, positional, 0, &np, NULL);
     if (rc == 0)
         rc = edi_node_options_load_all(&o);
     if (rc == 0)
@@ -258,7 +263,7 @@ static int sink_role(int argc, char **argv)
     return 0;
 }
 
-/* ---- the driver ----------------------------------------------------------- */
+/* ---- the driver ---------------------------------------------------------- */
 
 typedef struct driver_job {
     const char *sink_node;

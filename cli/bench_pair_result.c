@@ -3,8 +3,8 @@
  * field of bench_pair_result, written by the driver and read back by the
  * orchestrator from one list of fields (bench_pair.h). */
 #include <errno.h>
-#include <stdbool.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,13 +18,13 @@ size_t bench_pair_result_format(const bench_pair_result *r, char *line,
     int n = snprintf(line, cap, "%s", BENCH_PAIR_RESULT_PREFIX);
     need += n > 0 ? (size_t)n : 0;
     /* Reals as %.17g: they read back to the same double. */
-#define BENCH_PAIR_U(name)                                                   \
+#define BENCH_PAIR_U(name)                                                     \
     n = snprintf(need < cap ? line + need : NULL, need < cap ? cap - need : 0, \
-                 " " #name "=%" PRIu64, r->name);                            \
+                 " " #name "=%" PRIu64, r->name);                              \
     need += n > 0 ? (size_t)n : 0;
-#define BENCH_PAIR_F(name)                                                   \
+#define BENCH_PAIR_F(name)                                                     \
     n = snprintf(need < cap ? line + need : NULL, need < cap ? cap - need : 0, \
-                 " " #name "=%.17g", r->name);                               \
+                 " " #name "=%.17g", r->name);                                 \
     need += n > 0 ? (size_t)n : 0;
     BENCH_PAIR_RESULT_FIELDS(BENCH_PAIR_U, BENCH_PAIR_F)
 #undef BENCH_PAIR_U
@@ -55,18 +55,18 @@ int bench_pair_result_parse(const char *line, bench_pair_result *r)
     memset(r, 0, sizeof *r);
     const char *v;
     char *end;
-#define BENCH_PAIR_U(name)                                                   \
-    if (!(v = field(line, #name)) || *v < '0' || *v > '9')                   \
-        return -1;                                                           \
-    errno = 0;                                                               \
-    r->name = strtoull(v, &end, 10);                                         \
-    if (errno || !ends_field(end))                                           \
+#define BENCH_PAIR_U(name)                                                     \
+    if (!(v = field(line, #name)) || *v < '0' || *v > '9')                     \
+        return -1;                                                             \
+    errno = 0;                                                                 \
+    r->name = strtoull(v, &end, 10);                                           \
+    if (errno || !ends_field(end))                                             \
         return -1;
-#define BENCH_PAIR_F(name)                                                   \
-    if (!(v = field(line, #name)))                                           \
-        return -1;                                                           \
-    r->name = strtod(v, &end);                                               \
-    if (end == v || !ends_field(end))                                        \
+#define BENCH_PAIR_F(name)                                                     \
+    if (!(v = field(line, #name)))                                             \
+        return -1;                                                             \
+    r->name = strtod(v, &end);                                                 \
+    if (end == v || !ends_field(end))                                          \
         return -1;
     BENCH_PAIR_RESULT_FIELDS(BENCH_PAIR_U, BENCH_PAIR_F)
 #undef BENCH_PAIR_U

@@ -39,8 +39,9 @@
 
 static void bench_usage(FILE *out)
 {
-    fputs("usage: edist bench pair --lane tcp [OPTIONS]  (edist bench pair --help)\n"
-          "         two nodes on this host: stream rate and round-trip percentiles\n"
+    fputs("usage: edist bench pair --lane tcp [OPTIONS]\n"
+          "         two nodes on this host: stream rate, round-trip\n"
+          "         percentiles (edist bench pair --help)\n"
           "       edist bench ping NODE [--count N] [--bytes B] [--cookie C]\n"
           "         round trips and a stream to NODE's echo process\n"
           "       edist bench local [--count N]\n"
@@ -51,7 +52,7 @@ static void bench_usage(FILE *out)
           out);
 }
 
-/* ---- lanes ------------------------------------------------------------------ */
+/* ---- lanes --------------------------------------------------------------- */
 
 /* What --lane names, and the node's transport option that gives it. Later
  * lanes add a row. */
@@ -76,7 +77,7 @@ static void lane_names(char *out, size_t cap)
     }
 }
 
-/* ---- options -------------------------------------------------------------- */
+/* ---- options ------------------------------------------------------------- */
 
 typedef struct pair_opts {
     const pair_lane *lane;
@@ -96,27 +97,28 @@ static void pair_usage(FILE *out)
     char lanes[128];
     lane_names(lanes, sizeof lanes);
     fputs(pair_synopsis, out);
-    fprintf(out,
-            "  Starts two edist nodes as two processes on this host, with a\n"
-            "  private port mapper and cookie, connected over LANE (%s),\n"
-            "  and measures:\n"
-            "  - a one-way stream of N messages (default 1000000): messages/s\n"
-            "    and bytes/s; the receiver checks every sequence number (lost,\n"
-            "    out of order, duplicated);\n"
-            "  - a ping-pong of R round trips (default 100000) after W warm-up\n"
-            "    ones (default R/10, at most 10000): percentiles p50, p90, p99,\n"
-            "    p99.9 and the maximum.\n"
-            "  Messages are B-byte terms {data|ping, Seq, <<Pad>>} (default 64,\n"
-            "  %d to 64M). --shards: shards per node (default: the node's\n"
-            "  default or EDIST_SHARDS). --idle: the nodes' idle strategy\n"
-            "  (default adaptive). --timeout: the whole run at most (default 600\n"
-            "  seconds). Other EDIST_<OPTION> variables reach both nodes as for\n"
-            "  `edist node`. --json: one JSON object on stdout. --verbose: the\n"
-            "  port mapper's port and each process's PID on stderr.\n"
-            "  Exit 0; 1 when a message was lost, duplicated or out of order or\n"
-            "  anything failed; 2 for bad usage; 128+N on signal N. Every\n"
-            "  process it starts is ended, by its PID, whatever happens.\n",
-            lanes, BENCH_PAIR_MIN_BYTES);
+    fprintf(
+        out,
+        "  Starts two edist nodes as two processes on this host, with a\n"
+        "  private port mapper and cookie, connected over LANE (%s),\n"
+        "  and measures:\n"
+        "  - a one-way stream of N messages (default 1000000): messages/s\n"
+        "    and bytes/s; the receiver checks every sequence number (lost,\n"
+        "    out of order, duplicated);\n"
+        "  - a ping-pong of R round trips (default 100000) after W warm-up\n"
+        "    ones (default R/10, at most 10000): percentiles p50, p90, p99,\n"
+        "    p99.9 and the maximum.\n"
+        "  Messages are B-byte terms {data|ping, Seq, <<Pad>>} (default 64,\n"
+        "  %d to 64M). --shards: shards per node (default: the node's\n"
+        "  default or EDIST_SHARDS). --idle: the nodes' idle strategy\n"
+        "  (default adaptive). --timeout: the whole run at most (default 600\n"
+        "  seconds). Other EDIST_<OPTION> variables reach both nodes as for\n"
+        "  `edist node`. --json: one JSON object on stdout. --verbose: the\n"
+        "  port mapper's port and each process's PID on stderr.\n"
+        "  Exit 0; 1 when a message was lost, duplicated or out of order or\n"
+        "  anything failed; 2 for bad usage; 128+N on signal N. Every\n"
+        "  process it starts is ended, by its PID, whatever happens.\n",
+        lanes, BENCH_PAIR_MIN_BYTES);
 }
 
 static int parse_num(const char *flag, const char *text, long long lo,
@@ -132,16 +134,20 @@ static int parse_num(const char *flag, const char *text, long long lo,
         unit = 1024 * 1024, end++;
     if (errno || end == text || *end || v < lo / unit || v > hi / unit ||
         v * unit < lo)
-        return edist_set_error(EDIST_EINVAL, "%s '%s': want %lld..%lld",
-                               flag, text, lo, hi);
+        return edist_set_error(EDIST_EINVAL, "%s '%s': want %lld..%lld", flag,
+                               text, lo, hi);
     *out = v * unit;
     return 0;
 }
 
 static int parse_pair_opts(int argc, char **argv, pair_opts *o)
 {
-    *o = (pair_opts){.bytes = 64, .count = 1000000, .rtt_count = 100000,
-                     .shards = 1, .timeout_s = 600, .idle = "adaptive"};
+    *o = (pair_opts){.bytes = 64,
+                     .count = 1000000,
+                     .rtt_count = 100000,
+                     .shards = 1,
+                     .timeout_s = 600,
+                     .idle = "adaptive"};
     const char *lane = NULL;
     for (int i = 1; i < argc; i++) {
         char flag[64];
@@ -170,12 +176,13 @@ static int parse_pair_opts(int argc, char **argv, pair_opts *o)
             rc = parse_num(flag, v, 1, BENCH_PAIR_MAX_COUNT, &o->count);
         else if (!strcmp(flag, "--rtt-count"))
             rc = parse_num(flag, v, 1, BENCH_PAIR_MAX_COUNT / 2, &o->rtt_count);
-        else if (!strcmp(flag, "--warmup"))
-            rc = parse_num(flag, v, 0, BENCH_PAIR_MAX_COUNT / 2, &o->warmup),
+        else if (!strcmp(flag, "--warmup")) {
+            rc = parse_num(flag, v, 0, BENCH_PAIR_MAX_COUNT / 2, &o->warmup);
             o->warmup_given = true;
-        else if (!strcmp(flag, "--shards"))
-            rc = parse_num(flag, v, 1, 1024, &o->shards), o->shards_given = true;
-        else if (!strcmp(flag, "--timeout"))
+        } else if (!strcmp(flag, "--shards")) {
+            rc = parse_num(flag, v, 1, 1024, &o->shards);
+            o->shards_given = true;
+        } else if (!strcmp(flag, "--timeout"))
             rc = parse_num(flag, v, 1, 86400 * 7, &o->timeout_s);
         else if (!strcmp(flag, "--idle")) {
             if (strcmp(v, "busy") && strcmp(v, "adaptive"))
@@ -194,8 +201,8 @@ static int parse_pair_opts(int argc, char **argv, pair_opts *o)
     char known[128];
     lane_names(known, sizeof known);
     if (!lane)
-        return edist_set_error(EDIST_EINVAL, "which lane? --lane LANE (known: %s)",
-                               known);
+        return edist_set_error(EDIST_EINVAL,
+                               "which lane? --lane LANE (known: %s)", known);
     for (size_t i = 0; i < PAIR_LANE_COUNT; i++)
         if (!strcmp(lane, pair_lanes[i].name))
             o->lane = &pair_lanes[i];
@@ -236,7 +243,7 @@ static int pair_shards(pair_opts *o)
     return 0;
 }
 
-/* ---- child processes ---------------------------------------------------------- */
+/* ---- child processes ----------------------------------------------------- */
 
 typedef struct pair_child {
     const char *role; /* "node a", "node b" */
@@ -399,6 +406,17 @@ static int pump(pair_run *r)
     return PUMP_PROGRESS;
 }
 
+/* A signal that came while nobody polled (ending the children): it still
+ * decides the exit status. */
+static void take_pending_signal(pair_run *r)
+{
+    struct pollfd p = {.fd = r->sig_fd, .events = POLLIN};
+    struct signalfd_siginfo si;
+    if (!r->signal && poll(&p, 1, 0) == 1 &&
+        read(r->sig_fd, &si, sizeof si) == (ssize_t)sizeof si)
+        r->signal = (int)si.ssi_signo;
+}
+
 /* Waits for c to exit until until_ns; true once reaped. */
 static bool child_reap(pair_child *c, uint64_t until_ns)
 {
@@ -450,7 +468,7 @@ static bool exited_zero(const pair_child *c)
     return c->reaped && WIFEXITED(c->status) && WEXITSTATUS(c->status) == 0;
 }
 
-/* ---- the port mapper ---------------------------------------------------------- */
+/* ---- the port mapper ----------------------------------------------------- */
 
 static void *epmd_main(void *arg)
 {
@@ -492,7 +510,7 @@ static void epmd_stop(pair_run *r)
     r->epmd = NULL;
 }
 
-/* ---- output ----------------------------------------------------------------- */
+/* ---- output -------------------------------------------------------------- */
 
 /* 1234567 -> "1,234,567", in one of a few rotating buffers. */
 static const char *grouped(double v)
@@ -514,8 +532,10 @@ static const char *grouped(double v)
 
 static void print_json(const pair_run *r, const bench_pair_result *res)
 {
-    double msgs_per_s = res->stream_seconds > 0 ? (double)res->sent / res->stream_seconds : 0;
-    double rtts_per_s = res->rtt_seconds > 0 ? (double)res->rtt_count / res->rtt_seconds : 0;
+    double msgs_per_s =
+        res->stream_seconds > 0 ? (double)res->sent / res->stream_seconds : 0;
+    double rtts_per_s =
+        res->rtt_seconds > 0 ? (double)res->rtt_count / res->rtt_seconds : 0;
     printf("{\"lane\": \"%s\", \"bytes\": %lld, \"messages\": %" PRIu64
            ", \"stream_msgs_per_s\": %.1f, \"stream_bytes_per_s\": %.1f"
            ", \"stream_seconds\": %.6f, \"rtt_count\": %" PRIu64
@@ -537,12 +557,15 @@ static void print_json(const pair_run *r, const bench_pair_result *res)
 
 static void print_table(const pair_run *r, const bench_pair_result *res)
 {
-    double msgs_per_s = res->stream_seconds > 0 ? (double)res->sent / res->stream_seconds : 0;
-    double rtts_per_s = res->rtt_seconds > 0 ? (double)res->rtt_count / res->rtt_seconds : 0;
-    printf("edist bench pair: lane %s, %lld-byte messages, %lld shard%s per node, "
-           "idle %s\n",
-           r->o.lane->name, r->o.bytes, r->o.shards, r->o.shards == 1 ? "" : "s",
-           r->o.idle);
+    double msgs_per_s =
+        res->stream_seconds > 0 ? (double)res->sent / res->stream_seconds : 0;
+    double rtts_per_s =
+        res->rtt_seconds > 0 ? (double)res->rtt_count / res->rtt_seconds : 0;
+    printf(
+        "edist bench pair: lane %s, %lld-byte messages, %lld shard%s per node, "
+        "idle %s\n",
+        r->o.lane->name, r->o.bytes, r->o.shards, r->o.shards == 1 ? "" : "s",
+        r->o.idle);
     printf("  stream      %s messages in %.3f s: %s messages/s, %s bytes/s\n",
            grouped((double)res->sent), res->stream_seconds, grouped(msgs_per_s),
            grouped(msgs_per_s * (double)r->o.bytes));
@@ -553,12 +576,13 @@ static void print_table(const pair_run *r, const bench_pair_result *res)
     printf("  ping-pong   %s round trips after %s warm-up: %s round trips/s\n",
            grouped((double)res->rtt_count), grouped((double)res->rtt_warmup),
            grouped(rtts_per_s));
-    printf("  round trip  p50 %.1f us, p90 %.1f, p99 %.1f, p99.9 %.1f, max %.1f\n",
-           res->rtt_p50_us, res->rtt_p90_us, res->rtt_p99_us, res->rtt_p999_us,
-           res->rtt_max_us);
+    printf(
+        "  round trip  p50 %.1f us, p90 %.1f, p99 %.1f, p99.9 %.1f, max %.1f\n",
+        res->rtt_p50_us, res->rtt_p90_us, res->rtt_p99_us, res->rtt_p999_us,
+        res->rtt_max_us);
 }
 
-/* ---- the run ------------------------------------------------------------------ */
+/* ---- the run ------------------------------------------------------------- */
 
 static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -583,16 +607,28 @@ static int pair_measure(pair_run *r)
     snprintf(rtt_count, sizeof rtt_count, "%lld", r->o.rtt_count);
     snprintf(warmup, sizeof warmup, "%lld", r->o.warmup);
     char *transport = (char *)r->o.lane->transport, *idle = (char *)r->o.idle;
-#define NODE_FLAGS(c)                                                        \
-    "--name", (c)->name, "--epmd-port", port, "--listen-address",            \
-        "127.0.0.1", "--start-epmd", "false", "--transport", transport,      \
-        "--idle", idle, NULL
-    char *b_argv[] = {(char *)r->exe, "bench", BENCH_PAIR_PEER_COMMAND, "sink",
-                      "--", NODE_FLAGS(&r->b)};
-    char *a_argv[] = {(char *)r->exe, "bench", BENCH_PAIR_PEER_COMMAND,
-                      "driver", "--peer", r->b.name, "--bytes", bytes,
-                      "--count", count, "--rtt-count", rtt_count, "--warmup",
-                      warmup, "--", NODE_FLAGS(&r->a)};
+#define NODE_FLAGS(c)                                                          \
+    "--name", (c)->name, "--epmd-port", port, "--listen-address", "127.0.0.1", \
+        "--start-epmd", "false", "--transport", transport, "--idle", idle,     \
+        NULL
+    char *b_argv[] = {(char *)r->exe, "bench", BENCH_PAIR_PEER_COMMAND,
+                      "sink",         "--",    NODE_FLAGS(&r->b)};
+    char *a_argv[] = {(char *)r->exe,
+                      "bench",
+                      BENCH_PAIR_PEER_COMMAND,
+                      "driver",
+                      "--peer",
+                      r->b.name,
+                      "--bytes",
+                      bytes,
+                      "--count",
+                      count,
+                      "--rtt-count",
+                      rtt_count,
+                      "--warmup",
+                      warmup,
+                      "--",
+                      NODE_FLAGS(&r->a)};
 #undef NODE_FLAGS
     int rc = child_start(r, &r->b, b_argv);
     int ev = PUMP_PROGRESS;
@@ -603,8 +639,8 @@ static int pair_measure(pair_run *r)
         char how[64];
         child_reap(&r->b, now_ns() + 1000000000u);
         describe_exit(&r->b, how, sizeof how);
-        fail("%s (pid %ld) %s before it was ready", r->b.role,
-             (long)r->b.pid, how);
+        fail("%s (pid %ld) %s before it was ready", r->b.role, (long)r->b.pid,
+             how);
         return 1;
     }
     if (rc == 0 && ev == PUMP_PROGRESS)
@@ -622,8 +658,9 @@ static int pair_measure(pair_run *r)
         return 128 + r->signal;
     if (ev == PUMP_TIMEOUT) {
         pair_child *late = r->b.ready ? &r->a : &r->b;
-        fail("%s (pid %ld) did not finish within %lld s (--timeout): "
-                "ending it", late->role, (long)late->pid, r->o.timeout_s);
+        fail("%s (pid %ld) did not %s within %lld s (--timeout): ending it",
+             late->role, (long)late->pid,
+             late == &r->a ? "finish" : "get ready", r->o.timeout_s);
         return 1;
     }
     if (!exited_zero(&r->a) || !r->a.have_result) {
@@ -699,8 +736,9 @@ static int bench_pair(int argc, char **argv)
         return 1;
     }
     if (r->o.verbose)
-        fprintf(stderr, "edist bench pair: port mapper on 127.0.0.1:%u "
-                        "(in this process, pid %ld)\n",
+        fprintf(stderr,
+                "edist bench pair: port mapper on 127.0.0.1:%u "
+                "(in this process, pid %ld)\n",
                 r->epmd_port, (long)getpid());
     r->deadline_ns = now_ns() + (uint64_t)r->o.timeout_s * 1000000000u;
 
@@ -709,21 +747,24 @@ static int bench_pair(int argc, char **argv)
     child_end(&r->a, SIGTERM, BENCH_PAIR_STOP_GRACE_MS);
     child_end(&r->b, SIGTERM, BENCH_PAIR_STOP_GRACE_MS);
     epmd_stop(r);
+    take_pending_signal(r);
     close(r->sig_fd);
     if (r->o.verbose)
-        fprintf(stderr, "edist bench pair: ended node a (pid %ld), node b "
-                        "(pid %ld)\n", (long)r->a.pid, (long)r->b.pid);
+        fprintf(stderr,
+                "edist bench pair: ended node a (pid %ld), node b "
+                "(pid %ld)\n",
+                (long)r->a.pid, (long)r->b.pid);
     if (r->signal) {
         fail("stopped by signal %d (%s): ended node a (pid %ld) and node "
-                "b (pid %ld)", r->signal, strsignal(r->signal),
-             (long)r->a.pid, (long)r->b.pid);
+             "b (pid %ld)",
+             r->signal, strsignal(r->signal), (long)r->a.pid, (long)r->b.pid);
         return 128 + r->signal;
     }
     if (out == 0 && r->b.pid > 0 && !exited_zero(&r->b)) {
         char how[64];
         describe_exit(&r->b, how, sizeof how);
-        fail("%s (pid %ld) %s when asked to stop", r->b.role,
-             (long)r->b.pid, how);
+        fail("%s (pid %ld) %s when asked to stop", r->b.role, (long)r->b.pid,
+             how);
         out = 1;
     }
     if (!r->a.have_result)
@@ -737,7 +778,7 @@ static int bench_pair(int argc, char **argv)
     if (res->lost || res->out_of_order || res->duplicates ||
         res->bad_messages || res->stalled) {
         fail("messages went wrong: lost %" PRIu64 ", out of order %" PRIu64
-                ", duplicated %" PRIu64 ", malformed %" PRIu64 "%s",
+             ", duplicated %" PRIu64 ", malformed %" PRIu64 "%s",
              res->lost, res->out_of_order, res->duplicates, res->bad_messages,
              res->stalled ? ", and the receiver stopped acknowledging" : "");
         out = 1;
