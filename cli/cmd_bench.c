@@ -453,7 +453,9 @@ close_out:
 
 static void describe_exit(const pair_child *c, char *out, size_t cap)
 {
-    if (!c->reaped)
+    if (c->pid <= 0)
+        snprintf(out, cap, "not started");
+    else if (!c->reaped)
         snprintf(out, cap, "still running");
     else if (WIFEXITED(c->status))
         snprintf(out, cap, "exited with status %d", WEXITSTATUS(c->status));
@@ -749,11 +751,16 @@ static int bench_pair(int argc, char **argv)
     epmd_stop(r);
     take_pending_signal(r);
     close(r->sig_fd);
-    if (r->o.verbose)
+    if (r->o.verbose) {
+        /* How each ended, as reaped here. */
+        char how_a[64], how_b[64];
+        describe_exit(&r->a, how_a, sizeof how_a);
+        describe_exit(&r->b, how_b, sizeof how_b);
         fprintf(stderr,
-                "edist bench pair: ended node a (pid %ld), node b "
-                "(pid %ld)\n",
-                (long)r->a.pid, (long)r->b.pid);
+                "edist bench pair: ended node a (pid %ld, %s), node b (pid "
+                "%ld, %s)\n",
+                (long)r->a.pid, how_a, (long)r->b.pid, how_b);
+    }
     if (r->signal) {
         fail("stopped by signal %d (%s): ended node a (pid %ld) and node "
              "b (pid %ld)",

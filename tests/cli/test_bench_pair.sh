@@ -6,7 +6,8 @@
 # unknown or missing lane is refused naming the known ones; --shards as
 # far as this build's nodes have shards. Every process it started (the
 # PIDs it reports with --verbose, and anything carrying its node names) is
-# gone afterwards: after a run, after SIGTERM or SIGINT mid-run, after a
+# gone afterwards, and was reaped by bench pair itself (the exit status it
+# reports): after a run, after SIGTERM or SIGINT mid-run, after a
 # child overran --timeout, after a child failed to start. No figure is
 # compared with a threshold: only counts and signs.
 set -u
@@ -72,6 +73,8 @@ assert abs(obj["stream_bytes_per_s"] - 64 * obj["stream_msgs_per_s"]) \
     <= 0.001 * obj["stream_bytes_per_s"] + 1, obj
 print("json ok:", {k: obj[k] for k in ["stream_msgs_per_s", "rtt_p50_us", "lost"]})
 PY
+grep -q 'ended node a (pid [0-9]*, exited with status 0), node b (pid [0-9]*, exited with status 0)$' "$tmp/json.err" ||
+  fail "not both reaped with status 0: $(cat "$tmp/json.err")"
 n=$(no_leftovers "$tmp/json.err" "$run_pid")
 ok "--json: one object with every key, lost 0, out_of_order 0, figures positive; its $n children are gone"
 
@@ -145,9 +148,13 @@ for sig in TERM:143 INT:130; do
   rc=$?
   [ "$rc" = "$want" ] || fail "SIG$name: exit $rc, want $want: $(cat "$tmp/sig$name.err")"
   grep -q "stopped by signal" "$tmp/sig$name.err" || fail "no message: $(cat "$tmp/sig$name.err")"
+  # Ended and reaped by bench pair itself (not only by PR_SET_PDEATHSIG
+  # once it is gone): the driver by SIGTERM, the sink stopped cleanly.
+  grep -q 'ended node a (pid [0-9]*, was killed by signal 15), node b (pid [0-9]*, exited with status 0)$' \
+    "$tmp/sig$name.err" || fail "not ended by bench pair: $(cat "$tmp/sig$name.err")"
   [ ! -s "$tmp/sig$name.out" ] || fail "stdout after SIG$name: $(cat "$tmp/sig$name.out")"
   no_leftovers "$tmp/sig$name.err" "$run_pid" >/dev/null
-  ok "SIG$name mid-run: exit $want, both nodes ended by PID"
+  ok "SIG$name mid-run: exit $want, both nodes ended by PID and reaped (driver by SIGTERM, sink stopped cleanly)"
 done
 
 # 6. A child that overruns --timeout is ended.
@@ -155,6 +162,8 @@ run timeout --lane tcp --count 2000000000 --timeout 2 --verbose
 [ "$rc" = 1 ] || fail "timeout: exit $rc"
 grep -q 'node a (pid [0-9]*) did not finish within 2 s (--timeout)' "$tmp/timeout.err" ||
   fail "no timeout message: $(cat "$tmp/timeout.err")"
+grep -q 'ended node a (pid [0-9]*, was killed by signal 15), node b (pid [0-9]*, exited with status 0)$' \
+  "$tmp/timeout.err" || fail "not ended by bench pair: $(cat "$tmp/timeout.err")"
 no_leftovers "$tmp/timeout.err" "$run_pid" >/dev/null
 ok "--timeout 2 on an endless stream: exit 1, said so, both nodes ended"
 
@@ -167,6 +176,8 @@ unset EDIST_RX_BUFFERS
 grep -q 'rx_buffers must be a power of 2' "$tmp/badnode.err" &&
   grep -q 'node b (pid [0-9]*) exited with status 1 before it was ready' "$tmp/badnode.err" ||
   fail "unclear: $(cat "$tmp/badnode.err")"
+grep -q 'ended node a (pid 0, not started), node b (pid [0-9]*, exited with status 1)$' \
+  "$tmp/badnode.err" || fail "not reaped: $(cat "$tmp/badnode.err")"
 no_leftovers "$tmp/badnode.err" "$run_pid" >/dev/null
 ok "a node that cannot start: exit 1 with its reason, nothing left"
 done_ok
