@@ -13,6 +13,8 @@ int cmd_rpc(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+/* bench ping / bench local (cmd_stat.c); 2: bad usage, not printed. */
+int cmd_bench_quick(int argc, char **argv);
 
 /* A short-lived hidden, unpublished node for talking to target (a dotted
  * host means long names), as erl_call makes. */

@@ -379,7 +379,9 @@ static int bench_local(const client_opts *o)
     return rc ? 1 : 0;
 }
 
-int cmd_bench(int argc, char **argv)
+/* `edist bench ping` and `edist bench local`; 2 for bad usage (cmd_bench.c
+ * prints it). */
+int cmd_bench_quick(int argc, char **argv)
 {
     client_opts o = {0};
     const char *what = argc > 1 ? argv[1] : "";
@@ -388,12 +390,5 @@ int cmd_bench(int argc, char **argv)
         return bench_ping(&o);
     if (!bad && !strcmp(what, "local") && !o.target)
         return bench_local(&o);
-    fprintf(stderr,
-            "usage: edist bench ping NODE [--count N] [--bytes B] [--cookie C]\n"
-            "         round trips and a stream to NODE's echo process\n"
-            "       edist bench local [--count N]\n"
-            "         message and spawn rates of a runtime in this program\n"
-            "  Figures for reports come from bench/ (Google Benchmark, side by\n"
-            "  side with Erlang and ZeroMQ); these are quick checks.\n");
     return 2;
 }

@@ -18,6 +18,7 @@ static void usage(FILE *out)
           "  rpc NODE MOD FUN 'ARGS'  rpc:call; prints the result or {badrpc, R} (exit 1)\n"
           "  send NODE NAME 'TERM'  send TERM to the process registered as NAME\n"
           "  stat NODE            the node's live counters\n"
+          "  bench pair --lane tcp  two nodes on this host: stream rate, round trips\n"
           "  bench ping NODE | bench local  quick round-trip, stream and spawn figures\n"
           "  demo                 walk through what edist does\n",
           out);

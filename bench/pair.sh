@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# `edist bench pair` in the configurations of README's table, one after the
+# other, as a Markdown table: the median of REPEAT runs of each figure
+# (default 3). Each run starts two edist nodes as two processes on this
+# host, over the TCP lane, with their own port mapper and cookie.
+#   bench/pair.sh [BUILD_DIR]      (default build-bench, a release build)
+# PAIR_ARGS adds options to every run (e.g. PAIR_ARGS="--count 200000
+# --rtt-count 10000" for a quick look; --shards 2 once nodes have shards).
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-$top/build-bench}
+edist=$build/cli/edist
+[ -x "$edist" ] || { echo "no $edist: ninja -C $build cli/edist" >&2; exit 1; }
+repeat=${REPEAT:-3}
+read -r -a extra <<<"${PAIR_ARGS:-}"
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# bytes idle
+configs=("64 adaptive" "64 busy" "1024 adaptive" "1024 busy")
+for c in "${configs[@]}"; do
+  read -r bytes idle <<<"$c"
+  for ((i = 1; i <= repeat; i++)); do
+    echo "==> edist bench pair --lane tcp --bytes $bytes --idle $idle ${extra[*]} --json  ($i/$repeat)" >&2
+    "$edist" bench pair --lane tcp --bytes "$bytes" --idle "$idle" "${extra[@]}" --json \
+      >>"$tmp/runs.jsonl"
+  done
+done
+
+python3 - "$tmp/runs.jsonl" <<'PY'
+import json, statistics, sys
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+groups = {}
+for r in runs:
+    groups.setdefault((r["bytes"], r["idle"], r["shards"]), []).append(r)
+med = lambda rs, k: statistics.median(r[k] for r in rs)
+print("| two edist nodes, TCP lane | stream, messages/s | stream, MB/s | "
+      "round trip p50 / p99 / p99.9, µs | command |")
+print("|---|---:|---:|---:|---|")
+for (b, idle, shards), rs in groups.items():
+    assert all(r["lost"] == 0 and r["out_of_order"] == 0 for r in rs)
+    cmd = f"`edist bench pair --lane tcp --bytes {b} --idle {idle}`"
+    print(f"| {b}-byte message, {idle} idle, {shards} shard(s), median of {len(rs)} "
+          f"| {med(rs, 'stream_msgs_per_s'):,.0f} "
+          f"| {med(rs, 'stream_bytes_per_s') / 1e6:,.1f} "
+          f"| {med(rs, 'rtt_p50_us'):.1f} / {med(rs, 'rtt_p99_us'):.1f} / "
+          f"{med(rs, 'rtt_p999_us'):.1f} | {cmd} |")
+PY
