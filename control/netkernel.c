@@ -1853,7 +1853,7 @@ int edi_nk_connect(edi_nk *nk, const char *peer, uint32_t timeout_ms,
     nk_op *o = op_new(nk, OP_CONNECT, peer, done, arg,
                       timeout_ms ? timeout_ms : nk->cfg.setuptime_ms + 1000);
     if (!o)
-        return edist_set_error(EDIST_EAGAIN, "%s", edist_last_error());
+        return EDIST_EAGAIN; /* op_new said why */
     want_connection(nk, peer, o);
     return 0;
 }
@@ -1873,7 +1873,7 @@ int edi_nk_ping(edi_nk *nk, const char *peer, uint32_t timeout_ms,
         op_new(nk, OP_PING, peer, done, arg,
                timeout_ms ? timeout_ms : EDIST_NODE_CALL_TIMEOUT_MS_DEFAULT);
     if (!o)
-        return edist_set_error(EDIST_EAGAIN, "%s", edist_last_error());
+        return EDIST_EAGAIN; /* op_new said why */
     make_ref(nk, o->ref);
     want_connection(nk, peer, o);
     return 0;
@@ -2549,7 +2549,7 @@ int edi_nk_monitor_node(edi_nk *nk, const char *peer, edist_node_event_fn fn,
     if (!o) {
         s->removed = true;
         subs_sweep(nk);
-        return edist_set_error(EDIST_EAGAIN, "%s", edist_last_error());
+        return EDIST_EAGAIN; /* op_new said why */
     }
     o->sub_handle = s->handle;
     want_connection(nk, peer, o);

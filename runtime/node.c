@@ -345,9 +345,9 @@ static int register_name(edist_node *n, int *fd)
                      : "every interface",
                  sc.idle_exit_ms);
     else if (src != EDIST_EEXIST) /* another node raced us to it: fine */
-        return edist_set_error(
-            src, "no port mapper on port %u and cannot start one: %s",
-            n->epmd_port, edist_last_error());
+        return edist_error_prefix(
+            src, "no port mapper on port %u and cannot start one",
+            n->epmd_port);
     int64_t deadline = (int64_t)edi_now_ms() + NODE_EPMD_START_WAIT_MS;
     do {
         rc = edi_epmd_register(NULL, n->epmd_port, &reg, 0, &n->creation, fd);
@@ -361,9 +361,9 @@ out:
             rc, "the name %s is in use on this host (port mapper on port %u)",
             shortname, n->epmd_port);
     if (rc)
-        return edist_set_error(
-            rc, "cannot register %s with the port mapper on port %u: %s",
-            shortname, n->epmd_port, edist_last_error());
+        return edist_error_prefix(
+            rc, "cannot register %s with the port mapper on port %u",
+            shortname, n->epmd_port);
     return 0;
 }
 

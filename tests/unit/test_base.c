@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The common base (base/): errors with context. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "edist/error.h"
+
+/* ---- errors with context -------------------------------------------------- */
+
+/* Context goes in front of the detail a failed call left, once, whole. */
+static void test_error_prefix(void **state)
+{
+    (void)state;
+    edist_set_error(EDIST_EIO, "cannot reach port 1");
+    assert_int_equal(edist_error_prefix(EDIST_EEXIST, "cannot register %s", "x"),
+                     EDIST_EEXIST);
+    assert_string_equal(edist_last_error(), "cannot register x: cannot reach port 1");
+    assert_int_equal(edist_error_prefix(EDIST_EAGAIN, "node %d", 2), EDIST_EAGAIN);
+    assert_string_equal(edist_last_error(),
+                        "node 2: cannot register x: cannot reach port 1");
+}
+
+/* No detail before: the context alone, no dangling ": ". */
+static void test_error_prefix_no_detail(void **state)
+{
+    (void)state;
+    edist_clear_error();
+    assert_int_equal(edist_error_prefix(EDIST_ENOMEM, "no room for %s", "y"),
+                     EDIST_ENOMEM);
+    assert_string_equal(edist_last_error(), "no room for y");
+}
+
+/* A line longer than the buffer keeps the context and cuts the old
+ * detail's end; it stays terminated. */
+static void test_error_prefix_long(void **state)
+{
+    (void)state;
+    char big[2000];
+    memset(big, 'd', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    edist_set_error(EDIST_EIO, "%s", big);
+    size_t cap = strlen(edist_last_error()) + 1; /* the buffer's size */
+    edist_error_prefix(EDIST_EIO, "ctx");
+    const char *e = edist_last_error();
+    assert_int_equal(strlen(e), cap - 1);
+    assert_memory_equal(e, "ctx: ddd", 8);
+    /* A context longer than the buffer: cut, no detail after it. */
+    edist_error_prefix(EDIST_EIO, "%s", big);
+    assert_int_equal(strlen(edist_last_error()), cap - 1);
+    assert_null(strchr(edist_last_error(), ':'));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_error_prefix),
+        cmocka_unit_test(test_error_prefix_no_detail),
+        cmocka_unit_test(test_error_prefix_long),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
