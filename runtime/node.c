@@ -1848,14 +1848,10 @@ static int call_exec_mode(api_call *c, int wait_ms, bool allow_inline)
         return edist_set_error(EDIST_EAGAIN,
                                "node is busy (request queue full)");
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += wait_ms / 1000;
-    ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    /* The condition variable waits on CLOCK_MONOTONIC, edi_now_ns's. */
+    uint64_t due_ns = edi_now_ns() + (uint64_t)wait_ms * 1000000u;
+    struct timespec ts = {.tv_sec = (time_t)(due_ns / 1000000000u),
+                          .tv_nsec = (long)(due_ns % 1000000000u)};
     pthread_mutex_lock(&c->mu);
     while (!c->done) {
         if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT)

@@ -408,9 +408,9 @@ int edi_rt_call(edi_rt *rt, edi_req *req, bool sync)
     } while (!atomic_compare_exchange_weak_explicit(&rt->reqs, &top, req, memory_order_release,
                                                     memory_order_relaxed));
     if (atomic_exchange(&rt->reqs_posted, 1) == 0) {
-        uint64_t start = edi_mono_ns();
+        uint64_t start = edi_now_ns();
         while (edi_loop_post(rt->loop, post_drain, rt) == EDIST_EAGAIN) {
-            if (edi_mono_ns() - start > (uint64_t)POST_RETRY_LIMIT_MS * 1000000u) {
+            if (edi_now_ns() - start > (uint64_t)POST_RETRY_LIMIT_MS * 1000000u) {
                 /* The loop does not take posts: let the next request try
                  * again; this one stays queued. */
                 atomic_store(&rt->reqs_posted, 0);

@@ -39,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/clock.h"
 #include "dataplane/term/hash.h"
 #include "dataplane/uring/loop.h"
 #include "edist/proc.h"
@@ -370,7 +371,6 @@ edi_msg *edi_mpsc_take(edi_mpsc *q);
  * timeout_ns (UINT64_MAX: no limit); wake all waiters. */
 void edi_futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeout_ns);
 void edi_futex_wake(_Atomic uint32_t *word);
-uint64_t edi_mono_ns(void);
 
 /* ---- hash tables (registry.c; the byte hash: dataplane/term/hash.h) --- */
 

@@ -37,23 +37,9 @@ void edi_loop_config_default(edi_loop_config *c)
 
 static bool is_pow2(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
-uint64_t edi_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void update_now(edi_loop *loop)
 {
-    loop->now_ns = now_ns();
+    loop->now_ns = edi_now_ns();
     loop->now_ms = loop->now_ns / 1000000u;
 }
 
@@ -478,7 +464,7 @@ static int loop_wait(edi_loop *loop, uint64_t timeout_ns)
 {
     if (loop->heap_len > 0) {
         uint64_t due_ns = loop->heap[0]->due_ms * 1000000u;
-        uint64_t now = now_ns();
+        uint64_t now = edi_now_ns();
         uint64_t until = due_ns > now ? due_ns - now : 0;
         if (until < timeout_ns)
             timeout_ns = until;

@@ -31,6 +31,8 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "base/clock.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -120,9 +122,9 @@ void edi_loop_stop(edi_loop *loop);
 typedef void (*edi_post_fn)(edi_loop *loop, void *arg);
 int edi_loop_post(edi_loop *loop, edi_post_fn fn, void *arg);
 
-/* Monotonic clock in ms. edi_now_ms reads the clock (thread-safe);
- * edi_loop_now_ms is the loop's cached value, refreshed every iteration. */
-uint64_t edi_now_ms(void);
+/* Monotonic clock in ms. edi_now_ms (base/clock.h) reads the clock
+ * (thread-safe); edi_loop_now_ms is the loop's cached value, refreshed
+ * every iteration. */
 uint64_t edi_loop_now_ms(const edi_loop *loop);
 
 /* EDI_FEAT_* bits in use by this loop. Any thread after creation. */

@@ -22,6 +22,7 @@
 
 #include <cmocka.h>
 
+#include "base/clock.h"
 #include "control/epmd_client.h"
 #include "control/epmd_proto.h"
 #include "control/epmd_server.h"
@@ -87,9 +88,7 @@ static void sleep_ms(int ms)
 
 static int64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)edi_now_ms();
 }
 
 /* Waits (up to ms) until the log has a line since `since` containing what. */

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The common base (base/): errors with context. */
+/* The common base (base/): errors with context, the monotonic clock. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -8,6 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "base/clock.h"
 #include "edist/error.h"
 
 /* ---- errors with context -------------------------------------------------- */
@@ -55,12 +56,33 @@ static void test_error_prefix_long(void **state)
     assert_null(strchr(edist_last_error(), ':'));
 }
 
+/* ---- clock -------------------------------------------------------------- */
+
+/* One clock in two units: never goes back, and ms is ns truncated. */
+static void test_clock(void **state)
+{
+    (void)state;
+    uint64_t ns0 = edi_now_ns();
+    uint64_t ms = edi_now_ms();
+    uint64_t ns1 = edi_now_ns();
+    assert_true(ns0 > 0);
+    assert_true(ns1 >= ns0);
+    assert_true(ms >= ns0 / 1000000u);
+    assert_true(ms <= ns1 / 1000000u);
+    for (int i = 0; i < 1000; i++) {
+        uint64_t t = edi_now_ns();
+        assert_true(t >= ns1);
+        ns1 = t;
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_error_prefix),
         cmocka_unit_test(test_error_prefix_no_detail),
         cmocka_unit_test(test_error_prefix_long),
+        cmocka_unit_test(test_clock),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
