@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The common base (base/): errors with context, the monotonic clock. */
+/* The common base (base/): errors with context, the monotonic clock,
+ * big-endian bytes. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "base/bytes.h"
 #include "base/clock.h"
 #include "edist/error.h"
 
@@ -76,6 +78,41 @@ static void test_clock(void **state)
     }
 }
 
+/* ---- big-endian bytes ---------------------------------------------------- */
+
+/* Most significant byte first, at any alignment, and back. */
+static void test_big_endian(void **state)
+{
+    (void)state;
+    uint8_t buf[16 + 8];
+    for (size_t off = 0; off < 8; off++) {
+        memset(buf, 0xEE, sizeof buf);
+        edi_put_be16(buf + off, 0x0102);
+        assert_memory_equal(buf + off, "\x01\x02", 2);
+        assert_int_equal(buf[off + 2], 0xEE);
+        assert_int_equal(edi_get_be16(buf + off), 0x0102);
+
+        edi_put_be32(buf + off, 0x01020304u);
+        assert_memory_equal(buf + off, "\x01\x02\x03\x04", 4);
+        assert_int_equal(buf[off + 4], 0xEE);
+        assert_int_equal(edi_get_be32(buf + off), 0x01020304u);
+
+        edi_put_be64(buf + off, UINT64_C(0x0102030405060708));
+        assert_memory_equal(buf + off, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
+        assert_int_equal(buf[off + 8], 0xEE);
+        assert_true(edi_get_be64(buf + off) == UINT64_C(0x0102030405060708));
+    }
+    /* The top bit survives (no sign extension anywhere). */
+    edi_put_be16(buf, 0xFFFE);
+    assert_int_equal(edi_get_be16(buf), 0xFFFE);
+    edi_put_be32(buf, 0xFFFFFFFEu);
+    assert_int_equal(edi_get_be32(buf), 0xFFFFFFFEu);
+    edi_put_be64(buf, UINT64_MAX - 1);
+    assert_true(edi_get_be64(buf) == UINT64_MAX - 1);
+    assert_int_equal(buf[0], 0xFF);
+    assert_int_equal(buf[7], 0xFE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -83,6 +120,7 @@ int main(void)
         cmocka_unit_test(test_error_prefix_no_detail),
         cmocka_unit_test(test_error_prefix_long),
         cmocka_unit_test(test_clock),
+        cmocka_unit_test(test_big_endian),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
