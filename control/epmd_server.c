@@ -118,20 +118,8 @@ static void stat_add(atomic_uint_fast64_t *c, int d)
         atomic_fetch_sub_explicit(c, (uint_fast64_t)-d, memory_order_relaxed);
 }
 
-static void slog(edi_epmd_server *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void slog(edi_epmd_server *s, const char *fmt, ...)
-{
-    if (!s->cfg.log)
-        return;
-    char line[LOG_LINE_BYTES];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    s->cfg.log(s->cfg.log_user, line);
-}
+/* The server's lines, all at INFO, through its logger (base/log.h). */
+#define slog(s, ...) edi_logf(&(s)->cfg.log, EDIST_LOG_INFO, __VA_ARGS__)
 
 /* A node name fit for a log line: control bytes replaced, long names cut. */
 static const char *printable(const void *name, size_t len, char *buf,

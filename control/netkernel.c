@@ -204,18 +204,8 @@ static const edi_conn_ops epmd_ops;
 
 /* ---- logging ------------------------------------------------------------- */
 
-__attribute__((format(printf, 3, 4))) static void
-nk_log(edi_nk *nk, edist_log_level lvl, const char *fmt, ...)
-{
-    if (!nk->cfg.log || lvl > nk->cfg.log_level)
-        return;
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    nk->cfg.log(nk->cfg.log_user, lvl, line);
-}
+/* The kernel's lines, through the node's logger (base/log.h). */
+#define nk_log(nk, ...) edi_logf(&(nk)->cfg.log, __VA_ARGS__)
 
 static const char *const rl_what[NK_RL_COUNT] = {
     [NK_RL_EVICTED] = "connections evicted before their name",
@@ -236,7 +226,7 @@ __attribute__((format(printf, 4, 5))) static void
 nk_log_limited(edi_nk *nk, nk_rl_kind kind, edist_log_level lvl,
                const char *fmt, ...)
 {
-    if (!nk->cfg.log || lvl > nk->cfg.log_level)
+    if (!edi_log_on(&nk->cfg.log, lvl))
         return;
     edi_ratelimit *r = &nk->ratelog[kind];
     if (!ratelog_take(nk, kind)) {
@@ -253,7 +243,7 @@ nk_log_limited(edi_nk *nk, nk_rl_kind kind, edist_log_level lvl,
                  " (and %llu more %s not logged one by one)",
                  (unsigned long long)r->suppressed, rl_what[kind]);
     r->suppressed = 0;
-    nk->cfg.log(nk->cfg.log_user, lvl, line);
+    nk_log(nk, lvl, "%s", line);
 }
 
 /* Housekeeping: tell the number of lines left out once the budget allows,

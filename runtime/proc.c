@@ -44,20 +44,6 @@
 static const char never_sentinel;
 const edist_pattern *const EDI_PATTERN_NEVER = (const edist_pattern *)&never_sentinel;
 
-/* ---- logging ---------------------------------------------------------------------- */
-
-void edi_rt_log(edi_rt *rt, edist_log_level lvl, const char *fmt, ...)
-{
-    if (!rt->cfg.log || lvl > rt->cfg.log_level)
-        return;
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    rt->cfg.log(rt->cfg.log_user, lvl, line);
-}
-
 /* ---- configuration ------------------------------------------------------------------- */
 
 void edist_runtime_config_init(edist_runtime_config *cfg)
@@ -471,6 +457,7 @@ int edi_rt_new(const edi_rt_config *cfg, edi_rt **out)
         rt->cfg = *cfg->proc;
     else
         edist_runtime_config_init(&rt->cfg);
+    rt->log = (edi_log){rt->cfg.log, rt->cfg.log_user, rt->cfg.log_level};
     if (rt->cfg.max_processes == 0)
         rt->cfg.max_processes = DEFAULT_MAX_PROCESSES;
     if (rt->cfg.max_processes > EDI_PROC_MAX_LIMIT)

@@ -52,28 +52,6 @@ int edi_loop_on_thread(const edi_loop *loop)
            (unsigned long)pthread_self();
 }
 
-int edi_ratelimit_take(edi_ratelimit *r, uint64_t now_ms, unsigned burst,
-                       uint64_t interval_ms)
-{
-    uint64_t t = r->next_ms > now_ms ? r->next_ms : now_ms;
-    if (burst > 0 && t > now_ms + (uint64_t)(burst - 1) * interval_ms)
-        return 0;
-    r->next_ms = t + interval_ms;
-    return 1;
-}
-
-void edi_loop_log(edi_loop *loop, const char *fmt, ...)
-{
-    if (loop->cfg.log == NULL)
-        return;
-    char line[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    loop->cfg.log(loop->cfg.log_user, line);
-}
-
 struct io_uring_sqe *edi_loop_sqe(edi_loop *loop)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&loop->ring);

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The common base (base/): errors with context, the monotonic clock,
- * big-endian bytes. */
+ * big-endian bytes, the leveled logger and its rate limit. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,6 +11,7 @@
 
 #include "base/bytes.h"
 #include "base/clock.h"
+#include "base/log.h"
 #include "edist/error.h"
 
 /* ---- errors with context -------------------------------------------------- */
@@ -113,6 +114,85 @@ static void test_big_endian(void **state)
     assert_int_equal(buf[7], 0xFE);
 }
 
+/* ---- logger ------------------------------------------------------------- */
+
+typedef struct sink_seen {
+    int lines;
+    edist_log_level level;
+    char line[2 * EDI_LOG_LINE_BYTES];
+} sink_seen;
+
+static void sink(void *user, edist_log_level level, const char *line)
+{
+    sink_seen *seen = user;
+    seen->lines++;
+    seen->level = level;
+    snprintf(seen->line, sizeof seen->line, "%s", line);
+}
+
+/* Lines at or below the level reach the sink, with its user pointer, the
+ * level and the formatted text; others do not. */
+static void test_log_levels(void **state)
+{
+    (void)state;
+    sink_seen seen = {0};
+    edi_log log = {sink, &seen, EDIST_LOG_INFO};
+    assert_true(edi_log_on(&log, EDIST_LOG_ERROR));
+    assert_true(edi_log_on(&log, EDIST_LOG_INFO));
+    assert_false(edi_log_on(&log, EDIST_LOG_DEBUG));
+    edi_logf(&log, EDIST_LOG_WARNING, "peer %s: %d frames", "a@h", 3);
+    assert_int_equal(seen.lines, 1);
+    assert_int_equal(seen.level, EDIST_LOG_WARNING);
+    assert_string_equal(seen.line, "peer a@h: 3 frames");
+    edi_logf(&log, EDIST_LOG_DEBUG, "not this one");
+    assert_int_equal(seen.lines, 1);
+    edi_logf(&log, EDIST_LOG_INFO, "%s", "info");
+    assert_int_equal(seen.lines, 2);
+    assert_string_equal(seen.line, "info");
+}
+
+/* A zero logger (a layer built without a node) writes nothing. */
+static void test_log_nowhere(void **state)
+{
+    (void)state;
+    edi_log log = {0};
+    assert_false(edi_log_on(&log, EDIST_LOG_ERROR));
+    edi_logf(&log, EDIST_LOG_ERROR, "dropped %d", 1);
+}
+
+/* A line too long for the buffer is cut, terminated. */
+static void test_log_long_line(void **state)
+{
+    (void)state;
+    sink_seen seen = {0};
+    edi_log log = {sink, &seen, EDIST_LOG_DEBUG};
+    char big[EDI_LOG_LINE_BYTES + 100];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    edi_logf(&log, EDIST_LOG_DEBUG, "%s", big);
+    assert_int_equal(seen.lines, 1);
+    assert_int_equal(strlen(seen.line), EDI_LOG_LINE_BYTES - 1);
+}
+
+/* A burst, then one line per interval; a quiet spell refills the burst. */
+static void test_ratelimit(void **state)
+{
+    (void)state;
+    edi_ratelimit r = {0};
+    uint64_t t = 10000;
+    int taken = 0;
+    for (int i = 0; i < 10; i++)
+        taken += edi_ratelimit_take(&r, t, 3, 1000);
+    assert_int_equal(taken, 3);
+    assert_int_equal(edi_ratelimit_take(&r, t + 999, 3, 1000), 0);
+    assert_int_equal(edi_ratelimit_take(&r, t + 1000, 3, 1000), 1);
+    assert_int_equal(edi_ratelimit_take(&r, t + 1000, 3, 1000), 0);
+    taken = 0;
+    for (int i = 0; i < 10; i++)
+        taken += edi_ratelimit_take(&r, t + 100000, 3, 1000);
+    assert_int_equal(taken, 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -121,6 +201,10 @@ int main(void)
         cmocka_unit_test(test_error_prefix_long),
         cmocka_unit_test(test_clock),
         cmocka_unit_test(test_big_endian),
+        cmocka_unit_test(test_log_levels),
+        cmocka_unit_test(test_log_nowhere),
+        cmocka_unit_test(test_log_long_line),
+        cmocka_unit_test(test_ratelimit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
