@@ -46,9 +46,10 @@ static int parse_num(const char *s, long lo, long hi, long *out)
     return 0;
 }
 
-static void log_stderr(void *user, const char *line)
+static void log_stderr(void *user, edist_log_level level, const char *line)
 {
     (void)user;
+    (void)level;
     time_t t = time(NULL);
     struct tm tm;
     char ts[32];
@@ -57,9 +58,10 @@ static void log_stderr(void *user, const char *line)
     fprintf(stderr, "edist epmd: %s: %s\n", ts, line);
 }
 
-static void log_syslog(void *user, const char *line)
+static void log_syslog(void *user, edist_log_level level, const char *line)
 {
     (void)user;
+    (void)level;
     syslog(LOG_NOTICE, "%s", line);
 }
 
@@ -205,7 +207,7 @@ int cmd_epmd(int argc, char **argv)
 
     if (daemon) {
         openlog("edist-epmd", LOG_PID, LOG_DAEMON);
-        cfg.log = log_syslog;
+        cfg.log = (edi_log){log_syslog, NULL, EDIST_LOG_DEBUG};
         pid_t pid = -1;
         int rc = edi_epmd_daemon_start(&cfg, &pid);
         if (rc == EDIST_EEXIST) {
@@ -222,7 +224,7 @@ int cmd_epmd(int argc, char **argv)
         return 0;
     }
 
-    cfg.log = log_stderr;
+    cfg.log = (edi_log){log_stderr, NULL, EDIST_LOG_DEBUG};
     edi_epmd_server *s = NULL;
     int rc = edi_epmd_server_start(&cfg, &s);
     if (rc == EDIST_EEXIST) {

@@ -9,18 +9,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "cli.h"
 #include "edist/edist.h"
 
 #define STAT_TIMEOUT_MS 10000
 #define ECHO_TIMEOUT_MS 5000
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 typedef struct client_opts {
     const char *target;
@@ -233,23 +227,23 @@ static int bench_ping(const client_opts *o)
     edist_procid self = edist_self();
     edist_term_view m;
     /* ping-pong */
-    uint64_t t_start = now_ns();
+    uint64_t t_start = edi_now_ns();
     for (long i = 0; rc == 0 && i < count; i++) {
-        uint64_t t0 = now_ns();
+        uint64_t t0 = edi_now_ns();
         rc = enc_ping(&b, self, i, pad, bytes);
         if (rc == 0)
             rc = edist_send_name_node("echo", o->target, b.data, b.len);
         if (rc == 0)
             rc = edist_receive(pat, NULL, ECHO_TIMEOUT_MS, &m);
-        rtt[i] = now_ns() - t0;
+        rtt[i] = edi_now_ns() - t0;
     }
-    uint64_t pingpong_ns = now_ns() - t_start;
+    uint64_t pingpong_ns = edi_now_ns() - t_start;
     /* stream: at most `window` in flight */
     const long window = 1000;
     uint64_t stream_ns = 0;
     if (rc == 0) {
         long sent = 0, got = 0;
-        t_start = now_ns();
+        t_start = edi_now_ns();
         while (rc == 0 && got < count) {
             while (rc == 0 && sent < count && sent - got < window) {
                 rc = enc_ping(&b, self, sent, pad, bytes);
@@ -260,7 +254,7 @@ static int bench_ping(const client_opts *o)
             if (rc == 0 && (rc = edist_receive(pat, NULL, ECHO_TIMEOUT_MS, &m)) == 0)
                 got++;
         }
-        stream_ns = now_ns() - t_start;
+        stream_ns = edi_now_ns() - t_start;
     }
     int out = 0;
     if (rc) {
@@ -361,12 +355,12 @@ static int bench_local(const client_opts *o)
                 {"spawn + exit (processes/s)", spawner}};
     for (size_t i = 0; rc == 0 && i < sizeof runs / sizeof runs[0]; i++) {
         local_job j = {n, EDIST_PROCID_NULL, self};
-        uint64_t t0 = now_ns();
+        uint64_t t0 = edi_now_ns();
         rc = edist_runtime_spawn(rt, runs[i].fn, &j, NULL, NULL);
         edist_term_view m;
         if (rc == 0)
             rc = edist_receive(NULL, NULL, 120000, &m);
-        double secs = (now_ns() - t0) / 1e9;
+        double secs = (edi_now_ns() - t0) / 1e9;
         double items = runs[i].fn == pinger ? 2.0 * n : (double)n;
         if (rc == 0)
             printf("%s: %.0f\n", runs[i].what, items / secs);

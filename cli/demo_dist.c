@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "cli.h"
 #include "demo.h"
 #include "edist/edist.h"
@@ -53,21 +54,14 @@ static void log_add(const char *who, const char *line, size_t len)
     pthread_mutex_unlock(&log_mu);
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits until a line containing `what` has been seen. */
 static int log_wait(const char *what, int timeout_ms)
 {
-    int64_t end = now_ms() + timeout_ms;
+    int64_t end = (int64_t)edi_now_ms() + timeout_ms;
     pthread_mutex_lock(&log_mu);
     int found;
     while (!(found = strstr(log_text, what) != NULL)) {
-        int64_t left = end - now_ms();
+        int64_t left = end - (int64_t)edi_now_ms();
         if (left <= 0)
             break;
         struct timespec ts;

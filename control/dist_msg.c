@@ -8,34 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/bytes.h"
 #include "control/dist_flags.h"
 #include "edist/error.h"
 
 /* ---- small helpers ------------------------------------------------------- */
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = (v << 8) | p[i];
-    return v;
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)v;
-        v >>= 8;
-    }
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
 
 static const char *const dop_names[] = {
     [EDI_DOP_LINK] = "LINK",
@@ -569,7 +546,7 @@ static int parse_cache_header(const uint8_t *p, size_t len, size_t *hdr_len)
                 if (len - pos < 2)
                     return edist_set_error(EDIST_ETRUNC,
                                            "dist header: truncated atom");
-                alen = ((size_t)p[pos] << 8) | p[pos + 1];
+                alen = edi_get_be16(p + pos);
                 pos += 2;
             } else {
                 if (len - pos < 1)
@@ -772,8 +749,8 @@ static int feed_first(edi_dist_reasm *r, const uint8_t *frame, size_t len,
     if (len < 2 + 16 + 1)
         return edist_set_error(EDIST_EPROTO, "reasm: truncated first "
                                              "fragment header");
-    uint64_t seq = get_be64(frame + 2);
-    uint64_t fid = get_be64(frame + 10);
+    uint64_t seq = edi_get_be64(frame + 2);
+    uint64_t fid = edi_get_be64(frame + 10);
     if (fid == 0)
         return edist_set_error(EDIST_EPROTO,
                                "reasm: fragment id 0 (sequence %llu)",
@@ -844,8 +821,8 @@ static int feed_cont(edi_dist_reasm *r, const uint8_t *frame, size_t len,
     if (len < 2 + 16)
         return edist_set_error(EDIST_EPROTO, "reasm: truncated fragment "
                                              "header");
-    uint64_t seq = get_be64(frame + 2);
-    uint64_t fid = get_be64(frame + 10);
+    uint64_t seq = edi_get_be64(frame + 2);
+    uint64_t fid = edi_get_be64(frame + 10);
     reasm_seq *s = seq_find(r, seq);
     if (s == NULL)
         return edist_set_error(
@@ -1049,7 +1026,7 @@ static int emit(edist_buf *out, uint64_t flags, int op, el *els, unsigned n,
                                "the u32 length",
                                edi_dop_name(op), frame_len);
     }
-    put_be32(out->data + start, (uint32_t)frame_len);
+    edi_put_be32(out->data + start, (uint32_t)frame_len);
     return 0;
 }
 
@@ -1482,8 +1459,7 @@ int64_t edi_dist_frag_init(edi_dist_frag *f, const uint8_t *frame,
                                              "unfragmented to erts");
     if (frame_len <= FRAME_HDR_BYTES || frame[4] != EDIST_TAG_VERSION ||
         frame[5] != EDI_DIST_HEADER || frame[6] != 0 ||
-        ((uint64_t)frame[0] << 24 | (uint64_t)frame[1] << 16 |
-         (uint64_t)frame[2] << 8 | frame[3]) != frame_len - 4)
+        edi_get_be32(frame) != frame_len - 4)
         return edist_set_error(EDIST_EINVAL,
                                "dist frag: not a header-form frame from "
                                "the builders");
@@ -1537,19 +1513,19 @@ static int frag_take(edi_dist_frag *f, uint8_t *hdr, size_t *hdr_len,
     } else if (f->taken == 0) {
         hdr[4] = EDIST_TAG_VERSION;
         hdr[5] = EDI_DIST_FRAG_HEADER;
-        put_be64(hdr + 6, f->sequence_id);
-        put_be64(hdr + 14, f->next_fragment_id);
+        edi_put_be64(hdr + 6, f->sequence_id);
+        edi_put_be64(hdr + 14, f->next_fragment_id);
         hdr[22] = 0; /* NumberOfAtomCacheRefs */
         hl = 23;
     } else {
         hdr[4] = EDIST_TAG_VERSION;
         hdr[5] = EDI_DIST_FRAG_CONT;
-        put_be64(hdr + 6, f->sequence_id);
-        put_be64(hdr + 14, f->next_fragment_id);
+        edi_put_be64(hdr + 6, f->sequence_id);
+        edi_put_be64(hdr + 14, f->next_fragment_id);
         hl = 22;
     }
     /* A body slice is at most the frame's length, which fitted a u32. */
-    put_be32(hdr, (uint32_t)(hl - 4 + take));
+    edi_put_be32(hdr, (uint32_t)(hl - 4 + take));
     *hdr_len = hl;
     *data = f->body + f->taken;
     *n = take;

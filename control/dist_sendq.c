@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/bytes.h"
 #include "control/dist_flags.h"
 #include "edist/error.h"
 
@@ -148,8 +149,7 @@ static void msg_unref(edi_sendq_msg *m)
 static int check_frame(const uint8_t *frame, size_t len)
 {
     if (!frame || len < 5 || len - 4 > UINT32_MAX ||
-        ((uint64_t)frame[0] << 24 | (uint64_t)frame[1] << 16 |
-         (uint64_t)frame[2] << 8 | frame[3]) != len - 4)
+        edi_get_be32(frame) != len - 4)
         return edist_set_error(EDIST_EINVAL,
                                "sendq: not a whole distribution frame");
     return 0;
@@ -260,14 +260,6 @@ int edi_sendq_push_owned(edi_sendq *q, uint64_t sender, const uint8_t *frame,
 /* ---- handing out ----------------------------------------------------------
  */
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
 int edi_sendq_next(edi_sendq *q, edi_sendq_unit *u)
 {
     if (!q || q->detached || !q->rr_head)
@@ -314,7 +306,7 @@ int edi_sendq_next(edi_sendq *q, edi_sendq_unit *u)
         u->body_len = m->len - 4;
         u->kind = EDI_SENDQ_WHOLE;
         /* Keep hdr meaningful for callers that log it. */
-        put_be32(u->hdr, (uint32_t)(m->len - 4));
+        edi_put_be32(u->hdr, (uint32_t)(m->len - 4));
     }
     u->last = done;
     m->refs++; /* the unit's */

@@ -13,18 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "edist/error.h"
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int64_t deadline_after(int timeout_ms)
 {
-    return now_ms() +
+    return (int64_t)edi_now_ms() +
            (timeout_ms > 0 ? timeout_ms : EDI_EPMD_DEFAULT_TIMEOUT_MS);
 }
 
@@ -45,7 +39,7 @@ uint16_t edi_epmd_default_port(void)
 static int wait_fd(int fd, short events, int64_t deadline)
 {
     for (;;) {
-        int64_t left = deadline - now_ms();
+        int64_t left = deadline - (int64_t)edi_now_ms();
         if (left <= 0)
             return edist_set_error(EDIST_ETIMEDOUT, "epmd: no answer in time");
         struct pollfd p = {.fd = fd, .events = events};

@@ -4,32 +4,8 @@
 
 #include <string.h>
 
+#include "base/bytes.h"
 #include "edist/error.h"
-
-static uint16_t get_u16(const uint8_t *p)
-{
-    return (uint16_t)((unsigned)p[0] << 8 | p[1]);
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
-           p[3];
-}
-
-static void put_u16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
 
 /* Number of UTF-8 characters in s, or -1 if it is not well-formed. */
 static long utf8_count(const uint8_t *s, size_t len)
@@ -99,7 +75,7 @@ int edi_epmd_frame_length(const uint8_t *buf, size_t len, size_t *body_len)
 {
     if (len < 2)
         return EDIST_ETRUNC;
-    size_t n = get_u16(buf);
+    size_t n = edi_get_be16(buf);
     if (n == 0 || n > EDI_EPMD_MAX_REQUEST_BYTES)
         return edist_set_error(EDIST_EPROTO,
                                "epmd: request length %zu outside 1..%u", n,
@@ -144,12 +120,12 @@ int edi_epmd_parse_request(const uint8_t *body, size_t len,
                                    "epmd: ALIVE2_REQ of %zu bytes is too short",
                                    len);
         edi_epmd_node_fields *f = &req->alive;
-        f->port = get_u16(body + 1);
+        f->port = edi_get_be16(body + 1);
         f->node_type = body[3];
         f->protocol = body[4];
-        f->highest_version = get_u16(body + 5);
-        f->lowest_version = get_u16(body + 7);
-        size_t nlen = get_u16(body + 9);
+        f->highest_version = edi_get_be16(body + 5);
+        f->lowest_version = edi_get_be16(body + 7);
+        size_t nlen = edi_get_be16(body + 9);
         if (nlen == 0)
             return edist_set_error(EDIST_EPROTO,
                                    "epmd: ALIVE2_REQ with an empty name");
@@ -159,7 +135,7 @@ int edi_epmd_parse_request(const uint8_t *body, size_t len,
                 "epmd: ALIVE2_REQ name length %zu exceeds the packet", nlen);
         f->name = body + 11;
         f->name_len = nlen;
-        size_t elen = get_u16(body + 11 + nlen);
+        size_t elen = edi_get_be16(body + 11 + nlen);
         if (elen > len - 13 - nlen)
             return edist_set_error(
                 EDIST_EPROTO,
@@ -198,16 +174,16 @@ int edi_epmd_encode_alive2_req(uint8_t *buf, size_t cap,
     size_t body = 13 + f->name_len + f->extra_len;
     if (cap < 2 + body)
         return EDIST_ENOSPC;
-    put_u16(buf, (uint16_t)body);
+    edi_put_be16(buf, (uint16_t)body);
     buf[2] = EDI_EPMD_ALIVE2_REQ;
-    put_u16(buf + 3, f->port);
+    edi_put_be16(buf + 3, f->port);
     buf[5] = f->node_type;
     buf[6] = f->protocol;
-    put_u16(buf + 7, f->highest_version);
-    put_u16(buf + 9, f->lowest_version);
-    put_u16(buf + 11, (uint16_t)f->name_len);
+    edi_put_be16(buf + 7, f->highest_version);
+    edi_put_be16(buf + 9, f->lowest_version);
+    edi_put_be16(buf + 11, (uint16_t)f->name_len);
     memcpy(buf + 13, f->name, f->name_len);
-    put_u16(buf + 13 + f->name_len, (uint16_t)f->extra_len);
+    edi_put_be16(buf + 13 + f->name_len, (uint16_t)f->extra_len);
     if (f->extra_len)
         memcpy(buf + 15 + f->name_len, f->extra, f->extra_len);
     return (int)(2 + body);
@@ -221,7 +197,7 @@ static int encode_name_req(uint8_t *buf, size_t cap, uint8_t type,
         return rc;
     if (cap < 3 + name_len)
         return EDIST_ENOSPC;
-    put_u16(buf, (uint16_t)(1 + name_len));
+    edi_put_be16(buf, (uint16_t)(1 + name_len));
     buf[2] = type;
     memcpy(buf + 3, name, name_len);
     return (int)(3 + name_len);
@@ -247,7 +223,7 @@ int edi_epmd_encode_simple_req(uint8_t *buf, size_t cap, uint8_t type)
                                "epmd: request type %u takes arguments", type);
     if (cap < 3)
         return EDIST_ENOSPC;
-    put_u16(buf, 1);
+    edi_put_be16(buf, 1);
     buf[2] = type;
     return 3;
 }
@@ -261,9 +237,9 @@ int edi_epmd_encode_alive2_resp(uint8_t *buf, size_t cap, int x_resp,
     buf[0] = x_resp ? EDI_EPMD_ALIVE2_X_RESP : EDI_EPMD_ALIVE2_RESP;
     buf[1] = result;
     if (x_resp)
-        put_u32(buf + 2, creation);
+        edi_put_be32(buf + 2, creation);
     else
-        put_u16(buf + 2, (uint16_t)creation);
+        edi_put_be16(buf + 2, (uint16_t)creation);
     return (int)n;
 }
 
@@ -285,15 +261,15 @@ int edi_epmd_encode_port2_resp(uint8_t *buf, size_t cap,
         return EDIST_ENOSPC;
     buf[0] = EDI_EPMD_PORT2_RESP;
     buf[1] = 0;
-    put_u16(buf + 2, f->port);
+    edi_put_be16(buf + 2, f->port);
     buf[4] = f->node_type;
     buf[5] = f->protocol;
-    put_u16(buf + 6, f->highest_version);
-    put_u16(buf + 8, f->lowest_version);
-    put_u16(buf + 10, (uint16_t)f->name_len);
+    edi_put_be16(buf + 6, f->highest_version);
+    edi_put_be16(buf + 8, f->lowest_version);
+    edi_put_be16(buf + 10, (uint16_t)f->name_len);
     if (f->name_len)
         memcpy(buf + 12, f->name, f->name_len);
-    put_u16(buf + 12 + f->name_len, (uint16_t)f->extra_len);
+    edi_put_be16(buf + 12 + f->name_len, (uint16_t)f->extra_len);
     if (f->extra_len)
         memcpy(buf + 14 + f->name_len, f->extra, f->extra_len);
     return (int)n;
@@ -303,7 +279,7 @@ int edi_epmd_encode_names_header(uint8_t *buf, size_t cap, uint32_t epmd_port)
 {
     if (cap < 4)
         return EDIST_ENOSPC;
-    put_u32(buf, epmd_port);
+    edi_put_be32(buf, epmd_port);
     return 4;
 }
 
@@ -356,7 +332,7 @@ int edi_epmd_parse_alive2_resp(const uint8_t *buf, size_t len, uint8_t *result,
     if (len < need)
         return EDIST_ETRUNC;
     *result = buf[1];
-    *creation = need == 6 ? get_u32(buf + 2) : get_u16(buf + 2);
+    *creation = need == 6 ? edi_get_be32(buf + 2) : edi_get_be16(buf + 2);
     *consumed = need;
     return 0;
 }
@@ -379,18 +355,18 @@ int edi_epmd_parse_port2_resp(const uint8_t *buf, size_t len,
     }
     if (len < 12)
         return EDIST_ETRUNC;
-    f->port = get_u16(buf + 2);
+    f->port = edi_get_be16(buf + 2);
     f->node_type = buf[4];
     f->protocol = buf[5];
-    f->highest_version = get_u16(buf + 6);
-    f->lowest_version = get_u16(buf + 8);
-    size_t nlen = get_u16(buf + 10);
+    f->highest_version = edi_get_be16(buf + 6);
+    f->lowest_version = edi_get_be16(buf + 8);
+    size_t nlen = edi_get_be16(buf + 10);
     if (nlen > EDI_EPMD_MAX_NAME_BYTES)
         return edist_set_error(EDIST_EPROTO,
                                "epmd: PORT2_RESP name of %zu bytes", nlen);
     if (len - 12 < nlen + 2)
         return EDIST_ETRUNC;
-    size_t elen = get_u16(buf + 12 + nlen);
+    size_t elen = edi_get_be16(buf + 12 + nlen);
     if (elen > EDI_EPMD_MAX_EXTRA_BYTES)
         return edist_set_error(EDIST_EPROTO,
                                "epmd: PORT2_RESP extra of %zu bytes", elen);
@@ -409,7 +385,7 @@ int edi_epmd_parse_names_header(const uint8_t *buf, size_t len,
 {
     if (len < 4)
         return EDIST_ETRUNC;
-    *epmd_port = get_u32(buf);
+    *epmd_port = edi_get_be32(buf);
     return 0;
 }
 

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "control/epmd_client.h"
 #include "control/epmd_proto.h"
 #include "edist/error.h"
@@ -109,13 +110,6 @@ struct edi_epmd_server {
     int64_t idle_since_ms;
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void stat_add(atomic_uint_fast64_t *c, int d)
 {
     if (d >= 0)
@@ -124,20 +118,8 @@ static void stat_add(atomic_uint_fast64_t *c, int d)
         atomic_fetch_sub_explicit(c, (uint_fast64_t)-d, memory_order_relaxed);
 }
 
-static void slog(edi_epmd_server *s, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void slog(edi_epmd_server *s, const char *fmt, ...)
-{
-    if (!s->cfg.log)
-        return;
-    char line[LOG_LINE_BYTES];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    s->cfg.log(s->cfg.log_user, line);
-}
+/* The server's lines, all at INFO, through its logger (base/log.h). */
+#define slog(s, ...) edi_logf(&(s)->cfg.log, EDIST_LOG_INFO, __VA_ARGS__)
 
 /* A node name fit for a log line: control bytes replaced, long names cut. */
 static const char *printable(const void *name, size_t len, char *buf,
@@ -178,7 +160,7 @@ static void conn_close(edi_epmd_server *s, struct conn *c)
     c->got = c->want = 0;
     stat_add(&s->st_open, -1);
     if (atomic_load(&s->st_open) == 0)
-        s->idle_since_ms = now_ms();
+        s->idle_since_ms = (int64_t)edi_now_ms();
 }
 
 /* Closes a connection for a reason worth one log line. */
@@ -274,7 +256,7 @@ static void finish(edi_epmd_server *s, struct conn *c)
         return;
     c->state = CONN_CLOSING;
     c->deadline_ms =
-        now_ms() + s->cfg.packet_timeout_ms; /* time to read the reply */
+        (int64_t)edi_now_ms() + s->cfg.packet_timeout_ms; /* time to read the reply */
     if (!c->out)
         conn_close(s, c);
 }
@@ -804,7 +786,7 @@ int edi_epmd_server_step(edi_epmd_server *s, int timeout_ms)
 {
     if (atomic_load(&s->stop_requested) || s->killed)
         return 0;
-    int64_t now = now_ms();
+    int64_t now = (int64_t)edi_now_ms();
     nfds_t np = 0;
     s->pfds[np] = (struct pollfd){.fd = s->wake[0], .events = POLLIN};
     s->pconn[np++] = NULL;
@@ -846,7 +828,7 @@ int edi_epmd_server_step(edi_epmd_server *s, int timeout_ms)
         return edist_set_error(EDIST_EIO, "epmd server: poll: %s",
                                strerror(errno));
     }
-    now = now_ms();
+    now = (int64_t)edi_now_ms();
     if (s->pfds[0].revents) {
         char drain[64];
         while (read(s->wake[0], drain, sizeof drain) > 0) {
@@ -1121,7 +1103,7 @@ int edi_epmd_server_start(const edi_epmd_server_config *cfg,
     }
     for (unsigned i = 0; i < s->max_conns; i++)
         s->conns[i].fd = -1;
-    s->idle_since_ms = now_ms();
+    s->idle_since_ms = (int64_t)edi_now_ms();
     if (pipe2(s->wake, O_NONBLOCK | O_CLOEXEC) != 0) {
         rc = edist_set_error(EDIST_EIO, "epmd server: pipe: %s",
                              strerror(errno));

@@ -30,6 +30,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "base/log.h"
+
 #define EDI_EPMD_DEFAULT_MAX_CONNECTIONS 1024u
 #define EDI_EPMD_DEFAULT_PACKET_TIMEOUT_MS                                     \
     60000u /* epmd's -packet_timeout 60 */
@@ -39,9 +41,6 @@
 /* Bytes of replies waiting for slow readers, over all connections. */
 #define EDI_EPMD_MAX_PENDING_OUTPUT_BYTES (16u * 1024u * 1024u)
 #define EDI_EPMD_MAX_LISTEN_SOCKETS 16u
-
-/* One line, without newline. Called on the loop's thread. */
-typedef void (*edi_epmd_log_fn)(void *user, const char *line);
 
 typedef struct edi_epmd_server_config {
     /* > 0: that port; 0: $ERL_EPMD_PORT or 4369; -1: a free port chosen by
@@ -54,8 +53,9 @@ typedef struct edi_epmd_server_config {
     unsigned max_connections;   /* 0: EDI_EPMD_DEFAULT_MAX_CONNECTIONS */
     unsigned packet_timeout_ms; /* 0: EDI_EPMD_DEFAULT_PACKET_TIMEOUT_MS */
     int relaxed_command_check;  /* allow KILL with live nodes, and STOP */
-    edi_epmd_log_fn log;        /* may be NULL */
-    void *log_user;
+    /* One INFO line per event, on the loop's thread (base/log.h); zero:
+     * none. */
+    edi_log log;
     /* Embedded port mapper: > 0: the loop returns (the server
      * exits) once no connection has been open, hence no node registered,
      * for this long, counted from the start and from each time the last

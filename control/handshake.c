@@ -10,6 +10,7 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
+#include "base/bytes.h"
 #include "edist/error.h"
 
 /* Fixed sizes of the messages (payload, after the 2-byte length). */
@@ -25,42 +26,6 @@
 #define NAMED_PREFIX_BYTES 6
 
 /* ---- bytes ------------------------------------------------------------ */
-
-static uint16_t get_u16(const uint8_t *p)
-{
-    return (uint16_t)(((unsigned)p[0] << 8) | p[1]);
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-           ((uint32_t)p[2] << 8) | (uint32_t)p[3];
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    return ((uint64_t)get_u32(p) << 32) | get_u32(p + 4);
-}
-
-static void put_u16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    put_u32(p, (uint32_t)(v >> 32));
-    put_u32(p + 4, (uint32_t)v);
-}
 
 /* Copy untrusted bytes into a detail message, replacing what a terminal or
  * log would interpret. */
@@ -244,7 +209,7 @@ static int new_challenge(edi_hs *hs, uint32_t *out)
         }
         got += (size_t)r;
     }
-    *out = get_u32(b);
+    *out = edi_get_be32(b);
     return 0;
 }
 
@@ -283,7 +248,7 @@ static uint8_t *tx_frame(edi_hs *hs, size_t payload_len)
         hs->tx_len + 2 + payload_len > sizeof hs->tx)
         return NULL;
     uint8_t *p = hs->tx + hs->tx_len;
-    put_u16(p, (uint16_t)payload_len);
+    edi_put_be16(p, (uint16_t)payload_len);
     hs->tx_len += 2 + payload_len;
     return p + 2;
 }
@@ -356,10 +321,10 @@ static int queue_challenge(edi_hs *hs)
     if (p == NULL)
         return fail(hs, EDIST_ENOSPC, "handshake: output full");
     p[0] = 'N';
-    put_u64(p + 1, hs->res.our_flags);
-    put_u32(p + 9, hs->our_challenge);
-    put_u32(p + 13, hs->res.our_creation);
-    put_u16(p + 17, (uint16_t)nlen);
+    edi_put_be64(p + 1, hs->res.our_flags);
+    edi_put_be32(p + 9, hs->our_challenge);
+    edi_put_be32(p + 13, hs->res.our_creation);
+    edi_put_be16(p + 17, (uint16_t)nlen);
     memcpy(p + CHALLENGE_FIXED_BYTES, hs->res.our_name, nlen);
     hs->phase = EDI_HS_P_AWAIT_REPLY;
     return 0;
@@ -393,9 +358,9 @@ static int on_name(edi_hs *hs, const uint8_t *m, size_t kept, size_t len)
                     m[0]);
     if (len < NAME_FIXED_BYTES)
         return fail(hs, EDIST_EPROTO, "send_name too short (%zu bytes)", len);
-    uint64_t flags = get_u64(m + 1);
-    uint32_t creation = get_u32(m + 9);
-    uint16_t nlen = get_u16(m + 13);
+    uint64_t flags = edi_get_be64(m + 1);
+    uint32_t creation = edi_get_be32(m + 9);
+    uint16_t nlen = edi_get_be16(m + 13);
     if (nlen > EDI_HS_NAME_MAX_BYTES)
         return fail(hs, EDIST_EPROTO,
                     "send_name: oversized node name (%u bytes, max %d)", nlen,
@@ -482,9 +447,9 @@ static int on_name(edi_hs *hs, const uint8_t *m, size_t kept, size_t len)
                 return fail(hs, EDIST_ENOSPC, "handshake: output full");
             p[0] = 's';
             memcpy(p + 1, NAMED_PREFIX, NAMED_PREFIX_BYTES);
-            put_u16(p + 1 + NAMED_PREFIX_BYTES, (uint16_t)pl);
+            edi_put_be16(p + 1 + NAMED_PREFIX_BYTES, (uint16_t)pl);
             memcpy(p + 3 + NAMED_PREFIX_BYTES, hs->res.peer_name, pl);
-            put_u32(p + 3 + NAMED_PREFIX_BYTES + pl, peer.creation);
+            edi_put_be32(p + 3 + NAMED_PREFIX_BYTES + pl, peer.creation);
         } else {
             rc = tx_status(hs, "ok");
             if (rc < 0)
@@ -569,7 +534,7 @@ static int on_reply(edi_hs *hs, const uint8_t *m, size_t len)
         return fail(hs, EDIST_EAUTH,
                     "cookie mismatch with %s (invalid challenge reply)",
                     hs->res.peer_name);
-    uint32_t peer_challenge = get_u32(m + 1);
+    uint32_t peer_challenge = edi_get_be32(m + 1);
     if (hs->decision == EDI_HS_ALREADY_UP) {
         /* Verified, but the old connection must go before this one may
          * come up (dist_util's wait_pending); the ack waits until then. */
@@ -589,10 +554,10 @@ static int queue_name(edi_hs *hs)
     if (p == NULL)
         return fail(hs, EDIST_ENOSPC, "handshake: output full");
     p[0] = 'N';
-    put_u64(p + 1, hs->res.our_flags);
+    edi_put_be64(p + 1, hs->res.our_flags);
     /* With a dynamic name our creation comes from the peer. */
-    put_u32(p + 9, hs->cfg.name_me ? 0 : hs->res.our_creation);
-    put_u16(p + 13, (uint16_t)nlen);
+    edi_put_be32(p + 9, hs->cfg.name_me ? 0 : hs->res.our_creation);
+    edi_put_be16(p + 13, (uint16_t)nlen);
     memcpy(p + NAME_FIXED_BYTES, hs->res.our_name, nlen);
     hs->phase = EDI_HS_P_AWAIT_STATUS;
     return 0;
@@ -603,7 +568,7 @@ static int on_named(edi_hs *hs, const uint8_t *m, size_t kept, size_t len)
     const size_t fixed = 1 + NAMED_PREFIX_BYTES + 2;
     if (len < fixed + 4)
         return fail(hs, EDIST_EPROTO, "status named: too short");
-    uint16_t nlen = get_u16(m + 1 + NAMED_PREFIX_BYTES);
+    uint16_t nlen = edi_get_be16(m + 1 + NAMED_PREFIX_BYTES);
     if (nlen > EDI_HS_NAME_MAX_BYTES || fixed + (size_t)nlen + 4 > len ||
         fixed + (size_t)nlen + 4 > kept)
         return fail(hs, EDIST_EPROTO, "status named: bad name length %u", nlen);
@@ -623,7 +588,7 @@ static int on_named(edi_hs *hs, const uint8_t *m, size_t kept, size_t len)
                     hs->res.our_name);
     memcpy(hs->res.our_name, name, nlen);
     hs->res.our_name[nlen] = '\0';
-    hs->res.our_creation = get_u32(name + nlen);
+    hs->res.our_creation = edi_get_be32(name + nlen);
     hs->phase = EDI_HS_P_AWAIT_CHALLENGE;
     return 0;
 }
@@ -691,10 +656,10 @@ static int on_challenge(edi_hs *hs, const uint8_t *m, size_t kept, size_t len)
                     "expected challenge 'N' from %s, got tag 0x%02x (%zu "
                     "bytes)",
                     peer, m[0], len);
-    uint64_t flags = get_u64(m + 1);
-    uint32_t challenge = get_u32(m + 9);
-    uint32_t creation = get_u32(m + 13);
-    uint16_t nlen = get_u16(m + 17);
+    uint64_t flags = edi_get_be64(m + 1);
+    uint32_t challenge = edi_get_be32(m + 9);
+    uint32_t creation = edi_get_be32(m + 13);
+    uint16_t nlen = edi_get_be16(m + 17);
     if (nlen > EDI_HS_NAME_MAX_BYTES)
         return fail(hs, EDIST_EPROTO,
                     "challenge: oversized node name (%u bytes, max %d)", nlen,
@@ -723,7 +688,7 @@ static int on_challenge(edi_hs *hs, const uint8_t *m, size_t kept, size_t len)
     if (p == NULL)
         return fail(hs, EDIST_ENOSPC, "handshake: output full");
     p[0] = 'r';
-    put_u32(p + 1, hs->our_challenge);
+    edi_put_be32(p + 1, hs->our_challenge);
     rc = edi_hs_digest(hs->cookie, hs->cookie_len, challenge, p + 5);
     if (rc < 0)
         return fail(hs, rc, "handshake: MD5 unavailable");
@@ -865,7 +830,7 @@ int edi_hs_feed(edi_hs *hs, const uint8_t *data, size_t len, size_t *consumed)
             hs->rx_hdr[hs->rx_hdr_have++] = data[used++];
             if (hs->rx_hdr_have < 2)
                 continue;
-            hs->rx_frame_bytes = get_u16(hs->rx_hdr);
+            hs->rx_frame_bytes = edi_get_be16(hs->rx_hdr);
             hs->rx_have_bytes = 0;
             rc = check_frame_len(hs, hs->rx_frame_bytes);
             if (rc < 0)

@@ -12,13 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/clock.h"
 #include "edist/error.h"
 
 int64_t edi_hs_io_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)edi_now_ms();
 }
 
 /* Wait for events on fd until deadline_ms. Returns the revents, 0 on

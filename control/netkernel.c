@@ -213,18 +213,8 @@ static const edi_conn_ops epmd_ops;
 
 /* ---- logging ------------------------------------------------------------- */
 
-__attribute__((format(printf, 3, 4))) static void
-nk_log(edi_nk *nk, edist_log_level lvl, const char *fmt, ...)
-{
-    if (!nk->cfg.log || lvl > nk->cfg.log_level)
-        return;
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    nk->cfg.log(nk->cfg.log_user, lvl, line);
-}
+/* The kernel's lines, through the node's logger (base/log.h). */
+#define nk_log(nk, ...) edi_logf(&(nk)->cfg.log, __VA_ARGS__)
 
 static const char *const rl_what[NK_RL_COUNT] = {
     [NK_RL_EVICTED] = "connections evicted before their name",
@@ -245,7 +235,7 @@ __attribute__((format(printf, 4, 5))) static void
 nk_log_limited(edi_nk *nk, nk_rl_kind kind, edist_log_level lvl,
                const char *fmt, ...)
 {
-    if (!nk->cfg.log || lvl > nk->cfg.log_level)
+    if (!edi_log_on(&nk->cfg.log, lvl))
         return;
     edi_ratelimit *r = &nk->ratelog[kind];
     if (!ratelog_take(nk, kind)) {
@@ -262,7 +252,7 @@ nk_log_limited(edi_nk *nk, nk_rl_kind kind, edist_log_level lvl,
                  " (and %llu more %s not logged one by one)",
                  (unsigned long long)r->suppressed, rl_what[kind]);
     r->suppressed = 0;
-    nk->cfg.log(nk->cfg.log_user, lvl, line);
+    nk_log(nk, lvl, "%s", line);
 }
 
 /* Housekeeping: tell the number of lines left out once the budget allows,
@@ -1937,7 +1927,7 @@ int edi_nk_connect(edi_nk *nk, const char *peer, uint32_t timeout_ms,
     nk_op *o = op_new(nk, OP_CONNECT, peer, done, arg,
                       timeout_ms ? timeout_ms : nk->cfg.setuptime_ms + 1000);
     if (!o)
-        return edist_set_error(EDIST_EAGAIN, "%s", edist_last_error());
+        return EDIST_EAGAIN; /* op_new said why */
     want_connection(nk, peer, o);
     return 0;
 }
@@ -1957,7 +1947,7 @@ int edi_nk_ping(edi_nk *nk, const char *peer, uint32_t timeout_ms,
         op_new(nk, OP_PING, peer, done, arg,
                timeout_ms ? timeout_ms : EDIST_NODE_CALL_TIMEOUT_MS_DEFAULT);
     if (!o)
-        return edist_set_error(EDIST_EAGAIN, "%s", edist_last_error());
+        return EDIST_EAGAIN; /* op_new said why */
     make_ref(nk, o->ref);
     want_connection(nk, peer, o);
     return 0;
@@ -2684,7 +2674,7 @@ int edi_nk_monitor_node(edi_nk *nk, const char *peer, edist_node_event_fn fn,
     if (!o) {
         s->removed = true;
         subs_sweep(nk);
-        return edist_set_error(EDIST_EAGAIN, "%s", edist_last_error());
+        return EDIST_EAGAIN; /* op_new said why */
     }
     o->sub_handle = s->handle;
     want_connection(nk, peer, o);

@@ -45,6 +45,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/log.h"
 #include "control/conn_table.h"
 #include "control/cookie.h"
 #include "control/dist_sendq.h"
@@ -71,9 +72,7 @@ typedef struct edi_nk_config {
     size_t fragment_bytes;
     size_t reassembly_limit_bytes;
     size_t max_message_bytes; /* one incoming message (0: the total above) */
-    edist_log_fn log;
-    void *log_user;
-    edist_log_level log_level;
+    edi_log log; /* the node's logger (base/log.h) */
     /* Admission of incoming connections (edist_node_config); 0: the
      * EDIST_NODE_* defaults. */
     uint32_t first_message_time_ms;

@@ -230,13 +230,6 @@ edi_msg *edi_mpsc_take(edi_mpsc *q)
 
 /* ---- futex ----------------------------------------------------------------------- */
 
-uint64_t edi_mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 void edi_futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeout_ns)
 {
     struct timespec ts, *tsp = NULL;

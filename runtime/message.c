@@ -668,7 +668,7 @@ static void thread_wait(edi_thread_proc *t, uint64_t deadline_ns)
     uint32_t seq0 = atomic_load(&t->seq);
     if (atomic_load_explicit(&t->inbox.top, memory_order_relaxed) || atomic_load(&t->dead))
         return;
-    uint64_t now = edi_mono_ns();
+    uint64_t now = edi_now_ns();
     uint64_t spin_end = now + (uint64_t)t->spin_us * 1000u;
     unsigned k = 0;
     while (now < spin_end && now < deadline_ns) {
@@ -676,7 +676,7 @@ static void thread_wait(edi_thread_proc *t, uint64_t deadline_ns)
             return;
         cpu_relax();
         if (++k % THREAD_SPIN_CHECK_EVERY == 0)
-            now = edi_mono_ns();
+            now = edi_now_ns();
     }
     if (now >= deadline_ns)
         return;
@@ -699,7 +699,7 @@ static int thread_receive(edi_proc *p, const edist_pattern *pat, edist_term_view
     }
     uint64_t deadline = UINT64_MAX;
     if (timeout_ms > 0)
-        deadline = edi_mono_ns() + (uint64_t)timeout_ms * 1000000u;
+        deadline = edi_now_ns() + (uint64_t)timeout_ms * 1000000u;
     edi_msg **prev = &t->box.head;
     for (;;) {
         if (atomic_load_explicit(&t->dead, memory_order_acquire))
@@ -718,7 +718,7 @@ static int thread_receive(edi_proc *p, const edist_pattern *pat, edist_term_view
             }
             prev = &m->next;
         }
-        if (timeout_ms == 0 || (timeout_ms > 0 && edi_mono_ns() >= deadline))
+        if (timeout_ms == 0 || (timeout_ms > 0 && edi_now_ns() >= deadline))
             return EDIST_ETIMEDOUT;
         thread_wait(t, deadline);
     }

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "control/cookie.h"
 #include "control/epmd_client.h"
 #include "control/epmd_server.h"
@@ -67,6 +68,10 @@ struct edist_node {
      * remote signal while any is under way). */
     edi_htab connecting;
     size_t deferred_count, deferred_bytes;
+
+    /* base: the one logger, from cfg.log, log_user and log_level; the
+     * loop, the net kernel and the runtime get a copy. */
+    edi_log log;
 };
 
 typedef enum call_kind {
@@ -90,28 +95,6 @@ typedef struct api_call api_call;
 static api_call *call_new(edist_node *n, call_kind kind);
 static void call_unref(api_call *c);
 static int call_exec_mode(api_call *c, int wait_ms, bool allow_inline);
-
-/* ---- logging ------------------------------------------------------------- */
-
-__attribute__((format(printf, 3, 4))) static void
-node_log(const edist_node_config *cfg, edist_log_level lvl, const char *fmt,
-         ...)
-{
-    if (!cfg->log || lvl > cfg->log_level)
-        return;
-    char line[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    cfg->log(cfg->log_user, lvl, line);
-}
-
-static void loop_log(void *user, const char *line)
-{
-    edist_node *n = user;
-    node_log(&n->cfg, EDIST_LOG_INFO, "%s", line);
-}
 
 /* ---- configuration ------------------------------------------------------- */
 
@@ -248,7 +231,7 @@ static void *shard_main(void *arg)
     edist_node *n = arg;
     int rc = edi_loop_run(n->loop);
     if (rc)
-        node_log(&n->cfg, EDIST_LOG_ERROR, "node loop failed: %s: %s",
+        edi_logf(&n->log, EDIST_LOG_ERROR, "node loop failed: %s: %s",
                  edist_strerror(rc), edist_last_error());
     return NULL;
 }
@@ -289,8 +272,8 @@ static void epmd_conn_close(edi_conn *c, void *user, int reason)
     edist_node *n = user;
     n->epmd_conn = NULL;
     if (!atomic_load(&n->stopping))
-        node_log(
-            &n->cfg, EDIST_LOG_WARNING,
+        edi_logf(
+            &n->log, EDIST_LOG_WARNING,
             "the port mapper closed our registration (%s): %s is no longer "
             "registered; peers that know our port can still connect",
             edist_strerror(reason), n->name);
@@ -335,7 +318,7 @@ static int register_name(edist_node *n, int *fd)
     pid_t pid;
     int src = edi_epmd_daemon_start(&sc, &pid);
     if (src == 0)
-        node_log(&n->cfg, EDIST_LOG_INFO,
+        edi_logf(&n->log, EDIST_LOG_INFO,
                  "no port mapper answered on port %u: started the embedded one "
                  "(pid %d) on %s; it exits %u ms after the last node "
                  "registered with it is gone",
@@ -345,9 +328,9 @@ static int register_name(edist_node *n, int *fd)
                      : "every interface",
                  sc.idle_exit_ms);
     else if (src != EDIST_EEXIST) /* another node raced us to it: fine */
-        return edist_set_error(
-            src, "no port mapper on port %u and cannot start one: %s",
-            n->epmd_port, edist_last_error());
+        return edist_error_prefix(
+            src, "no port mapper on port %u and cannot start one",
+            n->epmd_port);
     int64_t deadline = (int64_t)edi_now_ms() + NODE_EPMD_START_WAIT_MS;
     do {
         rc = edi_epmd_register(NULL, n->epmd_port, &reg, 0, &n->creation, fd);
@@ -361,9 +344,9 @@ out:
             rc, "the name %s is in use on this host (port mapper on port %u)",
             shortname, n->epmd_port);
     if (rc)
-        return edist_set_error(
-            rc, "cannot register %s with the port mapper on port %u: %s",
-            shortname, n->epmd_port, edist_last_error());
+        return edist_error_prefix(
+            rc, "cannot register %s with the port mapper on port %u",
+            shortname, n->epmd_port);
     return 0;
 }
 
@@ -1434,6 +1417,7 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
     if (!n)
         return edist_set_error(EDIST_ENOMEM, "node_start: no memory");
     n->cfg = *cfg;
+    n->log = (edi_log){cfg->log, cfg->log_user, cfg->log_level};
     int rc = full_name(cfg->name, cfg->long_names, n->name, sizeof n->name);
     if (rc)
         goto fail;
@@ -1472,8 +1456,7 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
     lc.idle = cfg->idle == EDIST_IDLE_BUSY    ? EDI_IDLE_BUSY
               : cfg->idle == EDIST_IDLE_SLEEP ? EDI_IDLE_SLEEP
                                               : EDI_IDLE_ADAPTIVE;
-    lc.log = loop_log;
-    lc.log_user = n;
+    lc.log = n->log;
     /* At least 8: "a quarter of the pool free" must mean a buffer. */
     if (cfg->rx_buffers)
         lc.rx_buffer_count = cfg->rx_buffers < 8 ? 8 : cfg->rx_buffers;
@@ -1517,9 +1500,7 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
         .fragment_bytes = cfg->fragment_bytes,
         .reassembly_limit_bytes = node_reassembly_limit_bytes(cfg),
         .max_message_bytes = node_max_message_bytes(cfg),
-        .log = cfg->log,
-        .log_user = cfg->log_user,
-        .log_level = cfg->log_level,
+        .log = n->log,
         .first_message_time_ms = cfg->first_message_time_ms,
         .max_handshakes = cfg->max_handshakes,
         .max_handshakes_per_address = cfg->max_handshakes_per_address,
@@ -1558,7 +1539,7 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
         pthread_join(n->thread, NULL);
         goto fail;
     }
-    node_log(&n->cfg, EDIST_LOG_DEBUG,
+    edi_logf(&n->log, EDIST_LOG_DEBUG,
              "node %s started (listening on port %u, creation %u)", n->name,
              n->listen_port, n->creation);
     *out = n;
@@ -1863,14 +1844,10 @@ static int call_exec_mode(api_call *c, int wait_ms, bool allow_inline)
         return edist_set_error(EDIST_EAGAIN,
                                "node is busy (request queue full)");
     }
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += wait_ms / 1000;
-    ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    /* The condition variable waits on CLOCK_MONOTONIC, edi_now_ns's. */
+    uint64_t due_ns = edi_now_ns() + (uint64_t)wait_ms * 1000000u;
+    struct timespec ts = {.tv_sec = (time_t)(due_ns / 1000000000u),
+                          .tv_nsec = (long)(due_ns % 1000000000u)};
     pthread_mutex_lock(&c->mu);
     while (!c->done) {
         if (pthread_cond_timedwait(&c->cv, &c->mu, &ts) == ETIMEDOUT)
@@ -2171,7 +2148,7 @@ void edist_node_stop(edist_node *node)
     if (!node)
         return;
     if (node->thread_started && edi_loop_on_thread(node->loop)) {
-        node_log(&node->cfg, EDIST_LOG_ERROR,
+        edi_logf(&node->log, EDIST_LOG_ERROR,
                  "edist_node_stop called from a node callback");
         return;
     }
@@ -2188,6 +2165,6 @@ void edist_node_stop(edist_node *node)
             edi_loop_stop(node->loop); /* give up on goodbyes */
         pthread_join(node->thread, NULL);
     }
-    node_log(&node->cfg, EDIST_LOG_DEBUG, "node %s stopped", node->name);
+    edi_logf(&node->log, EDIST_LOG_DEBUG, "node %s stopped", node->name);
     node_free(node);
 }

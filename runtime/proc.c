@@ -44,20 +44,6 @@
 static const char never_sentinel;
 const edist_pattern *const EDI_PATTERN_NEVER = (const edist_pattern *)&never_sentinel;
 
-/* ---- logging ---------------------------------------------------------------------- */
-
-void edi_rt_log(edi_rt *rt, edist_log_level lvl, const char *fmt, ...)
-{
-    if (!rt->cfg.log || lvl > rt->cfg.log_level)
-        return;
-    char line[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
-    va_end(ap);
-    rt->cfg.log(rt->cfg.log_user, lvl, line);
-}
-
 /* ---- configuration ------------------------------------------------------------------- */
 
 void edist_runtime_config_init(edist_runtime_config *cfg)
@@ -408,9 +394,9 @@ int edi_rt_call(edi_rt *rt, edi_req *req, bool sync)
     } while (!atomic_compare_exchange_weak_explicit(&rt->reqs, &top, req, memory_order_release,
                                                     memory_order_relaxed));
     if (atomic_exchange(&rt->reqs_posted, 1) == 0) {
-        uint64_t start = edi_mono_ns();
+        uint64_t start = edi_now_ns();
         while (edi_loop_post(rt->loop, post_drain, rt) == EDIST_EAGAIN) {
-            if (edi_mono_ns() - start > (uint64_t)POST_RETRY_LIMIT_MS * 1000000u) {
+            if (edi_now_ns() - start > (uint64_t)POST_RETRY_LIMIT_MS * 1000000u) {
                 /* The loop does not take posts: let the next request try
                  * again; this one stays queued. */
                 atomic_store(&rt->reqs_posted, 0);
@@ -471,6 +457,7 @@ int edi_rt_new(const edi_rt_config *cfg, edi_rt **out)
         rt->cfg = *cfg->proc;
     else
         edist_runtime_config_init(&rt->cfg);
+    rt->log = (edi_log){rt->cfg.log, rt->cfg.log_user, rt->cfg.log_level};
     if (rt->cfg.max_processes == 0)
         rt->cfg.max_processes = DEFAULT_MAX_PROCESSES;
     if (rt->cfg.max_processes > EDI_PROC_MAX_LIMIT)

@@ -463,7 +463,7 @@ void edi_refs_seed(edi_rt *rt)
 {
     uint64_t r = 0;
     if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
-        r = edi_mono_ns();
+        r = edi_now_ns();
     atomic_store(&rt->ref_counter, r & ((UINT64_C(1) << 48) - 1));
 }
 

@@ -8,22 +8,16 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "edist/proc.h"
 #include "edist/rpc.h"
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Milliseconds left until end_ms (negative end: forever). */
 static int64_t left_ms(int64_t end_ms)
 {
     if (end_ms < 0)
         return -1;
-    int64_t l = end_ms - now_ms();
+    int64_t l = end_ms - (int64_t)edi_now_ms();
     return l > 0 ? l : 0;
 }
 
@@ -210,7 +204,7 @@ int edist_erpc_call(const char *node, const char *module, const char *function,
         return rc;
     if ((rc = patterns()) != 0)
         return rc;
-    int64_t end_ms = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    int64_t end_ms = timeout_ms < 0 ? -1 : (int64_t)edi_now_ms() + timeout_ms;
 
     /* erpc:execute_call(Res, M, F, A) with [monitor]. */
     edist_ref res;

@@ -39,6 +39,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/clock.h"
+#include "base/log.h"
 #include "dataplane/term/hash.h"
 #include "dataplane/uring/loop.h"
 #include "edist/proc.h"
@@ -370,7 +372,6 @@ edi_msg *edi_mpsc_take(edi_mpsc *q);
  * timeout_ns (UINT64_MAX: no limit); wake all waiters. */
 void edi_futex_wait(_Atomic uint32_t *word, uint32_t expected, uint64_t timeout_ns);
 void edi_futex_wake(_Atomic uint32_t *word);
-uint64_t edi_mono_ns(void);
 
 /* ---- hash tables (registry.c; the byte hash: dataplane/term/hash.h) --- */
 
@@ -615,6 +616,9 @@ struct edist_runtime {
     uint64_t spawned, exited, switches, sent, dropped;
     uint64_t mailbox_overflows, copied_out, mailbox_busy;
     edi_ratelimit overflow_log; /* mailbox_overflow lines */
+
+    /* base: where lines go, from cfg.log, log_user and log_level. */
+    edi_log log;
 };
 
 /* The current process of this thread (green while it runs; a thread
@@ -707,8 +711,8 @@ static inline void edi_msg_release(edi_msg_pool *pool, edi_msg *m)
 void edi_proc_release(edi_rt *rt, edi_proc *p); /* after teardown */
 int edi_proc_spawn(edi_rt *rt, edist_proc_fn fn, void *arg, size_t stack_bytes,
                    edi_proc **out);
-void edi_rt_log(edi_rt *rt, edist_log_level lvl, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+/* The runtime's lines, through its logger (base/log.h). */
+#define edi_rt_log(rt, ...) edi_logf(&(rt)->log, __VA_ARGS__)
 /* Which mailbox limit a delivery obeys. */
 typedef enum edi_limit {
     EDI_LIMIT_SOFT,  /* local sends: EDIST_EAGAIN at the limit (pushed back) */

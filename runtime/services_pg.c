@@ -821,7 +821,7 @@ void edi_svc_pg_main(void *arg)
     st->s = s;
     st->self = edist_self();
     if (getrandom(&st->seed, sizeof st->seed, GRND_NONBLOCK) != (ssize_t)sizeof st->seed)
-        st->seed = edi_mono_ns();
+        st->seed = edi_now_ns();
     edi_htab_init(&st->groups);
     edi_htab_init(&st->peer_index);
     edi_htab_init(&st->locals);

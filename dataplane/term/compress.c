@@ -31,7 +31,7 @@ int edi_inflate_ext(const uint8_t *ext, size_t len, edist_buf *out,
         return zfail(err_off, 0, EDIST_EVERSION, "not 131, 80");
     if (len < 6)
         return zfail(err_off, 2, EDIST_ETRUNC, "truncated size");
-    uint32_t size = edi_get_u32(ext + 2);
+    uint32_t size = edi_get_be32(ext + 2);
     size_t zlen = len - 6;
     if (size == 0)
         return zfail(err_off, 2, EDIST_ECOMPRESS, "declared size 0");
@@ -122,7 +122,7 @@ int edist_term_compress(const void *ext, size_t len, int level, edist_buf *out)
         return out->err;
     dst[0] = EDIST_TAG_VERSION;
     dst[1] = EDIST_TAG_COMPRESSED;
-    edi_put_u32(dst + 2, (uint32_t)plain);
+    edi_put_be32(dst + 2, (uint32_t)plain);
     uLongf zlen = bound;
     int zr = compress2(dst + 6, &zlen, d + 1, (uLong)plain, level);
     if (zr != Z_OK)

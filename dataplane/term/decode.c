@@ -116,7 +116,7 @@ static int rd_atom(const uint8_t *d, size_t len, size_t *pp, edist_atom *a,
         if (!have(len, p, 3))
             return bad(e, EDIST_ETRUNC, p, "truncated atom");
         hdr = 3;
-        n = edi_get_u16(d + p + 1);
+        n = edi_get_be16(d + p + 1);
         latin1 = d[p] == EDIST_TAG_ATOM;
         break;
     default:
@@ -166,7 +166,7 @@ static int rd_integer(const uint8_t *d, size_t len, size_t *pp, int *negative,
     case EDIST_TAG_INTEGER: {
         if (!have(len, p, 5))
             return bad(e, EDIST_ETRUNC, p, "truncated integer");
-        uint32_t u = edi_get_u32(d + p + 1);
+        uint32_t u = edi_get_be32(d + p + 1);
         *negative = (u >> 31) != 0;
         /* |int32| computed unsigned: two's complement negation. */
         *small = *negative ? (uint64_t)(0u - u) : u;
@@ -180,7 +180,7 @@ static int rd_integer(const uint8_t *d, size_t len, size_t *pp, int *negative,
         size_t hdr = d[p] == EDIST_TAG_SMALL_BIG ? 3 : 6;
         if (!have(len, p, hdr))
             return bad(e, EDIST_ETRUNC, p, "truncated bignum");
-        uint64_t cnt = hdr == 3 ? d[p + 1] : edi_get_u32(d + p + 1);
+        uint64_t cnt = hdr == 3 ? d[p + 1] : edi_get_be32(d + p + 1);
         if (!have(len, p + hdr, cnt))
             return bad(e, EDIST_ETRUNC, p, "truncated bignum");
         /* erts reads any non-zero sign byte as negative. */
@@ -231,7 +231,7 @@ static int rd_double(const uint8_t *d, size_t len, size_t *pp, double *v,
     if (p < len && d[p] == EDIST_TAG_NEW_FLOAT) {
         if (!have(len, p, 9))
             return bad(e, EDIST_ETRUNC, p, "truncated float");
-        uint64_t bits = edi_get_u64(d + p + 1);
+        uint64_t bits = edi_get_be64(d + p + 1);
         /* Exponent all ones: inf or NaN, which erts refuses to decode. */
         if (((bits >> 52) & 0x7FF) == 0x7FF)
             return bad(e, EDIST_EBADTERM, p, "float is not finite");
@@ -263,9 +263,9 @@ static int rd_pid(const uint8_t *d, size_t len, size_t *pp, edist_pid *pid,
         return rc;
     if (!have(len, q, newer ? 12 : 9))
         return bad(e, EDIST_ETRUNC, p, "truncated pid");
-    pid->id = edi_get_u32(d + q);
-    pid->serial = edi_get_u32(d + q + 4);
-    pid->creation = newer ? edi_get_u32(d + q + 8) : d[q + 8];
+    pid->id = edi_get_be32(d + q);
+    pid->serial = edi_get_be32(d + q + 4);
+    pid->creation = newer ? edi_get_be32(d + q + 8) : d[q + 8];
     *pp = q + (newer ? 12 : 9);
     return 0;
 }
@@ -290,11 +290,11 @@ static int rd_port(const uint8_t *d, size_t len, size_t *pp,
     if (!have(len, q, body))
         return bad(e, EDIST_ETRUNC, p, "truncated port");
     if (body == 12) {
-        port->id = edi_get_u64(d + q);
-        port->creation = edi_get_u32(d + q + 8);
+        port->id = edi_get_be64(d + q);
+        port->creation = edi_get_be32(d + q + 8);
     } else {
-        port->id = edi_get_u32(d + q);
-        port->creation = body == 8 ? edi_get_u32(d + q + 4) : d[q + 4];
+        port->id = edi_get_be32(d + q);
+        port->creation = body == 8 ? edi_get_be32(d + q + 4) : d[q + 4];
     }
     *pp = q + body;
     return 0;
@@ -315,7 +315,7 @@ static int rd_ref(const uint8_t *d, size_t len, size_t *pp, edist_ref *r,
         if (!have(len, q, 5))
             return bad(e, EDIST_ETRUNC, p, "truncated reference");
         r->len = 1;
-        r->ids[0] = edi_get_u32(d + q);
+        r->ids[0] = edi_get_be32(d + q);
         r->creation = d[q + 4];
         *pp = q + 5;
         return 0;
@@ -324,7 +324,7 @@ static int rd_ref(const uint8_t *d, size_t len, size_t *pp, edist_ref *r,
         return wrong_tag(d, len, p, e);
     if (!have(len, p, 3))
         return bad(e, EDIST_ETRUNC, p, "truncated reference");
-    uint32_t words = edi_get_u16(d + p + 1);
+    uint32_t words = edi_get_be16(d + p + 1);
     if (words < 1 || words > EDIST_REF_MAX_WORDS)
         return bad(e, EDIST_EBADTERM, p + 1, "reference must have 1..5 words");
     size_t q = p + 3;
@@ -334,11 +334,11 @@ static int rd_ref(const uint8_t *d, size_t len, size_t *pp, edist_ref *r,
     size_t cr = tag == EDIST_TAG_NEWER_REFERENCE ? 4 : 1;
     if (!have(len, q, cr + 4 * (size_t)words))
         return bad(e, EDIST_ETRUNC, p, "truncated reference");
-    r->creation = cr == 4 ? edi_get_u32(d + q) : d[q];
+    r->creation = cr == 4 ? edi_get_be32(d + q) : d[q];
     q += cr;
     r->len = words;
     for (uint32_t i = 0; i < words; i++)
-        r->ids[i] = edi_get_u32(d + q + 4 * i);
+        r->ids[i] = edi_get_be32(d + q + 4 * i);
     *pp = q + 4 * (size_t)words;
     return 0;
 }
@@ -376,7 +376,7 @@ static int rd_fun_int(const uint8_t *d, size_t len, size_t *pp, int64_t *v,
         return 0;
     }
     if (p < len && d[p] == EDIST_TAG_INTEGER && have(len, p, 5)) {
-        *v = (int32_t)edi_get_u32(d + p + 1);
+        *v = (int32_t)edi_get_be32(d + p + 1);
         *pp = p + 5;
         return 0;
     }
@@ -398,7 +398,7 @@ static int rd_fun_head(const uint8_t *d, size_t len, size_t *pp, edist_fun *f,
     /* Size, Arity, Uniq, Index, NumFree */
     if (!have(len, p, 1 + 29))
         return bad(e, EDIST_ETRUNC, p, "truncated fun");
-    uint32_t size = edi_get_u32(d + p + 1);
+    uint32_t size = edi_get_be32(d + p + 1);
     if (size < 29)
         return bad(e, EDIST_EBADTERM, p + 1, "fun size too small");
     if (!have(len, p + 1, size))
@@ -408,8 +408,8 @@ static int rd_fun_head(const uint8_t *d, size_t len, size_t *pp, edist_fun *f,
     f->len = (size_t)size + 1;
     f->arity = d[p + 5];
     memcpy(f->uniq, d + p + 6, 16);
-    f->index = edi_get_u32(d + p + 22);
-    f->num_free = edi_get_u32(d + p + 26);
+    f->index = edi_get_be32(d + p + 22);
+    f->num_free = edi_get_be32(d + p + 26);
     size_t q = p + 30;
     /* Read the fixed fields inside the fun's own bytes only. */
     int rc = rd_atom(d, end, &q, &f->module, e);
@@ -528,34 +528,34 @@ static int walk(const uint8_t *d, size_t len, size_t *pp, uint64_t todo,
         case EDIST_TAG_LARGE_TUPLE:
             if (!have(len, p, 5))
                 return bad(e, EDIST_ETRUNC, p, "truncated tuple");
-            more = edi_get_u32(d + p + 1);
+            more = edi_get_be32(d + p + 1);
             q = p + 5;
             break;
         case EDIST_TAG_NIL:
             q = p + 1;
             break;
         case EDIST_TAG_STRING:
-            if (!have(len, p, 3) || !have(len, p + 3, edi_get_u16(d + p + 1)))
+            if (!have(len, p, 3) || !have(len, p + 3, edi_get_be16(d + p + 1)))
                 return bad(e, EDIST_ETRUNC, p, "truncated string");
-            q = p + 3 + edi_get_u16(d + p + 1);
+            q = p + 3 + edi_get_be16(d + p + 1);
             break;
         case EDIST_TAG_LIST:
             if (!have(len, p, 5))
                 return bad(e, EDIST_ETRUNC, p, "truncated list");
-            more = (uint64_t)edi_get_u32(d + p + 1) + 1; /* and the tail */
+            more = (uint64_t)edi_get_be32(d + p + 1) + 1; /* and the tail */
             if (more == 1)
                 return bad(e, EDIST_EBADTERM, p + 1, "LIST_EXT with 0 elements");
             q = p + 5;
             break;
         case EDIST_TAG_BINARY:
-            if (!have(len, p, 5) || !have(len, p + 5, edi_get_u32(d + p + 1)))
+            if (!have(len, p, 5) || !have(len, p + 5, edi_get_be32(d + p + 1)))
                 return bad(e, EDIST_ETRUNC, p, "truncated binary");
-            q = p + 5 + edi_get_u32(d + p + 1);
+            q = p + 5 + edi_get_be32(d + p + 1);
             break;
         case EDIST_TAG_BIT_BINARY: {
             if (!have(len, p, 6))
                 return bad(e, EDIST_ETRUNC, p, "truncated bit string");
-            uint32_t n = edi_get_u32(d + p + 1);
+            uint32_t n = edi_get_be32(d + p + 1);
             if (!bit_count_ok(n, d[p + 5]))
                 return bad(e, EDIST_EBADTERM, p + 5, "bad bit string bit count");
             if (!have(len, p + 6, n))
@@ -566,7 +566,7 @@ static int walk(const uint8_t *d, size_t len, size_t *pp, uint64_t todo,
         case EDIST_TAG_MAP:
             if (!have(len, p, 5))
                 return bad(e, EDIST_ETRUNC, p, "truncated map");
-            more = 2 * (uint64_t)edi_get_u32(d + p + 1);
+            more = 2 * (uint64_t)edi_get_be32(d + p + 1);
             q = p + 5;
             break;
         case EDIST_TAG_NEW_PID:
@@ -716,7 +716,7 @@ int edist_peek(const edist_cursor *c, edist_term_info *info)
     case EDIST_TAG_NEW_REFERENCE:
         need = 3;
         if (have(len, p, 3))
-            count = edi_get_u16(d + p + 1);
+            count = edi_get_be16(d + p + 1);
         break;
     case EDIST_TAG_LARGE_TUPLE:
     case EDIST_TAG_LARGE_BIG:
@@ -726,7 +726,7 @@ int edist_peek(const edist_cursor *c, edist_term_info *info)
     case EDIST_TAG_MAP:
         need = 5;
         if (have(len, p, 5))
-            count = edi_get_u32(d + p + 1);
+            count = edi_get_be32(d + p + 1);
         break;
     case EDIST_TAG_REFERENCE: count = 1; break;
     default:
@@ -797,7 +797,7 @@ int edist_dec_int64(edist_cursor *c, int64_t *v)
         return 0;
     }
     if (rem >= 5 && d[p] == EDIST_TAG_INTEGER) {
-        *v = (int32_t)edi_get_u32(d + p + 1);
+        *v = (int32_t)edi_get_be32(d + p + 1);
         c->pos = p + 5;
         return 0;
     }
@@ -885,7 +885,7 @@ int edist_dec_double(edist_cursor *c, double *v)
     const uint8_t *d = c->data;
     size_t p = c->pos;
     if (LIKELY(c->len - p >= 9 && d[p] == EDIST_TAG_NEW_FLOAT)) {
-        uint64_t bits = edi_get_u64(d + p + 1);
+        uint64_t bits = edi_get_be64(d + p + 1);
         if (LIKELY(((bits >> 52) & 0x7FF) != 0x7FF)) {
             memcpy(v, &bits, sizeof bits);
             c->pos = p + 9;
@@ -1037,7 +1037,7 @@ static __attribute__((noinline)) int dec_tuple_slow(edist_cursor *c, uint32_t *a
     if (rem >= 1 && d[p] == EDIST_TAG_LARGE_TUPLE) {
         if (rem < 5)
             return report(c, EDIST_ETRUNC, &(dec_err){p, "truncated tuple"});
-        uint32_t n = edi_get_u32(d + p + 1);
+        uint32_t n = edi_get_be32(d + p + 1);
         if (n > rem - 5)
             return report(c, EDIST_ETRUNC, &(dec_err){p, "tuple arity exceeds the input"});
         *arity = n;
@@ -1069,7 +1069,7 @@ static __attribute__((noinline)) int dec_list_slow(edist_cursor *c, uint32_t *n)
     const uint8_t *d = c->data;
     size_t p = c->pos, rem = c->len - p;
     if (rem >= 5 && d[p] == EDIST_TAG_LIST) {
-        uint32_t k = edi_get_u32(d + p + 1);
+        uint32_t k = edi_get_be32(d + p + 1);
         if (k == 0)
             return report(c, EDIST_EBADTERM, &(dec_err){p + 1, "LIST_EXT with 0 elements"});
         return report(c, EDIST_ETRUNC, &(dec_err){p, "list length exceeds the input"});
@@ -1090,7 +1090,7 @@ int edist_dec_list(edist_cursor *c, uint32_t *n)
     const uint8_t *d = c->data;
     size_t p = c->pos, rem = c->len - p;
     if (LIKELY(rem >= 5 && d[p] == EDIST_TAG_LIST)) {
-        uint32_t k = edi_get_u32(d + p + 1);
+        uint32_t k = edi_get_be32(d + p + 1);
         /* k elements and a tail, each at least one byte. erts accepts 0
          * elements (the term is then the tail alone) but never writes it, and
          * *n = 0 would tell the caller that no tail follows: refused. */
@@ -1145,7 +1145,7 @@ int edist_dec_string(edist_cursor *c, const uint8_t **bytes, size_t *len)
     const uint8_t *d = c->data;
     size_t p = c->pos, rem = c->len - p;
     if (LIKELY(rem >= 3 && d[p] == EDIST_TAG_STRING)) {
-        size_t n = edi_get_u16(d + p + 1);
+        size_t n = edi_get_be16(d + p + 1);
         if (LIKELY(n <= rem - 3)) {
             *bytes = d + p + 3;
             *len = n;
@@ -1163,9 +1163,9 @@ static int rd_bits(const uint8_t *d, size_t len, size_t *pp,
 {
     size_t p = *pp;
     if (p < len && d[p] == EDIST_TAG_BINARY) {
-        if (!have(len, p, 5) || !have(len, p + 5, edi_get_u32(d + p + 1)))
+        if (!have(len, p, 5) || !have(len, p + 5, edi_get_be32(d + p + 1)))
             return bad(e, EDIST_ETRUNC, p, "truncated binary");
-        *nbytes = edi_get_u32(d + p + 1);
+        *nbytes = edi_get_be32(d + p + 1);
         *bytes = d + p + 5;
         *last_bits = 8;
         *pp = p + 5 + *nbytes;
@@ -1174,7 +1174,7 @@ static int rd_bits(const uint8_t *d, size_t len, size_t *pp,
     if (p < len && d[p] == EDIST_TAG_BIT_BINARY) {
         if (!have(len, p, 6))
             return bad(e, EDIST_ETRUNC, p, "truncated bit string");
-        uint32_t n = edi_get_u32(d + p + 1);
+        uint32_t n = edi_get_be32(d + p + 1);
         uint8_t bits = d[p + 5];
         if (!bit_count_ok(n, bits))
             return bad(e, EDIST_EBADTERM, p + 5, "bad bit string bit count");
@@ -1196,7 +1196,7 @@ int edist_dec_binary(edist_cursor *c, const uint8_t **bytes, size_t *len)
     const uint8_t *d = c->data;
     size_t p = c->pos, rem = c->len - p;
     if (LIKELY(rem >= 5 && d[p] == EDIST_TAG_BINARY)) {
-        size_t n = edi_get_u32(d + p + 1);
+        size_t n = edi_get_be32(d + p + 1);
         if (LIKELY(n <= rem - 5)) {
             *bytes = d + p + 5;
             *len = n;
@@ -1257,7 +1257,7 @@ int edist_dec_map(edist_cursor *c, uint32_t *pairs)
     const uint8_t *d = c->data;
     size_t p = c->pos, rem = c->len - p;
     if (LIKELY(rem >= 5 && d[p] == EDIST_TAG_MAP)) {
-        uint32_t k = edi_get_u32(d + p + 1);
+        uint32_t k = edi_get_be32(d + p + 1);
         if (LIKELY(2 * (uint64_t)k <= rem - 5)) {
             *pairs = k;
             c->pos = p + 5;

@@ -52,7 +52,7 @@ static int enc_sign_mag64(edist_buf *b, int negative, uint64_t mag)
         /* Two's complement of a value in int32 range, done unsigned. */
         uint32_t v = negative ? (uint32_t)(0u - (uint32_t)mag) : (uint32_t)mag;
         p[0] = EDIST_TAG_INTEGER;
-        edi_put_u32(p + 1, v);
+        edi_put_be32(p + 1, v);
         b->len += 5;
         return 0;
     }
@@ -90,7 +90,7 @@ SLOW_PATH int edist_enc_int_slow(edist_buf *b, int64_t v)
         if (!p)
             return b->err;
         p[0] = EDIST_TAG_INTEGER;
-        edi_put_u32(p + 1, (uint32_t)v);
+        edi_put_be32(p + 1, (uint32_t)v);
         b->len += 5;
         return 0;
     }
@@ -129,7 +129,7 @@ int edist_enc_big(edist_buf *b, int negative, const uint8_t *mag_le, size_t n)
         p[1] = (uint8_t)n;
     } else {
         p[0] = EDIST_TAG_LARGE_BIG;
-        edi_put_u32(p + 1, (uint32_t)n);
+        edi_put_be32(p + 1, (uint32_t)n);
     }
     p[head - 1] = negative ? 1 : 0;
     memcpy(p + head, mag_le, n);
@@ -166,7 +166,7 @@ SLOW_PATH int edist_enc_double_slow(edist_buf *b, double v)
     uint64_t bits;
     memcpy(&bits, &v, sizeof bits);
     p[0] = EDIST_TAG_NEW_FLOAT;
-    edi_put_u64(p + 1, bits);
+    edi_put_be64(p + 1, bits);
     b->len += 9;
     return 0;
 }
@@ -189,7 +189,7 @@ static int enc_atom_checked(edist_buf *b, const uint8_t *s, size_t len)
     if (!p)
         return b->err;
     p[0] = EDIST_TAG_ATOM_UTF8;
-    edi_put_u16(p + 1, (uint16_t)len);
+    edi_put_be16(p + 1, (uint16_t)len);
     memcpy(p + 3, s, len);
     b->len += 3 + len;
     return 0;
@@ -260,7 +260,7 @@ SLOW_PATH int edist_enc_tuple_slow(edist_buf *b, uint32_t arity)
     if (!p)
         return b->err;
     p[0] = EDIST_TAG_LARGE_TUPLE;
-    edi_put_u32(p + 1, arity);
+    edi_put_be32(p + 1, arity);
     b->len += 5;
     return 0;
 }
@@ -282,7 +282,7 @@ static int enc_tag_u32(edist_buf *b, uint8_t tag, uint32_t n)
     if (!p)
         return b->err;
     p[0] = tag;
-    edi_put_u32(p + 1, n);
+    edi_put_be32(p + 1, n);
     b->len += 5;
     return 0;
 }
@@ -310,7 +310,7 @@ int edist_enc_string(edist_buf *b, const void *bytes, size_t len)
         if (!p)
             return b->err;
         p[0] = EDIST_TAG_STRING;
-        edi_put_u16(p + 1, (uint16_t)len);
+        edi_put_be16(p + 1, (uint16_t)len);
         memcpy(p + 3, s, len);
         b->len += 3 + len;
         return 0;
@@ -321,7 +321,7 @@ int edist_enc_string(edist_buf *b, const void *bytes, size_t len)
     if (!p)
         return b->err;
     p[0] = EDIST_TAG_LIST;
-    edi_put_u32(p + 1, (uint32_t)len);
+    edi_put_be32(p + 1, (uint32_t)len);
     uint8_t *q = p + 5;
     for (size_t i = 0; i < len; i++) {
         q[0] = EDIST_TAG_SMALL_INTEGER;
@@ -345,7 +345,7 @@ SLOW_PATH int edist_enc_binary_slow(edist_buf *b, const void *bytes, size_t len)
     if (!p)
         return b->err;
     p[0] = EDIST_TAG_BINARY;
-    edi_put_u32(p + 1, (uint32_t)len);
+    edi_put_be32(p + 1, (uint32_t)len);
     if (len)
         memcpy(p + 5, bytes, len);
     b->len += 5 + len;
@@ -369,7 +369,7 @@ int edist_enc_bitstring(edist_buf *b, const void *bytes, size_t nbytes,
     if (!p)
         return b->err;
     p[0] = EDIST_TAG_BIT_BINARY;
-    edi_put_u32(p + 1, (uint32_t)nbytes);
+    edi_put_be32(p + 1, (uint32_t)nbytes);
     p[5] = (uint8_t)last_bits;
     memcpy(p + 6, bytes, nbytes);
     /* erts writes the unused low bits of the last byte as zero. */
@@ -397,9 +397,9 @@ int edist_enc_pid(edist_buf *b, const edist_pid *pid)
     p = edi_buf_room(b, 12);
     if (!p)
         return b->err;
-    edi_put_u32(p, pid->id);
-    edi_put_u32(p + 4, pid->serial);
-    edi_put_u32(p + 8, pid->creation);
+    edi_put_be32(p, pid->id);
+    edi_put_be32(p + 4, pid->serial);
+    edi_put_be32(p + 8, pid->creation);
     b->len += 12;
     return 0;
 }
@@ -421,12 +421,12 @@ int edist_enc_port(edist_buf *b, const edist_port *port)
     if (!p)
         return b->err;
     if (v4) {
-        edi_put_u64(p, port->id);
-        edi_put_u32(p + 8, port->creation);
+        edi_put_be64(p, port->id);
+        edi_put_be32(p + 8, port->creation);
         b->len += 12;
     } else {
-        edi_put_u32(p, (uint32_t)port->id);
-        edi_put_u32(p + 4, port->creation);
+        edi_put_be32(p, (uint32_t)port->id);
+        edi_put_be32(p + 4, port->creation);
         b->len += 8;
     }
     return 0;
@@ -442,16 +442,16 @@ int edist_enc_ref(edist_buf *b, const edist_ref *r)
     if (!p)
         return b->err;
     p[0] = EDIST_TAG_NEWER_REFERENCE;
-    edi_put_u16(p + 1, (uint16_t)r->len);
+    edi_put_be16(p + 1, (uint16_t)r->len);
     b->len += 3;
     if (enc_atom_view(b, &r->node) < 0)
         return b->err;
     p = edi_buf_room(b, 4 + 4 * (size_t)r->len);
     if (!p)
         return b->err;
-    edi_put_u32(p, r->creation);
+    edi_put_be32(p, r->creation);
     for (uint32_t i = 0; i < r->len; i++)
-        edi_put_u32(p + 4 + 4 * i, r->ids[i]);
+        edi_put_be32(p + 4 + 4 * i, r->ids[i]);
     b->len += 4 + 4 * (size_t)r->len;
     return 0;
 }

@@ -2192,7 +2192,7 @@ static int enc_string_chars(encoder *e, const uint8_t *s, size_t len,
     if (!w)
         return e->out->err;
     w[0] = EDIST_TAG_STRING;
-    edi_put_u16(w + 1, (uint16_t)nchars);
+    edi_put_be16(w + 1, (uint16_t)nchars);
     size_t k = 3, pos = 0;
     while (pos < len) {
         uint32_t cp;
@@ -2287,7 +2287,7 @@ static int emit(encoder *e, uint32_t index)
             if (!w)
                 return out->err;
             w[0] = EDIST_TAG_STRING;
-            edi_put_u16(w + 1, (uint16_t)total);
+            edi_put_be16(w + 1, (uint16_t)total);
             size_t k = 3;
             for (uint32_t c = n->first; c != EDI_AST_NONE; c = a->nodes[c].next)
                 w[k++] = (uint8_t)a->nodes[c].v.i;

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Private helpers shared by the term codec files: big-endian byte access and
- * UTF-8 checks. Not part of the public API. */
+/* Private helpers shared by the term codec files: little-endian byte access
+ * and UTF-8 checks. Not part of the public API. */
 #ifndef EDIST_TERM_INTERNAL_H
 #define EDIST_TERM_INTERNAL_H
 
@@ -8,41 +8,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "base/bytes.h"
 #include "edist/term.h"
 
-/* ---- big-endian loads and stores (no alignment assumed) ---------------- */
-
-static inline uint16_t edi_get_u16(const uint8_t *p)
-{
-    return (uint16_t)(((uint16_t)p[0] << 8) | p[1]);
-}
-
-static inline uint32_t edi_get_u32(const uint8_t *p)
-{
-    return edist_inl_get_u32(p); /* term.h: one load where it can */
-}
-
-static inline uint64_t edi_get_u64(const uint8_t *p)
-{
-    return ((uint64_t)edi_get_u32(p) << 32) | edi_get_u32(p + 4);
-}
-
-static inline void edi_put_u16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)(v >> 8);
-    p[1] = (uint8_t)v;
-}
-
-static inline void edi_put_u32(uint8_t *p, uint32_t v)
-{
-    edist_inl_put_u32(p, v);
-}
-
-static inline void edi_put_u64(uint8_t *p, uint64_t v)
-{
-    edi_put_u32(p, (uint32_t)(v >> 32));
-    edi_put_u32(p + 4, (uint32_t)v);
-}
+/* ---- byte order: big-endian in base/bytes.h (edi_get_be32 ...) ---------- */
 
 /* Little-endian, as bignum magnitudes are. */
 static inline void edi_put_le64(uint8_t *p, uint64_t v)

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/bytes.h"
 #include "dataplane/uring/deframe.h"
 #include "dataplane/uring/uring_internal.h"
 #include "edist/error.h"
@@ -158,14 +159,6 @@ static void set_sockopts(int fd)
     int fl = fcntl(fd, F_GETFL);
     if (fl >= 0 && (fl & O_NONBLOCK))
         (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
 }
 
 /* Removes c from a singly linked list threaded through field `off`. */
@@ -659,7 +652,7 @@ int edi_conn_send_frame(edi_conn *c, const void *data, size_t len)
     if (rc < 0)
         return rc;
     uint8_t hdr[4];
-    put_be32(hdr, (uint32_t)len);
+    edi_put_be32(hdr, (uint32_t)len);
     if ((rc = seg_reserve(c, 1)) < 0 || (rc = tx_copy(c, hdr, 4, data, len)) < 0)
         return rc;
     c->st.frames_out++;
@@ -682,7 +675,7 @@ int edi_conn_send_frame_owned(edi_conn *c, const void *head, size_t head_len,
     if ((rc = seg_reserve(c, 2)) < 0)
         return rc;
     uint8_t hdr[4];
-    put_be32(hdr, (uint32_t)(head_len + body_len));
+    edi_put_be32(hdr, (uint32_t)(head_len + body_len));
     if ((rc = tx_copy(c, hdr, 4, head, head_len)) < 0)
         return rc;
     if (body_len > 0) {

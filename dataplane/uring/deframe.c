@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/bytes.h"
 #include "dataplane/uring/deframe.h"
 #include "edist/error.h"
 
@@ -25,12 +26,6 @@ typedef struct src {
     const uint8_t *base;
     bool in_chunk;
 } src;
-
-static uint32_t be32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
-           ((uint32_t)p[2] << 8) | (uint32_t)p[3];
-}
 
 void edi_deframe_init(edi_deframe *d, const edi_deframe_config *cfg)
 {
@@ -263,10 +258,10 @@ static size_t scan(edi_deframe *d, const src *s, const uint8_t *p, size_t n)
             n -= take;
             if (d->hdr_have < 4)
                 return 0;
-            len = be32(d->hdr);
+            len = edi_get_be32(d->hdr);
             d->hdr_have = 0;
         } else {
-            len = be32(p);
+            len = edi_get_be32(p);
             p += 4;
             n -= 4;
         }

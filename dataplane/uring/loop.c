@@ -37,23 +37,9 @@ void edi_loop_config_default(edi_loop_config *c)
 
 static bool is_pow2(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
 
-uint64_t edi_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static void update_now(edi_loop *loop)
 {
-    loop->now_ns = now_ns();
+    loop->now_ns = edi_now_ns();
     loop->now_ms = loop->now_ns / 1000000u;
 }
 
@@ -64,28 +50,6 @@ int edi_loop_on_thread(const edi_loop *loop)
 {
     return atomic_load_explicit(&loop->thread, memory_order_relaxed) ==
            (unsigned long)pthread_self();
-}
-
-int edi_ratelimit_take(edi_ratelimit *r, uint64_t now_ms, unsigned burst,
-                       uint64_t interval_ms)
-{
-    uint64_t t = r->next_ms > now_ms ? r->next_ms : now_ms;
-    if (burst > 0 && t > now_ms + (uint64_t)(burst - 1) * interval_ms)
-        return 0;
-    r->next_ms = t + interval_ms;
-    return 1;
-}
-
-void edi_loop_log(edi_loop *loop, const char *fmt, ...)
-{
-    if (loop->cfg.log == NULL)
-        return;
-    char line[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    loop->cfg.log(loop->cfg.log_user, line);
 }
 
 struct io_uring_sqe *edi_loop_sqe(edi_loop *loop)
@@ -478,7 +442,7 @@ static int loop_wait(edi_loop *loop, uint64_t timeout_ns)
 {
     if (loop->heap_len > 0) {
         uint64_t due_ns = loop->heap[0]->due_ms * 1000000u;
-        uint64_t now = now_ns();
+        uint64_t now = edi_now_ns();
         uint64_t until = due_ns > now ? due_ns - now : 0;
         if (until < timeout_ns)
             timeout_ns = until;

@@ -31,6 +31,9 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
+#include "base/clock.h"
+#include "base/log.h" /* edi_log, edi_ratelimit */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -61,8 +64,6 @@ enum {
     EDI_FEAT_COOP_TASKRUN = 1u << 4,    /* completions without IPIs (5.19+) */
 };
 
-typedef void (*edi_log_fn)(void *user, const char *line);
-
 typedef struct edi_loop_config {
     edi_idle_mode idle;              /* default ADAPTIVE */
     uint32_t spin_us;                /* adaptive: busy spin this long idle (default 50) */
@@ -75,8 +76,8 @@ typedef struct edi_loop_config {
     size_t send_queue_limit_bytes;   /* per connection (default 1 MiB) */
     uint32_t post_queue_len;         /* edi_loop_post capacity (default 4096) */
     unsigned disable_features;       /* EDI_FEAT_* to leave unused (default 0) */
-    edi_log_fn log;                  /* one line per significant event; may be NULL */
-    void *log_user;
+    edi_log log;                     /* one INFO line per significant event
+                                      * (base/log.h); zero: none */
 } edi_loop_config;
 
 /* Fills c with the defaults above. */
@@ -120,9 +121,9 @@ void edi_loop_stop(edi_loop *loop);
 typedef void (*edi_post_fn)(edi_loop *loop, void *arg);
 int edi_loop_post(edi_loop *loop, edi_post_fn fn, void *arg);
 
-/* Monotonic clock in ms. edi_now_ms reads the clock (thread-safe);
- * edi_loop_now_ms is the loop's cached value, refreshed every iteration. */
-uint64_t edi_now_ms(void);
+/* Monotonic clock in ms. edi_now_ms (base/clock.h) reads the clock
+ * (thread-safe); edi_loop_now_ms is the loop's cached value, refreshed
+ * every iteration. */
 uint64_t edi_loop_now_ms(const edi_loop *loop);
 
 /* EDI_FEAT_* bits in use by this loop. Any thread after creation. */
@@ -370,20 +371,6 @@ typedef struct edi_loop_stats {
 
 void edi_conn_get_stats(const edi_conn *c, edi_conn_stats *out);
 void edi_loop_get_stats(const edi_loop *loop, edi_loop_stats *out);
-
-/* ---- rate-limited log lines ------------------------------------------------
- * For lines a peer can trigger: a burst of `burst` lines, then one per
- * interval_ms (next_ms is the virtual time of the next allowed line). The
- * owner counts what it leaves out in `suppressed` and says so in a later
- * line. */
-typedef struct edi_ratelimit {
-    uint64_t next_ms;
-    uint64_t suppressed;
-} edi_ratelimit;
-
-/* 1: log this line (a slot is taken); 0: leave it out. */
-int edi_ratelimit_take(edi_ratelimit *r, uint64_t now_ms, unsigned burst,
-                       uint64_t interval_ms);
 
 #ifdef __cplusplus
 }

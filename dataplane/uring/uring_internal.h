@@ -150,8 +150,9 @@ struct edi_loop {
 /* Returns an SQE, submitting pending ones first if the SQ is full; NULL
  * only if the ring is broken. */
 struct io_uring_sqe *edi_loop_sqe(edi_loop *loop);
-void edi_loop_log(edi_loop *loop, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/* The loop's lines, all at INFO, through the node's logger. */
+#define edi_loop_log(loop, ...) \
+    edi_logf(&(loop)->cfg.log, EDIST_LOG_INFO, __VA_ARGS__)
 /* Wake the loop if it sleeps (any thread). */
 void edi_loop_wake(edi_loop *loop);
 

@@ -4,6 +4,7 @@
 #define EDIST_EDIST_H
 
 #include "edist/error.h"
+#include "edist/log.h"
 #include "edist/term.h"
 #include "edist/proc.h"
 #include "edist/node.h"

@@ -50,6 +50,15 @@ const char *edist_last_error(void);
 int edist_set_error(int err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Put context in front of the detail already recorded on this thread and
+ * return err unchanged: after a failed call,
+ * `return edist_error_prefix(rc, "cannot register %s", name);` leaves
+ * "cannot register x: <the detail>" ("cannot register x" alone when there
+ * was none). The detail is never an argument, so it cannot be formatted
+ * into itself; a line too long loses the end of the old detail. */
+int edist_error_prefix(int err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* Forget the last error detail. */
 void edist_clear_error(void);
 

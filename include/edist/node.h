@@ -22,25 +22,13 @@
 #include <stdint.h>
 
 #include "edist/error.h"
+#include "edist/log.h" /* edist_log_level, edist_log_fn */
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 typedef struct edist_node edist_node;
-
-/* ---- logging ------------------------------------------------------------- */
-typedef enum edist_log_level {
-    EDIST_LOG_ERROR = 0,
-    EDIST_LOG_WARNING = 1,
-    EDIST_LOG_INFO = 2,  /* node up/down, refused handshakes, ready */
-    EDIST_LOG_DEBUG = 3, /* dropped messages, every tick decision */
-} edist_log_level;
-
-/* One line, no newline. Called on the shard thread (and, for start-up
- * lines, on the thread calling edist_node_start). */
-typedef void (*edist_log_fn)(void *user, edist_log_level level,
-                             const char *line);
 
 /* ---- configuration ------------------------------------------------------- */
 typedef enum edist_idle {

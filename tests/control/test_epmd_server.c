@@ -22,6 +22,7 @@
 
 #include <cmocka.h>
 
+#include "base/clock.h"
 #include "control/epmd_client.h"
 #include "control/epmd_proto.h"
 #include "control/epmd_server.h"
@@ -46,8 +47,9 @@ struct fixture {
     atomic_int run_done; /* -- issue 8: the loop has returned */
 };
 
-static void capture(void *user, const char *line)
+static void capture(void *user, edist_log_level level, const char *line)
 {
+    (void)level;
     struct fixture *f = user;
     pthread_mutex_lock(&f->lock);
     free(f->lines[f->n_lines % LOG_KEEP]);
@@ -87,9 +89,7 @@ static void sleep_ms(int ms)
 
 static int64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)edi_now_ms();
 }
 
 /* Waits (up to ms) until the log has a line since `since` containing what. */
@@ -121,8 +121,7 @@ static struct fixture *start(unsigned max_conns, int relaxed)
         .max_connections = max_conns,
         .packet_timeout_ms = PACKET_TIMEOUT_MS,
         .relaxed_command_check = relaxed,
-        .log = capture,
-        .log_user = f,
+        .log = {capture, f, EDIST_LOG_DEBUG},
     };
     int rc = edi_epmd_server_start(&cfg, &f->srv);
     assert_int_equal(rc, 0);
@@ -786,8 +785,7 @@ static void test_idle_exit(void **state)
         .port = -1,
         .addresses = "127.0.0.1",
         .packet_timeout_ms = PACKET_TIMEOUT_MS,
-        .log = capture,
-        .log_user = f,
+        .log = {capture, f, EDIST_LOG_DEBUG},
         .idle_exit_ms = IDLE_EXIT_MS,
     };
     assert_int_equal(edi_epmd_server_start(&cfg, &f->srv), 0);

@@ -17,13 +17,12 @@
 
 #include <cmocka.h>
 
+#include "base/clock.h"
 #include "edist/node.h"
 
 static int64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)edi_now_ms();
 }
 
 static char last_failure[512];

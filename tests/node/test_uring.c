@@ -517,9 +517,10 @@ static void test_uring_peer_close_mid_frame(void **state)
 
 static atomic_int g_log_exceeds;
 
-static void collect_log(void *user, const char *line)
+static void collect_log(void *user, edist_log_level level, const char *line)
 {
     (void)user;
+    (void)level;
     if (strstr(line, "exceeds the limit of 1000") != NULL &&
         strstr(line, "127.0.0.1:") != NULL)
         atomic_fetch_add(&g_log_exceeds, 1);
@@ -531,7 +532,7 @@ static void test_uring_garbage_length(void **state)
     edi_loop_config cfg;
     edi_loop_config_default(&cfg);
     cfg.max_frame_bytes = 1000;
-    cfg.log = collect_log;
+    cfg.log = (edi_log){collect_log, NULL, EDIST_LOG_DEBUG};
     atomic_store(&g_log_exceeds, 0);
     lt ls;
     lt_start(&ls, &cfg);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/clock.h"
 #include "edist/edist.h"
 
 static char g_fail[1024];
@@ -162,9 +163,7 @@ __attribute__((unused)) static int recv_down(const edist_ref *ref, int64_t timeo
 
 __attribute__((unused)) static uint64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return edi_now_ms();
 }
 
 #endif

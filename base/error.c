@@ -57,6 +57,28 @@ int edist_set_error(int err, const char *fmt, ...)
     return err;
 }
 
+int edist_error_prefix(int err, const char *fmt, ...)
+{
+    char line[sizeof last_error];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        line[0] = '\0';
+    size_t used = strlen(line);
+    if (last_error[0] && used + 2 < sizeof line) {
+        /* Cut to what fits: the end of the old detail goes first. */
+        line[used++] = ':';
+        line[used++] = ' ';
+        size_t len = strnlen(last_error, sizeof line - 1 - used);
+        memcpy(line + used, last_error, len);
+        line[used + len] = '\0';
+    }
+    memcpy(last_error, line, sizeof line);
+    return err;
+}
+
 void edist_clear_error(void)
 {
     last_error[0] = '\0';
