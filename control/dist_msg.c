@@ -1105,9 +1105,9 @@ static uint8_t *put_pid(uint8_t *p, const edist_pid *pid)
     *p++ = (uint8_t)pid->node.len;
     memcpy(p, pid->node.ptr, pid->node.len);
     p += pid->node.len;
-    put_be32(p, pid->id);
-    put_be32(p + 4, pid->serial);
-    put_be32(p + 8, pid->creation);
+    edi_put_be32(p, pid->id);
+    edi_put_be32(p + 4, pid->serial);
+    edi_put_be32(p + 8, pid->creation);
     return p + 12;
 }
 
@@ -1172,7 +1172,7 @@ int edi_dist_build_send_pids(edist_buf *out, uint64_t flags,
     if (frame - 4 > UINT32_MAX)
         return edist_set_error(EDIST_EINVAL, "dist build SEND: frame of %zu "
                                "bytes exceeds the u32 length", frame - 4);
-    put_be32(start, (uint32_t)(frame - 4));
+    edi_put_be32(start, (uint32_t)(frame - 4));
     out->len += frame;
     return 0;
 }
