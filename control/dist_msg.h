@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Distribution messages after the handshake: parse received frames, reassemble
- * fragments, build frames to send, split large messages into fragments.
+/* Distribution messages after the handshake: the operations, the parsed
+ * message type and the parser of received frames. The rest of the codec:
+ * dist_reasm.h (reassemble fragments), dist_build.h (build frames to send),
+ * dist_frag.h (split large messages into fragments).
  *
  * Pure functions over bytes: no sockets, no clocks, no logging. Every parser
  * is bounded and never reads outside the bytes it is given (fuzzed by
@@ -32,7 +34,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/uio.h>
 
 #include "edist/term.h"
 
@@ -134,7 +135,7 @@ const char *edi_dop_name(int op);
  * term there. "from"/"to" for REG_SEND: `to` is the registered name, also
  * in to_name (set whenever the destination is an atom). */
 /* What an operation means to the node, decided in one place (the table
- * in dist_msg.c): the net kernel and the runtime switch on this, never on
+ * in dist_ops.c): the net kernel and the runtime switch on this, never on
  * raw opcodes. The _TT, SENDER, PAYLOAD_ and _ID variants of an
  * operation share its meaning. */
 typedef enum edi_sig {
@@ -220,263 +221,6 @@ int edi_dist_view_pid(edist_term_view v, edist_pid *pid);
 int edi_dist_view_ref(edist_term_view v, edist_ref *ref);
 int edi_dist_view_atom(edist_term_view v, edist_atom *atom);
 
-/* ---- fragment reassembly (receiver) -------------------------------------- */
-
-/* Bounds for one connection's reassembler. Zero fields take the defaults. */
-typedef struct edi_dist_reasm_limits {
-    /* Sum of the buffers of all open sequences (default 64 MiB). */
-    size_t max_total_bytes;
-    /* Size of one reassembled message (default = max_total_bytes). */
-    size_t max_message_bytes;
-    /* Sequences open at the same time (default 1024; erts sends one open
-     * sequence per sending process). */
-    uint32_t max_sequences;
-} edi_dist_reasm_limits;
-
-#define EDI_DIST_REASM_MAX_TOTAL_BYTES_DEFAULT ((size_t)64 << 20)
-#define EDI_DIST_REASM_MAX_SEQUENCES_DEFAULT 1024u
-
-typedef struct edi_dist_reasm edi_dist_reasm;
-
-/* Create a reassembler for one connection; limits may be NULL (defaults).
- * Returns 0 or EDIST_ENOMEM. */
-int edi_dist_reasm_create(const edi_dist_reasm_limits *limits,
-                          edi_dist_reasm **out);
-/* Frees all partial sequences and r (NULL is fine). */
-void edi_dist_reasm_free(edi_dist_reasm *r);
-
-/* Result of edi_dist_reasm_feed. */
-typedef struct edi_dist_delivery {
-    edi_dist_msg msg;
-    /* NULL when msg's views point into the frame given to feed (an
-     * unfragmented frame: valid while that frame is). Otherwise the
-     * reassembled buffer, malloc'ed, that msg's views point into: the caller
-     * owns it and frees it with free() after use. */
-    uint8_t *owned;
-    size_t owned_len;
-} edi_dist_delivery;
-
-/* Feed one received frame payload (non-empty; any form). Returns
- *   1  a complete message: *out filled (see owned above);
- *   0  a fragment was stored; nothing to deliver yet;
- *   <0 error; the connection should be closed (the reassembler stays
- *      consistent and may be freed or fed again):
- *      EDIST_EPROTO  continuation of an unknown sequence, a FragmentId that
- *                    is not the expected next one (ids count down by one to
- *                    1), a first fragment for a sequence already open,
- *                    FragmentId 0, or a parse error in the completed message;
- *      EDIST_ENOMEM  a limit above was exceeded or allocation failed (the
- *                    offending sequence is dropped);
- *      EDIST_EINVAL  empty frame (a tick: the caller's) or NULL argument;
- *      parse errors as edi_dist_parse for unfragmented frames.
- * An unfragmented frame never touches the reassembler's state, nor does a
- * first fragment with FragmentId 1 (a whole message: parsed in place, owned
- * NULL). A sequence that fails (out of order, over a limit, bad message) is
- * dropped and its memory released. */
-int edi_dist_reasm_feed(edi_dist_reasm *r, const uint8_t *frame, size_t len,
-                        edi_dist_delivery *out);
-
-/* Introspection for counters and tests. */
-uint32_t edi_dist_reasm_open_sequences(const edi_dist_reasm *r);
-size_t edi_dist_reasm_buffered_bytes(const edi_dist_reasm *r);
-
-/* ---- building frames (sender) ------------------------------------------- *
- * Each edi_dist_build_* APPENDS one whole frame to out, ready to be written
- * to the socket as-is: the u32 length, then the form the connection needs:
- *   - flags has DFLAG_FRAGMENTS or DFLAG_DIST_HDR_ATOM_CACHE: the header
- *     form 131, 68, 0 (no atom cache refs), control, payload, terms without
- *     131. erts then REQUIRES this form (erts_prepare_dist_ext: with either
- *     flag negotiated it does not skip a 112 and kills the connection);
- *   - otherwise the pass-through form 112, 131 control, 131 payload (ei).
- * `flags` is the connection's negotiated flag set (edi_hs_result.flags).
- * Term arguments are edist_term_view of encoded terms (no 131; a leading 131
- * is accepted and dropped). Compressed terms (131, 80) are EDIST_EINVAL:
- * erts decodes distribution terms with no inflation step. Arguments are not
- * validated beyond non-empty (callers pass terms they encoded); use
- * edi_dist_pid_view() & co to encode pids/refs/atoms.
- *
- * `token` (may be NULL, or have ptr == NULL) is a sequential trace token:
- * when given, the _TT variant of the op is built.
- * Builders pick the wire form from flags (EXIT_PAYLOAD variants) and refuse
- * what the peer did not negotiate with EDIST_EUNSUPPORTED (SEND_SENDER,
- * SPAWN, ALIAS, UNLINK_ID, ALTACT_SIG).
- * Errors: EDIST_EINVAL (missing or compressed argument, frame over
- * 4 GiB - 1), EDIST_EUNSUPPORTED, EDIST_ENOMEM / EDIST_ENOSPC from out (out
- * is then in error, see edist_buf_error). On error out->len is unchanged. */
-
-/* Encoded-term scratch for one pid, port, ref or atom (node names up to 255
- * characters of up to 4 bytes). */
-#define EDI_DIST_TERM_SCRATCH_BYTES 1088
-typedef struct edi_dist_term_scratch {
-    uint8_t bytes[EDI_DIST_TERM_SCRATCH_BYTES];
-} edi_dist_term_scratch;
-/* Encode into *s and return a view of it in *out (valid while *s is).
- * Errors from the encoder (EDIST_EBADTERM for a bad atom). */
-int edi_dist_pid_view(const edist_pid *pid, edi_dist_term_scratch *s,
-                      edist_term_view *out);
-int edi_dist_ref_view(const edist_ref *ref, edi_dist_term_scratch *s,
-                      edist_term_view *out);
-int edi_dist_atom_view(const char *utf8, size_t len, edi_dist_term_scratch *s,
-                       edist_term_view *out);
-
-/* Does the connection use the header form (see above)? */
-int edi_dist_uses_header(uint64_t flags);
-
-/* SEND(_TT): {2, '', To[, Token]} + Msg. */
-int edi_dist_build_send(edist_buf *out, uint64_t flags,
-                        const edist_term_view *token, edist_term_view to,
-                        edist_term_view msg);
-/* SEND_SENDER(_TT): {22, From, To[, Token]} + Msg (needs DFLAG_SEND_SENDER;
- * erts uses it whenever negotiated). */
-/* SEND_SENDER {22, From, To} (or SEND {2, '', To} when the peer did not
- * negotiate DFLAG_SEND_SENDER) with msg: the send path's builder, written
- * in one pass without per-element buffer calls. */
-int edi_dist_build_send_pids(edist_buf *out, uint64_t flags,
-                             const edist_pid *from, const edist_pid *to,
-                             edist_term_view msg);
-int edi_dist_build_send_sender(edist_buf *out, uint64_t flags,
-                               const edist_term_view *token,
-                               edist_term_view from, edist_term_view to,
-                               edist_term_view msg);
-/* REG_SEND(_TT): {6, From, '', ToName[, Token]} + Msg; to_name is an encoded
- * atom. */
-int edi_dist_build_reg_send(edist_buf *out, uint64_t flags,
-                            const edist_term_view *token, edist_term_view from,
-                            edist_term_view to_name, edist_term_view msg);
-/* ALIAS_SEND(_TT): {33, From, Alias[, Token]} + Msg (needs DFLAG_ALIAS). */
-int edi_dist_build_alias_send(edist_buf *out, uint64_t flags,
-                              const edist_term_view *token,
-                              edist_term_view from, edist_term_view alias,
-                              edist_term_view msg);
-/* LINK {1, From, To}. */
-int edi_dist_build_link(edist_buf *out, uint64_t flags, edist_term_view from,
-                        edist_term_view to);
-/* The deprecated UNLINK {4, From, To}, for peers without DFLAG_UNLINK_ID
- * (OTP 26+ peers reject it). */
-int edi_dist_build_unlink(edist_buf *out, uint64_t flags, edist_term_view from,
-                          edist_term_view to);
-/* UNLINK_ID {35, Id, From, To} and UNLINK_ID_ACK {36, Id, From, To} (need
- * DFLAG_UNLINK_ID; id != 0, else EDIST_EINVAL). */
-int edi_dist_build_unlink_id(edist_buf *out, uint64_t flags, uint64_t id,
-                             edist_term_view from, edist_term_view to);
-int edi_dist_build_unlink_id_ack(edist_buf *out, uint64_t flags, uint64_t id,
-                                 edist_term_view from, edist_term_view to);
-/* EXIT (a linked process died) and EXIT2 (exit/2 signal): with
- * DFLAG_EXIT_PAYLOAD PAYLOAD_EXIT(2)(_TT) {24|26, From, To[, Token]} +
- * Reason (25|27 with a token), else {3|8, From, To[, Token], Reason}
- * (13|18 with a token). */
-int edi_dist_build_exit(edist_buf *out, uint64_t flags,
-                        const edist_term_view *token, edist_term_view from,
-                        edist_term_view to, edist_term_view reason);
-int edi_dist_build_exit2(edist_buf *out, uint64_t flags,
-                         const edist_term_view *token, edist_term_view from,
-                         edist_term_view to, edist_term_view reason);
-/* MONITOR_P {19, From, ToProc, Ref}, DEMONITOR_P {20, From, ToProc, Ref}
- * (to_proc: pid or registered-name atom). */
-int edi_dist_build_monitor_p(edist_buf *out, uint64_t flags,
-                             edist_term_view from, edist_term_view to_proc,
-                             edist_term_view ref);
-int edi_dist_build_demonitor_p(edist_buf *out, uint64_t flags,
-                               edist_term_view from, edist_term_view to_proc,
-                               edist_term_view ref);
-/* The monitored process is gone: with DFLAG_EXIT_PAYLOAD
- * PAYLOAD_MONITOR_P_EXIT {28, FromProc, To, Ref} + Reason, else
- * MONITOR_P_EXIT {21, FromProc, To, Ref, Reason}. from_proc is the pid, or
- * the name atom when the monitor was by name (as erts sends). */
-int edi_dist_build_monitor_p_exit(edist_buf *out, uint64_t flags,
-                                  edist_term_view from_proc, edist_term_view to,
-                                  edist_term_view ref, edist_term_view reason);
-/* SPAWN_REQUEST(_TT) {29, ReqId, From, GroupLeader, {M, F, Arity}, Opts
- * [, Token]} + ArgList (needs DFLAG_SPAWN). Arity is arg_count, which the
- * caller makes match the list in args. opts: encoded option list (nil for
- * none). */
-int edi_dist_build_spawn_request(edist_buf *out, uint64_t flags,
-                                 const edist_term_view *token,
-                                 edist_term_view req_id, edist_term_view from,
-                                 edist_term_view group_leader,
-                                 const char *module, const char *function,
-                                 uint32_t arg_count, edist_term_view opts,
-                                 edist_term_view args);
-/* SPAWN_REPLY(_TT) {31, ReqId, To, Flags, Result[, Token]} (needs
- * DFLAG_SPAWN); result: the new pid, or an error atom (badopt, notsup,
- * system_limit, ...). spawn_flags: EDI_SPAWN_FLAG_*. */
-int edi_dist_build_spawn_reply(edist_buf *out, uint64_t flags,
-                               const edist_term_view *token,
-                               edist_term_view req_id, edist_term_view to,
-                               uint32_t spawn_flags, edist_term_view result);
-/* GROUP_LEADER {7, GroupLeader, Pid}: from is the new group leader, to the
- * process whose group leader is set (erts' order). */
-int edi_dist_build_group_leader(edist_buf *out, uint64_t flags,
-                                edist_term_view from, edist_term_view to);
-/* ALTACT_SIG_SEND {37, Flags, Sender, To[, Token]} + Payload (needs
- * EDI_DFLAG_ALTACT_SIG, OTP 28). The TOKEN bit of sig_flags is set from
- * token; ALIAS / NAME tell what To is; EXIT makes the payload an exit
- * reason. */
-int edi_dist_build_altact_sig_send(edist_buf *out, uint64_t flags,
-                                   uint32_t sig_flags,
-                                   const edist_term_view *token,
-                                   edist_term_view sender, edist_term_view to,
-                                   edist_term_view payload);
-
-/* DFLAG_ALTACT_SIG (OTP 28), not in dist_flags.h yet. */
-#define EDI_DFLAG_ALTACT_SIG ((uint64_t)0x20 << 32)
-
-/* ---- fragmenting (sender) ------------------------------------------------ */
-
-/* Splits one header-form frame produced by edi_dist_build_* (a connection
- * with DFLAG_FRAGMENTS) into fragments, as erts does: the first fragment is
- * 131, 69, SequenceId, FragmentId = count, 0 (no atom cache refs), then the
- * bytes of the control tuple and the start of the payload; continuations
- * are 131, 70, SequenceId, FragmentId, more payload bytes; ids count down to
- * 1. The control tuple is never split (erts decodes it from the first
- * fragment alone). Each fragment carries frag_bytes body bytes (the first
- * counts the control tuple, and is bigger only when the control tuple alone
- * is), the last the rest. The frame must stay unchanged and alive until the
- * last fragment is taken. Other frames (other senders) may be sent between
- * fragments; one sender must finish its sequence before starting another
- * with the same SequenceId. */
-typedef struct edi_dist_frag {
-    const uint8_t *body; /* control tuple + payload in the frame */
-    size_t body_len;
-    size_t ctl_len;
-    size_t taken; /* body bytes already handed out */
-    size_t frag_bytes;
-    uint64_t sequence_id;
-    uint64_t count;            /* total fragments */
-    uint64_t next_fragment_id; /* counts down; 0 when done */
-} edi_dist_frag;
-
-/* Would a frame of frame_len bytes (u32 prefix included) be split for a
- * connection with these flags at this fragment size (0 = default)? 1 or 0. */
-int edi_dist_needs_fragments(size_t frame_len, uint64_t flags,
-                             size_t frag_bytes);
-
-/* Prepare to split frame (frame_len bytes from edi_dist_build_*, u32 prefix
- * included, header form). sequence_id must be non-zero (erts treats 0 as
- * "not fragmented") and unique among the sender's open sequences on the
- * connection (erts uses the sending pid; edist: any per-process id);
- * frag_bytes 0 means EDI_DIST_FRAGMENT_BYTES_DEFAULT. Returns the number of
- * fragments (>= 1; 1 means: send the frame as it is — frag_next then hands
- * out the unchanged 131, 68 frame), or EDIST_EINVAL (not a header-form frame
- * or sequence_id 0). */
-int64_t edi_dist_frag_init(edi_dist_frag *f, const uint8_t *frame,
-                           size_t frame_len, uint64_t sequence_id,
-                           size_t frag_bytes);
-
-/* Append the next fragment as a whole frame (u32 length included) to out.
- * Returns 1 if more fragments remain, 0 if that was the last, EDIST_EINVAL
- * when already done, or an error from out (nothing consumed). */
-int edi_dist_frag_next(edi_dist_frag *f, edist_buf *out);
-
-/* Zero-copy variant: the next fragment as 2 iovecs, iov[0] = hdr (which
- * this fills: u32 length + fragment header) and iov[1] = a slice of the
- * frame, and consumes it. Returns 1 if more fragments remain, 0 if that was
- * the last, EDIST_EINVAL when already done. */
-#define EDI_DIST_FRAG_HDR_MAX_BYTES 23 /* u32 + 131, 69, u64, u64, 0 */
-int edi_dist_frag_next_iov(edi_dist_frag *f,
-                           uint8_t hdr[EDI_DIST_FRAG_HDR_MAX_BYTES],
-                           struct iovec iov[2]);
-
 /* ---- net_kernel is_auth (net_adm:ping) ---------------------------------- */
 
 /* If msg is a REG_SEND / SEND / SEND_SENDER / ALIAS_SEND whose payload is
@@ -485,20 +229,5 @@ int edi_dist_frag_next_iov(edi_dist_frag *f,
  * (malformed payloads are "other"). */
 int edi_dist_match_is_auth(const edi_dist_msg *msg, edist_term_view *from,
                            edist_term_view *tag, edist_term_view *node);
-
-/* Append the frame that replies {Tag, Reply} to a gen_call, as gen:reply/2
- * does: when Tag is [alias | Ref] or [[alias | Ref] | _] (OTP 24+ callers)
- * and the connection has DFLAG_ALIAS, an ALIAS_SEND from `self` to Ref;
- * otherwise a SEND to From (OTP 24+ callers accept that too: their receive
- * matches on the message, and the alias is still active). self: a pid of
- * ours (ALIAS_SEND needs a sender). Errors as the builders. */
-int edi_dist_build_gen_reply(edist_buf *out, uint64_t flags,
-                             edist_term_view self, edist_term_view from,
-                             edist_term_view tag, edist_term_view reply);
-
-/* The reply to is_auth: {Tag, yes}. */
-int edi_dist_build_is_auth_reply(edist_buf *out, uint64_t flags,
-                                 edist_term_view self, edist_term_view from,
-                                 edist_term_view tag);
 
 #endif

@@ -38,7 +38,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "control/dist_msg.h"
+#include "control/dist_frag.h"
 
 typedef struct edi_sendq edi_sendq;
 typedef struct edi_sendq_msg edi_sendq_msg;

@@ -12,7 +12,9 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "control/dist_build.h"
 #include "control/dist_msg.h"
+#include "control/dist_reasm.h"
 #include "control/epmd_proto.h"
 #include "edist/term.h"
 

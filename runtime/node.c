@@ -24,6 +24,7 @@
 #include "control/epmd_server.h"
 #include "control/handshake.h"
 #include "control/dist_flags.h"
+#include "control/dist_build.h"
 #include "control/dist_msg.h"
 #include "control/netkernel.h"
 #include "dataplane/uring/loop.h"

@@ -15,7 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "control/dist_build.h"
+#include "control/dist_frag.h"
 #include "control/dist_msg.h"
+#include "control/dist_reasm.h"
 
 static void check_view(edist_term_view v, const uint8_t *base, size_t len)
 {

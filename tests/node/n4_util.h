@@ -33,6 +33,7 @@
 #include <cmocka.h>
 
 #include "control/dist_msg.h"
+#include "control/dist_reasm.h"
 #include "control/epmd_client.h"
 #include "control/handshake.h"
 #include "control/handshake_io.h"

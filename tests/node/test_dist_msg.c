@@ -44,7 +44,10 @@
 #include <zlib.h>
 
 #include "control/dist_flags.h"
+#include "control/dist_build.h"
+#include "control/dist_frag.h"
 #include "control/dist_msg.h"
+#include "control/dist_reasm.h"
 #include "control/handshake.h"
 #include "control/handshake_io.h"
 #include "edist/error.h"

@@ -17,7 +17,9 @@
 #include <cmocka.h>
 
 #include "control/dist_flags.h"
+#include "control/dist_build.h"
 #include "control/dist_msg.h"
+#include "control/dist_reasm.h"
 #include "control/dist_sendq.h"
 #include "edist/term.h"
 

@@ -16,6 +16,7 @@
  * Our own epmd on a free port, HOME in a temp dir; children ended by pid. */
 #include <inttypes.h>
 
+#include "control/dist_build.h"
 #include "n4_util.h"
 
 static char erl_short[64], erl_full[128];
