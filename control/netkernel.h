@@ -217,7 +217,7 @@ void edi_nk_set_runtime(edi_nk *nk, const edi_nk_rt_ops *ops, void *user);
  * few header bytes). One lookup for both: this is on every send. */
 int edi_nk_peer_flags(edi_nk *nk, const char *peer, size_t admit_len,
                       uint64_t *flags);
-/* Queue a frame built with the dist_msg builders (length prefix included)
+/* Queue a frame built with the dist_build.h builders (length prefix included)
  * for peer on the stream of sender (a process id: per-sender order).
  * force: a reply the peer waits for, past a full queue (bounded). 0,
  * EDIST_ENOTFOUND (not connected), EDIST_EAGAIN, EDIST_ECLOSED. */

@@ -16,7 +16,7 @@
  *   loop thread starts; edi_rt_free(rt) on the loop thread at stop, before
  *   edi_nk_free / edi_loop_free. A public edist_node_runtime(node) getter
  *   hands it to applications.
- * - hooks: each builds the distribution message (dist_msg.h builders) for
+ * - hooks: each builds the distribution message (dist_build.h builders) for
  *   the connection to the target's node, connecting first if needed (as
  *   erts auto-connects); a hook that cannot (no such node, setup failed)
  *   returns an error and the runtime answers with noconnection itself.
