@@ -105,10 +105,11 @@ static int emit(edist_buf *out, uint64_t flags, int op, el *els, unsigned n,
         return out->err;
     int hdr = edi_dist_uses_header(flags);
     size_t start = out->len;
+    size_t prefix = (flags & EDI_DIST_BUILD_BARE) ? 0 : 4;
     static const uint8_t zero_len[4] = {0};
     static const uint8_t header[3] = {EDIST_TAG_VERSION, EDI_DIST_HEADER, 0};
     static const uint8_t pass[2] = {EDI_DIST_PASS_THROUGH, EDIST_TAG_VERSION};
-    edist_buf_append(out, zero_len, 4);
+    edist_buf_append(out, zero_len, prefix);
     if (hdr)
         edist_buf_append(out, header, sizeof header);
     else
@@ -138,7 +139,7 @@ static int emit(edist_buf *out, uint64_t flags, int op, el *els, unsigned n,
         return edist_set_error(out->err, "dist build %s: buffer error",
                                edi_dop_name(op));
     }
-    size_t frame_len = out->len - start - 4;
+    size_t frame_len = out->len - start - prefix;
     if (frame_len > UINT32_MAX) {
         out->len = start;
         return edist_set_error(EDIST_EINVAL,
@@ -146,7 +147,8 @@ static int emit(edist_buf *out, uint64_t flags, int op, el *els, unsigned n,
                                "the u32 length",
                                edi_dop_name(op), frame_len);
     }
-    edi_put_be32(out->data + start, (uint32_t)frame_len);
+    if (prefix)
+        edi_put_be32(out->data + start, (uint32_t)frame_len);
     return 0;
 }
 
@@ -256,6 +258,7 @@ int edi_dist_build_send_pids(edist_buf *out, uint64_t flags,
                       : edi_dist_build_send(out, flags, NULL, tv, msg);
     }
     int hdr = edi_dist_uses_header(flags);
+    size_t prefix = (flags & EDI_DIST_BUILD_BARE) ? 0 : 4;
     size_t pid_bytes = 3 + 12;
     size_t max = 4 + 3 + 2 + 2 + 2 + (pid_bytes + to->node.len) +
                  (sender ? pid_bytes + from->node.len : 0) + 1 + msg.len;
@@ -263,7 +266,7 @@ int edi_dist_build_send_pids(edist_buf *out, uint64_t flags,
         return edist_set_error(out->err ? out->err : EDIST_ENOMEM,
                                "dist build SEND: buffer error");
     uint8_t *start = out->data + out->len;
-    uint8_t *p = start + 4;
+    uint8_t *p = start + prefix;
     if (hdr) {
         *p++ = EDIST_TAG_VERSION;
         *p++ = EDI_DIST_HEADER;
@@ -289,10 +292,11 @@ int edi_dist_build_send_pids(edist_buf *out, uint64_t flags,
     memcpy(p, msg.ptr, msg.len);
     p += msg.len;
     size_t frame = (size_t)(p - start);
-    if (frame - 4 > UINT32_MAX)
+    if (frame - prefix > UINT32_MAX)
         return edist_set_error(EDIST_EINVAL, "dist build SEND: frame of %zu "
-                               "bytes exceeds the u32 length", frame - 4);
-    edi_put_be32(start, (uint32_t)(frame - 4));
+                               "bytes exceeds the u32 length", frame - prefix);
+    if (prefix)
+        edi_put_be32(start, (uint32_t)(frame - prefix));
     out->len += frame;
     return 0;
 }

@@ -19,7 +19,8 @@
  *     131. erts then REQUIRES this form (erts_prepare_dist_ext: with either
  *     flag negotiated it does not skip a 112 and kills the connection);
  *   - otherwise the pass-through form 112, 131 control, 131 payload (ei).
- * `flags` is the connection's negotiated flag set (edi_hs_result.flags).
+ * `flags` is the connection's negotiated flag set (edi_hs_result.flags),
+ * plus EDI_DIST_BUILD_BARE to leave out the u32 length (a lane frames it).
  * Term arguments are edist_term_view of encoded terms (no 131; a leading 131
  * is accepted and dropped). Compressed terms (131, 80) are EDIST_EINVAL:
  * erts decodes distribution terms with no inflation step. Arguments are not

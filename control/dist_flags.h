@@ -38,6 +38,10 @@
 #define EDI_DFLAG_NAME_ME ((uint64_t)1 << 33)
 #define EDI_DFLAG_V4_NC ((uint64_t)1 << 34)
 #define EDI_DFLAG_ALIAS ((uint64_t)1 << 35)
+/* Not a distribution flag but a builder option carried in the same word
+ * (no DFLAG uses the top bit): build the frame without its u32 length,
+ * for a lane that frames it itself. */
+#define EDI_DIST_BUILD_BARE ((uint64_t)1 << 63)
 
 /* What an OTP 25 node requires of its peer (0x1070f94). A peer may send
  * MANDATORY_25_DIGEST instead, which stands for all of these. */

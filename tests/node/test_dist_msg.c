@@ -197,6 +197,43 @@ static void roundtrip_flags(uint64_t flags)
     assert_int_equal(m.op, EDI_DOP_SEND_SENDER_TT);
     assert_view_eq(m.token, tok);
 
+    {
+        /* The send path's one-pass builder writes exactly what the general
+         * builders write, and BARE leaves out only the u32 length. */
+        edist_pid fp, tp;
+        assert_int_equal(edi_dist_view_pid(p1, &fp), 0);
+        assert_int_equal(edi_dist_view_pid(p2, &tp), 0);
+        edist_buf g, f, bare;
+        edist_buf_init(&g);
+        edist_buf_init(&f);
+        edist_buf_init(&bare);
+        if (flags & EDI_DFLAG_SEND_SENDER)
+            assert_int_equal(
+                edi_dist_build_send_sender(&g, flags, NULL, p1, p2, msg), 0);
+        else
+            assert_int_equal(edi_dist_build_send(&g, flags, NULL, p2, msg), 0);
+        assert_int_equal(edi_dist_build_send_pids(&f, flags, &fp, &tp, msg), 0);
+        assert_int_equal(f.len, g.len);
+        assert_memory_equal(f.data, g.data, g.len);
+        assert_int_equal(edi_dist_build_send_pids(&bare,
+                                                  flags | EDI_DIST_BUILD_BARE,
+                                                  &fp, &tp, msg),
+                         0);
+        assert_int_equal(bare.len + 4, g.len);
+        assert_memory_equal(bare.data, g.data + 4, bare.len);
+        edist_buf_reset(&bare);
+        assert_int_equal(edi_dist_build_link(&bare, flags | EDI_DIST_BUILD_BARE,
+                                             p1, p2),
+                         0);
+        edist_buf_reset(&g);
+        assert_int_equal(edi_dist_build_link(&g, flags, p1, p2), 0);
+        assert_int_equal(bare.len + 4, g.len);
+        assert_memory_equal(bare.data, g.data + 4, bare.len);
+        edist_buf_free(&g);
+        edist_buf_free(&f);
+        edist_buf_free(&bare);
+    }
+
     BUILD(edi_dist_build_reg_send(&b, flags, NULL, p1, name, msg));
     assert_int_equal(m.op, EDI_DOP_REG_SEND);
     assert_view_eq(m.from, p1);
