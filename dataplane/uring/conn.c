@@ -80,8 +80,13 @@ struct edi_conn {
     uint32_t seg_head, seg_count, seg_cap;
     txchunk *tail_chunk;
     size_t queued;
+    /* edi_conn_frame_reserve: where the frame header goes (tail of
+     * tail_chunk), and the payload room; NULL when none is open */
+    uint8_t *resv;
+    size_t resv_max;
     struct iovec iov[EDI_TX_IOV_MAX];
     struct msghdr msg;
+    size_t tx_inflight_bytes;   /* bytes in the sendmsg in flight */
 
     struct sockaddr_storage addr;
     socklen_t addr_len;
@@ -301,9 +306,12 @@ static void tx_pop(edi_conn *c)
         if (--ch->segs == 0) {
             if (ch == c->tail_chunk && ch->cap <= EDI_TX_CHUNK_BYTES) {
                 ch->used = 0; /* keep one small chunk for the next sends */
+                c->resv = NULL;
             } else {
-                if (ch == c->tail_chunk)
+                if (ch == c->tail_chunk) {
                     c->tail_chunk = NULL;
+                    c->resv = NULL;
+                }
                 free(ch);
             }
         }
@@ -579,17 +587,20 @@ static txseg *seg_push(edi_conn *c)
     return s;
 }
 
-/* Copies a then b as one run of bytes to the end of the queue. The caller
- * reserved a segment. */
-static int tx_copy(edi_conn *c, const void *a, size_t an, const void *b, size_t bn)
+/* Room for total bytes at the tail of the current copy chunk, starting a
+ * new chunk when they do not fit (the old one is freed if nothing in the
+ * queue points into it any more). Returns where they go, or NULL on
+ * allocation failure (error set). */
+static uint8_t *tx_room(edi_conn *c, size_t total)
 {
-    size_t total = an + bn;
     txchunk *ch = c->tail_chunk;
     if (ch == NULL || ch->cap - ch->used < total) {
         size_t cap = total > EDI_TX_CHUNK_BYTES ? total : EDI_TX_CHUNK_BYTES;
         txchunk *nc = malloc(sizeof(*nc) + cap);
-        if (nc == NULL)
-            return edist_set_error(EDIST_ENOMEM, "uring: send chunk of %zu bytes", cap);
+        if (nc == NULL) {
+            edist_set_error(EDIST_ENOMEM, "uring: send chunk of %zu bytes", cap);
+            return NULL;
+        }
         nc->cap = cap;
         nc->used = 0;
         nc->segs = 0;
@@ -597,11 +608,15 @@ static int tx_copy(edi_conn *c, const void *a, size_t an, const void *b, size_t 
             free(ch);
         c->tail_chunk = ch = nc;
     }
-    uint8_t *dst = ch->data + ch->used;
-    if (an > 0)
-        memcpy(dst, a, an);
-    if (bn > 0)
-        memcpy(dst + an, b, bn);
+    return ch->data + ch->used;
+}
+
+/* Queues the total bytes written at dst, the tail of the current chunk
+ * (from tx_room): they extend the last segment when it ends right there,
+ * so consecutive frames form one iovec. The caller reserved a segment. */
+static void tx_append(edi_conn *c, uint8_t *dst, size_t total)
+{
+    txchunk *ch = c->tail_chunk;
     ch->used += total;
     c->queued += total;
     if (c->seg_count > 0) {
@@ -610,7 +625,7 @@ static int tx_copy(edi_conn *c, const void *a, size_t an, const void *b, size_t 
          * advances by the bytes actually written, and the rest follows. */
         if (last->chunk == ch && last->p + last->len == dst) {
             last->len += total;
-            return 0;
+            return;
         }
     }
     txseg *s = seg_push(c);
@@ -618,6 +633,22 @@ static int tx_copy(edi_conn *c, const void *a, size_t an, const void *b, size_t 
     s->len = total;
     s->chunk = ch;
     ch->segs++;
+}
+
+/* Copies a then b as one run of bytes to the end of the queue. The caller
+ * reserved a segment. */
+static int tx_copy(edi_conn *c, const void *a, size_t an, const void *b, size_t bn)
+{
+    size_t total = an + bn;
+    c->resv = NULL; /* these bytes go where a reservation pointed */
+    uint8_t *dst = tx_room(c, total);
+    if (dst == NULL)
+        return EDIST_ENOMEM;
+    if (an > 0)
+        memcpy(dst, a, an);
+    if (bn > 0)
+        memcpy(dst + an, b, bn);
+    tx_append(c, dst, total);
     return 0;
 }
 
@@ -702,15 +733,58 @@ int edi_conn_send_frame_owned(edi_conn *c, const void *head, size_t head_len,
     return 0;
 }
 
+int edi_conn_frame_reserve(edi_conn *c, size_t max_len, unsigned flags,
+                           uint8_t **payload)
+{
+    *payload = NULL;
+    c->resv = NULL;
+    if (max_len > UINT32_MAX)
+        return edist_set_error(EDIST_EINVAL, "uring: frame reserve of %zu bytes", max_len);
+    int rc = tx_admit(c, 4 + max_len, flags);
+    if (rc < 0)
+        return rc;
+    /* The segment now, so that the commit cannot fail. */
+    if ((rc = seg_reserve(c, 1)) < 0)
+        return rc;
+    uint8_t *dst = tx_room(c, 4 + max_len);
+    if (dst == NULL)
+        return EDIST_ENOMEM;
+    c->resv = dst;
+    c->resv_max = max_len;
+    *payload = dst + 4;
+    return 0;
+}
+
+int edi_conn_frame_commit(edi_conn *c, size_t len)
+{
+    uint8_t *dst = c->resv;
+    c->resv = NULL;
+    if (dst == NULL)
+        return edist_set_error(EDIST_EINVAL, "uring: frame commit without a reservation");
+    if (len > c->resv_max)
+        return edist_set_error(EDIST_EINVAL, "uring: frame commit of %zu bytes, %zu reserved",
+                               len, c->resv_max);
+    if (c->state == CS_CLOSING || c->state == CS_DEAD)
+        return edist_set_error(EDIST_ECLOSED, "uring: send on a closed connection");
+    put_be32(dst, (uint32_t)len);
+    tx_append(c, dst, 4 + len);
+    c->st.frames_out++;
+    c->loop->st.frames_out++;
+    mark_dirty(c);
+    return 0;
+}
+
 size_t edi_conn_send_queue_bytes(const edi_conn *c) { return c->queued; }
 
 static void tx_submit(edi_conn *c)
 {
     uint32_t n = 0;
+    size_t bytes = 0;
     while (n < c->seg_count && n < EDI_TX_IOV_MAX) {
         const txseg *s = &c->segs[(c->seg_head + n) & (c->seg_cap - 1)];
         c->iov[n].iov_base = (void *)(uintptr_t)s->p;
         c->iov[n].iov_len = s->len;
+        bytes += s->len;
         n++;
     }
     struct io_uring_sqe *sqe = edi_loop_sqe(c->loop);
@@ -724,6 +798,7 @@ static void tx_submit(edi_conn *c)
     io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
     io_uring_sqe_set_data(sqe, &c->tx_op);
     c->tx_inflight = true;
+    c->tx_inflight_bytes = bytes;
     c->st.sends++;
     if (n > c->st.max_iov_per_send)
         c->st.max_iov_per_send = n;
@@ -750,6 +825,8 @@ static void on_send(edi_conn *c, struct io_uring_cqe *cqe)
         return;
     }
     size_t left = (size_t)res;
+    if (left < c->tx_inflight_bytes)
+        c->st.sends_partial++;
     c->queued -= left;
     c->st.bytes_out += left;
     loop->st.bytes_out += left;

@@ -315,6 +315,28 @@ int edi_conn_send_frame_owned(edi_conn *c, const void *head, size_t head_len,
                               const void *body, size_t body_len,
                               edi_release_fn release, void *release_arg,
                               unsigned flags);
+/* Zero-copy framing: the caller encodes one U32 frame straight into the
+ * connection's transmit memory.
+ *
+ * edi_conn_frame_reserve: room for a frame of at most max_len payload
+ *     bytes at the tail of the current copy chunk (the one the copying
+ *     sends use, so consecutive small frames, reserved or copied, go out
+ *     as one iovec); a reservation that does not fit starts a new chunk.
+ *     *payload gets where the payload goes (the length header is written
+ *     by the commit). The queue limit is checked here, against max_len:
+ *     EDIST_EAGAIN and on_writable as for the other sends; flags as for
+ *     edi_conn_send_frame_owned. Returns 0, EDIST_EAGAIN, EDIST_ECLOSED,
+ *     EDIST_EINVAL (max_len over 4 GiB), EDIST_ENOMEM.
+ * edi_conn_frame_commit: queues the frame with its final payload length
+ *     len (<= max_len; 0 is a tick). Returns 0, EDIST_ECLOSED (the
+ *     connection closed since the reserve: nothing queued), EDIST_EINVAL
+ *     (no reservation open, or len > max_len).
+ * Commit in the callback that reserved: any other send on the connection
+ * or a new reserve abandons an uncommitted reservation (nothing is queued,
+ * the room is reused, and a late commit returns EDIST_EINVAL). */
+int edi_conn_frame_reserve(edi_conn *c, size_t max_len, unsigned flags,
+                           uint8_t **payload);
+int edi_conn_frame_commit(edi_conn *c, size_t len);
 /* Bytes queued and not yet acknowledged by the kernel. */
 size_t edi_conn_send_queue_bytes(const edi_conn *c);
 
@@ -343,6 +365,9 @@ typedef struct edi_conn_stats {
     uint64_t send_queue_bytes;        /* now */
     uint64_t sends;                   /* sendmsg calls (batches) */
     uint64_t max_iov_per_send;        /* largest batch (iovecs) in one send */
+    /* issue 9, zero-copy framing */
+    uint64_t sends_partial;           /* sends the kernel took only part of
+                                       * (the rest went in the next one) */
 } edi_conn_stats;
 
 typedef struct edi_loop_stats {

@@ -1226,6 +1226,250 @@ static void test_uring_send_before_connected_and_after_close(void **state)
     lt_stop(&lc);
 }
 
+/* ---- zero-copy framing: reserve / commit ------------------------------------------------ */
+
+/* Frame sizes of the bursts below: small, with a tick. */
+static const size_t small_sizes[] = { 0, 1, 7, 8, 33, 64, 100, 5 };
+
+/* All frames in one callback, so in one loop iteration and one flush;
+ * every 10th is a copying send, which must share the reserved frames'
+ * chunk. Reserves 100 bytes more than it writes. */
+static void resv_burst_fn(void *a)
+{
+    tconn *tc = a;
+    for (uint64_t k = tc->sent; k < tc->to_send; k++) {
+        size_t len = tc_len(tc, k);
+        if (k % 10 == 9) {
+            uint8_t buf[256];
+            fill(buf, len, k);
+            assert_int_equal(edi_conn_send_frame(tc->c, buf, len), 0);
+            continue;
+        }
+        uint8_t *p = NULL;
+        assert_int_equal(edi_conn_frame_reserve(tc->c, len + 100, 0, &p), 0);
+        assert_non_null(p);
+        fill(p, len, k);
+        assert_int_equal(edi_conn_frame_commit(tc->c, len), 0);
+    }
+    tc->sent = tc->to_send;
+}
+
+static uint64_t wire_bytes(const tconn *tc, uint64_t from, uint64_t to)
+{
+    uint64_t b = 0;
+    for (uint64_t k = from; k < to; k++)
+        b += 4 + tc_len(tc, k);
+    return b;
+}
+
+static void test_uring_frame_reserve_batches(void **state)
+{
+    (void)state;
+    lt ls, lc;
+    lt_start(&ls, NULL);
+    lt_start(&lc, NULL);
+    tconn srv, cli;
+    tc_init(&srv, &ls, TC_VERIFY);
+    srv.sizes = small_sizes;
+    srv.nsizes = sizeof(small_sizes) / sizeof(small_sizes[0]);
+    tc_init(&cli, &lc, 0);
+    cli.sizes = srv.sizes;
+    cli.nsizes = srv.nsizes;
+    server s;
+    server_start(&s, &ls, &srv, NULL);
+    tc_connect(&cli, s.port);
+
+    /* 200 small frames, about 6 KiB: one chunk, so one iovec; one sendmsg
+     * unless the kernel took only part (then each continuation counts) */
+    const uint64_t N1 = 200;
+    cli.to_send = N1;
+    call_on(&lc, resv_burst_fn, &cli);
+    WAIT_UNTIL(atomic_load(&srv.frames) == N1 || atomic_load(&srv.closed));
+    assert_int_equal(atomic_load(&srv.frames), N1);
+    assert_int_equal(atomic_load(&srv.bad), 0);
+    edi_conn_stats cs;
+    get_stats(&lc, &cli, NULL, &cs);
+    print_message("%llu frames: %llu sends (%llu partial), max %llu iovecs\n",
+                  (unsigned long long)N1, (unsigned long long)cs.sends,
+                  (unsigned long long)cs.sends_partial,
+                  (unsigned long long)cs.max_iov_per_send);
+    assert_int_equal(cs.frames_out, N1);
+    assert_int_equal(cs.bytes_out, wire_bytes(&cli, 0, N1));
+    assert_int_equal(cs.max_iov_per_send, 1);
+    assert_int_equal(cs.sends, 1 + cs.sends_partial);
+
+    /* 10,000 more, about 400 KiB: one iovec per 64 KiB chunk, all in the
+     * first sendmsg; any further send continues a partial one */
+    const uint64_t N2 = N1 + 10000;
+    edi_conn_stats before = cs;
+    cli.to_send = N2;
+    call_on(&lc, resv_burst_fn, &cli);
+    WAIT_UNTIL(atomic_load(&srv.frames) == N2 || atomic_load(&srv.closed));
+    assert_int_equal(atomic_load(&srv.frames), N2);
+    assert_int_equal(atomic_load(&srv.bad), 0);
+    get_stats(&lc, &cli, NULL, &cs);
+    uint64_t bytes = wire_bytes(&cli, N1, N2);
+    print_message("%llu frames (%llu bytes): %llu sends (%llu partial), max %llu iovecs\n",
+                  (unsigned long long)(N2 - N1), (unsigned long long)bytes,
+                  (unsigned long long)(cs.sends - before.sends),
+                  (unsigned long long)(cs.sends_partial - before.sends_partial),
+                  (unsigned long long)cs.max_iov_per_send);
+    assert_int_equal(cs.frames_out, N2);
+    assert_int_equal(cs.bytes_out - before.bytes_out, bytes);
+    assert_int_equal(cs.sends - before.sends, 1 + cs.sends_partial - before.sends_partial);
+    assert_true(cs.max_iov_per_send <= bytes / (64 * KIB) + 1);
+
+    tc_abort_wait(&cli);
+    WAIT_UNTIL(atomic_load(&srv.closed));
+    call_on(&ls, srv_close_fn, &s);
+    lt_stop(&ls);
+    lt_stop(&lc);
+    tc_fini(&srv);
+    tc_fini(&cli);
+}
+
+static void small_sndbuf_fn(void *a)
+{
+    tconn *tc = a;
+    int v = 4096;
+    assert_int_equal(setsockopt(edi_conn_fd(tc->c), SOL_SOCKET, SO_SNDBUF, &v, sizeof(v)), 0);
+}
+
+/* A peer that does not read: the kernel takes part of a send, the rest
+ * follows in order; the queue fills, reserve says EAGAIN, on_writable
+ * resumes. Every byte checked on a plain socket. */
+static void test_uring_frame_reserve_partial_sends(void **state)
+{
+    (void)state;
+    const uint64_t N = 4000;
+    const size_t LEN = 1000;
+    edi_loop_config cfg;
+    edi_loop_config_default(&cfg);
+    cfg.send_queue_limit_bytes = 256 * KIB;
+    lt lc;
+    lt_start(&lc, &cfg);
+    uint16_t port;
+    int lfd = plain_listen(&port);
+    int v = 4096;
+    assert_int_equal(setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v)), 0);
+    tconn cli;
+    tc_init(&cli, &lc, 0);
+    cli.fixed_len = LEN;
+    cli.reserve = 1;
+    cli.reserve_extra = 3000;
+    tc_connect(&cli, port);
+    int fd = accept(lfd, NULL, NULL);
+    assert_true(fd >= 0);
+    call_on(&lc, small_sndbuf_fn, &cli);
+    tc_start_pump(&cli, N, 0);
+    WAIT_UNTIL(atomic_load(&cli.eagain) > 0);
+    assert_false(atomic_load(&cli.pump_done));
+
+    uint8_t *p = malloc(LEN);
+    assert_non_null(p);
+    for (uint64_t k = 0; k < N; k++) {
+        uint8_t h[4];
+        read_all(fd, h, 4);
+        assert_int_equal(((uint32_t)h[0] << 24) | ((uint32_t)h[1] << 16) |
+                         ((uint32_t)h[2] << 8) | h[3], LEN);
+        read_all(fd, p, LEN);
+        assert_int_equal(check(p, LEN, k), 0);
+    }
+    free(p);
+    WAIT_UNTIL(atomic_load(&cli.pump_done));
+    assert_true(atomic_load(&cli.writable) > 0);
+    edi_conn_stats cs;
+    get_stats(&lc, &cli, NULL, &cs);
+    print_message("%llu frames: %llu sends, %llu partial, max %llu iovecs, %llu EAGAIN\n",
+                  (unsigned long long)N, (unsigned long long)cs.sends,
+                  (unsigned long long)cs.sends_partial,
+                  (unsigned long long)cs.max_iov_per_send,
+                  (unsigned long long)cs.send_eagain);
+    assert_int_equal(cs.frames_out, N);
+    assert_int_equal(cs.bytes_out, N * (4 + LEN));
+    assert_true(cs.sends_partial > 0);
+    assert_true(cs.send_eagain > 0);
+    close(fd);
+    close(lfd);
+    WAIT_UNTIL(atomic_load(&cli.closed));
+    lt_stop(&lc);
+    tc_fini(&cli);
+}
+
+/* The error paths, on a connection to a verifying peer: only the frames
+ * committed arrive, in order. */
+static void resv_errors_fn(void *a)
+{
+    tconn *tc = a;
+    edi_conn *c = tc->c;
+    uint8_t *p = NULL;
+    uint64_t seq = 0;
+    /* commit without a reservation; over the reservation */
+    assert_int_equal(edi_conn_frame_commit(c, 0), EDIST_EINVAL);
+    assert_int_equal(edi_conn_frame_reserve(c, 10, 0, &p), 0);
+    assert_int_equal(edi_conn_frame_commit(c, 11), EDIST_EINVAL);
+    assert_int_equal(edi_conn_frame_commit(c, 10), EDIST_EINVAL); /* spent */
+    /* a copying send abandons the reservation */
+    assert_int_equal(edi_conn_frame_reserve(c, 10, 0, &p), 0);
+    memset(p, 0xee, 10);
+    uint8_t buf[10];
+    fill(buf, 10, seq++);
+    assert_int_equal(edi_conn_send_frame(c, buf, 10), 0);
+    assert_int_equal(edi_conn_frame_commit(c, 10), EDIST_EINVAL);
+    /* a second reserve replaces the first */
+    assert_int_equal(edi_conn_frame_reserve(c, 50, 0, &p), 0);
+    assert_int_equal(edi_conn_frame_reserve(c, 10, 0, &p), 0);
+    fill(p, 10, seq++);
+    assert_int_equal(edi_conn_frame_commit(c, 10), 0);
+    /* too big to frame */
+    if (sizeof(size_t) > 4)
+        assert_int_equal(edi_conn_frame_reserve(c, (size_t)UINT32_MAX + 1, 0, &p),
+                         EDIST_EINVAL);
+    /* the queue limit (64 KiB here) applies to max_len; FORCE passes */
+    assert_int_equal(edi_conn_frame_reserve(c, 64 * KIB, 0, &p), EDIST_EAGAIN);
+    assert_null(p);
+    assert_int_equal(edi_conn_frame_reserve(c, 64 * KIB, EDI_SEND_FORCE, &p), 0);
+    fill(p, 10, seq++);
+    assert_int_equal(edi_conn_frame_commit(c, 10), 0);
+    /* closed between reserve and commit: nothing queued */
+    assert_int_equal(edi_conn_frame_reserve(c, 10, 0, &p), 0);
+    edi_conn_close(c, 5000);
+    assert_int_equal(edi_conn_frame_commit(c, 10), EDIST_ECLOSED);
+    assert_int_equal(edi_conn_frame_reserve(c, 10, 0, &p), EDIST_ECLOSED);
+    tc->sent = seq;
+}
+
+static void test_uring_frame_reserve_errors(void **state)
+{
+    (void)state;
+    edi_loop_config cfg;
+    edi_loop_config_default(&cfg);
+    cfg.send_queue_limit_bytes = 64 * KIB;
+    lt ls, lc;
+    lt_start(&ls, NULL);
+    lt_start(&lc, &cfg);
+    tconn srv, cli;
+    tc_init(&srv, &ls, TC_VERIFY);
+    srv.fixed_len = 10;
+    tc_init(&cli, &lc, 0);
+    server s;
+    server_start(&s, &ls, &srv, NULL);
+    tc_connect(&cli, s.port);
+    call_on(&lc, resv_errors_fn, &cli);
+    WAIT_UNTIL(atomic_load(&srv.closed));
+    assert_int_equal(atomic_load(&srv.frames), 3);
+    assert_int_equal(cli.sent, 3);
+    assert_int_equal(atomic_load(&srv.bad), 0);
+    assert_int_equal(atomic_load(&srv.reason), EDIST_ECLOSED);
+    WAIT_UNTIL(atomic_load(&cli.closed));
+    assert_int_equal(atomic_load(&cli.reason), 0);
+    call_on(&ls, srv_close_fn, &s);
+    lt_stop(&ls);
+    lt_stop(&lc);
+    tc_fini(&srv);
+    tc_fini(&cli);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1256,6 +1500,9 @@ int main(void)
         cmocka_unit_test(test_uring_graceful_close_flushes),
         cmocka_unit_test(test_uring_bad_arguments),
         cmocka_unit_test(test_uring_send_before_connected_and_after_close),
+        cmocka_unit_test(test_uring_frame_reserve_batches),
+        cmocka_unit_test(test_uring_frame_reserve_partial_sends),
+        cmocka_unit_test(test_uring_frame_reserve_errors),
     };
     return cmocka_run_group_tests_name("uring", tests, NULL, NULL);
 }

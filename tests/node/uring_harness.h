@@ -151,6 +151,10 @@ typedef struct tconn {
     atomic_ullong eagain, writable;
     atomic_int pump_done;
     int close_when_sent;
+    /* pump with edi_conn_frame_reserve/commit (encoding in place, reserving
+     * reserve_extra bytes more than it writes) instead of copying sends */
+    int reserve;
+    size_t reserve_extra;
 } tconn;
 
 static size_t tc_len(const tconn *tc, uint64_t k)
@@ -162,9 +166,19 @@ static void tc_pump(tconn *tc)
 {
     while (tc->sent < tc->to_send) {
         size_t len = tc_len(tc, tc->sent);
-        assert_true(len <= tc->scratch_len);
-        fill(tc->scratch, len, tc->sent);
-        int rc = edi_conn_send_frame(tc->c, tc->scratch, len);
+        int rc;
+        if (tc->reserve) {
+            uint8_t *p = NULL;
+            rc = edi_conn_frame_reserve(tc->c, len + tc->reserve_extra, 0, &p);
+            if (rc == 0) {
+                fill(p, len, tc->sent);
+                rc = edi_conn_frame_commit(tc->c, len);
+            }
+        } else {
+            assert_true(len <= tc->scratch_len);
+            fill(tc->scratch, len, tc->sent);
+            rc = edi_conn_send_frame(tc->c, tc->scratch, len);
+        }
         if (rc == EDIST_EAGAIN) {
             atomic_fetch_add(&tc->eagain, 1);
             return; /* on_writable resumes */
