@@ -40,7 +40,7 @@
 #include <stdint.h>
 
 #include "dataplane/term/hash.h"
-#include "dataplane/uring/loop.h"
+#include "dataplane/reactor/loop.h"
 #include "edist/proc.h"
 
 typedef struct edist_runtime edi_rt;

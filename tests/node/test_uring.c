@@ -16,18 +16,19 @@
 
 static void echo_sizes(unsigned disable)
 {
-    edi_loop_config cfg;
-    edi_loop_config_default(&cfg);
-    cfg.disable_features = disable;
-    const size_t B = cfg.rx_buffer_bytes;
+    lt_config cfg;
+    lt_config_default(&cfg);
+    cfg.loop.disable_features = disable & EDI_FEAT_COOP_TASKRUN;
+    cfg.tcp.disable_features = disable & ~(unsigned)EDI_FEAT_COOP_TASKRUN;
+    const size_t B = cfg.tcp.rx_buffer_bytes;
     const size_t sizes[] = { 0, 1, 7, 8, 100, B - 5, B - 4, B - 3, B - 1, B, B + 1,
                              3 * B + 17, 10 * MIB, 0, 1, 5000, 2 * B - 8 };
     const size_t n = sizeof(sizes) / sizeof(sizes[0]);
     lt ls, lc;
     lt_start(&ls, &cfg);
     lt_start(&lc, &cfg);
-    assert_int_equal(edi_loop_features(ls.loop) & disable, 0);
-    assert_true(edi_loop_features(ls.loop) & EDI_FEAT_BUF_RING);
+    assert_int_equal((edi_loop_features(ls.loop) | edi_tcp_features(ls.loop)) & disable, 0);
+    assert_true(edi_tcp_features(ls.loop) & EDI_FEAT_BUF_RING);
 
     tconn srv, cli;
     tc_init(&srv, &ls, TC_ECHO);
@@ -45,8 +46,9 @@ static void echo_sizes(unsigned disable)
     assert_int_equal(atomic_load(&srv.ticks), 2);
 
     edi_conn_stats cs;
-    edi_loop_stats sst;
-    get_stats(&ls, &srv, &sst, &cs);
+    edi_tcp_stats sst;
+    get_stats(&ls, &srv, NULL, &cs);
+    get_tcp_stats(&ls, &sst);
     assert_int_equal(cs.frames_in, n);
     assert_int_equal(cs.frames_out, n);
     assert_int_equal(cs.ticks_in, 2);
@@ -56,7 +58,7 @@ static void echo_sizes(unsigned disable)
     assert_int_equal(cs.frames_in, n);
     if (disable == 0) {
         /* this kernel (6.0+) really did multishot receive and accept */
-        unsigned f = edi_loop_features(ls.loop);
+        unsigned f = edi_loop_features(ls.loop) | edi_tcp_features(ls.loop);
         print_message("features: 0x%x\n", f);
         assert_true(f & EDI_FEAT_RECV_MULTISHOT);
         assert_true(f & EDI_FEAT_ACCEPT_MULTISHOT);
@@ -68,7 +70,7 @@ static void echo_sizes(unsigned disable)
     assert_int_equal(atomic_load(&srv.reason), EDIST_ECLOSED);
     assert_int_equal(atomic_load(&cli.reason), 0);
     /* every receive buffer is back in the ring */
-    get_stats(&ls, NULL, &sst, NULL);
+    get_tcp_stats(&ls, &sst);
     assert_int_equal(sst.rx_buffers_held, 0);
     call_on(&ls, srv_close_fn, &s);
     lt_stop(&ls);
@@ -178,10 +180,10 @@ static const edi_conn_ops raw_ops = {
 /* Variant: how the client cuts the stream into writes. */
 static void raw_switch(int how, size_t raw_max_bytes)
 {
-    edi_loop_config cfg;
-    edi_loop_config_default(&cfg);
+    lt_config cfg;
+    lt_config_default(&cfg);
     if (raw_max_bytes)
-        cfg.raw_max_bytes = raw_max_bytes;
+        cfg.tcp.raw_max_bytes = raw_max_bytes;
     lt ls;
     lt_start(&ls, &cfg);
     rawsrv r;
@@ -271,9 +273,9 @@ static void test_uring_raw_switch_small_raw_max(void **state)
 static void test_uring_raw_overflow(void **state)
 {
     (void)state;
-    edi_loop_config cfg;
-    edi_loop_config_default(&cfg);
-    cfg.raw_max_bytes = 1024;
+    lt_config cfg;
+    lt_config_default(&cfg);
+    cfg.tcp.raw_max_bytes = 1024;
     lt ls;
     lt_start(&ls, &cfg);
     rawsrv r;
@@ -311,10 +313,10 @@ static void test_uring_rxbuf_exhaustion(void **state)
 {
     (void)state;
     const uint64_t N = 3000;
-    edi_loop_config scfg;
-    edi_loop_config_default(&scfg);
-    scfg.rx_buffer_count = 8;
-    scfg.rx_buffer_bytes = 4096;
+    lt_config scfg;
+    lt_config_default(&scfg);
+    scfg.tcp.rx_buffer_count = 8;
+    scfg.tcp.rx_buffer_bytes = 4096;
     lt ls, lc;
     lt_start(&ls, &scfg);
     lt_start(&lc, NULL);
@@ -330,16 +332,16 @@ static void test_uring_rxbuf_exhaustion(void **state)
     tc_start_pump(&cli, N, 1000);
 
     /* the ring runs dry: receive stops, nothing fails */
-    edi_loop_stats st;
+    edi_tcp_stats st;
     uint64_t deadline = edi_now_ms() + WAIT_MS;
     do {
         usleep(2000);
-        get_stats(&ls, NULL, &st, NULL);
+        get_tcp_stats(&ls, &st);
     } while (st.rx_starved == 0 && edi_now_ms() < deadline);
     assert_true(st.rx_starved > 0);
     uint64_t f1 = atomic_load(&srv.frames);
     usleep(100000);
-    get_stats(&ls, NULL, &st, NULL);
+    get_tcp_stats(&ls, &st);
     assert_int_equal(atomic_load(&srv.frames), f1); /* stalled */
     assert_true(f1 < N);
     assert_int_equal(st.rx_buffers_held, 8);
@@ -356,7 +358,7 @@ static void test_uring_rxbuf_exhaustion(void **state)
     WAIT_UNTIL(atomic_load(&srv.frames) == N || atomic_load(&srv.closed));
     assert_int_equal(atomic_load(&srv.frames), N);
     assert_int_equal(atomic_load(&srv.bad), 0);
-    WAIT_UNTIL((get_stats(&ls, NULL, &st, NULL), st.rx_buffers_held == 0));
+    WAIT_UNTIL((get_tcp_stats(&ls, &st), st.rx_buffers_held == 0));
 
     tc_abort_wait(&cli);
     WAIT_UNTIL(atomic_load(&srv.closed));
@@ -436,9 +438,9 @@ static void test_uring_send_eagain_writable(void **state)
     (void)state;
     const uint64_t N = 2000;
     const size_t LEN = 16 * KIB;
-    edi_loop_config cfg;
-    edi_loop_config_default(&cfg);
-    cfg.send_queue_limit_bytes = 64 * KIB;
+    lt_config cfg;
+    lt_config_default(&cfg);
+    cfg.tcp.send_queue_limit_bytes = 64 * KIB;
     lt lc;
     lt_start(&lc, &cfg);
     uint16_t port;
@@ -456,7 +458,7 @@ static void test_uring_send_eagain_writable(void **state)
     assert_false(atomic_load(&cli.pump_done));
     edi_conn_stats cs;
     get_stats(&lc, &cli, NULL, &cs);
-    assert_true(cs.send_queue_bytes <= cfg.send_queue_limit_bytes);
+    assert_true(cs.send_queue_bytes <= cfg.tcp.send_queue_limit_bytes);
     assert_true(cs.send_eagain > 0);
 
     uint8_t *p = malloc(LEN);
@@ -507,8 +509,8 @@ static void test_uring_peer_close_mid_frame(void **state)
         WAIT_UNTIL(atomic_load(&srv.closed));
         assert_int_equal(atomic_load(&srv.reason), variant < 2 ? EDIST_EPROTO : EDIST_ECLOSED);
         assert_int_equal(atomic_load(&srv.frames), variant < 2 ? 0 : 1);
-        edi_loop_stats st;
-        WAIT_UNTIL((get_stats(&ls, NULL, &st, NULL), st.rx_buffers_held == 0));
+        edi_tcp_stats st;
+        WAIT_UNTIL((get_tcp_stats(&ls, &st), st.rx_buffers_held == 0));
         call_on(&ls, srv_close_fn, &s);
         tc_fini(&srv);
     }
@@ -528,10 +530,10 @@ static void collect_log(void *user, const char *line)
 static void test_uring_garbage_length(void **state)
 {
     (void)state;
-    edi_loop_config cfg;
-    edi_loop_config_default(&cfg);
-    cfg.max_frame_bytes = 1000;
-    cfg.log = collect_log;
+    lt_config cfg;
+    lt_config_default(&cfg);
+    cfg.tcp.max_frame_bytes = 1000;
+    cfg.loop.log = collect_log;
     atomic_store(&g_log_exceeds, 0);
     lt ls;
     lt_start(&ls, &cfg);
@@ -626,9 +628,9 @@ static void *poster_main(void *a)
 static void test_uring_post_threads(void **state)
 {
     (void)state;
-    edi_loop_config cfg;
-    edi_loop_config_default(&cfg);
-    cfg.post_queue_len = 256; /* small: the posters meet EAGAIN sometimes */
+    lt_config cfg;
+    lt_config_default(&cfg);
+    cfg.loop.post_queue_len = 256; /* small: the posters meet EAGAIN sometimes */
     lt ls;
     lt_start(&ls, &cfg);
     post_state ps;
@@ -680,9 +682,9 @@ static void small_fn(edi_loop *loop, void *arg)
 static void test_uring_post_full(void **state)
 {
     (void)state;
-    edi_loop_config cfg;
-    edi_loop_config_default(&cfg);
-    cfg.post_queue_len = 16;
+    lt_config cfg;
+    lt_config_default(&cfg);
+    cfg.loop.post_queue_len = 16;
     lt ls;
     lt_start(&ls, &cfg);
     atomic_store(&g_block, 1);
@@ -837,9 +839,9 @@ static uint64_t thread_cpu_ns(pthread_t th)
 
 static void idle_cpu(edi_idle_mode mode)
 {
-    edi_loop_config cfg;
-    edi_loop_config_default(&cfg);
-    cfg.idle = mode;
+    lt_config cfg;
+    lt_config_default(&cfg);
+    cfg.loop.idle = mode;
     lt ls;
     lt_start(&ls, &cfg);
     /* a listener and a connection pair in place, as in a real node */
@@ -949,9 +951,9 @@ static void test_uring_idle_cpu_ticking(void **state)
 static void test_uring_busy_mode(void **state)
 {
     (void)state;
-    edi_loop_config cfg;
-    edi_loop_config_default(&cfg);
-    cfg.idle = EDI_IDLE_BUSY;
+    lt_config cfg;
+    lt_config_default(&cfg);
+    cfg.loop.idle = EDI_IDLE_BUSY;
     lt ls;
     lt_start(&ls, &cfg);
     tconn srv, cli;
@@ -1155,13 +1157,19 @@ static void test_uring_bad_arguments(void **state)
     edi_loop_config_default(&cfg);
     cfg.ring_entries = 100;
     assert_int_equal(edi_loop_new(&cfg, &l), EDIST_EINVAL);
-    edi_loop_config_default(&cfg);
-    cfg.rx_buffer_count = 3;
-    assert_int_equal(edi_loop_new(&cfg, &l), EDIST_EINVAL);
-    edi_loop_config_default(&cfg);
-    cfg.max_frame_bytes = 0;
-    assert_int_equal(edi_loop_new(&cfg, &l), EDIST_EINVAL);
     assert_null(l);
+    assert_int_equal(edi_loop_new(NULL, &l), 0);
+    edi_tcp_config tcfg;
+    edi_tcp_config_default(&tcfg);
+    tcfg.rx_buffer_count = 3;
+    assert_int_equal(edi_tcp_setup(l, &tcfg), EDIST_EINVAL);
+    edi_tcp_config_default(&tcfg);
+    tcfg.max_frame_bytes = 0;
+    assert_int_equal(edi_tcp_setup(l, &tcfg), EDIST_EINVAL);
+    assert_int_equal(edi_tcp_features(l), 0);
+    assert_int_equal(edi_tcp_setup(l, NULL), 0);
+    assert_int_equal(edi_tcp_setup(l, NULL), EDIST_EINVAL); /* once per loop */
+    edi_loop_free(l);
     lt ls;
     lt_start(&ls, NULL);
     misc_args m = { &ls };
@@ -1343,9 +1351,9 @@ static void test_uring_frame_reserve_partial_sends(void **state)
     (void)state;
     const uint64_t N = 4000;
     const size_t LEN = 1000;
-    edi_loop_config cfg;
-    edi_loop_config_default(&cfg);
-    cfg.send_queue_limit_bytes = 256 * KIB;
+    lt_config cfg;
+    lt_config_default(&cfg);
+    cfg.tcp.send_queue_limit_bytes = 256 * KIB;
     lt lc;
     lt_start(&lc, &cfg);
     uint16_t port;
@@ -1442,9 +1450,9 @@ static void resv_errors_fn(void *a)
 static void test_uring_frame_reserve_errors(void **state)
 {
     (void)state;
-    edi_loop_config cfg;
-    edi_loop_config_default(&cfg);
-    cfg.send_queue_limit_bytes = 64 * KIB;
+    lt_config cfg;
+    lt_config_default(&cfg);
+    cfg.tcp.send_queue_limit_bytes = 64 * KIB;
     lt ls, lc;
     lt_start(&ls, NULL);
     lt_start(&lc, &cfg);
