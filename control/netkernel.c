@@ -2507,17 +2507,17 @@ int edi_nk_send_signal(edi_nk *nk, uint32_t key, uint64_t sender,
         /* Nothing waits in the scheduler, so the connection's order is the
          * senders' order: encode straight into its send memory. */
         uint8_t *p;
-        if ((rc = edi_conn_tx_reserve(l->conn, max_bytes, &p)) != 0)
+        if ((rc = edi_conn_frame_reserve(l->conn, max_bytes, EDI_SEND_FORCE,
+                                         &p)) != 0)
             return rc;
         edist_buf b;
         edist_buf_init_fixed(&b, p, max_bytes);
-        rc = build(arg, &b, l->flags);
-        if (rc == 0) {
-            edi_conn_tx_commit(l->conn, b.len, 1);
+        rc = build(arg, &b, l->flags | EDI_DIST_BUILD_BARE);
+        if (rc == 0 && (rc = edi_conn_frame_commit(l->conn, b.len)) == 0) {
             l->frames_out++;
             l->messages_out++;
             nk->stats.messages_sent++;
-            nk->stats.bytes_sent += b.len;
+            nk->stats.bytes_sent += b.len + 4; /* with its length */
             return 0;
         }
         if (!edist_buf_error(&b))

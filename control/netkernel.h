@@ -49,7 +49,7 @@
 #include "control/conn_table.h"
 #include "control/cookie.h"
 #include "control/dist_sendq.h"
-#include "dataplane/uring/loop.h"
+#include "dataplane/uring/tcp.h"
 #include "edist/node.h"
 
 typedef struct edi_nk edi_nk;

@@ -27,7 +27,7 @@
 #include "control/dist_build.h"
 #include "control/dist_msg.h"
 #include "control/netkernel.h"
-#include "dataplane/uring/loop.h"
+#include "dataplane/uring/tcp.h"
 #include "edist/proc.h"
 #include "runtime/runtime_internal.h"
 #include "runtime/services.h"
@@ -1458,14 +1458,19 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
               : cfg->idle == EDIST_IDLE_SLEEP ? EDI_IDLE_SLEEP
                                               : EDI_IDLE_ADAPTIVE;
     lc.log = n->log;
+    rc = edi_loop_new(&lc, &n->loop);
+    if (rc)
+        goto fail;
+    edi_tcp_config tc;
+    edi_tcp_config_default(&tc);
     /* At least 8: "a quarter of the pool free" must mean a buffer. */
     if (cfg->rx_buffers)
-        lc.rx_buffer_count = cfg->rx_buffers < 8 ? 8 : cfg->rx_buffers;
+        tc.rx_buffer_count = cfg->rx_buffers < 8 ? 8 : cfg->rx_buffers;
     /* A peer without DFLAG_FRAGMENTS sends a big message as one frame:
      * the frame limit follows the message limit (header room added). */
     uint64_t max_frame = (uint64_t)node_max_message_bytes(cfg);
-    lc.max_frame_bytes = max_frame > UINT32_MAX ? UINT32_MAX : max_frame;
-    rc = edi_loop_new(&lc, &n->loop);
+    tc.max_frame_bytes = max_frame > UINT32_MAX ? UINT32_MAX : max_frame;
+    rc = edi_tcp_setup(n->loop, &tc);
     if (rc)
         goto fail;
     rc = edi_loop_listen(n->loop, n->cfg.listen_address, cfg->listen_port,
@@ -1784,11 +1789,11 @@ static void call_run(edi_loop *loop, void *arg)
         break;
     case C_STATS: {
         edi_nk_get_stats(nk, &c->stats);
-        edi_loop_stats ls;
-        edi_loop_get_stats(n->loop, &ls);
-        c->stats.rx_buffers = ls.rx_buffers_total;
-        c->stats.rx_buffers_held = ls.rx_buffers_held;
-        c->stats.rx_starved = ls.rx_starved;
+        edi_tcp_stats ts;
+        edi_tcp_get_stats(n->loop, &ts);
+        c->stats.rx_buffers = ts.rx_buffers_total;
+        c->stats.rx_buffers_held = ts.rx_buffers_held;
+        c->stats.rx_starved = ts.rx_starved;
         break;
     }
     case C_PEER_STATS:

@@ -663,9 +663,7 @@ int edist_runtime_start(const edist_runtime_config *cfg, edist_runtime **out)
     lc.idle = cfg->idle == EDIST_IDLE_BUSY    ? EDI_IDLE_BUSY
               : cfg->idle == EDIST_IDLE_SLEEP ? EDI_IDLE_SLEEP
                                               : EDI_IDLE_ADAPTIVE;
-    /* No sockets here: a small receive pool. */
-    lc.rx_buffer_count = 4;
-    lc.rx_buffer_bytes = 4096;
+    /* No sockets here: no TCP data path, so no receive pool. */
     edi_loop *loop;
     int rc = edi_loop_new(&lc, &loop);
     if (rc)

@@ -42,7 +42,7 @@
 #include "base/clock.h"
 #include "base/log.h"
 #include "dataplane/term/hash.h"
-#include "dataplane/uring/loop.h"
+#include "dataplane/reactor/loop.h"
 #include "edist/proc.h"
 
 typedef struct edist_runtime edi_rt;

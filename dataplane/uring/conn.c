@@ -52,6 +52,7 @@ typedef struct txseg {
 
 struct edi_conn {
     edi_loop *loop;
+    edi_tcp *tcp;
     int fd;
     uint8_t state;
     int reason;
@@ -70,7 +71,7 @@ struct edi_conn {
     bool silent;                /* loop teardown: no callbacks */
     bool by_owner;              /* edi_conn_abort: the owner logs, not us */
 
-    edi_conn *prev, *next;      /* loop->conns */
+    edi_conn *prev, *next;      /* tcp->conns */
     edi_conn *dirty_next, *deferred_next, *starved_next;
 
     /* receive: RAW/U32 deframing of the byte stream (deframe.h) */
@@ -81,8 +82,13 @@ struct edi_conn {
     uint32_t seg_head, seg_count, seg_cap;
     txchunk *tail_chunk;
     size_t queued;
+    /* edi_conn_frame_reserve: where the frame header goes (tail of
+     * tail_chunk), and the payload room; NULL when none is open */
+    uint8_t *resv;
+    size_t resv_max;
     struct iovec iov[EDI_TX_IOV_MAX];
     struct msghdr msg;
+    size_t tx_inflight_bytes;   /* bytes in the sendmsg in flight */
 
     struct sockaddr_storage addr;
     socklen_t addr_len;
@@ -94,6 +100,7 @@ struct edi_conn {
 
 struct edi_listener {
     edi_loop *loop;
+    edi_tcp *tcp;
     int fd;
     edi_op op;
     bool armed, closing;
@@ -178,8 +185,8 @@ static void defer(edi_conn *c)
     if (c->on_deferred)
         return;
     c->on_deferred = true;
-    c->deferred_next = c->loop->deferred;
-    c->loop->deferred = c;
+    c->deferred_next = c->tcp->deferred;
+    c->tcp->deferred = c;
 }
 
 static void mark_dirty(edi_conn *c)
@@ -187,8 +194,8 @@ static void mark_dirty(edi_conn *c)
     if (c->on_dirty)
         return;
     c->on_dirty = true;
-    c->dirty_next = c->loop->dirty;
-    c->loop->dirty = c;
+    c->dirty_next = c->tcp->dirty;
+    c->tcp->dirty = c;
 }
 
 static bool rx_wanted(const edi_conn *c)
@@ -229,6 +236,7 @@ static void conn_kill(edi_conn *c, int reason, bool linger, const char *fmt, ...
     if (c->state == CS_DEAD)
         return;
     edi_loop *loop = c->loop;
+    edi_tcp *tcp = c->tcp;
     c->state = CS_DEAD;
     c->reason = reason;
     va_list ap;
@@ -238,9 +246,9 @@ static void conn_kill(edi_conn *c, int reason, bool linger, const char *fmt, ...
     edi_loop_timer_cancel(loop, &c->timer);
     edi_deframe_halt(&c->df);
     if (c->on_starved) {
-        list_remove(&loop->starved, c, offsetof(edi_conn, starved_next));
+        list_remove(&tcp->starved, c, offsetof(edi_conn, starved_next));
         c->on_starved = false;
-        loop->nstarved--;
+        tcp->nstarved--;
     }
     if (linger && c->rx_armed && c->fd >= 0) {
         (void)shutdown(c->fd, SHUT_WR);
@@ -253,9 +261,9 @@ static void conn_kill(edi_conn *c, int reason, bool linger, const char *fmt, ...
     } else {
         hard_stop(c);
     }
-    loop->st.conns_closed++;
-    if (loop->st.conns_open > 0)
-        loop->st.conns_open--;
+    tcp->st.conns_closed++;
+    if (tcp->st.conns_open > 0)
+        tcp->st.conns_open--;
     c->pend_close = true;
     defer(c);
 }
@@ -294,9 +302,12 @@ static void tx_pop(edi_conn *c)
         if (--ch->segs == 0) {
             if (ch == c->tail_chunk && ch->cap <= EDI_TX_CHUNK_BYTES) {
                 ch->used = 0; /* keep one small chunk for the next sends */
+                c->resv = NULL;
             } else {
-                if (ch == c->tail_chunk)
+                if (ch == c->tail_chunk) {
                     c->tail_chunk = NULL;
+                    c->resv = NULL;
+                }
                 free(ch);
             }
         }
@@ -308,6 +319,7 @@ static void tx_pop(edi_conn *c)
 static void conn_free(edi_conn *c)
 {
     edi_loop *loop = c->loop;
+    edi_tcp *tcp = c->tcp;
     while (c->seg_count > 0)
         tx_pop(c);
     free(c->segs);
@@ -319,7 +331,7 @@ static void conn_free(edi_conn *c)
     if (c->prev != NULL)
         c->prev->next = c->next;
     else
-        loop->conns = c->next;
+        tcp->conns = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
     free(c);
@@ -338,23 +350,24 @@ static void maybe_free(edi_conn *c)
 
 static void starve(edi_conn *c)
 {
-    edi_loop *loop = c->loop;
+    edi_tcp *tcp = c->tcp;
     if (c->on_starved)
         return;
     c->on_starved = true;
-    c->starved_next = loop->starved;
-    loop->starved = c;
-    loop->nstarved++;
+    c->starved_next = tcp->starved;
+    tcp->starved = c;
+    tcp->nstarved++;
     c->st.rx_starved++;
-    loop->st.rx_starved++;
+    tcp->st.rx_starved++;
 }
 
 static void arm_recv(edi_conn *c)
 {
     edi_loop *loop = c->loop;
+    edi_tcp *tcp = c->tcp;
     if (c->rx_armed || !rx_wanted(c))
         return;
-    if (loop->pool->in_ring == 0) {
+    if (tcp->pool->in_ring == 0) {
         /* would fail with ENOBUFS at once */
         if (c->state == CS_DEAD)
             hard_stop(c);
@@ -367,11 +380,11 @@ static void arm_recv(edi_conn *c)
         conn_kill(c, EDIST_EIO, false, "recv: io_uring submission queue unusable");
         return;
     }
-    if (loop->features & EDI_FEAT_RECV_MULTISHOT) {
+    if (tcp->features & EDI_FEAT_RECV_MULTISHOT) {
         io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
         c->rx_multishot = true;
     } else {
-        io_uring_prep_recv(sqe, c->fd, NULL, loop->cfg.rx_buffer_bytes, 0);
+        io_uring_prep_recv(sqe, c->fd, NULL, tcp->cfg.rx_buffer_bytes, 0);
         c->rx_multishot = false;
     }
     sqe->flags |= IOSQE_BUFFER_SELECT;
@@ -392,7 +405,7 @@ static void deliver(edi_conn *c, edi_rxbuf *rb, const uint8_t *p, size_t len)
 {
     edi_frame f = { p, len, rb };
     c->st.frames_in++;
-    c->loop->st.frames_in++;
+    c->tcp->st.frames_in++;
     if (len == 0)
         c->st.ticks_in++;
     if (c->ops->on_frame != NULL)
@@ -443,8 +456,8 @@ static size_t rx_event(void *user, const edi_deframe_event *ev)
     case EDI_DEFRAME_REASSEMBLED: {
         edi_rxbuf *b = ev->buf;
         c->st.frames_reassembled++;
-        c->loop->st.frames_reassembled++;
-        c->loop->st.reassembled_bytes += ev->len;
+        c->tcp->st.frames_reassembled++;
+        c->tcp->st.reassembled_bytes += ev->len;
         deliver(c, b, ev->data, ev->len);
         edi_rxbuf_unref(b); /* the deframer's reference, now ours */
         return 0;
@@ -468,18 +481,19 @@ static void rx_feed(edi_conn *c, edi_rxbuf *rb, const uint8_t *p, size_t n)
 static void on_recv(edi_conn *c, struct io_uring_cqe *cqe)
 {
     edi_loop *loop = c->loop;
+    edi_tcp *tcp = c->tcp;
     int res = cqe->res;
     bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
     if (!more)
         c->rx_armed = false;
     if (cqe->flags & IORING_CQE_F_BUFFER) {
-        edi_rxbuf *b = edi_pool_take(loop->pool,
+        edi_rxbuf *b = edi_pool_take(tcp->pool,
                                      (uint16_t)(cqe->flags >> IORING_CQE_BUFFER_SHIFT));
         if (b != NULL) {
             if (res > 0) {
                 c->rx_got_data = true;
                 c->st.bytes_in += (uint64_t)res;
-                loop->st.bytes_in += (uint64_t)res;
+                tcp->st.bytes_in += (uint64_t)res;
                 if (c->state == CS_OPEN)
                     rx_feed(c, b, b->data, (size_t)res);
             }
@@ -505,8 +519,8 @@ static void on_recv(edi_conn *c, struct io_uring_cqe *cqe)
         else if (!c->rx_armed)
             starve(c);
     } else if (res == -EINVAL && c->rx_multishot && !c->rx_got_data &&
-               (loop->features & EDI_FEAT_RECV_MULTISHOT)) {
-        loop->features &= ~(unsigned)EDI_FEAT_RECV_MULTISHOT;
+               (tcp->features & EDI_FEAT_RECV_MULTISHOT)) {
+        tcp->features &= ~(unsigned)EDI_FEAT_RECV_MULTISHOT;
         edi_loop_log(loop, "uring: multishot recv not supported by this kernel; "
                            "using one-shot recv");
         arm_recv(c);
@@ -522,18 +536,18 @@ static void on_recv(edi_conn *c, struct io_uring_cqe *cqe)
     }
 }
 
-void edi_conn_rearm_starved(edi_loop *loop)
+void edi_conn_rearm_starved(edi_tcp *tcp)
 {
-    if (loop->nstarved == 0)
+    if (tcp->nstarved == 0)
         return;
-    uint32_t threshold = loop->pool->count / 8;
+    uint32_t threshold = tcp->pool->count / 8;
     if (threshold == 0)
         threshold = 1;
-    if (loop->pool->in_ring < threshold)
+    if (tcp->pool->in_ring < threshold)
         return;
-    edi_conn *list = loop->starved;
-    loop->starved = NULL;
-    loop->nstarved = 0;
+    edi_conn *list = tcp->starved;
+    tcp->starved = NULL;
+    tcp->nstarved = 0;
     while (list != NULL) {
         edi_conn *c = list;
         list = c->starved_next;
@@ -572,17 +586,20 @@ static txseg *seg_push(edi_conn *c)
     return s;
 }
 
-/* Copies a then b as one run of bytes to the end of the queue. The caller
- * reserved a segment. */
-static int tx_copy(edi_conn *c, const void *a, size_t an, const void *b, size_t bn)
+/* Room for total bytes at the tail of the current copy chunk, starting a
+ * new chunk when they do not fit (the old one is freed if nothing in the
+ * queue points into it any more). Returns where they go, or NULL on
+ * allocation failure (error set). */
+static uint8_t *tx_room(edi_conn *c, size_t total)
 {
-    size_t total = an + bn;
     txchunk *ch = c->tail_chunk;
     if (ch == NULL || ch->cap - ch->used < total) {
         size_t cap = total > EDI_TX_CHUNK_BYTES ? total : EDI_TX_CHUNK_BYTES;
         txchunk *nc = malloc(sizeof(*nc) + cap);
-        if (nc == NULL)
-            return edist_set_error(EDIST_ENOMEM, "uring: send chunk of %zu bytes", cap);
+        if (nc == NULL) {
+            edist_set_error(EDIST_ENOMEM, "uring: send chunk of %zu bytes", cap);
+            return NULL;
+        }
         nc->cap = cap;
         nc->used = 0;
         nc->segs = 0;
@@ -590,11 +607,15 @@ static int tx_copy(edi_conn *c, const void *a, size_t an, const void *b, size_t 
             free(ch);
         c->tail_chunk = ch = nc;
     }
-    uint8_t *dst = ch->data + ch->used;
-    if (an > 0)
-        memcpy(dst, a, an);
-    if (bn > 0)
-        memcpy(dst + an, b, bn);
+    return ch->data + ch->used;
+}
+
+/* Queues the total bytes written at dst, the tail of the current chunk
+ * (from tx_room): they extend the last segment when it ends right there,
+ * so consecutive frames form one iovec. The caller reserved a segment. */
+static void tx_append(edi_conn *c, uint8_t *dst, size_t total)
+{
+    txchunk *ch = c->tail_chunk;
     ch->used += total;
     c->queued += total;
     if (c->seg_count > 0) {
@@ -603,7 +624,7 @@ static int tx_copy(edi_conn *c, const void *a, size_t an, const void *b, size_t 
          * advances by the bytes actually written, and the rest follows. */
         if (last->chunk == ch && last->p + last->len == dst) {
             last->len += total;
-            return 0;
+            return;
         }
     }
     txseg *s = seg_push(c);
@@ -611,6 +632,22 @@ static int tx_copy(edi_conn *c, const void *a, size_t an, const void *b, size_t 
     s->len = total;
     s->chunk = ch;
     ch->segs++;
+}
+
+/* Copies a then b as one run of bytes to the end of the queue. The caller
+ * reserved a segment. */
+static int tx_copy(edi_conn *c, const void *a, size_t an, const void *b, size_t bn)
+{
+    size_t total = an + bn;
+    c->resv = NULL; /* these bytes go where a reservation pointed */
+    uint8_t *dst = tx_room(c, total);
+    if (dst == NULL)
+        return EDIST_ENOMEM;
+    if (an > 0)
+        memcpy(dst, a, an);
+    if (bn > 0)
+        memcpy(dst + an, b, bn);
+    tx_append(c, dst, total);
     return 0;
 }
 
@@ -618,12 +655,12 @@ static int tx_admit(edi_conn *c, size_t total, unsigned flags)
 {
     if (c->state == CS_CLOSING || c->state == CS_DEAD)
         return edist_set_error(EDIST_ECLOSED, "uring: send on a closed connection");
-    size_t limit = c->loop->cfg.send_queue_limit_bytes;
+    size_t limit = c->tcp->cfg.send_queue_limit_bytes;
     if (!(flags & EDI_SEND_FORCE) && c->queued > 0 &&
         (total > limit || c->queued > limit - total)) {
         c->want_writable = true;
         c->st.send_eagain++;
-        c->loop->st.send_eagain++;
+        c->tcp->st.send_eagain++;
         return EDIST_EAGAIN;
     }
     return 0;
@@ -656,7 +693,7 @@ int edi_conn_send_frame(edi_conn *c, const void *data, size_t len)
     if ((rc = seg_reserve(c, 1)) < 0 || (rc = tx_copy(c, hdr, 4, data, len)) < 0)
         return rc;
     c->st.frames_out++;
-    c->loop->st.frames_out++;
+    c->tcp->st.frames_out++;
     mark_dirty(c);
     return 0;
 }
@@ -690,63 +727,50 @@ int edi_conn_send_frame_owned(edi_conn *c, const void *head, size_t head_len,
         release(release_arg, body);
     }
     c->st.frames_out++;
-    c->loop->st.frames_out++;
+    c->tcp->st.frames_out++;
     mark_dirty(c);
     return 0;
 }
 
-/* Bytes are written in place at the end of the tail chunk, so a run of
- * small frames is one contiguous segment: one iovec for all of them. */
-int edi_conn_tx_reserve(edi_conn *c, size_t max_bytes, uint8_t **out)
+int edi_conn_frame_reserve(edi_conn *c, size_t max_len, unsigned flags,
+                           uint8_t **payload)
 {
-    if (c->state == CS_CLOSING || c->state == CS_DEAD)
-        return edist_set_error(EDIST_ECLOSED, "uring: send on a closed connection");
-    size_t total = max_bytes;
-    txchunk *ch = c->tail_chunk;
-    if (ch == NULL || ch->cap - ch->used < total) {
-        size_t cap = total > EDI_TX_CHUNK_BYTES ? total : EDI_TX_CHUNK_BYTES;
-        txchunk *nc = malloc(sizeof(*nc) + cap);
-        if (nc == NULL)
-            return edist_set_error(EDIST_ENOMEM, "uring: send chunk of %zu bytes", cap);
-        nc->cap = cap;
-        nc->used = 0;
-        nc->segs = 0;
-        if (ch != NULL && ch->segs == 0)
-            free(ch);
-        c->tail_chunk = ch = nc;
-    }
-    int rc = seg_reserve(c, 1);
+    *payload = NULL;
+    c->resv = NULL;
+    if (max_len > UINT32_MAX)
+        return edist_set_error(EDIST_EINVAL, "uring: frame reserve of %zu bytes", max_len);
+    int rc = tx_admit(c, 4 + max_len, flags);
     if (rc < 0)
         return rc;
-    *out = ch->data + ch->used;
+    /* The segment now, so that the commit cannot fail. */
+    if ((rc = seg_reserve(c, 1)) < 0)
+        return rc;
+    uint8_t *dst = tx_room(c, 4 + max_len);
+    if (dst == NULL)
+        return EDIST_ENOMEM;
+    c->resv = dst;
+    c->resv_max = max_len;
+    *payload = dst + 4;
     return 0;
 }
 
-void edi_conn_tx_commit(edi_conn *c, size_t bytes, uint32_t frames)
+int edi_conn_frame_commit(edi_conn *c, size_t len)
 {
-    if (bytes == 0)
-        return;
-    txchunk *ch = c->tail_chunk;
-    uint8_t *dst = ch->data + ch->used;
-    size_t total = bytes;
-    ch->used += total;
-    c->queued += total;
-    c->st.frames_out += frames;
-    c->loop->st.frames_out += frames;
-    if (c->seg_count > 0) {
-        txseg *last = &c->segs[(c->seg_head + c->seg_count - 1) & (c->seg_cap - 1)];
-        if (last->chunk == ch && last->p + last->len == dst) {
-            last->len += total;
-            mark_dirty(c);
-            return;
-        }
-    }
-    txseg *s = seg_push(c);
-    s->p = dst;
-    s->len = total;
-    s->chunk = ch;
-    ch->segs++;
+    uint8_t *dst = c->resv;
+    c->resv = NULL;
+    if (dst == NULL)
+        return edist_set_error(EDIST_EINVAL, "uring: frame commit without a reservation");
+    if (len > c->resv_max)
+        return edist_set_error(EDIST_EINVAL, "uring: frame commit of %zu bytes, %zu reserved",
+                               len, c->resv_max);
+    if (c->state == CS_CLOSING || c->state == CS_DEAD)
+        return edist_set_error(EDIST_ECLOSED, "uring: send on a closed connection");
+    edi_put_be32(dst, (uint32_t)len);
+    tx_append(c, dst, 4 + len);
+    c->st.frames_out++;
+    c->tcp->st.frames_out++;
     mark_dirty(c);
+    return 0;
 }
 
 size_t edi_conn_send_queue_bytes(const edi_conn *c) { return c->queued; }
@@ -754,10 +778,12 @@ size_t edi_conn_send_queue_bytes(const edi_conn *c) { return c->queued; }
 static void tx_submit(edi_conn *c)
 {
     uint32_t n = 0;
+    size_t bytes = 0;
     while (n < c->seg_count && n < EDI_TX_IOV_MAX) {
         const txseg *s = &c->segs[(c->seg_head + n) & (c->seg_cap - 1)];
         c->iov[n].iov_base = (void *)(uintptr_t)s->p;
         c->iov[n].iov_len = s->len;
+        bytes += s->len;
         n++;
     }
     struct io_uring_sqe *sqe = edi_loop_sqe(c->loop);
@@ -771,6 +797,7 @@ static void tx_submit(edi_conn *c)
     io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
     io_uring_sqe_set_data(sqe, &c->tx_op);
     c->tx_inflight = true;
+    c->tx_inflight_bytes = bytes;
     c->st.sends++;
     if (n > c->st.max_iov_per_send)
         c->st.max_iov_per_send = n;
@@ -783,7 +810,7 @@ static void finish_graceful(edi_conn *c)
 
 static void on_send(edi_conn *c, struct io_uring_cqe *cqe)
 {
-    edi_loop *loop = c->loop;
+    edi_tcp *tcp = c->tcp;
     int res = cqe->res;
     c->tx_inflight = false;
     if (c->state == CS_DEAD)
@@ -797,9 +824,11 @@ static void on_send(edi_conn *c, struct io_uring_cqe *cqe)
         return;
     }
     size_t left = (size_t)res;
+    if (left < c->tx_inflight_bytes)
+        c->st.sends_partial++;
     c->queued -= left;
     c->st.bytes_out += left;
-    loop->st.bytes_out += left;
+    tcp->st.bytes_out += left;
     while (left > 0 && c->seg_count > 0) {
         txseg *s = &c->segs[c->seg_head];
         if (left >= s->len) {
@@ -815,7 +844,7 @@ static void on_send(edi_conn *c, struct io_uring_cqe *cqe)
         c->ops->on_sent(c, c->user, c->queued);
     if (c->state == CS_DEAD)
         return;
-    if (c->want_writable && c->queued <= loop->cfg.send_queue_limit_bytes / 2) {
+    if (c->want_writable && c->queued <= tcp->cfg.send_queue_limit_bytes / 2) {
         c->want_writable = false;
         c->pend_writable = true;
         defer(c);
@@ -826,10 +855,10 @@ static void on_send(edi_conn *c, struct io_uring_cqe *cqe)
         finish_graceful(c);
 }
 
-void edi_conn_flush(edi_loop *loop)
+void edi_conn_flush(edi_tcp *tcp)
 {
-    edi_conn *list = loop->dirty;
-    loop->dirty = NULL;
+    edi_conn *list = tcp->dirty;
+    tcp->dirty = NULL;
     while (list != NULL) {
         edi_conn *c = list;
         list = c->dirty_next;
@@ -863,26 +892,28 @@ static void on_connect(edi_conn *c, struct io_uring_cqe *cqe)
         c->ops->on_connected(c, c->user);
 }
 
-void edi_conn_handle_cqe(edi_loop *loop, edi_op *op, struct io_uring_cqe *cqe)
+/* Completions of a connection's requests, found by the op they carry. */
+static void rx_cqe(edi_loop *loop, edi_op *op, struct io_uring_cqe *cqe)
 {
     (void)loop;
-    edi_conn *c;
-    switch (op->kind) {
-    case EDI_OP_RECV:
-        c = edi_container_of(op, edi_conn, rx_op);
-        on_recv(c, cqe);
-        break;
-    case EDI_OP_SEND:
-        c = edi_container_of(op, edi_conn, tx_op);
-        on_send(c, cqe);
-        break;
-    case EDI_OP_CONNECT:
-        c = edi_container_of(op, edi_conn, connect_op);
-        on_connect(c, cqe);
-        break;
-    default:
-        return;
-    }
+    edi_conn *c = edi_container_of(op, edi_conn, rx_op);
+    on_recv(c, cqe);
+    maybe_free(c);
+}
+
+static void tx_cqe(edi_loop *loop, edi_op *op, struct io_uring_cqe *cqe)
+{
+    (void)loop;
+    edi_conn *c = edi_container_of(op, edi_conn, tx_op);
+    on_send(c, cqe);
+    maybe_free(c);
+}
+
+static void connect_cqe(edi_loop *loop, edi_op *op, struct io_uring_cqe *cqe)
+{
+    (void)loop;
+    edi_conn *c = edi_container_of(op, edi_conn, connect_op);
+    on_connect(c, cqe);
     maybe_free(c);
 }
 
@@ -891,7 +922,8 @@ void edi_conn_handle_cqe(edi_loop *loop, edi_op *op, struct io_uring_cqe *cqe)
 static void log_closed(edi_conn *c)
 {
     edi_loop *loop = c->loop;
-    edi_ratelimit *rl = &loop->close_log;
+    edi_tcp *tcp = c->tcp;
+    edi_ratelimit *rl = &tcp->close_log;
     if (!edi_ratelimit_take(rl, edi_loop_now_ms(loop), CLOSE_LOG_BURST,
                             CLOSE_LOG_INTERVAL_MS)) {
         rl->suppressed++;
@@ -912,11 +944,11 @@ static void log_closed(edi_conn *c)
                  edist_strerror(c->reason), more);
 }
 
-uint32_t edi_conn_run_deferred(edi_loop *loop)
+uint32_t edi_conn_run_deferred(edi_tcp *tcp)
 {
     uint32_t n = 0;
-    edi_conn *list = loop->deferred;
-    loop->deferred = NULL;
+    edi_conn *list = tcp->deferred;
+    tcp->deferred = NULL;
     while (list != NULL) {
         edi_conn *c = list;
         list = c->deferred_next;
@@ -951,32 +983,33 @@ uint32_t edi_conn_run_deferred(edi_loop *loop)
 
 /* ---- creation ------------------------------------------------------------------------ */
 
-static edi_conn *conn_new(edi_loop *loop, const edi_conn_ops *ops, void *user)
+static edi_conn *conn_new(edi_tcp *tcp, const edi_conn_ops *ops, void *user)
 {
     edi_conn *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return NULL;
-    c->loop = loop;
+    c->loop = tcp->loop;
+    c->tcp = tcp;
     c->fd = -1;
     c->ops = ops;
     c->user = user;
     edi_deframe_config dc = {
-        .max_frame_bytes = loop->cfg.max_frame_bytes,
-        .raw_max_bytes = loop->cfg.raw_max_bytes,
+        .max_frame_bytes = tcp->cfg.max_frame_bytes,
+        .raw_max_bytes = tcp->cfg.raw_max_bytes,
         .alloc = &rx_alloc_ops,
         .on_event = rx_event,
         .user = c,
     };
     edi_deframe_init(&c->df, &dc); /* RAW until the owner switches */
-    c->rx_op.kind = EDI_OP_RECV;
-    c->tx_op.kind = EDI_OP_SEND;
-    c->connect_op.kind = EDI_OP_CONNECT;
+    c->rx_op.fn = rx_cqe;
+    c->tx_op.fn = tx_cqe;
+    c->connect_op.fn = connect_cqe;
     edi_timer_init(&c->timer);
-    c->next = loop->conns;
-    if (loop->conns != NULL)
-        loop->conns->prev = c;
-    loop->conns = c;
-    loop->st.conns_open++;
+    c->next = tcp->conns;
+    if (tcp->conns != NULL)
+        tcp->conns->prev = c;
+    tcp->conns = c;
+    tcp->st.conns_open++;
     return c;
 }
 
@@ -989,7 +1022,13 @@ int edi_conn_adopt(edi_loop *loop, int fd, const edi_conn_ops *ops, void *user,
             close(fd);
         return edist_set_error(EDIST_EINVAL, "uring: adopt needs an fd and on_close");
     }
-    edi_conn *c = conn_new(loop, ops, user);
+    edi_tcp *tcp;
+    int rc = edi_tcp_get(loop, &tcp);
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    edi_conn *c = conn_new(tcp, ops, user);
     if (c == NULL) {
         close(fd);
         return edist_set_error(EDIST_ENOMEM, "uring: connection alloc");
@@ -1019,6 +1058,9 @@ int edi_loop_connect(edi_loop *loop, const char *ip, uint16_t port,
     int rc = parse_addr(ip, port, &ss, &sl);
     if (rc < 0)
         return rc;
+    edi_tcp *tcp;
+    if ((rc = edi_tcp_get(loop, &tcp)) < 0)
+        return rc;
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return edist_set_error(EDIST_EIO, "uring: socket: %s", strerror(errno));
@@ -1028,7 +1070,7 @@ int edi_loop_connect(edi_loop *loop, const char *ip, uint16_t port,
         close(fd);
         return edist_set_error(EDIST_EIO, "uring: submission queue unusable");
     }
-    edi_conn *c = conn_new(loop, ops, user);
+    edi_conn *c = conn_new(tcp, ops, user);
     if (c == NULL) {
         close(fd);
         /* the SQE we took must not go out half-filled */
@@ -1126,7 +1168,8 @@ void edi_conn_get_stats(const edi_conn *c, edi_conn_stats *out)
 static void listener_free(edi_listener *l)
 {
     edi_loop *loop = l->loop;
-    for (edi_listener **pp = &loop->listeners; *pp != NULL; pp = &(*pp)->next) {
+    edi_tcp *tcp = l->tcp;
+    for (edi_listener **pp = &tcp->listeners; *pp != NULL; pp = &(*pp)->next) {
         if (*pp == l) {
             *pp = l->next;
             break;
@@ -1141,12 +1184,13 @@ static void listener_free(edi_listener *l)
 static void arm_accept(edi_listener *l)
 {
     edi_loop *loop = l->loop;
+    edi_tcp *tcp = l->tcp;
     struct io_uring_sqe *sqe = edi_loop_sqe(loop);
     if (sqe == NULL) {
         edi_loop_log(loop, "uring: accept: submission queue unusable");
         return;
     }
-    if (loop->features & EDI_FEAT_ACCEPT_MULTISHOT)
+    if (tcp->features & EDI_FEAT_ACCEPT_MULTISHOT)
         io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
     else
         io_uring_prep_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
@@ -1163,9 +1207,10 @@ static void accept_retry_fn(edi_loop *loop, edi_timer *t, void *arg)
         arm_accept(l);
 }
 
-void edi_listener_handle_cqe(edi_loop *loop, edi_op *op, struct io_uring_cqe *cqe)
+static void accept_cqe(edi_loop *loop, edi_op *op, struct io_uring_cqe *cqe)
 {
     edi_listener *l = edi_container_of(op, edi_listener, op);
+    edi_tcp *tcp = l->tcp;
     bool more = (cqe->flags & IORING_CQE_F_MORE) != 0;
     if (!more)
         l->armed = false;
@@ -1178,15 +1223,15 @@ void edi_listener_handle_cqe(edi_loop *loop, edi_op *op, struct io_uring_cqe *cq
             socklen_t pl = sizeof(peer);
             memset(&peer, 0, sizeof(peer));
             (void)getpeername(res, (struct sockaddr *)&peer, &pl);
-            loop->st.accepts++;
+            tcp->st.accepts++;
             l->in_cb = true;
             l->on_accept(l, res, &peer, l->user);
             l->in_cb = false;
         }
         if (!l->armed && !l->closing)
             arm_accept(l);
-    } else if (res == -EINVAL && (loop->features & EDI_FEAT_ACCEPT_MULTISHOT) && !l->closing) {
-        loop->features &= ~(unsigned)EDI_FEAT_ACCEPT_MULTISHOT;
+    } else if (res == -EINVAL && (tcp->features & EDI_FEAT_ACCEPT_MULTISHOT) && !l->closing) {
+        tcp->features &= ~(unsigned)EDI_FEAT_ACCEPT_MULTISHOT;
         edi_loop_log(loop, "uring: multishot accept not supported; using one-shot accept");
         arm_accept(l);
     } else if (res != -ECANCELED && !l->closing) {
@@ -1209,6 +1254,9 @@ int edi_loop_listen(edi_loop *loop, const char *ip, uint16_t port,
     socklen_t sl = 0; /* set by parse_addr; zeroed for -O3 -Werror */
     int rc = parse_addr(ip, port, &ss, &sl);
     if (rc < 0)
+        return rc;
+    edi_tcp *tcp;
+    if ((rc = edi_tcp_get(loop, &tcp)) < 0)
         return rc;
     int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
@@ -1234,13 +1282,14 @@ int edi_loop_listen(edi_loop *loop, const char *ip, uint16_t port,
         return edist_set_error(EDIST_ENOMEM, "uring: listener alloc");
     }
     l->loop = loop;
+    l->tcp = tcp;
     l->fd = fd;
-    l->op.kind = EDI_OP_ACCEPT;
+    l->op.fn = accept_cqe;
     l->on_accept = on_accept;
     l->user = user;
     edi_timer_init(&l->retry);
-    l->next = loop->listeners;
-    loop->listeners = l;
+    l->next = tcp->listeners;
+    tcp->listeners = l;
     arm_accept(l);
     if (bound_port != NULL)
         *bound_port = bound.ss_family == AF_INET6
@@ -1272,16 +1321,17 @@ void edi_listener_close(edi_listener *l)
 
 /* ---- teardown ------------------------------------------------------------------------- */
 
-void edi_conn_free_all(edi_loop *loop)
+void edi_conn_free_all(edi_tcp *tcp)
 {
-    for (edi_conn *c = loop->conns; c != NULL; c = c->next) {
+    edi_loop *loop = tcp->loop;
+    for (edi_conn *c = tcp->conns; c != NULL; c = c->next) {
         c->silent = true;
         conn_kill(c, EDIST_ECLOSED, false, "loop freed");
         hard_stop(c); /* also ends a linger */
         c->closed_called = true;
         c->pend_close = c->pend_kick = c->pend_writable = false;
     }
-    for (edi_listener *l = loop->listeners; l != NULL; l = l->next) {
+    for (edi_listener *l = tcp->listeners; l != NULL; l = l->next) {
         if (!l->closing) {
             l->closing = true;
             edi_loop_timer_cancel(loop, &l->retry);
@@ -1296,56 +1346,41 @@ void edi_conn_free_all(edi_loop *loop)
         }
     }
     /* Listeners never armed are freed now. */
-    for (edi_listener *l = loop->listeners, *next; l != NULL; l = next) {
+    for (edi_listener *l = tcp->listeners, *next; l != NULL; l = next) {
         next = l->next;
         if (!l->armed)
             listener_free(l);
     }
     /* The kernel may still write into connection memory (msghdr, buffers)
      * until each request completes: wait for them, boundedly. */
-    loop->deferred = NULL;
-    loop->dirty = NULL;
-    loop->starved = NULL;
-    loop->nstarved = 0;
-    for (edi_conn *c = loop->conns; c != NULL; c = c->next)
+    tcp->deferred = NULL;
+    tcp->dirty = NULL;
+    tcp->starved = NULL;
+    tcp->nstarved = 0;
+    for (edi_conn *c = tcp->conns; c != NULL; c = c->next)
         c->on_deferred = c->on_dirty = c->on_starved = false;
     uint64_t give_up_ms = edi_now_ms() + 2000;
     for (;;) {
-        for (edi_conn *c = loop->conns, *next; c != NULL; c = next) {
+        for (edi_conn *c = tcp->conns, *next; c != NULL; c = next) {
             next = c->next;
             maybe_free(c);
         }
-        if (loop->conns == NULL && loop->listeners == NULL)
+        if (tcp->conns == NULL && tcp->listeners == NULL)
             break;
         if (edi_now_ms() > give_up_ms) {
             /* should not happen: shutdown and cancel end every request */
             edi_loop_log(loop, "uring: loop freed with kernel requests still pending");
-            while (loop->conns != NULL)
-                conn_free(loop->conns);
-            while (loop->listeners != NULL)
-                listener_free(loop->listeners);
+            while (tcp->conns != NULL)
+                conn_free(tcp->conns);
+            while (tcp->listeners != NULL)
+                listener_free(tcp->listeners);
             break;
         }
-        struct io_uring_cqe *cqe;
-        struct __kernel_timespec ts = { 0, 10 * 1000 * 1000 };
-        (void)io_uring_submit_and_wait_timeout(&loop->ring, &cqe, 1, &ts, NULL);
-        unsigned head, seen = 0;
-        io_uring_for_each_cqe(&loop->ring, head, cqe) {
-            edi_op *op = io_uring_cqe_get_data(cqe);
-            seen++;
-            if (op == NULL)
-                continue;
-            if (op->kind == EDI_OP_ACCEPT) {
-                edi_listener_handle_cqe(loop, op, cqe);
-            } else if (op->kind != EDI_OP_EVENTFD) {
-                edi_conn_handle_cqe(loop, op, cqe);
-            }
-        }
-        io_uring_cq_advance(&loop->ring, seen);
+        (void)edi_loop_reap_wait(loop, 10u * 1000 * 1000);
         /* handlers may have put dying connections on work lists */
-        for (edi_conn *c = loop->conns; c != NULL; c = c->next)
+        for (edi_conn *c = tcp->conns; c != NULL; c = c->next)
             c->on_deferred = c->on_dirty = c->on_starved = false;
-        loop->deferred = loop->dirty = loop->starved = NULL;
-        loop->nstarved = 0;
+        tcp->deferred = tcp->dirty = tcp->starved = NULL;
+        tcp->nstarved = 0;
     }
 }

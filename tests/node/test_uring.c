@@ -16,18 +16,19 @@
 
 static void echo_sizes(unsigned disable)
 {
-    edi_loop_config cfg;
-    edi_loop_config_default(&cfg);
-    cfg.disable_features = disable;
-    const size_t B = cfg.rx_buffer_bytes;
+    lt_config cfg;
+    lt_config_default(&cfg);
+    cfg.loop.disable_features = disable & EDI_FEAT_COOP_TASKRUN;
+    cfg.tcp.disable_features = disable & ~(unsigned)EDI_FEAT_COOP_TASKRUN;
+    const size_t B = cfg.tcp.rx_buffer_bytes;
     const size_t sizes[] = { 0, 1, 7, 8, 100, B - 5, B - 4, B - 3, B - 1, B, B + 1,
                              3 * B + 17, 10 * MIB, 0, 1, 5000, 2 * B - 8 };
     const size_t n = sizeof(sizes) / sizeof(sizes[0]);
     lt ls, lc;
     lt_start(&ls, &cfg);
     lt_start(&lc, &cfg);
-    assert_int_equal(edi_loop_features(ls.loop) & disable, 0);
-    assert_true(edi_loop_features(ls.loop) & EDI_FEAT_BUF_RING);
+    assert_int_equal((edi_loop_features(ls.loop) | edi_tcp_features(ls.loop)) & disable, 0);
+    assert_true(edi_tcp_features(ls.loop) & EDI_FEAT_BUF_RING);
 
     tconn srv, cli;
     tc_init(&srv, &ls, TC_ECHO);
@@ -45,8 +46,9 @@ static void echo_sizes(unsigned disable)
     assert_int_equal(atomic_load(&srv.ticks), 2);
 
     edi_conn_stats cs;
-    edi_loop_stats sst;
-    get_stats(&ls, &srv, &sst, &cs);
+    edi_tcp_stats sst;
+    get_stats(&ls, &srv, NULL, &cs);
+    get_tcp_stats(&ls, &sst);
     assert_int_equal(cs.frames_in, n);
     assert_int_equal(cs.frames_out, n);
     assert_int_equal(cs.ticks_in, 2);
@@ -56,7 +58,7 @@ static void echo_sizes(unsigned disable)
     assert_int_equal(cs.frames_in, n);
     if (disable == 0) {
         /* this kernel (6.0+) really did multishot receive and accept */
-        unsigned f = edi_loop_features(ls.loop);
+        unsigned f = edi_loop_features(ls.loop) | edi_tcp_features(ls.loop);
         print_message("features: 0x%x\n", f);
         assert_true(f & EDI_FEAT_RECV_MULTISHOT);
         assert_true(f & EDI_FEAT_ACCEPT_MULTISHOT);
@@ -68,7 +70,7 @@ static void echo_sizes(unsigned disable)
     assert_int_equal(atomic_load(&srv.reason), EDIST_ECLOSED);
     assert_int_equal(atomic_load(&cli.reason), 0);
     /* every receive buffer is back in the ring */
-    get_stats(&ls, NULL, &sst, NULL);
+    get_tcp_stats(&ls, &sst);
     assert_int_equal(sst.rx_buffers_held, 0);
     call_on(&ls, srv_close_fn, &s);
     lt_stop(&ls);
@@ -178,10 +180,10 @@ static const edi_conn_ops raw_ops = {
 /* Variant: how the client cuts the stream into writes. */
 static void raw_switch(int how, size_t raw_max_bytes)
 {
-    edi_loop_config cfg;
-    edi_loop_config_default(&cfg);
+    lt_config cfg;
+    lt_config_default(&cfg);
     if (raw_max_bytes)
-        cfg.raw_max_bytes = raw_max_bytes;
+        cfg.tcp.raw_max_bytes = raw_max_bytes;
     lt ls;
     lt_start(&ls, &cfg);
     rawsrv r;
@@ -271,9 +273,9 @@ static void test_uring_raw_switch_small_raw_max(void **state)
 static void test_uring_raw_overflow(void **state)
 {
     (void)state;
-    edi_loop_config cfg;
-    edi_loop_config_default(&cfg);
-    cfg.raw_max_bytes = 1024;
+    lt_config cfg;
+    lt_config_default(&cfg);
+    cfg.tcp.raw_max_bytes = 1024;
     lt ls;
     lt_start(&ls, &cfg);
     rawsrv r;
@@ -311,10 +313,10 @@ static void test_uring_rxbuf_exhaustion(void **state)
 {
     (void)state;
     const uint64_t N = 3000;
-    edi_loop_config scfg;
-    edi_loop_config_default(&scfg);
-    scfg.rx_buffer_count = 8;
-    scfg.rx_buffer_bytes = 4096;
+    lt_config scfg;
+    lt_config_default(&scfg);
+    scfg.tcp.rx_buffer_count = 8;
+    scfg.tcp.rx_buffer_bytes = 4096;
     lt ls, lc;
     lt_start(&ls, &scfg);
     lt_start(&lc, NULL);
@@ -330,16 +332,16 @@ static void test_uring_rxbuf_exhaustion(void **state)
     tc_start_pump(&cli, N, 1000);
 
     /* the ring runs dry: receive stops, nothing fails */
-    edi_loop_stats st;
+    edi_tcp_stats st;
     uint64_t deadline = edi_now_ms() + WAIT_MS;
     do {
         usleep(2000);
-        get_stats(&ls, NULL, &st, NULL);
+        get_tcp_stats(&ls, &st);
     } while (st.rx_starved == 0 && edi_now_ms() < deadline);
     assert_true(st.rx_starved > 0);
     uint64_t f1 = atomic_load(&srv.frames);
     usleep(100000);
-    get_stats(&ls, NULL, &st, NULL);
+    get_tcp_stats(&ls, &st);
     assert_int_equal(atomic_load(&srv.frames), f1); /* stalled */
     assert_true(f1 < N);
     assert_int_equal(st.rx_buffers_held, 8);
@@ -356,7 +358,7 @@ static void test_uring_rxbuf_exhaustion(void **state)
     WAIT_UNTIL(atomic_load(&srv.frames) == N || atomic_load(&srv.closed));
     assert_int_equal(atomic_load(&srv.frames), N);
     assert_int_equal(atomic_load(&srv.bad), 0);
-    WAIT_UNTIL((get_stats(&ls, NULL, &st, NULL), st.rx_buffers_held == 0));
+    WAIT_UNTIL((get_tcp_stats(&ls, &st), st.rx_buffers_held == 0));
 
     tc_abort_wait(&cli);
     WAIT_UNTIL(atomic_load(&srv.closed));
@@ -436,9 +438,9 @@ static void test_uring_send_eagain_writable(void **state)
     (void)state;
     const uint64_t N = 2000;
     const size_t LEN = 16 * KIB;
-    edi_loop_config cfg;
-    edi_loop_config_default(&cfg);
-    cfg.send_queue_limit_bytes = 64 * KIB;
+    lt_config cfg;
+    lt_config_default(&cfg);
+    cfg.tcp.send_queue_limit_bytes = 64 * KIB;
     lt lc;
     lt_start(&lc, &cfg);
     uint16_t port;
@@ -456,7 +458,7 @@ static void test_uring_send_eagain_writable(void **state)
     assert_false(atomic_load(&cli.pump_done));
     edi_conn_stats cs;
     get_stats(&lc, &cli, NULL, &cs);
-    assert_true(cs.send_queue_bytes <= cfg.send_queue_limit_bytes);
+    assert_true(cs.send_queue_bytes <= cfg.tcp.send_queue_limit_bytes);
     assert_true(cs.send_eagain > 0);
 
     uint8_t *p = malloc(LEN);
@@ -507,8 +509,8 @@ static void test_uring_peer_close_mid_frame(void **state)
         WAIT_UNTIL(atomic_load(&srv.closed));
         assert_int_equal(atomic_load(&srv.reason), variant < 2 ? EDIST_EPROTO : EDIST_ECLOSED);
         assert_int_equal(atomic_load(&srv.frames), variant < 2 ? 0 : 1);
-        edi_loop_stats st;
-        WAIT_UNTIL((get_stats(&ls, NULL, &st, NULL), st.rx_buffers_held == 0));
+        edi_tcp_stats st;
+        WAIT_UNTIL((get_tcp_stats(&ls, &st), st.rx_buffers_held == 0));
         call_on(&ls, srv_close_fn, &s);
         tc_fini(&srv);
     }
@@ -529,10 +531,10 @@ static void collect_log(void *user, edist_log_level level, const char *line)
 static void test_uring_garbage_length(void **state)
 {
     (void)state;
-    edi_loop_config cfg;
-    edi_loop_config_default(&cfg);
-    cfg.max_frame_bytes = 1000;
-    cfg.log = (edi_log){collect_log, NULL, EDIST_LOG_DEBUG};
+    lt_config cfg;
+    lt_config_default(&cfg);
+    cfg.tcp.max_frame_bytes = 1000;
+    cfg.loop.log = (edi_log){collect_log, NULL, EDIST_LOG_DEBUG};
     atomic_store(&g_log_exceeds, 0);
     lt ls;
     lt_start(&ls, &cfg);
@@ -627,9 +629,9 @@ static void *poster_main(void *a)
 static void test_uring_post_threads(void **state)
 {
     (void)state;
-    edi_loop_config cfg;
-    edi_loop_config_default(&cfg);
-    cfg.post_queue_len = 256; /* small: the posters meet EAGAIN sometimes */
+    lt_config cfg;
+    lt_config_default(&cfg);
+    cfg.loop.post_queue_len = 256; /* small: the posters meet EAGAIN sometimes */
     lt ls;
     lt_start(&ls, &cfg);
     post_state ps;
@@ -681,9 +683,9 @@ static void small_fn(edi_loop *loop, void *arg)
 static void test_uring_post_full(void **state)
 {
     (void)state;
-    edi_loop_config cfg;
-    edi_loop_config_default(&cfg);
-    cfg.post_queue_len = 16;
+    lt_config cfg;
+    lt_config_default(&cfg);
+    cfg.loop.post_queue_len = 16;
     lt ls;
     lt_start(&ls, &cfg);
     atomic_store(&g_block, 1);
@@ -838,9 +840,9 @@ static uint64_t thread_cpu_ns(pthread_t th)
 
 static void idle_cpu(edi_idle_mode mode)
 {
-    edi_loop_config cfg;
-    edi_loop_config_default(&cfg);
-    cfg.idle = mode;
+    lt_config cfg;
+    lt_config_default(&cfg);
+    cfg.loop.idle = mode;
     lt ls;
     lt_start(&ls, &cfg);
     /* a listener and a connection pair in place, as in a real node */
@@ -950,9 +952,9 @@ static void test_uring_idle_cpu_ticking(void **state)
 static void test_uring_busy_mode(void **state)
 {
     (void)state;
-    edi_loop_config cfg;
-    edi_loop_config_default(&cfg);
-    cfg.idle = EDI_IDLE_BUSY;
+    lt_config cfg;
+    lt_config_default(&cfg);
+    cfg.loop.idle = EDI_IDLE_BUSY;
     lt ls;
     lt_start(&ls, &cfg);
     tconn srv, cli;
@@ -1156,13 +1158,19 @@ static void test_uring_bad_arguments(void **state)
     edi_loop_config_default(&cfg);
     cfg.ring_entries = 100;
     assert_int_equal(edi_loop_new(&cfg, &l), EDIST_EINVAL);
-    edi_loop_config_default(&cfg);
-    cfg.rx_buffer_count = 3;
-    assert_int_equal(edi_loop_new(&cfg, &l), EDIST_EINVAL);
-    edi_loop_config_default(&cfg);
-    cfg.max_frame_bytes = 0;
-    assert_int_equal(edi_loop_new(&cfg, &l), EDIST_EINVAL);
     assert_null(l);
+    assert_int_equal(edi_loop_new(NULL, &l), 0);
+    edi_tcp_config tcfg;
+    edi_tcp_config_default(&tcfg);
+    tcfg.rx_buffer_count = 3;
+    assert_int_equal(edi_tcp_setup(l, &tcfg), EDIST_EINVAL);
+    edi_tcp_config_default(&tcfg);
+    tcfg.max_frame_bytes = 0;
+    assert_int_equal(edi_tcp_setup(l, &tcfg), EDIST_EINVAL);
+    assert_int_equal(edi_tcp_features(l), 0);
+    assert_int_equal(edi_tcp_setup(l, NULL), 0);
+    assert_int_equal(edi_tcp_setup(l, NULL), EDIST_EINVAL); /* once per loop */
+    edi_loop_free(l);
     lt ls;
     lt_start(&ls, NULL);
     misc_args m = { &ls };
@@ -1227,6 +1235,250 @@ static void test_uring_send_before_connected_and_after_close(void **state)
     lt_stop(&lc);
 }
 
+/* ---- zero-copy framing: reserve / commit ------------------------------------------------ */
+
+/* Frame sizes of the bursts below: small, with a tick. */
+static const size_t small_sizes[] = { 0, 1, 7, 8, 33, 64, 100, 5 };
+
+/* All frames in one callback, so in one loop iteration and one flush;
+ * every 10th is a copying send, which must share the reserved frames'
+ * chunk. Reserves 100 bytes more than it writes. */
+static void resv_burst_fn(void *a)
+{
+    tconn *tc = a;
+    for (uint64_t k = tc->sent; k < tc->to_send; k++) {
+        size_t len = tc_len(tc, k);
+        if (k % 10 == 9) {
+            uint8_t buf[256];
+            fill(buf, len, k);
+            assert_int_equal(edi_conn_send_frame(tc->c, buf, len), 0);
+            continue;
+        }
+        uint8_t *p = NULL;
+        assert_int_equal(edi_conn_frame_reserve(tc->c, len + 100, 0, &p), 0);
+        assert_non_null(p);
+        fill(p, len, k);
+        assert_int_equal(edi_conn_frame_commit(tc->c, len), 0);
+    }
+    tc->sent = tc->to_send;
+}
+
+static uint64_t wire_bytes(const tconn *tc, uint64_t from, uint64_t to)
+{
+    uint64_t b = 0;
+    for (uint64_t k = from; k < to; k++)
+        b += 4 + tc_len(tc, k);
+    return b;
+}
+
+static void test_uring_frame_reserve_batches(void **state)
+{
+    (void)state;
+    lt ls, lc;
+    lt_start(&ls, NULL);
+    lt_start(&lc, NULL);
+    tconn srv, cli;
+    tc_init(&srv, &ls, TC_VERIFY);
+    srv.sizes = small_sizes;
+    srv.nsizes = sizeof(small_sizes) / sizeof(small_sizes[0]);
+    tc_init(&cli, &lc, 0);
+    cli.sizes = srv.sizes;
+    cli.nsizes = srv.nsizes;
+    server s;
+    server_start(&s, &ls, &srv, NULL);
+    tc_connect(&cli, s.port);
+
+    /* 200 small frames, about 6 KiB: one chunk, so one iovec; one sendmsg
+     * unless the kernel took only part (then each continuation counts) */
+    const uint64_t N1 = 200;
+    cli.to_send = N1;
+    call_on(&lc, resv_burst_fn, &cli);
+    WAIT_UNTIL(atomic_load(&srv.frames) == N1 || atomic_load(&srv.closed));
+    assert_int_equal(atomic_load(&srv.frames), N1);
+    assert_int_equal(atomic_load(&srv.bad), 0);
+    edi_conn_stats cs;
+    get_stats(&lc, &cli, NULL, &cs);
+    print_message("%llu frames: %llu sends (%llu partial), max %llu iovecs\n",
+                  (unsigned long long)N1, (unsigned long long)cs.sends,
+                  (unsigned long long)cs.sends_partial,
+                  (unsigned long long)cs.max_iov_per_send);
+    assert_int_equal(cs.frames_out, N1);
+    assert_int_equal(cs.bytes_out, wire_bytes(&cli, 0, N1));
+    assert_int_equal(cs.max_iov_per_send, 1);
+    assert_int_equal(cs.sends, 1 + cs.sends_partial);
+
+    /* 10,000 more, about 400 KiB: one iovec per 64 KiB chunk, all in the
+     * first sendmsg; any further send continues a partial one */
+    const uint64_t N2 = N1 + 10000;
+    edi_conn_stats before = cs;
+    cli.to_send = N2;
+    call_on(&lc, resv_burst_fn, &cli);
+    WAIT_UNTIL(atomic_load(&srv.frames) == N2 || atomic_load(&srv.closed));
+    assert_int_equal(atomic_load(&srv.frames), N2);
+    assert_int_equal(atomic_load(&srv.bad), 0);
+    get_stats(&lc, &cli, NULL, &cs);
+    uint64_t bytes = wire_bytes(&cli, N1, N2);
+    print_message("%llu frames (%llu bytes): %llu sends (%llu partial), max %llu iovecs\n",
+                  (unsigned long long)(N2 - N1), (unsigned long long)bytes,
+                  (unsigned long long)(cs.sends - before.sends),
+                  (unsigned long long)(cs.sends_partial - before.sends_partial),
+                  (unsigned long long)cs.max_iov_per_send);
+    assert_int_equal(cs.frames_out, N2);
+    assert_int_equal(cs.bytes_out - before.bytes_out, bytes);
+    assert_int_equal(cs.sends - before.sends, 1 + cs.sends_partial - before.sends_partial);
+    assert_true(cs.max_iov_per_send <= bytes / (64 * KIB) + 1);
+
+    tc_abort_wait(&cli);
+    WAIT_UNTIL(atomic_load(&srv.closed));
+    call_on(&ls, srv_close_fn, &s);
+    lt_stop(&ls);
+    lt_stop(&lc);
+    tc_fini(&srv);
+    tc_fini(&cli);
+}
+
+static void small_sndbuf_fn(void *a)
+{
+    tconn *tc = a;
+    int v = 4096;
+    assert_int_equal(setsockopt(edi_conn_fd(tc->c), SOL_SOCKET, SO_SNDBUF, &v, sizeof(v)), 0);
+}
+
+/* A peer that does not read: the kernel takes part of a send, the rest
+ * follows in order; the queue fills, reserve says EAGAIN, on_writable
+ * resumes. Every byte checked on a plain socket. */
+static void test_uring_frame_reserve_partial_sends(void **state)
+{
+    (void)state;
+    const uint64_t N = 4000;
+    const size_t LEN = 1000;
+    lt_config cfg;
+    lt_config_default(&cfg);
+    cfg.tcp.send_queue_limit_bytes = 256 * KIB;
+    lt lc;
+    lt_start(&lc, &cfg);
+    uint16_t port;
+    int lfd = plain_listen(&port);
+    int v = 4096;
+    assert_int_equal(setsockopt(lfd, SOL_SOCKET, SO_RCVBUF, &v, sizeof(v)), 0);
+    tconn cli;
+    tc_init(&cli, &lc, 0);
+    cli.fixed_len = LEN;
+    cli.reserve = 1;
+    cli.reserve_extra = 3000;
+    tc_connect(&cli, port);
+    int fd = accept(lfd, NULL, NULL);
+    assert_true(fd >= 0);
+    call_on(&lc, small_sndbuf_fn, &cli);
+    tc_start_pump(&cli, N, 0);
+    WAIT_UNTIL(atomic_load(&cli.eagain) > 0);
+    assert_false(atomic_load(&cli.pump_done));
+
+    uint8_t *p = malloc(LEN);
+    assert_non_null(p);
+    for (uint64_t k = 0; k < N; k++) {
+        uint8_t h[4];
+        read_all(fd, h, 4);
+        assert_int_equal(((uint32_t)h[0] << 24) | ((uint32_t)h[1] << 16) |
+                         ((uint32_t)h[2] << 8) | h[3], LEN);
+        read_all(fd, p, LEN);
+        assert_int_equal(check(p, LEN, k), 0);
+    }
+    free(p);
+    WAIT_UNTIL(atomic_load(&cli.pump_done));
+    assert_true(atomic_load(&cli.writable) > 0);
+    edi_conn_stats cs;
+    get_stats(&lc, &cli, NULL, &cs);
+    print_message("%llu frames: %llu sends, %llu partial, max %llu iovecs, %llu EAGAIN\n",
+                  (unsigned long long)N, (unsigned long long)cs.sends,
+                  (unsigned long long)cs.sends_partial,
+                  (unsigned long long)cs.max_iov_per_send,
+                  (unsigned long long)cs.send_eagain);
+    assert_int_equal(cs.frames_out, N);
+    assert_int_equal(cs.bytes_out, N * (4 + LEN));
+    assert_true(cs.sends_partial > 0);
+    assert_true(cs.send_eagain > 0);
+    close(fd);
+    close(lfd);
+    WAIT_UNTIL(atomic_load(&cli.closed));
+    lt_stop(&lc);
+    tc_fini(&cli);
+}
+
+/* The error paths, on a connection to a verifying peer: only the frames
+ * committed arrive, in order. */
+static void resv_errors_fn(void *a)
+{
+    tconn *tc = a;
+    edi_conn *c = tc->c;
+    uint8_t *p = NULL;
+    uint64_t seq = 0;
+    /* commit without a reservation; over the reservation */
+    assert_int_equal(edi_conn_frame_commit(c, 0), EDIST_EINVAL);
+    assert_int_equal(edi_conn_frame_reserve(c, 10, 0, &p), 0);
+    assert_int_equal(edi_conn_frame_commit(c, 11), EDIST_EINVAL);
+    assert_int_equal(edi_conn_frame_commit(c, 10), EDIST_EINVAL); /* spent */
+    /* a copying send abandons the reservation */
+    assert_int_equal(edi_conn_frame_reserve(c, 10, 0, &p), 0);
+    memset(p, 0xee, 10);
+    uint8_t buf[10];
+    fill(buf, 10, seq++);
+    assert_int_equal(edi_conn_send_frame(c, buf, 10), 0);
+    assert_int_equal(edi_conn_frame_commit(c, 10), EDIST_EINVAL);
+    /* a second reserve replaces the first */
+    assert_int_equal(edi_conn_frame_reserve(c, 50, 0, &p), 0);
+    assert_int_equal(edi_conn_frame_reserve(c, 10, 0, &p), 0);
+    fill(p, 10, seq++);
+    assert_int_equal(edi_conn_frame_commit(c, 10), 0);
+    /* too big to frame */
+    if (sizeof(size_t) > 4)
+        assert_int_equal(edi_conn_frame_reserve(c, (size_t)UINT32_MAX + 1, 0, &p),
+                         EDIST_EINVAL);
+    /* the queue limit (64 KiB here) applies to max_len; FORCE passes */
+    assert_int_equal(edi_conn_frame_reserve(c, 64 * KIB, 0, &p), EDIST_EAGAIN);
+    assert_null(p);
+    assert_int_equal(edi_conn_frame_reserve(c, 64 * KIB, EDI_SEND_FORCE, &p), 0);
+    fill(p, 10, seq++);
+    assert_int_equal(edi_conn_frame_commit(c, 10), 0);
+    /* closed between reserve and commit: nothing queued */
+    assert_int_equal(edi_conn_frame_reserve(c, 10, 0, &p), 0);
+    edi_conn_close(c, 5000);
+    assert_int_equal(edi_conn_frame_commit(c, 10), EDIST_ECLOSED);
+    assert_int_equal(edi_conn_frame_reserve(c, 10, 0, &p), EDIST_ECLOSED);
+    tc->sent = seq;
+}
+
+static void test_uring_frame_reserve_errors(void **state)
+{
+    (void)state;
+    lt_config cfg;
+    lt_config_default(&cfg);
+    cfg.tcp.send_queue_limit_bytes = 64 * KIB;
+    lt ls, lc;
+    lt_start(&ls, NULL);
+    lt_start(&lc, &cfg);
+    tconn srv, cli;
+    tc_init(&srv, &ls, TC_VERIFY);
+    srv.fixed_len = 10;
+    tc_init(&cli, &lc, 0);
+    server s;
+    server_start(&s, &ls, &srv, NULL);
+    tc_connect(&cli, s.port);
+    call_on(&lc, resv_errors_fn, &cli);
+    WAIT_UNTIL(atomic_load(&srv.closed));
+    assert_int_equal(atomic_load(&srv.frames), 3);
+    assert_int_equal(cli.sent, 3);
+    assert_int_equal(atomic_load(&srv.bad), 0);
+    assert_int_equal(atomic_load(&srv.reason), EDIST_ECLOSED);
+    WAIT_UNTIL(atomic_load(&cli.closed));
+    assert_int_equal(atomic_load(&cli.reason), 0);
+    call_on(&ls, srv_close_fn, &s);
+    lt_stop(&ls);
+    lt_stop(&lc);
+    tc_fini(&srv);
+    tc_fini(&cli);
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1257,6 +1509,9 @@ int main(void)
         cmocka_unit_test(test_uring_graceful_close_flushes),
         cmocka_unit_test(test_uring_bad_arguments),
         cmocka_unit_test(test_uring_send_before_connected_and_after_close),
+        cmocka_unit_test(test_uring_frame_reserve_batches),
+        cmocka_unit_test(test_uring_frame_reserve_partial_sends),
+        cmocka_unit_test(test_uring_frame_reserve_errors),
     };
     return cmocka_run_group_tests_name("uring", tests, NULL, NULL);
 }

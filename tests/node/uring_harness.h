@@ -24,7 +24,7 @@
 
 #include <cmocka.h>
 
-#include "dataplane/uring/loop.h"
+#include "dataplane/uring/tcp.h"
 #include "edist/error.h"
 
 #define WAIT_MS 20000
@@ -45,6 +45,18 @@ typedef struct lt {
     int rc;
 } lt;
 
+/* A test loop's reactor and TCP data path configurations. */
+typedef struct lt_config {
+    edi_loop_config loop;
+    edi_tcp_config tcp;
+} lt_config;
+
+static void lt_config_default(lt_config *c)
+{
+    edi_loop_config_default(&c->loop);
+    edi_tcp_config_default(&c->tcp);
+}
+
 static void *lt_main(void *a)
 {
     lt *t = a;
@@ -52,10 +64,11 @@ static void *lt_main(void *a)
     return NULL;
 }
 
-static void lt_start(lt *t, const edi_loop_config *cfg)
+static void lt_start(lt *t, const lt_config *cfg)
 {
     memset(t, 0, sizeof(*t));
-    assert_int_equal(edi_loop_new(cfg, &t->loop), 0);
+    assert_int_equal(edi_loop_new(cfg ? &cfg->loop : NULL, &t->loop), 0);
+    assert_int_equal(edi_tcp_setup(t->loop, cfg ? &cfg->tcp : NULL), 0);
     assert_int_equal(pthread_create(&t->th, NULL, lt_main, t), 0);
 }
 
@@ -151,6 +164,10 @@ typedef struct tconn {
     atomic_ullong eagain, writable;
     atomic_int pump_done;
     int close_when_sent;
+    /* pump with edi_conn_frame_reserve/commit (encoding in place, reserving
+     * reserve_extra bytes more than it writes) instead of copying sends */
+    int reserve;
+    size_t reserve_extra;
 } tconn;
 
 static size_t tc_len(const tconn *tc, uint64_t k)
@@ -162,9 +179,19 @@ static void tc_pump(tconn *tc)
 {
     while (tc->sent < tc->to_send) {
         size_t len = tc_len(tc, tc->sent);
-        assert_true(len <= tc->scratch_len);
-        fill(tc->scratch, len, tc->sent);
-        int rc = edi_conn_send_frame(tc->c, tc->scratch, len);
+        int rc;
+        if (tc->reserve) {
+            uint8_t *p = NULL;
+            rc = edi_conn_frame_reserve(tc->c, len + tc->reserve_extra, 0, &p);
+            if (rc == 0) {
+                fill(p, len, tc->sent);
+                rc = edi_conn_frame_commit(tc->c, len);
+            }
+        } else {
+            assert_true(len <= tc->scratch_len);
+            fill(tc->scratch, len, tc->sent);
+            rc = edi_conn_send_frame(tc->c, tc->scratch, len);
+        }
         if (rc == EDIST_EAGAIN) {
             atomic_fetch_add(&tc->eagain, 1);
             return; /* on_writable resumes */
@@ -376,12 +403,14 @@ typedef struct stats_args {
     tconn *tc;
     edi_loop_stats ls;
     edi_conn_stats cs;
+    edi_tcp_stats ts;
 } stats_args;
 
 static void stats_fn(void *a)
 {
     stats_args *sa = a;
     edi_loop_get_stats(sa->t->loop, &sa->ls);
+    edi_tcp_get_stats(sa->t->loop, &sa->ts);
     memset(&sa->cs, 0, sizeof(sa->cs));
     if (sa->tc != NULL && sa->tc->c != NULL)
         edi_conn_get_stats(sa->tc->c, &sa->cs);
@@ -398,6 +427,16 @@ static void get_stats(lt *t, tconn *tc, edi_loop_stats *ls, edi_conn_stats *cs)
         *ls = sa.ls;
     if (cs != NULL)
         *cs = sa.cs;
+}
+
+/* The loop's TCP data path counters, read on the loop thread. */
+static void get_tcp_stats(lt *t, edi_tcp_stats *ts)
+{
+    stats_args sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.t = t;
+    call_on(t, stats_fn, &sa);
+    *ts = sa.ts;
 }
 
 /* ---- plain blocking sockets ------------------------------------------------------ */

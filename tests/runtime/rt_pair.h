@@ -349,8 +349,6 @@ static void start_side(side *s, uint32_t creation)
 {
     edi_loop_config lc;
     edi_loop_config_default(&lc);
-    lc.rx_buffer_count = 4;
-    lc.rx_buffer_bytes = 4096;
     assert_int_equal(edi_loop_new(&lc, &s->loop), 0);
     edist_runtime_config pc;
     edist_runtime_config_init(&pc);

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Receive buffers: a fixed pool registered with the kernel as a
- * provided-buffer ring, plus heap buffers for frames that span pool
- * buffers. Both are refcounted the same way; a pool buffer goes back to the
- * kernel ring when its last reference is dropped. Only the loop thread may
- * add to the kernel ring, so a buffer released on another thread is queued
- * on the pool's returned list and the loop is woken to put it back. */
+/* Receive buffers of the TCP data path: a fixed pool registered with the
+ * kernel as a provided-buffer ring. Its buffers are refcounted rxbufs
+ * (reactor/rxbuf.h) like the heap ones that hold frames spanning pool
+ * buffers; a pool buffer goes back to the kernel ring when its last
+ * reference is dropped. Only the loop thread may add to the kernel ring,
+ * so a buffer released on another thread is queued on the pool's returned
+ * list and the loop is woken to put it back. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -26,7 +27,8 @@ static void pool_free_memory(edi_pool *p)
 /* Loop thread: hand buffer b back to the kernel. */
 static void pool_put_back(edi_pool *p, edi_rxbuf *b)
 {
-    io_uring_buf_ring_add(p->br, b->data, p->size_bytes, b->bid, p->mask, 0);
+    io_uring_buf_ring_add(p->br, b->data, p->size_bytes, (unsigned short)b->id,
+                          p->mask, 0);
     /* advance publishes the entry with a release store of the tail, which
      * pairs with the kernel's acquire load of it when picking a buffer. */
     io_uring_buf_ring_advance(p->br, 1);
@@ -34,8 +36,10 @@ static void pool_put_back(edi_pool *p, edi_rxbuf *b)
     p->held--;
 }
 
-int edi_pool_new(edi_loop *loop, struct io_uring *ring, uint32_t count,
-                 uint32_t size_bytes, edi_pool **out)
+static void pool_return(edi_rxbuf *b);
+
+int edi_pool_new(edi_loop *loop, uint32_t count, uint32_t size_bytes,
+                 edi_pool **out)
 {
     *out = NULL;
     edi_pool *p = calloc(1, sizeof(*p));
@@ -65,7 +69,7 @@ int edi_pool_new(edi_loop *loop, struct io_uring *ring, uint32_t count,
     reg.ring_addr = (unsigned long)p->br;
     reg.ring_entries = count;
     reg.bgid = EDI_BGID;
-    int rc = io_uring_register_buf_ring(ring, &reg, 0);
+    int rc = io_uring_register_buf_ring(edi_loop_ring(loop), &reg, 0);
     if (rc < 0) {
         pool_free_memory(p);
         return edist_set_error(EDIST_EUNSUPPORTED,
@@ -74,13 +78,11 @@ int edi_pool_new(edi_loop *loop, struct io_uring *ring, uint32_t count,
     }
     for (uint32_t i = 0; i < count; i++) {
         edi_rxbuf *b = &p->bufs[i];
-        atomic_init(&b->refs, 0);
-        b->kind = EDI_RXBUF_POOL;
-        b->bid = (uint16_t)i;
-        b->pool = p;
-        b->data = p->mem + (size_t)i * size_bytes;
-        b->cap = size_bytes;
-        io_uring_buf_ring_add(p->br, b->data, size_bytes, b->bid, p->mask, (int)i);
+        /* scarce: every connection of the loop needs them back */
+        edi_rxbuf_init_owned(b, p, i, p->mem + (size_t)i * size_bytes, size_bytes,
+                             true, pool_return);
+        io_uring_buf_ring_add(p->br, b->data, size_bytes, (unsigned short)i, p->mask,
+                              (int)i);
     }
     io_uring_buf_ring_advance(p->br, (int)count);
     p->in_ring = count;
@@ -134,74 +136,10 @@ void edi_pool_release(edi_pool *p)
         pool_free_memory(p);
 }
 
-edi_rxbuf *edi_rxbuf_heap_new(size_t cap)
+/* The last reference of pool buffer b was dropped, on any thread. */
+static void pool_return(edi_rxbuf *b)
 {
-    edi_rxbuf *b = malloc(sizeof(*b) + (cap ? cap : 1));
-    if (b == NULL)
-        return NULL;
-    memset(b, 0, sizeof(*b));
-    atomic_init(&b->refs, 1);
-    b->kind = EDI_RXBUF_HEAP;
-    b->data = (uint8_t *)(b + 1);
-    b->cap = cap;
-    return b;
-}
-
-edi_rxbuf *edi_rxbuf_heap_grow(edi_rxbuf *b, size_t cap)
-{
-    edi_rxbuf *n = realloc(b, sizeof(*b) + cap);
-    if (n == NULL)
-        return NULL;
-    n->data = (uint8_t *)(n + 1);
-    n->cap = cap;
-    return n;
-}
-
-edi_rxbuf *edi_rxbuf_adopt(void *data, size_t len)
-{
-    edi_rxbuf *b = calloc(1, sizeof(*b));
-    if (b == NULL)
-        return NULL;
-    atomic_init(&b->refs, 1);
-    b->kind = EDI_RXBUF_ADOPTED;
-    b->data = data;
-    b->cap = len;
-    return b;
-}
-
-bool edi_rxbuf_scarce(const edi_rxbuf *b)
-{
-    return b->kind == EDI_RXBUF_POOL;
-}
-
-bool edi_loop_rx_low(const edi_loop *loop)
-{
-    /* Below a quarter free, the views held are copied out, so that what
-     * is left keeps every connection reading. */
-    return loop->pool == NULL || loop->pool->in_ring < loop->pool->count / 4;
-}
-
-void edi_rxbuf_ref(edi_rxbuf *b)
-{
-    atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
-}
-
-void edi_rxbuf_unref(edi_rxbuf *b)
-{
-    /* acq_rel: the last holder must see every other holder's reads done
-     * before the buffer is refilled (pairs with the other unrefs). */
-    if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
-        return;
-    if (b->kind == EDI_RXBUF_HEAP) {
-        free(b);
-        return;
-    }
-    if (b->kind == EDI_RXBUF_ADOPTED) {
-        free(b->data);
-        free(b);
-        return;
-    }
-    edi_pool *p = b->pool;
+    edi_pool *p = b->owner;
     if (atomic_load_explicit(&p->alive, memory_order_relaxed) &&
         atomic_load_explicit(&p->owner, memory_order_relaxed) ==
             (unsigned long)pthread_self()) {

@@ -1,29 +1,29 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* io_uring TCP data path: one event loop per shard thread.
+/* io_uring TCP data path: listeners and TCP connections on a shard's
+ * reactor (dataplane/reactor/loop.h), receiving into a pool of buffers
+ * registered with the kernel as a provided-buffer ring, framing (RAW for
+ * the handshake, U32 after) and batched sends from bounded queues.
  *
- * An edi_loop owns one io_uring, a pool of receive buffers registered with
- * the kernel as a provided-buffer ring, its timers, listeners and TCP
- * connections. Everything a loop owns is touched by one thread only: the
- * thread that calls edi_loop_run()/edi_loop_run_once() (the "loop thread").
- * Before the first run, the thread that created the loop may set it up
- * (listen, connect, adopt, timers). The only calls allowed from any other
- * thread are marked "thread-safe" below: edi_loop_post(), edi_loop_stop()
- * (also async-signal-safe), edi_rxbuf_ref()/edi_rxbuf_unref(), edi_now_ms().
+ * The data path lives on one loop: edi_tcp_setup() puts it there with a
+ * configuration (pool size, limits); the first listen, connect or adopt on
+ * a loop without it does so with the defaults. It submits its requests to
+ * the reactor's ring and is polled by it (deferred callbacks, sends flushed
+ * once per iteration). Everything here is loop-thread only (or setup,
+ * before the loop runs), except edi_rxbuf_ref/unref (rxbuf.h).
  *
- * Callbacks (ops, timers, posted functions) run on the loop thread, never
- * from inside the edi_* call that caused them (no reentrancy surprises),
- * and may call any loop-thread function, including closing the connection
- * the callback is about.
+ * Callbacks run on the loop thread, never from inside the edi_* call that
+ * caused them (no reentrancy surprises), and may call any loop-thread
+ * function, including closing the connection the callback is about.
  *
  * Errors: 0 (or a count) on success, negative edist_err on failure, with
- * detail in edist_last_error() of the calling thread. Nothing sets errno
- * for the caller and nothing prints: events worth a line go to config.log.
+ * detail in edist_last_error() of the calling thread. Events worth a line
+ * go to the loop's log.
  *
- * Memory is bounded everywhere: receive buffers are a fixed pool, the post
- * queue and each connection's send queue have byte/entry limits and push
- * back with EDIST_EAGAIN. */
-#ifndef EDI_URING_LOOP_H
-#define EDI_URING_LOOP_H
+ * Memory is bounded everywhere: receive buffers are a fixed pool and each
+ * connection's send queue has a byte limit and pushes back with
+ * EDIST_EAGAIN. */
+#ifndef EDI_URING_TCP_H
+#define EDI_URING_TCP_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -31,171 +31,58 @@
 #include <sys/socket.h>
 #include <sys/types.h>
 
-#include "base/clock.h"
-#include "base/log.h" /* edi_log, edi_ratelimit */
+#include "dataplane/reactor/loop.h"
+#include "dataplane/reactor/rxbuf.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-typedef struct edi_loop edi_loop;
 typedef struct edi_conn edi_conn;
 typedef struct edi_listener edi_listener;
-typedef struct edi_rxbuf edi_rxbuf;
 
 /* ---- configuration ------------------------------------------------------ */
 
-typedef enum edi_idle_mode {
-    EDI_IDLE_ADAPTIVE = 0, /* spin spin_us, sched_yield until yield_us, then
-                            * block in the kernel until work or next timer */
-    EDI_IDLE_BUSY = 1,     /* never block: lowest latency, one core burnt */
-    EDI_IDLE_SLEEP = 2,    /* block as soon as there is nothing to do */
-} edi_idle_mode;
-
-/* Kernel/liburing features; edi_loop_features() tells which are in use and
- * config.disable_features turns some off (to test the fallbacks). */
+/* Kernel features of the data path; edi_tcp_features() tells which are in
+ * use and config.disable_features turns some off (to test the fallbacks).
+ * The reactor's own are bits 3 and 4 (reactor/loop.h). */
 enum {
     EDI_FEAT_BUF_RING = 1u << 0,        /* provided-buffer ring (5.19+): required */
     EDI_FEAT_RECV_MULTISHOT = 1u << 1,  /* multishot recv (6.0+); else one-shot
                                          * recv with buffer select */
     EDI_FEAT_ACCEPT_MULTISHOT = 1u << 2,/* multishot accept (5.19+) */
-    EDI_FEAT_EXT_ARG = 1u << 3,         /* wait with timeout in one syscall (5.11+);
-                                         * informative, cannot be disabled */
-    EDI_FEAT_COOP_TASKRUN = 1u << 4,    /* completions without IPIs (5.19+) */
 };
 
-typedef struct edi_loop_config {
-    edi_idle_mode idle;              /* default ADAPTIVE */
-    uint32_t spin_us;                /* adaptive: busy spin this long idle (default 50) */
-    uint32_t yield_us;               /* adaptive: sched_yield until this long idle (default 300) */
-    uint32_t ring_entries;           /* SQ size, power of 2 (default 256) */
+typedef struct edi_tcp_config {
     uint32_t rx_buffer_bytes;        /* one receive buffer (default 64 KiB) */
     uint32_t rx_buffer_count;        /* buffers in the ring, power of 2 <= 32768 (default 64) */
     uint64_t max_frame_bytes;        /* U32 frames above this = protocol error (default 256 MiB) */
     size_t raw_max_bytes;            /* RAW mode: unconsumed bytes kept at most (default 64 KiB) */
     size_t send_queue_limit_bytes;   /* per connection (default 1 MiB) */
-    uint32_t post_queue_len;         /* edi_loop_post capacity (default 4096) */
     unsigned disable_features;       /* EDI_FEAT_* to leave unused (default 0) */
-    edi_log log;                     /* one INFO line per significant event
-                                      * (base/log.h); zero: none */
-} edi_loop_config;
+} edi_tcp_config;
 
 /* Fills c with the defaults above. */
-void edi_loop_config_default(edi_loop_config *c);
+void edi_tcp_config_default(edi_tcp_config *c);
 
-/* ---- loop lifecycle ----------------------------------------------------- */
+/* Puts the TCP data path on loop: the receive buffer ring, registered with
+ * the loop's io_uring, and a poll source. config may be NULL for the
+ * defaults. Loop thread (or setup). Returns 0, EDIST_EINVAL (bad config,
+ * or the loop has it already), EDIST_ENOMEM, or EDIST_EUNSUPPORTED (no
+ * buffer rings: detail says why). It goes with the loop (edi_loop_free
+ * closes what is left without callbacks; receive buffers still referenced
+ * stay valid until their last edi_rxbuf_unref()). */
+int edi_tcp_setup(edi_loop *loop, const edi_tcp_config *config);
 
-/* Creates a loop (io_uring, eventfd, receive buffer ring). config may be
- * NULL for defaults. Any thread. Returns 0, EDIST_EINVAL (bad config),
- * EDIST_ENOMEM, or EDIST_EUNSUPPORTED (no io_uring or no buffer rings:
- * detail says why). */
-int edi_loop_new(const edi_loop_config *config, edi_loop **out);
-
-/* Frees the loop. Call from the loop thread (or any thread once no thread
- * runs it). Remaining listeners and connections are closed without their
- * callbacks; owned send buffers are released through their release
- * functions. Receive buffers still referenced by the owner stay valid until
- * their last edi_rxbuf_unref() (the pool is freed then). */
-void edi_loop_free(edi_loop *loop);
-
-/* Runs until edi_loop_stop(). Returns 0 when stopped, or a negative
- * edist_err if the ring failed. The calling thread becomes the loop thread. */
-int edi_loop_run(edi_loop *loop);
-
-/* One iteration: completes what is ready, runs due timers and posted work,
- * flushes sends; if nothing was ready, blocks up to timeout_ms (0 = do not
- * wait, -1 = until something happens) and iterates once more. The idle
- * strategy applies to edi_loop_run only. Returns the number of events
- * handled (>= 0) or a negative edist_err. */
-int edi_loop_run_once(edi_loop *loop, int timeout_ms);
-
-/* Makes edi_loop_run() return soon. Thread-safe and async-signal-safe
- * (an atomic store and an eventfd write). The stop request is consumed
- * when edi_loop_run returns; calling run again runs again. */
-void edi_loop_stop(edi_loop *loop);
-
-/* Runs fn(loop, arg) on the loop thread soon, in post order. Thread-safe
- * (not async-signal-safe); wakes a sleeping loop. Returns 0 or EDIST_EAGAIN
- * when the bounded queue is full (fn will not run). Posts still queued at
- * edi_loop_free are dropped (fn not called). */
-typedef void (*edi_post_fn)(edi_loop *loop, void *arg);
-int edi_loop_post(edi_loop *loop, edi_post_fn fn, void *arg);
-
-/* Monotonic clock in ms. edi_now_ms (base/clock.h) reads the clock
- * (thread-safe); edi_loop_now_ms is the loop's cached value, refreshed
- * every iteration. */
-uint64_t edi_loop_now_ms(const edi_loop *loop);
-
-/* EDI_FEAT_* bits in use by this loop. Any thread after creation. */
-unsigned edi_loop_features(const edi_loop *loop);
-
-/* True when called on the loop thread (the one running or set up the loop). */
-int edi_loop_on_thread(const edi_loop *loop);
-
-/* ---- timers ----------------------------------------------------------------
- * The owner provides the memory of an edi_timer (embed it in its own
- * struct): no allocation, and cancel is always safe, also after the timer
- * fired, and from inside its own callback. Loop thread only. */
-typedef struct edi_timer edi_timer;
-typedef void (*edi_timer_fn)(edi_loop *loop, edi_timer *t, void *arg);
-struct edi_timer {
-    /* private to the loop */
-    uint64_t due_ms;
-    uint64_t period_ms;
-    uint64_t seq;        /* tie-break: same due time fires in start order */
-    edi_timer_fn fn;
-    void *arg;
-    uint32_t heap_index; /* UINT32_MAX when not armed */
-};
-
-/* Zeroes t into the disarmed state (a zeroed struct is NOT disarmed). */
-void edi_timer_init(edi_timer *t);
-/* Arms t: fires fn after delay_ms, then every period_ms if period_ms > 0.
- * Re-arming an armed timer moves it. Returns 0 or EDIST_ENOMEM (heap full:
- * the heap grows, so only on allocation failure). */
-int edi_loop_timer_start(edi_loop *loop, edi_timer *t, uint64_t delay_ms,
-                         uint64_t period_ms, edi_timer_fn fn, void *arg);
-/* Disarms t (no-op if not armed). */
-void edi_loop_timer_cancel(edi_loop *loop, edi_timer *t);
-/* 1 if t is armed. */
-int edi_timer_armed(const edi_timer *t);
-
-/* ---- receive buffers ----------------------------------------------------- */
-
-/* A frame delivered in U32 mode: a view {data, len} inside rxbuf. The view
- * is valid during on_frame; to keep it longer take a reference with
- * edi_rxbuf_ref(f->rxbuf) and drop it with edi_rxbuf_unref() when done.
- * rxbuf is never NULL. A frame inside one kernel receive buffer points into
- * that buffer (no copy); a frame spanning buffers was reassembled into an
- * allocated rxbuf (same refcounting). len == 0 is a tick. */
-typedef struct edi_frame {
-    const uint8_t *data;
-    size_t len;
-    edi_rxbuf *rxbuf;
-} edi_frame;
-
-/* Reference counting, thread-safe (a process on another thread may hold a
- * message). A pool buffer returns to the kernel ring when its last reference
- * is dropped (via the loop thread: dropping it elsewhere queues it back and
- * wakes the loop). Holding many buffers makes the ring run dry: then
- * connections stop receiving (TCP backpressure) until buffers come back. */
-void edi_rxbuf_ref(edi_rxbuf *b);
-void edi_rxbuf_unref(edi_rxbuf *b);
-
-/* A refcounted rxbuf that takes over data (malloc'd, len bytes): freed
- * with the last reference. NULL when out of memory (data is not freed
- * then). Any thread. */
-edi_rxbuf *edi_rxbuf_adopt(void *data, size_t len);
-
-/* True for a buffer of the loop's shared receive pool: every connection
- * needs those back, so views a holder may keep long (messages queued in
- * mailboxes) must be copied out when the pool runs low. Heap and adopted
- * buffers cost only memory. Any thread. */
-bool edi_rxbuf_scarce(const edi_rxbuf *b);
+/* EDI_FEAT_* bits in use by the loop's TCP data path (0 without one). */
+unsigned edi_tcp_features(const edi_loop *loop);
 
 /* Loop thread: true when the free receive buffers are running low (below
  * a quarter of the pool): then the views held are copied out, so that
- * connections keep reading. */
+ * connections keep reading. Holding many buffers makes the ring run dry:
+ * then connections stop receiving (TCP backpressure) until buffers come
+ * back; a pool buffer released on another thread is queued back and
+ * wakes the loop. */
 bool edi_loop_rx_low(const edi_loop *loop);
 
 /* ---- listening ------------------------------------------------------------ */
@@ -209,7 +96,7 @@ typedef void (*edi_accept_fn)(edi_listener *l, int fd,
  * ephemeral), with SO_REUSEADDR; *bound_port (may be NULL) gets the port.
  * Accepts with multishot accept when available. Loop thread (or setup).
  * Returns 0, EDIST_EINVAL (bad ip), EDIST_EIO (socket/bind/listen failed:
- * detail), EDIST_ENOMEM. */
+ * detail), EDIST_ENOMEM, or an error of setting up the data path. */
 int edi_loop_listen(edi_loop *loop, const char *ip, uint16_t port,
                     edi_accept_fn on_accept, void *user,
                     edi_listener **out, uint16_t *bound_port);
@@ -238,7 +125,9 @@ typedef struct edi_conn_ops {
      * frames at once. */
     size_t (*on_bytes)(edi_conn *c, void *user, const uint8_t *data,
                        size_t len);
-    /* U32 mode: one complete frame (len 0 = tick). May switch framing. */
+    /* U32 mode: one complete frame (len 0 = tick). May switch framing.
+     * A frame inside one kernel receive buffer is a view into it (no
+     * copy); one spanning buffers was reassembled into a heap rxbuf. */
     void (*on_frame)(edi_conn *c, void *user, const edi_frame *f);
     /* The send queue went from "full" (a send returned EDIST_EAGAIN) to
      * below half its limit. Called once per EAGAIN episode. */
@@ -264,7 +153,8 @@ typedef struct edi_conn_ops {
  * closed then) and starts receiving in RAW mode. Sets TCP_NODELAY and
  * clears O_NONBLOCK (io_uring waits for readiness itself). ops must stay
  * valid while c lives. Loop thread. Returns 0, EDIST_ENOMEM, EDIST_EINVAL
- * (fd < 0, ops or ops->on_close missing). */
+ * (fd < 0, ops or ops->on_close missing), or an error of setting up the
+ * data path. */
 int edi_conn_adopt(edi_loop *loop, int fd, const edi_conn_ops *ops,
                    void *user, edi_conn **out);
 
@@ -273,7 +163,8 @@ int edi_conn_adopt(edi_loop *loop, int fd, const edi_conn_ops *ops,
  * timeout_ms 0 = none. Success: on_connected, then receiving in RAW mode.
  * Failure (refused, unreachable, timeout): on_close(EDIST_EIO or
  * EDIST_ETIMEDOUT). Loop thread. Returns 0, EDIST_EINVAL (bad ip),
- * EDIST_EIO (no socket), EDIST_ENOMEM. */
+ * EDIST_EIO (no socket), EDIST_ENOMEM, or an error of setting up the data
+ * path. */
 int edi_loop_connect(edi_loop *loop, const char *ip, uint16_t port,
                      uint64_t timeout_ms, const edi_conn_ops *ops,
                      void *user, edi_conn **out);
@@ -319,13 +210,28 @@ int edi_conn_send_frame_owned(edi_conn *c, const void *head, size_t head_len,
                               const void *body, size_t body_len,
                               edi_release_fn release, void *release_arg,
                               unsigned flags);
-/* Writing in place: edi_conn_tx_reserve gives room for max_bytes at the
- * end of the send queue in *out (or EDIST_ECLOSED, EDIST_ENOMEM); write whole U32 frames there and call
- * edi_conn_tx_commit with the bytes written (<= max_bytes) and how many
- * frames they hold, before any other send on c. Nothing is sent if commit
- * is not called. No queue limit applies: the caller does its admission. */
-int edi_conn_tx_reserve(edi_conn *c, size_t max_bytes, uint8_t **out);
-void edi_conn_tx_commit(edi_conn *c, size_t bytes, uint32_t frames);
+/* Zero-copy framing: the caller encodes one U32 frame straight into the
+ * connection's transmit memory.
+ *
+ * edi_conn_frame_reserve: room for a frame of at most max_len payload
+ *     bytes at the tail of the current copy chunk (the one the copying
+ *     sends use, so consecutive small frames, reserved or copied, go out
+ *     as one iovec); a reservation that does not fit starts a new chunk.
+ *     *payload gets where the payload goes (the length header is written
+ *     by the commit). The queue limit is checked here, against max_len:
+ *     EDIST_EAGAIN and on_writable as for the other sends; flags as for
+ *     edi_conn_send_frame_owned. Returns 0, EDIST_EAGAIN, EDIST_ECLOSED,
+ *     EDIST_EINVAL (max_len over 4 GiB), EDIST_ENOMEM.
+ * edi_conn_frame_commit: queues the frame with its final payload length
+ *     len (<= max_len; 0 is a tick). Returns 0, EDIST_ECLOSED (the
+ *     connection closed since the reserve: nothing queued), EDIST_EINVAL
+ *     (no reservation open, or len > max_len).
+ * Commit in the callback that reserved: any other send on the connection
+ * or a new reserve abandons an uncommitted reservation (nothing is queued,
+ * the room is reused, and a late commit returns EDIST_EINVAL). */
+int edi_conn_frame_reserve(edi_conn *c, size_t max_len, unsigned flags,
+                           uint8_t **payload);
+int edi_conn_frame_commit(edi_conn *c, size_t len);
 /* Bytes queued and not yet acknowledged by the kernel. */
 size_t edi_conn_send_queue_bytes(const edi_conn *c);
 
@@ -354,23 +260,24 @@ typedef struct edi_conn_stats {
     uint64_t send_queue_bytes;        /* now */
     uint64_t sends;                   /* sendmsg calls (batches) */
     uint64_t max_iov_per_send;        /* largest batch (iovecs) in one send */
+    /* issue 9, zero-copy framing */
+    uint64_t sends_partial;           /* sends the kernel took only part of
+                                       * (the rest went in the next one) */
 } edi_conn_stats;
 
-typedef struct edi_loop_stats {
-    uint64_t iterations, sleeps, wakeups;
-    uint64_t cqes;
+typedef struct edi_tcp_stats {
     uint64_t bytes_in, bytes_out, frames_in, frames_out;
     uint64_t frames_reassembled, reassembled_bytes;
     uint64_t rx_buffers_total;        /* pool size */
     uint64_t rx_buffers_held;         /* out of the kernel ring now */
     uint64_t rx_starved;              /* ENOBUFS episodes */
     uint64_t send_eagain;
-    uint64_t posts, post_eagain, timers_fired;
     uint64_t conns_open, conns_closed, accepts;
-} edi_loop_stats;
+} edi_tcp_stats;
 
 void edi_conn_get_stats(const edi_conn *c, edi_conn_stats *out);
-void edi_loop_get_stats(const edi_loop *loop, edi_loop_stats *out);
+/* All zero for a loop without the TCP data path. */
+void edi_tcp_get_stats(const edi_loop *loop, edi_tcp_stats *out);
 
 #ifdef __cplusplus
 }

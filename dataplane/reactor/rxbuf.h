@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Received bytes and who owns them: a refcounted buffer (edi_rxbuf) and a
+ * frame as a view into one (edi_frame). Every lane hands its received
+ * frames up this way, whatever the medium: a kernel receive buffer of the
+ * TCP data path, a heap copy, a reassembled message, later a DPDK mbuf.
+ * Holders take a reference to keep a view past the callback that gave it
+ * and drop it when done; the owner gets the buffer back with the last
+ * reference, on whatever thread dropped it.
+ *
+ * Kinds: HEAP (header and data in one malloc block), ADOPTED (a malloc'd
+ * data block taken over), OWNED (a buffer of some pool: its release
+ * function takes it back). Reference counting is thread-safe; nothing
+ * else here is about threads. */
+#ifndef EDI_REACTOR_RXBUF_H
+#define EDI_REACTOR_RXBUF_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct edi_rxbuf edi_rxbuf;
+
+/* A frame received: a view {data, len} inside rxbuf. The view is valid
+ * during the callback that delivers it; to keep it longer take a reference
+ * with edi_rxbuf_ref(f->rxbuf) and drop it with edi_rxbuf_unref() when
+ * done. rxbuf is never NULL. len == 0 is a tick on the TCP lane. */
+typedef struct edi_frame {
+    const uint8_t *data;
+    size_t len;
+    edi_rxbuf *rxbuf;
+} edi_frame;
+
+/* Reference counting, thread-safe (a process on another thread may hold a
+ * message). The last unref frees a HEAP/ADOPTED buffer and gives an OWNED
+ * one back to its owner. */
+void edi_rxbuf_ref(edi_rxbuf *b);
+void edi_rxbuf_unref(edi_rxbuf *b);
+
+/* A refcounted rxbuf that takes over data (malloc'd, len bytes): freed
+ * with the last reference. NULL when out of memory (data is not freed
+ * then). Any thread. */
+edi_rxbuf *edi_rxbuf_adopt(void *data, size_t len);
+
+/* A heap rxbuf with room for cap bytes and one reference, or NULL. */
+edi_rxbuf *edi_rxbuf_heap_new(size_t cap);
+/* Grows a heap rxbuf that nobody else references yet; NULL on failure
+ * (the old one is still valid then). */
+edi_rxbuf *edi_rxbuf_heap_grow(edi_rxbuf *b, size_t cap);
+
+/* The buffer's bytes and their room. */
+uint8_t *edi_rxbuf_data(const edi_rxbuf *b);
+size_t edi_rxbuf_cap(const edi_rxbuf *b);
+
+/* True for a buffer of a shared receive pool: every connection of the
+ * pool needs those back, so views a holder may keep long (messages queued
+ * in mailboxes) must be copied out when the pool runs low. Heap and
+ * adopted buffers cost only memory. Any thread. */
+bool edi_rxbuf_scarce(const edi_rxbuf *b);
+
+/* ---- for pools (owners of OWNED buffers) ----------------------------------- */
+
+enum { EDI_RXBUF_HEAP = 2, EDI_RXBUF_ADOPTED = 3, EDI_RXBUF_OWNED = 4 };
+
+/* Called with the buffer whose last reference was just dropped, on the
+ * thread that dropped it. */
+typedef void (*edi_rxbuf_release_fn)(edi_rxbuf *b);
+
+struct edi_rxbuf {
+    atomic_uint refs;
+    uint8_t kind;
+    bool scarce;
+    uint32_t id;              /* OWNED: the owner's number for it */
+    void *owner;              /* OWNED: the pool */
+    edi_rxbuf_release_fn release; /* OWNED */
+    struct edi_rxbuf *next;   /* OWNED: free for the owner's lists */
+    uint8_t *data;
+    size_t cap;
+};
+
+/* Makes b an OWNED buffer of owner with no reference (the owner sets refs
+ * when it hands the buffer out). */
+void edi_rxbuf_init_owned(edi_rxbuf *b, void *owner, uint32_t id, uint8_t *data,
+                          size_t cap, bool scarce, edi_rxbuf_release_fn release);
+
+#endif
