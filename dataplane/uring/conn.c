@@ -38,8 +38,57 @@ enum conn_state { CS_CONNECTING, CS_OPEN, CS_CLOSING, CS_DEAD };
 typedef struct txchunk {
     size_t cap, used;
     uint32_t segs;              /* queue segments pointing into data */
+    struct txchunk *next;       /* on the shard's free list */
     uint8_t data[];
 } txchunk;
+
+/* Chunks of the standard size are reused through a free list of the
+ * shard's TCP state (at most EDI_TX_CHUNK_CACHE of them): a steady stream
+ * of sends allocates nothing. Bigger ones (one big frame) are freed. */
+static txchunk *chunk_get(edi_tcp *tcp, size_t cap)
+{
+    if (cap == EDI_TX_CHUNK_BYTES && tcp->chunk_free != NULL) {
+        txchunk *ch = tcp->chunk_free;
+        tcp->chunk_free = ch->next;
+        tcp->chunk_free_count--;
+        ch->used = 0;
+        ch->segs = 0;
+        return ch;
+    }
+    txchunk *ch = malloc(sizeof(*ch) + cap);
+    if (ch == NULL) {
+        edist_set_error(EDIST_ENOMEM, "uring: send chunk of %zu bytes", cap);
+        return NULL;
+    }
+    ch->cap = cap;
+    ch->used = 0;
+    ch->segs = 0;
+    tcp->st.tx_chunks_allocated++;
+    return ch;
+}
+
+static void chunk_put(edi_tcp *tcp, txchunk *ch)
+{
+    if (ch == NULL)
+        return;
+    if (ch->cap == EDI_TX_CHUNK_BYTES && tcp->chunk_free_count < EDI_TX_CHUNK_CACHE) {
+        ch->next = tcp->chunk_free;
+        tcp->chunk_free = ch;
+        tcp->chunk_free_count++;
+        return;
+    }
+    free(ch);
+}
+
+void edi_tcp_chunks_free(edi_tcp *tcp)
+{
+    while (tcp->chunk_free != NULL) {
+        txchunk *ch = tcp->chunk_free;
+        tcp->chunk_free = ch->next;
+        free(ch);
+    }
+    tcp->chunk_free_count = 0;
+}
 
 typedef struct txseg {
     const uint8_t *p;
@@ -308,7 +357,7 @@ static void tx_pop(edi_conn *c)
                     c->tail_chunk = NULL;
                     c->resv = NULL;
                 }
-                free(ch);
+                chunk_put(c->tcp, ch);
             }
         }
     } else if (s->release != NULL) {
@@ -323,7 +372,7 @@ static void conn_free(edi_conn *c)
     while (c->seg_count > 0)
         tx_pop(c);
     free(c->segs);
-    free(c->tail_chunk);
+    chunk_put(tcp, c->tail_chunk);
     edi_deframe_fini(&c->df);
     if (c->fd >= 0)
         close(c->fd);
@@ -595,16 +644,11 @@ static uint8_t *tx_room(edi_conn *c, size_t total)
     txchunk *ch = c->tail_chunk;
     if (ch == NULL || ch->cap - ch->used < total) {
         size_t cap = total > EDI_TX_CHUNK_BYTES ? total : EDI_TX_CHUNK_BYTES;
-        txchunk *nc = malloc(sizeof(*nc) + cap);
-        if (nc == NULL) {
-            edist_set_error(EDIST_ENOMEM, "uring: send chunk of %zu bytes", cap);
+        txchunk *nc = chunk_get(c->tcp, cap);
+        if (nc == NULL)
             return NULL;
-        }
-        nc->cap = cap;
-        nc->used = 0;
-        nc->segs = 0;
         if (ch != NULL && ch->segs == 0)
-            free(ch);
+            chunk_put(c->tcp, ch);
         c->tail_chunk = ch = nc;
     }
     return ch->data + ch->used;

@@ -64,6 +64,7 @@ static void tcp_fini(edi_loop *loop, void *state)
     edi_tcp *tcp = state;
     edi_loop_poll_remove(loop, &tcp->poll);
     edi_conn_free_all(tcp);
+    edi_tcp_chunks_free(tcp);
     /* After this no other thread wakes the loop through the pool. */
     edi_pool_release(tcp->pool);
     free(tcp);

@@ -273,6 +273,8 @@ typedef struct edi_tcp_stats {
     uint64_t rx_starved;              /* ENOBUFS episodes */
     uint64_t send_eagain;
     uint64_t conns_open, conns_closed, accepts;
+    uint64_t tx_chunks_allocated;     /* transmit chunks ever allocated (the
+                                       * rest were reused) */
 } edi_tcp_stats;
 
 void edi_conn_get_stats(const edi_conn *c, edi_conn_stats *out);

@@ -82,7 +82,16 @@ typedef struct edi_tcp {
 
     /* the reactor polls this: deferred work, starved receives, flush */
     edi_poll_source poll;
+
+    /* transmit chunks of the standard size, kept for reuse */
+    struct txchunk *chunk_free;
+    uint32_t chunk_free_count;
 } edi_tcp;
+
+/* Standard transmit chunks kept for reuse per shard (4 MiB). */
+#define EDI_TX_CHUNK_CACHE 64u
+/* Frees the kept chunks (teardown, after every connection). */
+void edi_tcp_chunks_free(edi_tcp *tcp);
 
 /* The loop's TCP state, set up with the defaults if it has none yet.
  * Returns 0 or what edi_tcp_setup returns. */
