@@ -117,8 +117,8 @@ static int frag_consume(edi_dist_frag *f, size_t n)
 int edi_dist_frag_next(edi_dist_frag *f, edist_buf *out)
 {
     uint8_t hdr[EDI_DIST_FRAG_HDR_MAX_BYTES];
-    size_t hl, n;
-    const uint8_t *data;
+    size_t hl = 0, n = 0; /* set by frag_take on success */
+    const uint8_t *data = NULL;
     int rc = frag_take(f, hdr, &hl, &data, &n);
     if (rc < 0)
         return rc;
@@ -138,8 +138,8 @@ int edi_dist_frag_next_iov(edi_dist_frag *f,
                            uint8_t hdr[EDI_DIST_FRAG_HDR_MAX_BYTES],
                            struct iovec iov[2])
 {
-    size_t hl, n;
-    const uint8_t *data;
+    size_t hl = 0, n = 0; /* set by frag_take on success */
+    const uint8_t *data = NULL;
     if (hdr == NULL || iov == NULL)
         return edist_set_error(EDIST_EINVAL, "dist frag: NULL argument");
     int rc = frag_take(f, hdr, &hl, &data, &n);
