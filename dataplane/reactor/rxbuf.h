@@ -31,6 +31,10 @@ typedef struct edi_frame {
     edi_rxbuf *rxbuf;
 } edi_frame;
 
+/* Bytes handed to a transmit without a copy come back through this, once
+ * the medium no longer reads them: release(release_arg, body). */
+typedef void (*edi_release_fn)(void *release_arg, const void *body);
+
 /* Reference counting, thread-safe (a process on another thread may hold a
  * message). The last unref frees a HEAP/ADOPTED buffer and gives an OWNED
  * one back to its owner. */

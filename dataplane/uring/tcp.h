@@ -203,7 +203,6 @@ int edi_conn_fd(const edi_conn *c);
  *     (use sparingly: for things that must not be refused, e.g. an exit
  *     signal already promised; memory stays the caller's responsibility). */
 enum { EDI_SEND_FORCE = 1u << 0 };
-typedef void (*edi_release_fn)(void *release_arg, const void *body);
 int edi_conn_send_raw(edi_conn *c, const void *data, size_t len);
 int edi_conn_send_frame(edi_conn *c, const void *data, size_t len);
 int edi_conn_send_frame_owned(edi_conn *c, const void *head, size_t head_len,
