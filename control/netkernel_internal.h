@@ -1,0 +1,282 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The net kernel's parts (control/netkernel.c and control/nk_*.c): the
+ * structures they share and the functions one part calls in another,
+ * named edi_nki_*. Private to those files; the rest of the project uses
+ * control/netkernel.h. */
+#ifndef EDIST_CONTROL_NETKERNEL_INTERNAL_H
+#define EDIST_CONTROL_NETKERNEL_INTERNAL_H
+
+#include "control/netkernel.h"
+
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "control/dist_build.h"
+#include "control/dist_msg.h"
+#include "control/dist_reasm.h"
+#include "edist/term.h"
+
+/* Pending requests (pings, connects, nodes queries) at once. */
+#define NK_MAX_OPS 4096u
+/* A transitive nodes() query gives up after this long. */
+#define NK_NODES_QUERY_TIMEOUT_MS 10000u
+/* Housekeeping (orphaned pending entries) runs this often. */
+#define NK_HOUSEKEEPING_MS 500u
+/* Replies the node owes a peer (is_auth, spawn replies) go past a full
+ * send queue, up to this many bytes above its limit. */
+#define NK_FORCED_QUEUE_MAX_BYTES (8u * 1024u * 1024u)
+/* Graceful close of one connection: flush for at most this long. */
+#define NK_CLOSE_FLUSH_MS 2000u
+/* Where the ids of the short-lived processes that answer spawn requests
+ * start (1 and 2: EDI_NK_SELF_PID_ID, EDI_NK_KERNEL_PID_ID). */
+#define NK_FIRST_SPAWN_PID_ID 100u
+/* The scheduler hands the socket more only while the connection's own
+ * queue holds less than this (and at least a fragment): enough to keep
+ * one sendmsg busy, little enough that a small message from another
+ * sender overtakes a big one after a fragment or two. */
+#define NK_TX_WATERMARK_MIN_BYTES (16u * 1024u)
+/* Writable waiters (blocked sends) at once, all peers. */
+#define NK_MAX_WRITABLE_WAITERS 4096u
+/* Lines a peer can make us write (admission, failed incoming handshakes):
+ * per kind, a burst of this many, then one per interval; the rest are
+ * counted and their number logged. */
+#define NK_LOG_BURST 10u
+#define NK_LOG_INTERVAL_MS 1000u
+
+typedef enum link_phase {
+    L_LOOKUP = 1, /* asking the peer host's port mapper */
+    L_HANDSHAKE,  /* connecting / handshaking */
+    L_WAIT_OLD,   /* acceptor: verified; the old connection must go first */
+    L_UP,
+} link_phase;
+
+struct edi_link {
+    edi_nk *nk;
+    edi_link *next, *prev; /* nk->links: every link not yet dead */
+    edi_conn *conn;        /* distribution socket */
+    edi_conn *epmd_conn;   /* L_LOOKUP */
+    struct nk_lookup *lookup; /* L_LOOKUP: the host name being resolved */
+    int conns_open;        /* of conn/epmd_conn, not yet on_close'd */
+    bool dead;             /* bookkeeping done; waits for on_close */
+    bool connected;        /* initiator: the TCP connect succeeded */
+    edi_hs_role role;
+    link_phase phase;
+    edi_peer *peer; /* entry this link owns or waits for (may be NULL) */
+    char peer_name[EDI_HS_NAME_MAX_BYTES + 1];
+    char ip[INET6_ADDRSTRLEN];
+    char addr[INET6_ADDRSTRLEN + 48]; /* for log lines */
+    uint64_t started_ms;
+    edi_hs hs;
+    edi_timer setup_timer;
+    edi_dist_reasm *reasm;
+    uint64_t frames_in, frames_out;
+    edi_tick_state tick;
+    bool hidden;
+    uint64_t flags;
+    /* Sending (once up): the scheduler, the timer that pumps it into the
+     * connection (armed from its callbacks, which run inside the
+     * connection's completions), and the blocked senders. */
+    edi_sendq *sq;
+    edi_timer pump_timer;
+    bool writable_pending;
+    struct nk_wwait *wwait_head, *wwait_tail;
+    /* Counters for edi_nk_get_peer_stats. */
+    uint64_t messages_in, fragments_in, fragmented_in;
+    uint64_t messages_out, fragments_out, fragmented_out;
+    /* Admission (acceptor): on nk's list of incoming handshakes, oldest
+     * first, until up or dead; named once its send_name arrived. */
+    bool incoming, named;
+    edi_link *in_next, *in_prev;
+    /* The runtime's key for the peer (its node index) while up: senders
+     * find the link by it without a name lookup. */
+    uint32_t key;
+    bool keyed;
+    /* A send was refused by the pending-bytes limit: tell the waiters
+     * once the bytes pending fell to half of it. */
+    bool want_writable;
+    uint64_t sends_busy;
+};
+
+typedef struct nk_wwait {
+    uint64_t id;
+    edi_nk_done_fn done;
+    void *arg;
+    struct nk_wwait *next;
+} nk_wwait;
+
+typedef enum op_kind {
+    OP_CONNECT = 1,
+    OP_PING,
+    OP_NODES_QUERY,
+    OP_MONITOR_NODE,
+} op_kind;
+
+typedef struct nk_op {
+    edi_nk *nk;
+    uint64_t id;
+    op_kind kind;
+    char peer[EDI_HS_NAME_MAX_BYTES + 1];
+    edi_nk_done_fn done;
+    void *arg;
+    uint32_t ref[3];     /* PING tag / NODES_QUERY ReqId (our node, creation) */
+    uint64_t sub_handle; /* OP_MONITOR_NODE */
+    edi_timer timer;
+    struct nk_op *next, *prev;
+} nk_op;
+
+/* Lines a peer can trigger, rate-limited per kind. */
+typedef enum nk_rl_kind {
+    NK_RL_EVICTED = 0,
+    NK_RL_REFUSED,
+    NK_RL_FIRST_MESSAGE,
+    NK_RL_INCOMING_FAILED,
+    NK_RL_COUNT
+} nk_rl_kind;
+
+typedef struct nk_sub {
+    uint64_t handle;
+    bool one_node; /* monitor_node: fires once for peer */
+    unsigned kinds;
+    char peer[EDI_HS_NAME_MAX_BYTES + 1];
+    edist_node_event_fn fn;
+    void *user;
+    bool removed;
+} nk_sub;
+
+/* A host name resolved off the loop thread: getaddrinfo may wait seconds
+ * for a DNS server, and the loop must not. The list and `link` belong to
+ * the loop thread; the resolver thread only fills ip/rc/err, then posts. */
+typedef struct nk_lookup {
+    edi_nk *nk;
+    edi_link *link; /* NULL once the link is gone */
+    struct nk_lookup *next, *prev;
+    pthread_t thread;
+    char host[256];
+    char ip[INET6_ADDRSTRLEN];
+    int rc;
+    char err[300];
+} nk_lookup;
+
+struct edi_nk {
+    edi_nk_config cfg;
+    char name[EDI_HS_NAME_MAX_BYTES + 1];
+    edi_loop *loop;
+    edi_conn_table table;
+    edi_link *links;      /* live links */
+    edi_link *dead_links; /* killed, waiting for their sockets' on_close */
+    nk_lookup *lookups;   /* resolver threads not yet joined */
+    _Atomic bool freeing; /* resolver threads: do not post any more */
+    size_t conns_open;    /* all conns not yet on_close'd */
+    nk_op *ops;
+    size_t op_count;
+    uint64_t next_id;
+    nk_sub *subs[EDIST_NODE_MAX_MONITORS];
+    size_t sub_count;
+    int dispatching;
+    edist_node_message_fn msg_fn;
+    void *msg_user;
+    edi_timer tick_timer;
+    edi_timer housekeeping_timer;
+    uint64_t ref_counter;
+    uint32_t ref_salt;
+    uint32_t next_pid_id;
+    edist_buf out;     /* frames being built */
+    edist_buf scratch; /* payloads being built */
+    edi_dist_term_scratch self_scratch;
+    edist_term_view self_pid; /* <N.1.0> */
+    edi_dist_term_scratch kernel_scratch;
+    edist_term_view kernel_pid; /* <N.2.0> */
+    size_t tx_watermark;
+    edi_nk_writable_fn writable_fn;
+    void *writable_user;
+    size_t wwait_count;
+    bool shutting_down;
+    edi_nk_done_fn shutdown_done;
+    void *shutdown_arg;
+    edi_timer shutdown_timer;
+    edist_node_stats stats;
+    /* The process runtime (edi_nk_set_runtime). */
+    const edi_nk_rt_ops *rt_ops;
+    void *rt_user;
+    /* Admission: incoming handshakes in progress, oldest first; and the
+     * rate limits of the lines peers can trigger. */
+    edi_link *in_head, *in_tail;
+    size_t in_count;
+    edi_ratelimit ratelog[NK_RL_COUNT];
+    /* Up links by their runtime key (edi_nk_send_signal). */
+    edi_link **by_key;
+    uint32_t by_key_cap;
+};
+
+/* The kernel's lines, through the node's logger (base/log.h). */
+#define nk_log(nk, ...) edi_logf(&(nk)->cfg.log, __VA_ARGS__)
+
+/* netkernel.c */
+__attribute__((format(printf, 4, 5))) void
+edi_nki_log_limited(edi_nk *nk, nk_rl_kind kind, edist_log_level lvl,
+                    const char *fmt, ...);
+const char *edi_nki_link_label(const edi_link *l);
+edist_atom edi_nki_self_atom(const edi_nk *nk);
+void edi_nki_make_ref(edi_nk *nk, uint32_t words[3]);
+int edi_nki_enc_ref(edi_nk *nk, edist_buf *b, const uint32_t words[3]);
+int edi_nki_enc_pid(edi_nk *nk, edist_buf *b, uint32_t id);
+edist_term_view edi_nki_buf_view(const edist_buf *b, size_t from);
+void edi_nki_shutdown_check(edi_nk *nk);
+
+/* nk_ops.c */
+nk_op *edi_nki_op_find(edi_nk *nk, uint64_t id);
+nk_op *edi_nki_op_find_ref(edi_nk *nk, op_kind kind, const edist_ref *r);
+nk_op *edi_nki_op_new(edi_nk *nk, op_kind kind, const char *peer,
+                      edi_nk_done_fn done, void *arg, uint32_t timeout_ms);
+void edi_nki_op_finish(edi_nk *nk, nk_op *o, int err, const char *detail);
+void edi_nki_op_connected(edi_nk *nk, nk_op *o, int err, const char *detail);
+bool edi_nki_valid_peer(edi_nk *nk, const char *peer);
+void edi_nki_start_nodes_query(edi_nk *nk, edi_link *l);
+void edi_nki_nodes_answer(edi_nk *nk, nk_op *o, edist_cursor *c);
+
+/* nk_nodes.c */
+void edi_nki_subs_sweep(edi_nk *nk);
+nk_sub *edi_nki_sub_find(edi_nk *nk, uint64_t handle);
+void edi_nki_fire_one(edi_nk *nk, nk_sub *s, const edist_node_event *ev);
+void edi_nki_emit_event(edi_nk *nk, bool up, const char *peer, bool hidden,
+                        const char *reason, uint64_t flags);
+edi_link *edi_nki_up_link(edi_nk *nk, const char *peer);
+void edi_nki_enc_nodes(edi_nk *nk, edist_buf *s, unsigned selectors);
+
+/* nk_send.c */
+void edi_nki_fire_writable(edi_link *l, int err, const char *detail);
+extern const edi_sendq_ops edi_nki_sq_ops;
+size_t edi_nki_link_pending(const edi_link *l);
+void edi_nki_on_sent(edi_conn *c, void *user, size_t queued_bytes);
+int edi_nki_send_built(edi_nk *nk, edi_link *l, uint64_t stream, bool force);
+void edi_nki_link_drain_all(edi_link *l);
+
+/* nk_link.c */
+void edi_nki_link_maybe_free(edi_link *l);
+void edi_nki_incoming_remove(edi_link *l);
+void edi_nki_link_set_key(edi_nk *nk, edi_link *l);
+void edi_nki_old_conn_gone(edi_link *l);
+void edi_nki_link_down(edi_link *l, const char *reason, bool graceful);
+void edi_nki_link_down_why(edi_link *l, const char *reason, bool graceful,
+                           const char *why);
+void edi_nki_link_fail(edi_link *l, int err, const char *detail);
+void edi_nki_peer_waiters_done(edi_nk *nk, edi_peer *p, int err,
+                               const char *detail);
+void edi_nki_setup_timeout(edi_loop *loop, edi_timer *t, void *arg);
+edi_link *edi_nki_link_new(edi_nk *nk, edi_hs_role role);
+
+/* nk_conn.c */
+void edi_nki_hs_config(edi_nk *nk, edi_link *l, edi_hs_config *c);
+void edi_nki_hs_flush(edi_link *l);
+void edi_nki_handshake_done(edi_link *l);
+extern const edi_conn_ops edi_nki_dist_ops;
+
+/* nk_connect.c */
+void edi_nki_want_connection(edi_nk *nk, const char *peer, nk_op *op);
+
+/* nk_serve.c */
+void edi_nki_dispatch(edi_nk *nk, edi_link *l, const edi_dist_msg *m,
+                      edi_rxbuf *rxbuf);
+
+#endif
