@@ -151,7 +151,7 @@ static void tick_all(edi_loop *loop, edi_timer *t, void *arg)
             edi_tick_action a =
                 edi_tick_check(&l->tick, l->frames_in, l->frames_out,
                                edi_conn_send_queue_bytes(l->conn) == 0 &&
-                                   edi_sendq_idle(l->sq),
+                                   edi_sendq_idle(l->data.sq),
                                l->hidden, EDI_NK_TICK_INTENSITY);
             if (a == EDI_TICK_TIMEOUT) {
                 nk_log(nk, EDIST_LOG_WARNING,
@@ -220,7 +220,7 @@ void edi_nk_get_stats(const edi_nk *nk, edist_node_stats *out)
     out->send_queue_bytes = 0;
     out->send_queue_bytes_max_peer = 0;
     for (const edi_link *l = nk->links; l; l = l->next) {
-        uint64_t b = edi_sendq_bytes(l->sq);
+        uint64_t b = edi_sendq_bytes(l->data.sq);
         out->send_queue_bytes += b;
         if (b > out->send_queue_bytes_max_peer)
             out->send_queue_bytes_max_peer = b;
@@ -236,22 +236,22 @@ int edi_nk_get_peer_stats(const edi_nk *nk, const char *peer,
         return edist_set_error(EDIST_ENOTFOUND, "not connected to %s",
                                peer ? peer : "");
     edi_sendq_stats q;
-    edi_sendq_get_stats(l->sq, &q);
+    edi_sendq_get_stats(l->data.sq, &q);
     out->flags = l->flags;
-    out->send_queue_bytes = l->conn ? edi_nki_link_pending(l) : q.bytes_pending;
+    out->send_queue_bytes = q.bytes_pending;
     out->send_queue_messages = q.messages_pending;
     out->send_queue_senders = q.senders_active;
     out->send_queue_limit_bytes = q.limit_bytes;
     out->send_queue_max_bytes = q.max_bytes_pending;
-    out->sends_busy = q.refused + l->sends_busy;
-    out->messages_sent = l->messages_out;
-    out->fragments_sent = l->fragments_out;
-    out->fragmented_messages_sent = l->fragmented_out;
-    out->messages_received = l->messages_in;
-    out->fragments_received = l->fragments_in;
-    out->fragmented_messages_received = l->fragmented_in;
-    out->reassembly_sequences = edi_dist_reasm_open_sequences(l->reasm);
-    out->reassembly_bytes = edi_dist_reasm_buffered_bytes(l->reasm);
+    out->sends_busy = q.refused;
+    out->messages_sent = l->data.messages_out;
+    out->fragments_sent = l->data.fragments_out;
+    out->fragmented_messages_sent = l->data.fragmented_out;
+    out->messages_received = l->data.messages_in;
+    out->fragments_received = l->data.fragments_in;
+    out->fragmented_messages_received = l->data.fragmented_in;
+    out->reassembly_sequences = edi_dist_reasm_open_sequences(l->data.reasm);
+    out->reassembly_bytes = edi_dist_reasm_buffered_bytes(l->data.reasm);
     return 0;
 }
 
@@ -307,6 +307,9 @@ int edi_nk_new(const edi_nk_config *cfg, edi_nk **out)
         rc = edist_set_error(
             EDIST_EINVAL, "fragment size %zu below the minimum %u",
             nk->cfg.fragment_bytes, EDI_SENDQ_FRAGMENT_BYTES_MIN);
+    if (rc == 0)
+        rc = edi_lane_open(&edi_tcp_lane_ops, nk->loop, NULL,
+                           &edi_nki_data_handler, nk, &nk->tcp_lane);
     if (rc) {
         edi_ct_destroy(&nk->table);
         edist_buf_free(&nk->out);
@@ -408,15 +411,15 @@ void edi_nk_free(edi_nk *nk)
         while (l) {
             edi_link *n = l->next;
             edi_loop_timer_cancel(nk->loop, &l->setup_timer);
-            edi_loop_timer_cancel(nk->loop, &l->pump_timer);
+            edi_loop_timer_cancel(nk->loop, &l->data.pump_timer);
             edi_nki_fire_writable(l, EDIST_ECLOSED, "node stopped");
             if (l->lookup)
                 l->lookup->link = NULL;
             edi_hs_wipe(&l->hs);
-            edi_dist_reasm_free(l->reasm);
+            edi_dist_reasm_free(l->data.reasm);
             /* Units the connections hold are released at edi_loop_free;
              * the detached queue lives until then. */
-            edi_sendq_detach(l->sq);
+            edi_sendq_detach(l->data.sq);
             free(l);
             l = n;
         }
@@ -428,6 +431,8 @@ void edi_nk_free(edi_nk *nk)
     }
     for (size_t i = 0; i < nk->sub_count; i++)
         free(nk->subs[i]);
+    /* Its links' connections are aborted without callbacks. */
+    edi_lane_close(nk->tcp_lane);
     edi_ct_destroy(&nk->table);
     edist_buf_free(&nk->out);
     edist_buf_free(&nk->scratch);

@@ -15,6 +15,7 @@
 #include "control/dist_build.h"
 #include "control/dist_msg.h"
 #include "control/dist_reasm.h"
+#include "dataplane/uring/tcp_lane.h"
 #include "edist/term.h"
 
 /* Pending requests (pings, connects, nodes queries) at once. */
@@ -51,10 +52,31 @@ typedef enum link_phase {
     L_UP,
 } link_phase;
 
+/* The data lane of an up peer: where its distribution messages go and
+ * come from, apart from the control connection (handshake, ticks) that set
+ * it up. On TCP both are one socket (the lane link wraps the control
+ * connection once the handshake is done); a peer's data can move to
+ * another lane without the control side changing. */
+typedef struct nk_data {
+    edi_lane_link *link;    /* NULL: none (not up yet, or gone) */
+    bool on_control_conn;   /* link wraps the control connection (TCP) */
+    edi_dist_reasm *reasm;
+    /* Sending: the scheduler, the timer that pumps it into the lane
+     * (armed from its callbacks, which run inside the lane's completions),
+     * and the blocked senders. */
+    edi_sendq *sq;
+    edi_timer pump_timer;
+    bool writable_pending;
+    struct nk_wwait *wwait_head, *wwait_tail;
+    /* Counters for edi_nk_get_peer_stats. */
+    uint64_t messages_in, fragments_in, fragmented_in;
+    uint64_t messages_out, fragments_out, fragmented_out;
+} nk_data;
+
 struct edi_link {
     edi_nk *nk;
     edi_link *next, *prev; /* nk->links: every link not yet dead */
-    edi_conn *conn;        /* distribution socket */
+    edi_conn *conn;        /* control connection: handshake, ticks */
     edi_conn *epmd_conn;   /* L_LOOKUP */
     struct nk_lookup *lookup; /* L_LOOKUP: the host name being resolved */
     int conns_open;        /* of conn/epmd_conn, not yet on_close'd */
@@ -69,21 +91,11 @@ struct edi_link {
     uint64_t started_ms;
     edi_hs hs;
     edi_timer setup_timer;
-    edi_dist_reasm *reasm;
-    uint64_t frames_in, frames_out;
+    uint64_t frames_in, frames_out; /* ticks included: the ticker reads them */
     edi_tick_state tick;
     bool hidden;
     uint64_t flags;
-    /* Sending (once up): the scheduler, the timer that pumps it into the
-     * connection (armed from its callbacks, which run inside the
-     * connection's completions), and the blocked senders. */
-    edi_sendq *sq;
-    edi_timer pump_timer;
-    bool writable_pending;
-    struct nk_wwait *wwait_head, *wwait_tail;
-    /* Counters for edi_nk_get_peer_stats. */
-    uint64_t messages_in, fragments_in, fragmented_in;
-    uint64_t messages_out, fragments_out, fragmented_out;
+    nk_data data;          /* once up */
     /* Admission (acceptor): on nk's list of incoming handshakes, oldest
      * first, until up or dead; named once its send_name arrived. */
     bool incoming, named;
@@ -92,10 +104,6 @@ struct edi_link {
      * find the link by it without a name lookup. */
     uint32_t key;
     bool keyed;
-    /* A send was refused by the pending-bytes limit: tell the waiters
-     * once the bytes pending fell to half of it. */
-    bool want_writable;
-    uint64_t sends_busy;
 };
 
 typedef struct nk_wwait {
@@ -207,6 +215,9 @@ struct edi_nk {
     /* Up links by their runtime key (edi_nk_send_signal). */
     edi_link **by_key;
     uint32_t by_key_cap;
+    /* The lane the peers' data travels on once up (TCP: wrapping each
+     * peer's control connection). */
+    edi_lane *tcp_lane;
 };
 
 /* The kernel's lines, through the node's logger (base/log.h). */
@@ -247,8 +258,7 @@ void edi_nki_enc_nodes(edi_nk *nk, edist_buf *s, unsigned selectors);
 /* nk_send.c */
 void edi_nki_fire_writable(edi_link *l, int err, const char *detail);
 extern const edi_sendq_ops edi_nki_sq_ops;
-size_t edi_nki_link_pending(const edi_link *l);
-void edi_nki_on_sent(edi_conn *c, void *user, size_t queued_bytes);
+void edi_nki_arm_pump(edi_link *l);
 int edi_nki_send_built(edi_nk *nk, edi_link *l, uint64_t stream, bool force);
 void edi_nki_link_drain_all(edi_link *l);
 
@@ -271,6 +281,7 @@ void edi_nki_hs_config(edi_nk *nk, edi_link *l, edi_hs_config *c);
 void edi_nki_hs_flush(edi_link *l);
 void edi_nki_handshake_done(edi_link *l);
 extern const edi_conn_ops edi_nki_dist_ops;
+extern const edi_lane_handler edi_nki_data_handler;
 
 /* nk_connect.c */
 void edi_nki_want_connection(edi_nk *nk, const char *peer, nk_op *op);

@@ -151,7 +151,7 @@ void edi_nki_handshake_done(edi_link *l)
         .max_total_bytes = nk->cfg.reassembly_limit_bytes,
         .max_message_bytes = nk->cfg.max_message_bytes,
     };
-    int rc = edi_dist_reasm_create(&rl, &l->reasm);
+    int rc = edi_dist_reasm_create(&rl, &l->data.reasm);
     if (rc) {
         edi_nki_link_fail(l, rc, "no memory for the reassembler");
         return;
@@ -164,7 +164,7 @@ void edi_nki_handshake_done(edi_link *l)
         .ops = &edi_nki_sq_ops,
         .user = l,
     };
-    rc = edi_sendq_new(&qc, &l->sq);
+    rc = edi_sendq_new(&qc, &l->data.sq);
     if (rc) {
         edi_nki_link_fail(l, rc, "no memory for the send queue");
         return;
@@ -176,7 +176,14 @@ void edi_nki_handshake_done(edi_link *l)
     l->flags = flags;
     edi_nki_incoming_remove(l);
     edi_loop_timer_cancel(nk->loop, &l->setup_timer);
-    edi_conn_set_framing(l->conn, EDI_FRAMING_U32);
+    /* The data lane: on TCP it wraps this connection, which from now on
+     * carries U32 frames (ticks go on it directly). */
+    rc = edi_tcp_lane_link_wrap(nk->tcp_lane, l->conn, l, &l->data.link);
+    if (rc) {
+        edi_nki_link_fail(l, rc, "no memory for the data lane");
+        return;
+    }
+    l->data.on_control_conn = true;
     l->tick.read_seen = l->frames_in;
     l->tick.written_seen = l->frames_out;
     l->tick.silent = 0;
@@ -269,62 +276,10 @@ static size_t on_bytes(edi_conn *c, void *user, const uint8_t *data, size_t len)
     return total;
 }
 
-static void on_frame(edi_conn *c, void *user, const edi_frame *f)
+/* Connection c of l is gone (its on_close, or the end of the data lane
+ * link that wrapped it). */
+static void conn_gone(edi_link *l, edi_conn *c, int reason)
 {
-    (void)c;
-    edi_link *l = user;
-    edi_nk *nk = l->nk;
-    if (l->dead)
-        return;
-    l->frames_in++;
-    if (f->len == 0) {
-        nk->stats.ticks_received++;
-        return;
-    }
-    nk->stats.bytes_received += f->len;
-    if (f->len >= 2 && f->data[0] == EDIST_TAG_VERSION &&
-        (f->data[1] == EDI_DIST_FRAG_HEADER ||
-         f->data[1] == EDI_DIST_FRAG_CONT)) {
-        l->fragments_in++;
-        nk->stats.fragments_received++;
-    }
-    edi_dist_delivery d;
-    int rc = edi_dist_reasm_feed(l->reasm, f->data, f->len, &d);
-    if (rc < 0) {
-        /* erts kills the connection on every kind of bad input after the
-         * handshake (dist.c erts_net_message: data_error, decode_error,
-         * invalid_message; a fragment of an unknown sequence or out of
-         * order too); so do we, with one line saying why. */
-        char why[512];
-        if (rc == EDIST_ENOMEM)
-            nk->stats.messages_over_limit++; /* message or reassembly limit */
-        snprintf(why, sizeof why, "bad distribution message (%s): %s",
-                 edist_strerror(rc), edist_last_error());
-        edi_nki_link_down_why(l, "connection_closed", false, why);
-        return;
-    }
-    if (rc == 0)
-        return;
-    l->messages_in++;
-    if (d.owned) {
-        l->fragmented_in++;
-        nk->stats.fragmented_messages_received++;
-    }
-    nk->stats.messages_received++;
-    /* A reassembled message is handed on in its own buffer (no copy):
-     * the receiving process may keep it as long as it likes. */
-    edi_rxbuf *owned = d.owned ? edi_rxbuf_adopt(d.owned, d.owned_len) : NULL;
-    edi_nki_dispatch(nk, l, &d.msg,
-                     d.owned ? owned : f->rxbuf); /* NULL: copied */
-    if (owned)
-        edi_rxbuf_unref(owned);
-    else
-        free(d.owned);
-}
-
-static void on_close(edi_conn *c, void *user, int reason)
-{
-    edi_link *l = user;
     edi_nk *nk = l->nk;
     if (reason == EDIST_ENOMEM)
         nk->stats.messages_over_limit++; /* a frame over max_frame_bytes */
@@ -353,6 +308,96 @@ static void on_close(edi_conn *c, void *user, int reason)
     edi_nki_shutdown_check(nk);
 }
 
+static void on_close(edi_conn *c, void *user, int reason)
+{
+    conn_gone(user, c, reason);
+}
+
+/* ---- the data lane's callbacks ------------------------------------------ */
+
+static void data_frame(edi_lane_link *link, void *user, const edi_frame *f)
+{
+    (void)link;
+    edi_link *l = user;
+    edi_nk *nk = l->nk;
+    if (l->dead)
+        return;
+    l->frames_in++;
+    if (f->len == 0) {
+        nk->stats.ticks_received++;
+        return;
+    }
+    nk->stats.bytes_received += f->len;
+    if (f->len >= 2 && f->data[0] == EDIST_TAG_VERSION &&
+        (f->data[1] == EDI_DIST_FRAG_HEADER ||
+         f->data[1] == EDI_DIST_FRAG_CONT)) {
+        l->data.fragments_in++;
+        nk->stats.fragments_received++;
+    }
+    edi_dist_delivery d;
+    int rc = edi_dist_reasm_feed(l->data.reasm, f->data, f->len, &d);
+    if (rc < 0) {
+        /* erts kills the connection on every kind of bad input after the
+         * handshake (dist.c erts_net_message: data_error, decode_error,
+         * invalid_message; a fragment of an unknown sequence or out of
+         * order too); so do we, with one line saying why. */
+        char why[512];
+        if (rc == EDIST_ENOMEM)
+            nk->stats.messages_over_limit++; /* message or reassembly limit */
+        snprintf(why, sizeof why, "bad distribution message (%s): %s",
+                 edist_strerror(rc), edist_last_error());
+        edi_nki_link_down_why(l, "connection_closed", false, why);
+        return;
+    }
+    if (rc == 0)
+        return;
+    l->data.messages_in++;
+    if (d.owned) {
+        l->data.fragmented_in++;
+        nk->stats.fragmented_messages_received++;
+    }
+    nk->stats.messages_received++;
+    /* A reassembled message is handed on in its own buffer (no copy):
+     * the receiving process may keep it as long as it likes. */
+    edi_rxbuf *owned = d.owned ? edi_rxbuf_adopt(d.owned, d.owned_len) : NULL;
+    edi_nki_dispatch(nk, l, &d.msg,
+                     d.owned ? owned : f->rxbuf); /* NULL: copied */
+    if (owned)
+        edi_rxbuf_unref(owned);
+    else
+        free(d.owned);
+}
+
+static void data_writable(edi_lane_link *link, void *user)
+{
+    (void)link;
+    edi_nki_arm_pump(user);
+}
+
+static void data_closed(edi_lane_link *link, void *user, int reason)
+{
+    edi_link *l = user;
+    edi_nk *nk = l->nk;
+    l->data.link = NULL;
+    if (l->data.on_control_conn) {
+        /* the same socket: the control connection ended too */
+        conn_gone(l, edi_tcp_lane_link_conn(link), reason);
+        return;
+    }
+    if (!l->dead && l->phase == L_UP)
+        edi_nki_link_down(l, "connection_closed", false);
+    l->conns_open--;
+    nk->conns_open--;
+    edi_nki_link_maybe_free(l);
+    edi_nki_shutdown_check(nk);
+}
+
+const edi_lane_handler edi_nki_data_handler = {
+    .on_frame = data_frame,
+    .on_writable = data_writable,
+    .on_closed = data_closed,
+};
+
 static void on_connected(edi_conn *c, void *user)
 {
     (void)c;
@@ -363,7 +408,5 @@ static void on_connected(edi_conn *c, void *user)
 const edi_conn_ops edi_nki_dist_ops = {
     .on_connected = on_connected,
     .on_bytes = on_bytes,
-    .on_frame = on_frame,
-    .on_sent = edi_nki_on_sent,
     .on_close = on_close,
 };

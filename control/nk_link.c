@@ -24,8 +24,8 @@ void edi_nki_link_maybe_free(edi_link *l)
     if (l->lookup)
         l->lookup->link = NULL;
     edi_hs_wipe(&l->hs);
-    edi_dist_reasm_free(l->reasm);
-    edi_sendq_detach(l->sq);
+    edi_dist_reasm_free(l->data.reasm);
+    edi_sendq_detach(l->data.sq);
     free(l);
 }
 
@@ -85,15 +85,15 @@ static void link_kill(edi_link *l, bool graceful)
     l->keyed = false;
     edi_nki_incoming_remove(l);
     edi_loop_timer_cancel(nk->loop, &l->setup_timer);
-    edi_loop_timer_cancel(nk->loop, &l->pump_timer);
+    edi_loop_timer_cancel(nk->loop, &l->data.pump_timer);
     /* A graceful close flushes what was queued (shutdown, disconnect):
      * hand the connection the rest first. The scheduler lets go of
      * whatever is left; units the connection holds are released by it. */
     if (graceful && l->phase == L_UP)
         edi_nki_link_drain_all(l);
-    edi_sendq_detach(l->sq);
-    l->sq = NULL;
-    l->writable_pending = false;
+    edi_sendq_detach(l->data.sq);
+    l->data.sq = NULL;
+    l->data.writable_pending = false;
     if (l->prev)
         l->prev->next = l->next;
     else
@@ -107,6 +107,10 @@ static void link_kill(edi_link *l, bool graceful)
     nk->dead_links = l;
     if (l->epmd_conn)
         edi_conn_abort(l->epmd_conn, 0);
+    /* A data lane of its own closes with the control connection (on TCP
+     * the lane link is that connection). */
+    if (l->data.link && !l->data.on_control_conn)
+        edi_lane_link_close(l->data.link);
     if (l->conn) {
         if (graceful)
             edi_conn_close(l->conn, NK_CLOSE_FLUSH_MS);
@@ -326,7 +330,7 @@ edi_link *edi_nki_link_new(edi_nk *nk, edi_hs_role role)
     l->role = role;
     l->started_ms = edi_loop_now_ms(nk->loop);
     edi_timer_init(&l->setup_timer);
-    edi_timer_init(&l->pump_timer);
+    edi_timer_init(&l->data.pump_timer);
     l->next = nk->links;
     if (nk->links)
         nk->links->prev = l;

@@ -84,6 +84,9 @@ typedef struct edi_lane_txframe {
     size_t body_len;
     edi_release_fn release;
     void *release_arg;
+    /* Taken past the room limit: for what must not be refused, e.g. the
+     * rest of a queue handed over before a graceful close. */
+    bool force;
 } edi_lane_txframe;
 
 typedef struct edi_lane_stats {
@@ -119,6 +122,9 @@ struct edi_lane_ops {
     /* Adds what the medium counts itself to out (already filled with the
      * generic counters). */
     void (*get_stats)(const edi_lane *lane, edi_lane_stats *out);
+    /* Bytes taken for transmit on link and not yet handed to the medium
+     * (what a sender that paces itself looks at). NULL: 0. */
+    size_t (*tx_pending)(const edi_lane_link *link);
 };
 
 /* ---- using a lane ------------------------------------------------------------ */
@@ -161,6 +167,9 @@ int edi_lane_tx_batch(edi_lane_link *link, const edi_lane_txframe *frames,
 /* A batch boundary: hand what was queued to the medium now. 0 or
  * EDIST_ECLOSED. */
 int edi_lane_tx_flush(edi_lane_link *link);
+
+/* Bytes taken and not yet handed to the medium (0 for a closed link). */
+size_t edi_lane_tx_pending(const edi_lane_link *link);
 
 /* Delivers what arrived, up to about budget frames; the reactor calls it
  * every iteration (the lane is a poll source), tests may too. Returns the

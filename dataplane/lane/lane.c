@@ -188,6 +188,13 @@ int edi_lane_tx_flush(edi_lane_link *link)
     return link->lane->ops->tx_flush != NULL ? link->lane->ops->tx_flush(link) : 0;
 }
 
+size_t edi_lane_tx_pending(const edi_lane_link *link)
+{
+    if (link->closed || link->lane->ops->tx_pending == NULL)
+        return 0;
+    return link->lane->ops->tx_pending(link);
+}
+
 uint32_t edi_lane_poll(edi_lane *lane, uint32_t budget)
 {
     return lane->ops->poll != NULL ? lane->ops->poll(lane, budget) : 0;

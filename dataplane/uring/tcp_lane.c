@@ -125,7 +125,8 @@ static int tl_tx_batch(edi_lane_link *base, const edi_lane_txframe *frames, size
     for (; i < n; i++) {
         const edi_lane_txframe *f = &frames[i];
         rc = edi_conn_send_frame_owned(c, f->head, f->head_len, f->body, f->body_len,
-                                       f->release, f->release_arg, 0);
+                                       f->release, f->release_arg,
+                                       f->force ? EDI_SEND_FORCE : 0);
         if (rc < 0)
             break;
     }
@@ -133,7 +134,13 @@ static int tl_tx_batch(edi_lane_link *base, const edi_lane_txframe *frames, size
     return rc;
 }
 
+static size_t tl_tx_pending(const edi_lane_link *base)
+{
+    return edi_conn_send_queue_bytes(((const tcp_link *)base)->conn);
+}
+
 const edi_lane_ops edi_tcp_lane_ops = {
+    .tx_pending = tl_tx_pending,
     .name = "tcp",
     .open = tl_open,
     .close = tl_close,

@@ -190,7 +190,7 @@ static int tx_pump(tx *t)
                 assert_non_null(body);
                 memcpy(body, frame + 8, frame_len(seq) - 8);
                 fr[n] = (edi_lane_txframe){ heads[n], 8, body, frame_len(seq) - 8,
-                                            release_count, t };
+                                            release_count, t, false };
             }
             size_t ok = 0;
             int rc = edi_lane_tx_batch(t->link, fr, n, &ok);
@@ -324,7 +324,7 @@ static void test_loopback_backpressure(void **state)
     assert_int_equal(tx_pump(&t), EDIST_EAGAIN);
     assert_int_equal(t.next, 8);
     uint8_t head[8] = { 0 };
-    edi_lane_txframe one = { head, 8, NULL, 0, NULL, NULL };
+    edi_lane_txframe one = { head, 8, NULL, 0, NULL, NULL, false };
     size_t ok = 99;
     assert_int_equal(edi_lane_tx_batch(s.la, &one, 1, &ok), EDIST_EAGAIN);
     assert_int_equal(ok, 0);
