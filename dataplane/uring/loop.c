@@ -246,6 +246,14 @@ void edi_loop_stop(edi_loop *loop)
     (void)rc;
 }
 
+void edi_loop_set_poller(edi_loop *loop, const edi_loop_poller *poller)
+{
+    if (poller)
+        loop->poller = *poller;
+    else
+        memset(&loop->poller, 0, sizeof loop->poller);
+}
+
 int edi_loop_post(edi_loop *loop, edi_post_fn fn, void *arg)
 {
     if (fn == NULL)
@@ -464,6 +472,8 @@ static uint32_t iterate(edi_loop *loop)
     n += reap(loop);
     n += run_posts(loop);
     n += run_timers(loop);
+    if (loop->poller.poll)
+        n += loop->poller.poll(loop->poller.arg);
     n += edi_conn_run_deferred(loop);
     edi_conn_rearm_starved(loop);
     edi_conn_flush(loop);
@@ -490,7 +500,8 @@ static int loop_wait(edi_loop *loop, uint64_t timeout_ns)
     atomic_store(&loop->sleeping, 1);
     if (atomic_load(&loop->stop) || atomic_load(&loop->post_count) > 0 ||
         atomic_load(&loop->pool->returned_nonempty) ||
-        io_uring_cq_ready(&loop->ring) > 0 || loop->deferred != NULL) {
+        io_uring_cq_ready(&loop->ring) > 0 || loop->deferred != NULL ||
+        (loop->poller.pending && loop->poller.pending(loop->poller.arg))) {
         atomic_store(&loop->sleeping, 0);
         return 0;
     }

@@ -120,6 +120,26 @@ void edi_loop_stop(edi_loop *loop);
 typedef void (*edi_post_fn)(edi_loop *loop, void *arg);
 int edi_loop_post(edi_loop *loop, edi_post_fn fn, void *arg);
 
+/* Wakes the loop if it sleeps (a no-op otherwise: a loop that is awake
+ * polls everything anyway). Thread-safe. For other threads that hand the
+ * loop work through memory it polls (a poller's rings, below). */
+void edi_loop_wake(edi_loop *loop);
+
+/* One poller per loop (the shard's cross-shard rings): poll runs on the
+ * loop thread every iteration and returns how much it did (0: nothing);
+ * pending, called after the loop has said it is going to sleep, returns
+ * true when there is work after all (then it does not sleep). A producer
+ * that gives the poller work calls edi_loop_wake after publishing it:
+ * pending must order its reads after the loop's seq_cst store of its
+ * sleeping flag (a seq_cst fence), which pairs with the wake's seq_cst load
+ * of that flag. Loop thread or before the first run; NULL removes it. */
+typedef struct edi_loop_poller {
+    uint32_t (*poll)(void *arg);
+    bool (*pending)(void *arg);
+    void *arg;
+} edi_loop_poller;
+void edi_loop_set_poller(edi_loop *loop, const edi_loop_poller *poller);
+
 /* Monotonic clock in ms. edi_now_ms reads the clock (thread-safe);
  * edi_loop_now_ms is the loop's cached value, refreshed every iteration. */
 uint64_t edi_now_ms(void);

@@ -145,6 +145,9 @@ struct edi_loop {
 
     /* "connection closed" lines: a peer can trigger them (resets). */
     edi_ratelimit close_log;
+
+    /* Shards: the cross-shard rings' poller (loop.h). */
+    edi_loop_poller poller;
 };
 
 /* Returns an SQE, submitting pending ones first if the SQ is full; NULL
@@ -152,8 +155,6 @@ struct edi_loop {
 struct io_uring_sqe *edi_loop_sqe(edi_loop *loop);
 void edi_loop_log(edi_loop *loop, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* Wake the loop if it sleeps (any thread). */
-void edi_loop_wake(edi_loop *loop);
 
 /* ---- connections (conn.c) ------------------------------------------------- */
 

@@ -172,6 +172,15 @@ typedef struct edist_node_config {
      * connection has been open) for this long, it exits. 0:
      * EDIST_NODE_EPMD_IDLE_EXIT_MS_DEFAULT. */
     uint32_t epmd_idle_exit_ms;
+    /* Shards (edist/proc.h, edist_runtime_config): threads running the
+     * node's processes. Shard 0 also runs the node itself (connections,
+     * the listener, the port mapper client) and its services. 0:
+     * $EDIST_SHARDS, else 1. shard_cores "C0,C1,...": pin shard i to CPU
+     * Ci (NULL: $EDIST_SHARD_CORES, else none). shard_ring_entries:
+     * records per ring between two shards (0: 4096). */
+    uint32_t shards;
+    const char *shard_cores;
+    uint32_t shard_ring_entries;
 } edist_node_config;
 
 #define EDIST_NODE_TICKTIME_MS_DEFAULT 60000u
