@@ -637,6 +637,10 @@ int edi_rt_new(const edi_rt_config *cfg, edi_rt **out)
     if (!g)
         return edist_set_error(EDIST_ENOMEM, "runtime: no memory");
     g->n = c.shards;
+    /* Round robin from shard 1: shard 0 also carries the node (its
+     * connections and services). */
+    atomic_init(&g->next_spawn, 1);
+    atomic_init(&g->next_attach, 1);
     edi_registry_init(g);
     for (uint32_t i = 0; i < g->n; i++) {
         edi_loop *loop = cfg->loop;

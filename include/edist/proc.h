@@ -155,8 +155,10 @@ typedef struct edist_runtime_config {
      * between shards travel on lock-free rings, in order, as within one.
      * Registered names, exports and references are runtime-wide.
      * edist_runtime_spawn and edist_proc_attach_thread from other threads
-     * spread over the shards round robin; a process spawns on its own
-     * shard. 0: $EDIST_SHARDS, else 1. At most EDIST_MAX_SHARDS. */
+     * spread over the shards round robin, starting with shard 1 (shard 0
+     * of a node also runs its connections and services); a process
+     * spawns on its own shard. 0: $EDIST_SHARDS, else 1. At most
+     * EDIST_MAX_SHARDS. */
     uint32_t shards;
     /* "C0,C1,...": pin shard i to CPU Ci (fewer entries: the rest are not
      * pinned). NULL: $EDIST_SHARD_CORES, else none; "": none. */
