@@ -8,7 +8,8 @@
 # and monitors a process on shard 1; a process on shard 1 spawns on erl
 # (spawn_request, monitor) and makes an rpc; processes on shards 0 and 1
 # link to, monitor and monitor by name a process of an erl node that is
-# then killed: both get their EXIT and DOWNs with noconnection.
+# then killed: both get their EXIT and DOWNs with noconnection; `edist node
+# --shards 2` and its shard counters in `edist stat`.
 . "$(dirname "$0")/test_node_lib.sh"
 PEER=${3:?usage: $0 EDIST TEST_NODE_TOOL TEST_SHARDS_PEER}
 
@@ -91,4 +92,12 @@ r=$(erl_eval "$E" "S = rpc:call('$SN', edist, stats, []),
   {maps:get(shards, S), maps:get(shard_records_sent, S) > 20000, length(maps:get(shard_stats, S))}.")
 [ "$r" = "{ok,{2,true,2}}" ] || fail "edist:stats/0: $r"
 ok "edist:stats/0 shows 2 shards and their records"
+
+# `edist node --shards 2 --shard-cores 0,1`: up, pinned, counted by `edist stat`.
+N=i9n$$
+start_edist n --sname "$N" --cookie "$COOKIE" --listen-address 127.0.0.1 --shards 2 --shard-cores 0,1
+r=$("$EDIST" stat "$N@$HOST" --cookie "$COOKIE" 2>&1) || fail "edist stat $N: $r"
+grep -q '^shards 2$' <<<"$r" && grep -q '^shard_stats 1 processes=' <<<"$r" ||
+  fail "edist stat $N: $r"
+ok "edist node --shards 2: edist stat shows $(grep '^shard_stats 0' <<<"$r")"
 done_ok
