@@ -3,8 +3,9 @@
  * to other nodes (edist and BEAM alike), their liveness (ticks), and the
  * membership queries and subscriptions of net_kernel.
  *
- * Threads. A node runs one shard thread of its own; every piece of node
- * state lives on it. The functions below may be called from any thread:
+ * Threads. A node runs shard threads of its own (config.shards, default
+ * 1); every piece of node state (connections, the listener, the port
+ * mapper client) lives on shard 0's, the others run processes. The functions below may be called from any thread:
  * they hand the request to the shard and, where a result is needed, wait
  * for it (bounded by a timeout). Callbacks (log, node events, messages,
  * writable) run
@@ -215,8 +216,10 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out);
 void edist_node_stop(edist_node *node);
 
 /* The node's process runtime (edist/proc.h): its processes are the node's
- * pids, reachable from other nodes; it runs on the node's thread and lives
- * as long as the node. NULL for NULL. */
+ * pids, reachable from other nodes; it runs on the node's shards and lives
+ * as long as the node. One handle for every shard: edist_runtime_spawn
+ * and edist_proc_attach_thread with it spread round robin over them.
+ * NULL for NULL. */
 struct edist_runtime;
 struct edist_runtime *edist_node_runtime(edist_node *node);
 

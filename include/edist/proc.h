@@ -173,7 +173,7 @@ typedef struct edist_runtime_config {
 
 void edist_runtime_config_init(edist_runtime_config *cfg);
 
-/* A runtime with a shard thread of its own and no distribution (sends to
+/* A runtime with shard threads of its own and no distribution (sends to
  * other nodes' pids return EDIST_ECLOSED, links and monitors to them fire
  * with `noconnection`). A node (node.h) has a runtime of its own instead.
  * Any thread. */
@@ -365,8 +365,10 @@ bool edist_runtime_is_alive(edist_runtime *rt, edist_procid pid);
 
 /* ---- sending ---------------------------------------------------------------------
  * Pid ! Msg. To a dead or unknown local pid: dropped, 0 (as Erlang). To a
- * full mailbox: EDIST_EAGAIN, nothing queued. To a remote pid: handed to
- * the node (EDIST_ECLOSED without distribution).
+ * full mailbox: EDIST_EAGAIN, nothing queued (a mailbox on another shard:
+ * the message is queued and the sender held back, in order, until there
+ * is room). To a remote pid: handed to the node (EDIST_ECLOSED without
+ * distribution).
  * From a thread process (or edist_runtime_send from any thread) a send is
  * queued to the shard in order with the thread's other signals and
  * returns 0 (EDIST_EAGAIN when max_pending_requests or max_pending_bytes
