@@ -153,11 +153,25 @@ static edist_procid recv_pid(const char *tag_pattern)
 
 static edist_procid order_receiver_pid;
 
-/* Shard 1: 10,000 {seq, N} in order, then the sender's EXIT. */
+/* Shard 1: 10,000 {seq, N} in order, then the sender's EXIT. It first
+ * keeps its shard busy (no yield: the shard does not take its rings) until
+ * the sender has been held back, so that the ring fills and the backlog
+ * and the hold are exercised whatever the speed of each side. */
 static void order_receiver(void *arg)
 {
     (void)arg;
     edist_trap_exit(true);
+    uint64_t deadline = now_ms() + 20000;
+    for (;;) {
+        edist_runtime_stats s0;
+        if (edist_runtime_get_shard_stats(edist_self_runtime(), 0, &s0) == 0 &&
+            s0.shard_senders_held > 0)
+            break;
+        if (now_ms() > deadline) {
+            CHECK(!"the sender was never held back");
+            break;
+        }
+    }
     edist_pattern *p = pattern("{seq, N}");
     int idx = edist_pattern_var_index(p, "N");
     int64_t expect = 1;
@@ -530,11 +544,19 @@ static void test_full_mailbox_across_shards(void **state)
     atomic_store(&receive_go, 0);
     edist_procid recv = spawn_on(1, slow_receiver, NULL);
     spawn_on(0, flood_sender, &recv);
-    /* The receiver takes nothing yet: the sender must be held, not done. */
-    assert_int_equal(recv_text("flood_sent", 300, NULL), EDIST_ETIMEDOUT);
-    edist_runtime_stats s1;
-    assert_int_equal(edist_runtime_get_shard_stats(rt, 1, &s1), 0);
+    /* The receiver takes nothing yet: its shard lets the ring wait, the
+     * sender is held back and does not finish. */
+    edist_runtime_stats s0, s1;
+    for (int i = 0; i < 10000; i++) {
+        assert_int_equal(edist_runtime_get_shard_stats(rt, 0, &s0), 0);
+        assert_int_equal(edist_runtime_get_shard_stats(rt, 1, &s1), 0);
+        if (s1.shard_ring_holds > 0 && s0.shard_senders_held > 0)
+            break;
+        usleep(1000);
+    }
     assert_true(s1.shard_ring_holds > 0);
+    assert_true(s0.shard_senders_held > 0);
+    assert_int_equal(recv_text("flood_sent", 0, NULL), EDIST_ETIMEDOUT);
     atomic_store(&receive_go, 1);
     assert_int_equal(recv_text("flood_sent", 30000, NULL), 0);
     wait_done(1);
