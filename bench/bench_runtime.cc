@@ -22,6 +22,14 @@
  *   IdleProcesses    spawn N processes blocked in receive (no timeout) and
  *                    report the growth of the resident set per process
  *                    (counter rss_bytes_per_process; run once).
+ *   ShardPairs/S/P/N a runtime of S shards; P ping-pong pairs spread over
+ *                    them round robin (both processes of a pair on one
+ *                    shard), N messages in all. items = messages. The
+ *                    issue-9 goal: S=2 at least 1.7x S=1 on two cores.
+ *   CrossShardPingPong/N  a runtime of 2 shards, a process on each
+ *                    ping-ponging: every message crosses a ring between
+ *                    the shards (and wakes the other one when it idles).
+ * Everything but the Shard* benchmarks runs on one runtime of one shard.
  *
  * Build and run (release):
  *   meson setup /tmp/b-rel /path/to/edist --buildtype=release -Dtests=false
@@ -31,6 +39,7 @@
 
 #include <benchmark/benchmark.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -293,6 +302,122 @@ void BM_IdleProcesses(benchmark::State &state)
     state.SetItemsProcessed(state.iterations() * j.n);
 }
 
+/* ---- shards ------------------------------------------------------------------------ */
+
+/* The benchmark thread is a process of g_rt only: the shard benchmarks'
+ * drivers report through this counter instead of a message. */
+std::atomic<int> g_left;
+
+edist_runtime *start_shards(int shards)
+{
+    edist_runtime_config cfg;
+    edist_runtime_config_init(&cfg);
+    cfg.shards = static_cast<uint32_t>(shards);
+    edist_runtime *rt;
+    if (edist_runtime_start(&cfg, &rt) != 0)
+        fail("runtime_start (shards)");
+    return rt;
+}
+
+void wait_left()
+{
+    while (g_left.load(std::memory_order_acquire) > 0)
+        usleep(20);
+}
+
+/* A pair: this driver and a ponger it spawns on its own shard. */
+void pair_driver(void *arg)
+{
+    Job *j = static_cast<Job *>(arg);
+    Job pj = {0, false, edist_self()};
+    edist_procid pong;
+    if (edist_spawn(ponger, &pj, &pong) != 0)
+        fail("spawn ponger");
+    uint8_t msg[32];
+    size_t len = encode_ping(msg, sizeof msg, 12345);
+    for (int64_t i = 0; i < j->n; i += 2) {
+        edist_term_view m;
+        if (edist_send(pong, msg, len) != 0 || edist_receive(nullptr, nullptr, -1, &m) != 0)
+            fail("pair ping");
+    }
+    static const uint8_t nil[] = {EDIST_TAG_NIL};
+    edist_send(pong, nil, 1);
+    g_left.fetch_sub(1, std::memory_order_release);
+}
+
+void BM_ShardPairs(benchmark::State &state)
+{
+    int shards = static_cast<int>(state.range(0));
+    int pairs = static_cast<int>(state.range(1));
+    edist_runtime *rt = start_shards(shards);
+    Job j = {state.range(2) / pairs, false, EDIST_PROCID_NULL};
+    for (auto _ : state) {
+        g_left.store(pairs);
+        for (int p = 0; p < pairs; p++)
+            if (edist_runtime_spawn(rt, pair_driver, &j, nullptr, nullptr) != 0)
+                fail("spawn pair");
+        wait_left();
+    }
+    state.SetItemsProcessed(state.iterations() * j.n * pairs);
+    edist_runtime_stop(rt);
+}
+
+/* The first message says whom to answer; then every message goes back. */
+void cross_ponger(void *)
+{
+    edist_term_view m;
+    if (edist_receive(nullptr, nullptr, -1, &m) != 0)
+        fail("cross hello");
+    edist_cursor c;
+    edist_procid peer;
+    edist_cursor_init(&c, m.ptr, m.len);
+    if (edist_dec_procid(&c, &peer) != 0)
+        fail("cross hello pid");
+    for (;;) {
+        if (edist_receive(nullptr, nullptr, -1, &m) != 0 || m.len == 1)
+            return;
+        if (edist_send(peer, m.ptr, m.len) != 0)
+            fail("cross pong");
+    }
+}
+
+void cross_pinger(void *arg)
+{
+    Job *j = static_cast<Job *>(arg);
+    uint8_t hello[64];
+    edist_buf b;
+    edist_buf_init_fixed(&b, hello, sizeof hello);
+    edist_enc_procid(&b, edist_self());
+    if (edist_send(j->peer, b.data, b.len) != 0)
+        fail("cross hello send");
+    uint8_t msg[32];
+    size_t len = encode_ping(msg, sizeof msg, 12345);
+    for (int64_t i = 0; i < j->n; i += 2) {
+        edist_term_view m;
+        if (edist_send(j->peer, msg, len) != 0 || edist_receive(nullptr, nullptr, -1, &m) != 0)
+            fail("cross ping");
+    }
+    static const uint8_t nil[] = {EDIST_TAG_NIL};
+    edist_send(j->peer, nil, 1);
+    g_left.fetch_sub(1, std::memory_order_release);
+}
+
+void BM_CrossShardPingPong(benchmark::State &state)
+{
+    edist_runtime *rt = start_shards(2);
+    Job j = {state.range(0), false, EDIST_PROCID_NULL};
+    for (auto _ : state) {
+        g_left.store(1);
+        /* Round robin: two spawns in a row land on the two shards. */
+        if (edist_runtime_spawn(rt, cross_ponger, nullptr, nullptr, &j.peer) != 0 ||
+            edist_runtime_spawn(rt, cross_pinger, &j, nullptr, nullptr) != 0)
+            fail("spawn cross pair");
+        wait_left();
+    }
+    state.SetItemsProcessed(state.iterations() * j.n);
+    edist_runtime_stop(rt);
+}
+
 } // namespace
 
 BENCHMARK(BM_LocalPingPong)->Arg(1000000)->UseRealTime()->Unit(benchmark::kMillisecond);
@@ -301,6 +426,13 @@ BENCHMARK(BM_LocalStream)->Arg(1000000)->UseRealTime()->Unit(benchmark::kMillise
 BENCHMARK(BM_SpawnExit)->Arg(1000000)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SpawnExitBatch)->Arg(1000000)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SpawnMonitorDown)->Arg(1000000)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ShardPairs)
+    ->Args({1, 64, 4000000})
+    ->Args({2, 64, 4000000})
+    ->ArgNames({"shards", "pairs", "messages"})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_CrossShardPingPong)->Arg(200000)->UseRealTime()->Unit(benchmark::kMillisecond);
 /* Last: the idle processes stay until the end of the program. */
 BENCHMARK(BM_IdleProcesses)->Arg(1000000)->Iterations(1)->UseRealTime()->Unit(
     benchmark::kMillisecond);
@@ -313,6 +445,7 @@ int main(int argc, char **argv)
     edist_runtime_config cfg;
     edist_runtime_config_init(&cfg);
     cfg.max_processes = 2000000;
+    cfg.shards = 1; /* the shard benchmarks make their own */
     if (edist_runtime_start(&cfg, &g_rt) != 0)
         fail("runtime_start");
     if (edist_proc_attach_thread(g_rt, 50, &g_main) != 0)

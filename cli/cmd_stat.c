@@ -82,8 +82,26 @@ static void print_term(const char *prefix, edist_term_view v)
 
 /* ---- stat ----------------------------------------------------------------- */
 
+/* " k=v" for each pair of a map of counters. */
+static int print_pairs(edist_term_view map)
+{
+    edist_cursor cc;
+    uint32_t nc;
+    edist_cursor_init(&cc, map.ptr, map.len);
+    if (edist_dec_map(&cc, &nc) != 0)
+        return EDIST_ETYPE;
+    for (uint32_t j = 0; j < nc; j++) {
+        edist_term_view ck, cv;
+        if (edist_dec_term(&cc, &ck) != 0 || edist_dec_term(&cc, &cv) != 0)
+            return EDIST_ETYPE;
+        print_term(" ", ck);
+        print_term("=", cv);
+    }
+    return 0;
+}
+
 /* "key value" lines of a map of counters; the peers map as one line per
- * peer. */
+ * peer, a list of maps (shard_stats) as one line per element. */
 static int print_stats(edist_term_view map)
 {
     edist_cursor c;
@@ -116,6 +134,22 @@ static int print_stats(edist_term_view map)
                     print_term(" ", ck);
                     print_term("=", cv);
                 }
+                printf("\n");
+            }
+            continue;
+        }
+        uint32_t nlist;
+        edist_cursor lc;
+        edist_cursor_init(&lc, v.ptr, v.len);
+        if (edist_dec_list(&lc, &nlist) == 0 && nlist > 0) {
+            for (uint32_t i = 0; i < nlist; i++) {
+                edist_term_view e;
+                if (edist_dec_term(&lc, &e) != 0)
+                    return EDIST_ETYPE;
+                print_term("", k);
+                printf(" %u", i);
+                if (print_pairs(e) != 0)
+                    return EDIST_ETYPE;
                 printf("\n");
             }
             continue;

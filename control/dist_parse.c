@@ -189,7 +189,7 @@ static int parse_fields(edist_cursor *c, int op, uint32_t arity,
         if (arity != 4)
             return bad_arity(op, arity);
         if ((rc = take_pid(c, &m->from, &m->from_pid, &m->from_is_pid, T_PID, op, "from")) < 0 ||
-            (rc = take(c, &to, T_PID | T_ATOM, op, "to")) < 0 ||
+            (rc = take_pid(c, &to, &m->to_pid, &m->to_is_pid, T_PID | T_ATOM, op, "to")) < 0 ||
             (rc = take(c, &m->ref, T_REF, op, "ref")) < 0)
             return rc;
         set_to(m, to);
@@ -305,7 +305,7 @@ static int parse_fields(edist_cursor *c, int op, uint32_t arity,
         } else if (m->flags & EDI_ALTACT_FLG_NAME) {
             mask = T_ATOM;
         }
-        if ((rc = take(c, &to, mask, op, "to")) < 0)
+        if ((rc = take_pid(c, &to, &m->to_pid, &m->to_is_pid, mask, op, "to")) < 0)
             return rc;
         set_to(m, to);
         if (mask == T_REF)

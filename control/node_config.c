@@ -10,6 +10,7 @@
 
 #include "control/epmd_client.h"
 #include "edist/error.h"
+#include "edist/proc.h" /* EDIST_MAX_SHARDS */
 
 typedef enum opt_type {
     T_STRING,
@@ -67,7 +68,30 @@ static const opt_desc opts[EDI_OPT_COUNT] = {
     /* The embedded port mapper. */
     [EDI_OPT_EPMD_ADDRESS] = {"epmd_address", T_STRING, NULL, NULL, 1},
     [EDI_OPT_EPMD_IDLE_EXIT] = {"epmd_idle_exit", T_SECONDS, "5", NULL, 1},
+    /* Shards. */
+    [EDI_OPT_SHARDS] = {"shards", T_COUNT, "1", NULL, 1},
+    [EDI_OPT_SHARD_CORES] = {"shard_cores", T_STRING, NULL, NULL, 1},
+    [EDI_OPT_SHARD_RING_ENTRIES] = {"shard_ring_entries", T_COUNT, "4096", NULL, 1},
 };
+
+/* "C0,C1,...": CPU numbers (0..1023). */
+static int cpu_list_ok(const char *v)
+{
+    const char *p = v;
+    for (;;) {
+        char *end;
+        errno = 0;
+        long c = strtol(p, &end, 10);
+        if (errno || end == p || c < 0 || c > 1023)
+            return -1;
+        p = end;
+        if (!*p)
+            return 0;
+        if (*p != ',')
+            return -1;
+        p++;
+    }
+}
 
 int edi_node_option_id(const char *key)
 {
@@ -187,6 +211,8 @@ static int check_value(edi_opt_id id, const char *v)
     uint64_t bytes;
     switch (opts[id].type) {
     case T_STRING:
+        if (id == EDI_OPT_SHARD_CORES)
+            return cpu_list_ok(v);
         return v[0] ? 0 : -1;
     case T_BOOL:
         return parse_bool(v) >= 0 ? 0 : -1;
@@ -201,6 +227,11 @@ static int check_value(edi_opt_id id, const char *v)
             return -1;
         /* the receive ring takes a power of 2 up to 32768 */
         if (id == EDI_OPT_RX_BUFFERS && (count < 8 || count > 32768 || (count & (count - 1))))
+            return -1;
+        if (id == EDI_OPT_SHARDS && count > EDIST_MAX_SHARDS)
+            return -1;
+        if (id == EDI_OPT_SHARD_RING_ENTRIES &&
+            (count < 64 || count > (1u << 20) || (count & (count - 1))))
             return -1;
         return 0;
     case T_BYTES:
@@ -238,6 +269,19 @@ int edi_node_options_set(edi_node_options *o, edi_opt_id id, const char *value,
         if (id == EDI_OPT_RX_BUFFERS)
             return edist_set_error(EDIST_EINVAL,
                                    "%s: rx_buffers must be a power of 2 from 8 to 32768, not '%s'",
+                                   origin, value);
+        if (id == EDI_OPT_SHARDS)
+            return edist_set_error(EDIST_EINVAL, "%s: shards must be 1 to %u, not '%s'", origin,
+                                   EDIST_MAX_SHARDS, value);
+        if (id == EDI_OPT_SHARD_CORES)
+            return edist_set_error(EDIST_EINVAL,
+                                   "%s: shard_cores must be CPU numbers separated by commas "
+                                   "(0,1), not '%s'",
+                                   origin, value);
+        if (id == EDI_OPT_SHARD_RING_ENTRIES)
+            return edist_set_error(EDIST_EINVAL,
+                                   "%s: shard_ring_entries must be a power of 2 from 64 to "
+                                   "1048576, not '%s'",
                                    origin, value);
         if (opts[id].type == T_ENUM)
             return edist_set_error(EDIST_EINVAL,
@@ -498,6 +542,11 @@ int edi_node_options_to_config(edi_node_options *o, int require_name)
                           ? o->value[EDI_OPT_EPMD_ADDRESS]
                           : NULL;
     parse_seconds_ms(o->value[EDI_OPT_EPMD_IDLE_EXIT], &c->epmd_idle_exit_ms);
+    /* Shards. */
+    parse_count(o->value[EDI_OPT_SHARDS], &c->shards);
+    /* "" is no pinning (not "ask the environment": the options read it). */
+    c->shard_cores = o->value[EDI_OPT_SHARD_CORES];
+    parse_count(o->value[EDI_OPT_SHARD_RING_ENTRIES], &c->shard_ring_entries);
     return 0;
 }
 

@@ -44,6 +44,12 @@
  *                  $ERL_EPMD_ADDRESS, else every interface)
  *   epmd_idle_exit seconds the embedded port mapper stays with no node
  *                  registered (default 5)
+ *   shards         threads running the node's processes (default 1, at
+ *                  most 64); shard 0 also runs the connections
+ *   shard_cores    CPU numbers to pin shard i to, "C0,C1,..." (default:
+ *                  not pinned)
+ *   shard_ring_entries  records per ring between two shards (a power of
+ *                  2, 64..1048576; default 4096)
  * Sizes take a K, M or G suffix (powers of 1024).
  * Booleans: true/false, yes/no, on/off, 1/0; a bare flag (--hidden) means
  * true.
@@ -100,6 +106,10 @@ typedef enum edi_opt_id {
     /* The embedded port mapper. */
     EDI_OPT_EPMD_ADDRESS,
     EDI_OPT_EPMD_IDLE_EXIT,
+    /* Shards. */
+    EDI_OPT_SHARDS,
+    EDI_OPT_SHARD_CORES,
+    EDI_OPT_SHARD_RING_ENTRIES,
     EDI_OPT_COUNT
 } edi_opt_id;
 

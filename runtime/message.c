@@ -205,7 +205,8 @@ static int send_view(edi_rt *rt, edist_procid from, edist_procid to, const uint8
                      size_t len, edist_release_fn release, void *owner, send_how how)
 {
     bool force = how == SEND_FORCED;
-    if (edi_rt_is_local(rt, to)) {
+    edi_limit limit = force ? EDI_LIMIT_NONE : how == SEND_RELAY ? EDI_LIMIT_HARD : EDI_LIMIT_SOFT;
+    if (edi_rt_owns(rt, to)) {
         edi_proc *p = edi_proc_alive(rt, to);
         if (!p) {
             if (release)
@@ -221,10 +222,7 @@ static int send_view(edi_rt *rt, edist_procid from, edist_procid to, const uint8
                 release(owner, data);
             return edist_set_error(EDIST_ENOMEM, "send: no memory");
         }
-        int rc = edi_deliver(rt, p, m,
-                             force                 ? EDI_LIMIT_NONE
-                             : how == SEND_RELAY ? EDI_LIMIT_HARD
-                                                 : EDI_LIMIT_SOFT);
+        int rc = edi_deliver(rt, p, m, limit);
         if (rc == EDIST_EAGAIN) {
             edi_msg_free(&rt->pool, m); /* releases an owned payload */
             return edist_set_error(EDIST_EAGAIN, "send: the mailbox of <0.%u.%u> is full",
@@ -232,15 +230,20 @@ static int send_view(edi_rt *rt, edist_procid from, edist_procid to, const uint8
         }
         return rc == EDIST_ENOTFOUND ? 0 : rc;
     }
-    int rc = EDIST_ECLOSED;
-    if (rt->has_hooks && rt->hooks.send) {
-        edi_rt_payload pl = {data, len, release, owner, force};
-        rc = rt->hooks.send(rt->hooks.user, from, to, &pl);
-        if (rc == 0)
-            return 0;
+    /* Another shard's or another node's. */
+    edi_rt_payload pl = {data, len, release, owner, force};
+    int rc = edi_out_send(rt, from, to, &pl, limit);
+    if (rc == 0) {
+        if (how == SEND_NORMAL)
+            edi_x_hold(rt, to); /* behind a full ring: wait for it */
+        return 0;
     }
     if (release)
         release(owner, data);
+    if (rc == EDIST_ENOTFOUND) { /* a pid of this node that no shard has */
+        rt->dropped++;
+        return 0;
+    }
     if (rc == EDIST_ECLOSED)
         return edist_set_error(rc, "send: no connection to %s", edist_procid_node(to));
     return rc;
@@ -264,30 +267,17 @@ typedef struct send_req {
     size_t bytes;       /* counted in rt->reqs_pending_bytes */
 } send_req;
 
-static void send_req_release(void *owner, const void *data)
-{
-    (void)data;
-    edi_msg_free(NULL, owner);
-}
-
 static int send_req_run(edi_rt *rt, edi_req *r)
 {
     send_req *s = (send_req *)r;
     edi_msg *m = s->msg;
-    edi_proc *p = NULL;
-    bool local;
-    if (s->name) {
-        local = s->name_node == rt->node_index;
-        if (local) {
-            edi_regname *n = edi_name_find(rt, s->name, strlen(s->name));
-            p = n ? n->proc : NULL;
-        }
-    } else {
-        local = edi_rt_is_local(rt, s->to);
-        if (local)
-            p = edi_proc_alive(rt, s->to);
-    }
-    if (local) {
+    edist_procid to = s->to;
+    bool local = s->name ? s->name_node == rt->node_index : edi_rt_is_local(rt, s->to);
+    if (local && s->name && edi_name_lookup(rt, s->name, strlen(s->name), &to) != 0) {
+        rt->dropped++;
+        edi_msg_free(NULL, m);
+    } else if (local && edi_rt_owns(rt, to)) {
+        edi_proc *p = edi_proc_alive(rt, to);
         if (!p) {
             rt->dropped++;
             edi_msg_free(NULL, m);
@@ -295,13 +285,15 @@ static int send_req_run(edi_rt *rt, edi_req *r)
             return EDIST_EAGAIN; /* stall: keeps m, retried in order */
         }
     } else {
-        /* The node takes the entry's bytes; the entry goes when done. */
-        edi_rt_payload pl = {m->data, m->len, send_req_release, m, false};
-        int rc = EDIST_ECLOSED;
-        if (rt->has_hooks && s->name && rt->hooks.reg_send)
-            rc = rt->hooks.reg_send(rt->hooks.user, s->from, s->name_node, s->name, &pl);
-        else if (rt->has_hooks && !s->name && rt->hooks.send)
-            rc = rt->hooks.send(rt->hooks.user, s->from, s->to, &pl);
+        /* Another shard's, or another node's (the node takes the entry's
+         * bytes; the entry goes when done). A ring too far behind holds
+         * the thread back as a full mailbox does. */
+        edist_procid where = local || !s->name ? to : (edist_procid){.node = s->name_node};
+        if (edi_x_busy(rt, where))
+            return EDIST_EAGAIN;
+        int rc = s->name && !local
+                     ? edi_out_reg_send_msg(rt, s->from, s->name_node, s->name, m)
+                     : edi_out_send_msg(rt, s->from, to, m, EDI_LIMIT_SOFT, false);
         /* The peer's queue is full (busy_dist_port): the thread's requests
          * wait, in order, as a green sender would; never dropped. */
         if (rc == EDIST_EAGAIN)
@@ -410,7 +402,7 @@ int edist_send(edist_procid to, const void *term, size_t len)
     const uint8_t *d = term;
     edi_rt *rt = self->rt;
     if (self->kind == EDI_PROC_GREEN && d && len > 1 && len <= EDI_MSG_INLINE_BYTES &&
-        d[0] != EDIST_TAG_VERSION && edi_rt_is_local(rt, to)) {
+        d[0] != EDIST_TAG_VERSION && edi_rt_owns(rt, to)) {
         edi_proc *p = edi_proc_alive(rt, to);
         if (!p) {
             rt->dropped++;
@@ -491,7 +483,15 @@ int edist_runtime_send(edist_runtime *rt, edist_procid to, const void *term, siz
 {
     if (!rt)
         return edist_set_error(EDIST_EINVAL, "runtime_send: no runtime");
-    return send_common(rt, NULL, to, term, len, NULL, NULL);
+    /* On a shard's thread: from there. From any other thread: straight to
+     * the shard that owns `to` (shard 0 for another node's). */
+    edi_rt *h = edi_rt_here(rt);
+    if (!h) {
+        h = edi_rt_owner(rt, to);
+        if (!h)
+            h = rt->g->rt[0];
+    }
+    return send_common(h, NULL, to, term, len, NULL, NULL);
 }
 
 typedef struct name_send_ctx {
@@ -507,21 +507,20 @@ static int do_send_name(edi_rt *rt, void *arg)
 {
     name_send_ctx *c = arg;
     if (c->node == rt->node_index) {
-        edi_regname *n = edi_name_find(rt, c->name, strlen(c->name));
-        if (!n) {
+        edist_procid pid;
+        if (edi_name_lookup(rt, c->name, strlen(c->name), &pid) != 0) {
             if (c->must_exist)
                 return edist_set_error(EDIST_ENOTFOUND, "send: no process is registered as %s",
                                        c->name);
             rt->dropped++;
             return 0;
         }
-        return edi_send_view(rt, c->from, edi_proc_pid(n->proc), c->data, c->len, NULL, NULL);
+        return edi_send_view(rt, c->from, pid, c->data, c->len, NULL, NULL);
     }
-    int rc = EDIST_ECLOSED;
-    if (rt->has_hooks && rt->hooks.reg_send) {
-        edi_rt_payload pl = {c->data, c->len, NULL, NULL, false};
-        rc = rt->hooks.reg_send(rt->hooks.user, c->from, c->node, c->name, &pl);
-    }
+    edi_rt_payload pl = {c->data, c->len, NULL, NULL, false};
+    int rc = edi_out_reg_send(rt, c->from, c->node, c->name, &pl);
+    if (rc == 0)
+        edi_x_hold(rt, (edist_procid){.node = c->node});
     if (rc == EDIST_ECLOSED)
         return edist_set_error(rc, "send: no connection to %s",
                                edi_rt_node_name(c->node, NULL));
@@ -572,7 +571,8 @@ int edist_runtime_send_name(edist_runtime *rt, const char *name, const void *ter
 {
     if (!rt)
         return edist_set_error(EDIST_EINVAL, "runtime_send_name: no runtime");
-    return send_name_common(rt, NULL, name, NULL, term, len, true);
+    edi_rt *h = edi_rt_here(rt);
+    return send_name_common(h ? h : rt, NULL, name, NULL, term, len, true);
 }
 
 /* ---- receiving ---------------------------------------------------------------------- */

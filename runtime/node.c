@@ -230,6 +230,7 @@ static int full_name(const char *name, bool long_names, char *out, size_t cap)
 static void *shard_main(void *arg)
 {
     edist_node *n = arg;
+    edi_rt_shard_thread_init(n->rt); /* shard 0: pinned if asked */
     int rc = edi_loop_run(n->loop);
     if (rc)
         edi_logf(&n->log, EDIST_LOG_ERROR, "node loop failed: %s: %s",
@@ -1379,6 +1380,12 @@ static int node_runtime_new(edist_node *n)
     pc.stack_bytes = n->cfg.stack_bytes;
     pc.max_pending_requests = n->cfg.max_pending_requests;
     pc.max_pending_bytes = n->cfg.max_pending_bytes;
+    /* Shards: this loop is shard 0's; the runtime starts the others. */
+    pc.idle = n->cfg.idle;
+    pc.shards = n->cfg.shards;
+    pc.shard_cores = n->cfg.shard_cores;
+    pc.shard_ring_entries = n->cfg.shard_ring_entries;
+    n->cfg.shard_cores = NULL; /* the caller's string: start only */
     edi_rt_hooks hooks = rt_hooks_template;
     hooks.user = n;
     edi_rt_config rc = {.loop = n->loop, .proc = &pc, .hooks = &hooks};

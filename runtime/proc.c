@@ -61,21 +61,27 @@ void edist_runtime_config_init(edist_runtime_config *cfg)
     cfg->log_level = EDIST_LOG_INFO;
 }
 
-/* ---- process table -------------------------------------------------------------------- */
+/* ---- process table --------------------------------------------------------------------
+ * Slots are indexed by the local id: a pid's id without its shard bits. */
 
-static inline edi_slot *slot_at(const edi_rt *rt, uint32_t id)
+static inline edi_slot *slot_at(const edi_rt *rt, uint32_t local)
 {
-    uint32_t c = id / EDI_PTAB_CHUNK_SLOTS;
-    if (c >= rt->nchunks || !rt->chunks[c])
+    uint32_t c = local / EDI_PTAB_CHUNK_SLOTS;
+    if (c >= rt->nchunks)
         return NULL;
-    return &rt->chunks[c][id % EDI_PTAB_CHUNK_SLOTS];
+    edi_slot *chunk = atomic_load_explicit(&rt->chunks[c], memory_order_relaxed);
+    return chunk ? &chunk[local % EDI_PTAB_CHUNK_SLOTS] : NULL;
 }
 
 static int table_alloc(edi_rt *rt, edi_proc *p)
 {
-    if (rt->live >= rt->cfg.max_processes)
+    /* The limit is the node's, over every shard. */
+    uint32_t live = atomic_fetch_add_explicit(&rt->g->live, 1, memory_order_relaxed);
+    if (live >= rt->cfg.max_processes) {
+        atomic_fetch_sub_explicit(&rt->g->live, 1, memory_order_relaxed);
         return edist_set_error(EDIST_ENOMEM, "spawn: the process limit (%u) is reached",
                                rt->cfg.max_processes);
+    }
     uint32_t id;
     edi_slot *s;
     /* Prefer fresh ids while the table is young, so ids are reused as
@@ -86,23 +92,18 @@ static int table_alloc(edi_rt *rt, edi_proc *p)
         rt->free_head = s->next_free;
         if (!rt->free_head)
             rt->free_tail = 0;
-    } else if (rt->next_unused < EDI_PROC_ID_LIMIT &&
-               rt->next_unused < rt->cfg.max_processes + 1) {
+    } else if (rt->next_unused < rt->id_limit) {
         id = rt->next_unused;
         uint32_t c = id / EDI_PTAB_CHUNK_SLOTS;
-        if (c >= rt->nchunks) {
-            uint32_t n = rt->nchunks ? rt->nchunks * 2 : 4;
-            edi_slot **chunks = realloc(rt->chunks, n * sizeof *chunks);
-            if (!chunks)
+        if (!atomic_load_explicit(&rt->chunks[c], memory_order_relaxed)) {
+            edi_slot *chunk = calloc(EDI_PTAB_CHUNK_SLOTS, sizeof(edi_slot));
+            if (!chunk) {
+                atomic_fetch_sub_explicit(&rt->g->live, 1, memory_order_relaxed);
                 return edist_set_error(EDIST_ENOMEM, "spawn: no memory for the process table");
-            memset(chunks + rt->nchunks, 0, (n - rt->nchunks) * sizeof *chunks);
-            rt->chunks = chunks;
-            rt->nchunks = n;
-        }
-        if (!rt->chunks[c]) {
-            rt->chunks[c] = calloc(EDI_PTAB_CHUNK_SLOTS, sizeof(edi_slot));
-            if (!rt->chunks[c])
-                return edist_set_error(EDIST_ENOMEM, "spawn: no memory for the process table");
+            }
+            /* release: pairs with the acquire load in edi_proc_probe (the
+             * zeroed slots are seen before the chunk). */
+            atomic_store_explicit(&rt->chunks[c], chunk, memory_order_release);
         }
         rt->next_unused++;
         s = slot_at(rt, id);
@@ -113,32 +114,54 @@ static int table_alloc(edi_rt *rt, edi_proc *p)
         if (!rt->free_head)
             rt->free_tail = 0;
     } else {
+        atomic_fetch_sub_explicit(&rt->g->live, 1, memory_order_relaxed);
         return edist_set_error(EDIST_ENOMEM, "spawn: no process id left");
     }
-    s->proc = p;
+    atomic_store_explicit(&s->proc, p, memory_order_relaxed);
     s->next_free = 0;
-    p->id = id;
-    p->serial = s->serial;
+    p->id = (id << rt->id_bits) | rt->shard;
+    p->serial = atomic_load_explicit(&s->serial, memory_order_relaxed);
     rt->live++;
     return 0;
 }
 
 static void table_free(edi_rt *rt, edi_proc *p)
 {
-    edi_slot *s = slot_at(rt, p->id);
-    if (!s || s->proc != p)
+    uint32_t local = p->id >> rt->id_bits;
+    edi_slot *s = slot_at(rt, local);
+    if (!s || atomic_load_explicit(&s->proc, memory_order_relaxed) != p)
         return;
-    s->proc = NULL;
-    s->serial++;
+    atomic_store_explicit(&s->proc, NULL, memory_order_relaxed);
+    atomic_store_explicit(&s->serial, atomic_load_explicit(&s->serial, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     s->next_free = 0;
     if (rt->free_tail)
-        slot_at(rt, rt->free_tail)->next_free = p->id;
+        slot_at(rt, rt->free_tail)->next_free = local;
     else
-        rt->free_head = p->id;
-    rt->free_tail = p->id;
+        rt->free_head = local;
+    rt->free_tail = local;
     rt->live--;
+    atomic_fetch_sub_explicit(&rt->g->live, 1, memory_order_relaxed);
 }
 
+bool edi_proc_probe(edi_rt *owner, edist_procid pid)
+{
+    if (!edi_rt_owns(owner, pid) || pid.creation != owner->creation || pid.id == 0)
+        return false;
+    uint32_t local = pid.id >> owner->id_bits;
+    uint32_t c = local / EDI_PTAB_CHUNK_SLOTS;
+    if (c >= owner->nchunks)
+        return false;
+    /* acquire: pairs with the release store of the chunk in table_alloc. */
+    edi_slot *chunk = atomic_load_explicit(&owner->chunks[c], memory_order_acquire);
+    if (!chunk)
+        return false;
+    edi_slot *s = &chunk[local % EDI_PTAB_CHUNK_SLOTS];
+    /* relaxed: a hint; the owner acts on what it finds when the signal
+     * arrives. */
+    return atomic_load_explicit(&s->proc, memory_order_relaxed) != NULL &&
+           atomic_load_explicit(&s->serial, memory_order_relaxed) == pid.serial;
+}
 
 /* ---- process structs -------------------------------------------------------------- */
 
@@ -245,6 +268,11 @@ bool edi_rt_on_shard(const edi_rt *rt)
 
 static void complete(edi_req *r, int rc)
 {
+    edi_req_complete(r, rc);
+}
+
+void edi_req_complete(edi_req *r, int rc)
+{
     if (r->sync) {
         r->rc = rc;
         /* release: the caller reads rc (and its outputs) after seeing
@@ -342,6 +370,8 @@ static void drain_requests(edi_rt *rt)
             stall(rt, r);
             continue;
         }
+        if (rc == EDI_REQ_LATER && r->sync)
+            continue; /* another shard answers it (edi_req_complete) */
         progress |= was_stalled;
         if (!r->sync)
             atomic_fetch_sub(&rt->reqs_pending, 1);
@@ -445,40 +475,81 @@ int edi_rt_run(edi_rt *rt, int (*fn)(edi_rt *rt, void *ctx), void *ctx)
 
 /* ---- the runtime -------------------------------------------------------------------- */
 
-int edi_rt_new(const edi_rt_config *cfg, edi_rt **out)
+/* shards 0: $EDIST_SHARDS, else 1. */
+static int resolve_shards(uint32_t shards, uint32_t *out)
+{
+    if (shards == 0) {
+        const char *env = getenv("EDIST_SHARDS");
+        shards = 1;
+        if (env && env[0]) {
+            char *end;
+            unsigned long v = strtoul(env, &end, 10);
+            if (*end || v == 0 || v > EDIST_MAX_SHARDS)
+                return edist_set_error(EDIST_EINVAL,
+                                       "runtime: EDIST_SHARDS must be 1..%u, not '%s'",
+                                       EDIST_MAX_SHARDS, env);
+            shards = (uint32_t)v;
+        }
+    }
+    if (shards > EDIST_MAX_SHARDS)
+        return edist_set_error(EDIST_EINVAL, "runtime: %u shards (at most %u)", shards,
+                               EDIST_MAX_SHARDS);
+    *out = shards;
+    return 0;
+}
+
+/* The runtime's configuration with every default applied. */
+static int config_resolve(const edist_runtime_config *in, edist_runtime_config *c)
+{
+    if (in)
+        *c = *in;
+    else
+        edist_runtime_config_init(c);
+    if (c->max_processes == 0)
+        c->max_processes = DEFAULT_MAX_PROCESSES;
+    if (c->max_processes > EDI_PROC_MAX_LIMIT)
+        c->max_processes = EDI_PROC_MAX_LIMIT;
+    if (c->max_mailbox_messages == 0)
+        c->max_mailbox_messages = DEFAULT_MAX_MAILBOX;
+    if (c->max_mailbox_bytes == 0)
+        c->max_mailbox_bytes = DEFAULT_MAX_MAILBOX_BYTES;
+    if (c->max_mailbox_messages_hard == 0)
+        c->max_mailbox_messages_hard = DEFAULT_MAX_MAILBOX_HARD;
+    if (c->max_mailbox_bytes_hard == 0)
+        c->max_mailbox_bytes_hard = DEFAULT_MAX_MAILBOX_BYTES_HARD;
+    /* The soft limit is never above the hard one. */
+    if (c->max_mailbox_messages > c->max_mailbox_messages_hard)
+        c->max_mailbox_messages = c->max_mailbox_messages_hard;
+    if (c->max_mailbox_bytes > c->max_mailbox_bytes_hard)
+        c->max_mailbox_bytes = c->max_mailbox_bytes_hard;
+    if (c->max_pending_requests == 0)
+        c->max_pending_requests = DEFAULT_MAX_PENDING;
+    if (c->max_pending_bytes == 0)
+        c->max_pending_bytes = DEFAULT_MAX_PENDING_BYTES;
+    if (c->shard_ring_entries == 0)
+        c->shard_ring_entries = EDI_SHARD_RING_ENTRIES_DEFAULT;
+    uint32_t e = c->shard_ring_entries;
+    if (e < 64 || e > (1u << 20) || (e & (e - 1)))
+        return edist_set_error(EDIST_EINVAL,
+                               "runtime: shard_ring_entries must be a power of 2 from 64 to "
+                               "1048576, not %u",
+                               e);
+    if (!c->shard_cores)
+        c->shard_cores = getenv("EDIST_SHARD_CORES");
+    return resolve_shards(c->shards, &c->shards);
+}
+
+/* One shard on loop: index of n (id_bits wide). cfg is resolved; the
+ * strings it points to belong to the first shard. */
+static int shard_new(const edist_runtime_config *cfg, edi_loop *loop, const edi_rt_hooks *hooks,
+                     edi_shards *g, uint32_t index, uint32_t id_bits, edi_rt **out)
 {
     *out = NULL;
-    if (!cfg || !cfg->loop)
-        return edist_set_error(EDIST_EINVAL, "runtime: no loop");
     edi_rt *rt = calloc(1, sizeof *rt);
     if (!rt)
         return edist_set_error(EDIST_ENOMEM, "runtime: no memory");
-    if (cfg->proc)
-        rt->cfg = *cfg->proc;
-    else
-        edist_runtime_config_init(&rt->cfg);
+    rt->cfg = *cfg;
     rt->log = (edi_log){rt->cfg.log, rt->cfg.log_user, rt->cfg.log_level};
-    if (rt->cfg.max_processes == 0)
-        rt->cfg.max_processes = DEFAULT_MAX_PROCESSES;
-    if (rt->cfg.max_processes > EDI_PROC_MAX_LIMIT)
-        rt->cfg.max_processes = EDI_PROC_MAX_LIMIT;
-    if (rt->cfg.max_mailbox_messages == 0)
-        rt->cfg.max_mailbox_messages = DEFAULT_MAX_MAILBOX;
-    if (rt->cfg.max_mailbox_bytes == 0)
-        rt->cfg.max_mailbox_bytes = DEFAULT_MAX_MAILBOX_BYTES;
-    if (rt->cfg.max_mailbox_messages_hard == 0)
-        rt->cfg.max_mailbox_messages_hard = DEFAULT_MAX_MAILBOX_HARD;
-    if (rt->cfg.max_mailbox_bytes_hard == 0)
-        rt->cfg.max_mailbox_bytes_hard = DEFAULT_MAX_MAILBOX_BYTES_HARD;
-    /* The soft limit is never above the hard one. */
-    if (rt->cfg.max_mailbox_messages > rt->cfg.max_mailbox_messages_hard)
-        rt->cfg.max_mailbox_messages = rt->cfg.max_mailbox_messages_hard;
-    if (rt->cfg.max_mailbox_bytes > rt->cfg.max_mailbox_bytes_hard)
-        rt->cfg.max_mailbox_bytes = rt->cfg.max_mailbox_bytes_hard;
-    if (rt->cfg.max_pending_requests == 0)
-        rt->cfg.max_pending_requests = DEFAULT_MAX_PENDING;
-    if (rt->cfg.max_pending_bytes == 0)
-        rt->cfg.max_pending_bytes = DEFAULT_MAX_PENDING_BYTES;
     rt->stall_retry_ms = STALL_RETRY_MS;
     const char *name = rt->cfg.node_name ? rt->cfg.node_name : "nonode@nohost";
     size_t nlen = strlen(name);
@@ -488,35 +559,108 @@ int edi_rt_new(const edi_rt_config *cfg, edi_rt **out)
     }
     memcpy(rt->node_name, name, nlen + 1);
     rt->cfg.node_name = rt->node_name;
+    rt->cfg.shard_cores = NULL; /* the caller's: read once, at start */
     int rc = edi_rt_node_intern(rt->node_name, nlen, &rt->node_index);
     if (rc) {
         free(rt);
         return rc;
     }
     rt->creation = rt->cfg.creation;
-    rt->loop = cfg->loop;
-    if (cfg->hooks) {
-        rt->hooks = *cfg->hooks;
+    rt->loop = loop;
+    if (hooks) {
+        rt->hooks = *hooks;
         rt->has_hooks = true;
+    }
+    rt->g = g;
+    rt->shard = index;
+    rt->nshards = g->n;
+    rt->id_bits = id_bits;
+    rt->id_mask = (1u << id_bits) - 1;
+    /* Local ids below this: a pid's id stays under 2^28 with the shard's
+     * bits, and ids are handed out fresh up to max_processes. */
+    uint32_t limit = EDI_PROC_ID_LIMIT >> id_bits;
+    if (rt->cfg.max_processes + 1 < limit)
+        limit = rt->cfg.max_processes + 1;
+    rt->id_limit = limit;
+    rt->nchunks = (limit + EDI_PTAB_CHUNK_SLOTS - 1) / EDI_PTAB_CHUNK_SLOTS;
+    rt->chunks = calloc(rt->nchunks, sizeof *rt->chunks);
+    if (!rt->chunks) {
+        free(rt);
+        return edist_set_error(EDIST_ENOMEM, "runtime: no memory");
     }
     edi_sched_init(rt);
     edi_timer_init(&rt->retry);
     edi_msg_pool_init(&rt->pool, MSG_POOL_MAX);
-    edi_htab_init(&rt->names);
     edi_htab_init(&rt->links);
     edi_htab_init(&rt->monitors);
     edi_htab_init(&rt->spawn_reqs);
-    edi_htab_init(&rt->exports);
-    pthread_mutex_init(&rt->export_mu, NULL);
     rt->next_unused = 1; /* id 0 is "no process" */
-    edi_refs_seed(rt);
     rc = edi_stacks_new(rt->cfg.stack_bytes, &rt->stacks);
     if (rc) {
+        free(rt->chunks);
         free(rt);
         return rc;
     }
     rt->cfg.stack_bytes = edi_stacks_default_bytes(rt->stacks);
     *out = rt;
+    return 0;
+}
+
+static void shard_free(edi_rt *rt);
+
+int edi_rt_new(const edi_rt_config *cfg, edi_rt **out)
+{
+    *out = NULL;
+    if (!cfg || !cfg->loop)
+        return edist_set_error(EDIST_EINVAL, "runtime: no loop");
+    edist_runtime_config c;
+    int rc = config_resolve(cfg->proc, &c);
+    if (rc)
+        return rc;
+    uint32_t bits = 0;
+    while ((1u << bits) < c.shards)
+        bits++;
+    edi_shards *g = calloc(1, sizeof *g);
+    if (!g)
+        return edist_set_error(EDIST_ENOMEM, "runtime: no memory");
+    g->n = c.shards;
+    /* Round robin from shard 1: shard 0 also carries the node (its
+     * connections and services). */
+    atomic_init(&g->next_spawn, 1);
+    atomic_init(&g->next_attach, 1);
+    edi_registry_init(g);
+    for (uint32_t i = 0; i < g->n; i++) {
+        edi_loop *loop = cfg->loop;
+        if (i > 0) {
+            edi_loop_config lc;
+            edi_loop_config_default(&lc);
+            lc.idle = c.idle == EDIST_IDLE_BUSY    ? EDI_IDLE_BUSY
+                      : c.idle == EDIST_IDLE_SLEEP ? EDI_IDLE_SLEEP
+                                                   : EDI_IDLE_ADAPTIVE;
+            lc.log = c.log ? (edi_log){c.log, c.log_user, c.log_level}
+                           : (edi_log){0};
+            /* No sockets on these shards: no TCP module, no receive pool. */
+            rc = edi_loop_new(&lc, &loop);
+            if (rc)
+                break;
+        }
+        rc = shard_new(&c, loop, cfg->hooks, g, i, bits, &g->rt[i]);
+        if (rc) {
+            if (i > 0)
+                edi_loop_free(loop);
+            break;
+        }
+        g->rt[i]->own_loop = i > 0;
+    }
+    if (rc == 0)
+        rc = edi_shards_start(g, c.shard_cores, c.shard_ring_entries);
+    if (rc) {
+        char detail[256];
+        snprintf(detail, sizeof detail, "%s", edist_last_error());
+        edi_shards_free(g);
+        return edist_set_error(rc, "%s", detail);
+    }
+    *out = g->rt[0];
     return 0;
 }
 
@@ -543,13 +687,15 @@ uint32_t edist_runtime_creation(const edist_runtime *rt)
 /* End every process without signals (the runtime goes away). */
 static void end_all(edi_rt *rt)
 {
+    /* Quietly: nothing to other shards either. */
+    atomic_store(&rt->g->quiet, 1);
     edi_sched_stop_all(rt);
     for (uint32_t c = 0; c < rt->nchunks; c++) {
-        edi_slot *chunk = rt->chunks[c];
+        edi_slot *chunk = atomic_load_explicit(&rt->chunks[c], memory_order_relaxed);
         if (!chunk)
             continue;
         for (uint32_t i = 0; i < EDI_PTAB_CHUNK_SLOTS; i++) {
-            edi_proc *p = chunk[i].proc;
+            edi_proc *p = atomic_load_explicit(&chunk[i].proc, memory_order_relaxed);
             if (!p)
                 continue;
             if (p->state < EDI_ST_EXITING)
@@ -571,7 +717,8 @@ static void end_all(edi_rt *rt)
     rt->sched.runq_head = rt->sched.runq_tail = NULL;
 }
 
-void edi_rt_free(edi_rt *rt)
+/* Everything of one shard, once its loop no longer runs (or on it). */
+static void shard_free(edi_rt *rt)
 {
     if (!rt)
         return;
@@ -595,7 +742,7 @@ void edi_rt_free(edi_rt *rt)
     if (edi_timer_armed(&rt->retry))
         edi_loop_timer_cancel(rt->loop, &rt->retry);
     for (uint32_t c = 0; c < rt->nchunks; c++)
-        free(rt->chunks[c]);
+        free(atomic_load_explicit(&rt->chunks[c], memory_order_relaxed));
     free(rt->chunks);
     free(rt->stalled_senders);
     edi_proc *p = rt->proc_free;
@@ -604,16 +751,30 @@ void edi_rt_free(edi_rt *rt)
         free(p);
         p = n;
     }
-    edi_htab_destroy(&rt->names);
     edi_htab_destroy(&rt->links);
     edi_htab_destroy(&rt->monitors);
     edi_spawn_reqs_clear(rt);
     edi_htab_destroy(&rt->spawn_reqs);
-    edi_exports_destroy(rt);
-    pthread_mutex_destroy(&rt->export_mu);
     edi_msg_pool_drain(&rt->pool);
     edi_stacks_free(rt->stacks);
+    edi_loop *loop = rt->own_loop && rt->shard > 0 ? rt->loop : NULL;
     free(rt);
+    if (loop)
+        edi_loop_free(loop);
+}
+
+void edi_rt_shard_free(edi_rt *rt)
+{
+    shard_free(rt);
+}
+
+void edi_rt_free(edi_rt *rt)
+{
+    if (!rt)
+        return;
+    /* The other shards stop and go with the group; this one (shard 0,
+     * whose loop the caller owns) too. */
+    edi_shards_free(rt->g);
 }
 
 /* ---- a runtime with its own thread ------------------------------------------------------ */
@@ -621,7 +782,7 @@ void edi_rt_free(edi_rt *rt)
 static void *shard_main(void *arg)
 {
     edi_rt *rt = arg;
-    edi_stack_thread_init();
+    edi_rt_shard_thread_init(rt);
     int rc = edi_loop_run(rt->loop);
     if (rc)
         edi_rt_log(rt, EDIST_LOG_ERROR, "runtime loop failed: %s: %s", edist_strerror(rc),
@@ -641,11 +802,35 @@ static void post_ready(edi_loop *loop, void *arg)
     edi_futex_wake(&w->done);
 }
 
+/* Start a shard's thread on its loop and wait until the loop runs there:
+ * from then on edi_loop_on_thread tells callers apart. */
+int edi_rt_start_thread(edi_rt *rt, pthread_t *thread)
+{
+    int rc = pthread_create(thread, NULL, shard_main, rt);
+    if (rc)
+        return edist_set_error(EDIST_EIO, "runtime: cannot start shard %u's thread", rt->shard);
+    ready_wait w;
+    atomic_init(&w.done, 0);
+    while (edi_loop_post(rt->loop, post_ready, &w) == EDIST_EAGAIN)
+        sched_yield();
+    while (atomic_load(&w.done) == 0)
+        edi_futex_wait(&w.done, 0, UINT64_MAX);
+    return 0;
+}
+
 static void post_stop(edi_loop *loop, void *arg)
 {
     edi_rt *rt = arg;
     end_all(rt);
     edi_loop_stop(loop);
+}
+
+/* Stop a shard's thread: its processes end (quietly) on it first. */
+void edi_rt_stop_thread(edi_rt *rt, pthread_t thread)
+{
+    while (edi_loop_post(rt->loop, post_stop, rt) == EDIST_EAGAIN)
+        sched_yield();
+    pthread_join(thread, NULL);
 }
 
 int edist_runtime_start(const edist_runtime_config *cfg, edist_runtime **out)
@@ -676,21 +861,13 @@ int edist_runtime_start(const edist_runtime_config *cfg, edist_runtime **out)
         return rc;
     }
     rt->own_loop = true;
-    rc = pthread_create(&rt->thread, NULL, shard_main, rt);
+    rc = edi_rt_start_thread(rt, &rt->thread);
     if (rc) {
         edi_rt_free(rt);
         edi_loop_free(loop);
-        return edist_set_error(EDIST_EIO, "runtime_start: cannot start the shard thread");
+        return rc;
     }
     rt->thread_started = true;
-    /* Wait until the loop runs on its thread: from then on
-     * edi_loop_on_thread tells callers apart. */
-    ready_wait w;
-    atomic_init(&w.done, 0);
-    while (edi_loop_post(loop, post_ready, &w) == EDIST_EAGAIN)
-        sched_yield();
-    while (atomic_load(&w.done) == 0)
-        edi_futex_wait(&w.done, 0, UINT64_MAX);
     *out = rt;
     return 0;
 }
@@ -699,7 +876,8 @@ void edist_runtime_stop(edist_runtime *rt)
 {
     if (!rt)
         return;
-    if (rt->own_loop && edi_rt_on_shard(rt)) {
+    rt = rt->g->rt[0];
+    if (rt->own_loop && edi_rt_here(rt)) {
         /* From one of its own processes it would wait for itself. */
         edi_rt_log(rt, EDIST_LOG_ERROR,
                    "edist_runtime_stop called from the runtime's own thread: ignored");
@@ -707,14 +885,41 @@ void edist_runtime_stop(edist_runtime *rt)
     }
     edi_loop *loop = rt->loop;
     if (rt->own_loop && rt->thread_started) {
-        while (edi_loop_post(loop, post_stop, rt) == EDIST_EAGAIN)
-            sched_yield();
-        pthread_join(rt->thread, NULL);
+        /* Quiet first: no signals between shards that are stopping. */
+        atomic_store(&rt->g->quiet, 1);
+        edi_rt_stop_thread(rt, rt->thread);
     }
     bool own = rt->own_loop;
     edi_rt_free(rt);
     if (own)
         edi_loop_free(loop);
+}
+
+/* Adds rt's counters to o. exact: on rt's thread, or it does not run;
+ * else they are read as they are (relaxed), from another shard. */
+void edi_rt_stats_add(edi_rt *rt, edist_runtime_stats *o, bool exact)
+{
+#define RD(x) (exact ? (x) : __atomic_load_n(&(x), __ATOMIC_RELAXED))
+    o->processes += RD(rt->live);
+    o->spawned += RD(rt->spawned);
+    o->exited += RD(rt->exited);
+    o->context_switches += RD(rt->switches);
+    o->messages_sent += RD(rt->sent);
+    o->messages_dropped += RD(rt->dropped);
+    o->mailbox_overflows += RD(rt->mailbox_overflows);
+    o->messages_copied_out += RD(rt->copied_out);
+    o->mailbox_busy += RD(rt->mailbox_busy);
+    o->shard_records_sent += RD(rt->x_sent);
+    o->shard_records_received += RD(rt->x_received);
+    o->shard_ring_full += RD(rt->x_ring_full);
+    o->shard_senders_held += RD(rt->x_senders_held);
+    o->shard_ring_holds += RD(rt->x_holds);
+#undef RD
+    uint64_t reserved, free_, guarded;
+    edi_stacks_stats(rt->stacks, &reserved, &free_, &guarded);
+    o->stacks_reserved += reserved;
+    o->stacks_free += free_;
+    o->guard_pages += guarded;
 }
 
 typedef struct stats_ctx {
@@ -724,27 +929,48 @@ typedef struct stats_ctx {
 static int do_stats(edi_rt *rt, void *arg)
 {
     stats_ctx *c = arg;
-    edist_runtime_stats *o = c->out;
-    memset(o, 0, sizeof *o);
-    o->processes = rt->live;
-    o->spawned = rt->spawned;
-    o->exited = rt->exited;
-    o->context_switches = rt->switches;
-    o->messages_sent = rt->sent;
-    o->messages_dropped = rt->dropped;
-    o->mailbox_overflows = rt->mailbox_overflows;
-    o->messages_copied_out = rt->copied_out;
-    o->mailbox_busy = rt->mailbox_busy;
-    edi_stacks_stats(rt->stacks, &o->stacks_reserved, &o->stacks_free, &o->guard_pages);
+    edi_rt_stats_add(rt, c->out, true);
     return 0;
+}
+
+/* Add shard s's counters: on its thread (waiting for it) unless the
+ * caller is another shard, which never waits for a sibling. */
+static int shard_stats(edi_rt *s, edist_runtime_stats *out)
+{
+    edi_rt *here = edi_rt_here(s);
+    if (here && here != s) {
+        edi_rt_stats_add(s, out, false);
+        return 0;
+    }
+    stats_ctx c = {out};
+    return edi_rt_run(s, do_stats, &c);
 }
 
 int edist_runtime_get_stats(edist_runtime *rt, edist_runtime_stats *out)
 {
     if (!rt || !out)
         return edist_set_error(EDIST_EINVAL, "runtime_get_stats: no runtime");
-    stats_ctx c = {out};
-    return edi_rt_run(rt, do_stats, &c);
+    memset(out, 0, sizeof *out);
+    for (uint32_t i = 0; i < rt->g->n; i++) {
+        int rc = shard_stats(rt->g->rt[i], out);
+        if (rc)
+            return rc;
+    }
+    out->shards = rt->g->n;
+    return 0;
+}
+
+int edist_runtime_get_shard_stats(edist_runtime *rt, uint32_t shard, edist_runtime_stats *out)
+{
+    if (!rt || !out)
+        return edist_set_error(EDIST_EINVAL, "runtime_get_shard_stats: no runtime");
+    if (shard >= rt->g->n)
+        return edist_set_error(EDIST_EINVAL, "runtime_get_shard_stats: no shard %u (of %u)",
+                               shard, rt->g->n);
+    memset(out, 0, sizeof *out);
+    int rc = shard_stats(rt->g->rt[shard], out);
+    out->shards = shard;
+    return rc;
 }
 
 /* ---- self ------------------------------------------------------------------------------ */
@@ -858,11 +1084,10 @@ int edist_spawn_monitor(edist_proc_fn fn, void *arg, edist_procid *pid, edist_re
     return edist_spawn_opt(fn, arg, &o, pid, monitor_ref);
 }
 
-int edist_runtime_spawn(edist_runtime *rt, edist_proc_fn fn, void *arg,
-                        const edist_spawn_opts *opts, edist_procid *pid)
+/* Spawn on shard rt exactly. */
+static int spawn_on(edist_runtime *rt, edist_proc_fn fn, void *arg, const edist_spawn_opts *opts,
+                    edist_procid *pid)
 {
-    if (!rt)
-        return edist_set_error(EDIST_EINVAL, "runtime_spawn: no runtime");
     spawn_ctx c;
     memset(&c, 0, sizeof c);
     c.fn = fn;
@@ -877,6 +1102,22 @@ int edist_runtime_spawn(edist_runtime *rt, edist_proc_fn fn, void *arg,
     if (rc == 0 && pid)
         *pid = c.pid;
     return rc;
+}
+
+int edist_runtime_spawn(edist_runtime *rt, edist_proc_fn fn, void *arg,
+                        const edist_spawn_opts *opts, edist_procid *pid)
+{
+    if (!rt)
+        return edist_set_error(EDIST_EINVAL, "runtime_spawn: no runtime");
+    /* From a shard's thread, there (it never waits for a sibling); from
+     * other threads, round robin over the shards. */
+    edi_rt *on = edi_rt_here(rt);
+    return spawn_on(on ? on : edi_rt_next_spawn(rt), fn, arg, opts, pid);
+}
+
+int edi_rt_spawn_here(edi_rt *rt, edist_proc_fn fn, void *arg, edist_procid *pid)
+{
+    return spawn_on(rt, fn, arg, NULL, pid);
 }
 
 /* ---- exiting -------------------------------------------------------------------------------- */
@@ -999,8 +1240,29 @@ bool edist_runtime_is_alive(edist_runtime *rt, edist_procid pid)
 {
     if (!rt)
         return false;
+    edi_rt *owner = edi_rt_owner(rt, pid);
+    if (!owner)
+        return false;
+    /* A shard's thread does not wait for a sibling: it looks at its table. */
+    edi_rt *here = edi_rt_here(rt);
+    if (here && here != owner)
+        return edi_proc_probe(owner, pid);
     alive_ctx c = {pid};
-    return edi_rt_run(rt, do_alive, &c) == 1;
+    return edi_rt_run(owner, do_alive, &c) == 1;
+}
+
+typedef struct alive_req {
+    edi_req req;
+    edist_procid pid;
+} alive_req;
+
+/* A thread process's question, on its shard after its earlier signals. */
+static int alive_req_run(edi_rt *rt, edi_req *r)
+{
+    alive_req *a = (alive_req *)r;
+    if (edi_rt_owns(rt, a->pid))
+        return edi_proc_alive(rt, a->pid) != NULL;
+    return edi_x_alive(rt, a->pid, r);
 }
 
 bool edist_is_process_alive(edist_procid pid)
@@ -1008,7 +1270,17 @@ bool edist_is_process_alive(edist_procid pid)
     edi_proc *self = edi_current;
     if (!self)
         return false;
-    return edist_runtime_is_alive(self->rt, pid);
+    edi_rt *rt = self->rt;
+    if (!edi_rt_elsewhere(rt, pid))
+        return edist_runtime_is_alive(rt, pid);
+    /* Another shard's: asked there, after what the caller sent it. */
+    if (self->kind == EDI_PROC_GREEN)
+        return edi_x_alive(rt, pid, NULL) == 1;
+    alive_req a;
+    memset(&a, 0, sizeof a);
+    a.req.fn = alive_req_run;
+    a.pid = pid;
+    return edi_rt_call(rt, &a.req, true) == 1;
 }
 
 /* ---- thread processes ------------------------------------------------------------------------ */
@@ -1054,9 +1326,10 @@ int edist_proc_attach_thread(edist_runtime *rt, uint32_t spin_us, edist_procid *
         return edist_set_error(EDIST_EINVAL, "attach: no runtime");
     if (edi_current)
         return edist_set_error(EDIST_EINVAL, "attach: the thread is a process already");
-    if (edi_rt_on_shard(rt))
+    if (edi_rt_here(rt))
         return edist_set_error(EDIST_EINVAL, "attach: not on the shard thread");
     attach_ctx c = {spin_us, NULL};
+    rt = edi_rt_next_attach(rt); /* round robin over the shards */
     int rc = edi_rt_run(rt, do_attach, &c);
     if (rc)
         return rc;

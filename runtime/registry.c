@@ -421,7 +421,7 @@ bool edi_refkey_equal(const edi_refkey *a, const edi_refkey *b)
 void edi_make_refkey(edi_rt *rt, edi_refkey *k)
 {
     /* Erlang's layout of a 3-word reference: 18 bits, then 32, then 32. */
-    uint64_t n = atomic_fetch_add_explicit(&rt->ref_counter, 1, memory_order_relaxed);
+    uint64_t n = atomic_fetch_add_explicit(&rt->g->ref_counter, 1, memory_order_relaxed);
     memset(k, 0, sizeof *k);
     k->node = rt->node_index;
     k->creation = rt->creation;
@@ -459,26 +459,38 @@ int edist_make_ref(edist_ref *ref)
 
 /* Seed the counter so that two incarnations with the same name and
  * creation (creation 0: no distribution) do not repeat references. */
-void edi_refs_seed(edi_rt *rt)
+static void refs_seed(edi_shards *g)
 {
     uint64_t r = 0;
     if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
         r = edi_now_ns();
-    atomic_store(&rt->ref_counter, r & ((UINT64_C(1) << 48) - 1));
+    atomic_store(&g->ref_counter, r & ((UINT64_C(1) << 48) - 1));
 }
 
-/* ---- registered names ------------------------------------------------------------------------- */
+/* ---- registered names -------------------------------------------------------------------------
+ * One table for the node (every shard's processes), under a mutex:
+ * registering is rare, and a send by name looks the pid up and then goes
+ * the way a send to that pid goes. A process keeps a flag (named) so that
+ * only the processes that were given a name take the lock when they end. */
 
 static uint64_t name_hash(const char *name, size_t len)
 {
     return edi_hash_bytes(name, len, 0x4e);
 }
 
-edi_regname *edi_name_find(edi_rt *rt, const char *name, size_t len)
+static uint64_t pid_hash(edist_procid pid)
+{
+    return edi_hash_bytes(&pid, sizeof pid, 0x9d);
+}
+
+#define REGNAME_OF_PID(x) ((edi_regname *)(void *)((char *)(x)-offsetof(edi_regname, by_pid)))
+
+/* Under names_mu. */
+static edi_regname *find_name(edi_shards *g, const char *name, size_t len)
 {
     uint64_t h = name_hash(name, len);
-    for (edi_hnode *n = edi_htab_next_with(&rt->names, h, NULL); n;
-         n = edi_htab_next_with(&rt->names, h, n)) {
+    for (edi_hnode *n = edi_htab_next_with(&g->names, h, NULL); n;
+         n = edi_htab_next_with(&g->names, h, n)) {
         edi_regname *r = (edi_regname *)n;
         if (r->len == len && memcmp(r->name, name, len) == 0)
             return r;
@@ -486,46 +498,138 @@ edi_regname *edi_name_find(edi_rt *rt, const char *name, size_t len)
     return NULL;
 }
 
-int edi_name_register(edi_rt *rt, const char *name, size_t len, edi_proc *p)
+static edi_regname *find_pid(edi_shards *g, edist_procid pid)
+{
+    uint64_t h = pid_hash(pid);
+    for (edi_hnode *n = edi_htab_next_with(&g->names_by_pid, h, NULL); n;
+         n = edi_htab_next_with(&g->names_by_pid, h, n)) {
+        edi_regname *r = REGNAME_OF_PID(n);
+        if (edist_procid_equal(r->pid, pid))
+            return r;
+    }
+    return NULL;
+}
+
+static void remove_name(edi_shards *g, edi_regname *r)
+{
+    edi_htab_remove(&g->names, &r->h);
+    edi_htab_remove(&g->names_by_pid, &r->by_pid);
+    free(r);
+}
+
+void edi_registry_init(edi_shards *g)
+{
+    pthread_mutex_init(&g->names_mu, NULL);
+    edi_htab_init(&g->names);
+    edi_htab_init(&g->names_by_pid);
+    pthread_mutex_init(&g->export_mu, NULL);
+    edi_htab_init(&g->exports);
+    refs_seed(g);
+}
+
+static void exports_destroy(edi_shards *g);
+
+void edi_registry_destroy(edi_shards *g)
+{
+    for (size_t b = 0; g->names.buckets && b <= g->names.mask; b++) {
+        edi_hnode *x = g->names.buckets[b];
+        while (x) {
+            edi_hnode *n = x->next;
+            free(x);
+            x = n;
+        }
+    }
+    edi_htab_destroy(&g->names);
+    edi_htab_destroy(&g->names_by_pid);
+    pthread_mutex_destroy(&g->names_mu);
+    exports_destroy(g);
+    pthread_mutex_destroy(&g->export_mu);
+}
+
+int edi_name_lookup(edi_rt *rt, const char *name, size_t len, edist_procid *pid)
+{
+    edi_shards *g = rt->g;
+    pthread_mutex_lock(&g->names_mu);
+    edi_regname *r = find_name(g, name, len);
+    if (r)
+        *pid = r->pid;
+    pthread_mutex_unlock(&g->names_mu);
+    return r ? 0 : EDIST_ENOTFOUND;
+}
+
+int edi_name_register(edi_rt *rt, const char *name, size_t len, edist_procid pid, edi_proc *p)
 {
     if (!edi_atom_text_ok(name, len) || (len == 9 && memcmp(name, "undefined", 9) == 0))
         return edist_set_error(EDIST_EINVAL, "register: bad name");
-    if (edi_name_find(rt, name, len))
-        return edist_set_error(EDIST_EEXIST, "register: %.*s is taken", (int)len, name);
-    if (p->regname)
-        return edist_set_error(EDIST_EEXIST, "register: the process is registered as %s",
-                               p->regname->name);
+    edi_shards *g = rt->g;
+    edi_rt *owner = edi_rt_owner(rt, pid);
+    /* Alive: on its shard for certain; from another, a look at its table
+     * (one that ends before it hears of the name drops it then). */
+    if (p ? p->state >= EDI_ST_EXITING : !owner || !edi_proc_probe(owner, pid))
+        return edist_set_error(EDIST_ENOTFOUND, "register: no such process");
     edi_regname *r = malloc(sizeof *r + len + 1);
     if (!r)
         return edist_set_error(EDIST_ENOMEM, "register: no memory");
-    r->proc = p;
+    r->pid = pid;
     r->len = len;
     memcpy(r->name, name, len);
     r->name[len] = '\0';
-    if (edi_htab_insert(&rt->names, &r->h, name_hash(name, len)) != 0) {
-        free(r);
-        return edist_set_error(EDIST_ENOMEM, "register: no memory");
+    pthread_mutex_lock(&g->names_mu);
+    int rc = 0;
+    edi_regname *had;
+    if (find_name(g, name, len)) {
+        rc = edist_set_error(EDIST_EEXIST, "register: %.*s is taken", (int)len, name);
+    } else if ((had = find_pid(g, pid)) != NULL) {
+        rc = edist_set_error(EDIST_EEXIST, "register: the process is registered as %s",
+                             had->name);
+    } else if (edi_htab_insert(&g->names, &r->h, name_hash(name, len)) != 0) {
+        rc = edist_set_error(EDIST_ENOMEM, "register: no memory");
+    } else if (edi_htab_insert(&g->names_by_pid, &r->by_pid, pid_hash(pid)) != 0) {
+        edi_htab_remove(&g->names, &r->h);
+        rc = edist_set_error(EDIST_ENOMEM, "register: no memory");
     }
-    p->regname = r;
+    pthread_mutex_unlock(&g->names_mu);
+    if (rc) {
+        free(r);
+        return rc;
+    }
+    if (p)
+        p->named = 1;
+    else
+        edi_out_named(rt, pid); /* its shard marks it (or drops the name) */
     return 0;
+}
+
+void edi_name_drop_pid(edi_rt *rt, edist_procid pid)
+{
+    edi_shards *g = rt->g;
+    pthread_mutex_lock(&g->names_mu);
+    edi_regname *r = find_pid(g, pid);
+    if (r)
+        remove_name(g, r);
+    pthread_mutex_unlock(&g->names_mu);
 }
 
 void edi_name_drop(edi_rt *rt, edi_proc *p)
 {
-    edi_regname *r = p->regname;
-    if (!r)
+    if (!p->named)
         return;
-    edi_htab_remove(&rt->names, &r->h);
-    p->regname = NULL;
-    free(r);
+    p->named = 0;
+    edi_name_drop_pid(rt, edi_proc_pid(p));
+}
+
+void edi_name_marked(edi_rt *rt, edist_procid pid)
+{
+    edi_proc *p = edi_proc_alive(rt, pid);
+    if (p)
+        p->named = 1;
+    else
+        edi_name_drop_pid(rt, pid); /* it ended before it heard */
 }
 
 typedef struct reg_ctx {
-    edi_proc *self;
     const char *name;
     edist_procid pid;
-    char **names;
-    size_t count;
 } reg_ctx;
 
 static int do_register(edi_rt *rt, void *arg)
@@ -534,15 +638,23 @@ static int do_register(edi_rt *rt, void *arg)
     edi_proc *p = edi_proc_alive(rt, c->pid);
     if (!p)
         return edist_set_error(EDIST_ENOTFOUND, "register: no such process");
-    return edi_name_register(rt, c->name, strlen(c->name), p);
+    return edi_name_register(rt, c->name, strlen(c->name), c->pid, p);
 }
 
 int edist_runtime_register(edist_runtime *rt, const char *name, edist_procid pid)
 {
     if (!rt || !name)
         return edist_set_error(EDIST_EINVAL, "register: no runtime or name");
+    edi_rt *owner = edi_rt_owner(rt, pid);
+    if (!owner)
+        return edist_set_error(EDIST_ENOTFOUND, "register: no such process");
+    /* On the owner's thread, or waiting for it; a shard's thread never
+     * waits for a sibling: it registers from where it is. */
+    edi_rt *here = edi_rt_here(rt);
+    if (here && here != owner)
+        return edi_name_register(here, name, strlen(name), pid, NULL);
     reg_ctx c = {.name = name, .pid = pid};
-    return edi_rt_run(rt, do_register, &c);
+    return edi_rt_run(owner, do_register, &c);
 }
 
 int edist_register(const char *name, edist_procid pid)
@@ -553,22 +665,19 @@ int edist_register(const char *name, edist_procid pid)
     return edist_runtime_register(p->rt, name, pid);
 }
 
-static int do_unregister(edi_rt *rt, void *arg)
-{
-    reg_ctx *c = arg;
-    edi_regname *r = edi_name_find(rt, c->name, strlen(c->name));
-    if (!r)
-        return edist_set_error(EDIST_ENOTFOUND, "unregister: %s is not registered", c->name);
-    edi_name_drop(rt, r->proc);
-    return 0;
-}
-
 int edist_runtime_unregister(edist_runtime *rt, const char *name)
 {
     if (!rt || !name)
         return edist_set_error(EDIST_EINVAL, "unregister: no runtime or name");
-    reg_ctx c = {.name = name};
-    return edi_rt_run(rt, do_unregister, &c);
+    edi_shards *g = rt->g;
+    pthread_mutex_lock(&g->names_mu);
+    edi_regname *r = find_name(g, name, strlen(name));
+    if (r)
+        remove_name(g, r); /* its process's flag stays: it looks once more at exit */
+    pthread_mutex_unlock(&g->names_mu);
+    if (!r)
+        return edist_set_error(EDIST_ENOTFOUND, "unregister: %s is not registered", name);
+    return 0;
 }
 
 int edist_unregister(const char *name)
@@ -579,25 +688,11 @@ int edist_unregister(const char *name)
     return edist_runtime_unregister(p->rt, name);
 }
 
-static int do_whereis(edi_rt *rt, void *arg)
-{
-    reg_ctx *c = arg;
-    edi_regname *r = edi_name_find(rt, c->name, strlen(c->name));
-    if (!r)
-        return EDIST_ENOTFOUND;
-    c->pid = edi_proc_pid(r->proc);
-    return 0;
-}
-
 int edist_runtime_whereis(edist_runtime *rt, const char *name, edist_procid *pid)
 {
     if (!rt || !name || !pid)
         return edist_set_error(EDIST_EINVAL, "whereis: no runtime or name");
-    reg_ctx c = {.name = name};
-    int rc = edi_rt_run(rt, do_whereis, &c);
-    if (rc == 0)
-        *pid = c.pid;
-    return rc;
+    return edi_name_lookup(rt, name, strlen(name), pid);
 }
 
 int edist_whereis(const char *name, edist_procid *pid)
@@ -608,38 +703,30 @@ int edist_whereis(const char *name, edist_procid *pid)
     return edist_runtime_whereis(p->rt, name, pid);
 }
 
-static int do_registered(edi_rt *rt, void *arg)
-{
-    reg_ctx *c = arg;
-    size_t n = rt->names.count, k = 0;
-    c->names = calloc(n ? n : 1, sizeof(char *));
-    if (!c->names)
-        return edist_set_error(EDIST_ENOMEM, "registered: no memory");
-    for (size_t b = 0; rt->names.buckets && b <= rt->names.mask; b++) {
-        for (edi_hnode *x = rt->names.buckets[b]; x; x = x->next) {
-            char *s = strdup(((edi_regname *)x)->name);
-            if (!s) {
-                edist_names_free(c->names, k);
-                c->names = NULL;
-                return edist_set_error(EDIST_ENOMEM, "registered: no memory");
-            }
-            c->names[k++] = s;
-        }
-    }
-    c->count = k;
-    return 0;
-}
-
 int64_t edist_registered(edist_runtime *rt, char ***names)
 {
     if (!rt || !names)
         return edist_set_error(EDIST_EINVAL, "registered: no runtime");
-    reg_ctx c = {0};
-    int rc = edi_rt_run(rt, do_registered, &c);
-    if (rc)
-        return rc;
-    *names = c.names;
-    return (int64_t)c.count;
+    edi_shards *g = rt->g;
+    pthread_mutex_lock(&g->names_mu);
+    size_t n = g->names.count, k = 0;
+    char **out = calloc(n ? n : 1, sizeof(char *));
+    for (size_t b = 0; out && g->names.buckets && b <= g->names.mask; b++) {
+        for (edi_hnode *x = g->names.buckets[b]; x; x = x->next) {
+            char *s = strdup(((edi_regname *)x)->name);
+            if (!s) {
+                edist_names_free(out, k);
+                out = NULL;
+                break;
+            }
+            out[k++] = s;
+        }
+    }
+    pthread_mutex_unlock(&g->names_mu);
+    if (!out)
+        return edist_set_error(EDIST_ENOMEM, "registered: no memory");
+    *names = out;
+    return (int64_t)k;
 }
 
 void edist_names_free(char **names, size_t count)
@@ -668,12 +755,12 @@ static uint64_t export_hash(const char *m, size_t ml, const char *f, size_t fl, 
     return edi_hash_bytes(f, fl, h);
 }
 
-static export_entry *export_find(edi_rt *rt, const char *m, size_t ml, const char *f, size_t fl,
-                                 uint32_t arity)
+static export_entry *export_find(edi_shards *g, const char *m, size_t ml, const char *f,
+                                 size_t fl, uint32_t arity)
 {
     uint64_t h = export_hash(m, ml, f, fl, arity);
-    for (edi_hnode *n = edi_htab_next_with(&rt->exports, h, NULL); n;
-         n = edi_htab_next_with(&rt->exports, h, n)) {
+    for (edi_hnode *n = edi_htab_next_with(&g->exports, h, NULL); n;
+         n = edi_htab_next_with(&g->exports, h, n)) {
         export_entry *e = (export_entry *)n;
         if (e->arity == arity && e->mlen == ml && e->flen == fl && !memcmp(e->text, m, ml) &&
             !memcmp(e->text + ml + 1, f, fl))
@@ -690,17 +777,18 @@ int edist_export_function(edist_runtime *rt, const char *module, const char *fun
     size_t ml = strlen(module), fl = strlen(function);
     if (!edi_atom_text_ok(module, ml) || !edi_atom_text_ok(function, fl) || arity > 255)
         return edist_set_error(EDIST_EINVAL, "export: bad name or arity");
-    pthread_mutex_lock(&rt->export_mu);
-    export_entry *e = export_find(rt, module, ml, function, fl, arity);
+    edi_shards *g = rt->g;
+    pthread_mutex_lock(&g->export_mu);
+    export_entry *e = export_find(g, module, ml, function, fl, arity);
     if (e) {
         e->fn = fn;
         e->user = user;
-        pthread_mutex_unlock(&rt->export_mu);
+        pthread_mutex_unlock(&g->export_mu);
         return 0;
     }
     e = malloc(sizeof *e + ml + fl + 2);
     if (!e) {
-        pthread_mutex_unlock(&rt->export_mu);
+        pthread_mutex_unlock(&g->export_mu);
         return edist_set_error(EDIST_ENOMEM, "export: no memory");
     }
     e->fn = fn;
@@ -710,8 +798,8 @@ int edist_export_function(edist_runtime *rt, const char *module, const char *fun
     e->flen = fl;
     memcpy(e->text, module, ml + 1);
     memcpy(e->text + ml + 1, function, fl + 1);
-    int rc = edi_htab_insert(&rt->exports, &e->h, export_hash(module, ml, function, fl, arity));
-    pthread_mutex_unlock(&rt->export_mu);
+    int rc = edi_htab_insert(&g->exports, &e->h, export_hash(module, ml, function, fl, arity));
+    pthread_mutex_unlock(&g->export_mu);
     if (rc) {
         free(e);
         return edist_set_error(EDIST_ENOMEM, "export: no memory");
@@ -724,29 +812,30 @@ int edist_export_lookup(edist_runtime *rt, const char *module, const char *funct
 {
     if (!rt || !module || !function)
         return edist_set_error(EDIST_EINVAL, "export_lookup: missing argument");
-    pthread_mutex_lock(&rt->export_mu);
-    export_entry *e = export_find(rt, module, strlen(module), function, strlen(function), arity);
+    edi_shards *g = rt->g;
+    pthread_mutex_lock(&g->export_mu);
+    export_entry *e = export_find(g, module, strlen(module), function, strlen(function), arity);
     if (e) {
         if (fn)
             *fn = e->fn;
         if (user)
             *user = e->user;
     }
-    pthread_mutex_unlock(&rt->export_mu);
+    pthread_mutex_unlock(&g->export_mu);
     return e ? 0 : EDIST_ENOTFOUND;
 }
 
-void edi_exports_destroy(edi_rt *rt)
+static void exports_destroy(edi_shards *g)
 {
-    for (size_t b = 0; rt->exports.buckets && b <= rt->exports.mask; b++) {
-        edi_hnode *x = rt->exports.buckets[b];
+    for (size_t b = 0; g->exports.buckets && b <= g->exports.mask; b++) {
+        edi_hnode *x = g->exports.buckets[b];
         while (x) {
             edi_hnode *n = x->next;
             free(x);
             x = n;
         }
     }
-    edi_htab_destroy(&rt->exports);
+    edi_htab_destroy(&g->exports);
 }
 
 int edi_export_call(edist_exported_fn fn, void *user, const char *module,

@@ -4,11 +4,19 @@
  * in: a table of hooks the runtime calls for signals to other nodes, and
  * entry points the node calls for signals that arrive from them.
  *
- * Threads. A runtime has one shard: one edi_loop thread running one
- * scheduler. Every structure here is touched by that thread only, except
- * where a comment says "any thread": the request queue from other threads
- * (edi_rt_call), a thread process's inbox, the node-name intern table, the
- * export table and the reference counter.
+ * Threads. A runtime is N shards (runtime/shard.c): each one edi_loop
+ * thread running one scheduler with its own processes, process table,
+ * message pool, links and monitors tables. An edi_rt is one shard; the
+ * runtime as a whole (what edist_runtime_* and edist_node_runtime hand
+ * out) is its shard 0, and rt->g reaches the others. Every structure of a
+ * shard is touched by its thread only, except where a comment says "any
+ * thread": the request queue from other threads (edi_rt_call), a thread
+ * process's inbox, the node-name intern table, and what the shards share
+ * (edi_shards: registered names, exports, the reference counter, the
+ * cross-shard rings). A shard's thread never waits for another shard
+ * (no edi_rt_run to a sibling): that is what keeps N shards free of
+ * deadlocks. Shard 0 also runs the node's net kernel: the hooks below are
+ * called on shard 0 only; other shards forward such signals to it.
  *
  * Wiring a node (what runtime/node.c and control/netkernel.c do):
  * - after the port mapper gave the creation: edi_rt_new({loop, &proc_cfg
@@ -117,21 +125,27 @@ typedef struct edi_rt_hooks {
 } edi_rt_hooks;
 
 typedef struct edi_rt_config {
-    edi_loop *loop;               /* the shard loop (borrowed) */
+    edi_loop *loop;               /* shard 0's loop (borrowed); the other
+                                   * shards (proc->shards) get their own */
     const edist_runtime_config *proc; /* NULL: defaults */
     const edi_rt_hooks *hooks;    /* copied; NULL: no distribution */
 } edi_rt_config;
 
-/* Creates a runtime on an existing loop (the node's). Call before the loop
- * runs or on its thread. */
+/* Creates a runtime on an existing loop (the node's), as shard 0, and
+ * starts the other shards' threads. Call before the loop runs or on its
+ * thread. */
 int edi_rt_new(const edi_rt_config *cfg, edi_rt **out);
-/* Ends every process (as edist_runtime_stop) and frees rt. Loop thread,
- * or any thread once the loop no longer runs; before edi_loop_free. */
+/* Ends every process of every shard (as edist_runtime_stop), stops the
+ * other shards' threads and frees rt. Loop thread, or any thread once the
+ * loop no longer runs; before edi_loop_free. */
 void edi_rt_free(edi_rt *rt);
 edi_loop *edi_rt_loop(const edi_rt *rt);
 uint32_t edi_rt_node_index(const edi_rt *rt);
-/* Is p a pid of this node (any incarnation)? */
+/* Is p a pid of this node (any incarnation, any shard)? */
 static inline bool edi_rt_is_local(const edi_rt *rt, edist_procid p);
+/* The thread of a shard calls this first (pins it to its core, if the
+ * runtime was given shard_cores). */
+void edi_rt_shard_thread_init(edi_rt *rt);
 
 /* Bytes arriving from the network. The runtime either copies them (small
  * messages, so receive buffers go back to the kernel at once) or keeps
@@ -152,7 +166,10 @@ typedef struct edi_rt_incoming {
     bool copy_now; /* scarce and the pool runs low: copy this one now */
 } edi_rt_incoming;
 
-/* Entry points for signals from other nodes. Loop thread. They return 0,
+/* Entry points for signals from other nodes. Loop thread (of shard 0, for
+ * the node; any shard may call them: a signal for a process of another
+ * shard is passed on to that shard, in order, and counts as taken). They
+ * return 0,
  * or EDIST_ENOTFOUND when the local target does not exist (the signal is
  * dropped, as erts drops it; link and monitor answer with noproc through
  * the hooks themselves), or EDIST_EAGAIN for a message to a full mailbox
@@ -185,7 +202,8 @@ int edi_rt_monitor_exit_in(edi_rt *rt, edist_procid target,
 /* The connection to node went down: every link to one of its processes
  * breaks with `noconnection`, every monitor of one of them (by pid or
  * name) fires DOWN `noconnection`, and the monitors its processes held on
- * ours are dropped. */
+ * ours are dropped. On every shard: the others hear it after whatever this
+ * shard passed on to them before. */
 void edi_rt_node_down(edi_rt *rt, uint32_t node);
 /* SPAWN_REPLY for a spawn_request of local process `to`: result is the
  * new pid (ok) or an encoded error reason. With EDI_SPAWN_LINK /
@@ -504,7 +522,8 @@ struct edi_proc {
     edi_link *links;
     edi_mon *mons_out;         /* monitors this process holds */
     edi_mon *mons_in;          /* monitors of this process */
-    struct edi_regname *regname;
+    uint8_t named;             /* may have a registered name: drop it at exit */
+    int8_t x_answer;           /* an answer from another shard (-1: waiting) */
     edist_term_view exit_reason;
     edi_proc *dying_next;
     edi_at_exit *at_exit;      /* malloc'd, EDI_AT_EXIT_MAX */
@@ -514,16 +533,22 @@ struct edi_proc {
     const struct edi_export_run *running_export;
 };
 
+/* A registered name, node-wide (edi_shards.names, under names_mu): by
+ * name and by pid. */
 typedef struct edi_regname {
-    edi_hnode h;
-    edi_proc *proc;
+    edi_hnode h;      /* by name */
+    edi_hnode by_pid; /* by pid */
+    edist_procid pid;
     size_t len;
     char name[];
 } edi_regname;
 
+/* A process table slot. proc and serial are written by the shard only;
+ * other shards read them (edi_proc_probe) to tell a live pid from a dead
+ * one without waiting for the shard. */
 typedef struct edi_slot {
-    edi_proc *proc;
-    uint32_t serial;
+    _Atomic(edi_proc *) proc;
+    _Atomic uint32_t serial;
     uint32_t next_free;
 } edi_slot;
 
@@ -553,6 +578,10 @@ typedef struct edi_sched {
  * an Erlang sender), and nobody else. */
 typedef struct edi_req edi_req;
 typedef int (*edi_req_fn)(edi_rt *rt, edi_req *req);
+/* A synchronous request's fn returns this when the answer comes later (from
+ * another shard): then edi_req_complete completes it. */
+#define EDI_REQ_LATER 0x7fff0001
+void edi_req_complete(edi_req *r, int rc);
 struct edi_req {
     edi_req *next;
     edi_req_fn fn;
@@ -561,6 +590,64 @@ struct edi_req {
     int rc;
     bool sync;
 };
+
+/* ---- shards (shard.c) -------------------------------------------------------
+ * A pid says which shard owns it: the low id_bits of its id are the
+ * shard, the rest the slot in that shard's table (1 shard: no bits, ids as
+ * they always were). Signals between shards travel as edi_xrec records on
+ * one SPSC ring per ordered pair of shards (dataplane/ring/spsc.h), so what
+ * one process sends another arrives in order, as within one shard; a
+ * record that finds its ring full waits, in order, in the producer's
+ * backlog (never dropped), and a green process that keeps sending into a
+ * full ring is held back until it drains. */
+
+#define EDI_SHARDS_MAX 64u
+#define EDI_SHARD_RING_ENTRIES_DEFAULT 4096u
+
+typedef struct edi_shards edi_shards;
+
+/* One cross-shard signal (64 bytes, a ring slot). */
+typedef struct edi_xrec {
+    uint8_t kind;   /* EDI_X_* */
+    uint8_t limit;  /* EDI_X_SEND to a process here: the edi_limit */
+    uint8_t force;  /* EDI_X_SEND to another node: past its full queue */
+    uint8_t flags;  /* EDI_X_EXIT: 1 = exit2 */
+    uint32_t node;  /* EDI_X_NODE_DOWN: the node */
+    edist_procid from, to;
+    void *ptr;      /* EDI_X_SEND: the edi_msg; EDI_X_EXIT: the reason bytes
+                     * (static or malloc'd); others: an edi_xblob, or NULL */
+    uint64_t len;   /* EDI_X_EXIT: the reason's length */
+    uint64_t spare;
+} edi_xrec;
+
+/* What a record of the producer's backlog waits in. */
+typedef struct edi_xwait {
+    struct edi_xwait *next;
+    edi_xrec rec;
+} edi_xwait;
+
+/* A shard's side of its ring to one other shard (producer). */
+typedef struct edi_xout {
+    struct edi_ring_spsc *ring;
+    edi_xwait *backlog, *backlog_tail; /* waiting for room, oldest first */
+    uint32_t backlog_count;
+    bool wake;                         /* pushed since the last wake */
+    /* Green processes held back by this ring's backlog (pids). */
+    edist_procid *waiters;
+    uint32_t n_waiters, cap_waiters;
+} edi_xout;
+
+/* A shard's side of the ring from one other shard (consumer). */
+typedef struct edi_xin {
+    struct edi_ring_spsc *ring;
+    /* The record at the head cannot be acted on yet (a full mailbox, a
+     * peer's full queue): the ring waits, in order, and is retried. */
+    bool held;
+    uint32_t retry_ms;
+    edi_timer retry;
+    edi_rt *rt;
+    uint32_t from;
+} edi_xin;
 
 struct edist_runtime {
     edi_loop *loop;
@@ -578,26 +665,23 @@ struct edist_runtime {
     edi_msg_pool pool;
     edi_stacks *stacks;
 
-    /* process table */
-    edi_slot **chunks;
+    /* process table: chunk pointers in a fixed array (other shards read it,
+     * edi_proc_probe), each set once */
+    _Atomic(edi_slot *) *chunks;
     uint32_t nchunks;
+    uint32_t id_limit;         /* local ids below it */
     uint32_t next_unused;      /* ids below it have been used */
     uint32_t free_head, free_tail; /* FIFO of freed ids (0: none) */
     uint32_t live;
     edi_proc *proc_free;       /* recycled structs */
     uint32_t proc_free_count;
 
-    edi_htab names;
     edi_htab links;
     edi_htab monitors;
     /* spawn_requests to other nodes awaiting their SPAWN_REPLY, so that
      * node_down can answer them with noconnection (signal.c) */
     edi_htab spawn_reqs;
 
-    pthread_mutex_t export_mu; /* any thread */
-    edi_htab exports;
-
-    _Atomic uint64_t ref_counter; /* any thread */
 
     /* requests from other threads */
     _Atomic(edi_req *) reqs;       /* newest first */
@@ -619,6 +703,17 @@ struct edist_runtime {
 
     /* base: where lines go, from cfg.log, log_user and log_level. */
     edi_log log;
+    /* Shards. */
+    edi_shards *g;
+    uint32_t shard, nshards;
+    uint32_t id_bits, id_mask;  /* a pid's shard: id & id_mask */
+    edi_xout *xout;             /* [nshards], to each other shard */
+    edi_xin *xin;               /* [nshards], from each other shard */
+    bool xwake;                 /* some xout has a wake to give */
+    uint32_t xbacklog;          /* records in all backlogs */
+    /* counters (shard thread; others read them relaxed) */
+    uint64_t x_sent, x_received, x_ring_full, x_senders_held, x_holds;
+    edi_poll_source xpoll;      /* drains the rings every iteration */
 };
 
 /* The current process of this thread (green while it runs; a thread
@@ -632,16 +727,34 @@ static inline bool edi_rt_is_local(const edi_rt *rt, edist_procid p)
     return p.node == rt->node_index;
 }
 
-/* The process of a local pid of this incarnation: live or exiting. */
+/* Is p a pid of this node owned by this shard? */
+static inline bool edi_rt_owns(const edi_rt *rt, edist_procid p)
+{
+    return p.node == rt->node_index && (p.id & rt->id_mask) == rt->shard;
+}
+
+/* Is p a pid of this node owned by another shard? */
+static inline bool edi_rt_elsewhere(const edi_rt *rt, edist_procid p)
+{
+    return p.node == rt->node_index && (p.id & rt->id_mask) != rt->shard;
+}
+
+/* The process of a pid of this shard and incarnation: live or exiting. */
 static inline edi_proc *edi_proc_lookup(edi_rt *rt, edist_procid pid)
 {
-    if (pid.node != rt->node_index || pid.creation != rt->creation || pid.id == 0)
+    if (!edi_rt_owns(rt, pid) || pid.creation != rt->creation || pid.id == 0)
         return NULL;
-    uint32_t c = pid.id / EDI_PTAB_CHUNK_SLOTS;
-    if (c >= rt->nchunks || !rt->chunks[c])
+    uint32_t local = pid.id >> rt->id_bits;
+    uint32_t c = local / EDI_PTAB_CHUNK_SLOTS;
+    if (c >= rt->nchunks)
         return NULL;
-    edi_slot *s = &rt->chunks[c][pid.id % EDI_PTAB_CHUNK_SLOTS];
-    return s->proc && s->serial == pid.serial ? s->proc : NULL;
+    edi_slot *chunk = atomic_load_explicit(&rt->chunks[c], memory_order_relaxed);
+    if (!chunk)
+        return NULL;
+    edi_slot *s = &chunk[local % EDI_PTAB_CHUNK_SLOTS];
+    edi_proc *p = atomic_load_explicit(&s->proc, memory_order_relaxed);
+    return p && atomic_load_explicit(&s->serial, memory_order_relaxed) == pid.serial ? p
+                                                                                     : NULL;
 }
 
 /* Live only. */
@@ -801,13 +914,155 @@ bool edi_term_is_atom(edist_term_view t, const char *atom);
 int edi_deliver_exit_msg(edi_rt *rt, edi_proc *p, edist_procid from,
                          edist_term_view reason);
 
-/* registry.c */
-edi_regname *edi_name_find(edi_rt *rt, const char *name, size_t len);
-int edi_name_register(edi_rt *rt, const char *name, size_t len, edi_proc *p);
+/* registry.c. Names are node-wide: any shard looks them up. */
+/* 0 and *pid, or EDIST_ENOTFOUND. Any thread. */
+int edi_name_lookup(edi_rt *rt, const char *name, size_t len, edist_procid *pid);
+/* Register name for pid. p: pid's process when called on its shard (it is
+ * marked named); NULL from another shard (liveness probed, and the owner
+ * told with an EDI_X_NAMED record). */
+int edi_name_register(edi_rt *rt, const char *name, size_t len, edist_procid pid,
+                      edi_proc *p);
+/* p ends: its name goes (p's shard). */
 void edi_name_drop(edi_rt *rt, edi_proc *p);
+/* Every name of pid goes (any thread). */
+void edi_name_drop_pid(edi_rt *rt, edist_procid pid);
 bool edi_atom_text_ok(const char *name, size_t len);
-void edi_exports_destroy(edi_rt *rt);
-void edi_refs_seed(edi_rt *rt);
+/* The node-wide tables of shards.c's group. */
+void edi_registry_init(edi_shards *g);
+void edi_registry_destroy(edi_shards *g);
+
+/* shard.c: the group, the rings, routing. */
+struct edi_shards {
+    uint32_t n;
+    edi_rt *rt[EDI_SHARDS_MAX];
+    struct edi_ring_spsc **rings;  /* [from * n + to] */
+    /* Set (seq_cst) by the producer from one shard to another that found
+     * the ring full with records waiting; the consumer wakes it after it
+     * made room. [from * n + to] */
+    _Atomic uint32_t *want_room;
+    uint32_t ring_entries;
+    int cores[EDI_SHARDS_MAX];
+    uint32_t ncores;
+    pthread_t threads[EDI_SHARDS_MAX];
+    bool thread_started[EDI_SHARDS_MAX];
+    _Atomic int quiet;             /* going away: no cross-shard signals */
+    _Atomic uint32_t live;         /* processes of every shard */
+    _Atomic uint32_t next_spawn, next_attach; /* round robin */
+    _Atomic uint64_t ref_counter;
+    pthread_mutex_t names_mu;
+    edi_htab names, names_by_pid;
+    pthread_mutex_t export_mu;
+    edi_htab exports;
+};
+
+/* Record kinds. */
+enum {
+    EDI_X_SEND = 1,     /* ptr: edi_msg; to a pid here, or of another node */
+    EDI_X_REG_SEND,     /* blob: name, node, msg (another node) */
+    EDI_X_LINK,
+    EDI_X_UNLINK,
+    EDI_X_EXIT,         /* flags 1: exit2; ptr/len: the reason */
+    EDI_X_MONITOR,      /* from watcher, to target (null: by name), node; blob */
+    EDI_X_DEMONITOR,
+    EDI_X_MONITOR_EXIT, /* from target, to watcher; blob: ref, name, reason */
+    EDI_X_SPAWN_REQUEST,/* from, node; blob */
+    EDI_X_SPAWN_REPLY,  /* to; blob */
+    EDI_X_NODE_DOWN,    /* node */
+    EDI_X_NAMED,        /* to: a pid that was given a name elsewhere */
+    EDI_X_ALIVE,        /* from asks whether `to` lives; ptr: a waiting edi_req */
+    EDI_X_ALIVE_REPLY,  /* to: the asker; flags: alive; ptr: its edi_req */
+};
+
+/* The shard of this group whose thread is the caller's, or NULL. */
+edi_rt *edi_rt_here(const edi_rt *rt);
+/* The shard that owns pid (of this node), or NULL. */
+edi_rt *edi_rt_owner(const edi_rt *rt, edist_procid pid);
+/* Round robin over the shards (spawns and attaches from the API). */
+edi_rt *edi_rt_next_spawn(edi_rt *rt);
+edi_rt *edi_rt_next_attach(edi_rt *rt);
+/* The group is going away: cross-shard signals are no longer sent. */
+bool edi_rt_quiet(const edi_rt *rt);
+/* edist_runtime_spawn on shard rt itself (the node's services live on
+ * shard 0, next to the net kernel they ask). */
+int edi_rt_spawn_here(edi_rt *rt, edist_proc_fn fn, void *arg, edist_procid *pid);
+
+/* Signals for a process that is not on this shard: of another shard
+ * (its ring), or of another node (on shard 0 the hook, elsewhere a
+ * record to shard 0, which calls the hook). The same contracts as the
+ * hooks: an error means "as if not connected" (only possible where the
+ * answer is known at once). */
+/* Pid ! Msg: takes the payload on 0 (as the hooks: release != NULL). */
+int edi_out_send(edi_rt *rt, edist_procid from, edist_procid to, const edi_rt_payload *msg,
+                 edi_limit limit);
+/* The same with an entry already made (taken on 0; EDIST_EAGAIN only
+ * from shard 0's hook: m kept). */
+int edi_out_send_msg(edi_rt *rt, edist_procid from, edist_procid to, edi_msg *m,
+                     edi_limit limit, bool force);
+int edi_out_reg_send(edi_rt *rt, edist_procid from, uint32_t node, const char *name,
+                     const edi_rt_payload *msg);
+int edi_out_reg_send_msg(edi_rt *rt, edist_procid from, uint32_t node, const char *name,
+                         edi_msg *m);
+int edi_out_link(edi_rt *rt, edist_procid from, edist_procid to);
+int edi_out_unlink(edi_rt *rt, edist_procid from, edist_procid to);
+int edi_out_exit(edi_rt *rt, edist_procid from, edist_procid to, edist_term_view reason,
+                 bool exit2);
+int edi_out_monitor(edi_rt *rt, edist_procid watcher, edist_procid target, uint32_t node,
+                    const char *name, const edist_ref *ref);
+int edi_out_demonitor(edi_rt *rt, edist_procid watcher, edist_procid target, uint32_t node,
+                      const char *name, const edist_ref *ref);
+int edi_out_monitor_exit(edi_rt *rt, edist_procid target, edist_procid watcher,
+                         const char *name, const edist_ref *ref, edist_term_view reason);
+int edi_out_spawn_request(edi_rt *rt, edist_procid from, uint32_t node,
+                          const edist_ref *req_id, const char *module, const char *function,
+                          edist_term_view args, unsigned flags);
+/* SPAWN_REPLY for a requester of another shard. */
+int edi_out_spawn_reply(edi_rt *rt, edist_procid to, const edist_ref *req_id, bool ok,
+                        edist_procid pid, edist_term_view error, unsigned flags);
+/* A demonitor whose target nobody named (a remote DEMONITOR_P by name):
+ * every other shard looks for the ref. */
+void edi_out_demonitor_all(edi_rt *rt, edist_procid watcher, const edist_ref *ref);
+/* The local half of edi_rt_demonitor_in (signal.c). */
+int edi_rt_demonitor_here(edi_rt *rt, edist_procid watcher, const edist_ref *ref);
+/* A process of another shard was given a name here. */
+void edi_out_named(edi_rt *rt, edist_procid pid);
+/* is_process_alive(Pid) of another shard's pid, after every signal the
+ * caller sent it before (as erts orders it): the calling green process
+ * waits for the answer; from a thread's request (req: answered later with
+ * edi_req_complete, the caller's request returns EDI_REQ_LATER). 1 alive,
+ * 0 not, or a negative edist_err. */
+int edi_x_alive(edi_rt *rt, edist_procid pid, edi_req *req);
+/* node_down for every other shard, after what was sent to each before. */
+void edi_out_node_down(edi_rt *rt, uint32_t node);
+/* edist_send's "held back": the calling green process waits while the
+ * ring toward to's shard has a long backlog (after a send that went
+ * there). */
+void edi_x_hold(edi_rt *rt, edist_procid to);
+/* Would a send to `to` find its ring's backlog too long (a thread's send
+ * waits, as for a full mailbox)? */
+bool edi_x_busy(edi_rt *rt, edist_procid to);
+/* The local half of node_down (signal.c). */
+void edi_rt_node_down_here(edi_rt *rt, uint32_t node);
+/* A process p was marked named by a record (registry.c). */
+void edi_name_marked(edi_rt *rt, edist_procid pid);
+/* The group of a new runtime (edi_rt_new made its g->n shards, shard 0
+ * on the caller's loop): rings, pollers, the other shards' threads
+ * (pinned to cores, "C0,C1,..."). */
+int edi_shards_start(edi_shards *g, const char *cores, uint32_t ring_entries);
+/* Stops the other shards' threads (their processes end quietly) and frees
+ * every shard, shard 0 too, and the group (edi_rt_free). Shard 0's loop
+ * must not run, or this is its thread. Partly made groups too. */
+void edi_shards_free(edi_shards *g);
+/* proc.c, for shard.c: a shard's own thread (started, running its loop
+ * when this returns), its stop (its processes end on it, quietly), and
+ * what is left of it once stopped. */
+int edi_rt_start_thread(edi_rt *rt, pthread_t *thread);
+void edi_rt_stop_thread(edi_rt *rt, pthread_t thread);
+void edi_rt_shard_free(edi_rt *rt);
+/* Is pid alive on owner (another shard): a lock-free look at its table
+ * (proc.c). A hint: it may end right after. */
+bool edi_proc_probe(edi_rt *owner, edist_procid pid);
+/* Counters of one shard, read from any thread (relaxed: may lag). */
+void edi_rt_stats_add(edi_rt *rt, edist_runtime_stats *o, bool exact);
 
 /* An export being run: named in the line a fatal signal prints. It lives
  * in edi_export_call's frame. */

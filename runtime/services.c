@@ -238,7 +238,8 @@ static int start_named(edi_services *s, const char *name, edist_proc_fn fn)
     if (edist_runtime_whereis(s->rt, name, &pid) == 0)
         return edist_set_error(EDIST_EEXIST, "services: the name %s is taken",
                                name);
-    int rc = edist_runtime_spawn(s->rt, fn, s, NULL, &pid);
+    /* On shard 0: the node's callbacks run on its thread. */
+    int rc = edi_rt_spawn_here(s->rt, fn, s, &pid);
     if (rc)
         return rc;
     /* Only a race with another registration of the same name fails here;

@@ -355,6 +355,36 @@ static int ex_stats(void *user, const edist_term_view *args, uint32_t arity, edi
     edi_services_stat(&pairs, &n, "mailbox_overflows", rs.mailbox_overflows);
     edi_services_stat(&pairs, &n, "messages_copied_out", rs.messages_copied_out);
     edi_services_stat(&pairs, &n, "mailbox_busy", rs.mailbox_busy);
+    /* Shards: totals, then shard_stats => [#{...} per shard]. */
+    edi_services_stat(&pairs, &n, "shards", rs.shards);
+    edi_services_stat(&pairs, &n, "shard_records_sent", rs.shard_records_sent);
+    edi_services_stat(&pairs, &n, "shard_records_received", rs.shard_records_received);
+    edi_services_stat(&pairs, &n, "shard_ring_full", rs.shard_ring_full);
+    edi_services_stat(&pairs, &n, "shard_senders_held", rs.shard_senders_held);
+    edi_services_stat(&pairs, &n, "shard_ring_holds", rs.shard_ring_holds);
+    edist_enc_atomz(&pairs, "shard_stats");
+    edist_enc_list(&pairs, (uint32_t)rs.shards);
+    for (uint32_t i = 0; rc == 0 && i < rs.shards; i++) {
+        edist_runtime_stats ss;
+        rc = edist_runtime_get_shard_stats(s->rt, i, &ss);
+        if (rc)
+            break;
+        uint32_t k = 0;
+        edist_enc_map(&pairs, 7);
+        edi_services_stat(&pairs, &k, "processes", ss.processes);
+        edi_services_stat(&pairs, &k, "local_messages", ss.messages_sent);
+        edi_services_stat(&pairs, &k, "records_sent", ss.shard_records_sent);
+        edi_services_stat(&pairs, &k, "records_received", ss.shard_records_received);
+        edi_services_stat(&pairs, &k, "ring_full", ss.shard_ring_full);
+        edi_services_stat(&pairs, &k, "senders_held", ss.shard_senders_held);
+        edi_services_stat(&pairs, &k, "ring_holds", ss.shard_ring_holds);
+    }
+    edist_enc_nil(&pairs);
+    n++;
+    if (rc) {
+        edist_buf_free(&pairs);
+        return rc;
+    }
     /* pg's scope */
     edi_services_stat(&pairs, &n, "pg_groups", atomic_load(&s->pg_stats.groups));
     edi_services_stat(&pairs, &n, "pg_members", atomic_load(&s->pg_stats.members));

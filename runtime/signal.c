@@ -303,13 +303,9 @@ int edi_send_down(edi_rt *rt, edi_mon *m, edist_term_view reason)
 {
     if (m->wp)
         return deliver_down(rt, m->wp, &m->ref, m->target, m->name, m->name_node, reason);
-    if (rt->has_hooks && rt->hooks.monitor_exit) {
-        edist_ref r;
-        edi_refkey_to_ref(&m->ref, &r);
-        return rt->hooks.monitor_exit(rt->hooks.user, m->target, m->watcher, m->name, &r,
-                                      reason);
-    }
-    return 0;
+    edist_ref r;
+    edi_refkey_to_ref(&m->ref, &r);
+    return edi_out_monitor_exit(rt, m->target, m->watcher, m->name, &r, reason);
 }
 
 /* ---- exit signals ------------------------------------------------------------------------------- */
@@ -356,16 +352,15 @@ void edi_teardown(edi_rt *rt, edi_proc *p)
         link_free(rt, l);
         if (op)
             edi_exit_signal(rt, op, me, reason, true);
-        else if (rt->has_hooks && rt->hooks.exit)
-            rt->hooks.exit(rt->hooks.user, me, other, reason);
+        else
+            edi_out_exit(rt, me, other, reason, false);
     }
     edi_mon *m;
     while ((m = p->mons_out) != NULL) {
-        if (!m->tp && rt->has_hooks && rt->hooks.demonitor &&
-            !(m->name ? m->name_node == rt->node_index : edi_rt_is_local(rt, m->target))) {
+        if (!m->tp) { /* on another shard or node */
             edist_ref r;
             edi_refkey_to_ref(&m->ref, &r);
-            rt->hooks.demonitor(rt->hooks.user, me, m->target, m->name_node, m->name, &r);
+            edi_out_demonitor(rt, me, m->target, m->name_node, m->name, &r);
         }
         edi_mon_unlink(rt, m);
     }
@@ -438,14 +433,13 @@ static int do_exit2(edi_rt *rt, void *arg)
     if (c->self->state >= EDI_ST_EXITING)
         return edist_set_error(EDIST_ECLOSED, "exit: the calling process has ended");
     edist_procid me = edi_proc_pid(c->self);
-    if (edi_rt_is_local(rt, c->pid)) {
+    if (edi_rt_owns(rt, c->pid)) {
         edi_proc *p = edi_proc_alive(rt, c->pid);
         if (p)
             edi_exit_signal(rt, p, me, c->reason, false);
         return 0;
     }
-    if (rt->has_hooks && rt->hooks.exit2)
-        rt->hooks.exit2(rt->hooks.user, me, c->pid, c->reason);
+    edi_out_exit(rt, me, c->pid, c->reason, true);
     return 0;
 }
 
@@ -476,23 +470,30 @@ static int do_link(edi_rt *rt, void *arg)
     edist_procid me = edi_proc_pid(self);
     if (edist_procid_equal(me, c->pid))
         return 0;
-    if (edi_rt_is_local(rt, c->pid)) {
-        edi_proc *p = edi_proc_alive(rt, c->pid);
-        if (!p) {
-            if (self->trap_exit)
-                return edi_deliver_exit_msg(rt, self, c->pid, EDIST_REASON_NOPROC);
-            return edist_set_error(EDIST_ENOTFOUND, "link: noproc");
-        }
-        return edi_link_add(rt, self, c->pid, p);
+    edi_proc *p = NULL;
+    bool dead = false;
+    if (edi_rt_owns(rt, c->pid)) {
+        p = edi_proc_alive(rt, c->pid);
+        dead = !p;
+    } else if (edi_rt_is_local(rt, c->pid)) {
+        /* Of another shard: a look at its table tells a dead pid now, as
+         * on one shard (one that dies meanwhile answers noproc). */
+        edi_rt *owner = edi_rt_owner(rt, c->pid);
+        dead = !owner || !edi_proc_probe(owner, c->pid);
     }
+    if (dead) {
+        if (self->trap_exit)
+            return edi_deliver_exit_msg(rt, self, c->pid, EDIST_REASON_NOPROC);
+        return edist_set_error(EDIST_ENOTFOUND, "link: noproc");
+    }
+    if (p)
+        return edi_link_add(rt, self, c->pid, p);
     if (link_find(rt, me, c->pid))
         return 0;
     int rc = edi_link_add(rt, self, c->pid, NULL);
     if (rc)
         return rc;
-    rc = EDIST_ECLOSED;
-    if (rt->has_hooks && rt->hooks.link)
-        rc = rt->hooks.link(rt->hooks.user, me, c->pid);
+    rc = edi_out_link(rt, me, c->pid);
     if (rc) {
         /* Unreachable node: the link breaks at once, as erts does. */
         edi_link_remove(rt, me, c->pid);
@@ -516,9 +517,8 @@ static int do_unlink(edi_rt *rt, void *arg)
 {
     sig_ctx *c = arg;
     edist_procid me = edi_proc_pid(c->self);
-    if (edi_link_remove(rt, me, c->pid) && !edi_rt_is_local(rt, c->pid) && rt->has_hooks &&
-        rt->hooks.unlink)
-        rt->hooks.unlink(rt->hooks.user, me, c->pid);
+    if (edi_link_remove(rt, me, c->pid) && !edi_rt_owns(rt, c->pid))
+        edi_out_unlink(rt, me, c->pid);
     return 0;
 }
 
@@ -540,28 +540,32 @@ static int do_monitor(edi_rt *rt, void *arg)
     edist_procid me = edi_proc_pid(self);
     edi_make_refkey(rt, &c->ref);
     const char *name = c->name;
+    edist_procid target = c->pid;
     if (name ? c->node == rt->node_index : edi_rt_is_local(rt, c->pid)) {
         edi_proc *p = NULL;
-        if (name) {
-            edi_regname *r = edi_name_find(rt, name, strlen(name));
-            p = r ? r->proc : NULL;
-        } else {
-            p = edi_proc_alive(rt, c->pid);
+        bool found = true;
+        if (name)
+            found = edi_name_lookup(rt, name, strlen(name), &target) == 0;
+        if (found && edi_rt_owns(rt, target)) {
+            p = edi_proc_alive(rt, target);
+            found = p != NULL;
+        } else if (found) {
+            /* Of another shard: a dead one gets its DOWN now, as here. */
+            edi_rt *owner = edi_rt_owner(rt, target);
+            found = owner && edi_proc_probe(owner, target);
         }
-        if (!p)
+        if (!found)
             return deliver_down(rt, self, &c->ref, c->pid, name, c->node, EDIST_REASON_NOPROC);
-        return edi_mon_add(rt, &c->ref, me, self, edi_proc_pid(p), p, c->node, name, NULL);
+        if (p)
+            return edi_mon_add(rt, &c->ref, me, self, target, p, c->node, name, NULL);
     }
     edi_mon *m;
-    int rc = edi_mon_add(rt, &c->ref, me, self, c->pid, NULL, c->node, name, &m);
+    int rc = edi_mon_add(rt, &c->ref, me, self, target, NULL, c->node, name, &m);
     if (rc)
         return rc;
-    rc = EDIST_ECLOSED;
-    if (rt->has_hooks && rt->hooks.monitor) {
-        edist_ref r;
-        edi_refkey_to_ref(&c->ref, &r);
-        rc = rt->hooks.monitor(rt->hooks.user, me, c->pid, c->node, name, &r);
-    }
+    edist_ref r;
+    edi_refkey_to_ref(&c->ref, &r);
+    rc = edi_out_monitor(rt, me, target, c->node, name, &r);
     if (rc) {
         edi_mon_unlink(rt, m);
         return deliver_down(rt, self, &c->ref, c->pid, name, c->node,
@@ -634,11 +638,10 @@ static int do_demonitor(edi_rt *rt, void *arg)
     edi_mon *m = edi_mon_find(rt, &c->ref);
     int active = 0;
     if (m && m->wp == c->self) {
-        if (!m->tp && rt->has_hooks && rt->hooks.demonitor) {
+        if (!m->tp) {
             edist_ref r;
             edi_refkey_to_ref(&m->ref, &r);
-            rt->hooks.demonitor(rt->hooks.user, m->watcher, m->target, m->name_node, m->name,
-                                &r);
+            edi_out_demonitor(rt, m->watcher, m->target, m->name_node, m->name, &r);
         }
         edi_mon_unlink(rt, m);
         active = 1;
@@ -682,9 +685,34 @@ int edist_demonitor(const edist_ref *ref, unsigned flags)
 
 /* ---- signals from other nodes ---------------------------------------------------------------------------- */
 
+/* A message from the network for a process of another shard: passed on
+ * as a copy, or (a large one in a buffer nobody needs back at once) a
+ * reference; it counts as taken. */
+static int deliver_elsewhere(edi_rt *rt, edist_procid from, edist_procid to,
+                             const edi_rt_incoming *msg)
+{
+    bool view = msg->len > EDI_MSG_INLINE_BYTES && msg->ref && !msg->scarce;
+    edi_msg *m = view ? edi_msg_external(&rt->pool, msg->data, msg->len, msg->unref, msg->owner)
+                      : edi_msg_copy(&rt->pool, msg->data, msg->len);
+    if (!m) {
+        edi_rt_log(rt, EDIST_LOG_ERROR, "no memory for a message of %zu bytes to <0.%u.%u>",
+                   msg->len, to.id, to.serial);
+        rt->dropped++;
+        return EDIST_ENOMEM;
+    }
+    if (view)
+        msg->ref(msg->owner);
+    if (edi_out_send_msg(rt, from, to, m, EDI_LIMIT_HARD, false) != 0) {
+        rt->dropped++;
+        edi_msg_free(&rt->pool, m);
+    }
+    return 0;
+}
+
 int edi_rt_deliver(edi_rt *rt, edist_procid from, edist_procid to, const edi_rt_incoming *msg)
 {
-    (void)from;
+    if (edi_rt_elsewhere(rt, to))
+        return deliver_elsewhere(rt, from, to, msg);
     edi_proc *p = edi_proc_alive(rt, to);
     if (!p) {
         rt->dropped++;
@@ -733,20 +761,21 @@ void edi_rt_rx_pressure(edi_rt *rt)
 int edi_rt_deliver_name(edi_rt *rt, edist_procid from, const char *name, size_t name_len,
                         const edi_rt_incoming *msg)
 {
-    edi_regname *r = edi_name_find(rt, name, name_len);
-    if (!r) {
+    edist_procid pid;
+    if (edi_name_lookup(rt, name, name_len, &pid) != 0) {
         rt->dropped++;
         return EDIST_ENOTFOUND;
     }
-    return edi_rt_deliver(rt, from, edi_proc_pid(r->proc), msg);
+    return edi_rt_deliver(rt, from, pid, msg);
 }
 
 int edi_rt_link_in(edi_rt *rt, edist_procid from, edist_procid to)
 {
+    if (edi_rt_elsewhere(rt, to) && edi_out_link(rt, from, to) != EDIST_ENOTFOUND)
+        return 0;
     edi_proc *p = edi_proc_alive(rt, to);
     if (!p) {
-        if (rt->has_hooks && rt->hooks.exit)
-            rt->hooks.exit(rt->hooks.user, to, from, EDIST_REASON_NOPROC);
+        edi_out_exit(rt, to, from, EDIST_REASON_NOPROC, false);
         return EDIST_ENOTFOUND;
     }
     return edi_link_add(rt, p, from, NULL);
@@ -754,12 +783,16 @@ int edi_rt_link_in(edi_rt *rt, edist_procid from, edist_procid to)
 
 int edi_rt_unlink_in(edi_rt *rt, edist_procid from, edist_procid to)
 {
+    if (edi_rt_elsewhere(rt, to))
+        return edi_out_unlink(rt, from, to);
     return edi_link_remove(rt, to, from) ? 0 : EDIST_ENOTFOUND;
 }
 
 int edi_rt_exit_in(edi_rt *rt, edist_procid from, edist_procid to, edist_term_view reason,
                    bool exit2)
 {
+    if (edi_rt_elsewhere(rt, to))
+        return edi_out_exit(rt, from, to, reason, exit2);
     edi_proc *p = edi_proc_alive(rt, to);
     if (!p)
         return EDIST_ENOTFOUND;
@@ -776,17 +809,16 @@ int edi_rt_monitor_in(edi_rt *rt, edist_procid watcher, edist_procid target, con
     int rc = edi_refkey_from_ref(ref, &k);
     if (rc)
         return rc;
-    edi_proc *p;
-    if (name) {
-        edi_regname *r = edi_name_find(rt, name, strlen(name));
-        p = r ? r->proc : NULL;
-    } else {
-        p = edi_proc_alive(rt, target);
-    }
+    /* By name: the name says which process (and so which shard). */
+    edist_procid pid = target;
+    if (name && edist_procid_is_null(pid) && edi_name_lookup(rt, name, strlen(name), &pid) != 0)
+        pid = EDIST_PROCID_NULL;
+    if (!edist_procid_is_null(pid) && edi_rt_elsewhere(rt, pid) &&
+        edi_out_monitor(rt, watcher, pid, rt->node_index, name, ref) != EDIST_ENOTFOUND)
+        return 0;
+    edi_proc *p = edist_procid_is_null(pid) ? NULL : edi_proc_alive(rt, pid);
     if (!p || p->state >= EDI_ST_EXITING) {
-        if (rt->has_hooks && rt->hooks.monitor_exit)
-            rt->hooks.monitor_exit(rt->hooks.user, target, watcher, name, ref,
-                                   EDIST_REASON_NOPROC);
+        edi_out_monitor_exit(rt, target, watcher, name, ref, EDIST_REASON_NOPROC);
         return EDIST_ENOTFOUND;
     }
     return edi_mon_add(rt, &k, watcher, NULL, edi_proc_pid(p), p, rt->node_index, name, NULL);
@@ -795,7 +827,16 @@ int edi_rt_monitor_in(edi_rt *rt, edist_procid watcher, edist_procid target, con
 int edi_rt_demonitor_in(edi_rt *rt, edist_procid watcher, edist_procid target,
                         const edist_ref *ref)
 {
-    (void)target;
+    if (!edist_procid_is_null(target) && edi_rt_elsewhere(rt, target))
+        return edi_out_demonitor(rt, watcher, target, rt->node_index, NULL, ref);
+    /* By name (no target): the monitor is where the name was then. */
+    if (edist_procid_is_null(target))
+        edi_out_demonitor_all(rt, watcher, ref);
+    return edi_rt_demonitor_here(rt, watcher, ref);
+}
+
+int edi_rt_demonitor_here(edi_rt *rt, edist_procid watcher, const edist_ref *ref)
+{
     edi_refkey k;
     int rc = edi_refkey_from_ref(ref, &k);
     if (rc)
@@ -810,7 +851,8 @@ int edi_rt_demonitor_in(edi_rt *rt, edist_procid watcher, edist_procid target,
 int edi_rt_monitor_exit_in(edi_rt *rt, edist_procid target, edist_procid watcher,
                            const edist_ref *ref, edist_term_view reason)
 {
-    (void)target;
+    if (edi_rt_elsewhere(rt, watcher))
+        return edi_out_monitor_exit(rt, target, watcher, NULL, ref, reason);
     edi_refkey k;
     int rc = edi_refkey_from_ref(ref, &k);
     if (rc)
@@ -1010,6 +1052,13 @@ static bool monitor_on_node(edi_hnode *x, uint32_t node)
 
 void edi_rt_node_down(edi_rt *rt, uint32_t node)
 {
+    /* Every shard: each after what this one passed it before. */
+    edi_out_node_down(rt, node);
+    edi_rt_node_down_here(rt, node);
+}
+
+void edi_rt_node_down_here(edi_rt *rt, uint32_t node)
+{
     spawn_reqs_node_down(rt, node);
 
     edi_hnode *batch[NODE_DOWN_BATCH], **xs;
@@ -1042,6 +1091,8 @@ void edi_rt_node_down(edi_rt *rt, uint32_t node)
 int edi_rt_spawn_reply_in(edi_rt *rt, edist_procid to, const edist_ref *req_id, bool ok,
                           edist_procid pid, edist_term_view error, unsigned flags)
 {
+    if (edi_rt_elsewhere(rt, to))
+        return edi_out_spawn_reply(rt, to, req_id, ok, pid, error, flags);
     /* A reply to a request not pending (already answered noconnection
      * when its node went down) is stale: undone as for a requester that
      * is gone, and so is the reply to an abandoned request. */
@@ -1059,11 +1110,11 @@ int edi_rt_spawn_reply_in(edi_rt *rt, edist_procid to, const edist_ref *req_id, 
     edi_proc *p = sp && !abandoned ? edi_proc_alive(rt, to) : NULL;
     if (!p) {
         /* Nobody waits for it: undo what the other side set up. */
-        if (ok && (flags & EDI_SPAWN_LINK) && rt->has_hooks && rt->hooks.exit)
-            rt->hooks.exit(rt->hooks.user, to, pid,
-                           abandoned ? EDI_REASON_ABANDONED : EDIST_REASON_NOPROC);
-        if (ok && (flags & EDI_SPAWN_MONITOR) && rt->has_hooks && rt->hooks.demonitor)
-            rt->hooks.demonitor(rt->hooks.user, to, pid, pid.node, NULL, req_id);
+        if (ok && (flags & EDI_SPAWN_LINK))
+            edi_out_exit(rt, to, pid, abandoned ? EDI_REASON_ABANDONED : EDIST_REASON_NOPROC,
+                         false);
+        if (ok && (flags & EDI_SPAWN_MONITOR))
+            edi_out_demonitor(rt, to, pid, pid.node, NULL, req_id);
         return EDIST_ENOTFOUND;
     }
     if (ok) {
@@ -1446,10 +1497,8 @@ static int do_spawn_request(edi_rt *rt, void *arg)
     int rc = spawn_pending_add(rt, &c->req, me, c->node, c->reply);
     if (rc)
         return rc;
-    rc = EDIST_ECLOSED;
-    if (rt->has_hooks && rt->hooks.spawn_request)
-        rc = rt->hooks.spawn_request(rt->hooks.user, me, c->node, &r, c->module, c->function,
-                                     c->args, c->flags);
+    rc = edi_out_spawn_request(rt, me, c->node, &r, c->module, c->function, c->args,
+                               c->flags);
     if (rc) {
         /* As erts answers for a node it cannot reach. */
         return edi_rt_spawn_reply_in(rt, me, &r, false, EDIST_PROCID_NULL,

@@ -3,8 +3,9 @@
  * to other nodes (edist and BEAM alike), their liveness (ticks), and the
  * membership queries and subscriptions of net_kernel.
  *
- * Threads. A node runs one shard thread of its own; every piece of node
- * state lives on it. The functions below may be called from any thread:
+ * Threads. A node runs shard threads of its own (config.shards, default
+ * 1); every piece of node state (connections, the listener, the port
+ * mapper client) lives on shard 0's, the others run processes. The functions below may be called from any thread:
  * they hand the request to the shard and, where a result is needed, wait
  * for it (bounded by a timeout). Callbacks (log, node events, messages,
  * writable) run
@@ -160,6 +161,15 @@ typedef struct edist_node_config {
      * connection has been open) for this long, it exits. 0:
      * EDIST_NODE_EPMD_IDLE_EXIT_MS_DEFAULT. */
     uint32_t epmd_idle_exit_ms;
+    /* Shards (edist/proc.h, edist_runtime_config): threads running the
+     * node's processes. Shard 0 also runs the node itself (connections,
+     * the listener, the port mapper client) and its services. 0:
+     * $EDIST_SHARDS, else 1. shard_cores "C0,C1,...": pin shard i to CPU
+     * Ci (NULL: $EDIST_SHARD_CORES, else none). shard_ring_entries:
+     * records per ring between two shards (0: 4096). */
+    uint32_t shards;
+    const char *shard_cores;
+    uint32_t shard_ring_entries;
 } edist_node_config;
 
 #define EDIST_NODE_TICKTIME_MS_DEFAULT 60000u
@@ -194,8 +204,10 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out);
 void edist_node_stop(edist_node *node);
 
 /* The node's process runtime (edist/proc.h): its processes are the node's
- * pids, reachable from other nodes; it runs on the node's thread and lives
- * as long as the node. NULL for NULL. */
+ * pids, reachable from other nodes; it runs on the node's shards and lives
+ * as long as the node. One handle for every shard: edist_runtime_spawn
+ * and edist_proc_attach_thread with it spread round robin over them.
+ * NULL for NULL. */
 struct edist_runtime;
 struct edist_runtime *edist_node_runtime(edist_node *node);
 

@@ -150,11 +150,30 @@ typedef struct edist_runtime_config {
     edist_log_fn log;         /* one line per significant event; may be NULL */
     void *log_user;
     edist_log_level log_level;
+    /* Shards: threads, each with its own loop, scheduler, processes and
+     * message pool. A pid says which shard owns it; messages and signals
+     * between shards travel on lock-free rings, in order, as within one.
+     * Registered names, exports and references are runtime-wide.
+     * edist_runtime_spawn and edist_proc_attach_thread from other threads
+     * spread over the shards round robin, starting with shard 1 (shard 0
+     * of a node also runs its connections and services); a process
+     * spawns on its own shard. 0: $EDIST_SHARDS, else 1. At most
+     * EDIST_MAX_SHARDS. */
+    uint32_t shards;
+    /* "C0,C1,...": pin shard i to CPU Ci (fewer entries: the rest are not
+     * pinned). NULL: $EDIST_SHARD_CORES, else none; "": none. */
+    const char *shard_cores;
+    /* Records per ring between two shards (a power of 2, 64 .. 1048576):
+     * a signal that finds its ring full waits, in order, and a process
+     * that keeps sending into it is held back. 0: 4096. */
+    uint32_t shard_ring_entries;
 } edist_runtime_config;
+
+#define EDIST_MAX_SHARDS 64u
 
 void edist_runtime_config_init(edist_runtime_config *cfg);
 
-/* A runtime with a shard thread of its own and no distribution (sends to
+/* A runtime with shard threads of its own and no distribution (sends to
  * other nodes' pids return EDIST_ECLOSED, links and monitors to them fire
  * with `noconnection`). A node (node.h) has a runtime of its own instead.
  * Any thread. */
@@ -186,9 +205,26 @@ typedef struct edist_runtime_stats {
     /* Local sends refused at a mailbox's (soft) limit: the sender was
      * held back (each retry counts). */
     uint64_t mailbox_busy;
+    /* Shards. */
+    uint64_t shards;
+    uint64_t shard_records_sent;     /* signals passed to another shard */
+    uint64_t shard_records_received; /* ... and taken from one */
+    /* Records that found their ring full (they waited, in order), and
+     * green processes held back because one was too far behind. */
+    uint64_t shard_ring_full;
+    uint64_t shard_senders_held;
+    /* Times a shard let a ring wait: the record at its head found a full
+     * mailbox or a full peer queue (retried, in order). */
+    uint64_t shard_ring_holds;
 } edist_runtime_stats;
-/* Any thread (waits for the shard unless called on it). */
+/* Any thread: the sum over the shards (waits for each shard, unless called
+ * on a shard's thread: then the other shards' counters are read as they
+ * are, and may lag a little). */
 int edist_runtime_get_stats(edist_runtime *rt, edist_runtime_stats *out);
+/* The counters of shard `shard` alone (processes, messages, its rings...);
+ * shards = its index. EDIST_EINVAL for a shard it does not have. */
+int edist_runtime_get_shard_stats(edist_runtime *rt, uint32_t shard,
+                                  edist_runtime_stats *out);
 
 /* ---- spawning ------------------------------------------------------------------
  * A green process runs fn(arg); returning from fn is exit(normal). */
@@ -329,8 +365,10 @@ bool edist_runtime_is_alive(edist_runtime *rt, edist_procid pid);
 
 /* ---- sending ---------------------------------------------------------------------
  * Pid ! Msg. To a dead or unknown local pid: dropped, 0 (as Erlang). To a
- * full mailbox: EDIST_EAGAIN, nothing queued. To a remote pid: handed to
- * the node (EDIST_ECLOSED without distribution).
+ * full mailbox: EDIST_EAGAIN, nothing queued (a mailbox on another shard:
+ * the message is queued and the sender held back, in order, until there
+ * is room). To a remote pid: handed to the node (EDIST_ECLOSED without
+ * distribution).
  * From a thread process (or edist_runtime_send from any thread) a send is
  * queued to the shard in order with the thread's other signals and
  * returns 0 (EDIST_EAGAIN when max_pending_requests or max_pending_bytes

@@ -158,6 +158,29 @@ static void check_form(const edist_buf *b, uint64_t flags,
     }
 }
 
+/* The parser decodes from and to whenever they are pids (the kernel and
+ * the runtime use those and never decode them again). */
+static void check_pid_field(edist_term_view v, bool is_pid, const edist_pid *got)
+{
+    bool want = v.len > 0 && (v.ptr[0] == EDIST_TAG_NEW_PID || v.ptr[0] == EDIST_TAG_PID);
+    assert_int_equal(is_pid, want);
+    if (!want)
+        return;
+    edist_pid p;
+    assert_int_equal(edi_dist_view_pid(v, &p), 0);
+    assert_int_equal(got->id, p.id);
+    assert_int_equal(got->serial, p.serial);
+    assert_int_equal(got->creation, p.creation);
+    assert_int_equal(got->node.len, p.node.len);
+    assert_memory_equal(got->node.ptr, p.node.ptr, p.node.len);
+}
+
+static void check_pids(const edi_dist_msg *m)
+{
+    check_pid_field(m->from, m->from_is_pid, &m->from_pid);
+    check_pid_field(m->to, m->to_is_pid, &m->to_pid);
+}
+
 static void roundtrip_flags(uint64_t flags)
 {
     edist_term_view p1 = T("<0.1.0>"), p2 = T("<0.2.0>"), gl = T("<0.3.0>");
@@ -176,6 +199,7 @@ static void roundtrip_flags(uint64_t flags)
         assert_int_equal((call), 0);                                           \
         assert_int_equal(parse_built(&b, &m), 0);                              \
         check_form(&b, flags, &m);                                             \
+        check_pids(&m);                                                        \
     } while (0)
 
     BUILD(edi_dist_build_send(&b, flags, NULL, p2, msg));

@@ -59,6 +59,16 @@ line first_message_time | grep -q "= 1.5 .*(flag --first-message-time)" ||
   fail "first_message_time: $(line first_message_time)"
 ok "admission options: max_handshakes, max_handshakes_per_address, first_message_time"
 
+# Shards (issue 9): each of the three ways.
+printf '[node]\nsname = sh\nshard_cores = 0,1\n' >"$tmp/sh.ini"
+EDIST_SHARD_RING_ENTRIES=256 "$EDIST" node --config "$tmp/sh.ini" --shards 2 --print-config \
+  >"$tmp/pc.out" 2>&1 || fail "--print-config: $(cat "$tmp/pc.out")"
+line shards | grep -q "= 2 .*(flag --shards)" || fail "shards: $(line shards)"
+line shard_cores | grep -q "= 0,1 .*(file $tmp/sh.ini:3)" || fail "shard_cores: $(line shard_cores)"
+line shard_ring_entries | grep -q "= 256 .*(env EDIST_SHARD_RING_ENTRIES)" ||
+  fail "shard_ring_entries: $(line shard_ring_entries)"
+ok "shard options: shards, shard_cores, shard_ring_entries"
+
 # Refusals: exit 2 with a line naming the problem.
 refuse() {
   local what=$1 pattern=$2
@@ -85,6 +95,10 @@ refuse "unknown config key" "bad.ini:3: unknown key 'no_such_key'" node --config
 refuse "missing config file" "config file" node --config "$tmp/nope.ini"
 refuse "ping without a node" "which node" ping --cookie c
 refuse "zero max_handshakes" "max_handshakes must be a positive whole number" node --sname x --max-handshakes 0
+refuse "zero shards" "shards must be 1 to 64" node --sname x --shards 0
+refuse "65 shards" "shards must be 1 to 64" node --sname x --shards 65
+refuse "bad shard_cores" "shard_cores must be CPU numbers" node --sname x --shard-cores 0,x
+refuse "shard ring not a power of 2" "shard_ring_entries must be a power of 2" node --sname x --shard-ring-entries 100
 EDIST_IDLE=lazy "$EDIST" node --sname a --print-config >"$tmp/r.out" 2>&1
 [ $? -ne 0 ] && grep -q "env EDIST_IDLE: idle must be one of adaptive|busy|sleep" "$tmp/r.out" ||
   fail "bad env value: $(cat "$tmp/r.out")"

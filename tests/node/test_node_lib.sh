@@ -11,7 +11,11 @@ TOOL=${2:?usage: $0 EDIST_BINARY TEST_NODE_TOOL}
 . "$(dirname "${BASH_SOURCE[0]}")/../common/lib.sh"
 peers_init edist-node-test
 unset ERL_EPMD_ADDRESS ERL_EPMD_RELAXED_COMMAND_CHECK
-for v in $(env | sed -n 's/^\(EDIST_[A-Z_]*\)=.*/\1/p'); do unset "$v"; done
+# The shard options stay: `meson test --setup shards2` runs every node with
+# two shards (EDIST_SHARDS=2).
+for v in $(env | sed -n 's/^\(EDIST_[A-Z_]*\)=.*/\1/p'); do
+  case $v in EDIST_SHARDS | EDIST_SHARD_CORES | EDIST_SHARD_RING_ENTRIES) ;; *) unset "$v" ;; esac
+done
 COOKIE=n2cookie$$
 HOST=$(hostname -s)
 # Short names need this host's name to resolve to the loopback.

@@ -1,0 +1,642 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A runtime of two shards (issue 9): Erlang's guarantees between processes
+ * of different shards exactly as within one.
+ *
+ *   order      10,000 numbered messages from a process on shard 0 to one
+ *              on shard 1 arrive in order, through rings small enough to
+ *              fill (the sender is held back, nothing is lost), and the
+ *              sender's exit signal arrives after the last of them
+ *   links      link, EXIT to a trapping process, a non-trapping one dying
+ *              of a linked exit, unlink, noproc for a dead pid, exit/2
+ *   monitors   DOWN with the reason, DOWN noproc, by registered name,
+ *              demonitor
+ *   alive      is_process_alive after exit(Pid, kill) sent from the same
+ *              process: false (the question follows the signal)
+ *   names      one table for every shard: register (also another shard's
+ *              process), whereis, send by name, dropped at exit
+ *   mailbox    a full mailbox on the other shard holds the sender back
+ *              and loses nothing
+ *   threads    attached threads spread over the shards and talk in order;
+ *              the shard counters
+ *
+ * Processes are placed on a given shard with the runtime's internal
+ * edi_rt_spawn_here (edist_runtime_spawn spreads them round robin). */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+/* cmocka needs the headers above first */
+#include <cmocka.h>
+
+#include "proc_test_util.h"
+#include "runtime/runtime_internal.h"
+
+static edist_runtime *rt;
+static edist_procid g_main;
+
+#define RING_ENTRIES 64u /* small: rings fill and the backlogs work */
+#define ORDER_COUNT 10000
+
+static int setup(void **state)
+{
+    (void)state;
+    g_fail[0] = '\0';
+    edist_runtime_config cfg;
+    edist_runtime_config_init(&cfg);
+    cfg.shards = 2;
+    cfg.shard_ring_entries = RING_ENTRIES;
+    if (edist_runtime_start(&cfg, &rt) != 0) {
+        fprintf(stderr, "runtime_start: %s\n", edist_last_error());
+        return -1;
+    }
+    if (edist_proc_attach_thread(rt, 0, &g_main) != 0) {
+        fprintf(stderr, "attach: %s\n", edist_last_error());
+        return -1;
+    }
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    edist_proc_detach_thread(NULL, 0);
+    edist_runtime_stop(rt);
+    rt = NULL;
+    return 0;
+}
+
+static uint32_t shard_of(edist_procid pid)
+{
+    return edi_rt_owner(rt, pid)->shard;
+}
+
+static edist_procid spawn_on(uint32_t shard, edist_proc_fn fn, void *arg)
+{
+    edist_procid pid;
+    assert_int_equal(edi_rt_spawn_here(rt->g->rt[shard], fn, arg, &pid), 0);
+    assert_int_equal(shard_of(pid), shard);
+    return pid;
+}
+
+/* exit(Atom): encoded on the stack, which a green exit abandons (a heap
+ * buffer would leak). */
+static void exit_atom(const char *atom)
+{
+    uint8_t mem[64];
+    edist_buf b;
+    edist_buf_init_fixed(&b, mem, sizeof mem);
+    edist_enc_atomz(&b, atom);
+    edist_exit(b.data, b.len);
+}
+
+static void done(void)
+{
+    send_text(g_main, "done");
+}
+
+/* Wait for `done` from the test's processes, then report their failures. */
+static void wait_done(int count)
+{
+    for (int i = 0; i < count; i++) {
+        int rc = recv_text("done", 60000, NULL);
+        if (g_fail[0])
+            fail_msg("%s", g_fail);
+        assert_int_equal(rc, 0);
+    }
+    if (g_fail[0])
+        fail_msg("%s", g_fail);
+}
+
+static int send_int_pair(edist_procid to, const char *tag, int64_t n)
+{
+    uint8_t mem[64];
+    edist_buf b;
+    edist_buf_init_fixed(&b, mem, sizeof mem);
+    edist_enc_tuple(&b, 2);
+    edist_enc_atomz(&b, tag);
+    edist_enc_int(&b, n);
+    return edist_send(to, b.data, b.len);
+}
+
+static int send_pid_pair(edist_procid to, const char *tag, edist_procid pid)
+{
+    uint8_t mem[128];
+    edist_buf b;
+    edist_buf_init_fixed(&b, mem, sizeof mem);
+    edist_enc_tuple(&b, 2);
+    edist_enc_atomz(&b, tag);
+    edist_enc_procid(&b, pid);
+    return edist_send(to, b.data, b.len);
+}
+
+/* The pid in a {Tag, Pid} message (waits for it). */
+static edist_procid recv_pid(const char *tag_pattern)
+{
+    edist_term_view m;
+    edist_procid pid = EDIST_PROCID_NULL;
+    if (recv_text(tag_pattern, 10000, &m) != 0)
+        return pid;
+    edist_cursor c;
+    uint32_t n;
+    edist_atom a;
+    edist_cursor_init(&c, m.ptr, m.len);
+    if (edist_dec_tuple(&c, &n) == 0 && n == 2 && edist_dec_atom(&c, &a) == 0)
+        edist_dec_procid(&c, &pid);
+    return pid;
+}
+
+/* ---- order ------------------------------------------------------------------ */
+
+static edist_procid order_receiver_pid;
+
+/* Shard 1: 10,000 {seq, N} in order, then the sender's EXIT. It first
+ * keeps its shard busy (no yield: the shard does not take its rings) until
+ * the sender has been held back, so that the ring fills and the backlog
+ * and the hold are exercised whatever the speed of each side. */
+static void order_receiver(void *arg)
+{
+    (void)arg;
+    edist_trap_exit(true);
+    uint64_t deadline = now_ms() + 20000;
+    for (;;) {
+        edist_runtime_stats s0;
+        if (edist_runtime_get_shard_stats(edist_self_runtime(), 0, &s0) == 0 &&
+            s0.shard_senders_held > 0)
+            break;
+        if (now_ms() > deadline) {
+            CHECK(!"the sender was never held back");
+            break;
+        }
+    }
+    edist_pattern *p = pattern("{seq, N}");
+    int idx = edist_pattern_var_index(p, "N");
+    int64_t expect = 1;
+    for (int i = 0; i < ORDER_COUNT; i++) {
+        edist_term_view vars[2] = {{0}}, m;
+        if (edist_receive(p, vars, 30000, &m) != 0) {
+            CHECK(!"a numbered message did not arrive");
+            break;
+        }
+        edist_cursor c;
+        int64_t n = -1;
+        edist_cursor_init(&c, vars[idx].ptr, vars[idx].len);
+        edist_dec_int64(&c, &n);
+        if (n != expect) {
+            char what[128];
+            snprintf(what, sizeof what, "message %lld arrived where %lld was due",
+                     (long long)n, (long long)expect);
+            fail_at(__FILE__, __LINE__, what);
+            break;
+        }
+        expect++;
+    }
+    edist_pattern_free(p);
+    /* The sender's exit signal, sent after its last message, comes after
+     * it: nothing else is in the mailbox before it. */
+    edist_term_view m;
+    CHECK(edist_receive(NULL, NULL, 30000, &m) == 0 && like(m, "{'EXIT', _, all_sent}"));
+    CHECK(expect == ORDER_COUNT + 1);
+    done();
+}
+
+/* Shard 0: link, 10,000 messages without a pause, exit. */
+static void order_sender(void *arg)
+{
+    (void)arg;
+    CHECK_RC(edist_link(order_receiver_pid), 0);
+    for (int i = 1; i <= ORDER_COUNT; i++)
+        CHECK_RC(send_int_pair(order_receiver_pid, "seq", i), 0);
+    done();
+    exit_atom("all_sent");
+}
+
+static void test_order_across_shards(void **state)
+{
+    (void)state;
+    order_receiver_pid = spawn_on(1, order_receiver, NULL);
+    spawn_on(0, order_sender, NULL);
+    wait_done(2);
+    edist_runtime_stats st, s0, s1;
+    assert_int_equal(edist_runtime_get_stats(rt, &st), 0);
+    assert_int_equal(st.shards, 2);
+    assert_int_equal(edist_runtime_get_shard_stats(rt, 0, &s0), 0);
+    assert_int_equal(edist_runtime_get_shard_stats(rt, 1, &s1), 0);
+    assert_int_equal(edist_runtime_get_shard_stats(rt, 2, &s1), EDIST_EINVAL);
+    assert_int_equal(edist_runtime_get_shard_stats(rt, 1, &s1), 0);
+    /* Every message crossed on a ring; a ring of 64 filled and the sender
+     * was held back rather than anything dropped. */
+    assert_true(s0.shard_records_sent >= ORDER_COUNT);
+    assert_true(s1.shard_records_received >= ORDER_COUNT);
+    assert_true(s0.shard_ring_full > 0);
+    assert_true(s0.shard_senders_held > 0);
+    assert_int_equal(st.messages_dropped, 0);
+    assert_int_equal(st.shard_records_sent, st.shard_records_received);
+}
+
+/* ---- links ---------------------------------------------------------------------- */
+
+/* Shard 1: {die, Reason} -> exit with Reason; bye first when asked. */
+static void dier(void *arg)
+{
+    (void)arg;
+    edist_term_view m;
+    for (;;) {
+        if (edist_receive(NULL, NULL, 30000, &m) != 0)
+            return;
+        if (like(m, "{die, _}")) {
+            edist_cursor c;
+            uint32_t n;
+            edist_term_view tag, reason;
+            edist_cursor_init(&c, m.ptr, m.len);
+            edist_dec_tuple(&c, &n);
+            edist_dec_term(&c, &tag);
+            edist_dec_term(&c, &reason);
+            edist_exit(reason.ptr, reason.len);
+        }
+        if (like(m, "{bye_to, _}")) {
+            edist_procid to = EDIST_PROCID_NULL;
+            edist_cursor c;
+            uint32_t n;
+            edist_atom a;
+            edist_cursor_init(&c, m.ptr, m.len);
+            edist_dec_tuple(&c, &n);
+            edist_dec_atom(&c, &a);
+            edist_dec_procid(&c, &to);
+            send_text(to, "bye");
+            exit_atom("foo");
+        }
+    }
+}
+
+static edist_procid dier_on_1(void)
+{
+    return spawn_on(1, dier, NULL);
+}
+
+static edist_procid dead_on_1(void)
+{
+    edist_procid p = spawn_on(1, dier, NULL);
+    edist_ref ref;
+    assert_int_equal(edist_monitor(p, &ref), 0);
+    assert_int_equal(send_text(p, "{die, gone}"), 0);
+    assert_int_equal(recv_down(&ref, 10000, NULL), 0);
+    return p;
+}
+
+typedef struct link_job {
+    edist_procid b, c, d, dead;
+} link_job;
+
+/* Shard 0. */
+static void links_body(void *arg)
+{
+    link_job *j = arg;
+    CHECK(edist_trap_exit(true) == 0);
+    /* EXIT from a linked process on the other shard */
+    CHECK_RC(edist_link(j->b), 0);
+    CHECK_RC(send_text(j->b, "{die, boom}"), 0);
+    CHECK(recv_text("{'EXIT', _, boom}", 10000, NULL) == 0);
+    /* a dead pid of the other shard: trapping, {'EXIT', Pid, noproc}... */
+    CHECK_RC(edist_link(j->dead), 0);
+    CHECK(recv_text("{'EXIT', _, noproc}", 10000, NULL) == 0);
+    /* ... not trapping, the noproc error at once, as within a shard */
+    CHECK(edist_trap_exit(false) == 1);
+    CHECK_RC(edist_link(j->dead), EDIST_ENOTFOUND);
+    CHECK(edist_trap_exit(true) == 0);
+    /* unlinked before its exit: nothing comes after its last message */
+    CHECK_RC(edist_link(j->c), 0);
+    CHECK_RC(edist_unlink(j->c), 0);
+    CHECK_RC(send_pid_pair(j->c, "bye_to", edist_self()), 0);
+    CHECK(recv_text("bye", 10000, NULL) == 0);
+    CHECK(recv_text("{'EXIT', _, _}", 300, NULL) == EDIST_ETIMEDOUT);
+    /* exit/2 kill, untrappable, across shards */
+    edist_ref ref;
+    CHECK_RC(edist_monitor(j->d, &ref), 0);
+    edist_buf k = term("kill");
+    CHECK_RC(edist_exit_signal(j->d, k.data, k.len), 0);
+    edist_buf_free(&k);
+    edist_term_view why;
+    CHECK(recv_down(&ref, 10000, &why) == 0 && like(why, "killed"));
+    done();
+}
+
+/* Shard 1, not trapping: linked to a shard-0 process that ends with boom. */
+static void linked_victim(void *arg)
+{
+    edist_procid *partner = arg;
+    CHECK_RC(edist_link(*partner), 0);
+    send_text(g_main, "linked");
+    edist_term_view m;
+    edist_receive(NULL, NULL, 30000, &m); /* killed before */
+    CHECK(!"the victim outlived its link");
+}
+
+static void test_links_across_shards(void **state)
+{
+    (void)state;
+    link_job j = {dier_on_1(), dier_on_1(), dier_on_1(), dead_on_1()};
+    spawn_on(0, links_body, &j);
+    wait_done(1);
+    /* A non-trapping process dies of its partner's exit on the other shard. */
+    edist_procid partner = spawn_on(0, dier, NULL);
+    edist_procid victim = spawn_on(1, linked_victim, &partner);
+    assert_int_equal(recv_text("linked", 10000, NULL), 0);
+    edist_ref ref;
+    assert_int_equal(edist_monitor(victim, &ref), 0);
+    assert_int_equal(send_text(partner, "{die, boom}"), 0);
+    edist_term_view why;
+    assert_int_equal(recv_down(&ref, 10000, &why), 0);
+    assert_true(like(why, "boom"));
+    if (g_fail[0])
+        fail_msg("%s", g_fail);
+}
+
+/* ---- monitors -------------------------------------------------------------------------- */
+
+static void monitors_body(void *arg)
+{
+    link_job *j = arg;
+    edist_ref r1, r2, r3;
+    edist_term_view why, m;
+    /* by pid: DOWN with the reason */
+    CHECK_RC(edist_monitor(j->b, &r1), 0);
+    CHECK_RC(send_text(j->b, "{die, {shutdown, 7}}"), 0);
+    CHECK(recv_down(&r1, 10000, &why) == 0 && like(why, "{shutdown, 7}"));
+    /* a dead pid: DOWN noproc */
+    CHECK_RC(edist_monitor(j->dead, &r2), 0);
+    CHECK(recv_down(&r2, 10000, &why) == 0 && like(why, "noproc"));
+    /* by registered name (on shard 1): DOWN names it */
+    CHECK_RC(edist_register("shard1_named", j->c), 0);
+    CHECK_RC(edist_monitor_name("shard1_named", NULL, &r3), 0);
+    CHECK_RC(send_text(j->c, "{die, named_exit}"), 0);
+    CHECK(recv_text("{'DOWN', _, process, {shard1_named, _}, named_exit}", 10000, &m) == 0);
+    /* demonitor: no DOWN after it */
+    edist_ref r4;
+    CHECK_RC(edist_monitor(j->d, &r4), 0);
+    CHECK_RC(edist_demonitor(&r4, 0), 1);
+    CHECK_RC(send_text(j->d, "{die, unseen}"), 0);
+    CHECK(recv_text("{'DOWN', _, _, _, unseen}", 300, NULL) == EDIST_ETIMEDOUT);
+    done();
+}
+
+static void test_monitors_across_shards(void **state)
+{
+    (void)state;
+    link_job j = {dier_on_1(), dier_on_1(), dier_on_1(), dead_on_1()};
+    spawn_on(0, monitors_body, &j);
+    wait_done(1);
+    edist_procid pid;
+    assert_int_equal(edist_runtime_whereis(rt, "shard1_named", &pid), EDIST_ENOTFOUND);
+}
+
+/* ---- is_process_alive ------------------------------------------------------------------ */
+
+static void alive_body(void *arg)
+{
+    link_job *j = arg;
+    CHECK(edist_is_process_alive(j->b));
+    CHECK(!edist_is_process_alive(j->dead));
+    /* The question travels behind the kill sent just before it. */
+    edist_buf k = term("kill");
+    CHECK_RC(edist_exit_signal(j->b, k.data, k.len), 0);
+    edist_buf_free(&k);
+    CHECK(!edist_is_process_alive(j->b));
+    done();
+}
+
+static void test_alive_after_kill(void **state)
+{
+    (void)state;
+    link_job j = {dier_on_1(), EDIST_PROCID_NULL, EDIST_PROCID_NULL, dead_on_1()};
+    spawn_on(0, alive_body, &j);
+    wait_done(1);
+    /* The same from a thread process attached to the other shard than b. */
+    link_job j2 = {spawn_on(shard_of(g_main) ^ 1, dier, NULL), EDIST_PROCID_NULL,
+                   EDIST_PROCID_NULL, EDIST_PROCID_NULL};
+    assert_true(edist_is_process_alive(j2.b));
+    edist_buf k = term("kill");
+    assert_int_equal(edist_exit_signal(j2.b, k.data, k.len), 0);
+    edist_buf_free(&k);
+    assert_false(edist_is_process_alive(j2.b));
+}
+
+/* ---- names ------------------------------------------------------------------------------ */
+
+/* Shard 1: registers itself, answers {ping, From} with pong, then ends. */
+static void named_server(void *arg)
+{
+    (void)arg;
+    CHECK_RC(edist_register("srv_on_1", edist_self()), 0);
+    send_text(g_main, "registered");
+    edist_procid from = recv_pid("{ping, _}");
+    send_text(from, "pong");
+    recv_text("stop", 30000, NULL);
+}
+
+static void names_body(void *arg)
+{
+    edist_procid *other = arg;
+    edist_procid pid;
+    CHECK_RC(edist_whereis("srv_on_1", &pid), 0);
+    CHECK(shard_of(pid) == 1);
+    uint8_t mem[64];
+    edist_buf b;
+    edist_buf_init_fixed(&b, mem, sizeof mem);
+    edist_enc_tuple(&b, 2);
+    edist_enc_atomz(&b, "ping");
+    edist_enc_procid(&b, edist_self());
+    CHECK_RC(edist_send_name("srv_on_1", b.data, b.len), 0);
+    CHECK(recv_text("pong", 10000, NULL) == 0);
+    /* register a process of the other shard from here */
+    CHECK_RC(edist_register("other_from_0", *other), 0);
+    CHECK_RC(edist_register("other_again", *other), EDIST_EEXIST);
+    CHECK_RC(edist_register("srv_on_1", edist_self()), EDIST_EEXIST);
+    CHECK_RC(edist_whereis("other_from_0", &pid), 0);
+    CHECK(edist_procid_equal(pid, *other));
+    CHECK_RC(edist_send_name("other_from_0", "\x64\x00\x02hi", 5), 0);
+    char **names = NULL;
+    int64_t n = edist_registered(edist_self_runtime(), &names);
+    int seen = 0;
+    for (int64_t i = 0; i < n; i++)
+        seen += !strcmp(names[i], "srv_on_1") || !strcmp(names[i], "other_from_0");
+    edist_names_free(names, (size_t)n);
+    CHECK(seen == 2);
+    done();
+}
+
+static void test_names_node_wide(void **state)
+{
+    (void)state;
+    edist_procid srv = spawn_on(1, named_server, NULL);
+    assert_int_equal(recv_text("registered", 10000, NULL), 0);
+    edist_procid other = spawn_on(1, dier, NULL);
+    spawn_on(0, names_body, &other);
+    wait_done(1);
+    /* Names go with their processes, whichever shard registered them. */
+    edist_ref r1, r2;
+    assert_int_equal(edist_monitor(srv, &r1), 0);
+    assert_int_equal(edist_monitor(other, &r2), 0);
+    assert_int_equal(send_text(srv, "stop"), 0);
+    assert_int_equal(send_text(other, "{die, normal}"), 0);
+    assert_int_equal(recv_down(&r1, 10000, NULL), 0);
+    assert_int_equal(recv_down(&r2, 10000, NULL), 0);
+    edist_procid pid;
+    assert_int_equal(edist_runtime_whereis(rt, "srv_on_1", &pid), EDIST_ENOTFOUND);
+    assert_int_equal(edist_runtime_whereis(rt, "other_from_0", &pid), EDIST_ENOTFOUND);
+}
+
+/* ---- a full mailbox on the other shard ------------------------------------------------------ */
+
+#define FLOOD_COUNT 1000
+
+/* Set by the test: the receiver starts taking its messages (a message
+ * could not tell it: its mailbox is full). */
+static _Atomic int receive_go;
+
+static void slow_receiver(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&receive_go))
+        edist_sleep_ms(2);
+    edist_pattern *p = pattern("{n, N}");
+    int idx = edist_pattern_var_index(p, "N");
+    int64_t expect = 1;
+    for (int i = 0; i < FLOOD_COUNT; i++) {
+        edist_term_view vars[2] = {{0}}, m;
+        if (edist_receive(p, vars, 30000, &m) != 0)
+            break;
+        edist_cursor c;
+        int64_t n = -1;
+        edist_cursor_init(&c, vars[idx].ptr, vars[idx].len);
+        edist_dec_int64(&c, &n);
+        if (n != expect)
+            break;
+        expect++;
+    }
+    edist_pattern_free(p);
+    CHECK(expect == FLOOD_COUNT + 1);
+    done();
+}
+
+static void flood_sender(void *arg)
+{
+    edist_procid *to = arg;
+    for (int i = 1; i <= FLOOD_COUNT; i++)
+        CHECK_RC(send_int_pair(*to, "n", i), 0);
+    send_text(g_main, "flood_sent");
+}
+
+static void test_full_mailbox_across_shards(void **state)
+{
+    (void)state;
+    teardown(state);
+    edist_runtime_config cfg;
+    edist_runtime_config_init(&cfg);
+    cfg.shards = 2;
+    cfg.shard_ring_entries = RING_ENTRIES;
+    cfg.max_mailbox_messages = 10;
+    assert_int_equal(edist_runtime_start(&cfg, &rt), 0);
+    assert_int_equal(edist_proc_attach_thread(rt, 0, &g_main), 0);
+    atomic_store(&receive_go, 0);
+    edist_procid recv = spawn_on(1, slow_receiver, NULL);
+    spawn_on(0, flood_sender, &recv);
+    /* The receiver takes nothing yet: its shard lets the ring wait, the
+     * sender is held back and does not finish. */
+    edist_runtime_stats s0, s1;
+    for (int i = 0; i < 10000; i++) {
+        assert_int_equal(edist_runtime_get_shard_stats(rt, 0, &s0), 0);
+        assert_int_equal(edist_runtime_get_shard_stats(rt, 1, &s1), 0);
+        if (s1.shard_ring_holds > 0 && s0.shard_senders_held > 0)
+            break;
+        usleep(1000);
+    }
+    assert_true(s1.shard_ring_holds > 0);
+    assert_true(s0.shard_senders_held > 0);
+    assert_int_equal(recv_text("flood_sent", 0, NULL), EDIST_ETIMEDOUT);
+    atomic_store(&receive_go, 1);
+    assert_int_equal(recv_text("flood_sent", 30000, NULL), 0);
+    wait_done(1);
+    edist_runtime_stats st;
+    assert_int_equal(edist_runtime_get_stats(rt, &st), 0);
+    assert_int_equal(st.messages_dropped, 0);
+}
+
+/* ---- thread processes ------------------------------------------------------------------------ */
+
+typedef struct thread_job {
+    edist_procid me, peer;
+    _Atomic int ready;
+    _Atomic int *go;
+    int got;
+} thread_job;
+
+#define THREAD_COUNT 2000
+
+static void *talker(void *arg)
+{
+    thread_job *j = arg;
+    if (edist_proc_attach_thread(rt, 0, &j->me) != 0)
+        return NULL;
+    atomic_store(&j->ready, 1);
+    while (!atomic_load(j->go))
+        usleep(1000);
+    for (int i = 1; i <= THREAD_COUNT; i++)
+        while (send_int_pair(j->peer, "t", i) == EDIST_EAGAIN)
+            usleep(100);
+    edist_pattern *p = pattern("{t, N}");
+    int idx = edist_pattern_var_index(p, "N");
+    for (int i = 1; i <= THREAD_COUNT; i++) {
+        edist_term_view vars[2] = {{0}}, m;
+        if (edist_receive(p, vars, 30000, &m) != 0)
+            break;
+        edist_cursor c;
+        int64_t n = -1;
+        edist_cursor_init(&c, vars[idx].ptr, vars[idx].len);
+        edist_dec_int64(&c, &n);
+        if (n != i)
+            break;
+        j->got = i;
+    }
+    edist_pattern_free(p);
+    edist_proc_detach_thread(NULL, 0);
+    return NULL;
+}
+
+static void test_threads_across_shards(void **state)
+{
+    (void)state;
+    _Atomic int go = 0;
+    thread_job a = {.go = &go}, b = {.go = &go};
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, talker, &a), 0);
+    assert_int_equal(pthread_create(&tb, NULL, talker, &b), 0);
+    while (!atomic_load(&a.ready) || !atomic_load(&b.ready))
+        usleep(1000);
+    /* Attached round robin: one on each shard. */
+    assert_int_not_equal(shard_of(a.me), shard_of(b.me));
+    a.peer = b.me;
+    b.peer = a.me;
+    atomic_store(&go, 1);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_int_equal(a.got, THREAD_COUNT);
+    assert_int_equal(b.got, THREAD_COUNT);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_order_across_shards, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_links_across_shards, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_monitors_across_shards, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alive_after_kill, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_names_node_wide, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_mailbox_across_shards, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_threads_across_shards, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
