@@ -800,6 +800,22 @@ void prepare(const std::vector<Msg> &msgs, EncodedSet *out, const char *kind)
 
 /* ---- benchmarks ---------------------------------------------------------- */
 
+/* EDIST_BENCH_ITERATIONS=N fixes every benchmark at N iterations (no
+ * calibration runs), so a run under callgrind counts exactly N passes over
+ * the corpus: instruction counts per term that machine noise cannot move.
+ * The counter items_per_iteration (only then) tells bench/instructions.sh
+ * how many terms one pass is. */
+int64_t g_fixed_iterations = 0;
+
+void set_items(benchmark::State &state, size_t items_per_iteration,
+               size_t bytes_per_iteration)
+{
+    state.SetItemsProcessed((int64_t)(state.iterations() * items_per_iteration));
+    state.SetBytesProcessed((int64_t)(state.iterations() * bytes_per_iteration));
+    if (g_fixed_iterations > 0)
+        state.counters["items_per_iteration"] = (double)items_per_iteration;
+}
+
 template <class Encoder, class Msg>
 void bm_encode(benchmark::State &state, const std::vector<Msg> *msgs,
                const EncodedSet *set)
@@ -821,8 +837,7 @@ void bm_encode(benchmark::State &state, const std::vector<Msg> *msgs,
             break;
         }
     }
-    state.SetItemsProcessed((int64_t)(state.iterations() * msgs->size()));
-    state.SetBytesProcessed((int64_t)(state.iterations() * set->total_bytes()));
+    set_items(state, msgs->size(), set->total_bytes());
 }
 
 template <class Decoder>
@@ -845,14 +860,8 @@ void bm_decode(benchmark::State &state, const EncodedSet *set)
             break;
         }
     }
-    state.SetItemsProcessed((int64_t)(state.iterations() * set->spans.size()));
-    state.SetBytesProcessed((int64_t)(state.iterations() * set->total_bytes()));
+    set_items(state, set->spans.size(), set->total_bytes());
 }
-
-/* EDIST_BENCH_ITERATIONS=N fixes every benchmark at N iterations (no
- * calibration runs), so a run under callgrind counts exactly N passes over
- * the corpus: instruction counts per term that machine noise cannot move. */
-int64_t g_fixed_iterations = 0;
 
 template <class Msg>
 void register_kind(const std::vector<Msg> *msgs, const EncodedSet *set,

@@ -35,10 +35,20 @@
  *   meson setup /tmp/b-rel /path/to/edist --buildtype=release -Dtests=false
  *   ninja -C /tmp/b-rel bench/edist_bench_runtime
  *   /tmp/b-rel/bench/edist_bench_runtime
- * bench/idle_processes.sh compares the idle process footprint with erl. */
+ * bench/idle_processes.sh compares the idle process footprint with erl.
+ *
+ * Instruction counts (bench/instructions.sh): EDIST_BENCH_ITERATIONS=N runs
+ * every benchmark exactly N iterations, EDIST_BENCH_ITEMS=M makes each
+ * iteration M items instead of 1,000,000 (the name's argument says which),
+ * and the counter items_per_iteration reports M (a new benchmark gets all
+ * this with ->Apply(configure)). In that mode the shard sleeps as soon as
+ * it is idle and the benchmark thread waits without spinning: adaptive
+ * idling spins for a time, so how many instructions it spends depends on
+ * the clock, not on the code measured. */
 
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
@@ -138,6 +148,42 @@ void pingpong_driver(void *arg)
     send_done();
 }
 
+/* The instruction-count mode (see the top of the file), read once from
+ * the environment; 0: normal runs. */
+int64_t fixed_iterations()
+{
+    static const int64_t n = [] {
+        const char *s = std::getenv("EDIST_BENCH_ITERATIONS");
+        return s ? std::max<int64_t>(0, std::atoll(s)) : 0;
+    }();
+    return n;
+}
+
+int64_t items_per_iteration()
+{
+    static const int64_t n = [] {
+        const char *s = std::getenv("EDIST_BENCH_ITEMS");
+        return s ? std::max<int64_t>(1, std::atoll(s)) : 1000000;
+    }();
+    return n;
+}
+
+/* Every benchmark takes this (->Apply(configure)): its one argument is
+ * the items per iteration. */
+void configure(benchmark::internal::Benchmark *b)
+{
+    b->Arg(items_per_iteration())->UseRealTime()->Unit(benchmark::kMillisecond);
+    if (fixed_iterations() > 0)
+        b->Iterations(fixed_iterations());
+}
+
+void set_items(benchmark::State &state, int64_t items)
+{
+    state.SetItemsProcessed(state.iterations() * items);
+    if (fixed_iterations() > 0)
+        state.counters["items_per_iteration"] = static_cast<double>(items);
+}
+
 void run_pingpong(benchmark::State &state, bool selective)
 {
     Job j = {state.range(0), selective, g_main};
@@ -146,7 +192,7 @@ void run_pingpong(benchmark::State &state, bool selective)
             fail("spawn driver");
         wait_done();
     }
-    state.SetItemsProcessed(state.iterations() * j.n);
+    set_items(state, j.n);
 }
 
 void BM_LocalPingPong(benchmark::State &state) { run_pingpong(state, false); }
@@ -188,7 +234,7 @@ void BM_LocalStream(benchmark::State &state)
             fail("spawn sender");
         wait_done();
     }
-    state.SetItemsProcessed(state.iterations() * j.n);
+    set_items(state, j.n);
 }
 
 void nothing(void *) {}
@@ -239,7 +285,7 @@ void run_spawn(benchmark::State &state, edist_proc_fn driver)
             fail("spawn driver");
         wait_done();
     }
-    state.SetItemsProcessed(state.iterations() * j.n);
+    set_items(state, j.n);
 }
 
 void BM_SpawnExit(benchmark::State &state) { run_spawn(state, spawn_driver); }
@@ -299,7 +345,7 @@ void BM_IdleProcesses(benchmark::State &state)
             static_cast<double>(rss1 - rss0) / static_cast<double>(j.n);
         state.counters["rss_mib_total"] = static_cast<double>(rss1) / (1024.0 * 1024.0);
     }
-    state.SetItemsProcessed(state.iterations() * j.n);
+    set_items(state, j.n);
 }
 
 /* ---- shards ------------------------------------------------------------------------ */
@@ -420,12 +466,14 @@ void BM_CrossShardPingPong(benchmark::State &state)
 
 } // namespace
 
-BENCHMARK(BM_LocalPingPong)->Arg(1000000)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_LocalSelective)->Arg(1000000)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_LocalStream)->Arg(1000000)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_SpawnExit)->Arg(1000000)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_SpawnExitBatch)->Arg(1000000)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_SpawnMonitorDown)->Arg(1000000)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_LocalPingPong)->Apply(configure);
+BENCHMARK(BM_LocalSelective)->Apply(configure);
+BENCHMARK(BM_LocalStream)->Apply(configure);
+BENCHMARK(BM_SpawnExit)->Apply(configure);
+BENCHMARK(BM_SpawnExitBatch)->Apply(configure);
+BENCHMARK(BM_SpawnMonitorDown)->Apply(configure);
+/* Shards: fixed sizes, not part of the instruction counts (they measure
+ * two threads' parallelism, not instructions). */
 BENCHMARK(BM_ShardPairs)
     ->Args({1, 64, 4000000})
     ->Args({2, 64, 4000000})
@@ -434,8 +482,7 @@ BENCHMARK(BM_ShardPairs)
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_CrossShardPingPong)->Arg(200000)->UseRealTime()->Unit(benchmark::kMillisecond);
 /* Last: the idle processes stay until the end of the program. */
-BENCHMARK(BM_IdleProcesses)->Arg(1000000)->Iterations(1)->UseRealTime()->Unit(
-    benchmark::kMillisecond);
+BENCHMARK(BM_IdleProcesses)->Iterations(1)->Apply(configure);
 
 int main(int argc, char **argv)
 {
@@ -446,9 +493,11 @@ int main(int argc, char **argv)
     edist_runtime_config_init(&cfg);
     cfg.max_processes = 2000000;
     cfg.shards = 1; /* the shard benchmarks make their own */
+    if (fixed_iterations() > 0)
+        cfg.idle = EDIST_IDLE_SLEEP;
     if (edist_runtime_start(&cfg, &g_rt) != 0)
         fail("runtime_start");
-    if (edist_proc_attach_thread(g_rt, 50, &g_main) != 0)
+    if (edist_proc_attach_thread(g_rt, fixed_iterations() > 0 ? 0 : 50, &g_main) != 0)
         fail("attach");
     edist_parse_error pe;
     if (edist_pattern_compile("done", 4, &g_done, &pe) != 0 ||
