@@ -217,6 +217,9 @@ void edi_nk_set_message_handler(edi_nk *nk, edist_node_message_fn fn,
 void edi_nk_get_stats(const edi_nk *nk, edist_node_stats *out)
 {
     *out = nk->stats;
+    edi_lane_stats ls;
+    edi_lane_get_stats(nk->tcp_lane, &ls);
+    out->lane_queue_full = ls.tx_eagain;
     out->send_queue_bytes = 0;
     out->send_queue_bytes_max_peer = 0;
     for (const edi_link *l = nk->links; l; l = l->next) {

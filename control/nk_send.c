@@ -249,6 +249,7 @@ int edi_nk_send_signal(edi_nk *nk, uint32_t key, uint64_t sender,
                 l->frames_out++;
                 l->data.messages_out++;
                 nk->stats.messages_sent++;
+                nk->stats.messages_in_place++;
                 nk->stats.bytes_sent += b.len + 4; /* with its length */
                 return 0;
             }

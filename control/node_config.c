@@ -72,6 +72,7 @@ static const opt_desc opts[EDI_OPT_COUNT] = {
     [EDI_OPT_SHARDS] = {"shards", T_COUNT, "1", NULL, 1},
     [EDI_OPT_SHARD_CORES] = {"shard_cores", T_STRING, NULL, NULL, 1},
     [EDI_OPT_SHARD_RING_ENTRIES] = {"shard_ring_entries", T_COUNT, "4096", NULL, 1},
+    [EDI_OPT_LANE_QUEUE_LIMIT_BYTES] = {"lane_queue_limit_bytes", T_BYTES, "8M", NULL, 1},
 };
 
 /* "C0,C1,...": CPU numbers (0..1023). */
@@ -513,6 +514,8 @@ int edi_node_options_to_config(edi_node_options *o, int require_name)
         c->reassembly_limit_bytes = (size_t)bytes;
     if (parse_bytes(o->value[EDI_OPT_SEND_QUEUE_LIMIT_BYTES], &bytes) == 0)
         c->send_queue_limit_bytes = (size_t)bytes;
+    if (parse_bytes(o->value[EDI_OPT_LANE_QUEUE_LIMIT_BYTES], &bytes) == 0)
+        c->lane_queue_limit_bytes = (size_t)bytes;
     parse_count(o->value[EDI_OPT_MAILBOX_MESSAGES], &c->mailbox_messages);
     parse_bytes(o->value[EDI_OPT_MAILBOX_BYTES], &c->mailbox_bytes);
     parse_count(o->value[EDI_OPT_MAILBOX_HARD_MESSAGES], &c->mailbox_hard_messages);

@@ -26,6 +26,8 @@
  *   max_message_bytes       one incoming message at most (default 1G)
  *   reassembly_limit_bytes  per peer, fragments held at most (default 2G)
  *   send_queue_limit_bytes  per peer, bytes held for sending (default 64M)
+ *   lane_queue_limit_bytes  per peer, bytes its data lane holds, written
+ *                  in place (default 8M); more waits in the scheduler
  *   mailbox_messages, mailbox_bytes  local sends are held back above
  *                  these (default 1000000, 1G)
  *   mailbox_hard_messages, mailbox_hard_bytes  messages from other nodes
@@ -110,6 +112,7 @@ typedef enum edi_opt_id {
     EDI_OPT_SHARDS,
     EDI_OPT_SHARD_CORES,
     EDI_OPT_SHARD_RING_ENTRIES,
+    EDI_OPT_LANE_QUEUE_LIMIT_BYTES,
     EDI_OPT_COUNT
 } edi_opt_id;
 

@@ -108,6 +108,7 @@ void edist_node_config_init(edist_node_config *cfg)
     cfg->net_setuptime_ms = EDIST_NODE_SETUPTIME_MS_DEFAULT;
     cfg->connect_all = true;
     cfg->send_queue_limit_bytes = EDIST_NODE_SEND_QUEUE_LIMIT_BYTES_DEFAULT;
+    cfg->lane_queue_limit_bytes = EDIST_NODE_LANE_QUEUE_LIMIT_BYTES_DEFAULT;
     cfg->fragment_bytes = EDIST_NODE_FRAGMENT_BYTES_DEFAULT;
     cfg->reassembly_limit_bytes = EDIST_NODE_REASSEMBLY_LIMIT_BYTES_DEFAULT;
     cfg->max_message_bytes = EDIST_NODE_MAX_MESSAGE_BYTES_DEFAULT;
@@ -1310,6 +1311,8 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
                       ns.handshakes_refused_address);
     edi_services_stat(b, n, "handshakes_refused_full",
                       ns.handshakes_refused_full);
+    edi_services_stat(b, n, "messages_in_place", ns.messages_in_place);
+    edi_services_stat(b, n, "lane_queue_full", ns.lane_queue_full);
     edist_node_list peers = {0};
     if ((rc = edi_nk_nodes(node->nk, EDIST_NODES_CONNECTED, &peers)) != 0)
         return rc;
@@ -1477,6 +1480,11 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
      * the frame limit follows the message limit (header room added). */
     uint64_t max_frame = (uint64_t)node_max_message_bytes(cfg);
     tc.max_frame_bytes = max_frame > UINT32_MAX ? UINT32_MAX : max_frame;
+    /* The data lanes' room for frames written in place (the connections'
+     * own queues); the scheduler holds what does not fit. */
+    tc.send_queue_limit_bytes = cfg->lane_queue_limit_bytes
+                                    ? cfg->lane_queue_limit_bytes
+                                    : EDIST_NODE_LANE_QUEUE_LIMIT_BYTES_DEFAULT;
     rc = edi_tcp_setup(n->loop, &tc);
     if (rc)
         goto fail;

@@ -170,10 +170,16 @@ typedef struct edist_node_config {
     uint32_t shards;
     const char *shard_cores;
     uint32_t shard_ring_entries;
+    /* Per peer, bytes its data lane holds for transmit (messages written
+     * in place; on TCP the connection's queue). Past it messages wait in
+     * the peer's send scheduler, up to send_queue_limit_bytes.
+     * 0: EDIST_NODE_LANE_QUEUE_LIMIT_BYTES_DEFAULT. */
+    size_t lane_queue_limit_bytes;
 } edist_node_config;
 
 #define EDIST_NODE_TICKTIME_MS_DEFAULT 60000u
 #define EDIST_NODE_SEND_QUEUE_LIMIT_BYTES_DEFAULT ((size_t)64 << 20)
+#define EDIST_NODE_LANE_QUEUE_LIMIT_BYTES_DEFAULT ((size_t)8 << 20)
 #define EDIST_NODE_FRAGMENT_BYTES_DEFAULT ((size_t)64 << 10)
 #define EDIST_NODE_REASSEMBLY_LIMIT_BYTES_DEFAULT ((size_t)2 << 30)
 #define EDIST_NODE_MAX_MESSAGE_BYTES_DEFAULT ((size_t)1 << 30)
@@ -402,6 +408,10 @@ typedef struct edist_node_stats {
     uint64_t first_message_timeouts;     /* no name within the deadline */
     uint64_t handshakes_refused_address; /* its address had no room */
     uint64_t handshakes_refused_full;    /* every handshake past its name */
+    /* The send path (issue 9). */
+    uint64_t messages_in_place;   /* written straight into a lane */
+    uint64_t lane_queue_full;     /* a lane had no room (lane_queue_limit_bytes):
+                                   * the message waited in the scheduler */
 } edist_node_stats;
 
 /* Callback-safe. Counters of connections that went down are kept in the
