@@ -180,7 +180,7 @@ void edi_nk_shutdown(edi_nk *nk, uint32_t grace_ms, edi_nk_done_fn done,
                      void *arg);
 
 
-/* ---- the process runtime's side (runtime/node.c) ---------------------------
+/* ---- the process runtime's side (runtime/node_dispatch.c) ---------------------------
  * Once set, every distribution message the node itself does not answer
  * (its interim pseudo-processes: is_auth, ping replies, nodes queries) goes
  * to dispatch (unless an application message handler is set:

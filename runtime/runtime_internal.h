@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The process runtime's internals: what the runtime files share, and the
- * interface the node (runtime/node.c, control/) uses to wire distribution
+ * interface the node (runtime/node*.c, control/) uses to wire distribution
  * in: a table of hooks the runtime calls for signals to other nodes, and
  * entry points the node calls for signals that arrive from them.
  *
@@ -18,7 +18,7 @@
  * deadlocks. Shard 0 also runs the node's net kernel: the hooks below are
  * called on shard 0 only; other shards forward such signals to it.
  *
- * Wiring a node (what runtime/node.c and control/netkernel.c do):
+ * Wiring a node (what runtime/node*.c and control/nk_*.c do):
  * - after the port mapper gave the creation: edi_rt_new({loop, &proc_cfg
  *   with node_name and creation, &hooks}) on the node's loop, before the
  *   loop thread starts; edi_rt_free(rt) on the loop thread at stop, before

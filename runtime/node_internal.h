@@ -1,0 +1,87 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* What the node's files share. The node is split by concept:
+ *   node.c           configuration, start-up (name, cookie, listener, port
+ *                    mapper), the shard thread, stop, getters
+ *   node_signals.c   the runtime's outgoing signals (hooks) and the
+ *                    auto-connection that defers them
+ *   node_dispatch.c  incoming distribution messages into the runtime
+ *   node_services.c  what the services ask of the node
+ *   node_calls.c     calls into the loop from other threads, blocked sends,
+ *                    and the public calls made through them
+ * Names shared between these files start with edi_node_. */
+#ifndef EDI_NODE_INTERNAL_H
+#define EDI_NODE_INTERNAL_H
+
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "base/log.h"
+#include "control/cookie.h"
+#include "control/dist_build.h"
+#include "control/handshake.h"
+#include "control/netkernel.h"
+#include "edist/node.h"
+#include "runtime/runtime_internal.h"
+#include "runtime/services.h"
+
+struct edist_node {
+    edist_node_config cfg; /* strings below are copies */
+    char name[EDI_HS_NAME_MAX_BYTES + 1];
+    char listen_address[INET6_ADDRSTRLEN];
+    uint32_t creation;
+    uint16_t listen_port;
+    uint16_t epmd_port;
+    edi_cookies *cookies;
+    edi_loop *loop;
+    edi_nk *nk;
+    edi_listener *listener;
+    edi_conn *epmd_conn;
+    edist_node_writable_fn writable_fn; /* loop thread */
+    void *writable_user;
+    pthread_t thread;
+    bool thread_started;
+    atomic_bool stopping; /* set by edist_node_stop, read on the loop */
+    /* The process runtime on the node's loop, and what its hooks use to
+     * build frames (loop thread). */
+    edi_rt *rt;
+    edi_services *services;
+    edist_procid node_watcher; /* told of nodeup/nodedown (the pg scope) */
+    edist_buf rt_frame;
+    uint64_t rt_unlink_id;
+    /* Auto-connection: signals for nodes being connected to (loop
+     * thread), bounded; the attempts by node index (looked at on every
+     * remote signal while any is under way). */
+    edi_htab connecting;
+    size_t deferred_count, deferred_bytes;
+
+    /* base: the one logger, from cfg.log, log_user and log_level; the
+     * loop, the net kernel and the runtime get a copy. */
+    edi_log log;
+};
+
+/* node_signals.c: the runtime's hooks, with n as their user. */
+extern const edi_rt_hooks edi_node_rt_hooks;
+/* A local process id as a distribution pid term, encoded in s. */
+int edi_node_pid_view(edist_procid p, edi_dist_term_scratch *s,
+                      edist_term_view *out);
+/* At node_free: attempts whose completion never ran (the loop stopped). */
+void edi_node_connecting_free_all(edist_node *n);
+
+/* node_dispatch.c: what the net kernel hands the runtime, with n as user. */
+extern const edi_nk_rt_ops edi_node_nk_ops;
+
+/* node_services.c: start the services (cfg.services) on n's runtime. */
+int edi_node_services_start(edist_node *n);
+
+/* node_calls.c */
+/* Wait (never inline) until the loop runs on its thread: from then on
+ * edi_loop_on_thread() tells callers apart. */
+int edi_node_call_wait_running(edist_node *n);
+/* Say goodbye on the loop: close the listener, shut the net kernel down
+ * (NODE_STOP_GRACE_MS at most), unregister, stop the loop. False if the
+ * loop did not finish that in time (or could not be asked). */
+bool edi_node_call_stop(edist_node *n);
+
+#endif

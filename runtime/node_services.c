@@ -1,0 +1,149 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* What the services ask of the node (loop thread): the nodes it knows,
+ * nodeup/nodedown for the pg scope, edist:stats/0's node part, and
+ * where printed lines go. */
+#include "runtime/node_internal.h"
+
+#include <string.h>
+
+static int svc_nodes(void *user, unsigned which, edi_services_node_fn add,
+                     void *ctx)
+{
+    edist_node *n = user;
+    unsigned sel = 0;
+    if (which & EDI_NODES_VISIBLE)
+        sel |= EDIST_NODES_VISIBLE;
+    if (which & (EDI_NODES_HIDDEN | EDI_NODES_KNOWN))
+        sel |= EDIST_NODES_HIDDEN;
+    if (which & EDI_NODES_KNOWN)
+        sel |= EDIST_NODES_VISIBLE;
+    edist_node_list list = {0};
+    int rc = edi_nk_nodes(n->nk, sel, &list);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < list.count; i++)
+        add(ctx, list.names[i], strlen(list.names[i]));
+    edist_node_list_free(&list);
+    return 0;
+}
+
+static bool svc_connected(void *user, const char *node)
+{
+    edist_node *n = user;
+    return edi_nk_is_up(n->nk, node);
+}
+
+static bool svc_is_alive(void *user)
+{
+    (void)user;
+    return true;
+}
+
+/* {nodeup, Node} / {nodedown, Node} to the watcher (loop thread). */
+static void svc_node_event(void *user, const edist_node_event *ev)
+{
+    edist_node *n = user;
+    uint8_t mem[EDIST_ATOM_MAX_BYTES + 32];
+    edist_buf b;
+    edist_buf_init_fixed(&b, mem, sizeof mem);
+    edist_enc_tuple(&b, 2);
+    edist_enc_atomz(&b, ev->up ? "nodeup" : "nodedown");
+    edist_enc_atomz(&b, ev->node);
+    if (edist_buf_error(&b) == 0)
+        edist_runtime_send(n->rt, n->node_watcher, b.data, b.len);
+}
+
+static int svc_monitor_nodes(void *user, edist_procid pid)
+{
+    edist_node *n = user;
+    uint64_t handle;
+    n->node_watcher = pid;
+    return edi_nk_monitor_nodes(n->nk, EDIST_NODES_VISIBLE, svc_node_event, n, &handle);
+}
+
+/* edist:stats/0's node part: totals, then peers => #{Peer => #{...}}. */
+static int svc_stats(void *user, edist_buf *b, uint32_t *n)
+{
+    edist_node *node = user;
+    edist_node_stats ns;
+    int rc = edist_node_get_stats(node, &ns);
+    if (rc)
+        return rc;
+    edi_services_stat(b, n, "connections_up", ns.connections_up);
+    edi_services_stat(b, n, "nodeups", ns.nodeups);
+    edi_services_stat(b, n, "nodedowns", ns.nodedowns);
+    edi_services_stat(b, n, "handshakes_refused", ns.handshakes_refused);
+    edi_services_stat(b, n, "messages_received", ns.messages_received);
+    edi_services_stat(b, n, "messages_sent", ns.messages_sent);
+    edi_services_stat(b, n, "messages_dropped", ns.messages_dropped);
+    edi_services_stat(b, n, "bytes_received", ns.bytes_received);
+    edi_services_stat(b, n, "bytes_sent", ns.bytes_sent);
+    edi_services_stat(b, n, "send_queue_bytes", ns.send_queue_bytes);
+    edi_services_stat(b, n, "sends_busy", ns.sends_busy);
+    edi_services_stat(b, n, "fragments_sent", ns.fragments_sent);
+    edi_services_stat(b, n, "fragments_received", ns.fragments_received);
+    edi_services_stat(b, n, "rx_buffers", ns.rx_buffers);
+    edi_services_stat(b, n, "rx_buffers_held", ns.rx_buffers_held);
+    edi_services_stat(b, n, "rx_starved", ns.rx_starved);
+    edi_services_stat(b, n, "messages_over_limit", ns.messages_over_limit);
+    /* Admission of incoming connections. */
+    edi_services_stat(b, n, "handshakes_evicted", ns.handshakes_evicted);
+    edi_services_stat(b, n, "first_message_timeouts",
+                      ns.first_message_timeouts);
+    edi_services_stat(b, n, "handshakes_refused_address",
+                      ns.handshakes_refused_address);
+    edi_services_stat(b, n, "handshakes_refused_full",
+                      ns.handshakes_refused_full);
+    edi_services_stat(b, n, "messages_in_place", ns.messages_in_place);
+    edi_services_stat(b, n, "lane_queue_full", ns.lane_queue_full);
+    edist_node_list peers = {0};
+    if ((rc = edi_nk_nodes(node->nk, EDIST_NODES_CONNECTED, &peers)) != 0)
+        return rc;
+    edist_buf each;
+    edist_buf_init(&each);
+    uint32_t npeers = 0;
+    for (size_t i = 0; i < peers.count; i++) {
+        edist_node_peer_stats ps;
+        if (edist_node_get_peer_stats(node, peers.names[i], &ps) != 0)
+            continue; /* went down meanwhile */
+        uint32_t k = 0;
+        edist_enc_atomz(&each, peers.names[i]);
+        edist_enc_map(&each, 6);
+        edi_services_stat(&each, &k, "messages_sent", ps.messages_sent);
+        edi_services_stat(&each, &k, "messages_received", ps.messages_received);
+        edi_services_stat(&each, &k, "send_queue_bytes", ps.send_queue_bytes);
+        edi_services_stat(&each, &k, "send_queue_max_bytes", ps.send_queue_max_bytes);
+        edi_services_stat(&each, &k, "sends_busy", ps.sends_busy);
+        edi_services_stat(&each, &k, "reassembly_bytes", ps.reassembly_bytes);
+        npeers++;
+    }
+    edist_node_list_free(&peers);
+    edist_enc_atom(b, "peers", 5);
+    edist_enc_map(b, npeers);
+    edist_enc_raw(b, each.data, each.len);
+    (*n)++;
+    rc = edist_buf_error(&each);
+    edist_buf_free(&each);
+    return rc;
+}
+
+static void svc_print_line(void *user, const char *line, size_t len)
+{
+    edist_node *n = user;
+    if (n->cfg.output)
+        n->cfg.output(n->cfg.output_user, line, len);
+}
+
+int edi_node_services_start(edist_node *n)
+{
+    edi_services_config sc = {
+        .user = n,
+        .nodes = svc_nodes,
+        .connected = svc_connected,
+        .is_alive = svc_is_alive,
+        .print_line = svc_print_line,
+        .monitor_nodes = svc_monitor_nodes,
+        .stats = svc_stats,
+    };
+    return edi_services_start((edist_runtime *)n->rt, &sc, &n->services);
+}
