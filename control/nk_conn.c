@@ -392,10 +392,24 @@ static void data_closed(edi_lane_link *link, void *user, int reason)
     edi_nki_shutdown_check(nk);
 }
 
+/* The lane took some of its queue: the scheduler hands it more once it
+ * is below the watermark (on_writable alone says "below half its room",
+ * which may be far above the watermark: the scheduler would wait for a
+ * send that never comes). */
+static void data_sent(edi_lane_link *link, void *user, size_t pending_bytes)
+{
+    (void)link;
+    edi_link *l = user;
+    if (l->data.sq && edi_sendq_bytes(l->data.sq) > 0 &&
+        pending_bytes < l->nk->tx_watermark)
+        edi_nki_arm_pump(l);
+}
+
 const edi_lane_handler edi_nki_data_handler = {
     .on_frame = data_frame,
     .on_writable = data_writable,
     .on_closed = data_closed,
+    .on_sent = data_sent,
 };
 
 static void on_connected(edi_conn *c, void *user)

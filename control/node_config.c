@@ -72,7 +72,7 @@ static const opt_desc opts[EDI_OPT_COUNT] = {
     [EDI_OPT_SHARDS] = {"shards", T_COUNT, "1", NULL, 1},
     [EDI_OPT_SHARD_CORES] = {"shard_cores", T_STRING, NULL, NULL, 1},
     [EDI_OPT_SHARD_RING_ENTRIES] = {"shard_ring_entries", T_COUNT, "4096", NULL, 1},
-    [EDI_OPT_LANE_QUEUE_LIMIT_BYTES] = {"lane_queue_limit_bytes", T_BYTES, "8M", NULL, 1},
+    [EDI_OPT_LANE_QUEUE_LIMIT_BYTES] = {"lane_queue_limit_bytes", T_BYTES, "32M", NULL, 1},
 };
 
 /* "C0,C1,...": CPU numbers (0..1023). */

@@ -27,7 +27,7 @@
  *   reassembly_limit_bytes  per peer, fragments held at most (default 2G)
  *   send_queue_limit_bytes  per peer, bytes held for sending (default 64M)
  *   lane_queue_limit_bytes  per peer, bytes its data lane holds, written
- *                  in place (default 8M); more waits in the scheduler
+ *                  in place (default 32M); more waits in the scheduler
  *   mailbox_messages, mailbox_bytes  local sends are held back above
  *                  these (default 1000000, 1G)
  *   mailbox_hard_messages, mailbox_hard_bytes  messages from other nodes

@@ -70,6 +70,11 @@ typedef struct edi_lane_handler {
      * closed, or the medium's error (as edi_conn's on_close). The link is
      * invalid once this returns. May be NULL. */
     void (*on_closed)(edi_lane_link *link, void *user, int reason);
+    /* The medium took some of link's transmit queue; pending_bytes are
+     * left (edi_lane_tx_pending). For a sender that paces itself below
+     * the lane's room (on_writable only says "below half of it"). Runs on
+     * every transmit completion: keep it cheap. May be NULL. */
+    void (*on_sent)(edi_lane_link *link, void *user, size_t pending_bytes);
 } edi_lane_handler;
 
 /* One frame of a batch: [head][body] as one frame. head is copied; body is
@@ -219,6 +224,9 @@ void edi_lane_link_init(edi_lane_link *link, edi_lane *lane, void *user);
 void edi_lane_deliver(edi_lane_link *link, const edi_frame *f);
 /* Room again: on_writable if a transmit met EDIST_EAGAIN since. */
 void edi_lane_writable(edi_lane_link *link);
+/* The medium took some of link's queue (pending_bytes left): tells the
+ * handler's on_sent. */
+void edi_lane_sent(edi_lane_link *link, size_t pending_bytes);
 /* The link is gone: counted, then on_closed. The caller frees the link
  * after. */
 void edi_lane_link_gone(edi_lane_link *link, int reason);

@@ -204,7 +204,16 @@ static void in_closed(edi_lane_link *inner, void *user, int reason)
     free(w);
 }
 
-static const edi_lane_handler inner_handler = { in_frame, in_writable, in_closed };
+static void in_sent(edi_lane_link *inner, void *user, size_t pending_bytes)
+{
+    (void)inner;
+    fl_link *w = user;
+    if (w != NULL)
+        edi_lane_sent(&w->base, pending_bytes);
+}
+
+static const edi_lane_handler inner_handler = { in_frame, in_writable, in_closed,
+                                                in_sent };
 
 /* ---- the wrapper's function table ---------------------------------------------------- */
 

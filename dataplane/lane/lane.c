@@ -82,6 +82,12 @@ void edi_lane_writable(edi_lane_link *link)
         link->lane->h.on_writable(link, link->user);
 }
 
+void edi_lane_sent(edi_lane_link *link, size_t pending_bytes)
+{
+    if (!link->closed && link->lane->h.on_sent != NULL)
+        link->lane->h.on_sent(link, link->user, pending_bytes);
+}
+
 void edi_lane_link_gone(edi_lane_link *link, int reason)
 {
     edi_lane *lane = link->lane;

@@ -41,6 +41,12 @@ static void conn_writable(edi_conn *c, void *user)
     edi_lane_writable(user);
 }
 
+static void conn_sent(edi_conn *c, void *user, size_t queued_bytes)
+{
+    (void)c;
+    edi_lane_sent(user, queued_bytes);
+}
+
 static void conn_closed(edi_conn *c, void *user, int reason)
 {
     (void)c;
@@ -53,6 +59,7 @@ static void conn_closed(edi_conn *c, void *user, int reason)
 static const edi_conn_ops link_conn_ops = {
     .on_frame = conn_frame,
     .on_writable = conn_writable,
+    .on_sent = conn_sent,
     .on_close = conn_closed,
 };
 
