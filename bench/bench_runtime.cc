@@ -349,6 +349,9 @@ void BM_IdleProcesses(benchmark::State &state)
 }
 
 /* ---- shards ------------------------------------------------------------------------ */
+/* (Compiled where the runtime has shards, so that bench/instructions.sh can
+ * build these sources against revisions from before them.) */
+#ifdef EDIST_MAX_SHARDS
 
 /* The benchmark thread is a process of g_rt only: the shard benchmarks'
  * drivers report through this counter instead of a message. */
@@ -463,6 +466,7 @@ void BM_CrossShardPingPong(benchmark::State &state)
     state.SetItemsProcessed(state.iterations() * j.n);
     edist_runtime_stop(rt);
 }
+#endif // EDIST_MAX_SHARDS
 
 } // namespace
 
@@ -474,6 +478,7 @@ BENCHMARK(BM_SpawnExitBatch)->Apply(configure);
 BENCHMARK(BM_SpawnMonitorDown)->Apply(configure);
 /* Shards: fixed sizes, not part of the instruction counts (they measure
  * two threads' parallelism, not instructions). */
+#ifdef EDIST_MAX_SHARDS
 BENCHMARK(BM_ShardPairs)
     ->Args({1, 64, 4000000})
     ->Args({2, 64, 4000000})
@@ -481,6 +486,7 @@ BENCHMARK(BM_ShardPairs)
     ->UseRealTime()
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_CrossShardPingPong)->Arg(200000)->UseRealTime()->Unit(benchmark::kMillisecond);
+#endif
 /* Last: the idle processes stay until the end of the program. */
 BENCHMARK(BM_IdleProcesses)->Iterations(1)->Apply(configure);
 
@@ -492,7 +498,9 @@ int main(int argc, char **argv)
     edist_runtime_config cfg;
     edist_runtime_config_init(&cfg);
     cfg.max_processes = 2000000;
+#ifdef EDIST_MAX_SHARDS
     cfg.shards = 1; /* the shard benchmarks make their own */
+#endif
     if (fixed_iterations() > 0)
         cfg.idle = EDIST_IDLE_SLEEP;
     if (edist_runtime_start(&cfg, &g_rt) != 0)

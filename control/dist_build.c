@@ -233,6 +233,48 @@ static uint8_t *put_pid(uint8_t *p, const edist_pid *pid)
     return p + 12;
 }
 
+int edi_dist_build_send_pids_head(uint8_t *out, size_t cap, uint64_t flags,
+                                  const edist_pid *from, const edist_pid *to,
+                                  size_t *len)
+{
+    bool sender = (flags & EDI_DFLAG_SEND_SENDER) != 0;
+    if (from->node.latin1 || to->node.latin1 || from->node.len > 255 ||
+        to->node.len > 255)
+        return edist_set_error(EDIST_EUNSUPPORTED,
+                               "dist build SEND head: odd node name");
+    size_t need = 3 + 2 + 2 + 2 + (15 + to->node.len) +
+                  (sender ? 15 + from->node.len : 0) + 1;
+    if (need > cap)
+        return edist_set_error(EDIST_ENOSPC, "dist build SEND head: %zu bytes",
+                               need);
+    int hdr = edi_dist_uses_header(flags);
+    uint8_t *p = out;
+    if (hdr) {
+        *p++ = EDIST_TAG_VERSION;
+        *p++ = EDI_DIST_HEADER;
+        *p++ = 0;
+    } else {
+        *p++ = EDI_DIST_PASS_THROUGH;
+        *p++ = EDIST_TAG_VERSION;
+    }
+    *p++ = EDIST_TAG_SMALL_TUPLE;
+    *p++ = 3;
+    *p++ = EDIST_TAG_SMALL_INTEGER;
+    if (sender) {
+        *p++ = EDI_DOP_SEND_SENDER;
+        p = put_pid(p, from);
+    } else {
+        *p++ = EDI_DOP_SEND;
+        *p++ = EDIST_TAG_SMALL_ATOM_UTF8;
+        *p++ = 0;
+    }
+    p = put_pid(p, to);
+    if (!hdr)
+        *p++ = EDIST_TAG_VERSION;
+    *len = (size_t)(p - out);
+    return 0;
+}
+
 int edi_dist_build_send_pids(edist_buf *out, uint64_t flags,
                              const edist_pid *from, const edist_pid *to,
                              edist_term_view msg)

@@ -63,6 +63,15 @@ int edi_dist_build_send(edist_buf *out, uint64_t flags,
 /* SEND_SENDER {22, From, To} (or SEND {2, '', To} when the peer did not
  * negotiate DFLAG_SEND_SENDER) with msg: the send path's builder, written
  * in one pass without per-element buffer calls. */
+/* The same frame's bytes before the message (bare: no u32 length), into
+ * out[0..cap): for a message sent without a copy, the lane takes these as
+ * the head and the message as an uncopied body. A message that starts with
+ * 131 must have it removed first. *len gets the head's length. 0,
+ * EDIST_ENOSPC, EDIST_EUNSUPPORTED (a node name the general builder must
+ * write). */
+int edi_dist_build_send_pids_head(uint8_t *out, size_t cap, uint64_t flags,
+                                  const edist_pid *from, const edist_pid *to,
+                                  size_t *len);
 int edi_dist_build_send_pids(edist_buf *out, uint64_t flags,
                              const edist_pid *from, const edist_pid *to,
                              edist_term_view msg);

@@ -240,6 +240,14 @@ typedef int (*edi_nk_build_fn)(void *arg, edist_buf *out, uint64_t peer_flags);
 int edi_nk_send_signal(edi_nk *nk, uint32_t key, uint64_t sender,
                        size_t max_bytes, edi_nk_build_fn build, void *arg,
                        bool force);
+/* A frame [head][body] for the up peer keyed `key`, body not copied: the
+ * lane takes it while the peer's scheduler is idle and the frame needs no
+ * fragments, and calls release(release_arg, body) once done with it.
+ * EDIST_EAGAIN (or the lane's error): not taken, the body is still the
+ * caller's (send it the copying way); EDIST_ENOTFOUND: not up. */
+int edi_nk_send_owned(edi_nk *nk, uint32_t key, const uint8_t *head,
+                      size_t head_len, const void *body, size_t body_len,
+                      edi_release_fn release, void *release_arg);
 /* edi_nk_peer_flags by key. */
 int edi_nk_key_flags(edi_nk *nk, uint32_t key, size_t admit_len,
                      uint64_t *flags);

@@ -267,6 +267,33 @@ int edi_nk_send_signal(edi_nk *nk, uint32_t key, uint64_t sender,
                     force);
 }
 
+int edi_nk_send_owned(edi_nk *nk, uint32_t key, const uint8_t *head,
+                      size_t head_len, const void *body, size_t body_len,
+                      edi_release_fn release, void *release_arg)
+{
+    edi_link *l = key < nk->by_key_cap ? nk->by_key[key] : NULL;
+    if (!l || !data_up(l))
+        return edist_set_error(EDIST_ENOTFOUND, "not connected to node %u",
+                               key);
+    /* Behind the scheduler, or in fragments: the copying path. */
+    if (edi_sendq_bytes(l->data.sq) != 0 ||
+        head_len + body_len > edi_sendq_fragment_bytes(l->data.sq))
+        return EDIST_EAGAIN;
+    edi_lane_txframe f = {.head = head, .head_len = head_len,
+                          .body = body, .body_len = body_len,
+                          .release = release, .release_arg = release_arg};
+    size_t taken = 0;
+    int rc = edi_lane_tx_batch(l->data.link, &f, 1, &taken);
+    if (rc || taken != 1)
+        return rc ? rc : EDIST_EAGAIN; /* not taken: still the caller's */
+    l->frames_out++;
+    l->data.messages_out++;
+    nk->stats.messages_sent++;
+    nk->stats.messages_in_place++;
+    nk->stats.bytes_sent += 4 + head_len + body_len;
+    return 0;
+}
+
 int edi_nk_key_flags(edi_nk *nk, uint32_t key, size_t admit_len,
                      uint64_t *flags)
 {

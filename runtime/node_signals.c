@@ -346,6 +346,11 @@ static int rt_msg_defer(edist_node *n, edist_procid from, edist_procid to,
     return rc;
 }
 
+/* Owned payloads from this size go to the lane uncopied. */
+#define RT_OWNED_MIN_BYTES 512u
+/* A SEND_SENDER header: two pids with node names of up to 255 bytes. */
+#define RT_HEAD_MAX_BYTES (16u + 2u * (15u + 255u))
+
 static int rt_send_msg(edist_node *n, edist_procid from, edist_procid to,
                        uint32_t node, const char *name,
                        const edi_rt_payload *msg)
@@ -367,6 +372,21 @@ static int rt_send_msg(edist_node *n, edist_procid from, edist_procid to,
     /* Signals waiting for the connection go first. */
     if (n->connecting.count && rt_connecting_find(n, node))
         return rt_msg_defer(n, from, to, node, name, msg, EDIST_ENOTFOUND);
+    /* A payload the runtime handed over (edist_send_owned, edist_send_buf)
+     * goes to the lane as it is, behind a header built here: no copy.
+     * Small ones are cheaper copied than given an iovec of their own. */
+    if (!name && msg->release && msg->len >= RT_OWNED_MIN_BYTES &&
+        msg->data[0] != EDIST_TAG_VERSION) {
+        uint64_t flags;
+        uint8_t head[RT_HEAD_MAX_BYTES];
+        size_t head_len;
+        if (edi_nk_key_flags(n->nk, node, 0, &flags) == 0 &&
+            edi_dist_build_send_pids_head(head, sizeof head, flags, &b.from_pid,
+                                          &b.to_pid, &head_len) == 0 &&
+            edi_nk_send_owned(n->nk, node, head, head_len, msg->data, msg->len,
+                              msg->release, msg->owner) == 0)
+            return 0;
+    }
     rc = edi_nk_send_signal(n->nk, node, from.id, rt_msg_max_bytes(&b),
                             rt_build_msg, &b, msg->force);
     if (rc == EDIST_ENOTFOUND)
