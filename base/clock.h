@@ -22,4 +22,15 @@ static inline uint64_t edi_now_ms(void)
     return edi_now_ns() / 1000000u;
 }
 
+/* A spin-wait hint to the CPU (a busy loop's pause between two looks):
+ * kinder to the sibling hyperthread and to power. */
+static inline void edi_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 #endif

@@ -233,6 +233,15 @@ static uint8_t *put_pid(uint8_t *p, const edist_pid *pid)
     return p + 12;
 }
 
+/* Bytes of a SEND(_SENDER) header before the message: dist header or
+ * pass-through, the tuple, the op, the pids (NEW_PID_EXT, small atom). */
+static size_t send_head_max(bool sender, const edist_pid *from,
+                            const edist_pid *to)
+{
+    return 3 + 2 + 2 + 2 + (15 + to->node.len) +
+           (sender ? 15 + from->node.len : 0) + 1;
+}
+
 int edi_dist_build_send_pids_head(uint8_t *out, size_t cap, uint64_t flags,
                                   const edist_pid *from, const edist_pid *to,
                                   size_t *len)
@@ -242,8 +251,7 @@ int edi_dist_build_send_pids_head(uint8_t *out, size_t cap, uint64_t flags,
         to->node.len > 255)
         return edist_set_error(EDIST_EUNSUPPORTED,
                                "dist build SEND head: odd node name");
-    size_t need = 3 + 2 + 2 + 2 + (15 + to->node.len) +
-                  (sender ? 15 + from->node.len : 0) + 1;
+    size_t need = send_head_max(sender, from, to);
     if (need > cap)
         return edist_set_error(EDIST_ENOSPC, "dist build SEND head: %zu bytes",
                                need);
@@ -299,38 +307,18 @@ int edi_dist_build_send_pids(edist_buf *out, uint64_t flags,
         return sender ? edi_dist_build_send_sender(out, flags, NULL, fv, tv, msg)
                       : edi_dist_build_send(out, flags, NULL, tv, msg);
     }
-    int hdr = edi_dist_uses_header(flags);
     size_t prefix = (flags & EDI_DIST_BUILD_BARE) ? 0 : 4;
-    size_t pid_bytes = 3 + 12;
-    size_t max = 4 + 3 + 2 + 2 + 2 + (pid_bytes + to->node.len) +
-                 (sender ? pid_bytes + from->node.len : 0) + 1 + msg.len;
-    if (edist_buf_reserve(out, max) != 0)
+    size_t head_max = send_head_max(sender, from, to);
+    if (edist_buf_reserve(out, prefix + head_max + msg.len) != 0)
         return edist_set_error(out->err ? out->err : EDIST_ENOMEM,
                                "dist build SEND: buffer error");
     uint8_t *start = out->data + out->len;
-    uint8_t *p = start + prefix;
-    if (hdr) {
-        *p++ = EDIST_TAG_VERSION;
-        *p++ = EDI_DIST_HEADER;
-        *p++ = 0; /* no atom cache refs */
-    } else {
-        *p++ = EDI_DIST_PASS_THROUGH;
-        *p++ = EDIST_TAG_VERSION;
-    }
-    *p++ = EDIST_TAG_SMALL_TUPLE;
-    *p++ = 3;
-    *p++ = EDIST_TAG_SMALL_INTEGER;
-    if (sender) {
-        *p++ = EDI_DOP_SEND_SENDER;
-        p = put_pid(p, from);
-    } else {
-        *p++ = EDI_DOP_SEND;
-        *p++ = EDIST_TAG_SMALL_ATOM_UTF8;
-        *p++ = 0;
-    }
-    p = put_pid(p, to);
-    if (!hdr)
-        *p++ = EDIST_TAG_VERSION;
+    size_t head_len;
+    int rc = edi_dist_build_send_pids_head(start + prefix, head_max, flags,
+                                           from, to, &head_len);
+    if (rc)
+        return rc;
+    uint8_t *p = start + prefix + head_len;
     memcpy(p, msg.ptr, msg.len);
     p += msg.len;
     size_t frame = (size_t)(p - start);

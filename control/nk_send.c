@@ -15,6 +15,19 @@ static bool data_up(const edi_link *l)
     return l->data.link && l->data.sq && l->phase == L_UP && !l->dead;
 }
 
+/* A unit of the scheduler as a lane frame: its body is not copied and is
+ * released through the scheduler once the lane is done with it. Forced:
+ * the scheduler applied the peer's limit already. */
+static edi_lane_txframe unit_frame(const edi_sendq_unit *u)
+{
+    return (edi_lane_txframe){
+        .head = u->head, .head_len = u->head_len,
+        .body = u->body, .body_len = u->body_len,
+        .release = edi_sendq_release, .release_arg = u->msg,
+        .force = true,
+    };
+}
+
 /* Hand the lane units from the scheduler while its own queue is short
  * (a fragment or two: then a small message from another sender overtakes
  * a big one soon). Each unit is an uncopied body: the scheduler's release
@@ -29,14 +42,8 @@ static void link_pump(edi_link *l)
         edi_sendq_unit u;
         if (!edi_sendq_next(l->data.sq, &u))
             break;
-        edi_lane_txframe f = {
-            .head = u.head, .head_len = u.head_len,
-            .body = u.body, .body_len = u.body_len,
-            .release = edi_sendq_release, .release_arg = u.msg,
-            /* the scheduler applied the peer's limit; the lane's queue
-             * is kept short here */
-            .force = true,
-        };
+        edi_lane_txframe f = unit_frame(&u); /* the lane's queue is kept
+                                               * short here */
         size_t taken = 0;
         int rc = edi_lane_tx_batch(l->data.link, &f, 1, &taken);
         if (rc || taken != 1) {
@@ -183,12 +190,7 @@ void edi_nki_link_drain_all(edi_link *l)
 {
     edi_sendq_unit u;
     while (l->data.link && l->data.sq && edi_sendq_next(l->data.sq, &u)) {
-        edi_lane_txframe f = {
-            .head = u.head, .head_len = u.head_len,
-            .body = u.body, .body_len = u.body_len,
-            .release = edi_sendq_release, .release_arg = u.msg,
-            .force = true,
-        };
+        edi_lane_txframe f = unit_frame(&u);
         size_t taken = 0;
         if (edi_lane_tx_batch(l->data.link, &f, 1, &taken) != 0 || taken != 1) {
             edi_sendq_release(u.msg, u.body);

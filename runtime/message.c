@@ -22,15 +22,6 @@
 
 #define THREAD_SPIN_CHECK_EVERY 64
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 /* Encoded term bytes of a message or reason: a leading 131 is skipped;
  * compressed terms are inflated into *scratch. */
 static int term_bytes(const void *term, size_t len, edist_buf *scratch, const uint8_t **out,
@@ -674,7 +665,7 @@ static void thread_wait(edi_thread_proc *t, uint64_t deadline_ns)
     while (now < spin_end && now < deadline_ns) {
         if (atomic_load_explicit(&t->seq, memory_order_relaxed) != seq0)
             return;
-        cpu_relax();
+        edi_cpu_relax();
         if (++k % THREAD_SPIN_CHECK_EVERY == 0)
             now = edi_now_ns();
     }

@@ -808,15 +808,6 @@ int edi_loop_run_once(edi_loop *loop, int timeout_ms)
     return (int)(n > INT_MAX ? INT_MAX : n);
 }
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 int edi_loop_run(edi_loop *loop)
 {
     become_loop_thread(loop);
@@ -832,7 +823,7 @@ int edi_loop_run(edi_loop *loop)
         int rc = 0;
         switch (loop->cfg.idle) {
         case EDI_IDLE_BUSY:
-            cpu_relax();
+            edi_cpu_relax();
             break;
         case EDI_IDLE_SLEEP:
             rc = loop_wait(loop, UINT64_MAX);
@@ -843,7 +834,7 @@ int edi_loop_run(edi_loop *loop)
                 idle_since_ns = t;
             uint64_t idle = t - idle_since_ns;
             if (idle < spin_ns)
-                cpu_relax();
+                edi_cpu_relax();
             else if (idle < yield_ns)
                 sched_yield();
             else
