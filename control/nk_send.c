@@ -292,6 +292,7 @@ int edi_nk_send_owned(edi_nk *nk, uint32_t key, const uint8_t *head,
     l->data.messages_out++;
     nk->stats.messages_sent++;
     nk->stats.messages_in_place++;
+    nk->stats.messages_uncopied++;
     nk->stats.bytes_sent += 4 + head_len + body_len;
     return 0;
 }

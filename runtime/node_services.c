@@ -96,6 +96,7 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
                       ns.handshakes_refused_full);
     edi_services_stat(b, n, "messages_in_place", ns.messages_in_place);
     edi_services_stat(b, n, "lane_queue_full", ns.lane_queue_full);
+    edi_services_stat(b, n, "messages_uncopied", ns.messages_uncopied);
     edist_node_list peers = {0};
     if ((rc = edi_nk_nodes(node->nk, EDIST_NODES_CONNECTED, &peers)) != 0)
         return rc;

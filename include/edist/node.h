@@ -412,6 +412,8 @@ typedef struct edist_node_stats {
     uint64_t messages_in_place;   /* written straight into a lane */
     uint64_t lane_queue_full;     /* a lane had no room (lane_queue_limit_bytes):
                                    * the message waited in the scheduler */
+    uint64_t messages_uncopied;   /* owned payloads (edist_send_owned,
+                                   * edist_send_buf) sent without a copy */
 } edist_node_stats;
 
 /* Callback-safe. Counters of connections that went down are kept in the
