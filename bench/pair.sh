@@ -48,3 +48,10 @@ for (b, idle, shards), rs in groups.items():
           f"| {med(rs, 'rtt_p50_us'):.1f} / {med(rs, 'rtt_p99_us'):.1f} / "
           f"{med(rs, 'rtt_p999_us'):.1f} | {cmd} |")
 PY
+
+# The floor of those round trips on this host: the same loopback TCP,
+# busy polling, no edist.
+if [ -x "$build/bench/edist_tcp_pingpong" ]; then
+  echo
+  "$build/bench/edist_tcp_pingpong"
+fi
