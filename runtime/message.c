@@ -99,8 +99,8 @@ static int mailbox_overflow(edi_rt *rt, edi_proc *p, edi_msg *m, uint32_t count,
                             uint64_t bytes)
 {
     edi_msg_free(&rt->pool, m);
-    rt->dropped++;
-    rt->mailbox_overflows++;
+    EDI_COUNT_ADD(rt->dropped, 1);
+    EDI_COUNT_ADD(rt->mailbox_overflows, 1);
     edi_ratelimit *rl = &rt->overflow_log;
     if (edi_ratelimit_take(rl, edi_now_ms(), 1, OVERFLOW_LOG_INTERVAL_MS)) {
         edist_procid pid = edi_proc_pid(p);
@@ -125,7 +125,7 @@ static int mailbox_overflow(edi_rt *rt, edi_proc *p, edi_msg *m, uint32_t count,
 /* A local sender is held back (it retries or waits): counted each time. */
 static int mailbox_busy(edi_rt *rt)
 {
-    rt->mailbox_busy++;
+    EDI_COUNT_ADD(rt->mailbox_busy, 1);
     return EDIST_EAGAIN;
 }
 
@@ -133,7 +133,7 @@ int edi_deliver(edi_rt *rt, edi_proc *p, edi_msg *m, edi_limit limit)
 {
     if (p->state >= EDI_ST_EXITING) {
         edi_msg_free(&rt->pool, m);
-        rt->dropped++;
+        EDI_COUNT_ADD(rt->dropped, 1);
         return EDIST_ENOTFOUND;
     }
     if (p->kind == EDI_PROC_THREAD) {
@@ -148,7 +148,7 @@ int edi_deliver(edi_rt *rt, edi_proc *p, edi_msg *m, edi_limit limit)
             edi_msg *h = malloc(sizeof *h);
             if (!h) {
                 edi_msg_free(&rt->pool, m);
-                rt->dropped++;
+                EDI_COUNT_ADD(rt->dropped, 1);
                 return edist_set_error(EDIST_ENOMEM, "send: no memory");
             }
             *h = *m;
@@ -163,7 +163,7 @@ int edi_deliver(edi_rt *rt, edi_proc *p, edi_msg *m, edi_limit limit)
         atomic_fetch_add_explicit(&t->queued_bytes, m->len, memory_order_relaxed);
         edi_mpsc_push(&t->inbox, m);
         thread_notify(t);
-        rt->sent++;
+        EDI_COUNT_ADD(rt->sent, 1);
         return 0;
     }
     if (mailbox_full(rt, limit, p->mbox.count, p->mbox.bytes, m->len))
@@ -171,7 +171,7 @@ int edi_deliver(edi_rt *rt, edi_proc *p, edi_msg *m, edi_limit limit)
                                        : mailbox_overflow(rt, p, m, p->mbox.count, p->mbox.bytes);
     edi_msg **prev = p->mbox.tailp;
     edi_mbox_append(&p->mbox, m);
-    rt->sent++;
+    EDI_COUNT_ADD(rt->sent, 1);
     if (p->state == EDI_ST_WAITING && !p->recv_match) {
         const edist_pattern *pat = p->recv_pattern;
         if (pat == EDI_PATTERN_NEVER)
@@ -202,7 +202,7 @@ static int send_view(edi_rt *rt, edist_procid from, edist_procid to, const uint8
         if (!p) {
             if (release)
                 release(owner, data);
-            rt->dropped++;
+            EDI_COUNT_ADD(rt->dropped, 1);
             return 0;
         }
         edi_msg_pool *pool = p->kind == EDI_PROC_GREEN ? &rt->pool : NULL;
@@ -232,7 +232,7 @@ static int send_view(edi_rt *rt, edist_procid from, edist_procid to, const uint8
     if (release)
         release(owner, data);
     if (rc == EDIST_ENOTFOUND) { /* a pid of this node that no shard has */
-        rt->dropped++;
+        EDI_COUNT_ADD(rt->dropped, 1);
         return 0;
     }
     if (rc == EDIST_ECLOSED)
@@ -265,12 +265,12 @@ static int send_req_run(edi_rt *rt, edi_req *r)
     edist_procid to = s->to;
     bool local = s->name ? s->name_node == rt->node_index : edi_rt_is_local(rt, s->to);
     if (local && s->name && edi_name_lookup(rt, s->name, strlen(s->name), &to) != 0) {
-        rt->dropped++;
+        EDI_COUNT_ADD(rt->dropped, 1);
         edi_msg_free(NULL, m);
     } else if (local && edi_rt_owns(rt, to)) {
         edi_proc *p = edi_proc_alive(rt, to);
         if (!p) {
-            rt->dropped++;
+            EDI_COUNT_ADD(rt->dropped, 1);
             edi_msg_free(NULL, m);
         } else if (edi_deliver(rt, p, m, EDI_LIMIT_SOFT) == EDIST_EAGAIN) {
             return EDIST_EAGAIN; /* stall: keeps m, retried in order */
@@ -290,7 +290,7 @@ static int send_req_run(edi_rt *rt, edi_req *r)
         if (rc == EDIST_EAGAIN)
             return EDIST_EAGAIN; /* stall: keeps m, retried in order */
         if (rc != 0) { /* no connection: dropped, as erts drops it */
-            rt->dropped++;
+            EDI_COUNT_ADD(rt->dropped, 1);
             edi_msg_free(NULL, m);
         }
     }
@@ -396,7 +396,7 @@ int edist_send(edist_procid to, const void *term, size_t len)
         d[0] != EDIST_TAG_VERSION && edi_rt_owns(rt, to)) {
         edi_proc *p = edi_proc_alive(rt, to);
         if (!p) {
-            rt->dropped++;
+            EDI_COUNT_ADD(rt->dropped, 1);
             return 0;
         }
         edi_msg *m = p->kind == EDI_PROC_GREEN ? edi_msg_pool_copy(&rt->pool, d, len) : NULL;
@@ -503,7 +503,7 @@ static int do_send_name(edi_rt *rt, void *arg)
             if (c->must_exist)
                 return edist_set_error(EDIST_ENOTFOUND, "send: no process is registered as %s",
                                        c->name);
-            rt->dropped++;
+            EDI_COUNT_ADD(rt->dropped, 1);
             return 0;
         }
         return edi_send_view(rt, c->from, pid, c->data, c->len, NULL, NULL);
@@ -759,7 +759,7 @@ int edist_msg_keep(edist_message **out)
     if (u < 0)
         return edist_set_error(u, "msg_keep: no memory");
     if (u == 1)
-        self->rt->copied_out++;
+        EDI_COUNT_ADD(self->rt->copied_out, 1);
     if (m->alloc == EDI_MSG_POOL) {
         /* Kept messages may be freed anywhere: off the shard's pool. */
         edi_msg *h = malloc(sizeof *h);

@@ -716,6 +716,12 @@ struct edist_runtime {
     edi_poll_source xpoll;      /* drains the rings every iteration */
 };
 
+/* A counter of this shard that other shards read without a lock
+ * (edist_runtime_get_shard_stats from a sibling): written with relaxed
+ * atomic stores, which the one writer can do without a read-modify-write
+ * (a plain add and store on x86), and read with relaxed loads. */
+#define EDI_COUNT_ADD(c, n) __atomic_store_n(&(c), (c) + (n), __ATOMIC_RELAXED)
+
 /* The current process of this thread (green while it runs; a thread
  * process's thread). */
 extern __attribute__((tls_model("initial-exec"))) _Thread_local edi_proc *edi_current;

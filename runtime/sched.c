@@ -137,7 +137,7 @@ static void switch_out(edi_rt *rt, edi_proc *p)
     edi_proc *next = NULL;
     if (sched_budget > 0 && !s->dying_head && !s->stopping)
         next = runq_pop(rt);
-    rt->switches++;
+    EDI_COUNT_ADD(rt->switches, 1);
     if (next == p) {
         p->state = EDI_ST_RUNNING;
         sched_budget--;
@@ -175,7 +175,7 @@ void edi_sched_exit_current(edi_rt *rt, edi_proc *p)
     /* The teardown (links, monitors, the stack itself) runs on the
      * scheduler's stack: p's is released there. */
     edi_current = NULL;
-    rt->switches++;
+    EDI_COUNT_ADD(rt->switches, 1);
     ctx_switch(&p->sp, s->sp, s->asan_bottom, s->asan_size, true);
     abort(); /* never resumed */
 }
@@ -260,7 +260,7 @@ static void sched_run(edi_loop *loop, edi_timer *t, void *arg)
         sched_budget--;
         p->state = EDI_ST_RUNNING;
         edi_current = p;
-        rt->switches++;
+        EDI_COUNT_ADD(rt->switches, 1);
         ctx_switch(&s->sp, p->sp, p->stack_lo, p->stack_bytes, false);
         /* Back on the scheduler's stack: some process blocked with
          * nothing else to run, spent the budget, or ended. */

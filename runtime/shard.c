@@ -328,7 +328,7 @@ void edi_shards_free(edi_shards *g)
 static void xpush(edi_rt *rt, uint32_t dest, const edi_xrec *r)
 {
     edi_xout *o = &rt->xout[dest];
-    rt->x_sent++;
+    EDI_COUNT_ADD(rt->x_sent, 1);
     o->wake = true;
     rt->xwake = true;
     if (!o->backlog && edi_ring_spsc_push(o->ring, r))
@@ -339,7 +339,7 @@ static void xpush(edi_rt *rt, uint32_t dest, const edi_xrec *r)
         edi_rt_log(rt, EDIST_LOG_ERROR,
                    "shard %u: no memory to queue a signal for shard %u: dropped", rt->shard,
                    dest);
-        rt->dropped++;
+        EDI_COUNT_ADD(rt->dropped, 1);
         xrec_free(&rt->pool, r);
         return;
     }
@@ -352,7 +352,7 @@ static void xpush(edi_rt *rt, uint32_t dest, const edi_xrec *r)
     o->backlog_tail = w;
     o->backlog_count++;
     rt->xbacklog++;
-    rt->x_ring_full++;
+    EDI_COUNT_ADD(rt->x_ring_full, 1);
 }
 
 /* Where a signal for target (a pid; null with node for a name) goes:
@@ -731,7 +731,7 @@ void edi_x_hold(edi_rt *rt, edist_procid to)
     edi_xout *o = &rt->xout[d];
     if (o->backlog_count < HOLD_BACKLOG_RECORDS)
         return;
-    rt->x_senders_held++;
+    EDI_COUNT_ADD(rt->x_senders_held, 1);
     edist_procid me = edi_proc_pid(self);
     while (o->backlog_count >= HOLD_RESUME_RECORDS && !edi_rt_quiet(rt) &&
            self->state == EDI_ST_RUNNING) {
@@ -768,7 +768,7 @@ static int apply(edi_rt *rt, edi_xrec *r)
         if (edi_rt_owns(rt, r->to)) {
             edi_proc *p = edi_proc_alive(rt, r->to);
             if (!p) {
-                rt->dropped++;
+                EDI_COUNT_ADD(rt->dropped, 1);
                 edi_msg_free(&rt->pool, m);
                 return 0;
             }
@@ -782,7 +782,7 @@ static int apply(edi_rt *rt, edi_xrec *r)
         if (rc == EDIST_EAGAIN)
             return rc; /* the peer's queue is full (busy_dist_port): wait */
         if (rc) {
-            rt->dropped++; /* no connection: dropped, as erts drops it */
+            EDI_COUNT_ADD(rt->dropped, 1); /* no connection: dropped, as erts drops it */
             edi_msg_free(&rt->pool, m);
         }
         return 0;
@@ -795,7 +795,7 @@ static int apply(edi_rt *rt, edi_xrec *r)
         if (rc == EDIST_EAGAIN)
             return rc;
         if (rc) {
-            rt->dropped++;
+            EDI_COUNT_ADD(rt->dropped, 1);
             edi_msg_free(&rt->pool, b->msg);
         }
         free(b);
@@ -913,7 +913,7 @@ static int apply(edi_rt *rt, edi_xrec *r)
 static void hold_ring(edi_rt *rt, edi_xin *in)
 {
     in->held = true;
-    rt->x_holds++;
+    EDI_COUNT_ADD(rt->x_holds, 1);
     edi_loop_timer_start(rt->loop, &in->retry, in->retry_ms, 0, retry_held, in);
     if (in->retry_ms < XHOLD_RETRY_MAX_MS)
         in->retry_ms *= 2;
@@ -950,7 +950,7 @@ static uint32_t drain(edi_rt *rt)
         if (!in->held)
             in->retry_ms = XHOLD_RETRY_MS; /* moving again */
         edi_ring_spsc_consume(in->ring, i);
-        rt->x_received += i;
+        EDI_COUNT_ADD(rt->x_received, i);
         total += i;
         /* seq_cst fence: pairs with the producer's fence in
          * flush_backlogs, between its store of want_room and its look at

@@ -397,7 +397,7 @@ void edi_teardown(edi_rt *rt, edi_proc *p)
     p->exit_reason.ptr = NULL;
     p->reason_owned = 0;
     p->state = EDI_ST_DEAD;
-    rt->exited++;
+    EDI_COUNT_ADD(rt->exited, 1);
     edi_proc_release(rt, p);
 }
 
@@ -697,13 +697,13 @@ static int deliver_elsewhere(edi_rt *rt, edist_procid from, edist_procid to,
     if (!m) {
         edi_rt_log(rt, EDIST_LOG_ERROR, "no memory for a message of %zu bytes to <0.%u.%u>",
                    msg->len, to.id, to.serial);
-        rt->dropped++;
+        EDI_COUNT_ADD(rt->dropped, 1);
         return EDIST_ENOMEM;
     }
     if (view)
         msg->ref(msg->owner);
     if (edi_out_send_msg(rt, from, to, m, EDI_LIMIT_HARD, false) != 0) {
-        rt->dropped++;
+        EDI_COUNT_ADD(rt->dropped, 1);
         edi_msg_free(&rt->pool, m);
     }
     return 0;
@@ -715,7 +715,7 @@ int edi_rt_deliver(edi_rt *rt, edist_procid from, edist_procid to, const edi_rt_
         return deliver_elsewhere(rt, from, to, msg);
     edi_proc *p = edi_proc_alive(rt, to);
     if (!p) {
-        rt->dropped++;
+        EDI_COUNT_ADD(rt->dropped, 1);
         return EDIST_ENOTFOUND;
     }
     edi_msg *m;
@@ -729,7 +729,7 @@ int edi_rt_deliver(edi_rt *rt, edist_procid from, edist_procid to, const edi_rt_
     if (!view) {
         m = edi_msg_copy(pool, msg->data, msg->len);
         if (m && large && msg->scarce)
-            rt->copied_out++;
+            EDI_COUNT_ADD(rt->copied_out, 1);
     } else {
         m = edi_msg_external(pool, msg->data, msg->len, msg->unref, msg->owner);
         if (m)
@@ -739,7 +739,7 @@ int edi_rt_deliver(edi_rt *rt, edist_procid from, edist_procid to, const edi_rt_
         /* Nowhere to put it: the receiver exits rather than miss it. */
         edi_rt_log(rt, EDIST_LOG_ERROR, "no memory for a message of %zu bytes to <0.%u.%u>",
                    msg->len, to.id, to.serial);
-        rt->dropped++;
+        EDI_COUNT_ADD(rt->dropped, 1);
         edi_sched_kill(rt, p, EDIST_REASON_KILLED);
         return EDIST_ENOMEM;
     }
@@ -755,7 +755,7 @@ int edi_rt_deliver(edi_rt *rt, edist_procid from, edist_procid to, const edi_rt_
 
 void edi_rt_rx_pressure(edi_rt *rt)
 {
-    rt->copied_out += edi_msg_unshare_queued(&rt->pool);
+    EDI_COUNT_ADD(rt->copied_out, edi_msg_unshare_queued(&rt->pool));
 }
 
 int edi_rt_deliver_name(edi_rt *rt, edist_procid from, const char *name, size_t name_len,
@@ -763,7 +763,7 @@ int edi_rt_deliver_name(edi_rt *rt, edist_procid from, const char *name, size_t 
 {
     edist_procid pid;
     if (edi_name_lookup(rt, name, name_len, &pid) != 0) {
-        rt->dropped++;
+        EDI_COUNT_ADD(rt->dropped, 1);
         return EDIST_ENOTFOUND;
     }
     return edi_rt_deliver(rt, from, pid, msg);

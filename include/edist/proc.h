@@ -219,7 +219,7 @@ typedef struct edist_runtime_stats {
 } edist_runtime_stats;
 /* Any thread: the sum over the shards (waits for each shard, unless called
  * on a shard's thread: then the other shards' counters are read as they
- * are, and may lag a little). */
+ * are, and may lag a little, and their stack counts are left out). */
 int edist_runtime_get_stats(edist_runtime *rt, edist_runtime_stats *out);
 /* The counters of shard `shard` alone (processes, messages, its rings...);
  * shards = its index. EDIST_EINVAL for a shard it does not have. */
