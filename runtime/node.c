@@ -278,6 +278,22 @@ out:
     return 0;
 }
 
+/* Once an iteration, after the processes ran: if the shared receive
+ * buffers are still low, the messages queued as views of them are copied
+ * out (processes that do not receive must not hold the sockets up), and
+ * until the next look new ones are copied as they arrive. Deciding it
+ * here rather than per message lets a receiver that keeps up take a
+ * burst of buffers without copies. */
+static uint32_t rx_watch(edi_loop *loop, void *arg, uint32_t budget)
+{
+    (void)budget;
+    edist_node *n = arg;
+    n->rx_low = edi_loop_rx_low(loop);
+    if (n->rx_low && n->rt)
+        edi_rt_rx_pressure(n->rt);
+    return 0;
+}
+
 static void node_free(edist_node *n)
 {
     if (n->rt)
@@ -390,6 +406,11 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
     lc.log = n->log;
     rc = edi_loop_new(&lc, &n->loop);
     if (rc)
+        goto fail;
+    /* Before the TCP module's source: buffers copied out here go back to
+     * the ring before it re-arms the receives that ran dry. */
+    edi_poll_source_init(&n->rx_watch, "rx pressure", rx_watch, NULL, NULL, n);
+    if ((rc = edi_loop_poll_add(n->loop, &n->rx_watch)) != 0)
         goto fail;
     edi_tcp_config tc;
     edi_tcp_config_default(&tc);

@@ -115,12 +115,10 @@ static int rt_dispatch(void *user, const char *peer, uint64_t flags,
     edist_node *n = user;
     edist_procid from = EDIST_PROCID_NULL, to = EDIST_PROCID_NULL;
     /* Messages stay views of the shared receive buffer they arrived in;
-     * when the pool runs low, every queued one is copied out and this one
-     * is copied in: queued messages never starve the sockets. */
+     * while the pool is low (node.c's rx_watch copies the queued ones out)
+     * this one is copied in: queued messages never starve the sockets. */
     bool scarce = rxbuf && edi_rxbuf_scarce(rxbuf);
-    bool low = scarce && edi_loop_rx_low(n->loop);
-    if (low)
-        edi_rt_rx_pressure(n->rt);
+    bool low = scarce && n->rx_low;
     edi_rt_incoming in = {
         .data = m->payload.ptr,
         .len = m->payload.len,

@@ -59,6 +59,11 @@ struct edist_node {
     /* base: the one logger, from cfg.log, log_user and log_level; the
      * loop, the net kernel and the runtime get a copy. */
     edi_log log;
+
+    /* Receive buffers: whether the pool ran low, decided once an
+     * iteration after the processes ran (edi_node_rx_watch). */
+    bool rx_low;
+    edi_poll_source rx_watch;
 };
 
 /* node_signals.c: the runtime's hooks, with n as their user. */
