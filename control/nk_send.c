@@ -201,6 +201,34 @@ void edi_nki_link_drain_all(edi_link *l)
 
 /* ---- sending for the runtime: by key, by name, whole frames -------------- */
 
+/* busy_dist_port asked before a frame is built: a sender waiting for
+ * room need not build (and copy) its message on every try. */
+static int admit(edi_nk *nk, edi_link *l, size_t len)
+{
+    int rc = edi_sendq_admit(l->data.sq, len);
+    if (rc == EDIST_EAGAIN)
+        nk->stats.sends_busy++;
+    return rc;
+}
+
+/* The up link of the runtime's key, or NULL. */
+static edi_link *key_link(edi_nk *nk, uint32_t key)
+{
+    edi_link *l = key < nk->by_key_cap ? nk->by_key[key] : NULL;
+    return l && data_up(l) ? l : NULL;
+}
+
+/* A frame of frame_bytes (its length included) went to the lane without
+ * the scheduler. */
+static void count_in_place(edi_nk *nk, edi_link *l, size_t frame_bytes)
+{
+    l->frames_out++;
+    l->data.messages_out++;
+    nk->stats.messages_sent++;
+    nk->stats.messages_in_place++;
+    nk->stats.bytes_sent += frame_bytes;
+}
+
 int edi_nk_peer_flags(edi_nk *nk, const char *peer, size_t admit_len,
                       uint64_t *flags)
 {
@@ -209,13 +237,7 @@ int edi_nk_peer_flags(edi_nk *nk, const char *peer, size_t admit_len,
         return edist_set_error(EDIST_ENOTFOUND, "not connected to %s",
                                peer ? peer : "");
     *flags = l->flags;
-    if (admit_len && l->data.sq) {
-        int rc = edi_sendq_admit(l->data.sq, admit_len);
-        if (rc == EDIST_EAGAIN)
-            nk->stats.sends_busy++;
-        return rc;
-    }
-    return 0;
+    return admit_len && l->data.sq ? admit(nk, l, admit_len) : 0;
 }
 
 /* Frames this small are written in place when the scheduler is idle; a
@@ -248,11 +270,7 @@ int edi_nk_send_signal(edi_nk *nk, uint32_t key, uint64_t sender,
             rc = build(arg, &b, l->flags | EDI_DIST_BUILD_BARE);
             if (rc == 0 &&
                 (rc = edi_lane_tx_commit(l->data.link, b.len)) == 0) {
-                l->frames_out++;
-                l->data.messages_out++;
-                nk->stats.messages_sent++;
-                nk->stats.messages_in_place++;
-                nk->stats.bytes_sent += b.len + 4; /* with its length */
+                count_in_place(nk, l, 4 + b.len);
                 return 0;
             }
             if (!edist_buf_error(&b))
@@ -273,8 +291,8 @@ int edi_nk_send_owned(edi_nk *nk, uint32_t key, const uint8_t *head,
                       size_t head_len, const void *body, size_t body_len,
                       edi_release_fn release, void *release_arg)
 {
-    edi_link *l = key < nk->by_key_cap ? nk->by_key[key] : NULL;
-    if (!l || !data_up(l))
+    edi_link *l = key_link(nk, key);
+    if (!l)
         return edist_set_error(EDIST_ENOTFOUND, "not connected to node %u",
                                key);
     /* Behind the scheduler, or in fragments: the copying path. */
@@ -288,29 +306,20 @@ int edi_nk_send_owned(edi_nk *nk, uint32_t key, const uint8_t *head,
     int rc = edi_lane_tx_batch(l->data.link, &f, 1, &taken);
     if (rc || taken != 1)
         return rc ? rc : EDIST_EAGAIN; /* not taken: still the caller's */
-    l->frames_out++;
-    l->data.messages_out++;
-    nk->stats.messages_sent++;
-    nk->stats.messages_in_place++;
+    count_in_place(nk, l, 4 + head_len + body_len);
     nk->stats.messages_uncopied++;
-    nk->stats.bytes_sent += 4 + head_len + body_len;
     return 0;
 }
 
 int edi_nk_key_flags(edi_nk *nk, uint32_t key, size_t admit_len,
                      uint64_t *flags)
 {
-    edi_link *l = key < nk->by_key_cap ? nk->by_key[key] : NULL;
-    if (!l || !data_up(l))
+    edi_link *l = key_link(nk, key);
+    if (!l)
         return edist_set_error(EDIST_ENOTFOUND, "not connected to node %u",
                                key);
     *flags = l->flags;
-    if (!admit_len)
-        return 0;
-    int rc = edi_sendq_admit(l->data.sq, admit_len);
-    if (rc == EDIST_EAGAIN)
-        nk->stats.sends_busy++;
-    return rc;
+    return admit_len ? admit(nk, l, admit_len) : 0;
 }
 
 int edi_nk_send_frame(edi_nk *nk, const char *peer, uint64_t sender,
