@@ -426,6 +426,11 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
     tc.send_queue_limit_bytes = cfg->lane_queue_limit_bytes
                                     ? cfg->lane_queue_limit_bytes
                                     : EDIST_NODE_LANE_QUEUE_LIMIT_BYTES_DEFAULT;
+    /* A busy-polling shard reads its active connections itself (see
+     * rx_poll_us): a millisecond without bytes and a connection goes back
+     * to io_uring alone. */
+    if (lc.idle == EDI_IDLE_BUSY)
+        tc.rx_poll_us = 1000;
     rc = edi_tcp_setup(n->loop, &tc);
     if (rc)
         goto fail;

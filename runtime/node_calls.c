@@ -247,6 +247,7 @@ static void call_run(edi_loop *loop, void *arg)
         c->stats.rx_buffers = ts.rx_buffers_total;
         c->stats.rx_buffers_held = ts.rx_buffers_held;
         c->stats.rx_starved = ts.rx_starved;
+        c->stats.rx_polled_reads = ts.rx_polled_reads;
         break;
     }
     case C_PEER_STATS:

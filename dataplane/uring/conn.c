@@ -119,6 +119,9 @@ struct edi_conn {
     bool in_rx;                 /* inside rx_feed: set_framing needs no kick */
     bool silent;                /* loop teardown: no callbacks */
     bool by_owner;              /* edi_conn_abort: the owner logs, not us */
+    bool on_hot;                /* in tcp->hot at hot_idx */
+    uint32_t hot_idx;
+    uint64_t rx_last_ns;        /* loop time of the last bytes received */
 
     edi_conn *prev, *next;      /* tcp->conns */
     edi_conn *dirty_next, *deferred_next, *starved_next;
@@ -253,6 +256,51 @@ static bool rx_wanted(const edi_conn *c)
            (c->state == CS_DEAD && c->lingering);
 }
 
+/* ---- hot connections (edi_tcp_config.rx_poll_us) ------------------------------- */
+
+static void hot_remove(edi_conn *c)
+{
+    if (!c->on_hot)
+        return;
+    edi_tcp *tcp = c->tcp;
+    edi_conn *last = tcp->hot[--tcp->nhot];
+    tcp->hot[c->hot_idx] = last;
+    last->hot_idx = c->hot_idx;
+    c->on_hot = false;
+}
+
+/* c received bytes: read it ourselves for a while, instead of through
+ * io_uring (its armed receive is cancelled: left armed, it would re-arm
+ * its poll at every message we read first). Without room in the hot
+ * list it is simply read through io_uring. */
+static void hot_touch(edi_conn *c)
+{
+    edi_tcp *tcp = c->tcp;
+    if (tcp->cfg.rx_poll_us == 0 || c->state != CS_OPEN)
+        return;
+    c->rx_last_ns = edi_loop_now_ns(c->loop);
+    if (c->on_hot)
+        return;
+    if (tcp->nhot == tcp->hot_cap) {
+        uint32_t cap = tcp->hot_cap ? tcp->hot_cap * 2 : 8;
+        edi_conn **h = realloc(tcp->hot, cap * sizeof(*h));
+        if (h == NULL)
+            return;
+        tcp->hot = h;
+        tcp->hot_cap = cap;
+    }
+    struct io_uring_sqe *sqe = NULL;
+    if (c->rx_armed && (sqe = edi_loop_sqe(c->loop)) == NULL)
+        return;
+    if (sqe != NULL) {
+        io_uring_prep_cancel(sqe, &c->rx_op, 0);
+        io_uring_sqe_set_data(sqe, NULL);
+    }
+    c->hot_idx = tcp->nhot;
+    tcp->hot[tcp->nhot++] = c;
+    c->on_hot = true;
+}
+
 /* ---- dying ---------------------------------------------------------------------- */
 
 /* Makes every request of c in the kernel finish soon. */
@@ -294,14 +342,17 @@ static void conn_kill(edi_conn *c, int reason, bool linger, const char *fmt, ...
     va_end(ap);
     edi_loop_timer_cancel(loop, &c->timer);
     edi_deframe_halt(&c->df);
+    bool was_hot = c->on_hot;
+    hot_remove(c);
     if (c->on_starved) {
         list_remove(&tcp->starved, c, offsetof(edi_conn, starved_next));
         c->on_starved = false;
         tcp->nstarved--;
     }
-    if (linger && c->rx_armed && c->fd >= 0) {
+    if (linger && (c->rx_armed || was_hot) && c->fd >= 0) {
         (void)shutdown(c->fd, SHUT_WR);
         c->lingering = true;
+        arm_recv(c); /* read by the loop until now */
         uint64_t now = edi_now_ms();
         uint64_t left = c->close_deadline_ms > now ? c->close_deadline_ms - now : 0;
         if (left == 0 ||
@@ -369,6 +420,7 @@ static void conn_free(edi_conn *c)
 {
     edi_loop *loop = c->loop;
     edi_tcp *tcp = c->tcp;
+    hot_remove(c);
     while (c->seg_count > 0)
         tx_pop(c);
     free(c->segs);
@@ -414,7 +466,7 @@ static void arm_recv(edi_conn *c)
 {
     edi_loop *loop = c->loop;
     edi_tcp *tcp = c->tcp;
-    if (c->rx_armed || !rx_wanted(c))
+    if (c->rx_armed || c->on_hot || !rx_wanted(c))
         return;
     if (tcp->pool->in_ring == 0) {
         /* would fail with ENOBUFS at once */
@@ -543,8 +595,10 @@ static void on_recv(edi_conn *c, struct io_uring_cqe *cqe)
                 c->rx_got_data = true;
                 c->st.bytes_in += (uint64_t)res;
                 tcp->st.bytes_in += (uint64_t)res;
-                if (c->state == CS_OPEN)
+                if (c->state == CS_OPEN) {
+                    hot_touch(c);
                     rx_feed(c, b, b->data, (size_t)res);
+                }
             }
             edi_rxbuf_unref(b);
         }
@@ -574,7 +628,10 @@ static void on_recv(edi_conn *c, struct io_uring_cqe *cqe)
                            "using one-shot recv");
         arm_recv(c);
     } else if (res == -ECANCELED) {
-        /* we asked for it */
+        /* We asked for it: the connection was hot (if it has gone quiet
+         * since, it wants this receive back), or it is being stopped. */
+        if (!c->rx_armed)
+            arm_recv(c);
     } else if (res == -EINTR || res == -EAGAIN) {
         if (!c->rx_armed)
             arm_recv(c);
@@ -583,6 +640,57 @@ static void on_recv(edi_conn *c, struct io_uring_cqe *cqe)
     } else {
         conn_kill(c, EDIST_EIO, false, "recv: %s", strerror(-res));
     }
+}
+
+/* Our own read of a hot connection. Ordering with the io_uring receive
+ * (until its cancellation completes) holds because both run on this
+ * thread in turn: every completion posted before this recv() was reaped
+ * (and its bytes fed) earlier in the iteration, and one posted by the
+ * task work that runs as recv() returns holds bytes read after ours, fed
+ * at the next reap. A connection quiet for rx_poll_us, closing, at EOF or
+ * in error goes back to io_uring's receive, which takes it from there. */
+static uint32_t poll_one(edi_conn *c)
+{
+    edi_tcp *tcp = c->tcp;
+    if (c->state != CS_OPEN ||
+        edi_loop_now_ns(c->loop) - c->rx_last_ns > (uint64_t)tcp->cfg.rx_poll_us * 1000u) {
+        hot_remove(c);
+        arm_recv(c);
+        return 0;
+    }
+    edi_rxbuf *b = edi_pool_take_spare(tcp->pool);
+    if (b == NULL)
+        return 0; /* every spare buffer held: paused, as a starved receive */
+    ssize_t res = recv(c->fd, b->data, tcp->pool->size_bytes, MSG_DONTWAIT);
+    int err = res < 0 ? errno : 0;
+    if (res > 0) {
+        c->st.bytes_in += (uint64_t)res;
+        tcp->st.bytes_in += (uint64_t)res;
+        tcp->st.rx_polled_reads++;
+        c->rx_last_ns = edi_loop_now_ns(c->loop);
+        rx_feed(c, b, b->data, (size_t)res);
+    }
+    edi_rxbuf_unref(b);
+    if (res == 0 || (res < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR)) {
+        hot_remove(c);
+        arm_recv(c);
+    }
+    return res > 0;
+}
+
+uint32_t edi_conn_poll_hot(edi_tcp *tcp)
+{
+    uint32_t n = 0;
+    /* A feed may end any connection (taking it off the list, the last
+     * one moving into its slot): move on only when the slot still holds
+     * the connection just read. */
+    for (uint32_t i = 0; i < tcp->nhot;) {
+        edi_conn *c = tcp->hot[i];
+        n += poll_one(c);
+        if (i < tcp->nhot && tcp->hot[i] == c)
+            i++;
+    }
+    return n;
 }
 
 void edi_conn_rearm_starved(edi_tcp *tcp)
@@ -819,6 +927,13 @@ int edi_conn_frame_commit(edi_conn *c, size_t len)
 
 size_t edi_conn_send_queue_bytes(const edi_conn *c) { return c->queued; }
 
+static void sent(edi_conn *c, int res);
+
+/* Sends what is queued, up to EDI_TX_IOV_MAX segments in one sendmsg.
+ * A hot connection (rx_poll_us) tries a non-blocking sendmsg() first: in
+ * a busy-polling loop that is 1-2 us a message cheaper than a round
+ * through io_uring (submission, completion, reap). What the socket does
+ * not take at once goes through io_uring, which waits for room. */
 static void tx_submit(edi_conn *c)
 {
     uint32_t n = 0;
@@ -830,21 +945,30 @@ static void tx_submit(edi_conn *c)
         bytes += s->len;
         n++;
     }
+    memset(&c->msg, 0, sizeof(c->msg));
+    c->msg.msg_iov = c->iov;
+    c->msg.msg_iovlen = n;
+    c->st.sends++;
+    if (n > c->st.max_iov_per_send)
+        c->st.max_iov_per_send = n;
+    c->tx_inflight_bytes = bytes;
+    if (c->on_hot) {
+        ssize_t r = sendmsg(c->fd, &c->msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+        int err = r < 0 ? errno : 0;
+        if (r > 0 || (r < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR)) {
+            c->tcp->st.direct_sends++;
+            sent(c, r > 0 ? (int)r : -err);
+            return;
+        }
+    }
     struct io_uring_sqe *sqe = edi_loop_sqe(c->loop);
     if (sqe == NULL) {
         conn_kill(c, EDIST_EIO, false, "send: io_uring submission queue unusable");
         return;
     }
-    memset(&c->msg, 0, sizeof(c->msg));
-    c->msg.msg_iov = c->iov;
-    c->msg.msg_iovlen = n;
     io_uring_prep_sendmsg(sqe, c->fd, &c->msg, MSG_NOSIGNAL);
     io_uring_sqe_set_data(sqe, &c->tx_op);
     c->tx_inflight = true;
-    c->tx_inflight_bytes = bytes;
-    c->st.sends++;
-    if (n > c->st.max_iov_per_send)
-        c->st.max_iov_per_send = n;
 }
 
 static void finish_graceful(edi_conn *c)
@@ -854,9 +978,14 @@ static void finish_graceful(edi_conn *c)
 
 static void on_send(edi_conn *c, struct io_uring_cqe *cqe)
 {
-    edi_tcp *tcp = c->tcp;
-    int res = cqe->res;
     c->tx_inflight = false;
+    sent(c, cqe->res);
+}
+
+/* A sendmsg of tx_inflight_bytes returned res (bytes taken, or -errno). */
+static void sent(edi_conn *c, int res)
+{
+    edi_tcp *tcp = c->tcp;
     if (c->state == CS_DEAD)
         return;
     if (res < 0) {

@@ -24,16 +24,22 @@ static void pool_free_memory(edi_pool *p)
     free(p);
 }
 
-/* Loop thread: hand buffer b back to the kernel. */
+/* Loop thread: hand buffer b back to the kernel, or keep it spare. */
 static void pool_put_back(edi_pool *p, edi_rxbuf *b)
 {
+    p->held--;
+    if (p->nspare < p->spare_target) {
+        b->next = p->spare;
+        p->spare = b;
+        p->nspare++;
+        return;
+    }
     io_uring_buf_ring_add(p->br, b->data, p->size_bytes, (unsigned short)b->id,
                           p->mask, 0);
     /* advance publishes the entry with a release store of the tail, which
      * pairs with the kernel's acquire load of it when picking a buffer. */
     io_uring_buf_ring_advance(p->br, 1);
     p->in_ring++;
-    p->held--;
 }
 
 static void pool_return(edi_rxbuf *b);
@@ -99,6 +105,18 @@ edi_rxbuf *edi_pool_take(edi_pool *p, uint16_t bid)
     edi_rxbuf *b = &p->bufs[bid];
     atomic_store_explicit(&b->refs, 1, memory_order_relaxed);
     p->in_ring--;
+    p->held++;
+    return b;
+}
+
+edi_rxbuf *edi_pool_take_spare(edi_pool *p)
+{
+    edi_rxbuf *b = p->spare;
+    if (b == NULL)
+        return NULL;
+    p->spare = b->next;
+    p->nspare--;
+    atomic_store_explicit(&b->refs, 1, memory_order_relaxed);
     p->held++;
     return b;
 }

@@ -41,22 +41,33 @@ static uint32_t tcp_poll(edi_loop *loop, void *arg, uint32_t budget)
     uint32_t n = edi_pool_drain_returned(tcp->pool);
     n += edi_conn_run_deferred(tcp);
     edi_conn_rearm_starved(tcp);
+    n += tcp->hot_work; /* what the last flush read */
+    tcp->hot_work = 0;
     return n;
 }
 
+/* The iteration's sends, then the reads of the hot connections: a reply
+ * the processes just wrote goes out before we spend a syscall looking for
+ * the next message, and what that read brings is handed to them by the
+ * next iteration's first phases (the scheduler's timer), with no syscall
+ * in between. */
 static void tcp_flush(edi_loop *loop, void *arg)
 {
     (void)loop;
-    edi_conn_flush(arg);
+    edi_tcp *tcp = arg;
+    edi_conn_flush(tcp);
+    if (tcp->nhot > 0)
+        tcp->hot_work += edi_conn_poll_hot(tcp);
 }
 
 /* Before the loop sleeps: buffers returned by other threads (they woke the
- * loop after setting returned_nonempty: seq_cst, see pool_return), or
- * callbacks the last iteration deferred. */
+ * loop after setting returned_nonempty: seq_cst, see pool_return),
+ * callbacks the last iteration deferred, or hot connections. */
 static bool tcp_pending(void *arg)
 {
     edi_tcp *tcp = arg;
-    return atomic_load(&tcp->pool->returned_nonempty) || tcp->deferred != NULL;
+    return atomic_load(&tcp->pool->returned_nonempty) || tcp->deferred != NULL ||
+           tcp->nhot > 0; /* read by us, not armed: no completion wakes us */
 }
 
 static void tcp_fini(edi_loop *loop, void *state)
@@ -65,6 +76,7 @@ static void tcp_fini(edi_loop *loop, void *state)
     edi_loop_poll_remove(loop, &tcp->poll);
     edi_conn_free_all(tcp);
     edi_tcp_chunks_free(tcp);
+    free(tcp->hot);
     /* After this no other thread wakes the loop through the pool. */
     edi_pool_release(tcp->pool);
     free(tcp);
@@ -103,6 +115,10 @@ int edi_tcp_setup(edi_loop *loop, const edi_tcp_config *config)
     tcp->features &= ~cfg.disable_features;
     tcp->features |= EDI_FEAT_BUF_RING; /* required: cannot be disabled */
     tcp->st.rx_buffers_total = cfg.rx_buffer_count;
+    /* Two buffers for our own reads: one being filled while the last
+     * one's frames are still referenced for a moment. */
+    if (cfg.rx_poll_us > 0 && cfg.rx_buffer_count >= 8)
+        tcp->pool->spare_target = 2;
     edi_poll_source_init(&tcp->poll, "tcp", tcp_poll, tcp_flush, tcp_pending, tcp);
     if ((rc = edi_loop_poll_add(loop, &tcp->poll)) < 0 ||
         (rc = edi_loop_module_attach(loop, &tcp_module, tcp)) < 0) {
@@ -137,7 +153,7 @@ bool edi_loop_rx_low(const edi_loop *loop)
     /* Below a quarter free, the views held are copied out, so that what
      * is left keeps every connection reading. */
     const edi_tcp *tcp = edi_loop_module_state(loop, &tcp_module);
-    return tcp == NULL || tcp->pool->in_ring < tcp->pool->count / 4;
+    return tcp == NULL || edi_pool_free_count(tcp->pool) < tcp->pool->count / 4;
 }
 
 void edi_tcp_get_stats(const edi_loop *loop, edi_tcp_stats *out)

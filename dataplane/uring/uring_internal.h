@@ -35,6 +35,10 @@ typedef struct edi_pool {
     struct edi_rxbuf *bufs;
     uint32_t count, size_bytes, mask;
     uint32_t in_ring;         /* buffers the kernel may fill */
+    /* Free buffers kept out of the kernel ring for reads the loop makes
+     * itself (edi_tcp_config.rx_poll_us): up to spare_target of them. */
+    struct edi_rxbuf *spare;
+    uint32_t nspare, spare_target;
     atomic_ulong owner;       /* pthread_self() of the loop thread */
     edi_loop *loop;
     /* held = out of the kernel ring (being delivered or referenced).
@@ -55,6 +59,14 @@ int edi_pool_new(edi_loop *loop, uint32_t count, uint32_t size_bytes,
 void edi_pool_release(edi_pool *p);
 /* A CQE handed us buffer bid: it now has one reference (the caller's). */
 edi_rxbuf *edi_pool_take(edi_pool *p, uint16_t bid);
+/* Loop thread: a free buffer outside the kernel ring, with one reference,
+ * for a read of our own; NULL when none is spare. */
+edi_rxbuf *edi_pool_take_spare(edi_pool *p);
+/* Free buffers, in the kernel ring or spare. */
+static inline uint32_t edi_pool_free_count(const edi_pool *p)
+{
+    return p->in_ring + p->nspare;
+}
 /* Loop thread: move buffers released elsewhere back into the ring.
  * Returns how many. */
 uint32_t edi_pool_drain_returned(edi_pool *p);
@@ -72,6 +84,10 @@ typedef struct edi_tcp {
     edi_conn *dirty;           /* have bytes to send */
     edi_conn *deferred;        /* on_close / rx kick / on_writable pending */
     edi_conn *starved;         /* receive stopped: ring ran dry */
+    /* received within cfg.rx_poll_us: read by the loop every iteration */
+    edi_conn **hot;
+    uint32_t nhot, hot_cap;
+    uint32_t hot_work;         /* reads of the last flush that got bytes */
     edi_listener *listeners;
     uint32_t nstarved;
 
@@ -102,6 +118,9 @@ int edi_tcp_get(edi_loop *loop, edi_tcp **out);
 /* Per iteration: deferred callbacks, re-arm starved receives, flush sends. */
 uint32_t edi_conn_run_deferred(edi_tcp *tcp);
 void edi_conn_rearm_starved(edi_tcp *tcp);
+/* Reads every hot connection once (non-blocking); returns how many got
+ * bytes. */
+uint32_t edi_conn_poll_hot(edi_tcp *tcp);
 void edi_conn_flush(edi_tcp *tcp);
 /* Loop teardown: free every connection and listener without callbacks. */
 void edi_conn_free_all(edi_tcp *tcp);

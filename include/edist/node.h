@@ -414,6 +414,8 @@ typedef struct edist_node_stats {
                                    * the message waited in the scheduler */
     uint64_t messages_uncopied;   /* owned payloads (edist_send_owned,
                                    * edist_send_buf) sent without a copy */
+    uint64_t rx_polled_reads;     /* busy idling: reads of an active
+                                   * connection made by the shard itself */
 } edist_node_stats;
 
 /* Callback-safe. Counters of connections that went down are kept in the

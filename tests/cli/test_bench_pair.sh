@@ -78,6 +78,15 @@ grep -q 'ended node a (pid [0-9]*, exited with status 0), node b (pid [0-9]*, ex
 n=$(no_leftovers "$tmp/json.err" "$run_pid")
 ok "--json: one object with every key, lost 0, out_of_order 0, figures positive; its $n children are gone"
 
+# 1b. Busy-polling nodes (they read and write their connection themselves
+# while it is active): the same clean result.
+run busy --lane tcp "${SMALL[@]}" --idle busy --json --verbose
+[ "$rc" = 0 ] || fail "bench pair --idle busy exited $rc: $(cat "$tmp/busy.err")"
+python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["idle"] == "busy" and o["lost"] == 0 and o["out_of_order"] == 0 and o["duplicates"] == 0 and o["rtt_p50_us"] > 0, o' \
+  "$tmp/busy.out" || fail "busy: $(cat "$tmp/busy.out")"
+no_leftovers "$tmp/busy.err" "$run_pid" >/dev/null
+ok "--idle busy: lost 0, out_of_order 0, duplicates 0; children gone"
+
 # 2. The table, another message size.
 run table --lane tcp --count 3000 --rtt-count 300 --bytes 1K --verbose
 [ "$rc" = 0 ] || fail "bench pair exited $rc: $(cat "$tmp/table.err")"

@@ -14,10 +14,13 @@
 
 /* ---- echo of many sizes ---------------------------------------------------------- */
 
-static void echo_sizes(unsigned disable)
+static void echo_sizes(unsigned disable, uint32_t rx_poll_us, edi_idle_mode idle,
+                       unsigned server_extra)
 {
     lt_config cfg;
     lt_config_default(&cfg);
+    cfg.tcp.rx_poll_us = rx_poll_us;
+    cfg.loop.idle = idle;
     cfg.loop.disable_features = disable & EDI_FEAT_COOP_TASKRUN;
     cfg.tcp.disable_features = disable & ~(unsigned)EDI_FEAT_COOP_TASKRUN;
     const size_t B = cfg.tcp.rx_buffer_bytes;
@@ -31,7 +34,7 @@ static void echo_sizes(unsigned disable)
     assert_true(edi_tcp_features(ls.loop) & EDI_FEAT_BUF_RING);
 
     tconn srv, cli;
-    tc_init(&srv, &ls, TC_ECHO);
+    tc_init(&srv, &ls, TC_ECHO | server_extra);
     tc_init(&cli, &lc, TC_VERIFY);
     cli.sizes = sizes;
     cli.nsizes = n;
@@ -56,6 +59,16 @@ static void echo_sizes(unsigned disable)
     assert_true(sst.reassembled_bytes >= 10 * MIB);
     get_stats(&lc, &cli, NULL, &cs);
     assert_int_equal(cs.frames_in, n);
+    if (rx_poll_us >= 1000) {
+        print_message("server: %llu reads and %llu sends of its own\n",
+                      (unsigned long long)sst.rx_polled_reads,
+                      (unsigned long long)sst.direct_sends);
+        assert_true(sst.rx_polled_reads > 0);
+        assert_true(sst.direct_sends > 0);
+    } else if (rx_poll_us == 0) {
+        assert_int_equal(sst.rx_polled_reads, 0);
+        assert_int_equal(sst.direct_sends, 0);
+    }
     if (disable == 0) {
         /* this kernel (6.0+) really did multishot receive and accept */
         unsigned f = edi_loop_features(ls.loop) | edi_tcp_features(ls.loop);
@@ -82,7 +95,7 @@ static void echo_sizes(unsigned disable)
 static void test_uring_echo_sizes(void **state)
 {
     (void)state;
-    echo_sizes(0);
+    echo_sizes(0, 0, EDI_IDLE_ADAPTIVE, 0);
 }
 
 /* The fallback path: one-shot recv (with buffer select) and accept. */
@@ -90,7 +103,27 @@ static void test_uring_echo_sizes_oneshot(void **state)
 {
     (void)state;
     echo_sizes(EDI_FEAT_RECV_MULTISHOT | EDI_FEAT_ACCEPT_MULTISHOT |
-               EDI_FEAT_COOP_TASKRUN);
+               EDI_FEAT_COOP_TASKRUN, 0, EDI_IDLE_ADAPTIVE, 0);
+}
+
+/* Busy-polling shards read active connections themselves (rx_poll_us),
+ * switching each between that and io_uring's receive as it goes quiet:
+ * the same bytes in the same order, every buffer back at the end. */
+static void test_uring_echo_sizes_polled(void **state)
+{
+    (void)state;
+    echo_sizes(0, 1000, EDI_IDLE_BUSY, 0);
+}
+
+/* Hot for 10 us, behind a frame handler that takes 50 us: a read turns
+ * the connection hot (cancelling its io_uring receive) and it is quiet
+ * again in the same iteration, before the cancellation was even
+ * submitted; the receive must come back each time (it once did not, and
+ * the connection stopped reading). */
+static void test_uring_echo_sizes_polled_flapping(void **state)
+{
+    (void)state;
+    echo_sizes(0, 10, EDI_IDLE_BUSY, TC_SLOW);
 }
 
 /* ---- ordering of 1,000,000 small frames -------------------------------------------- */
@@ -1509,6 +1542,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_uring_echo_sizes),
         cmocka_unit_test(test_uring_echo_sizes_oneshot),
+        cmocka_unit_test(test_uring_echo_sizes_polled),
+        cmocka_unit_test(test_uring_echo_sizes_polled_flapping),
         cmocka_unit_test(test_uring_order_1m),
         cmocka_unit_test(test_uring_raw_switch_one_write),
         cmocka_unit_test(test_uring_raw_switch_byte_by_byte),

@@ -136,6 +136,9 @@ enum {
     TC_VERIFY = 1, /* check frames against the pattern in order */
     TC_ECHO = 2,   /* send every frame back without copying it */
     TC_HOLD = 4,   /* keep a reference to every frame while hold is set */
+    /* take 50 us over every frame and start a timer meanwhile (which
+     * moves the loop's clock on mid-iteration), as a handshake step may */
+    TC_SLOW = 8,
 };
 
 #define TC_MAX_HELD 100000
@@ -219,6 +222,13 @@ static void tc_on_connected(edi_conn *c, void *user)
         tc_pump(tc);
 }
 
+static void slow_timer_fn(edi_loop *loop, edi_timer *t, void *arg)
+{
+    (void)loop;
+    (void)t;
+    (void)arg;
+}
+
 static void tc_on_frame(edi_conn *c, void *user, const edi_frame *f)
 {
     tconn *tc = user;
@@ -250,6 +260,15 @@ static void tc_on_frame(edi_conn *c, void *user, const edi_frame *f)
         edi_rxbuf_ref(f->rxbuf);
         tc->held[n] = f->rxbuf;
         atomic_store(&tc->nheld, n + 1);
+    }
+    if (tc->behavior & TC_SLOW) {
+        uint64_t until = edi_now_ns() + 50000;
+        while (edi_now_ns() < until)
+            ;
+        edi_timer t;
+        edi_timer_init(&t);
+        if (edi_loop_timer_start(tc->t->loop, &t, 1000, 0, slow_timer_fn, NULL) == 0)
+            edi_loop_timer_cancel(tc->t->loop, &t);
     }
     atomic_fetch_add(&tc->bytes, f->len);
     atomic_fetch_add(&tc->frames, 1);
