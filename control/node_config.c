@@ -73,6 +73,7 @@ static const opt_desc opts[EDI_OPT_COUNT] = {
     [EDI_OPT_SHARD_CORES] = {"shard_cores", T_STRING, NULL, NULL, 1},
     [EDI_OPT_SHARD_RING_ENTRIES] = {"shard_ring_entries", T_COUNT, "4096", NULL, 1},
     [EDI_OPT_LANE_QUEUE_LIMIT_BYTES] = {"lane_queue_limit_bytes", T_BYTES, "32M", NULL, 1},
+    [EDI_OPT_SHARD_BACKLOG_LIMIT] = {"shard_backlog_limit", T_COUNT, "65536", NULL, 1},
 };
 
 /* "C0,C1,...": CPU numbers (0..1023). */
@@ -550,6 +551,7 @@ int edi_node_options_to_config(edi_node_options *o, int require_name)
     /* "" is no pinning (not "ask the environment": the options read it). */
     c->shard_cores = o->value[EDI_OPT_SHARD_CORES];
     parse_count(o->value[EDI_OPT_SHARD_RING_ENTRIES], &c->shard_ring_entries);
+    parse_count(o->value[EDI_OPT_SHARD_BACKLOG_LIMIT], &c->shard_backlog_limit);
     return 0;
 }
 

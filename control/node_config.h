@@ -52,6 +52,8 @@
  *                  not pinned)
  *   shard_ring_entries  records per ring between two shards (a power of
  *                  2, 64..1048576; default 4096)
+ *   shard_backlog_limit  records shard 0 keeps for slow shards before it
+ *                  stops reading its peers (default 65536)
  * Sizes take a K, M or G suffix (powers of 1024).
  * Booleans: true/false, yes/no, on/off, 1/0; a bare flag (--hidden) means
  * true.
@@ -113,6 +115,7 @@ typedef enum edi_opt_id {
     EDI_OPT_SHARD_CORES,
     EDI_OPT_SHARD_RING_ENTRIES,
     EDI_OPT_LANE_QUEUE_LIMIT_BYTES,
+    EDI_OPT_SHARD_BACKLOG_LIMIT,
     EDI_OPT_COUNT
 } edi_opt_id;
 

@@ -291,6 +291,20 @@ static uint32_t rx_watch(edi_loop *loop, void *arg, uint32_t budget)
     n->rx_low = edi_loop_rx_low(loop);
     if (n->rx_low && n->rt)
         edi_rt_rx_pressure(n->rt);
+    /* Signals for shards too busy to take them wait in shard 0's backlog:
+     * past the limit the node stops reading its peers (TCP holds them
+     * back) until a quarter of it is left. */
+    if (n->rt) {
+        uint32_t limit = n->cfg.shard_backlog_limit
+                             ? n->cfg.shard_backlog_limit
+                             : EDIST_NODE_SHARD_BACKLOG_LIMIT_DEFAULT;
+        uint32_t backlog = edi_rt_xbacklog(n->rt);
+        bool hold = n->rx_held ? backlog > limit / 4 : backlog >= limit;
+        if (hold != n->rx_held) {
+            n->rx_held = hold;
+            edi_tcp_rx_hold(loop, hold);
+        }
+    }
     return 0;
 }
 

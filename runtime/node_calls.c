@@ -248,6 +248,8 @@ static void call_run(edi_loop *loop, void *arg)
         c->stats.rx_buffers_held = ts.rx_buffers_held;
         c->stats.rx_starved = ts.rx_starved;
         c->stats.rx_polled_reads = ts.rx_polled_reads;
+        c->stats.rx_holds = ts.rx_holds;
+        c->stats.shard_backlog = edi_rt_xbacklog(n->rt);
         break;
     }
     case C_PEER_STATS:

@@ -63,6 +63,7 @@ struct edist_node {
     /* Receive buffers: whether the pool ran low, decided once an
      * iteration after the processes ran (edi_node_rx_watch). */
     bool rx_low;
+    bool rx_held;               /* reading stopped: shard_backlog_limit */
     edi_poll_source rx_watch;
 };
 

@@ -86,6 +86,8 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
     edi_services_stat(b, n, "rx_buffers_held", ns.rx_buffers_held);
     edi_services_stat(b, n, "rx_starved", ns.rx_starved);
     edi_services_stat(b, n, "rx_polled_reads", ns.rx_polled_reads);
+    edi_services_stat(b, n, "rx_holds", ns.rx_holds);
+    edi_services_stat(b, n, "shard_backlog", ns.shard_backlog);
     edi_services_stat(b, n, "messages_over_limit", ns.messages_over_limit);
     /* Admission of incoming connections. */
     edi_services_stat(b, n, "handshakes_evicted", ns.handshakes_evicted);

@@ -179,6 +179,9 @@ int edi_rt_deliver(edi_rt *rt, edist_procid from, edist_procid to,
 /* The shared receive buffers run low: every queued message that is still
  * a view of one is copied out, so the buffers go back to the network. */
 void edi_rt_rx_pressure(edi_rt *rt);
+/* Loop thread of rt's shard: signals waiting in its backlogs for other
+ * shards' full rings. */
+uint32_t edi_rt_xbacklog(const edi_rt *rt);
 int edi_rt_deliver_name(edi_rt *rt, edist_procid from, const char *name,
                         size_t name_len, const edi_rt_incoming *msg);
 /* LINK from a remote process: if `to` does not exist, hooks->exit(to,

@@ -710,6 +710,11 @@ static uint32_t dest_shard(const edi_rt *rt, edist_procid to)
     return d < rt->nshards ? d : rt->shard;
 }
 
+uint32_t edi_rt_xbacklog(const edi_rt *rt)
+{
+    return rt->xbacklog;
+}
+
 bool edi_x_busy(edi_rt *rt, edist_procid to)
 {
     if (rt->nshards == 1)

@@ -276,7 +276,7 @@ static void hot_remove(edi_conn *c)
 static void hot_touch(edi_conn *c)
 {
     edi_tcp *tcp = c->tcp;
-    if (tcp->cfg.rx_poll_us == 0 || c->state != CS_OPEN)
+    if (tcp->cfg.rx_poll_us == 0 || c->state != CS_OPEN || tcp->rx_held)
         return;
     c->rx_last_ns = edi_loop_now_ns(c->loop);
     if (c->on_hot)
@@ -458,8 +458,10 @@ static void starve(edi_conn *c)
     c->starved_next = tcp->starved;
     tcp->starved = c;
     tcp->nstarved++;
-    c->st.rx_starved++;
-    tcp->st.rx_starved++;
+    if (!tcp->rx_held) { /* a hold is counted once, as a hold */
+        c->st.rx_starved++;
+        tcp->st.rx_starved++;
+    }
 }
 
 static void arm_recv(edi_conn *c)
@@ -468,8 +470,9 @@ static void arm_recv(edi_conn *c)
     edi_tcp *tcp = c->tcp;
     if (c->rx_armed || c->on_hot || !rx_wanted(c))
         return;
-    if (tcp->pool->in_ring == 0) {
-        /* would fail with ENOBUFS at once */
+    if (tcp->pool->in_ring == 0 || tcp->rx_held) {
+        /* would fail with ENOBUFS at once, or we are not to read: wait
+         * with the starved ones */
         if (c->state == CS_DEAD)
             hard_stop(c);
         else
@@ -693,9 +696,32 @@ uint32_t edi_conn_poll_hot(edi_tcp *tcp)
     return n;
 }
 
+void edi_conn_rx_hold(edi_tcp *tcp, bool hold)
+{
+    tcp->rx_held = hold;
+    if (!hold) {
+        edi_conn_rearm_starved(tcp);
+        return;
+    }
+    tcp->st.rx_holds++;
+    /* Hot connections go back to io_uring, which is held; armed receives
+     * are cancelled and wait with the starved ones when they end. */
+    while (tcp->nhot > 0)
+        hot_remove(tcp->hot[tcp->nhot - 1]);
+    for (edi_conn *c = tcp->conns; c != NULL; c = c->next) {
+        if (!c->rx_armed || c->state != CS_OPEN)
+            continue;
+        struct io_uring_sqe *sqe = edi_loop_sqe(c->loop);
+        if (sqe == NULL)
+            break; /* the rest stop when their receive next completes */
+        io_uring_prep_cancel(sqe, &c->rx_op, 0);
+        io_uring_sqe_set_data(sqe, NULL);
+    }
+}
+
 void edi_conn_rearm_starved(edi_tcp *tcp)
 {
-    if (tcp->nstarved == 0)
+    if (tcp->nstarved == 0 || tcp->rx_held)
         return;
     uint32_t threshold = tcp->pool->count / 8;
     if (threshold == 0)

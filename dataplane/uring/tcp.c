@@ -156,6 +156,13 @@ bool edi_loop_rx_low(const edi_loop *loop)
     return tcp == NULL || edi_pool_free_count(tcp->pool) < tcp->pool->count / 4;
 }
 
+void edi_tcp_rx_hold(edi_loop *loop, bool hold)
+{
+    edi_tcp *tcp = edi_loop_module_state(loop, &tcp_module);
+    if (tcp != NULL && tcp->rx_held != hold)
+        edi_conn_rx_hold(tcp, hold);
+}
+
 void edi_tcp_get_stats(const edi_loop *loop, edi_tcp_stats *out)
 {
     const edi_tcp *tcp = edi_loop_module_state(loop, &tcp_module);

@@ -92,6 +92,13 @@ unsigned edi_tcp_features(const edi_loop *loop);
  * wakes the loop. */
 bool edi_loop_rx_low(const edi_loop *loop);
 
+/* Loop thread: hold = true stops reading every connection of the loop
+ * (TCP holds their senders back) until it is called with false: for a
+ * node whose received work has nowhere to go (another shard too slow to
+ * take it). Receives in flight still complete. New connections are held
+ * too. Counted in edi_tcp_stats.rx_holds. */
+void edi_tcp_rx_hold(edi_loop *loop, bool hold);
+
 /* ---- listening ------------------------------------------------------------ */
 
 /* Called for each accepted socket; the callee owns fd (adopt it with
@@ -277,6 +284,7 @@ typedef struct edi_tcp_stats {
     uint64_t rx_buffers_total;        /* pool size */
     uint64_t rx_buffers_held;         /* out of the kernel ring now */
     uint64_t rx_starved;              /* ENOBUFS episodes */
+    uint64_t rx_holds;                /* edi_tcp_rx_hold(true) episodes */
     uint64_t rx_polled_reads;         /* reads of rx_poll_us that got bytes */
     uint64_t direct_sends;            /* sendmsg() of a hot connection, not
                                        * through io_uring */

@@ -88,6 +88,7 @@ typedef struct edi_tcp {
     edi_conn **hot;
     uint32_t nhot, hot_cap;
     uint32_t hot_work;         /* reads of the last flush that got bytes */
+    bool rx_held;              /* edi_tcp_rx_hold */
     edi_listener *listeners;
     uint32_t nstarved;
 
@@ -118,6 +119,8 @@ int edi_tcp_get(edi_loop *loop, edi_tcp **out);
 /* Per iteration: deferred callbacks, re-arm starved receives, flush sends. */
 uint32_t edi_conn_run_deferred(edi_tcp *tcp);
 void edi_conn_rearm_starved(edi_tcp *tcp);
+/* edi_tcp_rx_hold for tcp. */
+void edi_conn_rx_hold(edi_tcp *tcp, bool hold);
 /* Reads every hot connection once (non-blocking); returns how many got
  * bytes. */
 uint32_t edi_conn_poll_hot(edi_tcp *tcp);

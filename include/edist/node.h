@@ -175,11 +175,17 @@ typedef struct edist_node_config {
      * the peer's send scheduler, up to send_queue_limit_bytes.
      * 0: EDIST_NODE_LANE_QUEUE_LIMIT_BYTES_DEFAULT. */
     size_t lane_queue_limit_bytes;
+    /* Signals shard 0 keeps queued for other shards whose rings are full
+     * (a shard too busy to take them). Past it the node stops reading
+     * its connections, so that peers are held back by TCP, until a
+     * quarter of it is left. 0: EDIST_NODE_SHARD_BACKLOG_LIMIT_DEFAULT. */
+    uint32_t shard_backlog_limit;
 } edist_node_config;
 
 #define EDIST_NODE_TICKTIME_MS_DEFAULT 60000u
 #define EDIST_NODE_SEND_QUEUE_LIMIT_BYTES_DEFAULT ((size_t)64 << 20)
 #define EDIST_NODE_LANE_QUEUE_LIMIT_BYTES_DEFAULT ((size_t)32 << 20)
+#define EDIST_NODE_SHARD_BACKLOG_LIMIT_DEFAULT 65536u
 #define EDIST_NODE_FRAGMENT_BYTES_DEFAULT ((size_t)64 << 10)
 #define EDIST_NODE_REASSEMBLY_LIMIT_BYTES_DEFAULT ((size_t)2 << 30)
 #define EDIST_NODE_MAX_MESSAGE_BYTES_DEFAULT ((size_t)1 << 30)
@@ -416,6 +422,10 @@ typedef struct edist_node_stats {
                                    * edist_send_buf) sent without a copy */
     uint64_t rx_polled_reads;     /* busy idling: reads of an active
                                    * connection made by the shard itself */
+    uint64_t rx_holds;            /* times the node stopped reading its
+                                   * connections (shard_backlog_limit) */
+    uint64_t shard_backlog;       /* now: signals shard 0 keeps queued for
+                                   * other shards */
 } edist_node_stats;
 
 /* Callback-safe. Counters of connections that went down are kept in the

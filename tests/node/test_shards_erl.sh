@@ -8,7 +8,9 @@
 # and monitors a process on shard 1; a process on shard 1 spawns on erl
 # (spawn_request, monitor) and makes an rpc; processes on shards 0 and 1
 # link to, monitor and monitor by name a process of an erl node that is
-# then killed: both get their EXIT and DOWNs with noconnection; `edist node
+# then killed: both get their EXIT and DOWNs with noconnection; shard 1 too
+# busy to take 100,000 messages from erl: shard 0 stops reading at its
+# backlog limit and everything arrives in order; `edist node
 # --shards 2` and its shard counters in `edist stat`.
 . "$(dirname "$0")/test_node_lib.sh"
 PEER=${3:?usage: $0 EDIST TEST_NODE_TOOL TEST_SHARDS_PEER}
@@ -47,6 +49,24 @@ r=$(erl_eval "$E" "{s1send, '$SN'} ! {send_pid, self(), 10000},
   Got =:= lists:seq(1, 10000).")
 [ "$r" = "{ok,true}" ] || fail "shard 1 -> erl: $r"
 ok "10,000 messages shard 1 -> erl arrive in order"
+
+# Shard 1 busy for 1.5 s while erl sends 100,000 messages to a process on
+# it: shard 0's backlog passes shard_backlog_limit (1,000 here), the node
+# stops reading, erl is held back by TCP; then everything arrives, in order.
+r=$(erl_eval "$E" "{s1recv, '$SN'} ! reset, {s1hog, '$SN'} ! {hog, 1500, self()},
+  timer:sleep(100),
+  [{s1recv, '$SN'} ! {seq, I} || I <- lists:seq(1, 100000)],
+  H = receive hogged -> hogged after 20000 -> no_hogged end,
+  Ask = fun A(0) -> timeout;
+            A(K) -> {s1recv, '$SN'} ! {report, self()},
+                    receive {report, 100000, Ok} -> {100000, Ok};
+                            {report, _, _} -> timer:sleep(20), A(K - 1)
+                    after 5000 -> timeout end end,
+  Got = Ask(500),
+  S = rpc:call('$SN', edist, stats, []),
+  {H, Got, maps:get(rx_holds, S) >= 1, maps:get(shard_backlog, S)}.")
+[ "$r" = "{ok,{hogged,{100000,true},true,0}}" ] || fail "busy shard 1, backlog limit: $r"
+ok "shard 1 busy 1.5 s: shard 0 stopped reading past its backlog limit; 100,000 messages from erl in order"
 
 # erl links to and monitors a process on shard 1.
 r=$(erl_eval "$E" "process_flag(trap_exit, true), {s1dier, '$SN'} ! {pid, self()},

@@ -14,6 +14,10 @@
  *           trap exits, link to Pid, monitor Pid and {Name, Node}, then
  *           ReplyTo ! {watching, Shard}; every message after that is
  *           printed as "shardK got: TERM"
+ *   s1hog   (shard 1) {hog, Ms, ReplyTo}: keeps shard 1 busy for Ms
+ *           milliseconds without yielding (its rings fill, shard 0's
+ *           backlog grows past shard_backlog_limit, set to 1,000 here),
+ *           then ReplyTo ! hogged
  *   s1spawn (shard 1) {spawn_on, Node, ReplyTo}: spawn_monitor of
  *           erlang:send(ReplyTo, spawned_from_shard1) on Node, printed as
  *           "shard1 spawn_remote: ok", and its DOWN as "shard1 got: ...";
@@ -25,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "edist/edist.h"
@@ -296,6 +301,34 @@ static void s1spawn(void *arg)
     }
 }
 
+/* ---- s1hog ------------------------------------------------------------------------ */
+
+static void s1hog(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        edist_term_view m;
+        if (edist_receive(NULL, NULL, -1, &m))
+            return;
+        edist_cursor c;
+        uint32_t n;
+        char tag[16];
+        int64_t ms;
+        edist_procid to;
+        edist_cursor_init(&c, m.ptr, m.len);
+        if (edist_dec_tuple(&c, &n) || n != 3 || atom_str(&c, tag, sizeof tag) ||
+            strcmp(tag, "hog") || edist_dec_int64(&c, &ms) || edist_dec_procid(&c, &to))
+            continue;
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        do
+            clock_gettime(CLOCK_MONOTONIC, &t);
+        while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < ms);
+        uint8_t hogged[] = {EDIST_TAG_SMALL_ATOM_UTF8, 6, 'h', 'o', 'g', 'g', 'e', 'd'};
+        edist_send(to, hogged, sizeof hogged);
+    }
+}
+
 /* ---- start ------------------------------------------------------------------------------------- */
 
 static edist_procid start_on(uint32_t shard, edist_proc_fn fn, void *arg, const char *name)
@@ -338,6 +371,7 @@ int main(int argc, char **argv)
     cfg.log_level = getenv("EDIST_TEST_DEBUG") ? EDIST_LOG_DEBUG : EDIST_LOG_INFO;
     cfg.shards = 2;
     cfg.shard_ring_entries = 64; /* small: rings fill */
+    cfg.shard_backlog_limit = 1000; /* small: reading stops (s1hog) */
     edist_node *node;
     if (edist_node_start(&cfg, &node)) {
         fprintf(stderr, "node start: %s\n", edist_last_error());
@@ -352,6 +386,7 @@ int main(int argc, char **argv)
     start_on(0, watcher, "shard0 got: ", "s0watch");
     start_on(1, watcher, "shard1 got: ", "s1watch");
     start_on(1, s1spawn, NULL, "s1spawn");
+    start_on(1, s1hog, NULL, "s1hog");
 
     edist_procid self;
     if (edist_proc_attach_thread(g_rt, 0, &self)) {
