@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Soak, bounded in time (SOAK_SECONDS, default 30): three erl peers stream
+# Soak, bounded in time (SOAK_SECONDS, default 30; up to 4 times that
+# while a sleeper has not overflowed yet): three erl peers stream
 # messages of mixed sizes (10 B .. 300 KB, the big ones fragmented) to
 # processes on one edist node: a counter that receives everything, a
 # process that never receives, and one that crashes after 500 messages.
@@ -39,17 +40,28 @@ stream="N = '$LN', Self = self(),
   {X, XR} = spawn_monitor(N, t, crash_after, [500]),
   Bins = list_to_tuple([binary:copy(<<7>>, Sz) || Sz <- [10, 100, 1000, 65536, 300000]]),
   End = erlang:monotonic_time(millisecond) + $SECS * 1000,
-  Loop = fun L(I) ->
-      case erlang:monotonic_time(millisecond) < End of
-          false -> I - 1;
+  %% Past End only until the sleeper overflowed: a slow build (ASan, a
+  %% loaded machine) may need longer to send it 128 MiB.
+  Late = End + 3 * $SECS * 1000,
+  Loop = fun L(I, SD0) ->
+      SD1 = case SD0 of
+                alive -> receive {'DOWN', SR, process, S, R0} -> R0 after 0 -> alive end;
+                _ -> SD0
+            end,
+      Now = erlang:monotonic_time(millisecond),
+      case Now < End orelse (SD1 =:= alive andalso Now < Late) of
+          false -> {I - 1, SD1};
           true -> B = element(1 + I rem 5, Bins),
                   C ! {I, B}, S ! {I, B}, X ! {I, B},
-                  L(I + 1)
+                  L(I + 1, SD1)
       end end,
-  Sent = Loop(1),
+  {Sent, SD0} = Loop(1, alive),
   C ! stop,
   Counted = receive {counted, Cn, InOrder} -> {Cn, InOrder} after 120000 -> timeout end,
-  SD = receive {'DOWN', SR, process, S, R1} -> R1 after 10000 -> alive end,
+  SD = case SD0 of
+           alive -> receive {'DOWN', SR, process, S, R1} -> R1 after 10000 -> alive end;
+           _ -> SD0
+       end,
   XD = receive {'DOWN', XR, process, X, R2} -> R2 after 10000 -> alive end,
   {Sent, Counted, SD, XD}."
 
