@@ -196,6 +196,15 @@ static void housekeeping(edi_loop *loop, edi_timer *t, void *arg)
 
 /* ---- the process runtime and the message handler ------------------------- */
 
+void edi_nk_set_fastlane(edi_nk *nk, const edi_nk_fastlane *f)
+{
+    nk->fast = *f;
+    if (!nk->fast.setup_ms)
+        nk->fast.setup_ms = 2000;
+    if (!nk->fast.hold_limit_bytes)
+        nk->fast.hold_limit_bytes = (size_t)64 << 20;
+}
+
 void edi_nk_set_runtime(edi_nk *nk, const edi_nk_rt_ops *ops, void *user)
 {
     nk->rt_ops = ops;

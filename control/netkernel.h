@@ -49,6 +49,7 @@
 #include "control/conn_table.h"
 #include "control/cookie.h"
 #include "control/dist_sendq.h"
+#include "dataplane/lane.h"
 #include "dataplane/uring/tcp.h"
 #include "edist/node.h"
 
@@ -209,6 +210,33 @@ typedef struct edi_nk_rt_ops {
     int (*peer_key)(void *user, const char *peer, uint32_t *key);
 } edi_nk_rt_ops;
 void edi_nk_set_runtime(edi_nk *nk, const edi_nk_rt_ops *ops, void *user);
+
+/* A second lane for edist peers (a DPDK port; issue 10). After the
+ * handshake the kernel offers it to each peer it connected to; a peer
+ * with a lane of the same medium accepts, each side opens a link towards
+ * the other's address (link_open: frames it sends carry tx_token, frames
+ * for it rx_token, user is the link's; the lane is opened with
+ * edi_nk_fast_handler, whose on_up the link calls once it carried frames
+ * both ways), and each side moves its data there behind a switch written on
+ * TCP. See nk_lane.c. Loop thread, before any peer is up. */
+#define EDI_NK_FAST_ADDR_MAX 32
+typedef int (*edi_nk_fast_open_fn)(edi_lane *lane, const uint8_t *peer_addr,
+                                   size_t peer_addr_len, uint64_t tx_token,
+                                   uint64_t rx_token, void *user,
+                                   edi_lane_link **out);
+typedef struct edi_nk_fastlane {
+    edi_lane *lane;
+    const char *medium;        /* an atom in the offer: memif, af_xdp, ... */
+    uint8_t addr[EDI_NK_FAST_ADDR_MAX]; /* ours on the lane */
+    size_t addr_len;
+    edi_nk_fast_open_fn link_open;
+    uint32_t setup_ms;         /* agreement and probe, at most (0: 2000) */
+    size_t hold_limit_bytes;   /* lane frames held before the peer's switch
+                                * (0: 64 MiB); past it the peer goes down */
+} edi_nk_fastlane;
+void edi_nk_set_fastlane(edi_nk *nk, const edi_nk_fastlane *f);
+/* The handler the second lane must be opened with. */
+extern const edi_lane_handler edi_nk_fast_handler;
 /* The negotiated flags of the up connection to peer; EDIST_ENOTFOUND if
  * not connected. admit_len > 0: also EDIST_EAGAIN (counted as a refused
  * send) when a frame of at least admit_len bytes would be refused by the

@@ -57,8 +57,19 @@ typedef enum link_phase {
  * it up. On TCP both are one socket (the lane link wraps the control
  * connection once the handshake is done); a peer's data can move to
  * another lane without the control side changing. */
+typedef enum nk_fast_state {
+    NK_FAST_OFFERED = 1, /* initiator: offer sent, no answer yet */
+    NK_FAST_PROBING,     /* our lane link is open, not proven yet */
+    NK_FAST_SWITCHED,    /* our data goes on the lane */
+    NK_FAST_FAILED,      /* given up: TCP only */
+} nk_fast_state;
+typedef struct nk_fast nk_fast; /* nk_lane.c */
+
 typedef struct nk_data {
     edi_lane_link *link;    /* NULL: none (not up yet, or gone) */
+    edi_lane_link *tx;      /* where our data goes: link, or the second
+                             * lane's once switched (nk_lane.c) */
+    nk_fast *fast;          /* the agreement on a second lane, or NULL */
     bool on_control_conn;   /* link wraps the control connection (TCP) */
     edi_dist_reasm *reasm;
     /* Sending: the scheduler, the timer that pumps it into the lane
@@ -218,6 +229,8 @@ struct edi_nk {
     /* The lane the peers' data travels on once up (TCP: wrapping each
      * peer's control connection). */
     edi_lane *tcp_lane;
+    /* A second lane for edist peers (edi_nk_set_fastlane), or none. */
+    edi_nk_fastlane fast;
 };
 
 /* The kernel's lines, through the node's logger (base/log.h). */
@@ -254,6 +267,20 @@ void edi_nki_emit_event(edi_nk *nk, bool up, const char *peer, bool hidden,
                         const char *reason, uint64_t flags);
 edi_link *edi_nki_up_link(edi_nk *nk, const char *peer);
 void edi_nki_enc_nodes(edi_nk *nk, edist_buf *s, unsigned selectors);
+
+/* nk_lane.c */
+void edi_nki_lane_offer(edi_link *l);
+/* REG_SEND to_name: true when it was the lane's (handled). */
+bool edi_nki_lane_message(edi_nk *nk, edi_link *l, const edist_term_view *to_name,
+                          const edist_term_view *payload);
+/* The peer is going down: its lane link is closed. */
+void edi_nki_lane_drop(edi_link *l);
+/* The link is freed. */
+void edi_nki_lane_free(edi_link *l);
+const char *edi_nki_lane_name(const edi_link *l);
+
+/* nk_conn.c: a frame of the peer's data, from whichever lane. */
+void edi_nki_data_in(edi_link *l, const edi_frame *f);
 
 /* nk_send.c */
 void edi_nki_fire_writable(edi_link *l, int err, const char *detail);

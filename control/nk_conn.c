@@ -184,6 +184,7 @@ void edi_nki_handshake_done(edi_link *l)
         return;
     }
     l->data.on_control_conn = true;
+    l->data.tx = l->data.link;
     l->tick.read_seen = l->frames_in;
     l->tick.written_seen = l->frames_out;
     l->tick.silent = 0;
@@ -220,6 +221,8 @@ void edi_nki_handshake_done(edi_link *l)
     if (!l->dead && nk->cfg.connect_all && !nk->cfg.hidden && !l->hidden &&
         (l->flags & EDI_DFLAG_SPAWN))
         edi_nki_start_nodes_query(nk, l);
+    if (!l->dead)
+        edi_nki_lane_offer(l);
 }
 
 /* ---- connection callbacks ------------------------------------------------ */
@@ -318,7 +321,11 @@ static void on_close(edi_conn *c, void *user, int reason)
 static void data_frame(edi_lane_link *link, void *user, const edi_frame *f)
 {
     (void)link;
-    edi_link *l = user;
+    edi_nki_data_in(user, f);
+}
+
+void edi_nki_data_in(edi_link *l, const edi_frame *f)
+{
     edi_nk *nk = l->nk;
     if (l->dead)
         return;
@@ -379,6 +386,8 @@ static void data_closed(edi_lane_link *link, void *user, int reason)
     edi_link *l = user;
     edi_nk *nk = l->nk;
     l->data.link = NULL;
+    if (l->data.tx == link)
+        l->data.tx = NULL;
     if (l->data.on_control_conn) {
         /* the same socket: the control connection ended too */
         conn_gone(l, edi_tcp_lane_link_conn(link), reason);

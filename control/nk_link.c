@@ -26,6 +26,7 @@ void edi_nki_link_maybe_free(edi_link *l)
     edi_hs_wipe(&l->hs);
     edi_dist_reasm_free(l->data.reasm);
     edi_sendq_detach(l->data.sq);
+    edi_nki_lane_free(l);
     free(l);
 }
 
@@ -111,6 +112,7 @@ static void link_kill(edi_link *l, bool graceful)
      * the lane link is that connection). */
     if (l->data.link && !l->data.on_control_conn)
         edi_lane_link_close(l->data.link);
+    edi_nki_lane_drop(l);
     if (l->conn) {
         if (graceful)
             edi_conn_close(l->conn, NK_CLOSE_FLUSH_MS);

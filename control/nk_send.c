@@ -12,7 +12,7 @@
 
 static bool data_up(const edi_link *l)
 {
-    return l->data.link && l->data.sq && l->phase == L_UP && !l->dead;
+    return l->data.tx && l->data.sq && l->phase == L_UP && !l->dead;
 }
 
 /* A unit of the scheduler as a lane frame: its body is not copied and is
@@ -38,14 +38,14 @@ static void link_pump(edi_link *l)
     edi_nk *nk = l->nk;
     if (!data_up(l))
         return;
-    while (edi_lane_tx_pending(l->data.link) < nk->tx_watermark) {
+    while (edi_lane_tx_pending(l->data.tx) < nk->tx_watermark) {
         edi_sendq_unit u;
         if (!edi_sendq_next(l->data.sq, &u))
             break;
         edi_lane_txframe f = unit_frame(&u); /* the lane's queue is kept
                                                * short here */
         size_t taken = 0;
-        int rc = edi_lane_tx_batch(l->data.link, &f, 1, &taken);
+        int rc = edi_lane_tx_batch(l->data.tx, &f, 1, &taken);
         if (rc || taken != 1) {
             /* The unit goes nowhere. Closing: the lane's end takes the
              * rest. Anything else (no memory) would leave a hole in the
@@ -189,10 +189,10 @@ int edi_nki_send_built(edi_nk *nk, edi_link *l, uint64_t stream, bool force)
 void edi_nki_link_drain_all(edi_link *l)
 {
     edi_sendq_unit u;
-    while (l->data.link && l->data.sq && edi_sendq_next(l->data.sq, &u)) {
+    while (l->data.tx && l->data.sq && edi_sendq_next(l->data.sq, &u)) {
         edi_lane_txframe f = unit_frame(&u);
         size_t taken = 0;
-        if (edi_lane_tx_batch(l->data.link, &f, 1, &taken) != 0 || taken != 1) {
+        if (edi_lane_tx_batch(l->data.tx, &f, 1, &taken) != 0 || taken != 1) {
             edi_sendq_release(u.msg, u.body);
             break;
         }
@@ -263,13 +263,13 @@ int edi_nk_send_signal(edi_nk *nk, uint32_t key, uint64_t sender,
          * without room leaves the frame to the scheduler (it waits there,
          * in order, up to the peer's limit). */
         uint8_t *p;
-        rc = edi_lane_tx_reserve(l->data.link, max_bytes, &p);
+        rc = edi_lane_tx_reserve(l->data.tx, max_bytes, &p);
         if (rc == 0) {
             edist_buf b;
             edist_buf_init_fixed(&b, p, max_bytes);
             rc = build(arg, &b, l->flags | EDI_DIST_BUILD_BARE);
             if (rc == 0 &&
-                (rc = edi_lane_tx_commit(l->data.link, b.len)) == 0) {
+                (rc = edi_lane_tx_commit(l->data.tx, b.len)) == 0) {
                 count_in_place(nk, l, 4 + b.len);
                 return 0;
             }
@@ -303,7 +303,7 @@ int edi_nk_send_owned(edi_nk *nk, uint32_t key, const uint8_t *head,
                           .body = body, .body_len = body_len,
                           .release = release, .release_arg = release_arg};
     size_t taken = 0;
-    int rc = edi_lane_tx_batch(l->data.link, &f, 1, &taken);
+    int rc = edi_lane_tx_batch(l->data.tx, &f, 1, &taken);
     if (rc || taken != 1)
         return rc ? rc : EDIST_EAGAIN; /* not taken: still the caller's */
     count_in_place(nk, l, 4 + head_len + body_len);

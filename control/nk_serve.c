@@ -344,6 +344,10 @@ void edi_nki_dispatch(edi_nk *nk, edi_link *l, const edi_dist_msg *m,
             hand_over(nk, l, m, rxbuf);
         return;
     case EDI_SIG_REG_SEND:
+        /* The lane agreement (nk_lane.c) is the kernel's, at dispatch:
+         * a switch must take effect between the messages around it. */
+        if (m->payload.ptr && edi_nki_lane_message(nk, l, &m->to_name, &m->payload))
+            return;
         if (!rt_owns_name(nk, m->to_name) &&
             view_is_atom(m->to_name, "net_kernel")) {
             edist_term_view from, tag;

@@ -74,6 +74,9 @@ static const opt_desc opts[EDI_OPT_COUNT] = {
     [EDI_OPT_SHARD_RING_ENTRIES] = {"shard_ring_entries", T_COUNT, "4096", NULL, 1},
     [EDI_OPT_LANE_QUEUE_LIMIT_BYTES] = {"lane_queue_limit_bytes", T_BYTES, "32M", NULL, 1},
     [EDI_OPT_SHARD_BACKLOG_LIMIT] = {"shard_backlog_limit", T_COUNT, "65536", NULL, 1},
+    /* The DPDK lane. */
+    [EDI_OPT_DPDK_EAL_ARGS] = {"dpdk_eal_args", T_STRING, NULL, NULL, 1},
+    [EDI_OPT_DPDK_PORT] = {"dpdk_port", T_STRING, NULL, NULL, 1},
 };
 
 /* "C0,C1,...": CPU numbers (0..1023). */
@@ -526,10 +529,17 @@ int edi_node_options_to_config(edi_node_options *o, int require_name)
         c->stack_bytes = (size_t)bytes;
     parse_count(o->value[EDI_OPT_MAX_PENDING_REQUESTS], &c->max_pending_requests);
     parse_bytes(o->value[EDI_OPT_MAX_PENDING_BYTES], &c->max_pending_bytes);
-    if (strcmp(o->value[EDI_OPT_TRANSPORT], "tcp") != 0)
-        return edist_set_error(
-            EDIST_EUNSUPPORTED, "transport %s (%s): this build has only tcp",
-            o->value[EDI_OPT_TRANSPORT], o->origin[EDI_OPT_TRANSPORT]);
+    c->transport = strcmp(o->value[EDI_OPT_TRANSPORT], "dpdk") == 0
+                       ? EDIST_TRANSPORT_DPDK
+                       : EDIST_TRANSPORT_TCP;
+    if (c->transport == EDIST_TRANSPORT_DPDK && !o->value[EDI_OPT_DPDK_PORT][0])
+        return edist_set_error(EDIST_EINVAL,
+                               "transport dpdk (%s) needs dpdk_port: the DPDK "
+                               "device edist peers are reached on",
+                               o->origin[EDI_OPT_TRANSPORT]);
+    c->dpdk_eal_args =
+        o->value[EDI_OPT_DPDK_EAL_ARGS][0] ? o->value[EDI_OPT_DPDK_EAL_ARGS] : NULL;
+    c->dpdk_port = o->value[EDI_OPT_DPDK_PORT][0] ? o->value[EDI_OPT_DPDK_PORT] : NULL;
     static const edist_idle idles[] = {EDIST_IDLE_ADAPTIVE, EDIST_IDLE_BUSY,
                                        EDIST_IDLE_SLEEP};
     c->idle =

@@ -18,7 +18,7 @@
  *   ticktime       net_ticktime in seconds (decimals allowed; default 60)
  *   setuptime      net_setuptime in seconds (decimals allowed; default 7)
  *   connect_all    connect transitively to peers' nodes (bool, default true)
- *   transport      tcp (dpdk: not in this build)
+ *   transport      tcp | dpdk (edist peers over a DPDK port; see below)
  *   idle           adaptive | busy | sleep
  *   log_level      error | warning | info | debug
  *   rx_buffers     receive buffers of 64 KiB shared by all connections
@@ -54,6 +54,8 @@
  *                  2, 64..1048576; default 4096)
  *   shard_backlog_limit  records shard 0 keeps for slow shards before it
  *                  stops reading its peers (default 65536)
+ *   dpdk_eal_args  EAL arguments for transport dpdk (--vdev=..., -a PCI)
+ *   dpdk_port      the DPDK device edist peers are reached on
  * Sizes take a K, M or G suffix (powers of 1024).
  * Booleans: true/false, yes/no, on/off, 1/0; a bare flag (--hidden) means
  * true.
@@ -116,6 +118,9 @@ typedef enum edi_opt_id {
     EDI_OPT_SHARD_RING_ENTRIES,
     EDI_OPT_LANE_QUEUE_LIMIT_BYTES,
     EDI_OPT_SHARD_BACKLOG_LIMIT,
+    /* The DPDK lane. */
+    EDI_OPT_DPDK_EAL_ARGS,
+    EDI_OPT_DPDK_PORT,
     EDI_OPT_COUNT
 } edi_opt_id;
 

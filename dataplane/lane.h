@@ -75,6 +75,10 @@ typedef struct edi_lane_handler {
      * the lane's room (on_writable only says "below half of it"). Runs on
      * every transmit completion: keep it cheap. May be NULL. */
     void (*on_sent)(edi_lane_link *link, void *user, size_t pending_bytes);
+    /* The link has proven it carries frames both ways (a medium that must
+     * find its peer first, as a DPDK port does); once. TCP and loopback
+     * links are usable from the start and never call it. May be NULL. */
+    void (*on_up)(edi_lane_link *link, void *user);
 } edi_lane_handler;
 
 /* One frame of a batch: [head][body] as one frame. head is copied; body is
@@ -227,6 +231,8 @@ void edi_lane_writable(edi_lane_link *link);
 /* The medium took some of link's queue (pending_bytes left): tells the
  * handler's on_sent. */
 void edi_lane_sent(edi_lane_link *link, size_t pending_bytes);
+/* The link proved both directions: the handler's on_up. */
+void edi_lane_up(edi_lane_link *link);
 /* The link is gone: counted, then on_closed. The caller frees the link
  * after. */
 void edi_lane_link_gone(edi_lane_link *link, int reason);

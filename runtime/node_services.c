@@ -88,6 +88,9 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
     edi_services_stat(b, n, "rx_polled_reads", ns.rx_polled_reads);
     edi_services_stat(b, n, "rx_holds", ns.rx_holds);
     edi_services_stat(b, n, "shard_backlog", ns.shard_backlog);
+    edi_services_stat(b, n, "lane_switches", ns.lane_switches);
+    edi_services_stat(b, n, "lane_peer_switches", ns.lane_peer_switches);
+    edi_services_stat(b, n, "lane_setups_failed", ns.lane_setups_failed);
     edi_services_stat(b, n, "messages_over_limit", ns.messages_over_limit);
     /* Admission of incoming connections. */
     edi_services_stat(b, n, "handshakes_evicted", ns.handshakes_evicted);

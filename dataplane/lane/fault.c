@@ -212,8 +212,16 @@ static void in_sent(edi_lane_link *inner, void *user, size_t pending_bytes)
         edi_lane_sent(&w->base, pending_bytes);
 }
 
+static void in_up(edi_lane_link *inner, void *user)
+{
+    (void)inner;
+    fl_link *w = user;
+    if (w != NULL)
+        edi_lane_up(&w->base);
+}
+
 static const edi_lane_handler inner_handler = { in_frame, in_writable, in_closed,
-                                                in_sent };
+                                                in_sent, in_up };
 
 /* ---- the wrapper's function table ---------------------------------------------------- */
 

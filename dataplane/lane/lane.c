@@ -88,6 +88,12 @@ void edi_lane_sent(edi_lane_link *link, size_t pending_bytes)
         link->lane->h.on_sent(link, link->user, pending_bytes);
 }
 
+void edi_lane_up(edi_lane_link *link)
+{
+    if (!link->closed && link->lane->h.on_up != NULL)
+        link->lane->h.on_up(link, link->user);
+}
+
 void edi_lane_link_gone(edi_lane_link *link, int reason)
 {
     edi_lane *lane = link->lane;

@@ -32,6 +32,16 @@ extern "C" {
 typedef struct edist_node edist_node;
 
 /* ---- configuration ------------------------------------------------------- */
+/* How this node's data travels to other edist nodes. BEAM peers, the
+ * handshake and the ticks always use TCP. */
+typedef enum edist_transport {
+    EDIST_TRANSPORT_TCP = 0,  /* the io_uring TCP lane */
+    EDIST_TRANSPORT_DPDK = 1, /* a DPDK port (dpdk_eal_args, dpdk_port) for
+                               * edist peers that have one too; TCP when
+                               * EAL or the port cannot start (one log line
+                               * says why) */
+} edist_transport;
+
 typedef enum edist_idle {
     EDIST_IDLE_ADAPTIVE = 0, /* spin briefly, then sleep in the kernel */
     EDIST_IDLE_BUSY = 1,     /* never sleep: one core per shard */
@@ -180,6 +190,14 @@ typedef struct edist_node_config {
      * its connections, so that peers are held back by TCP, until a
      * quarter of it is left. 0: EDIST_NODE_SHARD_BACKLOG_LIMIT_DEFAULT. */
     uint32_t shard_backlog_limit;
+    /* The data plane between edist nodes (issue 10). dpdk_eal_args: the
+     * EAL arguments (e.g. "--no-pci --vdev=net_memif0,role=server,
+     * socket=/run/edist/m.sock,socket-abstract=no"); edist adds
+     * --no-huge without hugepages and its own --file-prefix unless given.
+     * dpdk_port: the device to use (e.g. "net_memif0", or a PCI address). */
+    edist_transport transport;
+    const char *dpdk_eal_args;
+    const char *dpdk_port;
 } edist_node_config;
 
 #define EDIST_NODE_TICKTIME_MS_DEFAULT 60000u
@@ -426,6 +444,10 @@ typedef struct edist_node_stats {
                                    * connections (shard_backlog_limit) */
     uint64_t shard_backlog;       /* now: signals shard 0 keeps queued for
                                    * other shards */
+    /* The second lane (transport dpdk). */
+    uint64_t lane_switches;       /* peers our data moved to it for */
+    uint64_t lane_peer_switches;  /* peers whose data moved to it */
+    uint64_t lane_setups_failed;  /* agreements that timed out */
 } edist_node_stats;
 
 /* Callback-safe. Counters of connections that went down are kept in the

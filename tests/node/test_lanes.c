@@ -109,7 +109,7 @@ static void on_closed(edi_lane_link *link, void *user, int reason)
     r->link = NULL;
 }
 
-static const edi_lane_handler handler = { on_frame, on_writable, on_closed, NULL };
+static const edi_lane_handler handler = { on_frame, on_writable, on_closed, NULL, NULL };
 
 /* What the receiver saw, against 0..n-1 sent in order. */
 typedef struct seen {
@@ -424,7 +424,7 @@ static void xt_frame(edi_lane_link *link, void *user, const edi_frame *f)
     atomic_store(&x->got, x->r.n);
 }
 
-static const edi_lane_handler xt_handler = { xt_frame, xt_writable, NULL, NULL };
+static const edi_lane_handler xt_handler = { xt_frame, xt_writable, NULL, NULL, NULL };
 
 static void xt_start(edi_loop *loop, void *arg)
 {

@@ -86,7 +86,7 @@ refuse "no name" "give --sname or --name" node --cookie c
 refuse "two names" "both sname" node --sname a --name b@127.0.0.1
 refuse "dotted short name" "use --name" node --sname a@x.y --cookie c --start-epmd false
 refuse "bad name" "invalid node name" node --sname 'a b' --cookie c --start-epmd false
-refuse "dpdk transport" "only tcp" node --sname a --transport dpdk
+refuse "dpdk transport without a port" "transport dpdk (flag --transport) needs dpdk_port" node --sname a --transport dpdk
 refuse "bad byte count" "send_queue_limit_bytes must be a positive size" node --sname a --send-queue-limit-bytes 5X
 refuse "rx_buffers not a power of 2" "rx_buffers must be a power of 2" node --sname a --rx-buffers 100
 refuse "zero idle exit" "epmd_idle_exit must be seconds" node --sname a --epmd-idle-exit 0

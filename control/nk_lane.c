@@ -1,0 +1,463 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* A peer's data moves from TCP to a second lane (a DPDK port) when both
+ * nodes have one: the agreement runs on the control connection, as
+ * distribution messages to the reserved name `edist_lane` from the
+ * kernel's pid (a BEAM peer has no such name and drops them, as erts
+ * drops a message to an unregistered name):
+ *
+ *   initiator -> {edist_lane, offer, Medium, Addr, TokenI}
+ *   acceptor  -> {edist_lane, accept, Addr, TokenA}    (or refuse, Why)
+ *
+ * Each side opens a link on its lane towards the other's address; frames
+ * it sends carry the other's token, frames for it its own. The link
+ * proves both directions (on_up); then that side writes
+ * {edist_lane, switch} on TCP, after everything it queued there, and its
+ * data goes on the lane from then on. Frames that come on the lane before
+ * the peer's switch was read from TCP are held, then dispatched in order:
+ * per sender, what went on TCP comes first, then what went on the lane.
+ * Ticks stay on TCP. A lane link that dies takes the peer down (the
+ * alternative, moving back to TCP, would need the lane's unacknowledged
+ * data replayed there in order: not worth a second mechanism). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "control/netkernel_internal.h"
+
+#define LANE_NAME "edist_lane"
+
+typedef struct nk_held {
+    struct nk_held *next;
+    edi_rxbuf *rxbuf;
+    const uint8_t *data;
+    size_t len;
+} nk_held;
+
+struct nk_fast {
+    nk_fast_state state;
+    edi_lane_link *link;
+    bool link_open;         /* counted in conns_open until on_closed */
+    bool up;                /* on_up: both directions proven */
+    bool peer_switched;     /* the peer's switch was read from TCP */
+    uint64_t rx_token, tx_token;
+    nk_held *held_head, *held_tail;
+    size_t held_bytes;
+    edi_timer timer;        /* setup deadline */
+};
+
+static uint64_t new_token(void)
+{
+    uint64_t t = 0;
+    while (t == 0)
+        if (getrandom(&t, sizeof t, 0) != sizeof t)
+            t = (uint64_t)edi_now_ns() * 0x9e3779b97f4a7c15ull;
+    return t;
+}
+
+/* {edist_lane, Tag, ...} to the peer's edist_lane, from our kernel pid,
+ * through the scheduler (force: a few dozen bytes the peer must see). */
+static int send_lane_msg(edi_nk *nk, edi_link *l, const edist_buf *payload)
+{
+    uint8_t name_mem[32];
+    edist_buf name;
+    edist_buf_init_fixed(&name, name_mem, sizeof name_mem);
+    edist_enc_atomz(&name, LANE_NAME);
+    edist_buf_reset(&nk->out);
+    edi_dist_build_reg_send(&nk->out, l->flags, NULL, nk->kernel_pid,
+                            edi_nki_buf_view(&name, 0), edi_nki_buf_view(payload, 0));
+    int rc = edist_buf_error(&nk->out);
+    return rc ? rc : edi_nki_send_built(nk, l, EDI_NK_KERNEL_PID_ID, true);
+}
+
+static void enc_head(edist_buf *b, uint32_t arity, const char *tag)
+{
+    edist_enc_tuple(b, arity);
+    edist_enc_atomz(b, LANE_NAME);
+    edist_enc_atomz(b, tag);
+}
+
+static void held_free(nk_fast *f)
+{
+    while (f->held_head) {
+        nk_held *h = f->held_head;
+        f->held_head = h->next;
+        edi_rxbuf_unref(h->rxbuf);
+        free(h);
+    }
+    f->held_tail = NULL;
+    f->held_bytes = 0;
+}
+
+/* Gives up on the lane for this peer (its data stays on TCP). Only
+ * before either side switched: see the callers. */
+static void give_up(edi_link *l, const char *why)
+{
+    edi_nk *nk = l->nk;
+    nk_fast *f = l->data.fast;
+    nk_log(nk, EDIST_LOG_INFO, "%s: no %s lane (%s); its data stays on TCP",
+           l->peer_name, nk->fast.medium, why);
+    f->state = NK_FAST_FAILED;
+    edi_loop_timer_cancel(nk->loop, &f->timer);
+    if (f->link)
+        edi_lane_link_close(f->link); /* on_closed finishes */
+    held_free(f);
+}
+
+static void setup_timeout(edi_loop *loop, edi_timer *t, void *arg)
+{
+    (void)loop;
+    (void)t;
+    edi_link *l = arg;
+    nk_fast *f = l->data.fast;
+    if (f->up || f->state == NK_FAST_FAILED)
+        return;
+    l->nk->stats.lane_setups_failed++;
+    give_up(l, f->state == NK_FAST_OFFERED ? "the peer did not answer the offer"
+                                           : "the lane did not reach the peer");
+}
+
+/* ---- the lane link's callbacks ------------------------------------------ */
+
+static void fast_frame(edi_lane_link *link, void *user, const edi_frame *fr)
+{
+    (void)link;
+    edi_link *l = user;
+    nk_fast *f = l->data.fast;
+    if (l->dead || !f)
+        return;
+    if (f->peer_switched) {
+        edi_nki_data_in(l, fr);
+        return;
+    }
+    /* Before the peer's switch was read from TCP: kept, in order. The
+     * peer wrote its switch before its first frame here, so this wait is
+     * the TCP stream's lag behind the lane; bounded all the same. */
+    if (f->held_bytes + fr->len > l->nk->fast.hold_limit_bytes) {
+        edi_nki_link_down_why(l, "connection_closed", false,
+                              "lane frames held too long waiting for the "
+                              "peer's switch on TCP");
+        return;
+    }
+    nk_held *h = malloc(sizeof *h);
+    if (!h) {
+        edi_nki_link_down_why(l, "connection_closed", false,
+                              "no memory to hold a lane frame");
+        return;
+    }
+    edi_rxbuf_ref(fr->rxbuf);
+    *h = (nk_held){.rxbuf = fr->rxbuf, .data = fr->data, .len = fr->len};
+    if (f->held_tail)
+        f->held_tail->next = h;
+    else
+        f->held_head = h;
+    f->held_tail = h;
+    f->held_bytes += fr->len;
+}
+
+/* Our side of the lane works both ways: switch our data to it. The
+ * switch goes straight into the TCP lane, after everything already there;
+ * what the scheduler still holds goes on the new lane, after it. */
+static void fast_up(edi_lane_link *link, void *user)
+{
+    edi_link *l = user;
+    edi_nk *nk = l->nk;
+    nk_fast *f = l->data.fast;
+    if (l->dead || !f || f->up || f->state == NK_FAST_FAILED)
+        return;
+    f->up = true;
+    edi_loop_timer_cancel(nk->loop, &f->timer);
+    uint8_t mem[64];
+    edist_buf b;
+    edist_buf_init_fixed(&b, mem, sizeof mem);
+    enc_head(&b, 2, "switch");
+    int rc = send_lane_msg(nk, l, &b);
+    if (rc) {
+        edi_nki_link_down_why(l, "connection_closed", false,
+                              "cannot write the lane switch on TCP");
+        return;
+    }
+    /* The switch must leave on TCP before anything of ours on the lane:
+     * it was queued in the scheduler; drain it into the TCP lane now. */
+    edi_nki_link_drain_all(l);
+    l->data.tx = link;
+    f->state = NK_FAST_SWITCHED;
+    nk->stats.lane_switches++;
+    nk_log(nk, EDIST_LOG_INFO, "%s: data on the %s lane", l->peer_name,
+           nk->fast.medium);
+    edi_nki_arm_pump(l);
+}
+
+static void fast_writable(edi_lane_link *link, void *user)
+{
+    (void)link;
+    edi_nki_arm_pump(user);
+}
+
+static void fast_sent(edi_lane_link *link, void *user, size_t pending_bytes)
+{
+    (void)link;
+    edi_link *l = user;
+    if (l->data.tx == link && l->data.sq && edi_sendq_bytes(l->data.sq) > 0 &&
+        pending_bytes < l->nk->tx_watermark)
+        edi_nki_arm_pump(l);
+}
+
+static void fast_closed(edi_lane_link *link, void *user, int reason)
+{
+    (void)link;
+    edi_link *l = user;
+    edi_nk *nk = l->nk;
+    nk_fast *f = l->data.fast;
+    f->link = NULL;
+    f->link_open = false;
+    if (l->data.tx == link)
+        l->data.tx = NULL;
+    /* Once either side switched, data may be lost with the lane: the
+     * peer goes down, as for a dead connection. Before, TCP goes on. */
+    if (!l->dead && l->phase == L_UP &&
+        (f->state == NK_FAST_SWITCHED || f->peer_switched)) {
+        char why[160];
+        snprintf(why, sizeof why, "the %s lane went down: %s", nk->fast.medium,
+                 reason ? edist_strerror(reason) : "closed");
+        edi_nki_link_down_why(l, "connection_closed", false, why);
+    } else if (f->state != NK_FAST_FAILED && !l->dead) {
+        give_up(l, reason ? edist_strerror(reason) : "the lane link closed");
+    }
+    l->conns_open--;
+    nk->conns_open--;
+    edi_nki_link_maybe_free(l);
+    edi_nki_shutdown_check(nk);
+}
+
+const edi_lane_handler edi_nk_fast_handler = {
+    .on_frame = fast_frame,
+    .on_writable = fast_writable,
+    .on_closed = fast_closed,
+    .on_sent = fast_sent,
+    .on_up = fast_up,
+};
+
+static int open_link(edi_link *l, const uint8_t *addr, size_t addr_len)
+{
+    edi_nk *nk = l->nk;
+    nk_fast *f = l->data.fast;
+    int rc = nk->fast.link_open(nk->fast.lane, addr, addr_len, f->tx_token,
+                                f->rx_token, l, &f->link);
+    if (rc)
+        return rc;
+    f->link_open = true;
+    l->conns_open++;
+    nk->conns_open++;
+    f->state = NK_FAST_PROBING;
+    return 0;
+}
+
+/* ---- the agreement ------------------------------------------------------- */
+
+static nk_fast *fast_new(edi_link *l)
+{
+    nk_fast *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    edi_timer_init(&f->timer);
+    f->rx_token = new_token();
+    l->data.fast = f;
+    edi_loop_timer_start(l->nk->loop, &f->timer, l->nk->fast.setup_ms, 0,
+                         setup_timeout, l);
+    return f;
+}
+
+void edi_nki_lane_offer(edi_link *l)
+{
+    edi_nk *nk = l->nk;
+    if (!nk->fast.lane || l->role != EDI_HS_INITIATOR || l->data.fast)
+        return;
+    nk_fast *f = fast_new(l);
+    if (!f)
+        return; /* no memory: TCP it is */
+    f->state = NK_FAST_OFFERED;
+    uint8_t mem[128];
+    edist_buf b;
+    edist_buf_init_fixed(&b, mem, sizeof mem);
+    enc_head(&b, 5, "offer");
+    edist_enc_atomz(&b, nk->fast.medium);
+    edist_enc_binary(&b, nk->fast.addr, nk->fast.addr_len);
+    edist_enc_uint(&b, f->rx_token);
+    if (send_lane_msg(nk, l, &b) != 0)
+        give_up(l, "cannot send the offer");
+}
+
+static void send_refuse(edi_nk *nk, edi_link *l, const char *why)
+{
+    uint8_t mem[96];
+    edist_buf b;
+    edist_buf_init_fixed(&b, mem, sizeof mem);
+    enc_head(&b, 3, "refuse");
+    edist_enc_atomz(&b, why);
+    (void)send_lane_msg(nk, l, &b);
+}
+
+static void on_offer(edi_nk *nk, edi_link *l, edist_cursor *c)
+{
+    edist_atom medium;
+    const uint8_t *addr;
+    size_t addr_len;
+    uint64_t token;
+    if (edist_dec_atom(c, &medium) || edist_dec_binary(c, &addr, &addr_len) ||
+        edist_dec_uint64(c, &token) || token == 0 || addr_len == 0 ||
+        addr_len > EDI_NK_FAST_ADDR_MAX) {
+        nk_log(nk, EDIST_LOG_WARNING, "%s: malformed lane offer ignored", l->peer_name);
+        return;
+    }
+    if (!nk->fast.lane) {
+        send_refuse(nk, l, "no_lane");
+        return;
+    }
+    if (!edist_atom_eq(&medium, nk->fast.medium)) {
+        send_refuse(nk, l, "other_medium");
+        return;
+    }
+    if (l->role != EDI_HS_ACCEPTOR || l->data.fast) {
+        send_refuse(nk, l, "unexpected");
+        return;
+    }
+    nk_fast *f = fast_new(l);
+    if (!f) {
+        send_refuse(nk, l, "no_memory");
+        return;
+    }
+    f->tx_token = token;
+    int rc = open_link(l, addr, addr_len);
+    if (rc) {
+        send_refuse(nk, l, "cannot_open");
+        give_up(l, edist_last_error());
+        return;
+    }
+    uint8_t mem[128];
+    edist_buf b;
+    edist_buf_init_fixed(&b, mem, sizeof mem);
+    enc_head(&b, 4, "accept");
+    edist_enc_binary(&b, nk->fast.addr, nk->fast.addr_len);
+    edist_enc_uint(&b, f->rx_token);
+    if (send_lane_msg(nk, l, &b) != 0)
+        give_up(l, "cannot send the acceptance");
+}
+
+static void on_accept(edi_nk *nk, edi_link *l, edist_cursor *c)
+{
+    nk_fast *f = l->data.fast;
+    const uint8_t *addr;
+    size_t addr_len;
+    uint64_t token;
+    if (!f || f->state != NK_FAST_OFFERED) {
+        nk_log(nk, EDIST_LOG_WARNING, "%s: lane acceptance without an offer ignored",
+               l->peer_name);
+        return;
+    }
+    if (edist_dec_binary(c, &addr, &addr_len) || edist_dec_uint64(c, &token) ||
+        token == 0 || addr_len == 0 || addr_len > EDI_NK_FAST_ADDR_MAX) {
+        give_up(l, "malformed acceptance");
+        return;
+    }
+    f->tx_token = token;
+    if (open_link(l, addr, addr_len) != 0)
+        give_up(l, edist_last_error());
+}
+
+static void on_refuse(edi_nk *nk, edi_link *l, edist_cursor *c)
+{
+    (void)nk;
+    nk_fast *f = l->data.fast;
+    edist_atom why;
+    char w[64] = "refused";
+    if (edist_dec_atom(c, &why) == 0 && why.len < sizeof w - 10)
+        snprintf(w, sizeof w, "refused: %.*s", (int)why.len, why.ptr);
+    if (f && f->state == NK_FAST_OFFERED)
+        give_up(l, w);
+}
+
+/* The peer's data goes on the lane from here: what it sent there so far
+ * is dispatched now, after everything it sent on TCP before. */
+static void on_switch(edi_nk *nk, edi_link *l)
+{
+    nk_fast *f = l->data.fast;
+    if (!f || !f->link) {
+        edi_nki_link_down_why(l, "connection_closed", false,
+                              "the peer switched to a lane we do not have");
+        return;
+    }
+    f->peer_switched = true;
+    nk->stats.lane_peer_switches++;
+    while (f->held_head && !l->dead) {
+        nk_held *h = f->held_head;
+        f->held_head = h->next;
+        if (!f->held_head)
+            f->held_tail = NULL;
+        f->held_bytes -= h->len;
+        edi_frame fr = {.data = h->data, .len = h->len, .rxbuf = h->rxbuf};
+        edi_nki_data_in(l, &fr);
+        edi_rxbuf_unref(h->rxbuf);
+        free(h);
+    }
+}
+
+bool edi_nki_lane_message(edi_nk *nk, edi_link *l, const edist_term_view *to_name,
+                          const edist_term_view *payload)
+{
+    edist_cursor c;
+    edist_atom a;
+    edist_cursor_init(&c, to_name->ptr, to_name->len);
+    if (edist_dec_atom(&c, &a) || !edist_atom_eq(&a, LANE_NAME))
+        return false;
+    uint32_t arity;
+    edist_cursor_init(&c, payload->ptr, payload->len);
+    if (edist_dec_tuple(&c, &arity) || arity < 2 || edist_dec_atom(&c, &a) ||
+        !edist_atom_eq(&a, LANE_NAME) || edist_dec_atom(&c, &a)) {
+        nk_log(nk, EDIST_LOG_WARNING, "%s: malformed lane message ignored", l->peer_name);
+        return true;
+    }
+    if (edist_atom_eq(&a, "offer") && arity == 5)
+        on_offer(nk, l, &c);
+    else if (edist_atom_eq(&a, "accept") && arity == 4)
+        on_accept(nk, l, &c);
+    else if (edist_atom_eq(&a, "refuse") && arity == 3)
+        on_refuse(nk, l, &c);
+    else if (edist_atom_eq(&a, "switch") && arity == 2)
+        on_switch(nk, l);
+    else
+        nk_log(nk, EDIST_LOG_WARNING, "%s: unknown lane message ignored", l->peer_name);
+    return true;
+}
+
+void edi_nki_lane_drop(edi_link *l)
+{
+    nk_fast *f = l->data.fast;
+    if (!f)
+        return;
+    edi_loop_timer_cancel(l->nk->loop, &f->timer);
+    held_free(f);
+    if (f->link) {
+        edi_lane_link *k = f->link;
+        if (l->data.tx == k)
+            l->data.tx = NULL;
+        edi_lane_link_close(k); /* on_closed finishes (conns_open) */
+    }
+}
+
+void edi_nki_lane_free(edi_link *l)
+{
+    nk_fast *f = l->data.fast;
+    if (!f)
+        return;
+    edi_loop_timer_cancel(l->nk->loop, &f->timer);
+    held_free(f);
+    free(f);
+    l->data.fast = NULL;
+}
+
+const char *edi_nki_lane_name(const edi_link *l)
+{
+    const nk_fast *f = l->data.fast;
+    return f && f->state == NK_FAST_SWITCHED ? l->nk->fast.medium : "tcp";
+}
