@@ -1,0 +1,917 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The edist link protocol (see link.h).
+ *
+ * Sender: the send buffer is a ring of stream bytes [snd_una, snd_end);
+ * [snd_una, snd_nxt) has been sent at least once. Retransmission rebuilds
+ * frames of ranges below snd_nxt (NAKed ones at once, the oldest on a
+ * timeout); snd_nxt only grows. One retransmission timer guards snd_una.
+ *
+ * Receiver: rcv_nxt is the next stream byte wanted (the ack). Frames past
+ * it within the window are held, sorted by offset, with a reference to
+ * their buffer, and drained once the gap before them fills. Segments may
+ * overlap (a retransmission is rebuilt with new boundaries): delivery
+ * trims everything against rcv_nxt, so each byte is delivered once. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/bytes.h"
+#include "dataplane/link/link.h"
+#include "dataplane/uring/deframe.h"
+#include "edist/error.h"
+
+#define NEVER UINT64_MAX
+/* NAK: gaps named per poll, and the memory of recently NAKed ones. */
+#define NAK_GAPS_PER_POLL 8u
+#define NAK_LOG 16u
+/* NAKed ranges waiting for retransmission; a NAK beyond is ignored (the
+ * timer or the receiver's next NAK covers it). */
+#define RTXQ_MAX 64u
+/* Frames retransmitted from snd_una when the timer expires: more than one,
+ * so a lost tail of a burst (no later frame shows the receiver a gap, so
+ * no NAK) does not cost one timeout per frame. */
+#define RTO_BURST_FRAMES 4u
+#define BACKOFF_MAX 16u
+/* How far back a held segment may start and still contain a new one: the
+ * duplicate check looks at this many neighbours (overlaps are rare; one
+ * missed is held, then dropped as a duplicate when drained). */
+#define CONTAIN_LOOKBACK 8u
+
+typedef struct held_seg {
+    uint64_t start, end;
+    const uint8_t *data; /* the byte at start */
+    edi_rxbuf *rb;
+} held_seg;
+
+typedef struct range_log {
+    uint64_t start, ns;
+} range_log;
+
+struct edi_link {
+    edi_link_config cfg;
+    edi_link_medium med;
+    edi_link_callbacks cb;
+    void *user;
+    bool dead;
+    uint64_t now_ns;
+
+    /* send */
+    uint8_t *sbuf;
+    size_t smask;
+    uint64_t snd_una, snd_nxt, snd_end;
+    uint64_t peer_right; /* peer's ack + window */
+    size_t want_writable;
+    bool stalled, tx_blocked;
+    uint64_t srtt_ns, rttvar_ns, rto_ns;
+    unsigned backoff;
+    uint64_t rtx_deadline, probe_deadline;
+    bool timing;
+    uint64_t timed_end, timed_sent_ns;
+    struct {
+        uint64_t start, end;
+    } rtxq[RTXQ_MAX];
+    unsigned rtxq_n;
+    range_log rtx_log[NAK_LOG];
+    unsigned rtx_log_at;
+
+    /* receive */
+    uint64_t rcv_nxt;
+    uint32_t rcv_window;
+    edi_deframe df;
+    held_seg *held;
+    uint32_t held_n, held_cap;
+    bool ack_now, nak_check;
+    uint64_t ack_due, nak_next;
+    uint32_t frames_unacked;
+    range_log nak_log[NAK_LOG];
+    unsigned nak_log_at;
+
+    /* liveness */
+    uint64_t last_rx_ns, last_ping_ns, ping_stamp;
+    bool ping_out, pong_pending;
+    uint64_t pong_stamp;
+
+    edi_link_stats st;
+};
+
+/* ---- header ------------------------------------------------------------- */
+
+void edi_link_hdr_encode(uint8_t *out, const edi_link_hdr *h)
+{
+    edi_put_be16(out, EDI_LINK_MAGIC);
+    out[2] = EDI_LINK_VERSION;
+    out[3] = h->type;
+    edi_put_be32(out + 4, h->len);
+    edi_put_be64(out + 8, h->token);
+    edi_put_be64(out + 16, h->seq);
+    edi_put_be64(out + 24, h->ack);
+    edi_put_be32(out + 32, h->window);
+    edi_put_be32(out + 36, h->nak_len);
+}
+
+edi_link_bad edi_link_hdr_decode(const uint8_t *p, size_t len, edi_link_hdr *h)
+{
+    if (len < EDI_LINK_HDR_BYTES)
+        return EDI_LINK_BAD_SHORT;
+    if (edi_get_be16(p) != EDI_LINK_MAGIC)
+        return EDI_LINK_BAD_MAGIC;
+    if (p[2] != EDI_LINK_VERSION)
+        return EDI_LINK_BAD_VERSION;
+    h->type = p[3];
+    if (h->type < EDI_LINK_T_DATA || h->type > EDI_LINK_T_PONG)
+        return EDI_LINK_BAD_TYPE;
+    h->len = edi_get_be32(p + 4);
+    h->token = edi_get_be64(p + 8);
+    h->seq = edi_get_be64(p + 16);
+    h->ack = edi_get_be64(p + 24);
+    h->window = edi_get_be32(p + 32);
+    h->nak_len = edi_get_be32(p + 36);
+    if ((size_t)h->len > len - EDI_LINK_HDR_BYTES)
+        return EDI_LINK_BAD_SHORT;
+    bool data = h->type == EDI_LINK_T_DATA, nak = h->type == EDI_LINK_T_NAK;
+    if (data ? h->len == 0 : h->len != 0)
+        return EDI_LINK_BAD_FIELDS;
+    if (nak ? h->nak_len == 0 : h->nak_len != 0)
+        return EDI_LINK_BAD_FIELDS;
+    uint64_t extent = data ? h->len : h->nak_len;
+    if (h->seq > UINT64_MAX - extent || h->ack > UINT64_MAX - h->window)
+        return EDI_LINK_BAD_FIELDS;
+    return EDI_LINK_OK;
+}
+
+/* ---- setup -------------------------------------------------------------- */
+
+void edi_link_config_default(edi_link_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    c->send_buffer_bytes = 4u << 20;
+    c->recv_window_bytes = 4u << 20;
+    c->max_held_frames = 8192;
+    c->max_message_bytes = 256u << 20;
+    c->ack_delay_ns = 20000;
+    c->ack_every_frames = 8;
+    c->rto_initial_ns = 1000000;
+    c->rto_min_ns = 100000;
+    c->rto_max_ns = 100000000;
+    c->idle_ping_ns = 10000000;
+    c->dead_after_ns = 2000000000;
+}
+
+static void go_dead(edi_link *l, int reason, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* The deframer's buffers are heap rxbufs, as on the TCP lane, so a
+ * reassembled message is referenced like a view into a frame. */
+static void *rx_alloc(void *user, size_t cap_bytes, uint8_t **data)
+{
+    (void)user;
+    edi_rxbuf *b = edi_rxbuf_heap_new(cap_bytes);
+    if (b != NULL)
+        *data = edi_rxbuf_data(b);
+    return b;
+}
+
+static void *rx_grow(void *user, void *buf, size_t cap_bytes, uint8_t **data)
+{
+    (void)user;
+    edi_rxbuf *b = edi_rxbuf_heap_grow(buf, cap_bytes);
+    if (b != NULL)
+        *data = edi_rxbuf_data(b);
+    return b;
+}
+
+static void rx_release(void *user, void *buf)
+{
+    (void)user;
+    edi_rxbuf_unref(buf);
+}
+
+static const edi_deframe_alloc rx_alloc_ops = {rx_alloc, rx_grow, rx_release};
+
+static size_t rx_event(void *user, const edi_deframe_event *ev)
+{
+    edi_link *l = user;
+    switch (ev->kind) {
+    case EDI_DEFRAME_FRAME:
+    case EDI_DEFRAME_TICK: {
+        edi_frame m = {ev->data, ev->len, ev->buf};
+        l->st.messages_in++;
+        l->cb.on_message(l->user, &m);
+        return 0;
+    }
+    case EDI_DEFRAME_REASSEMBLED: {
+        edi_frame m = {ev->data, ev->len, ev->buf};
+        l->st.messages_in++;
+        l->cb.on_message(l->user, &m);
+        edi_rxbuf_unref(ev->buf); /* the deframer's reference, now ours */
+        return 0;
+    }
+    case EDI_DEFRAME_ERROR:
+        go_dead(l, ev->err, "link stream: %s", ev->detail);
+        return 0;
+    case EDI_DEFRAME_BYTES:
+        break; /* U32 only */
+    }
+    return 0;
+}
+
+int edi_link_new(const edi_link_config *cfg, const edi_link_medium *medium,
+                 const edi_link_callbacks *cb, void *user, uint64_t now_ns,
+                 edi_link **out)
+{
+    if (cfg->send_buffer_bytes < 8 || cfg->recv_window_bytes == 0 ||
+        cfg->max_held_frames == 0 || cfg->ack_every_frames == 0 ||
+        cfg->rto_min_ns == 0 || cfg->rto_max_ns < cfg->rto_min_ns ||
+        cfg->idle_ping_ns == 0 || cfg->dead_after_ns == 0 ||
+        cfg->send_buffer_bytes > ((size_t)1 << 40))
+        return edist_set_error(EDIST_EINVAL, "link: a limit is zero or "
+                                             "out of range");
+    if (medium->tx_alloc == NULL || medium->tx_send == NULL ||
+        medium->max_frame_bytes <= EDI_LINK_HDR_BYTES || cb->on_message == NULL)
+        return edist_set_error(EDIST_EINVAL,
+                               "link: medium or callbacks incomplete, or a "
+                               "frame of %zu bytes",
+                               medium->max_frame_bytes);
+    edi_link *l = calloc(1, sizeof(*l));
+    if (l == NULL)
+        return edist_set_error(EDIST_ENOMEM, "link");
+    size_t cap = 8;
+    while (cap < cfg->send_buffer_bytes)
+        cap *= 2;
+    l->sbuf = malloc(cap);
+    if (l->sbuf == NULL) {
+        free(l);
+        return edist_set_error(EDIST_ENOMEM, "link send buffer of %zu bytes",
+                               cap);
+    }
+    l->smask = cap - 1;
+    l->cfg = *cfg;
+    l->med = *medium;
+    l->cb = *cb;
+    l->user = user;
+    l->now_ns = now_ns;
+    l->rto_ns = cfg->rto_initial_ns;
+    if (l->rto_ns < cfg->rto_min_ns)
+        l->rto_ns = cfg->rto_min_ns;
+    if (l->rto_ns > cfg->rto_max_ns)
+        l->rto_ns = cfg->rto_max_ns;
+    l->rtx_deadline = l->probe_deadline = l->ack_due = l->nak_next = NEVER;
+    l->rcv_window = cfg->recv_window_bytes;
+    /* until the peer says otherwise, what we accept ourselves */
+    l->peer_right = cfg->recv_window_bytes;
+    l->last_rx_ns = now_ns;
+    l->last_ping_ns = now_ns;
+    edi_deframe_config dc = {
+        .max_frame_bytes = cfg->max_message_bytes,
+        .raw_max_bytes = 1, /* U32 from the first byte: never staged */
+        .alloc = &rx_alloc_ops,
+        .on_event = rx_event,
+        .user = l,
+    };
+    edi_deframe_init(&l->df, &dc);
+    edi_deframe_set_mode(&l->df, EDI_DEFRAME_U32);
+    *out = l;
+    return 0;
+}
+
+void edi_link_free(edi_link *l)
+{
+    if (l == NULL)
+        return;
+    edi_deframe_fini(&l->df);
+    for (uint32_t i = 0; i < l->held_n; i++)
+        edi_rxbuf_unref(l->held[i].rb);
+    free(l->held);
+    free(l->sbuf);
+    free(l);
+}
+
+static void go_dead(edi_link *l, int reason, const char *fmt, ...)
+{
+    if (l->dead)
+        return;
+    l->dead = true;
+    edi_deframe_halt(&l->df);
+    char detail[192];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    edist_set_error(reason, "%s", detail);
+    if (l->cb.on_dead != NULL)
+        l->cb.on_dead(l->user, reason);
+}
+
+/* ---- send buffer -------------------------------------------------------- */
+
+static size_t send_room(const edi_link *l)
+{
+    return l->cfg.send_buffer_bytes - (size_t)(l->snd_end - l->snd_una);
+}
+
+/* Copies p[0..n) into the ring at stream offset off. */
+static void ring_put(edi_link *l, uint64_t off, const void *p, size_t n)
+{
+    size_t at = (size_t)off & l->smask, first = l->smask + 1 - at;
+    if (first > n)
+        first = n;
+    memcpy(l->sbuf + at, p, first);
+    memcpy(l->sbuf, (const uint8_t *)p + first, n - first);
+}
+
+/* Copies stream bytes [off, off+n) out of the ring. */
+static void ring_get(const edi_link *l, uint64_t off, uint8_t *p, size_t n)
+{
+    size_t at = (size_t)off & l->smask, first = l->smask + 1 - at;
+    if (first > n)
+        first = n;
+    memcpy(p, l->sbuf + at, first);
+    memcpy(p + first, l->sbuf, n - first);
+}
+
+int edi_link_send(edi_link *l, const void *head, size_t head_len,
+                  const void *body, size_t body_len)
+{
+    if (l->dead)
+        return edist_set_error(EDIST_ECLOSED, "link is dead");
+    size_t len = head_len + body_len;
+    if (len > l->cfg.max_message_bytes || len > UINT32_MAX ||
+        len > l->cfg.send_buffer_bytes - 4) {
+        l->st.send_too_big++;
+        return edist_set_error(EDIST_ENOMEM,
+                               "link: a %zu byte message exceeds the send "
+                               "buffer (%zu) or the message limit",
+                               len, l->cfg.send_buffer_bytes);
+    }
+    if (len + 4 > send_room(l)) {
+        l->st.send_eagain++;
+        if (l->want_writable == 0 || len + 4 < l->want_writable)
+            l->want_writable = len + 4;
+        return EDIST_EAGAIN;
+    }
+    uint8_t hdr[4];
+    edi_put_be32(hdr, (uint32_t)len);
+    ring_put(l, l->snd_end, hdr, 4);
+    if (head_len > 0)
+        ring_put(l, l->snd_end + 4, head, head_len);
+    if (body_len > 0)
+        ring_put(l, l->snd_end + 4 + head_len, body, body_len);
+    l->snd_end += len + 4;
+    l->st.messages_out++;
+    return 0;
+}
+
+/* ---- timers ------------------------------------------------------------- */
+
+static uint64_t rto_now(const edi_link *l)
+{
+    uint64_t r = l->rto_ns;
+    for (unsigned i = 0; i < l->backoff && r < l->cfg.rto_max_ns; i++)
+        r *= 2;
+    return r < l->cfg.rto_max_ns ? r : l->cfg.rto_max_ns;
+}
+
+/* Repeats of the same NAK or retransmission are spaced by this: about a
+ * round trip, never below half the minimum timeout (a NAK answered by a
+ * retransmission still in flight must not be answered twice). */
+static uint64_t rtt_interval(const edi_link *l)
+{
+    uint64_t r = l->st.rtt_samples ? l->srtt_ns + l->rttvar_ns : l->rto_ns;
+    return r > l->cfg.rto_min_ns / 2 ? r : l->cfg.rto_min_ns / 2;
+}
+
+/* RFC 6298 smoothing, in nanoseconds. */
+static void rtt_sample(edi_link *l, uint64_t r)
+{
+    if (l->st.rtt_samples++ == 0) {
+        l->srtt_ns = r;
+        l->rttvar_ns = r / 2;
+    } else {
+        uint64_t diff = l->srtt_ns > r ? l->srtt_ns - r : r - l->srtt_ns;
+        l->rttvar_ns = (3 * l->rttvar_ns + diff) / 4;
+        l->srtt_ns = (7 * l->srtt_ns + r) / 8;
+    }
+    uint64_t rto = l->srtt_ns + 4 * l->rttvar_ns;
+    if (rto < l->cfg.rto_min_ns)
+        rto = l->cfg.rto_min_ns;
+    if (rto > l->cfg.rto_max_ns)
+        rto = l->cfg.rto_max_ns;
+    l->rto_ns = rto;
+}
+
+static bool log_recent(const range_log *log, uint64_t start, uint64_t now,
+                       uint64_t interval)
+{
+    for (unsigned i = 0; i < NAK_LOG; i++)
+        if (log[i].ns != 0 && log[i].start == start &&
+            now - log[i].ns < interval)
+            return true;
+    return false;
+}
+
+static void log_put(range_log *log, unsigned *at, uint64_t start, uint64_t now)
+{
+    log[*at] = (range_log){start, now ? now : 1};
+    *at = (*at + 1) % NAK_LOG;
+}
+
+/* ---- transmit ----------------------------------------------------------- */
+
+/* Builds and queues one frame; DATA takes up to *data_len bytes of stream
+ * from seq (fewer when the buffer is smaller) and says how many it took.
+ * false when the medium had no buffer. */
+static bool tx_frame(edi_link *l, uint8_t type, uint64_t seq, size_t *data_len,
+                     uint32_t nak_len)
+{
+    edi_link_txbuf tb;
+    if (l->med.tx_alloc(l->med.medium, &tb) != 0) {
+        l->st.tx_no_buffer++;
+        l->tx_blocked = true;
+        return false;
+    }
+    size_t cap = tb.cap < l->med.max_frame_bytes ? tb.cap : l->med.max_frame_bytes;
+    size_t n = 0;
+    if (type == EDI_LINK_T_DATA) {
+        n = *data_len;
+        if (n > cap - EDI_LINK_HDR_BYTES)
+            n = cap - EDI_LINK_HDR_BYTES;
+        ring_get(l, seq, tb.data + EDI_LINK_HDR_BYTES, n);
+        *data_len = n;
+    }
+    edi_link_hdr h = {
+        .type = type,
+        .len = (uint32_t)n,
+        .token = l->cfg.token,
+        .seq = seq,
+        .ack = l->rcv_nxt,
+        .window = l->rcv_window,
+        .nak_len = nak_len,
+    };
+    edi_link_hdr_encode(tb.data, &h);
+    l->med.tx_send(l->med.medium, tb.handle, EDI_LINK_HDR_BYTES + n);
+    l->st.frames_out++;
+    /* every frame carries the ack */
+    l->ack_now = false;
+    l->ack_due = NEVER;
+    l->frames_unacked = 0;
+    return true;
+}
+
+static size_t data_room(const edi_link *l)
+{
+    return l->med.max_frame_bytes - EDI_LINK_HDR_BYTES;
+}
+
+/* Resends stream bytes [start, end) (clamped to what is unacknowledged).
+ * false when the medium ran out of buffers (*start then says how far it
+ * got). */
+static bool retransmit(edi_link *l, uint64_t *start, uint64_t end)
+{
+    if (*start < l->snd_una)
+        *start = l->snd_una;
+    if (end > l->snd_nxt)
+        end = l->snd_nxt;
+    if (*start < l->timed_end)
+        l->timing = false; /* Karn: no sample from a retransmitted range */
+    while (*start < end) {
+        size_t n = (size_t)(end - *start);
+        if (!tx_frame(l, EDI_LINK_T_DATA, *start, &n, 0))
+            return false;
+        l->st.data_frames_out++;
+        l->st.retransmits++;
+        l->st.retransmit_bytes += n;
+        *start += n;
+    }
+    return true;
+}
+
+static bool send_new(edi_link *l, uint64_t now)
+{
+    while (l->snd_nxt < l->snd_end) {
+        if (l->snd_nxt >= l->peer_right) {
+            if (!l->stalled) {
+                l->stalled = true;
+                l->st.window_stalls++;
+            }
+            break;
+        }
+        l->stalled = false;
+        uint64_t lim = l->snd_end < l->peer_right ? l->snd_end : l->peer_right;
+        size_t n = (size_t)(lim - l->snd_nxt);
+        if (n > data_room(l))
+            n = data_room(l);
+        if (!tx_frame(l, EDI_LINK_T_DATA, l->snd_nxt, &n, 0))
+            return false;
+        l->st.data_frames_out++;
+        if (!l->timing) {
+            l->timing = true;
+            l->timed_end = l->snd_nxt + n;
+            l->timed_sent_ns = now;
+        }
+        l->snd_nxt += n;
+        l->st.bytes_out += n;
+        if (l->rtx_deadline == NEVER)
+            l->rtx_deadline = now + rto_now(l);
+    }
+    return true;
+}
+
+/* NAKs for the gaps before held segments, each at most once an RTT. */
+static bool send_naks(edi_link *l, uint64_t now)
+{
+    uint64_t interval = rtt_interval(l);
+    uint64_t covered = l->rcv_nxt;
+    unsigned gaps = 0;
+    for (uint32_t i = 0; i < l->held_n && gaps < NAK_GAPS_PER_POLL; i++) {
+        const held_seg *s = &l->held[i];
+        if (s->start > covered) {
+            gaps++;
+            uint64_t miss = s->start - covered;
+            if (!log_recent(l->nak_log, covered, now, interval)) {
+                size_t none = 0;
+                if (!tx_frame(l, EDI_LINK_T_NAK, covered, &none,
+                              miss > UINT32_MAX ? UINT32_MAX : (uint32_t)miss))
+                    return false;
+                l->st.naks_sent++;
+                log_put(l->nak_log, &l->nak_log_at, covered, now);
+            }
+        }
+        if (s->end > covered)
+            covered = s->end;
+    }
+    l->nak_next = l->held_n > 0 ? now + interval : NEVER;
+    return true;
+}
+
+static bool send_ping(edi_link *l, uint64_t now)
+{
+    size_t none = 0;
+    if (!tx_frame(l, EDI_LINK_T_PING, now, &none, 0))
+        return false;
+    l->st.pings_out++;
+    l->ping_out = true;
+    l->ping_stamp = now;
+    l->last_ping_ns = now;
+    return true;
+}
+
+void edi_link_poll(edi_link *l, uint64_t now)
+{
+    if (l->dead)
+        return;
+    l->now_ns = now;
+    if (now - l->last_rx_ns >= l->cfg.dead_after_ns) {
+        go_dead(l, EDIST_ETIMEDOUT,
+                "link: nothing from the peer for %llu ms",
+                (unsigned long long)((now - l->last_rx_ns) / 1000000u));
+        return;
+    }
+    uint64_t frames_before = l->st.frames_out;
+    l->tx_blocked = false;
+    bool ok = true;
+
+    if (l->rtx_deadline != NEVER && now >= l->rtx_deadline) {
+        if (l->snd_nxt > l->snd_una && l->peer_right <= l->snd_una) {
+            /* the peer said it takes nothing more: ask for its window
+             * rather than resend what it would refuse */
+            ok = send_ping(l, now);
+            if (ok)
+                l->st.window_probes++;
+            if (l->backoff < BACKOFF_MAX)
+                l->backoff++;
+            l->rtx_deadline = now + rto_now(l);
+        } else if (l->snd_nxt > l->snd_una) {
+            l->st.rto_expired++;
+            if (l->backoff < BACKOFF_MAX)
+                l->backoff++;
+            uint64_t end = l->snd_una + (uint64_t)RTO_BURST_FRAMES * data_room(l);
+            uint64_t start = l->snd_una;
+            ok = retransmit(l, &start, end);
+            l->rtx_deadline = now + rto_now(l);
+        } else {
+            l->rtx_deadline = NEVER;
+        }
+    }
+    while (ok && l->rtxq_n > 0) {
+        ok = retransmit(l, &l->rtxq[0].start, l->rtxq[0].end);
+        if (ok) {
+            l->rtxq_n--;
+            memmove(&l->rtxq[0], &l->rtxq[1], l->rtxq_n * sizeof(l->rtxq[0]));
+        }
+    }
+    if (ok)
+        ok = send_new(l, now);
+
+    /* a closed window with nothing in flight gets no ack to reopen it:
+     * probe it with a PING (the PONG carries the peer's window) */
+    if (l->snd_end > l->snd_nxt && l->snd_nxt >= l->peer_right &&
+        l->snd_una == l->snd_nxt) {
+        if (l->probe_deadline == NEVER) {
+            l->probe_deadline = now + rto_now(l);
+        } else if (ok && now >= l->probe_deadline) {
+            ok = send_ping(l, now);
+            if (ok) {
+                l->st.window_probes++;
+                if (l->backoff < BACKOFF_MAX)
+                    l->backoff++;
+                l->probe_deadline = now + rto_now(l);
+            }
+        }
+    } else {
+        l->probe_deadline = NEVER;
+    }
+
+    if (ok && (l->nak_check || (l->held_n > 0 && now >= l->nak_next))) {
+        ok = send_naks(l, now);
+        if (ok)
+            l->nak_check = false;
+    }
+    if (ok && l->pong_pending) {
+        size_t none = 0;
+        ok = tx_frame(l, EDI_LINK_T_PONG, l->pong_stamp, &none, 0);
+        if (ok) {
+            l->pong_pending = false;
+            l->st.pongs_out++;
+        }
+    }
+    if (ok && (l->ack_now || now >= l->ack_due)) {
+        size_t none = 0;
+        ok = tx_frame(l, EDI_LINK_T_ACK, 0, &none, 0);
+        if (ok)
+            l->st.acks_out++;
+    }
+    uint64_t quiet_since =
+        l->last_rx_ns > l->last_ping_ns ? l->last_rx_ns : l->last_ping_ns;
+    if (ok && now - quiet_since >= l->cfg.idle_ping_ns)
+        (void)send_ping(l, now);
+
+    if (l->st.frames_out != frames_before && l->med.tx_flush != NULL)
+        l->med.tx_flush(l->med.medium);
+}
+
+static uint64_t min64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+uint64_t edi_link_next_deadline_ns(const edi_link *l)
+{
+    if (l->dead)
+        return NEVER;
+    if (l->tx_blocked || l->ack_now || l->nak_check || l->pong_pending ||
+        l->rtxq_n > 0 ||
+        (l->snd_nxt < l->snd_end && l->snd_nxt < l->peer_right))
+        return l->now_ns;
+    uint64_t quiet_since =
+        l->last_rx_ns > l->last_ping_ns ? l->last_rx_ns : l->last_ping_ns;
+    uint64_t d = l->last_rx_ns + l->cfg.dead_after_ns;
+    d = min64(d, quiet_since + l->cfg.idle_ping_ns);
+    d = min64(d, l->rtx_deadline);
+    d = min64(d, l->probe_deadline);
+    d = min64(d, l->ack_due);
+    if (l->held_n > 0)
+        d = min64(d, l->nak_next);
+    if (l->snd_end > l->snd_nxt && l->snd_nxt >= l->peer_right &&
+        l->snd_una == l->snd_nxt && l->probe_deadline == NEVER)
+        d = l->now_ns; /* the probe timer starts at the next poll */
+    return d;
+}
+
+/* ---- receive ------------------------------------------------------------ */
+
+static void on_ack(edi_link *l, uint64_t now, uint64_t ack, uint32_t window)
+{
+    if (ack < l->snd_una)
+        return; /* an old frame overtaken: its window is old too */
+    if (ack > l->snd_una) {
+        if (l->timing && ack >= l->timed_end) {
+            l->timing = false;
+            rtt_sample(l, now - l->timed_sent_ns);
+        }
+        l->snd_una = ack;
+        /* progress: the path works, the next timeout starts afresh */
+        l->backoff = 0;
+        l->rtx_deadline = l->snd_una < l->snd_nxt ? now + rto_now(l) : NEVER;
+        while (l->rtxq_n > 0 && l->rtxq[0].end <= ack) {
+            l->rtxq_n--;
+            memmove(&l->rtxq[0], &l->rtxq[1], l->rtxq_n * sizeof(l->rtxq[0]));
+        }
+    }
+    l->peer_right = ack + window;
+    if (l->want_writable != 0 && send_room(l) >= l->want_writable) {
+        l->want_writable = 0;
+        if (l->cb.on_writable != NULL)
+            l->cb.on_writable(l->user);
+    }
+}
+
+static void on_nak(edi_link *l, uint64_t now, uint64_t start, uint64_t end)
+{
+    l->st.naks_received++;
+    if (start < l->snd_una)
+        start = l->snd_una;
+    if (start >= end ||
+        log_recent(l->rtx_log, start, now, rtt_interval(l)) ||
+        l->rtxq_n == RTXQ_MAX) {
+        l->st.naks_ignored++;
+        return;
+    }
+    log_put(l->rtx_log, &l->rtx_log_at, start, now);
+    l->rtxq[l->rtxq_n].start = start;
+    l->rtxq[l->rtxq_n].end = end;
+    l->rtxq_n++;
+}
+
+/* In-order stream bytes p[0..n) inside rb to the deframer. */
+static void deliver(edi_link *l, edi_rxbuf *rb, const uint8_t *p, size_t n)
+{
+    l->rcv_nxt += n;
+    l->st.bytes_in += n;
+    edi_deframe_feed(&l->df, rb, p, n);
+}
+
+/* Held segments that the advance of rcv_nxt reached. */
+static void drain_held(edi_link *l)
+{
+    uint32_t i = 0;
+    while (i < l->held_n && l->held[i].start <= l->rcv_nxt && !l->dead) {
+        held_seg *s = &l->held[i];
+        if (s->end > l->rcv_nxt)
+            deliver(l, s->rb, s->data + (l->rcv_nxt - s->start),
+                    (size_t)(s->end - l->rcv_nxt));
+        else
+            l->st.duplicates++; /* overlapped by what came before */
+        edi_rxbuf_unref(s->rb);
+        i++;
+    }
+    l->held_n -= i;
+    memmove(l->held, l->held + i, l->held_n * sizeof(*l->held));
+    l->st.held_now = l->held_n;
+}
+
+/* A segment past a gap: held unless a neighbour holds it all already. */
+static void hold(edi_link *l, uint64_t start, uint64_t end, const uint8_t *p,
+                 edi_rxbuf *rb)
+{
+    uint32_t lo = 0, hi = l->held_n; /* first held starting after start */
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (l->held[mid].start <= start)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (uint32_t j = lo, k = 0; j > 0 && k < CONTAIN_LOOKBACK; j--, k++)
+        if (l->held[j - 1].end >= end) {
+            l->st.duplicates++;
+            return;
+        }
+    if (l->held_n >= l->cfg.max_held_frames) {
+        l->st.held_full++;
+        return;
+    }
+    if (l->held_n == l->held_cap) {
+        uint32_t cap = l->held_cap ? l->held_cap * 2 : 64;
+        if (cap > l->cfg.max_held_frames)
+            cap = l->cfg.max_held_frames;
+        held_seg *h = realloc(l->held, cap * sizeof(*h));
+        if (h == NULL) {
+            l->st.held_full++;
+            return;
+        }
+        l->held = h;
+        l->held_cap = cap;
+    }
+    memmove(l->held + lo + 1, l->held + lo, (l->held_n - lo) * sizeof(*l->held));
+    edi_rxbuf_ref(rb);
+    l->held[lo] = (held_seg){start, end, p, rb};
+    l->held_n++;
+    l->st.out_of_order++;
+    l->st.held_now = l->held_n;
+    if (l->held_n > l->st.held_max)
+        l->st.held_max = l->held_n;
+    l->nak_check = true;
+}
+
+static void on_data(edi_link *l, uint64_t now, const edi_link_hdr *h,
+                    const uint8_t *p, edi_rxbuf *rb)
+{
+    uint64_t start = h->seq, end = h->seq + h->len;
+    l->st.data_frames_in++;
+    if (l->ack_due == NEVER)
+        l->ack_due = now + l->cfg.ack_delay_ns;
+    if (++l->frames_unacked >= l->cfg.ack_every_frames)
+        l->ack_now = true;
+    if (end <= l->rcv_nxt) {
+        /* the peer did not see our ack: say it again now */
+        l->st.duplicates++;
+        l->ack_now = true;
+        return;
+    }
+    uint64_t right = l->rcv_nxt + l->rcv_window;
+    if (start > l->rcv_nxt) {
+        if (end > right) {
+            l->st.beyond_window++;
+            l->ack_now = true;
+            return;
+        }
+        hold(l, start, end, p, rb);
+        return;
+    }
+    if (l->rcv_nxt >= right) {
+        l->st.beyond_window++;
+        l->ack_now = true;
+        return;
+    }
+    uint64_t stop = end < right ? end : right;
+    deliver(l, rb, p + (l->rcv_nxt - start), (size_t)(stop - l->rcv_nxt));
+    drain_held(l);
+    if (l->held_n > 0)
+        l->nak_check = true; /* the next gap, if it has not been named */
+}
+
+void edi_link_input(edi_link *l, uint64_t now, const edi_frame *f)
+{
+    if (l->dead)
+        return;
+    l->now_ns = now;
+    edi_link_hdr h;
+    edi_link_bad bad = edi_link_hdr_decode(f->data, f->len, &h);
+    if (bad != EDI_LINK_OK) {
+        l->st.bad_frames++;
+        switch (bad) {
+        case EDI_LINK_BAD_SHORT: l->st.bad_short++; break;
+        case EDI_LINK_BAD_MAGIC: l->st.bad_magic++; break;
+        case EDI_LINK_BAD_VERSION: l->st.bad_version++; break;
+        case EDI_LINK_BAD_TYPE: l->st.bad_type++; break;
+        default: l->st.bad_fields++; break;
+        }
+        return;
+    }
+    if (h.token != l->cfg.token) {
+        l->st.bad_frames++;
+        l->st.bad_token++;
+        return;
+    }
+    if (h.ack > l->snd_nxt ||
+        (h.type == EDI_LINK_T_NAK && h.seq + h.nak_len > l->snd_nxt)) {
+        l->st.bad_frames++;
+        l->st.bad_ack++;
+        return;
+    }
+    l->st.frames_in++;
+    l->last_rx_ns = now;
+    on_ack(l, now, h.ack, h.window);
+    switch (h.type) {
+    case EDI_LINK_T_DATA:
+        on_data(l, now, &h, f->data + EDI_LINK_HDR_BYTES, f->rxbuf);
+        break;
+    case EDI_LINK_T_NAK:
+        on_nak(l, now, h.seq, h.seq + h.nak_len);
+        break;
+    case EDI_LINK_T_PING:
+        l->pong_pending = true;
+        l->pong_stamp = h.seq;
+        break;
+    case EDI_LINK_T_PONG:
+        if (l->ping_out && h.seq == l->ping_stamp && now >= h.seq) {
+            l->ping_out = false;
+            rtt_sample(l, now - h.seq);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- getters ------------------------------------------------------------ */
+
+void edi_link_set_recv_window(edi_link *l, uint32_t bytes)
+{
+    if (bytes > l->cfg.recv_window_bytes)
+        bytes = l->cfg.recv_window_bytes;
+    if (bytes != l->rcv_window)
+        l->ack_now = true; /* the peer waits on it, or should stop now */
+    l->rcv_window = bytes;
+}
+
+bool edi_link_dead(const edi_link *l)
+{
+    return l->dead;
+}
+
+size_t edi_link_unacked_bytes(const edi_link *l)
+{
+    return (size_t)(l->snd_end - l->snd_una);
+}
+
+void edi_link_get_stats(const edi_link *l, edi_link_stats *out)
+{
+    *out = l->st;
+    out->srtt_ns = l->srtt_ns;
+    out->rttvar_ns = l->rttvar_ns;
+    out->rto_ns = rto_now(l);
+    out->held_now = l->held_n;
+    out->send_buffer_bytes = edi_link_unacked_bytes(l);
+}

@@ -1,0 +1,232 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The edist link protocol: an ordered, reliable, flow-controlled byte
+ * stream between two nodes over a medium of frames that may be lost,
+ * repeated, reordered or delayed (DPDK af_xdp, af_packet, NICs; memif too,
+ * which loses nothing: one mechanism everywhere, see docs/DESIGN.md).
+ *
+ * A pure state machine: no DPDK, no sockets, no threads, no clock. The
+ * owner (the DPDK lane) passes the time in, hands received frames to
+ * edi_link_input, calls edi_link_poll after an iteration's inputs and
+ * appends and whenever edi_link_next_deadline_ns has passed; frames go out
+ * through a small medium interface (edi_link_medium).
+ *
+ * The stream carries what the TCP lane carries: messages as [u32 big-endian
+ * length][payload], length 0 a tick. Stream offsets (64-bit) are the
+ * sequence numbers. Many messages share a frame; large ones span frames.
+ * The receiver deframes the in-order bytes (uring/deframe.h, U32 mode): a
+ * message inside one frame reaches on_message as a view into that frame's
+ * rxbuf (no copy), one spanning frames is reassembled into a heap rxbuf.
+ *
+ * Sender: appended messages are copied once into the link's send buffer
+ * (bounded: send_buffer_bytes) and stay there until the peer acknowledges
+ * them; frames are built from it straight into the medium's transmit
+ * memory, and rebuilt from it on retransmit, so unacknowledged data never
+ * pins medium buffers (mbufs). At most the peer's advertised window beyond
+ * its ack is in flight.
+ *
+ * Wire format (after the medium's own header), big-endian, 40 bytes then
+ * the data:
+ *    0 u16 magic 0xED11        2 u8 version 1     3 u8 type (EDI_LINK_T_*)
+ *    4 u32 len     data bytes after the header (DATA: > 0; others: 0)
+ *    8 u64 token   the link's, agreed on the control connection
+ *   16 u64 seq     DATA: stream offset of the first data byte;
+ *                  NAK: first missing offset; PING/PONG: the ping's stamp
+ *   24 u64 ack     next stream offset the sender of the frame expects
+ *   32 u32 window  bytes beyond ack it accepts
+ *   36 u32 nak_len NAK: bytes missing from seq (> 0); others: 0
+ * Bytes after header + len are ignored (Ethernet pads short frames).
+ * Every frame carries ack and window, so acks ride on reverse traffic.
+ *
+ * Callbacks run inside edi_link_input / edi_link_poll on the caller's
+ * thread; they may call edi_link_send and the getters, never
+ * edi_link_free. Not thread-safe: a link belongs to one thread.
+ * Errors: 0 or a negative edist_err, with detail in edist_last_error(). */
+#ifndef EDI_DATAPLANE_LINK_H
+#define EDI_DATAPLANE_LINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dataplane/reactor/rxbuf.h"
+
+#define EDI_LINK_MAGIC 0xED11u
+#define EDI_LINK_VERSION 1u
+#define EDI_LINK_HDR_BYTES 40u
+
+typedef enum edi_link_type {
+    EDI_LINK_T_DATA = 1,
+    EDI_LINK_T_ACK = 2,
+    EDI_LINK_T_NAK = 3,
+    EDI_LINK_T_PING = 4,
+    EDI_LINK_T_PONG = 5,
+} edi_link_type;
+
+/* A frame header, decoded. */
+typedef struct edi_link_hdr {
+    uint8_t type;
+    uint32_t len;
+    uint64_t token;
+    uint64_t seq;
+    uint64_t ack;
+    uint32_t window;
+    uint32_t nak_len;
+} edi_link_hdr;
+
+/* Why a frame was refused by the parser (0: well formed). */
+typedef enum edi_link_bad {
+    EDI_LINK_OK = 0,
+    EDI_LINK_BAD_SHORT,   /* shorter than the header, or than header + len */
+    EDI_LINK_BAD_MAGIC,
+    EDI_LINK_BAD_VERSION,
+    EDI_LINK_BAD_TYPE,
+    EDI_LINK_BAD_FIELDS,  /* len / nak_len not as the type requires, or an
+                           * offset range that wraps 64 bits */
+} edi_link_bad;
+
+/* Writes h into out[0..EDI_LINK_HDR_BYTES). */
+void edi_link_hdr_encode(uint8_t *out, const edi_link_hdr *h);
+/* Parses and validates frame[0..len) (the token is not checked here: that
+ * is the link's). Returns EDI_LINK_OK with *h filled, or why not. */
+edi_link_bad edi_link_hdr_decode(const uint8_t *frame, size_t len,
+                                 edi_link_hdr *h);
+
+/* ---- the medium --------------------------------------------------------- */
+
+/* Transmit memory for one frame: the link writes up to cap bytes at data
+ * (for DPDK: an mbuf's data room after the Ethernet header) and gives
+ * handle back with the frame's length. */
+typedef struct edi_link_txbuf {
+    uint8_t *data;
+    size_t cap;
+    void *handle;
+} edi_link_txbuf;
+
+typedef struct edi_link_medium {
+    /* A buffer for one frame: 0, or EDIST_EAGAIN when the medium has none
+     * now (counted in tx_no_buffer; the link tries again at its next
+     * poll). Required. */
+    int (*tx_alloc)(void *medium, edi_link_txbuf *out);
+    /* Queues the frame of len bytes written into the buffer of handle;
+     * the buffer is the medium's again, sent or not. Required. */
+    void (*tx_send)(void *medium, void *handle, size_t len);
+    /* The frames queued by this poll go out now. May be NULL. */
+    void (*tx_flush)(void *medium);
+    /* Largest frame (header + data) the medium carries, after its own
+     * header; more than EDI_LINK_HDR_BYTES. */
+    size_t max_frame_bytes;
+    void *medium;
+} edi_link_medium;
+
+/* ---- the link ----------------------------------------------------------- */
+
+typedef struct edi_link edi_link;
+
+typedef struct edi_link_callbacks {
+    /* A message arrived, in order: a view valid during the call (len 0 is
+     * a tick); edi_rxbuf_ref(msg->rxbuf) to keep it. Required. */
+    void (*on_message)(void *user, const edi_frame *msg);
+    /* Room in the send buffer again after edi_link_send returned
+     * EDIST_EAGAIN: once per such refusal, when the refused message fits.
+     * May be NULL. */
+    void (*on_writable)(void *user);
+    /* The link is dead, once: EDIST_ETIMEDOUT (nothing from the peer for
+     * dead_after_ns), EDIST_ENOMEM (a message over max_message_bytes, or
+     * reassembly out of memory), EDIST_EPROTO (the peer's stream is not
+     * [u32 length][payload]). Detail in edist_last_error(). The link then
+     * stops: input is ignored, send returns EDIST_ECLOSED, poll does
+     * nothing. May be NULL. */
+    void (*on_dead)(void *user, int reason);
+} edi_link_callbacks;
+
+typedef struct edi_link_config {
+    uint64_t token;             /* frames with another token are refused */
+    size_t send_buffer_bytes;   /* appended, not yet acknowledged (4 MiB) */
+    uint32_t recv_window_bytes; /* advertised: bytes beyond the ack (4 MiB) */
+    uint32_t max_held_frames;   /* out-of-order frames held (8192) */
+    uint64_t max_message_bytes; /* larger is fatal, EDIST_ENOMEM (256 MiB) */
+    uint64_t ack_delay_ns;      /* a standalone ACK at most this late (20 us) */
+    uint32_t ack_every_frames;  /* ... or after this many DATA frames (8) */
+    uint64_t rto_initial_ns;    /* before any RTT sample (1 ms) */
+    uint64_t rto_min_ns;        /* (100 us) */
+    uint64_t rto_max_ns;        /* backoff cap (100 ms) */
+    uint64_t idle_ping_ns;      /* PING after this long without a frame (10 ms) */
+    uint64_t dead_after_ns;     /* dead after this long without one (2 s) */
+} edi_link_config;
+
+typedef struct edi_link_stats {
+    /* frames of every type; DATA bytes counted once per byte of stream */
+    uint64_t frames_out, frames_in;
+    uint64_t data_frames_out, data_frames_in;
+    uint64_t bytes_out, bytes_in;       /* stream bytes sent new / delivered */
+    uint64_t messages_out, messages_in; /* ticks included */
+    uint64_t acks_out, pings_out, pongs_out;
+    uint64_t retransmits, retransmit_bytes; /* DATA frames rebuilt */
+    uint64_t rto_expired;                   /* retransmission timeouts */
+    uint64_t naks_sent, naks_received, naks_ignored; /* ignored: stale or
+                                                      * repeated within an RTT */
+    uint64_t duplicates;      /* DATA frames with nothing new */
+    uint64_t out_of_order;    /* DATA frames held for a gap */
+    uint64_t held_now, held_max;
+    uint64_t beyond_window;   /* DATA refused: past the advertised window */
+    uint64_t held_full;       /* DATA refused: max_held_frames held */
+    uint64_t window_stalls;   /* sends held back by the peer's window */
+    uint64_t window_probes;   /* PINGs sent to a closed window */
+    uint64_t send_eagain, send_too_big;
+    uint64_t tx_no_buffer;    /* the medium had no transmit buffer */
+    uint64_t bad_frames;      /* total refused, by reason: */
+    uint64_t bad_short, bad_magic, bad_version, bad_type, bad_fields;
+    uint64_t bad_token;       /* another link's, or stray */
+    uint64_t bad_ack;         /* acks or NAKs bytes never sent */
+    uint64_t rtt_samples, srtt_ns, rttvar_ns, rto_ns;
+    uint64_t send_buffer_bytes; /* in use now */
+} edi_link_stats;
+
+/* Defaults above, token 0. */
+void edi_link_config_default(edi_link_config *c);
+
+/* A link with cfg (copied), sending through medium (copied; its functions
+ * must stay valid) and calling cb with user. now_ns starts the liveness
+ * clock. Returns 0, EDIST_EINVAL (a zero limit, a medium frame too small
+ * for the header, a missing callback), EDIST_ENOMEM. */
+int edi_link_new(const edi_link_config *cfg, const edi_link_medium *medium,
+                 const edi_link_callbacks *cb, void *user, uint64_t now_ns,
+                 edi_link **out);
+/* Frees the link, dropping its held frames and send buffer. */
+void edi_link_free(edi_link *l);
+
+/* Appends one message [u32 length][head][body] (head_len + body_len bytes
+ * of payload, 0 for a tick) to the stream; it goes out at the next poll.
+ * All or nothing: 0, EDIST_EAGAIN (no room now: on_writable follows),
+ * EDIST_ENOMEM (larger than the whole send buffer or than
+ * max_message_bytes: never fits), EDIST_ECLOSED (dead). */
+int edi_link_send(edi_link *l, const void *head, size_t head_len,
+                  const void *body, size_t body_len);
+
+/* A frame from the medium: f->data[0..len) after the medium's header, in
+ * f->rxbuf, which the link references while it holds the frame out of
+ * order or delivers views into it. Bad frames are counted and dropped.
+ * Delivers messages (on_message) and acknowledgements (on_writable). */
+void edi_link_input(edi_link *l, uint64_t now_ns, const edi_frame *f);
+
+/* Does what is due at now_ns: retransmissions (NAKed, timed out), new
+ * data the peer's window allows (appended messages fill frames up to the
+ * medium's size), NAKs, the ACK, PONG and PING, liveness (on_dead). Call
+ * after an iteration's inputs and sends, and when the deadline passed. */
+void edi_link_poll(edi_link *l, uint64_t now_ns);
+
+/* When edi_link_poll has something to do next (<= now when it has work
+ * now); UINT64_MAX once dead. */
+uint64_t edi_link_next_deadline_ns(const edi_link *l);
+
+/* Shrinks or reopens the receive window (at most recv_window_bytes): a
+ * receiver that must not take more (its pool runs low) closes it with 0;
+ * reopening sends a window update at the next poll. */
+void edi_link_set_recv_window(edi_link *l, uint32_t bytes);
+
+bool edi_link_dead(const edi_link *l);
+/* Bytes appended and not yet acknowledged. */
+size_t edi_link_unacked_bytes(const edi_link *l);
+void edi_link_get_stats(const edi_link *l, edi_link_stats *out);
+
+#endif

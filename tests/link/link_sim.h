@@ -1,0 +1,232 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Two links joined by an in-process medium on a simulated clock, one
+ * thread: each direction is a wire that drops, duplicates, reorders and
+ * delays frames at given rates (per million, seeded), after a fixed
+ * latency. The clock jumps to the next thing to happen (a frame arriving,
+ * a link's deadline), at least 1 us per step. */
+#ifndef TEST_LINK_SIM_H
+#define TEST_LINK_SIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "dataplane/link/link.h"
+#include "edist/error.h"
+
+typedef struct sim_pkt {
+    uint64_t at, order;
+    edi_rxbuf *rb;
+    size_t len;
+} sim_pkt;
+
+typedef struct sim_wire sim_wire;
+struct sim_wire {
+    struct sim *sim;
+    sim_pkt *q; /* min-heap by (at, order) */
+    size_t n, cap;
+    uint64_t order;
+    uint64_t rng;
+    uint32_t drop_ppm, dup_ppm, reorder_ppm, delay_ppm;
+    uint64_t latency_ns, delay_ns;
+    size_t max_frame;
+    bool cut;          /* drops everything */
+    long no_buffers;   /* tx_alloc refuses this many times */
+    /* test hook: true drops this frame (n-th frame sent on the wire) */
+    bool (*filter)(sim_wire *w, uint64_t nth, const uint8_t *f, size_t len);
+    void *filter_user;
+    uint64_t sent, dropped, duplicated, reordered, delayed;
+};
+
+typedef struct sim {
+    uint64_t now;
+    sim_wire ab, ba; /* a -> b, b -> a */
+    edi_link *a, *b;
+    uint64_t steps;
+    bool *wake; /* set: the next step comes 1 us later */
+} sim;
+
+static uint64_t sim_rand(uint64_t *x)
+{
+    /* splitmix64 */
+    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+static bool sim_hit(sim_wire *w, uint32_t ppm)
+{
+    return ppm > 0 && sim_rand(&w->rng) % 1000000u < ppm;
+}
+
+static bool pkt_less(const sim_pkt *x, const sim_pkt *y)
+{
+    return x->at < y->at || (x->at == y->at && x->order < y->order);
+}
+
+static void wire_push(sim_wire *w, edi_rxbuf *rb, size_t len, uint64_t at)
+{
+    if (w->n == w->cap) {
+        w->cap = w->cap ? w->cap * 2 : 256;
+        w->q = realloc(w->q, w->cap * sizeof(*w->q));
+        if (w->q == NULL)
+            abort();
+    }
+    size_t i = w->n++;
+    w->q[i] = (sim_pkt){at, w->order++, rb, len};
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!pkt_less(&w->q[i], &w->q[p]))
+            break;
+        sim_pkt t = w->q[i];
+        w->q[i] = w->q[p];
+        w->q[p] = t;
+        i = p;
+    }
+}
+
+static sim_pkt wire_pop(sim_wire *w)
+{
+    sim_pkt top = w->q[0];
+    w->q[0] = w->q[--w->n];
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < w->n && pkt_less(&w->q[l], &w->q[m]))
+            m = l;
+        if (r < w->n && pkt_less(&w->q[r], &w->q[m]))
+            m = r;
+        if (m == i)
+            break;
+        sim_pkt t = w->q[i];
+        w->q[i] = w->q[m];
+        w->q[m] = t;
+        i = m;
+    }
+    return top;
+}
+
+static int wire_tx_alloc(void *medium, edi_link_txbuf *out)
+{
+    sim_wire *w = medium;
+    if (w->no_buffers > 0) {
+        w->no_buffers--;
+        return EDIST_EAGAIN;
+    }
+    edi_rxbuf *rb = edi_rxbuf_heap_new(w->max_frame);
+    if (rb == NULL)
+        abort();
+    out->data = edi_rxbuf_data(rb);
+    out->cap = w->max_frame;
+    out->handle = rb;
+    return 0;
+}
+
+static void wire_tx_send(void *medium, void *handle, size_t len)
+{
+    sim_wire *w = medium;
+    edi_rxbuf *rb = handle;
+    uint64_t nth = w->sent++;
+    if (w->cut || sim_hit(w, w->drop_ppm) ||
+        (w->filter != NULL && w->filter(w, nth, edi_rxbuf_data(rb), len))) {
+        w->dropped++;
+        edi_rxbuf_unref(rb);
+        return;
+    }
+    uint64_t at = w->sim->now + w->latency_ns;
+    if (sim_hit(w, w->reorder_ppm)) {
+        /* overtaken by the frames of the next few microseconds */
+        at += 1000 + sim_rand(&w->rng) % (4 * w->latency_ns + 1);
+        w->reordered++;
+    }
+    if (sim_hit(w, w->delay_ppm)) {
+        at += w->delay_ns;
+        w->delayed++;
+    }
+    if (sim_hit(w, w->dup_ppm)) {
+        edi_rxbuf_ref(rb);
+        wire_push(w, rb, len, at + sim_rand(&w->rng) % (w->latency_ns + 1));
+        w->duplicated++;
+    }
+    wire_push(w, rb, len, at);
+}
+
+static edi_link_medium wire_medium(sim_wire *w)
+{
+    edi_link_medium m = {
+        .tx_alloc = wire_tx_alloc,
+        .tx_send = wire_tx_send,
+        .tx_flush = NULL,
+        .max_frame_bytes = w->max_frame,
+        .medium = w,
+    };
+    return m;
+}
+
+static void sim_wire_init(sim *s, sim_wire *w, uint64_t seed, uint32_t ppm,
+                          size_t max_frame)
+{
+    memset(w, 0, sizeof(*w));
+    w->sim = s;
+    w->rng = seed;
+    w->drop_ppm = w->dup_ppm = w->reorder_ppm = w->delay_ppm = ppm;
+    w->latency_ns = 5000;
+    w->delay_ns = 300000; /* past the minimum timeout: spurious retransmits */
+    w->max_frame = max_frame;
+}
+
+/* Frames due on w go to dst. */
+static void wire_deliver(sim *s, sim_wire *w, edi_link *dst)
+{
+    while (w->n > 0 && w->q[0].at <= s->now) {
+        sim_pkt p = wire_pop(w);
+        edi_frame f = {edi_rxbuf_data(p.rb), p.len, p.rb};
+        if (dst != NULL)
+            edi_link_input(dst, s->now, &f);
+        edi_rxbuf_unref(p.rb);
+    }
+}
+
+static void wire_fini(sim_wire *w)
+{
+    while (w->n > 0) {
+        sim_pkt p = wire_pop(w);
+        edi_rxbuf_unref(p.rb);
+    }
+    free(w->q);
+    w->q = NULL;
+}
+
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+/* One iteration: frames due in, polls, clock to the next event. Links set
+ * to NULL (a dead or stopped node) are skipped. */
+static void sim_step(sim *s)
+{
+    wire_deliver(s, &s->ab, s->b);
+    wire_deliver(s, &s->ba, s->a);
+    if (s->a != NULL)
+        edi_link_poll(s->a, s->now);
+    if (s->b != NULL)
+        edi_link_poll(s->b, s->now);
+    uint64_t next = UINT64_MAX;
+    if (s->a != NULL)
+        next = min_u64(next, edi_link_next_deadline_ns(s->a));
+    if (s->b != NULL)
+        next = min_u64(next, edi_link_next_deadline_ns(s->b));
+    if (s->ab.n > 0)
+        next = min_u64(next, s->ab.q[0].at);
+    if (s->ba.n > 0)
+        next = min_u64(next, s->ba.q[0].at);
+    if (s->wake != NULL && *s->wake)
+        next = s->now; /* the application has work */
+    s->now = next > s->now + 1000 && next != UINT64_MAX ? next : s->now + 1000;
+    s->steps++;
+}
+
+#endif

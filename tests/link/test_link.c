@@ -1,0 +1,609 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The edist link protocol (dataplane/link/link.h) between two links in one
+ * thread on a simulated clock: streams of numbered messages through wires
+ * that drop, duplicate, reorder and delay frames; 16 MiB messages; the
+ * send buffer's bound; a dead peer; bad frames; the NAK and timeout paths
+ * alone; a closed window. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cmocka.h>
+
+#include "base/bytes.h"
+#include "link_sim.h"
+
+/* ---- a receiver that checks numbered messages --------------------------- */
+
+typedef struct peer {
+    uint64_t expected;    /* next message number */
+    uint64_t got, ticks, bad, in_place, big;
+    bool writable;
+    int writable_calls, dead_calls, dead_reason;
+    uint64_t dead_at;
+    sim *s;
+    const uint8_t *big_pattern;
+    size_t big_len;
+} peer;
+
+/* Message i: [u32 i][i % 29 bytes of (i + j)]. */
+static size_t msg_len(uint64_t i)
+{
+    return 4 + (size_t)(i % 29);
+}
+
+static void msg_fill(uint64_t i, uint8_t *p)
+{
+    edi_put_be32(p, (uint32_t)i);
+    for (size_t j = 4; j < msg_len(i); j++)
+        p[j] = (uint8_t)(i + j);
+}
+
+static void on_message(void *user, const edi_frame *m)
+{
+    peer *p = user;
+    if (m->len == 0) {
+        p->ticks++;
+        return;
+    }
+    const uint8_t *base = edi_rxbuf_data(m->rxbuf);
+    if (m->data < base || m->data + m->len > base + edi_rxbuf_cap(m->rxbuf))
+        p->bad++;
+    if (m->len >= 4 && edi_get_be32(m->data) == 0xB16B16u) {
+        if (m->len != p->big_len || memcmp(m->data, p->big_pattern, m->len))
+            p->bad++;
+        p->big++;
+        p->got++;
+        return;
+    }
+    uint8_t want[64];
+    if (m->len < 4 || edi_get_be32(m->data) != (uint32_t)p->expected) {
+        p->bad++;
+        return;
+    }
+    msg_fill(p->expected, want);
+    if (m->len != msg_len(p->expected) || memcmp(m->data, want, m->len) != 0)
+        p->bad++;
+    /* a message within one frame is a view into that frame's buffer */
+    if (edi_rxbuf_cap(m->rxbuf) != m->len)
+        p->in_place++;
+    p->expected++;
+    p->got++;
+}
+
+static void on_writable(void *user)
+{
+    peer *p = user;
+    p->writable = true;
+    p->writable_calls++;
+}
+
+static void on_dead(void *user, int reason)
+{
+    peer *p = user;
+    p->dead_calls++;
+    p->dead_reason = reason;
+    p->dead_at = p->s != NULL ? p->s->now : 0;
+}
+
+static const edi_link_callbacks peer_cb = {on_message, on_writable, on_dead};
+
+typedef struct pair {
+    sim s;
+    peer pa, pb;
+    edi_link_config cfg;
+} pair;
+
+static void pair_open(pair *p, uint64_t seed, uint32_t ppm, size_t max_frame,
+                      size_t send_buffer, uint32_t window)
+{
+    memset(p, 0, sizeof(*p));
+    sim_wire_init(&p->s, &p->s.ab, seed, ppm, max_frame);
+    sim_wire_init(&p->s, &p->s.ba, seed * 31 + 7, ppm, max_frame);
+    p->s.now = 1000000;
+    p->pa.s = p->pb.s = &p->s;
+    edi_link_config_default(&p->cfg);
+    p->cfg.token = 0x1234567890abcdefull;
+    p->cfg.send_buffer_bytes = send_buffer;
+    p->cfg.recv_window_bytes = window;
+    edi_link_medium ma = wire_medium(&p->s.ab), mb = wire_medium(&p->s.ba);
+    assert_int_equal(edi_link_new(&p->cfg, &ma, &peer_cb, &p->pa, p->s.now,
+                                  &p->s.a),
+                     0);
+    assert_int_equal(edi_link_new(&p->cfg, &mb, &peer_cb, &p->pb, p->s.now,
+                                  &p->s.b),
+                     0);
+}
+
+static void pair_close(pair *p)
+{
+    edi_link_free(p->s.a);
+    edi_link_free(p->s.b);
+    wire_fini(&p->s.ab);
+    wire_fini(&p->s.ba);
+}
+
+/* Appends messages from *next up to n while the buffer takes them. */
+static void fill(edi_link *l, uint64_t *next, uint64_t n)
+{
+    uint8_t m[64];
+    while (*next < n) {
+        msg_fill(*next, m);
+        int rc = edi_link_send(l, m, 4, m + 4, msg_len(*next) - 4);
+        if (rc == EDIST_EAGAIN)
+            return;
+        assert_int_equal(rc, 0);
+        (*next)++;
+    }
+}
+
+/* Runs until b got n messages and a's buffer is empty; returns the
+ * simulated time that took. */
+static uint64_t stream(pair *p, uint64_t n)
+{
+    uint64_t next = 0, start = p->s.now, last = start;
+    p->s.wake = &p->pa.writable;
+    while (p->pb.got < n || edi_link_unacked_bytes(p->s.a) > 0) {
+        p->pa.writable = false;
+        fill(p->s.a, &next, n);
+        last = p->s.now;
+        sim_step(&p->s);
+        assert_false(edi_link_dead(p->s.a));
+        assert_false(edi_link_dead(p->s.b));
+        /* simulated: 20% of faults take ~150 ms */
+        assert_true(p->s.now - start < 10000000000ull);
+    }
+    assert_int_equal(p->pb.bad, 0);
+    assert_int_equal(p->pb.got, n);
+    assert_int_equal(p->pb.expected, n);
+    return last - start;
+}
+
+#define N_MESSAGES 1000000u
+
+static void lossy_stream(uint32_t ppm, uint64_t seed, size_t frame)
+{
+    pair p;
+    pair_open(&p, seed, ppm, frame, 256u << 10, 256u << 10);
+    uint64_t took_ns = stream(&p, N_MESSAGES);
+    /* a few more steps: nothing more arrives, nothing is held */
+    for (int i = 0; i < 100; i++)
+        sim_step(&p.s);
+    assert_int_equal(p.pb.got, N_MESSAGES);
+    edi_link_stats sa, sb;
+    edi_link_get_stats(p.s.a, &sa);
+    edi_link_get_stats(p.s.b, &sb);
+    print_message("ppm %u frame %zu: %.3f ms simulated, a: frames %llu "
+                  "retransmits %llu rto %llu naks_received %llu stalls %llu "
+                  "srtt %llu ns; b: naks %llu dup %llu ooo %llu in place "
+                  "%llu\n",
+                  ppm, frame, (double)took_ns / 1e6,
+                  (unsigned long long)sa.data_frames_out,
+                  (unsigned long long)sa.retransmits,
+                  (unsigned long long)sa.rto_expired,
+                  (unsigned long long)sa.naks_received,
+                  (unsigned long long)sa.window_stalls,
+                  (unsigned long long)sa.srtt_ns,
+                  (unsigned long long)sb.naks_sent,
+                  (unsigned long long)sb.duplicates,
+                  (unsigned long long)sb.out_of_order,
+                  (unsigned long long)p.pb.in_place);
+    assert_int_equal(sb.messages_in, N_MESSAGES);
+    assert_int_equal(sa.messages_out, N_MESSAGES);
+    assert_int_equal(sb.held_now, 0);
+    assert_int_equal(sa.bad_frames + sb.bad_frames, 0);
+    assert_int_equal(sb.bytes_in, sa.bytes_out);
+    assert_true(sa.rtt_samples > 0);
+    /* most messages were views into their frame */
+    assert_true(p.pb.in_place > N_MESSAGES * 9 / 10);
+    if (ppm == 0) {
+        assert_int_equal(sa.retransmits, 0);
+        assert_int_equal(sa.rto_expired, 0);
+        assert_int_equal(sb.naks_sent, 0);
+        assert_int_equal(sa.naks_received, 0);
+        assert_int_equal(sb.duplicates, 0);
+        assert_int_equal(sb.out_of_order, 0);
+    } else {
+        assert_true(sa.retransmits > 0);
+        assert_true(sb.naks_sent > 0);
+        assert_true(sa.naks_received > 0);
+        assert_true(sb.duplicates > 0);
+        assert_true(sb.out_of_order > 0);
+        assert_true(sa.rto_expired > 0);
+    }
+    pair_close(&p);
+}
+
+static void test_stream_0(void **state)
+{
+    (void)state;
+    lossy_stream(0, 1, 1500);
+}
+static void test_stream_0_jumbo(void **state)
+{
+    (void)state;
+    lossy_stream(0, 1, 9000);
+}
+static void test_stream_1pct(void **state)
+{
+    (void)state;
+    lossy_stream(10000, 2, 1500);
+}
+static void test_stream_5pct(void **state)
+{
+    (void)state;
+    lossy_stream(50000, 3, 1500);
+}
+static void test_stream_20pct(void **state)
+{
+    (void)state;
+    lossy_stream(200000, 4, 1500);
+}
+
+/* Two 16 MiB messages with small ones around them, at 5% of each fault. */
+static void test_big_messages(void **state)
+{
+    (void)state;
+    const size_t big = 16u << 20;
+    uint8_t *pat = malloc(big);
+    assert_non_null(pat);
+    for (size_t i = 0; i < big; i++)
+        pat[i] = (uint8_t)(i * 131u + (i >> 12));
+    edi_put_be32(pat, 0xB16B16u);
+    pair p;
+    pair_open(&p, 9, 50000, 1500, 24u << 20, 1u << 20);
+    p.pb.big_pattern = pat;
+    p.pb.big_len = big;
+    /* small 0..99, big, small 100..199, big, small 200..299 */
+    uint64_t item = 0;
+    uint8_t m[64];
+    p.s.wake = &p.pa.writable;
+    while (p.pb.got < 302 || edi_link_unacked_bytes(p.s.a) > 0) {
+        p.pa.writable = false;
+        while (item < 302) {
+            int rc;
+            if (item == 100 || item == 201) {
+                rc = edi_link_send(p.s.a, pat, 4, pat + 4, big - 4);
+            } else {
+                uint64_t n = item - (item > 100) - (item > 201);
+                msg_fill(n, m);
+                rc = edi_link_send(p.s.a, m, msg_len(n), NULL, 0);
+            }
+            if (rc == EDIST_EAGAIN)
+                break;
+            assert_int_equal(rc, 0);
+            item++;
+        }
+        sim_step(&p.s);
+        assert_false(edi_link_dead(p.s.a));
+        assert_false(edi_link_dead(p.s.b));
+        assert_true(p.s.now < 10000000000ull);
+    }
+    assert_int_equal(p.pb.bad, 0);
+    assert_int_equal(p.pb.big, 2);
+    assert_int_equal(p.pb.expected, 300);
+    edi_link_stats sa;
+    edi_link_get_stats(p.s.a, &sa);
+    assert_true(sa.retransmits > 0);
+    pair_close(&p);
+    free(pat);
+}
+
+/* The send buffer's bound: EAGAIN past it, on_writable once acks free
+ * room, a message larger than the whole buffer refused for good. */
+static void test_send_buffer_bound(void **state)
+{
+    (void)state;
+    pair p;
+    pair_open(&p, 5, 0, 1500, 4096, 1u << 20);
+    uint8_t m[100] = {0};
+    int taken = 0;
+    int rc;
+    while ((rc = edi_link_send(p.s.a, m, sizeof(m), NULL, 0)) == 0)
+        taken++;
+    assert_int_equal(rc, EDIST_EAGAIN);
+    assert_int_equal(taken, 4096 / 104);
+    assert_true(edi_link_unacked_bytes(p.s.a) <= 4096);
+    assert_int_equal(p.pa.writable_calls, 0);
+    uint8_t huge[5000] = {0};
+    assert_int_equal(edi_link_send(p.s.a, huge, sizeof(huge), NULL, 0),
+                     EDIST_ENOMEM);
+    /* the peer does not answer yet: still no room */
+    p.s.ab.cut = true;
+    for (int i = 0; i < 10; i++)
+        sim_step(&p.s);
+    assert_int_equal(p.pa.writable_calls, 0);
+    assert_int_equal(edi_link_send(p.s.a, m, sizeof(m), NULL, 0), EDIST_EAGAIN);
+    p.s.ab.cut = false;
+    while (!p.pa.writable) {
+        sim_step(&p.s);
+        assert_true(p.s.steps < 1000000);
+    }
+    assert_int_equal(p.pa.writable_calls, 1);
+    assert_int_equal(edi_link_send(p.s.a, m, sizeof(m), NULL, 0), 0);
+    edi_link_stats sa;
+    edi_link_get_stats(p.s.a, &sa);
+    assert_int_equal(sa.send_eagain, 2);
+    assert_int_equal(sa.send_too_big, 1);
+    assert_true(sa.rto_expired > 0); /* the cut was repaired by timeouts */
+    pair_close(&p);
+}
+
+/* A peer that stops: dead by the deadline, once; an idle pair that pings
+ * stays alive. */
+static void test_dead_peer(void **state)
+{
+    (void)state;
+    pair p;
+    memset(&p, 0, sizeof(p));
+    sim_wire_init(&p.s, &p.s.ab, 1, 0, 1500);
+    sim_wire_init(&p.s, &p.s.ba, 2, 0, 1500);
+    p.s.now = 1000000;
+    p.pa.s = p.pb.s = &p.s;
+    edi_link_config_default(&p.cfg);
+    p.cfg.idle_ping_ns = 1000000;  /* 1 ms */
+    p.cfg.dead_after_ns = 5000000; /* 5 ms */
+    edi_link_medium ma = wire_medium(&p.s.ab), mb = wire_medium(&p.s.ba);
+    assert_int_equal(
+        edi_link_new(&p.cfg, &ma, &peer_cb, &p.pa, p.s.now, &p.s.a), 0);
+    assert_int_equal(
+        edi_link_new(&p.cfg, &mb, &peer_cb, &p.pb, p.s.now, &p.s.b), 0);
+    /* idle for 50 ms: pings keep both alive */
+    while (p.s.now < 51000000)
+        sim_step(&p.s);
+    assert_int_equal(p.pa.dead_calls + p.pb.dead_calls, 0);
+    edi_link_stats sa;
+    edi_link_get_stats(p.s.a, &sa);
+    assert_true(sa.pings_out >= 40 && sa.pongs_out >= 40);
+    assert_true(sa.rtt_samples > 0);
+    /* b's node stops: nothing from it any more */
+    edi_link *b = p.s.b;
+    p.s.b = NULL;
+    uint64_t last = p.s.now;
+    while (p.pa.dead_calls == 0) {
+        sim_step(&p.s);
+        assert_true(p.s.steps < 1000000);
+    }
+    assert_int_equal(p.pa.dead_reason, EDIST_ETIMEDOUT);
+    /* the last frame from b came within the last ping interval + latency */
+    assert_true(p.pa.dead_at >= last - 1100000 + 5000000);
+    assert_true(p.pa.dead_at <= last + 5000000 + 10000);
+    assert_true(edi_link_dead(p.s.a));
+    assert_int_equal(edi_link_next_deadline_ns(p.s.a), UINT64_MAX);
+    assert_int_equal(edi_link_send(p.s.a, "x", 1, NULL, 0), EDIST_ECLOSED);
+    edi_link_poll(p.s.a, p.s.now + 100000000);
+    assert_int_equal(p.pa.dead_calls, 1);
+    p.s.b = b;
+    pair_close(&p);
+}
+
+/* ---- bad frames ----------------------------------------------------------- */
+
+static edi_link_hdr good_hdr(uint64_t token, uint8_t type)
+{
+    edi_link_hdr h = {.type = type, .token = token, .window = 1u << 20};
+    return h;
+}
+
+static void input_bytes(edi_link *l, const uint8_t *p, size_t n)
+{
+    edi_rxbuf *rb = edi_rxbuf_heap_new(n);
+    assert_non_null(rb);
+    memcpy(edi_rxbuf_data(rb), p, n);
+    edi_frame f = {edi_rxbuf_data(rb), n, rb};
+    edi_link_input(l, 2000000, &f);
+    edi_rxbuf_unref(rb);
+}
+
+static void input_hdr(edi_link *l, const edi_link_hdr *h, const void *data,
+                      size_t data_len, size_t pad)
+{
+    uint8_t f[256] = {0};
+    edi_link_hdr_encode(f, h);
+    memcpy(f + EDI_LINK_HDR_BYTES, data, data_len);
+    input_bytes(l, f, EDI_LINK_HDR_BYTES + data_len + pad);
+}
+
+static void test_bad_frames(void **state)
+{
+    (void)state;
+    pair p;
+    pair_open(&p, 1, 0, 1500, 1u << 20, 1u << 20);
+    edi_link *a = p.s.a;
+    const uint64_t tok = p.cfg.token;
+    const uint8_t msg[8] = {0, 0, 0, 4, 0, 0, 0, 0}; /* message 0 */
+    edi_link_hdr h;
+    uint8_t f[64];
+
+    h = good_hdr(tok ^ 1, EDI_LINK_T_DATA); /* another link's */
+    h.len = sizeof(msg);
+    input_hdr(a, &h, msg, sizeof(msg), 0);
+    input_bytes(a, f, 10); /* short */
+    h = good_hdr(tok, EDI_LINK_T_ACK);
+    edi_link_hdr_encode(f, &h);
+    f[0] = 0x45; /* magic */
+    input_bytes(a, f, EDI_LINK_HDR_BYTES);
+    edi_link_hdr_encode(f, &h);
+    f[2] = 2; /* version */
+    input_bytes(a, f, EDI_LINK_HDR_BYTES);
+    h = good_hdr(tok, 9); /* type */
+    input_hdr(a, &h, NULL, 0, 0);
+    h = good_hdr(tok, EDI_LINK_T_DATA); /* DATA without data */
+    input_hdr(a, &h, NULL, 0, 0);
+    h = good_hdr(tok, EDI_LINK_T_ACK); /* ACK with data */
+    h.len = 4;
+    input_hdr(a, &h, msg, 4, 0);
+    h = good_hdr(tok, EDI_LINK_T_DATA); /* len past the frame */
+    h.len = 100;
+    input_hdr(a, &h, msg, sizeof(msg), 0);
+    h = good_hdr(tok, EDI_LINK_T_NAK); /* NAK of nothing */
+    input_hdr(a, &h, NULL, 0, 0);
+    h = good_hdr(tok, EDI_LINK_T_DATA); /* offsets wrap */
+    h.len = sizeof(msg);
+    h.seq = UINT64_MAX - 3;
+    input_hdr(a, &h, msg, sizeof(msg), 0);
+    h = good_hdr(tok, EDI_LINK_T_ACK); /* acks what a never sent */
+    h.ack = 1;
+    input_hdr(a, &h, NULL, 0, 0);
+    h = good_hdr(tok, EDI_LINK_T_NAK); /* NAKs what a never sent */
+    h.nak_len = 10;
+    input_hdr(a, &h, NULL, 0, 0);
+
+    edi_link_stats st;
+    edi_link_get_stats(a, &st);
+    assert_int_equal(st.bad_token, 1);
+    assert_int_equal(st.bad_short, 2);
+    assert_int_equal(st.bad_magic, 1);
+    assert_int_equal(st.bad_version, 1);
+    assert_int_equal(st.bad_type, 1);
+    assert_int_equal(st.bad_fields, 4);
+    assert_int_equal(st.bad_ack, 2);
+    assert_int_equal(st.bad_frames, 12);
+    assert_int_equal(st.frames_in, 0);
+    assert_int_equal(p.pa.got + p.pa.bad, 0);
+
+    /* a good frame, padded as Ethernet pads, still gets through */
+    h = good_hdr(tok, EDI_LINK_T_DATA);
+    h.len = sizeof(msg);
+    input_hdr(a, &h, msg, sizeof(msg), 12);
+    edi_link_get_stats(a, &st);
+    assert_int_equal(st.frames_in, 1);
+    assert_int_equal(st.messages_in, 1);
+    assert_int_equal(p.pa.got, 1);
+    assert_int_equal(p.pa.bad, 0);
+    /* the same again is a duplicate, not a second message */
+    input_hdr(a, &h, msg, sizeof(msg), 0);
+    edi_link_get_stats(a, &st);
+    assert_int_equal(st.duplicates, 1);
+    assert_int_equal(p.pa.got, 1);
+    /* a length over max_message_bytes kills the link, once */
+    uint8_t hugehdr[4] = {0x7f, 0, 0, 0};
+    h.seq = 8;
+    h.len = 4;
+    input_hdr(a, &h, hugehdr, 4, 0);
+    assert_int_equal(p.pa.dead_calls, 1);
+    assert_int_equal(p.pa.dead_reason, EDIST_ENOMEM);
+    pair_close(&p);
+}
+
+/* ---- the repair paths alone ------------------------------------------------ */
+
+typedef struct drop_rule {
+    uint8_t type;
+    uint64_t seq;     /* drop the first frame of type at this offset */
+    bool any_seq;
+    int left;
+} drop_rule;
+
+static bool drop_filter(sim_wire *w, uint64_t nth, const uint8_t *f, size_t len)
+{
+    (void)nth;
+    drop_rule *r = w->filter_user;
+    edi_link_hdr h;
+    if (r->left <= 0 || edi_link_hdr_decode(f, len, &h) != EDI_LINK_OK)
+        return false;
+    if (h.type != r->type || (!r->any_seq && h.seq != r->seq))
+        return false;
+    r->left--;
+    return true;
+}
+
+/* One DATA frame lost in the middle of a stream: repaired by a NAK, not
+ * by a timeout. */
+static void test_nak_path(void **state)
+{
+    (void)state;
+    pair p;
+    pair_open(&p, 1, 0, 1500, 1u << 20, 1u << 20);
+    drop_rule r = {.type = EDI_LINK_T_DATA, .seq = 2 * 1460, .left = 1};
+    p.s.ab.filter = drop_filter;
+    p.s.ab.filter_user = &r;
+    stream(&p, 2000);
+    assert_int_equal(r.left, 0);
+    edi_link_stats sa, sb;
+    edi_link_get_stats(p.s.a, &sa);
+    edi_link_get_stats(p.s.b, &sb);
+    assert_int_equal(sb.naks_sent, 1);
+    assert_int_equal(sa.naks_received, 1);
+    assert_int_equal(sa.retransmits, 1);
+    assert_int_equal(sa.rto_expired, 0);
+    assert_true(sb.out_of_order > 0);
+    pair_close(&p);
+}
+
+/* The last frame of a burst lost: no later frame shows a gap, so only the
+ * timer repairs it. */
+static void test_rto_path(void **state)
+{
+    (void)state;
+    pair p;
+    pair_open(&p, 1, 0, 1500, 1u << 20, 1u << 20);
+    /* 100 messages of 4 + i % 29 bytes: 2 frames, the second lost */
+    drop_rule r = {.type = EDI_LINK_T_DATA, .seq = 1460, .left = 1};
+    p.s.ab.filter = drop_filter;
+    p.s.ab.filter_user = &r;
+    stream(&p, 100);
+    assert_int_equal(r.left, 0);
+    edi_link_stats sa, sb;
+    edi_link_get_stats(p.s.a, &sa);
+    edi_link_get_stats(p.s.b, &sb);
+    assert_int_equal(sa.rto_expired, 1);
+    assert_int_equal(sa.retransmits, 1);
+    assert_int_equal(sb.naks_sent, 0);
+    pair_close(&p);
+}
+
+/* The receiver closes its window: the sender stalls and probes; reopened,
+ * everything arrives. The medium running out of buffers delays, never
+ * loses. */
+static void test_window_and_no_buffers(void **state)
+{
+    (void)state;
+    pair p;
+    pair_open(&p, 1, 0, 1500, 1u << 20, 64u << 10);
+    edi_link_set_recv_window(p.s.b, 0);
+    sim_step(&p.s); /* b's ack with the closed window reaches a */
+    uint64_t next = 0;
+    for (int i = 0; i < 2000; i++) {
+        fill(p.s.a, &next, 10000);
+        sim_step(&p.s);
+    }
+    assert_int_equal(p.pb.got, 0);
+    edi_link_stats sa;
+    edi_link_get_stats(p.s.a, &sa);
+    assert_true(sa.window_stalls > 0);
+    assert_true(sa.window_probes > 0);
+    edi_link_set_recv_window(p.s.b, 64u << 10);
+    p.s.ab.no_buffers = 5;
+    while (p.pb.got < 10000 || edi_link_unacked_bytes(p.s.a) > 0) {
+        fill(p.s.a, &next, 10000);
+        sim_step(&p.s);
+        assert_true(p.s.steps < 1000000);
+    }
+    assert_int_equal(p.pb.bad, 0);
+    edi_link_get_stats(p.s.a, &sa);
+    assert_int_equal(sa.tx_no_buffer, 5);
+    assert_int_equal(sa.retransmits, 0);
+    pair_close(&p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_bad_frames),
+        cmocka_unit_test(test_nak_path),
+        cmocka_unit_test(test_rto_path),
+        cmocka_unit_test(test_send_buffer_bound),
+        cmocka_unit_test(test_dead_peer),
+        cmocka_unit_test(test_window_and_no_buffers),
+        cmocka_unit_test(test_stream_0),
+        cmocka_unit_test(test_stream_0_jumbo),
+        cmocka_unit_test(test_stream_1pct),
+        cmocka_unit_test(test_stream_5pct),
+        cmocka_unit_test(test_stream_20pct),
+        cmocka_unit_test(test_big_messages),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
