@@ -136,8 +136,11 @@ typedef struct edi_dpdk_port_config {
     uint32_t pool_data_room_bytes;
     uint32_t pool_cache_mbufs;        /* per-lcore cache; 0: 256 */
     /* Largest payload after the Ethernet header (the MTU): 0 for the
-     * largest the port and the pool allow (jumbo on memif, 1500 on
-     * af_packet). */
+     * largest the port and the pool allow, at most 9216: 1500 on
+     * af_packet; on memif one ring buffer (its vdev argument bsize, 2048
+     * by default, less 14), so jumbo frames on memif need e.g.
+     * bsize=9728 (frames spanning several memif buffers were lost in
+     * DPDK 22.11). */
     uint32_t mtu_bytes;
     /* Frames committed but not taken by the port yet, per tx queue
      * (0: 1024): past it edi_dpdk_tx_commit returns EDIST_EAGAIN. */

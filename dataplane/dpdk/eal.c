@@ -15,6 +15,7 @@
 #include <rte_log.h>
 
 #include "dataplane/dpdk/dpdk.h"
+#include "dataplane/dpdk/dpdk_internal.h"
 #include "edist/error.h"
 
 #define EAL_ARGS_MAX 64
@@ -72,7 +73,7 @@ static ssize_t dpdk_log_write(void *cookie, const char *buf, size_t size)
     return (ssize_t)size;
 }
 
-static void dpdk_log_last_copy(char *out, size_t cap)
+void edi_dpdk_log_last(char *out, size_t cap)
 {
     pthread_mutex_lock(&dpdk_log_lock);
     if (dpdk_log_partial_len > 0)
@@ -283,7 +284,7 @@ static int eal_start(const edi_dpdk_eal_config *cfg)
     if (rc < 0) {
         int why = rte_errno;
         char last[DPDK_LOG_KEEP_BYTES];
-        dpdk_log_last_copy(last, sizeof(last));
+        edi_dpdk_log_last(last, sizeof(last));
         runtime_dir_remove();
         if (last[0] != '\0')
             return eal_fail(EDIST_EIO, "DPDK EAL did not start (%s): %s", rte_strerror(why),

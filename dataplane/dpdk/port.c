@@ -7,6 +7,8 @@
 #include <time.h>
 
 #include <rte_byteorder.h>
+#include <rte_dev.h>
+#include <rte_devargs.h>
 #include <rte_errno.h>
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
@@ -15,6 +17,7 @@
 #include <rte_mempool.h>
 
 #include "dataplane/dpdk/dpdk.h"
+#include "dataplane/dpdk/dpdk_internal.h"
 #include "edist/error.h"
 
 #define DESCRIPTORS_DEFAULT 1024u
@@ -157,10 +160,14 @@ int edi_dpdk_port_wait_link(edi_dpdk_port *p, uint32_t timeout_ms)
 
 /* ---- open / close --------------------------------------------------------------- */
 
+/* One sentence: the step, DPDK's error and its last log line if any. */
 static int port_fail(edi_dpdk_port *p, int err, const char *step, int dpdk_rc)
 {
-    return edist_set_error(err, "DPDK port %s: %s failed: %s", p->name, step,
-                           rte_strerror(dpdk_rc < 0 ? -dpdk_rc : dpdk_rc));
+    char last[256];
+    edi_dpdk_log_last(last, sizeof(last));
+    return edist_set_error(err, "DPDK port %s: %s failed: %s%s%s", p->name, step,
+                           rte_strerror(dpdk_rc < 0 ? -dpdk_rc : dpdk_rc),
+                           last[0] != '\0' ? ": " : "", last);
 }
 
 static void port_free(edi_dpdk_port *p)
@@ -175,6 +182,8 @@ static void port_free(edi_dpdk_port *p)
 
 static int port_setup(edi_dpdk_port *p, const edi_dpdk_port_config *cfg)
 {
+    char stale[8];
+    edi_dpdk_log_last(stale, sizeof(stale)); /* a line from before is no detail of ours */
     struct rte_eth_dev_info info;
     int rc = rte_eth_dev_info_get(p->port_id, &info);
     if (rc != 0)
@@ -184,13 +193,29 @@ static int port_setup(edi_dpdk_port *p, const edi_dpdk_port_config *cfg)
                                p->name, p->n_rxq, p->n_txq, info.max_rx_queues,
                                info.max_tx_queues);
 
-    /* The MTU: what was asked, else the largest the port takes (jumbo on
-     * memif), within the pool's data room. */
-    uint32_t mtu = cfg->mtu_bytes;
-    uint32_t port_max = info.max_mtu;
-    if (info.max_rx_pktlen > EDI_DPDK_ETH_HEADER_BYTES &&
-        info.max_rx_pktlen - EDI_DPDK_ETH_HEADER_BYTES < port_max)
-        port_max = info.max_rx_pktlen - EDI_DPDK_ETH_HEADER_BYTES;
+    /* The MTU: what was asked, else the largest the port takes, from its
+     * largest frame less its overhead (as ethdev counts it). */
+    uint32_t overhead = RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN;
+    if (info.max_mtu != UINT16_MAX && info.max_rx_pktlen > info.max_mtu)
+        overhead = info.max_rx_pktlen - info.max_mtu;
+    uint32_t device_max = info.max_rx_pktlen > overhead ? info.max_rx_pktlen - overhead : 0;
+    if (device_max > info.max_mtu)
+        device_max = info.max_mtu;
+    uint32_t port_max = device_max;
+    /* memif states 1518 bytes but does not hold to it: a frame up to its
+     * buffer size (bsize, 2048 by default) fits one ring slot, so that is
+     * its limit (the device is still configured with the MTU it states).
+     * Larger frames span several slots, and DPDK 22.11's memif then glued
+     * some ~200 frames into one (seen in test dpdk_memif): we keep every
+     * frame to one slot, and jumbo frames need bsize=9728 or so. */
+    if (info.driver_name != NULL && strcmp(info.driver_name, "net_memif") == 0) {
+        uint32_t bsize = 2048;
+        const struct rte_devargs *da = rte_dev_devargs(info.device);
+        const char *at = da != NULL && da->args != NULL ? strstr(da->args, "bsize=") : NULL;
+        if (at != NULL)
+            bsize = (uint32_t)strtoul(at + 6, NULL, 0);
+        port_max = bsize > EDI_DPDK_ETH_HEADER_BYTES ? bsize - EDI_DPDK_ETH_HEADER_BYTES : 0;
+    }
     if (port_max > JUMBO_PAYLOAD_MAX_BYTES)
         port_max = JUMBO_PAYLOAD_MAX_BYTES;
     if (cfg->pool_data_room_bytes != 0 &&
@@ -200,6 +225,7 @@ static int port_setup(edi_dpdk_port *p, const edi_dpdk_port_config *cfg)
                                    p->name, cfg->pool_data_room_bytes);
         port_max = cfg->pool_data_room_bytes - EDI_DPDK_ETH_HEADER_BYTES;
     }
+    uint32_t mtu = cfg->mtu_bytes;
     if (mtu == 0 || mtu > port_max)
         mtu = port_max;
     if (mtu < info.min_mtu)
@@ -236,7 +262,7 @@ static int port_setup(edi_dpdk_port *p, const edi_dpdk_port_config *cfg)
 
     struct rte_eth_conf conf;
     memset(&conf, 0, sizeof(conf));
-    conf.rxmode.mtu = mtu;
+    conf.rxmode.mtu = mtu < device_max ? mtu : device_max;
     p->lsc_interrupt = (*info.dev_flags & RTE_ETH_DEV_INTR_LSC) != 0;
     conf.intr_conf.lsc = p->lsc_interrupt ? 1 : 0;
     rc = rte_eth_dev_configure(p->port_id, p->n_rxq, p->n_txq, &conf);
