@@ -163,11 +163,13 @@ typedef struct edi_dpdk_port_config {
 int edi_dpdk_port_open(const edi_dpdk_port_config *cfg, edi_dpdk_port **out);
 
 /* Stops the data path (rx/tx return 0 from now on), frees queued
- * transmits (counted in tx_dropped), stops and closes the device (a
- * vdev's socket goes with it), then frees the pool. Returns 0, or
- * EDIST_EAGAIN when received frames are still referenced: the device is
- * closed anyway but the pool is kept (leaked until edi_dpdk_eal_cleanup)
- * so those references stay valid. Not concurrently with the data path. */
+ * transmits (counted in tx_dropped), stops the device, drops the link
+ * event, closes the device (a vdev's socket goes with it), then frees
+ * the pool. Returns 0, or EDIST_EAGAIN when received frames are still
+ * referenced: the device is closed anyway but the pool and the port's
+ * memory are kept (leaked; DPDK's memory goes at edi_dpdk_eal_cleanup) so
+ * those references stay valid. Either way the port is gone for the
+ * caller. Not concurrently with the data path. */
 int edi_dpdk_port_close(edi_dpdk_port *port);
 
 const char *edi_dpdk_port_name(const edi_dpdk_port *port);
@@ -204,8 +206,11 @@ typedef struct edi_dpdk_port_stats {
     uint64_t tx_alloc_failed;      /* tx_get found the pool empty */
     uint64_t tx_dropped;           /* queued frames freed by us (close, drop_pending) */
     uint64_t tx_pending;           /* queued now */
+    uint64_t rx_held;              /* received frames not released yet */
     uint64_t link_changes;
-    uint64_t pool_in_use, pool_size; /* mbufs out of the pool, its count */
+    /* mbufs out of the pool (held frames, queued transmits, the device's
+     * rings), the pool's count */
+    uint64_t pool_in_use, pool_size;
 } edi_dpdk_port_stats;
 
 /* Any thread; counters of the data path are read without stopping it. */

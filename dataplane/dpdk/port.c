@@ -64,6 +64,10 @@ struct edi_dpdk_port {
     atomic_bool closing;
     counter link_changes;
     _Atomic uint64_t tx_alloc_failed; /* any thread: fetch_add */
+    /* Received frames handed up and not released yet: any thread. Not the
+     * pool's in-use count, which also holds what the PMD keeps (af_xdp
+     * leaves its fill ring's mbufs out of the pool after close). */
+    _Atomic uint64_t rx_held;
     edi_dpdk_link_fn on_link;
     void *on_link_user;
     uint8_t mac[6];
@@ -84,9 +88,11 @@ static edi_rxbuf *mbuf_rxbuf(struct rte_mbuf *m) { return rte_mbuf_to_priv(m); }
 static void mbuf_release(edi_rxbuf *b)
 {
     struct rte_mbuf *m = (struct rte_mbuf *)((uint8_t *)b - sizeof(struct rte_mbuf));
+    edi_dpdk_port *p = b->owner;
     /* Any thread: through the lcore's cache on a registered one, else
      * straight to the pool's multi-producer ring. */
     rte_pktmbuf_free(m);
+    atomic_fetch_sub_explicit(&p->rx_held, 1, memory_order_release);
 }
 
 /* ---- link state ----------------------------------------------------------------- */
@@ -237,6 +243,10 @@ static int port_setup(edi_dpdk_port *p, const edi_dpdk_port_config *cfg)
      * NICs: keep it). */
     uint32_t data_room = cfg->pool_data_room_bytes ? cfg->pool_data_room_bytes
                                                    : mtu + EDI_DPDK_ETH_HEADER_BYTES + 4u;
+    /* Not below DPDK's usual 2048: af_packet receives into an mbuf a
+     * whole kernel frame slot (2016 bytes by default), whatever the MTU. */
+    if (cfg->pool_data_room_bytes == 0 && data_room < RTE_MBUF_DEFAULT_DATAROOM)
+        data_room = RTE_MBUF_DEFAULT_DATAROOM;
     uint32_t count = cfg->pool_mbufs ? cfg->pool_mbufs : POOL_MBUFS_DEFAULT;
     uint32_t cache = cfg->pool_cache_mbufs ? cfg->pool_cache_mbufs : POOL_CACHE_DEFAULT;
     if (cache > RTE_MEMPOOL_CACHE_MAX_SIZE)
@@ -387,16 +397,19 @@ int edi_dpdk_port_close(edi_dpdk_port *p)
         return 0;
     port_teardown(p);
     open_ports[p->port_id] = NULL;
-    unsigned held = rte_mempool_in_use_count(p->pool);
-    int rc = 0;
-    if (held == 0)
-        rte_mempool_free(p->pool);
-    else
-        rc = edist_set_error(EDIST_EAGAIN,
-                             "DPDK port %s closed with %u mbufs still held: its pool is kept",
-                             p->name, held);
+    /* acquire: pairs with the releases' decrements, so their frees are
+     * done before the pool goes. */
+    uint64_t held = atomic_load_explicit(&p->rx_held, memory_order_acquire);
+    if (held != 0)
+        /* The frames' rxbufs point at the port and their mbufs at the
+         * pool: both stay, leaked, for those holders. */
+        return edist_set_error(EDIST_EAGAIN,
+                               "DPDK port %s closed with %llu received frames still held: "
+                               "its pool is kept",
+                               p->name, (unsigned long long)held);
+    rte_mempool_free(p->pool);
     port_free(p);
-    return rc;
+    return 0;
 }
 
 const char *edi_dpdk_port_name(const edi_dpdk_port *p) { return p->name; }
@@ -435,6 +448,7 @@ void edi_dpdk_port_stats_get(edi_dpdk_port *p, edi_dpdk_port_stats *out)
     }
     out->link_changes = READ(p->link_changes);
     out->tx_alloc_failed = READ(p->tx_alloc_failed);
+    out->rx_held = READ(p->rx_held);
     out->pool_in_use = rte_mempool_in_use_count(p->pool);
     out->pool_size = p->pool->size;
 }
@@ -495,6 +509,7 @@ unsigned edi_dpdk_rx_burst(edi_dpdk_port *p, uint16_t queue, edi_frame *frames, 
         frames[out].rxbuf = b;
         out++;
     }
+    atomic_fetch_add_explicit(&p->rx_held, out, memory_order_relaxed);
     COUNT(r->bursts, 1);
     COUNT(r->frames, out);
     if (foreign)

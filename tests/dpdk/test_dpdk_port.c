@@ -267,6 +267,7 @@ static void child_ring_frames(void)
     pthread_join(th, NULL);
     edi_dpdk_port_stats_get(port, &st);
     CHECK(st.pool_in_use == 1);
+    CHECK(st.rx_held == 1);
 
     /* Queued frames are freed at close and counted; a frame still held
      * keeps the pool. */
@@ -278,7 +279,7 @@ static void child_ring_frames(void)
     edi_dpdk_port_stats_get(port, &st);
     CHECK(st.tx_dropped == 1);
     CHECK(edi_dpdk_port_close(port) == EDIST_EAGAIN);
-    CHECK(strstr(edist_last_error(), "1 mbufs still held") != NULL);
+    CHECK(strstr(edist_last_error(), "1 received frames still held") != NULL);
     edi_rxbuf_unref(h.frames[0].rxbuf); /* the pool is still there */
     edi_dpdk_eal_cleanup();
 }
