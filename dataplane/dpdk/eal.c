@@ -1,0 +1,369 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The EAL, once per process (see dpdk.h). */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_lcore.h>
+#include <rte_log.h>
+
+#include "dataplane/dpdk/dpdk.h"
+#include "dataplane/dpdk/dpdk_internal.h"
+#include "edist/error.h"
+
+#define EAL_ARGS_MAX 64
+#define EAL_LINE_BYTES 2048
+#define DPDK_LOG_KEEP_BYTES 512
+#define NO_HUGE_MEMORY_MB_DEFAULT 512u
+#define LOG_LEVEL_DEFAULT 4u /* RTE_LOG_ERR */
+
+enum eal_state { EAL_NEW, EAL_UP, EAL_FAILED, EAL_CLEANED };
+
+static pthread_mutex_t eal_lock = PTHREAD_MUTEX_INITIALIZER;
+static enum eal_state eal_state = EAL_NEW;
+static int eal_error;
+static char eal_error_text[600];
+static char eal_user_args[EAL_LINE_BYTES];
+static char eal_line[EAL_LINE_BYTES];
+
+/* DPDK's log stream: every line goes to the configured sink; the last one
+ * is kept, for the sentence of a failed init. Written from any DPDK
+ * thread, hence the lock. */
+static pthread_mutex_t dpdk_log_lock = PTHREAD_MUTEX_INITIALIZER;
+static edi_log dpdk_log_sink;
+static char dpdk_log_last[DPDK_LOG_KEEP_BYTES];
+static char dpdk_log_partial[DPDK_LOG_KEEP_BYTES];
+static size_t dpdk_log_partial_len;
+static FILE *dpdk_log_stream;
+
+static void dpdk_log_line_done(void)
+{
+    /* Drop the trailing blanks DPDK leaves, keep the line. */
+    while (dpdk_log_partial_len > 0 &&
+           (dpdk_log_partial[dpdk_log_partial_len - 1] == ' ' ||
+            dpdk_log_partial[dpdk_log_partial_len - 1] == '\r'))
+        dpdk_log_partial_len--;
+    dpdk_log_partial[dpdk_log_partial_len] = '\0';
+    if (dpdk_log_partial_len > 0) {
+        memcpy(dpdk_log_last, dpdk_log_partial, dpdk_log_partial_len + 1);
+        edi_logf(&dpdk_log_sink, EDIST_LOG_WARNING, "dpdk: %s", dpdk_log_partial);
+    }
+    dpdk_log_partial_len = 0;
+}
+
+static ssize_t dpdk_log_write(void *cookie, const char *buf, size_t size)
+{
+    (void)cookie;
+    pthread_mutex_lock(&dpdk_log_lock);
+    for (size_t i = 0; i < size; i++) {
+        if (buf[i] == '\n') {
+            dpdk_log_line_done();
+        } else if (dpdk_log_partial_len + 1 < sizeof(dpdk_log_partial)) {
+            dpdk_log_partial[dpdk_log_partial_len++] = buf[i];
+        }
+    }
+    pthread_mutex_unlock(&dpdk_log_lock);
+    return (ssize_t)size;
+}
+
+void edi_dpdk_log_last(char *out, size_t cap)
+{
+    pthread_mutex_lock(&dpdk_log_lock);
+    if (dpdk_log_partial_len > 0)
+        dpdk_log_line_done();
+    snprintf(out, cap, "%s", dpdk_log_last);
+    dpdk_log_last[0] = '\0';
+    pthread_mutex_unlock(&dpdk_log_lock);
+}
+
+static bool has_arg(char **argv, int argc, const char *name)
+{
+    size_t n = strlen(name);
+    for (int i = 0; i < argc; i++)
+        if (strncmp(argv[i], name, n) == 0 && (argv[i][n] == '\0' || argv[i][n] == '='))
+            return true;
+    return false;
+}
+
+/* Hugepages usable: some free in /proc/meminfo and a hugetlbfs mounted.
+ * (--in-memory needs no mount, but DPDK's hugepage discovery does.) */
+static bool hugepages_usable(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (f == NULL)
+        return false;
+    char line[256];
+    long free_pages = 0;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (sscanf(line, "HugePages_Free: %ld", &free_pages) == 1)
+            break;
+    fclose(f);
+    if (free_pages <= 0)
+        return false;
+    f = fopen("/proc/mounts", "r");
+    if (f == NULL)
+        return false;
+    bool mounted = false;
+    while (fgets(line, sizeof(line), f) != NULL)
+        if (strstr(line, " hugetlbfs ") != NULL)
+            mounted = true;
+    fclose(f);
+    return mounted;
+}
+
+/* "0@(a,b,...)": lcore 0 is this thread on all the CPUs it may run on,
+ * so EAL pins nothing and the thread keeps its affinity. */
+static int lcores_arg(char *out, size_t cap)
+{
+    cpu_set_t set;
+    if (pthread_getaffinity_np(pthread_self(), sizeof(set), &set) != 0)
+        return -1;
+    size_t len = (size_t)snprintf(out, cap, "--lcores=0@(");
+    bool first = true;
+    for (int cpu = 0; cpu < CPU_SETSIZE && len < cap; cpu++) {
+        if (!CPU_ISSET(cpu, &set))
+            continue;
+        len += (size_t)snprintf(out + len, cap - len, "%s%d", first ? "" : ",", cpu);
+        first = false;
+    }
+    if (first || len + 2 > cap)
+        return -1;
+    snprintf(out + len, cap - len, ")");
+    return 0;
+}
+
+/* Splits `args` (blank-separated) into argv[1..] of storage. */
+static int split_args(const char *args, char *storage, size_t storage_cap, char **argv,
+                      int argc, int argc_max)
+{
+    if (args == NULL)
+        return argc;
+    if (strlen(args) + 1 > storage_cap)
+        return -1;
+    strcpy(storage, args);
+    for (char *save = NULL, *tok = strtok_r(storage, " \t\n", &save); tok != NULL;
+         tok = strtok_r(NULL, " \t\n", &save)) {
+        if (argc >= argc_max)
+            return -1;
+        argv[argc++] = tok;
+    }
+    return argc;
+}
+
+/* DPDK makes a runtime directory per file prefix even when it writes
+ * nothing in it: removed at cleanup or failure when empty (rmdir fails
+ * otherwise, as it should). */
+static char eal_runtime_dir[512];
+
+static void runtime_dir_note(char **argv, int argc)
+{
+    const char *prefix = "rte";
+    for (int i = 0; i < argc; i++)
+        if (strncmp(argv[i], "--file-prefix=", 14) == 0)
+            prefix = argv[i] + 14;
+    const char *base = "/var/run";
+    if (getuid() != 0) {
+        base = getenv("XDG_RUNTIME_DIR");
+        if (base == NULL)
+            base = "/tmp";
+    }
+    snprintf(eal_runtime_dir, sizeof(eal_runtime_dir), "%s/dpdk/%s", base, prefix);
+}
+
+static void runtime_dir_remove(void)
+{
+    if (eal_runtime_dir[0] == '\0')
+        return;
+    (void)rmdir(eal_runtime_dir);
+    char *slash = strrchr(eal_runtime_dir, '/');
+    if (slash != NULL) {
+        *slash = '\0';
+        (void)rmdir(eal_runtime_dir); /* dpdk/, if nobody else uses it */
+    }
+    eal_runtime_dir[0] = '\0';
+}
+
+static int eal_fail(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int eal_fail(int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(eal_error_text, sizeof(eal_error_text), fmt, ap);
+    va_end(ap);
+    eal_error = err;
+    eal_state = EAL_FAILED;
+    return edist_set_error(err, "%s", eal_error_text);
+}
+
+static int eal_start(const edi_dpdk_eal_config *cfg)
+{
+    static char storage[EAL_LINE_BYTES];
+    static char extra[8][128];
+    /* rte_eal_init keeps pointers into argv (and reorders it): it lives
+     * as long as the process. */
+    static char *argv[EAL_ARGS_MAX + 1];
+    int argc = 0;
+    argv[argc++] = "edist";
+    argc = split_args(cfg->args, storage, sizeof(storage), argv, argc, EAL_ARGS_MAX - 12);
+    if (argc < 0)
+        return eal_fail(EDIST_EINVAL, "DPDK EAL did not start: too many or too long EAL arguments");
+
+    int n_extra = 0;
+    if (!has_arg(argv, argc, "--file-prefix")) {
+        snprintf(extra[n_extra], sizeof(extra[0]), "--file-prefix=edist-%ld", (long)getpid());
+        argv[argc++] = extra[n_extra++];
+    }
+    bool no_huge = has_arg(argv, argc, "--no-huge");
+    if (!no_huge && !hugepages_usable()) {
+        argv[argc++] = "--no-huge";
+        no_huge = true;
+    }
+    /* No files shared with other processes: --in-memory with hugepages;
+     * --no-huge is DPDK's legacy memory mode, which refuses --in-memory,
+     * so --no-shconf there (same effect on the config files and the IPC
+     * socket). Both only when the user chose no process model. */
+    bool shared_model = has_arg(argv, argc, "--in-memory") ||
+                        has_arg(argv, argc, "--no-shconf") ||
+                        has_arg(argv, argc, "--proc-type");
+    if (!shared_model)
+        argv[argc++] = no_huge ? "--no-shconf" : "--in-memory";
+    if (no_huge) {
+        if (!has_arg(argv, argc, "--single-file-segments"))
+            argv[argc++] = "--single-file-segments";
+        if (!has_arg(argv, argc, "-m") && !has_arg(argv, argc, "--socket-mem")) {
+            uint32_t mb = cfg->no_huge_memory_mb ? cfg->no_huge_memory_mb
+                                                 : NO_HUGE_MEMORY_MB_DEFAULT;
+            argv[argc++] = "-m";
+            snprintf(extra[n_extra], sizeof(extra[0]), "%u", mb);
+            argv[argc++] = extra[n_extra++];
+        }
+    }
+    if (!has_arg(argv, argc, "--lcores") && !has_arg(argv, argc, "-l") &&
+        !has_arg(argv, argc, "-c")) {
+        if (lcores_arg(extra[n_extra], sizeof(extra[0])) == 0)
+            argv[argc++] = extra[n_extra++];
+    }
+    if (!has_arg(argv, argc, "--log-level")) {
+        snprintf(extra[n_extra], sizeof(extra[0]), "--log-level=%u",
+                 cfg->log_level ? cfg->log_level : LOG_LEVEL_DEFAULT);
+        argv[argc++] = extra[n_extra++];
+    }
+    if (!has_arg(argv, argc, "--no-telemetry") && !has_arg(argv, argc, "--telemetry"))
+        argv[argc++] = "--no-telemetry";
+    argv[argc] = NULL;
+
+    size_t len = 0;
+    eal_line[0] = '\0';
+    for (int i = 1; i < argc && len < sizeof(eal_line); i++)
+        len += (size_t)snprintf(eal_line + len, sizeof(eal_line) - len, "%s%s",
+                                i > 1 ? " " : "", argv[i]);
+    runtime_dir_note(argv, argc);
+
+    /* DPDK's lines to our sink from the start (rte_eal_init keeps a
+     * stream set before it). */
+    pthread_mutex_lock(&dpdk_log_lock);
+    dpdk_log_sink = cfg->log != NULL ? *cfg->log : (edi_log){0};
+    pthread_mutex_unlock(&dpdk_log_lock);
+    if (dpdk_log_stream == NULL) {
+        cookie_io_functions_t io = {.write = dpdk_log_write};
+        dpdk_log_stream = fopencookie(NULL, "w", io);
+        if (dpdk_log_stream != NULL) {
+            setvbuf(dpdk_log_stream, NULL, _IOLBF, 0);
+            rte_openlog_stream(dpdk_log_stream);
+        }
+    }
+
+    int rc = rte_eal_init(argc, argv);
+    if (rc < 0) {
+        int why = rte_errno;
+        char last[DPDK_LOG_KEEP_BYTES];
+        edi_dpdk_log_last(last, sizeof(last));
+        runtime_dir_remove();
+        if (last[0] != '\0')
+            return eal_fail(EDIST_EIO, "DPDK EAL did not start (%s): %s", rte_strerror(why),
+                            last);
+        return eal_fail(EDIST_EIO, "DPDK EAL did not start: %s", rte_strerror(why));
+    }
+    eal_state = EAL_UP;
+    return 0;
+}
+
+int edi_dpdk_eal_init(const edi_dpdk_eal_config *cfg)
+{
+    static const edi_dpdk_eal_config none;
+    if (cfg == NULL)
+        cfg = &none;
+    const char *args = cfg->args != NULL ? cfg->args : "";
+    pthread_mutex_lock(&eal_lock);
+    int rc;
+    switch (eal_state) {
+    case EAL_NEW:
+        snprintf(eal_user_args, sizeof(eal_user_args), "%s", args);
+        rc = eal_start(cfg);
+        break;
+    case EAL_UP:
+        rc = strcmp(args, eal_user_args) == 0
+                 ? 0
+                 : edist_set_error(EDIST_EINVAL,
+                                   "DPDK EAL already started with other arguments (%s)",
+                                   eal_user_args);
+        break;
+    case EAL_FAILED:
+        rc = edist_set_error(eal_error, "%s", eal_error_text);
+        break;
+    default:
+        rc = edist_set_error(EDIST_ECLOSED,
+                             "DPDK EAL was cleaned up and cannot start again in this process");
+        break;
+    }
+    pthread_mutex_unlock(&eal_lock);
+    return rc;
+}
+
+bool edi_dpdk_eal_up(void)
+{
+    pthread_mutex_lock(&eal_lock);
+    bool up = eal_state == EAL_UP;
+    pthread_mutex_unlock(&eal_lock);
+    return up;
+}
+
+const char *edi_dpdk_eal_args(void) { return eal_line; }
+
+int edi_dpdk_thread_register(void)
+{
+    if (!edi_dpdk_eal_up())
+        return edist_set_error(EDIST_EINVAL, "DPDK EAL not started");
+    if (rte_lcore_id() != LCORE_ID_ANY)
+        return 0;
+    if (rte_thread_register() != 0)
+        return edist_set_error(EDIST_ENOMEM, "no DPDK lcore left for this thread: %s",
+                               rte_strerror(rte_errno));
+    return 0;
+}
+
+void edi_dpdk_thread_unregister(void)
+{
+    /* lcore 0 is EAL's main lcore: never given back. */
+    if (rte_lcore_id() != LCORE_ID_ANY && rte_lcore_id() != rte_get_main_lcore())
+        rte_thread_unregister();
+}
+
+void edi_dpdk_eal_cleanup(void)
+{
+    pthread_mutex_lock(&eal_lock);
+    if (eal_state == EAL_UP) {
+        rte_eal_cleanup();
+        runtime_dir_remove();
+    }
+    if (eal_state != EAL_NEW)
+        eal_state = EAL_CLEANED;
+    pthread_mutex_unlock(&eal_lock);
+}

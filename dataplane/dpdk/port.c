@@ -1,0 +1,644 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* DPDK ports: bring-up, link state, raw frames in and out (see dpdk.h). */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <rte_byteorder.h>
+#include <rte_dev.h>
+#include <rte_devargs.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include "dataplane/dpdk/dpdk.h"
+#include "dataplane/dpdk/dpdk_internal.h"
+#include "edist/error.h"
+
+#define DESCRIPTORS_DEFAULT 1024u
+#define POOL_MBUFS_DEFAULT 8191u
+#define POOL_CACHE_DEFAULT 256u
+#define TX_PENDING_DEFAULT 1024u
+#define JUMBO_PAYLOAD_MAX_BYTES 9216u
+#define QUEUES_MAX 64u
+#define TX_BURST_MAX 64u
+
+/* Counters: written by one thread (the queue's), read by any. */
+typedef _Atomic uint64_t counter;
+#define COUNT(c, n) \
+    atomic_store_explicit(&(c), atomic_load_explicit(&(c), memory_order_relaxed) + (n), \
+                          memory_order_relaxed)
+#define READ(c) atomic_load_explicit(&(c), memory_order_relaxed)
+
+/* One rx queue's state, on its own cache lines. */
+typedef struct rxq {
+    /* Set while the thread is inside the device's burst function; the
+     * link-down path waits for it to clear (see link_set). */
+    atomic_bool in_device;
+    counter bursts, frames, foreign, multiseg;
+} __rte_cache_aligned rxq;
+
+typedef struct txq {
+    atomic_bool in_device;
+    struct rte_mbuf **pending; /* committed, in order, [0, count) */
+    uint32_t count, limit;
+    _Atomic uint32_t count_seen; /* count, for readers off-thread */
+    counter bursts, frames, full, refused, dropped;
+} __rte_cache_aligned txq;
+
+struct edi_dpdk_port {
+    uint16_t port_id;
+    uint16_t n_rxq, n_txq;
+    char name[RTE_ETH_NAME_MAX_LEN];
+    struct rte_mempool *pool;
+    uint32_t payload_max;
+    bool lsc_interrupt;
+    bool rx_all;
+    bool started;
+    atomic_bool link_up;
+    atomic_bool closing;
+    counter link_changes;
+    _Atomic uint64_t tx_alloc_failed; /* any thread: fetch_add */
+    /* Received frames handed up and not released yet: any thread. Not the
+     * pool's in-use count, which also holds what the PMD keeps (af_xdp
+     * leaves its fill ring's mbufs out of the pool after close). */
+    _Atomic uint64_t rx_held;
+    edi_dpdk_link_fn on_link;
+    void *on_link_user;
+    uint8_t mac[6];
+    rxq *rxq;
+    txq *txq;
+};
+
+/* Open ports by DPDK port id: one edist port per device. */
+static edi_dpdk_port *open_ports[RTE_MAX_ETHPORTS];
+
+/* ---- received mbufs as rxbufs -------------------------------------------------
+ * The edi_rxbuf of an mbuf lives in the mbuf's private area, which DPDK
+ * puts right after struct rte_mbuf and never touches: no allocation per
+ * frame, and the rxbuf finds its mbuf by address. */
+
+static edi_rxbuf *mbuf_rxbuf(struct rte_mbuf *m) { return rte_mbuf_to_priv(m); }
+
+static void mbuf_release(edi_rxbuf *b)
+{
+    struct rte_mbuf *m = (struct rte_mbuf *)((uint8_t *)b - sizeof(struct rte_mbuf));
+    edi_dpdk_port *p = b->owner;
+    /* Any thread: through the lcore's cache on a registered one, else
+     * straight to the pool's multi-producer ring. */
+    rte_pktmbuf_free(m);
+    atomic_fetch_sub_explicit(&p->rx_held, 1, memory_order_release);
+}
+
+/* ---- link state ----------------------------------------------------------------- */
+
+static void wait_out_of_device(edi_dpdk_port *p)
+{
+    for (uint16_t q = 0; q < p->n_rxq; q++)
+        while (atomic_load(&p->rxq[q].in_device))
+            rte_pause();
+    for (uint16_t q = 0; q < p->n_txq; q++)
+        while (atomic_load(&p->txq[q].in_device))
+            rte_pause();
+}
+
+/* Records a new link state. Going down, it waits until no data-path
+ * thread is inside the device's burst functions: those test link_up
+ * after raising in_device (both seq_cst, pairing with the store and the
+ * loads here), so once this returns none will enter again while down. */
+static void link_set(edi_dpdk_port *p, bool up)
+{
+    bool was = atomic_exchange(&p->link_up, up);
+    if (was == up)
+        return;
+    COUNT(p->link_changes, 1);
+    if (!up)
+        wait_out_of_device(p);
+    if (p->on_link != NULL)
+        p->on_link(p->on_link_user, p, up);
+}
+
+static int lsc_event(uint16_t port_id, enum rte_eth_event_type type, void *arg,
+                     void *ret_param)
+{
+    (void)type;
+    (void)ret_param;
+    edi_dpdk_port *p = arg;
+    struct rte_eth_link link;
+    if (p == NULL || p->port_id != port_id || rte_eth_link_get_nowait(port_id, &link) != 0)
+        return 0;
+    link_set(p, link.link_status == RTE_ETH_LINK_UP);
+    return 0;
+}
+
+void edi_dpdk_port_link(edi_dpdk_port *p, edi_dpdk_link *out)
+{
+    struct rte_eth_link link;
+    memset(out, 0, sizeof(*out));
+    if (!atomic_load(&p->closing) && rte_eth_link_get_nowait(p->port_id, &link) == 0) {
+        if (!p->lsc_interrupt)
+            link_set(p, link.link_status == RTE_ETH_LINK_UP);
+        out->speed_mbps = link.link_speed == RTE_ETH_SPEED_NUM_UNKNOWN ? 0 : link.link_speed;
+    }
+    out->up = atomic_load(&p->link_up);
+    out->changes = READ(p->link_changes);
+}
+
+int edi_dpdk_port_wait_link(edi_dpdk_port *p, uint32_t timeout_ms)
+{
+    edi_dpdk_link link;
+    for (uint32_t waited = 0;; waited++) {
+        edi_dpdk_port_link(p, &link);
+        if (link.up)
+            return 0;
+        if (waited >= timeout_ms)
+            return edist_set_error(EDIST_ETIMEDOUT, "DPDK port %s: link not up after %u ms",
+                                   p->name, timeout_ms);
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+    }
+}
+
+/* ---- open / close --------------------------------------------------------------- */
+
+/* One sentence: the step, DPDK's error and its last log line if any. */
+static int port_fail(edi_dpdk_port *p, int err, const char *step, int dpdk_rc)
+{
+    char last[256];
+    edi_dpdk_log_last(last, sizeof(last));
+    return edist_set_error(err, "DPDK port %s: %s failed: %s%s%s", p->name, step,
+                           rte_strerror(dpdk_rc < 0 ? -dpdk_rc : dpdk_rc),
+                           last[0] != '\0' ? ": " : "", last);
+}
+
+static void port_free(edi_dpdk_port *p)
+{
+    if (p->txq != NULL)
+        for (uint16_t q = 0; q < p->n_txq; q++)
+            free(p->txq[q].pending);
+    rte_free(p->rxq);
+    rte_free(p->txq);
+    free(p);
+}
+
+static int port_setup(edi_dpdk_port *p, const edi_dpdk_port_config *cfg)
+{
+    char stale[8];
+    edi_dpdk_log_last(stale, sizeof(stale)); /* a line from before is no detail of ours */
+    struct rte_eth_dev_info info;
+    int rc = rte_eth_dev_info_get(p->port_id, &info);
+    if (rc != 0)
+        return port_fail(p, EDIST_EIO, "device info", rc);
+    if (p->n_rxq > info.max_rx_queues || p->n_txq > info.max_tx_queues)
+        return edist_set_error(EDIST_EINVAL, "DPDK port %s: %u rx / %u tx queues asked, %u / %u possible",
+                               p->name, p->n_rxq, p->n_txq, info.max_rx_queues,
+                               info.max_tx_queues);
+
+    /* The MTU: what was asked, else the largest the port takes, from its
+     * largest frame less its overhead (as ethdev counts it). */
+    uint32_t overhead = RTE_ETHER_HDR_LEN + RTE_ETHER_CRC_LEN;
+    if (info.max_mtu != UINT16_MAX && info.max_rx_pktlen > info.max_mtu)
+        overhead = info.max_rx_pktlen - info.max_mtu;
+    uint32_t device_max = info.max_rx_pktlen > overhead ? info.max_rx_pktlen - overhead : 0;
+    if (device_max > info.max_mtu)
+        device_max = info.max_mtu;
+    uint32_t port_max = device_max;
+    /* memif states 1518 bytes but does not hold to it: a frame up to its
+     * buffer size (bsize, 2048 by default) fits one ring slot, so that is
+     * its limit (the device is still configured with the MTU it states).
+     * Larger frames span several slots, and DPDK 22.11's memif then glued
+     * some ~200 frames into one (seen in test dpdk_memif): we keep every
+     * frame to one slot, and jumbo frames need bsize=9728 or so. */
+    if (info.driver_name != NULL && strcmp(info.driver_name, "net_memif") == 0) {
+        uint32_t bsize = 2048;
+        const struct rte_devargs *da = rte_dev_devargs(info.device);
+        const char *at = da != NULL && da->args != NULL ? strstr(da->args, "bsize=") : NULL;
+        if (at != NULL)
+            bsize = (uint32_t)strtoul(at + 6, NULL, 0);
+        port_max = bsize > EDI_DPDK_ETH_HEADER_BYTES ? bsize - EDI_DPDK_ETH_HEADER_BYTES : 0;
+    }
+    if (port_max > JUMBO_PAYLOAD_MAX_BYTES)
+        port_max = JUMBO_PAYLOAD_MAX_BYTES;
+    if (cfg->pool_data_room_bytes != 0 &&
+        cfg->pool_data_room_bytes - EDI_DPDK_ETH_HEADER_BYTES < port_max) {
+        if (cfg->pool_data_room_bytes <= EDI_DPDK_ETH_HEADER_BYTES + info.min_mtu)
+            return edist_set_error(EDIST_EINVAL, "DPDK port %s: pool data room %u too small",
+                                   p->name, cfg->pool_data_room_bytes);
+        port_max = cfg->pool_data_room_bytes - EDI_DPDK_ETH_HEADER_BYTES;
+    }
+    uint32_t mtu = cfg->mtu_bytes;
+    if (mtu == 0 || mtu > port_max)
+        mtu = port_max;
+    if (mtu < info.min_mtu)
+        return edist_set_error(EDIST_EINVAL, "DPDK port %s: MTU %u below the port's minimum %u",
+                               p->name, mtu, info.min_mtu);
+
+    /* The pool: our rxbuf in each mbuf's private area; room for one
+     * whole frame per mbuf (DPDK adds a 4-byte slack for CRC on some
+     * NICs: keep it). */
+    uint32_t data_room = cfg->pool_data_room_bytes ? cfg->pool_data_room_bytes
+                                                   : mtu + EDI_DPDK_ETH_HEADER_BYTES + 4u;
+    /* Not below DPDK's usual 2048: af_packet receives into an mbuf a
+     * whole kernel frame slot (2016 bytes by default), whatever the MTU. */
+    if (cfg->pool_data_room_bytes == 0 && data_room < RTE_MBUF_DEFAULT_DATAROOM)
+        data_room = RTE_MBUF_DEFAULT_DATAROOM;
+    uint32_t count = cfg->pool_mbufs ? cfg->pool_mbufs : POOL_MBUFS_DEFAULT;
+    uint32_t cache = cfg->pool_cache_mbufs ? cfg->pool_cache_mbufs : POOL_CACHE_DEFAULT;
+    if (cache > RTE_MEMPOOL_CACHE_MAX_SIZE)
+        cache = RTE_MEMPOOL_CACHE_MAX_SIZE;
+    if (cache > count / 4)
+        cache = count / 4; /* DPDK's rule: caches hold at most a share of the pool */
+    char pool_name[RTE_MEMPOOL_NAMESIZE];
+    static atomic_uint pool_serial;
+    snprintf(pool_name, sizeof(pool_name), "edi%u_%u", p->port_id,
+             atomic_fetch_add(&pool_serial, 1));
+    uint16_t priv = (uint16_t)RTE_ALIGN(sizeof(edi_rxbuf), RTE_MBUF_PRIV_ALIGN);
+    if (data_room + RTE_PKTMBUF_HEADROOM > UINT16_MAX)
+        return edist_set_error(EDIST_EINVAL, "DPDK port %s: data room %u too large", p->name,
+                               data_room);
+    p->pool = rte_pktmbuf_pool_create(pool_name, count, cache, priv,
+                                      (uint16_t)(data_room + RTE_PKTMBUF_HEADROOM),
+                                      rte_eth_dev_socket_id(p->port_id));
+    if (p->pool == NULL)
+        return edist_set_error(EDIST_ENOMEM,
+                               "DPDK port %s: mbuf pool of %u x %u bytes does not fit: %s",
+                               p->name, count, data_room, rte_strerror(rte_errno));
+    p->payload_max = mtu;
+
+    struct rte_eth_conf conf;
+    memset(&conf, 0, sizeof(conf));
+    conf.rxmode.mtu = mtu < device_max ? mtu : device_max;
+    p->lsc_interrupt = (*info.dev_flags & RTE_ETH_DEV_INTR_LSC) != 0;
+    conf.intr_conf.lsc = p->lsc_interrupt ? 1 : 0;
+    rc = rte_eth_dev_configure(p->port_id, p->n_rxq, p->n_txq, &conf);
+    if (rc != 0)
+        return port_fail(p, EDIST_EIO, "configure", rc);
+    uint16_t rxd = cfg->rx_descriptors ? cfg->rx_descriptors : DESCRIPTORS_DEFAULT;
+    uint16_t txd = cfg->tx_descriptors ? cfg->tx_descriptors : DESCRIPTORS_DEFAULT;
+    rc = rte_eth_dev_adjust_nb_rx_tx_desc(p->port_id, &rxd, &txd);
+    if (rc != 0)
+        return port_fail(p, EDIST_EIO, "descriptor counts", rc);
+    int socket = rte_eth_dev_socket_id(p->port_id);
+    for (uint16_t q = 0; q < p->n_rxq; q++) {
+        rc = rte_eth_rx_queue_setup(p->port_id, q, rxd, (unsigned)socket, NULL, p->pool);
+        if (rc != 0)
+            return port_fail(p, EDIST_EIO, "rx queue setup", rc);
+    }
+    for (uint16_t q = 0; q < p->n_txq; q++) {
+        rc = rte_eth_tx_queue_setup(p->port_id, q, txd, (unsigned)socket, NULL);
+        if (rc != 0)
+            return port_fail(p, EDIST_EIO, "tx queue setup", rc);
+    }
+    rc = rte_eth_dev_callback_register(p->port_id, RTE_ETH_EVENT_INTR_LSC, lsc_event, p);
+    if (rc != 0)
+        return port_fail(p, EDIST_EIO, "link event registration", rc);
+    rc = rte_eth_dev_start(p->port_id);
+    if (rc != 0)
+        return port_fail(p, EDIST_EIO, "start", rc);
+    p->started = true;
+    if (cfg->promiscuous) {
+        rc = rte_eth_promiscuous_enable(p->port_id);
+        if (rc != 0 && rc != -ENOTSUP)
+            return port_fail(p, EDIST_EIO, "promiscuous mode", rc);
+    }
+    struct rte_ether_addr mac;
+    if (rte_eth_macaddr_get(p->port_id, &mac) == 0)
+        memcpy(p->mac, mac.addr_bytes, 6);
+    /* The state now; later changes come as events (or through
+     * edi_dpdk_port_link's polling). */
+    struct rte_eth_link link;
+    if (rte_eth_link_get_nowait(p->port_id, &link) == 0 &&
+        link.link_status == RTE_ETH_LINK_UP)
+        link_set(p, true);
+    return 0;
+}
+
+static void port_teardown(edi_dpdk_port *p)
+{
+    atomic_store(&p->closing, true);
+    atomic_store(&p->link_up, false);
+    wait_out_of_device(p);
+    for (uint16_t q = 0; q < p->n_txq; q++)
+        edi_dpdk_tx_drop_pending(p, q);
+    /* Stop first (the device gives back its rx mbufs), then no more
+     * events, then close (a vdev goes, with its socket). */
+    if (p->started)
+        rte_eth_dev_stop(p->port_id);
+    rte_eth_dev_callback_unregister(p->port_id, RTE_ETH_EVENT_INTR_LSC, lsc_event, p);
+    rte_eth_dev_close(p->port_id);
+}
+
+int edi_dpdk_port_open(const edi_dpdk_port_config *cfg, edi_dpdk_port **out)
+{
+    *out = NULL;
+    if (!edi_dpdk_eal_up())
+        return edist_set_error(EDIST_EINVAL, "DPDK EAL not started");
+    if (cfg == NULL || cfg->device == NULL || cfg->device[0] == '\0')
+        return edist_set_error(EDIST_EINVAL, "DPDK port: no device name");
+    uint16_t port_id;
+    if (rte_eth_dev_get_port_by_name(cfg->device, &port_id) != 0)
+        return edist_set_error(EDIST_ENOTFOUND,
+                               "no DPDK port named %s (give it to the EAL with --vdev or -a)",
+                               cfg->device);
+    if (open_ports[port_id] != NULL)
+        return edist_set_error(EDIST_EEXIST, "DPDK port %s is already open", cfg->device);
+    edi_dpdk_port *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return edist_set_error(EDIST_ENOMEM, "DPDK port: out of memory");
+    p->port_id = port_id;
+    snprintf(p->name, sizeof(p->name), "%s", cfg->device);
+    p->n_rxq = cfg->rx_queues ? cfg->rx_queues : 1;
+    p->n_txq = cfg->tx_queues ? cfg->tx_queues : 1;
+    p->rx_all = cfg->rx_all_ethertypes;
+    p->on_link = cfg->on_link;
+    p->on_link_user = cfg->on_link_user;
+    atomic_init(&p->link_up, false);
+    atomic_init(&p->closing, false);
+    if (p->n_rxq > QUEUES_MAX || p->n_txq > QUEUES_MAX) {
+        free(p);
+        return edist_set_error(EDIST_EINVAL, "DPDK port %s: more than %u queues", cfg->device,
+                               QUEUES_MAX);
+    }
+    p->rxq = rte_zmalloc("edi_rxq", sizeof(rxq) * p->n_rxq, RTE_CACHE_LINE_SIZE);
+    p->txq = rte_zmalloc("edi_txq", sizeof(txq) * p->n_txq, RTE_CACHE_LINE_SIZE);
+    if (p->rxq == NULL || p->txq == NULL) {
+        port_free(p);
+        return edist_set_error(EDIST_ENOMEM, "DPDK port %s: out of memory", cfg->device);
+    }
+    uint32_t limit = cfg->tx_pending_limit ? cfg->tx_pending_limit : TX_PENDING_DEFAULT;
+    for (uint16_t q = 0; q < p->n_txq; q++) {
+        p->txq[q].limit = limit;
+        p->txq[q].pending = calloc(limit, sizeof(struct rte_mbuf *));
+        if (p->txq[q].pending == NULL) {
+            port_free(p);
+            return edist_set_error(EDIST_ENOMEM, "DPDK port %s: out of memory", cfg->device);
+        }
+    }
+    int rc = port_setup(p, cfg);
+    if (rc != 0) {
+        port_teardown(p);
+        rte_mempool_free(p->pool);
+        port_free(p);
+        return rc;
+    }
+    open_ports[port_id] = p;
+    *out = p;
+    return 0;
+}
+
+int edi_dpdk_port_close(edi_dpdk_port *p)
+{
+    if (p == NULL)
+        return 0;
+    port_teardown(p);
+    open_ports[p->port_id] = NULL;
+    /* acquire: pairs with the releases' decrements, so their frees are
+     * done before the pool goes. */
+    uint64_t held = atomic_load_explicit(&p->rx_held, memory_order_acquire);
+    if (held != 0)
+        /* The frames' rxbufs point at the port and their mbufs at the
+         * pool: both stay, leaked, for those holders. */
+        return edist_set_error(EDIST_EAGAIN,
+                               "DPDK port %s closed with %llu received frames still held: "
+                               "its pool is kept",
+                               p->name, (unsigned long long)held);
+    rte_mempool_free(p->pool);
+    port_free(p);
+    return 0;
+}
+
+const char *edi_dpdk_port_name(const edi_dpdk_port *p) { return p->name; }
+void edi_dpdk_port_mac(const edi_dpdk_port *p, uint8_t mac[6]) { memcpy(mac, p->mac, 6); }
+uint32_t edi_dpdk_port_payload_max(const edi_dpdk_port *p) { return p->payload_max; }
+
+void edi_dpdk_port_stats_get(edi_dpdk_port *p, edi_dpdk_port_stats *out)
+{
+    memset(out, 0, sizeof(*out));
+    struct rte_eth_stats s;
+    if (!atomic_load(&p->closing) && rte_eth_stats_get(p->port_id, &s) == 0) {
+        out->ipackets = s.ipackets;
+        out->opackets = s.opackets;
+        out->ibytes = s.ibytes;
+        out->obytes = s.obytes;
+        out->imissed = s.imissed;
+        out->ierrors = s.ierrors;
+        out->oerrors = s.oerrors;
+        out->rx_nombuf = s.rx_nombuf;
+    }
+    for (uint16_t q = 0; q < p->n_rxq; q++) {
+        rxq *r = &p->rxq[q];
+        out->rx_bursts += READ(r->bursts);
+        out->rx_frames += READ(r->frames);
+        out->rx_foreign += READ(r->foreign);
+        out->rx_dropped_multiseg += READ(r->multiseg);
+    }
+    for (uint16_t q = 0; q < p->n_txq; q++) {
+        txq *t = &p->txq[q];
+        out->tx_bursts += READ(t->bursts);
+        out->tx_frames += READ(t->frames);
+        out->tx_full += READ(t->full);
+        out->tx_refused += READ(t->refused);
+        out->tx_dropped += READ(t->dropped);
+        out->tx_pending += atomic_load_explicit(&t->count_seen, memory_order_relaxed);
+    }
+    out->link_changes = READ(p->link_changes);
+    out->tx_alloc_failed = READ(p->tx_alloc_failed);
+    out->rx_held = READ(p->rx_held);
+    out->pool_in_use = rte_mempool_in_use_count(p->pool);
+    out->pool_size = p->pool->size;
+}
+
+/* ---- data path -------------------------------------------------------------------- */
+
+/* Enters the device for a burst unless the link is down: in_device first,
+ * then link_up, both seq_cst (pairs with link_set's exchange and its
+ * loads of in_device). */
+static bool device_enter(atomic_bool *in_device, const edi_dpdk_port *p)
+{
+    atomic_store(in_device, true);
+    if (atomic_load(&p->link_up))
+        return true;
+    atomic_store_explicit(in_device, false, memory_order_release);
+    return false;
+}
+
+static void device_leave(atomic_bool *in_device)
+{
+    atomic_store_explicit(in_device, false, memory_order_release);
+}
+
+unsigned edi_dpdk_rx_burst(edi_dpdk_port *p, uint16_t queue, edi_frame *frames, unsigned max)
+{
+    if (queue >= p->n_rxq || max == 0)
+        return 0;
+    rxq *r = &p->rxq[queue];
+    struct rte_mbuf *mbufs[64];
+    if (max > 64)
+        max = 64;
+    if (!device_enter(&r->in_device, p))
+        return 0;
+    uint16_t n = rte_eth_rx_burst(p->port_id, queue, mbufs, (uint16_t)max);
+    device_leave(&r->in_device);
+    if (n == 0)
+        return 0;
+    unsigned out = 0;
+    uint64_t foreign = 0, multiseg = 0;
+    for (uint16_t i = 0; i < n; i++) {
+        struct rte_mbuf *m = mbufs[i];
+        const uint8_t *data = rte_pktmbuf_mtod(m, const uint8_t *);
+        if (m->nb_segs != 1) {
+            multiseg++;
+            rte_pktmbuf_free(m);
+            continue;
+        }
+        if (!p->rx_all && edi_dpdk_eth_type(data, m->data_len) != EDI_DPDK_ETHERTYPE) {
+            foreign++;
+            rte_pktmbuf_free(m);
+            continue;
+        }
+        edi_rxbuf *b = mbuf_rxbuf(m);
+        edi_rxbuf_init_owned(b, p, 0, (uint8_t *)data, m->data_len, true, mbuf_release);
+        atomic_store_explicit(&b->refs, 1, memory_order_relaxed);
+        frames[out].data = data;
+        frames[out].len = m->data_len;
+        frames[out].rxbuf = b;
+        out++;
+    }
+    atomic_fetch_add_explicit(&p->rx_held, out, memory_order_relaxed);
+    COUNT(r->bursts, 1);
+    COUNT(r->frames, out);
+    if (foreign)
+        COUNT(r->foreign, foreign);
+    if (multiseg)
+        COUNT(r->multiseg, multiseg);
+    return out;
+}
+
+int edi_dpdk_tx_get(edi_dpdk_port *p, edi_dpdk_txbuf *out)
+{
+    struct rte_mbuf *m = rte_pktmbuf_alloc(p->pool);
+    if (m == NULL) {
+        atomic_fetch_add_explicit(&p->tx_alloc_failed, 1, memory_order_relaxed);
+        return edist_set_error(EDIST_EAGAIN, "DPDK port %s: mbuf pool empty", p->name);
+    }
+    out->data = rte_pktmbuf_mtod(m, uint8_t *);
+    size_t room = rte_pktmbuf_tailroom(m);
+    size_t frame_max = (size_t)p->payload_max + EDI_DPDK_ETH_HEADER_BYTES;
+    out->cap = room < frame_max ? room : frame_max;
+    out->handle = m;
+    return 0;
+}
+
+void edi_dpdk_tx_discard(edi_dpdk_port *p, edi_dpdk_txbuf *buf)
+{
+    (void)p;
+    if (buf->handle != NULL)
+        rte_pktmbuf_free(buf->handle);
+    buf->handle = NULL;
+}
+
+static void pending_publish(txq *t)
+{
+    atomic_store_explicit(&t->count_seen, t->count, memory_order_relaxed);
+}
+
+int edi_dpdk_tx_commit(edi_dpdk_port *p, uint16_t queue, edi_dpdk_txbuf *buf, size_t len)
+{
+    if (queue >= p->n_txq || buf->handle == NULL || len < EDI_DPDK_ETH_HEADER_BYTES ||
+        len > buf->cap)
+        return edist_set_error(EDIST_EINVAL, "DPDK port %s: bad transmit (queue %u, %zu bytes)",
+                               p->name, queue, len);
+    txq *t = &p->txq[queue];
+    if (t->count == t->limit)
+        edi_dpdk_tx_flush(p, queue);
+    if (t->count == t->limit) {
+        COUNT(t->refused, 1);
+        return edist_set_error(EDIST_EAGAIN, "DPDK port %s: %u frames queued", p->name,
+                               t->limit);
+    }
+    struct rte_mbuf *m = buf->handle;
+    m->data_len = (uint16_t)len;
+    m->pkt_len = (uint32_t)len;
+    t->pending[t->count++] = m;
+    pending_publish(t);
+    buf->handle = NULL;
+    return 0;
+}
+
+unsigned edi_dpdk_tx_flush(edi_dpdk_port *p, uint16_t queue)
+{
+    if (queue >= p->n_txq)
+        return 0;
+    txq *t = &p->txq[queue];
+    if (t->count == 0 || !device_enter(&t->in_device, p))
+        return 0;
+    uint32_t sent = 0;
+    uint64_t bursts = 0;
+    while (sent < t->count) {
+        uint32_t want = t->count - sent;
+        if (want > TX_BURST_MAX)
+            want = TX_BURST_MAX;
+        uint16_t n = rte_eth_tx_burst(p->port_id, queue, t->pending + sent, (uint16_t)want);
+        if (n > 0)
+            bursts++;
+        sent += n;
+        if (n < want)
+            break;
+    }
+    device_leave(&t->in_device);
+    if (sent < t->count) {
+        /* The rest stays, in order, for the next flush. */
+        memmove(t->pending, t->pending + sent, (t->count - sent) * sizeof(t->pending[0]));
+        COUNT(t->full, 1);
+    }
+    t->count -= sent;
+    pending_publish(t);
+    COUNT(t->bursts, bursts);
+    COUNT(t->frames, sent);
+    return sent;
+}
+
+unsigned edi_dpdk_tx_drop_pending(edi_dpdk_port *p, uint16_t queue)
+{
+    if (queue >= p->n_txq)
+        return 0;
+    txq *t = &p->txq[queue];
+    unsigned n = t->count;
+    if (n > 0)
+        rte_pktmbuf_free_bulk(t->pending, n);
+    t->count = 0;
+    pending_publish(t);
+    COUNT(t->dropped, n);
+    return n;
+}
+
+unsigned edi_dpdk_tx_pending(const edi_dpdk_port *p, uint16_t queue)
+{
+    if (queue >= p->n_txq)
+        return 0;
+    return atomic_load_explicit(&p->txq[queue].count_seen, memory_order_relaxed);
+}
+
+/* ---- Ethernet framing ------------------------------------------------------------ */
+
+void edi_dpdk_eth_header_write(uint8_t *frame, const uint8_t dst[6], const uint8_t src[6])
+{
+    memcpy(frame, dst, 6);
+    memcpy(frame + 6, src, 6);
+    frame[12] = (uint8_t)(EDI_DPDK_ETHERTYPE >> 8);
+    frame[13] = (uint8_t)(EDI_DPDK_ETHERTYPE & 0xff);
+}
+
+uint16_t edi_dpdk_eth_type(const uint8_t *frame, size_t len)
+{
+    if (len < EDI_DPDK_ETH_HEADER_BYTES)
+        return 0;
+    return (uint16_t)((frame[12] << 8) | frame[13]);
+}
+
+void edi_dpdk_eth_src(const uint8_t *frame, uint8_t mac[6]) { memcpy(mac, frame + 6, 6); }

@@ -1,0 +1,441 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* memif between two processes through dataplane/dpdk: the test forks a
+ * memif server and a memif client, each with its own EAL (--file-prefix,
+ * --no-huge, --no-pci), the socket under a temporary directory
+ * (socket-abstract=no). The client sends 1,000,000 numbered 64-byte
+ * frames and then jumbo frames; the server echoes each; both check count
+ * and order (memif does not lose). Then the client says bye and closes
+ * its port: the server, which stopped polling at the bye, sees the link
+ * go down and exits cleanly. A second test kills the client by its PID
+ * mid-stream: the server stops polling on link-down and exits cleanly.
+ * Every child is waited for (and killed on a hang) by its PID. */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "dataplane/dpdk/dpdk.h"
+#include "edist/error.h"
+
+#define FRAMES_64 1000000u
+#define FRAMES_JUMBO 2000u
+#define ROLE_DEADLINE_S 25
+#define KILL_AFTER_FRAMES 100000u
+
+enum { KIND_DATA = 1, KIND_JUMBO = 2, KIND_BYE = 3 };
+
+static char tmpdir[64];
+
+#define CHECK(cond)                                                               \
+    do {                                                                          \
+        if (!(cond)) {                                                            \
+            fprintf(stderr, "%s: %s:%d: %s (last error: %s)\n", role_name,        \
+                    __FILE__, __LINE__, #cond, edist_last_error());               \
+            print_stats();                                                        \
+            _exit(1);                                                             \
+        }                                                                         \
+    } while (0)
+
+static const char *role_name = "parent";
+static edi_dpdk_port *role_port; /* for the figures of a failed check */
+
+static void print_stats(void)
+{
+    edi_dpdk_port_stats st;
+    if (role_port == NULL)
+        return;
+    edi_dpdk_port_stats_get(role_port, &st);
+    fprintf(stderr,
+            "%s: ipackets %llu opackets %llu imissed %llu ierrors %llu rx_nombuf %llu "
+            "rx_frames %llu multiseg %llu foreign %llu tx_frames %llu tx_full %llu pool %llu/%llu\n",
+            role_name, (unsigned long long)st.ipackets, (unsigned long long)st.opackets,
+            (unsigned long long)st.imissed, (unsigned long long)st.ierrors,
+            (unsigned long long)st.rx_nombuf, (unsigned long long)st.rx_frames,
+            (unsigned long long)st.rx_dropped_multiseg, (unsigned long long)st.rx_foreign,
+            (unsigned long long)st.tx_frames, (unsigned long long)st.tx_full,
+            (unsigned long long)st.pool_in_use, (unsigned long long)st.pool_size);
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void put_u64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+
+/* A frame: Ethernet header, kind (1 byte), sequence (8 bytes), filler
+ * that depends on the sequence (checked on jumbo frames). */
+static uint8_t fill_byte(uint64_t seq, size_t i) { return (uint8_t)(seq * 31u + i); }
+
+static edi_dpdk_port *open_memif(bool server)
+{
+    char args[512];
+    snprintf(args, sizeof(args),
+             "--no-pci --no-huge --vdev=net_memif0,role=%s,bsize=9728,socket=%s/m.sock,"
+             "socket-abstract=no --file-prefix=edist-memif-%s-%ld",
+             server ? "server" : "client", tmpdir, server ? "s" : "c", (long)getpid());
+    edi_dpdk_eal_config cfg = {.args = args};
+    CHECK(edi_dpdk_eal_init(&cfg) == 0);
+    edi_dpdk_port_config pc = {.device = "net_memif0", .pool_mbufs = 8191};
+    edi_dpdk_port *port = NULL;
+    CHECK(edi_dpdk_port_open(&pc, &port) == 0);
+    role_port = port;
+    return port;
+}
+
+static void wait_up(edi_dpdk_port *port) { CHECK(edi_dpdk_port_wait_link(port, 10000) == 0); }
+
+/* Queues one frame; flushes (and keeps polling nothing else) until the
+ * port has room: the peer keeps draining. */
+static void send_frame(edi_dpdk_port *port, const uint8_t *copy, size_t len,
+                       uint8_t kind, uint64_t seq, double deadline)
+{
+    edi_dpdk_txbuf tb;
+    while (edi_dpdk_tx_get(port, &tb) != 0) {
+        edi_dpdk_tx_flush(port, 0);
+        CHECK(now_s() < deadline);
+    }
+    CHECK(len <= tb.cap);
+    if (copy != NULL) {
+        memcpy(tb.data, copy, len);
+    } else {
+        uint8_t mac[6];
+        edi_dpdk_port_mac(port, mac);
+        edi_dpdk_eth_header_write(tb.data, mac, mac);
+        tb.data[14] = kind;
+        put_u64(tb.data + 15, seq);
+        for (size_t i = 23; i < len; i++)
+            tb.data[i] = fill_byte(seq, i);
+    }
+    while (edi_dpdk_tx_commit(port, 0, &tb, len) == EDIST_EAGAIN) {
+        edi_dpdk_tx_flush(port, 0);
+        CHECK(now_s() < deadline);
+    }
+}
+
+typedef struct order {
+    uint64_t data, jumbo, bye;
+    size_t jumbo_len;
+} order;
+
+/* Checks one frame against the order so far. */
+static uint8_t check_frame(order *o, const edi_frame *f)
+{
+    CHECK(f->len >= 23);
+    CHECK(edi_dpdk_eth_type(f->data, f->len) == EDI_DPDK_ETHERTYPE);
+    uint8_t kind = f->data[14];
+    uint64_t seq = get_u64(f->data + 15);
+    switch (kind) {
+    case KIND_DATA:
+        CHECK(f->len == 64);
+        CHECK(seq == o->data);
+        o->data++;
+        break;
+    case KIND_JUMBO:
+        if (f->len != o->jumbo_len || seq != o->jumbo)
+            fprintf(stderr, "%s: jumbo %llu of %zu bytes, expected %llu of %zu\n", role_name,
+                    (unsigned long long)seq, f->len, (unsigned long long)o->jumbo,
+                    o->jumbo_len);
+        CHECK(f->len == o->jumbo_len);
+        CHECK(seq == o->jumbo);
+        CHECK(f->data[f->len - 1] == fill_byte(seq, f->len - 1));
+        CHECK(f->data[f->len / 2] == fill_byte(seq, f->len / 2));
+        o->jumbo++;
+        break;
+    case KIND_BYE:
+        o->bye++;
+        break;
+    default:
+        CHECK(!"unknown kind");
+    }
+    return kind;
+}
+
+static size_t jumbo_len_of(edi_dpdk_port *port)
+{
+    return edi_dpdk_port_payload_max(port) + EDI_DPDK_ETH_HEADER_BYTES;
+}
+
+/* The server: echoes every frame; stops polling at the bye; exits when
+ * the link goes down. killed: the client will be killed mid-stream. */
+static void server_main(bool killed)
+{
+    role_name = "server";
+    double deadline = now_s() + ROLE_DEADLINE_S;
+    edi_dpdk_port *port = open_memif(true);
+    wait_up(port);
+    order o = {.jumbo_len = jumbo_len_of(port)};
+    fprintf(stderr, "server: link up, payload max %u\n", edi_dpdk_port_payload_max(port));
+    bool polling = true, progress_told = false;
+    edi_dpdk_link link = {.up = true};
+    for (unsigned iter = 0;; iter++) {
+        CHECK(now_s() < deadline);
+        if ((iter & 255) == 0 || !polling) {
+            edi_dpdk_port_link(port, &link);
+            if (!link.up)
+                break;
+        }
+        if (!polling) {
+            usleep(1000);
+            continue;
+        }
+        edi_frame f[32];
+        unsigned n = edi_dpdk_rx_burst(port, 0, f, 32);
+        for (unsigned i = 0; i < n; i++) {
+            uint8_t kind = check_frame(&o, &f[i]);
+            send_frame(port, f[i].data, f[i].len, 0, 0, deadline);
+            edi_rxbuf_unref(f[i].rxbuf);
+            if (kind == KIND_BYE) {
+                /* Nothing comes after the bye: from here on only the
+                 * link is watched, the rings are not touched. */
+                while (edi_dpdk_tx_pending(port, 0) > 0) {
+                    edi_dpdk_tx_flush(port, 0);
+                    CHECK(now_s() < deadline);
+                }
+                polling = false;
+            }
+        }
+        edi_dpdk_tx_flush(port, 0);
+        if (killed && !progress_told && o.data >= KILL_AFTER_FRAMES) {
+            char path[128];
+            snprintf(path, sizeof(path), "%s/progress", tmpdir);
+            FILE *pf = fopen(path, "w");
+            CHECK(pf != NULL);
+            fclose(pf);
+            progress_told = true;
+        }
+    }
+    edi_dpdk_port_stats st;
+    edi_dpdk_port_stats_get(port, &st);
+    fprintf(stderr,
+            "server: link down after %llu data, %llu jumbo, %llu bye; ipackets %llu "
+            "opackets %llu imissed %llu tx_full %llu link_changes %llu\n",
+            (unsigned long long)o.data, (unsigned long long)o.jumbo,
+            (unsigned long long)o.bye, (unsigned long long)st.ipackets,
+            (unsigned long long)st.opackets, (unsigned long long)st.imissed,
+            (unsigned long long)st.tx_full, (unsigned long long)st.link_changes);
+    if (killed) {
+        CHECK(o.data >= KILL_AFTER_FRAMES);
+    } else {
+        CHECK(o.data == FRAMES_64 && o.jumbo == FRAMES_JUMBO && o.bye == 1);
+        CHECK(!polling);
+    }
+    CHECK(st.link_changes >= 2);
+    edi_dpdk_tx_drop_pending(port, 0);
+    CHECK(edi_dpdk_port_close(port) == 0);
+    edi_dpdk_eal_cleanup();
+    _exit(0);
+}
+
+/* The client: sends everything, checks the echoes, says bye, closes. */
+static void client_main(bool endless)
+{
+    role_name = "client";
+    double deadline = now_s() + ROLE_DEADLINE_S;
+    edi_dpdk_port *port = open_memif(false);
+    wait_up(port);
+    size_t jumbo_len = jumbo_len_of(port);
+    order sent = {0}, echoed = {.jumbo_len = jumbo_len};
+    double t0 = now_s(), t_data = 0;
+    edi_dpdk_link link;
+    for (unsigned iter = 0; echoed.bye == 0; iter++) {
+        CHECK(now_s() < deadline);
+        if ((iter & 255) == 0) {
+            edi_dpdk_port_link(port, &link);
+            CHECK(link.up);
+        }
+        /* At most a few bursts in flight: the echo keeps up. */
+        for (int i = 0; i < 32 && sent.data + sent.jumbo - echoed.data - echoed.jumbo < 2048; i++) {
+            if (endless || sent.data < FRAMES_64) {
+                send_frame(port, NULL, 64, KIND_DATA, sent.data++, deadline);
+            } else if (sent.jumbo < FRAMES_JUMBO) {
+                if (echoed.data < FRAMES_64)
+                    break; /* jumbo ones after every small echo */
+                send_frame(port, NULL, jumbo_len, KIND_JUMBO, sent.jumbo++, deadline);
+            } else if (sent.bye == 0 && echoed.jumbo == FRAMES_JUMBO) {
+                send_frame(port, NULL, 64, KIND_BYE, 0, deadline);
+                sent.bye = 1;
+            } else {
+                break;
+            }
+        }
+        edi_dpdk_tx_flush(port, 0);
+        edi_frame f[32];
+        unsigned n = edi_dpdk_rx_burst(port, 0, f, 32);
+        for (unsigned i = 0; i < n; i++) {
+            check_frame(&echoed, &f[i]);
+            edi_rxbuf_unref(f[i].rxbuf);
+        }
+        if (t_data == 0 && echoed.data == FRAMES_64)
+            t_data = now_s();
+    }
+    double t1 = now_s();
+    fprintf(stderr,
+            "client: %u x 64 B echoed in %.2f s (%.2f M frames/s each way), "
+            "%u x %zu B in %.2f s\n",
+            FRAMES_64, t_data - t0, FRAMES_64 / (t_data - t0) / 1e6, FRAMES_JUMBO, jumbo_len,
+            t1 - t_data);
+    CHECK(echoed.data == FRAMES_64 && echoed.jumbo == FRAMES_JUMBO);
+    CHECK(edi_dpdk_port_close(port) == 0);
+    edi_dpdk_eal_cleanup();
+    _exit(0);
+}
+
+/* The children's PIDs, for their DPDK runtime directories: a child that
+ * fails a check leaves without cleaning up. */
+static pid_t children[2];
+static int n_children;
+
+static pid_t spawn(void (*fn)(bool), bool arg)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        fn(arg);
+        _exit(2);
+    }
+    children[n_children++] = pid;
+    return pid;
+}
+
+static bool exists(const char *name)
+{
+    char path[128];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+    return stat(path, &st) == 0;
+}
+
+/* Waits for pid until deadline; kills it by its PID past that. Returns
+ * the wait status, or -1 if it had to be killed. */
+static int wait_pid(pid_t pid, double deadline)
+{
+    int status;
+    while (now_s() < deadline) {
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return status;
+        usleep(10000);
+    }
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    return -1;
+}
+
+static void wait_socket(pid_t server)
+{
+    double until = now_s() + 10;
+    while (!exists("m.sock")) {
+        int status;
+        if (waitpid(server, &status, WNOHANG) == server)
+            fail_msg("server ended before its socket appeared");
+        if (now_s() > until) {
+            kill(server, SIGKILL);
+            waitpid(server, &status, 0);
+            fail_msg("no memif socket after 10 s");
+        }
+        usleep(10000);
+    }
+}
+
+static void expect_clean_exit(int status, const char *who)
+{
+    if (status == -1)
+        fail_msg("%s hung and was killed", who);
+    if (WIFSIGNALED(status))
+        fail_msg("%s died of signal %d", who, WTERMSIG(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void memif_exchange_in_order(void **state)
+{
+    (void)state;
+    pid_t server = spawn(server_main, false);
+    wait_socket(server);
+    pid_t client = spawn(client_main, false);
+    double deadline = now_s() + ROLE_DEADLINE_S + 3;
+    int cs = wait_pid(client, deadline);
+    int ss = wait_pid(server, deadline);
+    expect_clean_exit(cs, "client");
+    expect_clean_exit(ss, "server");
+    /* The server's listener socket went with its port. */
+    assert_false(exists("m.sock"));
+}
+
+static void memif_peer_killed(void **state)
+{
+    (void)state;
+    pid_t server = spawn(server_main, true);
+    wait_socket(server);
+    pid_t client = spawn(client_main, true);
+    double deadline = now_s() + ROLE_DEADLINE_S + 3;
+    while (!exists("progress") && now_s() < deadline) {
+        int status;
+        if (waitpid(client, &status, WNOHANG) == client) {
+            kill(server, SIGKILL);
+            waitpid(server, &status, 0);
+            fail_msg("client ended on its own (status %d)", status);
+        }
+        usleep(1000);
+    }
+    kill(client, SIGKILL);
+    int cs = wait_pid(client, deadline);
+    assert_true(cs != -1 && WIFSIGNALED(cs));
+    int ss = wait_pid(server, deadline);
+    expect_clean_exit(ss, "server");
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    n_children = 0;
+    snprintf(tmpdir, sizeof(tmpdir), "/tmp/edist-memif-XXXXXX");
+    return mkdtemp(tmpdir) == NULL ? -1 : 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    const char *names[] = {"m.sock", "progress"};
+    for (size_t i = 0; i < 2; i++) {
+        char path[128];
+        snprintf(path, sizeof(path), "%s/%s", tmpdir, names[i]);
+        unlink(path);
+    }
+    for (int i = 0; i < n_children; i++) {
+        char path[128];
+        snprintf(path, sizeof(path), "/var/run/dpdk/edist-memif-%c-%ld", i == 0 ? 's' : 'c',
+                 (long)children[i]);
+        rmdir(path);
+    }
+    rmdir("/var/run/dpdk");
+    return rmdir(tmpdir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(memif_exchange_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(memif_peer_killed, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
