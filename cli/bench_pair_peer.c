@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "bench_pair.h"
@@ -552,7 +553,27 @@ static void rtt_figures(driver_job *j)
 typedef struct driver_opts {
     const char *sink_node;
     long long bytes, count, rtt_count, warmup;
+    long long await_lane_s; /* > 0: wait for the second lane both ways */
 } driver_opts;
+
+/* Both nodes moved their data to the second lane (transport dpdk): what
+ * is measured is that lane, not TCP. */
+static int await_lane(edist_node *node, long long seconds)
+{
+    for (long long ms = 0; ms < seconds * 1000; ms += 5) {
+        edist_node_stats st;
+        int rc = edist_node_get_stats(node, &st);
+        if (rc)
+            return rc;
+        if (st.lane_switches > 0 && st.lane_peer_switches > 0)
+            return 0;
+        if (st.lane_setups_failed > 0)
+            break;
+        usleep(5000);
+    }
+    return edist_set_error(EDIST_ETIMEDOUT,
+                           "the second lane did not come up (see the nodes' logs)");
+}
 
 static int parse_count(const char *text, long long lo, long long hi,
                        long long *out)
@@ -584,6 +605,8 @@ static int parse_driver_opts(int argc, char **argv, driver_opts *o, int *used)
             bad = parse_count(v, 1, BENCH_PAIR_MAX_COUNT, &o->rtt_count);
         else if (!strcmp(k, "--warmup"))
             bad = parse_count(v, 0, BENCH_PAIR_MAX_COUNT, &o->warmup);
+        else if (!strcmp(k, "--await-lane"))
+            bad = parse_count(v, 0, 600, &o->await_lane_s);
         else
             bad = 1;
         if (bad)
@@ -623,6 +646,8 @@ static int driver_role(int argc, char **argv)
     edist_procid self, pid;
     edist_ref ref;
     rc = job.rtt_ns ? edist_node_connect(node, o.sink_node, 0) : EDIST_ENOMEM;
+    if (rc == 0 && o.await_lane_s > 0)
+        rc = await_lane(node, o.await_lane_s);
     if (rc == 0)
         rc = edist_proc_attach_thread(edist_node_runtime(node), 0, &self);
     if (rc) {

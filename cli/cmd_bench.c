@@ -39,7 +39,7 @@
 
 static void bench_usage(FILE *out)
 {
-    fputs("usage: edist bench pair --lane tcp [OPTIONS]\n"
+    fputs("usage: edist bench pair --lane LANE [OPTIONS]\n"
           "         two nodes on this host: stream rate, round-trip\n"
           "         percentiles (edist bench pair --help)\n"
           "       edist bench ping NODE [--count N] [--bytes B] [--cookie C]\n"
@@ -63,6 +63,11 @@ typedef struct pair_lane {
 
 static const pair_lane pair_lanes[] = {
     {"tcp", "tcp"},
+#ifdef EDIST_HAVE_DPDK
+    /* Two DPDK memif ports joined by a socket in a directory of the run's
+     * own; node b is the memif server. */
+    {"memif", "dpdk"},
+#endif
 };
 #define PAIR_LANE_COUNT (sizeof pair_lanes / sizeof pair_lanes[0])
 
@@ -81,7 +86,7 @@ static void lane_names(char *out, size_t cap)
 
 typedef struct pair_opts {
     const pair_lane *lane;
-    long long bytes, count, rtt_count, warmup, shards, timeout_s;
+    long long bytes, count, rtt_count, warmup, shards, timeout_s, lane_wait_s;
     bool warmup_given, shards_given;
     const char *idle;
     bool json, verbose;
@@ -90,7 +95,8 @@ typedef struct pair_opts {
 static const char pair_synopsis[] =
     "usage: edist bench pair --lane LANE [--bytes B] [--count N]\n"
     "         [--rtt-count R] [--warmup W] [--shards S]\n"
-    "         [--idle busy|adaptive] [--timeout S] [--json] [--verbose]\n";
+    "         [--idle busy|adaptive] [--timeout S] [--lane-wait S]\n"
+    "         [--json] [--verbose]\n";
 
 static void pair_usage(FILE *out)
 {
@@ -112,7 +118,11 @@ static void pair_usage(FILE *out)
         "  %d to 64M). --shards: shards per node (default: the node's\n"
         "  default or EDIST_SHARDS). --idle: the nodes' idle strategy\n"
         "  (default adaptive). --timeout: the whole run at most (default 600\n"
-        "  seconds). Other EDIST_<OPTION> variables reach both nodes as for\n"
+        "  seconds). A DPDK lane (memif): the nodes agree on it after they\n"
+        "  connect and the run starts once both moved their data there,\n"
+        "  waiting --lane-wait seconds at most (default 15; 0: start at once,\n"
+        "  so that the switch happens during the stream).\n"
+        "  Other EDIST_<OPTION> variables reach both nodes as for\n"
         "  `edist node`. --json: one JSON object on stdout. --verbose: the\n"
         "  port mapper's port and each process's PID on stderr.\n"
         "  Exit 0; 1 when a message was lost, duplicated or out of order or\n"
@@ -147,6 +157,7 @@ static int parse_pair_opts(int argc, char **argv, pair_opts *o)
                      .rtt_count = 100000,
                      .shards = 1,
                      .timeout_s = 600,
+                     .lane_wait_s = 15,
                      .idle = "adaptive"};
     const char *lane = NULL;
     for (int i = 1; i < argc; i++) {
@@ -184,6 +195,8 @@ static int parse_pair_opts(int argc, char **argv, pair_opts *o)
             o->shards_given = true;
         } else if (!strcmp(flag, "--timeout"))
             rc = parse_num(flag, v, 1, 86400 * 7, &o->timeout_s);
+        else if (!strcmp(flag, "--lane-wait"))
+            rc = parse_num(flag, v, 0, 600, &o->lane_wait_s);
         else if (!strcmp(flag, "--idle")) {
             if (strcmp(v, "busy") && strcmp(v, "adaptive"))
                 rc = edist_set_error(EDIST_EINVAL,
@@ -271,6 +284,7 @@ typedef struct pair_run {
     bool epmd_running;
     uint16_t epmd_port;
     pair_child a, b; /* a drives, b is the sink */
+    char lane_dir[64];  /* memif: the socket's directory, or "" */
 } pair_run;
 
 static uint64_t now_ns(void)
@@ -610,12 +624,33 @@ static int pair_measure(pair_run *r)
     snprintf(rtt_count, sizeof rtt_count, "%lld", r->o.rtt_count);
     snprintf(warmup, sizeof warmup, "%lld", r->o.warmup);
     char *transport = (char *)r->o.lane->transport, *idle = (char *)r->o.idle;
-#define NODE_FLAGS(c)                                                          \
+    /* A second lane: the port of each node, and the driver waits until
+     * both moved their data there (else it would measure TCP). */
+    bool dpdk = strcmp(transport, "dpdk") == 0;
+    char eal_a[512] = "", eal_b[512] = "";
+    if (dpdk) {
+        snprintf(r->lane_dir, sizeof r->lane_dir, "/tmp/edist-bench-pair-XXXXXX");
+        if (!mkdtemp(r->lane_dir)) {
+            r->lane_dir[0] = '\0';
+            fail("no directory for the memif socket: %s", strerror(errno));
+            return 1;
+        }
+        for (int i = 0; i < 2; i++)
+            snprintf(i ? eal_b : eal_a, sizeof eal_a,
+                     "--no-pci --vdev=net_memif0,role=%s,bsize=9728,"
+                     "socket=%s/memif.sock,socket-abstract=no",
+                     i ? "server" : "client", r->lane_dir);
+    }
+    /* Without a second lane the argument list ends before its flags. */
+    char *lane_flag = dpdk ? "--dpdk-port" : NULL;
+    char await_s[24];
+    snprintf(await_s, sizeof await_s, "%lld", dpdk ? r->o.lane_wait_s : 0);
+#define NODE_FLAGS(c, eal)                                                     \
     "--name", (c)->name, "--epmd-port", port, "--listen-address", "127.0.0.1", \
         "--start-epmd", "false", "--transport", transport, "--idle", idle,     \
-        NULL
+        lane_flag, "net_memif0", "--dpdk-eal-args", eal, NULL
     char *b_argv[] = {(char *)r->exe, "bench", BENCH_PAIR_PEER_COMMAND,
-                      "sink",         "--",    NODE_FLAGS(&r->b)};
+                      "sink",         "--",    NODE_FLAGS(&r->b, eal_b)};
     char *a_argv[] = {(char *)r->exe,
                       "bench",
                       BENCH_PAIR_PEER_COMMAND,
@@ -630,8 +665,10 @@ static int pair_measure(pair_run *r)
                       rtt_count,
                       "--warmup",
                       warmup,
+                      "--await-lane",
+                      await_s,
                       "--",
-                      NODE_FLAGS(&r->a)};
+                      NODE_FLAGS(&r->a, eal_a)};
 #undef NODE_FLAGS
     int rc = child_start(r, &r->b, b_argv);
     int ev = PUMP_PROGRESS;
@@ -750,6 +787,13 @@ static int bench_pair(int argc, char **argv)
     child_end(&r->a, SIGTERM, BENCH_PAIR_STOP_GRACE_MS);
     child_end(&r->b, SIGTERM, BENCH_PAIR_STOP_GRACE_MS);
     epmd_stop(r);
+    if (r->lane_dir[0]) {
+        /* the memif socket, gone with its server unless it was killed */
+        char sock[96];
+        snprintf(sock, sizeof sock, "%s/memif.sock", r->lane_dir);
+        unlink(sock);
+        rmdir(r->lane_dir);
+    }
     take_pending_signal(r);
     close(r->sig_fd);
     if (r->o.verbose) {

@@ -200,7 +200,7 @@ void edi_nk_set_fastlane(edi_nk *nk, const edi_nk_fastlane *f)
 {
     nk->fast = *f;
     if (!nk->fast.setup_ms)
-        nk->fast.setup_ms = 2000;
+        nk->fast.setup_ms = 10000;
     if (!nk->fast.hold_limit_bytes)
         nk->fast.hold_limit_bytes = (size_t)64 << 20;
 }

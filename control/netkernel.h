@@ -230,7 +230,8 @@ typedef struct edi_nk_fastlane {
     uint8_t addr[EDI_NK_FAST_ADDR_MAX]; /* ours on the lane */
     size_t addr_len;
     edi_nk_fast_open_fn link_open;
-    uint32_t setup_ms;         /* agreement and probe, at most (0: 2000) */
+    uint32_t setup_ms;         /* agreement and probe, at most (0: 10000:
+                                * a memif link takes seconds to come up) */
     size_t hold_limit_bytes;   /* lane frames held before the peer's switch
                                 * (0: 64 MiB); past it the peer goes down */
 } edi_nk_fastlane;

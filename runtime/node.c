@@ -5,6 +5,9 @@
  * in node_calls.c; node_internal.h lists the other parts. The behaviour of
  * a node lives in control/netkernel.c. */
 #include "runtime/node_internal.h"
+#ifdef EDIST_HAVE_DPDK
+#include "dataplane/dpdk/dpdk_lane.h"
+#endif
 
 #include <errno.h>
 #include <netdb.h>
@@ -317,11 +320,54 @@ static void node_free(edist_node *n)
     edist_buf_free(&n->rt_frame);
     if (n->nk)
         edi_nk_free(n->nk);
+    if (n->dpdk_lane)
+        edi_lane_close(n->dpdk_lane); /* after the links that used it */
     if (n->loop)
         edi_loop_free(n->loop);
     if (n->cookies)
         edi_cookies_free(n->cookies);
     free(n);
+}
+
+/* transport dpdk: the EAL, the port and its lane, offered to edist
+ * peers (control/nk_lane.c). Whatever fails, one line says why and the
+ * node goes on with TCP alone. */
+static void node_dpdk_start(edist_node *n, const edist_node_config *cfg)
+{
+    if (cfg->transport != EDIST_TRANSPORT_DPDK)
+        return;
+#ifndef EDIST_HAVE_DPDK
+    edi_logf(&n->log, EDIST_LOG_WARNING,
+             "transport dpdk: this build has no DPDK; using TCP");
+#else
+    edi_dpdk_eal_config ec = {.args = cfg->dpdk_eal_args, .log = &n->log};
+    int rc = edi_dpdk_eal_init(&ec);
+    if (rc == 0) {
+        edi_dpdk_lane_params p;
+        edi_dpdk_lane_params_default(&p);
+        p.port.device = cfg->dpdk_port;
+        rc = edi_lane_open(&edi_dpdk_lane_ops, n->loop, &p, &edi_nk_fast_handler,
+                           NULL, &n->dpdk_lane);
+    }
+    if (rc) {
+        edi_logf(&n->log, EDIST_LOG_WARNING, "transport dpdk: %s; using TCP",
+                 edist_last_error());
+        return;
+    }
+    edi_nk_fastlane f = {
+        .lane = n->dpdk_lane,
+        .medium = edi_dpdk_lane_medium(n->dpdk_lane),
+        .addr_len = 6,
+        .link_open = edi_dpdk_lane_link_open,
+    };
+    edi_dpdk_lane_addr(n->dpdk_lane, f.addr);
+    edi_nk_set_fastlane(n->nk, &f);
+    edi_logf(&n->log, EDIST_LOG_INFO,
+             "transport dpdk: %s lane on %s (%02x:%02x:%02x:%02x:%02x:%02x) for "
+             "edist peers; EAL %s",
+             f.medium, cfg->dpdk_port, f.addr[0], f.addr[1], f.addr[2], f.addr[3],
+             f.addr[4], f.addr[5], edi_dpdk_eal_args());
+#endif
 }
 
 static int node_runtime_new(edist_node *n)
@@ -496,6 +542,7 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
         edi_epmd_unregister(epmd_fd);
         goto fail;
     }
+    node_dpdk_start(n, cfg);
     if (epmd_fd >= 0) {
         rc = edi_conn_adopt(n->loop, epmd_fd, &epmd_conn_ops, n, &n->epmd_conn);
         if (rc)

@@ -65,6 +65,9 @@ struct edist_node {
     bool rx_low;
     bool rx_held;               /* reading stopped: shard_backlog_limit */
     edi_poll_source rx_watch;
+
+    /* transport dpdk: the lane edist peers' data moves to, or NULL. */
+    edi_lane *dpdk_lane;
 };
 
 /* node_signals.c: the runtime's hooks, with n as their user. */

@@ -3,6 +3,9 @@
  * nodeup/nodedown for the pg scope, edist:stats/0's node part, and
  * where printed lines go. */
 #include "runtime/node_internal.h"
+#ifdef EDIST_HAVE_DPDK
+#include "dataplane/dpdk/dpdk_lane.h"
+#endif
 
 #include <string.h>
 
@@ -91,6 +94,33 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
     edi_services_stat(b, n, "lane_switches", ns.lane_switches);
     edi_services_stat(b, n, "lane_peer_switches", ns.lane_peer_switches);
     edi_services_stat(b, n, "lane_setups_failed", ns.lane_setups_failed);
+#ifdef EDIST_HAVE_DPDK
+    /* The DPDK lane: its port and the link protocol over it (all links). */
+    if (node->dpdk_lane) {
+        edi_dpdk_lane_stats ls;
+        edi_dpdk_lane_get_stats(node->dpdk_lane, &ls);
+        edi_services_stat(b, n, "lane_links", ls.links);
+        edi_services_stat(b, n, "lane_frames_out", ls.link.frames_out);
+        edi_services_stat(b, n, "lane_frames_in", ls.link.frames_in);
+        edi_services_stat(b, n, "lane_messages_out", ls.link.messages_out);
+        edi_services_stat(b, n, "lane_messages_in", ls.link.messages_in);
+        edi_services_stat(b, n, "lane_bytes_out", ls.link.bytes_out);
+        edi_services_stat(b, n, "lane_bytes_in", ls.link.bytes_in);
+        edi_services_stat(b, n, "lane_retransmits", ls.link.retransmits);
+        edi_services_stat(b, n, "lane_rto_expired", ls.link.rto_expired);
+        edi_services_stat(b, n, "lane_naks_sent", ls.link.naks_sent);
+        edi_services_stat(b, n, "lane_naks_received", ls.link.naks_received);
+        edi_services_stat(b, n, "lane_duplicates", ls.link.duplicates);
+        edi_services_stat(b, n, "lane_out_of_order", ls.link.out_of_order);
+        edi_services_stat(b, n, "lane_window_stalls", ls.link.window_stalls);
+        edi_services_stat(b, n, "lane_bad_frames", ls.link.bad_frames);
+        edi_services_stat(b, n, "lane_unknown_token", ls.rx_unknown_token);
+        edi_services_stat(b, n, "lane_tx_lost", ls.tx_lost);
+        edi_services_stat(b, n, "lane_pool_in_use", ls.port.pool_in_use);
+        edi_services_stat(b, n, "lane_pool_size", ls.port.pool_size);
+        edi_services_stat(b, n, "lane_port_imissed", ls.port.imissed);
+    }
+#endif
     edi_services_stat(b, n, "messages_over_limit", ns.messages_over_limit);
     /* Admission of incoming connections. */
     edi_services_stat(b, n, "handshakes_evicted", ns.handshakes_evicted);

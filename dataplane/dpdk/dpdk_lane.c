@@ -1,0 +1,606 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The DPDK lane (see dpdk_lane.h). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/bytes.h"
+#include "base/clock.h"
+#include "dataplane/dpdk/dpdk_lane.h"
+#include "edist/error.h"
+
+/* Frames taken from the port per burst, and bursts per poll at most. */
+#define DL_BURST 32u
+#define DL_BURSTS_PER_POLL 8u
+/* The timer that wakes a sleeping loop to poll the port. */
+#define DL_WAKE_MS 1u
+
+typedef struct dl_lane dl_lane;
+
+/* Bytes a link took with force while its send buffer was full: they go to
+ * the link protocol, in order, as it makes room. */
+typedef struct dl_over {
+    struct dl_over *next;
+    size_t len;
+    uint8_t bytes[];
+} dl_over;
+
+typedef struct dl_link {
+    edi_lane_link base;
+    dl_lane *lane;
+    edi_link *proto;        /* NULL until the port's link is up */
+    uint8_t peer_mac[6];
+    uint64_t token;
+    bool up;
+    bool dirty;             /* sent since the last protocol poll */
+    bool gone;              /* on_closed is due (reason) */
+    int gone_reason;
+    uint8_t *scratch;       /* tx_reserve's memory */
+    size_t scratch_cap;
+    bool resv_open;
+    size_t resv_max;
+    dl_over *over_head, *over_tail;
+    size_t over_bytes;
+} dl_link;
+
+struct dl_lane {
+    edi_lane base;
+    edi_dpdk_lane_params p;
+    edi_dpdk_port *port;
+    uint8_t mac[6];
+    size_t payload_max;     /* after the Ethernet header */
+    const char *medium;
+    dl_link **links;
+    uint32_t nlinks, cap_links;
+    edi_timer wake;
+    bool registered;        /* this loop's thread has an lcore id */
+    uint32_t waiting;       /* links whose protocol waits for the port */
+    uint64_t link_checked_ns;
+    uint64_t rx_unknown_token, rx_short, tx_lost;
+};
+
+void edi_dpdk_lane_params_default(edi_dpdk_lane_params *p)
+{
+    memset(p, 0, sizeof *p);
+    edi_link_config_default(&p->link);
+    /* Room for the scheduler's force-fed units past its watermark. */
+    p->link.send_buffer_bytes = 8u << 20;
+}
+
+static uint64_t lane_now(const dl_lane *dl)
+{
+    return edi_loop_now_ns(dl->base.loop);
+}
+
+/* ---- the medium under each link's protocol ---------------------------------- */
+
+static int m_tx_alloc(void *medium, edi_link_txbuf *out)
+{
+    dl_link *k = medium;
+    dl_lane *dl = k->lane;
+    edi_dpdk_txbuf b;
+    int rc = edi_dpdk_tx_get(dl->port, &b);
+    if (rc)
+        return rc;
+    edi_dpdk_eth_header_write(b.data, k->peer_mac, dl->mac);
+    out->data = b.data + EDI_DPDK_ETH_HEADER_BYTES;
+    out->cap = b.cap - EDI_DPDK_ETH_HEADER_BYTES;
+    out->handle = b.handle;
+    return 0;
+}
+
+static void m_tx_send(void *medium, void *handle, size_t len)
+{
+    dl_link *k = medium;
+    dl_lane *dl = k->lane;
+    edi_dpdk_txbuf b = {.data = NULL,
+                        .cap = dl->payload_max + EDI_DPDK_ETH_HEADER_BYTES,
+                        .handle = handle};
+    if (edi_dpdk_tx_commit(dl->port, 0, &b, len + EDI_DPDK_ETH_HEADER_BYTES) != 0) {
+        /* The port's queue is full even after a flush: the frame is lost
+         * here, counted, and the protocol sends it again. */
+        dl->tx_lost++;
+        edi_dpdk_tx_discard(dl->port, &b);
+    }
+}
+
+/* ---- the protocol's callbacks -------------------------------------------------- */
+
+static void p_message(void *user, const edi_frame *msg)
+{
+    dl_link *k = user;
+    if (!k->gone)
+        edi_lane_deliver(&k->base, msg);
+}
+
+static void over_drain(dl_link *k)
+{
+    while (k->over_head) {
+        dl_over *o = k->over_head;
+        if (edi_link_send(k->proto, o->bytes, o->len, NULL, 0) != 0)
+            return; /* on_writable brings us back */
+        k->over_head = o->next;
+        if (!k->over_head)
+            k->over_tail = NULL;
+        k->over_bytes -= o->len;
+        k->dirty = true;
+        free(o);
+    }
+}
+
+static void p_writable(void *user)
+{
+    dl_link *k = user;
+    over_drain(k);
+    if (!k->over_head && !k->gone)
+        edi_lane_writable(&k->base);
+}
+
+static void p_dead(void *user, int reason)
+{
+    dl_link *k = user;
+    if (!k->gone) {
+        k->gone = true;
+        k->gone_reason = reason;
+    }
+}
+
+static const edi_link_callbacks proto_cb = {
+    .on_message = p_message,
+    .on_writable = p_writable,
+    .on_dead = p_dead,
+};
+
+/* ---- links ----------------------------------------------------------------------- */
+
+static void link_free(dl_link *k)
+{
+    if (k->proto)
+        edi_link_free(k->proto);
+    while (k->over_head) {
+        dl_over *o = k->over_head;
+        k->over_head = o->next;
+        free(o);
+    }
+    free(k->scratch);
+    free(k);
+}
+
+static void link_remove(dl_lane *dl, dl_link *k)
+{
+    for (uint32_t i = 0; i < dl->nlinks; i++)
+        if (dl->links[i] == k) {
+            dl->links[i] = dl->links[--dl->nlinks];
+            return;
+        }
+}
+
+int edi_dpdk_lane_link_open(edi_lane *lane, const uint8_t *peer_addr,
+                            size_t peer_addr_len, uint64_t tx_token,
+                            uint64_t rx_token, void *user, edi_lane_link **out)
+{
+    dl_lane *dl = (dl_lane *)lane;
+    if (lane == NULL || lane->ops != &edi_dpdk_lane_ops || peer_addr == NULL ||
+        peer_addr_len != 6 || tx_token == 0 || rx_token == 0 || tx_token == rx_token)
+        return edist_set_error(EDIST_EINVAL, "DPDK lane: bad link (address or tokens)");
+    uint64_t token = tx_token ^ rx_token;
+    for (uint32_t i = 0; i < dl->nlinks; i++)
+        if (dl->links[i]->token == token)
+            return edist_set_error(EDIST_EEXIST, "DPDK lane: a link with these tokens");
+    if (dl->nlinks == dl->cap_links) {
+        uint32_t cap = dl->cap_links ? dl->cap_links * 2 : 8;
+        dl_link **a = realloc(dl->links, cap * sizeof *a);
+        if (!a)
+            return edist_set_error(EDIST_ENOMEM, "DPDK lane: links");
+        dl->links = a;
+        dl->cap_links = cap;
+    }
+    dl_link *k = calloc(1, sizeof *k);
+    if (!k)
+        return edist_set_error(EDIST_ENOMEM, "DPDK lane: link");
+    edi_lane_link_init(&k->base, lane, user);
+    k->lane = dl;
+    memcpy(k->peer_mac, peer_addr, 6);
+    k->token = token;
+    dl->waiting++; /* its protocol starts with the port (start_protocols) */
+    dl->links[dl->nlinks++] = k;
+    *out = &k->base;
+    return 0;
+}
+
+/* A link's protocol starts once the port's link is up: its liveness clock
+ * must not run while the port still looks for its peer (a memif client
+ * takes seconds to connect). Checked at most once a millisecond, as is
+ * a port with frames queued (see below). */
+static void start_protocols(dl_lane *dl, uint64_t now)
+{
+    bool queued = edi_dpdk_tx_pending(dl->port, 0) > 0;
+    if ((dl->waiting == 0 && !queued) || now - dl->link_checked_ns < 1000000u)
+        return;
+    dl->link_checked_ns = now;
+    edi_dpdk_link ls;
+    edi_dpdk_port_link(dl->port, &ls);
+    if (!ls.up) {
+        /* Frames queued for a port whose peer is gone would hold their
+         * mbufs for good: dropped (counted by the port); the protocol
+         * sends again whatever a live link still needs. */
+        if (queued)
+            edi_dpdk_tx_drop_pending(dl->port, 0);
+        return;
+    }
+    for (uint32_t i = 0; i < dl->nlinks; i++) {
+        dl_link *k = dl->links[i];
+        if (k->proto || k->gone)
+            continue;
+        edi_link_config cfg = dl->p.link;
+        cfg.token = k->token;
+        edi_link_medium m = {
+            .tx_alloc = m_tx_alloc,
+            .tx_send = m_tx_send,
+            .tx_flush = NULL, /* the lane flushes the port once an iteration */
+            .max_frame_bytes = dl->payload_max,
+            .medium = k,
+        };
+        if (edi_link_new(&cfg, &m, &proto_cb, k, now, &k->proto) != 0) {
+            k->gone = true;
+            k->gone_reason = EDIST_ENOMEM;
+        } else {
+            k->dirty = true; /* its first poll says hello */
+        }
+        dl->waiting--;
+    }
+}
+
+/* on_up once the peer was heard and one of our frames answered. */
+static void check_up(dl_link *k)
+{
+    if (k->up || k->gone || !k->proto)
+        return;
+    edi_link_stats s;
+    edi_link_get_stats(k->proto, &s);
+    if (s.frames_in > 0 && s.rtt_samples > 0) {
+        k->up = true;
+        edi_lane_up(&k->base);
+    }
+}
+
+/* ---- receive and timers ------------------------------------------------------------ */
+
+static dl_link *link_of(dl_lane *dl, uint64_t token)
+{
+    for (uint32_t i = 0; i < dl->nlinks; i++)
+        if (dl->links[i]->token == token)
+            return dl->links[i];
+    return NULL;
+}
+
+static void rx_frame(dl_lane *dl, const edi_frame *f, uint64_t now)
+{
+    if (f->len < EDI_DPDK_ETH_HEADER_BYTES + EDI_LINK_HDR_BYTES) {
+        dl->rx_short++;
+        return;
+    }
+    const uint8_t *p = f->data + EDI_DPDK_ETH_HEADER_BYTES;
+    dl_link *k = link_of(dl, edi_get_be64(p + 8));
+    if (!k || k->gone || !k->proto) {
+        dl->rx_unknown_token++;
+        return;
+    }
+    edi_frame in = {.data = p, .len = f->len - EDI_DPDK_ETH_HEADER_BYTES,
+                    .rxbuf = f->rxbuf};
+    edi_link_input(k->proto, now, &in);
+}
+
+/* Links whose end is due: on_closed, then freed. */
+static uint32_t reap_gone(dl_lane *dl)
+{
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < dl->nlinks;) {
+        dl_link *k = dl->links[i];
+        if (!k->gone) {
+            i++;
+            continue;
+        }
+        link_remove(dl, k); /* the last one moved into slot i */
+        if (!k->proto)
+            dl->waiting--;
+        edi_lane_link_gone(&k->base, k->gone_reason);
+        link_free(k);
+        n++;
+    }
+    return n;
+}
+
+static uint32_t dl_poll(edi_lane *lane, uint32_t budget)
+{
+    (void)budget;
+    dl_lane *dl = (dl_lane *)lane;
+    if (!dl->registered) {
+        /* the loop's thread: an lcore id for the pool's cache */
+        (void)edi_dpdk_thread_register();
+        dl->registered = true;
+    }
+    uint64_t now = lane_now(dl);
+    uint32_t work = 0;
+    start_protocols(dl, now);
+    edi_frame frames[DL_BURST];
+    for (unsigned b = 0; b < DL_BURSTS_PER_POLL; b++) {
+        unsigned n = edi_dpdk_rx_burst(dl->port, 0, frames, DL_BURST);
+        for (unsigned i = 0; i < n; i++) {
+            rx_frame(dl, &frames[i], now);
+            edi_rxbuf_unref(frames[i].rxbuf); /* the link took its own */
+        }
+        work += n;
+        if (n < DL_BURST)
+            break;
+    }
+    for (uint32_t i = 0; i < dl->nlinks; i++) {
+        dl_link *k = dl->links[i];
+        if (k->gone || !k->proto)
+            continue;
+        if (k->dirty || edi_link_next_deadline_ns(k->proto) <= now) {
+            k->dirty = false;
+            edi_link_poll(k->proto, now);
+        }
+        check_up(k);
+    }
+    edi_dpdk_tx_flush(dl->port, 0);
+    return work + reap_gone(dl);
+}
+
+/* End of the loop iteration: what the processes sent goes out now. */
+static void dl_flush(edi_lane *lane)
+{
+    dl_lane *dl = (dl_lane *)lane;
+    uint64_t now = lane_now(dl);
+    bool any = false;
+    for (uint32_t i = 0; i < dl->nlinks; i++) {
+        dl_link *k = dl->links[i];
+        if (k->dirty && !k->gone && k->proto) {
+            k->dirty = false;
+            edi_link_poll(k->proto, now);
+            any = true;
+        }
+    }
+    if (any || edi_dpdk_tx_pending(dl->port, 0) > 0)
+        edi_dpdk_tx_flush(dl->port, 0);
+}
+
+static void wake_fn(edi_loop *loop, edi_timer *t, void *arg)
+{
+    /* nothing: the iteration this timer causes polls the lane */
+    (void)loop;
+    (void)t;
+    (void)arg;
+}
+
+/* ---- transmit --------------------------------------------------------------------- */
+
+static int dl_tx_reserve(edi_lane_link *link, size_t max_len, uint8_t **frame)
+{
+    dl_link *k = (dl_link *)link;
+    if (k->gone)
+        return edist_set_error(EDIST_ECLOSED, "DPDK lane: link closed");
+    if (!k->proto)
+        return EDIST_EAGAIN; /* the port is not up yet */
+    if (k->over_head ||
+        edi_link_unacked_bytes(k->proto) + 4 + max_len > k->lane->p.link.send_buffer_bytes)
+        return EDIST_EAGAIN;
+    if (max_len > k->scratch_cap) {
+        uint8_t *s = realloc(k->scratch, max_len);
+        if (!s)
+            return edist_set_error(EDIST_ENOMEM, "DPDK lane: %zu bytes", max_len);
+        k->scratch = s;
+        k->scratch_cap = max_len;
+    }
+    k->resv_open = true;
+    k->resv_max = max_len;
+    *frame = k->scratch;
+    return 0;
+}
+
+static int dl_tx_commit(edi_lane_link *link, size_t len)
+{
+    dl_link *k = (dl_link *)link;
+    if (!k->resv_open || len > k->resv_max)
+        return edist_set_error(EDIST_EINVAL, "DPDK lane: commit without a reservation");
+    k->resv_open = false;
+    if (k->gone)
+        return edist_set_error(EDIST_ECLOSED, "DPDK lane: link closed");
+    int rc = edi_link_send(k->proto, k->scratch, len, NULL, 0);
+    if (rc)
+        return rc;
+    k->dirty = true;
+    return 0;
+}
+
+static int over_push(dl_link *k, const edi_lane_txframe *f)
+{
+    size_t len = f->head_len + f->body_len;
+    dl_over *o = malloc(sizeof *o + len);
+    if (!o)
+        return edist_set_error(EDIST_ENOMEM, "DPDK lane: %zu bytes", len);
+    o->next = NULL;
+    o->len = len;
+    if (f->head_len)
+        memcpy(o->bytes, f->head, f->head_len);
+    if (f->body_len)
+        memcpy(o->bytes + f->head_len, f->body, f->body_len);
+    if (k->over_tail)
+        k->over_tail->next = o;
+    else
+        k->over_head = o;
+    k->over_tail = o;
+    k->over_bytes += len;
+    return 0;
+}
+
+static int dl_tx_batch(edi_lane_link *link, const edi_lane_txframe *frames, size_t n,
+                       size_t *accepted)
+{
+    dl_link *k = (dl_link *)link;
+    k->resv_open = false;
+    size_t i = 0;
+    int rc = 0;
+    for (; i < n; i++) {
+        const edi_lane_txframe *f = &frames[i];
+        if (k->gone) {
+            rc = edist_set_error(EDIST_ECLOSED, "DPDK lane: link closed");
+            break;
+        }
+        rc = k->over_head || !k->proto ? EDIST_EAGAIN
+                          : edi_link_send(k->proto, f->head, f->head_len, f->body,
+                                          f->body_len);
+        if (rc == EDIST_EAGAIN && f->force)
+            rc = over_push(k, f);
+        if (rc)
+            break;
+        k->dirty = true;
+        if (f->release)
+            f->release(f->release_arg, f->body); /* copied */
+    }
+    if (accepted)
+        *accepted = i;
+    return rc;
+}
+
+static int dl_tx_flush(edi_lane_link *link)
+{
+    dl_link *k = (dl_link *)link;
+    if (k->gone)
+        return edist_set_error(EDIST_ECLOSED, "DPDK lane: link closed");
+    if (k->dirty && k->proto) {
+        k->dirty = false;
+        edi_link_poll(k->proto, lane_now(k->lane));
+    }
+    edi_dpdk_tx_flush(k->lane->port, 0);
+    return 0;
+}
+
+static size_t dl_tx_pending(const edi_lane_link *link)
+{
+    const dl_link *k = (const dl_link *)link;
+    return (k->proto ? edi_link_unacked_bytes(k->proto) : 0) + k->over_bytes;
+}
+
+/* ---- the lane ------------------------------------------------------------------------ */
+
+static const char *medium_of(const char *device)
+{
+    if (!strncmp(device, "net_memif", 9))
+        return "memif";
+    if (!strncmp(device, "net_af_xdp", 10))
+        return "af_xdp";
+    if (!strncmp(device, "net_af_packet", 13))
+        return "af_packet";
+    return "nic";
+}
+
+static int dl_open(edi_loop *loop, const void *params, const edi_lane_handler *h,
+                   void *user, edi_lane **out)
+{
+    const edi_dpdk_lane_params *p = params;
+    if (!p || !p->port.device)
+        return edist_set_error(EDIST_EINVAL, "DPDK lane: no device");
+    dl_lane *dl = calloc(1, sizeof *dl);
+    if (!dl)
+        return edist_set_error(EDIST_ENOMEM, "DPDK lane");
+    dl->p = *p;
+    int rc = edi_dpdk_port_open(&dl->p.port, &dl->port);
+    if (rc) {
+        free(dl);
+        return rc;
+    }
+    dl->p.port.device = edi_dpdk_port_name(dl->port);
+    edi_dpdk_port_mac(dl->port, dl->mac);
+    dl->payload_max = edi_dpdk_port_payload_max(dl->port);
+    dl->medium = medium_of(dl->p.port.device);
+    if (dl->payload_max <= EDI_LINK_HDR_BYTES) {
+        edi_dpdk_port_close(dl->port);
+        free(dl);
+        return edist_set_error(EDIST_EINVAL, "DPDK lane: the port's frames are too small");
+    }
+    rc = edi_lane_init(&dl->base, &edi_dpdk_lane_ops, loop, h, user, dl_flush, NULL);
+    if (rc) {
+        edi_dpdk_port_close(dl->port);
+        free(dl);
+        return rc;
+    }
+    edi_timer_init(&dl->wake);
+    edi_loop_timer_start(loop, &dl->wake, DL_WAKE_MS, DL_WAKE_MS, wake_fn, dl);
+    *out = &dl->base;
+    return 0;
+}
+
+static void dl_close(edi_lane *lane)
+{
+    dl_lane *dl = (dl_lane *)lane;
+    edi_loop_timer_cancel(lane->loop, &dl->wake);
+    for (uint32_t i = 0; i < dl->nlinks; i++)
+        link_free(dl->links[i]);
+    free(dl->links);
+    edi_lane_fini(lane);
+    (void)edi_dpdk_port_close(dl->port); /* EAGAIN: held frames keep its pool */
+    free(dl);
+}
+
+/* Closed by its owner: on_closed(0) from the next poll, never from inside
+ * this call. What the protocol has not delivered yet is dropped with it. */
+static void dl_link_close(edi_lane_link *link)
+{
+    dl_link *k = (dl_link *)link;
+    if (k->gone)
+        return;
+    k->gone = true;
+    k->gone_reason = 0;
+}
+
+static void dl_get_stats(const edi_lane *lane, edi_lane_stats *out)
+{
+    const dl_lane *dl = (const dl_lane *)lane;
+    out->drops += dl->tx_lost;
+}
+
+const edi_lane_ops edi_dpdk_lane_ops = {
+    .name = "dpdk",
+    .open = dl_open,
+    .close = dl_close,
+    .link_close = dl_link_close,
+    .tx_reserve = dl_tx_reserve,
+    .tx_commit = dl_tx_commit,
+    .tx_batch = dl_tx_batch,
+    .tx_flush = dl_tx_flush,
+    .poll = dl_poll,
+    .get_stats = dl_get_stats,
+    .tx_pending = dl_tx_pending,
+};
+
+void edi_dpdk_lane_addr(const edi_lane *lane, uint8_t mac[6])
+{
+    memcpy(mac, ((const dl_lane *)lane)->mac, 6);
+}
+
+const char *edi_dpdk_lane_medium(const edi_lane *lane)
+{
+    return ((const dl_lane *)lane)->medium;
+}
+
+void edi_dpdk_lane_get_stats(const edi_lane *lane, edi_dpdk_lane_stats *out)
+{
+    const dl_lane *dl = (const dl_lane *)lane;
+    memset(out, 0, sizeof *out);
+    edi_dpdk_port_stats_get(dl->port, &out->port);
+    out->links = dl->nlinks;
+    out->rx_unknown_token = dl->rx_unknown_token;
+    out->rx_short = dl->rx_short;
+    out->tx_lost = dl->tx_lost;
+    for (uint32_t i = 0; i < dl->nlinks; i++) {
+        if (!dl->links[i]->proto)
+            continue;
+        edi_link_stats s;
+        edi_link_get_stats(dl->links[i]->proto, &s);
+        uint64_t *a = (uint64_t *)&out->link;
+        const uint64_t *b = (const uint64_t *)&s;
+        for (size_t j = 0; j < sizeof s / sizeof(uint64_t); j++)
+            a[j] += b[j];
+    }
+}

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The DPDK lane: edist links over one DPDK port (dataplane/dpdk/dpdk.h),
+ * each carried by the edist link protocol (dataplane/link/link.h), which
+ * makes the port's frames an ordered, reliable, flow-controlled stream of
+ * distribution messages: what a lane link delivers is what the TCP lane
+ * delivers. A link is made for one peer, by its Ethernet address and the
+ * tokens agreed on the control connection (control/nk_lane.c); frames of
+ * unknown tokens are refused and counted. The lane is a poll source of
+ * its shard: each iteration it takes a burst from the port, feeds the
+ * links, runs their timers, and at the end of the iteration turns what
+ * was sent into frames and hands them to the port.
+ *
+ * A link calls on_up once it has heard from its peer and had one of its
+ * own frames answered: both directions work.
+ *
+ * Idling: DPDK ports have no completion to wake a sleeping loop, so the
+ * lane keeps a 1 ms timer: a busy-polling shard (what this lane is for)
+ * polls it every iteration, an adaptive one at least every millisecond.
+ *
+ * Built only with DPDK (EDIST_HAVE_DPDK). Loop thread only. */
+#ifndef EDI_DPDK_LANE_H
+#define EDI_DPDK_LANE_H
+
+#include "dataplane/dpdk/dpdk.h"
+#include "dataplane/lane.h"
+#include "dataplane/link/link.h"
+
+typedef struct edi_dpdk_lane_params {
+    /* The port: opened by the lane (the EAL must be up), closed with it. */
+    edi_dpdk_port_config port;
+    /* The link protocol's settings for every link (token set per link). */
+    edi_link_config link;
+} edi_dpdk_lane_params;
+
+void edi_dpdk_lane_params_default(edi_dpdk_lane_params *p);
+
+extern const edi_lane_ops edi_dpdk_lane_ops;
+
+/* A link to the peer at peer_addr (a 6-byte Ethernet address): tx_token
+ * and rx_token as agreed (the link protocol's token is both combined, so
+ * both ends compute the same). Has the signature of edi_nk_fast_open_fn.
+ * 0, EDIST_EINVAL, EDIST_EEXIST (a link with those tokens), EDIST_ENOMEM. */
+int edi_dpdk_lane_link_open(edi_lane *lane, const uint8_t *peer_addr,
+                            size_t peer_addr_len, uint64_t tx_token,
+                            uint64_t rx_token, void *user, edi_lane_link **out);
+
+/* Our Ethernet address on the lane's port. */
+void edi_dpdk_lane_addr(const edi_lane *lane, uint8_t mac[6]);
+/* What kind of port, as offers name it: memif, af_xdp, af_packet, or nic
+ * (from the device name). */
+const char *edi_dpdk_lane_medium(const edi_lane *lane);
+
+typedef struct edi_dpdk_lane_stats {
+    edi_dpdk_port_stats port;
+    uint64_t links;            /* open now */
+    uint64_t rx_unknown_token; /* frames for no link of ours */
+    uint64_t rx_short;         /* frames too short for a link header */
+    uint64_t tx_lost;          /* frames the port would not queue (the link
+                                * protocol sends them again) */
+    /* The link protocol's counters, summed over the open links. */
+    edi_link_stats link;
+} edi_dpdk_lane_stats;
+void edi_dpdk_lane_get_stats(const edi_lane *lane, edi_dpdk_lane_stats *out);
+
+#endif

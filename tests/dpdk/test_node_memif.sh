@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Two edist nodes over a DPDK memif port pair (issue 10), against real erl:
+#   test_node_memif.sh EDIST TEST_NODE_TOOL
+# - `edist bench pair --lane memif`: 200,000 messages and 2,000 round trips
+#   over the lane, nothing lost, duplicated or out of order; again with the
+#   stream started before the switch (--lane-wait 0), so that its first
+#   messages go on TCP and the rest on memif, still in order.
+# - `edist node --transport dpdk` twice (memif server and client, sockets
+#   in the test's directory): an erl node connects to both, the two meet
+#   through it (transitive connect), agree on the memif lane and move their
+#   data there (lane_switches, lane_peer_switches in `edist stat`); erl
+#   still reaches both (its traffic stays on TCP).
+# - The memif server node killed: the other sees it down within the tick
+#   time, keeps running (a ping answers), its pool back to where it was.
+# - transport dpdk with a device EAL does not know: one line says why and
+#   the node runs on TCP.
+. "$(dirname "$0")/../node/test_node_lib.sh"
+[ "$(id -u)" = 0 ] || { echo "SKIP: memif needs root here"; exit 77; }
+
+# 1. bench pair over memif, after and across the switch.
+for wait in 15 0; do
+  "$EDIST" bench pair --lane memif --count 200000 --rtt-count 2000 --lane-wait "$wait" \
+    --json --verbose >"$tmp/bp$wait.out" 2>"$tmp/bp$wait.err" &
+  bp=$!
+  pids+=("$bp")
+  wait "$bp" || fail "bench pair --lane memif --lane-wait $wait: $(cat "$tmp/bp$wait.err")"
+  python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["lane"] == "memif" and o["messages"] == 200000 and o["lost"] == 0 and o["out_of_order"] == 0 and o["duplicates"] == 0, o' \
+    "$tmp/bp$wait.out" || fail "bench pair memif: $(cat "$tmp/bp$wait.out")"
+  grep -q 'ended node a (pid [0-9]*, exited with status 0), node b (pid [0-9]*, exited with status 0)$' "$tmp/bp$wait.err" ||
+    fail "bench pair memif: nodes not ended cleanly: $(cat "$tmp/bp$wait.err")"
+done
+ok "bench pair --lane memif: 200,000 messages and 2,000 round trips, none lost or out of order, both after the switch and across it"
+
+# 2. Two nodes with memif ports, met through erl.
+start_real_epmd
+A=i10a$$
+B=i10b$$
+E=i10e$$
+eal() { echo "--no-pci --vdev=net_memif0,role=$1,bsize=9728,socket=$tmp/memif.sock,socket-abstract=no"; }
+start_edist a --sname "$A" --cookie "$COOKIE" --listen-address 127.0.0.1 \
+  --transport dpdk --dpdk-port net_memif0 --dpdk-eal-args "$(eal server)"
+apid=$LAST_PID
+start_edist b --sname "$B" --cookie "$COOKIE" --listen-address 127.0.0.1 \
+  --transport dpdk --dpdk-port net_memif0 --dpdk-eal-args "$(eal client)"
+bpid=$LAST_PID
+for n in a b; do
+  grep -q 'transport dpdk: memif lane on net_memif0' "$tmp/$n.err" ||
+    fail "node $n has no memif lane: $(cat "$tmp/$n.err")"
+done
+start_erl e "$E"
+r=$(erl_eval "$E" "[net_adm:ping('$A@$HOST'), net_adm:ping('$B@$HOST')].")
+[ "$r" = "{ok,[pong,pong]}" ] || fail "erl pings: $r"
+switched() {
+  local s
+  s=$("$EDIST" stat "$1@$HOST" --cookie "$COOKIE" 2>/dev/null) || return 1
+  grep -q '^lane_switches 1$' <<<"$s" && grep -q '^lane_peer_switches 1$' <<<"$s"
+}
+wait_until 20 switched "$A" || fail "A did not switch: $("$EDIST" stat "$A@$HOST" --cookie "$COOKIE" | grep lane_)"
+wait_until 20 switched "$B" || fail "B did not switch: $("$EDIST" stat "$B@$HOST" --cookie "$COOKIE" | grep lane_)"
+grep -q "data on the memif lane" "$tmp/a.err" && grep -q "data on the memif lane" "$tmp/b.err" ||
+  fail "no switch line: $(cat "$tmp/a.err" "$tmp/b.err")"
+ok "$A and $B met through erl and moved their data to the memif lane"
+
+r=$(erl_eval "$E" "{rpc:call('$A@$HOST', erlang, nodes, []), rpc:call('$B@$HOST', erlang, nodes, [])}.")
+[[ "$r" == *"$B@$HOST"* && "$r" == *"$A@$HOST"* ]] || fail "nodes(): $r"
+for n in "$A" "$B"; do
+  r=$(erl_eval "$E" "rpc:call('$n@$HOST', edist_demo, echo, [{hello, lists:seq(1, 1000)}]) =:= {hello, lists:seq(1, 1000)}.")
+  [ "$r" = "{ok,true}" ] || fail "erl -> $n: $r"
+done
+in_use() { "$EDIST" stat "$1@$HOST" --cookie "$COOKIE" | sed -n 's/^lane_pool_in_use //p'; }
+pool_b=$(in_use "$B")
+ok "erl reaches both over TCP while they use memif; B's pool in use: $pool_b mbufs"
+
+# 3. A dies: B sees it go, keeps running, its pool back.
+kill -KILL "$apid"
+wait_until 30 grep -q "node down: $A@$HOST" "$tmp/b.err" || fail "B did not see A go: $(tail -5 "$tmp/b.err")"
+r=$("$EDIST" ping "$B@$HOST" --cookie "$COOKIE" 2>&1)
+[ "$r" = pong ] || fail "B after A died: $r"
+kill -0 "$bpid" || fail "B died with A"
+back() { after=$(in_use "$B"); [ -n "$after" ] && [ "$after" -le "$pool_b" ]; }
+wait_until 10 back || fail "B's pool in use: $pool_b before, $after after"
+ok "A killed: B saw it down ($(grep -o "node down: $A@$HOST.*" "$tmp/b.err" | head -1)), answers pings, pool in use $after"
+
+# 4. A device the EAL does not know: TCP, with one line.
+C=i10c$$
+start_edist c --sname "$C" --cookie "$COOKIE" --listen-address 127.0.0.1 \
+  --transport dpdk --dpdk-port net_nosuch0 --dpdk-eal-args "--no-pci"
+grep -q 'transport dpdk: .*; using TCP' "$tmp/c.err" || fail "no fallback line: $(cat "$tmp/c.err")"
+r=$(erl_eval "$E" "net_adm:ping('$C@$HOST').")
+[ "$r" = "{ok,pong}" ] || fail "node on TCP after the fallback: $r"
+ok "an unknown device: '$(grep -o 'transport dpdk: .*' "$tmp/c.err" | head -1)', and the node answers over TCP"
+done_ok
