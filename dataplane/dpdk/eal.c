@@ -181,12 +181,9 @@ static void runtime_dir_remove(void)
 {
     if (eal_runtime_dir[0] == '\0')
         return;
+    /* Not its parent dpdk/: another process may be between making it
+     * and making its own directory in it. */
     (void)rmdir(eal_runtime_dir);
-    char *slash = strrchr(eal_runtime_dir, '/');
-    if (slash != NULL) {
-        *slash = '\0';
-        (void)rmdir(eal_runtime_dir); /* dpdk/, if nobody else uses it */
-    }
     eal_runtime_dir[0] = '\0';
 }
 

@@ -456,7 +456,6 @@ static int teardown(void **state)
                  (long)children[i]);
         rmdir(path);
     }
-    rmdir("/var/run/dpdk");
     return rmdir(tmpdir);
 }
 
