@@ -251,6 +251,7 @@ static void server_main(bool killed)
     } else {
         CHECK(o.data == FRAMES_64 && o.jumbo == FRAMES_JUMBO && o.bye == 1);
         CHECK(!polling);
+        CHECK(st.rx_held == 0 && st.tx_pending == 0 && st.pool_in_use == 0);
     }
     CHECK(st.link_changes >= 2);
     edi_dpdk_tx_drop_pending(port, 0);
@@ -308,6 +309,10 @@ static void client_main(bool endless)
             FRAMES_64, t_data - t0, FRAMES_64 / (t_data - t0) / 1e6, FRAMES_JUMBO, jumbo_len,
             t1 - t_data);
     CHECK(echoed.data == FRAMES_64 && echoed.jumbo == FRAMES_JUMBO);
+    /* Every mbuf back in the pool: memif in copy mode keeps none. */
+    edi_dpdk_port_stats st;
+    edi_dpdk_port_stats_get(port, &st);
+    CHECK(st.rx_held == 0 && st.tx_pending == 0 && st.pool_in_use == 0);
     CHECK(edi_dpdk_port_close(port) == 0);
     edi_dpdk_eal_cleanup();
     _exit(0);
