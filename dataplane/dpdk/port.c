@@ -300,12 +300,12 @@ static int port_setup(edi_dpdk_port *p, const edi_dpdk_port_config *cfg)
     }
     if (port_max > JUMBO_PAYLOAD_MAX_BYTES)
         port_max = JUMBO_PAYLOAD_MAX_BYTES;
-    if (cfg->pool_data_room_bytes != 0 &&
-        cfg->pool_data_room_bytes - EDI_DPDK_ETH_HEADER_BYTES < port_max) {
+    if (cfg->pool_data_room_bytes != 0) {
         if (cfg->pool_data_room_bytes <= EDI_DPDK_ETH_HEADER_BYTES + info.min_mtu)
             return edist_set_error(EDIST_EINVAL, "DPDK port %s: pool data room %u too small",
                                    p->name, cfg->pool_data_room_bytes);
-        port_max = cfg->pool_data_room_bytes - EDI_DPDK_ETH_HEADER_BYTES;
+        if (cfg->pool_data_room_bytes - EDI_DPDK_ETH_HEADER_BYTES < port_max)
+            port_max = cfg->pool_data_room_bytes - EDI_DPDK_ETH_HEADER_BYTES;
     }
     uint32_t mtu = cfg->mtu_bytes;
     if (mtu == 0 || mtu > port_max)
