@@ -45,7 +45,8 @@ typedef struct edi_dpdk_eal_config {
      * "--no-pci --vdev=net_memif0,role=server,socket=/tmp/d/m.sock,socket-abstract=no".
      * NULL or "" for none. edist adds, unless already there:
      *   --file-prefix=edist-<pid>  unique per process (memfd names and
-     *                      DPDK's runtime directory, removed when empty at
+     *                      DPDK's runtime directory: removed right after
+     *                      init when nothing uses it, else when empty at
      *                      cleanup);
      *   --no-huge --single-file-segments -m <no_huge_memory_mb>
      *                      when /proc/meminfo shows no free hugepages or

@@ -231,6 +231,7 @@ static int eal_start(const edi_dpdk_eal_config *cfg)
                         has_arg(argv, argc, "--proc-type");
     if (!shared_model)
         argv[argc++] = no_huge ? "--no-shconf" : "--in-memory";
+    bool telemetry = has_arg(argv, argc, "--telemetry");
     if (no_huge) {
         if (!has_arg(argv, argc, "--single-file-segments"))
             argv[argc++] = "--single-file-segments";
@@ -289,6 +290,10 @@ static int eal_start(const edi_dpdk_eal_config *cfg)
         return eal_fail(EDIST_EIO, "DPDK EAL did not start: %s", rte_strerror(why));
     }
     eal_state = EAL_UP;
+    /* Nothing goes in the runtime directory when no files are shared and
+     * telemetry is off: gone now, it cannot outlive a killed process. */
+    if (!shared_model && !telemetry)
+        runtime_dir_remove();
     return 0;
 }
 
