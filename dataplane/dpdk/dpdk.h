@@ -45,7 +45,8 @@ typedef struct edi_dpdk_eal_config {
      * "--no-pci --vdev=net_memif0,role=server,socket=/tmp/d/m.sock,socket-abstract=no".
      * NULL or "" for none. edist adds, unless already there:
      *   --file-prefix=edist-<pid>  unique per process (memfd names and
-     *                      DPDK's runtime directory, removed when empty at
+     *                      DPDK's runtime directory: removed right after
+     *                      init when nothing uses it, else when empty at
      *                      cleanup);
      *   --no-huge --single-file-segments -m <no_huge_memory_mb>
      *                      when /proc/meminfo shows no free hugepages or
@@ -113,6 +114,9 @@ typedef struct edi_dpdk_link {
     bool up;
     uint32_t speed_mbps;  /* 0 when unknown (virtual devices) */
     uint64_t changes;     /* link-state changes seen since open */
+    /* Changes arrive as the PMD's link interrupt (memif, most NICs);
+     * false: only edi_dpdk_port_link() sees them (af_packet, af_xdp). */
+    bool events;
 } edi_dpdk_link;
 
 /* Called on DPDK's interrupt thread (not a shard) when a port's link
@@ -207,6 +211,10 @@ typedef struct edi_dpdk_port_stats {
     uint64_t tx_dropped;           /* queued frames freed by us (close, drop_pending) */
     uint64_t tx_pending;           /* queued now */
     uint64_t rx_held;              /* received frames not released yet */
+    /* memif only: faults caught inside a burst (the peer's memory went
+     * away under it; the port is dead until closed), and the queued
+     * frames lost with such a transmit */
+    uint64_t device_faults, tx_lost_in_fault;
     uint64_t link_changes;
     /* mbufs out of the pool (held frames, queued transmits, the device's
      * rings), the pool's count */

@@ -181,12 +181,9 @@ static void runtime_dir_remove(void)
 {
     if (eal_runtime_dir[0] == '\0')
         return;
+    /* Not its parent dpdk/: another process may be between making it
+     * and making its own directory in it. */
     (void)rmdir(eal_runtime_dir);
-    char *slash = strrchr(eal_runtime_dir, '/');
-    if (slash != NULL) {
-        *slash = '\0';
-        (void)rmdir(eal_runtime_dir); /* dpdk/, if nobody else uses it */
-    }
     eal_runtime_dir[0] = '\0';
 }
 
@@ -234,6 +231,7 @@ static int eal_start(const edi_dpdk_eal_config *cfg)
                         has_arg(argv, argc, "--proc-type");
     if (!shared_model)
         argv[argc++] = no_huge ? "--no-shconf" : "--in-memory";
+    bool telemetry = has_arg(argv, argc, "--telemetry");
     if (no_huge) {
         if (!has_arg(argv, argc, "--single-file-segments"))
             argv[argc++] = "--single-file-segments";
@@ -292,6 +290,10 @@ static int eal_start(const edi_dpdk_eal_config *cfg)
         return eal_fail(EDIST_EIO, "DPDK EAL did not start: %s", rte_strerror(why));
     }
     eal_state = EAL_UP;
+    /* Nothing goes in the runtime directory when no files are shared and
+     * telemetry is off: gone now, it cannot outlive a killed process. */
+    if (!shared_model && !telemetry)
+        runtime_dir_remove();
     return 0;
 }
 

@@ -52,6 +52,11 @@ static void run_in_child(void (*fn)(void))
         }
         usleep(100000);
     }
+    /* A child that failed a check left without cleaning up: its DPDK
+     * runtime directory (empty) goes here. */
+    char dir[64];
+    snprintf(dir, sizeof(dir), "/var/run/dpdk/edist-%ld", (long)pid);
+    rmdir(dir);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
 }
@@ -151,6 +156,15 @@ static void *unref_on_other_thread(void *arg)
     return NULL;
 }
 
+static void *register_thread(void *arg)
+{
+    int *rc = arg;
+    rc[0] = edi_dpdk_thread_register();
+    rc[1] = edi_dpdk_thread_register(); /* idempotent */
+    edi_dpdk_thread_unregister();
+    return NULL;
+}
+
 static void child_ring_frames(void)
 {
     edi_dpdk_eal_config cfg = {.args = ring_args};
@@ -246,6 +260,13 @@ static void child_ring_frames(void)
     }
     CHECK(got == sent);
     CHECK(edi_dpdk_tx_pending(port, 0) == 0);
+
+    /* A shard thread registers (an lcore id, a mempool cache). */
+    int reg[2] = {-1, -1};
+    pthread_t rt;
+    CHECK(pthread_create(&rt, NULL, register_thread, reg) == 0);
+    pthread_join(rt, NULL);
+    CHECK(reg[0] == 0 && reg[1] == 0);
 
     /* Released on a thread DPDK does not know: the pool gets them back. */
     held_frames h = {.n = 0};

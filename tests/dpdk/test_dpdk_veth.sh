@@ -35,7 +35,7 @@ cleanup() {
     ip netns del "$ns_a" 2>/dev/null
     ip netns del "$ns_b" 2>/dev/null
     rm -rf "$dir"
-    rmdir "/var/run/dpdk/edist-veth-rx-$$" "/var/run/dpdk/edist-veth-tx-$$" /var/run/dpdk 2>/dev/null
+    rmdir "/var/run/dpdk/edist-veth-rx-$$" "/var/run/dpdk/edist-veth-tx-$$" 2>/dev/null
 }
 trap cleanup EXIT
 

@@ -85,7 +85,7 @@ static int run_rx(const char *args, const char *device, uint64_t count, const ch
         return 1;
     fclose(f);
     uint64_t got = 0, out_of_order = 0, next = 0, bad = 0, ends = 0;
-    double t_end = now_s() + 20, t_first = 0, t_last = now_s();
+    double t_end = now_s() + 20, t_first = 0, t_last = now_s(), t_data = 0;
     while (ends == 0 && now_s() < t_end && (t_first == 0 || now_s() - t_last < 5)) {
         edi_frame fr[32];
         unsigned n = edi_dpdk_rx_burst(port, 0, fr, 32);
@@ -109,9 +109,11 @@ static int run_rx(const char *args, const char *device, uint64_t count, const ch
             t_last = now_s();
             if (t_first == 0)
                 t_first = t_last;
+            if (got > 0 && ends == 0)
+                t_data = t_last;
         }
     }
-    double secs = t_last - t_first;
+    double secs = t_data - t_first;
     printf("rx: received %llu of %llu (lost %llu, %.2f%%), out of order %llu, malformed %llu, "
            "end marks %llu, %.3f M frames/s\n",
            (unsigned long long)got, (unsigned long long)count,
