@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# Every example in configs/ loads: `edist node --config F --print-config`
+# exits 0, and each key the file sets shows as coming from that file.
+#   test_configs.sh EDIST CONFIGS_DIR
+set -u
+EDIST=${1:?usage: $0 EDIST CONFIGS_DIR}
+DIR=${2:?usage: $0 EDIST CONFIGS_DIR}
+n=0
+for f in "$DIR"/*.ini; do
+  out=$("$EDIST" node --config "$f" --print-config 2>&1) ||
+    { echo "FAIL: $f: $out"; exit 1; }
+  keys=$(sed -n 's/^\([a-z_]*\) *=.*/\1/p' "$f")
+  [ -n "$keys" ] || { echo "FAIL: $f sets nothing"; exit 1; }
+  for k in $keys; do
+    grep -q "^$k .*(file $f:[0-9]*)$" <<<"$out" ||
+      { echo "FAIL: $f: $k not taken from the file: $(grep "^$k " <<<"$out")"; exit 1; }
+  done
+  echo "ok: $f: $(wc -w <<<"$keys") keys from the file"
+  n=$((n + 1))
+done
+[ "$n" -ge 4 ] || { echo "FAIL: only $n examples in $DIR"; exit 1; }
+echo "PASSED: $n configs"
