@@ -745,6 +745,8 @@ static void drain_held(edi_link *l)
         edi_rxbuf_unref(s->rb);
         i++;
     }
+    if (i == 0)
+        return;
     l->held_n -= i;
     memmove(l->held, l->held + i, l->held_n * sizeof(*l->held));
     l->st.held_now = l->held_n;

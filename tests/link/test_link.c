@@ -402,7 +402,8 @@ static void input_hdr(edi_link *l, const edi_link_hdr *h, const void *data,
 {
     uint8_t f[256] = {0};
     edi_link_hdr_encode(f, h);
-    memcpy(f + EDI_LINK_HDR_BYTES, data, data_len);
+    if (data_len > 0)
+        memcpy(f + EDI_LINK_HDR_BYTES, data, data_len);
     input_bytes(l, f, EDI_LINK_HDR_BYTES + data_len + pad);
 }
 
