@@ -242,10 +242,9 @@ static void test_stream_20pct(void **state)
     lossy_stream(200000, 4, 1500);
 }
 
-/* Two 16 MiB messages with small ones around them, at 5% of each fault. */
-static void test_big_messages(void **state)
+/* Two 16 MiB messages with small ones around them. */
+static void big_messages(uint32_t ppm, uint64_t seed)
 {
-    (void)state;
     const size_t big = 16u << 20;
     uint8_t *pat = malloc(big);
     assert_non_null(pat);
@@ -253,7 +252,7 @@ static void test_big_messages(void **state)
         pat[i] = (uint8_t)(i * 131u + (i >> 12));
     edi_put_be32(pat, 0xB16B16u);
     pair p;
-    pair_open(&p, 9, 50000, 1500, 24u << 20, 1u << 20);
+    pair_open(&p, seed, ppm, 1500, 24u << 20, 1u << 20);
     p.pb.big_pattern = pat;
     p.pb.big_len = big;
     /* small 0..99, big, small 100..199, big, small 200..299 */
@@ -284,11 +283,101 @@ static void test_big_messages(void **state)
     assert_int_equal(p.pb.bad, 0);
     assert_int_equal(p.pb.big, 2);
     assert_int_equal(p.pb.expected, 300);
-    edi_link_stats sa;
+    edi_link_stats sa, sb;
     edi_link_get_stats(p.s.a, &sa);
-    assert_true(sa.retransmits > 0);
+    edi_link_get_stats(p.s.b, &sb);
+    assert_int_equal(sb.messages_in, 302);
+    if (ppm == 0)
+        assert_int_equal(sa.retransmits, 0);
+    else
+        assert_true(sa.retransmits > 0 && sb.naks_sent > 0);
     pair_close(&p);
     free(pat);
+}
+
+static void test_big_0(void **state)
+{
+    (void)state;
+    big_messages(0, 9);
+}
+static void test_big_1pct(void **state)
+{
+    (void)state;
+    big_messages(10000, 10);
+}
+static void test_big_5pct(void **state)
+{
+    (void)state;
+    big_messages(50000, 11);
+}
+static void test_big_20pct(void **state)
+{
+    (void)state;
+    big_messages(200000, 12);
+}
+
+/* Messages appended before one poll fill frames to the medium's size:
+ * the fewest frames that hold them. */
+static void test_batching(void **state)
+{
+    (void)state;
+    const size_t frames[] = {1500, 9000, 200};
+    for (size_t k = 0; k < 3; k++) {
+        pair p;
+        pair_open(&p, 1, 0, frames[k], 1u << 20, 1u << 20);
+        uint64_t next = 0;
+        fill(p.s.a, &next, 5000);
+        assert_int_equal(next, 5000);
+        size_t bytes = edi_link_unacked_bytes(p.s.a);
+        edi_link_poll(p.s.a, p.s.now);
+        edi_link_stats sa;
+        edi_link_get_stats(p.s.a, &sa);
+        size_t room = frames[k] - EDI_LINK_HDR_BYTES;
+        assert_int_equal(sa.bytes_out, bytes);
+        assert_int_equal(sa.data_frames_out, (bytes + room - 1) / room);
+        p.s.wake = NULL;
+        while (p.pb.got < 5000)
+            sim_step(&p.s);
+        assert_int_equal(p.pb.bad, 0);
+        pair_close(&p);
+    }
+}
+
+/* Both directions at once: acks ride on the other way's DATA. */
+static void test_both_ways(void **state)
+{
+    (void)state;
+    const uint32_t rates[] = {0, 50000};
+    for (size_t k = 0; k < 2; k++) {
+        pair p;
+        pair_open(&p, 21 + k, rates[k], 1500, 256u << 10, 256u << 10);
+        const uint64_t n = 200000;
+        uint64_t na = 0, nb = 0;
+        while (p.pb.got < n || p.pa.got < n ||
+               edi_link_unacked_bytes(p.s.a) > 0 ||
+               edi_link_unacked_bytes(p.s.b) > 0) {
+            fill(p.s.a, &na, n);
+            fill(p.s.b, &nb, n);
+            sim_step(&p.s);
+            assert_true(p.s.now < 10000000000ull);
+        }
+        assert_int_equal(p.pa.bad + p.pb.bad, 0);
+        assert_int_equal(p.pa.expected, n);
+        assert_int_equal(p.pb.expected, n);
+        edi_link_stats sa, sb;
+        edi_link_get_stats(p.s.a, &sa);
+        edi_link_get_stats(p.s.b, &sb);
+        print_message("both ways, ppm %u: a data %llu acks %llu, b data "
+                      "%llu acks %llu\n",
+                      rates[k], (unsigned long long)sa.data_frames_out,
+                      (unsigned long long)sa.acks_out,
+                      (unsigned long long)sb.data_frames_out,
+                      (unsigned long long)sb.acks_out);
+        if (rates[k] == 0)
+            assert_true(sa.acks_out + sb.acks_out <
+                        (sa.data_frames_out + sb.data_frames_out) / 4);
+        pair_close(&p);
+    }
 }
 
 /* The send buffer's bound: EAGAIN past it, on_writable once acks free
@@ -604,7 +693,12 @@ int main(void)
         cmocka_unit_test(test_stream_1pct),
         cmocka_unit_test(test_stream_5pct),
         cmocka_unit_test(test_stream_20pct),
-        cmocka_unit_test(test_big_messages),
+        cmocka_unit_test(test_big_0),
+        cmocka_unit_test(test_big_1pct),
+        cmocka_unit_test(test_big_5pct),
+        cmocka_unit_test(test_big_20pct),
+        cmocka_unit_test(test_batching),
+        cmocka_unit_test(test_both_ways),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
