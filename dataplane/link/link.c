@@ -364,6 +364,14 @@ int edi_link_send(edi_link *l, const void *head, size_t head_len,
 
 /* ---- timers ------------------------------------------------------------- */
 
+/* Time from then to now, 0 if now is earlier: the owner may pass a time
+ * read a little before one it passed already (a cached loop time, a
+ * fresher one for an input), and that must never look like an age. */
+static uint64_t since(uint64_t now, uint64_t then)
+{
+    return now > then ? now - then : 0;
+}
+
 static uint64_t rto_now(const edi_link *l)
 {
     uint64_t r = l->rto_ns;
@@ -405,7 +413,7 @@ static bool log_recent(const range_log *log, uint64_t start, uint64_t now,
 {
     for (unsigned i = 0; i < NAK_LOG; i++)
         if (log[i].ns != 0 && log[i].start == start &&
-            now - log[i].ns < interval)
+            since(now, log[i].ns) < interval)
             return true;
     return false;
 }
@@ -431,6 +439,13 @@ static bool tx_frame(edi_link *l, uint8_t type, uint64_t seq, size_t *data_len,
         return false;
     }
     size_t cap = tb.cap < l->med.max_frame_bytes ? tb.cap : l->med.max_frame_bytes;
+    if (cap <= EDI_LINK_HDR_BYTES) {
+        /* not a usable buffer: back unsent, counted as none */
+        l->med.tx_send(l->med.medium, tb.handle, 0);
+        l->st.tx_no_buffer++;
+        l->tx_blocked = true;
+        return false;
+    }
     size_t n = 0;
     if (type == EDI_LINK_T_DATA) {
         n = *data_len;
@@ -560,11 +575,12 @@ void edi_link_poll(edi_link *l, uint64_t now)
 {
     if (l->dead)
         return;
-    l->now_ns = now;
-    if (now - l->last_rx_ns >= l->cfg.dead_after_ns) {
+    if (now > l->now_ns)
+        l->now_ns = now;
+    if (since(now, l->last_rx_ns) >= l->cfg.dead_after_ns) {
         go_dead(l, EDIST_ETIMEDOUT,
                 "link: nothing from the peer for %llu ms",
-                (unsigned long long)((now - l->last_rx_ns) / 1000000u));
+                (unsigned long long)(since(now, l->last_rx_ns) / 1000000u));
         return;
     }
     uint64_t frames_before = l->st.frames_out;
@@ -643,7 +659,7 @@ void edi_link_poll(edi_link *l, uint64_t now)
     }
     uint64_t quiet_since =
         l->last_rx_ns > l->last_ping_ns ? l->last_rx_ns : l->last_ping_ns;
-    if (ok && now - quiet_since >= l->cfg.idle_ping_ns)
+    if (ok && since(now, quiet_since) >= l->cfg.idle_ping_ns)
         (void)send_ping(l, now);
 
     if (l->st.frames_out != frames_before && l->med.tx_flush != NULL)
@@ -687,7 +703,7 @@ static void on_ack(edi_link *l, uint64_t now, uint64_t ack, uint32_t window)
     if (ack > l->snd_una) {
         if (l->timing && ack >= l->timed_end) {
             l->timing = false;
-            rtt_sample(l, now - l->timed_sent_ns);
+            rtt_sample(l, since(now, l->timed_sent_ns));
         }
         l->snd_una = ack;
         /* progress: the path works, the next timeout starts afresh */
@@ -837,7 +853,8 @@ void edi_link_input(edi_link *l, uint64_t now, const edi_frame *f)
 {
     if (l->dead)
         return;
-    l->now_ns = now;
+    if (now > l->now_ns)
+        l->now_ns = now;
     edi_link_hdr h;
     edi_link_bad bad = edi_link_hdr_decode(f->data, f->len, &h);
     if (bad != EDI_LINK_OK) {
@@ -863,7 +880,8 @@ void edi_link_input(edi_link *l, uint64_t now, const edi_frame *f)
         return;
     }
     l->st.frames_in++;
-    l->last_rx_ns = now;
+    if (now > l->last_rx_ns)
+        l->last_rx_ns = now;
     on_ack(l, now, h.ack, h.window);
     switch (h.type) {
     case EDI_LINK_T_DATA:
@@ -877,9 +895,9 @@ void edi_link_input(edi_link *l, uint64_t now, const edi_frame *f)
         l->pong_stamp = h.seq;
         break;
     case EDI_LINK_T_PONG:
-        if (l->ping_out && h.seq == l->ping_stamp && now >= h.seq) {
+        if (l->ping_out && h.seq == l->ping_stamp) {
             l->ping_out = false;
-            rtt_sample(l, now - h.seq);
+            rtt_sample(l, since(now, h.seq));
         }
         break;
     default:

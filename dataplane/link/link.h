@@ -38,8 +38,11 @@
  * Every frame carries ack and window, so acks ride on reverse traffic.
  *
  * Callbacks run inside edi_link_input / edi_link_poll on the caller's
- * thread; they may call edi_link_send and the getters, never
- * edi_link_free. Not thread-safe: a link belongs to one thread.
+ * thread; they may call edi_link_send, edi_link_set_recv_window and the
+ * getters, never input, poll or free. Not thread-safe: a link belongs to
+ * one thread. Times need not be strictly monotonic across calls (a cached
+ * loop time after a fresher one is fine): an earlier time counts as no
+ * time passed.
  * Errors: 0 or a negative edist_err, with detail in edist_last_error(). */
 #ifndef EDI_DATAPLANE_LINK_H
 #define EDI_DATAPLANE_LINK_H
@@ -108,7 +111,9 @@ typedef struct edi_link_medium {
      * poll). Required. */
     int (*tx_alloc)(void *medium, edi_link_txbuf *out);
     /* Queues the frame of len bytes written into the buffer of handle;
-     * the buffer is the medium's again, sent or not. Required. */
+     * the buffer is the medium's again, sent or not. len 0: the buffer
+     * comes back unused (its cap was not above EDI_LINK_HDR_BYTES).
+     * Required. */
     void (*tx_send)(void *medium, void *handle, size_t len);
     /* The frames queued by this poll go out now. May be NULL. */
     void (*tx_flush)(void *medium);

@@ -61,6 +61,7 @@ static void f_send(void *medium, void *handle, size_t len)
 {
     fz *f = medium;
     CHECK(len >= EDI_LINK_HDR_BYTES && len <= f->frame_bytes);
+    /* (len 0, a buffer given back unused, needs a cap <= the header) */
     edi_link_hdr h;
     CHECK(edi_link_hdr_decode(handle, len, &h) == EDI_LINK_OK);
     CHECK(h.token == TOKEN);

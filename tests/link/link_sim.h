@@ -128,6 +128,10 @@ static void wire_tx_send(void *medium, void *handle, size_t len)
 {
     sim_wire *w = medium;
     edi_rxbuf *rb = handle;
+    if (len == 0) { /* given back unused */
+        edi_rxbuf_unref(rb);
+        return;
+    }
     uint64_t nth = w->sent++;
     if (w->cut || sim_hit(w, w->drop_ppm) ||
         (w->filter != NULL && w->filter(w, nth, edi_rxbuf_data(rb), len))) {

@@ -468,6 +468,35 @@ static void test_dead_peer(void **state)
     pair_close(&p);
 }
 
+/* Times passed in may step back a little (a cached loop time after a
+ * fresher one): never an age, never a death. */
+static void test_time_steps_back(void **state)
+{
+    (void)state;
+    pair p;
+    pair_open(&p, 1, 0, 1500, 1u << 20, 1u << 20);
+    uint64_t t = p.s.now;
+    edi_link_poll(p.s.b, t + 20000);      /* b's clock a bit ahead */
+    edi_link_set_recv_window(p.s.b, 1000); /* an ACK from b */
+    edi_link_poll(p.s.b, t + 20000);
+    p.s.now = t + 30000;
+    wire_deliver(&p.s, &p.s.ba, p.s.a);    /* a takes it at t + 30 us */
+    edi_link_poll(p.s.a, t + 10000);       /* then polls with an older time */
+    assert_false(edi_link_dead(p.s.a));
+    assert_true(edi_link_next_deadline_ns(p.s.a) > t + 1000000);
+    uint64_t next = 0;
+    fill(p.s.a, &next, 10);
+    edi_link_poll(p.s.a, t + 10000); /* timed from t + 10 us */
+    p.s.now = t + 5000;
+    while (p.pb.got < 10 || edi_link_unacked_bytes(p.s.a) > 0)
+        sim_step(&p.s);
+    edi_link_stats sa;
+    edi_link_get_stats(p.s.a, &sa);
+    assert_false(edi_link_dead(p.s.a));
+    assert_true(sa.srtt_ns < 1000000);
+    pair_close(&p);
+}
+
 /* ---- bad frames ----------------------------------------------------------- */
 
 static edi_link_hdr good_hdr(uint64_t token, uint8_t type)
@@ -687,6 +716,7 @@ int main(void)
         cmocka_unit_test(test_rto_path),
         cmocka_unit_test(test_send_buffer_bound),
         cmocka_unit_test(test_dead_peer),
+        cmocka_unit_test(test_time_steps_back),
         cmocka_unit_test(test_window_and_no_buffers),
         cmocka_unit_test(test_stream_0),
         cmocka_unit_test(test_stream_0_jumbo),
