@@ -18,7 +18,7 @@
 /* ---- a receiver that checks numbered messages --------------------------- */
 
 typedef struct peer {
-    uint64_t expected;    /* next message number */
+    uint64_t expected; /* next message number */
     uint64_t got, ticks, bad, in_place, big;
     bool writable;
     int writable_calls, dead_calls, dead_reason;
@@ -88,12 +88,12 @@ static void on_dead(void *user, int reason)
     p->dead_at = p->s != NULL ? p->s->now : 0;
 }
 
-static const edi_link_callbacks peer_cb = {on_message, on_writable, on_dead};
+static const edi_rlink_callbacks peer_cb = {on_message, on_writable, on_dead};
 
 typedef struct pair {
     sim s;
     peer pa, pb;
-    edi_link_config cfg;
+    edi_rlink_config cfg;
 } pair;
 
 static void pair_open(pair *p, uint64_t seed, uint32_t ppm, size_t max_frame,
@@ -104,34 +104,32 @@ static void pair_open(pair *p, uint64_t seed, uint32_t ppm, size_t max_frame,
     sim_wire_init(&p->s, &p->s.ba, seed * 31 + 7, ppm, max_frame);
     p->s.now = 1000000;
     p->pa.s = p->pb.s = &p->s;
-    edi_link_config_default(&p->cfg);
+    edi_rlink_config_default(&p->cfg);
     p->cfg.token = 0x1234567890abcdefull;
     p->cfg.send_buffer_bytes = send_buffer;
     p->cfg.recv_window_bytes = window;
-    edi_link_medium ma = wire_medium(&p->s.ab), mb = wire_medium(&p->s.ba);
-    assert_int_equal(edi_link_new(&p->cfg, &ma, &peer_cb, &p->pa, p->s.now,
-                                  &p->s.a),
-                     0);
-    assert_int_equal(edi_link_new(&p->cfg, &mb, &peer_cb, &p->pb, p->s.now,
-                                  &p->s.b),
-                     0);
+    edi_rlink_medium ma = wire_medium(&p->s.ab), mb = wire_medium(&p->s.ba);
+    assert_int_equal(
+        edi_rlink_new(&p->cfg, &ma, &peer_cb, &p->pa, p->s.now, &p->s.a), 0);
+    assert_int_equal(
+        edi_rlink_new(&p->cfg, &mb, &peer_cb, &p->pb, p->s.now, &p->s.b), 0);
 }
 
 static void pair_close(pair *p)
 {
-    edi_link_free(p->s.a);
-    edi_link_free(p->s.b);
+    edi_rlink_free(p->s.a);
+    edi_rlink_free(p->s.b);
     wire_fini(&p->s.ab);
     wire_fini(&p->s.ba);
 }
 
 /* Appends messages from *next up to n while the buffer takes them. */
-static void fill(edi_link *l, uint64_t *next, uint64_t n)
+static void fill(edi_rlink *l, uint64_t *next, uint64_t n)
 {
     uint8_t m[64];
     while (*next < n) {
         msg_fill(*next, m);
-        int rc = edi_link_send(l, m, 4, m + 4, msg_len(*next) - 4);
+        int rc = edi_rlink_send(l, m, 4, m + 4, msg_len(*next) - 4);
         if (rc == EDIST_EAGAIN)
             return;
         assert_int_equal(rc, 0);
@@ -145,13 +143,13 @@ static uint64_t stream(pair *p, uint64_t n)
 {
     uint64_t next = 0, start = p->s.now, last = start;
     p->s.wake = &p->pa.writable;
-    while (p->pb.got < n || edi_link_unacked_bytes(p->s.a) > 0) {
+    while (p->pb.got < n || edi_rlink_unacked_bytes(p->s.a) > 0) {
         p->pa.writable = false;
         fill(p->s.a, &next, n);
         last = p->s.now;
         sim_step(&p->s);
-        assert_false(edi_link_dead(p->s.a));
-        assert_false(edi_link_dead(p->s.b));
+        assert_false(edi_rlink_dead(p->s.a));
+        assert_false(edi_rlink_dead(p->s.b));
         /* simulated: 20% of faults take ~150 ms */
         assert_true(p->s.now - start < 10000000000ull);
     }
@@ -172,24 +170,21 @@ static void lossy_stream(uint32_t ppm, uint64_t seed, size_t frame)
     for (int i = 0; i < 100; i++)
         sim_step(&p.s);
     assert_int_equal(p.pb.got, N_MESSAGES);
-    edi_link_stats sa, sb;
-    edi_link_get_stats(p.s.a, &sa);
-    edi_link_get_stats(p.s.b, &sb);
-    print_message("ppm %u frame %zu: %.3f ms simulated, a: frames %llu "
-                  "retransmits %llu rto %llu naks_received %llu stalls %llu "
-                  "srtt %llu ns; b: naks %llu dup %llu ooo %llu in place "
-                  "%llu\n",
-                  ppm, frame, (double)took_ns / 1e6,
-                  (unsigned long long)sa.data_frames_out,
-                  (unsigned long long)sa.retransmits,
-                  (unsigned long long)sa.rto_expired,
-                  (unsigned long long)sa.naks_received,
-                  (unsigned long long)sa.window_stalls,
-                  (unsigned long long)sa.srtt_ns,
-                  (unsigned long long)sb.naks_sent,
-                  (unsigned long long)sb.duplicates,
-                  (unsigned long long)sb.out_of_order,
-                  (unsigned long long)p.pb.in_place);
+    edi_rlink_stats sa, sb;
+    edi_rlink_get_stats(p.s.a, &sa);
+    edi_rlink_get_stats(p.s.b, &sb);
+    print_message(
+        "ppm %u frame %zu: %.3f ms simulated, a: frames %llu "
+        "retransmits %llu rto %llu naks_received %llu stalls %llu "
+        "srtt %llu ns; b: naks %llu dup %llu ooo %llu in place "
+        "%llu\n",
+        ppm, frame, (double)took_ns / 1e6,
+        (unsigned long long)sa.data_frames_out,
+        (unsigned long long)sa.retransmits, (unsigned long long)sa.rto_expired,
+        (unsigned long long)sa.naks_received,
+        (unsigned long long)sa.window_stalls, (unsigned long long)sa.srtt_ns,
+        (unsigned long long)sb.naks_sent, (unsigned long long)sb.duplicates,
+        (unsigned long long)sb.out_of_order, (unsigned long long)p.pb.in_place);
     assert_int_equal(sb.messages_in, N_MESSAGES);
     assert_int_equal(sa.messages_out, N_MESSAGES);
     assert_int_equal(sb.held_now, 0);
@@ -259,16 +254,16 @@ static void big_messages(uint32_t ppm, uint64_t seed)
     uint64_t item = 0;
     uint8_t m[64];
     p.s.wake = &p.pa.writable;
-    while (p.pb.got < 302 || edi_link_unacked_bytes(p.s.a) > 0) {
+    while (p.pb.got < 302 || edi_rlink_unacked_bytes(p.s.a) > 0) {
         p.pa.writable = false;
         while (item < 302) {
             int rc;
             if (item == 100 || item == 201) {
-                rc = edi_link_send(p.s.a, pat, 4, pat + 4, big - 4);
+                rc = edi_rlink_send(p.s.a, pat, 4, pat + 4, big - 4);
             } else {
                 uint64_t n = item - (item > 100) - (item > 201);
                 msg_fill(n, m);
-                rc = edi_link_send(p.s.a, m, msg_len(n), NULL, 0);
+                rc = edi_rlink_send(p.s.a, m, msg_len(n), NULL, 0);
             }
             if (rc == EDIST_EAGAIN)
                 break;
@@ -276,16 +271,16 @@ static void big_messages(uint32_t ppm, uint64_t seed)
             item++;
         }
         sim_step(&p.s);
-        assert_false(edi_link_dead(p.s.a));
-        assert_false(edi_link_dead(p.s.b));
+        assert_false(edi_rlink_dead(p.s.a));
+        assert_false(edi_rlink_dead(p.s.b));
         assert_true(p.s.now < 10000000000ull);
     }
     assert_int_equal(p.pb.bad, 0);
     assert_int_equal(p.pb.big, 2);
     assert_int_equal(p.pb.expected, 300);
-    edi_link_stats sa, sb;
-    edi_link_get_stats(p.s.a, &sa);
-    edi_link_get_stats(p.s.b, &sb);
+    edi_rlink_stats sa, sb;
+    edi_rlink_get_stats(p.s.a, &sa);
+    edi_rlink_get_stats(p.s.b, &sb);
     assert_int_equal(sb.messages_in, 302);
     if (ppm == 0)
         assert_int_equal(sa.retransmits, 0);
@@ -328,11 +323,11 @@ static void test_batching(void **state)
         uint64_t next = 0;
         fill(p.s.a, &next, 5000);
         assert_int_equal(next, 5000);
-        size_t bytes = edi_link_unacked_bytes(p.s.a);
-        edi_link_poll(p.s.a, p.s.now);
-        edi_link_stats sa;
-        edi_link_get_stats(p.s.a, &sa);
-        size_t room = frames[k] - EDI_LINK_HDR_BYTES;
+        size_t bytes = edi_rlink_unacked_bytes(p.s.a);
+        edi_rlink_poll(p.s.a, p.s.now);
+        edi_rlink_stats sa;
+        edi_rlink_get_stats(p.s.a, &sa);
+        size_t room = frames[k] - EDI_RLINK_HDR_BYTES;
         assert_int_equal(sa.bytes_out, bytes);
         assert_int_equal(sa.data_frames_out, (bytes + room - 1) / room);
         p.s.wake = NULL;
@@ -354,8 +349,8 @@ static void test_both_ways(void **state)
         const uint64_t n = 200000;
         uint64_t na = 0, nb = 0;
         while (p.pb.got < n || p.pa.got < n ||
-               edi_link_unacked_bytes(p.s.a) > 0 ||
-               edi_link_unacked_bytes(p.s.b) > 0) {
+               edi_rlink_unacked_bytes(p.s.a) > 0 ||
+               edi_rlink_unacked_bytes(p.s.b) > 0) {
             fill(p.s.a, &na, n);
             fill(p.s.b, &nb, n);
             sim_step(&p.s);
@@ -364,9 +359,9 @@ static void test_both_ways(void **state)
         assert_int_equal(p.pa.bad + p.pb.bad, 0);
         assert_int_equal(p.pa.expected, n);
         assert_int_equal(p.pb.expected, n);
-        edi_link_stats sa, sb;
-        edi_link_get_stats(p.s.a, &sa);
-        edi_link_get_stats(p.s.b, &sb);
+        edi_rlink_stats sa, sb;
+        edi_rlink_get_stats(p.s.a, &sa);
+        edi_rlink_get_stats(p.s.b, &sb);
         print_message("both ways, ppm %u: a data %llu acks %llu, b data "
                       "%llu acks %llu\n",
                       rates[k], (unsigned long long)sa.data_frames_out,
@@ -390,30 +385,31 @@ static void test_send_buffer_bound(void **state)
     uint8_t m[100] = {0};
     int taken = 0;
     int rc;
-    while ((rc = edi_link_send(p.s.a, m, sizeof(m), NULL, 0)) == 0)
+    while ((rc = edi_rlink_send(p.s.a, m, sizeof(m), NULL, 0)) == 0)
         taken++;
     assert_int_equal(rc, EDIST_EAGAIN);
     assert_int_equal(taken, 4096 / 104);
-    assert_true(edi_link_unacked_bytes(p.s.a) <= 4096);
+    assert_true(edi_rlink_unacked_bytes(p.s.a) <= 4096);
     assert_int_equal(p.pa.writable_calls, 0);
     uint8_t huge[5000] = {0};
-    assert_int_equal(edi_link_send(p.s.a, huge, sizeof(huge), NULL, 0),
+    assert_int_equal(edi_rlink_send(p.s.a, huge, sizeof(huge), NULL, 0),
                      EDIST_ENOMEM);
     /* the peer does not answer yet: still no room */
     p.s.ab.cut = true;
     for (int i = 0; i < 10; i++)
         sim_step(&p.s);
     assert_int_equal(p.pa.writable_calls, 0);
-    assert_int_equal(edi_link_send(p.s.a, m, sizeof(m), NULL, 0), EDIST_EAGAIN);
+    assert_int_equal(edi_rlink_send(p.s.a, m, sizeof(m), NULL, 0),
+                     EDIST_EAGAIN);
     p.s.ab.cut = false;
     while (!p.pa.writable) {
         sim_step(&p.s);
         assert_true(p.s.steps < 1000000);
     }
     assert_int_equal(p.pa.writable_calls, 1);
-    assert_int_equal(edi_link_send(p.s.a, m, sizeof(m), NULL, 0), 0);
-    edi_link_stats sa;
-    edi_link_get_stats(p.s.a, &sa);
+    assert_int_equal(edi_rlink_send(p.s.a, m, sizeof(m), NULL, 0), 0);
+    edi_rlink_stats sa;
+    edi_rlink_get_stats(p.s.a, &sa);
     assert_int_equal(sa.send_eagain, 2);
     assert_int_equal(sa.send_too_big, 1);
     assert_true(sa.rto_expired > 0); /* the cut was repaired by timeouts */
@@ -431,24 +427,24 @@ static void test_dead_peer(void **state)
     sim_wire_init(&p.s, &p.s.ba, 2, 0, 1500);
     p.s.now = 1000000;
     p.pa.s = p.pb.s = &p.s;
-    edi_link_config_default(&p.cfg);
+    edi_rlink_config_default(&p.cfg);
     p.cfg.idle_ping_ns = 1000000;  /* 1 ms */
     p.cfg.dead_after_ns = 5000000; /* 5 ms */
-    edi_link_medium ma = wire_medium(&p.s.ab), mb = wire_medium(&p.s.ba);
+    edi_rlink_medium ma = wire_medium(&p.s.ab), mb = wire_medium(&p.s.ba);
     assert_int_equal(
-        edi_link_new(&p.cfg, &ma, &peer_cb, &p.pa, p.s.now, &p.s.a), 0);
+        edi_rlink_new(&p.cfg, &ma, &peer_cb, &p.pa, p.s.now, &p.s.a), 0);
     assert_int_equal(
-        edi_link_new(&p.cfg, &mb, &peer_cb, &p.pb, p.s.now, &p.s.b), 0);
+        edi_rlink_new(&p.cfg, &mb, &peer_cb, &p.pb, p.s.now, &p.s.b), 0);
     /* idle for 50 ms: pings keep both alive */
     while (p.s.now < 51000000)
         sim_step(&p.s);
     assert_int_equal(p.pa.dead_calls + p.pb.dead_calls, 0);
-    edi_link_stats sa;
-    edi_link_get_stats(p.s.a, &sa);
+    edi_rlink_stats sa;
+    edi_rlink_get_stats(p.s.a, &sa);
     assert_true(sa.pings_out >= 40 && sa.pongs_out >= 40);
     assert_true(sa.rtt_samples > 0);
     /* b's node stops: nothing from it any more */
-    edi_link *b = p.s.b;
+    edi_rlink *b = p.s.b;
     p.s.b = NULL;
     uint64_t last = p.s.now;
     while (p.pa.dead_calls == 0) {
@@ -459,10 +455,10 @@ static void test_dead_peer(void **state)
     /* the last frame from b came within the last ping interval + latency */
     assert_true(p.pa.dead_at >= last - 1100000 + 5000000);
     assert_true(p.pa.dead_at <= last + 5000000 + 10000);
-    assert_true(edi_link_dead(p.s.a));
-    assert_int_equal(edi_link_next_deadline_ns(p.s.a), UINT64_MAX);
-    assert_int_equal(edi_link_send(p.s.a, "x", 1, NULL, 0), EDIST_ECLOSED);
-    edi_link_poll(p.s.a, p.s.now + 100000000);
+    assert_true(edi_rlink_dead(p.s.a));
+    assert_int_equal(edi_rlink_next_deadline_ns(p.s.a), UINT64_MAX);
+    assert_int_equal(edi_rlink_send(p.s.a, "x", 1, NULL, 0), EDIST_ECLOSED);
+    edi_rlink_poll(p.s.a, p.s.now + 100000000);
     assert_int_equal(p.pa.dead_calls, 1);
     p.s.b = b;
     pair_close(&p);
@@ -476,53 +472,54 @@ static void test_time_steps_back(void **state)
     pair p;
     pair_open(&p, 1, 0, 1500, 1u << 20, 1u << 20);
     uint64_t t = p.s.now;
-    edi_link_poll(p.s.b, t + 20000);      /* b's clock a bit ahead */
-    edi_link_set_recv_window(p.s.b, 1000); /* an ACK from b */
-    edi_link_poll(p.s.b, t + 20000);
+    edi_rlink_poll(p.s.b, t + 20000);       /* b's clock a bit ahead */
+    edi_rlink_set_recv_window(p.s.b, 1000); /* an ACK from b */
+    edi_rlink_poll(p.s.b, t + 20000);
     p.s.now = t + 30000;
-    wire_deliver(&p.s, &p.s.ba, p.s.a);    /* a takes it at t + 30 us */
-    edi_link_poll(p.s.a, t + 10000);       /* then polls with an older time */
-    assert_false(edi_link_dead(p.s.a));
-    assert_true(edi_link_next_deadline_ns(p.s.a) > t + 1000000);
+    wire_deliver(&p.s, &p.s.ba, p.s.a); /* a takes it at t + 30 us */
+    edi_rlink_poll(p.s.a, t + 10000);   /* then polls with an older time */
+    assert_false(edi_rlink_dead(p.s.a));
+    assert_true(edi_rlink_next_deadline_ns(p.s.a) > t + 1000000);
     uint64_t next = 0;
     fill(p.s.a, &next, 10);
-    edi_link_poll(p.s.a, t + 10000); /* timed from t + 10 us */
+    edi_rlink_poll(p.s.a, t + 10000); /* timed from t + 10 us */
     p.s.now = t + 5000;
-    while (p.pb.got < 10 || edi_link_unacked_bytes(p.s.a) > 0)
+    while (p.pb.got < 10 || edi_rlink_unacked_bytes(p.s.a) > 0)
         sim_step(&p.s);
-    edi_link_stats sa;
-    edi_link_get_stats(p.s.a, &sa);
-    assert_false(edi_link_dead(p.s.a));
+    edi_rlink_stats sa;
+    edi_rlink_get_stats(p.s.a, &sa);
+    assert_false(edi_rlink_dead(p.s.a));
     assert_true(sa.srtt_ns < 1000000);
     pair_close(&p);
 }
 
-/* ---- bad frames ----------------------------------------------------------- */
+/* ---- bad frames -----------------------------------------------------------
+ */
 
-static edi_link_hdr good_hdr(uint64_t token, uint8_t type)
+static edi_rlink_hdr good_hdr(uint64_t token, uint8_t type)
 {
-    edi_link_hdr h = {.type = type, .token = token, .window = 1u << 20};
+    edi_rlink_hdr h = {.type = type, .token = token, .window = 1u << 20};
     return h;
 }
 
-static void input_bytes(edi_link *l, const uint8_t *p, size_t n)
+static void input_bytes(edi_rlink *l, const uint8_t *p, size_t n)
 {
     edi_rxbuf *rb = edi_rxbuf_heap_new(n);
     assert_non_null(rb);
     memcpy(edi_rxbuf_data(rb), p, n);
     edi_frame f = {edi_rxbuf_data(rb), n, rb};
-    edi_link_input(l, 2000000, &f);
+    edi_rlink_input(l, 2000000, &f);
     edi_rxbuf_unref(rb);
 }
 
-static void input_hdr(edi_link *l, const edi_link_hdr *h, const void *data,
+static void input_hdr(edi_rlink *l, const edi_rlink_hdr *h, const void *data,
                       size_t data_len, size_t pad)
 {
     uint8_t f[256] = {0};
-    edi_link_hdr_encode(f, h);
+    edi_rlink_hdr_encode(f, h);
     if (data_len > 0)
-        memcpy(f + EDI_LINK_HDR_BYTES, data, data_len);
-    input_bytes(l, f, EDI_LINK_HDR_BYTES + data_len + pad);
+        memcpy(f + EDI_RLINK_HDR_BYTES, data, data_len);
+    input_bytes(l, f, EDI_RLINK_HDR_BYTES + data_len + pad);
 }
 
 static void test_bad_frames(void **state)
@@ -530,48 +527,48 @@ static void test_bad_frames(void **state)
     (void)state;
     pair p;
     pair_open(&p, 1, 0, 1500, 1u << 20, 1u << 20);
-    edi_link *a = p.s.a;
+    edi_rlink *a = p.s.a;
     const uint64_t tok = p.cfg.token;
     const uint8_t msg[8] = {0, 0, 0, 4, 0, 0, 0, 0}; /* message 0 */
-    edi_link_hdr h;
+    edi_rlink_hdr h;
     uint8_t f[64];
 
-    h = good_hdr(tok ^ 1, EDI_LINK_T_DATA); /* another link's */
+    h = good_hdr(tok ^ 1, EDI_RLINK_T_DATA); /* another link's */
     h.len = sizeof(msg);
     input_hdr(a, &h, msg, sizeof(msg), 0);
     input_bytes(a, f, 10); /* short */
-    h = good_hdr(tok, EDI_LINK_T_ACK);
-    edi_link_hdr_encode(f, &h);
+    h = good_hdr(tok, EDI_RLINK_T_ACK);
+    edi_rlink_hdr_encode(f, &h);
     f[0] = 0x45; /* magic */
-    input_bytes(a, f, EDI_LINK_HDR_BYTES);
-    edi_link_hdr_encode(f, &h);
+    input_bytes(a, f, EDI_RLINK_HDR_BYTES);
+    edi_rlink_hdr_encode(f, &h);
     f[2] = 2; /* version */
-    input_bytes(a, f, EDI_LINK_HDR_BYTES);
+    input_bytes(a, f, EDI_RLINK_HDR_BYTES);
     h = good_hdr(tok, 9); /* type */
     input_hdr(a, &h, NULL, 0, 0);
-    h = good_hdr(tok, EDI_LINK_T_DATA); /* DATA without data */
+    h = good_hdr(tok, EDI_RLINK_T_DATA); /* DATA without data */
     input_hdr(a, &h, NULL, 0, 0);
-    h = good_hdr(tok, EDI_LINK_T_ACK); /* ACK with data */
+    h = good_hdr(tok, EDI_RLINK_T_ACK); /* ACK with data */
     h.len = 4;
     input_hdr(a, &h, msg, 4, 0);
-    h = good_hdr(tok, EDI_LINK_T_DATA); /* len past the frame */
+    h = good_hdr(tok, EDI_RLINK_T_DATA); /* len past the frame */
     h.len = 100;
     input_hdr(a, &h, msg, sizeof(msg), 0);
-    h = good_hdr(tok, EDI_LINK_T_NAK); /* NAK of nothing */
+    h = good_hdr(tok, EDI_RLINK_T_NAK); /* NAK of nothing */
     input_hdr(a, &h, NULL, 0, 0);
-    h = good_hdr(tok, EDI_LINK_T_DATA); /* offsets wrap */
+    h = good_hdr(tok, EDI_RLINK_T_DATA); /* offsets wrap */
     h.len = sizeof(msg);
     h.seq = UINT64_MAX - 3;
     input_hdr(a, &h, msg, sizeof(msg), 0);
-    h = good_hdr(tok, EDI_LINK_T_ACK); /* acks what a never sent */
+    h = good_hdr(tok, EDI_RLINK_T_ACK); /* acks what a never sent */
     h.ack = 1;
     input_hdr(a, &h, NULL, 0, 0);
-    h = good_hdr(tok, EDI_LINK_T_NAK); /* NAKs what a never sent */
+    h = good_hdr(tok, EDI_RLINK_T_NAK); /* NAKs what a never sent */
     h.nak_len = 10;
     input_hdr(a, &h, NULL, 0, 0);
 
-    edi_link_stats st;
-    edi_link_get_stats(a, &st);
+    edi_rlink_stats st;
+    edi_rlink_get_stats(a, &st);
     assert_int_equal(st.bad_token, 1);
     assert_int_equal(st.bad_short, 2);
     assert_int_equal(st.bad_magic, 1);
@@ -584,17 +581,17 @@ static void test_bad_frames(void **state)
     assert_int_equal(p.pa.got + p.pa.bad, 0);
 
     /* a good frame, padded as Ethernet pads, still gets through */
-    h = good_hdr(tok, EDI_LINK_T_DATA);
+    h = good_hdr(tok, EDI_RLINK_T_DATA);
     h.len = sizeof(msg);
     input_hdr(a, &h, msg, sizeof(msg), 12);
-    edi_link_get_stats(a, &st);
+    edi_rlink_get_stats(a, &st);
     assert_int_equal(st.frames_in, 1);
     assert_int_equal(st.messages_in, 1);
     assert_int_equal(p.pa.got, 1);
     assert_int_equal(p.pa.bad, 0);
     /* the same again is a duplicate, not a second message */
     input_hdr(a, &h, msg, sizeof(msg), 0);
-    edi_link_get_stats(a, &st);
+    edi_rlink_get_stats(a, &st);
     assert_int_equal(st.duplicates, 1);
     assert_int_equal(p.pa.got, 1);
     /* a length over max_message_bytes kills the link, once */
@@ -607,11 +604,12 @@ static void test_bad_frames(void **state)
     pair_close(&p);
 }
 
-/* ---- the repair paths alone ------------------------------------------------ */
+/* ---- the repair paths alone ------------------------------------------------
+ */
 
 typedef struct drop_rule {
     uint8_t type;
-    uint64_t seq;     /* drop the first frame of type at this offset */
+    uint64_t seq; /* drop the first frame of type at this offset */
     bool any_seq;
     int left;
 } drop_rule;
@@ -620,8 +618,8 @@ static bool drop_filter(sim_wire *w, uint64_t nth, const uint8_t *f, size_t len)
 {
     (void)nth;
     drop_rule *r = w->filter_user;
-    edi_link_hdr h;
-    if (r->left <= 0 || edi_link_hdr_decode(f, len, &h) != EDI_LINK_OK)
+    edi_rlink_hdr h;
+    if (r->left <= 0 || edi_rlink_hdr_decode(f, len, &h) != EDI_RLINK_OK)
         return false;
     if (h.type != r->type || (!r->any_seq && h.seq != r->seq))
         return false;
@@ -636,14 +634,14 @@ static void test_nak_path(void **state)
     (void)state;
     pair p;
     pair_open(&p, 1, 0, 1500, 1u << 20, 1u << 20);
-    drop_rule r = {.type = EDI_LINK_T_DATA, .seq = 2 * 1460, .left = 1};
+    drop_rule r = {.type = EDI_RLINK_T_DATA, .seq = 2 * 1460, .left = 1};
     p.s.ab.filter = drop_filter;
     p.s.ab.filter_user = &r;
     stream(&p, 2000);
     assert_int_equal(r.left, 0);
-    edi_link_stats sa, sb;
-    edi_link_get_stats(p.s.a, &sa);
-    edi_link_get_stats(p.s.b, &sb);
+    edi_rlink_stats sa, sb;
+    edi_rlink_get_stats(p.s.a, &sa);
+    edi_rlink_get_stats(p.s.b, &sb);
     assert_int_equal(sb.naks_sent, 1);
     assert_int_equal(sa.naks_received, 1);
     assert_int_equal(sa.retransmits, 1);
@@ -660,14 +658,14 @@ static void test_rto_path(void **state)
     pair p;
     pair_open(&p, 1, 0, 1500, 1u << 20, 1u << 20);
     /* 100 messages of 4 + i % 29 bytes: 2 frames, the second lost */
-    drop_rule r = {.type = EDI_LINK_T_DATA, .seq = 1460, .left = 1};
+    drop_rule r = {.type = EDI_RLINK_T_DATA, .seq = 1460, .left = 1};
     p.s.ab.filter = drop_filter;
     p.s.ab.filter_user = &r;
     stream(&p, 100);
     assert_int_equal(r.left, 0);
-    edi_link_stats sa, sb;
-    edi_link_get_stats(p.s.a, &sa);
-    edi_link_get_stats(p.s.b, &sb);
+    edi_rlink_stats sa, sb;
+    edi_rlink_get_stats(p.s.a, &sa);
+    edi_rlink_get_stats(p.s.b, &sb);
     assert_int_equal(sa.rto_expired, 1);
     assert_int_equal(sa.retransmits, 1);
     assert_int_equal(sb.naks_sent, 0);
@@ -682,7 +680,7 @@ static void test_window_and_no_buffers(void **state)
     (void)state;
     pair p;
     pair_open(&p, 1, 0, 1500, 1u << 20, 64u << 10);
-    edi_link_set_recv_window(p.s.b, 0);
+    edi_rlink_set_recv_window(p.s.b, 0);
     sim_step(&p.s); /* b's ack with the closed window reaches a */
     uint64_t next = 0;
     for (int i = 0; i < 2000; i++) {
@@ -690,19 +688,19 @@ static void test_window_and_no_buffers(void **state)
         sim_step(&p.s);
     }
     assert_int_equal(p.pb.got, 0);
-    edi_link_stats sa;
-    edi_link_get_stats(p.s.a, &sa);
+    edi_rlink_stats sa;
+    edi_rlink_get_stats(p.s.a, &sa);
     assert_true(sa.window_stalls > 0);
     assert_true(sa.window_probes > 0);
-    edi_link_set_recv_window(p.s.b, 64u << 10);
+    edi_rlink_set_recv_window(p.s.b, 64u << 10);
     p.s.ab.no_buffers = 5;
-    while (p.pb.got < 10000 || edi_link_unacked_bytes(p.s.a) > 0) {
+    while (p.pb.got < 10000 || edi_rlink_unacked_bytes(p.s.a) > 0) {
         fill(p.s.a, &next, 10000);
         sim_step(&p.s);
         assert_true(p.s.steps < 1000000);
     }
     assert_int_equal(p.pb.bad, 0);
-    edi_link_get_stats(p.s.a, &sa);
+    edi_rlink_get_stats(p.s.a, &sa);
     assert_int_equal(sa.tx_no_buffer, 5);
     assert_int_equal(sa.retransmits, 0);
     pair_close(&p);
