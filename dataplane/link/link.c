@@ -60,7 +60,11 @@ struct edi_rlink {
     uint8_t *sbuf;
     size_t smask;
     uint64_t snd_una, snd_nxt, snd_end;
-    uint64_t peer_right; /* peer's ack + window */
+    uint64_t peer_right;           /* peer's ack + window */
+    bool reserved, reserve_staged; /* edi_rlink_reserve */
+    size_t reserve_max;
+    uint8_t *staging;
+    size_t staging_cap;
     size_t want_writable;
     bool stalled, tx_blocked;
     uint64_t srtt_ns, rttvar_ns, rto_ns;
@@ -285,6 +289,7 @@ void edi_rlink_free(edi_rlink *l)
     for (uint32_t i = 0; i < l->held_n; i++)
         edi_rxbuf_unref(l->held[i].rb);
     free(l->held);
+    free(l->staging);
     free(l->sbuf);
     free(l);
 }
@@ -332,12 +337,12 @@ static void ring_get(const edi_rlink *l, uint64_t off, uint8_t *p, size_t n)
     memcpy(p + first, l->sbuf, n - first);
 }
 
-int edi_rlink_send(edi_rlink *l, const void *head, size_t head_len,
-                   const void *body, size_t body_len)
+/* Whether a message of len payload bytes may be appended now: 0, or the
+ * refusal of edi_rlink_send. */
+static int admit(edi_rlink *l, size_t len)
 {
     if (l->dead)
         return edist_set_error(EDIST_ECLOSED, "link is dead");
-    size_t len = head_len + body_len;
     if (len > l->cfg.max_message_bytes || len > UINT32_MAX ||
         len > l->cfg.send_buffer_bytes - 4) {
         l->st.send_too_big++;
@@ -352,13 +357,74 @@ int edi_rlink_send(edi_rlink *l, const void *head, size_t head_len,
             l->want_writable = len + 4;
         return EDIST_EAGAIN;
     }
+    return 0;
+}
+
+static void append_header(edi_rlink *l, size_t len)
+{
     uint8_t hdr[4];
     edi_put_be32(hdr, (uint32_t)len);
     ring_put(l, l->snd_end, hdr, 4);
+}
+
+int edi_rlink_send(edi_rlink *l, const void *head, size_t head_len,
+                   const void *body, size_t body_len)
+{
+    l->reserved = false;
+    size_t len = head_len + body_len;
+    int rc = admit(l, len);
+    if (rc != 0)
+        return rc;
+    append_header(l, len);
     if (head_len > 0)
         ring_put(l, l->snd_end + 4, head, head_len);
     if (body_len > 0)
         ring_put(l, l->snd_end + 4 + head_len, body, body_len);
+    l->snd_end += len + 4;
+    l->st.messages_out++;
+    return 0;
+}
+
+int edi_rlink_reserve(edi_rlink *l, size_t max_len, uint8_t **payload)
+{
+    l->reserved = false;
+    int rc = admit(l, max_len);
+    if (rc != 0)
+        return rc;
+    size_t at = (size_t)(l->snd_end + 4) & l->smask;
+    if (max_len <= l->smask + 1 - at) {
+        *payload = l->sbuf + at;
+        l->reserve_staged = false;
+    } else {
+        if (l->staging_cap < max_len) {
+            uint8_t *p = realloc(l->staging, max_len);
+            if (p == NULL)
+                return edist_set_error(EDIST_ENOMEM,
+                                       "link: staging of %zu bytes", max_len);
+            l->staging = p;
+            l->staging_cap = max_len;
+        }
+        *payload = l->staging;
+        l->reserve_staged = true;
+    }
+    l->reserved = true;
+    l->reserve_max = max_len;
+    return 0;
+}
+
+int edi_rlink_commit(edi_rlink *l, size_t len)
+{
+    if (!l->reserved || len > l->reserve_max || l->dead)
+        return edist_set_error(EDIST_EINVAL,
+                               "link: commit of %zu bytes without a "
+                               "reservation that large",
+                               len);
+    l->reserved = false;
+    append_header(l, len);
+    if (l->reserve_staged && len > 0) {
+        ring_put(l, l->snd_end + 4, l->staging, len);
+        l->st.reserve_copies++;
+    }
     l->snd_end += len + 4;
     l->st.messages_out++;
     return 0;

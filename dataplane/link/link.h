@@ -182,8 +182,9 @@ typedef struct edi_rlink_stats {
     uint64_t window_stalls; /* sends held back by the peer's window */
     uint64_t window_probes; /* PINGs sent to a closed window */
     uint64_t send_eagain, send_too_big;
-    uint64_t tx_no_buffer; /* the medium had no transmit buffer */
-    uint64_t bad_frames;   /* total refused, by reason: */
+    uint64_t reserve_copies; /* reservations staged across the ring's end */
+    uint64_t tx_no_buffer;   /* the medium had no transmit buffer */
+    uint64_t bad_frames;     /* total refused, by reason: */
     uint64_t bad_short, bad_magic, bad_version, bad_type, bad_fields;
     uint64_t bad_token; /* another link's, or stray */
     uint64_t bad_ack;   /* acks or NAKs bytes never sent */
@@ -211,6 +212,18 @@ void edi_rlink_free(edi_rlink *l);
  * max_message_bytes: never fits), EDIST_ECLOSED (dead). */
 int edi_rlink_send(edi_rlink *l, const void *head, size_t head_len,
                    const void *body, size_t body_len);
+
+/* The same, encoded in place (the lane's tx_reserve/tx_commit): *payload
+ * gets max_len writable bytes for the payload, inside the send buffer,
+ * or, where the ring wraps, in a staging area that commit copies in
+ * (counted in reserve_copies). Returns as edi_rlink_send, for a message
+ * of max_len bytes. One reservation at a time: a send or another reserve
+ * abandons it. */
+int edi_rlink_reserve(edi_rlink *l, size_t max_len, uint8_t **payload);
+/* Appends the reserved message with its final payload length (at most
+ * max_len). 0, or EDIST_EINVAL without a reservation or for a longer
+ * len. */
+int edi_rlink_commit(edi_rlink *l, size_t len);
 
 /* A frame from the medium: f->data[0..len) after the medium's header, in
  * f->rxbuf, which the link references while it holds the frame out of
