@@ -656,6 +656,7 @@ typedef struct drop_rule {
     uint8_t type;
     uint64_t seq; /* drop the first frame of type at this offset */
     bool any_seq;
+    int skip; /* matching frames let through first */
     int left;
 } drop_rule;
 
@@ -668,6 +669,10 @@ static bool drop_filter(sim_wire *w, uint64_t nth, const uint8_t *f, size_t len)
         return false;
     if (h.type != r->type || (!r->any_seq && h.seq != r->seq))
         return false;
+    if (r->skip > 0) {
+        r->skip--;
+        return false;
+    }
     r->left--;
     return true;
 }
@@ -692,6 +697,57 @@ static void test_nak_path(void **state)
     assert_int_equal(sa.retransmits, 1);
     assert_int_equal(sa.rto_expired, 0);
     assert_true(sb.out_of_order > 0);
+    pair_close(&p);
+}
+
+/* A gap NAKed once, though frames past it keep arriving poll after poll;
+ * the same NAK twice retransmits once. */
+static void test_nak_rate_limited(void **state)
+{
+    (void)state;
+    pair p;
+    pair_open(&p, 1, 0, 1500, 1u << 20, 1u << 20);
+    drop_rule r = {
+        .type = EDI_RLINK_T_DATA, .any_seq = true, .skip = 2, .left = 1};
+    p.s.ab.filter = drop_filter;
+    p.s.ab.filter_user = &r;
+    bool always = true;
+    p.s.wake = &always; /* a poll every microsecond */
+    uint64_t next = 0;
+    const uint64_t n = 4000;
+    while (p.pb.got < n || edi_rlink_unacked_bytes(p.s.a) > 0) {
+        fill(p.s.a, &next, next + 80 < n ? next + 80 : n); /* ~a frame */
+        sim_step(&p.s);
+        assert_true(p.s.now < 10000000000ull);
+    }
+    assert_int_equal(p.pb.bad, 0);
+    assert_int_equal(r.left, 0);
+    edi_rlink_stats sa, sb;
+    edi_rlink_get_stats(p.s.a, &sa);
+    edi_rlink_get_stats(p.s.b, &sb);
+    assert_true(sb.out_of_order >= 5); /* arrivals past the gap, */
+    assert_int_equal(sb.naks_sent, 1); /* one NAK */
+    assert_int_equal(sa.retransmits, 1);
+    pair_close(&p);
+
+    /* the sender: the same NAK twice (a medium that duplicates) */
+    pair_open(&p, 1, 0, 1500, 1u << 20, 1u << 20);
+    p.s.ab.cut = true;
+    next = 0;
+    fill(p.s.a, &next, 300);
+    edi_rlink_poll(p.s.a, p.s.now);
+    edi_rlink_hdr h = {.type = EDI_RLINK_T_NAK,
+                       .token = p.cfg.token,
+                       .seq = 1460,
+                       .nak_len = 1460,
+                       .window = 1u << 20};
+    input_hdr(p.s.a, &h, NULL, 0, 0);
+    input_hdr(p.s.a, &h, NULL, 0, 0);
+    edi_rlink_poll(p.s.a, p.s.now);
+    edi_rlink_get_stats(p.s.a, &sa);
+    assert_int_equal(sa.naks_received, 2);
+    assert_int_equal(sa.naks_ignored, 1);
+    assert_int_equal(sa.retransmits, 1);
     pair_close(&p);
 }
 
@@ -756,6 +812,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bad_frames),
         cmocka_unit_test(test_nak_path),
+        cmocka_unit_test(test_nak_rate_limited),
         cmocka_unit_test(test_rto_path),
         cmocka_unit_test(test_send_buffer_bound),
         cmocka_unit_test(test_dead_peer),
