@@ -194,6 +194,8 @@ static void lossy_stream(uint32_t ppm, uint64_t seed, size_t frame)
     /* most messages were views into their frame */
     assert_true(p.pb.in_place > N_MESSAGES * 9 / 10);
     if (ppm == 0) {
+        /* the simulated round trip is 10 us, plus the ack's delay */
+        assert_true(sa.srtt_ns >= 10000 && sa.srtt_ns <= 30000);
         assert_int_equal(sa.retransmits, 0);
         assert_int_equal(sa.rto_expired, 0);
         assert_int_equal(sb.naks_sent, 0);
@@ -309,6 +311,36 @@ static void test_big_20pct(void **state)
 {
     (void)state;
     big_messages(200000, 12);
+}
+
+/* One message: its ACK goes out ack_delay_ns after it arrived, alone;
+ * eight frames get one at once. */
+static void test_delayed_ack(void **state)
+{
+    (void)state;
+    pair p;
+    pair_open(&p, 1, 0, 1500, 1u << 20, 1u << 20);
+    uint64_t next = 0;
+    fill(p.s.a, &next, 1);
+    uint64_t t0 = p.s.now, t = t0;
+    while (edi_rlink_unacked_bytes(p.s.a) > 0) {
+        t = p.s.now; /* the step that takes the ACK */
+        sim_step(&p.s);
+    }
+    /* out at t0, in at +5 us, ACK at +25 us, back at +30 us */
+    assert_int_equal(t - t0, 5000 + p.cfg.ack_delay_ns + 5000);
+    edi_rlink_stats sb;
+    edi_rlink_get_stats(p.s.b, &sb);
+    assert_int_equal(sb.acks_out, 1);
+    /* eight frames at once: acked without waiting */
+    fill(p.s.a, &next, 1 + 8 * 1460 / 20);
+    t0 = t = p.s.now;
+    while (edi_rlink_unacked_bytes(p.s.a) > 0) {
+        t = p.s.now;
+        sim_step(&p.s);
+    }
+    assert_int_equal(t - t0, 10000);
+    pair_close(&p);
 }
 
 /* Messages appended before one poll fill frames to the medium's size:
@@ -828,6 +860,7 @@ int main(void)
         cmocka_unit_test(test_big_5pct),
         cmocka_unit_test(test_big_20pct),
         cmocka_unit_test(test_batching),
+        cmocka_unit_test(test_delayed_ack),
         cmocka_unit_test(test_both_ways),
         cmocka_unit_test(test_reserve_commit),
     };
