@@ -4,7 +4,8 @@
  * Byte 0: bit 0 structured mode (below), bit 1 the link sends ~20 KiB
  * first (so acks and NAKs of sent bytes are in range), bits 2-3 the
  * medium's frame size (64, 200, 1500, 9000), bits 4-5 max_held_frames
- * (2, 16, 256, 8192), bit 6 the medium has no buffers now and then.
+ * (2, 16, 256, 8192), bit 6 the medium has no buffers now and then,
+ * bit 7 the link's messages are encoded in place (reserve/commit).
  * Raw mode: the rest is frames [u16 big-endian length][bytes].
  * Structured mode: records [type][seq u16][ack u16][window u16]
  * [nak_len u16][data_len u8][time step u8] then data_len bytes, made into
@@ -134,8 +135,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (flags & 2) {
         uint8_t msg[100];
         memset(msg, 0xab, sizeof(msg));
-        for (int i = 0; i < 200; i++)
-            CHECK(edi_rlink_send(l, msg, sizeof(msg), NULL, 0) == 0);
+        for (int i = 0; i < 200; i++) {
+            if (flags & 128) { /* in place */
+                uint8_t *w;
+                CHECK(edi_rlink_reserve(l, 300, &w) == 0);
+                memcpy(w, msg, sizeof(msg));
+                CHECK(edi_rlink_commit(l, sizeof(msg)) == 0);
+            } else {
+                CHECK(edi_rlink_send(l, msg, sizeof(msg), NULL, 0) == 0);
+            }
+        }
         for (int i = 0; i < 50; i++)
             edi_rlink_poll(l, now);
     }
