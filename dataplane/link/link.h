@@ -151,7 +151,9 @@ typedef struct edi_rlink_config {
     uint64_t token;             /* frames with another token are refused */
     size_t send_buffer_bytes;   /* appended, not yet acknowledged (4 MiB) */
     uint32_t recv_window_bytes; /* advertised: bytes beyond the ack (4 MiB) */
-    uint32_t max_held_frames;   /* out-of-order frames held (8192) */
+    /* out-of-order frames held (8192): each pins its receive buffer (an
+     * mbuf), so the lane keeps this below its pool's share per link */
+    uint32_t max_held_frames;
     uint64_t max_message_bytes; /* larger is fatal, EDIST_ENOMEM (256 MiB) */
     uint64_t ack_delay_ns;      /* a standalone ACK at most this late (20 us) */
     uint32_t ack_every_frames;  /* ... or after this many DATA frames (8) */
@@ -171,9 +173,8 @@ typedef struct edi_rlink_stats {
     uint64_t acks_out, pings_out, pongs_out;
     uint64_t retransmits, retransmit_bytes; /* DATA frames rebuilt */
     uint64_t rto_expired;                   /* retransmission timeouts */
-    uint64_t naks_sent, naks_received,
-        naks_ignored;      /* ignored: stale or
-                            * repeated within an RTT */
+    /* naks_ignored: stale, or repeated within an RTT */
+    uint64_t naks_sent, naks_received, naks_ignored;
     uint64_t duplicates;   /* DATA frames with nothing new */
     uint64_t out_of_order; /* DATA frames held for a gap */
     uint64_t held_now, held_max;
@@ -242,8 +243,8 @@ void edi_rlink_poll(edi_rlink *l, uint64_t now_ns);
 uint64_t edi_rlink_next_deadline_ns(const edi_rlink *l);
 
 /* Shrinks or reopens the receive window (at most recv_window_bytes): a
- * receiver that must not take more (its pool runs low) closes it with 0;
- * reopening sends a window update at the next poll. */
+ * receiver that must not take more (its pool runs low) closes it with 0.
+ * A change goes to the peer in an ACK at the next poll. */
 void edi_rlink_set_recv_window(edi_rlink *l, uint32_t bytes);
 
 bool edi_rlink_dead(const edi_rlink *l);
