@@ -294,6 +294,15 @@ void edi_rlink_free(edi_rlink *l)
     free(l);
 }
 
+/* A dead link gives its held frames back at once (on DPDK they are the
+ * receive pool's mbufs), at the end of the call that found it dead. */
+static void release_held(edi_rlink *l)
+{
+    for (uint32_t i = 0; i < l->held_n; i++)
+        edi_rxbuf_unref(l->held[i].rb);
+    l->held_n = 0;
+}
+
 static void go_dead(edi_rlink *l, int reason, const char *fmt, ...)
 {
     if (l->dead)
@@ -649,6 +658,7 @@ void edi_rlink_poll(edi_rlink *l, uint64_t now)
     if (since(now, l->last_rx_ns) >= l->cfg.dead_after_ns) {
         go_dead(l, EDIST_ETIMEDOUT, "link: nothing from the peer for %llu ms",
                 (unsigned long long)(since(now, l->last_rx_ns) / 1000000u));
+        release_held(l);
         return;
     }
     uint64_t frames_before = l->st.frames_out;
@@ -965,6 +975,8 @@ void edi_rlink_input(edi_rlink *l, uint64_t now, const edi_frame *f)
     switch (h.type) {
     case EDI_RLINK_T_DATA:
         on_data(l, now, &h, f->data + EDI_RLINK_HDR_BYTES, f->rxbuf);
+        if (l->dead)
+            release_held(l);
         break;
     case EDI_RLINK_T_NAK:
         on_nak(l, now, h.seq, h.seq + h.nak_len);

@@ -671,13 +671,29 @@ static void test_bad_frames(void **state)
     edi_rlink_get_stats(a, &st);
     assert_int_equal(st.duplicates, 1);
     assert_int_equal(p.pa.got, 1);
-    /* a length over max_message_bytes kills the link, once */
+    /* a frame past a gap is held, its buffer referenced */
+    uint8_t ooo[EDI_RLINK_HDR_BYTES + 4];
+    h.seq = 100;
+    h.len = 4;
+    edi_rlink_hdr_encode(ooo, &h);
+    memset(ooo + EDI_RLINK_HDR_BYTES, 0, 4);
+    edi_rxbuf *held = edi_rxbuf_heap_new(sizeof(ooo));
+    memcpy(edi_rxbuf_data(held), ooo, sizeof(ooo));
+    edi_frame hf = {edi_rxbuf_data(held), sizeof(ooo), held};
+    edi_rlink_input(a, 2000000, &hf);
+    edi_rlink_get_stats(a, &st);
+    assert_int_equal(st.held_now, 1);
+    assert_int_equal(atomic_load(&held->refs), 2);
+    /* a length over max_message_bytes kills the link, once, and the held
+     * buffer goes back */
     uint8_t hugehdr[4] = {0x7f, 0, 0, 0};
     h.seq = 8;
     h.len = 4;
     input_hdr(a, &h, hugehdr, 4, 0);
     assert_int_equal(p.pa.dead_calls, 1);
     assert_int_equal(p.pa.dead_reason, EDIST_ENOMEM);
+    assert_int_equal(atomic_load(&held->refs), 1);
+    edi_rxbuf_unref(held);
     pair_close(&p);
 }
 
