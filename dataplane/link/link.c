@@ -681,6 +681,8 @@ void edi_rlink_poll(edi_rlink *l, uint64_t now)
                 l->backoff++;
             uint64_t end =
                 l->snd_una + (uint64_t)RTO_BURST_FRAMES * data_room(l);
+            if (end > l->peer_right)
+                end = l->peer_right; /* a shrunk window: the rest waits */
             uint64_t start = l->snd_una;
             ok = retransmit(l, &start, end);
             l->rtx_deadline = now + rto_now(l);

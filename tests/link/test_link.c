@@ -137,6 +137,33 @@ static void fill(edi_rlink *l, uint64_t *next, uint64_t n)
     }
 }
 
+/* Drops frames of a type (at an offset, or the n-th), for the repair
+ * paths one by one. */
+typedef struct drop_rule {
+    uint8_t type;
+    uint64_t seq; /* drop the first frame of type at this offset */
+    bool any_seq;
+    int skip; /* matching frames let through first */
+    int left;
+} drop_rule;
+
+static bool drop_filter(sim_wire *w, uint64_t nth, const uint8_t *f, size_t len)
+{
+    (void)nth;
+    drop_rule *r = w->filter_user;
+    edi_rlink_hdr h;
+    if (r->left <= 0 || edi_rlink_hdr_decode(f, len, &h) != EDI_RLINK_OK)
+        return false;
+    if (h.type != r->type || (!r->any_seq && h.seq != r->seq))
+        return false;
+    if (r->skip > 0) {
+        r->skip--;
+        return false;
+    }
+    r->left--;
+    return true;
+}
+
 /* Runs until b got n messages and a's buffer is empty; returns the
  * simulated time that took. */
 static uint64_t stream(pair *p, uint64_t n)
@@ -368,6 +395,45 @@ static void test_batching(void **state)
         assert_int_equal(p.pb.bad, 0);
         pair_close(&p);
     }
+}
+
+/* The window shrinks under data in flight (past a lost frame, so out of
+ * order: refused, resent within the new window), then reopens:
+ * everything arrives once, in order. */
+static void test_window_shrinks(void **state)
+{
+    (void)state;
+    pair p;
+    pair_open(&p, 1, 0, 1500, 1u << 20, 64u << 10);
+    drop_rule r = {
+        .type = EDI_RLINK_T_DATA, .any_seq = true, .skip = 1, .left = 1};
+    p.s.ab.filter = drop_filter;
+    p.s.ab.filter_user = &r;
+    uint64_t next = 0;
+    const uint64_t n = 20000;
+    fill(p.s.a, &next, n);
+    edi_rlink_poll(p.s.a, p.s.now); /* 64 KiB in flight */
+    edi_rlink_set_recv_window(p.s.b, 3000);
+    uint64_t t0 = p.s.now;
+    bool reopened = false;
+    while (p.pb.got < n || edi_rlink_unacked_bytes(p.s.a) > 0) {
+        fill(p.s.a, &next, n);
+        if (!reopened && p.s.now > t0 + 5000000) {
+            edi_rlink_set_recv_window(p.s.b, 64u << 10);
+            reopened = true;
+        }
+        sim_step(&p.s);
+        assert_true(p.s.now < 10000000000ull);
+    }
+    assert_int_equal(p.pb.bad, 0);
+    assert_int_equal(p.pb.expected, n);
+    edi_rlink_stats sa, sb;
+    edi_rlink_get_stats(p.s.a, &sa);
+    edi_rlink_get_stats(p.s.b, &sb);
+    assert_true(sb.beyond_window > 0);
+    assert_true(sa.window_stalls > 0);
+    assert_true(sa.retransmits > 0);
+    pair_close(&p);
 }
 
 /* Messages encoded in place, across the ring's end many times; a send
@@ -700,31 +766,6 @@ static void test_bad_frames(void **state)
 /* ---- the repair paths alone ------------------------------------------------
  */
 
-typedef struct drop_rule {
-    uint8_t type;
-    uint64_t seq; /* drop the first frame of type at this offset */
-    bool any_seq;
-    int skip; /* matching frames let through first */
-    int left;
-} drop_rule;
-
-static bool drop_filter(sim_wire *w, uint64_t nth, const uint8_t *f, size_t len)
-{
-    (void)nth;
-    drop_rule *r = w->filter_user;
-    edi_rlink_hdr h;
-    if (r->left <= 0 || edi_rlink_hdr_decode(f, len, &h) != EDI_RLINK_OK)
-        return false;
-    if (h.type != r->type || (!r->any_seq && h.seq != r->seq))
-        return false;
-    if (r->skip > 0) {
-        r->skip--;
-        return false;
-    }
-    r->left--;
-    return true;
-}
-
 /* One DATA frame lost in the middle of a stream: repaired by a NAK, not
  * by a timeout. */
 static void test_nak_path(void **state)
@@ -866,6 +907,7 @@ int main(void)
         cmocka_unit_test(test_dead_peer),
         cmocka_unit_test(test_time_steps_back),
         cmocka_unit_test(test_window_and_no_buffers),
+        cmocka_unit_test(test_window_shrinks),
         cmocka_unit_test(test_stream_0),
         cmocka_unit_test(test_stream_0_jumbo),
         cmocka_unit_test(test_stream_1pct),
