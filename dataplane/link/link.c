@@ -683,8 +683,14 @@ void edi_rlink_poll(edi_rlink *l, uint64_t now)
                 l->snd_una + (uint64_t)RTO_BURST_FRAMES * data_room(l);
             if (end > l->peer_right)
                 end = l->peer_right; /* a shrunk window: the rest waits */
-            uint64_t start = l->snd_una;
-            ok = retransmit(l, &start, end);
+            /* first in the retransmit queue, so a medium out of buffers
+             * delays it to the next poll instead of the next timeout */
+            if (l->rtxq_n == RTXQ_MAX)
+                l->rtxq_n--; /* a NAKed range: NAKed again if need be */
+            memmove(&l->rtxq[1], &l->rtxq[0], l->rtxq_n * sizeof(l->rtxq[0]));
+            l->rtxq[0].start = l->snd_una;
+            l->rtxq[0].end = end;
+            l->rtxq_n++;
             l->rtx_deadline = now + rto_now(l);
         } else {
             l->rtx_deadline = NEVER;

@@ -860,6 +860,29 @@ static void test_rto_path(void **state)
     assert_int_equal(sa.retransmits, 1);
     assert_int_equal(sb.naks_sent, 0);
     pair_close(&p);
+
+    /* the same, the medium out of buffers when the timer fires: resent
+     * at the next poll, not at the next timeout */
+    pair_open(&p, 1, 0, 1500, 1u << 20, 1u << 20);
+    r = (drop_rule){.type = EDI_RLINK_T_DATA, .seq = 1460, .left = 1};
+    p.s.ab.filter = drop_filter;
+    p.s.ab.filter_user = &r;
+    uint64_t next = 0;
+    fill(p.s.a, &next, 100);
+    size_t total = edi_rlink_unacked_bytes(p.s.a);
+    while (edi_rlink_unacked_bytes(p.s.a) == total)
+        sim_step(&p.s); /* the first frame acked */
+    p.s.ab.no_buffers = 1;
+    while (p.pb.got < 100 || edi_rlink_unacked_bytes(p.s.a) > 0) {
+        sim_step(&p.s);
+        assert_true(p.s.steps < 100000);
+    }
+    assert_int_equal(p.pb.bad, 0);
+    edi_rlink_get_stats(p.s.a, &sa);
+    assert_int_equal(sa.tx_no_buffer, 1);
+    assert_int_equal(sa.rto_expired, 1);
+    assert_int_equal(sa.retransmits, 1);
+    pair_close(&p);
 }
 
 /* The receiver closes its window: the sender stalls and probes; reopened,
