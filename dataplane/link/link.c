@@ -48,10 +48,10 @@ typedef struct range_log {
     uint64_t start, ns;
 } range_log;
 
-struct edi_link {
-    edi_link_config cfg;
-    edi_link_medium med;
-    edi_link_callbacks cb;
+struct edi_rlink {
+    edi_rlink_config cfg;
+    edi_rlink_medium med;
+    edi_rlink_callbacks cb;
     void *user;
     bool dead;
     uint64_t now_ns;
@@ -60,7 +60,11 @@ struct edi_link {
     uint8_t *sbuf;
     size_t smask;
     uint64_t snd_una, snd_nxt, snd_end;
-    uint64_t peer_right; /* peer's ack + window */
+    uint64_t peer_right;           /* peer's ack + window */
+    bool reserved, reserve_staged; /* edi_rlink_reserve */
+    size_t reserve_max;
+    uint8_t *staging;
+    size_t staging_cap;
     size_t want_writable;
     bool stalled, tx_blocked;
     uint64_t srtt_ns, rttvar_ns, rto_ns;
@@ -92,15 +96,15 @@ struct edi_link {
     bool ping_out, pong_pending;
     uint64_t pong_stamp;
 
-    edi_link_stats st;
+    edi_rlink_stats st;
 };
 
 /* ---- header ------------------------------------------------------------- */
 
-void edi_link_hdr_encode(uint8_t *out, const edi_link_hdr *h)
+void edi_rlink_hdr_encode(uint8_t *out, const edi_rlink_hdr *h)
 {
-    edi_put_be16(out, EDI_LINK_MAGIC);
-    out[2] = EDI_LINK_VERSION;
+    edi_put_be16(out, EDI_RLINK_MAGIC);
+    out[2] = EDI_RLINK_VERSION;
     out[3] = h->type;
     edi_put_be32(out + 4, h->len);
     edi_put_be64(out + 8, h->token);
@@ -110,39 +114,40 @@ void edi_link_hdr_encode(uint8_t *out, const edi_link_hdr *h)
     edi_put_be32(out + 36, h->nak_len);
 }
 
-edi_link_bad edi_link_hdr_decode(const uint8_t *p, size_t len, edi_link_hdr *h)
+edi_rlink_bad edi_rlink_hdr_decode(const uint8_t *p, size_t len,
+                                   edi_rlink_hdr *h)
 {
-    if (len < EDI_LINK_HDR_BYTES)
-        return EDI_LINK_BAD_SHORT;
-    if (edi_get_be16(p) != EDI_LINK_MAGIC)
-        return EDI_LINK_BAD_MAGIC;
-    if (p[2] != EDI_LINK_VERSION)
-        return EDI_LINK_BAD_VERSION;
+    if (len < EDI_RLINK_HDR_BYTES)
+        return EDI_RLINK_BAD_SHORT;
+    if (edi_get_be16(p) != EDI_RLINK_MAGIC)
+        return EDI_RLINK_BAD_MAGIC;
+    if (p[2] != EDI_RLINK_VERSION)
+        return EDI_RLINK_BAD_VERSION;
     h->type = p[3];
-    if (h->type < EDI_LINK_T_DATA || h->type > EDI_LINK_T_PONG)
-        return EDI_LINK_BAD_TYPE;
+    if (h->type < EDI_RLINK_T_DATA || h->type > EDI_RLINK_T_PONG)
+        return EDI_RLINK_BAD_TYPE;
     h->len = edi_get_be32(p + 4);
     h->token = edi_get_be64(p + 8);
     h->seq = edi_get_be64(p + 16);
     h->ack = edi_get_be64(p + 24);
     h->window = edi_get_be32(p + 32);
     h->nak_len = edi_get_be32(p + 36);
-    if ((size_t)h->len > len - EDI_LINK_HDR_BYTES)
-        return EDI_LINK_BAD_SHORT;
-    bool data = h->type == EDI_LINK_T_DATA, nak = h->type == EDI_LINK_T_NAK;
+    if ((size_t)h->len > len - EDI_RLINK_HDR_BYTES)
+        return EDI_RLINK_BAD_SHORT;
+    bool data = h->type == EDI_RLINK_T_DATA, nak = h->type == EDI_RLINK_T_NAK;
     if (data ? h->len == 0 : h->len != 0)
-        return EDI_LINK_BAD_FIELDS;
+        return EDI_RLINK_BAD_FIELDS;
     if (nak ? h->nak_len == 0 : h->nak_len != 0)
-        return EDI_LINK_BAD_FIELDS;
+        return EDI_RLINK_BAD_FIELDS;
     uint64_t extent = data ? h->len : h->nak_len;
     if (h->seq > UINT64_MAX - extent || h->ack > UINT64_MAX - h->window)
-        return EDI_LINK_BAD_FIELDS;
-    return EDI_LINK_OK;
+        return EDI_RLINK_BAD_FIELDS;
+    return EDI_RLINK_OK;
 }
 
 /* ---- setup -------------------------------------------------------------- */
 
-void edi_link_config_default(edi_link_config *c)
+void edi_rlink_config_default(edi_rlink_config *c)
 {
     memset(c, 0, sizeof(*c));
     c->send_buffer_bytes = 4u << 20;
@@ -158,7 +163,7 @@ void edi_link_config_default(edi_link_config *c)
     c->dead_after_ns = 2000000000;
 }
 
-static void go_dead(edi_link *l, int reason, const char *fmt, ...)
+static void go_dead(edi_rlink *l, int reason, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* The deframer's buffers are heap rxbufs, as on the TCP lane, so a
@@ -191,7 +196,7 @@ static const edi_deframe_alloc rx_alloc_ops = {rx_alloc, rx_grow, rx_release};
 
 static size_t rx_event(void *user, const edi_deframe_event *ev)
 {
-    edi_link *l = user;
+    edi_rlink *l = user;
     switch (ev->kind) {
     case EDI_DEFRAME_FRAME:
     case EDI_DEFRAME_TICK: {
@@ -216,9 +221,9 @@ static size_t rx_event(void *user, const edi_deframe_event *ev)
     return 0;
 }
 
-int edi_link_new(const edi_link_config *cfg, const edi_link_medium *medium,
-                 const edi_link_callbacks *cb, void *user, uint64_t now_ns,
-                 edi_link **out)
+int edi_rlink_new(const edi_rlink_config *cfg, const edi_rlink_medium *medium,
+                  const edi_rlink_callbacks *cb, void *user, uint64_t now_ns,
+                  edi_rlink **out)
 {
     if (cfg->send_buffer_bytes < 8 || cfg->recv_window_bytes == 0 ||
         cfg->max_held_frames == 0 || cfg->ack_every_frames == 0 ||
@@ -228,12 +233,13 @@ int edi_link_new(const edi_link_config *cfg, const edi_link_medium *medium,
         return edist_set_error(EDIST_EINVAL, "link: a limit is zero or "
                                              "out of range");
     if (medium->tx_alloc == NULL || medium->tx_send == NULL ||
-        medium->max_frame_bytes <= EDI_LINK_HDR_BYTES || cb->on_message == NULL)
+        medium->max_frame_bytes <= EDI_RLINK_HDR_BYTES ||
+        cb->on_message == NULL)
         return edist_set_error(EDIST_EINVAL,
                                "link: medium or callbacks incomplete, or a "
                                "frame of %zu bytes",
                                medium->max_frame_bytes);
-    edi_link *l = calloc(1, sizeof(*l));
+    edi_rlink *l = calloc(1, sizeof(*l));
     if (l == NULL)
         return edist_set_error(EDIST_ENOMEM, "link");
     size_t cap = 8;
@@ -275,7 +281,7 @@ int edi_link_new(const edi_link_config *cfg, const edi_link_medium *medium,
     return 0;
 }
 
-void edi_link_free(edi_link *l)
+void edi_rlink_free(edi_rlink *l)
 {
     if (l == NULL)
         return;
@@ -283,11 +289,21 @@ void edi_link_free(edi_link *l)
     for (uint32_t i = 0; i < l->held_n; i++)
         edi_rxbuf_unref(l->held[i].rb);
     free(l->held);
+    free(l->staging);
     free(l->sbuf);
     free(l);
 }
 
-static void go_dead(edi_link *l, int reason, const char *fmt, ...)
+/* A dead link gives its held frames back at once (on DPDK they are the
+ * receive pool's mbufs), at the end of the call that found it dead. */
+static void release_held(edi_rlink *l)
+{
+    for (uint32_t i = 0; i < l->held_n; i++)
+        edi_rxbuf_unref(l->held[i].rb);
+    l->held_n = 0;
+}
+
+static void go_dead(edi_rlink *l, int reason, const char *fmt, ...)
 {
     if (l->dead)
         return;
@@ -305,13 +321,13 @@ static void go_dead(edi_link *l, int reason, const char *fmt, ...)
 
 /* ---- send buffer -------------------------------------------------------- */
 
-static size_t send_room(const edi_link *l)
+static size_t send_room(const edi_rlink *l)
 {
     return l->cfg.send_buffer_bytes - (size_t)(l->snd_end - l->snd_una);
 }
 
 /* Copies p[0..n) into the ring at stream offset off. */
-static void ring_put(edi_link *l, uint64_t off, const void *p, size_t n)
+static void ring_put(edi_rlink *l, uint64_t off, const void *p, size_t n)
 {
     size_t at = (size_t)off & l->smask, first = l->smask + 1 - at;
     if (first > n)
@@ -321,7 +337,7 @@ static void ring_put(edi_link *l, uint64_t off, const void *p, size_t n)
 }
 
 /* Copies stream bytes [off, off+n) out of the ring. */
-static void ring_get(const edi_link *l, uint64_t off, uint8_t *p, size_t n)
+static void ring_get(const edi_rlink *l, uint64_t off, uint8_t *p, size_t n)
 {
     size_t at = (size_t)off & l->smask, first = l->smask + 1 - at;
     if (first > n)
@@ -330,12 +346,12 @@ static void ring_get(const edi_link *l, uint64_t off, uint8_t *p, size_t n)
     memcpy(p + first, l->sbuf, n - first);
 }
 
-int edi_link_send(edi_link *l, const void *head, size_t head_len,
-                  const void *body, size_t body_len)
+/* Whether a message of len payload bytes may be appended now: 0, or the
+ * refusal of edi_rlink_send. */
+static int admit(edi_rlink *l, size_t len)
 {
     if (l->dead)
         return edist_set_error(EDIST_ECLOSED, "link is dead");
-    size_t len = head_len + body_len;
     if (len > l->cfg.max_message_bytes || len > UINT32_MAX ||
         len > l->cfg.send_buffer_bytes - 4) {
         l->st.send_too_big++;
@@ -350,9 +366,25 @@ int edi_link_send(edi_link *l, const void *head, size_t head_len,
             l->want_writable = len + 4;
         return EDIST_EAGAIN;
     }
+    return 0;
+}
+
+static void append_header(edi_rlink *l, size_t len)
+{
     uint8_t hdr[4];
     edi_put_be32(hdr, (uint32_t)len);
     ring_put(l, l->snd_end, hdr, 4);
+}
+
+int edi_rlink_send(edi_rlink *l, const void *head, size_t head_len,
+                   const void *body, size_t body_len)
+{
+    l->reserved = false;
+    size_t len = head_len + body_len;
+    int rc = admit(l, len);
+    if (rc != 0)
+        return rc;
+    append_header(l, len);
     if (head_len > 0)
         ring_put(l, l->snd_end + 4, head, head_len);
     if (body_len > 0)
@@ -362,9 +394,62 @@ int edi_link_send(edi_link *l, const void *head, size_t head_len,
     return 0;
 }
 
+int edi_rlink_reserve(edi_rlink *l, size_t max_len, uint8_t **payload)
+{
+    l->reserved = false;
+    int rc = admit(l, max_len);
+    if (rc != 0)
+        return rc;
+    size_t at = (size_t)(l->snd_end + 4) & l->smask;
+    if (max_len <= l->smask + 1 - at) {
+        *payload = l->sbuf + at;
+        l->reserve_staged = false;
+    } else {
+        if (l->staging_cap < max_len) {
+            uint8_t *p = realloc(l->staging, max_len);
+            if (p == NULL)
+                return edist_set_error(EDIST_ENOMEM,
+                                       "link: staging of %zu bytes", max_len);
+            l->staging = p;
+            l->staging_cap = max_len;
+        }
+        *payload = l->staging;
+        l->reserve_staged = true;
+    }
+    l->reserved = true;
+    l->reserve_max = max_len;
+    return 0;
+}
+
+int edi_rlink_commit(edi_rlink *l, size_t len)
+{
+    if (!l->reserved || len > l->reserve_max || l->dead)
+        return edist_set_error(EDIST_EINVAL,
+                               "link: commit of %zu bytes without a "
+                               "reservation that large",
+                               len);
+    l->reserved = false;
+    append_header(l, len);
+    if (l->reserve_staged && len > 0) {
+        ring_put(l, l->snd_end + 4, l->staging, len);
+        l->st.reserve_copies++;
+    }
+    l->snd_end += len + 4;
+    l->st.messages_out++;
+    return 0;
+}
+
 /* ---- timers ------------------------------------------------------------- */
 
-static uint64_t rto_now(const edi_link *l)
+/* Time from then to now, 0 if now is earlier: the owner may pass a time
+ * read a little before one it passed already (a cached loop time, a
+ * fresher one for an input), and that must never look like an age. */
+static uint64_t since(uint64_t now, uint64_t then)
+{
+    return now > then ? now - then : 0;
+}
+
+static uint64_t rto_now(const edi_rlink *l)
 {
     uint64_t r = l->rto_ns;
     for (unsigned i = 0; i < l->backoff && r < l->cfg.rto_max_ns; i++)
@@ -375,14 +460,14 @@ static uint64_t rto_now(const edi_link *l)
 /* Repeats of the same NAK or retransmission are spaced by this: about a
  * round trip, never below half the minimum timeout (a NAK answered by a
  * retransmission still in flight must not be answered twice). */
-static uint64_t rtt_interval(const edi_link *l)
+static uint64_t rtt_interval(const edi_rlink *l)
 {
     uint64_t r = l->st.rtt_samples ? l->srtt_ns + l->rttvar_ns : l->rto_ns;
     return r > l->cfg.rto_min_ns / 2 ? r : l->cfg.rto_min_ns / 2;
 }
 
 /* RFC 6298 smoothing, in nanoseconds. */
-static void rtt_sample(edi_link *l, uint64_t r)
+static void rtt_sample(edi_rlink *l, uint64_t r)
 {
     if (l->st.rtt_samples++ == 0) {
         l->srtt_ns = r;
@@ -405,7 +490,7 @@ static bool log_recent(const range_log *log, uint64_t start, uint64_t now,
 {
     for (unsigned i = 0; i < NAK_LOG; i++)
         if (log[i].ns != 0 && log[i].start == start &&
-            now - log[i].ns < interval)
+            since(now, log[i].ns) < interval)
             return true;
     return false;
 }
@@ -421,25 +506,33 @@ static void log_put(range_log *log, unsigned *at, uint64_t start, uint64_t now)
 /* Builds and queues one frame; DATA takes up to *data_len bytes of stream
  * from seq (fewer when the buffer is smaller) and says how many it took.
  * false when the medium had no buffer. */
-static bool tx_frame(edi_link *l, uint8_t type, uint64_t seq, size_t *data_len,
+static bool tx_frame(edi_rlink *l, uint8_t type, uint64_t seq, size_t *data_len,
                      uint32_t nak_len)
 {
-    edi_link_txbuf tb;
+    edi_rlink_txbuf tb;
     if (l->med.tx_alloc(l->med.medium, &tb) != 0) {
         l->st.tx_no_buffer++;
         l->tx_blocked = true;
         return false;
     }
-    size_t cap = tb.cap < l->med.max_frame_bytes ? tb.cap : l->med.max_frame_bytes;
+    size_t cap =
+        tb.cap < l->med.max_frame_bytes ? tb.cap : l->med.max_frame_bytes;
+    if (cap <= EDI_RLINK_HDR_BYTES) {
+        /* not a usable buffer: back unsent, counted as none */
+        l->med.tx_send(l->med.medium, tb.handle, 0);
+        l->st.tx_no_buffer++;
+        l->tx_blocked = true;
+        return false;
+    }
     size_t n = 0;
-    if (type == EDI_LINK_T_DATA) {
+    if (type == EDI_RLINK_T_DATA) {
         n = *data_len;
-        if (n > cap - EDI_LINK_HDR_BYTES)
-            n = cap - EDI_LINK_HDR_BYTES;
-        ring_get(l, seq, tb.data + EDI_LINK_HDR_BYTES, n);
+        if (n > cap - EDI_RLINK_HDR_BYTES)
+            n = cap - EDI_RLINK_HDR_BYTES;
+        ring_get(l, seq, tb.data + EDI_RLINK_HDR_BYTES, n);
         *data_len = n;
     }
-    edi_link_hdr h = {
+    edi_rlink_hdr h = {
         .type = type,
         .len = (uint32_t)n,
         .token = l->cfg.token,
@@ -448,8 +541,8 @@ static bool tx_frame(edi_link *l, uint8_t type, uint64_t seq, size_t *data_len,
         .window = l->rcv_window,
         .nak_len = nak_len,
     };
-    edi_link_hdr_encode(tb.data, &h);
-    l->med.tx_send(l->med.medium, tb.handle, EDI_LINK_HDR_BYTES + n);
+    edi_rlink_hdr_encode(tb.data, &h);
+    l->med.tx_send(l->med.medium, tb.handle, EDI_RLINK_HDR_BYTES + n);
     l->st.frames_out++;
     /* every frame carries the ack */
     l->ack_now = false;
@@ -458,15 +551,15 @@ static bool tx_frame(edi_link *l, uint8_t type, uint64_t seq, size_t *data_len,
     return true;
 }
 
-static size_t data_room(const edi_link *l)
+static size_t data_room(const edi_rlink *l)
 {
-    return l->med.max_frame_bytes - EDI_LINK_HDR_BYTES;
+    return l->med.max_frame_bytes - EDI_RLINK_HDR_BYTES;
 }
 
 /* Resends stream bytes [start, end) (clamped to what is unacknowledged).
  * false when the medium ran out of buffers (*start then says how far it
  * got). */
-static bool retransmit(edi_link *l, uint64_t *start, uint64_t end)
+static bool retransmit(edi_rlink *l, uint64_t *start, uint64_t end)
 {
     if (*start < l->snd_una)
         *start = l->snd_una;
@@ -476,7 +569,7 @@ static bool retransmit(edi_link *l, uint64_t *start, uint64_t end)
         l->timing = false; /* Karn: no sample from a retransmitted range */
     while (*start < end) {
         size_t n = (size_t)(end - *start);
-        if (!tx_frame(l, EDI_LINK_T_DATA, *start, &n, 0))
+        if (!tx_frame(l, EDI_RLINK_T_DATA, *start, &n, 0))
             return false;
         l->st.data_frames_out++;
         l->st.retransmits++;
@@ -486,7 +579,7 @@ static bool retransmit(edi_link *l, uint64_t *start, uint64_t end)
     return true;
 }
 
-static bool send_new(edi_link *l, uint64_t now)
+static bool send_new(edi_rlink *l, uint64_t now)
 {
     while (l->snd_nxt < l->snd_end) {
         if (l->snd_nxt >= l->peer_right) {
@@ -501,7 +594,7 @@ static bool send_new(edi_link *l, uint64_t now)
         size_t n = (size_t)(lim - l->snd_nxt);
         if (n > data_room(l))
             n = data_room(l);
-        if (!tx_frame(l, EDI_LINK_T_DATA, l->snd_nxt, &n, 0))
+        if (!tx_frame(l, EDI_RLINK_T_DATA, l->snd_nxt, &n, 0))
             return false;
         l->st.data_frames_out++;
         if (!l->timing) {
@@ -518,7 +611,7 @@ static bool send_new(edi_link *l, uint64_t now)
 }
 
 /* NAKs for the gaps before held segments, each at most once an RTT. */
-static bool send_naks(edi_link *l, uint64_t now)
+static bool send_naks(edi_rlink *l, uint64_t now)
 {
     uint64_t interval = rtt_interval(l);
     uint64_t covered = l->rcv_nxt;
@@ -530,7 +623,7 @@ static bool send_naks(edi_link *l, uint64_t now)
             uint64_t miss = s->start - covered;
             if (!log_recent(l->nak_log, covered, now, interval)) {
                 size_t none = 0;
-                if (!tx_frame(l, EDI_LINK_T_NAK, covered, &none,
+                if (!tx_frame(l, EDI_RLINK_T_NAK, covered, &none,
                               miss > UINT32_MAX ? UINT32_MAX : (uint32_t)miss))
                     return false;
                 l->st.naks_sent++;
@@ -544,10 +637,10 @@ static bool send_naks(edi_link *l, uint64_t now)
     return true;
 }
 
-static bool send_ping(edi_link *l, uint64_t now)
+static bool send_ping(edi_rlink *l, uint64_t now)
 {
     size_t none = 0;
-    if (!tx_frame(l, EDI_LINK_T_PING, now, &none, 0))
+    if (!tx_frame(l, EDI_RLINK_T_PING, now, &none, 0))
         return false;
     l->st.pings_out++;
     l->ping_out = true;
@@ -556,15 +649,16 @@ static bool send_ping(edi_link *l, uint64_t now)
     return true;
 }
 
-void edi_link_poll(edi_link *l, uint64_t now)
+void edi_rlink_poll(edi_rlink *l, uint64_t now)
 {
     if (l->dead)
         return;
-    l->now_ns = now;
-    if (now - l->last_rx_ns >= l->cfg.dead_after_ns) {
-        go_dead(l, EDIST_ETIMEDOUT,
-                "link: nothing from the peer for %llu ms",
-                (unsigned long long)((now - l->last_rx_ns) / 1000000u));
+    if (now > l->now_ns)
+        l->now_ns = now;
+    if (since(now, l->last_rx_ns) >= l->cfg.dead_after_ns) {
+        go_dead(l, EDIST_ETIMEDOUT, "link: nothing from the peer for %llu ms",
+                (unsigned long long)(since(now, l->last_rx_ns) / 1000000u));
+        release_held(l);
         return;
     }
     uint64_t frames_before = l->st.frames_out;
@@ -585,9 +679,18 @@ void edi_link_poll(edi_link *l, uint64_t now)
             l->st.rto_expired++;
             if (l->backoff < BACKOFF_MAX)
                 l->backoff++;
-            uint64_t end = l->snd_una + (uint64_t)RTO_BURST_FRAMES * data_room(l);
-            uint64_t start = l->snd_una;
-            ok = retransmit(l, &start, end);
+            uint64_t end =
+                l->snd_una + (uint64_t)RTO_BURST_FRAMES * data_room(l);
+            if (end > l->peer_right)
+                end = l->peer_right; /* a shrunk window: the rest waits */
+            /* first in the retransmit queue, so a medium out of buffers
+             * delays it to the next poll instead of the next timeout */
+            if (l->rtxq_n == RTXQ_MAX)
+                l->rtxq_n--; /* a NAKed range: NAKed again if need be */
+            memmove(&l->rtxq[1], &l->rtxq[0], l->rtxq_n * sizeof(l->rtxq[0]));
+            l->rtxq[0].start = l->snd_una;
+            l->rtxq[0].end = end;
+            l->rtxq_n++;
             l->rtx_deadline = now + rto_now(l);
         } else {
             l->rtx_deadline = NEVER;
@@ -629,7 +732,7 @@ void edi_link_poll(edi_link *l, uint64_t now)
     }
     if (ok && l->pong_pending) {
         size_t none = 0;
-        ok = tx_frame(l, EDI_LINK_T_PONG, l->pong_stamp, &none, 0);
+        ok = tx_frame(l, EDI_RLINK_T_PONG, l->pong_stamp, &none, 0);
         if (ok) {
             l->pong_pending = false;
             l->st.pongs_out++;
@@ -637,13 +740,13 @@ void edi_link_poll(edi_link *l, uint64_t now)
     }
     if (ok && (l->ack_now || now >= l->ack_due)) {
         size_t none = 0;
-        ok = tx_frame(l, EDI_LINK_T_ACK, 0, &none, 0);
+        ok = tx_frame(l, EDI_RLINK_T_ACK, 0, &none, 0);
         if (ok)
             l->st.acks_out++;
     }
     uint64_t quiet_since =
         l->last_rx_ns > l->last_ping_ns ? l->last_rx_ns : l->last_ping_ns;
-    if (ok && now - quiet_since >= l->cfg.idle_ping_ns)
+    if (ok && since(now, quiet_since) >= l->cfg.idle_ping_ns)
         (void)send_ping(l, now);
 
     if (l->st.frames_out != frames_before && l->med.tx_flush != NULL)
@@ -655,7 +758,7 @@ static uint64_t min64(uint64_t a, uint64_t b)
     return a < b ? a : b;
 }
 
-uint64_t edi_link_next_deadline_ns(const edi_link *l)
+uint64_t edi_rlink_next_deadline_ns(const edi_rlink *l)
 {
     if (l->dead)
         return NEVER;
@@ -680,14 +783,14 @@ uint64_t edi_link_next_deadline_ns(const edi_link *l)
 
 /* ---- receive ------------------------------------------------------------ */
 
-static void on_ack(edi_link *l, uint64_t now, uint64_t ack, uint32_t window)
+static void on_ack(edi_rlink *l, uint64_t now, uint64_t ack, uint32_t window)
 {
     if (ack < l->snd_una)
         return; /* an old frame overtaken: its window is old too */
     if (ack > l->snd_una) {
         if (l->timing && ack >= l->timed_end) {
             l->timing = false;
-            rtt_sample(l, now - l->timed_sent_ns);
+            rtt_sample(l, since(now, l->timed_sent_ns));
         }
         l->snd_una = ack;
         /* progress: the path works, the next timeout starts afresh */
@@ -706,13 +809,12 @@ static void on_ack(edi_link *l, uint64_t now, uint64_t ack, uint32_t window)
     }
 }
 
-static void on_nak(edi_link *l, uint64_t now, uint64_t start, uint64_t end)
+static void on_nak(edi_rlink *l, uint64_t now, uint64_t start, uint64_t end)
 {
     l->st.naks_received++;
     if (start < l->snd_una)
         start = l->snd_una;
-    if (start >= end ||
-        log_recent(l->rtx_log, start, now, rtt_interval(l)) ||
+    if (start >= end || log_recent(l->rtx_log, start, now, rtt_interval(l)) ||
         l->rtxq_n == RTXQ_MAX) {
         l->st.naks_ignored++;
         return;
@@ -724,7 +826,7 @@ static void on_nak(edi_link *l, uint64_t now, uint64_t start, uint64_t end)
 }
 
 /* In-order stream bytes p[0..n) inside rb to the deframer. */
-static void deliver(edi_link *l, edi_rxbuf *rb, const uint8_t *p, size_t n)
+static void deliver(edi_rlink *l, edi_rxbuf *rb, const uint8_t *p, size_t n)
 {
     l->rcv_nxt += n;
     l->st.bytes_in += n;
@@ -732,7 +834,7 @@ static void deliver(edi_link *l, edi_rxbuf *rb, const uint8_t *p, size_t n)
 }
 
 /* Held segments that the advance of rcv_nxt reached. */
-static void drain_held(edi_link *l)
+static void drain_held(edi_rlink *l)
 {
     uint32_t i = 0;
     while (i < l->held_n && l->held[i].start <= l->rcv_nxt && !l->dead) {
@@ -745,13 +847,15 @@ static void drain_held(edi_link *l)
         edi_rxbuf_unref(s->rb);
         i++;
     }
+    if (i == 0)
+        return;
     l->held_n -= i;
     memmove(l->held, l->held + i, l->held_n * sizeof(*l->held));
     l->st.held_now = l->held_n;
 }
 
 /* A segment past a gap: held unless a neighbour holds it all already. */
-static void hold(edi_link *l, uint64_t start, uint64_t end, const uint8_t *p,
+static void hold(edi_rlink *l, uint64_t start, uint64_t end, const uint8_t *p,
                  edi_rxbuf *rb)
 {
     uint32_t lo = 0, hi = l->held_n; /* first held starting after start */
@@ -783,7 +887,8 @@ static void hold(edi_link *l, uint64_t start, uint64_t end, const uint8_t *p,
         l->held = h;
         l->held_cap = cap;
     }
-    memmove(l->held + lo + 1, l->held + lo, (l->held_n - lo) * sizeof(*l->held));
+    memmove(l->held + lo + 1, l->held + lo,
+            (l->held_n - lo) * sizeof(*l->held));
     edi_rxbuf_ref(rb);
     l->held[lo] = (held_seg){start, end, p, rb};
     l->held_n++;
@@ -794,7 +899,7 @@ static void hold(edi_link *l, uint64_t start, uint64_t end, const uint8_t *p,
     l->nak_check = true;
 }
 
-static void on_data(edi_link *l, uint64_t now, const edi_link_hdr *h,
+static void on_data(edi_rlink *l, uint64_t now, const edi_rlink_hdr *h,
                     const uint8_t *p, edi_rxbuf *rb)
 {
     uint64_t start = h->seq, end = h->seq + h->len;
@@ -831,21 +936,32 @@ static void on_data(edi_link *l, uint64_t now, const edi_link_hdr *h,
         l->nak_check = true; /* the next gap, if it has not been named */
 }
 
-void edi_link_input(edi_link *l, uint64_t now, const edi_frame *f)
+void edi_rlink_input(edi_rlink *l, uint64_t now, const edi_frame *f)
 {
     if (l->dead)
         return;
-    l->now_ns = now;
-    edi_link_hdr h;
-    edi_link_bad bad = edi_link_hdr_decode(f->data, f->len, &h);
-    if (bad != EDI_LINK_OK) {
+    if (now > l->now_ns)
+        l->now_ns = now;
+    edi_rlink_hdr h;
+    edi_rlink_bad bad = edi_rlink_hdr_decode(f->data, f->len, &h);
+    if (bad != EDI_RLINK_OK) {
         l->st.bad_frames++;
         switch (bad) {
-        case EDI_LINK_BAD_SHORT: l->st.bad_short++; break;
-        case EDI_LINK_BAD_MAGIC: l->st.bad_magic++; break;
-        case EDI_LINK_BAD_VERSION: l->st.bad_version++; break;
-        case EDI_LINK_BAD_TYPE: l->st.bad_type++; break;
-        default: l->st.bad_fields++; break;
+        case EDI_RLINK_BAD_SHORT:
+            l->st.bad_short++;
+            break;
+        case EDI_RLINK_BAD_MAGIC:
+            l->st.bad_magic++;
+            break;
+        case EDI_RLINK_BAD_VERSION:
+            l->st.bad_version++;
+            break;
+        case EDI_RLINK_BAD_TYPE:
+            l->st.bad_type++;
+            break;
+        default:
+            l->st.bad_fields++;
+            break;
         }
         return;
     }
@@ -855,29 +971,32 @@ void edi_link_input(edi_link *l, uint64_t now, const edi_frame *f)
         return;
     }
     if (h.ack > l->snd_nxt ||
-        (h.type == EDI_LINK_T_NAK && h.seq + h.nak_len > l->snd_nxt)) {
+        (h.type == EDI_RLINK_T_NAK && h.seq + h.nak_len > l->snd_nxt)) {
         l->st.bad_frames++;
         l->st.bad_ack++;
         return;
     }
     l->st.frames_in++;
-    l->last_rx_ns = now;
+    if (now > l->last_rx_ns)
+        l->last_rx_ns = now;
     on_ack(l, now, h.ack, h.window);
     switch (h.type) {
-    case EDI_LINK_T_DATA:
-        on_data(l, now, &h, f->data + EDI_LINK_HDR_BYTES, f->rxbuf);
+    case EDI_RLINK_T_DATA:
+        on_data(l, now, &h, f->data + EDI_RLINK_HDR_BYTES, f->rxbuf);
+        if (l->dead)
+            release_held(l);
         break;
-    case EDI_LINK_T_NAK:
+    case EDI_RLINK_T_NAK:
         on_nak(l, now, h.seq, h.seq + h.nak_len);
         break;
-    case EDI_LINK_T_PING:
+    case EDI_RLINK_T_PING:
         l->pong_pending = true;
         l->pong_stamp = h.seq;
         break;
-    case EDI_LINK_T_PONG:
-        if (l->ping_out && h.seq == l->ping_stamp && now >= h.seq) {
+    case EDI_RLINK_T_PONG:
+        if (l->ping_out && h.seq == l->ping_stamp) {
             l->ping_out = false;
-            rtt_sample(l, now - h.seq);
+            rtt_sample(l, since(now, h.seq));
         }
         break;
     default:
@@ -887,7 +1006,7 @@ void edi_link_input(edi_link *l, uint64_t now, const edi_frame *f)
 
 /* ---- getters ------------------------------------------------------------ */
 
-void edi_link_set_recv_window(edi_link *l, uint32_t bytes)
+void edi_rlink_set_recv_window(edi_rlink *l, uint32_t bytes)
 {
     if (bytes > l->cfg.recv_window_bytes)
         bytes = l->cfg.recv_window_bytes;
@@ -896,22 +1015,22 @@ void edi_link_set_recv_window(edi_link *l, uint32_t bytes)
     l->rcv_window = bytes;
 }
 
-bool edi_link_dead(const edi_link *l)
+bool edi_rlink_dead(const edi_rlink *l)
 {
     return l->dead;
 }
 
-size_t edi_link_unacked_bytes(const edi_link *l)
+size_t edi_rlink_unacked_bytes(const edi_rlink *l)
 {
     return (size_t)(l->snd_end - l->snd_una);
 }
 
-void edi_link_get_stats(const edi_link *l, edi_link_stats *out)
+void edi_rlink_get_stats(const edi_rlink *l, edi_rlink_stats *out)
 {
     *out = l->st;
     out->srtt_ns = l->srtt_ns;
     out->rttvar_ns = l->rttvar_ns;
     out->rto_ns = rto_now(l);
     out->held_now = l->held_n;
-    out->send_buffer_bytes = edi_link_unacked_bytes(l);
+    out->send_buffer_bytes = edi_rlink_unacked_bytes(l);
 }

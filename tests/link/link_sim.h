@@ -31,8 +31,8 @@ struct sim_wire {
     uint32_t drop_ppm, dup_ppm, reorder_ppm, delay_ppm;
     uint64_t latency_ns, delay_ns;
     size_t max_frame;
-    bool cut;          /* drops everything */
-    long no_buffers;   /* tx_alloc refuses this many times */
+    bool cut;        /* drops everything */
+    long no_buffers; /* tx_alloc refuses this many times */
     /* test hook: true drops this frame (n-th frame sent on the wire) */
     bool (*filter)(sim_wire *w, uint64_t nth, const uint8_t *f, size_t len);
     void *filter_user;
@@ -42,7 +42,7 @@ struct sim_wire {
 typedef struct sim {
     uint64_t now;
     sim_wire ab, ba; /* a -> b, b -> a */
-    edi_link *a, *b;
+    edi_rlink *a, *b;
     uint64_t steps;
     bool *wake; /* set: the next step comes 1 us later */
 } sim;
@@ -108,7 +108,7 @@ static sim_pkt wire_pop(sim_wire *w)
     return top;
 }
 
-static int wire_tx_alloc(void *medium, edi_link_txbuf *out)
+static int wire_tx_alloc(void *medium, edi_rlink_txbuf *out)
 {
     sim_wire *w = medium;
     if (w->no_buffers > 0) {
@@ -128,6 +128,10 @@ static void wire_tx_send(void *medium, void *handle, size_t len)
 {
     sim_wire *w = medium;
     edi_rxbuf *rb = handle;
+    if (len == 0) { /* given back unused */
+        edi_rxbuf_unref(rb);
+        return;
+    }
     uint64_t nth = w->sent++;
     if (w->cut || sim_hit(w, w->drop_ppm) ||
         (w->filter != NULL && w->filter(w, nth, edi_rxbuf_data(rb), len))) {
@@ -153,9 +157,9 @@ static void wire_tx_send(void *medium, void *handle, size_t len)
     wire_push(w, rb, len, at);
 }
 
-static edi_link_medium wire_medium(sim_wire *w)
+static edi_rlink_medium wire_medium(sim_wire *w)
 {
-    edi_link_medium m = {
+    edi_rlink_medium m = {
         .tx_alloc = wire_tx_alloc,
         .tx_send = wire_tx_send,
         .tx_flush = NULL,
@@ -178,13 +182,13 @@ static void sim_wire_init(sim *s, sim_wire *w, uint64_t seed, uint32_t ppm,
 }
 
 /* Frames due on w go to dst. */
-static void wire_deliver(sim *s, sim_wire *w, edi_link *dst)
+static void wire_deliver(sim *s, sim_wire *w, edi_rlink *dst)
 {
     while (w->n > 0 && w->q[0].at <= s->now) {
         sim_pkt p = wire_pop(w);
         edi_frame f = {edi_rxbuf_data(p.rb), p.len, p.rb};
         if (dst != NULL)
-            edi_link_input(dst, s->now, &f);
+            edi_rlink_input(dst, s->now, &f);
         edi_rxbuf_unref(p.rb);
     }
 }
@@ -211,14 +215,14 @@ static void sim_step(sim *s)
     wire_deliver(s, &s->ab, s->b);
     wire_deliver(s, &s->ba, s->a);
     if (s->a != NULL)
-        edi_link_poll(s->a, s->now);
+        edi_rlink_poll(s->a, s->now);
     if (s->b != NULL)
-        edi_link_poll(s->b, s->now);
+        edi_rlink_poll(s->b, s->now);
     uint64_t next = UINT64_MAX;
     if (s->a != NULL)
-        next = min_u64(next, edi_link_next_deadline_ns(s->a));
+        next = min_u64(next, edi_rlink_next_deadline_ns(s->a));
     if (s->b != NULL)
-        next = min_u64(next, edi_link_next_deadline_ns(s->b));
+        next = min_u64(next, edi_rlink_next_deadline_ns(s->b));
     if (s->ab.n > 0)
         next = min_u64(next, s->ab.q[0].at);
     if (s->ba.n > 0)
