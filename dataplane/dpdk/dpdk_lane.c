@@ -27,17 +27,14 @@ typedef struct dl_over {
 typedef struct dl_link {
     edi_lane_link base;
     dl_lane *lane;
-    edi_link *proto;        /* NULL until the port's link is up */
+    edi_rlink *proto;        /* NULL until the port's link is up */
     uint8_t peer_mac[6];
     uint64_t token;
     bool up;
     bool dirty;             /* sent since the last protocol poll */
     bool gone;              /* on_closed is due (reason) */
     int gone_reason;
-    uint8_t *scratch;       /* tx_reserve's memory */
-    size_t scratch_cap;
-    bool resv_open;
-    size_t resv_max;
+    bool resv_open;         /* edi_rlink_reserve'd, not committed */
     dl_over *over_head, *over_tail;
     size_t over_bytes;
 } dl_link;
@@ -61,7 +58,7 @@ struct dl_lane {
 void edi_dpdk_lane_params_default(edi_dpdk_lane_params *p)
 {
     memset(p, 0, sizeof *p);
-    edi_link_config_default(&p->link);
+    edi_rlink_config_default(&p->link);
     /* Room for the scheduler's force-fed units past its watermark. */
     p->link.send_buffer_bytes = 8u << 20;
 }
@@ -73,7 +70,7 @@ static uint64_t lane_now(const dl_lane *dl)
 
 /* ---- the medium under each link's protocol ---------------------------------- */
 
-static int m_tx_alloc(void *medium, edi_link_txbuf *out)
+static int m_tx_alloc(void *medium, edi_rlink_txbuf *out)
 {
     dl_link *k = medium;
     dl_lane *dl = k->lane;
@@ -116,7 +113,7 @@ static void over_drain(dl_link *k)
 {
     while (k->over_head) {
         dl_over *o = k->over_head;
-        if (edi_link_send(k->proto, o->bytes, o->len, NULL, 0) != 0)
+        if (edi_rlink_send(k->proto, o->bytes, o->len, NULL, 0) != 0)
             return; /* on_writable brings us back */
         k->over_head = o->next;
         if (!k->over_head)
@@ -144,7 +141,7 @@ static void p_dead(void *user, int reason)
     }
 }
 
-static const edi_link_callbacks proto_cb = {
+static const edi_rlink_callbacks proto_cb = {
     .on_message = p_message,
     .on_writable = p_writable,
     .on_dead = p_dead,
@@ -155,13 +152,12 @@ static const edi_link_callbacks proto_cb = {
 static void link_free(dl_link *k)
 {
     if (k->proto)
-        edi_link_free(k->proto);
+        edi_rlink_free(k->proto);
     while (k->over_head) {
         dl_over *o = k->over_head;
         k->over_head = o->next;
         free(o);
     }
-    free(k->scratch);
     free(k);
 }
 
@@ -231,16 +227,16 @@ static void start_protocols(dl_lane *dl, uint64_t now)
         dl_link *k = dl->links[i];
         if (k->proto || k->gone)
             continue;
-        edi_link_config cfg = dl->p.link;
+        edi_rlink_config cfg = dl->p.link;
         cfg.token = k->token;
-        edi_link_medium m = {
+        edi_rlink_medium m = {
             .tx_alloc = m_tx_alloc,
             .tx_send = m_tx_send,
             .tx_flush = NULL, /* the lane flushes the port once an iteration */
             .max_frame_bytes = dl->payload_max,
             .medium = k,
         };
-        if (edi_link_new(&cfg, &m, &proto_cb, k, now, &k->proto) != 0) {
+        if (edi_rlink_new(&cfg, &m, &proto_cb, k, now, &k->proto) != 0) {
             k->gone = true;
             k->gone_reason = EDIST_ENOMEM;
         } else {
@@ -255,8 +251,8 @@ static void check_up(dl_link *k)
 {
     if (k->up || k->gone || !k->proto)
         return;
-    edi_link_stats s;
-    edi_link_get_stats(k->proto, &s);
+    edi_rlink_stats s;
+    edi_rlink_get_stats(k->proto, &s);
     if (s.frames_in > 0 && s.rtt_samples > 0) {
         k->up = true;
         edi_lane_up(&k->base);
@@ -275,7 +271,7 @@ static dl_link *link_of(dl_lane *dl, uint64_t token)
 
 static void rx_frame(dl_lane *dl, const edi_frame *f, uint64_t now)
 {
-    if (f->len < EDI_DPDK_ETH_HEADER_BYTES + EDI_LINK_HDR_BYTES) {
+    if (f->len < EDI_DPDK_ETH_HEADER_BYTES + EDI_RLINK_HDR_BYTES) {
         dl->rx_short++;
         return;
     }
@@ -287,7 +283,7 @@ static void rx_frame(dl_lane *dl, const edi_frame *f, uint64_t now)
     }
     edi_frame in = {.data = p, .len = f->len - EDI_DPDK_ETH_HEADER_BYTES,
                     .rxbuf = f->rxbuf};
-    edi_link_input(k->proto, now, &in);
+    edi_rlink_input(k->proto, now, &in);
 }
 
 /* Links whose end is due: on_closed, then freed. */
@@ -337,9 +333,9 @@ static uint32_t dl_poll(edi_lane *lane, uint32_t budget)
         dl_link *k = dl->links[i];
         if (k->gone || !k->proto)
             continue;
-        if (k->dirty || edi_link_next_deadline_ns(k->proto) <= now) {
+        if (k->dirty || edi_rlink_next_deadline_ns(k->proto) <= now) {
             k->dirty = false;
-            edi_link_poll(k->proto, now);
+            edi_rlink_poll(k->proto, now);
         }
         check_up(k);
     }
@@ -357,7 +353,7 @@ static void dl_flush(edi_lane *lane)
         dl_link *k = dl->links[i];
         if (k->dirty && !k->gone && k->proto) {
             k->dirty = false;
-            edi_link_poll(k->proto, now);
+            edi_rlink_poll(k->proto, now);
             any = true;
         }
     }
@@ -380,37 +376,26 @@ static int dl_tx_reserve(edi_lane_link *link, size_t max_len, uint8_t **frame)
     dl_link *k = (dl_link *)link;
     if (k->gone)
         return edist_set_error(EDIST_ECLOSED, "DPDK lane: link closed");
-    if (!k->proto)
-        return EDIST_EAGAIN; /* the port is not up yet */
-    if (k->over_head ||
-        edi_link_unacked_bytes(k->proto) + 4 + max_len > k->lane->p.link.send_buffer_bytes)
-        return EDIST_EAGAIN;
-    if (max_len > k->scratch_cap) {
-        uint8_t *s = realloc(k->scratch, max_len);
-        if (!s)
-            return edist_set_error(EDIST_ENOMEM, "DPDK lane: %zu bytes", max_len);
-        k->scratch = s;
-        k->scratch_cap = max_len;
-    }
-    k->resv_open = true;
-    k->resv_max = max_len;
-    *frame = k->scratch;
-    return 0;
+    if (!k->proto || k->over_head)
+        return EDIST_EAGAIN; /* the port is not up yet, or forced bytes wait */
+    /* Encoded in place, in the protocol's send buffer. */
+    int rc = edi_rlink_reserve(k->proto, max_len, frame);
+    k->resv_open = rc == 0;
+    return rc;
 }
 
 static int dl_tx_commit(edi_lane_link *link, size_t len)
 {
     dl_link *k = (dl_link *)link;
-    if (!k->resv_open || len > k->resv_max)
+    if (!k->resv_open)
         return edist_set_error(EDIST_EINVAL, "DPDK lane: commit without a reservation");
     k->resv_open = false;
     if (k->gone)
         return edist_set_error(EDIST_ECLOSED, "DPDK lane: link closed");
-    int rc = edi_link_send(k->proto, k->scratch, len, NULL, 0);
-    if (rc)
-        return rc;
-    k->dirty = true;
-    return 0;
+    int rc = edi_rlink_commit(k->proto, len);
+    if (rc == 0)
+        k->dirty = true;
+    return rc;
 }
 
 static int over_push(dl_link *k, const edi_lane_txframe *f)
@@ -448,7 +433,7 @@ static int dl_tx_batch(edi_lane_link *link, const edi_lane_txframe *frames, size
             break;
         }
         rc = k->over_head || !k->proto ? EDIST_EAGAIN
-                          : edi_link_send(k->proto, f->head, f->head_len, f->body,
+                          : edi_rlink_send(k->proto, f->head, f->head_len, f->body,
                                           f->body_len);
         if (rc == EDIST_EAGAIN && f->force)
             rc = over_push(k, f);
@@ -470,7 +455,7 @@ static int dl_tx_flush(edi_lane_link *link)
         return edist_set_error(EDIST_ECLOSED, "DPDK lane: link closed");
     if (k->dirty && k->proto) {
         k->dirty = false;
-        edi_link_poll(k->proto, lane_now(k->lane));
+        edi_rlink_poll(k->proto, lane_now(k->lane));
     }
     edi_dpdk_tx_flush(k->lane->port, 0);
     return 0;
@@ -479,7 +464,7 @@ static int dl_tx_flush(edi_lane_link *link)
 static size_t dl_tx_pending(const edi_lane_link *link)
 {
     const dl_link *k = (const dl_link *)link;
-    return (k->proto ? edi_link_unacked_bytes(k->proto) : 0) + k->over_bytes;
+    return (k->proto ? edi_rlink_unacked_bytes(k->proto) : 0) + k->over_bytes;
 }
 
 /* ---- the lane ------------------------------------------------------------------------ */
@@ -514,7 +499,15 @@ static int dl_open(edi_loop *loop, const void *params, const edi_lane_handler *h
     edi_dpdk_port_mac(dl->port, dl->mac);
     dl->payload_max = edi_dpdk_port_payload_max(dl->port);
     dl->medium = medium_of(dl->p.port.device);
-    if (dl->payload_max <= EDI_LINK_HDR_BYTES) {
+    /* memif does not lose: a retransmission there is only ever spurious
+     * (a peer shard descheduled for a moment on a shared machine), so the
+     * protocol waits longer before it suspects a loss. */
+    if (!strcmp(dl->medium, "memif") && dl->p.link.rto_min_ns < 2000000u) {
+        dl->p.link.rto_min_ns = 2000000u;
+        if (dl->p.link.rto_initial_ns < dl->p.link.rto_min_ns)
+            dl->p.link.rto_initial_ns = dl->p.link.rto_min_ns;
+    }
+    if (dl->payload_max <= EDI_RLINK_HDR_BYTES) {
         edi_dpdk_port_close(dl->port);
         free(dl);
         return edist_set_error(EDIST_EINVAL, "DPDK lane: the port's frames are too small");
@@ -596,8 +589,8 @@ void edi_dpdk_lane_get_stats(const edi_lane *lane, edi_dpdk_lane_stats *out)
     for (uint32_t i = 0; i < dl->nlinks; i++) {
         if (!dl->links[i]->proto)
             continue;
-        edi_link_stats s;
-        edi_link_get_stats(dl->links[i]->proto, &s);
+        edi_rlink_stats s;
+        edi_rlink_get_stats(dl->links[i]->proto, &s);
         uint64_t *a = (uint64_t *)&out->link;
         const uint64_t *b = (const uint64_t *)&s;
         for (size_t j = 0; j < sizeof s / sizeof(uint64_t); j++)

@@ -29,7 +29,7 @@ typedef struct edi_dpdk_lane_params {
     /* The port: opened by the lane (the EAL must be up), closed with it. */
     edi_dpdk_port_config port;
     /* The link protocol's settings for every link (token set per link). */
-    edi_link_config link;
+    edi_rlink_config link;
 } edi_dpdk_lane_params;
 
 void edi_dpdk_lane_params_default(edi_dpdk_lane_params *p);
@@ -58,7 +58,7 @@ typedef struct edi_dpdk_lane_stats {
     uint64_t tx_lost;          /* frames the port would not queue (the link
                                 * protocol sends them again) */
     /* The link protocol's counters, summed over the open links. */
-    edi_link_stats link;
+    edi_rlink_stats link;
 } edi_dpdk_lane_stats;
 void edi_dpdk_lane_get_stats(const edi_lane *lane, edi_dpdk_lane_stats *out);
 
