@@ -18,13 +18,16 @@ read -r -a extra <<<"${PAIR_ARGS:-}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# bytes idle
-configs=("64 adaptive" "64 busy" "1024 adaptive" "1024 busy")
+# lane bytes idle; the memif rows where this build has DPDK (runs as root)
+configs=("tcp 64 adaptive" "tcp 64 busy" "tcp 1024 adaptive" "tcp 1024 busy")
+if "$edist" bench pair --help | grep -q 'memif'; then
+  configs+=("memif 64 busy" "memif 1024 busy")
+fi
 for c in "${configs[@]}"; do
-  read -r bytes idle <<<"$c"
+  read -r lane bytes idle <<<"$c"
   for ((i = 1; i <= repeat; i++)); do
-    echo "==> edist bench pair --lane tcp --bytes $bytes --idle $idle ${extra[*]} --json  ($i/$repeat)" >&2
-    "$edist" bench pair --lane tcp --bytes "$bytes" --idle "$idle" "${extra[@]}" --json \
+    echo "==> edist bench pair --lane $lane --bytes $bytes --idle $idle ${extra[*]} --json  ($i/$repeat)" >&2
+    "$edist" bench pair --lane "$lane" --bytes "$bytes" --idle "$idle" "${extra[@]}" --json \
       >>"$tmp/runs.jsonl"
   done
 done
@@ -34,15 +37,15 @@ import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 groups = {}
 for r in runs:
-    groups.setdefault((r["bytes"], r["idle"], r["shards"]), []).append(r)
+    groups.setdefault((r["lane"], r["bytes"], r["idle"], r["shards"]), []).append(r)
 med = lambda rs, k: statistics.median(r[k] for r in rs)
-print("| two edist nodes, TCP lane | stream, messages/s | stream, MB/s | "
+print("| two edist nodes | stream, messages/s | stream, MB/s | "
       "round trip p50 / p99 / p99.9, µs | command |")
 print("|---|---:|---:|---:|---|")
-for (b, idle, shards), rs in groups.items():
+for (lane, b, idle, shards), rs in groups.items():
     assert all(r["lost"] == 0 and r["out_of_order"] == 0 for r in rs)
-    cmd = f"`edist bench pair --lane tcp --bytes {b} --idle {idle}`"
-    print(f"| {b}-byte message, {idle} idle, {shards} shard(s), median of {len(rs)} "
+    cmd = f"`edist bench pair --lane {lane} --bytes {b} --idle {idle}`"
+    print(f"| {lane}, {b}-byte message, {idle} idle, {shards} shard(s), median of {len(rs)} "
           f"| {med(rs, 'stream_msgs_per_s'):,.0f} "
           f"| {med(rs, 'stream_bytes_per_s') / 1e6:,.1f} "
           f"| {med(rs, 'rtt_p50_us'):.1f} / {med(rs, 'rtt_p99_us'):.1f} / "

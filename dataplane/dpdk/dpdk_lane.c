@@ -35,6 +35,7 @@ typedef struct dl_link {
     bool gone;              /* on_closed is due (reason) */
     int gone_reason;
     bool resv_open;         /* edi_rlink_reserve'd, not committed */
+    size_t unacked_seen;    /* at the last on_sent */
     dl_over *over_head, *over_tail;
     size_t over_bytes;
 } dl_link;
@@ -259,6 +260,16 @@ static void check_up(dl_link *k)
     }
 }
 
+/* The peer acknowledged some of what was sent: the user's on_sent (a
+ * sender pacing itself below a watermark waits for it). */
+static void report_sent(dl_link *k)
+{
+    size_t u = edi_rlink_unacked_bytes(k->proto);
+    if (u < k->unacked_seen && !k->gone)
+        edi_lane_sent(&k->base, u + k->over_bytes);
+    k->unacked_seen = u;
+}
+
 /* ---- receive and timers ------------------------------------------------------------ */
 
 static dl_link *link_of(dl_lane *dl, uint64_t token)
@@ -338,6 +349,7 @@ static uint32_t dl_poll(edi_lane *lane, uint32_t budget)
             edi_rlink_poll(k->proto, now);
         }
         check_up(k);
+        report_sent(k);
     }
     edi_dpdk_tx_flush(dl->port, 0);
     return work + reap_gone(dl);

@@ -103,12 +103,12 @@ ok "table of 1 KiB messages: clean stream, percentiles; children gone"
 "$EDIST" bench pair --lane nosuch "${SMALL[@]}" >"$tmp/lane.out" 2>"$tmp/lane.err"
 rc=$?
 [ "$rc" = 2 ] || fail "unknown lane exited $rc"
-grep -q "unknown lane 'nosuch' (known: tcp)" "$tmp/lane.err" ||
+grep -q "unknown lane 'nosuch' (known: tcp[,)]" "$tmp/lane.err" ||
   fail "no clear message: $(cat "$tmp/lane.err")"
 [ ! -s "$tmp/lane.out" ] || fail "stdout for an unknown lane: $(cat "$tmp/lane.out")"
 "$EDIST" bench pair "${SMALL[@]}" 2>"$tmp/nolane.err"
 rc=$?
-[ "$rc" = 2 ] && grep -q 'which lane? --lane LANE (known: tcp)' "$tmp/nolane.err" ||
+[ "$rc" = 2 ] && grep -q 'which lane? --lane LANE (known: tcp[,)]' "$tmp/nolane.err" ||
   fail "missing lane: exit $rc, $(head -1 "$tmp/nolane.err")"
 for bad in "--bytes 5" "--count 0" "--idle sleepy" "--frobnicate 1"; do
   # shellcheck disable=SC2086
