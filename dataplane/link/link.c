@@ -166,33 +166,6 @@ void edi_rlink_config_default(edi_rlink_config *c)
 static void go_dead(edi_rlink *l, int reason, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* The deframer's buffers are heap rxbufs, as on the TCP lane, so a
- * reassembled message is referenced like a view into a frame. */
-static void *rx_alloc(void *user, size_t cap_bytes, uint8_t **data)
-{
-    (void)user;
-    edi_rxbuf *b = edi_rxbuf_heap_new(cap_bytes);
-    if (b != NULL)
-        *data = edi_rxbuf_data(b);
-    return b;
-}
-
-static void *rx_grow(void *user, void *buf, size_t cap_bytes, uint8_t **data)
-{
-    (void)user;
-    edi_rxbuf *b = edi_rxbuf_heap_grow(buf, cap_bytes);
-    if (b != NULL)
-        *data = edi_rxbuf_data(b);
-    return b;
-}
-
-static void rx_release(void *user, void *buf)
-{
-    (void)user;
-    edi_rxbuf_unref(buf);
-}
-
-static const edi_deframe_alloc rx_alloc_ops = {rx_alloc, rx_grow, rx_release};
 
 static size_t rx_event(void *user, const edi_deframe_event *ev)
 {
@@ -271,7 +244,7 @@ int edi_rlink_new(const edi_rlink_config *cfg, const edi_rlink_medium *medium,
     edi_deframe_config dc = {
         .max_frame_bytes = cfg->max_message_bytes,
         .raw_max_bytes = 1, /* U32 from the first byte: never staged */
-        .alloc = &rx_alloc_ops,
+        .alloc = &edi_deframe_rxbufs,
         .on_event = rx_event,
         .user = l,
     };

@@ -516,34 +516,6 @@ static void deliver(edi_conn *c, edi_rxbuf *rb, const uint8_t *p, size_t len)
         c->ops->on_frame(c, c->user, &f);
 }
 
-/* The deframer's buffers are heap rxbufs, so every frame handed to the
- * owner is referenced the same way whether it is a view into a kernel
- * buffer, into a copy of staged bytes, or reassembled. */
-static void *rx_alloc(void *user, size_t cap_bytes, uint8_t **data)
-{
-    (void)user;
-    edi_rxbuf *b = edi_rxbuf_heap_new(cap_bytes);
-    if (b != NULL)
-        *data = b->data;
-    return b;
-}
-
-static void *rx_grow(void *user, void *buf, size_t cap_bytes, uint8_t **data)
-{
-    (void)user;
-    edi_rxbuf *b = edi_rxbuf_heap_grow(buf, cap_bytes);
-    if (b != NULL)
-        *data = b->data;
-    return b;
-}
-
-static void rx_release(void *user, void *buf)
-{
-    (void)user;
-    edi_rxbuf_unref(buf);
-}
-
-static const edi_deframe_alloc rx_alloc_ops = { rx_alloc, rx_grow, rx_release };
 
 /* Deframer events -> the owner's callbacks. A callback that closes c halts
  * the deframer (conn_kill, edi_conn_close), which stops the feed. */
@@ -1195,7 +1167,7 @@ static edi_conn *conn_new(edi_tcp *tcp, const edi_conn_ops *ops, void *user)
     edi_deframe_config dc = {
         .max_frame_bytes = tcp->cfg.max_frame_bytes,
         .raw_max_bytes = tcp->cfg.raw_max_bytes,
-        .alloc = &rx_alloc_ops,
+        .alloc = &edi_deframe_rxbufs,
         .on_event = rx_event,
         .user = c,
     };

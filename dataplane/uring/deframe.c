@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "base/bytes.h"
+#include "dataplane/reactor/rxbuf.h"
 #include "dataplane/uring/deframe.h"
 #include "edist/error.h"
 
@@ -360,3 +361,31 @@ void edi_deframe_feed(edi_deframe *d, void *chunk_buf, const uint8_t *p,
             break;
     }
 }
+
+/* ---- heap rxbufs as reassembly buffers ------------------------------------ */
+
+static void *rxb_alloc(void *user, size_t cap_bytes, uint8_t **data)
+{
+    (void)user;
+    edi_rxbuf *b = edi_rxbuf_heap_new(cap_bytes);
+    if (b != NULL)
+        *data = edi_rxbuf_data(b);
+    return b;
+}
+
+static void *rxb_grow(void *user, void *buf, size_t cap_bytes, uint8_t **data)
+{
+    (void)user;
+    edi_rxbuf *b = edi_rxbuf_heap_grow(buf, cap_bytes);
+    if (b != NULL)
+        *data = edi_rxbuf_data(b);
+    return b;
+}
+
+static void rxb_release(void *user, void *buf)
+{
+    (void)user;
+    edi_rxbuf_unref(buf);
+}
+
+const edi_deframe_alloc edi_deframe_rxbufs = { rxb_alloc, rxb_grow, rxb_release };

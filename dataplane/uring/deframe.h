@@ -91,6 +91,11 @@ typedef struct edi_deframe_alloc {
     void (*release)(void *user, void *buf);
 } edi_deframe_alloc;
 
+/* Reassembly buffers as heap rxbufs (dataplane/reactor/rxbuf.h): a
+ * reassembled frame is then referenced like a view into a received
+ * buffer, whatever the medium (the TCP lane, the link protocol). */
+extern const edi_deframe_alloc edi_deframe_rxbufs;
+
 typedef struct edi_deframe_config {
     uint64_t max_frame_bytes; /* U32: larger frames are EDIST_ENOMEM */
     size_t raw_max_bytes;     /* RAW: staged bytes kept at most (> 0) */
