@@ -346,6 +346,27 @@ static void node_dpdk_start(edist_node *n, const edist_node_config *cfg)
         edi_dpdk_lane_params p;
         edi_dpdk_lane_params_default(&p);
         p.port.device = cfg->dpdk_port;
+        /* A test hook: faults injected into received frames,
+         * "drop=PPM,dup=PPM,reorder=PPM,seed=N" (see dpdk_lane.h). */
+        const char *faults = getenv("EDIST_DPDK_RX_FAULTS");
+        if (faults) {
+            unsigned long long d = 0, u = 0, r = 0, sd = 1;
+            if (sscanf(faults, "drop=%llu,dup=%llu,reorder=%llu,seed=%llu", &d, &u, &r,
+                       &sd) == 4 && d <= 1000000 && u <= 1000000 && r <= 1000000) {
+                p.rx_drop_ppm = (uint32_t)d;
+                p.rx_dup_ppm = (uint32_t)u;
+                p.rx_reorder_ppm = (uint32_t)r;
+                p.fault_seed = sd;
+                edi_logf(&n->log, EDIST_LOG_WARNING,
+                         "transport dpdk: injecting faults into received frames: %s",
+                         faults);
+            } else {
+                edi_logf(&n->log, EDIST_LOG_WARNING,
+                         "EDIST_DPDK_RX_FAULTS='%s' ignored: want "
+                         "drop=PPM,dup=PPM,reorder=PPM,seed=N",
+                         faults);
+            }
+        }
         rc = edi_lane_open(&edi_dpdk_lane_ops, n->loop, &p, &edi_nk_fast_handler,
                            NULL, &n->dpdk_lane);
     }

@@ -119,6 +119,7 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
         edi_services_stat(b, n, "lane_pool_in_use", ls.port.pool_in_use);
         edi_services_stat(b, n, "lane_pool_size", ls.port.pool_size);
         edi_services_stat(b, n, "lane_port_imissed", ls.port.imissed);
+        edi_services_stat(b, n, "lane_injected_drops", ls.injected_drops);
     }
 #endif
     edi_services_stat(b, n, "messages_over_limit", ns.messages_over_limit);

@@ -54,6 +54,11 @@ struct dl_lane {
     uint32_t waiting;       /* links whose protocol waits for the port */
     uint64_t link_checked_ns;
     uint64_t rx_unknown_token, rx_short, tx_lost;
+    /* injected faults (params rx_*_ppm) */
+    uint64_t rng;
+    edi_frame late;         /* a frame held back to be reordered */
+    bool have_late;
+    uint64_t injected_drops, injected_dups, injected_reorders;
 };
 
 void edi_dpdk_lane_params_default(edi_dpdk_lane_params *p)
@@ -297,6 +302,42 @@ static void rx_frame(dl_lane *dl, const edi_frame *f, uint64_t now)
     edi_rlink_input(k->proto, now, &in);
 }
 
+/* splitmix64: the same faults for the same seed. */
+static uint32_t draw_ppm(dl_lane *dl)
+{
+    uint64_t z = (dl->rng += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return (uint32_t)((z ^ (z >> 31)) % 1000000u);
+}
+
+/* A received frame through the injected faults: dropped, delivered
+ * twice, or held back and delivered after the next one. */
+static void rx_faulty(dl_lane *dl, const edi_frame *f, uint64_t now)
+{
+    if (draw_ppm(dl) < dl->p.rx_drop_ppm) {
+        dl->injected_drops++;
+        return;
+    }
+    if (!dl->have_late && draw_ppm(dl) < dl->p.rx_reorder_ppm) {
+        edi_rxbuf_ref(f->rxbuf);
+        dl->late = *f;
+        dl->have_late = true;
+        dl->injected_reorders++;
+        return;
+    }
+    rx_frame(dl, f, now);
+    if (draw_ppm(dl) < dl->p.rx_dup_ppm) {
+        dl->injected_dups++;
+        rx_frame(dl, f, now);
+    }
+    if (dl->have_late) {
+        dl->have_late = false;
+        rx_frame(dl, &dl->late, now);
+        edi_rxbuf_unref(dl->late.rxbuf);
+    }
+}
+
 /* Links whose end is due: on_closed, then freed. */
 static uint32_t reap_gone(dl_lane *dl)
 {
@@ -333,7 +374,10 @@ static uint32_t dl_poll(edi_lane *lane, uint32_t budget)
     for (unsigned b = 0; b < DL_BURSTS_PER_POLL; b++) {
         unsigned n = edi_dpdk_rx_burst(dl->port, 0, frames, DL_BURST);
         for (unsigned i = 0; i < n; i++) {
-            rx_frame(dl, &frames[i], now);
+            if (dl->p.rx_drop_ppm | dl->p.rx_dup_ppm | dl->p.rx_reorder_ppm)
+                rx_faulty(dl, &frames[i], now);
+            else
+                rx_frame(dl, &frames[i], now);
             edi_rxbuf_unref(frames[i].rxbuf); /* the link took its own */
         }
         work += n;
@@ -532,6 +576,7 @@ static int dl_open(edi_loop *loop, const void *params, const edi_lane_handler *h
     }
     edi_timer_init(&dl->wake);
     edi_loop_timer_start(loop, &dl->wake, DL_WAKE_MS, DL_WAKE_MS, wake_fn, dl);
+    dl->rng = dl->p.fault_seed ? dl->p.fault_seed : 1;
     *out = &dl->base;
     return 0;
 }
@@ -540,6 +585,8 @@ static void dl_close(edi_lane *lane)
 {
     dl_lane *dl = (dl_lane *)lane;
     edi_loop_timer_cancel(lane->loop, &dl->wake);
+    if (dl->have_late)
+        edi_rxbuf_unref(dl->late.rxbuf);
     for (uint32_t i = 0; i < dl->nlinks; i++)
         link_free(dl->links[i]);
     free(dl->links);
@@ -598,6 +645,9 @@ void edi_dpdk_lane_get_stats(const edi_lane *lane, edi_dpdk_lane_stats *out)
     out->rx_unknown_token = dl->rx_unknown_token;
     out->rx_short = dl->rx_short;
     out->tx_lost = dl->tx_lost;
+    out->injected_drops = dl->injected_drops;
+    out->injected_dups = dl->injected_dups;
+    out->injected_reorders = dl->injected_reorders;
     for (uint32_t i = 0; i < dl->nlinks; i++) {
         if (!dl->links[i]->proto)
             continue;

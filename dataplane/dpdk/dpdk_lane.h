@@ -30,6 +30,11 @@ typedef struct edi_dpdk_lane_params {
     edi_dpdk_port_config port;
     /* The link protocol's settings for every link (token set per link). */
     edi_rlink_config link;
+    /* Faults injected into received frames, per million, seeded (tests:
+     * memif loses nothing, the protocol's repair must show on a real
+     * port all the same). 0: none. */
+    uint32_t rx_drop_ppm, rx_dup_ppm, rx_reorder_ppm;
+    uint64_t fault_seed;
 } edi_dpdk_lane_params;
 
 void edi_dpdk_lane_params_default(edi_dpdk_lane_params *p);
@@ -57,6 +62,7 @@ typedef struct edi_dpdk_lane_stats {
     uint64_t rx_short;         /* frames too short for a link header */
     uint64_t tx_lost;          /* frames the port would not queue (the link
                                 * protocol sends them again) */
+    uint64_t injected_drops, injected_dups, injected_reorders;
     /* The link protocol's counters, summed over the open links. */
     edi_rlink_stats link;
 } edi_dpdk_lane_stats;

@@ -6,7 +6,9 @@
 #   over the lane, nothing lost, duplicated or out of order; again with the
 #   stream started before the switch (--lane-wait 0), so that its first
 #   messages go on TCP and the rest on memif, still in order; 100,000
-#   messages of 1 KiB.
+#   messages of 1 KiB; and with 1%, 5% and 20% of the frames each node
+#   receives dropped, duplicated and reordered (EDIST_DPDK_RX_FAULTS):
+#   100,000 messages once each, in order, and 16 MiB messages at 5%.
 # - `edist node --transport dpdk` twice (memif server and client, sockets
 #   in the test's directory): an erl node connects to both, the two meet
 #   through it (transitive connect), agree on the memif lane and move their
@@ -43,6 +45,32 @@ wait "$bp" || fail "bench pair --lane memif --bytes 1024: $(cat "$tmp/bp1k.err")
 python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["messages"] == 100000 and o["lost"] == 0 and o["out_of_order"] == 0, o' \
   "$tmp/bp1k.out" || fail "bench pair memif 1 KiB: $(cat "$tmp/bp1k.out")"
 ok "bench pair --lane memif --bytes 1024: 100,000 messages (100 MB), none lost or out of order"
+
+# Loss on a real port: faults injected into the frames each node receives
+# (memif itself loses nothing), 1%, 5% and 20% each of drops, duplicates
+# and reorders: every message once, in order; 16 MiB messages at 5%.
+for pct in 1 5 20; do
+  ppm=$((pct * 10000))
+  EDIST_DPDK_RX_FAULTS="drop=$ppm,dup=$ppm,reorder=$ppm,seed=$pct" \
+    "$EDIST" bench pair --lane memif --count 100000 --rtt-count 500 --json \
+    >"$tmp/bpf$pct.out" 2>"$tmp/bpf$pct.err" &
+  bp=$!
+  pids+=("$bp")
+  wait "$bp" || fail "bench pair memif with $pct% faults: $(cat "$tmp/bpf$pct.err")"
+  grep -q 'injecting faults into received frames' "$tmp/bpf$pct.err" ||
+    fail "no faults injected: $(cat "$tmp/bpf$pct.err")"
+  python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["messages"] == 100000 and o["lost"] == 0 and o["out_of_order"] == 0 and o["duplicates"] == 0, o' \
+    "$tmp/bpf$pct.out" || fail "memif with $pct% faults: $(cat "$tmp/bpf$pct.out")"
+done
+EDIST_DPDK_RX_FAULTS="drop=50000,dup=50000,reorder=50000,seed=16" \
+  "$EDIST" bench pair --lane memif --bytes 16M --count 4 --rtt-count 2 --warmup 1 --json \
+  >"$tmp/bp16.out" 2>"$tmp/bp16.err" &
+bp=$!
+pids+=("$bp")
+wait "$bp" || fail "bench pair memif 16 MiB with 5% faults: $(cat "$tmp/bp16.err")"
+python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["lost"] == 0 and o["out_of_order"] == 0 and o["bad_messages"] == 0, o' \
+  "$tmp/bp16.out" || fail "memif 16 MiB: $(cat "$tmp/bp16.out")"
+ok "memif with 1%, 5%, 20% of received frames dropped, duplicated and reordered: 100,000 messages once each, in order; 16 MiB messages at 5%"
 
 # 2. Two nodes with memif ports, met through erl.
 start_real_epmd
