@@ -6,6 +6,9 @@
 set -u
 EDIST=${1:?usage: $0 EDIST CONFIGS_DIR}
 DIR=${2:?usage: $0 EDIST CONFIGS_DIR}
+# The files alone: an EDIST_ variable (the shards2 setup sets
+# EDIST_SHARDS) would outrank them.
+for v in $(compgen -e | grep '^EDIST_'); do unset "$v"; done
 n=0
 for f in "$DIR"/*.ini; do
   out=$("$EDIST" node --config "$f" --print-config 2>&1) ||
