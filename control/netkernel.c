@@ -424,6 +424,7 @@ void edi_nk_free(edi_nk *nk)
             edi_link *n = l->next;
             edi_loop_timer_cancel(nk->loop, &l->setup_timer);
             edi_loop_timer_cancel(nk->loop, &l->data.pump_timer);
+            edi_nki_lane_free(l); /* its lane link goes with the lane */
             edi_nki_fire_writable(l, EDIST_ECLOSED, "node stopped");
             if (l->lookup)
                 l->lookup->link = NULL;

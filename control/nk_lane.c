@@ -56,8 +56,8 @@ static uint64_t new_token(void)
 }
 
 /* {edist_lane, Tag, ...} to the peer's edist_lane, from our kernel pid,
- * through the scheduler (force: a few dozen bytes the peer must see). */
-static int send_lane_msg(edi_nk *nk, edi_link *l, const edist_buf *payload)
+ * built in nk->out. */
+static int build_lane_msg(edi_nk *nk, edi_link *l, const edist_buf *payload)
 {
     uint8_t name_mem[32];
     edist_buf name;
@@ -66,8 +66,21 @@ static int send_lane_msg(edi_nk *nk, edi_link *l, const edist_buf *payload)
     edist_buf_reset(&nk->out);
     edi_dist_build_reg_send(&nk->out, l->flags, NULL, nk->kernel_pid,
                             edi_nki_buf_view(&name, 0), edi_nki_buf_view(payload, 0));
-    int rc = edist_buf_error(&nk->out);
+    return edist_buf_error(&nk->out);
+}
+
+/* The same, through the scheduler (force: a few dozen bytes the peer must
+ * see). */
+static int send_lane_msg(edi_nk *nk, edi_link *l, const edist_buf *payload)
+{
+    int rc = build_lane_msg(nk, l, payload);
     return rc ? rc : edi_nki_send_built(nk, l, EDI_NK_KERNEL_PID_ID, true);
+}
+
+/* Units the scheduler has not handed out (drain_all stops at a refusal). */
+static bool sendq_left(const edi_link *l)
+{
+    return l->data.sq && !edi_sendq_idle(l->data.sq);
 }
 
 static void enc_head(edist_buf *b, uint32_t arity, const char *tag)
@@ -167,19 +180,34 @@ static void fast_up(edi_lane_link *link, void *user)
         return;
     f->up = true;
     edi_loop_timer_cancel(nk->loop, &f->timer);
+    /* Everything the scheduler holds goes on TCP first, all of it; then
+     * the switch, straight into the TCP lane right behind it. (Through
+     * the scheduler it would take its turn among the senders' queued
+     * units, and some of those would follow it on TCP while later ones
+     * of the same sender went on the lane ahead of them.) */
+    edi_nki_link_drain_all(l);
+    if (l->dead)
+        return;
     uint8_t mem[64];
     edist_buf b;
     edist_buf_init_fixed(&b, mem, sizeof mem);
     enc_head(&b, 2, "switch");
-    int rc = send_lane_msg(nk, l, &b);
-    if (rc) {
+    int rc = sendq_left(l) ? EDIST_EIO : build_lane_msg(nk, l, &b);
+    size_t taken = 0;
+    if (rc == 0) {
+        /* nk->out starts with the u32 length; the lane frames it itself */
+        edi_lane_txframe sw = {.head = nk->out.data + 4, .head_len = nk->out.len - 4,
+                               .force = true};
+        rc = edi_lane_tx_batch(l->data.tx, &sw, 1, &taken);
+    }
+    if (rc || taken != 1) {
         edi_nki_link_down_why(l, "connection_closed", false,
                               "cannot write the lane switch on TCP");
         return;
     }
-    /* The switch must leave on TCP before anything of ours on the lane:
-     * it was queued in the scheduler; drain it into the TCP lane now. */
-    edi_nki_link_drain_all(l);
+    l->data.messages_out++;
+    nk->stats.messages_sent++;
+    nk->stats.bytes_sent += nk->out.len;
     l->data.tx = link;
     f->state = NK_FAST_SWITCHED;
     nk->stats.lane_switches++;

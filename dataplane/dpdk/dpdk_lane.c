@@ -243,12 +243,13 @@ static void start_protocols(dl_lane *dl, uint64_t now)
             .medium = k,
         };
         if (edi_rlink_new(&cfg, &m, &proto_cb, k, now, &k->proto) != 0) {
+            /* reaped as still waiting (reap_gone counts it off) */
             k->gone = true;
             k->gone_reason = EDIST_ENOMEM;
         } else {
             k->dirty = true; /* its first poll says hello */
+            dl->waiting--;
         }
-        dl->waiting--;
     }
 }
 
