@@ -273,7 +273,14 @@ void edi_nki_lane_offer(edi_link *l);
 /* REG_SEND to_name: true when it was the lane's (handled). */
 bool edi_nki_lane_message(edi_nk *nk, edi_link *l, const edist_term_view *to_name,
                           const edist_term_view *payload);
-/* The peer is going down: its lane link is closed. */
+/* A graceful close of l, whose data went on the lane: the lane link
+ * is flushed and conn (the control connection) closed only once the
+ * peer acknowledged everything sent on it, or after NK_CLOSE_FLUSH_MS
+ * (one line then). True: it took conn over. */
+bool edi_nki_lane_linger(edi_link *l, edi_conn *conn);
+/* conn closed: no longer to be closed by a linger. */
+void edi_nki_lane_conn_gone(edi_link *l, edi_conn *c);
+/* The peer is going down: its lane link is closed (unless lingering). */
 void edi_nki_lane_drop(edi_link *l);
 /* The link is freed. */
 void edi_nki_lane_free(edi_link *l);

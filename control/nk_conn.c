@@ -291,6 +291,7 @@ static void conn_gone(edi_link *l, edi_conn *c, int reason)
     bool mine = c == l->conn;
     if (mine)
         l->conn = NULL;
+    edi_nki_lane_conn_gone(l, c);
     if (!l->dead && mine) {
         if (l->phase == L_UP) {
             edi_nki_link_down(l, "connection_closed", false);

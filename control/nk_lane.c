@@ -43,7 +43,11 @@ struct nk_fast {
     uint64_t rx_token, tx_token;
     nk_held *held_head, *held_tail;
     size_t held_bytes;
-    edi_timer timer;        /* setup deadline */
+    edi_timer timer;        /* setup deadline; at a close, the flush's */
+    /* A graceful close after our switch: the control connection, closed
+     * once the lane has delivered everything (edi_nki_lane_linger). */
+    edi_conn *linger_conn;
+    bool lingering;
 };
 
 static uint64_t new_token(void)
@@ -222,10 +226,16 @@ static void fast_writable(edi_lane_link *link, void *user)
     edi_nki_arm_pump(user);
 }
 
+static void linger_end(edi_link *l, bool timed_out);
+
 static void fast_sent(edi_lane_link *link, void *user, size_t pending_bytes)
 {
     (void)link;
     edi_link *l = user;
+    if (l->data.fast && l->data.fast->lingering && pending_bytes == 0) {
+        linger_end(l, false);
+        return;
+    }
     if (l->data.tx == link && l->data.sq && edi_sendq_bytes(l->data.sq) > 0 &&
         pending_bytes < l->nk->tx_watermark)
         edi_nki_arm_pump(l);
@@ -239,6 +249,18 @@ static void fast_closed(edi_lane_link *link, void *user, int reason)
     nk_fast *f = l->data.fast;
     f->link = NULL;
     f->link_open = false;
+    if (f->lingering) {
+        /* gone before it delivered everything: say so, close TCP now */
+        f->lingering = false;
+        edi_loop_timer_cancel(nk->loop, &f->timer);
+        nk_log(nk, EDIST_LOG_WARNING,
+               "%s: the %s lane closed (%s) before it delivered what was sent "
+               "on it; closing", l->peer_name, nk->fast.medium,
+               reason ? edist_strerror(reason) : "closed");
+        if (f->linger_conn)
+            edi_conn_close(f->linger_conn, NK_CLOSE_FLUSH_MS);
+        f->linger_conn = NULL;
+    }
     if (l->data.tx == link)
         l->data.tx = NULL;
     /* Once either side switched, data may be lost with the lane: the
@@ -458,10 +480,65 @@ bool edi_nki_lane_message(edi_nk *nk, edi_link *l, const edist_term_view *to_nam
     return true;
 }
 
+/* The end of a graceful close: the lane link goes, then the control
+ * connection, flushed as for TCP. */
+static void linger_end(edi_link *l, bool timed_out)
+{
+    nk_fast *f = l->data.fast;
+    edi_nk *nk = l->nk;
+    f->lingering = false;
+    edi_loop_timer_cancel(nk->loop, &f->timer);
+    if (timed_out && f->link)
+        nk_log(nk, EDIST_LOG_WARNING,
+               "%s: %zu bytes on the %s lane not acknowledged %u ms after the "
+               "close; closing anyway", l->peer_name, edi_lane_tx_pending(f->link),
+               nk->fast.medium, NK_CLOSE_FLUSH_MS);
+    edi_conn *c = f->linger_conn;
+    f->linger_conn = NULL;
+    if (f->link)
+        edi_lane_link_close(f->link); /* on_closed finishes (conns_open) */
+    if (c)
+        edi_conn_close(c, NK_CLOSE_FLUSH_MS);
+}
+
+static void linger_timeout(edi_loop *loop, edi_timer *t, void *arg)
+{
+    (void)loop;
+    (void)t;
+    edi_link *l = arg;
+    if (l->data.fast && l->data.fast->lingering)
+        linger_end(l, true);
+}
+
+bool edi_nki_lane_linger(edi_link *l, edi_conn *conn)
+{
+    nk_fast *f = l->data.fast;
+    if (!f || f->state != NK_FAST_SWITCHED || !f->link || !conn)
+        return false;
+    /* What comes from the peer now has nowhere to go (l is dead). */
+    held_free(f);
+    f->linger_conn = conn;
+    f->lingering = true;
+    edi_lane_tx_flush(f->link);
+    if (edi_lane_tx_pending(f->link) == 0)
+        linger_end(l, false);
+    else
+        edi_loop_timer_start(l->nk->loop, &f->timer, NK_CLOSE_FLUSH_MS, 0,
+                             linger_timeout, l);
+    return true;
+}
+
+void edi_nki_lane_conn_gone(edi_link *l, edi_conn *c)
+{
+    nk_fast *f = l->data.fast;
+    if (f && f->linger_conn == c)
+        f->linger_conn = NULL;
+}
+
 void edi_nki_lane_drop(edi_link *l)
 {
     nk_fast *f = l->data.fast;
-    if (!f)
+    if (!f || f->lingering)
         return;
     edi_loop_timer_cancel(l->nk->loop, &f->timer);
     held_free(f);

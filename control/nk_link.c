@@ -112,8 +112,10 @@ static void link_kill(edi_link *l, bool graceful)
      * the lane link is that connection). */
     if (l->data.link && !l->data.on_control_conn)
         edi_lane_link_close(l->data.link);
+    /* Data on a second lane: TCP closes once the lane delivered it. */
+    bool lingers = graceful && l->phase == L_UP && edi_nki_lane_linger(l, l->conn);
     edi_nki_lane_drop(l);
-    if (l->conn) {
+    if (l->conn && !lingers) {
         if (graceful)
             edi_conn_close(l->conn, NK_CLOSE_FLUSH_MS);
         else
