@@ -5,6 +5,7 @@
 
 #include "base/bytes.h"
 #include "base/clock.h"
+#include "base/rand.h"
 #include "dataplane/dpdk/dpdk_lane.h"
 #include "edist/error.h"
 
@@ -303,24 +304,15 @@ static void rx_frame(dl_lane *dl, const edi_frame *f, uint64_t now)
     edi_rlink_input(k->proto, now, &in);
 }
 
-/* splitmix64: the same faults for the same seed. */
-static uint32_t draw_ppm(dl_lane *dl)
-{
-    uint64_t z = (dl->rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return (uint32_t)((z ^ (z >> 31)) % 1000000u);
-}
-
 /* A received frame through the injected faults: dropped, delivered
  * twice, or held back and delivered after the next one. */
 static void rx_faulty(dl_lane *dl, const edi_frame *f, uint64_t now)
 {
-    if (draw_ppm(dl) < dl->p.rx_drop_ppm) {
+    if (edi_draw_ppm(&dl->rng) < dl->p.rx_drop_ppm) {
         dl->injected_drops++;
         return;
     }
-    if (!dl->have_late && draw_ppm(dl) < dl->p.rx_reorder_ppm) {
+    if (!dl->have_late && edi_draw_ppm(&dl->rng) < dl->p.rx_reorder_ppm) {
         edi_rxbuf_ref(f->rxbuf);
         dl->late = *f;
         dl->have_late = true;
@@ -328,7 +320,7 @@ static void rx_faulty(dl_lane *dl, const edi_frame *f, uint64_t now)
         return;
     }
     rx_frame(dl, f, now);
-    if (draw_ppm(dl) < dl->p.rx_dup_ppm) {
+    if (edi_draw_ppm(&dl->rng) < dl->p.rx_dup_ppm) {
         dl->injected_dups++;
         rx_frame(dl, f, now);
     }

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/rand.h"
 #include "dataplane/lane/fault.h"
 #include "edist/error.h"
 
@@ -51,16 +52,6 @@ void edi_fault_config_default(edi_fault_config *c)
     c->seed = 1;
     c->delay_ns = DEFAULT_DELAY_NS;
     c->max_held = DEFAULT_MAX_HELD;
-}
-
-/* splitmix64: small, fast, and the same sequence for the same seed. */
-static uint32_t draw_ppm(fl_lane *lane)
-{
-    uint64_t z = (lane->rng += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    return (uint32_t)(z % PPM);
 }
 
 static uint64_t now_ns(fl_lane *lane)
@@ -116,8 +107,8 @@ static void in_frame(edi_lane_link *inner, void *user, const edi_frame *f)
     lane->fs.frames_seen++;
     /* always four draws: the faults of a frame depend on its place in the
      * stream only, whatever happened to the ones before */
-    uint32_t r_drop = draw_ppm(lane), r_dup = draw_ppm(lane);
-    uint32_t r_delay = draw_ppm(lane), r_reorder = draw_ppm(lane);
+    uint32_t r_drop = edi_draw_ppm(&lane->rng), r_dup = edi_draw_ppm(&lane->rng);
+    uint32_t r_delay = edi_draw_ppm(&lane->rng), r_reorder = edi_draw_ppm(&lane->rng);
     if (r_drop < lane->cfg.drop_ppm) {
         lane->fs.dropped++;
         lane->base.st.drops++;

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/rand.h"
 #include "dataplane/link/link.h"
 #include "edist/error.h"
 
@@ -47,18 +48,9 @@ typedef struct sim {
     bool *wake; /* set: the next step comes 1 us later */
 } sim;
 
-static uint64_t sim_rand(uint64_t *x)
-{
-    /* splitmix64 */
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
 static bool sim_hit(sim_wire *w, uint32_t ppm)
 {
-    return ppm > 0 && sim_rand(&w->rng) % 1000000u < ppm;
+    return ppm > 0 && edi_draw_ppm(&w->rng) < ppm;
 }
 
 static bool pkt_less(const sim_pkt *x, const sim_pkt *y)
@@ -142,7 +134,7 @@ static void wire_tx_send(void *medium, void *handle, size_t len)
     uint64_t at = w->sim->now + w->latency_ns;
     if (sim_hit(w, w->reorder_ppm)) {
         /* overtaken by the frames of the next few microseconds */
-        at += 1000 + sim_rand(&w->rng) % (4 * w->latency_ns + 1);
+        at += 1000 + edi_splitmix64(&w->rng) % (4 * w->latency_ns + 1);
         w->reordered++;
     }
     if (sim_hit(w, w->delay_ppm)) {
@@ -151,7 +143,7 @@ static void wire_tx_send(void *medium, void *handle, size_t len)
     }
     if (sim_hit(w, w->dup_ppm)) {
         edi_rxbuf_ref(rb);
-        wire_push(w, rb, len, at + sim_rand(&w->rng) % (w->latency_ns + 1));
+        wire_push(w, rb, len, at + edi_splitmix64(&w->rng) % (w->latency_ns + 1));
         w->duplicated++;
     }
     wire_push(w, rb, len, at);
