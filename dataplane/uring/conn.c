@@ -258,6 +258,24 @@ static bool rx_wanted(const edi_conn *c)
 
 /* ---- hot connections (edi_tcp_config.rx_poll_us) ------------------------------- */
 
+/* Asks the kernel to end c's armed receive (its completion follows, with
+ * -ECANCELED or its last bytes). False: no submission entry now. */
+static bool cancel_recv(edi_conn *c)
+{
+    struct io_uring_sqe *sqe = edi_loop_sqe(c->loop);
+    if (sqe == NULL)
+        return false;
+    io_uring_prep_cancel(sqe, &c->rx_op, 0);
+    io_uring_sqe_set_data(sqe, NULL);
+    return true;
+}
+
+/* A non-blocking socket call that failed with err only for now. */
+static bool would_block(int err)
+{
+    return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
+}
+
 static void hot_remove(edi_conn *c)
 {
     if (!c->on_hot)
@@ -289,13 +307,8 @@ static void hot_touch(edi_conn *c)
         tcp->hot = h;
         tcp->hot_cap = cap;
     }
-    struct io_uring_sqe *sqe = NULL;
-    if (c->rx_armed && (sqe = edi_loop_sqe(c->loop)) == NULL)
+    if (c->rx_armed && !cancel_recv(c))
         return;
-    if (sqe != NULL) {
-        io_uring_prep_cancel(sqe, &c->rx_op, 0);
-        io_uring_sqe_set_data(sqe, NULL);
-    }
     c->hot_idx = tcp->nhot;
     tcp->hot[tcp->nhot++] = c;
     c->on_hot = true;
@@ -554,6 +567,18 @@ static void rx_feed(edi_conn *c, edi_rxbuf *rb, const uint8_t *p, size_t n)
     c->in_rx = false;
 }
 
+/* n bytes received into b, by io_uring or by our own read: counted, the
+ * connection kept hot, the bytes fed. */
+static void took_bytes(edi_conn *c, edi_rxbuf *b, size_t n)
+{
+    c->st.bytes_in += (uint64_t)n;
+    c->tcp->st.bytes_in += (uint64_t)n;
+    if (c->state == CS_OPEN) {
+        hot_touch(c);
+        rx_feed(c, b, b->data, n);
+    }
+}
+
 static void on_recv(edi_conn *c, struct io_uring_cqe *cqe)
 {
     edi_loop *loop = c->loop;
@@ -568,12 +593,7 @@ static void on_recv(edi_conn *c, struct io_uring_cqe *cqe)
         if (b != NULL) {
             if (res > 0) {
                 c->rx_got_data = true;
-                c->st.bytes_in += (uint64_t)res;
-                tcp->st.bytes_in += (uint64_t)res;
-                if (c->state == CS_OPEN) {
-                    hot_touch(c);
-                    rx_feed(c, b, b->data, (size_t)res);
-                }
+                took_bytes(c, b, (size_t)res);
             }
             edi_rxbuf_unref(b);
         }
@@ -639,14 +659,11 @@ static uint32_t poll_one(edi_conn *c)
     ssize_t res = recv(c->fd, b->data, tcp->pool->size_bytes, MSG_DONTWAIT);
     int err = res < 0 ? errno : 0;
     if (res > 0) {
-        c->st.bytes_in += (uint64_t)res;
-        tcp->st.bytes_in += (uint64_t)res;
         tcp->st.rx_polled_reads++;
-        c->rx_last_ns = edi_loop_now_ns(c->loop);
-        rx_feed(c, b, b->data, (size_t)res);
+        took_bytes(c, b, (size_t)res);
     }
     edi_rxbuf_unref(b);
-    if (res == 0 || (res < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR)) {
+    if (res == 0 || (res < 0 && !would_block(err))) {
         hot_remove(c);
         arm_recv(c);
     }
@@ -681,13 +698,8 @@ void edi_conn_rx_hold(edi_tcp *tcp, bool hold)
     while (tcp->nhot > 0)
         hot_remove(tcp->hot[tcp->nhot - 1]);
     for (edi_conn *c = tcp->conns; c != NULL; c = c->next) {
-        if (!c->rx_armed || c->state != CS_OPEN)
-            continue;
-        struct io_uring_sqe *sqe = edi_loop_sqe(c->loop);
-        if (sqe == NULL)
+        if (c->rx_armed && c->state == CS_OPEN && !cancel_recv(c))
             break; /* the rest stop when their receive next completes */
-        io_uring_prep_cancel(sqe, &c->rx_op, 0);
-        io_uring_sqe_set_data(sqe, NULL);
     }
 }
 
@@ -953,7 +965,7 @@ static void tx_submit(edi_conn *c)
     if (c->on_hot) {
         ssize_t r = sendmsg(c->fd, &c->msg, MSG_NOSIGNAL | MSG_DONTWAIT);
         int err = r < 0 ? errno : 0;
-        if (r > 0 || (r < 0 && err != EAGAIN && err != EWOULDBLOCK && err != EINTR)) {
+        if (r > 0 || (r < 0 && !would_block(err))) {
             c->tcp->st.direct_sends++;
             sent(c, r > 0 ? (int)r : -err);
             return;
