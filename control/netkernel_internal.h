@@ -286,8 +286,11 @@ void edi_nki_lane_drop(edi_link *l);
 void edi_nki_lane_free(edi_link *l);
 const char *edi_nki_lane_name(const edi_link *l);
 
-/* nk_conn.c: a frame of the peer's data, from whichever lane. */
+/* nk_conn.c: the data lane's callbacks, for whichever lane carries the
+ * peer's data: a frame of it; room again; the lane took some (on_sent). */
 void edi_nki_data_in(edi_link *l, const edi_frame *f);
+void edi_nki_data_writable(edi_lane_link *link, void *user);
+void edi_nki_data_sent(edi_lane_link *link, void *user, size_t pending_bytes);
 
 /* nk_send.c */
 void edi_nki_fire_writable(edi_link *l, int err, const char *detail);

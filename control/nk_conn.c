@@ -376,7 +376,7 @@ void edi_nki_data_in(edi_link *l, const edi_frame *f)
         free(d.owned);
 }
 
-static void data_writable(edi_lane_link *link, void *user)
+void edi_nki_data_writable(edi_lane_link *link, void *user)
 {
     (void)link;
     edi_nki_arm_pump(user);
@@ -406,20 +406,21 @@ static void data_closed(edi_lane_link *link, void *user, int reason)
  * is below the watermark (on_writable alone says "below half its room",
  * which may be far above the watermark: the scheduler would wait for a
  * send that never comes). */
-static void data_sent(edi_lane_link *link, void *user, size_t pending_bytes)
+void edi_nki_data_sent(edi_lane_link *link, void *user, size_t pending_bytes)
 {
-    (void)link;
     edi_link *l = user;
-    if (l->data.sq && edi_sendq_bytes(l->data.sq) > 0 &&
+    /* Only the lane our data goes on paces the scheduler (after a switch
+     * the TCP lane still reports what it sends before it). */
+    if (l->data.tx == link && l->data.sq && edi_sendq_bytes(l->data.sq) > 0 &&
         pending_bytes < l->nk->tx_watermark)
         edi_nki_arm_pump(l);
 }
 
 const edi_lane_handler edi_nki_data_handler = {
     .on_frame = data_frame,
-    .on_writable = data_writable,
+    .on_writable = edi_nki_data_writable,
     .on_closed = data_closed,
-    .on_sent = data_sent,
+    .on_sent = edi_nki_data_sent,
 };
 
 static void on_connected(edi_conn *c, void *user)

@@ -37,7 +37,6 @@ typedef struct nk_held {
 struct nk_fast {
     nk_fast_state state;
     edi_lane_link *link;
-    bool link_open;         /* counted in conns_open until on_closed */
     bool up;                /* on_up: both directions proven */
     bool peer_switched;     /* the peer's switch was read from TCP */
     uint64_t rx_token, tx_token;
@@ -220,35 +219,24 @@ static void fast_up(edi_lane_link *link, void *user)
     edi_nki_arm_pump(l);
 }
 
-static void fast_writable(edi_lane_link *link, void *user)
-{
-    (void)link;
-    edi_nki_arm_pump(user);
-}
-
 static void linger_end(edi_link *l, bool timed_out);
 
 static void fast_sent(edi_lane_link *link, void *user, size_t pending_bytes)
 {
-    (void)link;
     edi_link *l = user;
     if (l->data.fast && l->data.fast->lingering && pending_bytes == 0) {
         linger_end(l, false);
         return;
     }
-    if (l->data.tx == link && l->data.sq && edi_sendq_bytes(l->data.sq) > 0 &&
-        pending_bytes < l->nk->tx_watermark)
-        edi_nki_arm_pump(l);
+    edi_nki_data_sent(link, user, pending_bytes);
 }
 
 static void fast_closed(edi_lane_link *link, void *user, int reason)
 {
-    (void)link;
     edi_link *l = user;
     edi_nk *nk = l->nk;
     nk_fast *f = l->data.fast;
     f->link = NULL;
-    f->link_open = false;
     if (f->lingering) {
         /* gone before it delivered everything: say so, close TCP now */
         f->lingering = false;
@@ -282,7 +270,7 @@ static void fast_closed(edi_lane_link *link, void *user, int reason)
 
 const edi_lane_handler edi_nk_fast_handler = {
     .on_frame = fast_frame,
-    .on_writable = fast_writable,
+    .on_writable = edi_nki_data_writable,
     .on_closed = fast_closed,
     .on_sent = fast_sent,
     .on_up = fast_up,
@@ -296,8 +284,7 @@ static int open_link(edi_link *l, const uint8_t *addr, size_t addr_len)
                                 f->rx_token, l, &f->link);
     if (rc)
         return rc;
-    f->link_open = true;
-    l->conns_open++;
+    l->conns_open++; /* until on_closed */
     nk->conns_open++;
     f->state = NK_FAST_PROBING;
     return 0;
