@@ -254,6 +254,13 @@ static void start_protocols(dl_lane *dl, uint64_t now)
     }
 }
 
+/* The protocol's due work, and what was sent since, turned into frames. */
+static void link_poll(dl_link *k, uint64_t now)
+{
+    k->dirty = false;
+    edi_rlink_poll(k->proto, now);
+}
+
 /* on_up once the peer was heard and one of our frames answered. */
 static void check_up(dl_link *k)
 {
@@ -381,10 +388,8 @@ static uint32_t dl_poll(edi_lane *lane, uint32_t budget)
         dl_link *k = dl->links[i];
         if (k->gone || !k->proto)
             continue;
-        if (k->dirty || edi_rlink_next_deadline_ns(k->proto) <= now) {
-            k->dirty = false;
-            edi_rlink_poll(k->proto, now);
-        }
+        if (k->dirty || edi_rlink_next_deadline_ns(k->proto) <= now)
+            link_poll(k, now);
         check_up(k);
         report_sent(k);
     }
@@ -401,8 +406,7 @@ static void dl_flush(edi_lane *lane)
     for (uint32_t i = 0; i < dl->nlinks; i++) {
         dl_link *k = dl->links[i];
         if (k->dirty && !k->gone && k->proto) {
-            k->dirty = false;
-            edi_rlink_poll(k->proto, now);
+            link_poll(k, now);
             any = true;
         }
     }
@@ -502,10 +506,8 @@ static int dl_tx_flush(edi_lane_link *link)
     dl_link *k = (dl_link *)link;
     if (k->gone)
         return edist_set_error(EDIST_ECLOSED, "DPDK lane: link closed");
-    if (k->dirty && k->proto) {
-        k->dirty = false;
-        edi_rlink_poll(k->proto, lane_now(k->lane));
-    }
+    if (k->dirty && k->proto)
+        link_poll(k, lane_now(k->lane));
     edi_dpdk_tx_flush(k->lane->port, 0);
     return 0;
 }

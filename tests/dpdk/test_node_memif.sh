@@ -21,15 +21,26 @@
 . "$(dirname "$0")/../node/test_node_lib.sh"
 [ "$(id -u)" = 0 ] || { echo "SKIP: memif needs root here"; exit 77; }
 
+# bench_memif TAG CHECK ARGS...: `edist bench pair --lane memif ARGS
+# --json` (ended by its PID like every process here), its JSON result `o`
+# asserted with the Python expression CHECK; output in TAG.out/TAG.err.
+bench_memif() {
+  local tag=$1 check=$2
+  shift 2
+  "$EDIST" bench pair --lane memif "$@" --json >"$tmp/$tag.out" 2>"$tmp/$tag.err" &
+  local bp=$!
+  pids+=("$bp")
+  wait "$bp" || fail "bench pair --lane memif $*: $(cat "$tmp/$tag.err")"
+  python3 -c "import json,sys; o=json.load(open(sys.argv[1])); assert $check, o" \
+    "$tmp/$tag.out" || fail "bench pair --lane memif $*: $(cat "$tmp/$tag.out")"
+}
+clean="o['lost'] == 0 and o['out_of_order'] == 0"
+
 # 1. bench pair over memif, after and across the switch.
 for wait in 15 0; do
-  "$EDIST" bench pair --lane memif --count 200000 --rtt-count 2000 --lane-wait "$wait" \
-    --json --verbose >"$tmp/bp$wait.out" 2>"$tmp/bp$wait.err" &
-  bp=$!
-  pids+=("$bp")
-  wait "$bp" || fail "bench pair --lane memif --lane-wait $wait: $(cat "$tmp/bp$wait.err")"
-  python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["lane"] == "memif" and o["messages"] == 200000 and o["lost"] == 0 and o["out_of_order"] == 0 and o["duplicates"] == 0, o' \
-    "$tmp/bp$wait.out" || fail "bench pair memif: $(cat "$tmp/bp$wait.out")"
+  bench_memif "bp$wait" \
+    "o['lane'] == 'memif' and o['messages'] == 200000 and $clean and o['duplicates'] == 0" \
+    --count 200000 --rtt-count 2000 --lane-wait "$wait" --verbose
   grep -q 'ended node a (pid [0-9]*, exited with status 0), node b (pid [0-9]*, exited with status 0)$' "$tmp/bp$wait.err" ||
     fail "bench pair memif: nodes not ended cleanly: $(cat "$tmp/bp$wait.err")"
 done
@@ -37,13 +48,8 @@ ok "bench pair --lane memif: 200,000 messages and 2,000 round trips, none lost o
 
 # 1 KiB messages: the scheduler behind the lane's watermark moves on as the
 # peer acknowledges (it once waited for good: on_sent was never called).
-"$EDIST" bench pair --lane memif --bytes 1024 --count 100000 --rtt-count 1000 --json \
-  >"$tmp/bp1k.out" 2>"$tmp/bp1k.err" &
-bp=$!
-pids+=("$bp")
-wait "$bp" || fail "bench pair --lane memif --bytes 1024: $(cat "$tmp/bp1k.err")"
-python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["messages"] == 100000 and o["lost"] == 0 and o["out_of_order"] == 0, o' \
-  "$tmp/bp1k.out" || fail "bench pair memif 1 KiB: $(cat "$tmp/bp1k.out")"
+bench_memif bp1k "o['messages'] == 100000 and $clean" \
+  --bytes 1024 --count 100000 --rtt-count 1000
 ok "bench pair --lane memif --bytes 1024: 100,000 messages (100 MB), none lost or out of order"
 
 # Loss on a real port: faults injected into the frames each node receives
@@ -52,24 +58,14 @@ ok "bench pair --lane memif --bytes 1024: 100,000 messages (100 MB), none lost o
 for pct in 1 5 20; do
   ppm=$((pct * 10000))
   EDIST_DPDK_RX_FAULTS="drop=$ppm,dup=$ppm,reorder=$ppm,seed=$pct" \
-    "$EDIST" bench pair --lane memif --count 100000 --rtt-count 500 --json \
-    >"$tmp/bpf$pct.out" 2>"$tmp/bpf$pct.err" &
-  bp=$!
-  pids+=("$bp")
-  wait "$bp" || fail "bench pair memif with $pct% faults: $(cat "$tmp/bpf$pct.err")"
+    bench_memif "bpf$pct" "o['messages'] == 100000 and $clean and o['duplicates'] == 0" \
+    --count 100000 --rtt-count 500
   grep -q 'injecting faults into received frames' "$tmp/bpf$pct.err" ||
     fail "no faults injected: $(cat "$tmp/bpf$pct.err")"
-  python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["messages"] == 100000 and o["lost"] == 0 and o["out_of_order"] == 0 and o["duplicates"] == 0, o' \
-    "$tmp/bpf$pct.out" || fail "memif with $pct% faults: $(cat "$tmp/bpf$pct.out")"
 done
 EDIST_DPDK_RX_FAULTS="drop=50000,dup=50000,reorder=50000,seed=16" \
-  "$EDIST" bench pair --lane memif --bytes 16M --count 4 --rtt-count 2 --warmup 1 --json \
-  >"$tmp/bp16.out" 2>"$tmp/bp16.err" &
-bp=$!
-pids+=("$bp")
-wait "$bp" || fail "bench pair memif 16 MiB with 5% faults: $(cat "$tmp/bp16.err")"
-python3 -c 'import json,sys; o=json.load(open(sys.argv[1])); assert o["lost"] == 0 and o["out_of_order"] == 0 and o["bad_messages"] == 0, o' \
-  "$tmp/bp16.out" || fail "memif 16 MiB: $(cat "$tmp/bp16.out")"
+  bench_memif bp16 "$clean and o['bad_messages'] == 0" \
+  --bytes 16M --count 4 --rtt-count 2 --warmup 1
 ok "memif with 1%, 5%, 20% of received frames dropped, duplicated and reordered: 100,000 messages once each, in order; 16 MiB messages at 5%"
 
 # 2. Two nodes with memif ports, met through erl.
