@@ -9,11 +9,20 @@
 #include "dataplane/dpdk/dpdk_lane.h"
 #include "edist/error.h"
 
-/* Frames taken from the port per burst, and bursts per poll at most. */
+/* Frames taken from the port per burst, and bursts per poll at most: the
+ * processes the messages are for run between polls, so a smaller batch
+ * lets their replies and acknowledgements out sooner (8 bursts held a
+ * stream's receiver 1-2 ms, past the sender's retransmission timeout). */
 #define DL_BURST 32u
-#define DL_BURSTS_PER_POLL 8u
+#define DL_BURSTS_PER_POLL 2u
 /* The timer that wakes a sleeping loop to poll the port. */
 #define DL_WAKE_MS 1u
+/* A link whose appended, unsent bytes fill this many frames sends them at
+ * once rather than at the end of the loop iteration: a process streaming
+ * for a whole run would otherwise leave the port idle meanwhile, and the
+ * peer idle after it (sender and receiver took turns instead of
+ * overlapping). */
+#define DL_SEND_AHEAD_FRAMES 4u
 
 typedef struct dl_lane dl_lane;
 
@@ -36,7 +45,9 @@ typedef struct dl_link {
     bool gone;              /* on_closed is due (reason) */
     int gone_reason;
     bool resv_open;         /* edi_rlink_reserve'd, not committed */
-    size_t unacked_seen;    /* at the last on_sent */
+    bool in_proto;          /* inside its protocol's input or poll: a send
+                             * from a callback must not poll it again */
+    uint64_t acked_seen;    /* the protocol's acked offset at the last on_sent */
     dl_over *over_head, *over_tail;
     size_t over_bytes;
 } dl_link;
@@ -258,7 +269,19 @@ static void start_protocols(dl_lane *dl, uint64_t now)
 static void link_poll(dl_link *k, uint64_t now)
 {
     k->dirty = false;
+    k->in_proto = true;
     edi_rlink_poll(k->proto, now);
+    k->in_proto = false;
+}
+
+/* After an append: a few frames' worth goes out now (DL_SEND_AHEAD_FRAMES). */
+static void send_ahead(dl_link *k)
+{
+    if (k->in_proto ||
+        edi_rlink_unsent_bytes(k->proto) < DL_SEND_AHEAD_FRAMES * k->lane->payload_max)
+        return;
+    link_poll(k, lane_now(k->lane));
+    edi_dpdk_tx_flush(k->lane->port, 0);
 }
 
 /* on_up once the peer was heard and one of our frames answered. */
@@ -275,13 +298,18 @@ static void check_up(dl_link *k)
 }
 
 /* The peer acknowledged some of what was sent: the user's on_sent (a
- * sender pacing itself below a watermark waits for it). */
+ * sender pacing itself below a watermark waits for it). By the acked
+ * offset, which only grows: the amount unacknowledged also grows with
+ * every send, so comparing it with its value at the last poll missed acks
+ * that came after sends (a 16 MiB stream waited for good). */
 static void report_sent(dl_link *k)
 {
-    size_t u = edi_rlink_unacked_bytes(k->proto);
-    if (u < k->unacked_seen && !k->gone)
-        edi_lane_sent(&k->base, u + k->over_bytes);
-    k->unacked_seen = u;
+    uint64_t acked = edi_rlink_acked_offset(k->proto);
+    if (acked == k->acked_seen)
+        return;
+    k->acked_seen = acked;
+    if (!k->gone)
+        edi_lane_sent(&k->base, edi_rlink_unacked_bytes(k->proto) + k->over_bytes);
 }
 
 /* ---- receive and timers ------------------------------------------------------------ */
@@ -308,7 +336,9 @@ static void rx_frame(dl_lane *dl, const edi_frame *f, uint64_t now)
     }
     edi_frame in = {.data = p, .len = f->len - EDI_DPDK_ETH_HEADER_BYTES,
                     .rxbuf = f->rxbuf};
+    k->in_proto = true;
     edi_rlink_input(k->proto, now, &in);
+    k->in_proto = false;
 }
 
 /* A received frame through the injected faults: dropped, delivered
@@ -446,8 +476,10 @@ static int dl_tx_commit(edi_lane_link *link, size_t len)
     if (k->gone)
         return edist_set_error(EDIST_ECLOSED, "DPDK lane: link closed");
     int rc = edi_rlink_commit(k->proto, len);
-    if (rc == 0)
+    if (rc == 0) {
         k->dirty = true;
+        send_ahead(k);
+    }
     return rc;
 }
 
@@ -496,6 +528,8 @@ static int dl_tx_batch(edi_lane_link *link, const edi_lane_txframe *frames, size
         if (f->release)
             f->release(f->release_arg, f->body); /* copied */
     }
+    if (i > 0 && !k->gone && k->proto)
+        send_ahead(k);
     if (accepted)
         *accepted = i;
     return rc;
@@ -506,7 +540,7 @@ static int dl_tx_flush(edi_lane_link *link)
     dl_link *k = (dl_link *)link;
     if (k->gone)
         return edist_set_error(EDIST_ECLOSED, "DPDK lane: link closed");
-    if (k->dirty && k->proto)
+    if (k->dirty && k->proto && !k->in_proto)
         link_poll(k, lane_now(k->lane));
     edi_dpdk_tx_flush(k->lane->port, 0);
     return 0;

@@ -250,6 +250,11 @@ void edi_rlink_set_recv_window(edi_rlink *l, uint32_t bytes);
 bool edi_rlink_dead(const edi_rlink *l);
 /* Bytes appended and not yet acknowledged. */
 size_t edi_rlink_unacked_bytes(const edi_rlink *l);
+/* The stream offset the peer acknowledged: it only grows. */
+uint64_t edi_rlink_acked_offset(const edi_rlink *l);
+/* Bytes appended and not yet sent once (what the next poll frames, as
+ * far as the peer's window allows). */
+size_t edi_rlink_unsent_bytes(const edi_rlink *l);
 void edi_rlink_get_stats(const edi_rlink *l, edi_rlink_stats *out);
 
 #endif
