@@ -19,8 +19,22 @@ typedef struct reasm_seq {
     size_t cap;
 } reasm_seq;
 
+/* The frame prefix (header and control message, up to the payload) of the
+ * last message-sending frame, and its parse with views into `bytes`. A
+ * stream from one sender to one process repeats that prefix byte for byte:
+ * comparing it costs a fraction of parsing it again (a tuple, two pids and
+ * their node atoms), and the parse of equal bytes is the same. */
+#define CTL_CACHE_BYTES 160u
+
+typedef struct ctl_cache {
+    size_t prefix; /* 0: empty */
+    edi_dist_msg msg;
+    uint8_t bytes[CTL_CACHE_BYTES];
+} ctl_cache;
+
 struct edi_dist_reasm {
     edi_dist_reasm_limits lim;
+    ctl_cache ctl;
     reasm_seq *seqs; /* open sequences, unordered */
     uint32_t n_seqs;
     uint32_t cap_seqs;
@@ -116,13 +130,73 @@ static int seq_grow(edi_dist_reasm *r, reasm_seq *s, size_t add)
     return 0;
 }
 
-static int deliver_in_place(const uint8_t *frame, size_t len,
+/* Moves the views of m that lie in [from, from + n) to the same offsets
+ * from `to`. */
+static void rebase_view(edist_term_view *v, const uint8_t *from, size_t n,
+                        const uint8_t *to)
+{
+    if (v->ptr >= from && v->ptr < from + n)
+        v->ptr = to + (v->ptr - from);
+}
+
+static void rebase_atom(edist_atom *a, const uint8_t *from, size_t n,
+                        const uint8_t *to)
+{
+    const uint8_t *p = (const uint8_t *)a->ptr;
+    if (p >= from && p < from + n)
+        a->ptr = (const char *)(to + (p - from));
+}
+
+static void rebase_msg(edi_dist_msg *m, const uint8_t *from, size_t n,
+                       const uint8_t *to)
+{
+    edist_term_view *vs[] = {
+        &m->control, &m->from,    &m->to,     &m->to_name,
+        &m->ref,     &m->reason,  &m->token,  &m->group_leader,
+        &m->mfa,     &m->options, &m->result, &m->payload,
+    };
+    for (size_t i = 0; i < sizeof vs / sizeof vs[0]; i++)
+        rebase_view(vs[i], from, n, to);
+    rebase_atom(&m->from_pid.node, from, n, to);
+    rebase_atom(&m->to_pid.node, from, n, to);
+    rebase_atom(&m->spawn_module, from, n, to);
+    rebase_atom(&m->spawn_function, from, n, to);
+}
+
+/* Messages to a process or a name: their control message repeats. */
+static bool ctl_cacheable(int op)
+{
+    return op == EDI_DOP_SEND || op == EDI_DOP_SEND_SENDER ||
+           op == EDI_DOP_REG_SEND || op == EDI_DOP_ALIAS_SEND;
+}
+
+static int deliver_in_place(edi_dist_reasm *r, const uint8_t *frame, size_t len,
                             edi_dist_delivery *out)
 {
     out->owned = NULL;
     out->owned_len = 0;
+    ctl_cache *c = &r->ctl;
+    if (c->prefix > 0 && len > c->prefix &&
+        memcmp(frame, c->bytes, c->prefix) == 0) {
+        out->msg = c->msg;
+        rebase_msg(&out->msg, c->bytes, c->prefix, frame);
+        out->msg.payload.ptr = frame + c->prefix;
+        out->msg.payload.len = len - c->prefix;
+        return 1;
+    }
     int rc = edi_dist_parse(frame, len, &out->msg);
-    return rc < 0 ? rc : 1;
+    if (rc < 0)
+        return rc;
+    const edi_dist_msg *m = &out->msg;
+    if (ctl_cacheable(m->op) && m->payload.ptr != NULL &&
+        (size_t)(m->payload.ptr - frame) <= CTL_CACHE_BYTES) {
+        c->prefix = (size_t)(m->payload.ptr - frame);
+        memcpy(c->bytes, frame, c->prefix);
+        c->msg = *m;
+        rebase_msg(&c->msg, frame, c->prefix, c->bytes);
+        c->msg.payload = (edist_term_view){NULL, 0}; /* the next frame's */
+    }
+    return 1;
 }
 
 static int feed_first(edi_dist_reasm *r, const uint8_t *frame, size_t len,
@@ -254,14 +328,14 @@ int edi_dist_reasm_feed(edi_dist_reasm *r, const uint8_t *frame, size_t len,
     out->owned = NULL;
     out->owned_len = 0;
     if (frame[0] == EDI_DIST_PASS_THROUGH)
-        return deliver_in_place(frame, len, out);
+        return deliver_in_place(r, frame, len, out);
     if (frame[0] != EDIST_TAG_VERSION || len < 2)
         return edist_set_error(EDIST_EPROTO,
                                "dist: frame starts with %u, not 112 or 131",
                                frame[0]);
     switch (frame[1]) {
     case EDI_DIST_HEADER:
-        return deliver_in_place(frame, len, out);
+        return deliver_in_place(r, frame, len, out);
     case EDI_DIST_FRAG_HEADER:
         return feed_first(r, frame, len, out);
     case EDI_DIST_FRAG_CONT:

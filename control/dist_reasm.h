@@ -58,7 +58,10 @@ typedef struct edi_dist_delivery {
  *                    offending sequence is dropped);
  *      EDIST_EINVAL  empty frame (a tick: the caller's) or NULL argument;
  *      parse errors as edi_dist_parse for unfragmented frames.
- * An unfragmented frame never touches the reassembler's state, nor does a
+ * An unfragmented message to a process or name leaves its header and
+ * control message in the reassembler: the next frame with the same bytes
+ * before its payload is not parsed again (the result is the same). Beyond
+ * that, an unfragmented frame never touches the reassembler's state, nor does a
  * first fragment with FragmentId 1 (a whole message: parsed in place, owned
  * NULL). A sequence that fails (out of order, over a limit, bad message) is
  * dropped and its memory released. */

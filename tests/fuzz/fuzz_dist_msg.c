@@ -2,12 +2,16 @@
 /* Arbitrary bytes into the distribution message codec (control/dist_msg.h).
  *
  * 1. The whole input is one frame payload for edi_dist_parse; on success
- *    every view must lie inside the input, the helpers must not crash, and
+ *    every view must lie inside the input, the helpers must not crash, a
+ *    reassembler fed it twice (the second time changed in its last byte)
+ *    delivers what a fresh parse gives (its cache of control messages), and
  *    a header-form message must survive the fragmenter (fragment size from
  *    the first byte) and the reassembler unchanged.
  * 2. The input is a stream of frames [u16 len][bytes] fed to a reassembler
  *    with small limits: every delivery's views lie inside the frame or the
- *    owned buffer, and the buffered bytes never exceed the limit.
+ *    owned buffer, an unfragmented frame's delivery (possibly from the
+ *    reassembler's cache of control messages) is what a fresh parse gives,
+ *    and the buffered bytes never exceed the limit.
  * Each frame is copied into its own exact-size allocation, so ASan sees any
  * read past its end. */
 #include <stddef.h>
@@ -59,6 +63,79 @@ static void check_msg(const edi_dist_msg *m, const uint8_t *base, size_t len)
     }
     if (m->payload.ptr)
         (void)edist_term_validate(m->payload.ptr, m->payload.len, NULL);
+}
+
+/* A view of a message from frame a, and one from frame b: the same offset
+ * and length (or both NULL). */
+static void same_view(edist_term_view x, const uint8_t *a, edist_term_view y,
+                      const uint8_t *b)
+{
+    if ((x.ptr == NULL) != (y.ptr == NULL) || x.len != y.len ||
+        (x.ptr && x.ptr - a != y.ptr - b))
+        abort();
+}
+
+/* What the reassembler delivered for an unfragmented frame (possibly from
+ * its cache of control messages) is what a fresh parse gives. */
+static void same_as_parse(const edi_dist_msg *d, const uint8_t *frame, size_t n)
+{
+    edi_dist_msg m;
+    if (edi_dist_parse(frame, n, &m) != 0 || m.op != d->op || m.sig != d->sig ||
+        m.form != d->form || m.from_is_pid != d->from_is_pid ||
+        m.to_is_pid != d->to_is_pid || m.flags != d->flags ||
+        m.unlink_id != d->unlink_id || m.spawn_arity != d->spawn_arity)
+        abort();
+    const edist_term_view *x[] = {
+        &m.control, &m.from,    &m.to,     &m.to_name,
+        &m.ref,     &m.reason,  &m.token,  &m.group_leader,
+        &m.mfa,     &m.options, &m.result, &m.payload,
+    };
+    const edist_term_view *y[] = {
+        &d->control, &d->from,    &d->to,     &d->to_name,
+        &d->ref,     &d->reason,  &d->token,  &d->group_leader,
+        &d->mfa,     &d->options, &d->result, &d->payload,
+    };
+    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++)
+        same_view(*x[i], frame, *y[i], frame);
+    const edist_pid *pa[] = {&m.from_pid, &m.to_pid};
+    const edist_pid *pb[] = {&d->from_pid, &d->to_pid};
+    for (int i = 0; i < 2; i++)
+        if (pa[i]->id != pb[i]->id || pa[i]->serial != pb[i]->serial ||
+            pa[i]->creation != pb[i]->creation ||
+            pa[i]->node.len != pb[i]->node.len ||
+            pa[i]->node.ptr != pb[i]->node.ptr)
+            abort();
+}
+
+/* A parsed frame fed to a reassembler twice, the second time with its last
+ * byte changed (in the payload of a message, so the control message is
+ * the cached one): each delivery is what a fresh parse gives, and either
+ * both refuse it or neither. */
+static void feed_twice(const uint8_t *data, size_t size)
+{
+    edi_dist_reasm *r;
+    if (edi_dist_reasm_create(NULL, &r) != 0)
+        return;
+    for (int k = 0; k < 2; k++) {
+        uint8_t *f = malloc(size);
+        if (f == NULL)
+            break;
+        memcpy(f, data, size);
+        if (k == 1)
+            f[size - 1] ^= 0x5a;
+        edi_dist_delivery d;
+        edi_dist_msg m;
+        int rc = edi_dist_reasm_feed(r, f, size, &d);
+        if ((rc == 1) != (edi_dist_parse(f, size, &m) == 0))
+            abort();
+        if (rc == 1) {
+            if (d.owned)
+                abort(); /* unfragmented */
+            same_as_parse(&d.msg, f, size);
+        }
+        free(f);
+    }
+    edi_dist_reasm_free(r);
 }
 
 /* Fragment a parsed header-form frame and reassemble it. */
@@ -129,6 +206,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     edi_dist_msg m;
     if (edi_dist_parse(copy, size, &m) == 0) {
         check_msg(&m, copy, size);
+        feed_twice(copy, size);
         if (size >= 3 && copy[0] == 131 && copy[1] == 68 && copy[2] == 0)
             refragment(copy, size, 1 + (size_t)(data[size - 1] % 64));
     }
@@ -154,10 +232,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         edi_dist_delivery d;
         int rc = edi_dist_reasm_feed(r, frame, n, &d);
         if (rc == 1) {
-            if (d.owned)
+            if (d.owned) {
                 check_msg(&d.msg, d.owned, d.owned_len);
-            else
+            } else {
                 check_msg(&d.msg, frame, n);
+                if (frame[0] == 112 || (n > 1 && frame[1] == 68))
+                    same_as_parse(&d.msg, frame, n);
+            }
             free(d.owned);
         }
         if (edi_dist_reasm_buffered_bytes(r) > lim.max_total_bytes ||

@@ -779,6 +779,61 @@ static int feed_frame(edi_dist_reasm *r, const uint8_t *f, size_t len,
     return edi_dist_reasm_feed(r, f + 4, len - 4, d);
 }
 
+/* Frames with the same header and control message (one sender streaming
+ * to one process) are parsed once: the reassembler delivers the next from
+ * its cache, with views into the new frame, and a frame with another
+ * control message, or the same one without a payload, is parsed afresh. */
+static void test_reasm_control_cache(void **state)
+{
+    (void)state;
+    for (int form = 0; form < 2; form++) {
+        uint64_t flags = form ? F_PASS : F_HDR;
+        edi_dist_reasm *r;
+        assert_int_equal(edi_dist_reasm_create(NULL, &r), 0);
+        static const char *msgs[] = {"{a, 1}", "{b, 22}", "hello", "{c, 3}"};
+        static const char *tos[] = {"<0.9.0>", "<0.9.0>", "<0.9.0>", "<0.10.0>"};
+        for (size_t i = 0; i < 4; i++) {
+            edist_buf f;
+            edist_buf_init(&f);
+            assert_int_equal(edi_dist_build_send_sender(&f, flags, NULL,
+                                                        T("<0.7.0>"), T(tos[i]),
+                                                        T(msgs[i])),
+                             0);
+            /* its own copy: views into a frame that is gone would show */
+            uint8_t *copy = malloc(f.len);
+            assert_non_null(copy);
+            memcpy(copy, f.data, f.len);
+            edi_dist_delivery d;
+            assert_int_equal(feed_frame(r, copy, f.len, &d), 1);
+            assert_null(d.owned);
+            assert_int_equal(d.msg.op, EDI_DOP_SEND_SENDER);
+            edist_term_view want = T(msgs[i]);
+            assert_int_equal(d.msg.payload.len, want.len);
+            assert_memory_equal(d.msg.payload.ptr, want.ptr, want.len);
+            assert_true(d.msg.payload.ptr > copy && d.msg.control.ptr > copy &&
+                        d.msg.control.ptr < copy + f.len &&
+                        d.msg.to.ptr > copy && d.msg.to.ptr < copy + f.len &&
+                        (const uint8_t *)d.msg.to_pid.node.ptr > copy &&
+                        (const uint8_t *)d.msg.to_pid.node.ptr < copy + f.len);
+            assert_true(d.msg.from_is_pid && d.msg.to_is_pid);
+            assert_int_equal(d.msg.from_pid.id, 7);
+            assert_int_equal(d.msg.to_pid.id, i == 3 ? 10 : 9);
+            if (i == 2) {
+                /* the cached prefix alone: no payload, refused as parse
+                 * refuses it */
+                size_t cut = (size_t)(d.msg.payload.ptr - copy);
+                edi_dist_delivery e;
+                assert_true(edi_dist_reasm_feed(r, copy + 4, cut - 4, &e) < 0);
+            }
+            memset(copy, 0, f.len);
+            free(copy);
+            edist_buf_free(&f);
+        }
+        edi_dist_reasm_free(r);
+    }
+    tfree();
+}
+
 static void test_fragments_interleaved(void **state)
 {
     (void)state;
@@ -2022,6 +2077,7 @@ int main(void)
         cmocka_unit_test_teardown(test_build_errors, free_pool),
         cmocka_unit_test_teardown(test_malformed_fields, free_pool),
         cmocka_unit_test_teardown(test_malformed_frames, free_pool),
+        cmocka_unit_test_teardown(test_reasm_control_cache, free_pool),
         cmocka_unit_test_teardown(test_fragments_interleaved, free_pool),
         cmocka_unit_test_teardown(test_fragment_edges, free_pool),
         cmocka_unit_test_teardown(test_reasm_errors, free_pool),
