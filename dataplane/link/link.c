@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "base/bytes.h"
 #include "dataplane/link/link.h"
@@ -194,6 +195,24 @@ static size_t rx_event(void *user, const edi_deframe_event *ev)
     return 0;
 }
 
+/* The send ring, mapped populated and then written once a page: its pages
+ * are faulted in, and the first write through each made, here rather than
+ * as the stream first passes through the ring. A first write cost ~10 us a
+ * page on this VM even with the page populated (a hypervisor exit, not a
+ * guest fault): a ping-pong after a stream, which had used little of the
+ * answering side's ring, had one slow round trip in 25 until that ring's
+ * first pass ended (p99 16 us; 4.4 us with this). */
+static uint8_t *ring_map(size_t bytes)
+{
+    uint8_t *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    for (size_t at = 0; at < bytes; at += 4096)
+        ((volatile uint8_t *)p)[at] = 0;
+    return p;
+}
+
 int edi_rlink_new(const edi_rlink_config *cfg, const edi_rlink_medium *medium,
                   const edi_rlink_callbacks *cb, void *user, uint64_t now_ns,
                   edi_rlink **out)
@@ -218,7 +237,7 @@ int edi_rlink_new(const edi_rlink_config *cfg, const edi_rlink_medium *medium,
     size_t cap = 8;
     while (cap < cfg->send_buffer_bytes)
         cap *= 2;
-    l->sbuf = malloc(cap);
+    l->sbuf = ring_map(cap);
     if (l->sbuf == NULL) {
         free(l);
         return edist_set_error(EDIST_ENOMEM, "link send buffer of %zu bytes",
@@ -263,7 +282,7 @@ void edi_rlink_free(edi_rlink *l)
         edi_rxbuf_unref(l->held[i].rb);
     free(l->held);
     free(l->staging);
-    free(l->sbuf);
+    munmap(l->sbuf, l->smask + 1);
     free(l);
 }
 
