@@ -14,9 +14,9 @@
  * child is waited for (and killed on a hang) by its PID. */
 #include <errno.h>
 #include <execinfo.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stddef.h>
