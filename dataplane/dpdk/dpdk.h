@@ -15,7 +15,9 @@
  *     (without one every mbuf alloc/free goes to the pool's shared ring:
  *     correct, only slower). The thread that ran edi_dpdk_eal_init is
  *     already lcore 0. EAL starts no worker threads of its own (only its
- *     interrupt/control thread, which runs link-state callbacks).
+ *     interrupt/control thread, which runs link-state callbacks and the
+ *     PMDs' control paths; a port's stop and close run there too, and
+ *     the EAL's cleanup parks it for good).
  *   - A received frame may be released (edi_rxbuf_unref) on any thread,
  *     registered or not: see edi_dpdk_rx_burst.
  *   - Statistics and link state: any thread (counters are read relaxed).
@@ -101,8 +103,10 @@ int edi_dpdk_thread_register(void);
 void edi_dpdk_thread_unregister(void);
 
 /* Ends the EAL (rte_eal_cleanup) at process end, after every port is
- * closed: frees DPDK's memory. The EAL cannot start again in this
- * process afterwards. No-op if it never started. */
+ * closed: frees DPDK's memory. EAL's interrupt thread is parked first (it
+ * waits for what runs there, then runs nothing of DPDK's again): DPDK
+ * 22.11 unmaps its memory without stopping that thread. The EAL cannot
+ * start again in this process afterwards. No-op if it never started. */
 void edi_dpdk_eal_cleanup(void);
 
 /* ---- ports ------------------------------------------------------------------ */
@@ -173,7 +177,10 @@ int edi_dpdk_port_open(const edi_dpdk_port_config *cfg, edi_dpdk_port **out);
  * referenced: the device is closed anyway but the pool and the port's
  * memory are kept (leaked; DPDK's memory goes at edi_dpdk_eal_cleanup) so
  * those references stay valid. Either way the port is gone for the
- * caller. Not concurrently with the data path. */
+ * caller. Not concurrently with the data path. The device's stop and
+ * close run on EAL's interrupt thread, after whatever the PMD is doing
+ * there (memif tearing down a connection whose peer went): the call
+ * blocks until they ran. */
 int edi_dpdk_port_close(edi_dpdk_port *port);
 
 const char *edi_dpdk_port_name(const edi_dpdk_port *port);

@@ -1,16 +1,23 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The EAL, once per process (see dpdk.h). */
+/* rte_intr_instance_alloc and its setters, the only way to give EAL's
+ * interrupt thread a descriptor of ours, are still experimental in 22.11. */
+#define ALLOW_EXPERIMENTAL_API
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <rte_eal.h>
 #include <rte_errno.h>
+#include <rte_interrupts.h>
 #include <rte_lcore.h>
 #include <rte_log.h>
 
@@ -199,6 +206,102 @@ static int eal_fail(int err, const char *fmt, ...)
     return edist_set_error(err, "%s", eal_error_text);
 }
 
+/* ---- work on EAL's interrupt thread -------------------------------------------
+ * PMDs run their control path on EAL's interrupt thread, one callback at
+ * a time: memif its control socket, and its whole teardown when the peer
+ * goes (memif_socket.c: memif_intr_handler -> memif_disconnect). What must
+ * not overlap that runs there too: a callback of ours, on an eventfd
+ * registered once with EAL, runs one job per wake-up while its caller
+ * waits. EAL's cleanup then parks the thread in that callback for good:
+ * rte_eal_cleanup unmaps DPDK's memory without stopping the thread, and a
+ * wake-up after that (a teardown still running, or its wait list rebuilt:
+ * the list still holds memif's listener, which 22.11 never unregisters,
+ * its handle in DPDK's memory) faulted. */
+
+typedef struct interrupt_job {
+    void (*fn)(void *);
+    void *arg;
+    bool park; /* stay there once done */
+    bool done;
+} interrupt_job;
+
+static pthread_mutex_t interrupt_job_lock = PTHREAD_MUTEX_INITIALIZER; /* one job at a time */
+static pthread_mutex_t interrupt_done_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t interrupt_done = PTHREAD_COND_INITIALIZER;
+static interrupt_job *_Atomic interrupt_job_next;
+static _Atomic int interrupt_job_fd = -1; /* -1: jobs run on the caller's thread */
+static struct rte_intr_handle *interrupt_job_handle;
+
+static void interrupt_job_ready(void *unused)
+{
+    (void)unused;
+    uint64_t wakeups;
+    (void)!read(atomic_load(&interrupt_job_fd), &wakeups, sizeof(wakeups));
+    interrupt_job *job = atomic_exchange(&interrupt_job_next, NULL);
+    if (job == NULL)
+        return;
+    job->fn(job->arg);
+    bool park = job->park;
+    pthread_mutex_lock(&interrupt_done_lock);
+    job->done = true; /* the caller's frame: not touched after this */
+    pthread_cond_broadcast(&interrupt_done);
+    pthread_mutex_unlock(&interrupt_done_lock);
+    while (park)
+        pause();
+}
+
+/* Under eal_lock, once the EAL is up. On failure jobs run on their
+ * caller's thread, as before this existed. */
+static void interrupt_jobs_start(void)
+{
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd < 0)
+        return;
+    interrupt_job_handle = rte_intr_instance_alloc(RTE_INTR_INSTANCE_F_PRIVATE);
+    if (interrupt_job_handle == NULL || rte_intr_fd_set(interrupt_job_handle, fd) != 0 ||
+        rte_intr_type_set(interrupt_job_handle, RTE_INTR_HANDLE_EXT) != 0 ||
+        rte_intr_callback_register(interrupt_job_handle, interrupt_job_ready, NULL) != 0) {
+        rte_intr_instance_free(interrupt_job_handle);
+        interrupt_job_handle = NULL;
+        close(fd);
+        return;
+    }
+    atomic_store(&interrupt_job_fd, fd);
+}
+
+static void interrupt_job_run(void (*fn)(void *), void *arg, bool park)
+{
+    if (atomic_load(&interrupt_job_fd) < 0 || rte_thread_is_intr()) {
+        fn(arg);
+        return;
+    }
+    interrupt_job job = {.fn = fn, .arg = arg, .park = park};
+    pthread_mutex_lock(&interrupt_job_lock);
+    atomic_store(&interrupt_job_next, &job);
+    uint64_t one = 1;
+    if (write(atomic_load(&interrupt_job_fd), &one, sizeof(one)) != sizeof(one)) {
+        /* An eventfd refuses only at its 2^64-2 limit: not with one job. */
+        atomic_store(&interrupt_job_next, NULL);
+        pthread_mutex_unlock(&interrupt_job_lock);
+        fn(arg);
+        return;
+    }
+    pthread_mutex_lock(&interrupt_done_lock);
+    while (!job.done)
+        pthread_cond_wait(&interrupt_done, &interrupt_done_lock);
+    pthread_mutex_unlock(&interrupt_done_lock);
+    if (park)
+        atomic_store(&interrupt_job_fd, -1); /* nothing will run there again */
+    pthread_mutex_unlock(&interrupt_job_lock);
+}
+
+void edi_dpdk_on_interrupt_thread(void (*fn)(void *), void *arg)
+{
+    interrupt_job_run(fn, arg, false);
+}
+
+static void nothing(void *unused) { (void)unused; }
+
 static int eal_start(const edi_dpdk_eal_config *cfg)
 {
     static char storage[EAL_LINE_BYTES];
@@ -290,6 +393,7 @@ static int eal_start(const edi_dpdk_eal_config *cfg)
         return eal_fail(EDIST_EIO, "DPDK EAL did not start: %s", rte_strerror(why));
     }
     eal_state = EAL_UP;
+    interrupt_jobs_start();
     /* Nothing goes in the runtime directory when no files are shared and
      * telemetry is off: gone now, it cannot outlive a killed process. */
     if (!shared_model && !telemetry)
@@ -362,6 +466,7 @@ void edi_dpdk_eal_cleanup(void)
 {
     pthread_mutex_lock(&eal_lock);
     if (eal_state == EAL_UP) {
+        interrupt_job_run(nothing, NULL, true);
         rte_eal_cleanup();
         runtime_dir_remove();
     }

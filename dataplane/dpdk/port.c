@@ -394,6 +394,28 @@ static int port_setup(edi_dpdk_port *p, const edi_dpdk_port_config *cfg)
     return 0;
 }
 
+/* A PMD's control path runs on EAL's interrupt thread, one callback at a
+ * time. memif's does, and when its peer goes it tears the connection down
+ * there (memif_socket.c: memif_intr_handler -> memif_disconnect: link
+ * down first, then the queues' event fds, then memif_free_regions, which
+ * reads dev->process_private). A port closed on that link-down from our
+ * thread ran rte_eth_dev_close across the teardown, which then read what
+ * the close had freed (rte_eth_dev_release_port sets process_private to
+ * NULL): a SIGSEGV on the interrupt thread (seen in CI; test dpdk_memif
+ * holds that teardown open to show it every time). So the stop and close
+ * run on the interrupt thread too, and the caller waits for them: they
+ * come before or after the driver's own teardown, never in the middle. */
+static void device_stop_close(void *arg)
+{
+    edi_dpdk_port *p = arg;
+    /* Stop first (the device gives back its rx mbufs), then no more
+     * events, then close (a vdev goes, with its socket). */
+    if (p->started)
+        rte_eth_dev_stop(p->port_id);
+    rte_eth_dev_callback_unregister(p->port_id, RTE_ETH_EVENT_INTR_LSC, lsc_event, p);
+    rte_eth_dev_close(p->port_id);
+}
+
 static void port_teardown(edi_dpdk_port *p)
 {
     atomic_store(&p->closing, true);
@@ -401,12 +423,7 @@ static void port_teardown(edi_dpdk_port *p)
     wait_out_of_device(p);
     for (uint16_t q = 0; q < p->n_txq; q++)
         edi_dpdk_tx_drop_pending(p, q);
-    /* Stop first (the device gives back its rx mbufs), then no more
-     * events, then close (a vdev goes, with its socket). */
-    if (p->started)
-        rte_eth_dev_stop(p->port_id);
-    rte_eth_dev_callback_unregister(p->port_id, RTE_ETH_EVENT_INTR_LSC, lsc_event, p);
-    rte_eth_dev_close(p->port_id);
+    edi_dpdk_on_interrupt_thread(device_stop_close, p);
 }
 
 int edi_dpdk_port_open(const edi_dpdk_port_config *cfg, edi_dpdk_port **out)

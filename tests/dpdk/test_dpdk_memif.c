@@ -7,19 +7,26 @@
  * and order (memif does not lose). Then the client says bye and closes
  * its port: the server, which stopped polling at the bye, sees the link
  * go down and exits cleanly. A second test kills the client by its PID
- * mid-stream: the server stops polling on link-down and exits cleanly.
- * Every child is waited for (and killed on a hang) by its PID. */
+ * mid-stream, in rounds: the server closes its port on link-down (while
+ * the memif driver's own teardown on EAL's interrupt thread is held
+ * open), or at a moment the parent sets (at the kill, before that
+ * teardown; later, around it), and must exit cleanly each time. Every
+ * child is waited for (and killed on a hang) by its PID. */
 #include <errno.h>
 #include <execinfo.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,11 +39,32 @@
 #define FRAMES_64 1000000u
 #define FRAMES_JUMBO 2000u
 #define ROLE_DEADLINE_S 25
-#define KILL_AFTER_FRAMES 100000u
+/* The server's interrupt thread is held this long in the driver's
+ * teardown (see close below). */
+#define INTR_CLOSE_HOLD_US 100000
+#define KILL_AFTER_FRAMES 20000u
+#define POOL_MBUFS 8191u
+#define POOL_MBUFS_KILLED 2047u
+/* Where the server's close falls against the client's kill, per round, in
+ * µs (NO_CLOSE_AT: on link-down, with the driver's teardown held open:
+ * see close() below). The peer's control socket closes, and the driver
+ * tears down, some 5-60 ms after the kill (the dying client unmaps its
+ * memory first): the other rounds close before that and around it. */
+#define NO_CLOSE_AT INT64_MAX
+static const int64_t close_offsets_us[] = {NO_CLOSE_AT, 0, 10000};
+#define ROUNDS (sizeof(close_offsets_us) / sizeof(close_offsets_us[0]))
 
 enum { KIND_DATA = 1, KIND_JUMBO = 2, KIND_BYE = 3 };
 
 static char tmpdir[64];
+
+/* Shared with the children (mapped before the forks): when the server
+ * closes its port, in CLOCK_MONOTONIC ns; 0 until the parent sets it. */
+typedef struct shared_state {
+    _Atomic int64_t close_at_ns;
+    _Atomic int64_t kill_at_ns;
+} shared_state;
+static shared_state *shared;
 
 #define CHECK(cond)                                                               \
     do {                                                                          \
@@ -68,11 +96,43 @@ static void print_stats(void)
             (unsigned long long)st.pool_in_use, (unsigned long long)st.pool_size);
 }
 
-static double now_s(void)
+static int64_t now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static double now_s(void) { return (double)now_ns() / 1e9; }
+
+/* ---- the driver's teardown, held open ---------------------------------------
+ * When its peer goes, the memif driver tears the connection down on
+ * EAL's interrupt thread (memif_socket.c: memif_intr_handler ->
+ * memif_disconnect: link down first, then the queues' event fds closed,
+ * then memif_free_regions). A server closing its port on link-down ran
+ * its close across that teardown, which then read the device's state
+ * after rte_eth_dev_close had freed it (NULL process_private): a SIGSEGV
+ * on the interrupt thread, seen once in CI. The teardown takes some
+ * 100 µs and the overlap hardly ever shows by itself, so the server holds
+ * its interrupt thread INTR_CLOSE_HOLD_US in the first close() it makes
+ * once the link is up (this program exports close(), and the driver's
+ * calls resolve to it first): the driver's teardown then spans the
+ * server's close every time, unless that close waits for it. */
+static _Atomic bool hold_intr_close;
+
+static bool on_interrupt_thread(void)
+{
+    char name[16] = "";
+    pthread_getname_np(pthread_self(), name, sizeof(name));
+    return strcmp(name, "eal-intr-thread") == 0;
+}
+
+int close(int fd)
+{
+    if (atomic_load(&hold_intr_close) && on_interrupt_thread() &&
+        atomic_exchange(&hold_intr_close, false))
+        usleep(INTR_CLOSE_HOLD_US);
+    return (int)syscall(SYS_close, fd);
 }
 
 static void put_u64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
@@ -87,7 +147,9 @@ static uint64_t get_u64(const uint8_t *p)
  * that depends on the sequence (checked on jumbo frames). */
 static uint8_t fill_byte(uint64_t seq, size_t i) { return (uint8_t)(seq * 31u + i); }
 
-static edi_dpdk_port *open_memif(bool server)
+/* pool_mbufs: the kill rounds use fewer: closing a pool (DPDK clears its
+ * memory) took 0.3-1.5 s at 8191 mbufs of 9.7 KiB here. */
+static edi_dpdk_port *open_memif(bool server, uint32_t pool_mbufs)
 {
     char args[512];
     snprintf(args, sizeof(args),
@@ -96,7 +158,7 @@ static edi_dpdk_port *open_memif(bool server)
              server ? "server" : "client", tmpdir, server ? "s" : "c", (long)getpid());
     edi_dpdk_eal_config cfg = {.args = args};
     CHECK(edi_dpdk_eal_init(&cfg) == 0);
-    edi_dpdk_port_config pc = {.device = "net_memif0", .pool_mbufs = 8191};
+    edi_dpdk_port_config pc = {.device = "net_memif0", .pool_mbufs = pool_mbufs};
     edi_dpdk_port *port = NULL;
     CHECK(edi_dpdk_port_open(&pc, &port) == 0);
     role_port = port;
@@ -177,12 +239,13 @@ static size_t jumbo_len_of(edi_dpdk_port *port)
 }
 
 /* The server: echoes every frame; stops polling at the bye; exits when
- * the link goes down. killed: the client will be killed mid-stream. */
+ * the link goes down. killed: the client will be killed mid-stream, and
+ * the server closes at the parent's moment if that comes first. */
 static void server_main(bool killed)
 {
     role_name = "server";
     double deadline = now_s() + ROLE_DEADLINE_S;
-    edi_dpdk_port *port = open_memif(true);
+    edi_dpdk_port *port = open_memif(true, killed ? POOL_MBUFS_KILLED : POOL_MBUFS);
     /* Listening now (the socket file appears at bind, before listen: a
      * memif client refused there does not try again). */
     char ready[128];
@@ -191,6 +254,7 @@ static void server_main(bool killed)
     CHECK(rf != NULL);
     fclose(rf);
     wait_up(port);
+    atomic_store(&hold_intr_close, true);
     order o = {.jumbo_len = jumbo_len_of(port)};
     edi_dpdk_link first;
     edi_dpdk_port_link(port, &first);
@@ -198,8 +262,14 @@ static void server_main(bool killed)
             edi_dpdk_port_payload_max(port), first.events ? "yes" : "no (polled)");
     bool polling = true, progress_told = false;
     edi_dpdk_link link = {.up = true};
+    bool scheduled = false;
     for (unsigned iter = 0;; iter++) {
         CHECK(now_s() < deadline);
+        int64_t close_at = atomic_load_explicit(&shared->close_at_ns, memory_order_relaxed);
+        if (killed && close_at != 0 && now_ns() >= close_at) {
+            scheduled = true;
+            break;
+        }
         if ((iter & 255) == 0 || !polling) {
             edi_dpdk_port_link(port, &link);
             if (!link.up)
@@ -235,14 +305,19 @@ static void server_main(bool killed)
             progress_told = true;
         }
     }
+    int64_t kill_at = atomic_load(&shared->kill_at_ns);
+    if (killed && kill_at != 0)
+        fprintf(stderr, "server: %s %lld us after the kill\n", scheduled ? "closing" : "link down",
+                (long long)(now_ns() - kill_at) / 1000);
     edi_dpdk_port_stats st;
     edi_dpdk_port_stats_get(port, &st);
     fprintf(stderr,
-            "server: link down after %llu data, %llu jumbo, %llu bye; ipackets %llu "
+            "server: %s after %llu data, %llu jumbo, %llu bye; ipackets %llu "
             "opackets %llu imissed %llu tx_full %llu link_changes %llu device_faults %llu "
             "tx_lost_in_fault %llu\n",
-            (unsigned long long)o.data, (unsigned long long)o.jumbo,
-            (unsigned long long)o.bye, (unsigned long long)st.ipackets,
+            scheduled ? "closing at the set moment" : "link down", (unsigned long long)o.data,
+            (unsigned long long)o.jumbo, (unsigned long long)o.bye,
+            (unsigned long long)st.ipackets,
             (unsigned long long)st.opackets, (unsigned long long)st.imissed,
             (unsigned long long)st.tx_full, (unsigned long long)st.link_changes,
             (unsigned long long)st.device_faults, (unsigned long long)st.tx_lost_in_fault);
@@ -253,7 +328,7 @@ static void server_main(bool killed)
         CHECK(!polling);
         CHECK(st.rx_held == 0 && st.tx_pending == 0 && st.pool_in_use == 0);
     }
-    CHECK(st.link_changes >= 2);
+    CHECK(scheduled || st.link_changes >= 2);
     edi_dpdk_tx_drop_pending(port, 0);
     CHECK(edi_dpdk_port_close(port) == 0);
     edi_dpdk_eal_cleanup();
@@ -265,7 +340,7 @@ static void client_main(bool endless)
 {
     role_name = "client";
     double deadline = now_s() + ROLE_DEADLINE_S;
-    edi_dpdk_port *port = open_memif(false);
+    edi_dpdk_port *port = open_memif(false, endless ? POOL_MBUFS_KILLED : POOL_MBUFS);
     wait_up(port);
     size_t jumbo_len = jumbo_len_of(port);
     order sent = {0}, echoed = {.jumbo_len = jumbo_len};
@@ -275,6 +350,11 @@ static void client_main(bool endless)
         CHECK(now_s() < deadline);
         if ((iter & 255) == 0) {
             edi_dpdk_port_link(port, &link);
+            if (endless && !link.up) {
+                /* The server closed first: wait for the kill. */
+                while (now_s() < deadline)
+                    usleep(1000);
+            }
             CHECK(link.up);
         }
         /* At most a few bursts in flight: the echo keeps up. */
@@ -320,7 +400,7 @@ static void client_main(bool endless)
 
 /* The children's PIDs, for their DPDK runtime directories: a child that
  * fails a check leaves without cleaning up. */
-static pid_t children[2];
+static pid_t children[2 * ROUNDS + 2];
 static int n_children;
 
 /* A child that crashes says where, and dies of the signal (not through
@@ -415,9 +495,27 @@ static void memif_exchange_in_order(void **state)
     assert_false(exists("m.sock"));
 }
 
-static void memif_peer_killed(void **state)
+static void remove_file(const char *name)
 {
-    (void)state;
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+    unlink(path);
+}
+
+static void sleep_until_ns(int64_t t)
+{
+    while (now_ns() < t) {
+    }
+}
+
+/* One round: the client killed once the server echoed KILL_AFTER_FRAMES;
+ * the server's close set offset_us from the kill (NO_CLOSE_AT: none). */
+static void peer_killed_round(int64_t offset_us)
+{
+    atomic_store(&shared->close_at_ns, 0);
+    atomic_store(&shared->kill_at_ns, 0);
+    remove_file("ready");
+    remove_file("progress");
     pid_t server = spawn(server_main, true);
     wait_socket(server);
     pid_t client = spawn(client_main, true);
@@ -431,17 +529,40 @@ static void memif_peer_killed(void **state)
         }
         usleep(1000);
     }
+    int64_t kill_at = now_ns() + 1000000;
+    atomic_store(&shared->kill_at_ns, kill_at);
+    if (offset_us != NO_CLOSE_AT)
+        atomic_store(&shared->close_at_ns, kill_at + offset_us * 1000);
+    sleep_until_ns(kill_at);
     kill(client, SIGKILL);
     int cs = wait_pid(client, deadline);
     assert_true(cs != -1 && WIFSIGNALED(cs));
     int ss = wait_pid(server, deadline);
+    if (ss != -1 && WIFSIGNALED(ss)) {
+        if (offset_us == NO_CLOSE_AT)
+            fprintf(stderr, "server closing on link-down died of signal %d\n", WTERMSIG(ss));
+        else
+            fprintf(stderr, "server closing %lld us after the kill died of signal %d\n",
+                    (long long)offset_us, WTERMSIG(ss));
+    }
     expect_clean_exit(ss, "server");
+}
+
+static void memif_peer_killed(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < ROUNDS; i++)
+        peer_killed_round(close_offsets_us[i]);
 }
 
 static int setup(void **state)
 {
     (void)state;
     n_children = 0;
+    shared = mmap(NULL, sizeof(*shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS,
+                  -1, 0);
+    if (shared == MAP_FAILED)
+        return -1;
     snprintf(tmpdir, sizeof(tmpdir), "/tmp/edist-memif-XXXXXX");
     return mkdtemp(tmpdir) == NULL ? -1 : 0;
 }
@@ -455,12 +576,14 @@ static int teardown(void **state)
         snprintf(path, sizeof(path), "%s/%s", tmpdir, names[i]);
         unlink(path);
     }
+    /* Servers and clients alternate, a server first. */
     for (int i = 0; i < n_children; i++) {
         char path[128];
-        snprintf(path, sizeof(path), "/var/run/dpdk/edist-memif-%c-%ld", i == 0 ? 's' : 'c',
+        snprintf(path, sizeof(path), "/var/run/dpdk/edist-memif-%c-%ld", i % 2 == 0 ? 's' : 'c',
                  (long)children[i]);
         rmdir(path);
     }
+    munmap(shared, sizeof(*shared));
     return rmdir(tmpdir);
 }
 
