@@ -250,6 +250,7 @@ static void call_run(edi_loop *loop, void *arg)
         c->stats.rx_polled_reads = ts.rx_polled_reads;
         c->stats.rx_holds = ts.rx_holds;
         c->stats.shard_backlog = edi_rt_xbacklog(n->rt);
+        c->stats.shard_backlog_max = n->backlog_max;
         break;
     }
     case C_PEER_STATS:

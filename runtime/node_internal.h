@@ -64,6 +64,7 @@ struct edist_node {
      * iteration after the processes ran (edi_node_rx_watch). */
     bool rx_low;
     bool rx_held;               /* reading stopped: shard_backlog_limit */
+    uint32_t backlog_max;       /* shard 0's backlog at its peak */
     edi_poll_source rx_watch;
 
     /* transport dpdk: the lane edist peers' data moves to, or NULL. */
