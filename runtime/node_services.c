@@ -174,6 +174,7 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
         edi_services_stat(b, n, "lane_beyond_window", ls.link.beyond_window);
         edi_services_stat(b, n, "lane_send_buffer_full", ls.link.send_eagain);
         edi_services_stat(b, n, "lane_links_dead", ls.links_dead);
+        edi_services_stat(b, n, "lane_port_start_retries", ls.port.start_retries);
         lane_links_ctx lc = {.count = 0};
         edist_buf_init(&lc.each);
         edi_nk_lane_links(node->nk, lane_link_stat, &lc);

@@ -21,6 +21,8 @@
 #    acknowledged, and exits.
 # 5. A setup time of 1 ms: both give up on the lane together and stay on
 #    TCP; 10,000 messages each way arrive in order.
+# 6. A memif client started before its server (nothing to connect to):
+#    its port starts again until the server is there, and both switch.
 . "$(dirname "$0")/../node/test_node_lib.sh"
 PEER=${3:?usage: $0 EDIST TEST_NODE_TOOL TEST_SHARDS_PEER}
 [ "$(id -u)" = 0 ] || { echo "SKIP: memif needs root here"; exit 77; }
@@ -186,4 +188,20 @@ for n in "$F" "$G"; do
 done
 no_down f g
 ok "setup time 1 ms: both gave up on memif ('$(grep -o 'no memif lane.*' "$tmp/g.err" | head -1)'), 10,000 messages each way in order on TCP"
+
+# 6. A memif client started before its server: the port opens with its
+# link down and starts again until the server is there; the lane works.
+H=i10lh$$
+I=i10li$$
+peer h "$H" client m6
+peer i "$I" server m6
+meet "$H" "$I"
+wait_until 20 switched "$H" || fail "H did not switch: $(stat_of "$H" | grep lane_); $(cat "$tmp/h.err")"
+wait_until 20 switched "$I" || fail "I did not switch: $(stat_of "$I" | grep lane_); $(cat "$tmp/i.err")"
+retries=$(counter "$H" lane_port_start_retries)
+[ "${retries:-0}" -ge 1 ] || fail "H: no start retried: $(stat_of "$H" | grep lane_)"
+r=$(stream "$H" "$I" 10000)
+[ "$r" = "{ok,{10000,true}}" ] || fail "H -> I: $r"
+no_down h i
+ok "a memif client started before its server: started again $retries time(s), then both on memif, 10,000 messages in order"
 done_ok
