@@ -67,7 +67,7 @@ static void node_usage(FILE *out)
           "         [--dpdk-hold-limit-bytes SIZE] [--dpdk-setup-time S]\n"
           "         [--dpdk-send-buffer-bytes SIZE] [--dpdk-recv-window-bytes SIZE]\n"
           "         [--dpdk-rto-min-us N] [--dpdk-rto-max-us N]\n"
-          "         [--dpdk-idle-ping S] [--dpdk-dead-after S]\n"
+          "         [--dpdk-idle-ping S] [--dpdk-dead-after S] [--close-flush-time S]\n"
           "  Runs an edist node until SIGTERM/SIGINT. Every option may\n"
           "  also be set as EDIST_<OPTION> in the environment or as a key\n"
           "  in the [node] section of the config file; flags win over the\n"

@@ -79,6 +79,7 @@ typedef struct edi_nk_config {
     uint32_t first_message_time_ms;
     uint32_t max_handshakes;
     uint32_t max_handshakes_per_address;
+    uint32_t close_flush_ms; /* a graceful close, at most (0: the default) */
 } edi_nk_config;
 
 int edi_nk_new(const edi_nk_config *cfg, edi_nk **out);
@@ -243,6 +244,9 @@ typedef struct edi_nk_fastlane {
      * our setup time runs out right before it (the race of a timeout
      * after the peer switched, made certain). */
     bool test_setup_race;
+    /* A test hook: the peer's switch, read from TCP, takes effect this
+     * many ms later (TCP lagging behind the lane). 0: none. */
+    uint32_t test_switch_lag_ms;
 } edi_nk_fastlane;
 void edi_nk_set_fastlane(edi_nk *nk, const edi_nk_fastlane *f);
 /* The handler the second lane must be opened with. */

@@ -55,6 +55,8 @@ struct nk_fast {
     bool held_window_closed; /* the link's window, closed while we hold */
     bool aborting;          /* our abort sent, the peer's answer awaited */
     bool up_deferred;       /* test hook: on_up kept until the peer's switch */
+    bool switch_lagged;     /* test hook: the peer's switch read, acted on later */
+    edi_timer lag_timer;
     edi_timer timer;        /* setup deadline; at a close, the flush's */
     /* A graceful close after our switch: the control connection, closed
      * once the lane has delivered everything (edi_nki_lane_linger). */
@@ -311,7 +313,7 @@ static void fast_closed(edi_lane_link *link, void *user, int reason)
                "on it; closing", l->peer_name, nk->fast.medium,
                reason ? edist_strerror(reason) : "closed");
         if (f->linger_conn)
-            edi_conn_close(f->linger_conn, NK_CLOSE_FLUSH_MS);
+            edi_conn_close(f->linger_conn, nk->cfg.close_flush_ms);
         f->linger_conn = NULL;
     }
     if (l->data.tx == link)
@@ -363,6 +365,7 @@ static nk_fast *fast_new(edi_link *l)
     if (!f)
         return NULL;
     edi_timer_init(&f->timer);
+    edi_timer_init(&f->lag_timer);
     f->rx_token = new_token();
     l->data.fast = f;
     edi_loop_timer_start(l->nk->loop, &f->timer, l->nk->fast.setup_ms, 0,
@@ -481,12 +484,30 @@ static void on_refuse(edi_nk *nk, edi_link *l, edist_cursor *c)
 
 /* The peer's data goes on the lane from here: what it sent there so far
  * is dispatched now, after everything it sent on TCP before. */
+static void on_switch(edi_nk *nk, edi_link *l);
+
+static void switch_lag_end(edi_loop *loop, edi_timer *t, void *arg)
+{
+    (void)loop;
+    (void)t;
+    edi_link *l = arg;
+    if (!l->dead && l->data.fast)
+        on_switch(l->nk, l);
+}
+
 static void on_switch(edi_nk *nk, edi_link *l)
 {
     nk_fast *f = l->data.fast;
     if (!f || !f->link) {
         edi_nki_link_down_why(l, "connection_closed", false,
                               "the peer switched to a lane we do not have");
+        return;
+    }
+    if (nk->fast.test_switch_lag_ms && !f->switch_lagged) {
+        /* the hook: TCP lags behind the lane by this much */
+        f->switch_lagged = true;
+        edi_loop_timer_start(nk->loop, &f->lag_timer, nk->fast.test_switch_lag_ms, 0,
+                             switch_lag_end, l);
         return;
     }
     if (nk->fast.test_setup_race && !f->peer_switched && f->state == NK_FAST_PROBING) {
@@ -594,17 +615,19 @@ static void linger_end(edi_link *l, bool timed_out)
     edi_nk *nk = l->nk;
     f->lingering = false;
     edi_loop_timer_cancel(nk->loop, &f->timer);
-    if (timed_out && f->link)
+    if (timed_out && f->link) {
+        nk->stats.lane_close_unacked++;
         nk_log(nk, EDIST_LOG_WARNING,
                "%s: %zu bytes on the %s lane not acknowledged %u ms after the "
                "close; closing anyway", l->peer_name, edi_lane_tx_pending(f->link),
-               nk->fast.medium, NK_CLOSE_FLUSH_MS);
+               nk->fast.medium, nk->cfg.close_flush_ms);
+    }
     edi_conn *c = f->linger_conn;
     f->linger_conn = NULL;
     if (f->link)
         edi_lane_link_close(f->link); /* on_closed finishes (conns_open) */
     if (c)
-        edi_conn_close(c, NK_CLOSE_FLUSH_MS);
+        edi_conn_close(c, nk->cfg.close_flush_ms);
 }
 
 static void linger_timeout(edi_loop *loop, edi_timer *t, void *arg)
@@ -629,7 +652,7 @@ bool edi_nki_lane_linger(edi_link *l, edi_conn *conn)
     if (edi_lane_tx_pending(f->link) == 0)
         linger_end(l, false);
     else
-        edi_loop_timer_start(l->nk->loop, &f->timer, NK_CLOSE_FLUSH_MS, 0,
+        edi_loop_timer_start(l->nk->loop, &f->timer, l->nk->cfg.close_flush_ms, 0,
                              linger_timeout, l);
     return true;
 }
@@ -647,6 +670,7 @@ void edi_nki_lane_drop(edi_link *l)
     if (!f || f->lingering)
         return;
     edi_loop_timer_cancel(l->nk->loop, &f->timer);
+    edi_loop_timer_cancel(l->nk->loop, &f->lag_timer);
     held_free(f);
     if (f->link) {
         edi_lane_link *k = f->link;
@@ -662,6 +686,7 @@ void edi_nki_lane_free(edi_link *l)
     if (!f)
         return;
     edi_loop_timer_cancel(l->nk->loop, &f->timer);
+    edi_loop_timer_cancel(l->nk->loop, &f->lag_timer);
     held_free(f);
     free(f);
     l->data.fast = NULL;

@@ -85,6 +85,7 @@ static const opt_desc opts[EDI_OPT_COUNT] = {
     [EDI_OPT_DPDK_RTO_MAX_US] = {"dpdk_rto_max_us", T_COUNT, "100000", NULL, 1},
     [EDI_OPT_DPDK_IDLE_PING] = {"dpdk_idle_ping", T_SECONDS, "0.01", NULL, 1},
     [EDI_OPT_DPDK_DEAD_AFTER] = {"dpdk_dead_after", T_SECONDS, "2", NULL, 1},
+    [EDI_OPT_CLOSE_FLUSH_TIME] = {"close_flush_time", T_SECONDS, "2", NULL, 1},
 };
 
 /* "C0,C1,...": CPU numbers (0..1023). */
@@ -565,6 +566,7 @@ int edi_node_options_to_config(edi_node_options *o, int require_name)
     parse_count(o->value[EDI_OPT_DPDK_RTO_MAX_US], &c->dpdk_rto_max_us);
     parse_seconds_ms(o->value[EDI_OPT_DPDK_IDLE_PING], &c->dpdk_idle_ping_ms);
     parse_seconds_ms(o->value[EDI_OPT_DPDK_DEAD_AFTER], &c->dpdk_dead_after_ms);
+    parse_seconds_ms(o->value[EDI_OPT_CLOSE_FLUSH_TIME], &c->close_flush_ms);
     static const edist_idle idles[] = {EDIST_IDLE_ADAPTIVE, EDIST_IDLE_BUSY,
                                        EDIST_IDLE_SLEEP};
     c->idle =

@@ -70,6 +70,8 @@
  *   dpdk_idle_ping  seconds without a frame before a ping (default 0.01)
  *   dpdk_dead_after  seconds without a frame before the lane link, and
  *                  the peer, is down (default 2)
+ *   close_flush_time  seconds a graceful close waits for the peer to take
+ *                  what was sent (default 2; a node stop takes 1 s more)
  * Sizes take a K, M or G suffix (powers of 1024).
  * Booleans: true/false, yes/no, on/off, 1/0; a bare flag (--hidden) means
  * true.
@@ -143,6 +145,7 @@ typedef enum edi_opt_id {
     EDI_OPT_DPDK_RTO_MAX_US,
     EDI_OPT_DPDK_IDLE_PING,
     EDI_OPT_DPDK_DEAD_AFTER,
+    EDI_OPT_CLOSE_FLUSH_TIME,
     EDI_OPT_COUNT
 } edi_opt_id;
 

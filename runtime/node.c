@@ -420,6 +420,13 @@ static void node_dpdk_start(edist_node *n, const edist_node_config *cfg)
                  "transport dpdk: test hook EDIST_LANE_TEST_SETUP_RACE: the setup "
                  "time runs out right before the peer's switch is read");
     }
+    const char *lag = getenv("EDIST_LANE_TEST_SWITCH_LAG_MS");
+    if (lag) {
+        f.test_switch_lag_ms = (uint32_t)strtoul(lag, NULL, 10);
+        edi_logf(&n->log, EDIST_LOG_WARNING,
+                 "transport dpdk: test hook EDIST_LANE_TEST_SWITCH_LAG_MS: the peer's "
+                 "switch takes effect %u ms after it is read", f.test_switch_lag_ms);
+    }
     edi_dpdk_lane_addr(n->dpdk_lane, f.addr);
     edi_nk_set_fastlane(n->nk, &f);
     edi_logf(&n->log, EDIST_LOG_INFO,
@@ -618,6 +625,7 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
         .first_message_time_ms = cfg->first_message_time_ms,
         .max_handshakes = cfg->max_handshakes,
         .max_handshakes_per_address = cfg->max_handshakes_per_address,
+        .close_flush_ms = cfg->close_flush_ms,
     };
     rc = edi_nk_new(&kc, &n->nk);
     if (rc) {

@@ -144,6 +144,7 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
     edi_services_stat(b, n, "lane_aborts_declined", ns.lane_aborts_declined);
     edi_services_stat(b, n, "lane_held_bytes_max", ns.lane_held_bytes_max);
     edi_services_stat(b, n, "lane_hold_overflows", ns.lane_hold_overflows);
+    edi_services_stat(b, n, "lane_close_unacked", ns.lane_close_unacked);
 #ifdef EDIST_HAVE_DPDK
     /* The DPDK lane: its port and the link protocol over it (all links). */
     if (node->dpdk_lane) {

@@ -218,12 +218,19 @@ typedef struct edist_node_config {
     uint32_t dpdk_recv_window_bytes;
     uint32_t dpdk_rto_min_us, dpdk_rto_max_us;
     uint32_t dpdk_idle_ping_ms, dpdk_dead_after_ms;
+    /* A graceful close (disconnect, node stop) waits at most this long for
+     * the peer to take what was sent: the TCP connection's queue, and
+     * after a lane switch the lane's acknowledgements (then a line saying
+     * how much was not). A node stop takes at most this plus 1 s.
+     * 0: EDIST_NODE_CLOSE_FLUSH_MS_DEFAULT. */
+    uint32_t close_flush_ms;
 } edist_node_config;
 
 #define EDIST_NODE_TICKTIME_MS_DEFAULT 60000u
 #define EDIST_NODE_SEND_QUEUE_LIMIT_BYTES_DEFAULT ((size_t)64 << 20)
 #define EDIST_NODE_LANE_QUEUE_LIMIT_BYTES_DEFAULT ((size_t)32 << 20)
 #define EDIST_NODE_SHARD_BACKLOG_LIMIT_DEFAULT 65536u
+#define EDIST_NODE_CLOSE_FLUSH_MS_DEFAULT 2000u
 #define EDIST_NODE_FRAGMENT_BYTES_DEFAULT ((size_t)64 << 10)
 #define EDIST_NODE_REASSEMBLY_LIMIT_BYTES_DEFAULT ((size_t)2 << 30)
 #define EDIST_NODE_MAX_MESSAGE_BYTES_DEFAULT ((size_t)1 << 30)
@@ -476,6 +483,9 @@ typedef struct edist_node_stats {
     uint64_t lane_held_bytes_max; /* most lane bytes held at once before a
                                    * peer's switch */
     uint64_t lane_hold_overflows; /* peers down: held past dpdk_hold_limit */
+    uint64_t lane_close_unacked;  /* graceful closes after a switch that
+                                   * ended at close_flush_ms with lane bytes
+                                   * not acknowledged */
 } edist_node_stats;
 
 /* Callback-safe. Counters of connections that went down are kept in the

@@ -12,16 +12,21 @@
 #    `edist stat` shows one lane_link_stats line per peer.
 # 2. A graceful stop with data in flight: A sends 50,000 messages to B,
 #    busy for 0.8 s, and stops at once; B receives them all, A says
-#    nothing was left.
-# 3. The setup time runs out after the peer switched (the test hook
+#    nothing was left (its close_flush_time is 60 s: B, its window opening
+#    and closing with its reads, takes a while on a loaded machine).
+# 3. The peer's switch read late (test hook EDIST_LANE_TEST_SWITCH_LAG_MS:
+#    TCP 3 s behind the lane) while it streams 100,000 messages, with a
+#    hold limit of 256K: the held frames close the window at half of it,
+#    the sender holds back, nobody goes down, all arrive in order.
+# 4. The setup time runs out after the peer switched (the test hook
 #    EDIST_LANE_TEST_SETUP_RACE makes that certain): both stay on the lane,
 #    nobody goes down, 10,000 messages each way arrive in order.
-# 4. A peer that does not acknowledge (SIGSTOPped) while the other stops
-#    after sending: it waits the flush time, then says how much was not
-#    acknowledged, and exits.
-# 5. A setup time of 1 ms: both give up on the lane together and stay on
+# 5. A peer that does not acknowledge (SIGSTOPped) while the other stops
+#    after sending: it waits its close_flush_time (1 s), then says how much
+#    was not acknowledged, and exits.
+# 6. A setup time of 1 ms: both give up on the lane together and stay on
 #    TCP; 10,000 messages each way arrive in order.
-# 6. A memif client started before its server (nothing to connect to):
+# 7. A memif client started before its server (nothing to connect to):
 #    its port starts again until the server is there, and both switch.
 . "$(dirname "$0")/../node/test_node_lib.sh"
 PEER=${3:?usage: $0 EDIST TEST_NODE_TOOL TEST_SHARDS_PEER}
@@ -83,7 +88,7 @@ no_down() {
 # 1. The read hold covers the lane.
 A=i10la$$
 B=i10lb$$
-peer a "$A" server m1 EDIST_DPDK_RECV_WINDOW_BYTES=64K
+peer a "$A" server m1 EDIST_DPDK_RECV_WINDOW_BYTES=64K EDIST_CLOSE_FLUSH_TIME=60
 apid=$LAST_PID
 peer b "$B" client m1 EDIST_DPDK_RECV_WINDOW_BYTES=64K
 bpid=$LAST_PID
@@ -135,12 +140,35 @@ ok "A sent 50,000 messages over memif to a busy B and stopped at once: B has all
 kill "$bpid"
 wait "$bpid" 2>/dev/null
 
-# 3. The setup time runs out after the peer switched: the lane stays.
+# 3. The peer's switch read 3 s late: held frames close the window.
+J=i10lj$$
+K=i10lk$$
+peer j "$J" server m3l
+jpid=$LAST_PID
+peer k "$K" client m3l EDIST_LANE_TEST_SWITCH_LAG_MS=3000 \
+  EDIST_DPDK_HOLD_LIMIT_BYTES=256K EDIST_DPDK_RECV_WINDOW_BYTES=64K
+kpid=$LAST_PID
+meet "$J" "$K"
+j_switched() { [ "$(counter "$J" lane_switches)" = 1 ]; }
+wait_until 20 j_switched || fail "J did not switch: $(stat_of "$J" | grep lane_)"
+r=$(stream "$J" "$K" 100000)
+[ "$r" = "{ok,{100000,true}}" ] || fail "J -> K with the switch read late: $r; $(cat "$tmp/k.err")"
+held=$(counter "$K" lane_held_bytes_max)
+[ "$held" -ge 131072 ] && [ "$(counter "$K" lane_hold_overflows)" = 0 ] ||
+  fail "K held $held bytes at most: $(stat_of "$K" | grep lane_)"
+switched "$J" && switched "$K" || fail "the lane was lost"
+no_down j k
+ok "the peer's switch read 3 s late: K held $held bytes at most (limit 256K), closed its window $(counter "$K" lane_window_closes) time(s); 100,000 messages in order"
+kill "$jpid" "$kpid"
+wait "$jpid" "$kpid" 2>/dev/null
+
+# 4. The setup time runs out after the peer switched: the lane stays.
 C=i10lc$$
 D=i10ld$$
 peer c "$C" server m3
 cpid=$LAST_PID
-peer d "$D" client m3 EDIST_LANE_TEST_SETUP_RACE=1 EDIST_DPDK_DEAD_AFTER=20
+peer d "$D" client m3 EDIST_LANE_TEST_SETUP_RACE=1 EDIST_DPDK_DEAD_AFTER=20 \
+  EDIST_CLOSE_FLUSH_TIME=1
 dpid=$LAST_PID
 grep -q 'EDIST_LANE_TEST_SETUP_RACE' "$tmp/d.err" || fail "no hook line: $(cat "$tmp/d.err")"
 meet "$C" "$D"
@@ -169,7 +197,7 @@ ok "C stopped, D stopped after sending: '$(grep -o '[0-9]* bytes on the memif la
 kill "$cpid"
 wait "$cpid" 2>/dev/null
 
-# 5. A setup time of 1 ms: both give up, together, and stay on TCP.
+# 6. A setup time of 1 ms: both give up, together, and stay on TCP.
 F=i10lf$$
 G=i10lg$$
 peer f "$F" server m5
@@ -189,7 +217,7 @@ done
 no_down f g
 ok "setup time 1 ms: both gave up on memif ('$(grep -o 'no memif lane.*' "$tmp/g.err" | head -1)'), 10,000 messages each way in order on TCP"
 
-# 6. A memif client started before its server: the port opens with its
+# 7. A memif client started before its server: the port opens with its
 # link down and starts again until the server is there; the lane works.
 H=i10lh$$
 I=i10li$$
