@@ -300,6 +300,16 @@ int edi_node_options_set(edi_node_options *o, edi_opt_id id, const char *value,
                                    "%s: shard_cores must be CPU numbers separated by commas "
                                    "(0,1), not '%s'",
                                    origin, value);
+        if (id == EDI_OPT_DPDK_RECV_WINDOW_BYTES)
+            return edist_set_error(EDIST_EINVAL,
+                                   "%s: dpdk_recv_window_bytes must be a size from 16K to "
+                                   "1G, not '%s'",
+                                   origin, value);
+        if (id == EDI_OPT_DPDK_SEND_BUFFER_BYTES)
+            return edist_set_error(EDIST_EINVAL,
+                                   "%s: dpdk_send_buffer_bytes must be a size of 64K or "
+                                   "more, not '%s'",
+                                   origin, value);
         if (id == EDI_OPT_SHARD_RING_ENTRIES)
             return edist_set_error(EDIST_EINVAL,
                                    "%s: shard_ring_entries must be a power of 2 from 64 to "
