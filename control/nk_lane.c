@@ -155,14 +155,14 @@ static void setup_timeout(edi_loop *loop, edi_timer *t, void *arg)
     edi_link *l = arg;
     edi_nk *nk = l->nk;
     nk_fast *f = l->data.fast;
-    if (f->up || f->peer_switched || f->aborting || f->state != NK_FAST_PROBING) {
-        if (f->state == NK_FAST_OFFERED) {
-            nk->stats.lane_setups_failed++;
-            give_up(l, "the peer did not answer the offer");
-            send_tag(nk, l, "abort"); /* if it accepts meanwhile */
-        }
+    if (f->state == NK_FAST_OFFERED) {
+        nk->stats.lane_setups_failed++;
+        give_up(l, "the peer did not answer the offer");
+        send_tag(nk, l, "abort"); /* if it accepts meanwhile */
         return;
     }
+    if (f->state != NK_FAST_PROBING || f->up || f->peer_switched || f->aborting)
+        return;
     nk->stats.lane_setup_timeouts++;
     f->aborting = true;
     nk_log(nk, EDIST_LOG_INFO,
