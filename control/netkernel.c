@@ -289,6 +289,8 @@ int edi_nk_new(const edi_nk_config *cfg, edi_nk **out)
             EDIST_NODE_FIRST_MESSAGE_TIME_MS_DEFAULT;
     if (nk->cfg.first_message_time_ms > nk->cfg.setuptime_ms)
         nk->cfg.first_message_time_ms = nk->cfg.setuptime_ms;
+    if (!nk->cfg.close_flush_ms)
+        nk->cfg.close_flush_ms = EDIST_NODE_CLOSE_FLUSH_MS_DEFAULT;
     if (!nk->cfg.max_handshakes)
         nk->cfg.max_handshakes = EDIST_NODE_MAX_HANDSHAKES_DEFAULT;
     if (!nk->cfg.max_handshakes_per_address)

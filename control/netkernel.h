@@ -79,6 +79,7 @@ typedef struct edi_nk_config {
     uint32_t first_message_time_ms;
     uint32_t max_handshakes;
     uint32_t max_handshakes_per_address;
+    uint32_t close_flush_ms; /* a graceful close, at most (0: the default) */
 } edi_nk_config;
 
 int edi_nk_new(const edi_nk_config *cfg, edi_nk **out);
@@ -233,11 +234,29 @@ typedef struct edi_nk_fastlane {
     uint32_t setup_ms;         /* agreement and probe, at most (0: 10000:
                                 * a memif link takes seconds to come up) */
     size_t hold_limit_bytes;   /* lane frames held before the peer's switch
-                                * (0: 64 MiB); past it the peer goes down */
+                                * (0: 64 MiB); from half of it the link's
+                                * window is closed, past it the peer goes
+                                * down */
+    /* Closes (true) or reopens a link's receive window (frames held
+     * before the peer's switch). May be NULL: no window to close. */
+    void (*link_hold)(edi_lane_link *link, bool hold);
+    /* A test hook: our on_up waits until the peer's switch is read, and
+     * our setup time runs out right before it (the race of a timeout
+     * after the peer switched, made certain). */
+    bool test_setup_race;
+    /* A test hook: the peer's switch, read from TCP, takes effect this
+     * many ms later (TCP lagging behind the lane). 0: none. */
+    uint32_t test_switch_lag_ms;
 } edi_nk_fastlane;
 void edi_nk_set_fastlane(edi_nk *nk, const edi_nk_fastlane *f);
 /* The handler the second lane must be opened with. */
 extern const edi_lane_handler edi_nk_fast_handler;
+/* Each peer with a link on the second lane: its name, the link, and where
+ * the agreement is ("setup", "peer_switched", "switched": our data on
+ * it). Loop thread; fn must not close links. */
+typedef void (*edi_nk_lane_link_fn)(void *ctx, const char *peer, edi_lane_link *link,
+                                    const char *state);
+void edi_nk_lane_links(edi_nk *nk, edi_nk_lane_link_fn fn, void *ctx);
 /* The negotiated flags of the up connection to peer; EDIST_ENOTFOUND if
  * not connected. admit_len > 0: also EDIST_EAGAIN (counted as a refused
  * send) when a frame of at least admit_len bytes would be refused by the

@@ -27,8 +27,6 @@
 /* Replies the node owes a peer (is_auth, spawn replies) go past a full
  * send queue, up to this many bytes above its limit. */
 #define NK_FORCED_QUEUE_MAX_BYTES (8u * 1024u * 1024u)
-/* Graceful close of one connection: flush for at most this long. */
-#define NK_CLOSE_FLUSH_MS 2000u
 /* Where the ids of the short-lived processes that answer spawn requests
  * start (1 and 2: EDI_NK_SELF_PID_ID, EDI_NK_KERNEL_PID_ID). */
 #define NK_FIRST_SPAWN_PID_ID 100u
@@ -275,7 +273,7 @@ bool edi_nki_lane_message(edi_nk *nk, edi_link *l, const edist_term_view *to_nam
                           const edist_term_view *payload);
 /* A graceful close of l, whose data went on the lane: the lane link
  * is flushed and conn (the control connection) closed only once the
- * peer acknowledged everything sent on it, or after NK_CLOSE_FLUSH_MS
+ * peer acknowledged everything sent on it, or after close_flush_ms
  * (one line then). True: it took conn over. */
 bool edi_nki_lane_linger(edi_link *l, edi_conn *conn);
 /* conn closed: no longer to be closed by a linger. */

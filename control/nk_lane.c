@@ -17,7 +17,17 @@
  * per sender, what went on TCP comes first, then what went on the lane.
  * Ticks stay on TCP. A lane link that dies takes the peer down (the
  * alternative, moving back to TCP, would need the lane's unacknowledged
- * data replayed there in order: not worth a second mechanism). */
+ * data replayed there in order: not worth a second mechanism).
+ *
+ * Giving up before a switch is agreed, not decided alone: a side whose
+ * setup time ran out before its link came up sends
+ *
+ *   {edist_lane, abort}  ->  {edist_lane, aborted}  (the peer gave up too)
+ *
+ * and keeps its link until the answer. A peer that already switched sends
+ * nothing back: its switch, written before it read the abort, reaches us
+ * first and we stay on the lane. So both sides end on TCP, or both on the
+ * lane; never one side's data on a lane the other closed. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +52,11 @@ struct nk_fast {
     uint64_t rx_token, tx_token;
     nk_held *held_head, *held_tail;
     size_t held_bytes;
+    bool held_window_closed; /* the link's window, closed while we hold */
+    bool aborting;          /* our abort sent, the peer's answer awaited */
+    bool up_deferred;       /* test hook: on_up kept until the peer's switch */
+    bool switch_lagged;     /* test hook: the peer's switch read, acted on later */
+    edi_timer lag_timer;
     edi_timer timer;        /* setup deadline; at a close, the flush's */
     /* A graceful close after our switch: the control connection, closed
      * once the lane has delivered everything (edi_nki_lane_linger). */
@@ -120,17 +135,40 @@ static void give_up(edi_link *l, const char *why)
     held_free(f);
 }
 
+static void send_tag(edi_nk *nk, edi_link *l, const char *tag)
+{
+    uint8_t mem[64];
+    edist_buf b;
+    edist_buf_init_fixed(&b, mem, sizeof mem);
+    enc_head(&b, 2, tag);
+    (void)send_lane_msg(nk, l, &b);
+}
+
+/* Our setup time ran out before our link came up. Without an open link
+ * the peer cannot have switched (its link needs ours): give up now and
+ * tell it. With one, the peer may have switched already: ask it to give
+ * up and wait for its answer (see the top). */
 static void setup_timeout(edi_loop *loop, edi_timer *t, void *arg)
 {
     (void)loop;
     (void)t;
     edi_link *l = arg;
+    edi_nk *nk = l->nk;
     nk_fast *f = l->data.fast;
-    if (f->up || f->state == NK_FAST_FAILED)
+    if (f->state == NK_FAST_OFFERED) {
+        nk->stats.lane_setups_failed++;
+        give_up(l, "the peer did not answer the offer");
+        send_tag(nk, l, "abort"); /* if it accepts meanwhile */
         return;
-    l->nk->stats.lane_setups_failed++;
-    give_up(l, f->state == NK_FAST_OFFERED ? "the peer did not answer the offer"
-                                           : "the lane did not reach the peer");
+    }
+    if (f->state != NK_FAST_PROBING || f->up || f->peer_switched || f->aborting)
+        return;
+    nk->stats.lane_setup_timeouts++;
+    f->aborting = true;
+    nk_log(nk, EDIST_LOG_INFO,
+           "%s: the %s lane did not come up in %u ms; asking the peer to give "
+           "it up", l->peer_name, nk->fast.medium, nk->fast.setup_ms);
+    send_tag(nk, l, "abort");
 }
 
 /* ---- the lane link's callbacks ------------------------------------------ */
@@ -149,7 +187,9 @@ static void fast_frame(edi_lane_link *link, void *user, const edi_frame *fr)
     /* Before the peer's switch was read from TCP: kept, in order. The
      * peer wrote its switch before its first frame here, so this wait is
      * the TCP stream's lag behind the lane; bounded all the same. */
-    if (f->held_bytes + fr->len > l->nk->fast.hold_limit_bytes) {
+    edi_nk *nk = l->nk;
+    if (f->held_bytes + fr->len > nk->fast.hold_limit_bytes) {
+        nk->stats.lane_hold_overflows++;
         edi_nki_link_down_why(l, "connection_closed", false,
                               "lane frames held too long waiting for the "
                               "peer's switch on TCP");
@@ -169,20 +209,47 @@ static void fast_frame(edi_lane_link *link, void *user, const edi_frame *fr)
         f->held_head = h;
     f->held_tail = h;
     f->held_bytes += fr->len;
+    if (f->held_bytes > nk->stats.lane_held_bytes_max)
+        nk->stats.lane_held_bytes_max = f->held_bytes;
+    /* Past half the limit the peer holds back (its window closes), so
+     * what it has in flight still fits: a TCP stream slow to bring the
+     * switch (our reads held, shard_backlog_limit) is no disconnect. */
+    if (!f->held_window_closed && f->held_bytes >= nk->fast.hold_limit_bytes / 2 &&
+        nk->fast.link_hold && f->link) {
+        f->held_window_closed = true;
+        nk->fast.link_hold(f->link, true);
+    }
 }
 
-/* Our side of the lane works both ways: switch our data to it. The
- * switch goes straight into the TCP lane, after everything already there;
- * what the scheduler still holds goes on the new lane, after it. */
+static void do_switch(edi_link *l, edi_lane_link *link);
+
+/* Our side of the lane works both ways: our data moves to it, unless we
+ * asked the peer to give it up and wait for its answer. */
 static void fast_up(edi_lane_link *link, void *user)
 {
     edi_link *l = user;
     edi_nk *nk = l->nk;
     nk_fast *f = l->data.fast;
-    if (l->dead || !f || f->up || f->state == NK_FAST_FAILED)
+    if (l->dead || !f || f->up || f->state != NK_FAST_PROBING)
         return;
+    if (nk->fast.test_setup_race && !f->peer_switched) {
+        f->up_deferred = true; /* see edi_nk_fastlane.test_setup_race */
+        return;
+    }
     f->up = true;
     edi_loop_timer_cancel(nk->loop, &f->timer);
+    if (f->aborting)
+        return; /* the peer's answer decides: on_switch or on_aborted */
+    do_switch(l, link);
+}
+
+/* Our data moves to link. The switch goes straight into the TCP lane,
+ * after everything already there; what the scheduler still holds goes on
+ * the new lane, after it. */
+static void do_switch(edi_link *l, edi_lane_link *link)
+{
+    edi_nk *nk = l->nk;
+    nk_fast *f = l->data.fast;
     /* Everything the scheduler holds goes on TCP first, all of it; then
      * the switch, straight into the TCP lane right behind it. (Through
      * the scheduler it would take its turn among the senders' queued
@@ -246,7 +313,7 @@ static void fast_closed(edi_lane_link *link, void *user, int reason)
                "on it; closing", l->peer_name, nk->fast.medium,
                reason ? edist_strerror(reason) : "closed");
         if (f->linger_conn)
-            edi_conn_close(f->linger_conn, NK_CLOSE_FLUSH_MS);
+            edi_conn_close(f->linger_conn, nk->cfg.close_flush_ms);
         f->linger_conn = NULL;
     }
     if (l->data.tx == link)
@@ -298,6 +365,7 @@ static nk_fast *fast_new(edi_link *l)
     if (!f)
         return NULL;
     edi_timer_init(&f->timer);
+    edi_timer_init(&f->lag_timer);
     f->rx_token = new_token();
     l->data.fast = f;
     edi_loop_timer_start(l->nk->loop, &f->timer, l->nk->fast.setup_ms, 0,
@@ -416,6 +484,17 @@ static void on_refuse(edi_nk *nk, edi_link *l, edist_cursor *c)
 
 /* The peer's data goes on the lane from here: what it sent there so far
  * is dispatched now, after everything it sent on TCP before. */
+static void on_switch(edi_nk *nk, edi_link *l);
+
+static void switch_lag_end(edi_loop *loop, edi_timer *t, void *arg)
+{
+    (void)loop;
+    (void)t;
+    edi_link *l = arg;
+    if (!l->dead && l->data.fast)
+        on_switch(l->nk, l);
+}
+
 static void on_switch(edi_nk *nk, edi_link *l)
 {
     nk_fast *f = l->data.fast;
@@ -424,8 +503,28 @@ static void on_switch(edi_nk *nk, edi_link *l)
                               "the peer switched to a lane we do not have");
         return;
     }
+    if (nk->fast.test_switch_lag_ms && !f->switch_lagged) {
+        /* the hook: TCP lags behind the lane by this much */
+        f->switch_lagged = true;
+        edi_loop_timer_start(nk->loop, &f->lag_timer, nk->fast.test_switch_lag_ms, 0,
+                             switch_lag_end, l);
+        return;
+    }
+    if (nk->fast.test_setup_race && !f->peer_switched && f->state == NK_FAST_PROBING) {
+        /* the hook: our setup time runs out right before the switch */
+        edi_loop_timer_cancel(nk->loop, &f->timer);
+        setup_timeout(nk->loop, &f->timer, l);
+    }
     f->peer_switched = true;
     nk->stats.lane_peer_switches++;
+    if (f->aborting) {
+        /* It switched before it read our abort: the lane stays. */
+        f->aborting = false;
+        nk->stats.lane_aborts_declined++;
+        nk_log(nk, EDIST_LOG_INFO,
+               "%s: the peer moved its data to the %s lane before it read our "
+               "abort; the lane stays", l->peer_name, nk->fast.medium);
+    }
     while (f->held_head && !l->dead) {
         nk_held *h = f->held_head;
         f->held_head = h->next;
@@ -437,6 +536,43 @@ static void on_switch(edi_nk *nk, edi_link *l)
         edi_rxbuf_unref(h->rxbuf);
         free(h);
     }
+    if (l->dead)
+        return;
+    if (f->held_window_closed && f->link) {
+        f->held_window_closed = false;
+        nk->fast.link_hold(f->link, false);
+    }
+    if (f->up_deferred && f->link) {
+        f->up_deferred = false;
+        fast_up(f->link, l);
+    } else if (f->up && f->state == NK_FAST_PROBING && f->link) {
+        do_switch(l, f->link); /* came up while we waited for an answer */
+    }
+}
+
+/* The peer's setup time ran out: we give up too, unless we switched
+ * already (then our switch, ahead of this on TCP, answers it). */
+static void on_abort(edi_nk *nk, edi_link *l)
+{
+    nk_fast *f = l->data.fast;
+    if (f && f->state == NK_FAST_SWITCHED)
+        return;
+    if (f && f->state != NK_FAST_FAILED) {
+        nk->stats.lane_setups_failed++;
+        give_up(l, "the peer's setup time ran out");
+    }
+    send_tag(nk, l, "aborted");
+}
+
+/* The peer gave up on our abort: so do we. */
+static void on_aborted(edi_nk *nk, edi_link *l)
+{
+    nk_fast *f = l->data.fast;
+    if (!f || !f->aborting || f->state == NK_FAST_FAILED)
+        return;
+    f->aborting = false;
+    nk->stats.lane_setups_failed++;
+    give_up(l, "its setup time ran out; the peer agreed");
 }
 
 bool edi_nki_lane_message(edi_nk *nk, edi_link *l, const edist_term_view *to_name,
@@ -462,6 +598,10 @@ bool edi_nki_lane_message(edi_nk *nk, edi_link *l, const edist_term_view *to_nam
         on_refuse(nk, l, &c);
     else if (edist_atom_eq(&a, "switch") && arity == 2)
         on_switch(nk, l);
+    else if (edist_atom_eq(&a, "abort") && arity == 2)
+        on_abort(nk, l);
+    else if (edist_atom_eq(&a, "aborted") && arity == 2)
+        on_aborted(nk, l);
     else
         nk_log(nk, EDIST_LOG_WARNING, "%s: unknown lane message ignored", l->peer_name);
     return true;
@@ -475,17 +615,19 @@ static void linger_end(edi_link *l, bool timed_out)
     edi_nk *nk = l->nk;
     f->lingering = false;
     edi_loop_timer_cancel(nk->loop, &f->timer);
-    if (timed_out && f->link)
+    if (timed_out && f->link) {
+        nk->stats.lane_close_unacked++;
         nk_log(nk, EDIST_LOG_WARNING,
                "%s: %zu bytes on the %s lane not acknowledged %u ms after the "
                "close; closing anyway", l->peer_name, edi_lane_tx_pending(f->link),
-               nk->fast.medium, NK_CLOSE_FLUSH_MS);
+               nk->fast.medium, nk->cfg.close_flush_ms);
+    }
     edi_conn *c = f->linger_conn;
     f->linger_conn = NULL;
     if (f->link)
         edi_lane_link_close(f->link); /* on_closed finishes (conns_open) */
     if (c)
-        edi_conn_close(c, NK_CLOSE_FLUSH_MS);
+        edi_conn_close(c, nk->cfg.close_flush_ms);
 }
 
 static void linger_timeout(edi_loop *loop, edi_timer *t, void *arg)
@@ -510,7 +652,7 @@ bool edi_nki_lane_linger(edi_link *l, edi_conn *conn)
     if (edi_lane_tx_pending(f->link) == 0)
         linger_end(l, false);
     else
-        edi_loop_timer_start(l->nk->loop, &f->timer, NK_CLOSE_FLUSH_MS, 0,
+        edi_loop_timer_start(l->nk->loop, &f->timer, l->nk->cfg.close_flush_ms, 0,
                              linger_timeout, l);
     return true;
 }
@@ -528,6 +670,7 @@ void edi_nki_lane_drop(edi_link *l)
     if (!f || f->lingering)
         return;
     edi_loop_timer_cancel(l->nk->loop, &f->timer);
+    edi_loop_timer_cancel(l->nk->loop, &f->lag_timer);
     held_free(f);
     if (f->link) {
         edi_lane_link *k = f->link;
@@ -543,6 +686,7 @@ void edi_nki_lane_free(edi_link *l)
     if (!f)
         return;
     edi_loop_timer_cancel(l->nk->loop, &f->timer);
+    edi_loop_timer_cancel(l->nk->loop, &f->lag_timer);
     held_free(f);
     free(f);
     l->data.fast = NULL;
@@ -552,4 +696,15 @@ const char *edi_nki_lane_name(const edi_link *l)
 {
     const nk_fast *f = l->data.fast;
     return f && f->state == NK_FAST_SWITCHED ? l->nk->fast.medium : "tcp";
+}
+
+void edi_nk_lane_links(edi_nk *nk, edi_nk_lane_link_fn fn, void *ctx)
+{
+    for (edi_link *l = nk->links; l; l = l->next) {
+        nk_fast *f = l->data.fast;
+        if (!l->dead && f && f->link)
+            fn(ctx, l->peer_name, f->link,
+               f->state == NK_FAST_SWITCHED ? "switched" : f->peer_switched ? "peer_switched"
+                                                                          : "setup");
+    }
 }

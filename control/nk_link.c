@@ -117,7 +117,7 @@ static void link_kill(edi_link *l, bool graceful)
     edi_nki_lane_drop(l);
     if (l->conn && !lingers) {
         if (graceful)
-            edi_conn_close(l->conn, NK_CLOSE_FLUSH_MS);
+            edi_conn_close(l->conn, nk->cfg.close_flush_ms);
         else
             edi_conn_abort(l->conn, 0);
     }

@@ -77,6 +77,15 @@ static const opt_desc opts[EDI_OPT_COUNT] = {
     /* The DPDK lane. */
     [EDI_OPT_DPDK_EAL_ARGS] = {"dpdk_eal_args", T_STRING, NULL, NULL, 1},
     [EDI_OPT_DPDK_PORT] = {"dpdk_port", T_STRING, NULL, NULL, 1},
+    [EDI_OPT_DPDK_HOLD_LIMIT_BYTES] = {"dpdk_hold_limit_bytes", T_BYTES, "64M", NULL, 1},
+    [EDI_OPT_DPDK_SETUP_TIME] = {"dpdk_setup_time", T_SECONDS, "10", NULL, 1},
+    [EDI_OPT_DPDK_SEND_BUFFER_BYTES] = {"dpdk_send_buffer_bytes", T_BYTES, "8M", NULL, 1},
+    [EDI_OPT_DPDK_RECV_WINDOW_BYTES] = {"dpdk_recv_window_bytes", T_BYTES, "4M", NULL, 1},
+    [EDI_OPT_DPDK_RTO_MIN_US] = {"dpdk_rto_min_us", T_COUNT, "100", NULL, 1},
+    [EDI_OPT_DPDK_RTO_MAX_US] = {"dpdk_rto_max_us", T_COUNT, "100000", NULL, 1},
+    [EDI_OPT_DPDK_IDLE_PING] = {"dpdk_idle_ping", T_SECONDS, "0.01", NULL, 1},
+    [EDI_OPT_DPDK_DEAD_AFTER] = {"dpdk_dead_after", T_SECONDS, "2", NULL, 1},
+    [EDI_OPT_CLOSE_FLUSH_TIME] = {"close_flush_time", T_SECONDS, "2", NULL, 1},
 };
 
 /* "C0,C1,...": CPU numbers (0..1023). */
@@ -240,7 +249,15 @@ static int check_value(edi_opt_id id, const char *v)
             return -1;
         return 0;
     case T_BYTES:
-        return parse_bytes(v, &bytes);
+        if (parse_bytes(v, &bytes))
+            return -1;
+        /* the link protocol's window field is 32 bits */
+        if (id == EDI_OPT_DPDK_RECV_WINDOW_BYTES &&
+            (bytes < (16u << 10) || bytes > (1u << 30)))
+            return -1;
+        if (id == EDI_OPT_DPDK_SEND_BUFFER_BYTES && bytes < (64u << 10))
+            return -1;
+        return 0;
     }
     return -1;
 }
@@ -282,6 +299,16 @@ int edi_node_options_set(edi_node_options *o, edi_opt_id id, const char *value,
             return edist_set_error(EDIST_EINVAL,
                                    "%s: shard_cores must be CPU numbers separated by commas "
                                    "(0,1), not '%s'",
+                                   origin, value);
+        if (id == EDI_OPT_DPDK_RECV_WINDOW_BYTES)
+            return edist_set_error(EDIST_EINVAL,
+                                   "%s: dpdk_recv_window_bytes must be a size from 16K to "
+                                   "1G, not '%s'",
+                                   origin, value);
+        if (id == EDI_OPT_DPDK_SEND_BUFFER_BYTES)
+            return edist_set_error(EDIST_EINVAL,
+                                   "%s: dpdk_send_buffer_bytes must be a size of 64K or "
+                                   "more, not '%s'",
                                    origin, value);
         if (id == EDI_OPT_SHARD_RING_ENTRIES)
             return edist_set_error(EDIST_EINVAL,
@@ -540,6 +567,16 @@ int edi_node_options_to_config(edi_node_options *o, int require_name)
     c->dpdk_eal_args =
         o->value[EDI_OPT_DPDK_EAL_ARGS][0] ? o->value[EDI_OPT_DPDK_EAL_ARGS] : NULL;
     c->dpdk_port = o->value[EDI_OPT_DPDK_PORT][0] ? o->value[EDI_OPT_DPDK_PORT] : NULL;
+    parse_bytes(o->value[EDI_OPT_DPDK_HOLD_LIMIT_BYTES], &c->dpdk_hold_limit_bytes);
+    parse_seconds_ms(o->value[EDI_OPT_DPDK_SETUP_TIME], &c->dpdk_setup_ms);
+    parse_bytes(o->value[EDI_OPT_DPDK_SEND_BUFFER_BYTES], &c->dpdk_send_buffer_bytes);
+    if (parse_bytes(o->value[EDI_OPT_DPDK_RECV_WINDOW_BYTES], &bytes) == 0)
+        c->dpdk_recv_window_bytes = (uint32_t)bytes;
+    parse_count(o->value[EDI_OPT_DPDK_RTO_MIN_US], &c->dpdk_rto_min_us);
+    parse_count(o->value[EDI_OPT_DPDK_RTO_MAX_US], &c->dpdk_rto_max_us);
+    parse_seconds_ms(o->value[EDI_OPT_DPDK_IDLE_PING], &c->dpdk_idle_ping_ms);
+    parse_seconds_ms(o->value[EDI_OPT_DPDK_DEAD_AFTER], &c->dpdk_dead_after_ms);
+    parse_seconds_ms(o->value[EDI_OPT_CLOSE_FLUSH_TIME], &c->close_flush_ms);
     static const edist_idle idles[] = {EDIST_IDLE_ADAPTIVE, EDIST_IDLE_BUSY,
                                        EDIST_IDLE_SLEEP};
     c->idle =

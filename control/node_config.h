@@ -56,6 +56,22 @@
  *                  stops reading its peers (default 65536)
  *   dpdk_eal_args  EAL arguments for transport dpdk (--vdev=..., -a PCI)
  *   dpdk_port      the DPDK device edist peers are reached on
+ *   dpdk_hold_limit_bytes  lane bytes from a peer held until its switch
+ *                  is read on TCP (default 64M; at least twice
+ *                  dpdk_recv_window_bytes plus 64K)
+ *   dpdk_setup_time  seconds for the lane agreement and link (default 10)
+ *   dpdk_send_buffer_bytes  per peer, sent on the lane and not yet
+ *                  acknowledged (default 8M)
+ *   dpdk_recv_window_bytes  per peer, what it may send beyond our ack
+ *                  (default 4M, 16K .. 1G)
+ *   dpdk_rto_min_us, dpdk_rto_max_us  the lane's retransmission timeout
+ *                  bounds in microseconds (default 100, 2000 at least on
+ *                  memif; 100000)
+ *   dpdk_idle_ping  seconds without a frame before a ping (default 0.01)
+ *   dpdk_dead_after  seconds without a frame before the lane link, and
+ *                  the peer, is down (default 2)
+ *   close_flush_time  seconds a graceful close waits for the peer to take
+ *                  what was sent (default 2; a node stop takes 1 s more)
  * Sizes take a K, M or G suffix (powers of 1024).
  * Booleans: true/false, yes/no, on/off, 1/0; a bare flag (--hidden) means
  * true.
@@ -121,6 +137,15 @@ typedef enum edi_opt_id {
     /* The DPDK lane. */
     EDI_OPT_DPDK_EAL_ARGS,
     EDI_OPT_DPDK_PORT,
+    EDI_OPT_DPDK_HOLD_LIMIT_BYTES,
+    EDI_OPT_DPDK_SETUP_TIME,
+    EDI_OPT_DPDK_SEND_BUFFER_BYTES,
+    EDI_OPT_DPDK_RECV_WINDOW_BYTES,
+    EDI_OPT_DPDK_RTO_MIN_US,
+    EDI_OPT_DPDK_RTO_MAX_US,
+    EDI_OPT_DPDK_IDLE_PING,
+    EDI_OPT_DPDK_DEAD_AFTER,
+    EDI_OPT_CLOSE_FLUSH_TIME,
     EDI_OPT_COUNT
 } edi_opt_id;
 

@@ -302,10 +302,17 @@ static uint32_t rx_watch(edi_loop *loop, void *arg, uint32_t budget)
                              ? n->cfg.shard_backlog_limit
                              : EDIST_NODE_SHARD_BACKLOG_LIMIT_DEFAULT;
         uint32_t backlog = edi_rt_xbacklog(n->rt);
+        if (backlog > n->backlog_max)
+            n->backlog_max = backlog;
         bool hold = n->rx_held ? backlog > limit / 4 : backlog >= limit;
         if (hold != n->rx_held) {
             n->rx_held = hold;
             edi_tcp_rx_hold(loop, hold);
+#ifdef EDIST_HAVE_DPDK
+            /* The lane's peers are held back by their windows. */
+            if (n->dpdk_lane)
+                edi_dpdk_lane_rx_hold(n->dpdk_lane, hold);
+#endif
         }
     }
     return 0;
@@ -332,6 +339,9 @@ static void node_free(edist_node *n)
 /* transport dpdk: the EAL, the port and its lane, offered to edist
  * peers (control/nk_lane.c). Whatever fails, one line says why and the
  * node goes on with TCP alone. */
+static uint32_t node_dpdk_recv_window_bytes(const edist_node_config *cfg);
+static uint64_t node_dpdk_hold_limit_bytes(const edist_node_config *cfg);
+
 static void node_dpdk_start(edist_node *n, const edist_node_config *cfg)
 {
     if (cfg->transport != EDIST_TRANSPORT_DPDK)
@@ -346,6 +356,24 @@ static void node_dpdk_start(edist_node *n, const edist_node_config *cfg)
         edi_dpdk_lane_params p;
         edi_dpdk_lane_params_default(&p);
         p.port.device = cfg->dpdk_port;
+        /* The link protocol's limits; 0 leaves the lane's default. */
+        if (cfg->dpdk_send_buffer_bytes)
+            p.link.send_buffer_bytes = (size_t)cfg->dpdk_send_buffer_bytes;
+        p.link.recv_window_bytes = node_dpdk_recv_window_bytes(cfg);
+        if (cfg->dpdk_rto_min_us)
+            p.link.rto_min_ns = (uint64_t)cfg->dpdk_rto_min_us * 1000u;
+        if (cfg->dpdk_rto_max_us)
+            p.link.rto_max_ns = (uint64_t)cfg->dpdk_rto_max_us * 1000u;
+        if (p.link.rto_max_ns < p.link.rto_min_ns)
+            p.link.rto_max_ns = p.link.rto_min_ns;
+        if (p.link.rto_initial_ns < p.link.rto_min_ns)
+            p.link.rto_initial_ns = p.link.rto_min_ns;
+        if (p.link.rto_initial_ns > p.link.rto_max_ns)
+            p.link.rto_initial_ns = p.link.rto_max_ns;
+        if (cfg->dpdk_idle_ping_ms)
+            p.link.idle_ping_ns = (uint64_t)cfg->dpdk_idle_ping_ms * 1000000u;
+        if (cfg->dpdk_dead_after_ms)
+            p.link.dead_after_ns = (uint64_t)cfg->dpdk_dead_after_ms * 1000000u;
         /* A test hook: faults injected into received frames,
          * "drop=PPM,dup=PPM,reorder=PPM,seed=N" (see dpdk_lane.h). */
         const char *faults = getenv("EDIST_DPDK_RX_FAULTS");
@@ -380,7 +408,25 @@ static void node_dpdk_start(edist_node *n, const edist_node_config *cfg)
         .medium = edi_dpdk_lane_medium(n->dpdk_lane),
         .addr_len = 6,
         .link_open = edi_dpdk_lane_link_open,
+        .link_hold = edi_dpdk_lane_link_hold,
+        .setup_ms = cfg->dpdk_setup_ms,
+        .hold_limit_bytes = (size_t)node_dpdk_hold_limit_bytes(cfg),
     };
+    /* A test hook (nk_lane.c): the setup timeout made to fire after the
+     * peer switched. */
+    if (getenv("EDIST_LANE_TEST_SETUP_RACE")) {
+        f.test_setup_race = true;
+        edi_logf(&n->log, EDIST_LOG_WARNING,
+                 "transport dpdk: test hook EDIST_LANE_TEST_SETUP_RACE: the setup "
+                 "time runs out right before the peer's switch is read");
+    }
+    const char *lag = getenv("EDIST_LANE_TEST_SWITCH_LAG_MS");
+    if (lag) {
+        f.test_switch_lag_ms = (uint32_t)strtoul(lag, NULL, 10);
+        edi_logf(&n->log, EDIST_LOG_WARNING,
+                 "transport dpdk: test hook EDIST_LANE_TEST_SWITCH_LAG_MS: the peer's "
+                 "switch takes effect %u ms after it is read", f.test_switch_lag_ms);
+    }
     edi_dpdk_lane_addr(n->dpdk_lane, f.addr);
     edi_nk_set_fastlane(n->nk, &f);
     edi_logf(&n->log, EDIST_LOG_INFO,
@@ -436,10 +482,37 @@ edist_runtime *edist_node_runtime(edist_node *node)
     return node ? node->rt : NULL;
 }
 
+/* The DPDK lane's hold before a peer's switch must outlast what the peer
+ * may have in flight when its window closes (half the hold): twice the
+ * window, and room for the frames on the way. */
+#define NODE_DPDK_HOLD_ROOM_BYTES ((uint64_t)64 << 10)
+#define NODE_DPDK_HOLD_LIMIT_BYTES_DEFAULT ((uint64_t)64 << 20)
+#define NODE_DPDK_RECV_WINDOW_BYTES_DEFAULT (4u << 20)
+
+static uint32_t node_dpdk_recv_window_bytes(const edist_node_config *cfg)
+{
+    return cfg->dpdk_recv_window_bytes ? cfg->dpdk_recv_window_bytes
+                                       : NODE_DPDK_RECV_WINDOW_BYTES_DEFAULT;
+}
+
+static uint64_t node_dpdk_hold_limit_bytes(const edist_node_config *cfg)
+{
+    return cfg->dpdk_hold_limit_bytes ? cfg->dpdk_hold_limit_bytes
+                                      : NODE_DPDK_HOLD_LIMIT_BYTES_DEFAULT;
+}
+
 int edist_node_start(const edist_node_config *cfg, edist_node **out)
 {
     if (!cfg || !out)
         return edist_set_error(EDIST_EINVAL, "node_start: no config");
+    if (cfg->transport == EDIST_TRANSPORT_DPDK &&
+        node_dpdk_hold_limit_bytes(cfg) <
+            2 * (uint64_t)node_dpdk_recv_window_bytes(cfg) + NODE_DPDK_HOLD_ROOM_BYTES)
+        return edist_set_error(EDIST_EINVAL,
+                               "dpdk_hold_limit_bytes (%llu) must be at least twice "
+                               "dpdk_recv_window_bytes (%u) plus 64K",
+                               (unsigned long long)node_dpdk_hold_limit_bytes(cfg),
+                               node_dpdk_recv_window_bytes(cfg));
     *out = NULL;
     edist_node *n = calloc(1, sizeof *n);
     if (!n)
@@ -552,6 +625,7 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
         .first_message_time_ms = cfg->first_message_time_ms,
         .max_handshakes = cfg->max_handshakes,
         .max_handshakes_per_address = cfg->max_handshakes_per_address,
+        .close_flush_ms = cfg->close_flush_ms,
     };
     rc = edi_nk_new(&kc, &n->nk);
     if (rc) {

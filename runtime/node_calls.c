@@ -13,8 +13,9 @@
 
 #include "dataplane/uring/tcp.h"
 
-/* How long a stop may take to say goodbye. */
-#define NODE_STOP_GRACE_MS 3000u
+/* How long a stop may take to say goodbye: the close's flush time, and
+ * this much for the rest. */
+#define NODE_STOP_SLACK_MS 1000u
 /* Slack added to a call's own timeout before the waiting thread gives up
  * on the loop (the loop times the operation itself). */
 #define NODE_CALL_SLACK_MS 2000
@@ -250,6 +251,7 @@ static void call_run(edi_loop *loop, void *arg)
         c->stats.rx_polled_reads = ts.rx_polled_reads;
         c->stats.rx_holds = ts.rx_holds;
         c->stats.shard_backlog = edi_rt_xbacklog(n->rt);
+        c->stats.shard_backlog_max = n->backlog_max;
         break;
     }
     case C_PEER_STATS:
@@ -260,7 +262,7 @@ static void call_run(edi_loop *loop, void *arg)
             edi_listener_close(n->listener);
             n->listener = NULL;
         }
-        edi_nk_shutdown(nk, NODE_STOP_GRACE_MS, stop_done, c);
+        edi_nk_shutdown(nk, edi_node_close_flush_ms(n) + NODE_STOP_SLACK_MS, stop_done, c);
         return;
     }
     call_complete(c, rc, rc ? edist_last_error() : "");
@@ -620,7 +622,8 @@ bool edi_node_call_stop(edist_node *n)
     api_call *c = call_new(n, C_STOP);
     bool waited = false;
     if (c) {
-        int rc = call_exec(c, (int)NODE_STOP_GRACE_MS + NODE_CALL_SLACK_MS);
+        int rc = call_exec(c, (int)(edi_node_close_flush_ms(n) + NODE_STOP_SLACK_MS) +
+                                  NODE_CALL_SLACK_MS);
         call_unref(c);
         waited = rc == 0;
     }

@@ -64,11 +64,18 @@ struct edist_node {
      * iteration after the processes ran (edi_node_rx_watch). */
     bool rx_low;
     bool rx_held;               /* reading stopped: shard_backlog_limit */
+    uint32_t backlog_max;       /* shard 0's backlog at its peak */
     edi_poll_source rx_watch;
 
     /* transport dpdk: the lane edist peers' data moves to, or NULL. */
     edi_lane *dpdk_lane;
 };
+
+/* The close's flush time (close_flush_ms or its default). */
+static inline uint32_t edi_node_close_flush_ms(const edist_node *n)
+{
+    return n->cfg.close_flush_ms ? n->cfg.close_flush_ms : EDIST_NODE_CLOSE_FLUSH_MS_DEFAULT;
+}
 
 /* node_signals.c: the runtime's hooks, with n as their user. */
 extern const edi_rt_hooks edi_node_rt_hooks;
@@ -89,7 +96,7 @@ int edi_node_services_start(edist_node *n);
  * edi_loop_on_thread() tells callers apart. */
 int edi_node_call_wait_running(edist_node *n);
 /* Say goodbye on the loop: close the listener, shut the net kernel down
- * (NODE_STOP_GRACE_MS at most), unregister, stop the loop. False if the
+ * (close_flush_ms + 1 s at most), unregister, stop the loop. False if the
  * loop did not finish that in time (or could not be asked). */
 bool edi_node_call_stop(edist_node *n);
 

@@ -64,6 +64,51 @@ static int svc_monitor_nodes(void *user, edist_procid pid)
     return edi_nk_monitor_nodes(n->nk, EDIST_NODES_VISIBLE, svc_node_event, n, &handle);
 }
 
+#ifdef EDIST_HAVE_DPDK
+/* lane_link_stats => [#{peer => Name, state => S, ...} per peer with a
+ * link on the DPDK lane]: its link protocol's own counters. */
+typedef struct lane_links_ctx {
+    edist_buf each;
+    uint32_t count;
+} lane_links_ctx;
+
+#define LANE_LINK_STAT_KEYS 18u
+
+static void lane_link_stat(void *arg, const char *peer, edi_lane_link *link,
+                           const char *state)
+{
+    lane_links_ctx *c = arg;
+    edi_rlink_stats s;
+    if (!edi_dpdk_lane_link_stats(link, &s))
+        memset(&s, 0, sizeof s); /* its protocol waits for the port */
+    edist_buf *b = &c->each;
+    uint32_t k = 2;
+    edist_enc_map(b, LANE_LINK_STAT_KEYS);
+    edist_enc_atomz(b, "peer");
+    edist_enc_atomz(b, peer);
+    edist_enc_atomz(b, "state");
+    edist_enc_atomz(b, state);
+    edi_services_stat(b, &k, "frames_out", s.frames_out);
+    edi_services_stat(b, &k, "frames_in", s.frames_in);
+    edi_services_stat(b, &k, "messages_out", s.messages_out);
+    edi_services_stat(b, &k, "messages_in", s.messages_in);
+    edi_services_stat(b, &k, "bytes_out", s.bytes_out);
+    edi_services_stat(b, &k, "bytes_in", s.bytes_in);
+    edi_services_stat(b, &k, "retransmits", s.retransmits);
+    edi_services_stat(b, &k, "rto_expired", s.rto_expired);
+    edi_services_stat(b, &k, "naks_sent", s.naks_sent);
+    edi_services_stat(b, &k, "naks_received", s.naks_received);
+    edi_services_stat(b, &k, "duplicates", s.duplicates);
+    edi_services_stat(b, &k, "window_stalls", s.window_stalls);
+    edi_services_stat(b, &k, "beyond_window", s.beyond_window);
+    edi_services_stat(b, &k, "send_buffer_bytes", s.send_buffer_bytes);
+    /* the mbufs it pins: frames held out of order */
+    edi_services_stat(b, &k, "pool_in_use", s.held_now);
+    edi_services_stat(b, &k, "srtt_ns", s.srtt_ns);
+    c->count++;
+}
+#endif
+
 /* edist:stats/0's node part: totals, then peers => #{Peer => #{...}}. */
 static int svc_stats(void *user, edist_buf *b, uint32_t *n)
 {
@@ -91,9 +136,15 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
     edi_services_stat(b, n, "rx_polled_reads", ns.rx_polled_reads);
     edi_services_stat(b, n, "rx_holds", ns.rx_holds);
     edi_services_stat(b, n, "shard_backlog", ns.shard_backlog);
+    edi_services_stat(b, n, "shard_backlog_max", ns.shard_backlog_max);
     edi_services_stat(b, n, "lane_switches", ns.lane_switches);
     edi_services_stat(b, n, "lane_peer_switches", ns.lane_peer_switches);
     edi_services_stat(b, n, "lane_setups_failed", ns.lane_setups_failed);
+    edi_services_stat(b, n, "lane_setup_timeouts", ns.lane_setup_timeouts);
+    edi_services_stat(b, n, "lane_aborts_declined", ns.lane_aborts_declined);
+    edi_services_stat(b, n, "lane_held_bytes_max", ns.lane_held_bytes_max);
+    edi_services_stat(b, n, "lane_hold_overflows", ns.lane_hold_overflows);
+    edi_services_stat(b, n, "lane_close_unacked", ns.lane_close_unacked);
 #ifdef EDIST_HAVE_DPDK
     /* The DPDK lane: its port and the link protocol over it (all links). */
     if (node->dpdk_lane) {
@@ -120,6 +171,25 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
         edi_services_stat(b, n, "lane_pool_size", ls.port.pool_size);
         edi_services_stat(b, n, "lane_port_imissed", ls.port.imissed);
         edi_services_stat(b, n, "lane_injected_drops", ls.injected_drops);
+        edi_services_stat(b, n, "lane_window_closes", ls.window_closes);
+        edi_services_stat(b, n, "lane_beyond_window", ls.link.beyond_window);
+        edi_services_stat(b, n, "lane_send_buffer_full", ls.link.send_eagain);
+        edi_services_stat(b, n, "lane_links_dead", ls.links_dead);
+        edi_services_stat(b, n, "lane_port_start_retries", ls.port.start_retries);
+        lane_links_ctx lc = {.count = 0};
+        edist_buf_init(&lc.each);
+        edi_nk_lane_links(node->nk, lane_link_stat, &lc);
+        edist_enc_atomz(b, "lane_link_stats");
+        if (lc.count) {
+            edist_enc_list(b, lc.count);
+            edist_enc_raw(b, lc.each.data, lc.each.len);
+        }
+        edist_enc_nil(b);
+        (*n)++;
+        rc = edist_buf_error(&lc.each);
+        edist_buf_free(&lc.each);
+        if (rc)
+            return rc;
     }
 #endif
     edi_services_stat(b, n, "messages_over_limit", ns.messages_over_limit);

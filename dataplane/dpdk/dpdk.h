@@ -164,7 +164,9 @@ typedef struct edi_dpdk_port_config {
 
 /* Opens, configures and starts the port: its mbuf pool, queues, MTU,
  * promiscuous mode, link-state events (the PMD's interrupt when it has
- * one, else edi_dpdk_port_link() polls). Errors: EDIST_EINVAL before EAL
+ * one, else edi_dpdk_port_link() polls). A memif client that cannot
+ * connect yet opens all the same, link down: edi_dpdk_port_link starts it
+ * again every 100 ms until it connects. Errors: EDIST_EINVAL before EAL
  * init or for a bad config, EDIST_ENOTFOUND for an unknown device,
  * EDIST_EEXIST if already open, EDIST_ENOMEM when the pool does not fit,
  * EDIST_EIO when DPDK refuses (the sentence says which step). */
@@ -223,6 +225,9 @@ typedef struct edi_dpdk_port_stats {
      * frames lost with such a transmit */
     uint64_t device_faults, tx_lost_in_fault;
     uint64_t link_changes;
+    /* memif client: starts tried again after its server was not there
+     * or refused it (polled by edi_dpdk_port_link, every 100 ms) */
+    uint64_t start_retries;
     /* mbufs out of the pool (held frames, queued transmits, the device's
      * rings), the pool's count */
     uint64_t pool_in_use, pool_size;

@@ -47,6 +47,7 @@ typedef struct dl_link {
     bool resv_open;         /* edi_rlink_reserve'd, not committed */
     bool in_proto;          /* inside its protocol's input or poll: a send
                              * from a callback must not poll it again */
+    bool rx_held;           /* its owner closed its receive window */
     uint64_t acked_seen;    /* the protocol's acked offset at the last on_sent */
     dl_over *over_head, *over_tail;
     size_t over_bytes;
@@ -66,6 +67,8 @@ struct dl_lane {
     uint32_t waiting;       /* links whose protocol waits for the port */
     uint64_t link_checked_ns;
     uint64_t rx_unknown_token, rx_short, tx_lost;
+    bool rx_held;           /* every link's receive window closed */
+    uint64_t window_closes, links_dead;
     /* injected faults (params rx_*_ppm) */
     uint64_t rng;
     edi_frame late;         /* a frame held back to be reordered */
@@ -154,6 +157,7 @@ static void p_dead(void *user, int reason)
 {
     dl_link *k = user;
     if (!k->gone) {
+        k->lane->links_dead++;
         k->gone = true;
         k->gone_reason = reason;
     }
@@ -261,6 +265,8 @@ static void start_protocols(dl_lane *dl, uint64_t now)
         } else {
             k->dirty = true; /* its first poll says hello */
             dl->waiting--;
+            if (k->rx_held || dl->rx_held)
+                edi_rlink_set_recv_window(k->proto, 0);
         }
     }
 }
@@ -552,6 +558,52 @@ static size_t dl_tx_pending(const edi_lane_link *link)
     return (k->proto ? edi_rlink_unacked_bytes(k->proto) : 0) + k->over_bytes;
 }
 
+/* ---- receive holds ------------------------------------------------------------------- */
+
+/* A link takes no new data while its owner or the lane holds it: its
+ * receive window closes (the peer holds back, probing), and reopens to
+ * the configured size when neither does. */
+static void apply_window(dl_link *k)
+{
+    if (!k->proto || k->gone)
+        return;
+    bool closed = k->rx_held || k->lane->rx_held;
+    edi_rlink_set_recv_window(k->proto, closed ? 0 : k->lane->p.link.recv_window_bytes);
+    k->dirty = true; /* the change goes out at the next poll */
+}
+
+void edi_dpdk_lane_rx_hold(edi_lane *lane, bool hold)
+{
+    dl_lane *dl = (dl_lane *)lane;
+    if (dl->rx_held == hold)
+        return;
+    dl->rx_held = hold;
+    if (hold)
+        dl->window_closes++;
+    for (uint32_t i = 0; i < dl->nlinks; i++)
+        apply_window(dl->links[i]);
+}
+
+void edi_dpdk_lane_link_hold(edi_lane_link *link, bool hold)
+{
+    dl_link *k = (dl_link *)link;
+    if (k->rx_held == hold)
+        return;
+    k->rx_held = hold;
+    if (hold)
+        k->lane->window_closes++;
+    apply_window(k);
+}
+
+bool edi_dpdk_lane_link_stats(const edi_lane_link *link, edi_rlink_stats *out)
+{
+    const dl_link *k = (const dl_link *)link;
+    if (!k->proto)
+        return false;
+    edi_rlink_get_stats(k->proto, out);
+    return true;
+}
+
 /* ---- the lane ------------------------------------------------------------------------ */
 
 static const char *medium_of(const char *device)
@@ -677,6 +729,8 @@ void edi_dpdk_lane_get_stats(const edi_lane *lane, edi_dpdk_lane_stats *out)
     out->injected_drops = dl->injected_drops;
     out->injected_dups = dl->injected_dups;
     out->injected_reorders = dl->injected_reorders;
+    out->window_closes = dl->window_closes;
+    out->links_dead = dl->links_dead;
     for (uint32_t i = 0; i < dl->nlinks; i++) {
         if (!dl->links[i]->proto)
             continue;

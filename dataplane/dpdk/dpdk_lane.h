@@ -63,9 +63,24 @@ typedef struct edi_dpdk_lane_stats {
     uint64_t tx_lost;          /* frames the port would not queue (the link
                                 * protocol sends them again) */
     uint64_t injected_drops, injected_dups, injected_reorders;
+    uint64_t window_closes; /* receive holds taken (lane-wide or a link's) */
+    uint64_t links_dead;    /* links the protocol declared dead */
     /* The link protocol's counters, summed over the open links. */
     edi_rlink_stats link;
 } edi_dpdk_lane_stats;
 void edi_dpdk_lane_get_stats(const edi_lane *lane, edi_dpdk_lane_stats *out);
+
+/* Receive holds: a held link's receive window is closed (0), so its
+ * peer sends nothing new beyond what it had in flight and probes until
+ * the window reopens; frames in flight past the closed window are
+ * refused and sent again. The lane-wide hold (the node's read hold:
+ * shard_backlog_limit) covers every link, those opened later too; a
+ * link's own (its owner holds frames, e.g. before the peer's switch)
+ * just that link. The window reopens when neither holds. */
+void edi_dpdk_lane_rx_hold(edi_lane *lane, bool hold);
+void edi_dpdk_lane_link_hold(edi_lane_link *link, bool hold);
+/* One link's protocol counters; false while its protocol waits for the
+ * port (nothing counted yet). */
+bool edi_dpdk_lane_link_stats(const edi_lane_link *link, edi_rlink_stats *out);
 
 #endif

@@ -19,6 +19,7 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
+#include "base/clock.h"
 #include "dataplane/dpdk/dpdk.h"
 #include "dataplane/dpdk/dpdk_internal.h"
 #include "edist/error.h"
@@ -63,6 +64,13 @@ struct edi_dpdk_port {
     bool lsc_interrupt;
     bool rx_all;
     bool started;
+    /* A memif client whose server was not there (or refused it) at
+     * start: started again from edi_dpdk_port_link, at most every
+     * START_RETRY_NS, until it connects (a memif client never retries by
+     * itself). */
+    bool start_retry;
+    uint64_t start_tried_ns;
+    uint64_t start_retries;
     /* memif: bursts run under the fault guard (see below); a fault marks
      * the port dead until it is closed. */
     bool fault_guard;
@@ -209,10 +217,18 @@ static int lsc_event(uint16_t port_id, enum rte_eth_event_type type, void *arg,
     return 0;
 }
 
+#define START_RETRY_NS 100000000ull
+
 void edi_dpdk_port_link(edi_dpdk_port *p, edi_dpdk_link *out)
 {
     struct rte_eth_link link;
     memset(out, 0, sizeof(*out));
+    if (p->start_retry && !p->started && !atomic_load(&p->closing) &&
+        edi_now_ns() - p->start_tried_ns >= START_RETRY_NS) {
+        p->start_tried_ns = edi_now_ns();
+        p->start_retries++;
+        p->started = rte_eth_dev_start(p->port_id) == 0;
+    }
     if (!atomic_load(&p->closing) && rte_eth_link_get_nowait(p->port_id, &link) == 0) {
         if (!p->lsc_interrupt)
             link_set(p, link.link_status == RTE_ETH_LINK_UP);
@@ -258,6 +274,13 @@ static void port_free(edi_dpdk_port *p)
     rte_free(p->rxq);
     rte_free(p->txq);
     free(p);
+}
+
+/* memif's role is client unless its arguments say server. */
+static bool memif_server(const struct rte_device *dev)
+{
+    const struct rte_devargs *da = rte_dev_devargs(dev);
+    return da != NULL && da->args != NULL && strstr(da->args, "role=server") != NULL;
 }
 
 static int port_setup(edi_dpdk_port *p, const edi_dpdk_port_config *cfg)
@@ -374,9 +397,14 @@ static int port_setup(edi_dpdk_port *p, const edi_dpdk_port_config *cfg)
     if (rc != 0)
         return port_fail(p, EDIST_EIO, "link event registration", rc);
     rc = rte_eth_dev_start(p->port_id);
-    if (rc != 0)
+    if (rc != 0 && p->fault_guard && !memif_server(info.device)) {
+        p->start_retry = true; /* its link stays down until a retry connects */
+        p->start_tried_ns = edi_now_ns();
+    } else if (rc != 0) {
         return port_fail(p, EDIST_EIO, "start", rc);
-    p->started = true;
+    } else {
+        p->started = true;
+    }
     if (cfg->promiscuous) {
         rc = rte_eth_promiscuous_enable(p->port_id);
         if (rc != 0 && rc != -ENOTSUP)
@@ -543,6 +571,7 @@ void edi_dpdk_port_stats_get(edi_dpdk_port *p, edi_dpdk_port_stats *out)
     out->tx_alloc_failed = READ(p->tx_alloc_failed);
     out->rx_held = READ(p->rx_held);
     out->device_faults = READ(p->device_faults);
+    out->start_retries = p->start_retries;
     out->tx_lost_in_fault = READ(p->tx_lost_in_fault);
     out->pool_in_use = rte_mempool_in_use_count(p->pool);
     out->pool_size = p->pool->size;

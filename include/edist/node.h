@@ -198,12 +198,39 @@ typedef struct edist_node_config {
     edist_transport transport;
     const char *dpdk_eal_args;
     const char *dpdk_port;
+    /* The DPDK lane's limits (0: the default named beside each).
+     * dpdk_hold_limit_bytes: lane bytes a peer may send before we read its
+     * switch on TCP; from half of it its window closes, past it the peer
+     * goes down (64 MiB; at least twice the receive window plus 64 KiB).
+     * dpdk_setup_ms: the agreement and the link coming up, at most, then
+     * both sides stay on TCP (10 s: a memif client takes seconds).
+     * The link protocol per peer (dataplane/link/link.h):
+     * dpdk_send_buffer_bytes, sent and not yet acknowledged (8 MiB);
+     * dpdk_recv_window_bytes, the peer may send beyond our ack (4 MiB);
+     * dpdk_rto_min_us, dpdk_rto_max_us, the retransmission timeout's
+     * bounds (100 us, 2 ms at least on memif; 100 ms);
+     * dpdk_idle_ping_ms, a ping after this long without a frame (10 ms);
+     * dpdk_dead_after_ms, nothing from the peer this long and the link is
+     * dead, the peer down (2 s). */
+    uint64_t dpdk_hold_limit_bytes;
+    uint32_t dpdk_setup_ms;
+    uint64_t dpdk_send_buffer_bytes;
+    uint32_t dpdk_recv_window_bytes;
+    uint32_t dpdk_rto_min_us, dpdk_rto_max_us;
+    uint32_t dpdk_idle_ping_ms, dpdk_dead_after_ms;
+    /* A graceful close (disconnect, node stop) waits at most this long for
+     * the peer to take what was sent: the TCP connection's queue, and
+     * after a lane switch the lane's acknowledgements (then a line saying
+     * how much was not). A node stop takes at most this plus 1 s.
+     * 0: EDIST_NODE_CLOSE_FLUSH_MS_DEFAULT. */
+    uint32_t close_flush_ms;
 } edist_node_config;
 
 #define EDIST_NODE_TICKTIME_MS_DEFAULT 60000u
 #define EDIST_NODE_SEND_QUEUE_LIMIT_BYTES_DEFAULT ((size_t)64 << 20)
 #define EDIST_NODE_LANE_QUEUE_LIMIT_BYTES_DEFAULT ((size_t)32 << 20)
 #define EDIST_NODE_SHARD_BACKLOG_LIMIT_DEFAULT 65536u
+#define EDIST_NODE_CLOSE_FLUSH_MS_DEFAULT 2000u
 #define EDIST_NODE_FRAGMENT_BYTES_DEFAULT ((size_t)64 << 10)
 #define EDIST_NODE_REASSEMBLY_LIMIT_BYTES_DEFAULT ((size_t)2 << 30)
 #define EDIST_NODE_MAX_MESSAGE_BYTES_DEFAULT ((size_t)1 << 30)
@@ -444,10 +471,21 @@ typedef struct edist_node_stats {
                                    * connections (shard_backlog_limit) */
     uint64_t shard_backlog;       /* now: signals shard 0 keeps queued for
                                    * other shards */
+    uint64_t shard_backlog_max;   /* the most at once */
     /* The second lane (transport dpdk). */
     uint64_t lane_switches;       /* peers our data moved to it for */
     uint64_t lane_peer_switches;  /* peers whose data moved to it */
-    uint64_t lane_setups_failed;  /* agreements that timed out */
+    uint64_t lane_setups_failed;  /* agreements given up: TCP stays */
+    uint64_t lane_setup_timeouts; /* setup times run out with our link open
+                                   * (an abort asked of the peer) */
+    uint64_t lane_aborts_declined; /* ... answered by the peer's switch: the
+                                    * lane stays */
+    uint64_t lane_held_bytes_max; /* most lane bytes held at once before a
+                                   * peer's switch */
+    uint64_t lane_hold_overflows; /* peers down: held past dpdk_hold_limit */
+    uint64_t lane_close_unacked;  /* graceful closes after a switch that
+                                   * ended at close_flush_ms with lane bytes
+                                   * not acknowledged */
 } edist_node_stats;
 
 /* Callback-safe. Counters of connections that went down are kept in the

@@ -5,8 +5,8 @@
  *   s1recv  (shard 1) counts {seq, N} messages and whether they came in
  *           order; reset -> starts again; {report, From} -> From !
  *           {report, Count, InOrder}
- *   s0send  (shard 0) {send_name, Name, Node, Count} -> {seq, 1..Count}
- *           to {Name, Node}
+ *   s0send  (shard 0) {send_name, Name, Node, Count[, ReplyTo]} ->
+ *           {seq, 1..Count} to {Name, Node}, then ReplyTo ! sent
  *   s1send  (shard 1) {send_pid, Pid, Count} -> {seq, 1..Count} to Pid
  *   s1dier  (shard 1) {pid, From} -> From ! {dier, self()};
  *           {die, Reason} -> exits with Reason
@@ -23,9 +23,17 @@
  *           "shard1 spawn_remote: ok", and its DOWN as "shard1 got: ...";
  *           {rpc, Node}: rpc:call(Node, erlang, node, []) printed as
  *           "shard1 rpc: ok RESULT"
+ *   s0main  (the main thread, shard 0) {send_and_stop, Name, Node, Count}:
+ *           {seq, 1..Count} to {Name, Node}, then the node stops
+ *           gracefully ("stopping after COUNT", "stopped") and the program
+ *           exits 0
  * At start, s0send sends 10,000 {seq, N} to s1recv's pid (shard 0 to
  * shard 1 within the node) and the result is printed as "local order: ok
- * COUNT" (or "local order: FAILED ..."); then "ready". Runs until killed. */
+ * COUNT" (or "local order: FAILED ..."); then "ready". Runs until killed
+ * or s0main's stop.
+ * With EDIST_TRANSPORT in the environment, the node takes its options
+ * from the environment first (EDIST_DPDK_PORT, EDIST_DPDK_EAL_ARGS, ...:
+ * the DPDK lane tests), then the settings above. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +41,7 @@
 #include <unistd.h>
 
 #include "edist/edist.h"
+#include "control/node_config.h"      /* options from the environment */
 #include "runtime/runtime_internal.h" /* edi_rt_spawn_here: a process on a given shard */
 
 #define LOCAL_COUNT 10000
@@ -145,12 +154,19 @@ static void s0send(void *arg)
         char tag[64], name[256], node[256];
         int64_t count;
         edist_cursor_init(&c, m.ptr, m.len);
-        if (edist_dec_tuple(&c, &n) == 0 && n == 4 && atom_str(&c, tag, sizeof tag) == 0 &&
-            !strcmp(tag, "send_name") && atom_str(&c, name, sizeof name) == 0 &&
-            atom_str(&c, node, sizeof node) == 0 && edist_dec_int64(&c, &count) == 0) {
+        edist_procid reply_to;
+        if (edist_dec_tuple(&c, &n) == 0 && (n == 4 || n == 5) &&
+            atom_str(&c, tag, sizeof tag) == 0 && !strcmp(tag, "send_name") &&
+            atom_str(&c, name, sizeof name) == 0 && atom_str(&c, node, sizeof node) == 0 &&
+            edist_dec_int64(&c, &count) == 0 &&
+            (n == 4 || edist_dec_procid(&c, &reply_to) == 0)) {
             for (int64_t i = 1; i <= count; i++)
                 if (send_seq(EDIST_PROCID_NULL, name, node, i) != 0)
                     fprintf(stderr, "s0send: %s\n", edist_last_error());
+            if (n == 5) {
+                uint8_t sent[] = {EDIST_TAG_SMALL_ATOM_UTF8, 4, 's', 'e', 'n', 't'};
+                edist_send(reply_to, sent, sizeof sent);
+            }
         }
     }
 }
@@ -364,6 +380,16 @@ int main(int argc, char **argv)
     setvbuf(stdout, NULL, _IOLBF, 0);
     edist_node_config cfg;
     edist_node_config_init(&cfg);
+    static edi_node_options env_opts;
+    if (getenv("EDIST_TRANSPORT")) {
+        edi_node_options_init(&env_opts);
+        if (edi_node_options_load_env(&env_opts) ||
+            edi_node_options_to_config(&env_opts, 0)) {
+            fprintf(stderr, "options: %s\n", edist_last_error());
+            return 2;
+        }
+        cfg = env_opts.cfg;
+    }
     cfg.name = argv[1];
     cfg.cookie = argv[2];
     cfg.listen_address = "127.0.0.1";
@@ -380,7 +406,7 @@ int main(int argc, char **argv)
     g_rt = edist_node_runtime(node);
     static edist_procid recv;
     recv = start_on(1, s1recv, NULL, "s1recv");
-    start_on(0, s0send, NULL, "s0send");
+    edist_procid s0 = start_on(0, s0send, NULL, "s0send");
     start_on(1, s1send, NULL, "s1send");
     start_on(1, s1dier, NULL, "s1dier");
     start_on(0, watcher, "shard0 got: ", "s0watch");
@@ -436,7 +462,48 @@ int main(int argc, char **argv)
                (unsigned long long)st.shard_records_received,
                (unsigned long long)st.shard_ring_full,
                (unsigned long long)st.shard_senders_held);
+    if (edist_runtime_register(g_rt, "s0main", self)) {
+        fprintf(stderr, "s0main: %s\n", edist_last_error());
+        return 1;
+    }
     printf("ready\n");
+    for (;;) {
+        edist_term_view m;
+        if (edist_receive(NULL, NULL, -1, &m))
+            break;
+        edist_cursor c;
+        uint32_t n;
+        char tag[32], name[256], node_name[256];
+        int64_t count;
+        edist_cursor_init(&c, m.ptr, m.len);
+        if (edist_dec_tuple(&c, &n) || n != 4 || atom_str(&c, tag, sizeof tag) ||
+            strcmp(tag, "send_and_stop") || atom_str(&c, name, sizeof name) ||
+            atom_str(&c, node_name, sizeof node_name) || edist_dec_int64(&c, &count))
+            continue;
+        /* s0send (a green process on shard 0) sends them: each is taken
+         * by the node when its send returns. A thread process's sends
+         * that a busy peer holds back wait in the runtime, and
+         * edist_node_stop does not wait for those (the last ~100 of
+         * 50,000 were lost that way). */
+        uint8_t mem[600];
+        edist_buf b;
+        edist_buf_init_fixed(&b, mem, sizeof mem);
+        edist_enc_tuple(&b, 5);
+        edist_enc_atomz(&b, "send_name");
+        edist_enc_atomz(&b, name);
+        edist_enc_atomz(&b, node_name);
+        edist_enc_int(&b, count);
+        edist_enc_procid(&b, self);
+        edist_send(s0, b.data, b.len);
+        edist_term_view back;
+        while (edist_receive(NULL, NULL, 60000, &back) == 0 && back.len != 6)
+            ;
+        printf("stopping after %lld\n", (long long)count);
+        edist_proc_detach_thread(NULL, 0);
+        edist_node_stop(node);
+        printf("stopped\n");
+        return 0;
+    }
     for (;;)
         pause();
 }
