@@ -83,6 +83,7 @@ struct edi_rlink {
     /* receive */
     uint64_t rcv_nxt;
     uint32_t rcv_window;
+    uint64_t rcv_right; /* the right edge advertised: it never moves left */
     edi_deframe df;
     held_seg *held;
     uint32_t held_n, held_cap;
@@ -256,8 +257,10 @@ int edi_rlink_new(const edi_rlink_config *cfg, const edi_rlink_medium *medium,
         l->rto_ns = cfg->rto_max_ns;
     l->rtx_deadline = l->probe_deadline = l->ack_due = l->nak_next = NEVER;
     l->rcv_window = cfg->recv_window_bytes;
-    /* until the peer says otherwise, what we accept ourselves */
+    /* until the peer says otherwise, what we accept ourselves; and the
+     * peer assumes the same of us, as good as advertised */
     l->peer_right = cfg->recv_window_bytes;
+    l->rcv_right = cfg->recv_window_bytes;
     l->last_rx_ns = now_ns;
     l->last_ping_ns = now_ns;
     edi_deframe_config dc = {
@@ -498,6 +501,20 @@ static void log_put(range_log *log, unsigned *at, uint64_t start, uint64_t now)
 /* Builds and queues one frame; DATA takes up to *data_len bytes of stream
  * from seq (fewer when the buffer is smaller) and says how many it took.
  * false when the medium had no buffer. */
+/* The right edge of what we accept: ack + window, but never left of an
+ * edge already advertised. A window closed (edi_rlink_set_recv_window)
+ * takes effect as the ack moves up to that edge, as TCP's does: the frames
+ * the peer sent within it are taken, not refused and sent again after a
+ * timeout. */
+static uint64_t recv_right(edi_rlink *l)
+{
+    uint64_t right = l->rcv_nxt + l->rcv_window;
+    if (right < l->rcv_right)
+        return l->rcv_right;
+    l->rcv_right = right;
+    return right;
+}
+
 static bool tx_frame(edi_rlink *l, uint8_t type, uint64_t seq, size_t *data_len,
                      uint32_t nak_len)
 {
@@ -530,7 +547,7 @@ static bool tx_frame(edi_rlink *l, uint8_t type, uint64_t seq, size_t *data_len,
         .token = l->cfg.token,
         .seq = seq,
         .ack = l->rcv_nxt,
-        .window = l->rcv_window,
+        .window = (uint32_t)(recv_right(l) - l->rcv_nxt),
         .nak_len = nak_len,
     };
     edi_rlink_hdr_encode(tb.data, &h);
@@ -906,7 +923,7 @@ static void on_data(edi_rlink *l, uint64_t now, const edi_rlink_hdr *h,
         l->ack_now = true;
         return;
     }
-    uint64_t right = l->rcv_nxt + l->rcv_window;
+    uint64_t right = recv_right(l);
     if (start > l->rcv_nxt) {
         if (end > right) {
             l->st.beyond_window++;

@@ -244,7 +244,10 @@ uint64_t edi_rlink_next_deadline_ns(const edi_rlink *l);
 
 /* Shrinks or reopens the receive window (at most recv_window_bytes): a
  * receiver that must not take more (its pool runs low) closes it with 0.
- * A change goes to the peer in an ACK at the next poll. */
+ * A change goes to the peer in an ACK at the next poll. The right edge
+ * already advertised never moves left (as in TCP): what the peer sent
+ * within it is still taken, so a close holds the peer back after at most
+ * one window more, and nothing in flight is refused. */
 void edi_rlink_set_recv_window(edi_rlink *l, uint32_t bytes);
 
 bool edi_rlink_dead(const edi_rlink *l);
