@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* `edist bench pair --lane af_xdp|af_packet`: two network namespaces of the
+ * run's own, joined by two veth pairs:
+ * - the data pair, without addresses, for the DPDK port of each node
+ *   (af_xdp and af_packet take every frame of the interface's queue, so
+ *   nothing else can share it);
+ * - the control pair, with a /30 of private addresses, for what stays on
+ *   TCP (port mapper, handshake, ticks).
+ * The names carry the creator's PID, so runs side by side do not meet; the
+ * addresses are the same in every run (each pair of namespaces is a world
+ * of its own). Made and removed with ip(8) and tc(8): root only. */
+#ifndef EDIST_CLI_BENCH_NETNS_H
+#define EDIST_CLI_BENCH_NETNS_H
+
+#include <stdbool.h>
+
+typedef struct bench_netns {
+    char ns[2][32];       /* "edist-bp-<pid>-a", "...-b"; "" once gone */
+    bool ns_made[2];
+    char data_if[2][16];  /* the data veth's ends, ns[0] holds [0] */
+    char ctl_if[2][16];
+    const char *ctl_addr[2]; /* "10.88.0.1", "10.88.0.2" */
+    int fd[2];            /* /run/netns/<ns>, for setns; -1 */
+    int home_fd;          /* this process's own namespace; -1 */
+} bench_netns;
+
+/* Makes both namespaces and veth pairs, up and addressed. netem: NULL, or
+ * the arguments of `tc qdisc add ... netem` (e.g. "loss 5% duplicate 5%
+ * reorder 5% delay 50us") put on the egress of both data ends. Returns 0 or
+ * a negative edist_err with the error set (what failed and ip's words are
+ * on stderr); on failure what was made is removed again. Signals that must
+ * not reach ip/tc should be blocked: the children get an empty mask. */
+int bench_netns_create(bench_netns *n, long id, const char *netem);
+
+/* Removes what bench_netns_create made (the veths go with their
+ * namespaces once no process is left in them). Idempotent. */
+void bench_netns_destroy(bench_netns *n);
+
+/* Moves the calling thread into namespace side (0 or 1), or back home
+ * (side -1). Only a system call: usable between fork and exec. 0 or -1. */
+int bench_netns_enter(const bench_netns *n, int side);
+
+#endif
