@@ -96,7 +96,7 @@ typedef struct pair_opts {
     long long bytes, count, rtt_count, warmup, shards, timeout_s, lane_wait_s;
     bool warmup_given, shards_given;
     const char *idle;
-    const char *netem; /* veth lanes: tc netem arguments, or NULL */
+    double faults_pct; /* veth lanes: frames dropped, duplicated, reordered */
     bool json, verbose;
 } pair_opts;
 
@@ -104,7 +104,7 @@ static const char pair_synopsis[] =
     "usage: edist bench pair --lane LANE [--bytes B] [--count N]\n"
     "         [--rtt-count R] [--warmup W] [--shards S]\n"
     "         [--idle busy|adaptive] [--timeout S] [--lane-wait S]\n"
-    "         [--netem ARGS] [--json] [--verbose]\n";
+    "         [--faults PCT] [--json] [--verbose]\n";
 
 static void pair_usage(FILE *out)
 {
@@ -134,9 +134,9 @@ static void pair_usage(FILE *out)
         "  the run's own, its port on a veth pair between the two, TCP on a\n"
         "  second veth pair (10.88.0.1 and .2/30) with a port mapper in\n"
         "  each namespace (in this process); all removed at the end.\n"
-        "  --netem ARGS: `tc qdisc add dev VETH root netem ARGS` on both\n"
-        "  ends of the data pair (e.g. 'loss 5%% duplicate 5%% reorder 5%%\n"
-        "  delay 50us': reordering needs a delay).\n"
+        "  --faults PCT (0 to 50, fractions allowed): a third namespace\n"
+        "  between the data ends drops, duplicates and reorders PCT%% of\n"
+        "  the frames each, both ways (tc filters; see cli/bench_netns.h).\n"
         "  Other EDIST_<OPTION> variables reach both nodes as for\n"
         "  `edist node`. --json: one JSON object on stdout. --verbose: the\n"
         "  port mapper's port and each process's PID on stderr.\n"
@@ -212,8 +212,13 @@ static int parse_pair_opts(int argc, char **argv, pair_opts *o)
             rc = parse_num(flag, v, 1, 86400 * 7, &o->timeout_s);
         else if (!strcmp(flag, "--lane-wait"))
             rc = parse_num(flag, v, 0, 600, &o->lane_wait_s);
-        else if (!strcmp(flag, "--netem"))
-            o->netem = v;
+        else if (!strcmp(flag, "--faults")) {
+            char *end;
+            o->faults_pct = strtod(v, &end);
+            if (end == v || *end || !(o->faults_pct >= 0 && o->faults_pct <= 50))
+                rc = edist_set_error(EDIST_EINVAL, "--faults '%s': want 0..50",
+                                     v);
+        }
         else if (!strcmp(flag, "--idle")) {
             if (strcmp(v, "busy") && strcmp(v, "adaptive"))
                 rc = edist_set_error(EDIST_EINVAL,
@@ -239,9 +244,9 @@ static int parse_pair_opts(int argc, char **argv, pair_opts *o)
     if (!o->lane)
         return edist_set_error(EDIST_EINVAL, "unknown lane '%s' (known: %s)",
                                lane, known);
-    if (o->netem && !o->lane->veth)
+    if (o->faults_pct > 0 && !o->lane->veth)
         return edist_set_error(EDIST_EINVAL,
-                               "--netem: only for a lane on a veth pair "
+                               "--faults: only for a lane on a veth pair "
                                "(af_xdp, af_packet), not %s",
                                o->lane->name);
     if (o->lane->veth && geteuid() != 0)
@@ -830,7 +835,7 @@ static int bench_pair(int argc, char **argv)
     setenv("EDIST_COOKIE", cookie, 1);
     r->veth = r->o.lane->veth;
     if (r->veth) {
-        rc = bench_netns_create(&r->netns, (long)getpid(), r->o.netem);
+        rc = bench_netns_create(&r->netns, (long)getpid(), r->o.faults_pct);
         if (rc) {
             cli_error("bench pair: network namespaces", rc);
             close(r->sig_fd);
@@ -839,12 +844,11 @@ static int bench_pair(int argc, char **argv)
         if (r->o.verbose)
             fprintf(stderr,
                     "edist bench pair: namespaces %s and %s, data veth %s-%s, "
-                    "control veth %s (%s)-%s (%s)%s%s\n",
+                    "control veth %s (%s)-%s (%s), faults %g%%\n",
                     r->netns.ns[0], r->netns.ns[1], r->netns.data_if[0],
                     r->netns.data_if[1], r->netns.ctl_if[0],
                     r->netns.ctl_addr[0], r->netns.ctl_if[1],
-                    r->netns.ctl_addr[1], r->o.netem ? ", netem " : "",
-                    r->o.netem ? r->o.netem : "");
+                    r->netns.ctl_addr[1], r->o.faults_pct);
     }
     snprintf(r->a.name, sizeof r->a.name, "edist_bench_a_%ld@%s",
              (long)getpid(), r->veth ? r->netns.ctl_addr[0] : "127.0.0.1");
