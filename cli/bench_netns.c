@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -147,7 +148,7 @@ int bench_netns_create(bench_netns *n, long id, double faults_pct)
 {
     static const char *const addr[2] = {"10.88.0.1", "10.88.0.2"};
     static const char *const cidr[2] = {"10.88.0.1/30", "10.88.0.2/30"};
-    *n = (bench_netns){.fd = {-1, -1}, .home_fd = -1};
+    *n = (bench_netns){.fd = {-1, -1}, .home_fd = -1, .id = id};
     n->home_fd = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
     if (n->home_fd < 0)
         return edist_set_error(EDIST_EIO, "/proc/self/ns/net: %s",
@@ -216,6 +217,50 @@ int bench_netns_create(bench_netns *n, long id, double faults_pct)
     if (rc)
         bench_netns_destroy(n);
     return rc;
+}
+
+/* Frames each of the wire's filters on in_if took, by priority (1 drop,
+ * 2 duplicate, 3 detour, 4 straight on), added to counts[0..3], from
+ * `tc -s filter show`: the first "Sent B bytes N pkt" after each "pref K"
+ * header with a program. */
+static void wire_filter_counts(const char *ns, const char *in_if,
+                               unsigned long long counts[4])
+{
+    char command[160], line[512];
+    snprintf(command, sizeof command,
+             "tc -s -n %s filter show dev %s ingress 2>/dev/null", ns, in_if);
+    FILE *f = popen(command, "r");
+    if (!f)
+        return;
+    int pref = 0;
+    bool taken = true;
+    while (fgets(line, sizeof line, f)) {
+        const char *at = strstr(line, " pref ");
+        unsigned long long bytes, pkts;
+        if (at && strstr(line, "handle")) {
+            pref = atoi(at + 6);
+            taken = false;
+        } else if (!taken && (at = strstr(line, "Sent ")) &&
+                   sscanf(at, "Sent %llu bytes %llu pkt", &bytes, &pkts) == 2) {
+            if (pref >= 1 && pref <= 4)
+                counts[pref - 1] += pkts;
+            taken = true;
+        }
+    }
+    pclose(f);
+}
+
+void bench_netns_wire_counts(const bench_netns *n, unsigned long long counts[4])
+{
+    for (int i = 0; i < 4; i++)
+        counts[i] = 0;
+    if (!n->ns_made[2])
+        return;
+    for (int side = 0; side < 2; side++) {
+        char in_if[16];
+        snprintf(in_if, sizeof in_if, "ebd%ld%c", n->id, side ? 'y' : 'x');
+        wire_filter_counts(n->ns[2], in_if, counts);
+    }
 }
 
 void bench_netns_destroy(bench_netns *n)

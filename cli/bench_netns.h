@@ -29,6 +29,7 @@ typedef struct bench_netns {
     const char *ctl_addr[2]; /* "10.88.0.1", "10.88.0.2" */
     int fd[2];            /* /run/netns/<ns>, for setns; -1 */
     int home_fd;          /* this process's own namespace; -1 */
+    long id;
 } bench_netns;
 
 /* Makes the namespaces and veth pairs, up and addressed; faults_pct > 0:
@@ -38,6 +39,11 @@ typedef struct bench_netns {
  * on stderr); on failure what was made is removed again. Signals that must
  * not reach ip/tc should be blocked: the children get an empty mask. */
 int bench_netns_create(bench_netns *n, long id, double faults_pct);
+
+/* Frames the wire took so far, both ways: counts[0] dropped, [1]
+ * duplicated, [2] detoured (reordered), [3] passed straight on. Zeroes
+ * without a wire. */
+void bench_netns_wire_counts(const bench_netns *n, unsigned long long counts[4]);
 
 /* Removes what bench_netns_create made (the veths go with their
  * namespaces once no process is left in them). Idempotent. */

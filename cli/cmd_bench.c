@@ -877,6 +877,14 @@ static int bench_pair(int argc, char **argv)
     child_end(&r->a, SIGTERM, BENCH_PAIR_STOP_GRACE_MS);
     child_end(&r->b, SIGTERM, BENCH_PAIR_STOP_GRACE_MS);
     epmd_stop(r);
+    if (r->veth && r->o.faults_pct > 0 && r->o.verbose) {
+        unsigned long long w[4];
+        bench_netns_wire_counts(&r->netns, w);
+        fprintf(stderr,
+                "edist bench pair: the wire dropped %llu frames, duplicated "
+                "%llu, delayed %llu (reordered), passed %llu straight on\n",
+                w[0], w[1], w[2], w[3]);
+    }
     if (r->veth)
         bench_netns_destroy(&r->netns);
     if (r->lane_dir[0]) {
