@@ -16,7 +16,7 @@
  * monitor of {tsink, PEER}; then prints "done" and streams {seq, N,
  * <<Pad>>} to {tsink, PEER} until the monitor's DOWN comes, prints "down
  * DOWN after MS ms" (MS: since the last send that worked), stays up 3 s
- * more and exits 0.
+ * more, stops its node and exits 0.
  * Any failure: "FAIL: ..." and exit 1. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -343,6 +343,12 @@ static int drive(edist_node *node, edist_runtime *rt, const char *peer)
                        now_ms() - last_ok);
                 /* Still up a while, for `edist stat` to find. */
                 edist_sleep_ms(3000);
+                edist_buf_free(&b);
+                edist_buf_free(&t);
+                edist_buf_free(&args);
+                edist_buf_free(&result);
+                edist_proc_detach_thread(NULL, 0);
+                edist_node_stop(node);
                 return 0;
             }
         }
