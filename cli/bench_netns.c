@@ -107,8 +107,8 @@ static int wire_forward(const char *ns, const char *in_if, const char *out_if,
                  "egress", "redirect", "dev", detour_if, NULL);
     if (rc == 0)
         rc = cmd("tc", "-n", ns, "filter", "add", "dev", in_if, "ingress",
-                 "prio", "4", "bpf", "bytecode", ALWAYS, "action", "mirred", "egress",
-                 "redirect", "dev", out_if, NULL);
+                 "prio", "4", "bpf", "bytecode", ALWAYS, "action", "mirred",
+                 "egress", "redirect", "dev", out_if, NULL);
     return rc;
 }
 
@@ -120,8 +120,8 @@ static int detour_end(const char *ns, const char *in_if, const char *out_if)
     int rc = cmd("tc", "-n", ns, "qdisc", "add", "dev", in_if, "clsact", NULL);
     if (rc == 0)
         rc = cmd("tc", "-n", ns, "filter", "add", "dev", in_if, "ingress",
-                 "prio", "1", "bpf", "bytecode", ALWAYS, "action", "mirred", "egress",
-                 "redirect", "dev", out_if, NULL);
+                 "prio", "1", "bpf", "bytecode", ALWAYS, "action", "mirred",
+                 "egress", "redirect", "dev", out_if, NULL);
     return rc;
 }
 
@@ -133,7 +133,8 @@ static int open_ns(const char *ns)
 }
 
 /* ip link add A netns NS_A type veth peer name B netns NS_B */
-static int veth(const char *a, const char *ns_a, const char *b, const char *ns_b)
+static int veth(const char *a, const char *ns_a, const char *b,
+                const char *ns_b)
 {
     return cmd("ip", "link", "add", a, "netns", ns_a, "type", "veth", "peer",
                "name", b, "netns", ns_b, NULL);

@@ -22,13 +22,13 @@
 #include <stdbool.h>
 
 typedef struct bench_netns {
-    char ns[3][32];       /* "edist-bp-<pid>-a", "...-b", "...-w" (wire) */
+    char ns[3][32]; /* "edist-bp-<pid>-a", "...-b", "...-w" (wire) */
     bool ns_made[3];
-    char data_if[2][16];  /* the data veth's ends, ns[0] holds [0] */
+    char data_if[2][16]; /* the data veth's ends, ns[0] holds [0] */
     char ctl_if[2][16];
     const char *ctl_addr[2]; /* "10.88.0.1", "10.88.0.2" */
-    int fd[2];            /* /run/netns/<ns>, for setns; -1 */
-    int home_fd;          /* this process's own namespace; -1 */
+    int fd[2];               /* /run/netns/<ns>, for setns; -1 */
+    int home_fd;             /* this process's own namespace; -1 */
     long id;
 } bench_netns;
 
@@ -43,7 +43,8 @@ int bench_netns_create(bench_netns *n, long id, double faults_pct);
 /* Frames the wire took so far, both ways: counts[0] dropped, [1]
  * duplicated, [2] detoured (reordered), [3] passed straight on. Zeroes
  * without a wire. */
-void bench_netns_wire_counts(const bench_netns *n, unsigned long long counts[4]);
+void bench_netns_wire_counts(const bench_netns *n,
+                             unsigned long long counts[4]);
 
 /* Removes what bench_netns_create made (the veths go with their
  * namespaces once no process is left in them). Idempotent. */

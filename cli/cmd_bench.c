@@ -126,10 +126,10 @@ static void pair_usage(FILE *out)
         "  %d to 64M). --shards: shards per node (default: the node's\n"
         "  default or EDIST_SHARDS). --idle: the nodes' idle strategy\n"
         "  (default adaptive). --timeout: the whole run at most (default 600\n"
-        "  seconds). A DPDK lane (memif): the nodes agree on it after they\n"
-        "  connect and the run starts once both moved their data there,\n"
-        "  waiting --lane-wait seconds at most (default 15; 0: start at once,\n"
-        "  so that the switch happens during the stream).\n"
+        "  seconds). A DPDK lane (memif, af_xdp, af_packet): the nodes agree\n"
+        "  on it after they connect and the run starts once both moved their\n"
+        "  data there, waiting --lane-wait seconds at most (default 15; 0:\n"
+        "  start at once, so that the switch happens during the stream).\n"
         "  af_xdp, af_packet (root): each node in a network namespace of\n"
         "  the run's own, its port on a veth pair between the two, TCP on a\n"
         "  second veth pair (10.88.0.1 and .2/30) with a port mapper in\n"
@@ -215,11 +215,11 @@ static int parse_pair_opts(int argc, char **argv, pair_opts *o)
         else if (!strcmp(flag, "--faults")) {
             char *end;
             o->faults_pct = strtod(v, &end);
-            if (end == v || *end || !(o->faults_pct >= 0 && o->faults_pct <= 50))
+            if (end == v || *end ||
+                !(o->faults_pct >= 0 && o->faults_pct <= 50))
                 rc = edist_set_error(EDIST_EINVAL, "--faults '%s': want 0..50",
                                      v);
-        }
-        else if (!strcmp(flag, "--idle")) {
+        } else if (!strcmp(flag, "--idle")) {
             if (strcmp(v, "busy") && strcmp(v, "adaptive"))
                 rc = edist_set_error(EDIST_EINVAL,
                                      "--idle '%s': want busy or adaptive", v);
@@ -320,9 +320,9 @@ typedef struct pair_run {
     pthread_t epmd_thread[2];
     bool epmd_running[2];
     uint16_t epmd_port;
-    pair_child a, b; /* a drives, b is the sink */
-    char lane_dir[64];  /* memif: the socket's directory, or "" */
-    bool veth;          /* the nodes in netns[0] and [1] */
+    pair_child a, b;   /* a drives, b is the sink */
+    char lane_dir[64]; /* memif: the socket's directory, or "" */
+    bool veth;         /* the nodes in netns[0] and [1] */
     bench_netns netns;
 } pair_run;
 
@@ -566,7 +566,8 @@ static int epmd_start(pair_run *r)
     snprintf(port, sizeof port, "%u", r->epmd_port);
     setenv("ERL_EPMD_PORT", port, 1);
     for (int i = 0; i < servers; i++) {
-        if (pthread_create(&r->epmd_thread[i], NULL, epmd_main, r->epmd[i]) != 0)
+        if (pthread_create(&r->epmd_thread[i], NULL, epmd_main, r->epmd[i]) !=
+            0)
             return edist_set_error(EDIST_EIO, "port mapper thread: %s",
                                    strerror(errno));
         r->epmd_running[i] = true;
@@ -696,7 +697,8 @@ static int pair_measure(pair_run *r)
                      r->netns.data_if[i],
                      xdp ? ",start_queue=0,queue_count=1" : "");
     } else if (dpdk) {
-        snprintf(r->lane_dir, sizeof r->lane_dir, "/tmp/edist-bench-pair-XXXXXX");
+        snprintf(r->lane_dir, sizeof r->lane_dir,
+                 "/tmp/edist-bench-pair-XXXXXX");
         if (!mkdtemp(r->lane_dir)) {
             r->lane_dir[0] = '\0';
             fail("no directory for the memif socket: %s", strerror(errno));
@@ -718,26 +720,16 @@ static int pair_measure(pair_run *r)
     "--name", (c)->name, "--epmd-port", port, "--listen-address", listen,      \
         "--start-epmd", "false", "--transport", transport, "--idle", idle,     \
         lane_flag, device, "--dpdk-eal-args", eal, NULL
-    char *b_argv[] = {(char *)r->exe, "bench", BENCH_PAIR_PEER_COMMAND,
-                      "sink",         "--",    NODE_FLAGS(&r->b, listen_b, eal_b)};
-    char *a_argv[] = {(char *)r->exe,
-                      "bench",
-                      BENCH_PAIR_PEER_COMMAND,
-                      "driver",
-                      "--peer",
-                      r->b.name,
-                      "--bytes",
-                      bytes,
-                      "--count",
-                      count,
-                      "--rtt-count",
-                      rtt_count,
-                      "--warmup",
-                      warmup,
-                      "--await-lane",
-                      await_s,
-                      "--",
-                      NODE_FLAGS(&r->a, listen_a, eal_a)};
+    char *b_argv[] = {
+        (char *)r->exe, "bench", BENCH_PAIR_PEER_COMMAND,
+        "sink",         "--",    NODE_FLAGS(&r->b, listen_b, eal_b)};
+    char *a_argv[] = {
+        (char *)r->exe, "bench",       BENCH_PAIR_PEER_COMMAND,
+        "driver",       "--peer",      r->b.name,
+        "--bytes",      bytes,         "--count",
+        count,          "--rtt-count", rtt_count,
+        "--warmup",     warmup,        "--await-lane",
+        await_s,        "--",          NODE_FLAGS(&r->a, listen_a, eal_a)};
 #undef NODE_FLAGS
     int rc = child_start(r, &r->b, b_argv);
     int ev = PUMP_PROGRESS;
