@@ -17,8 +17,9 @@
 #   lane carried those messages (lane_messages/frames in and out); they
 #   grow while a streams to b.
 # - b killed mid-stream: a's monitor fires with noconnection within the
-#   tick time (4 s), a logs b down, still answers `edist stat`, and exits
-#   0 (no crash).
+#   tick time (4 s), a logs b down, still answers `edist stat` with its
+#   mbuf pool in use back to at most what it was while streaming, and
+#   exits 0 (no crash).
 # Needs root and `ip netns`: exit 77 (skip) otherwise.
 set -u
 MEDIUM=${1:?usage: $0 MEDIUM EDIST TEST_LANE_NODE}
@@ -142,8 +143,14 @@ down=$(grep '^down ' "$tmp/a.out")
 ms=$(sed -n 's/.* after \([0-9]*\) ms$/\1/p' <<<"$down")
 [ "$ms" -le 4000 ] || fail "a saw b down $ms ms after its last send: more than the tick time"
 grep -q "node down: $B" "$tmp/a.err" || fail "a did not log b down"
-stat 0 "$A" >"$tmp/a.stat3" || fail "edist stat $A after b died"
+# a's pool back where it was while it streamed (nothing held for b).
+pool1=$(counter lane_pool_in_use <"$tmp/a.stat1")
+back() {
+  stat 0 "$A" >"$tmp/a.stat3" 2>/dev/null || return 1
+  [ "$(counter lane_pool_in_use <"$tmp/a.stat3")" -le "$pool1" ]
+}
+wait_until 2 back || fail "a's pool in use: $pool1 while streaming, $(counter lane_pool_in_use <"$tmp/a.stat3") after b died"
 wait_until 10 ! kill -0 "$apid" 2>/dev/null
 wait "$apid" || fail "node a exited with $?"
-ok "b killed mid-stream: a got $down (tick time 4000 ms), logged $(grep -o "node down: $B.*" "$tmp/a.err" | head -1), exited 0"
+ok "b killed mid-stream: a got $down (tick time 4000 ms), logged $(grep -o "node down: $B.*" "$tmp/a.err" | head -1), its pool in use $(counter lane_pool_in_use <"$tmp/a.stat3") (streaming: $pool1), exited 0"
 done_ok
