@@ -15,7 +15,7 @@
  * its exit signal (trapped), spawn_monitor of t:hold and its DOWN, a
  * monitor of {tsink, PEER}; then prints "done" and streams {seq, N,
  * <<Pad>>} to {tsink, PEER} until the monitor's DOWN comes, prints "down
- * DOWN after MS ms" (MS: since the last send that worked), stays up 3 s
+ * DOWN after MS ms" (MS: since the last send that worked), stays up 6 s
  * more, stops its node and exits 0.
  * Any failure: "FAIL: ..." and exit 1. */
 #include <stdio.h>
@@ -342,7 +342,7 @@ static int drive(edist_node *node, edist_runtime *rt, const char *peer)
                 printf("down %s after %lld ms\n", (const char *)t.data,
                        now_ms() - last_ok);
                 /* Still up a while, for `edist stat` to find. */
-                edist_sleep_ms(3000);
+                edist_sleep_ms(6000);
                 edist_buf_free(&b);
                 edist_buf_free(&t);
                 edist_buf_free(&args);
