@@ -267,7 +267,8 @@ static void port_free(edi_dpdk_port *p)
 /* The MTU of the kernel interface a PMD sits on (af_xdp, af_packet:
  * devarg iface=NAME), or 0 (none, or unknown). Those PMDs state what their
  * buffers hold (af_xdp ~3.8 KB), but the kernel drops a frame over the
- * interface's MTU (a veth's 1500 by default) without a count we see. */
+ * interface's MTU (a veth's 1500 by default; counted only in the peer
+ * veth's rx_dropped, in no counter of the port). */
 static uint32_t kernel_iface_mtu(const struct rte_eth_dev_info *info)
 {
     const struct rte_devargs *da = rte_dev_devargs(info->device);
