@@ -3,7 +3,8 @@
 # `edist bench pair` in the configurations of README's table, one after the
 # other, as a Markdown table: the median of REPEAT runs of each figure
 # (default 3). Each run starts two edist nodes as two processes on this
-# host, over the TCP lane, with their own port mapper and cookie.
+# host, over the TCP lane or a DPDK one, with their own port mapper and
+# cookie.
 #   bench/pair.sh [BUILD_DIR]      (default build-bench, a release build)
 # PAIR_ARGS adds options to every run (e.g. PAIR_ARGS="--count 200000
 # --rtt-count 10000" for a quick look; --shards 2 once nodes have shards).
@@ -18,10 +19,13 @@ read -r -a extra <<<"${PAIR_ARGS:-}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# lane bytes idle; the memif rows where this build has DPDK (runs as root)
+# lane bytes idle; the DPDK rows where this build has DPDK (root): memif,
+# and af_xdp and af_packet on a veth pair between two network namespaces
+# (kernel paths: figures without a target)
 configs=("tcp 64 adaptive" "tcp 64 busy" "tcp 1024 adaptive" "tcp 1024 busy")
 if "$edist" bench pair --help | grep -q 'memif'; then
   configs+=("memif 64 busy" "memif 1024 busy")
+  configs+=("af_xdp 64 busy" "af_xdp 64 adaptive" "af_packet 64 busy" "af_packet 64 adaptive")
 fi
 for c in "${configs[@]}"; do
   read -r lane bytes idle <<<"$c"

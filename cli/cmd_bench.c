@@ -27,6 +27,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_netns.h"
 #include "bench_pair.h"
 #include "cli.h"
 #include "control/epmd_server.h"
@@ -54,19 +55,25 @@ static void bench_usage(FILE *out)
 
 /* ---- lanes --------------------------------------------------------------- */
 
-/* What --lane names, and the node's transport option that gives it. Later
- * lanes add a row. */
+/* What --lane names, the node's transport option that gives it, and for
+ * a DPDK lane its device. Later lanes add a row. */
 typedef struct pair_lane {
     const char *name;
     const char *transport;
+    const char *device; /* DPDK: the port's device name; else NULL */
+    bool veth;          /* on a veth pair between two namespaces */
 } pair_lane;
 
 static const pair_lane pair_lanes[] = {
-    {"tcp", "tcp"},
+    {"tcp", "tcp", NULL, false},
 #ifdef EDIST_HAVE_DPDK
     /* Two DPDK memif ports joined by a socket in a directory of the run's
      * own; node b is the memif server. */
-    {"memif", "dpdk"},
+    {"memif", "dpdk", "net_memif0", false},
+    /* Kernel interfaces: each node in a network namespace of the run's
+     * own, its port on one end of a veth pair (bench_netns.h). */
+    {"af_xdp", "dpdk", "net_af_xdp0", true},
+    {"af_packet", "dpdk", "net_af_packet0", true},
 #endif
 };
 #define PAIR_LANE_COUNT (sizeof pair_lanes / sizeof pair_lanes[0])
@@ -89,6 +96,7 @@ typedef struct pair_opts {
     long long bytes, count, rtt_count, warmup, shards, timeout_s, lane_wait_s;
     bool warmup_given, shards_given;
     const char *idle;
+    double faults_pct; /* veth lanes: frames dropped, duplicated, reordered */
     bool json, verbose;
 } pair_opts;
 
@@ -96,7 +104,7 @@ static const char pair_synopsis[] =
     "usage: edist bench pair --lane LANE [--bytes B] [--count N]\n"
     "         [--rtt-count R] [--warmup W] [--shards S]\n"
     "         [--idle busy|adaptive] [--timeout S] [--lane-wait S]\n"
-    "         [--json] [--verbose]\n";
+    "         [--faults PCT] [--json] [--verbose]\n";
 
 static void pair_usage(FILE *out)
 {
@@ -118,10 +126,17 @@ static void pair_usage(FILE *out)
         "  %d to 64M). --shards: shards per node (default: the node's\n"
         "  default or EDIST_SHARDS). --idle: the nodes' idle strategy\n"
         "  (default adaptive). --timeout: the whole run at most (default 600\n"
-        "  seconds). A DPDK lane (memif): the nodes agree on it after they\n"
-        "  connect and the run starts once both moved their data there,\n"
-        "  waiting --lane-wait seconds at most (default 15; 0: start at once,\n"
-        "  so that the switch happens during the stream).\n"
+        "  seconds). A DPDK lane (memif, af_xdp, af_packet): the nodes agree\n"
+        "  on it after they connect and the run starts once both moved their\n"
+        "  data there, waiting --lane-wait seconds at most (default 15; 0:\n"
+        "  start at once, so that the switch happens during the stream).\n"
+        "  af_xdp, af_packet (root): each node in a network namespace of\n"
+        "  the run's own, its port on a veth pair between the two, TCP on a\n"
+        "  second veth pair (10.88.0.1 and .2/30) with a port mapper in\n"
+        "  each namespace (in this process); all removed at the end.\n"
+        "  --faults PCT (0 to 50, fractions allowed): a third namespace\n"
+        "  between the data ends drops, duplicates and reorders PCT%% of\n"
+        "  the frames each, both ways (tc filters; see cli/bench_netns.h).\n"
         "  Other EDIST_<OPTION> variables reach both nodes as for\n"
         "  `edist node`. --json: one JSON object on stdout. --verbose: the\n"
         "  port mapper's port and each process's PID on stderr.\n"
@@ -197,7 +212,14 @@ static int parse_pair_opts(int argc, char **argv, pair_opts *o)
             rc = parse_num(flag, v, 1, 86400 * 7, &o->timeout_s);
         else if (!strcmp(flag, "--lane-wait"))
             rc = parse_num(flag, v, 0, 600, &o->lane_wait_s);
-        else if (!strcmp(flag, "--idle")) {
+        else if (!strcmp(flag, "--faults")) {
+            char *end;
+            o->faults_pct = strtod(v, &end);
+            if (end == v || *end ||
+                !(o->faults_pct >= 0 && o->faults_pct <= 50))
+                rc = edist_set_error(EDIST_EINVAL, "--faults '%s': want 0..50",
+                                     v);
+        } else if (!strcmp(flag, "--idle")) {
             if (strcmp(v, "busy") && strcmp(v, "adaptive"))
                 rc = edist_set_error(EDIST_EINVAL,
                                      "--idle '%s': want busy or adaptive", v);
@@ -222,6 +244,17 @@ static int parse_pair_opts(int argc, char **argv, pair_opts *o)
     if (!o->lane)
         return edist_set_error(EDIST_EINVAL, "unknown lane '%s' (known: %s)",
                                lane, known);
+    if (o->faults_pct > 0 && !o->lane->veth)
+        return edist_set_error(EDIST_EINVAL,
+                               "--faults: only for a lane on a veth pair "
+                               "(af_xdp, af_packet), not %s",
+                               o->lane->name);
+    if (o->lane->veth && geteuid() != 0)
+        return edist_set_error(
+            EDIST_EINVAL,
+            "--lane %s needs root: it makes two network namespaces and veth "
+            "pairs for the nodes",
+            o->lane->name);
     if (!o->warmup_given)
         o->warmup = o->rtt_count / 10 < 10000 ? o->rtt_count / 10 : 10000;
     return 0;
@@ -257,10 +290,13 @@ static int pair_shards(pair_opts *o)
     return 0;
 }
 
+static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* ---- child processes ----------------------------------------------------- */
 
 typedef struct pair_child {
     const char *role; /* "node a", "node b" */
+    int side;         /* 0 (a), 1 (b): its namespace on a veth lane */
     char name[96];    /* its node name */
     pid_t pid;        /* 0: not started */
     bool reaped;
@@ -279,12 +315,15 @@ typedef struct pair_run {
     int sig_fd;
     int signal; /* the one that came, or 0 */
     uint64_t deadline_ns;
-    edi_epmd_server *epmd;
-    pthread_t epmd_thread;
-    bool epmd_running;
+    /* One port mapper, or on a veth lane one per namespace (same port). */
+    edi_epmd_server *epmd[2];
+    pthread_t epmd_thread[2];
+    bool epmd_running[2];
     uint16_t epmd_port;
-    pair_child a, b; /* a drives, b is the sink */
-    char lane_dir[64];  /* memif: the socket's directory, or "" */
+    pair_child a, b;   /* a drives, b is the sink */
+    char lane_dir[64]; /* memif: the socket's directory, or "" */
+    bool veth;         /* the nodes in netns[0] and [1] */
+    bench_netns netns;
 } pair_run;
 
 static uint64_t now_ns(void)
@@ -323,6 +362,8 @@ static int child_start(pair_run *r, pair_child *c, char *const argv[])
     if (pid == 0) {
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != parent)
+            _exit(127);
+        if (r->veth && bench_netns_enter(&r->netns, c->side) != 0)
             _exit(127);
         int null = open("/dev/null", O_RDONLY);
         if (null < 0 || dup2(null, 0) < 0 || dup2(p[1], 1) < 0)
@@ -494,37 +535,57 @@ static void *epmd_main(void *arg)
 }
 
 /* Ours, on 127.0.0.1 and a port the kernel picks: nothing on this host
- * depends on 4369, and no other node's name can clash with ours. */
+ * depends on 4369, and no other node's name can clash with ours. On a
+ * veth lane one in each namespace, on its loopback and control address
+ * (a node asks the port mapper of its peer's host), both on the port the
+ * first got: the namespaces are fresh, nothing else holds it there. Each
+ * socket stays in the namespace it was made in, whichever thread serves
+ * it; this thread goes back home before any other thread exists. */
 static int epmd_start(pair_run *r)
 {
-    edi_epmd_server_config cfg = {.port = -1, .addresses = "127.0.0.1"};
-    int rc = edi_epmd_server_start(&cfg, &r->epmd);
+    int servers = r->veth ? 2 : 1, rc = 0;
+    for (int i = 0; i < servers && rc == 0; i++) {
+        edi_epmd_server_config cfg = {
+            .port = i ? r->epmd_port : -1,
+            .addresses = r->veth ? r->netns.ctl_addr[i] : "127.0.0.1"};
+        if (r->veth && bench_netns_enter(&r->netns, i) != 0)
+            return edist_set_error(EDIST_EIO, "setns %s: %s", r->netns.ns[i],
+                                   strerror(errno));
+        rc = edi_epmd_server_start(&cfg, &r->epmd[i]);
+        if (r->veth && bench_netns_enter(&r->netns, -1) != 0)
+            return edist_set_error(EDIST_EIO,
+                                   "setns back to this process's namespace: %s",
+                                   strerror(errno));
+        if (rc == 0 && i == 0)
+            r->epmd_port = edi_epmd_server_port(r->epmd[0]);
+    }
     if (rc)
         return rc;
-    r->epmd_port = edi_epmd_server_port(r->epmd);
     /* For anyone who looks (`edist names`), set before the thread exists. */
     char port[16];
     snprintf(port, sizeof port, "%u", r->epmd_port);
     setenv("ERL_EPMD_PORT", port, 1);
-    if (pthread_create(&r->epmd_thread, NULL, epmd_main, r->epmd) != 0) {
-        edi_epmd_server_free(r->epmd);
-        r->epmd = NULL;
-        return edist_set_error(EDIST_EIO, "port mapper thread: %s",
-                               strerror(errno));
+    for (int i = 0; i < servers; i++) {
+        if (pthread_create(&r->epmd_thread[i], NULL, epmd_main, r->epmd[i]) !=
+            0)
+            return edist_set_error(EDIST_EIO, "port mapper thread: %s",
+                                   strerror(errno));
+        r->epmd_running[i] = true;
     }
-    r->epmd_running = true;
     return 0;
 }
 
 static void epmd_stop(pair_run *r)
 {
-    if (r->epmd_running) {
-        edi_epmd_server_stop(r->epmd);
-        pthread_join(r->epmd_thread, NULL);
-        r->epmd_running = false;
+    for (int i = 0; i < 2; i++) {
+        if (r->epmd_running[i]) {
+            edi_epmd_server_stop(r->epmd[i]);
+            pthread_join(r->epmd_thread[i], NULL);
+            r->epmd_running[i] = false;
+        }
+        edi_epmd_server_free(r->epmd[i]);
+        r->epmd[i] = NULL;
     }
-    edi_epmd_server_free(r->epmd);
-    r->epmd = NULL;
 }
 
 /* ---- output -------------------------------------------------------------- */
@@ -601,8 +662,6 @@ static void print_table(const pair_run *r, const bench_pair_result *res)
 
 /* ---- the run ------------------------------------------------------------- */
 
-static void fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
 static void fail(const char *fmt, ...)
 {
     va_list ap;
@@ -627,9 +686,19 @@ static int pair_measure(pair_run *r)
     /* A second lane: the port of each node, and the driver waits until
      * both moved their data there (else it would measure TCP). */
     bool dpdk = strcmp(transport, "dpdk") == 0;
+    char *device = (char *)r->o.lane->device;
     char eal_a[512] = "", eal_b[512] = "";
-    if (dpdk) {
-        snprintf(r->lane_dir, sizeof r->lane_dir, "/tmp/edist-bench-pair-XXXXXX");
+    if (r->veth) {
+        /* af_xdp: one queue, the veth's only one. */
+        bool xdp = strcmp(r->o.lane->name, "af_xdp") == 0;
+        for (int i = 0; i < 2; i++)
+            snprintf(i ? eal_b : eal_a, sizeof eal_a,
+                     "--no-pci --vdev=%s,iface=%s%s", device,
+                     r->netns.data_if[i],
+                     xdp ? ",start_queue=0,queue_count=1" : "");
+    } else if (dpdk) {
+        snprintf(r->lane_dir, sizeof r->lane_dir,
+                 "/tmp/edist-bench-pair-XXXXXX");
         if (!mkdtemp(r->lane_dir)) {
             r->lane_dir[0] = '\0';
             fail("no directory for the memif socket: %s", strerror(errno));
@@ -643,32 +712,24 @@ static int pair_measure(pair_run *r)
     }
     /* Without a second lane the argument list ends before its flags. */
     char *lane_flag = dpdk ? "--dpdk-port" : NULL;
+    char *listen_a = r->veth ? (char *)r->netns.ctl_addr[0] : "127.0.0.1";
+    char *listen_b = r->veth ? (char *)r->netns.ctl_addr[1] : "127.0.0.1";
     char await_s[24];
     snprintf(await_s, sizeof await_s, "%lld", dpdk ? r->o.lane_wait_s : 0);
-#define NODE_FLAGS(c, eal)                                                     \
-    "--name", (c)->name, "--epmd-port", port, "--listen-address", "127.0.0.1", \
+#define NODE_FLAGS(c, listen, eal)                                             \
+    "--name", (c)->name, "--epmd-port", port, "--listen-address", listen,      \
         "--start-epmd", "false", "--transport", transport, "--idle", idle,     \
-        lane_flag, "net_memif0", "--dpdk-eal-args", eal, NULL
-    char *b_argv[] = {(char *)r->exe, "bench", BENCH_PAIR_PEER_COMMAND,
-                      "sink",         "--",    NODE_FLAGS(&r->b, eal_b)};
-    char *a_argv[] = {(char *)r->exe,
-                      "bench",
-                      BENCH_PAIR_PEER_COMMAND,
-                      "driver",
-                      "--peer",
-                      r->b.name,
-                      "--bytes",
-                      bytes,
-                      "--count",
-                      count,
-                      "--rtt-count",
-                      rtt_count,
-                      "--warmup",
-                      warmup,
-                      "--await-lane",
-                      await_s,
-                      "--",
-                      NODE_FLAGS(&r->a, eal_a)};
+        lane_flag, device, "--dpdk-eal-args", eal, NULL
+    char *b_argv[] = {
+        (char *)r->exe, "bench", BENCH_PAIR_PEER_COMMAND,
+        "sink",         "--",    NODE_FLAGS(&r->b, listen_b, eal_b)};
+    char *a_argv[] = {
+        (char *)r->exe, "bench",       BENCH_PAIR_PEER_COMMAND,
+        "driver",       "--peer",      r->b.name,
+        "--bytes",      bytes,         "--count",
+        count,          "--rtt-count", rtt_count,
+        "--warmup",     warmup,        "--await-lane",
+        await_s,        "--",          NODE_FLAGS(&r->a, listen_a, eal_a)};
 #undef NODE_FLAGS
     int rc = child_start(r, &r->b, b_argv);
     int ev = PUMP_PROGRESS;
@@ -723,8 +784,8 @@ static int bench_pair(int argc, char **argv)
     static pair_run run;
     pair_run *r = &run;
     *r = (pair_run){.sig_fd = -1,
-                    .a = {.role = "node a", .out_fd = -1},
-                    .b = {.role = "node b", .out_fd = -1}};
+                    .a = {.role = "node a", .side = 0, .out_fd = -1},
+                    .b = {.role = "node b", .side = 1, .out_fd = -1}};
     int rc = parse_pair_opts(argc, argv, &r->o);
     if (rc == 0)
         rc = pair_shards(&r->o);
@@ -764,21 +825,42 @@ static int bench_pair(int argc, char **argv)
     for (size_t i = 0; i < sizeof random; i++)
         snprintf(cookie + 2 * i, 3, "%02x", random[i]);
     setenv("EDIST_COOKIE", cookie, 1);
-    snprintf(r->a.name, sizeof r->a.name, "edist_bench_a_%ld@127.0.0.1",
-             (long)getpid());
-    snprintf(r->b.name, sizeof r->b.name, "edist_bench_b_%ld@127.0.0.1",
-             (long)getpid());
+    r->veth = r->o.lane->veth;
+    if (r->veth) {
+        rc = bench_netns_create(&r->netns, (long)getpid(), r->o.faults_pct);
+        if (rc) {
+            cli_error("bench pair: network namespaces", rc);
+            close(r->sig_fd);
+            return 1;
+        }
+        if (r->o.verbose)
+            fprintf(stderr,
+                    "edist bench pair: namespaces %s and %s, data veth %s-%s, "
+                    "control veth %s (%s)-%s (%s), faults %g%%\n",
+                    r->netns.ns[0], r->netns.ns[1], r->netns.data_if[0],
+                    r->netns.data_if[1], r->netns.ctl_if[0],
+                    r->netns.ctl_addr[0], r->netns.ctl_if[1],
+                    r->netns.ctl_addr[1], r->o.faults_pct);
+    }
+    snprintf(r->a.name, sizeof r->a.name, "edist_bench_a_%ld@%s",
+             (long)getpid(), r->veth ? r->netns.ctl_addr[0] : "127.0.0.1");
+    snprintf(r->b.name, sizeof r->b.name, "edist_bench_b_%ld@%s",
+             (long)getpid(), r->veth ? r->netns.ctl_addr[1] : "127.0.0.1");
 
     rc = epmd_start(r);
     if (rc) {
         cli_error("bench pair: port mapper", rc);
+        epmd_stop(r);
+        if (r->veth)
+            bench_netns_destroy(&r->netns);
         close(r->sig_fd);
         return 1;
     }
     if (r->o.verbose)
         fprintf(stderr,
-                "edist bench pair: port mapper on 127.0.0.1:%u "
+                "edist bench pair: port mapper%s on %s:%u "
                 "(in this process, pid %ld)\n",
+                r->veth ? "s" : "", r->veth ? "10.88.0.1 and .2" : "127.0.0.1",
                 r->epmd_port, (long)getpid());
     r->deadline_ns = now_ns() + (uint64_t)r->o.timeout_s * 1000000000u;
 
@@ -787,6 +869,16 @@ static int bench_pair(int argc, char **argv)
     child_end(&r->a, SIGTERM, BENCH_PAIR_STOP_GRACE_MS);
     child_end(&r->b, SIGTERM, BENCH_PAIR_STOP_GRACE_MS);
     epmd_stop(r);
+    if (r->veth && r->o.faults_pct > 0 && r->o.verbose) {
+        unsigned long long w[4];
+        bench_netns_wire_counts(&r->netns, w);
+        fprintf(stderr,
+                "edist bench pair: the wire dropped %llu frames, duplicated "
+                "%llu, delayed %llu (reordered), passed %llu straight on\n",
+                w[0], w[1], w[2], w[3]);
+    }
+    if (r->veth)
+        bench_netns_destroy(&r->netns);
     if (r->lane_dir[0]) {
         /* the memif socket, gone with its server unless it was killed */
         char sock[96];

@@ -24,6 +24,9 @@
  * overlapping). */
 #define DL_SEND_AHEAD_FRAMES 4u
 
+/* The receive window over a kernel interface (af_xdp, af_packet): see dl_open. */
+#define DL_KERNEL_WINDOW_BYTES (128u * 1024u)
+
 typedef struct dl_lane dl_lane;
 
 /* Bytes a link took with force while its send buffer was full: they go to
@@ -644,6 +647,15 @@ static int dl_open(edi_loop *loop, const void *params, const edi_lane_handler *h
         if (dl->p.link.rto_initial_ns < dl->p.link.rto_min_ns)
             dl->p.link.rto_initial_ns = dl->p.link.rto_min_ns;
     }
+    /* Over a kernel interface (a veth) what is in flight must fit the
+     * kernel's queues (a veth with XDP holds 256 frames): the protocol has
+     * no congestion window, so a larger one overflows them, and every
+     * retransmission overflows them again. af_xdp on a veth moved 1.2 M
+     * messages/s with 128 KiB, collapsed to ~15 k/s with 512 KiB and
+     * declared the link dead with the default 4 MiB. */
+    if ((!strcmp(dl->medium, "af_xdp") || !strcmp(dl->medium, "af_packet")) &&
+        dl->p.link.recv_window_bytes > DL_KERNEL_WINDOW_BYTES)
+        dl->p.link.recv_window_bytes = DL_KERNEL_WINDOW_BYTES;
     if (dl->payload_max <= EDI_RLINK_HDR_BYTES) {
         edi_dpdk_port_close(dl->port);
         free(dl);
