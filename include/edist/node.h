@@ -206,7 +206,9 @@ typedef struct edist_node_config {
      * both sides stay on TCP (10 s: a memif client takes seconds).
      * The link protocol per peer (dataplane/link/link.h):
      * dpdk_send_buffer_bytes, sent and not yet acknowledged (8 MiB);
-     * dpdk_recv_window_bytes, the peer may send beyond our ack (4 MiB);
+     * dpdk_recv_window_bytes, the peer may send beyond our ack (4 MiB;
+     * over af_xdp and af_packet at most 128 KiB: the protocol has no
+     * congestion window, and more overflowed a veth's queues);
      * dpdk_rto_min_us, dpdk_rto_max_us, the retransmission timeout's
      * bounds (100 us, 2 ms at least on memif; 100 ms);
      * dpdk_idle_ping_ms, a ping after this long without a frame (10 ms);
