@@ -62,3 +62,9 @@ if [ -x "$build/bench/edist_tcp_pingpong" ]; then
   echo
   "$build/bench/edist_tcp_pingpong"
 fi
+
+# The floor of the memif rows: raw memif frames between two processes
+# through edist's port layer (one frame per message), busy polling.
+if [ -x "$build/bench/edist_memif_floor" ]; then
+  "$build/bench/edist_memif_floor"
+fi
