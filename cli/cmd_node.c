@@ -66,6 +66,7 @@ static void node_usage(FILE *out)
           "         [--transport dpdk --dpdk-port DEV --dpdk-eal-args ARGS]\n"
           "         [--dpdk-hold-limit-bytes SIZE] [--dpdk-setup-time S]\n"
           "         [--dpdk-send-buffer-bytes SIZE] [--dpdk-recv-window-bytes SIZE]\n"
+          "         [--dpdk-kernel-window-bytes SIZE]\n"
           "         [--dpdk-rto-min-us N] [--dpdk-rto-max-us N]\n"
           "         [--dpdk-idle-ping S] [--dpdk-dead-after S] [--close-flush-time S]\n"
           "  Runs an edist node until SIGTERM/SIGINT. Every option may\n"

@@ -81,6 +81,7 @@ static const opt_desc opts[EDI_OPT_COUNT] = {
     [EDI_OPT_DPDK_SETUP_TIME] = {"dpdk_setup_time", T_SECONDS, "10", NULL, 1},
     [EDI_OPT_DPDK_SEND_BUFFER_BYTES] = {"dpdk_send_buffer_bytes", T_BYTES, "8M", NULL, 1},
     [EDI_OPT_DPDK_RECV_WINDOW_BYTES] = {"dpdk_recv_window_bytes", T_BYTES, "4M", NULL, 1},
+    [EDI_OPT_DPDK_KERNEL_WINDOW_BYTES] = {"dpdk_kernel_window_bytes", T_BYTES, "128K", NULL, 1},
     [EDI_OPT_DPDK_RTO_MIN_US] = {"dpdk_rto_min_us", T_COUNT, "100", NULL, 1},
     [EDI_OPT_DPDK_RTO_MAX_US] = {"dpdk_rto_max_us", T_COUNT, "100000", NULL, 1},
     [EDI_OPT_DPDK_IDLE_PING] = {"dpdk_idle_ping", T_SECONDS, "0.01", NULL, 1},
@@ -252,7 +253,8 @@ static int check_value(edi_opt_id id, const char *v)
         if (parse_bytes(v, &bytes))
             return -1;
         /* the link protocol's window field is 32 bits */
-        if (id == EDI_OPT_DPDK_RECV_WINDOW_BYTES &&
+        if ((id == EDI_OPT_DPDK_RECV_WINDOW_BYTES ||
+             id == EDI_OPT_DPDK_KERNEL_WINDOW_BYTES) &&
             (bytes < (16u << 10) || bytes > (1u << 30)))
             return -1;
         if (id == EDI_OPT_DPDK_SEND_BUFFER_BYTES && bytes < (64u << 10))
@@ -300,11 +302,10 @@ int edi_node_options_set(edi_node_options *o, edi_opt_id id, const char *value,
                                    "%s: shard_cores must be CPU numbers separated by commas "
                                    "(0,1), not '%s'",
                                    origin, value);
-        if (id == EDI_OPT_DPDK_RECV_WINDOW_BYTES)
+        if (id == EDI_OPT_DPDK_RECV_WINDOW_BYTES || id == EDI_OPT_DPDK_KERNEL_WINDOW_BYTES)
             return edist_set_error(EDIST_EINVAL,
-                                   "%s: dpdk_recv_window_bytes must be a size from 16K to "
-                                   "1G, not '%s'",
-                                   origin, value);
+                                   "%s: %s must be a size from 16K to 1G, not '%s'",
+                                   origin, opts[id].key, value);
         if (id == EDI_OPT_DPDK_SEND_BUFFER_BYTES)
             return edist_set_error(EDIST_EINVAL,
                                    "%s: dpdk_send_buffer_bytes must be a size of 64K or "
@@ -572,6 +573,8 @@ int edi_node_options_to_config(edi_node_options *o, int require_name)
     parse_bytes(o->value[EDI_OPT_DPDK_SEND_BUFFER_BYTES], &c->dpdk_send_buffer_bytes);
     if (parse_bytes(o->value[EDI_OPT_DPDK_RECV_WINDOW_BYTES], &bytes) == 0)
         c->dpdk_recv_window_bytes = (uint32_t)bytes;
+    if (parse_bytes(o->value[EDI_OPT_DPDK_KERNEL_WINDOW_BYTES], &bytes) == 0)
+        c->dpdk_kernel_window_bytes = (uint32_t)bytes;
     parse_count(o->value[EDI_OPT_DPDK_RTO_MIN_US], &c->dpdk_rto_min_us);
     parse_count(o->value[EDI_OPT_DPDK_RTO_MAX_US], &c->dpdk_rto_max_us);
     parse_seconds_ms(o->value[EDI_OPT_DPDK_IDLE_PING], &c->dpdk_idle_ping_ms);

@@ -64,6 +64,9 @@
  *                  acknowledged (default 8M)
  *   dpdk_recv_window_bytes  per peer, what it may send beyond our ack
  *                  (default 4M, 16K .. 1G)
+ *   dpdk_kernel_window_bytes  the same on a port over a kernel interface,
+ *                  af_xdp or af_packet (default 128K, 16K .. 1G: no
+ *                  congestion window, so it must fit the kernel's queues)
  *   dpdk_rto_min_us, dpdk_rto_max_us  the lane's retransmission timeout
  *                  bounds in microseconds (default 100, 2000 at least on
  *                  memif; 100000)
@@ -141,6 +144,7 @@ typedef enum edi_opt_id {
     EDI_OPT_DPDK_SETUP_TIME,
     EDI_OPT_DPDK_SEND_BUFFER_BYTES,
     EDI_OPT_DPDK_RECV_WINDOW_BYTES,
+    EDI_OPT_DPDK_KERNEL_WINDOW_BYTES,
     EDI_OPT_DPDK_RTO_MIN_US,
     EDI_OPT_DPDK_RTO_MAX_US,
     EDI_OPT_DPDK_IDLE_PING,

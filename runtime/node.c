@@ -360,6 +360,8 @@ static void node_dpdk_start(edist_node *n, const edist_node_config *cfg)
         if (cfg->dpdk_send_buffer_bytes)
             p.link.send_buffer_bytes = (size_t)cfg->dpdk_send_buffer_bytes;
         p.link.recv_window_bytes = node_dpdk_recv_window_bytes(cfg);
+        if (cfg->dpdk_kernel_window_bytes)
+            p.kernel_window_bytes = cfg->dpdk_kernel_window_bytes;
         if (cfg->dpdk_rto_min_us)
             p.link.rto_min_ns = (uint64_t)cfg->dpdk_rto_min_us * 1000u;
         if (cfg->dpdk_rto_max_us)
@@ -495,6 +497,14 @@ static uint32_t node_dpdk_recv_window_bytes(const edist_node_config *cfg)
                                        : NODE_DPDK_RECV_WINDOW_BYTES_DEFAULT;
 }
 
+/* The larger of the two windows a link may have (memif and NICs, or a
+ * kernel interface): what the hold limit must leave room for. */
+static uint32_t node_dpdk_max_window_bytes(const edist_node_config *cfg)
+{
+    uint32_t w = node_dpdk_recv_window_bytes(cfg);
+    return cfg->dpdk_kernel_window_bytes > w ? cfg->dpdk_kernel_window_bytes : w;
+}
+
 static uint64_t node_dpdk_hold_limit_bytes(const edist_node_config *cfg)
 {
     return cfg->dpdk_hold_limit_bytes ? cfg->dpdk_hold_limit_bytes
@@ -507,12 +517,12 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
         return edist_set_error(EDIST_EINVAL, "node_start: no config");
     if (cfg->transport == EDIST_TRANSPORT_DPDK &&
         node_dpdk_hold_limit_bytes(cfg) <
-            2 * (uint64_t)node_dpdk_recv_window_bytes(cfg) + NODE_DPDK_HOLD_ROOM_BYTES)
+            2 * (uint64_t)node_dpdk_max_window_bytes(cfg) + NODE_DPDK_HOLD_ROOM_BYTES)
         return edist_set_error(EDIST_EINVAL,
                                "dpdk_hold_limit_bytes (%llu) must be at least twice "
-                               "dpdk_recv_window_bytes (%u) plus 64K",
+                               "the lane's receive window (%u) plus 64K",
                                (unsigned long long)node_dpdk_hold_limit_bytes(cfg),
-                               node_dpdk_recv_window_bytes(cfg));
+                               node_dpdk_max_window_bytes(cfg));
     *out = NULL;
     edist_node *n = calloc(1, sizeof *n);
     if (!n)

@@ -24,9 +24,6 @@
  * overlapping). */
 #define DL_SEND_AHEAD_FRAMES 4u
 
-/* The receive window over a kernel interface (af_xdp, af_packet): see dl_open. */
-#define DL_KERNEL_WINDOW_BYTES (128u * 1024u)
-
 typedef struct dl_lane dl_lane;
 
 /* Bytes a link took with force while its send buffer was full: they go to
@@ -85,6 +82,7 @@ void edi_dpdk_lane_params_default(edi_dpdk_lane_params *p)
     edi_rlink_config_default(&p->link);
     /* Room for the scheduler's force-fed units past its watermark. */
     p->link.send_buffer_bytes = 8u << 20;
+    p->kernel_window_bytes = 128u << 10;
 }
 
 static uint64_t lane_now(const dl_lane *dl)
@@ -654,8 +652,8 @@ static int dl_open(edi_loop *loop, const void *params, const edi_lane_handler *h
      * messages/s with 128 KiB, collapsed to ~15 k/s with 512 KiB and
      * declared the link dead with the default 4 MiB. */
     if ((!strcmp(dl->medium, "af_xdp") || !strcmp(dl->medium, "af_packet")) &&
-        dl->p.link.recv_window_bytes > DL_KERNEL_WINDOW_BYTES)
-        dl->p.link.recv_window_bytes = DL_KERNEL_WINDOW_BYTES;
+        dl->p.kernel_window_bytes > 0)
+        dl->p.link.recv_window_bytes = dl->p.kernel_window_bytes;
     if (dl->payload_max <= EDI_RLINK_HDR_BYTES) {
         edi_dpdk_port_close(dl->port);
         free(dl);

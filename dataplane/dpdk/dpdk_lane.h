@@ -30,6 +30,11 @@ typedef struct edi_dpdk_lane_params {
     edi_dpdk_port_config port;
     /* The link protocol's settings for every link (token set per link). */
     edi_rlink_config link;
+    /* The receive window instead of link.recv_window_bytes on a port over
+     * a kernel interface (af_xdp, af_packet): the protocol has no
+     * congestion window, so what is in flight must fit the kernel's
+     * queues (128 KiB). */
+    uint32_t kernel_window_bytes;
     /* Faults injected into received frames, per million, seeded (tests:
      * memif loses nothing, the protocol's repair must show on a real
      * port all the same). 0: none. */

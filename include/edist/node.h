@@ -206,8 +206,9 @@ typedef struct edist_node_config {
      * both sides stay on TCP (10 s: a memif client takes seconds).
      * The link protocol per peer (dataplane/link/link.h):
      * dpdk_send_buffer_bytes, sent and not yet acknowledged (8 MiB);
-     * dpdk_recv_window_bytes, the peer may send beyond our ack (4 MiB;
-     * over af_xdp and af_packet at most 128 KiB: the protocol has no
+     * dpdk_recv_window_bytes, the peer may send beyond our ack (4 MiB);
+     * dpdk_kernel_window_bytes, the same on a port over a kernel
+     * interface, af_xdp or af_packet (128 KiB: the protocol has no
      * congestion window, and more overflowed a veth's queues);
      * dpdk_rto_min_us, dpdk_rto_max_us, the retransmission timeout's
      * bounds (100 us, 2 ms at least on memif; 100 ms);
@@ -218,6 +219,7 @@ typedef struct edist_node_config {
     uint32_t dpdk_setup_ms;
     uint64_t dpdk_send_buffer_bytes;
     uint32_t dpdk_recv_window_bytes;
+    uint32_t dpdk_kernel_window_bytes;
     uint32_t dpdk_rto_min_us, dpdk_rto_max_us;
     uint32_t dpdk_idle_ping_ms, dpdk_dead_after_ms;
     /* A graceful close (disconnect, node stop) waits at most this long for
