@@ -19,6 +19,7 @@
 
 #include "control/epmd_client.h"
 #include "control/epmd_server.h"
+#include "dataplane/dpdk/medium.h"
 #include "dataplane/uring/tcp.h"
 
 /* Port mapper registration: how long to wait for the embedded one we
@@ -490,6 +491,7 @@ edist_runtime *edist_node_runtime(edist_node *node)
 #define NODE_DPDK_HOLD_ROOM_BYTES ((uint64_t)64 << 10)
 #define NODE_DPDK_HOLD_LIMIT_BYTES_DEFAULT ((uint64_t)64 << 20)
 #define NODE_DPDK_RECV_WINDOW_BYTES_DEFAULT (4u << 20)
+#define NODE_DPDK_KERNEL_WINDOW_BYTES_DEFAULT (128u << 10)
 
 static uint32_t node_dpdk_recv_window_bytes(const edist_node_config *cfg)
 {
@@ -497,14 +499,15 @@ static uint32_t node_dpdk_recv_window_bytes(const edist_node_config *cfg)
                                        : NODE_DPDK_RECV_WINDOW_BYTES_DEFAULT;
 }
 
-/* The larger of the two windows a link may have (memif and NICs, or a
- * kernel interface): what the hold limit must leave room for. */
-static uint32_t node_dpdk_max_window_bytes(const edist_node_config *cfg)
+/* The receive window of the port's links (a kernel interface has its own):
+ * what the hold limit must leave room for. */
+static uint32_t node_dpdk_window_bytes(const edist_node_config *cfg)
 {
-    uint32_t w = node_dpdk_recv_window_bytes(cfg);
-    return cfg->dpdk_kernel_window_bytes > w ? cfg->dpdk_kernel_window_bytes : w;
+    if (cfg->dpdk_port && edi_dpdk_medium_is_kernel(edi_dpdk_medium_of(cfg->dpdk_port)))
+        return cfg->dpdk_kernel_window_bytes ? cfg->dpdk_kernel_window_bytes
+                                             : NODE_DPDK_KERNEL_WINDOW_BYTES_DEFAULT;
+    return node_dpdk_recv_window_bytes(cfg);
 }
-
 static uint64_t node_dpdk_hold_limit_bytes(const edist_node_config *cfg)
 {
     return cfg->dpdk_hold_limit_bytes ? cfg->dpdk_hold_limit_bytes
@@ -517,12 +520,12 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
         return edist_set_error(EDIST_EINVAL, "node_start: no config");
     if (cfg->transport == EDIST_TRANSPORT_DPDK &&
         node_dpdk_hold_limit_bytes(cfg) <
-            2 * (uint64_t)node_dpdk_max_window_bytes(cfg) + NODE_DPDK_HOLD_ROOM_BYTES)
+            2 * (uint64_t)node_dpdk_window_bytes(cfg) + NODE_DPDK_HOLD_ROOM_BYTES)
         return edist_set_error(EDIST_EINVAL,
                                "dpdk_hold_limit_bytes (%llu) must be at least twice "
                                "the lane's receive window (%u) plus 64K",
                                (unsigned long long)node_dpdk_hold_limit_bytes(cfg),
-                               node_dpdk_max_window_bytes(cfg));
+                               node_dpdk_window_bytes(cfg));
     *out = NULL;
     edist_node *n = calloc(1, sizeof *n);
     if (!n)

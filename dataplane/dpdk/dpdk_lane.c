@@ -7,6 +7,7 @@
 #include "base/clock.h"
 #include "base/rand.h"
 #include "dataplane/dpdk/dpdk_lane.h"
+#include "dataplane/dpdk/medium.h"
 #include "edist/error.h"
 
 /* Frames taken from the port per burst, and bursts per poll at most: the
@@ -607,17 +608,6 @@ bool edi_dpdk_lane_link_stats(const edi_lane_link *link, edi_rlink_stats *out)
 
 /* ---- the lane ------------------------------------------------------------------------ */
 
-static const char *medium_of(const char *device)
-{
-    if (!strncmp(device, "net_memif", 9))
-        return "memif";
-    if (!strncmp(device, "net_af_xdp", 10))
-        return "af_xdp";
-    if (!strncmp(device, "net_af_packet", 13))
-        return "af_packet";
-    return "nic";
-}
-
 static int dl_open(edi_loop *loop, const void *params, const edi_lane_handler *h,
                    void *user, edi_lane **out)
 {
@@ -636,7 +626,7 @@ static int dl_open(edi_loop *loop, const void *params, const edi_lane_handler *h
     dl->p.port.device = edi_dpdk_port_name(dl->port);
     edi_dpdk_port_mac(dl->port, dl->mac);
     dl->payload_max = edi_dpdk_port_payload_max(dl->port);
-    dl->medium = medium_of(dl->p.port.device);
+    dl->medium = edi_dpdk_medium_of(dl->p.port.device);
     /* memif does not lose: a retransmission there is only ever spurious
      * (a peer shard descheduled for a moment on a shared machine), so the
      * protocol waits longer before it suspects a loss. */
@@ -651,8 +641,7 @@ static int dl_open(edi_loop *loop, const void *params, const edi_lane_handler *h
      * retransmission overflows them again. af_xdp on a veth moved 1.2 M
      * messages/s with 128 KiB, collapsed to ~15 k/s with 512 KiB and
      * declared the link dead with the default 4 MiB. */
-    if ((!strcmp(dl->medium, "af_xdp") || !strcmp(dl->medium, "af_packet")) &&
-        dl->p.kernel_window_bytes > 0)
+    if (edi_dpdk_medium_is_kernel(dl->medium) && dl->p.kernel_window_bytes > 0)
         dl->p.link.recv_window_bytes = dl->p.kernel_window_bytes;
     if (dl->payload_max <= EDI_RLINK_HDR_BYTES) {
         edi_dpdk_port_close(dl->port);
