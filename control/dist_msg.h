@@ -190,6 +190,13 @@ typedef struct edi_dist_msg {
     edist_pid from_pid, to_pid;
 } edi_dist_msg;
 
+/* Every term view of m, in one list for code that walks them all (the
+ * reassembler's cache of control messages moves them into a new frame;
+ * tests check them against the frame). The atoms inside from_pid, to_pid,
+ * spawn_module and spawn_function are views too, not listed here. */
+#define EDI_DIST_MSG_VIEWS 12
+void edi_dist_msg_views(edi_dist_msg *m, edist_term_view *out[EDI_DIST_MSG_VIEWS]);
+
 /* Parse one complete, unfragmented frame payload (after the u32 length,
  * non-empty): pass-through (112) or header (131, 68) form. Fragments
  * (131, 69 / 131, 70) are EDIST_EINVAL here: feed them to edi_dist_reasm.

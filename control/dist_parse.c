@@ -458,6 +458,16 @@ int edi_dist_parse_cache_header(const uint8_t *p, size_t len,
                            n, new_entries);
 }
 
+void edi_dist_msg_views(edi_dist_msg *m, edist_term_view *out[EDI_DIST_MSG_VIEWS])
+{
+    edist_term_view *vs[EDI_DIST_MSG_VIEWS] = {
+        &m->control, &m->from,    &m->to,     &m->to_name,
+        &m->ref,     &m->reason,  &m->token,  &m->group_leader,
+        &m->mfa,     &m->options, &m->result, &m->payload,
+    };
+    memcpy(out, vs, sizeof vs);
+}
+
 int edi_dist_parse(const uint8_t *frame, size_t len, edi_dist_msg *msg)
 {
     if (frame == NULL || msg == NULL || len == 0)

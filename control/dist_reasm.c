@@ -150,12 +150,9 @@ static void rebase_atom(edist_atom *a, const uint8_t *from, size_t n,
 static void rebase_msg(edi_dist_msg *m, const uint8_t *from, size_t n,
                        const uint8_t *to)
 {
-    edist_term_view *vs[] = {
-        &m->control, &m->from,    &m->to,     &m->to_name,
-        &m->ref,     &m->reason,  &m->token,  &m->group_leader,
-        &m->mfa,     &m->options, &m->result, &m->payload,
-    };
-    for (size_t i = 0; i < sizeof vs / sizeof vs[0]; i++)
+    edist_term_view *vs[EDI_DIST_MSG_VIEWS];
+    edi_dist_msg_views(m, vs);
+    for (size_t i = 0; i < EDI_DIST_MSG_VIEWS; i++)
         rebase_view(vs[i], from, n, to);
     rebase_atom(&m->from_pid.node, from, n, to);
     rebase_atom(&m->to_pid.node, from, n, to);

@@ -34,12 +34,10 @@ static void check_view(edist_term_view v, const uint8_t *base, size_t len)
 
 static void check_msg(const edi_dist_msg *m, const uint8_t *base, size_t len)
 {
-    const edist_term_view *vs[] = {
-        &m->control, &m->from,    &m->to,     &m->to_name,
-        &m->ref,     &m->reason,  &m->token,  &m->group_leader,
-        &m->mfa,     &m->options, &m->result, &m->payload,
-    };
-    for (size_t i = 0; i < sizeof vs / sizeof vs[0]; i++)
+    edi_dist_msg copy = *m;
+    edist_term_view *vs[EDI_DIST_MSG_VIEWS];
+    edi_dist_msg_views(&copy, vs);
+    for (size_t i = 0; i < EDI_DIST_MSG_VIEWS; i++)
         check_view(*vs[i], base, len);
     if (m->control.ptr == NULL)
         abort();
@@ -85,17 +83,11 @@ static void same_as_parse(const edi_dist_msg *d, const uint8_t *frame, size_t n)
         m.to_is_pid != d->to_is_pid || m.flags != d->flags ||
         m.unlink_id != d->unlink_id || m.spawn_arity != d->spawn_arity)
         abort();
-    const edist_term_view *x[] = {
-        &m.control, &m.from,    &m.to,     &m.to_name,
-        &m.ref,     &m.reason,  &m.token,  &m.group_leader,
-        &m.mfa,     &m.options, &m.result, &m.payload,
-    };
-    const edist_term_view *y[] = {
-        &d->control, &d->from,    &d->to,     &d->to_name,
-        &d->ref,     &d->reason,  &d->token,  &d->group_leader,
-        &d->mfa,     &d->options, &d->result, &d->payload,
-    };
-    for (size_t i = 0; i < sizeof x / sizeof x[0]; i++)
+    edi_dist_msg dd = *d;
+    edist_term_view *x[EDI_DIST_MSG_VIEWS], *y[EDI_DIST_MSG_VIEWS];
+    edi_dist_msg_views(&m, x);
+    edi_dist_msg_views(&dd, y);
+    for (size_t i = 0; i < EDI_DIST_MSG_VIEWS; i++)
         same_view(*x[i], frame, *y[i], frame);
     const edist_pid *pa[] = {&m.from_pid, &m.to_pid};
     const edist_pid *pb[] = {&d->from_pid, &d->to_pid};
