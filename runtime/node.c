@@ -490,13 +490,11 @@ edist_runtime *edist_node_runtime(edist_node *node)
  * window, and room for the frames on the way. */
 #define NODE_DPDK_HOLD_ROOM_BYTES ((uint64_t)64 << 10)
 #define NODE_DPDK_HOLD_LIMIT_BYTES_DEFAULT ((uint64_t)64 << 20)
-#define NODE_DPDK_RECV_WINDOW_BYTES_DEFAULT (4u << 20)
-#define NODE_DPDK_KERNEL_WINDOW_BYTES_DEFAULT (128u << 10)
 
 static uint32_t node_dpdk_recv_window_bytes(const edist_node_config *cfg)
 {
     return cfg->dpdk_recv_window_bytes ? cfg->dpdk_recv_window_bytes
-                                       : NODE_DPDK_RECV_WINDOW_BYTES_DEFAULT;
+                                       : EDI_DPDK_RECV_WINDOW_BYTES_DEFAULT;
 }
 
 /* The receive window of the port's links (a kernel interface has its own):
@@ -505,7 +503,7 @@ static uint32_t node_dpdk_window_bytes(const edist_node_config *cfg)
 {
     if (cfg->dpdk_port && edi_dpdk_medium_is_kernel(edi_dpdk_medium_of(cfg->dpdk_port)))
         return cfg->dpdk_kernel_window_bytes ? cfg->dpdk_kernel_window_bytes
-                                             : NODE_DPDK_KERNEL_WINDOW_BYTES_DEFAULT;
+                                             : EDI_DPDK_KERNEL_WINDOW_BYTES_DEFAULT;
     return node_dpdk_recv_window_bytes(cfg);
 }
 static uint64_t node_dpdk_hold_limit_bytes(const edist_node_config *cfg)

@@ -83,7 +83,8 @@ void edi_dpdk_lane_params_default(edi_dpdk_lane_params *p)
     edi_rlink_config_default(&p->link);
     /* Room for the scheduler's force-fed units past its watermark. */
     p->link.send_buffer_bytes = 8u << 20;
-    p->kernel_window_bytes = 128u << 10;
+    p->link.recv_window_bytes = EDI_DPDK_RECV_WINDOW_BYTES_DEFAULT;
+    p->kernel_window_bytes = EDI_DPDK_KERNEL_WINDOW_BYTES_DEFAULT;
 }
 
 static uint64_t lane_now(const dl_lane *dl)

@@ -33,7 +33,7 @@ typedef struct edi_dpdk_lane_params {
     /* The receive window instead of link.recv_window_bytes on a port over
      * a kernel interface (af_xdp, af_packet): the protocol has no
      * congestion window, so what is in flight must fit the kernel's
-     * queues (128 KiB). */
+     * queues (EDI_DPDK_KERNEL_WINDOW_BYTES_DEFAULT, dpdk/medium.h). */
     uint32_t kernel_window_bytes;
     /* Faults injected into received frames, per million, seeded (tests:
      * memif loses nothing, the protocol's repair must show on a real
@@ -76,9 +76,9 @@ typedef struct edi_dpdk_lane_stats {
 void edi_dpdk_lane_get_stats(const edi_lane *lane, edi_dpdk_lane_stats *out);
 
 /* Receive holds: a held link's receive window is closed (0), so its
- * peer sends nothing new beyond what it had in flight and probes until
- * the window reopens; frames in flight past the closed window are
- * refused and sent again. The lane-wide hold (the node's read hold:
+ * peer sends nothing beyond the edge it was last given (what it had in
+ * flight is still taken: an advertised edge never moves left) and probes
+ * until the window reopens. The lane-wide hold (the node's read hold:
  * shard_backlog_limit) covers every link, those opened later too; a
  * link's own (its owner holds frames, e.g. before the peer's switch)
  * just that link. The window reopens when neither holds. */

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* What kind of DPDK port a device name is, as lane offers name it: memif,
- * af_xdp, af_packet, or nic. A string test only, no DPDK: the node checks
- * its lane limits against the medium before the port exists, in builds
- * with and without DPDK. */
+ * af_xdp, af_packet, or nic, and what follows from it. A string test only,
+ * no DPDK: the node checks its lane limits against the medium before the
+ * port exists, in builds with and without DPDK. */
 #ifndef EDI_DPDK_MEDIUM_H
 #define EDI_DPDK_MEDIUM_H
 
@@ -20,8 +20,14 @@ static inline const char *edi_dpdk_medium_of(const char *device)
     return "nic";
 }
 
-/* A port over a kernel interface: what is in flight must fit the kernel's
- * queues (the lane's dpdk_kernel_window_bytes). */
+/* The lane's receive window per link: on memif and NICs, and on a port
+ * over a kernel interface, where what is in flight must fit the kernel's
+ * queues (the link protocol has no congestion window). The node's
+ * dpdk_recv_window_bytes and dpdk_kernel_window_bytes default to these. */
+#define EDI_DPDK_RECV_WINDOW_BYTES_DEFAULT (4u << 20)
+#define EDI_DPDK_KERNEL_WINDOW_BYTES_DEFAULT (128u << 10)
+
+/* A port over a kernel interface (its window: the kernel one). */
 static inline bool edi_dpdk_medium_is_kernel(const char *medium)
 {
     return !strcmp(medium, "af_xdp") || !strcmp(medium, "af_packet");

@@ -529,7 +529,6 @@ static void deliver(edi_conn *c, edi_rxbuf *rb, const uint8_t *p, size_t len)
         c->ops->on_frame(c, c->user, &f);
 }
 
-
 /* Deframer events -> the owner's callbacks. A callback that closes c halts
  * the deframer (conn_kill, edi_conn_close), which stops the feed. */
 static size_t rx_event(void *user, const edi_deframe_event *ev)
