@@ -42,13 +42,17 @@
 /* The driver's figures. U: a count, F: a real number. `lost` is sent
  * minus unique; `out_of_order` counts stream messages that arrived after a
  * later one and pongs that did not answer the ping just sent; `stalled`
- * is 1 when the sink stopped acknowledging (the stream was cut short). */
+ * is 1 when the sink stopped acknowledging (the stream was cut short).
+ * `messages_out` and `messages_in_place`: the driver's node's whole run,
+ * distribution messages sent, and of them those encoded straight into the
+ * lane (the others waited in the peer's scheduler and were copied). */
 /* clang-format off */
 #define BENCH_PAIR_RESULT_FIELDS(U, F)                                         \
     U(sent) U(received) U(unique) U(lost) U(out_of_order) U(duplicates)        \
     U(bad_messages) U(send_waits) U(stalled) F(stream_seconds)                 \
     U(rtt_count) U(rtt_warmup) F(rtt_seconds) F(rtt_p50_us) F(rtt_p90_us)      \
-    F(rtt_p99_us) F(rtt_p999_us) F(rtt_max_us)
+    F(rtt_p99_us) F(rtt_p999_us) F(rtt_max_us) U(messages_out)                 \
+    U(messages_in_place)
 /* clang-format on */
 
 typedef struct bench_pair_result {

@@ -675,6 +675,11 @@ static int driver_role(int argc, char **argv)
         out = 1;
     } else {
         rtt_figures(&job);
+        edist_node_stats st;
+        if (edist_node_get_stats(node, &st) == 0) {
+            job.r.messages_out = st.messages_sent;
+            job.r.messages_in_place = st.messages_in_place;
+        }
         char line[2048];
         bench_pair_result_format(&job.r, line, sizeof line);
         printf("%s\n", line);

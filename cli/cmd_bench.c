@@ -623,14 +623,15 @@ static void print_json(const pair_run *r, const bench_pair_result *res)
            ", \"lost\": %" PRIu64 ", \"out_of_order\": %" PRIu64
            ", \"duplicates\": %" PRIu64 ", \"bad_messages\": %" PRIu64
            ", \"stalled\": %s, \"send_waits\": %" PRIu64
+           ", \"messages_out\": %" PRIu64 ", \"messages_in_place\": %" PRIu64
            ", \"shards\": %lld, \"idle\": \"%s\"}\n",
            r->o.lane->name, r->o.bytes, res->sent, msgs_per_s,
            msgs_per_s * (double)r->o.bytes, res->stream_seconds, res->rtt_count,
            res->rtt_warmup, rtts_per_s, res->rtt_p50_us, res->rtt_p90_us,
            res->rtt_p99_us, res->rtt_p999_us, res->rtt_max_us, res->lost,
            res->out_of_order, res->duplicates, res->bad_messages,
-           res->stalled ? "true" : "false", res->send_waits, r->o.shards,
-           r->o.idle);
+           res->stalled ? "true" : "false", res->send_waits, res->messages_out,
+           res->messages_in_place, r->o.shards, r->o.idle);
 }
 
 static void print_table(const pair_run *r, const bench_pair_result *res)

@@ -460,11 +460,11 @@ int edi_dist_parse_cache_header(const uint8_t *p, size_t len,
 
 void edi_dist_msg_views(edi_dist_msg *m, edist_term_view *out[EDI_DIST_MSG_VIEWS])
 {
-    edist_term_view *vs[EDI_DIST_MSG_VIEWS] = {
-        &m->control, &m->from,    &m->to,     &m->to_name,
-        &m->ref,     &m->reason,  &m->token,  &m->group_leader,
-        &m->mfa,     &m->options, &m->result, &m->payload,
-    };
+#define VIEW_ADDRESS(f) &m->f,
+    edist_term_view *vs[] = {EDI_DIST_MSG_VIEW_FIELDS(VIEW_ADDRESS)};
+#undef VIEW_ADDRESS
+    _Static_assert(sizeof vs / sizeof vs[0] == EDI_DIST_MSG_VIEWS,
+                   "EDI_DIST_MSG_VIEWS counts the fields");
     memcpy(out, vs, sizeof vs);
 }
 

@@ -150,10 +150,9 @@ static void rebase_atom(edist_atom *a, const uint8_t *from, size_t n,
 static void rebase_msg(edi_dist_msg *m, const uint8_t *from, size_t n,
                        const uint8_t *to)
 {
-    edist_term_view *vs[EDI_DIST_MSG_VIEWS];
-    edi_dist_msg_views(m, vs);
-    for (size_t i = 0; i < EDI_DIST_MSG_VIEWS; i++)
-        rebase_view(vs[i], from, n, to);
+#define REBASE_VIEW(f) rebase_view(&m->f, from, n, to);
+    EDI_DIST_MSG_VIEW_FIELDS(REBASE_VIEW)
+#undef REBASE_VIEW
     rebase_atom(&m->from_pid.node, from, n, to);
     rebase_atom(&m->to_pid.node, from, n, to);
     rebase_atom(&m->spawn_module, from, n, to);

@@ -296,6 +296,9 @@ int edi_nk_send_signal(edi_nk *nk, uint32_t key, uint64_t sender,
 int edi_nk_send_owned(edi_nk *nk, uint32_t key, const uint8_t *head,
                       size_t head_len, const void *body, size_t body_len,
                       edi_release_fn release, void *release_arg);
+/* Does output to the up peer keyed `key` wait in the scheduler (its lane
+ * took no more)? */
+bool edi_nk_key_backlogged(edi_nk *nk, uint32_t key);
 /* edi_nk_peer_flags by key. */
 int edi_nk_key_flags(edi_nk *nk, uint32_t key, size_t admit_len,
                      uint64_t *flags);

@@ -408,11 +408,12 @@ static void data_closed(edi_lane_link *link, void *user, int reason)
  * send that never comes). */
 void edi_nki_data_sent(edi_lane_link *link, void *user, size_t pending_bytes)
 {
+    (void)pending_bytes; /* what waits to be sent is what counts here */
     edi_link *l = user;
     /* Only the lane our data goes on paces the scheduler (after a switch
      * the TCP lane still reports what it sends before it). */
     if (l->data.tx == link && l->data.sq && edi_sendq_bytes(l->data.sq) > 0 &&
-        pending_bytes < l->nk->tx_watermark)
+        edi_lane_tx_queued(link) < l->nk->tx_watermark)
         edi_nki_arm_pump(l);
 }
 

@@ -38,7 +38,7 @@ static void link_pump(edi_link *l)
     edi_nk *nk = l->nk;
     if (!data_up(l))
         return;
-    while (edi_lane_tx_pending(l->data.tx) < nk->tx_watermark) {
+    while (edi_lane_tx_queued(l->data.tx) < nk->tx_watermark) {
         edi_sendq_unit u;
         if (!edi_sendq_next(l->data.sq, &u))
             break;
@@ -309,6 +309,12 @@ int edi_nk_send_owned(edi_nk *nk, uint32_t key, const uint8_t *head,
     count_in_place(nk, l, 4 + head_len + body_len);
     nk->stats.messages_uncopied++;
     return 0;
+}
+
+bool edi_nk_key_backlogged(edi_nk *nk, uint32_t key)
+{
+    edi_link *l = key_link(nk, key);
+    return l && l->data.sq && edi_sendq_bytes(l->data.sq) > 0;
 }
 
 int edi_nk_key_flags(edi_nk *nk, uint32_t key, size_t admit_len,

@@ -70,10 +70,12 @@ typedef struct edi_lane_handler {
      * closed, or the medium's error (as edi_conn's on_close). The link is
      * invalid once this returns. May be NULL. */
     void (*on_closed)(edi_lane_link *link, void *user, int reason);
-    /* The medium took some of link's transmit queue; pending_bytes are
-     * left (edi_lane_tx_pending). For a sender that paces itself below
-     * the lane's room (on_writable only says "below half of it"). Runs on
-     * every transmit completion: keep it cheap. May be NULL. */
+    /* The medium took some of link's transmit queue, or the peer
+     * acknowledged some; pending_bytes are left (edi_lane_tx_pending;
+     * edi_lane_tx_queued tells how many of them wait to be sent). For a
+     * sender that paces itself below the lane's room (on_writable only
+     * says "below half of it"). Runs on every transmit completion: keep
+     * it cheap. May be NULL. */
     void (*on_sent)(edi_lane_link *link, void *user, size_t pending_bytes);
     /* The link has proven it carries frames both ways (a medium that must
      * find its peer first, as a DPDK port does); once. TCP and loopback
@@ -131,9 +133,15 @@ struct edi_lane_ops {
     /* Adds what the medium counts itself to out (already filled with the
      * generic counters). */
     void (*get_stats)(const edi_lane *lane, edi_lane_stats *out);
-    /* Bytes taken for transmit on link and not yet handed to the medium
-     * (what a sender that paces itself looks at). NULL: 0. */
+    /* Bytes taken for transmit on link that the lane is not done with:
+     * not yet handed to the medium, or, on a lane with its own delivery
+     * protocol, not yet acknowledged (a graceful close waits for 0).
+     * NULL: 0. */
     size_t (*tx_pending)(const edi_lane_link *link);
+    /* Of those, the bytes not yet sent once: what a sender that paces
+     * itself looks at (bytes in flight delay nobody's next message).
+     * NULL: tx_pending's. */
+    size_t (*tx_queued)(const edi_lane_link *link);
 };
 
 /* ---- using a lane ------------------------------------------------------------ */
@@ -177,8 +185,10 @@ int edi_lane_tx_batch(edi_lane_link *link, const edi_lane_txframe *frames,
  * EDIST_ECLOSED. */
 int edi_lane_tx_flush(edi_lane_link *link);
 
-/* Bytes taken and not yet handed to the medium (0 for a closed link). */
+/* Bytes taken that the lane is not done with (0 for a closed link). */
 size_t edi_lane_tx_pending(const edi_lane_link *link);
+/* Bytes taken and not yet sent once (0 for a closed link). */
+size_t edi_lane_tx_queued(const edi_lane_link *link);
 
 /* Delivers what arrived, up to about budget frames; the reactor calls it
  * every iteration (the lane is a poll source), tests may too. Returns the

@@ -713,6 +713,7 @@ struct edist_runtime {
     edi_xout *xout;             /* [nshards], to each other shard */
     edi_xin *xin;               /* [nshards], from each other shard */
     bool xwake;                 /* some xout has a wake to give */
+    bool yield_due;             /* edi_rt_yield_after_send */
     uint32_t xbacklog;          /* records in all backlogs */
     /* counters (shard thread; others read them relaxed) */
     uint64_t x_sent, x_received, x_ring_full, x_senders_held, x_holds;
@@ -889,6 +890,8 @@ void edi_sched_make_runnable(edi_rt *rt, edi_proc *p);
 /* Green process: give the shard to others until made runnable again. */
 void edi_sched_block(edi_rt *rt, edi_proc *p);
 void edi_sched_yield(edi_rt *rt, edi_proc *p);
+/* edi_sched_yield, and the loop runs an iteration before p runs again. */
+void edi_sched_yield_to_loop(edi_rt *rt, edi_proc *p);
 /* Green process: the current process ends (state EXITING, reason set):
  * switch away for good. */
 __attribute__((noreturn)) void edi_sched_exit_current(edi_rt *rt, edi_proc *p);
@@ -1044,8 +1047,16 @@ int edi_x_alive(edi_rt *rt, edist_procid pid, edi_req *req);
 void edi_out_node_down(edi_rt *rt, uint32_t node);
 /* edist_send's "held back": the calling green process waits while the
  * ring toward to's shard has a long backlog (after a send that went
- * there). */
+ * there), and gives the loop a turn when the node asked for one
+ * (edi_rt_yield_after_send). */
 void edi_x_hold(edi_rt *rt, edist_procid to);
+/* The send that runs now went behind the peer's backed-up output (its
+ * lane took no more): the sending green process lets the loop poll
+ * before it runs again, so that the lane's acknowledgements and writes
+ * catch up while the backlog is short. A process that runs to completion
+ * otherwise fills the whole queue (up to busy_dist_port) each time, and
+ * every message after takes the queue's copies. */
+void edi_rt_yield_after_send(edi_rt *rt);
 /* Would a send to `to` find its ring's backlog too long (a thread's send
  * waits, as for a full mailbox)? */
 bool edi_x_busy(edi_rt *rt, edist_procid to);

@@ -168,6 +168,12 @@ void edi_sched_yield(edi_rt *rt, edi_proc *p)
     switch_out(rt, p);
 }
 
+void edi_sched_yield_to_loop(edi_rt *rt, edi_proc *p)
+{
+    sched_budget = 0; /* this run ends: the loop iterates, then kicks again */
+    edi_sched_yield(rt, p);
+}
+
 void edi_sched_exit_current(edi_rt *rt, edi_proc *p)
 {
     edi_sched *s = &rt->sched;
@@ -252,6 +258,7 @@ static void sched_run(edi_loop *loop, edi_timer *t, void *arg)
         scheduler_stack_bounds(s);
     s->in_run = true;
     sched_budget = SCHED_BUDGET;
+    rt->yield_due = false; /* asked for outside a process's send */
     edi_sched_reap(rt);
     while (sched_budget > 0 && !s->stopping) {
         edi_proc *p = runq_pop(rt);

@@ -723,12 +723,21 @@ bool edi_x_busy(edi_rt *rt, edist_procid to)
     return d != rt->shard && rt->xout[d].backlog_count >= HOLD_BACKLOG_RECORDS;
 }
 
+void edi_rt_yield_after_send(edi_rt *rt)
+{
+    rt->yield_due = true;
+}
+
 void edi_x_hold(edi_rt *rt, edist_procid to)
 {
-    if (rt->nshards == 1)
-        return;
     edi_proc *self = edi_current;
-    if (!self || self->kind != EDI_PROC_GREEN || self->rt != rt)
+    bool green = self && self->kind == EDI_PROC_GREEN && self->rt == rt;
+    if (rt->yield_due) {
+        rt->yield_due = false;
+        if (green)
+            edi_sched_yield_to_loop(rt, self);
+    }
+    if (rt->nshards == 1 || !green)
         return;
     uint32_t d = dest_shard(rt, to);
     if (d == rt->shard)

@@ -225,8 +225,9 @@ typedef struct edi_dpdk_port_stats {
      * frames lost with such a transmit */
     uint64_t device_faults, tx_lost_in_fault;
     uint64_t link_changes;
-    /* memif client: starts tried again after its server was not there
-     * or refused it (polled by edi_dpdk_port_link, every 100 ms) */
+    /* memif client: restarts while its link was down (its server not
+     * there, not started yet, or gone; polled by edi_dpdk_port_link,
+     * 100 ms after a failed start, 1 s after one that did not connect) */
     uint64_t start_retries;
     /* mbufs out of the pool (held frames, queued transmits, the device's
      * rings), the pool's count */

@@ -68,11 +68,14 @@ struct edi_dpdk_port {
     bool lsc_interrupt;
     bool rx_all;
     bool started;
-    /* A memif client whose server was not there (or refused it) at
-     * start: started again from edi_dpdk_port_link, at most every
-     * START_RETRY_NS, until it connects (a memif client never retries by
-     * itself). */
-    bool start_retry;
+    /* A memif client connects once, at start, and never again by itself:
+     * when its server's socket was not there, when the server had not
+     * started its device yet (it answers "no such device" and the client
+     * gives up; both nodes starting at once did that in 3 of 4 runs), or
+     * when the server went away. So while its link is down it is started
+     * again (stopped first) from edi_dpdk_port_link: START_RETRY_NS after
+     * a failed start, CONNECT_WAIT_NS after one that did not connect. */
+    bool memif_client;
     uint64_t start_tried_ns;
     uint64_t start_retries;
     /* memif: bursts run under the fault guard (see below); a fault marks
@@ -222,16 +225,30 @@ static int lsc_event(uint16_t port_id, enum rte_eth_event_type type, void *arg,
 }
 
 #define START_RETRY_NS 100000000ull
+/* A started client's handshake takes milliseconds; a slow machine must
+ * not have it cut short. */
+#define CONNECT_WAIT_NS 1000000000ull
+
+/* On the interrupt thread, as the driver's own teardown of a client whose
+ * server left (see device_stop_close). */
+static void client_restart(void *arg)
+{
+    edi_dpdk_port *p = arg;
+    if (p->started)
+        rte_eth_dev_stop(p->port_id);
+    p->started = rte_eth_dev_start(p->port_id) == 0;
+}
 
 void edi_dpdk_port_link(edi_dpdk_port *p, edi_dpdk_link *out)
 {
     struct rte_eth_link link;
     memset(out, 0, sizeof(*out));
-    if (p->start_retry && !p->started && !atomic_load(&p->closing) &&
-        edi_now_ns() - p->start_tried_ns >= START_RETRY_NS) {
-        p->start_tried_ns = edi_now_ns();
+    if (p->memif_client && !atomic_load(&p->closing) && !atomic_load(&p->link_up) &&
+        !atomic_load(&p->faulted) &&
+        edi_now_ns() - p->start_tried_ns >= (p->started ? CONNECT_WAIT_NS : START_RETRY_NS)) {
         p->start_retries++;
-        p->started = rte_eth_dev_start(p->port_id) == 0;
+        edi_dpdk_on_interrupt_thread(client_restart, p);
+        p->start_tried_ns = edi_now_ns();
     }
     if (!atomic_load(&p->closing) && rte_eth_link_get_nowait(p->port_id, &link) == 0) {
         if (!p->lsc_interrupt)
@@ -429,10 +446,11 @@ static int port_setup(edi_dpdk_port *p, const edi_dpdk_port_config *cfg)
     rc = rte_eth_dev_callback_register(p->port_id, RTE_ETH_EVENT_INTR_LSC, lsc_event, p);
     if (rc != 0)
         return port_fail(p, EDIST_EIO, "link event registration", rc);
+    p->memif_client = p->fault_guard && !memif_server(info.device);
     rc = rte_eth_dev_start(p->port_id);
-    if (rc != 0 && p->fault_guard && !memif_server(info.device)) {
-        p->start_retry = true; /* its link stays down until a retry connects */
-        p->start_tried_ns = edi_now_ns();
+    p->start_tried_ns = edi_now_ns();
+    if (rc != 0 && p->memif_client) {
+        /* its link stays down until a restart connects */
     } else if (rc != 0) {
         return port_fail(p, EDIST_EIO, "start", rc);
     } else {

@@ -207,6 +207,15 @@ size_t edi_lane_tx_pending(const edi_lane_link *link)
     return link->lane->ops->tx_pending(link);
 }
 
+size_t edi_lane_tx_queued(const edi_lane_link *link)
+{
+    if (link->closed)
+        return 0;
+    if (link->lane->ops->tx_queued == NULL)
+        return edi_lane_tx_pending(link);
+    return link->lane->ops->tx_queued(link);
+}
+
 uint32_t edi_lane_poll(edi_lane *lane, uint32_t budget)
 {
     return lane->ops->poll != NULL ? lane->ops->poll(lane, budget) : 0;

@@ -1044,6 +1044,11 @@ size_t edi_rlink_unsent_bytes(const edi_rlink *l)
     return (size_t)(l->snd_end - l->snd_nxt);
 }
 
+uint64_t edi_rlink_sent_offset(const edi_rlink *l)
+{
+    return l->snd_nxt;
+}
+
 void edi_rlink_get_stats(const edi_rlink *l, edi_rlink_stats *out)
 {
     *out = l->st;

@@ -258,6 +258,8 @@ uint64_t edi_rlink_acked_offset(const edi_rlink *l);
 /* Bytes appended and not yet sent once (what the next poll frames, as
  * far as the peer's window allows). */
 size_t edi_rlink_unsent_bytes(const edi_rlink *l);
+/* The stream offset sent once so far: it only grows. */
+uint64_t edi_rlink_sent_offset(const edi_rlink *l);
 void edi_rlink_get_stats(const edi_rlink *l, edi_rlink_stats *out);
 
 #endif

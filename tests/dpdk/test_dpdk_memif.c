@@ -10,8 +10,12 @@
  * mid-stream, in rounds: the server closes its port on link-down (while
  * the memif driver's own teardown on EAL's interrupt thread is held
  * open), or at a moment the parent sets (at the kill, before that
- * teardown; later, around it), and must exit cleanly each time. Every
- * child is waited for (and killed on a hang) by its PID. */
+ * teardown; later, around it), and must exit cleanly each time. A third
+ * starts the client before its server can take it: before the server's
+ * socket is there, and while the server has not started its device (the
+ * server answers "no such device" and the driver's client gives up): the
+ * port restarts the client until it connects. Every child is waited for
+ * (and killed on a hang) by its PID. */
 #include <errno.h>
 #include <execinfo.h>
 #include <pthread.h>
@@ -55,6 +59,11 @@ static const int64_t close_offsets_us[] = {NO_CLOSE_AT, 0, 10000};
 #define ROUNDS (sizeof(close_offsets_us) / sizeof(close_offsets_us[0]))
 
 enum { KIND_DATA = 1, KIND_JUMBO = 2, KIND_BYE = 3 };
+
+/* What the children do, set by the parent before it forks them. */
+static unsigned frames_64 = FRAMES_64, frames_jumbo = FRAMES_JUMBO;
+static unsigned server_start_delay_ms; /* between the EAL (socket) and the port */
+static bool client_restarts;           /* the client must have been restarted */
 
 static char tmpdir[64];
 
@@ -158,6 +167,8 @@ static edi_dpdk_port *open_memif(bool server, uint32_t pool_mbufs)
              server ? "server" : "client", tmpdir, server ? "s" : "c", (long)getpid());
     edi_dpdk_eal_config cfg = {.args = args};
     CHECK(edi_dpdk_eal_init(&cfg) == 0);
+    if (server)
+        usleep(server_start_delay_ms * 1000u); /* its socket listens, no device */
     edi_dpdk_port_config pc = {.device = "net_memif0", .pool_mbufs = pool_mbufs};
     edi_dpdk_port *port = NULL;
     CHECK(edi_dpdk_port_open(&pc, &port) == 0);
@@ -324,7 +335,7 @@ static void server_main(bool killed)
     if (killed) {
         CHECK(o.data >= KILL_AFTER_FRAMES);
     } else {
-        CHECK(o.data == FRAMES_64 && o.jumbo == FRAMES_JUMBO && o.bye == 1);
+        CHECK(o.data == frames_64 && o.jumbo == frames_jumbo && o.bye == 1);
         CHECK(!polling);
         CHECK(st.rx_held == 0 && st.tx_pending == 0 && st.pool_in_use == 0);
     }
@@ -359,13 +370,13 @@ static void client_main(bool endless)
         }
         /* At most a few bursts in flight: the echo keeps up. */
         for (int i = 0; i < 32 && sent.data + sent.jumbo - echoed.data - echoed.jumbo < 2048; i++) {
-            if (endless || sent.data < FRAMES_64) {
+            if (endless || sent.data < frames_64) {
                 send_frame(port, NULL, 64, KIND_DATA, sent.data++, deadline);
-            } else if (sent.jumbo < FRAMES_JUMBO) {
-                if (echoed.data < FRAMES_64)
+            } else if (sent.jumbo < frames_jumbo) {
+                if (echoed.data < frames_64)
                     break; /* jumbo ones after every small echo */
                 send_frame(port, NULL, jumbo_len, KIND_JUMBO, sent.jumbo++, deadline);
-            } else if (sent.bye == 0 && echoed.jumbo == FRAMES_JUMBO) {
+            } else if (sent.bye == 0 && echoed.jumbo == frames_jumbo) {
                 send_frame(port, NULL, 64, KIND_BYE, 0, deadline);
                 sent.bye = 1;
             } else {
@@ -379,20 +390,24 @@ static void client_main(bool endless)
             check_frame(&echoed, &f[i]);
             edi_rxbuf_unref(f[i].rxbuf);
         }
-        if (t_data == 0 && echoed.data == FRAMES_64)
+        if (t_data == 0 && echoed.data == frames_64)
             t_data = now_s();
     }
     double t1 = now_s();
     fprintf(stderr,
             "client: %u x 64 B echoed in %.2f s (%.2f M frames/s each way), "
             "%u x %zu B in %.2f s\n",
-            FRAMES_64, t_data - t0, FRAMES_64 / (t_data - t0) / 1e6, FRAMES_JUMBO, jumbo_len,
+            frames_64, t_data - t0, frames_64 / (t_data - t0) / 1e6, frames_jumbo, jumbo_len,
             t1 - t_data);
-    CHECK(echoed.data == FRAMES_64 && echoed.jumbo == FRAMES_JUMBO);
+    CHECK(echoed.data == frames_64 && echoed.jumbo == frames_jumbo);
     /* Every mbuf back in the pool: memif in copy mode keeps none. */
     edi_dpdk_port_stats st;
     edi_dpdk_port_stats_get(port, &st);
     CHECK(st.rx_held == 0 && st.tx_pending == 0 && st.pool_in_use == 0);
+    if (client_restarts)
+        fprintf(stderr, "client: connected after %llu restarts\n",
+                (unsigned long long)st.start_retries);
+    CHECK(!client_restarts || st.start_retries > 0);
     CHECK(edi_dpdk_port_close(port) == 0);
     edi_dpdk_eal_cleanup();
     _exit(0);
@@ -555,6 +570,49 @@ static void memif_peer_killed(void **state)
         peer_killed_round(close_offsets_us[i]);
 }
 
+/* One round of a client that starts too early: before its server
+ * (server_first false), or once the server's `wait_for` file exists, the
+ * server holding its device back delay_ms after its EAL started. */
+static void early_client_round(const char *wait_for, bool server_first,
+                               unsigned delay_ms)
+{
+    remove_file("ready");
+    server_start_delay_ms = delay_ms;
+    pid_t server = -1, client = -1;
+    double deadline = now_s() + ROLE_DEADLINE_S + 3;
+    if (server_first) {
+        server = spawn(server_main, false);
+        while (wait_for && !exists(wait_for) && now_s() < deadline)
+            usleep(1000);
+        client = spawn(client_main, false);
+    } else {
+        client = spawn(client_main, false);
+        usleep(300000); /* its first start failed: no socket */
+        server = spawn(server_main, false);
+    }
+    int cs = wait_pid(client, deadline);
+    int ss = wait_pid(server, deadline);
+    expect_clean_exit(cs, "client");
+    expect_clean_exit(ss, "server");
+}
+
+static void memif_client_restarts(void **state)
+{
+    (void)state;
+    frames_64 = 10000;
+    frames_jumbo = 100;
+    client_restarts = true;
+    /* No server yet: the client's start fails, and is tried again. */
+    early_client_round(NULL, false, 0);
+    /* The server's socket listens, its device is not started: the client
+     * connects, is refused, and is restarted once the device is there. */
+    early_client_round("m.sock", true, 1500);
+    frames_64 = FRAMES_64;
+    frames_jumbo = FRAMES_JUMBO;
+    client_restarts = false;
+    server_start_delay_ms = 0;
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -576,12 +634,13 @@ static int teardown(void **state)
         snprintf(path, sizeof(path), "%s/%s", tmpdir, names[i]);
         unlink(path);
     }
-    /* Servers and clients alternate, a server first. */
     for (int i = 0; i < n_children; i++) {
-        char path[128];
-        snprintf(path, sizeof(path), "/var/run/dpdk/edist-memif-%c-%ld", i % 2 == 0 ? 's' : 'c',
-                 (long)children[i]);
-        rmdir(path);
+        for (const char *r = "sc"; *r; r++) {
+            char path[128];
+            snprintf(path, sizeof(path), "/var/run/dpdk/edist-memif-%c-%ld", *r,
+                     (long)children[i]);
+            rmdir(path);
+        }
     }
     munmap(shared, sizeof(*shared));
     return rmdir(tmpdir);
@@ -592,6 +651,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(memif_exchange_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(memif_peer_killed, setup, teardown),
+        cmocka_unit_test_setup_teardown(memif_client_restarts, setup, teardown),
     };
     /* EDIST_MEMIF_KILLS=N: only the kill, N times (to measure the race). */
     const char *kills = getenv("EDIST_MEMIF_KILLS");

@@ -6,7 +6,7 @@
 #   over the lane, nothing lost, duplicated or out of order; again with the
 #   stream started before the switch (--lane-wait 0), so that its first
 #   messages go on TCP and the rest on memif, still in order; 100,000
-#   messages of 1 KiB; and with 1%, 5% and 20% of the frames each node
+#   messages of 1 KiB, most encoded straight into the lane; and with 1%, 5% and 20% of the frames each node
 #   receives dropped, duplicated and reordered (EDIST_DPDK_RX_FAULTS):
 #   100,000 messages once each, in order, and 16 MiB messages at 5%.
 # - `edist node --transport dpdk` twice (memif server and client, sockets
@@ -48,9 +48,13 @@ ok "bench pair --lane memif: 200,000 messages and 2,000 round trips, none lost o
 
 # 1 KiB messages: the scheduler behind the lane's watermark moves on as the
 # peer acknowledges (it once waited for good: on_sent was never called).
-bench_memif bp1k "o['messages'] == 100000 and $clean" \
+# Most are encoded straight into the lane: a sending process whose message
+# found the lane full lets the loop read the acknowledgements before it
+# sends again (without that, 8% were: the sender kept its shard until the
+# peer's whole queue was full, and every message after was copied).
+bench_memif bp1k "o['messages'] == 100000 and $clean and o['messages_in_place'] > o['messages_out'] / 2" \
   --bytes 1024 --count 100000 --rtt-count 1000
-ok "bench pair --lane memif --bytes 1024: 100,000 messages (100 MB), none lost or out of order"
+ok "bench pair --lane memif --bytes 1024: 100,000 messages (100 MB), none lost or out of order, most encoded in place"
 
 # Loss on a real port: faults injected into the frames each node receives
 # (memif itself loses nothing), 1%, 5% and 20% each of drops, duplicates
