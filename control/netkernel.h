@@ -284,10 +284,11 @@ typedef int (*edi_nk_build_fn)(void *arg, edist_buf *out, uint64_t peer_flags);
  * into one sendmsg with its neighbours); otherwise it is built once and
  * queued in the scheduler. Admission as edi_nk_send_frame. 0,
  * EDIST_ENOTFOUND (no up link with that key), EDIST_EAGAIN,
- * EDIST_ECLOSED, or the builder's error. */
+ * EDIST_ECLOSED, or the builder's error. *backlogged (on 0): the frame
+ * waits in the scheduler, the lane took no more for now. */
 int edi_nk_send_signal(edi_nk *nk, uint32_t key, uint64_t sender,
                        size_t max_bytes, edi_nk_build_fn build, void *arg,
-                       bool force);
+                       bool force, bool *backlogged);
 /* A frame [head][body] for the up peer keyed `key`, body not copied: the
  * lane takes it while the peer's scheduler is idle and the frame needs no
  * fragments, and calls release(release_arg, body) once done with it.
@@ -296,9 +297,6 @@ int edi_nk_send_signal(edi_nk *nk, uint32_t key, uint64_t sender,
 int edi_nk_send_owned(edi_nk *nk, uint32_t key, const uint8_t *head,
                       size_t head_len, const void *body, size_t body_len,
                       edi_release_fn release, void *release_arg);
-/* Does output to the up peer keyed `key` wait in the scheduler (its lane
- * took no more)? */
-bool edi_nk_key_backlogged(edi_nk *nk, uint32_t key);
 /* edi_nk_peer_flags by key. */
 int edi_nk_key_flags(edi_nk *nk, uint32_t key, size_t admit_len,
                      uint64_t *flags);

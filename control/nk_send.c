@@ -246,8 +246,9 @@ int edi_nk_peer_flags(edi_nk *nk, const char *peer, size_t admit_len,
 
 int edi_nk_send_signal(edi_nk *nk, uint32_t key, uint64_t sender,
                        size_t max_bytes, edi_nk_build_fn build, void *arg,
-                       bool force)
+                       bool force, bool *backlogged)
 {
+    *backlogged = false;
     edi_link *l = key < nk->by_key_cap ? nk->by_key[key] : NULL;
     if (!l)
         return edist_set_error(EDIST_ENOTFOUND, "not connected to node %u",
@@ -283,8 +284,10 @@ int edi_nk_send_signal(edi_nk *nk, uint32_t key, uint64_t sender,
     rc = build(arg, &nk->out, l->flags);
     if (rc)
         return rc;
-    return send_buf(nk, l, sender ? sender : EDI_NK_SELF_PID_ID, &nk->out,
-                    force);
+    rc = send_buf(nk, l, sender ? sender : EDI_NK_SELF_PID_ID, &nk->out,
+                  force);
+    *backlogged = rc == 0 && !l->dead && l->data.sq && edi_sendq_bytes(l->data.sq) > 0;
+    return rc;
 }
 
 int edi_nk_send_owned(edi_nk *nk, uint32_t key, const uint8_t *head,
@@ -309,12 +312,6 @@ int edi_nk_send_owned(edi_nk *nk, uint32_t key, const uint8_t *head,
     count_in_place(nk, l, 4 + head_len + body_len);
     nk->stats.messages_uncopied++;
     return 0;
-}
-
-bool edi_nk_key_backlogged(edi_nk *nk, uint32_t key)
-{
-    edi_link *l = key_link(nk, key);
-    return l && l->data.sq && edi_sendq_bytes(l->data.sq) > 0;
 }
 
 int edi_nk_key_flags(edi_nk *nk, uint32_t key, size_t admit_len,

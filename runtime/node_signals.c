@@ -390,13 +390,14 @@ static int rt_send_msg(edist_node *n, edist_procid from, edist_procid to,
                               msg->release, msg->owner) == 0)
             return 0;
     }
+    bool backlogged;
     rc = edi_nk_send_signal(n->nk, node, from.id, rt_msg_max_bytes(&b),
-                            rt_build_msg, &b, msg->force);
+                            rt_build_msg, &b, msg->force, &backlogged);
     if (rc == EDIST_ENOTFOUND)
         return rt_msg_defer(n, from, to, node, name, msg, rc);
     if (rc == 0 && msg->release)
         msg->release(msg->owner, msg->data); /* copied on the way out */
-    if (rc == 0 && edi_nk_key_backlogged(n->nk, node))
+    if (rc == 0 && backlogged)
         edi_rt_yield_after_send(n->rt);
     return rc;
 }

@@ -182,6 +182,11 @@ void edi_rt_rx_pressure(edi_rt *rt);
 /* Loop thread of rt's shard: signals waiting in its backlogs for other
  * shards' full rings. */
 uint32_t edi_rt_xbacklog(const edi_rt *rt);
+/* What rt's runtime still has on its way to the node: asynchronous
+ * requests of thread processes (sends, mostly) that no shard has run yet,
+ * queued or held back by a busy peer, plus records between shards not yet
+ * applied. Any thread (relaxed loads: a moment's figure). */
+uint64_t edi_rt_in_flight(const edi_rt *rt);
 int edi_rt_deliver_name(edi_rt *rt, edist_procid from, const char *name,
                         size_t name_len, const edi_rt_incoming *msg);
 /* LINK from a remote process: if `to` does not exist, hooks->exit(to,

@@ -328,11 +328,12 @@ void edi_shards_free(edi_shards *g)
 static void xpush(edi_rt *rt, uint32_t dest, const edi_xrec *r)
 {
     edi_xout *o = &rt->xout[dest];
-    EDI_COUNT_ADD(rt->x_sent, 1);
     o->wake = true;
     rt->xwake = true;
-    if (!o->backlog && edi_ring_spsc_push(o->ring, r))
+    if (!o->backlog && edi_ring_spsc_push(o->ring, r)) {
+        EDI_COUNT_ADD(rt->x_sent, 1);
         return;
+    }
     /* Full (or records wait already): behind them, in order. */
     edi_xwait *w = malloc(sizeof *w);
     if (!w) {
@@ -352,6 +353,7 @@ static void xpush(edi_rt *rt, uint32_t dest, const edi_xrec *r)
     o->backlog_tail = w;
     o->backlog_count++;
     rt->xbacklog++;
+    EDI_COUNT_ADD(rt->x_sent, 1); /* sent minus received: on their way */
     EDI_COUNT_ADD(rt->x_ring_full, 1);
 }
 
@@ -713,6 +715,20 @@ static uint32_t dest_shard(const edi_rt *rt, edist_procid to)
 uint32_t edi_rt_xbacklog(const edi_rt *rt)
 {
     return rt->xbacklog;
+}
+
+uint64_t edi_rt_in_flight(const edi_rt *rt)
+{
+    if (rt->g == NULL)
+        return atomic_load_explicit(&rt->reqs_pending, memory_order_relaxed);
+    uint64_t n = 0, sent = 0, received = 0;
+    for (uint32_t i = 0; i < rt->g->n; i++) {
+        const edi_rt *s = rt->g->rt[i];
+        n += atomic_load_explicit(&s->reqs_pending, memory_order_relaxed);
+        sent += __atomic_load_n(&s->x_sent, __ATOMIC_RELAXED);
+        received += __atomic_load_n(&s->x_received, __ATOMIC_RELAXED);
+    }
+    return n + (sent > received ? sent - received : 0);
 }
 
 bool edi_x_busy(edi_rt *rt, edist_procid to)

@@ -13,7 +13,10 @@
 # 2. A graceful stop with data in flight: A sends 50,000 messages to B,
 #    busy for 0.8 s, and stops at once; B receives them all, A says
 #    nothing was left (its close_flush_time is 60 s: B, its window opening
-#    and closing with its reads, takes a while on a loaded machine).
+#    and closing with its reads, takes a while on a loaded machine). A
+#    thread process sends them and stops the node before it detaches: with
+#    A's send_queue_limit_bytes at 256K most wait in the runtime, held
+#    back, and the stop lets them through first (B once got ~1,000).
 # 3. The peer's switch read late (test hook EDIST_LANE_TEST_SWITCH_LAG_MS:
 #    TCP 3 s behind the lane) while it streams 100,000 messages, with a
 #    hold limit of 256K: the held frames close the window at half of it,
@@ -88,7 +91,8 @@ no_down() {
 # 1. The read hold covers the lane.
 A=i10la$$
 B=i10lb$$
-peer a "$A" server m1 EDIST_DPDK_RECV_WINDOW_BYTES=64K EDIST_CLOSE_FLUSH_TIME=60
+peer a "$A" server m1 EDIST_DPDK_RECV_WINDOW_BYTES=64K EDIST_CLOSE_FLUSH_TIME=60 \
+  EDIST_SEND_QUEUE_LIMIT_BYTES=256K
 apid=$LAST_PID
 peer b "$B" client m1 EDIST_DPDK_RECV_WINDOW_BYTES=64K
 bpid=$LAST_PID
@@ -134,7 +138,7 @@ wait "$apid" || fail "A did not stop cleanly: $(tail -5 "$tmp/a.err")"
 grep -q '^stopped$' "$tmp/a.out" || fail "A: $(cat "$tmp/a.out")"
 r=$(erl_eval "$E" "{s1recv, '$B@$HOST'} ! {report, self()},
   receive {report, N, Ok} -> {N, Ok} after 5000 -> timeout end.")
-[ "$r" = "{ok,{50000,true}}" ] || fail "after A's graceful stop B has $r; A: $(tail -5 "$tmp/a.err")"
+[ "$r" = "{ok,{50000,true}}" ] || fail "after A's graceful stop B has $r; A: $(tail -25 "$tmp/a.err")"
 ! grep -q 'not acknowledged' "$tmp/a.err" || fail "A: $(grep 'not acknowledged' "$tmp/a.err")"
 ok "A sent 50,000 messages over memif to a busy B and stopped at once: B has all, in order"
 kill "$bpid"
