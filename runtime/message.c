@@ -224,6 +224,8 @@ static int send_view(edi_rt *rt, edist_procid from, edist_procid to, const uint8
     /* Another shard's or another node's. */
     edi_rt_payload pl = {data, len, release, owner, force};
     int rc = edi_out_send(rt, from, to, &pl, limit);
+    if (how != SEND_NORMAL)
+        rt->yield_due = false; /* a relayed or forced send never yields */
     if (rc == 0) {
         if (how == SEND_NORMAL)
             edi_x_hold(rt, to); /* behind a full ring: wait for it */
@@ -285,6 +287,7 @@ static int send_req_run(edi_rt *rt, edi_req *r)
         int rc = s->name && !local
                      ? edi_out_reg_send_msg(rt, s->from, s->name_node, s->name, m)
                      : edi_out_send_msg(rt, s->from, to, m, EDI_LIMIT_SOFT, false);
+        rt->yield_due = false; /* a thread is held back by its own queue */
         /* The peer's queue is full (busy_dist_port): the thread's requests
          * wait, in order, as a green sender would; never dropped. */
         if (rc == EDIST_EAGAIN)

@@ -68,6 +68,8 @@ typedef struct api_call {
     edi_timer wait_timer;
     uint64_t wait_id;
     uint64_t stop_deadline_ns; /* C_STOP: the end of close_flush_ms */
+    edi_rt_mark *stop_mark;    /* C_STOP: the runtime's work to wait for */
+    bool stop_records;         /* C_STOP: requests done, records marked */
     edist_node_stats stats;
     edist_node_peer_stats peer_stats;
 } api_call;
@@ -96,6 +98,7 @@ static void call_unref(api_call *c)
         return;
     edist_node_list_free(&c->list);
     free(c->payload);
+    free(c->stop_mark);
     pthread_mutex_destroy(&c->mu);
     pthread_cond_destroy(&c->cv);
     free(c);
@@ -265,36 +268,49 @@ static void call_run(edi_loop *loop, void *arg)
             n->listener = NULL;
         }
         c->stop_deadline_ns = edi_now_ns() + (uint64_t)edi_node_close_flush_ms(n) * 1000000u;
+        c->stop_mark = malloc(sizeof *c->stop_mark);
+        if (c->stop_mark)
+            edi_rt_mark_requests(n->rt, c->stop_mark);
         stop_after_thread_sends(n->loop, &c->wait_timer, c);
         return;
     }
     call_complete(c, rc, rc ? edist_last_error() : "");
 }
 
-/* A graceful stop first lets what the runtime still holds reach the net
- * kernel, within close_flush_ms: sends of thread processes (queued, or
- * held back by a busy peer: edist_send returned 0 for them) and records
- * between shards; then the net kernel flushes its queues in what is left
- * of it. Stopped at once, a busy peer lost all but ~1,000 of 50,000 sends
- * of a thread process; with only the requests waited for, the last ~16
- * (on their way from the thread's shard). */
+/* A graceful stop first lets what the runtime held when it began reach
+ * the net kernel, within close_flush_ms: the requests of thread processes
+ * queued by then (sends, queued or held back by a busy peer: edist_send
+ * returned 0 for them), then the records between shards taken by the time
+ * those were done (they carry those sends to shard 0). Work started later
+ * does not make it wait longer. Then the net kernel flushes its own
+ * queues, in close_flush_ms of its own. Stopped at once, a busy peer lost
+ * all but ~1,000 of 50,000 sends of a thread process; with only the
+ * requests waited for, the last ~16 (on their way from its shard). */
 static void stop_after_thread_sends(edi_loop *loop, edi_timer *t, void *arg)
 {
     api_call *c = arg;
     edist_node *n = c->node;
-    uint64_t now = edi_now_ns();
-    uint64_t held = edi_rt_in_flight(n->rt);
-    if (held > 0 && now < c->stop_deadline_ns) {
+    edi_rt_mark *m = c->stop_mark;
+    bool done = m == NULL; /* no memory for the mark: no wait */
+    if (!done && !c->stop_records && edi_rt_requests_done(n->rt, m)) {
+        edi_rt_mark_records(n->rt, m);
+        c->stop_records = true;
+    }
+    if (!done && c->stop_records)
+        done = edi_rt_records_done(n->rt, m);
+    if (!done && edi_now_ns() < c->stop_deadline_ns) {
         edi_loop_timer_start(loop, t, 1, 0, stop_after_thread_sends, c);
         return;
     }
-    if (held > 0)
+    if (!done)
         edi_logf(&n->log, EDIST_LOG_WARNING,
-                 "stop: %llu sends still held back in the runtime after close_flush_time "
-                 "(%u ms); dropped (counted in dropped)",
-                 (unsigned long long)held, edi_node_close_flush_ms(n));
-    uint64_t left_ms = c->stop_deadline_ns > now ? (c->stop_deadline_ns - now) / 1000000u : 0;
-    edi_nk_shutdown(n->nk, (uint32_t)left_ms + NODE_STOP_SLACK_MS, stop_done, c);
+                 "stop: sends of thread processes or between shards still held back in "
+                 "the runtime after close_flush_time (%u ms); what is left is dropped "
+                 "(counted in dropped)",
+                 edi_node_close_flush_ms(n));
+    free(c->stop_mark);
+    c->stop_mark = NULL;
+    edi_nk_shutdown(n->nk, edi_node_close_flush_ms(n) + NODE_STOP_SLACK_MS, stop_done, c);
 }
 
 static void stop_done(void *arg, int err, const char *detail)
@@ -651,7 +667,7 @@ bool edi_node_call_stop(edist_node *n)
     api_call *c = call_new(n, C_STOP);
     bool waited = false;
     if (c) {
-        int rc = call_exec(c, (int)(edi_node_close_flush_ms(n) + NODE_STOP_SLACK_MS) +
+        int rc = call_exec(c, (int)(2 * edi_node_close_flush_ms(n) + NODE_STOP_SLACK_MS) +
                                   NODE_CALL_SLACK_MS);
         call_unref(c);
         waited = rc == 0;

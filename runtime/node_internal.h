@@ -95,9 +95,10 @@ int edi_node_services_start(edist_node *n);
 /* Wait (never inline) until the loop runs on its thread: from then on
  * edi_loop_on_thread() tells callers apart. */
 int edi_node_call_wait_running(edist_node *n);
-/* Say goodbye on the loop: close the listener, shut the net kernel down
- * (close_flush_ms + 1 s at most), unregister, stop the loop. False if the
- * loop did not finish that in time (or could not be asked). */
+/* Say goodbye on the loop: close the listener, let the runtime's held
+ * sends reach the net kernel (close_flush_ms at most), shut the net
+ * kernel down (close_flush_ms + 1 s at most), unregister, stop the loop.
+ * False if the loop did not finish that in time (or could not be asked). */
 bool edi_node_call_stop(edist_node *n);
 
 #endif

@@ -415,6 +415,7 @@ int edi_rt_call(edi_rt *rt, edi_req *req, bool sync)
             return edist_set_error(EDIST_EAGAIN, "runtime: %u requests already queued to the shard",
                                    n);
         }
+        atomic_fetch_add_explicit(&rt->reqs_async, 1, memory_order_relaxed);
     }
     atomic_store_explicit(&req->done, 0, memory_order_relaxed);
     edi_req *top = atomic_load_explicit(&rt->reqs, memory_order_relaxed);

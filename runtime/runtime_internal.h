@@ -182,11 +182,6 @@ void edi_rt_rx_pressure(edi_rt *rt);
 /* Loop thread of rt's shard: signals waiting in its backlogs for other
  * shards' full rings. */
 uint32_t edi_rt_xbacklog(const edi_rt *rt);
-/* What rt's runtime still has on its way to the node: asynchronous
- * requests of thread processes (sends, mostly) that no shard has run yet,
- * queued or held back by a busy peer, plus records between shards not yet
- * applied. Any thread (relaxed loads: a moment's figure). */
-uint64_t edi_rt_in_flight(const edi_rt *rt);
 int edi_rt_deliver_name(edi_rt *rt, edist_procid from, const char *name,
                         size_t name_len, const edi_rt_incoming *msg);
 /* LINK from a remote process: if `to` does not exist, hooks->exit(to,
@@ -639,6 +634,7 @@ typedef struct edi_xout {
     struct edi_ring_spsc *ring;
     edi_xwait *backlog, *backlog_tail; /* waiting for room, oldest first */
     uint32_t backlog_count;
+    uint64_t pushed;                   /* records ever taken (ring or backlog) */
     bool wake;                         /* pushed since the last wake */
     /* Green processes held back by this ring's backlog (pids). */
     edist_procid *waiters;
@@ -655,6 +651,7 @@ typedef struct edi_xin {
     edi_timer retry;
     edi_rt *rt;
     uint32_t from;
+    uint64_t applied; /* records ever acted on: the producer's pushed */
 } edi_xin;
 
 struct edist_runtime {
@@ -694,6 +691,7 @@ struct edist_runtime {
     /* requests from other threads */
     _Atomic(edi_req *) reqs;       /* newest first */
     _Atomic uint32_t reqs_pending; /* asynchronous ones queued or stalled */
+    _Atomic uint64_t reqs_async;   /* asynchronous ones ever queued */
     _Atomic uint64_t reqs_pending_bytes; /* their send payloads */
     _Atomic int reqs_posted;
     edi_req *stalled;              /* oldest first, shard thread */
@@ -1050,6 +1048,20 @@ void edi_out_named(edi_rt *rt, edist_procid pid);
 int edi_x_alive(edi_rt *rt, edist_procid pid, edi_req *req);
 /* node_down for every other shard, after what was sent to each before. */
 void edi_out_node_down(edi_rt *rt, uint32_t node);
+/* The runtime's work on its way to the node, for a graceful stop: a mark
+ * of what was started (asynchronous requests of thread processes, queued
+ * per shard; records taken per ring between shards), and whether all of
+ * it is done (requests run or held back no more, as many as were queued
+ * then; records acted on, each ring in order). Any thread: counters
+ * written by their shard with relaxed stores, read relaxed. */
+typedef struct edi_rt_mark {
+    uint64_t reqs[EDI_SHARDS_MAX];
+    uint64_t records[EDI_SHARDS_MAX * EDI_SHARDS_MAX]; /* [from * n + to] */
+} edi_rt_mark;
+void edi_rt_mark_requests(const edi_rt *rt, edi_rt_mark *m);
+void edi_rt_mark_records(const edi_rt *rt, edi_rt_mark *m);
+bool edi_rt_requests_done(const edi_rt *rt, const edi_rt_mark *m);
+bool edi_rt_records_done(const edi_rt *rt, const edi_rt_mark *m);
 /* edist_send's "held back": the calling green process waits while the
  * ring toward to's shard has a long backlog (after a send that went
  * there), and gives the loop a turn when the node asked for one

@@ -332,6 +332,7 @@ static void xpush(edi_rt *rt, uint32_t dest, const edi_xrec *r)
     rt->xwake = true;
     if (!o->backlog && edi_ring_spsc_push(o->ring, r)) {
         EDI_COUNT_ADD(rt->x_sent, 1);
+        EDI_COUNT_ADD(o->pushed, 1);
         return;
     }
     /* Full (or records wait already): behind them, in order. */
@@ -353,7 +354,8 @@ static void xpush(edi_rt *rt, uint32_t dest, const edi_xrec *r)
     o->backlog_tail = w;
     o->backlog_count++;
     rt->xbacklog++;
-    EDI_COUNT_ADD(rt->x_sent, 1); /* sent minus received: on their way */
+    EDI_COUNT_ADD(rt->x_sent, 1);
+    EDI_COUNT_ADD(o->pushed, 1);
     EDI_COUNT_ADD(rt->x_ring_full, 1);
 }
 
@@ -717,18 +719,48 @@ uint32_t edi_rt_xbacklog(const edi_rt *rt)
     return rt->xbacklog;
 }
 
-uint64_t edi_rt_in_flight(const edi_rt *rt)
+static uint32_t shard_count(const edi_rt *rt) { return rt->g ? rt->g->n : 1; }
+static const edi_rt *shard_at(const edi_rt *rt, uint32_t i) { return rt->g ? rt->g->rt[i] : rt; }
+
+void edi_rt_mark_requests(const edi_rt *rt, edi_rt_mark *m)
 {
-    if (rt->g == NULL)
-        return atomic_load_explicit(&rt->reqs_pending, memory_order_relaxed);
-    uint64_t n = 0, sent = 0, received = 0;
-    for (uint32_t i = 0; i < rt->g->n; i++) {
-        const edi_rt *s = rt->g->rt[i];
-        n += atomic_load_explicit(&s->reqs_pending, memory_order_relaxed);
-        sent += __atomic_load_n(&s->x_sent, __ATOMIC_RELAXED);
-        received += __atomic_load_n(&s->x_received, __ATOMIC_RELAXED);
+    for (uint32_t i = 0; i < shard_count(rt); i++)
+        m->reqs[i] = atomic_load_explicit(&shard_at(rt, i)->reqs_async, memory_order_relaxed);
+}
+
+bool edi_rt_requests_done(const edi_rt *rt, const edi_rt_mark *m)
+{
+    for (uint32_t i = 0; i < shard_count(rt); i++) {
+        const edi_rt *s = shard_at(rt, i);
+        /* pending first: a request counted in neither is not taken for
+         * done */
+        uint32_t pending = atomic_load_explicit(&s->reqs_pending, memory_order_relaxed);
+        uint64_t queued = atomic_load_explicit(&s->reqs_async, memory_order_relaxed);
+        if (queued - pending < m->reqs[i])
+            return false;
     }
-    return n + (sent > received ? sent - received : 0);
+    return true;
+}
+
+void edi_rt_mark_records(const edi_rt *rt, edi_rt_mark *m)
+{
+    uint32_t n = shard_count(rt);
+    for (uint32_t i = 0; i < n; i++)
+        for (uint32_t j = 0; j < n; j++)
+            m->records[i * n + j] =
+                i == j ? 0 : __atomic_load_n(&shard_at(rt, i)->xout[j].pushed, __ATOMIC_RELAXED);
+}
+
+bool edi_rt_records_done(const edi_rt *rt, const edi_rt_mark *m)
+{
+    uint32_t n = shard_count(rt);
+    for (uint32_t i = 0; i < n; i++)
+        for (uint32_t j = 0; j < n; j++)
+            if (i != j &&
+                __atomic_load_n(&shard_at(rt, j)->xin[i].applied, __ATOMIC_RELAXED) <
+                    m->records[i * n + j])
+                return false;
+    return true;
 }
 
 bool edi_x_busy(edi_rt *rt, edist_procid to)
@@ -981,6 +1013,7 @@ static uint32_t drain(edi_rt *rt)
             in->retry_ms = XHOLD_RETRY_MS; /* moving again */
         edi_ring_spsc_consume(in->ring, i);
         EDI_COUNT_ADD(rt->x_received, i);
+        EDI_COUNT_ADD(in->applied, i);
         total += i;
         /* seq_cst fence: pairs with the producer's fence in
          * flush_backlogs, between its store of want_room and its look at

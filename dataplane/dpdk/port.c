@@ -234,6 +234,13 @@ static int lsc_event(uint16_t port_id, enum rte_eth_event_type type, void *arg,
 static void client_restart(void *arg)
 {
     edi_dpdk_port *p = arg;
+    struct rte_eth_link link;
+    /* Connected meanwhile (the driver's handshake runs on this thread):
+     * nothing to do. */
+    if (p->started && rte_eth_link_get_nowait(p->port_id, &link) == 0 &&
+        link.link_status == RTE_ETH_LINK_UP)
+        return;
+    p->start_retries++;
     if (p->started)
         rte_eth_dev_stop(p->port_id);
     p->started = rte_eth_dev_start(p->port_id) == 0;
@@ -243,17 +250,19 @@ void edi_dpdk_port_link(edi_dpdk_port *p, edi_dpdk_link *out)
 {
     struct rte_eth_link link;
     memset(out, 0, sizeof(*out));
-    if (p->memif_client && !atomic_load(&p->closing) && !atomic_load(&p->link_up) &&
-        !atomic_load(&p->faulted) &&
-        edi_now_ns() - p->start_tried_ns >= (p->started ? CONNECT_WAIT_NS : START_RETRY_NS)) {
-        p->start_retries++;
-        edi_dpdk_on_interrupt_thread(client_restart, p);
-        p->start_tried_ns = edi_now_ns();
-    }
+    /* The state first: nobody may have asked since the client connected
+     * (the lane asks only while a link waits), and a restart on a stale
+     * "down" would cut a working connection. */
     if (!atomic_load(&p->closing) && rte_eth_link_get_nowait(p->port_id, &link) == 0) {
         if (!p->lsc_interrupt)
             link_set(p, link.link_status == RTE_ETH_LINK_UP);
         out->speed_mbps = link.link_speed == RTE_ETH_SPEED_NUM_UNKNOWN ? 0 : link.link_speed;
+    }
+    if (p->memif_client && !atomic_load(&p->closing) && !atomic_load(&p->link_up) &&
+        !atomic_load(&p->faulted) &&
+        edi_now_ns() - p->start_tried_ns >= (p->started ? CONNECT_WAIT_NS : START_RETRY_NS)) {
+        edi_dpdk_on_interrupt_thread(client_restart, p);
+        p->start_tried_ns = edi_now_ns();
     }
     out->up = atomic_load(&p->link_up);
     out->changes = READ(p->link_changes);

@@ -440,12 +440,16 @@ void edi_loop_timer_cancel(edi_loop *loop, edi_timer *t)
 
 static uint32_t run_timers(edi_loop *loop)
 {
-    /* At most as many as were armed at the start: a timer re-armed with
-     * delay 0 from its own callback waits for the next iteration. */
-    uint32_t budget = loop->heap_len, fired = 0;
-    while (budget-- > 0 && loop->heap_len > 0) {
+    /* Only timers armed before this pass: one armed (or re-armed) with
+     * delay 0 from a callback waits for the next iteration, so the polls
+     * run in between (the scheduler's kick, re-armed by a process that
+     * yields to the loop, used to fire again at once: the heap's (due,
+     * seq) order puts every newer timer behind the older due ones). */
+    uint64_t seq0 = loop->timer_seq;
+    uint32_t fired = 0;
+    while (loop->heap_len > 0) {
         edi_timer *t = loop->heap[0];
-        if (t->due_ms > loop->now_ms)
+        if (t->due_ms > loop->now_ms || t->seq >= seq0)
             break;
         heap_remove(loop, t);
         if (t->period_ms > 0) {

@@ -225,7 +225,9 @@ typedef struct edist_node_config {
     /* A graceful close (disconnect, node stop) waits at most this long for
      * the peer to take what was sent: the TCP connection's queue, and
      * after a lane switch the lane's acknowledgements (then a line saying
-     * how much was not). A node stop takes at most this plus 1 s.
+     * how much was not). A node stop first waits as long at most for the
+     * sends its thread processes made (edist_send returned for them) to
+     * leave the runtime, so it takes at most twice this plus 1 s.
      * 0: EDIST_NODE_CLOSE_FLUSH_MS_DEFAULT. */
     uint32_t close_flush_ms;
 } edist_node_config;
@@ -260,8 +262,9 @@ void edist_node_config_init(edist_node_config *cfg);
  * name is registered already). Blocks for the port mapper exchange. */
 int edist_node_start(const edist_node_config *cfg, edist_node **out);
 
-/* Disconnect every peer cleanly, unregister, stop the thread, free. NULL is
- * a no-op. Not from a callback. */
+/* Disconnect every peer cleanly (what processes sent before goes out
+ * first, within close_flush_ms twice), unregister, stop the thread, free.
+ * NULL is a no-op. Not from a callback. */
 void edist_node_stop(edist_node *node);
 
 /* The node's process runtime (edist/proc.h): its processes are the node's

@@ -368,7 +368,9 @@ bool edist_runtime_is_alive(edist_runtime *rt, edist_procid pid);
  * full mailbox: EDIST_EAGAIN, nothing queued (a mailbox on another shard:
  * the message is queued and the sender held back, in order, until there
  * is room). To a remote pid: handed to the node (EDIST_ECLOSED without
- * distribution).
+ * distribution); a green process whose message had to wait for the
+ * peer's connection (its lane took no more) lets other processes and the
+ * node run before it returns, as erts may suspend a process on any send.
  * From a thread process (or edist_runtime_send from any thread) a send is
  * queued to the shard in order with the thread's other signals and
  * returns 0 (EDIST_EAGAIN when max_pending_requests or max_pending_bytes
