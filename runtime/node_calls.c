@@ -280,9 +280,10 @@ static void call_run(edi_loop *loop, void *arg)
 /* A graceful stop first lets what the runtime held when it began reach
  * the net kernel, within close_flush_ms: the requests of thread processes
  * queued by then (sends, queued or held back by a busy peer: edist_send
- * returned 0 for them), then the records between shards taken by the time
- * those were done (they carry those sends to shard 0). Work started later
- * does not make it wait longer. Then the net kernel flushes its own
+ * returned 0 for them), every one up to the last queued then, in each
+ * shard's order; then the records the rings to shard 0 had taken by the
+ * time those were done (they carry those sends to the node). Work
+ * started later does not make it wait longer. Then the net kernel flushes its own
  * queues, in close_flush_ms of its own. Stopped at once, a busy peer lost
  * all but ~1,000 of 50,000 sends of a thread process; with only the
  * requests waited for, the last ~16 (on their way from its shard). */

@@ -361,6 +361,8 @@ static void drain_requests(edi_rt *rt)
         bool was_stalled = retried;
         if (r == old_tail)
             retried = false; /* the rest are fresh */
+        if (!r->sync && r->take_no == 0)
+            r->take_no = ++rt->reqs_taken; /* first taken: in posting order */
         if (rt->stalled && sender_stalled(rt, r->sender)) {
             stall(rt, r); /* behind its sender's stalled request */
             continue;
@@ -381,6 +383,15 @@ static void drain_requests(edi_rt *rt)
             edi_sched_reap(rt);
         complete(r, rc);
     }
+    /* The oldest request not done: the stalled list keeps the shard's
+     * order (stalled ones are taken first and stall again at its end). */
+    uint64_t oldest = rt->reqs_taken + 1;
+    for (const edi_req *s = rt->stalled; s; s = s->next)
+        if (!s->sync) {
+            oldest = s->take_no;
+            break;
+        }
+    atomic_store_explicit(&rt->reqs_oldest_open, oldest, memory_order_release);
     /* Retry soon after progress, less often while nothing moves (a peer
      * that stopped reading), so that held-back requests cost the shard
      * little. */
@@ -401,6 +412,7 @@ static void post_drain(edi_loop *loop, void *arg)
 int edi_rt_call(edi_rt *rt, edi_req *req, bool sync)
 {
     req->sync = sync;
+    req->take_no = 0;
     req->sender = edi_current;
     if (edi_rt_on_shard(rt)) {
         int rc = req->fn(rt, req);
@@ -552,6 +564,7 @@ static int shard_new(const edist_runtime_config *cfg, edi_loop *loop, const edi_
     rt->cfg = *cfg;
     rt->log = (edi_log){rt->cfg.log, rt->cfg.log_user, rt->cfg.log_level};
     rt->stall_retry_ms = STALL_RETRY_MS;
+    atomic_init(&rt->reqs_oldest_open, 1);
     const char *name = rt->cfg.node_name ? rt->cfg.node_name : "nonode@nohost";
     size_t nlen = strlen(name);
     if (nlen == 0 || nlen > EDIST_ATOM_MAX_BYTES || !strchr(name, '@')) {

@@ -592,6 +592,8 @@ struct edi_req {
     _Atomic uint32_t done;
     int rc;
     bool sync;
+    uint64_t take_no; /* asynchronous: its place in the shard's order, from
+                       * 1 (0: not taken yet) */
 };
 
 /* ---- shards (shard.c) -------------------------------------------------------
@@ -692,6 +694,10 @@ struct edist_runtime {
     _Atomic(edi_req *) reqs;       /* newest first */
     _Atomic uint32_t reqs_pending; /* asynchronous ones queued or stalled */
     _Atomic uint64_t reqs_async;   /* asynchronous ones ever queued */
+    uint64_t reqs_taken;           /* asynchronous ones numbered (take_no) */
+    /* The take_no of the oldest asynchronous request not done yet (a
+     * stalled one), else reqs_taken + 1: published after each drain. */
+    _Atomic uint64_t reqs_oldest_open;
     _Atomic uint64_t reqs_pending_bytes; /* their send payloads */
     _Atomic int reqs_posted;
     edi_req *stalled;              /* oldest first, shard thread */
@@ -1049,14 +1055,14 @@ int edi_x_alive(edi_rt *rt, edist_procid pid, edi_req *req);
 /* node_down for every other shard, after what was sent to each before. */
 void edi_out_node_down(edi_rt *rt, uint32_t node);
 /* The runtime's work on its way to the node, for a graceful stop: a mark
- * of what was started (asynchronous requests of thread processes, queued
- * per shard; records taken per ring between shards), and whether all of
- * it is done (requests run or held back no more, as many as were queued
- * then; records acted on, each ring in order). Any thread: counters
- * written by their shard with relaxed stores, read relaxed. */
+ * of what was started (asynchronous requests of thread processes queued
+ * per shard; records taken by each shard's ring to shard 0, which carries
+ * what goes to the node), and whether all of it is done (every request
+ * up to the mark, in the shard's order, run or held back no more; the
+ * records acted on, each ring in order). Any thread. */
 typedef struct edi_rt_mark {
     uint64_t reqs[EDI_SHARDS_MAX];
-    uint64_t records[EDI_SHARDS_MAX * EDI_SHARDS_MAX]; /* [from * n + to] */
+    uint64_t records[EDI_SHARDS_MAX]; /* shard i's ring to shard 0 */
 } edi_rt_mark;
 void edi_rt_mark_requests(const edi_rt *rt, edi_rt_mark *m);
 void edi_rt_mark_records(const edi_rt *rt, edi_rt_mark *m);

@@ -722,44 +722,36 @@ uint32_t edi_rt_xbacklog(const edi_rt *rt)
 static uint32_t shard_count(const edi_rt *rt) { return rt->g ? rt->g->n : 1; }
 static const edi_rt *shard_at(const edi_rt *rt, uint32_t i) { return rt->g ? rt->g->rt[i] : rt; }
 
+/* Requests are numbered as a shard takes them, in posting order, so the
+ * count queued at the mark is the number of the last one to wait for. */
 void edi_rt_mark_requests(const edi_rt *rt, edi_rt_mark *m)
 {
     for (uint32_t i = 0; i < shard_count(rt); i++)
-        m->reqs[i] = atomic_load_explicit(&shard_at(rt, i)->reqs_async, memory_order_relaxed);
+        m->reqs[i] = atomic_load_explicit(&shard_at(rt, i)->reqs_async, memory_order_acquire);
 }
 
 bool edi_rt_requests_done(const edi_rt *rt, const edi_rt_mark *m)
 {
-    for (uint32_t i = 0; i < shard_count(rt); i++) {
-        const edi_rt *s = shard_at(rt, i);
-        /* pending first: a request counted in neither is not taken for
-         * done */
-        uint32_t pending = atomic_load_explicit(&s->reqs_pending, memory_order_relaxed);
-        uint64_t queued = atomic_load_explicit(&s->reqs_async, memory_order_relaxed);
-        if (queued - pending < m->reqs[i])
+    for (uint32_t i = 0; i < shard_count(rt); i++)
+        /* acquire: what the shard did for them (records pushed toward
+         * shard 0) is seen by the record mark after this */
+        if (atomic_load_explicit(&shard_at(rt, i)->reqs_oldest_open, memory_order_acquire) <=
+            m->reqs[i])
             return false;
-    }
     return true;
 }
 
 void edi_rt_mark_records(const edi_rt *rt, edi_rt_mark *m)
 {
-    uint32_t n = shard_count(rt);
-    for (uint32_t i = 0; i < n; i++)
-        for (uint32_t j = 0; j < n; j++)
-            m->records[i * n + j] =
-                i == j ? 0 : __atomic_load_n(&shard_at(rt, i)->xout[j].pushed, __ATOMIC_RELAXED);
+    for (uint32_t i = 1; i < shard_count(rt); i++)
+        m->records[i] = __atomic_load_n(&shard_at(rt, i)->xout[0].pushed, __ATOMIC_RELAXED);
 }
 
 bool edi_rt_records_done(const edi_rt *rt, const edi_rt_mark *m)
 {
-    uint32_t n = shard_count(rt);
-    for (uint32_t i = 0; i < n; i++)
-        for (uint32_t j = 0; j < n; j++)
-            if (i != j &&
-                __atomic_load_n(&shard_at(rt, j)->xin[i].applied, __ATOMIC_RELAXED) <
-                    m->records[i * n + j])
-                return false;
+    for (uint32_t i = 1; i < shard_count(rt); i++)
+        if (__atomic_load_n(&shard_at(rt, 0)->xin[i].applied, __ATOMIC_RELAXED) < m->records[i])
+            return false;
     return true;
 }
 

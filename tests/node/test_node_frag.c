@@ -343,11 +343,13 @@ static void test_owned_send_zero_copy(void **state)
      * peer's scheduler (it would be overtaken): the node's own messages
      * after the connect (pg's discover) leave first. */
     int64_t idle_by = peers_now_ms() + 5000;
-    do {
+    uint64_t sent_before = UINT64_MAX;
+    do { /* idle twice, 50 ms apart, nothing sent in between */
         assert_int_equal(edist_node_get_stats(a, &s0), 0);
-        if (s0.send_queue_bytes == 0)
+        if (s0.send_queue_bytes == 0 && s0.messages_sent == sent_before)
             break;
-        usleep(1000);
+        sent_before = s0.send_queue_bytes == 0 ? s0.messages_sent : UINT64_MAX;
+        usleep(50 * 1000);
     } while (peers_now_ms() < idle_by);
     assert_int_equal(s0.send_queue_bytes, 0);
     assert_int_equal(edist_runtime_spawn(edist_node_runtime(a), owned_sender, &c,
