@@ -923,8 +923,10 @@ void edi_rt_stats_add(edi_rt *rt, edist_runtime_stats *o, bool exact)
     o->mailbox_overflows += RD(rt->mailbox_overflows);
     o->messages_copied_out += RD(rt->copied_out);
     o->mailbox_busy += RD(rt->mailbox_busy);
-    o->shard_records_sent += RD(rt->x_sent);
-    o->shard_records_received += RD(rt->x_received);
+    for (uint32_t d = 0; rt->xout && d < rt->nshards; d++) {
+        o->shard_records_sent += RD(rt->xout[d].pushed);
+        o->shard_records_received += RD(rt->xin[d].applied);
+    }
     o->shard_ring_full += RD(rt->x_ring_full);
     o->shard_senders_held += RD(rt->x_senders_held);
     o->shard_ring_holds += RD(rt->x_holds);

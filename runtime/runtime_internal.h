@@ -725,7 +725,7 @@ struct edist_runtime {
     bool yield_due;             /* edi_rt_yield_after_send */
     uint32_t xbacklog;          /* records in all backlogs */
     /* counters (shard thread; others read them relaxed) */
-    uint64_t x_sent, x_received, x_ring_full, x_senders_held, x_holds;
+    uint64_t x_ring_full, x_senders_held, x_holds; /* records: xout pushed, xin applied */
     edi_poll_source xpoll;      /* drains the rings every iteration */
 };
 

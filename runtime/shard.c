@@ -331,7 +331,6 @@ static void xpush(edi_rt *rt, uint32_t dest, const edi_xrec *r)
     o->wake = true;
     rt->xwake = true;
     if (!o->backlog && edi_ring_spsc_push(o->ring, r)) {
-        EDI_COUNT_ADD(rt->x_sent, 1);
         EDI_COUNT_ADD(o->pushed, 1);
         return;
     }
@@ -354,7 +353,6 @@ static void xpush(edi_rt *rt, uint32_t dest, const edi_xrec *r)
     o->backlog_tail = w;
     o->backlog_count++;
     rt->xbacklog++;
-    EDI_COUNT_ADD(rt->x_sent, 1);
     EDI_COUNT_ADD(o->pushed, 1);
     EDI_COUNT_ADD(rt->x_ring_full, 1);
 }
@@ -1004,7 +1002,6 @@ static uint32_t drain(edi_rt *rt)
         if (!in->held)
             in->retry_ms = XHOLD_RETRY_MS; /* moving again */
         edi_ring_spsc_consume(in->ring, i);
-        EDI_COUNT_ADD(rt->x_received, i);
         EDI_COUNT_ADD(in->applied, i);
         total += i;
         /* seq_cst fence: pairs with the producer's fence in
