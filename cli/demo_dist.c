@@ -390,6 +390,55 @@ static bool have_erl(void)
     " From ! {shell, node(), Msg}, Loop()"                                    \
     " end end, L()."
 
+/* The chapter's global steps: a name registered on node2 found from node1
+ * and erl1, a message sent to it by name; erl1, which only node1 pinged,
+ * meets node2 through global. */
+static void global_steps(bool erl)
+{
+    char v[1024], cmd[512];
+    edist_buf name;
+    parse("{todo_list, <<\"bob\">>}", &name);
+    bool ok = rpc_call(NODE2, "edist_demo", "global_register", "[{todo_list, <<\"bob\">>}]", v,
+                       sizeof v) && !strcmp(v, "yes");
+    demo_step(ok, "(node1)> rpc:call('" NODE2 "', edist_demo, global_register, [{todo_list, <<\"bob\">>}]).", v);
+    /* node2 may have registered before it synced with node1: sync first,
+     * as an Erlang shell would */
+    int rc = edist_global_sync(WAIT_MS);
+    demo_step(rc == 0, "(node1)> global:sync().", rc == 0 ? "ok" : edist_strerror(rc));
+    edist_procid holder = EDIST_PROCID_NULL;
+    rc = edist_global_whereis_name(name.data, name.len, &holder);
+    ok = rc == 0 && !strcmp(edist_procid_node(holder), NODE2);
+    demo_step(ok, "(node1)> global:whereis_name({todo_list, <<\"bob\">>}).",
+              rc == 0 ? show_pid(holder) : "undefined");
+    edist_buf msg;
+    parse("{add, <<\"milk\">>}", &msg);
+    rc = edist_global_send(name.data, name.len, msg.data, msg.len);
+    demo_step(rc == 0, "(node1)> global:send({todo_list, <<\"bob\">>}, {add, <<\"milk\">>}).",
+              rc == 0 ? show_pid(holder) : edist_strerror(rc));
+    edist_buf_free(&msg);
+    if (erl) {
+        ok = false;
+        for (int i = 0; i < 50 && !ok; i++) {
+            ok = rpc_call(ERL1, "global", "whereis_name", "[{todo_list, <<\"bob\">>}]", v, sizeof v) &&
+                 !strcmp(v, show_pid(holder));
+            if (!ok)
+                usleep(100000);
+        }
+        demo_step(ok, "(node1)> rpc:call('" ERL1 "', global, whereis_name, [{todo_list, <<\"bob\">>}]).", v);
+        /* erl1 was pinged by node1 only; global's sync told it of node2 */
+        ok = false;
+        for (int i = 0; i < 50 && !ok; i++) {
+            ok = rpc_call(ERL1, "erlang", "nodes", "[]", v, sizeof v) && strstr(v, NODE2) &&
+                 strstr(v, NODE1);
+            if (!ok)
+                usleep(100000);
+        }
+        snprintf(cmd, sizeof cmd, "(node1)> rpc:call('%s', erlang, nodes, []).", ERL1);
+        demo_step(ok, cmd, v);
+    }
+    edist_buf_free(&name);
+}
+
 static void dist_steps(edist_node *node1, bool erl)
 {
     char v[1024], cmd[512];
@@ -531,6 +580,8 @@ static void dist_steps(edist_node *node1, bool erl)
     demo_step(rc == 0, "(node1)> pg:leave(traders, self()).", rc ? edist_strerror(rc) : "ok");
     edist_buf_free(&b);
 
+    global_steps(erl);
+
     /* a link and a monitor across nodes, firing on a crash */
     edist_trap_exit(true);
     parse("[boom]", &b);
@@ -593,6 +644,13 @@ static void kill_steps(edist_node *node1, child *n2)
     list_text(&l, v, sizeof v);
     edist_node_list_free(&l);
     demo_step(ok, "(node1)> nodes().", v);
+    /* node2's global name went with it */
+    parse("{todo_list, <<\"bob\">>}", &b);
+    edist_procid gone;
+    rc = edist_global_whereis_name(b.data, b.len, &gone);
+    edist_buf_free(&b);
+    demo_step(rc == EDIST_ENOTFOUND, "(node1)> global:whereis_name({todo_list, <<\"bob\">>}).",
+              rc == EDIST_ENOTFOUND ? "undefined" : rc == 0 ? show_pid(gone) : edist_strerror(rc));
 }
 
 int demo_dist(bool pause)

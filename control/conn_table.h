@@ -47,6 +47,9 @@ typedef struct edi_peer {
     uint64_t flags; /* negotiated */
     uint32_t creation;
     uint64_t up_since_ms;
+    /* this connection's id (net_kernel's connection_id): a new one for
+     * every connection that comes up, never reused by this node */
+    uint64_t conn_id;
     edi_peer_waiter *waiters;
     /* PENDING without owner: give up at this time (ms, loop clock). */
     uint64_t orphan_deadline_ms;

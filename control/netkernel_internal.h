@@ -180,6 +180,7 @@ struct edi_nk {
     char name[EDI_HS_NAME_MAX_BYTES + 1];
     edi_loop *loop;
     edi_conn_table table;
+    uint64_t last_conn_id; /* the last connection id given */
     edi_link *links;      /* live links */
     edi_link *dead_links; /* killed, waiting for their sockets' on_close */
     nk_lookup *lookups;   /* resolver threads not yet joined */
@@ -262,7 +263,7 @@ void edi_nki_subs_sweep(edi_nk *nk);
 nk_sub *edi_nki_sub_find(edi_nk *nk, uint64_t handle);
 void edi_nki_fire_one(edi_nk *nk, nk_sub *s, const edist_node_event *ev);
 void edi_nki_emit_event(edi_nk *nk, bool up, const char *peer, bool hidden,
-                        const char *reason, uint64_t flags);
+                        const char *reason, uint64_t flags, uint64_t conn_id);
 edi_link *edi_nki_up_link(edi_nk *nk, const char *peer);
 void edi_nki_enc_nodes(edi_nk *nk, edist_buf *s, unsigned selectors);
 

@@ -194,6 +194,7 @@ void edi_nki_handshake_done(edi_link *l)
     p->flags = l->flags;
     p->creation = r->peer_creation;
     p->up_since_ms = edi_loop_now_ms(nk->loop);
+    p->conn_id = ++nk->last_conn_id;
     p->orphan_deadline_ms = 0;
     nk->stats.nodeups++;
     nk->stats.connections_up++;
@@ -203,7 +204,7 @@ void edi_nki_handshake_done(edi_link *l)
            r->hidden ? "hidden" : "visible",
            l->role == EDI_HS_INITIATOR ? "connected to" : "accepted from",
            l->addr, fl);
-    edi_nki_emit_event(nk, true, p->name, r->hidden, NULL, l->flags);
+    edi_nki_emit_event(nk, true, p->name, r->hidden, NULL, l->flags, p->conn_id);
     /* Waiters: the entry may have been dropped by a callback above. */
     p = edi_ct_find(&nk->table, r->peer_name);
     if (p && p->owner == l) {

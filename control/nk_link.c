@@ -183,6 +183,7 @@ void edi_nki_link_down_why(edi_link *l, const char *reason, bool graceful,
     link_kill(l, graceful);
     if (!p || p->owner != l)
         return;
+    uint64_t conn_id = p->conn_id;
     nk->stats.nodedowns++;
     if (nk->stats.connections_up)
         nk->stats.connections_up--;
@@ -213,7 +214,7 @@ void edi_nki_link_down_why(edi_link *l, const char *reason, bool graceful,
     fail_peer_ops(nk, name, EDIST_ECLOSED, detail);
     if (nk->rt_ops && nk->rt_ops->node_down)
         nk->rt_ops->node_down(nk->rt_user, name);
-    edi_nki_emit_event(nk, false, name, hidden, reason, 0);
+    edi_nki_emit_event(nk, false, name, hidden, reason, 0, conn_id);
     if (waiting && !waiting->dead && waiting->phase == L_WAIT_OLD)
         edi_nki_old_conn_gone(waiting);
     edi_nki_shutdown_check(nk);

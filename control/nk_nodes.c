@@ -41,13 +41,14 @@ void edi_nki_fire_one(edi_nk *nk, nk_sub *s, const edist_node_event *ev)
 /* nodeup / nodedown to every subscriber that asked for this kind of node;
  * nodedown also fires (and ends) the monitor_node subscriptions of peer. */
 void edi_nki_emit_event(edi_nk *nk, bool up, const char *peer, bool hidden,
-                        const char *reason, uint64_t flags)
+                        const char *reason, uint64_t flags, uint64_t conn_id)
 {
     edist_node_event ev = {.up = up,
                            .node = peer,
                            .hidden = hidden,
                            .reason = up ? NULL : reason,
-                           .flags = flags};
+                           .flags = flags,
+                           .connection_id = conn_id};
     unsigned kind = hidden ? EDIST_NODES_HIDDEN : EDIST_NODES_VISIBLE;
     nk->dispatching++;
     size_t n = nk->sub_count; /* subscriptions made by callbacks wait */

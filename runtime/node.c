@@ -328,6 +328,7 @@ static void node_free(edist_node *n)
     edist_buf_free(&n->rt_frame);
     if (n->nk)
         edi_nk_free(n->nk);
+    edi_node_subs_free(n);
     if (n->dpdk_lane)
         edi_lane_close(n->dpdk_lane); /* after the links that used it */
     if (n->loop)

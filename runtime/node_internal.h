@@ -47,7 +47,9 @@ struct edist_node {
      * build frames (loop thread). */
     edi_rt *rt;
     edi_services *services;
-    edist_procid node_watcher; /* told of nodeup/nodedown (the pg scope) */
+    /* processes told of nodeup/nodedown (services' monitor_nodes):
+     * each one its own net kernel subscription; loop thread */
+    struct node_sub *node_subs;
     edist_buf rt_frame;
     uint64_t rt_unlink_id;
     /* Auto-connection: signals for nodes being connected to (loop
@@ -90,6 +92,8 @@ extern const edi_nk_rt_ops edi_node_nk_ops;
 
 /* node_services.c: start the services (cfg.services) on n's runtime. */
 int edi_node_services_start(edist_node *n);
+/* The services' node event subscribers (after the net kernel is freed). */
+void edi_node_subs_free(edist_node *n);
 
 /* node_calls.c */
 /* Wait (never inline) until the loop runs on its thread: from then on

@@ -7,6 +7,7 @@
 #include "dataplane/dpdk/dpdk_lane.h"
 #endif
 
+#include <stdlib.h>
 #include <string.h>
 
 static int svc_nodes(void *user, unsigned which, edi_services_node_fn add,
@@ -42,26 +43,78 @@ static bool svc_is_alive(void *user)
     return true;
 }
 
-/* {nodeup, Node} / {nodedown, Node} to the watcher (loop thread). */
+/* A process subscribed to node events (freed with the node). */
+typedef struct node_sub {
+    struct node_sub *next;
+    edist_node *n;
+    edist_procid pid;
+    unsigned opts; /* EDI_MN_* */
+} node_sub;
+
+/* The event as monitor_nodes(true, Options) words it, to the subscriber
+ * (loop thread). An event for a process that is gone is dropped by the
+ * runtime, as a message to a dead pid is. */
 static void svc_node_event(void *user, const edist_node_event *ev)
 {
-    edist_node *n = user;
-    uint8_t mem[EDIST_ATOM_MAX_BYTES + 32];
+    node_sub *s = user;
+    uint8_t mem[2 * EDIST_ATOM_MAX_BYTES + 160];
     edist_buf b;
     edist_buf_init_fixed(&b, mem, sizeof mem);
-    edist_enc_tuple(&b, 2);
+    bool info = s->opts & EDI_MN_INFO;
+    edist_enc_tuple(&b, info ? 3 : 2);
     edist_enc_atomz(&b, ev->up ? "nodeup" : "nodedown");
     edist_enc_atomz(&b, ev->node);
+    if (info) {
+        bool reason = !ev->up && (s->opts & EDI_MN_REASON);
+        uint32_t pairs = !!(s->opts & EDI_MN_CONN_ID) +
+                         !!(s->opts & EDI_MN_NODE_TYPE) + reason;
+        edist_enc_map(&b, pairs);
+        /* keys in term order, as erts prints small maps */
+        if (s->opts & EDI_MN_CONN_ID) {
+            edist_enc_atomz(&b, "connection_id");
+            edist_enc_int(&b, (int64_t)ev->connection_id);
+        }
+        if (s->opts & EDI_MN_NODE_TYPE) {
+            edist_enc_atomz(&b, "node_type");
+            edist_enc_atomz(&b, ev->hidden ? "hidden" : "visible");
+        }
+        if (reason) {
+            edist_enc_atomz(&b, "nodedown_reason");
+            edist_enc_atomz(&b, ev->reason ? ev->reason : "connection_closed");
+        }
+    }
     if (edist_buf_error(&b) == 0)
-        edist_runtime_send(n->rt, n->node_watcher, b.data, b.len);
+        edist_runtime_send(s->n->rt, s->pid, b.data, b.len);
 }
 
-static int svc_monitor_nodes(void *user, edist_procid pid)
+static int svc_monitor_nodes(void *user, edist_procid pid, unsigned opts)
 {
     edist_node *n = user;
+    node_sub *s = calloc(1, sizeof *s);
+    if (!s)
+        return EDIST_ENOMEM;
+    s->n = n;
+    s->pid = pid;
+    s->opts = opts;
     uint64_t handle;
-    n->node_watcher = pid;
-    return edi_nk_monitor_nodes(n->nk, EDIST_NODES_VISIBLE, svc_node_event, n, &handle);
+    unsigned kinds = EDIST_NODES_VISIBLE | (opts & EDI_MN_HIDDEN ? EDIST_NODES_HIDDEN : 0);
+    int rc = edi_nk_monitor_nodes(n->nk, kinds, svc_node_event, s, &handle);
+    if (rc) {
+        free(s);
+        return rc;
+    }
+    s->next = n->node_subs;
+    n->node_subs = s;
+    return 0;
+}
+
+void edi_node_subs_free(edist_node *n)
+{
+    while (n->node_subs) {
+        node_sub *s = n->node_subs;
+        n->node_subs = s->next;
+        free(s);
+    }
 }
 
 #ifdef EDIST_HAVE_DPDK
@@ -242,6 +295,12 @@ static void svc_print_line(void *user, const char *line, size_t len)
         n->cfg.output(n->cfg.output_user, line, len);
 }
 
+static void svc_disconnect(void *user, const char *node)
+{
+    edist_node *n = user;
+    edi_nk_disconnect(n->nk, node);
+}
+
 int edi_node_services_start(edist_node *n)
 {
     edi_services_config sc = {
@@ -251,6 +310,8 @@ int edi_node_services_start(edist_node *n)
         .is_alive = svc_is_alive,
         .print_line = svc_print_line,
         .monitor_nodes = svc_monitor_nodes,
+        .disconnect = svc_disconnect,
+        .global_passive = !n->cfg.connect_all,
         .stats = svc_stats,
     };
     return edi_services_start((edist_runtime *)n->rt, &sc, &n->services);

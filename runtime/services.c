@@ -133,6 +133,111 @@ int edi_svc_send_name(edi_services *s, const char *name, const char *node,
     return send_waiting(s, &d, term, len);
 }
 
+int edi_svc_export_table(edi_services *s, const edi_svc_export *table, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        int rc = edist_export_function(s->rt, table[i].module, table[i].function,
+                                       table[i].arity, table[i].fn, s);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+void edi_svc_idle_main(void *arg)
+{
+    (void)arg;
+    edist_term_view m;
+    while (edist_receive(NULL, NULL, -1, &m) == 0 && !edi_term_is_atom(m, "stop"))
+        ;
+}
+
+/* Between looks for the callee's DOWN while a call waits for its reply
+ * (the reply itself ends the wait at once). */
+#define SVC_CALL_DOWN_POLL_MS 20
+
+int edi_svc_call(edi_services *s, const char *name, const char *node, const char *tag_node,
+                 const void *req, size_t len, edist_buf *out, int64_t timeout_ms)
+{
+    edist_procid self = edist_self();
+    if (edist_procid_is_null(self))
+        return edist_set_error(EDIST_EINVAL, "call to %s: the caller is not a process", name);
+    edist_ref ref, mref;
+    int rc = edist_make_ref(&ref);
+    if (rc)
+        return rc;
+    if ((rc = edist_monitor_name(name, node, &mref)) != 0)
+        return rc;
+    uint8_t tm[EDIST_ATOM_MAX_BYTES + 96], mm[64];
+    edist_buf tag, mb;
+    edist_buf_init_fixed(&tag, tm, sizeof tm);
+    edist_buf_init_fixed(&mb, mm, sizeof mm);
+    if (tag_node) {
+        edist_enc_tuple(&tag, 2);
+        edist_enc_ref(&tag, &ref);
+        edist_enc_atomz(&tag, tag_node);
+    } else {
+        edist_enc_ref(&tag, &ref);
+    }
+    edist_enc_ref(&mb, &mref);
+    edist_buf b;
+    edist_buf_init(&b);
+    edist_enc_tuple(&b, 3);
+    edist_enc_atom(&b, "$gen_call", 9);
+    edist_enc_tuple(&b, 2);
+    edist_enc_procid(&b, self);
+    edist_enc_raw(&b, tag.data, tag.len);
+    edist_enc_raw(&b, req, len);
+    rc = edist_buf_error(&b) ? edist_buf_error(&b) : edist_buf_error(&tag);
+    if (rc == 0)
+        rc = s ? edi_svc_send_name(s, name, node, b.data, b.len, EDI_SVC_WAIT)
+             : node ? edist_send_name_node(name, node, b.data, b.len)
+                    : edist_send_name(name, b.data, b.len);
+    edist_buf_free(&b);
+    static const char rt[] = "{T, Reply}", dt[] = "{'DOWN', M, _, _, _}";
+    edist_pattern *rp = NULL, *dp = NULL;
+    edist_parse_error pe;
+    if (rc == 0 && ((rc = edist_pattern_compile(rt, sizeof rt - 1, &rp, &pe)) != 0 ||
+                    (rc = edist_pattern_compile(dt, sizeof dt - 1, &dp, &pe)) != 0))
+        rc = EDIST_ENOMEM;
+    if (rc == EDIST_ENOTFOUND)
+        rc = edist_set_error(EDIST_ECLOSED, "call: no process %s on %s", name,
+                             node ? node : "this node");
+    uint64_t deadline = edi_now_ms() + (uint64_t)(timeout_ms < 0 ? INT64_MAX / 2 : timeout_ms);
+    while (rc == 0) {
+        edist_term_view v[2] = {{0}}, d[1] = {{0}}, m;
+        v[edist_pattern_var_index(rp, "T")] = (edist_term_view){tag.data, tag.len};
+        uint64_t now = edi_now_ms();
+        int64_t slice = now >= deadline ? 0 : (int64_t)(deadline - now);
+        if (slice > SVC_CALL_DOWN_POLL_MS)
+            slice = SVC_CALL_DOWN_POLL_MS;
+        int r = edist_receive(rp, v, slice, &m);
+        if (r == 0) {
+            edist_term_view reply = v[edist_pattern_var_index(rp, "Reply")];
+            edist_buf_reset(out);
+            rc = edist_buf_append(out, reply.ptr, reply.len);
+            break;
+        }
+        if (r != EDIST_ETIMEDOUT) {
+            rc = r;
+            break;
+        }
+        d[edist_pattern_var_index(dp, "M")] = (edist_term_view){mb.data, mb.len};
+        if (edist_receive(dp, d, 0, &m) == 0) {
+            rc = edist_set_error(EDIST_ECLOSED, "call: %s on %s is not there or went away", name,
+                                 node ? node : "this node");
+            break;
+        }
+        if (edi_now_ms() >= deadline)
+            rc = edist_set_error(EDIST_ETIMEDOUT, "call: no answer from %s on %s", name,
+                                 node ? node : "this node");
+    }
+    edist_pattern_free(rp);
+    edist_pattern_free(dp);
+    edist_demonitor(&mref, EDIST_DEMONITOR_FLUSH);
+    return rc;
+}
+
 static void px_free(void *arg)
 {
     edi_svc_px *x = arg;
@@ -276,7 +381,8 @@ int edi_services_start(edi_rt *rt, const edi_services_config *cfg,
     int rc = 0;
     if (!(off & EDI_SERVICE_EXPORTS) && ((rc = edi_svc_export_rpc(s)) != 0 ||
                                          (rc = edi_svc_export_demo(s)) != 0 ||
-                                         (rc = edi_svc_export_pg(s)) != 0))
+                                         (rc = edi_svc_export_pg(s)) != 0 ||
+                                         (rc = edi_svc_export_global(s)) != 0))
         return rc;
     if (!(off & EDI_SERVICE_ECHO) &&
         (rc = start_named(s, "echo", echo_main)) != 0)
@@ -290,13 +396,17 @@ int edi_services_start(edi_rt *rt, const edi_services_config *cfg,
     if (!(off & EDI_SERVICE_PG) &&
         (rc = start_named(s, "pg", edi_svc_pg_main)) != 0)
         return rc;
-    edi_rt_log(rt, EDIST_LOG_INFO, "services of %s:%s%s%s%s%s",
+    if (!(off & EDI_SERVICE_GLOBAL) &&
+        (rc = start_named(s, "global_name_server", edi_svc_global_main)) != 0)
+        return rc;
+    edi_rt_log(rt, EDIST_LOG_INFO, "services of %s:%s%s%s%s%s%s",
                edist_runtime_node(rt), off & EDI_SERVICE_ECHO ? "" : " echo",
                off & EDI_SERVICE_NET_KERNEL ? "" : " net_kernel",
                off & EDI_SERVICE_REX ? "" : " rex",
                off & EDI_SERVICE_PG ? "" : " pg",
+               off & EDI_SERVICE_GLOBAL ? "" : " global_name_server",
                off & EDI_SERVICE_EXPORTS ? ""
-                                         : " erpc:* erlang:* edist_demo:* pg:*");
+                                         : " erpc:* erlang:* edist_demo:* pg:* global:*");
     return 0;
 }
 

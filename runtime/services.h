@@ -47,6 +47,16 @@ enum {
     EDI_SERVICE_REX = 1u << 2,
     EDI_SERVICE_EXPORTS = 1u << 3, /* erpc:*, erlang:*, edist_demo:*, pg:* */
     EDI_SERVICE_PG = 1u << 4,      /* the `pg` scope process */
+    EDI_SERVICE_GLOBAL = 1u << 5,  /* global_name_server, its locker and registrar */
+};
+
+/* monitor_nodes options (bits). */
+enum {
+    EDI_MN_HIDDEN = 1u << 0,    /* hidden nodes too ({node_type, all}) */
+    EDI_MN_INFO = 1u << 1,      /* three-tuples with an info map */
+    EDI_MN_NODE_TYPE = 1u << 2, /* node_type => visible | hidden */
+    EDI_MN_REASON = 1u << 3,    /* nodedown_reason => R (nodedown) */
+    EDI_MN_CONN_ID = 1u << 4,   /* connection_id => Integer */
 };
 
 /* One node name for a nodes callback. */
@@ -68,11 +78,17 @@ typedef struct edi_services_config {
     /* erlang:is_alive/0. NULL: true unless the runtime's node is
      * nonode@nohost. */
     bool (*is_alive)(void *user);
-    /* Send {nodeup, Node} and {nodedown, Node} for every visible node
-     * from now on to pid (a process of the runtime), as
-     * net_kernel:monitor_nodes(true) does. NULL: nobody is told (pg then
-     * discovers only the nodes connected when it starts). */
-    int (*monitor_nodes)(void *user, edist_procid pid);
+    /* Tell pid (a process of the runtime) of every nodeup and nodedown
+     * from now on, as net_kernel:monitor_nodes(true, Options) does; any
+     * number of processes may subscribe. opts 0: {nodeup, Node} and
+     * {nodedown, Node} of visible nodes. EDI_MN_INFO: {nodeup, Node,
+     * Info} and {nodedown, Node, Info}, Info a map with what the other
+     * bits ask for (monitor_nodes' map options). NULL: nobody is told
+     * (pg then discovers only the nodes connected when it starts). */
+    int (*monitor_nodes)(void *user, edist_procid pid, unsigned opts);
+    /* erlang:disconnect_node(Node) (global's remove_connection). NULL:
+     * the request is ignored. */
+    void (*disconnect)(void *user, const char *node);
     /* edist:stats/0: append the node's counters to pairs as key/value
      * pairs of a map (atom keys; edi_services_stat appends one), adding
      * their number to *count. NULL: the runtime's counters only. */
@@ -80,6 +96,9 @@ typedef struct edi_services_config {
     /* edist_demo:hello/0: one line (no newline) for the node's stdout,
      * to be written and flushed at once. NULL: nothing is printed. */
     void (*print_line)(void *user, const char *line, size_t len);
+    /* connect_all false (erl's -connect_all false): global keeps its
+     * names but syncs with no node, as OTP's global then does. */
+    bool global_passive;
     /* EDI_SERVICE_* bits: services not to start (0: all of them). */
     unsigned disable;
 } edi_services_config;

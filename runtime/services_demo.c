@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The exported functions of every node (shared/CONTRACT.md): erlang:node/0,
- * nodes/0, nodes/1, is_alive/0, throw/1, error/1, exit/1 and
+ * nodes/0, nodes/1, is_alive/0, disconnect_node/1, throw/1, error/1,
+ * exit/1, net_adm:ping/1 and
  * edist_demo:hello/0, add/2, echo/1, reply/2, sleep/1, crash/1, and
  * edist:stats/0 (the counters `edist stat` prints). Each runs
  * in the process that calls it (spawned by a remote spawn, or erpc's and
@@ -118,6 +119,55 @@ static int ex_nodes1(void *user, const edist_term_view *args, uint32_t arity,
         return edi_raise_error_atom("badarg");
     /* known includes this node, as in erts */
     return enc_nodes(user, which, self || (which & EDI_NODES_KNOWN), result);
+}
+
+/* net_adm:ping(Node), as net_adm does it: the is_auth call to
+ * {net_kernel, Node}, which sets up the connection; pang when it fails
+ * or gets no answer within 10 s (the connection is then dropped). */
+static int ex_ping(void *user, const edist_term_view *args, uint32_t arity,
+                   edist_buf *result)
+{
+    (void)arity;
+    edi_services *s = user;
+    char node[256];
+    edist_cursor c;
+    edist_cursor_init(&c, args[0].ptr, args[0].len);
+    if (edist_dec_atom_copy(&c, node, sizeof node) != 0)
+        return edi_raise_error_atom("badarg");
+    if (strcmp(node, edist_runtime_node(s->rt)) == 0)
+        return edist_enc_atom(result, "pong", 4);
+    edist_buf req, out;
+    edist_buf_init(&req);
+    edist_buf_init(&out);
+    edist_enc_tuple(&req, 2);
+    edist_enc_atom(&req, "is_auth", 7);
+    edist_enc_atomz(&req, edist_runtime_node(s->rt));
+    bool pong = edist_buf_error(&req) == 0 &&
+                edi_svc_call(s, "net_kernel", node, NULL, req.data, req.len, &out, 10000) == 0 &&
+                edi_term_is_atom((edist_term_view){out.data, out.len}, "yes");
+    edist_buf_free(&req);
+    edist_buf_free(&out);
+    if (!pong && s->cfg.disconnect)
+        s->cfg.disconnect(s->cfg.user, node);
+    return pong ? edist_enc_atom(result, "pong", 4) : edist_enc_atom(result, "pang", 4);
+}
+
+/* erlang:disconnect_node(Node): true when it was connected (erts says
+ * ignored for a node it never knew; false here). */
+static int ex_disconnect(void *user, const edist_term_view *args, uint32_t arity,
+                         edist_buf *result)
+{
+    (void)arity;
+    edi_services *s = user;
+    char node[256];
+    edist_cursor c;
+    edist_cursor_init(&c, args[0].ptr, args[0].len);
+    if (edist_dec_atom_copy(&c, node, sizeof node) != 0)
+        return edi_raise_error_atom("badarg");
+    bool was = s->cfg.connected ? s->cfg.connected(s->cfg.user, node) : false;
+    if (was && s->cfg.disconnect)
+        s->cfg.disconnect(s->cfg.user, node);
+    return edist_enc_bool(result, was);
 }
 
 static int ex_is_alive(void *user, const edist_term_view *args, uint32_t arity,
@@ -407,15 +457,13 @@ static int ex_stats(void *user, const edist_term_view *args, uint32_t arity, edi
 
 int edi_svc_export_demo(edi_services *s)
 {
-    static const struct {
-        const char *module, *function;
-        uint32_t arity;
-        edist_exported_fn fn;
-    } table[] = {
+    static const edi_svc_export table[] = {
         {"erlang", "node", 0, ex_node},
         {"erlang", "nodes", 0, ex_nodes0},
         {"erlang", "nodes", 1, ex_nodes1},
         {"erlang", "is_alive", 0, ex_is_alive},
+        {"erlang", "disconnect_node", 1, ex_disconnect},
+        {"net_adm", "ping", 1, ex_ping},
         {"erlang", "throw", 1, ex_throw},
         {"erlang", "error", 1, ex_error},
         {"erlang", "exit", 1, ex_exit},
@@ -427,12 +475,5 @@ int edi_svc_export_demo(edi_services *s)
         {"edist_demo", "crash", 1, ex_crash},
         {"edist", "stats", 0, ex_stats},
     };
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
-        int rc =
-            edist_export_function(s->rt, table[i].module, table[i].function,
-                                  table[i].arity, table[i].fn, s);
-        if (rc)
-            return rc;
-    }
-    return 0;
+    return edi_svc_export_table(s, table, sizeof table / sizeof table[0]);
 }

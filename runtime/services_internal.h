@@ -93,6 +93,19 @@ int edi_svc_send(edi_services *s, edist_procid to, const void *term,
 int edi_svc_send_name(edi_services *s, const char *name, const char *node,
                       const void *term, size_t len, edi_svc_how how);
 
+/* gen_server:call({Name, Node}, Req, Timeout) from the calling process
+ * (green or thread), the one call mechanism of the services and their
+ * clients: the callee is monitored (by name), {'$gen_call', {self(),
+ * Tag}, Req} is sent, and the first of {Tag, Reply} and the monitor's
+ * DOWN ends the wait. Tag is a fresh ref, or {Ref, tag_node} when
+ * tag_node is given (what gen_server:multi_call sends). node NULL: this
+ * node. s: a service's sends wait for room (EDI_SVC_WAIT); NULL: a plain
+ * send. Returns 0 and the reply in out (reset); EDIST_ECLOSED when the
+ * callee is not there or went away (noproc, noconnection);
+ * EDIST_ETIMEDOUT; EDIST_EINVAL when the caller is not a process. */
+int edi_svc_call(edi_services *s, const char *name, const char *node, const char *tag_node,
+                 const void *req, size_t len, edist_buf *out, int64_t timeout_ms);
+
 /* Heap state of one process, freed however the process ends (an at-exit
  * function): scratch buffers and kept messages stay valid across the
  * process's receives and are not leaked when it is killed or exits from
@@ -143,15 +156,31 @@ int edi_svc_apply(edi_services *s, edi_svc_px *x, edist_term_view tag,
                   edist_term_view m, edist_term_view f, edist_term_view a,
                   edi_svc_outcome *out);
 
+/* One exported function of a service, and a table of them exported with
+ * the services as user (0 or the first error). */
+typedef struct edi_svc_export {
+    const char *module, *function;
+    uint32_t arity;
+    edist_exported_fn fn;
+} edi_svc_export;
+int edi_svc_export_table(edi_services *s, const edi_svc_export *table, size_t n);
+
+/* A process that lives until it is told `stop` or killed (other messages
+ * are dropped); nothing allocated, so a kill leaves nothing behind. What
+ * edist_demo:pg_join/1 and global_register/1 spawn. */
+void edi_svc_idle_main(void *arg);
+
 /* Exports of each file. */
 int edi_svc_export_rpc(edi_services *s);
 int edi_svc_export_demo(edi_services *s);
 int edi_svc_export_pg(edi_services *s); /* pg:*, edist_demo:pg_join/1 */
+int edi_svc_export_global(edi_services *s); /* global:*, edist_demo:global_register/1 */
 
 
 /* The rex server's main and the pg scope process's (arg: the
  * edi_services). */
 void edi_svc_rex_main(void *arg);
 void edi_svc_pg_main(void *arg);
+void edi_svc_global_main(void *arg);
 
 #endif

@@ -833,7 +833,7 @@ void edi_svc_pg_main(void *arg)
         return;
     }
     if (s->cfg.monitor_nodes)
-        s->cfg.monitor_nodes(s->cfg.user, st->self);
+        s->cfg.monitor_nodes(s->cfg.user, st->self, 0);
     if (s->cfg.nodes) {
         begin_discover(st);
         s->cfg.nodes(s->cfg.user, EDI_NODES_VISIBLE, add_discover_target, st);
@@ -899,49 +899,12 @@ static int pg_call(edist_buf *req, edist_buf *out)
     int rc = edist_buf_error(req);
     if (rc)
         return rc;
-    edist_procid self = edist_self();
-    if (edist_procid_is_null(self))
-        return edist_set_error(EDIST_EINVAL, "pg: the caller is not a process");
-    edist_ref ref;
-    if ((rc = edist_make_ref(&ref)) != 0)
-        return rc;
-    edist_buf call;
-    edist_buf_init(&call);
-    edist_enc_tuple(&call, 3);
-    edist_enc_atom(&call, "$gen_call", 9);
-    edist_enc_tuple(&call, 2);
-    edist_enc_procid(&call, self);
-    edist_enc_ref(&call, &ref);
-    edist_enc_raw(&call, req->data, req->len);
-    rc = edist_buf_error(&call);
-    if (rc == 0)
-        rc = edist_send_name("pg", call.data, call.len);
-    edist_buf_free(&call);
-    if (rc == EDIST_ENOTFOUND)
-        return edist_set_error(rc, "pg: no pg scope process on this node");
-    if (rc)
-        return rc;
-    static const char text[] = "{R, Reply}";
-    edist_pattern *p;
-    edist_parse_error pe;
-    if ((rc = edist_pattern_compile(text, sizeof text - 1, &p, &pe)) != 0)
-        return rc;
-    uint8_t refbuf[64];
-    edist_buf rb;
-    edist_buf_init_fixed(&rb, refbuf, sizeof refbuf);
-    edist_enc_ref(&rb, &ref);
-    edist_term_view vars[2] = {{0}};
-    vars[edist_pattern_var_index(p, "R")] = (edist_term_view){rb.data, rb.len};
-    edist_term_view m;
-    rc = edist_receive(p, vars, PG_CALL_TIMEOUT_MS, &m);
-    edist_term_view reply = vars[edist_pattern_var_index(p, "Reply")];
-    edist_pattern_free(p);
+    rc = edi_svc_call(NULL, "pg", NULL, NULL, req->data, req->len, out, PG_CALL_TIMEOUT_MS);
+    if (rc == EDIST_ECLOSED)
+        return edist_set_error(EDIST_ENOTFOUND, "pg: no pg scope process on this node");
     if (rc == EDIST_ETIMEDOUT)
         return edist_set_error(rc, "pg: no answer from the scope process");
-    if (rc)
-        return rc;
-    edist_buf_reset(out);
-    return edist_buf_append(out, reply.ptr, reply.len);
+    return rc;
 }
 
 static int group_view(const void *group, size_t len, edist_term_view *v)
@@ -1084,23 +1047,13 @@ static int ex_pg_which_groups(void *user, const edist_term_view *args, uint32_t 
     return edist_pg_which_groups(result);
 }
 
-/* A member that lives until it is told `stop` or killed (other messages
- * are dropped). Nothing allocated: a kill leaves nothing behind. */
-static void member_main(void *arg)
-{
-    (void)arg;
-    edist_term_view m;
-    while (edist_receive(NULL, NULL, -1, &m) == 0 && !edi_term_is_atom(m, "stop"))
-        ;
-}
-
 static int ex_demo_pg_join(void *user, const edist_term_view *args, uint32_t arity,
                            edist_buf *result)
 {
     (void)user;
     (void)arity;
     edist_procid pid;
-    int rc = edist_spawn(member_main, NULL, &pid);
+    int rc = edist_spawn(edi_svc_idle_main, NULL, &pid);
     if (rc)
         return rc;
     rc = edist_pg_join(args[0].ptr, args[0].len, pid);
@@ -1113,11 +1066,7 @@ static int ex_demo_pg_join(void *user, const edist_term_view *args, uint32_t ari
 
 int edi_svc_export_pg(edi_services *s)
 {
-    static const struct {
-        const char *module, *function;
-        uint32_t arity;
-        edist_exported_fn fn;
-    } table[] = {
+    static const edi_svc_export table[] = {
         {"pg", "join", 2, ex_pg_join},
         {"pg", "leave", 2, ex_pg_leave},
         {"pg", "get_members", 1, ex_pg_members},
@@ -1125,11 +1074,5 @@ int edi_svc_export_pg(edi_services *s)
         {"pg", "which_groups", 0, ex_pg_which_groups},
         {"edist_demo", "pg_join", 1, ex_demo_pg_join},
     };
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
-        int rc = edist_export_function(s->rt, table[i].module, table[i].function,
-                                       table[i].arity, table[i].fn, s);
-        if (rc)
-            return rc;
-    }
-    return 0;
+    return edi_svc_export_table(s, table, sizeof table / sizeof table[0]);
 }

@@ -10,5 +10,6 @@
 #include "edist/node.h"
 #include "edist/rpc.h"
 #include "edist/pg.h"
+#include "edist/global.h"
 
 #endif

@@ -345,6 +345,10 @@ typedef struct edist_node_event {
                            net_tick_timeout, disconnect,
                            connection_setup_failed (monitor_node only), ... */
     uint64_t flags;     /* nodeup: the negotiated distribution flags */
+    /* the connection's id (monitor_nodes' connection_id): nodeup and
+     * nodedown of one connection carry the same one, and a later
+     * connection to the same node has another */
+    uint64_t connection_id;
 } edist_node_event;
 
 typedef void (*edist_node_event_fn)(void *user, const edist_node_event *ev);

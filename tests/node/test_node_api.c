@@ -797,18 +797,25 @@ typedef struct got_msg {
     int count;
 } got_msg;
 
+/* The test's own messages ({hello, ...} and {big, ...}); with a handler
+ * set, the node's services see nothing, and what erl's global sends them
+ * comes here too: not counted. */
 static void on_message(void *user, const edist_node_message *m)
 {
     got_msg *g_ = user;
+    edist_buf b;
+    edist_buf_init(&b);
+    bool ours = m->payload && edist_term_print(m->payload, m->payload_len, &b, NULL) == 0 &&
+                (!strncmp((const char *)b.data, "{hello,", 7) ||
+                 !strncmp((const char *)b.data, "{big,", 5));
+    if (!ours) {
+        edist_buf_free(&b);
+        return;
+    }
     pthread_mutex_lock(&g_->mu);
     g_->op = m->op;
     g_->payload_len = m->payload_len;
-    edist_buf b;
-    edist_buf_init(&b);
-    if (m->payload &&
-        edist_term_print(m->payload, m->payload_len, &b, NULL) == 0)
-        snprintf(g_->text, sizeof g_->text, "%.*s", (int)b.len,
-                 (const char *)b.data);
+    snprintf(g_->text, sizeof g_->text, "%.*s", (int)b.len, (const char *)b.data);
     edist_buf_free(&b);
     g_->count++;
     pthread_mutex_unlock(&g_->mu);

@@ -298,11 +298,12 @@ static int setup(void **state)
     start_side(&B, 2);
     if (edist_proc_attach_thread(A.rt, 0, &g_main) != 0)
         return -1;
-    /* the services' processes: echo, net_kernel, rex, pg (and this
-     * thread on a@host) */
+    /* the services' processes: echo, net_kernel, rex, pg,
+     * global_name_server with its locker and registrar (and this thread
+     * on a@host) */
     g_base_a = procs(&A);
     g_base_b = procs(&B);
-    return g_base_b == 4 && g_base_a == 5 ? 0 : -1;
+    return g_base_b == 7 && g_base_a == 8 ? 0 : -1;
 }
 
 static int teardown(void **state)

@@ -1,0 +1,63 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The cluster-wide name registry of OTP's `global` (kernel global.erl,
+ * protocol version 8 as OTP 25 speaks it). Every node with services runs
+ * a `global_name_server` that syncs its names with those of every visible
+ * node it connects to, BEAM and edist alike, and passes on the nodes it
+ * knows, so that the mesh connects transitively as between BEAM nodes.
+ *
+ * A name is any term; it maps to one pid of any node. Registering takes
+ * the cluster-wide lock `global` on every node this node knows, as
+ * global:register_name does, so two nodes never register one name at
+ * once. A name goes away when its process ends (every node monitors it)
+ * or its node goes down. Names that clash when two partitions meet are
+ * resolved as OTP's random_exit_name does: the pid on the node with the
+ * smaller name stays, the other is killed.
+ *
+ * Callers: a process of the node's runtime (green, or a thread attached
+ * with edist_proc_attach_thread); the calls are gen_server calls to the
+ * local server. EDIST_ENOTFOUND when the runtime runs no global server.
+ * Terms are encoded (a leading 131 is accepted); lists are appended to
+ * out after it is reset, encoded (no 131 byte). */
+#ifndef EDIST_GLOBAL_H
+#define EDIST_GLOBAL_H
+
+#include <stddef.h>
+
+#include "edist/proc.h"
+#include "edist/term.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* global:register_name(Name, Pid): 0, or EDIST_EEXIST when the name is
+ * taken (global's `no`). */
+int edist_global_register_name(const void *name, size_t len, edist_procid pid);
+/* global:re_register_name(Name, Pid): the name is given to pid whoever
+ * had it. */
+int edist_global_re_register_name(const void *name, size_t len, edist_procid pid);
+/* global:unregister_name(Name). 0 also when the name was not there. */
+int edist_global_unregister_name(const void *name, size_t len);
+/* global:whereis_name(Name): 0 and *pid, or EDIST_ENOTFOUND. */
+int edist_global_whereis_name(const void *name, size_t len, edist_procid *pid);
+/* global:send(Name, Msg): EDIST_ENOTFOUND when the name is not there. */
+int edist_global_send(const void *name, size_t len, const void *msg, size_t msg_len);
+/* global:registered_names(): the list of names. */
+int edist_global_registered_names(edist_buf *out);
+/* global:sync(): waits until this node has synced with every visible
+ * node it is connected to, at most timeout_ms (negative: 30 s). */
+int edist_global_sync(int timeout_ms);
+
+/* global:set_lock({ResourceId, LockRequesterId}) on this node and every
+ * node it knows, retrying for at most retries times (global's Retries;
+ * negative: until it is set). 0 once set, EDIST_EAGAIN when it was not.
+ * The lock is held by the calling process and goes when it ends. id is an
+ * encoded {ResourceId, LockRequesterId}. */
+int edist_global_set_lock(const void *id, size_t len, int retries);
+/* global:del_lock(Id) on the same nodes. */
+int edist_global_del_lock(const void *id, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

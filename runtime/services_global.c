@@ -1,0 +1,2418 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* OTP 25's `global` (kernel global.erl, protocol version 8): the name
+ * server, its locker and its registrar, and the calls of
+ * include/edist/global.h. docs/DESIGN.md ("global") has the protocol.
+ *
+ * Three processes on shard 0 share one state (they run one at a time on
+ * the shard's thread, and only the server changes the tables):
+ *   global_name_server  (registered) every message from other nodes, the
+ *                       node events, the tables of names and locks. It
+ *                       never waits.
+ *   the locker          locks the two partitions when a connection is
+ *                       synced (one multi_call per step), and passes the
+ *                       new nodes on to the nodes we knew before.
+ *   the registrar       runs register and unregister under the lock
+ *                       {global, Registrar} on every known node.
+ * The locker and the registrar wait for answers from other nodes; the
+ * server answers them meanwhile, so a node can lock itself. */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "base/rand.h"
+#include "edist/global.h"
+#include "runtime/runtime_internal.h"
+#include "runtime/services_internal.h"
+
+#define GL_VSN 8
+#define GL_NODE_MAX 256
+#define GL_CALL_TIMEOUT_MS 10000 /* a multi_call's answer (global: infinity) */
+#define GL_CLIENT_TIMEOUT_MS 30000
+#define GL_POP_VSN 7 /* lost_connection and remove_connection from this one */
+
+/* ---- state ------------------------------------------------------------------- */
+
+typedef struct gl_name {
+    edi_hnode by_name, by_pid;
+    struct gl_name *prev, *next;
+    edist_procid pid;
+    edist_ref mref;
+    uint8_t *method; /* encoded, passed on as it came */
+    size_t method_len;
+    size_t len;
+    uint8_t term[]; /* the name, encoded */
+} gl_name;
+
+typedef struct gl_holder {
+    edist_procid pid;
+    edist_ref mref;
+} gl_holder;
+
+/* A lock: {ResourceId, LockRequesterId} and its holders. Few at a time
+ * (one per transaction in flight), so kept in a list. */
+typedef struct gl_lock {
+    struct gl_lock *next;
+    edist_buf rid, req;
+    gl_holder *holders;
+    uint32_t n, cap;
+} gl_lock;
+
+typedef struct gl_known {
+    char node[GL_NODE_MAX];
+    int vsn;
+} gl_known;
+
+/* A sync under way with one peer (global.erl's per-node dictionary). */
+typedef struct gl_session {
+    char node[GL_NODE_MAX];
+    int64_t my_tag;
+    edist_buf his_tag; /* encoded */
+    bool pending;      /* his init_connect came */
+    int his_vsn;
+    edist_procid his_locker;
+    bool lock_set;
+    edist_buf lock_id;
+    bool have_exchange; /* his names came before our lock was set */
+    edist_buf exchange;
+    bool have_ops; /* we resolved his names */
+    edist_buf ops; /* elements of a list */
+    uint32_t ops_n;
+    bool have_resolved; /* his resolved came before our ops */
+    edist_buf resolved, his_known;
+} gl_session;
+
+typedef struct gl_waiter {
+    edist_procid from;
+    edist_buf tag;
+} gl_waiter;
+
+typedef struct gl_state {
+    edi_services *s;
+    char me[GL_NODE_MAX];
+    edist_procid server, locker, registrar;
+    uint64_t seed, rng;
+    edi_htab names, pids;
+    gl_name *first, *last;
+    size_t name_count;
+    gl_lock *locks;
+    gl_known *known;
+    size_t known_n, known_cap;
+    uint64_t known_epoch; /* changes with Known: the registrar retries */
+    gl_session *sess;
+    size_t sess_n, sess_cap;
+    int64_t last_tag;
+    gl_waiter *sync_waiters;
+    size_t sync_n, sync_cap;
+    /* prevent_overlapping_partitions */
+    int64_t pop_creation, pop_op;
+    edist_buf pop_seen; /* list of {A, B, XCre, Op} as one buffer of terms */
+    char (*removing)[GL_NODE_MAX];
+    size_t removing_n, removing_cap;
+    edist_pattern *pat[16];
+    edist_buf out, tmp, tmp2;
+} gl_state;
+
+
+/* ---- small helpers ---------------------------------------------------------------- */
+
+static bool view_eq(edist_term_view a, const void *b, size_t blen)
+{
+    return a.ptr && edist_term_equal(a.ptr, a.len, b, blen) == 1;
+}
+
+static int view_atom(edist_term_view v, char *out, size_t cap)
+{
+    edist_cursor c;
+    edist_cursor_init(&c, v.ptr, v.len);
+    return v.ptr ? edist_dec_atom_copy(&c, out, cap) : EDIST_EINVAL;
+}
+
+static int view_int(edist_term_view v, int64_t *out)
+{
+    edist_cursor c;
+    edist_cursor_init(&c, v.ptr, v.len);
+    return v.ptr ? edist_dec_int64(&c, out) : EDIST_EINVAL;
+}
+
+static int node_cmp(const char *a, const char *b)
+{
+    return strcmp(a, b); /* atom order of plain node names */
+}
+
+static edist_term_view strip_version(const void *t, size_t len)
+{
+    const uint8_t *p = t;
+    if (p && len > 1 && p[0] == EDIST_TAG_VERSION) {
+        p++;
+        len--;
+    }
+    return (edist_term_view){p, len};
+}
+
+/* The send of a cast or reply: never dropped; to a node not connected a
+ * cast connects (gen_server:cast does). */
+static void send_pid(gl_state *st, edist_procid to, const edist_buf *b)
+{
+    if (edist_buf_error(b) == 0)
+        edi_svc_send(st->s, to, b->data, b->len, EDI_SVC_FORCE);
+}
+
+static void send_server(gl_state *st, const char *node, const edist_buf *b, bool noconnect)
+{
+    if (edist_buf_error(b) != 0)
+        return;
+    if (strcmp(node, st->me) == 0) {
+        edist_send(st->server, b->data, b->len);
+        return;
+    }
+    edi_svc_send_name(st->s, "global_name_server", node, b->data, b->len,
+                      noconnect ? EDI_SVC_WAIT_NOCONNECT : EDI_SVC_WAIT);
+}
+
+/* A list's head: nothing for an empty one (its nil follows the elements). */
+static void enc_list_head(edist_buf *b, size_t n)
+{
+    if (n)
+        edist_enc_list(b, (uint32_t)n);
+}
+
+static void enc_cast_head(edist_buf *b)
+{
+    edist_enc_tuple(b, 2);
+    edist_enc_atom(b, "$gen_cast", 9);
+}
+
+/* ---- the tables --------------------------------------------------------------------- */
+
+static uint64_t pid_hash(edist_procid p)
+{
+    uint64_t h = ((uint64_t)p.node << 32 | p.id) * 0x9E3779B97F4A7C15ull;
+    return h ^ ((uint64_t)p.serial << 17) ^ p.creation;
+}
+
+static gl_name *name_find(gl_state *st, const void *term, size_t len)
+{
+    uint64_t h;
+    if (edist_term_hash(term, len, st->seed, &h) != 0)
+        return NULL;
+    for (edi_hnode *n = edi_htab_next_with(&st->names, h, NULL); n;
+         n = edi_htab_next_with(&st->names, h, n)) {
+        gl_name *e = (gl_name *)((char *)n - offsetof(gl_name, by_name));
+        if (edist_term_equal(e->term, e->len, term, len) == 1)
+            return e;
+    }
+    return NULL;
+}
+
+static void name_remove(gl_state *st, gl_name *e)
+{
+    edi_htab_remove(&st->names, &e->by_name);
+    edi_htab_remove(&st->pids, &e->by_pid);
+    if (e->prev)
+        e->prev->next = e->next;
+    else
+        st->first = e->next;
+    if (e->next)
+        e->next->prev = e->prev;
+    else
+        st->last = e->prev;
+    edist_demonitor(&e->mref, EDIST_DEMONITOR_FLUSH);
+    st->name_count--;
+    free(e->method);
+    free(e);
+}
+
+/* Name -> Pid, replacing what was there; the pid is monitored. */
+static int name_insert(gl_state *st, edist_term_view name, edist_procid pid,
+                       edist_term_view method)
+{
+    gl_name *old = name_find(st, name.ptr, name.len);
+    if (old)
+        name_remove(st, old);
+    uint64_t h;
+    if (edist_term_hash(name.ptr, name.len, st->seed, &h) != 0)
+        return EDIST_EINVAL;
+    gl_name *e = calloc(1, sizeof *e + name.len);
+    if (!e)
+        return EDIST_ENOMEM;
+    if (method.len) {
+        e->method = malloc(method.len);
+        if (!e->method) {
+            free(e);
+            return EDIST_ENOMEM;
+        }
+        memcpy(e->method, method.ptr, method.len);
+        e->method_len = method.len;
+    }
+    memcpy(e->term, name.ptr, name.len);
+    e->len = name.len;
+    e->pid = pid;
+    if (edist_monitor(pid, &e->mref) != 0)
+        memset(&e->mref, 0, sizeof e->mref);
+    edi_htab_insert(&st->names, &e->by_name, h);
+    edi_htab_insert(&st->pids, &e->by_pid, pid_hash(pid));
+    e->prev = st->last;
+    if (st->last)
+        st->last->next = e;
+    else
+        st->first = e;
+    st->last = e;
+    st->name_count++;
+    return 0;
+}
+
+/* Every name of pid goes (it ended). */
+static void names_of_pid_remove(gl_state *st, edist_procid pid)
+{
+    uint64_t h = pid_hash(pid);
+    edi_hnode *n = edi_htab_next_with(&st->pids, h, NULL);
+    while (n) {
+        edi_hnode *next = edi_htab_next_with(&st->pids, h, n);
+        gl_name *e = (gl_name *)((char *)n - offsetof(gl_name, by_pid));
+        if (edist_procid_equal(e->pid, pid))
+            name_remove(st, e);
+        n = next;
+    }
+}
+
+static gl_lock *lock_find(gl_state *st, edist_term_view rid)
+{
+    for (gl_lock *l = st->locks; l; l = l->next)
+        if (view_eq(rid, l->rid.data, l->rid.len))
+            return l;
+    return NULL;
+}
+
+static gl_lock *global_lock(gl_state *st)
+{
+    uint8_t mem[16];
+    edist_buf b;
+    edist_buf_init_fixed(&b, mem, sizeof mem);
+    edist_enc_atom(&b, "global", 6);
+    return lock_find(st, (edist_term_view){b.data, b.len});
+}
+
+static bool lock_held_by(const gl_lock *l, edist_procid pid)
+{
+    for (uint32_t i = 0; i < l->n; i++)
+        if (edist_procid_equal(l->holders[i].pid, pid))
+            return true;
+    return false;
+}
+
+static void lock_free(gl_state *st, gl_lock *l)
+{
+    for (gl_lock **p = &st->locks; *p; p = &(*p)->next)
+        if (*p == l) {
+            *p = l->next;
+            break;
+        }
+    edist_buf_free(&l->rid);
+    edist_buf_free(&l->req);
+    free(l->holders);
+    free(l);
+}
+
+static void holder_drop(gl_state *st, gl_lock *l, uint32_t i)
+{
+    edist_demonitor(&l->holders[i].mref, EDIST_DEMONITOR_FLUSH);
+    l->holders[i] = l->holders[--l->n];
+    if (l->n == 0)
+        lock_free(st, l);
+}
+
+/* set_lock {RId, ReqId} for pid: true when free, or held with the same
+ * ReqId (pid joins the holders). */
+static bool lock_set(gl_state *st, edist_term_view rid, edist_term_view req, edist_procid pid)
+{
+    gl_lock *l = lock_find(st, rid);
+    if (l) {
+        if (!view_eq(req, l->req.data, l->req.len))
+            return false;
+        if (lock_held_by(l, pid))
+            return true;
+    } else {
+        l = calloc(1, sizeof *l);
+        if (!l)
+            return false;
+        edist_buf_init(&l->rid);
+        edist_buf_init(&l->req);
+        edist_buf_append(&l->rid, rid.ptr, rid.len);
+        edist_buf_append(&l->req, req.ptr, req.len);
+        l->next = st->locks;
+        st->locks = l;
+    }
+    if (l->n == l->cap) {
+        uint32_t cap = l->cap ? 2 * l->cap : 4;
+        gl_holder *h = realloc(l->holders, cap * sizeof *h);
+        if (!h) {
+            if (l->n == 0)
+                lock_free(st, l);
+            return false;
+        }
+        l->holders = h;
+        l->cap = cap;
+    }
+    gl_holder *h = &l->holders[l->n++];
+    h->pid = pid;
+    if (edist_monitor(pid, &h->mref) != 0)
+        memset(&h->mref, 0, sizeof h->mref);
+    return true;
+}
+
+static void lock_del(gl_state *st, edist_term_view rid, edist_term_view req, edist_procid pid)
+{
+    gl_lock *l = lock_find(st, rid);
+    if (!l || !view_eq(req, l->req.data, l->req.len))
+        return;
+    for (uint32_t i = 0; i < l->n; i++)
+        if (edist_procid_equal(l->holders[i].pid, pid)) {
+            holder_drop(st, l, i);
+            return;
+        }
+}
+
+static void holders_of_pid_drop(gl_state *st, edist_procid pid)
+{
+    gl_lock *l = st->locks;
+    while (l) {
+        gl_lock *next = l->next;
+        for (uint32_t i = 0; i < l->n; i++)
+            if (edist_procid_equal(l->holders[i].pid, pid)) {
+                holder_drop(st, l, i); /* may free l */
+                break;
+            }
+        l = next;
+    }
+}
+
+/* ---- Known and the sessions -------------------------------------------------------- */
+
+static gl_known *known_find(gl_state *st, const char *node)
+{
+    for (size_t i = 0; i < st->known_n; i++)
+        if (strcmp(st->known[i].node, node) == 0)
+            return &st->known[i];
+    return NULL;
+}
+
+static bool known_add(gl_state *st, const char *node, int vsn)
+{
+    if (strcmp(node, st->me) == 0 || known_find(st, node))
+        return false;
+    if (st->known_n == st->known_cap) {
+        size_t cap = st->known_cap ? 2 * st->known_cap : 8;
+        gl_known *k = realloc(st->known, cap * sizeof *k);
+        if (!k)
+            return false;
+        st->known = k;
+        st->known_cap = cap;
+    }
+    gl_known *k = &st->known[st->known_n++];
+    snprintf(k->node, sizeof k->node, "%s", node);
+    k->vsn = vsn;
+    st->known_epoch++;
+    return true;
+}
+
+static void known_remove(gl_state *st, const char *node)
+{
+    gl_known *k = known_find(st, node);
+    if (!k)
+        return;
+    *k = st->known[--st->known_n];
+    st->known_epoch++;
+}
+
+static gl_session *sess_find(gl_state *st, const char *node)
+{
+    for (size_t i = 0; i < st->sess_n; i++)
+        if (strcmp(st->sess[i].node, node) == 0)
+            return &st->sess[i];
+    return NULL;
+}
+
+static void sess_bufs(gl_session *x, void (*fn)(edist_buf *))
+{
+    fn(&x->his_tag);
+    fn(&x->lock_id);
+    fn(&x->exchange);
+    fn(&x->ops);
+    fn(&x->resolved);
+    fn(&x->his_known);
+}
+
+static void tell_locker(gl_state *st, const char *kind, const char *node, const edist_buf *arg)
+{
+    edist_buf b;
+    edist_buf_init(&b);
+    edist_enc_tuple(&b, 3);
+    edist_enc_atomz(&b, kind);
+    edist_enc_atomz(&b, node);
+    if (arg)
+        edist_enc_raw(&b, arg->data, arg->len);
+    else
+        edist_enc_nil(&b);
+    if (edist_buf_error(&b) == 0)
+        edist_send(st->locker, b.data, b.len);
+    edist_buf_free(&b);
+}
+
+static void sync_waiters_check(gl_state *st);
+
+static void sess_end(gl_state *st, gl_session *x, bool cancel_locker)
+{
+    if (cancel_locker && x->lock_set)
+        tell_locker(st, "cancel", x->node, NULL);
+    sess_bufs(x, edist_buf_free);
+    size_t i = (size_t)(x - st->sess);
+    st->sess[i] = st->sess[--st->sess_n];
+    sync_waiters_check(st);
+}
+
+/* {init_connect, {8, MyTag}, Me, {locker, no_longer_a_pid, #{}, Locker}} */
+static void send_init_connect(gl_state *st, gl_session *x)
+{
+    edist_buf *b = &st->out;
+    edist_buf_reset(b);
+    enc_cast_head(b);
+    edist_enc_tuple(b, 4);
+    edist_enc_atom(b, "init_connect", 12);
+    edist_enc_tuple(b, 2);
+    edist_enc_int(b, GL_VSN);
+    edist_enc_int(b, x->my_tag);
+    edist_enc_atomz(b, st->me);
+    edist_enc_tuple(b, 4);
+    edist_enc_atom(b, "locker", 6);
+    edist_enc_atom(b, "no_longer_a_pid", 15);
+    edist_enc_map(b, 0);
+    edist_enc_procid(b, st->locker);
+    send_server(st, x->node, b, false);
+}
+
+static gl_session *sess_start(gl_state *st, const char *node)
+{
+    if (st->sess_n == st->sess_cap) {
+        size_t cap = st->sess_cap ? 2 * st->sess_cap : 8;
+        gl_session *n = realloc(st->sess, cap * sizeof *n);
+        if (!n)
+            return NULL;
+        st->sess = n;
+        st->sess_cap = cap;
+    }
+    gl_session *x = &st->sess[st->sess_n++];
+    memset(x, 0, sizeof *x);
+    snprintf(x->node, sizeof x->node, "%s", node);
+    sess_bufs(x, edist_buf_init);
+    x->my_tag = ++st->last_tag;
+    send_init_connect(st, x);
+    return x;
+}
+
+/* A new tag and a new init_connect (global's restart_connect). */
+static void sess_restart(gl_state *st, gl_session *x)
+{
+    char node[GL_NODE_MAX];
+    snprintf(node, sizeof node, "%s", x->node);
+    sess_end(st, x, true);
+    sess_start(st, node);
+}
+
+/* ---- sync waiters ------------------------------------------------------------------ */
+
+static void reply(gl_state *st, edist_procid from, edist_term_view tag, const edist_buf *value)
+{
+    edist_buf b;
+    edist_buf_init(&b);
+    edist_enc_tuple(&b, 2);
+    edist_enc_raw(&b, tag.ptr, tag.len);
+    edist_enc_raw(&b, value->data, value->len);
+    send_pid(st, from, &b);
+    edist_buf_free(&b);
+}
+
+static void reply_atom(gl_state *st, edist_procid from, edist_term_view tag, const char *atom)
+{
+    uint8_t mem[64];
+    edist_buf v;
+    edist_buf_init_fixed(&v, mem, sizeof mem);
+    edist_enc_atomz(&v, atom);
+    reply(st, from, tag, &v);
+}
+
+static void sync_waiters_check(gl_state *st)
+{
+    if (st->sess_n != 0 || st->sync_n == 0)
+        return;
+    for (size_t i = 0; i < st->sync_n; i++) {
+        gl_waiter *w = &st->sync_waiters[i];
+        reply_atom(st, w->from, (edist_term_view){w->tag.data, w->tag.len}, "ok");
+        edist_buf_free(&w->tag);
+    }
+    st->sync_n = 0;
+}
+
+/* ---- names between nodes ------------------------------------------------------------ */
+
+/* Every name as {Name, Pid, Method}, a list appended to b. */
+static void enc_all_names(gl_state *st, edist_buf *b)
+{
+    enc_list_head(b, st->name_count);
+    for (gl_name *e = st->first; e; e = e->next) {
+        edist_enc_tuple(b, 3);
+        edist_enc_raw(b, e->term, e->len);
+        edist_enc_procid(b, e->pid);
+        if (e->method_len)
+            edist_enc_raw(b, e->method, e->method_len);
+        else
+            edist_enc_export(b, "global", 6, "random_exit_name", 16, 3);
+    }
+    edist_enc_nil(b);
+}
+
+/* Known as [{Node, Vsn}], the peer left out. */
+static void enc_known_pairs(gl_state *st, edist_buf *b, const char *except)
+{
+    uint32_t n = 0;
+    for (size_t i = 0; i < st->known_n; i++)
+        n += !except || strcmp(st->known[i].node, except) != 0;
+    if (n) {
+        edist_enc_list(b, n);
+        for (size_t i = 0; i < st->known_n; i++) {
+            if (except && strcmp(st->known[i].node, except) == 0)
+                continue;
+            edist_enc_tuple(b, 2);
+            edist_enc_atomz(b, st->known[i].node);
+            edist_enc_int(b, st->known[i].vsn);
+        }
+    }
+    edist_enc_nil(b);
+}
+
+/* One element of a nodes list ({Node, Vsn} or Node): its name. */
+static int node_of_elem(edist_term_view v, char *node, size_t cap, int *vsn)
+{
+    edist_cursor c;
+    edist_cursor_init(&c, v.ptr, v.len);
+    uint32_t arity;
+    *vsn = 0;
+    if (edist_dec_tuple(&c, &arity) == 0) {
+        if (arity != 2 || edist_dec_atom_copy(&c, node, cap) != 0)
+            return EDIST_EINVAL;
+        int64_t x;
+        if (edist_dec_int64(&c, &x) == 0)
+            *vsn = (int)x;
+        return 0;
+    }
+    edist_cursor_init(&c, v.ptr, v.len);
+    return edist_dec_atom_copy(&c, node, cap);
+}
+
+/* The elements of a list term: *n and a cursor on the first. */
+static int list_open(edist_term_view v, edist_cursor *c, uint32_t *n)
+{
+    if (!v.ptr)
+        return EDIST_EINVAL;
+    edist_cursor_init(c, v.ptr, v.len);
+    if (edist_dec_nil(c) == 0) {
+        *n = 0;
+        return 0;
+    }
+    edist_cursor_init(c, v.ptr, v.len);
+    if (edist_dec_string(c, &(const uint8_t *){0}, &(size_t){0}) == 0)
+        return EDIST_EINVAL; /* a string is never a list of terms here */
+    edist_cursor_init(c, v.ptr, v.len);
+    return edist_dec_list(c, n);
+}
+
+/* {Name, Pid, Method} */
+static int dec_name_triple(edist_term_view t, edist_term_view *name, edist_procid *pid,
+                           edist_term_view *method)
+{
+    edist_cursor c;
+    uint32_t arity;
+    edist_cursor_init(&c, t.ptr, t.len);
+    if (edist_dec_tuple(&c, &arity) != 0 || arity < 2)
+        return EDIST_EINVAL;
+    edist_term_view pv;
+    if (edist_dec_term(&c, name) != 0 || edist_dec_term(&c, &pv) != 0 || edi_svc_pid(pv, pid) != 0)
+        return EDIST_EINVAL;
+    method->ptr = NULL;
+    method->len = 0;
+    if (arity >= 3 && edist_dec_term(&c, method) != 0)
+        return EDIST_EINVAL;
+    return 0;
+}
+
+/* Apply [{insert, {Name, Pid, Method}} | {delete, Name}]: inserts first,
+ * then deletes (global's do_ops). holder: who holds the `global` lock the
+ * ops came under (NULL: not known); under another holder's lock they are
+ * undone, as global's lock check does. */
+static void do_ops(gl_state *st, edist_term_view ops)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        edist_cursor c;
+        uint32_t n;
+        if (list_open(ops, &c, &n) != 0)
+            return;
+        for (uint32_t i = 0; i < n; i++) {
+            edist_term_view op;
+            if (edist_dec_term(&c, &op) != 0)
+                return;
+            edist_cursor oc;
+            uint32_t arity;
+            char kind[16];
+            edist_cursor_init(&oc, op.ptr, op.len);
+            if (edist_dec_tuple(&oc, &arity) != 0 || arity != 2 ||
+                edist_dec_atom_copy(&oc, kind, sizeof kind) != 0)
+                continue;
+            edist_term_view arg;
+            if (edist_dec_term(&oc, &arg) != 0)
+                continue;
+            if (pass == 0 && strcmp(kind, "insert") == 0) {
+                edist_term_view name, method;
+                edist_procid pid;
+                if (dec_name_triple(arg, &name, &pid, &method) == 0)
+                    name_insert(st, name, pid, method);
+            } else if (pass == 1 && strcmp(kind, "delete") == 0) {
+                gl_name *e = name_find(st, arg.ptr, arg.len);
+                if (e)
+                    name_remove(st, e);
+            }
+        }
+    }
+}
+
+/* {Min, Max} of two pids as global's minmax: by node name. */
+static void minmax(edist_procid a, edist_procid b, edist_procid *min, edist_procid *max)
+{
+    if (node_cmp(edist_procid_node(a), edist_procid_node(b)) < 0) {
+        *min = a;
+        *max = b;
+    } else {
+        *min = b;
+        *max = a;
+    }
+}
+
+/* random_exit_name: the one on the smaller node stays, the other is
+ * killed. Returns the one that stays. */
+static edist_procid resolve_clash(gl_state *st, edist_term_view name, edist_procid a,
+                                  edist_procid b)
+{
+    edist_procid min, max;
+    minmax(a, b, &min, &max);
+    edi_rt_log(st->s->rt, EDIST_LOG_WARNING,
+               "global: name conflict: a name held on %s and on %s; terminating the one on %s",
+               edist_procid_node(a), edist_procid_node(b), edist_procid_node(max));
+    (void)name;
+    edist_exit_signal(max, EDIST_REASON_KILL.ptr, EDIST_REASON_KILL.len);
+    return min;
+}
+
+static void enc_insert(edist_buf *b, edist_term_view name, edist_procid pid, edist_term_view method)
+{
+    edist_enc_tuple(b, 2);
+    edist_enc_atom(b, "insert", 6);
+    edist_enc_tuple(b, 3);
+    edist_enc_raw(b, name.ptr, name.len);
+    edist_enc_procid(b, pid);
+    if (method.len)
+        edist_enc_raw(b, method.ptr, method.len);
+    else
+        edist_enc_export(b, "global", 6, "random_exit_name", 16, 3);
+}
+
+/* His names against ours: what we apply (x->ops), and what we resolved
+ * for him (the resolved message, sent now). */
+static void exchange_names(gl_state *st, gl_session *x, edist_term_view names)
+{
+    edist_buf resolved;
+    edist_buf_init(&resolved);
+    uint32_t rn = 0;
+    edist_buf_reset(&x->ops);
+    x->ops_n = 0;
+    edist_cursor c;
+    uint32_t n;
+    if (list_open(names, &c, &n) == 0) {
+        for (uint32_t i = 0; i < n; i++) {
+            edist_term_view t, name, method;
+            edist_procid pid;
+            if (edist_dec_term(&c, &t) != 0)
+                break;
+            if (dec_name_triple(t, &name, &pid, &method) != 0)
+                continue;
+            gl_name *e = name_find(st, name.ptr, name.len);
+            if (e && edist_procid_equal(e->pid, pid))
+                continue;
+            if (!e) {
+                enc_insert(&x->ops, name, pid, method);
+                x->ops_n++;
+                continue;
+            }
+            if (node_cmp(st->me, x->node) > 0)
+                continue; /* he resolves it */
+            edist_procid mine = e->pid;
+            edist_procid keep = resolve_clash(st, name, pid, mine);
+            if (edist_procid_equal(keep, pid)) {
+                enc_insert(&x->ops, name, pid, method);
+                x->ops_n++;
+            } else {
+                edist_term_view m = {e->method, e->method_len};
+                enc_insert(&resolved, name, mine, m);
+                rn++;
+            }
+        }
+    }
+    x->have_ops = true;
+    edist_buf *b = &st->out;
+    edist_buf_reset(b);
+    enc_cast_head(b);
+    edist_enc_tuple(b, 7);
+    edist_enc_atom(b, "resolved", 8);
+    edist_enc_atomz(b, st->me);
+    if (rn) {
+        edist_enc_list(b, rn);
+        edist_enc_raw(b, resolved.data, resolved.len);
+    }
+    edist_enc_nil(b);
+    enc_known_pairs(st, b, x->node);
+    edist_enc_atom(b, "unused", 6);
+    edist_enc_nil(b);
+    edist_enc_raw(b, x->his_tag.data, x->his_tag.len);
+    send_server(st, x->node, b, false);
+    edist_buf_free(&resolved);
+}
+
+/* {'$gen_cast', {in_sync, Me, true}} to each node (connecting to it). */
+static void sync_others(gl_state *st, edist_term_view nodes)
+{
+    edist_cursor c;
+    uint32_t n;
+    if (list_open(nodes, &c, &n) != 0)
+        return;
+    for (uint32_t i = 0; i < n; i++) {
+        edist_term_view t;
+        char node[GL_NODE_MAX];
+        int vsn;
+        if (edist_dec_term(&c, &t) != 0)
+            return;
+        if (node_of_elem(t, node, sizeof node, &vsn) != 0 || strcmp(node, st->me) == 0)
+            continue;
+        edist_buf *b = &st->tmp2;
+        edist_buf_reset(b);
+        enc_cast_head(b);
+        edist_enc_tuple(b, 3);
+        edist_enc_atom(b, "in_sync", 7);
+        edist_enc_atomz(b, st->me);
+        edist_enc_atom(b, "true", 4);
+        send_server(st, node, b, false);
+    }
+}
+
+/* Both halves are in: apply, pass the new nodes on (the locker, still
+ * holding the lock, tells the nodes we knew), and know the peer. */
+static void sync_finish(gl_state *st, gl_session *x)
+{
+    char peer[GL_NODE_MAX];
+    snprintf(peer, sizeof peer, "%s", x->node);
+    edist_buf all;
+    edist_buf_init(&all);
+    edist_cursor c;
+    uint32_t hn = 0;
+    edist_term_view hr = {x->resolved.data, x->resolved.len};
+    if (list_open(hr, &c, &hn) != 0)
+        hn = 0;
+    enc_list_head(&all, x->ops_n + hn);
+    edist_enc_raw(&all, x->ops.data, x->ops.len);
+    for (uint32_t i = 0; i < hn; i++) {
+        edist_term_view t;
+        if (edist_dec_term(&c, &t) != 0)
+            break;
+        edist_enc_raw(&all, t.ptr, t.len);
+    }
+    edist_enc_nil(&all);
+    /* NewNodes = [{Peer, Vsn} | HisKnown] */
+    edist_buf nn;
+    edist_buf_init(&nn);
+    edist_term_view hk = {x->his_known.data, x->his_known.len};
+    uint32_t kn = 0;
+    if (list_open(hk, &c, &kn) != 0)
+        kn = 0;
+    edist_enc_list(&nn, kn + 1);
+    edist_enc_tuple(&nn, 2);
+    edist_enc_atomz(&nn, x->node);
+    edist_enc_int(&nn, x->his_vsn ? x->his_vsn : GL_VSN);
+    for (uint32_t i = 0; i < kn; i++) {
+        edist_term_view t;
+        char node[GL_NODE_MAX];
+        int vsn;
+        if (edist_dec_term(&c, &t) != 0)
+            break;
+        if (node_of_elem(t, node, sizeof node, &vsn) != 0)
+            node[0] = 0;
+        edist_enc_tuple(&nn, 2);
+        edist_enc_atomz(&nn, node);
+        edist_enc_int(&nn, vsn);
+    }
+    edist_enc_nil(&nn);
+    sync_others(st, hk);
+    do_ops(st, (edist_term_view){all.data, all.len});
+    /* sessions with his known nodes end: they become ours */
+    if (list_open(hk, &c, &kn) == 0)
+        for (uint32_t i = 0; i < kn; i++) {
+            edist_term_view t;
+            char node[GL_NODE_MAX];
+            int vsn;
+            if (edist_dec_term(&c, &t) != 0)
+                break;
+            gl_session *o;
+            if (node_of_elem(t, node, sizeof node, &vsn) == 0 && strcmp(node, peer) != 0 &&
+                (o = sess_find(st, node)))
+                sess_end(st, o, true);
+        }
+    x = sess_find(st, peer); /* the ends above moved the sessions */
+    if (!x) {
+        edist_buf_free(&all);
+        edist_buf_free(&nn);
+        return;
+    }
+    /* to the locker: {new_nodes, Me, Ops, [], NewNodes, [{vsn, V}, {lock, LockId}]}
+     * for the nodes known before, and those nodes */
+    edist_buf arg;
+    edist_buf_init(&arg);
+    edist_enc_tuple(&arg, 2);
+    enc_cast_head(&arg);
+    edist_enc_tuple(&arg, 6);
+    edist_enc_atom(&arg, "new_nodes", 9);
+    edist_enc_atomz(&arg, st->me);
+    edist_enc_raw(&arg, all.data, all.len);
+    edist_enc_nil(&arg);
+    edist_enc_raw(&arg, nn.data, nn.len);
+    edist_enc_list(&arg, 2);
+    edist_enc_tuple(&arg, 2);
+    edist_enc_atom(&arg, "vsn", 3);
+    edist_enc_int(&arg, x->his_vsn ? x->his_vsn : GL_VSN);
+    edist_enc_tuple(&arg, 2);
+    edist_enc_atom(&arg, "lock", 4);
+    edist_enc_raw(&arg, x->lock_id.data, x->lock_id.len);
+    edist_enc_nil(&arg);
+    enc_known_pairs(st, &arg, NULL);
+    tell_locker(st, "sync_done", x->node, &arg);
+    edist_buf_free(&arg);
+    /* add_to_known(NewNodes) */
+    edist_term_view nv = {nn.data, nn.len};
+    if (list_open(nv, &c, &kn) == 0)
+        for (uint32_t i = 0; i < kn; i++) {
+            edist_term_view t;
+            char node[GL_NODE_MAX];
+            int vsn;
+            if (edist_dec_term(&c, &t) != 0)
+                break;
+            if (node_of_elem(t, node, sizeof node, &vsn) == 0)
+                known_add(st, node, vsn);
+        }
+    edist_buf_free(&all);
+    edist_buf_free(&nn);
+    sess_end(st, x, false);
+}
+
+/* ---- the server's messages ------------------------------------------------------------ */
+
+enum {
+    P_CAST,       /* {'$gen_cast', Req} */
+    P_CALL,       /* {'$gen_call', {From, Tag}, Req} */
+    P_NODEUP,     /* {nodeup, Node, Info} */
+    P_NODEDOWN,   /* {nodedown, Node, Info} */
+    P_DOWN,       /* {'DOWN', Ref, process, Pid, Reason} */
+    P_ACK,        /* {init_connect_ack, Node, YourTag, MyTag} */
+    P_CANCEL,     /* {cancel_connect, Node, Tag} */
+    P_LOST,       /* {lost_connection, A, XCre, OpId, B} */
+    P_REMOVE,     /* {remove_connection, Node} */
+    P_LOCK_IS_SET,/* {lock_is_set, Node, LockId}: from our locker */
+    P_COUNT
+};
+
+static const char *const pattern_text[P_COUNT] = {
+    [P_CAST] = "{'$gen_cast', Req}",
+    [P_CALL] = "{'$gen_call', {From, Tag}, Req}",
+    [P_NODEUP] = "{nodeup, Node, Info}",
+    [P_NODEDOWN] = "{nodedown, Node, Info}",
+    [P_DOWN] = "{'DOWN', Ref, process, Pid, Reason}",
+    [P_ACK] = "{init_connect_ack, Node, YourTag, MyTag}",
+    [P_CANCEL] = "{cancel_connect, Node, Tag}",
+    [P_LOST] = "{lost_connection, A, XCre, OpId, B}",
+    [P_REMOVE] = "{remove_connection, Node}",
+    [P_LOCK_IS_SET] = "{lock_is_set, Node, LockId}",
+};
+
+static edist_term_view var(gl_state *st, int p, const edist_term_view *vars, const char *name)
+{
+    int i = edist_pattern_var_index(st->pat[p], name);
+    return i < 0 ? (edist_term_view){0} : vars[i];
+}
+
+static bool tag_is_mine(const gl_session *x, edist_term_view tag)
+{
+    int64_t t;
+    return view_int(tag, &t) == 0 && t == x->my_tag;
+}
+
+static void on_nodeup(gl_state *st, const char *node)
+{
+    if (st->s->cfg.global_passive || known_find(st, node) || sess_find(st, node))
+        return;
+    sess_start(st, node);
+}
+
+static void pop_lost_send(gl_state *st, const char *lost);
+
+static bool removing_take(gl_state *st, const char *node)
+{
+    for (size_t i = 0; i < st->removing_n; i++)
+        if (strcmp(st->removing[i], node) == 0) {
+            memcpy(st->removing[i], st->removing[--st->removing_n], GL_NODE_MAX);
+            return true;
+        }
+    return false;
+}
+
+static void removing_add(gl_state *st, const char *node)
+{
+    for (size_t i = 0; i < st->removing_n; i++)
+        if (strcmp(st->removing[i], node) == 0)
+            return;
+    if (st->removing_n == st->removing_cap) {
+        size_t cap = st->removing_cap ? 2 * st->removing_cap : 4;
+        char(*r)[GL_NODE_MAX] = realloc(st->removing, cap * GL_NODE_MAX);
+        if (!r)
+            return;
+        st->removing = r;
+        st->removing_cap = cap;
+    }
+    snprintf(st->removing[st->removing_n++], GL_NODE_MAX, "%s", node);
+}
+
+/* What goes with a node: its session, its place in Known, its names and
+ * its lock holders (their monitors fire too; this does not wait for
+ * them). removed: it was removed on purpose (no lost_connection). */
+static void forget_node(gl_state *st, const char *node, bool removed)
+{
+    gl_session *x = sess_find(st, node);
+    bool was_known = known_find(st, node) != NULL;
+    if (x)
+        sess_end(st, x, true);
+    known_remove(st, node);
+    for (gl_name *e = st->first, *next; e; e = next) {
+        next = e->next;
+        if (strcmp(edist_procid_node(e->pid), node) == 0)
+            name_remove(st, e);
+    }
+    for (gl_lock *l = st->locks, *next; l; l = next) {
+        next = l->next;
+        for (uint32_t i = 0; i < l->n;)
+            if (strcmp(edist_procid_node(l->holders[i].pid), node) == 0) {
+                bool last = l->n == 1;
+                holder_drop(st, l, i);
+                if (last)
+                    break;
+            } else {
+                i++;
+            }
+    }
+    if (!removed && was_known)
+        pop_lost_send(st, node);
+}
+
+static void on_nodedown(gl_state *st, const char *node)
+{
+    bool removed = removing_take(st, node);
+    forget_node(st, node, removed);
+}
+
+/* ---- prevent_overlapping_partitions ------------------------------------------------- */
+
+static void pop_multicast(gl_state *st, const edist_buf *msg, const char *except)
+{
+    for (size_t i = 0; i < st->known_n; i++)
+        if (st->known[i].vsn >= GL_POP_VSN && (!except || strcmp(st->known[i].node, except) != 0))
+            send_server(st, st->known[i].node, msg, true);
+    for (size_t i = 0; i < st->sess_n; i++)
+        if (st->sess[i].pending && st->sess[i].his_vsn >= GL_POP_VSN && !known_find(st, st->sess[i].node) &&
+            (!except || strcmp(st->sess[i].node, except) != 0))
+            send_server(st, st->sess[i].node, msg, true);
+}
+
+/* We lost the connection to node: tell the others, who then drop
+ * theirs to it (a partition stays fully connected). */
+static void pop_lost_send(gl_state *st, const char *lost)
+{
+    edist_buf *b = &st->tmp;
+    edist_buf_reset(b);
+    edist_enc_tuple(b, 5);
+    edist_enc_atom(b, "lost_connection", 15);
+    edist_enc_atomz(b, st->me);
+    edist_enc_int(b, st->pop_creation);
+    edist_enc_int(b, ++st->pop_op);
+    edist_enc_atomz(b, lost);
+    pop_multicast(st, b, lost);
+}
+
+static void on_lost_connection(gl_state *st, const edist_term_view *vars)
+{
+    char a[GL_NODE_MAX], bnode[GL_NODE_MAX];
+    int64_t xcre, op;
+    if (view_atom(var(st, P_LOST, vars, "A"), a, sizeof a) != 0 ||
+        view_atom(var(st, P_LOST, vars, "B"), bnode, sizeof bnode) != 0 ||
+        view_int(var(st, P_LOST, vars, "XCre"), &xcre) != 0 ||
+        view_int(var(st, P_LOST, vars, "OpId"), &op) != 0)
+        return;
+    /* seen: {A, B, XCre, Op} kept as a list of terms in pop_seen */
+    edist_cursor c;
+    edist_cursor_init(&c, st->pop_seen.data, st->pop_seen.len);
+    while (c.pos < c.len) {
+        edist_term_view t;
+        if (edist_dec_term(&c, &t) != 0)
+            break;
+        edist_cursor tc;
+        uint32_t ar;
+        char sa[GL_NODE_MAX], sb[GL_NODE_MAX];
+        int64_t sx, so;
+        edist_cursor_init(&tc, t.ptr, t.len);
+        if (edist_dec_tuple(&tc, &ar) == 0 && edist_dec_atom_copy(&tc, sa, sizeof sa) == 0 &&
+            edist_dec_atom_copy(&tc, sb, sizeof sb) == 0 && edist_dec_int64(&tc, &sx) == 0 &&
+            edist_dec_int64(&tc, &so) == 0 && strcmp(sa, a) == 0 && strcmp(sb, bnode) == 0 &&
+            sx == xcre && op <= so)
+            return; /* seen already */
+    }
+    edist_enc_tuple(&st->pop_seen, 4);
+    edist_enc_atomz(&st->pop_seen, a);
+    edist_enc_atomz(&st->pop_seen, bnode);
+    edist_enc_int(&st->pop_seen, xcre);
+    edist_enc_int(&st->pop_seen, op);
+    if (st->pop_seen.len > (1u << 20)) /* bounded: the oldest go */
+        edist_buf_reset(&st->pop_seen);
+    edist_buf *m = &st->tmp;
+    edist_buf_reset(m);
+    edist_enc_tuple(m, 5);
+    edist_enc_atom(m, "lost_connection", 15);
+    edist_enc_atomz(m, a);
+    edist_enc_int(m, xcre);
+    edist_enc_int(m, op);
+    edist_enc_atomz(m, bnode);
+    pop_multicast(st, m, a);
+    const char *rm = strcmp(bnode, st->me) == 0 ? a : bnode;
+    if (!known_find(st, rm) && !sess_find(st, rm))
+        return;
+    edist_buf *r = &st->tmp2;
+    edist_buf_reset(r);
+    edist_enc_tuple(r, 2);
+    edist_enc_atom(r, "remove_connection", 17);
+    edist_enc_atomz(r, st->me);
+    send_server(st, rm, r, true);
+    char keep[GL_NODE_MAX];
+    snprintf(keep, sizeof keep, "%s", rm);
+    removing_add(st, keep);
+    forget_node(st, keep, true);
+}
+
+static void on_remove_connection(gl_state *st, const char *node)
+{
+    if (!known_find(st, node) && !sess_find(st, node))
+        return;
+    removing_add(st, node);
+    forget_node(st, node, true);
+    if (st->s->cfg.disconnect)
+        st->s->cfg.disconnect(st->s->cfg.user, node);
+}
+
+/* ---- casts --------------------------------------------------------------------------- */
+
+static void on_init_connect(gl_state *st, edist_cursor *c)
+{
+    edist_term_view vt, nodev, init;
+    if (edist_dec_term(c, &vt) != 0 || edist_dec_term(c, &nodev) != 0 || edist_dec_term(c, &init) != 0)
+        return;
+    char node[GL_NODE_MAX];
+    if (view_atom(nodev, node, sizeof node) != 0)
+        return;
+    edist_cursor vc;
+    uint32_t ar;
+    int64_t vsn;
+    edist_term_view tag;
+    edist_cursor_init(&vc, vt.ptr, vt.len);
+    if (edist_dec_tuple(&vc, &ar) != 0 || ar < 2 || edist_dec_int64(&vc, &vsn) != 0 ||
+        edist_dec_term(&vc, &tag) != 0)
+        return;
+    if (vsn > GL_VSN)
+        vsn = GL_VSN;
+    edist_procid his_locker = EDIST_PROCID_NULL;
+    edist_cursor ic;
+    edist_cursor_init(&ic, init.ptr, init.len);
+    if (edist_dec_tuple(&ic, &ar) == 0 && ar == 4) {
+        edist_term_view skip, lk;
+        for (int i = 0; i < 3; i++)
+            edist_dec_term(&ic, &skip);
+        if (edist_dec_term(&ic, &lk) == 0)
+            edi_svc_pid(lk, &his_locker);
+    }
+    gl_session *x = sess_find(st, node);
+    if (!x) {
+        if (known_find(st, node) || st->s->cfg.global_passive)
+            return; /* synced already (his session ends with our in_sync),
+                       or we sync with no one */
+        x = sess_start(st, node);
+        if (!x)
+            return;
+    } else if (x->pending) {
+        /* a second init_connect: his side restarted; so do we */
+        edist_buf *b = &st->tmp;
+        edist_buf_reset(b);
+        edist_enc_tuple(b, 3);
+        edist_enc_atom(b, "cancel_connect", 14);
+        edist_enc_atomz(b, st->me);
+        edist_enc_raw(b, tag.ptr, tag.len);
+        send_server(st, node, b, true);
+        sess_restart(st, x);
+        return;
+    }
+    edist_buf_reset(&x->his_tag);
+    edist_buf_append(&x->his_tag, tag.ptr, tag.len);
+    x->his_vsn = (int)vsn;
+    x->his_locker = his_locker;
+    x->pending = true;
+    edist_buf *b = &st->tmp;
+    edist_buf_reset(b);
+    edist_enc_tuple(b, 4);
+    edist_enc_atom(b, "init_connect_ack", 16);
+    edist_enc_atomz(b, st->me);
+    edist_enc_raw(b, tag.ptr, tag.len);
+    edist_enc_int(b, x->my_tag);
+    send_server(st, node, b, true);
+}
+
+static void on_lock_set_cast(gl_state *st, edist_cursor *c, uint32_t arity)
+{
+    edist_term_view lk, isset, known, tag = {0};
+    if (edist_dec_term(c, &lk) != 0 || edist_dec_term(c, &isset) != 0 || edist_dec_term(c, &known) != 0)
+        return;
+    if (arity == 5 && edist_dec_term(c, &tag) != 0)
+        return;
+    edist_procid locker;
+    if (edi_svc_pid(lk, &locker) != 0)
+        return;
+    const char *node = edist_procid_node(locker);
+    gl_session *x = sess_find(st, node);
+    if (!x || (arity == 5 && !tag_is_mine(x, tag)))
+        return;
+    uint8_t mem[8];
+    edist_buf v;
+    edist_buf_init_fixed(&v, mem, sizeof mem);
+    edist_enc_bool(&v, edi_svc_is_atom(isset, "true"));
+    tell_locker(st, "lock_set", node, &v);
+}
+
+static void on_exchange(gl_state *st, edist_cursor *c)
+{
+    edist_term_view nodev, names, skip, tag;
+    char node[GL_NODE_MAX];
+    if (edist_dec_term(c, &nodev) != 0 || edist_dec_term(c, &names) != 0 ||
+        edist_dec_term(c, &skip) != 0 || edist_dec_term(c, &tag) != 0 ||
+        view_atom(nodev, node, sizeof node) != 0)
+        return;
+    gl_session *x = sess_find(st, node);
+    if (!x || !tag_is_mine(x, tag))
+        return;
+    if (!x->lock_set) {
+        edist_buf_reset(&x->exchange);
+        edist_buf_append(&x->exchange, names.ptr, names.len);
+        x->have_exchange = true;
+        return;
+    }
+    exchange_names(st, x, names);
+    if (x->have_resolved)
+        sync_finish(st, x);
+}
+
+static void on_resolved(gl_state *st, edist_cursor *c)
+{
+    edist_term_view nodev, resolved, known, skip, ext, tag;
+    char node[GL_NODE_MAX];
+    if (edist_dec_term(c, &nodev) != 0 || edist_dec_term(c, &resolved) != 0 ||
+        edist_dec_term(c, &known) != 0 || edist_dec_term(c, &skip) != 0 ||
+        edist_dec_term(c, &ext) != 0 || edist_dec_term(c, &tag) != 0 ||
+        view_atom(nodev, node, sizeof node) != 0)
+        return;
+    gl_session *x = sess_find(st, node);
+    if (!x || !tag_is_mine(x, tag))
+        return;
+    edist_buf_reset(&x->resolved);
+    edist_buf_append(&x->resolved, resolved.ptr, resolved.len);
+    edist_buf_reset(&x->his_known);
+    edist_buf_append(&x->his_known, known.ptr, known.len);
+    x->have_resolved = true;
+    if (x->have_ops)
+        sync_finish(st, x);
+}
+
+static void on_new_nodes(gl_state *st, edist_cursor *c)
+{
+    edist_term_view nodev, ops, ext, nodes, extra;
+    if (edist_dec_term(c, &nodev) != 0 || edist_dec_term(c, &ops) != 0 ||
+        edist_dec_term(c, &ext) != 0 || edist_dec_term(c, &nodes) != 0 ||
+        edist_dec_term(c, &extra) != 0)
+        return;
+    /* add_to_known; the nodes added get our in_sync */
+    edist_buf added;
+    edist_buf_init(&added);
+    uint32_t an = 0;
+    edist_cursor nc;
+    uint32_t n;
+    if (list_open(nodes, &nc, &n) == 0)
+        for (uint32_t i = 0; i < n; i++) {
+            edist_term_view t;
+            char node[GL_NODE_MAX];
+            int vsn;
+            if (edist_dec_term(&nc, &t) != 0)
+                break;
+            if (node_of_elem(t, node, sizeof node, &vsn) == 0 && known_add(st, node, vsn)) {
+                edist_enc_atomz(&added, node);
+                an++;
+                gl_session *o = sess_find(st, node);
+                if (o)
+                    sess_end(st, o, true);
+            }
+        }
+    edist_buf l;
+    edist_buf_init(&l);
+    if (an) {
+        edist_enc_list(&l, an);
+        edist_enc_raw(&l, added.data, added.len);
+    }
+    edist_enc_nil(&l);
+    sync_others(st, (edist_term_view){l.data, l.len});
+    do_ops(st, ops);
+    edist_buf_free(&l);
+    edist_buf_free(&added);
+}
+
+static void on_in_sync(gl_state *st, edist_cursor *c)
+{
+    edist_term_view nodev;
+    char node[GL_NODE_MAX];
+    if (edist_dec_term(c, &nodev) != 0 || view_atom(nodev, node, sizeof node) != 0)
+        return;
+    gl_session *x = sess_find(st, node);
+    if (x)
+        sess_end(st, x, true);
+}
+
+static void on_cast(gl_state *st, edist_term_view req)
+{
+    edist_cursor c;
+    uint32_t arity;
+    char kind[32];
+    edist_cursor_init(&c, req.ptr, req.len);
+    if (edist_dec_tuple(&c, &arity) != 0 || arity < 1 || edist_dec_atom_copy(&c, kind, sizeof kind) != 0)
+        return;
+    if (strcmp(kind, "init_connect") == 0 && arity == 4)
+        on_init_connect(st, &c);
+    else if (strcmp(kind, "lock_set") == 0 && (arity == 5 || arity == 4))
+        on_lock_set_cast(st, &c, arity);
+    else if (strcmp(kind, "exchange") == 0 && arity == 5)
+        on_exchange(st, &c);
+    else if (strcmp(kind, "resolved") == 0 && arity == 7)
+        on_resolved(st, &c);
+    else if (strcmp(kind, "new_nodes") == 0 && arity == 6)
+        on_new_nodes(st, &c);
+    else if (strcmp(kind, "in_sync") == 0 && arity == 3)
+        on_in_sync(st, &c);
+    /* anything else (async_del_name and the like of old releases): ignored */
+}
+
+/* ---- calls ---------------------------------------------------------------------------- */
+
+/* {RId, ReqId} */
+static int dec_lock_id(edist_term_view id, edist_term_view *rid, edist_term_view *req)
+{
+    edist_cursor c;
+    uint32_t ar;
+    edist_cursor_init(&c, id.ptr, id.len);
+    if (edist_dec_tuple(&c, &ar) != 0 || ar != 2 || edist_dec_term(&c, rid) != 0 ||
+        edist_dec_term(&c, req) != 0)
+        return EDIST_EINVAL;
+    return 0;
+}
+
+static void on_call(gl_state *st, edist_term_view fromv, edist_term_view tag, edist_term_view req)
+{
+    edist_procid from;
+    if (edi_svc_pid(fromv, &from) != 0)
+        return;
+    edist_cursor c;
+    uint32_t arity = 0;
+    char kind[32] = "";
+    edist_cursor_init(&c, req.ptr, req.len);
+    if (edist_dec_tuple(&c, &arity) != 0) {
+        edist_cursor_init(&c, req.ptr, req.len);
+        if (edist_dec_atom_copy(&c, kind, sizeof kind) == 0 && strcmp(kind, "registered_names") == 0) {
+            edist_buf *b = &st->out;
+            edist_buf_reset(b);
+            enc_list_head(b, st->name_count);
+            for (gl_name *e = st->first; e; e = e->next)
+                edist_enc_raw(b, e->term, e->len);
+            edist_enc_nil(b);
+            reply(st, from, tag, b);
+        } else if (strcmp(kind, "known_nodes") == 0) {
+            edist_buf *b = &st->out;
+            edist_buf_reset(b);
+            edist_enc_list(b, (uint32_t)st->known_n + 1);
+            edist_enc_atomz(b, st->me);
+            for (size_t i = 0; i < st->known_n; i++)
+                edist_enc_atomz(b, st->known[i].node);
+            edist_enc_nil(b);
+            reply(st, from, tag, b);
+        } else if (strcmp(kind, "sync") == 0) {
+            if (st->sess_n == 0) {
+                reply_atom(st, from, tag, "ok");
+            } else if (st->sync_n < 4096) {
+                if (st->sync_n == st->sync_cap) {
+                    size_t cap = st->sync_cap ? 2 * st->sync_cap : 4;
+                    gl_waiter *w = realloc(st->sync_waiters, cap * sizeof *w);
+                    if (!w)
+                        return;
+                    st->sync_waiters = w;
+                    st->sync_cap = cap;
+                }
+                gl_waiter *w = &st->sync_waiters[st->sync_n++];
+                w->from = from;
+                edist_buf_init(&w->tag);
+                edist_buf_append(&w->tag, tag.ptr, tag.len);
+            }
+        } else {
+            reply_atom(st, from, tag, "badarg");
+        }
+        return;
+    }
+    if (arity < 1 || edist_dec_atom_copy(&c, kind, sizeof kind) != 0) {
+        reply_atom(st, from, tag, "badarg");
+        return;
+    }
+    edist_term_view a1 = {0}, a2 = {0}, a3 = {0};
+    if (arity >= 2)
+        edist_dec_term(&c, &a1);
+    if (arity >= 3)
+        edist_dec_term(&c, &a2);
+    if (arity >= 4)
+        edist_dec_term(&c, &a3);
+    if ((strcmp(kind, "set_lock") == 0 || strcmp(kind, "del_lock") == 0) && arity == 2) {
+        edist_term_view rid, rq;
+        if (dec_lock_id(a1, &rid, &rq) != 0) {
+            reply_atom(st, from, tag, "false");
+            return;
+        }
+        if (kind[0] == 's') {
+            reply_atom(st, from, tag, lock_set(st, rid, rq, from) ? "true" : "false");
+        } else {
+            lock_del(st, rid, rq, from);
+            reply_atom(st, from, tag, "true");
+        }
+    } else if ((strcmp(kind, "register") == 0 && arity == 4) ||
+               (strcmp(kind, "register_ext") == 0 && arity == 5)) {
+        edist_procid pid;
+        if (edi_svc_pid(a2, &pid) == 0) {
+            /* under a `global` lock someone else holds, the name does not
+             * stay (global's lock check) */
+            gl_lock *g = global_lock(st);
+            if (!g || lock_held_by(g, from))
+                name_insert(st, a1, pid, a3);
+        }
+        reply_atom(st, from, tag, "yes");
+    } else if (strcmp(kind, "unregister") == 0 && arity == 2) {
+        gl_name *e = name_find(st, a1.ptr, a1.len);
+        if (e)
+            name_remove(st, e);
+        reply_atom(st, from, tag, "ok");
+    } else if (strcmp(kind, "whereis") == 0 && arity == 2) {
+        gl_name *e = name_find(st, a1.ptr, a1.len);
+        edist_buf *b = &st->out;
+        edist_buf_reset(b);
+        if (e)
+            edist_enc_procid(b, e->pid);
+        else
+            edist_enc_atom(b, "undefined", 9);
+        reply(st, from, tag, b);
+    } else if (strcmp(kind, "registrar") == 0 && arity == 4) {
+        /* {registrar, Op, Name, Pid}: the registrar answers the caller */
+        edist_buf *b = &st->out;
+        edist_buf_reset(b);
+        edist_enc_tuple(b, 6);
+        edist_enc_atom(b, "req", 3);
+        edist_enc_procid(b, from);
+        edist_enc_raw(b, tag.ptr, tag.len);
+        edist_enc_raw(b, a1.ptr, a1.len);
+        edist_enc_raw(b, a2.ptr, a2.len);
+        edist_enc_raw(b, a3.ptr, a3.len);
+        send_pid(st, st->registrar, b);
+    } else {
+        reply_atom(st, from, tag, "badarg");
+    }
+}
+
+static void on_down(gl_state *st, edist_term_view pidv)
+{
+    edist_procid pid;
+    if (edi_svc_pid(pidv, &pid) != 0)
+        return;
+    names_of_pid_remove(st, pid);
+    holders_of_pid_drop(st, pid);
+}
+
+static void on_lock_is_set(gl_state *st, edist_term_view nodev, edist_term_view lock_id)
+{
+    char node[GL_NODE_MAX];
+    if (view_atom(nodev, node, sizeof node) != 0)
+        return;
+    gl_session *x = sess_find(st, node);
+    if (!x || !x->pending) {
+        tell_locker(st, "cancel", node, NULL);
+        return;
+    }
+    x->lock_set = true;
+    edist_buf_reset(&x->lock_id);
+    edist_buf_append(&x->lock_id, lock_id.ptr, lock_id.len);
+    edist_buf *b = &st->out;
+    edist_buf_reset(b);
+    enc_cast_head(b);
+    edist_enc_tuple(b, 5);
+    edist_enc_atom(b, "exchange", 8);
+    edist_enc_atomz(b, st->me);
+    enc_all_names(st, b);
+    edist_enc_nil(b);
+    edist_enc_raw(b, x->his_tag.data, x->his_tag.len);
+    send_server(st, node, b, false);
+    if (x->have_exchange) {
+        edist_buf names;
+        edist_buf_init(&names);
+        edist_buf_append(&names, x->exchange.data, x->exchange.len);
+        exchange_names(st, x, (edist_term_view){names.data, names.len});
+        edist_buf_free(&names);
+        if (x->have_resolved)
+            sync_finish(st, x);
+    }
+}
+
+/* ---- multi_call (the locker's and the registrar's) ----------------------------------- */
+
+/* What a caller of the servers needs (not the shared state: a client on
+ * any shard makes calls too). s NULL: sends as a plain process. */
+typedef struct gl_caller {
+    edi_services *s;
+    char me[GL_NODE_MAX];
+} gl_caller;
+
+/* gen_server:multi_call([node], global_name_server, Req): true when the
+ * answer is `true`, `yes` or `ok` (a node that went away, or did not
+ * answer in time: false). */
+static bool call_one(gl_caller *k, const char *node, const edist_buf *req, edist_buf *answer)
+{
+    bool local = strcmp(node, k->me) == 0;
+    edist_buf tmp;
+    edist_buf_init(&tmp);
+    edist_buf *out = answer ? answer : &tmp;
+    bool ok = edi_svc_call(k->s, "global_name_server", local ? NULL : node, node, req->data,
+                           req->len, out, GL_CALL_TIMEOUT_MS) == 0;
+    edist_term_view v = {out->data, out->len};
+    ok = ok && (edi_term_is_atom(v, "true") || edi_term_is_atom(v, "yes") ||
+                edi_term_is_atom(v, "ok"));
+    edist_buf_free(&tmp);
+    return ok;
+}
+
+static void enc_lock_req(edist_buf *b, const char *op, const edist_buf *lock_id)
+{
+    edist_buf_reset(b);
+    edist_enc_tuple(b, 2);
+    edist_enc_atomz(b, op);
+    edist_enc_raw(b, lock_id->data, lock_id->len);
+}
+
+/* The nodes to lock: me and Known (a snapshot), boss (the greatest) first. */
+typedef struct gl_nodes {
+    char (*v)[GL_NODE_MAX];
+    size_t n;
+} gl_nodes;
+
+static void nodes_boss_first(gl_nodes *out);
+
+static int nodes_snapshot(gl_state *st, const char *extra, gl_nodes *out)
+{
+    out->v = malloc((st->known_n + 2) * GL_NODE_MAX);
+    if (!out->v)
+        return EDIST_ENOMEM;
+    out->n = 0;
+    snprintf(out->v[out->n++], GL_NODE_MAX, "%s", st->me);
+    for (size_t i = 0; i < st->known_n; i++)
+        snprintf(out->v[out->n++], GL_NODE_MAX, "%s", st->known[i].node);
+    if (extra && !known_find(st, extra) && strcmp(extra, st->me) != 0)
+        snprintf(out->v[out->n++], GL_NODE_MAX, "%s", extra);
+    nodes_boss_first(out);
+    return 0;
+}
+
+static void nodes_boss_first(gl_nodes *out)
+{
+    size_t boss = 0;
+    for (size_t i = 1; i < out->n; i++)
+        if (node_cmp(out->v[i], out->v[boss]) > 0)
+            boss = i;
+    if (boss) {
+        char t[GL_NODE_MAX];
+        memcpy(t, out->v[0], GL_NODE_MAX);
+        memcpy(out->v[0], out->v[boss], GL_NODE_MAX);
+        memcpy(out->v[boss], t, GL_NODE_MAX);
+    }
+}
+
+/* set_lock on every node, boss first; on a refusal what was taken is
+ * given back. */
+static bool lock_nodes(gl_caller *k, const gl_nodes *ns, const edist_buf *lock_id)
+{
+    edist_buf req;
+    edist_buf_init(&req);
+    enc_lock_req(&req, "set_lock", lock_id);
+    size_t got = 0;
+    bool ok = true;
+    for (; got < ns->n; got++)
+        if (!call_one(k, ns->v[got], &req, NULL)) {
+            ok = false;
+            break;
+        }
+    if (!ok) {
+        enc_lock_req(&req, "del_lock", lock_id);
+        for (size_t i = got; i-- > 0;)
+            call_one(k, ns->v[i], &req, NULL);
+    }
+    edist_buf_free(&req);
+    return ok;
+}
+
+/* del_lock on every node, the boss last. */
+static void unlock_nodes(gl_caller *k, const gl_nodes *ns, const edist_buf *lock_id)
+{
+    edist_buf req;
+    edist_buf_init(&req);
+    enc_lock_req(&req, "del_lock", lock_id);
+    for (size_t i = ns->n; i-- > 0;)
+        call_one(k, ns->v[i], &req, NULL);
+    edist_buf_free(&req);
+}
+
+static void caller_init(gl_caller *k, edi_services *s, const char *me)
+{
+    k->s = s;
+    snprintf(k->me, sizeof k->me, "%s", me);
+}
+
+/* ---- the locker ----------------------------------------------------------------------- */
+
+/* {global, lists:sort([A, B])} */
+static void enc_connect_lock_id(edist_buf *b, edist_procid a, edist_procid c)
+{
+    uint8_t ma[64], mc[64];
+    edist_buf ea, ec;
+    edist_buf_init_fixed(&ea, ma, sizeof ma);
+    edist_buf_init_fixed(&ec, mc, sizeof mc);
+    edist_enc_procid(&ea, a);
+    edist_enc_procid(&ec, c);
+    int cmp = 0;
+    edist_term_compare(ea.data, ea.len, ec.data, ec.len, &cmp);
+    edist_buf_reset(b);
+    edist_enc_tuple(b, 2);
+    edist_enc_atom(b, "global", 6);
+    edist_enc_list(b, 2);
+    edist_enc_raw(b, cmp <= 0 ? ea.data : ec.data, cmp <= 0 ? ea.len : ec.len);
+    edist_enc_raw(b, cmp <= 0 ? ec.data : ea.data, cmp <= 0 ? ec.len : ea.len);
+    edist_enc_nil(b);
+}
+
+static void cast_lock_set(gl_state *st, gl_session *x, bool set)
+{
+    edist_buf b;
+    edist_buf_init(&b);
+    enc_cast_head(&b);
+    edist_enc_tuple(&b, 5);
+    edist_enc_atom(&b, "lock_set", 8);
+    edist_enc_procid(&b, st->locker);
+    edist_enc_bool(&b, set);
+    enc_list_head(&b, st->known_n);
+    for (size_t i = 0; i < st->known_n; i++)
+        edist_enc_atomz(&b, st->known[i].node);
+    edist_enc_nil(&b);
+    edist_enc_raw(&b, x->his_tag.data, x->his_tag.len);
+    send_server(st, x->node, &b, false);
+    edist_buf_free(&b);
+}
+
+typedef struct gl_locker {
+    gl_state *st;
+    gl_caller k;
+    edist_pattern *about; /* {Kind, Node, Arg} with Node bound */
+    edist_buf lock_id, node_atom;
+} gl_locker;
+
+/* The lock is set on both sides: the server exchanges the names; we wait
+ * for the end (sync_done: pass the new nodes on first) and unlock. */
+static void locker_hold(gl_locker *L, const char *peer, gl_nodes *ns)
+{
+    gl_state *st = L->st;
+    edist_buf b;
+    edist_buf_init(&b);
+    edist_enc_tuple(&b, 3);
+    edist_enc_atom(&b, "lock_is_set", 11);
+    edist_enc_atomz(&b, peer);
+    edist_enc_raw(&b, L->lock_id.data, L->lock_id.len);
+    if (edist_buf_error(&b) == 0)
+        edist_send(st->server, b.data, b.len);
+    edist_buf_free(&b);
+    for (;;) {
+        edist_term_view vars[4] = {{0}}, m;
+        vars[edist_pattern_var_index(L->about, "Node")] =
+            (edist_term_view){L->node_atom.data, L->node_atom.len};
+        if (edist_receive(L->about, vars, -1, &m) != 0)
+            continue;
+        edist_term_view kind = vars[edist_pattern_var_index(L->about, "Kind")];
+        edist_term_view arg = vars[edist_pattern_var_index(L->about, "Arg")];
+        if (edi_term_is_atom(kind, "cancel"))
+            break;
+        if (!edi_term_is_atom(kind, "sync_done"))
+            continue;
+        /* Arg = {NewNodesCast, OldKnown} */
+        edist_cursor c;
+        uint32_t ar, n;
+        edist_term_view cast, old;
+        edist_cursor_init(&c, arg.ptr, arg.len);
+        if (edist_dec_tuple(&c, &ar) == 0 && ar == 2 && edist_dec_term(&c, &cast) == 0 &&
+            edist_dec_term(&c, &old) == 0 && list_open(old, &c, &n) == 0) {
+            edist_buf cb;
+            edist_buf_init(&cb);
+            edist_buf_append(&cb, cast.ptr, cast.len);
+            for (uint32_t i = 0; i < n; i++) {
+                edist_term_view t;
+                char node[GL_NODE_MAX];
+                int vsn;
+                if (edist_dec_term(&c, &t) != 0)
+                    break;
+                if (node_of_elem(t, node, sizeof node, &vsn) == 0 && strcmp(node, peer) != 0)
+                    send_server(st, node, &cb, false);
+            }
+            edist_buf_free(&cb);
+        }
+        break;
+    }
+    unlock_nodes(&L->k, ns, &L->lock_id);
+}
+
+/* Lock our partition (and, initiating, the peer) for a sync with peer. */
+static bool locker_lock(gl_locker *L, gl_session *x, bool with_peer, gl_nodes *ns)
+{
+    gl_state *st = L->st;
+    enc_connect_lock_id(&L->lock_id, st->locker, x->his_locker);
+    edist_buf_reset(&L->node_atom);
+    edist_enc_atomz(&L->node_atom, x->node);
+    if (nodes_snapshot(st, with_peer ? x->node : NULL, ns) != 0)
+        return false;
+    if (lock_nodes(&L->k, ns, &L->lock_id))
+        return true;
+    free(ns->v);
+    ns->v = NULL;
+    return false;
+}
+
+/* His locker asked (lock_set true) while we were not waiting for him. */
+static void locker_respond(gl_locker *L, const char *peer)
+{
+    gl_state *st = L->st;
+    gl_session *x = sess_find(st, peer);
+    if (!x || !x->pending || x->lock_set)
+        return;
+    gl_nodes ns = {0};
+    bool ok = locker_lock(L, x, false, &ns);
+    x = sess_find(st, peer); /* the server ran meanwhile */
+    if (!x) {
+        if (ok) {
+            unlock_nodes(&L->k, &ns, &L->lock_id);
+            free(ns.v);
+        }
+        return;
+    }
+    cast_lock_set(st, x, ok);
+    if (ok) {
+        locker_hold(L, peer, &ns);
+        free(ns.v);
+    }
+}
+
+/* Start a sync: lock both partitions, then ask his locker. */
+static void locker_initiate(gl_locker *L)
+{
+    gl_state *st = L->st;
+    if (global_lock(st))
+        return; /* a registration or another sync is under way */
+    size_t cand = 0, pick = SIZE_MAX;
+    for (size_t i = 0; i < st->sess_n; i++) {
+        gl_session *x = &st->sess[i];
+        if (x->pending && !x->lock_set && !edist_procid_is_null(x->his_locker) &&
+            !known_find(st, x->node) && edi_splitmix64(&st->rng) % ++cand == 0)
+            pick = i;
+    }
+    if (pick == SIZE_MAX)
+        return;
+    char peer[GL_NODE_MAX];
+    snprintf(peer, sizeof peer, "%s", st->sess[pick].node);
+    gl_nodes ns = {0};
+    if (!locker_lock(L, &st->sess[pick], true, &ns))
+        return;
+    gl_session *x = sess_find(st, peer);
+    if (!x) {
+        unlock_nodes(&L->k, &ns, &L->lock_id);
+        free(ns.v);
+        return;
+    }
+    cast_lock_set(st, x, true);
+    /* his answer: a lock_set (true: his side is locked) or a cancel */
+    bool set = false;
+    for (;;) {
+        edist_term_view vars[4] = {{0}}, m;
+        vars[edist_pattern_var_index(L->about, "Node")] =
+            (edist_term_view){L->node_atom.data, L->node_atom.len};
+        if (edist_receive(L->about, vars, GL_CALL_TIMEOUT_MS, &m) != 0)
+            break;
+        edist_term_view kind = vars[edist_pattern_var_index(L->about, "Kind")];
+        if (edi_term_is_atom(kind, "cancel"))
+            break;
+        if (edi_term_is_atom(kind, "lock_set")) {
+            set = edi_term_is_atom(vars[edist_pattern_var_index(L->about, "Arg")], "true");
+            break;
+        }
+    }
+    if (set && sess_find(st, peer))
+        locker_hold(L, peer, &ns);
+    else
+        unlock_nodes(&L->k, &ns, &L->lock_id);
+    free(ns.v);
+}
+
+static void locker_main(void *arg)
+{
+    gl_state *st = arg;
+    gl_locker L = {0};
+    L.st = st;
+    edist_buf_init(&L.lock_id);
+    edist_buf_init(&L.node_atom);
+    edist_parse_error pe;
+    static const char about[] = "{Kind, Node, Arg}";
+    caller_init(&L.k, st->s, st->me);
+    if (edist_pattern_compile(about, sizeof about - 1, &L.about, &pe) != 0)
+        return;
+    for (;;) {
+        /* global's pace: 200 ms alone, more with more nodes to lock */
+        int64_t wait = st->known_n == 0 ? 200 : 1000 + 100 * (int64_t)st->known_n;
+        if (wait > 3000)
+            wait = 3000;
+        wait = wait / 2 + (int64_t)(edi_splitmix64(&st->rng) % (uint64_t)(wait / 2 + 1));
+        edist_term_view vars[4] = {{0}}, m;
+        int rc = edist_receive(L.about, vars, wait, &m);
+        if (rc == EDIST_ETIMEDOUT) {
+            locker_initiate(&L);
+            continue;
+        }
+        if (rc)
+            continue;
+        edist_term_view kind = vars[edist_pattern_var_index(L.about, "Kind")];
+        char peer[GL_NODE_MAX];
+        if (edi_term_is_atom(kind, "lock_set") &&
+            edi_term_is_atom(vars[edist_pattern_var_index(L.about, "Arg")], "true") &&
+            view_atom(vars[edist_pattern_var_index(L.about, "Node")], peer, sizeof peer) == 0)
+            locker_respond(&L, peer);
+        /* a cancel or sync_done of a sync we no longer hold: nothing */
+    }
+}
+
+/* ---- the registrar -------------------------------------------------------------------- */
+
+static void registrar_main(void *arg)
+{
+    gl_state *st = arg;
+    gl_caller k;
+    edist_pattern *req;
+    edist_parse_error pe;
+    static const char rt[] = "{req, From, Tag, Op, Name, Pid}";
+    caller_init(&k, st->s, st->me);
+    if (edist_pattern_compile(rt, sizeof rt - 1, &req, &pe) != 0)
+        return;
+    edist_buf lock_id, call, ans;
+    edist_buf_init(&lock_id);
+    edist_buf_init(&call);
+    edist_buf_init(&ans);
+    edist_enc_tuple(&lock_id, 2);
+    edist_enc_atom(&lock_id, "global", 6);
+    edist_enc_procid(&lock_id, edist_self());
+    for (;;) {
+        edist_term_view vars[8] = {{0}}, m;
+        if (edist_receive(req, vars, -1, &m) != 0)
+            continue;
+        edist_message *keep = NULL;
+        if (edist_msg_keep(&keep) != 0)
+            continue;
+        edist_term_view t = edist_message_term(keep);
+        memset(vars, 0, sizeof vars);
+        if (edist_match(req, t.ptr, t.len, vars) != 1) {
+            edist_message_free(keep);
+            continue;
+        }
+        edist_procid from, pid = EDIST_PROCID_NULL;
+        edist_term_view tag = vars[edist_pattern_var_index(req, "Tag")];
+        edist_term_view op = vars[edist_pattern_var_index(req, "Op")];
+        edist_term_view name = vars[edist_pattern_var_index(req, "Name")];
+        edi_svc_pid(vars[edist_pattern_var_index(req, "Pid")], &pid);
+        if (edi_svc_pid(vars[edist_pattern_var_index(req, "From")], &from) != 0) {
+            edist_message_free(keep);
+            continue;
+        }
+        /* trans_all_known: the lock on me and every known node; if Known
+         * changed meanwhile, again */
+        gl_nodes ns = {0};
+        for (unsigned times = 0;; times++) {
+            uint64_t epoch = st->known_epoch;
+            if (nodes_snapshot(st, NULL, &ns) != 0)
+                break;
+            if (lock_nodes(&k, &ns, &lock_id) && epoch == st->known_epoch)
+                break;
+            if (epoch != st->known_epoch)
+                unlock_nodes(&k, &ns, &lock_id);
+            free(ns.v);
+            ns.v = NULL;
+            uint64_t cap = times < 6 ? 125u << times : 8000;
+            edist_sleep_ms((int64_t)(edi_splitmix64(&st->rng) % cap));
+        }
+        const char *answer = "yes";
+        edist_buf_reset(&call);
+        if (edi_term_is_atom(op, "unregister")) {
+            answer = "ok";
+            edist_enc_tuple(&call, 2);
+            edist_enc_atom(&call, "unregister", 10);
+            edist_enc_raw(&call, name.ptr, name.len);
+        } else {
+            if (edi_term_is_atom(op, "register") && name_find(st, name.ptr, name.len))
+                answer = "no";
+            edist_enc_tuple(&call, 4);
+            edist_enc_atom(&call, "register", 8);
+            edist_enc_raw(&call, name.ptr, name.len);
+            edist_enc_procid(&call, pid);
+            edist_enc_export(&call, "global", 6, "random_exit_name", 16, 3);
+        }
+        if (ns.v && strcmp(answer, "no") != 0)
+            for (size_t i = 0; i < ns.n; i++)
+                call_one(&k, ns.v[i], &call, &ans);
+        if (ns.v) {
+            unlock_nodes(&k, &ns, &lock_id);
+            free(ns.v);
+        } else {
+            answer = "no";
+        }
+        reply_atom(st, from, tag, answer);
+        edist_message_free(keep);
+    }
+}
+
+/* ---- the server ----------------------------------------------------------------------- */
+
+static void gl_free(void *arg)
+{
+    gl_state *st = arg;
+    while (st->first)
+        name_remove(st, st->first);
+    while (st->locks)
+        lock_free(st, st->locks);
+    edi_htab_destroy(&st->names);
+    edi_htab_destroy(&st->pids);
+    while (st->sess_n)
+        sess_end(st, &st->sess[0], false);
+    free(st->sess);
+    free(st->known);
+    for (size_t i = 0; i < st->sync_n; i++)
+        edist_buf_free(&st->sync_waiters[i].tag);
+    free(st->sync_waiters);
+    free(st->removing);
+    edist_buf_free(&st->pop_seen);
+    for (int i = 0; i < P_COUNT; i++)
+        edist_pattern_free(st->pat[i]);
+    edist_buf_free(&st->out);
+    edist_buf_free(&st->tmp);
+    edist_buf_free(&st->tmp2);
+    free(st);
+}
+
+static void add_nodeup(void *ctx, const char *name, size_t len)
+{
+    gl_state *st = ctx;
+    char node[GL_NODE_MAX];
+    if (len >= sizeof node)
+        return;
+    memcpy(node, name, len);
+    node[len] = 0;
+    on_nodeup(st, node);
+}
+
+void edi_svc_global_main(void *arg)
+{
+    edi_services *s = arg;
+    gl_state *st = calloc(1, sizeof *st);
+    if (!st)
+        return;
+    st->s = s;
+    st->server = edist_self();
+    snprintf(st->me, sizeof st->me, "%s", edist_runtime_node(s->rt));
+    if (getrandom(&st->seed, sizeof st->seed, GRND_NONBLOCK) != (ssize_t)sizeof st->seed)
+        st->seed = edi_now_ns();
+    st->rng = st->seed ^ 0x5DEECE66Dull;
+    st->pop_creation = (int64_t)((edist_runtime_creation(s->rt) & 0xffffffffu) |
+                                 ((edi_splitmix64(&st->rng) & 0x3fffffu) << 32));
+    edi_htab_init(&st->names);
+    edi_htab_init(&st->pids);
+    edist_buf_init(&st->out);
+    edist_buf_init(&st->tmp);
+    edist_buf_init(&st->tmp2);
+    edist_buf_init(&st->pop_seen);
+    if (edist_at_exit(gl_free, st) != 0) {
+        free(st);
+        return;
+    }
+    for (int i = 0; i < P_COUNT; i++) {
+        edist_parse_error pe;
+        if (edist_pattern_compile(pattern_text[i], strlen(pattern_text[i]), &st->pat[i], &pe) != 0)
+            return;
+    }
+    if (edi_rt_spawn_here(s->rt, locker_main, st, &st->locker) != 0 ||
+        edi_rt_spawn_here(s->rt, registrar_main, st, &st->registrar) != 0)
+        return;
+    /* the locker and registrar hold locks on other nodes: they are
+     * linked to us, and a server that ends takes them along */
+    edist_link(st->locker);
+    edist_link(st->registrar);
+    if (s->cfg.monitor_nodes)
+        s->cfg.monitor_nodes(s->cfg.user, st->server, EDI_MN_INFO | EDI_MN_CONN_ID);
+    if (s->cfg.nodes)
+        s->cfg.nodes(s->cfg.user, EDI_NODES_VISIBLE, add_nodeup, st);
+    for (;;) {
+        edist_term_view m, vars[6];
+        if (edist_receive(NULL, NULL, -1, &m) != 0)
+            continue;
+        int which = -1;
+        for (int i = 0; i < P_COUNT && which < 0; i++) {
+            memset(vars, 0, sizeof vars);
+            if (edist_match(st->pat[i], m.ptr, m.len, vars) == 1)
+                which = i;
+        }
+        char node[GL_NODE_MAX];
+        switch (which) {
+        case P_CAST:
+            on_cast(st, var(st, which, vars, "Req"));
+            break;
+        case P_CALL:
+            on_call(st, var(st, which, vars, "From"), var(st, which, vars, "Tag"),
+                    var(st, which, vars, "Req"));
+            break;
+        case P_NODEUP:
+            if (view_atom(var(st, which, vars, "Node"), node, sizeof node) == 0)
+                on_nodeup(st, node);
+            break;
+        case P_NODEDOWN:
+            if (view_atom(var(st, which, vars, "Node"), node, sizeof node) == 0)
+                on_nodedown(st, node);
+            break;
+        case P_DOWN:
+            on_down(st, var(st, which, vars, "Pid"));
+            break;
+        case P_ACK:
+            break; /* global only checks it; a mismatch shows as a cancel */
+        case P_CANCEL:
+            if (view_atom(var(st, which, vars, "Node"), node, sizeof node) == 0) {
+                gl_session *x = sess_find(st, node);
+                if (x && tag_is_mine(x, var(st, which, vars, "Tag")))
+                    sess_restart(st, x);
+            }
+            break;
+        case P_LOST:
+            on_lost_connection(st, vars);
+            break;
+        case P_REMOVE:
+            if (view_atom(var(st, which, vars, "Node"), node, sizeof node) == 0)
+                on_remove_connection(st, node);
+            break;
+        case P_LOCK_IS_SET:
+            on_lock_is_set(st, var(st, which, vars, "Node"), var(st, which, vars, "LockId"));
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+/* ---- the client calls (include/edist/global.h) ------------------------------------------- */
+
+static int gl_call(const edist_buf *req, edist_buf *out, int timeout_ms)
+{
+    int rc = edist_buf_error(req);
+    if (rc)
+        return rc;
+    rc = edi_svc_call(NULL, "global_name_server", NULL, NULL, req->data, req->len, out,
+                      timeout_ms);
+    if (rc == EDIST_ECLOSED)
+        return edist_set_error(EDIST_ENOTFOUND, "global: no global_name_server on this node");
+    if (rc == EDIST_ETIMEDOUT)
+        return edist_set_error(rc, "global: no answer from global_name_server");
+    return rc;
+}
+
+static int name_view(const void *name, size_t len, edist_term_view *v)
+{
+    if (!name || len == 0)
+        return edist_set_error(EDIST_EINVAL, "global: no name");
+    edist_term_view t = strip_version(name, len);
+    edist_cursor c;
+    edist_term_view one;
+    edist_cursor_init(&c, t.ptr, t.len);
+    if (edist_dec_term(&c, &one) != 0 || one.len != t.len)
+        return edist_set_error(EDIST_EINVAL, "global: the name is not one encoded term");
+    *v = t;
+    return 0;
+}
+
+static int registrar_op(const char *op, const void *name, size_t len, edist_procid pid)
+{
+    edist_term_view n;
+    int rc = name_view(name, len, &n);
+    if (rc)
+        return rc;
+    edist_buf req, out;
+    edist_buf_init(&req);
+    edist_buf_init(&out);
+    edist_enc_tuple(&req, 4);
+    edist_enc_atom(&req, "registrar", 9);
+    edist_enc_atomz(&req, op);
+    edist_enc_raw(&req, n.ptr, n.len);
+    edist_enc_procid(&req, pid);
+    rc = gl_call(&req, &out, GL_CLIENT_TIMEOUT_MS);
+    if (rc == 0 && edi_term_is_atom((edist_term_view){out.data, out.len}, "no"))
+        rc = edist_set_error(EDIST_EEXIST, "global: the name is registered already");
+    edist_buf_free(&req);
+    edist_buf_free(&out);
+    return rc;
+}
+
+int edist_global_register_name(const void *name, size_t len, edist_procid pid)
+{
+    return registrar_op("register", name, len, pid);
+}
+
+int edist_global_re_register_name(const void *name, size_t len, edist_procid pid)
+{
+    return registrar_op("re_register", name, len, pid);
+}
+
+int edist_global_unregister_name(const void *name, size_t len)
+{
+    return registrar_op("unregister", name, len, EDIST_PROCID_NULL);
+}
+
+int edist_global_whereis_name(const void *name, size_t len, edist_procid *pid)
+{
+    edist_term_view n;
+    int rc = name_view(name, len, &n);
+    if (rc)
+        return rc;
+    edist_buf req, out;
+    edist_buf_init(&req);
+    edist_buf_init(&out);
+    edist_enc_tuple(&req, 2);
+    edist_enc_atom(&req, "whereis", 7);
+    edist_enc_raw(&req, n.ptr, n.len);
+    rc = gl_call(&req, &out, GL_CLIENT_TIMEOUT_MS);
+    if (rc == 0) {
+        edist_cursor c;
+        edist_cursor_init(&c, out.data, out.len);
+        if (edist_dec_procid(&c, pid) != 0)
+            rc = EDIST_ENOTFOUND;
+    }
+    edist_buf_free(&req);
+    edist_buf_free(&out);
+    return rc;
+}
+
+int edist_global_send(const void *name, size_t len, const void *msg, size_t msg_len)
+{
+    edist_procid pid;
+    int rc = edist_global_whereis_name(name, len, &pid);
+    if (rc == EDIST_ENOTFOUND)
+        return edist_set_error(rc, "global: no process is registered under the name");
+    if (rc)
+        return rc;
+    return edist_send(pid, msg, msg_len);
+}
+
+int edist_global_registered_names(edist_buf *out)
+{
+    if (!out)
+        return edist_set_error(EDIST_EINVAL, "global: no output");
+    edist_buf req;
+    edist_buf_init(&req);
+    edist_enc_atom(&req, "registered_names", 16);
+    int rc = gl_call(&req, out, GL_CLIENT_TIMEOUT_MS);
+    edist_buf_free(&req);
+    return rc;
+}
+
+int edist_global_sync(int timeout_ms)
+{
+    edist_buf req, out;
+    edist_buf_init(&req);
+    edist_buf_init(&out);
+    edist_enc_atom(&req, "sync", 4);
+    int rc = gl_call(&req, &out, timeout_ms < 0 ? GL_CLIENT_TIMEOUT_MS : timeout_ms);
+    edist_buf_free(&req);
+    edist_buf_free(&out);
+    return rc;
+}
+
+/* set_lock/del_lock on this node and the nodes its server knows, as a
+ * caller of their servers (the lock's holder is the calling process). */
+static int lock_op(const char *op, const void *id, size_t len, int retries)
+{
+    edist_term_view v;
+    int rc = name_view(id, len, &v);
+    if (rc)
+        return rc;
+    edist_term_view rid, rq;
+    if (dec_lock_id(v, &rid, &rq) != 0)
+        return edist_set_error(EDIST_EINVAL, "global: a lock id is {ResourceId, LockRequesterId}");
+    edist_buf lid, req, out;
+    edist_buf_init(&lid);
+    edist_buf_init(&req);
+    edist_buf_init(&out);
+    edist_buf_append(&lid, v.ptr, v.len);
+    edist_enc_atom(&req, "known_nodes", 11);
+    gl_caller k = {0};
+    gl_nodes ns = {0};
+    uint64_t rng = edi_now_ns();
+    rc = EDIST_EAGAIN;
+    for (int t = 0; retries < 0 || t <= retries; t++) {
+        /* [Me | Known] */
+        int crc = gl_call(&req, &out, GL_CLIENT_TIMEOUT_MS);
+        edist_cursor c;
+        uint32_t n;
+        if (crc || list_open((edist_term_view){out.data, out.len}, &c, &n) != 0 || n == 0) {
+            rc = crc ? crc : EDIST_EPROTO;
+            break;
+        }
+        free(ns.v);
+        ns.v = malloc(n * GL_NODE_MAX);
+        ns.n = 0;
+        if (!ns.v) {
+            rc = EDIST_ENOMEM;
+            break;
+        }
+        for (uint32_t i = 0; i < n; i++)
+            if (edist_dec_atom_copy(&c, ns.v[ns.n], GL_NODE_MAX) == 0)
+                ns.n++;
+        caller_init(&k, NULL, ns.v[0]);
+        nodes_boss_first(&ns);
+        if (op[0] == 'd') {
+            unlock_nodes(&k, &ns, &lid);
+            rc = 0;
+            break;
+        }
+        if (lock_nodes(&k, &ns, &lid)) {
+            rc = 0;
+            break;
+        }
+        rc = EDIST_EAGAIN;
+        if (retries >= 0 && t == retries)
+            break;
+        uint64_t cap = t < 6 ? 125u << t : 8000;
+        edist_sleep_ms((int64_t)(edi_splitmix64(&rng) % cap));
+    }
+    free(ns.v);
+    edist_buf_free(&lid);
+    edist_buf_free(&req);
+    edist_buf_free(&out);
+    if (rc == EDIST_EAGAIN)
+        return edist_set_error(rc, "global: the lock is held by another requester");
+    return rc;
+}
+
+int edist_global_set_lock(const void *id, size_t len, int retries)
+{
+    return lock_op("set_lock", id, len, retries);
+}
+
+int edist_global_del_lock(const void *id, size_t len)
+{
+    return lock_op("del_lock", id, len, 0);
+}
+
+/* ---- global:* and edist_demo:global_register/1 exports --------------------------------- */
+
+static int ex_whereis(void *user, const edist_term_view *args, uint32_t arity, edist_buf *result)
+{
+    (void)user;
+    (void)arity;
+    edist_procid pid;
+    int rc = edist_global_whereis_name(args[0].ptr, args[0].len, &pid);
+    if (rc == EDIST_ENOTFOUND)
+        return edist_enc_atom(result, "undefined", 9);
+    if (rc)
+        return rc;
+    return edist_enc_procid(result, pid);
+}
+
+static int ex_register(void *user, const edist_term_view *args, uint32_t arity, edist_buf *result)
+{
+    (void)user;
+    (void)arity;
+    edist_procid pid;
+    if (edi_svc_pid(args[1], &pid) != 0)
+        return edi_raise_error_atom("badarg");
+    int rc = edist_global_register_name(args[0].ptr, args[0].len, pid);
+    if (rc == EDIST_EEXIST)
+        return edist_enc_atom(result, "no", 2);
+    if (rc)
+        return rc;
+    return edist_enc_atom(result, "yes", 3);
+}
+
+static int ex_re_register(void *user, const edist_term_view *args, uint32_t arity,
+                          edist_buf *result)
+{
+    (void)user;
+    (void)arity;
+    edist_procid pid;
+    if (edi_svc_pid(args[1], &pid) != 0)
+        return edi_raise_error_atom("badarg");
+    int rc = edist_global_re_register_name(args[0].ptr, args[0].len, pid);
+    if (rc)
+        return rc;
+    return edist_enc_atom(result, "yes", 3);
+}
+
+static int ex_unregister(void *user, const edist_term_view *args, uint32_t arity,
+                         edist_buf *result)
+{
+    (void)user;
+    (void)arity;
+    int rc = edist_global_unregister_name(args[0].ptr, args[0].len);
+    if (rc)
+        return rc;
+    return edist_enc_atom(result, "ok", 2);
+}
+
+static int ex_registered(void *user, const edist_term_view *args, uint32_t arity,
+                         edist_buf *result)
+{
+    (void)user;
+    (void)args;
+    (void)arity;
+    return edist_global_registered_names(result);
+}
+
+static int ex_send(void *user, const edist_term_view *args, uint32_t arity, edist_buf *result)
+{
+    (void)user;
+    (void)arity;
+    edist_procid pid;
+    int rc = edist_global_whereis_name(args[0].ptr, args[0].len, &pid);
+    if (rc == EDIST_ENOTFOUND) {
+        /* global:send/2 exits {badarg, {Name, Msg}} */
+        edist_buf r;
+        edist_buf_init(&r);
+        edist_enc_tuple(&r, 2);
+        edist_enc_atom(&r, "badarg", 6);
+        edist_enc_tuple(&r, 2);
+        edist_enc_raw(&r, args[0].ptr, args[0].len);
+        edist_enc_raw(&r, args[1].ptr, args[1].len);
+        rc = edi_raise(EDI_RAISE_EXIT, r.data, r.len, NULL, 0);
+        edist_buf_free(&r);
+        return rc;
+    }
+    if (rc)
+        return rc;
+    if ((rc = edist_send(pid, args[1].ptr, args[1].len)) != 0)
+        return rc;
+    return edist_enc_procid(result, pid);
+}
+
+static int ex_sync(void *user, const edist_term_view *args, uint32_t arity, edist_buf *result)
+{
+    (void)user;
+    (void)args;
+    (void)arity;
+    int rc = edist_global_sync(-1);
+    if (rc)
+        return rc;
+    return edist_enc_atom(result, "ok", 2);
+}
+
+/* global:resolve_it(Method, Name, Pid1, Pid2), which a node that resolves
+ * a clash calls on the node of its own pid: random_exit_name whatever
+ * the method (its fun cannot run here). */
+static int ex_resolve_it(void *user, const edist_term_view *args, uint32_t arity,
+                         edist_buf *result)
+{
+    (void)user;
+    (void)arity;
+    edist_procid a, b, min, max;
+    if (edi_svc_pid(args[2], &a) != 0 || edi_svc_pid(args[3], &b) != 0)
+        return edi_raise_error_atom("badarg");
+    minmax(a, b, &min, &max);
+    edist_exit_signal(max, EDIST_REASON_KILL.ptr, EDIST_REASON_KILL.len);
+    return edist_enc_procid(result, min);
+}
+
+
+static int ex_demo_global_register(void *user, const edist_term_view *args, uint32_t arity,
+                                   edist_buf *result)
+{
+    (void)user;
+    (void)arity;
+    edist_procid pid;
+    int rc = edist_spawn(edi_svc_idle_main, NULL, &pid);
+    if (rc)
+        return rc;
+    rc = edist_global_register_name(args[0].ptr, args[0].len, pid);
+    if (rc) {
+        edist_exit_signal(pid, EDIST_REASON_KILL.ptr, EDIST_REASON_KILL.len);
+        if (rc == EDIST_EEXIST)
+            return edist_enc_atom(result, "no", 2);
+        return rc;
+    }
+    return edist_enc_atom(result, "yes", 3);
+}
+
+int edi_svc_export_global(edi_services *s)
+{
+    static const edi_svc_export table[] = {
+        {"global", "whereis_name", 1, ex_whereis},
+        {"global", "register_name", 2, ex_register},
+        {"global", "re_register_name", 2, ex_re_register},
+        {"global", "unregister_name", 1, ex_unregister},
+        {"global", "registered_names", 0, ex_registered},
+        {"global", "send", 2, ex_send},
+        {"global", "sync", 0, ex_sync},
+        {"global", "resolve_it", 4, ex_resolve_it},
+        {"edist_demo", "global_register", 1, ex_demo_global_register},
+    };
+    return edi_svc_export_table(s, table, sizeof table / sizeof table[0]);
+}

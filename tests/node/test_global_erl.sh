@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# global (OTP 25's name registry) between real erl nodes and two `edist
+# node`s: global:sync() and global:register_name on erl complete; names
+# registered on either side are found on all nodes and vanish when their
+# process dies or their node is killed; BEAM nodes that connect only to
+# an edist node meet each other and that node's peers.
+#   test_global_erl.sh EDIST TEST_NODE_TOOL
+. "$(dirname "$0")/test_node_lib.sh"
+
+start_real_epmd
+E=gle$$
+N=gln$$
+M=glm$$
+start_erl e "$E"
+start_edist n --sname "$N" --cookie "$COOKIE" --listen-address 127.0.0.1
+start_edist m --sname "$M" --cookie "$COOKIE" --listen-address 127.0.0.1
+mpid=$LAST_PID
+
+e_true() { [ "$(erl_eval "$E" "$1")" = "{ok,true}" ]; }
+on() { echo "rpc:call('$1@$HOST', global, $2)"; }
+
+r=$(erl_eval "$E" "{net_adm:ping('$N@$HOST'), net_adm:ping('$M@$HOST')}.")
+[ "$r" = "{ok,{pong,pong}}" ] || fail "erl -> edist nodes: $r"
+# global:sync() used to wait for as long as an edist node was connected.
+r=$(erl_eval "$E" "{T, ok} = timer:tc(global, sync, []), T div 1000.")
+ms=${r#\{ok,}; ms=${ms%\}}
+[[ "$ms" =~ ^[0-9]+$ ]] && [ "$ms" -lt 5000 ] || fail "global:sync() on erl: $r"
+ok "erl $E connected to edist $N and $M; global:sync() returned in $ms ms"
+
+# Registered on erl, found on both edist nodes.
+r=$(erl_eval "$E" "P = spawn(fun() -> receive stop -> ok end end), register(gholder, P),
+  {T, yes} = timer:tc(global, register_name, [{todo_list, <<\"bob\">>}, P]), T div 1000.")
+[[ "$r" =~ ^\{ok,[0-9]+\}$ ]] || fail "global:register_name on erl: $r"
+ms=${r#\{ok,}; ms=${ms%\}}
+for X in "$N" "$M"; do
+  wait_until 10 e_true "$(on "$X" "whereis_name, [{todo_list, <<\"bob\">>}]") =:= whereis(gholder)." ||
+    fail "$X does not find erl's name: $(erl_eval "$E" "$(on "$X" "whereis_name, [{todo_list, <<\"bob\">>}]").")"
+done
+ok "global:register_name on erl ($ms ms); whereis_name on both edist nodes finds it"
+
+# Registered on edist, found on erl and on the other edist node.
+r=$(erl_eval "$E" "rpc:call('$N@$HOST', edist_demo, global_register, [svc]).")
+[ "$r" = "{ok,yes}" ] || fail "edist_demo:global_register on $N: $r"
+r=$(erl_eval "$E" "rpc:call('$M@$HOST', edist_demo, global_register, [svc]).")
+[ "$r" = "{ok,no}" ] || fail "the same name again, from $M: $r"
+e_true "node(global:whereis_name(svc)) =:= '$N@$HOST'." ||
+  fail "erl does not find svc: $(erl_eval "$E" "global:whereis_name(svc).")"
+e_true "$(on "$M" "whereis_name, [svc]") =:= global:whereis_name(svc)." || fail "$M does not find svc"
+e_true "lists:sort(global:registered_names()) =:= lists:sort($(on "$M" "registered_names, []"))." ||
+  fail "registered_names differ: $(erl_eval "$E" "{global:registered_names(), $(on "$M" "registered_names, []")}.")"
+ok "edist_demo:global_register(svc) on $N: erl and $M find it; a second registration says no"
+
+# global:send from erl and from edist reaches the holder.
+r=$(erl_eval "$E" "P = whereis(gholder), erlang:trace(P, true, ['receive']),
+  P2 = global:send({todo_list, <<\"bob\">>}, hello), P2 =:= P.")
+[ "$r" = "{ok,true}" ] || fail "global:send on erl: $r"
+r=$(erl_eval "$E" "$(on "$N" "send, [{todo_list, <<\"bob\">>}, hi]") =:= whereis(gholder).")
+[ "$r" = "{ok,true}" ] || fail "global:send through $N: $r"
+r=$(erl_eval "$E" "element(1, $(on "$N" "send, [nobody, hi]")).")
+[ "$r" = "{ok,badrpc}" ] || fail "global:send to no one through $N: $r"
+ok "global:send to the erl name from erl and through edist; to an unknown name: an exit"
+
+# The holder dies: the name is gone everywhere.
+erl_eval "$E" "exit(whereis(gholder), kill)." >/dev/null
+for X in "$N" "$M"; do
+  wait_until 10 e_true "$(on "$X" "whereis_name, [{todo_list, <<\"bob\">>}]") =:= undefined." ||
+    fail "the dead erl holder's name is still on $X"
+done
+erl_eval "$E" "exit(global:whereis_name(svc), kill)." >/dev/null
+wait_until 10 e_true "global:whereis_name(svc) =:= undefined andalso $(on "$M" "whereis_name, [svc]") =:= undefined." ||
+  fail "the dead edist holder's name is still listed: $(erl_eval "$E" "global:whereis_name(svc).")"
+ok "a holder that dies (erl's, edist's) loses its name on every node"
+
+# unregister and re_register through edist.
+r=$(erl_eval "$E" "P = spawn(fun() -> receive stop -> ok end end),
+  {$(on "$M" "register_name, [un, P]"), $(on "$N" "re_register_name, [un, P]"),
+   global:whereis_name(un) =:= P, $(on "$N" "unregister_name, [un]"), global:whereis_name(un)}.")
+[ "$r" = "{ok,{yes,yes,true,ok,undefined}}" ] || fail "register/re_register/unregister via edist: $r"
+ok "global:register_name, re_register_name and unregister_name through edist reach erl"
+
+# A node killed: its names go.
+r=$(erl_eval "$E" "rpc:call('$M@$HOST', edist_demo, global_register, [onm]).")
+[ "$r" = "{ok,yes}" ] || fail "register on $M: $r"
+kill -KILL "$mpid"
+wait_until 20 e_true "global:whereis_name(onm) =:= undefined andalso $(on "$N" "whereis_name, [onm]") =:= undefined." ||
+  fail "$M's name is still listed after the node was killed"
+ok "edist $M killed: its name is gone from erl and from $N"
+
+# The mesh: two fresh erl nodes that each connect to edist N only meet
+# each other and E (global's new_nodes), as between BEAM nodes.
+F=glf$$
+G=glg$$
+start_erl f "$F"
+start_erl g "$G"
+r=$(erl_eval "$F" "net_adm:ping('$N@$HOST').")
+[ "$r" = "{ok,pong}" ] || fail "$F -> $N: $r"
+r=$(erl_eval "$G" "net_adm:ping('$N@$HOST').")
+[ "$r" = "{ok,pong}" ] || fail "$G -> $N: $r"
+f_true() { [ "$(erl_eval "$F" "$1")" = "{ok,true}" ]; }
+wait_until 20 f_true "lists:member('$G@$HOST', nodes()) andalso lists:member('$E@$HOST', nodes())." ||
+  fail "$F did not meet $G and $E: $(erl_eval "$F" "nodes().")"
+r=$(erl_eval "$G" "global:sync(), lists:sort(nodes()) =:= lists:sort(['$E@$HOST', '$F@$HOST', '$N@$HOST']).")
+[ "$r" = "{ok,true}" ] || fail "$G's nodes(): $(erl_eval "$G" "nodes().")"
+r=$(erl_eval "$F" "P = spawn(fun() -> receive stop -> ok end end), register(fholder, P), global:register_name(fname, P).")
+[ "$r" = "{ok,yes}" ] || fail "register on $F: $r"
+wait_until 10 e_true "global:whereis_name(fname) =:= rpc:call('$F@$HOST', erlang, whereis, [fholder])." ||
+  fail "erl $E does not find $F's name"
+ok "erl $F and $G, each connected to edist $N only, meet each other and $E; names reach all"
+
+# Bad input to global_name_server: ignored, the node and global go on.
+r=$(erl_eval "$E" "G = {global_name_server, '$N@$HOST'},
+  [G ! X || X <- [garbage, {'\$gen_cast', {exchange, x, notalist, [], 1}},
+                  {'\$gen_cast', {init_connect, bad, '$E@$HOST', []}},
+                  {'\$gen_cast', {resolved, a, b, c, d, e, f}},
+                  {'\$gen_cast', {new_nodes, '$E@$HOST', [{insert, bad}], [], [x, {y}], []}},
+                  {lost_connection, a, b, c, d}, {init_connect_ack, 1, 2, 3}]],
+  {gen_server:call(G, {whereis, nobody}), $(on "$N" "whereis_name, [fname]") =:= global:whereis_name(fname)}.")
+[ "$r" = "{ok,{undefined,true}}" ] || fail "global on $N after bad input: $r"
+ok "malformed messages to global_name_server on $N are ignored; it still answers"
+
+# global:trans on erl with edist nodes known: the lock is taken on them too.
+r=$(erl_eval "$E" "{T, 42} = timer:tc(global, trans, [{res, self()}, fun() -> 42 end]), T div 1000.")
+[[ "$r" =~ ^\{ok,[0-9]+\}$ ]] || fail "global:trans on erl: $r"
+ms=${r#\{ok,}; ms=${ms%\}}
+ok "global:trans on erl with edist nodes in the cluster completes ($ms ms)"
+
+# Two edist nodes alone: net_adm:ping through edist, names synced both ways.
+P=glp$$
+Q=glq$$
+start_edist p --sname "$P" --cookie "$COOKIE" --listen-address 127.0.0.1
+start_edist q --sname "$Q" --cookie "$COOKIE" --listen-address 127.0.0.1
+r=$("$EDIST" rpc "$P@$HOST" edist_demo global_register '[onp]' --cookie "$COOKIE")
+[ "$r" = "yes" ] || fail "register on $P: $r"
+r=$("$EDIST" rpc "$Q@$HOST" edist_demo global_register '[onq]' --cookie "$COOKIE")
+[ "$r" = "yes" ] || fail "register on $Q: $r"
+r=$("$EDIST" rpc "$Q@$HOST" net_adm ping "['$P@$HOST']" --cookie "$COOKIE")
+[ "$r" = "pong" ] || fail "$Q pings $P: $r"
+q_has() { "$EDIST" rpc "$Q@$HOST" global registered_names '[]' --cookie "$COOKIE" | grep -q "$1"; }
+wait_until 15 q_has onp || fail "$Q does not see $P's name: $("$EDIST" rpc "$Q@$HOST" global registered_names '[]' --cookie "$COOKIE")"
+r=$("$EDIST" rpc "$P@$HOST" global sync '[]' --cookie "$COOKIE")
+[ "$r" = "ok" ] || fail "global:sync on $P: $r"
+r=$("$EDIST" rpc "$P@$HOST" global registered_names '[]' --cookie "$COOKIE")
+[[ "$r" == *onp* && "$r" == *onq* ]] || fail "$P's names: $r"
+ok "edist $P and $Q alone (net_adm:ping through edist) sync: each finds the other's name"
+
+# A clash when partitions meet: the pid on the node with the smaller name
+# stays, the other is killed, every node agrees. First the edist node
+# resolves (its name is smaller), then the erl node does.
+clash() { # ERLNAME EDISTNAME
+  local en=$1 dn=$2 tag=c$1
+  start_edist "$tag" --sname "$dn" --cookie "$COOKIE" --listen-address 127.0.0.1
+  start_erl "$tag"e "$en"
+  r=$("$EDIST" rpc "$dn@$HOST" edist_demo global_register '[clash]' --cookie "$COOKIE")
+  [ "$r" = "yes" ] || fail "register clash on $dn: $r"
+  r=$(erl_eval "$en" "P = spawn(fun() -> receive stop -> ok end end), register(clasher, P),
+    yes = global:register_name(clash, P), pong = net_adm:ping('$dn@$HOST'), global:sync(),
+    W = global:whereis_name(clash), {node(W), is_process_alive(P)}.")
+  local winner=$en
+  [[ "$dn" < "$en" ]] && winner=$dn
+  local alive=false
+  [ "$winner" = "$en" ] && alive=true
+  [ "$r" = "{ok,{$winner@$HOST,$alive}}" ] || fail "clash $en vs $dn: $r"
+  c_true() { [ "$("$EDIST" rpc "$dn@$HOST" erlang node '[]' --cookie "$COOKIE")" = "$dn@$HOST" ] &&
+             [ "$(erl_eval "$en" "rpc:call('$dn@$HOST', global, whereis_name, [clash]) =:= global:whereis_name(clash).")" = "{ok,true}" ]; }
+  wait_until 10 c_true || fail "clash $en vs $dn: the nodes disagree"
+  ok "a clash between erl $en and edist $dn: the pid on $winner stays, the other was killed, both agree"
+}
+clash glj$$ gla$$
+clash glb$$ glk$$
+
+# SIGSTOP: the names of a node that stops answering go within the tick time.
+S=gls$$
+T=glt$$
+U=glu$$
+start_erl s "$S" -kernel net_ticktime 4
+spid=$LAST_PID
+start_edist t --sname "$T" --cookie "$COOKIE" --listen-address 127.0.0.1 --ticktime 4
+start_edist u --sname "$U" --cookie "$COOKIE" --listen-address 127.0.0.1 --ticktime 4
+upid=$LAST_PID
+r=$(erl_eval "$S" "P = spawn(fun() -> receive stop -> ok end end), register(sholder, P),
+  {net_adm:ping('$T@$HOST'), net_adm:ping('$U@$HOST'), global:register_name(s_name, P),
+   rpc:call('$U@$HOST', edist_demo, global_register, [u_name])}.")
+[ "$r" = "{ok,{pong,pong,yes,yes}}" ] || fail "set-up of the SIGSTOP case: $r"
+s_true() { [ "$(erl_eval "$S" "$1")" = "{ok,true}" ]; }
+wait_until 10 s_true "$(on "$T" "whereis_name, [u_name]") =/= undefined andalso $(on "$T" "whereis_name, [s_name]") =/= undefined." ||
+  fail "$T does not see both names"
+kill -STOP "$upid"
+t0=$(date +%s)
+wait_until 20 s_true "global:whereis_name(u_name) =:= undefined andalso $(on "$T" "whereis_name, [u_name]") =:= undefined." ||
+  fail "the name of the stopped edist $U is still listed"
+t1=$(date +%s)
+kill -STOP "$spid"
+t_none() { [ "$("$EDIST" rpc "$T@$HOST" global whereis_name '[s_name]' --cookie "$COOKIE")" = undefined ]; }
+wait_until 20 t_none || fail "the name of the stopped erl $S is still listed on $T"
+t2=$(date +%s)
+kill -CONT "$upid" "$spid"
+ok "SIGSTOP (tick time 4 s): edist $U's name gone from erl and $T in $((t1 - t0)) s; erl $S's gone from $T in $((t2 - t1)) s"
+done_ok
