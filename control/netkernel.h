@@ -20,8 +20,8 @@
  * - Until the process runtime exists, the messages the node itself must
  *   answer: net_kernel's is_auth call (net_adm:ping), monitors of the
  *   registered name net_kernel, and spawn requests of
- *   erpc:execute_call(Ref, erlang, nodes|node|is_alive, []) (how peers
- *   learn our nodes for transitive connection). Everything else goes to an
+ *   erpc:execute_call(Ref, erlang, nodes|node|is_alive, []). Everything
+ *   else goes to an
  *   optional message handler, or is counted and dropped.
  * - Sending: every frame for a peer goes through that connection's send
  *   scheduler (dist_sendq.h) and is pumped into the socket a fragment or
@@ -29,11 +29,8 @@
  *   traffic and a peer that does not read pushes back (EDIST_EAGAIN).
  *   Receiving: fragments are reassembled within a byte limit; any bad
  *   frame closes the connection, as erts does.
- * - Transitive connection: when a visible connection comes up and
- *   connect_all is set, the peer's erlang:nodes() is asked for (a spawn
- *   request of erpc:execute_call with a monitor; the answer is the DOWN
- *   reason {Ref, return, Nodes}) and every node in it we are not connected
- *   to is connected.
+ * - Transitive connection is global's (runtime/services_global.c), as
+ *   between BEAM nodes.
  *
  * Loop thread only (or the creating thread before the loop runs). Done
  * callbacks run on the loop thread, possibly before the starting call

@@ -18,10 +18,8 @@
 #include "dataplane/uring/tcp_lane.h"
 #include "edist/term.h"
 
-/* Pending requests (pings, connects, nodes queries) at once. */
+/* Pending requests (pings, connects) at once. */
 #define NK_MAX_OPS 4096u
-/* A transitive nodes() query gives up after this long. */
-#define NK_NODES_QUERY_TIMEOUT_MS 10000u
 /* Housekeeping (orphaned pending entries) runs this often. */
 #define NK_HOUSEKEEPING_MS 500u
 /* Replies the node owes a peer (is_auth, spawn replies) go past a full
@@ -125,7 +123,6 @@ typedef struct nk_wwait {
 typedef enum op_kind {
     OP_CONNECT = 1,
     OP_PING,
-    OP_NODES_QUERY,
     OP_MONITOR_NODE,
 } op_kind;
 
@@ -136,7 +133,7 @@ typedef struct nk_op {
     char peer[EDI_HS_NAME_MAX_BYTES + 1];
     edi_nk_done_fn done;
     void *arg;
-    uint32_t ref[3];     /* PING tag / NODES_QUERY ReqId (our node, creation) */
+    uint32_t ref[3];     /* PING tag (our node, creation) */
     uint64_t sub_handle; /* OP_MONITOR_NODE */
     edi_timer timer;
     struct nk_op *next, *prev;
@@ -255,8 +252,6 @@ nk_op *edi_nki_op_new(edi_nk *nk, op_kind kind, const char *peer,
 void edi_nki_op_finish(edi_nk *nk, nk_op *o, int err, const char *detail);
 void edi_nki_op_connected(edi_nk *nk, nk_op *o, int err, const char *detail);
 bool edi_nki_valid_peer(edi_nk *nk, const char *peer);
-void edi_nki_start_nodes_query(edi_nk *nk, edi_link *l);
-void edi_nki_nodes_answer(edi_nk *nk, nk_op *o, edist_cursor *c);
 
 /* nk_nodes.c */
 void edi_nki_subs_sweep(edi_nk *nk);

@@ -219,9 +219,6 @@ void edi_nki_handshake_done(edi_link *l)
             w = n;
         }
     }
-    if (!l->dead && nk->cfg.connect_all && !nk->cfg.hidden && !l->hidden &&
-        (l->flags & EDI_DFLAG_SPAWN))
-        edi_nki_start_nodes_query(nk, l);
     if (!l->dead)
         edi_nki_lane_offer(l);
 }

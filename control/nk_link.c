@@ -139,7 +139,7 @@ static void fail_peer_ops(edi_nk *nk, const char *peer, int err,
     nk_op *o = nk->ops;
     while (o) {
         nk_op *n = o->next;
-        if ((o->kind == OP_PING || o->kind == OP_NODES_QUERY) &&
+        if ((o->kind == OP_PING) &&
             !strcmp(o->peer, peer))
             edi_nki_op_finish(nk, o, err, detail);
         o = n;

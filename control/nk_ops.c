@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* The net kernel's requests: connect, ping and the transitive nodes query,
+/* The net kernel's requests: connect and ping,
  * each a pending op finished by the connect outcome, an answer or a
  * timeout; and disconnect_node. */
 #include "control/netkernel_internal.h"
@@ -89,7 +89,7 @@ void edi_nki_op_finish(edi_nk *nk, nk_op *o, int err, const char *detail)
     free(o);
 }
 
-/* ---- ops: connect, ping, nodes query ------------------------------------- */
+/* ---- ops: connect, ping --------------------------------------------------- */
 
 static void send_ping(edi_nk *nk, nk_op *o);
 
@@ -117,9 +117,6 @@ void edi_nki_op_connected(edi_nk *nk, nk_op *o, int err, const char *detail)
                 edi_nki_subs_sweep(nk);
             }
         }
-        edi_nki_op_finish(nk, o, err, detail);
-        break;
-    case OP_NODES_QUERY:
         edi_nki_op_finish(nk, o, err, detail);
         break;
     }
@@ -221,73 +218,6 @@ static void send_ping(edi_nk *nk, nk_op *o)
     int rc = edi_nki_send_built(nk, l, EDI_NK_KERNEL_PID_ID, true);
     if (rc)
         edi_nki_op_finish(nk, o, rc, edist_last_error());
-}
-
-/* SPAWN_REQUEST erpc:execute_call(Ref, erlang, nodes, []) with a monitor:
- * the answer comes back as the DOWN reason {Ref, return, Nodes}. */
-void edi_nki_start_nodes_query(edi_nk *nk, edi_link *l)
-{
-    nk_op *o = edi_nki_op_new(nk, OP_NODES_QUERY, l->peer_name, NULL, NULL,
-                              NK_NODES_QUERY_TIMEOUT_MS);
-    if (!o)
-        return;
-    edi_nki_make_ref(nk, o->ref);
-    uint32_t call_ref[3];
-    edi_nki_make_ref(nk, call_ref);
-    edist_buf *s = &nk->scratch;
-    edist_buf_reset(s);
-    edi_nki_enc_ref(nk, s, o->ref);
-    size_t opts_at = s->len;
-    edist_enc_list(s, 1);
-    edist_enc_atomz(s, "monitor");
-    edist_enc_nil(s);
-    size_t args_at = s->len;
-    edist_enc_list(s, 4);
-    edi_nki_enc_ref(nk, s, call_ref);
-    edist_enc_atomz(s, "erlang");
-    edist_enc_atomz(s, "nodes");
-    edist_enc_nil(s);
-    edist_enc_nil(s);
-    edist_term_view req = {.ptr = s->data, .len = opts_at};
-    edist_term_view opts = {.ptr = s->data + opts_at, .len = args_at - opts_at};
-    edist_buf_reset(&nk->out);
-    edi_dist_build_spawn_request(&nk->out, l->flags, NULL, req, nk->kernel_pid,
-                                 nk->kernel_pid, "erpc", "execute_call", 4,
-                                 opts, edi_nki_buf_view(s, args_at));
-    int rc = edi_nki_send_built(nk, l, EDI_NK_KERNEL_PID_ID, false);
-    if (rc) {
-        nk_log(nk, EDIST_LOG_DEBUG, "cannot ask %s for its nodes: %s",
-               l->peer_name, edist_strerror(rc));
-        edi_nki_op_finish(nk, o, rc, NULL);
-    }
-}
-
-/* The answer to a nodes query: connect to every node we lack. */
-void edi_nki_nodes_answer(edi_nk *nk, nk_op *o, edist_cursor *c)
-{
-    char from[EDI_HS_NAME_MAX_BYTES + 1];
-    snprintf(from, sizeof from, "%s", o->peer);
-    edi_nki_op_finish(nk, o, 0, NULL);
-    uint32_t arity, n;
-    edist_atom tag;
-    if (edist_dec_tuple(c, &arity) || arity != 3 || edist_skip(c) ||
-        edist_dec_atom(c, &tag) || !edist_atom_eq(&tag, "return") ||
-        edist_dec_list(c, &n)) {
-        nk_log(nk, EDIST_LOG_DEBUG,
-               "%s answered the nodes query with something else", from);
-        return;
-    }
-    for (uint32_t i = 0; i < n; i++) {
-        char name[EDI_HS_NAME_MAX_BYTES + 1];
-        if (edist_dec_atom_copy(c, name, sizeof name) < 0)
-            return;
-        if (!strcmp(name, nk->name) || edi_ct_find(&nk->table, name) ||
-            !edi_hs_node_name_ok(name, strlen(name)))
-            continue;
-        nk_log(nk, EDIST_LOG_INFO, "connecting to %s (a node of %s)", name,
-               from);
-        edi_nki_want_connection(nk, name, NULL);
-    }
 }
 
 /* ---- disconnect ---------------------------------------------------------- */

@@ -113,52 +113,6 @@ static void message_to_self(edi_nk *nk, edi_link *l, const edi_dist_msg *m,
     }
 }
 
-/* The DOWN of a monitor we set: the answer of a nodes query. */
-static void monitor_exit_to_self(edi_nk *nk, edi_link *l, const edi_dist_msg *m,
-                                 edi_rxbuf *rxbuf)
-{
-    edist_ref ref;
-    nk_op *o = NULL;
-    if (edi_dist_view_ref(m->ref, &ref) == 0)
-        o = edi_nki_op_find_ref(nk, OP_NODES_QUERY, &ref);
-    if (!o) {
-        hand_over(nk, l, m, rxbuf);
-        return;
-    }
-    edist_cursor c;
-    int rc;
-    if (m->op == EDI_DOP_PAYLOAD_MONITOR_P_EXIT) {
-        rc = payload_cursor(m, &c);
-    } else {
-        edist_cursor_init(&c, m->reason.ptr, m->reason.len);
-        rc = m->reason.ptr ? 0 : EDIST_ENOTFOUND;
-    }
-    if (rc == 0)
-        edi_nki_nodes_answer(nk, o, &c);
-    else
-        edi_nki_op_finish(nk, o, rc, NULL);
-}
-
-static void spawn_reply_to_self(edi_nk *nk, edi_link *l, const edi_dist_msg *m,
-                                edi_rxbuf *rxbuf)
-{
-    edist_ref ref;
-    nk_op *o = NULL;
-    if (edi_dist_view_ref(m->ref, &ref) == 0)
-        o = edi_nki_op_find_ref(nk, OP_NODES_QUERY, &ref);
-    if (!o) {
-        hand_over(nk, l, m, rxbuf);
-        return;
-    }
-    edist_atom err;
-    if (edi_dist_view_atom(m->result, &err) == 0) {
-        nk_log(nk, EDIST_LOG_DEBUG, "%s refused the nodes query: %.*s", o->peer,
-               (int)err.len, err.ptr);
-        edi_nki_op_finish(nk, o, EDIST_EUNSUPPORTED, NULL);
-    }
-    /* A pid: the answer follows as the monitor's DOWN. */
-}
-
 /* {M, F, Args, []}: one stack frame, as erts reports undef. */
 static void enc_frame(edist_buf *s, edist_atom m, edist_atom f,
                       edist_term_view args)
@@ -173,7 +127,7 @@ static void enc_frame(edist_buf *s, edist_atom m, edist_atom f,
 }
 
 /* Encode the exit reason of the process a spawn request would have run.
- * Only what transitive connection and is_alive checks need is served:
+ * Only what is_alive and nodes checks of a node without its runtime need:
  * erpc:execute_call(Ref, erlang, nodes|node|is_alive, []); the process
  * runtime replaces this table. */
 static bool spawn_result(edi_nk *nk, const edi_dist_msg *m, edist_cursor *args,
@@ -377,18 +331,6 @@ void edi_nki_dispatch(edi_nk *nk, edi_link *l, const edi_dist_msg *m,
             return;
         if (m->sig == EDI_SIG_MONITOR && !nk->msg_fn && !nk->rt_ops)
             reply_noproc_monitor(nk, l, m);
-        else
-            hand_over(nk, l, m, rxbuf);
-        return;
-    case EDI_SIG_MONITOR_EXIT:
-        if (to_self(nk, m))
-            monitor_exit_to_self(nk, l, m, rxbuf);
-        else
-            hand_over(nk, l, m, rxbuf);
-        return;
-    case EDI_SIG_SPAWN_REPLY:
-        if (to_self(nk, m))
-            spawn_reply_to_self(nk, l, m, rxbuf);
         else
             hand_over(nk, l, m, rxbuf);
         return;

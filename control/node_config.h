@@ -17,7 +17,8 @@
  *   start_epmd     start the embedded port mapper if none answers (bool)
  *   ticktime       net_ticktime in seconds (decimals allowed; default 60)
  *   setuptime      net_setuptime in seconds (decimals allowed; default 7)
- *   connect_all    connect transitively to peers' nodes (bool, default true)
+ *   connect_all    global syncs with the nodes met and connects to theirs
+ *                  (bool, default true)
  *   transport      tcp | dpdk (edist peers over a DPDK port; see below)
  *   idle           adaptive | busy | sleep
  *   log_level      error | warning | info | debug

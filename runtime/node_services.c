@@ -3,6 +3,7 @@
  * nodeup/nodedown for the pg scope, edist:stats/0's node part, and
  * where printed lines go. */
 #include "runtime/node_internal.h"
+#include "runtime/services_internal.h"
 #ifdef EDIST_HAVE_DPDK
 #include "dataplane/dpdk/dpdk_lane.h"
 #endif
@@ -293,6 +294,18 @@ static void svc_print_line(void *user, const char *line, size_t len)
     edist_node *n = user;
     if (n->cfg.output)
         n->cfg.output(n->cfg.output_user, line, len);
+}
+
+int edist_global_set_resolver(edist_node *node, edist_global_resolve_fn fn, void *user)
+{
+    if (!node || !node->services)
+        return edist_set_error(EDIST_EINVAL, "global: no node");
+    edi_services *s = node->services;
+    pthread_mutex_lock(&s->resolver_mu);
+    s->resolver = fn;
+    s->resolver_user = user;
+    pthread_mutex_unlock(&s->resolver_mu);
+    return 0;
 }
 
 static void svc_disconnect(void *user, const char *node)

@@ -364,6 +364,7 @@ int edi_services_start(edi_rt *rt, const edi_services_config *cfg,
     if (!s)
         return edist_set_error(EDIST_ENOMEM, "services: no memory");
     s->rt = rt;
+    pthread_mutex_init(&s->resolver_mu, NULL);
     if (cfg)
         s->cfg = *cfg;
     for (int i = 0; i < EDI_PAT_COUNT; i++) {
@@ -416,5 +417,6 @@ void edi_services_free(edi_services *s)
         return;
     for (int i = 0; i < EDI_PAT_COUNT; i++)
         edist_pattern_free(s->pat[i]);
+    pthread_mutex_destroy(&s->resolver_mu);
     free(s);
 }

@@ -697,11 +697,33 @@ static void minmax(edist_procid a, edist_procid b, edist_procid *min, edist_proc
     }
 }
 
-/* random_exit_name: the one on the smaller node stays, the other is
- * killed. Returns the one that stays. */
+/* The resolver from C, if one is set: 0 and *keep. */
+static int user_resolve(edi_services *s, edist_term_view name, edist_procid a, edist_procid b,
+                        edist_procid *keep)
+{
+    pthread_mutex_lock(&s->resolver_mu);
+    edist_global_resolve_fn fn = s->resolver;
+    void *user = s->resolver_user;
+    pthread_mutex_unlock(&s->resolver_mu);
+    if (!fn)
+        return EDIST_ENOTFOUND;
+    edist_procid k = EDIST_PROCID_NULL;
+    if (fn(user, name, a, b, &k) != 0)
+        return EDIST_EINVAL;
+    if (!edist_procid_is_null(k) && !edist_procid_equal(k, a) && !edist_procid_equal(k, b))
+        return EDIST_EINVAL; /* neither of them: the default decides */
+    *keep = k;
+    return 0;
+}
+
+/* The user's resolver, or random_exit_name: the one on the smaller node
+ * stays, the other is killed. Returns the one that stays (null: none). */
 static edist_procid resolve_clash(gl_state *st, edist_term_view name, edist_procid a,
                                   edist_procid b)
 {
+    edist_procid keep;
+    if (user_resolve(st->s, name, a, b, &keep) == 0)
+        return keep;
     edist_procid min, max;
     minmax(a, b, &min, &max);
     edi_rt_log(st->s->rt, EDIST_LOG_WARNING,
@@ -756,7 +778,17 @@ static void exchange_names(gl_state *st, gl_session *x, edist_term_view names)
                 continue; /* he resolves it */
             edist_procid mine = e->pid;
             edist_procid keep = resolve_clash(st, name, pid, mine);
-            if (edist_procid_equal(keep, pid)) {
+            if (edist_procid_is_null(keep)) {
+                /* none: gone on both sides */
+                edist_enc_tuple(&x->ops, 2);
+                edist_enc_atom(&x->ops, "delete", 6);
+                edist_enc_raw(&x->ops, name.ptr, name.len);
+                x->ops_n++;
+                edist_enc_tuple(&resolved, 2);
+                edist_enc_atom(&resolved, "delete", 6);
+                edist_enc_raw(&resolved, name.ptr, name.len);
+                rn++;
+            } else if (edist_procid_equal(keep, pid)) {
                 enc_insert(&x->ops, name, pid, method);
                 x->ops_n++;
             } else {
@@ -2371,11 +2403,14 @@ static int ex_sync(void *user, const edist_term_view *args, uint32_t arity, edis
 static int ex_resolve_it(void *user, const edist_term_view *args, uint32_t arity,
                          edist_buf *result)
 {
-    (void)user;
     (void)arity;
     edist_procid a, b, min, max;
     if (edi_svc_pid(args[2], &a) != 0 || edi_svc_pid(args[3], &b) != 0)
         return edi_raise_error_atom("badarg");
+    edist_procid keep;
+    if (user_resolve(user, args[1], a, b, &keep) == 0)
+        return edist_procid_is_null(keep) ? edist_enc_atom(result, "none", 4)
+                                          : edist_enc_procid(result, keep);
     minmax(a, b, &min, &max);
     edist_exit_signal(max, EDIST_REASON_KILL.ptr, EDIST_REASON_KILL.len);
     return edist_enc_procid(result, min);

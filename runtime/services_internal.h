@@ -5,6 +5,9 @@
 
 #include <stdatomic.h>
 
+#include <pthread.h>
+
+#include "edist/global.h"
 #include "runtime/services.h"
 
 /* Patterns compiled once per edi_services (read-only afterwards, so the
@@ -55,6 +58,11 @@ struct edi_services {
     /* service replies (edi_svc_send); shard thread only */
     uint64_t sends_waited; /* found no room and waited for it */
     uint64_t sends_forced; /* found no room and were forced past the limit */
+    /* global's clash resolver set from C (edist_global_set_resolver);
+     * read by global_name_server, set from any thread */
+    pthread_mutex_t resolver_mu;
+    edist_global_resolve_fn resolver;
+    void *resolver_user;
 };
 
 /* Views of variable `name` of pattern pat after a match. */

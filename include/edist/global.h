@@ -57,6 +57,22 @@ int edist_global_set_lock(const void *id, size_t len, int retries);
 /* global:del_lock(Id) on the same nodes. */
 int edist_global_del_lock(const void *id, size_t len);
 
+/* A name clash this node resolves (two partitions meet, the name is on
+ * both sides with different pids, and this node's name is the smaller):
+ * set *keep to the pid that keeps the name, or to EDIST_PROCID_NULL to
+ * take it from both; what happens to the other (kill, a message) is the
+ * resolver's. Runs inside the node's global_name_server, on the node's
+ * first shard: it must not block (sending is fine). Return 0; anything
+ * else falls back to the default. The default, as OTP's
+ * global:random_exit_name/3: the pid on the node with the smaller name
+ * stays, the other is killed. An Erlang node's resolve method (a fun) is
+ * never run here. */
+typedef struct edist_node edist_node;
+typedef int (*edist_global_resolve_fn)(void *user, edist_term_view name, edist_procid pid1,
+                                       edist_procid pid2, edist_procid *keep);
+/* fn NULL: the default again. From any thread. */
+int edist_global_set_resolver(edist_node *node, edist_global_resolve_fn fn, void *user);
+
 #ifdef __cplusplus
 }
 #endif

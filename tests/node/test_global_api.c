@@ -1,0 +1,232 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The global API (include/edist/global.h) between two in-process edist
+ * nodes: register/whereis/send/unregister from thread processes, a name
+ * clash resolved by a resolver set from C (it keeps the pid the default
+ * would kill), and cluster-wide locks (one requester holds, another is
+ * refused, and gets it once the first lets go). */
+#include "n4_util.h"
+
+#include "edist/global.h"
+#include "edist/proc.h"
+
+static n4_log log_a, log_b;
+
+static void parse(const char *text, edist_buf *out)
+{
+    edist_buf_init(out);
+    edist_parse_error perr;
+    memset(&perr, 0, sizeof perr);
+    assert_int_equal(edist_term_parse(text, strlen(text), out, NULL, &perr), 0);
+}
+
+static void attach(edist_node *n)
+{
+    edist_procid self;
+    edist_proc_detach_thread(NULL, 0);
+    assert_int_equal(edist_proc_attach_thread(edist_node_runtime(n), 0, &self), 0);
+}
+
+static void idle(void *arg)
+{
+    (void)arg;
+    edist_term_view m;
+    while (edist_receive(NULL, NULL, -1, &m) == 0 && !edist_term_equal(m.ptr, m.len, "\x77\x04stop", 6))
+        ;
+}
+
+/* A holder process on n, registered globally as name (from a thread of n). */
+static edist_procid holder_on(edist_node *n, const edist_buf *name)
+{
+    edist_procid pid;
+    assert_int_equal(edist_runtime_spawn(edist_node_runtime(n), idle, NULL, NULL, &pid), 0);
+    attach(n);
+    assert_int_equal(edist_global_register_name(name->data, name->len, pid), 0);
+    edist_proc_detach_thread(NULL, 0);
+    return pid;
+}
+
+/* whereis on n (from a thread of n) after global:sync(). */
+static int whereis_on(edist_node *n, const edist_buf *name, edist_procid *pid)
+{
+    attach(n);
+    assert_int_equal(edist_global_sync(10000), 0);
+    int rc = edist_global_whereis_name(name->data, name->len, pid);
+    edist_proc_detach_thread(NULL, 0);
+    return rc;
+}
+
+static int resolver_calls;
+static edist_procid resolver_keeps;
+
+/* Keeps the pid on the node with the greater name: what the default kills. */
+static int keep_greater(void *user, edist_term_view name, edist_procid a, edist_procid b,
+                        edist_procid *keep)
+{
+    (void)user;
+    (void)name;
+    resolver_calls++;
+    *keep = strcmp(edist_procid_node(a), edist_procid_node(b)) > 0 ? a : b;
+    resolver_keeps = *keep;
+    return 0;
+}
+
+static void test_clash_with_resolver(void **state)
+{
+    (void)state;
+    edist_node *a = n4_start_node("gapia", &log_a, NULL);
+    edist_node *b = n4_start_node("gapib", &log_b, NULL);
+    edist_buf name;
+    parse("{clash, <<\"x\">>}", &name);
+    edist_procid pa = holder_on(a, &name), pb = holder_on(b, &name);
+    /* the node with the smaller name resolves: the resolver goes there */
+    bool a_small = strcmp(edist_node_name(a), edist_node_name(b)) < 0;
+    edist_node *resolver = a_small ? a : b;
+    edist_procid greater = a_small ? pb : pa, smaller = a_small ? pa : pb;
+    assert_int_equal(edist_global_set_resolver(resolver, keep_greater, NULL), 0);
+    assert_int_equal(edist_node_connect(a, edist_node_name(b), 5000), 0);
+    edist_procid wa = {0}, wb = {0};
+    int64_t end = peers_now_ms() + 10000;
+    do {
+        assert_int_equal(whereis_on(a, &name, &wa), 0);
+        assert_int_equal(whereis_on(b, &name, &wb), 0);
+    } while (!(edist_procid_equal(wa, greater) && edist_procid_equal(wb, greater)) &&
+             peers_now_ms() < end && usleep(100 * 1000) == 0);
+    assert_int_equal(resolver_calls, 1);
+    assert_true(edist_procid_equal(resolver_keeps, greater));
+    assert_true(edist_procid_equal(wa, greater));
+    assert_true(edist_procid_equal(wb, greater));
+    /* the resolver killed nobody: the loser is alive, without the name */
+    assert_true(edist_runtime_is_alive(edist_node_runtime(resolver), smaller));
+
+    /* send, unregister, gone on both */
+    attach(a);
+    edist_buf msg;
+    parse("hello", &msg);
+    assert_int_equal(edist_global_send(name.data, name.len, msg.data, msg.len), 0);
+    assert_int_equal(edist_global_unregister_name(name.data, name.len), 0);
+    edist_procid none;
+    assert_int_equal(edist_global_whereis_name(name.data, name.len, &none), EDIST_ENOTFOUND);
+    assert_int_equal(edist_global_send(name.data, name.len, msg.data, msg.len), EDIST_ENOTFOUND);
+    edist_proc_detach_thread(NULL, 0);
+    assert_int_equal(whereis_on(b, &name, &none), EDIST_ENOTFOUND);
+    edist_buf_free(&msg);
+
+    /* registered_names lists a new name on both nodes */
+    edist_buf n2, list;
+    parse("other", &n2);
+    edist_procid po = holder_on(b, &n2);
+    (void)po;
+    attach(a);
+    edist_buf_init(&list);
+    assert_int_equal(edist_global_registered_names(&list), 0);
+    edist_buf want;
+    parse("[other]", &want);
+    assert_int_equal(edist_term_equal(list.data, list.len, want.data, want.len), 1);
+    edist_proc_detach_thread(NULL, 0);
+    edist_buf_free(&list);
+    edist_buf_free(&want);
+    edist_buf_free(&n2);
+    edist_buf_free(&name);
+    edist_node_stop(a);
+    edist_node_stop(b);
+}
+
+typedef struct locker_arg {
+    edist_node *node;
+    const char *id;
+    int retries;
+    int rc;
+    bool release;
+} locker_arg;
+
+static void *lock_thread(void *p)
+{
+    locker_arg *x = p;
+    edist_procid self;
+    if (edist_proc_attach_thread(edist_node_runtime(x->node), 0, &self) != 0) {
+        x->rc = -1000;
+        return NULL;
+    }
+    edist_buf id;
+    edist_buf_init(&id);
+    edist_parse_error pe;
+    edist_term_parse(x->id, strlen(x->id), &id, NULL, &pe);
+    x->rc = edist_global_set_lock(id.data, id.len, x->retries);
+    if (x->rc == 0 && x->release)
+        x->rc = edist_global_del_lock(id.data, id.len);
+    edist_buf_free(&id);
+    edist_proc_detach_thread(NULL, 0);
+    return NULL;
+}
+
+static void test_locks(void **state)
+{
+    (void)state;
+    edist_node *a = n4_start_node("glka", &log_a, NULL);
+    edist_node *b = n4_start_node("glkb", &log_b, NULL);
+    assert_int_equal(edist_node_connect(a, edist_node_name(b), 5000), 0);
+    edist_procid dummy;
+    edist_buf nm;
+    parse("nobody", &nm);
+    whereis_on(a, &nm, &dummy); /* synced: each knows the other */
+    edist_buf_free(&nm);
+    /* A holds {res, a} (this thread, attached to A) */
+    attach(a);
+    edist_buf ida;
+    parse("{res, a}", &ida);
+    assert_int_equal(edist_global_set_lock(ida.data, ida.len, 0), 0);
+    /* B asks for {res, b} once: refused (A's lock is on B too) */
+    locker_arg x = {.node = b, .id = "{res, b}", .retries = 0, .release = true};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, lock_thread, &x), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(x.rc, EDIST_EAGAIN);
+    /* the same requester id from another process shares it */
+    locker_arg y = {.node = b, .id = "{res, a}", .retries = 0, .release = true};
+    assert_int_equal(pthread_create(&t, NULL, lock_thread, &y), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(y.rc, 0);
+    /* A lets go: B gets it */
+    assert_int_equal(edist_global_del_lock(ida.data, ida.len), 0);
+    edist_proc_detach_thread(NULL, 0);
+    x.rc = 1;
+    assert_int_equal(pthread_create(&t, NULL, lock_thread, &x), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(x.rc, 0);
+    /* a lock whose holder ends goes with it: B's holder detached without
+     * del_lock, then A gets the resource */
+    locker_arg z = {.node = b, .id = "{res, z}", .retries = 0, .release = false};
+    assert_int_equal(pthread_create(&t, NULL, lock_thread, &z), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(z.rc, 0);
+    locker_arg w = {.node = a, .id = "{res, w}", .retries = 20, .release = true};
+    assert_int_equal(pthread_create(&t, NULL, lock_thread, &w), 0);
+    pthread_join(t, NULL);
+    assert_int_equal(w.rc, 0);
+    edist_buf_free(&ida);
+    edist_node_stop(a);
+    edist_node_stop(b);
+}
+
+static int group_setup(void **state)
+{
+    (void)state;
+    pthread_mutex_init(&log_a.mu, NULL);
+    pthread_mutex_init(&log_b.mu, NULL);
+    return n4_group_setup("global-api");
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    return n4_group_teardown();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_clash_with_resolver),
+        cmocka_unit_test(test_locks),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
