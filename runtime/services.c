@@ -22,13 +22,6 @@ static const char *const pattern_text[EDI_PAT_COUNT] = {
     [EDI_PAT_DOWN] = "{'DOWN', Ref, process, _, Reason}",
     [EDI_PAT_EXIT] = "{'EXIT', From, Reason}",
     [EDI_PAT_RAISED] = "{'$edist_raise', Class, Reason, Stack}",
-    [EDI_PAT_PG_DISCOVER] = "{discover, Peer}",
-    [EDI_PAT_PG_SYNC] = "{'$gen_cast', {sync, Peer, Groups}}",
-    [EDI_PAT_PG_JOIN] = "{join, Peer, Group, Pids}",
-    [EDI_PAT_PG_LEAVE] = "{leave, Peer, Pids, Groups}",
-    [EDI_PAT_PG_DOWN] = "{'DOWN', _, process, Pid, _}",
-    [EDI_PAT_PG_NODEUP] = "{nodeup, Node}",
-    [EDI_PAT_PG_CALL] = "{'$gen_call', {From, Tag}, Req}",
 };
 
 /* ---- shared helpers ------------------------------------------------------ */

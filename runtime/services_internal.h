@@ -10,8 +10,9 @@
 #include "edist/global.h"
 #include "runtime/services.h"
 
-/* Patterns compiled once per edi_services (read-only afterwards, so the
- * processes of the runtime share them). */
+/* Patterns of rex, echo, net_kernel and the workers, compiled once per
+ * edi_services (read-only afterwards, so the processes of the runtime
+ * share them). pg and global compile their own. */
 enum {
     EDI_PAT_ECHO,       /* {From, Msg} */
     EDI_PAT_IS_AUTH,    /* {'$gen_call', {From, Tag}, {is_auth, _}} */
@@ -26,14 +27,6 @@ enum {
     EDI_PAT_DOWN,       /* {'DOWN', Ref, process, _, Reason} */
     EDI_PAT_EXIT,       /* {'EXIT', From, Reason} */
     EDI_PAT_RAISED,     /* {'$edist_raise', Class, Reason, Stack} */
-    /* the pg scope process's messages (services_pg.c), in this order */
-    EDI_PAT_PG_DISCOVER, /* {discover, Peer} */
-    EDI_PAT_PG_SYNC,     /* {'$gen_cast', {sync, Peer, Groups}} */
-    EDI_PAT_PG_JOIN,     /* {join, Peer, Group, Pids} */
-    EDI_PAT_PG_LEAVE,    /* {leave, Peer, Pids, Groups} */
-    EDI_PAT_PG_DOWN,     /* {'DOWN', _, process, Pid, _} */
-    EDI_PAT_PG_NODEUP,   /* {nodeup, Node} */
-    EDI_PAT_PG_CALL,     /* {'$gen_call', {From, Tag}, Req} */
     EDI_PAT_COUNT
 };
 

@@ -32,6 +32,7 @@
  * with no members skips it. The seed of every hash is random, so that a
  * peer cannot choose groups that collide. */
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -58,9 +59,35 @@ typedef struct pg_group {
     pg_member *members; /* in join order, newest last */
     uint32_t n, cap;
     uint32_t locals; /* members with origin -1 */
+    /* its entry in st->changes while a message is handled (monitors) */
+    uint64_t change_epoch;
+    uint32_t change_idx;
     size_t len;
     uint8_t term[]; /* encoded */
 } pg_group;
+
+/* A subscription (pg:monitor_scope/1, pg:monitor/2): its ref is the
+ * monitor of the subscriber, which ends it. In st->mons_by_ref; a group
+ * monitor also in st->mons_by_group, a scope monitor in the scope list. */
+typedef struct pg_mon {
+    edi_hnode by_ref, by_group;
+    struct pg_mon *prev, *next; /* scope monitors */
+    edist_ref ref;
+    edist_procid pid;
+    bool whole_scope;
+    size_t glen;
+    uint8_t group[]; /* encoded; empty for a scope monitor */
+} pg_mon;
+
+/* What one message changed in one group, told to the monitors when the
+ * message is done: joins and leaves of the same pid cancel out (a sync
+ * replaces a peer's members wholesale). */
+typedef struct pg_change {
+    edist_procid *joins, *leaves;
+    uint32_t nj, nl, cj, cl;
+    uint8_t *term;
+    size_t len;
+} pg_change;
 
 /* A peer scope process; its index in st->peers is the origin of what it
  * told us. A slot whose scope went down is reused (free list). */
@@ -83,8 +110,37 @@ typedef struct pg_local {
     uint32_t n, cap;
 } pg_local;
 
+enum {
+    PP_DISCOVER, /* {discover, Peer} */
+    PP_SYNC,     /* {'$gen_cast', {sync, Peer, Groups}} */
+    PP_JOIN,     /* {join, Peer, Group, Pids} */
+    PP_LEAVE,    /* {leave, Peer, Pids, Groups} */
+    PP_DOWN,     /* {'DOWN', Ref, process, Pid, _} */
+    PP_NODEUP,   /* {nodeup, Node} */
+    PP_CALL,     /* {'$gen_call', {From, Tag}, Req} */
+    PP_COUNT
+};
+
+static const char *const pg_pattern_text[PP_COUNT] = {
+    [PP_DISCOVER] = "{discover, Peer}",
+    [PP_SYNC] = "{'$gen_cast', {sync, Peer, Groups}}",
+    [PP_JOIN] = "{join, Peer, Group, Pids}",
+    [PP_LEAVE] = "{leave, Peer, Pids, Groups}",
+    [PP_DOWN] = "{'DOWN', Ref, process, Pid, _}",
+    [PP_NODEUP] = "{nodeup, Node}",
+    [PP_CALL] = "{'$gen_call', {From, Tag}, Req}",
+};
+
 typedef struct pg_state {
     edi_services *s;
+    char scope[EDIST_ATOM_MAX_BYTES + 1]; /* its registered name */
+    edist_pattern *pat[PP_COUNT];
+    edi_htab mons_by_ref, mons_by_group;
+    pg_mon *scope_mons;
+    size_t nmons;
+    pg_change *changes;
+    size_t nchanges, changes_cap;
+    uint64_t change_epoch;
     edist_procid self;
     uint64_t seed;
     edi_htab groups;
@@ -96,6 +152,13 @@ typedef struct pg_state {
     edi_htab locals;
     edist_buf out, tmp;
 } pg_state;
+
+static edist_term_view var_of(const pg_state *st, int p, const edist_term_view *vars,
+                              const char *name)
+{
+    int i = edist_pattern_var_index(st->pat[p], name);
+    return i < 0 ? (edist_term_view){0} : vars[i];
+}
 
 /* Grow *arr to hold one more element of size sz. */
 static int grow(void **arr, size_t *cap, size_t n, size_t sz)
@@ -153,9 +216,192 @@ static void pg_free(void *arg)
     edi_htab_destroy(&st->groups);
     edi_htab_destroy(&st->peer_index);
     edi_htab_destroy(&st->locals);
+    for (size_t b = 0; st->mons_by_ref.buckets && b <= st->mons_by_ref.mask; b++) {
+        for (edi_hnode *x = st->mons_by_ref.buckets[b], *next; x; x = next) {
+            next = x->next;
+            free(x); /* by_ref is first */
+        }
+    }
+    edi_htab_destroy(&st->mons_by_ref);
+    edi_htab_destroy(&st->mons_by_group);
+    for (size_t i = 0; i < st->nchanges; i++) {
+        free(st->changes[i].joins);
+        free(st->changes[i].leaves);
+        free(st->changes[i].term);
+    }
+    free(st->changes);
+    for (int i = 0; i < PP_COUNT; i++)
+        edist_pattern_free(st->pat[i]);
     edist_buf_free(&st->out);
     edist_buf_free(&st->tmp);
     free(st);
+}
+
+/* ---- what monitors are told ----------------------------------------------------- */
+
+/* A join (or leave) of pid in g, kept until the message is done. */
+static void change_note(pg_state *st, pg_group *g, bool join, edist_procid pid)
+{
+    if (st->nmons == 0)
+        return;
+    pg_change *c;
+    if (g->change_epoch == st->change_epoch && g->change_idx < st->nchanges) {
+        c = &st->changes[g->change_idx];
+    } else {
+        if (grow((void **)&st->changes, &st->changes_cap, st->nchanges, sizeof *st->changes))
+            return;
+        c = &st->changes[st->nchanges];
+        memset(c, 0, sizeof *c);
+        c->term = malloc(g->len);
+        if (!c->term)
+            return;
+        memcpy(c->term, g->term, g->len);
+        c->len = g->len;
+        g->change_epoch = st->change_epoch;
+        g->change_idx = (uint32_t)st->nchanges++;
+    }
+    edist_procid **arr = join ? &c->joins : &c->leaves;
+    uint32_t *n = join ? &c->nj : &c->nl, *cap = join ? &c->cj : &c->cl;
+    if (grow32((void **)arr, cap, *n, sizeof **arr) == 0)
+        (*arr)[(*n)++] = pid;
+}
+
+/* {Ref, join|leave, Group, Pids} to m */
+static void mon_send(pg_state *st, const pg_mon *m, const char *action, const pg_change *c,
+                     const edist_procid *pids, uint32_t n)
+{
+    edist_buf *b = &st->tmp;
+    edist_buf_reset(b);
+    edist_enc_tuple(b, 4);
+    edist_enc_ref(b, &m->ref);
+    edist_enc_atomz(b, action);
+    edist_enc_raw(b, c->term, c->len);
+    if (n)
+        edist_enc_list(b, n);
+    for (uint32_t i = 0; i < n; i++)
+        edist_enc_procid(b, pids[i]);
+    edist_enc_nil(b);
+    if (edist_buf_error(b) == 0)
+        edi_svc_send(st->s, m->pid, b->data, b->len, EDI_SVC_FORCE);
+}
+
+static void notify(pg_state *st, const char *action, const pg_change *c, const edist_procid *pids,
+                   uint32_t n)
+{
+    if (n == 0)
+        return;
+    for (pg_mon *m = st->scope_mons; m; m = m->next)
+        mon_send(st, m, action, c, pids, n);
+    uint64_t h;
+    if (edist_term_hash(c->term, c->len, st->seed, &h) != 0)
+        return;
+    for (edi_hnode *x = edi_htab_next_with(&st->mons_by_group, h, NULL); x;
+         x = edi_htab_next_with(&st->mons_by_group, h, x)) {
+        pg_mon *m = (pg_mon *)((char *)x - offsetof(pg_mon, by_group));
+        if (edist_term_equal(m->group, m->glen, c->term, c->len) == 1)
+            mon_send(st, m, action, c, pids, n);
+    }
+}
+
+/* The message is done: leaves, then joins, each group's once. */
+static void changes_flush(pg_state *st)
+{
+    for (size_t i = 0; i < st->nchanges; i++) {
+        pg_change *c = &st->changes[i];
+        /* a pid that left and joined again (a sync) did not change:
+         * cancel pairs (quadratic in one group's change, with monitors
+         * only) */
+        for (uint32_t l = 0; l < c->nl; l++)
+            for (uint32_t j = 0; j < c->nj; j++)
+                if (edist_procid_equal(c->leaves[l], c->joins[j])) {
+                    c->leaves[l--] = c->leaves[--c->nl];
+                    c->joins[j] = c->joins[--c->nj];
+                    break;
+                }
+        notify(st, "leave", c, c->leaves, c->nl);
+        notify(st, "join", c, c->joins, c->nj);
+        free(c->joins);
+        free(c->leaves);
+        free(c->term);
+    }
+    st->nchanges = 0;
+    st->change_epoch++;
+}
+
+static uint64_t ref_hash(const pg_state *st, const edist_ref *r)
+{
+    uint8_t mem[64];
+    edist_buf b;
+    edist_buf_init_fixed(&b, mem, sizeof mem);
+    edist_enc_ref(&b, r);
+    return edi_hash_bytes(b.data, b.len, st->seed);
+}
+
+static pg_mon *mon_find(pg_state *st, const edist_ref *r)
+{
+    uint64_t h = ref_hash(st, r);
+    for (edi_hnode *x = edi_htab_next_with(&st->mons_by_ref, h, NULL); x;
+         x = edi_htab_next_with(&st->mons_by_ref, h, x))
+        if (edist_ref_equal(&((pg_mon *)x)->ref, r))
+            return (pg_mon *)x;
+    return NULL;
+}
+
+/* A subscription of pid: to the whole scope (group NULL) or a group. The
+ * monitor of pid is its ref. */
+static pg_mon *mon_add(pg_state *st, edist_procid pid, const edist_term_view *group)
+{
+    size_t glen = group ? group->len : 0;
+    uint64_t gh = 0;
+    if (group && edist_term_hash(group->ptr, group->len, st->seed, &gh) != 0)
+        return NULL;
+    pg_mon *m = calloc(1, sizeof *m + glen);
+    if (!m)
+        return NULL;
+    if (edist_monitor(pid, &m->ref) != 0) {
+        free(m);
+        return NULL;
+    }
+    m->pid = pid;
+    m->whole_scope = !group;
+    m->glen = glen;
+    if (group)
+        memcpy(m->group, group->ptr, glen);
+    if (edi_htab_insert(&st->mons_by_ref, &m->by_ref, ref_hash(st, &m->ref)) != 0 ||
+        (group && edi_htab_insert(&st->mons_by_group, &m->by_group, gh) != 0)) {
+        if (group)
+            edi_htab_remove(&st->mons_by_ref, &m->by_ref);
+        edist_demonitor(&m->ref, EDIST_DEMONITOR_FLUSH);
+        free(m);
+        return NULL;
+    }
+    if (!group) {
+        m->next = st->scope_mons;
+        if (st->scope_mons)
+            st->scope_mons->prev = m;
+        st->scope_mons = m;
+    }
+    st->nmons++;
+    return m;
+}
+
+static void mon_remove(pg_state *st, pg_mon *m, bool demonitor)
+{
+    if (demonitor)
+        edist_demonitor(&m->ref, EDIST_DEMONITOR_FLUSH);
+    edi_htab_remove(&st->mons_by_ref, &m->by_ref);
+    if (m->whole_scope) {
+        if (m->prev)
+            m->prev->next = m->next;
+        else
+            st->scope_mons = m->next;
+        if (m->next)
+            m->next->prev = m->prev;
+    } else {
+        edi_htab_remove(&st->mons_by_group, &m->by_group);
+    }
+    st->nmons--;
+    free(m);
 }
 
 /* ---- groups and memberships --------------------------------------------------- */
@@ -254,6 +500,7 @@ static int member_add(pg_state *st, pg_group *g, int32_t origin, edist_procid pi
     if (grow32((void **)&g->members, &g->cap, g->n, sizeof *g->members))
         return EDIST_ENOMEM;
     g->members[g->n++] = (pg_member){pid, origin};
+    change_note(st, g, true, pid);
     g->locals += origin < 0;
     origin_count(st, origin, 1);
     count(&st->s->pg_stats.members, 1);
@@ -267,6 +514,7 @@ static bool member_remove_one(pg_state *st, pg_group *g, int32_t origin, edist_p
     for (uint32_t i = g->n; i-- > 0;) {
         pg_member *m = &g->members[i];
         if (m->origin == origin && edist_procid_equal(m->pid, pid)) {
+            change_note(st, g, false, pid);
             memmove(m, m + 1, (g->n - i - 1) * sizeof *m);
             g->n--;
             g->locals -= origin < 0;
@@ -287,9 +535,12 @@ static void drop_origin(pg_state *st, int32_t origin)
     for (pg_group *g = st->first, *next; g; g = next) {
         next = g->next;
         uint32_t w = 0;
-        for (uint32_t r = 0; r < g->n; r++)
+        for (uint32_t r = 0; r < g->n; r++) {
             if (g->members[r].origin != origin)
                 g->members[w++] = g->members[r];
+            else
+                change_note(st, g, false, g->members[r].pid);
+        }
         count(&st->s->pg_stats.members, -(int64_t)(g->n - w));
         g->n = w;
         group_drop_unused(st, g);
@@ -467,7 +718,7 @@ static void add_discover_target(void *ctx, const char *name, size_t len)
     memcpy(node, name, len);
     node[len] = '\0';
     if (edist_buf_error(&st->out) == 0)
-        edi_svc_send_name(st->s, "pg", node, st->out.data, st->out.len,
+        edi_svc_send_name(st->s, st->scope, node, st->out.data, st->out.len,
                           EDI_SVC_WAIT_NOCONNECT);
 }
 
@@ -614,8 +865,16 @@ static void on_leave(pg_state *st, edist_procid peer, edist_term_view pids,
     for_each_pid(pids, leave_remote_pid, &l);
 }
 
-static void on_down(pg_state *st, edist_procid pid)
+static void on_down(pg_state *st, edist_term_view refv, edist_procid pid)
 {
+    edist_ref ref;
+    edist_cursor rc;
+    edist_cursor_init(&rc, refv.ptr, refv.len);
+    pg_mon *m;
+    if (refv.ptr && edist_dec_ref(&rc, &ref) == 0 && (m = mon_find(st, &ref)) != NULL) {
+        mon_remove(st, m, false); /* a subscriber ended */
+        return;
+    }
     pg_local *l = local_find(st, pid);
     if (l) {
         /* {leave, Self, Pid, Groups}: every group it was in, once per join */
@@ -743,8 +1002,10 @@ static void enc_which_groups(pg_state *st, edist_buf *b)
 /* The reply to one call, appended to st->out after "{Tag,"; badarg for
  * requests not understood. True when a join or leave changed something:
  * the peers must hear of it. */
-static bool handle_call(pg_state *st, edist_term_view req, edist_term_view *group,
-                        edist_term_view *pids, bool *join)
+static void start_scope(pg_state *st, edist_term_view name, edist_buf *b);
+
+static bool handle_call(pg_state *st, const edist_procid *from, edist_term_view req,
+                        edist_term_view *group, edist_term_view *pids, bool *join)
 {
     edist_buf *b = &st->out;
     edist_cursor c;
@@ -784,9 +1045,54 @@ static bool handle_call(pg_state *st, edist_term_view req, edist_term_view *grou
         enc_members(b, group_get(st, *group), true);
         return false;
     }
+    if (tuple && arity == 2 && edist_atom_eq(&what, "monitor") && from) {
+        /* {monitor, Group} -> {Ref, Members} */
+        pg_mon *m = mon_add(st, *from, group);
+        if (!m) {
+            edist_enc_atom(b, "error", 5);
+            return false;
+        }
+        edist_enc_tuple(b, 2);
+        edist_enc_ref(b, &m->ref);
+        enc_members(b, group_get(st, *group), false);
+        return false;
+    }
+    if (tuple && arity == 2 && edist_atom_eq(&what, "demonitor")) {
+        edist_ref ref;
+        edist_cursor rc;
+        edist_cursor_init(&rc, group->ptr, group->len);
+        pg_mon *m = edist_dec_ref(&rc, &ref) == 0 ? mon_find(st, &ref) : NULL;
+        if (m)
+            mon_remove(st, m, true);
+        edist_enc_atomz(b, m ? "ok" : "false");
+        return false;
+    }
+    if (tuple && arity == 2 && edist_atom_eq(&what, "start_scope")) {
+        start_scope(st, *group, b);
+        return false;
+    }
     edist_cursor_init(&c, req.ptr, req.len);
     if (edist_dec_atom(&c, &what) == 0 && edist_atom_eq(&what, "which_groups")) {
         enc_which_groups(st, b);
+        return false;
+    }
+    if (edist_atom_eq(&what, "monitor") && from) {
+        /* monitor_scope -> {Ref, #{Group => Members}} */
+        pg_mon *m = mon_add(st, *from, NULL);
+        if (!m) {
+            edist_enc_atom(b, "error", 5);
+            return false;
+        }
+        uint32_t n = 0;
+        for (const pg_group *g = st->first; g; g = g->next)
+            n++;
+        edist_enc_tuple(b, 2);
+        edist_enc_ref(b, &m->ref);
+        edist_enc_map(b, n);
+        for (const pg_group *g = st->first; g; g = g->next) {
+            edist_enc_raw(b, g->term, g->len);
+            enc_members(b, g, false);
+        }
         return false;
     }
     edist_enc_atom(b, "badarg", 6);
@@ -804,7 +1110,7 @@ static void on_call(pg_state *st, edist_term_view from_v, edist_term_view tag,
     edist_enc_raw(&st->out, tag.ptr, tag.len);
     edist_term_view group = {0}, pids = {0};
     bool join = false;
-    bool changed = handle_call(st, req, &group, &pids, &join);
+    bool changed = handle_call(st, &from, req, &group, &pids, &join);
     send_out(st, from);
     if (changed)
         broadcast_change(st, join, group, pids);
@@ -812,25 +1118,34 @@ static void on_call(pg_state *st, edist_term_view from_v, edist_term_view tag,
 
 /* ---- the process ------------------------------------------------------------------------ */
 
-void edi_svc_pg_main(void *arg)
+static void pg_run(edi_services *s, const char *scope)
 {
-    edi_services *s = arg;
     pg_state *st = calloc(1, sizeof *st);
     if (!st)
         return;
     st->s = s;
+    snprintf(st->scope, sizeof st->scope, "%s", scope);
     st->self = edist_self();
     if (getrandom(&st->seed, sizeof st->seed, GRND_NONBLOCK) != (ssize_t)sizeof st->seed)
         st->seed = edi_now_ns();
     edi_htab_init(&st->groups);
     edi_htab_init(&st->peer_index);
     edi_htab_init(&st->locals);
+    edi_htab_init(&st->mons_by_ref);
+    edi_htab_init(&st->mons_by_group);
+    st->change_epoch = 1;
     st->free_peer = -1;
     edist_buf_init(&st->out);
     edist_buf_init(&st->tmp);
     if (edist_at_exit(pg_free, st) != 0) {
         pg_free(st);
         return;
+    }
+    for (int i = 0; i < PP_COUNT; i++) {
+        edist_parse_error pe;
+        if (edist_pattern_compile(pg_pattern_text[i], strlen(pg_pattern_text[i]), &st->pat[i],
+                                  &pe) != 0)
+            return;
     }
     if (s->cfg.monitor_nodes)
         s->cfg.monitor_nodes(s->cfg.user, st->self, 0);
@@ -843,35 +1158,36 @@ void edi_svc_pg_main(void *arg)
         if (edist_receive(NULL, NULL, -1, &m) != 0)
             continue;
         int which = -1;
-        for (int i = EDI_PAT_PG_DISCOVER; i <= EDI_PAT_PG_CALL && which < 0; i++) {
+        for (int i = 0; i < PP_COUNT && which < 0; i++) {
             memset(vars, 0, sizeof vars);
-            if (edist_match(s->pat[i], m.ptr, m.len, vars) == 1)
+            if (edist_match(st->pat[i], m.ptr, m.len, vars) == 1)
                 which = i;
         }
+#define V(name) var_of(st, which, vars, name)
         edist_procid peer;
         switch (which) {
-        case EDI_PAT_PG_DISCOVER:
-            if (edi_svc_pid(edi_svc_var(s, which, vars, "Peer"), &peer) == 0)
+        case PP_DISCOVER:
+            if (edi_svc_pid(V("Peer"), &peer) == 0)
                 on_discover(st, peer);
             break;
-        case EDI_PAT_PG_SYNC:
-            if (edi_svc_pid(edi_svc_var(s, which, vars, "Peer"), &peer) == 0)
-                on_sync(st, peer, edi_svc_var(s, which, vars, "Groups"));
+        case PP_SYNC:
+            if (edi_svc_pid(V("Peer"), &peer) == 0)
+                on_sync(st, peer, V("Groups"));
             break;
-        case EDI_PAT_PG_JOIN:
-            if (edi_svc_pid(edi_svc_var(s, which, vars, "Peer"), &peer) == 0)
-                on_join(st, peer, edi_svc_var(s, which, vars, "Group"), edi_svc_var(s, which, vars, "Pids"));
+        case PP_JOIN:
+            if (edi_svc_pid(V("Peer"), &peer) == 0)
+                on_join(st, peer, V("Group"), V("Pids"));
             break;
-        case EDI_PAT_PG_LEAVE:
-            if (edi_svc_pid(edi_svc_var(s, which, vars, "Peer"), &peer) == 0)
-                on_leave(st, peer, edi_svc_var(s, which, vars, "Pids"), edi_svc_var(s, which, vars, "Groups"));
+        case PP_LEAVE:
+            if (edi_svc_pid(V("Peer"), &peer) == 0)
+                on_leave(st, peer, V("Pids"), V("Groups"));
             break;
-        case EDI_PAT_PG_DOWN:
-            if (edi_svc_pid(edi_svc_var(s, which, vars, "Pid"), &peer) == 0)
-                on_down(st, peer);
+        case PP_DOWN:
+            if (edi_svc_pid(V("Pid"), &peer) == 0)
+                on_down(st, V("Ref"), peer);
             break;
-        case EDI_PAT_PG_NODEUP: {
-            edist_term_view node = edi_svc_var(s, which, vars, "Node");
+        case PP_NODEUP: {
+            edist_term_view node = V("Node");
             edist_cursor c;
             edist_atom a;
             edist_cursor_init(&c, node.ptr, node.len);
@@ -881,29 +1197,94 @@ void edi_svc_pg_main(void *arg)
             }
             break;
         }
-        case EDI_PAT_PG_CALL:
-            on_call(st, edi_svc_var(s, which, vars, "From"), edi_svc_var(s, which, vars, "Tag"),
-                    edi_svc_var(s, which, vars, "Req"));
+        case PP_CALL:
+            on_call(st, V("From"), V("Tag"), V("Req"));
             break;
         default:
             break; /* nodedown and anything else: ignored */
         }
+#undef V
+        if (st->nchanges)
+            changes_flush(st);
     }
+}
+
+void edi_svc_pg_main(void *arg)
+{
+    pg_run(arg, "pg");
+}
+
+/* A scope started with pg:start/1 (edist_pg_start_scope). */
+typedef struct scope_start {
+    edi_services *s;
+    char name[EDIST_ATOM_MAX_BYTES + 1];
+} scope_start;
+
+static void scope_main(void *arg)
+{
+    scope_start x = *(scope_start *)arg;
+    free(arg);
+    pg_run(x.s, x.name);
+}
+
+/* {start_scope, Name}: {ok, Pid}, or {error, {already_started, Pid}} as
+ * pg:start/1 answers when the name is taken. */
+static void start_scope(pg_state *st, edist_term_view name, edist_buf *b)
+{
+    scope_start *x = calloc(1, sizeof *x);
+    edist_cursor c;
+    edist_cursor_init(&c, name.ptr, name.len);
+    if (!x || edist_dec_atom_copy(&c, x->name, sizeof x->name) != 0) {
+        free(x);
+        edist_enc_atom(b, "badarg", 6);
+        return;
+    }
+    x->s = st->s;
+    char name_copy[sizeof x->name];
+    memcpy(name_copy, x->name, sizeof name_copy); /* x goes to the new process */
+    edist_procid pid;
+    if (edist_runtime_whereis(st->s->rt, name_copy, &pid) == 0) {
+        free(x);
+        edist_enc_tuple(b, 2);
+        edist_enc_atom(b, "error", 5);
+        edist_enc_tuple(b, 2);
+        edist_enc_atom(b, "already_started", 15);
+        edist_enc_procid(b, pid);
+        return;
+    }
+    if (edi_rt_spawn_here(st->s->rt, scope_main, x, &pid) != 0) {
+        free(x);
+        edist_enc_atom(b, "error", 5);
+        return;
+    }
+    /* registered before it runs: nothing can take the name between */
+    if (edist_runtime_register(st->s->rt, name_copy, pid) != 0) {
+        edist_exit_signal(pid, EDIST_REASON_KILL.ptr, EDIST_REASON_KILL.len);
+        edist_enc_atom(b, "error", 5);
+        return;
+    }
+    edist_enc_tuple(b, 2);
+    edist_enc_atom(b, "ok", 2);
+    edist_enc_procid(b, pid);
 }
 
 /* ---- the client calls (include/edist/pg.h) ------------------------------------------------ */
 
-/* gen_server:call(pg, Req): the reply term appended to out (reset). */
-static int pg_call(edist_buf *req, edist_buf *out)
+#define DEFAULT_SCOPE "pg"
+
+/* gen_server:call(Scope, Req): the reply term appended to out (reset). */
+static int pg_call(const char *scope, edist_buf *req, edist_buf *out)
 {
     int rc = edist_buf_error(req);
     if (rc)
         return rc;
-    rc = edi_svc_call(NULL, "pg", NULL, NULL, req->data, req->len, out, PG_CALL_TIMEOUT_MS);
+    if (!scope || !*scope)
+        return edist_set_error(EDIST_EINVAL, "pg: no scope");
+    rc = edi_svc_call(NULL, scope, NULL, NULL, req->data, req->len, out, PG_CALL_TIMEOUT_MS);
     if (rc == EDIST_ECLOSED)
-        return edist_set_error(EDIST_ENOTFOUND, "pg: no pg scope process on this node");
+        return edist_set_error(EDIST_ENOTFOUND, "pg: no scope process %s on this node", scope);
     if (rc == EDIST_ETIMEDOUT)
-        return edist_set_error(rc, "pg: no answer from the scope process");
+        return edist_set_error(rc, "pg: no answer from the scope process %s", scope);
     return rc;
 }
 
@@ -926,8 +1307,8 @@ static int group_view(const void *group, size_t len, edist_term_view *v)
 }
 
 /* {Op, Group} or {Op, Group, Pid} to the scope; the reply in out. */
-static int pg_request(const char *op, const void *group, size_t len, const edist_procid *pid,
-                      edist_buf *out)
+static int pg_request(const char *scope, const char *op, const void *group, size_t len,
+                      const edist_procid *pid, edist_buf *out)
 {
     edist_term_view g = {0};
     int rc = group_view(group, len, &g);
@@ -940,16 +1321,17 @@ static int pg_request(const char *op, const void *group, size_t len, const edist
     edist_enc_raw(&req, g.ptr, g.len);
     if (pid)
         edist_enc_procid(&req, *pid);
-    rc = pg_call(&req, out);
+    rc = pg_call(scope, &req, out);
     edist_buf_free(&req);
     return rc;
 }
 
-static int join_or_leave(const char *op, const void *group, size_t len, edist_procid pid)
+static int join_or_leave(const char *scope, const char *op, const void *group, size_t len,
+                         edist_procid pid)
 {
     edist_buf r;
     edist_buf_init(&r);
-    int rc = pg_request(op, group, len, &pid, &r);
+    int rc = pg_request(scope, op, group, len, &pid, &r);
     if (rc == 0) {
         edist_term_view v = {r.data, r.len};
         if (edi_term_is_atom(v, "not_joined"))
@@ -961,65 +1343,300 @@ static int join_or_leave(const char *op, const void *group, size_t len, edist_pr
     return rc;
 }
 
-int edist_pg_join(const void *group, size_t len, edist_procid pid)
+int edist_pg_join_in(const char *scope, const void *group, size_t len, edist_procid pid)
 {
-    return join_or_leave("join_local", group, len, pid);
+    return join_or_leave(scope, "join_local", group, len, pid);
 }
 
-int edist_pg_leave(const void *group, size_t len, edist_procid pid)
+int edist_pg_leave_in(const char *scope, const void *group, size_t len, edist_procid pid)
 {
-    return join_or_leave("leave_local", group, len, pid);
+    return join_or_leave(scope, "leave_local", group, len, pid);
 }
 
-int edist_pg_get_members(const void *group, size_t len, edist_buf *out)
-{
-    if (!out)
-        return edist_set_error(EDIST_EINVAL, "pg: no output");
-    return pg_request("get_members", group, len, NULL, out);
-}
-
-int edist_pg_get_local_members(const void *group, size_t len, edist_buf *out)
+int edist_pg_get_members_in(const char *scope, const void *group, size_t len, edist_buf *out)
 {
     if (!out)
         return edist_set_error(EDIST_EINVAL, "pg: no output");
-    return pg_request("get_local_members", group, len, NULL, out);
+    return pg_request(scope, "get_members", group, len, NULL, out);
 }
 
-int edist_pg_which_groups(edist_buf *out)
+int edist_pg_get_local_members_in(const char *scope, const void *group, size_t len,
+                                  edist_buf *out)
+{
+    if (!out)
+        return edist_set_error(EDIST_EINVAL, "pg: no output");
+    return pg_request(scope, "get_local_members", group, len, NULL, out);
+}
+
+int edist_pg_which_groups_in(const char *scope, edist_buf *out)
 {
     if (!out)
         return edist_set_error(EDIST_EINVAL, "pg: no output");
     edist_buf req;
     edist_buf_init(&req);
     edist_enc_atom(&req, "which_groups", 12);
-    int rc = pg_call(&req, out);
+    int rc = pg_call(scope, &req, out);
     edist_buf_free(&req);
     return rc;
 }
 
+int edist_pg_join(const void *group, size_t len, edist_procid pid)
+{
+    return edist_pg_join_in(DEFAULT_SCOPE, group, len, pid);
+}
+
+int edist_pg_leave(const void *group, size_t len, edist_procid pid)
+{
+    return edist_pg_leave_in(DEFAULT_SCOPE, group, len, pid);
+}
+
+int edist_pg_get_members(const void *group, size_t len, edist_buf *out)
+{
+    return edist_pg_get_members_in(DEFAULT_SCOPE, group, len, out);
+}
+
+int edist_pg_get_local_members(const void *group, size_t len, edist_buf *out)
+{
+    return edist_pg_get_local_members_in(DEFAULT_SCOPE, group, len, out);
+}
+
+int edist_pg_which_groups(edist_buf *out)
+{
+    return edist_pg_which_groups_in(DEFAULT_SCOPE, out);
+}
+
+int edist_pg_start_scope(const char *scope, edist_procid *pid)
+{
+    if (!scope || !*scope)
+        return edist_set_error(EDIST_EINVAL, "pg: no scope name");
+    edist_buf req, out;
+    edist_buf_init(&req);
+    edist_buf_init(&out);
+    edist_enc_tuple(&req, 2);
+    edist_enc_atom(&req, "start_scope", 11);
+    edist_enc_atomz(&req, scope);
+    int rc = pg_call(DEFAULT_SCOPE, &req, &out);
+    edist_cursor c;
+    uint32_t ar;
+    edist_atom tag;
+    edist_procid p = EDIST_PROCID_NULL;
+    if (rc == 0) {
+        edist_cursor_init(&c, out.data, out.len);
+        if (edist_dec_tuple(&c, &ar) != 0 || ar != 2 || edist_dec_atom(&c, &tag) != 0)
+            rc = edist_set_error(EDIST_ENOMEM, "pg: the scope %s could not be started", scope);
+        else if (edist_atom_eq(&tag, "ok"))
+            rc = edist_dec_procid(&c, &p);
+        else
+            rc = edist_set_error(EDIST_EEXIST, "pg: the name %s is taken", scope);
+    }
+    if (pid)
+        *pid = p;
+    edist_buf_free(&req);
+    edist_buf_free(&out);
+    return rc;
+}
+
+int edist_pg_monitor(const char *scope, const void *group, size_t len, edist_ref *ref,
+                     edist_buf *out)
+{
+    if (!ref || !out)
+        return edist_set_error(EDIST_EINVAL, "pg: no output");
+    edist_buf req, r;
+    edist_buf_init(&req);
+    edist_buf_init(&r);
+    int rc = 0;
+    if (group) {
+        edist_term_view g;
+        if ((rc = group_view(group, len, &g)) != 0)
+            return rc;
+        edist_enc_tuple(&req, 2);
+        edist_enc_atom(&req, "monitor", 7);
+        edist_enc_raw(&req, g.ptr, g.len);
+    } else {
+        edist_enc_atom(&req, "monitor", 7);
+    }
+    rc = pg_call(scope ? scope : DEFAULT_SCOPE, &req, &r);
+    edist_cursor c;
+    uint32_t ar;
+    edist_term_view rest;
+    if (rc == 0) {
+        edist_cursor_init(&c, r.data, r.len);
+        if (edist_dec_tuple(&c, &ar) != 0 || ar != 2 || edist_dec_ref(&c, ref) != 0 ||
+            edist_dec_term(&c, &rest) != 0) {
+            rc = edist_set_error(EDIST_ENOMEM, "pg: the monitor could not be set");
+        } else {
+            edist_buf_reset(out);
+            rc = edist_buf_append(out, rest.ptr, rest.len);
+        }
+    }
+    edist_buf_free(&req);
+    edist_buf_free(&r);
+    return rc;
+}
+
+int edist_pg_demonitor(const char *scope, const edist_ref *ref)
+{
+    if (!ref)
+        return edist_set_error(EDIST_EINVAL, "pg: no ref");
+    edist_buf req, r;
+    edist_buf_init(&req);
+    edist_buf_init(&r);
+    edist_enc_tuple(&req, 2);
+    edist_enc_atom(&req, "demonitor", 9);
+    edist_enc_ref(&req, ref);
+    int rc = pg_call(scope ? scope : DEFAULT_SCOPE, &req, &r);
+    bool was = rc == 0 && edi_term_is_atom((edist_term_view){r.data, r.len}, "ok");
+    edist_buf_free(&req);
+    edist_buf_free(&r);
+    if (rc)
+        return rc;
+    /* as pg:demonitor/2: what was told before is flushed */
+    uint8_t mem[64];
+    edist_buf rb;
+    edist_buf_init_fixed(&rb, mem, sizeof mem);
+    edist_enc_ref(&rb, ref);
+    static const char text[] = "{R, _, _, _}";
+    edist_pattern *p;
+    edist_parse_error pe;
+    if (edist_pattern_compile(text, sizeof text - 1, &p, &pe) == 0) {
+        for (;;) {
+            edist_term_view vars[1] = {{rb.data, rb.len}}, m;
+            if (edist_receive(p, vars, 0, &m) != 0)
+                break;
+        }
+        edist_pattern_free(p);
+    }
+    return was ? 0 : edist_set_error(EDIST_ENOTFOUND, "pg: no such monitor");
+}
+
 /* ---- pg:* and edist_demo:pg_join/1 exports --------------------------------------------------- */
+
+static int ex_join_leave(const char *scope, bool join, edist_term_view group,
+                         edist_term_view pids, edist_buf *result);
+
+/* The scope argument of the /N+1 forms. */
+static int scope_arg(edist_term_view v, char *out, size_t cap)
+{
+    edist_cursor c;
+    edist_cursor_init(&c, v.ptr, v.len);
+    return edist_dec_atom_copy(&c, out, cap);
+}
+
+static int ex_pg_join3(void *user, const edist_term_view *args, uint32_t arity,
+                       edist_buf *result)
+{
+    (void)user;
+    (void)arity;
+    char scope[EDIST_ATOM_MAX_BYTES + 1];
+    if (scope_arg(args[0], scope, sizeof scope) != 0)
+        return edi_raise_error_atom("badarg");
+    return ex_join_leave(scope, true, args[1], args[2], result);
+}
+
+static int ex_pg_leave3(void *user, const edist_term_view *args, uint32_t arity,
+                        edist_buf *result)
+{
+    (void)user;
+    (void)arity;
+    char scope[EDIST_ATOM_MAX_BYTES + 1];
+    if (scope_arg(args[0], scope, sizeof scope) != 0)
+        return edi_raise_error_atom("badarg");
+    return ex_join_leave(scope, false, args[1], args[2], result);
+}
+
+static int ex_pg_members2(void *user, const edist_term_view *args, uint32_t arity,
+                          edist_buf *result)
+{
+    (void)user;
+    (void)arity;
+    char scope[EDIST_ATOM_MAX_BYTES + 1];
+    if (scope_arg(args[0], scope, sizeof scope) != 0)
+        return edi_raise_error_atom("badarg");
+    return edist_pg_get_members_in(scope, args[1].ptr, args[1].len, result);
+}
+
+static int ex_pg_local_members2(void *user, const edist_term_view *args, uint32_t arity,
+                                edist_buf *result)
+{
+    (void)user;
+    (void)arity;
+    char scope[EDIST_ATOM_MAX_BYTES + 1];
+    if (scope_arg(args[0], scope, sizeof scope) != 0)
+        return edi_raise_error_atom("badarg");
+    return edist_pg_get_local_members_in(scope, args[1].ptr, args[1].len, result);
+}
+
+static int ex_pg_which_groups1(void *user, const edist_term_view *args, uint32_t arity,
+                               edist_buf *result)
+{
+    (void)user;
+    (void)arity;
+    char scope[EDIST_ATOM_MAX_BYTES + 1];
+    if (scope_arg(args[0], scope, sizeof scope) != 0)
+        return edi_raise_error_atom("badarg");
+    return edist_pg_which_groups_in(scope, result);
+}
+
+/* pg:start(Scope): {ok, Pid} or {error, {already_started, Pid}} */
+static int ex_pg_start(void *user, const edist_term_view *args, uint32_t arity,
+                       edist_buf *result)
+{
+    (void)user;
+    (void)arity;
+    char scope[EDIST_ATOM_MAX_BYTES + 1];
+    if (scope_arg(args[0], scope, sizeof scope) != 0)
+        return edi_raise_error_atom("badarg");
+    edist_procid pid;
+    int rc = edist_pg_start_scope(scope, &pid);
+    if (rc && rc != EDIST_EEXIST)
+        return rc;
+    if (rc == EDIST_EEXIST && edist_whereis(scope, &pid) != 0)
+        return edi_raise_error_atom("badarg");
+    edist_enc_tuple(result, 2);
+    if (rc == 0) {
+        edist_enc_atom(result, "ok", 2);
+    } else {
+        edist_enc_atom(result, "error", 5);
+        edist_enc_tuple(result, 2);
+        edist_enc_atom(result, "already_started", 15);
+    }
+    return edist_enc_procid(result, pid);
+}
+
+/* pg:join/leave with a pid or a list of pids, in scope: the reply
+ * (ok | not_joined) in result, or an exception badarg. */
+static int ex_join_leave(const char *scope, bool join, edist_term_view group,
+                         edist_term_view pids, edist_buf *result)
+{
+    edist_buf req, r;
+    edist_buf_init(&req);
+    edist_buf_init(&r);
+    edist_enc_tuple(&req, 3);
+    edist_enc_atomz(&req, join ? "join_local" : "leave_local");
+    edist_enc_raw(&req, group.ptr, group.len);
+    edist_enc_raw(&req, pids.ptr, pids.len);
+    int rc = pg_call(scope, &req, &r);
+    edist_term_view v = {r.data, r.len};
+    bool ok = rc == 0 && (edi_term_is_atom(v, "ok") || (!join && edi_term_is_atom(v, "not_joined")));
+    if (ok)
+        rc = edist_enc_raw(result, r.data, r.len);
+    edist_buf_free(&req);
+    edist_buf_free(&r);
+    return ok ? rc : edi_raise_error_atom("badarg");
+}
 
 static int ex_pg_join(void *user, const edist_term_view *args, uint32_t arity, edist_buf *result)
 {
     (void)user;
     (void)arity;
-    edist_procid pid;
-    if (edi_svc_pid(args[1], &pid) != 0 || edist_pg_join(args[0].ptr, args[0].len, pid) != 0)
-        return edi_raise_error_atom("badarg");
-    return edist_enc_atom(result, "ok", 2);
+    return ex_join_leave(DEFAULT_SCOPE, true, args[0], args[1], result);
 }
 
 static int ex_pg_leave(void *user, const edist_term_view *args, uint32_t arity, edist_buf *result)
 {
     (void)user;
     (void)arity;
-    edist_procid pid;
-    if (edi_svc_pid(args[1], &pid) != 0)
-        return edi_raise_error_atom("badarg");
-    int rc = edist_pg_leave(args[0].ptr, args[0].len, pid);
-    if (rc && rc != EDIST_ENOTFOUND)
-        return edi_raise_error_atom("badarg");
-    return rc ? edist_enc_atom(result, "not_joined", 10) : edist_enc_atom(result, "ok", 2);
+    return ex_join_leave(DEFAULT_SCOPE, false, args[0], args[1], result);
 }
 
 static int ex_pg_members(void *user, const edist_term_view *args, uint32_t arity,
@@ -1072,6 +1689,12 @@ int edi_svc_export_pg(edi_services *s)
         {"pg", "get_members", 1, ex_pg_members},
         {"pg", "get_local_members", 1, ex_pg_local_members},
         {"pg", "which_groups", 0, ex_pg_which_groups},
+        {"pg", "join", 3, ex_pg_join3},
+        {"pg", "leave", 3, ex_pg_leave3},
+        {"pg", "get_members", 2, ex_pg_members2},
+        {"pg", "get_local_members", 2, ex_pg_local_members2},
+        {"pg", "which_groups", 1, ex_pg_which_groups1},
+        {"pg", "start", 1, ex_pg_start},
         {"edist_demo", "pg_join", 1, ex_demo_pg_join},
     };
     return edi_svc_export_table(s, table, sizeof table / sizeof table[0]);

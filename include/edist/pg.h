@@ -39,6 +39,32 @@ int edist_pg_get_local_members(const void *group, size_t len, edist_buf *out);
 /* pg:which_groups(): a list of the groups with members. */
 int edist_pg_which_groups(edist_buf *out);
 
+/* The same in a named scope (pg:join/3 and the like): the scope process
+ * registered as `scope` on this node. */
+int edist_pg_join_in(const char *scope, const void *group, size_t len, edist_procid pid);
+int edist_pg_leave_in(const char *scope, const void *group, size_t len, edist_procid pid);
+int edist_pg_get_members_in(const char *scope, const void *group, size_t len, edist_buf *out);
+int edist_pg_get_local_members_in(const char *scope, const void *group, size_t len,
+                                  edist_buf *out);
+int edist_pg_which_groups_in(const char *scope, edist_buf *out);
+
+/* pg:start(Scope): a scope process registered as scope on this node (on
+ * its first shard), speaking pg's protocol with the scopes of that name
+ * on other nodes. *pid (may be NULL) gets it. EDIST_EEXIST: the name is
+ * taken (*pid then null). */
+int edist_pg_start_scope(const char *scope, edist_procid *pid);
+
+/* pg:monitor(Scope, Group) (group non-NULL) or pg:monitor_scope(Scope)
+ * (group NULL); scope NULL is the default scope. The calling process is
+ * told of every change as {Ref, join, Group, Pids} and {Ref, leave,
+ * Group, Pids}, until edist_pg_demonitor or its end. out gets the members
+ * now: a list of pids, or for a scope a map Group => [Pid]. */
+int edist_pg_monitor(const char *scope, const void *group, size_t len, edist_ref *ref,
+                     edist_buf *out);
+/* pg:demonitor(Scope, Ref): 0, or EDIST_ENOTFOUND (false); messages of
+ * the subscription still in the mailbox are removed. */
+int edist_pg_demonitor(const char *scope, const edist_ref *ref);
+
 #ifdef __cplusplus
 }
 #endif

@@ -84,4 +84,56 @@ kill -KILL "$fpid"
 wait_until 20 e_true "$(on "$N" "get_members, [g4]") =:= [] andalso $(on "$M" "get_members, [g4]") =:= []." ||
   fail "$F's member still listed after the node was killed"
 ok "erl $F killed: its member is gone from both edist nodes"
+
+# A named scope (pg:start/1 on both sides): its members are its own; the
+# default scope does not see them.
+r=$(erl_eval "$E" "{ok, _} = pg:start(trading), {rpc:call('$N@$HOST', pg, start, [trading]),
+  rpc:call('$M@$HOST', pg, start, [trading])}.")
+[[ "$r" == "{ok,{{ok,"*",{ok,"* ]] || fail "pg:start(trading) on erl and edist: $r"
+r=$(erl_eval "$E" "element(1, element(2, rpc:call('$N@$HOST', pg, start, [trading]))).")
+[ "$r" = "{ok,already_started}" ] || fail "pg:start twice: $r"
+r=$(erl_eval "$E" "P = rpc:call('$N@$HOST', edist_demo, pg_join, [unused]),
+  rpc:call('$N@$HOST', pg, leave, [unused, P]),
+  {rpc:call('$N@$HOST', pg, join, [trading, desk, P]), P =:= P}.")
+[ "$r" = "{ok,{ok,true}}" ] || fail "pg:join/3 on $N: $r"
+wait_until 10 e_true "length(pg:get_members(trading, desk)) =:= 1 andalso
+  $(on "$M" "get_members, [trading, desk]") =:= pg:get_members(trading, desk) andalso
+  pg:get_members(desk) =:= [] andalso $(on "$N" "which_groups, [trading]") =:= [desk]." ||
+  fail "scope trading: $(erl_eval "$E" "{pg:get_members(trading, desk), $(on "$M" "get_members, [trading, desk]")}.")"
+r=$(erl_eval "$E" "Q = spawn(fun() -> receive stop -> ok end end), register(tq, Q),
+  ok = pg:join(trading, desk, Q), ok.")
+wait_until 10 e_true "length($(on "$N" "get_members, [trading, desk]")) =:= 2 andalso
+  $(on "$N" "get_local_members, [trading, desk]") =/= []." || fail "$N does not see erl's join in trading"
+ok "named scope trading (pg:start/1 on erl and both edist nodes): joins seen in it, not in the default scope"
+
+# Monitors (OTP 25.1's pg:monitor/2 and monitor_scope/1) on an edist scope:
+# a process on erl subscribes to the edist node's scope and is told of
+# joins and leaves made on erl, on the other edist node and on its own.
+r=$(erl_eval "$E" "Self = self(),
+  W = spawn(fun() ->
+        {Ref, Members} = gen_server:call({trading, '$N@$HOST'}, {monitor, desk}),
+        {SRef, Map} = gen_server:call({trading, '$N@$HOST'}, monitor),
+        Self ! {subscribed, length(Members), maps:keys(Map)},
+        Loop = fun L(Acc) -> receive
+                 {get, F} -> F ! {events, lists:reverse(Acc)}, L(Acc);
+                 {R, Act, G, Ps} when R =:= Ref; R =:= SRef ->
+                     L([{if R =:= Ref -> g; true -> s end, Act, G, length(Ps)} | Acc])
+               end end,
+        Loop([]) end),
+  register(pgwatch, W),
+  receive {subscribed, N, Ks} -> {N, Ks} after 5000 -> timeout end.")
+[ "$r" = "{ok,{2,[desk]}}" ] || fail "monitor on $N's scope: $r"
+erl_eval "$E" "Q2 = spawn(fun() -> receive stop -> ok end end), register(tq2, Q2), ok = pg:join(trading, desk, Q2),
+  ok = pg:join(trading, other, Q2)." >/dev/null
+erl_eval "$E" "P = rpc:call('$M@$HOST', edist_demo, pg_join, [unused2]), ok = rpc:call('$M@$HOST', pg, join, [trading, desk, P])." >/dev/null
+erl_eval "$E" "exit(whereis(tq2), kill)." >/dev/null
+want="[{g,join,desk,1},{s,join,desk,1},{s,join,other,1},{g,join,desk,1},{s,join,desk,1},{g,leave,desk,1},{s,leave,desk,1},{s,leave,other,1}]"
+events() { erl_eval "$E" "pgwatch ! {get, self()}, receive {events, Ev} -> lists:sort(Ev) after 2000 -> timeout end."; }
+sorted_want=$(erl_eval "$E" "lists:sort($want).")
+events_ok() { [ "$(events)" = "$sorted_want" ]; }
+wait_until 10 events_ok ||
+  fail "monitor events: $(events), want (sorted) $want"
+r=$(erl_eval "$E" "gen_server:call({trading, '$N@$HOST'}, {demonitor, make_ref()}).")
+[ "$r" = "{ok,false}" ] || fail "demonitor of an unknown ref: $r"
+ok "pg monitors on edist $N (group and scope): joins and leaves from erl, edist $M and a death, each told once"
 done_ok

@@ -66,4 +66,38 @@ wait_until 60 e_true "$(on "pg, which_groups, []") =:= []." ||
   fail "edist still has $(erl_eval "$E" "length($(on "pg, which_groups, []")).") groups"
 stats "after the leave" 22000
 ok "the leave of 11,000 groups: all gone, still at most one comparison per lookup"
+
+# Churn from three nodes at once: 100 processes on each node join 350
+# groups and leave 175 of them (pg:join/leave with lists of pids on the
+# edist nodes, through rpc): 157,500 joins and leaves. Every node ends
+# with the same membership.
+M=pgbm$$
+start_edist m --sname "$M" --cookie "$COOKIE" --listen-address 127.0.0.1
+r=$(erl_eval "$E" "{net_adm:ping('$M@$HOST'), rpc:call('$N@$HOST', net_adm, ping, ['$M@$HOST'])}.")
+[ "$r" = "{ok,{pong,pong}}" ] || fail "three nodes: $r"
+t0=$(date +%s%N)
+r=$(erl_eval "$E" "Self = self(),
+  Gs = [{c, I} || I <- lists:seq(1, 350)], Half = lists:sublist(Gs, 175),
+  Edist = fun(Node) -> fun() ->
+      Ps = [rpc:call(Node, edist_demo, pg_join, [{tmp, Node}]) || _ <- lists:seq(1, 100)],
+      [ok = rpc:call(Node, pg, leave, [{tmp, Node}, P]) || P <- Ps],
+      [ok = rpc:call(Node, pg, join, [G, Ps]) || G <- Gs],
+      [ok = rpc:call(Node, pg, leave, [G, Ps]) || G <- Half], ok end end,
+  Erl = fun() ->
+      Ps = [spawn(fun() -> receive stop -> ok end end) || _ <- lists:seq(1, 100)],
+      register(churners, hd(Ps)),
+      [ok = pg:join(G, Ps) || G <- Gs], [ok = pg:leave(G, Ps) || G <- Half], ok end,
+  [spawn(fun() -> Self ! {done, F()} end) || F <- [Erl, Edist('$N@$HOST'), Edist('$M@$HOST')]],
+  [receive {done, X} -> X after 120000 -> timeout end || _ <- [1, 2, 3]].")
+t1=$(date +%s%N)
+[ "$r" = "{ok,[ok,ok,ok]}" ] || fail "the churn: $r"
+view() { echo "lists:sort([{G, lists:sort($1(G))} || {c, _} = G <- $2])"; }
+converged() {
+  [ "$(erl_eval "$E" "V = $(view "pg:get_members" "pg:which_groups()"),
+    Rv = fun(Node) -> lists:sort([{G, lists:sort(rpc:call(Node, pg, get_members, [G]))}
+                                 || {c, _} = G <- rpc:call(Node, pg, which_groups, [])]) end,
+    {length(V), lists:sum([length(Ms) || {_, Ms} <- V]), V =:= Rv('$N@$HOST'), V =:= Rv('$M@$HOST')}.")" = "{ok,{175,52500,true,true}}" ]
+}
+wait_until 60 converged || fail "the views differ: $(erl_eval "$E" "{length(pg:which_groups()), length(rpc:call('$N@$HOST', pg, which_groups, [])), length(rpc:call('$M@$HOST', pg, which_groups, []))}.")"
+ok "157,500 joins and leaves from erl $E and edist $N, $M at once ($(((t1 - t0) / 1000000)) ms): all three agree on 175 groups, 52,500 memberships"
 done_ok
