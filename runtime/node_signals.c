@@ -52,7 +52,10 @@ static int rt_queue(edist_node *n, const char *peer, edist_procid sender,
  * reported down to the runtime: links and monitors made meanwhile fire with
  * noconnection. Bounded: beyond the limits a hook fails at once (the
  * runtime then answers noconnection itself). */
-#define RT_DEFERRED_MAX 4096u
+/* Signals, not bytes, bound the records' overhead (~100 bytes each); a
+ * node that learns 10,000 global names of nodes it is not yet connected
+ * to monitors each pid at once, so this is well above 4096. */
+#define RT_DEFERRED_MAX 262144u
 #define RT_DEFERRED_MAX_BYTES ((size_t)64 << 20)
 
 typedef enum rt_kind {

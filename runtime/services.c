@@ -2,6 +2,7 @@
 /* The node's services: start and stop, the `echo` and `net_kernel`
  * processes, and the helpers the services files share. rex and erpc are in
  * services_rpc.c, the exported functions in services_demo.c. */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -149,6 +150,21 @@ void edi_svc_idle_main(void *arg)
  * (the reply itself ends the wait at once). */
 #define SVC_CALL_DOWN_POLL_MS 20
 
+/* The two patterns of a call, compiled once for the program: a process
+ * killed while it waits (it never returns) leaves nothing behind. */
+static edist_pattern *call_reply_pat, *call_down_pat;
+static pthread_once_t call_pats_once = PTHREAD_ONCE_INIT;
+
+static void call_pats_compile(void)
+{
+    static const char rt[] = "{T, Reply}", dt[] = "{'DOWN', M, _, _, _}";
+    edist_parse_error pe;
+    if (edist_pattern_compile(rt, sizeof rt - 1, &call_reply_pat, &pe) != 0)
+        call_reply_pat = NULL;
+    if (edist_pattern_compile(dt, sizeof dt - 1, &call_down_pat, &pe) != 0)
+        call_down_pat = NULL;
+}
+
 int edi_svc_call(edi_services *s, const char *name, const char *node, const char *tag_node,
                  const void *req, size_t len, edist_buf *out, int64_t timeout_ms)
 {
@@ -161,7 +177,7 @@ int edi_svc_call(edi_services *s, const char *name, const char *node, const char
         return rc;
     if ((rc = edist_monitor_name(name, node, &mref)) != 0)
         return rc;
-    uint8_t tm[EDIST_ATOM_MAX_BYTES + 96], mm[64];
+    uint8_t tm[2 * EDIST_ATOM_MAX_BYTES + 96], mm[EDIST_ATOM_MAX_BYTES + 64];
     edist_buf tag, mb;
     edist_buf_init_fixed(&tag, tm, sizeof tm);
     edist_buf_init_fixed(&mb, mm, sizeof mm);
@@ -187,11 +203,9 @@ int edi_svc_call(edi_services *s, const char *name, const char *node, const char
              : node ? edist_send_name_node(name, node, b.data, b.len)
                     : edist_send_name(name, b.data, b.len);
     edist_buf_free(&b);
-    static const char rt[] = "{T, Reply}", dt[] = "{'DOWN', M, _, _, _}";
-    edist_pattern *rp = NULL, *dp = NULL;
-    edist_parse_error pe;
-    if (rc == 0 && ((rc = edist_pattern_compile(rt, sizeof rt - 1, &rp, &pe)) != 0 ||
-                    (rc = edist_pattern_compile(dt, sizeof dt - 1, &dp, &pe)) != 0))
+    pthread_once(&call_pats_once, call_pats_compile);
+    const edist_pattern *rp = call_reply_pat, *dp = call_down_pat;
+    if (rc == 0 && (!rp || !dp))
         rc = EDIST_ENOMEM;
     if (rc == EDIST_ENOTFOUND)
         rc = edist_set_error(EDIST_ECLOSED, "call: no process %s on %s", name,
@@ -225,8 +239,6 @@ int edi_svc_call(edi_services *s, const char *name, const char *node, const char
             rc = edist_set_error(EDIST_ETIMEDOUT, "call: no answer from %s on %s", name,
                                  node ? node : "this node");
     }
-    edist_pattern_free(rp);
-    edist_pattern_free(dp);
     edist_demonitor(&mref, EDIST_DEMONITOR_FLUSH);
     return rc;
 }

@@ -444,13 +444,19 @@ static void sess_bufs(gl_session *x, void (*fn)(edist_buf *))
     fn(&x->his_known);
 }
 
-static void tell_locker(gl_state *st, const char *kind, const char *node, const edist_buf *arg)
+/* {Kind, Node, {Tag, Arg}} to the locker: Tag is the session's, so that
+ * the locker never takes what concerns an ended session for a later one
+ * with the same node. */
+static void tell_locker(gl_state *st, const char *kind, const char *node, int64_t tag,
+                        const edist_buf *arg)
 {
     edist_buf b;
     edist_buf_init(&b);
     edist_enc_tuple(&b, 3);
     edist_enc_atomz(&b, kind);
     edist_enc_atomz(&b, node);
+    edist_enc_tuple(&b, 2);
+    edist_enc_int(&b, tag);
     if (arg)
         edist_enc_raw(&b, arg->data, arg->len);
     else
@@ -464,8 +470,9 @@ static void sync_waiters_check(gl_state *st);
 
 static void sess_end(gl_state *st, gl_session *x, bool cancel_locker)
 {
-    if (cancel_locker && x->lock_set)
-        tell_locker(st, "cancel", x->node, NULL);
+    /* the locker may be locking for it (initiating), or holding */
+    if (cancel_locker)
+        tell_locker(st, "cancel", x->node, x->my_tag, NULL);
     sess_bufs(x, edist_buf_free);
     size_t i = (size_t)(x - st->sess);
     st->sess[i] = st->sess[--st->sess_n];
@@ -850,33 +857,34 @@ static void sync_finish(gl_state *st, gl_session *x)
 {
     char peer[GL_NODE_MAX];
     snprintf(peer, sizeof peer, "%s", x->node);
-    edist_buf all;
+    /* Ops = ours ++ his resolved (counted as copied: his list may be
+     * malformed) */
+    edist_buf all, elems;
     edist_buf_init(&all);
+    edist_buf_init(&elems);
     edist_cursor c;
-    uint32_t hn = 0;
+    uint32_t hn = 0, copied = 0;
     edist_term_view hr = {x->resolved.data, x->resolved.len};
     if (list_open(hr, &c, &hn) != 0)
         hn = 0;
-    enc_list_head(&all, x->ops_n + hn);
-    edist_enc_raw(&all, x->ops.data, x->ops.len);
-    for (uint32_t i = 0; i < hn; i++) {
+    for (uint32_t i = 0; i < hn; i++, copied++) {
         edist_term_view t;
         if (edist_dec_term(&c, &t) != 0)
             break;
-        edist_enc_raw(&all, t.ptr, t.len);
+        edist_enc_raw(&elems, t.ptr, t.len);
     }
+    enc_list_head(&all, x->ops_n + copied);
+    edist_enc_raw(&all, x->ops.data, x->ops.len);
+    edist_enc_raw(&all, elems.data, elems.len);
     edist_enc_nil(&all);
     /* NewNodes = [{Peer, Vsn} | HisKnown] */
     edist_buf nn;
     edist_buf_init(&nn);
+    edist_buf_reset(&elems);
     edist_term_view hk = {x->his_known.data, x->his_known.len};
-    uint32_t kn = 0;
+    uint32_t kn = 0, good = 0;
     if (list_open(hk, &c, &kn) != 0)
         kn = 0;
-    edist_enc_list(&nn, kn + 1);
-    edist_enc_tuple(&nn, 2);
-    edist_enc_atomz(&nn, x->node);
-    edist_enc_int(&nn, x->his_vsn ? x->his_vsn : GL_VSN);
     for (uint32_t i = 0; i < kn; i++) {
         edist_term_view t;
         char node[GL_NODE_MAX];
@@ -884,12 +892,19 @@ static void sync_finish(gl_state *st, gl_session *x)
         if (edist_dec_term(&c, &t) != 0)
             break;
         if (node_of_elem(t, node, sizeof node, &vsn) != 0)
-            node[0] = 0;
-        edist_enc_tuple(&nn, 2);
-        edist_enc_atomz(&nn, node);
-        edist_enc_int(&nn, vsn);
+            continue;
+        edist_enc_tuple(&elems, 2);
+        edist_enc_atomz(&elems, node);
+        edist_enc_int(&elems, vsn);
+        good++;
     }
+    edist_enc_list(&nn, good + 1);
+    edist_enc_tuple(&nn, 2);
+    edist_enc_atomz(&nn, x->node);
+    edist_enc_int(&nn, x->his_vsn ? x->his_vsn : GL_VSN);
+    edist_enc_raw(&nn, elems.data, elems.len);
     edist_enc_nil(&nn);
+    edist_buf_free(&elems);
     sync_others(st, hk);
     do_ops(st, (edist_term_view){all.data, all.len});
     /* sessions with his known nodes end: they become ours */
@@ -932,7 +947,7 @@ static void sync_finish(gl_state *st, gl_session *x)
     edist_enc_raw(&arg, x->lock_id.data, x->lock_id.len);
     edist_enc_nil(&arg);
     enc_known_pairs(st, &arg, NULL);
-    tell_locker(st, "sync_done", x->node, &arg);
+    tell_locker(st, "sync_done", x->node, x->my_tag, &arg);
     edist_buf_free(&arg);
     /* add_to_known(NewNodes) */
     edist_term_view nv = {nn.data, nn.len};
@@ -963,7 +978,7 @@ enum {
     P_CANCEL,     /* {cancel_connect, Node, Tag} */
     P_LOST,       /* {lost_connection, A, XCre, OpId, B} */
     P_REMOVE,     /* {remove_connection, Node} */
-    P_LOCK_IS_SET,/* {lock_is_set, Node, LockId}: from our locker */
+    P_LOCK_IS_SET,/* {lock_is_set, Node, Tag, LockId}: from our locker */
     P_COUNT
 };
 
@@ -977,7 +992,7 @@ static const char *const pattern_text[P_COUNT] = {
     [P_CANCEL] = "{cancel_connect, Node, Tag}",
     [P_LOST] = "{lost_connection, A, XCre, OpId, B}",
     [P_REMOVE] = "{remove_connection, Node}",
-    [P_LOCK_IS_SET] = "{lock_is_set, Node, LockId}",
+    [P_LOCK_IS_SET] = "{lock_is_set, Node, Tag, LockId}",
 };
 
 static edist_term_view var(gl_state *st, int p, const edist_term_view *vars, const char *name)
@@ -1243,7 +1258,7 @@ static void on_lock_set_cast(gl_state *st, edist_cursor *c, uint32_t arity)
     edist_buf v;
     edist_buf_init_fixed(&v, mem, sizeof mem);
     edist_enc_bool(&v, edi_svc_is_atom(isset, "true"));
-    tell_locker(st, "lock_set", node, &v);
+    tell_locker(st, "lock_set", node, x->my_tag, &v);
 }
 
 static void on_exchange(gl_state *st, edist_cursor *c)
@@ -1409,12 +1424,16 @@ static void on_call(gl_state *st, edist_term_view fromv, edist_term_view tag, ed
         } else if (strcmp(kind, "sync") == 0) {
             if (st->sess_n == 0) {
                 reply_atom(st, from, tag, "ok");
-            } else if (st->sync_n < 4096) {
+            } else if (st->sync_n >= 4096) {
+                reply_atom(st, from, tag, "ok"); /* bounded: no wait past it */
+            } else {
                 if (st->sync_n == st->sync_cap) {
                     size_t cap = st->sync_cap ? 2 * st->sync_cap : 4;
                     gl_waiter *w = realloc(st->sync_waiters, cap * sizeof *w);
-                    if (!w)
+                    if (!w) {
+                        reply_atom(st, from, tag, "ok");
                         return;
+                    }
                     st->sync_waiters = w;
                     st->sync_cap = cap;
                 }
@@ -1502,14 +1521,16 @@ static void on_down(gl_state *st, edist_term_view pidv)
     holders_of_pid_drop(st, pid);
 }
 
-static void on_lock_is_set(gl_state *st, edist_term_view nodev, edist_term_view lock_id)
+static void on_lock_is_set(gl_state *st, edist_term_view nodev, edist_term_view tag,
+                           edist_term_view lock_id)
 {
     char node[GL_NODE_MAX];
-    if (view_atom(nodev, node, sizeof node) != 0)
+    int64_t t = 0;
+    if (view_atom(nodev, node, sizeof node) != 0 || view_int(tag, &t) != 0)
         return;
     gl_session *x = sess_find(st, node);
-    if (!x || !x->pending) {
-        tell_locker(st, "cancel", node, NULL);
+    if (!x || !x->pending || x->my_tag != t) {
+        tell_locker(st, "cancel", node, t, NULL);
         return;
     }
     x->lock_set = true;
@@ -1543,24 +1564,22 @@ static void on_lock_is_set(gl_state *st, edist_term_view nodev, edist_term_view 
 typedef struct gl_caller {
     edi_services *s;
     char me[GL_NODE_MAX];
+    /* scratch of the calls: in the process's heap state, so that a
+     * process killed in a call leaves nothing behind */
+    edist_buf req, ans;
 } gl_caller;
 
 /* gen_server:multi_call([node], global_name_server, Req): true when the
  * answer is `true`, `yes` or `ok` (a node that went away, or did not
  * answer in time: false). */
-static bool call_one(gl_caller *k, const char *node, const edist_buf *req, edist_buf *answer)
+static bool call_one(gl_caller *k, const char *node, const edist_buf *req)
 {
     bool local = strcmp(node, k->me) == 0;
-    edist_buf tmp;
-    edist_buf_init(&tmp);
-    edist_buf *out = answer ? answer : &tmp;
     bool ok = edi_svc_call(k->s, "global_name_server", local ? NULL : node, node, req->data,
-                           req->len, out, GL_CALL_TIMEOUT_MS) == 0;
-    edist_term_view v = {out->data, out->len};
-    ok = ok && (edi_term_is_atom(v, "true") || edi_term_is_atom(v, "yes") ||
-                edi_term_is_atom(v, "ok"));
-    edist_buf_free(&tmp);
-    return ok;
+                           req->len, &k->ans, GL_CALL_TIMEOUT_MS) == 0;
+    edist_term_view v = {k->ans.data, k->ans.len};
+    return ok && (edi_term_is_atom(v, "true") || edi_term_is_atom(v, "yes") ||
+                  edi_term_is_atom(v, "ok"));
 }
 
 static void enc_lock_req(edist_buf *b, const char *op, const edist_buf *lock_id)
@@ -1612,40 +1631,45 @@ static void nodes_boss_first(gl_nodes *out)
  * given back. */
 static bool lock_nodes(gl_caller *k, const gl_nodes *ns, const edist_buf *lock_id)
 {
-    edist_buf req;
-    edist_buf_init(&req);
-    enc_lock_req(&req, "set_lock", lock_id);
+    enc_lock_req(&k->req, "set_lock", lock_id);
     size_t got = 0;
     bool ok = true;
     for (; got < ns->n; got++)
-        if (!call_one(k, ns->v[got], &req, NULL)) {
+        if (!call_one(k, ns->v[got], &k->req)) {
             ok = false;
             break;
         }
     if (!ok) {
-        enc_lock_req(&req, "del_lock", lock_id);
-        for (size_t i = got; i-- > 0;)
-            call_one(k, ns->v[i], &req, NULL);
+        /* the node that refused or did not answer too: a set_lock that
+         * timed out may still be granted, and a del_lock where nothing is
+         * held does nothing */
+        enc_lock_req(&k->req, "del_lock", lock_id);
+        for (size_t i = got < ns->n ? got + 1 : got; i-- > 0;)
+            call_one(k, ns->v[i], &k->req);
     }
-    edist_buf_free(&req);
     return ok;
 }
 
 /* del_lock on every node, the boss last. */
 static void unlock_nodes(gl_caller *k, const gl_nodes *ns, const edist_buf *lock_id)
 {
-    edist_buf req;
-    edist_buf_init(&req);
-    enc_lock_req(&req, "del_lock", lock_id);
+    enc_lock_req(&k->req, "del_lock", lock_id);
     for (size_t i = ns->n; i-- > 0;)
-        call_one(k, ns->v[i], &req, NULL);
-    edist_buf_free(&req);
+        call_one(k, ns->v[i], &k->req);
 }
 
 static void caller_init(gl_caller *k, edi_services *s, const char *me)
 {
     k->s = s;
     snprintf(k->me, sizeof k->me, "%s", me);
+    edist_buf_init(&k->req);
+    edist_buf_init(&k->ans);
+}
+
+static void caller_free(gl_caller *k)
+{
+    edist_buf_free(&k->req);
+    edist_buf_free(&k->ans);
 }
 
 /* ---- the locker ----------------------------------------------------------------------- */
@@ -1653,7 +1677,7 @@ static void caller_init(gl_caller *k, edi_services *s, const char *me)
 /* {global, lists:sort([A, B])} */
 static void enc_connect_lock_id(edist_buf *b, edist_procid a, edist_procid c)
 {
-    uint8_t ma[64], mc[64];
+    uint8_t ma[EDIST_ATOM_MAX_BYTES + 64], mc[EDIST_ATOM_MAX_BYTES + 64];
     edist_buf ea, ec;
     edist_buf_init_fixed(&ea, ma, sizeof ma);
     edist_buf_init_fixed(&ec, mc, sizeof mc);
@@ -1670,8 +1694,13 @@ static void enc_connect_lock_id(edist_buf *b, edist_procid a, edist_procid c)
     edist_enc_nil(b);
 }
 
+/* {lock_set, Locker, IsSet, Known, HisTag} to the peer of x. Everything
+ * is copied out of x before the send, which may wait (and the server may
+ * end or move the session meanwhile). */
 static void cast_lock_set(gl_state *st, gl_session *x, bool set)
 {
+    char node[GL_NODE_MAX];
+    snprintf(node, sizeof node, "%s", x->node);
     edist_buf b;
     edist_buf_init(&b);
     enc_cast_head(&b);
@@ -1684,16 +1713,39 @@ static void cast_lock_set(gl_state *st, gl_session *x, bool set)
         edist_enc_atomz(&b, st->known[i].node);
     edist_enc_nil(&b);
     edist_enc_raw(&b, x->his_tag.data, x->his_tag.len);
-    send_server(st, x->node, &b, false);
+    send_server(st, node, &b, false);
     edist_buf_free(&b);
 }
 
+/* The locker's state, in its heap (freed at its end, however it ends). */
 typedef struct gl_locker {
     gl_state *st;
     gl_caller k;
     edist_pattern *about; /* {Kind, Node, Arg} with Node bound */
+    edist_pattern *not_there; /* {lock_set, Locker, false, Known}: sent to us */
     edist_buf lock_id, node_atom;
+    gl_nodes ns;  /* the nodes locked for the sync under way */
+    int64_t tag;  /* the session it is for (its my_tag) */
+    bool again;   /* the peer asked again meanwhile (a new session) */
+    char again_peer[GL_NODE_MAX];
 } gl_locker;
+
+/* The session the locker works for, if it is still the same one. */
+static gl_session *locker_sess(gl_locker *L, const char *peer)
+{
+    gl_session *x = sess_find(L->st, peer);
+    return x && x->my_tag == L->tag ? x : NULL;
+}
+
+/* {Tag, Arg} of a message from the server: the tag, and Arg. */
+static bool locker_msg(edist_term_view v, int64_t *tag, edist_term_view *arg)
+{
+    edist_cursor c;
+    uint32_t ar;
+    edist_cursor_init(&c, v.ptr, v.len);
+    return edist_dec_tuple(&c, &ar) == 0 && ar == 2 && edist_dec_int64(&c, tag) == 0 &&
+           edist_dec_term(&c, arg) == 0;
+}
 
 /* The lock is set on both sides: the server exchanges the names; we wait
  * for the end (sync_done: pass the new nodes on first) and unlock. */
@@ -1702,21 +1754,32 @@ static void locker_hold(gl_locker *L, const char *peer, gl_nodes *ns)
     gl_state *st = L->st;
     edist_buf b;
     edist_buf_init(&b);
-    edist_enc_tuple(&b, 3);
+    edist_enc_tuple(&b, 4);
     edist_enc_atom(&b, "lock_is_set", 11);
     edist_enc_atomz(&b, peer);
+    edist_enc_int(&b, L->tag);
     edist_enc_raw(&b, L->lock_id.data, L->lock_id.len);
     if (edist_buf_error(&b) == 0)
         edist_send(st->server, b.data, b.len);
     edist_buf_free(&b);
     for (;;) {
-        edist_term_view vars[4] = {{0}}, m;
+        edist_term_view vars[4] = {{0}}, m, arg;
         vars[edist_pattern_var_index(L->about, "Node")] =
             (edist_term_view){L->node_atom.data, L->node_atom.len};
         if (edist_receive(L->about, vars, -1, &m) != 0)
             continue;
         edist_term_view kind = vars[edist_pattern_var_index(L->about, "Kind")];
-        edist_term_view arg = vars[edist_pattern_var_index(L->about, "Arg")];
+        int64_t tag;
+        if (!locker_msg(vars[edist_pattern_var_index(L->about, "Arg")], &tag, &arg))
+            continue;
+        if (tag != L->tag) {
+            /* a new session with the same peer asked: after this one */
+            if (edi_term_is_atom(kind, "lock_set") && edi_term_is_atom(arg, "true")) {
+                L->again = true;
+                snprintf(L->again_peer, sizeof L->again_peer, "%s", peer);
+            }
+            continue;
+        }
         if (edi_term_is_atom(kind, "cancel"))
             break;
         if (!edi_term_is_atom(kind, "sync_done"))
@@ -1731,15 +1794,19 @@ static void locker_hold(gl_locker *L, const char *peer, gl_nodes *ns)
             edist_buf cb;
             edist_buf_init(&cb);
             edist_buf_append(&cb, cast.ptr, cast.len);
-            for (uint32_t i = 0; i < n; i++) {
+            /* the old nodes, copied: sends may wait */
+            gl_nodes on = {malloc((size_t)n * GL_NODE_MAX + 1), 0};
+            for (uint32_t i = 0; on.v && i < n; i++) {
                 edist_term_view t;
-                char node[GL_NODE_MAX];
                 int vsn;
                 if (edist_dec_term(&c, &t) != 0)
                     break;
-                if (node_of_elem(t, node, sizeof node, &vsn) == 0 && strcmp(node, peer) != 0)
-                    send_server(st, node, &cb, false);
+                if (node_of_elem(t, on.v[on.n], GL_NODE_MAX, &vsn) == 0 && strcmp(on.v[on.n], peer) != 0)
+                    on.n++;
             }
+            for (size_t i = 0; i < on.n; i++)
+                send_server(st, on.v[i], &cb, false);
+            free(on.v);
             edist_buf_free(&cb);
         }
         break;
@@ -1751,6 +1818,7 @@ static void locker_hold(gl_locker *L, const char *peer, gl_nodes *ns)
 static bool locker_lock(gl_locker *L, gl_session *x, bool with_peer, gl_nodes *ns)
 {
     gl_state *st = L->st;
+    L->tag = x->my_tag;
     enc_connect_lock_id(&L->lock_id, st->locker, x->his_locker);
     edist_buf_reset(&L->node_atom);
     edist_enc_atomz(&L->node_atom, x->node);
@@ -1770,21 +1838,16 @@ static void locker_respond(gl_locker *L, const char *peer)
     gl_session *x = sess_find(st, peer);
     if (!x || !x->pending || x->lock_set)
         return;
-    gl_nodes ns = {0};
-    bool ok = locker_lock(L, x, false, &ns);
-    x = sess_find(st, peer); /* the server ran meanwhile */
-    if (!x) {
-        if (ok) {
-            unlock_nodes(&L->k, &ns, &L->lock_id);
-            free(ns.v);
-        }
-        return;
-    }
-    cast_lock_set(st, x, ok);
-    if (ok) {
-        locker_hold(L, peer, &ns);
-        free(ns.v);
-    }
+    bool ok = locker_lock(L, x, false, &L->ns);
+    x = locker_sess(L, peer); /* the server ran meanwhile */
+    if (x)
+        cast_lock_set(st, x, ok);
+    if (ok && x)
+        locker_hold(L, peer, &L->ns);
+    else if (ok)
+        unlock_nodes(&L->k, &L->ns, &L->lock_id);
+    free(L->ns.v);
+    L->ns.v = NULL;
 }
 
 /* Start a sync: lock both partitions, then ask his locker. */
@@ -1804,159 +1867,232 @@ static void locker_initiate(gl_locker *L)
         return;
     char peer[GL_NODE_MAX];
     snprintf(peer, sizeof peer, "%s", st->sess[pick].node);
-    gl_nodes ns = {0};
-    if (!locker_lock(L, &st->sess[pick], true, &ns))
+    if (!locker_lock(L, &st->sess[pick], true, &L->ns))
         return;
-    gl_session *x = sess_find(st, peer);
+    gl_session *x = locker_sess(L, peer);
     if (!x) {
-        unlock_nodes(&L->k, &ns, &L->lock_id);
-        free(ns.v);
+        unlock_nodes(&L->k, &L->ns, &L->lock_id);
+        free(L->ns.v);
+        L->ns.v = NULL;
         return;
     }
     cast_lock_set(st, x, true);
-    /* his answer: a lock_set (true: his side is locked) or a cancel */
+    /* his answer: a lock_set of this session (true: his side is locked),
+     * his locker's "not there" (sent to us directly), or a cancel */
     bool set = false;
-    for (;;) {
-        edist_term_view vars[4] = {{0}}, m;
+    uint64_t deadline = edi_now_ms() + GL_CALL_TIMEOUT_MS;
+    for (bool done = false; !done && edi_now_ms() < deadline;) {
+        edist_term_view vars[4] = {{0}}, m, arg;
         vars[edist_pattern_var_index(L->about, "Node")] =
             (edist_term_view){L->node_atom.data, L->node_atom.len};
-        if (edist_receive(L->about, vars, GL_CALL_TIMEOUT_MS, &m) != 0)
-            break;
-        edist_term_view kind = vars[edist_pattern_var_index(L->about, "Kind")];
-        if (edi_term_is_atom(kind, "cancel"))
-            break;
-        if (edi_term_is_atom(kind, "lock_set")) {
-            set = edi_term_is_atom(vars[edist_pattern_var_index(L->about, "Arg")], "true");
-            break;
+        if (edist_receive(L->about, vars, 20, &m) == 0) {
+            edist_term_view kind = vars[edist_pattern_var_index(L->about, "Kind")];
+            int64_t tag;
+            if (!locker_msg(vars[edist_pattern_var_index(L->about, "Arg")], &tag, &arg) ||
+                tag != L->tag)
+                continue;
+            if (edi_term_is_atom(kind, "cancel"))
+                done = true;
+            else if (edi_term_is_atom(kind, "lock_set"))
+                done = true, set = edi_term_is_atom(arg, "true");
+            continue;
+        }
+        edist_term_view nv[3] = {{0}};
+        if (edist_receive(L->not_there, nv, 0, &m) == 0) {
+            edist_procid from;
+            if (edi_svc_pid(nv[edist_pattern_var_index(L->not_there, "L")], &from) == 0 &&
+                strcmp(edist_procid_node(from), peer) == 0)
+                done = true; /* refused */
         }
     }
-    if (set && sess_find(st, peer))
-        locker_hold(L, peer, &ns);
+    if (set && locker_sess(L, peer))
+        locker_hold(L, peer, &L->ns);
     else
-        unlock_nodes(&L->k, &ns, &L->lock_id);
-    free(ns.v);
+        unlock_nodes(&L->k, &L->ns, &L->lock_id);
+    free(L->ns.v);
+    L->ns.v = NULL;
+}
+
+static void locker_free(void *arg)
+{
+    gl_locker *L = arg;
+    caller_free(&L->k);
+    edist_pattern_free(L->about);
+    edist_pattern_free(L->not_there);
+    edist_buf_free(&L->lock_id);
+    edist_buf_free(&L->node_atom);
+    free(L->ns.v);
+    free(L);
 }
 
 static void locker_main(void *arg)
 {
     gl_state *st = arg;
-    gl_locker L = {0};
-    L.st = st;
-    edist_buf_init(&L.lock_id);
-    edist_buf_init(&L.node_atom);
-    edist_parse_error pe;
-    static const char about[] = "{Kind, Node, Arg}";
-    caller_init(&L.k, st->s, st->me);
-    if (edist_pattern_compile(about, sizeof about - 1, &L.about, &pe) != 0)
+    gl_locker *Lp = calloc(1, sizeof *Lp);
+    if (!Lp)
         return;
+    Lp->st = st;
+    edist_buf_init(&Lp->lock_id);
+    edist_buf_init(&Lp->node_atom);
+    caller_init(&Lp->k, st->s, st->me);
+    if (edist_at_exit(locker_free, Lp) != 0) {
+        locker_free(Lp);
+        return;
+    }
+    edist_parse_error pe;
+    static const char about[] = "{Kind, Node, Arg}", nt[] = "{lock_set, L, false, _}";
+    if (edist_pattern_compile(about, sizeof about - 1, &Lp->about, &pe) != 0 ||
+        edist_pattern_compile(nt, sizeof nt - 1, &Lp->not_there, &pe) != 0)
+        return;
+#define L (*Lp)
     for (;;) {
         /* global's pace: 200 ms alone, more with more nodes to lock */
         int64_t wait = st->known_n == 0 ? 200 : 1000 + 100 * (int64_t)st->known_n;
         if (wait > 3000)
             wait = 3000;
         wait = wait / 2 + (int64_t)(edi_splitmix64(&st->rng) % (uint64_t)(wait / 2 + 1));
-        edist_term_view vars[4] = {{0}}, m;
-        int rc = edist_receive(L.about, vars, wait, &m);
+        edist_term_view vars[4] = {{0}}, m, arg;
+        /* everything: what is not a request (late answers of calls that
+         * timed out, a stray "not there") is dropped */
+        int rc = edist_receive(NULL, NULL, wait, &m);
         if (rc == EDIST_ETIMEDOUT) {
             locker_initiate(&L);
             continue;
         }
-        if (rc)
+        if (rc || edist_match(L.about, m.ptr, m.len, vars) != 1)
             continue;
         edist_term_view kind = vars[edist_pattern_var_index(L.about, "Kind")];
         char peer[GL_NODE_MAX];
+        int64_t tag;
         if (edi_term_is_atom(kind, "lock_set") &&
-            edi_term_is_atom(vars[edist_pattern_var_index(L.about, "Arg")], "true") &&
-            view_atom(vars[edist_pattern_var_index(L.about, "Node")], peer, sizeof peer) == 0)
-            locker_respond(&L, peer);
+            locker_msg(vars[edist_pattern_var_index(L.about, "Arg")], &tag, &arg) &&
+            edi_term_is_atom(arg, "true") &&
+            view_atom(vars[edist_pattern_var_index(L.about, "Node")], peer, sizeof peer) == 0) {
+            gl_session *x = sess_find(st, peer);
+            if (x && x->my_tag == tag)
+                locker_respond(&L, peer);
+        }
         /* a cancel or sync_done of a sync we no longer hold: nothing */
+        if (L.again) {
+            /* asked during a sync we held: if that session still waits */
+            L.again = false;
+            snprintf(peer, sizeof peer, "%s", L.again_peer);
+            locker_respond(&L, peer);
+        }
     }
+#undef L
 }
 
 /* ---- the registrar -------------------------------------------------------------------- */
 
+/* The registrar's state, in its heap (freed at its end). */
+typedef struct gl_registrar {
+    gl_caller k;
+    edist_pattern *req;
+    edist_buf lock_id, call;
+    gl_nodes ns;
+    edist_message *keep; /* the request being served */
+} gl_registrar;
+
+static void registrar_free(void *arg)
+{
+    gl_registrar *r = arg;
+    caller_free(&r->k);
+    edist_pattern_free(r->req);
+    edist_buf_free(&r->lock_id);
+    edist_buf_free(&r->call);
+    free(r->ns.v);
+    edist_message_free(r->keep);
+    free(r);
+}
+
+/* trans_all_known: the lock {global, Registrar} on me and every known
+ * node; if Known changed meanwhile, again. */
+static void registrar_lock(gl_state *st, gl_registrar *r)
+{
+    for (unsigned times = 0;; times++) {
+        uint64_t epoch = st->known_epoch;
+        if (nodes_snapshot(st, NULL, &r->ns) != 0)
+            return;
+        if (lock_nodes(&r->k, &r->ns, &r->lock_id) && epoch == st->known_epoch)
+            return;
+        if (epoch != st->known_epoch)
+            unlock_nodes(&r->k, &r->ns, &r->lock_id);
+        free(r->ns.v);
+        r->ns.v = NULL;
+        uint64_t cap = times < 6 ? 125u << times : 8000;
+        edist_sleep_ms((int64_t)(edi_splitmix64(&st->rng) % cap));
+    }
+}
+
 static void registrar_main(void *arg)
 {
     gl_state *st = arg;
-    gl_caller k;
-    edist_pattern *req;
+    gl_registrar *r = calloc(1, sizeof *r);
+    if (!r)
+        return;
+    caller_init(&r->k, st->s, st->me);
+    edist_buf_init(&r->lock_id);
+    edist_buf_init(&r->call);
+    if (edist_at_exit(registrar_free, r) != 0) {
+        registrar_free(r);
+        return;
+    }
     edist_parse_error pe;
     static const char rt[] = "{req, From, Tag, Op, Name, Pid}";
-    caller_init(&k, st->s, st->me);
-    if (edist_pattern_compile(rt, sizeof rt - 1, &req, &pe) != 0)
+    if (edist_pattern_compile(rt, sizeof rt - 1, &r->req, &pe) != 0)
         return;
-    edist_buf lock_id, call, ans;
-    edist_buf_init(&lock_id);
-    edist_buf_init(&call);
-    edist_buf_init(&ans);
-    edist_enc_tuple(&lock_id, 2);
-    edist_enc_atom(&lock_id, "global", 6);
-    edist_enc_procid(&lock_id, edist_self());
+    edist_enc_tuple(&r->lock_id, 2);
+    edist_enc_atom(&r->lock_id, "global", 6);
+    edist_enc_procid(&r->lock_id, edist_self());
     for (;;) {
         edist_term_view vars[8] = {{0}}, m;
-        if (edist_receive(req, vars, -1, &m) != 0)
+        if (edist_receive(r->req, vars, -1, &m) != 0)
             continue;
-        edist_message *keep = NULL;
-        if (edist_msg_keep(&keep) != 0)
+        edist_message_free(r->keep);
+        r->keep = NULL;
+        if (edist_msg_keep(&r->keep) != 0)
             continue;
-        edist_term_view t = edist_message_term(keep);
+        edist_term_view t = edist_message_term(r->keep);
         memset(vars, 0, sizeof vars);
-        if (edist_match(req, t.ptr, t.len, vars) != 1) {
-            edist_message_free(keep);
+        if (edist_match(r->req, t.ptr, t.len, vars) != 1)
             continue;
-        }
         edist_procid from, pid = EDIST_PROCID_NULL;
-        edist_term_view tag = vars[edist_pattern_var_index(req, "Tag")];
-        edist_term_view op = vars[edist_pattern_var_index(req, "Op")];
-        edist_term_view name = vars[edist_pattern_var_index(req, "Name")];
-        edi_svc_pid(vars[edist_pattern_var_index(req, "Pid")], &pid);
-        if (edi_svc_pid(vars[edist_pattern_var_index(req, "From")], &from) != 0) {
-            edist_message_free(keep);
+        edist_term_view tag = vars[edist_pattern_var_index(r->req, "Tag")];
+        edist_term_view op = vars[edist_pattern_var_index(r->req, "Op")];
+        edist_term_view name = vars[edist_pattern_var_index(r->req, "Name")];
+        edi_svc_pid(vars[edist_pattern_var_index(r->req, "Pid")], &pid);
+        if (edi_svc_pid(vars[edist_pattern_var_index(r->req, "From")], &from) != 0)
             continue;
-        }
-        /* trans_all_known: the lock on me and every known node; if Known
-         * changed meanwhile, again */
-        gl_nodes ns = {0};
-        for (unsigned times = 0;; times++) {
-            uint64_t epoch = st->known_epoch;
-            if (nodes_snapshot(st, NULL, &ns) != 0)
-                break;
-            if (lock_nodes(&k, &ns, &lock_id) && epoch == st->known_epoch)
-                break;
-            if (epoch != st->known_epoch)
-                unlock_nodes(&k, &ns, &lock_id);
-            free(ns.v);
-            ns.v = NULL;
-            uint64_t cap = times < 6 ? 125u << times : 8000;
-            edist_sleep_ms((int64_t)(edi_splitmix64(&st->rng) % cap));
-        }
+        registrar_lock(st, r);
         const char *answer = "yes";
-        edist_buf_reset(&call);
+        edist_buf *call = &r->call;
+        edist_buf_reset(call);
         if (edi_term_is_atom(op, "unregister")) {
             answer = "ok";
-            edist_enc_tuple(&call, 2);
-            edist_enc_atom(&call, "unregister", 10);
-            edist_enc_raw(&call, name.ptr, name.len);
+            edist_enc_tuple(call, 2);
+            edist_enc_atom(call, "unregister", 10);
+            edist_enc_raw(call, name.ptr, name.len);
         } else {
             if (edi_term_is_atom(op, "register") && name_find(st, name.ptr, name.len))
                 answer = "no";
-            edist_enc_tuple(&call, 4);
-            edist_enc_atom(&call, "register", 8);
-            edist_enc_raw(&call, name.ptr, name.len);
-            edist_enc_procid(&call, pid);
-            edist_enc_export(&call, "global", 6, "random_exit_name", 16, 3);
+            edist_enc_tuple(call, 4);
+            edist_enc_atom(call, "register", 8);
+            edist_enc_raw(call, name.ptr, name.len);
+            edist_enc_procid(call, pid);
+            edist_enc_export(call, "global", 6, "random_exit_name", 16, 3);
         }
-        if (ns.v && strcmp(answer, "no") != 0)
-            for (size_t i = 0; i < ns.n; i++)
-                call_one(&k, ns.v[i], &call, &ans);
-        if (ns.v) {
-            unlock_nodes(&k, &ns, &lock_id);
-            free(ns.v);
+        if (r->ns.v && strcmp(answer, "no") != 0)
+            for (size_t i = 0; i < r->ns.n; i++)
+                call_one(&r->k, r->ns.v[i], call);
+        if (r->ns.v) {
+            unlock_nodes(&r->k, &r->ns, &r->lock_id);
+            free(r->ns.v);
+            r->ns.v = NULL;
         } else {
             answer = "no";
         }
         reply_atom(st, from, tag, answer);
-        edist_message_free(keep);
     }
 }
 
@@ -2028,9 +2164,13 @@ void edi_svc_global_main(void *arg)
         if (edist_pattern_compile(pattern_text[i], strlen(pattern_text[i]), &st->pat[i], &pe) != 0)
             return;
     }
-    if (edi_rt_spawn_here(s->rt, locker_main, st, &st->locker) != 0 ||
-        edi_rt_spawn_here(s->rt, registrar_main, st, &st->registrar) != 0)
+    if (edi_rt_spawn_here(s->rt, locker_main, st, &st->locker) != 0)
         return;
+    if (edi_rt_spawn_here(s->rt, registrar_main, st, &st->registrar) != 0) {
+        /* the locker runs on st: it must not outlive it */
+        edist_exit_signal(st->locker, EDIST_REASON_KILL.ptr, EDIST_REASON_KILL.len);
+        return;
+    }
     /* the locker and registrar hold locks on other nodes: they are
      * linked to us, and a server that ends takes them along */
     edist_link(st->locker);
@@ -2086,7 +2226,8 @@ void edi_svc_global_main(void *arg)
                 on_remove_connection(st, node);
             break;
         case P_LOCK_IS_SET:
-            on_lock_is_set(st, var(st, which, vars, "Node"), var(st, which, vars, "LockId"));
+            on_lock_is_set(st, var(st, which, vars, "Node"), var(st, which, vars, "Tag"),
+                           var(st, which, vars, "LockId"));
             break;
         default:
             break;
@@ -2237,7 +2378,8 @@ static int lock_op(const char *op, const void *id, size_t len, int retries)
     edist_buf_init(&out);
     edist_buf_append(&lid, v.ptr, v.len);
     edist_enc_atom(&req, "known_nodes", 11);
-    gl_caller k = {0};
+    gl_caller k;
+    caller_init(&k, NULL, "");
     gl_nodes ns = {0};
     uint64_t rng = edi_now_ns();
     rc = EDIST_EAGAIN;
@@ -2260,7 +2402,7 @@ static int lock_op(const char *op, const void *id, size_t len, int retries)
         for (uint32_t i = 0; i < n; i++)
             if (edist_dec_atom_copy(&c, ns.v[ns.n], GL_NODE_MAX) == 0)
                 ns.n++;
-        caller_init(&k, NULL, ns.v[0]);
+        snprintf(k.me, sizeof k.me, "%s", ns.v[0]);
         nodes_boss_first(&ns);
         if (op[0] == 'd') {
             unlock_nodes(&k, &ns, &lid);
@@ -2278,6 +2420,7 @@ static int lock_op(const char *op, const void *id, size_t len, int retries)
         edist_sleep_ms((int64_t)(edi_splitmix64(&rng) % cap));
     }
     free(ns.v);
+    caller_free(&k);
     edist_buf_free(&lid);
     edist_buf_free(&req);
     edist_buf_free(&out);

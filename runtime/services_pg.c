@@ -330,7 +330,7 @@ static void changes_flush(pg_state *st)
 
 static uint64_t ref_hash(const pg_state *st, const edist_ref *r)
 {
-    uint8_t mem[64];
+    uint8_t mem[EDIST_ATOM_MAX_BYTES + 64];
     edist_buf b;
     edist_buf_init_fixed(&b, mem, sizeof mem);
     edist_enc_ref(&b, r);
@@ -527,8 +527,10 @@ static bool member_remove_one(pg_state *st, pg_group *g, int32_t origin, edist_p
 }
 
 /* Every membership that peer `origin` told us of goes (its scope went
- * down, or its sync replaces them). */
-static void drop_origin(pg_state *st, int32_t origin)
+ * down, or its sync replaces them). keep_empty: groups left empty stay
+ * (the sync that follows refills most; the caller drops the rest), so
+ * that the changes told to monitors are per group, not per struct. */
+static void drop_origin(pg_state *st, int32_t origin, bool keep_empty)
 {
     if (st->peers[origin]->members == 0)
         return;
@@ -543,7 +545,8 @@ static void drop_origin(pg_state *st, int32_t origin)
         }
         count(&st->s->pg_stats.members, -(int64_t)(g->n - w));
         g->n = w;
-        group_drop_unused(st, g);
+        if (!keep_empty)
+            group_drop_unused(st, g);
     }
     st->peers[origin]->members = 0;
 }
@@ -626,7 +629,7 @@ static int32_t peer_add(pg_state *st, edist_procid scope)
 static void peer_gone(pg_state *st, int32_t i)
 {
     pg_peer *p = st->peers[i];
-    drop_origin(st, i);
+    drop_origin(st, i, false);
     edi_htab_remove(&st->peer_index, &p->h);
     p->live = false;
     p->next_free = st->free_peer;
@@ -793,25 +796,32 @@ static void on_sync(pg_state *st, edist_procid peer, edist_term_view groups)
     int32_t p = peer_find(st, peer);
     if (p < 0 && (p = peer_add(st, peer)) < 0)
         return;
-    drop_origin(st, p);
+    bool had = st->peers[p]->members > 0;
+    drop_origin(st, p, true);
     edist_cursor c;
     edist_cursor_init(&c, groups.ptr, groups.len);
     uint32_t n;
     if (edist_dec_list(&c, &n) != 0)
-        return;
+        n = 0;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t arity;
         edist_term_view g, pids;
         if (edist_dec_tuple(&c, &arity) != 0 || arity != 2 || edist_dec_term(&c, &g) != 0 ||
             edist_dec_term(&c, &pids) != 0)
-            return;
+            break;
         pg_group *gr = group_intern(st, g);
         if (!gr)
-            return;
+            break;
         remote_join j = {st, gr, p};
         for_each_pid(pids, join_remote_pid, &j);
-        group_drop_unused(st, gr);
+        if (!had)
+            group_drop_unused(st, gr);
     }
+    if (had)
+        for (pg_group *g = st->first, *next; g; g = next) {
+            next = g->next;
+            group_drop_unused(st, g);
+        }
 }
 
 static void on_join(pg_state *st, edist_procid peer, edist_term_view group,
@@ -1491,7 +1501,7 @@ int edist_pg_demonitor(const char *scope, const edist_ref *ref)
     if (rc)
         return rc;
     /* as pg:demonitor/2: what was told before is flushed */
-    uint8_t mem[64];
+    uint8_t mem[EDIST_ATOM_MAX_BYTES + 64];
     edist_buf rb;
     edist_buf_init_fixed(&rb, mem, sizeof mem);
     edist_enc_ref(&rb, ref);

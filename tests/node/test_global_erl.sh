@@ -169,6 +169,46 @@ clash() { # ERLNAME EDISTNAME
 clash glj$$ gla$$
 clash glb$$ glk$$
 
+# A partition of three nodes, made by one disconnect. With
+# prevent_overlapping_partitions (OTP 25's default) both ends report the
+# lost connection to the third node, which then drops both: all three end
+# up apart, as they do between BEAM nodes. The same name is registered on
+# two sides; the nodes meet again: exactly one pid keeps it (the one on
+# the node with the smallest name), the other is killed, all agree.
+X1=glx$$
+X2=gly$$
+Z=glz$$
+start_erl x1 "$X1"
+start_erl x2 "$X2"
+start_edist z --sname "$Z" --cookie "$COOKIE" --listen-address 127.0.0.1
+r=$(erl_eval "$X1" "{net_adm:ping('$Z@$HOST'), rpc:call('$X2@$HOST', net_adm, ping, ['$Z@$HOST'])}.")
+[ "$r" = "{ok,{pong,pong}}" ] || fail "three-node set-up: $r"
+x1_true() { [ "$(erl_eval "$X1" "$1")" = "{ok,true}" ]; }
+wait_until 20 x1_true "global:sync() =:= ok andalso lists:sort(nodes()) =:= ['$X2@$HOST', '$Z@$HOST']." ||
+  fail "$X1's nodes(): $(erl_eval "$X1" "nodes().")"
+erl_eval "$X1" "erlang:disconnect_node('$Z@$HOST')." >/dev/null
+apart() {
+  [ "$("$EDIST" rpc "$Z@$HOST" erlang nodes '[]' --cookie "$COOKIE")" = "[]" ] &&
+    [ "$(erl_eval "$X1" "nodes().")" = "{ok,[]}" ] && [ "$(erl_eval "$X2" "nodes().")" = "{ok,[]}" ]
+}
+wait_until 20 apart || fail "not apart: $Z sees $("$EDIST" rpc "$Z@$HOST" erlang nodes '[]' --cookie "$COOKIE"), $X1 $(erl_eval "$X1" "nodes()."), $X2 $(erl_eval "$X2" "nodes().")"
+ok "$X1 disconnects edist $Z: lost_connection / remove_connection leave all three apart, as between BEAM nodes"
+r=$(erl_eval "$X1" "P = spawn(fun() -> receive stop -> ok end end), register(px, P), global:register_name(pname, P).")
+[ "$r" = "{ok,yes}" ] || fail "register on $X1: $r"
+r=$("$EDIST" rpc "$Z@$HOST" edist_demo global_register '[pname]' --cookie "$COOKIE")
+[ "$r" = "yes" ] || fail "register on $Z: $r"
+r=$(erl_eval "$X2" "{net_adm:ping('$Z@$HOST'), net_adm:ping('$X1@$HOST')}.")
+[ "$r" = "{ok,{pong,pong}}" ] || fail "heal: $r"
+healed() {
+  x1_true "ok = global:sync(), W = global:whereis_name(pname), W =:= whereis(px) andalso
+    rpc:call('$X2@$HOST', global, whereis_name, [pname]) =:= W andalso
+    rpc:call('$Z@$HOST', global, whereis_name, [pname]) =:= W andalso lists:member('$Z@$HOST', nodes())."
+}
+wait_until 20 healed || fail "after the heal: $(erl_eval "$X1" "{global:whereis_name(pname), rpc:call('$X2@$HOST', global, whereis_name, [pname]), rpc:call('$Z@$HOST', global, whereis_name, [pname]), nodes()}.")"
+r=$("$EDIST" rpc "$Z@$HOST" global registered_names '[]' --cookie "$COOKIE")
+[ "$r" = "[pname]" ] || fail "$Z's names: $r"
+ok "healed: pname stays with $X1's pid on all three nodes (edist $Z's holder lost it), and they are one mesh again"
+
 # SIGSTOP: the names of a node that stops answering go within the tick time.
 S=gls$$
 T=glt$$

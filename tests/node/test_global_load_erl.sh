@@ -54,6 +54,9 @@ P=gxp$$
 start_erl f "$F"
 r=$(erl_eval "$F" "net_adm:ping('$M@$HOST').")
 [ "$r" = "{ok,pong}" ] || fail "$F -> $M: $r"
+# P joins at once, while F may still be taking names in: P learns 10,000
+# names of nodes it is not connected to, and monitors every pid (4,096
+# waiting monitors used to be the limit: a name past it was lost).
 start_edist p --sname "$P" --cookie "$COOKIE" --listen-address 127.0.0.1
 r=$("$EDIST" rpc "$P@$HOST" net_adm ping "['$F@$HOST']" --cookie "$COOKIE")
 [ "$r" = "pong" ] || fail "$P -> $F: $r"
@@ -72,7 +75,7 @@ agree() {
     lists:all(fun(X) -> rpc:call(X, global, whereis_name, [five]) =:= W andalso
                         length(rpc:call(X, global, registered_names, [])) =:= 10001 end, $all).")" = "{ok,true}" ]
 }
-wait_until 30 agree || fail "the five nodes disagree on the names"
+wait_until 30 agree || fail "the five nodes disagree on the names: $(erl_eval "$E" "[{X, rpc:call(X, global, whereis_name, [five]), length(rpc:call(X, global, registered_names, []))} || X <- $all].") $(erl_eval "$F" "Ns = global:registered_names(), [{K, length([x || {K2, _} <- Ns, K2 =:= K])} || K <- [e, n, m]].")"
 ok "five nodes (erl $E $F, edist $N $M $P), each joining through one member: fully connected, one table of 10,001 names"
 
 # Elixir: the same protocol from a second client.
