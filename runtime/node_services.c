@@ -50,7 +50,22 @@ typedef struct node_sub {
     edist_node *n;
     edist_procid pid;
     unsigned opts; /* EDI_MN_* */
+    uint64_t handle;
 } node_sub;
+
+/* A subscriber that ended (a pg scope that was stopped) is dropped at its
+ * next event. Inside the net kernel's dispatch: its sweep waits. */
+static void node_sub_drop(node_sub *s)
+{
+    edist_node *n = s->n;
+    edi_nk_demonitor(n->nk, s->handle);
+    for (node_sub **p = &n->node_subs; *p; p = &(*p)->next)
+        if (*p == s) {
+            *p = s->next;
+            break;
+        }
+    free(s);
+}
 
 /* The event as monitor_nodes(true, Options) words it, to the subscriber
  * (loop thread). An event for a process that is gone is dropped by the
@@ -58,6 +73,10 @@ typedef struct node_sub {
 static void svc_node_event(void *user, const edist_node_event *ev)
 {
     node_sub *s = user;
+    if (!edist_runtime_is_alive(s->n->rt, s->pid)) {
+        node_sub_drop(s);
+        return;
+    }
     uint8_t mem[2 * EDIST_ATOM_MAX_BYTES + 160];
     edist_buf b;
     edist_buf_init_fixed(&b, mem, sizeof mem);
@@ -97,9 +116,8 @@ static int svc_monitor_nodes(void *user, edist_procid pid, unsigned opts)
     s->n = n;
     s->pid = pid;
     s->opts = opts;
-    uint64_t handle;
     unsigned kinds = EDIST_NODES_VISIBLE | (opts & EDI_MN_HIDDEN ? EDIST_NODES_HIDDEN : 0);
-    int rc = edi_nk_monitor_nodes(n->nk, kinds, svc_node_event, s, &handle);
+    int rc = edi_nk_monitor_nodes(n->nk, kinds, svc_node_event, s, &s->handle);
     if (rc) {
         free(s);
         return rc;

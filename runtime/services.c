@@ -146,6 +146,21 @@ void edi_svc_idle_main(void *arg)
         ;
 }
 
+int edi_svc_reply(edi_services *s, edist_procid to, edist_term_view tag, const void *value,
+                  size_t len, edi_svc_how how)
+{
+    edist_buf b;
+    edist_buf_init(&b);
+    edist_enc_tuple(&b, 2);
+    edist_enc_raw(&b, tag.ptr, tag.len);
+    edist_enc_raw(&b, value, len);
+    int rc = edist_buf_error(&b);
+    if (rc == 0)
+        rc = edi_svc_send(s, to, b.data, b.len, how);
+    edist_buf_free(&b);
+    return rc;
+}
+
 /* Between looks for the callee's DOWN while a call waits for its reply
  * (the reply itself ends the wait at once). */
 #define SVC_CALL_DOWN_POLL_MS 20
@@ -329,14 +344,8 @@ static void net_kernel_main(void *arg)
         edist_procid from;
         if (edi_svc_pid(vars[fi], &from) != 0)
             continue;
-        edist_buf b;
-        edist_buf_init(&b);
-        edist_enc_tuple(&b, 2);
-        edist_enc_raw(&b, vars[ti].ptr, vars[ti].len);
-        edist_enc_atom(&b, "yes", 3);
-        if (edist_buf_error(&b) == 0)
-            edi_svc_send(s, from, b.data, b.len, EDI_SVC_FORCE);
-        edist_buf_free(&b);
+        static const uint8_t yes[] = {EDIST_TAG_SMALL_ATOM_UTF8, 3, 'y', 'e', 's'};
+        edi_svc_reply(s, from, vars[ti], yes, sizeof yes, EDI_SVC_FORCE);
     }
 }
 

@@ -440,6 +440,17 @@ static int ex_stats(void *user, const edist_term_view *args, uint32_t arity, edi
     edi_services_stat(&pairs, &n, "pg_members", atomic_load(&s->pg_stats.members));
     edi_services_stat(&pairs, &n, "pg_group_lookups", atomic_load(&s->pg_stats.group_lookups));
     edi_services_stat(&pairs, &n, "pg_group_compares", atomic_load(&s->pg_stats.group_compares));
+    const edi_global_stats *g = &s->global_stats;
+    edi_services_stat(&pairs, &n, "global_names", atomic_load(&g->names));
+    edi_services_stat(&pairs, &n, "global_known_nodes", atomic_load(&g->known));
+    edi_services_stat(&pairs, &n, "global_syncs", atomic_load(&g->syncs));
+    edi_services_stat(&pairs, &n, "global_syncs_ended", atomic_load(&g->syncs_ended));
+    edi_services_stat(&pairs, &n, "global_clashes", atomic_load(&g->clashes));
+    edi_services_stat(&pairs, &n, "global_lock_refusals", atomic_load(&g->lock_refusals));
+    edi_services_stat(&pairs, &n, "global_call_timeouts", atomic_load(&g->call_timeouts));
+    edi_services_stat(&pairs, &n, "global_lost_connections", atomic_load(&g->lost_connections));
+    edi_services_stat(&pairs, &n, "global_removed_connections",
+                      atomic_load(&g->removed_connections));
     /* service replies that found a peer's queue full */
     edi_services_stat(&pairs, &n, "service_sends_waited", s->sends_waited);
     edi_services_stat(&pairs, &n, "service_sends_forced", s->sends_forced);

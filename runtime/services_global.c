@@ -117,6 +117,11 @@ typedef struct gl_state {
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
+static void gcount(_Atomic uint64_t *c, int64_t d)
+{
+    atomic_fetch_add_explicit(c, (uint64_t)d, memory_order_relaxed);
+}
+
 static bool view_eq(edist_term_view a, const void *b, size_t blen)
 {
     return a.ptr && edist_term_equal(a.ptr, a.len, b, blen) == 1;
@@ -220,6 +225,7 @@ static void name_remove(gl_state *st, gl_name *e)
         st->last = e->prev;
     edist_demonitor(&e->mref, EDIST_DEMONITOR_FLUSH);
     st->name_count--;
+    gcount(&st->s->global_stats.names, -1);
     free(e->method);
     free(e);
 }
@@ -260,6 +266,7 @@ static int name_insert(gl_state *st, edist_term_view name, edist_procid pid,
         st->first = e;
     st->last = e;
     st->name_count++;
+    gcount(&st->s->global_stats.names, 1);
     return 0;
 }
 
@@ -414,6 +421,7 @@ static bool known_add(gl_state *st, const char *node, int vsn)
     snprintf(k->node, sizeof k->node, "%s", node);
     k->vsn = vsn;
     st->known_epoch++;
+    gcount(&st->s->global_stats.known, 1);
     return true;
 }
 
@@ -424,6 +432,7 @@ static void known_remove(gl_state *st, const char *node)
         return;
     *k = st->known[--st->known_n];
     st->known_epoch++;
+    gcount(&st->s->global_stats.known, -1);
 }
 
 static gl_session *sess_find(gl_state *st, const char *node)
@@ -471,6 +480,8 @@ static void sync_waiters_check(gl_state *st);
 static void sess_end(gl_state *st, gl_session *x, bool cancel_locker)
 {
     /* the locker may be locking for it (initiating), or holding */
+    if (cancel_locker)
+        gcount(&st->s->global_stats.syncs_ended, 1);
     if (cancel_locker)
         tell_locker(st, "cancel", x->node, x->my_tag, NULL);
     sess_bufs(x, edist_buf_free);
@@ -531,13 +542,8 @@ static void sess_restart(gl_state *st, gl_session *x)
 
 static void reply(gl_state *st, edist_procid from, edist_term_view tag, const edist_buf *value)
 {
-    edist_buf b;
-    edist_buf_init(&b);
-    edist_enc_tuple(&b, 2);
-    edist_enc_raw(&b, tag.ptr, tag.len);
-    edist_enc_raw(&b, value->data, value->len);
-    send_pid(st, from, &b);
-    edist_buf_free(&b);
+    if (edist_buf_error(value) == 0)
+        edi_svc_reply(st->s, from, tag, value->data, value->len, EDI_SVC_FORCE);
 }
 
 static void reply_atom(gl_state *st, edist_procid from, edist_term_view tag, const char *atom)
@@ -729,6 +735,7 @@ static edist_procid resolve_clash(gl_state *st, edist_term_view name, edist_proc
                                   edist_procid b)
 {
     edist_procid keep;
+    gcount(&st->s->global_stats.clashes, 1);
     if (user_resolve(st->s, name, a, b, &keep) == 0)
         return keep;
     edist_procid min, max;
@@ -921,6 +928,7 @@ static void sync_finish(gl_state *st, gl_session *x)
                 sess_end(st, o, true);
         }
     x = sess_find(st, peer); /* the ends above moved the sessions */
+    gcount(&st->s->global_stats.syncs, 1);
     if (!x) {
         edist_buf_free(&all);
         edist_buf_free(&nn);
@@ -1104,6 +1112,7 @@ static void pop_lost_send(gl_state *st, const char *lost)
     edist_enc_int(b, st->pop_creation);
     edist_enc_int(b, ++st->pop_op);
     edist_enc_atomz(b, lost);
+    gcount(&st->s->global_stats.lost_connections, 1);
     pop_multicast(st, b, lost);
 }
 
@@ -1171,6 +1180,7 @@ static void on_remove_connection(gl_state *st, const char *node)
         return;
     removing_add(st, node);
     forget_node(st, node, true);
+    gcount(&st->s->global_stats.removed_connections, 1);
     if (st->s->cfg.disconnect)
         st->s->cfg.disconnect(st->s->cfg.user, node);
 }
@@ -1575,11 +1585,16 @@ typedef struct gl_caller {
 static bool call_one(gl_caller *k, const char *node, const edist_buf *req)
 {
     bool local = strcmp(node, k->me) == 0;
-    bool ok = edi_svc_call(k->s, "global_name_server", local ? NULL : node, node, req->data,
-                           req->len, &k->ans, GL_CALL_TIMEOUT_MS) == 0;
+    int rc = edi_svc_call(k->s, "global_name_server", local ? NULL : node, node, req->data,
+                          req->len, &k->ans, GL_CALL_TIMEOUT_MS);
     edist_term_view v = {k->ans.data, k->ans.len};
-    return ok && (edi_term_is_atom(v, "true") || edi_term_is_atom(v, "yes") ||
-                  edi_term_is_atom(v, "ok"));
+    bool ok = rc == 0 && (edi_term_is_atom(v, "true") || edi_term_is_atom(v, "yes") ||
+                          edi_term_is_atom(v, "ok"));
+    if (k->s && rc == EDIST_ETIMEDOUT)
+        gcount(&k->s->global_stats.call_timeouts, 1);
+    if (k->s && !ok)
+        gcount(&k->s->global_stats.lock_refusals, 1);
+    return ok;
 }
 
 static void enc_lock_req(edist_buf *b, const char *op, const edist_buf *lock_id)
@@ -2437,6 +2452,19 @@ int edist_global_set_lock(const void *id, size_t len, int retries)
 int edist_global_del_lock(const void *id, size_t len)
 {
     return lock_op("del_lock", id, len, 0);
+}
+
+int edist_global_trans(const void *id, size_t len, int (*fn)(void *arg), void *arg,
+                       int retries)
+{
+    if (!fn)
+        return edist_set_error(EDIST_EINVAL, "global: trans without a function");
+    int rc = edist_global_set_lock(id, len, retries);
+    if (rc)
+        return rc;
+    int r = fn(arg);
+    edist_global_del_lock(id, len);
+    return r;
 }
 
 /* ---- global:* and edist_demo:global_register/1 exports --------------------------------- */

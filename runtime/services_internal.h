@@ -42,12 +42,27 @@ typedef struct edi_pg_stats {
     _Atomic uint64_t group_compares;
 } edi_pg_stats;
 
+/* global's counters (services_global.c), for edist:stats/0. Written by
+ * its processes, read by any. */
+typedef struct edi_global_stats {
+    _Atomic uint64_t names;          /* in the table now */
+    _Atomic uint64_t known;          /* nodes synced with now */
+    _Atomic uint64_t syncs;          /* syncs completed */
+    _Atomic uint64_t syncs_ended;    /* syncs ended before completing */
+    _Atomic uint64_t clashes;        /* name clashes this node resolved */
+    _Atomic uint64_t lock_refusals;  /* set_lock answered false, or not answered */
+    _Atomic uint64_t call_timeouts;  /* calls to other servers unanswered in 10 s */
+    _Atomic uint64_t lost_connections; /* lost_connection sent (prevent_overlapping_partitions) */
+    _Atomic uint64_t removed_connections; /* connections dropped when asked */
+} edi_global_stats;
+
 struct edi_services {
     edi_rt *rt;
     edi_services_config cfg;
     edist_pattern *pat[EDI_PAT_COUNT];
-    /* pg's counters */
+    /* pg's and global's counters */
     edi_pg_stats pg_stats;
+    edi_global_stats global_stats;
     /* service replies (edi_svc_send); shard thread only */
     uint64_t sends_waited; /* found no room and waited for it */
     uint64_t sends_forced; /* found no room and were forced past the limit */
@@ -106,6 +121,12 @@ int edi_svc_send_name(edi_services *s, const char *name, const char *node,
  * EDIST_ETIMEDOUT; EDIST_EINVAL when the caller is not a process. */
 int edi_svc_call(edi_services *s, const char *name, const char *node, const char *tag_node,
                  const void *req, size_t len, edist_buf *out, int64_t timeout_ms);
+
+/* gen_server:reply(From, Reply): {Tag, Reply} to the caller pid, as any
+ * tag (a ref, [alias | Ref], {Ref, Node}) asks, sent as how says. The
+ * one reply of every service. */
+int edi_svc_reply(edi_services *s, edist_procid to, edist_term_view tag, const void *value,
+                  size_t len, edi_svc_how how);
 
 /* Heap state of one process, freed however the process ends (an at-exit
  * function): scratch buffers and kept messages stay valid across the

@@ -1009,7 +1009,7 @@ static void enc_which_groups(pg_state *st, edist_buf *b)
     edist_enc_nil(b);
 }
 
-/* The reply to one call, appended to st->out after "{Tag,"; badarg for
+/* The reply to one call, appended to st->out (reset); badarg for
  * requests not understood. True when a join or leave changed something:
  * the peers must hear of it. */
 static void start_scope(pg_state *st, edist_term_view name, edist_buf *b);
@@ -1116,12 +1116,12 @@ static void on_call(pg_state *st, edist_term_view from_v, edist_term_view tag,
     if (edi_svc_pid(from_v, &from) != 0)
         return;
     edist_buf_reset(&st->out);
-    edist_enc_tuple(&st->out, 2);
-    edist_enc_raw(&st->out, tag.ptr, tag.len);
     edist_term_view group = {0}, pids = {0};
     bool join = false;
     bool changed = handle_call(st, &from, req, &group, &pids, &join);
-    send_out(st, from);
+    /* a reply as pg.erl's (noconnect: a caller whose node went needs none) */
+    if (edist_buf_error(&st->out) == 0)
+        edi_svc_reply(st->s, from, tag, st->out.data, st->out.len, EDI_SVC_WAIT_NOCONNECT);
     if (changed)
         broadcast_change(st, join, group, pids);
 }
@@ -1456,7 +1456,7 @@ int edist_pg_monitor(const char *scope, const void *group, size_t len, edist_ref
     edist_buf_init(&r);
     int rc = 0;
     if (group) {
-        edist_term_view g;
+        edist_term_view g = {0};
         if ((rc = group_view(group, len, &g)) != 0)
             return rc;
         edist_enc_tuple(&req, 2);

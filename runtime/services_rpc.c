@@ -713,16 +713,13 @@ static void rex_reply(edi_services *s, edi_svc_how how, int face,
     edist_procid to;
     if (face == FACE_CAST || edi_svc_pid(from, &to) != 0)
         return;
+    static const uint8_t rex[] = {EDIST_TAG_SMALL_ATOM_UTF8, 3, 'r', 'e', 'x'};
+    edist_term_view tag = face == FACE_REX ? (edist_term_view){rex, sizeof rex} : gtag;
     edist_buf b;
     edist_buf_init(&b);
-    edist_enc_tuple(&b, 2);
-    if (face == FACE_REX)
-        enc_atom(&b, "rex");
-    else
-        edist_enc_raw(&b, gtag.ptr, gtag.len);
     enc_rex_result(&b, apply_rc, o);
     if (edist_buf_error(&b) == 0)
-        edi_svc_send(s, to, b.data, b.len, how);
+        edi_svc_reply(s, to, tag, b.data, b.len, how);
     edist_buf_free(&b);
 }
 

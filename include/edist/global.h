@@ -56,6 +56,11 @@ int edist_global_sync(int timeout_ms);
 int edist_global_set_lock(const void *id, size_t len, int retries);
 /* global:del_lock(Id) on the same nodes. */
 int edist_global_del_lock(const void *id, size_t len);
+/* global:trans(Id, Fun, Nodes, Retries): fn(arg) runs while the lock is
+ * set, and the lock goes after it. fn's return value, or EDIST_EAGAIN
+ * when the lock could not be set (global's `aborted`; fn did not run). */
+int edist_global_trans(const void *id, size_t len, int (*fn)(void *arg), void *arg,
+                       int retries);
 
 /* A name clash this node resolves (two partitions meet, the name is on
  * both sides with different pids, and this node's name is the smaller):

@@ -159,6 +159,13 @@ static void *lock_thread(void *p)
     return NULL;
 }
 
+static int trans_body(void *arg)
+{
+    int *ran = arg;
+    (*ran)++;
+    return 42;
+}
+
 static void test_locks(void **state)
 {
     (void)state;
@@ -186,6 +193,10 @@ static void test_locks(void **state)
     assert_int_equal(pthread_create(&t, NULL, lock_thread, &y), 0);
     pthread_join(t, NULL);
     assert_int_equal(y.rc, 0);
+    /* trans on the held resource from A itself (same requester): runs */
+    int ran = 0;
+    assert_int_equal(edist_global_trans(ida.data, ida.len, trans_body, &ran, 0), 42);
+    assert_int_equal(ran, 1);
     /* A lets go: B gets it */
     assert_int_equal(edist_global_del_lock(ida.data, ida.len), 0);
     edist_proc_detach_thread(NULL, 0);

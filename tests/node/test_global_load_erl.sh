@@ -45,7 +45,10 @@ r=$(erl_eval "$E" "Names = [{X, I} || X <- [e, n, m], I <- lists:seq(1, 3333, 10
   [N || N <- Names, global:whereis_name(N) =/= rpc:call('$N@$HOST', global, whereis_name, [N])
                     orelse global:whereis_name(N) =/= rpc:call('$M@$HOST', global, whereis_name, [N])].")
 [ "$r" = "{ok,[]}" ] || fail "pids differ for: $r"
-ok "every node lists the same 10,000 names, and a sample of 99 maps to the same pids everywhere"
+r=$(erl_eval "$E" "S = rpc:call('$N@$HOST', edist, stats, []),
+  {maps:get(global_names, S), maps:get(global_known_nodes, S), maps:get(global_syncs, S) >= 1}.")
+[ "$r" = "{ok,{10000,2,true}}" ] || fail "edist:stats() of $N: $r"
+ok "every node lists the same 10,000 names, and a sample of 99 maps to the same pids everywhere; edist:stats() of $N says global_names 10000"
 
 # Five nodes, each new one connecting to one member only: E, N, M are one
 # cluster; F connects to M; P (edist) connects to F.
