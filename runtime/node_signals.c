@@ -52,9 +52,10 @@ static int rt_queue(edist_node *n, const char *peer, edist_procid sender,
  * reported down to the runtime: links and monitors made meanwhile fire with
  * noconnection. Bounded: beyond the limits a hook fails at once (the
  * runtime then answers noconnection itself). */
-/* Signals, not bytes, bound the records' overhead (~100 bytes each); a
- * node that learns 10,000 global names of nodes it is not yet connected
- * to monitors each pid at once, so this is well above 4096. */
+/* The bytes count each record whole (about 0.9 KiB before its payload),
+ * so 64 MiB is the memory bound: some 70,000 monitors. A node that learns
+ * 10,000 global names of nodes it is not yet connected to monitors each
+ * pid at once, so the count bound is well above the 4096 it was. */
 #define RT_DEFERRED_MAX 262144u
 #define RT_DEFERRED_MAX_BYTES ((size_t)64 << 20)
 
@@ -112,7 +113,7 @@ static void rt_deferred_free_all(edist_node *n, rt_connecting *c)
     while (d) {
         rt_deferred *next = d->next;
         n->deferred_count--;
-        n->deferred_bytes -= d->len;
+        n->deferred_bytes -= sizeof *d + d->len;
         free(d);
         d = next;
     }
@@ -212,7 +213,7 @@ static void rt_connect_finish(edi_loop *loop, void *arg)
             break;
         }
         n->deferred_count--;
-        n->deferred_bytes -= d->len;
+        n->deferred_bytes -= sizeof *d + d->len;
         free(d);
         d = next;
     }
@@ -237,7 +238,7 @@ static int rt_defer(edist_node *n, const char *peer, uint32_t node,
                     const rt_deferred *tmpl, const void *data, size_t len)
 {
     if (atomic_load(&n->stopping) || n->deferred_count >= RT_DEFERRED_MAX ||
-        n->deferred_bytes + len > RT_DEFERRED_MAX_BYTES)
+        n->deferred_bytes + sizeof(rt_deferred) + len > RT_DEFERRED_MAX_BYTES)
         return edist_set_error(EDIST_ECLOSED, "not connected to %s", peer);
     rt_deferred *d = malloc(sizeof *d + len);
     if (!d)
@@ -280,7 +281,7 @@ static int rt_defer(edist_node *n, const char *peer, uint32_t node,
         c->head = d;
     c->tail = d;
     n->deferred_count++;
-    n->deferred_bytes += len;
+    n->deferred_bytes += sizeof *d + len;
     return 0;
 }
 

@@ -1740,6 +1740,8 @@ typedef struct gl_locker {
     edist_pattern *not_there; /* {lock_set, Locker, false, Known}: sent to us */
     edist_buf lock_id, node_atom;
     gl_nodes ns;  /* the nodes locked for the sync under way */
+    gl_nodes old; /* the nodes told of the new ones (new_nodes) */
+    edist_buf cast; /* that new_nodes message */
     int64_t tag;  /* the session it is for (its my_tag) */
     bool again;   /* the peer asked again meanwhile (a new session) */
     char again_peer[GL_NODE_MAX];
@@ -1806,23 +1808,24 @@ static void locker_hold(gl_locker *L, const char *peer, gl_nodes *ns)
         edist_cursor_init(&c, arg.ptr, arg.len);
         if (edist_dec_tuple(&c, &ar) == 0 && ar == 2 && edist_dec_term(&c, &cast) == 0 &&
             edist_dec_term(&c, &old) == 0 && list_open(old, &c, &n) == 0) {
-            edist_buf cb;
-            edist_buf_init(&cb);
-            edist_buf_append(&cb, cast.ptr, cast.len);
-            /* the old nodes, copied: sends may wait */
-            gl_nodes on = {malloc((size_t)n * GL_NODE_MAX + 1), 0};
-            for (uint32_t i = 0; on.v && i < n; i++) {
+            /* copied into the locker's state: sends may wait (or end it) */
+            edist_buf_reset(&L->cast);
+            edist_buf_append(&L->cast, cast.ptr, cast.len);
+            gl_nodes *on = &L->old;
+            free(on->v);
+            on->v = malloc((size_t)n * GL_NODE_MAX + 1);
+            on->n = 0;
+            for (uint32_t i = 0; on->v && i < n; i++) {
                 edist_term_view t;
                 int vsn;
                 if (edist_dec_term(&c, &t) != 0)
                     break;
-                if (node_of_elem(t, on.v[on.n], GL_NODE_MAX, &vsn) == 0 && strcmp(on.v[on.n], peer) != 0)
-                    on.n++;
+                if (node_of_elem(t, on->v[on->n], GL_NODE_MAX, &vsn) == 0 &&
+                    strcmp(on->v[on->n], peer) != 0)
+                    on->n++;
             }
-            for (size_t i = 0; i < on.n; i++)
-                send_server(st, on.v[i], &cb, false);
-            free(on.v);
-            edist_buf_free(&cb);
+            for (size_t i = 0; i < on->n; i++)
+                send_server(st, on->v[i], &L->cast, false);
         }
         break;
     }
@@ -1936,7 +1939,9 @@ static void locker_free(void *arg)
     edist_pattern_free(L->not_there);
     edist_buf_free(&L->lock_id);
     edist_buf_free(&L->node_atom);
+    edist_buf_free(&L->cast);
     free(L->ns.v);
+    free(L->old.v);
     free(L);
 }
 
@@ -1947,6 +1952,7 @@ static void locker_main(void *arg)
     if (!Lp)
         return;
     Lp->st = st;
+    edist_buf_init(&Lp->cast);
     edist_buf_init(&Lp->lock_id);
     edist_buf_init(&Lp->node_atom);
     caller_init(&Lp->k, st->s, st->me);
@@ -2125,6 +2131,7 @@ static void gl_free(void *arg)
     while (st->sess_n)
         sess_end(st, &st->sess[0], false);
     free(st->sess);
+    gcount(&st->s->global_stats.known, -(int64_t)st->known_n);
     free(st->known);
     for (size_t i = 0; i < st->sync_n; i++)
         edist_buf_free(&st->sync_waiters[i].tag);
