@@ -127,6 +127,25 @@ int edi_svc_send_name(edi_services *s, const char *name, const char *node,
     return send_waiting(s, &d, term, len);
 }
 
+int edi_svc_term_arg(const char *who, const char *what, const void *term, size_t len,
+                     edist_term_view *v)
+{
+    const uint8_t *t = term;
+    if (!t || len == 0)
+        return edist_set_error(EDIST_EINVAL, "%s: no %s", who, what);
+    if (t[0] == EDIST_TAG_VERSION && len > 1) {
+        t++;
+        len--;
+    }
+    edist_cursor c;
+    edist_cursor_init(&c, t, len);
+    edist_term_view one;
+    if (edist_dec_term(&c, &one) != 0 || one.len != len)
+        return edist_set_error(EDIST_EINVAL, "%s: the %s is not one encoded term", who, what);
+    *v = one;
+    return 0;
+}
+
 int edi_svc_export_table(edi_services *s, const edi_svc_export *table, size_t n)
 {
     for (size_t i = 0; i < n; i++) {

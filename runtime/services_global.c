@@ -146,16 +146,6 @@ static int node_cmp(const char *a, const char *b)
     return strcmp(a, b); /* atom order of plain node names */
 }
 
-static edist_term_view strip_version(const void *t, size_t len)
-{
-    const uint8_t *p = t;
-    if (p && len > 1 && p[0] == EDIST_TAG_VERSION) {
-        p++;
-        len--;
-    }
-    return (edist_term_view){p, len};
-}
-
 /* The send of a cast or reply: never dropped; to a node not connected a
  * cast connects (gen_server:cast does). */
 static void send_pid(gl_state *st, edist_procid to, const edist_buf *b)
@@ -2275,16 +2265,7 @@ static int gl_call(const edist_buf *req, edist_buf *out, int timeout_ms)
 
 static int name_view(const void *name, size_t len, edist_term_view *v)
 {
-    if (!name || len == 0)
-        return edist_set_error(EDIST_EINVAL, "global: no name");
-    edist_term_view t = strip_version(name, len);
-    edist_cursor c;
-    edist_term_view one;
-    edist_cursor_init(&c, t.ptr, t.len);
-    if (edist_dec_term(&c, &one) != 0 || one.len != t.len)
-        return edist_set_error(EDIST_EINVAL, "global: the name is not one encoded term");
-    *v = t;
-    return 0;
+    return edi_svc_term_arg("global", "name", name, len, v);
 }
 
 static int registrar_op(const char *op, const void *name, size_t len, edist_procid pid)

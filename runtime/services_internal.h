@@ -73,6 +73,12 @@ struct edi_services {
     void *resolver_user;
 };
 
+/* A term the caller of a service API passed: one encoded term (a leading
+ * 131 is accepted), viewed without it in *v. EDIST_EINVAL ("who: no
+ * what", "who: the what is not one encoded term") otherwise. */
+int edi_svc_term_arg(const char *who, const char *what, const void *term, size_t len,
+                     edist_term_view *v);
+
 /* Views of variable `name` of pattern pat after a match. */
 edist_term_view edi_svc_var(const edi_services *s, int pat,
                             const edist_term_view *vars, const char *name);

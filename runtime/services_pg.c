@@ -1300,20 +1300,7 @@ static int pg_call(const char *scope, edist_buf *req, edist_buf *out)
 
 static int group_view(const void *group, size_t len, edist_term_view *v)
 {
-    const uint8_t *g = group;
-    if (!g || len == 0)
-        return edist_set_error(EDIST_EINVAL, "pg: no group");
-    if (g[0] == EDIST_TAG_VERSION && len > 1) {
-        g++;
-        len--;
-    }
-    edist_cursor c;
-    edist_cursor_init(&c, g, len);
-    edist_term_view t;
-    if (edist_dec_term(&c, &t) != 0 || t.len != len)
-        return edist_set_error(EDIST_EINVAL, "pg: the group is not one encoded term");
-    *v = t;
-    return 0;
+    return edi_svc_term_arg("pg", "group", group, len, v);
 }
 
 /* {Op, Group} or {Op, Group, Pid} to the scope; the reply in out. */
