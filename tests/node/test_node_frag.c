@@ -18,6 +18,7 @@
 #include <stdatomic.h>
 #include <zlib.h>
 
+#include "edist/global.h"
 #include "edist/proc.h"
 #include "n4_util.h"
 
@@ -323,6 +324,11 @@ static void owned_sink(void *arg)
     }
 }
 
+static void global_syncer(void *arg)
+{
+    atomic_store((atomic_int *)arg, edist_global_sync(10000) == 0 ? 1 : -1);
+}
+
 /* edist_send_owned to a process of another node: the payload goes to the
  * socket from the caller's buffer (counted as sent uncopied, released
  * once the kernel has it), and arrives intact and in order. */
@@ -341,7 +347,16 @@ static void test_owned_send_zero_copy(void **state)
     edist_node_stats s0;
     /* An owned payload goes uncopied only while nothing waits in the
      * peer's scheduler (it would be overtaken): the node's own messages
-     * after the connect (pg's discover) leave first. */
+     * after the connect (pg's discover, global's sync, which starts up to
+     * seconds after nodeup) leave first. */
+    atomic_int synced = 0;
+    assert_int_equal(edist_runtime_spawn(edist_node_runtime(a), global_syncer,
+                                         &synced, NULL, NULL),
+                     0);
+    for (int64_t by = peers_now_ms() + 15000;
+         atomic_load(&synced) == 0 && peers_now_ms() < by;)
+        usleep(10 * 1000);
+    assert_int_equal(atomic_load(&synced), 1);
     int64_t idle_by = peers_now_ms() + 5000;
     uint64_t sent_before = UINT64_MAX;
     do { /* idle twice, 50 ms apart, nothing sent in between */
