@@ -87,6 +87,9 @@ static const opt_desc opts[EDI_OPT_COUNT] = {
     [EDI_OPT_DPDK_IDLE_PING] = {"dpdk_idle_ping", T_SECONDS, "0.01", NULL, 1},
     [EDI_OPT_DPDK_DEAD_AFTER] = {"dpdk_dead_after", T_SECONDS, "2", NULL, 1},
     [EDI_OPT_CLOSE_FLUSH_TIME] = {"close_flush_time", T_SECONDS, "2", NULL, 1},
+    [EDI_OPT_AUTO_CONNECT_MAX_SIGNALS] = {"auto_connect_max_signals", T_COUNT, "262144", NULL, 1},
+    [EDI_OPT_AUTO_CONNECT_MAX_BYTES] = {"auto_connect_max_bytes", T_BYTES, "64M", NULL, 1},
+    [EDI_OPT_GLOBAL_CALL_TIMEOUT] = {"global_call_timeout", T_SECONDS, "10", NULL, 1},
 };
 
 /* "C0,C1,...": CPU numbers (0..1023). */
@@ -580,6 +583,9 @@ int edi_node_options_to_config(edi_node_options *o, int require_name)
     parse_seconds_ms(o->value[EDI_OPT_DPDK_IDLE_PING], &c->dpdk_idle_ping_ms);
     parse_seconds_ms(o->value[EDI_OPT_DPDK_DEAD_AFTER], &c->dpdk_dead_after_ms);
     parse_seconds_ms(o->value[EDI_OPT_CLOSE_FLUSH_TIME], &c->close_flush_ms);
+    parse_count(o->value[EDI_OPT_AUTO_CONNECT_MAX_SIGNALS], &c->auto_connect_max_signals);
+    parse_bytes(o->value[EDI_OPT_AUTO_CONNECT_MAX_BYTES], &c->auto_connect_max_bytes);
+    parse_seconds_ms(o->value[EDI_OPT_GLOBAL_CALL_TIMEOUT], &c->global_call_timeout_ms);
     static const edist_idle idles[] = {EDIST_IDLE_ADAPTIVE, EDIST_IDLE_BUSY,
                                        EDIST_IDLE_SLEEP};
     c->idle =

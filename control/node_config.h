@@ -76,6 +76,11 @@
  *                  the peer, is down (default 2)
  *   close_flush_time  seconds a graceful close waits for the peer to take
  *                  what was sent (default 2; a node stop takes 1 s more)
+ *   auto_connect_max_signals, auto_connect_max_bytes  signals waiting for
+ *                  a connection they started, at most (default 262144,
+ *                  64M); past them a signal fails with noconnection
+ *   global_call_timeout  seconds global waits for another node's name
+ *                  server to answer (default 10)
  * Sizes take a K, M or G suffix (powers of 1024).
  * Booleans: true/false, yes/no, on/off, 1/0; a bare flag (--hidden) means
  * true.
@@ -151,6 +156,9 @@ typedef enum edi_opt_id {
     EDI_OPT_DPDK_IDLE_PING,
     EDI_OPT_DPDK_DEAD_AFTER,
     EDI_OPT_CLOSE_FLUSH_TIME,
+    EDI_OPT_AUTO_CONNECT_MAX_SIGNALS,
+    EDI_OPT_AUTO_CONNECT_MAX_BYTES,
+    EDI_OPT_GLOBAL_CALL_TIMEOUT,
     EDI_OPT_COUNT
 } edi_opt_id;
 

@@ -257,6 +257,10 @@ static void call_run(edi_loop *loop, void *arg)
         c->stats.rx_holds = ts.rx_holds;
         c->stats.shard_backlog = edi_rt_xbacklog(n->rt);
         c->stats.shard_backlog_max = n->backlog_max;
+        c->stats.auto_connect_waiting = n->deferred_count;
+        c->stats.auto_connect_waiting_bytes = n->deferred_bytes;
+        c->stats.auto_connect_waiting_max = n->deferred_count_max;
+        c->stats.auto_connect_refused = n->auto_connect_refused;
         break;
     }
     case C_PEER_STATS:

@@ -57,6 +57,8 @@ struct edist_node {
      * remote signal while any is under way). */
     edi_htab connecting;
     size_t deferred_count, deferred_bytes;
+    size_t deferred_count_max;     /* the most at once */
+    uint64_t auto_connect_refused; /* signals failed: the wait was full */
 
     /* base: the one logger, from cfg.log, log_user and log_level; the
      * loop, the net kernel and the runtime get a copy. */
@@ -72,6 +74,18 @@ struct edist_node {
     /* transport dpdk: the lane edist peers' data moves to, or NULL. */
     edi_lane *dpdk_lane;
 };
+
+/* Auto-connection's bounds (the option or its default). */
+static inline size_t edi_node_auto_connect_max_signals(const edist_node *n)
+{
+    return n->cfg.auto_connect_max_signals ? n->cfg.auto_connect_max_signals
+                                           : EDIST_NODE_AUTO_CONNECT_MAX_SIGNALS_DEFAULT;
+}
+static inline size_t edi_node_auto_connect_max_bytes(const edist_node *n)
+{
+    return n->cfg.auto_connect_max_bytes ? (size_t)n->cfg.auto_connect_max_bytes
+                                         : EDIST_NODE_AUTO_CONNECT_MAX_BYTES_DEFAULT;
+}
 
 /* The close's flush time (close_flush_ms or its default). */
 static inline uint32_t edi_node_close_flush_ms(const edist_node *n)

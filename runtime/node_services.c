@@ -209,6 +209,10 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
     edi_services_stat(b, n, "rx_holds", ns.rx_holds);
     edi_services_stat(b, n, "shard_backlog", ns.shard_backlog);
     edi_services_stat(b, n, "shard_backlog_max", ns.shard_backlog_max);
+    edi_services_stat(b, n, "auto_connect_waiting", ns.auto_connect_waiting);
+    edi_services_stat(b, n, "auto_connect_waiting_bytes", ns.auto_connect_waiting_bytes);
+    edi_services_stat(b, n, "auto_connect_waiting_max", ns.auto_connect_waiting_max);
+    edi_services_stat(b, n, "auto_connect_refused", ns.auto_connect_refused);
     edi_services_stat(b, n, "lane_switches", ns.lane_switches);
     edi_services_stat(b, n, "lane_peer_switches", ns.lane_peer_switches);
     edi_services_stat(b, n, "lane_setups_failed", ns.lane_setups_failed);
@@ -343,6 +347,7 @@ int edi_node_services_start(edist_node *n)
         .monitor_nodes = svc_monitor_nodes,
         .disconnect = svc_disconnect,
         .global_passive = !n->cfg.connect_all,
+        .global_call_timeout_ms = n->cfg.global_call_timeout_ms,
         .stats = svc_stats,
     };
     return edi_services_start((edist_runtime *)n->rt, &sc, &n->services);

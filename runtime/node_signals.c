@@ -52,13 +52,10 @@ static int rt_queue(edist_node *n, const char *peer, edist_procid sender,
  * reported down to the runtime: links and monitors made meanwhile fire with
  * noconnection. Bounded: beyond the limits a hook fails at once (the
  * runtime then answers noconnection itself). */
-/* The bytes count each record whole (about 0.9 KiB before its payload),
- * so 64 MiB is the memory bound: some 70,000 monitors. A node that learns
- * 10,000 global names of nodes it is not yet connected to monitors each
- * pid at once, so the count bound is well above the 4096 it was. */
-#define RT_DEFERRED_MAX 262144u
-#define RT_DEFERRED_MAX_BYTES ((size_t)64 << 20)
-
+/* Bounded by auto_connect_max_signals and auto_connect_max_bytes (each
+ * record counted whole: its header, payload and names, some 150 bytes
+ * for a monitor). A node that learns 10,000 global names of nodes it is
+ * not yet connected to monitors each pid at once. */
 typedef enum rt_kind {
     RK_SEND = 1,
     RK_REG_SEND,
@@ -75,10 +72,12 @@ typedef struct rt_deferred {
     uint32_t node;
     unsigned sflags;
     bool by_name;
-    char name[256], module[256], function[256];
+    /* copies after the payload in data[], or NULL */
+    const char *name, *module, *function;
     uint8_t ref_bytes[64];
     size_t ref_len;
-    size_t len;
+    size_t len;  /* the payload's */
+    size_t size; /* the whole record's, as counted */
     uint8_t data[];
 } rt_deferred;
 
@@ -113,7 +112,7 @@ static void rt_deferred_free_all(edist_node *n, rt_connecting *c)
     while (d) {
         rt_deferred *next = d->next;
         n->deferred_count--;
-        n->deferred_bytes -= sizeof *d + d->len;
+        n->deferred_bytes -= d->size;
         free(d);
         d = next;
     }
@@ -185,7 +184,7 @@ static void rt_connect_finish(edi_loop *loop, void *arg)
         bool has_ref = d->ref_len && edist_dec_ref(&rc, &ref) == 0;
         edist_term_view v = {.ptr = d->data, .len = d->len};
         /* Forced: what waited for the connection is already bounded
-         * (RT_DEFERRED_MAX_*) and cannot wait again without a gap; past
+         * (auto_connect_max_*) and cannot wait again without a gap; past
          * the forced allowance the connection goes down, visibly. */
         edi_rt_payload p = {.data = d->data, .len = d->len, .force = true};
         switch (d->kind) {
@@ -213,7 +212,7 @@ static void rt_connect_finish(edi_loop *loop, void *arg)
             break;
         }
         n->deferred_count--;
-        n->deferred_bytes -= sizeof *d + d->len;
+        n->deferred_bytes -= d->size;
         free(d);
         d = next;
     }
@@ -237,17 +236,41 @@ static void rt_connect_done(void *arg, int err, const char *detail)
 static int rt_defer(edist_node *n, const char *peer, uint32_t node,
                     const rt_deferred *tmpl, const void *data, size_t len)
 {
-    if (atomic_load(&n->stopping) || n->deferred_count >= RT_DEFERRED_MAX ||
-        n->deferred_bytes + sizeof(rt_deferred) + len > RT_DEFERRED_MAX_BYTES)
+    const char *texts[3] = {tmpl->name, tmpl->module, tmpl->function};
+    size_t text_len[3], size = sizeof(rt_deferred) + len;
+    for (int i = 0; i < 3; i++) {
+        text_len[i] = texts[i] ? strlen(texts[i]) + 1 : 0;
+        size += text_len[i];
+    }
+    if (atomic_load(&n->stopping))
         return edist_set_error(EDIST_ECLOSED, "not connected to %s", peer);
-    rt_deferred *d = malloc(sizeof *d + len);
+    if (n->deferred_count >= edi_node_auto_connect_max_signals(n) ||
+        n->deferred_bytes + size > edi_node_auto_connect_max_bytes(n)) {
+        n->auto_connect_refused++;
+        return edist_set_error(EDIST_ECLOSED,
+                               "not connected to %s, and %zu signals (%zu bytes) already "
+                               "wait for connections (auto_connect_max_signals, "
+                               "auto_connect_max_bytes)",
+                               peer, n->deferred_count, n->deferred_bytes);
+    }
+    rt_deferred *d = malloc(size);
     if (!d)
         return edist_set_error(EDIST_ENOMEM, "no memory");
     *d = *tmpl;
     d->next = NULL;
     d->len = len;
+    d->size = size;
     if (len)
         memcpy(d->data, data, len);
+    char *text = (char *)d->data + len;
+    const char **slots[3] = {&d->name, &d->module, &d->function};
+    for (int i = 0; i < 3; i++) {
+        if (!texts[i])
+            continue;
+        memcpy(text, texts[i], text_len[i]);
+        *slots[i] = text;
+        text += text_len[i];
+    }
     rt_connecting *c = rt_connecting_find(n, node);
     if (!c) {
         c = calloc(1, sizeof *c);
@@ -281,7 +304,9 @@ static int rt_defer(edist_node *n, const char *peer, uint32_t node,
         c->head = d;
     c->tail = d;
     n->deferred_count++;
-    n->deferred_bytes += sizeof *d + len;
+    n->deferred_bytes += size;
+    if (n->deferred_count > n->deferred_count_max)
+        n->deferred_count_max = n->deferred_count;
     return 0;
 }
 
@@ -340,9 +365,9 @@ static int rt_msg_defer(edist_node *n, edist_procid from, edist_procid to,
     rt_deferred t = {.kind = name ? RK_REG_SEND : RK_SEND, .a = from, .b = to,
                      .node = node};
     if (name) {
-        if (strlen(name) >= sizeof t.name)
+        if (strlen(name) >= 256)
             return edist_set_error(EDIST_EINVAL, "name too long");
-        snprintf(t.name, sizeof t.name, "%s", name);
+        t.name = name;
     }
     rc = rt_defer(n, peer, node, &t, msg->data, msg->len);
     if (rc == 0 && msg->release)
@@ -501,9 +526,7 @@ static int rt_mon_any(edist_node *n, bool demon, edist_procid watcher,
     int rc = rt_peer(n, where, peer, sizeof peer, &flags, 0);
     if (!demon && rt_can_defer_n(n, rc, peer, where) && (!name || strlen(name) < 256)) {
         rt_deferred t = {.kind = RK_MONITOR, .a = watcher, .b = target,
-                         .node = node, .by_name = name != NULL};
-        if (name)
-            snprintf(t.name, sizeof t.name, "%s", name);
+                         .node = node, .by_name = name != NULL, .name = name};
         edist_buf rb;
         edist_buf_init_fixed(&rb, t.ref_bytes, sizeof t.ref_bytes);
         if (edist_enc_ref(&rb, ref) == 0 && !edist_buf_error(&rb)) {
@@ -576,9 +599,7 @@ static int rt_hook_spawn_request(void *user, edist_procid from, uint32_t node,
     if (rt_can_defer_n(n, rc, peer, node) && strlen(module) < 256 &&
         strlen(function) < 256) {
         rt_deferred t = {.kind = RK_SPAWN, .a = from, .node = node,
-                         .sflags = sflags};
-        snprintf(t.module, sizeof t.module, "%s", module);
-        snprintf(t.function, sizeof t.function, "%s", function);
+                         .sflags = sflags, .module = module, .function = function};
         edist_buf rb;
         edist_buf_init_fixed(&rb, t.ref_bytes, sizeof t.ref_bytes);
         if (edist_enc_ref(&rb, req_id) == 0 && !edist_buf_error(&rb)) {

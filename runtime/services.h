@@ -99,6 +99,9 @@ typedef struct edi_services_config {
     /* connect_all false (erl's -connect_all false): global keeps its
      * names but syncs with no node, as OTP's global then does. */
     bool global_passive;
+    /* global's calls to other nodes' name servers: the wait for an
+     * answer (0: EDIST_NODE_GLOBAL_CALL_TIMEOUT_MS_DEFAULT). */
+    uint32_t global_call_timeout_ms;
     /* EDI_SERVICE_* bits: services not to start (0: all of them). */
     unsigned disable;
 } edi_services_config;

@@ -21,14 +21,15 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "base/grow.h"
 #include "base/rand.h"
 #include "edist/global.h"
+#include "edist/node.h" /* EDIST_NODE_GLOBAL_CALL_TIMEOUT_MS_DEFAULT */
 #include "runtime/runtime_internal.h"
 #include "runtime/services_internal.h"
 
 #define GL_VSN 8
 #define GL_NODE_MAX 256
-#define GL_CALL_TIMEOUT_MS 10000 /* a multi_call's answer (global: infinity) */
 #define GL_CLIENT_TIMEOUT_MS 30000
 #define GL_POP_VSN 7 /* lost_connection and remove_connection from this one */
 
@@ -88,6 +89,15 @@ typedef struct gl_waiter {
     edist_buf tag;
 } gl_waiter;
 
+/* A lost_connection handled: NodeA lost NodeB, as of XCreation and
+ * OpId; kept an hour as global keeps it (repeats of it are dropped). */
+typedef struct gl_pop_seen {
+    char a[GL_NODE_MAX], b[GL_NODE_MAX];
+    int64_t xcre, op;
+    uint64_t saved_ms;
+} gl_pop_seen;
+#define GL_POP_SEEN_KEEP_MS (60 * 60 * 1000)
+
 typedef struct gl_state {
     edi_services *s;
     char me[GL_NODE_MAX];
@@ -107,7 +117,8 @@ typedef struct gl_state {
     size_t sync_n, sync_cap;
     /* prevent_overlapping_partitions */
     int64_t pop_creation, pop_op;
-    edist_buf pop_seen; /* list of {A, B, XCre, Op} as one buffer of terms */
+    gl_pop_seen *pop_seen; /* lost_connection messages handled */
+    size_t pop_seen_n, pop_seen_cap;
     char (*removing)[GL_NODE_MAX];
     size_t removing_n, removing_cap;
     edist_pattern *pat[16];
@@ -120,6 +131,12 @@ typedef struct gl_state {
 static void gcount(_Atomic uint64_t *c, int64_t d)
 {
     atomic_fetch_add_explicit(c, (uint64_t)d, memory_order_relaxed);
+}
+
+static int64_t call_timeout_ms(const edi_services *s)
+{
+    return s->cfg.global_call_timeout_ms ? s->cfg.global_call_timeout_ms
+                                         : EDIST_NODE_GLOBAL_CALL_TIMEOUT_MS_DEFAULT;
 }
 
 static bool view_eq(edist_term_view a, const void *b, size_t blen)
@@ -180,12 +197,6 @@ static void enc_cast_head(edist_buf *b)
 }
 
 /* ---- the tables --------------------------------------------------------------------- */
-
-static uint64_t pid_hash(edist_procid p)
-{
-    uint64_t h = ((uint64_t)p.node << 32 | p.id) * 0x9E3779B97F4A7C15ull;
-    return h ^ ((uint64_t)p.serial << 17) ^ p.creation;
-}
 
 static gl_name *name_find(gl_state *st, const void *term, size_t len)
 {
@@ -248,7 +259,7 @@ static int name_insert(gl_state *st, edist_term_view name, edist_procid pid,
     if (edist_monitor(pid, &e->mref) != 0)
         memset(&e->mref, 0, sizeof e->mref);
     edi_htab_insert(&st->names, &e->by_name, h);
-    edi_htab_insert(&st->pids, &e->by_pid, pid_hash(pid));
+    edi_htab_insert(&st->pids, &e->by_pid, edi_svc_pid_hash(pid, st->seed));
     e->prev = st->last;
     if (st->last)
         st->last->next = e;
@@ -263,7 +274,7 @@ static int name_insert(gl_state *st, edist_term_view name, edist_procid pid,
 /* Every name of pid goes (it ended). */
 static void names_of_pid_remove(gl_state *st, edist_procid pid)
 {
-    uint64_t h = pid_hash(pid);
+    uint64_t h = edi_svc_pid_hash(pid, st->seed);
     edi_hnode *n = edi_htab_next_with(&st->pids, h, NULL);
     while (n) {
         edi_hnode *next = edi_htab_next_with(&st->pids, h, n);
@@ -341,16 +352,10 @@ static bool lock_set(gl_state *st, edist_term_view rid, edist_term_view req, edi
         l->next = st->locks;
         st->locks = l;
     }
-    if (l->n == l->cap) {
-        uint32_t cap = l->cap ? 2 * l->cap : 4;
-        gl_holder *h = realloc(l->holders, cap * sizeof *h);
-        if (!h) {
-            if (l->n == 0)
-                lock_free(st, l);
-            return false;
-        }
-        l->holders = h;
-        l->cap = cap;
+    if (edi_grow32((void **)&l->holders, &l->cap, l->n, sizeof *l->holders)) {
+        if (l->n == 0)
+            lock_free(st, l);
+        return false;
     }
     gl_holder *h = &l->holders[l->n++];
     h->pid = pid;
@@ -399,14 +404,8 @@ static bool known_add(gl_state *st, const char *node, int vsn)
 {
     if (strcmp(node, st->me) == 0 || known_find(st, node))
         return false;
-    if (st->known_n == st->known_cap) {
-        size_t cap = st->known_cap ? 2 * st->known_cap : 8;
-        gl_known *k = realloc(st->known, cap * sizeof *k);
-        if (!k)
-            return false;
-        st->known = k;
-        st->known_cap = cap;
-    }
+    if (edi_grow((void **)&st->known, &st->known_cap, st->known_n, sizeof *st->known))
+        return false;
     gl_known *k = &st->known[st->known_n++];
     snprintf(k->node, sizeof k->node, "%s", node);
     k->vsn = vsn;
@@ -502,14 +501,8 @@ static void send_init_connect(gl_state *st, gl_session *x)
 
 static gl_session *sess_start(gl_state *st, const char *node)
 {
-    if (st->sess_n == st->sess_cap) {
-        size_t cap = st->sess_cap ? 2 * st->sess_cap : 8;
-        gl_session *n = realloc(st->sess, cap * sizeof *n);
-        if (!n)
-            return NULL;
-        st->sess = n;
-        st->sess_cap = cap;
-    }
+    if (edi_grow((void **)&st->sess, &st->sess_cap, st->sess_n, sizeof *st->sess))
+        return NULL;
     gl_session *x = &st->sess[st->sess_n++];
     memset(x, 0, sizeof *x);
     snprintf(x->node, sizeof x->node, "%s", node);
@@ -1029,14 +1022,8 @@ static void removing_add(gl_state *st, const char *node)
     for (size_t i = 0; i < st->removing_n; i++)
         if (strcmp(st->removing[i], node) == 0)
             return;
-    if (st->removing_n == st->removing_cap) {
-        size_t cap = st->removing_cap ? 2 * st->removing_cap : 4;
-        char(*r)[GL_NODE_MAX] = realloc(st->removing, cap * GL_NODE_MAX);
-        if (!r)
-            return;
-        st->removing = r;
-        st->removing_cap = cap;
-    }
+    if (edi_grow((void **)&st->removing, &st->removing_cap, st->removing_n, GL_NODE_MAX))
+        return;
     snprintf(st->removing[st->removing_n++], GL_NODE_MAX, "%s", node);
 }
 
@@ -1106,6 +1093,38 @@ static void pop_lost_send(gl_state *st, const char *lost)
     pop_multicast(st, b, lost);
 }
 
+/* Is this lost_connection new (then it is kept, replacing what was kept
+ * for the same pair)? Entries older than an hour go. */
+static bool pop_seen_take(gl_state *st, const char *a, const char *b, int64_t xcre, int64_t op)
+{
+    uint64_t now = edi_now_ms();
+    gl_pop_seen *hit = NULL;
+    for (size_t i = 0; i < st->pop_seen_n;) {
+        gl_pop_seen *e = &st->pop_seen[i];
+        if (now - e->saved_ms > GL_POP_SEEN_KEEP_MS) {
+            *e = st->pop_seen[--st->pop_seen_n];
+            continue;
+        }
+        if (strcmp(e->a, a) == 0 && strcmp(e->b, b) == 0)
+            hit = e;
+        i++;
+    }
+    if (hit && hit->xcre == xcre && op <= hit->op)
+        return true;
+    if (!hit) {
+        if (edi_grow((void **)&st->pop_seen, &st->pop_seen_cap, st->pop_seen_n,
+                     sizeof *st->pop_seen))
+            return false; /* handled, but not remembered */
+        hit = &st->pop_seen[st->pop_seen_n++];
+        snprintf(hit->a, sizeof hit->a, "%s", a);
+        snprintf(hit->b, sizeof hit->b, "%s", b);
+    }
+    hit->xcre = xcre;
+    hit->op = op;
+    hit->saved_ms = now;
+    return false;
+}
+
 static void on_lost_connection(gl_state *st, const edist_term_view *vars)
 {
     char a[GL_NODE_MAX], bnode[GL_NODE_MAX];
@@ -1115,31 +1134,8 @@ static void on_lost_connection(gl_state *st, const edist_term_view *vars)
         view_int(var(st, P_LOST, vars, "XCre"), &xcre) != 0 ||
         view_int(var(st, P_LOST, vars, "OpId"), &op) != 0)
         return;
-    /* seen: {A, B, XCre, Op} kept as a list of terms in pop_seen */
-    edist_cursor c;
-    edist_cursor_init(&c, st->pop_seen.data, st->pop_seen.len);
-    while (c.pos < c.len) {
-        edist_term_view t;
-        if (edist_dec_term(&c, &t) != 0)
-            break;
-        edist_cursor tc;
-        uint32_t ar;
-        char sa[GL_NODE_MAX], sb[GL_NODE_MAX];
-        int64_t sx, so;
-        edist_cursor_init(&tc, t.ptr, t.len);
-        if (edist_dec_tuple(&tc, &ar) == 0 && edist_dec_atom_copy(&tc, sa, sizeof sa) == 0 &&
-            edist_dec_atom_copy(&tc, sb, sizeof sb) == 0 && edist_dec_int64(&tc, &sx) == 0 &&
-            edist_dec_int64(&tc, &so) == 0 && strcmp(sa, a) == 0 && strcmp(sb, bnode) == 0 &&
-            sx == xcre && op <= so)
-            return; /* seen already */
-    }
-    edist_enc_tuple(&st->pop_seen, 4);
-    edist_enc_atomz(&st->pop_seen, a);
-    edist_enc_atomz(&st->pop_seen, bnode);
-    edist_enc_int(&st->pop_seen, xcre);
-    edist_enc_int(&st->pop_seen, op);
-    if (st->pop_seen.len > (1u << 20)) /* bounded: the oldest go */
-        edist_buf_reset(&st->pop_seen);
+    if (pop_seen_take(st, a, bnode, xcre, op))
+        return; /* handled already */
     edist_buf *m = &st->tmp;
     edist_buf_reset(m);
     edist_enc_tuple(m, 5);
@@ -1413,8 +1409,11 @@ static void on_call(gl_state *st, edist_term_view fromv, edist_term_view tag, ed
             edist_enc_nil(b);
             reply(st, from, tag, b);
         } else if (strcmp(kind, "known_nodes") == 0) {
+            /* a client's lock: {CallTimeoutMs, [Me | Known]} */
             edist_buf *b = &st->out;
             edist_buf_reset(b);
+            edist_enc_tuple(b, 2);
+            edist_enc_int(b, call_timeout_ms(st->s));
             edist_enc_list(b, (uint32_t)st->known_n + 1);
             edist_enc_atomz(b, st->me);
             for (size_t i = 0; i < st->known_n; i++)
@@ -1424,18 +1423,12 @@ static void on_call(gl_state *st, edist_term_view fromv, edist_term_view tag, ed
         } else if (strcmp(kind, "sync") == 0) {
             if (st->sess_n == 0) {
                 reply_atom(st, from, tag, "ok");
-            } else if (st->sync_n >= 4096) {
-                reply_atom(st, from, tag, "ok"); /* bounded: no wait past it */
             } else {
-                if (st->sync_n == st->sync_cap) {
-                    size_t cap = st->sync_cap ? 2 * st->sync_cap : 4;
-                    gl_waiter *w = realloc(st->sync_waiters, cap * sizeof *w);
-                    if (!w) {
-                        reply_atom(st, from, tag, "ok");
-                        return;
-                    }
-                    st->sync_waiters = w;
-                    st->sync_cap = cap;
+                /* each waiter is a waiting process: bounded by them */
+                if (edi_grow((void **)&st->sync_waiters, &st->sync_cap, st->sync_n,
+                             sizeof *st->sync_waiters)) {
+                    reply_atom(st, from, tag, "ok");
+                    return;
                 }
                 gl_waiter *w = &st->sync_waiters[st->sync_n++];
                 w->from = from;
@@ -1564,6 +1557,9 @@ static void on_lock_is_set(gl_state *st, edist_term_view nodev, edist_term_view 
 typedef struct gl_caller {
     edi_services *s;
     char me[GL_NODE_MAX];
+    /* an answer's wait (global_call_timeout_ms; global's own is infinity,
+     * ended by the callee's DOWN, which the call watches too) */
+    int64_t timeout_ms;
     /* scratch of the calls: in the process's heap state, so that a
      * process killed in a call leaves nothing behind */
     edist_buf req, ans;
@@ -1576,7 +1572,7 @@ static bool call_one(gl_caller *k, const char *node, const edist_buf *req)
 {
     bool local = strcmp(node, k->me) == 0;
     int rc = edi_svc_call(k->s, "global_name_server", local ? NULL : node, node, req->data,
-                          req->len, &k->ans, GL_CALL_TIMEOUT_MS);
+                          req->len, &k->ans, k->timeout_ms);
     edist_term_view v = {k->ans.data, k->ans.len};
     bool ok = rc == 0 && (edi_term_is_atom(v, "true") || edi_term_is_atom(v, "yes") ||
                           edi_term_is_atom(v, "ok"));
@@ -1663,9 +1659,11 @@ static void unlock_nodes(gl_caller *k, const gl_nodes *ns, const edist_buf *lock
         call_one(k, ns->v[i], &k->req);
 }
 
+/* s NULL: a client's caller, whose timeout comes with the known nodes. */
 static void caller_init(gl_caller *k, edi_services *s, const char *me)
 {
     k->s = s;
+    k->timeout_ms = s ? call_timeout_ms(s) : EDIST_NODE_GLOBAL_CALL_TIMEOUT_MS_DEFAULT;
     snprintf(k->me, sizeof k->me, "%s", me);
     edist_buf_init(&k->req);
     edist_buf_init(&k->ans);
@@ -1888,7 +1886,7 @@ static void locker_initiate(gl_locker *L)
     /* his answer: a lock_set of this session (true: his side is locked),
      * his locker's "not there" (sent to us directly), or a cancel */
     bool set = false;
-    uint64_t deadline = edi_now_ms() + GL_CALL_TIMEOUT_MS;
+    uint64_t deadline = edi_now_ms() + (uint64_t)L->k.timeout_ms;
     for (bool done = false; !done && edi_now_ms() < deadline;) {
         edist_term_view vars[4] = {{0}}, m, arg;
         vars[edist_pattern_var_index(L->about, "Node")] =
@@ -2127,7 +2125,7 @@ static void gl_free(void *arg)
         edist_buf_free(&st->sync_waiters[i].tag);
     free(st->sync_waiters);
     free(st->removing);
-    edist_buf_free(&st->pop_seen);
+    free(st->pop_seen);
     for (int i = 0; i < P_COUNT; i++)
         edist_pattern_free(st->pat[i]);
     edist_buf_free(&st->out);
@@ -2166,7 +2164,6 @@ void edi_svc_global_main(void *arg)
     edist_buf_init(&st->out);
     edist_buf_init(&st->tmp);
     edist_buf_init(&st->tmp2);
-    edist_buf_init(&st->pop_seen);
     if (edist_at_exit(gl_free, st) != 0) {
         free(st);
         return;
@@ -2387,11 +2384,19 @@ static int lock_op(const char *op, const void *id, size_t len, int retries)
     uint64_t rng = edi_now_ns();
     rc = EDIST_EAGAIN;
     for (int t = 0; retries < 0 || t <= retries; t++) {
-        /* [Me | Known] */
+        /* {CallTimeoutMs, [Me | Known]} */
         int crc = gl_call(&req, &out, GL_CLIENT_TIMEOUT_MS);
         edist_cursor c;
-        uint32_t n;
-        if (crc || list_open((edist_term_view){out.data, out.len}, &c, &n) != 0 || n == 0) {
+        uint32_t n, arity;
+        int64_t tmo;
+        edist_term_view list;
+        edist_cursor_init(&c, out.data, out.len);
+        if (crc == 0 && edist_dec_tuple(&c, &arity) == 0 && arity == 2 &&
+            edist_dec_int64(&c, &tmo) == 0 && tmo > 0 && edist_dec_term(&c, &list) == 0)
+            k.timeout_ms = tmo;
+        else
+            list = (edist_term_view){NULL, 0};
+        if (crc || list_open(list, &c, &n) != 0 || n == 0) {
             rc = crc ? crc : EDIST_EPROTO;
             break;
         }

@@ -7,8 +7,15 @@
 
 #include <pthread.h>
 
+#include "dataplane/term/hash.h"
 #include "edist/global.h"
 #include "runtime/services.h"
+
+/* A pid's hash in a service's tables (seeded per table owner). */
+static inline uint64_t edi_svc_pid_hash(edist_procid pid, uint64_t seed)
+{
+    return edi_hash_bytes(&pid, sizeof pid, seed);
+}
 
 /* Patterns of rex, echo, net_kernel and the workers, compiled once per
  * edi_services (read-only afterwards, so the processes of the runtime

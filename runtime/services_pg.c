@@ -38,6 +38,7 @@
 #include <sys/random.h>
 
 #include "edist/pg.h"
+#include "base/grow.h"
 #include "runtime/runtime_internal.h"
 #include "runtime/services_internal.h"
 
@@ -160,36 +161,9 @@ static edist_term_view var_of(const pg_state *st, int p, const edist_term_view *
     return i < 0 ? (edist_term_view){0} : vars[i];
 }
 
-/* Grow *arr to hold one more element of size sz. */
-static int grow(void **arr, size_t *cap, size_t n, size_t sz)
-{
-    if (n < *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 16;
-    void *p = realloc(*arr, ncap * sz);
-    if (!p)
-        return EDIST_ENOMEM;
-    *arr = p;
-    *cap = ncap;
-    return 0;
-}
-
-static int grow32(void **arr, uint32_t *cap, uint32_t n, size_t sz)
-{
-    size_t c = *cap;
-    int rc = n < UINT32_MAX / 2 ? grow(arr, &c, n, sz) : EDIST_ENOMEM;
-    *cap = (uint32_t)c;
-    return rc;
-}
-
 static void count(_Atomic uint64_t *counter, int64_t delta)
 {
     atomic_fetch_add_explicit(counter, (uint64_t)delta, memory_order_relaxed);
-}
-
-static uint64_t pid_hash(const pg_state *st, edist_procid pid)
-{
-    return edi_hash_bytes(&pid, sizeof pid, st->seed);
 }
 
 static void pg_free(void *arg)
@@ -248,7 +222,7 @@ static void change_note(pg_state *st, pg_group *g, bool join, edist_procid pid)
     if (g->change_epoch == st->change_epoch && g->change_idx < st->nchanges) {
         c = &st->changes[g->change_idx];
     } else {
-        if (grow((void **)&st->changes, &st->changes_cap, st->nchanges, sizeof *st->changes))
+        if (edi_grow((void **)&st->changes, &st->changes_cap, st->nchanges, sizeof *st->changes))
             return;
         c = &st->changes[st->nchanges];
         memset(c, 0, sizeof *c);
@@ -262,7 +236,7 @@ static void change_note(pg_state *st, pg_group *g, bool join, edist_procid pid)
     }
     edist_procid **arr = join ? &c->joins : &c->leaves;
     uint32_t *n = join ? &c->nj : &c->nl, *cap = join ? &c->cj : &c->cl;
-    if (grow32((void **)arr, cap, *n, sizeof **arr) == 0)
+    if (edi_grow32((void **)arr, cap, *n, sizeof **arr) == 0)
         (*arr)[(*n)++] = pid;
 }
 
@@ -497,7 +471,7 @@ static void origin_count(pg_state *st, int32_t origin, int delta)
 
 static int member_add(pg_state *st, pg_group *g, int32_t origin, edist_procid pid)
 {
-    if (grow32((void **)&g->members, &g->cap, g->n, sizeof *g->members))
+    if (edi_grow32((void **)&g->members, &g->cap, g->n, sizeof *g->members))
         return EDIST_ENOMEM;
     g->members[g->n++] = (pg_member){pid, origin};
     change_note(st, g, true, pid);
@@ -586,7 +560,7 @@ static int for_each_pid(edist_term_view v, int (*fn)(void *ctx, edist_procid pid
 
 static int32_t peer_find(const pg_state *st, edist_procid scope)
 {
-    uint64_t h = pid_hash(st, scope);
+    uint64_t h = edi_svc_pid_hash(scope, st->seed);
     for (edi_hnode *x = edi_htab_next_with(&st->peer_index, h, NULL); x;
          x = edi_htab_next_with(&st->peer_index, h, x))
         if (edist_procid_equal(((pg_peer *)x)->scope, scope))
@@ -603,7 +577,7 @@ static int32_t peer_add(pg_state *st, edist_procid scope)
         st->free_peer = p->next_free;
     } else {
         if (st->npeers >= INT32_MAX ||
-            grow((void **)&st->peers, &st->peers_cap, st->npeers, sizeof *st->peers))
+            edi_grow((void **)&st->peers, &st->peers_cap, st->npeers, sizeof *st->peers))
             return EDIST_ENOMEM;
         p = calloc(1, sizeof *p);
         if (!p)
@@ -614,7 +588,7 @@ static int32_t peer_add(pg_state *st, edist_procid scope)
     p->scope = scope;
     p->members = 0;
     int rc = edist_monitor(scope, &p->mref);
-    if (rc == 0 && (rc = edi_htab_insert(&st->peer_index, &p->h, pid_hash(st, scope))) != 0)
+    if (rc == 0 && (rc = edi_htab_insert(&st->peer_index, &p->h, edi_svc_pid_hash(scope, st->seed))) != 0)
         edist_demonitor(&p->mref, EDIST_DEMONITOR_FLUSH);
     if (rc) {
         p->next_free = st->free_peer;
@@ -638,7 +612,7 @@ static void peer_gone(pg_state *st, int32_t i)
 
 static pg_local *local_find(const pg_state *st, edist_procid pid)
 {
-    uint64_t h = pid_hash(st, pid);
+    uint64_t h = edi_svc_pid_hash(pid, st->seed);
     for (edi_hnode *x = edi_htab_next_with(&st->locals, h, NULL); x;
          x = edi_htab_next_with(&st->locals, h, x))
         if (edist_procid_equal(((pg_local *)x)->pid, pid))
@@ -661,7 +635,7 @@ static pg_local *local_get(pg_state *st, edist_procid pid)
         free(l);
         return NULL;
     }
-    if (edi_htab_insert(&st->locals, &l->h, pid_hash(st, pid)) != 0) {
+    if (edi_htab_insert(&st->locals, &l->h, edi_svc_pid_hash(pid, st->seed)) != 0) {
         edist_demonitor(&l->mref, EDIST_DEMONITOR_FLUSH);
         free(l);
         return NULL;
@@ -940,7 +914,7 @@ static int join_local_pid(void *ctx, edist_procid pid)
     local_op *op = ctx;
     pg_state *st = op->st;
     pg_local *l = local_get(st, pid);
-    if (!l || grow32((void **)&l->joins, &l->cap, l->n, sizeof *l->joins) ||
+    if (!l || edi_grow32((void **)&l->joins, &l->cap, l->n, sizeof *l->joins) ||
         member_add(st, op->group, -1, pid)) {
         if (l && l->n == 0)
             local_forget(st, l, true);

@@ -83,8 +83,10 @@ typedef struct edist_node_config {
      * whole ticktime is declared down (net_tick_timeout). */
     uint32_t net_ticktime_ms;
     uint32_t net_setuptime_ms;
-    /* When a visible connection comes up, learn the peer's nodes() and
-     * connect to them too (default true; ignored for hidden nodes). */
+    /* global (edist/global.h) syncs with every visible node met and
+     * connects to the nodes they know, building the mesh as between BEAM
+     * nodes (default true). false: as erl -connect_all false, names are
+     * kept but nobody is synced with. */
     bool connect_all;
     /* Per peer, outgoing: bytes the node may hold for sending (queued
      * messages, the unsent rest of fragmented ones, and what the socket
@@ -134,6 +136,19 @@ typedef struct edist_node_config {
      * EDIST_EAGAIN to the thread (held back). 0: 65,536 and 64 MiB. */
     uint32_t max_pending_requests;
     uint64_t max_pending_bytes;
+    /* A signal (send, link, monitor, spawn) to a node not connected yet
+     * starts the connection and waits for it, copied: at most this many
+     * signals and bytes wait at once (each record counted whole: header,
+     * payload and names). Past either the signal fails as if the node
+     * were down (noconnection to a link or monitor), counted in
+     * auto_connect_refused. 0: 262,144 and 64 MiB. */
+    uint32_t auto_connect_max_signals;
+    uint64_t auto_connect_max_bytes;
+    /* global's calls to the other nodes' name servers (a lock, a
+     * registration on every node) wait this long for an answer besides
+     * watching the callee; past it the node counts as not answering
+     * (global_call_timeouts in edist:stats/0). 0: 10 s. */
+    uint32_t global_call_timeout_ms;
     edist_idle idle;
     edist_log_fn log;
     void *log_user;
@@ -237,6 +252,9 @@ typedef struct edist_node_config {
 #define EDIST_NODE_LANE_QUEUE_LIMIT_BYTES_DEFAULT ((size_t)32 << 20)
 #define EDIST_NODE_SHARD_BACKLOG_LIMIT_DEFAULT 65536u
 #define EDIST_NODE_CLOSE_FLUSH_MS_DEFAULT 2000u
+#define EDIST_NODE_AUTO_CONNECT_MAX_SIGNALS_DEFAULT 262144u
+#define EDIST_NODE_AUTO_CONNECT_MAX_BYTES_DEFAULT ((size_t)64 << 20)
+#define EDIST_NODE_GLOBAL_CALL_TIMEOUT_MS_DEFAULT 10000u
 #define EDIST_NODE_FRAGMENT_BYTES_DEFAULT ((size_t)64 << 10)
 #define EDIST_NODE_REASSEMBLY_LIMIT_BYTES_DEFAULT ((size_t)2 << 30)
 #define EDIST_NODE_MAX_MESSAGE_BYTES_DEFAULT ((size_t)1 << 30)
@@ -483,6 +501,11 @@ typedef struct edist_node_stats {
     uint64_t shard_backlog;       /* now: signals shard 0 keeps queued for
                                    * other shards */
     uint64_t shard_backlog_max;   /* the most at once */
+    /* Auto-connection (auto_connect_max_signals, auto_connect_max_bytes). */
+    uint64_t auto_connect_waiting;       /* now: signals waiting for a connection */
+    uint64_t auto_connect_waiting_bytes; /* now: their bytes */
+    uint64_t auto_connect_waiting_max;   /* the most signals at once */
+    uint64_t auto_connect_refused;       /* signals failed: the wait was full */
     /* The second lane (transport dpdk). */
     uint64_t lane_switches;       /* peers our data moved to it for */
     uint64_t lane_peer_switches;  /* peers whose data moved to it */

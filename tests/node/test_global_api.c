@@ -3,7 +3,9 @@
  * nodes: register/whereis/send/unregister from thread processes, a name
  * clash resolved by a resolver set from C (it keeps the pid the default
  * would kill), and cluster-wide locks (one requester holds, another is
- * refused, and gets it once the first lets go). */
+ * refused, and gets it once the first lets go). Also auto-connection's
+ * bound (auto_connect_max_signals), which a node learning many global
+ * names of nodes it is not connected to meets first. */
 #include "n4_util.h"
 
 #include "edist/global.h"
@@ -233,11 +235,63 @@ static int group_teardown(void **state)
     return n4_group_teardown();
 }
 
+/* Ten monitors of {echo, B} from A before A is connected to B, with room
+ * for four to wait for the connection: the first four are set up once it
+ * is up, the other six fail at once with DOWN noconnection, and A counts
+ * them. */
+static void test_auto_connect_bound(void **state)
+{
+    (void)state;
+    edist_node_config cfg;
+    edist_node_config_init(&cfg);
+    cfg.auto_connect_max_signals = 4;
+    edist_node *a = n4_start_node("acba", &log_a, &cfg);
+    edist_node *b = n4_start_node("acbb", &log_b, NULL);
+    attach(a);
+    edist_ref refs[10];
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(edist_monitor_name("echo", edist_node_name(b), &refs[i]), 0);
+    static const char pat[] = "{'DOWN', _, process, _, Reason}";
+    edist_pattern *down;
+    edist_parse_error pe;
+    assert_int_equal(edist_pattern_compile(pat, sizeof pat - 1, &down, &pe), 0);
+    int noconnection = 0, other = 0;
+    edist_term_view m, v[1];
+    /* v is in and out: unbound before each receive */
+    while ((v[0] = (edist_term_view){NULL, 0}, edist_receive(down, v, 2000, &m)) == 0) {
+        if (edist_term_equal(v[0].ptr, v[0].len, "\x77\x0cnoconnection", 14))
+            noconnection++;
+        else
+            other++;
+    }
+    edist_pattern_free(down);
+    edist_node_stats st;
+    assert_int_equal(edist_node_get_stats(a, &st), 0);
+    print_message("10 monitors, room for 4: %d DOWN noconnection, %d other; "
+                  "refused %llu, waited at most %llu, waiting %llu\n",
+                  noconnection, other, (unsigned long long)st.auto_connect_refused,
+                  (unsigned long long)st.auto_connect_waiting_max,
+                  (unsigned long long)st.auto_connect_waiting);
+    assert_int_equal(noconnection, 6);
+    assert_int_equal(other, 0);
+    assert_int_equal(st.auto_connect_refused, 6);
+    assert_int_equal(st.auto_connect_waiting_max, 4);
+    assert_int_equal(st.auto_connect_waiting, 0);
+    assert_int_equal(st.auto_connect_waiting_bytes, 0);
+    /* the four that waited are live: echo's end would reach them */
+    for (int i = 0; i < 10; i++)
+        edist_demonitor(&refs[i], EDIST_DEMONITOR_FLUSH);
+    edist_proc_detach_thread(NULL, 0);
+    edist_node_stop(a);
+    edist_node_stop(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clash_with_resolver),
         cmocka_unit_test(test_locks),
+        cmocka_unit_test(test_auto_connect_bound),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
