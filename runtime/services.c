@@ -9,30 +9,49 @@
 #include "runtime/runtime_internal.h"
 #include "runtime/services_internal.h"
 
-static const char *const pattern_text[EDI_PAT_COUNT] = {
-    [EDI_PAT_ECHO] = "{From, Msg}",
-    [EDI_PAT_IS_AUTH] = "{'$gen_call', {From, Tag}, {is_auth, _}}",
-    [EDI_PAT_REX_CALL] = "{From, {call, M, F, A, _}}",
-    [EDI_PAT_REX_FEAT] = "{From, features_request}",
-    [EDI_PAT_REX_SEND] = "{From, {send, Name, Msg}}",
-    [EDI_PAT_REX_SBCAST] = "{From, {sbcast, Name, Msg}}",
-    [EDI_PAT_GEN_CALL] = "{'$gen_call', {From, Tag}, {Kind, M, F, A, _}}",
-    [EDI_PAT_GEN_CAST] = "{'$gen_cast', {cast, M, F, A, _}}",
-    [EDI_PAT_JOB] = "{Tag, Caller, M, F, A}",
-    [EDI_PAT_RESULT] = "{Tag, return, V}",
-    [EDI_PAT_DOWN] = "{'DOWN', Ref, process, _, Reason}",
-    [EDI_PAT_EXIT] = "{'EXIT', From, Reason}",
-    [EDI_PAT_RAISED] = "{'$edist_raise', Class, Reason, Stack}",
-};
-
 /* ---- shared helpers ------------------------------------------------------ */
 
-edist_term_view edi_svc_var(const edi_services *s, int pat,
-                            const edist_term_view *vars, const char *name)
+edist_term_view edi_svc_var(const edist_pattern *p, const edist_term_view *vars,
+                            const char *name)
 {
-    int i = edist_pattern_var_index(s->pat[pat], name);
+    int i = edist_pattern_var_index(p, name);
     edist_term_view none = {NULL, 0};
     return i < 0 ? none : vars[i];
+}
+
+static pthread_mutex_t patterns_mu = PTHREAD_MUTEX_INITIALIZER;
+
+edist_pattern *const *edi_svc_patterns_get(edi_svc_patterns *set)
+{
+    edist_pattern **p = atomic_load_explicit(&set->compiled, memory_order_acquire);
+    if (p)
+        return p;
+    pthread_mutex_lock(&patterns_mu);
+    p = atomic_load_explicit(&set->compiled, memory_order_relaxed);
+    if (!p) {
+        edist_pattern **v = calloc(set->n, sizeof *v);
+        bool ok = v != NULL;
+        if (!ok)
+            edist_set_error(EDIST_ENOMEM, "services: no memory for patterns");
+        for (size_t i = 0; ok && i < set->n; i++) {
+            edist_parse_error pe;
+            if (edist_pattern_compile(set->text[i], strlen(set->text[i]), &v[i], &pe) != 0) {
+                edist_set_error(EDIST_ENOMEM, "services: pattern %s: %s", set->text[i],
+                                pe.message);
+                ok = false;
+            }
+        }
+        if (ok) {
+            p = v;
+            atomic_store_explicit(&set->compiled, p, memory_order_release);
+        } else if (v) {
+            for (size_t i = 0; i < set->n; i++)
+                edist_pattern_free(v[i]);
+            free(v);
+        }
+    }
+    pthread_mutex_unlock(&patterns_mu);
+    return p;
 }
 
 int edi_svc_pid(edist_term_view v, edist_procid *out)
@@ -180,24 +199,19 @@ int edi_svc_reply(edi_services *s, edist_procid to, edist_term_view tag, const v
     return rc;
 }
 
+void edi_svc_enc_cast(edist_buf *b)
+{
+    edist_enc_tuple(b, 2);
+    edist_enc_atom(b, "$gen_cast", 9);
+}
+
 /* Between looks for the callee's DOWN while a call waits for its reply
  * (the reply itself ends the wait at once). */
 #define SVC_CALL_DOWN_POLL_MS 20
 
-/* The two patterns of a call, compiled once for the program: a process
- * killed while it waits (it never returns) leaves nothing behind. */
-static edist_pattern *call_reply_pat, *call_down_pat;
-static pthread_once_t call_pats_once = PTHREAD_ONCE_INIT;
-
-static void call_pats_compile(void)
-{
-    static const char rt[] = "{T, Reply}", dt[] = "{'DOWN', M, _, _, _}";
-    edist_parse_error pe;
-    if (edist_pattern_compile(rt, sizeof rt - 1, &call_reply_pat, &pe) != 0)
-        call_reply_pat = NULL;
-    if (edist_pattern_compile(dt, sizeof dt - 1, &call_down_pat, &pe) != 0)
-        call_down_pat = NULL;
-}
+/* The two patterns of a call. */
+static const char *const call_texts[] = {"{T, Reply}", "{'DOWN', M, _, _, _}"};
+static edi_svc_patterns call_patterns = EDI_SVC_PATTERNS(call_texts);
 
 int edi_svc_call(edi_services *s, const char *name, const char *node, const char *tag_node,
                  const void *req, size_t len, edist_buf *out, int64_t timeout_ms)
@@ -237,9 +251,9 @@ int edi_svc_call(edi_services *s, const char *name, const char *node, const char
              : node ? edist_send_name_node(name, node, b.data, b.len)
                     : edist_send_name(name, b.data, b.len);
     edist_buf_free(&b);
-    pthread_once(&call_pats_once, call_pats_compile);
-    const edist_pattern *rp = call_reply_pat, *dp = call_down_pat;
-    if (rc == 0 && (!rp || !dp))
+    edist_pattern *const *cp = edi_svc_patterns_get(&call_patterns);
+    const edist_pattern *rp = cp ? cp[0] : NULL, *dp = cp ? cp[1] : NULL;
+    if (rc == 0 && !cp)
         rc = EDIST_ENOMEM;
     if (rc == EDIST_ENOTFOUND)
         rc = edist_set_error(EDIST_ECLOSED, "call: no process %s on %s", name,
@@ -321,10 +335,16 @@ int edi_svc_px_keep(edi_svc_px *x, edist_term_view *term)
  * else is consumed and ignored, so the mailbox never fills up with it.
  * A reply waits for room (Msg is the peer's, of any size): replies to a
  * peer that does not read hold echo up, in order, none lost. */
+static const char *const echo_texts[] = {"{From, Msg}"};
+static edi_svc_patterns echo_patterns = EDI_SVC_PATTERNS(echo_texts);
+
 static void echo_main(void *arg)
 {
     edi_services *s = arg;
-    const edist_pattern *p = s->pat[EDI_PAT_ECHO];
+    edist_pattern *const *pats = edi_svc_patterns_get(&echo_patterns);
+    if (!pats)
+        return;
+    const edist_pattern *p = pats[0];
     int fi = edist_pattern_var_index(p, "From"),
         mi = edist_pattern_var_index(p, "Msg");
     for (;;) {
@@ -348,10 +368,16 @@ static void echo_main(void *arg)
  * reply to From serves both. The reply is forced past a full send queue,
  * as the node's own is_auth answer is: a peer that does not read must not
  * hold up every other peer's ping. */
+static const char *const net_kernel_texts[] = {"{'$gen_call', {From, Tag}, {is_auth, _}}"};
+static edi_svc_patterns net_kernel_patterns = EDI_SVC_PATTERNS(net_kernel_texts);
+
 static void net_kernel_main(void *arg)
 {
     edi_services *s = arg;
-    const edist_pattern *p = s->pat[EDI_PAT_IS_AUTH];
+    edist_pattern *const *pats = edi_svc_patterns_get(&net_kernel_patterns);
+    if (!pats)
+        return;
+    const edist_pattern *p = pats[0];
     int fi = edist_pattern_var_index(p, "From"),
         ti = edist_pattern_var_index(p, "Tag");
     for (;;) {
@@ -400,16 +426,6 @@ int edi_services_start(edi_rt *rt, const edi_services_config *cfg,
     pthread_mutex_init(&s->resolver_mu, NULL);
     if (cfg)
         s->cfg = *cfg;
-    for (int i = 0; i < EDI_PAT_COUNT; i++) {
-        edist_parse_error pe;
-        int rc = edist_pattern_compile(pattern_text[i], strlen(pattern_text[i]),
-                                       &s->pat[i], &pe);
-        if (rc) {
-            edi_services_free(s);
-            return edist_set_error(rc, "services: pattern %s: %s",
-                                   pattern_text[i], pe.message);
-        }
-    }
     *out = s;
     unsigned off = s->cfg.disable;
     int rc = 0;
@@ -448,8 +464,6 @@ void edi_services_free(edi_services *s)
 {
     if (!s)
         return;
-    for (int i = 0; i < EDI_PAT_COUNT; i++)
-        edist_pattern_free(s->pat[i]);
     pthread_mutex_destroy(&s->resolver_mu);
     free(s);
 }

@@ -121,7 +121,7 @@ typedef struct gl_state {
     size_t pop_seen_n, pop_seen_cap;
     char (*removing)[GL_NODE_MAX];
     size_t removing_n, removing_cap;
-    edist_pattern *pat[16];
+    edist_pattern *const *pat; /* server_patterns */
     edist_buf out, tmp, tmp2;
 } gl_state;
 
@@ -190,11 +190,6 @@ static void enc_list_head(edist_buf *b, size_t n)
         edist_enc_list(b, (uint32_t)n);
 }
 
-static void enc_cast_head(edist_buf *b)
-{
-    edist_enc_tuple(b, 2);
-    edist_enc_atom(b, "$gen_cast", 9);
-}
 
 /* ---- the tables --------------------------------------------------------------------- */
 
@@ -484,7 +479,7 @@ static void send_init_connect(gl_state *st, gl_session *x)
 {
     edist_buf *b = &st->out;
     edist_buf_reset(b);
-    enc_cast_head(b);
+    edi_svc_enc_cast(b);
     edist_enc_tuple(b, 4);
     edist_enc_atom(b, "init_connect", 12);
     edist_enc_tuple(b, 2);
@@ -798,7 +793,7 @@ static void exchange_names(gl_state *st, gl_session *x, edist_term_view names)
     x->have_ops = true;
     edist_buf *b = &st->out;
     edist_buf_reset(b);
-    enc_cast_head(b);
+    edi_svc_enc_cast(b);
     edist_enc_tuple(b, 7);
     edist_enc_atom(b, "resolved", 8);
     edist_enc_atomz(b, st->me);
@@ -832,7 +827,7 @@ static void sync_others(gl_state *st, edist_term_view nodes)
             continue;
         edist_buf *b = &st->tmp2;
         edist_buf_reset(b);
-        enc_cast_head(b);
+        edi_svc_enc_cast(b);
         edist_enc_tuple(b, 3);
         edist_enc_atom(b, "in_sync", 7);
         edist_enc_atomz(b, st->me);
@@ -922,7 +917,7 @@ static void sync_finish(gl_state *st, gl_session *x)
     edist_buf arg;
     edist_buf_init(&arg);
     edist_enc_tuple(&arg, 2);
-    enc_cast_head(&arg);
+    edi_svc_enc_cast(&arg);
     edist_enc_tuple(&arg, 6);
     edist_enc_atom(&arg, "new_nodes", 9);
     edist_enc_atomz(&arg, st->me);
@@ -985,6 +980,7 @@ static const char *const pattern_text[P_COUNT] = {
     [P_REMOVE] = "{remove_connection, Node}",
     [P_LOCK_IS_SET] = "{lock_is_set, Node, Tag, LockId}",
 };
+static edi_svc_patterns server_patterns = EDI_SVC_PATTERNS(pattern_text);
 
 static edist_term_view var(gl_state *st, int p, const edist_term_view *vars, const char *name)
 {
@@ -1531,7 +1527,7 @@ static void on_lock_is_set(gl_state *st, edist_term_view nodev, edist_term_view 
     edist_buf_append(&x->lock_id, lock_id.ptr, lock_id.len);
     edist_buf *b = &st->out;
     edist_buf_reset(b);
-    enc_cast_head(b);
+    edi_svc_enc_cast(b);
     edist_enc_tuple(b, 5);
     edist_enc_atom(b, "exchange", 8);
     edist_enc_atomz(b, st->me);
@@ -1706,7 +1702,7 @@ static void cast_lock_set(gl_state *st, gl_session *x, bool set)
     snprintf(node, sizeof node, "%s", x->node);
     edist_buf b;
     edist_buf_init(&b);
-    enc_cast_head(&b);
+    edi_svc_enc_cast(&b);
     edist_enc_tuple(&b, 5);
     edist_enc_atom(&b, "lock_set", 8);
     edist_enc_procid(&b, st->locker);
@@ -1724,8 +1720,8 @@ static void cast_lock_set(gl_state *st, gl_session *x, bool set)
 typedef struct gl_locker {
     gl_state *st;
     gl_caller k;
-    edist_pattern *about; /* {Kind, Node, Arg} with Node bound */
-    edist_pattern *not_there; /* {lock_set, Locker, false, Known}: sent to us */
+    const edist_pattern *about; /* {Kind, Node, Arg} with Node bound */
+    const edist_pattern *not_there; /* {lock_set, Locker, false, Known}: sent to us */
     edist_buf lock_id, node_atom;
     gl_nodes ns;  /* the nodes locked for the sync under way */
     gl_nodes old; /* the nodes told of the new ones (new_nodes) */
@@ -1923,8 +1919,6 @@ static void locker_free(void *arg)
 {
     gl_locker *L = arg;
     caller_free(&L->k);
-    edist_pattern_free(L->about);
-    edist_pattern_free(L->not_there);
     edist_buf_free(&L->lock_id);
     edist_buf_free(&L->node_atom);
     edist_buf_free(&L->cast);
@@ -1948,11 +1942,13 @@ static void locker_main(void *arg)
         locker_free(Lp);
         return;
     }
-    edist_parse_error pe;
-    static const char about[] = "{Kind, Node, Arg}", nt[] = "{lock_set, L, false, _}";
-    if (edist_pattern_compile(about, sizeof about - 1, &Lp->about, &pe) != 0 ||
-        edist_pattern_compile(nt, sizeof nt - 1, &Lp->not_there, &pe) != 0)
+    static const char *const texts[] = {"{Kind, Node, Arg}", "{lock_set, L, false, _}"};
+    static edi_svc_patterns locker_patterns = EDI_SVC_PATTERNS(texts);
+    edist_pattern *const *pats = edi_svc_patterns_get(&locker_patterns);
+    if (!pats)
         return;
+    Lp->about = pats[0];
+    Lp->not_there = pats[1];
 #define L (*Lp)
     for (;;) {
         /* global's pace: 200 ms alone, more with more nodes to lock */
@@ -1997,7 +1993,7 @@ static void locker_main(void *arg)
 /* The registrar's state, in its heap (freed at its end). */
 typedef struct gl_registrar {
     gl_caller k;
-    edist_pattern *req;
+    const edist_pattern *req;
     edist_buf lock_id, call;
     gl_nodes ns;
     edist_message *keep; /* the request being served */
@@ -2007,7 +2003,6 @@ static void registrar_free(void *arg)
 {
     gl_registrar *r = arg;
     caller_free(&r->k);
-    edist_pattern_free(r->req);
     edist_buf_free(&r->lock_id);
     edist_buf_free(&r->call);
     free(r->ns.v);
@@ -2047,10 +2042,12 @@ static void registrar_main(void *arg)
         registrar_free(r);
         return;
     }
-    edist_parse_error pe;
-    static const char rt[] = "{req, From, Tag, Op, Name, Pid}";
-    if (edist_pattern_compile(rt, sizeof rt - 1, &r->req, &pe) != 0)
+    static const char *const texts[] = {"{req, From, Tag, Op, Name, Pid}"};
+    static edi_svc_patterns registrar_patterns = EDI_SVC_PATTERNS(texts);
+    edist_pattern *const *pats = edi_svc_patterns_get(&registrar_patterns);
+    if (!pats)
         return;
+    r->req = pats[0];
     edist_enc_tuple(&r->lock_id, 2);
     edist_enc_atom(&r->lock_id, "global", 6);
     edist_enc_procid(&r->lock_id, edist_self());
@@ -2126,8 +2123,6 @@ static void gl_free(void *arg)
     free(st->sync_waiters);
     free(st->removing);
     free(st->pop_seen);
-    for (int i = 0; i < P_COUNT; i++)
-        edist_pattern_free(st->pat[i]);
     edist_buf_free(&st->out);
     edist_buf_free(&st->tmp);
     edist_buf_free(&st->tmp2);
@@ -2168,11 +2163,8 @@ void edi_svc_global_main(void *arg)
         free(st);
         return;
     }
-    for (int i = 0; i < P_COUNT; i++) {
-        edist_parse_error pe;
-        if (edist_pattern_compile(pattern_text[i], strlen(pattern_text[i]), &st->pat[i], &pe) != 0)
-            return;
-    }
+    if (!(st->pat = edi_svc_patterns_get(&server_patterns)))
+        return;
     if (edi_rt_spawn_here(s->rt, locker_main, st, &st->locker) != 0)
         return;
     if (edi_rt_spawn_here(s->rt, registrar_main, st, &st->registrar) != 0) {

@@ -17,25 +17,19 @@ static inline uint64_t edi_svc_pid_hash(edist_procid pid, uint64_t seed)
     return edi_hash_bytes(&pid, sizeof pid, seed);
 }
 
-/* Patterns of rex, echo, net_kernel and the workers, compiled once per
- * edi_services (read-only afterwards, so the processes of the runtime
- * share them). pg and global compile their own. */
-enum {
-    EDI_PAT_ECHO,       /* {From, Msg} */
-    EDI_PAT_IS_AUTH,    /* {'$gen_call', {From, Tag}, {is_auth, _}} */
-    EDI_PAT_REX_CALL,   /* {From, {call, M, F, A, _}} */
-    EDI_PAT_REX_FEAT,   /* {From, features_request} */
-    EDI_PAT_REX_SEND,   /* {From, {send, Name, Msg}} */
-    EDI_PAT_REX_SBCAST, /* {From, {sbcast, Name, Msg}} */
-    EDI_PAT_GEN_CALL,   /* {'$gen_call', {From, Tag}, {Kind, M, F, A, _}} */
-    EDI_PAT_GEN_CAST,   /* {'$gen_cast', {cast, M, F, A, _}} */
-    EDI_PAT_JOB,        /* {Tag, M, F, A}: a worker's job */
-    EDI_PAT_RESULT,     /* {Tag, return, V}: a worker's result */
-    EDI_PAT_DOWN,       /* {'DOWN', Ref, process, _, Reason} */
-    EDI_PAT_EXIT,       /* {'EXIT', From, Reason} */
-    EDI_PAT_RAISED,     /* {'$edist_raise', Class, Reason, Stack} */
-    EDI_PAT_COUNT
-};
+/* A service's patterns: compiled on first use, once for the program
+ * (read-only, so the processes of every node share them), and never
+ * freed, so a process killed while it uses them leaves nothing behind.
+ * Each service owns its set. */
+typedef struct edi_svc_patterns {
+    const char *const *text;
+    size_t n;
+    _Atomic(edist_pattern **) compiled;
+} edi_svc_patterns;
+#define EDI_SVC_PATTERNS(texts) {(texts), sizeof(texts) / sizeof((texts)[0]), NULL}
+/* The set's patterns, in the order of its texts; NULL when one did not
+ * compile (no memory; the error is set). Any thread. */
+edist_pattern *const *edi_svc_patterns_get(edi_svc_patterns *set);
 
 /* pg's scope (services_pg.c), for edist:stats/0: its size, and the work
  * of finding groups by term (a lookup hashes the term and compares it
@@ -66,7 +60,6 @@ typedef struct edi_global_stats {
 struct edi_services {
     edi_rt *rt;
     edi_services_config cfg;
-    edist_pattern *pat[EDI_PAT_COUNT];
     /* pg's and global's counters */
     edi_pg_stats pg_stats;
     edi_global_stats global_stats;
@@ -86,9 +79,10 @@ struct edi_services {
 int edi_svc_term_arg(const char *who, const char *what, const void *term, size_t len,
                      edist_term_view *v);
 
-/* Views of variable `name` of pattern pat after a match. */
-edist_term_view edi_svc_var(const edi_services *s, int pat,
-                            const edist_term_view *vars, const char *name);
+/* The view of variable `name` of pattern p after a match ({NULL, 0} if p
+ * has no such variable). */
+edist_term_view edi_svc_var(const edist_pattern *p, const edist_term_view *vars,
+                            const char *name);
 /* Decode a pid view; 0 or an error (not a pid). */
 int edi_svc_pid(edist_term_view v, edist_procid *out);
 bool edi_svc_is_atom(edist_term_view v, const char *atom);
@@ -134,6 +128,10 @@ int edi_svc_send_name(edi_services *s, const char *name, const char *node,
  * EDIST_ETIMEDOUT; EDIST_EINVAL when the caller is not a process. */
 int edi_svc_call(edi_services *s, const char *name, const char *node, const char *tag_node,
                  const void *req, size_t len, edist_buf *out, int64_t timeout_ms);
+
+/* gen_server:cast's message, {'$gen_cast', Req}: its head, the encoded
+ * Req to follow in b. */
+void edi_svc_enc_cast(edist_buf *b);
 
 /* gen_server:reply(From, Reply): {Tag, Reply} to the caller pid, as any
  * tag (a ref, [alias | Ref], {Ref, Node}) asks, sent as how says. The

@@ -131,11 +131,12 @@ static const char *const pg_pattern_text[PP_COUNT] = {
     [PP_NODEUP] = "{nodeup, Node}",
     [PP_CALL] = "{'$gen_call', {From, Tag}, Req}",
 };
+static edi_svc_patterns pg_patterns = EDI_SVC_PATTERNS(pg_pattern_text);
 
 typedef struct pg_state {
     edi_services *s;
     char scope[EDIST_ATOM_MAX_BYTES + 1]; /* its registered name */
-    edist_pattern *pat[PP_COUNT];
+    edist_pattern *const *pat; /* pg_patterns */
     edi_htab mons_by_ref, mons_by_group;
     pg_mon *scope_mons;
     size_t nmons;
@@ -204,8 +205,6 @@ static void pg_free(void *arg)
         free(st->changes[i].term);
     }
     free(st->changes);
-    for (int i = 0; i < PP_COUNT; i++)
-        edist_pattern_free(st->pat[i]);
     edist_buf_free(&st->out);
     edist_buf_free(&st->tmp);
     free(st);
@@ -717,8 +716,7 @@ static void send_sync(pg_state *st, edist_procid peer)
 {
     edist_buf *b = &st->out;
     edist_buf_reset(b);
-    edist_enc_tuple(b, 2);
-    edist_enc_atom(b, "$gen_cast", 9);
+    edi_svc_enc_cast(b);
     edist_enc_tuple(b, 3);
     edist_enc_atom(b, "sync", 4);
     edist_enc_procid(b, st->self);
@@ -1125,12 +1123,8 @@ static void pg_run(edi_services *s, const char *scope)
         pg_free(st);
         return;
     }
-    for (int i = 0; i < PP_COUNT; i++) {
-        edist_parse_error pe;
-        if (edist_pattern_compile(pg_pattern_text[i], strlen(pg_pattern_text[i]), &st->pat[i],
-                                  &pe) != 0)
-            return;
-    }
+    if (!(st->pat = edi_svc_patterns_get(&pg_patterns)))
+        return;
     if (s->cfg.monitor_nodes)
         s->cfg.monitor_nodes(s->cfg.user, st->self, 0);
     if (s->cfg.nodes) {
@@ -1466,16 +1460,13 @@ int edist_pg_demonitor(const char *scope, const edist_ref *ref)
     edist_buf rb;
     edist_buf_init_fixed(&rb, mem, sizeof mem);
     edist_enc_ref(&rb, ref);
-    static const char text[] = "{R, _, _, _}";
-    edist_pattern *p;
-    edist_parse_error pe;
-    if (edist_pattern_compile(text, sizeof text - 1, &p, &pe) == 0) {
-        for (;;) {
-            edist_term_view vars[1] = {{rb.data, rb.len}}, m;
-            if (edist_receive(p, vars, 0, &m) != 0)
-                break;
-        }
-        edist_pattern_free(p);
+    static const char *const texts[] = {"{R, _, _, _}"};
+    static edi_svc_patterns told = EDI_SVC_PATTERNS(texts);
+    edist_pattern *const *p = edi_svc_patterns_get(&told);
+    for (;;) {
+        edist_term_view vars[1] = {{rb.data, rb.len}}, m;
+        if (!p || edist_receive(p[0], vars, 0, &m) != 0)
+            break;
     }
     return was ? 0 : edist_set_error(EDIST_ENOTFOUND, "pg: no such monitor");
 }

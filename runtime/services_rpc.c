@@ -22,6 +22,46 @@
 
 static void worker_main(void *arg);
 
+/* rex's and the workers' patterns. */
+enum {
+    RP_REX_CALL,   /* {From, {call, M, F, A, _}} */
+    RP_REX_FEAT,   /* {From, features_request} */
+    RP_REX_SEND,   /* {From, {send, Name, Msg}} */
+    RP_REX_SBCAST, /* {From, {sbcast, Name, Msg}} */
+    RP_GEN_CALL,   /* {'$gen_call', {From, Tag}, {Kind, M, F, A, _}} */
+    RP_GEN_CAST,   /* {'$gen_cast', {cast, M, F, A, _}} */
+    RP_JOB,        /* {Tag, Caller, M, F, A}: a worker's job */
+    RP_RESULT,     /* {Tag, return, V}: a worker's result */
+    RP_DOWN,       /* {'DOWN', Ref, process, _, Reason} */
+    RP_EXIT,       /* {'EXIT', From, Reason} */
+    RP_RAISED,     /* {'$edist_raise', Class, Reason, Stack} */
+};
+static const char *const rpc_texts[] = {
+    [RP_REX_CALL] = "{From, {call, M, F, A, _}}",
+    [RP_REX_FEAT] = "{From, features_request}",
+    [RP_REX_SEND] = "{From, {send, Name, Msg}}",
+    [RP_REX_SBCAST] = "{From, {sbcast, Name, Msg}}",
+    [RP_GEN_CALL] = "{'$gen_call', {From, Tag}, {Kind, M, F, A, _}}",
+    [RP_GEN_CAST] = "{'$gen_cast', {cast, M, F, A, _}}",
+    [RP_JOB] = "{Tag, Caller, M, F, A}",
+    [RP_RESULT] = "{Tag, return, V}",
+    [RP_DOWN] = "{'DOWN', Ref, process, _, Reason}",
+    [RP_EXIT] = "{'EXIT', From, Reason}",
+    [RP_RAISED] = "{'$edist_raise', Class, Reason, Stack}",
+};
+static edi_svc_patterns rpc_patterns = EDI_SVC_PATTERNS(rpc_texts);
+
+/* Pattern i; valid once rpc_ready() said so (they are never freed). */
+static const edist_pattern *rpc_pat(int i)
+{
+    return edi_svc_patterns_get(&rpc_patterns)[i];
+}
+
+static bool rpc_ready(void)
+{
+    return edi_svc_patterns_get(&rpc_patterns) != NULL;
+}
+
 /* ---- encoded constants --------------------------------------------------- */
 
 static int enc_atom(edist_buf *b, const char *a)
@@ -249,13 +289,13 @@ int edi_raise_error_atom(const char *atom)
 static void worker_main(void *arg)
 {
     edi_services *s = arg;
-    edi_svc_px *x = edi_svc_px_new();
+    edi_svc_px *x = rpc_ready() ? edi_svc_px_new() : NULL;
     call_spec *cs = x ? malloc(sizeof *cs) : NULL;
     if (!cs)
         edist_exit(SYSTEM_LIMIT.ptr, SYSTEM_LIMIT.len);
     x->extra = cs;
     /* The job is the first message its caller sends. */
-    const edist_pattern *jp = s->pat[EDI_PAT_JOB];
+    const edist_pattern *jp = rpc_pat(RP_JOB);
     edist_term_view vars[5] = {{0}}, m;
     edist_receive(jp, vars, -1, &m);
     /* Kept: the function may receive, and its arguments point into it. */
@@ -263,12 +303,12 @@ static void worker_main(void *arg)
         edist_exit(SYSTEM_LIMIT.ptr, SYSTEM_LIMIT.len);
     memset(vars, 0, sizeof vars);
     edist_match(jp, m.ptr, m.len, vars);
-    edist_term_view tag = edi_svc_var(s, EDI_PAT_JOB, vars, "Tag");
-    edist_term_view mv = edi_svc_var(s, EDI_PAT_JOB, vars, "M");
-    edist_term_view fv = edi_svc_var(s, EDI_PAT_JOB, vars, "F");
-    edist_term_view av = edi_svc_var(s, EDI_PAT_JOB, vars, "A");
+    edist_term_view tag = edi_svc_var(rpc_pat(RP_JOB), vars, "Tag");
+    edist_term_view mv = edi_svc_var(rpc_pat(RP_JOB), vars, "M");
+    edist_term_view fv = edi_svc_var(rpc_pat(RP_JOB), vars, "F");
+    edist_term_view av = edi_svc_var(rpc_pat(RP_JOB), vars, "A");
     edist_procid caller;
-    if (edi_svc_pid(edi_svc_var(s, EDI_PAT_JOB, vars, "Caller"), &caller) !=
+    if (edi_svc_pid(edi_svc_var(rpc_pat(RP_JOB), vars, "Caller"), &caller) !=
             0 ||
         parse_call(mv, fv, av, cs, true) != SPEC_OK) {
         edi_raise_error_atom("badarg"); /* the caller checked: not reached */
@@ -312,21 +352,21 @@ static void worker_main(void *arg)
 }
 
 /* The outcome from the worker's DOWN reason. */
-static int outcome_of_down(edi_services *s, edi_svc_px *x,
+static int outcome_of_down(edi_svc_px *x,
                            edist_term_view reason, edist_term_view mv,
                            edist_term_view fv, edist_term_view av,
                            edi_svc_outcome *out)
 {
     edist_term_view vars[3] = {{0}};
-    if (edist_match(s->pat[EDI_PAT_RAISED], reason.ptr, reason.len, vars) !=
+    if (edist_match(rpc_pat(RP_RAISED), reason.ptr, reason.len, vars) !=
         1) {
         out->cls = EDI_CLASS_EXIT;
         out->value = reason;
         return 0;
     }
-    edist_term_view cls = edi_svc_var(s, EDI_PAT_RAISED, vars, "Class");
-    out->value = edi_svc_var(s, EDI_PAT_RAISED, vars, "Reason");
-    out->stack = edi_svc_var(s, EDI_PAT_RAISED, vars, "Stack");
+    edist_term_view cls = edi_svc_var(rpc_pat(RP_RAISED), vars, "Class");
+    out->value = edi_svc_var(rpc_pat(RP_RAISED), vars, "Reason");
+    out->stack = edi_svc_var(rpc_pat(RP_RAISED), vars, "Stack");
     if (edi_svc_is_atom(cls, "throw")) {
         out->cls = EDI_CLASS_THROW;
     } else if (edi_svc_is_atom(cls, "error")) {
@@ -367,14 +407,14 @@ static int early_error(edi_svc_px *x, const char *reason, edist_term_view sm,
 }
 
 /* Drop an {'EXIT', W, _} the worker's end may have left (trapping). */
-static void flush_worker_exit(edi_services *s, edist_procid w)
+static void flush_worker_exit(edist_procid w)
 {
     uint8_t pidbuf[EDIST_ATOM_MAX_BYTES + 32];
     edist_buf pb;
     edist_buf_init_fixed(&pb, pidbuf, sizeof pidbuf);
     if (edist_enc_procid(&pb, w) != 0)
         return;
-    const edist_pattern *ep = s->pat[EDI_PAT_EXIT];
+    const edist_pattern *ep = rpc_pat(RP_EXIT);
     edist_term_view vars[2] = {{0}}, m;
     vars[edist_pattern_var_index(ep, "From")] =
         (edist_term_view){pb.data, pb.len};
@@ -386,7 +426,7 @@ int edi_svc_apply(edi_services *s, edi_svc_px *x, edist_term_view tag,
                   edi_svc_outcome *out)
 {
     memset(out, 0, sizeof *out);
-    call_spec *cs = malloc(sizeof *cs);
+    call_spec *cs = rpc_ready() ? malloc(sizeof *cs) : NULL;
     if (!cs)
         return edist_set_error(EDIST_ENOMEM, "apply: no memory");
     int spec = parse_call(m, f, a, cs, false);
@@ -453,7 +493,7 @@ int edi_svc_apply(edi_services *s, edi_svc_px *x, edist_term_view tag,
         edist_unlink(w);
         edist_demonitor(&mref, EDIST_DEMONITOR_FLUSH);
         edist_exit_signal(w, EDIST_REASON_KILL.ptr, EDIST_REASON_KILL.len);
-        flush_worker_exit(s, w);
+        flush_worker_exit(w);
         edist_trap_exit(old_trap);
         return rc;
     }
@@ -462,8 +502,8 @@ int edi_svc_apply(edi_services *s, edi_svc_px *x, edist_term_view tag,
     edist_buf rb;
     edist_buf_init_fixed(&rb, refbuf, sizeof refbuf);
     edist_enc_ref(&rb, &mref);
-    const edist_pattern *rp = s->pat[EDI_PAT_RESULT],
-                        *dp = s->pat[EDI_PAT_DOWN], *ep = s->pat[EDI_PAT_EXIT];
+    const edist_pattern *rp = rpc_pat(RP_RESULT),
+                        *dp = rpc_pat(RP_DOWN), *ep = rpc_pat(RP_EXIT);
     int r_tag = edist_pattern_var_index(rp, "Tag"),
         r_v = edist_pattern_var_index(rp, "V");
     int d_ref = edist_pattern_var_index(dp, "Ref"),
@@ -498,7 +538,7 @@ int edi_svc_apply(edi_services *s, edi_svc_px *x, edist_term_view tag,
                 break;
             vars[d_why].ptr = NULL;
             edist_match(dp, msg.ptr, msg.len, vars);
-            rc = outcome_of_down(s, x, vars[d_why], m, f, a, out);
+            rc = outcome_of_down(x, vars[d_why], m, f, a, out);
             break;
         }
         memset(vars, 0, sizeof vars);
@@ -516,7 +556,7 @@ int edi_svc_apply(edi_services *s, edi_svc_px *x, edist_term_view tag,
         /* Meant for the process running the function. */
         edi_svc_send(s, w, msg.ptr, msg.len, EDI_SVC_WAIT);
     }
-    flush_worker_exit(s, w);
+    flush_worker_exit(w);
     edist_trap_exit(old_trap);
     return rc;
 }
@@ -643,6 +683,8 @@ static int ex_execute_cast(void *user, const edist_term_view *args,
 
 int edi_svc_export_rpc(edi_services *s)
 {
+    if (!rpc_ready())
+        return EDIST_ENOMEM;
     int rc = edist_export_function(s->rt, "erpc", "execute_call", 4,
                                    ex_execute_call, s);
     if (rc == 0)
@@ -675,30 +717,29 @@ static int enc_rex_result(edist_buf *b, int apply_rc, const edi_svc_outcome *o)
 }
 
 /* The face of a request to rex, with its parts; -1 if it is none. */
-static int rex_request(edi_services *s, edist_term_view msg,
+static int rex_request(edist_term_view msg,
                        edist_term_view *from, edist_term_view *gtag,
                        edist_term_view *m, edist_term_view *f,
                        edist_term_view *a)
 {
-    static const int pats[] = {EDI_PAT_REX_CALL, EDI_PAT_GEN_CALL,
-                               EDI_PAT_GEN_CAST};
+    static const int pats[] = {RP_REX_CALL, RP_GEN_CALL, RP_GEN_CAST};
     static const int faces[] = {FACE_REX, FACE_GEN, FACE_CAST};
     for (size_t i = 0; i < 3; i++) {
         edist_term_view vars[8] = {{0}};
-        if (edist_match(s->pat[pats[i]], msg.ptr, msg.len, vars) != 1)
+        if (edist_match(rpc_pat(pats[i]), msg.ptr, msg.len, vars) != 1)
             continue;
         if (faces[i] == FACE_GEN) {
-            edist_term_view kind = edi_svc_var(s, pats[i], vars, "Kind");
+            edist_term_view kind = edi_svc_var(rpc_pat(pats[i]), vars, "Kind");
             if (!edi_svc_is_atom(kind, "block_call") &&
                 !edi_svc_is_atom(kind, "call"))
                 return -1;
-            *gtag = edi_svc_var(s, pats[i], vars, "Tag");
+            *gtag = edi_svc_var(rpc_pat(pats[i]), vars, "Tag");
         }
         if (faces[i] != FACE_CAST)
-            *from = edi_svc_var(s, pats[i], vars, "From");
-        *m = edi_svc_var(s, pats[i], vars, "M");
-        *f = edi_svc_var(s, pats[i], vars, "F");
-        *a = edi_svc_var(s, pats[i], vars, "A");
+            *from = edi_svc_var(rpc_pat(pats[i]), vars, "From");
+        *m = edi_svc_var(rpc_pat(pats[i]), vars, "M");
+        *f = edi_svc_var(rpc_pat(pats[i]), vars, "F");
+        *a = edi_svc_var(rpc_pat(pats[i]), vars, "A");
         return faces[i];
     }
     return -1;
@@ -728,7 +769,7 @@ static void rex_reply(edi_services *s, edi_svc_how how, int face,
 static void rex_worker_main(void *arg)
 {
     edi_services *s = arg;
-    edi_svc_px *x = edi_svc_px_new();
+    edi_svc_px *x = rpc_ready() ? edi_svc_px_new() : NULL;
     if (!x)
         return;
     edist_term_view msg;
@@ -736,7 +777,7 @@ static void rex_worker_main(void *arg)
     if (edi_svc_px_keep(x, &msg) != 0)
         return;
     edist_term_view from = {0}, gtag = {0}, m, f, a;
-    int face = rex_request(s, msg, &from, &gtag, &m, &f, &a);
+    int face = rex_request(msg, &from, &gtag, &m, &f, &a);
     if (face < 0)
         return;
     edist_ref r;
@@ -798,13 +839,13 @@ static int send_to_name(edi_services *s, edist_term_view name, const void *msg,
  * node(), {nonexisting_name, Name}} when there is no such name. */
 static void rex_send(edi_services *s, edist_term_view msg, bool sbcast)
 {
-    int pat = sbcast ? EDI_PAT_REX_SBCAST : EDI_PAT_REX_SEND;
+    const edist_pattern *pat = rpc_pat(sbcast ? RP_REX_SBCAST : RP_REX_SEND);
     edist_term_view vars[3] = {{0}};
-    if (edist_match(s->pat[pat], msg.ptr, msg.len, vars) != 1)
+    if (edist_match(pat, msg.ptr, msg.len, vars) != 1)
         return;
-    edist_term_view fromv = edi_svc_var(s, pat, vars, "From");
-    edist_term_view name = edi_svc_var(s, pat, vars, "Name");
-    edist_term_view body = edi_svc_var(s, pat, vars, "Msg");
+    edist_term_view fromv = edi_svc_var(pat, vars, "From");
+    edist_term_view name = edi_svc_var(pat, vars, "Name");
+    edist_term_view body = edi_svc_var(pat, vars, "Msg");
     edist_procid from;
     if (edi_svc_pid(fromv, &from) != 0)
         return;
@@ -833,7 +874,7 @@ static void rex_features(edi_services *s, edist_term_view msg)
 {
     edist_term_view vars[1] = {{0}};
     edist_procid from;
-    if (edist_match(s->pat[EDI_PAT_REX_FEAT], msg.ptr, msg.len, vars) != 1 ||
+    if (edist_match(rpc_pat(RP_REX_FEAT), msg.ptr, msg.len, vars) != 1 ||
         edi_svc_pid(vars[0], &from) != 0)
         return;
     edist_buf b;
@@ -852,12 +893,14 @@ static void rex_features(edi_services *s, edist_term_view msg)
 void edi_svc_rex_main(void *arg)
 {
     edi_services *s = arg;
+    if (!rpc_ready())
+        return;
     for (;;) {
         edist_term_view msg;
         if (edist_receive(NULL, NULL, -1, &msg) != 0)
             continue;
         edist_term_view from = {0}, gtag = {0}, m, f, a;
-        int face = rex_request(s, msg, &from, &gtag, &m, &f, &a);
+        int face = rex_request(msg, &from, &gtag, &m, &f, &a);
         if (face >= 0) {
             edist_procid w;
             int rc = edist_spawn(rex_worker_main, s, &w);
