@@ -54,6 +54,15 @@ edist_pattern *const *edi_svc_patterns_get(edi_svc_patterns *set)
     return p;
 }
 
+int edi_svc_atom_arg(edist_term_view v, char *out, size_t cap)
+{
+    edist_cursor c;
+    edist_cursor_init(&c, v.ptr, v.len);
+    if (!v.ptr || edist_dec_atom_copy(&c, out, cap) != 0)
+        return edi_raise_error_atom("badarg");
+    return 0;
+}
+
 int edi_svc_pid(edist_term_view v, edist_procid *out)
 {
     if (!v.ptr)

@@ -130,10 +130,9 @@ static int ex_ping(void *user, const edist_term_view *args, uint32_t arity,
     (void)arity;
     edi_services *s = user;
     char node[256];
-    edist_cursor c;
-    edist_cursor_init(&c, args[0].ptr, args[0].len);
-    if (edist_dec_atom_copy(&c, node, sizeof node) != 0)
-        return edi_raise_error_atom("badarg");
+    int rc = edi_svc_atom_arg(args[0], node, sizeof node);
+    if (rc)
+        return rc;
     if (strcmp(node, edist_runtime_node(s->rt)) == 0)
         return edist_enc_atom(result, "pong", 4);
     edist_buf req, out;
@@ -160,10 +159,9 @@ static int ex_disconnect(void *user, const edist_term_view *args, uint32_t arity
     (void)arity;
     edi_services *s = user;
     char node[256];
-    edist_cursor c;
-    edist_cursor_init(&c, args[0].ptr, args[0].len);
-    if (edist_dec_atom_copy(&c, node, sizeof node) != 0)
-        return edi_raise_error_atom("badarg");
+    int rc = edi_svc_atom_arg(args[0], node, sizeof node);
+    if (rc)
+        return rc;
     bool was = s->cfg.connected ? s->cfg.connected(s->cfg.user, node) : false;
     if (was && s->cfg.disconnect)
         s->cfg.disconnect(s->cfg.user, node);

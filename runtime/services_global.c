@@ -1951,6 +1951,15 @@ static void locker_main(void *arg)
     Lp->not_there = pats[1];
 #define L (*Lp)
     for (;;) {
+        if (L.again) {
+            /* asked during a sync we held: at once, if that session
+             * still waits (not after the next message or idle wait) */
+            char again[GL_NODE_MAX];
+            L.again = false;
+            snprintf(again, sizeof again, "%s", L.again_peer);
+            locker_respond(&L, again);
+            continue;
+        }
         /* global's pace: 200 ms alone, more with more nodes to lock */
         int64_t wait = st->known_n == 0 ? 200 : 1000 + 100 * (int64_t)st->known_n;
         if (wait > 3000)
@@ -1978,12 +1987,6 @@ static void locker_main(void *arg)
                 locker_respond(&L, peer);
         }
         /* a cancel or sync_done of a sync we no longer hold: nothing */
-        if (L.again) {
-            /* asked during a sync we held: if that session still waits */
-            L.again = false;
-            snprintf(peer, sizeof peer, "%s", L.again_peer);
-            locker_respond(&L, peer);
-        }
     }
 #undef L
 }
@@ -2440,7 +2443,7 @@ int edist_global_del_lock(const void *id, size_t len)
 }
 
 int edist_global_trans(const void *id, size_t len, int (*fn)(void *arg), void *arg,
-                       int retries)
+                       int retries, int *result)
 {
     if (!fn)
         return edist_set_error(EDIST_EINVAL, "global: trans without a function");
@@ -2448,8 +2451,9 @@ int edist_global_trans(const void *id, size_t len, int (*fn)(void *arg), void *a
     if (rc)
         return rc;
     int r = fn(arg);
-    edist_global_del_lock(id, len);
-    return r;
+    if (result)
+        *result = r;
+    return edist_global_del_lock(id, len);
 }
 
 /* ---- global:* and edist_demo:global_register/1 exports --------------------------------- */

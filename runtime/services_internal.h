@@ -79,6 +79,11 @@ struct edi_services {
 int edi_svc_term_arg(const char *who, const char *what, const void *term, size_t len,
                      edist_term_view *v);
 
+/* An exported function's atom argument into out (NUL-terminated); an
+ * exception badarg (edi_raise_error_atom) when it is not an atom that
+ * fits. */
+int edi_svc_atom_arg(edist_term_view v, char *out, size_t cap);
+
 /* The view of variable `name` of pattern p after a match ({NULL, 0} if p
  * has no such variable). */
 edist_term_view edi_svc_var(const edist_pattern *p, const edist_term_view *vars,

@@ -1196,13 +1196,15 @@ void edi_svc_pg_main(void *arg)
 typedef struct scope_start {
     edi_services *s;
     char name[EDIST_ATOM_MAX_BYTES + 1];
+    bool abandoned; /* its name could not be registered: just end */
 } scope_start;
 
 static void scope_main(void *arg)
 {
     scope_start x = *(scope_start *)arg;
     free(arg);
-    pg_run(x.s, x.name);
+    if (!x.abandoned)
+        pg_run(x.s, x.name);
 }
 
 /* {start_scope, Name}: {ok, Pid}, or {error, {already_started, Pid}} as
@@ -1237,7 +1239,9 @@ static void start_scope(pg_state *st, edist_term_view name, edist_buf *b)
     }
     /* registered before it runs: nothing can take the name between */
     if (edist_runtime_register(st->s->rt, name_copy, pid) != 0) {
-        edist_exit_signal(pid, EDIST_REASON_KILL.ptr, EDIST_REASON_KILL.len);
+        /* it has not run yet (same shard, and we have not yielded): it
+         * frees x and ends when it does */
+        x->abandoned = true;
         edist_enc_atom(b, "error", 5);
         return;
     }
@@ -1473,97 +1477,28 @@ int edist_pg_demonitor(const char *scope, const edist_ref *ref)
 
 /* ---- pg:* and edist_demo:pg_join/1 exports --------------------------------------------------- */
 
-static int ex_join_leave(const char *scope, bool join, edist_term_view group,
-                         edist_term_view pids, edist_buf *result);
-
-/* The scope argument of the /N+1 forms. */
-static int scope_arg(edist_term_view v, char *out, size_t cap)
+/* Every pg:F/N has a form with the scope first, pg:F/N+1: each export
+ * serves both. The scope in scope, and *args moved past it; an exception
+ * badarg when it is not an atom. */
+static int scope_of(const edist_term_view **args, uint32_t arity, uint32_t unscoped, char *scope,
+                    size_t cap)
 {
-    edist_cursor c;
-    edist_cursor_init(&c, v.ptr, v.len);
-    return edist_dec_atom_copy(&c, out, cap);
-}
-
-static int ex_pg_join3(void *user, const edist_term_view *args, uint32_t arity,
-                       edist_buf *result)
-{
-    (void)user;
-    (void)arity;
-    char scope[EDIST_ATOM_MAX_BYTES + 1];
-    if (scope_arg(args[0], scope, sizeof scope) != 0)
-        return edi_raise_error_atom("badarg");
-    return ex_join_leave(scope, true, args[1], args[2], result);
-}
-
-static int ex_pg_leave3(void *user, const edist_term_view *args, uint32_t arity,
-                        edist_buf *result)
-{
-    (void)user;
-    (void)arity;
-    char scope[EDIST_ATOM_MAX_BYTES + 1];
-    if (scope_arg(args[0], scope, sizeof scope) != 0)
-        return edi_raise_error_atom("badarg");
-    return ex_join_leave(scope, false, args[1], args[2], result);
-}
-
-static int ex_pg_members2(void *user, const edist_term_view *args, uint32_t arity,
-                          edist_buf *result)
-{
-    (void)user;
-    (void)arity;
-    char scope[EDIST_ATOM_MAX_BYTES + 1];
-    if (scope_arg(args[0], scope, sizeof scope) != 0)
-        return edi_raise_error_atom("badarg");
-    return edist_pg_get_members_in(scope, args[1].ptr, args[1].len, result);
-}
-
-static int ex_pg_local_members2(void *user, const edist_term_view *args, uint32_t arity,
-                                edist_buf *result)
-{
-    (void)user;
-    (void)arity;
-    char scope[EDIST_ATOM_MAX_BYTES + 1];
-    if (scope_arg(args[0], scope, sizeof scope) != 0)
-        return edi_raise_error_atom("badarg");
-    return edist_pg_get_local_members_in(scope, args[1].ptr, args[1].len, result);
-}
-
-static int ex_pg_which_groups1(void *user, const edist_term_view *args, uint32_t arity,
-                               edist_buf *result)
-{
-    (void)user;
-    (void)arity;
-    char scope[EDIST_ATOM_MAX_BYTES + 1];
-    if (scope_arg(args[0], scope, sizeof scope) != 0)
-        return edi_raise_error_atom("badarg");
-    return edist_pg_which_groups_in(scope, result);
-}
-
-/* pg:start(Scope): {ok, Pid} or {error, {already_started, Pid}} */
-static int ex_pg_start(void *user, const edist_term_view *args, uint32_t arity,
-                       edist_buf *result)
-{
-    (void)user;
-    (void)arity;
-    char scope[EDIST_ATOM_MAX_BYTES + 1];
-    if (scope_arg(args[0], scope, sizeof scope) != 0)
-        return edi_raise_error_atom("badarg");
-    edist_procid pid;
-    int rc = edist_pg_start_scope(scope, &pid);
-    if (rc && rc != EDIST_EEXIST)
-        return rc;
-    if (rc == EDIST_EEXIST && edist_whereis(scope, &pid) != 0)
-        return edi_raise_error_atom("badarg");
-    edist_enc_tuple(result, 2);
-    if (rc == 0) {
-        edist_enc_atom(result, "ok", 2);
-    } else {
-        edist_enc_atom(result, "error", 5);
-        edist_enc_tuple(result, 2);
-        edist_enc_atom(result, "already_started", 15);
+    if (arity == unscoped) {
+        snprintf(scope, cap, "%s", DEFAULT_SCOPE);
+        return 0;
     }
-    return edist_enc_procid(result, pid);
+    int rc = edi_svc_atom_arg((*args)[0], scope, cap);
+    if (rc == 0)
+        (*args)++;
+    return rc;
 }
+
+#define SCOPE_OR_RAISE(unscoped)                                                                   \
+    char scope[EDIST_ATOM_MAX_BYTES + 1];                                                          \
+    (void)user;                                                                                    \
+    int scope_rc = scope_of(&args, arity, (unscoped), scope, sizeof scope);                        \
+    if (scope_rc)                                                                                  \
+        return scope_rc
 
 /* pg:join/leave with a pid or a list of pids, in scope: the reply
  * (ok | not_joined) in result, or an exception badarg. */
@@ -1589,41 +1524,57 @@ static int ex_join_leave(const char *scope, bool join, edist_term_view group,
 
 static int ex_pg_join(void *user, const edist_term_view *args, uint32_t arity, edist_buf *result)
 {
-    (void)user;
-    (void)arity;
-    return ex_join_leave(DEFAULT_SCOPE, true, args[0], args[1], result);
+    SCOPE_OR_RAISE(2);
+    return ex_join_leave(scope, true, args[0], args[1], result);
 }
 
 static int ex_pg_leave(void *user, const edist_term_view *args, uint32_t arity, edist_buf *result)
 {
-    (void)user;
-    (void)arity;
-    return ex_join_leave(DEFAULT_SCOPE, false, args[0], args[1], result);
+    SCOPE_OR_RAISE(2);
+    return ex_join_leave(scope, false, args[0], args[1], result);
 }
 
 static int ex_pg_members(void *user, const edist_term_view *args, uint32_t arity,
                          edist_buf *result)
 {
-    (void)user;
-    (void)arity;
-    return edist_pg_get_members(args[0].ptr, args[0].len, result);
+    SCOPE_OR_RAISE(1);
+    return edist_pg_get_members_in(scope, args[0].ptr, args[0].len, result);
 }
 
 static int ex_pg_local_members(void *user, const edist_term_view *args, uint32_t arity,
                                edist_buf *result)
 {
-    (void)user;
-    (void)arity;
-    return edist_pg_get_local_members(args[0].ptr, args[0].len, result);
+    SCOPE_OR_RAISE(1);
+    return edist_pg_get_local_members_in(scope, args[0].ptr, args[0].len, result);
 }
 
 static int ex_pg_which_groups(void *user, const edist_term_view *args, uint32_t arity,
                               edist_buf *result)
 {
-    (void)user;
-    (void)args;
-    (void)arity;
-    return edist_pg_which_groups(result);
+    SCOPE_OR_RAISE(0);
+    return edist_pg_which_groups_in(scope, result);
+}
+
+/* pg:start(Scope): {ok, Pid} or {error, {already_started, Pid}} */
+static int ex_pg_start(void *user, const edist_term_view *args, uint32_t arity,
+                       edist_buf *result)
+{
+    SCOPE_OR_RAISE(0); /* pg:start/1 has only the scoped form */
+    edist_procid pid;
+    int rc = edist_pg_start_scope(scope, &pid);
+    if (rc && rc != EDIST_EEXIST)
+        return rc;
+    if (rc == EDIST_EEXIST && edist_whereis(scope, &pid) != 0)
+        return edi_raise_error_atom("badarg");
+    edist_enc_tuple(result, 2);
+    if (rc == 0) {
+        edist_enc_atom(result, "ok", 2);
+    } else {
+        edist_enc_atom(result, "error", 5);
+        edist_enc_tuple(result, 2);
+        edist_enc_atom(result, "already_started", 15);
+    }
+    return edist_enc_procid(result, pid);
 }
 
 static int ex_demo_pg_join(void *user, const edist_term_view *args, uint32_t arity,
@@ -1651,11 +1602,11 @@ int edi_svc_export_pg(edi_services *s)
         {"pg", "get_members", 1, ex_pg_members},
         {"pg", "get_local_members", 1, ex_pg_local_members},
         {"pg", "which_groups", 0, ex_pg_which_groups},
-        {"pg", "join", 3, ex_pg_join3},
-        {"pg", "leave", 3, ex_pg_leave3},
-        {"pg", "get_members", 2, ex_pg_members2},
-        {"pg", "get_local_members", 2, ex_pg_local_members2},
-        {"pg", "which_groups", 1, ex_pg_which_groups1},
+        {"pg", "join", 3, ex_pg_join},
+        {"pg", "leave", 3, ex_pg_leave},
+        {"pg", "get_members", 2, ex_pg_members},
+        {"pg", "get_local_members", 2, ex_pg_local_members},
+        {"pg", "which_groups", 1, ex_pg_which_groups},
         {"pg", "start", 1, ex_pg_start},
         {"edist_demo", "pg_join", 1, ex_demo_pg_join},
     };

@@ -57,10 +57,12 @@ int edist_global_set_lock(const void *id, size_t len, int retries);
 /* global:del_lock(Id) on the same nodes. */
 int edist_global_del_lock(const void *id, size_t len);
 /* global:trans(Id, Fun, Nodes, Retries): fn(arg) runs while the lock is
- * set, and the lock goes after it. fn's return value, or EDIST_EAGAIN
- * when the lock could not be set (global's `aborted`; fn did not run). */
+ * set, and the lock goes after it. 0 when fn ran (its return value in
+ * *result, if result is not NULL); EDIST_EAGAIN when the lock could not be
+ * set (global's `aborted`: fn did not run); another error as
+ * edist_global_set_lock gives it. */
 int edist_global_trans(const void *id, size_t len, int (*fn)(void *arg), void *arg,
-                       int retries);
+                       int retries, int *result);
 
 /* A name clash this node resolves (two partitions meet, the name is on
  * both sides with different pids, and this node's name is the smaller):

@@ -196,8 +196,9 @@ static void test_locks(void **state)
     pthread_join(t, NULL);
     assert_int_equal(y.rc, 0);
     /* trans on the held resource from A itself (same requester): runs */
-    int ran = 0;
-    assert_int_equal(edist_global_trans(ida.data, ida.len, trans_body, &ran, 0), 42);
+    int ran = 0, result = 0;
+    assert_int_equal(edist_global_trans(ida.data, ida.len, trans_body, &ran, 0, &result), 0);
+    assert_int_equal(result, 42);
     assert_int_equal(ran, 1);
     /* A lets go: B gets it */
     assert_int_equal(edist_global_del_lock(ida.data, ida.len), 0);
