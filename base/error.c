@@ -38,6 +38,35 @@ const char *edist_strerror(int err)
     return "unknown error";
 }
 
+const char *edist_error_name(int err)
+{
+    switch (err) {
+    case EDIST_OK: return "ok";
+    case EDIST_ENOMEM: return "enomem";
+    case EDIST_EINVAL: return "einval";
+    case EDIST_ENOSPC: return "enospc";
+    case EDIST_ETRUNC: return "etrunc";
+    case EDIST_EBADTAG: return "ebadtag";
+    case EDIST_EBADTERM: return "ebadterm";
+    case EDIST_EDEPTH: return "edepth";
+    case EDIST_ETYPE: return "etype";
+    case EDIST_ERANGE: return "erange";
+    case EDIST_ESYNTAX: return "esyntax";
+    case EDIST_EVERSION: return "eversion";
+    case EDIST_ECOMPRESS: return "ecompress";
+    case EDIST_EUNSUPPORTED: return "eunsupported";
+    case EDIST_EIO: return "eio";
+    case EDIST_ENOTFOUND: return "enotfound";
+    case EDIST_ETIMEDOUT: return "etimedout";
+    case EDIST_ECLOSED: return "eclosed";
+    case EDIST_EAGAIN: return "eagain";
+    case EDIST_EPROTO: return "eproto";
+    case EDIST_EAUTH: return "eauth";
+    case EDIST_EEXIST: return "eexist";
+    }
+    return "unknown";
+}
+
 const char *edist_last_error(void)
 {
     return last_error;

@@ -152,6 +152,9 @@ int edi_raise(edi_raise_class cls, const void *reason, size_t len,
 /* edi_raise(EDI_RAISE_ERROR, atom) for the common error atoms (badarg,
  * badarith, ...). */
 int edi_raise_error_atom(const char *atom);
+/* The exception of an export that failed with code: {edist_error, Name}
+ * (edist_error_name). 0 or the buffer's error. */
+int edi_enc_export_error(edist_buf *b, int code);
 
 /* edist_demo:add/2's arithmetic, exposed for tests and fuzzing: the sum
  * of two encoded integers of any size appended to out, encoded

@@ -331,13 +331,11 @@ static void worker_main(void *arg)
         rc = edist_term_validate(res->data, res->len, NULL);
     if (rc < 0) {
         /* The runtime's convention for a failed export: error
-         * {edist_error, Code}. */
-        uint8_t tmp[32];
+         * {edist_error, Name}. */
+        uint8_t tmp[64];
         edist_buf e;
         edist_buf_init_fixed(&e, tmp, sizeof tmp);
-        edist_enc_tuple(&e, 2);
-        enc_atom(&e, "edist_error");
-        edist_enc_int(&e, rc);
+        edi_enc_export_error(&e, rc);
         edi_raise(EDI_RAISE_ERROR, e.data, e.len, NULL, 0);
     }
     edist_term_view value = strip_version(res->data, res->len);

@@ -1183,11 +1183,11 @@ static void export_start_free(void *arg)
     free(s);
 }
 
-static int enc_error(edist_buf *b, int code)
+int edi_enc_export_error(edist_buf *b, int code)
 {
     edist_enc_tuple(b, 2);
     edist_enc_atom(b, "edist_error", 11);
-    edist_enc_int(b, code);
+    edist_enc_atomz(b, edist_error_name(code));
     return edist_buf_error(b);
 }
 
@@ -1199,10 +1199,10 @@ static void export_main(void *arg)
     int rc = edi_export_call(s->fn, s->user, s->module, s->function, s->args, s->arity,
                              &s->result);
     if (rc < 0) {
-        uint8_t tmp[32];
+        uint8_t tmp[64];
         edist_buf b;
         edist_buf_init_fixed(&b, tmp, sizeof tmp);
-        if (enc_error(&b, rc) == 0)
+        if (edi_enc_export_error(&b, rc) == 0)
             edist_exit(b.data, b.len);
         edist_exit(EDIST_REASON_KILLED.ptr, EDIST_REASON_KILLED.len);
     }

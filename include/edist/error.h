@@ -40,6 +40,11 @@ typedef enum edist_err {
 /* Short, constant description of an error code; never NULL. */
 const char *edist_strerror(int err);
 
+/* The code's name as Erlang sees it ("einval" for EDIST_EINVAL,
+ * "unknown" for a code not listed): an export that fails with a code
+ * raises error {edist_error, Name}. Never NULL. */
+const char *edist_error_name(int err);
+
 /* Detail for the most recent error set on this thread with edist_set_error()
  * ("decode: bad tag 0x55 at offset 17"); "" if none. Valid until the next
  * call that sets an error on this thread. */

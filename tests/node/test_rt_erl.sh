@@ -71,6 +71,9 @@ r=$(erl_eval "$E" "case rpc:call('$RN', nomod, nofun, [foo]) of {badrpc, {'EXIT'
 r=$(erl_eval "$E" "{echo, '$RN'} ! {self(), {via, services_echo}}, receive M -> M after 5000 -> timeout end.")
 [ "$r" = "{ok,{via,services_echo}}" ] || fail "services echo: $r"
 ok "rpc:call of an unknown function gives {badrpc, {'EXIT', {undef, _}}}; {echo, Node} answers"
+r=$(erl_eval "$E" "{badrpc, {'EXIT', {R, [Top | _]}}} = rpc:call('$RN', t, reply, [not_a_pid, x]), {R, Top}.")
+[ "$r" = "{ok,{{edist_error,einval},{t,reply,[not_a_pid,x],[]}}}" ] || fail "a C export failing with EDIST_EINVAL: $r"
+ok "a C export that fails with EDIST_EINVAL raises error {edist_error, einval} with its call as the stack"
 
 # An edist process spawns on erl (SPAWN_REQUEST from edist, with a monitor).
 r=$(erl_eval "$E" "{tmon, '$RN'} ! {spawn_on, node(), self()},
