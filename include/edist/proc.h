@@ -266,7 +266,7 @@ int edist_runtime_spawn(edist_runtime *rt, edist_proc_fn fn, void *arg,
  * args[0..arity) (views valid during the call) and may send, receive and
  * spawn. It returns 0 with its return value encoded in result (nothing
  * appended: the atom ok), or exits with edist_exit. A negative return is
- * an error exit: {edist_error, Code}.
+ * an error exit: {edist_error, Name}, Name the code's edist_error_name.
  *
  * fn runs unprotected inside the node, on the process's small stack. A
  * crash in it (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT) is not an Erlang
