@@ -649,6 +649,11 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
         edi_epmd_unregister(epmd_fd);
         goto fail;
     }
+    if (cfg->setup && (rc = cfg->setup(n->rt, cfg->setup_user)) != 0) {
+        rc = edist_error_prefix(rc < 0 ? rc : EDIST_EINVAL, "the node's setup failed");
+        edi_epmd_unregister(epmd_fd);
+        goto fail;
+    }
     node_dpdk_start(n, cfg);
     if (epmd_fd >= 0) {
         rc = edi_conn_adopt(n->loop, epmd_fd, &epmd_conn_ops, n, &n->epmd_conn);

@@ -49,6 +49,8 @@ typedef enum edist_idle {
 } edist_idle;
 
 /* Fill with edist_node_config_init() first: it sets every default. */
+struct edist_runtime; /* edist/proc.h */
+
 typedef struct edist_node_config {
     /* "foo", "foo@host". Short names (long_names false) behave as
      * `erl -sname`: a bare name gets this host's short name; a host part
@@ -159,6 +161,14 @@ typedef struct edist_node_config {
      * long. NULL: such output is discarded. */
     void (*output)(void *user, const char *line, size_t len);
     void *output_user;
+    /* Called once during edist_node_start, on the caller's thread, with
+     * the node's runtime, before the node serves any connection: export
+     * the functions peers may call here (edist_export_function), so no
+     * call finds them missing (undef). Only exports: the shards do not
+     * run yet, so spawning and registering wait until start returns. A
+     * non-zero return fails the start with it. NULL: nothing. */
+    int (*setup)(struct edist_runtime *rt, void *user);
+    void *setup_user;
     /* Start the services every node exposes (echo, net_kernel, rex, the
      * erpc / erlang / edist_demo exports; shared/CONTRACT.md). Default
      * true. */
@@ -290,7 +300,6 @@ void edist_node_stop(edist_node *node);
  * as long as the node. One handle for every shard: edist_runtime_spawn
  * and edist_proc_attach_thread with it spread round robin over them.
  * NULL for NULL. */
-struct edist_runtime;
 struct edist_runtime *edist_node_runtime(edist_node *node);
 
 /* Callback-safe getters (constant for the node's life). */
