@@ -25,6 +25,7 @@
 
 #include "bench_pair.h"
 #include "cli.h"
+#include "log.h"
 #include "control/node_config.h"
 #include "edist/edist.h"
 #include "percentile.h"
@@ -38,16 +39,6 @@ static uint64_t now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static const char *const level_names[] = {"error", "warning", "info", "debug"};
-
-static void log_stderr(void *user, edist_log_level level, const char *line)
-{
-    fprintf(stderr, "edist %s: %s: %s\n", (const char *)user,
-            level_names[level <= EDIST_LOG_DEBUG ? level : EDIST_LOG_DEBUG],
-            line);
-    fflush(stderr);
 }
 
 /* Sends, waiting while the peer's queue is full (busy_dist_port), at most
@@ -222,7 +213,7 @@ static int node_up(const char *who, int argc, char **argv, edist_node **node)
     if (rc == 0)
         rc = edi_node_options_to_config(&o, 1);
     if (rc == 0) {
-        o.cfg.log = log_stderr;
+        o.cfg.log = cli_log;
         o.cfg.log_user = (void *)who;
         rc = edist_node_start(&o.cfg, node);
     }

@@ -13,14 +13,15 @@ int cmd_rpc(int argc, char **argv);
 int cmd_send(int argc, char **argv);
 int cmd_stat(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
-/* bench ping / bench local (cmd_stat.c); 2: bad usage, not printed. */
+/* bench ping / bench local (cmd_stat.c): argv[1] is "ping" or "local". */
 int cmd_bench_quick(int argc, char **argv);
 
 /* A short-lived hidden, unpublished node for talking to target (a dotted
- * host means long names), as erl_call makes. */
+ * host means long names), as erl_call makes; epmd_port 0: the default. */
+#include <stdint.h>
 struct edist_node;
 int cli_start_client(const char *what, const char *target, const char *cookie,
-                     struct edist_node **node);
+                     uint16_t epmd_port, struct edist_node **node);
 
 /* Prints "edist: <what>: <strerror>[: <last error detail>]" to stderr. */
 void cli_error(const char *what, int err);

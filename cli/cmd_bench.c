@@ -29,6 +29,7 @@
 
 #include "bench_netns.h"
 #include "bench_pair.h"
+#include "args.h"
 #include "cli.h"
 #include "control/epmd_server.h"
 #include "control/node_config.h"
@@ -777,11 +778,16 @@ static int pair_measure(pair_run *r)
 
 static int bench_pair(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help") || !strcmp(argv[i], "-help")) {
             pair_usage(stdout);
             return 0;
         }
+        if (!strcmp(argv[i], "--version") || !strcmp(argv[i], "-version")) {
+            cli_print_version();
+            return 0;
+        }
+    }
     static pair_run run;
     pair_run *r = &run;
     *r = (pair_run){.sig_fd = -1,
@@ -938,12 +944,14 @@ int cmd_bench(int argc, char **argv)
         return bench_pair(argc - 1, argv + 1);
     if (!strcmp(what, BENCH_PAIR_PEER_COMMAND))
         return bench_pair_peer(argc - 1, argv + 1);
-    if (!strcmp(what, "-h") || !strcmp(what, "--help")) {
+    if (!strcmp(what, "ping") || !strcmp(what, "local"))
+        return cmd_bench_quick(argc, argv);
+    if (!strcmp(what, "-h") || !strcmp(what, "--help") || !strcmp(what, "-help")) {
         bench_usage(stdout);
         return 0;
     }
-    int rc = cmd_bench_quick(argc, argv);
-    if (rc == 2)
-        bench_usage(stderr);
-    return rc;
+    if (what[0])
+        fprintf(stderr, "edist bench: unknown benchmark '%s'\n", what);
+    bench_usage(stderr);
+    return 2;
 }

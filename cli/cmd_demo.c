@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "edist/edist.h"
+#include "args.h"
 #include "cli.h"
 #include "demo.h"
 
@@ -144,20 +145,28 @@ static void bad_input_demo(void)
 
 int cmd_demo(int argc, char **argv)
 {
-    if (argc == 3 && !strcmp(argv[1], "--node2"))
-        return demo_node2(argv[2]);
-    bool pause = argc == 2 && !strcmp(argv[1], "--pause");
-    if (argc > 1 && !pause) {
-        bool help = !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help");
-        fputs("usage: edist demo [--pause]\n"
-              "  Starts local nodes (a private port mapper, two edist nodes,\n"
-              "  and an erl node when erl is installed) and walks through\n"
-              "  distributed Erlang, checking every step. Exit 0 when every\n"
-              "  step gave the expected result. --pause: wait for Enter once\n"
-              "  the nodes are up, to look at them.\n",
-              help ? stdout : stderr);
-        return help ? 0 : 2;
-    }
+    bool pause = false;
+    const char *node2 = NULL; /* internal: the demo's second node */
+    const cli_opt opts[] = {
+        {"pause", NULL, CLI_FLAG, &pause, 0, 0},
+        {"node2", NULL, CLI_TEXT, &node2, 0, 0},
+    };
+    const cli_command cmd = {
+        "demo",
+        "usage: edist demo [--pause]\n"
+        "  Starts local nodes (a private port mapper, two edist nodes,\n"
+        "  and an erl node when erl is installed) and walks through\n"
+        "  distributed Erlang, checking every step. Exit 0 when every\n"
+        "  step gave the expected result. --pause: wait for Enter once\n"
+        "  the nodes are up, to look at them.\n",
+        opts, 2, 0, 0};
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse(&cmd, argc, argv, pos, &npos);
+    if (rc)
+        return rc == CLI_DONE ? 0 : rc;
+    if (node2)
+        return demo_node2(node2);
     puts("edist demo, part 1: the External Term Format every message is made of");
     round_trip("{ok, 42}", "{ok,42}");
     round_trip("[1, 2 | tail]", "[1,2|tail]");

@@ -9,54 +9,28 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "cli.h"
+#include "log.h"
 #include "control/epmd_client.h"
 #include "control/epmd_server.h"
 #include "edist/edist.h"
 
-static void epmd_usage(FILE *out)
-{
-    fputs(
-        "usage: edist epmd [-port P] [-address A[,B...]] [-daemon [-pidfile "
-        "FILE]]\n"
-        "                  [-relaxed_command_check] [-packet_timeout SECONDS]\n"
-        "                  [-packet_timeout_ms MS] [-max_connections N]\n"
-        "                  [-idle_exit SECONDS] [-d]\n"
-        "       edist epmd [-port P] -names | -dump | -kill | -stop NAME\n"
-        "  Runs an epmd-compatible port mapper. The port defaults to\n"
-        "  $ERL_EPMD_PORT or 4369, the addresses to $ERL_EPMD_ADDRESS or "
-        "every\n"
-        "  interface (the loopback is always served). -daemon detaches and\n"
-        "  returns once the port is bound. SIGTERM/SIGINT stop it.\n"
-        "  -idle_exit: exit once no node has been registered (and no\n"
-        "  connection open) for that long, as the port mapper a node embeds\n"
-        "  does; by default it runs until stopped, as epmd.\n",
-        out);
-}
+static const char epmd_usage[] =
+    "usage: edist epmd [-port P] [-address A[,B...]] [-daemon [-pidfile FILE]]\n"
+    "                  [-relaxed_command_check] [-packet_timeout SECONDS]\n"
+    "                  [-packet_timeout_ms MS] [-max_connections N]\n"
+    "                  [-idle_exit SECONDS] [-d]\n"
+    "       edist epmd [-port P] -names | -dump | -kill | -stop NAME\n"
+    "  Runs an epmd-compatible port mapper. The port defaults to\n"
+    "  $ERL_EPMD_PORT or 4369, the addresses to $ERL_EPMD_ADDRESS or every\n"
+    "  interface (the loopback is always served). -daemon detaches and\n"
+    "  returns once the port is bound. SIGTERM/SIGINT stop it.\n"
+    "  -idle_exit: exit once no node has been registered (and no\n"
+    "  connection open) for that long, as the port mapper a node embeds\n"
+    "  does; by default it runs until stopped, as epmd. Options take one\n"
+    "  dash or two.\n";
 
-/* Parses a decimal number in [lo, hi]; 0 on success. */
-static int parse_num(const char *s, long lo, long hi, long *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-static void log_stderr(void *user, edist_log_level level, const char *line)
-{
-    (void)user;
-    (void)level;
-    time_t t = time(NULL);
-    struct tm tm;
-    char ts[32];
-    localtime_r(&t, &tm);
-    strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", &tm);
-    fprintf(stderr, "edist epmd: %s: %s\n", ts, line);
-}
 
 static void log_syslog(void *user, edist_log_level level, const char *line)
 {
@@ -113,68 +87,57 @@ int cmd_epmd(int argc, char **argv)
     cfg.addresses = getenv("ERL_EPMD_ADDRESS");
     cfg.relaxed_command_check =
         getenv("ERL_EPMD_RELAXED_COMMAND_CHECK") != NULL;
-    int daemon = 0;
-    const char *pidfile = NULL;
-    enum { RUN, NAMES, DUMP, KILL, STOP } action = RUN;
-    const char *stop_name = NULL;
-    long v;
+    bool daemon = false, relaxed = false, debug = false, names = false, dump = false,
+         kill = false;
+    const char *pidfile = NULL, *stop_name = NULL, *addresses = NULL;
+    uint16_t port_flag = 0;
+    int64_t packet_timeout = 0, packet_timeout_ms = 0, idle_exit = 0, max_connections = 0;
+    const cli_opt opts[] = {
+        {"port", NULL, CLI_PORT, &port_flag, 0, 0},
+        {"address", NULL, CLI_TEXT, &addresses, 0, 0},
+        {"daemon", NULL, CLI_FLAG, &daemon, 0, 0},
+        {"pidfile", NULL, CLI_TEXT, &pidfile, 0, 0},
+        {"relaxed_command_check", "relaxed-command-check", CLI_FLAG, &relaxed, 0, 0},
+        {"packet_timeout", "packet-timeout", CLI_INT, &packet_timeout, 1, 86400},
+        {"packet_timeout_ms", "packet-timeout-ms", CLI_INT, &packet_timeout_ms, 1, 86400000},
+        {"idle_exit", "idle-exit", CLI_INT, &idle_exit, 1, 86400},
+        {"max_connections", "max-connections", CLI_INT, &max_connections, 1, 1 << 20},
+        {"debug", "d", CLI_FLAG, &debug, 0, 0},
+        {"names", NULL, CLI_FLAG, &names, 0, 0},
+        {"dump", NULL, CLI_FLAG, &dump, 0, 0},
+        {"kill", NULL, CLI_FLAG, &kill, 0, 0},
+        {"stop", NULL, CLI_TEXT, &stop_name, 0, 0},
+    };
+    const cli_command cmd = {"epmd", epmd_usage, opts, sizeof opts / sizeof opts[0], 0, 0};
+    const char *pos[1];
+    int npos;
+    int prc = cli_parse(&cmd, argc, argv, pos, &npos);
+    if (prc)
+        return prc == CLI_DONE ? 0 : prc;
+    (void)debug; /* every event is logged already; accepted as epmd's -d */
+    if (addresses)
+        cfg.addresses = addresses;
+    if (relaxed)
+        cfg.relaxed_command_check = 1;
+    if (packet_timeout)
+        cfg.packet_timeout_ms = (unsigned)packet_timeout * 1000u;
+    if (packet_timeout_ms)
+        cfg.packet_timeout_ms = (unsigned)packet_timeout_ms;
+    if (idle_exit)
+        cfg.idle_exit_ms = (unsigned)idle_exit * 1000u;
+    if (max_connections)
+        cfg.max_connections = (unsigned)max_connections;
+    enum { RUN, NAMES, DUMP, KILL, STOP } action = names ? NAMES
+                                                 : dump  ? DUMP
+                                                 : kill  ? KILL
+                                                 : stop_name ? STOP
+                                                             : RUN;
+    cfg.port = port_flag;
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *next = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "-port") && next && !parse_num(next, 1, 65535, &v)) {
-            cfg.port = (int)v;
-            i++;
-        } else if (!strcmp(a, "-address") && next) {
-            cfg.addresses = next;
-            i++;
-        } else if (!strcmp(a, "-daemon")) {
-            daemon = 1;
-        } else if (!strcmp(a, "-pidfile") && next) {
-            pidfile = next;
-            i++;
-        } else if (!strcmp(a, "-relaxed_command_check")) {
-            cfg.relaxed_command_check = 1;
-        } else if (!strcmp(a, "-packet_timeout") && next &&
-                   !parse_num(next, 1, 86400, &v)) {
-            cfg.packet_timeout_ms = (unsigned)v * 1000u;
-            i++;
-        } else if (!strcmp(a, "-packet_timeout_ms") && next &&
-                   !parse_num(next, 1, 86400000, &v)) {
-            cfg.packet_timeout_ms = (unsigned)v;
-            i++;
-        } else if (!strcmp(a, "-idle_exit") && next &&
-                   !parse_num(next, 1, 86400, &v)) {
-            cfg.idle_exit_ms = (unsigned)v * 1000u;
-            i++;
-        } else if (!strcmp(a, "-max_connections") && next &&
-                   !parse_num(next, 1, 1 << 20, &v)) {
-            cfg.max_connections = (unsigned)v;
-            i++;
-        } else if (!strcmp(a, "-d") || !strcmp(a, "-debug")) {
-            /* Every event is logged already; accepted for epmd compatibility.
-             */
-        } else if (!strcmp(a, "-names")) {
-            action = NAMES;
-        } else if (!strcmp(a, "-dump")) {
-            action = DUMP;
-        } else if (!strcmp(a, "-kill")) {
-            action = KILL;
-        } else if (!strcmp(a, "-stop") && next) {
-            action = STOP;
-            stop_name = next;
-            i++;
-        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            epmd_usage(stdout);
-            return 0;
-        } else {
-            fprintf(stderr, "edist epmd: bad argument '%s'\n", a);
-            epmd_usage(stderr);
-            return 2;
-        }
-    }
-
-    uint16_t port = cfg.port ? (uint16_t)cfg.port : edi_epmd_default_port();
+    uint16_t port;
+    if (cli_epmd_port("epmd", port_flag, &port))
+        return 2;
+    cfg.port = port;
     switch (action) {
     case NAMES:
         return print_names(port, 0);
@@ -224,7 +187,7 @@ int cmd_epmd(int argc, char **argv)
         return 0;
     }
 
-    cfg.log = (edi_log){log_stderr, NULL, EDIST_LOG_DEBUG};
+    cfg.log = (edi_log){cli_log, "edist epmd", EDIST_LOG_DEBUG};
     edi_epmd_server *s = NULL;
     int rc = edi_epmd_server_start(&cfg, &s);
     if (rc == EDIST_EEXIST) {
@@ -259,17 +222,19 @@ int cmd_epmd(int argc, char **argv)
 
 int cmd_names(int argc, char **argv)
 {
-    long v;
-    uint16_t port = 0;
-    for (int i = 1; i < argc; i++) {
-        if ((!strcmp(argv[i], "-port") || !strcmp(argv[i], "--port")) &&
-            i + 1 < argc && !parse_num(argv[i + 1], 1, 65535, &v)) {
-            port = (uint16_t)v;
-            i++;
-        } else {
-            fprintf(stderr, "usage: edist names [-port P]\n");
-            return 2;
-        }
-    }
-    return print_names(port ? port : edi_epmd_default_port(), 0);
+    uint16_t flag = 0, port;
+    const cli_opt opts[] = {{"port", "epmd-port", CLI_PORT, &flag, 0, 0}};
+    const cli_command cmd = {"names",
+                             "usage: edist names [--port P]\n"
+                             "  What `epmd -names` prints: the port mapper's nodes and their\n"
+                             "  ports (port: $ERL_EPMD_PORT or 4369).\n",
+                             opts, 1, 0, 0};
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse(&cmd, argc, argv, pos, &npos);
+    if (rc)
+        return rc == CLI_DONE ? 0 : rc;
+    if (cli_epmd_port("names", flag, &port))
+        return 2;
+    return print_names(port, 0);
 }

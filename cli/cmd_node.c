@@ -12,29 +12,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "cli.h"
+#include "log.h"
 #include "control/node_config.h"
 #include "edist/edist.h"
 #include "edist/node.h"
-
-static const char *const level_names[] = {"error", "warning", "info", "debug"};
-
-/* Log lines go to stderr with a timestamp; events and the ready line to
- * stdout, one line each, flushed at once (tests and scripts read them). */
-static void log_stderr(void *user, edist_log_level level, const char *line)
-{
-    const char *who = user;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    localtime_r(&ts.tv_sec, &tm);
-    char when[32];
-    strftime(when, sizeof when, "%H:%M:%S", &tm);
-    fprintf(stderr, "%s: %s.%03ld %s: %s\n", who, when, ts.tv_nsec / 1000000L,
-            level_names[level <= EDIST_LOG_DEBUG ? level : EDIST_LOG_DEBUG],
-            line);
-    fflush(stderr);
-}
 
 static void on_event(void *user, const edist_node_event *ev)
 {
@@ -69,20 +52,29 @@ static void node_usage(FILE *out)
           "         [--dpdk-kernel-window-bytes SIZE]\n"
           "         [--dpdk-rto-min-us N] [--dpdk-rto-max-us N]\n"
           "         [--dpdk-idle-ping S] [--dpdk-dead-after S] [--close-flush-time S]\n"
+          "         [--shards N] [--shard-cores C0,C1,...] [--shard-ring-entries N]\n"
+          "         [--lane-queue-limit-bytes SIZE] [--shard-backlog-limit N]\n"
+          "         [--auto-connect-max-signals N] [--auto-connect-max-bytes SIZE]\n"
+          "         [--global-call-timeout S]\n"
           "  Runs an edist node until SIGTERM/SIGINT. Every option may\n"
           "  also be set as EDIST_<OPTION> in the environment or as a key\n"
           "  in the [node] section of the config file; flags win over the\n"
           "  environment, the environment over the file. --print-config\n"
           "  shows each value and where it came from. SIZE takes a K, M or\n"
-          "  G suffix.\n",
+          "  G suffix. Options take one dash or two, and erl's spellings:\n"
+          "  -sname, -name, -setcookie, -hidden, -connect_all false.\n",
           out);
 }
 
+/* 1: help, 2: version (either prints; exit 0), 0: neither. */
 static int wants_help(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help"))
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help") || !strcmp(argv[i], "-help"))
             return 1;
+        if (!strcmp(argv[i], "--version") || !strcmp(argv[i], "-version"))
+            return 2;
+    }
     return 0;
 }
 
@@ -104,8 +96,12 @@ static void node_output(void *user, const char *line, size_t len)
 
 int cmd_node(int argc, char **argv)
 {
-    if (wants_help(argc, argv)) {
+    switch (wants_help(argc, argv)) {
+    case 1:
         node_usage(stdout);
+        return 0;
+    case 2:
+        cli_print_version();
         return 0;
     }
     static edi_node_options o;
@@ -130,7 +126,7 @@ int cmd_node(int argc, char **argv)
         return 2;
     }
     edist_node_config *cfg = &o.cfg;
-    cfg->log = log_stderr;
+    cfg->log = cli_log;
     cfg->log_user = "edist node";
     cfg->output = node_output;
 
@@ -173,10 +169,12 @@ int cmd_node(int argc, char **argv)
 static void ping_usage(FILE *out)
 {
     fputs("usage: edist ping NODE [--cookie C] [--epmd-port P]\n"
-          "         [--setuptime S]\n"
+          "         [--setuptime S] [--timeout S]\n"
           "  Prints pong (exit 0) if NODE answers net_adm:ping, else\n"
           "  pang (exit 1). Runs a short-lived hidden node that does not\n"
-          "  register, as erl_call does.\n",
+          "  register, as erl_call does. --timeout: seconds to wait for the\n"
+          "  answer (default the setup time and 3 s). Any node option\n"
+          "  (edist node --help) applies to that node.\n",
           out);
 }
 
@@ -204,10 +202,37 @@ static int local_address_towards(const char *host, char *out, size_t cap)
 
 int cmd_ping(int argc, char **argv)
 {
-    if (wants_help(argc, argv)) {
+    switch (wants_help(argc, argv)) {
+    case 1:
         ping_usage(stdout);
         return 0;
+    case 2:
+        cli_print_version();
+        return 0;
     }
+    /* --timeout is ping's own; the rest are the node's options. */
+    int64_t timeout_ms = 0;
+    char *rest[argc + 1];
+    int nrest = 0;
+    for (int i = 0; i < argc; i++) {
+        if (i > 0 && (!strcmp(argv[i], "--timeout") || !strcmp(argv[i], "-timeout"))) {
+            char *end = NULL;
+            double v = i + 1 < argc ? strtod(argv[i + 1], &end) : 0;
+            if (i + 1 >= argc || end == argv[i + 1] || *end || !(v > 0) || v > 86400) {
+                fprintf(stderr, "edist ping: --timeout: '%s' is not a time in seconds\n",
+                        i + 1 < argc ? argv[i + 1] : "");
+                ping_usage(stderr);
+                return 2;
+            }
+            timeout_ms = (int64_t)(v * 1000 + 0.5);
+            i++;
+            continue;
+        }
+        rest[nrest++] = argv[i];
+    }
+    rest[nrest] = NULL;
+    argc = nrest;
+    argv = rest;
     static edi_node_options o;
     edi_node_options_init(&o);
     /* A client: quiet unless asked, never the one to start a port mapper. */
@@ -278,7 +303,7 @@ int cmd_ping(int argc, char **argv)
     cfg->hidden = true;
     cfg->publish = false;
     cfg->connect_all = false;
-    cfg->log = log_stderr;
+    cfg->log = cli_log;
     cfg->log_user = "edist ping";
     edist_node *node;
     rc = edist_node_start(cfg, &node);
@@ -287,8 +312,9 @@ int cmd_ping(int argc, char **argv)
         puts("pang");
         return 1;
     }
-    int timeout_ms = (int)cfg->net_setuptime_ms + 3000;
-    rc = edist_node_ping(node, target, timeout_ms);
+    if (!timeout_ms)
+        timeout_ms = (int64_t)cfg->net_setuptime_ms + 3000;
+    rc = edist_node_ping(node, target, (int)timeout_ms);
     if (rc == 0) {
         puts("pong");
     } else {

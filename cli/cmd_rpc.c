@@ -8,58 +8,70 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "args.h"
 #include "cli.h"
+#include "log.h"
 #include "edist/edist.h"
 
-/* A call gives up after this long (rpc:call's infinity would hang a
- * script on a stuck node). */
+/* A call gives up after this long by default (rpc:call's infinity would
+ * hang a script on a stuck node); --timeout changes it. */
 #define RPC_TIMEOUT_MS 30000
 
-static void log_quiet(void *user, edist_log_level level, const char *line)
-{
-    (void)user;
-    if (level <= EDIST_LOG_WARNING)
-        fprintf(stderr, "edist: %s\n", line);
-}
 
 typedef struct client_args {
     const char *target;
     const char *cookie;
     const char *pos[3];
-    int npos;
+    uint16_t epmd_port; /* 0: $ERL_EPMD_PORT or 4369 */
+    int64_t timeout_ms;
 } client_args;
 
+static const char rpc_usage[] =
+    "usage: edist rpc NODE MOD FUN 'ARGS' [--cookie C] [--epmd-port P] [--timeout S]\n"
+    "  rpc:call(NODE, MOD, FUN, ARGS) from a short-lived hidden node, as\n"
+    "  erl_call makes: prints the value (exit 0) or {badrpc, Reason}\n"
+    "  (exit 1). ARGS is a list in Erlang syntax, e.g. '[1, 2]'. --timeout:\n"
+    "  seconds to wait (default 30), then {badrpc, timeout}. -setcookie and\n"
+    "  -c are --cookie.\n";
+static const char send_usage[] =
+    "usage: edist send NODE NAME 'TERM' [--cookie C] [--epmd-port P] [--timeout S]\n"
+    "  {NAME, NODE} ! TERM from a short-lived hidden node; exit 0 once the\n"
+    "  message is handed to the connection. --timeout bounds the connect.\n";
+
+/* NODE and want more arguments, the options of a client; 0, CLI_DONE or 2. */
 static int parse_client(const char *what, int argc, char **argv, int want,
                         client_args *a)
 {
     memset(a, 0, sizeof *a);
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--cookie") || !strcmp(argv[i], "-c") ||
-            !strcmp(argv[i], "-setcookie")) {
-            if (++i >= argc)
-                goto usage;
-            a->cookie = argv[i];
-        } else if (!a->target) {
-            a->target = argv[i];
-        } else if (a->npos < want) {
-            a->pos[a->npos++] = argv[i];
-        } else {
-            goto usage;
-        }
+    a->timeout_ms = RPC_TIMEOUT_MS;
+    const cli_opt opts[] = {
+        CLI_OPT_COOKIE(&a->cookie),
+        {"c", NULL, CLI_TEXT, &a->cookie, 0, 0},
+        CLI_OPT_EPMD_PORT(&a->epmd_port),
+        CLI_OPT_TIMEOUT(&a->timeout_ms),
+    };
+    const cli_command cmd = {what, want == 3 ? rpc_usage : send_usage, opts,
+                             sizeof opts / sizeof opts[0], want + 1, want + 1};
+    const char *pos[4];
+    int npos;
+    int rc = cli_parse(&cmd, argc, argv, pos, &npos);
+    if (rc)
+        return rc;
+    a->target = pos[0];
+    for (int i = 0; i < want; i++)
+        a->pos[i] = pos[1 + i];
+    const char *at = strchr(a->target, '@');
+    if (!at || at == a->target || !at[1]) {
+        fprintf(stderr, "edist %s: bad node name '%s' (want NAME@HOST)\n", what, a->target);
+        return 2;
     }
-    if (a->target && a->npos == want && strchr(a->target, '@'))
-        return 0;
-usage:
-    if (want == 3)
-        fprintf(stderr, "usage: edist %s NODE MOD FUN 'ARGS' [--cookie C]\n",
-                what);
-    else
-        fprintf(stderr, "usage: edist %s NODE NAME 'TERM' [--cookie C]\n", what);
-    return 2;
+    if (cli_epmd_port(what, a->epmd_port, &a->epmd_port))
+        return 2;
+    return 0;
 }
 
 int cli_start_client(const char *what, const char *target, const char *cookie,
-                     edist_node **node)
+                     uint16_t epmd_port, edist_node **node)
 {
     char name[300];
     const char *host = strchr(target, '@') + 1;
@@ -73,11 +85,13 @@ int cli_start_client(const char *what, const char *target, const char *cookie,
         snprintf(name, sizeof name, "edist_%s_%ld", what, (long)getpid());
     cfg.name = name;
     cfg.cookie = cookie;
+    cfg.epmd_port = epmd_port;
     cfg.hidden = true;
     cfg.publish = false;
     cfg.connect_all = false;
     cfg.services = false;
-    cfg.log = log_quiet;
+    cfg.log = cli_log_quiet;
+    cfg.log_user = "edist client";
     return edist_node_start(&cfg, node);
 }
 
@@ -133,7 +147,7 @@ static int print_value(const void *term, size_t len)
  * {badrpc, Reason} as rpc:call returns it (exit 1). */
 static int do_rpc(edist_node *node, const client_args *a, const edist_buf *args)
 {
-    int rc = edist_node_connect(node, a->target, 0);
+    int rc = edist_node_connect(node, a->target, (int)a->timeout_ms);
     if (rc) {
         cli_error("rpc", rc);
         return badrpc_atom("nodedown");
@@ -149,7 +163,7 @@ static int do_rpc(edist_node *node, const client_args *a, const edist_buf *args)
     edist_buf_init(&result);
     edist_rpc_status status = EDIST_RPC_BADRPC;
     rc = edist_rpc_call(a->target, a->pos[0], a->pos[1], args->data, args->len,
-                        RPC_TIMEOUT_MS, &result, &status);
+                        a->timeout_ms, &result, &status);
     int out;
     if (rc) {
         cli_error("rpc", rc);
@@ -168,8 +182,9 @@ static int do_rpc(edist_node *node, const client_args *a, const edist_buf *args)
 int cmd_rpc(int argc, char **argv)
 {
     client_args a;
-    if (parse_client("rpc", argc, argv, 3, &a))
-        return 2;
+    int prc = parse_client("rpc", argc, argv, 3, &a);
+    if (prc)
+        return prc == CLI_DONE ? 0 : prc;
     edist_buf args;
     edist_buf_init(&args);
     if (parse_term("rpc: ARGS", a.pos[2], &args)) {
@@ -186,7 +201,7 @@ int cmd_rpc(int argc, char **argv)
         return 2;
     }
     edist_node *node;
-    int rc = cli_start_client("rpc", a.target, a.cookie, &node);
+    int rc = cli_start_client("rpc", a.target, a.cookie, a.epmd_port, &node);
     if (rc) {
         cli_error("rpc", rc);
         edist_buf_free(&args);
@@ -201,8 +216,9 @@ int cmd_rpc(int argc, char **argv)
 int cmd_send(int argc, char **argv)
 {
     client_args a;
-    if (parse_client("send", argc, argv, 2, &a))
-        return 2;
+    int prc = parse_client("send", argc, argv, 2, &a);
+    if (prc)
+        return prc == CLI_DONE ? 0 : prc;
     edist_buf term;
     edist_buf_init(&term);
     if (parse_term("send: TERM", a.pos[1], &term)) {
@@ -210,9 +226,9 @@ int cmd_send(int argc, char **argv)
         return 2;
     }
     edist_node *node;
-    int rc = cli_start_client("send", a.target, a.cookie, &node);
+    int rc = cli_start_client("send", a.target, a.cookie, a.epmd_port, &node);
     if (rc == 0) {
-        rc = edist_node_connect(node, a.target, 0);
+        rc = edist_node_connect(node, a.target, (int)a.timeout_ms);
         if (rc == 0)
             rc = edist_node_send_reg(node, a.target, a.pos[0], term.data,
                                      term.len);

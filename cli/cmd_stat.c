@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "base/clock.h"
+#include "args.h"
 #include "cli.h"
 #include "edist/edist.h"
 
@@ -19,25 +20,57 @@
 typedef struct client_opts {
     const char *target;
     const char *cookie;
-    long count;
-    long bytes;
+    uint16_t epmd_port;
+    int64_t count;
+    int64_t bytes;
+    int64_t timeout_ms;
 } client_opts;
 
-/* NODE [--cookie C] [--count N] [--bytes B]; 0 or 2 (usage). */
-static int parse_opts(int argc, char **argv, int first, client_opts *o)
+static const char stat_usage[] =
+    "usage: edist stat NODE [--cookie C] [--epmd-port P] [--timeout S]\n"
+    "  prints the node's live counters, one per line (edist:stats/0 on an\n"
+    "  edist node; a few of erts' figures on a BEAM node)\n";
+static const char bench_ping_usage[] =
+    "usage: edist bench ping NODE [--count N] [--bytes B] [--cookie C] [--epmd-port P]\n"
+    "  round trips and a stream to NODE's echo process\n";
+static const char bench_local_usage[] =
+    "usage: edist bench local [--count N]\n"
+    "  message and spawn rates of a runtime in this program\n";
+
+/* The command's options into o, NODE when want_node; 0, CLI_DONE or 2. */
+static int parse_opts(const char *what, const char *usage, int argc, char **argv, bool want_node,
+                      client_opts *o)
 {
-    for (int i = first; i < argc; i++) {
-        const char *a = argv[i];
-        bool has_value = i + 1 < argc;
-        if ((!strcmp(a, "--cookie") || !strcmp(a, "-c")) && has_value)
-            o->cookie = argv[++i];
-        else if (!strcmp(a, "--count") && has_value)
-            o->count = strtol(argv[++i], NULL, 10);
-        else if (!strcmp(a, "--bytes") && has_value)
-            o->bytes = strtol(argv[++i], NULL, 10);
-        else if (a[0] != '-' && !o->target)
-            o->target = a;
-        else
+    o->timeout_ms = STAT_TIMEOUT_MS;
+    const cli_opt opts[] = {
+        CLI_OPT_COOKIE(&o->cookie),
+        {"c", NULL, CLI_TEXT, &o->cookie, 0, 0},
+        CLI_OPT_EPMD_PORT(&o->epmd_port),
+        CLI_OPT_TIMEOUT(&o->timeout_ms),
+        {"count", NULL, CLI_INT, &o->count, 1, 1000000000},
+        {"bytes", NULL, CLI_INT, &o->bytes, 1, 64 << 20},
+    };
+    /* stat takes no --count or --bytes; bench local no node options */
+    int nopts = !strcmp(what, "stat") ? 4 : (int)(sizeof opts / sizeof opts[0]);
+    const cli_opt *first = opts;
+    if (!want_node) {
+        first = opts + 4;
+        nopts = 1;
+    }
+    const cli_command cmd = {what, usage, first, nopts, want_node ? 1 : 0, want_node ? 1 : 0};
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse(&cmd, argc, argv, pos, &npos);
+    if (rc)
+        return rc;
+    if (want_node) {
+        o->target = pos[0];
+        const char *at = strchr(o->target, '@');
+        if (!at || at == o->target || !at[1]) {
+            fprintf(stderr, "edist %s: bad node name '%s' (want NAME@HOST)\n", what, o->target);
+            return 2;
+        }
+        if (cli_epmd_port(what, o->epmd_port, &o->epmd_port))
             return 2;
     }
     return 0;
@@ -47,7 +80,7 @@ static int parse_opts(int argc, char **argv, int first, client_opts *o)
  * process. */
 static int client_up(const char *what, const client_opts *o, edist_node **node)
 {
-    int rc = cli_start_client(what, o->target, o->cookie, node);
+    int rc = cli_start_client(what, o->target, o->cookie, o->epmd_port, node);
     if (rc == 0 && (rc = edist_node_connect(*node, o->target, 0)) != 0) {
         edist_node_stop(*node);
         *node = NULL;
@@ -163,7 +196,7 @@ static int print_stats(edist_term_view map)
 
 /* One rpc whose value is printed after label; false when it failed. */
 static bool beam_figure(const char *target, const char *label, const char *m, const char *f,
-                        const char *args_text)
+                        const char *args_text, int64_t timeout_ms)
 {
     edist_buf args, r;
     edist_buf_init(&args);
@@ -171,7 +204,7 @@ static bool beam_figure(const char *target, const char *label, const char *m, co
     edist_parse_error pe;
     edist_rpc_status st = EDIST_RPC_BADRPC;
     bool ok = edist_term_parse(args_text, strlen(args_text), &args, NULL, &pe) == 0 &&
-              edist_rpc_call(target, m, f, args.data, args.len, STAT_TIMEOUT_MS, &r, &st) == 0 &&
+              edist_rpc_call(target, m, f, args.data, args.len, timeout_ms, &r, &st) == 0 &&
               st == EDIST_RPC_OK;
     if (ok) {
         printf("%s", label);
@@ -186,11 +219,9 @@ static bool beam_figure(const char *target, const char *label, const char *m, co
 int cmd_stat(int argc, char **argv)
 {
     client_opts o = {0};
-    if (parse_opts(argc, argv, 1, &o) || !o.target || !strchr(o.target, '@')) {
-        fprintf(stderr, "usage: edist stat NODE [--cookie C]\n"
-                        "  prints the node's live counters, one per line\n");
-        return 2;
-    }
+    int prc = parse_opts("stat", stat_usage, argc, argv, true, &o);
+    if (prc)
+        return prc == CLI_DONE ? 0 : prc;
     edist_node *node;
     if (client_up("stat", &o, &node))
         return 1;
@@ -198,7 +229,7 @@ int cmd_stat(int argc, char **argv)
     edist_buf_init(&r);
     edist_rpc_status st = EDIST_RPC_BADRPC;
     static const uint8_t nil[] = {EDIST_TAG_NIL};
-    int rc = edist_rpc_call(o.target, "edist", "stats", nil, 1, STAT_TIMEOUT_MS, &r, &st);
+    int rc = edist_rpc_call(o.target, "edist", "stats", nil, 1, o.timeout_ms, &r, &st);
     int out = 0;
     if (rc) {
         cli_error("stat", rc);
@@ -211,9 +242,9 @@ int cmd_stat(int argc, char **argv)
     } else {
         /* not an edist node: what erts tells of itself */
         printf("node %s\nkind beam\n", o.target);
-        bool ok = beam_figure(o.target, "processes", "erlang", "system_info", "[process_count]");
-        ok = beam_figure(o.target, "memory_bytes", "erlang", "memory", "[total]") && ok;
-        ok = beam_figure(o.target, "run_queue", "erlang", "statistics", "[run_queue]") && ok;
+        bool ok = beam_figure(o.target, "processes", "erlang", "system_info", "[process_count]", o.timeout_ms);
+        ok = beam_figure(o.target, "memory_bytes", "erlang", "memory", "[total]", o.timeout_ms) && ok;
+        ok = beam_figure(o.target, "run_queue", "erlang", "statistics", "[run_queue]", o.timeout_ms) && ok;
         out = ok ? 0 : 1;
     }
     fflush(stdout);
@@ -413,10 +444,10 @@ int cmd_bench_quick(int argc, char **argv)
 {
     client_opts o = {0};
     const char *what = argc > 1 ? argv[1] : "";
-    int bad = parse_opts(argc, argv, 2, &o);
-    if (!bad && !strcmp(what, "ping") && o.target && strchr(o.target, '@'))
-        return bench_ping(&o);
-    if (!bad && !strcmp(what, "local") && !o.target)
-        return bench_local(&o);
-    return 2;
+    bool ping = !strcmp(what, "ping");
+    int rc = parse_opts(ping ? "bench ping" : "bench local",
+                        ping ? bench_ping_usage : bench_local_usage, argc - 1, argv + 1, ping, &o);
+    if (rc)
+        return rc == CLI_DONE ? 0 : rc;
+    return ping ? bench_ping(&o) : bench_local(&o);
 }

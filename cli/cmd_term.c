@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "edist/edist.h"
+#include "args.h"
 #include "cli.h"
 
 /* stdin may be large (megabyte terms); read it whole. */
@@ -70,10 +71,23 @@ out:
 
 int cmd_term(int argc, char **argv)
 {
-    if (argc == 3 && !strcmp(argv[1], "encode"))
+    /* A term's text may start with a dash (-1): after the verb, only
+     * --help and --version are options, as `--` would make them. */
+    const cli_command cmd = {
+        "term",
+        "usage: edist term encode 'TEXT'   the external term format of TEXT on stdout\n"
+        "       edist term decode < FILE   an external term from stdin, printed as ~w\n",
+        NULL, 0, 1, 2};
+    const char *pos[2];
+    int npos;
+    int rc = cli_parse(&cmd, argc > 2 ? 2 : argc, argv, pos, &npos);
+    if (rc)
+        return rc == CLI_DONE ? 0 : rc;
+    if (!strcmp(pos[0], "encode") && argc == 3)
         return term_encode(argv[2]);
-    if (argc == 2 && !strcmp(argv[1], "decode"))
+    if (!strcmp(pos[0], "decode") && argc == 2)
         return term_decode();
-    fputs("usage: edist term encode 'TEXT' | edist term decode < FILE\n", stderr);
+    fprintf(stderr, "edist term: want encode 'TEXT' or decode\n");
+    fputs(cmd.usage, stderr);
     return 2;
 }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "edist/edist.h"
+#include "args.h"
 #include "cli.h"
 
 static void usage(FILE *out)
@@ -20,7 +21,11 @@ static void usage(FILE *out)
           "  stat NODE            the node's live counters\n"
           "  bench pair --lane tcp  two nodes on this host: stream rate, round trips\n"
           "  bench ping NODE | bench local  quick round-trip, stream and spawn figures\n"
-          "  demo                 walk through what edist does\n",
+          "  demo                 walk through what edist does\n"
+          "Each command takes --help (or -help). Options are spelled -name or\n"
+          "--name alike, with erl's names beside edist's (-sname, -setcookie,\n"
+          "-hidden, -connect_all false). Malformed values exit 2.\n"
+          "edist --version prints the version.\n",
           out);
 }
 
@@ -60,7 +65,12 @@ int main(int argc, char **argv)
         return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "demo"))
         return cmd_demo(argc - 1, argv + 1);
-    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "-version")) {
+        cli_print_version();
+        return 0;
+    }
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "-help") ||
+        !strcmp(cmd, "help")) {
         usage(stdout);
         return 0;
     }

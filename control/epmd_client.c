@@ -22,6 +22,21 @@ static int64_t deadline_after(int timeout_ms)
            (timeout_ms > 0 ? timeout_ms : EDI_EPMD_DEFAULT_TIMEOUT_MS);
 }
 
+int edi_epmd_env_port(uint16_t *port)
+{
+    const char *s = getenv("ERL_EPMD_PORT");
+    *port = EDI_EPMD_DEFAULT_PORT;
+    if (!s)
+        return 0;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end != '\0' || v <= 0 || v > 65535)
+        return edist_set_error(EDIST_EINVAL, "ERL_EPMD_PORT='%s' is not a port (1..65535)", s);
+    *port = (uint16_t)v;
+    return 0;
+}
+
 uint16_t edi_epmd_default_port(void)
 {
     const char *s = getenv("ERL_EPMD_PORT");

@@ -57,6 +57,9 @@ typedef struct edi_epmd_node_info {
 
 /* The port a port-0 argument stands for: $ERL_EPMD_PORT or 4369. */
 uint16_t edi_epmd_default_port(void);
+/* The same, strictly: 0 and *port ($ERL_EPMD_PORT, or 4369 when unset),
+ * or EDIST_EINVAL when $ERL_EPMD_PORT is set but not a port. */
+int edi_epmd_env_port(uint16_t *port);
 
 /* Registers with ALIVE2_REQ. On success *creation is the creation epmd
  * assigned and *fd the connection: the registration lasts exactly as long

@@ -361,6 +361,11 @@ int edi_node_options_load_env(edi_node_options *o)
         if (rc)
             return rc;
     }
+    /* erl's variable, when no option names the port: malformed is an
+     * error, as a malformed flag is */
+    uint16_t port;
+    if (!strcmp(o->value[EDI_OPT_EPMD_PORT], "0"))
+        return edi_epmd_env_port(&port);
     return 0;
 }
 
@@ -447,30 +452,32 @@ int edi_node_options_parse_args(edi_node_options *o, int argc, char **argv,
     int np = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+        /* --key or erl's -key; "--" alone and "-" are arguments */
+        size_t dashes = a[0] == '-' ? (a[1] == '-' ? 2 : 1) : 0;
+        if (dashes == 0 || a[dashes] == '\0') {
             if (np >= max_positional)
                 return edist_set_error(EDIST_EINVAL, "unexpected argument '%s'",
                                        a);
             positional[np++] = i;
             continue;
         }
-        if (print_config && !strcmp(a, "--print-config")) {
+        const char *name = a + dashes;
+        if (print_config && (!strcmp(name, "print-config") || !strcmp(name, "print_config"))) {
             *print_config = 1;
             continue;
         }
         char key[64];
-        const char *eq = strchr(a + 2, '=');
-        size_t klen = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+        const char *eq = strchr(name, '=');
+        size_t klen = eq ? (size_t)(eq - name) : strlen(name);
         if (klen >= sizeof key)
             return edist_set_error(EDIST_EINVAL, "unknown option '%s'", a);
-        for (size_t k = 0; k < klen; k++) {
-            char c = a[2 + k];
-            /* Flags are spelled with dashes only: one name per option. */
-            if (c == '_')
-                return edist_set_error(EDIST_EINVAL, "unknown option '%s'", a);
-            key[k] = c == '-' ? '_' : c;
-        }
+        /* Dashes or erl's underscores (-connect_all) alike. */
+        for (size_t k = 0; k < klen; k++)
+            key[k] = name[k] == '-' ? '_' : name[k];
         key[klen] = '\0';
+        /* erl's spelling of the cookie */
+        if (!strcmp(key, "setcookie"))
+            snprintf(key, sizeof key, "cookie");
         int id = edi_node_option_id(key);
         if (id < 0)
             return edist_set_error(EDIST_EINVAL, "unknown option '%s'", a);
@@ -486,7 +493,7 @@ int edi_node_options_parse_args(edi_node_options *o, int argc, char **argv,
             return edist_set_error(EDIST_EINVAL, "option %s needs a value", a);
         }
         char origin[80];
-        snprintf(origin, sizeof origin, "flag --%.*s", (int)klen, a + 2);
+        snprintf(origin, sizeof origin, "flag %.*s", (int)(dashes + klen), a);
         int rc =
             edi_node_options_set(o, (edi_opt_id)id, v, EDI_OPT_FLAG, origin);
         if (rc)

@@ -546,7 +546,9 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
         n->cfg.net_ticktime_ms = EDIST_NODE_TICKTIME_MS_DEFAULT;
     if (!n->cfg.net_setuptime_ms)
         n->cfg.net_setuptime_ms = EDIST_NODE_SETUPTIME_MS_DEFAULT;
-    n->epmd_port = cfg->epmd_port ? cfg->epmd_port : edi_epmd_default_port();
+    n->epmd_port = cfg->epmd_port;
+    if (!n->epmd_port && (rc = edi_epmd_env_port(&n->epmd_port)) != 0)
+        goto fail;
 
     char cookie[EDI_COOKIE_MAX_BYTES + 1];
     if (cfg->cookie) {

@@ -3,6 +3,7 @@
 #ifndef EDIST_EDIST_H
 #define EDIST_EDIST_H
 
+#include "edist/version.h"
 #include "edist/error.h"
 #include "edist/log.h"
 #include "edist/term.h"

@@ -337,10 +337,17 @@ static void test_options(void **state)
     assert_int_equal(
         edi_node_options_parse_args(&o, 1, bad2, pos, 0, &np, NULL),
         EDIST_EINVAL);
-    char *bad3[] = {"--listen_port", "1", NULL}; /* one spelling per option */
-    assert_int_equal(
-        edi_node_options_parse_args(&o, 2, bad3, pos, 0, &np, NULL),
-        EDIST_EINVAL);
+    /* erl's spellings: one dash, underscores, -setcookie */
+    edi_node_options_init(&o);
+    char *erlish[] = {"-sname", "x", "-setcookie", "c00kie", "-connect_all", "false",
+                      "-hidden", "-listen_port", "4000", NULL};
+    assert_int_equal(edi_node_options_parse_args(&o, 9, erlish, pos, 0, &np, NULL), 0);
+    assert_int_equal(edi_node_options_to_config(&o, 1), 0);
+    assert_string_equal(o.cfg.name, "x");
+    assert_string_equal(o.cfg.cookie, "c00kie");
+    assert_false(o.cfg.connect_all);
+    assert_true(o.cfg.hidden);
+    assert_int_equal(o.cfg.listen_port, 4000);
     f = fopen(path, "w");
     fputs("[node]\nsname = x\nbogus = 1\n", f);
     fclose(f);

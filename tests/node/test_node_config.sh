@@ -80,7 +80,18 @@ refuse() {
   ok "$what refused (exit $rc): $(head -1 "$tmp/r.out")"
 }
 refuse "unknown flag" "unknown option '--bogus'" node --sname x --bogus 1
-refuse "underscore spelling" "unknown option '--listen_port'" node --sname x --listen_port 1
+"$EDIST" node -sname x -setcookie c -connect_all false -hidden -listen_port 4001 \
+  --print-config >"$tmp/erlish.out" 2>&1 || fail "erl spellings: $(cat "$tmp/erlish.out")"
+for want in "sname .*= x .*(flag -sname)" "cookie .*(flag -setcookie)" \
+            "connect_all .*= false .*(flag -connect_all)" "hidden .*= true .*(flag -hidden)" \
+            "listen_port .*= 4001 .*(flag -listen_port)"; do
+  grep -q "^$want" "$tmp/erlish.out" || fail "erl spellings: no '$want' in $(cat "$tmp/erlish.out")"
+done
+ok "erl's spellings: -sname, -setcookie, -connect_all false, -hidden, -listen_port"
+ERL_EPMD_PORT=abc "$EDIST" node --sname x --print-config >"$tmp/r.out" 2>&1
+[ $? -eq 2 ] && grep -q "ERL_EPMD_PORT='abc' is not a port" "$tmp/r.out" ||
+  fail "bad ERL_EPMD_PORT: $(cat "$tmp/r.out")"
+ok "a malformed ERL_EPMD_PORT is refused (exit 2), not taken as 4369"
 refuse "bad ticktime" "ticktime must be seconds" node --sname x --ticktime soon
 refuse "no name" "give --sname or --name" node --cookie c
 refuse "two names" "both sname" node --sname a --name b@127.0.0.1
