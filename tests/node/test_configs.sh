@@ -22,5 +22,16 @@ for f in "$DIR"/*.ini; do
   echo "ok: $f: $(wc -w <<<"$keys") keys from the file"
   n=$((n + 1))
 done
-[ "$n" -ge 4 ] || { echo "FAIL: only $n examples in $DIR"; exit 1; }
+[ "$n" -ge 7 ] || { echo "FAIL: only $n examples in $DIR"; exit 1; }
+# The annotated reference names every key the node has (set, or as a
+# commented "; key =" line), so it cannot fall behind the options.
+ref=$DIR/edist-node.ini
+all=$("$EDIST" node --sname x --print-config | sed -n 's/^\([a-z_]*\) .*/\1/p')
+missing=
+for k in $all; do
+  [ "$k" = config ] && continue # the file itself: a flag only
+  grep -qE "^;? ?$k = " "$ref" || missing="$missing $k"
+done
+[ -z "$missing" ] || { echo "FAIL: edist-node.ini does not document:$missing"; exit 1; }
+echo "ok: edist-node.ini documents all $(($(wc -w <<<"$all") - 1)) keys a file may set"
 echo "PASSED: $n configs"
