@@ -205,6 +205,8 @@ static int node_up(const char *who, int argc, char **argv, edist_node **node)
     edi_node_options_init(&o);
     edi_node_options_set(&o, EDI_OPT_LOG_LEVEL, "warning", EDI_OPT_DEFAULT,
                          NULL);
+    /* nothing but the measured work on the shards */
+    edi_node_options_set(&o, EDI_OPT_PUBLISH_STATS, "false", EDI_OPT_DEFAULT, NULL);
     int positional[1], np = 0;
     int rc =
         edi_node_options_parse_args(&o, argc, argv, positional, 0, &np, NULL);

@@ -240,6 +240,7 @@ int cmd_ping(int argc, char **argv)
                          NULL);
     edi_node_options_set(&o, EDI_OPT_START_EPMD, "false", EDI_OPT_DEFAULT,
                          NULL);
+    edi_node_options_set(&o, EDI_OPT_PUBLISH_STATS, "false", EDI_OPT_DEFAULT, NULL);
     edi_node_options_set(&o, EDI_OPT_LISTEN_ADDRESS, "127.0.0.1",
                          EDI_OPT_DEFAULT, NULL);
     int positional[1], np = 0, print = 0;

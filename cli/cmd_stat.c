@@ -3,13 +3,18 @@
  * node; a few of erts' figures on a BEAM node), and `edist bench`:
  * round trips and a stream to a node's `echo` process, and the local
  * runtime's message and spawn rates. */
+#include <dirent.h>
+#include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "base/clock.h"
+#include "control/stats_file.h"
 #include "args.h"
 #include "cli.h"
 #include "edist/edist.h"
@@ -24,12 +29,25 @@ typedef struct client_opts {
     int64_t count;
     int64_t bytes;
     int64_t timeout_ms;
+    /* stat */
+    bool json;
+    int64_t interval_ms; /* 0: once */
+    const char *local;   /* --local NAME: the node's published file */
+    const char *stats_dir;
 } client_opts;
 
 static const char stat_usage[] =
     "usage: edist stat NODE [--cookie C] [--epmd-port P] [--timeout S]\n"
-    "  prints the node's live counters, one per line (edist:stats/0 on an\n"
-    "  edist node; a few of erts' figures on a BEAM node)\n";
+    "                       [--json] [--interval S [--count N]]\n"
+    "       edist stat --local NAME [--stats-dir DIR] [--json] [--interval S [--count N]]\n"
+    "  The node's counters (edist:stats/0 on an edist node; a few of\n"
+    "  erts' figures on a BEAM node): totals, then one line per peer\n"
+    "  (messages and bytes each way, send queue, busy sends, fragments,\n"
+    "  reassembly, ticks), per shard and per lane link. --json: one JSON\n"
+    "  object per sample. --interval: a sample every S seconds until\n"
+    "  SIGINT/SIGTERM (or N samples). --local: read what a node on this\n"
+    "  host publishes for its user (publish_stats, stats_dir), without\n"
+    "  connecting to it or knowing its cookie; NAME is NAME@HOST or NAME.\n";
 static const char bench_ping_usage[] =
     "usage: edist bench ping NODE [--count N] [--bytes B] [--cookie C] [--epmd-port P]\n"
     "  round trips and a stream to NODE's echo process\n";
@@ -42,7 +60,8 @@ static int parse_opts(const char *what, const char *usage, int argc, char **argv
                       client_opts *o)
 {
     o->timeout_ms = STAT_TIMEOUT_MS;
-    const cli_opt opts[] = {
+    bool stat = !strcmp(what, "stat");
+    const cli_opt common[] = {
         CLI_OPT_COOKIE(&o->cookie),
         {"c", NULL, CLI_TEXT, &o->cookie, 0, 0},
         CLI_OPT_EPMD_PORT(&o->epmd_port),
@@ -50,20 +69,42 @@ static int parse_opts(const char *what, const char *usage, int argc, char **argv
         {"count", NULL, CLI_INT, &o->count, 1, 1000000000},
         {"bytes", NULL, CLI_INT, &o->bytes, 1, 64 << 20},
     };
-    /* stat takes no --count or --bytes; bench local no node options */
-    int nopts = !strcmp(what, "stat") ? 4 : (int)(sizeof opts / sizeof opts[0]);
-    const cli_opt *first = opts;
-    if (!want_node) {
-        first = opts + 4;
+    const cli_opt stat_opts[] = {
+        CLI_OPT_COOKIE(&o->cookie),
+        {"c", NULL, CLI_TEXT, &o->cookie, 0, 0},
+        CLI_OPT_EPMD_PORT(&o->epmd_port),
+        CLI_OPT_TIMEOUT(&o->timeout_ms),
+        {"count", NULL, CLI_INT, &o->count, 1, 1000000000},
+        {"json", NULL, CLI_FLAG, &o->json, 0, 0},
+        {"interval", NULL, CLI_SECONDS, &o->interval_ms, 0, 0},
+        {"local", NULL, CLI_TEXT, &o->local, 0, 0},
+        {"stats-dir", "stats_dir", CLI_TEXT, &o->stats_dir, 0, 0},
+    };
+    const cli_opt *opts = stat ? stat_opts : common;
+    int nopts = stat ? (int)(sizeof stat_opts / sizeof stat_opts[0])
+                     : (int)(sizeof common / sizeof common[0]);
+    if (!want_node) { /* bench local: --count only */
+        opts = common + 4;
         nopts = 1;
     }
-    const cli_command cmd = {what, usage, first, nopts, want_node ? 1 : 0, want_node ? 1 : 0};
+    const cli_command cmd = {what, usage, opts, nopts, 0, want_node ? 1 : 0};
     const char *pos[1];
     int npos;
     int rc = cli_parse(&cmd, argc, argv, pos, &npos);
     if (rc)
         return rc;
+    if (stat && o->local) {
+        if (npos) {
+            fprintf(stderr, "edist stat: give NODE or --local NAME, not both\n%s", usage);
+            return 2;
+        }
+        return 0;
+    }
     if (want_node) {
+        if (npos == 0) {
+            fprintf(stderr, "edist %s: which node? give NODE\n%s", what, usage);
+            return 2;
+        }
         o->target = pos[0];
         const char *at = strchr(o->target, '@');
         if (!at || at == o->target || !at[1]) {
@@ -216,38 +257,332 @@ static bool beam_figure(const char *target, const char *label, const char *m, co
     return ok;
 }
 
+/* JSON of a term: maps as objects (keys as text), lists and tuples as
+ * arrays, integers and floats as numbers, true/false, other atoms,
+ * binaries and anything else as strings. */
+static void json_string(const char *p, size_t n)
+{
+    putchar('"');
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (c == '"' || c == '\\')
+            printf("\\%c", c);
+        else if (c < 0x20)
+            printf("\\u%04x", c);
+        else
+            putchar(c);
+    }
+    putchar('"');
+}
+
+static void json_text_of(edist_term_view v)
+{
+    edist_buf s;
+    edist_buf_init(&s);
+    if (edist_term_print(v.ptr, v.len, &s, NULL) == 0)
+        json_string((const char *)s.data, s.len);
+    else
+        printf("null");
+    edist_buf_free(&s);
+}
+
+static int json_term(edist_term_view v);
+
+static int json_key(edist_term_view k)
+{
+    edist_cursor c;
+    edist_atom a;
+    edist_cursor_init(&c, k.ptr, k.len);
+    if (edist_dec_atom(&c, &a) == 0)
+        json_string(a.ptr, a.len);
+    else
+        json_text_of(k);
+    return 0;
+}
+
+static int json_term(edist_term_view v)
+{
+    edist_cursor c;
+    edist_term_info info;
+    edist_cursor_init(&c, v.ptr, v.len);
+    if (edist_peek(&c, &info) != 0)
+        return EDIST_ETYPE;
+    int64_t i;
+    double d;
+    edist_atom a;
+    const uint8_t *bytes;
+    size_t blen;
+    uint32_t n;
+    switch (info.type) {
+    case EDIST_TYPE_INTEGER:
+        if (edist_dec_int64(&c, &i) == 0)
+            printf("%" PRId64, i);
+        else
+            json_text_of(v); /* a bignum: as text */
+        return 0;
+    case EDIST_TYPE_FLOAT:
+        if (edist_dec_double(&c, &d) != 0)
+            return EDIST_ETYPE;
+        printf("%.17g", d);
+        return 0;
+    case EDIST_TYPE_ATOM:
+        if (edist_dec_atom(&c, &a) != 0)
+            return EDIST_ETYPE;
+        if (a.len == 4 && !memcmp(a.ptr, "true", 4))
+            printf("true");
+        else if (a.len == 5 && !memcmp(a.ptr, "false", 5))
+            printf("false");
+        else
+            json_string(a.ptr, a.len);
+        return 0;
+    case EDIST_TYPE_BINARY:
+        if (edist_dec_binary(&c, &bytes, &blen) != 0)
+            return EDIST_ETYPE;
+        json_string((const char *)bytes, blen);
+        return 0;
+    case EDIST_TYPE_NIL:
+        printf("[]");
+        return 0;
+    case EDIST_TYPE_MAP:
+        if (edist_dec_map(&c, &n) != 0)
+            return EDIST_ETYPE;
+        putchar('{');
+        for (uint32_t k = 0; k < n; k++) {
+            edist_term_view key, val;
+            if (edist_dec_term(&c, &key) != 0 || edist_dec_term(&c, &val) != 0)
+                return EDIST_ETYPE;
+            if (k)
+                putchar(',');
+            json_key(key);
+            putchar(':');
+            if (json_term(val) != 0)
+                return EDIST_ETYPE;
+        }
+        putchar('}');
+        return 0;
+    case EDIST_TYPE_LIST:
+    case EDIST_TYPE_TUPLE:
+        if ((info.type == EDIST_TYPE_LIST ? edist_dec_list(&c, &n) : edist_dec_tuple(&c, &n)) != 0) {
+            json_text_of(v); /* a string or an improper list: as text */
+            return 0;
+        }
+        putchar('[');
+        for (uint32_t k = 0; k < n; k++) {
+            edist_term_view e;
+            if (edist_dec_term(&c, &e) != 0)
+                return EDIST_ETYPE;
+            if (k)
+                putchar(',');
+            if (json_term(e) != 0)
+                return EDIST_ETYPE;
+        }
+        putchar(']');
+        return 0;
+    default:
+        json_text_of(v);
+        return 0;
+    }
+}
+
+/* --local NAME: the file's path; NAME without a host finds the one file
+ * of that name in the directory. */
+static int local_path(const client_opts *o, char *out, size_t cap)
+{
+    if (strchr(o->local, '@'))
+        return edi_stats_path(o->stats_dir, o->local, out, cap);
+    char dir[512];
+    int rc = edi_stats_dir(o->stats_dir, dir, sizeof dir);
+    if (rc)
+        return rc;
+    DIR *d = opendir(dir);
+    if (!d)
+        return edist_set_error(EDIST_ENOTFOUND, "no published stats in %s: %s", dir,
+                               strerror(errno));
+    size_t nl = strlen(o->local);
+    int found = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        size_t len = strlen(e->d_name);
+        if (len > nl + 7 && !strncmp(e->d_name, o->local, nl) && e->d_name[nl] == '@' &&
+            !strcmp(e->d_name + len - 6, ".stats")) {
+            if (found++ == 0)
+                snprintf(out, cap, "%s/%s", dir, e->d_name);
+        }
+    }
+    closedir(d);
+    if (found == 1)
+        return 0;
+    if (found)
+        return edist_set_error(EDIST_EINVAL, "%d nodes named %s publish in %s: give NAME@HOST",
+                               found, o->local, dir);
+    return edist_set_error(EDIST_ENOTFOUND, "no node named %s publishes in %s", o->local, dir);
+}
+
+/* One sample of the published file: {edist_stats, TimeMs, Stats}. */
+static int local_sample(const char *path, edist_buf *file, edist_term_view *stats, int64_t *at_ms)
+{
+    edist_buf_reset(file);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return edist_set_error(EDIST_ENOTFOUND, "%s: %s (is the node running, publishing?)",
+                               path, strerror(errno));
+    uint8_t chunk[65536];
+    size_t got;
+    while ((got = fread(chunk, 1, sizeof chunk, f)) > 0)
+        edist_buf_append(file, chunk, got);
+    fclose(f);
+    edist_cursor c;
+    uint32_t ar;
+    edist_atom tag;
+    const uint8_t *t = file->data;
+    size_t tlen = file->len;
+    if (tlen && t[0] == EDIST_TAG_VERSION) {
+        t++;
+        tlen--;
+    }
+    edist_cursor_init(&c, t, tlen);
+    if (edist_dec_tuple(&c, &ar) != 0 || ar != 3 || edist_dec_atom(&c, &tag) != 0 ||
+        tag.len != 11 || memcmp(tag.ptr, "edist_stats", 11) != 0 ||
+        edist_dec_int64(&c, at_ms) != 0 || edist_dec_term(&c, stats) != 0)
+        return edist_set_error(EDIST_EPROTO, "%s is not an edist stats file", path);
+    return 0;
+}
+
+/* The pause between samples; false when SIGINT or SIGTERM came. */
+static bool pause_between(const sigset_t *stop, int64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    for (;;) {
+        int sig = sigtimedwait(stop, NULL, &ts);
+        if (sig > 0)
+            return false;
+        if (errno == EAGAIN)
+            return true;
+        if (errno != EINTR)
+            return true;
+    }
+}
+
+static void print_sample(const client_opts *o, const char *node, int64_t at_ms,
+                         edist_term_view stats, int64_t age_ms)
+{
+    if (o->json) {
+        printf("{\"node\":");
+        json_string(node, strlen(node));
+        printf(",\"time_ms\":%" PRId64, at_ms);
+        if (age_ms >= 0)
+            printf(",\"age_ms\":%" PRId64, age_ms);
+        printf(",\"stats\":");
+        json_term(stats);
+        printf("}\n");
+    } else {
+        if (o->interval_ms)
+            printf("time_ms %" PRId64 "\n", at_ms);
+        if (age_ms >= 0)
+            printf("age_ms %" PRId64 "\n", age_ms);
+        print_stats(stats);
+        if (o->interval_ms)
+            printf("\n");
+    }
+    fflush(stdout);
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int stat_local(const client_opts *o, const sigset_t *stop)
+{
+    char path[1100];
+    int rc = local_path(o, path, sizeof path);
+    if (rc) {
+        cli_error("stat", rc);
+        return 1;
+    }
+    const char *base = strrchr(path, '/') + 1;
+    char node[512];
+    snprintf(node, sizeof node, "%.*s", (int)(strlen(base) - 6), base);
+    edist_buf file;
+    edist_buf_init(&file);
+    int out = 0;
+    for (int64_t n = 0;; n++) {
+        edist_term_view stats;
+        int64_t at;
+        rc = local_sample(path, &file, &stats, &at);
+        if (rc) {
+            cli_error("stat", rc);
+            out = 1;
+            break;
+        }
+        print_sample(o, node, at, stats, wall_ms() - at);
+        if (!o->interval_ms || (o->count && n + 1 >= o->count) ||
+            !pause_between(stop, o->interval_ms))
+            break;
+    }
+    edist_buf_free(&file);
+    return out;
+}
+
 int cmd_stat(int argc, char **argv)
 {
     client_opts o = {0};
     int prc = parse_opts("stat", stat_usage, argc, argv, true, &o);
     if (prc)
         return prc == CLI_DONE ? 0 : prc;
+    /* SIGINT/SIGTERM end an --interval run between samples, cleanly */
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    if (o.interval_ms)
+        pthread_sigmask(SIG_BLOCK, &stop, NULL);
+    if (o.local)
+        return stat_local(&o, &stop);
     edist_node *node;
     if (client_up("stat", &o, &node))
         return 1;
     edist_buf r;
     edist_buf_init(&r);
-    edist_rpc_status st = EDIST_RPC_BADRPC;
     static const uint8_t nil[] = {EDIST_TAG_NIL};
-    int rc = edist_rpc_call(o.target, "edist", "stats", nil, 1, o.timeout_ms, &r, &st);
     int out = 0;
-    if (rc) {
-        cli_error("stat", rc);
-        out = 1;
-    } else if (st == EDIST_RPC_OK) {
-        if (print_stats((edist_term_view){r.data, r.len}) != 0) {
-            fprintf(stderr, "edist: stat: %s answered something that is not a map\n", o.target);
+    for (int64_t n = 0;; n++) {
+        edist_rpc_status st = EDIST_RPC_BADRPC;
+        int rc = edist_rpc_call(o.target, "edist", "stats", nil, 1, o.timeout_ms, &r, &st);
+        if (rc) {
+            cli_error("stat", rc);
             out = 1;
+            break;
         }
-    } else {
-        /* not an edist node: what erts tells of itself */
-        printf("node %s\nkind beam\n", o.target);
-        bool ok = beam_figure(o.target, "processes", "erlang", "system_info", "[process_count]", o.timeout_ms);
-        ok = beam_figure(o.target, "memory_bytes", "erlang", "memory", "[total]", o.timeout_ms) && ok;
-        ok = beam_figure(o.target, "run_queue", "erlang", "statistics", "[run_queue]", o.timeout_ms) && ok;
-        out = ok ? 0 : 1;
+        if (st == EDIST_RPC_OK) {
+            edist_term_view v = {r.data, r.len};
+            edist_cursor c;
+            uint32_t m;
+            edist_cursor_init(&c, v.ptr, v.len);
+            if (edist_dec_map(&c, &m) != 0) {
+                fprintf(stderr, "edist: stat: %s answered something that is not a map\n",
+                        o.target);
+                out = 1;
+                break;
+            }
+            print_sample(&o, o.target, wall_ms(), v, -1);
+        } else {
+            /* not an edist node: what erts tells of itself */
+            printf("node %s\nkind beam\n", o.target);
+            bool ok = beam_figure(o.target, "processes", "erlang", "system_info",
+                                  "[process_count]", o.timeout_ms);
+            ok = beam_figure(o.target, "memory_bytes", "erlang", "memory", "[total]",
+                             o.timeout_ms) && ok;
+            ok = beam_figure(o.target, "run_queue", "erlang", "statistics", "[run_queue]",
+                             o.timeout_ms) && ok;
+            out = ok ? 0 : 1;
+            fflush(stdout);
+        }
+        if (!o.interval_ms || (o.count && n + 1 >= o.count) || !pause_between(&stop, o.interval_ms))
+            break;
     }
-    fflush(stdout);
     edist_buf_free(&r);
     client_down(node);
     return out;

@@ -165,6 +165,7 @@ static void tick_all(edi_loop *loop, edi_timer *t, void *arg)
                     l->tick.written_seen =
                         l->frames_out; /* a tick is not traffic */
                     nk->stats.ticks_sent++;
+                    l->data.ticks_out++;
                 }
             }
         }
@@ -264,6 +265,11 @@ int edi_nk_get_peer_stats(const edi_nk *nk, const char *peer,
     out->fragmented_messages_received = l->data.fragmented_in;
     out->reassembly_sequences = edi_dist_reasm_open_sequences(l->data.reasm);
     out->reassembly_bytes = edi_dist_reasm_buffered_bytes(l->data.reasm);
+    out->bytes_sent = l->data.bytes_out;
+    out->bytes_received = l->data.bytes_in;
+    out->ticks_sent = l->data.ticks_out;
+    out->ticks_received = l->data.ticks_in;
+    out->connection_id = l->peer ? l->peer->conn_id : 0;
     return 0;
 }
 

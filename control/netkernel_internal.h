@@ -78,6 +78,7 @@ typedef struct nk_data {
     /* Counters for edi_nk_get_peer_stats. */
     uint64_t messages_in, fragments_in, fragmented_in;
     uint64_t messages_out, fragments_out, fragmented_out;
+    uint64_t bytes_in, bytes_out, ticks_in, ticks_out;
 } nk_data;
 
 struct edi_link {

@@ -331,9 +331,11 @@ void edi_nki_data_in(edi_link *l, const edi_frame *f)
     l->frames_in++;
     if (f->len == 0) {
         nk->stats.ticks_received++;
+        l->data.ticks_in++;
         return;
     }
     nk->stats.bytes_received += f->len;
+    l->data.bytes_in += f->len;
     if (f->len >= 2 && f->data[0] == EDIST_TAG_VERSION &&
         (f->data[1] == EDI_DIST_FRAG_HEADER ||
          f->data[1] == EDI_DIST_FRAG_CONT)) {

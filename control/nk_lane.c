@@ -276,6 +276,7 @@ static void do_switch(edi_link *l, edi_lane_link *link)
         return;
     }
     l->data.messages_out++;
+    l->data.bytes_out += nk->out.len;
     nk->stats.messages_sent++;
     nk->stats.bytes_sent += nk->out.len;
     l->data.tx = link;

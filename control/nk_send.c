@@ -172,6 +172,7 @@ static int send_buf(edi_nk *nk, edi_link *l, uint64_t stream,
     if (rc)
         return rc;
     l->data.messages_out++;
+    l->data.bytes_out += len;
     nk->stats.messages_sent++;
     nk->stats.bytes_sent += len;
     link_pump(l);
@@ -227,6 +228,7 @@ static void count_in_place(edi_nk *nk, edi_link *l, size_t frame_bytes)
     nk->stats.messages_sent++;
     nk->stats.messages_in_place++;
     nk->stats.bytes_sent += frame_bytes;
+    l->data.bytes_out += frame_bytes;
 }
 
 int edi_nk_peer_flags(edi_nk *nk, const char *peer, size_t admit_len,

@@ -90,6 +90,9 @@ static const opt_desc opts[EDI_OPT_COUNT] = {
     [EDI_OPT_AUTO_CONNECT_MAX_SIGNALS] = {"auto_connect_max_signals", T_COUNT, "262144", NULL, 1},
     [EDI_OPT_AUTO_CONNECT_MAX_BYTES] = {"auto_connect_max_bytes", T_BYTES, "64M", NULL, 1},
     [EDI_OPT_GLOBAL_CALL_TIMEOUT] = {"global_call_timeout", T_SECONDS, "10", NULL, 1},
+    [EDI_OPT_STATS_INTERVAL] = {"stats_interval", T_SECONDS, "1", NULL, 1},
+    [EDI_OPT_STATS_DIR] = {"stats_dir", T_STRING, NULL, NULL, 1},
+    [EDI_OPT_PUBLISH_STATS] = {"publish_stats", T_BOOL, "true", NULL, 1},
 };
 
 /* "C0,C1,...": CPU numbers (0..1023). */
@@ -593,6 +596,9 @@ int edi_node_options_to_config(edi_node_options *o, int require_name)
     parse_count(o->value[EDI_OPT_AUTO_CONNECT_MAX_SIGNALS], &c->auto_connect_max_signals);
     parse_bytes(o->value[EDI_OPT_AUTO_CONNECT_MAX_BYTES], &c->auto_connect_max_bytes);
     parse_seconds_ms(o->value[EDI_OPT_GLOBAL_CALL_TIMEOUT], &c->global_call_timeout_ms);
+    if (parse_bool(o->value[EDI_OPT_PUBLISH_STATS]) == 1)
+        parse_seconds_ms(o->value[EDI_OPT_STATS_INTERVAL], &c->stats_interval_ms);
+    c->stats_dir = o->value[EDI_OPT_STATS_DIR][0] ? o->value[EDI_OPT_STATS_DIR] : NULL;
     static const edist_idle idles[] = {EDIST_IDLE_ADAPTIVE, EDIST_IDLE_BUSY,
                                        EDIST_IDLE_SLEEP};
     c->idle =

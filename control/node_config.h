@@ -81,6 +81,11 @@
  *                  64M); past them a signal fails with noconnection
  *   global_call_timeout  seconds global waits for another node's name
  *                  server to answer (default 10)
+ *   publish_stats  write the node's counters to a file for `edist stat
+ *                  --local` (bool, default true)
+ *   stats_interval seconds between two writes of it (default 1)
+ *   stats_dir      its directory (default $XDG_RUNTIME_DIR/edist, else
+ *                  /dev/shm/edist-UID)
  * Sizes take a K, M or G suffix (powers of 1024).
  * Booleans: true/false, yes/no, on/off, 1/0; a bare flag (--hidden) means
  * true.
@@ -159,6 +164,9 @@ typedef enum edi_opt_id {
     EDI_OPT_AUTO_CONNECT_MAX_SIGNALS,
     EDI_OPT_AUTO_CONNECT_MAX_BYTES,
     EDI_OPT_GLOBAL_CALL_TIMEOUT,
+    EDI_OPT_STATS_INTERVAL,
+    EDI_OPT_STATS_DIR,
+    EDI_OPT_PUBLISH_STATS,
     EDI_OPT_COUNT
 } edi_opt_id;
 

@@ -4,6 +4,7 @@
  * threads make into it (posted to the loop, waited for with a timeout) are
  * in node_calls.c; node_internal.h lists the other parts. The behaviour of
  * a node lives in control/netkernel.c. */
+#include "control/stats_file.h"
 #include "runtime/node_internal.h"
 #ifdef EDIST_HAVE_DPDK
 #include "dataplane/dpdk/dpdk_lane.h"
@@ -323,6 +324,8 @@ static void node_free(edist_node *n)
 {
     if (n->rt)
         edi_rt_free(n->rt); /* the loop no longer runs */
+    if (n->stats_path[0])
+        unlink(n->stats_path); /* the publisher ended with the runtime */
     edi_services_free(n->services); /* after the runtime, as it asks */
     edi_node_connecting_free_all(n);
     edist_buf_free(&n->rt_frame);
@@ -472,6 +475,18 @@ static int node_runtime_new(edist_node *n)
     int err = edi_rt_new(&rc, &n->rt);
     if (err)
         return err;
+    if (n->cfg.services && n->cfg.stats_interval_ms) {
+        char dir[512];
+        err = edi_stats_dir(n->cfg.stats_dir, dir, sizeof dir);
+        if (err == 0)
+            err = edi_stats_dir_make(dir);
+        if (err == 0)
+            err = edi_stats_path(n->cfg.stats_dir, n->name, n->stats_path,
+                                 sizeof n->stats_path);
+        if (err)
+            return edist_error_prefix(err, "stats file");
+    }
+    n->cfg.stats_dir = NULL; /* the caller's string: start only */
     if (n->cfg.services) {
         err = edi_node_services_start(n);
         if (err)

@@ -47,6 +47,7 @@ struct edist_node {
      * build frames (loop thread). */
     edi_rt *rt;
     edi_services *services;
+    char stats_path[1024]; /* the published counters' file, or "" */
     /* processes told of nodeup/nodedown (services' monitor_nodes):
      * each one its own net kernel subscription; loop thread */
     struct node_sub *node_subs;

@@ -181,6 +181,9 @@ static void lane_link_stat(void *arg, const char *peer, edi_lane_link *link,
 }
 #endif
 
+/* Counters per peer in edist:stats/0 (the map's size, written first). */
+#define PEER_STAT_KEYS 17u
+
 /* edist:stats/0's node part: totals, then peers => #{Peer => #{...}}. */
 static int svc_stats(void *user, edist_buf *b, uint32_t *n)
 {
@@ -193,6 +196,10 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
     edi_services_stat(b, n, "nodeups", ns.nodeups);
     edi_services_stat(b, n, "nodedowns", ns.nodedowns);
     edi_services_stat(b, n, "handshakes_refused", ns.handshakes_refused);
+    edi_services_stat(b, n, "ticks_sent", ns.ticks_sent);
+    edi_services_stat(b, n, "ticks_received", ns.ticks_received);
+    edi_services_stat(b, n, "fragmented_messages_sent", ns.fragmented_messages_sent);
+    edi_services_stat(b, n, "fragmented_messages_received", ns.fragmented_messages_received);
     edi_services_stat(b, n, "messages_received", ns.messages_received);
     edi_services_stat(b, n, "messages_sent", ns.messages_sent);
     edi_services_stat(b, n, "messages_dropped", ns.messages_dropped);
@@ -292,13 +299,24 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
             continue; /* went down meanwhile */
         uint32_t k = 0;
         edist_enc_atomz(&each, peers.names[i]);
-        edist_enc_map(&each, 6);
+        edist_enc_map(&each, PEER_STAT_KEYS);
         edi_services_stat(&each, &k, "messages_sent", ps.messages_sent);
         edi_services_stat(&each, &k, "messages_received", ps.messages_received);
+        edi_services_stat(&each, &k, "bytes_sent", ps.bytes_sent);
+        edi_services_stat(&each, &k, "bytes_received", ps.bytes_received);
         edi_services_stat(&each, &k, "send_queue_bytes", ps.send_queue_bytes);
+        edi_services_stat(&each, &k, "send_queue_messages", ps.send_queue_messages);
+        edi_services_stat(&each, &k, "send_queue_senders", ps.send_queue_senders);
         edi_services_stat(&each, &k, "send_queue_max_bytes", ps.send_queue_max_bytes);
+        edi_services_stat(&each, &k, "send_queue_limit_bytes", ps.send_queue_limit_bytes);
         edi_services_stat(&each, &k, "sends_busy", ps.sends_busy);
+        edi_services_stat(&each, &k, "fragments_sent", ps.fragments_sent);
+        edi_services_stat(&each, &k, "fragments_received", ps.fragments_received);
+        edi_services_stat(&each, &k, "reassembly_sequences", ps.reassembly_sequences);
         edi_services_stat(&each, &k, "reassembly_bytes", ps.reassembly_bytes);
+        edi_services_stat(&each, &k, "ticks_sent", ps.ticks_sent);
+        edi_services_stat(&each, &k, "ticks_received", ps.ticks_received);
+        edi_services_stat(&each, &k, "connection_id", ps.connection_id);
         npeers++;
     }
     edist_node_list_free(&peers);
@@ -348,6 +366,8 @@ int edi_node_services_start(edist_node *n)
         .disconnect = svc_disconnect,
         .global_passive = !n->cfg.connect_all,
         .global_call_timeout_ms = n->cfg.global_call_timeout_ms,
+        .stats_path = n->stats_path[0] ? n->stats_path : NULL,
+        .stats_interval_ms = n->cfg.stats_interval_ms,
         .stats = svc_stats,
     };
     return edi_services_start((edist_runtime *)n->rt, &sc, &n->services);

@@ -3,9 +3,12 @@
  * processes, and the helpers the services files share. rex and erpc are in
  * services_rpc.c, the exported functions in services_demo.c. */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "control/stats_file.h"
 #include "runtime/runtime_internal.h"
 #include "runtime/services_internal.h"
 
@@ -403,6 +406,35 @@ static void net_kernel_main(void *arg)
     }
 }
 
+/* ---- the stats file --------------------------------------------------------- */
+
+/* Every stats_interval_ms: {edist_stats, UnixTimeMs, Stats} to the file,
+ * replaced whole. A write that fails is tried again next time (the file
+ * keeps its last good content, whose time says how old it is). */
+static void stats_publisher_main(void *arg)
+{
+    edi_services *s = arg;
+    edi_svc_px *x = edi_svc_px_new();
+    if (!x)
+        return;
+    for (;;) {
+        edist_sleep_ms(s->cfg.stats_interval_ms);
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        edist_buf_reset(&x->a);
+        edist_buf_reset(&x->b);
+        if (edi_services_stats(s, &x->b) != 0)
+            continue;
+        edist_enc_version(&x->a);
+        edist_enc_tuple(&x->a, 3);
+        edist_enc_atom(&x->a, "edist_stats", 11);
+        edist_enc_int(&x->a, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+        edist_enc_raw(&x->a, x->b.data, x->b.len);
+        if (edist_buf_error(&x->a) == 0)
+            edi_stats_write(s->stats_path, x->a.data, x->a.len);
+    }
+}
+
 /* ---- start and stop ------------------------------------------------------ */
 
 static int start_named(edi_services *s, const char *name, edist_proc_fn fn)
@@ -458,6 +490,12 @@ int edi_services_start(edi_rt *rt, const edi_services_config *cfg,
     if (!(off & EDI_SERVICE_GLOBAL) &&
         (rc = start_named(s, "global_name_server", edi_svc_global_main)) != 0)
         return rc;
+    if (s->cfg.stats_path && s->cfg.stats_interval_ms) {
+        snprintf(s->stats_path, sizeof s->stats_path, "%s", s->cfg.stats_path);
+        edist_procid pid;
+        if ((rc = edi_rt_spawn_here(rt, stats_publisher_main, s, &pid)) != 0)
+            return rc;
+    }
     edi_rt_log(rt, EDIST_LOG_INFO, "services of %s:%s%s%s%s%s%s",
                edist_runtime_node(rt), off & EDI_SERVICE_ECHO ? "" : " echo",
                off & EDI_SERVICE_NET_KERNEL ? "" : " net_kernel",

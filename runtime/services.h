@@ -102,6 +102,11 @@ typedef struct edi_services_config {
     /* global's calls to other nodes' name servers: the wait for an
      * answer (0: EDIST_NODE_GLOBAL_CALL_TIMEOUT_MS_DEFAULT). */
     uint32_t global_call_timeout_ms;
+    /* Publish edist:stats/0's map to this file every stats_interval_ms
+     * (control/stats_file.h), from a process of the services. NULL or 0:
+     * not published. */
+    const char *stats_path;
+    uint32_t stats_interval_ms;
     /* EDI_SERVICE_* bits: services not to start (0: all of them). */
     unsigned disable;
 } edi_services_config;

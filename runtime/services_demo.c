@@ -379,11 +379,8 @@ void edi_services_stat(edist_buf *b, uint32_t *n, const char *key, uint64_t v)
 
 /* A map of counters: the runtime's, and the node's when it has any
  * (edist stat prints it). */
-static int ex_stats(void *user, const edist_term_view *args, uint32_t arity, edist_buf *result)
+int edi_services_stats(edi_services *s, edist_buf *result)
 {
-    (void)args;
-    (void)arity;
-    edi_services *s = user;
     edist_runtime_stats rs;
     int rc = edist_runtime_get_stats(s->rt, &rs);
     if (rc)
@@ -462,6 +459,13 @@ static int ex_stats(void *user, const edist_term_view *args, uint32_t arity, edi
     }
     edist_buf_free(&pairs);
     return rc;
+}
+
+static int ex_stats(void *user, const edist_term_view *args, uint32_t arity, edist_buf *result)
+{
+    (void)args;
+    (void)arity;
+    return edi_services_stats(user, result);
 }
 
 int edi_svc_export_demo(edi_services *s)

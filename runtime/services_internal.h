@@ -60,6 +60,7 @@ typedef struct edi_global_stats {
 struct edi_services {
     edi_rt *rt;
     edi_services_config cfg;
+    char stats_path[1024]; /* cfg.stats_path's copy */
     /* pg's and global's counters */
     edi_pg_stats pg_stats;
     edi_global_stats global_stats;
@@ -207,6 +208,9 @@ int edi_svc_export_table(edi_services *s, const edi_svc_export *table, size_t n)
  * are dropped); nothing allocated, so a kill leaves nothing behind. What
  * edist_demo:pg_join/1 and global_register/1 spawn. */
 void edi_svc_idle_main(void *arg);
+
+/* edist:stats/0's map into result (from a process: it asks every shard). */
+int edi_services_stats(edi_services *s, edist_buf *result);
 
 /* Exports of each file. */
 int edi_svc_export_rpc(edi_services *s);

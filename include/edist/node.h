@@ -161,6 +161,13 @@ typedef struct edist_node_config {
      * long. NULL: such output is discarded. */
     void (*output)(void *user, const char *line, size_t len);
     void *output_user;
+    /* Publish the node's counters (edist:stats/0) every stats_interval_ms
+     * to a file only this user can read, for `edist stat --local`: in
+     * stats_dir, or NULL: $XDG_RUNTIME_DIR/edist, else
+     * /dev/shm/edist-UID. 0: not published (the default; `edist node`
+     * publishes every second). The file goes when the node stops. */
+    uint32_t stats_interval_ms;
+    const char *stats_dir;
     /* Called once during edist_node_start, on the caller's thread, with
      * the node's runtime, before the node serves any connection: export
      * the functions peers may call here (edist_export_function), so no
@@ -552,6 +559,11 @@ typedef struct edist_node_peer_stats {
     uint64_t fragmented_messages_received;
     uint64_t reassembly_sequences; /* open now */
     uint64_t reassembly_bytes;     /* buffered now */
+    uint64_t bytes_sent;           /* distribution messages, framed */
+    uint64_t bytes_received;
+    uint64_t ticks_sent;
+    uint64_t ticks_received;
+    uint64_t connection_id;        /* as edist_node_event.connection_id */
 } edist_node_peer_stats;
 
 /* EDIST_ENOTFOUND if not connected to peer. Callback-safe. */

@@ -15,6 +15,7 @@ checks=0
 peers_init() {
   tmp=$(mktemp -d "/tmp/$1.XXXXXX")
   export HOME=$tmp # erl's cookie file, if any, lands here
+  export XDG_RUNTIME_DIR=$tmp # and nodes' published counters (edist stat --local)
   trap cleanup EXIT
   # A timeout's SIGTERM (or ^C) must run the EXIT trap too.
   trap 'exit 143' TERM
