@@ -177,8 +177,9 @@ void edi_nki_link_down_why(edi_link *l, const char *reason, bool graceful,
     if (l->dead)
         return;
     edi_peer *p = l->peer;
-    char name[EDI_HS_NAME_MAX_BYTES + 1];
+    char name[EDI_HS_NAME_MAX_BYTES + 1], addr[sizeof l->addr];
     snprintf(name, sizeof name, "%s", l->peer_name);
+    snprintf(addr, sizeof addr, "%s", l->addr);
     bool hidden = l->hidden;
     link_kill(l, graceful);
     if (!p || p->owner != l)
@@ -188,10 +189,10 @@ void edi_nki_link_down_why(edi_link *l, const char *reason, bool graceful,
     if (nk->stats.connections_up)
         nk->stats.connections_up--;
     if (why)
-        nk_log(nk, EDIST_LOG_WARNING, "node down: %s (%s): %s", name, reason,
+        nk_log(nk, EDIST_LOG_WARNING, "node down: %s at %s (%s): %s", name, addr, reason,
                why);
     else
-        nk_log(nk, EDIST_LOG_INFO, "node down: %s (%s)", name, reason);
+        nk_log(nk, EDIST_LOG_INFO, "node down: %s at %s (%s)", name, addr, reason);
     edi_link *waiting = p->state == EDI_PEER_UP_PENDING ? p->pending : NULL;
     if (waiting) {
         p->state = EDI_PEER_PENDING;
