@@ -50,14 +50,15 @@ static void reply(edist_term_view from, edist_term_view ref, const edist_buf *va
     edist_buf_free(&b);
 }
 
+/* Compiled once in main, before the process runs, and freed there after
+ * the node stopped: patterns are read-only, and a green process still
+ * waiting when its node stops never returns (what it owns must be freed
+ * by someone else, or by an edist_at_exit function). */
+static edist_pattern *request, *resume;
+
 static void counter_main(void *arg)
 {
     (void)arg;
-    /* Compiled once; each receive below names which one it waits for. */
-    edist_pattern *request = compile("{From, Ref, Req}");
-    edist_pattern *resume = compile("resume");
-    if (!request || !resume)
-        return;
     int from_i = edist_pattern_var_index(request, "From");
     int ref_i = edist_pattern_var_index(request, "Ref");
     int req_i = edist_pattern_var_index(request, "Req");
@@ -122,7 +123,9 @@ int main(int argc, char **argv)
     }
     edist_runtime *rt = edist_node_runtime(node);
     edist_procid pid;
-    if (edist_runtime_spawn(rt, counter_main, NULL, NULL, &pid) != 0 ||
+    request = compile("{From, Ref, Req}");
+    resume = compile("resume");
+    if (!request || !resume || edist_runtime_spawn(rt, counter_main, NULL, NULL, &pid) != 0 ||
         edist_runtime_register(rt, "counter", pid) != 0) {
         fprintf(stderr, "counter_server: %s\n", edist_last_error());
         edist_node_stop(node);
@@ -133,5 +136,7 @@ int main(int argc, char **argv)
     int sig;
     sigwait(&stop, &sig);
     edist_node_stop(node);
+    edist_pattern_free(request);
+    edist_pattern_free(resume);
     return 0;
 }

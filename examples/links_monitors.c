@@ -63,15 +63,13 @@ static void report(edist_procid to, const char *tag, edist_procid pid, const edi
     edist_buf_free(&b);
 }
 
+/* Compiled in main and freed there once the node stopped (a green process
+ * still waiting when its node stops never returns). */
+static edist_pattern *watch, *exited, *down, *crash;
+
 static void watcher_main(void *arg)
 {
     (void)arg;
-    edist_pattern *watch = compile("{watch, Pid, ReplyTo}");
-    edist_pattern *exited = compile("{'EXIT', Pid, Reason}");
-    edist_pattern *down = compile("{'DOWN', _, process, Pid, Reason}");
-    edist_pattern *crash = compile("{crash, Reason}");
-    if (!watch || !exited || !down || !crash)
-        return;
     edist_trap_exit(true); /* exit signals from linked processes become messages */
     watched w[MAX_WATCHED];
     memset(w, 0, sizeof w);
@@ -147,7 +145,12 @@ int main(int argc, char **argv)
     }
     edist_runtime *rt = edist_node_runtime(node);
     edist_procid pid;
-    if (edist_runtime_spawn(rt, watcher_main, NULL, NULL, &pid) != 0 ||
+    watch = compile("{watch, Pid, ReplyTo}");
+    exited = compile("{'EXIT', Pid, Reason}");
+    down = compile("{'DOWN', _, process, Pid, Reason}");
+    crash = compile("{crash, Reason}");
+    if (!watch || !exited || !down || !crash ||
+        edist_runtime_spawn(rt, watcher_main, NULL, NULL, &pid) != 0 ||
         edist_runtime_register(rt, "watcher", pid) != 0) {
         fprintf(stderr, "links_monitors: %s\n", edist_last_error());
         edist_node_stop(node);
@@ -158,5 +161,9 @@ int main(int argc, char **argv)
     int sig;
     sigwait(&stop, &sig);
     edist_node_stop(node);
+    edist_pattern_free(watch);
+    edist_pattern_free(exited);
+    edist_pattern_free(down);
+    edist_pattern_free(crash);
     return 0;
 }

@@ -35,13 +35,12 @@ static edist_pattern *compile(const char *text)
     return p;
 }
 
-/* The pricer: {price, From, Id, Qty} -> From ! {priced, Id, 100 + Qty}. */
+/* The pricer: {price, From, Id, Qty} -> From ! {priced, Id, 100 + Qty}.
+ * Its pattern is the engine's (arg), freed after the node stopped: a green
+ * process still waiting then never returns. */
 static void pricer_main(void *arg)
 {
-    (void)arg;
-    edist_pattern *req = compile("{price, From, Id, Qty}");
-    if (!req)
-        return;
+    const edist_pattern *req = arg;
     for (;;) {
         edist_term_view m, v[3] = {{0}};
         if (edist_receive(req, v, -1, &m) != 0)
@@ -85,23 +84,26 @@ static void *stopper_main(void *arg)
     return NULL;
 }
 
-static int engine(edist_runtime *rt)
+static int engine(edist_runtime *rt, const edist_pattern *price_req)
 {
     edist_procid self, pricer;
     if (edist_proc_attach_thread(rt, 50, &self) != 0 || edist_register("engine", self) != 0 ||
-        edist_runtime_spawn(rt, pricer_main, NULL, NULL, &pricer) != 0)
+        edist_runtime_spawn(rt, pricer_main, (void *)price_req, NULL, &pricer) != 0)
         return 1;
     edist_pattern *order = compile("{order, From, Id, Qty}");
     edist_pattern *priced = compile("{priced, Id, Price}");
     edist_pattern *stop = compile("stop");
-    if (!order || !priced || !stop)
-        return 1;
-    printf("ready %s\n", edist_procid_node(self));
-    fflush(stdout);
-    for (;;) {
+    int rc = order && priced && stop ? 0 : 1;
+    if (rc == 0) {
+        printf("ready %s\n", edist_procid_node(self));
+        fflush(stdout);
+    }
+    while (rc == 0) {
         edist_term_view m, v[3] = {{0}};
-        if (edist_receive(NULL, NULL, -1, &m) != 0)
-            return 1; /* killed */
+        if (edist_receive(NULL, NULL, -1, &m) != 0) {
+            rc = 1; /* killed */
+            break;
+        }
         if (edist_match(stop, m.ptr, m.len, NULL) == 1)
             break;
         if (edist_match(order, m.ptr, m.len, v) != 1)
@@ -149,7 +151,7 @@ static int engine(edist_runtime *rt)
     edist_pattern_free(priced);
     edist_pattern_free(stop);
     edist_proc_detach_thread(NULL, 0);
-    return 0;
+    return rc;
 }
 
 int main(int argc, char **argv)
@@ -176,11 +178,13 @@ int main(int argc, char **argv)
     s.rt = edist_node_runtime(node);
     pthread_t t;
     pthread_create(&t, NULL, stopper_main, &s);
-    int rc = engine(s.rt);
+    edist_pattern *price_req = compile("{price, From, Id, Qty}");
+    int rc = price_req ? engine(s.rt, price_req) : 1;
     if (rc)
         fprintf(stderr, "thread_engine: %s\n", edist_last_error());
     edist_node_stop(node);
     pthread_cancel(t); /* still in sigwait when the engine failed */
     pthread_join(t, NULL);
+    edist_pattern_free(price_req);
     return rc;
 }
