@@ -20,6 +20,7 @@ struct edi_sendq_msg {
     bool fragmenting;             /* units come from frag */
     edi_sendq_release_fn release; /* NULL: frame is inline (copied) */
     void *release_arg;
+    uint64_t pushed_ns; /* ops.now_ns at push, if given */
     edi_dist_frag frag;
     uint8_t inline_frame[]; /* copied frames */
 };
@@ -131,6 +132,8 @@ static void msg_unref(edi_sendq_msg *m)
     edi_sendq *q = m->q;
     q->bytes -= m->len;
     q->msgs--;
+    if (!q->detached && q->ops.on_sent && q->ops.now_ns)
+        q->ops.on_sent(q->user, q->ops.now_ns(q->user) - m->pushed_ns);
     if (m->release)
         m->release(m->release_arg, m->frame);
     free(m);
@@ -197,6 +200,8 @@ static int enqueue(edi_sendq *q, uint64_t sender, edi_sendq_msg *m)
     }
     m->q = q;
     m->refs = 1; /* the stream's */
+    if (q->ops.now_ns && q->ops.on_sent)
+        m->pushed_ns = q->ops.now_ns(q->user);
     if (s->tail)
         s->tail->next = m;
     else

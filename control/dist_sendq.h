@@ -28,7 +28,8 @@
  *   any message while the port is not busy), and on_writable follows once
  *   bytes_pending fell to half the limit.
  *
- * Pure bookkeeping over memory: no sockets, no clocks, no logging. One
+ * Pure bookkeeping over memory: no sockets, no clocks of its own (the
+ * owner's, if given, times each message), no logging. One
  * thread (the connection's loop thread) owns a queue; nothing blocks.
  * Errors: 0 or a negative edist_err with detail via edist_set_error(). */
 #ifndef EDIST_CONTROL_DIST_SENDQ_H
@@ -60,6 +61,12 @@ typedef struct edi_sendq_ops {
      * fallen to limit_bytes / 2 or below. Once per refusal episode. Same
      * context rule as on_progress. */
     void (*on_writable)(void *user);
+    /* Optional, both or neither: the owner's clock, read when a message
+     * is pushed and when its last unit is released (written, or dropped
+     * with the connection: then not told), and how long the message took
+     * between the two (the scheduler itself reads no clock). */
+    uint64_t (*now_ns)(void *user);
+    void (*on_sent)(void *user, uint64_t waited_ns);
 } edi_sendq_ops;
 
 typedef struct edi_sendq_config {

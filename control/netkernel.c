@@ -270,6 +270,15 @@ int edi_nk_get_peer_stats(const edi_nk *nk, const char *peer,
     out->ticks_sent = l->data.ticks_out;
     out->ticks_received = l->data.ticks_in;
     out->connection_id = l->peer ? l->peer->conn_id : 0;
+    if (l->data.send_wait) {
+        const edi_hist *h = l->data.send_wait;
+        out->send_wait_count = atomic_load_explicit(&h->count, memory_order_relaxed);
+        out->send_wait_p50_ns = edi_hist_quantile(h, 0.50);
+        out->send_wait_p90_ns = edi_hist_quantile(h, 0.90);
+        out->send_wait_p99_ns = edi_hist_quantile(h, 0.99);
+        out->send_wait_p999_ns = edi_hist_quantile(h, 0.999);
+        out->send_wait_max_ns = atomic_load_explicit(&h->max, memory_order_relaxed);
+    }
     return 0;
 }
 

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 
+#include "base/histogram.h"
 #include "control/dist_build.h"
 #include "control/dist_msg.h"
 #include "control/dist_reasm.h"
@@ -79,6 +80,10 @@ typedef struct nk_data {
     uint64_t messages_in, fragments_in, fragmented_in;
     uint64_t messages_out, fragments_out, fragmented_out;
     uint64_t bytes_in, bytes_out, ticks_in, ticks_out;
+    /* How long each message to the peer waited in its scheduler until
+     * the connection had taken all of it (messages written in place into
+     * the lane waited for nothing: 0). */
+    edi_hist *send_wait;
 } nk_data;
 
 struct edi_link {

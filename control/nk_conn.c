@@ -164,6 +164,10 @@ void edi_nki_handshake_done(edi_link *l)
         .ops = &edi_nki_sq_ops,
         .user = l,
     };
+    /* the histogram first: the scheduler times messages into it */
+    l->data.send_wait = malloc(sizeof *l->data.send_wait);
+    if (l->data.send_wait)
+        edi_hist_init(l->data.send_wait);
     rc = edi_sendq_new(&qc, &l->data.sq);
     if (rc) {
         edi_nki_link_fail(l, rc, "no memory for the send queue");

@@ -25,6 +25,7 @@ void edi_nki_link_maybe_free(edi_link *l)
         l->lookup->link = NULL;
     edi_hs_wipe(&l->hs);
     edi_dist_reasm_free(l->data.reasm);
+    free(l->data.send_wait);
     edi_sendq_detach(l->data.sq);
     edi_nki_lane_free(l);
     free(l);

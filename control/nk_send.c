@@ -4,6 +4,8 @@
  * senders waiting for room. */
 #include "control/netkernel_internal.h"
 
+#include "base/clock.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,9 +129,24 @@ static void sq_writable(void *user)
     edi_nki_arm_pump(l);
 }
 
+static uint64_t sq_now_ns(void *user)
+{
+    (void)user;
+    return edi_now_ns();
+}
+
+static void sq_sent(void *user, uint64_t waited_ns)
+{
+    edi_link *l = user;
+    if (l->data.send_wait)
+        edi_hist_record(l->data.send_wait, waited_ns);
+}
+
 const edi_sendq_ops edi_nki_sq_ops = {
     .on_progress = sq_progress,
     .on_writable = sq_writable,
+    .now_ns = sq_now_ns,
+    .on_sent = sq_sent,
 };
 
 /* busy_dist_port is the scheduler's limit (it counts every byte it holds
@@ -229,6 +246,8 @@ static void count_in_place(edi_nk *nk, edi_link *l, size_t frame_bytes)
     nk->stats.messages_in_place++;
     nk->stats.bytes_sent += frame_bytes;
     l->data.bytes_out += frame_bytes;
+    if (l->data.send_wait)
+        edi_hist_record(l->data.send_wait, 0);
 }
 
 int edi_nk_peer_flags(edi_nk *nk, const char *peer, size_t admit_len,

@@ -182,7 +182,7 @@ static void lane_link_stat(void *arg, const char *peer, edi_lane_link *link,
 #endif
 
 /* Counters per peer in edist:stats/0 (the map's size, written first). */
-#define PEER_STAT_KEYS 17u
+#define PEER_STAT_KEYS 23u
 
 /* edist:stats/0's node part: totals, then peers => #{Peer => #{...}}. */
 static int svc_stats(void *user, edist_buf *b, uint32_t *n)
@@ -317,6 +317,12 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
         edi_services_stat(&each, &k, "ticks_sent", ps.ticks_sent);
         edi_services_stat(&each, &k, "ticks_received", ps.ticks_received);
         edi_services_stat(&each, &k, "connection_id", ps.connection_id);
+        edi_services_stat(&each, &k, "send_wait_count", ps.send_wait_count);
+        edi_services_stat(&each, &k, "send_wait_p50_ns", ps.send_wait_p50_ns);
+        edi_services_stat(&each, &k, "send_wait_p90_ns", ps.send_wait_p90_ns);
+        edi_services_stat(&each, &k, "send_wait_p99_ns", ps.send_wait_p99_ns);
+        edi_services_stat(&each, &k, "send_wait_p999_ns", ps.send_wait_p999_ns);
+        edi_services_stat(&each, &k, "send_wait_max_ns", ps.send_wait_max_ns);
         npeers++;
     }
     edist_node_list_free(&peers);

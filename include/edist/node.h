@@ -564,6 +564,14 @@ typedef struct edist_node_peer_stats {
     uint64_t ticks_sent;
     uint64_t ticks_received;
     uint64_t connection_id;        /* as edist_node_event.connection_id */
+    /* How long messages to the peer waited in its send scheduler until
+     * the connection had taken all of each (its fragments too; a message
+     * written in place into the lane counts as 0), from a log-linear
+     * histogram (16 buckets per power of two, within 6.25%): how many,
+     * percentiles and the largest, in nanoseconds. */
+    uint64_t send_wait_count;
+    uint64_t send_wait_p50_ns, send_wait_p90_ns, send_wait_p99_ns, send_wait_p999_ns;
+    uint64_t send_wait_max_ns;
 } edist_node_peer_stats;
 
 /* EDIST_ENOTFOUND if not connected to peer. Callback-safe. */

@@ -39,7 +39,12 @@ assert 1000 <= p["messages_sent"] < 1100, p
 assert p["bytes_received"] > 1000 * 10 and p["bytes_sent"] > 1000 * 10, p
 assert d["stats"]["messages_received"] >= 1000, d["stats"]["messages_received"]
 assert d.get("age_ms", 0) < 5000, d["age_ms"]
-print(p["messages_received"], p["messages_sent"], p["bytes_received"], p["bytes_sent"])'
+# every message to the peer timed: the histogram behind the percentiles
+assert p["send_wait_count"] >= 1000, p
+assert p["send_wait_p50_ns"] <= p["send_wait_p99_ns"] <= p["send_wait_max_ns"], p
+print(p["messages_received"], p["messages_sent"], p["bytes_received"], p["bytes_sent"],
+      "send wait p50/p99/max us %.1f/%.1f/%.1f" % (p["send_wait_p50_ns"] / 1e3,
+      p["send_wait_p99_ns"] / 1e3, p["send_wait_max_ns"] / 1e3))'
 r=$("$EDIST" stat --local "$N" --stats-dir "$D" --json | python3 -c "$check") ||
   fail "stat --local --json: $("$EDIST" stat --local "$N" --stats-dir "$D" --json | head -c 600)"
 ok "stat --local $N --json: erl's peer received/sent/bytes in/out = $r"

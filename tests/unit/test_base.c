@@ -11,6 +11,7 @@
 
 #include "base/bytes.h"
 #include "base/clock.h"
+#include "base/histogram.h"
 #include "base/log.h"
 #include "edist/error.h"
 
@@ -193,6 +194,35 @@ static void test_ratelimit(void **state)
     assert_int_equal(taken, 3);
 }
 
+/* The histogram: exact below 16, within 6.25% above, quantiles from the
+ * bucket that holds them, never above the largest value. */
+static void test_histogram(void **state)
+{
+    (void)state;
+    static edi_hist h;
+    edi_hist_init(&h);
+    assert_int_equal(edi_hist_quantile(&h, 0.5), 0);
+    for (uint64_t v = 0; v < 16; v++)
+        assert_int_equal(edi_hist_upper(edi_hist_index(v)), v);
+    /* every value lands in a bucket whose upper end is within 6.25% */
+    for (uint64_t v = 16; v < ((uint64_t)1 << 40); v = v * 3 / 2 + 7) {
+        uint64_t u = edi_hist_upper(edi_hist_index(v));
+        assert_true(u >= v);
+        assert_true(u - v <= v / 16);
+        assert_true(edi_hist_index(v) < EDI_HIST_BUCKETS);
+    }
+    assert_int_equal(edi_hist_index(UINT64_MAX), EDI_HIST_BUCKETS - 1);
+    /* 1..1000 us in ns: p50 ~500 us, p99 ~990 us, max 1000 us */
+    for (uint64_t us = 1; us <= 1000; us++)
+        edi_hist_record(&h, us * 1000);
+    assert_int_equal(atomic_load(&h.count), 1000);
+    uint64_t p50 = edi_hist_quantile(&h, 0.5), p99 = edi_hist_quantile(&h, 0.99);
+    assert_true(p50 >= 500000 && p50 <= 500000 + 500000 / 16);
+    assert_true(p99 >= 990000 && p99 <= 1000000);
+    assert_int_equal(edi_hist_quantile(&h, 1.0), 1000000);
+    assert_int_equal(atomic_load(&h.max), 1000000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -200,6 +230,7 @@ int main(void)
         cmocka_unit_test(test_error_prefix_no_detail),
         cmocka_unit_test(test_error_prefix_long),
         cmocka_unit_test(test_clock),
+        cmocka_unit_test(test_histogram),
         cmocka_unit_test(test_big_endian),
         cmocka_unit_test(test_log_levels),
         cmocka_unit_test(test_log_nowhere),
