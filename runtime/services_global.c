@@ -707,23 +707,83 @@ static int user_resolve(edi_services *s, edist_term_view name, edist_procid a, e
     return 0;
 }
 
-/* The user's resolver, or random_exit_name: the one on the smaller node
- * stays, the other is killed. Returns the one that stays (null: none). */
-static edist_procid resolve_clash(gl_state *st, edist_term_view name, edist_procid a,
-                                  edist_procid b)
+/* global's own methods, when the name's method is one of them as an
+ * external fun (fun global:F/3, what OTP sends for the defaults and what
+ * edist sends): which, or GL_METHOD_OTHER (a fun of the user's, which
+ * cannot run here: random_exit_name stands in). */
+typedef enum gl_method {
+    GL_METHOD_OTHER = 0,
+    GL_METHOD_EXIT,   /* random_exit_name: the other is killed */
+    GL_METHOD_NOTIFY, /* random_notify_name: the other is told */
+    GL_METHOD_ALL,    /* notify_all_name: both told, neither keeps it */
+} gl_method;
+
+static gl_method method_of(edist_term_view method)
 {
-    edist_procid keep;
-    gcount(&st->s->global_stats.clashes, 1);
-    if (user_resolve(st->s, name, a, b, &keep) == 0)
+    edist_cursor c;
+    edist_export e;
+    if (!method.ptr)
+        return GL_METHOD_OTHER;
+    edist_cursor_init(&c, method.ptr, method.len);
+    if (edist_dec_export(&c, &e) != 0 || e.arity != 3 || e.module.len != 6 ||
+        memcmp(e.module.ptr, "global", 6) != 0)
+        return GL_METHOD_OTHER;
+    if (e.function.len == 18 && !memcmp(e.function.ptr, "random_notify_name", 18))
+        return GL_METHOD_NOTIFY;
+    if (e.function.len == 15 && !memcmp(e.function.ptr, "notify_all_name", 15))
+        return GL_METHOD_ALL;
+    return GL_METHOD_EXIT;
+}
+
+/* {global_name_conflict, Name} or, with other, {..., Name, Other} to pid. */
+static void tell_conflict(edist_procid to, edist_term_view name, const edist_procid *other)
+{
+    edist_buf b;
+    edist_buf_init(&b);
+    edist_enc_tuple(&b, other ? 3 : 2);
+    edist_enc_atom(&b, "global_name_conflict", 20);
+    edist_enc_raw(&b, name.ptr, name.len);
+    if (other)
+        edist_enc_procid(&b, *other);
+    if (edist_buf_error(&b) == 0)
+        edist_send(to, b.data, b.len);
+    edist_buf_free(&b);
+}
+
+/* Resolve a clash of name between a and b as the method says (global's
+ * resolve_it): the pid that keeps the name, or null (none). The C
+ * resolver, when one is set, decides instead. */
+static edist_procid resolve_by(edi_services *s, edist_term_view name, edist_term_view method,
+                               edist_procid a, edist_procid b)
+{
+    edist_procid keep, min, max;
+    if (user_resolve(s, name, a, b, &keep) == 0)
         return keep;
-    edist_procid min, max;
     minmax(a, b, &min, &max);
-    edi_rt_log(st->s->rt, EDIST_LOG_WARNING,
+    switch (method_of(method)) {
+    case GL_METHOD_NOTIFY:
+        tell_conflict(max, name, NULL);
+        return min;
+    case GL_METHOD_ALL:
+        tell_conflict(a, name, &b);
+        tell_conflict(b, name, &a);
+        return EDIST_PROCID_NULL;
+    case GL_METHOD_EXIT:
+    case GL_METHOD_OTHER:
+        break;
+    }
+    edi_rt_log(s->rt, EDIST_LOG_WARNING,
                "global: name conflict: a name held on %s and on %s; terminating the one on %s",
                edist_procid_node(a), edist_procid_node(b), edist_procid_node(max));
-    (void)name;
     edist_exit_signal(max, EDIST_REASON_KILL.ptr, EDIST_REASON_KILL.len);
     return min;
+}
+
+static edist_procid resolve_clash(gl_state *st, edist_term_view name, edist_term_view method,
+                                  edist_procid a, edist_procid b)
+{
+    gcount(&st->s->global_stats.clashes, 1);
+    return resolve_by(st->s, name, method, a, b);
 }
 
 static void enc_insert(edist_buf *b, edist_term_view name, edist_procid pid, edist_term_view method)
@@ -768,8 +828,10 @@ static void exchange_names(gl_state *st, gl_session *x, edist_term_view names)
             }
             if (node_cmp(st->me, x->node) > 0)
                 continue; /* he resolves it */
+            /* as global: the method registered with our pid decides */
             edist_procid mine = e->pid;
-            edist_procid keep = resolve_clash(st, name, pid, mine);
+            edist_procid keep = resolve_clash(st, name, (edist_term_view){e->method, e->method_len},
+                                              pid, mine);
             if (edist_procid_is_null(keep)) {
                 /* none: gone on both sides */
                 edist_enc_tuple(&x->ops, 2);
@@ -2564,18 +2626,13 @@ static int ex_resolve_it(void *user, const edist_term_view *args, uint32_t arity
                          edist_buf *result)
 {
     (void)arity;
-    edist_procid a, b, min, max;
+    edist_procid a, b;
     if (edi_svc_pid(args[2], &a) != 0 || edi_svc_pid(args[3], &b) != 0)
         return edi_raise_error_atom("badarg");
-    edist_procid keep;
-    if (user_resolve(user, args[1], a, b, &keep) == 0)
-        return edist_procid_is_null(keep) ? edist_enc_atom(result, "none", 4)
-                                          : edist_enc_procid(result, keep);
-    minmax(a, b, &min, &max);
-    edist_exit_signal(max, EDIST_REASON_KILL.ptr, EDIST_REASON_KILL.len);
-    return edist_enc_procid(result, min);
+    edist_procid keep = resolve_by(user, args[1], args[0], a, b);
+    return edist_procid_is_null(keep) ? edist_enc_atom(result, "none", 4)
+                                      : edist_enc_procid(result, keep);
 }
-
 
 static int ex_demo_global_register(void *user, const edist_term_view *args, uint32_t arity,
                                    edist_buf *result)

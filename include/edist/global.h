@@ -72,8 +72,9 @@ int edist_global_trans(const void *id, size_t len, int (*fn)(void *arg), void *a
  * first shard: it must not block (sending is fine). Return 0; anything
  * else falls back to the default. The default, as OTP's
  * global:random_exit_name/3: the pid on the node with the smaller name
- * stays, the other is killed. An Erlang node's resolve method (a fun) is
- * never run here. */
+ * stays, the other is killed; a name registered with global's
+ * random_notify_name or notify_all_name (as fun global:F/3) resolves as
+ * those do. Another Erlang fun is never run here. */
 typedef struct edist_node edist_node;
 typedef int (*edist_global_resolve_fn)(void *user, edist_term_view name, edist_procid pid1,
                                        edist_procid pid2, edist_procid *keep);

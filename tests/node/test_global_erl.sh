@@ -72,6 +72,23 @@ wait_until 10 e_true "global:whereis_name(svc) =:= undefined andalso $(on "$M" "
   fail "the dead edist holder's name is still listed: $(erl_eval "$E" "global:whereis_name(svc).")"
 ok "a holder that dies (erl's, edist's) loses its name on every node"
 
+# global:resolve_it/4 on an edist node runs global's own methods given as
+# external funs, as the node of a clashing pid is asked to by global.
+r=$(erl_eval "$E" "W = fun() -> receive M -> exit({got, M}) after 5000 -> exit(nothing) end end,
+  {P1, R1} = spawn_monitor(W), {P2, R2} = spawn_monitor(W),
+  None = rpc:call('$N@$HOST', global, resolve_it, [fun global:notify_all_name/3, clash1, P1, P2]),
+  D1 = receive {'DOWN', R1, _, _, X1} -> X1 end, D2 = receive {'DOWN', R2, _, _, X2} -> X2 end,
+  {None, D1 =:= {got, {global_name_conflict, clash1, P2}}, D2 =:= {got, {global_name_conflict, clash1, P1}}}.")
+[ "$r" = "{ok,{none,true,true}}" ] || fail "resolve_it notify_all_name on $N: $r"
+r=$(erl_eval "$E" "W = fun() -> receive M -> exit({got, M}) after 1000 -> exit(nothing) end end,
+  {P1, R1} = spawn_monitor(W), {P2, R2} = spawn_monitor(W),
+  Keep = rpc:call('$N@$HOST', global, resolve_it, [fun global:random_notify_name/3, clash2, P1, P2]),
+  Told = [X || {R, X} <- [receive {'DOWN', R1, _, _, X1} -> {R1, X1} end,
+                          receive {'DOWN', R2, _, _, X2} -> {R2, X2} end], X =/= nothing],
+  {lists:member(Keep, [P1, P2]), Told}.")
+[ "$r" = "{ok,{true,[{got,{global_name_conflict,clash2}}]}}" ] || fail "resolve_it random_notify_name on $N: $r"
+ok "global:resolve_it on edist: notify_all_name tells both and keeps none; random_notify_name keeps one and tells the other"
+
 # unregister and re_register through edist.
 r=$(erl_eval "$E" "P = spawn(fun() -> receive stop -> ok end end),
   {$(on "$M" "register_name, [un, P]"), $(on "$N" "re_register_name, [un, P]"),
