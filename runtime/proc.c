@@ -1229,6 +1229,29 @@ static int do_at_exit(edi_rt *rt, void *arg)
     return 0;
 }
 
+static int do_at_exit_cancel(edi_rt *rt, void *arg)
+{
+    (void)rt;
+    at_exit_ctx *c = arg;
+    edi_proc *p = c->self;
+    for (uint8_t i = p->n_at_exit; i-- > 0;) {
+        if (p->at_exit[i].fn != c->fn || p->at_exit[i].arg != c->arg)
+            continue;
+        memmove(&p->at_exit[i], &p->at_exit[i + 1],
+                (size_t)(p->n_at_exit - i - 1) * sizeof *p->at_exit);
+        p->n_at_exit--;
+        return 0;
+    }
+    return edist_set_error(EDIST_ENOTFOUND, "at_exit: no such function registered");
+}
+
+int edist_at_exit_cancel(void (*fn)(void *arg), void *arg)
+{
+    NEED_SELF(self);
+    at_exit_ctx c = {self, fn, arg};
+    return edi_rt_run(self->rt, do_at_exit_cancel, &c);
+}
+
 int edist_at_exit(void (*fn)(void *arg), void *arg)
 {
     NEED_SELF(self);

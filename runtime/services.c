@@ -196,18 +196,31 @@ void edi_svc_idle_main(void *arg)
         ;
 }
 
+static void reply_free(void *arg)
+{
+    edist_buf_free(arg);
+    free(arg);
+}
+
 int edi_svc_reply(edi_services *s, edist_procid to, edist_term_view tag, const void *value,
                   size_t len, edi_svc_how how)
 {
-    edist_buf b;
-    edist_buf_init(&b);
-    edist_enc_tuple(&b, 2);
-    edist_enc_raw(&b, tag.ptr, tag.len);
-    edist_enc_raw(&b, value, len);
-    int rc = edist_buf_error(&b);
+    edist_buf *b = malloc(sizeof *b);
+    if (!b)
+        return edist_set_error(EDIST_ENOMEM, "reply: no memory");
+    edist_buf_init(b);
+    edist_enc_tuple(b, 2);
+    edist_enc_raw(b, tag.ptr, tag.len);
+    edist_enc_raw(b, value, len);
+    int rc = edist_buf_error(b);
+    /* A reply that may wait for room is freed by the process's end if it
+     * is killed meanwhile (it would never return here). */
+    bool guarded = rc == 0 && how != EDI_SVC_FORCE && edist_at_exit(reply_free, b) == 0;
     if (rc == 0)
-        rc = edi_svc_send(s, to, b.data, b.len, how);
-    edist_buf_free(&b);
+        rc = edi_svc_send(s, to, b->data, b->len, how);
+    if (guarded)
+        edist_at_exit_cancel(reply_free, b);
+    reply_free(b);
     return rc;
 }
 

@@ -352,6 +352,11 @@ int edist_trap_exit(bool on);
  * first), on the shard thread outside the process: free resources only, no
  * edist_* process calls. At most 64 per process. */
 int edist_at_exit(void (*fn)(void *arg), void *arg);
+/* Take back the latest edist_at_exit(fn, arg) of the calling process
+ * without running it: for memory a process holds only across a wait (a
+ * green process killed while it waits never returns to free it). 0, or
+ * EDIST_ENOTFOUND. */
+int edist_at_exit_cancel(void (*fn)(void *arg), void *arg);
 
 /* Let other runnable processes run (green); a no-op in thread processes. */
 int edist_yield(void);

@@ -1767,6 +1767,10 @@ static void with_at_exit(void *arg)
     (void)arg;
     CHECK_RC(edist_at_exit(note_exit, (void *)1), 0);
     CHECK_RC(edist_at_exit(note_exit, (void *)10), 0);
+    /* taken back: it must not run (and a second cancel finds nothing) */
+    CHECK_RC(edist_at_exit(note_exit, (void *)100), 0);
+    CHECK_RC(edist_at_exit_cancel(note_exit, (void *)100), 0);
+    CHECK_RC(edist_at_exit_cancel(note_exit, (void *)100), EDIST_ENOTFOUND);
     idle_forever(NULL);
 }
 
