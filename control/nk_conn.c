@@ -201,6 +201,8 @@ void edi_nki_handshake_done(edi_link *l)
     p->conn_id = ++nk->last_conn_id;
     p->orphan_deadline_ms = 0;
     nk->stats.nodeups++;
+    if (l->role == EDI_HS_ACCEPTOR)
+        nk->stats.handshakes_accepted++;
     nk->stats.connections_up++;
     char fl[256];
     flags_summary(l->flags, fl, sizeof fl);

@@ -233,6 +233,12 @@ void edi_nki_link_fail(edi_link *l, int err, const char *detail)
     bool quiet = err == EDIST_EEXIST; /* lost a simultaneous connect: normal */
     if (!quiet) {
         nk->stats.handshakes_refused++;
+        if (err == EDIST_EAUTH)
+            nk->stats.handshakes_refused_auth++;
+        else if (err == EDIST_EPROTO || err == EDIST_EBADTAG || err == EDIST_ETRUNC)
+            nk->stats.handshakes_refused_protocol++;
+        else if (err == EDIST_ETIMEDOUT)
+            nk->stats.handshakes_timed_out++;
         /* "dropped" when it ran out of time, "refused" when we said no. */
         const char *what = err == EDIST_ETIMEDOUT ? "dropped"
                            : err == EDIST_ECLOSED ? "closed"
@@ -242,11 +248,11 @@ void edi_nki_link_fail(edi_link *l, int err, const char *detail)
                                 !l->named && err == EDIST_ETIMEDOUT
                                     ? NK_RL_FIRST_MESSAGE
                                     : NK_RL_INCOMING_FAILED,
-                                EDIST_LOG_INFO, "connection from %s %s: %s",
-                                l->addr, what, detail);
+                                err == EDIST_EAUTH ? EDIST_LOG_WARNING : EDIST_LOG_INFO,
+                                "connection from %s %s: %s", l->addr, what, detail);
         else
-            nk_log(nk, EDIST_LOG_INFO, "connection to %s failed: %s",
-                   l->peer_name, detail);
+            nk_log(nk, err == EDIST_EAUTH ? EDIST_LOG_WARNING : EDIST_LOG_INFO,
+                   "connection to %s at %s failed: %s", l->peer_name, l->addr, detail);
     } else {
         nk_log(nk, EDIST_LOG_DEBUG, "connection %s %s dropped: %s",
                l->role == EDI_HS_ACCEPTOR ? "from" : "to",

@@ -284,6 +284,10 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
                       ns.handshakes_refused_address);
     edi_services_stat(b, n, "handshakes_refused_full",
                       ns.handshakes_refused_full);
+    edi_services_stat(b, n, "handshakes_accepted", ns.handshakes_accepted);
+    edi_services_stat(b, n, "handshakes_refused_auth", ns.handshakes_refused_auth);
+    edi_services_stat(b, n, "handshakes_refused_protocol", ns.handshakes_refused_protocol);
+    edi_services_stat(b, n, "handshakes_timed_out", ns.handshakes_timed_out);
     edi_services_stat(b, n, "messages_in_place", ns.messages_in_place);
     edi_services_stat(b, n, "lane_queue_full", ns.lane_queue_full);
     edi_services_stat(b, n, "messages_uncopied", ns.messages_uncopied);

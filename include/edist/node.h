@@ -504,6 +504,12 @@ typedef struct edist_node_stats {
     uint64_t first_message_timeouts;     /* no name within the deadline */
     uint64_t handshakes_refused_address; /* its address had no room */
     uint64_t handshakes_refused_full;    /* every handshake past its name */
+    /* Handshakes by outcome: incoming ones completed, and failures by
+     * reason (each failure is also in handshakes_refused). */
+    uint64_t handshakes_accepted;
+    uint64_t handshakes_refused_auth;     /* wrong cookie, or not allowed */
+    uint64_t handshakes_refused_protocol; /* garbage, a broken message */
+    uint64_t handshakes_timed_out;        /* no name, or no setup, in time */
     /* The send path (issue 9). */
     uint64_t messages_in_place;   /* written straight into a lane */
     uint64_t lane_queue_full;     /* a lane had no room (lane_queue_limit_bytes):

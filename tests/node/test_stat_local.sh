@@ -61,6 +61,18 @@ ok "--interval 0.3 --count 3: three samples, newer ones later"
 r=$("$EDIST" stat "$N@$HOST" --cookie "$COOKIE" --json | python3 -c "$check" 2>&1) ||
   fail "stat NODE --json: $r"
 ok "edist stat $N@$HOST --json (over distribution) agrees: $r"
+r=$("$EDIST" ping "$N@$HOST" --cookie wrong 2>/dev/null)
+[ "$r" = pang ] || fail "ping with a wrong cookie: $r"
+sleep 0.5
+r=$("$EDIST" stat --local "$N" --stats-dir "$D" --json | python3 -c 'import json, sys
+s = json.load(sys.stdin)["stats"]
+assert s["handshakes_refused_auth"] == 1, s["handshakes_refused_auth"]
+assert s["handshakes_accepted"] >= 2, s["handshakes_accepted"]
+print(s["handshakes_accepted"], s["handshakes_refused_auth"], s["handshakes_refused"])') ||
+  fail "handshake counters: $r"
+grep -q "warning edist node: connection from .* refused: .*cookie" "$tmp/n.err" ||
+  fail "no warning line for the wrong cookie: $(grep -i cookie "$tmp/n.err" | head -3)"
+ok "a ping with a wrong cookie: handshakes accepted/refused_auth/refused = ${r// //}, and a warning line"
 "$EDIST" stat --local nosuch --stats-dir "$D" >"$tmp/r.out" 2>&1
 [ $? = 1 ] && grep -q "no node named nosuch" "$tmp/r.out" || fail "stat --local nosuch: $(cat "$tmp/r.out")"
 ok "stat --local of a node that does not publish: a clear error"
