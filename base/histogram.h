@@ -2,7 +2,7 @@
 /* A log-linear histogram of durations in nanoseconds, as HdrHistogram
  * keeps them: exact below 16, then 16 buckets per power of two (each
  * within 6.25% of its values), up to 2^40 ns (18 minutes; larger values
- * count there). Fixed size, no allocation, recording is a few
+ * share one last bucket). Fixed size, no allocation, recording is a few
  * instructions; one writer, readers take what they see (counts are
  * relaxed atomics, so a reader on another thread may be a record
  * behind). */
@@ -16,7 +16,9 @@
 #define EDI_HIST_SUB_BITS 4
 #define EDI_HIST_SUB (1u << EDI_HIST_SUB_BITS)
 #define EDI_HIST_MAX_EXP 40
-#define EDI_HIST_BUCKETS ((EDI_HIST_MAX_EXP - EDI_HIST_SUB_BITS + 2) * EDI_HIST_SUB)
+/* every power of two from 2^SUB_BITS below 2^MAX_EXP, then one bucket
+ * for 2^MAX_EXP and above */
+#define EDI_HIST_BUCKETS ((EDI_HIST_MAX_EXP - EDI_HIST_SUB_BITS + 1) * EDI_HIST_SUB + 1)
 
 typedef struct edi_hist {
     _Atomic uint64_t count;

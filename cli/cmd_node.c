@@ -210,25 +210,36 @@ int cmd_ping(int argc, char **argv)
         cli_print_version();
         return 0;
     }
-    /* --timeout is ping's own; the rest are the node's options. */
+    /* --timeout (or -timeout, =S too) is ping's own; the rest are the
+     * node's options. */
     int64_t timeout_ms = 0;
-    char *rest[argc + 1];
+    static char *rest[256];
+    if (argc >= 256) {
+        fprintf(stderr, "edist ping: too many arguments\n");
+        return 2;
+    }
     int nrest = 0;
     for (int i = 0; i < argc; i++) {
-        if (i > 0 && (!strcmp(argv[i], "--timeout") || !strcmp(argv[i], "-timeout"))) {
-            char *end = NULL;
-            double v = i + 1 < argc ? strtod(argv[i + 1], &end) : 0;
-            if (i + 1 >= argc || end == argv[i + 1] || *end || !(v > 0) || v > 86400) {
-                fprintf(stderr, "edist ping: --timeout: '%s' is not a time in seconds\n",
-                        i + 1 < argc ? argv[i + 1] : "");
-                ping_usage(stderr);
-                return 2;
-            }
-            timeout_ms = (int64_t)(v * 1000 + 0.5);
-            i++;
+        const char *a = argv[i], *v = NULL;
+        const char *name = !strncmp(a, "--", 2) ? a + 2 : a[0] == '-' ? a + 1 : NULL;
+        bool is_timeout = i > 0 && name && !strncmp(name, "timeout", 7) &&
+                          (name[7] == '\0' || name[7] == '=');
+        if (!is_timeout) {
+            rest[nrest++] = argv[i];
             continue;
         }
-        rest[nrest++] = argv[i];
+        if (name[7] == '=')
+            v = name + 8;
+        else if (i + 1 < argc)
+            v = argv[++i];
+        char *end = NULL;
+        double sec = v ? strtod(v, &end) : 0;
+        if (!v || end == v || *end || !(sec > 0) || sec > 86400) {
+            fprintf(stderr, "edist ping: --timeout: '%s' is not a time in seconds\n", v ? v : "");
+            ping_usage(stderr);
+            return 2;
+        }
+        timeout_ms = (int64_t)(sec * 1000 + 0.5);
     }
     rest[nrest] = NULL;
     argc = nrest;

@@ -235,39 +235,103 @@ static int print_stats(edist_term_view map)
     return 0;
 }
 
-/* One rpc whose value is printed after label; false when it failed. */
-static bool beam_figure(const char *target, const char *label, const char *m, const char *f,
-                        const char *args_text, int64_t timeout_ms)
+/* One rpc's value into *value (reset); false when it failed. */
+static bool beam_value(const char *target, const char *m, const char *f, const char *args_text,
+                       int64_t timeout_ms, edist_buf *value)
 {
-    edist_buf args, r;
+    edist_buf args;
     edist_buf_init(&args);
-    edist_buf_init(&r);
     edist_parse_error pe;
     edist_rpc_status st = EDIST_RPC_BADRPC;
+    edist_buf_reset(value);
     bool ok = edist_term_parse(args_text, strlen(args_text), &args, NULL, &pe) == 0 &&
-              edist_rpc_call(target, m, f, args.data, args.len, timeout_ms, &r, &st) == 0 &&
+              edist_rpc_call(target, m, f, args.data, args.len, timeout_ms, value, &st) == 0 &&
               st == EDIST_RPC_OK;
-    if (ok) {
-        printf("%s", label);
-        print_term(" ", (edist_term_view){r.data, r.len});
-        printf("\n");
-    }
     edist_buf_free(&args);
-    edist_buf_free(&r);
+    return ok;
+}
+
+static int json_term(edist_term_view v);
+static void json_string(const char *p, size_t n);
+
+/* A BEAM node: a few of erts' figures, as text lines or one JSON object. */
+static bool beam_figures(const client_opts *o)
+{
+    static const struct {
+        const char *label, *m, *f, *args;
+    } figures[] = {
+        {"processes", "erlang", "system_info", "[process_count]"},
+        {"memory_bytes", "erlang", "memory", "[total]"},
+        {"run_queue", "erlang", "statistics", "[run_queue]"},
+    };
+    edist_buf v;
+    edist_buf_init(&v);
+    bool ok = true;
+    if (o->json) {
+        printf("{\"node\":");
+        json_string(o->target, strlen(o->target));
+        printf(",\"kind\":\"beam\"");
+    } else {
+        printf("node %s\nkind beam\n", o->target);
+    }
+    for (size_t i = 0; i < sizeof figures / sizeof figures[0]; i++) {
+        if (!beam_value(o->target, figures[i].m, figures[i].f, figures[i].args, o->timeout_ms,
+                        &v)) {
+            ok = false;
+            continue;
+        }
+        edist_term_view t = {v.data, v.len};
+        if (o->json) {
+            printf(",\"%s\":", figures[i].label);
+            if (json_term(t) != 0)
+                printf("null");
+        } else {
+            printf("%s", figures[i].label);
+            print_term(" ", t);
+            printf("\n");
+        }
+    }
+    if (o->json)
+        printf("}\n");
+    fflush(stdout);
+    edist_buf_free(&v);
     return ok;
 }
 
 /* JSON of a term: maps as objects (keys as text), lists and tuples as
  * arrays, integers and floats as numbers, true/false, other atoms,
  * binaries and anything else as strings. */
+/* Is p[0..n) UTF-8 (no overlong forms checked: JSON readers take it)? */
+static bool utf8_ok(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned char c = p[i];
+        size_t more = c < 0x80             ? 0
+                      : (c & 0xE0) == 0xC0 ? 1
+                      : (c & 0xF0) == 0xE0 ? 2
+                      : (c & 0xF8) == 0xF0 ? 3
+                                           : SIZE_MAX;
+        if (more == SIZE_MAX || more > n - i - 1)
+            return false;
+        for (size_t k = 1; k <= more; k++)
+            if ((p[i + k] & 0xC0) != 0x80)
+                return false;
+        i += more + 1;
+    }
+    return true;
+}
+
+/* A JSON string; bytes that are not UTF-8 become \u00XX (Latin-1), so
+ * the output stays valid JSON whatever a binary holds. */
 static void json_string(const char *p, size_t n)
 {
+    bool utf8 = utf8_ok((const unsigned char *)p, n);
     putchar('"');
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
         if (c == '"' || c == '\\')
             printf("\\%c", c);
-        else if (c < 0x20)
+        else if (c < 0x20 || (c >= 0x80 && !utf8))
             printf("\\u%04x", c);
         else
             putchar(c);
@@ -473,7 +537,8 @@ static void print_sample(const client_opts *o, const char *node, int64_t at_ms,
         if (age_ms >= 0)
             printf(",\"age_ms\":%" PRId64, age_ms);
         printf(",\"stats\":");
-        json_term(stats);
+        if (json_term(stats) != 0)
+            printf("null,\"error\":\"a term that did not decode\"");
         printf("}\n");
     } else {
         if (o->interval_ms)
@@ -570,15 +635,8 @@ int cmd_stat(int argc, char **argv)
             print_sample(&o, o.target, wall_ms(), v, -1);
         } else {
             /* not an edist node: what erts tells of itself */
-            printf("node %s\nkind beam\n", o.target);
-            bool ok = beam_figure(o.target, "processes", "erlang", "system_info",
-                                  "[process_count]", o.timeout_ms);
-            ok = beam_figure(o.target, "memory_bytes", "erlang", "memory", "[total]",
-                             o.timeout_ms) && ok;
-            ok = beam_figure(o.target, "run_queue", "erlang", "statistics", "[run_queue]",
-                             o.timeout_ms) && ok;
+            bool ok = beam_figures(&o);
             out = ok ? 0 : 1;
-            fflush(stdout);
         }
         if (!o.interval_ms || (o.count && n + 1 >= o.count) || !pause_between(&stop, o.interval_ms))
             break;

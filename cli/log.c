@@ -3,6 +3,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -34,8 +35,26 @@ static void flush_repeats(const struct timespec *now, const char *component)
     repeats = 0;
 }
 
+static void flush_at_exit(void);
+static void register_flush(void)
+{
+    atexit(flush_at_exit);
+}
+
+/* A burst of one line told at the program's end if nothing came after. */
+static void flush_at_exit(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    pthread_mutex_lock(&mu);
+    flush_repeats(&now, last_user ? (const char *)last_user : "edist");
+    pthread_mutex_unlock(&mu);
+}
+
 void cli_log(void *user, edist_log_level level, const char *line)
 {
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, register_flush);
     const char *component = user ? user : "edist";
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);

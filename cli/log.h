@@ -4,7 +4,8 @@
  *   2026-12-06 23:51:30.075 warning edist node: the message
  * (local time, level, component, message). A line repeated at once is
  * written once, then "(the line above repeated N more times)" when
- * another line comes or a second has passed. */
+ * another line comes, when it has repeated for over a second, or at the
+ * program's exit. */
 #ifndef EDIST_CLI_LOG_H
 #define EDIST_CLI_LOG_H
 

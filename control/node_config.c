@@ -364,11 +364,6 @@ int edi_node_options_load_env(edi_node_options *o)
         if (rc)
             return rc;
     }
-    /* erl's variable, when no option names the port: malformed is an
-     * error, as a malformed flag is */
-    uint16_t port;
-    if (!strcmp(o->value[EDI_OPT_EPMD_PORT], "0"))
-        return edi_epmd_env_port(&port);
     return 0;
 }
 
@@ -517,6 +512,11 @@ int edi_node_options_load_all(edi_node_options *o)
         if (rc)
             return rc;
     }
+    /* erl's variable, when no flag, variable or file names the port:
+     * malformed is an error, as a malformed flag is */
+    uint16_t port;
+    if (!strcmp(o->value[EDI_OPT_EPMD_PORT], "0"))
+        return edi_epmd_env_port(&port);
     return 0;
 }
 

@@ -43,8 +43,8 @@ int edi_stats_dir_make(const char *dir)
 {
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
         return edist_set_error(EDIST_EIO, "cannot make %s: %s", dir, strerror(errno));
-    struct stat st;
-    if (stat(dir, &st) != 0)
+    struct stat st; /* lstat: a link someone else planted is not ours */
+    if (lstat(dir, &st) != 0)
         return edist_set_error(EDIST_EIO, "%s: %s", dir, strerror(errno));
     if (!S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 077))
         return edist_set_error(EDIST_EAUTH,

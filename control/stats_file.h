@@ -16,8 +16,8 @@
 int edi_stats_dir(const char *dir, char *out, size_t cap);
 /* The file of node "name@host" in that directory. 0 or EDIST_ENOSPC. */
 int edi_stats_path(const char *dir, const char *node, char *out, size_t cap);
-/* Create the directory if needed (0700) and check it is ours and not
- * open to others. 0, EDIST_EIO or EDIST_EAUTH (someone else's). */
+/* Create the directory if needed (0700) and check it is ours, not open
+ * to others and not a symbolic link. 0, EDIST_EIO or EDIST_EAUTH. */
 int edi_stats_dir_make(const char *dir);
 /* Replace the file with term (len bytes): written to PATH.tmp, then
  * renamed over PATH. 0 or EDIST_EIO. */

@@ -77,11 +77,12 @@ static void counter_main(void *arg)
         edist_cursor c;
         uint32_t arity;
         edist_atom op;
-        int64_t n;
+        int64_t n, sum;
         edist_cursor_init(&c, req.ptr, req.len);
         if (edist_dec_tuple(&c, &arity) == 0 && arity == 2 && edist_dec_atom(&c, &op) == 0 &&
-            op.len == 3 && memcmp(op.ptr, "add", 3) == 0 && edist_dec_int64(&c, &n) == 0) {
-            total += n;
+            op.len == 3 && memcmp(op.ptr, "add", 3) == 0 && edist_dec_int64(&c, &n) == 0 &&
+            !__builtin_add_overflow(total, n, &sum)) { /* past 64 bits: badarg */
+            total = sum;
             edist_enc_int(&value, total);
         } else if (edist_term_equal(req.ptr, req.len, "\x77\x03get", 5)) {
             edist_enc_int(&value, total);

@@ -23,6 +23,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -39,10 +40,16 @@ static int calc(void *user, const edist_term_view *args, uint32_t arity, edist_b
     edist_cursor_init(&b, args[1].ptr, args[1].len);
     if (edist_dec_int64(&a, &x) != 0 || edist_dec_int64(&b, &y) != 0)
         return EDIST_ETYPE; /* error {edist_error, etype} */
-    return edist_enc_int(result, op[0] == 'a' ? x + y : x * y);
+    /* Peer input: a result past 64 bits is an error, never undefined C
+     * (Erlang would give a bignum; edist_enc_big could too). */
+    int64_t r;
+    if (op[0] == 'a' ? __builtin_add_overflow(x, y, &r) : __builtin_mul_overflow(x, y, &r))
+        return EDIST_ERANGE; /* error {edist_error, erange} */
+    return edist_enc_int(result, r);
 }
 
-/* calc:div(A, B): exit(badarith) on a zero divisor. */
+/* calc:div(A, B): exit(badarith) on a zero divisor (and on the one
+ * quotient past 64 bits). */
 static int calc_div(void *user, const edist_term_view *args, uint32_t arity, edist_buf *result)
 {
     (void)user;
@@ -53,7 +60,7 @@ static int calc_div(void *user, const edist_term_view *args, uint32_t arity, edi
     edist_cursor_init(&b, args[1].ptr, args[1].len);
     if (edist_dec_int64(&a, &x) != 0 || edist_dec_int64(&b, &y) != 0)
         return EDIST_ETYPE;
-    if (y == 0) {
+    if (y == 0 || (y == -1 && x == INT64_MIN)) { /* INT64_MIN / -1 traps too */
         uint8_t mem[16];
         edist_buf reason;
         edist_buf_init_fixed(&reason, mem, sizeof mem);

@@ -20,6 +20,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <pthread.h>
+#include <stdint.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -54,8 +55,8 @@ static void pricer_main(void *arg)
             continue;
         edist_cursor_init(&c, v[edist_pattern_var_index(req, "Qty")].ptr,
                           v[edist_pattern_var_index(req, "Qty")].len);
-        if (edist_dec_int64(&c, &qty) != 0)
-            qty = 0;
+        if (edist_dec_int64(&c, &qty) != 0 || qty < 0 || qty > INT64_MAX - 100)
+            qty = 0; /* not a quantity: priced as none */
         edist_term_view id = v[edist_pattern_var_index(req, "Id")];
         edist_buf b;
         edist_buf_init(&b);
@@ -177,14 +178,19 @@ int main(int argc, char **argv)
     }
     s.rt = edist_node_runtime(node);
     pthread_t t;
-    pthread_create(&t, NULL, stopper_main, &s);
+    if (pthread_create(&t, NULL, stopper_main, &s) != 0) {
+        fprintf(stderr, "thread_engine: cannot start the signal thread\n");
+        edist_node_stop(node);
+        return 1;
+    }
     edist_pattern *price_req = compile("{price, From, Id, Qty}");
     int rc = price_req ? engine(s.rt, price_req) : 1;
     if (rc)
         fprintf(stderr, "thread_engine: %s\n", edist_last_error());
-    edist_node_stop(node);
+    /* the signal thread first: it sends through the node's runtime */
     pthread_cancel(t); /* still in sigwait when the engine failed */
     pthread_join(t, NULL);
+    edist_node_stop(node);
     edist_pattern_free(price_req);
     return rc;
 }

@@ -483,8 +483,14 @@ static int node_runtime_new(edist_node *n)
         if (err == 0)
             err = edi_stats_path(n->cfg.stats_dir, n->name, n->stats_path,
                                  sizeof n->stats_path);
-        if (err)
-            return edist_error_prefix(err, "stats file");
+        if (err) {
+            /* the node runs without it: the operator reads the counters
+             * over distribution (edist stat NODE) */
+            edi_logf(&n->log, EDIST_LOG_WARNING, "counters not published: %s",
+                     edist_last_error());
+            n->stats_path[0] = '\0';
+            err = 0;
+        }
     }
     n->cfg.stats_dir = NULL; /* the caller's string: start only */
     if (n->cfg.services) {

@@ -196,31 +196,56 @@ void edi_svc_idle_main(void *arg)
         ;
 }
 
-static void reply_free(void *arg)
+/* A held buffer: the buffer first, so the two pointers are one. */
+typedef struct svc_held {
+    edist_buf b;
+    bool guarded; /* its free is registered with the process's end */
+} svc_held;
+
+static void held_free(void *arg)
 {
-    edist_buf_free(arg);
-    free(arg);
+    svc_held *h = arg;
+    edist_buf_free(&h->b);
+    free(h);
+}
+
+edist_buf *edi_svc_buf_hold(void)
+{
+    svc_held *h = malloc(sizeof *h);
+    if (!h)
+        return NULL;
+    edist_buf_init(&h->b);
+    /* Only a green process: one killed never returns, and its end frees
+     * the buffer. A thread process's end runs on the shard while the
+     * thread may still use the buffer: it frees it itself, always. */
+    edi_proc *self = edi_current;
+    h->guarded = self && self->kind == EDI_PROC_GREEN && edist_at_exit(held_free, h) == 0;
+    return &h->b;
+}
+
+void edi_svc_buf_release(edist_buf *b)
+{
+    svc_held *h = (svc_held *)b;
+    if (!h)
+        return;
+    if (h->guarded)
+        edist_at_exit_cancel(held_free, h);
+    held_free(h);
 }
 
 int edi_svc_reply(edi_services *s, edist_procid to, edist_term_view tag, const void *value,
                   size_t len, edi_svc_how how)
 {
-    edist_buf *b = malloc(sizeof *b);
+    edist_buf *b = edi_svc_buf_hold();
     if (!b)
         return edist_set_error(EDIST_ENOMEM, "reply: no memory");
-    edist_buf_init(b);
     edist_enc_tuple(b, 2);
     edist_enc_raw(b, tag.ptr, tag.len);
     edist_enc_raw(b, value, len);
     int rc = edist_buf_error(b);
-    /* A reply that may wait for room is freed by the process's end if it
-     * is killed meanwhile (it would never return here). */
-    bool guarded = rc == 0 && how != EDI_SVC_FORCE && edist_at_exit(reply_free, b) == 0;
     if (rc == 0)
         rc = edi_svc_send(s, to, b->data, b->len, how);
-    if (guarded)
-        edist_at_exit_cancel(reply_free, b);
-    reply_free(b);
+    edi_svc_buf_release(b);
     return rc;
 }
 
@@ -262,20 +287,24 @@ int edi_svc_call(edi_services *s, const char *name, const char *node, const char
         edist_enc_ref(&tag, &ref);
     }
     edist_enc_ref(&mb, &mref);
-    edist_buf b;
-    edist_buf_init(&b);
-    edist_enc_tuple(&b, 3);
-    edist_enc_atom(&b, "$gen_call", 9);
-    edist_enc_tuple(&b, 2);
-    edist_enc_procid(&b, self);
-    edist_enc_raw(&b, tag.data, tag.len);
-    edist_enc_raw(&b, req, len);
-    rc = edist_buf_error(&b) ? edist_buf_error(&b) : edist_buf_error(&tag);
+    /* held: a service's send may wait for room */
+    edist_buf *b = edi_svc_buf_hold();
+    if (!b) {
+        edist_demonitor(&mref, EDIST_DEMONITOR_FLUSH);
+        return edist_set_error(EDIST_ENOMEM, "call: no memory");
+    }
+    edist_enc_tuple(b, 3);
+    edist_enc_atom(b, "$gen_call", 9);
+    edist_enc_tuple(b, 2);
+    edist_enc_procid(b, self);
+    edist_enc_raw(b, tag.data, tag.len);
+    edist_enc_raw(b, req, len);
+    rc = edist_buf_error(b) ? edist_buf_error(b) : edist_buf_error(&tag);
     if (rc == 0)
-        rc = s ? edi_svc_send_name(s, name, node, b.data, b.len, EDI_SVC_WAIT)
-             : node ? edist_send_name_node(name, node, b.data, b.len)
-                    : edist_send_name(name, b.data, b.len);
-    edist_buf_free(&b);
+        rc = s ? edi_svc_send_name(s, name, node, b->data, b->len, EDI_SVC_WAIT)
+             : node ? edist_send_name_node(name, node, b->data, b->len)
+                    : edist_send_name(name, b->data, b->len);
+    edi_svc_buf_release(b);
     edist_pattern *const *cp = edi_svc_patterns_get(&call_patterns);
     const edist_pattern *rp = cp ? cp[0] : NULL, *dp = cp ? cp[1] : NULL;
     if (rc == 0 && !cp)

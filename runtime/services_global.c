@@ -97,6 +97,9 @@ typedef struct gl_pop_seen {
     uint64_t saved_ms;
 } gl_pop_seen;
 #define GL_POP_SEEN_KEEP_MS (60 * 60 * 1000)
+/* Pairs remembered at most: every pair of a 64-node cluster fits, and a
+ * peer naming ever new pairs cannot grow it (or the scan) without end. */
+#define GL_POP_SEEN_MAX 4096
 
 typedef struct gl_state {
     edi_services *s;
@@ -1169,6 +1172,16 @@ static bool pop_seen_take(gl_state *st, const char *a, const char *b, int64_t xc
     }
     if (hit && hit->xcre == xcre && op <= hit->op)
         return true;
+    if (!hit && st->pop_seen_n >= GL_POP_SEEN_MAX) {
+        /* full (a peer naming ever new pairs): the oldest goes */
+        size_t oldest = 0;
+        for (size_t i = 1; i < st->pop_seen_n; i++)
+            if (st->pop_seen[i].saved_ms < st->pop_seen[oldest].saved_ms)
+                oldest = i;
+        hit = &st->pop_seen[oldest];
+        snprintf(hit->a, sizeof hit->a, "%s", a);
+        snprintf(hit->b, sizeof hit->b, "%s", b);
+    }
     if (!hit) {
         if (edi_grow((void **)&st->pop_seen, &st->pop_seen_cap, st->pop_seen_n,
                      sizeof *st->pop_seen))
@@ -2515,7 +2528,10 @@ int edist_global_trans(const void *id, size_t len, int (*fn)(void *arg), void *a
     int r = fn(arg);
     if (result)
         *result = r;
-    return edist_global_del_lock(id, len);
+    /* fn ran: 0 whatever the release says (a lock not released here goes
+     * with this process at the latest), so no caller runs fn twice */
+    edist_global_del_lock(id, len);
+    return 0;
 }
 
 /* ---- global:* and edist_demo:global_register/1 exports --------------------------------- */

@@ -139,6 +139,12 @@ int edi_svc_call(edi_services *s, const char *name, const char *node, const char
  * Req to follow in b. */
 void edi_svc_enc_cast(edist_buf *b);
 
+/* A heap buffer a service process holds across a wait (a send that waits
+ * for room): a green process killed meanwhile never returns, so its end
+ * frees the buffer. NULL when out of memory. Release it when done. */
+edist_buf *edi_svc_buf_hold(void);
+void edi_svc_buf_release(edist_buf *b);
+
 /* gen_server:reply(From, Reply): {Tag, Reply} to the caller pid, as any
  * tag (a ref, [alias | Ref], {Ref, Node}) asks, sent as how says. The
  * one reply of every service. */

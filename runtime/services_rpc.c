@@ -754,12 +754,13 @@ static void rex_reply(edi_services *s, edi_svc_how how, int face,
         return;
     static const uint8_t rex[] = {EDIST_TAG_SMALL_ATOM_UTF8, 3, 'r', 'e', 'x'};
     edist_term_view tag = face == FACE_REX ? (edist_term_view){rex, sizeof rex} : gtag;
-    edist_buf b;
-    edist_buf_init(&b);
-    enc_rex_result(&b, apply_rc, o);
-    if (edist_buf_error(&b) == 0)
-        edi_svc_reply(s, to, tag, b.data, b.len, how);
-    edist_buf_free(&b);
+    edist_buf *b = edi_svc_buf_hold(); /* the reply may wait for room */
+    if (!b)
+        return;
+    enc_rex_result(b, apply_rc, o);
+    if (edist_buf_error(b) == 0)
+        edi_svc_reply(s, to, tag, b->data, b->len, how);
+    edi_svc_buf_release(b);
 }
 
 /* One call, in a process of its own so that rex never waits: its first

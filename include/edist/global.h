@@ -58,7 +58,8 @@ int edist_global_set_lock(const void *id, size_t len, int retries);
 int edist_global_del_lock(const void *id, size_t len);
 /* global:trans(Id, Fun, Nodes, Retries): fn(arg) runs while the lock is
  * set, and the lock goes after it. 0 when fn ran (its return value in
- * *result, if result is not NULL); EDIST_EAGAIN when the lock could not be
+ * *result, if result is not NULL; a lock the release after it could not
+ * take goes with the calling process); EDIST_EAGAIN when the lock could not be
  * set (global's `aborted`: fn did not run); another error as
  * edist_global_set_lock gives it. */
 int edist_global_trans(const void *id, size_t len, int (*fn)(void *arg), void *arg,

@@ -165,7 +165,9 @@ typedef struct edist_node_config {
      * to a file only this user can read, for `edist stat --local`: in
      * stats_dir, or NULL: $XDG_RUNTIME_DIR/edist, else
      * /dev/shm/edist-UID. 0: not published (the default; `edist node`
-     * publishes every second). The file goes when the node stops. */
+     * publishes every second). The file goes when the node stops. A
+     * directory that is not this user's alone (0700, not a link) is not
+     * used: the node runs without publishing, with a warning line. */
     uint32_t stats_interval_ms;
     const char *stats_dir;
     /* Called once during edist_node_start, on the caller's thread, with
