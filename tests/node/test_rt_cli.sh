@@ -84,6 +84,10 @@ r=$("$EDIST" stat "$E@$HOST" --cookie "$COOKIE" 2>&1); rc=$?
 [ $rc = 0 ] && grep -q '^kind beam$' <<<"$r" && grep -Eq '^processes [1-9][0-9]*$' <<<"$r" ||
   fail "edist stat $E: rc $rc, $r"
 ok "edist stat $E (BEAM): $(tr '\n' ' ' <<<"$r")"
+r=$("$EDIST" stat "$E@$HOST" --cookie "$COOKIE" --json 2>&1) &&
+  python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["kind"] == "beam" and d["processes"] > 0, d' "$r" ||
+  fail "edist stat $E --json: $r"
+ok "edist stat $E --json (BEAM): $r"
 r=$("$EDIST" stat "nosuch$$@$HOST" --cookie "$COOKIE" 2>&1); rc=$?
 [ $rc = 1 ] || fail "edist stat of an unknown node: rc $rc, $r"
 ok "edist stat of a node that does not exist: exit 1"
