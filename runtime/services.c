@@ -215,11 +215,7 @@ edist_buf *edi_svc_buf_hold(void)
     if (!h)
         return NULL;
     edist_buf_init(&h->b);
-    /* Only a green process: one killed never returns, and its end frees
-     * the buffer. A thread process's end runs on the shard while the
-     * thread may still use the buffer: it frees it itself, always. */
-    edi_proc *self = edi_current;
-    h->guarded = self && self->kind == EDI_PROC_GREEN && edist_at_exit(held_free, h) == 0;
+    h->guarded = edi_svc_guard(held_free, h);
     return &h->b;
 }
 
@@ -228,9 +224,23 @@ void edi_svc_buf_release(edist_buf *b)
     svc_held *h = (svc_held *)b;
     if (!h)
         return;
-    if (h->guarded)
-        edist_at_exit_cancel(held_free, h);
+    edi_svc_unguard(held_free, h, h->guarded);
     held_free(h);
+}
+
+bool edi_svc_guard(void (*free_fn)(void *), void *arg)
+{
+    /* Only a green process: one killed never returns, and its end frees
+     * the memory. A thread process's end runs on the shard while the
+     * thread may still use it: the thread frees it itself, always. */
+    edi_proc *self = edi_current;
+    return self && self->kind == EDI_PROC_GREEN && edist_at_exit(free_fn, arg) == 0;
+}
+
+void edi_svc_unguard(void (*free_fn)(void *), void *arg, bool guarded)
+{
+    if (guarded)
+        edist_at_exit_cancel(free_fn, arg);
 }
 
 int edi_svc_reply(edi_services *s, edist_procid to, edist_term_view tag, const void *value,

@@ -1030,6 +1030,7 @@ enum {
     P_LOST,       /* {lost_connection, A, XCre, OpId, B} */
     P_REMOVE,     /* {remove_connection, Node} */
     P_LOCK_IS_SET,/* {lock_is_set, Node, Tag, LockId}: from our locker */
+    P_GAVE_UP,    /* {locker_gave_up, Node, Tag}: from our locker */
     P_COUNT
 };
 
@@ -1044,6 +1045,7 @@ static const char *const pattern_text[P_COUNT] = {
     [P_LOST] = "{lost_connection, A, XCre, OpId, B}",
     [P_REMOVE] = "{remove_connection, Node}",
     [P_LOCK_IS_SET] = "{lock_is_set, Node, Tag, LockId}",
+    [P_GAVE_UP] = "{locker_gave_up, Node, Tag}",
 };
 static edi_svc_patterns server_patterns = EDI_SVC_PATTERNS(pattern_text);
 
@@ -1495,7 +1497,19 @@ static void on_call(gl_state *st, edist_term_view fromv, edist_term_view tag, ed
             if (st->sess_n == 0) {
                 reply_atom(st, from, tag, "ok");
             } else {
-                /* each waiter is a waiting process: bounded by them */
+                /* each waiter is a waiting process: bounded by them once
+                 * those that gave up and ended are dropped (a session with
+                 * a peer that never answers can last until nodedown) */
+                for (size_t i = 0; i < st->sync_n;) {
+                    gl_waiter *w = &st->sync_waiters[i];
+                    if (edi_rt_is_local((edi_rt *)st->s->rt, w->from) &&
+                        !edist_is_process_alive(w->from)) {
+                        edist_buf_free(&w->tag);
+                        *w = st->sync_waiters[--st->sync_n];
+                        continue;
+                    }
+                    i++;
+                }
                 if (edi_grow((void **)&st->sync_waiters, &st->sync_cap, st->sync_n,
                              sizeof *st->sync_waiters)) {
                     reply_atom(st, from, tag, "ok");
@@ -1956,9 +1970,9 @@ static void locker_initiate(gl_locker *L)
     cast_lock_set(st, x, true);
     /* his answer: a lock_set of this session (true: his side is locked),
      * his locker's "not there" (sent to us directly), or a cancel */
-    bool set = false;
+    bool set = false, done = false;
     uint64_t deadline = edi_now_ms() + (uint64_t)L->k.timeout_ms;
-    for (bool done = false; !done && edi_now_ms() < deadline;) {
+    while (!done && edi_now_ms() < deadline) {
         edist_term_view vars[4] = {{0}}, m, arg;
         vars[edist_pattern_var_index(L->about, "Node")] =
             (edist_term_view){L->node_atom.data, L->node_atom.len};
@@ -1982,12 +1996,27 @@ static void locker_initiate(gl_locker *L)
                 done = true; /* refused */
         }
     }
+    bool answered = done;
     if (set && locker_sess(L, peer))
         locker_hold(L, peer, &L->ns);
     else
         unlock_nodes(&L->k, &L->ns, &L->lock_id);
     free(L->ns.v);
     L->ns.v = NULL;
+    if (!answered) {
+        /* global waits forever here; we wait the call timeout, then have
+         * both sides start the sync over (his locker may have locked his
+         * side after all and wait for a cancel) */
+        edist_buf b;
+        uint8_t mem[GL_NODE_MAX + 32];
+        edist_buf_init_fixed(&b, mem, sizeof mem);
+        edist_enc_tuple(&b, 3);
+        edist_enc_atom(&b, "locker_gave_up", 14);
+        edist_enc_atomz(&b, peer);
+        edist_enc_int(&b, L->tag);
+        if (edist_buf_error(&b) == 0)
+            edist_send(st->server, b.data, b.len);
+    }
 }
 
 static void locker_free(void *arg)
@@ -2131,7 +2160,10 @@ static void registrar_main(void *arg)
     edist_enc_procid(&r->lock_id, edist_self());
     for (;;) {
         edist_term_view vars[8] = {{0}}, m;
-        if (edist_receive(r->req, vars, -1, &m) != 0)
+        /* everything: late answers of calls that timed out (their tags
+         * match nothing any more) are dropped, not left to pile up */
+        if (edist_receive(NULL, NULL, -1, &m) != 0 ||
+            edist_match(r->req, m.ptr, m.len, vars) != 1)
             continue;
         edist_message_free(r->keep);
         r->keep = NULL;
@@ -2308,6 +2340,25 @@ void edi_svc_global_main(void *arg)
             on_lock_is_set(st, var(st, which, vars, "Node"), var(st, which, vars, "Tag"),
                            var(st, which, vars, "LockId"));
             break;
+        case P_GAVE_UP:
+            /* Our locker asked his to lock and got no answer in time. His
+             * may have locked his side meanwhile and wait for a cancel that
+             * only his server sends: tell it to start over (as a restarted
+             * init_connect does), and start over ourselves. */
+            if (view_atom(var(st, which, vars, "Node"), node, sizeof node) == 0) {
+                gl_session *x = sess_find(st, node);
+                if (x && tag_is_mine(x, var(st, which, vars, "Tag")) && !x->lock_set) {
+                    edist_buf *b = &st->tmp;
+                    edist_buf_reset(b);
+                    edist_enc_tuple(b, 3);
+                    edist_enc_atom(b, "cancel_connect", 14);
+                    edist_enc_atomz(b, st->me);
+                    edist_enc_raw(b, x->his_tag.data, x->his_tag.len);
+                    send_server(st, node, b, true);
+                    sess_restart(st, x);
+                }
+            }
+            break;
         default:
             break;
         }
@@ -2341,19 +2392,23 @@ static int registrar_op(const char *op, const void *name, size_t len, edist_proc
     int rc = name_view(name, len, &n);
     if (rc)
         return rc;
-    edist_buf req, out;
-    edist_buf_init(&req);
-    edist_buf_init(&out);
-    edist_enc_tuple(&req, 4);
-    edist_enc_atom(&req, "registrar", 9);
-    edist_enc_atomz(&req, op);
-    edist_enc_raw(&req, n.ptr, n.len);
-    edist_enc_procid(&req, pid);
-    rc = gl_call(&req, &out, GL_CLIENT_TIMEOUT_MS);
-    if (rc == 0 && edi_term_is_atom((edist_term_view){out.data, out.len}, "no"))
+    /* held: a caller killed in the call leaves nothing behind */
+    edist_buf *req = edi_svc_buf_hold(), *out = edi_svc_buf_hold();
+    if (!req || !out) {
+        edi_svc_buf_release(req);
+        edi_svc_buf_release(out);
+        return edist_set_error(EDIST_ENOMEM, "global: no memory");
+    }
+    edist_enc_tuple(req, 4);
+    edist_enc_atom(req, "registrar", 9);
+    edist_enc_atomz(req, op);
+    edist_enc_raw(req, n.ptr, n.len);
+    edist_enc_procid(req, pid);
+    rc = gl_call(req, out, GL_CLIENT_TIMEOUT_MS);
+    if (rc == 0 && edi_term_is_atom((edist_term_view){out->data, out->len}, "no"))
         rc = edist_set_error(EDIST_EEXIST, "global: the name is registered already");
-    edist_buf_free(&req);
-    edist_buf_free(&out);
+    edi_svc_buf_release(req);
+    edi_svc_buf_release(out);
     return rc;
 }
 
@@ -2378,21 +2433,24 @@ int edist_global_whereis_name(const void *name, size_t len, edist_procid *pid)
     int rc = name_view(name, len, &n);
     if (rc)
         return rc;
-    edist_buf req, out;
-    edist_buf_init(&req);
-    edist_buf_init(&out);
-    edist_enc_tuple(&req, 2);
-    edist_enc_atom(&req, "whereis", 7);
-    edist_enc_raw(&req, n.ptr, n.len);
-    rc = gl_call(&req, &out, GL_CLIENT_TIMEOUT_MS);
+    edist_buf *req = edi_svc_buf_hold(), *out = edi_svc_buf_hold();
+    if (!req || !out) {
+        edi_svc_buf_release(req);
+        edi_svc_buf_release(out);
+        return edist_set_error(EDIST_ENOMEM, "global: no memory");
+    }
+    edist_enc_tuple(req, 2);
+    edist_enc_atom(req, "whereis", 7);
+    edist_enc_raw(req, n.ptr, n.len);
+    rc = gl_call(req, out, GL_CLIENT_TIMEOUT_MS);
     if (rc == 0) {
         edist_cursor c;
-        edist_cursor_init(&c, out.data, out.len);
+        edist_cursor_init(&c, out->data, out->len);
         if (edist_dec_procid(&c, pid) != 0)
             rc = EDIST_ENOTFOUND;
     }
-    edist_buf_free(&req);
-    edist_buf_free(&out);
+    edi_svc_buf_release(req);
+    edi_svc_buf_release(out);
     return rc;
 }
 
@@ -2411,28 +2469,44 @@ int edist_global_registered_names(edist_buf *out)
 {
     if (!out)
         return edist_set_error(EDIST_EINVAL, "global: no output");
+    uint8_t mem[32]; /* fixed: nothing to leave behind */
     edist_buf req;
-    edist_buf_init(&req);
+    edist_buf_init_fixed(&req, mem, sizeof mem);
     edist_enc_atom(&req, "registered_names", 16);
-    int rc = gl_call(&req, out, GL_CLIENT_TIMEOUT_MS);
-    edist_buf_free(&req);
-    return rc;
+    return gl_call(&req, out, GL_CLIENT_TIMEOUT_MS);
 }
 
 int edist_global_sync(int timeout_ms)
 {
+    uint8_t mem[16], ans[64]; /* fixed: nothing to leave behind */
     edist_buf req, out;
-    edist_buf_init(&req);
-    edist_buf_init(&out);
+    edist_buf_init_fixed(&req, mem, sizeof mem);
+    edist_buf_init_fixed(&out, ans, sizeof ans);
     edist_enc_atom(&req, "sync", 4);
-    int rc = gl_call(&req, &out, timeout_ms < 0 ? GL_CLIENT_TIMEOUT_MS : timeout_ms);
-    edist_buf_free(&req);
-    edist_buf_free(&out);
-    return rc;
+    return gl_call(&req, &out, timeout_ms < 0 ? GL_CLIENT_TIMEOUT_MS : timeout_ms);
 }
 
 /* set_lock/del_lock on this node and the nodes its server knows, as a
  * caller of their servers (the lock's holder is the calling process). */
+/* A client's lock calls: everything on the heap in one block, freed by
+ * the process's end if it is killed while it waits. */
+typedef struct gl_lock_job {
+    edist_buf lid, req, out;
+    gl_caller k;
+    gl_nodes ns;
+} gl_lock_job;
+
+static void lock_job_free(void *arg)
+{
+    gl_lock_job *j = arg;
+    free(j->ns.v);
+    caller_free(&j->k);
+    edist_buf_free(&j->lid);
+    edist_buf_free(&j->req);
+    edist_buf_free(&j->out);
+    free(j);
+}
+
 static int lock_op(const char *op, const void *id, size_t len, int retries)
 {
     edist_term_view v;
@@ -2442,52 +2516,55 @@ static int lock_op(const char *op, const void *id, size_t len, int retries)
     edist_term_view rid, rq;
     if (dec_lock_id(v, &rid, &rq) != 0)
         return edist_set_error(EDIST_EINVAL, "global: a lock id is {ResourceId, LockRequesterId}");
-    edist_buf lid, req, out;
-    edist_buf_init(&lid);
-    edist_buf_init(&req);
-    edist_buf_init(&out);
-    edist_buf_append(&lid, v.ptr, v.len);
-    edist_enc_atom(&req, "known_nodes", 11);
-    gl_caller k;
-    caller_init(&k, NULL, "");
-    gl_nodes ns = {0};
+    gl_lock_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return edist_set_error(EDIST_ENOMEM, "global: no memory");
+    edist_buf_init(&j->lid);
+    edist_buf_init(&j->req);
+    edist_buf_init(&j->out);
+    caller_init(&j->k, NULL, "");
+    bool guarded = edi_svc_guard(lock_job_free, j);
+    gl_caller *k = &j->k;
+    gl_nodes *ns = &j->ns;
+    edist_buf_append(&j->lid, v.ptr, v.len);
+    edist_enc_atom(&j->req, "known_nodes", 11);
     uint64_t rng = edi_now_ns();
     rc = EDIST_EAGAIN;
     for (int t = 0; retries < 0 || t <= retries; t++) {
         /* {CallTimeoutMs, [Me | Known]} */
-        int crc = gl_call(&req, &out, GL_CLIENT_TIMEOUT_MS);
+        int crc = gl_call(&j->req, &j->out, GL_CLIENT_TIMEOUT_MS);
         edist_cursor c;
         uint32_t n, arity;
         int64_t tmo;
         edist_term_view list;
-        edist_cursor_init(&c, out.data, out.len);
+        edist_cursor_init(&c, j->out.data, j->out.len);
         if (crc == 0 && edist_dec_tuple(&c, &arity) == 0 && arity == 2 &&
             edist_dec_int64(&c, &tmo) == 0 && tmo > 0 && edist_dec_term(&c, &list) == 0)
-            k.timeout_ms = tmo;
+            k->timeout_ms = tmo;
         else
             list = (edist_term_view){NULL, 0};
         if (crc || list_open(list, &c, &n) != 0 || n == 0) {
             rc = crc ? crc : EDIST_EPROTO;
             break;
         }
-        free(ns.v);
-        ns.v = malloc(n * GL_NODE_MAX);
-        ns.n = 0;
-        if (!ns.v) {
+        free(ns->v);
+        ns->v = malloc(n * GL_NODE_MAX);
+        ns->n = 0;
+        if (!ns->v) {
             rc = EDIST_ENOMEM;
             break;
         }
         for (uint32_t i = 0; i < n; i++)
-            if (edist_dec_atom_copy(&c, ns.v[ns.n], GL_NODE_MAX) == 0)
-                ns.n++;
-        snprintf(k.me, sizeof k.me, "%s", ns.v[0]);
-        nodes_boss_first(&ns);
+            if (edist_dec_atom_copy(&c, ns->v[ns->n], GL_NODE_MAX) == 0)
+                ns->n++;
+        snprintf(k->me, sizeof k->me, "%s", ns->v[0]);
+        nodes_boss_first(ns);
         if (op[0] == 'd') {
-            unlock_nodes(&k, &ns, &lid);
+            unlock_nodes(k, ns, &j->lid);
             rc = 0;
             break;
         }
-        if (lock_nodes(&k, &ns, &lid)) {
+        if (lock_nodes(k, ns, &j->lid)) {
             rc = 0;
             break;
         }
@@ -2497,11 +2574,8 @@ static int lock_op(const char *op, const void *id, size_t len, int retries)
         uint64_t cap = t < 6 ? 125u << t : 8000;
         edist_sleep_ms((int64_t)(edi_splitmix64(&rng) % cap));
     }
-    free(ns.v);
-    caller_free(&k);
-    edist_buf_free(&lid);
-    edist_buf_free(&req);
-    edist_buf_free(&out);
+    edi_svc_unguard(lock_job_free, j, guarded);
+    lock_job_free(j);
     if (rc == EDIST_EAGAIN)
         return edist_set_error(rc, "global: the lock is held by another requester");
     return rc;

@@ -144,6 +144,12 @@ void edi_svc_enc_cast(edist_buf *b);
  * frees the buffer. NULL when out of memory. Release it when done. */
 edist_buf *edi_svc_buf_hold(void);
 void edi_svc_buf_release(edist_buf *b);
+/* The same for any heap block: free_fn(arg) runs at the process's end if
+ * it is killed before edi_svc_unguard (green processes only; returns
+ * whether it was registered). The caller still frees arg itself after
+ * unguarding. */
+bool edi_svc_guard(void (*free_fn)(void *), void *arg);
+void edi_svc_unguard(void (*free_fn)(void *), void *arg, bool guarded);
 
 /* gen_server:reply(From, Reply): {Tag, Reply} to the caller pid, as any
  * tag (a ref, [alias | Ref], {Ref, Node}) asks, sent as how says. The
