@@ -8,6 +8,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "control/epmd_client.h"
+#include "edist/error.h"
 #include "edist/version.h"
 
 #define CLI_MAX_OPTS 64
@@ -38,8 +40,7 @@ static int parse_int(const char *s, int64_t min, int64_t max, int64_t *out)
     return 0;
 }
 
-/* Seconds with decimals (0.5), more than 0 and at most a day. */
-static int parse_seconds_ms(const char *s, int64_t *ms)
+int cli_seconds_ms(const char *s, int64_t *ms)
 {
     char *end;
     errno = 0;
@@ -81,7 +82,7 @@ static int set_value(const cli_command *cmd, const cli_opt *o, const char *v)
         *(uint16_t *)o->out = (uint16_t)n;
         return 0;
     case CLI_SECONDS:
-        if (parse_seconds_ms(v, &n) != 0)
+        if (cli_seconds_ms(v, &n) != 0)
             return bad(cmd, "--%s: '%s' is not a time in seconds (e.g. 5 or 0.5)", o->name, v);
         *(int64_t *)o->out = n;
         return 0;
@@ -158,12 +159,9 @@ int cli_epmd_port(const char *cmd, uint16_t flag, uint16_t *port)
         *port = flag;
         return 0;
     }
-    const char *s = getenv("ERL_EPMD_PORT");
-    int64_t v = 4369;
-    if (s && parse_int(s, 1, 65535, &v) != 0) {
-        fprintf(stderr, "edist %s: ERL_EPMD_PORT='%s' is not a port (1..65535)\n", cmd, s);
+    if (edi_epmd_env_port(port) != 0) {
+        fprintf(stderr, "edist %s: %s\n", cmd, edist_last_error());
         return 2;
     }
-    *port = (uint16_t)v;
     return 0;
 }

@@ -56,6 +56,10 @@ int cli_parse(const cli_command *cmd, int argc, char **argv, const char **pos, i
  * (printed; returns 2), as a malformed flag is. */
 int cli_epmd_port(const char *cmd, uint16_t flag, uint16_t *port);
 
+/* Seconds with decimals ("0.5"), more than 0 and at most a day, into
+ * milliseconds (at least 1). 0, or -1 when malformed. */
+int cli_seconds_ms(const char *s, int64_t *ms);
+
 /* The program's version line. */
 void cli_print_version(void);
 

@@ -232,14 +232,11 @@ int cmd_ping(int argc, char **argv)
             v = name + 8;
         else if (i + 1 < argc)
             v = argv[++i];
-        char *end = NULL;
-        double sec = v ? strtod(v, &end) : 0;
-        if (!v || end == v || *end || !(sec > 0) || sec > 86400) {
+        if (!v || cli_seconds_ms(v, &timeout_ms) != 0) {
             fprintf(stderr, "edist ping: --timeout: '%s' is not a time in seconds\n", v ? v : "");
             ping_usage(stderr);
             return 2;
         }
-        timeout_ms = (int64_t)(sec * 1000 + 0.5);
     }
     rest[nrest] = NULL;
     argc = nrest;

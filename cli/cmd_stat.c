@@ -527,6 +527,14 @@ static bool pause_between(const sigset_t *stop, int64_t ms)
     }
 }
 
+/* After sample n (from 0): is another one due? With --interval, after
+ * the pause, unless --count is reached or SIGINT/SIGTERM came. */
+static bool another_sample(const client_opts *o, const sigset_t *stop, int64_t n)
+{
+    return o->interval_ms && !(o->count && n + 1 >= o->count) &&
+           pause_between(stop, o->interval_ms);
+}
+
 static void print_sample(const client_opts *o, const char *node, int64_t at_ms,
                          edist_term_view stats, int64_t age_ms)
 {
@@ -583,8 +591,7 @@ static int stat_local(const client_opts *o, const sigset_t *stop)
             break;
         }
         print_sample(o, node, at, stats, wall_ms() - at);
-        if (!o->interval_ms || (o->count && n + 1 >= o->count) ||
-            !pause_between(stop, o->interval_ms))
+        if (!another_sample(o, stop, n))
             break;
     }
     edist_buf_free(&file);
@@ -638,7 +645,7 @@ int cmd_stat(int argc, char **argv)
             bool ok = beam_figures(&o);
             out = ok ? 0 : 1;
         }
-        if (!o.interval_ms || (o.count && n + 1 >= o.count) || !pause_between(&stop, o.interval_ms))
+        if (!another_sample(&o, &stop, n))
             break;
     }
     edist_buf_free(&r);

@@ -105,17 +105,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 2)
         return 0;
     size_t t = data[0] % NTARGETS;
-    const uint8_t *term = data + 1;
-    size_t len = size - 1;
-    if (term[0] == EDIST_TAG_VERSION && len > 1) {
-        term++;
-        len--;
-    }
-    edist_cursor c;
-    edist_cursor_init(&c, term, len);
+    /* one encoded term, as the services' API takes it */
     edist_term_view one;
-    if (edist_dec_term(&c, &one) != 0 || one.len != len)
+    if (edi_svc_term_arg("fuzz", "term", data + 1, size - 1, &one) != 0)
         return 0;
+    const uint8_t *term = one.ptr;
+    size_t len = one.len;
     /* an exact-size copy, so a read past the end is seen */
     uint8_t *copy = malloc(len);
     if (!copy)
