@@ -8,6 +8,7 @@
  * names of nodes it is not connected to meets first. */
 #include "n4_util.h"
 
+#include "control/epmd_client.h"
 #include "edist/global.h"
 #include "edist/proc.h"
 
@@ -236,10 +237,52 @@ static int group_teardown(void **state)
     return n4_group_teardown();
 }
 
-/* Ten monitors of {echo, B} from A before A is connected to B, with room
- * for four to wait for the connection: the first four are set up once it
- * is up, the other six fail at once with DOWN noconnection, and A counts
- * them. */
+/* A node the port mapper knows that never answers a handshake: a socket
+ * that listens and never accepts. Returns the listening fd (its epmd
+ * registration in *epmd_fd) and the node's full name in full. */
+static int silent_node(const edist_node *like, char *full, size_t cap, int *epmd_fd)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(lfd >= 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t sl = sizeof sa;
+    assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(lfd, 16), 0);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+    char alive[64];
+    peers_unique_name(alive, sizeof alive, "acbsilent");
+    edi_epmd_registration reg = {.name = alive,
+                                 .listen_port = ntohs(sa.sin_port),
+                                 .node_type = EDI_EPMD_NODE_TYPE_NORMAL,
+                                 .protocol = EDI_EPMD_PROTOCOL_TCP};
+    uint32_t creation;
+    assert_int_equal(edi_epmd_register(NULL, edi_epmd_default_port(), &reg, 5000, &creation,
+                                       epmd_fd),
+                     0);
+    snprintf(full, cap, "%s%s", alive, strchr(edist_node_name(like), '@'));
+    return lfd;
+}
+
+/* DOWN noconnection messages that come within ms. */
+static int downs_noconnection(const edist_pattern *down, int ms, int *other)
+{
+    int n = 0;
+    edist_term_view m, v[1];
+    /* v is in and out: unbound before each receive */
+    while ((v[0] = (edist_term_view){NULL, 0}, edist_receive(down, v, ms, &m)) == 0) {
+        if (edist_term_equal(v[0].ptr, v[0].len, "\x77\x0cnoconnection", 14))
+            n++;
+        else
+            (*other)++;
+    }
+    return n;
+}
+
+/* Ten monitors of {echo, S} from A, S a node that never answers, with
+ * room for four signals to wait for the connection: the first four wait
+ * (the connection stays pending), the other six fail at once with DOWN
+ * noconnection, and A counts them; when S's socket closes, the four get
+ * their DOWN noconnection too, and nothing is left waiting. */
 static void test_auto_connect_bound(void **state)
 {
     (void)state;
@@ -247,44 +290,47 @@ static void test_auto_connect_bound(void **state)
     edist_node_config_init(&cfg);
     cfg.auto_connect_max_signals = 4;
     edist_node *a = n4_start_node("acba", &log_a, &cfg);
-    edist_node *b = n4_start_node("acbb", &log_b, NULL);
+    char silent[300];
+    int epmd_fd;
+    int lfd = silent_node(a, silent, sizeof silent, &epmd_fd);
     attach(a);
     edist_ref refs[10];
     for (int i = 0; i < 10; i++)
-        assert_int_equal(edist_monitor_name("echo", edist_node_name(b), &refs[i]), 0);
+        assert_int_equal(edist_monitor_name("echo", silent, &refs[i]), 0);
     static const char pat[] = "{'DOWN', _, process, _, Reason}";
     edist_pattern *down;
     edist_parse_error pe;
     assert_int_equal(edist_pattern_compile(pat, sizeof pat - 1, &down, &pe), 0);
-    int noconnection = 0, other = 0;
-    edist_term_view m, v[1];
-    /* v is in and out: unbound before each receive */
-    while ((v[0] = (edist_term_view){NULL, 0}, edist_receive(down, v, 2000, &m)) == 0) {
-        if (edist_term_equal(v[0].ptr, v[0].len, "\x77\x0cnoconnection", 14))
-            noconnection++;
-        else
-            other++;
-    }
-    edist_pattern_free(down);
+    int other = 0;
+    int refused_downs = downs_noconnection(down, 1000, &other);
     edist_node_stats st;
     assert_int_equal(edist_node_get_stats(a, &st), 0);
-    print_message("10 monitors, room for 4: %d DOWN noconnection, %d other; "
-                  "refused %llu, waited at most %llu, waiting %llu\n",
-                  noconnection, other, (unsigned long long)st.auto_connect_refused,
-                  (unsigned long long)st.auto_connect_waiting_max,
-                  (unsigned long long)st.auto_connect_waiting);
-    assert_int_equal(noconnection, 6);
+    print_message("10 monitors of a node that does not answer, room for 4: %d DOWN "
+                  "noconnection at once, %d other; refused %llu, waiting %llu (at most %llu)\n",
+                  refused_downs, other, (unsigned long long)st.auto_connect_refused,
+                  (unsigned long long)st.auto_connect_waiting,
+                  (unsigned long long)st.auto_connect_waiting_max);
+    assert_int_equal(refused_downs, 6);
     assert_int_equal(other, 0);
     assert_int_equal(st.auto_connect_refused, 6);
+    assert_int_equal(st.auto_connect_waiting, 4);
     assert_int_equal(st.auto_connect_waiting_max, 4);
+    assert_true(st.auto_connect_waiting_bytes > 0);
+    /* the node goes away: the connection fails, the four waiting fire */
+    close(lfd);
+    edi_epmd_unregister(epmd_fd);
+    int failed_downs = downs_noconnection(down, 10000, &other);
+    edist_pattern_free(down);
+    assert_int_equal(edist_node_get_stats(a, &st), 0);
+    print_message("its socket closed: %d more DOWN noconnection; waiting %llu\n", failed_downs,
+                  (unsigned long long)st.auto_connect_waiting);
+    assert_int_equal(failed_downs, 4);
+    assert_int_equal(other, 0);
+    assert_int_equal(st.auto_connect_refused, 6);
     assert_int_equal(st.auto_connect_waiting, 0);
     assert_int_equal(st.auto_connect_waiting_bytes, 0);
-    /* the four that waited are live: echo's end would reach them */
-    for (int i = 0; i < 10; i++)
-        edist_demonitor(&refs[i], EDIST_DEMONITOR_FLUSH);
     edist_proc_detach_thread(NULL, 0);
     edist_node_stop(a);
-    edist_node_stop(b);
 }
 
 int main(void)
