@@ -13,7 +13,18 @@
  *   driver -> sink:   {stream_end, Sent}
  *   sink   -> driver: {stream_result, Received, Unique, OutOfOrder,
  *                      Duplicates, Bad}
- *   driver -> sink:   {ping, Seq, <<Pad>>}; the sink sends it back as it is. */
+ *   driver -> sink:   {ping, Seq, <<Pad>>}; the sink sends it back as it is
+ *                     (closed loop: one at a time; open loop: on a fixed
+ *                     schedule, whatever has come back)
+ * Fan-out, one driver process to N processes of the sink's node:
+ *   driver -> {edist_bench_peer, B}: {fan_out, DriverPid, N, Count, AckEvery,
+ *                                      Bytes}
+ *   the sink spawns N processes, each a sink of its own for Count messages
+ *   that answers {hello, Pid} and ends after its stream_result.
+ * Fan-in, N processes of the driver's node to the one sink: a hello with
+ * the total count, each sender streams its share of the sequence numbers;
+ * the acknowledgements go to the process that said hello.
+ * Every {ack, _} stands for AckEvery more messages received. */
 #ifndef EDIST_CLI_BENCH_PAIR_H
 #define EDIST_CLI_BENCH_PAIR_H
 
@@ -45,14 +56,22 @@
  * is 1 when the sink stopped acknowledging (the stream was cut short).
  * `messages_out` and `messages_in_place`: the driver's node's whole run,
  * distribution messages sent, and of them those encoded straight into the
- * lane (the others waited in the peer's scheduler and were copied). */
+ * lane (the others waited in the peer's scheduler and were copied).
+ * ol_*: the open loop, ol_count pings sent at ol_rate a second whatever
+ * came back, each timed from when its schedule said to send it (so a late
+ * send counts as waiting, as coordinated omission would hide);
+ * fanout_*, fanin_*: the streams to and from `fan` processes. A part not
+ * asked for is all zeros. */
 /* clang-format off */
 #define BENCH_PAIR_RESULT_FIELDS(U, F)                                         \
     U(sent) U(received) U(unique) U(lost) U(out_of_order) U(duplicates)        \
     U(bad_messages) U(send_waits) U(stalled) F(stream_seconds)                 \
     U(rtt_count) U(rtt_warmup) F(rtt_seconds) F(rtt_p50_us) F(rtt_p90_us)      \
-    F(rtt_p99_us) F(rtt_p999_us) F(rtt_max_us) U(messages_out)                 \
-    U(messages_in_place)
+    F(rtt_p99_us) F(rtt_p999_us) F(rtt_max_us) U(ol_rate) U(ol_count)          \
+    U(ol_received) F(ol_seconds) F(ol_p50_us) F(ol_p90_us) F(ol_p99_us)        \
+    F(ol_p999_us) F(ol_max_us) U(fan) U(fanout_sent) U(fanout_unique)          \
+    F(fanout_seconds) U(fanin_sent) U(fanin_unique) F(fanin_seconds)           \
+    U(messages_out) U(messages_in_place)
 /* clang-format on */
 
 typedef struct bench_pair_result {

@@ -14,6 +14,7 @@
  * line (bench_pair.h); exit 0 when it could measure, 1 otherwise, with the
  * reason on stderr. Only the public API does the node work. */
 #include <errno.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -69,6 +70,7 @@ typedef struct sink_state {
     uint8_t *seen; /* a bit per sequence number */
     uint64_t received, unique, out_of_order, duplicates, bad;
     uint64_t next_seq; /* one past the highest received */
+    bool worker;       /* a fan-out process: ends after its stream_result */
 } sink_state;
 
 static void sink_reply(sink_state *s, edist_buf *b)
@@ -80,32 +82,28 @@ static void sink_reply(sink_state *s, edist_buf *b)
             edist_last_error());
 }
 
-/* {hello, Driver, Count, AckEvery, Bytes}: a new run. */
-static void sink_hello(sink_state *s, edist_cursor *c)
+/* A new run for driver: Count messages of Bytes, an ack every AckEvery;
+ * says {hello, self()}. -1 when it cannot (nothing is said: the driver
+ * reports the stall). */
+static int sink_start(sink_state *s, edist_procid driver, uint64_t count,
+                      uint64_t ack_every, uint64_t bytes)
 {
-    edist_procid driver;
-    uint64_t count, ack_every, bytes;
-    if (edist_dec_procid(c, &driver) != 0 || edist_dec_uint64(c, &count) != 0 ||
-        edist_dec_uint64(c, &ack_every) != 0 ||
-        edist_dec_uint64(c, &bytes) != 0 || count > BENCH_PAIR_MAX_COUNT ||
-        ack_every == 0) {
-        s->bad++;
-        return;
-    }
     uint8_t *seen = calloc(1, count / 8 + 1);
     if (!seen) {
         fprintf(stderr,
                 "edist: bench pair: node b: no memory for %" PRIu64
                 " sequence numbers\n",
                 count);
-        return; /* no answer: the driver reports the stall */
+        return -1;
     }
     free(s->seen);
+    bool worker = s->worker;
     *s = (sink_state){.driver = driver,
                       .count = count,
                       .ack_every = ack_every,
                       .bytes = bytes,
-                      .seen = seen};
+                      .seen = seen,
+                      .worker = worker};
     uint8_t mem[128];
     edist_buf b;
     edist_buf_init_fixed(&b, mem, sizeof mem);
@@ -113,13 +111,72 @@ static void sink_hello(sink_state *s, edist_cursor *c)
     edist_enc_atomz(&b, "hello");
     edist_enc_procid(&b, edist_self());
     sink_reply(s, &b);
+    return 0;
+}
+
+/* Driver, Count, AckEvery, Bytes of a hello or a fan_out; -1 if bad. */
+static int sink_run_args(edist_cursor *c, edist_procid *driver, uint64_t *count,
+                         uint64_t *ack_every, uint64_t *bytes)
+{
+    if (edist_dec_procid(c, driver) != 0 || edist_dec_uint64(c, count) != 0 ||
+        edist_dec_uint64(c, ack_every) != 0 ||
+        edist_dec_uint64(c, bytes) != 0 || *count > BENCH_PAIR_MAX_COUNT ||
+        *ack_every == 0)
+        return -1;
+    return 0;
+}
+
+/* {hello, Driver, Count, AckEvery, Bytes}: a new run. */
+static void sink_hello(sink_state *s, edist_cursor *c)
+{
+    edist_procid driver;
+    uint64_t count, ack_every, bytes;
+    if (sink_run_args(c, &driver, &count, &ack_every, &bytes) != 0) {
+        s->bad++;
+        return;
+    }
+    sink_start(s, driver, count, ack_every, bytes);
+}
+
+static void sink_main(void *arg);
+
+/* {fan_out, Driver, N, Count, AckEvery, Bytes}: N sinks of their own. */
+static void sink_fan_out(sink_state *s, edist_cursor *c)
+{
+    edist_procid driver;
+    uint64_t n, count, ack_every, bytes;
+    if (edist_dec_procid(c, &driver) != 0 || edist_dec_uint64(c, &n) != 0 ||
+        edist_dec_uint64(c, &count) != 0 ||
+        edist_dec_uint64(c, &ack_every) != 0 ||
+        edist_dec_uint64(c, &bytes) != 0 || n == 0 || n > 1024 ||
+        count > BENCH_PAIR_MAX_COUNT || ack_every == 0) {
+        s->bad++;
+        return;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        sink_state *w = calloc(1, sizeof *w);
+        edist_procid pid;
+        if (w)
+            *w = (sink_state){.worker = true,
+                              .driver = driver,
+                              .count = count,
+                              .ack_every = ack_every,
+                              .bytes = bytes};
+        if (!w || edist_spawn(sink_main, w, &pid) != 0) {
+            free(w); /* the driver sees fewer hellos and reports it */
+            s->bad++;
+            return;
+        }
+    }
 }
 
 /* {data, Seq, Pad}: count it, check it, acknowledge every ack_every. */
 static void sink_data(sink_state *s, edist_cursor *c, size_t len)
 {
     uint64_t seq;
-    if (!s->seen || len != s->bytes || edist_dec_uint64(c, &seq) != 0 ||
+    /* A BEAM sender writes a small Seq in fewer bytes than edist's 5. */
+    if (!s->seen || len > s->bytes || len + 3 < s->bytes ||
+        edist_dec_uint64(c, &seq) != 0 ||
         seq >= s->count) {
         s->bad++;
         return;
@@ -167,9 +224,21 @@ static bool atom_is(const edist_atom *a, const char *text)
     return a->len == strlen(text) && memcmp(a->ptr, text, a->len) == 0;
 }
 
+static void sink_state_free(void *arg)
+{
+    sink_state *s = arg;
+    free(s->seen);
+    free(s);
+}
+
 static void sink_main(void *arg)
 {
     sink_state *s = arg;
+    if (s->worker) {
+        edist_at_exit(sink_state_free, s);
+        if (sink_start(s, s->driver, s->count, s->ack_every, s->bytes) != 0)
+            return;
+    }
     for (;;) {
         edist_term_view m;
         if (edist_receive(NULL, NULL, -1, &m) != 0)
@@ -187,11 +256,15 @@ static void sink_main(void *arg)
             sink_data(s, &c, m.len);
         else if (arity == 3 && atom_is(&tag, "ping") && s->seen)
             send_waiting(s->driver, m.ptr, m.len, NULL);
-        else if (arity == 5 && atom_is(&tag, "hello"))
+        else if (arity == 5 && atom_is(&tag, "hello") && !s->worker)
             sink_hello(s, &c);
-        else if (arity == 2 && atom_is(&tag, "stream_end") && s->seen)
+        else if (arity == 6 && atom_is(&tag, "fan_out") && !s->worker)
+            sink_fan_out(s, &c);
+        else if (arity == 2 && atom_is(&tag, "stream_end") && s->seen) {
             sink_stream_end(s);
-        else
+            if (s->worker)
+                return;
+        } else
             s->bad++;
     }
 }
@@ -261,9 +334,10 @@ static int sink_role(int argc, char **argv)
 
 typedef struct driver_job {
     const char *sink_node;
-    uint64_t count, rtt_count, warmup;
+    uint64_t count, rtt_count, warmup, ol_rate, ol_count, fan, fan_count;
     size_t bytes;
     uint64_t *rtt_ns; /* rtt_count samples */
+    uint64_t *ol_ns;  /* ol_count samples */
     bench_pair_result r;
     char error[512]; /* "" while all is well */
 } driver_job;
@@ -347,6 +421,16 @@ static void job_fail(driver_job *j, const char *what, int rc)
                  edist_last_error());
 }
 
+/* The run's message with this tag; a failure is the job's error. */
+static int job_message(driver_job *j, const char *tag, edist_buf *msg,
+                       size_t *seq_at)
+{
+    int rc = build_message(msg, tag, j->bytes, seq_at);
+    if (rc)
+        job_fail(j, "message", rc);
+    return rc;
+}
+
 typedef struct driver_patterns {
     edist_pattern *hello, *ack, *result;
     edist_term_view vars[8];
@@ -358,26 +442,37 @@ static int compile(const char *text, edist_pattern **p)
     return edist_pattern_compile(text, strlen(text), p, &pe);
 }
 
-/* hello, then the stream; fills j->r's stream fields. */
-static int run_stream(driver_job *j, driver_patterns *pt, edist_procid *sink)
+/* At most this many messages or bytes unacknowledged, acknowledged by
+ * the receivers every *ack_every: so small that `receivers` processes
+ * each short of an ack cannot hold the whole window. */
+static uint64_t stream_window(size_t bytes, uint64_t receivers,
+                              uint64_t *ack_every)
 {
-    bench_pair_result *r = &j->r;
-    /* In flight at most a window of messages, acknowledged in sixteenths
-     * (16,000 and 1,000 for small messages, as bench/bench_dist.cc). */
-    uint64_t window = BENCH_PAIR_WINDOW_BYTES / j->bytes;
+    uint64_t window = BENCH_PAIR_WINDOW_BYTES / bytes;
     if (window > BENCH_PAIR_WINDOW_MESSAGES)
         window = BENCH_PAIR_WINDOW_MESSAGES;
     if (window < 1)
         window = 1;
-    uint64_t ack_every = window / 16 ? window / 16 : 1;
+    /* in sixteenths for one receiver (16,000 and 1,000 for small
+     * messages, as bench/bench_dist.cc) */
+    uint64_t parts = 16 * receivers;
+    *ack_every = window / parts ? window / parts : 1;
+    if (window < receivers * *ack_every)
+        window = receivers * *ack_every;
+    return window;
+}
 
+/* {hello, Self, Count, AckEvery, Bytes} to the sink; its pid. */
+static int say_hello(driver_job *j, driver_patterns *pt, uint64_t count,
+                     uint64_t ack_every, edist_procid *sink)
+{
     uint8_t mem[256];
     edist_buf b;
     edist_buf_init_fixed(&b, mem, sizeof mem);
     edist_enc_tuple(&b, 5);
     edist_enc_atomz(&b, "hello");
     edist_enc_procid(&b, edist_self());
-    edist_enc_uint(&b, j->count);
+    edist_enc_uint(&b, count);
     edist_enc_uint(&b, ack_every);
     edist_enc_uint(&b, j->bytes);
     int rc = edist_buf_error(&b);
@@ -394,66 +489,103 @@ static int run_stream(driver_job *j, driver_patterns *pt, edist_procid *sink)
         edist_cursor_init(&c, pt->vars[i].ptr, pt->vars[i].len);
         rc = edist_dec_procid(&c, sink);
     }
-    if (rc) {
+    if (rc)
         job_fail(j, "no answer to hello from the sink", rc);
+    return rc;
+}
+
+/* {stream_end, Sent} to a sink and its {stream_result, ...}: *unique,
+ * and the rest added to r; messages out of order only for a stream from
+ * one sender to one receiver (`ordered`), where they are a fault. */
+static int end_stream(driver_job *j, driver_patterns *pt, edist_procid sink,
+                      uint64_t sent, bool ordered, uint64_t *unique)
+{
+    bench_pair_result *r = &j->r;
+    uint8_t mem[64];
+    edist_buf b;
+    edist_buf_init_fixed(&b, mem, sizeof mem);
+    edist_enc_tuple(&b, 2);
+    edist_enc_atomz(&b, "stream_end");
+    edist_enc_uint(&b, sent);
+    int rc = send_waiting(sink, b.data, b.len, &r->send_waits);
+    edist_term_view m;
+    memset(pt->vars, 0, sizeof pt->vars);
+    if (rc == 0)
+        rc = edist_receive(pt->result, pt->vars, BENCH_PAIR_STALL_MS, &m);
+    if (rc) {
+        job_fail(j, "no stream result from the sink", rc);
         return rc;
     }
+    r->received += var_uint(pt->result, pt->vars, "Received");
+    *unique = var_uint(pt->result, pt->vars, "Unique");
+    if (ordered)
+        r->out_of_order += var_uint(pt->result, pt->vars, "OutOfOrder");
+    r->duplicates += var_uint(pt->result, pt->vars, "Duplicates");
+    r->bad_messages += var_uint(pt->result, pt->vars, "Bad");
+    return 0;
+}
 
+/* Acks sent before a result are still queued: take them so that later
+ * receives find only what they wait for. */
+static void drop_acks(driver_patterns *pt)
+{
+    edist_term_view m;
+    memset(pt->vars, 0, sizeof pt->vars);
+    while (edist_receive(pt->ack, pt->vars, 0, &m) == 0)
+        memset(pt->vars, 0, sizeof pt->vars);
+}
+
+/* Sends `total` messages to the sinks (message i to sinks[i % n] with
+ * sequence number i / n) with at most `window` unacknowledged, an {ack, _}
+ * standing for ack_every; the sent counts per sink in sent[]. */
+static int stream_to(driver_job *j, driver_patterns *pt, const edist_procid *sinks,
+                     uint64_t n, uint64_t total, uint64_t window,
+                     uint64_t ack_every, uint64_t *sent)
+{
+    bench_pair_result *r = &j->r;
     edist_buf msg;
     size_t seq_at;
-    rc = build_message(&msg, "data", j->bytes, &seq_at);
-    if (rc) {
-        job_fail(j, "message", rc);
+    int rc = job_message(j, "data", &msg, &seq_at);
+    if (rc)
         return rc;
-    }
-    uint64_t acked = 0, t0 = now_ns();
-    for (uint64_t seq = 0; rc == 0 && seq < j->count && !r->stalled; seq++) {
-        while (rc == 0 && seq - acked >= window) {
+    uint64_t acked = 0;
+    for (uint64_t i = 0; rc == 0 && i < total; i++) {
+        while (rc == 0 && i - acked >= window) {
+            edist_term_view m;
             memset(pt->vars, 0, sizeof pt->vars);
             rc = edist_receive(pt->ack, pt->vars, BENCH_PAIR_STALL_MS, &m);
             if (rc == 0)
-                acked = var_uint(pt->ack, pt->vars, "N");
+                acked += ack_every;
         }
         if (rc == EDIST_ETIMEDOUT) {
             r->stalled = 1; /* still ask what arrived */
             rc = 0;
             break;
         }
-        set_seq(&msg, seq_at, (uint32_t)seq);
+        set_seq(&msg, seq_at, (uint32_t)(i / n));
         if (rc == 0)
-            rc = send_waiting(*sink, msg.data, msg.len, &r->send_waits);
+            rc = send_waiting(sinks[i % n], msg.data, msg.len, &r->send_waits);
         if (rc == 0)
-            r->sent++;
+            sent[i % n]++;
     }
     edist_buf_free(&msg);
-    if (rc) {
+    if (rc)
         job_fail(j, "stream", rc);
-        return rc;
-    }
-    edist_buf_init_fixed(&b, mem, sizeof mem);
-    edist_enc_tuple(&b, 2);
-    edist_enc_atomz(&b, "stream_end");
-    edist_enc_uint(&b, r->sent);
-    rc = send_waiting(*sink, b.data, b.len, &r->send_waits);
-    memset(pt->vars, 0, sizeof pt->vars);
+    return rc;
+}
+
+/* The stream to the sink; fills j->r's stream fields. */
+static int run_stream(driver_job *j, driver_patterns *pt, edist_procid sink)
+{
+    bench_pair_result *r = &j->r;
+    uint64_t ack_every, window = stream_window(j->bytes, 1, &ack_every);
+    uint64_t t0 = now_ns();
+    int rc = stream_to(j, pt, &sink, 1, j->count, window, ack_every, &r->sent);
     if (rc == 0)
-        rc = edist_receive(pt->result, pt->vars, BENCH_PAIR_STALL_MS, &m);
+        rc = end_stream(j, pt, sink, r->sent, true, &r->unique);
     r->stream_seconds = (double)(now_ns() - t0) / 1e9;
-    if (rc) {
-        job_fail(j, "no stream result from the sink", rc);
-        return rc;
-    }
-    r->received = var_uint(pt->result, pt->vars, "Received");
-    r->unique = var_uint(pt->result, pt->vars, "Unique");
-    r->out_of_order = var_uint(pt->result, pt->vars, "OutOfOrder");
-    r->duplicates = var_uint(pt->result, pt->vars, "Duplicates");
-    r->bad_messages = var_uint(pt->result, pt->vars, "Bad");
-    r->lost = r->sent > r->unique ? r->sent - r->unique : 0;
-    /* The acks sent before the result are still queued: take them so that
-     * the ping-pong's receives find only pongs. */
-    while (edist_receive(pt->ack, pt->vars, 0, &m) == 0)
-        memset(pt->vars, 0, sizeof pt->vars);
-    return 0;
+    drop_acks(pt);
+    return rc;
 }
 
 static int run_pingpong(driver_job *j, edist_procid sink)
@@ -461,11 +593,9 @@ static int run_pingpong(driver_job *j, edist_procid sink)
     bench_pair_result *r = &j->r;
     edist_buf msg;
     size_t seq_at;
-    int rc = build_message(&msg, "ping", j->bytes, &seq_at);
-    if (rc) {
-        job_fail(j, "message", rc);
+    int rc = job_message(j, "ping", &msg, &seq_at);
+    if (rc)
         return rc;
-    }
     uint64_t total = j->warmup + j->rtt_count, t_start = now_ns();
     for (uint64_t i = 0; rc == 0 && i < total; i++) {
         if (i == j->warmup)
@@ -479,7 +609,7 @@ static int run_pingpong(driver_job *j, edist_procid sink)
         uint64_t t1 = now_ns();
         if (rc)
             break;
-        if (m.len != msg.len || seq_of(&m) != (int64_t)i)
+        if (seq_of(&m) != (int64_t)i)
             r->out_of_order++;
         if (i >= j->warmup)
             j->rtt_ns[i - j->warmup] = t1 - t0;
@@ -495,6 +625,216 @@ static int run_pingpong(driver_job *j, edist_procid sink)
     return 0;
 }
 
+/* Open loop: ol_count pings at ol_rate a second, sent when the schedule
+ * says whatever has come back; each timed from its scheduled send. */
+static int run_open_loop(driver_job *j, edist_procid sink)
+{
+    bench_pair_result *r = &j->r;
+    edist_buf msg;
+    size_t seq_at;
+    int rc = job_message(j, "ping", &msg, &seq_at);
+    if (rc)
+        return rc;
+    double period_ns = 1e9 / (double)j->ol_rate;
+    uint64_t n = j->ol_count, next = 0, got = 0, t0 = now_ns(), last = t0;
+    while (rc == 0 && got < n) {
+        uint64_t now = now_ns();
+        while (next < n && t0 + (uint64_t)((double)next * period_ns) <= now) {
+            set_seq(&msg, seq_at, (uint32_t)next);
+            rc = edist_send(sink, msg.data, msg.len);
+            if (rc == EDIST_EAGAIN) { /* late: its wait counts */
+                r->send_waits++;
+                rc = 0;
+                break;
+            }
+            if (rc)
+                break;
+            next++;
+        }
+        edist_term_view m;
+        bool any = false;
+        while (rc == 0 && edist_receive(NULL, NULL, 0, &m) == 0) {
+            int64_t seq = seq_of(&m);
+            uint64_t at = now_ns();
+            if (seq < 0 || (uint64_t)seq >= next) {
+                r->out_of_order++;
+                continue;
+            }
+            uint64_t due = t0 + (uint64_t)((double)seq * period_ns);
+            j->ol_ns[got++] = at - due;
+            any = true;
+        }
+        if (any)
+            last = now_ns();
+        else if (now_ns() - last > (uint64_t)BENCH_PAIR_STALL_MS * 1000000u)
+            rc = EDIST_ETIMEDOUT;
+        else
+            edist_yield();
+    }
+    r->ol_seconds = (double)(now_ns() - t0) / 1e9;
+    r->ol_rate = j->ol_rate;
+    r->ol_count = n;
+    r->ol_received = got;
+    edist_buf_free(&msg);
+    if (rc)
+        job_fail(j, "open loop: pongs stopped", rc);
+    return rc;
+}
+
+/* Fan-out: one stream spread over `fan` processes of the sink's node. */
+static int run_fan_out(driver_job *j, driver_patterns *pt)
+{
+    bench_pair_result *r = &j->r;
+    uint64_t n = j->fan, each = j->fan_count / n;
+    uint64_t ack_every, window = stream_window(j->bytes, n, &ack_every);
+    edist_procid *sinks = calloc(n, sizeof *sinks);
+    uint64_t *sent = calloc(n, sizeof *sent);
+    int rc = sinks && sent ? 0 : EDIST_ENOMEM;
+    /* held across waits: a kill would skip the frees below */
+    if (rc == 0) {
+        edist_at_exit(free, sinks);
+        edist_at_exit(free, sent);
+    }
+    uint8_t mem[256];
+    edist_buf b;
+    edist_buf_init_fixed(&b, mem, sizeof mem);
+    edist_enc_tuple(&b, 6);
+    edist_enc_atomz(&b, "fan_out");
+    edist_enc_procid(&b, edist_self());
+    edist_enc_uint(&b, n);
+    edist_enc_uint(&b, each);
+    edist_enc_uint(&b, ack_every);
+    edist_enc_uint(&b, j->bytes);
+    if (rc == 0)
+        rc = edist_buf_error(&b);
+    if (rc == 0)
+        rc = edist_send_name_node(BENCH_PAIR_SINK_NAME, j->sink_node, b.data,
+                                  b.len);
+    for (uint64_t i = 0; rc == 0 && i < n; i++) {
+        edist_term_view m;
+        memset(pt->vars, 0, sizeof pt->vars);
+        rc = edist_receive(pt->hello, pt->vars, BENCH_PAIR_STALL_MS, &m);
+        if (rc == 0) {
+            edist_cursor c;
+            int v = edist_pattern_var_index(pt->hello, "Pid");
+            edist_cursor_init(&c, pt->vars[v].ptr, pt->vars[v].len);
+            rc = edist_dec_procid(&c, &sinks[i]);
+        }
+    }
+    if (rc) {
+        job_fail(j, "fan-out: no answer from the sink's processes", rc);
+        return rc;
+    }
+    uint64_t t0 = now_ns();
+    rc = stream_to(j, pt, sinks, n, each * n, window, ack_every, sent);
+    for (uint64_t i = 0; rc == 0 && i < n; i++) {
+        uint64_t unique = 0;
+        rc = end_stream(j, pt, sinks[i], sent[i], true, &unique);
+        r->fanout_sent += sent[i];
+        r->fanout_unique += unique;
+    }
+    r->fanout_seconds = (double)(now_ns() - t0) / 1e9;
+    drop_acks(pt);
+    return rc;
+}
+
+/* Fan-in: `fan` processes of this node stream to the one sink; the
+ * acknowledgements come to the process that said hello, which lets the
+ * senders on. */
+typedef struct fan_in {
+    edist_procid coordinator, sink;
+    uint64_t total, senders, window, bytes;
+    _Atomic uint64_t sent, acked;
+    _Atomic bool stop; /* the coordinator gave up */
+    uint64_t send_waits;
+} fan_in;
+
+typedef struct fan_in_sender {
+    fan_in *f;
+    uint64_t first;
+} fan_in_sender;
+
+static void fan_in_sender_main(void *arg)
+{
+    fan_in_sender *s = arg;
+    fan_in *f = s->f;
+    edist_buf msg;
+    size_t seq_at;
+    uint64_t waits = 0;
+    int rc = build_message(&msg, "data", f->bytes, &seq_at);
+    if (rc == 0)
+        edist_at_exit((void (*)(void *))edist_buf_free, &msg);
+    for (uint64_t seq = s->first; rc == 0 && seq < f->total;
+         seq += f->senders) {
+        while (atomic_load(&f->sent) - atomic_load(&f->acked) >= f->window &&
+               !atomic_load(&f->stop))
+            edist_yield();
+        if (atomic_load(&f->stop))
+            break;
+        set_seq(&msg, seq_at, (uint32_t)seq);
+        rc = send_waiting(f->sink, msg.data, msg.len, &waits);
+        if (rc == 0)
+            atomic_fetch_add(&f->sent, 1);
+    }
+    static const uint8_t done[] = {EDIST_TAG_SMALL_ATOM_UTF8, 8, 'f', 'a', 'n',
+                                   '_', 'd', 'o', 'n', 'e'};
+    send_waiting(f->coordinator, done, sizeof done, NULL);
+}
+
+static int run_fan_in(driver_job *j, driver_patterns *pt)
+{
+    bench_pair_result *r = &j->r;
+    uint64_t n = j->fan, total = j->fan_count / n * n;
+    static fan_in f;
+    static fan_in_sender senders[1024];
+    uint64_t ack_every;
+    f = (fan_in){.coordinator = edist_self(),
+                 .total = total,
+                 .senders = n,
+                 .bytes = j->bytes,
+                 .window = stream_window(j->bytes, 1, &ack_every)};
+    edist_procid sink;
+    int rc = say_hello(j, pt, total, ack_every, &sink);
+    f.sink = sink;
+    uint64_t t0 = now_ns();
+    for (uint64_t i = 0; rc == 0 && i < n; i++) {
+        edist_procid pid;
+        senders[i] = (fan_in_sender){.f = &f, .first = i};
+        rc = edist_spawn(fan_in_sender_main, &senders[i], &pid);
+    }
+    if (rc) {
+        job_fail(j, "fan-in: senders", rc);
+        atomic_store(&f.stop, true);
+        return rc;
+    }
+    for (uint64_t done = 0; rc == 0 && done < n;) {
+        edist_term_view m;
+        edist_atom tag;
+        edist_cursor c;
+        uint32_t arity;
+        rc = edist_receive(NULL, NULL, BENCH_PAIR_STALL_MS, &m);
+        if (rc)
+            break;
+        edist_cursor_init(&c, m.ptr, m.len);
+        if (edist_dec_atom(&c, &tag) == 0)
+            done++; /* fan_done */
+        else if (edist_cursor_init(&c, m.ptr, m.len),
+                 edist_dec_tuple(&c, &arity) == 0 && arity == 2)
+            atomic_fetch_add(&f.acked, ack_every);
+    }
+    if (rc == EDIST_ETIMEDOUT) {
+        r->stalled = 1;
+        atomic_store(&f.stop, true);
+        rc = 0;
+    }
+    r->fanin_sent = atomic_load(&f.sent);
+    if (rc == 0)
+        rc = end_stream(j, pt, sink, r->fanin_sent, false, &r->fanin_unique);
+    r->fanin_seconds = (double)(now_ns() - t0) / 1e9;
+    drop_acks(pt);
+    return rc;
+}
+
 static void driver_main(void *arg)
 {
     driver_job *j = arg;
@@ -507,10 +847,26 @@ static void driver_main(void *arg)
                      "Duplicates, Bad}",
                      &pt.result);
     edist_procid sink;
+    uint64_t ack_every;
+    stream_window(j->bytes, 1, &ack_every);
     if (rc)
         job_fail(j, "pattern", rc);
-    else if (run_stream(j, &pt, &sink) == 0)
-        run_pingpong(j, sink);
+    else
+        rc = say_hello(j, &pt, j->count, ack_every, &sink);
+    if (rc == 0 && j->count)
+        rc = run_stream(j, &pt, sink);
+    if (rc == 0 && j->rtt_count)
+        rc = run_pingpong(j, sink);
+    if (rc == 0 && j->ol_count)
+        rc = run_open_loop(j, sink);
+    if (rc == 0 && j->fan)
+        rc = run_fan_out(j, &pt);
+    if (rc == 0 && j->fan)
+        rc = run_fan_in(j, &pt); /* last: it says hello anew */
+    bench_pair_result *r = &j->r;
+    r->fan = j->fan;
+    r->lost = (r->sent - r->unique) + (r->fanout_sent - r->fanout_unique) +
+              (r->fanin_sent - r->fanin_unique);
     edist_pattern_free(pt.hello);
     edist_pattern_free(pt.ack);
     edist_pattern_free(pt.result);
@@ -531,21 +887,67 @@ static bool down_normal(const edist_term_view *m)
     return edist_dec_atom(&c, &reason) == 0 && atom_is(&reason, "normal");
 }
 
+/* p50 ... max of samples[0..n), sorted here, in microseconds. */
+static void percentiles(uint64_t *samples, size_t n, double *p50, double *p90,
+                        double *p99, double *p999, double *max)
+{
+    cli_sort_u64(samples, n);
+    *p50 = (double)cli_percentile_u64(samples, n, 50) / 1e3;
+    *p90 = (double)cli_percentile_u64(samples, n, 90) / 1e3;
+    *p99 = (double)cli_percentile_u64(samples, n, 99) / 1e3;
+    *p999 = (double)cli_percentile_u64(samples, n, 99.9) / 1e3;
+    *max = (double)cli_percentile_u64(samples, n, 100) / 1e3;
+}
+
 static void rtt_figures(driver_job *j)
 {
-    size_t n = (size_t)j->rtt_count;
-    cli_sort_u64(j->rtt_ns, n);
     bench_pair_result *r = &j->r;
-    r->rtt_p50_us = (double)cli_percentile_u64(j->rtt_ns, n, 50) / 1e3;
-    r->rtt_p90_us = (double)cli_percentile_u64(j->rtt_ns, n, 90) / 1e3;
-    r->rtt_p99_us = (double)cli_percentile_u64(j->rtt_ns, n, 99) / 1e3;
-    r->rtt_p999_us = (double)cli_percentile_u64(j->rtt_ns, n, 99.9) / 1e3;
-    r->rtt_max_us = (double)cli_percentile_u64(j->rtt_ns, n, 100) / 1e3;
+    percentiles(j->rtt_ns, (size_t)r->rtt_count, &r->rtt_p50_us,
+                &r->rtt_p90_us, &r->rtt_p99_us, &r->rtt_p999_us,
+                &r->rtt_max_us);
+    percentiles(j->ol_ns, (size_t)r->ol_received, &r->ol_p50_us,
+                &r->ol_p90_us, &r->ol_p99_us, &r->ol_p999_us, &r->ol_max_us);
+}
+
+/* The distribution of sorted[0..n) for a CDF plot: "percentile
+ * microseconds" at every 0.1 percent and at 99.95, 99.99 and 100. */
+static int write_cdf(const char *path, const uint64_t *sorted, size_t n)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return edist_set_error(EDIST_EIO, "%s: %s", path, strerror(errno));
+    fputs("# percentile round_trip_us\n", f);
+    for (int i = 1; n && i <= 1003; i++) {
+        double pct = i <= 1000 ? i / 10.0 : i == 1001 ? 99.95 : i == 1002 ? 99.99 : 100;
+        if (i == 1000)
+            continue; /* 100 comes last */
+        fprintf(f, "%.2f %.3f\n", pct,
+                (double)cli_percentile_u64(sorted, n, pct) / 1e3);
+    }
+    if (fclose(f) != 0)
+        return edist_set_error(EDIST_EIO, "%s: %s", path, strerror(errno));
+    return 0;
+}
+
+static int write_samples(const driver_job *j, const char *prefix)
+{
+    char path[4096];
+    int rc = 0;
+    if (j->r.rtt_count) {
+        snprintf(path, sizeof path, "%s.closed.cdf", prefix);
+        rc = write_cdf(path, j->rtt_ns, (size_t)j->r.rtt_count);
+    }
+    if (rc == 0 && j->r.ol_received) {
+        snprintf(path, sizeof path, "%s.open.cdf", prefix);
+        rc = write_cdf(path, j->ol_ns, (size_t)j->r.ol_received);
+    }
+    return rc;
 }
 
 typedef struct driver_opts {
-    const char *sink_node;
-    long long bytes, count, rtt_count, warmup;
+    const char *sink_node, *samples;
+    long long bytes, count, rtt_count, warmup, ol_rate, ol_count, fan,
+        fan_count;
     long long await_lane_s; /* > 0: wait for the second lane both ways */
 } driver_opts;
 
@@ -593,9 +995,19 @@ static int parse_driver_opts(int argc, char **argv, driver_opts *o, int *used)
             bad = parse_count(v, BENCH_PAIR_MIN_BYTES,
                               (long long)BENCH_PAIR_MAX_BYTES, &o->bytes);
         else if (!strcmp(k, "--count"))
-            bad = parse_count(v, 1, BENCH_PAIR_MAX_COUNT, &o->count);
+            bad = parse_count(v, 0, BENCH_PAIR_MAX_COUNT, &o->count);
         else if (!strcmp(k, "--rtt-count"))
-            bad = parse_count(v, 1, BENCH_PAIR_MAX_COUNT, &o->rtt_count);
+            bad = parse_count(v, 0, BENCH_PAIR_MAX_COUNT, &o->rtt_count);
+        else if (!strcmp(k, "--rate"))
+            bad = parse_count(v, 1, 1000000000, &o->ol_rate);
+        else if (!strcmp(k, "--ol-count"))
+            bad = parse_count(v, 0, BENCH_PAIR_MAX_COUNT, &o->ol_count);
+        else if (!strcmp(k, "--fan"))
+            bad = parse_count(v, 0, 1024, &o->fan);
+        else if (!strcmp(k, "--fan-count"))
+            bad = parse_count(v, 0, BENCH_PAIR_MAX_COUNT, &o->fan_count);
+        else if (!strcmp(k, "--samples"))
+            o->samples = v && *v ? v : NULL; /* "": none */
         else if (!strcmp(k, "--warmup"))
             bad = parse_count(v, 0, BENCH_PAIR_MAX_COUNT, &o->warmup);
         else if (!strcmp(k, "--await-lane"))
@@ -605,8 +1017,9 @@ static int parse_driver_opts(int argc, char **argv, driver_opts *o, int *used)
         if (bad)
             return edist_set_error(EDIST_EINVAL, "bad option '%s'", k);
     }
-    if (!o->sink_node || !o->bytes || !o->count || !o->rtt_count ||
-        o->rtt_count + o->warmup > BENCH_PAIR_MAX_COUNT)
+    if (!o->sink_node || !o->bytes ||
+        o->rtt_count + o->warmup > BENCH_PAIR_MAX_COUNT ||
+        (o->ol_count && !o->ol_rate) || (o->fan && o->fan_count < o->fan))
         return edist_set_error(EDIST_EINVAL, "missing or bad options");
     *used = i < argc ? i + 1 : i;
     return 0;
@@ -630,15 +1043,23 @@ static int driver_role(int argc, char **argv)
                        .count = (uint64_t)o.count,
                        .rtt_count = (uint64_t)o.rtt_count,
                        .warmup = (uint64_t)o.warmup,
+                       .ol_rate = (uint64_t)o.ol_rate,
+                       .ol_count = (uint64_t)o.ol_count,
+                       .fan = (uint64_t)o.fan,
+                       .fan_count = (uint64_t)o.fan_count,
                        .bytes = (size_t)o.bytes};
-    job.rtt_ns = calloc((size_t)o.rtt_count, sizeof *job.rtt_ns);
+    job.rtt_ns = calloc((size_t)o.rtt_count + 1, sizeof *job.rtt_ns);
+    job.ol_ns = calloc((size_t)o.ol_count + 1, sizeof *job.ol_ns);
     /* Touched now: a page fault in a timed round trip (one every 512
      * samples, ~10 us each here) was a fifth of the slow ones. */
     for (size_t i = 0; job.rtt_ns && i < (size_t)o.rtt_count; i += 512)
         ((volatile uint64_t *)job.rtt_ns)[i] = 1;
+    for (size_t i = 0; job.ol_ns && i < (size_t)o.ol_count; i += 512)
+        ((volatile uint64_t *)job.ol_ns)[i] = 1;
     edist_procid self, pid;
     edist_ref ref;
-    rc = job.rtt_ns ? edist_node_connect(node, o.sink_node, 0) : EDIST_ENOMEM;
+    rc = job.rtt_ns && job.ol_ns ? edist_node_connect(node, o.sink_node, 0)
+                                 : EDIST_ENOMEM;
     if (rc == 0 && o.await_lane_s > 0)
         rc = await_lane(node, o.await_lane_s);
     if (rc == 0)
@@ -646,6 +1067,7 @@ static int driver_role(int argc, char **argv)
     if (rc) {
         cli_error(who, rc);
         free(job.rtt_ns);
+        free(job.ol_ns);
         edist_node_stop(node);
         return 1;
     }
@@ -666,8 +1088,10 @@ static int driver_role(int argc, char **argv)
         fprintf(stderr, "edist: %s: the driver process ended abnormally\n",
                 who);
         out = 1;
+    } else if (rtt_figures(&job), o.samples && write_samples(&job, o.samples)) {
+        cli_error(who, EDIST_EIO);
+        out = 1;
     } else {
-        rtt_figures(&job);
         edist_node_stats st;
         if (edist_node_get_stats(node, &st) == 0) {
             job.r.messages_out = st.messages_sent;
@@ -681,6 +1105,7 @@ static int driver_role(int argc, char **argv)
     edist_proc_detach_thread(NULL, 0);
     edist_node_stop(node);
     free(job.rtt_ns);
+    free(job.ol_ns);
     return out;
 }
 

@@ -95,6 +95,8 @@ static void lane_names(char *out, size_t cap)
 typedef struct pair_opts {
     const pair_lane *lane;
     long long bytes, count, rtt_count, warmup, shards, timeout_s, lane_wait_s;
+    long long rate, ol_count, fan, fan_count;
+    const char *samples; /* CDF files' path prefix, or NULL */
     bool warmup_given, shards_given;
     const char *idle;
     double faults_pct; /* veth lanes: frames dropped, duplicated, reordered */
@@ -104,6 +106,8 @@ typedef struct pair_opts {
 static const char pair_synopsis[] =
     "usage: edist bench pair --lane LANE [--bytes B] [--count N]\n"
     "         [--rtt-count R] [--warmup W] [--shards S]\n"
+    "         [--rate MSGS_PER_S [--ol-count N]] [--fan P [--fan-count N]]\n"
+    "         [--samples PREFIX]\n"
     "         [--idle busy|adaptive] [--timeout S] [--lane-wait S]\n"
     "         [--faults PCT] [--json] [--verbose]\n";
 
@@ -200,9 +204,19 @@ static int parse_pair_opts(int argc, char **argv, pair_opts *o)
             rc = parse_num(flag, v, BENCH_PAIR_MIN_BYTES,
                            (long long)BENCH_PAIR_MAX_BYTES, &o->bytes);
         else if (!strcmp(flag, "--count"))
-            rc = parse_num(flag, v, 1, BENCH_PAIR_MAX_COUNT, &o->count);
+            rc = parse_num(flag, v, 0, BENCH_PAIR_MAX_COUNT, &o->count);
         else if (!strcmp(flag, "--rtt-count"))
-            rc = parse_num(flag, v, 1, BENCH_PAIR_MAX_COUNT / 2, &o->rtt_count);
+            rc = parse_num(flag, v, 0, BENCH_PAIR_MAX_COUNT / 2, &o->rtt_count);
+        else if (!strcmp(flag, "--rate"))
+            rc = parse_num(flag, v, 1, 1000000000, &o->rate);
+        else if (!strcmp(flag, "--ol-count"))
+            rc = parse_num(flag, v, 1, BENCH_PAIR_MAX_COUNT, &o->ol_count);
+        else if (!strcmp(flag, "--fan"))
+            rc = parse_num(flag, v, 1, 1024, &o->fan);
+        else if (!strcmp(flag, "--fan-count"))
+            rc = parse_num(flag, v, 1, BENCH_PAIR_MAX_COUNT, &o->fan_count);
+        else if (!strcmp(flag, "--samples"))
+            o->samples = v;
         else if (!strcmp(flag, "--warmup")) {
             rc = parse_num(flag, v, 0, BENCH_PAIR_MAX_COUNT / 2, &o->warmup);
             o->warmup_given = true;
@@ -258,6 +272,17 @@ static int parse_pair_opts(int argc, char **argv, pair_opts *o)
             o->lane->name);
     if (!o->warmup_given)
         o->warmup = o->rtt_count / 10 < 10000 ? o->rtt_count / 10 : 10000;
+    if (o->ol_count && !o->rate)
+        return edist_set_error(EDIST_EINVAL, "--ol-count needs --rate");
+    if (o->rate && !o->ol_count)
+        o->ol_count = o->rate;
+    if (o->fan_count && !o->fan)
+        return edist_set_error(EDIST_EINVAL, "--fan-count needs --fan");
+    if (o->fan && !o->fan_count)
+        o->fan_count = o->count;
+    if (o->fan && o->fan_count < o->fan)
+        return edist_set_error(EDIST_EINVAL,
+                               "--fan-count: at least one message a process");
     return 0;
 }
 
@@ -625,7 +650,7 @@ static void print_json(const pair_run *r, const bench_pair_result *res)
            ", \"duplicates\": %" PRIu64 ", \"bad_messages\": %" PRIu64
            ", \"stalled\": %s, \"send_waits\": %" PRIu64
            ", \"messages_out\": %" PRIu64 ", \"messages_in_place\": %" PRIu64
-           ", \"shards\": %lld, \"idle\": \"%s\"}\n",
+           ", \"shards\": %lld, \"idle\": \"%s\"",
            r->o.lane->name, r->o.bytes, res->sent, msgs_per_s,
            msgs_per_s * (double)r->o.bytes, res->stream_seconds, res->rtt_count,
            res->rtt_warmup, rtts_per_s, res->rtt_p50_us, res->rtt_p90_us,
@@ -633,6 +658,17 @@ static void print_json(const pair_run *r, const bench_pair_result *res)
            res->out_of_order, res->duplicates, res->bad_messages,
            res->stalled ? "true" : "false", res->send_waits, res->messages_out,
            res->messages_in_place, r->o.shards, r->o.idle);
+    double ol_span = res->ol_seconds > 0 ? res->ol_seconds : 1;
+    printf(", \"ol_rate\": %" PRIu64 ", \"ol_count\": %" PRIu64
+           ", \"ol_received\": %" PRIu64 ", \"ol_achieved_per_s\": %.1f"
+           ", \"ol_p50_us\": %.3f, \"ol_p90_us\": %.3f, \"ol_p99_us\": %.3f"
+           ", \"ol_p999_us\": %.3f, \"ol_max_us\": %.3f, \"fan\": %" PRIu64
+           ", \"fanout_msgs_per_s\": %.1f, \"fanin_msgs_per_s\": %.1f}\n",
+           res->ol_rate, res->ol_count, res->ol_received,
+           (double)res->ol_received / ol_span, res->ol_p50_us, res->ol_p90_us,
+           res->ol_p99_us, res->ol_p999_us, res->ol_max_us, res->fan,
+           res->fanout_seconds > 0 ? (double)res->fanout_sent / res->fanout_seconds : 0,
+           res->fanin_seconds > 0 ? (double)res->fanin_sent / res->fanin_seconds : 0);
 }
 
 static void print_table(const pair_run *r, const bench_pair_result *res)
@@ -660,6 +696,23 @@ static void print_table(const pair_run *r, const bench_pair_result *res)
         "  round trip  p50 %.1f us, p90 %.1f, p99 %.1f, p99.9 %.1f, max %.1f\n",
         res->rtt_p50_us, res->rtt_p90_us, res->rtt_p99_us, res->rtt_p999_us,
         res->rtt_max_us);
+    if (res->ol_count)
+        printf("  open loop   %s pings at %s/s: p50 %.1f us, p90 %.1f, p99 %.1f, "
+               "p99.9 %.1f, max %.1f\n",
+               grouped((double)res->ol_count), grouped((double)res->ol_rate),
+               res->ol_p50_us, res->ol_p90_us, res->ol_p99_us, res->ol_p999_us,
+               res->ol_max_us);
+    if (res->fan)
+        printf("  fan-out     1 -> %" PRIu64 " processes: %s messages/s; fan-in "
+               "%" PRIu64 " -> 1: %s messages/s\n",
+               res->fan,
+               grouped(res->fanout_seconds > 0
+                           ? (double)res->fanout_sent / res->fanout_seconds
+                           : 0),
+               res->fan,
+               grouped(res->fanin_seconds > 0
+                           ? (double)res->fanin_sent / res->fanin_seconds
+                           : 0));
 }
 
 /* ---- the run ------------------------------------------------------------- */
@@ -678,7 +731,12 @@ static void fail(const char *fmt, ...)
  * code (1, or 128+signal with r->signal set). */
 static int pair_measure(pair_run *r)
 {
-    char port[16], bytes[32], count[32], rtt_count[32], warmup[32];
+    char port[16], bytes[32], count[32], rtt_count[32], warmup[32], rate[32],
+        ol_count[32], fan[32], fan_count[32];
+    snprintf(rate, sizeof rate, "%lld", r->o.rate ? r->o.rate : 1);
+    snprintf(ol_count, sizeof ol_count, "%lld", r->o.ol_count);
+    snprintf(fan, sizeof fan, "%lld", r->o.fan);
+    snprintf(fan_count, sizeof fan_count, "%lld", r->o.fan_count);
     snprintf(port, sizeof port, "%u", r->epmd_port);
     snprintf(bytes, sizeof bytes, "%lld", r->o.bytes);
     snprintf(count, sizeof count, "%lld", r->o.count);
@@ -731,7 +789,11 @@ static int pair_measure(pair_run *r)
         "--bytes",      bytes,         "--count",
         count,          "--rtt-count", rtt_count,
         "--warmup",     warmup,        "--await-lane",
-        await_s,        "--",          NODE_FLAGS(&r->a, listen_a, eal_a)};
+        await_s,        "--rate",      rate,
+        "--ol-count",   ol_count,      "--fan",
+        fan,            "--fan-count", fan_count,
+        "--samples",    r->o.samples ? (char *)r->o.samples : "",
+        "--",           NODE_FLAGS(&r->a, listen_a, eal_a)};
 #undef NODE_FLAGS
     int rc = child_start(r, &r->b, b_argv);
     int ev = PUMP_PROGRESS;

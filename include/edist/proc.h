@@ -358,7 +358,8 @@ int edist_at_exit(void (*fn)(void *arg), void *arg);
  * EDIST_ENOTFOUND. */
 int edist_at_exit_cancel(void (*fn)(void *arg), void *arg);
 
-/* Let other runnable processes run (green); a no-op in thread processes. */
+/* Let other runnable processes run (green); with none, the shard polls
+ * its sockets and timers first. A no-op in thread processes. */
 int edist_yield(void);
 /* receive after Ms -> ok end. */
 int edist_sleep_ms(int64_t ms);

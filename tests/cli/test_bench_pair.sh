@@ -78,6 +78,26 @@ grep -q 'ended node a (pid [0-9]*, exited with status 0), node b (pid [0-9]*, ex
 n=$(no_leftovers "$tmp/json.err" "$run_pid")
 ok "--json: one object with every key, lost 0, out_of_order 0, figures positive; its $n children are gone"
 
+# 1a. The open loop and the fan-out/fan-in, and parts left out: every ping
+# answered and timed, every fan message received, the CDFs written.
+run loops --lane tcp --count 0 --rtt-count 0 --rate 20000 --ol-count 2000 \
+  --fan 4 --fan-count 4002 --samples "$tmp/cdf" --json --verbose
+[ "$rc" = 0 ] || fail "bench pair --rate --fan exited $rc: $(cat "$tmp/loops.err")"
+python3 - "$tmp/loops.out" "$tmp/cdf" <<'PY' || fail "open loop/fan: $(cat "$tmp/loops.out")"
+import json, sys
+o = json.load(open(sys.argv[1]))
+assert o["messages"] == 0 and o["rtt_count"] == 0, o
+assert o["ol_rate"] == 20000 and o["ol_count"] == 2000 and o["ol_received"] == 2000, o
+assert 0 < o["ol_p50_us"] <= o["ol_p99_us"] <= o["ol_max_us"], o
+assert o["fan"] == 4 and o["fanout_msgs_per_s"] > 0 and o["fanin_msgs_per_s"] > 0, o
+assert o["lost"] == 0 and o["duplicates"] == 0, o
+rows = [l.split() for l in open(sys.argv[2] + ".open.cdf") if not l.startswith("#")]
+assert len(rows) == 1002 and float(rows[-1][0]) == 100, rows[-3:]
+assert abs(float(rows[-1][1]) - o["ol_max_us"]) < 0.01, (rows[-1], o["ol_max_us"])
+PY
+n=$(no_leftovers "$tmp/loops.err" "$run_pid")
+ok "--rate/--fan: 2000 of 2000 pings timed on schedule, 4000 fan messages each way, CDF written; $n children gone"
+
 # 1b. Busy-polling nodes (they read and write their connection themselves
 # while it is active): the same clean result.
 run busy --lane tcp "${SMALL[@]}" --idle busy --json --verbose
@@ -110,7 +130,8 @@ grep -q "unknown lane 'nosuch' (known: tcp[,)]" "$tmp/lane.err" ||
 rc=$?
 [ "$rc" = 2 ] && grep -q 'which lane? --lane LANE (known: tcp[,)]' "$tmp/nolane.err" ||
   fail "missing lane: exit $rc, $(head -1 "$tmp/nolane.err")"
-for bad in "--bytes 5" "--count 0" "--idle sleepy" "--frobnicate 1"; do
+for bad in "--bytes 5" "--count -1" "--idle sleepy" "--frobnicate 1" \
+  "--ol-count 5" "--fan-count 9" "--fan 2000" "--rate 0"; do
   # shellcheck disable=SC2086
   "$EDIST" bench pair --lane tcp $bad 2>"$tmp/bad.err"
   rc=$?
