@@ -1,16 +1,66 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Refcounted receive buffers (see rxbuf.h). */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dataplane/reactor/rxbuf.h"
 
+/* Large heap buffers (reassembled messages) are kept for the next one:
+ * freed, malloc gives their pages back (trim, or munmap above its mmap
+ * threshold) and the next message of that size pays a page fault and a
+ * cleared page every 4 KiB, which halved a stream of 64 KiB messages.
+ * At most RECYCLE_MAX buffers of RECYCLE_MIN..RECYCLE_LARGEST bytes, so
+ * at most 8 x 8 MiB stay allocated; a buffer is reused for a request of
+ * at least half its size. Any thread frees them, hence the lock: one per
+ * large message, next to copying it. */
+#define RECYCLE_MIN ((size_t)32 << 10)
+#define RECYCLE_LARGEST ((size_t)8 << 20)
+#define RECYCLE_MAX 8
+
+static pthread_mutex_t recycle_lock = PTHREAD_MUTEX_INITIALIZER;
+static edi_rxbuf *recycled[RECYCLE_MAX];
+static size_t recycled_count;
+
+static edi_rxbuf *recycle_take(size_t cap)
+{
+    edi_rxbuf *b = NULL;
+    pthread_mutex_lock(&recycle_lock);
+    for (size_t i = 0; i < recycled_count; i++) {
+        if (recycled[i]->room >= cap && recycled[i]->room / 2 <= cap) {
+            b = recycled[i];
+            recycled[i] = recycled[--recycled_count];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&recycle_lock);
+    return b;
+}
+
+static bool recycle_keep(edi_rxbuf *b)
+{
+    if (b->room < RECYCLE_MIN || b->room > RECYCLE_LARGEST)
+        return false;
+    bool kept = false;
+    pthread_mutex_lock(&recycle_lock);
+    if (recycled_count < RECYCLE_MAX) {
+        recycled[recycled_count++] = b;
+        kept = true;
+    }
+    pthread_mutex_unlock(&recycle_lock);
+    return kept;
+}
+
 edi_rxbuf *edi_rxbuf_heap_new(size_t cap)
 {
-    edi_rxbuf *b = malloc(sizeof(*b) + (cap ? cap : 1));
+    edi_rxbuf *b = cap >= RECYCLE_MIN ? recycle_take(cap) : NULL;
+    size_t room = b ? b->room : cap;
+    if (b == NULL)
+        b = malloc(sizeof(*b) + (cap ? cap : 1));
     if (b == NULL)
         return NULL;
     memset(b, 0, sizeof(*b));
+    b->room = room;
     atomic_init(&b->refs, 1);
     b->kind = EDI_RXBUF_HEAP;
     b->data = (uint8_t *)(b + 1);
@@ -20,11 +70,15 @@ edi_rxbuf *edi_rxbuf_heap_new(size_t cap)
 
 edi_rxbuf *edi_rxbuf_heap_grow(edi_rxbuf *b, size_t cap)
 {
+    if (cap <= b->room) { /* a recycled one may have the room already */
+        b->cap = cap;
+        return b;
+    }
     edi_rxbuf *n = realloc(b, sizeof(*b) + cap);
     if (n == NULL)
         return NULL;
     n->data = (uint8_t *)(n + 1);
-    n->cap = cap;
+    n->cap = n->room = cap;
     return n;
 }
 
@@ -72,7 +126,8 @@ void edi_rxbuf_unref(edi_rxbuf *b)
         return;
     switch (b->kind) {
     case EDI_RXBUF_HEAP:
-        free(b);
+        if (!recycle_keep(b))
+            free(b);
         break;
     case EDI_RXBUF_ADOPTED:
         free(b->data);

@@ -80,6 +80,7 @@ struct edi_rxbuf {
     struct edi_rxbuf *next;   /* OWNED: free for the owner's lists */
     uint8_t *data;
     size_t cap;
+    size_t room; /* HEAP: what was allocated (>= cap: a recycled one) */
 };
 
 /* Makes b an OWNED buffer of owner with no reference (the owner sets refs
