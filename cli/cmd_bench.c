@@ -170,6 +170,9 @@ static int parse_num(const char *flag, const char *text, long long lo,
     return 0;
 }
 
+/* 0, CLI_DONE (help or version printed: exit 0) or 2 (printed: exit 2);
+ * an error code with the error set when a value is malformed past the
+ * parser (a size, --faults, --idle) or the options do not fit together. */
 static int parse_pair_opts(int argc, char **argv, pair_opts *o)
 {
     *o = (pair_opts){.bytes = 64,
@@ -179,75 +182,71 @@ static int parse_pair_opts(int argc, char **argv, pair_opts *o)
                      .timeout_s = 600,
                      .lane_wait_s = 15,
                      .idle = "adaptive"};
-    const char *lane = NULL;
-    for (int i = 1; i < argc; i++) {
-        char flag[64];
-        const char *a = argv[i], *v = NULL, *eq = strchr(a, '=');
-        /* --flag value and --flag=value */
-        size_t flen = eq && !strncmp(a, "--", 2) ? (size_t)(eq - a) : strlen(a);
-        snprintf(flag, sizeof flag, "%.*s", (int)flen, a);
-        bool takes_value = strcmp(flag, "--json") && strcmp(flag, "--verbose");
-        if (takes_value) {
-            if (eq && flen < strlen(a))
-                v = eq + 1;
-            else if (i + 1 < argc)
-                v = argv[++i];
-            else
-                return edist_set_error(EDIST_EINVAL, "%s needs a value", flag);
-        } else if (flen < strlen(a)) {
-            return edist_set_error(EDIST_EINVAL, "%s takes no value", flag);
-        }
-        int rc = 0;
-        if (!strcmp(flag, "--lane"))
-            lane = v;
-        else if (!strcmp(flag, "--bytes"))
-            rc = parse_num(flag, v, BENCH_PAIR_MIN_BYTES,
-                           (long long)BENCH_PAIR_MAX_BYTES, &o->bytes);
-        else if (!strcmp(flag, "--count"))
-            rc = parse_num(flag, v, 0, BENCH_PAIR_MAX_COUNT, &o->count);
-        else if (!strcmp(flag, "--rtt-count"))
-            rc = parse_num(flag, v, 0, BENCH_PAIR_MAX_COUNT / 2, &o->rtt_count);
-        else if (!strcmp(flag, "--rate"))
-            rc = parse_num(flag, v, 1, 1000000000, &o->rate);
-        else if (!strcmp(flag, "--ol-count"))
-            rc = parse_num(flag, v, 1, BENCH_PAIR_MAX_COUNT, &o->ol_count);
-        else if (!strcmp(flag, "--fan"))
-            rc = parse_num(flag, v, 1, 1024, &o->fan);
-        else if (!strcmp(flag, "--fan-count"))
-            rc = parse_num(flag, v, 1, BENCH_PAIR_MAX_COUNT, &o->fan_count);
-        else if (!strcmp(flag, "--samples"))
-            o->samples = v;
-        else if (!strcmp(flag, "--warmup")) {
-            rc = parse_num(flag, v, 0, BENCH_PAIR_MAX_COUNT / 2, &o->warmup);
-            o->warmup_given = true;
-        } else if (!strcmp(flag, "--shards")) {
-            rc = parse_num(flag, v, 1, 1024, &o->shards);
-            o->shards_given = true;
-        } else if (!strcmp(flag, "--timeout"))
-            rc = parse_num(flag, v, 1, 86400 * 7, &o->timeout_s);
-        else if (!strcmp(flag, "--lane-wait"))
-            rc = parse_num(flag, v, 0, 600, &o->lane_wait_s);
-        else if (!strcmp(flag, "--faults")) {
-            char *end;
-            o->faults_pct = strtod(v, &end);
-            if (end == v || *end ||
-                !(o->faults_pct >= 0 && o->faults_pct <= 50))
-                rc = edist_set_error(EDIST_EINVAL, "--faults '%s': want 0..50",
-                                     v);
-        } else if (!strcmp(flag, "--idle")) {
-            if (strcmp(v, "busy") && strcmp(v, "adaptive"))
-                rc = edist_set_error(EDIST_EINVAL,
-                                     "--idle '%s': want busy or adaptive", v);
-            o->idle = v;
-        } else if (!strcmp(flag, "--json"))
-            o->json = true;
-        else if (!strcmp(flag, "--verbose"))
-            o->verbose = true;
-        else
-            rc = edist_set_error(EDIST_EINVAL, "unknown option '%s'", a);
-        if (rc)
-            return rc;
+    const char *lane = NULL, *bytes = NULL, *faults = NULL;
+    int64_t count = o->count, rtt_count = o->rtt_count, warmup = -1,
+            shards = -1, timeout_ms = o->timeout_s * 1000,
+            lane_wait = o->lane_wait_s, rate = 0, ol_count = 0, fan = 0,
+            fan_count = 0;
+    const cli_opt opts[] = {
+        {"lane", NULL, CLI_TEXT, &lane, 0, 0},
+        {"bytes", NULL, CLI_TEXT, &bytes, 0, 0},
+        {"count", NULL, CLI_INT, &count, 0, BENCH_PAIR_MAX_COUNT},
+        {"rtt-count", NULL, CLI_INT, &rtt_count, 0, BENCH_PAIR_MAX_COUNT / 2},
+        {"warmup", NULL, CLI_INT, &warmup, 0, BENCH_PAIR_MAX_COUNT / 2},
+        {"rate", NULL, CLI_INT, &rate, 1, 1000000000},
+        {"ol-count", NULL, CLI_INT, &ol_count, 1, BENCH_PAIR_MAX_COUNT},
+        {"fan", NULL, CLI_INT, &fan, 1, 1024},
+        {"fan-count", NULL, CLI_INT, &fan_count, 1, BENCH_PAIR_MAX_COUNT},
+        {"samples", NULL, CLI_TEXT, &o->samples, 0, 0},
+        {"shards", NULL, CLI_INT, &shards, 1, 1024},
+        CLI_OPT_TIMEOUT(&timeout_ms),
+        {"lane-wait", NULL, CLI_INT, &lane_wait, 0, 600},
+        {"faults", NULL, CLI_TEXT, &faults, 0, 0},
+        {"idle", NULL, CLI_TEXT, &o->idle, 0, 0},
+        {"json", NULL, CLI_FLAG, &o->json, 0, 0},
+        {"verbose", NULL, CLI_FLAG, &o->verbose, 0, 0},
+    };
+    /* the usage names this build's lanes */
+    static char *usage;
+    size_t usage_len;
+    FILE *u = usage ? NULL : open_memstream(&usage, &usage_len);
+    if (u) {
+        pair_usage(u);
+        fclose(u);
     }
+    const cli_command cmd = {"bench pair", usage ? usage : pair_synopsis, opts,
+                             sizeof opts / sizeof opts[0], 0, 0};
+    const char *pos[1];
+    int npos;
+    int rc = cli_parse(&cmd, argc, argv, pos, &npos);
+    if (rc)
+        return rc;
+    o->count = count;
+    o->rtt_count = rtt_count;
+    o->warmup_given = warmup >= 0;
+    o->warmup = warmup >= 0 ? warmup : 0;
+    o->shards_given = shards >= 0;
+    o->shards = shards >= 0 ? shards : 1;
+    o->timeout_s = (timeout_ms + 999) / 1000;
+    o->lane_wait_s = lane_wait;
+    o->rate = rate;
+    o->ol_count = ol_count;
+    o->fan = fan;
+    o->fan_count = fan_count;
+    if (bytes && (rc = parse_num("--bytes", bytes, BENCH_PAIR_MIN_BYTES,
+                                 (long long)BENCH_PAIR_MAX_BYTES, &o->bytes)))
+        return rc;
+    if (faults) {
+        char *end;
+        o->faults_pct = strtod(faults, &end);
+        if (end == faults || *end ||
+            !(o->faults_pct >= 0 && o->faults_pct <= 50))
+            return edist_set_error(EDIST_EINVAL, "--faults '%s': want 0..50",
+                                   faults);
+    }
+    if (strcmp(o->idle, "busy") && strcmp(o->idle, "adaptive"))
+        return edist_set_error(EDIST_EINVAL,
+                               "--idle '%s': want busy or adaptive", o->idle);
     char known[128];
     lane_names(known, sizeof known);
     if (!lane)
@@ -840,22 +839,16 @@ static int pair_measure(pair_run *r)
 
 static int bench_pair(int argc, char **argv)
 {
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help") || !strcmp(argv[i], "-help")) {
-            pair_usage(stdout);
-            return 0;
-        }
-        if (!strcmp(argv[i], "--version") || !strcmp(argv[i], "-version")) {
-            cli_print_version();
-            return 0;
-        }
-    }
     static pair_run run;
     pair_run *r = &run;
     *r = (pair_run){.sig_fd = -1,
                     .a = {.role = "node a", .side = 0, .out_fd = -1},
                     .b = {.role = "node b", .side = 1, .out_fd = -1}};
     int rc = parse_pair_opts(argc, argv, &r->o);
+    if (rc == CLI_DONE)
+        return 0;
+    if (rc == 2)
+        return 2;
     if (rc == 0)
         rc = pair_shards(&r->o);
     if (rc) {

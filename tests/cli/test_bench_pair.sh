@@ -131,12 +131,13 @@ rc=$?
 [ "$rc" = 2 ] && grep -q 'which lane? --lane LANE (known: tcp[,)]' "$tmp/nolane.err" ||
   fail "missing lane: exit $rc, $(head -1 "$tmp/nolane.err")"
 for bad in "--bytes 5" "--count -1" "--idle sleepy" "--frobnicate 1" \
-  "--ol-count 5" "--fan-count 9" "--fan 2000" "--rate 0"; do
+  "--ol-count 5" "--fan-count 9" "--fan 2000" "--rate 0" "--timeout abc" \
+  "--json=1"; do
   # shellcheck disable=SC2086
   "$EDIST" bench pair --lane tcp $bad 2>"$tmp/bad.err"
   rc=$?
   [ "$rc" = 2 ] || fail "bench pair $bad exited $rc"
-  head -1 "$tmp/bad.err" | grep -q '^edist: bench pair: ' || fail "$bad: $(head -1 "$tmp/bad.err")"
+  head -1 "$tmp/bad.err" | grep -q '^edist:\{0,1\} bench pair: ' || fail "$bad: $(head -1 "$tmp/bad.err")"
 done
 "$EDIST" bench pair --help | grep -q -- '--lane LANE' || fail "no --help"
 ok "unknown lane: exit 2, \"unknown lane 'nosuch' (known: tcp)\"; missing lane, bad values: exit 2"

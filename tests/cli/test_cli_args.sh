@@ -42,7 +42,9 @@ refuse "rpc with too few arguments" "missing arguments" "$EDIST" rpc a@b m
 refuse "rpc with a bad node name" "bad node name 'ab'" "$EDIST" rpc ab m f '[]'
 refuse "unknown option" "unknown option '--bogus'" "$EDIST" stat a@b --bogus
 refuse "rpc --cookie without a value" "needs a value" "$EDIST" rpc a@b m f '[]' --cookie
-ok "malformed flags refused with exit 2: numbers, ports, times, missing values, unknown options"
+refuse "bench pair --timeout abc" "--timeout: 'abc' is not a time" "$EDIST" bench pair -lane tcp --timeout abc
+refuse "bench pair -count x" "--count: 'x' is not a whole number" "$EDIST" bench pair -lane tcp -count x
+ok "malformed flags refused with exit 2: numbers, ports, times, missing values, unknown options (bench pair too)"
 for c in "names" "rpc a@b m f []" "stat a@b" "bench ping a@b"; do
   ERL_EPMD_PORT=abc "$EDIST" $c >"$tmp/r.out" 2>"$tmp/r.err"
   rc=$?
