@@ -285,40 +285,20 @@ static double stream(phase ph, uint64_t total, report *r)
     return secs;
 }
 
-static void write_cdf(const char *path, const uint64_t *sorted, size_t n)
+/* Sorts v; writes its CDF when --samples asked for it. */
+static cli_latency figures(uint64_t *v, size_t n, const char *suffix)
 {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        perror(path);
-        exit(1);
-    }
-    fputs("# percentile round_trip_us\n", f);
-    for (int i = 1; i <= 1003; i++) {
-        double pct = i <= 1000 ? i / 10.0 : i == 1001 ? 99.95 : i == 1002 ? 99.99 : 100;
-        if (i == 1000)
-            continue;
-        fprintf(f, "%.2f %.3f\n", pct, (double)cli_percentile_u64(sorted, n, pct) / 1e3);
-    }
-    fclose(f);
-}
-
-typedef struct lat {
-    double p50, p90, p99, p999, max;
-} lat;
-
-static lat figures(uint64_t *v, size_t n, const char *suffix)
-{
-    cli_sort_u64(v, n);
+    cli_latency l = cli_latency_us(v, n);
     if (o.samples && n) {
         char path[4096];
         snprintf(path, sizeof path, "%s.%s.cdf", o.samples, suffix);
-        write_cdf(path, v, n);
+        FILE *f = fopen(path, "w");
+        if (!f || cli_write_cdf(f, v, n) != 0 || fclose(f) != 0) {
+            perror(path);
+            exit(1);
+        }
     }
-    return (lat){(double)cli_percentile_u64(v, n, 50) / 1e3,
-                 (double)cli_percentile_u64(v, n, 90) / 1e3,
-                 (double)cli_percentile_u64(v, n, 99) / 1e3,
-                 (double)cli_percentile_u64(v, n, 99.9) / 1e3,
-                 (double)cli_percentile_u64(v, n, 100) / 1e3};
+    return l;
 }
 
 static double closed_loop(uint64_t *v)
@@ -456,8 +436,8 @@ int main(int argc, char **argv)
         fo_s = stream(FAN_OUT, fo_total, &fo);
         fi_s = stream(FAN_IN, fo_total, &fi);
     }
-    lat c = figures(rtt, (size_t)o.rtt_count, "closed");
-    lat p = figures(ol, (size_t)ol_got, "open");
+    cli_latency c = figures(rtt, (size_t)o.rtt_count, "closed");
+    cli_latency p = figures(ol, (size_t)ol_got, "open");
     uint64_t lost = ((uint64_t)o.count - st.unique) + (fo_total - fo.unique) +
                     (fo_total - fi.unique);
     printf("result sent=%lld received=%" PRIu64 " unique=%" PRIu64

@@ -462,6 +462,21 @@ static uint64_t stream_window(size_t bytes, uint64_t receivers,
     return window;
 }
 
+/* A sink's {hello, Pid}: its pid. */
+static int receive_hello(driver_patterns *pt, edist_procid *pid)
+{
+    edist_term_view m;
+    memset(pt->vars, 0, sizeof pt->vars);
+    int rc = edist_receive(pt->hello, pt->vars, BENCH_PAIR_STALL_MS, &m);
+    if (rc == 0) {
+        edist_cursor c;
+        int i = edist_pattern_var_index(pt->hello, "Pid");
+        edist_cursor_init(&c, pt->vars[i].ptr, pt->vars[i].len);
+        rc = edist_dec_procid(&c, pid);
+    }
+    return rc;
+}
+
 /* {hello, Self, Count, AckEvery, Bytes} to the sink; its pid. */
 static int say_hello(driver_job *j, driver_patterns *pt, uint64_t count,
                      uint64_t ack_every, edist_procid *sink)
@@ -479,16 +494,8 @@ static int say_hello(driver_job *j, driver_patterns *pt, uint64_t count,
     if (rc == 0)
         rc = edist_send_name_node(BENCH_PAIR_SINK_NAME, j->sink_node, b.data,
                                   b.len);
-    edist_term_view m;
-    memset(pt->vars, 0, sizeof pt->vars);
     if (rc == 0)
-        rc = edist_receive(pt->hello, pt->vars, BENCH_PAIR_STALL_MS, &m);
-    if (rc == 0) {
-        edist_cursor c;
-        int i = edist_pattern_var_index(pt->hello, "Pid");
-        edist_cursor_init(&c, pt->vars[i].ptr, pt->vars[i].len);
-        rc = edist_dec_procid(&c, sink);
-    }
+        rc = receive_hello(pt, sink);
     if (rc)
         job_fail(j, "no answer to hello from the sink", rc);
     return rc;
@@ -710,17 +717,8 @@ static int run_fan_out(driver_job *j, driver_patterns *pt)
     if (rc == 0)
         rc = edist_send_name_node(BENCH_PAIR_SINK_NAME, j->sink_node, b.data,
                                   b.len);
-    for (uint64_t i = 0; rc == 0 && i < n; i++) {
-        edist_term_view m;
-        memset(pt->vars, 0, sizeof pt->vars);
-        rc = edist_receive(pt->hello, pt->vars, BENCH_PAIR_STALL_MS, &m);
-        if (rc == 0) {
-            edist_cursor c;
-            int v = edist_pattern_var_index(pt->hello, "Pid");
-            edist_cursor_init(&c, pt->vars[v].ptr, pt->vars[v].len);
-            rc = edist_dec_procid(&c, &sinks[i]);
-        }
-    }
+    for (uint64_t i = 0; rc == 0 && i < n; i++)
+        rc = receive_hello(pt, &sinks[i]);
     if (rc) {
         job_fail(j, "fan-out: no answer from the sink's processes", rc);
         return rc;
@@ -746,24 +744,29 @@ typedef struct fan_in {
     uint64_t total, senders, window, bytes;
     _Atomic uint64_t sent, acked;
     _Atomic bool stop; /* the coordinator gave up */
-    uint64_t send_waits;
 } fan_in;
 
 typedef struct fan_in_sender {
     fan_in *f;
     uint64_t first;
+    edist_buf msg; /* here, not on the stack: freed at the process's end */
 } fan_in_sender;
+
+static void fan_in_sender_free(void *arg)
+{
+    edist_buf_free(&((fan_in_sender *)arg)->msg);
+}
 
 static void fan_in_sender_main(void *arg)
 {
     fan_in_sender *s = arg;
     fan_in *f = s->f;
-    edist_buf msg;
+    edist_buf *msg = &s->msg;
     size_t seq_at;
     uint64_t waits = 0;
-    int rc = build_message(&msg, "data", f->bytes, &seq_at);
+    int rc = build_message(msg, "data", f->bytes, &seq_at);
     if (rc == 0)
-        edist_at_exit((void (*)(void *))edist_buf_free, &msg);
+        edist_at_exit(fan_in_sender_free, s);
     for (uint64_t seq = s->first; rc == 0 && seq < f->total;
          seq += f->senders) {
         while (atomic_load(&f->sent) - atomic_load(&f->acked) >= f->window &&
@@ -771,8 +774,8 @@ static void fan_in_sender_main(void *arg)
             edist_yield();
         if (atomic_load(&f->stop))
             break;
-        set_seq(&msg, seq_at, (uint32_t)seq);
-        rc = send_waiting(f->sink, msg.data, msg.len, &waits);
+        set_seq(msg, seq_at, (uint32_t)seq);
+        rc = send_waiting(f->sink, msg->data, msg->len, &waits);
         if (rc == 0)
             atomic_fetch_add(&f->sent, 1);
     }
@@ -887,44 +890,30 @@ static bool down_normal(const edist_term_view *m)
     return edist_dec_atom(&c, &reason) == 0 && atom_is(&reason, "normal");
 }
 
-/* p50 ... max of samples[0..n), sorted here, in microseconds. */
-static void percentiles(uint64_t *samples, size_t n, double *p50, double *p90,
-                        double *p99, double *p999, double *max)
-{
-    cli_sort_u64(samples, n);
-    *p50 = (double)cli_percentile_u64(samples, n, 50) / 1e3;
-    *p90 = (double)cli_percentile_u64(samples, n, 90) / 1e3;
-    *p99 = (double)cli_percentile_u64(samples, n, 99) / 1e3;
-    *p999 = (double)cli_percentile_u64(samples, n, 99.9) / 1e3;
-    *max = (double)cli_percentile_u64(samples, n, 100) / 1e3;
-}
-
 static void rtt_figures(driver_job *j)
 {
     bench_pair_result *r = &j->r;
-    percentiles(j->rtt_ns, (size_t)r->rtt_count, &r->rtt_p50_us,
-                &r->rtt_p90_us, &r->rtt_p99_us, &r->rtt_p999_us,
-                &r->rtt_max_us);
-    percentiles(j->ol_ns, (size_t)r->ol_received, &r->ol_p50_us,
-                &r->ol_p90_us, &r->ol_p99_us, &r->ol_p999_us, &r->ol_max_us);
+    cli_latency c = cli_latency_us(j->rtt_ns, (size_t)r->rtt_count);
+    cli_latency o = cli_latency_us(j->ol_ns, (size_t)r->ol_received);
+    r->rtt_p50_us = c.p50;
+    r->rtt_p90_us = c.p90;
+    r->rtt_p99_us = c.p99;
+    r->rtt_p999_us = c.p999;
+    r->rtt_max_us = c.max;
+    r->ol_p50_us = o.p50;
+    r->ol_p90_us = o.p90;
+    r->ol_p99_us = o.p99;
+    r->ol_p999_us = o.p999;
+    r->ol_max_us = o.max;
 }
 
-/* The distribution of sorted[0..n) for a CDF plot: "percentile
- * microseconds" at every 0.1 percent and at 99.95, 99.99 and 100. */
 static int write_cdf(const char *path, const uint64_t *sorted, size_t n)
 {
     FILE *f = fopen(path, "w");
     if (!f)
         return edist_set_error(EDIST_EIO, "%s: %s", path, strerror(errno));
-    fputs("# percentile round_trip_us\n", f);
-    for (int i = 1; n && i <= 1003; i++) {
-        double pct = i <= 1000 ? i / 10.0 : i == 1001 ? 99.95 : i == 1002 ? 99.99 : 100;
-        if (i == 1000)
-            continue; /* 100 comes last */
-        fprintf(f, "%.2f %.3f\n", pct,
-                (double)cli_percentile_u64(sorted, n, pct) / 1e3);
-    }
-    if (fclose(f) != 0)
+    int bad = cli_write_cdf(f, sorted, n);
+    if (fclose(f) != 0 || bad)
         return edist_set_error(EDIST_EIO, "%s: %s", path, strerror(errno));
     return 0;
 }
