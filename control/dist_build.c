@@ -283,52 +283,62 @@ int edi_dist_build_send_pids_head(uint8_t *out, size_t cap, uint64_t flags,
     return 0;
 }
 
+int edi_dist_build_send_headed(edist_buf *out, uint64_t flags,
+                               const uint8_t *head, size_t head_len,
+                               edist_term_view msg)
+{
+    if (msg.len > 0 && msg.ptr[0] == EDIST_TAG_VERSION) {
+        msg.ptr++;
+        msg.len--;
+    }
+    if (!out || out->err || msg.len == 0 || !msg.ptr ||
+        msg.ptr[0] == EDIST_TAG_COMPRESSED)
+        return EDIST_EAGAIN; /* the general builder says what is wrong */
+    size_t prefix = (flags & EDI_DIST_BUILD_BARE) ? 0 : 4;
+    size_t frame = head_len + msg.len;
+    if (frame > UINT32_MAX)
+        return edist_set_error(EDIST_EINVAL, "dist build SEND: frame of %zu "
+                               "bytes exceeds the u32 length", frame);
+    if (edist_buf_reserve(out, prefix + frame) != 0)
+        return edist_set_error(out->err ? out->err : EDIST_ENOMEM,
+                               "dist build SEND: buffer error");
+    uint8_t *start = out->data + out->len;
+    if (prefix)
+        edi_put_be32(start, (uint32_t)frame);
+    memcpy(start + prefix, head, head_len);
+    memcpy(start + prefix + head_len, msg.ptr, msg.len);
+    out->len += prefix + frame;
+    return 0;
+}
+
 int edi_dist_build_send_pids(edist_buf *out, uint64_t flags,
                              const edist_pid *from, const edist_pid *to,
                              edist_term_view msg)
 {
     bool sender = (flags & EDI_DFLAG_SEND_SENDER) != 0;
+    uint8_t head[EDI_DIST_SEND_HEAD_MAX_BYTES];
+    size_t head_len;
+    if (edi_dist_build_send_pids_head(head, sizeof head, flags, from, to,
+                                      &head_len) == 0) {
+        int rc = edi_dist_build_send_headed(out, flags, head, head_len, msg);
+        if (rc != EDIST_EAGAIN)
+            return rc;
+    }
+    /* The general builder checks and reports what this one does not
+     * handle: odd node names, missing or compressed messages. */
     if (msg.len > 0 && msg.ptr[0] == EDIST_TAG_VERSION) {
         msg.ptr++;
         msg.len--;
     }
-    /* The general builder checks and reports what this one does not
-     * handle: odd node names, missing or compressed messages. */
-    if (!out || out->err || msg.len == 0 || !msg.ptr ||
-        msg.ptr[0] == EDIST_TAG_COMPRESSED || from->node.latin1 ||
-        to->node.latin1 || from->node.len > 255 || to->node.len > 255) {
-        edist_term_view tv, fv;
-        edi_dist_term_scratch ts, fs;
-        int rc = edi_dist_pid_view(to, &ts, &tv);
-        if (rc == 0 && sender)
-            rc = edi_dist_pid_view(from, &fs, &fv);
-        if (rc)
-            return rc;
-        return sender ? edi_dist_build_send_sender(out, flags, NULL, fv, tv, msg)
-                      : edi_dist_build_send(out, flags, NULL, tv, msg);
-    }
-    size_t prefix = (flags & EDI_DIST_BUILD_BARE) ? 0 : 4;
-    size_t head_max = send_head_max(sender, from, to);
-    if (edist_buf_reserve(out, prefix + head_max + msg.len) != 0)
-        return edist_set_error(out->err ? out->err : EDIST_ENOMEM,
-                               "dist build SEND: buffer error");
-    uint8_t *start = out->data + out->len;
-    size_t head_len;
-    int rc = edi_dist_build_send_pids_head(start + prefix, head_max, flags,
-                                           from, to, &head_len);
+    edist_term_view tv, fv;
+    edi_dist_term_scratch ts, fs;
+    int rc = edi_dist_pid_view(to, &ts, &tv);
+    if (rc == 0 && sender)
+        rc = edi_dist_pid_view(from, &fs, &fv);
     if (rc)
         return rc;
-    uint8_t *p = start + prefix + head_len;
-    memcpy(p, msg.ptr, msg.len);
-    p += msg.len;
-    size_t frame = (size_t)(p - start);
-    if (frame - prefix > UINT32_MAX)
-        return edist_set_error(EDIST_EINVAL, "dist build SEND: frame of %zu "
-                               "bytes exceeds the u32 length", frame - prefix);
-    if (prefix)
-        edi_put_be32(start, (uint32_t)(frame - prefix));
-    out->len += frame;
-    return 0;
+    return sender ? edi_dist_build_send_sender(out, flags, NULL, fv, tv, msg)
+                  : edi_dist_build_send(out, flags, NULL, tv, msg);
 }
 
 int edi_dist_build_reg_send(edist_buf *out, uint64_t flags,

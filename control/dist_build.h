@@ -72,9 +72,19 @@ int edi_dist_build_send(edist_buf *out, uint64_t flags,
 int edi_dist_build_send_pids_head(uint8_t *out, size_t cap, uint64_t flags,
                                   const edist_pid *from, const edist_pid *to,
                                   size_t *len);
+/* The most bytes of such a head: two pids with node names of up to 255
+ * bytes. */
+#define EDI_DIST_SEND_HEAD_MAX_BYTES (16u + 2u * (15u + 255u))
 int edi_dist_build_send_pids(edist_buf *out, uint64_t flags,
                              const edist_pid *from, const edist_pid *to,
                              edist_term_view msg);
+/* The frame of a head built before (edi_dist_build_send_pids_head, same
+ * flags) and msg: for a sender that keeps the head of its last send.
+ * EDIST_EAGAIN (nothing written) for what only the general builder
+ * writes (a missing or compressed message; it says what is wrong). */
+int edi_dist_build_send_headed(edist_buf *out, uint64_t flags,
+                               const uint8_t *head, size_t head_len,
+                               edist_term_view msg);
 int edi_dist_build_send_sender(edist_buf *out, uint64_t flags,
                                const edist_term_view *token,
                                edist_term_view from, edist_term_view to,

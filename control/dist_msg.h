@@ -35,6 +35,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "edist/proc.h"
 #include "edist/term.h"
 
 /* ---- operations (DOP_* in erts dist.h) ----------------------------------- */
@@ -158,6 +159,14 @@ typedef enum edi_sig {
 /* The meaning of op (EDI_SIG_NONE for unknown ones). */
 edi_sig edi_dop_sig(int op);
 
+/* from_pid and to_pid resolved once for a repeating control message
+ * (interning a node name per message was a tenth of a receiver's time). */
+typedef struct edi_dist_memo {
+    bool resolved;
+    bool has_from, has_to;
+    edist_procid from, to;
+} edi_dist_memo;
+
 typedef struct edi_dist_msg {
     int op;                  /* edi_dop */
     edi_sig sig;             /* what op means */
@@ -188,6 +197,11 @@ typedef struct edi_dist_msg {
     /* from and to decoded once, when they are pids */
     bool from_is_pid, to_is_pid;
     edist_pid from_pid, to_pid;
+    /* Non-NULL when this control message repeats (the reassembler keeps
+     * it): whoever resolves from_pid and to_pid to the runtime's procids
+     * may keep the result here for the next message with the same bytes.
+     * The parser leaves it NULL. */
+    edi_dist_memo *memo;
 } edi_dist_msg;
 
 /* Every term view of m, in one list for code that walks them all (the

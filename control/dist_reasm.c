@@ -28,7 +28,8 @@ typedef struct reasm_seq {
 
 typedef struct ctl_cache {
     size_t prefix; /* 0: empty */
-    edi_dist_msg msg;
+    edi_dist_msg msg; /* views in bytes, payload the last frame's */
+    edi_dist_memo memo;
     uint8_t bytes[CTL_CACHE_BYTES];
 } ctl_cache;
 
@@ -174,23 +175,26 @@ static int deliver_in_place(edi_dist_reasm *r, const uint8_t *frame, size_t len,
     ctl_cache *c = &r->ctl;
     if (c->prefix > 0 && len > c->prefix &&
         memcmp(frame, c->bytes, c->prefix) == 0) {
-        out->msg = c->msg;
-        rebase_msg(&out->msg, c->bytes, c->prefix, frame);
-        out->msg.payload.ptr = frame + c->prefix;
-        out->msg.payload.len = len - c->prefix;
+        /* The same bytes parse the same: no copy of the message either. */
+        c->msg.payload.ptr = frame + c->prefix;
+        c->msg.payload.len = len - c->prefix;
+        out->msg = &c->msg;
         return 1;
     }
-    int rc = edi_dist_parse(frame, len, &out->msg);
+    out->msg = &out->parsed;
+    int rc = edi_dist_parse(frame, len, &out->parsed);
     if (rc < 0)
         return rc;
-    const edi_dist_msg *m = &out->msg;
+    edi_dist_msg *m = &out->parsed;
     if (ctl_cacheable(m->op) && m->payload.ptr != NULL &&
         (size_t)(m->payload.ptr - frame) <= CTL_CACHE_BYTES) {
         c->prefix = (size_t)(m->payload.ptr - frame);
         memcpy(c->bytes, frame, c->prefix);
         c->msg = *m;
         rebase_msg(&c->msg, frame, c->prefix, c->bytes);
-        c->msg.payload = (edist_term_view){NULL, 0}; /* the next frame's */
+        c->memo = (edi_dist_memo){0};
+        c->msg.memo = &c->memo;
+        m->memo = &c->memo;
     }
     return 1;
 }
@@ -221,8 +225,9 @@ static int feed_first(edi_dist_reasm *r, const uint8_t *frame, size_t len,
         /* A one-fragment sequence is a whole message. */
         out->owned = NULL;
         out->owned_len = 0;
+        out->msg = &out->parsed;
         rc = edi_dist_parse_body(body, body_len, 0, EDI_DIST_FRAG_HEADER,
-                                 &out->msg);
+                                 &out->parsed);
         return rc < 0 ? rc : 1;
     }
     if (r->n_seqs >= r->lim.max_sequences)
@@ -305,7 +310,8 @@ static int feed_cont(edi_dist_reasm *r, const uint8_t *frame, size_t len,
     uint8_t *buf = s->buf;
     size_t blen = s->len;
     seq_drop(r, s, 1);
-    rc = edi_dist_parse_body(buf, blen, 0, EDI_DIST_FRAG_HEADER, &out->msg);
+    out->msg = &out->parsed;
+    rc = edi_dist_parse_body(buf, blen, 0, EDI_DIST_FRAG_HEADER, &out->parsed);
     if (rc < 0) {
         free(buf);
         return rc;
@@ -323,6 +329,7 @@ int edi_dist_reasm_feed(edi_dist_reasm *r, const uint8_t *frame, size_t len,
                                "reasm: empty frame (a tick?) or NULL");
     out->owned = NULL;
     out->owned_len = 0;
+    out->msg = &out->parsed;
     if (frame[0] == EDI_DIST_PASS_THROUGH)
         return deliver_in_place(r, frame, len, out);
     if (frame[0] != EDIST_TAG_VERSION || len < 2)

@@ -36,8 +36,12 @@ void edi_dist_reasm_free(edi_dist_reasm *r);
 
 /* Result of edi_dist_reasm_feed. */
 typedef struct edi_dist_delivery {
-    edi_dist_msg msg;
-    /* NULL when msg's views point into the frame given to feed (an
+    /* The message, valid until the next feed: &parsed, or the
+     * reassembler's own copy of a repeating control message (its payload
+     * in the frame, its other views in that copy). */
+    const edi_dist_msg *msg;
+    edi_dist_msg parsed;
+    /* NULL when the payload points into the frame given to feed (an
      * unfragmented frame: valid while that frame is). Otherwise the
      * reassembled buffer, malloc'ed, that msg's views point into: the caller
      * owns it and frees it with free() after use. */
@@ -60,7 +64,8 @@ typedef struct edi_dist_delivery {
  *      parse errors as edi_dist_parse for unfragmented frames.
  * An unfragmented message to a process or name leaves its header and
  * control message in the reassembler: the next frame with the same bytes
- * before its payload is not parsed again (the result is the same). Beyond
+ * before its payload is not parsed again (the result is the same, with
+ * the control views in the reassembler's copy and a memo). Beyond
  * that, an unfragmented frame never touches the reassembler's state, nor does a
  * first fragment with FragmentId 1 (a whole message: parsed in place, owned
  * NULL). A sequence that fails (out of order, over a limit, bad message) is

@@ -374,7 +374,7 @@ void edi_nki_data_in(edi_link *l, const edi_frame *f)
     /* A reassembled message is handed on in its own buffer (no copy):
      * the receiving process may keep it as long as it likes. */
     edi_rxbuf *owned = d.owned ? edi_rxbuf_adopt(d.owned, d.owned_len) : NULL;
-    edi_nki_dispatch(nk, l, &d.msg,
+    edi_nki_dispatch(nk, l, d.msg,
                      d.owned ? owned : f->rxbuf); /* NULL: copied */
     if (owned)
         edi_rxbuf_unref(owned);

@@ -132,11 +132,22 @@ static int rt_dispatch(void *user, const char *peer, uint64_t flags,
     edist_term_view reason = m->reason;
     if (!reason.ptr)
         reason = m->payload;
-    /* from and to were decoded by the parser; only their node names are
-     * interned here (a cached lookup). */
-    bool has_from = m->from_is_pid &&
-                    edist_procid_from_pid(&m->from_pid, &from) == 0;
-    bool has_to = m->to_is_pid && edist_procid_from_pid(&m->to_pid, &to) == 0;
+    /* from and to were decoded by the parser; their node names are
+     * interned here, once per repeating control message (the memo). */
+    bool has_from, has_to;
+    if (m->memo && m->memo->resolved) {
+        has_from = m->memo->has_from;
+        has_to = m->memo->has_to;
+        from = m->memo->from;
+        to = m->memo->to;
+    } else {
+        has_from = m->from_is_pid &&
+                   edist_procid_from_pid(&m->from_pid, &from) == 0;
+        has_to = m->to_is_pid && edist_procid_from_pid(&m->to_pid, &to) == 0;
+        if (m->memo && has_from == m->from_is_pid && has_to == m->to_is_pid)
+            *m->memo = (edi_dist_memo){.resolved = true, .has_from = has_from,
+                                       .has_to = has_to, .from = from, .to = to};
+    }
     switch (m->sig) {
     case EDI_SIG_SEND:
         if (!m->payload.ptr)

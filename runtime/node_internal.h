@@ -26,6 +26,19 @@
 #include "runtime/runtime_internal.h"
 #include "runtime/services.h"
 
+/* The last send to a pid that went through the node (loop thread): its
+ * pids with their node names, and the frame head built for them. A
+ * process streaming to one process sends the same head every time, and
+ * looking up the names and writing the head for each message was a
+ * quarter of a 64-byte stream's sending time. */
+typedef struct edi_send_memo {
+    edist_procid from, to;
+    edist_pid from_pid, to_pid;
+    uint64_t head_flags; /* the flags head was built for */
+    size_t head_len;     /* 0: none */
+    uint8_t head[EDI_DIST_SEND_HEAD_MAX_BYTES];
+} edi_send_memo;
+
 struct edist_node {
     edist_node_config cfg; /* strings below are copies */
     char name[EDI_HS_NAME_MAX_BYTES + 1];
@@ -53,6 +66,7 @@ struct edist_node {
     struct node_sub *node_subs;
     edist_buf rt_frame;
     uint64_t rt_unlink_id;
+    edi_send_memo send_memo;
     /* Auto-connection: signals for nodes being connected to (loop
      * thread), bounded; the attempts by node index (looked at on every
      * remote signal while any is under way). */

@@ -325,11 +325,41 @@ static bool rt_can_defer_n(edist_node *n, int rc, const char *peer, uint32_t nod
 /* A message on the send path: built once, by the net kernel, into
  * whatever memory will carry it. */
 typedef struct rt_msg_build {
-    edist_pid from_pid, to_pid;     /* a send to a pid */
+    edi_send_memo *memo;            /* a send to a pid: its pids */
     edist_term_view from, to_name;  /* reg_send */
     edist_term_view msg;
     bool by_name;
 } rt_msg_build;
+
+/* The memo for a send from -> to: its pids, and the head of the last one. */
+static edi_send_memo *rt_send_memo(edist_node *n, edist_procid from,
+                                   edist_procid to)
+{
+    edi_send_memo *sm = &n->send_memo;
+    if (!edist_procid_equal(sm->from, from) || !edist_procid_equal(sm->to, to)) {
+        sm->from = from;
+        sm->to = to;
+        edist_procid_to_pid(from, &sm->from_pid);
+        edist_procid_to_pid(to, &sm->to_pid);
+        sm->head_len = 0;
+    }
+    return sm;
+}
+
+/* The memo's head for a link's flags: its length, 0 for node names only
+ * the general builder writes. */
+static size_t rt_memo_head(edi_send_memo *sm, uint64_t flags)
+{
+    uint64_t head_flags = flags & ~(uint64_t)EDI_DIST_BUILD_BARE;
+    if (sm->head_len == 0 || sm->head_flags != head_flags) {
+        if (edi_dist_build_send_pids_head(sm->head, sizeof sm->head, flags,
+                                          &sm->from_pid, &sm->to_pid,
+                                          &sm->head_len) != 0)
+            sm->head_len = 0;
+        sm->head_flags = head_flags;
+    }
+    return sm->head_len;
+}
 
 static int rt_build_msg(void *arg, edist_buf *out, uint64_t flags)
 {
@@ -337,7 +367,14 @@ static int rt_build_msg(void *arg, edist_buf *out, uint64_t flags)
     if (b->by_name)
         return edi_dist_build_reg_send(out, flags, NULL, b->from, b->to_name,
                                        b->msg);
-    return edi_dist_build_send_pids(out, flags, &b->from_pid, &b->to_pid,
+    edi_send_memo *sm = b->memo;
+    if (rt_memo_head(sm, flags)) {
+        int rc = edi_dist_build_send_headed(out, flags, sm->head, sm->head_len,
+                                            b->msg);
+        if (rc != EDIST_EAGAIN)
+            return rc;
+    }
+    return edi_dist_build_send_pids(out, flags, &sm->from_pid, &sm->to_pid,
                                     b->msg);
 }
 
@@ -346,8 +383,8 @@ static int rt_build_msg(void *arg, edist_buf *out, uint64_t flags)
 static size_t rt_msg_max_bytes(const rt_msg_build *b)
 {
     size_t terms = b->by_name ? b->from.len + b->to_name.len
-                              : 2 * (3 + 12) + b->from_pid.node.len +
-                                    b->to_pid.node.len;
+                              : 2 * (3 + 12) + b->memo->from_pid.node.len +
+                                    b->memo->to_pid.node.len;
     return 4 + 3 + 2 + 2 + terms + 1 + b->msg.len + 8;
 }
 
@@ -377,8 +414,6 @@ static int rt_msg_defer(edist_node *n, edist_procid from, edist_procid to,
 
 /* Owned payloads from this size go to the lane uncopied. */
 #define RT_OWNED_MIN_BYTES 512u
-/* A SEND_SENDER header: two pids with node names of up to 255 bytes. */
-#define RT_HEAD_MAX_BYTES (16u + 2u * (15u + 255u))
 
 static int rt_send_msg(edist_node *n, edist_procid from, edist_procid to,
                        uint32_t node, const char *name,
@@ -396,8 +431,7 @@ static int rt_send_msg(edist_node *n, edist_procid from, edist_procid to,
         if (rc == 0)
             rc = edi_dist_atom_view(name, strlen(name), &ts, &b.to_name);
     } else {
-        edist_procid_to_pid(from, &b.from_pid);
-        edist_procid_to_pid(to, &b.to_pid);
+        b.memo = rt_send_memo(n, from, to);
     }
     if (rc)
         return rc;
@@ -410,12 +444,10 @@ static int rt_send_msg(edist_node *n, edist_procid from, edist_procid to,
     if (!name && msg->release && msg->len >= RT_OWNED_MIN_BYTES &&
         msg->data[0] != EDIST_TAG_VERSION) {
         uint64_t flags;
-        uint8_t head[RT_HEAD_MAX_BYTES];
         size_t head_len;
         if (edi_nk_key_flags(n->nk, node, 0, &flags) == 0 &&
-            edi_dist_build_send_pids_head(head, sizeof head, flags, &b.from_pid,
-                                          &b.to_pid, &head_len) == 0 &&
-            edi_nk_send_owned(n->nk, node, head, head_len, msg->data, msg->len,
+            (head_len = rt_memo_head(b.memo, flags)) != 0 &&
+            edi_nk_send_owned(n->nk, node, b.memo->head, head_len, msg->data, msg->len,
                               msg->release, msg->owner) == 0)
             return 0;
     }

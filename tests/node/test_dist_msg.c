@@ -781,7 +781,7 @@ static int feed_frame(edi_dist_reasm *r, const uint8_t *f, size_t len,
 
 /* Frames with the same header and control message (one sender streaming
  * to one process) are parsed once: the reassembler delivers the next from
- * its cache, with views into the new frame, and a frame with another
+ * its cache, with the payload in the new frame, and a frame with another
  * control message, or the same one without a payload, is parsed afresh. */
 static void test_reasm_control_cache(void **state)
 {
@@ -806,22 +806,41 @@ static void test_reasm_control_cache(void **state)
             edi_dist_delivery d;
             assert_int_equal(feed_frame(r, copy, f.len, &d), 1);
             assert_null(d.owned);
-            assert_int_equal(d.msg.op, EDI_DOP_SEND_SENDER);
+            assert_int_equal(d.msg->op, EDI_DOP_SEND_SENDER);
             edist_term_view want = T(msgs[i]);
-            assert_int_equal(d.msg.payload.len, want.len);
-            assert_memory_equal(d.msg.payload.ptr, want.ptr, want.len);
-            assert_true(d.msg.payload.ptr > copy && d.msg.control.ptr > copy &&
-                        d.msg.control.ptr < copy + f.len &&
-                        d.msg.to.ptr > copy && d.msg.to.ptr < copy + f.len &&
-                        (const uint8_t *)d.msg.to_pid.node.ptr > copy &&
-                        (const uint8_t *)d.msg.to_pid.node.ptr < copy + f.len);
-            assert_true(d.msg.from_is_pid && d.msg.to_is_pid);
-            assert_int_equal(d.msg.from_pid.id, 7);
-            assert_int_equal(d.msg.to_pid.id, i == 3 ? 10 : 9);
+            assert_int_equal(d.msg->payload.len, want.len);
+            assert_memory_equal(d.msg->payload.ptr, want.ptr, want.len);
+            /* the payload is in this frame; the control views of a kept
+             * control message in the reassembler's copy (earlier frames
+             * are zeroed and freed: a view of one would show) */
+            assert_true(d.msg->payload.ptr > copy &&
+                        d.msg->payload.ptr + d.msg->payload.len <= copy + f.len);
+            size_t ctl_at = (size_t)(d.msg->payload.ptr - copy) -
+                            d.msg->control.len - (form ? 1 : 0); /* 131 */
+            assert_memory_equal(d.msg->control.ptr, copy + ctl_at,
+                                d.msg->control.len);
+            assert_true(d.msg->to.ptr >= d.msg->control.ptr &&
+                        d.msg->to.ptr < d.msg->control.ptr + d.msg->control.len);
+            /* the memo lives as long as its control message: what the
+             * first delivery kept is there for the next with the same
+             * bytes, and gone for another control message */
+            edi_dist_memo *memo = d.msg->memo;
+            assert_non_null(memo);
+            if (i == 0 || i == 3)
+                assert_false(memo->resolved);
+            else
+                assert_true(memo->resolved && memo->to.id == 9);
+            memo->resolved = true;
+            memo->to.id = d.msg->to_pid.id;
+            edist_atom tn = d.msg->to_pid.node;
+            assert_true(tn.len > 0 && memchr(tn.ptr, '@', tn.len) != NULL);
+            assert_true(d.msg->from_is_pid && d.msg->to_is_pid);
+            assert_int_equal(d.msg->from_pid.id, 7);
+            assert_int_equal(d.msg->to_pid.id, i == 3 ? 10 : 9);
             if (i == 2) {
                 /* the cached prefix alone: no payload, refused as parse
                  * refuses it */
-                size_t cut = (size_t)(d.msg.payload.ptr - copy);
+                size_t cut = (size_t)(d.msg->payload.ptr - copy);
                 edi_dist_delivery e;
                 assert_true(edi_dist_reasm_feed(r, copy + 4, cut - 4, &e) < 0);
             }
@@ -908,10 +927,10 @@ static void test_fragments_interleaved(void **state)
             if (rc == 1) {
                 assert_false(more[i]);
                 assert_non_null(d.owned);
-                assert_int_equal(d.msg.op, EDI_DOP_SEND);
-                assert_int_equal(d.msg.form, EDI_DIST_FRAG_HEADER);
-                assert_int_equal(d.msg.payload.len, payloads[i].len);
-                assert_memory_equal(d.msg.payload.ptr, payloads[i].data,
+                assert_int_equal(d.msg->op, EDI_DOP_SEND);
+                assert_int_equal(d.msg->form, EDI_DIST_FRAG_HEADER);
+                assert_int_equal(d.msg->payload.len, payloads[i].len);
+                assert_memory_equal(d.msg->payload.ptr, payloads[i].data,
                                     payloads[i].len);
                 free(d.owned);
                 delivered[i]++;
@@ -923,7 +942,7 @@ static void test_fragments_interleaved(void **state)
         edi_dist_delivery d;
         assert_int_equal(feed_frame(r, small.data, small.len, &d), 1);
         assert_null(d.owned);
-        assert_int_equal(d.msg.op, EDI_DOP_REG_SEND);
+        assert_int_equal(d.msg->op, EDI_DOP_REG_SEND);
         small_delivered++;
         if (round == 3) {
             assert_int_equal(edi_dist_reasm_open_sequences(r), 3);
@@ -986,9 +1005,9 @@ static void test_fragment_edges(void **state)
         assert_int_equal(rc, i + 1 < n ? 0 : 1);
         if (rc == 1) {
             got = 1;
-            assert_int_equal(d.msg.op, EDI_DOP_REG_SEND);
-            assert_view_text(d.msg.to_name, "a_rather_long_name");
-            assert_view_text(d.msg.payload, "{payload, <<1,2,3,4,5,6,7,8,9>>}");
+            assert_int_equal(d.msg->op, EDI_DOP_REG_SEND);
+            assert_view_text(d.msg->to_name, "a_rather_long_name");
+            assert_view_text(d.msg->payload, "{payload, <<1,2,3,4,5,6,7,8,9>>}");
             free(d.owned);
         }
     }
@@ -1082,7 +1101,7 @@ static void test_reasm_errors(void **state)
                      0);
     assert_int_equal(
         edi_dist_reasm_feed(r, f, frag_cont(f, 7, 1, part + 5, 2), &d), 0 + 1);
-    assert_view_text(d.msg.payload, "<<\"ab\">>");
+    assert_view_text(d.msg->payload, "<<\"ab\">>");
     free(d.owned);
     /* A one-fragment sequence (FragmentId 1) is delivered in place. */
     uint8_t one[64];
@@ -1090,7 +1109,7 @@ static void test_reasm_errors(void **state)
     memcpy(one + n, part, sizeof part);
     assert_int_equal(edi_dist_reasm_feed(r, one, n + sizeof part, &d), 1);
     assert_null(d.owned);
-    assert_view_text(d.msg.payload, "<<\"ab\">>");
+    assert_view_text(d.msg->payload, "<<\"ab\">>");
     /* A completed message whose control is bad: error, buffer freed. */
     edist_term_view badctl = T("{99, x}");
     assert_int_equal(edi_dist_reasm_feed(r, f, frag_first(f, 9, 2, badctl), &d),
@@ -1424,7 +1443,7 @@ static void next_msg(edi_dist_msg *m, int *nframes)
             fail_msg("cannot parse erts frame: %d %s", rc, edist_last_error());
         }
         if (rc == 1) {
-            *m = d.msg;
+            *m = *d.msg;
             owned_last = d.owned;
             if (d.owned == NULL) {
                 static int shown[64];

@@ -108,7 +108,7 @@ static int receive(edi_dist_reasm *r, const edi_sendq_unit *u, got *g)
     if (rc < 0)
         fail_msg("reasm: %s", edist_last_error());
     if (rc == 1)
-        check_msg(&d.msg, g);
+        check_msg(d.msg, g);
     free(d.owned);
     free(frame);
     return rc;
@@ -522,7 +522,7 @@ static void test_empty_first_fragment(void **state)
     assert_int_equal(edi_dist_reasm_feed(r, cont, cont_len, &d), 1);
     assert_non_null(d.owned);
     got g = {0};
-    check_msg(&d.msg, &g);
+    check_msg(d.msg, &g);
     assert_int_equal(g.tag, 5);
     assert_int_equal(g.size, 20);
     free(d.owned);

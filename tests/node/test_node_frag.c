@@ -573,10 +573,10 @@ static int raw_next_message(rawpeer *rp, wire_msg *w, int *frames_seen,
         memset(w, 0, sizeof *w);
         w->seq = -1;
         edist_cursor c;
-        edist_cursor_init(&c, d.msg.payload.ptr, d.msg.payload.len);
+        edist_cursor_init(&c, d.msg->payload.ptr, d.msg->payload.len);
         uint32_t ar;
         edist_atom a;
-        if (d.msg.op == EDI_DOP_REG_SEND && edist_dec_tuple(&c, &ar) == 0 &&
+        if (d.msg->op == EDI_DOP_REG_SEND && edist_dec_tuple(&c, &ar) == 0 &&
             edist_dec_atom(&c, &a) == 0) {
             snprintf(w->tag, sizeof w->tag, "%.*s", (int)a.len, a.ptr);
             int64_t v;
@@ -589,7 +589,7 @@ static int raw_next_message(rawpeer *rp, wire_msg *w, int *frames_seen,
                 w->crc = (uint32_t)crc32(0L, bin, (uInt)n);
             }
         } else {
-            snprintf(w->tag, sizeof w->tag, "op%d", d.msg.op);
+            snprintf(w->tag, sizeof w->tag, "op%d", d.msg->op);
         }
         free(d.owned);
         free(f);

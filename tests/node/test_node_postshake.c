@@ -438,7 +438,7 @@ static void *noauth_thread(void *arg)
         edi_dist_delivery d;
         edist_term_view from, tag;
         if (edi_dist_reasm_feed(rp.reasm, f, len, &d) == 1 &&
-            edi_dist_match_is_auth(&d.msg, &from, &tag, NULL) == 1) {
+            edi_dist_match_is_auth(d.msg, &from, &tag, NULL) == 1) {
             np->saw_is_auth = true;
             if (np->answer_no) {
                 edist_buf out;
