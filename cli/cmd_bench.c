@@ -101,6 +101,7 @@ typedef struct pair_opts {
     const char *idle;
     double faults_pct; /* veth lanes: frames dropped, duplicated, reordered */
     bool json, verbose;
+    bool memif_zero_copy; /* the memif client's zero-copy=yes */
 } pair_opts;
 
 static const char pair_synopsis[] =
@@ -109,7 +110,8 @@ static const char pair_synopsis[] =
     "         [--rate MSGS_PER_S [--ol-count N]] [--fan P [--fan-count N]]\n"
     "         [--samples PREFIX]\n"
     "         [--idle busy|adaptive] [--timeout S] [--lane-wait S]\n"
-    "         [--faults PCT] [--json] [--verbose]\n";
+    "         [--faults PCT] [--memif-zero-copy true|false] [--json]\n"
+    "         [--verbose]\n";
 
 static void pair_usage(FILE *out)
 {
@@ -142,6 +144,9 @@ static void pair_usage(FILE *out)
         "  --faults PCT (0 to 50, fractions allowed): a third namespace\n"
         "  between the data ends drops, duplicates and reorders PCT%% of\n"
         "  the frames each, both ways (tc filters; see cli/bench_netns.h).\n"
+        "  --memif-zero-copy (default true): the memif client (the sending\n"
+        "  node) transmits from its own memory and the server copies; false:\n"
+        "  each side copies into or out of the shared ring.\n"
         "  Other EDIST_<OPTION> variables reach both nodes as for\n"
         "  `edist node`. --json: one JSON object on stdout. --verbose: the\n"
         "  port mapper's port and each process's PID on stderr.\n"
@@ -181,7 +186,8 @@ static int parse_pair_opts(int argc, char **argv, pair_opts *o)
                      .shards = 1,
                      .timeout_s = 600,
                      .lane_wait_s = 15,
-                     .idle = "adaptive"};
+                     .idle = "adaptive",
+                     .memif_zero_copy = true};
     const char *lane = NULL, *bytes = NULL, *faults = NULL;
     int64_t count = o->count, rtt_count = o->rtt_count, warmup = -1,
             shards = -1, timeout_ms = o->timeout_s * 1000,
@@ -203,6 +209,7 @@ static int parse_pair_opts(int argc, char **argv, pair_opts *o)
         {"lane-wait", NULL, CLI_INT, &lane_wait, 0, 600},
         {"faults", NULL, CLI_TEXT, &faults, 0, 0},
         {"idle", NULL, CLI_TEXT, &o->idle, 0, 0},
+        {"memif-zero-copy", NULL, CLI_BOOL, &o->memif_zero_copy, 0, 0},
         {"json", NULL, CLI_FLAG, &o->json, 0, 0},
         {"verbose", NULL, CLI_FLAG, &o->verbose, 0, 0},
     };
@@ -649,14 +656,16 @@ static void print_json(const pair_run *r, const bench_pair_result *res)
            ", \"duplicates\": %" PRIu64 ", \"bad_messages\": %" PRIu64
            ", \"stalled\": %s, \"send_waits\": %" PRIu64
            ", \"messages_out\": %" PRIu64 ", \"messages_in_place\": %" PRIu64
-           ", \"shards\": %lld, \"idle\": \"%s\"",
+           ", \"shards\": %lld, \"idle\": \"%s\", \"memif_zero_copy\": %s",
            r->o.lane->name, r->o.bytes, res->sent, msgs_per_s,
            msgs_per_s * (double)r->o.bytes, res->stream_seconds, res->rtt_count,
            res->rtt_warmup, rtts_per_s, res->rtt_p50_us, res->rtt_p90_us,
            res->rtt_p99_us, res->rtt_p999_us, res->rtt_max_us, res->lost,
            res->out_of_order, res->duplicates, res->bad_messages,
            res->stalled ? "true" : "false", res->send_waits, res->messages_out,
-           res->messages_in_place, r->o.shards, r->o.idle);
+           res->messages_in_place, r->o.shards, r->o.idle,
+           r->o.memif_zero_copy && !strcmp(r->o.lane->name, "memif") ? "true"
+                                                                      : "false");
     double ol_span = res->ol_seconds > 0 ? res->ol_seconds : 1;
     printf(", \"ol_rate\": %" PRIu64 ", \"ol_count\": %" PRIu64
            ", \"ol_received\": %" PRIu64 ", \"ol_achieved_per_s\": %.1f"
@@ -678,9 +687,12 @@ static void print_table(const pair_run *r, const bench_pair_result *res)
         res->rtt_seconds > 0 ? (double)res->rtt_count / res->rtt_seconds : 0;
     printf(
         "edist bench pair: lane %s, %lld-byte messages, %lld shard%s per node, "
-        "idle %s\n",
+        "idle %s%s\n",
         r->o.lane->name, r->o.bytes, r->o.shards, r->o.shards == 1 ? "" : "s",
-        r->o.idle);
+        r->o.idle,
+        r->o.memif_zero_copy && !strcmp(r->o.lane->name, "memif")
+            ? ", memif zero-copy"
+            : "");
     printf("  stream      %s messages in %.3f s: %s messages/s, %s bytes/s\n",
            grouped((double)res->sent), res->stream_seconds, grouped(msgs_per_s),
            grouped(msgs_per_s * (double)r->o.bytes));
@@ -763,11 +775,16 @@ static int pair_measure(pair_run *r)
             fail("no directory for the memif socket: %s", strerror(errno));
             return 1;
         }
+        /* Zero-copy: the client's memory must be one file per segment
+         * list for the server to map it (also without hugepages). */
+        bool zc = r->o.memif_zero_copy;
         for (int i = 0; i < 2; i++)
             snprintf(i ? eal_b : eal_a, sizeof eal_a,
-                     "--no-pci --vdev=net_memif0,role=%s,bsize=9728,"
-                     "socket=%s/memif.sock,socket-abstract=no",
-                     i ? "server" : "client", r->lane_dir);
+                     "--no-pci%s --vdev=net_memif0,role=%s,bsize=9728,"
+                     "socket=%s/memif.sock,socket-abstract=no%s",
+                     zc ? " --single-file-segments" : "",
+                     i ? "server" : "client", r->lane_dir,
+                     zc && i == 0 ? ",zero-copy=yes" : "");
     }
     /* Without a second lane the argument list ends before its flags. */
     char *lane_flag = dpdk ? "--dpdk-port" : NULL;

@@ -6,7 +6,8 @@
 #   over the lane, nothing lost, duplicated or out of order; again with the
 #   stream started before the switch (--lane-wait 0), so that its first
 #   messages go on TCP and the rest on memif, still in order; 100,000
-#   messages of 1 KiB, most encoded straight into the lane; and with 1%, 5% and 20% of the frames each node
+#   messages of 1 KiB, most encoded straight into the lane, with memif
+#   zero-copy and without; and with 1%, 5% and 20% of the frames each node
 #   receives dropped, duplicated and reordered (EDIST_DPDK_RX_FAULTS):
 #   100,000 messages once each, in order, and 16 MiB messages at 5%.
 # - `edist node --transport dpdk` twice (memif server and client, sockets
@@ -52,9 +53,13 @@ ok "bench pair --lane memif: 200,000 messages and 2,000 round trips, none lost o
 # found the lane full lets the loop read the acknowledgements before it
 # sends again (without that, 8% were: the sender kept its shard until the
 # peer's whole queue was full, and every message after was copied).
-bench_memif bp1k "o['messages'] == 100000 and $clean and o['messages_in_place'] > o['messages_out'] / 2" \
+# Both memif modes: the client transmitting from its own memory (zero-copy,
+# the default) and both sides copying through the shared ring.
+bench_memif bp1k "o['messages'] == 100000 and $clean and o['messages_in_place'] > o['messages_out'] / 2 and o['memif_zero_copy'] is True" \
   --bytes 1024 --count 100000 --rtt-count 1000
-ok "bench pair --lane memif --bytes 1024: 100,000 messages (100 MB), none lost or out of order, most encoded in place"
+bench_memif bp1kcopy "o['messages'] == 100000 and $clean and o['memif_zero_copy'] is False" \
+  --bytes 1024 --count 100000 --rtt-count 1000 --memif-zero-copy false
+ok "bench pair --lane memif --bytes 1024, zero-copy and copying: 100,000 messages (100 MB) each, none lost or out of order, most encoded in place"
 
 # Loss on a real port: faults injected into the frames each node receives
 # (memif itself loses nothing), 1%, 5% and 20% each of drops, duplicates
