@@ -47,6 +47,8 @@ static const opt_desc opts[EDI_OPT_COUNT] = {
     [EDI_OPT_LOG_LEVEL] = {"log_level", T_ENUM, "info",
                            "error|warning|info|debug", 1},
     [EDI_OPT_RX_BUFFERS] = {"rx_buffers", T_COUNT, "64", NULL, 1},
+    [EDI_OPT_RX_RECYCLE_BUFFERS] = {"rx_recycle_buffers", T_COUNT, "8", NULL, 1},
+    [EDI_OPT_RX_RECYCLE_MAX_BYTES] = {"rx_recycle_max_bytes", T_BYTES, "8M", NULL, 1},
     [EDI_OPT_MAX_MESSAGE_BYTES] = {"max_message_bytes", T_BYTES, "1G", NULL, 1},
     [EDI_OPT_REASSEMBLY_LIMIT_BYTES] = {"reassembly_limit_bytes", T_BYTES, "2G", NULL, 1},
     [EDI_OPT_SEND_QUEUE_LIMIT_BYTES] = {"send_queue_limit_bytes", T_BYTES, "64M", NULL, 1},
@@ -244,7 +246,12 @@ static int check_value(edi_opt_id id, const char *v)
     case T_ENUM:
         return enum_index(opts[id].choices, v) >= 0 ? 0 : -1;
     case T_COUNT:
+        if (id == EDI_OPT_RX_RECYCLE_BUFFERS && strcmp(v, "0") == 0)
+            return 0; /* none kept */
         if (parse_count(v, &count))
+            return -1;
+        if (id == EDI_OPT_RX_RECYCLE_BUFFERS &&
+            count > EDIST_NODE_RX_RECYCLE_BUFFERS_MAX)
             return -1;
         /* the receive ring takes a power of 2 up to 32768 */
         if (id == EDI_OPT_RX_BUFFERS && (count < 8 || count > 32768 || (count & (count - 1))))
@@ -300,6 +307,10 @@ int edi_node_options_set(edi_node_options *o, edi_opt_id id, const char *value,
             return edist_set_error(EDIST_EINVAL,
                                    "%s: rx_buffers must be a power of 2 from 8 to 32768, not '%s'",
                                    origin, value);
+        if (id == EDI_OPT_RX_RECYCLE_BUFFERS)
+            return edist_set_error(EDIST_EINVAL,
+                                   "%s: rx_recycle_buffers must be 0 to %u, not '%s'",
+                                   origin, EDIST_NODE_RX_RECYCLE_BUFFERS_MAX, value);
         if (id == EDI_OPT_SHARDS)
             return edist_set_error(EDIST_EINVAL, "%s: shards must be 1 to %u, not '%s'", origin,
                                    EDIST_MAX_SHARDS, value);
@@ -553,6 +564,12 @@ int edi_node_options_to_config(edi_node_options *o, int require_name)
     c->connect_all = parse_bool(o->value[EDI_OPT_CONNECT_ALL]) == 1;
     uint64_t bytes;
     parse_count(o->value[EDI_OPT_RX_BUFFERS], &c->rx_buffers);
+    if (strcmp(o->value[EDI_OPT_RX_RECYCLE_BUFFERS], "0") == 0)
+        c->rx_recycle_buffers = 0;
+    else
+        parse_count(o->value[EDI_OPT_RX_RECYCLE_BUFFERS], &c->rx_recycle_buffers);
+    if (parse_bytes(o->value[EDI_OPT_RX_RECYCLE_MAX_BYTES], &bytes) == 0)
+        c->rx_recycle_max_bytes = (size_t)bytes;
     if (parse_bytes(o->value[EDI_OPT_MAX_MESSAGE_BYTES], &bytes) == 0)
         c->max_message_bytes = (size_t)bytes;
     if (parse_bytes(o->value[EDI_OPT_REASSEMBLY_LIMIT_BYTES], &bytes) == 0)

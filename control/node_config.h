@@ -24,6 +24,9 @@
  *   log_level      error | warning | info | debug
  *   rx_buffers     receive buffers of 64 KiB shared by all connections
  *                  (a power of 2; default 64)
+ *   rx_recycle_buffers, rx_recycle_max_bytes  freed buffers of large
+ *                  messages kept for reuse, process-wide (default 8, 8M;
+ *                  0 buffers: none kept)
  *   max_message_bytes       one incoming message at most (default 1G)
  *   reassembly_limit_bytes  per peer, fragments held at most (default 2G)
  *   send_queue_limit_bytes  per peer, bytes held for sending (default 64M)
@@ -123,6 +126,8 @@ typedef enum edi_opt_id {
     EDI_OPT_IDLE,
     EDI_OPT_LOG_LEVEL,
     EDI_OPT_RX_BUFFERS,
+    EDI_OPT_RX_RECYCLE_BUFFERS,
+    EDI_OPT_RX_RECYCLE_MAX_BYTES,
     EDI_OPT_MAX_MESSAGE_BYTES,
     EDI_OPT_REASSEMBLY_LIMIT_BYTES,
     EDI_OPT_SEND_QUEUE_LIMIT_BYTES,

@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dataplane/reactor/rxbuf.h"
 #include "dataplane/uring/tcp.h"
 
 /* How long a stop may take to say goodbye: the close's flush time, and
@@ -253,6 +254,12 @@ static void call_run(edi_loop *loop, void *arg)
         c->stats.rx_buffers = ts.rx_buffers_total;
         c->stats.rx_buffers_held = ts.rx_buffers_held;
         c->stats.rx_starved = ts.rx_starved;
+        edi_rxbuf_recycle_stats rs;
+        edi_rxbuf_recycle_stats_get(&rs);
+        c->stats.rx_recycle_held = rs.held;
+        c->stats.rx_recycle_held_bytes = rs.held_bytes;
+        c->stats.rx_recycle_reused = rs.reused;
+        c->stats.rx_recycle_freed = rs.freed;
         c->stats.rx_polled_reads = ts.rx_polled_reads;
         c->stats.rx_holds = ts.rx_holds;
         c->stats.shard_backlog = edi_rt_xbacklog(n->rt);

@@ -212,6 +212,10 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
     edi_services_stat(b, n, "rx_buffers", ns.rx_buffers);
     edi_services_stat(b, n, "rx_buffers_held", ns.rx_buffers_held);
     edi_services_stat(b, n, "rx_starved", ns.rx_starved);
+    edi_services_stat(b, n, "rx_recycle_held", ns.rx_recycle_held);
+    edi_services_stat(b, n, "rx_recycle_held_bytes", ns.rx_recycle_held_bytes);
+    edi_services_stat(b, n, "rx_recycle_reused", ns.rx_recycle_reused);
+    edi_services_stat(b, n, "rx_recycle_freed", ns.rx_recycle_freed);
     edi_services_stat(b, n, "rx_polled_reads", ns.rx_polled_reads);
     edi_services_stat(b, n, "rx_holds", ns.rx_holds);
     edi_services_stat(b, n, "shard_backlog", ns.shard_backlog);

@@ -10,17 +10,52 @@
  * freed, malloc gives their pages back (trim, or munmap above its mmap
  * threshold) and the next message of that size pays a page fault and a
  * cleared page every 4 KiB, which halved a stream of 64 KiB messages.
- * At most RECYCLE_MAX buffers of RECYCLE_MIN..RECYCLE_LARGEST bytes, so
- * at most 8 x 8 MiB stay allocated; a buffer is reused for a request of
- * at least half its size. Any thread frees them, hence the lock: one per
- * large message, next to copying it. */
+ * At most `buffers` of RECYCLE_MIN..`max_bytes` stay allocated
+ * (edi_rxbuf_recycle_set); a buffer is reused for a request of at least
+ * half its size. Any thread frees them, hence the lock: one per large
+ * message, next to copying it. */
 #define RECYCLE_MIN ((size_t)32 << 10)
-#define RECYCLE_LARGEST ((size_t)8 << 20)
-#define RECYCLE_MAX 8
 
 static pthread_mutex_t recycle_lock = PTHREAD_MUTEX_INITIALIZER;
-static edi_rxbuf *recycled[RECYCLE_MAX];
+static edi_rxbuf *recycled[EDI_RXBUF_RECYCLE_BUFFERS_MAX];
 static size_t recycled_count;
+static size_t recycle_buffers = EDI_RXBUF_RECYCLE_BUFFERS_DEFAULT;
+static size_t recycle_max_bytes = EDI_RXBUF_RECYCLE_MAX_BYTES_DEFAULT;
+static edi_rxbuf_recycle_stats recycle_st;
+
+static void recycle_drop_over(void) /* under the lock */
+{
+    for (size_t i = 0; i < recycled_count;) {
+        if (recycled_count > recycle_buffers ||
+            recycled[i]->room > recycle_max_bytes) {
+            recycle_st.held_bytes -= recycled[i]->room;
+            recycle_st.freed++;
+            free(recycled[i]);
+            recycled[i] = recycled[--recycled_count];
+        } else {
+            i++;
+        }
+    }
+    recycle_st.held = recycled_count;
+}
+
+void edi_rxbuf_recycle_set(size_t buffers, size_t max_bytes)
+{
+    pthread_mutex_lock(&recycle_lock);
+    recycle_buffers = buffers < EDI_RXBUF_RECYCLE_BUFFERS_MAX
+                          ? buffers
+                          : EDI_RXBUF_RECYCLE_BUFFERS_MAX;
+    recycle_max_bytes = max_bytes;
+    recycle_drop_over();
+    pthread_mutex_unlock(&recycle_lock);
+}
+
+void edi_rxbuf_recycle_stats_get(edi_rxbuf_recycle_stats *out)
+{
+    pthread_mutex_lock(&recycle_lock);
+    *out = recycle_st;
+    pthread_mutex_unlock(&recycle_lock);
+}
 
 static edi_rxbuf *recycle_take(size_t cap)
 {
@@ -30,6 +65,9 @@ static edi_rxbuf *recycle_take(size_t cap)
         if (recycled[i]->room >= cap && recycled[i]->room / 2 <= cap) {
             b = recycled[i];
             recycled[i] = recycled[--recycled_count];
+            recycle_st.held = recycled_count;
+            recycle_st.held_bytes -= b->room;
+            recycle_st.reused++;
             break;
         }
     }
@@ -39,13 +77,17 @@ static edi_rxbuf *recycle_take(size_t cap)
 
 static bool recycle_keep(edi_rxbuf *b)
 {
-    if (b->room < RECYCLE_MIN || b->room > RECYCLE_LARGEST)
+    if (b->room < RECYCLE_MIN)
         return false;
     bool kept = false;
     pthread_mutex_lock(&recycle_lock);
-    if (recycled_count < RECYCLE_MAX) {
+    if (recycled_count < recycle_buffers && b->room <= recycle_max_bytes) {
         recycled[recycled_count++] = b;
+        recycle_st.held = recycled_count;
+        recycle_st.held_bytes += b->room;
         kept = true;
+    } else {
+        recycle_st.freed++;
     }
     pthread_mutex_unlock(&recycle_lock);
     return kept;

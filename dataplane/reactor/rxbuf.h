@@ -62,6 +62,26 @@ size_t edi_rxbuf_cap(const edi_rxbuf *b);
  * adopted buffers cost only memory. Any thread. */
 bool edi_rxbuf_scarce(const edi_rxbuf *b);
 
+/* ---- large heap buffers kept for reuse (process-wide) ---------------------- */
+
+#define EDI_RXBUF_RECYCLE_BUFFERS_DEFAULT 8u
+#define EDI_RXBUF_RECYCLE_BUFFERS_MAX 1024u
+#define EDI_RXBUF_RECYCLE_MAX_BYTES_DEFAULT ((size_t)8 << 20)
+
+/* Freed heap buffers of 32 KiB to max_bytes are kept, up to `buffers` of
+ * them (0: none, each freed at once), for the next large message; kept
+ * ones over the new bounds are freed now. Process-wide: the last call
+ * sets them for every node of the process. */
+void edi_rxbuf_recycle_set(size_t buffers, size_t max_bytes);
+
+typedef struct edi_rxbuf_recycle_stats {
+    uint64_t held;       /* now */
+    uint64_t held_bytes; /* now */
+    uint64_t reused;     /* taken for a message instead of a new one */
+    uint64_t freed;      /* freed instead of kept: no room, or too large */
+} edi_rxbuf_recycle_stats;
+void edi_rxbuf_recycle_stats_get(edi_rxbuf_recycle_stats *out);
+
 /* ---- for pools (owners of OWNED buffers) ----------------------------------- */
 
 enum { EDI_RXBUF_HEAP = 2, EDI_RXBUF_ADOPTED = 3, EDI_RXBUF_OWNED = 4 };

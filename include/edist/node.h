@@ -114,6 +114,14 @@ typedef struct edist_node_config {
      * is copied out, so a process that does not receive never holds
      * them. 0: 64; at least 8. */
     uint32_t rx_buffers;
+    /* Freed receive buffers of large messages (32 KiB to
+     * rx_recycle_max_bytes) kept for the next ones, at most
+     * rx_recycle_buffers of them: the pages of a new buffer cost a fault
+     * each. Process-wide (the last node started sets them).
+     * edist_node_config_init: 8 and 8 MiB; 0 buffers: none kept;
+     * max_bytes 0: 8 MiB. */
+    uint32_t rx_recycle_buffers;
+    size_t rx_recycle_max_bytes;
     /* Mailboxes. A local send to a mailbox holding mailbox_messages
      * messages or mailbox_bytes payload bytes is refused (EDIST_EAGAIN:
      * the sender is held back). Messages from other nodes cannot be
@@ -278,6 +286,9 @@ typedef struct edist_node_config {
 #define EDIST_NODE_REASSEMBLY_LIMIT_BYTES_DEFAULT ((size_t)2 << 30)
 #define EDIST_NODE_MAX_MESSAGE_BYTES_DEFAULT ((size_t)1 << 30)
 #define EDIST_NODE_RX_BUFFERS_DEFAULT 64u
+#define EDIST_NODE_RX_RECYCLE_BUFFERS_DEFAULT 8u
+#define EDIST_NODE_RX_RECYCLE_BUFFERS_MAX 1024u
+#define EDIST_NODE_RX_RECYCLE_MAX_BYTES_DEFAULT ((size_t)8 << 20)
 #define EDIST_NODE_SETUPTIME_MS_DEFAULT 7000u
 #define EDIST_NODE_FIRST_MESSAGE_TIME_MS_DEFAULT 2000u
 #define EDIST_NODE_MAX_HANDSHAKES_DEFAULT 256u
@@ -497,6 +508,11 @@ typedef struct edist_node_stats {
     uint64_t rx_buffers;          /* the pool's size */
     uint64_t rx_buffers_held;     /* now: out of the kernel's ring */
     uint64_t rx_starved;          /* times a connection paused: none free */
+    /* Large receive buffers kept for reuse (rx_recycle_*; process-wide). */
+    uint64_t rx_recycle_held;       /* now */
+    uint64_t rx_recycle_held_bytes; /* now */
+    uint64_t rx_recycle_reused;     /* taken instead of a new buffer */
+    uint64_t rx_recycle_freed;      /* freed: all kept already, or too large */
     /* Connections closed because a peer's message went over
      * max_message_bytes or reassembly_limit_bytes. */
     uint64_t messages_over_limit;

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -932,9 +933,51 @@ static void test_window_and_no_buffers(void **state)
     pair_close(&p);
 }
 
+/* Freed large receive buffers are kept within the bounds set, counted,
+ * and reused; 0 keeps none. (Process-wide: deltas of the counters.) */
+static void test_rxbuf_recycle_bounds(void **state)
+{
+    (void)state;
+    edi_rxbuf_recycle_stats a, b;
+    edi_rxbuf_recycle_set(1, 1u << 20);
+    edi_rxbuf_recycle_stats_get(&a);
+    assert_int_equal(a.held, 0); /* nothing kept yet in this program */
+    edi_rxbuf *x = edi_rxbuf_heap_new(64u << 10);
+    edi_rxbuf *y = edi_rxbuf_heap_new(64u << 10);
+    edi_rxbuf *big = edi_rxbuf_heap_new(2u << 20);
+    edi_rxbuf *small = edi_rxbuf_heap_new(1024);
+    assert_non_null(x);
+    assert_non_null(y);
+    assert_non_null(big);
+    assert_non_null(small);
+    edi_rxbuf_unref(x);     /* kept */
+    edi_rxbuf_unref(y);     /* freed: one is kept already */
+    edi_rxbuf_unref(big);   /* freed: over 1 MiB */
+    edi_rxbuf_unref(small); /* below 32 KiB: never a candidate */
+    edi_rxbuf_recycle_stats_get(&b);
+    assert_int_equal(b.held, 1);
+    assert_int_equal(b.held_bytes, 64u << 10);
+    assert_int_equal(b.freed - a.freed, 2);
+    edi_rxbuf *z = edi_rxbuf_heap_new(40u << 10); /* at least half: reused */
+    assert_non_null(z);
+    edi_rxbuf_recycle_stats_get(&b);
+    assert_int_equal(b.reused - a.reused, 1);
+    assert_int_equal(b.held, 0);
+    memset(edi_rxbuf_data(z), 0xab, 40u << 10);
+    edi_rxbuf_unref(z);
+    edi_rxbuf_recycle_set(0, 1u << 20); /* none: the kept one goes */
+    edi_rxbuf_recycle_stats_get(&b);
+    assert_int_equal(b.held, 0);
+    assert_int_equal(b.held_bytes, 0);
+    assert_int_equal(b.freed - a.freed, 3);
+    edi_rxbuf_recycle_set(EDI_RXBUF_RECYCLE_BUFFERS_DEFAULT,
+                          EDI_RXBUF_RECYCLE_MAX_BYTES_DEFAULT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rxbuf_recycle_bounds),
         cmocka_unit_test(test_bad_frames),
         cmocka_unit_test(test_nak_path),
         cmocka_unit_test(test_nak_rate_limited),

@@ -9,7 +9,8 @@
 # - 10,000 messages past a mailbox limit of 1,000 all arrive, in order.
 # - Past the hard limit (20,000) the receiver exits mailbox_overflow, seen
 #   by erl's monitor; the node goes on.
-# - 64 MiB and 200 MiB echo round trips with erl.
+# - 64 MiB and 200 MiB echo round trips with erl; their large receive
+#   buffers are reused, no more kept than rx_recycle_buffers allows.
 # - A thread process sending 200 x 100 KB to an erl that is stopped is
 #   held back at the 1 MiB send queue limit, not dropped: all arrive, in
 #   order, once the erl resumes.
@@ -37,7 +38,8 @@ start_peer() {
   wait_until 20 grep -q '^ready$' "$tmp/$tag.out" || fail "peer $name not ready"
 }
 
-start_peer l "$L" --mailbox-messages 1000 --mailbox-hard-messages 20000
+start_peer l "$L" --mailbox-messages 1000 --mailbox-hard-messages 20000 \
+  --rx-recycle-buffers 2 --rx-recycle-max-bytes 1M
 LPID=$LAST_PID
 start_peer s "$S" --max-message-bytes 1M --send-queue-limit-bytes 1M
 SPID=$LAST_PID
@@ -104,6 +106,15 @@ for mib in 64 200; do
   ok "$mib MiB (+4 bytes) echo round trip with erl"
 done
 kill -0 "$LPID" || fail "node $LN died"
+# Their 64 KiB fragments straddle the receive buffers: large buffers,
+# freed and kept for the next, within the node's bounds (2 of up to 1M).
+held=$(stat_of rx_recycle_held)
+held_bytes=$(stat_of rx_recycle_held_bytes)
+reused=$(stat_of rx_recycle_reused)
+[ -n "$reused" ] && [ "$reused" -gt 100 ] || fail "rx_recycle_reused $reused"
+[ -n "$held" ] && [ "$held" -ge 1 ] && [ "$held" -le 2 ] &&
+  [ "$held_bytes" -le $((2 * 1048576)) ] || fail "rx_recycle_held $held ($held_bytes bytes)"
+ok "edist stat: large receive buffers reused $reused times, $held kept ($held_bytes bytes; bound 2 of up to 1 MiB)"
 
 # A thread process's sends to a peer that does not read wait, in order.
 E2=lime2$$
