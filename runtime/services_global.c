@@ -2386,19 +2386,28 @@ static int name_view(const void *name, size_t len, edist_term_view *v)
     return edi_svc_term_arg("global", "name", name, len, v);
 }
 
+/* A client call's request and reply buffers, held: a caller killed in
+ * the call leaves nothing behind. Both or neither. */
+static int gl_bufs_hold(edist_buf **req, edist_buf **out)
+{
+    *req = edi_svc_buf_hold();
+    *out = edi_svc_buf_hold();
+    if (*req && *out)
+        return 0;
+    edi_svc_buf_release(*req);
+    edi_svc_buf_release(*out);
+    return edist_set_error(EDIST_ENOMEM, "global: no memory");
+}
+
 static int registrar_op(const char *op, const void *name, size_t len, edist_procid pid)
 {
     edist_term_view n;
     int rc = name_view(name, len, &n);
     if (rc)
         return rc;
-    /* held: a caller killed in the call leaves nothing behind */
-    edist_buf *req = edi_svc_buf_hold(), *out = edi_svc_buf_hold();
-    if (!req || !out) {
-        edi_svc_buf_release(req);
-        edi_svc_buf_release(out);
-        return edist_set_error(EDIST_ENOMEM, "global: no memory");
-    }
+    edist_buf *req, *out;
+    if ((rc = gl_bufs_hold(&req, &out)) != 0)
+        return rc;
     edist_enc_tuple(req, 4);
     edist_enc_atom(req, "registrar", 9);
     edist_enc_atomz(req, op);
@@ -2433,12 +2442,9 @@ int edist_global_whereis_name(const void *name, size_t len, edist_procid *pid)
     int rc = name_view(name, len, &n);
     if (rc)
         return rc;
-    edist_buf *req = edi_svc_buf_hold(), *out = edi_svc_buf_hold();
-    if (!req || !out) {
-        edi_svc_buf_release(req);
-        edi_svc_buf_release(out);
-        return edist_set_error(EDIST_ENOMEM, "global: no memory");
-    }
+    edist_buf *req, *out;
+    if ((rc = gl_bufs_hold(&req, &out)) != 0)
+        return rc;
     edist_enc_tuple(req, 2);
     edist_enc_atom(req, "whereis", 7);
     edist_enc_raw(req, n.ptr, n.len);
