@@ -22,7 +22,10 @@
  * Views: every edist_term_view below is an encoded term WITHOUT the 131
  * version byte (term.h's convention), pointing into the frame (or the
  * reassembled buffer) the message was parsed from; it lives as long as that
- * buffer. A view with ptr == NULL is absent.
+ * buffer. A message the reassembler delivers from its copy of a repeated
+ * control message is the exception: there only the payload is in the
+ * frame, and the other views live until the reassembler's next feed. A
+ * view with ptr == NULL is absent.
  *
  * Thread safety: functions on distinct objects may run concurrently; one
  * edi_dist_reasm / edi_dist_frag belongs to one thread at a time. Nothing

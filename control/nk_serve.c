@@ -285,8 +285,9 @@ static bool rt_owns_name(edi_nk *nk, edist_term_view v)
 
 /* One received message: what the node itself answers (its own
  * pseudo-processes, net_kernel while no process has that name, spawn
- * requests), else the runtime's. rxbuf holds the bytes m points into
- * (NULL: they are valid during the call only). */
+ * requests), else the runtime's. rxbuf holds the bytes m's payload points
+ * into (NULL: valid during the call only); its other views may be the
+ * reassembler's copy, valid during the call only. */
 void edi_nki_dispatch(edi_nk *nk, edi_link *l, const edi_dist_msg *m,
                       edi_rxbuf *rxbuf)
 {
@@ -299,7 +300,10 @@ void edi_nki_dispatch(edi_nk *nk, edi_link *l, const edi_dist_msg *m,
         return;
     case EDI_SIG_REG_SEND:
         /* The lane agreement (nk_lane.c) is the kernel's, at dispatch:
-         * a switch must take effect between the messages around it. */
+         * a switch must take effect between the messages around it. A
+         * switch feeds the held lane frames to this link's reassembler
+         * before it returns, so m may be gone then: nothing reads it
+         * after. */
         if (m->payload.ptr && edi_nki_lane_message(nk, l, &m->to_name, &m->payload))
             return;
         if (!rt_owns_name(nk, m->to_name) &&

@@ -565,7 +565,7 @@ int edi_node_options_to_config(edi_node_options *o, int require_name)
     uint64_t bytes;
     parse_count(o->value[EDI_OPT_RX_BUFFERS], &c->rx_buffers);
     if (strcmp(o->value[EDI_OPT_RX_RECYCLE_BUFFERS], "0") == 0)
-        c->rx_recycle_buffers = 0;
+        c->rx_recycle_buffers = EDIST_NODE_RX_RECYCLE_NONE;
     else
         parse_count(o->value[EDI_OPT_RX_RECYCLE_BUFFERS], &c->rx_recycle_buffers);
     if (parse_bytes(o->value[EDI_OPT_RX_RECYCLE_MAX_BYTES], &bytes) == 0)

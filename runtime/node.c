@@ -47,8 +47,6 @@ void edist_node_config_init(edist_node_config *cfg)
     cfg->reassembly_limit_bytes = EDIST_NODE_REASSEMBLY_LIMIT_BYTES_DEFAULT;
     cfg->max_message_bytes = EDIST_NODE_MAX_MESSAGE_BYTES_DEFAULT;
     cfg->rx_buffers = EDIST_NODE_RX_BUFFERS_DEFAULT;
-    cfg->rx_recycle_buffers = EDIST_NODE_RX_RECYCLE_BUFFERS_DEFAULT;
-    cfg->rx_recycle_max_bytes = EDIST_NODE_RX_RECYCLE_MAX_BYTES_DEFAULT;
     cfg->idle = EDIST_IDLE_ADAPTIVE;
     cfg->log_level = EDIST_LOG_INFO;
     cfg->services = true;
@@ -607,7 +605,9 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
     edi_poll_source_init(&n->rx_watch, "rx pressure", rx_watch, NULL, NULL, n);
     if ((rc = edi_loop_poll_add(n->loop, &n->rx_watch)) != 0)
         goto fail;
-    edi_rxbuf_recycle_set(cfg->rx_recycle_buffers,
+    edi_rxbuf_recycle_set(cfg->rx_recycle_buffers == EDIST_NODE_RX_RECYCLE_NONE ? 0
+                          : cfg->rx_recycle_buffers ? cfg->rx_recycle_buffers
+                                                    : EDIST_NODE_RX_RECYCLE_BUFFERS_DEFAULT,
                           cfg->rx_recycle_max_bytes
                               ? cfg->rx_recycle_max_bytes
                               : EDIST_NODE_RX_RECYCLE_MAX_BYTES_DEFAULT);

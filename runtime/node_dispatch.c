@@ -114,7 +114,7 @@ static int rt_dispatch(void *user, const char *peer, uint64_t flags,
 {
     edist_node *n = user;
     edist_procid from = EDIST_PROCID_NULL, to = EDIST_PROCID_NULL;
-    /* Messages stay views of the shared receive buffer they arrived in;
+    /* Payloads stay views of the shared receive buffer they arrived in;
      * while the pool is low (node.c's rx_watch copies the queued ones out)
      * this one is copied in: queued messages never starve the sockets. */
     bool scarce = rxbuf && edi_rxbuf_scarce(rxbuf);

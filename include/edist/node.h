@@ -114,14 +114,6 @@ typedef struct edist_node_config {
      * is copied out, so a process that does not receive never holds
      * them. 0: 64; at least 8. */
     uint32_t rx_buffers;
-    /* Freed receive buffers of large messages (32 KiB to
-     * rx_recycle_max_bytes) kept for the next ones, at most
-     * rx_recycle_buffers of them: the pages of a new buffer cost a fault
-     * each. Process-wide (the last node started sets them).
-     * edist_node_config_init: 8 and 8 MiB; 0 buffers: none kept;
-     * max_bytes 0: 8 MiB. */
-    uint32_t rx_recycle_buffers;
-    size_t rx_recycle_max_bytes;
     /* Mailboxes. A local send to a mailbox holding mailbox_messages
      * messages or mailbox_bytes payload bytes is refused (EDIST_EAGAIN:
      * the sender is held back). Messages from other nodes cannot be
@@ -272,6 +264,15 @@ typedef struct edist_node_config {
      * leave the runtime, so it takes at most twice this plus 1 s.
      * 0: EDIST_NODE_CLOSE_FLUSH_MS_DEFAULT. */
     uint32_t close_flush_ms;
+    /* Freed receive buffers of large messages (32 KiB to
+     * rx_recycle_max_bytes) kept for the next ones, at most
+     * rx_recycle_buffers of them (at most
+     * EDIST_NODE_RX_RECYCLE_BUFFERS_MAX): the pages of a new buffer cost
+     * a fault each. Process-wide: the last node started sets them.
+     * 0: the defaults (8, 8 MiB); EDIST_NODE_RX_RECYCLE_NONE buffers:
+     * none kept. */
+    uint32_t rx_recycle_buffers;
+    size_t rx_recycle_max_bytes;
 } edist_node_config;
 
 #define EDIST_NODE_TICKTIME_MS_DEFAULT 60000u
@@ -288,6 +289,7 @@ typedef struct edist_node_config {
 #define EDIST_NODE_RX_BUFFERS_DEFAULT 64u
 #define EDIST_NODE_RX_RECYCLE_BUFFERS_DEFAULT 8u
 #define EDIST_NODE_RX_RECYCLE_BUFFERS_MAX 1024u
+#define EDIST_NODE_RX_RECYCLE_NONE UINT32_MAX
 #define EDIST_NODE_RX_RECYCLE_MAX_BYTES_DEFAULT ((size_t)8 << 20)
 #define EDIST_NODE_SETUPTIME_MS_DEFAULT 7000u
 #define EDIST_NODE_FIRST_MESSAGE_TIME_MS_DEFAULT 2000u
@@ -508,11 +510,6 @@ typedef struct edist_node_stats {
     uint64_t rx_buffers;          /* the pool's size */
     uint64_t rx_buffers_held;     /* now: out of the kernel's ring */
     uint64_t rx_starved;          /* times a connection paused: none free */
-    /* Large receive buffers kept for reuse (rx_recycle_*; process-wide). */
-    uint64_t rx_recycle_held;       /* now */
-    uint64_t rx_recycle_held_bytes; /* now */
-    uint64_t rx_recycle_reused;     /* taken instead of a new buffer */
-    uint64_t rx_recycle_freed;      /* freed: all kept already, or too large */
     /* Connections closed because a peer's message went over
      * max_message_bytes or reassembly_limit_bytes. */
     uint64_t messages_over_limit;
@@ -560,6 +557,11 @@ typedef struct edist_node_stats {
     uint64_t lane_close_unacked;  /* graceful closes after a switch that
                                    * ended at close_flush_ms with lane bytes
                                    * not acknowledged */
+    /* Large receive buffers kept for reuse (rx_recycle_*; process-wide). */
+    uint64_t rx_recycle_held;       /* now */
+    uint64_t rx_recycle_held_bytes; /* now */
+    uint64_t rx_recycle_reused;     /* taken instead of a new buffer */
+    uint64_t rx_recycle_freed;      /* freed: all kept already, or too large */
 } edist_node_stats;
 
 /* Callback-safe. Counters of connections that went down are kept in the
