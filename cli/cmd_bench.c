@@ -102,6 +102,7 @@ typedef struct pair_opts {
     double faults_pct; /* veth lanes: frames dropped, duplicated, reordered */
     bool json, verbose;
     bool memif_zero_copy; /* the memif client's zero-copy=yes */
+    bool udp;             /* DPDK lanes: frames in UDP/IPv4 */
 } pair_opts;
 
 static const char pair_synopsis[] =
@@ -110,8 +111,8 @@ static const char pair_synopsis[] =
     "         [--rate MSGS_PER_S [--ol-count N]] [--fan P [--fan-count N]]\n"
     "         [--samples PREFIX]\n"
     "         [--idle busy|adaptive] [--timeout S] [--lane-wait S]\n"
-    "         [--faults PCT] [--memif-zero-copy true|false] [--json]\n"
-    "         [--verbose]\n";
+    "         [--faults PCT] [--memif-zero-copy true|false] [--udp]\n"
+    "         [--json] [--verbose]\n";
 
 static void pair_usage(FILE *out)
 {
@@ -147,6 +148,9 @@ static void pair_usage(FILE *out)
         "  --memif-zero-copy (default true): the memif client (the sending\n"
         "  node) transmits from its own memory and the server copies; false:\n"
         "  each side copies into or out of the shared ring.\n"
+        "  --udp (DPDK lanes): the lane's frames in UDP/IPv4, the nodes at\n"
+        "  10.88.1.1 and 10.88.1.2, port 4370 (dpdk_udp_address), instead of\n"
+        "  Ethernet frames of edist's EtherType.\n"
         "  Other EDIST_<OPTION> variables reach both nodes as for\n"
         "  `edist node`. --json: one JSON object on stdout. --verbose: the\n"
         "  port mapper's port and each process's PID on stderr.\n"
@@ -210,6 +214,7 @@ static int parse_pair_opts(int argc, char **argv, pair_opts *o)
         {"faults", NULL, CLI_TEXT, &faults, 0, 0},
         {"idle", NULL, CLI_TEXT, &o->idle, 0, 0},
         {"memif-zero-copy", NULL, CLI_BOOL, &o->memif_zero_copy, 0, 0},
+        {"udp", NULL, CLI_FLAG, &o->udp, 0, 0},
         {"json", NULL, CLI_FLAG, &o->json, 0, 0},
         {"verbose", NULL, CLI_FLAG, &o->verbose, 0, 0},
     };
@@ -270,6 +275,10 @@ static int parse_pair_opts(int argc, char **argv, pair_opts *o)
                                "--faults: only for a lane on a veth pair "
                                "(af_xdp, af_packet), not %s",
                                o->lane->name);
+    if (o->udp && !strcmp(o->lane->name, "tcp"))
+        return edist_set_error(EDIST_EINVAL,
+                               "--udp: only for a DPDK lane (memif, af_xdp, "
+                               "af_packet), not tcp");
     if (o->lane->veth && geteuid() != 0)
         return edist_set_error(
             EDIST_EINVAL,
@@ -656,7 +665,8 @@ static void print_json(const pair_run *r, const bench_pair_result *res)
            ", \"duplicates\": %" PRIu64 ", \"bad_messages\": %" PRIu64
            ", \"stalled\": %s, \"send_waits\": %" PRIu64
            ", \"messages_out\": %" PRIu64 ", \"messages_in_place\": %" PRIu64
-           ", \"shards\": %lld, \"idle\": \"%s\", \"memif_zero_copy\": %s",
+           ", \"shards\": %lld, \"idle\": \"%s\", \"memif_zero_copy\": %s"
+           ", \"udp\": %s",
            r->o.lane->name, r->o.bytes, res->sent, msgs_per_s,
            msgs_per_s * (double)r->o.bytes, res->stream_seconds, res->rtt_count,
            res->rtt_warmup, rtts_per_s, res->rtt_p50_us, res->rtt_p90_us,
@@ -665,7 +675,8 @@ static void print_json(const pair_run *r, const bench_pair_result *res)
            res->stalled ? "true" : "false", res->send_waits, res->messages_out,
            res->messages_in_place, r->o.shards, r->o.idle,
            r->o.memif_zero_copy && !strcmp(r->o.lane->name, "memif") ? "true"
-                                                                      : "false");
+                                                                      : "false",
+           r->o.udp ? "true" : "false");
     double ol_span = res->ol_seconds > 0 ? res->ol_seconds : 1;
     printf(", \"ol_rate\": %" PRIu64 ", \"ol_count\": %" PRIu64
            ", \"ol_received\": %" PRIu64 ", \"ol_achieved_per_s\": %.1f"
@@ -687,12 +698,13 @@ static void print_table(const pair_run *r, const bench_pair_result *res)
         res->rtt_seconds > 0 ? (double)res->rtt_count / res->rtt_seconds : 0;
     printf(
         "edist bench pair: lane %s, %lld-byte messages, %lld shard%s per node, "
-        "idle %s%s\n",
+        "idle %s%s%s\n",
         r->o.lane->name, r->o.bytes, r->o.shards, r->o.shards == 1 ? "" : "s",
         r->o.idle,
         r->o.memif_zero_copy && !strcmp(r->o.lane->name, "memif")
             ? ", memif zero-copy"
-            : "");
+            : "",
+        r->o.udp ? ", UDP/IPv4" : "");
     printf("  stream      %s messages in %.3f s: %s messages/s, %s bytes/s\n",
            grouped((double)res->sent), res->stream_seconds, grouped(msgs_per_s),
            grouped(msgs_per_s * (double)r->o.bytes));
@@ -786,19 +798,21 @@ static int pair_measure(pair_run *r)
                      i ? "server" : "client", r->lane_dir,
                      zc && i == 0 ? ",zero-copy=yes" : "");
     }
-    /* Without a second lane the argument list ends before its flags. */
+    /* Without a second lane the argument list ends before its flags;
+     * without --udp before the UDP address. */
     char *lane_flag = dpdk ? "--dpdk-port" : NULL;
+    char *udp_flag = dpdk && r->o.udp ? "--dpdk-udp-address" : NULL;
     char *listen_a = r->veth ? (char *)r->netns.ctl_addr[0] : "127.0.0.1";
     char *listen_b = r->veth ? (char *)r->netns.ctl_addr[1] : "127.0.0.1";
     char await_s[24];
     snprintf(await_s, sizeof await_s, "%lld", dpdk ? r->o.lane_wait_s : 0);
-#define NODE_FLAGS(c, listen, eal)                                             \
+#define NODE_FLAGS(c, listen, eal, udp_addr)                                   \
     "--name", (c)->name, "--epmd-port", port, "--listen-address", listen,      \
         "--start-epmd", "false", "--transport", transport, "--idle", idle,     \
-        lane_flag, device, "--dpdk-eal-args", eal, NULL
+        lane_flag, device, "--dpdk-eal-args", eal, udp_flag, udp_addr, NULL
     char *b_argv[] = {
         (char *)r->exe, "bench", BENCH_PAIR_PEER_COMMAND,
-        "sink",         "--",    NODE_FLAGS(&r->b, listen_b, eal_b)};
+        "sink",         "--",    NODE_FLAGS(&r->b, listen_b, eal_b, "10.88.1.2")};
     char *a_argv[] = {
         (char *)r->exe, "bench",       BENCH_PAIR_PEER_COMMAND,
         "driver",       "--peer",      r->b.name,
@@ -809,7 +823,7 @@ static int pair_measure(pair_run *r)
         "--ol-count",   ol_count,      "--fan",
         fan,            "--fan-count", fan_count,
         "--samples",    r->o.samples ? (char *)r->o.samples : "",
-        "--",           NODE_FLAGS(&r->a, listen_a, eal_a)};
+        "--",           NODE_FLAGS(&r->a, listen_a, eal_a, "10.88.1.1")};
 #undef NODE_FLAGS
     int rc = child_start(r, &r->b, b_argv);
     int ev = PUMP_PROGRESS;

@@ -9,6 +9,7 @@
 #include <strings.h>
 
 #include "control/epmd_client.h"
+#include "dataplane/dpdk/encap.h"
 #include "edist/error.h"
 #include "edist/proc.h" /* EDIST_MAX_SHARDS */
 
@@ -28,7 +29,13 @@ typedef struct opt_desc {
     const char *def;     /* default text, NULL: unset */
     const char *choices; /* T_ENUM: "a|b|c" */
     int file_ok;         /* may appear in a config file */
+    const char *want;    /* what a value must be, where the type says too
+                          * little (NULL: the type's words) */
 } opt_desc;
+
+/* The bounds the table's words name. */
+_Static_assert(EDIST_MAX_SHARDS == 64, "shards: \"1 to 64\" below");
+_Static_assert(EDIST_NODE_RX_RECYCLE_BUFFERS_MAX == 1024, "rx_recycle_buffers: \"0 to 1024\"");
 
 static const opt_desc opts[EDI_OPT_COUNT] = {
     [EDI_OPT_SNAME] = {"sname", T_STRING, NULL, NULL, 1},
@@ -46,8 +53,8 @@ static const opt_desc opts[EDI_OPT_COUNT] = {
     [EDI_OPT_IDLE] = {"idle", T_ENUM, "adaptive", "adaptive|busy|sleep", 1},
     [EDI_OPT_LOG_LEVEL] = {"log_level", T_ENUM, "info",
                            "error|warning|info|debug", 1},
-    [EDI_OPT_RX_BUFFERS] = {"rx_buffers", T_COUNT, "64", NULL, 1},
-    [EDI_OPT_RX_RECYCLE_BUFFERS] = {"rx_recycle_buffers", T_COUNT, "8", NULL, 1},
+    [EDI_OPT_RX_BUFFERS] = {"rx_buffers", T_COUNT, "64", NULL, 1, "a power of 2 from 8 to 32768"},
+    [EDI_OPT_RX_RECYCLE_BUFFERS] = {"rx_recycle_buffers", T_COUNT, "8", NULL, 1, "0 to 1024"},
     [EDI_OPT_RX_RECYCLE_MAX_BYTES] = {"rx_recycle_max_bytes", T_BYTES, "8M", NULL, 1},
     [EDI_OPT_MAX_MESSAGE_BYTES] = {"max_message_bytes", T_BYTES, "1G", NULL, 1},
     [EDI_OPT_REASSEMBLY_LIMIT_BYTES] = {"reassembly_limit_bytes", T_BYTES, "2G", NULL, 1},
@@ -71,9 +78,9 @@ static const opt_desc opts[EDI_OPT_COUNT] = {
     [EDI_OPT_EPMD_ADDRESS] = {"epmd_address", T_STRING, NULL, NULL, 1},
     [EDI_OPT_EPMD_IDLE_EXIT] = {"epmd_idle_exit", T_SECONDS, "5", NULL, 1},
     /* Shards. */
-    [EDI_OPT_SHARDS] = {"shards", T_COUNT, "1", NULL, 1},
-    [EDI_OPT_SHARD_CORES] = {"shard_cores", T_STRING, NULL, NULL, 1},
-    [EDI_OPT_SHARD_RING_ENTRIES] = {"shard_ring_entries", T_COUNT, "4096", NULL, 1},
+    [EDI_OPT_SHARDS] = {"shards", T_COUNT, "1", NULL, 1, "1 to 64"},
+    [EDI_OPT_SHARD_CORES] = {"shard_cores", T_STRING, NULL, NULL, 1, "CPU numbers separated by commas (0,1)"},
+    [EDI_OPT_SHARD_RING_ENTRIES] = {"shard_ring_entries", T_COUNT, "4096", NULL, 1, "a power of 2 from 64 to 1048576"},
     [EDI_OPT_LANE_QUEUE_LIMIT_BYTES] = {"lane_queue_limit_bytes", T_BYTES, "32M", NULL, 1},
     [EDI_OPT_SHARD_BACKLOG_LIMIT] = {"shard_backlog_limit", T_COUNT, "65536", NULL, 1},
     /* The DPDK lane. */
@@ -81,13 +88,16 @@ static const opt_desc opts[EDI_OPT_COUNT] = {
     [EDI_OPT_DPDK_PORT] = {"dpdk_port", T_STRING, NULL, NULL, 1},
     [EDI_OPT_DPDK_HOLD_LIMIT_BYTES] = {"dpdk_hold_limit_bytes", T_BYTES, "64M", NULL, 1},
     [EDI_OPT_DPDK_SETUP_TIME] = {"dpdk_setup_time", T_SECONDS, "10", NULL, 1},
-    [EDI_OPT_DPDK_SEND_BUFFER_BYTES] = {"dpdk_send_buffer_bytes", T_BYTES, "8M", NULL, 1},
-    [EDI_OPT_DPDK_RECV_WINDOW_BYTES] = {"dpdk_recv_window_bytes", T_BYTES, "4M", NULL, 1},
-    [EDI_OPT_DPDK_KERNEL_WINDOW_BYTES] = {"dpdk_kernel_window_bytes", T_BYTES, "128K", NULL, 1},
+    [EDI_OPT_DPDK_SEND_BUFFER_BYTES] = {"dpdk_send_buffer_bytes", T_BYTES, "8M", NULL, 1, "a size of 64K or more"},
+    [EDI_OPT_DPDK_RECV_WINDOW_BYTES] = {"dpdk_recv_window_bytes", T_BYTES, "4M", NULL, 1, "a size from 16K to 1G"},
+    [EDI_OPT_DPDK_KERNEL_WINDOW_BYTES] = {"dpdk_kernel_window_bytes", T_BYTES, "128K", NULL, 1, "a size from 16K to 1G"},
     [EDI_OPT_DPDK_RTO_MIN_US] = {"dpdk_rto_min_us", T_COUNT, "100", NULL, 1},
     [EDI_OPT_DPDK_RTO_MAX_US] = {"dpdk_rto_max_us", T_COUNT, "100000", NULL, 1},
     [EDI_OPT_DPDK_IDLE_PING] = {"dpdk_idle_ping", T_SECONDS, "0.01", NULL, 1},
     [EDI_OPT_DPDK_DEAD_AFTER] = {"dpdk_dead_after", T_SECONDS, "2", NULL, 1},
+    [EDI_OPT_DPDK_UDP_ADDRESS] = {"dpdk_udp_address", T_STRING, NULL, NULL, 1, "an IPv4 address (a.b.c.d)"},
+    [EDI_OPT_DPDK_UDP_PORT] = {"dpdk_udp_port", T_PORT, "4370", NULL, 1},
+    [EDI_OPT_DPDK_GATEWAY_MAC] = {"dpdk_gateway_mac", T_STRING, NULL, NULL, 1, "a MAC address (xx:xx:xx:xx:xx:xx)"},
     [EDI_OPT_CLOSE_FLUSH_TIME] = {"close_flush_time", T_SECONDS, "2", NULL, 1},
     [EDI_OPT_AUTO_CONNECT_MAX_SIGNALS] = {"auto_connect_max_signals", T_COUNT, "262144", NULL, 1},
     [EDI_OPT_AUTO_CONNECT_MAX_BYTES] = {"auto_connect_max_bytes", T_BYTES, "64M", NULL, 1},
@@ -236,6 +246,10 @@ static int check_value(edi_opt_id id, const char *v)
     case T_STRING:
         if (id == EDI_OPT_SHARD_CORES)
             return cpu_list_ok(v);
+        if (id == EDI_OPT_DPDK_UDP_ADDRESS)
+            return edi_encap_parse_ipv4(v, (uint8_t[4]){0}) == 0 ? 0 : -1;
+        if (id == EDI_OPT_DPDK_GATEWAY_MAC)
+            return edi_encap_parse_mac(v, (uint8_t[6]){0}) == 0 ? 0 : -1;
         return v[0] ? 0 : -1;
     case T_BOOL:
         return parse_bool(v) >= 0 ? 0 : -1;
@@ -303,36 +317,9 @@ int edi_node_options_set(edi_node_options *o, edi_opt_id id, const char *value,
                                "%s: value of %s too long (max %d bytes)",
                                origin, opts[id].key, EDI_OPT_TEXT_BYTES - 1);
     if (check_value(id, value) != 0) {
-        if (id == EDI_OPT_RX_BUFFERS)
-            return edist_set_error(EDIST_EINVAL,
-                                   "%s: rx_buffers must be a power of 2 from 8 to 32768, not '%s'",
-                                   origin, value);
-        if (id == EDI_OPT_RX_RECYCLE_BUFFERS)
-            return edist_set_error(EDIST_EINVAL,
-                                   "%s: rx_recycle_buffers must be 0 to %u, not '%s'",
-                                   origin, EDIST_NODE_RX_RECYCLE_BUFFERS_MAX, value);
-        if (id == EDI_OPT_SHARDS)
-            return edist_set_error(EDIST_EINVAL, "%s: shards must be 1 to %u, not '%s'", origin,
-                                   EDIST_MAX_SHARDS, value);
-        if (id == EDI_OPT_SHARD_CORES)
-            return edist_set_error(EDIST_EINVAL,
-                                   "%s: shard_cores must be CPU numbers separated by commas "
-                                   "(0,1), not '%s'",
-                                   origin, value);
-        if (id == EDI_OPT_DPDK_RECV_WINDOW_BYTES || id == EDI_OPT_DPDK_KERNEL_WINDOW_BYTES)
-            return edist_set_error(EDIST_EINVAL,
-                                   "%s: %s must be a size from 16K to 1G, not '%s'",
-                                   origin, opts[id].key, value);
-        if (id == EDI_OPT_DPDK_SEND_BUFFER_BYTES)
-            return edist_set_error(EDIST_EINVAL,
-                                   "%s: dpdk_send_buffer_bytes must be a size of 64K or "
-                                   "more, not '%s'",
-                                   origin, value);
-        if (id == EDI_OPT_SHARD_RING_ENTRIES)
-            return edist_set_error(EDIST_EINVAL,
-                                   "%s: shard_ring_entries must be a power of 2 from 64 to "
-                                   "1048576, not '%s'",
-                                   origin, value);
+        if (opts[id].want)
+            return edist_set_error(EDIST_EINVAL, "%s: %s must be %s, not '%s'",
+                                   origin, opts[id].key, opts[id].want, value);
         if (opts[id].type == T_ENUM)
             return edist_set_error(EDIST_EINVAL,
                                    "%s: %s must be one of %s, not '%s'", origin,
@@ -598,6 +585,11 @@ int edi_node_options_to_config(edi_node_options *o, int require_name)
     c->dpdk_eal_args =
         o->value[EDI_OPT_DPDK_EAL_ARGS][0] ? o->value[EDI_OPT_DPDK_EAL_ARGS] : NULL;
     c->dpdk_port = o->value[EDI_OPT_DPDK_PORT][0] ? o->value[EDI_OPT_DPDK_PORT] : NULL;
+    c->dpdk_udp_address =
+        o->value[EDI_OPT_DPDK_UDP_ADDRESS][0] ? o->value[EDI_OPT_DPDK_UDP_ADDRESS] : NULL;
+    parse_port(o->value[EDI_OPT_DPDK_UDP_PORT], &c->dpdk_udp_port);
+    c->dpdk_gateway_mac =
+        o->value[EDI_OPT_DPDK_GATEWAY_MAC][0] ? o->value[EDI_OPT_DPDK_GATEWAY_MAC] : NULL;
     parse_bytes(o->value[EDI_OPT_DPDK_HOLD_LIMIT_BYTES], &c->dpdk_hold_limit_bytes);
     parse_seconds_ms(o->value[EDI_OPT_DPDK_SETUP_TIME], &c->dpdk_setup_ms);
     parse_bytes(o->value[EDI_OPT_DPDK_SEND_BUFFER_BYTES], &c->dpdk_send_buffer_bytes);

@@ -60,6 +60,12 @@
  *                  stops reading its peers (default 65536)
  *   dpdk_eal_args  EAL arguments for transport dpdk (--vdev=..., -a PCI)
  *   dpdk_port      the DPDK device edist peers are reached on
+ *   dpdk_udp_address  this node's IPv4 address on the lane: its frames
+ *                  travel in UDP/IPv4 (routable) instead of Ethernet
+ *                  frames of edist's EtherType (default: Ethernet)
+ *   dpdk_udp_port  the UDP port with dpdk_udp_address (default 4370)
+ *   dpdk_gateway_mac  with UDP: the MAC every lane frame is sent to (the
+ *                  router of a routed network; default: the peer's own)
  *   dpdk_hold_limit_bytes  lane bytes from a peer held until its switch
  *                  is read on TCP (default 64M; at least twice
  *                  dpdk_recv_window_bytes plus 64K)
@@ -165,6 +171,9 @@ typedef enum edi_opt_id {
     EDI_OPT_DPDK_RTO_MAX_US,
     EDI_OPT_DPDK_IDLE_PING,
     EDI_OPT_DPDK_DEAD_AFTER,
+    EDI_OPT_DPDK_UDP_ADDRESS,
+    EDI_OPT_DPDK_UDP_PORT,
+    EDI_OPT_DPDK_GATEWAY_MAC,
     EDI_OPT_CLOSE_FLUSH_TIME,
     EDI_OPT_AUTO_CONNECT_MAX_SIGNALS,
     EDI_OPT_AUTO_CONNECT_MAX_BYTES,

@@ -406,8 +406,19 @@ static void node_dpdk_start(edist_node *n, const edist_node_config *cfg)
                          faults);
             }
         }
-        rc = edi_lane_open(&edi_dpdk_lane_ops, n->loop, &p, &edi_nk_fast_handler,
-                           NULL, &n->dpdk_lane);
+        if (cfg->dpdk_udp_address) {
+            p.encap.udp = true;
+            p.encap.port = cfg->dpdk_udp_port ? cfg->dpdk_udp_port
+                                              : EDI_ENCAP_UDP_PORT_DEFAULT;
+            rc = edi_encap_parse_ipv4(cfg->dpdk_udp_address, p.encap.ip);
+            if (rc == 0 && cfg->dpdk_gateway_mac) {
+                p.encap.via_gateway = true;
+                rc = edi_encap_parse_mac(cfg->dpdk_gateway_mac, p.encap.gateway_mac);
+            }
+        }
+        if (rc == 0)
+            rc = edi_lane_open(&edi_dpdk_lane_ops, n->loop, &p, &edi_nk_fast_handler,
+                               NULL, &n->dpdk_lane);
     }
     if (rc) {
         edi_logf(&n->log, EDIST_LOG_WARNING, "transport dpdk: %s; using TCP",
@@ -417,7 +428,6 @@ static void node_dpdk_start(edist_node *n, const edist_node_config *cfg)
     edi_nk_fastlane f = {
         .lane = n->dpdk_lane,
         .medium = edi_dpdk_lane_medium(n->dpdk_lane),
-        .addr_len = 6,
         .link_open = edi_dpdk_lane_link_open,
         .link_hold = edi_dpdk_lane_link_hold,
         .setup_ms = cfg->dpdk_setup_ms,
@@ -438,13 +448,18 @@ static void node_dpdk_start(edist_node *n, const edist_node_config *cfg)
                  "transport dpdk: test hook EDIST_LANE_TEST_SWITCH_LAG_MS: the peer's "
                  "switch takes effect %u ms after it is read", f.test_switch_lag_ms);
     }
-    edi_dpdk_lane_addr(n->dpdk_lane, f.addr);
+    f.addr_len = edi_dpdk_lane_addr(n->dpdk_lane, f.addr);
     edi_nk_set_fastlane(n->nk, &f);
+    const edi_encap *e = edi_dpdk_lane_encap(n->dpdk_lane);
+    char udp[64] = "";
+    if (e->udp)
+        snprintf(udp, sizeof udp, ", UDP %u.%u.%u.%u:%u", e->ip[0], e->ip[1], e->ip[2],
+                 e->ip[3], e->port);
     edi_logf(&n->log, EDIST_LOG_INFO,
-             "transport dpdk: %s lane on %s (%02x:%02x:%02x:%02x:%02x:%02x) for "
+             "transport dpdk: %s lane on %s (%02x:%02x:%02x:%02x:%02x:%02x%s) for "
              "edist peers; EAL %s",
-             f.medium, cfg->dpdk_port, f.addr[0], f.addr[1], f.addr[2], f.addr[3],
-             f.addr[4], f.addr[5], edi_dpdk_eal_args());
+             f.medium, cfg->dpdk_port, e->mac[0], e->mac[1], e->mac[2], e->mac[3],
+             e->mac[4], e->mac[5], udp, edi_dpdk_eal_args());
 #endif
 }
 

@@ -34,6 +34,7 @@
 #include <stdint.h>
 
 #include "base/log.h"
+#include "dataplane/dpdk/encap.h"
 #include "dataplane/reactor/rxbuf.h"
 
 #ifdef __cplusplus
@@ -274,6 +275,9 @@ int edi_dpdk_tx_get(edi_dpdk_port *port, edi_dpdk_txbuf *out);
 int edi_dpdk_tx_commit(edi_dpdk_port *port, uint16_t queue,
                        edi_dpdk_txbuf *buf, size_t len);
 
+/* The frame's start of a transmit buffer by its handle. */
+uint8_t *edi_dpdk_tx_data(void *handle);
+
 /* Gives back a buffer never committed. */
 void edi_dpdk_tx_discard(edi_dpdk_port *port, edi_dpdk_txbuf *buf);
 
@@ -297,13 +301,7 @@ unsigned edi_dpdk_tx_pending(const edi_dpdk_port *port, uint16_t queue);
 
 /* ---- Ethernet framing ------------------------------------------------------- */
 
-/* edist's EtherType: 0x88B5, the first of IEEE 802's two "local
- * experimental" EtherTypes (0x88B5/0x88B6), meant for protocols on a
- * link of one's own, never assigned to anyone: nothing else on a veth or
- * memif uses it, and switches forward it like any other. */
-#define EDI_DPDK_ETHERTYPE 0x88B5u
-#define EDI_DPDK_ETH_HEADER_BYTES 14u
-
+/* EDI_DPDK_ETHERTYPE and the header sizes: dataplane/dpdk/encap.h. */
 /* Writes dst, src and EDI_DPDK_ETHERTYPE at frame (14 bytes). */
 void edi_dpdk_eth_header_write(uint8_t *frame, const uint8_t dst[6],
                                const uint8_t src[6]);

@@ -39,7 +39,7 @@ typedef struct dl_link {
     edi_lane_link base;
     dl_lane *lane;
     edi_rlink *proto;        /* NULL until the port's link is up */
-    uint8_t peer_mac[6];
+    edi_encap_peer peer;
     uint64_t token;
     bool up;
     bool dirty;             /* sent since the last protocol poll */
@@ -60,7 +60,9 @@ struct dl_lane {
     edi_dpdk_lane_params p;
     edi_dpdk_port *port;
     uint8_t mac[6];
-    size_t payload_max;     /* after the Ethernet header */
+    edi_encap encap;
+    size_t header_bytes;    /* the framing's, before each link frame */
+    size_t payload_max;     /* a link frame's bytes at most */
     const char *medium;
     dl_link **links;
     uint32_t nlinks, cap_links;
@@ -68,7 +70,7 @@ struct dl_lane {
     bool registered;        /* this loop's thread has an lcore id */
     uint32_t waiting;       /* links whose protocol waits for the port */
     uint64_t link_checked_ns;
-    uint64_t rx_unknown_token, rx_short, tx_lost;
+    uint64_t rx_unknown_token, rx_short, rx_foreign, tx_lost;
     bool rx_held;           /* every link's receive window closed */
     uint64_t window_closes, links_dead;
     /* injected faults (params rx_*_ppm) */
@@ -103,9 +105,11 @@ static int m_tx_alloc(void *medium, edi_rlink_txbuf *out)
     int rc = edi_dpdk_tx_get(dl->port, &b);
     if (rc)
         return rc;
-    edi_dpdk_eth_header_write(b.data, k->peer_mac, dl->mac);
-    out->data = b.data + EDI_DPDK_ETH_HEADER_BYTES;
-    out->cap = b.cap - EDI_DPDK_ETH_HEADER_BYTES;
+    /* The header is written at send, when the frame's length is known. */
+    out->data = b.data + dl->header_bytes;
+    out->cap = b.cap - dl->header_bytes;
+    if (out->cap > dl->payload_max)
+        out->cap = dl->payload_max;
     out->handle = b.handle;
     return 0;
 }
@@ -114,10 +118,15 @@ static void m_tx_send(void *medium, void *handle, size_t len)
 {
     dl_link *k = medium;
     dl_lane *dl = k->lane;
-    edi_dpdk_txbuf b = {.data = NULL,
-                        .cap = dl->payload_max + EDI_DPDK_ETH_HEADER_BYTES,
+    edi_dpdk_txbuf b = {.data = edi_dpdk_tx_data(handle),
+                        .cap = dl->payload_max + dl->header_bytes,
                         .handle = handle};
-    if (edi_dpdk_tx_commit(dl->port, 0, &b, len + EDI_DPDK_ETH_HEADER_BYTES) != 0) {
+    if (len == 0) { /* not used after all */
+        edi_dpdk_tx_discard(dl->port, &b);
+        return;
+    }
+    edi_encap_write(&dl->encap, &k->peer, b.data, len + dl->header_bytes);
+    if (edi_dpdk_tx_commit(dl->port, 0, &b, len + dl->header_bytes) != 0) {
         /* The port's queue is full even after a flush: the frame is lost
          * here, counted, and the protocol sends it again. */
         dl->tx_lost++;
@@ -202,8 +211,13 @@ int edi_dpdk_lane_link_open(edi_lane *lane, const uint8_t *peer_addr,
 {
     dl_lane *dl = (dl_lane *)lane;
     if (lane == NULL || lane->ops != &edi_dpdk_lane_ops || peer_addr == NULL ||
-        peer_addr_len != 6 || tx_token == 0 || rx_token == 0 || tx_token == rx_token)
+        tx_token == 0 || rx_token == 0 || tx_token == rx_token)
         return edist_set_error(EDIST_EINVAL, "DPDK lane: bad link (address or tokens)");
+    edi_encap_peer peer;
+    int rc = edi_encap_peer_of(&dl->encap, peer_addr, peer_addr_len,
+                               tx_token ^ rx_token, &peer);
+    if (rc)
+        return rc;
     uint64_t token = tx_token ^ rx_token;
     for (uint32_t i = 0; i < dl->nlinks; i++)
         if (dl->links[i]->token == token)
@@ -221,7 +235,7 @@ int edi_dpdk_lane_link_open(edi_lane *lane, const uint8_t *peer_addr,
         return edist_set_error(EDIST_ENOMEM, "DPDK lane: link");
     edi_lane_link_init(&k->base, lane, user);
     k->lane = dl;
-    memcpy(k->peer_mac, peer_addr, 6);
+    k->peer = peer;
     k->token = token;
     dl->waiting++; /* its protocol starts with the port (start_protocols) */
     dl->links[dl->nlinks++] = k;
@@ -337,18 +351,23 @@ static dl_link *link_of(dl_lane *dl, uint64_t token)
 
 static void rx_frame(dl_lane *dl, const edi_frame *f, uint64_t now)
 {
-    if (f->len < EDI_DPDK_ETH_HEADER_BYTES + EDI_RLINK_HDR_BYTES) {
+    size_t body_len;
+    size_t h = edi_encap_match(&dl->encap, f->data, f->len, &body_len);
+    if (h == 0) {
+        dl->rx_foreign++;
+        return;
+    }
+    if (body_len < EDI_RLINK_HDR_BYTES) {
         dl->rx_short++;
         return;
     }
-    const uint8_t *p = f->data + EDI_DPDK_ETH_HEADER_BYTES;
+    const uint8_t *p = f->data + h;
     dl_link *k = link_of(dl, edi_get_be64(p + 8));
     if (!k || k->gone || !k->proto) {
         dl->rx_unknown_token++;
         return;
     }
-    edi_frame in = {.data = p, .len = f->len - EDI_DPDK_ETH_HEADER_BYTES,
-                    .rxbuf = f->rxbuf};
+    edi_frame in = {.data = p, .len = body_len, .rxbuf = f->rxbuf};
     k->in_proto = true;
     edi_rlink_input(k->proto, now, &in);
     k->in_proto = false;
@@ -632,6 +651,9 @@ static int dl_open(edi_loop *loop, const void *params, const edi_lane_handler *h
     if (!dl)
         return edist_set_error(EDIST_ENOMEM, "DPDK lane");
     dl->p = *p;
+    /* UDP: frames of every EtherType come up; edi_encap_match sorts them */
+    if (p->encap.udp)
+        dl->p.port.rx_all_ethertypes = true;
     int rc = edi_dpdk_port_open(&dl->p.port, &dl->port);
     if (rc) {
         free(dl);
@@ -639,7 +661,13 @@ static int dl_open(edi_loop *loop, const void *params, const edi_lane_handler *h
     }
     dl->p.port.device = edi_dpdk_port_name(dl->port);
     edi_dpdk_port_mac(dl->port, dl->mac);
+    dl->encap = p->encap;
+    memcpy(dl->encap.mac, dl->mac, 6);
+    dl->header_bytes = edi_encap_header_bytes(&dl->encap);
+    /* the port's payload follows the Ethernet header; UDP/IPv4 takes more */
     dl->payload_max = edi_dpdk_port_payload_max(dl->port);
+    size_t extra = dl->header_bytes - EDI_DPDK_ETH_HEADER_BYTES;
+    dl->payload_max = dl->payload_max > extra ? dl->payload_max - extra : 0;
     dl->medium = edi_dpdk_medium_of(dl->p.port.device);
     /* memif does not lose: a retransmission there is only ever spurious
      * (a peer shard descheduled for a moment on a shared machine), so the
@@ -721,9 +749,14 @@ const edi_lane_ops edi_dpdk_lane_ops = {
     .tx_queued = dl_tx_queued,
 };
 
-void edi_dpdk_lane_addr(const edi_lane *lane, uint8_t mac[6])
+size_t edi_dpdk_lane_addr(const edi_lane *lane, uint8_t out[EDI_ENCAP_ADDR_MAX])
 {
-    memcpy(mac, ((const dl_lane *)lane)->mac, 6);
+    return edi_encap_addr(&((const dl_lane *)lane)->encap, out);
+}
+
+const edi_encap *edi_dpdk_lane_encap(const edi_lane *lane)
+{
+    return &((const dl_lane *)lane)->encap;
 }
 
 const char *edi_dpdk_lane_medium(const edi_lane *lane)
@@ -739,6 +772,7 @@ void edi_dpdk_lane_get_stats(const edi_lane *lane, edi_dpdk_lane_stats *out)
     out->links = dl->nlinks;
     out->rx_unknown_token = dl->rx_unknown_token;
     out->rx_short = dl->rx_short;
+    out->rx_foreign = dl->rx_foreign;
     out->tx_lost = dl->tx_lost;
     out->injected_drops = dl->injected_drops;
     out->injected_dups = dl->injected_dups;

@@ -3,8 +3,9 @@
  * each carried by the edist link protocol (dataplane/link/link.h), which
  * makes the port's frames an ordered, reliable, flow-controlled stream of
  * distribution messages: what a lane link delivers is what the TCP lane
- * delivers. A link is made for one peer, by its Ethernet address and the
- * tokens agreed on the control connection (control/nk_lane.c); frames of
+ * delivers. A link is made for one peer, by its lane address (Ethernet,
+ * or UDP/IPv4: encap.h) and the tokens agreed on the control connection
+ * (control/nk_lane.c); frames of
  * unknown tokens are refused and counted. The lane is a poll source of
  * its shard: each iteration it takes a burst from the port, feeds the
  * links, runs their timers, and at the end of the iteration turns what
@@ -40,13 +41,16 @@ typedef struct edi_dpdk_lane_params {
      * port all the same). 0: none. */
     uint32_t rx_drop_ppm, rx_dup_ppm, rx_reorder_ppm;
     uint64_t fault_seed;
+    /* The framing (encap.h): Ethernet by default; encap.udp for UDP/IPv4
+     * from encap.ip and encap.port. encap.mac is the port's, filled in. */
+    edi_encap encap;
 } edi_dpdk_lane_params;
 
 void edi_dpdk_lane_params_default(edi_dpdk_lane_params *p);
 
 extern const edi_lane_ops edi_dpdk_lane_ops;
 
-/* A link to the peer at peer_addr (a 6-byte Ethernet address): tx_token
+/* A link to the peer at peer_addr (its lane address, encap.h): tx_token
  * and rx_token as agreed (the link protocol's token is both combined, so
  * both ends compute the same). Has the signature of edi_nk_fast_open_fn.
  * 0, EDIST_EINVAL, EDIST_EEXIST (a link with those tokens), EDIST_ENOMEM. */
@@ -54,8 +58,11 @@ int edi_dpdk_lane_link_open(edi_lane *lane, const uint8_t *peer_addr,
                             size_t peer_addr_len, uint64_t tx_token,
                             uint64_t rx_token, void *user, edi_lane_link **out);
 
-/* Our Ethernet address on the lane's port. */
-void edi_dpdk_lane_addr(const edi_lane *lane, uint8_t mac[6]);
+/* Our lane address (encap.h: 6 bytes, or 12 with UDP) into out; its
+ * length. */
+size_t edi_dpdk_lane_addr(const edi_lane *lane, uint8_t out[EDI_ENCAP_ADDR_MAX]);
+/* The lane's framing, as it is (our MAC filled in). */
+const edi_encap *edi_dpdk_lane_encap(const edi_lane *lane);
 /* What kind of port, as offers name it: memif, af_xdp, af_packet, or nic
  * (from the device name). */
 const char *edi_dpdk_lane_medium(const edi_lane *lane);
@@ -65,6 +72,8 @@ typedef struct edi_dpdk_lane_stats {
     uint64_t links;            /* open now */
     uint64_t rx_unknown_token; /* frames for no link of ours */
     uint64_t rx_short;         /* frames too short for a link header */
+    uint64_t rx_foreign;       /* frames not of our framing (UDP: not
+                                * to our address and port, or malformed) */
     uint64_t tx_lost;          /* frames the port would not queue (the link
                                 * protocol sends them again) */
     uint64_t injected_drops, injected_dups, injected_reorders;

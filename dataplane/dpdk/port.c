@@ -735,6 +735,11 @@ unsigned edi_dpdk_rx_burst(edi_dpdk_port *p, uint16_t queue, edi_frame *frames, 
     return out;
 }
 
+uint8_t *edi_dpdk_tx_data(void *handle)
+{
+    return rte_pktmbuf_mtod((struct rte_mbuf *)handle, uint8_t *);
+}
+
 int edi_dpdk_tx_get(edi_dpdk_port *p, edi_dpdk_txbuf *out)
 {
     struct rte_mbuf *m = rte_pktmbuf_alloc(p->pool);

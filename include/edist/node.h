@@ -273,6 +273,16 @@ typedef struct edist_node_config {
      * none kept. */
     uint32_t rx_recycle_buffers;
     size_t rx_recycle_max_bytes;
+    /* The DPDK lane's framing. dpdk_udp_address ("a.b.c.d"): this node's
+     * IPv4 address on the lane, whose frames then travel in UDP/IPv4
+     * (routable; NICs spread them over queues by port) from
+     * dpdk_udp_port (0: 4370); NULL: Ethernet frames of edist's own
+     * EtherType. Both nodes of a pair must frame alike (else that peer
+     * stays on TCP). dpdk_gateway_mac ("xx:xx:xx:xx:xx:xx"), with UDP: the
+     * next hop for every peer on a routed network; NULL: the peer's MAC. */
+    const char *dpdk_udp_address;
+    uint16_t dpdk_udp_port;
+    const char *dpdk_gateway_mac;
 } edist_node_config;
 
 #define EDIST_NODE_TICKTIME_MS_DEFAULT 60000u

@@ -132,7 +132,7 @@ rc=$?
   fail "missing lane: exit $rc, $(head -1 "$tmp/nolane.err")"
 for bad in "--bytes 5" "--count -1" "--idle sleepy" "--frobnicate 1" \
   "--ol-count 5" "--fan-count 9" "--fan 2000" "--rate 0" "--timeout abc" \
-  "--json=1"; do
+  "--json=1" "--udp"; do
   # shellcheck disable=SC2086
   "$EDIST" bench pair --lane tcp $bad 2>"$tmp/bad.err"
   rc=$?

@@ -9,6 +9,8 @@
 #   messages arrives complete, in order, exactly once (lost, out_of_order,
 #   duplicates 0 in the JSON), and the wire did drop, duplicate and delay
 #   frames;
+# - 5% with the lane's frames in UDP/IPv4 (--udp): a fifth as many
+#   messages, complete, in order, once;
 # - 5%: 16 MiB messages reassemble (4 of them, none malformed). Not at
 #   20%: under ASan a 16 MiB message there can take longer than bench
 #   pair's 10 s without an acknowledgement (it passes in a gcc build).
@@ -60,6 +62,11 @@ for medium in $media; do
   run "${medium}big" "o['messages'] == 4 and $clean" \
     --lane "$medium" --faults 5 --bytes 16M --count 4 --rtt-count 2 --warmup 1
   ok "$medium, 5%: 16 MiB messages reassembled ($took s); $wire"
+  # The lane's frames in UDP/IPv4 (dpdk_udp_address) on the same wire.
+  udp_count=$((count / 5))
+  run "${medium}udp" "o['messages'] == $udp_count and o['udp'] and $clean" \
+    --lane "$medium" --udp --faults 5 --count "$udp_count" --rtt-count 200
+  ok "$medium in UDP/IPv4, 5%: $udp_count messages once each, in order ($took s); $wire"
 done
 leftover=$(ip netns list | grep -c "^edist-bp-" || true)
 [ "$leftover" = 0 ] || fail "namespaces left behind: $(ip netns list | grep '^edist-bp-')"

@@ -19,6 +19,8 @@
 #   time, keeps running (a ping answers), its pool back to where it was.
 # - transport dpdk with a device EAL does not know: one line says why and
 #   the node runs on TCP.
+# - Two nodes with the lane in UDP/IPv4 (dpdk_udp_address) move their
+#   data to it; a UDP node and an Ethernet one stay on TCP, saying why.
 . "$(dirname "$0")/../node/test_node_lib.sh"
 [ "$(id -u)" = 0 ] || { echo "SKIP: memif needs root here"; exit 77; }
 
@@ -135,4 +137,48 @@ grep -q 'transport dpdk: .*; using TCP' "$tmp/c.err" || fail "no fallback line: 
 r=$(erl_eval "$E" "net_adm:ping('$C@$HOST').")
 [ "$r" = "{ok,pong}" ] || fail "node on TCP after the fallback: $r"
 ok "an unknown device: '$(grep -o 'transport dpdk: .*' "$tmp/c.err" | head -1)', and the node answers over TCP"
+
+# 5. The lane in UDP/IPv4 (dpdk_udp_address): two such nodes move their
+# data to it; a node framing in Ethernet meets one framing in UDP: no
+# lane, one line each, and their messages go on TCP.
+# memif_node TAG NAME ROLE SOCKET ARGS...: a node on a memif port of its own
+# socket (the pair's), ready.
+memif_node() {
+  local tag=$1 name=$2 role=$3 sock=$4
+  shift 4
+  start_edist "$tag" --sname "$name" --cookie "$COOKIE" --listen-address 127.0.0.1 \
+    --transport dpdk --dpdk-port net_memif0 "$@" --dpdk-eal-args \
+    "--no-pci --vdev=net_memif0,role=$role,bsize=9728,socket=$tmp/$sock.sock,socket-abstract=no"
+}
+U1=i10u$$
+U2=i10v$$
+memif_node u1 "$U1" server udp --dpdk-udp-address 10.88.1.1
+memif_node u2 "$U2" client udp --dpdk-udp-address 10.88.1.2 --dpdk-udp-port 5000
+grep -q 'memif lane on net_memif0 (.*, UDP 10.88.1.2:5000)' "$tmp/u2.err" ||
+  fail "no UDP lane line: $(cat "$tmp/u2.err")"
+r=$("$EDIST" rpc "$U2@$HOST" net_adm ping "['$U1@$HOST']" --cookie "$COOKIE" 2>&1)
+[ "$r" = pong ] || fail "$U2 pings $U1: $r"
+wait_until 20 switched "$U1" || fail "$U1 did not switch: $("$EDIST" stat "$U1@$HOST" --cookie "$COOKIE" | grep lane_)"
+wait_until 20 switched "$U2" || fail "$U2 did not switch"
+# a ping after the switch: net_kernel's call and its answer on the lane
+r=$("$EDIST" rpc "$U2@$HOST" net_adm ping "['$U1@$HOST']" --cookie "$COOKIE" 2>&1)
+[ "$r" = pong ] || fail "$U2 pings $U1 over the UDP lane: $r"
+msgs=$("$EDIST" stat "$U1@$HOST" --cookie "$COOKIE" | sed -n 's/^lane_messages_in //p')
+[ -n "$msgs" ] && [ "$msgs" -gt 0 ] || fail "no lane messages in: $msgs"
+ok "two nodes framing in UDP/IPv4 move their data to the memif lane; a ping answers over it ($msgs lane messages in)"
+E1=i10w$$
+E2=i10x$$
+memif_node w1 "$E1" server mixed --dpdk-udp-address 10.88.1.1
+memif_node w2 "$E2" client mixed
+r=$("$EDIST" rpc "$E2@$HOST" net_adm ping "['$E1@$HOST']" --cookie "$COOKIE" 2>&1)
+[ "$r" = pong ] || fail "$E2 pings $E1: $r"
+both_gave_up() { grep -q "no memif lane" "$tmp/w1.err" && grep -q "no memif lane" "$tmp/w2.err"; }
+wait_until 20 both_gave_up || fail "no give-up lines: $(cat "$tmp/w1.err" "$tmp/w2.err")"
+grep -q "not of our framing" "$tmp/w1.err" "$tmp/w2.err" || fail "no reason: $(grep 'no memif lane' "$tmp"/w?.err)"
+r=$("$EDIST" rpc "$E2@$HOST" net_adm ping "['$E1@$HOST']" --cookie "$COOKIE" 2>&1)
+[ "$r" = pong ] || fail "a ping over TCP after the refusal: $r"
+for n in "$E1" "$E2"; do
+  "$EDIST" stat "$n@$HOST" --cookie "$COOKIE" | grep -q '^lane_switches 0$' || fail "$n switched"
+done
+ok "UDP framing meets Ethernet framing: '$(grep -oh 'no memif lane.*' "$tmp"/w?.err | head -1)'; both stay on TCP, a ping answers"
 done_ok

@@ -13,6 +13,7 @@
  * they are: the parser must refuse them).
  * The link is polled after each frame, the clock moving by the step.
  *
+ * Each input is also a frame for the lane's framing (fuzz_encap).
  * Invariants: nothing crashes or leaks (ASan/LSan); a header that decodes
  * encodes back to the same bytes; every refusal is counted under one
  * reason; the held frames stay within max_held_frames; every delivered
@@ -26,6 +27,7 @@
 #include <string.h>
 
 #include "base/bytes.h"
+#include "dataplane/dpdk/encap.h"
 #include "dataplane/link/link.h"
 #include "edist/error.h"
 
@@ -113,10 +115,56 @@ static void feed(edi_rlink *l, fz *f, uint64_t now, const uint8_t *p, size_t n)
     edi_rxbuf_unref(rb);
 }
 
+/* The lane's framing (dataplane/dpdk/encap.h) around link frames: the
+ * whole input as a received frame, Ethernet and UDP/IPv4 (its IPv4 header
+ * made right half the time, so the UDP checks are reached): a match lies
+ * within the frame; and the input as a body, written and matched back. */
+static void fuzz_encap(const uint8_t *data, size_t size)
+{
+    static uint8_t frame[70000];
+    edi_encap e[2] = {{.udp = false}, {.udp = true, .ip = {10, 88, 1, 2}, .port = 4370}};
+    if (size > sizeof frame - EDI_ENCAP_UDP_HEADER_BYTES)
+        size = sizeof frame - EDI_ENCAP_UDP_HEADER_BYTES;
+    memcpy(frame, data, size);
+    if (size >= 34 && (data[0] & 1)) {
+        frame[14] = (uint8_t)(0x40 | (frame[14] & 0x0f));
+        memcpy(frame + 30, e[1].ip, 4);
+        frame[24] = frame[25] = 0;
+        size_t ihl = (size_t)(frame[14] & 0x0f) * 4;
+        if (ihl >= 20 && 14 + ihl <= size) {
+            uint32_t sum = 0;
+            for (size_t i = 0; i < ihl; i += 2)
+                sum += edi_get_be16(frame + 14 + i);
+            while (sum >> 16)
+                sum = (sum & 0xffffu) + (sum >> 16);
+            edi_put_be16(frame + 24, (uint16_t)~sum);
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        size_t body;
+        size_t h = edi_encap_match(&e[i], frame, size, &body);
+        CHECK(h == 0 ? body == 0 : h <= size && body <= size - h);
+    }
+    for (int i = 0; i < 2; i++) {
+        uint8_t addr[EDI_ENCAP_ADDR_MAX];
+        size_t alen = edi_encap_addr(&e[i], addr);
+        edi_encap_peer p;
+        CHECK(edi_encap_peer_of(&e[i], addr, alen, size, &p) == 0);
+        size_t h = edi_encap_header_bytes(&e[i]);
+        memcpy(frame + h, data, size);
+        edi_encap_write(&e[i], &p, frame, h + size);
+        size_t body;
+        CHECK(edi_encap_match(&e[i], frame, h + size, &body) == h);
+        CHECK(body == size && memcmp(frame + h, data, size) == 0);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
         return 0;
+    if (size <= 65000)
+        fuzz_encap(data, size);
     const uint8_t flags = data[0];
     fz f = {0};
     f.frame_bytes = (size_t[]){64, 200, 1500, 9000}[(flags >> 2) & 3];
