@@ -19,20 +19,23 @@ read -r -a extra <<<"${PAIR_ARGS:-}"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-# lane bytes idle; the DPDK rows where this build has DPDK (root): memif,
-# and af_xdp and af_packet on a veth pair between two network namespaces
-# (kernel paths: figures without a target)
+# lane bytes idle [udp]; the DPDK rows where this build has DPDK (root):
+# memif, and af_xdp and af_packet on a veth pair between two network
+# namespaces (kernel paths: figures without a target); one with the lane
+# in UDP/IPv4 (--udp)
 configs=("tcp 64 adaptive" "tcp 64 busy" "tcp 1024 adaptive" "tcp 1024 busy")
 if "$edist" bench pair --help | grep -q 'memif'; then
   configs+=("memif 64 busy" "memif 1024 busy")
   configs+=("af_xdp 64 busy" "af_xdp 64 adaptive" "af_packet 64 busy" "af_packet 64 adaptive")
+  configs+=("af_xdp 64 busy udp")
 fi
 for c in "${configs[@]}"; do
-  read -r lane bytes idle <<<"$c"
+  read -r lane bytes idle udp <<<"$c"
+  flags=(--lane "$lane" --bytes "$bytes" --idle "$idle")
+  [ -z "$udp" ] || flags+=(--udp)
   for ((i = 1; i <= repeat; i++)); do
-    echo "==> edist bench pair --lane $lane --bytes $bytes --idle $idle ${extra[*]} --json  ($i/$repeat)" >&2
-    "$edist" bench pair --lane "$lane" --bytes "$bytes" --idle "$idle" "${extra[@]}" --json \
-      >>"$tmp/runs.jsonl"
+    echo "==> edist bench pair ${flags[*]} ${extra[*]} --json  ($i/$repeat)" >&2
+    "$edist" bench pair "${flags[@]}" "${extra[@]}" --json >>"$tmp/runs.jsonl"
   done
 done
 
@@ -41,15 +44,19 @@ import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 groups = {}
 for r in runs:
-    groups.setdefault((r["lane"], r["bytes"], r["idle"], r["shards"]), []).append(r)
+    groups.setdefault((r["lane"], r["bytes"], r["idle"], r["shards"], r.get("udp", False)),
+                      []).append(r)
 med = lambda rs, k: statistics.median(r[k] for r in rs)
 print("| two edist nodes | stream, messages/s | stream, MB/s | "
       "round trip p50 / p99 / p99.9, µs | command |")
 print("|---|---:|---:|---:|---|")
-for (lane, b, idle, shards), rs in groups.items():
+for (lane, b, idle, shards, udp), rs in groups.items():
     assert all(r["lost"] == 0 and r["out_of_order"] == 0 for r in rs)
-    cmd = f"`edist bench pair --lane {lane} --bytes {b} --idle {idle}`"
-    print(f"| {lane}, {b}-byte message, {idle} idle, {shards} shard(s), median of {len(rs)} "
+    u = " --udp" if udp else ""
+    cmd = f"`edist bench pair --lane {lane} --bytes {b} --idle {idle}{u}`"
+    zc = ", memif zero-copy" if rs[0].get("memif_zero_copy") else ""
+    print(f"| {lane}{' in UDP/IPv4' if udp else ''}, {b}-byte message, {idle} idle{zc}, "
+          f"{shards} shard(s), median of {len(rs)} "
           f"| {med(rs, 'stream_msgs_per_s'):,.0f} "
           f"| {med(rs, 'stream_bytes_per_s') / 1e6:,.1f} "
           f"| {med(rs, 'rtt_p50_us'):.1f} / {med(rs, 'rtt_p99_us'):.1f} / "
