@@ -96,7 +96,7 @@ static const opt_desc opts[EDI_OPT_COUNT] = {
     [EDI_OPT_DPDK_IDLE_PING] = {"dpdk_idle_ping", T_SECONDS, "0.01", NULL, 1, NULL},
     [EDI_OPT_DPDK_DEAD_AFTER] = {"dpdk_dead_after", T_SECONDS, "2", NULL, 1, NULL},
     [EDI_OPT_DPDK_UDP_ADDRESS] = {"dpdk_udp_address", T_STRING, NULL, NULL, 1, "an IPv4 address (a.b.c.d)"},
-    [EDI_OPT_DPDK_UDP_PORT] = {"dpdk_udp_port", T_PORT, "4370", NULL, 1, NULL},
+    [EDI_OPT_DPDK_UDP_PORT] = {"dpdk_udp_port", T_PORT, "4370", NULL, 1, "a port number 1..65535"},
     [EDI_OPT_DPDK_GATEWAY_MAC] = {"dpdk_gateway_mac", T_STRING, NULL, NULL, 1, "a MAC address (xx:xx:xx:xx:xx:xx)"},
     [EDI_OPT_CLOSE_FLUSH_TIME] = {"close_flush_time", T_SECONDS, "2", NULL, 1, NULL},
     [EDI_OPT_AUTO_CONNECT_MAX_SIGNALS] = {"auto_connect_max_signals", T_COUNT, "262144", NULL, 1, NULL},
@@ -254,7 +254,9 @@ static int check_value(edi_opt_id id, const char *v)
     case T_BOOL:
         return parse_bool(v) >= 0 ? 0 : -1;
     case T_PORT:
-        return parse_port(v, &port);
+        if (parse_port(v, &port))
+            return -1;
+        return id == EDI_OPT_DPDK_UDP_PORT && port == 0 ? -1 : 0;
     case T_SECONDS:
         return parse_seconds_ms(v, &ms);
     case T_ENUM:

@@ -406,6 +406,13 @@ static void node_dpdk_start(edist_node *n, const edist_node_config *cfg)
                          faults);
             }
         }
+        if (!cfg->dpdk_udp_address &&
+            (cfg->dpdk_gateway_mac ||
+             (cfg->dpdk_udp_port && cfg->dpdk_udp_port != EDI_ENCAP_UDP_PORT_DEFAULT)))
+            edi_logf(&n->log, EDIST_LOG_WARNING,
+                     "transport dpdk: dpdk_gateway_mac and dpdk_udp_port apply to "
+                     "UDP framing only, and dpdk_udp_address is not set: "
+                     "Ethernet framing");
         if (cfg->dpdk_udp_address) {
             p.encap.udp = true;
             p.encap.port = cfg->dpdk_udp_port ? cfg->dpdk_udp_port

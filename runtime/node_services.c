@@ -254,6 +254,7 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
         edi_services_stat(b, n, "lane_bad_frames", ls.link.bad_frames);
         edi_services_stat(b, n, "lane_unknown_token", ls.rx_unknown_token);
         edi_services_stat(b, n, "lane_foreign", ls.rx_foreign + ls.port.rx_foreign);
+        edi_services_stat(b, n, "lane_arp_replies", ls.arp_replies);
         edi_services_stat(b, n, "lane_tx_lost", ls.tx_lost);
         edi_services_stat(b, n, "lane_pool_in_use", ls.port.pool_in_use);
         edi_services_stat(b, n, "lane_pool_size", ls.port.pool_size);

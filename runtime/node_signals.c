@@ -425,6 +425,7 @@ static int rt_send_msg(edist_node *n, edist_procid from, edist_procid to,
     rt_msg_build b;
     b.msg = (edist_term_view){.ptr = msg->data, .len = msg->len};
     b.by_name = name != NULL;
+    b.memo = NULL;
     int rc = 0;
     if (name) {
         rc = edi_node_pid_view(from, &fs, &b.from);

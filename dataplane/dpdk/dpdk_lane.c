@@ -70,7 +70,7 @@ struct dl_lane {
     bool registered;        /* this loop's thread has an lcore id */
     uint32_t waiting;       /* links whose protocol waits for the port */
     uint64_t link_checked_ns;
-    uint64_t rx_unknown_token, rx_short, rx_foreign, tx_lost;
+    uint64_t rx_unknown_token, rx_short, rx_foreign, tx_lost, arp_replies;
     bool rx_held;           /* every link's receive window closed */
     uint64_t window_closes, links_dead;
     /* injected faults (params rx_*_ppm) */
@@ -349,12 +349,33 @@ static dl_link *link_of(dl_lane *dl, uint64_t token)
     return NULL;
 }
 
+/* UDP framing: an ARP request for our address is answered (nothing else
+ * on a DPDK port would). A reply the port cannot take now is not sent:
+ * the asker asks again. */
+static bool arp_answer(dl_lane *dl, const edi_frame *f)
+{
+    uint8_t reply[EDI_ENCAP_ARP_REPLY_BYTES];
+    size_t n = edi_encap_arp_reply(&dl->encap, f->data, f->len, reply);
+    if (n == 0)
+        return false;
+    edi_dpdk_txbuf b;
+    if (edi_dpdk_tx_get(dl->port, &b) != 0)
+        return true;
+    memcpy(b.data, reply, n);
+    if (edi_dpdk_tx_commit(dl->port, 0, &b, n) != 0)
+        edi_dpdk_tx_discard(dl->port, &b);
+    else
+        dl->arp_replies++;
+    return true;
+}
+
 static void rx_frame(dl_lane *dl, const edi_frame *f, uint64_t now)
 {
     size_t body_len;
     size_t h = edi_encap_match(&dl->encap, f->data, f->len, &body_len);
     if (h == 0) {
-        dl->rx_foreign++;
+        if (!arp_answer(dl, f))
+            dl->rx_foreign++;
         return;
     }
     if (body_len < EDI_RLINK_HDR_BYTES) {
@@ -773,6 +794,7 @@ void edi_dpdk_lane_get_stats(const edi_lane *lane, edi_dpdk_lane_stats *out)
     out->rx_unknown_token = dl->rx_unknown_token;
     out->rx_short = dl->rx_short;
     out->rx_foreign = dl->rx_foreign;
+    out->arp_replies = dl->arp_replies;
     out->tx_lost = dl->tx_lost;
     out->injected_drops = dl->injected_drops;
     out->injected_dups = dl->injected_dups;

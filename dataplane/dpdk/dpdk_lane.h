@@ -74,6 +74,7 @@ typedef struct edi_dpdk_lane_stats {
     uint64_t rx_short;         /* frames too short for a link header */
     uint64_t rx_foreign;       /* frames not of our framing (UDP: not
                                 * to our address and port, or malformed) */
+    uint64_t arp_replies;      /* UDP: ARP requests for our address answered */
     uint64_t tx_lost;          /* frames the port would not queue (the link
                                 * protocol sends them again) */
     uint64_t injected_drops, injected_dups, injected_reorders;

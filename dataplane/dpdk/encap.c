@@ -123,6 +123,33 @@ size_t edi_encap_match(const edi_encap *e, const uint8_t *frame, size_t len,
     return EDI_DPDK_ETH_HEADER_BYTES + ihl + UDP_HEADER_BYTES;
 }
 
+#define ETHERTYPE_ARP 0x0806u
+#define ARP_BYTES 28u /* Ethernet and IPv4: hardware 1, sizes 6 and 4 */
+
+size_t edi_encap_arp_reply(const edi_encap *e, const uint8_t *frame, size_t len,
+                           uint8_t out[EDI_ENCAP_ARP_REPLY_BYTES])
+{
+    if (!e->udp || len < EDI_DPDK_ETH_HEADER_BYTES + ARP_BYTES ||
+        edi_get_be16(frame + 12) != ETHERTYPE_ARP)
+        return 0;
+    const uint8_t *a = frame + EDI_DPDK_ETH_HEADER_BYTES;
+    if (edi_get_be16(a) != 1 || edi_get_be16(a + 2) != ETHERTYPE_IPV4 || a[4] != 6 ||
+        a[5] != 4 || edi_get_be16(a + 6) != 1 /* a request */ ||
+        memcmp(a + 24, e->ip, 4) != 0)
+        return 0;
+    memset(out, 0, EDI_ENCAP_ARP_REPLY_BYTES);
+    memcpy(out, a + 8, 6); /* to the asker */
+    memcpy(out + 6, e->mac, 6);
+    edi_put_be16(out + 12, ETHERTYPE_ARP);
+    uint8_t *r = out + EDI_DPDK_ETH_HEADER_BYTES;
+    memcpy(r, a, 6);      /* hardware and protocol types and sizes */
+    edi_put_be16(r + 6, 2); /* a reply */
+    memcpy(r + 8, e->mac, 6);
+    memcpy(r + 14, e->ip, 4);
+    memcpy(r + 18, a + 8, 10); /* the asker's MAC and address */
+    return EDI_ENCAP_ARP_REPLY_BYTES;
+}
+
 int edi_encap_parse_ipv4(const char *text, uint8_t ip[4])
 {
     struct in_addr a;
@@ -133,16 +160,29 @@ int edi_encap_parse_ipv4(const char *text, uint8_t ip[4])
     return 0;
 }
 
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
 int edi_encap_parse_mac(const char *text, uint8_t mac[6])
 {
-    unsigned v[6];
-    char end;
-    if (!text || sscanf(text, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3],
-                        &v[4], &v[5], &end) != 6 ||
-        strlen(text) != 17)
+    /* exactly xx:xx:xx:xx:xx:xx (scanf's %x takes signs and blanks too) */
+    bool ok = text && strlen(text) == 17;
+    for (int i = 0; ok && i < 6; i++) {
+        int hi = hex_digit(text[3 * i]), lo = hex_digit(text[3 * i + 1]);
+        ok = hi >= 0 && lo >= 0 && (i == 5 || text[3 * i + 2] == ':');
+        if (ok)
+            mac[i] = (uint8_t)(hi << 4 | lo);
+    }
+    if (!ok)
         return edist_set_error(EDIST_EINVAL, "'%s' is not a MAC address (xx:xx:xx:xx:xx:xx)",
                                text ? text : "");
-    for (int i = 0; i < 6; i++)
-        mac[i] = (uint8_t)v[i];
     return 0;
 }

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* How the DPDK lane wraps its link frames on the wire: in an Ethernet
  * frame of edist's own EtherType (one L2 segment: memif, a veth, one
- * switch), or in UDP/IPv4 (routable, and NICs spread UDP over their
- * receive queues by its ports). Plain C over byte buffers, no DPDK: the
- * lane, its tests and the fuzzer share it.
+ * switch), or in UDP/IPv4 (routable; NICs can spread UDP over receive
+ * queues by its ports, once the lane uses several). Plain C over byte
+ * buffers, no DPDK: the lane, its tests and the fuzzer share it.
  *
  * A lane's address, as the lane agreement carries it (control/nk_lane.c):
  * 6 bytes, its MAC, for Ethernet framing; 12 for UDP: MAC, IPv4 address,
@@ -75,6 +75,15 @@ void edi_encap_write(const edi_encap *e, const edi_encap_peer *p, uint8_t *frame
  * UDP, to our address and port, lengths within the frame. */
 size_t edi_encap_match(const edi_encap *e, const uint8_t *frame, size_t len,
                        size_t *body_len);
+
+/* UDP framing: a DPDK port has no kernel to answer ARP, so the lane does,
+ * for its own address (a router, or a kernel host, on the segment must
+ * learn our MAC before it sends us anything). If frame is an ARP request
+ * for e's address, the reply (from our MAC and address, to the asker,
+ * padded to Ethernet's 60 bytes) is written to out; its length, else 0. */
+#define EDI_ENCAP_ARP_REPLY_BYTES 60u
+size_t edi_encap_arp_reply(const edi_encap *e, const uint8_t *frame, size_t len,
+                           uint8_t out[EDI_ENCAP_ARP_REPLY_BYTES]);
 
 /* "a.b.c.d" into ip (0, or EDIST_EINVAL); "xx:xx:xx:xx:xx:xx" into mac. */
 int edi_encap_parse_ipv4(const char *text, uint8_t ip[4]);

@@ -375,6 +375,8 @@ int main(int argc, char **argv)
     cfg.transport = EDIST_TRANSPORT_DPDK;
     cfg.dpdk_port = argv[5];
     cfg.dpdk_eal_args = argv[6];
+    /* the lane in UDP/IPv4 from this address (test_node_lane.sh ... udp) */
+    cfg.dpdk_udp_address = getenv("LANE_UDP_ADDRESS");
     cfg.log = log_line;
     cfg.log_level = EDIST_LOG_INFO;
     edist_node *node;

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Two edist nodes over the DPDK lane (issue 10), each in a network
 # namespace this script creates and deletes:
-#   test_node_lane.sh MEDIUM EDIST TEST_LANE_NODE    (memif|af_xdp|af_packet)
+#   test_node_lane.sh MEDIUM EDIST TEST_LANE_NODE [udp]  (memif|af_xdp|af_packet)
 # - The control plane (port mapper, handshake, ticks) on TCP over a veth
 #   pair with 10.88.0.1 and .2/30; a port mapper (`edist epmd`) in each
 #   namespace. The data: memif through a socket in the test's directory
@@ -20,11 +20,15 @@
 #   tick time (4 s), a logs b down, still answers `edist stat` with its
 #   mbuf pool in use back to at most what it was while streaming, and
 #   exits 0 (no crash).
+# - udp: the lane's frames in UDP/IPv4 (dpdk_udp_address 10.88.1.1 and
+#   .2); the same steps, and on a veth the kernel of b's namespace, given
+#   an address on the data veth, learns a's MAC from a's ARP reply.
 # Needs root and `ip netns`: exit 77 (skip) otherwise.
 set -u
-MEDIUM=${1:?usage: $0 MEDIUM EDIST TEST_LANE_NODE}
-EDIST=${2:?usage: $0 MEDIUM EDIST TEST_LANE_NODE}
-NODE=${3:?usage: $0 MEDIUM EDIST TEST_LANE_NODE}
+MEDIUM=${1:?usage: $0 MEDIUM EDIST TEST_LANE_NODE [udp]}
+EDIST=${2:?usage: $0 MEDIUM EDIST TEST_LANE_NODE [udp]}
+NODE=${3:?usage: $0 MEDIUM EDIST TEST_LANE_NODE [udp]}
+UDP=${4:-}
 TOOL=/bin/false # lib.sh's freeport is not used here
 . "$(dirname "$0")/../common/lib.sh"
 
@@ -94,14 +98,19 @@ dev=net_${MEDIUM}0
 stat() { ip netns exec "${ns[$1]}" "$EDIST" stat "$2" --cookie "$COOKIE"; }
 counter() { sed -n "s/^$1 //p"; }
 
-ip netns exec "$ns_b" "$NODE" serve "$B" "$COOKIE" "${addr[1]}" "$dev" "$(eal 1)" \
+lane_ip=(10.88.1.1 10.88.1.2)
+# udp_env SIDE: the node's environment for the lane in UDP, if asked.
+udp_env() { [ -z "$UDP" ] || echo "LANE_UDP_ADDRESS=${lane_ip[$1]}"; }
+ip netns exec "$ns_b" env $(udp_env 1) "$NODE" serve "$B" "$COOKIE" "${addr[1]}" "$dev" "$(eal 1)" \
   >"$tmp/b.out" 2>"$tmp/b.err" &
 bpid=$!
 pids+=($bpid)
 b_ready() { grep -q "^ready$" "$tmp/b.out" || ! kill -0 "$bpid"; }
 wait_until 30 b_ready && grep -q "^ready$" "$tmp/b.out" || fail "node b did not get ready"
 grep -q "transport dpdk: $MEDIUM lane on $dev" "$tmp/b.err" || fail "node b has no $MEDIUM lane"
-ip netns exec "$ns_a" "$NODE" drive "$A" "$COOKIE" "${addr[0]}" "$dev" "$(eal 0)" "$B" \
+[ -z "$UDP" ] || grep -q "transport dpdk: $MEDIUM lane on $dev (.*, UDP ${lane_ip[1]}:4370)" "$tmp/b.err" ||
+  fail "node b's lane is not in UDP: $(grep 'transport dpdk' "$tmp/b.err")"
+ip netns exec "$ns_a" env $(udp_env 0) "$NODE" drive "$A" "$COOKIE" "${addr[0]}" "$dev" "$(eal 0)" "$B" \
   >"$tmp/a.out" 2>"$tmp/a.err" &
 apid=$!
 pids+=($apid)
@@ -125,7 +134,31 @@ for n in a b; do
     [ "$(counter $c <"$tmp/$n.stat1")" -ge 5 ] || fail "node $n: $c below 5: $(grep lane_ "$tmp/$n.stat1")"
   done
 done
-ok "both switched to $MEDIUM (lane_switches 1, lane_peer_switches 1); a sent $(counter lane_messages_out <"$tmp/a.stat1") messages in $(counter lane_frames_out <"$tmp/a.stat1") frames on it, b $(counter lane_messages_out <"$tmp/b.stat1")"
+ok "both switched to $MEDIUM${UDP:+ in UDP/IPv4} (lane_switches 1, lane_peer_switches 1); a sent $(counter lane_messages_out <"$tmp/a.stat1") messages in $(counter lane_frames_out <"$tmp/a.stat1") frames on it, b $(counter lane_messages_out <"$tmp/b.stat1")"
+
+# UDP on a veth: a router or a kernel host on the segment finds a's lane
+# address by ARP, and a DPDK port has no kernel to answer: the lane does.
+if [ -n "$UDP" ] && [ "$MEDIUM" != memif ]; then
+  mac_a=$(ip -n "$ns_a" -o link show "nld$$a" | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')
+  ip -n "$ns_b" addr add 10.88.1.50/24 dev "nld$$b" || fail "address on b's data veth"
+  # A datagram for a's lane address: b's kernel asks by ARP first. On
+  # af_xdp the reply reaches b's XDP socket, not b's kernel (XDP takes
+  # every frame of the queue first): there a's count is what shows.
+  answered() {
+    ip netns exec "$ns_b" python3 -c "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b'x', ('${lane_ip[0]}', 9))"
+    replies=$(stat 0 "$A" | counter lane_arp_replies)
+    [ -n "$replies" ] && [ "$replies" -ge 1 ] || return 1
+    [ "$MEDIUM" = af_xdp ] || ip -n "$ns_b" neigh show "${lane_ip[0]}" | grep -q "lladdr $mac_a"
+  }
+  wait_until 5 answered ||
+    fail "a's lane did not answer b's ARP: lane_arp_replies ${replies:-?}; $(ip -n "$ns_b" neigh show)"
+  ip -n "$ns_b" addr del 10.88.1.50/24 dev "nld$$b"
+  if [ "$MEDIUM" = af_xdp ]; then
+    ok "a's lane answered b's kernel's ARP for ${lane_ip[0]} (lane_arp_replies $replies; the reply goes to b's XDP socket)"
+  else
+    ok "b's kernel learned ${lane_ip[0]} is at $mac_a from a's lane (lane_arp_replies $replies)"
+  fi
+fi
 
 # a streams to {tsink, b}: the lane's counters grow.
 grow() {

@@ -2,7 +2,7 @@
 /* The DPDK lane's wire framing (dataplane/dpdk/encap.h): what is written
  * is matched back; UDP/IPv4 headers carry the right lengths and checksum;
  * frames not for us, malformed or fragmented are refused; addresses of the
- * other framing are refused. (test_encap_kernel.sh checks the same frames
+ * other framing are refused; ARP requests for our address are answered. (test_encap_kernel.sh checks the same frames
  * against the Linux kernel's own IPv4/UDP.) */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -234,6 +234,55 @@ static void test_addresses(void **state)
     assert_int_equal(edi_encap_parse_mac("02:aa:bb:cc:dd", mac), EDIST_EINVAL);
     assert_int_equal(edi_encap_parse_mac("02:aa:bb:cc:dd:eeX", mac), EDIST_EINVAL);
     assert_int_equal(edi_encap_parse_mac("2:aa:bb:cc:dd:ee", mac), EDIST_EINVAL);
+    /* scanf's %x would take these: a sign, a blank */
+    assert_int_equal(edi_encap_parse_mac("-1:-1:-1:-1:-1:-1", mac), EDIST_EINVAL);
+    assert_int_equal(edi_encap_parse_mac(" 1:02:03:04:05:06", mac), EDIST_EINVAL);
+    assert_int_equal(edi_encap_parse_mac("0A:0b:0c:0d:0e:0F", mac), 0);
+    assert_memory_equal(mac, "\x0a\x0b\x0c\x0d\x0e\x0f", 6);
+}
+
+/* An ARP request for our address gets a reply to the asker; others,
+ * replies and Ethernet framing get none. */
+static void test_arp(void **state)
+{
+    (void)state;
+    edi_encap e;
+    make(&e, true, MAC_B, "10.88.1.2", 4370);
+    uint8_t req[60] = {0};
+    memset(req, 0xff, 6);
+    memcpy(req + 6, MAC_A, 6);
+    edi_put_be16(req + 12, 0x0806);
+    uint8_t *a = req + 14;
+    edi_put_be16(a, 1);
+    edi_put_be16(a + 2, 0x0800);
+    a[4] = 6;
+    a[5] = 4;
+    edi_put_be16(a + 6, 1);
+    memcpy(a + 8, MAC_A, 6);
+    memcpy(a + 14, "\x0a\x58\x01\x01", 4);
+    memcpy(a + 24, "\x0a\x58\x01\x02", 4);
+    uint8_t r[EDI_ENCAP_ARP_REPLY_BYTES];
+    assert_int_equal(edi_encap_arp_reply(&e, req, sizeof req, r), 60);
+    assert_memory_equal(r, MAC_A, 6);
+    assert_memory_equal(r + 6, MAC_B, 6);
+    assert_int_equal(edi_get_be16(r + 12), 0x0806);
+    const uint8_t *p = r + 14;
+    assert_memory_equal(p, "\x00\x01\x08\x00\x06\x04\x00\x02", 8);
+    assert_memory_equal(p + 8, MAC_B, 6);
+    assert_memory_equal(p + 14, "\x0a\x58\x01\x02", 4);
+    assert_memory_equal(p + 18, MAC_A, 6);
+    assert_memory_equal(p + 24, "\x0a\x58\x01\x01", 4);
+    /* not for us, not a request, cut short, or no UDP framing: silence */
+    a[27] = 3;
+    assert_int_equal(edi_encap_arp_reply(&e, req, sizeof req, r), 0);
+    a[27] = 2;
+    edi_put_be16(a + 6, 2);
+    assert_int_equal(edi_encap_arp_reply(&e, req, sizeof req, r), 0);
+    edi_put_be16(a + 6, 1);
+    assert_int_equal(edi_encap_arp_reply(&e, req, 41, r), 0);
+    assert_int_equal(edi_encap_arp_reply(&e, req, 42, r), 60);
+    e.udp = false;
+    assert_int_equal(edi_encap_arp_reply(&e, req, sizeof req, r), 0);
 }
 
 int main(void)
@@ -244,6 +293,7 @@ int main(void)
         cmocka_unit_test(test_udp_refused),
         cmocka_unit_test(test_udp_ip_options),
         cmocka_unit_test(test_addresses),
+        cmocka_unit_test(test_arp),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

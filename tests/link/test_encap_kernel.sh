@@ -10,7 +10,10 @@
 #   the lane's address and a source port in 49152..65535. Two sizes.
 # - A datagram the kernel sends (its own header and UDP checksum),
 #   captured raw on the receiving side, is taken by the lane's parser,
-#   which finds the same payload; one to another port is not.
+#   which finds the same payload; one to another port is not. The
+#   receiving side's interface has no address, as a DPDK port's kernel
+#   has none: the kernel learns where 10.77.0.1 is from the lane's own
+#   ARP reply (test_encap_tool arp), or sends nothing.
 set -u
 TOOL=${1:?usage: $0 TEST_ENCAP_TOOL}
 if [ "$(id -u)" != 0 ]; then
@@ -29,6 +32,13 @@ if_a=edea$$
 if_b=edeb$$
 IP_A=10.77.0.1
 IP_B=10.77.0.2
+# reaped PID: off the list the exit trap kills (waited for already; the
+# number may belong to another process by then).
+reaped() {
+  local p keep=()
+  for p in "${pids[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  pids=("${keep[@]}")
+}
 drop_ns() {
   ip netns del "$ns_a" 2>/dev/null
   ip netns del "$ns_b" 2>/dev/null
@@ -37,8 +47,8 @@ trap 'cleanup; drop_ns' EXIT
 
 ip netns add "$ns_a" && ip netns add "$ns_b" || fail "ip netns add"
 ip link add "$if_a" netns "$ns_a" type veth peer name "$if_b" netns "$ns_b" || fail "ip link add veth"
-ip -n "$ns_a" addr add "$IP_A/24" dev "$if_a" && ip -n "$ns_b" addr add "$IP_B/24" dev "$if_b" ||
-  fail "ip addr add"
+# A has no address: as for a DPDK port, its kernel answers no ARP for IP_A.
+ip -n "$ns_b" addr add "$IP_B/24" dev "$if_b" || fail "ip addr add"
 ip -n "$ns_a" link set "$if_a" up && ip -n "$ns_b" link set "$if_b" up || fail "link up"
 mac_of() { ip -n "$1" -o link show "$2" | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p'; }
 MAC_A=$(mac_of "$ns_a" "$if_a")
@@ -68,6 +78,7 @@ s.bind((sys.argv[1], 0))
 s.send(bytes.fromhex(sys.argv[2]))
 PY
   wait "$recv"
+  reaped "$recv"
   line=$(grep '^got' "$tmp/recv$size.out")
   set -- $line
   [ "${2:-}" = True ] && [ "${3:-}" = "$IP_A" ] && [ "${4:-0}" -ge 49152 ] ||
@@ -75,21 +86,31 @@ PY
   ok "a $size-byte lane frame passes the kernel's IPv4/UDP checks: the socket got it whole, from $IP_A:$4"
 done
 
-# 2. The kernel's datagram, captured raw on A, parsed by the lane.
-ip netns exec "$ns_a" python3 - "$if_a" >"$tmp/cap.out" 2>&1 <<'PY' &
-import socket, sys
-s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
-s.bind((sys.argv[1], 0))
+# 2. The kernel's datagram, captured raw on A, parsed by the lane; its ARP
+# request answered by the lane's reply.
+ip netns exec "$ns_a" python3 - "$TOOL" "$if_a" "$MAC_A" "$IP_A" >"$tmp/cap.out" 2>&1 <<'PY' &
+import socket, subprocess, sys
+tool, ifname, mac, ip = sys.argv[1:5]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+s.bind((ifname, 0))
 s.settimeout(10)
 open("/dev/stdout", "w").write("bound\n")
-n = 0
+n = arps = 0
 while n < 2:
     f, addr = s.recvfrom(65536)
-    if addr[2] == socket.PACKET_OUTGOING or len(f) < 34 or f[23] != 17:
-        continue  # only UDP coming in
-    print("frame", f.hex())
-    sys.stdout.flush()
-    n += 1
+    if addr[2] == socket.PACKET_OUTGOING or len(f) < 14:
+        continue
+    if f[12:14] == b"\x08\x06":
+        out = subprocess.run([tool, "arp", mac, ip, f.hex()], capture_output=True,
+                             text=True).stdout.strip()
+        if out != "none":
+            s.send(bytes.fromhex(out))
+            arps += 1
+    elif f[12:14] == b"\x08\x00" and len(f) >= 34 and f[23] == 17:
+        print("frame", f.hex())
+        sys.stdout.flush()
+        n += 1
+print("arps", arps)
 PY
 cap=$!
 pids+=("$cap")
@@ -102,6 +123,12 @@ s.sendto(bytes.fromhex(sys.argv[2]), (sys.argv[1], 4370))
 s.sendto(bytes.fromhex(sys.argv[2]), (sys.argv[1], 4371))
 PY
 wait "$cap"
+reaped "$cap"
+arps=$(sed -n 's/^arps //p' "$tmp/cap.out")
+[ -n "$arps" ] && [ "$arps" -ge 1 ] || fail "no ARP answered: $(cat "$tmp/cap.out")"
+ip -n "$ns_b" neigh show "$IP_A" | grep -q "lladdr $MAC_A" ||
+  fail "the kernel did not learn $IP_A: $(ip -n "$ns_b" neigh show)"
+ok "the kernel asked for $IP_A and learned $MAC_A from the lane's ARP reply ($arps answered)"
 frames=$(sed -n 's/^frame //p' "$tmp/cap.out")
 [ "$(echo "$frames" | wc -l)" = 2 ] || fail "captured: $(cat "$tmp/cap.out")"
 first=$(echo "$frames" | sed -n 1p)

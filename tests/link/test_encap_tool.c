@@ -6,7 +6,9 @@
  *     sends to the peer at DST_IP:DST_PORT carrying the bytes HEX;
  *   test_encap_tool match OUR_IP OUR_PORT HEX
  *     prints "ours HEADER BODY_HEX" if a lane at OUR_IP:OUR_PORT takes the
- *     frame HEX, else "not ours".
+ *     frame HEX, else "not ours";
+ *   test_encap_tool arp OUR_MAC OUR_IP HEX
+ *     prints the lane's ARP reply to the frame HEX in hex, or "none".
  * Exit 0, or 2 for bad arguments. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +77,20 @@ int main(int argc, char **argv)
         printf("ours %zu ", h);
         hex(body, body_len);
         printf("\n");
+        return 0;
+    }
+    if (argc == 5 && !strcmp(argv[1], "arp")) {
+        if (edi_encap_parse_mac(argv[2], e.mac) || edi_encap_parse_ipv4(argv[3], e.ip))
+            return 2;
+        size_t n = unhex(argv[4], f, sizeof f);
+        uint8_t reply[EDI_ENCAP_ARP_REPLY_BYTES];
+        size_t r = edi_encap_arp_reply(&e, f, n, reply);
+        if (r == 0)
+            printf("none\n");
+        else {
+            hex(reply, r);
+            printf("\n");
+        }
         return 0;
     }
     fprintf(stderr, "usage: see the top of test_encap_tool.c\n");
