@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Big-endian loads and stores at any alignment: every wire format edist
+/* Big-endian loads and stores at any alignment (and hex digits): every wire format edist
  * speaks (external terms, distribution frames and headers, the handshake,
  * the port mapper) is big-endian. One memcpy (a plain load or store; no
  * alignment assumed) and, on a little-endian host, one byte swap: not
@@ -61,6 +61,18 @@ static inline void edi_put_be64(uint8_t *p, uint64_t v)
 {
     v = EDI_BE64(v);
     memcpy(p, &v, sizeof v);
+}
+
+/* A hexadecimal digit's value (either case), or -1. */
+static inline int edi_hex_digit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
 }
 
 #endif

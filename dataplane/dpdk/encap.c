@@ -160,23 +160,12 @@ int edi_encap_parse_ipv4(const char *text, uint8_t ip[4])
     return 0;
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 int edi_encap_parse_mac(const char *text, uint8_t mac[6])
 {
     /* exactly xx:xx:xx:xx:xx:xx (scanf's %x takes signs and blanks too) */
     bool ok = text && strlen(text) == 17;
     for (int i = 0; ok && i < 6; i++) {
-        int hi = hex_digit(text[3 * i]), lo = hex_digit(text[3 * i + 1]);
+        int hi = edi_hex_digit(text[3 * i]), lo = edi_hex_digit(text[3 * i + 1]);
         ok = hi >= 0 && lo >= 0 && (i == 5 || text[3 * i + 2] == ':');
         if (ok)
             mac[i] = (uint8_t)(hi << 4 | lo);

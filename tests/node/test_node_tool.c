@@ -24,6 +24,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/bytes.h"
+
 static long now_ms(void)
 {
     struct timespec ts;
@@ -45,17 +47,6 @@ static int freeport(void)
     return 0;
 }
 
-static int hexval(int c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static int send_bytes(int port, const char *hex, long wait_ms)
 {
     size_t n = strlen(hex) / 2;
@@ -63,7 +54,7 @@ static int send_bytes(int port, const char *hex, long wait_ms)
     if (!buf)
         return 1;
     for (size_t i = 0; i < n; i++) {
-        int hi = hexval(hex[2 * i]), lo = hexval(hex[2 * i + 1]);
+        int hi = edi_hex_digit(hex[2 * i]), lo = edi_hex_digit(hex[2 * i + 1]);
         if (hi < 0 || lo < 0) {
             fprintf(stderr, "bad hex\n");
             return 1;
