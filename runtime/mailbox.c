@@ -49,6 +49,10 @@ static inline edi_msg *entry_new(edi_msg_pool *pool)
     if (pool && pool->free) {
         m = pool->free;
         pool->free = m->next;
+        /* the next one is used soon (a burst takes thousands): its line
+         * on the way while this one is filled */
+        if (pool->free)
+            __builtin_prefetch(pool->free, 1);
         pool->count--;
         m->alloc = EDI_MSG_POOL;
     } else {

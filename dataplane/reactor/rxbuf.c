@@ -152,20 +152,8 @@ void edi_rxbuf_init_owned(edi_rxbuf *b, void *owner, uint32_t id, uint8_t *data,
 
 uint8_t *edi_rxbuf_data(const edi_rxbuf *b) { return b->data; }
 size_t edi_rxbuf_cap(const edi_rxbuf *b) { return b->cap; }
-bool edi_rxbuf_scarce(const edi_rxbuf *b) { return b->scarce; }
-
-void edi_rxbuf_ref(edi_rxbuf *b)
+void edi_rxbuf_release_last(edi_rxbuf *b)
 {
-    atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
-}
-
-void edi_rxbuf_unref(edi_rxbuf *b)
-{
-    /* acq_rel: the last holder must see every other holder's reads done
-     * before the buffer is freed or refilled (pairs with the other
-     * unrefs). */
-    if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) != 1)
-        return;
     switch (b->kind) {
     case EDI_RXBUF_HEAP:
         if (!recycle_keep(b))

@@ -36,10 +36,9 @@ typedef struct edi_frame {
 typedef void (*edi_release_fn)(void *release_arg, const void *body);
 
 /* Reference counting, thread-safe (a process on another thread may hold a
- * message). The last unref frees a HEAP/ADOPTED buffer and gives an OWNED
- * one back to its owner. */
-void edi_rxbuf_ref(edi_rxbuf *b);
-void edi_rxbuf_unref(edi_rxbuf *b);
+ * message): edi_rxbuf_ref and edi_rxbuf_unref, inline at the end of this
+ * header (a call each per received message). The last unref frees a
+ * HEAP/ADOPTED buffer and gives an OWNED one back to its owner. */
 
 /* A refcounted rxbuf that takes over data (malloc'd, len bytes): freed
  * with the last reference. NULL when out of memory (data is not freed
@@ -56,11 +55,10 @@ edi_rxbuf *edi_rxbuf_heap_grow(edi_rxbuf *b, size_t cap);
 uint8_t *edi_rxbuf_data(const edi_rxbuf *b);
 size_t edi_rxbuf_cap(const edi_rxbuf *b);
 
-/* True for a buffer of a shared receive pool: every connection of the
- * pool needs those back, so views a holder may keep long (messages queued
- * in mailboxes) must be copied out when the pool runs low. Heap and
- * adopted buffers cost only memory. Any thread. */
-bool edi_rxbuf_scarce(const edi_rxbuf *b);
+/* edi_rxbuf_scarce (inline, below): true for a buffer of a shared receive
+ * pool: every connection of the pool needs those back, so views a holder
+ * may keep long (messages queued in mailboxes) must be copied out when the
+ * pool runs low. Heap and adopted buffers cost only memory. Any thread. */
 
 /* ---- large heap buffers kept for reuse (process-wide) ---------------------- */
 
@@ -107,5 +105,29 @@ struct edi_rxbuf {
  * when it hands the buffer out). */
 void edi_rxbuf_init_owned(edi_rxbuf *b, void *owner, uint32_t id, uint8_t *data,
                           size_t cap, bool scarce, edi_rxbuf_release_fn release);
+
+/* ---- the per-message calls, inline ---------------------------------------- */
+
+static inline void edi_rxbuf_ref(edi_rxbuf *b)
+{
+    atomic_fetch_add_explicit(&b->refs, 1, memory_order_relaxed);
+}
+
+/* What the last unref does (rxbuf.c). */
+void edi_rxbuf_release_last(edi_rxbuf *b);
+
+static inline void edi_rxbuf_unref(edi_rxbuf *b)
+{
+    /* acq_rel: the last holder must see every other holder's reads done
+     * before the buffer is freed or refilled (pairs with the other
+     * unrefs). */
+    if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1)
+        edi_rxbuf_release_last(b);
+}
+
+static inline bool edi_rxbuf_scarce(const edi_rxbuf *b)
+{
+    return b->scarce;
+}
 
 #endif
