@@ -350,8 +350,8 @@ static dl_link *link_of(dl_lane *dl, uint64_t token)
 }
 
 /* UDP framing: an ARP request for our address is answered (nothing else
- * on a DPDK port would). A reply the port cannot take now is not sent:
- * the asker asks again. */
+ * on a DPDK port would). A reply the port cannot take now is not sent
+ * (counted in tx_lost): the asker asks again. */
 static bool arp_answer(dl_lane *dl, const edi_frame *f)
 {
     uint8_t reply[EDI_ENCAP_ARP_REPLY_BYTES];
@@ -359,13 +359,17 @@ static bool arp_answer(dl_lane *dl, const edi_frame *f)
     if (n == 0)
         return false;
     edi_dpdk_txbuf b;
-    if (edi_dpdk_tx_get(dl->port, &b) != 0)
+    if (edi_dpdk_tx_get(dl->port, &b) != 0) {
+        dl->tx_lost++;
         return true;
+    }
     memcpy(b.data, reply, n);
-    if (edi_dpdk_tx_commit(dl->port, 0, &b, n) != 0)
+    if (edi_dpdk_tx_commit(dl->port, 0, &b, n) != 0) {
         edi_dpdk_tx_discard(dl->port, &b);
-    else
+        dl->tx_lost++;
+    } else {
         dl->arp_replies++;
+    }
     return true;
 }
 

@@ -76,7 +76,8 @@ typedef struct edi_dpdk_lane_stats {
                                 * to our address and port, or malformed) */
     uint64_t arp_replies;      /* UDP: ARP requests for our address answered */
     uint64_t tx_lost;          /* frames the port would not queue (the link
-                                * protocol sends them again) */
+                                * protocol sends them again; an ARP asker
+                                * asks again) */
     uint64_t injected_drops, injected_dups, injected_reorders;
     uint64_t window_closes; /* receive holds taken (lane-wide or a link's) */
     uint64_t links_dead;    /* links the protocol declared dead */

@@ -3,7 +3,6 @@
 #include "dataplane/dpdk/encap.h"
 
 #include <arpa/inet.h>
-#include <stdio.h>
 #include <string.h>
 
 #include "base/bytes.h"
@@ -131,6 +130,10 @@ size_t edi_encap_arp_reply(const edi_encap *e, const uint8_t *frame, size_t len,
 {
     if (!e->udp || len < EDI_DPDK_ETH_HEADER_BYTES + ARP_BYTES ||
         edi_get_be16(frame + 12) != ETHERTYPE_ARP)
+        return 0;
+    /* to everyone or to us, as the kernel's ARP takes them */
+    static const uint8_t broadcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+    if (memcmp(frame, broadcast, 6) != 0 && memcmp(frame, e->mac, 6) != 0)
         return 0;
     const uint8_t *a = frame + EDI_DPDK_ETH_HEADER_BYTES;
     if (edi_get_be16(a) != 1 || edi_get_be16(a + 2) != ETHERTYPE_IPV4 || a[4] != 6 ||

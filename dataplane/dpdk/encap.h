@@ -79,8 +79,9 @@ size_t edi_encap_match(const edi_encap *e, const uint8_t *frame, size_t len,
 /* UDP framing: a DPDK port has no kernel to answer ARP, so the lane does,
  * for its own address (a router, or a kernel host, on the segment must
  * learn our MAC before it sends us anything). If frame is an ARP request
- * for e's address, the reply (from our MAC and address, to the asker,
- * padded to Ethernet's 60 bytes) is written to out; its length, else 0. */
+ * for e's address, broadcast or to our MAC, the reply (from our MAC and
+ * address, to the asker, padded to Ethernet's 60 bytes) is written to
+ * out; its length, else 0. */
 #define EDI_ENCAP_ARP_REPLY_BYTES 60u
 size_t edi_encap_arp_reply(const edi_encap *e, const uint8_t *frame, size_t len,
                            uint8_t out[EDI_ENCAP_ARP_REPLY_BYTES]);

@@ -275,7 +275,7 @@ typedef struct edist_node_config {
     size_t rx_recycle_max_bytes;
     /* The DPDK lane's framing. dpdk_udp_address ("a.b.c.d"): this node's
      * IPv4 address on the lane, whose frames then travel in UDP/IPv4
-     * (routable; NICs spread them over queues by port) from
+     * (routable; the lane answers ARP for the address) from
      * dpdk_udp_port (0: 4370); NULL: Ethernet frames of edist's own
      * EtherType. Both nodes of a pair must frame alike (else that peer
      * stays on TCP). dpdk_gateway_mac ("xx:xx:xx:xx:xx:xx"), with UDP: the

@@ -29,6 +29,7 @@ MEDIUM=${1:?usage: $0 MEDIUM EDIST TEST_LANE_NODE [udp]}
 EDIST=${2:?usage: $0 MEDIUM EDIST TEST_LANE_NODE [udp]}
 NODE=${3:?usage: $0 MEDIUM EDIST TEST_LANE_NODE [udp]}
 UDP=${4:-}
+case $UDP in '' | udp) ;; *) echo "the 4th argument is udp or nothing, not $UDP"; exit 2 ;; esac
 TOOL=/bin/false # lib.sh's freeport is not used here
 . "$(dirname "$0")/../common/lib.sh"
 

@@ -144,6 +144,10 @@ static void fuzz_encap(const uint8_t *data, size_t size)
         size_t body;
         size_t h = edi_encap_match(&e[i], frame, size, &body);
         CHECK(h == 0 ? body == 0 : h <= size && body <= size - h);
+        uint8_t reply[EDI_ENCAP_ARP_REPLY_BYTES];
+        size_t r = edi_encap_arp_reply(&e[i], frame, size, reply);
+        CHECK(r == 0 || (e[i].udp && r == EDI_ENCAP_ARP_REPLY_BYTES &&
+                         edi_get_be16(reply + 12) == 0x0806));
     }
     for (int i = 0; i < 2; i++) {
         uint8_t addr[EDI_ENCAP_ADDR_MAX];

@@ -281,6 +281,12 @@ static void test_arp(void **state)
     edi_put_be16(a + 6, 1);
     assert_int_equal(edi_encap_arp_reply(&e, req, 41, r), 0);
     assert_int_equal(edi_encap_arp_reply(&e, req, 42, r), 60);
+    /* unicast: to us, yes; to another station, no (as the kernel) */
+    memcpy(req, MAC_B, 6);
+    assert_int_equal(edi_encap_arp_reply(&e, req, sizeof req, r), 60);
+    memcpy(req, MAC_A, 6);
+    assert_int_equal(edi_encap_arp_reply(&e, req, sizeof req, r), 0);
+    memset(req, 0xff, 6);
     e.udp = false;
     assert_int_equal(edi_encap_arp_reply(&e, req, sizeof req, r), 0);
 }

@@ -101,8 +101,11 @@ while n < 2:
     if addr[2] == socket.PACKET_OUTGOING or len(f) < 14:
         continue
     if f[12:14] == b"\x08\x06":
-        out = subprocess.run([tool, "arp", mac, ip, f.hex()], capture_output=True,
-                             text=True).stdout.strip()
+        run = subprocess.run([tool, "arp", mac, ip, f.hex()], capture_output=True,
+                             text=True)
+        out = run.stdout.strip()
+        if run.returncode != 0 or not out:
+            sys.exit("test_encap_tool arp failed: %d %r" % (run.returncode, run.stderr))
         if out != "none":
             s.send(bytes.fromhex(out))
             arps += 1
