@@ -59,8 +59,7 @@ struct dl_lane {
     edi_lane base;
     edi_dpdk_lane_params p;
     edi_dpdk_port *port;
-    uint8_t mac[6];
-    edi_encap encap;
+    edi_encap encap;        /* the framing, our MAC in it */
     size_t header_bytes;    /* the framing's, before each link frame */
     size_t payload_max;     /* a link frame's bytes at most */
     const char *medium;
@@ -213,12 +212,11 @@ int edi_dpdk_lane_link_open(edi_lane *lane, const uint8_t *peer_addr,
     if (lane == NULL || lane->ops != &edi_dpdk_lane_ops || peer_addr == NULL ||
         tx_token == 0 || rx_token == 0 || tx_token == rx_token)
         return edist_set_error(EDIST_EINVAL, "DPDK lane: bad link (address or tokens)");
+    uint64_t token = tx_token ^ rx_token;
     edi_encap_peer peer;
-    int rc = edi_encap_peer_of(&dl->encap, peer_addr, peer_addr_len,
-                               tx_token ^ rx_token, &peer);
+    int rc = edi_encap_peer_of(&dl->encap, peer_addr, peer_addr_len, token, &peer);
     if (rc)
         return rc;
-    uint64_t token = tx_token ^ rx_token;
     for (uint32_t i = 0; i < dl->nlinks; i++)
         if (dl->links[i]->token == token)
             return edist_set_error(EDIST_EEXIST, "DPDK lane: a link with these tokens");
@@ -685,9 +683,8 @@ static int dl_open(edi_loop *loop, const void *params, const edi_lane_handler *h
         return rc;
     }
     dl->p.port.device = edi_dpdk_port_name(dl->port);
-    edi_dpdk_port_mac(dl->port, dl->mac);
     dl->encap = p->encap;
-    memcpy(dl->encap.mac, dl->mac, 6);
+    edi_dpdk_port_mac(dl->port, dl->encap.mac);
     dl->header_bytes = edi_encap_header_bytes(&dl->encap);
     /* the port's payload follows the Ethernet header; UDP/IPv4 takes more */
     dl->payload_max = edi_dpdk_port_payload_max(dl->port);

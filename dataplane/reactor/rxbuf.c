@@ -36,7 +36,6 @@ static void recycle_drop_over(void) /* under the lock */
             i++;
         }
     }
-    recycle_st.held = recycled_count;
 }
 
 void edi_rxbuf_recycle_set(size_t buffers, size_t max_bytes)
@@ -54,6 +53,7 @@ void edi_rxbuf_recycle_stats_get(edi_rxbuf_recycle_stats *out)
 {
     pthread_mutex_lock(&recycle_lock);
     *out = recycle_st;
+    out->held = recycled_count;
     pthread_mutex_unlock(&recycle_lock);
 }
 
@@ -65,7 +65,6 @@ static edi_rxbuf *recycle_take(size_t cap)
         if (recycled[i]->room >= cap && recycled[i]->room / 2 <= cap) {
             b = recycled[i];
             recycled[i] = recycled[--recycled_count];
-            recycle_st.held = recycled_count;
             recycle_st.held_bytes -= b->room;
             recycle_st.reused++;
             break;
@@ -83,7 +82,6 @@ static bool recycle_keep(edi_rxbuf *b)
     pthread_mutex_lock(&recycle_lock);
     if (recycled_count < recycle_buffers && b->room <= recycle_max_bytes) {
         recycled[recycled_count++] = b;
-        recycle_st.held = recycled_count;
         recycle_st.held_bytes += b->room;
         kept = true;
     } else {
