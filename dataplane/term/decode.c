@@ -812,15 +812,10 @@ int edist_dec_int64(edist_cursor *c, int64_t *v)
     return dec_int64_slow(c, v);
 }
 
-int edist_dec_uint64(edist_cursor *c, uint64_t *v)
+static __attribute__((noinline)) int dec_uint64_slow(edist_cursor *c, uint64_t *v)
 {
     const uint8_t *d = c->data;
-    size_t p = c->pos, rem = c->len - p;
-    if (LIKELY(rem >= 2 && d[p] == EDIST_TAG_SMALL_INTEGER)) {
-        *v = d[p + 1];
-        c->pos = p + 2;
-        return 0;
-    }
+    size_t p = c->pos;
     dec_err e;
     size_t q = p;
     int neg;
@@ -837,6 +832,26 @@ int edist_dec_uint64(edist_cursor *c, uint64_t *v)
     *v = m;
     c->pos = q;
     return 0;
+}
+
+int edist_dec_uint64(edist_cursor *c, uint64_t *v)
+{
+    const uint8_t *d = c->data;
+    size_t p = c->pos, rem = c->len - p;
+    if (LIKELY(rem >= 2 && d[p] == EDIST_TAG_SMALL_INTEGER)) {
+        *v = d[p + 1];
+        c->pos = p + 2;
+        return 0;
+    }
+    if (LIKELY(rem >= 5 && d[p] == EDIST_TAG_INTEGER)) {
+        uint32_t x = edi_get_be32(d + p + 1);
+        if (LIKELY(x < 0x80000000u)) { /* negative: the slow path says so */
+            *v = x;
+            c->pos = p + 5;
+            return 0;
+        }
+    }
+    return dec_uint64_slow(c, v);
 }
 
 int edist_dec_integer(edist_cursor *c, int *negative, const uint8_t **mag_le,

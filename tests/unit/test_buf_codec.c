@@ -403,6 +403,20 @@ static void test_decode_integers(void **state)
     edist_cursor_init(&c, B(e_m1));
     assert_int_equal(edist_dec_uint64(&c, &u), EDIST_ERANGE);
     assert_int_equal(c.pos, 0);
+    /* INTEGER_EXT: the fast path's edges, and one cut short */
+    static const uint8_t e_i256[] = {98, 0, 0, 1, 0};
+    static const uint8_t e_imax[] = {98, 0x7f, 0xff, 0xff, 0xff};
+    static const uint8_t e_icut[] = {98, 0, 0, 1};
+    edist_cursor_init(&c, B(e_i256));
+    assert_int_equal(edist_dec_uint64(&c, &u), 0);
+    assert_true(u == 256);
+    assert_int_equal(c.pos, 5);
+    edist_cursor_init(&c, B(e_imax));
+    assert_int_equal(edist_dec_uint64(&c, &u), 0);
+    assert_true(u == 0x7fffffffu);
+    edist_cursor_init(&c, B(e_icut));
+    assert_int_equal(edist_dec_uint64(&c, &u), EDIST_ETRUNC);
+    assert_int_equal(c.pos, 0);
     edist_cursor_init(&c, B(e_2p64));
     assert_int_equal(edist_dec_uint64(&c, &u), EDIST_ERANGE);
     assert_int_equal(edist_dec_int64(&c, &v), EDIST_ERANGE);
