@@ -271,8 +271,7 @@ void edi_nki_enc_nodes(edi_nk *nk, edist_buf *s, unsigned selectors);
 /* nk_lane.c */
 void edi_nki_lane_offer(edi_link *l);
 /* REG_SEND to_name: true when it was the lane's (handled). */
-bool edi_nki_lane_message(edi_nk *nk, edi_link *l, const edist_term_view *to_name,
-                          const edist_term_view *payload);
+bool edi_nki_lane_message(edi_nk *nk, edi_link *l, const edi_dist_msg *m);
 /* A graceful close of l, whose data went on the lane: the lane link
  * is flushed and conn (the control connection) closed only once the
  * peer acknowledged everything sent on it, or after close_flush_ms
@@ -297,7 +296,9 @@ void edi_nki_fire_writable(edi_link *l, int err, const char *detail);
 extern const edi_sendq_ops edi_nki_sq_ops;
 void edi_nki_arm_pump(edi_link *l);
 int edi_nki_send_built(edi_nk *nk, edi_link *l, uint64_t stream, bool force);
-void edi_nki_link_drain_all(edi_link *l);
+/* 0, or why a unit could not be queued (it and the rest are lost to
+ * this lane then: the caller takes the link down or says so). */
+int edi_nki_link_drain_all(edi_link *l);
 
 /* nk_link.c */
 void edi_nki_link_maybe_free(edi_link *l);

@@ -128,6 +128,7 @@ static void give_up(edi_link *l, const char *why)
     nk_fast *f = l->data.fast;
     nk_log(nk, EDIST_LOG_INFO, "%s: no %s lane (%s); its data stays on TCP",
            l->peer_name, nk->fast.medium, why);
+    nk->stats.lane_setups_failed++;
     f->state = NK_FAST_FAILED;
     edi_loop_timer_cancel(nk->loop, &f->timer);
     if (f->link)
@@ -156,7 +157,6 @@ static void setup_timeout(edi_loop *loop, edi_timer *t, void *arg)
     edi_nk *nk = l->nk;
     nk_fast *f = l->data.fast;
     if (f->state == NK_FAST_OFFERED) {
-        nk->stats.lane_setups_failed++;
         give_up(l, "the peer did not answer the offer");
         send_tag(nk, l, "abort"); /* if it accepts meanwhile */
         return;
@@ -201,8 +201,27 @@ static void fast_frame(edi_lane_link *link, void *user, const edi_frame *fr)
                               "no memory to hold a lane frame");
         return;
     }
-    edi_rxbuf_ref(fr->rxbuf);
-    *h = (nk_held){.rxbuf = fr->rxbuf, .data = fr->data, .len = fr->len};
+    /* A port's buffer (scarce) is copied: held until TCP brings the
+     * switch, a stream's frames would otherwise take the port's whole
+     * pool long before the window closes at half the hold limit. */
+    edi_rxbuf *rb = fr->rxbuf;
+    const uint8_t *data = fr->data;
+    if (rb && edi_rxbuf_scarce(rb)) {
+        uint8_t *copy = malloc(fr->len ? fr->len : 1);
+        rb = copy ? edi_rxbuf_adopt(copy, fr->len) : NULL;
+        if (!rb) {
+            free(copy);
+            free(h);
+            edi_nki_link_down_why(l, "connection_closed", false,
+                                  "no memory to hold a lane frame");
+            return;
+        }
+        memcpy(copy, fr->data, fr->len);
+        data = copy;
+    } else {
+        edi_rxbuf_ref(rb);
+    }
+    *h = (nk_held){.rxbuf = rb, .data = data, .len = fr->len};
     if (f->held_tail)
         f->held_tail->next = h;
     else
@@ -255,9 +274,17 @@ static void do_switch(edi_link *l, edi_lane_link *link)
      * the scheduler it would take its turn among the senders' queued
      * units, and some of those would follow it on TCP while later ones
      * of the same sender went on the lane ahead of them.) */
-    edi_nki_link_drain_all(l);
+    int drained = edi_nki_link_drain_all(l);
     if (l->dead)
         return;
+    if (drained) {
+        /* a message would be missing from the stream before the switch */
+        char why[160];
+        snprintf(why, sizeof why, "cannot queue output before the lane switch: %s",
+                 edist_strerror(drained));
+        edi_nki_link_down_why(l, "connection_closed", false, why);
+        return;
+    }
     uint8_t mem[64];
     edist_buf b;
     edist_buf_init_fixed(&b, mem, sizeof mem);
@@ -558,31 +585,34 @@ static void on_abort(edi_nk *nk, edi_link *l)
     nk_fast *f = l->data.fast;
     if (f && f->state == NK_FAST_SWITCHED)
         return;
-    if (f && f->state != NK_FAST_FAILED) {
-        nk->stats.lane_setups_failed++;
+    if (f && f->state != NK_FAST_FAILED)
         give_up(l, "the peer's setup time ran out");
-    }
     send_tag(nk, l, "aborted");
 }
 
 /* The peer gave up on our abort: so do we. */
-static void on_aborted(edi_nk *nk, edi_link *l)
+static void on_aborted(edi_link *l)
 {
     nk_fast *f = l->data.fast;
     if (!f || !f->aborting || f->state == NK_FAST_FAILED)
         return;
     f->aborting = false;
-    nk->stats.lane_setups_failed++;
     give_up(l, "its setup time ran out; the peer agreed");
 }
 
-bool edi_nki_lane_message(edi_nk *nk, edi_link *l, const edist_term_view *to_name,
-                          const edist_term_view *payload)
+bool edi_nki_lane_message(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
 {
     edist_cursor c;
     edist_atom a;
+    const edist_term_view *to_name = &m->to_name, *payload = &m->payload;
     edist_cursor_init(&c, to_name->ptr, to_name->len);
     if (edist_dec_atom(&c, &a) || !edist_atom_eq(&a, LANE_NAME))
+        return false;
+    /* Only the peer's kernel speaks for its lane: from anyone else (any
+     * process of the peer can send to {edist_lane, Node}) it is a message
+     * to a name nobody has, dropped as erts drops those. */
+    if (!m->from_is_pid || m->from_pid.id != EDI_NK_KERNEL_PID_ID || m->from_pid.serial != 0 ||
+        !edist_atom_eq(&m->from_pid.node, l->peer_name))
         return false;
     uint32_t arity;
     edist_cursor_init(&c, payload->ptr, payload->len);
@@ -602,7 +632,7 @@ bool edi_nki_lane_message(edi_nk *nk, edi_link *l, const edist_term_view *to_nam
     else if (edist_atom_eq(&a, "abort") && arity == 2)
         on_abort(nk, l);
     else if (edist_atom_eq(&a, "aborted") && arity == 2)
-        on_aborted(nk, l);
+        on_aborted(l);
     else
         nk_log(nk, EDIST_LOG_WARNING, "%s: unknown lane message ignored", l->peer_name);
     return true;

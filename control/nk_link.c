@@ -91,8 +91,13 @@ static void link_kill(edi_link *l, bool graceful)
     /* A graceful close flushes what was queued (shutdown, disconnect):
      * hand the connection the rest first. The scheduler lets go of
      * whatever is left; units the connection holds are released by it. */
-    if (graceful && l->phase == L_UP)
-        edi_nki_link_drain_all(l);
+    if (graceful && l->phase == L_UP) {
+        int rc = edi_nki_link_drain_all(l);
+        if (rc && rc != EDIST_ECLOSED)
+            nk_log(nk, EDIST_LOG_WARNING,
+                   "%s: closing: output still queued was lost: %s", l->peer_name,
+                   edist_strerror(rc));
+    }
     edi_sendq_detach(l->data.sq);
     l->data.sq = NULL;
     l->data.writable_pending = false;

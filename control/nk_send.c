@@ -35,41 +35,52 @@ static edi_lane_txframe unit_frame(const edi_sendq_unit *u)
  * a big one soon). Each unit is an uncopied body: the scheduler's release
  * runs when the lane is done with it, and its on_progress brings us back
  * here; a lane without room calls on_writable, which does too. */
+/* One unit from the scheduler into the lane, counted. 0, or why not (the
+ * unit is released then: it went nowhere). */
+static int unit_out(edi_link *l, edi_sendq_unit *u)
+{
+    edi_nk *nk = l->nk;
+    edi_lane_txframe f = unit_frame(u);
+    size_t taken = 0;
+    int rc = edi_lane_tx_batch(l->data.tx, &f, 1, &taken);
+    if (rc || taken != 1) {
+        edi_sendq_release(u->msg, u->body);
+        return rc ? rc : EDIST_ENOMEM;
+    }
+    l->frames_out++;
+    if (u->kind != EDI_SENDQ_WHOLE) {
+        l->data.fragments_out++;
+        nk->stats.fragments_sent++;
+        if (u->kind == EDI_SENDQ_FRAG_FIRST) {
+            l->data.fragmented_out++;
+            nk->stats.fragmented_messages_sent++;
+        }
+    }
+    return 0;
+}
+
 static void link_pump(edi_link *l)
 {
     edi_nk *nk = l->nk;
     if (!data_up(l))
         return;
+    /* the lane's queue is kept short here */
     while (edi_lane_tx_queued(l->data.tx) < nk->tx_watermark) {
         edi_sendq_unit u;
         if (!edi_sendq_next(l->data.sq, &u))
             break;
-        edi_lane_txframe f = unit_frame(&u); /* the lane's queue is kept
-                                               * short here */
-        size_t taken = 0;
-        int rc = edi_lane_tx_batch(l->data.tx, &f, 1, &taken);
-        if (rc || taken != 1) {
-            /* The unit goes nowhere. Closing: the lane's end takes the
-             * rest. Anything else (no memory) would leave a hole in the
-             * stream, possibly inside a fragment sequence: drop the
-             * connection rather than send a corrupt one. */
-            edi_sendq_release(u.msg, u.body);
+        int rc = unit_out(l, &u);
+        if (rc) {
+            /* Closing: the lane's end takes the rest. Anything else (no
+             * memory) would leave a hole in the stream, possibly inside
+             * a fragment sequence: drop the connection rather than send
+             * a corrupt one. */
             if (rc != EDIST_ECLOSED) {
                 char why[160];
-                snprintf(why, sizeof why, "cannot queue output: %s",
-                         edist_strerror(rc ? rc : EDIST_ENOMEM));
+                snprintf(why, sizeof why, "cannot queue output: %s", edist_strerror(rc));
                 edi_nki_link_down_why(l, "connection_closed", false, why);
             }
             break;
-        }
-        l->frames_out++;
-        if (u.kind != EDI_SENDQ_WHOLE) {
-            l->data.fragments_out++;
-            nk->stats.fragments_sent++;
-            if (u.kind == EDI_SENDQ_FRAG_FIRST) {
-                l->data.fragmented_out++;
-                nk->stats.fragmented_messages_sent++;
-            }
         }
     }
 }
@@ -204,17 +215,15 @@ int edi_nki_send_built(edi_nk *nk, edi_link *l, uint64_t stream, bool force)
 /* Everything still queued goes to the lane (before a graceful close
  * flushes it): memory the queue held anyway, now referenced by the lane
  * until written or dropped with it. */
-void edi_nki_link_drain_all(edi_link *l)
+int edi_nki_link_drain_all(edi_link *l)
 {
     edi_sendq_unit u;
     while (l->data.tx && l->data.sq && edi_sendq_next(l->data.sq, &u)) {
-        edi_lane_txframe f = unit_frame(&u);
-        size_t taken = 0;
-        if (edi_lane_tx_batch(l->data.tx, &f, 1, &taken) != 0 || taken != 1) {
-            edi_sendq_release(u.msg, u.body);
-            break;
-        }
+        int rc = unit_out(l, &u);
+        if (rc)
+            return rc;
     }
+    return 0;
 }
 
 /* ---- sending for the runtime: by key, by name, whole frames -------------- */

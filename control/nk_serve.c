@@ -304,7 +304,7 @@ void edi_nki_dispatch(edi_nk *nk, edi_link *l, const edi_dist_msg *m,
          * switch feeds the held lane frames to this link's reassembler
          * before it returns, so m may be gone then: nothing reads it
          * after. */
-        if (m->payload.ptr && edi_nki_lane_message(nk, l, &m->to_name, &m->payload))
+        if (m->payload.ptr && edi_nki_lane_message(nk, l, m))
             return;
         if (!rt_owns_name(nk, m->to_name) &&
             view_is_atom(m->to_name, "net_kernel")) {

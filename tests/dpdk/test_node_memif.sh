@@ -14,7 +14,8 @@
 #   in the test's directory): an erl node connects to both, the two meet
 #   through it (transitive connect), agree on the memif lane and move their
 #   data there (lane_switches, lane_peer_switches in `edist stat`); erl
-#   still reaches both (its traffic stays on TCP).
+#   still reaches both (its traffic stays on TCP); a lane switch sent by a
+#   process of erl is not heard.
 # - The memif server node killed: the other sees it down within the tick
 #   time, keeps running (a ping answers), its pool back to where it was.
 # - transport dpdk with a device EAL does not know: one line says why and
@@ -115,6 +116,14 @@ for n in "$A" "$B"; do
   r=$(erl_eval "$E" "rpc:call('$n@$HOST', edist_demo, echo, [{hello, lists:seq(1, 1000)}]) =:= {hello, lists:seq(1, 1000)}.")
   [ "$r" = "{ok,true}" ] || fail "erl -> $n: $r"
 done
+# The lane agreement is the kernels': a process of erl that sends A's
+# lane a switch (as any process may send to {edist_lane, Node}) is not
+# heard, and erl stays connected (A once took it down: "the peer
+# switched to a lane we do not have").
+r=$(erl_eval "$E" "{edist_lane, '$A@$HOST'} ! {edist_lane, switch}, {edist_lane, '$A@$HOST'} ! {edist_lane, abort}, timer:sleep(300), {lists:member('$A@$HOST', nodes()), rpc:call('$A@$HOST', edist_demo, echo, [still])}.")
+[ "$r" = "{ok,{true,still}}" ] || fail "erl after sending A's lane a switch: $r"
+grep -q "node down: $E@" "$tmp/a.err" && fail "A took erl down over its lane message: $(grep "node down: $E@" "$tmp/a.err")"
+ok "a lane switch and abort from a process of erl are not A's kernel's business: erl stays connected"
 in_use() { "$EDIST" stat "$1@$HOST" --cookie "$COOKIE" | sed -n 's/^lane_pool_in_use //p'; }
 pool_b=$(in_use "$B")
 ok "erl reaches both over TCP while they use memif; B's pool in use: $pool_b mbufs"
