@@ -98,6 +98,7 @@ static const opt_desc opts[EDI_OPT_COUNT] = {
     [EDI_OPT_DPDK_UDP_ADDRESS] = {"dpdk_udp_address", T_STRING, NULL, NULL, 1, "an IPv4 address (a.b.c.d)"},
     [EDI_OPT_DPDK_UDP_PORT] = {"dpdk_udp_port", T_PORT, "4370", NULL, 1, "a port number 1..65535"},
     [EDI_OPT_DPDK_GATEWAY_MAC] = {"dpdk_gateway_mac", T_STRING, NULL, NULL, 1, "a MAC address (xx:xx:xx:xx:xx:xx)"},
+    [EDI_OPT_DPDK_POOL_MBUFS] = {"dpdk_pool_mbufs", T_COUNT, "8191", NULL, 1, "a count from 1024 to 1048576"},
     [EDI_OPT_CLOSE_FLUSH_TIME] = {"close_flush_time", T_SECONDS, "2", NULL, 1, NULL},
     [EDI_OPT_AUTO_CONNECT_MAX_SIGNALS] = {"auto_connect_max_signals", T_COUNT, "262144", NULL, 1, NULL},
     [EDI_OPT_AUTO_CONNECT_MAX_BYTES] = {"auto_connect_max_bytes", T_BYTES, "64M", NULL, 1, NULL},
@@ -273,6 +274,8 @@ static int check_value(edi_opt_id id, const char *v)
         if (id == EDI_OPT_RX_BUFFERS && (count < 8 || count > 32768 || (count & (count - 1))))
             return -1;
         if (id == EDI_OPT_SHARDS && count > EDIST_MAX_SHARDS)
+            return -1;
+        if (id == EDI_OPT_DPDK_POOL_MBUFS && (count < 1024 || count > (1u << 20)))
             return -1;
         if (id == EDI_OPT_SHARD_RING_ENTRIES &&
             (count < 64 || count > (1u << 20) || (count & (count - 1))))
@@ -590,6 +593,7 @@ int edi_node_options_to_config(edi_node_options *o, int require_name)
     c->dpdk_udp_address =
         o->value[EDI_OPT_DPDK_UDP_ADDRESS][0] ? o->value[EDI_OPT_DPDK_UDP_ADDRESS] : NULL;
     parse_port(o->value[EDI_OPT_DPDK_UDP_PORT], &c->dpdk_udp_port);
+    parse_count(o->value[EDI_OPT_DPDK_POOL_MBUFS], &c->dpdk_pool_mbufs);
     c->dpdk_gateway_mac =
         o->value[EDI_OPT_DPDK_GATEWAY_MAC][0] ? o->value[EDI_OPT_DPDK_GATEWAY_MAC] : NULL;
     parse_bytes(o->value[EDI_OPT_DPDK_HOLD_LIMIT_BYTES], &c->dpdk_hold_limit_bytes);

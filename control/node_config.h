@@ -66,6 +66,9 @@
  *   dpdk_udp_port  the UDP port with dpdk_udp_address (default 4370)
  *   dpdk_gateway_mac  with UDP: the MAC every lane frame is sent to (the
  *                  router of a routed network; default: the peer's own)
+ *   dpdk_pool_mbufs  the port's buffers, for frames received and sent
+ *                  (default 8191, 1024 .. 1048576; past half of them held
+ *                  by mailboxes, queued messages are copied out)
  *   dpdk_hold_limit_bytes  lane bytes from a peer held until its switch
  *                  is read on TCP (default 64M; at least twice
  *                  dpdk_recv_window_bytes plus 64K)
@@ -174,6 +177,7 @@ typedef enum edi_opt_id {
     EDI_OPT_DPDK_UDP_ADDRESS,
     EDI_OPT_DPDK_UDP_PORT,
     EDI_OPT_DPDK_GATEWAY_MAC,
+    EDI_OPT_DPDK_POOL_MBUFS,
     EDI_OPT_CLOSE_FLUSH_TIME,
     EDI_OPT_AUTO_CONNECT_MAX_SIGNALS,
     EDI_OPT_AUTO_CONNECT_MAX_BYTES,

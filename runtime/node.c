@@ -298,6 +298,14 @@ static uint32_t rx_watch(edi_loop *loop, void *arg, uint32_t budget)
     (void)budget;
     edist_node *n = arg;
     n->rx_low = edi_loop_rx_low(loop);
+#ifdef EDIST_HAVE_DPDK
+    /* The lane's frames are views of the port's mbufs the same way. */
+    bool lane_low = n->dpdk_lane && edi_dpdk_lane_pool_low(n->dpdk_lane);
+    if (lane_low && !n->lane_pool_was_low)
+        n->lane_pool_lows++;
+    n->lane_pool_was_low = lane_low;
+    n->rx_low = n->rx_low || lane_low;
+#endif
     if (n->rx_low && n->rt)
         edi_rt_rx_pressure(n->rt);
     /* Signals for shards too busy to take them wait in shard 0's backlog:
@@ -365,6 +373,7 @@ static void node_dpdk_start(edist_node *n, const edist_node_config *cfg)
         edi_dpdk_lane_params p;
         edi_dpdk_lane_params_default(&p);
         p.port.device = cfg->dpdk_port;
+        p.port.pool_mbufs = cfg->dpdk_pool_mbufs; /* 0: the port's default */
         /* The link protocol's limits; 0 leaves the lane's default. */
         if (cfg->dpdk_send_buffer_bytes)
             p.link.send_buffer_bytes = (size_t)cfg->dpdk_send_buffer_bytes;

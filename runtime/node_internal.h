@@ -84,6 +84,9 @@ struct edist_node {
     bool rx_low;
     bool rx_held;               /* reading stopped: shard_backlog_limit */
     uint32_t backlog_max;       /* shard 0's backlog at its peak */
+    /* The DPDK lane's pool seen low (rx_watch): times, and now */
+    uint64_t lane_pool_lows;
+    bool lane_pool_was_low;
     edi_poll_source rx_watch;
 
     /* transport dpdk: the lane edist peers' data moves to, or NULL. */

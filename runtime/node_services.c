@@ -256,9 +256,14 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
         edi_services_stat(b, n, "lane_foreign", ls.rx_foreign + ls.port.rx_foreign);
         edi_services_stat(b, n, "lane_arp_replies", ls.arp_replies);
         edi_services_stat(b, n, "lane_tx_lost", ls.tx_lost);
+        edi_services_stat(b, n, "lane_frames_by_reference", ls.link.data_frames_by_ref);
+        edi_services_stat(b, n, "lane_zc_orphans", ls.port.zc_orphans);
+        edi_services_stat(b, n, "lane_pool_lows", node->lane_pool_lows);
         edi_services_stat(b, n, "lane_pool_in_use", ls.port.pool_in_use);
         edi_services_stat(b, n, "lane_pool_size", ls.port.pool_size);
         edi_services_stat(b, n, "lane_port_imissed", ls.port.imissed);
+        edi_services_stat(b, n, "lane_port_rx_nombuf", ls.port.rx_nombuf);
+        edi_services_stat(b, n, "lane_port_rx_frames", ls.port.rx_frames);
         edi_services_stat(b, n, "lane_injected_drops", ls.injected_drops);
         edi_services_stat(b, n, "lane_window_closes", ls.window_closes);
         edi_services_stat(b, n, "lane_beyond_window", ls.link.beyond_window);

@@ -225,6 +225,9 @@ typedef struct edi_dpdk_port_stats {
      * away under it; the port is dead until closed), and the queued
      * frames lost with such a transmit */
     uint64_t device_faults, tx_lost_in_fault;
+    /* memif zero-copy client: segments its PMD still held when its link
+     * went down (it never frees those), freed by us */
+    uint64_t zc_orphans;
     uint64_t link_changes;
     /* memif client: restarts while its link was down (its server not
      * there, not started yet, or gone; polled by edi_dpdk_port_link,
@@ -237,6 +240,12 @@ typedef struct edi_dpdk_port_stats {
 
 /* Any thread; counters of the data path are read without stopping it. */
 void edi_dpdk_port_stats_get(edi_dpdk_port *port, edi_dpdk_port_stats *out);
+
+/* Received frames still held by their readers (rx_held: mailboxes,
+ * frames out of order) are more than half the pool, which must also fill
+ * the device's ring and carry our transmits. One load: asked once a loop
+ * iteration. Any thread. */
+bool edi_dpdk_port_pool_low(const edi_dpdk_port *port);
 
 /* ---- data path (one thread per queue) -------------------------------------- */
 
@@ -280,6 +289,21 @@ uint8_t *edi_dpdk_tx_data(void *handle);
 
 /* Gives back a buffer never committed. */
 void edi_dpdk_tx_discard(edi_dpdk_port *port, edi_dpdk_txbuf *buf);
+
+/* Transmitting from the sender's own memory, where the port can (a memif
+ * zero-copy client, its DPDK memory all allocated at start (--no-huge):
+ * its server reads our memory). edi_dpdk_ext_alloc: bytes of DPDK memory
+ * frames may point into, or NULL (frames are built by copying, or DPDK
+ * has no room). edi_dpdk_tx_attach: appends [at, at+n) of that memory to
+ * the frame of buf, after the bytes written in place (the commit's len
+ * then counts both); the memory must not change until the peer has it.
+ * 0; EDIST_EAGAIN (no mbuf, or too many frames hold the memory: give the
+ * frame back and try later). edi_dpdk_ext_release: the owner is done; the
+ * memory goes once no queued frame holds it. Any thread. */
+uint8_t *edi_dpdk_ext_alloc(edi_dpdk_port *port, size_t bytes);
+int edi_dpdk_tx_attach(edi_dpdk_port *port, edi_dpdk_txbuf *buf, uint8_t *mem,
+                       const uint8_t *at, size_t n);
+void edi_dpdk_ext_release(uint8_t *mem);
 
 /* Hands the queued frames to the port in bursts. Frames the port does
  * not take stay queued in order (counted in tx_full) for the next flush;

@@ -86,6 +86,11 @@ typedef struct edi_dpdk_lane_stats {
 } edi_dpdk_lane_stats;
 void edi_dpdk_lane_get_stats(const edi_lane *lane, edi_dpdk_lane_stats *out);
 
+/* The port's pool is low (edi_dpdk_port_pool_low): received frames kept
+ * as views (mailboxes) must be copied out, or the port can neither
+ * receive nor send. */
+bool edi_dpdk_lane_pool_low(const edi_lane *lane);
+
 /* Receive holds: a held link's receive window is closed (0), so its
  * peer sends nothing beyond the edge it was last given (what it had in
  * flight is still taken: an advertised edge never moves left) and probes

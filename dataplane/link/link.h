@@ -124,6 +124,23 @@ typedef struct edi_rlink_medium {
      * header; more than EDI_RLINK_HDR_BYTES. */
     size_t max_frame_bytes;
     void *medium;
+    /* Optional, the three or none: a medium that transmits from memory of
+     * its own gives the link its send buffer, and a frame then carries
+     * its data by reference to that buffer instead of a copy. The link
+     * changes no byte of it before the peer acknowledged it (a frame
+     * still queued with acknowledged bytes only carries what the peer
+     * discards).
+     * ring_alloc: bytes (a power of two), or NULL: the link maps its own
+     * and copies. tx_attach: [p, p+n) of that memory to follow what was
+     * written into the frame of handle (tx_send's len then counts both);
+     * 0, or nonzero: the frame goes back unsent and the link tries again
+     * at its next poll, as for tx_alloc's EDIST_EAGAIN. ring_free: the
+     * link is done with the memory (frames still queued may hold it).
+     * Data under attach_min_bytes is copied all the same. */
+    uint8_t *(*ring_alloc)(void *medium, size_t bytes);
+    int (*tx_attach)(void *medium, void *handle, const uint8_t *p, size_t n);
+    void (*ring_free)(void *medium, uint8_t *ring);
+    size_t attach_min_bytes;
 } edi_rlink_medium;
 
 /* ---- the link ----------------------------------------------------------- */
@@ -191,6 +208,9 @@ typedef struct edi_rlink_stats {
     uint64_t bad_ack;   /* acks or NAKs bytes never sent */
     uint64_t rtt_samples, srtt_ns, rttvar_ns, rto_ns;
     uint64_t send_buffer_bytes; /* in use now */
+    /* DATA frames whose bytes the medium carried from the send buffer
+     * itself (tx_attach), not copied into the frame */
+    uint64_t data_frames_by_ref;
 } edi_rlink_stats;
 
 /* Defaults above, token 0. */

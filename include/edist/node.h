@@ -283,6 +283,11 @@ typedef struct edist_node_config {
     const char *dpdk_udp_address;
     uint16_t dpdk_udp_port;
     const char *dpdk_gateway_mac;
+    /* The DPDK port's buffers (mbufs), for the frames it receives and
+     * sends; 0: 8191. Received messages wait in mailboxes as views of
+     * them: past half the pool held, the queued ones are copied out
+     * (lane_pool_lows). */
+    uint32_t dpdk_pool_mbufs;
 } edist_node_config;
 
 #define EDIST_NODE_TICKTIME_MS_DEFAULT 60000u

@@ -6,14 +6,17 @@
  * every second (net_ticktime 4 s) and log to stderr.
  * serve exports t:echo/1 and t:hold/1 (sends {held, self()} to its
  * argument, then waits for {die, Reason} and exits with Reason), registers
- * `techo` ({From, Msg} -> {echo, self(), Msg} to From) and `tsink` (drops
- * everything), prints "ready", runs until killed.
+ * `techo` ({From, Msg} -> {echo, self(), Msg} to From), `tsink` (drops
+ * everything) and `tslow` (never receives), prints "ready", runs until
+ * killed.
  * drive connects to PEER, waits until both moved their data to the lane
  * (lane_switches, lane_peer_switches), then does what a user does between
  * nodes, printing "ok WHAT" for each: a send to {techo, PEER} and to the
  * pid that answered, rpc:call of t:echo, spawn_link of t:hold on PEER and
  * its exit signal (trapped), spawn_monitor of t:hold and its DOWN, a
- * monitor of {tsink, PEER}; then prints "done" and streams {seq, N,
+ * with LANE_SLOW_FLOOD set, 900,000 messages to {tslow, PEER} (never
+ * receives) and an echo after them; a monitor of {tsink, PEER}; then
+ * prints "done" and streams {seq, N,
  * <<Pad>>} to {tsink, PEER} until the monitor's DOWN comes, prints "down
  * DOWN after MS ms" (MS: since the last send that worked), stays up 6 s
  * more, stops its node and exits 0.
@@ -26,6 +29,10 @@
 #include "edist/edist.h"
 
 #define STEP_TIMEOUT_MS 10000
+/* To a process that never receives: more than a default port pool's 8191
+ * frames hold (~90 of these a frame on memif, fewer on the others), and
+ * fewer than a mailbox's soft limit (1,000,000) */
+#define SLOW_MESSAGES 900000
 #define SWITCH_TIMEOUT_MS 30000
 
 static void log_line(void *user, edist_log_level level, const char *line)
@@ -127,15 +134,24 @@ static void sink_proc(void *arg)
         ;
 }
 
+/* Never receives: what is sent to it stays in its mailbox. */
+static void slow_proc(void *arg)
+{
+    (void)arg;
+    for (;;)
+        edist_sleep_ms(1000);
+}
+
 static int serve(edist_runtime *rt)
 {
-    edist_procid self, echo, sink;
+    edist_procid self, echo, sink, slow;
     if (edist_export_function(rt, "t", "echo", 1, x_echo, NULL) ||
         edist_export_function(rt, "t", "hold", 1, x_hold, NULL))
         die("exports");
     if (edist_proc_attach_thread(rt, 0, &self) ||
         edist_spawn(echo_proc, NULL, &echo) || edist_register("techo", echo) ||
-        edist_spawn(sink_proc, NULL, &sink) || edist_register("tsink", sink))
+        edist_spawn(sink_proc, NULL, &sink) || edist_register("tsink", sink) ||
+        edist_spawn(slow_proc, NULL, &slow) || edist_register("tslow", slow))
         die("processes");
     printf("ready\n");
     edist_term_view msg;
@@ -315,6 +331,39 @@ static int drive(edist_node *node, edist_runtime *rt, const char *peer)
         die("DOWN: not bang");
     printf("ok spawn_monitor on %s: %s\n", peer, (const char *)t.data);
 
+    /* A process that never receives, sent more messages than the port's
+     * pool has frames for: they stay in its mailbox, copied out of the
+     * port's mbufs once half the pool is held, and the lane goes on (a
+     * pool held up would stop it: no frame could come in or go out). */
+    uint8_t pad[48];
+    memset(pad, 0x5a, sizeof pad);
+    uint64_t slow_messages = getenv("LANE_SLOW_FLOOD") ? SLOW_MESSAGES : 0;
+    for (uint64_t seq = 0; seq < slow_messages; seq++) {
+        edist_buf_reset(&b);
+        edist_enc_tuple(&b, 3);
+        edist_enc_atomz(&b, "seq");
+        edist_enc_uint(&b, seq);
+        edist_enc_binary(&b, pad, sizeof pad);
+        /* a thread's sends wait in its shard's queue: full, it waits */
+        int rc;
+        long long t_end = now_ms() + STEP_TIMEOUT_MS;
+        while ((rc = edist_send_name_node("tslow", peer, b.data, b.len)) == EDIST_EAGAIN &&
+               now_ms() < t_end)
+            edist_sleep_ms(1);
+        if (rc)
+            die("send to {tslow, PEER}");
+    }
+    if (slow_messages) {
+        self_tagged(&b, "after_slow");
+        if (edist_send(echo, b.data, b.len))
+            die("send to techo after the slow process's messages");
+        await_text("{echo,", &t, "echo after the slow process's messages");
+        if (!strstr((const char *)t.data, "after_slow"))
+            die("echo after the slow process's messages: wrong answer");
+        printf("ok %d messages to {tslow, %s}, which never receives, and the "
+               "lane still answers\n", SLOW_MESSAGES, peer);
+    }
+
     edist_ref sink_mon;
     if (edist_monitor_name("tsink", peer, &sink_mon))
         die("monitor {tsink, PEER}");
@@ -322,8 +371,6 @@ static int drive(edist_node *node, edist_runtime *rt, const char *peer)
     printf("done\n");
 
     /* A stream to {tsink, Peer} until that monitor fires. */
-    uint8_t pad[48];
-    memset(pad, 0x5a, sizeof pad);
     long long last_ok = now_ms();
     for (uint64_t seq = 0;; seq++) {
         edist_buf_reset(&b);

@@ -90,7 +90,7 @@ start_edist a --sname "$A" --cookie "$COOKIE" --listen-address 127.0.0.1 \
   --transport dpdk --dpdk-port net_memif0 --dpdk-eal-args "$(eal server)"
 apid=$LAST_PID
 start_edist b --sname "$B" --cookie "$COOKIE" --listen-address 127.0.0.1 \
-  --transport dpdk --dpdk-port net_memif0 --dpdk-eal-args "$(eal client)"
+  --transport dpdk --dpdk-port net_memif0 --dpdk-eal-args "$(eal client)" --dpdk-pool-mbufs 4095
 bpid=$LAST_PID
 for n in a b; do
   grep -q 'transport dpdk: memif lane on net_memif0' "$tmp/$n.err" ||
@@ -124,6 +124,8 @@ r=$(erl_eval "$E" "{edist_lane, '$A@$HOST'} ! {edist_lane, switch}, {edist_lane,
 [ "$r" = "{ok,{true,still}}" ] || fail "erl after sending A's lane a switch: $r"
 grep -q "node down: $E@" "$tmp/a.err" && fail "A took erl down over its lane message: $(grep "node down: $E@" "$tmp/a.err")"
 ok "a lane switch and abort from a process of erl are not A's kernel's business: erl stays connected"
+size_b=$("$EDIST" stat "$B@$HOST" --cookie "$COOKIE" | sed -n 's/^lane_pool_size //p')
+[ "$size_b" = 4095 ] || fail "B's pool: $size_b mbufs, not dpdk_pool_mbufs 4095"
 in_use() { "$EDIST" stat "$1@$HOST" --cookie "$COOKIE" | sed -n 's/^lane_pool_in_use //p'; }
 pool_b=$(in_use "$B")
 ok "erl reaches both over TCP while they use memif; B's pool in use: $pool_b mbufs"

@@ -180,7 +180,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg.recv_window_bytes = 32u << 10;
     cfg.max_held_frames = (uint32_t[]){2, 16, 256, 8192}[(flags >> 4) & 3];
     cfg.max_message_bytes = 1u << 20;
-    edi_rlink_medium med = {f_alloc, f_send, NULL, f.frame_bytes, &f};
+    edi_rlink_medium med = {.tx_alloc = f_alloc, .tx_send = f_send,
+                            .max_frame_bytes = f.frame_bytes, .medium = &f};
     edi_rlink *l;
     uint64_t now = 1000000;
     CHECK(edi_rlink_new(&cfg, &med, &cbs, &f, now, &l) == 0);

@@ -16,10 +16,18 @@
 #include "dataplane/link/link.h"
 #include "edist/error.h"
 
+/* Bytes of the sender's ring a frame carries by reference (tx_attach). */
+typedef struct sim_ref {
+    const uint8_t *p;
+    size_t n;
+} sim_ref;
+
 typedef struct sim_pkt {
     uint64_t at, order;
-    edi_rxbuf *rb;
-    size_t len;
+    edi_rxbuf *rb; /* the frame, or its head when it has refs */
+    size_t len;    /* the whole frame */
+    sim_ref ref[2];
+    uint8_t nref;
 } sim_pkt;
 
 typedef struct sim_wire sim_wire;
@@ -38,6 +46,14 @@ struct sim_wire {
     bool (*filter)(sim_wire *w, uint64_t nth, const uint8_t *f, size_t len);
     void *filter_user;
     uint64_t sent, dropped, duplicated, reordered, delayed;
+    /* by_ref: the medium gives the sender its ring and frames carry the
+     * data as references into it, read only when the frame arrives (as a
+     * memif server reads a zero-copy client's memory): a byte changed
+     * before the peer had it arrives changed. */
+    bool by_ref;
+    uint8_t *ring;
+    sim_ref pend[2];
+    uint8_t npend;
 };
 
 typedef struct sim {
@@ -58,7 +74,8 @@ static bool pkt_less(const sim_pkt *x, const sim_pkt *y)
     return x->at < y->at || (x->at == y->at && x->order < y->order);
 }
 
-static void wire_push(sim_wire *w, edi_rxbuf *rb, size_t len, uint64_t at)
+static void wire_push(sim_wire *w, edi_rxbuf *rb, size_t len, uint64_t at,
+                      const sim_ref *ref, uint8_t nref)
 {
     if (w->n == w->cap) {
         w->cap = w->cap ? w->cap * 2 : 256;
@@ -67,7 +84,9 @@ static void wire_push(sim_wire *w, edi_rxbuf *rb, size_t len, uint64_t at)
             abort();
     }
     size_t i = w->n++;
-    w->q[i] = (sim_pkt){at, w->order++, rb, len};
+    w->q[i] = (sim_pkt){at, w->order++, rb, len, {{0}}, nref};
+    for (uint8_t k = 0; k < nref; k++)
+        w->q[i].ref[k] = ref[k];
     while (i > 0) {
         size_t p = (i - 1) / 2;
         if (!pkt_less(&w->q[i], &w->q[p]))
@@ -120,6 +139,9 @@ static void wire_tx_send(void *medium, void *handle, size_t len)
 {
     sim_wire *w = medium;
     edi_rxbuf *rb = handle;
+    sim_ref ref[2] = {w->pend[0], w->pend[1]};
+    uint8_t nref = w->npend;
+    w->npend = 0;
     if (len == 0) { /* given back unused */
         edi_rxbuf_unref(rb);
         return;
@@ -143,10 +165,35 @@ static void wire_tx_send(void *medium, void *handle, size_t len)
     }
     if (sim_hit(w, w->dup_ppm)) {
         edi_rxbuf_ref(rb);
-        wire_push(w, rb, len, at + edi_splitmix64(&w->rng) % (w->latency_ns + 1));
+        wire_push(w, rb, len, at + edi_splitmix64(&w->rng) % (w->latency_ns + 1), ref, nref);
         w->duplicated++;
     }
-    wire_push(w, rb, len, at);
+    wire_push(w, rb, len, at, ref, nref);
+}
+
+static uint8_t *wire_ring_alloc(void *medium, size_t bytes)
+{
+    sim_wire *w = medium;
+    free(w->ring);
+    w->ring = malloc(bytes);
+    return w->ring;
+}
+
+static int wire_tx_attach(void *medium, void *handle, const uint8_t *p, size_t n)
+{
+    sim_wire *w = medium;
+    (void)handle;
+    if (w->npend == 2)
+        return EDIST_EINVAL;
+    w->pend[w->npend++] = (sim_ref){p, n};
+    return 0;
+}
+
+/* Frames on the wire may still point into it: freed with the wire. */
+static void wire_ring_free(void *medium, uint8_t *ring)
+{
+    (void)medium;
+    (void)ring;
 }
 
 static edi_rlink_medium wire_medium(sim_wire *w)
@@ -158,6 +205,12 @@ static edi_rlink_medium wire_medium(sim_wire *w)
         .max_frame_bytes = w->max_frame,
         .medium = w,
     };
+    if (w->by_ref) {
+        m.ring_alloc = wire_ring_alloc;
+        m.tx_attach = wire_tx_attach;
+        m.ring_free = wire_ring_free;
+        m.attach_min_bytes = 64;
+    }
     return m;
 }
 
@@ -178,10 +231,27 @@ static void wire_deliver(sim *s, sim_wire *w, edi_rlink *dst)
 {
     while (w->n > 0 && w->q[0].at <= s->now) {
         sim_pkt p = wire_pop(w);
-        edi_frame f = {edi_rxbuf_data(p.rb), p.len, p.rb};
+        edi_rxbuf *rb = p.rb;
+        if (p.nref > 0) {
+            /* the receiving side reads the sender's ring now */
+            rb = edi_rxbuf_heap_new(p.len);
+            if (rb == NULL)
+                abort();
+            uint8_t *d = edi_rxbuf_data(rb);
+            size_t at = p.len;
+            for (uint8_t k = 0; k < p.nref; k++)
+                at -= p.ref[k].n;
+            memcpy(d, edi_rxbuf_data(p.rb), at);
+            for (uint8_t k = 0; k < p.nref; k++) {
+                memcpy(d + at, p.ref[k].p, p.ref[k].n);
+                at += p.ref[k].n;
+            }
+            edi_rxbuf_unref(p.rb);
+        }
+        edi_frame f = {edi_rxbuf_data(rb), p.len, rb};
         if (dst != NULL)
             edi_rlink_input(dst, s->now, &f);
-        edi_rxbuf_unref(p.rb);
+        edi_rxbuf_unref(rb);
     }
 }
 
@@ -193,6 +263,8 @@ static void wire_fini(sim_wire *w)
     }
     free(w->q);
     w->q = NULL;
+    free(w->ring);
+    w->ring = NULL;
 }
 
 static uint64_t min_u64(uint64_t a, uint64_t b)

@@ -97,12 +97,17 @@ typedef struct pair {
     edi_rlink_config cfg;
 } pair;
 
+/* Set by a test: the pairs it opens carry their data by reference to the
+ * sender's ring (link_sim.h's by_ref), as a memif zero-copy client does. */
+static bool g_by_ref;
+
 static void pair_open(pair *p, uint64_t seed, uint32_t ppm, size_t max_frame,
                       size_t send_buffer, uint32_t window)
 {
     memset(p, 0, sizeof(*p));
     sim_wire_init(&p->s, &p->s.ab, seed, ppm, max_frame);
     sim_wire_init(&p->s, &p->s.ba, seed * 31 + 7, ppm, max_frame);
+    p->s.ab.by_ref = p->s.ba.by_ref = g_by_ref;
     p->s.now = 1000000;
     p->pa.s = p->pb.s = &p->s;
     edi_rlink_config_default(&p->cfg);
@@ -219,6 +224,10 @@ static void lossy_stream(uint32_t ppm, uint64_t seed, size_t frame)
     assert_int_equal(sa.bad_frames + sb.bad_frames, 0);
     assert_int_equal(sb.bytes_in, sa.bytes_out);
     assert_true(sa.rtt_samples > 0);
+    if (g_by_ref)
+        assert_true(sa.data_frames_by_ref > sa.data_frames_out / 2);
+    else
+        assert_int_equal(sa.data_frames_by_ref, 0);
     /* most messages were views into their frame */
     assert_true(p.pb.in_place > N_MESSAGES * 9 / 10);
     if (ppm == 0) {
@@ -312,6 +321,8 @@ static void big_messages(uint32_t ppm, uint64_t seed)
     edi_rlink_get_stats(p.s.a, &sa);
     edi_rlink_get_stats(p.s.b, &sb);
     assert_int_equal(sb.messages_in, 302);
+    if (g_by_ref)
+        assert_true(sa.data_frames_by_ref > sa.data_frames_out / 2);
     if (ppm == 0)
         assert_int_equal(sa.retransmits, 0);
     else
@@ -339,6 +350,33 @@ static void test_big_20pct(void **state)
 {
     (void)state;
     big_messages(200000, 12);
+}
+
+/* The same with the data carried by reference to the sender's ring and
+ * read only when a frame arrives, retransmissions, duplicates and late
+ * frames included: the ring must not change a byte the peer still needs
+ * (a frame that arrives with bytes since reused carries only what the
+ * receiver trims). */
+static void test_by_ref_stream_5pct(void **state)
+{
+    (void)state;
+    g_by_ref = true;
+    lossy_stream(50000, 13, 1500);
+    g_by_ref = false;
+}
+static void test_by_ref_stream_20pct(void **state)
+{
+    (void)state;
+    g_by_ref = true;
+    lossy_stream(200000, 14, 9000);
+    g_by_ref = false;
+}
+static void test_by_ref_big_5pct(void **state)
+{
+    (void)state;
+    g_by_ref = true;
+    big_messages(50000, 15);
+    g_by_ref = false;
 }
 
 /* One message: its ACK goes out ack_delay_ns after it arrived, alone;
@@ -996,6 +1034,9 @@ int main(void)
         cmocka_unit_test(test_big_1pct),
         cmocka_unit_test(test_big_5pct),
         cmocka_unit_test(test_big_20pct),
+        cmocka_unit_test(test_by_ref_stream_5pct),
+        cmocka_unit_test(test_by_ref_stream_20pct),
+        cmocka_unit_test(test_by_ref_big_5pct),
         cmocka_unit_test(test_batching),
         cmocka_unit_test(test_delayed_ack),
         cmocka_unit_test(test_both_ways),

@@ -119,6 +119,7 @@ refuse "shard ring not a power of 2" "shard_ring_entries must be a power of 2" n
 refuse "bad dpdk_udp_address" "dpdk_udp_address must be an IPv4 address" node --sname x --dpdk-udp-address 10.0.0.300
 refuse "bad dpdk_gateway_mac" "dpdk_gateway_mac must be a MAC address" node --sname x --dpdk-gateway-mac zz
 refuse "rx_recycle_buffers over 1024" "rx_recycle_buffers must be 0 to 1024" node --sname x --rx-recycle-buffers 2000
+refuse "dpdk_pool_mbufs under 1024" "dpdk_pool_mbufs must be a count from 1024 to 1048576" node --sname x --dpdk-pool-mbufs 100
 EDIST_IDLE=lazy "$EDIST" node --sname a --print-config >"$tmp/r.out" 2>&1
 [ $? -ne 0 ] && grep -q "env EDIST_IDLE: idle must be one of adaptive|busy|sleep" "$tmp/r.out" ||
   fail "bad env value: $(cat "$tmp/r.out")"
