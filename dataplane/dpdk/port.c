@@ -22,6 +22,7 @@
 #include <rte_lcore.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
+#include <rte_mbuf_pool_ops.h>
 #include <rte_memory.h>
 #include <rte_mempool.h>
 
@@ -375,6 +376,40 @@ static uint32_t kernel_iface_mtu(const struct rte_eth_dev_info *info)
     return rc == 0 && ifr.ifr_mtu > 0 ? (uint32_t)ifr.ifr_mtu : 0;
 }
 
+/* The mbuf pool. packed: its objects one after the other, none moved to
+ * the next page to keep it within one (which DPDK does for IOVA-contiguous
+ * objects on 4 KiB pages, without hugepages). DPDK 22.11's af_xdp PMD
+ * gives the kernel the pool's memory as count objects of their size from
+ * the first: with 2.5 KiB objects one to a 4 KiB page, the upper third of
+ * the pool lay outside it. Those mbufs, once a flood put them in the fill
+ * ring, were buffers the kernel could not use: it dropped everything and
+ * the port stopped receiving. af_xdp takes virtual addresses, so packed
+ * objects need no IOVA contiguity. */
+static struct rte_mempool *pool_create(const char *name, uint32_t count, uint32_t cache,
+                                       uint16_t priv, uint16_t room, int socket, bool packed)
+{
+    if (!packed)
+        return rte_pktmbuf_pool_create(name, count, cache, priv, room, socket);
+    struct rte_mempool *mp = rte_mempool_create_empty(
+        name, count, sizeof(struct rte_mbuf) + priv + room, cache,
+        sizeof(struct rte_pktmbuf_pool_private), socket, RTE_MEMPOOL_F_NO_IOVA_CONTIG);
+    if (mp == NULL)
+        return NULL;
+    struct rte_pktmbuf_pool_private pp = {.mbuf_data_room_size = room, .mbuf_priv_size = priv};
+    if (rte_mempool_set_ops_byname(mp, rte_mbuf_best_mempool_ops(), NULL) != 0)
+        goto fail;
+    rte_pktmbuf_pool_init(mp, &pp);
+    if (rte_mempool_populate_default(mp) < 0 || mp->nb_mem_chunks != 1)
+        goto fail;
+    rte_mempool_obj_iter(mp, rte_pktmbuf_init, NULL);
+    return mp;
+fail:
+    rte_mempool_free(mp);
+    if (rte_errno == 0)
+        rte_errno = ENOMEM;
+    return NULL;
+}
+
 static int port_setup(edi_dpdk_port *p, const edi_dpdk_port_config *cfg)
 {
     char stale[8];
@@ -455,9 +490,10 @@ static int port_setup(edi_dpdk_port *p, const edi_dpdk_port_config *cfg)
     if (data_room + RTE_PKTMBUF_HEADROOM > UINT16_MAX)
         return edist_set_error(EDIST_EINVAL, "DPDK port %s: data room %u too large", p->name,
                                data_room);
-    p->pool = rte_pktmbuf_pool_create(pool_name, count, cache, priv,
-                                      (uint16_t)(data_room + RTE_PKTMBUF_HEADROOM),
-                                      rte_eth_dev_socket_id(p->port_id));
+    bool af_xdp = info.driver_name != NULL && strcmp(info.driver_name, "net_af_xdp") == 0;
+    p->pool = pool_create(pool_name, count, cache, priv,
+                          (uint16_t)(data_room + RTE_PKTMBUF_HEADROOM),
+                          rte_eth_dev_socket_id(p->port_id), af_xdp && !rte_eal_has_hugepages());
     if (p->pool == NULL)
         return edist_set_error(EDIST_ENOMEM,
                                "DPDK port %s: mbuf pool of %u x %u bytes does not fit: %s",

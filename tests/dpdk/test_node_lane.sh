@@ -16,9 +16,9 @@
 # - `edist stat` on both: lane_switches and lane_peer_switches 1, and the
 #   lane carried those messages (lane_messages/frames in and out); they
 #   grow while a streams to b.
-# - memif and af_packet: 900,000 messages to a process of b that never
-#   receives (more than b's port pool can hold as frames): b copies them
-#   out of its pool once half of it is held, and the lane goes on.
+# - 900,000 messages to a process of b that never receives (more than
+#   b's port pool can hold as frames): b copies them out of its pool once
+#   half of it is held, and the lane goes on.
 # - b killed mid-stream: a's monitor fires with noconnection within the
 #   tick time (4 s), a logs b down, still answers `edist stat` with its
 #   mbuf pool in use back to at most what it was while streaming, and
@@ -116,12 +116,8 @@ wait_until 30 b_ready && grep -q "^ready$" "$tmp/b.out" || fail "node b did not 
 grep -q "transport dpdk: $MEDIUM lane on $dev" "$tmp/b.err" || fail "node b has no $MEDIUM lane"
 [ -z "$UDP" ] || grep -q "transport dpdk: $MEDIUM lane on $dev (.*, UDP ${lane_ip[1]}:4370)" "$tmp/b.err" ||
   fail "node b's lane is not in UDP: $(grep 'transport dpdk' "$tmp/b.err")"
-# The flood to a process that never receives: memif and af_packet. On
-# af_xdp the port stops receiving partway through it (DPDK 22.11's af_xdp
-# PMD: nothing more comes off its ring although half its pool is free, and
-# the lane dies after dpdk_dead_after): see docs/DESIGN.md.
-flood=
-[ "$MEDIUM" = af_xdp ] || flood=LANE_SLOW_FLOOD=1
+# The flood to a process that never receives, on every medium.
+flood=LANE_SLOW_FLOOD=1
 ip netns exec "$ns_a" env $(udp_env 0) $flood "$NODE" drive "$A" "$COOKIE" "${addr[0]}" "$dev" "$(eal 0)" "$B" \
   >"$tmp/a.out" 2>"$tmp/a.err" &
 apid=$!
