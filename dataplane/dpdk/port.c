@@ -66,6 +66,7 @@ typedef struct txq {
     struct rte_mbuf **zc_held;
     uint64_t *zc_epoch;
     uint32_t zc_head, zc_count;
+    bool zc_untracked; /* a segment went untracked: zc_count undercounts */
     counter zc_orphans;
 } __rte_cache_aligned txq;
 
@@ -91,6 +92,7 @@ struct edi_dpdk_port {
      * and what it transmits is held by the PMD until the server took it
      * (zc_hold). */
     bool zc_client;
+    uint32_t zc_ring_slots; /* its ring's slots (rsize) */
     uint64_t start_tried_ns;
     uint64_t start_retries;
     /* memif: bursts run under the fault guard (see below); a fault marks
@@ -344,6 +346,15 @@ static bool memif_server(const struct rte_device *dev)
     return da != NULL && da->args != NULL && strstr(da->args, "role=server") != NULL;
 }
 
+/* memif's ring: 2^rsize slots, 2^10 unless its arguments say. */
+static uint32_t memif_ring_slots(const struct rte_device *dev)
+{
+    const struct rte_devargs *da = rte_dev_devargs(dev);
+    const char *at = da != NULL && da->args != NULL ? strstr(da->args, "rsize=") : NULL;
+    unsigned long log2 = at != NULL ? strtoul(at + 6, NULL, 0) : 10;
+    return log2 >= 1 && log2 <= 16 ? 1u << log2 : 1u << 10;
+}
+
 static bool memif_zero_copy(const struct rte_device *dev)
 {
     const struct rte_devargs *da = rte_dev_devargs(dev);
@@ -529,6 +540,7 @@ static int port_setup(edi_dpdk_port *p, const edi_dpdk_port_config *cfg)
         return port_fail(p, EDIST_EIO, "link event registration", rc);
     p->memif_client = p->fault_guard && !memif_server(info.device);
     p->zc_client = p->memif_client && memif_zero_copy(info.device);
+    p->zc_ring_slots = memif_ring_slots(info.device);
     rc = rte_eth_dev_start(p->port_id);
     p->start_tried_ns = edi_now_ns();
     if (rc != 0 && p->memif_client) {
@@ -593,7 +605,8 @@ static void device_stop_close(void *arg)
  * takes a slot per segment, and a group of chains overran the ring,
  * writing over descriptors the server had not read yet (seen: a frame's
  * header alone, with a sequence number 500 frames later, in the place of
- * an older frame). Given at most 4, it checks each frame's room. */
+ * an older frame). Given at most 4, it checks each frame's room; given
+ * more, they must all fit (zc_burst). */
 #define ZC_BURST_MAX 4u
 
 static void zc_reclaim(edi_dpdk_port *p, txq *t, bool all)
@@ -626,19 +639,41 @@ static void zc_hold(edi_dpdk_port *p, txq *t, struct rte_mbuf **frames, uint16_t
             free(t->zc_epoch);
             t->zc_held = NULL;
             t->zc_epoch = NULL;
+            t->zc_untracked = true;
             return;
         }
     }
     uint64_t epoch = READ(p->link_changes);
     for (uint16_t i = 0; i < n; i++)
-        for (struct rte_mbuf *m = frames[i]; m != NULL && t->zc_count < ZC_HELD_MAX;
-             m = m->next) {
+        for (struct rte_mbuf *m = frames[i]; m != NULL; m = m->next) {
+            if (t->zc_count == ZC_HELD_MAX) {
+                t->zc_untracked = true;
+                return;
+            }
             rte_mbuf_refcnt_update(m, 1);
             uint32_t at = (t->zc_head + t->zc_count) & (ZC_HELD_MAX - 1);
             t->zc_held[at] = m;
             t->zc_epoch[at] = epoch;
             t->zc_count++;
         }
+}
+
+/* How many of the n frames at frames to hand a zero-copy memif at once.
+ * Its slots still taken are at most what we track as held (it frees more
+ * at the start of the call, never fewer): frames whose segments all fit
+ * in the rest cannot overrun its ring, however it groups them. Without a
+ * count to trust, ZC_BURST_MAX. */
+static uint16_t zc_burst(const edi_dpdk_port *p, const txq *t, struct rte_mbuf **frames,
+                         uint16_t n)
+{
+    uint16_t safe = n < ZC_BURST_MAX ? n : ZC_BURST_MAX;
+    if (t->zc_untracked || t->zc_count >= p->zc_ring_slots)
+        return safe;
+    uint32_t room = p->zc_ring_slots - t->zc_count, segs = 0;
+    uint16_t fit = 0;
+    while (fit < n && segs + frames[fit]->nb_segs <= room)
+        segs += frames[fit++]->nb_segs;
+    return fit > safe ? fit : safe;
 }
 
 static void port_teardown(edi_dpdk_port *p)
@@ -1064,8 +1099,8 @@ unsigned edi_dpdk_tx_flush(edi_dpdk_port *p, uint16_t queue)
         uint32_t want = t->count - sent;
         if (want > TX_BURST_MAX)
             want = TX_BURST_MAX;
-        if (p->zc_client && want > ZC_BURST_MAX)
-            want = ZC_BURST_MAX;
+        if (p->zc_client)
+            want = zc_burst(p, t, t->pending + sent, (uint16_t)want);
         uint16_t n = p->fault_guard
                          ? guarded_tx(p, queue, t->pending + sent, (uint16_t)want)
                          : rte_eth_tx_burst(p->port_id, queue, t->pending + sent, (uint16_t)want);
