@@ -114,13 +114,19 @@ static int m_tx_alloc(void *medium, edi_rlink_txbuf *out)
     return 0;
 }
 
+/* The port's buffer of a handle m_tx_alloc gave out. */
+static edi_dpdk_txbuf txbuf_of(const dl_lane *dl, void *handle)
+{
+    return (edi_dpdk_txbuf){.data = edi_dpdk_tx_data(handle),
+                            .cap = dl->payload_max + dl->header_bytes,
+                            .handle = handle};
+}
+
 static void m_tx_send(void *medium, void *handle, size_t len)
 {
     dl_link *k = medium;
     dl_lane *dl = k->lane;
-    edi_dpdk_txbuf b = {.data = edi_dpdk_tx_data(handle),
-                        .cap = dl->payload_max + dl->header_bytes,
-                        .handle = handle};
+    edi_dpdk_txbuf b = txbuf_of(dl, handle);
     if (len == 0) { /* not used after all */
         edi_dpdk_tx_discard(dl->port, &b);
         return;
@@ -152,11 +158,8 @@ static uint8_t *m_ring_alloc(void *medium, size_t bytes)
 static int m_tx_attach(void *medium, void *handle, const uint8_t *p, size_t n)
 {
     dl_link *k = medium;
-    dl_lane *dl = k->lane;
-    edi_dpdk_txbuf b = {.data = edi_dpdk_tx_data(handle),
-                        .cap = dl->payload_max + dl->header_bytes,
-                        .handle = handle};
-    return edi_dpdk_tx_attach(dl->port, &b, k->ring, p, n);
+    edi_dpdk_txbuf b = txbuf_of(k->lane, handle);
+    return edi_dpdk_tx_attach(k->lane->port, &b, k->ring, p, n);
 }
 
 static void m_ring_free(void *medium, uint8_t *ring)

@@ -411,6 +411,17 @@ static void prefetch_ahead(const edi_rlink *l, uint64_t from, uint64_t to)
         prefetch_for_write(l->sbuf + ((size_t)line & l->smask));
 }
 
+/* A message of len bytes (and its length) is in the ring: the stream
+ * ends after it. */
+static void appended(edi_rlink *l, size_t len)
+{
+    uint64_t end = l->snd_end + len + 4;
+    if (l->sbuf_medium)
+        prefetch_ahead(l, l->snd_end, end);
+    l->snd_end = end;
+    l->st.messages_out++;
+}
+
 static void append_header(edi_rlink *l, size_t len)
 {
     uint8_t hdr[4];
@@ -431,11 +442,7 @@ int edi_rlink_send(edi_rlink *l, const void *head, size_t head_len,
         ring_put(l, l->snd_end + 4, head, head_len);
     if (body_len > 0)
         ring_put(l, l->snd_end + 4 + head_len, body, body_len);
-    uint64_t end = l->snd_end + len + 4;
-    if (l->sbuf_medium)
-        prefetch_ahead(l, l->snd_end, end);
-    l->snd_end = end;
-    l->st.messages_out++;
+    appended(l, len);
     return 0;
 }
 
@@ -479,11 +486,7 @@ int edi_rlink_commit(edi_rlink *l, size_t len)
         ring_put(l, l->snd_end + 4, l->staging, len);
         l->st.reserve_copies++;
     }
-    uint64_t end = l->snd_end + len + 4;
-    if (l->sbuf_medium)
-        prefetch_ahead(l, l->snd_end, end);
-    l->snd_end = end;
-    l->st.messages_out++;
+    appended(l, len);
     return 0;
 }
 
@@ -568,36 +571,36 @@ static uint64_t recv_right(edi_rlink *l)
     return right;
 }
 
+/* The medium had no (usable) buffer, or could not take the frame's data:
+ * the buffer of handle, if any, goes back unsent; the link tries again at
+ * its next poll. */
+static bool no_buffer(edi_rlink *l, void *handle)
+{
+    if (handle != NULL)
+        l->med.tx_send(l->med.medium, handle, 0);
+    l->st.tx_no_buffer++;
+    l->tx_blocked = true;
+    return false;
+}
+
 static bool tx_frame(edi_rlink *l, uint8_t type, uint64_t seq, size_t *data_len,
                      uint32_t nak_len)
 {
     edi_rlink_txbuf tb;
-    if (l->med.tx_alloc(l->med.medium, &tb) != 0) {
-        l->st.tx_no_buffer++;
-        l->tx_blocked = true;
-        return false;
-    }
+    if (l->med.tx_alloc(l->med.medium, &tb) != 0)
+        return no_buffer(l, NULL);
     size_t cap =
         tb.cap < l->med.max_frame_bytes ? tb.cap : l->med.max_frame_bytes;
-    if (cap <= EDI_RLINK_HDR_BYTES) {
-        /* not a usable buffer: back unsent, counted as none */
-        l->med.tx_send(l->med.medium, tb.handle, 0);
-        l->st.tx_no_buffer++;
-        l->tx_blocked = true;
-        return false;
-    }
+    if (cap <= EDI_RLINK_HDR_BYTES)
+        return no_buffer(l, tb.handle); /* not a usable buffer */
     size_t n = 0;
     if (type == EDI_RLINK_T_DATA) {
         n = *data_len;
         if (n > cap - EDI_RLINK_HDR_BYTES)
             n = cap - EDI_RLINK_HDR_BYTES;
         if (l->sbuf_medium && n >= l->med.attach_min_bytes) {
-            if (ring_attach(l, tb.handle, seq, n) != 0) {
-                l->med.tx_send(l->med.medium, tb.handle, 0);
-                l->st.tx_no_buffer++;
-                l->tx_blocked = true;
-                return false;
-            }
+            if (ring_attach(l, tb.handle, seq, n) != 0)
+                return no_buffer(l, tb.handle);
             l->st.data_frames_by_ref++;
         } else {
             ring_get(l, seq, tb.data + EDI_RLINK_HDR_BYTES, n);

@@ -209,23 +209,46 @@ static void wait_up(edi_dpdk_port *port) { CHECK(edi_dpdk_port_wait_link(port, 1
 
 /* Queues one frame; flushes (and keeps polling nothing else) until the
  * port has room: the peer keeps draining. */
-static void send_frame(edi_dpdk_port *port, const uint8_t *copy, size_t len,
-                       uint8_t kind, uint64_t seq, double deadline)
+/* A transmit buffer, flushing while the pool has none (the peer drains). */
+static edi_dpdk_txbuf take_txbuf(edi_dpdk_port *port, double deadline)
 {
     edi_dpdk_txbuf tb;
     while (edi_dpdk_tx_get(port, &tb) != 0) {
         edi_dpdk_tx_flush(port, 0);
         CHECK(now_s() < deadline);
     }
+    return tb;
+}
+
+/* A frame's first 23 bytes: Ethernet header (to ourselves), kind, seq. */
+static void write_head(edi_dpdk_port *port, uint8_t *data, uint8_t kind, uint64_t seq)
+{
+    uint8_t mac[6];
+    edi_dpdk_port_mac(port, mac);
+    edi_dpdk_eth_header_write(data, mac, mac);
+    data[14] = kind;
+    put_u64(data + 15, seq);
+}
+
+/* The file tmpdir/name, empty: a sign to the parent. */
+static void touch(const char *name)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/%s", tmpdir, name);
+    FILE *f = fopen(path, "w");
+    CHECK(f != NULL);
+    fclose(f);
+}
+
+static void send_frame(edi_dpdk_port *port, const uint8_t *copy, size_t len,
+                       uint8_t kind, uint64_t seq, double deadline)
+{
+    edi_dpdk_txbuf tb = take_txbuf(port, deadline);
     CHECK(len <= tb.cap);
     if (copy != NULL) {
         memcpy(tb.data, copy, len);
     } else {
-        uint8_t mac[6];
-        edi_dpdk_port_mac(port, mac);
-        edi_dpdk_eth_header_write(tb.data, mac, mac);
-        tb.data[14] = kind;
-        put_u64(tb.data + 15, seq);
+        write_head(port, tb.data, kind, seq);
         for (size_t i = 23; i < len; i++)
             tb.data[i] = fill_byte(seq, i);
     }
@@ -288,11 +311,7 @@ static void server_main(bool killed)
     edi_dpdk_port *port = open_memif(true, killed ? POOL_MBUFS_KILLED : POOL_MBUFS);
     /* Listening now (the socket file appears at bind, before listen: a
      * memif client refused there does not try again). */
-    char ready[128];
-    snprintf(ready, sizeof(ready), "%s/ready", tmpdir);
-    FILE *rf = fopen(ready, "w");
-    CHECK(rf != NULL);
-    fclose(rf);
+    touch("ready");
     wait_up(port);
     atomic_store(&hold_intr_close, true);
     order o = {.jumbo_len = jumbo_len_of(port)};
@@ -337,11 +356,7 @@ static void server_main(bool killed)
         }
         edi_dpdk_tx_flush(port, 0);
         if (killed && !progress_told && o.data >= KILL_AFTER_FRAMES) {
-            char path[128];
-            snprintf(path, sizeof(path), "%s/progress", tmpdir);
-            FILE *pf = fopen(path, "w");
-            CHECK(pf != NULL);
-            fclose(pf);
+            touch("progress");
             progress_told = true;
         }
     }
@@ -466,11 +481,7 @@ static void ref_server_main(bool unused)
     role_name = "ref server";
     double deadline = now_s() + ROLE_DEADLINE_S;
     edi_dpdk_port *port = open_memif(true, POOL_MBUFS);
-    char ready[128];
-    snprintf(ready, sizeof(ready), "%s/ready", tmpdir);
-    FILE *rf = fopen(ready, "w");
-    CHECK(rf != NULL);
-    fclose(rf);
+    touch("ready");
     wait_up(port);
     while (!atomic_load(&shared->ref_sent)) {
         CHECK(now_s() < deadline);
@@ -530,19 +541,11 @@ static void ref_client_main(bool unused)
     CHECK(mem != NULL);
     for (size_t i = 0; i < REF_MEM_BYTES; i++)
         mem[i] = ref_byte(i);
-    uint8_t mac[6];
-    edi_dpdk_port_mac(port, mac);
     edi_dpdk_port_stats st;
     uint64_t full_seen = 0;
     for (uint64_t seq = 0; seq < REF_FRAMES; seq++) {
-        edi_dpdk_txbuf tb;
-        while (edi_dpdk_tx_get(port, &tb) != 0) {
-            edi_dpdk_tx_flush(port, 0);
-            CHECK(now_s() < deadline);
-        }
-        edi_dpdk_eth_header_write(tb.data, mac, mac);
-        tb.data[14] = KIND_REF;
-        put_u64(tb.data + 15, seq);
+        edi_dpdk_txbuf tb = take_txbuf(port, deadline);
+        write_head(port, tb.data, KIND_REF, seq);
         CHECK(edi_dpdk_tx_attach(port, &tb, mem, mem + ref_off_a(seq), REF_PIECE_A) == 0);
         if (ref_piece_b(seq))
             CHECK(edi_dpdk_tx_attach(port, &tb, mem, mem + ref_off_b(seq), REF_PIECE_B) == 0);
@@ -569,8 +572,7 @@ static void ref_client_main(bool unused)
     for (;;) {
         edi_dpdk_txbuf tb;
         if (edi_dpdk_tx_get(port, &tb) == 0) {
-            edi_dpdk_eth_header_write(tb.data, mac, mac);
-            tb.data[14] = KIND_DATA;
+            write_head(port, tb.data, KIND_DATA, 0);
             CHECK(edi_dpdk_tx_commit(port, 0, &tb, 23) == 0);
         }
         edi_dpdk_tx_flush(port, 0);

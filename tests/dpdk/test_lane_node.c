@@ -182,6 +182,16 @@ static void await_text(const char *prefix, edist_buf *out, const char *what)
     }
 }
 
+/* {seq, N, <<Pad>>}: the messages of the streams */
+static void enc_seq(edist_buf *b, uint64_t seq, const uint8_t *pad, size_t pad_len)
+{
+    edist_buf_reset(b);
+    edist_enc_tuple(b, 3);
+    edist_enc_atomz(b, "seq");
+    edist_enc_uint(b, seq);
+    edist_enc_binary(b, pad, pad_len);
+}
+
 /* {Self, Tag} */
 static void self_tagged(edist_buf *b, const char *tag)
 {
@@ -189,6 +199,23 @@ static void self_tagged(edist_buf *b, const char *tag)
     edist_enc_tuple(b, 2);
     edist_enc_procid(b, edist_self());
     edist_enc_atomz(b, tag);
+}
+
+/* {Self, Tag} to echo, and its answer naming Tag back. */
+static void echo_round(edist_procid echo, edist_buf *b, edist_buf *t, const char *tag,
+                       const char *what)
+{
+    char why[160];
+    self_tagged(b, tag);
+    if (edist_send(echo, b->data, b->len)) {
+        snprintf(why, sizeof why, "%s: send", what);
+        die(why);
+    }
+    await_text("{echo,", t, what);
+    if (!strstr((const char *)t->data, tag)) {
+        snprintf(why, sizeof why, "%s: wrong answer", what);
+        die(why);
+    }
 }
 
 static int drive(edist_node *node, edist_runtime *rt, const char *peer)
@@ -250,12 +277,7 @@ static int drive(edist_node *node, edist_runtime *rt, const char *peer)
     }
     printf("ok send to {techo, %s}\n", peer);
 
-    self_tagged(&b, "by_pid");
-    if (edist_send(echo, b.data, b.len))
-        die("send to techo's pid");
-    await_text("{echo,", &t, "echo by pid");
-    if (!strstr((const char *)t.data, "by_pid"))
-        die("echo by pid: wrong answer");
+    echo_round(echo, &b, &t, "by_pid", "echo by pid");
     printf("ok send to a pid on %s\n", peer);
 
     /* rpc:call(Peer, t, echo, [Big]) */
@@ -339,11 +361,7 @@ static int drive(edist_node *node, edist_runtime *rt, const char *peer)
     memset(pad, 0x5a, sizeof pad);
     uint64_t slow_messages = getenv("LANE_SLOW_FLOOD") ? SLOW_MESSAGES : 0;
     for (uint64_t seq = 0; seq < slow_messages; seq++) {
-        edist_buf_reset(&b);
-        edist_enc_tuple(&b, 3);
-        edist_enc_atomz(&b, "seq");
-        edist_enc_uint(&b, seq);
-        edist_enc_binary(&b, pad, sizeof pad);
+        enc_seq(&b, seq, pad, sizeof pad);
         /* a thread's sends wait in its shard's queue: full, it waits */
         int rc;
         long long t_end = now_ms() + STEP_TIMEOUT_MS;
@@ -354,12 +372,7 @@ static int drive(edist_node *node, edist_runtime *rt, const char *peer)
             die("send to {tslow, PEER}");
     }
     if (slow_messages) {
-        self_tagged(&b, "after_slow");
-        if (edist_send(echo, b.data, b.len))
-            die("send to techo after the slow process's messages");
-        await_text("{echo,", &t, "echo after the slow process's messages");
-        if (!strstr((const char *)t.data, "after_slow"))
-            die("echo after the slow process's messages: wrong answer");
+        echo_round(echo, &b, &t, "after_slow", "echo after the slow process's messages");
         printf("ok %d messages to {tslow, %s}, which never receives, and the "
                "lane still answers\n", SLOW_MESSAGES, peer);
     }
@@ -373,11 +386,7 @@ static int drive(edist_node *node, edist_runtime *rt, const char *peer)
     /* A stream to {tsink, Peer} until that monitor fires. */
     long long last_ok = now_ms();
     for (uint64_t seq = 0;; seq++) {
-        edist_buf_reset(&b);
-        edist_enc_tuple(&b, 3);
-        edist_enc_atomz(&b, "seq");
-        edist_enc_uint(&b, seq);
-        edist_enc_binary(&b, pad, sizeof pad);
+        enc_seq(&b, seq, pad, sizeof pad);
         if (edist_send_name_node("tsink", peer, b.data, b.len) == 0)
             last_ok = now_ms();
         if (seq % 256 == 0 &&
