@@ -264,6 +264,8 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
         edi_services_stat(b, n, "lane_port_imissed", ls.port.imissed);
         edi_services_stat(b, n, "lane_port_rx_nombuf", ls.port.rx_nombuf);
         edi_services_stat(b, n, "lane_port_rx_frames", ls.port.rx_frames);
+        edi_services_stat(b, n, "lane_tx_no_buffer", ls.link.tx_no_buffer);
+        edi_services_stat(b, n, "lane_port_tx_alloc_failed", ls.port.tx_alloc_failed);
         edi_services_stat(b, n, "lane_injected_drops", ls.injected_drops);
         edi_services_stat(b, n, "lane_window_closes", ls.window_closes);
         edi_services_stat(b, n, "lane_beyond_window", ls.link.beyond_window);

@@ -141,6 +141,11 @@ if [ -n "$flood" ]; then
   [ "${lows:-0}" -ge 1 ] || fail "b's pool was never low with $(counter lane_pool_in_use <"$tmp/b.stat1") mbufs in use: lane_pool_lows ${lows:-?}"
   [ "$(counter lane_links_dead <"$tmp/b.stat1")" = 0 ] || fail "b's lane link died: $(grep lane_links_dead "$tmp/b.stat1")"
   ok "b's pool ran low ($lows times) under a mailbox that does not receive: its messages were copied out ($(counter messages_copied_out <"$tmp/b.stat1") messages_copied_out), nothing went down"
+  # The transmit side of a short pool is counted too (a frame not sent for
+  # want of a buffer goes at the link's next poll).
+  for c in lane_tx_no_buffer lane_port_tx_alloc_failed; do
+    counter $c <"$tmp/b.stat1" | grep -qE '^[0-9]+$' || fail "b's edist stat has no $c"
+  done
 fi
 for n in a b; do
   for c in lane_switches lane_peer_switches; do
