@@ -1,13 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Message entries and the queues they travel in.
  *
- * An entry is 64 bytes: a link, a view of the encoded term, and either the
- * term itself (up to 40 bytes inline: the common small message costs no
- * allocation once the shard's pool is warm) or a reference to bytes owned
- * elsewhere (a network receive buffer, a sender's buffer) released through
- * a callback when the message is consumed: large terms are never copied.
- * Terms between 41 bytes and COPY_MAX_BYTES that a sender asks to be copied
- * go in one heap block with their entry.
+ * An entry is two cache lines: a link, a view of the encoded term, and
+ * either the term itself (up to 104 bytes inline: the common small message
+ * costs no allocation once the shard's pool is warm, and one arriving from
+ * the network is cheaper copied than referenced, counted and listed as a
+ * view) or a reference to bytes owned elsewhere (a network receive buffer,
+ * a sender's buffer) released through a callback when the message is
+ * consumed: large terms are never copied. Larger terms that a sender asks
+ * to be copied go in one heap block with their entry.
  *
  * Entries from the pool are only ever freed on the shard thread; entries
  * for a thread process (consumed on its own thread) are heap entries. */
@@ -21,7 +22,7 @@
 
 #include "runtime/runtime_internal.h"
 
-_Static_assert(sizeof(edi_msg) == 64, "a message entry is one cache line");
+_Static_assert(sizeof(edi_msg) == 128, "a message entry is two cache lines");
 
 void edi_msg_pool_init(edi_msg_pool *pool, uint32_t cap)
 {

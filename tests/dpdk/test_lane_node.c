@@ -357,11 +357,12 @@ static int drive(edist_node *node, edist_runtime *rt, const char *peer)
      * pool has frames for: they stay in its mailbox, copied out of the
      * port's mbufs once half the pool is held, and the lane goes on (a
      * pool held up would stop it: no frame could come in or go out). */
-    uint8_t pad[48];
+    uint8_t pad[48], slow_pad[128]; /* past 104 bytes: held as views */
     memset(pad, 0x5a, sizeof pad);
+    memset(slow_pad, 0x5b, sizeof slow_pad);
     uint64_t slow_messages = getenv("LANE_SLOW_FLOOD") ? SLOW_MESSAGES : 0;
     for (uint64_t seq = 0; seq < slow_messages; seq++) {
-        enc_seq(&b, seq, pad, sizeof pad);
+        enc_seq(&b, seq, slow_pad, sizeof slow_pad);
         /* a thread's sends wait in its shard's queue: full, it waits */
         int rc;
         long long t_end = now_ms() + STEP_TIMEOUT_MS;
