@@ -88,7 +88,7 @@ static const opt_desc opts[EDI_OPT_COUNT] = {
     [EDI_OPT_DPDK_PORT] = {"dpdk_port", T_STRING, NULL, NULL, 1, NULL},
     [EDI_OPT_DPDK_HOLD_LIMIT_BYTES] = {"dpdk_hold_limit_bytes", T_BYTES, "64M", NULL, 1, NULL},
     [EDI_OPT_DPDK_SETUP_TIME] = {"dpdk_setup_time", T_SECONDS, "10", NULL, 1, NULL},
-    [EDI_OPT_DPDK_SEND_BUFFER_BYTES] = {"dpdk_send_buffer_bytes", T_BYTES, "8M", NULL, 1, "a size of 64K or more"},
+    [EDI_OPT_DPDK_SEND_BUFFER_BYTES] = {"dpdk_send_buffer_bytes", T_BYTES, "8M", NULL, 1, "a size of 256K or more"},
     [EDI_OPT_DPDK_RECV_WINDOW_BYTES] = {"dpdk_recv_window_bytes", T_BYTES, "4M", NULL, 1, "a size from 16K to 1G"},
     [EDI_OPT_DPDK_KERNEL_WINDOW_BYTES] = {"dpdk_kernel_window_bytes", T_BYTES, "128K", NULL, 1, "a size from 16K to 1G"},
     [EDI_OPT_DPDK_RTO_MIN_US] = {"dpdk_rto_min_us", T_COUNT, "100", NULL, 1, NULL},
@@ -289,7 +289,9 @@ static int check_value(edi_opt_id id, const char *v)
              id == EDI_OPT_DPDK_KERNEL_WINDOW_BYTES) &&
             (bytes < (16u << 10) || bytes > (1u << 30)))
             return -1;
-        if (id == EDI_OPT_DPDK_SEND_BUFFER_BYTES && bytes < (64u << 10))
+        /* room for the largest unit the scheduler hands over: a 64 KiB
+         * fragment, its headers and the control message before it */
+        if (id == EDI_OPT_DPDK_SEND_BUFFER_BYTES && bytes < (256u << 10))
             return -1;
         return 0;
     }

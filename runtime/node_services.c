@@ -266,6 +266,14 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
         edi_services_stat(b, n, "lane_port_rx_frames", ls.port.rx_frames);
         edi_services_stat(b, n, "lane_tx_no_buffer", ls.link.tx_no_buffer);
         edi_services_stat(b, n, "lane_port_tx_alloc_failed", ls.port.tx_alloc_failed);
+        /* frames the port dropped: larger than one mbuf (a peer with
+         * larger frames), queued at a link down; a memif peer's memory
+         * gone under a burst (the port is then dead) and what it lost */
+        edi_services_stat(b, n, "lane_port_rx_too_large", ls.port.rx_dropped_multiseg);
+        edi_services_stat(b, n, "lane_port_tx_dropped", ls.port.tx_dropped);
+        edi_services_stat(b, n, "lane_port_faults", ls.port.device_faults);
+        edi_services_stat(b, n, "lane_port_tx_lost_in_fault", ls.port.tx_lost_in_fault);
+        edi_services_stat(b, n, "lane_short_frames", ls.rx_short);
         edi_services_stat(b, n, "lane_injected_drops", ls.injected_drops);
         edi_services_stat(b, n, "lane_window_closes", ls.window_closes);
         edi_services_stat(b, n, "lane_beyond_window", ls.link.beyond_window);

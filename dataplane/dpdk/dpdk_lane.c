@@ -73,6 +73,8 @@ struct dl_lane {
     uint64_t rx_unknown_token, rx_short, rx_foreign, tx_lost, arp_replies;
     bool rx_held;           /* every link's receive window closed */
     uint64_t window_closes, links_dead;
+    /* the counts of links gone, so that the lane's totals never go back */
+    edi_rlink_stats closed;
     /* injected faults (params rx_*_ppm) */
     uint64_t rng;
     edi_frame late;         /* a frame held back to be reordered */
@@ -218,10 +220,26 @@ static const edi_rlink_callbacks proto_cb = {
 
 /* ---- links ----------------------------------------------------------------------- */
 
+/* What a link counted joins the lane's totals when it goes (its gauges
+ * do not: they are the open links' alone). */
+static void stats_add(edi_rlink_stats *to, const edi_rlink_stats *from)
+{
+    uint64_t *a = (uint64_t *)to;
+    const uint64_t *b = (const uint64_t *)from;
+    for (size_t j = 0; j < sizeof *from / sizeof(uint64_t); j++)
+        a[j] += b[j];
+}
+
 static void link_free(dl_link *k)
 {
-    if (k->proto)
+    if (k->proto) {
+        edi_rlink_stats s;
+        edi_rlink_get_stats(k->proto, &s);
+        s.held_now = s.held_max = s.srtt_ns = s.rttvar_ns = s.rto_ns = 0;
+        s.send_buffer_bytes = 0;
+        stats_add(&k->lane->closed, &s);
         edi_rlink_free(k->proto);
+    }
     while (k->over_head) {
         dl_over *o = k->over_head;
         k->over_head = o->next;
@@ -580,6 +598,13 @@ static int dl_tx_commit(edi_lane_link *link, size_t len)
 static int over_push(dl_link *k, const edi_lane_txframe *f)
 {
     size_t len = f->head_len + f->body_len;
+    /* Queued, it would wait for room that never comes, and everything
+     * behind it too: refused now, the connection goes down saying why. */
+    if (len + 4 > k->lane->p.link.send_buffer_bytes)
+        return edist_set_error(EDIST_ENOMEM,
+                               "DPDK lane: a unit of %zu bytes is larger than the send "
+                               "buffer (dpdk_send_buffer_bytes %zu)",
+                               len, k->lane->p.link.send_buffer_bytes);
     dl_over *o = malloc(sizeof *o + len);
     if (!o)
         return edist_set_error(EDIST_ENOMEM, "DPDK lane: %zu bytes", len);
@@ -746,6 +771,16 @@ static int dl_open(edi_loop *loop, const void *params, const edi_lane_handler *h
      * declared the link dead with the default 4 MiB. */
     if (edi_dpdk_medium_is_kernel(dl->medium) && dl->p.kernel_window_bytes > 0)
         dl->p.link.recv_window_bytes = dl->p.kernel_window_bytes;
+    /* Each frame a link holds out of order pins one of the port's mbufs,
+     * and the frame that fills the gap needs one too: a link holds at
+     * most a quarter of the pool (the protocol's default, 8192, is the
+     * whole of the default pool; a NAK or a timeout repairs what a link
+     * had no room to hold). */
+    edi_dpdk_port_stats ps;
+    edi_dpdk_port_stats_get(dl->port, &ps);
+    uint32_t held_max = (uint32_t)(ps.pool_size / 4 > 64 ? ps.pool_size / 4 : 64);
+    if (dl->p.link.max_held_frames == 0 || dl->p.link.max_held_frames > held_max)
+        dl->p.link.max_held_frames = held_max;
     if (dl->payload_max <= EDI_RLINK_HDR_BYTES) {
         edi_dpdk_port_close(dl->port);
         free(dl);
@@ -846,14 +881,12 @@ void edi_dpdk_lane_get_stats(const edi_lane *lane, edi_dpdk_lane_stats *out)
     out->injected_reorders = dl->injected_reorders;
     out->window_closes = dl->window_closes;
     out->links_dead = dl->links_dead;
+    out->link = dl->closed;
     for (uint32_t i = 0; i < dl->nlinks; i++) {
         if (!dl->links[i]->proto)
             continue;
         edi_rlink_stats s;
         edi_rlink_get_stats(dl->links[i]->proto, &s);
-        uint64_t *a = (uint64_t *)&out->link;
-        const uint64_t *b = (const uint64_t *)&s;
-        for (size_t j = 0; j < sizeof s / sizeof(uint64_t); j++)
-            a[j] += b[j];
+        stats_add(&out->link, &s);
     }
 }

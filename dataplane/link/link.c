@@ -96,6 +96,10 @@ struct edi_rlink {
 
     /* liveness */
     uint64_t last_rx_ns, last_ping_ns, ping_stamp;
+    /* since when data has been in flight, into an open window, with no
+     * byte of it acknowledged */
+    uint64_t stuck_since_ns;
+    bool peer_heard; /* peer_right is the peer's word, not our guess */
     bool ping_out, pong_pending;
     uint64_t pong_stamp;
 
@@ -269,6 +273,7 @@ int edi_rlink_new(const edi_rlink_config *cfg, const edi_rlink_medium *medium,
     l->rcv_right = cfg->recv_window_bytes;
     l->last_rx_ns = now_ns;
     l->last_ping_ns = now_ns;
+    l->stuck_since_ns = now_ns;
     edi_deframe_config dc = {
         .max_frame_bytes = cfg->max_message_bytes,
         .raw_max_bytes = 1, /* U32 from the first byte: never staged */
@@ -736,6 +741,22 @@ void edi_rlink_poll(edi_rlink *l, uint64_t now)
         release_held(l);
         return;
     }
+    /* A peer that answers pings but acknowledges none of what we send
+     * into its open window (a path that drops frames of our size and
+     * carries small ones) is as good as dead: without this the link would
+     * retransmit every rto_max for ever and its senders wait. */
+    if (l->snd_nxt == l->snd_una || l->peer_right <= l->snd_una)
+        l->stuck_since_ns = now;
+    else if (since(now, l->stuck_since_ns) >= l->cfg.dead_after_ns) {
+        go_dead(l, EDIST_ETIMEDOUT,
+                "link: %llu bytes in flight and none acknowledged for %llu ms "
+                "(frames of %zu bytes lost on the way?)",
+                (unsigned long long)(l->snd_nxt - l->snd_una),
+                (unsigned long long)(since(now, l->stuck_since_ns) / 1000000u),
+                l->med.max_frame_bytes);
+        release_held(l);
+        return;
+    }
     uint64_t frames_before = l->st.frames_out;
     l->tx_blocked = false;
     bool ok = true;
@@ -844,6 +865,8 @@ uint64_t edi_rlink_next_deadline_ns(const edi_rlink *l)
     uint64_t quiet_since =
         l->last_rx_ns > l->last_ping_ns ? l->last_rx_ns : l->last_ping_ns;
     uint64_t d = l->last_rx_ns + l->cfg.dead_after_ns;
+    if (l->snd_nxt > l->snd_una && l->peer_right > l->snd_una)
+        d = min64(d, l->stuck_since_ns + l->cfg.dead_after_ns);
     d = min64(d, quiet_since + l->cfg.idle_ping_ns);
     d = min64(d, l->rtx_deadline);
     d = min64(d, l->probe_deadline);
@@ -868,6 +891,7 @@ static void on_ack(edi_rlink *l, uint64_t now, uint64_t ack, uint32_t window)
             rtt_sample(l, since(now, l->timed_sent_ns));
         }
         l->snd_una = ack;
+        l->stuck_since_ns = now;
         /* progress: the path works, the next timeout starts afresh */
         l->backoff = 0;
         l->rtx_deadline = l->snd_una < l->snd_nxt ? now + rto_now(l) : NEVER;
@@ -876,7 +900,13 @@ static void on_ack(edi_rlink *l, uint64_t now, uint64_t ack, uint32_t window)
             memmove(&l->rtxq[0], &l->rtxq[1], l->rtxq_n * sizeof(l->rtxq[0]));
         }
     }
-    l->peer_right = ack + window;
+    /* The peer's edge never moves left: a smaller one is an older frame's
+     * (a window-0 PONG overtaken by the ACK that reopened it), and taking
+     * it would hold back what the peer already accepts. Its first word
+     * replaces our guess, whichever way. */
+    if (!l->peer_heard || ack + window > l->peer_right)
+        l->peer_right = ack + window;
+    l->peer_heard = true;
     if (l->want_writable != 0 && send_room(l) >= l->want_writable) {
         l->want_writable = 0;
         if (l->cb.on_writable != NULL)

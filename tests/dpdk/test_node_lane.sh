@@ -143,7 +143,8 @@ if [ -n "$flood" ]; then
   ok "b's pool ran low ($lows times) under a mailbox that does not receive: its messages were copied out ($(counter messages_copied_out <"$tmp/b.stat1") messages_copied_out), nothing went down"
   # The transmit side of a short pool is counted too (a frame not sent for
   # want of a buffer goes at the link's next poll).
-  for c in lane_tx_no_buffer lane_port_tx_alloc_failed; do
+  for c in lane_tx_no_buffer lane_port_tx_alloc_failed lane_port_rx_too_large \
+           lane_port_tx_dropped lane_port_faults lane_port_tx_lost_in_fault lane_short_frames; do
     counter $c <"$tmp/b.stat1" | grep -qE '^[0-9]+$' || fail "b's edist stat has no $c"
   done
 fi
@@ -215,6 +216,18 @@ back() {
   [ "$(counter lane_pool_in_use <"$tmp/a.stat3")" -le "$pool1" ]
 }
 wait_until 5 back || fail "a's pool in use: $pool1 while streaming (+64), $(counter lane_pool_in_use <"$tmp/a.stat3") after b died"
+# b's link gone from a's lane, its counts stay in a's totals.
+gone() {
+  stat 0 "$A" >"$tmp/a.stat" 2>>"$tmp/stat3.err" || return 1
+  mv "$tmp/a.stat" "$tmp/a.stat4"
+  [ "$(counter lane_links <"$tmp/a.stat4")" = 0 ]
+}
+wait_until 4 gone || fail "a's lane still has $(counter lane_links <"$tmp/a.stat4") links after b died"
+for c in lane_frames_out lane_messages_out lane_frames_in; do
+  [ "$(counter $c <"$tmp/a.stat4")" -ge "$(counter $c <"$tmp/a.stat1")" ] ||
+    fail "a's $c went back when b's link went: $(counter $c <"$tmp/a.stat1") -> $(counter $c <"$tmp/a.stat4")"
+done
+ok "b's link gone from a's lane (lane_links 0), its counts kept: lane_frames_out $(counter lane_frames_out <"$tmp/a.stat1") -> $(counter lane_frames_out <"$tmp/a.stat4")"
 
 wait_until 10 ! kill -0 "$apid" 2>/dev/null
 wait "$apid" || fail "node a exited with $?"

@@ -649,6 +649,61 @@ static void test_dead_peer(void **state)
     pair_close(&p);
 }
 
+/* A path that carries small frames (pings, pongs, acks) and loses every
+ * larger one (a peer or a switch with a smaller MTU): the peer answers,
+ * so it never goes quiet, but nothing sent is acknowledged. The link dies
+ * dead_after past the first unacknowledged byte, once, instead of
+ * retransmitting for ever. */
+static bool drop_large(sim_wire *w, uint64_t nth, const uint8_t *f, size_t len)
+{
+    (void)w;
+    (void)nth;
+    (void)f;
+    return len > 200;
+}
+
+static void test_large_frames_lost(void **state)
+{
+    (void)state;
+    pair p;
+    memset(&p, 0, sizeof(p));
+    sim_wire_init(&p.s, &p.s.ab, 1, 0, 1500);
+    sim_wire_init(&p.s, &p.s.ba, 2, 0, 1500);
+    p.s.ab.filter = drop_large;
+    p.s.now = 1000000;
+    p.pa.s = p.pb.s = &p.s;
+    edi_rlink_config_default(&p.cfg);
+    p.cfg.idle_ping_ns = 1000000;   /* 1 ms */
+    p.cfg.dead_after_ns = 50000000; /* 50 ms */
+    edi_rlink_medium ma = wire_medium(&p.s.ab), mb = wire_medium(&p.s.ba);
+    assert_int_equal(
+        edi_rlink_new(&p.cfg, &ma, &peer_cb, &p.pa, p.s.now, &p.s.a), 0);
+    assert_int_equal(
+        edi_rlink_new(&p.cfg, &mb, &peer_cb, &p.pb, p.s.now, &p.s.b), 0);
+    /* idle: pings both ways keep both alive */
+    while (p.s.now < 200000000)
+        sim_step(&p.s);
+    assert_int_equal(p.pa.dead_calls + p.pb.dead_calls, 0);
+    uint64_t next = 0, t0 = p.s.now;
+    fill(p.s.a, &next, 1000); /* frames of up to 1500 bytes */
+    while (p.pa.dead_calls == 0) {
+        sim_step(&p.s);
+        assert_true(p.s.now < t0 + 10000000000ull);
+    }
+    assert_int_equal(p.pa.dead_calls, 1);
+    assert_int_equal(p.pa.dead_reason, EDIST_ETIMEDOUT);
+    assert_true(p.pa.dead_at >= t0 + 50000000);
+    assert_true(p.pa.dead_at <= t0 + 50000000 + 2000000);
+    assert_int_equal(p.pb.got, 0);
+    assert_true(p.s.ab.dropped > 0);
+    edi_rlink_stats sa;
+    edi_rlink_get_stats(p.s.a, &sa);
+    assert_true(sa.rto_expired > 0);
+    edi_rlink_poll(p.s.a, p.s.now + 100000000);
+    assert_int_equal(p.pa.dead_calls, 1);
+    pair_close(&p);
+}
+
 /* Times passed in may step back a little (a cached loop time after a
  * fresher one): never an age, never a death. */
 static void test_time_steps_back(void **state)
@@ -1038,6 +1093,7 @@ int main(void)
         cmocka_unit_test(test_by_ref_stream_20pct),
         cmocka_unit_test(test_by_ref_big_5pct),
         cmocka_unit_test(test_batching),
+        cmocka_unit_test(test_large_frames_lost),
         cmocka_unit_test(test_delayed_ack),
         cmocka_unit_test(test_both_ways),
         cmocka_unit_test(test_reserve_commit),

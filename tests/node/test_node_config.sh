@@ -103,7 +103,7 @@ refuse "rx_buffers not a power of 2" "rx_buffers must be a power of 2" node --sn
 refuse "zero idle exit" "epmd_idle_exit must be seconds" node --sname a --epmd-idle-exit 0
 refuse "small lane window" "dpdk_recv_window_bytes must be a size from 16K to 1G" node --sname a --dpdk-recv-window-bytes 8K
 refuse "small kernel lane window" "dpdk_kernel_window_bytes must be a size from 16K to 1G" node --sname a --dpdk-kernel-window-bytes 8K
-refuse "small lane send buffer" "dpdk_send_buffer_bytes must be a size of 64K or more" node --sname a --dpdk-send-buffer-bytes 1K
+refuse "small lane send buffer" "dpdk_send_buffer_bytes must be a size of 256K or more" node --sname a --dpdk-send-buffer-bytes 128K
 refuse "lane hold below twice the window" "dpdk_hold_limit_bytes (1048576) must be at least twice the lane's receive window (1048576) plus 64K" \
   node --sname a --cookie c --start-epmd false --transport dpdk --dpdk-port net_null0 \
   --dpdk-hold-limit-bytes 1M --dpdk-recv-window-bytes 1M
