@@ -220,11 +220,13 @@ void edi_nk_set_runtime(edi_nk *nk, const edi_nk_rt_ops *ops, void *user);
 #define EDI_NK_FAST_ADDR_MAX 32
 typedef int (*edi_nk_fast_open_fn)(edi_lane *lane, const uint8_t *peer_addr,
                                    size_t peer_addr_len, uint64_t tx_token,
-                                   uint64_t rx_token, void *user,
-                                   edi_lane_link **out);
+                                   uint64_t rx_token, size_t peer_frame_max,
+                                   void *user, edi_lane_link **out);
 typedef struct edi_nk_fastlane {
     edi_lane *lane;
     const char *medium;        /* an atom in the offer: memif, af_xdp, ... */
+    size_t frame_max;          /* our largest frame, told to the peer (the
+                                * link takes the smaller of both) */
     uint8_t addr[EDI_NK_FAST_ADDR_MAX]; /* ours on the lane */
     size_t addr_len;
     edi_nk_fast_open_fn link_open;

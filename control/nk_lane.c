@@ -5,8 +5,14 @@
  * kernel's pid (a BEAM peer has no such name and drops them, as erts
  * drops a message to an unregistered name):
  *
- *   initiator -> {edist_lane, offer, Medium, Addr, TokenI}
- *   acceptor  -> {edist_lane, accept, Addr, TokenA}    (or refuse, Why)
+ *   initiator -> {edist_lane, offer, Medium, Addr, TokenI, FrameMax}
+ *   acceptor  -> {edist_lane, accept, Addr, TokenA, FrameMax} (or refuse, Why)
+ *
+ * FrameMax is the largest link frame the sender's port carries and takes;
+ * each link sends frames of at most the smaller of both (a frame the peer
+ * cannot take would be lost each time it is sent, while the small ones,
+ * pings and acks, pass). Without it (a node from before) a side assumes
+ * its own.
  *
  * Each side opens a link on its lane towards the other's address; frames
  * it sends carry the other's token, frames for it its own. The link
@@ -371,12 +377,13 @@ const edi_lane_handler edi_nk_fast_handler = {
     .on_up = fast_up,
 };
 
-static int open_link(edi_link *l, const uint8_t *addr, size_t addr_len)
+static int open_link(edi_link *l, const uint8_t *addr, size_t addr_len,
+                     uint64_t peer_frame_max)
 {
     edi_nk *nk = l->nk;
     nk_fast *f = l->data.fast;
     int rc = nk->fast.link_open(nk->fast.lane, addr, addr_len, f->tx_token,
-                                f->rx_token, l, &f->link);
+                                f->rx_token, (size_t)peer_frame_max, l, &f->link);
     if (rc)
         return rc;
     l->conns_open++; /* until on_closed */
@@ -413,10 +420,11 @@ void edi_nki_lane_offer(edi_link *l)
     uint8_t mem[128];
     edist_buf b;
     edist_buf_init_fixed(&b, mem, sizeof mem);
-    enc_head(&b, 5, "offer");
+    enc_head(&b, 6, "offer");
     edist_enc_atomz(&b, nk->fast.medium);
     edist_enc_binary(&b, nk->fast.addr, nk->fast.addr_len);
     edist_enc_uint(&b, f->rx_token);
+    edist_enc_uint(&b, nk->fast.frame_max);
     if (send_lane_msg(nk, l, &b) != 0)
         give_up(l, "cannot send the offer");
 }
@@ -431,15 +439,16 @@ static void send_refuse(edi_nk *nk, edi_link *l, const char *why)
     (void)send_lane_msg(nk, l, &b);
 }
 
-static void on_offer(edi_nk *nk, edi_link *l, edist_cursor *c)
+static void on_offer(edi_nk *nk, edi_link *l, edist_cursor *c, bool has_frame_max)
 {
     edist_atom medium;
     const uint8_t *addr;
     size_t addr_len;
-    uint64_t token;
+    uint64_t token, frame_max = 0;
     if (edist_dec_atom(c, &medium) || edist_dec_binary(c, &addr, &addr_len) ||
         edist_dec_uint64(c, &token) || token == 0 || addr_len == 0 ||
-        addr_len > EDI_NK_FAST_ADDR_MAX) {
+        addr_len > EDI_NK_FAST_ADDR_MAX ||
+        (has_frame_max && (edist_dec_uint64(c, &frame_max) || frame_max == 0))) {
         nk_log(nk, EDIST_LOG_WARNING, "%s: malformed lane offer ignored", l->peer_name);
         return;
     }
@@ -461,7 +470,7 @@ static void on_offer(edi_nk *nk, edi_link *l, edist_cursor *c)
         return;
     }
     f->tx_token = token;
-    int rc = open_link(l, addr, addr_len);
+    int rc = open_link(l, addr, addr_len, frame_max);
     if (rc) {
         send_refuse(nk, l, "cannot_open");
         give_up(l, edist_last_error());
@@ -470,31 +479,33 @@ static void on_offer(edi_nk *nk, edi_link *l, edist_cursor *c)
     uint8_t mem[128];
     edist_buf b;
     edist_buf_init_fixed(&b, mem, sizeof mem);
-    enc_head(&b, 4, "accept");
+    enc_head(&b, 5, "accept");
     edist_enc_binary(&b, nk->fast.addr, nk->fast.addr_len);
     edist_enc_uint(&b, f->rx_token);
+    edist_enc_uint(&b, nk->fast.frame_max);
     if (send_lane_msg(nk, l, &b) != 0)
         give_up(l, "cannot send the acceptance");
 }
 
-static void on_accept(edi_nk *nk, edi_link *l, edist_cursor *c)
+static void on_accept(edi_nk *nk, edi_link *l, edist_cursor *c, bool has_frame_max)
 {
     nk_fast *f = l->data.fast;
     const uint8_t *addr;
     size_t addr_len;
-    uint64_t token;
+    uint64_t token, frame_max = 0;
     if (!f || f->state != NK_FAST_OFFERED) {
         nk_log(nk, EDIST_LOG_WARNING, "%s: lane acceptance without an offer ignored",
                l->peer_name);
         return;
     }
     if (edist_dec_binary(c, &addr, &addr_len) || edist_dec_uint64(c, &token) ||
-        token == 0 || addr_len == 0 || addr_len > EDI_NK_FAST_ADDR_MAX) {
+        token == 0 || addr_len == 0 || addr_len > EDI_NK_FAST_ADDR_MAX ||
+        (has_frame_max && (edist_dec_uint64(c, &frame_max) || frame_max == 0))) {
         give_up(l, "malformed acceptance");
         return;
     }
     f->tx_token = token;
-    if (open_link(l, addr, addr_len) != 0)
+    if (open_link(l, addr, addr_len, frame_max) != 0)
         give_up(l, edist_last_error());
 }
 
@@ -621,10 +632,10 @@ bool edi_nki_lane_message(edi_nk *nk, edi_link *l, const edi_dist_msg *m)
         nk_log(nk, EDIST_LOG_WARNING, "%s: malformed lane message ignored", l->peer_name);
         return true;
     }
-    if (edist_atom_eq(&a, "offer") && arity == 5)
-        on_offer(nk, l, &c);
-    else if (edist_atom_eq(&a, "accept") && arity == 4)
-        on_accept(nk, l, &c);
+    if (edist_atom_eq(&a, "offer") && (arity == 6 || arity == 5))
+        on_offer(nk, l, &c, arity == 6);
+    else if (edist_atom_eq(&a, "accept") && (arity == 5 || arity == 4))
+        on_accept(nk, l, &c, arity == 5);
     else if (edist_atom_eq(&a, "refuse") && arity == 3)
         on_refuse(nk, l, &c);
     else if (edist_atom_eq(&a, "switch") && arity == 2)

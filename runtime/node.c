@@ -444,6 +444,7 @@ static void node_dpdk_start(edist_node *n, const edist_node_config *cfg)
     edi_nk_fastlane f = {
         .lane = n->dpdk_lane,
         .medium = edi_dpdk_lane_medium(n->dpdk_lane),
+        .frame_max = edi_dpdk_lane_frame_max(n->dpdk_lane),
         .link_open = edi_dpdk_lane_link_open,
         .link_hold = edi_dpdk_lane_link_hold,
         .setup_ms = cfg->dpdk_setup_ms,

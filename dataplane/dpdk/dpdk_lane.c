@@ -41,6 +41,7 @@ typedef struct dl_link {
     edi_rlink *proto;        /* NULL until the port's link is up */
     edi_encap_peer peer;
     uint64_t token;
+    size_t frame_max;       /* the smaller of both ends' (link_open) */
     bool up;
     bool dirty;             /* sent since the last protocol poll */
     bool gone;              /* on_closed is due (reason) */
@@ -259,12 +260,23 @@ static void link_remove(dl_lane *dl, dl_link *k)
 
 int edi_dpdk_lane_link_open(edi_lane *lane, const uint8_t *peer_addr,
                             size_t peer_addr_len, uint64_t tx_token,
-                            uint64_t rx_token, void *user, edi_lane_link **out)
+                            uint64_t rx_token, size_t peer_frame_max, void *user,
+                            edi_lane_link **out)
 {
     dl_lane *dl = (dl_lane *)lane;
     if (lane == NULL || lane->ops != &edi_dpdk_lane_ops || peer_addr == NULL ||
         tx_token == 0 || rx_token == 0 || tx_token == rx_token)
         return edist_set_error(EDIST_EINVAL, "DPDK lane: bad link (address or tokens)");
+    /* Frames no larger than the peer takes: a larger one would be lost
+     * every time it is sent, while pings and acks still pass. */
+    size_t frame_max = dl->payload_max;
+    if (peer_frame_max != 0 && peer_frame_max < frame_max)
+        frame_max = peer_frame_max;
+    if (frame_max <= EDI_RLINK_HDR_BYTES + 64)
+        return edist_set_error(EDIST_EINVAL,
+                               "DPDK lane: the peer takes frames of %zu bytes at most: too "
+                               "small",
+                               peer_frame_max);
     uint64_t token = tx_token ^ rx_token;
     edi_encap_peer peer;
     int rc = edi_encap_peer_of(&dl->encap, peer_addr, peer_addr_len, token, &peer);
@@ -288,6 +300,7 @@ int edi_dpdk_lane_link_open(edi_lane *lane, const uint8_t *peer_addr,
     k->lane = dl;
     k->peer = peer;
     k->token = token;
+    k->frame_max = frame_max;
     dl->waiting++; /* its protocol starts with the port (start_protocols) */
     dl->links[dl->nlinks++] = k;
     *out = &k->base;
@@ -324,7 +337,7 @@ static void start_protocols(dl_lane *dl, uint64_t now)
             .tx_alloc = m_tx_alloc,
             .tx_send = m_tx_send,
             .tx_flush = NULL, /* the lane flushes the port once an iteration */
-            .max_frame_bytes = dl->payload_max,
+            .max_frame_bytes = k->frame_max,
             .medium = k,
             .ring_alloc = m_ring_alloc,
             .tx_attach = m_tx_attach,
@@ -853,6 +866,11 @@ size_t edi_dpdk_lane_addr(const edi_lane *lane, uint8_t out[EDI_ENCAP_ADDR_MAX])
 const edi_encap *edi_dpdk_lane_encap(const edi_lane *lane)
 {
     return &((const dl_lane *)lane)->encap;
+}
+
+size_t edi_dpdk_lane_frame_max(const edi_lane *lane)
+{
+    return ((const dl_lane *)lane)->payload_max;
 }
 
 const char *edi_dpdk_lane_medium(const edi_lane *lane)

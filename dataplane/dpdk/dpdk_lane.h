@@ -52,11 +52,18 @@ extern const edi_lane_ops edi_dpdk_lane_ops;
 
 /* A link to the peer at peer_addr (its lane address, encap.h): tx_token
  * and rx_token as agreed (the link protocol's token is both combined, so
- * both ends compute the same). Has the signature of edi_nk_fast_open_fn.
- * 0, EDIST_EINVAL, EDIST_EEXIST (a link with those tokens), EDIST_ENOMEM. */
+ * both ends compute the same); its frames at most the smaller of ours and
+ * peer_frame_max (the peer's edi_dpdk_lane_frame_max; 0: ours). Has the
+ * signature of edi_nk_fast_open_fn. 0, EDIST_EINVAL (also: the peer's
+ * frames too small), EDIST_EEXIST (a link with those tokens),
+ * EDIST_ENOMEM. */
 int edi_dpdk_lane_link_open(edi_lane *lane, const uint8_t *peer_addr,
                             size_t peer_addr_len, uint64_t tx_token,
-                            uint64_t rx_token, void *user, edi_lane_link **out);
+                            uint64_t rx_token, size_t peer_frame_max, void *user,
+                            edi_lane_link **out);
+/* The largest link frame our port carries and takes (after its framing):
+ * told to the peer in the lane agreement. */
+size_t edi_dpdk_lane_frame_max(const edi_lane *lane);
 
 /* Our lane address (encap.h: 6 bytes, or 12 with UDP) into out; its
  * length. */

@@ -92,10 +92,14 @@ eal() {
   case $MEDIUM in
   memif)
     # a, the client, transmits from its own memory (zero-copy): its
-    # stream's frames point into its link's send buffer
-    local role=server zc=
-    [ "$1" = 0 ] && role=client zc=,zero-copy=yes
-    echo "--no-pci --vdev=net_memif0,role=$role,bsize=9728,rsize=12,socket=$tmp/memif.sock,socket-abstract=no$zc" ;;
+    # stream's frames point into its link's send buffer. Its buffers are
+    # 9728 bytes, b's frames are the port's default (2048-byte mbufs):
+    # a sends frames b can take (the lane agreement's FrameMax; before
+    # it, a's larger frames were dropped by b's port, each time they
+    # were sent, while pings and acks passed)
+    local role=server zc= bsize=
+    [ "$1" = 0 ] && role=client zc=,zero-copy=yes bsize=bsize=9728,
+    echo "--no-pci --vdev=net_memif0,role=$role,${bsize}rsize=12,socket=$tmp/memif.sock,socket-abstract=no$zc" ;;
   af_xdp) echo "--no-pci --vdev=net_af_xdp0,iface=nld$$$s,start_queue=0,queue_count=1" ;;
   af_packet) echo "--no-pci --vdev=net_af_packet0,iface=nld$$$s" ;;
   esac
@@ -144,7 +148,8 @@ if [ -n "$flood" ]; then
   # The transmit side of a short pool is counted too (a frame not sent for
   # want of a buffer goes at the link's next poll).
   for c in lane_tx_no_buffer lane_port_tx_alloc_failed lane_port_rx_too_large \
-           lane_port_tx_dropped lane_port_faults lane_port_tx_lost_in_fault lane_short_frames; do
+           lane_port_tx_dropped lane_port_faults lane_port_tx_lost_in_fault lane_short_frames \
+           lane_held_full; do
     counter $c <"$tmp/b.stat1" | grep -qE '^[0-9]+$' || fail "b's edist stat has no $c"
   done
 fi
