@@ -230,6 +230,9 @@ typedef struct edi_nk_fastlane {
     uint8_t addr[EDI_NK_FAST_ADDR_MAX]; /* ours on the lane */
     size_t addr_len;
     edi_nk_fast_open_fn link_open;
+    /* False (a sentence in why) once the lane can carry nothing more:
+     * no offers, offers refused. May be NULL: always usable. */
+    bool (*usable)(edi_lane *lane, char *why, size_t cap);
     uint32_t setup_ms;         /* agreement and probe, at most (0: 10000:
                                 * a memif link takes seconds to come up) */
     size_t hold_limit_bytes;   /* lane frames held before the peer's switch

@@ -413,6 +413,11 @@ void edi_nki_lane_offer(edi_link *l)
     edi_nk *nk = l->nk;
     if (!nk->fast.lane || l->role != EDI_HS_INITIATOR || l->data.fast)
         return;
+    char why[256];
+    if (nk->fast.usable && !nk->fast.usable(nk->fast.lane, why, sizeof why)) {
+        nk->stats.lane_offers_withheld++; /* the node said why, once */
+        return;
+    }
     nk_fast *f = fast_new(l);
     if (!f)
         return; /* no memory: TCP it is */
@@ -452,8 +457,13 @@ static void on_offer(edi_nk *nk, edi_link *l, edist_cursor *c, bool has_frame_ma
         nk_log(nk, EDIST_LOG_WARNING, "%s: malformed lane offer ignored", l->peer_name);
         return;
     }
+    char why[256];
     if (!nk->fast.lane) {
         send_refuse(nk, l, "no_lane");
+        return;
+    }
+    if (nk->fast.usable && !nk->fast.usable(nk->fast.lane, why, sizeof why)) {
+        send_refuse(nk, l, "port_unusable"); /* we said why, once */
         return;
     }
     if (!edist_atom_eq(&medium, nk->fast.medium)) {

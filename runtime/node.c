@@ -305,6 +305,21 @@ static uint32_t rx_watch(edi_loop *loop, void *arg, uint32_t budget)
         n->lane_pool_lows++;
     n->lane_pool_was_low = lane_low;
     n->rx_low = n->rx_low || lane_low;
+    /* A port that can carry nothing more says so once (its peers get no
+     * offer from then on, and the offers of theirs are refused); looked
+     * at once a second. */
+    uint64_t now_ms = edi_loop_now_ms(loop);
+    if (n->dpdk_lane && !n->lane_unusable_said && now_ms - n->lane_usable_checked_ms >= 1000) {
+        char why[256];
+        n->lane_usable_checked_ms = now_ms;
+        if (!edi_dpdk_lane_usable(n->dpdk_lane, why, sizeof why)) {
+            n->lane_unusable_said = true;
+            edi_logf(&n->log, EDIST_LOG_WARNING,
+                     "transport dpdk: the lane's port can carry nothing more: %s; new "
+                     "peers stay on TCP",
+                     why);
+        }
+    }
 #endif
     if (n->rx_low && n->rt)
         edi_rt_rx_pressure(n->rt);
@@ -446,6 +461,7 @@ static void node_dpdk_start(edist_node *n, const edist_node_config *cfg)
         .medium = edi_dpdk_lane_medium(n->dpdk_lane),
         .frame_max = edi_dpdk_lane_frame_max(n->dpdk_lane),
         .link_open = edi_dpdk_lane_link_open,
+        .usable = edi_dpdk_lane_usable,
         .link_hold = edi_dpdk_lane_link_hold,
         .setup_ms = cfg->dpdk_setup_ms,
         .hold_limit_bytes = (size_t)node_dpdk_hold_limit_bytes(cfg),

@@ -87,6 +87,8 @@ struct edist_node {
     /* The DPDK lane's pool seen low (rx_watch): times, and now */
     uint64_t lane_pool_lows;
     bool lane_pool_was_low;
+    bool lane_unusable_said;        /* the port's end was logged */
+    uint64_t lane_usable_checked_ms; /* when it was last looked at */
     edi_poll_source rx_watch;
 
     /* transport dpdk: the lane edist peers' data moves to, or NULL. */

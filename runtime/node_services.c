@@ -232,6 +232,7 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
     edi_services_stat(b, n, "lane_held_bytes_max", ns.lane_held_bytes_max);
     edi_services_stat(b, n, "lane_hold_overflows", ns.lane_hold_overflows);
     edi_services_stat(b, n, "lane_close_unacked", ns.lane_close_unacked);
+    edi_services_stat(b, n, "lane_offers_withheld", ns.lane_offers_withheld);
 #ifdef EDIST_HAVE_DPDK
     /* The DPDK lane: its port and the link protocol over it (all links). */
     if (node->dpdk_lane) {

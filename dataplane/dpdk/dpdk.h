@@ -241,6 +241,12 @@ typedef struct edi_dpdk_port_stats {
 /* Any thread; counters of the data path are read without stopping it. */
 void edi_dpdk_port_stats_get(edi_dpdk_port *port, edi_dpdk_port_stats *out);
 
+/* False, with a sentence in why, when the port can carry no lane any
+ * more until the process restarts: a memif fault caught in a burst, or a
+ * memif zero-copy client whose memory files DPDK closed at a disconnect.
+ * Any thread. */
+bool edi_dpdk_port_usable(edi_dpdk_port *port, char *why, size_t cap);
+
 /* Received frames still held by their readers (rx_held: mailboxes,
  * frames out of order) are more than half the pool, which must also fill
  * the device's ring and carry our transmits. One load: asked once a loop

@@ -868,6 +868,11 @@ const edi_encap *edi_dpdk_lane_encap(const edi_lane *lane)
     return &((const dl_lane *)lane)->encap;
 }
 
+bool edi_dpdk_lane_usable(edi_lane *lane, char *why, size_t cap)
+{
+    return edi_dpdk_port_usable(((dl_lane *)lane)->port, why, cap);
+}
+
 size_t edi_dpdk_lane_frame_max(const edi_lane *lane)
 {
     return ((const dl_lane *)lane)->payload_max;

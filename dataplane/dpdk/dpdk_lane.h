@@ -61,6 +61,10 @@ int edi_dpdk_lane_link_open(edi_lane *lane, const uint8_t *peer_addr,
                             size_t peer_addr_len, uint64_t tx_token,
                             uint64_t rx_token, size_t peer_frame_max, void *user,
                             edi_lane_link **out);
+/* False, with a sentence in why, when the lane's port can carry nothing
+ * any more until the process restarts (edi_dpdk_port_usable): the node
+ * then offers its lane to nobody, and refuses offers. Any thread. */
+bool edi_dpdk_lane_usable(edi_lane *lane, char *why, size_t cap);
 /* The largest link frame our port carries and takes (after its framing):
  * told to the peer in the lane agreement. */
 size_t edi_dpdk_lane_frame_max(const edi_lane *lane);

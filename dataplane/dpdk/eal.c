@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <rte_eal.h>
@@ -168,6 +171,68 @@ static int split_args(const char *args, char *storage, size_t storage_cap, char 
  * nothing in it: removed at cleanup or failure when empty (rmdir fails
  * otherwise, as it should). */
 static char eal_runtime_dir[512];
+
+/* The value of key=... in a --vdev's comma-separated options, into out
+ * ("" when absent). */
+static void vdev_option(const char *opts, const char *key, char *out, size_t cap)
+{
+    size_t klen = strlen(key);
+    out[0] = '\0';
+    for (const char *p = opts; p != NULL && *p != '\0';) {
+        const char *end = strchr(p, ',');
+        size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+        if (len > klen && strncmp(p, key, klen) == 0 && p[klen] == '=') {
+            size_t n = len - klen - 1;
+            if (n >= cap)
+                n = cap - 1;
+            memcpy(out, p + klen + 1, n);
+            out[n] = '\0';
+            return;
+        }
+        p = end != NULL ? end + 1 : NULL;
+    }
+}
+
+/* A memif server's socket file outlives a server that was killed, and
+ * DPDK cannot listen on it again ("Address already in use": a restarted
+ * node would stay on TCP). Before the EAL probes the devices, such a file
+ * that nobody listens on (connect refused) is removed, with a line; one
+ * that answers belongs to a live server and stays. */
+static void memif_stale_sockets_remove(char **argv, int argc)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *v = NULL;
+        if (strncmp(argv[i], "--vdev=", 7) == 0)
+            v = argv[i] + 7;
+        else if (strcmp(argv[i], "--vdev") == 0 && i + 1 < argc)
+            v = argv[i + 1];
+        if (v == NULL || strncmp(v, "net_memif", 9) != 0)
+            continue;
+        char role[16], abstract[8], path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+        vdev_option(v, "role", role, sizeof role);
+        vdev_option(v, "socket-abstract", abstract, sizeof abstract);
+        vdev_option(v, "socket", path, sizeof path);
+        /* memif's default role is server; its default socket abstract */
+        if ((role[0] != '\0' && strcmp(role, "server") != 0) || strcmp(abstract, "no") != 0 ||
+            path[0] == '\0')
+            continue;
+        struct stat st;
+        if (lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode))
+            continue;
+        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+        int crc = connect(fd, (struct sockaddr *)&sa, sizeof sa);
+        int err = errno;
+        close(fd);
+        if (crc != 0 && err == ECONNREFUSED && unlink(path) == 0)
+            edi_logf(&dpdk_log_sink, EDIST_LOG_WARNING,
+                     "dpdk: memif socket %s was left by a server that is gone: removed",
+                     path);
+    }
+}
 
 static void runtime_dir_note(char **argv, int argc)
 {
@@ -381,6 +446,7 @@ static int eal_start(const edi_dpdk_eal_config *cfg)
         }
     }
 
+    memif_stale_sockets_remove(argv, argc);
     int rc = rte_eal_init(argc, argv);
     if (rc < 0) {
         int why = rte_errno;

@@ -93,6 +93,14 @@ struct edi_dpdk_port {
      * (zc_hold). */
     bool zc_client;
     uint32_t zc_ring_slots; /* its ring's slots (rsize) */
+    /* A zero-copy client that was connected once cannot connect again:
+     * DPDK 22.11's memif, at the disconnect, closes the memory files it
+     * gave the server (memif_free_regions closes DPDK's own memseg fds)
+     * and hands the stale numbers to the next server, whose mmap fails
+     * ("mmap failed: No such device"; seen every time a server node was
+     * restarted). Once its link went down after being up, the port is
+     * unusable (edi_dpdk_port_usable) and no longer restarted. */
+    atomic_bool zc_was_up;
     uint64_t start_tried_ns;
     uint64_t start_retries;
     /* memif: bursts run under the fault guard (see below); a fault marks
@@ -234,6 +242,8 @@ static void link_set(edi_dpdk_port *p, bool up)
     bool was = atomic_exchange(&p->link_up, up);
     if (was == up)
         return;
+    if (up && p->zc_client)
+        atomic_store(&p->zc_was_up, true);
     COUNT(p->link_changes, 1);
     if (!up)
         wait_out_of_device(p);
@@ -252,6 +262,29 @@ static int lsc_event(uint16_t port_id, enum rte_eth_event_type type, void *arg,
         return 0;
     link_set(p, link.link_status == RTE_ETH_LINK_UP);
     return 0;
+}
+
+/* A zero-copy client connected once and down now (see zc_was_up). */
+static bool zc_cannot_reconnect(edi_dpdk_port *p)
+{
+    return p->zc_client && atomic_load(&p->zc_was_up) && !atomic_load(&p->link_up);
+}
+
+bool edi_dpdk_port_usable(edi_dpdk_port *p, char *why, size_t cap)
+{
+    if (atomic_load(&p->faulted)) {
+        snprintf(why, cap, "a fault inside the memif device (its peer's memory went away "
+                           "under a burst): the port is dead until the node restarts");
+        return false;
+    }
+    if (zc_cannot_reconnect(p)) {
+        snprintf(why, cap, "its memif server went away, and a zero-copy client cannot "
+                           "connect again in this DPDK (its memif closed the memory files "
+                           "it gives servers) until the node restarts; memif zero-copy=no "
+                           "reconnects");
+        return false;
+    }
+    return true;
 }
 
 #define START_RETRY_NS 100000000ull
@@ -289,7 +322,7 @@ void edi_dpdk_port_link(edi_dpdk_port *p, edi_dpdk_link *out)
         out->speed_mbps = link.link_speed == RTE_ETH_SPEED_NUM_UNKNOWN ? 0 : link.link_speed;
     }
     if (p->memif_client && !atomic_load(&p->closing) && !atomic_load(&p->link_up) &&
-        !atomic_load(&p->faulted) &&
+        !atomic_load(&p->faulted) && !zc_cannot_reconnect(p) &&
         edi_now_ns() - p->start_tried_ns >= (p->started ? CONNECT_WAIT_NS : START_RETRY_NS)) {
         edi_dpdk_on_interrupt_thread(client_restart, p);
         p->start_tried_ns = edi_now_ns();

@@ -572,6 +572,9 @@ typedef struct edist_node_stats {
     uint64_t lane_close_unacked;  /* graceful closes after a switch that
                                    * ended at close_flush_ms with lane bytes
                                    * not acknowledged */
+    uint64_t lane_offers_withheld; /* peers not offered the lane: its port
+                                    * can carry nothing more (the node said
+                                    * why) */
     /* Large receive buffers kept for reuse (rx_recycle_*; process-wide). */
     uint64_t rx_recycle_held;       /* now */
     uint64_t rx_recycle_held_bytes; /* now */

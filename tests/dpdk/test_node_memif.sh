@@ -140,6 +140,57 @@ back() { after=$(in_use "$B"); [ -n "$after" ] && [ "$after" -le "$pool_b" ]; }
 wait_until 10 back || fail "B's pool in use: $pool_b before, $after after"
 ok "A killed: B saw it down ($(grep -o "node down: $A@$HOST.*" "$tmp/b.err" | head -1)), answers pings, pool in use $after"
 
+# A restarted on the same socket: the killed server's socket file is still
+# there (DPDK could not listen on it: A stayed on TCP); A removes it with a
+# line, B's client reconnects, and the two move their data to memif again.
+start_edist a2 --sname "$A" --cookie "$COOKIE" --listen-address 127.0.0.1 \
+  --transport dpdk --dpdk-port net_memif0 --dpdk-eal-args "$(eal server)"
+apid=$LAST_PID
+grep -q "memif socket $tmp/memif.sock was left by a server that is gone: removed" "$tmp/a2.err" ||
+  fail "A restarted: no stale socket line: $(grep -i memif "$tmp/a2.err")"
+grep -q 'transport dpdk: memif lane on net_memif0' "$tmp/a2.err" || fail "A restarted without its lane: $(cat "$tmp/a2.err")"
+r=$("$EDIST" rpc "$A@$HOST" net_adm ping "['$B@$HOST']" --cookie "$COOKIE" 2>&1)
+[ "$r" = pong ] || fail "A restarted pings B: $r"
+switched2() { "$EDIST" stat "$B@$HOST" --cookie "$COOKIE" 2>/dev/null | grep -q '^lane_switches 2$'; }
+wait_until 20 switched2 || fail "B did not switch again: $("$EDIST" stat "$B@$HOST" --cookie "$COOKIE" | grep lane_)"
+ok "A restarted on its old socket ('$(grep -o 'memif socket .* removed' "$tmp/a2.err")'): B reconnects and both are on memif again"
+kill -KILL "$apid"
+wait_until 30 grep -q "node down: $A@$HOST" "$tmp/b.err" || true
+
+# A memif zero-copy client whose server went away: DPDK 22.11's memif
+# closes the memory files the client gives its servers, so it can never
+# connect again. It says so once, stops restarting, refuses the lane to
+# the next server's node (their data on TCP) instead of a setup that
+# times out on every connection.
+Z=i10z$$
+S1=i10s$$
+zc_eal() { echo "--no-pci --single-file-segments --vdev=net_memif0,role=client,bsize=9728,socket=$tmp/zc.sock,socket-abstract=no,zero-copy=yes"; }
+s_eal() { echo "--no-pci --vdev=net_memif0,role=server,bsize=9728,socket=$tmp/zc.sock,socket-abstract=no"; }
+start_edist z --sname "$Z" --cookie "$COOKIE" --listen-address 127.0.0.1 \
+  --transport dpdk --dpdk-port net_memif0 --dpdk-eal-args "$(zc_eal)"
+start_edist s1 --sname "$S1" --cookie "$COOKIE" --listen-address 127.0.0.1 \
+  --transport dpdk --dpdk-port net_memif0 --dpdk-eal-args "$(s_eal)"
+s1pid=$LAST_PID
+r=$("$EDIST" rpc "$S1@$HOST" net_adm ping "['$Z@$HOST']" --cookie "$COOKIE" 2>&1)
+[ "$r" = pong ] || fail "$S1 pings $Z: $r"
+wait_until 20 switched "$Z" || fail "$Z did not switch: $("$EDIST" stat "$Z@$HOST" --cookie "$COOKIE" | grep lane_)"
+kill -KILL "$s1pid"
+said() { grep -q "the lane's port can carry nothing more: its memif server went away" "$tmp/z.err"; }
+wait_until 15 said || fail "$Z did not say its port is done: $(grep -i 'memif\|lane' "$tmp/z.err" | tail -5)"
+start_edist s2 --sname "$S1" --cookie "$COOKIE" --listen-address 127.0.0.1 \
+  --transport dpdk --dpdk-port net_memif0 --dpdk-eal-args "$(s_eal)"
+r=$("$EDIST" rpc "$S1@$HOST" net_adm ping "['$Z@$HOST']" --cookie "$COOKIE" 2>&1)
+[ "$r" = pong ] || fail "the second $S1 pings $Z: $r"
+wait_until 10 grep -q "no memif lane (refused: port_unusable)" "$tmp/s2.err" ||
+  fail "the second $S1 got no refusal: $(grep -i 'lane' "$tmp/s2.err" | tail -3)"
+r=$("$EDIST" rpc "$S1@$HOST" edist_demo echo "[over_tcp]" --cookie "$COOKIE" 2>&1)
+[ "$r" = over_tcp ] || fail "$S1 after the refusal: $r"
+retries=$("$EDIST" stat "$Z@$HOST" --cookie "$COOKIE" | sed -n 's/^lane_port_start_retries //p')
+sleep 2
+retries2=$("$EDIST" stat "$Z@$HOST" --cookie "$COOKIE" | sed -n 's/^lane_port_start_retries //p')
+[ "$retries2" = "$retries" ] || fail "$Z still restarts its port: lane_port_start_retries $retries -> $retries2"
+ok "a zero-copy client whose server died: '$(grep -o "the lane's port can carry nothing more: [^;]*" "$tmp/z.err" | head -1 | cut -c1-90)...'; the next server's offer refused (port_unusable), data on TCP, no more restarts"
+
 # 4. A device the EAL does not know: TCP, with one line.
 C=i10c$$
 start_edist c --sname "$C" --cookie "$COOKIE" --listen-address 127.0.0.1 \
