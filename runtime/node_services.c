@@ -254,11 +254,13 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
         edi_services_stat(b, n, "lane_window_stalls", ls.link.window_stalls);
         edi_services_stat(b, n, "lane_bad_frames", ls.link.bad_frames);
         edi_services_stat(b, n, "lane_unknown_token", ls.rx_unknown_token);
+        edi_services_stat(b, n, "lane_early_frames", ls.rx_early);
         edi_services_stat(b, n, "lane_foreign", ls.rx_foreign + ls.port.rx_foreign);
         edi_services_stat(b, n, "lane_arp_replies", ls.arp_replies);
         edi_services_stat(b, n, "lane_tx_lost", ls.tx_lost);
         edi_services_stat(b, n, "lane_frames_by_reference", ls.link.data_frames_by_ref);
         edi_services_stat(b, n, "lane_zc_orphans", ls.port.zc_orphans);
+        edi_services_stat(b, n, "lane_zc_untracked", ls.port.zc_untracked);
         edi_services_stat(b, n, "lane_pool_lows", node->lane_pool_lows);
         edi_services_stat(b, n, "lane_pool_in_use", ls.port.pool_in_use);
         edi_services_stat(b, n, "lane_pool_size", ls.port.pool_size);

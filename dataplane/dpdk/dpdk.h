@@ -228,6 +228,10 @@ typedef struct edi_dpdk_port_stats {
     /* memif zero-copy client: segments its PMD still held when its link
      * went down (it never frees those), freed by us */
     uint64_t zc_orphans;
+    /* memif zero-copy client: times a transmitted segment could not be
+     * tracked (no room): from then on 4 frames a call, and what the PMD
+     * holds at a disconnect is lost with it */
+    uint64_t zc_untracked;
     uint64_t link_changes;
     /* memif client: restarts while its link was down (its server not
      * there, not started yet, or gone; polled by edi_dpdk_port_link,

@@ -71,7 +71,7 @@ struct dl_lane {
     bool registered;        /* this loop's thread has an lcore id */
     uint32_t waiting;       /* links whose protocol waits for the port */
     uint64_t link_checked_ns;
-    uint64_t rx_unknown_token, rx_short, rx_foreign, tx_lost, arp_replies;
+    uint64_t rx_unknown_token, rx_early, rx_short, rx_foreign, tx_lost, arp_replies;
     bool rx_held;           /* every link's receive window closed */
     uint64_t window_closes, links_dead;
     /* the counts of links gone, so that the lane's totals never go back */
@@ -456,8 +456,12 @@ static void rx_frame(dl_lane *dl, const edi_frame *f, uint64_t now)
     }
     const uint8_t *p = f->data + h;
     dl_link *k = link_of(dl, edi_get_be64(p + 8));
-    if (!k || k->gone || !k->proto) {
+    if (!k || k->gone) {
         dl->rx_unknown_token++;
+        return;
+    }
+    if (!k->proto) {
+        dl->rx_early++;
         return;
     }
     edi_frame in = {.data = p, .len = body_len, .rxbuf = f->rxbuf};
@@ -895,6 +899,7 @@ void edi_dpdk_lane_get_stats(const edi_lane *lane, edi_dpdk_lane_stats *out)
     edi_dpdk_port_stats_get(dl->port, &out->port);
     out->links = dl->nlinks;
     out->rx_unknown_token = dl->rx_unknown_token;
+    out->rx_early = dl->rx_early;
     out->rx_short = dl->rx_short;
     out->rx_foreign = dl->rx_foreign;
     out->arp_replies = dl->arp_replies;

@@ -82,6 +82,8 @@ typedef struct edi_dpdk_lane_stats {
     edi_dpdk_port_stats port;
     uint64_t links;            /* open now */
     uint64_t rx_unknown_token; /* frames for no link of ours */
+    uint64_t rx_early;         /* frames for a link of ours not started yet
+                                * (the peer's port was up first): sent again */
     uint64_t rx_short;         /* frames too short for a link header */
     uint64_t rx_foreign;       /* frames not of our framing (UDP: not
                                 * to our address and port, or malformed) */

@@ -68,6 +68,7 @@ typedef struct txq {
     uint32_t zc_head, zc_count;
     bool zc_untracked; /* a segment went untracked: zc_count undercounts */
     counter zc_orphans;
+    counter zc_untracked_times; /* holds that found no room to track */
 } __rte_cache_aligned txq;
 
 struct edi_dpdk_port {
@@ -673,6 +674,7 @@ static void zc_hold(edi_dpdk_port *p, txq *t, struct rte_mbuf **frames, uint16_t
             t->zc_held = NULL;
             t->zc_epoch = NULL;
             t->zc_untracked = true;
+            COUNT(t->zc_untracked_times, 1);
             return;
         }
     }
@@ -681,6 +683,7 @@ static void zc_hold(edi_dpdk_port *p, txq *t, struct rte_mbuf **frames, uint16_t
         for (struct rte_mbuf *m = frames[i]; m != NULL; m = m->next) {
             if (t->zc_count == ZC_HELD_MAX) {
                 t->zc_untracked = true;
+                COUNT(t->zc_untracked_times, 1);
                 return;
             }
             rte_mbuf_refcnt_update(m, 1);
@@ -840,6 +843,7 @@ void edi_dpdk_port_stats_get(edi_dpdk_port *p, edi_dpdk_port_stats *out)
         out->tx_dropped += READ(t->dropped);
         out->tx_pending += atomic_load_explicit(&t->count_seen, memory_order_relaxed);
         out->zc_orphans += READ(t->zc_orphans);
+        out->zc_untracked += READ(t->zc_untracked_times);
     }
     out->link_changes = READ(p->link_changes);
     out->tx_alloc_failed = READ(p->tx_alloc_failed);
