@@ -11,8 +11,9 @@
  * FrameMax is the largest link frame the sender's port carries and takes;
  * each link sends frames of at most the smaller of both (a frame the peer
  * cannot take would be lost each time it is sent, while the small ones,
- * pings and acks, pass). Without it (a node from before) a side assumes
- * its own.
+ * pings and acks, pass). An offer without it (a node from before) gets an
+ * acceptance without it, and the side assumes its own; a node from before
+ * ignores our offer, and after setup_ms the pair stays on TCP.
  *
  * Each side opens a link on its lane towards the other's address; frames
  * it sends carry the other's token, frames for it its own. The link
@@ -489,10 +490,12 @@ static void on_offer(edi_nk *nk, edi_link *l, edist_cursor *c, bool has_frame_ma
     uint8_t mem[128];
     edist_buf b;
     edist_buf_init_fixed(&b, mem, sizeof mem);
-    enc_head(&b, 5, "accept");
+    /* in the offer's form: a node from before FrameMax takes only that */
+    enc_head(&b, has_frame_max ? 5 : 4, "accept");
     edist_enc_binary(&b, nk->fast.addr, nk->fast.addr_len);
     edist_enc_uint(&b, f->rx_token);
-    edist_enc_uint(&b, nk->fast.frame_max);
+    if (has_frame_max)
+        edist_enc_uint(&b, nk->fast.frame_max);
     if (send_lane_msg(nk, l, &b) != 0)
         give_up(l, "cannot send the acceptance");
 }

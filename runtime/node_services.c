@@ -281,6 +281,7 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
         edi_services_stat(b, n, "lane_window_closes", ls.window_closes);
         edi_services_stat(b, n, "lane_beyond_window", ls.link.beyond_window);
         edi_services_stat(b, n, "lane_held_full", ls.link.held_full);
+        edi_services_stat(b, n, "lane_held_dropped", ls.link.held_dropped);
         edi_services_stat(b, n, "lane_send_buffer_full", ls.link.send_eagain);
         edi_services_stat(b, n, "lane_links_dead", ls.links_dead);
         edi_services_stat(b, n, "lane_port_start_retries", ls.port.start_retries);

@@ -543,6 +543,14 @@ static uint32_t dl_poll(edi_lane *lane, uint32_t budget)
         if (n < DL_BURST)
             break;
     }
+    /* Past half the pool held (rx_watch copies the mailboxes' views out
+     * at the same mark), frames held out of order go too: a loss on
+     * several links at once must not take the mbufs that the frames
+     * filling the gaps need; the peers' timeouts send them again. */
+    if (edi_dpdk_port_pool_low(dl->port))
+        for (uint32_t i = 0; i < dl->nlinks; i++)
+            if (dl->links[i]->proto && !dl->links[i]->gone)
+                edi_rlink_drop_held(dl->links[i]->proto);
     for (uint32_t i = 0; i < dl->nlinks; i++) {
         dl_link *k = dl->links[i];
         if (k->gone || !k->proto)
@@ -751,6 +759,13 @@ static int dl_open(edi_loop *loop, const void *params, const edi_lane_handler *h
     const edi_dpdk_lane_params *p = params;
     if (!p || !p->port.device)
         return edist_set_error(EDIST_EINVAL, "DPDK lane: no device");
+    /* the largest unit the scheduler hands over (a 64 KiB fragment, its
+     * headers and control message) must fit, or it waits for ever */
+    if (p->link.send_buffer_bytes < (256u << 10))
+        return edist_set_error(EDIST_EINVAL,
+                               "DPDK lane: a send buffer of %zu bytes (dpdk_send_buffer_bytes): "
+                               "256 KiB at least",
+                               p->link.send_buffer_bytes);
     dl_lane *dl = calloc(1, sizeof *dl);
     if (!dl)
         return edist_set_error(EDIST_ENOMEM, "DPDK lane");

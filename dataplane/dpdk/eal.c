@@ -208,18 +208,23 @@ static void memif_stale_sockets_remove(char **argv, int argc)
             v = argv[i + 1];
         if (v == NULL || strncmp(v, "net_memif", 9) != 0)
             continue;
-        char role[16], abstract[8], path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+        char role[16], abstract[8], path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
         vdev_option(v, "role", role, sizeof role);
         vdev_option(v, "socket-abstract", abstract, sizeof abstract);
         vdev_option(v, "socket", path, sizeof path);
-        /* memif's default role is server; its default socket abstract */
-        if ((role[0] != '\0' && strcmp(role, "server") != 0) || strcmp(abstract, "no") != 0 ||
-            path[0] == '\0')
+        /* Servers named as such only (memif's default role is client: a
+         * client must never remove its server's socket), with a path of
+         * their own (the default socket is abstract), whole (DPDK refuses
+         * a longer one anyway). */
+        if (strcmp(role, "server") != 0 || strcmp(abstract, "no") != 0 || path[0] == '\0' ||
+            strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
             continue;
         struct stat st;
         if (lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode))
             continue;
-        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        /* non-blocking: a live server that does not accept (stopped) must
+         * not hold this node's start; only a refusal means nobody there */
+        int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         if (fd < 0)
             continue;
         struct sockaddr_un sa = {.sun_family = AF_UNIX};

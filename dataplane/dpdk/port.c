@@ -273,6 +273,12 @@ static bool zc_cannot_reconnect(edi_dpdk_port *p)
 
 bool edi_dpdk_port_usable(edi_dpdk_port *p, char *why, size_t cap)
 {
+    /* memif raises no link event: a server gone while no lane link
+     * waited (nothing polled the link) is seen here */
+    struct rte_eth_link link;
+    if (p->zc_client && !p->lsc_interrupt && !atomic_load(&p->closing) &&
+        rte_eth_link_get_nowait(p->port_id, &link) == 0)
+        link_set(p, link.link_status == RTE_ETH_LINK_UP);
     if (atomic_load(&p->faulted)) {
         snprintf(why, cap, "a fault inside the memif device (its peer's memory went away "
                            "under a burst): the port is dead until the node restarts");

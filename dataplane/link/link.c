@@ -1111,6 +1111,16 @@ void edi_rlink_input(edi_rlink *l, uint64_t now, const edi_frame *f)
 
 /* ---- getters ------------------------------------------------------------ */
 
+uint32_t edi_rlink_drop_held(edi_rlink *l)
+{
+    uint32_t n = l->held_n;
+    release_held(l);
+    l->st.held_dropped += n;
+    l->st.held_now = 0;
+    l->nak_next = NEVER;
+    return n;
+}
+
 void edi_rlink_set_recv_window(edi_rlink *l, uint32_t bytes)
 {
     if (bytes > l->cfg.recv_window_bytes)

@@ -197,6 +197,7 @@ typedef struct edi_rlink_stats {
     uint64_t held_now, held_max;
     uint64_t beyond_window; /* DATA refused: past the advertised window */
     uint64_t held_full;     /* DATA refused: max_held_frames held */
+    uint64_t held_dropped;  /* held frames let go (edi_rlink_drop_held) */
     uint64_t window_stalls; /* sends held back by the peer's window */
     uint64_t window_probes; /* PINGs sent to a closed window */
     uint64_t send_eagain, send_too_big;
@@ -269,6 +270,9 @@ uint64_t edi_rlink_next_deadline_ns(const edi_rlink *l);
  * within it is still taken, so a close holds the peer back after at most
  * one window more, and nothing in flight is refused. */
 void edi_rlink_set_recv_window(edi_rlink *l, uint32_t bytes);
+/* Lets go of the frames held out of order (their receive buffers are
+ * wanted elsewhere): the sender's timeout sends them again. The count. */
+uint32_t edi_rlink_drop_held(edi_rlink *l);
 
 bool edi_rlink_dead(const edi_rlink *l);
 /* Bytes appended and not yet acknowledged. */

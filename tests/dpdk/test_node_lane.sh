@@ -149,7 +149,7 @@ if [ -n "$flood" ]; then
   # want of a buffer goes at the link's next poll).
   for c in lane_tx_no_buffer lane_port_tx_alloc_failed lane_port_rx_too_large \
            lane_port_tx_dropped lane_port_faults lane_port_tx_lost_in_fault lane_short_frames \
-           lane_held_full lane_early_frames lane_zc_untracked; do
+           lane_held_full lane_held_dropped lane_early_frames lane_zc_untracked; do
     counter $c <"$tmp/b.stat1" | grep -qE '^[0-9]+$' || fail "b's edist stat has no $c"
   done
 fi

@@ -649,6 +649,38 @@ static void test_dead_peer(void **state)
     pair_close(&p);
 }
 
+/* A receiver whose pool runs low lets go of the frames it holds out of
+ * order, again and again, in a stream at 5% loss, duplication and
+ * reordering: everything still arrives once, in order (the sender's
+ * timeouts send the dropped frames again). */
+static void test_drop_held(void **state)
+{
+    (void)state;
+    pair p;
+    pair_open(&p, 7, 50000, 1500, 256u << 10, 256u << 10);
+    const uint64_t n = 200000;
+    uint64_t next = 0, start = p.s.now, dropped = 0;
+    p.s.wake = &p.pa.writable;
+    while (p.pb.got < n || edi_rlink_unacked_bytes(p.s.a) > 0) {
+        p.pa.writable = false;
+        fill(p.s.a, &next, n);
+        sim_step(&p.s);
+        if (p.s.steps % 64 == 0)
+            dropped += edi_rlink_drop_held(p.s.b);
+        assert_false(edi_rlink_dead(p.s.a));
+        assert_false(edi_rlink_dead(p.s.b));
+        assert_true(p.s.now - start < 60000000000ull);
+    }
+    assert_int_equal(p.pb.bad, 0);
+    assert_int_equal(p.pb.got, n);
+    assert_int_equal(p.pb.expected, n);
+    edi_rlink_stats sb;
+    edi_rlink_get_stats(p.s.b, &sb);
+    assert_true(dropped > 0);
+    assert_int_equal(sb.held_dropped, dropped);
+    pair_close(&p);
+}
+
 /* A path that carries small frames (pings, pongs, acks) and loses every
  * larger one (a peer or a switch with a smaller MTU): the peer answers,
  * so it never goes quiet, but nothing sent is acknowledged. The link dies
@@ -1094,6 +1126,7 @@ int main(void)
         cmocka_unit_test(test_by_ref_big_5pct),
         cmocka_unit_test(test_batching),
         cmocka_unit_test(test_large_frames_lost),
+        cmocka_unit_test(test_drop_held),
         cmocka_unit_test(test_delayed_ack),
         cmocka_unit_test(test_both_ways),
         cmocka_unit_test(test_reserve_commit),
