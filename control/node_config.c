@@ -10,6 +10,7 @@
 
 #include "control/epmd_client.h"
 #include "dataplane/dpdk/encap.h"
+#include "dataplane/dpdk/medium.h"
 #include "edist/error.h"
 #include "edist/proc.h" /* EDIST_MAX_SHARDS */
 
@@ -289,9 +290,7 @@ static int check_value(edi_opt_id id, const char *v)
              id == EDI_OPT_DPDK_KERNEL_WINDOW_BYTES) &&
             (bytes < (16u << 10) || bytes > (1u << 30)))
             return -1;
-        /* room for the largest unit the scheduler hands over: a 64 KiB
-         * fragment, its headers and the control message before it */
-        if (id == EDI_OPT_DPDK_SEND_BUFFER_BYTES && bytes < (256u << 10))
+        if (id == EDI_OPT_DPDK_SEND_BUFFER_BYTES && bytes < EDI_DPDK_SEND_BUFFER_MIN_BYTES)
             return -1;
         return 0;
     }

@@ -759,9 +759,7 @@ static int dl_open(edi_loop *loop, const void *params, const edi_lane_handler *h
     const edi_dpdk_lane_params *p = params;
     if (!p || !p->port.device)
         return edist_set_error(EDIST_EINVAL, "DPDK lane: no device");
-    /* the largest unit the scheduler hands over (a 64 KiB fragment, its
-     * headers and control message) must fit, or it waits for ever */
-    if (p->link.send_buffer_bytes < (256u << 10))
+    if (p->link.send_buffer_bytes < EDI_DPDK_SEND_BUFFER_MIN_BYTES)
         return edist_set_error(EDIST_EINVAL,
                                "DPDK lane: a send buffer of %zu bytes (dpdk_send_buffer_bytes): "
                                "256 KiB at least",

@@ -208,7 +208,8 @@ static void memif_stale_sockets_remove(char **argv, int argc)
             v = argv[i + 1];
         if (v == NULL || strncmp(v, "net_memif", 9) != 0)
             continue;
-        char role[16], abstract[8], path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+        enum { SUN_PATH_BYTES = sizeof(((struct sockaddr_un *)0)->sun_path) };
+        char role[16], abstract[8], path[SUN_PATH_BYTES + 1];
         vdev_option(v, "role", role, sizeof role);
         vdev_option(v, "socket-abstract", abstract, sizeof abstract);
         vdev_option(v, "socket", path, sizeof path);
@@ -217,7 +218,7 @@ static void memif_stale_sockets_remove(char **argv, int argc)
          * their own (the default socket is abstract), whole (DPDK refuses
          * a longer one anyway). */
         if (strcmp(role, "server") != 0 || strcmp(abstract, "no") != 0 || path[0] == '\0' ||
-            strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+            strlen(path) >= SUN_PATH_BYTES)
             continue;
         struct stat st;
         if (lstat(path, &st) != 0 || !S_ISSOCK(st.st_mode))

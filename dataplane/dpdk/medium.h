@@ -27,6 +27,12 @@ static inline const char *edi_dpdk_medium_of(const char *device)
 #define EDI_DPDK_RECV_WINDOW_BYTES_DEFAULT (4u << 20)
 #define EDI_DPDK_KERNEL_WINDOW_BYTES_DEFAULT (128u << 10)
 
+/* A link's send buffer at least (dpdk_send_buffer_bytes): room for the
+ * largest unit the scheduler hands over, a 64 KiB fragment with its
+ * headers and the control message before it; a smaller buffer would
+ * keep such a unit waiting for ever. */
+#define EDI_DPDK_SEND_BUFFER_MIN_BYTES (256u << 10)
+
 /* A port over a kernel interface (its window: the kernel one). */
 static inline bool edi_dpdk_medium_is_kernel(const char *medium)
 {

@@ -601,25 +601,35 @@ static void test_send_buffer_bound(void **state)
     pair_close(&p);
 }
 
+/* A lossless pair with the default limits but these liveness times, its
+ * wire from a to b filtered by drop_a_to_b (NULL: none). */
+static void pair_open_liveness(pair *p, uint64_t idle_ping_ns, uint64_t dead_after_ns,
+                               bool (*drop_a_to_b)(sim_wire *, uint64_t, const uint8_t *,
+                                                   size_t))
+{
+    memset(p, 0, sizeof(*p));
+    sim_wire_init(&p->s, &p->s.ab, 1, 0, 1500);
+    sim_wire_init(&p->s, &p->s.ba, 2, 0, 1500);
+    p->s.ab.filter = drop_a_to_b;
+    p->s.now = 1000000;
+    p->pa.s = p->pb.s = &p->s;
+    edi_rlink_config_default(&p->cfg);
+    p->cfg.idle_ping_ns = idle_ping_ns;
+    p->cfg.dead_after_ns = dead_after_ns;
+    edi_rlink_medium ma = wire_medium(&p->s.ab), mb = wire_medium(&p->s.ba);
+    assert_int_equal(
+        edi_rlink_new(&p->cfg, &ma, &peer_cb, &p->pa, p->s.now, &p->s.a), 0);
+    assert_int_equal(
+        edi_rlink_new(&p->cfg, &mb, &peer_cb, &p->pb, p->s.now, &p->s.b), 0);
+}
+
 /* A peer that stops: dead by the deadline, once; an idle pair that pings
  * stays alive. */
 static void test_dead_peer(void **state)
 {
     (void)state;
     pair p;
-    memset(&p, 0, sizeof(p));
-    sim_wire_init(&p.s, &p.s.ab, 1, 0, 1500);
-    sim_wire_init(&p.s, &p.s.ba, 2, 0, 1500);
-    p.s.now = 1000000;
-    p.pa.s = p.pb.s = &p.s;
-    edi_rlink_config_default(&p.cfg);
-    p.cfg.idle_ping_ns = 1000000;  /* 1 ms */
-    p.cfg.dead_after_ns = 5000000; /* 5 ms */
-    edi_rlink_medium ma = wire_medium(&p.s.ab), mb = wire_medium(&p.s.ba);
-    assert_int_equal(
-        edi_rlink_new(&p.cfg, &ma, &peer_cb, &p.pa, p.s.now, &p.s.a), 0);
-    assert_int_equal(
-        edi_rlink_new(&p.cfg, &mb, &peer_cb, &p.pb, p.s.now, &p.s.b), 0);
+    pair_open_liveness(&p, 1000000, 5000000, NULL); /* ping 1 ms, dead 5 ms */
     /* idle for 50 ms: pings keep both alive */
     while (p.s.now < 51000000)
         sim_step(&p.s);
@@ -741,20 +751,7 @@ static void test_large_frames_lost(void **state)
 {
     (void)state;
     pair p;
-    memset(&p, 0, sizeof(p));
-    sim_wire_init(&p.s, &p.s.ab, 1, 0, 1500);
-    sim_wire_init(&p.s, &p.s.ba, 2, 0, 1500);
-    p.s.ab.filter = drop_large;
-    p.s.now = 1000000;
-    p.pa.s = p.pb.s = &p.s;
-    edi_rlink_config_default(&p.cfg);
-    p.cfg.idle_ping_ns = 1000000;   /* 1 ms */
-    p.cfg.dead_after_ns = 50000000; /* 50 ms */
-    edi_rlink_medium ma = wire_medium(&p.s.ab), mb = wire_medium(&p.s.ba);
-    assert_int_equal(
-        edi_rlink_new(&p.cfg, &ma, &peer_cb, &p.pa, p.s.now, &p.s.a), 0);
-    assert_int_equal(
-        edi_rlink_new(&p.cfg, &mb, &peer_cb, &p.pb, p.s.now, &p.s.b), 0);
+    pair_open_liveness(&p, 1000000, 50000000, drop_large); /* ping 1 ms, dead 50 ms */
     /* idle: pings both ways keep both alive */
     while (p.s.now < 200000000)
         sim_step(&p.s);
