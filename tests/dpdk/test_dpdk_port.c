@@ -3,8 +3,12 @@
  * clear sentence, repeated init, and a port on DPDK's ring PMD (net_ring0,
  * whose transmit ring is its receive ring: every frame sent comes back)
  * for frames in and out, the bounded transmit queue, rxbuf release from
- * another thread and the pool going back to full. The EAL starts once per
+ * another thread and the pool going back to full; the DPDK lane refusing
+ * a send buffer under its minimum; memif socket files left behind (a dead
+ * server's removed, a client's and a live server's kept, without waiting
+ * on a server that does not accept). The EAL starts once per
  * process, so each test runs in a child process of its own. */
+#include <errno.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,12 +17,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "dataplane/dpdk/dpdk.h"
+#include "dataplane/dpdk/dpdk_lane.h"
+#include "dataplane/dpdk/medium.h"
 #include "edist/error.h"
 
 /* In the child: a failed check ends it with the line number. */
@@ -311,12 +321,176 @@ static void ring_frames_queue_and_release(void **state)
     run_in_child(child_ring_frames);
 }
 
+/* ---- the lane refusing a small send buffer --------------------------------------- */
+
+/* The option parser refuses dpdk_send_buffer_bytes under 256 KiB; a
+ * program that fills in the lane's parameters itself meets the same
+ * rule in the lane: refused with the option's name, the port untouched
+ * (it opens afterwards), nothing held. */
+static void child_lane_send_buffer(void)
+{
+    edi_dpdk_eal_config cfg = {.args = ring_args};
+    CHECK(edi_dpdk_eal_init(&cfg) == 0);
+    edi_dpdk_lane_params lp;
+    edi_dpdk_lane_params_default(&lp);
+    CHECK(lp.link.send_buffer_bytes >= EDI_DPDK_SEND_BUFFER_MIN_BYTES);
+    lp.port.device = "net_ring0";
+    lp.link.send_buffer_bytes = EDI_DPDK_SEND_BUFFER_MIN_BYTES - 1;
+    edi_lane *lane = NULL;
+    edist_clear_error();
+    CHECK(edi_dpdk_lane_ops.open(NULL, &lp, NULL, NULL, &lane) == EDIST_EINVAL);
+    CHECK(lane == NULL);
+    CHECK(strstr(edist_last_error(), "dpdk_send_buffer_bytes") != NULL);
+    CHECK(strstr(edist_last_error(), "262143 bytes") != NULL);
+    edi_dpdk_port *port = NULL;
+    edi_dpdk_port_config pc = {.device = "net_ring0"};
+    CHECK(edi_dpdk_port_open(&pc, &port) == 0);
+    CHECK(edi_dpdk_port_close(port) == 0);
+    edi_dpdk_eal_cleanup();
+}
+
+static void lane_refuses_small_send_buffer(void **state)
+{
+    (void)state;
+    run_in_child(child_lane_send_buffer);
+}
+
+/* ---- memif socket files left behind ------------------------------------------------ */
+
+static char sock_dir[64];
+
+static void sock_path(char *out, size_t cap, const char *name)
+{
+    snprintf(out, cap, "%s/%s", sock_dir, name);
+}
+
+/* A socket file nobody listens on: what a killed server leaves. */
+static void stale_socket(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    CHECK(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    close(fd);
+}
+
+static int connect_to(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0);
+    CHECK(fd >= 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    int rc = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0 ? 0 : errno;
+    close(fd);
+    return rc;
+}
+
+static bool is_socket(const char *path)
+{
+    struct stat st;
+    return lstat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+/* A server's socket that nobody listens on is removed before the EAL
+ * starts and its memif listens there again; a client's (no role=: the
+ * default) is never touched, even stale: it is its server's. */
+static void child_memif_stale(void)
+{
+    char server[96], client[96], args[512];
+    sock_path(server, sizeof server, "server.sock");
+    sock_path(client, sizeof client, "client.sock");
+    stale_socket(server);
+    stale_socket(client);
+    CHECK(connect_to(server) == ECONNREFUSED);
+    snprintf(args, sizeof args,
+             "--no-pci --vdev=net_memif0,role=server,socket=%s,socket-abstract=no "
+             "--vdev=net_memif1,socket=%s,socket-abstract=no",
+             server, client);
+    edi_dpdk_eal_config cfg = {.args = args};
+    CHECK(edi_dpdk_eal_init(&cfg) == 0);
+    CHECK(is_socket(server));
+    CHECK(connect_to(server) == 0); /* the new server listens */
+    CHECK(is_socket(client));
+    CHECK(connect_to(client) == ECONNREFUSED); /* still the stale one */
+    edi_dpdk_eal_cleanup();
+}
+
+static void memif_stale_sockets(void **state)
+{
+    (void)state;
+    run_in_child(child_memif_stale);
+}
+
+/* A live server that does not accept (stopped: its backlog full) keeps
+ * its socket, and the probe of it does not hold this process's start:
+ * the EAL answers at once (its memif cannot listen there: refused, with
+ * the reason), and the live server's pending connection is still there. */
+static void child_memif_live_stuck(void)
+{
+    char path[96], args[512];
+    sock_path(path, sizeof path, "live.sock");
+    int lfd = socket(AF_UNIX, SOCK_SEQPACKET, 0);
+    CHECK(lfd >= 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+    CHECK(bind(lfd, (struct sockaddr *)&sa, sizeof sa) == 0);
+    CHECK(listen(lfd, 0) == 0);
+    /* fill the backlog: a blocking connect would now wait */
+    int pending = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK, 0);
+    CHECK(pending >= 0);
+    CHECK(connect(pending, (struct sockaddr *)&sa, sizeof sa) == 0);
+    CHECK(connect_to(path) == EAGAIN);
+    snprintf(args, sizeof args,
+             "--no-pci --vdev=net_memif0,role=server,socket=%s,socket-abstract=no", path);
+    edi_dpdk_eal_config cfg = {.args = args};
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int rc = edi_dpdk_eal_init(&cfg);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    fprintf(stderr, "child: EAL with a live server's socket: %d %s\n", rc,
+            rc ? edist_last_error() : "");
+    CHECK(t1.tv_sec - t0.tv_sec < 10);
+    CHECK(is_socket(path));
+    int afd = accept(lfd, NULL, NULL);
+    CHECK(afd >= 0); /* the live server's connection was not lost */
+    close(afd);
+    close(pending);
+    close(lfd);
+    if (rc == 0) {
+        /* probed without a port: none can open in its place */
+        edi_dpdk_port *port = NULL;
+        edi_dpdk_port_config pc = {.device = "net_memif0"};
+        CHECK(edi_dpdk_port_open(&pc, &port) != 0);
+        edi_dpdk_eal_cleanup();
+    } else {
+        CHECK(rc == EDIST_EIO);
+    }
+}
+
+static void memif_live_socket_kept(void **state)
+{
+    (void)state;
+    run_in_child(child_memif_live_stuck);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(eal_refuses_bogus_vdev),
         cmocka_unit_test(eal_repeat_and_port_names),
         cmocka_unit_test(ring_frames_queue_and_release),
+        cmocka_unit_test(lane_refuses_small_send_buffer),
+        cmocka_unit_test(memif_stale_sockets),
+        cmocka_unit_test(memif_live_socket_kept),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    snprintf(sock_dir, sizeof sock_dir, "/tmp/edist-dpdk-port-XXXXXX");
+    if (!mkdtemp(sock_dir))
+        return 1;
+    int failed = cmocka_run_group_tests(tests, NULL, NULL);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", sock_dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", sock_dir);
+    return failed;
 }
