@@ -50,8 +50,11 @@ static int rt_queue(edist_node *n, const char *peer, edist_procid sender,
  * erts auto-connects) and waits, copied, until it is up; then the hook runs
  * again. If the connection fails, the signals are dropped and the node is
  * reported down to the runtime: links and monitors made meanwhile fire with
- * noconnection. Bounded: beyond the limits a hook fails at once (the
- * runtime then answers noconnection itself). */
+ * noconnection. Signals that only undo or answer (unlink, a link's exit,
+ * demonitor, a monitor's DOWN) start no connection, but while one is under
+ * way they wait behind what was sent before them, in order. Bounded:
+ * beyond the limits a hook fails at once (the runtime then answers
+ * noconnection itself). */
 /* Bounded by auto_connect_max_signals and auto_connect_max_bytes (each
  * record counted whole: its header, payload and names; 168 bytes for a
  * monitor of a pid on x86-64). A node that learns 10,000 global names of nodes it is
@@ -63,6 +66,12 @@ typedef enum rt_kind {
     RK_EXIT2,
     RK_MONITOR,
     RK_SPAWN,
+    /* Only behind an attempt already under way (they start none): they
+     * undo or answer what waits before them, and must not overtake it. */
+    RK_UNLINK,
+    RK_EXIT,
+    RK_DEMONITOR,
+    RK_MONITOR_EXIT,
 } rt_kind;
 
 typedef struct rt_deferred {
@@ -96,11 +105,20 @@ static int rt_hook_send(void *user, edist_procid from, edist_procid to,
 static int rt_hook_reg_send(void *user, edist_procid from, uint32_t node,
                             const char *name, const edi_rt_payload *msg);
 static int rt_hook_link(void *user, edist_procid from, edist_procid to);
+static int rt_hook_unlink(void *user, edist_procid from, edist_procid to);
+static int rt_hook_exit(void *user, edist_procid from, edist_procid to,
+                        edist_term_view reason);
 static int rt_hook_exit2(void *user, edist_procid from, edist_procid to,
                          edist_term_view reason);
 static int rt_hook_monitor(void *user, edist_procid watcher,
                            edist_procid target, uint32_t node,
                            const char *name, const edist_ref *ref);
+static int rt_hook_demonitor(void *user, edist_procid watcher,
+                             edist_procid target, uint32_t node,
+                             const char *name, const edist_ref *ref);
+static int rt_hook_monitor_exit(void *user, edist_procid target,
+                                edist_procid watcher, const char *name,
+                                const edist_ref *ref, edist_term_view reason);
 static int rt_hook_spawn_request(void *user, edist_procid from, uint32_t node,
                                  const edist_ref *req_id, const char *module,
                                  const char *function, edist_term_view args,
@@ -197,6 +215,12 @@ static void rt_connect_finish(edi_loop *loop, void *arg)
         case RK_LINK:
             rt_hook_link(n, d->a, d->b);
             break;
+        case RK_UNLINK:
+            rt_hook_unlink(n, d->a, d->b);
+            break;
+        case RK_EXIT:
+            rt_hook_exit(n, d->a, d->b, v);
+            break;
         case RK_EXIT2:
             rt_hook_exit2(n, d->a, d->b, v);
             break;
@@ -204,6 +228,16 @@ static void rt_connect_finish(edi_loop *loop, void *arg)
             if (has_ref)
                 rt_hook_monitor(n, d->a, d->b, d->node,
                                 d->by_name ? d->name : NULL, &ref);
+            break;
+        case RK_DEMONITOR:
+            if (has_ref)
+                rt_hook_demonitor(n, d->a, d->b, d->node,
+                                  d->by_name ? d->name : NULL, &ref);
+            break;
+        case RK_MONITOR_EXIT:
+            if (has_ref)
+                rt_hook_monitor_exit(n, d->a, d->b, d->by_name ? d->name : NULL,
+                                     &ref, v);
             break;
         case RK_SPAWN:
             if (has_ref)
@@ -320,6 +354,26 @@ static bool rt_can_defer_n(edist_node *n, int rc, const char *peer, uint32_t nod
     if (rc == EDIST_ENOTFOUND)
         return true;
     return rt_connecting_find(n, node) != NULL;
+}
+
+/* Does a signal that starts no connection (unlink, a link's exit,
+ * demonitor, a monitor's DOWN) wait behind an attempt under way? What
+ * waits there was sent before it: a link replayed after its unlink went
+ * out would stay, a monitor after its demonitor leak. */
+static bool rt_waits_behind(edist_node *n, const char *peer, uint32_t node)
+{
+    return peer[0] && rt_connecting_find(n, node) != NULL;
+}
+
+/* A ref into a deferred record; false if it does not fit. */
+static bool rt_defer_ref(rt_deferred *t, const edist_ref *ref)
+{
+    edist_buf rb;
+    edist_buf_init_fixed(&rb, t->ref_bytes, sizeof t->ref_bytes);
+    if (edist_enc_ref(&rb, ref) != 0 || edist_buf_error(&rb))
+        return false;
+    t->ref_len = rb.len;
+    return true;
 }
 
 /* A message on the send path: built once, by the net kernel, into
@@ -486,8 +540,9 @@ static int rt_pair(edist_node *n, rt_pair_op op, edist_procid from,
     edi_dist_term_scratch fs, ts;
     edist_term_view fv, tv;
     int rc = rt_peer(n, to.node, peer, sizeof peer, &flags, 0);
-    if (op == RT_LINK && rt_can_defer_n(n, rc, peer, to.node)) {
-        rt_deferred t = {.kind = RK_LINK, .a = from, .b = to};
+    if (op == RT_LINK ? rt_can_defer_n(n, rc, peer, to.node)
+                      : rt_waits_behind(n, peer, to.node)) {
+        rt_deferred t = {.kind = op == RT_LINK ? RK_LINK : RK_UNLINK, .a = from, .b = to};
         return rt_defer(n, peer, to.node, &t, NULL, 0);
     }
     if (rc || (rc = edi_node_pid_view(from, &fs, &fv)) ||
@@ -522,8 +577,8 @@ static int rt_exit_any(edist_node *n, bool exit2, edist_procid from,
     edi_dist_term_scratch fs, ts;
     edist_term_view fv, tv;
     int rc = rt_peer(n, to.node, peer, sizeof peer, &flags, 0);
-    if (exit2 && rt_can_defer_n(n, rc, peer, to.node)) {
-        rt_deferred t = {.kind = RK_EXIT2, .a = from, .b = to};
+    if (exit2 ? rt_can_defer_n(n, rc, peer, to.node) : rt_waits_behind(n, peer, to.node)) {
+        rt_deferred t = {.kind = exit2 ? RK_EXIT2 : RK_EXIT, .a = from, .b = to};
         return rt_defer(n, peer, to.node, &t, reason.ptr, reason.len);
     }
     if (rc || (rc = edi_node_pid_view(from, &fs, &fv)) ||
@@ -557,15 +612,12 @@ static int rt_mon_any(edist_node *n, bool demon, edist_procid watcher,
     edist_term_view wv, tv, rv;
     uint32_t where = name ? node : target.node;
     int rc = rt_peer(n, where, peer, sizeof peer, &flags, 0);
-    if (!demon && rt_can_defer_n(n, rc, peer, where) && (!name || strlen(name) < 256)) {
-        rt_deferred t = {.kind = RK_MONITOR, .a = watcher, .b = target,
-                         .node = node, .by_name = name != NULL, .name = name};
-        edist_buf rb;
-        edist_buf_init_fixed(&rb, t.ref_bytes, sizeof t.ref_bytes);
-        if (edist_enc_ref(&rb, ref) == 0 && !edist_buf_error(&rb)) {
-            t.ref_len = rb.len;
+    if ((demon ? rt_waits_behind(n, peer, where) : rt_can_defer_n(n, rc, peer, where)) &&
+        (!name || strlen(name) < 256)) {
+        rt_deferred t = {.kind = demon ? RK_DEMONITOR : RK_MONITOR, .a = watcher,
+                         .b = target, .node = node, .by_name = name != NULL, .name = name};
+        if (rt_defer_ref(&t, ref))
             return rt_defer(n, peer, where, &t, NULL, 0);
-        }
     }
     if (rc || (rc = edi_node_pid_view(watcher, &ws, &wv)) ||
         (rc = edi_dist_ref_view(ref, &rs, &rv)))
@@ -604,6 +656,12 @@ static int rt_hook_monitor_exit(void *user, edist_procid target,
     edi_dist_term_scratch ws, ts, rs;
     edist_term_view wv, tv, rv;
     int rc = rt_peer(n, watcher.node, peer, sizeof peer, &flags, 0);
+    if (rt_waits_behind(n, peer, watcher.node) && (!name || strlen(name) < 256)) {
+        rt_deferred t = {.kind = RK_MONITOR_EXIT, .a = target, .b = watcher,
+                         .node = watcher.node, .by_name = name != NULL, .name = name};
+        if (rt_defer_ref(&t, ref))
+            return rt_defer(n, peer, watcher.node, &t, reason.ptr, reason.len);
+    }
     if (rc || (rc = edi_node_pid_view(watcher, &ws, &wv)) ||
         (rc = edi_dist_ref_view(ref, &rs, &rv)))
         return rc;
@@ -633,12 +691,8 @@ static int rt_hook_spawn_request(void *user, edist_procid from, uint32_t node,
         strlen(function) < 256) {
         rt_deferred t = {.kind = RK_SPAWN, .a = from, .node = node,
                          .sflags = sflags, .module = module, .function = function};
-        edist_buf rb;
-        edist_buf_init_fixed(&rb, t.ref_bytes, sizeof t.ref_bytes);
-        if (edist_enc_ref(&rb, req_id) == 0 && !edist_buf_error(&rb)) {
-            t.ref_len = rb.len;
+        if (rt_defer_ref(&t, req_id))
             return rt_defer(n, peer, node, &t, args.ptr, args.len);
-        }
     }
     if (rc || (rc = edi_node_pid_view(from, &fs, &fv)) ||
         (rc = edi_dist_ref_view(req_id, &rs, &rv)))

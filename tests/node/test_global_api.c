@@ -5,7 +5,8 @@
  * would kill), and cluster-wide locks (one requester holds, another is
  * refused, and gets it once the first lets go). Also auto-connection's
  * bound (auto_connect_max_signals), which a node learning many global
- * names of nodes it is not connected to meets first. */
+ * names of nodes it is not connected to meets first, and its order: an
+ * unlink or a link's exit made while connecting follows the link. */
 #include "n4_util.h"
 
 #include "control/epmd_client.h"
@@ -333,12 +334,97 @@ static void test_auto_connect_bound(void **state)
     edist_node_stop(a);
 }
 
+/* ---- auto-connection's order ------------------------------------------------------ */
+
+typedef struct order_job {
+    edist_procid q;
+} order_job;
+
+static const char boom[] = "\x77\x04" "boom";
+
+/* Links to q on a node not yet connected, then ends: the link waits for
+ * the connection, and the exit signal must follow it there. */
+static void link_then_exit(void *arg)
+{
+    order_job *j = arg;
+    if (edist_link(j->q) == 0)
+        edist_exit(boom, sizeof boom - 1);
+}
+
+/* Links to q and unlinks at once, while connecting; then says `ready`
+ * (behind both) and lives until its node stops. */
+static void link_unlink_live(void *arg)
+{
+    order_job *j = arg;
+    static const char ready[] = "\x77\x05" "ready";
+    if (edist_link(j->q) != 0 || edist_unlink(j->q) != 0 ||
+        edist_send(j->q, ready, sizeof ready - 1) != 0)
+        return;
+    idle(NULL);
+}
+
+/* Signals that undo or answer (unlink, a link's exit) wait behind an
+ * auto-connection under way with the link before them: without, the
+ * exit was dropped (the peer stayed linked to a dead process) and the
+ * unlink too (the peer kept a link the sender had undone, and had an exit
+ * noconnection from it when the node went). */
+static void test_auto_connect_order(void **state)
+{
+    (void)state;
+    static const char pat[] = "{'EXIT', _, boom}";
+    edist_pattern *exit_boom;
+    edist_parse_error pe;
+    assert_int_equal(edist_pattern_compile(pat, sizeof pat - 1, &exit_boom, &pe), 0);
+    edist_node *a = n4_start_node("acoa", &log_a, NULL);
+    edist_node *b = n4_start_node("acob", &log_b, NULL);
+    order_job job;
+    attach(b);
+    job.q = edist_self();
+    assert_int_equal(edist_trap_exit(true), 0);
+    edist_procid p;
+    assert_int_equal(edist_runtime_spawn(edist_node_runtime(a), link_then_exit, &job, NULL, &p), 0);
+    edist_term_view m;
+    assert_int_equal(edist_receive(exit_boom, NULL, 10000, &m), 0);
+    edist_pattern_free(exit_boom);
+    edist_proc_detach_thread(NULL, 0);
+    edist_node_stop(a);
+    edist_node_stop(b);
+
+    a = n4_start_node("acoc", &log_a, NULL);
+    b = n4_start_node("acod", &log_b, NULL);
+    attach(b);
+    job.q = edist_self();
+    assert_int_equal(edist_trap_exit(true), 0);
+    assert_int_equal(edist_runtime_spawn(edist_node_runtime(a), link_unlink_live, &job, NULL, &p), 0);
+    edist_pattern *ready, *down, *any_exit;
+    static const char rp[] = "ready", dp[] = "{'DOWN', _, process, _, noconnection}",
+                      ep[] = "{'EXIT', _, _}";
+    assert_int_equal(edist_pattern_compile(rp, sizeof rp - 1, &ready, &pe), 0);
+    assert_int_equal(edist_pattern_compile(dp, sizeof dp - 1, &down, &pe), 0);
+    assert_int_equal(edist_pattern_compile(ep, sizeof ep - 1, &any_exit, &pe), 0);
+    assert_int_equal(edist_receive(ready, NULL, 10000, &m), 0);
+    /* a's going takes down the links and monitors b has of its
+     * processes in one pass: the monitor's DOWN comes, and with it the
+     * link's noconnection exit if b still held the link p undid */
+    edist_ref mref;
+    assert_int_equal(edist_monitor(p, &mref), 0);
+    edist_node_stop(a);
+    assert_int_equal(edist_receive(down, NULL, 10000, &m), 0);
+    assert_int_equal(edist_receive(any_exit, NULL, 300, &m), EDIST_ETIMEDOUT);
+    edist_pattern_free(ready);
+    edist_pattern_free(down);
+    edist_pattern_free(any_exit);
+    edist_proc_detach_thread(NULL, 0);
+    edist_node_stop(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_clash_with_resolver),
         cmocka_unit_test(test_locks),
         cmocka_unit_test(test_auto_connect_bound),
+        cmocka_unit_test(test_auto_connect_order),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
