@@ -769,6 +769,7 @@ static void shard_free(edi_rt *rt)
     edi_htab_destroy(&rt->monitors);
     edi_spawn_reqs_clear(rt);
     edi_htab_destroy(&rt->spawn_reqs);
+    free(rt->node_downs);
     edi_msg_pool_drain(&rt->pool);
     edi_stacks_free(rt->stacks);
     edi_loop *loop = rt->own_loop && rt->shard > 0 ? rt->loop : NULL;

@@ -624,7 +624,9 @@ typedef struct edi_xrec {
     void *ptr;      /* EDI_X_SEND: the edi_msg; EDI_X_EXIT: the reason bytes
                      * (static or malloc'd); others: an edi_xblob, or NULL */
     uint64_t len;   /* EDI_X_EXIT: the reason's length */
-    uint64_t spare;
+    /* EDI_X_LINK, EDI_X_MONITOR: the node downs of the target's node the
+     * sending shard had acted on (edi_rt_node_downs) */
+    uint64_t downs;
 } edi_xrec;
 
 /* What a record of the producer's backlog waits in. */
@@ -690,6 +692,10 @@ struct edist_runtime {
     /* spawn_requests to other nodes awaiting their SPAWN_REPLY, so that
      * node_down can answer them with noconnection (signal.c) */
     edi_htab spawn_reqs;
+    /* Node downs acted on here, by node index (0 past the end): shard 0
+     * counts those it passed on, the others those they took. */
+    uint32_t *node_downs;
+    uint32_t node_downs_cap;
 
 
     /* requests from other threads */
@@ -1087,6 +1093,12 @@ void edi_rt_yield_after_send(edi_rt *rt);
 bool edi_x_busy(edi_rt *rt, edist_procid to);
 /* The local half of node_down (signal.c). */
 void edi_rt_node_down_here(edi_rt *rt, uint32_t node);
+/* How many node downs of node this shard acted on. A link or monitor a
+ * shard sends shard 0 for another node carries its count: one smaller
+ * than shard 0's was made before a node down the sender had not taken
+ * yet, which ends it there (noconnection), so shard 0 drops it rather
+ * than send it on a connection made since. */
+uint32_t edi_rt_node_downs(const edi_rt *rt, uint32_t node);
 /* A process p was marked named by a record (registry.c). */
 void edi_name_marked(edi_rt *rt, edist_procid pid);
 /* The group of a new runtime (edi_rt_new made its g->n shards, shard 0

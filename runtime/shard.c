@@ -501,7 +501,8 @@ static int out_pair(edi_rt *rt, uint8_t kind, edist_procid from, edist_procid to
     }
     if (rc < 0)
         return rc;
-    edi_xrec r = {.kind = kind, .from = from, .to = to};
+    edi_xrec r = {.kind = kind, .from = from, .to = to,
+                  .downs = edi_rt_node_downs(rt, to.node)};
     xpush(rt, dest, &r);
     return 0;
 }
@@ -560,7 +561,8 @@ static int out_mon(edi_rt *rt, uint8_t kind, edist_procid watcher, edist_procid 
     if (!b)
         return edist_set_error(EDIST_ENOMEM, "monitor: no memory");
     b->node = node;
-    edi_xrec r = {.kind = kind, .from = watcher, .to = target, .node = where, .ptr = b};
+    edi_xrec r = {.kind = kind, .from = watcher, .to = target, .node = where, .ptr = b,
+                  .downs = edi_rt_node_downs(rt, where)};
     xpush(rt, dest, &r);
     return 0;
 }
@@ -856,6 +858,8 @@ static int apply(edi_rt *rt, edi_xrec *r)
     case EDI_X_LINK:
         if (edi_rt_is_local(rt, r->to))
             edi_rt_link_in(rt, r->from, r->to);
+        else if (r->downs != edi_rt_node_downs(rt, r->to.node))
+            ; /* its node went down since: the sender's shard ends it */
         else if (edi_out_link(rt, r->from, r->to) != 0)
             /* Unreachable node: the link breaks at once, as erts does. */
             edi_rt_exit_in(rt, r->to, r->from, EDIST_REASON_NOCONNECTION, false);
@@ -882,6 +886,8 @@ static int apply(edi_rt *rt, edi_xrec *r)
         edi_refkey_to_ref(&b->ref, &ref);
         if (r->node == rt->node_index) {
             edi_rt_monitor_in(rt, r->from, r->to, b->name, &ref);
+        } else if (r->downs != edi_rt_node_downs(rt, r->node)) {
+            /* its node went down since: the watcher's shard fires it */
         } else if (edi_out_monitor(rt, r->from, r->to, r->node, b->name, &ref) != 0) {
             /* As do_monitor answers for an unreachable node. */
             edi_rt_monitor_exit_in(rt, r->to, r->from, &ref, EDIST_REASON_NOCONNECTION);

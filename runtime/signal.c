@@ -1057,8 +1057,30 @@ void edi_rt_node_down(edi_rt *rt, uint32_t node)
     edi_rt_node_down_here(rt, node);
 }
 
+uint32_t edi_rt_node_downs(const edi_rt *rt, uint32_t node)
+{
+    return node < rt->node_downs_cap ? rt->node_downs[node] : 0;
+}
+
+static void node_downs_count(edi_rt *rt, uint32_t node)
+{
+    if (node >= rt->node_downs_cap) {
+        uint32_t cap = rt->node_downs_cap ? rt->node_downs_cap : 16;
+        while (cap <= node && cap < UINT32_MAX / 2)
+            cap *= 2;
+        uint32_t *d = cap > node ? realloc(rt->node_downs, cap * sizeof *d) : NULL;
+        if (!d)
+            return; /* uncounted: such links go on as before the count */
+        memset(d + rt->node_downs_cap, 0, (cap - rt->node_downs_cap) * sizeof *d);
+        rt->node_downs = d;
+        rt->node_downs_cap = cap;
+    }
+    rt->node_downs[node]++;
+}
+
 void edi_rt_node_down_here(edi_rt *rt, uint32_t node)
 {
+    node_downs_count(rt, node);
     spawn_reqs_node_down(rt, node);
 
     edi_hnode *batch[NODE_DOWN_BATCH], **xs;

@@ -18,6 +18,9 @@
  *              and loses nothing
  *   threads    attached threads spread over the shards and talk in order;
  *              the shard counters
+ *   node down  a link and a monitor of another node's pid, on their way
+ *              to shard 0 when that node goes down, end with noconnection
+ *              and are not handed to the network after it
  *
  * Processes are placed on a given shard with the runtime's internal
  * edi_rt_spawn_here (edist_runtime_spawn spreads them round robin). */
@@ -627,6 +630,158 @@ static void test_threads_across_shards(void **state)
     assert_int_equal(b.got, THREAD_COUNT);
 }
 
+/* ---- a node down while a link to that node is on its way to shard 0 ---------- */
+
+/* A runtime with node hooks that count the links and monitors handed to
+ * "the network" (each one would go on a new connection). */
+static edi_loop *hk_loop;
+static pthread_t hk_thread;
+static _Atomic int hk_links, hk_monitors, hk_linked;
+static uint32_t hk_remote_node;
+
+static int hk_link(void *user, edist_procid from, edist_procid to)
+{
+    (void)user, (void)from, (void)to;
+    atomic_fetch_add(&hk_links, 1);
+    return 0;
+}
+
+static int hk_monitor(void *user, edist_procid watcher, edist_procid target, uint32_t node,
+                      const char *name, const edist_ref *ref)
+{
+    (void)user, (void)watcher, (void)target, (void)node, (void)name, (void)ref;
+    atomic_fetch_add(&hk_monitors, 1);
+    return 0;
+}
+
+static _Atomic int hk_ready;
+
+static void hk_on_ready(edi_loop *loop, void *arg)
+{
+    (void)loop, (void)arg;
+    atomic_store(&hk_ready, 1);
+}
+
+static void *hk_loop_main(void *arg)
+{
+    (void)arg;
+    edi_loop_run(hk_loop);
+    return NULL;
+}
+
+static int setup_hooks(void **state)
+{
+    (void)state;
+    g_fail[0] = '\0';
+    atomic_store(&hk_links, 0);
+    atomic_store(&hk_monitors, 0);
+    atomic_store(&hk_linked, 0);
+    edi_loop_config lc;
+    edi_loop_config_default(&lc);
+    if (edi_loop_new(&lc, &hk_loop) != 0)
+        return -1;
+    edist_runtime_config pc;
+    edist_runtime_config_init(&pc);
+    pc.node_name = "hk@host";
+    pc.creation = 1;
+    pc.shards = 2;
+    edi_rt_hooks h = {.link = hk_link, .monitor = hk_monitor};
+    edi_rt_config rc = {.loop = hk_loop, .proc = &pc, .hooks = &h};
+    edi_rt *r;
+    if (edi_rt_new(&rc, &r) != 0 ||
+        edi_rt_node_intern("x@host", 6, &hk_remote_node) != 0) {
+        fprintf(stderr, "hooks runtime: %s\n", edist_last_error());
+        return -1;
+    }
+    rt = r;
+    if (pthread_create(&hk_thread, NULL, hk_loop_main, NULL) != 0)
+        return -1;
+    /* the loop runs on its thread before this one attaches */
+    atomic_store(&hk_ready, 0);
+    if (edi_loop_post(hk_loop, hk_on_ready, NULL) != 0)
+        return -1;
+    while (!atomic_load(&hk_ready))
+        usleep(1000);
+    if (edist_proc_attach_thread(rt, 0, &g_main) != 0) {
+        fprintf(stderr, "attach: %s\n", edist_last_error());
+        return -1;
+    }
+    return 0;
+}
+
+static void hk_free(edi_loop *loop, void *arg)
+{
+    (void)arg;
+    edi_rt_free(rt);
+    edi_loop_stop(loop);
+}
+
+static int teardown_hooks(void **state)
+{
+    (void)state;
+    edist_proc_detach_thread(NULL, 0);
+    if (edi_loop_post(hk_loop, hk_free, NULL) != 0)
+        return -1;
+    pthread_join(hk_thread, NULL);
+    edi_loop_free(hk_loop);
+    rt = NULL;
+    return 0;
+}
+
+static edist_procid hk_remote(void)
+{
+    return (edist_procid){.node = hk_remote_node, .id = 77, .serial = 0, .creation = 1};
+}
+
+/* Shard 1: links to and monitors a pid of x@host (records to shard 0, which
+ * is busy), then waits for both to end with noconnection. */
+static void hk_linker(void *arg)
+{
+    (void)arg;
+    edist_trap_exit(true);
+    edist_ref ref;
+    CHECK_RC(edist_link(hk_remote()), 0);
+    CHECK_RC(edist_monitor(hk_remote(), &ref), 0);
+    atomic_store(&hk_linked, 1);
+    edist_term_view m;
+    CHECK(recv_text("{'EXIT', _, noconnection}", 10000, &m) == 0);
+    CHECK(recv_text("{'DOWN', _, process, _, noconnection}", 10000, &m) == 0);
+    /* once each: nothing else came */
+    CHECK(edist_receive(NULL, NULL, 200, &m) == EDIST_ETIMEDOUT);
+    done();
+}
+
+/* Shard 0: keeps its shard from taking its rings until the linker's
+ * records wait there, then has x@host go down (as the net kernel does,
+ * on this shard), and returns: the rings are taken after it. */
+static void hk_node_goes_down(void *arg)
+{
+    (void)arg;
+    uint64_t deadline = now_ms() + 10000;
+    while (!atomic_load(&hk_linked) && now_ms() < deadline)
+        usleep(1000);
+    CHECK(atomic_load(&hk_linked));
+    edi_rt_node_down(edist_self_runtime(), hk_remote_node);
+    done();
+}
+
+/* A link and a monitor a shard made of another node's pid travel to shard
+ * 0 as records; the node went down before shard 0 took them, and the
+ * shard that made them ends them (noconnection) when it takes the node
+ * down. Shard 0 must not hand them to the network then: a connection made
+ * since would carry a link the process no longer has (the peer's end
+ * would stay) and a monitor that already fired. */
+static void test_node_down_overtakes_link(void **state)
+{
+    (void)state;
+    spawn_on(0, hk_node_goes_down, NULL);
+    spawn_on(1, hk_linker, NULL);
+    wait_done(2);
+    usleep(100 * 1000);
+    assert_int_equal(atomic_load(&hk_links), 0);
+    assert_int_equal(atomic_load(&hk_monitors), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -637,6 +792,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_names_node_wide, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_mailbox_across_shards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_across_shards, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_down_overtakes_link, setup_hooks,
+                                        teardown_hooks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
