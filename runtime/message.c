@@ -88,6 +88,11 @@ static bool mailbox_full(const edi_rt *rt, edi_limit limit, uint32_t count, uint
     return count >= max_count || (count > 0 && bytes + len > max_bytes);
 }
 
+bool edi_mailbox_at_soft_limit(const edi_rt *rt, const edi_proc *p)
+{
+    return mailbox_full(rt, EDI_LIMIT_SOFT, p->mbox.count, p->mbox.bytes, 0);
+}
+
 /* mailbox_overflow lines: one a second at most, then the count left out. */
 #define OVERFLOW_LOG_INTERVAL_MS 1000u
 
@@ -174,8 +179,12 @@ int edi_deliver(edi_rt *rt, edi_proc *p, edi_msg *m, edi_limit limit)
     EDI_COUNT_ADD(rt->sent, 1);
     if (p->state == EDI_ST_WAITING && !p->recv_match) {
         const edist_pattern *pat = p->recv_pattern;
-        if (pat == EDI_PATTERN_NEVER)
+        if (pat == EDI_PATTERN_NEVER) {
+            /* held back by a ring: its own mailbox full ends the hold */
+            if (p->x_held && edi_mailbox_at_soft_limit(rt, p))
+                edi_sched_make_runnable(rt, p);
             return 0;
+        }
         if (!pat || edist_match(pat, m->data, m->len, p->recv_vars) == 1) {
             p->recv_match = m;
             p->recv_match_prev = prev;
@@ -221,7 +230,21 @@ static int send_view(edi_rt *rt, edist_procid from, edist_procid to, const uint8
         }
         return rc == EDIST_ENOTFOUND ? 0 : rc;
     }
-    /* Another shard's or another node's. */
+    /* Another shard's or another node's. A green sender that a backed-up
+     * ring would hold while its own mailbox is full could wait for itself
+     * (the ring may be stuck on a mailbox whose owner waits for this one
+     * to receive): it is answered at once, as for a full mailbox here. */
+    edi_proc *self = edi_current;
+    if (how == SEND_NORMAL && self && self->kind == EDI_PROC_GREEN && self->rt == rt &&
+        edi_x_busy(rt, to) && edi_mailbox_at_soft_limit(rt, self)) {
+        if (release)
+            release(owner, data);
+        mailbox_busy(rt);
+        return edist_set_error(EDIST_EAGAIN,
+                               "send: the ring to the shard of <0.%u.%u> is backed up and "
+                               "the sender's own mailbox is full: receive, then send again",
+                               to.id, to.serial);
+    }
     edi_rt_payload pl = {data, len, release, owner, force};
     int rc = edi_out_send(rt, from, to, &pl, limit);
     if (how != SEND_NORMAL)

@@ -511,6 +511,7 @@ struct edi_proc {
     uint8_t n_at_exit;
     uint8_t reason_owned;      /* exit_reason.ptr is malloc'd */
     uint8_t canary;            /* stack without a guard page: check it */
+    uint8_t x_held;            /* held back by a ring's backlog (edi_x_hold) */
     /* receive in progress (green): set while WAITING */
     const edist_pattern *recv_pattern;
     edist_term_view *recv_vars;
@@ -863,6 +864,10 @@ typedef enum edi_limit {
  * EDIST_ENOTFOUND (p has ended, or was killed at the hard limit: m freed)
  * or EDIST_EAGAIN (soft limit: m NOT taken). Shard thread. */
 int edi_deliver(edi_rt *rt, edi_proc *p, edi_msg *m, edi_limit limit);
+/* Is p's own mailbox at its soft limit? A sender in that state is never
+ * held back by a ring (edi_x_hold): what holds the ring may be waiting for
+ * it to receive. */
+bool edi_mailbox_at_soft_limit(const edi_rt *rt, const edi_proc *p);
 /* Send bytes from `from` to a pid, local or remote, on the shard. With
  * release, the bytes are owned (released exactly once, also on error). */
 int edi_send_view(edi_rt *rt, edist_procid from, edist_procid to, const uint8_t *data,

@@ -783,12 +783,15 @@ void edi_x_hold(edi_rt *rt, edist_procid to)
     if (d == rt->shard)
         return;
     edi_xout *o = &rt->xout[d];
-    if (o->backlog_count < HOLD_BACKLOG_RECORDS)
+    if (o->backlog_count < HOLD_BACKLOG_RECORDS || edi_mailbox_at_soft_limit(rt, self))
         return;
     EDI_COUNT_ADD(rt->x_senders_held, 1);
     edist_procid me = edi_proc_pid(self);
+    /* Its own mailbox filling up ends the hold too (edi_deliver wakes it):
+     * the ring may be stuck on a process that waits for this one. */
+    self->x_held = 1;
     while (o->backlog_count >= HOLD_RESUME_RECORDS && !edi_rt_quiet(rt) &&
-           self->state == EDI_ST_RUNNING) {
+           self->state == EDI_ST_RUNNING && !edi_mailbox_at_soft_limit(rt, self)) {
         if (o->n_waiters == o->cap_waiters) {
             uint32_t cap = o->cap_waiters ? o->cap_waiters * 2 : 8;
             edist_procid *a = realloc(o->waiters, cap * sizeof *a);
@@ -808,6 +811,7 @@ void edi_x_hold(edi_rt *rt, edist_procid to)
         edi_sched_block(rt, self);
         self->recv_pattern = NULL;
     }
+    self->x_held = 0;
 }
 
 /* ---- consuming --------------------------------------------------------------------- */

@@ -373,7 +373,9 @@ bool edist_runtime_is_alive(edist_runtime *rt, edist_procid pid);
  * Pid ! Msg. To a dead or unknown local pid: dropped, 0 (as Erlang). To a
  * full mailbox: EDIST_EAGAIN, nothing queued (a mailbox on another shard:
  * the message is queued and the sender held back, in order, until there
- * is room). To a remote pid: handed to the node (EDIST_ECLOSED without
+ * is room; but a sender whose own mailbox is full is not held: a send to
+ * a shard whose ring is backed up returns EDIST_EAGAIN, nothing queued,
+ * and it should receive before it sends again). To a remote pid: handed to the node (EDIST_ECLOSED without
  * distribution); a green process whose message had to wait for the
  * peer's connection (its lane took no more) lets other processes and the
  * node run before it returns, as erts may suspend a process on any send.

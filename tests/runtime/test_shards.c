@@ -15,7 +15,8 @@
  *   names      one table for every shard: register (also another shard's
  *              process), whereis, send by name, dropped at exit
  *   mailbox    a full mailbox on the other shard holds the sender back
- *              and loses nothing
+ *              and loses nothing; two processes whose full mailboxes hold
+ *              each other's rings are not held (EAGAIN), and finish
  *   threads    attached threads spread over the shards and talk in order;
  *              the shard counters
  *   node down  a link and a monitor of another node's pid, on their way
@@ -568,6 +569,97 @@ static void test_full_mailbox_across_shards(void **state)
     assert_int_equal(st.messages_dropped, 0);
 }
 
+/* ---- two full mailboxes, each on the other's ring ------------------------------ */
+
+#define SWAP_COUNT 2000
+
+static _Atomic int swap_eagains;
+
+/* Takes the peer's {s, N} waiting now (or, with wait_ms, the next), in
+ * order; false on a gap. */
+static bool swap_take(edist_pattern *p, int idx, int *got, int64_t wait_ms)
+{
+    edist_term_view vars[2] = {{0}}, m;
+    while (edist_receive(p, vars, wait_ms, &m) == 0) {
+        edist_cursor c;
+        int64_t n = -1;
+        edist_cursor_init(&c, vars[idx].ptr, vars[idx].len);
+        edist_dec_int64(&c, &n);
+        if (n != *got + 1)
+            return false;
+        (*got)++;
+        memset(vars, 0, sizeof vars);
+        if (wait_ms)
+            return true;
+    }
+    return true;
+}
+
+/* Sends the peer SWAP_COUNT {s, N} without receiving first, so that both
+ * mailboxes fill (10 at most) and both rings back up; a send answered
+ * EAGAIN (the sender's own mailbox is full) receives what is there, then
+ * sends again. Then takes the rest. */
+static void swapper(void *arg)
+{
+    edist_procid peer = *(edist_procid *)arg;
+    if (edist_procid_equal(peer, EDIST_PROCID_NULL))
+        peer = recv_pid("{peer, _}");
+    edist_pattern *p = pattern("{s, N}");
+    int idx = edist_pattern_var_index(p, "N");
+    int got = 0;
+    bool in_order = true;
+    for (int i = 1; i <= SWAP_COUNT && in_order; i++) {
+        int rc;
+        while ((rc = send_int_pair(peer, "s", i)) == EDIST_EAGAIN) {
+            atomic_fetch_add(&swap_eagains, 1);
+            CHECK(strstr(edist_last_error(), "own mailbox is full") != NULL);
+            in_order = swap_take(p, idx, &got, 0);
+        }
+        CHECK_RC(rc, 0);
+    }
+    while (in_order && got < SWAP_COUNT) {
+        int before = got;
+        in_order = swap_take(p, idx, &got, 30000);
+        if (got == before)
+            break; /* nothing for 30 s */
+    }
+    CHECK(in_order);
+    CHECK(got == SWAP_COUNT);
+    edist_pattern_free(p);
+    done();
+}
+
+/* Two processes on two shards send each other more than a mailbox and a
+ * ring hold, neither receiving first. Each ring waits on a full mailbox
+ * whose owner the other ring holds back: before, both stayed blocked for
+ * good. A sender whose own mailbox is full is not held: it is answered
+ * EAGAIN, receives, and both finish with everything in order. */
+static void test_full_mailboxes_both_ways(void **state)
+{
+    (void)state;
+    teardown(state);
+    edist_runtime_config cfg;
+    edist_runtime_config_init(&cfg);
+    cfg.shards = 2;
+    cfg.shard_ring_entries = RING_ENTRIES;
+    cfg.max_mailbox_messages = 10;
+    assert_int_equal(edist_runtime_start(&cfg, &rt), 0);
+    assert_int_equal(edist_proc_attach_thread(rt, 0, &g_main), 0);
+    atomic_store(&swap_eagains, 0);
+    static edist_procid none, first;
+    none = EDIST_PROCID_NULL;
+    first = spawn_on(1, swapper, &none);
+    edist_procid second = spawn_on(0, swapper, &first);
+    assert_int_equal(send_pid_pair(first, "peer", second), 0);
+    wait_done(2);
+    print_message("sends answered EAGAIN (own mailbox full, ring backed up): %d\n",
+                  atomic_load(&swap_eagains));
+    assert_true(atomic_load(&swap_eagains) > 0);
+    edist_runtime_stats st;
+    assert_int_equal(edist_runtime_get_stats(rt, &st), 0);
+    assert_int_equal(st.messages_dropped, 0);
+}
+
 /* ---- thread processes ------------------------------------------------------------------------ */
 
 typedef struct thread_job {
@@ -791,6 +883,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_alive_after_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_names_node_wide, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_mailbox_across_shards, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_mailboxes_both_ways, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_across_shards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_down_overtakes_link, setup_hooks,
                                         teardown_hooks),
