@@ -353,10 +353,23 @@ static void fast_closed(edi_lane_link *link, void *user, int reason)
     }
     if (l->data.tx == link)
         l->data.tx = NULL;
-    /* Once either side switched, data may be lost with the lane: the
-     * peer goes down, as for a dead connection. Before, TCP goes on. */
-    if (!l->dead && l->phase == L_UP &&
-        (f->state == NK_FAST_SWITCHED || f->peer_switched)) {
+    if (f->held_head && !l->dead && l->phase == L_UP) {
+        /* Frames held prove the peer switched (none come before): the link
+         * acknowledged them, so the peer counts them delivered. They wait
+         * for its switch on TCP, go to their processes then, and the peer
+         * goes down after them (on_switch): its later data was on the lane.
+         * Meanwhile nothing more goes out (no lane: sends fail as for a
+         * connection that is down). */
+        edi_loop_timer_cancel(nk->loop, &f->timer);
+        nk_log(nk, EDIST_LOG_WARNING,
+               "%s: the %s lane closed (%s) holding %zu bytes the peer sent after "
+               "its switch, which TCP has not brought yet: delivered once it does, "
+               "then the connection closes", l->peer_name, nk->fast.medium,
+               reason ? edist_strerror(reason) : "closed", f->held_bytes);
+    } else if (!l->dead && l->phase == L_UP &&
+               (f->state == NK_FAST_SWITCHED || f->peer_switched)) {
+        /* Once either side switched, data may be lost with the lane: the
+         * peer goes down, as for a dead connection. Before, TCP goes on. */
         char why[160];
         snprintf(why, sizeof why, "the %s lane went down: %s", nk->fast.medium,
                  reason ? edist_strerror(reason) : "closed");
@@ -550,7 +563,7 @@ static void switch_lag_end(edi_loop *loop, edi_timer *t, void *arg)
 static void on_switch(edi_nk *nk, edi_link *l)
 {
     nk_fast *f = l->data.fast;
-    if (!f || !f->link) {
+    if (!f || (!f->link && !f->held_head)) {
         edi_nki_link_down_why(l, "connection_closed", false,
                               "the peer switched to a lane we do not have");
         return;
@@ -590,6 +603,14 @@ static void on_switch(edi_nk *nk, edi_link *l)
     }
     if (l->dead)
         return;
+    if (!f->link) {
+        /* the lane closed while it held these (fast_closed) */
+        char why[160];
+        snprintf(why, sizeof why, "the %s lane went down before the peer's switch was read",
+                 nk->fast.medium);
+        edi_nki_link_down_why(l, "connection_closed", false, why);
+        return;
+    }
     if (f->held_window_closed && f->link) {
         f->held_window_closed = false;
         nk->fast.link_hold(f->link, false);

@@ -31,6 +31,9 @@
 #    TCP; 10,000 messages each way arrive in order.
 # 7. A memif client started before its server (nothing to connect to):
 #    its port starts again until the server is there, and both switch.
+# 8. Our lane link dies holding what the peer sent after its switch,
+#    before TCP brought the switch: delivered once it does, then the peer
+#    goes down.
 . "$(dirname "$0")/../node/test_node_lib.sh"
 PEER=${3:?usage: $0 EDIST TEST_NODE_TOOL TEST_SHARDS_PEER}
 [ "$(id -u)" = 0 ] || { echo "SKIP: memif needs root here"; exit 77; }
@@ -236,4 +239,39 @@ r=$(stream "$H" "$I" 10000)
 [ "$r" = "{ok,{10000,true}}" ] || fail "H -> I: $r"
 no_down h i
 ok "a memif client started before its server: started again $retries time(s), then both on memif, 10,000 messages in order"
+
+# 8. Our lane link dies while it holds what the peer sent after its
+# switch, before TCP brought the switch (test hook: TCP 8 s behind; the
+# peer SIGSTOPped, so the link hears nothing for dpdk_dead_after 1 s):
+# the link had acknowledged those messages, so they are delivered once
+# the switch is read, and then the peer goes down (its later data was on
+# the dead lane). Before, they were dropped with the link.
+L=i10lL$$
+M=i10lM$$
+peer l "$L" server m8
+lpid=$LAST_PID
+peer m "$M" client m8 EDIST_LANE_TEST_SWITCH_LAG_MS=8000 EDIST_DPDK_DEAD_AFTER=1
+mpid=$LAST_PID
+meet "$L" "$M"
+l_switched() { [ "$(counter "$L" lane_switches)" = 1 ]; }
+wait_until 20 l_switched || fail "L did not switch: $(stat_of "$L" | grep lane_)"
+r=$(erl_eval "$E" "{s1recv, '$M@$HOST'} ! reset, timer:sleep(50),
+  {s0send, '$L@$HOST'} ! {send_name, s1recv, '$M@$HOST', 1000}, ok.")
+[ "$r" = "{ok,ok}" ] || fail "L's send: $r"
+m_holds() { [ "$(counter "$M" lane_held_bytes_max)" -ge 20000 ]; }
+wait_until 5 m_holds || fail "M holds nothing: $(stat_of "$M" | grep lane_)"
+sleep 0.5
+kill -STOP "$lpid"
+wait_until 10 grep -q 'lane closed .* holding [0-9]* bytes the peer sent after its switch' "$tmp/m.err" ||
+  fail "M's link did not close holding: $(grep -i 'lane\|switch' "$tmp/m.err" | tail -8)"
+wait_until 15 grep -q 'went down before the peer.s switch was read' "$tmp/m.err" ||
+  fail "M did not take L down after the switch: $(tail -5 "$tmp/m.err")"
+kill -CONT "$lpid"
+r=$(erl_eval "$E" "{s1recv, '$M@$HOST'} ! {report, self()},
+  receive {report, N, Ok} -> {N, Ok} after 5000 -> timeout end.")
+[ "$r" = "{ok,{1000,true}}" ] || fail "M's receiver after its lane closed holding: $r; $(tail -5 "$tmp/m.err")"
+! grep -q 'a lane we do not have' "$tmp/m.err" || fail "M: $(grep 'lane we do not have' "$tmp/m.err")"
+ok "the lane closed holding what the peer sent after its switch: '$(grep -o 'holding [0-9]* bytes' "$tmp/m.err")', all 1,000 delivered in order once TCP brought the switch, then '$(grep -o 'the memif lane went down before[^;]*' "$tmp/m.err" | head -1)'"
+kill "$lpid" "$mpid"
+wait "$lpid" "$mpid" 2>/dev/null
 done_ok
