@@ -189,7 +189,10 @@ edi_mon *edi_mon_find(edi_rt *rt, const edi_refkey *k)
     return NULL;
 }
 
-void edi_mon_unlink(edi_rt *rt, edi_mon *m)
+/* Out of the table and both lists, still allocated: a hook called with
+ * it may take its node down (a peer that does not read), and that node
+ * down must not find it (nor free it, nor send it a DOWN). */
+static void mon_detach(edi_rt *rt, edi_mon *m)
 {
     if (m->wp) {
         if (m->w_prev)
@@ -208,8 +211,18 @@ void edi_mon_unlink(edi_rt *rt, edi_mon *m)
             m->t_next->t_prev = m->t_prev;
     }
     edi_htab_remove(&rt->monitors, &m->h);
+}
+
+static void mon_free(edi_mon *m)
+{
     free(m->name);
     free(m);
+}
+
+void edi_mon_unlink(edi_rt *rt, edi_mon *m)
+{
+    mon_detach(rt, m);
+    mon_free(m);
 }
 
 /* ---- messages the runtime makes ------------------------------------------------------------- */
@@ -355,18 +368,22 @@ void edi_teardown(edi_rt *rt, edi_proc *p)
         else
             edi_out_exit(rt, me, other, reason, false);
     }
+    /* Each monitor detached before the hook that tells its other end:
+     * the hook may take that node down, which goes through the tables. */
     edi_mon *m;
     while ((m = p->mons_out) != NULL) {
+        mon_detach(rt, m);
         if (!m->tp) { /* on another shard or node */
             edist_ref r;
             edi_refkey_to_ref(&m->ref, &r);
             edi_out_demonitor(rt, me, m->target, m->name_node, m->name, &r);
         }
-        edi_mon_unlink(rt, m);
+        mon_free(m);
     }
     while ((m = p->mons_in) != NULL) {
+        mon_detach(rt, m);
         edi_send_down(rt, m, reason);
-        edi_mon_unlink(rt, m);
+        mon_free(m);
     }
     while (p->n_at_exit > 0) {
         p->n_at_exit--;
@@ -494,11 +511,10 @@ static int do_link(edi_rt *rt, void *arg)
     if (rc)
         return rc;
     rc = edi_out_link(rt, me, c->pid);
-    if (rc) {
-        /* Unreachable node: the link breaks at once, as erts does. */
-        edi_link_remove(rt, me, c->pid);
+    /* Unreachable node: the link breaks at once, as erts does (unless the
+     * node went down inside the hook: that broke it already). */
+    if (rc && edi_link_remove(rt, me, c->pid))
         edi_exit_signal(rt, self, c->pid, EDIST_REASON_NOCONNECTION, true);
-    }
     return 0;
 }
 
@@ -566,7 +582,9 @@ static int do_monitor(edi_rt *rt, void *arg)
     edist_ref r;
     edi_refkey_to_ref(&c->ref, &r);
     rc = edi_out_monitor(rt, me, target, c->node, name, &r);
-    if (rc) {
+    /* Unreachable: DOWN noconnection now, unless the node went down
+     * inside the hook, which fired the monitor already. */
+    if (rc && (m = edi_mon_find(rt, &c->ref)) != NULL) {
         edi_mon_unlink(rt, m);
         return deliver_down(rt, self, &c->ref, c->pid, name, c->node,
                             EDIST_REASON_NOCONNECTION);
@@ -638,12 +656,13 @@ static int do_demonitor(edi_rt *rt, void *arg)
     edi_mon *m = edi_mon_find(rt, &c->ref);
     int active = 0;
     if (m && m->wp == c->self) {
+        mon_detach(rt, m); /* before the hook: see mon_detach */
         if (!m->tp) {
             edist_ref r;
             edi_refkey_to_ref(&m->ref, &r);
             edi_out_demonitor(rt, m->watcher, m->target, m->name_node, m->name, &r);
         }
-        edi_mon_unlink(rt, m);
+        mon_free(m);
         active = 1;
     }
     if ((c->flags & EDIST_DEMONITOR_FLUSH) && c->self->kind == EDI_PROC_GREEN)
@@ -1521,11 +1540,11 @@ static int do_spawn_request(edi_rt *rt, void *arg)
         return rc;
     rc = edi_out_spawn_request(rt, me, c->node, &r, c->module, c->function, c->args,
                                c->flags);
-    if (rc) {
-        /* As erts answers for a node it cannot reach. */
+    /* As erts answers for a node it cannot reach (unless the node went
+     * down inside the hook, which answered it already). */
+    if (rc && spawn_pending_find(rt, &c->req, me))
         return edi_rt_spawn_reply_in(rt, me, &r, false, EDIST_PROCID_NULL,
                                      EDIST_REASON_NOCONNECTION, 0);
-    }
     return 0;
 }
 

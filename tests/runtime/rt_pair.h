@@ -37,6 +37,10 @@ static _Atomic int buffers_live;
 /* Set: spawn_requests reach nobody (accepted by the "connection", never
  * answered), as a peer that goes down before it replies. */
 static _Atomic int swallow_spawns;
+/* Set: a hook takes the other node down inside itself and fails, as the
+ * node's does when a peer that does not read passes its queue's bound
+ * (the runtime's node down runs before the hook returns). */
+static _Atomic int down_in_hook;
 
 /* ---- refcounted payloads (as receive buffers are) ------------------------ */
 
@@ -106,6 +110,13 @@ static void deliver(edi_loop *loop, void *arg);
 
 static int post(side *from, sig *s)
 {
+    if (atomic_load(&down_in_hook) && s->kind != S_SPAWN_REPLY) {
+        if (s->data)
+            rc_unref(s->data, NULL);
+        free(s);
+        edi_rt_node_down(from->rt, from->peer->index);
+        return EDIST_ECLOSED;
+    }
     if (!atomic_load(&connected) && s->kind != S_SPAWN_REPLY) {
         if (s->data)
             rc_unref(s->data, NULL);

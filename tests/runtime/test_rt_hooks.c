@@ -32,6 +32,7 @@ static int setup(void **state)
     B.peer = &A;
     atomic_store(&connected, 1);
     atomic_store(&swallow_spawns, 0);
+    atomic_store(&down_in_hook, 0);
     start_side(&A, 1);
     start_side(&B, 2);
     if (edist_proc_attach_thread(A.rt, 0, &g_main) != 0)
@@ -578,6 +579,97 @@ static void test_spawn_request_reply_option(void **state)
     edist_buf_free(&args);
 }
 
+/* Monitors the pid it is given, says so, and waits. */
+static void monitor_it(void *arg)
+{
+    edist_procid *who = arg;
+    edist_ref ref;
+    edist_monitor(*who, &ref);
+    send_text(g_main, "monitoring");
+    idle_b(NULL);
+}
+
+/* Monitors b's pid it is given, says so, waits for `go`, then exits. */
+static void monitor_then_exit(void *arg)
+{
+    edist_procid *who = arg;
+    edist_ref ref;
+    edist_monitor(*who, &ref);
+    send_text(g_main, "monitoring");
+    recv_text("go", -1, NULL);
+}
+
+/* A hook that takes its node down inside itself (a peer that does not
+ * read, past its queue's bound) ran the runtime's node down while the
+ * caller still held the monitor it was telling the peer about: that
+ * monitor was freed twice, and DOWN or EXIT noconnection came twice (or
+ * for a monitor being removed), and a spawn_request failed although
+ * answered. Each case: one answer, no second, nothing freed twice
+ * (ASan). */
+static void test_node_down_inside_hooks(void **state)
+{
+    (void)state;
+    edist_ref ref;
+    edist_term_view m;
+    enc_small e;
+    edist_procid idle = spawn_b(idle_b, NULL);
+    edist_trap_exit(true);
+
+    /* monitor: one DOWN noconnection */
+    atomic_store(&down_in_hook, 1);
+    assert_int_equal(edist_monitor(idle, &ref), 0);
+    assert_int_equal(recv_text("{'DOWN', _, process, _, noconnection}", 1000, &m), 0);
+    assert_int_equal(edist_receive(NULL, NULL, 200, &m), EDIST_ETIMEDOUT);
+
+    /* link: one EXIT noconnection */
+    assert_int_equal(edist_link(idle), 0);
+    assert_int_equal(recv_bound("{'EXIT', P, noconnection}", "P", enc_pid(&e, idle), 1000, &m),
+                     0);
+    assert_int_equal(edist_receive(NULL, NULL, 200, &m), EDIST_ETIMEDOUT);
+
+    /* demonitor: the monitor goes quietly, no DOWN for it */
+    atomic_store(&down_in_hook, 0);
+    assert_int_equal(edist_monitor(idle, &ref), 0);
+    atomic_store(&down_in_hook, 1);
+    assert_int_equal(edist_demonitor(&ref, 0), 1);
+    assert_int_equal(edist_receive(NULL, NULL, 200, &m), EDIST_ETIMEDOUT);
+
+    /* spawn_request: accepted, answered noconnection once */
+    edist_ref req;
+    static const char nil[] = "\x6a";
+    assert_int_equal(edist_spawn_request("b@host", "t", "f", nil, 1, NULL, &req), 0);
+    assert_int_equal(recv_text("{spawn_reply, _, error, noconnection}", 1000, &m), 0);
+    assert_int_equal(edist_receive(NULL, NULL, 200, &m), EDIST_ETIMEDOUT);
+
+    /* a process of a@host ends holding a monitor of b's pid, and one of
+     * its own watched from b@host: both told through the failing hooks */
+    atomic_store(&down_in_hook, 0);
+    edist_procid p;
+    assert_int_equal(edist_runtime_spawn(A.rt, monitor_then_exit, &idle, NULL, &p), 0);
+    assert_int_equal(recv_text("monitoring", 5000, &m), 0);
+    static edist_procid watched;
+    watched = p;
+    spawn_b(monitor_it, &watched);
+    assert_int_equal(recv_text("monitoring", 5000, &m), 0);
+    usleep(20000);
+    atomic_store(&down_in_hook, 1);
+    assert_int_equal(send_text(p, "go"), 0);
+    for (int i = 0; i < 200 && edist_runtime_is_alive(A.rt, p); i++)
+        usleep(5000);
+    assert_false(edist_runtime_is_alive(A.rt, p));
+    atomic_store(&down_in_hook, 0);
+    /* a@host still works with b@host */
+    edist_procid other = spawn_b(idle_b, NULL);
+    edist_term_view reason;
+    assert_int_equal(edist_monitor(other, &ref), 0);
+    edist_buf k = term("kill");
+    assert_int_equal(edist_exit_signal(other, k.data, k.len), 0);
+    edist_buf_free(&k);
+    assert_int_equal(recv_down(&ref, 5000, &reason), 0);
+    assert_true(reason_is(reason, "killed"));
+    edist_trap_exit(false);
+}
+
 int main(void)
 {
     g_never = pattern("never");
@@ -590,6 +682,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_spawn_request_node_down, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spawn_request_abandon, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spawn_request_reply_option, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_node_down_inside_hooks, setup, teardown),
     };
     int rc = cmocka_run_group_tests_name("runtime_hooks", tests, NULL, NULL);
     edist_pattern_free(g_never);
