@@ -696,10 +696,15 @@ void edi_conn_rx_hold(edi_tcp *tcp, bool hold)
         return;
     }
     tcp->st.rx_holds++;
-    /* Hot connections go back to io_uring, which is held; armed receives
-     * are cancelled and wait with the starved ones when they end. */
-    while (tcp->nhot > 0)
-        hot_remove(tcp->hot[tcp->nhot - 1]);
+    /* Hot connections go back to io_uring, which is held: they wait with
+     * the starved ones (arm_recv starves them), which the end of the hold
+     * arms again; armed receives are cancelled and wait there too when
+     * they end. */
+    while (tcp->nhot > 0) {
+        edi_conn *c = tcp->hot[tcp->nhot - 1];
+        hot_remove(c);
+        arm_recv(c);
+    }
     for (edi_conn *c = tcp->conns; c != NULL; c = c->next) {
         if (c->rx_armed && c->state == CS_OPEN && !cancel_recv(c))
             break; /* the rest stop when their receive next completes */

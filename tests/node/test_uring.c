@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "tests/node/uring_harness.h"
+#include "dataplane/uring/uring_internal.h" /* a hot connection, by the list */
 
 #define KIB 1024u
 #define MIB (1024u * 1024u)
@@ -449,6 +450,83 @@ static void test_uring_rxbuf_exhaustion(void **state)
     lt_stop(&lc);
     tc_fini(&srv);
     tc_fini(&cli);
+}
+
+/* A connection the loop reads itself (hot, rx_poll_us) when a receive
+ * hold starts waits with the starved ones and is read again when the hold
+ * ends. It used to leave the hot list armed nowhere: never read again. */
+typedef struct hold_try {
+    lt *t;
+    uint64_t polled; /* the loop's own reads at the last try */
+    bool held;       /* a hold came and went while a connection was hot */
+} hold_try;
+
+/* Holds when the connection is hot and was read by the loop since the
+ * last try (a few hundred µs, less than rx_poll_us): its io_uring receive
+ * is gone then (the loop reads only once its cancellation completed),
+ * and nothing but the end of the hold can arm it again. */
+static void hold_if_hot(void *a)
+{
+    hold_try *h = a;
+    edi_tcp *tcp;
+    if (edi_tcp_get(h->t->loop, &tcp) != 0)
+        return;
+    uint64_t polled = tcp->st.rx_polled_reads, before = h->polled;
+    h->polled = polled;
+    if (tcp->nhot == 0 || before == 0 || polled == before)
+        return;
+    edi_tcp_rx_hold(h->t->loop, true);
+    edi_tcp_rx_hold(h->t->loop, false);
+    h->held = true;
+}
+
+static void test_uring_rx_hold_hot(void **state)
+{
+    (void)state;
+    lt_config scfg;
+    lt_config_default(&scfg);
+    scfg.tcp.rx_poll_us = 1000;
+    scfg.loop.idle = EDI_IDLE_BUSY;
+    lt ls;
+    lt_start(&ls, &scfg);
+    tconn srv;
+    tc_init(&srv, &ls, 0);
+    server s;
+    server_start(&s, &ls, &srv, NULL);
+    int fd = plain_connect(s.port);
+    /* a frame every 100 µs: the connection stays hot (quiet less than
+     * rx_poll_us), read by the loop itself between frames */
+    uint8_t frame[4 + 100];
+    memset(frame, 5, sizeof frame);
+    put32(frame, 100);
+    hold_try h = {.t = &ls};
+    uint64_t sent = 0, deadline = edi_now_ms() + WAIT_MS;
+    while (edi_now_ms() < deadline && (!h.held || sent < 2000)) {
+        write_all(fd, frame, sizeof frame);
+        sent++;
+        usleep(100);
+        if (!h.held && sent % 10 == 0 && sent >= 500)
+            call_on(&ls, hold_if_hot, &h);
+    }
+    assert_true(h.held);
+    uint64_t at = atomic_load(&srv.frames);
+    for (int i = 0; i < 100; i++, sent++)
+        write_all(fd, frame, sizeof frame);
+    WAIT_UNTIL(atomic_load(&srv.frames) == sent || atomic_load(&srv.closed));
+    edi_tcp_stats st;
+    get_tcp_stats(&ls, &st);
+    print_message("held while hot; %llu of %llu frames read by then, then all %llu; "
+                  "holds %llu, the loop's own reads %llu\n",
+                  (unsigned long long)at, (unsigned long long)sent,
+                  (unsigned long long)atomic_load(&srv.frames), (unsigned long long)st.rx_holds,
+                  (unsigned long long)st.rx_polled_reads);
+    assert_int_equal(atomic_load(&srv.frames), sent);
+    assert_int_equal(st.rx_holds, 1);
+    close(fd);
+    WAIT_UNTIL(atomic_load(&srv.closed));
+    call_on(&ls, srv_close_fn, &s);
+    lt_stop(&ls);
+    tc_fini(&srv);
 }
 
 /* A reference kept past edi_loop_free keeps the buffer valid. */
@@ -1595,6 +1673,7 @@ int main(void)
         cmocka_unit_test(test_uring_raw_switch_small_raw_max),
         cmocka_unit_test(test_uring_raw_overflow),
         cmocka_unit_test(test_uring_rxbuf_exhaustion),
+        cmocka_unit_test(test_uring_rx_hold_hot),
         cmocka_unit_test(test_uring_rxbuf_outlives_loop),
         cmocka_unit_test(test_uring_send_eagain_writable),
         cmocka_unit_test(test_uring_peer_close_mid_frame),
