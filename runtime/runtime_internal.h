@@ -625,8 +625,8 @@ typedef struct edi_xrec {
     void *ptr;      /* EDI_X_SEND: the edi_msg; EDI_X_EXIT: the reason bytes
                      * (static or malloc'd); others: an edi_xblob, or NULL */
     uint64_t len;   /* EDI_X_EXIT: the reason's length */
-    /* EDI_X_LINK, EDI_X_MONITOR: the node downs of the target's node the
-     * sending shard had acted on (edi_rt_node_downs) */
+    /* EDI_X_LINK, EDI_X_MONITOR, EDI_X_SPAWN_REQUEST: the node downs of
+     * the target's node the sending shard had acted on (edi_rt_node_downs) */
     uint64_t downs;
 } edi_xrec;
 
@@ -1098,8 +1098,8 @@ void edi_rt_yield_after_send(edi_rt *rt);
 bool edi_x_busy(edi_rt *rt, edist_procid to);
 /* The local half of node_down (signal.c). */
 void edi_rt_node_down_here(edi_rt *rt, uint32_t node);
-/* How many node downs of node this shard acted on. A link or monitor a
- * shard sends shard 0 for another node carries its count: one smaller
+/* How many node downs of node this shard acted on. A link, monitor or
+ * spawn request a shard sends shard 0 for another node carries its count: one smaller
  * than shard 0's was made before a node down the sender had not taken
  * yet, which ends it there (noconnection), so shard 0 drops it rather
  * than send it on a connection made since. */

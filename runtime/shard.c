@@ -632,7 +632,8 @@ int edi_out_spawn_request(edi_rt *rt, edist_procid from, uint32_t node,
         return edist_set_error(EDIST_ENOMEM, "spawn_request: no memory");
     b->sflags = flags;
     b->node = node;
-    edi_xrec r = {.kind = EDI_X_SPAWN_REQUEST, .from = from, .node = node, .ptr = b};
+    edi_xrec r = {.kind = EDI_X_SPAWN_REQUEST, .from = from, .node = node, .ptr = b,
+                  .downs = edi_rt_node_downs(rt, node)};
     xpush(rt, dest, &r);
     return 0;
 }
@@ -925,7 +926,9 @@ static int apply(edi_rt *rt, edi_xrec *r)
         edi_xblob *b = r->ptr;
         edist_ref ref;
         edi_refkey_to_ref(&b->ref, &ref);
-        if (edi_out_spawn_request(rt, r->from, b->node, &ref, b->module, b->function, b->term,
+        /* its node went down since: the requester's shard answered it */
+        if (r->downs == edi_rt_node_downs(rt, b->node) &&
+            edi_out_spawn_request(rt, r->from, b->node, &ref, b->module, b->function, b->term,
                                   b->sflags) != 0)
             edi_rt_spawn_reply_in(rt, r->from, &ref, false, EDIST_PROCID_NULL,
                                   EDIST_REASON_NOCONNECTION, 0);

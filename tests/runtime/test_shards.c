@@ -19,9 +19,9 @@
  *              each other's rings are not held (EAGAIN), and finish
  *   threads    attached threads spread over the shards and talk in order;
  *              the shard counters
- *   node down  a link and a monitor of another node's pid, on their way
- *              to shard 0 when that node goes down, end with noconnection
- *              and are not handed to the network after it
+ *   node down  a link, a monitor and a spawn request for another node, on
+ *              their way to shard 0 when that node goes down, end with
+ *              noconnection and are not handed to the network after it
  *
  * Processes are placed on a given shard with the runtime's internal
  * edi_rt_spawn_here (edist_runtime_spawn spreads them round robin). */
@@ -728,7 +728,7 @@ static void test_threads_across_shards(void **state)
  * "the network" (each one would go on a new connection). */
 static edi_loop *hk_loop;
 static pthread_t hk_thread;
-static _Atomic int hk_links, hk_monitors, hk_linked;
+static _Atomic int hk_links, hk_monitors, hk_spawns, hk_linked;
 static uint32_t hk_remote_node;
 
 static int hk_link(void *user, edist_procid from, edist_procid to)
@@ -754,6 +754,16 @@ static void hk_on_ready(edi_loop *loop, void *arg)
     atomic_store(&hk_ready, 1);
 }
 
+static int hk_spawn(void *user, edist_procid from, uint32_t node, const edist_ref *req_id,
+                    const char *module, const char *function, edist_term_view args,
+                    unsigned flags)
+{
+    (void)user, (void)from, (void)node, (void)req_id, (void)module, (void)function;
+    (void)args, (void)flags;
+    atomic_fetch_add(&hk_spawns, 1);
+    return 0;
+}
+
 static void *hk_loop_main(void *arg)
 {
     (void)arg;
@@ -767,6 +777,7 @@ static int setup_hooks(void **state)
     g_fail[0] = '\0';
     atomic_store(&hk_links, 0);
     atomic_store(&hk_monitors, 0);
+    atomic_store(&hk_spawns, 0);
     atomic_store(&hk_linked, 0);
     edi_loop_config lc;
     edi_loop_config_default(&lc);
@@ -777,7 +788,7 @@ static int setup_hooks(void **state)
     pc.node_name = "hk@host";
     pc.creation = 1;
     pc.shards = 2;
-    edi_rt_hooks h = {.link = hk_link, .monitor = hk_monitor};
+    edi_rt_hooks h = {.link = hk_link, .monitor = hk_monitor, .spawn_request = hk_spawn};
     edi_rt_config rc = {.loop = hk_loop, .proc = &pc, .hooks = &h};
     edi_rt *r;
     if (edi_rt_new(&rc, &r) != 0 ||
@@ -834,10 +845,14 @@ static void hk_linker(void *arg)
     edist_ref ref;
     CHECK_RC(edist_link(hk_remote()), 0);
     CHECK_RC(edist_monitor(hk_remote(), &ref), 0);
+    edist_ref req;
+    static const char nil[] = "\x6a";
+    CHECK_RC(edist_spawn_request("x@host", "m", "f", nil, 1, NULL, &req), 0);
     atomic_store(&hk_linked, 1);
     edist_term_view m;
     CHECK(recv_text("{'EXIT', _, noconnection}", 10000, &m) == 0);
     CHECK(recv_text("{'DOWN', _, process, _, noconnection}", 10000, &m) == 0);
+    CHECK(recv_text("{spawn_reply, _, error, noconnection}", 10000, &m) == 0);
     /* once each: nothing else came */
     CHECK(edist_receive(NULL, NULL, 200, &m) == EDIST_ETIMEDOUT);
     done();
@@ -857,12 +872,13 @@ static void hk_node_goes_down(void *arg)
     done();
 }
 
-/* A link and a monitor a shard made of another node's pid travel to shard
- * 0 as records; the node went down before shard 0 took them, and the
- * shard that made them ends them (noconnection) when it takes the node
- * down. Shard 0 must not hand them to the network then: a connection made
- * since would carry a link the process no longer has (the peer's end
- * would stay) and a monitor that already fired. */
+/* A link, a monitor and a spawn request a shard made for another node
+ * travel to shard 0 as records; the node went down before shard 0 took
+ * them, and the shard that made them ends them (noconnection) when it
+ * takes the node down. Shard 0 must not hand them to the network then: a
+ * connection made since would carry a link the process no longer has (the
+ * peer's end would stay), a monitor that already fired, and a spawn the
+ * requester was told failed (it would run, unknown to anyone). */
 static void test_node_down_overtakes_link(void **state)
 {
     (void)state;
@@ -872,6 +888,7 @@ static void test_node_down_overtakes_link(void **state)
     usleep(100 * 1000);
     assert_int_equal(atomic_load(&hk_links), 0);
     assert_int_equal(atomic_load(&hk_monitors), 0);
+    assert_int_equal(atomic_load(&hk_spawns), 0);
 }
 
 int main(void)
