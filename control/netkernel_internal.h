@@ -110,8 +110,10 @@ struct edi_link {
     uint64_t flags;
     nk_data data;          /* once up */
     /* Admission (acceptor): on nk's list of incoming handshakes, oldest
-     * first, until up or dead; named once its send_name arrived. */
+     * first, until up or dead; named once its send_name arrived (at
+     * named_ms). */
     bool incoming, named;
+    uint64_t named_ms;
     edi_link *in_next, *in_prev;
     /* The runtime's key for the peer (its node index) while up: senders
      * find the link by it without a name lookup. */

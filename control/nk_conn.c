@@ -51,6 +51,7 @@ static edi_hs_decision hook_accept(void *ctx, const edi_hs_peer *hp)
          * the setup time applies. */
         l->named = true;
         uint64_t now = edi_loop_now_ms(nk->loop);
+        l->named_ms = now;
         uint64_t end = l->started_ms + nk->cfg.setuptime_ms;
         edi_loop_timer_start(nk->loop, &l->setup_timer,
                              end > now ? end - now : 1, 0,

@@ -363,11 +363,18 @@ edi_link *edi_nki_link_new(edi_nk *nk, edi_hs_role role)
 /* Admission before authentication, as the port mapper does it: an
  * unauthenticated peer may hold a slot only while it is worth keeping.
  * When the scope a newcomer would overfill (its address, else the whole
- * table) is full, that scope's oldest connection that has not sent its
- * name makes room; that one is the likeliest to be idle or hostile, and
- * one that has sent its name is doing real work. Only a scope in which
- * every connection has sent its name refuses the newcomer. False: fd
- * must be closed. */
+ * table) is full, that scope's oldest connection that is not doing real
+ * work makes room: one that has not sent its name, or one that sent it
+ * more than first_message_time ago and still has not answered our
+ * challenge (a real peer answers within a round trip; a name alone proves
+ * nothing, and held slots for the whole setup time). Only a scope in
+ * which every connection is doing real work refuses the newcomer. False:
+ * fd must be closed. */
+static bool evictable(const edi_nk *nk, const edi_link *l, uint64_t now)
+{
+    return !l->named || now - l->named_ms >= nk->cfg.first_message_time_ms;
+}
+
 static bool admit(edi_nk *nk, const char *ip, const char *addr)
 {
     if (nk->shutting_down) {
@@ -379,12 +386,14 @@ static bool admit(edi_nk *nk, const char *ip, const char *addr)
     }
     size_t from_ip = 0;
     edi_link *oldest = NULL, *oldest_from_ip = NULL;
+    uint64_t now = edi_loop_now_ms(nk->loop);
     for (edi_link *l = nk->in_head; l; l = l->in_next) {
         bool same = !strcmp(l->ip, ip);
         from_ip += same;
-        if (!l->named && !oldest)
+        bool gone = evictable(nk, l, now);
+        if (gone && !oldest)
             oldest = l;
-        if (!l->named && same && !oldest_from_ip)
+        if (gone && same && !oldest_from_ip)
             oldest_from_ip = l;
     }
     bool address_full = from_ip >= nk->cfg.max_handshakes_per_address;
@@ -408,18 +417,30 @@ static bool admit(edi_nk *nk, const char *ip, const char *addr)
             nk->stats.handshakes_refused_full++;
         edi_nki_log_limited(
             nk, NK_RL_REFUSED, EDIST_LOG_WARNING,
-            "connection from %s refused: %s, each past its name", addr, scope);
+            "connection from %s refused: %s, each past its name and not yet "
+            "slow to answer the challenge", addr, scope);
         return false;
     }
     nk->stats.handshakes_evicted++;
-    nk->stats.handshakes_refused++;
-    edi_nki_log_limited(
-        nk, NK_RL_EVICTED, EDIST_LOG_WARNING,
-        "connection from %s evicted before it sent its name: %s; "
-        "making room for %s",
-        victim->addr, scope, addr);
-    /* It owns no table entry and nobody waits for it. */
-    link_kill(victim, false);
+    if (!victim->named) {
+        nk->stats.handshakes_refused++;
+        edi_nki_log_limited(
+            nk, NK_RL_EVICTED, EDIST_LOG_WARNING,
+            "connection from %s evicted before it sent its name: %s; "
+            "making room for %s",
+            victim->addr, scope, addr);
+        /* It owns no table entry and nobody waits for it. */
+        link_kill(victim, false);
+        return true;
+    }
+    /* Named: it may own the peer's entry, which the failure hands back. */
+    char why[INET6_ADDRSTRLEN + 240];
+    snprintf(why, sizeof why,
+             "evicted: it sent its name %llu ms ago and has not answered the challenge; "
+             "%s; making room for %s",
+             (unsigned long long)(now - victim->named_ms), scope, addr);
+    nk->stats.handshakes_evicted_named++;
+    edi_nki_link_fail(victim, EDIST_ETIMEDOUT, why);
     return true;
 }
 

@@ -304,6 +304,7 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
     edi_services_stat(b, n, "messages_over_limit", ns.messages_over_limit);
     /* Admission of incoming connections. */
     edi_services_stat(b, n, "handshakes_evicted", ns.handshakes_evicted);
+    edi_services_stat(b, n, "handshakes_evicted_named", ns.handshakes_evicted_named);
     edi_services_stat(b, n, "first_message_timeouts",
                       ns.first_message_timeouts);
     edi_services_stat(b, n, "handshakes_refused_address",

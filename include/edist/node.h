@@ -530,10 +530,11 @@ typedef struct edist_node_stats {
     uint64_t messages_over_limit;
     /* Admission of incoming connections (edist_node_config); each is also
      * in handshakes_refused. */
-    uint64_t handshakes_evicted;         /* closed to make room, unnamed */
+    uint64_t handshakes_evicted;         /* closed to make room */
+    uint64_t handshakes_evicted_named;   /* of them: named, silent since */
     uint64_t first_message_timeouts;     /* no name within the deadline */
     uint64_t handshakes_refused_address; /* its address had no room */
-    uint64_t handshakes_refused_full;    /* every handshake past its name */
+    uint64_t handshakes_refused_full;    /* every handshake doing work */
     /* Handshakes by outcome: incoming ones completed, and failures by
      * reason (each failure is also in handshakes_refused). */
     uint64_t handshakes_accepted;

@@ -12,7 +12,10 @@
  *   unnamed connections; an address whose every connection sent its name
  *   has its newcomer refused; other addresses are untouched;
  * - a connection accepted and then reset is logged with its real
- *   address:port (not "?:0").
+ *   address:port (not "?:0");
+ * - one that sent its name and then nothing is evictable once
+ *   first_message_time has passed since (a name alone held a slot for the
+ *   whole setup time).
  * Sources are spread over 127.0.0.0/8. Our own epmd on a free port, HOME
  * in a temp dir; children ended by pid. */
 #include "n4_util.h"
@@ -421,6 +424,53 @@ static void test_accepted_logged_with_address(void **state)
     free(log);
 }
 
+/* ---- a name alone holds no slot for long --------------------------------- */
+
+/* Connections that sent their name and never answer the challenge are
+ * evictable once first_message_time has passed since the name: before,
+ * a name was enough to hold a slot for the whole setup time, and one
+ * address (or four) could fill the table with them. */
+static void test_named_silent_evicted(void **state)
+{
+    (void)state;
+    adm_log *log = adm_log_new();
+    edist_node_config cfg;
+    edist_node_config_init(&cfg);
+    cfg.net_setuptime_ms = 60000;
+    cfg.first_message_time_ms = 300;
+    cfg.max_handshakes_per_address = CAP;
+    edist_node *a = adm_start_node("n8silent", log, &cfg);
+    int named[CAP];
+    for (int i = 0; i < CAP; i++)
+        named[i] = named_from(a, "127.0.0.6");
+    /* just named: doing real work, the newcomer is refused */
+    int early = connect_from(a, "127.0.0.6", NULL);
+    assert_true(wait_closed(early, 3000));
+    for (int i = 0; i < CAP; i++)
+        assert_false(closed_by_node(named[i]));
+    /* silent for longer than first_message_time: the oldest makes room */
+    usleep(600 * 1000);
+    int late = connect_from(a, "127.0.0.6", NULL);
+    edist_node_stats st;
+    WAIT_STATS(a, st, st.handshakes_evicted_named >= 1, 3000);
+    assert_int_equal(st.handshakes_evicted_named, 1);
+    assert_true(wait_closed(named[0], 3000));
+    usleep(100 * 1000);
+    for (int i = 1; i < CAP; i++)
+        assert_false(closed_by_node(named[i]));
+    assert_false(closed_by_node(late));
+    assert_true(adm_wait(log, "has not answered the challenge", "making room for 127.0.0.6", 2000));
+    print_message("%d named connections silent 600 ms (first_message_time 300 ms): the "
+                  "oldest evicted for a newcomer (handshakes_evicted_named %llu)\n",
+                  CAP, (unsigned long long)st.handshakes_evicted_named);
+    for (int i = 0; i < CAP; i++)
+        close(named[i]);
+    close(early);
+    close(late);
+    edist_node_stop(a);
+    free(log);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -440,6 +490,7 @@ int main(void)
         cmocka_unit_test(test_first_message_deadline),
         cmocka_unit_test(test_per_address_cap),
         cmocka_unit_test(test_accepted_logged_with_address),
+        cmocka_unit_test(test_named_silent_evicted),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
