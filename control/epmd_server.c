@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -716,7 +717,53 @@ static void on_readable(edi_epmd_server *s, struct conn *c)
         handle_request(s, c);
 }
 
+/* ---- descriptors ------------------------------------------------------- */
+
+/* Descriptors the server needs besides its connections: listening
+ * sockets, its wake pipe, stdio, and some slack. */
+#define EPMD_FD_RESERVE (EDI_EPMD_MAX_LISTEN_SOCKETS + 16u)
+
+/* Each connection is a descriptor. A soft limit below what the table
+ * needs (1024 is common for services) is raised towards the hard one;
+ * past that the table shrinks to fit, with a line: accepts failing with
+ * EMFILE before the table is full would never evict anyone. */
+static void fit_descriptors(edi_epmd_server *s)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t want = (rlim_t)s->max_conns + EPMD_FD_RESERVE;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want && rl.rlim_cur < rl.rlim_max) {
+        struct rlimit up = rl;
+        up.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl = up;
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= want)
+        return;
+    unsigned fit = rl.rlim_cur > EPMD_FD_RESERVE + 8u ? (unsigned)(rl.rlim_cur - EPMD_FD_RESERVE)
+                                                        : 8u;
+    edi_logf(&s->cfg.log, EDIST_LOG_WARNING,
+             "epmd: connection limit lowered from %u to %u: this process may open %llu "
+             "files (RLIMIT_NOFILE)",
+             s->max_conns, fit, (unsigned long long)rl.rlim_cur);
+    s->max_conns = fit;
+}
+
 /* ---- accepting --------------------------------------------------------- */
+
+/* The oldest connection that is not a registration, or NULL. */
+static struct conn *oldest_oneshot(edi_epmd_server *s)
+{
+    struct conn *oldest = NULL;
+    for (unsigned i = 0; i < s->max_conns; i++) {
+        struct conn *c = &s->conns[i];
+        if (c->state != CONN_FREE && c->state != CONN_REGISTERED &&
+            (!oldest || c->seq < oldest->seq))
+            oldest = c;
+    }
+    return oldest;
+}
 
 static struct conn *free_slot(edi_epmd_server *s, const char *newpeer)
 {
@@ -747,6 +794,16 @@ static void accept_some(edi_epmd_server *s, int lfd, int64_t now)
         if (fd < 0) {
             if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
                 continue;
+            /* Out of descriptors (a node embedding us has its own, too):
+             * the oldest one-shot connection makes room, as at the table's
+             * limit; pause only when there is none. */
+            struct conn *victim =
+                errno == EMFILE || errno == ENFILE ? oldest_oneshot(s) : NULL;
+            if (victim) {
+                drop(s, victim, "no descriptor left (%s), making room", strerror(errno));
+                stat_add(&s->st_dropped, 1);
+                continue;
+            }
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
                 errno == ENOMEM) {
                 slog(s, "cannot accept: %s; pausing accepts for %d ms",
@@ -1083,6 +1140,7 @@ int edi_epmd_server_start(const edi_epmd_server_config *cfg,
     if (!s->cfg.packet_timeout_ms)
         s->cfg.packet_timeout_ms = EDI_EPMD_DEFAULT_PACKET_TIMEOUT_MS;
     s->max_conns = s->cfg.max_connections;
+    fit_descriptors(s);
     int rc = 0;
     if (cfg->addresses && !(s->addresses = strdup(cfg->addresses))) {
         rc = edist_set_error(EDIST_ENOMEM, "epmd server: out of memory");

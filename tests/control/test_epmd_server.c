@@ -5,6 +5,7 @@
  * connection floods, KILL/STOP policy, and its memory use. */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -16,7 +17,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -865,6 +869,73 @@ static void test_client_errors(void **state)
     unsetenv("ERL_EPMD_PORT");
 }
 
+/* ---- few descriptors ---------------------------------------------------- */
+
+/* The server in a child whose process may open only 64 files, as a daemon
+ * under a low RLIMIT_NOFILE: 150 idle connections from the parent, then a
+ * lookup still gets its answer. Before, accepts failed with EMFILE long
+ * before the table (1024) was full, so nobody was ever evicted: every
+ * lookup waited out the idle ones' packet timeout. With `extra` more
+ * files open in the child after the start (a node embedding the server
+ * has its own), EMFILE comes before even the shrunk table is full: the
+ * oldest idle connection makes room then too. */
+static void few_descriptors(int extra)
+{
+    int pfd[2];
+    assert_int_equal(pipe(pfd), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(pfd[0]);
+        struct rlimit rl = {.rlim_cur = 64, .rlim_max = 64};
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            _exit(2);
+        edi_epmd_server_config cfg = {.port = -1,
+                                      .addresses = "127.0.0.1",
+                                      .packet_timeout_ms = 60000};
+        edi_epmd_server *srv;
+        if (edi_epmd_server_start(&cfg, &srv) != 0)
+            _exit(3);
+        for (int i = 0; i < extra; i++)
+            if (open("/dev/null", O_RDONLY | O_CLOEXEC) < 0)
+                _exit(5);
+        uint16_t port = edi_epmd_server_port(srv);
+        if (write(pfd[1], &port, sizeof port) != (ssize_t)sizeof port)
+            _exit(4);
+        edi_epmd_server_run(srv);
+        _exit(0);
+    }
+    close(pfd[1]);
+    uint16_t port = 0;
+    assert_int_equal(read(pfd[0], &port, sizeof port), (ssize_t)sizeof port);
+    close(pfd[0]);
+    enum { IDLE = 150 };
+    int idle[IDLE];
+    for (int i = 0; i < IDLE; i++)
+        idle[i] = raw_connect(port);
+    sleep_ms(300);
+    edi_epmd_node_info info;
+    int64_t t0 = edi_now_ms();
+    int rc = edi_epmd_port_please(NULL, port, "nobody_here", 3000, &info);
+    int64_t took = edi_now_ms() - t0;
+    print_message("64 descriptors (%d taken by others), %d idle connections: a lookup "
+                  "answered %s in %lld ms\n",
+                  extra, IDLE, edist_strerror(rc), (long long)took);
+    for (int i = 0; i < IDLE; i++)
+        close(idle[i]);
+    kill(pid, SIGKILL);
+    int status;
+    waitpid(pid, &status, 0);
+    assert_int_equal(rc, EDIST_ENOTFOUND); /* the answer: no such name */
+}
+
+static void test_few_descriptors(void **state)
+{
+    (void)state;
+    few_descriptors(0);
+    few_descriptors(40);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -890,6 +961,7 @@ int main(void)
             test_silent_and_partial_connections_time_out, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connection_flood, setup, teardown),
         cmocka_unit_test(test_full_of_registrations),
+        cmocka_unit_test(test_few_descriptors),
         cmocka_unit_test_setup_teardown(test_client_errors, setup, teardown),
         cmocka_unit_test(test_idle_exit),
     };
