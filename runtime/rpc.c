@@ -159,7 +159,7 @@ static int patterns(void)
 
 /* The encoded Req, bound into the patterns' first variable. */
 typedef struct req_term {
-    uint8_t mem[128];
+    uint8_t mem[EDIST_ATOM_MAX_BYTES + 64]; /* a ref: its node's name and ids */
     edist_buf b;
 } req_term;
 
@@ -295,10 +295,9 @@ int edist_rpc_call(const char *node, const char *module, const char *function,
     *status = EDIST_RPC_BADRPC;
     switch (cls) {
     case EDIST_ERPC_RETURN:
-        *status = EDIST_RPC_OK;
-        return 0;
     case EDIST_ERPC_THROW:
-        /* throw {'EXIT', _} -> {badrpc, {'EXIT', _}}; any other throw is
+        /* A value or a throw of {'EXIT', _} -> {badrpc, {'EXIT', _}}, as
+         * rpc.erl's RPCIFY and rpcify_exception; anything else is
          * returned as the value. */
         if (!(tuple && n == 2 && edist_atom_eq(&tag, "EXIT"))) {
             *status = EDIST_RPC_OK;

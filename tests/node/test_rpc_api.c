@@ -149,6 +149,14 @@ static void common_calls(const char *node, const char *echo_m,
             "{thrown, 7}");
     call_is(node, "erlang", "throw", "[{'EXIT', t}]", 5000, EDIST_RPC_BADRPC,
             "{badrpc, {'EXIT', t}}");
+    /* and so is a value {'EXIT', _} (rpc.erl's RPCIFY); erl's echo here
+     * is lists:flatten, so there erlang:hd returns it */
+    if (strcmp(echo_m, "lists") != 0)
+        call_is(node, echo_m, echo_f, "[{'EXIT', r}]", 5000, EDIST_RPC_BADRPC,
+                "{badrpc, {'EXIT', r}}");
+    else
+        call_is(node, "erlang", "hd", "[[{'EXIT', r}]]", 5000, EDIST_RPC_BADRPC,
+                "{badrpc, {'EXIT', r}}");
 
     /* erpc:call's raw classes */
     edist_buf a, r;
@@ -365,6 +373,33 @@ static void test_green_caller(void **state)
 
 static n4_log log_a, log_b;
 
+/* A node name longer than 107 bytes: the call's reference (which holds
+ * it) no longer fit the buffer the reply is matched with, and every call
+ * failed after the function had run. */
+static void test_long_node_name(void **state)
+{
+    (void)state;
+    char name[200];
+    int n = snprintf(name, sizeof name, "r2long%d_", (int)getpid());
+    memset(name + n, 'x', 150 - (size_t)n);
+    name[150] = '\0';
+    edist_node_config cfg;
+    edist_node_config_init(&cfg);
+    cfg.cookie = N4_COOKIE;
+    cfg.name = name;
+    cfg.listen_address = PEERS_HOST;
+    cfg.start_epmd = false;
+    edist_node *l = NULL;
+    assert_int_equal(edist_node_start(&cfg, &l), 0);
+    edist_procid self;
+    edist_proc_detach_thread(NULL, 0);
+    assert_int_equal(edist_proc_attach_thread(edist_node_runtime(l), 0, &self), 0);
+    call_is(NULL, "edist_demo", "add", "[2, 3]", 5000, EDIST_RPC_OK, "5");
+    call_is(edist_node_name(l), "edist_demo", "add", "[2, 4]", 5000, EDIST_RPC_OK, "6");
+    edist_proc_detach_thread(NULL, 0);
+    edist_node_stop(l);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -396,6 +431,7 @@ int main(void)
         cmocka_unit_test(test_own_node),
         cmocka_unit_test(test_nodedown_and_bad_calls),
         cmocka_unit_test(test_green_caller),
+        cmocka_unit_test(test_long_node_name),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
