@@ -853,12 +853,18 @@ static void on_down(pg_state *st, edist_term_view refv, edist_procid pid)
     edist_cursor rc;
     edist_cursor_init(&rc, refv.ptr, refv.len);
     pg_mon *m;
-    if (refv.ptr && edist_dec_ref(&rc, &ref) == 0 && (m = mon_find(st, &ref)) != NULL) {
+    bool has_ref = refv.ptr && edist_dec_ref(&rc, &ref) == 0;
+    if (has_ref && (m = mon_find(st, &ref)) != NULL) {
         mon_remove(st, m, false); /* a subscriber ended */
         return;
     }
+    /* Only the DOWN of our own monitor: anyone can send a message shaped
+     * like one, and one naming a member or a peer's scope would drop them
+     * everywhere (pg.erl matches the ref too). */
+    if (!has_ref)
+        return;
     pg_local *l = local_find(st, pid);
-    if (l) {
+    if (l && edist_ref_equal(&l->mref, &ref)) {
         /* {leave, Self, Pid, Groups}: every group it was in, once per join */
         edist_buf_reset(&st->tmp);
         uint32_t n = l->n;
@@ -887,7 +893,7 @@ static void on_down(pg_state *st, edist_term_view refv, edist_procid pid)
         return;
     }
     int32_t p = peer_find(st, pid);
-    if (p >= 0)
+    if (p >= 0 && edist_ref_equal(&st->peers[p]->mref, &ref))
         peer_gone(st, p);
 }
 
@@ -899,12 +905,12 @@ typedef struct local_op {
     int done; /* pids acted on */
 } local_op;
 
+/* A pid of this node, as pg.erl checks: one that has just ended is
+ * joined all the same, and its monitor's DOWN takes it out again. */
 static int check_local(void *ctx, edist_procid pid)
 {
     local_op *op = ctx;
-    return pid.node == edi_rt_node_index(op->st->s->rt) && edist_is_process_alive(pid)
-               ? 0
-               : EDIST_EINVAL;
+    return pid.node == edi_rt_node_index(op->st->s->rt) ? 0 : EDIST_EINVAL;
 }
 
 static int join_local_pid(void *ctx, edist_procid pid)
@@ -1050,7 +1056,12 @@ static bool handle_call(pg_state *st, const edist_procid *from, edist_term_view 
         return false;
     }
     if (tuple && arity == 2 && edist_atom_eq(&what, "start_scope")) {
-        start_scope(st, *group, b);
+        /* ours (edist_pg_start_scope), not pg.erl's: this node's callers
+         * only, or any peer could start processes here without end */
+        if (from && from->node == edi_rt_node_index(st->s->rt))
+            start_scope(st, *group, b);
+        else
+            edist_enc_atom(b, "badarg", 6);
         return false;
     }
     edist_cursor_init(&c, req.ptr, req.len);

@@ -136,4 +136,38 @@ wait_until 10 events_ok ||
 r=$(erl_eval "$E" "gen_server:call({trading, '$N@$HOST'}, {demonitor, make_ref()}).")
 [ "$r" = "{ok,false}" ] || fail "demonitor of an unknown ref: $r"
 ok "pg monitors on edist $N (group and scope): joins and leaves from erl, edist $M and a death, each told once"
+
+# A DOWN with a ref pg did not make, naming a local member or a peer's
+# scope, changes nothing (pg.erl matches the ref too); before, it dropped
+# the member everywhere, or every member of that peer and the peer itself.
+r=$(erl_eval "$E" "P = rpc:call('$N@$HOST', edist_demo, pg_join, [g5]),
+  Q = spawn(fun() -> receive stop -> ok end end), register(g5q, Q), ok = pg:join(g5, Q),
+  P =/= undefined.")
+[ "$r" = "{ok,true}" ] || fail "g5 joins: $r"
+wait_until 10 e_true "length($(on "$N" "get_members, [g5]")) =:= 2." || fail "$N does not see g5"
+erl_eval "$E" "[P] = $(on "$N" "get_local_members, [g5]"),
+  {pg, '$N@$HOST'} ! {'DOWN', make_ref(), process, P, forged},
+  {pg, '$N@$HOST'} ! {'DOWN', make_ref(), process, whereis(pg), forged}, ok." >/dev/null
+sleep 0.5
+r=$(erl_eval "$E" "Q2 = spawn(fun() -> receive stop -> ok end end), register(g5q2, Q2),
+  ok = pg:join(g5, Q2), ok.")
+wait_until 10 e_true "length($(on "$N" "get_members, [g5]")) =:= 3 andalso length(pg:get_members(g5)) =:= 3." ||
+  fail "forged DOWNs changed $N's view: $(erl_eval "$E" "{$(on "$N" "get_members, [g5]"), pg:get_members(g5)}.")"
+ok "forged DOWNs (a member, erl's scope) sent to $N's pg change nothing; erl's next join still reaches it"
+
+# A local pid that has just ended can be joined (pg.erl checks its node
+# only); its monitor's DOWN takes it out again. Before: badarg.
+r=$(erl_eval "$E" "P = rpc:call('$N@$HOST', edist_demo, pg_join, [unused3]), exit(P, kill), timer:sleep(100),
+  rpc:call('$N@$HOST', pg, join, [g6, P]).")
+[ "$r" = "{ok,ok}" ] || fail "join of a dead local pid on $N: $r"
+wait_until 10 e_true "$(on "$N" "get_members, [g6]") =:= [] andalso pg:get_members(g6) =:= []." ||
+  fail "the dead pid stays in g6: $(erl_eval "$E" "$(on "$N" "get_members, [g6]").")"
+ok "a dead local pid joined on $N: ok, and gone again"
+
+# edist's own start_scope request is this node's callers' only.
+r=$(erl_eval "$E" "gen_server:call({pg, '$N@$HOST'}, {start_scope, sneaky}).")
+[ "$r" = "{ok,badarg}" ] || fail "start_scope from erl: $r"
+r=$(erl_eval "$E" "element(1, rpc:call('$N@$HOST', pg, start, [sneaky])).")
+[ "$r" = "{ok,ok}" ] || fail "pg:start(sneaky) after the refused request: $r"
+ok "start_scope from another node: badarg, nothing started"
 done_ok
