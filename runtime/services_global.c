@@ -1279,6 +1279,11 @@ static void on_init_connect(gl_state *st, edist_cursor *c)
         if (known_find(st, node) || st->s->cfg.global_passive)
             return; /* synced already (his session ends with our in_sync),
                        or we sync with no one */
+        /* Only a node we are connected to: a session for any other name
+         * would never end (no nodedown comes for it), and sync would wait
+         * for it forever. */
+        if (st->s->cfg.connected && !st->s->cfg.connected(st->s->cfg.user, node))
+            return;
         x = sess_start(st, node);
         if (!x)
             return;
@@ -1574,7 +1579,14 @@ static void on_call(gl_state *st, edist_term_view fromv, edist_term_view tag, ed
             edist_enc_atom(b, "undefined", 9);
         reply(st, from, tag, b);
     } else if (strcmp(kind, "registrar") == 0 && arity == 4) {
-        /* {registrar, Op, Name, Pid}: the registrar answers the caller */
+        /* {registrar, Op, Name, Pid}: ours (edist_global_register_name and
+         * friends), not global.erl's: this node's callers only, with a
+         * pid; the registrar answers the caller */
+        edist_procid p;
+        if (from.node != edi_rt_node_index(st->s->rt) || edi_svc_pid(a3, &p) != 0) {
+            reply_atom(st, from, tag, "badarg");
+            return;
+        }
         edist_buf *b = &st->out;
         edist_buf_reset(b);
         edist_enc_tuple(b, 6);
@@ -1651,13 +1663,17 @@ typedef struct gl_caller {
 } gl_caller;
 
 /* gen_server:multi_call([node], global_name_server, Req): true when the
- * answer is `true`, `yes` or `ok` (a node that went away, or did not
- * answer in time: false). */
+ * answer is `true`, `yes` or `ok`, and for a node that is gone (no
+ * connection, no server): multi_call's bad nodes, which global.erl's
+ * set_lock_on_nodes passes over (a known node we cannot reach refused
+ * every lock for good). One that did not answer in time: false. */
 static bool call_one(gl_caller *k, const char *node, const edist_buf *req)
 {
     bool local = strcmp(node, k->me) == 0;
     int rc = edi_svc_call(k->s, "global_name_server", local ? NULL : node, node, req->data,
                           req->len, &k->ans, k->timeout_ms);
+    if (rc == EDIST_ECLOSED && !local)
+        return true;
     edist_term_view v = {k->ans.data, k->ans.len};
     bool ok = rc == 0 && (edi_term_is_atom(v, "true") || edi_term_is_atom(v, "yes") ||
                           edi_term_is_atom(v, "ok"));

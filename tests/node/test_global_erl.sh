@@ -28,6 +28,23 @@ ms=${r#\{ok,}; ms=${ms%\}}
 [[ "$ms" =~ ^[0-9]+$ ]] && [ "$ms" -lt 5000 ] || fail "global:sync() on erl: $r"
 ok "erl $E connected to edist $N and $M; global:sync() returned in $ms ms"
 
+# Forged init_connects naming nodes the edist node is not connected to
+# start no session: one would never end (no nodedown comes for it), and
+# global:sync() there would wait for it forever.
+r=$(erl_eval "$E" "[gen_server:cast({global_name_server, '$N@$HOST'},
+    {init_connect, {8, make_ref()}, list_to_atom(\"gfake\" ++ integer_to_list(I) ++ \"@nowhere\"),
+     {locker, no_longer_a_pid, [], self()}}) || I <- lists:seq(1, 3)],
+  timer:sleep(300),
+  rpc:call('$N@$HOST', global, sync, [], 8000).")
+[ "$r" = "{ok,ok}" ] || fail "global:sync() on $N after forged init_connects: $r"
+ok "init_connect for 3 nodes $N is not connected to: no session; global:sync() there returns"
+
+# edist's own registrar request is its node's callers' only.
+r=$(erl_eval "$E" "{gen_server:call({global_name_server, '$N@$HOST'}, {registrar, register, sneaky, notapid}),
+  $(on "$N" "whereis_name, [sneaky]")}.")
+[ "$r" = "{ok,{badarg,undefined}}" ] || fail "registrar request from erl: $r"
+ok "a registrar request from erl: badarg, nothing registered"
+
 # Registered on erl, found on both edist nodes.
 r=$(erl_eval "$E" "P = spawn(fun() -> receive stop -> ok end end), register(gholder, P),
   {T, yes} = timer:tc(global, register_name, [{todo_list, <<\"bob\">>}, P]), T div 1000.")

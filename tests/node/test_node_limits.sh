@@ -143,7 +143,7 @@ r=$(erl_eval "$E" "pong = net_adm:ping('$SN'), monitor_node('$SN', true),
   {echo, '$SN'} ! {self(), binary:copy(<<0>>, 3 * 1048576)},
   receive {nodedown, '$SN'} -> nodedown after 20000 -> timeout end.")
 [ "$r" = "{ok,nodedown}" ] || fail "3 MiB to a node with max_message_bytes 1M: $r"
-grep -q 'exceeds the message limit of [0-9]* bytes' "$tmp/s.err" || fail "no line about the limit"
+wait_until 10 grep -q 'exceeds the message limit of [0-9]* bytes' "$tmp/s.err" || fail "no line about the limit"
 r=$(erl_eval "$E" "net_adm:ping('$SN').")
 [ "$r" = "{ok,pong}" ] || fail "ping after the oversized message: $r"
 kill -0 "$SPID" || fail "node $SN died"
