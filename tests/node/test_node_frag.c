@@ -81,9 +81,17 @@ static void test_small_overtakes_big_to_erl(void **state)
     peers_unique_name(ename, sizeof ename, "n4erla");
     full_of(ename, efull, sizeof efull);
     start_sink_erl(ename);
-    n4_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    /* static: a node left running by a failed assertion still logs */
+    static n4_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
     edist_node *a = n4_start_node("n4a", &log, NULL);
     assert_int_equal(edist_node_connect(a, efull, 5000), 0);
+    /* erl stopped while both are queued: the socket takes a few MB of the
+     * big one and the rest waits in the node's queue, however long this
+     * thread is away between the two sends (a loaded ASan run once saw
+     * all 10 MiB handed over before the small one came) */
+    assert_int_equal(erl_eval(ename, "list_to_integer(os:getpid()).", out, sizeof out), 0);
+    long epid = strtol(out + 4, NULL, 10); /* {ok,PID} */
+    assert_true(epid > 1);
 
     edist_buf big, small;
     edist_buf_init(&big);
@@ -94,12 +102,15 @@ static void test_small_overtakes_big_to_erl(void **state)
     enc_small(&small, 1);
     edist_node_send_opts o3 = {.sender = 3}, o4 = {.sender = 4};
     int64_t t0 = peers_now_ms();
+    assert_int_equal(kill((pid_t)epid, SIGSTOP), 0);
     assert_int_equal(
         edist_node_send_reg_opts(a, efull, "n4sink", big.data, big.len, &o3),
         0);
     assert_int_equal(edist_node_send_reg_opts(a, efull, "n4sink", small.data,
                                               small.len, &o4),
                      0);
+    usleep(100 * 1000);
+    assert_int_equal(kill((pid_t)epid, SIGCONT), 0);
     snprintf(want, sizeof want, "{ok,[{small,1},{big,%zu,%u}]}", big_bytes,
              crc);
     bool ok = erl_wait(ename, "[V || {_, V} <- ets:tab2list(n4log)].", want,
