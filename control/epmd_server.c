@@ -767,14 +767,10 @@ static struct conn *oldest_oneshot(edi_epmd_server *s)
 
 static struct conn *free_slot(edi_epmd_server *s, const char *newpeer)
 {
-    struct conn *oldest = NULL;
-    for (unsigned i = 0; i < s->max_conns; i++) {
-        struct conn *c = &s->conns[i];
-        if (c->state == CONN_FREE)
-            return c;
-        if (c->state != CONN_REGISTERED && (!oldest || c->seq < oldest->seq))
-            oldest = c;
-    }
+    for (unsigned i = 0; i < s->max_conns; i++)
+        if (s->conns[i].state == CONN_FREE)
+            return &s->conns[i];
+    struct conn *oldest = oldest_oneshot(s);
     if (!oldest)
         return NULL;
     /* Full: the oldest one-shot connection is the likeliest to be idle or

@@ -344,18 +344,6 @@ static int rt_defer(edist_node *n, const char *peer, uint32_t node,
     return 0;
 }
 
-/* Does a signal for peer wait for a connection: not connected (worth
- * connecting), or signals of an attempt that just came up are still to be
- * replayed (this one must not overtake them)? */
-static bool rt_can_defer_n(edist_node *n, int rc, const char *peer, uint32_t node)
-{
-    if (!peer[0])
-        return false;
-    if (rc == EDIST_ENOTFOUND)
-        return true;
-    return rt_connecting_find(n, node) != NULL;
-}
-
 /* Does a signal that starts no connection (unlink, a link's exit,
  * demonitor, a monitor's DOWN) wait behind an attempt under way? What
  * waits there was sent before it: a link replayed after its unlink went
@@ -363,6 +351,14 @@ static bool rt_can_defer_n(edist_node *n, int rc, const char *peer, uint32_t nod
 static bool rt_waits_behind(edist_node *n, const char *peer, uint32_t node)
 {
     return peer[0] && rt_connecting_find(n, node) != NULL;
+}
+
+/* Does a signal for peer wait for a connection: not connected (worth
+ * connecting), or signals of an attempt that just came up are still to be
+ * replayed (this one must not overtake them)? */
+static bool rt_can_defer_n(edist_node *n, int rc, const char *peer, uint32_t node)
+{
+    return rc == EDIST_ENOTFOUND ? peer[0] != '\0' : rt_waits_behind(n, peer, node);
 }
 
 /* A ref into a deferred record; false if it does not fit. */

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/grow.h"
 #include "runtime/runtime_internal.h"
 
 #define NEED_SELF(p)                                                                      \
@@ -1083,17 +1084,11 @@ uint32_t edi_rt_node_downs(const edi_rt *rt, uint32_t node)
 
 static void node_downs_count(edi_rt *rt, uint32_t node)
 {
-    if (node >= rt->node_downs_cap) {
-        uint32_t cap = rt->node_downs_cap ? rt->node_downs_cap : 16;
-        while (cap <= node && cap < UINT32_MAX / 2)
-            cap *= 2;
-        uint32_t *d = cap > node ? realloc(rt->node_downs, cap * sizeof *d) : NULL;
-        if (!d)
-            return; /* uncounted: such links go on as before the count */
-        memset(d + rt->node_downs_cap, 0, (cap - rt->node_downs_cap) * sizeof *d);
-        rt->node_downs = d;
-        rt->node_downs_cap = cap;
-    }
+    uint32_t had = rt->node_downs_cap;
+    if (edi_grow32((void **)&rt->node_downs, &rt->node_downs_cap, node,
+                   sizeof *rt->node_downs) != 0)
+        return; /* uncounted: such links go on as before the count */
+    memset(rt->node_downs + had, 0, (rt->node_downs_cap - had) * sizeof *rt->node_downs);
     rt->node_downs[node]++;
 }
 

@@ -319,16 +319,22 @@ static void test_first_message_deadline(void **state)
 
 #define CAP 4
 
+/* A node with a setup time of 60 s and CAP handshakes per address. */
+static edist_node *cap_node(const char *prefix, adm_log *log, uint32_t first_message_ms)
+{
+    edist_node_config cfg;
+    edist_node_config_init(&cfg);
+    cfg.net_setuptime_ms = 60000;
+    cfg.first_message_time_ms = first_message_ms;
+    cfg.max_handshakes_per_address = CAP;
+    return adm_start_node(prefix, log, &cfg);
+}
+
 static void test_per_address_cap(void **state)
 {
     (void)state;
     adm_log *log = adm_log_new();
-    edist_node_config cfg;
-    edist_node_config_init(&cfg);
-    cfg.net_setuptime_ms = 60000;
-    cfg.first_message_time_ms = 60000;
-    cfg.max_handshakes_per_address = CAP;
-    edist_node *a = adm_start_node("n8cap", log, &cfg);
+    edist_node *a = cap_node("n8cap", log, 60000);
 
     /* A flood from one address evicts its own oldest. */
     int flood[10];
@@ -434,12 +440,7 @@ static void test_named_silent_evicted(void **state)
 {
     (void)state;
     adm_log *log = adm_log_new();
-    edist_node_config cfg;
-    edist_node_config_init(&cfg);
-    cfg.net_setuptime_ms = 60000;
-    cfg.first_message_time_ms = 300;
-    cfg.max_handshakes_per_address = CAP;
-    edist_node *a = adm_start_node("n8silent", log, &cfg);
+    edist_node *a = cap_node("n8silent", log, 300);
     int named[CAP];
     for (int i = 0; i < CAP; i++)
         named[i] = named_from(a, "127.0.0.6");

@@ -534,9 +534,9 @@ static void flood_sender(void *arg)
     send_text(g_main, "flood_sent");
 }
 
-static void test_full_mailbox_across_shards(void **state)
+/* The setup's runtime again, with mailboxes of 10 messages at most. */
+static void restart_small_mailboxes(void **state)
 {
-    (void)state;
     teardown(state);
     edist_runtime_config cfg;
     edist_runtime_config_init(&cfg);
@@ -545,6 +545,12 @@ static void test_full_mailbox_across_shards(void **state)
     cfg.max_mailbox_messages = 10;
     assert_int_equal(edist_runtime_start(&cfg, &rt), 0);
     assert_int_equal(edist_proc_attach_thread(rt, 0, &g_main), 0);
+}
+
+static void test_full_mailbox_across_shards(void **state)
+{
+    (void)state;
+    restart_small_mailboxes(state);
     atomic_store(&receive_go, 0);
     edist_procid recv = spawn_on(1, slow_receiver, NULL);
     spawn_on(0, flood_sender, &recv);
@@ -640,14 +646,7 @@ static void swapper(void *arg)
 static void test_full_mailboxes_both_ways(void **state)
 {
     (void)state;
-    teardown(state);
-    edist_runtime_config cfg;
-    edist_runtime_config_init(&cfg);
-    cfg.shards = 2;
-    cfg.shard_ring_entries = RING_ENTRIES;
-    cfg.max_mailbox_messages = 10;
-    assert_int_equal(edist_runtime_start(&cfg, &rt), 0);
-    assert_int_equal(edist_proc_attach_thread(rt, 0, &g_main), 0);
+    restart_small_mailboxes(state);
     atomic_store(&swap_eagains, 0);
     static edist_procid none, first;
     none = EDIST_PROCID_NULL;
