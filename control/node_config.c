@@ -101,6 +101,7 @@ static const opt_desc opts[EDI_OPT_COUNT] = {
     [EDI_OPT_DPDK_GATEWAY_MAC] = {"dpdk_gateway_mac", T_STRING, NULL, NULL, 1, "a MAC address (xx:xx:xx:xx:xx:xx)"},
     [EDI_OPT_DPDK_POOL_MBUFS] = {"dpdk_pool_mbufs", T_COUNT, "8191", NULL, 1, "a count from 1024 to 1048576"},
     [EDI_OPT_CLOSE_FLUSH_TIME] = {"close_flush_time", T_SECONDS, "2", NULL, 1, NULL},
+    [EDI_OPT_MAX_CLOSING_CONNECTIONS] = {"max_closing_connections", T_COUNT, "256", NULL, 1, NULL},
     [EDI_OPT_AUTO_CONNECT_MAX_SIGNALS] = {"auto_connect_max_signals", T_COUNT, "262144", NULL, 1, NULL},
     [EDI_OPT_AUTO_CONNECT_MAX_BYTES] = {"auto_connect_max_bytes", T_BYTES, "64M", NULL, 1, NULL},
     [EDI_OPT_GLOBAL_CALL_TIMEOUT] = {"global_call_timeout", T_SECONDS, "10", NULL, 1, NULL},
@@ -609,6 +610,7 @@ int edi_node_options_to_config(edi_node_options *o, int require_name)
     parse_seconds_ms(o->value[EDI_OPT_DPDK_IDLE_PING], &c->dpdk_idle_ping_ms);
     parse_seconds_ms(o->value[EDI_OPT_DPDK_DEAD_AFTER], &c->dpdk_dead_after_ms);
     parse_seconds_ms(o->value[EDI_OPT_CLOSE_FLUSH_TIME], &c->close_flush_ms);
+    parse_count(o->value[EDI_OPT_MAX_CLOSING_CONNECTIONS], &c->max_closing_connections);
     parse_count(o->value[EDI_OPT_AUTO_CONNECT_MAX_SIGNALS], &c->auto_connect_max_signals);
     parse_bytes(o->value[EDI_OPT_AUTO_CONNECT_MAX_BYTES], &c->auto_connect_max_bytes);
     parse_seconds_ms(o->value[EDI_OPT_GLOBAL_CALL_TIMEOUT], &c->global_call_timeout_ms);

@@ -88,6 +88,9 @@
  *                  the peer, is down (default 2)
  *   close_flush_time  seconds a graceful close waits for the peer to take
  *                  what was sent (default 2; a node stop takes 1 s more)
+ *   max_closing_connections  connections closed gracefully whose sockets
+ *                  wait for the peer at most (default 256);
+ *                  past it the oldest is reset
  *   auto_connect_max_signals, auto_connect_max_bytes  signals waiting for
  *                  a connection they started, at most (default 262144,
  *                  64M); past them a signal fails with noconnection
@@ -179,6 +182,7 @@ typedef enum edi_opt_id {
     EDI_OPT_DPDK_GATEWAY_MAC,
     EDI_OPT_DPDK_POOL_MBUFS,
     EDI_OPT_CLOSE_FLUSH_TIME,
+    EDI_OPT_MAX_CLOSING_CONNECTIONS,
     EDI_OPT_AUTO_CONNECT_MAX_SIGNALS,
     EDI_OPT_AUTO_CONNECT_MAX_BYTES,
     EDI_OPT_GLOBAL_CALL_TIMEOUT,

@@ -678,6 +678,8 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
      * to io_uring alone. */
     if (lc.idle == EDI_IDLE_BUSY)
         tc.rx_poll_us = 1000;
+    tc.max_closing = cfg->max_closing_connections ? cfg->max_closing_connections
+                                                  : EDIST_NODE_MAX_CLOSING_CONNECTIONS_DEFAULT;
     rc = edi_tcp_setup(n->loop, &tc);
     if (rc)
         goto fail;

@@ -262,6 +262,8 @@ static void call_run(edi_loop *loop, void *arg)
         c->stats.rx_recycle_freed = rs.freed;
         c->stats.rx_polled_reads = ts.rx_polled_reads;
         c->stats.rx_holds = ts.rx_holds;
+        c->stats.closing_connections = ts.conns_closing;
+        c->stats.closes_cut = ts.closes_cut;
         c->stats.shard_backlog = edi_rt_xbacklog(n->rt);
         c->stats.shard_backlog_max = n->backlog_max;
         c->stats.auto_connect_waiting = n->deferred_count;

@@ -218,6 +218,8 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
     edi_services_stat(b, n, "rx_recycle_freed", ns.rx_recycle_freed);
     edi_services_stat(b, n, "rx_polled_reads", ns.rx_polled_reads);
     edi_services_stat(b, n, "rx_holds", ns.rx_holds);
+    edi_services_stat(b, n, "closing_connections", ns.closing_connections);
+    edi_services_stat(b, n, "closes_cut", ns.closes_cut);
     edi_services_stat(b, n, "shard_backlog", ns.shard_backlog);
     edi_services_stat(b, n, "shard_backlog_max", ns.shard_backlog_max);
     edi_services_stat(b, n, "auto_connect_waiting", ns.auto_connect_waiting);

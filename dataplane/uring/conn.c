@@ -125,6 +125,8 @@ struct edi_conn {
 
     edi_conn *prev, *next;      /* tcp->conns */
     edi_conn *dirty_next, *deferred_next, *starved_next;
+    edi_conn *closing_prev, *closing_next; /* tcp's closing list */
+    bool on_closing;
 
     /* receive: RAW/U32 deframing of the byte stream (deframe.h) */
     edi_deframe df;
@@ -316,9 +318,29 @@ static void hot_touch(edi_conn *c)
 
 /* ---- dying ---------------------------------------------------------------------- */
 
+static void closing_remove(edi_conn *c)
+{
+    edi_tcp *tcp = c->tcp;
+    if (!c->on_closing)
+        return;
+    if (c->closing_prev)
+        c->closing_prev->closing_next = c->closing_next;
+    else
+        tcp->closing_head = c->closing_next;
+    if (c->closing_next)
+        c->closing_next->closing_prev = c->closing_prev;
+    else
+        tcp->closing_tail = c->closing_prev;
+    c->closing_prev = c->closing_next = NULL;
+    c->on_closing = false;
+    tcp->nclosing--;
+    tcp->st.conns_closing = tcp->nclosing;
+}
+
 /* Makes every request of c in the kernel finish soon. */
 static void hard_stop(edi_conn *c)
 {
+    closing_remove(c);
     c->lingering = false;
     if (c->fd < 0)
         return;
@@ -333,6 +355,7 @@ static void hard_stop(edi_conn *c)
 }
 
 static void conn_timer_fn(edi_loop *loop, edi_timer *t, void *arg);
+static void closing_enter(edi_conn *c);
 
 /* The connection is dead for its owner: on_close(reason) follows from the
  * deferred phase. linger: the close was graceful (everything sent, FIN
@@ -355,17 +378,17 @@ static void conn_kill(edi_conn *c, int reason, bool linger, const char *fmt, ...
     va_end(ap);
     edi_loop_timer_cancel(loop, &c->timer);
     edi_deframe_halt(&c->df);
-    bool was_hot = c->on_hot;
     hot_remove(c);
     if (c->on_starved) {
         list_remove(&tcp->starved, c, offsetof(edi_conn, starved_next));
         c->on_starved = false;
         tcp->nstarved--;
     }
-    if (linger && (c->rx_armed || was_hot) && c->fd >= 0) {
+    if (linger && c->fd >= 0) {
         (void)shutdown(c->fd, SHUT_WR);
+        closing_enter(c);
         c->lingering = true;
-        arm_recv(c); /* read by the loop until now */
+        arm_recv(c); /* read by the loop, held or starved until now */
         uint64_t now = edi_now_ms();
         uint64_t left = c->close_deadline_ms > now ? c->close_deadline_ms - now : 0;
         if (left == 0 ||
@@ -405,6 +428,39 @@ static void conn_timer_fn(edi_loop *loop, edi_timer *t, void *arg)
     }
 }
 
+/* c starts its graceful close: counted among the closing, and the
+ * oldest of them reset if that makes more than max_closing (a peer that
+ * neither reads nor closes must not hold descriptors for the whole close
+ * time while new ones come). */
+static void closing_enter(edi_conn *c)
+{
+    edi_tcp *tcp = c->tcp;
+    if (c->on_closing)
+        return;
+    if (tcp->nclosing >= tcp->cfg.max_closing && tcp->closing_head != NULL) {
+        edi_conn *old = tcp->closing_head;
+        tcp->st.closes_cut++;
+        if (old->state == CS_CLOSING) {
+            conn_kill(old, EDIST_ETIMEDOUT, false,
+                      "close cut short: %u connections were closing (max_closing)",
+                      tcp->nclosing);
+        } else {
+            hard_stop(old);
+            maybe_free(old);
+        }
+    }
+    c->on_closing = true;
+    c->closing_prev = tcp->closing_tail;
+    c->closing_next = NULL;
+    if (tcp->closing_tail)
+        tcp->closing_tail->closing_next = c;
+    else
+        tcp->closing_head = c;
+    tcp->closing_tail = c;
+    tcp->nclosing++;
+    tcp->st.conns_closing = tcp->nclosing;
+}
+
 static void tx_pop(edi_conn *c)
 {
     txseg *s = &c->segs[c->seg_head];
@@ -434,6 +490,7 @@ static void conn_free(edi_conn *c)
     edi_loop *loop = c->loop;
     edi_tcp *tcp = c->tcp;
     hot_remove(c);
+    closing_remove(c);
     while (c->seg_count > 0)
         tx_pop(c);
     free(c->segs);
@@ -477,12 +534,33 @@ static void starve(edi_conn *c)
     }
 }
 
+/* A lingering connection's receive: the bytes only need taking (their
+ * being unread would turn our close into a reset that destroys what we
+ * sent), so they go to the loop's scratch, not to the ring's buffers,
+ * which a hold or a dry ring would withhold. */
+static void arm_discard(edi_conn *c)
+{
+    struct io_uring_sqe *sqe = edi_loop_sqe(c->loop);
+    if (sqe == NULL) {
+        hard_stop(c);
+        return;
+    }
+    io_uring_prep_recv(sqe, c->fd, c->tcp->discard, sizeof c->tcp->discard, 0);
+    io_uring_sqe_set_data(sqe, &c->rx_op);
+    c->rx_multishot = false;
+    c->rx_armed = true;
+}
+
 static void arm_recv(edi_conn *c)
 {
     edi_loop *loop = c->loop;
     edi_tcp *tcp = c->tcp;
     if (c->rx_armed || c->on_hot || !rx_wanted(c))
         return;
+    if (c->state == CS_DEAD) {
+        arm_discard(c);
+        return;
+    }
     if (tcp->pool->in_ring == 0 || tcp->rx_held) {
         /* would fail with ENOBUFS at once, or we are not to read: wait
          * with the starved ones */
@@ -611,8 +689,8 @@ static void on_recv(edi_conn *c, struct io_uring_cqe *cqe)
         }
         /* CLOSING: the peer is done sending; our flush goes on */
     } else if (res == -ENOBUFS) {
-        if (c->state == CS_DEAD)
-            hard_stop(c);
+        if (!c->rx_armed && c->state == CS_DEAD)
+            arm_recv(c); /* lingering: the scratch takes the rest */
         else if (!c->rx_armed)
             starve(c);
     } else if (res == -EINVAL && c->rx_multishot && !c->rx_got_data &&
@@ -1329,6 +1407,7 @@ void edi_conn_close(edi_conn *c, uint64_t timeout_ms)
     }
     if (timeout_ms == 0)
         timeout_ms = CLOSE_DEFAULT_MS;
+    closing_enter(c);
     c->state = CS_CLOSING;
     c->close_deadline_ms = edi_now_ms() + timeout_ms;
     edi_deframe_halt(&c->df); /* no more deliveries */

@@ -21,6 +21,7 @@ void edi_tcp_config_default(edi_tcp_config *c)
     c->max_frame_bytes = 256ull * 1024 * 1024;
     c->raw_max_bytes = 64u * 1024u;
     c->send_queue_limit_bytes = 1024u * 1024u;
+    c->max_closing = 256;
 }
 
 static bool is_pow2(uint32_t v) { return v != 0 && (v & (v - 1)) == 0; }
@@ -96,7 +97,7 @@ int edi_tcp_setup(edi_loop *loop, const edi_tcp_config *config)
     if (!is_pow2(cfg.rx_buffer_count) || cfg.rx_buffer_count > 32768 ||
         cfg.rx_buffer_bytes < 64 || cfg.max_frame_bytes == 0 ||
         cfg.max_frame_bytes > UINT32_MAX || cfg.send_queue_limit_bytes == 0 ||
-        cfg.raw_max_bytes == 0)
+        cfg.raw_max_bytes == 0 || cfg.max_closing == 0)
         return edist_set_error(EDIST_EINVAL, "uring: bad TCP config");
     edi_tcp *tcp = calloc(1, sizeof(*tcp));
     if (tcp == NULL)

@@ -67,6 +67,11 @@ typedef struct edi_tcp_config {
      * loop does anyway, saves about 5 us a round trip here. Costs one
      * syscall per such connection per iteration. Default 0: never. */
     uint32_t rx_poll_us;
+    /* Connections closed gracefully whose sockets are still open (the
+     * peer has yet to take the tail, or to close its side) at most: the
+     * oldest is reset for a new one. Each holds a descriptor however
+     * briefly its owner knew it (a refused handshake). Default 256. */
+    uint32_t max_closing;
 } edi_tcp_config;
 
 /* Fills c with the defaults above. */
@@ -253,8 +258,10 @@ size_t edi_conn_send_queue_bytes(const edi_conn *c);
  * on_close(EDIST_ETIMEDOUT) if not flushed within timeout_ms (0 = 5 s).
  * After on_close(0) the loop keeps draining the socket until the peer
  * closes too or the deadline passes (closing with unread bytes would send
- * a reset that can destroy the data just sent). New sends return
- * EDIST_ECLOSED at once. Idempotent. Loop thread. */
+ * a reset that can destroy the data just sent). With max_closing
+ * connections in either phase, the oldest is reset (on_close(ETIMEDOUT)
+ * if still flushing). New sends return EDIST_ECLOSED at once. Idempotent.
+ * Loop thread. */
 void edi_conn_close(edi_conn *c, uint64_t timeout_ms);
 /* Immediate close: drops unsent data; on_close(reason) follows from the
  * loop (never from inside this call). Idempotent (first reason wins).
@@ -290,6 +297,8 @@ typedef struct edi_tcp_stats {
                                        * through io_uring */
     uint64_t send_eagain;
     uint64_t conns_open, conns_closed, accepts;
+    uint64_t conns_closing;           /* now: closed gracefully, socket open */
+    uint64_t closes_cut;              /* of them reset at max_closing */
     uint64_t tx_chunks_allocated;     /* transmit chunks ever allocated (the
                                        * rest were reused) */
 } edi_tcp_stats;

@@ -84,6 +84,10 @@ typedef struct edi_tcp {
     edi_conn *dirty;           /* have bytes to send */
     edi_conn *deferred;        /* on_close / rx kick / on_writable pending */
     edi_conn *starved;         /* receive stopped: ring ran dry */
+    /* closed gracefully, socket still open (flushing or lingering),
+     * oldest first */
+    edi_conn *closing_head, *closing_tail;
+    uint32_t nclosing;
     /* received within cfg.rx_poll_us: read by the loop every iteration */
     edi_conn **hot;
     uint32_t nhot, hot_cap;
@@ -99,6 +103,9 @@ typedef struct edi_tcp {
 
     /* the reactor polls this: deferred work, starved receives, flush */
     edi_poll_source poll;
+
+    /* where lingering connections' bytes go, unread (arm_discard) */
+    uint8_t discard[4096];
 
     /* transmit chunks of the standard size, kept for reuse */
     struct txchunk *chunk_free;

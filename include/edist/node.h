@@ -264,6 +264,12 @@ typedef struct edist_node_config {
      * leave the runtime, so it takes at most twice this plus 1 s.
      * 0: EDIST_NODE_CLOSE_FLUSH_MS_DEFAULT. */
     uint32_t close_flush_ms;
+    /* Connections closed gracefully whose sockets still wait for the peer
+     * (to take what was sent, to close its side) at most: past
+     * it the oldest is reset. A refused handshake is closed this way, so
+     * this bounds the descriptors refused peers hold. 0:
+     * EDIST_NODE_MAX_CLOSING_CONNECTIONS_DEFAULT. */
+    uint32_t max_closing_connections;
     /* Freed receive buffers of large messages (32 KiB to
      * rx_recycle_max_bytes) kept for the next ones, at most
      * rx_recycle_buffers of them (at most
@@ -310,6 +316,7 @@ typedef struct edist_node_config {
 #define EDIST_NODE_FIRST_MESSAGE_TIME_MS_DEFAULT 2000u
 #define EDIST_NODE_MAX_HANDSHAKES_DEFAULT 256u
 #define EDIST_NODE_MAX_HANDSHAKES_PER_ADDRESS_DEFAULT 64u
+#define EDIST_NODE_MAX_CLOSING_CONNECTIONS_DEFAULT 256u
 /* The embedded port mapper. */
 #define EDIST_NODE_EPMD_IDLE_EXIT_MS_DEFAULT 5000u
 /* Timeout of the blocking calls below when they are given 0 or less. */
@@ -551,6 +558,8 @@ typedef struct edist_node_stats {
                                    * connection made by the shard itself */
     uint64_t rx_holds;            /* times the node stopped reading its
                                    * connections (shard_backlog_limit) */
+    uint64_t closing_connections; /* now: closed gracefully, socket open */
+    uint64_t closes_cut;          /* of them reset at max_closing_connections */
     uint64_t shard_backlog;       /* now: signals shard 0 keeps queued for
                                    * other shards */
     uint64_t shard_backlog_max;   /* the most at once */

@@ -472,6 +472,79 @@ static void test_named_silent_evicted(void **state)
     free(log);
 }
 
+/* ---- refused connections hold no descriptors beyond a bound -------------- */
+
+/* A send_name ('N', version 6) without the mandatory flags: refused with
+ * not_allowed, which the node sends before closing gracefully. */
+static void send_incapable_name(int fd, const char *name)
+{
+    uint8_t m[2 + 1 + 8 + 4 + 2 + 128];
+    size_t nl = strlen(name);
+    assert_true(nl <= 128);
+    size_t len = 1 + 8 + 4 + 2 + nl;
+    m[0] = (uint8_t)(len >> 8);
+    m[1] = (uint8_t)len;
+    m[2] = 'N';
+    memset(m + 3, 0, 8 + 4); /* flags 0, creation 0 */
+    m[15] = (uint8_t)(nl >> 8);
+    m[16] = (uint8_t)nl;
+    memcpy(m + 17, name, nl);
+    assert_int_equal(write(fd, m, 2 + len), (ssize_t)(2 + len));
+}
+
+/* Refused peers that neither read nor close: each refusal's socket waits
+ * for them up to close_flush_time, and without a bound a stream of them
+ * held a descriptor each all that while. At max_closing_connections the
+ * oldest is reset. */
+#define REFUSED 6
+#define MAX_CLOSING 2
+
+static void test_refused_closing_bounded(void **state)
+{
+    (void)state;
+    adm_log *log = adm_log_new();
+    edist_node_config cfg;
+    edist_node_config_init(&cfg);
+    cfg.close_flush_ms = 60000;
+    cfg.max_closing_connections = MAX_CLOSING;
+    edist_node *a = adm_start_node("n8closing", log, &cfg);
+    int fds[REFUSED];
+    edist_node_stats st;
+    for (int i = 0; i < REFUSED; i++) {
+        fds[i] = connect_from(a, "127.0.0.8", NULL);
+        send_incapable_name(fds[i], "n8incapable@127.0.0.1");
+        WAIT_STATS(a, st, st.handshakes_refused >= (uint64_t)i + 1, 5000);
+        assert_int_equal(st.handshakes_refused, i + 1);
+    }
+    WAIT_STATS(a, st, st.closes_cut >= REFUSED - MAX_CLOSING, 5000);
+    print_message("%d refused peers that neither read nor close: %llu sockets still "
+                  "closing, %llu reset (max_closing_connections %d)\n",
+                  REFUSED, (unsigned long long)st.closing_connections,
+                  (unsigned long long)st.closes_cut, MAX_CLOSING);
+    assert_int_equal(st.closing_connections, MAX_CLOSING);
+    assert_int_equal(st.closes_cut, REFUSED - MAX_CLOSING);
+    /* the peers were told why, the cut ones as well */
+    for (int i = 0; i < REFUSED; i++) {
+        uint8_t b[64];
+        ssize_t r = recv(fds[i], b, sizeof b, MSG_DONTWAIT);
+        assert_true(r >= 3 && b[2] == 's');
+    }
+    for (int i = 0; i < REFUSED; i++)
+        close(fds[i]);
+    WAIT_STATS(a, st, st.closing_connections == 0, 5000);
+    assert_int_equal(st.closing_connections, 0);
+    /* still answering */
+    edist_node_config ccfg;
+    edist_node_config_init(&ccfg);
+    adm_log *clog = adm_log_new();
+    edist_node *b = adm_start_node("n8closingcli", clog, &ccfg);
+    assert_int_equal(edist_node_ping(b, edist_node_name(a), 5000), 0);
+    edist_node_stop(b);
+    edist_node_stop(a);
+    free(clog);
+    free(log);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -492,6 +565,7 @@ int main(void)
         cmocka_unit_test(test_per_address_cap),
         cmocka_unit_test(test_accepted_logged_with_address),
         cmocka_unit_test(test_named_silent_evicted),
+        cmocka_unit_test(test_refused_closing_bounded),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

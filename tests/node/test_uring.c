@@ -1282,6 +1282,222 @@ static void test_uring_graceful_close_flushes(void **state)
     tc_fini(&cli);
 }
 
+/* A graceful close while receives are held, or while the ring is dry,
+ * lingers as any other: the bytes the peer sent and we never read are
+ * taken, so that closing does not reset the connection and destroy the
+ * tail we sent that still waits in our socket for the peer's window. It
+ * used to stop at once: with unread bytes, close() resets. */
+static void hold_on_fn(void *a)
+{
+    edi_tcp_rx_hold(((lt *)a)->loop, true);
+}
+
+static void hold_off_fn(void *a)
+{
+    edi_tcp_rx_hold(((lt *)a)->loop, false);
+}
+
+static void graceful_close_unread(bool dry)
+{
+    const uint64_t N = 12;
+    const size_t LEN = 1000;
+    lt_config scfg;
+    lt_config_default(&scfg);
+    scfg.tcp.rx_buffer_count = 8;
+    scfg.tcp.rx_buffer_bytes = 4096;
+    lt ls;
+    lt_start(&ls, &scfg);
+    tconn srv;
+    tc_init(&srv, &ls, TC_HOLD);
+    atomic_store(&srv.hold, dry); /* keeping every frame dries the ring */
+    srv.fixed_len = LEN;
+    srv.close_when_sent = 1;
+    srv.scratch = malloc(LEN);
+    srv.scratch_len = LEN;
+    server s;
+    server_start(&s, &ls, &srv, NULL);
+    if (!dry)
+        call_on(&ls, hold_on_fn, &ls);
+    /* a small window: part of the tail stays in the server's socket */
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    int small = 4096;
+    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(s.port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    WAIT_UNTIL(atomic_load(&srv.connected));
+    /* frames the server will not read: held, or past the dry ring */
+    uint8_t frame[4 + 1000];
+    memset(frame, 3, sizeof frame);
+    put32(frame, 1000);
+    for (int i = 0; i < 60; i++)
+        write_all(fd, frame, sizeof frame);
+    edi_tcp_stats st;
+    if (dry)
+        WAIT_UNTIL((get_tcp_stats(&ls, &st), st.rx_starved > 0));
+    srv.to_send = N;
+    call_on(&ls, tc_pump_fn, &srv);
+    WAIT_UNTIL(atomic_load(&srv.closed));
+    assert_int_equal(atomic_load(&srv.reason), 0);
+    usleep(200000); /* a reset, if any, has come */
+    size_t got = 0;
+    ssize_t r;
+    uint8_t buf[65536];
+    while ((r = read(fd, buf, sizeof buf)) > 0)
+        got += (size_t)r;
+    int err = r < 0 ? errno : 0;
+    print_message("closed %s: read %zu of %llu bytes, then %s\n",
+                  dry ? "with the ring dry" : "while held", got,
+                  (unsigned long long)(N * (4 + LEN)), err ? strerror(err) : "end of stream");
+    assert_int_equal(err, 0);
+    assert_int_equal(got, N * (4 + LEN));
+    close(fd);
+    if (!dry)
+        call_on(&ls, hold_off_fn, &ls);
+    call_on(&ls, set_hold_off, &srv);
+    size_t nheld = atomic_load(&srv.nheld);
+    for (size_t i = 0; i < nheld; i++)
+        edi_rxbuf_unref(srv.held[i]);
+    call_on(&ls, srv_close_fn, &s);
+    lt_stop(&ls);
+    tc_fini(&srv);
+}
+
+static void test_uring_graceful_close_while_held(void **state)
+{
+    (void)state;
+    graceful_close_unread(false);
+}
+
+static void test_uring_graceful_close_ring_dry(void **state)
+{
+    (void)state;
+    graceful_close_unread(true);
+}
+
+/* Connections closed gracefully keep their sockets until the peer has
+ * the tail and closes too (or the close time passes): at most
+ * max_closing of them, the oldest reset for a new one. Peers that
+ * neither read nor close used to hold a descriptor each for the whole
+ * close time (a refused handshake is closed this way). */
+#define CLOSERS 10
+
+typedef struct closer_slot {
+    atomic_int closed, reason;
+} closer_slot;
+
+typedef struct closers {
+    lt *t;
+    edi_listener *l;
+    uint16_t port;
+    size_t tail; /* bytes sent before the close */
+    atomic_int n;
+    closer_slot slot[CLOSERS];
+} closers;
+
+static void closer_on_close(edi_conn *c, void *user, int reason)
+{
+    (void)c;
+    closer_slot *s = user;
+    atomic_store(&s->reason, reason);
+    atomic_store(&s->closed, 1);
+}
+
+static const edi_conn_ops closer_ops = {.on_close = closer_on_close};
+
+static void closer_on_accept(edi_listener *l, int fd, const struct sockaddr_storage *peer,
+                             void *user)
+{
+    (void)l;
+    (void)peer;
+    closers *k = user;
+    int i = atomic_load(&k->n);
+    assert_true(i < CLOSERS);
+    edi_conn *c;
+    assert_int_equal(edi_conn_adopt(k->t->loop, fd, &closer_ops, &k->slot[i], &c), 0);
+    uint8_t *tail = calloc(1, k->tail);
+    assert_non_null(tail);
+    assert_int_equal(edi_conn_send_frame(c, tail, k->tail), 0);
+    free(tail);
+    edi_conn_close(c, 10000);
+    atomic_store(&k->n, i + 1);
+}
+
+static void closers_listen_fn(void *a)
+{
+    closers *k = a;
+    assert_int_equal(edi_loop_listen(k->t->loop, "127.0.0.1", 0, closer_on_accept, k, &k->l,
+                                     &k->port), 0);
+}
+
+static void closers_close_fn(void *a)
+{
+    closers *k = a;
+    edi_listener_close(k->l);
+}
+
+static void closing_bounded(size_t tail)
+{
+    lt_config scfg;
+    lt_config_default(&scfg);
+    scfg.tcp.max_closing = 4;
+    scfg.tcp.send_queue_limit_bytes = 32 * MIB;
+    lt ls;
+    lt_start(&ls, &scfg);
+    closers k;
+    memset(&k, 0, sizeof k);
+    k.t = &ls;
+    k.tail = tail;
+    call_on(&ls, closers_listen_fn, &k);
+    int fds[CLOSERS];
+    for (int i = 0; i < CLOSERS; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fds[i] >= 0);
+        int small = 4096; /* a big tail stays in the server's queue */
+        setsockopt(fds[i], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(k.port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        assert_int_equal(connect(fds[i], (struct sockaddr *)&a, sizeof a), 0);
+        WAIT_UNTIL(atomic_load(&k.n) == i + 1); /* accepted in this order */
+    }
+    edi_tcp_stats st;
+    bool flushing = tail > MIB;
+    /* a lingering one has told its owner (0) before it is cut; one still
+     * flushing is told ETIMEDOUT when cut */
+    for (int i = 0; i < CLOSERS - 4; i++) {
+        WAIT_UNTIL(atomic_load(&k.slot[i].closed));
+        assert_int_equal(atomic_load(&k.slot[i].reason), flushing ? EDIST_ETIMEDOUT : 0);
+    }
+    get_tcp_stats(&ls, &st);
+    print_message("%s: %llu closing, %llu cut\n", flushing ? "flushing" : "lingering",
+                  (unsigned long long)st.conns_closing, (unsigned long long)st.closes_cut);
+    assert_int_equal(st.conns_closing, 4);
+    assert_int_equal(st.closes_cut, CLOSERS - 4);
+    for (int i = CLOSERS - 4; i < CLOSERS; i++)
+        assert_int_equal(atomic_load(&k.slot[i].closed), !flushing);
+    for (int i = 0; i < CLOSERS; i++)
+        close(fds[i]);
+    WAIT_UNTIL((get_tcp_stats(&ls, &st), st.conns_closing == 0));
+    for (int i = 0; i < CLOSERS; i++)
+        WAIT_UNTIL(atomic_load(&k.slot[i].closed));
+    assert_int_equal(st.closes_cut, CLOSERS - 4);
+    call_on(&ls, closers_close_fn, &k);
+    lt_stop(&ls);
+}
+
+static void test_uring_closing_bounded_lingering(void **state)
+{
+    (void)state;
+    closing_bounded(100);
+}
+
+static void test_uring_closing_bounded_flushing(void **state)
+{
+    (void)state;
+    closing_bounded(16 * MIB);
+}
+
 typedef struct misc_args {
     lt *t;
 } misc_args;
@@ -1689,6 +1905,10 @@ int main(void)
         cmocka_unit_test(test_uring_connect_refused),
         cmocka_unit_test(test_uring_connect_timeout),
         cmocka_unit_test(test_uring_graceful_close_flushes),
+        cmocka_unit_test(test_uring_graceful_close_while_held),
+        cmocka_unit_test(test_uring_graceful_close_ring_dry),
+        cmocka_unit_test(test_uring_closing_bounded_lingering),
+        cmocka_unit_test(test_uring_closing_bounded_flushing),
         cmocka_unit_test(test_uring_bad_arguments),
         cmocka_unit_test(test_uring_send_before_connected_and_after_close),
         cmocka_unit_test(test_uring_frame_reserve_batches),
