@@ -173,21 +173,13 @@ static int rt_dispatch(void *user, const char *peer, uint64_t flags,
     case EDI_SIG_UNLINK:
         if (!has_from || !has_to)
             return 0;
-        edi_rt_unlink_in(n->rt, from, to);
-        if (m->op == EDI_DOP_UNLINK_ID) {
-            edi_dist_term_scratch fs, ts;
-            edist_term_view fv, tv;
-            if (edi_node_pid_view(to, &fs, &fv) ||
-                edi_node_pid_view(from, &ts, &tv))
-                return 0;
-            edist_buf_reset(&n->rt_frame);
-            if (edi_dist_build_unlink_id_ack(&n->rt_frame, flags, m->unlink_id,
-                                             fv, tv) == 0)
-                edi_nk_send_frame(n->nk, peer, to.id, &n->rt_frame, true);
-        }
+        /* The ack comes from the shard of `to`, after what it sent before. */
+        edi_rt_unlink_in(n->rt, from, to, m->op == EDI_DOP_UNLINK_ID ? m->unlink_id : 0);
         return 0;
     case EDI_SIG_UNLINK_ACK:
-        return 0; /* the runtime removed the link when it sent the unlink */
+        if (has_from && has_to)
+            edi_rt_unlink_ack_in(n->rt, from, to, m->unlink_id);
+        return 0;
     case EDI_SIG_EXIT:
     case EDI_SIG_EXIT2:
         if (reason.ptr && has_from && has_to)

@@ -65,7 +65,6 @@ struct edist_node {
      * each one its own net kernel subscription; loop thread */
     struct node_sub *node_subs;
     edist_buf rt_frame;
-    uint64_t rt_unlink_id;
     edi_send_memo send_memo;
     /* Auto-connection: signals for nodes being connected to (loop
      * thread), bounded; the attempts by node index (looked at on every

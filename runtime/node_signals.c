@@ -80,6 +80,7 @@ typedef struct rt_deferred {
     edist_procid a, b;
     uint32_t node;
     unsigned sflags;
+    uint64_t unlink_id; /* RK_UNLINK */
     bool by_name;
     /* copies after the payload in data[], or NULL */
     const char *name, *module, *function;
@@ -105,7 +106,7 @@ static int rt_hook_send(void *user, edist_procid from, edist_procid to,
 static int rt_hook_reg_send(void *user, edist_procid from, uint32_t node,
                             const char *name, const edi_rt_payload *msg);
 static int rt_hook_link(void *user, edist_procid from, edist_procid to);
-static int rt_hook_unlink(void *user, edist_procid from, edist_procid to);
+static int rt_hook_unlink(void *user, edist_procid from, edist_procid to, uint64_t id);
 static int rt_hook_exit(void *user, edist_procid from, edist_procid to,
                         edist_term_view reason);
 static int rt_hook_exit2(void *user, edist_procid from, edist_procid to,
@@ -216,7 +217,7 @@ static void rt_connect_finish(edi_loop *loop, void *arg)
             rt_hook_link(n, d->a, d->b);
             break;
         case RK_UNLINK:
-            rt_hook_unlink(n, d->a, d->b);
+            rt_hook_unlink(n, d->a, d->b, d->unlink_id);
             break;
         case RK_EXIT:
             rt_hook_exit(n, d->a, d->b, v);
@@ -526,43 +527,63 @@ static int rt_hook_reg_send(void *user, edist_procid from, uint32_t node,
     return rt_send_msg(user, from, EDIST_PROCID_NULL, node, name, msg);
 }
 
-typedef enum rt_pair_op { RT_LINK, RT_UNLINK } rt_pair_op;
+typedef enum rt_pair_op { RT_LINK, RT_UNLINK, RT_UNLINK_ACK } rt_pair_op;
 
+/* LINK, UNLINK_ID (id) and UNLINK_ID_ACK (id). */
 static int rt_pair(edist_node *n, rt_pair_op op, edist_procid from,
-                   edist_procid to)
+                   edist_procid to, uint64_t id)
 {
     char peer[EDI_HS_NAME_MAX_BYTES + 1];
     uint64_t flags;
     edi_dist_term_scratch fs, ts;
     edist_term_view fv, tv;
     int rc = rt_peer(n, to.node, peer, sizeof peer, &flags, 0);
-    if (op == RT_LINK ? rt_can_defer_n(n, rc, peer, to.node)
-                      : rt_waits_behind(n, peer, to.node)) {
-        rt_deferred t = {.kind = op == RT_LINK ? RK_LINK : RK_UNLINK, .a = from, .b = to};
+    /* An ack answers an unlink that came on the connection there is: with
+     * none, the peer's end of the link went with it. */
+    if (op != RT_UNLINK_ACK && (op == RT_LINK ? rt_can_defer_n(n, rc, peer, to.node)
+                                              : rt_waits_behind(n, peer, to.node))) {
+        rt_deferred t = {.kind = op == RT_LINK ? RK_LINK : RK_UNLINK, .a = from, .b = to,
+                         .unlink_id = id};
         return rt_defer(n, peer, to.node, &t, NULL, 0);
     }
     if (rc || (rc = edi_node_pid_view(from, &fs, &fv)) ||
         (rc = edi_node_pid_view(to, &ts, &tv)))
         return rc;
     edist_buf_reset(&n->rt_frame);
-    if (op == RT_LINK)
+    bool acked_here = false;
+    if (op == RT_LINK) {
         rc = edi_dist_build_link(&n->rt_frame, flags, fv, tv);
-    else if (flags & EDI_DFLAG_UNLINK_ID)
-        rc = edi_dist_build_unlink_id(&n->rt_frame, flags, ++n->rt_unlink_id,
-                                      fv, tv);
-    else
+    } else if (op == RT_UNLINK_ACK) {
+        if (!(flags & EDI_DFLAG_UNLINK_ID))
+            return 0; /* it sent a plain UNLINK: nothing to answer */
+        rc = edi_dist_build_unlink_id_ack(&n->rt_frame, flags, id, fv, tv);
+    } else if (flags & EDI_DFLAG_UNLINK_ID) {
+        rc = edi_dist_build_unlink_id(&n->rt_frame, flags, id, fv, tv);
+    } else {
+        /* The old protocol has no ack: the link goes once this is sent. */
         rc = edi_dist_build_unlink(&n->rt_frame, flags, fv, tv);
-    return rc ? rc : rt_queue(n, peer, from, true);
+        acked_here = true;
+    }
+    if (rc == 0)
+        rc = rt_queue(n, peer, from, true);
+    if (rc == 0 && acked_here)
+        edi_rt_unlink_ack_in(n->rt, to, from, id);
+    return rc;
 }
 
 static int rt_hook_link(void *user, edist_procid from, edist_procid to)
 {
-    return rt_pair(user, RT_LINK, from, to);
+    return rt_pair(user, RT_LINK, from, to, 0);
 }
 
-static int rt_hook_unlink(void *user, edist_procid from, edist_procid to)
+static int rt_hook_unlink(void *user, edist_procid from, edist_procid to, uint64_t id)
 {
-    return rt_pair(user, RT_UNLINK, from, to);
+    return rt_pair(user, RT_UNLINK, from, to, id);
+}
+
+static int rt_hook_unlink_ack(void *user, edist_procid from, edist_procid to, uint64_t id)
+{
+    return rt_pair(user, RT_UNLINK_ACK, from, to, id);
 }
 
 static int rt_exit_any(edist_node *n, bool exit2, edist_procid from,
@@ -724,6 +745,7 @@ const edi_rt_hooks edi_node_rt_hooks = {
     .reg_send = rt_hook_reg_send,
     .link = rt_hook_link,
     .unlink = rt_hook_unlink,
+    .unlink_ack = rt_hook_unlink_ack,
     .exit = rt_hook_exit,
     .exit2 = rt_hook_exit2,
     .monitor = rt_hook_monitor,

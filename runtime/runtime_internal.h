@@ -30,7 +30,8 @@
  *   returns an error and the runtime answers with noconnection itself.
  * - incoming control messages: SEND*, REG_SEND* -> edi_rt_deliver(_name)
  *   with the frame's rxbuf as owner; LINK -> edi_rt_link_in; UNLINK_ID ->
- *   edi_rt_unlink_in (plus the UNLINK_ID_ACK); EXIT*, EXIT2* ->
+ *   edi_rt_unlink_in (which answers with the unlink_ack hook);
+ *   UNLINK_ID_ACK -> edi_rt_unlink_ack_in; EXIT*, EXIT2* ->
  *   edi_rt_exit_in; MONITOR_P -> edi_rt_monitor_in; DEMONITOR_P ->
  *   edi_rt_demonitor_in; MONITOR_P_EXIT -> edi_rt_monitor_exit_in;
  *   SPAWN_REQUEST -> edi_rt_spawn_export_for, then SPAWN_REPLY;
@@ -98,7 +99,12 @@ typedef struct edi_rt_hooks {
     int (*reg_send)(void *user, edist_procid from, uint32_t node,
                     const char *name, const edi_rt_payload *msg);
     int (*link)(void *user, edist_procid from, edist_procid to);
-    int (*unlink)(void *user, edist_procid from, edist_procid to);
+    /* UNLINK_ID with id (never 0); its UNLINK_ID_ACK comes back through
+     * edi_rt_unlink_ack_in. A peer without unlink ids: a plain UNLINK,
+     * then the hook acknowledges it itself. */
+    int (*unlink)(void *user, edist_procid from, edist_procid to, uint64_t id);
+    /* UNLINK_ID_ACK from `from` (the local end) to `to`. */
+    int (*unlink_ack)(void *user, edist_procid from, edist_procid to, uint64_t id);
     /* A local process linked to `to` ended with reason (link exit). */
     int (*exit)(void *user, edist_procid from, edist_procid to,
                 edist_term_view reason);
@@ -187,7 +193,13 @@ int edi_rt_deliver_name(edi_rt *rt, edist_procid from, const char *name,
 /* LINK from a remote process: if `to` does not exist, hooks->exit(to,
  * from, noproc) answers. */
 int edi_rt_link_in(edi_rt *rt, edist_procid from, edist_procid to);
-int edi_rt_unlink_in(edi_rt *rt, edist_procid from, edist_procid to);
+/* UNLINK_ID (id; 0: the old UNLINK, which removes the link in any state):
+ * removes an active link, and acknowledges the id even when there is none
+ * or it is being unlinked from this end too (erts' rule: the unlinker's
+ * record goes only with its own acknowledgement). */
+int edi_rt_unlink_in(edi_rt *rt, edist_procid from, edist_procid to, uint64_t id);
+/* UNLINK_ID_ACK: removes to's link to from if it waits for this id. */
+int edi_rt_unlink_ack_in(edi_rt *rt, edist_procid from, edist_procid to, uint64_t id);
 /* EXIT (link broken by from's death: acted on only if the link exists) or
  * EXIT2 (exit/2), reason an encoded term. */
 int edi_rt_exit_in(edi_rt *rt, edist_procid from, edist_procid to,
@@ -443,6 +455,11 @@ struct edi_link {
     edi_hnode h;         /* rt->links, keyed by the unordered pair */
     edist_procid a, b;
     edi_proc *ap, *bp;   /* the local ends (NULL: remote) */
+    /* With b remote or on another shard: 0 while active; the id of a's
+     * unlink until b acknowledges it. Meanwhile the link counts as gone
+     * (no exit either way) but its record stays, so that a LINK or an
+     * unlink from b crossing ours cannot set it again on one side only. */
+    uint64_t unlinking;
     edi_link *a_next, *a_prev;
     edi_link *b_next, *b_prev;
 };
@@ -697,6 +714,7 @@ struct edist_runtime {
      * counts those it passed on, the others those they took. */
     uint32_t *node_downs;
     uint32_t node_downs_cap;
+    uint64_t unlink_ids;       /* the last unlink id this shard gave */
 
 
     /* requests from other threads */
@@ -994,7 +1012,8 @@ enum {
     EDI_X_SEND = 1,     /* ptr: edi_msg; to a pid here, or of another node */
     EDI_X_REG_SEND,     /* blob: name, node, msg (another node) */
     EDI_X_LINK,
-    EDI_X_UNLINK,
+    EDI_X_UNLINK,       /* len: the unlink id */
+    EDI_X_UNLINK_ACK,   /* len: the unlink id */
     EDI_X_EXIT,         /* flags 1: exit2; ptr/len: the reason */
     EDI_X_MONITOR,      /* from watcher, to target (null: by name), node; blob */
     EDI_X_DEMONITOR,
@@ -1037,7 +1056,8 @@ int edi_out_reg_send(edi_rt *rt, edist_procid from, uint32_t node, const char *n
 int edi_out_reg_send_msg(edi_rt *rt, edist_procid from, uint32_t node, const char *name,
                          edi_msg *m);
 int edi_out_link(edi_rt *rt, edist_procid from, edist_procid to);
-int edi_out_unlink(edi_rt *rt, edist_procid from, edist_procid to);
+int edi_out_unlink(edi_rt *rt, edist_procid from, edist_procid to, uint64_t id);
+int edi_out_unlink_ack(edi_rt *rt, edist_procid from, edist_procid to, uint64_t id);
 int edi_out_exit(edi_rt *rt, edist_procid from, edist_procid to, edist_term_view reason,
                  bool exit2);
 int edi_out_monitor(edi_rt *rt, edist_procid watcher, edist_procid target, uint32_t node,

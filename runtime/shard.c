@@ -489,19 +489,25 @@ int edi_out_reg_send(edi_rt *rt, edist_procid from, uint32_t node, const char *n
     return rc;
 }
 
-/* Link, unlink: two pids, nothing else. */
-static int out_pair(edi_rt *rt, uint8_t kind, edist_procid from, edist_procid to)
+/* Link, unlink and its acknowledgement: two pids and an unlink id. */
+static int out_pair(edi_rt *rt, uint8_t kind, edist_procid from, edist_procid to, uint64_t id)
 {
     uint32_t dest;
     int rc = route(rt, to.node, to, &dest);
     if (rc == ROUTE_HOOK) {
-        int (*hook)(void *, edist_procid, edist_procid) =
-            kind == EDI_X_LINK ? rt->hooks.link : rt->hooks.unlink;
-        return hook ? hook(rt->hooks.user, from, to) : EDIST_ECLOSED;
+        void *u = rt->hooks.user;
+        switch (kind) {
+        case EDI_X_LINK:
+            return rt->hooks.link ? rt->hooks.link(u, from, to) : EDIST_ECLOSED;
+        case EDI_X_UNLINK:
+            return rt->hooks.unlink ? rt->hooks.unlink(u, from, to, id) : EDIST_ECLOSED;
+        default:
+            return rt->hooks.unlink_ack ? rt->hooks.unlink_ack(u, from, to, id) : EDIST_ECLOSED;
+        }
     }
     if (rc < 0)
         return rc;
-    edi_xrec r = {.kind = kind, .from = from, .to = to,
+    edi_xrec r = {.kind = kind, .from = from, .to = to, .len = id,
                   .downs = edi_rt_node_downs(rt, to.node)};
     xpush(rt, dest, &r);
     return 0;
@@ -509,12 +515,17 @@ static int out_pair(edi_rt *rt, uint8_t kind, edist_procid from, edist_procid to
 
 int edi_out_link(edi_rt *rt, edist_procid from, edist_procid to)
 {
-    return out_pair(rt, EDI_X_LINK, from, to);
+    return out_pair(rt, EDI_X_LINK, from, to, 0);
 }
 
-int edi_out_unlink(edi_rt *rt, edist_procid from, edist_procid to)
+int edi_out_unlink(edi_rt *rt, edist_procid from, edist_procid to, uint64_t id)
 {
-    return out_pair(rt, EDI_X_UNLINK, from, to);
+    return out_pair(rt, EDI_X_UNLINK, from, to, id);
+}
+
+int edi_out_unlink_ack(edi_rt *rt, edist_procid from, edist_procid to, uint64_t id)
+{
+    return out_pair(rt, EDI_X_UNLINK_ACK, from, to, id);
 }
 
 int edi_out_exit(edi_rt *rt, edist_procid from, edist_procid to, edist_term_view reason,
@@ -871,9 +882,15 @@ static int apply(edi_rt *rt, edi_xrec *r)
         return 0;
     case EDI_X_UNLINK:
         if (edi_rt_is_local(rt, r->to))
-            edi_rt_unlink_in(rt, r->from, r->to);
+            edi_rt_unlink_in(rt, r->from, r->to, r->len);
         else
-            edi_out_unlink(rt, r->from, r->to);
+            edi_out_unlink(rt, r->from, r->to, r->len);
+        return 0;
+    case EDI_X_UNLINK_ACK:
+        if (edi_rt_is_local(rt, r->to))
+            edi_rt_unlink_ack_in(rt, r->from, r->to, r->len);
+        else
+            edi_out_unlink_ack(rt, r->from, r->to, r->len);
         return 0;
     case EDI_X_EXIT: {
         edist_term_view reason = {r->ptr, (size_t)r->len};

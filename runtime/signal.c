@@ -363,10 +363,11 @@ void edi_teardown(edi_rt *rt, edi_proc *p)
     while ((l = p->links) != NULL) {
         edi_proc *op = l->ap == p ? l->bp : l->ap;
         edist_procid other = l->ap == p ? l->b : l->a;
+        bool active = !l->unlinking;
         link_free(rt, l);
         if (op)
             edi_exit_signal(rt, op, me, reason, true);
-        else
+        else if (active)
             edi_out_exit(rt, me, other, reason, false);
     }
     /* Each monitor detached before the hook that tells its other end:
@@ -506,10 +507,13 @@ static int do_link(edi_rt *rt, void *arg)
     }
     if (p)
         return edi_link_add(rt, self, c->pid, p);
-    if (link_find(rt, me, c->pid))
+    edi_link *l = link_find(rt, me, c->pid);
+    if (l && !l->unlinking)
         return 0;
-    int rc = edi_link_add(rt, self, c->pid, NULL);
-    if (rc)
+    int rc = 0;
+    if (l)
+        l->unlinking = 0; /* linked again before the unlink's ack: active */
+    else if ((rc = edi_link_add(rt, self, c->pid, NULL)) != 0)
         return rc;
     rc = edi_out_link(rt, me, c->pid);
     /* Unreachable node: the link breaks at once, as erts does (unless the
@@ -530,12 +534,26 @@ int edist_link(edist_procid pid)
     return rc;
 }
 
+/* A link to a process of this shard goes at once (one record). Any other
+ * waits, inactive, for the other end's acknowledgement of this unlink. */
 static int do_unlink(edi_rt *rt, void *arg)
 {
     sig_ctx *c = arg;
     edist_procid me = edi_proc_pid(c->self);
-    if (edi_link_remove(rt, me, c->pid) && !edi_rt_owns(rt, c->pid))
-        edi_out_unlink(rt, me, c->pid);
+    edi_link *l = link_find(rt, me, c->pid);
+    if (!l || l->unlinking)
+        return 0;
+    if (l->bp || edi_rt_owns(rt, c->pid)) {
+        link_free(rt, l);
+        return 0;
+    }
+    uint64_t id = ++rt->unlink_ids;
+    l->unlinking = id;
+    /* Not sent (no connection): nobody will acknowledge it. The hook may
+     * have taken the node down, which freed the record already. */
+    if (edi_out_unlink(rt, me, c->pid, id) != 0 && (l = link_find(rt, me, c->pid)) != NULL &&
+        l->unlinking == id)
+        link_free(rt, l);
     return 0;
 }
 
@@ -801,11 +819,30 @@ int edi_rt_link_in(edi_rt *rt, edist_procid from, edist_procid to)
     return edi_link_add(rt, p, from, NULL);
 }
 
-int edi_rt_unlink_in(edi_rt *rt, edist_procid from, edist_procid to)
+int edi_rt_unlink_in(edi_rt *rt, edist_procid from, edist_procid to, uint64_t id)
 {
     if (edi_rt_elsewhere(rt, to))
-        return edi_out_unlink(rt, from, to);
-    return edi_link_remove(rt, to, from) ? 0 : EDIST_ENOTFOUND;
+        return edi_out_unlink(rt, from, to, id);
+    edi_link *l = link_find(rt, to, from);
+    bool removed = l && (!l->unlinking || id == 0);
+    if (removed)
+        link_free(rt, l);
+    /* Answered from here, the owner's shard: in order with what `to` sent
+     * `from` before (a LINK of a re-link must not follow the ack). */
+    if (id)
+        edi_out_unlink_ack(rt, to, from, id);
+    return removed ? 0 : EDIST_ENOTFOUND;
+}
+
+int edi_rt_unlink_ack_in(edi_rt *rt, edist_procid from, edist_procid to, uint64_t id)
+{
+    if (edi_rt_elsewhere(rt, to))
+        return edi_out_unlink_ack(rt, from, to, id);
+    edi_link *l = link_find(rt, to, from);
+    if (!l || l->unlinking != id)
+        return EDIST_ENOTFOUND; /* linked again since, or gone */
+    link_free(rt, l);
+    return 0;
 }
 
 int edi_rt_exit_in(edi_rt *rt, edist_procid from, edist_procid to, edist_term_view reason,
@@ -816,8 +853,15 @@ int edi_rt_exit_in(edi_rt *rt, edist_procid from, edist_procid to, edist_term_vi
     edi_proc *p = edi_proc_alive(rt, to);
     if (!p)
         return EDIST_ENOTFOUND;
-    if (!exit2 && !edi_link_remove(rt, to, from))
-        return 0; /* no link (any more): nothing to break */
+    if (!exit2) {
+        edi_link *l = link_find(rt, to, from);
+        if (!l)
+            return 0; /* no link (any more): nothing to break */
+        bool active = !l->unlinking;
+        link_free(rt, l);
+        if (!active)
+            return 0; /* being unlinked: gone, unacted on */
+    }
     edi_exit_signal(rt, p, from, reason, !exit2);
     return 0;
 }
@@ -1105,8 +1149,10 @@ void edi_rt_node_down_here(edi_rt *rt, uint32_t node)
             edi_link *l = (edi_link *)xs[i];
             edi_proc *p = l->ap;
             edist_procid from = l->b;
+            bool active = !l->unlinking;
             link_free(rt, l);
-            edi_exit_signal(rt, p, from, EDIST_REASON_NOCONNECTION, true);
+            if (active)
+                edi_exit_signal(rt, p, from, EDIST_REASON_NOCONNECTION, true);
         }
         if (xs != batch)
             free(xs);

@@ -17,6 +17,7 @@
 #include <inttypes.h>
 
 #include "control/dist_build.h"
+#include "runtime/runtime_internal.h"
 #include "n4_util.h"
 
 static char erl_short[64], erl_full[128];
@@ -543,6 +544,257 @@ static void test_ping_pang_disconnects(void **state)
     edist_node_stop(a);
 }
 
+/* ---- links: an unlink crossing the peer's unlink and re-link ------------- */
+
+static void raw_send_built(rawpeer *rp, const edist_buf *out)
+{
+    assert_int_equal(write(rp->fd, out->data, out->len), (ssize_t)out->len);
+}
+
+/* Reads frames from the node until one with op comes (ticks and other
+ * signals skipped): true, with its unlink id. */
+static bool raw_expect_op(rawpeer *rp, int op, uint64_t *unlink_id, int ms)
+{
+    int64_t end = peers_now_ms() + ms;
+    while (peers_now_ms() < end) {
+        uint8_t *f = NULL;
+        size_t len = 0;
+        if (raw_read_frame(rp, &f, &len, (int)(end - peers_now_ms())) <= 0)
+            return false;
+        if (len == 0)
+            continue;
+        edi_dist_delivery d;
+        bool hit = false;
+        if (edi_dist_reasm_feed(rp->reasm, f, len, &d) == 1) {
+            hit = d.msg->op == op;
+            if (hit && unlink_id)
+                *unlink_id = d.msg->unlink_id;
+            free(d.owned);
+        }
+        free(f);
+        if (hit)
+            return true;
+    }
+    return false;
+}
+
+/* An atom message from the raw peer to P, and P's next message: that atom? */
+static bool next_is(rawpeer *rp, edist_term_view r, edist_term_view p, const char *atom)
+{
+    uint8_t mb[64];
+    edist_buf m, out;
+    edist_buf_init_fixed(&m, mb, sizeof mb);
+    edist_enc_atomz(&m, atom);
+    edist_buf_init(&out);
+    assert_int_equal(edi_dist_build_send_sender(&out, rp->flags, NULL, r, p,
+                                                (edist_term_view){m.data, m.len}), 0);
+    raw_send_built(rp, &out);
+    edist_buf_free(&out);
+    edist_term_view got;
+    if (edist_receive(NULL, NULL, 5000, &got) != 0)
+        return false;
+    bool same = edist_term_equal(got.ptr, got.len, m.data, m.len);
+    if (!same)
+        print_message("expected %s, got another message\n", atom);
+    return same;
+}
+
+/* P unlinks the raw peer R while R unlinks P and links again (R's
+ * UNLINK_ID, LINK and the ack of P's unlink all come before R's link
+ * exit). As erts: P's link waits for its ack inactive, so R's LINK finds
+ * it and is ignored, and the ack removes it; the exit finds no link.
+ * edist used to drop the link at once: R's LINK set it again on P's side
+ * only, and the exit reached P. */
+static void test_unlink_crossing(void **state)
+{
+    (void)state;
+    static n4_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    edist_node *a = n4_start_node("n4unlink", &log, NULL);
+    rawpeer rp;
+    raw_connect(&rp, a, "n4unlinkraw", 0);
+    assert_true(rp.flags & EDI_DFLAG_UNLINK_ID);
+    edist_procid self;
+    assert_int_equal(edist_proc_attach_thread(edist_node_runtime(a), 0, &self), 0);
+    assert_int_equal(edist_trap_exit(true), 0);
+    edist_pid pp, rpid = {.node = {.ptr = rp.name, .len = (uint32_t)strlen(rp.name)},
+                          .id = 42,
+                          .creation = 77};
+    edist_procid_to_pid(self, &pp);
+    edi_dist_term_scratch ps, rs;
+    edist_term_view p, r;
+    assert_int_equal(edi_dist_pid_view(&pp, &ps, &p), 0);
+    assert_int_equal(edi_dist_pid_view(&rpid, &rs, &r), 0);
+    edist_procid rproc;
+    assert_int_equal(edist_procid_from_pid(&rpid, &rproc), 0);
+    uint8_t rb[16];
+    edist_buf reason, out;
+    edist_buf_init_fixed(&reason, rb, sizeof rb);
+    edist_enc_atomz(&reason, "probe");
+    edist_term_view probe = {reason.data, reason.len};
+    edist_buf_init(&out);
+
+    /* R links to P (in order before sync0, so P has the link then) */
+    assert_int_equal(edi_dist_build_link(&out, rp.flags, r, p), 0);
+    raw_send_built(&rp, &out);
+    assert_true(next_is(&rp, r, p, "sync0"));
+
+    /* P unlinks: R sees UNLINK_ID(p1) and, as if it had crossed it,
+     * answers its own unlink, a re-link, the ack, then its link's exit */
+    assert_int_equal(edist_unlink(rproc), 0);
+    uint64_t p1 = 0, acked = 0;
+    assert_true(raw_expect_op(&rp, EDI_DOP_UNLINK_ID, &p1, 5000));
+    assert_true(p1 != 0);
+    edist_buf_reset(&out);
+    assert_int_equal(edi_dist_build_unlink_id(&out, rp.flags, 7, r, p), 0);
+    raw_send_built(&rp, &out);
+    edist_buf_reset(&out);
+    assert_int_equal(edi_dist_build_link(&out, rp.flags, r, p), 0);
+    raw_send_built(&rp, &out);
+    edist_buf_reset(&out);
+    assert_int_equal(edi_dist_build_unlink_id_ack(&out, rp.flags, p1, r, p), 0);
+    raw_send_built(&rp, &out);
+    edist_buf_reset(&out);
+    assert_int_equal(edi_dist_build_exit(&out, rp.flags, NULL, r, p, probe), 0);
+    raw_send_built(&rp, &out);
+    /* the exit found no link: the next message is sync1 */
+    assert_true(next_is(&rp, r, p, "sync1"));
+    /* R's unlink was acknowledged, with its id */
+    assert_true(raw_expect_op(&rp, EDI_DOP_UNLINK_ID_ACK, &acked, 5000));
+    assert_int_equal(acked, 7);
+
+    /* P links again and it holds: R's exit reaches P */
+    assert_int_equal(edist_link(rproc), 0);
+    assert_true(raw_expect_op(&rp, EDI_DOP_LINK, NULL, 5000));
+    edist_buf_reset(&out);
+    assert_int_equal(edi_dist_build_exit(&out, rp.flags, NULL, r, p, probe), 0);
+    raw_send_built(&rp, &out);
+    edist_term_view got;
+    assert_int_equal(edist_receive(NULL, NULL, 5000, &got), 0);
+    edist_cursor c;
+    uint32_t arity;
+    edist_atom tag;
+    edist_cursor_init(&c, got.ptr, got.len);
+    assert_int_equal(edist_dec_tuple(&c, &arity), 0);
+    assert_int_equal(arity, 3);
+    assert_int_equal(edist_dec_atom(&c, &tag), 0);
+    assert_true(tag.len == 4 && memcmp(tag.ptr, "EXIT", 4) == 0);
+    print_message("unlink crossed by the peer's unlink and re-link: no link on "
+                  "either side, the exit ignored, the peer's unlink acked (id 7); "
+                  "linked again, the exit arrives\n");
+
+    edist_buf_free(&out);
+    edist_proc_detach_thread(NULL, 0);
+    raw_close(&rp);
+    edist_node_stop(a);
+}
+
+/* On a node of two shards, the ack of a peer's UNLINK_ID comes from the
+ * shard of the process it names, after what that process sent before:
+ * P (shard 1) unlinks R, then links again while R's unlink is on its
+ * way. R must see P's LINK before the ack of its unlink (else R drops its
+ * link on the ack, takes P's LINK as new, and stays linked while P's
+ * link goes with R's unlink). The ack used to leave from shard 0 at once,
+ * even while P's shard had not read R's unlink yet. */
+static edist_procid t3_r;
+static _Atomic int t3_hold, t3_unlinked;
+
+static void t3_p(void *arg)
+{
+    (void)arg;
+    edist_term_view m;
+    if (edist_receive(NULL, NULL, 10000, &m) != 0) /* "start", after R's LINK */
+        return;
+    edist_unlink(t3_r);
+    atomic_store(&t3_unlinked, 1);
+    while (atomic_load(&t3_hold))
+        ; /* green, not yielding: shard 1 reads nothing */
+    edist_link(t3_r);
+    edist_receive(NULL, NULL, 10000, &m); /* "end" */
+}
+
+static void test_unlink_ack_from_owner_shard(void **state)
+{
+    (void)state;
+    static n4_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    edist_node_config cfg;
+    edist_node_config_init(&cfg);
+    cfg.shards = 2;
+    edist_node *a = n4_start_node("n4unlack", &log, &cfg);
+    rawpeer rp;
+    raw_connect(&rp, a, "n4unlackraw", 0);
+    edist_pid rpid = {.node = {.ptr = rp.name, .len = (uint32_t)strlen(rp.name)},
+                      .id = 43,
+                      .creation = 77};
+    assert_int_equal(edist_procid_from_pid(&rpid, &t3_r), 0);
+    atomic_store(&t3_hold, 1);
+    atomic_store(&t3_unlinked, 0);
+    edist_procid pproc;
+    edist_runtime *ert = edist_node_runtime(a);
+    assert_int_equal(edi_rt_spawn_here(ert->g->rt[1], t3_p, NULL, &pproc), 0);
+    edist_pid pp;
+    edist_procid_to_pid(pproc, &pp);
+    edi_dist_term_scratch ps, rs;
+    edist_term_view p, r;
+    assert_int_equal(edi_dist_pid_view(&pp, &ps, &p), 0);
+    assert_int_equal(edi_dist_pid_view(&rpid, &rs, &r), 0);
+    edist_buf out;
+    edist_buf_init(&out);
+    uint8_t mb[16];
+    edist_buf m;
+    edist_buf_init_fixed(&m, mb, sizeof mb);
+    edist_enc_atomz(&m, "start");
+    assert_int_equal(edi_dist_build_link(&out, rp.flags, r, p), 0);
+    raw_send_built(&rp, &out);
+    edist_buf_reset(&out);
+    assert_int_equal(edi_dist_build_send_sender(&out, rp.flags, NULL, r, p,
+                                                (edist_term_view){m.data, m.len}), 0);
+    raw_send_built(&rp, &out);
+    assert_true(raw_expect_op(&rp, EDI_DOP_UNLINK_ID, NULL, 5000));
+    assert_true(atomic_load(&t3_unlinked));
+    /* R's unlink crosses P's: no ack while P's shard has not read it */
+    edist_buf_reset(&out);
+    assert_int_equal(edi_dist_build_unlink_id(&out, rp.flags, 9, r, p), 0);
+    raw_send_built(&rp, &out);
+    uint64_t id = 0;
+    bool early = raw_expect_op(&rp, EDI_DOP_UNLINK_ID_ACK, &id, 300);
+    atomic_store(&t3_hold, 0);
+    assert_false(early);
+    /* P links again: its LINK first, then the ack */
+    bool link_first = false;
+    int64_t end = peers_now_ms() + 5000;
+    while (peers_now_ms() < end) {
+        uint8_t *f = NULL;
+        size_t len = 0;
+        if (raw_read_frame(&rp, &f, &len, (int)(end - peers_now_ms())) <= 0)
+            break;
+        edi_dist_delivery d;
+        int op = -1;
+        if (len && edi_dist_reasm_feed(rp.reasm, f, len, &d) == 1) {
+            op = d.msg->op;
+            id = d.msg->unlink_id;
+            free(d.owned);
+        }
+        free(f);
+        if (op == EDI_DOP_LINK)
+            link_first = true;
+        if (op == EDI_DOP_UNLINK_ID_ACK)
+            break;
+    }
+    assert_int_equal(id, 9);
+    assert_true(link_first);
+    print_message("two shards: no ack while the unlinked process's shard was busy; "
+                  "then its LINK, then the ack (id %llu)\n", (unsigned long long)id);
+    edist_buf_reset(&m);
+    edist_enc_atomz(&m, "end");
+    edist_buf_reset(&out);
+    assert_int_equal(edi_dist_build_send_sender(&out, rp.flags, NULL, r, p,
+                                                (edist_term_view){m.data, m.len}), 0);
+    raw_send_built(&rp, &out);
+    edist_buf_free(&out);
+    raw_close(&rp);
+    edist_node_stop(a);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -566,6 +818,8 @@ int main(void)
         cmocka_unit_test(test_bad_bytes_after_handshake),
         cmocka_unit_test(test_disconnect_pending),
         cmocka_unit_test(test_ping_pang_disconnects),
+        cmocka_unit_test(test_unlink_crossing),
+        cmocka_unit_test(test_unlink_ack_from_owner_shard),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -82,6 +82,7 @@ enum {
     S_REG_SEND,
     S_LINK,
     S_UNLINK,
+    S_UNLINK_ACK,
     S_EXIT,
     S_EXIT2,
     S_MONITOR,
@@ -104,6 +105,7 @@ typedef struct sig {
     unsigned flags;
     bool ok;
     uint32_t node;
+    uint64_t unlink_id;
 } sig;
 
 static void deliver(edi_loop *loop, void *arg);
@@ -159,7 +161,10 @@ static void deliver(edi_loop *loop, void *arg)
         edi_rt_link_in(rt, s->from, s->target);
         break;
     case S_UNLINK:
-        edi_rt_unlink_in(rt, s->from, s->target);
+        edi_rt_unlink_in(rt, s->from, s->target, s->unlink_id);
+        break;
+    case S_UNLINK_ACK:
+        edi_rt_unlink_ack_in(rt, s->from, s->target, s->unlink_id);
         break;
     case S_EXIT:
     case S_EXIT2:
@@ -252,9 +257,24 @@ static int h_link(void *user, edist_procid from, edist_procid to)
     return h_pair(user, S_LINK, from, to);
 }
 
-static int h_unlink(void *user, edist_procid from, edist_procid to)
+static int h_unlink_kind(void *user, int kind, edist_procid from, edist_procid to,
+                         uint64_t id)
 {
-    return h_pair(user, S_UNLINK, from, to);
+    sig *s = sig_new(kind);
+    s->from = from;
+    s->target = to;
+    s->unlink_id = id;
+    return post(side_of(user), s);
+}
+
+static int h_unlink(void *user, edist_procid from, edist_procid to, uint64_t id)
+{
+    return h_unlink_kind(user, S_UNLINK, from, to, id);
+}
+
+static int h_unlink_ack(void *user, edist_procid from, edist_procid to, uint64_t id)
+{
+    return h_unlink_kind(user, S_UNLINK_ACK, from, to, id);
 }
 
 static int h_exit_kind(void *user, int kind, edist_procid from, edist_procid to,
@@ -371,6 +391,7 @@ static void start_side(side *s, uint32_t creation)
         .reg_send = h_reg_send,
         .link = h_link,
         .unlink = h_unlink,
+        .unlink_ack = h_unlink_ack,
         .exit = h_exit,
         .exit2 = h_exit2,
         .monitor = h_monitor,

@@ -359,6 +359,69 @@ static void test_links_across_shards(void **state)
         fail_msg("%s", g_fail);
 }
 
+/* A's unlink of B waits in ring 0->1 while B unlinks A and links again:
+ * as erts, A's link stays, inactive, until B acknowledges the unlink, so
+ * B's LINK finds it and is ignored; B's re-link is undone by A's unlink
+ * when it comes. Both end unlinked, and a new link from A holds. edist
+ * dropped A's link at once: B's LINK set it again on A's side only, and
+ * A's next link was a no-op that B never heard of. */
+static _Atomic int cross_go, cross_done;
+
+/* Shard 1, trapping: {peer, A} -> ready; holds its shard (A's unlink
+ * stays in the ring) until A has unlinked; unlinks A and links again. */
+static void cross_b(void *arg)
+{
+    (void)arg;
+    CHECK(edist_trap_exit(true) == 0);
+    edist_procid a = recv_pid("{peer, _}");
+    CHECK(!edist_procid_is_null(a));
+    CHECK_RC(send_text(a, "ready"), 0);
+    while (!atomic_load(&cross_go))
+        ; /* green and not yielding: shard 1 reads no ring */
+    CHECK_RC(edist_unlink(a), 0);
+    CHECK_RC(edist_link(a), 0);
+    atomic_store(&cross_done, 1);
+    CHECK(recv_text("ping", 10000, NULL) == 0);
+    CHECK_RC(send_text(a, "pong"), 0);
+    CHECK(recv_text("{'EXIT', _, _}", 300, NULL) == EDIST_ETIMEDOUT);
+    CHECK(recv_text("{die, _}", 10000, NULL) == 0);
+    exit_atom("probe");
+}
+
+/* Shard 0, trapping. */
+static void cross_a(void *arg)
+{
+    edist_procid b = *(edist_procid *)arg;
+    CHECK(edist_trap_exit(true) == 0);
+    CHECK_RC(edist_link(b), 0);
+    CHECK_RC(send_pid_pair(b, "peer", edist_self()), 0);
+    CHECK(recv_text("ready", 10000, NULL) == 0);
+    CHECK_RC(edist_unlink(b), 0);
+    atomic_store(&cross_go, 1);
+    while (!atomic_load(&cross_done))
+        ;
+    /* B's unlink and link, then (after A's unlink reached B) its ack,
+     * then the pong */
+    CHECK_RC(send_text(b, "ping"), 0);
+    CHECK(recv_text("pong", 10000, NULL) == 0);
+    CHECK(recv_text("{'EXIT', _, _}", 300, NULL) == EDIST_ETIMEDOUT);
+    /* unlinked on both sides: a new link is made and holds */
+    CHECK_RC(edist_link(b), 0);
+    CHECK_RC(send_text(b, "{die, probe}"), 0);
+    CHECK(recv_text("{'EXIT', _, probe}", 10000, NULL) == 0);
+    done();
+}
+
+static void test_unlink_crossing_across_shards(void **state)
+{
+    (void)state;
+    atomic_store(&cross_go, 0);
+    atomic_store(&cross_done, 0);
+    edist_procid b = spawn_on(1, cross_b, NULL);
+    spawn_on(0, cross_a, &b);
+    wait_done(1);
+}
+
 /* ---- monitors -------------------------------------------------------------------------- */
 
 static void monitors_body(void *arg)
@@ -897,6 +960,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_order_across_shards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_links_across_shards, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unlink_crossing_across_shards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_monitors_across_shards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alive_after_kill, setup, teardown),
         cmocka_unit_test_setup_teardown(test_names_node_wide, setup, teardown),
