@@ -63,6 +63,12 @@ typedef struct gl_lock {
 typedef struct gl_known {
     char node[GL_NODE_MAX];
     int vsn;
+    /* monitor of {global_name_server, Node} (global's sync_other): its
+     * DOWN noconnection before the node was ever up since it became
+     * known is global's extra nodedown (we could not reach it) */
+    edist_ref mref;
+    bool mon;
+    bool up_seen; /* connected since it became known */
 } gl_known;
 
 /* A sync under way with one peer (global.erl's per-node dictionary). */
@@ -407,6 +413,9 @@ static bool known_add(gl_state *st, const char *node, int vsn)
     gl_known *k = &st->known[st->known_n++];
     snprintf(k->node, sizeof k->node, "%s", node);
     k->vsn = vsn;
+    k->up_seen = st->s->cfg.connected && st->s->cfg.connected(st->s->cfg.user, node);
+    /* connects if need be (after the in_sync sent before it) */
+    k->mon = edist_monitor_name("global_name_server", node, &k->mref) == 0;
     st->known_epoch++;
     gcount(&st->s->global_stats.known, 1);
     return true;
@@ -417,6 +426,8 @@ static void known_remove(gl_state *st, const char *node)
     gl_known *k = known_find(st, node);
     if (!k)
         return;
+    if (k->mon)
+        edist_demonitor(&k->mref, EDIST_DEMONITOR_FLUSH);
     *k = st->known[--st->known_n];
     st->known_epoch++;
     gcount(&st->s->global_stats.known, -1);
@@ -1063,7 +1074,10 @@ static bool tag_is_mine(const gl_session *x, edist_term_view tag)
 
 static void on_nodeup(gl_state *st, const char *node)
 {
-    if (st->s->cfg.global_passive || known_find(st, node) || sess_find(st, node))
+    gl_known *k = known_find(st, node);
+    if (k)
+        k->up_seen = true;
+    if (st->s->cfg.global_passive || k || sess_find(st, node))
         return;
     sess_start(st, node);
 }
@@ -1600,6 +1614,43 @@ static void on_call(gl_state *st, edist_term_view fromv, edist_term_view tag, ed
     } else {
         reply_atom(st, from, tag, "badarg");
     }
+}
+
+static void on_nodedown(gl_state *st, const char *node);
+
+/* The DOWN of a Known node's monitor (true), else false. noconnection
+ * with the node not connected and never up since it became known: we
+ * could not reach it, or it went down before we learned of it (global's
+ * extra_nodedown, after a line); up before: its nodedown does the rest;
+ * connected again meanwhile: a new monitor. noproc: no global there; it
+ * stays known, unwatched. */
+static bool on_known_down(gl_state *st, edist_term_view refv, edist_term_view reason)
+{
+    edist_cursor c;
+    edist_ref r;
+    edist_cursor_init(&c, refv.ptr, refv.len);
+    if (!refv.ptr || edist_dec_ref(&c, &r) != 0)
+        return false;
+    for (size_t i = 0; i < st->known_n; i++) {
+        gl_known *k = &st->known[i];
+        if (!k->mon || !edist_ref_equal(&k->mref, &r))
+            continue;
+        k->mon = false;
+        if (!edi_term_is_atom(reason, "noconnection"))
+            return true;
+        if (st->s->cfg.connected && st->s->cfg.connected(st->s->cfg.user, k->node)) {
+            k->mon = edist_monitor_name("global_name_server", k->node, &k->mref) == 0;
+            return true;
+        }
+        if (k->up_seen)
+            return true;
+        char node[GL_NODE_MAX];
+        snprintf(node, sizeof node, "%s", k->node);
+        edi_rt_log(st->s->rt, EDIST_LOG_WARNING, "global: failed to connect to %s", node);
+        on_nodedown(st, node);
+        return true;
+    }
+    return false;
 }
 
 static void on_down(gl_state *st, edist_term_view pidv)
@@ -2334,7 +2385,8 @@ void edi_svc_global_main(void *arg)
                 on_nodedown(st, node);
             break;
         case P_DOWN:
-            on_down(st, var(st, which, vars, "Pid"));
+            if (!on_known_down(st, var(st, which, vars, "Ref"), var(st, which, vars, "Reason")))
+                on_down(st, var(st, which, vars, "Pid"));
             break;
         case P_ACK:
             break; /* global only checks it; a mismatch shows as a cancel */

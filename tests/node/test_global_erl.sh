@@ -39,6 +39,26 @@ r=$(erl_eval "$E" "[gen_server:cast({global_name_server, '$N@$HOST'},
 [ "$r" = "{ok,ok}" ] || fail "global:sync() on $N after forged init_connects: $r"
 ok "init_connect for 3 nodes $N is not connected to: no session; global:sync() there returns"
 
+# A node learned from a peer's new_nodes that cannot be reached leaves
+# Known again, as global's sync_other does with its extra nodedown: it
+# used to stay for good, tried on every lock and passed on to every peer.
+known_has_fakes() {
+  r=$(erl_eval "$E" "lists:any(fun(X) -> lists:member(X, ['gfake@nowhere', 'gfake2@$HOST']) end,
+    element(2, gen_server:call({global_name_server, '$N@$HOST'}, known_nodes))).")
+  [ "$r" = "{ok,true}" ]
+}
+known_lacks_fakes() { ! known_has_fakes; }
+# (the call after the cast answers once the cast was taken: they are in)
+r=$(erl_eval "$E" "gen_server:cast({global_name_server, '$N@$HOST'},
+  {new_nodes, node(), [], [], [{'gfake@nowhere', 8}, {'gfake2@$HOST', 8}], []}),
+  lists:member('gfake2@$HOST', element(2, gen_server:call({global_name_server, '$N@$HOST'}, known_nodes))).")
+[ "$r" = "{ok,true}" ] || fail "new_nodes did not reach $N's Known: $r"
+wait_until 10 known_lacks_fakes ||
+  fail "$N keeps unreachable nodes in Known: $(erl_eval "$E" "gen_server:call({global_name_server, '$N@$HOST'}, known_nodes).")"
+wait_until 5 grep -q "global: failed to connect to gfake2@$HOST" "$tmp/n.out" "$tmp/n.err" ||
+  fail "no line about the unreachable node"
+ok "nodes learned from new_nodes that cannot be reached leave Known, with a line"
+
 # edist's own registrar request is its node's callers' only.
 r=$(erl_eval "$E" "{gen_server:call({global_name_server, '$N@$HOST'}, {registrar, register, sneaky, notapid}),
   $(on "$N" "whereis_name, [sneaky]")}.")
