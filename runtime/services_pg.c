@@ -42,7 +42,9 @@
 #include "runtime/runtime_internal.h"
 #include "runtime/services_internal.h"
 
-#define PG_CALL_TIMEOUT_MS 5000
+/* As pg.erl's calls (gen_server:call(Scope, _, infinity)): the scope is
+ * monitored, so a scope that ends ends the call. */
+#define PG_CALL_TIMEOUT_MS (-1)
 
 /* One membership: pid joined the group once. origin -1: a local member;
  * otherwise the index of the peer scope that told us. */

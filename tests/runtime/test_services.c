@@ -1181,6 +1181,58 @@ static void test_pg(void **state)
     edist_buf_free(&g2);
 }
 
+/* A scope that takes 5.5 s to answer: the pg calls wait, as pg.erl's
+ * gen_server calls with infinity do. They gave up after 5 s, while the
+ * scope still acted on the request, and its late reply stayed in the
+ * caller's mailbox. */
+static void slow_scope(void *arg)
+{
+    (void)arg;
+    edist_pattern *p = pattern("{'$gen_call', {From, Tag}, _}");
+    edist_at_exit(free_pattern, p);
+    edist_term_view vars[2] = {{0}}, m;
+    if (edist_receive(p, vars, 10000, &m) != 0)
+        return;
+    edist_term_view fromv = vars[edist_pattern_var_index(p, "From")];
+    edist_term_view tagv = vars[edist_pattern_var_index(p, "Tag")];
+    edist_cursor c;
+    edist_procid from;
+    edist_cursor_init(&c, fromv.ptr, fromv.len);
+    if (edist_dec_procid(&c, &from) != 0)
+        return;
+    uint8_t mem[256];
+    edist_buf b;
+    edist_buf_init_fixed(&b, mem, sizeof mem);
+    edist_enc_tuple(&b, 2);
+    edist_enc_raw(&b, tagv.ptr, tagv.len);
+    edist_enc_atomz(&b, "ok");
+    edist_pattern *never = pattern("never");
+    edist_at_exit(free_pattern, never);
+    edist_term_view none;
+    edist_receive(never, NULL, 5500, &none); /* busy elsewhere */
+    edist_send(from, b.data, b.len);
+}
+
+static void test_pg_slow_scope(void **state)
+{
+    (void)state;
+    edist_procid scope, member;
+    assert_int_equal(edist_runtime_spawn(A.rt, slow_scope, NULL, NULL, &scope), 0);
+    assert_int_equal(edist_register("slowpg", scope), 0);
+    assert_int_equal(edist_runtime_spawn(A.rt, pg_idle, NULL, NULL, &member), 0);
+    edist_buf g = term("g1");
+    uint64_t t0 = edi_now_ms();
+    int rc = edist_pg_join_in("slowpg", g.data, g.len, member);
+    uint64_t took = edi_now_ms() - t0;
+    print_message("a scope 5.5 s slow: join returned %d after %llu ms\n", rc,
+                  (unsigned long long)took);
+    assert_int_equal(rc, 0);
+    assert_true(took >= 5000);
+    /* and nothing late is left behind */
+    assert_int_equal(edist_receive(NULL, NULL, 200, &(edist_term_view){0}), EDIST_ETIMEDOUT);
+    edist_buf_free(&g);
+}
+
 /* The pg counters of side x. */
 static uint64_t pg_stat(side *x, _Atomic uint64_t *(*field)(edi_pg_stats *))
 {
@@ -1286,6 +1338,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_start_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pg_slow_scope, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_many_groups, setup, teardown),
     };
     return cmocka_run_group_tests_name("runtime_services", tests, NULL, NULL);
