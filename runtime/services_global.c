@@ -25,6 +25,7 @@
 #include "base/rand.h"
 #include "edist/global.h"
 #include "edist/node.h" /* EDIST_NODE_GLOBAL_CALL_TIMEOUT_MS_DEFAULT */
+#include "edist/rpc.h"
 #include "runtime/runtime_internal.h"
 #include "runtime/services_internal.h"
 
@@ -88,6 +89,16 @@ typedef struct gl_session {
     uint32_t ops_n;
     bool have_resolved; /* his resolved came before our ops */
     edist_buf resolved, his_known;
+    /* Clashes whose method is a fun of the user's, resolved as global's
+     * resolver does, by global:resolve_it on the node of our pid, in a
+     * process of their own (resolver_main): {Name, HisPid, HisMethod,
+     * OurPid, OurMethod} elements. Our resolved message, its elements in
+     * res_out so far, waits for them. */
+    edist_buf pend;
+    uint32_t pend_n;
+    edist_buf res_out;
+    uint32_t res_n;
+    uint64_t resolve_token; /* nonzero: that resolver's answer is awaited */
 } gl_session;
 
 typedef struct gl_waiter {
@@ -449,6 +460,8 @@ static void sess_bufs(gl_session *x, void (*fn)(edist_buf *))
     fn(&x->ops);
     fn(&x->resolved);
     fn(&x->his_known);
+    fn(&x->pend);
+    fn(&x->res_out);
 }
 
 /* {Kind, Node, {Tag, Arg}} to the locker: Tag is the session's, so that
@@ -813,15 +826,276 @@ static void enc_insert(edist_buf *b, edist_term_view name, edist_procid pid, edi
         edist_enc_export(b, "global", 6, "random_exit_name", 16, 3);
 }
 
+static void sync_finish(gl_state *st, gl_session *x);
+
+/* A clash is ours to resolve, and its method is a fun of the user's that
+ * runs on the node of our pid (not this one), with no resolver from C:
+ * global:resolve_it there decides, as global's resolver asks it to. */
+static bool resolved_there(gl_state *st, edist_term_view method, edist_procid mine)
+{
+    pthread_mutex_lock(&st->s->resolver_mu);
+    bool from_c = st->s->resolver != NULL;
+    pthread_mutex_unlock(&st->s->resolver_mu);
+    return !from_c && method_of(method) == GL_METHOD_OTHER &&
+           strcmp(edist_procid_node(mine), st->me) != 0;
+}
+
+/* A name's method as it travels: global's default when it has none. */
+static void enc_method(edist_buf *b, edist_term_view method)
+{
+    if (method.len)
+        edist_enc_raw(b, method.ptr, method.len);
+    else
+        edist_enc_export(b, "global", 6, "random_exit_name", 16, 3);
+}
+
+static void enc_delete(edist_buf *b, edist_term_view name)
+{
+    edist_enc_tuple(b, 2);
+    edist_enc_atom(b, "delete", 6);
+    edist_enc_raw(b, name.ptr, name.len);
+}
+
+/* keep (or null: none) stays with the name: an op for us or for him. */
+static void clash_outcome(gl_session *x, edist_term_view name, edist_procid his,
+                          edist_term_view his_method, edist_procid mine,
+                          edist_term_view my_method, edist_procid keep)
+{
+    if (edist_procid_is_null(keep)) { /* gone on both sides */
+        enc_delete(&x->ops, name);
+        x->ops_n++;
+        enc_delete(&x->res_out, name);
+        x->res_n++;
+    } else if (edist_procid_equal(keep, his)) {
+        enc_insert(&x->ops, name, his, his_method);
+        x->ops_n++;
+    } else if (edist_procid_equal(keep, mine)) {
+        enc_insert(&x->res_out, name, mine, my_method);
+        x->res_n++;
+    }
+}
+
+/* Our half is done: the resolved message to him, and the sync finished
+ * if his came already (x may be gone then). */
+static void exchange_done(gl_state *st, gl_session *x)
+{
+    x->have_ops = true;
+    edist_buf *b = &st->out;
+    edist_buf_reset(b);
+    edi_svc_enc_cast(b);
+    edist_enc_tuple(b, 7);
+    edist_enc_atom(b, "resolved", 8);
+    edist_enc_atomz(b, st->me);
+    if (x->res_n) {
+        edist_enc_list(b, x->res_n);
+        edist_enc_raw(b, x->res_out.data, x->res_out.len);
+    }
+    edist_enc_nil(b);
+    enc_known_pairs(st, b, x->node);
+    edist_enc_atom(b, "unused", 6);
+    edist_enc_nil(b);
+    edist_enc_raw(b, x->his_tag.data, x->his_tag.len);
+    send_server(st, x->node, b, false);
+    if (x->have_resolved)
+        sync_finish(st, x);
+}
+
+/* ---- the resolver: global:resolve_it on the node of our pid --------------------------- */
+
+typedef struct gl_resolve_job {
+    char peer[GL_NODE_MAX];
+    uint64_t token;
+    edist_buf pend, args, result, answers, answer;
+    uint32_t n;
+    int64_t timeout_ms;
+} gl_resolve_job;
+
+static void resolve_job_free(void *arg)
+{
+    gl_resolve_job *j = arg;
+    edist_buf_free(&j->pend);
+    edist_buf_free(&j->args);
+    edist_buf_free(&j->result);
+    edist_buf_free(&j->answers);
+    edist_buf_free(&j->answer);
+    free(j);
+}
+
+/* Each clash's answer in order, then {edist_resolved, Peer, Token,
+ * Answers} to the server. A call that fails answers {badrpc, Reason}. */
+static void resolver_main(void *arg)
+{
+    gl_resolve_job *j = arg;
+    edist_at_exit(resolve_job_free, j);
+    edist_buf *answers = &j->answers;
+    edist_cursor c;
+    edist_cursor_init(&c, j->pend.data, j->pend.len);
+    uint32_t done = 0;
+    for (; done < j->n; done++) {
+        edist_term_view t, name, his, his_method, mine, my_method;
+        edist_cursor tc;
+        uint32_t ar;
+        edist_procid mp;
+        if (edist_dec_term(&c, &t) != 0)
+            break;
+        edist_cursor_init(&tc, t.ptr, t.len);
+        if (edist_dec_tuple(&tc, &ar) != 0 || ar != 5 || edist_dec_term(&tc, &name) != 0 ||
+            edist_dec_term(&tc, &his) != 0 || edist_dec_term(&tc, &his_method) != 0 ||
+            edist_dec_term(&tc, &mine) != 0 || edist_dec_term(&tc, &my_method) != 0 ||
+            edi_svc_pid(mine, &mp) != 0)
+            break;
+        edist_buf_reset(&j->args);
+        edist_enc_list(&j->args, 4);
+        edist_enc_raw(&j->args, my_method.ptr, my_method.len);
+        edist_enc_raw(&j->args, name.ptr, name.len);
+        edist_enc_raw(&j->args, his.ptr, his.len);
+        edist_enc_raw(&j->args, mine.ptr, mine.len);
+        edist_enc_nil(&j->args);
+        edist_rpc_status status;
+        int rc = edist_buf_error(&j->args);
+        if (rc == 0)
+            rc = edist_rpc_call(edist_procid_node(mp), "global", "resolve_it", j->args.data,
+                                j->args.len, j->timeout_ms, &j->result, &status);
+        if (rc == 0) {
+            edist_enc_raw(answers, j->result.data, j->result.len);
+        } else {
+            edist_enc_tuple(answers, 2);
+            edist_enc_atom(answers, "badrpc", 6);
+            edist_enc_atom(answers, "failed", 6);
+        }
+    }
+    edist_buf *b = &j->answer;
+    edist_buf_reset(b);
+    edi_svc_enc_cast(b);
+    edist_enc_tuple(b, 4);
+    edist_enc_atom(b, "edist_resolved", 14);
+    edist_enc_atomz(b, j->peer);
+    edist_enc_uint(b, j->token);
+    if (done)
+        edist_enc_list(b, done);
+    edist_enc_raw(b, answers->data, answers->len);
+    edist_enc_nil(b);
+    if (edist_buf_error(b) == 0)
+        edist_send_name("global_name_server", b->data, b->len);
+}
+
+/* Starts the resolver for x's pending clashes; 0, or the error (then the
+ * caller resolves them here). */
+static int resolver_start(gl_state *st, gl_session *x)
+{
+    gl_resolve_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return EDIST_ENOMEM;
+    snprintf(j->peer, sizeof j->peer, "%s", x->node);
+    uint64_t token = 0;
+    while (token == 0 && getrandom(&token, sizeof token, 0) != (ssize_t)sizeof token)
+        token = ((uint64_t)edi_now_ns() << 1) | 1;
+    j->token = token;
+    j->n = x->pend_n;
+    j->timeout_ms = call_timeout_ms(st->s);
+    edist_buf_init(&j->pend);
+    edist_buf_init(&j->args);
+    edist_buf_init(&j->result);
+    edist_buf_init(&j->answers);
+    edist_buf_init(&j->answer);
+    edist_buf_append(&j->pend, x->pend.data, x->pend.len);
+    edist_procid pid;
+    int rc = edist_buf_error(&j->pend);
+    if (rc == 0)
+        rc = edi_rt_spawn_here(st->s->rt, resolver_main, j, &pid);
+    if (rc) {
+        resolve_job_free(j);
+        return rc;
+    }
+    x->resolve_token = token;
+    return 0;
+}
+
+/* The pending clashes decided: by the answers of their nodes' resolve_it
+ * (global's exchange_names: his pid, ours, none; a badrpc keeps his; any
+ * other answer deletes the name, with a line), or here when answers is
+ * NULL (the resolver could not start). */
+static void pending_decide(gl_state *st, gl_session *x, edist_term_view *answers, uint32_t an)
+{
+    edist_cursor c, ac;
+    edist_cursor_init(&c, x->pend.data, x->pend.len);
+    if (answers)
+        edist_cursor_init(&ac, answers->ptr, answers->len);
+    for (uint32_t i = 0; i < x->pend_n; i++) {
+        edist_term_view t, name, hisv, his_method, minev, my_method, a = {0};
+        edist_cursor tc;
+        uint32_t ar;
+        edist_procid his, mine, keep;
+        if (edist_dec_term(&c, &t) != 0)
+            break;
+        edist_cursor_init(&tc, t.ptr, t.len);
+        if (edist_dec_tuple(&tc, &ar) != 0 || ar != 5 || edist_dec_term(&tc, &name) != 0 ||
+            edist_dec_term(&tc, &hisv) != 0 || edist_dec_term(&tc, &his_method) != 0 ||
+            edist_dec_term(&tc, &minev) != 0 || edist_dec_term(&tc, &my_method) != 0 ||
+            edi_svc_pid(hisv, &his) != 0 || edi_svc_pid(minev, &mine) != 0)
+            break;
+        if (!answers || i >= an || edist_dec_term(&ac, &a) != 0) {
+            keep = resolve_by(st->s, name, my_method, his, mine);
+        } else if (edi_svc_pid(a, &keep) == 0 &&
+                   (edist_procid_equal(keep, his) || edist_procid_equal(keep, mine))) {
+            /* the pid resolve_it chose */
+        } else if (edi_term_is_atom(a, "none")) {
+            keep = EDIST_PROCID_NULL;
+        } else {
+            edist_cursor bc;
+            uint32_t bar;
+            edist_atom tag;
+            edist_cursor_init(&bc, a.ptr, a.len);
+            bool badrpc = edist_dec_tuple(&bc, &bar) == 0 && bar == 2 &&
+                          edist_dec_atom(&bc, &tag) == 0 && tag.len == 6 &&
+                          memcmp(tag.ptr, "badrpc", 6) == 0;
+            edi_rt_log(st->s->rt, EDIST_LOG_INFO,
+                       badrpc ? "global: resolving a name conflict on %s failed (badrpc): "
+                                "the pid on %s keeps the name"
+                              : "global: the resolve method on %s answered neither pid "
+                                "nor none: the name is deleted%s",
+                       edist_procid_node(mine), badrpc ? edist_procid_node(his) : "");
+            keep = badrpc ? his : EDIST_PROCID_NULL;
+        }
+        clash_outcome(x, name, his, his_method, mine, my_method, keep);
+    }
+    edist_buf_reset(&x->pend);
+    x->pend_n = 0;
+}
+
+/* {edist_resolved, Peer, Token, Answers} from our resolver. */
+static void on_resolver_done(gl_state *st, edist_cursor *c)
+{
+    edist_term_view nodev, tokenv, answers;
+    char node[GL_NODE_MAX];
+    uint64_t token;
+    edist_cursor tc, lc;
+    uint32_t an;
+    if (edist_dec_term(c, &nodev) != 0 || edist_dec_term(c, &tokenv) != 0 ||
+        edist_dec_term(c, &answers) != 0 || view_atom(nodev, node, sizeof node) != 0)
+        return;
+    edist_cursor_init(&tc, tokenv.ptr, tokenv.len);
+    gl_session *x = sess_find(st, node);
+    if (!x || x->resolve_token == 0 || edist_dec_uint64(&tc, &token) != 0 ||
+        token != x->resolve_token || list_open(answers, &lc, &an) != 0)
+        return; /* an ended session's, or not ours */
+    x->resolve_token = 0;
+    edist_term_view rest = {lc.data + lc.pos, lc.len - lc.pos};
+    pending_decide(st, x, &rest, an);
+    exchange_done(st, x);
+}
+
 /* His names against ours: what we apply (x->ops), and what we resolved
- * for him (the resolved message, sent now). */
+ * for him (the resolved message, sent once every clash is decided; x
+ * may be gone after, when that finished the sync). */
 static void exchange_names(gl_state *st, gl_session *x, edist_term_view names)
 {
-    edist_buf resolved;
-    edist_buf_init(&resolved);
-    uint32_t rn = 0;
     edist_buf_reset(&x->ops);
     x->ops_n = 0;
+    edist_buf_reset(&x->res_out);
+    x->res_n = 0;
+    edist_buf_reset(&x->pend);
+    x->pend_n = 0;
     edist_cursor c;
     uint32_t n;
     if (list_open(names, &c, &n) == 0) {
@@ -844,46 +1118,27 @@ static void exchange_names(gl_state *st, gl_session *x, edist_term_view names)
                 continue; /* he resolves it */
             /* as global: the method registered with our pid decides */
             edist_procid mine = e->pid;
-            edist_procid keep = resolve_clash(st, name, (edist_term_view){e->method, e->method_len},
-                                              pid, mine);
-            if (edist_procid_is_null(keep)) {
-                /* none: gone on both sides */
-                edist_enc_tuple(&x->ops, 2);
-                edist_enc_atom(&x->ops, "delete", 6);
-                edist_enc_raw(&x->ops, name.ptr, name.len);
-                x->ops_n++;
-                edist_enc_tuple(&resolved, 2);
-                edist_enc_atom(&resolved, "delete", 6);
-                edist_enc_raw(&resolved, name.ptr, name.len);
-                rn++;
-            } else if (edist_procid_equal(keep, pid)) {
-                enc_insert(&x->ops, name, pid, method);
-                x->ops_n++;
-            } else {
-                edist_term_view m = {e->method, e->method_len};
-                enc_insert(&resolved, name, mine, m);
-                rn++;
+            edist_term_view my_method = {e->method, e->method_len};
+            if (resolved_there(st, my_method, mine)) {
+                gcount(&st->s->global_stats.clashes, 1);
+                edist_enc_tuple(&x->pend, 5);
+                edist_enc_raw(&x->pend, name.ptr, name.len);
+                edist_enc_procid(&x->pend, pid);
+                enc_method(&x->pend, method);
+                edist_enc_procid(&x->pend, mine);
+                enc_method(&x->pend, my_method);
+                x->pend_n++;
+                continue;
             }
+            edist_procid keep = resolve_clash(st, name, my_method, pid, mine);
+            clash_outcome(x, name, pid, method, mine, my_method, keep);
         }
     }
-    x->have_ops = true;
-    edist_buf *b = &st->out;
-    edist_buf_reset(b);
-    edi_svc_enc_cast(b);
-    edist_enc_tuple(b, 7);
-    edist_enc_atom(b, "resolved", 8);
-    edist_enc_atomz(b, st->me);
-    if (rn) {
-        edist_enc_list(b, rn);
-        edist_enc_raw(b, resolved.data, resolved.len);
-    }
-    edist_enc_nil(b);
-    enc_known_pairs(st, b, x->node);
-    edist_enc_atom(b, "unused", 6);
-    edist_enc_nil(b);
-    edist_enc_raw(b, x->his_tag.data, x->his_tag.len);
-    send_server(st, x->node, b, false);
-    edist_buf_free(&resolved);
+    if (x->pend_n && resolver_start(st, x) == 0)
+        return; /* exchange_done when its answers come */
+    if (x->pend_n)
+        pending_decide(st, x, NULL, 0);
+    exchange_done(st, x);
 }
 
 /* {'$gen_cast', {in_sync, Me, true}} to each node (connecting to it). */
@@ -1367,8 +1622,6 @@ static void on_exchange(gl_state *st, edist_cursor *c)
         return;
     }
     exchange_names(st, x, names);
-    if (x->have_resolved)
-        sync_finish(st, x);
 }
 
 static void on_resolved(gl_state *st, edist_cursor *c)
@@ -1464,6 +1717,8 @@ static void on_cast(gl_state *st, edist_term_view req)
         on_new_nodes(st, &c);
     else if (strcmp(kind, "in_sync") == 0 && arity == 3)
         on_in_sync(st, &c);
+    else if (strcmp(kind, "edist_resolved") == 0 && arity == 4)
+        on_resolver_done(st, &c);
     /* anything else (async_del_name and the like of old releases): ignored */
 }
 
@@ -1693,8 +1948,6 @@ static void on_lock_is_set(gl_state *st, edist_term_view nodev, edist_term_view 
         edist_buf_append(&names, x->exchange.data, x->exchange.len);
         exchange_names(st, x, (edist_term_view){names.data, names.len});
         edist_buf_free(&names);
-        if (x->have_resolved)
-            sync_finish(st, x);
     }
 }
 

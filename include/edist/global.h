@@ -75,7 +75,10 @@ int edist_global_trans(const void *id, size_t len, int (*fn)(void *arg), void *a
  * global:random_exit_name/3: the pid on the node with the smaller name
  * stays, the other is killed; a name registered with global's
  * random_notify_name or notify_all_name (as fun global:F/3) resolves as
- * those do. Another Erlang fun is never run here. */
+ * those do. A name registered with another Erlang fun by a process of
+ * another node is resolved as global does, by global:resolve_it on that
+ * node, where the fun runs (no resolver set); one of this node's pids
+ * with such a fun cannot run it here: the default stands in. */
 typedef struct edist_node edist_node;
 typedef int (*edist_global_resolve_fn)(void *user, edist_term_view name, edist_procid pid1,
                                        edist_procid pid2, edist_procid *keep);

@@ -223,6 +223,41 @@ clash() { # ERLNAME EDISTNAME
 clash glj$$ gla$$
 clash glb$$ glk$$
 
+# A clash whose name carries a resolve fun of the user's, and the edist
+# node resolves it: as global's resolver, it asks global:resolve_it on the
+# node of its pid, where the fun runs. The fun here keeps the other pid
+# (on the node with the greater name, which random_exit_name would kill)
+# and kills nothing. edist used to stand random_exit_name in for it.
+RN=grb$$  # edist, the smallest name: it resolves
+RY=grc$$  # erl, with RN: its pid holds the name with the fun
+RX=grd$$  # erl, alone: its pid holds the name too
+start_edist rn --sname "$RN" --cookie "$COOKIE" --listen-address 127.0.0.1
+start_erl ry "$RY"
+start_erl rx "$RX"
+r=$(erl_eval "$RY" "Probe = spawn(fun() -> (fun L(A) -> receive {get, F} -> F ! A, L(A); M -> L([M | A]) end end)([]) end),
+  register(probe, Probe),
+  P = spawn(fun() -> receive stop -> ok end end), register(holder, P),
+  pong = net_adm:ping('$RN@$HOST'), global:sync(),
+  Keep = fun(Name, P1, P2) -> probe ! {ran, Name},
+           if node(P1) =/= node() -> P1; true -> P2 end end,
+  global:register_name(cfun, P, Keep).")
+[ "$r" = "{ok,yes}" ] || fail "register cfun on $RY: $r"
+r=$(erl_eval "$RX" "P = spawn(fun() -> receive stop -> ok end end), register(holder, P),
+  yes = global:register_name(cfun, P), pong = net_adm:ping('$RN@$HOST'), global:sync(), ok.")
+[ "$r" = "{ok,ok}" ] || fail "register cfun on $RX, meeting $RN: $r"
+cfun_agreed() {
+  local w
+  w=$(erl_eval "$RX" "W = global:whereis_name(cfun), {W =:= whereis(holder),
+    rpc:call('$RN@$HOST', global, whereis_name, [cfun]) =:= W,
+    rpc:call('$RY@$HOST', global, whereis_name, [cfun]) =:= W}.")
+  [ "$w" = "{ok,{true,true,true}}" ]
+}
+wait_until 15 cfun_agreed ||
+  fail "cfun after the clash: $(erl_eval "$RX" "{global:whereis_name(cfun), whereis(holder), rpc:call('$RN@$HOST', global, whereis_name, [cfun])}.")"
+r=$(erl_eval "$RY" "probe ! {get, self()}, receive A -> {A, is_pid(whereis(holder))} after 2000 -> none end.")
+[ "$r" = "{ok,{[{ran,cfun}],true}}" ] || fail "the fun on $RY: $r"
+ok "a clash resolved by edist $RN with a fun of the user's: it ran on erl $RY, kept $RX's pid on all three nodes, killed nothing"
+
 # A partition of three nodes, made by one disconnect. With
 # prevent_overlapping_partitions (OTP 25's default) both ends report the
 # lost connection to the third node, X2, which drops the node the first
