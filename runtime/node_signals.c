@@ -217,7 +217,9 @@ static void rt_connect_finish(edi_loop *loop, void *arg)
             rt_hook_link(n, d->a, d->b);
             break;
         case RK_UNLINK:
-            rt_hook_unlink(n, d->a, d->b, d->unlink_id);
+            /* not sent: nobody will acknowledge it, so we do */
+            if (rt_hook_unlink(n, d->a, d->b, d->unlink_id) != 0)
+                edi_rt_unlink_ack_in(n->rt, d->b, d->a, d->unlink_id);
             break;
         case RK_EXIT:
             rt_hook_exit(n, d->a, d->b, v);

@@ -99,6 +99,8 @@ typedef struct gl_session {
     edist_buf res_out;
     uint32_t res_n;
     uint64_t resolve_token; /* nonzero: that resolver's answer is awaited */
+    edist_procid resolver;  /* it, monitored: its end without an answer */
+    edist_ref resolver_mref; /* leaves the clashes to the default */
 } gl_session;
 
 typedef struct gl_waiter {
@@ -488,8 +490,20 @@ static void tell_locker(gl_state *st, const char *kind, const char *node, int64_
 
 static void sync_waiters_check(gl_state *st);
 
+/* A resolver still running for x: stopped (as global's cancel_locker
+ * kills its resolver), its answer and end no longer awaited. */
+static void resolver_stop(gl_session *x)
+{
+    if (!x->resolve_token)
+        return;
+    x->resolve_token = 0;
+    edist_demonitor(&x->resolver_mref, EDIST_DEMONITOR_FLUSH);
+    edist_exit_signal(x->resolver, EDIST_REASON_KILL.ptr, EDIST_REASON_KILL.len);
+}
+
 static void sess_end(gl_state *st, gl_session *x, bool cancel_locker)
 {
+    resolver_stop(x);
     /* the locker may be locking for it (initiating), or holding */
     if (cancel_locker)
         gcount(&st->s->global_stats.syncs_ended, 1);
@@ -926,7 +940,7 @@ static void resolve_job_free(void *arg)
 static void resolver_main(void *arg)
 {
     gl_resolve_job *j = arg;
-    edist_at_exit(resolve_job_free, j);
+    bool guarded = edist_at_exit(resolve_job_free, j) == 0;
     edist_buf *answers = &j->answers;
     edist_cursor c;
     edist_cursor_init(&c, j->pend.data, j->pend.len);
@@ -975,8 +989,11 @@ static void resolver_main(void *arg)
         edist_enc_list(b, done);
     edist_enc_raw(b, answers->data, answers->len);
     edist_enc_nil(b);
+    /* not sent: the server, which monitors us, decides at our end */
     if (edist_buf_error(b) == 0)
         edist_send_name("global_name_server", b->data, b->len);
+    if (!guarded)
+        resolve_job_free(j);
 }
 
 /* Starts the resolver for x's pending clashes; 0, or the error (then the
@@ -992,7 +1009,9 @@ static int resolver_start(gl_state *st, gl_session *x)
         token = ((uint64_t)edi_now_ns() << 1) | 1;
     j->token = token;
     j->n = x->pend_n;
-    j->timeout_ms = call_timeout_ms(st->s);
+    /* global's rpc waits as long as the fun runs; the call ends if that
+     * node goes down, and a session that ends kills us */
+    j->timeout_ms = -1;
     edist_buf_init(&j->pend);
     edist_buf_init(&j->args);
     edist_buf_init(&j->result);
@@ -1007,6 +1026,12 @@ static int resolver_start(gl_state *st, gl_session *x)
         resolve_job_free(j);
         return rc;
     }
+    /* it has not run yet (this shard, and the server has not yielded) */
+    if ((rc = edist_monitor(pid, &x->resolver_mref)) != 0) {
+        edist_exit_signal(pid, EDIST_REASON_KILL.ptr, EDIST_REASON_KILL.len);
+        return rc;
+    }
+    x->resolver = pid;
     x->resolve_token = token;
     return 0;
 }
@@ -1079,10 +1104,35 @@ static void on_resolver_done(gl_state *st, edist_cursor *c)
     if (!x || x->resolve_token == 0 || edist_dec_uint64(&tc, &token) != 0 ||
         token != x->resolve_token || list_open(answers, &lc, &an) != 0)
         return; /* an ended session's, or not ours */
+    edist_demonitor(&x->resolver_mref, EDIST_DEMONITOR_FLUSH);
     x->resolve_token = 0;
     edist_term_view rest = {lc.data + lc.pos, lc.len - lc.pos};
     pending_decide(st, x, &rest, an);
     exchange_done(st, x);
+}
+
+/* A resolver's DOWN before its answer (true), else false: the clashes
+ * it had left go to the default, and the sync goes on. */
+static bool on_resolver_down(gl_state *st, edist_term_view refv)
+{
+    edist_cursor c;
+    edist_ref r;
+    edist_cursor_init(&c, refv.ptr, refv.len);
+    if (!refv.ptr || edist_dec_ref(&c, &r) != 0)
+        return false;
+    for (size_t i = 0; i < st->sess_n; i++) {
+        gl_session *x = &st->sess[i];
+        if (!x->resolve_token || !edist_ref_equal(&x->resolver_mref, &r))
+            continue;
+        x->resolve_token = 0;
+        edi_rt_log(st->s->rt, EDIST_LOG_WARNING,
+                   "global: the resolver of name conflicts with %s ended without an answer: "
+                   "the default resolves them", x->node);
+        pending_decide(st, x, NULL, 0);
+        exchange_done(st, x);
+        return true;
+    }
+    return false;
 }
 
 /* His names against ours: what we apply (x->ops), and what we resolved
@@ -1090,6 +1140,7 @@ static void on_resolver_done(gl_state *st, edist_cursor *c)
  * may be gone after, when that finished the sync). */
 static void exchange_names(gl_state *st, gl_session *x, edist_term_view names)
 {
+    resolver_stop(x); /* a repeated exchange: the last one's answer is stale */
     edist_buf_reset(&x->ops);
     x->ops_n = 0;
     edist_buf_reset(&x->res_out);
@@ -2638,7 +2689,8 @@ void edi_svc_global_main(void *arg)
                 on_nodedown(st, node);
             break;
         case P_DOWN:
-            if (!on_known_down(st, var(st, which, vars, "Ref"), var(st, which, vars, "Reason")))
+            if (!on_known_down(st, var(st, which, vars, "Ref"), var(st, which, vars, "Reason")) &&
+                !on_resolver_down(st, var(st, which, vars, "Ref")))
                 on_down(st, var(st, which, vars, "Pid"));
             break;
         case P_ACK:

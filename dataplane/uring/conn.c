@@ -428,10 +428,11 @@ static void conn_timer_fn(edi_loop *loop, edi_timer *t, void *arg)
     }
 }
 
-/* c starts its graceful close: counted among the closing, and the
- * oldest of them reset if that makes more than max_closing (a peer that
- * neither reads nor closes must not hold descriptors for the whole close
- * time while new ones come). */
+/* c starts its graceful close: counted among the closing, and one of
+ * them reset if that makes more than max_closing (a peer that neither
+ * reads nor closes must not hold descriptors for the whole close time
+ * while new ones come): the oldest that has flushed everything and only
+ * waits for the peer to close, else the oldest still flushing. */
 static void closing_enter(edi_conn *c)
 {
     edi_tcp *tcp = c->tcp;
@@ -439,6 +440,11 @@ static void closing_enter(edi_conn *c)
         return;
     if (tcp->nclosing >= tcp->cfg.max_closing && tcp->closing_head != NULL) {
         edi_conn *old = tcp->closing_head;
+        for (edi_conn *o = old; o != NULL; o = o->closing_next)
+            if (o->state == CS_DEAD) {
+                old = o;
+                break;
+            }
         tcp->st.closes_cut++;
         if (old->state == CS_CLOSING) {
             conn_kill(old, EDIST_ETIMEDOUT, false,

@@ -68,8 +68,9 @@ typedef struct edi_tcp_config {
      * syscall per such connection per iteration. Default 0: never. */
     uint32_t rx_poll_us;
     /* Connections closed gracefully whose sockets are still open (the
-     * peer has yet to take the tail, or to close its side) at most: the
-     * oldest is reset for a new one. Each holds a descriptor however
+     * peer has yet to take the tail, or to close its side) at most: for a
+     * new one, the oldest that only waits for its peer to close is reset,
+     * else the oldest still flushing. Each holds a descriptor however
      * briefly its owner knew it (a refused handshake). Default 256. */
     uint32_t max_closing;
 } edi_tcp_config;
@@ -259,8 +260,8 @@ size_t edi_conn_send_queue_bytes(const edi_conn *c);
  * After on_close(0) the loop keeps draining the socket until the peer
  * closes too or the deadline passes (closing with unread bytes would send
  * a reset that can destroy the data just sent). With max_closing
- * connections in either phase, the oldest is reset (on_close(ETIMEDOUT)
- * if still flushing). New sends return EDIST_ECLOSED at once. Idempotent.
+ * connections in either phase, one is reset: the oldest draining, else
+ * the oldest still flushing (on_close(ETIMEDOUT)). New sends return EDIST_ECLOSED at once. Idempotent.
  * Loop thread. */
 void edi_conn_close(edi_conn *c, uint64_t timeout_ms);
 /* Immediate close: drops unsent data; on_close(reason) follows from the

@@ -240,10 +240,19 @@ r=$(erl_eval "$RY" "Probe = spawn(fun() -> (fun L(A) -> receive {get, F} -> F ! 
   pong = net_adm:ping('$RN@$HOST'), global:sync(),
   Keep = fun(Name, P1, P2) -> probe ! {ran, Name},
            if node(P1) =/= node() -> P1; true -> P2 end end,
-  global:register_name(cfun, P, Keep).")
-[ "$r" = "{ok,yes}" ] || fail "register cfun on $RY: $r"
+  P2 = spawn(fun() -> receive stop -> ok end end), register(holder2, P2),
+  P3 = spawn(fun() -> receive stop -> ok end end), register(holder3, P3),
+  Crash = fun(_, _, _) -> erlang:error(nope) end,
+  Neither = fun(_, _, _) -> neither end,
+  {global:register_name(cfun, P, Keep), global:register_name(cfun2, P2, Crash),
+   global:register_name(cfun3, P3, Neither)}.")
+[ "$r" = "{ok,{yes,yes,yes}}" ] || fail "register cfun, cfun2, cfun3 on $RY: $r"
 r=$(erl_eval "$RX" "P = spawn(fun() -> receive stop -> ok end end), register(holder, P),
-  yes = global:register_name(cfun, P), pong = net_adm:ping('$RN@$HOST'), global:sync(), ok.")
+  P2 = spawn(fun() -> receive stop -> ok end end), register(holder2, P2),
+  P3 = spawn(fun() -> receive stop -> ok end end), register(holder3, P3),
+  yes = global:register_name(cfun, P), yes = global:register_name(cfun2, P2),
+  yes = global:register_name(cfun3, P3),
+  pong = net_adm:ping('$RN@$HOST'), global:sync(), ok.")
 [ "$r" = "{ok,ok}" ] || fail "register cfun on $RX, meeting $RN: $r"
 cfun_agreed() {
   local w
@@ -256,7 +265,18 @@ wait_until 15 cfun_agreed ||
   fail "cfun after the clash: $(erl_eval "$RX" "{global:whereis_name(cfun), whereis(holder), rpc:call('$RN@$HOST', global, whereis_name, [cfun])}.")"
 r=$(erl_eval "$RY" "probe ! {get, self()}, receive A -> {A, is_pid(whereis(holder))} after 2000 -> none end.")
 [ "$r" = "{ok,{[{ran,cfun}],true}}" ] || fail "the fun on $RY: $r"
-ok "a clash resolved by edist $RN with a fun of the user's: it ran on erl $RY, kept $RX's pid on all three nodes, killed nothing"
+# a fun that fails: resolve_it's catch makes it a badrpc, which keeps
+# the other pid (as global's exchange_names); one that answers neither
+# pid nor none: the name goes everywhere
+cfun23() {
+  [ "$(erl_eval "$RX" "{global:whereis_name(cfun2) =:= whereis(holder2),
+    rpc:call('$RN@$HOST', global, whereis_name, [cfun2]) =:= whereis(holder2),
+    rpc:call('$RY@$HOST', global, whereis_name, [cfun2]) =:= whereis(holder2),
+    global:whereis_name(cfun3), rpc:call('$RN@$HOST', global, whereis_name, [cfun3]),
+    rpc:call('$RY@$HOST', global, whereis_name, [cfun3])}.")" = "{ok,{true,true,true,undefined,undefined,undefined}}" ]
+}
+wait_until 10 cfun23 || fail "cfun2, cfun3 after their funs: $(erl_eval "$RX" "{global:whereis_name(cfun2), whereis(holder2), rpc:call('$RN@$HOST', global, whereis_name, [cfun2]), [rpc:call(N, global, whereis_name, [cfun3]) || N <- ['$RN@$HOST', '$RY@$HOST', node()]]}.")"
+ok "a clash resolved by edist $RN with a fun of the user's: it ran on erl $RY, kept $RX's pid on all three nodes, killed nothing; a fun that fails: the other pid keeps it; one that answers neither: the name goes"
 
 # A partition of three nodes, made by one disconnect. With
 # prevent_overlapping_partitions (OTP 25's default) both ends report the

@@ -1391,7 +1391,9 @@ typedef struct closers {
     lt *t;
     edi_listener *l;
     uint16_t port;
-    size_t tail; /* bytes sent before the close */
+    size_t tail;       /* bytes sent before the close */
+    size_t tail_first; /* ... by the first n_first accepted, if set */
+    int n_first;
     atomic_int n;
     closer_slot slot[CLOSERS];
 } closers;
@@ -1416,9 +1418,10 @@ static void closer_on_accept(edi_listener *l, int fd, const struct sockaddr_stor
     assert_true(i < CLOSERS);
     edi_conn *c;
     assert_int_equal(edi_conn_adopt(k->t->loop, fd, &closer_ops, &k->slot[i], &c), 0);
-    uint8_t *tail = calloc(1, k->tail);
+    size_t len = i < k->n_first ? k->tail_first : k->tail;
+    uint8_t *tail = calloc(1, len);
     assert_non_null(tail);
-    assert_int_equal(edi_conn_send_frame(c, tail, k->tail), 0);
+    assert_int_equal(edi_conn_send_frame(c, tail, len), 0);
     free(tail);
     edi_conn_close(c, 10000);
     atomic_store(&k->n, i + 1);
@@ -1496,6 +1499,56 @@ static void test_uring_closing_bounded_flushing(void **state)
 {
     (void)state;
     closing_bounded(16 * MIB);
+}
+
+/* Four still flushing, then six that flushed at once and only wait for
+ * their peers: each newcomer resets the oldest of those that only wait,
+ * and a flushing one only when none waits (the first newcomer). */
+static void test_uring_closing_bounded_mixed(void **state)
+{
+    (void)state;
+    lt_config scfg;
+    lt_config_default(&scfg);
+    scfg.tcp.max_closing = 4;
+    scfg.tcp.send_queue_limit_bytes = 32 * MIB;
+    lt ls;
+    lt_start(&ls, &scfg);
+    closers k;
+    memset(&k, 0, sizeof k);
+    k.t = &ls;
+    k.tail = 100;
+    k.tail_first = 16 * MIB;
+    k.n_first = 4;
+    call_on(&ls, closers_listen_fn, &k);
+    int fds[CLOSERS];
+    edi_tcp_stats st;
+    for (int i = 0; i < CLOSERS; i++) {
+        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        assert_true(fds[i] >= 0);
+        int small = 4096;
+        setsockopt(fds[i], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(k.port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        assert_int_equal(connect(fds[i], (struct sockaddr *)&a, sizeof a), 0);
+        WAIT_UNTIL(atomic_load(&k.n) == i + 1);
+        if (i >= k.n_first) /* flushed: waiting for its peer before the next comes */
+            WAIT_UNTIL(atomic_load(&k.slot[i].closed));
+    }
+    get_tcp_stats(&ls, &st);
+    print_message("mixed: %llu closing, %llu cut\n", (unsigned long long)st.conns_closing,
+                  (unsigned long long)st.closes_cut);
+    assert_int_equal(st.conns_closing, 4);
+    assert_int_equal(st.closes_cut, CLOSERS - 4);
+    assert_int_equal(atomic_load(&k.slot[0].reason), EDIST_ETIMEDOUT); /* the first cut */
+    for (int i = 1; i < k.n_first; i++)
+        assert_int_equal(atomic_load(&k.slot[i].closed), 0); /* still flushing */
+    for (int i = k.n_first; i < CLOSERS; i++)
+        assert_int_equal(atomic_load(&k.slot[i].reason), 0);
+    for (int i = 0; i < CLOSERS; i++)
+        close(fds[i]);
+    WAIT_UNTIL((get_tcp_stats(&ls, &st), st.conns_closing == 0));
+    call_on(&ls, closers_close_fn, &k);
+    lt_stop(&ls);
 }
 
 typedef struct misc_args {
@@ -1909,6 +1962,7 @@ int main(void)
         cmocka_unit_test(test_uring_graceful_close_ring_dry),
         cmocka_unit_test(test_uring_closing_bounded_lingering),
         cmocka_unit_test(test_uring_closing_bounded_flushing),
+        cmocka_unit_test(test_uring_closing_bounded_mixed),
         cmocka_unit_test(test_uring_bad_arguments),
         cmocka_unit_test(test_uring_send_before_connected_and_after_close),
         cmocka_unit_test(test_uring_frame_reserve_batches),
