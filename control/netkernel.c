@@ -144,21 +144,18 @@ static void tick_all(edi_loop *loop, edi_timer *t, void *arg)
     (void)loop;
     (void)t;
     edi_nk *nk = arg;
-    edi_link *l = nk->links;
-    while (l) {
-        edi_link *next = l->next;
-        if (l->phase == L_UP && l->conn) {
+    /* Ticks first, then the links that timed out, from the head after
+     * each: the nodedown callbacks of one may end the next. */
+    for (edi_link *l = nk->links; l != NULL; l = l->next) {
+        l->tick_expired = false;
+        if (l->phase == L_UP && l->conn && !l->dead) {
             edi_tick_action a =
                 edi_tick_check(&l->tick, l->frames_in, l->frames_out,
                                edi_conn_send_queue_bytes(l->conn) == 0 &&
                                    edi_sendq_idle(l->data.sq),
                                l->hidden, EDI_NK_TICK_INTENSITY);
             if (a == EDI_TICK_TIMEOUT) {
-                nk_log(nk, EDIST_LOG_WARNING,
-                       "%s not responding: nothing received for %u ms, "
-                       "removing the connection",
-                       l->peer_name, nk->cfg.ticktime_ms);
-                edi_nki_link_down(l, "net_tick_timeout", false);
+                l->tick_expired = true;
             } else if (a == EDI_TICK_SEND) {
                 if (edi_conn_send_frame(l->conn, NULL, 0) == 0) {
                     l->frames_out++;
@@ -169,7 +166,18 @@ static void tick_all(edi_loop *loop, edi_timer *t, void *arg)
                 }
             }
         }
-        l = next;
+    }
+    for (edi_link *l = nk->links; l != NULL;) {
+        if (!l->tick_expired || l->dead) {
+            l = l->next;
+            continue;
+        }
+        l->tick_expired = false;
+        nk_log(nk, EDIST_LOG_WARNING,
+               "%s not responding: nothing received for %u ms, removing the connection",
+               l->peer_name, nk->cfg.ticktime_ms);
+        edi_nki_link_down(l, "net_tick_timeout", false);
+        l = nk->links;
     }
 }
 
@@ -395,16 +403,20 @@ void edi_nk_shutdown(edi_nk *nk, uint32_t grace_ms, edi_nk_done_fn done,
     nk->shutdown_arg = arg;
     edi_loop_timer_start(nk->loop, &nk->shutdown_timer, grace_ms ? grace_ms : 1,
                          0, shutdown_grace, nk);
+    /* as a failed connection: a monitor_node waiting for one hears nodedown */
     while (nk->ops)
-        edi_nki_op_finish(nk, nk->ops, EDIST_ECLOSED, "node is stopping");
-    edi_link *l = nk->links;
-    while (l) {
-        edi_link *next = l->next;
+        edi_nki_op_connected(nk, nk->ops, EDIST_ECLOSED, "node is stopping");
+    /* From the head after each: the callbacks of one may end the next. */
+    for (edi_link *l = nk->links; l != NULL;) {
+        if (l->dead) {
+            l = l->next;
+            continue;
+        }
         if (l->phase == L_UP)
             edi_nki_link_down(l, "disconnect", true);
         else
             edi_nki_link_fail(l, EDIST_ECLOSED, "node is stopping");
-        l = next;
+        l = nk->links;
     }
     edi_nki_shutdown_check(nk);
 }
@@ -450,6 +462,7 @@ void edi_nk_free(edi_nk *nk)
             /* Units the connections hold are released at edi_loop_free;
              * the detached queue lives until then. */
             edi_sendq_detach(l->data.sq);
+            free(l->data.send_wait);
             free(l);
             l = n;
         }

@@ -94,6 +94,7 @@ struct edi_link {
     struct nk_lookup *lookup; /* L_LOOKUP: the host name being resolved */
     int conns_open;        /* of conn/epmd_conn, not yet on_close'd */
     bool dead;             /* bookkeeping done; waits for on_close */
+    bool tick_expired;     /* tick_all: nothing received for the tick time */
     bool connected;        /* initiator: the TCP connect succeeded */
     edi_hs_role role;
     link_phase phase;

@@ -189,6 +189,10 @@ int edi_nk_monitor_node(edi_nk *nk, const char *peer, edist_node_event_fn fn,
         return edist_set_error(EDIST_EINVAL, "monitor_node: no callback");
     if (!edi_nki_valid_peer(nk, peer))
         return EDIST_EINVAL;
+    /* a nodedown callback that watches again would start a connection
+     * the stop then fails, and so on until its grace runs out */
+    if (nk->shutting_down)
+        return edist_set_error(EDIST_ECLOSED, "monitor_node: the node is stopping");
     nk_sub *s = NULL; /* set by sub_add on success; for -O3 -Werror */
     int rc = sub_add(nk, &s);
     if (rc)

@@ -71,6 +71,8 @@ typedef struct api_call {
     uint64_t stop_deadline_ns; /* C_STOP: the end of close_flush_ms */
     edi_rt_mark *stop_mark;    /* C_STOP: the runtime's work to wait for */
     bool stop_records;         /* C_STOP: requests done, records marked */
+    int stop_err;              /* C_STOP: the net kernel's shutdown result */
+    char stop_detail[160];
     edist_node_stats stats;
     edist_node_peer_stats peer_stats;
 } api_call;
@@ -327,6 +329,25 @@ static void stop_after_thread_sends(edi_loop *loop, edi_timer *t, void *arg)
     edi_nk_shutdown(n->nk, edi_node_close_flush_ms(n) + NODE_STOP_SLACK_MS, stop_done, c);
 }
 
+/* The connections closed gracefully still drain what their peers send
+ * until those close too (or their close time passes): the loop runs on
+ * until none is left. Stopped at once, the unread bytes made each close a
+ * reset, which destroys the tail still in our socket that the flush had
+ * just handed over. */
+static void stop_after_closing(edi_loop *loop, edi_timer *t, void *arg)
+{
+    api_call *c = arg;
+    edist_node *n = c->node;
+    edi_tcp_stats ts;
+    edi_tcp_get_stats(loop, &ts);
+    if (ts.conns_closing > 0 && edi_now_ns() < c->stop_deadline_ns) {
+        edi_loop_timer_start(loop, t, 1, 0, stop_after_closing, c);
+        return;
+    }
+    edi_loop_stop(n->loop);
+    call_complete(c, c->stop_err, c->stop_detail);
+}
+
 static void stop_done(void *arg, int err, const char *detail)
 {
     api_call *c = arg;
@@ -337,8 +358,10 @@ static void stop_done(void *arg, int err, const char *detail)
         edi_conn_abort(n->epmd_conn, 0);
         n->epmd_conn = NULL;
     }
-    edi_loop_stop(n->loop);
-    call_complete(c, err, detail);
+    c->stop_err = err;
+    snprintf(c->stop_detail, sizeof c->stop_detail, "%s", detail ? detail : "");
+    c->stop_deadline_ns = edi_now_ns() + (uint64_t)edi_node_close_flush_ms(n) * 1000000u;
+    stop_after_closing(n->loop, &c->wait_timer, c);
 }
 
 /* Blocking calls may not run on the loop thread: they would wait for the
@@ -681,7 +704,8 @@ bool edi_node_call_stop(edist_node *n)
     api_call *c = call_new(n, C_STOP);
     bool waited = false;
     if (c) {
-        int rc = call_exec(c, (int)(2 * edi_node_close_flush_ms(n) + NODE_STOP_SLACK_MS) +
+        /* the runtime's flush, the net kernel's, the connections' drain */
+        int rc = call_exec(c, (int)(3 * edi_node_close_flush_ms(n) + NODE_STOP_SLACK_MS) +
                                   NODE_CALL_SLACK_MS);
         call_unref(c);
         waited = rc == 0;

@@ -261,7 +261,10 @@ typedef struct edist_node_config {
      * after a lane switch the lane's acknowledgements (then a line saying
      * how much was not). A node stop first waits as long at most for the
      * sends its thread processes made (edist_send returned for them) to
-     * leave the runtime, so it takes at most twice this plus 1 s.
+     * leave the runtime, and after the close as long again for the peers
+     * to close their side (until then their bytes are read, so that the
+     * close is no reset that destroys what they have not yet taken): at
+     * most three times this plus 1 s.
      * 0: EDIST_NODE_CLOSE_FLUSH_MS_DEFAULT. */
     uint32_t close_flush_ms;
     /* Connections closed gracefully whose sockets still wait for the peer
@@ -335,7 +338,8 @@ void edist_node_config_init(edist_node_config *cfg);
 int edist_node_start(const edist_node_config *cfg, edist_node **out);
 
 /* Disconnect every peer cleanly (what processes sent before goes out
- * first, within close_flush_ms twice), unregister, stop the thread, free.
+ * first, within close_flush_ms three times), unregister, stop the thread,
+ * free.
  * NULL is a no-op. Not from a callback. */
 void edist_node_stop(edist_node *node);
 
@@ -435,6 +439,7 @@ int edist_node_monitor_nodes(edist_node *node, unsigned kinds,
 /* erlang:monitor_node(Peer, true): one nodedown event when the connection
  * to peer goes down. If not connected, a connection is attempted; if that
  * fails, nodedown comes at once (reason connection_setup_failed or why).
+ * EDIST_ECLOSED once the node is stopping (its nodedowns are the stop's).
  * Callback-safe (the attempt runs in the background). */
 int edist_node_monitor_node(edist_node *node, const char *peer,
                             edist_node_event_fn fn, void *user,

@@ -533,6 +533,43 @@ static void test_monitor_node(void **state)
     edist_node_stop(a);
 }
 
+/* A nodedown callback that watches its node again, as many do: during
+ * the stop it is told the node is stopping. It used to be taken: each
+ * watch started a connection that the stop then failed, with another
+ * nodedown, until the stop's grace ran out. */
+typedef struct rewatch {
+    edist_node *node;
+    char peer[300];
+    atomic_int downs, rc;
+} rewatch;
+
+static void rewatch_event(void *user, const edist_node_event *ev)
+{
+    rewatch *r = user;
+    if (ev->up || atomic_fetch_add(&r->downs, 1) > 10)
+        return;
+    atomic_store(&r->rc, edist_node_monitor_node(r->node, r->peer, rewatch_event, r, NULL));
+}
+
+static void test_monitor_node_stopping(void **state)
+{
+    (void)state;
+    edist_node *a = start_node("n2rw", false, NULL, true);
+    edist_node *b = start_node("n2rx", false, NULL, true);
+    rewatch r = {.node = a};
+    atomic_init(&r.downs, 0);
+    atomic_init(&r.rc, 1);
+    snprintf(r.peer, sizeof r.peer, "%s", edist_node_name(b));
+    assert_int_equal(edist_node_monitor_node(a, r.peer, rewatch_event, &r, NULL), 0);
+    assert_true(wait_nodes(a, EDIST_NODES_VISIBLE, edist_node_name(b), 3000));
+    edist_node_stop(a);
+    print_message("watched again while stopping: %d nodedown(s), monitor_node said %d\n",
+                  atomic_load(&r.downs), atomic_load(&r.rc));
+    assert_int_equal(atomic_load(&r.downs), 1);
+    assert_int_equal(atomic_load(&r.rc), EDIST_ECLOSED);
+    edist_node_stop(b);
+}
+
 static void test_cookies(void **state)
 {
     (void)state;
@@ -922,6 +959,7 @@ int main(void)
         cmocka_unit_test(test_two_nodes),
         cmocka_unit_test(test_hidden),
         cmocka_unit_test(test_monitor_node),
+        cmocka_unit_test(test_monitor_node_stopping),
         cmocka_unit_test(test_cookies),
         cmocka_unit_test(test_simultaneous),
         cmocka_unit_test(test_replaced_connection),

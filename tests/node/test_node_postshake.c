@@ -795,6 +795,90 @@ static void test_unlink_ack_from_owner_shard(void **state)
     edist_node_stop(a);
 }
 
+/* ---- a node stop while a peer still sends ----------------------------------- */
+
+/* The stop closes each connection once its queue is in the kernel; the
+ * connections then read what their peers send until those close. The loop
+ * used to stop at once: a peer that was still sending (ticks here) found a
+ * socket closed with unread bytes, whose reset destroyed the tail of what
+ * the flush had handed over. */
+#define DRAIN_MSGS 200
+#define DRAIN_BYTES 10000
+
+typedef struct drain_job {
+    edist_node *node;
+    edist_procid to;
+    atomic_int sent, stopped;
+} drain_job;
+
+static void *drain_stopper(void *arg)
+{
+    drain_job *j = arg;
+    edist_procid self;
+    if (edist_proc_attach_thread(edist_node_runtime(j->node), 0, &self) == 0) {
+        uint8_t *m = malloc(DRAIN_BYTES + 16), *bytes = calloc(1, DRAIN_BYTES);
+        edist_buf b;
+        edist_buf_init_fixed(&b, m, DRAIN_BYTES + 16);
+        edist_enc_binary(&b, bytes, DRAIN_BYTES);
+        free(bytes);
+        int ok = 0;
+        for (int i = 0; i < DRAIN_MSGS; i++)
+            ok += edist_send(j->to, b.data, b.len) == 0;
+        atomic_store(&j->sent, ok);
+        free(m);
+        edist_proc_detach_thread(NULL, 0);
+    }
+    edist_node_stop(j->node);
+    atomic_store(&j->stopped, 1);
+    return NULL;
+}
+
+static void test_stop_drains_to_a_sending_peer(void **state)
+{
+    (void)state;
+    static n4_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    edist_node_config cfg;
+    edist_node_config_init(&cfg);
+    cfg.close_flush_ms = 5000;
+    edist_node *a = n4_start_node("n4drain", &log, &cfg);
+    rawpeer rp;
+    raw_connect(&rp, a, "n4drainraw", 4096);
+    edist_pid rpid = {.node = {.ptr = rp.name, .len = (uint32_t)strlen(rp.name)},
+                      .id = 44,
+                      .creation = 77};
+    drain_job j = {.node = a};
+    assert_int_equal(edist_procid_from_pid(&rpid, &j.to), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, drain_stopper, &j), 0);
+    /* read slowly, sending a tick now and then, until the node closes */
+    int got = 0, r = 1;
+    uint8_t tick[4] = {0};
+    int64_t end = peers_now_ms() + 20000;
+    while (peers_now_ms() < end) {
+        uint8_t *f = NULL;
+        size_t len = 0;
+        r = raw_read_frame(&rp, &f, &len, 5000);
+        if (r <= 0)
+            break;
+        if (len > DRAIN_BYTES)
+            got++;
+        free(f);
+        if (got % 10 == 0) {
+            (void)!write(rp.fd, tick, sizeof tick);
+            usleep(2000);
+        }
+    }
+    int err = r < 0 ? errno : 0;
+    shutdown(rp.fd, SHUT_WR); /* our side closes too: the node's drain ends */
+    pthread_join(th, NULL);
+    print_message("node stopped while its peer sent ticks: %d of %d messages read, then %s\n",
+                  got, atomic_load(&j.sent), r == 0 ? "end of stream" : strerror(err));
+    assert_int_equal(atomic_load(&j.sent), DRAIN_MSGS);
+    assert_int_equal(got, DRAIN_MSGS);
+    assert_int_equal(r, 0);
+    raw_close(&rp);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -820,6 +904,7 @@ int main(void)
         cmocka_unit_test(test_ping_pang_disconnects),
         cmocka_unit_test(test_unlink_crossing),
         cmocka_unit_test(test_unlink_ack_from_owner_shard),
+        cmocka_unit_test(test_stop_drains_to_a_sending_peer),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
