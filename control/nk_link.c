@@ -200,24 +200,29 @@ void edi_nki_link_down_why(edi_link *l, const char *reason, bool graceful,
     else
         nk_log(nk, EDIST_LOG_INFO, "node down: %s at %s (%s)", name, addr, reason);
     edi_link *waiting = p->state == EDI_PEER_UP_PENDING ? p->pending : NULL;
+    /* Waiters of an UP entry: a nodeup callback took the connection down
+     * before they were answered (connect, ping, auto-connection). */
+    edi_peer_waiter *w = NULL;
     if (waiting) {
         p->state = EDI_PEER_PENDING;
         p->owner = waiting;
         p->pending = NULL;
     } else {
         p->owner = NULL;
-        edi_peer_waiter *w = p->waiters;
-        p->waiters = NULL;
+        w = edi_ct_take_waiters(p);
         edi_ct_remove(&nk->table, p);
-        while (w) { /* cannot happen for an UP entry; be safe */
-            edi_peer_waiter *n = w->next;
-            free(w);
-            w = n;
-        }
     }
     char detail[EDI_HS_NAME_MAX_BYTES + 64];
     snprintf(detail, sizeof detail, "connection to %s went down (%s)", name,
              reason);
+    while (w) {
+        edi_peer_waiter *n = w->next;
+        nk_op *o = edi_nki_op_find(nk, w->id);
+        free(w);
+        if (o)
+            edi_nki_op_connected(nk, o, EDIST_ECLOSED, detail);
+        w = n;
+    }
     fail_peer_ops(nk, name, EDIST_ECLOSED, detail);
     if (nk->rt_ops && nk->rt_ops->node_down)
         nk->rt_ops->node_down(nk->rt_user, name);

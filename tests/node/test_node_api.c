@@ -570,6 +570,43 @@ static void test_monitor_node_stopping(void **state)
     edist_node_stop(b);
 }
 
+/* A nodeup callback that takes the connection down at once (a policy that
+ * refuses a node): the connect that brought it up hears ECLOSED then. It
+ * used to wait for its timeout: its waiter was freed unanswered. */
+typedef struct refuser {
+    edist_node *node;
+    atomic_int ups;
+} refuser;
+
+static void refuse_up(void *user, const edist_node_event *ev)
+{
+    refuser *r = user;
+    if (ev->up) {
+        atomic_fetch_add(&r->ups, 1);
+        edist_node_disconnect(r->node, ev->node);
+    }
+}
+
+static void test_nodeup_callback_disconnects(void **state)
+{
+    (void)state;
+    edist_node *a = start_node("n2ru", false, NULL, false);
+    edist_node *b = start_node("n2rv", false, NULL, false);
+    refuser r = {.node = a};
+    atomic_init(&r.ups, 0);
+    assert_int_equal(edist_node_monitor_nodes(a, 0, refuse_up, &r, NULL), 0);
+    uint64_t t0 = peers_now_ms();
+    int rc = edist_node_connect(a, edist_node_name(b), 10000);
+    uint64_t took = peers_now_ms() - t0;
+    print_message("connect whose nodeup callback disconnects: %d after %llu ms\n", rc,
+                  (unsigned long long)took);
+    assert_int_equal(atomic_load(&r.ups), 1);
+    assert_int_equal(rc, EDIST_ECLOSED);
+    assert_true(took < 2000);
+    edist_node_stop(a);
+    edist_node_stop(b);
+}
+
 static void test_cookies(void **state)
 {
     (void)state;
@@ -960,6 +997,7 @@ int main(void)
         cmocka_unit_test(test_hidden),
         cmocka_unit_test(test_monitor_node),
         cmocka_unit_test(test_monitor_node_stopping),
+        cmocka_unit_test(test_nodeup_callback_disconnects),
         cmocka_unit_test(test_cookies),
         cmocka_unit_test(test_simultaneous),
         cmocka_unit_test(test_replaced_connection),
