@@ -89,8 +89,8 @@
  *   close_flush_time  seconds a graceful close waits for the peer to take
  *                  what was sent (default 2; a node stop takes 1 s more)
  *   max_closing_connections  connections closed gracefully whose sockets
- *                  wait for the peer at most (default 256);
- *                  past it the oldest is reset
+ *                  wait for the peer at most (default 256); past it the
+ *                  oldest draining one is reset, else the oldest flushing
  *   auto_connect_max_signals, auto_connect_max_bytes  signals waiting for
  *                  a connection they started, at most (default 262144,
  *                  64M); past them a signal fails with noconnection

@@ -217,9 +217,7 @@ static void rt_connect_finish(edi_loop *loop, void *arg)
             rt_hook_link(n, d->a, d->b);
             break;
         case RK_UNLINK:
-            /* not sent: nobody will acknowledge it, so we do */
-            if (rt_hook_unlink(n, d->a, d->b, d->unlink_id) != 0)
-                edi_rt_unlink_ack_in(n->rt, d->b, d->a, d->unlink_id);
+            rt_hook_unlink(n, d->a, d->b, d->unlink_id);
             break;
         case RK_EXIT:
             rt_hook_exit(n, d->a, d->b, v);
@@ -536,7 +534,7 @@ static int rt_pair(edist_node *n, rt_pair_op op, edist_procid from,
                    edist_procid to, uint64_t id)
 {
     char peer[EDI_HS_NAME_MAX_BYTES + 1];
-    uint64_t flags;
+    uint64_t flags = 0;
     edi_dist_term_scratch fs, ts;
     edist_term_view fv, tv;
     int rc = rt_peer(n, to.node, peer, sizeof peer, &flags, 0);
@@ -548,27 +546,25 @@ static int rt_pair(edist_node *n, rt_pair_op op, edist_procid from,
                          .unlink_id = id};
         return rt_defer(n, peer, to.node, &t, NULL, 0);
     }
-    if (rc || (rc = edi_node_pid_view(from, &fs, &fv)) ||
-        (rc = edi_node_pid_view(to, &ts, &tv)))
-        return rc;
-    edist_buf_reset(&n->rt_frame);
-    bool acked_here = false;
-    if (op == RT_LINK) {
-        rc = edi_dist_build_link(&n->rt_frame, flags, fv, tv);
-    } else if (op == RT_UNLINK_ACK) {
-        if (!(flags & EDI_DFLAG_UNLINK_ID))
+    if (rc == 0 && !(rc = edi_node_pid_view(from, &fs, &fv)) &&
+        !(rc = edi_node_pid_view(to, &ts, &tv))) {
+        edist_buf_reset(&n->rt_frame);
+        if (op == RT_LINK)
+            rc = edi_dist_build_link(&n->rt_frame, flags, fv, tv);
+        else if (op == RT_UNLINK_ACK && !(flags & EDI_DFLAG_UNLINK_ID))
             return 0; /* it sent a plain UNLINK: nothing to answer */
-        rc = edi_dist_build_unlink_id_ack(&n->rt_frame, flags, id, fv, tv);
-    } else if (flags & EDI_DFLAG_UNLINK_ID) {
-        rc = edi_dist_build_unlink_id(&n->rt_frame, flags, id, fv, tv);
-    } else {
-        /* The old protocol has no ack: the link goes once this is sent. */
-        rc = edi_dist_build_unlink(&n->rt_frame, flags, fv, tv);
-        acked_here = true;
+        else if (op == RT_UNLINK_ACK)
+            rc = edi_dist_build_unlink_id_ack(&n->rt_frame, flags, id, fv, tv);
+        else if (flags & EDI_DFLAG_UNLINK_ID)
+            rc = edi_dist_build_unlink_id(&n->rt_frame, flags, id, fv, tv);
+        else
+            rc = edi_dist_build_unlink(&n->rt_frame, flags, fv, tv);
+        if (rc == 0)
+            rc = rt_queue(n, peer, from, true);
     }
-    if (rc == 0)
-        rc = rt_queue(n, peer, from, true);
-    if (rc == 0 && acked_here)
+    /* An unlink that went out without an id (the old protocol), or did
+     * not go out at all, has nobody to acknowledge it: done here. */
+    if (op == RT_UNLINK && (rc != 0 || !(flags & EDI_DFLAG_UNLINK_ID)))
         edi_rt_unlink_ack_in(n->rt, to, from, id);
     return rc;
 }

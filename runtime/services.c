@@ -75,6 +75,15 @@ int edi_svc_pid(edist_term_view v, edist_procid *out)
     return edist_dec_procid(&c, out);
 }
 
+int edi_svc_ref(edist_term_view v, edist_ref *out)
+{
+    if (!v.ptr)
+        return EDIST_EINVAL;
+    edist_cursor c;
+    edist_cursor_init(&c, v.ptr, v.len);
+    return edist_dec_ref(&c, out);
+}
+
 bool edi_svc_is_atom(edist_term_view v, const char *atom)
 {
     return v.ptr && edi_term_is_atom(v, atom);

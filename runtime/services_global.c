@@ -730,13 +730,21 @@ static void minmax(edist_procid a, edist_procid b, edist_procid *min, edist_proc
 }
 
 /* The resolver from C, if one is set: 0 and *keep. */
-static int user_resolve(edi_services *s, edist_term_view name, edist_procid a, edist_procid b,
-                        edist_procid *keep)
+/* The resolver from C (NULL: none), set from any thread. */
+static edist_global_resolve_fn c_resolver(edi_services *s, void **user)
 {
     pthread_mutex_lock(&s->resolver_mu);
     edist_global_resolve_fn fn = s->resolver;
-    void *user = s->resolver_user;
+    *user = s->resolver_user;
     pthread_mutex_unlock(&s->resolver_mu);
+    return fn;
+}
+
+static int user_resolve(edi_services *s, edist_term_view name, edist_procid a, edist_procid b,
+                        edist_procid *keep)
+{
+    void *user;
+    edist_global_resolve_fn fn = c_resolver(s, &user);
     if (!fn)
         return EDIST_ENOTFOUND;
     edist_procid k = EDIST_PROCID_NULL;
@@ -827,6 +835,15 @@ static edist_procid resolve_clash(gl_state *st, edist_term_view name, edist_term
     return resolve_by(st->s, name, method, a, b);
 }
 
+/* A name's method as it travels: global's default when it has none. */
+static void enc_method(edist_buf *b, edist_term_view method)
+{
+    if (method.len)
+        edist_enc_raw(b, method.ptr, method.len);
+    else
+        edist_enc_export(b, "global", 6, "random_exit_name", 16, 3);
+}
+
 static void enc_insert(edist_buf *b, edist_term_view name, edist_procid pid, edist_term_view method)
 {
     edist_enc_tuple(b, 2);
@@ -834,10 +851,7 @@ static void enc_insert(edist_buf *b, edist_term_view name, edist_procid pid, edi
     edist_enc_tuple(b, 3);
     edist_enc_raw(b, name.ptr, name.len);
     edist_enc_procid(b, pid);
-    if (method.len)
-        edist_enc_raw(b, method.ptr, method.len);
-    else
-        edist_enc_export(b, "global", 6, "random_exit_name", 16, 3);
+    enc_method(b, method);
 }
 
 static void sync_finish(gl_state *st, gl_session *x);
@@ -847,20 +861,9 @@ static void sync_finish(gl_state *st, gl_session *x);
  * global:resolve_it there decides, as global's resolver asks it to. */
 static bool resolved_there(gl_state *st, edist_term_view method, edist_procid mine)
 {
-    pthread_mutex_lock(&st->s->resolver_mu);
-    bool from_c = st->s->resolver != NULL;
-    pthread_mutex_unlock(&st->s->resolver_mu);
-    return !from_c && method_of(method) == GL_METHOD_OTHER &&
+    void *user;
+    return !c_resolver(st->s, &user) && method_of(method) == GL_METHOD_OTHER &&
            strcmp(edist_procid_node(mine), st->me) != 0;
-}
-
-/* A name's method as it travels: global's default when it has none. */
-static void enc_method(edist_buf *b, edist_term_view method)
-{
-    if (method.len)
-        edist_enc_raw(b, method.ptr, method.len);
-    else
-        edist_enc_export(b, "global", 6, "random_exit_name", 16, 3);
 }
 
 static void enc_delete(edist_buf *b, edist_term_view name)
@@ -916,6 +919,30 @@ static void exchange_done(gl_state *st, gl_session *x)
 
 /* ---- the resolver: global:resolve_it on the node of our pid --------------------------- */
 
+/* A clash left to the resolver: {Name, HisPid, HisMethod, OurPid,
+ * OurMethod} as x->pend holds it. */
+typedef struct gl_pending {
+    edist_term_view name, hisv, his_method, minev, my_method;
+    edist_procid his, mine;
+} gl_pending;
+
+/* The next of x->pend's elements at c. */
+static int dec_pending(edist_cursor *c, gl_pending *p)
+{
+    edist_term_view t;
+    edist_cursor tc;
+    uint32_t ar;
+    if (edist_dec_term(c, &t) != 0)
+        return EDIST_EINVAL;
+    edist_cursor_init(&tc, t.ptr, t.len);
+    if (edist_dec_tuple(&tc, &ar) != 0 || ar != 5 || edist_dec_term(&tc, &p->name) != 0 ||
+        edist_dec_term(&tc, &p->hisv) != 0 || edist_dec_term(&tc, &p->his_method) != 0 ||
+        edist_dec_term(&tc, &p->minev) != 0 || edist_dec_term(&tc, &p->my_method) != 0 ||
+        edi_svc_pid(p->hisv, &p->his) != 0 || edi_svc_pid(p->minev, &p->mine) != 0)
+        return EDIST_EINVAL;
+    return 0;
+}
+
 typedef struct gl_resolve_job {
     char peer[GL_NODE_MAX];
     uint64_t token;
@@ -945,30 +972,18 @@ static void resolver_main(void *arg)
     edist_cursor c;
     edist_cursor_init(&c, j->pend.data, j->pend.len);
     uint32_t done = 0;
-    for (; done < j->n; done++) {
-        edist_term_view t, name, his, his_method, mine, my_method;
-        edist_cursor tc;
-        uint32_t ar;
-        edist_procid mp;
-        if (edist_dec_term(&c, &t) != 0)
-            break;
-        edist_cursor_init(&tc, t.ptr, t.len);
-        if (edist_dec_tuple(&tc, &ar) != 0 || ar != 5 || edist_dec_term(&tc, &name) != 0 ||
-            edist_dec_term(&tc, &his) != 0 || edist_dec_term(&tc, &his_method) != 0 ||
-            edist_dec_term(&tc, &mine) != 0 || edist_dec_term(&tc, &my_method) != 0 ||
-            edi_svc_pid(mine, &mp) != 0)
-            break;
+    for (gl_pending p; done < j->n && dec_pending(&c, &p) == 0; done++) {
         edist_buf_reset(&j->args);
         edist_enc_list(&j->args, 4);
-        edist_enc_raw(&j->args, my_method.ptr, my_method.len);
-        edist_enc_raw(&j->args, name.ptr, name.len);
-        edist_enc_raw(&j->args, his.ptr, his.len);
-        edist_enc_raw(&j->args, mine.ptr, mine.len);
+        edist_enc_raw(&j->args, p.my_method.ptr, p.my_method.len);
+        edist_enc_raw(&j->args, p.name.ptr, p.name.len);
+        edist_enc_raw(&j->args, p.hisv.ptr, p.hisv.len);
+        edist_enc_raw(&j->args, p.minev.ptr, p.minev.len);
         edist_enc_nil(&j->args);
         edist_rpc_status status;
         int rc = edist_buf_error(&j->args);
         if (rc == 0)
-            rc = edist_rpc_call(edist_procid_node(mp), "global", "resolve_it", j->args.data,
+            rc = edist_rpc_call(edist_procid_node(p.mine), "global", "resolve_it", j->args.data,
                                 j->args.len, j->timeout_ms, &j->result, &status);
         if (rc == 0) {
             edist_enc_raw(answers, j->result.data, j->result.len);
@@ -1005,7 +1020,7 @@ static int resolver_start(gl_state *st, gl_session *x)
         return EDIST_ENOMEM;
     snprintf(j->peer, sizeof j->peer, "%s", x->node);
     uint64_t token = 0;
-    while (token == 0 && getrandom(&token, sizeof token, 0) != (ssize_t)sizeof token)
+    if (getrandom(&token, sizeof token, 0) != (ssize_t)sizeof token || token == 0)
         token = ((uint64_t)edi_now_ns() << 1) | 1;
     j->token = token;
     j->n = x->pend_n;
@@ -1046,19 +1061,11 @@ static void pending_decide(gl_state *st, gl_session *x, edist_term_view *answers
     edist_cursor_init(&c, x->pend.data, x->pend.len);
     if (answers)
         edist_cursor_init(&ac, answers->ptr, answers->len);
-    for (uint32_t i = 0; i < x->pend_n; i++) {
-        edist_term_view t, name, hisv, his_method, minev, my_method, a = {0};
-        edist_cursor tc;
-        uint32_t ar;
-        edist_procid his, mine, keep;
-        if (edist_dec_term(&c, &t) != 0)
-            break;
-        edist_cursor_init(&tc, t.ptr, t.len);
-        if (edist_dec_tuple(&tc, &ar) != 0 || ar != 5 || edist_dec_term(&tc, &name) != 0 ||
-            edist_dec_term(&tc, &hisv) != 0 || edist_dec_term(&tc, &his_method) != 0 ||
-            edist_dec_term(&tc, &minev) != 0 || edist_dec_term(&tc, &my_method) != 0 ||
-            edi_svc_pid(hisv, &his) != 0 || edi_svc_pid(minev, &mine) != 0)
-            break;
+    gl_pending p;
+    for (uint32_t i = 0; i < x->pend_n && dec_pending(&c, &p) == 0; i++) {
+        edist_term_view name = p.name, his_method = p.his_method, my_method = p.my_method,
+                        a = {0};
+        edist_procid his = p.his, mine = p.mine, keep;
         if (!answers || i >= an || edist_dec_term(&ac, &a) != 0) {
             keep = resolve_by(st->s, name, my_method, his, mine);
         } else if (edi_svc_pid(a, &keep) == 0 &&
@@ -1113,16 +1120,11 @@ static void on_resolver_done(gl_state *st, edist_cursor *c)
 
 /* A resolver's DOWN before its answer (true), else false: the clashes
  * it had left go to the default, and the sync goes on. */
-static bool on_resolver_down(gl_state *st, edist_term_view refv)
+static bool on_resolver_down(gl_state *st, const edist_ref *r)
 {
-    edist_cursor c;
-    edist_ref r;
-    edist_cursor_init(&c, refv.ptr, refv.len);
-    if (!refv.ptr || edist_dec_ref(&c, &r) != 0)
-        return false;
     for (size_t i = 0; i < st->sess_n; i++) {
         gl_session *x = &st->sess[i];
-        if (!x->resolve_token || !edist_ref_equal(&x->resolver_mref, &r))
+        if (!x->resolve_token || !edist_ref_equal(&x->resolver_mref, r))
             continue;
         x->resolve_token = 0;
         edi_rt_log(st->s->rt, EDIST_LOG_WARNING,
@@ -1930,16 +1932,11 @@ static void on_nodedown(gl_state *st, const char *node);
  * extra_nodedown, after a line); up before: its nodedown does the rest;
  * connected again meanwhile: a new monitor. noproc: no global there; it
  * stays known, unwatched. */
-static bool on_known_down(gl_state *st, edist_term_view refv, edist_term_view reason)
+static bool on_known_down(gl_state *st, const edist_ref *r, edist_term_view reason)
 {
-    edist_cursor c;
-    edist_ref r;
-    edist_cursor_init(&c, refv.ptr, refv.len);
-    if (!refv.ptr || edist_dec_ref(&c, &r) != 0)
-        return false;
     for (size_t i = 0; i < st->known_n; i++) {
         gl_known *k = &st->known[i];
-        if (!k->mon || !edist_ref_equal(&k->mref, &r))
+        if (!k->mon || !edist_ref_equal(&k->mref, r))
             continue;
         k->mon = false;
         if (!edi_term_is_atom(reason, "noconnection"))
@@ -2688,11 +2685,15 @@ void edi_svc_global_main(void *arg)
             if (view_atom(var(st, which, vars, "Node"), node, sizeof node) == 0)
                 on_nodedown(st, node);
             break;
-        case P_DOWN:
-            if (!on_known_down(st, var(st, which, vars, "Ref"), var(st, which, vars, "Reason")) &&
-                !on_resolver_down(st, var(st, which, vars, "Ref")))
+        case P_DOWN: {
+            /* ours (a known node's server, a resolver), else a name's */
+            edist_ref ref;
+            bool has_ref = edi_svc_ref(var(st, which, vars, "Ref"), &ref) == 0;
+            if (!has_ref || (!on_known_down(st, &ref, var(st, which, vars, "Reason")) &&
+                             !on_resolver_down(st, &ref)))
                 on_down(st, var(st, which, vars, "Pid"));
             break;
+        }
         case P_ACK:
             break; /* global only checks it; a mismatch shows as a cancel */
         case P_CANCEL:

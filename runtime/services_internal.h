@@ -91,6 +91,8 @@ edist_term_view edi_svc_var(const edist_pattern *p, const edist_term_view *vars,
                             const char *name);
 /* Decode a pid view; 0 or an error (not a pid). */
 int edi_svc_pid(edist_term_view v, edist_procid *out);
+/* Decode a reference view; 0 or an error (not a reference). */
+int edi_svc_ref(edist_term_view v, edist_ref *out);
 bool edi_svc_is_atom(edist_term_view v, const char *atom);
 
 /* Service replies. What a service sends for a peer (a reply,

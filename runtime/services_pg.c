@@ -852,10 +852,8 @@ static void on_leave(pg_state *st, edist_procid peer, edist_term_view pids,
 static void on_down(pg_state *st, edist_term_view refv, edist_procid pid)
 {
     edist_ref ref;
-    edist_cursor rc;
-    edist_cursor_init(&rc, refv.ptr, refv.len);
     pg_mon *m;
-    bool has_ref = refv.ptr && edist_dec_ref(&rc, &ref) == 0;
+    bool has_ref = edi_svc_ref(refv, &ref) == 0;
     if (has_ref && (m = mon_find(st, &ref)) != NULL) {
         mon_remove(st, m, false); /* a subscriber ended */
         return;
@@ -1049,9 +1047,7 @@ static bool handle_call(pg_state *st, const edist_procid *from, edist_term_view 
     }
     if (tuple && arity == 2 && edist_atom_eq(&what, "demonitor")) {
         edist_ref ref;
-        edist_cursor rc;
-        edist_cursor_init(&rc, group->ptr, group->len);
-        pg_mon *m = edist_dec_ref(&rc, &ref) == 0 ? mon_find(st, &ref) : NULL;
+        pg_mon *m = edi_svc_ref(*group, &ref) == 0 ? mon_find(st, &ref) : NULL;
         if (m)
             mon_remove(st, m, true);
         edist_enc_atomz(b, m ? "ok" : "false");

@@ -883,9 +883,8 @@ static int apply(edi_rt *rt, edi_xrec *r)
     case EDI_X_UNLINK:
         if (edi_rt_is_local(rt, r->to))
             edi_rt_unlink_in(rt, r->from, r->to, r->len);
-        else if (edi_out_unlink(rt, r->from, r->to, r->len) != 0)
-            /* not sent: nobody will acknowledge it, so we do */
-            edi_rt_unlink_ack_in(rt, r->to, r->from, r->len);
+        else
+            edi_out_unlink(rt, r->from, r->to, r->len); /* the hook acks what it cannot send */
         return 0;
     case EDI_X_UNLINK_ACK:
         if (edi_rt_is_local(rt, r->to))

@@ -120,6 +120,15 @@ int edi_link_add(edi_rt *rt, edi_proc *ap, edist_procid b, edi_proc *bp)
     return 0;
 }
 
+/* Frees l; was it active (not waiting for its unlink's ack)? An
+ * inactive link counts as gone: no exit through it either way. */
+static bool link_drop(edi_rt *rt, edi_link *l)
+{
+    bool active = !l->unlinking;
+    link_free(rt, l);
+    return active;
+}
+
 bool edi_link_remove(edi_rt *rt, edist_procid a, edist_procid b)
 {
     edi_link *l = link_find(rt, a, b);
@@ -363,8 +372,7 @@ void edi_teardown(edi_rt *rt, edi_proc *p)
     while ((l = p->links) != NULL) {
         edi_proc *op = l->ap == p ? l->bp : l->ap;
         edist_procid other = l->ap == p ? l->b : l->a;
-        bool active = !l->unlinking;
-        link_free(rt, l);
+        bool active = link_drop(rt, l);
         if (op)
             edi_exit_signal(rt, op, me, reason, true);
         else if (active)
@@ -549,11 +557,10 @@ static int do_unlink(edi_rt *rt, void *arg)
     }
     uint64_t id = ++rt->unlink_ids;
     l->unlinking = id;
-    /* Not sent (no connection): nobody will acknowledge it. The hook may
-     * have taken the node down, which freed the record already. */
-    if (edi_out_unlink(rt, me, c->pid, id) != 0 && (l = link_find(rt, me, c->pid)) != NULL &&
-        l->unlinking == id)
-        link_free(rt, l);
+    /* Not sent (no connection): nobody else will acknowledge it (the hook
+     * may have done so, or taken the node down and the record with it). */
+    if (edi_out_unlink(rt, me, c->pid, id) != 0)
+        edi_rt_unlink_ack_in(rt, c->pid, me, id);
     return 0;
 }
 
@@ -855,12 +862,8 @@ int edi_rt_exit_in(edi_rt *rt, edist_procid from, edist_procid to, edist_term_vi
         return EDIST_ENOTFOUND;
     if (!exit2) {
         edi_link *l = link_find(rt, to, from);
-        if (!l)
-            return 0; /* no link (any more): nothing to break */
-        bool active = !l->unlinking;
-        link_free(rt, l);
-        if (!active)
-            return 0; /* being unlinked: gone, unacted on */
+        if (!l || !link_drop(rt, l))
+            return 0; /* no link (any more, or being unlinked): nothing to break */
     }
     edi_exit_signal(rt, p, from, reason, !exit2);
     return 0;
@@ -1149,9 +1152,7 @@ void edi_rt_node_down_here(edi_rt *rt, uint32_t node)
             edi_link *l = (edi_link *)xs[i];
             edi_proc *p = l->ap;
             edist_procid from = l->b;
-            bool active = !l->unlinking;
-            link_free(rt, l);
-            if (active)
+            if (link_drop(rt, l))
                 edi_exit_signal(rt, p, from, EDIST_REASON_NOCONNECTION, true);
         }
         if (xs != batch)

@@ -334,7 +334,6 @@ static void closing_remove(edi_conn *c)
     c->closing_prev = c->closing_next = NULL;
     c->on_closing = false;
     tcp->nclosing--;
-    tcp->st.conns_closing = tcp->nclosing;
 }
 
 /* Makes every request of c in the kernel finish soon. */
@@ -464,7 +463,6 @@ static void closing_enter(edi_conn *c)
         tcp->closing_head = c;
     tcp->closing_tail = c;
     tcp->nclosing++;
-    tcp->st.conns_closing = tcp->nclosing;
 }
 
 static void tx_pop(edi_conn *c)

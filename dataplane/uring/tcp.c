@@ -173,4 +173,5 @@ void edi_tcp_get_stats(const edi_loop *loop, edi_tcp_stats *out)
     }
     *out = tcp->st;
     out->rx_buffers_held = tcp->pool->held;
+    out->conns_closing = tcp->nclosing;
 }

@@ -261,8 +261,8 @@ size_t edi_conn_send_queue_bytes(const edi_conn *c);
  * closes too or the deadline passes (closing with unread bytes would send
  * a reset that can destroy the data just sent). With max_closing
  * connections in either phase, one is reset: the oldest draining, else
- * the oldest still flushing (on_close(ETIMEDOUT)). New sends return EDIST_ECLOSED at once. Idempotent.
- * Loop thread. */
+ * the oldest still flushing (on_close(ETIMEDOUT)). New sends return
+ * EDIST_ECLOSED at once. Idempotent. Loop thread. */
 void edi_conn_close(edi_conn *c, uint64_t timeout_ms);
 /* Immediate close: drops unsent data; on_close(reason) follows from the
  * loop (never from inside this call). Idempotent (first reason wins).

@@ -54,11 +54,17 @@ static void frame_begin(edist_buf *b)
     edist_buf_append(b, h, 3);
 }
 
+/* A pid of the raw peer (its handshake's creation, 77). */
+static edist_pid raw_pid(const rawpeer *rp, uint32_t id)
+{
+    return (edist_pid){.node = {.ptr = rp->name, .len = (uint32_t)strlen(rp->name)},
+                       .id = id,
+                       .creation = 77};
+}
+
 static void enc_raw_pid(edist_buf *b, const rawpeer *rp)
 {
-    edist_pid p = {.node = {.ptr = rp->name, .len = (uint32_t)strlen(rp->name)},
-                   .id = 42,
-                   .creation = 77};
+    edist_pid p = raw_pid(rp, 42);
     edist_enc_pid(b, &p);
 }
 
@@ -553,43 +559,65 @@ static void raw_send_built(rawpeer *rp, const edist_buf *out)
 
 /* Reads frames from the node until one with op comes (ticks and other
  * signals skipped): true, with its unlink id. */
-static bool raw_expect_op(rawpeer *rp, int op, uint64_t *unlink_id, int ms)
+/* The op of the next message from the node before end_ms (ticks
+ * skipped), with its unlink id; false if none came. */
+static bool raw_next_op(rawpeer *rp, int64_t end_ms, int *op, uint64_t *unlink_id)
 {
-    int64_t end = peers_now_ms() + ms;
-    while (peers_now_ms() < end) {
+    while (peers_now_ms() < end_ms) {
         uint8_t *f = NULL;
         size_t len = 0;
-        if (raw_read_frame(rp, &f, &len, (int)(end - peers_now_ms())) <= 0)
+        if (raw_read_frame(rp, &f, &len, (int)(end_ms - peers_now_ms())) <= 0)
             return false;
-        if (len == 0)
-            continue;
         edi_dist_delivery d;
-        bool hit = false;
-        if (edi_dist_reasm_feed(rp->reasm, f, len, &d) == 1) {
-            hit = d.msg->op == op;
-            if (hit && unlink_id)
-                *unlink_id = d.msg->unlink_id;
+        bool got = len && edi_dist_reasm_feed(rp->reasm, f, len, &d) == 1;
+        if (got) {
+            *op = d.msg->op;
+            *unlink_id = d.msg->unlink_id;
             free(d.owned);
         }
         free(f);
-        if (hit)
+        if (got)
             return true;
     }
     return false;
+}
+
+/* Reads the node's messages until one with op comes: true, with its
+ * unlink id. */
+static bool raw_expect_op(rawpeer *rp, int op, uint64_t *unlink_id, int ms)
+{
+    int64_t end = peers_now_ms() + ms;
+    int got;
+    uint64_t id;
+    while (raw_next_op(rp, end, &got, &id))
+        if (got == op) {
+            if (unlink_id)
+                *unlink_id = id;
+            return true;
+        }
+    return false;
+}
+
+/* The atom, from the raw peer's pid r to p. */
+static void raw_send_atom(rawpeer *rp, edist_term_view r, edist_term_view p, const char *atom,
+                          edist_buf *m)
+{
+    edist_buf out;
+    edist_enc_atomz(m, atom);
+    edist_buf_init(&out);
+    assert_int_equal(edi_dist_build_send_sender(&out, rp->flags, NULL, r, p,
+                                                (edist_term_view){m->data, m->len}), 0);
+    raw_send_built(rp, &out);
+    edist_buf_free(&out);
 }
 
 /* An atom message from the raw peer to P, and P's next message: that atom? */
 static bool next_is(rawpeer *rp, edist_term_view r, edist_term_view p, const char *atom)
 {
     uint8_t mb[64];
-    edist_buf m, out;
+    edist_buf m;
     edist_buf_init_fixed(&m, mb, sizeof mb);
-    edist_enc_atomz(&m, atom);
-    edist_buf_init(&out);
-    assert_int_equal(edi_dist_build_send_sender(&out, rp->flags, NULL, r, p,
-                                                (edist_term_view){m.data, m.len}), 0);
-    raw_send_built(rp, &out);
-    edist_buf_free(&out);
+    raw_send_atom(rp, r, p, atom, &m);
     edist_term_view got;
     if (edist_receive(NULL, NULL, 5000, &got) != 0)
         return false;
@@ -616,9 +644,7 @@ static void test_unlink_crossing(void **state)
     edist_procid self;
     assert_int_equal(edist_proc_attach_thread(edist_node_runtime(a), 0, &self), 0);
     assert_int_equal(edist_trap_exit(true), 0);
-    edist_pid pp, rpid = {.node = {.ptr = rp.name, .len = (uint32_t)strlen(rp.name)},
-                          .id = 42,
-                          .creation = 77};
+    edist_pid pp, rpid = raw_pid(&rp, 42);
     edist_procid_to_pid(self, &pp);
     edi_dist_term_scratch ps, rs;
     edist_term_view p, r;
@@ -722,9 +748,7 @@ static void test_unlink_ack_from_owner_shard(void **state)
     edist_node *a = n4_start_node("n4unlack", &log, &cfg);
     rawpeer rp;
     raw_connect(&rp, a, "n4unlackraw", 0);
-    edist_pid rpid = {.node = {.ptr = rp.name, .len = (uint32_t)strlen(rp.name)},
-                      .id = 43,
-                      .creation = 77};
+    edist_pid rpid = raw_pid(&rp, 43);
     assert_int_equal(edist_procid_from_pid(&rpid, &t3_r), 0);
     atomic_store(&t3_hold, 1);
     atomic_store(&t3_unlinked, 0);
@@ -742,13 +766,9 @@ static void test_unlink_ack_from_owner_shard(void **state)
     uint8_t mb[16];
     edist_buf m;
     edist_buf_init_fixed(&m, mb, sizeof mb);
-    edist_enc_atomz(&m, "start");
     assert_int_equal(edi_dist_build_link(&out, rp.flags, r, p), 0);
     raw_send_built(&rp, &out);
-    edist_buf_reset(&out);
-    assert_int_equal(edi_dist_build_send_sender(&out, rp.flags, NULL, r, p,
-                                                (edist_term_view){m.data, m.len}), 0);
-    raw_send_built(&rp, &out);
+    raw_send_atom(&rp, r, p, "start", &m);
     assert_true(raw_expect_op(&rp, EDI_DOP_UNLINK_ID, NULL, 5000));
     assert_true(atomic_load(&t3_unlinked));
     /* R's unlink crosses P's: no ack while P's shard has not read it */
@@ -762,34 +782,15 @@ static void test_unlink_ack_from_owner_shard(void **state)
     /* P links again: its LINK first, then the ack */
     bool link_first = false;
     int64_t end = peers_now_ms() + 5000;
-    while (peers_now_ms() < end) {
-        uint8_t *f = NULL;
-        size_t len = 0;
-        if (raw_read_frame(&rp, &f, &len, (int)(end - peers_now_ms())) <= 0)
-            break;
-        edi_dist_delivery d;
-        int op = -1;
-        if (len && edi_dist_reasm_feed(rp.reasm, f, len, &d) == 1) {
-            op = d.msg->op;
-            id = d.msg->unlink_id;
-            free(d.owned);
-        }
-        free(f);
-        if (op == EDI_DOP_LINK)
-            link_first = true;
-        if (op == EDI_DOP_UNLINK_ID_ACK)
-            break;
-    }
+    int op;
+    while (raw_next_op(&rp, end, &op, &id) && op != EDI_DOP_UNLINK_ID_ACK)
+        link_first |= op == EDI_DOP_LINK;
     assert_int_equal(id, 9);
     assert_true(link_first);
     print_message("two shards: no ack while the unlinked process's shard was busy; "
                   "then its LINK, then the ack (id %llu)\n", (unsigned long long)id);
     edist_buf_reset(&m);
-    edist_enc_atomz(&m, "end");
-    edist_buf_reset(&out);
-    assert_int_equal(edi_dist_build_send_sender(&out, rp.flags, NULL, r, p,
-                                                (edist_term_view){m.data, m.len}), 0);
-    raw_send_built(&rp, &out);
+    raw_send_atom(&rp, r, p, "end", &m);
     edist_buf_free(&out);
     raw_close(&rp);
     edist_node_stop(a);
@@ -843,9 +844,7 @@ static void test_stop_drains_to_a_sending_peer(void **state)
     edist_node *a = n4_start_node("n4drain", &log, &cfg);
     rawpeer rp;
     raw_connect(&rp, a, "n4drainraw", 4096);
-    edist_pid rpid = {.node = {.ptr = rp.name, .len = (uint32_t)strlen(rp.name)},
-                      .id = 44,
-                      .creation = 77};
+    edist_pid rpid = raw_pid(&rp, 44);
     drain_job j = {.node = a};
     assert_int_equal(edist_procid_from_pid(&rpid, &j.to), 0);
     pthread_t th;

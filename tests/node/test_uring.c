@@ -1319,13 +1319,7 @@ static void graceful_close_unread(bool dry)
     if (!dry)
         call_on(&ls, hold_on_fn, &ls);
     /* a small window: part of the tail stays in the server's socket */
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(fd >= 0);
-    int small = 4096;
-    assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(s.port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    int fd = plain_connect_rcvbuf(s.port, 4096);
     WAIT_UNTIL(atomic_load(&srv.connected));
     /* frames the server will not read: held, or past the dry ring */
     uint8_t frame[4 + 1000];
@@ -1440,28 +1434,31 @@ static void closers_close_fn(void *a)
     edi_listener_close(k->l);
 }
 
-static void closing_bounded(size_t tail)
+/* A loop with max_closing 4 and its listener, whose connections send
+ * tail_first bytes (the first n_first) or tail, then close. */
+static void closers_start(lt *ls, closers *k, size_t tail, size_t tail_first, int n_first)
 {
     lt_config scfg;
     lt_config_default(&scfg);
     scfg.tcp.max_closing = 4;
     scfg.tcp.send_queue_limit_bytes = 32 * MIB;
+    lt_start(ls, &scfg);
+    memset(k, 0, sizeof *k);
+    k->t = ls;
+    k->tail = tail;
+    k->tail_first = tail_first;
+    k->n_first = n_first;
+    call_on(ls, closers_listen_fn, k);
+}
+
+static void closing_bounded(size_t tail)
+{
     lt ls;
-    lt_start(&ls, &scfg);
     closers k;
-    memset(&k, 0, sizeof k);
-    k.t = &ls;
-    k.tail = tail;
-    call_on(&ls, closers_listen_fn, &k);
+    closers_start(&ls, &k, tail, 0, 0);
     int fds[CLOSERS];
     for (int i = 0; i < CLOSERS; i++) {
-        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        assert_true(fds[i] >= 0);
-        int small = 4096; /* a big tail stays in the server's queue */
-        setsockopt(fds[i], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(k.port),
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        assert_int_equal(connect(fds[i], (struct sockaddr *)&a, sizeof a), 0);
+        fds[i] = plain_connect_rcvbuf(k.port, 4096); /* a big tail stays queued */
         WAIT_UNTIL(atomic_load(&k.n) == i + 1); /* accepted in this order */
     }
     edi_tcp_stats st;
@@ -1507,29 +1504,13 @@ static void test_uring_closing_bounded_flushing(void **state)
 static void test_uring_closing_bounded_mixed(void **state)
 {
     (void)state;
-    lt_config scfg;
-    lt_config_default(&scfg);
-    scfg.tcp.max_closing = 4;
-    scfg.tcp.send_queue_limit_bytes = 32 * MIB;
     lt ls;
-    lt_start(&ls, &scfg);
     closers k;
-    memset(&k, 0, sizeof k);
-    k.t = &ls;
-    k.tail = 100;
-    k.tail_first = 16 * MIB;
-    k.n_first = 4;
-    call_on(&ls, closers_listen_fn, &k);
+    closers_start(&ls, &k, 100, 16 * MIB, 4);
     int fds[CLOSERS];
     edi_tcp_stats st;
     for (int i = 0; i < CLOSERS; i++) {
-        fds[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        assert_true(fds[i] >= 0);
-        int small = 4096;
-        setsockopt(fds[i], SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
-        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(k.port),
-                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        assert_int_equal(connect(fds[i], (struct sockaddr *)&a, sizeof a), 0);
+        fds[i] = plain_connect_rcvbuf(k.port, 4096);
         WAIT_UNTIL(atomic_load(&k.n) == i + 1);
         if (i >= k.n_first) /* flushed: waiting for its peer before the next comes */
             WAIT_UNTIL(atomic_load(&k.slot[i].closed));

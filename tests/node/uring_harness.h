@@ -460,10 +460,14 @@ static void get_tcp_stats(lt *t, edi_tcp_stats *ts)
 
 /* ---- plain blocking sockets ------------------------------------------------------ */
 
-static int plain_connect(uint16_t port)
+/* A plain socket connected to port; rcvbuf > 0 shrinks its receive buffer
+ * first (the window a peer that does not read offers). */
+static int plain_connect_rcvbuf(uint16_t port, int rcvbuf)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(fd >= 0);
+    if (rcvbuf > 0)
+        assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf), 0);
     struct sockaddr_in a;
     memset(&a, 0, sizeof(a));
     a.sin_family = AF_INET;
@@ -473,6 +477,11 @@ static int plain_connect(uint16_t port)
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     return fd;
+}
+
+static int plain_connect(uint16_t port)
+{
+    return plain_connect_rcvbuf(port, 0);
 }
 
 /* A listening plain socket on an ephemeral port. */

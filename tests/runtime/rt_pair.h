@@ -244,37 +244,28 @@ static int h_reg_send(void *user, edist_procid from, uint32_t node,
     return post(side_of(user), s);
 }
 
-static int h_pair(void *user, int kind, edist_procid from, edist_procid to)
+static int h_pair(void *user, int kind, edist_procid from, edist_procid to, uint64_t unlink_id)
 {
     sig *s = sig_new(kind);
     s->from = from;
     s->target = to;
+    s->unlink_id = unlink_id;
     return post(side_of(user), s);
 }
 
 static int h_link(void *user, edist_procid from, edist_procid to)
 {
-    return h_pair(user, S_LINK, from, to);
-}
-
-static int h_unlink_kind(void *user, int kind, edist_procid from, edist_procid to,
-                         uint64_t id)
-{
-    sig *s = sig_new(kind);
-    s->from = from;
-    s->target = to;
-    s->unlink_id = id;
-    return post(side_of(user), s);
+    return h_pair(user, S_LINK, from, to, 0);
 }
 
 static int h_unlink(void *user, edist_procid from, edist_procid to, uint64_t id)
 {
-    return h_unlink_kind(user, S_UNLINK, from, to, id);
+    return h_pair(user, S_UNLINK, from, to, id);
 }
 
 static int h_unlink_ack(void *user, edist_procid from, edist_procid to, uint64_t id)
 {
-    return h_unlink_kind(user, S_UNLINK_ACK, from, to, id);
+    return h_pair(user, S_UNLINK_ACK, from, to, id);
 }
 
 static int h_exit_kind(void *user, int kind, edist_procid from, edist_procid to,
