@@ -441,6 +441,7 @@ int edi_services_stats(edi_services *s, edist_buf *result)
     edi_services_stat(&pairs, &n, "global_syncs", atomic_load(&g->syncs));
     edi_services_stat(&pairs, &n, "global_syncs_ended", atomic_load(&g->syncs_ended));
     edi_services_stat(&pairs, &n, "global_clashes", atomic_load(&g->clashes));
+    edi_services_stat(&pairs, &n, "global_stale_ops", atomic_load(&g->stale_ops));
     edi_services_stat(&pairs, &n, "global_lock_refusals", atomic_load(&g->lock_refusals));
     edi_services_stat(&pairs, &n, "global_call_timeouts", atomic_load(&g->call_timeouts));
     edi_services_stat(&pairs, &n, "global_lost_connections", atomic_load(&g->lost_connections));

@@ -31,7 +31,10 @@
 
 #define GL_VSN 8
 #define GL_NODE_MAX 256
-#define GL_CLIENT_TIMEOUT_MS 30000
+/* Client calls wait as global.erl's (infinity): the server is monitored,
+ * so one that ends answers the call; a timeout would tell a caller "no"
+ * while the server, behind a long-held lock, still registers the name. */
+#define GL_CLIENT_TIMEOUT_MS (-1)
 #define GL_POP_VSN 7 /* lost_connection and remove_connection from this one */
 
 /* ---- state ------------------------------------------------------------------- */
@@ -129,6 +132,10 @@ typedef struct gl_state {
     gl_name *first, *last;
     size_t name_count;
     gl_lock *locks;
+    /* the `global` lock went with its holder (DOWN, node down), not by
+     * del_lock: ops that come under no lock are then stale (global's
+     * global_lock_down) */
+    bool global_lock_down;
     gl_known *known;
     size_t known_n, known_cap;
     uint64_t known_epoch; /* changes with Known: the registrar retries */
@@ -340,12 +347,21 @@ static void lock_free(gl_state *st, gl_lock *l)
     free(l);
 }
 
-static void holder_drop(gl_state *st, gl_lock *l, uint32_t i)
+static bool is_global_rid(const gl_lock *l)
+{
+    return edi_term_is_atom((edist_term_view){l->rid.data, l->rid.len}, "global");
+}
+
+/* down: the holder ended (or its node went), not del_lock. */
+static void holder_drop(gl_state *st, gl_lock *l, uint32_t i, bool down)
 {
     edist_demonitor(&l->holders[i].mref, EDIST_DEMONITOR_FLUSH);
     l->holders[i] = l->holders[--l->n];
-    if (l->n == 0)
+    if (l->n == 0) {
+        if (is_global_rid(l))
+            st->global_lock_down = down;
         lock_free(st, l);
+    }
 }
 
 /* set_lock {RId, ReqId} for pid: true when free, or held with the same
@@ -388,7 +404,7 @@ static void lock_del(gl_state *st, edist_term_view rid, edist_term_view req, edi
         return;
     for (uint32_t i = 0; i < l->n; i++)
         if (edist_procid_equal(l->holders[i].pid, pid)) {
-            holder_drop(st, l, i);
+            holder_drop(st, l, i, false);
             return;
         }
 }
@@ -400,7 +416,7 @@ static void holders_of_pid_drop(gl_state *st, edist_procid pid)
         gl_lock *next = l->next;
         for (uint32_t i = 0; i < l->n; i++)
             if (edist_procid_equal(l->holders[i].pid, pid)) {
-                holder_drop(st, l, i); /* may free l */
+                holder_drop(st, l, i, true); /* may free l */
                 break;
             }
         l = next;
@@ -678,12 +694,38 @@ static int dec_name_triple(edist_term_view t, edist_term_view *name, edist_proci
     return 0;
 }
 
-/* Apply [{insert, {Name, Pid, Method}} | {delete, Name}]: inserts first,
- * then deletes (global's do_ops). holder: who holds the `global` lock the
- * ops came under (NULL: not known); under another holder's lock they are
- * undone, as global's lock check does. */
-static void do_ops(gl_state *st, edist_term_view ops)
+static int dec_lock_id(edist_term_view id, edist_term_view *rid, edist_term_view *req);
+
+/* global's lock_still_set for ops that came under the `global` lock
+ * lock_id ({global, LockRequesterId}, from a sync or a peer's new_nodes):
+ * that lock is still set, or none is and the last did not go with its
+ * holder. Otherwise the ops are stale: a node that took the lock went
+ * down and came back, and its delayed new_nodes would install names no
+ * lock protects. */
+static bool lock_still_set_for(gl_state *st, edist_term_view lock_id)
 {
+    gl_lock *g = global_lock(st);
+    if (!g)
+        return !st->global_lock_down;
+    edist_term_view rid, rq;
+    return dec_lock_id(lock_id, &rid, &rq) == 0 && edi_term_is_atom(rid, "global") &&
+           view_eq(rq, g->req.data, g->req.len);
+}
+
+/* The same for a registration from pid (a registrar of another node). */
+static bool lock_still_held_by(gl_state *st, edist_procid pid)
+{
+    gl_lock *g = global_lock(st);
+    return g ? lock_held_by(g, pid) : !st->global_lock_down;
+}
+
+/* Apply [{insert, {Name, Pid, Method}} | {delete, Name}]: inserts first,
+ * then deletes (global's do_ops). Ops that came under a lock no longer
+ * set (lock_still_set_for) insert nothing, and the names they would have
+ * replaced go, as global's insert-then-delete leaves them. */
+static void do_ops(gl_state *st, edist_term_view ops, edist_term_view lock_id)
+{
+    bool still_set = lock_still_set_for(st, lock_id);
     for (int pass = 0; pass < 2; pass++) {
         edist_cursor c;
         uint32_t n;
@@ -706,8 +748,16 @@ static void do_ops(gl_state *st, edist_term_view ops)
             if (pass == 0 && strcmp(kind, "insert") == 0) {
                 edist_term_view name, method;
                 edist_procid pid;
-                if (dec_name_triple(arg, &name, &pid, &method) == 0)
+                if (dec_name_triple(arg, &name, &pid, &method) != 0)
+                    continue;
+                if (still_set) {
                     name_insert(st, name, pid, method);
+                } else {
+                    gl_name *e = name_find(st, name.ptr, name.len);
+                    if (e)
+                        name_remove(st, e);
+                    gcount(&st->s->global_stats.stale_ops, 1);
+                }
             } else if (pass == 1 && strcmp(kind, "delete") == 0) {
                 gl_name *e = name_find(st, arg.ptr, arg.len);
                 if (e)
@@ -1275,7 +1325,8 @@ static void sync_finish(gl_state *st, gl_session *x)
     edist_enc_nil(&nn);
     edist_buf_free(&elems);
     sync_others(st, hk);
-    do_ops(st, (edist_term_view){all.data, all.len});
+    do_ops(st, (edist_term_view){all.data, all.len},
+           (edist_term_view){x->lock_id.data, x->lock_id.len});
     /* sessions with his known nodes end: they become ours */
     if (list_open(hk, &c, &kn) == 0)
         for (uint32_t i = 0; i < kn; i++) {
@@ -1432,7 +1483,7 @@ static void forget_node(gl_state *st, const char *node, bool removed)
         for (uint32_t i = 0; i < l->n;)
             if (strcmp(edist_procid_node(l->holders[i].pid), node) == 0) {
                 bool last = l->n == 1;
-                holder_drop(st, l, i);
+                holder_drop(st, l, i, true);
                 if (last)
                     break;
             } else {
@@ -1698,6 +1749,28 @@ static void on_resolved(gl_state *st, edist_cursor *c)
         sync_finish(st, x);
 }
 
+/* {lock, LockId} of new_nodes' ExtraInfo ([{vsn, V}, {lock, LockId}]);
+ * empty when it has none. */
+static edist_term_view extra_lock(edist_term_view extra)
+{
+    edist_cursor c;
+    uint32_t n;
+    if (list_open(extra, &c, &n) == 0)
+        for (uint32_t i = 0; i < n; i++) {
+            edist_term_view t, key, val;
+            edist_cursor tc;
+            uint32_t arity;
+            if (edist_dec_term(&c, &t) != 0)
+                break;
+            edist_cursor_init(&tc, t.ptr, t.len);
+            if (edist_dec_tuple(&tc, &arity) == 0 && arity == 2 &&
+                edist_dec_term(&tc, &key) == 0 && edist_dec_term(&tc, &val) == 0 &&
+                edi_term_is_atom(key, "lock"))
+                return val;
+        }
+    return (edist_term_view){NULL, 0};
+}
+
 static void on_new_nodes(gl_state *st, edist_cursor *c)
 {
     edist_term_view nodev, ops, ext, nodes, extra;
@@ -1734,7 +1807,7 @@ static void on_new_nodes(gl_state *st, edist_cursor *c)
     }
     edist_enc_nil(&l);
     sync_others(st, (edist_term_view){l.data, l.len});
-    do_ops(st, ops);
+    do_ops(st, ops, extra_lock(extra));
     edist_buf_free(&l);
     edist_buf_free(&added);
 }
@@ -1881,9 +1954,14 @@ static void on_call(gl_state *st, edist_term_view fromv, edist_term_view tag, ed
         if (edi_svc_pid(a2, &pid) == 0) {
             /* under a `global` lock someone else holds, the name does not
              * stay (global's lock check) */
-            gl_lock *g = global_lock(st);
-            if (!g || lock_held_by(g, from))
+            if (lock_still_held_by(st, from)) {
                 name_insert(st, a1, pid, a3);
+            } else {
+                gl_name *e = name_find(st, a1.ptr, a1.len);
+                if (e)
+                    name_remove(st, e);
+                gcount(&st->s->global_stats.stale_ops, 1);
+            }
         }
         reply_atom(st, from, tag, "yes");
     } else if (strcmp(kind, "unregister") == 0 && arity == 2) {
@@ -2863,7 +2941,7 @@ int edist_global_sync(int timeout_ms)
     edist_buf_init_fixed(&req, mem, sizeof mem);
     edist_buf_init_fixed(&out, ans, sizeof ans);
     edist_enc_atom(&req, "sync", 4);
-    return gl_call(&req, &out, timeout_ms < 0 ? GL_CLIENT_TIMEOUT_MS : timeout_ms);
+    return gl_call(&req, &out, timeout_ms);
 }
 
 /* set_lock/del_lock on this node and the nodes its server knows, as a

@@ -51,6 +51,7 @@ typedef struct edi_global_stats {
     _Atomic uint64_t syncs;          /* syncs completed */
     _Atomic uint64_t syncs_ended;    /* syncs ended before completing */
     _Atomic uint64_t clashes;        /* name clashes this node resolved */
+    _Atomic uint64_t stale_ops;      /* inserts refused: their `global` lock was gone */
     _Atomic uint64_t lock_refusals;  /* set_lock answered false, or not answered */
     _Atomic uint64_t call_timeouts;  /* calls to other servers unanswered in 10 s */
     _Atomic uint64_t lost_connections; /* lost_connection sent (prevent_overlapping_partitions) */

@@ -45,7 +45,9 @@ int edist_global_send(const void *name, size_t len, const void *msg, size_t msg_
 /* global:registered_names(): the list of names. */
 int edist_global_registered_names(edist_buf *out);
 /* global:sync(): waits until this node has synced with every visible
- * node it is connected to, at most timeout_ms (negative: 30 s). */
+ * node it is connected to, at most timeout_ms (negative: as long as that
+ * takes, as global:sync/0). The other calls wait as global's do, without
+ * a time limit; EDIST_ENOTFOUND if the server ends meanwhile. */
 int edist_global_sync(int timeout_ms);
 
 /* global:set_lock({ResourceId, LockRequesterId}) on this node and every

@@ -59,6 +59,50 @@ wait_until 5 grep -q "global: failed to connect to gfake2@$HOST" "$tmp/n.out" "$
   fail "no line about the unreachable node"
 ok "nodes learned from new_nodes that cannot be reached leave Known, with a line"
 
+# Names that come under a `global` lock no longer set do not stay
+# (global's lock_still_set): a new_nodes delayed past its lock (its node
+# went down and came back) installed names that no lock protected. Forged
+# here, with a lock on $N set and ended from erl.
+r=$(erl_eval "$E" "P = spawn(fun() -> receive stop -> ok end end), register(gstale, P),
+  Me = self(),
+  L = spawn(fun() -> Me ! {set, global:set_lock({global, lock_a}, ['$N@$HOST'], 0)},
+                     receive stop -> ok end end),
+  register(glocka, L),
+  receive {set, S} -> S after 5000 -> timeout end.")
+[ "$r" = "{ok,true}" ] || fail "set_lock({global, lock_a}) on $N from erl: $r"
+# new_nodes inserting name $1 under lock {global, $2}; true when it stayed
+# (the call after the cast answers once the cast was taken)
+stale_nn() {
+  erl_eval "$E" "gen_server:cast({global_name_server, '$N@$HOST'},
+    {new_nodes, node(), [{insert, {$1, whereis(gstale), fun global:random_exit_name/3}}], [], [],
+     [{vsn, 8}, {lock, {global, $2}}]}),
+  {_, _} = gen_server:call({global_name_server, '$N@$HOST'}, known_nodes),
+  $(on "$N" "whereis_name, [$1]") =:= whereis(gstale)."
+}
+r=$(stale_nn stale_b lock_b)
+[ "$r" = "{ok,false}" ] || fail "ops under another holder's lock stayed: $r"
+r=$(stale_nn stale_a lock_a)
+[ "$r" = "{ok,true}" ] || fail "ops under the lock that is set did not stay: $r"
+# the lock goes with its holder: what comes under it afterwards is stale
+r=$(erl_eval "$E" "L = whereis(glocka), Ref = monitor(process, L), exit(L, kill),
+  receive {'DOWN', Ref, _, _, _} -> ok end, timer:sleep(200),
+  $(on "$N" "whereis_name, [stale_a]") =:= whereis(gstale).")
+[ "$r" = "{ok,true}" ] || fail "the name stale_a after its lock's holder died: $r"
+r=$(stale_nn stale_c lock_a)
+[ "$r" = "{ok,false}" ] || fail "ops under a lock gone with its holder stayed: $r"
+# a lock set and deleted in order ends that: ops under no lock stay again
+r=$(erl_eval "$E" "{global:set_lock({global, lock_d}, ['$N@$HOST'], 0),
+  global:del_lock({global, lock_d}, ['$N@$HOST'])}.")
+[ "$r" = "{ok,{true,true}}" ] || fail "set_lock/del_lock {global, lock_d}: $r"
+r=$(stale_nn stale_d lock_e)
+[ "$r" = "{ok,true}" ] || fail "ops under no lock after an orderly del_lock did not stay: $r"
+r=$(erl_eval "$E" "maps:get(global_stale_ops, rpc:call('$N@$HOST', edist, stats, [])).")
+[ "$r" = "{ok,2}" ] || fail "global_stale_ops of $N: $r"
+r=$(erl_eval "$E" "exit(whereis(gstale), kill), ok.")
+stale_gone() { e_true "[N || N <- $(on "$N" "registered_names, []"), lists:member(N, [stale_a, stale_d])] =:= []."; }
+wait_until 10 stale_gone || fail "stale_a, stale_d still on $N after their process ended"
+ok "new_nodes ops under a global lock that is not set (another holder's, or gone with its holder) insert nothing; counted"
+
 # edist's own registrar request is its node's callers' only.
 r=$(erl_eval "$E" "{gen_server:call({global_name_server, '$N@$HOST'}, {registrar, register, sneaky, notapid}),
   $(on "$N" "whereis_name, [sneaky]")}.")
