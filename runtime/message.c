@@ -90,7 +90,7 @@ static bool mailbox_full(const edi_rt *rt, edi_limit limit, uint32_t count, uint
 
 bool edi_mailbox_at_soft_limit(const edi_rt *rt, const edi_proc *p)
 {
-    return mailbox_full(rt, EDI_LIMIT_SOFT, p->mbox.count, p->mbox.bytes, 0);
+    return p->mbox.refused || mailbox_full(rt, EDI_LIMIT_SOFT, p->mbox.count, p->mbox.bytes, 0);
 }
 
 /* mailbox_overflow lines: one a second at most, then the count left out. */
@@ -171,9 +171,15 @@ int edi_deliver(edi_rt *rt, edi_proc *p, edi_msg *m, edi_limit limit)
         EDI_COUNT_ADD(rt->sent, 1);
         return 0;
     }
-    if (mailbox_full(rt, limit, p->mbox.count, p->mbox.bytes, m->len))
-        return limit == EDI_LIMIT_SOFT ? mailbox_busy(rt)
-                                       : mailbox_overflow(rt, p, m, p->mbox.count, p->mbox.bytes);
+    if (mailbox_full(rt, limit, p->mbox.count, p->mbox.bytes, m->len)) {
+        if (limit != EDI_LIMIT_SOFT)
+            return mailbox_overflow(rt, p, m, p->mbox.count, p->mbox.bytes);
+        p->mbox.refused = true;
+        /* held back by a ring: its own mailbox full ends the hold */
+        if (p->x_held && p->state == EDI_ST_WAITING && p->recv_pattern == EDI_PATTERN_NEVER)
+            edi_sched_make_runnable(rt, p);
+        return mailbox_busy(rt);
+    }
     edi_msg **prev = p->mbox.tailp;
     edi_mbox_append(&p->mbox, m);
     EDI_COUNT_ADD(rt->sent, 1);

@@ -931,6 +931,7 @@ void edi_rt_stats_add(edi_rt *rt, edist_runtime_stats *o, bool exact)
     o->shard_ring_full += RD(rt->x_ring_full);
     o->shard_senders_held += RD(rt->x_senders_held);
     o->shard_ring_holds += RD(rt->x_holds);
+    o->shard_past_soft_limit += RD(rt->x_past_soft_limit);
 #undef RD
     /* The stack pool has no relaxed copy of its counts: a sibling shard
      * (which never waits for another) leaves them out. */

@@ -361,6 +361,10 @@ typedef struct edi_mbox {
     edi_msg **tailp;
     uint32_t count;
     uint64_t bytes; /* payload bytes of the messages in it */
+    /* a message was refused at the soft limit since one was last taken:
+     * full, whatever its bytes say (it refuses the message that would
+     * take it past them, so they never show it) */
+    bool refused;
 } edi_mbox;
 
 static inline void edi_mbox_init(edi_mbox *b)
@@ -369,6 +373,7 @@ static inline void edi_mbox_init(edi_mbox *b)
     b->tailp = &b->head;
     b->count = 0;
     b->bytes = 0;
+    b->refused = false;
 }
 static inline void edi_mbox_append(edi_mbox *b, edi_msg *m)
 {
@@ -388,6 +393,7 @@ static inline edi_msg *edi_mbox_unlink(edi_mbox *b, edi_msg **prev)
         b->tailp = prev;
     b->count--;
     b->bytes -= m->len;
+    b->refused = false;
     m->next = NULL;
     return m;
 }
@@ -753,6 +759,7 @@ struct edist_runtime {
     uint32_t xbacklog;          /* records in all backlogs */
     /* counters (shard thread; others read them relaxed) */
     uint64_t x_ring_full, x_senders_held, x_holds; /* records: xout pushed, xin applied */
+    uint64_t x_past_soft_limit; /* to a process waiting for another shard's answer */
     edi_poll_source xpoll;      /* drains the rings every iteration */
 };
 

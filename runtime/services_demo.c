@@ -407,6 +407,7 @@ int edi_services_stats(edi_services *s, edist_buf *result)
     edi_services_stat(&pairs, &n, "shard_ring_full", rs.shard_ring_full);
     edi_services_stat(&pairs, &n, "shard_senders_held", rs.shard_senders_held);
     edi_services_stat(&pairs, &n, "shard_ring_holds", rs.shard_ring_holds);
+    edi_services_stat(&pairs, &n, "shard_past_soft_limit", rs.shard_past_soft_limit);
     edist_enc_atomz(&pairs, "shard_stats");
     edist_enc_list(&pairs, (uint32_t)rs.shards);
     for (uint32_t i = 0; rc == 0 && i < rs.shards; i++) {

@@ -843,8 +843,17 @@ static int apply(edi_rt *rt, edi_xrec *r)
                 return 0;
             }
             /* EDIST_EAGAIN: a full mailbox (soft limit): m stays, the
-             * ring waits. */
-            return edi_deliver(rt, p, m, (edi_limit)r->limit) == EDIST_EAGAIN ? EDIST_EAGAIN : 0;
+             * ring waits. Unless p waits for an answer from another
+             * shard (is_process_alive): it may come on this very ring,
+             * behind m, and p would never receive; it takes m up to
+             * the hard limit, as a sender its own full mailbox holds
+             * back is never held. */
+            int rc = edi_deliver(rt, p, m, (edi_limit)r->limit);
+            if (rc == EDIST_EAGAIN && p->kind == EDI_PROC_GREEN && p->x_answer < 0) {
+                EDI_COUNT_ADD(rt->x_past_soft_limit, 1);
+                rc = edi_deliver(rt, p, m, EDI_LIMIT_HARD);
+            }
+            return rc == EDIST_EAGAIN ? EDIST_EAGAIN : 0;
         }
         int rc = r->to.node != rt->node_index && rt->shard == 0 && rt->has_hooks
                      ? hook_send_msg(rt, r->from, r->to, m, r->force)

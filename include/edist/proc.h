@@ -216,6 +216,9 @@ typedef struct edist_runtime_stats {
     /* Times a shard let a ring wait: the record at its head found a full
      * mailbox or a full peer queue (retried, in order). */
     uint64_t shard_ring_holds;
+    /* Messages a ring gave a mailbox past its soft limit (up to the hard
+     * one): its process waited for an answer that came behind them. */
+    uint64_t shard_past_soft_limit;
 } edist_runtime_stats;
 /* Any thread: the sum over the shards (waits for each shard, unless called
  * on a shard's thread: then the other shards' counters are read as they

@@ -598,16 +598,25 @@ static void flood_sender(void *arg)
 }
 
 /* The setup's runtime again, with mailboxes of 10 messages at most. */
-static void restart_small_mailboxes(void **state)
+/* Mailboxes of 10 messages, or (bytes > 0) of that many bytes. */
+static void restart_mailboxes(void **state, uint64_t bytes)
 {
     teardown(state);
     edist_runtime_config cfg;
     edist_runtime_config_init(&cfg);
     cfg.shards = 2;
     cfg.shard_ring_entries = RING_ENTRIES;
-    cfg.max_mailbox_messages = 10;
+    if (bytes)
+        cfg.max_mailbox_bytes = bytes;
+    else
+        cfg.max_mailbox_messages = 10;
     assert_int_equal(edist_runtime_start(&cfg, &rt), 0);
     assert_int_equal(edist_proc_attach_thread(rt, 0, &g_main), 0);
+}
+
+static void restart_small_mailboxes(void **state)
+{
+    restart_mailboxes(state, 0);
 }
 
 static void test_full_mailbox_across_shards(void **state)
@@ -706,10 +715,9 @@ static void swapper(void *arg)
  * whose owner the other ring holds back: before, both stayed blocked for
  * good. A sender whose own mailbox is full is not held: it is answered
  * EAGAIN, receives, and both finish with everything in order. */
-static void test_full_mailboxes_both_ways(void **state)
+static void full_both_ways(void **state, uint64_t bytes)
 {
-    (void)state;
-    restart_small_mailboxes(state);
+    restart_mailboxes(state, bytes);
     atomic_store(&swap_eagains, 0);
     static edist_procid none, first;
     none = EDIST_PROCID_NULL;
@@ -722,6 +730,76 @@ static void test_full_mailboxes_both_ways(void **state)
     edist_runtime_stats st;
     assert_int_equal(edist_runtime_get_stats(rt, &st), 0);
     assert_int_equal(st.messages_dropped, 0);
+}
+
+static void test_full_mailboxes_both_ways(void **state)
+{
+    full_both_ways(state, 0);
+}
+
+/* ---- is_process_alive with a full mailbox -------------------------------------------- */
+
+static _Atomic(edist_procid *) asker_peer;
+
+/* Shard 0: 11 messages to a mailbox of 10 (the last waits at the head of
+ * the ring to shard 1), then alive until told. */
+static void eleven_sender(void *arg)
+{
+    edist_procid to = *(edist_procid *)arg;
+    for (int i = 1; i <= 11; i++)
+        CHECK_RC(send_int_pair(to, "s", i), 0);
+    CHECK_RC(recv_text("stop", 60000, NULL), 0);
+    done();
+}
+
+/* Shard 1: once its mailbox is full and the 11th message waits, asks
+ * whether the sender lives: the answer comes on the ring that waits. */
+static void full_asker(void *arg)
+{
+    (void)arg;
+    while (edist_mailbox_length() < 10)
+        edist_sleep_ms(1);
+    edist_sleep_ms(50);
+    edist_procid *peer = atomic_load(&asker_peer);
+    CHECK(peer != NULL);
+    if (peer) {
+        CHECK(edist_is_process_alive(*peer));
+        CHECK_RC(send_text(*peer, "stop"), 0);
+    }
+    CHECK(edist_mailbox_length() == 11); /* the 11th came past the limit */
+    done();
+}
+
+/* A process whose mailbox is full asks another shard whether a process
+ * lives, while a message for it waits at the head of the ring from that
+ * shard: the answer comes on that ring, behind it. It used to wait for
+ * good (and the ring with it, and everything the node passes that
+ * shard); a process waiting for such an answer now takes the message past
+ * its soft limit (up to the hard one), as a sender held by its own full
+ * mailbox is never held. */
+static void test_alive_with_full_mailbox(void **state)
+{
+    restart_small_mailboxes(state);
+    static edist_procid asker, sender;
+    atomic_store(&asker_peer, NULL);
+    asker = spawn_on(1, full_asker, NULL);
+    sender = spawn_on(0, eleven_sender, &asker);
+    atomic_store(&asker_peer, &sender);
+    wait_done(2);
+    edist_runtime_stats st;
+    assert_int_equal(edist_runtime_get_stats(rt, &st), 0);
+    assert_int_equal(st.shard_past_soft_limit, 1);
+    assert_int_equal(st.messages_dropped, 0);
+}
+
+/* The same, the mailboxes full by bytes (about ten of these messages).
+ * A mailbox refuses the message that would take it past its bytes, so it
+ * never holds more than them, and "its own mailbox is full" must mean
+ * that a message was refused since the last one was taken: judged by its
+ * bytes, it never was, and both processes stayed held for good. */
+static void test_full_mailboxes_both_ways_bytes(void **state)
+{
+    full_both_ways(state, 100);
 }
 
 /* ---- thread processes ------------------------------------------------------------------------ */
@@ -966,6 +1044,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_names_node_wide, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_mailbox_across_shards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_mailboxes_both_ways, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_full_mailboxes_both_ways_bytes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_alive_with_full_mailbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_across_shards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_down_overtakes_link, setup_hooks,
                                         teardown_hooks),
