@@ -392,6 +392,9 @@ static void node_dpdk_start(edist_node *n, const edist_node_config *cfg)
         /* The link protocol's limits; 0 leaves the lane's default. */
         if (cfg->dpdk_send_buffer_bytes)
             p.link.send_buffer_bytes = (size_t)cfg->dpdk_send_buffer_bytes;
+        /* a message over the node's limit takes its peer down on the lane
+         * as on TCP (the lane's own default is 256 MiB) */
+        p.link.max_message_bytes = node_max_message_bytes(cfg);
         p.link.recv_window_bytes = node_dpdk_recv_window_bytes(cfg);
         if (cfg->dpdk_kernel_window_bytes)
             p.kernel_window_bytes = cfg->dpdk_kernel_window_bytes;
@@ -580,6 +583,19 @@ static uint32_t node_dpdk_window_bytes(const edist_node_config *cfg)
                                              : EDI_DPDK_KERNEL_WINDOW_BYTES_DEFAULT;
     return node_dpdk_recv_window_bytes(cfg);
 }
+/* The lane's send buffer, and the largest fragment the scheduler cuts. */
+static uint64_t node_dpdk_send_buffer_bytes(const edist_node_config *cfg)
+{
+    return cfg->dpdk_send_buffer_bytes ? cfg->dpdk_send_buffer_bytes
+                                       : EDI_DPDK_SEND_BUFFER_BYTES_DEFAULT;
+}
+static size_t node_fragment_bytes(const edist_node_config *cfg)
+{
+    return cfg->fragment_bytes ? cfg->fragment_bytes : EDIST_NODE_FRAGMENT_BYTES_DEFAULT;
+}
+/* A fragment's header (control message, pids, names) at most. */
+#define NODE_FRAGMENT_HEAD_ROOM_BYTES ((uint64_t)64 << 10)
+
 static uint64_t node_dpdk_hold_limit_bytes(const edist_node_config *cfg)
 {
     return cfg->dpdk_hold_limit_bytes ? cfg->dpdk_hold_limit_bytes
@@ -598,6 +614,15 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
                                "the lane's receive window (%u) plus 64K",
                                (unsigned long long)node_dpdk_hold_limit_bytes(cfg),
                                node_dpdk_window_bytes(cfg));
+    /* A unit the lane cannot buffer whole takes its peer down once the
+     * data moved there: a fragment (and its header) must fit. */
+    if (cfg->transport == EDIST_TRANSPORT_DPDK && node_dpdk_send_buffer_bytes(cfg) <
+            (uint64_t)node_fragment_bytes(cfg) + NODE_FRAGMENT_HEAD_ROOM_BYTES)
+        return edist_set_error(EDIST_EINVAL,
+                               "dpdk_send_buffer_bytes (%llu) must be at least fragment_bytes "
+                               "(%zu) plus 64K",
+                               (unsigned long long)node_dpdk_send_buffer_bytes(cfg),
+                               node_fragment_bytes(cfg));
     *out = NULL;
     edist_node *n = calloc(1, sizeof *n);
     if (!n)

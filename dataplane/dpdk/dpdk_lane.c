@@ -88,7 +88,7 @@ void edi_dpdk_lane_params_default(edi_dpdk_lane_params *p)
     memset(p, 0, sizeof *p);
     edi_rlink_config_default(&p->link);
     /* Room for the scheduler's force-fed units past its watermark. */
-    p->link.send_buffer_bytes = 8u << 20;
+    p->link.send_buffer_bytes = EDI_DPDK_SEND_BUFFER_BYTES_DEFAULT;
     p->link.recv_window_bytes = EDI_DPDK_RECV_WINDOW_BYTES_DEFAULT;
     p->kernel_window_bytes = EDI_DPDK_KERNEL_WINDOW_BYTES_DEFAULT;
 }
@@ -344,10 +344,11 @@ static void start_protocols(dl_lane *dl, uint64_t now)
             .ring_free = m_ring_free,
             .attach_min_bytes = DL_ATTACH_MIN_BYTES,
         };
-        if (edi_rlink_new(&cfg, &m, &proto_cb, k, now, &k->proto) != 0) {
+        int prc = edi_rlink_new(&cfg, &m, &proto_cb, k, now, &k->proto);
+        if (prc != 0) {
             /* reaped as still waiting (reap_gone counts it off) */
             k->gone = true;
-            k->gone_reason = EDIST_ENOMEM;
+            k->gone_reason = prc;
         } else {
             k->dirty = true; /* its first poll says hello */
             dl->waiting--;
@@ -792,6 +793,10 @@ static int dl_open(edi_loop *loop, const void *params, const edi_lane_handler *h
         dl->p.link.rto_min_ns = 2000000u;
         if (dl->p.link.rto_initial_ns < dl->p.link.rto_min_ns)
             dl->p.link.rto_initial_ns = dl->p.link.rto_min_ns;
+        /* a maximum set below it (dpdk_rto_max) follows: left below,
+         * every link's protocol refused to start */
+        if (dl->p.link.rto_max_ns < dl->p.link.rto_min_ns)
+            dl->p.link.rto_max_ns = dl->p.link.rto_min_ns;
     }
     /* Over a kernel interface (a veth) what is in flight must fit the
      * kernel's queues (a veth with XDP holds 256 frames): the protocol has

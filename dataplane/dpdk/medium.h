@@ -32,6 +32,7 @@ static inline const char *edi_dpdk_medium_of(const char *device)
  * headers and the control message before it; a smaller buffer would
  * keep such a unit waiting for ever. */
 #define EDI_DPDK_SEND_BUFFER_MIN_BYTES (256u << 10)
+#define EDI_DPDK_SEND_BUFFER_BYTES_DEFAULT (8u << 20)
 
 /* A port over a kernel interface (its window: the kernel one). */
 static inline bool edi_dpdk_medium_is_kernel(const char *medium)

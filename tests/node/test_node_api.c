@@ -387,6 +387,22 @@ static void test_start_errors(void **state)
     cfg.name = "";
     assert_int_equal(edist_node_start(&cfg, &n), EDIST_EINVAL);
     assert_null(n);
+    /* A fragment the DPDK lane could not buffer whole: its peers went down
+     * once their data moved there. Refused before any port opens. */
+    cfg.name = "n2frag";
+    cfg.transport = EDIST_TRANSPORT_DPDK;
+    cfg.dpdk_port = "net_null0";
+    cfg.dpdk_send_buffer_bytes = 256u << 10;
+    cfg.fragment_bytes = 1u << 20;
+    assert_int_equal(edist_node_start(&cfg, &n), EDIST_EINVAL);
+    assert_non_null(strstr(edist_last_error(),
+                           "dpdk_send_buffer_bytes (262144) must be at least fragment_bytes "
+                           "(1048576) plus 64K"));
+    assert_null(n);
+    cfg.transport = EDIST_TRANSPORT_TCP;
+    cfg.dpdk_port = NULL;
+    cfg.dpdk_send_buffer_bytes = 0;
+    cfg.fragment_bytes = 0;
     /* A name in use: refused by the port mapper. */
     edist_node *a = start_node("n2dup", false, NULL, true);
     char shortname[64];
