@@ -904,8 +904,18 @@ static void on_ack(edi_rlink *l, uint64_t now, uint64_t ack, uint32_t window)
      * (a window-0 PONG overtaken by the ACK that reopened it), and taking
      * it would hold back what the peer already accepts. Its first word
      * replaces our guess, whichever way. */
+    uint64_t old_right = l->peer_right;
     if (!l->peer_heard || ack + window > l->peer_right)
         l->peer_right = ack + window;
+    /* A window that reopens ends the probes' backoff, as progress does:
+     * a frame lost right after it is sent again one timeout later, not
+     * after the backed-off probe interval (up to rto_max). */
+    if (l->peer_heard && l->backoff && old_right <= l->snd_nxt &&
+        l->peer_right > l->snd_nxt) {
+        l->backoff = 0;
+        if (l->rtx_deadline != NEVER)
+            l->rtx_deadline = now + rto_now(l);
+    }
     l->peer_heard = true;
     if (l->want_writable != 0 && send_room(l) >= l->want_writable) {
         l->want_writable = 0;

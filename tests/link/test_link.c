@@ -702,6 +702,64 @@ static void test_stale_window(void **state)
     pair_close(&p);
 }
 
+/* A window closed long enough for the sender to back its probes off,
+ * then reopened, and the first frame after it lost: it goes again one
+ * timeout later, not after the backed-off probe interval (which grows to
+ * rto_max, 100 ms): the reopening resets the backoff, as the ack that
+ * moves snd_una does. */
+static void test_reopen_resets_backoff(void **state)
+{
+    (void)state;
+    pair p;
+    pair_open(&p, 13, 0, 1500, 256u << 10, 16u << 10);
+    (void)stream(&p, 100); /* round trips measured, all acknowledged */
+    /* closed: the edge advertised last stays; a is held back at it with
+     * less than a message left (one frame once it reopens) */
+    edi_rlink_set_recv_window(p.s.b, 0);
+    p.pb.expected = 0;
+    p.pb.got = 0;
+    uint64_t next = 0;
+    edi_rlink_stats sa;
+    do {
+        fill(p.s.a, &next, next + 1);
+        for (int i = 0; i < 5; i++)
+            sim_step(&p.s);
+        edi_rlink_get_stats(p.s.a, &sa);
+        assert_true(next < 10000);
+    } while (sa.window_stalls == 0);
+    uint64_t t0 = p.s.now;
+    do {
+        sim_step(&p.s);
+        edi_rlink_get_stats(p.s.a, &sa);
+        assert_true(p.s.now - t0 < 1000000000ull);
+    } while (sa.window_probes < 8);
+    assert_int_equal(p.pb.got, next - 1);
+    drop_rule r = {.type = EDI_RLINK_T_DATA, .any_seq = true, .left = 1};
+    p.s.ab.filter = drop_filter;
+    p.s.ab.filter_user = &r;
+    edi_rlink_set_recv_window(p.s.b, 16u << 10);
+    /* until a, told of the window, sends the rest (lost) */
+    t0 = p.s.now;
+    while (r.left > 0) {
+        sim_step(&p.s);
+        assert_true(p.s.now - t0 < 1000000000ull);
+    }
+    uint64_t t1 = p.s.now;
+    while (p.pb.got < next) {
+        sim_step(&p.s);
+        assert_true(p.s.now - t0 < 1000000000ull);
+    }
+    edi_rlink_get_stats(p.s.a, &sa);
+    print_message("window open, frame sent after %.3f ms; lost, sent again and taken after "
+                  "%.3f ms (rto %llu ns, srtt %llu ns, %llu probes)\n",
+                  (double)(t1 - t0) / 1e6, (double)(p.s.now - t1) / 1e6,
+                  (unsigned long long)sa.rto_ns, (unsigned long long)sa.srtt_ns,
+                  (unsigned long long)sa.window_probes);
+    assert_int_equal(p.pb.bad, 0);
+    assert_true(p.s.now - t1 < 1000000); /* 1 ms; 25.6 ms backed off */
+    pair_close(&p);
+}
+
 /* A receiver whose pool runs low lets go of the frames it holds out of
  * order, again and again, in a stream at 5% loss, duplication and
  * reordering: everything still arrives once, in order (the sender's
@@ -1168,6 +1226,7 @@ int main(void)
         cmocka_unit_test(test_large_frames_lost),
         cmocka_unit_test(test_drop_held),
         cmocka_unit_test(test_stale_window),
+        cmocka_unit_test(test_reopen_resets_backoff),
         cmocka_unit_test(test_delayed_ack),
         cmocka_unit_test(test_both_ways),
         cmocka_unit_test(test_reserve_commit),
