@@ -48,6 +48,11 @@ struct edi_sendq {
     uint32_t nbuckets; /* power of 2 */
     uint32_t nstreams;
     sq_stream *rr_head, *rr_tail;
+    /* Streams whose next message would open a fragment sequence while
+     * EDI_SENDQ_OPEN_SEQUENCES_MAX are open: they wait here, in order,
+     * and one goes back to the round robin as each sequence ends. */
+    sq_stream *park_head, *park_tail;
+    uint32_t open_seqs;
     edi_sendq_stats st;
 };
 
@@ -115,6 +120,27 @@ static void rr_append(edi_sendq *q, sq_stream *s)
     else
         q->rr_head = s;
     q->rr_tail = s;
+}
+
+static void park_append(edi_sendq *q, sq_stream *s)
+{
+    s->rr_next = NULL;
+    if (q->park_tail)
+        q->park_tail->rr_next = s;
+    else
+        q->park_head = s;
+    q->park_tail = s;
+}
+
+static void unpark_one(edi_sendq *q)
+{
+    sq_stream *s = q->park_head;
+    if (!s)
+        return;
+    q->park_head = s->rr_next;
+    if (!q->park_head)
+        q->park_tail = NULL;
+    rr_append(q, s);
 }
 
 /* ---- messages ------------------------------------------------------------ */
@@ -269,11 +295,22 @@ int edi_sendq_next(edi_sendq *q, edi_sendq_unit *u)
 {
     if (!q || q->detached || !q->rr_head)
         return 0;
-    sq_stream *s = q->rr_head;
-    q->rr_head = s->rr_next;
-    if (!q->rr_head)
-        q->rr_tail = NULL;
-    edi_sendq_msg *m = s->head;
+    sq_stream *s;
+    edi_sendq_msg *m;
+    for (;;) {
+        /* never empty here: at the bound, the open sequences' streams
+         * are in the round robin */
+        s = q->rr_head;
+        q->rr_head = s->rr_next;
+        if (!q->rr_head)
+            q->rr_tail = NULL;
+        m = s->head;
+        if (m->started || q->open_seqs < EDI_SENDQ_OPEN_SEQUENCES_MAX ||
+            !edi_dist_needs_fragments(m->len, q->flags, q->frag_bytes))
+            break;
+        park_append(q, s);
+        q->st.sequences_waited++;
+    }
     memset(u, 0, offsetof(edi_sendq_unit, hdr));
     u->msg = m;
     u->sender = s->sender;
@@ -287,6 +324,7 @@ int edi_sendq_next(edi_sendq *q, edi_sendq_unit *u)
                                q->frag_bytes) > 1) {
             m->fragmenting = true;
             q->st.fragmented_messages++;
+            q->open_seqs++;
         }
     }
     bool done;
@@ -317,6 +355,10 @@ int edi_sendq_next(edi_sendq *q, edi_sendq_unit *u)
     m->refs++; /* the unit's */
     q->st.units++;
     q->st.units_out++;
+    if (done && m->fragmenting) {
+        q->open_seqs--;
+        unpark_one(q);
+    }
     if (done) {
         s->head = m->next;
         if (!s->head)
@@ -389,6 +431,13 @@ void edi_sendq_detach(edi_sendq *q)
     /* Keep q alive while dropping: the last unref must not free it under
      * our feet. */
     q->msgs++;
+    if (q->park_head) { /* the parked streams go with the others */
+        if (q->rr_tail)
+            q->rr_tail->rr_next = q->park_head;
+        else
+            q->rr_head = q->park_head;
+        q->park_head = NULL;
+    }
     while (q->rr_head) {
         sq_stream *s = q->rr_head;
         q->rr_head = s->rr_next;
@@ -401,6 +450,7 @@ void edi_sendq_detach(edi_sendq *q)
         free(s);
     }
     q->rr_tail = NULL;
+    q->park_tail = NULL;
     q->nstreams = 0;
     if (--q->msgs == 0)
         sq_free(q);
@@ -408,7 +458,7 @@ void edi_sendq_detach(edi_sendq *q)
 
 bool edi_sendq_idle(const edi_sendq *q)
 {
-    return !q || q->rr_head == NULL;
+    return !q || (q->rr_head == NULL && q->park_head == NULL);
 }
 
 bool edi_sendq_refused(const edi_sendq *q)

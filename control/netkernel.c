@@ -271,6 +271,7 @@ int edi_nk_get_peer_stats(const edi_nk *nk, const char *peer,
     out->messages_received = l->data.messages_in;
     out->fragments_received = l->data.fragments_in;
     out->fragmented_messages_received = l->data.fragmented_in;
+    out->send_sequences_waited = q.sequences_waited;
     out->reassembly_sequences = edi_dist_reasm_open_sequences(l->data.reasm);
     out->reassembly_bytes = edi_dist_reasm_buffered_bytes(l->data.reasm);
     out->bytes_sent = l->data.bytes_out;

@@ -182,7 +182,7 @@ static void lane_link_stat(void *arg, const char *peer, edi_lane_link *link,
 #endif
 
 /* Counters per peer in edist:stats/0 (the map's size, written first). */
-#define PEER_STAT_KEYS 23u
+#define PEER_STAT_KEYS 24u
 
 /* edist:stats/0's node part: totals, then peers => #{Peer => #{...}}. */
 static int svc_stats(void *user, edist_buf *b, uint32_t *n)
@@ -345,6 +345,7 @@ static int svc_stats(void *user, edist_buf *b, uint32_t *n)
         edi_services_stat(&each, &k, "sends_busy", ps.sends_busy);
         edi_services_stat(&each, &k, "fragments_sent", ps.fragments_sent);
         edi_services_stat(&each, &k, "fragments_received", ps.fragments_received);
+        edi_services_stat(&each, &k, "send_sequences_waited", ps.send_sequences_waited);
         edi_services_stat(&each, &k, "reassembly_sequences", ps.reassembly_sequences);
         edi_services_stat(&each, &k, "reassembly_bytes", ps.reassembly_bytes);
         edi_services_stat(&each, &k, "ticks_sent", ps.ticks_sent);

@@ -616,6 +616,8 @@ typedef struct edist_node_peer_stats {
     uint64_t messages_received;
     uint64_t fragments_received;
     uint64_t fragmented_messages_received;
+    uint64_t send_sequences_waited; /* first fragments that waited for one
+                                     * of 256 open sequences to end */
     uint64_t reassembly_sequences; /* open now */
     uint64_t reassembly_bytes;     /* buffered now */
     uint64_t bytes_sent;           /* distribution messages, framed */

@@ -433,16 +433,20 @@ static void test_bad_arguments(void **state)
 }
 
 /* Many senders (the stream table grows): each one's messages in order,
- * the first round in activation order. */
+ * the first round in activation order. More senders of fragmented
+ * messages than a receiver takes open sequences (edist's, 1024 by
+ * default): at most EDI_SENDQ_OPEN_SEQUENCES_MAX are open at once, the
+ * others' first fragments wait for one to end, and a receiver with the
+ * default limits takes everything (it refused the 1,025th sequence and
+ * the node took the peer down). */
 static void test_many_senders(void **state)
 {
     (void)state;
     cb_counts cc = {0};
     edi_sendq *q = new_q(FLAGS_FRAG, 0, &cc);
     edi_dist_reasm *r;
-    edi_dist_reasm_limits lim = {.max_sequences = 4096};
-    assert_int_equal(edi_dist_reasm_create(&lim, &r), 0);
-    enum { N = 500 };
+    assert_int_equal(edi_dist_reasm_create(NULL, &r), 0);
+    enum { N = 1100 };
     for (uint32_t s = 1; s <= N; s++)
         assert_int_equal(push(q, FLAGS_FRAG, s, (int)(s % 100), 2 * FRAG, 0),
                          0);
@@ -451,17 +455,22 @@ static void test_many_senders(void **state)
     edi_sendq_stats st;
     edi_sendq_get_stats(q, &st);
     assert_int_equal(st.senders_active, N);
-    trace *t = calloc(1, sizeof *t);
     edi_sendq_unit u;
     int units = 0;
     got g;
-    int per_sender[N + 1] = {0};
+    static int per_sender[N + 1];
+    memset(per_sender, 0, sizeof per_sender);
     int msgs = 0;
+    uint32_t open_max = 0;
     while (edi_sendq_next(q, &u)) {
-        if (units < N)
+        if (units < (int)EDI_SENDQ_OPEN_SEQUENCES_MAX)
             assert_int_equal(u.sender, (uint64_t)units + 1);
         units++;
-        if (receive(r, &u, &g) == 1) {
+        int rc = receive(r, &u, &g);
+        assert_true(rc >= 0);
+        if (edi_dist_reasm_open_sequences(r) > open_max)
+            open_max = edi_dist_reasm_open_sequences(r);
+        if (rc == 1) {
             msgs++;
             /* Sender s: first its big message (tag s%100), then its
              * small one (tag s%100 + 100). */
@@ -473,8 +482,33 @@ static void test_many_senders(void **state)
     }
     assert_int_equal(msgs, 2 * N);
     assert_int_equal(edi_dist_reasm_open_sequences(r), 0);
-    free(t);
+    assert_int_equal(open_max, EDI_SENDQ_OPEN_SEQUENCES_MAX);
+    edi_sendq_get_stats(q, &st);
+    assert_true(st.sequences_waited >= N - EDI_SENDQ_OPEN_SEQUENCES_MAX);
+    assert_true(edi_sendq_idle(q));
     edi_dist_reasm_free(r);
+    edi_sendq_detach(q);
+}
+
+/* A queue detached with first fragments waiting for the bound frees
+ * them with the rest (checked by ASan's leak check). */
+static void test_detach_with_waiting_sequences(void **state)
+{
+    (void)state;
+    cb_counts cc = {0};
+    edi_sendq *q = new_q(FLAGS_FRAG, 0, &cc);
+    const uint32_t n = EDI_SENDQ_OPEN_SEQUENCES_MAX + 10;
+    for (uint32_t s = 1; s <= n; s++)
+        assert_int_equal(push(q, FLAGS_FRAG, s, 1, 2 * FRAG, 0), 0);
+    edi_sendq_unit u;
+    for (uint32_t i = 0; i < n; i++) {
+        assert_int_equal(edi_sendq_next(q, &u), 1);
+        edi_sendq_release(u.msg, u.body);
+    }
+    edi_sendq_stats st;
+    edi_sendq_get_stats(q, &st);
+    assert_true(st.sequences_waited >= 10);
+    assert_false(edi_sendq_idle(q));
     edi_sendq_detach(q);
 }
 
@@ -555,6 +589,7 @@ int main(void)
         cmocka_unit_test(test_owned_and_detach),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_many_senders),
+        cmocka_unit_test(test_detach_with_waiting_sequences),
         cmocka_unit_test(test_empty_first_fragment),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
