@@ -362,11 +362,13 @@ static int thread_send(edi_rt *rt, edist_procid from, edist_procid to, const cha
     s->bytes = len;
     uint64_t queued = atomic_fetch_add_explicit(&rt->reqs_pending_bytes, len,
                                                 memory_order_relaxed);
-    int rc = queued > 0 && queued + len > rt->cfg.max_pending_bytes
-                 ? edist_set_error(EDIST_EAGAIN, "runtime: %llu bytes of sends already queued "
-                                                 "to the shard",
-                                   (unsigned long long)queued)
-                 : edi_rt_call(rt, &s->req, false);
+    bool over = queued > 0 && queued + len > rt->cfg.max_pending_bytes;
+    if (over)
+        atomic_fetch_add_explicit(&rt->reqs_refused, 1, memory_order_relaxed);
+    int rc = over ? edist_set_error(EDIST_EAGAIN, "runtime: %llu bytes of sends already queued "
+                                                  "to the shard",
+                                    (unsigned long long)queued)
+                  : edi_rt_call(rt, &s->req, false);
     if (rc == EDIST_EAGAIN) {
         atomic_fetch_sub_explicit(&rt->reqs_pending_bytes, len, memory_order_relaxed);
         edi_msg_free(NULL, m);

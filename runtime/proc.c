@@ -409,11 +409,16 @@ static void post_drain(edi_loop *loop, void *arg)
     drain_requests(arg);
 }
 
+/* The identity of a thread that is no process: requests are ordered
+ * (and held back behind a stalled one) per sender, and threads are
+ * apart from each other as processes are. */
+static _Thread_local char thread_sender;
+
 int edi_rt_call(edi_rt *rt, edi_req *req, bool sync)
 {
     req->sync = sync;
     req->take_no = 0;
-    req->sender = edi_current;
+    req->sender = edi_current ? (const void *)edi_current : (const void *)&thread_sender;
     if (edi_rt_on_shard(rt)) {
         int rc = req->fn(rt, req);
         if (!sync)
@@ -424,6 +429,7 @@ int edi_rt_call(edi_rt *rt, edi_req *req, bool sync)
         uint32_t n = atomic_fetch_add(&rt->reqs_pending, 1);
         if (n >= rt->cfg.max_pending_requests) {
             atomic_fetch_sub(&rt->reqs_pending, 1);
+            atomic_fetch_add_explicit(&rt->reqs_refused, 1, memory_order_relaxed);
             return edist_set_error(EDIST_EAGAIN, "runtime: %u requests already queued to the shard",
                                    n);
         }
@@ -924,6 +930,7 @@ void edi_rt_stats_add(edi_rt *rt, edist_runtime_stats *o, bool exact)
     o->mailbox_overflows += RD(rt->mailbox_overflows);
     o->messages_copied_out += RD(rt->copied_out);
     o->mailbox_busy += RD(rt->mailbox_busy);
+    o->requests_refused += atomic_load_explicit(&rt->reqs_refused, memory_order_relaxed);
     for (uint32_t d = 0; rt->xout && d < rt->nshards; d++) {
         o->shard_records_sent += RD(rt->xout[d].pushed);
         o->shard_records_received += RD(rt->xin[d].applied);

@@ -614,7 +614,7 @@ void edi_req_complete(edi_req *r, int rc);
 struct edi_req {
     edi_req *next;
     edi_req_fn fn;
-    const void *sender; /* the calling thread process (NULL: none) */
+    const void *sender; /* the calling process, or the thread if none */
     _Atomic uint32_t done;
     int rc;
     bool sync;
@@ -732,6 +732,9 @@ struct edist_runtime {
      * stalled one), else reqs_taken + 1: published after each drain. */
     _Atomic uint64_t reqs_oldest_open;
     _Atomic uint64_t reqs_pending_bytes; /* their send payloads */
+    /* requests refused at max_pending_requests or max_pending_bytes (by
+     * the posting threads) */
+    _Atomic uint64_t reqs_refused;
     _Atomic int reqs_posted;
     edi_req *stalled;              /* oldest first, shard thread */
     edi_req *stalled_tail;

@@ -400,6 +400,7 @@ int edi_services_stats(edi_services *s, edist_buf *result)
     edi_services_stat(&pairs, &n, "mailbox_overflows", rs.mailbox_overflows);
     edi_services_stat(&pairs, &n, "messages_copied_out", rs.messages_copied_out);
     edi_services_stat(&pairs, &n, "mailbox_busy", rs.mailbox_busy);
+    edi_services_stat(&pairs, &n, "requests_refused", rs.requests_refused);
     /* Shards: totals, then shard_stats => [#{...} per shard]. */
     edi_services_stat(&pairs, &n, "shards", rs.shards);
     edi_services_stat(&pairs, &n, "shard_records_sent", rs.shard_records_sent);

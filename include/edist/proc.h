@@ -205,6 +205,9 @@ typedef struct edist_runtime_stats {
     /* Local sends refused at a mailbox's (soft) limit: the sender was
      * held back (each retry counts). */
     uint64_t mailbox_busy;
+    /* Sends and calls of threads refused at max_pending_requests or
+     * max_pending_bytes (EDIST_EAGAIN: the thread was held back). */
+    uint64_t requests_refused;
     /* Shards. */
     uint64_t shards;
     uint64_t shard_records_sent;     /* signals passed to another shard */

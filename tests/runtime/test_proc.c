@@ -1665,6 +1665,127 @@ static void test_thread_backpressure(void **state)
     assert_int_equal(recv_text("{got, 20}", 5000, &m), 0);
 }
 
+/* Threads that are no process are each their own sender: one held back
+ * by a full mailbox (its send waits in the shard's queue) does not hold
+ * back another one's calls. They all counted as one sender, and an
+ * is_alive from a second thread waited until the mailbox drained. */
+static _Atomic int unattached_asked;
+
+static void *unattached_flood(void *arg)
+{
+    flooder *f = arg;
+    for (int i = 0; i < 20; i++)
+        if (edist_runtime_send(rt, f->target, "\x61\x01", 2) == 0)
+            f->sent++;
+    atomic_store(&f->flooded, 1);
+    return NULL;
+}
+
+static void *unattached_ask(void *arg)
+{
+    flooder *f = arg;
+    atomic_store(&unattached_asked, edist_runtime_is_alive(rt, f->target) ? 1 : -1);
+    return NULL;
+}
+
+static void test_unattached_threads_apart(void **state)
+{
+    (void)state;
+    edist_runtime_config cfg;
+    edist_runtime_config_init(&cfg);
+    cfg.max_mailbox_messages = 10;
+    restart_with(&cfg);
+    atomic_store(&consume_go, 0);
+    atomic_store(&unattached_asked, 0);
+    flooder f = {0};
+    assert_int_equal(edist_runtime_spawn(rt, slow_consumer, &g_main, NULL, &f.target), 0);
+    pthread_t th, ask;
+    assert_int_equal(pthread_create(&th, NULL, unattached_flood, &f), 0);
+    while (!atomic_load(&f.flooded))
+        usleep(1000);
+    usleep(20000);
+    assert_int_equal(pthread_create(&ask, NULL, unattached_ask, &f), 0);
+    for (int i = 0; i < 2000 && atomic_load(&unattached_asked) == 0; i++)
+        usleep(1000);
+    /* answered while the flood still waits for the consumer */
+    assert_int_equal(atomic_load(&unattached_asked), 1);
+    atomic_store(&consume_go, 1);
+    pthread_join(ask, NULL);
+    pthread_join(th, NULL);
+    assert_int_equal(f.sent, 20);
+    edist_term_view m;
+    assert_int_equal(recv_text("{got, 20}", 5000, &m), 0);
+}
+
+/* A thread's sends queued to the shard past max_pending_requests, or
+ * past max_pending_bytes, are refused with EDIST_EAGAIN and counted. The
+ * sends come from a thread that is no process (the test's own thread
+ * would wait behind them for its statistics). */
+typedef struct pending_job {
+    edist_procid target;
+    int n, len, refused;
+    const void *msg;
+    char error[256];
+} pending_job;
+
+static void *pending_sender(void *arg)
+{
+    pending_job *j = arg;
+    for (int i = 0; i < j->n; i++) {
+        int rc = edist_runtime_send(rt, j->target, i == j->n - 1 ? j->msg : "\x61\x01",
+                                    i == j->n - 1 ? (size_t)j->len : 2);
+        if (rc == EDIST_EAGAIN) {
+            j->refused++;
+            snprintf(j->error, sizeof j->error, "%s", edist_last_error());
+        }
+        usleep(2000); /* taken (or stalled) before the next */
+    }
+    return NULL;
+}
+
+static void run_pending(pending_job *j)
+{
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, pending_sender, j), 0);
+    pthread_join(th, NULL);
+}
+
+static void test_pending_limits_counted(void **state)
+{
+    (void)state;
+    edist_runtime_config cfg;
+    edist_runtime_config_init(&cfg);
+    cfg.max_mailbox_messages = 10;
+    cfg.max_pending_requests = 2;
+    cfg.max_pending_bytes = 1024;
+    restart_with(&cfg);
+    /* 10 fill the mailbox, 2 wait queued, the 13th is refused */
+    atomic_store(&consume_go, 0);
+    pending_job j = {.n = 13, .len = 2, .msg = "\x61\x01"};
+    assert_int_equal(edist_runtime_spawn(rt, slow_consumer, &g_main, NULL, &j.target), 0);
+    run_pending(&j);
+    assert_int_equal(j.refused, 1);
+    assert_non_null(strstr(j.error, "requests already queued"));
+    edist_runtime_stats st;
+    assert_int_equal(edist_runtime_get_stats(rt, &st), 0);
+    assert_int_equal(st.requests_refused, 1);
+    atomic_store(&consume_go, 1);
+    edist_term_view m;
+    assert_int_equal(recv_text("{got, 12}", 5000, &m), 0);
+    /* 10 fill it, 1 waits; then 2,000 bytes while 2 wait: refused */
+    static uint8_t big[2048] = {109, 0, 0, 7, 200}; /* a binary of 1,992 */
+    atomic_store(&consume_go, 0);
+    pending_job k = {.n = 12, .len = 1997, .msg = big};
+    assert_int_equal(edist_runtime_spawn(rt, slow_consumer, &g_main, NULL, &k.target), 0);
+    run_pending(&k);
+    assert_int_equal(k.refused, 1);
+    assert_non_null(strstr(k.error, "bytes of sends already queued"));
+    assert_int_equal(edist_runtime_get_stats(rt, &st), 0);
+    assert_int_equal(st.requests_refused, 2);
+    atomic_store(&consume_go, 1);
+    assert_int_equal(recv_text("{got, 11}", 5000, &m), 0);
+}
+
 /* A green process's own mailbox limit, from green senders. */
 static void flood_body(void *arg)
 {
@@ -1860,6 +1981,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_process_limit_and_stale_pids, setup, teardown),
         cmocka_unit_test_setup_teardown(test_thread_backpressure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unattached_threads_apart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pending_limits_counted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mailbox_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_mailbox_byte_limit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_at_exit, setup, teardown),
