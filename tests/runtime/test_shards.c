@@ -597,8 +597,8 @@ static void flood_sender(void *arg)
     send_text(g_main, "flood_sent");
 }
 
-/* The setup's runtime again, with mailboxes of 10 messages at most. */
-/* Mailboxes of 10 messages, or (bytes > 0) of that many bytes. */
+/* The setup's runtime again, with mailboxes of 10 messages, or (bytes >
+ * 0) of that many bytes, at most. */
 static void restart_mailboxes(void **state, uint64_t bytes)
 {
     teardown(state);
@@ -645,6 +645,48 @@ static void test_full_mailbox_across_shards(void **state)
     edist_runtime_stats st;
     assert_int_equal(edist_runtime_get_stats(rt, &st), 0);
     assert_int_equal(st.messages_dropped, 0);
+}
+
+/* A thread's send that waits for a backed-up ring when the runtime stops
+ * goes as to an ended process: its owned payload is released (a review
+ * suspected the stop's last run of it waited again and leaked it). */
+static _Atomic int owned_released;
+
+static void count_release(void *owner, const void *term)
+{
+    (void)owner;
+    (void)term;
+    atomic_fetch_add(&owned_released, 1);
+}
+
+static void test_stop_with_thread_send_waiting(void **state)
+{
+    restart_small_mailboxes(state);
+    atomic_store(&receive_go, 0);
+    atomic_store(&owned_released, 0);
+    static edist_procid recv;
+    recv = spawn_on(1, slow_receiver, NULL);
+    spawn_on(0, flood_sender, &recv);
+    edist_runtime_stats s0;
+    for (int i = 0; i < 10000; i++) {
+        assert_int_equal(edist_runtime_get_shard_stats(rt, 0, &s0), 0);
+        if (s0.shard_senders_held > 0)
+            break;
+        usleep(1000);
+    }
+    assert_true(s0.shard_senders_held > 0);
+    /* this thread (a process of shard 0): its send waits for the ring */
+    static const uint8_t term[] = {97, 1};
+    assert_int_equal(edist_send_owned(recv, term, sizeof term, count_release, NULL), 0);
+    usleep(20000);
+    assert_int_equal(atomic_load(&owned_released), 0);
+    /* stopped with this thread attached: its detach would wait for the
+     * send, behind it */
+    edist_runtime_stop(rt);
+    rt = NULL;
+    assert_int_equal(atomic_load(&owned_released), 1);
+    assert_int_equal(edist_proc_detach_thread(NULL, 0), 0);
+    assert_int_equal(setup(state), 0);
 }
 
 /* ---- two full mailboxes, each on the other's ring ------------------------------ */
@@ -1046,6 +1088,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_full_mailboxes_both_ways, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_mailboxes_both_ways_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alive_with_full_mailbox, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stop_with_thread_send_waiting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_across_shards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_down_overtakes_link, setup_hooks,
                                         teardown_hooks),
