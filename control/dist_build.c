@@ -599,8 +599,7 @@ int edi_dist_build_altact_sig_send(edist_buf *out, uint64_t flags,
 
 /* ---- net_kernel is_auth replies ------------------------------------------ */
 
-/* If tag is [alias | Ref] or [[alias | Ref] | _], the view of Ref. */
-static int alias_of_tag(edist_term_view tag, edist_term_view *alias)
+int edi_dist_alias_of_tag(edist_term_view tag, edist_term_view *alias)
 {
     edist_cursor c;
     uint32_t n;
@@ -643,7 +642,7 @@ int edi_dist_build_gen_reply(edist_buf *out, uint64_t flags,
     edist_term_view alias;
     int rc;
     if ((flags & EDI_DFLAG_ALIAS) && self.ptr != NULL && self.len > 0 &&
-        alias_of_tag(tag, &alias))
+        edi_dist_alias_of_tag(tag, &alias))
         rc = edi_dist_build_alias_send(out, flags, NULL, self, alias, m);
     else
         rc = edi_dist_build_send(out, flags, NULL, from, m);

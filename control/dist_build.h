@@ -185,6 +185,10 @@ int edi_dist_build_gen_reply(edist_buf *out, uint64_t flags,
                              edist_term_view self, edist_term_view from,
                              edist_term_view tag, edist_term_view reply);
 
+/* 1 and the view of Ref if tag is [alias | Ref] or [[alias | Ref] | _]
+ * (a gen_call's tag from OTP 24 on), else 0. */
+int edi_dist_alias_of_tag(edist_term_view tag, edist_term_view *alias);
+
 /* The reply to is_auth: {Tag, yes}. */
 int edi_dist_build_is_auth_reply(edist_buf *out, uint64_t flags,
                                  edist_term_view self, edist_term_view from,

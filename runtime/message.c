@@ -208,7 +208,8 @@ typedef enum send_how {
 } send_how;
 
 static int send_view(edi_rt *rt, edist_procid from, edist_procid to, const uint8_t *data,
-                     size_t len, edist_release_fn release, void *owner, send_how how)
+                     size_t len, edist_release_fn release, void *owner, send_how how,
+                     const edist_term_view *alias)
 {
     bool force = how == SEND_FORCED;
     edi_limit limit = force ? EDI_LIMIT_NONE : how == SEND_RELAY ? EDI_LIMIT_HARD : EDI_LIMIT_SOFT;
@@ -251,7 +252,9 @@ static int send_view(edi_rt *rt, edist_procid from, edist_procid to, const uint8
                                "the sender's own mailbox is full: receive, then send again",
                                to.id, to.serial);
     }
-    edi_rt_payload pl = {data, len, release, owner, force};
+    edi_rt_payload pl = {data, len, release, owner, force, {NULL, 0}};
+    if (alias)
+        pl.alias = *alias;
     int rc = edi_out_send(rt, from, to, &pl, limit);
     if (how != SEND_NORMAL)
         rt->yield_due = false; /* a relayed or forced send never yields */
@@ -274,7 +277,7 @@ static int send_view(edi_rt *rt, edist_procid from, edist_procid to, const uint8
 int edi_send_view(edi_rt *rt, edist_procid from, edist_procid to, const uint8_t *data,
                   size_t len, edist_release_fn release, void *owner)
 {
-    return send_view(rt, from, to, data, len, release, owner, SEND_NORMAL);
+    return send_view(rt, from, to, data, len, release, owner, SEND_NORMAL, NULL);
 }
 
 /* ---- sends from threads ------------------------------------------------------------ */
@@ -447,7 +450,8 @@ int edist_send(edist_procid to, const void *term, size_t len)
     return send_common(rt, self, to, term, len, NULL, NULL);
 }
 
-static int send_green(edist_procid to, const void *term, size_t len, send_how how)
+static int send_green(edist_procid to, const void *term, size_t len, send_how how,
+                      const edist_term_view *alias)
 {
     NEED_SELF(self);
     if (self->kind != EDI_PROC_GREEN)
@@ -458,19 +462,24 @@ static int send_green(edist_procid to, const void *term, size_t len, send_how ho
     edist_buf_init(&scratch);
     int rc = term_bytes(term, len, &scratch, &d, &n);
     if (rc == 0)
-        rc = send_view(self->rt, edi_proc_pid(self), to, d, n, NULL, NULL, how);
+        rc = send_view(self->rt, edi_proc_pid(self), to, d, n, NULL, NULL, how, alias);
     edist_buf_free(&scratch);
     return rc;
 }
 
 int edi_send_forced(edist_procid to, const void *term, size_t len)
 {
-    return send_green(to, term, len, SEND_FORCED);
+    return send_green(to, term, len, SEND_FORCED, NULL);
 }
 
 int edi_send_relay(edist_procid to, const void *term, size_t len)
 {
-    return send_green(to, term, len, SEND_RELAY);
+    return send_green(to, term, len, SEND_RELAY, NULL);
+}
+
+int edi_send_relay_alias(edist_procid to, edist_term_view alias, const void *term, size_t len)
+{
+    return send_green(to, term, len, SEND_RELAY, &alias);
 }
 
 int edist_send_owned(edist_procid to, const void *term, size_t len, edist_release_fn release,
@@ -542,7 +551,7 @@ static int do_send_name(edi_rt *rt, void *arg)
         }
         return edi_send_view(rt, c->from, pid, c->data, c->len, NULL, NULL);
     }
-    edi_rt_payload pl = {c->data, c->len, NULL, NULL, false};
+    edi_rt_payload pl = {c->data, c->len, NULL, NULL, false, {NULL, 0}};
     int rc = edi_out_reg_send(rt, c->from, c->node, c->name, &pl);
     if (rc == 0)
         edi_x_hold(rt, (edist_procid){.node = c->node});

@@ -377,8 +377,9 @@ static bool rt_defer_ref(rt_deferred *t, const edist_ref *ref)
  * whatever memory will carry it. */
 typedef struct rt_msg_build {
     edi_send_memo *memo;            /* a send to a pid: its pids */
-    edist_term_view from, to_name;  /* reg_send */
+    edist_term_view from, to_name;  /* reg_send; from: alias send too */
     edist_term_view msg;
+    edist_term_view alias;          /* ALIAS_SEND to it (not empty) */
     bool by_name;
 } rt_msg_build;
 
@@ -415,6 +416,8 @@ static size_t rt_memo_head(edi_send_memo *sm, uint64_t flags)
 static int rt_build_msg(void *arg, edist_buf *out, uint64_t flags)
 {
     const rt_msg_build *b = arg;
+    if (b->alias.len)
+        return edi_dist_build_alias_send(out, flags, NULL, b->from, b->alias, b->msg);
     if (b->by_name)
         return edi_dist_build_reg_send(out, flags, NULL, b->from, b->to_name,
                                        b->msg);
@@ -433,9 +436,10 @@ static int rt_build_msg(void *arg, edist_buf *out, uint64_t flags)
  * op, the two terms, the message and its version byte. */
 static size_t rt_msg_max_bytes(const rt_msg_build *b)
 {
-    size_t terms = b->by_name ? b->from.len + b->to_name.len
-                              : 2 * (3 + 12) + b->memo->from_pid.node.len +
-                                    b->memo->to_pid.node.len;
+    size_t terms = b->alias.len  ? b->from.len + b->alias.len
+                   : b->by_name ? b->from.len + b->to_name.len
+                                : 2 * (3 + 12) + b->memo->from_pid.node.len +
+                                      b->memo->to_pid.node.len;
     return 4 + 3 + 2 + 2 + terms + 1 + b->msg.len + 8;
 }
 
@@ -477,8 +481,16 @@ static int rt_send_msg(edist_node *n, edist_procid from, edist_procid to,
     b.msg = (edist_term_view){.ptr = msg->data, .len = msg->len};
     b.by_name = name != NULL;
     b.memo = NULL;
+    b.alias = (edist_term_view){NULL, 0};
     int rc = 0;
-    if (name) {
+    uint64_t peer_flags;
+    if (!name && msg->alias.len && edi_nk_key_flags(n->nk, node, 0, &peer_flags) == 0 &&
+        (peer_flags & EDI_DFLAG_ALIAS)) {
+        /* a reply to a caller's alias: gone with its call, it is dropped
+         * there, not left in the caller's mailbox */
+        rc = edi_node_pid_view(from, &fs, &b.from);
+        b.alias = msg->alias;
+    } else if (name) {
         rc = edi_node_pid_view(from, &fs, &b.from);
         if (rc == 0)
             rc = edi_dist_atom_view(name, strlen(name), &ts, &b.to_name);
@@ -493,7 +505,7 @@ static int rt_send_msg(edist_node *n, edist_procid from, edist_procid to,
     /* A payload the runtime handed over (edist_send_owned, edist_send_buf)
      * goes to the lane as it is, behind a header built here: no copy.
      * Small ones are cheaper copied than given an iovec of their own. */
-    if (!name && msg->release && msg->len >= RT_OWNED_MIN_BYTES &&
+    if (!name && !b.alias.len && msg->release && msg->len >= RT_OWNED_MIN_BYTES &&
         msg->data[0] != EDIST_TAG_VERSION) {
         uint64_t flags;
         size_t head_len;

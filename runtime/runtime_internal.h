@@ -74,6 +74,10 @@ typedef struct edi_rt_payload {
     /* Service replies: queue past the peer's send queue limit
      * (a reply the peer waits for; the node bounds such bytes per peer). */
     bool force;
+    /* Not empty: an ALIAS_SEND to this reference (a gen_call reply to an
+     * OTP 24+ caller's alias) where the connection has DFLAG_ALIAS; to
+     * the pid otherwise. */
+    edist_term_view alias;
 } edi_rt_payload;
 
 /* Exit reason for a process whose spawn_request was abandoned. */
@@ -914,6 +918,11 @@ int edi_send_forced(edist_procid to, const void *term, size_t len);
  * network, past which its owner exits mailbox_overflow. Remote: as
  * edist_send (EDIST_EAGAIN on a full peer queue). */
 int edi_send_relay(edist_procid to, const void *term, size_t len);
+/* The same to another node's process through its alias (an ALIAS_SEND:
+ * the caller's node drops it once the alias is gone, after a call's
+ * timeout), where the connection has DFLAG_ALIAS and this process is on
+ * shard 0; to the pid otherwise. */
+int edi_send_relay_alias(edist_procid to, edist_term_view alias, const void *term, size_t len);
 void edi_proc_unlist(edi_rt *rt, edi_proc *p); /* out of the table */
 bool edi_reason_static(edist_term_view v);
 /* A message entry for process p's mailbox (pool or heap by p's kind). */

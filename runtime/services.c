@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "control/dist_build.h"
 #include "control/stats_file.h"
 #include "runtime/runtime_internal.h"
 #include "runtime/services_internal.h"
@@ -99,6 +100,7 @@ typedef struct svc_dest {
     const char *name; /* NULL: to pid */
     const char *node; /* NULL: name on this node */
     bool noconnect;
+    edist_term_view alias; /* to pid through this alias (not empty) */
 } svc_dest;
 
 /* node is NULL (this node) or this node's name. */
@@ -122,7 +124,8 @@ static int send_once(const edi_services *s, const svc_dest *d, const void *term,
     if (!may_send(s, d))
         return EDIST_ECLOSED;
     if (!d->name)
-        return edi_send_relay(d->pid, term, len);
+        return d->alias.len ? edi_send_relay_alias(d->pid, d->alias, term, len)
+                            : edi_send_relay(d->pid, term, len);
     if (is_here(s, d->node)) {
         edist_procid pid;
         int rc = edist_whereis(d->name, &pid);
@@ -147,10 +150,10 @@ static int send_waiting(edi_services *s, const svc_dest *d, const void *term,
     return rc;
 }
 
-int edi_svc_send(edi_services *s, edist_procid to, const void *term,
-                 size_t len, edi_svc_how how)
+static int send_to(edi_services *s, edist_procid to, edist_term_view alias, const void *term,
+                   size_t len, edi_svc_how how)
 {
-    svc_dest d = {.pid = to, .noconnect = how == EDI_SVC_WAIT_NOCONNECT};
+    svc_dest d = {.pid = to, .noconnect = how == EDI_SVC_WAIT_NOCONNECT, .alias = alias};
     if (how != EDI_SVC_FORCE)
         return send_waiting(s, &d, term, len);
     int rc = send_once(s, &d, term, len);
@@ -158,6 +161,12 @@ int edi_svc_send(edi_services *s, edist_procid to, const void *term,
         return rc;
     s->sends_forced++;
     return edi_send_forced(to, term, len);
+}
+
+int edi_svc_send(edi_services *s, edist_procid to, const void *term,
+                 size_t len, edi_svc_how how)
+{
+    return send_to(s, to, (edist_term_view){NULL, 0}, term, len, how);
 }
 
 int edi_svc_send_name(edi_services *s, const char *name, const char *node,
@@ -262,8 +271,14 @@ int edi_svc_reply(edi_services *s, edist_procid to, edist_term_view tag, const v
     edist_enc_raw(b, tag.ptr, tag.len);
     edist_enc_raw(b, value, len);
     int rc = edist_buf_error(b);
+    /* An OTP 24+ caller's tag names its alias: the reply goes there, as
+     * gen:reply sends it, so that one coming after the caller gave up
+     * is dropped by its node instead of left in its mailbox. */
+    edist_term_view alias = {NULL, 0};
+    if (edi_rt_is_local(s->rt, to) || edi_dist_alias_of_tag(tag, &alias) != 1)
+        alias = (edist_term_view){NULL, 0};
     if (rc == 0)
-        rc = edi_svc_send(s, to, b->data, b->len, how);
+        rc = send_to(s, to, alias, b->data, b->len, how);
     edi_svc_buf_release(b);
     return rc;
 }
@@ -435,10 +450,8 @@ static void echo_main(void *arg)
 /* ---- net_kernel ---------------------------------------------------------- */
 
 /* The gen_server call net_adm:ping makes: {'$gen_call', {From, Tag},
- * {is_auth, Node}} -> From ! {Tag, yes}. Tag is a ref, or [alias | Ref]
- * from OTP 24 on: gen:reply would send to the alias, but the caller also
- * takes the reply sent to its pid (an alias only adds a way in), so one
- * reply to From serves both. The reply is forced past a full send queue,
+ * {is_auth, Node}} -> From ! {Tag, yes} (to its alias from OTP 24 on, as
+ * edi_svc_reply sends it). The reply is forced past a full send queue,
  * as the node's own is_auth answer is: a peer that does not read must not
  * hold up every other peer's ping. */
 static const char *const net_kernel_texts[] = {"{'$gen_call', {From, Tag}, {is_auth, _}}"};

@@ -395,7 +395,7 @@ static int hook_send_msg(edi_rt *rt, edist_procid from, edist_procid to, edi_msg
 {
     if (!rt->hooks.send)
         return EDIST_ECLOSED;
-    edi_rt_payload pl = {m->data, m->len, xmsg_release, m, force};
+    edi_rt_payload pl = {m->data, m->len, xmsg_release, m, force, {NULL, 0}};
     return rt->hooks.send(rt->hooks.user, from, to, &pl);
 }
 
@@ -444,7 +444,7 @@ static int hook_reg_send_msg(edi_rt *rt, edist_procid from, uint32_t node, const
 {
     if (!rt->hooks.reg_send)
         return EDIST_ECLOSED;
-    edi_rt_payload pl = {m->data, m->len, xmsg_release, m, false};
+    edi_rt_payload pl = {m->data, m->len, xmsg_release, m, false, {NULL, 0}};
     return rt->hooks.reg_send(rt->hooks.user, from, node, name, &pl);
 }
 

@@ -36,6 +36,19 @@ grep -q "node up: $E@$HOST (visible, accepted from 127.0.0.1:[0-9]*, flags 0x" "
   fail "no node-up log line"
 ok "edist logged: $(grep -o 'node up: .*' "$tmp/a.err" | head -1)"
 
+# A gen_server call from erl (OTP 24+: its tag names an alias) that gives
+# up before the answer: the answer goes to the alias (ALIAS_SEND), which
+# erl drops once the call is over; sent to the pid, it stayed in the
+# caller's mailbox. One answered in time still arrives.
+r=$(erl_eval "$E" "R = (catch gen_server:call({rex, '$A@$HOST'},
+    {call, edist_demo, sleep, [300], group_leader()}, 50)),
+  Late = receive M -> {late, M} after 1000 -> none end,
+  {element(1, element(2, R)), Late,
+   gen_server:call({rex, '$A@$HOST'}, {call, edist_demo, add, [2, 3], group_leader()}, 5000)}.")
+[ "$r" = "{ok,{timeout,none,5}}" ] ||
+  fail "a late rex answer to an erl caller that gave up: $r"
+ok "rex answers erl's gen_server call through its alias: a late one is dropped there, one in time arrives"
+
 # edist -> erl: edist ping.
 r=$("$EDIST" ping "$E@$HOST" --cookie "$COOKIE" 2>"$tmp/ping1.err")
 [ $? = 0 ] && [ "$r" = pong ] || fail "edist ping $E: $r $(cat "$tmp/ping1.err")"
