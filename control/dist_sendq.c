@@ -32,6 +32,7 @@ typedef struct sq_stream {
     edi_sendq_msg *head, *tail;
     struct sq_stream *rr_next;   /* round-robin FIFO */
     struct sq_stream *hash_next; /* bucket chain */
+    bool reserved;               /* unparked: a sequence is kept for it */
 } sq_stream;
 
 struct edi_sendq {
@@ -50,9 +51,12 @@ struct edi_sendq {
     sq_stream *rr_head, *rr_tail;
     /* Streams whose next message would open a fragment sequence while
      * EDI_SENDQ_OPEN_SEQUENCES_MAX are open: they wait here, in order,
-     * and one goes back to the round robin as each sequence ends. */
+     * and one goes back to the round robin as each sequence ends, with
+     * that sequence kept for it (reserved) so that no stream ahead of it
+     * takes it. Open plus reserved never pass the bound, so while any
+     * wait here the round robin holds their holders. */
     sq_stream *park_head, *park_tail;
-    uint32_t open_seqs;
+    uint32_t open_seqs, reserved;
     edi_sendq_stats st;
 };
 
@@ -140,6 +144,8 @@ static void unpark_one(edi_sendq *q)
     q->park_head = s->rr_next;
     if (!q->park_head)
         q->park_tail = NULL;
+    s->reserved = true;
+    q->reserved++;
     rr_append(q, s);
 }
 
@@ -305,11 +311,17 @@ int edi_sendq_next(edi_sendq *q, edi_sendq_unit *u)
         if (!q->rr_head)
             q->rr_tail = NULL;
         m = s->head;
-        if (m->started || q->open_seqs < EDI_SENDQ_OPEN_SEQUENCES_MAX ||
+        if (s->reserved || m->started ||
+            q->open_seqs + q->reserved < EDI_SENDQ_OPEN_SEQUENCES_MAX ||
             !edi_dist_needs_fragments(m->len, q->flags, q->frag_bytes))
             break;
         park_append(q, s);
         q->st.sequences_waited++;
+    }
+    bool had_reserved = s->reserved;
+    if (had_reserved) {
+        s->reserved = false;
+        q->reserved--;
     }
     memset(u, 0, offsetof(edi_sendq_unit, hdr));
     u->msg = m;
@@ -325,6 +337,8 @@ int edi_sendq_next(edi_sendq *q, edi_sendq_unit *u)
             m->fragmenting = true;
             q->st.fragmented_messages++;
             q->open_seqs++;
+        } else if (had_reserved) {
+            unpark_one(q); /* it went whole: its sequence to the next */
         }
     }
     bool done;
@@ -451,6 +465,7 @@ void edi_sendq_detach(edi_sendq *q)
     }
     q->rr_tail = NULL;
     q->park_tail = NULL;
+    q->reserved = 0;
     q->nstreams = 0;
     if (--q->msgs == 0)
         sq_free(q);

@@ -913,7 +913,7 @@ static void on_ack(edi_rlink *l, uint64_t now, uint64_t ack, uint32_t window)
     if (l->peer_heard && l->backoff && old_right <= l->snd_nxt &&
         l->peer_right > l->snd_nxt) {
         l->backoff = 0;
-        if (l->rtx_deadline != NEVER)
+        if (l->rtx_deadline != NEVER && now + rto_now(l) < l->rtx_deadline)
             l->rtx_deadline = now + rto_now(l);
     }
     l->peer_heard = true;

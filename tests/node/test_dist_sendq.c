@@ -490,6 +490,57 @@ static void test_many_senders(void **state)
     edi_sendq_detach(q);
 }
 
+/* A parked sender keeps its place: the sequence that ends goes to the
+ * first one parked, not to a sender that came since and whose turn
+ * comes first (which took it, and parked the waiting one again behind
+ * every later one). */
+static void test_parked_keeps_its_place(void **state)
+{
+    (void)state;
+    cb_counts cc = {0};
+    edi_sendq_unit u;
+    /* how many units sender 1's message takes */
+    edi_sendq *q = new_q(FLAGS_FRAG, 0, &cc);
+    assert_int_equal(push(q, FLAGS_FRAG, 1, 1, 2 * FRAG, 0), 0);
+    int k = 0;
+    while (edi_sendq_next(q, &u)) {
+        k++;
+        edi_sendq_release(u.msg, u.body);
+    }
+    assert_true(k >= 2);
+    edi_sendq_detach(q);
+
+    q = new_q(FLAGS_FRAG, 0, &cc);
+    const uint32_t max = EDI_SENDQ_OPEN_SEQUENCES_MAX, waiting = max + 1, late = max + 2;
+    /* sender 1's sequence ends first, the others' much later */
+    for (uint32_t s = 1; s <= waiting; s++)
+        assert_int_equal(push(q, FLAGS_FRAG, s, 1, (s == 1 ? 2 : 20) * FRAG, 0), 0);
+    int n = 0, of_1 = 0, first_of_waiting = -1, first_of_late = -1;
+    bool pushed = false;
+    while (edi_sendq_next(q, &u)) {
+        if (u.sender == 1)
+            of_1++;
+        if (u.kind == EDI_SENDQ_FRAG_FIRST && u.sender == waiting && first_of_waiting < 0)
+            first_of_waiting = n;
+        if (u.kind == EDI_SENDQ_FRAG_FIRST && u.sender == late && first_of_late < 0)
+            first_of_late = n;
+        /* a round ends with sender max; the next one starts with sender
+         * 1's last unit, which ends a sequence: a new sender of a large
+         * message comes now, its turn before the parked one's */
+        if (!pushed && u.sender == max && of_1 == k - 1) {
+            assert_int_equal(push(q, FLAGS_FRAG, late, 1, 2 * FRAG, 0), 0);
+            pushed = true;
+        }
+        n++;
+        edi_sendq_release(u.msg, u.body);
+    }
+    assert_true(pushed);
+    assert_true(first_of_waiting >= 0 && first_of_late >= 0);
+    assert_true(first_of_waiting < first_of_late);
+    assert_true(edi_sendq_idle(q));
+    edi_sendq_detach(q);
+}
+
 /* A queue detached with first fragments waiting for the bound frees
  * them with the rest (checked by ASan's leak check). */
 static void test_detach_with_waiting_sequences(void **state)
@@ -590,6 +641,7 @@ int main(void)
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_many_senders),
         cmocka_unit_test(test_detach_with_waiting_sequences),
+        cmocka_unit_test(test_parked_keeps_its_place),
         cmocka_unit_test(test_empty_first_fragment),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
