@@ -411,14 +411,19 @@ static void post_drain(edi_loop *loop, void *arg)
 
 /* The identity of a thread that is no process: requests are ordered
  * (and held back behind a stalled one) per sender, and threads are
- * apart from each other as processes are. */
-static _Thread_local char thread_sender;
+ * apart from each other as processes are. A number, odd (never a
+ * process's address), never reused: a thread-local's address is, by the
+ * next thread on the same stack. */
+static _Atomic uint64_t thread_senders;
+static _Thread_local uintptr_t thread_sender;
 
 int edi_rt_call(edi_rt *rt, edi_req *req, bool sync)
 {
     req->sync = sync;
     req->take_no = 0;
-    req->sender = edi_current ? (const void *)edi_current : (const void *)&thread_sender;
+    if (!edi_current && !thread_sender)
+        thread_sender = (uintptr_t)(2 * atomic_fetch_add(&thread_senders, 1) + 1);
+    req->sender = edi_current ? (const void *)edi_current : (const void *)thread_sender;
     if (edi_rt_on_shard(rt)) {
         int rc = req->fn(rt, req);
         if (!sync)

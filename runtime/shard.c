@@ -843,13 +843,16 @@ static int apply(edi_rt *rt, edi_xrec *r)
                 return 0;
             }
             /* EDIST_EAGAIN: a full mailbox (soft limit): m stays, the
-             * ring waits. Unless p waits for an answer from another
-             * shard (is_process_alive): it may come on this very ring,
+             * ring waits. Unless p waits for an answer (is_process_alive
+             * from another shard, or a selective receive that nothing
+             * in its mailbox matches): it may come on this very ring,
              * behind m, and p would never receive; it takes m up to
              * the hard limit, as a sender its own full mailbox holds
              * back is never held. */
             int rc = edi_deliver(rt, p, m, (edi_limit)r->limit);
-            if (rc == EDIST_EAGAIN && p->kind == EDI_PROC_GREEN && p->x_answer < 0) {
+            if (rc == EDIST_EAGAIN && p->kind == EDI_PROC_GREEN &&
+                (p->x_answer < 0 || (p->state == EDI_ST_WAITING && p->recv_pattern &&
+                                     p->recv_pattern != EDI_PATTERN_NEVER))) {
                 EDI_COUNT_ADD(rt->x_past_soft_limit, 1);
                 rc = edi_deliver(rt, p, m, EDI_LIMIT_HARD);
             }

@@ -647,6 +647,45 @@ static void test_full_mailbox_across_shards(void **state)
     assert_int_equal(st.messages_dropped, 0);
 }
 
+/* The same for a selective receive: a process with a full mailbox waits
+ * for {reply, _}, which comes on the ring behind a message it does not
+ * match. It waited out its timeout (forever, with none). */
+static void eleven_then_reply(void *arg)
+{
+    edist_procid to = *(edist_procid *)arg;
+    for (int i = 1; i <= 11; i++)
+        CHECK_RC(send_int_pair(to, "s", i), 0);
+    CHECK_RC(send_int_pair(to, "reply", 0), 0);
+    done();
+}
+
+static void full_selective(void *arg)
+{
+    (void)arg;
+    while (edist_mailbox_length() < 10)
+        edist_sleep_ms(1);
+    edist_sleep_ms(50);
+    edist_pattern *p = pattern("{reply, _}");
+    edist_term_view m;
+    CHECK_RC(edist_receive(p, NULL, 10000, &m), 0);
+    edist_pattern_free(p);
+    CHECK(edist_mailbox_length() == 11);
+    done();
+}
+
+static void test_selective_receive_with_full_mailbox(void **state)
+{
+    restart_small_mailboxes(state);
+    static edist_procid receiver;
+    receiver = spawn_on(1, full_selective, NULL);
+    spawn_on(0, eleven_then_reply, &receiver);
+    wait_done(2);
+    edist_runtime_stats st;
+    assert_int_equal(edist_runtime_get_stats(rt, &st), 0);
+    assert_int_equal(st.shard_past_soft_limit, 2);
+    assert_int_equal(st.messages_dropped, 0);
+}
+
 /* A thread's send that waits for a backed-up ring when the runtime stops
  * goes as to an ended process: its owned payload is released (a review
  * suspected the stop's last run of it waited again and leaked it). */
@@ -1088,6 +1127,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_full_mailboxes_both_ways, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_mailboxes_both_ways_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alive_with_full_mailbox, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_selective_receive_with_full_mailbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_with_thread_send_waiting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_across_shards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_down_overtakes_link, setup_hooks,
