@@ -158,6 +158,7 @@ struct edi_listener {
     int fd;
     edi_op op;
     bool armed, closing;
+    bool multishot;             /* its armed accept is */
     bool in_cb;                 /* inside on_accept: close must not free */
     edi_accept_fn on_accept;
     void *user;
@@ -581,6 +582,8 @@ static void arm_recv(edi_conn *c)
     }
     if (tcp->features & EDI_FEAT_RECV_MULTISHOT) {
         io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+        if (tcp->cfg.test_multishot_einval)
+            sqe->ioprio |= 1u << 15; /* a flag it does not know: EINVAL */
         c->rx_multishot = true;
     } else {
         io_uring_prep_recv(sqe, c->fd, NULL, tcp->cfg.rx_buffer_bytes, 0);
@@ -697,12 +700,17 @@ static void on_recv(edi_conn *c, struct io_uring_cqe *cqe)
             arm_recv(c); /* lingering: the scratch takes the rest */
         else if (!c->rx_armed)
             starve(c);
-    } else if (res == -EINVAL && c->rx_multishot && !c->rx_got_data &&
-               (tcp->features & EDI_FEAT_RECV_MULTISHOT)) {
-        tcp->features &= ~(unsigned)EDI_FEAT_RECV_MULTISHOT;
-        edi_loop_log(loop, "uring: multishot recv not supported by this kernel; "
-                           "using one-shot recv");
-        arm_recv(c);
+    } else if (res == -EINVAL && c->rx_multishot && !c->rx_got_data) {
+        /* Judged by this connection's own receive: others armed in the
+         * same iteration get their EINVAL after the first cleared the
+         * feature, and were killed for it. */
+        if (tcp->features & EDI_FEAT_RECV_MULTISHOT) {
+            tcp->features &= ~(unsigned)EDI_FEAT_RECV_MULTISHOT;
+            edi_loop_log(loop, "uring: multishot recv not supported by this kernel; "
+                               "using one-shot recv");
+        }
+        if (!c->rx_armed)
+            arm_recv(c);
     } else if (res == -ECANCELED) {
         /* We asked for it: the connection was hot (if it has gone quiet
          * since, it wants this receive back), or it is being stopped. */
@@ -797,10 +805,7 @@ void edi_conn_rearm_starved(edi_tcp *tcp)
 {
     if (tcp->nstarved == 0 || tcp->rx_held)
         return;
-    uint32_t threshold = tcp->pool->count / 8;
-    if (threshold == 0)
-        threshold = 1;
-    if (tcp->pool->in_ring < threshold)
+    if (tcp->pool->in_ring < edi_pool_rearm_threshold(tcp->pool))
         return;
     edi_conn *list = tcp->starved;
     tcp->starved = NULL;
@@ -1464,7 +1469,8 @@ static void arm_accept(edi_listener *l)
         edi_loop_log(loop, "uring: accept: submission queue unusable");
         return;
     }
-    if (tcp->features & EDI_FEAT_ACCEPT_MULTISHOT)
+    l->multishot = (tcp->features & EDI_FEAT_ACCEPT_MULTISHOT) != 0;
+    if (l->multishot)
         io_uring_prep_multishot_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
     else
         io_uring_prep_accept(sqe, l->fd, NULL, NULL, SOCK_CLOEXEC);
@@ -1504,10 +1510,13 @@ static void accept_cqe(edi_loop *loop, edi_op *op, struct io_uring_cqe *cqe)
         }
         if (!l->armed && !l->closing)
             arm_accept(l);
-    } else if (res == -EINVAL && (tcp->features & EDI_FEAT_ACCEPT_MULTISHOT) && !l->closing) {
-        tcp->features &= ~(unsigned)EDI_FEAT_ACCEPT_MULTISHOT;
-        edi_loop_log(loop, "uring: multishot accept not supported; using one-shot accept");
-        arm_accept(l);
+    } else if (res == -EINVAL && l->multishot && !l->closing) {
+        if (tcp->features & EDI_FEAT_ACCEPT_MULTISHOT) {
+            tcp->features &= ~(unsigned)EDI_FEAT_ACCEPT_MULTISHOT;
+            edi_loop_log(loop, "uring: multishot accept not supported; using one-shot accept");
+        }
+        if (!l->armed)
+            arm_accept(l);
     } else if (res != -ECANCELED && !l->closing) {
         edi_loop_log(loop, "uring: accept: %s", strerror(-res));
         if (!l->armed)

@@ -151,10 +151,8 @@ unsigned edi_tcp_features(const edi_loop *loop)
 
 bool edi_loop_rx_low(const edi_loop *loop)
 {
-    /* Below a quarter free, the views held are copied out, so that what
-     * is left keeps every connection reading. */
     const edi_tcp *tcp = edi_loop_module_state(loop, &tcp_module);
-    return tcp == NULL || edi_pool_free_count(tcp->pool) < tcp->pool->count / 4;
+    return tcp == NULL || edi_pool_low(tcp->pool, tcp->nstarved);
 }
 
 void edi_tcp_rx_hold(edi_loop *loop, bool hold)

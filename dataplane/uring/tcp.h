@@ -73,6 +73,9 @@ typedef struct edi_tcp_config {
      * else the oldest still flushing. Each holds a descriptor however
      * briefly its owner knew it (a refused handshake). Default 256. */
     uint32_t max_closing;
+    /* Tests: multishot receives ask for something the kernel refuses
+     * (EINVAL), as a kernel without them answers. */
+    bool test_multishot_einval;
 } edi_tcp_config;
 
 /* Fills c with the defaults above. */

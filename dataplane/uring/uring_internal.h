@@ -67,6 +67,22 @@ static inline uint32_t edi_pool_free_count(const edi_pool *p)
 {
     return p->in_ring + p->nspare;
 }
+/* Buffers in the ring from which starved receives are armed again. */
+static inline uint32_t edi_pool_rearm_threshold(const edi_pool *p)
+{
+    return p->count / 8 ? p->count / 8 : 1;
+}
+/* Below a quarter free, or connections starved with too few buffers in
+ * the ring to arm them again (the spares kept for busy polling's own
+ * reads count as free but arm nothing: with 8 buffers, 2 spare, 6 held
+ * and none in the ring, no receive came back and nothing was copied
+ * out), the views held are copied out, so that every connection keeps
+ * reading. */
+static inline bool edi_pool_low(const edi_pool *p, uint32_t nstarved)
+{
+    return edi_pool_free_count(p) < p->count / 4 ||
+           (nstarved > 0 && p->in_ring < edi_pool_rearm_threshold(p));
+}
 /* Loop thread: move buffers released elsewhere back into the ring.
  * Returns how many. */
 uint32_t edi_pool_drain_returned(edi_pool *p);

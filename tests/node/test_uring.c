@@ -120,6 +120,99 @@ static void test_uring_echo_sizes_polled(void **state)
     echo_sizes(0, 20000, EDI_IDLE_BUSY, 0);
 }
 
+/* When the loop copies held views out of mailboxes (edi_loop_rx_low):
+ * with 8 buffers, 2 kept spare for busy polling, 6 held and none in the
+ * ring, a starved connection could never be armed again (it needs one in
+ * the ring), yet the spares made the pool look a quarter free, so nothing
+ * was copied out and the connection stopped reading for good. */
+static void test_uring_rx_low_with_spares(void **state)
+{
+    (void)state;
+    edi_pool p;
+    memset(&p, 0, sizeof p);
+    p.count = 8;
+    p.in_ring = 0;
+    p.nspare = 2;
+    assert_false(edi_pool_low(&p, 0)); /* nobody starves: a quarter free */
+    assert_true(edi_pool_low(&p, 1));  /* one starves, nothing to arm it */
+    p.in_ring = 1;
+    p.nspare = 1;
+    assert_false(edi_pool_low(&p, 1)); /* one in the ring arms it */
+    p.in_ring = 1;
+    p.nspare = 0;
+    assert_true(edi_pool_low(&p, 0)); /* below a quarter free */
+    p.count = 64;
+    p.in_ring = 7;
+    p.nspare = 10;
+    assert_true(edi_pool_low(&p, 3));  /* a quarter free, but 8 arm again */
+    p.in_ring = 8;
+    assert_false(edi_pool_low(&p, 3));
+}
+
+/* A kernel without multishot receive refuses each with EINVAL (made so
+ * here by a test setting). Two connections armed in one iteration both
+ * get it: the first clears the feature, and the second, judged by the
+ * feature rather than by its own receive, was killed ("recv: Invalid
+ * argument"). Both now fall back to one-shot receives and echo. */
+typedef struct two_adopt {
+    lt *t;
+    tconn *a, *b;
+    int fa, fb;
+} two_adopt;
+
+static void adopt_two_fn(void *arg)
+{
+    two_adopt *x = arg;
+    edi_conn *c;
+    assert_int_equal(edi_conn_adopt(x->t->loop, x->fa, &tc_ops, x->a, &c), 0);
+    x->a->c = c;
+    edi_conn_set_framing(c, EDI_FRAMING_U32);
+    assert_int_equal(edi_conn_adopt(x->t->loop, x->fb, &tc_ops, x->b, &c), 0);
+    x->b->c = c;
+    edi_conn_set_framing(c, EDI_FRAMING_U32);
+}
+
+static void echo_once(int fd, uint32_t tag)
+{
+    uint8_t out[8], in[8];
+    out[0] = out[1] = out[2] = 0;
+    out[3] = 4;
+    memcpy(out + 4, &tag, 4);
+    write_all(fd, out, sizeof out);
+    read_all(fd, in, sizeof in);
+    assert_memory_equal(in, out, sizeof out);
+}
+
+static void test_uring_multishot_einval_two(void **state)
+{
+    (void)state;
+    lt_config cfg;
+    lt_config_default(&cfg);
+    cfg.tcp.test_multishot_einval = true;
+    lt ls;
+    lt_start(&ls, &cfg);
+    tconn a, b;
+    tc_init(&a, &ls, TC_ECHO);
+    tc_init(&b, &ls, TC_ECHO);
+    int pa[2], pb[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pa), 0);
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pb), 0);
+    two_adopt x = {&ls, &a, &b, pa[0], pb[0]};
+    call_on(&ls, adopt_two_fn, &x);
+    echo_once(pa[1], 0x11111111u);
+    echo_once(pb[1], 0x22222222u);
+    echo_once(pa[1], 0x33333333u);
+    assert_int_equal(atomic_load(&a.closed), 0);
+    assert_int_equal(atomic_load(&b.closed), 0);
+    assert_int_equal(edi_tcp_features(ls.loop) & EDI_FEAT_RECV_MULTISHOT, 0);
+    close(pa[1]);
+    close(pb[1]);
+    WAIT_UNTIL(atomic_load(&a.closed) && atomic_load(&b.closed));
+    lt_stop(&ls);
+    tc_fini(&a);
+    tc_fini(&b);
+}
+
 /* Hot for 10 us, behind a frame handler that takes 50 us: a read turns
  * the connection hot (cancelling its io_uring receive) and it is quiet
  * again in the same iteration, before the cancellation was even
@@ -1918,6 +2011,8 @@ int main(void)
         cmocka_unit_test(test_uring_echo_sizes),
         cmocka_unit_test(test_uring_echo_sizes_oneshot),
         cmocka_unit_test(test_uring_echo_sizes_polled),
+        cmocka_unit_test(test_uring_multishot_einval_two),
+        cmocka_unit_test(test_uring_rx_low_with_spares),
         cmocka_unit_test(test_uring_echo_sizes_polled_flapping),
         cmocka_unit_test(test_uring_order_1m),
         cmocka_unit_test(test_uring_order_polled_echo),
