@@ -367,6 +367,16 @@ int edi_svc_call(edi_services *s, const char *name, const char *node, const char
         }
         d[edist_pattern_var_index(dp, "M")] = (edist_term_view){mb.data, mb.len};
         if (edist_receive(dp, d, 0, &m) == 0) {
+            /* a reply that came before the DOWN wins, as in gen's one
+             * receive: both may have come since the wait above ended */
+            memset(v, 0, sizeof v);
+            v[edist_pattern_var_index(rp, "T")] = (edist_term_view){tag.data, tag.len};
+            if (edist_receive(rp, v, 0, &m) == 0) {
+                edist_term_view reply = v[edist_pattern_var_index(rp, "Reply")];
+                edist_buf_reset(out);
+                rc = edist_buf_append(out, reply.ptr, reply.len);
+                break;
+            }
             rc = edist_set_error(EDIST_ECLOSED, "call: %s on %s is not there or went away", name,
                                  node ? node : "this node");
             break;
@@ -526,6 +536,118 @@ static int start_named(edi_services *s, const char *name, edist_proc_fn fn)
     return edist_runtime_register(s->rt, name, pid);
 }
 
+/* ---- the keeper: services that end are started again ---------------------
+ * As OTP's kernel_sup restarts pg, rex and global_name_server: a service
+ * killed (by a peer's exit signal, or mailbox_overflow) would otherwise be
+ * gone until the node restarts, and with pg its members from every peer's
+ * view. At most SVC_RESTARTS in SVC_RESTART_WINDOW_MS each, then it stays
+ * down, with a line. Not while the runtime stops. */
+#define SVC_RESTARTS 5
+#define SVC_RESTART_WINDOW_MS 10000u
+#define SVC_KEPT_MAX 8
+
+typedef struct svc_kept {
+    const char *name;
+    edist_proc_fn fn;
+    edist_ref mref;
+    uint64_t started_ms[SVC_RESTARTS]; /* the last restarts, a ring */
+    unsigned n_restarts;
+    bool down;
+} svc_kept;
+
+typedef struct svc_keeper {
+    edi_services *s;
+    svc_kept kept[SVC_KEPT_MAX];
+    unsigned n;
+} svc_keeper;
+
+static const char *const keeper_texts[] = {"{'DOWN', Ref, process, _, Reason}"};
+static edi_svc_patterns keeper_patterns = EDI_SVC_PATTERNS(keeper_texts);
+
+/* Monitors the process under k's name: false when there is none. */
+static bool keep_watch(svc_kept *k, edi_services *s)
+{
+    edist_procid pid;
+    return edist_runtime_whereis(s->rt, k->name, &pid) == 0 &&
+           edist_monitor(pid, &k->mref) == 0;
+}
+
+/* k ended (why): started again, unless it ended too often. */
+static void keep_restart(edi_services *s, svc_kept *k, const char *why)
+{
+    uint64_t now = edi_now_ms();
+    uint64_t oldest = k->started_ms[k->n_restarts % SVC_RESTARTS];
+    if (k->n_restarts >= SVC_RESTARTS && now - oldest < SVC_RESTART_WINDOW_MS) {
+        k->down = true;
+        edi_rt_log(s->rt, EDIST_LOG_ERROR,
+                   "services: %s ended (%s), %d times in %u s: not started again", k->name,
+                   why, SVC_RESTARTS + 1, SVC_RESTART_WINDOW_MS / 1000);
+        return;
+    }
+    k->started_ms[k->n_restarts % SVC_RESTARTS] = now;
+    k->n_restarts++;
+    /* its name goes with it; a moment's wait if it has not yet */
+    int rc = EDIST_EEXIST;
+    for (int tries = 0; tries < 100 && rc == EDIST_EEXIST; tries++)
+        if ((rc = start_named(s, k->name, k->fn)) == EDIST_EEXIST)
+            edist_sleep_ms(1);
+    if (rc == 0 && keep_watch(k, s)) {
+        atomic_fetch_add(&s->restarts, 1);
+        edi_rt_log(s->rt, EDIST_LOG_WARNING, "services: %s ended (%s); started again",
+                   k->name, why);
+        return;
+    }
+    k->down = true;
+    edi_rt_log(s->rt, EDIST_LOG_ERROR, "services: %s ended (%s) and did not start again: %s",
+               k->name, why, rc ? edist_strerror(rc) : "it ended at once");
+}
+
+static void keeper_main(void *arg)
+{
+    svc_keeper *kp = arg;
+    edi_services *s = kp->s;
+    if (edist_at_exit(free, kp) != 0) {
+        free(kp);
+        return;
+    }
+    edist_pattern *const *pats = edi_svc_patterns_get(&keeper_patterns);
+    if (!pats)
+        return;
+    const edist_pattern *p = pats[0];
+    int ri = edist_pattern_var_index(p, "Ref"), wi = edist_pattern_var_index(p, "Reason");
+    for (unsigned i = 0; i < kp->n; i++)
+        if (!keep_watch(&kp->kept[i], s))
+            keep_restart(s, &kp->kept[i], "before its keeper started");
+    for (;;) {
+        edist_term_view m, vars[2] = {{0}};
+        if (edist_receive(p, vars, -1, &m) != 0)
+            continue;
+        edist_ref r;
+        edist_cursor c;
+        edist_cursor_init(&c, vars[ri].ptr, vars[ri].len);
+        if (edist_dec_ref(&c, &r) != 0)
+            continue;
+        svc_kept *k = NULL;
+        for (unsigned i = 0; i < kp->n && !k; i++)
+            if (!kp->kept[i].down && edist_ref_equal(&kp->kept[i].mref, &r))
+                k = &kp->kept[i];
+        if (!k || edi_rt_quiet(s->rt))
+            continue;
+        char why[160];
+        edist_buf t;
+        edist_buf_init_fixed(&t, (uint8_t *)why, sizeof why - 1);
+        edist_term_print(vars[wi].ptr, vars[wi].len, &t, NULL);
+        why[t.len < sizeof why - 1 ? t.len : sizeof why - 1] = '\0';
+        keep_restart(s, k, why);
+    }
+}
+
+static void keep(svc_keeper *kp, const char *name, edist_proc_fn fn)
+{
+    if (kp && kp->n < SVC_KEPT_MAX)
+        kp->kept[kp->n++] = (svc_kept){.name = name, .fn = fn};
+}
+
 int edi_services_start(edi_rt *rt, const edi_services_config *cfg,
                        edi_services **out)
 {
@@ -549,21 +671,33 @@ int edi_services_start(edi_rt *rt, const edi_services_config *cfg,
                                          (rc = edi_svc_export_pg(s)) != 0 ||
                                          (rc = edi_svc_export_global(s)) != 0))
         return rc;
-    if (!(off & EDI_SERVICE_ECHO) &&
-        (rc = start_named(s, "echo", echo_main)) != 0)
+    svc_keeper *kp = calloc(1, sizeof *kp);
+    if (!kp)
+        return edist_set_error(EDIST_ENOMEM, "services: no memory");
+    kp->s = s;
+    static const struct {
+        unsigned off;
+        const char *name;
+        edist_proc_fn fn;
+    } named[] = {{EDI_SERVICE_ECHO, "echo", echo_main},
+                 {EDI_SERVICE_NET_KERNEL, "net_kernel", net_kernel_main},
+                 {EDI_SERVICE_REX, "rex", edi_svc_rex_main},
+                 {EDI_SERVICE_PG, "pg", edi_svc_pg_main},
+                 {EDI_SERVICE_GLOBAL, "global_name_server", edi_svc_global_main}};
+    for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
+        if (off & named[i].off)
+            continue;
+        if ((rc = start_named(s, named[i].name, named[i].fn)) != 0) {
+            free(kp);
+            return rc;
+        }
+        keep(kp, named[i].name, named[i].fn);
+    }
+    edist_procid kpid;
+    if ((rc = edi_rt_spawn_here(rt, keeper_main, kp, &kpid)) != 0) {
+        free(kp);
         return rc;
-    if (!(off & EDI_SERVICE_NET_KERNEL) &&
-        (rc = start_named(s, "net_kernel", net_kernel_main)) != 0)
-        return rc;
-    if (!(off & EDI_SERVICE_REX) &&
-        (rc = start_named(s, "rex", edi_svc_rex_main)) != 0)
-        return rc;
-    if (!(off & EDI_SERVICE_PG) &&
-        (rc = start_named(s, "pg", edi_svc_pg_main)) != 0)
-        return rc;
-    if (!(off & EDI_SERVICE_GLOBAL) &&
-        (rc = start_named(s, "global_name_server", edi_svc_global_main)) != 0)
-        return rc;
+    }
     if (s->cfg.stats_path && s->cfg.stats_interval_ms) {
         snprintf(s->stats_path, sizeof s->stats_path, "%s", s->cfg.stats_path);
         edist_procid pid;

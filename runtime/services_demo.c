@@ -452,6 +452,7 @@ int edi_services_stats(edi_services *s, edist_buf *result)
     /* service replies that found a peer's queue full */
     edi_services_stat(&pairs, &n, "service_sends_waited", s->sends_waited);
     edi_services_stat(&pairs, &n, "service_sends_forced", s->sends_forced);
+    edi_services_stat(&pairs, &n, "service_restarts", atomic_load(&s->restarts));
     if (s->cfg.stats)
         rc = s->cfg.stats(s->cfg.user, &pairs, &n);
     if (rc == 0)

@@ -68,6 +68,8 @@ struct edi_services {
     /* service replies (edi_svc_send); shard thread only */
     uint64_t sends_waited; /* found no room and waited for it */
     uint64_t sends_forced; /* found no room and were forced past the limit */
+    /* services that ended and were started again (the keeper) */
+    _Atomic uint64_t restarts;
     /* global's clash resolver set from C (edist_global_set_resolver);
      * read by global_name_server, set from any thread */
     pthread_mutex_t resolver_mu;

@@ -299,11 +299,11 @@ static int setup(void **state)
     if (edist_proc_attach_thread(A.rt, 0, &g_main) != 0)
         return -1;
     /* the services' processes: echo, net_kernel, rex, pg,
-     * global_name_server with its locker and registrar (and this thread
-     * on a@host) */
+     * global_name_server with its locker and registrar, their keeper
+     * (and this thread on a@host) */
     g_base_a = procs(&A);
     g_base_b = procs(&B);
-    return g_base_b == 7 && g_base_a == 8 ? 0 : -1;
+    return g_base_b == 8 && g_base_a == 9 ? 0 : -1;
 }
 
 static int teardown(void **state)
@@ -1011,6 +1011,66 @@ static void alive_probe(void *arg)
     atomic_store(&g_probe_done, 1);
 }
 
+/* A service that ends is started again under its name, as kernel_sup
+ * restarts OTP's (it stayed gone until the node restarted: a peer's
+ * exit signal, or a mailbox_overflow, took pg and every member with it);
+ * one that ends six times in 10 s stays down. */
+static bool whereis_other(edist_runtime *rt, const char *name, edist_procid old,
+                          edist_procid *now)
+{
+    for (int i = 0; i < 1000; i++) {
+        if (edist_runtime_whereis(rt, name, now) == 0 && !edist_procid_equal(*now, old))
+            return true;
+        usleep(2000);
+    }
+    return false;
+}
+
+static void test_services_restarted(void **state)
+{
+    (void)state;
+    edist_procid pg1, pg2;
+    assert_int_equal(edist_runtime_whereis(A.rt, "pg", &pg1), 0);
+    assert_int_equal(edist_exit_signal(pg1, EDIST_REASON_KILL.ptr, EDIST_REASON_KILL.len), 0);
+    assert_true(whereis_other(A.rt, "pg", pg1, &pg2));
+    assert_int_equal(atomic_load(&((edi_services *)A.svc)->restarts), 1);
+    /* the new one serves */
+    uint8_t g[] = {EDIST_TAG_SMALL_ATOM_UTF8, 2, 'g', '1'};
+    assert_int_equal(edist_pg_join(g, sizeof g, g_main), 0);
+    edist_buf out;
+    edist_buf_init(&out);
+    assert_int_equal(edist_pg_get_members(g, sizeof g, &out), 0);
+    edist_cursor c;
+    uint32_t n = 0;
+    edist_procid member;
+    edist_cursor_init(&c, out.data, out.len);
+    assert_int_equal(edist_dec_list(&c, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(edist_dec_procid(&c, &member), 0);
+    assert_true(edist_procid_equal(member, g_main));
+    edist_buf_free(&out);
+    /* five more ends in a row: the sixth in 10 s stays down */
+    for (int i = 0; i < 5; i++) {
+        edist_procid now;
+        assert_int_equal(edist_exit_signal(pg2, EDIST_REASON_KILL.ptr, EDIST_REASON_KILL.len),
+                         0);
+        if (i < 4) {
+            assert_true(whereis_other(A.rt, "pg", pg2, &now));
+            pg2 = now;
+        }
+    }
+    usleep(100000);
+    edist_procid none;
+    assert_int_equal(edist_runtime_whereis(A.rt, "pg", &none), EDIST_ENOTFOUND);
+    assert_int_equal(atomic_load(&((edi_services *)A.svc)->restarts), 5);
+    /* the others are still kept */
+    edist_procid rex1, rex2;
+    assert_int_equal(edist_runtime_whereis(A.rt, "rex", &rex1), 0);
+    assert_int_equal(edist_exit_signal(rex1, EDIST_REASON_KILL.ptr, EDIST_REASON_KILL.len), 0);
+    assert_true(whereis_other(A.rt, "rex", rex1, &rex2));
+    assert_int_equal(atomic_load(&((edi_services *)A.svc)->restarts), 6);
+}
+
 static void test_start_errors(void **state)
 {
     (void)state;
@@ -1339,6 +1399,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_start_errors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_slow_scope, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_services_restarted, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_many_groups, setup, teardown),
     };
     return cmocka_run_group_tests_name("runtime_services", tests, NULL, NULL);
