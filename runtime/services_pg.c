@@ -526,9 +526,12 @@ static void drop_origin(pg_state *st, int32_t origin, bool keep_empty)
     st->peers[origin]->members = 0;
 }
 
-/* Call fn for each pid of v: a pid, or a proper list of pids. EDIST_ETYPE
- * for anything else (nothing is called then). */
-static int for_each_pid(edist_term_view v, int (*fn)(void *ctx, edist_procid pid), void *ctx)
+/* Call fn for each pid of v: a pid, or a proper list of pids, the last
+ * one first if last_first (a join: members are listed newest first, and
+ * pg.erl lists a joined list ahead of the others in its own order).
+ * EDIST_ETYPE for anything else (nothing is called then). */
+static int for_each_pid(edist_term_view v, bool last_first,
+                        int (*fn)(void *ctx, edist_procid pid), void *ctx)
 {
     edist_cursor c;
     edist_procid one;
@@ -536,25 +539,23 @@ static int for_each_pid(edist_term_view v, int (*fn)(void *ctx, edist_procid pid
     if (edist_dec_procid(&c, &one) == 0)
         return fn(ctx, one);
     /* validate first so that a bad list changes nothing */
-    for (int pass = 0; pass < 2; pass++) {
-        edist_cursor_init(&c, v.ptr, v.len);
-        uint32_t n;
-        if (edist_dec_list(&c, &n) != 0)
-            return EDIST_ETYPE;
-        for (uint32_t i = 0; i < n; i++) {
-            edist_procid p;
-            if (edist_dec_procid(&c, &p) != 0)
-                return EDIST_ETYPE;
-            if (pass == 1) {
-                int rc = fn(ctx, p);
-                if (rc)
-                    return rc;
-            }
-        }
-        if (n > 0 && edist_dec_nil(&c) != 0)
-            return EDIST_ETYPE;
-    }
-    return 0;
+    uint32_t n;
+    if (edist_dec_list(&c, &n) != 0)
+        return EDIST_ETYPE;
+    edist_procid *all = n > 1 ? malloc(n * sizeof *all) : &one;
+    if (!all)
+        return EDIST_ENOMEM;
+    int rc = 0;
+    for (uint32_t i = 0; i < n && rc == 0; i++)
+        if (edist_dec_procid(&c, &all[i]) != 0)
+            rc = EDIST_ETYPE;
+    if (rc == 0 && n > 0 && edist_dec_nil(&c) != 0)
+        rc = EDIST_ETYPE;
+    for (uint32_t k = 0; k < n && rc == 0; k++)
+        rc = fn(ctx, all[last_first ? n - 1 - k : k]);
+    if (all != &one)
+        free(all);
+    return rc;
 }
 
 /* ---- peers and local members -------------------------------------------------- */
@@ -787,7 +788,7 @@ static void on_sync(pg_state *st, edist_procid peer, edist_term_view groups)
         if (!gr)
             break;
         remote_join j = {st, gr, p};
-        for_each_pid(pids, join_remote_pid, &j);
+        for_each_pid(pids, true, join_remote_pid, &j);
         if (!had)
             group_drop_unused(st, gr);
     }
@@ -810,7 +811,7 @@ static void on_join(pg_state *st, edist_procid peer, edist_term_view group,
     if (!gr)
         return;
     remote_join j = {st, gr, p};
-    for_each_pid(pids, join_remote_pid, &j);
+    for_each_pid(pids, true, join_remote_pid, &j);
     group_drop_unused(st, gr);
 }
 
@@ -846,7 +847,7 @@ static void on_leave(pg_state *st, edist_procid peer, edist_term_view pids,
     if (p < 0)
         return;
     remote_leave l = {st, p, groups};
-    for_each_pid(pids, leave_remote_pid, &l);
+    for_each_pid(pids, false, leave_remote_pid, &l);
 }
 
 static void on_down(pg_state *st, edist_term_view refv, edist_procid pid)
@@ -1006,13 +1007,13 @@ static bool handle_call(pg_state *st, const edist_procid *from, edist_term_view 
         (edist_atom_eq(&what, "join_local") || edist_atom_eq(&what, "leave_local"))) {
         *join = edist_atom_eq(&what, "join_local");
         local_op op = {st, NULL, 0};
-        if (for_each_pid(*pids, check_local, &op) != 0) {
+        if (for_each_pid(*pids, false, check_local, &op) != 0) {
             edist_enc_atom(b, "badarg", 6);
             return false;
         }
         op.group = *join ? group_intern(st, *group) : group_get(st, *group);
         if (op.group) {
-            for_each_pid(*pids, *join ? join_local_pid : leave_local_pid, &op);
+            for_each_pid(*pids, *join, *join ? join_local_pid : leave_local_pid, &op);
             group_drop_unused(st, op.group);
         } else if (*join) {
             edist_enc_atom(b, "error", 5); /* out of memory */

@@ -57,6 +57,27 @@ for X in "$N" "$M"; do
 done
 ok "pg:leave/2 of one join and then the member's death reach both edist nodes"
 
+# A list joined at once is listed ahead of the others, in its own order,
+# as pg.erl lists it (edist listed it reversed): joined on erl, and on
+# edist $N through pg:join/2 with two of its own pids.
+r=$(erl_eval "$E" "[A, B, C] = [spawn(fun() -> receive stop -> ok end end) || _ <- [1, 2, 3]],
+  register(gorda, A), register(gordb, B), register(gordc, C),
+  ok = pg:join(gord, C), ok = pg:join(gord, [A, B]), pg:get_members(gord) =:= [A, B, C].")
+[ "$r" = "{ok,true}" ] || fail "pg:join of a list on erl: $r"
+for X in "$N" "$M"; do
+  wait_until 10 e_true "$(on "$X" "get_members, [gord]") =:= pg:get_members(gord)." ||
+    fail "$X lists a joined list otherwise: $(erl_eval "$E" "{pg:get_members(gord), $(on "$X" "get_members, [gord]")}.")"
+done
+r=$(erl_eval "$E" "P1 = rpc:call('$N@$HOST', edist_demo, pg_join, [gordx]),
+  P2 = rpc:call('$N@$HOST', edist_demo, pg_join, [gordx]),
+  ok = rpc:call('$N@$HOST', pg, join, [gord2, [P1, P2]]),
+  {$(on "$N" "get_members, [gord2]") =:= [P1, P2], P1, P2}.")
+[[ "$r" =~ ^\{ok,\{true, ]] || fail "pg:join of a list on $N: $r"
+wait_until 10 e_true "$(on "$N" "get_members, [gord2]") =:= pg:get_members(gord2)." ||
+  fail "erl lists $N's joined list otherwise: $(erl_eval "$E" "{pg:get_members(gord2), $(on "$N" "get_members, [gord2]")}.")"
+erl_eval "$E" "[exit(whereis(X), kill) || X <- [gorda, gordb, gordc]], [exit(P, kill) || P <- pg:get_members(gordx)]." >/dev/null
+ok "a list joined at once is listed first in its order, on erl and on edist, everywhere"
+
 # An edist member killed from erl: its node broadcasts the leave.
 erl_eval "$E" "[P] = pg:get_members(g1), exit(P, kill)." >/dev/null
 wait_until 10 e_true "pg:get_members(g1) =:= [] andalso $(on "$M" "get_members, [g1]") =:= []." ||
