@@ -116,24 +116,20 @@ static void stream_unhash(edi_sendq *q, sq_stream *s)
     q->nstreams--;
 }
 
-static void rr_append(edi_sendq *q, sq_stream *s)
+/* The round robin and the parked list: FIFOs through rr_next. */
+static void fifo_append(sq_stream **head, sq_stream **tail, sq_stream *s)
 {
     s->rr_next = NULL;
-    if (q->rr_tail)
-        q->rr_tail->rr_next = s;
+    if (*tail)
+        (*tail)->rr_next = s;
     else
-        q->rr_head = s;
-    q->rr_tail = s;
+        *head = s;
+    *tail = s;
 }
 
-static void park_append(edi_sendq *q, sq_stream *s)
+static void rr_append(edi_sendq *q, sq_stream *s)
 {
-    s->rr_next = NULL;
-    if (q->park_tail)
-        q->park_tail->rr_next = s;
-    else
-        q->park_head = s;
-    q->park_tail = s;
+    fifo_append(&q->rr_head, &q->rr_tail, s);
 }
 
 static void unpark_one(edi_sendq *q)
@@ -315,7 +311,7 @@ int edi_sendq_next(edi_sendq *q, edi_sendq_unit *u)
             q->open_seqs + q->reserved < EDI_SENDQ_OPEN_SEQUENCES_MAX ||
             !edi_dist_needs_fragments(m->len, q->flags, q->frag_bytes))
             break;
-        park_append(q, s);
+        fifo_append(&q->park_head, &q->park_tail, s);
         q->st.sequences_waited++;
     }
     bool had_reserved = s->reserved;

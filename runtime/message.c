@@ -482,6 +482,11 @@ int edi_send_relay_alias(edist_procid to, edist_term_view alias, const void *ter
     return send_green(to, term, len, SEND_RELAY, &alias);
 }
 
+int edi_send_forced_alias(edist_procid to, edist_term_view alias, const void *term, size_t len)
+{
+    return send_green(to, term, len, SEND_FORCED, &alias);
+}
+
 int edist_send_owned(edist_procid to, const void *term, size_t len, edist_release_fn release,
                      void *owner)
 {
@@ -640,6 +645,7 @@ static int green_wait(edi_rt *rt, edi_proc *p, const edist_pattern *pat, edist_t
     p->recv_vars = vars;
     p->recv_match = NULL;
     p->timed_out = 0;
+    p->recv_since_ms = edi_now_ms();
     if (timeout_ms > 0) {
         edi_timer_init(&timer);
         if (edi_loop_timer_start(rt->loop, &timer, (uint64_t)timeout_ms, 0, recv_timeout, p) ==

@@ -831,6 +831,7 @@ void edist_node_stop(edist_node *node)
         return;
     }
     atomic_store(&node->stopping, true);
+    edi_services_stopping(node->services);
     if (node->thread_started) {
         if (!edi_node_call_stop(node))
             edi_loop_stop(node->loop); /* give up on goodbyes */

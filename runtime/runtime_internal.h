@@ -545,6 +545,7 @@ struct edi_proc {
     edi_msg **recv_match_prev; /* where the matched message hangs */
     edi_msg *recv_match;
     edi_timer *recv_timer;     /* on the process's stack */
+    uint64_t recv_since_ms;    /* when its receive began to wait */
     edi_msg *current;          /* last received, freed at next receive */
     /* green */
     uint8_t *stack_lo;
@@ -923,6 +924,7 @@ int edi_send_relay(edist_procid to, const void *term, size_t len);
  * timeout), where the connection has DFLAG_ALIAS and this process is on
  * shard 0; to the pid otherwise. */
 int edi_send_relay_alias(edist_procid to, edist_term_view alias, const void *term, size_t len);
+int edi_send_forced_alias(edist_procid to, edist_term_view alias, const void *term, size_t len);
 void edi_proc_unlist(edi_rt *rt, edi_proc *p); /* out of the table */
 bool edi_reason_static(edist_term_view v);
 /* A message entry for process p's mailbox (pool or heap by p's kind). */

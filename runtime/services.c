@@ -160,7 +160,8 @@ static int send_to(edi_services *s, edist_procid to, edist_term_view alias, cons
     if (rc != EDIST_EAGAIN)
         return rc;
     s->sends_forced++;
-    return edi_send_forced(to, term, len);
+    return alias.len ? edi_send_forced_alias(to, alias, term, len)
+                     : edi_send_forced(to, term, len);
 }
 
 int edi_svc_send(edi_services *s, edist_procid to, const void *term,
@@ -537,29 +538,14 @@ static int start_named(edi_services *s, const char *name, edist_proc_fn fn)
 }
 
 /* ---- the keeper: services that end are started again ---------------------
- * As OTP's kernel_sup restarts pg, rex and global_name_server: a service
- * killed (by a peer's exit signal, or mailbox_overflow) would otherwise be
- * gone until the node restarts, and with pg its members from every peer's
- * view. At most SVC_RESTARTS in SVC_RESTART_WINDOW_MS each, then it stays
- * down, with a line. Not while the runtime stops. */
-#define SVC_RESTARTS 5
-#define SVC_RESTART_WINDOW_MS 10000u
-#define SVC_KEPT_MAX 8
-
-typedef struct svc_kept {
-    const char *name;
-    edist_proc_fn fn;
-    edist_ref mref;
-    uint64_t started_ms[SVC_RESTARTS]; /* the last restarts, a ring */
-    unsigned n_restarts;
-    bool down;
-} svc_kept;
-
-typedef struct svc_keeper {
-    edi_services *s;
-    svc_kept kept[SVC_KEPT_MAX];
-    unsigned n;
-} svc_keeper;
+ * A service killed (by a peer's exit signal, or mailbox_overflow) was gone
+ * until the node restarted, and with pg this node's members from every
+ * peer's view. OTP's kernel takes the whole node down then; edist starts
+ * echo, net_kernel, rex and pg again (at most SVC_RESTARTS in
+ * SVC_RESTART_WINDOW_MS each, then it stays down, with a line). Not
+ * global_name_server: its peers know this node already and would not
+ * sync with a new, empty one (a line says so). Not while the node or the
+ * runtime stops. */
 
 static const char *const keeper_texts[] = {"{'DOWN', Ref, process, _, Reason}"};
 static edi_svc_patterns keeper_patterns = EDI_SVC_PATTERNS(keeper_texts);
@@ -604,19 +590,15 @@ static void keep_restart(edi_services *s, svc_kept *k, const char *why)
 
 static void keeper_main(void *arg)
 {
-    svc_keeper *kp = arg;
-    edi_services *s = kp->s;
-    if (edist_at_exit(free, kp) != 0) {
-        free(kp);
-        return;
-    }
+    edi_services *s = arg;
+    svc_keeper *kp = &s->keeper;
     edist_pattern *const *pats = edi_svc_patterns_get(&keeper_patterns);
     if (!pats)
         return;
     const edist_pattern *p = pats[0];
     int ri = edist_pattern_var_index(p, "Ref"), wi = edist_pattern_var_index(p, "Reason");
     for (unsigned i = 0; i < kp->n; i++)
-        if (!keep_watch(&kp->kept[i], s))
+        if (!keep_watch(&kp->kept[i], s) && kp->kept[i].fn)
             keep_restart(s, &kp->kept[i], "before its keeper started");
     for (;;) {
         edist_term_view m, vars[2] = {{0}};
@@ -631,21 +613,35 @@ static void keeper_main(void *arg)
         for (unsigned i = 0; i < kp->n && !k; i++)
             if (!kp->kept[i].down && edist_ref_equal(&kp->kept[i].mref, &r))
                 k = &kp->kept[i];
-        if (!k || edi_rt_quiet(s->rt))
+        if (!k || edi_rt_quiet(s->rt) || atomic_load(&s->stopping))
             continue;
         char why[160];
         edist_buf t;
         edist_buf_init_fixed(&t, (uint8_t *)why, sizeof why - 1);
         edist_term_print(vars[wi].ptr, vars[wi].len, &t, NULL);
         why[t.len < sizeof why - 1 ? t.len : sizeof why - 1] = '\0';
+        if (!k->fn) {
+            k->down = true;
+            edi_rt_log(s->rt, EDIST_LOG_ERROR,
+                       "services: %s ended (%s): not started again (the nodes that know "
+                       "this one would not sync with a new one)", k->name, why);
+            continue;
+        }
         keep_restart(s, k, why);
     }
 }
 
+/* fn NULL: watched, not started again (a line when it ends). */
 static void keep(svc_keeper *kp, const char *name, edist_proc_fn fn)
 {
-    if (kp && kp->n < SVC_KEPT_MAX)
+    if (kp->n < SVC_KEPT_MAX)
         kp->kept[kp->n++] = (svc_kept){.name = name, .fn = fn};
+}
+
+void edi_services_stopping(edi_services *s)
+{
+    if (s)
+        atomic_store(&s->stopping, true);
 }
 
 int edi_services_start(edi_rt *rt, const edi_services_config *cfg,
@@ -671,33 +667,26 @@ int edi_services_start(edi_rt *rt, const edi_services_config *cfg,
                                          (rc = edi_svc_export_pg(s)) != 0 ||
                                          (rc = edi_svc_export_global(s)) != 0))
         return rc;
-    svc_keeper *kp = calloc(1, sizeof *kp);
-    if (!kp)
-        return edist_set_error(EDIST_ENOMEM, "services: no memory");
-    kp->s = s;
     static const struct {
         unsigned off;
         const char *name;
         edist_proc_fn fn;
-    } named[] = {{EDI_SERVICE_ECHO, "echo", echo_main},
-                 {EDI_SERVICE_NET_KERNEL, "net_kernel", net_kernel_main},
-                 {EDI_SERVICE_REX, "rex", edi_svc_rex_main},
-                 {EDI_SERVICE_PG, "pg", edi_svc_pg_main},
-                 {EDI_SERVICE_GLOBAL, "global_name_server", edi_svc_global_main}};
+        bool restart;
+    } named[] = {{EDI_SERVICE_ECHO, "echo", echo_main, true},
+                 {EDI_SERVICE_NET_KERNEL, "net_kernel", net_kernel_main, true},
+                 {EDI_SERVICE_REX, "rex", edi_svc_rex_main, true},
+                 {EDI_SERVICE_PG, "pg", edi_svc_pg_main, true},
+                 {EDI_SERVICE_GLOBAL, "global_name_server", edi_svc_global_main, false}};
     for (size_t i = 0; i < sizeof named / sizeof named[0]; i++) {
         if (off & named[i].off)
             continue;
-        if ((rc = start_named(s, named[i].name, named[i].fn)) != 0) {
-            free(kp);
+        if ((rc = start_named(s, named[i].name, named[i].fn)) != 0)
             return rc;
-        }
-        keep(kp, named[i].name, named[i].fn);
+        keep(&s->keeper, named[i].name, named[i].restart ? named[i].fn : NULL);
     }
     edist_procid kpid;
-    if ((rc = edi_rt_spawn_here(rt, keeper_main, kp, &kpid)) != 0) {
-        free(kp);
+    if ((rc = edi_rt_spawn_here(rt, keeper_main, s, &kpid)) != 0)
         return rc;
-    }
     if (s->cfg.stats_path && s->cfg.stats_interval_ms) {
         snprintf(s->stats_path, sizeof s->stats_path, "%s", s->cfg.stats_path);
         edist_procid pid;

@@ -126,6 +126,8 @@ int edi_services_start(edi_rt *rt, const edi_services_config *cfg,
 /* After the runtime is freed (no process of it runs any more). NULL is a
  * no-op. */
 void edi_services_free(edi_services *s);
+/* The node begins to stop: services that end are not started again. */
+void edi_services_stopping(edi_services *s);
 
 /* One counter of edist:stats/0: the pair key => v appended to b, *n
  * counted up (for the stats callback). */

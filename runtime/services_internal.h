@@ -58,6 +58,23 @@ typedef struct edi_global_stats {
     _Atomic uint64_t removed_connections; /* connections dropped when asked */
 } edi_global_stats;
 
+/* The keeper's (services.c): each service it watches. */
+#define SVC_RESTARTS 5
+#define SVC_RESTART_WINDOW_MS 10000u
+#define SVC_KEPT_MAX 8
+typedef struct svc_kept {
+    const char *name;
+    edist_proc_fn fn; /* NULL: not started again */
+    edist_ref mref;
+    uint64_t started_ms[SVC_RESTARTS]; /* the last restarts, a ring */
+    unsigned n_restarts;
+    bool down;
+} svc_kept;
+typedef struct svc_keeper {
+    svc_kept kept[SVC_KEPT_MAX];
+    unsigned n;
+} svc_keeper;
+
 struct edi_services {
     edi_rt *rt;
     edi_services_config cfg;
@@ -70,6 +87,8 @@ struct edi_services {
     uint64_t sends_forced; /* found no room and were forced past the limit */
     /* services that ended and were started again (the keeper) */
     _Atomic uint64_t restarts;
+    _Atomic bool stopping; /* the node stops: nothing is started again */
+    svc_keeper keeper;
     /* global's clash resolver set from C (edist_global_set_resolver);
      * read by global_name_server, set from any thread */
     pthread_mutex_t resolver_mu;

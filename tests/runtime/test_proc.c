@@ -1638,22 +1638,29 @@ static void *flood_thread(void *arg)
     return NULL;
 }
 
-static void test_thread_backpressure(void **state)
+/* A runtime with mailboxes of 10, a consumer that waits for consume_go,
+ * and a thread (fn) flooding it, held back once this returns. */
+static void start_flood(flooder *f, void *(*fn)(void *), pthread_t *th)
 {
-    (void)state;
     edist_runtime_config cfg;
     edist_runtime_config_init(&cfg);
     cfg.max_mailbox_messages = 10;
     restart_with(&cfg);
     atomic_store(&consume_go, 0);
-    atomic_store(&flood_sync_done, 0);
-    flooder f = {0};
-    assert_int_equal(edist_runtime_spawn(rt, slow_consumer, &g_main, NULL, &f.target), 0);
-    pthread_t th;
-    assert_int_equal(pthread_create(&th, NULL, flood_thread, &f), 0);
-    while (!atomic_load(&f.flooded))
+    assert_int_equal(edist_runtime_spawn(rt, slow_consumer, &g_main, NULL, &f->target), 0);
+    assert_int_equal(pthread_create(th, NULL, fn, f), 0);
+    while (!atomic_load(&f->flooded))
         usleep(1000);
     usleep(20000);
+}
+
+static void test_thread_backpressure(void **state)
+{
+    (void)state;
+    atomic_store(&flood_sync_done, 0);
+    flooder f = {0};
+    pthread_t th;
+    start_flood(&f, flood_thread, &th);
     /* another thread's calls go through while the flooder is held */
     assert_true(edist_runtime_is_alive(rt, f.target));
     assert_int_equal(atomic_load(&flood_sync_done), 0);
@@ -1691,19 +1698,10 @@ static void *unattached_ask(void *arg)
 static void test_unattached_threads_apart(void **state)
 {
     (void)state;
-    edist_runtime_config cfg;
-    edist_runtime_config_init(&cfg);
-    cfg.max_mailbox_messages = 10;
-    restart_with(&cfg);
-    atomic_store(&consume_go, 0);
     atomic_store(&unattached_asked, 0);
     flooder f = {0};
-    assert_int_equal(edist_runtime_spawn(rt, slow_consumer, &g_main, NULL, &f.target), 0);
     pthread_t th, ask;
-    assert_int_equal(pthread_create(&th, NULL, unattached_flood, &f), 0);
-    while (!atomic_load(&f.flooded))
-        usleep(1000);
-    usleep(20000);
+    start_flood(&f, unattached_flood, &th);
     assert_int_equal(pthread_create(&ask, NULL, unattached_ask, &f), 0);
     for (int i = 0; i < 2000 && atomic_load(&unattached_asked) == 0; i++)
         usleep(1000);

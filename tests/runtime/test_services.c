@@ -1011,10 +1011,11 @@ static void alive_probe(void *arg)
     atomic_store(&g_probe_done, 1);
 }
 
-/* A service that ends is started again under its name, as kernel_sup
- * restarts OTP's (it stayed gone until the node restarted: a peer's
- * exit signal, or a mailbox_overflow, took pg and every member with it);
- * one that ends six times in 10 s stays down. */
+/* A service that ends is started again under its name (it stayed gone
+ * until the node restarted: a peer's exit signal, or a mailbox_overflow,
+ * took pg and every member with it); one that ends six times in 10 s
+ * stays down, and global_name_server is not started again (its peers
+ * would not sync with a new one). */
 static bool whereis_other(edist_runtime *rt, const char *name, edist_procid old,
                           edist_procid *now)
 {
@@ -1068,6 +1069,12 @@ static void test_services_restarted(void **state)
     assert_int_equal(edist_runtime_whereis(A.rt, "rex", &rex1), 0);
     assert_int_equal(edist_exit_signal(rex1, EDIST_REASON_KILL.ptr, EDIST_REASON_KILL.len), 0);
     assert_true(whereis_other(A.rt, "rex", rex1, &rex2));
+    assert_int_equal(atomic_load(&((edi_services *)A.svc)->restarts), 6);
+    edist_procid gl;
+    assert_int_equal(edist_runtime_whereis(A.rt, "global_name_server", &gl), 0);
+    assert_int_equal(edist_exit_signal(gl, EDIST_REASON_KILL.ptr, EDIST_REASON_KILL.len), 0);
+    usleep(100000);
+    assert_int_equal(edist_runtime_whereis(A.rt, "global_name_server", &none), EDIST_ENOTFOUND);
     assert_int_equal(atomic_load(&((edi_services *)A.svc)->restarts), 6);
 }
 

@@ -647,24 +647,36 @@ static void test_full_mailbox_across_shards(void **state)
     assert_int_equal(st.messages_dropped, 0);
 }
 
+/* 11 messages {s, N} to a mailbox of 10: the last waits on the ring. */
+static void send_eleven(edist_procid to)
+{
+    for (int i = 1; i <= 11; i++)
+        CHECK_RC(send_int_pair(to, "s", i), 0);
+}
+
+/* Until the mailbox (of 10) is full and an 11th message waits on the
+ * ring. */
+static void wait_full_and_one(void)
+{
+    while (edist_mailbox_length() < 10)
+        edist_sleep_ms(1);
+    edist_sleep_ms(50);
+}
+
 /* The same for a selective receive: a process with a full mailbox waits
  * for {reply, _}, which comes on the ring behind a message it does not
  * match. It waited out its timeout (forever, with none). */
 static void eleven_then_reply(void *arg)
 {
-    edist_procid to = *(edist_procid *)arg;
-    for (int i = 1; i <= 11; i++)
-        CHECK_RC(send_int_pair(to, "s", i), 0);
-    CHECK_RC(send_int_pair(to, "reply", 0), 0);
+    send_eleven(*(edist_procid *)arg);
+    CHECK_RC(send_int_pair(*(edist_procid *)arg, "reply", 0), 0);
     done();
 }
 
 static void full_selective(void *arg)
 {
     (void)arg;
-    while (edist_mailbox_length() < 10)
-        edist_sleep_ms(1);
-    edist_sleep_ms(50);
+    wait_full_and_one();
     edist_pattern *p = pattern("{reply, _}");
     edist_term_view m;
     CHECK_RC(edist_receive(p, NULL, 10000, &m), 0);
@@ -826,9 +838,7 @@ static _Atomic(edist_procid *) asker_peer;
  * the ring to shard 1), then alive until told. */
 static void eleven_sender(void *arg)
 {
-    edist_procid to = *(edist_procid *)arg;
-    for (int i = 1; i <= 11; i++)
-        CHECK_RC(send_int_pair(to, "s", i), 0);
+    send_eleven(*(edist_procid *)arg);
     CHECK_RC(recv_text("stop", 60000, NULL), 0);
     done();
 }
@@ -838,9 +848,7 @@ static void eleven_sender(void *arg)
 static void full_asker(void *arg)
 {
     (void)arg;
-    while (edist_mailbox_length() < 10)
-        edist_sleep_ms(1);
-    edist_sleep_ms(50);
+    wait_full_and_one();
     edist_procid *peer = atomic_load(&asker_peer);
     CHECK(peer != NULL);
     if (peer) {
