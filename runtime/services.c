@@ -605,9 +605,7 @@ static void keeper_main(void *arg)
         if (edist_receive(p, vars, -1, &m) != 0)
             continue;
         edist_ref r;
-        edist_cursor c;
-        edist_cursor_init(&c, vars[ri].ptr, vars[ri].len);
-        if (edist_dec_ref(&c, &r) != 0)
+        if (edi_svc_ref(vars[ri], &r) != 0)
             continue;
         svc_kept *k = NULL;
         for (unsigned i = 0; i < kp->n && !k; i++)

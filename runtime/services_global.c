@@ -295,6 +295,28 @@ static int name_insert(gl_state *st, edist_term_view name, edist_procid pid,
     return 0;
 }
 
+/* The name goes, if it is there. */
+static void name_delete(gl_state *st, edist_term_view name)
+{
+    gl_name *e = name_find(st, name.ptr, name.len);
+    if (e)
+        name_remove(st, e);
+}
+
+/* An insert under a `global` lock: kept if that lock is still set
+ * (global's lock_still_set); else what it would have replaced goes too,
+ * as global's insert-then-delete leaves it, and it is counted. */
+static void name_insert_under(gl_state *st, bool still_set, edist_term_view name,
+                              edist_procid pid, edist_term_view method)
+{
+    if (still_set) {
+        name_insert(st, name, pid, method);
+        return;
+    }
+    name_delete(st, name);
+    gcount(&st->s->global_stats.stale_ops, 1);
+}
+
 /* Every name of pid goes (it ended). */
 static void names_of_pid_remove(gl_state *st, edist_procid pid)
 {
@@ -748,20 +770,10 @@ static void do_ops(gl_state *st, edist_term_view ops, edist_term_view lock_id)
             if (pass == 0 && strcmp(kind, "insert") == 0) {
                 edist_term_view name, method;
                 edist_procid pid;
-                if (dec_name_triple(arg, &name, &pid, &method) != 0)
-                    continue;
-                if (still_set) {
-                    name_insert(st, name, pid, method);
-                } else {
-                    gl_name *e = name_find(st, name.ptr, name.len);
-                    if (e)
-                        name_remove(st, e);
-                    gcount(&st->s->global_stats.stale_ops, 1);
-                }
+                if (dec_name_triple(arg, &name, &pid, &method) == 0)
+                    name_insert_under(st, still_set, name, pid, method);
             } else if (pass == 1 && strcmp(kind, "delete") == 0) {
-                gl_name *e = name_find(st, arg.ptr, arg.len);
-                if (e)
-                    name_remove(st, e);
+                name_delete(st, arg);
             }
         }
     }
@@ -1951,23 +1963,13 @@ static void on_call(gl_state *st, edist_term_view fromv, edist_term_view tag, ed
     } else if ((strcmp(kind, "register") == 0 && arity == 4) ||
                (strcmp(kind, "register_ext") == 0 && arity == 5)) {
         edist_procid pid;
-        if (edi_svc_pid(a2, &pid) == 0) {
-            /* under a `global` lock someone else holds, the name does not
-             * stay (global's lock check) */
-            if (lock_still_held_by(st, from)) {
-                name_insert(st, a1, pid, a3);
-            } else {
-                gl_name *e = name_find(st, a1.ptr, a1.len);
-                if (e)
-                    name_remove(st, e);
-                gcount(&st->s->global_stats.stale_ops, 1);
-            }
-        }
+        /* under a `global` lock someone else holds, the name does not
+         * stay (global's lock check) */
+        if (edi_svc_pid(a2, &pid) == 0)
+            name_insert_under(st, lock_still_held_by(st, from), a1, pid, a3);
         reply_atom(st, from, tag, "yes");
     } else if (strcmp(kind, "unregister") == 0 && arity == 2) {
-        gl_name *e = name_find(st, a1.ptr, a1.len);
-        if (e)
-            name_remove(st, e);
+        name_delete(st, a1);
         reply_atom(st, from, tag, "ok");
     } else if (strcmp(kind, "whereis") == 0 && arity == 2) {
         gl_name *e = name_find(st, a1.ptr, a1.len);
