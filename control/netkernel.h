@@ -299,6 +299,19 @@ int edi_nk_send_signal(edi_nk *nk, uint32_t key, uint64_t sender,
 int edi_nk_send_owned(edi_nk *nk, uint32_t key, const uint8_t *head,
                       size_t head_len, const void *body, size_t body_len,
                       edi_release_fn release, void *release_arg);
+/* The head of a frame for a peer with these flags, *len bytes; NULL when
+ * only the general builder can write it. */
+typedef const uint8_t *(*edi_nk_head_fn)(void *arg, uint64_t peer_flags, size_t *len);
+/* A message's one call while the up peer keyed `key` has nothing in its
+ * scheduler: [head][body] copied straight into the lane's transmit
+ * memory, or, when the lane has no room, queued in the scheduler (as
+ * edi_nk_send_signal, with *backlogged). 0, an error of the scheduler's
+ * (EDIST_EAGAIN: busy), or EDI_NK_NOT_TAKEN with nothing done (not up,
+ * the scheduler holds some, more than one unit, no head, the lane's own
+ * error): take the general path, which says why. */
+#define EDI_NK_NOT_TAKEN 1
+int edi_nk_send_copy(edi_nk *nk, uint32_t key, uint64_t sender, edi_nk_head_fn head,
+                     void *arg, const void *body, size_t body_len, bool *backlogged);
 /* edi_nk_peer_flags by key. */
 int edi_nk_key_flags(edi_nk *nk, uint32_t key, size_t admit_len,
                      uint64_t *flags);

@@ -4,6 +4,7 @@
  * senders waiting for room. */
 #include "control/netkernel_internal.h"
 
+#include "base/bytes.h"
 #include "base/clock.h"
 
 #include <stdio.h>
@@ -316,6 +317,40 @@ int edi_nk_send_signal(edi_nk *nk, uint32_t key, uint64_t sender,
         return rc;
     rc = send_buf(nk, l, sender ? sender : EDI_NK_SELF_PID_ID, &nk->out,
                   force);
+    *backlogged = rc == 0 && !l->dead && l->data.sq && edi_sendq_bytes(l->data.sq) > 0;
+    return rc;
+}
+
+int edi_nk_send_copy(edi_nk *nk, uint32_t key, uint64_t sender, edi_nk_head_fn head,
+                     void *arg, const void *body, size_t body_len, bool *backlogged)
+{
+    *backlogged = false;
+    edi_link *l = key < nk->by_key_cap ? nk->by_key[key] : NULL;
+    if (!l || !data_up(l) || edi_sendq_bytes(l->data.sq) != 0)
+        return EDI_NK_NOT_TAKEN;
+    size_t head_len;
+    const uint8_t *h = head(arg, l->flags, &head_len);
+    size_t len = head_len + body_len;
+    if (!h || len > NK_DIRECT_MAX_BYTES || len > edi_sendq_fragment_bytes(l->data.sq))
+        return EDI_NK_NOT_TAKEN;
+    int rc = edi_lane_tx_copy(l->data.tx, h, head_len, body, body_len);
+    if (rc == 0) {
+        count_in_place(nk, l, 4 + len);
+        return 0;
+    }
+    if (rc != EDIST_EAGAIN)
+        return EDI_NK_NOT_TAKEN;
+    /* No room (counted once, by the lane): the scheduler keeps it, in
+     * order, as edi_nk_send_signal does with a frame the lane refused. */
+    edist_buf_reset(&nk->out);
+    if (edist_buf_reserve(&nk->out, 4 + len) != 0)
+        return edist_set_error(EDIST_ENOMEM, "send: no memory for %zu bytes", len);
+    uint8_t *p = nk->out.data + nk->out.len;
+    edi_put_be32(p, (uint32_t)len);
+    memcpy(p + 4, h, head_len);
+    memcpy(p + 4 + head_len, body, body_len);
+    nk->out.len += 4 + len;
+    rc = send_buf(nk, l, sender ? sender : EDI_NK_SELF_PID_ID, &nk->out, false);
     *backlogged = rc == 0 && !l->dead && l->data.sq && edi_sendq_bytes(l->data.sq) > 0;
     return rc;
 }

@@ -15,7 +15,8 @@
  * Transmit, three ways, all in order on the link:
  *   - encoded in place: edi_lane_tx_reserve() gives writable memory for one
  *     frame inside the lane's own transmit memory, edi_lane_tx_commit()
- *     queues it with its final length;
+ *     queues it with its final length; edi_lane_tx_copy() does both for a
+ *     frame of two pieces already encoded;
  *   - a batch of frames {head, body}: head copied, body not (released
  *     through its release function once the lane no longer needs it);
  *   - edi_lane_tx_flush(): a batch boundary: what was queued goes to the
@@ -124,6 +125,9 @@ struct edi_lane_ops {
     void (*link_close)(edi_lane_link *link);
     int (*tx_reserve)(edi_lane_link *link, size_t max_len, uint8_t **frame);
     int (*tx_commit)(edi_lane_link *link, size_t len);
+    /* [head][body] copied as one frame. NULL: reserve, copy, commit. */
+    int (*tx_copy)(edi_lane_link *link, const void *head, size_t head_len,
+                   const void *body, size_t body_len);
     int (*tx_batch)(edi_lane_link *link, const edi_lane_txframe *frames,
                     size_t n, size_t *accepted);
     int (*tx_flush)(edi_lane_link *link);
@@ -172,6 +176,11 @@ void edi_lane_link_set_user(edi_lane_link *link, void *user);
  * EDIST_ENOMEM. Commit: 0, EDIST_ECLOSED, EDIST_EINVAL. */
 int edi_lane_tx_reserve(edi_lane_link *link, size_t max_len, uint8_t **frame);
 int edi_lane_tx_commit(edi_lane_link *link, size_t len);
+
+/* [head][body] copied into one frame: a small message's one call. As
+ * reserve (nothing taken on an error). */
+int edi_lane_tx_copy(edi_lane_link *link, const void *head, size_t head_len,
+                     const void *body, size_t body_len);
 
 /* Takes frames[0..n) in order until one does not fit: *accepted (may be
  * NULL) says how many were taken; their bodies are the lane's now, the

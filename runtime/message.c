@@ -447,6 +447,20 @@ int edist_send(edist_procid to, const void *term, size_t len)
         }
         return 0;
     }
+    /* A small message to another node from shard 0: one call to the lane
+     * (rt_hook_send_small), or the general path when that cannot. */
+    size_t skip = d && len > 1 && d[0] == EDIST_TAG_VERSION;
+    if (self->kind == EDI_PROC_GREEN && d && len > 1 && to.node != rt->node_index &&
+        rt->shard == 0 && rt->hooks.send_small && !edi_rt_quiet(rt) &&
+        d[skip] != EDIST_TAG_VERSION && d[skip] != EDIST_TAG_COMPRESSED) {
+        int rc = rt->hooks.send_small(rt->hooks.user, edi_proc_pid(self), to, d + skip,
+                                      len - skip);
+        if (rc <= 0) {
+            if (rc == 0 && rt->yield_due)
+                edi_x_hold(rt, to); /* yields to the loop, as after any send */
+            return rc;
+        }
+    }
     return send_common(rt, self, to, term, len, NULL, NULL);
 }
 

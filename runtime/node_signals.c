@@ -533,6 +533,29 @@ static int rt_hook_send(void *user, edist_procid from, edist_procid to,
     return rt_send_msg(user, from, to, to.node, NULL, msg);
 }
 
+static const uint8_t *rt_small_head(void *arg, uint64_t flags, size_t *len)
+{
+    edi_send_memo *sm = arg;
+    *len = rt_memo_head(sm, flags);
+    return *len ? sm->head : NULL;
+}
+
+/* Pid ! Msg, the express way: see edi_rt_hooks.send_small. A peer still
+ * connecting has signals waiting: the general path. */
+static int rt_hook_send_small(void *user, edist_procid from, edist_procid to,
+                              const uint8_t *msg, size_t len)
+{
+    edist_node *n = user;
+    if (n->connecting.count)
+        return EDI_NK_NOT_TAKEN;
+    bool backlogged;
+    int rc = edi_nk_send_copy(n->nk, to.node, from.id, rt_small_head,
+                              rt_send_memo(n, from, to), msg, len, &backlogged);
+    if (rc == 0 && backlogged)
+        edi_rt_yield_after_send(n->rt);
+    return rc;
+}
+
 static int rt_hook_reg_send(void *user, edist_procid from, uint32_t node,
                             const char *name, const edi_rt_payload *msg)
 {
@@ -752,6 +775,7 @@ static int rt_hook_spawn_request(void *user, edist_procid from, uint32_t node,
 
 const edi_rt_hooks edi_node_rt_hooks = {
     .send = rt_hook_send,
+    .send_small = rt_hook_send_small,
     .reg_send = rt_hook_reg_send,
     .link = rt_hook_link,
     .unlink = rt_hook_unlink,

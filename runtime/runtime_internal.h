@@ -100,6 +100,13 @@ typedef struct edi_rt_hooks {
     /* Pid ! Msg and {Name, Node} ! Msg. */
     int (*send)(void *user, edist_procid from, edist_procid to,
                 const edi_rt_payload *msg);
+    /* The same for a green sender's message of msg_len bytes (no version
+     * byte, not compressed), on shard 0, while nothing needs the general
+     * path: 0 sent (or queued behind a full lane), a negative edist_err
+     * as send's, or EDI_NK_NOT_TAKEN with nothing done (then send takes
+     * it). A stream's one call from edist_send to the lane. May be NULL. */
+    int (*send_small)(void *user, edist_procid from, edist_procid to, const uint8_t *msg,
+                      size_t msg_len);
     int (*reg_send)(void *user, edist_procid from, uint32_t node,
                     const char *name, const edi_rt_payload *msg);
     int (*link)(void *user, edist_procid from, edist_procid to);

@@ -621,6 +621,23 @@ static int dl_tx_commit(edi_lane_link *link, size_t len)
     return rc;
 }
 
+static int dl_tx_copy(edi_lane_link *link, const void *head, size_t head_len,
+                      const void *body, size_t body_len)
+{
+    dl_link *k = (dl_link *)link;
+    k->resv_open = false;
+    if (k->gone)
+        return edist_set_error(EDIST_ECLOSED, "DPDK lane: link closed");
+    if (!k->proto || k->over_head)
+        return EDIST_EAGAIN;
+    int rc = edi_rlink_send(k->proto, head, head_len, body, body_len);
+    if (rc == 0) {
+        k->dirty = true;
+        send_ahead(k);
+    }
+    return rc;
+}
+
 static int over_push(dl_link *k, const edi_lane_txframe *f)
 {
     size_t len = f->head_len + f->body_len;
@@ -872,6 +889,7 @@ const edi_lane_ops edi_dpdk_lane_ops = {
     .link_close = dl_link_close,
     .tx_reserve = dl_tx_reserve,
     .tx_commit = dl_tx_commit,
+    .tx_copy = dl_tx_copy,
     .tx_batch = dl_tx_batch,
     .tx_flush = dl_tx_flush,
     .poll = dl_poll,

@@ -173,6 +173,31 @@ int edi_lane_tx_commit(edi_lane_link *link, size_t len)
     return rc;
 }
 
+int edi_lane_tx_copy(edi_lane_link *link, const void *head, size_t head_len,
+                     const void *body, size_t body_len)
+{
+    if (link->closed)
+        return edist_set_error(EDIST_ECLOSED, "lane %s: link closed", link->lane->ops->name);
+    size_t len = head_len + body_len;
+    int rc;
+    if (link->lane->ops->tx_copy) {
+        rc = link->lane->ops->tx_copy(link, head, head_len, body, body_len);
+    } else {
+        uint8_t *p;
+        rc = link->lane->ops->tx_reserve(link, len, &p);
+        if (rc == 0) {
+            if (head_len)
+                memcpy(p, head, head_len);
+            if (body_len)
+                memcpy(p + head_len, body, body_len);
+            rc = link->lane->ops->tx_commit(link, len);
+        }
+    }
+    if (rc == 0)
+        sent(link, 1, len);
+    return rc == EDIST_EAGAIN ? refused(link) : rc;
+}
+
 int edi_lane_tx_batch(edi_lane_link *link, const edi_lane_txframe *frames,
                       size_t n, size_t *accepted)
 {

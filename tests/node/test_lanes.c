@@ -152,6 +152,7 @@ typedef struct tx {
     uint64_t eagain;
     uint64_t released;         /* bodies given back */
     int use_batch;             /* every other burst as a batch */
+    int use_copy;              /* the odd frames outside batches by edi_lane_tx_copy */
 } tx;
 
 /* Batch bodies are the lane's until released: each has its own block. */
@@ -207,6 +208,19 @@ static int tx_pump(tx *t)
         }
         uint8_t *p = NULL;
         size_t len = frame_len(t->next);
+        if (t->use_copy && t->next % 2 == 1) {
+            uint8_t frame[64];
+            frame_fill(frame, t->next);
+            int rc = edi_lane_tx_copy(t->link, frame, 8, frame + 8, len - 8);
+            if (rc == EDIST_EAGAIN) {
+                t->eagain++;
+                return rc;
+            }
+            if (rc < 0)
+                return rc;
+            t->next++;
+            continue;
+        }
         int rc = edi_lane_tx_reserve(t->link, len + 16, &p);
         if (rc == EDIST_EAGAIN) {
             t->eagain++;
@@ -271,7 +285,7 @@ static void test_loopback_order(void **state)
 
     /* the rest through the loop: the lanes flush at the end of each
      * iteration and deliver at the next */
-    tx t = { .link = s.la, .next = 1, .to = N, .use_batch = 1 };
+    tx t = { .link = s.la, .next = 1, .to = N, .use_batch = 1, .use_copy = 1 };
     while (t.next < N) {
         int rc = tx_pump(&t);
         assert_true(rc == 0 || rc == EDIST_EAGAIN);
@@ -328,9 +342,11 @@ static void test_loopback_backpressure(void **state)
     size_t ok = 99;
     assert_int_equal(edi_lane_tx_batch(s.la, &one, 1, &ok), EDIST_EAGAIN);
     assert_int_equal(ok, 0);
+    assert_int_equal(edi_lane_tx_copy(s.la, head, 8, head, 8), EDIST_EAGAIN);
     edi_lane_stats st;
     edi_lane_link_get_stats(s.la, &st);
-    assert_int_equal(st.tx_eagain, 2);
+    assert_int_equal(st.tx_eagain, 3);
+    assert_int_equal(st.frames_out, 8);
     /* the receiver takes 4: half free, the sender hears it on its poll */
     assert_int_equal(edi_lane_tx_flush(s.la), 0);
     assert_int_equal(edi_lane_poll(s.b, 4), 4);
@@ -374,6 +390,7 @@ static void test_loopback_close(void **state)
     edi_lane_link_close(s.la); /* what it sent still arrives */
     uint8_t *f;
     assert_int_equal(edi_lane_tx_reserve(s.la, 10, &f), EDIST_ECLOSED);
+    assert_int_equal(edi_lane_tx_copy(s.la, "ab", 2, "cd", 2), EDIST_ECLOSED);
     SPIN_UNTIL(s.loop, ra.closed && rb.closed);
     assert_int_equal(ra.reason, 0);
     assert_int_equal(rb.reason, EDIST_ECLOSED);
@@ -455,6 +472,7 @@ static void test_loopback_two_threads(void **state)
     rx_init(&x.r, N);
     x.t.to = N;
     x.t.use_batch = 1;
+    x.t.use_copy = 1;
     edi_lane_link *la, *lb;
     assert_int_equal(edi_loopback_link_pair(a, &x, b, &x, &la, &lb), 0);
     x.t.link = la;
@@ -534,7 +552,7 @@ static void fl_close(fl_setup *s)
  * iterations (flush, then the wrapper's poll). */
 static void fl_run(fl_setup *s, uint64_t n)
 {
-    tx t = { .link = s->la, .use_batch = 1 };
+    tx t = { .link = s->la, .use_batch = 1, .use_copy = 1 };
     while (t.next < n) {
         t.to = t.next + 100 < n ? t.next + 100 : n;
         assert_int_equal(tx_pump(&t), 0);
@@ -806,7 +824,7 @@ static void test_tcp_lane_batches(void **state)
     tcp_setup s;
     ts_open(&s, NULL, &rtx, &rrx);
     assert_string_equal(edi_lane_name(s.tx_lane), "tcp");
-    tx t = { .link = s.ltx, .to = N, .use_batch = 1 };
+    tx t = { .link = s.ltx, .to = N, .use_batch = 1, .use_copy = 1 };
     while (t.next < N) {
         int rc = tx_pump(&t);
         assert_true(rc == 0 || rc == EDIST_EAGAIN);
@@ -864,7 +882,7 @@ static void test_tcp_lane_through_faults(void **state)
     rx_init(&rrx, 2 * N);
     tcp_setup s;
     ts_open(&s, &fc, &rtx, &rrx);
-    tx t = { .link = s.ltx, .to = N, .use_batch = 1 };
+    tx t = { .link = s.ltx, .to = N, .use_batch = 1, .use_copy = 1 };
     while (t.next < N) {
         int rc = tx_pump(&t);
         assert_true(rc == 0 || rc == EDIST_EAGAIN);

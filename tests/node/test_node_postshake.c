@@ -798,6 +798,89 @@ static void test_unlink_ack_from_owner_shard(void **state)
 
 /* ---- a node stop while a peer still sends ----------------------------------- */
 
+/* A green process's send to another node goes the express way (one call
+ * to the lane) when it can and the general way when it cannot, with the
+ * same bytes and the same errors: a term with its version byte twice is
+ * sent without either (the general path strips both), and a compressed
+ * term without its version byte is refused. The express path used to put
+ * both on the wire as they were. */
+typedef struct odd_sends {
+    edist_procid to;
+    int rc[3];
+    atomic_int done;
+} odd_sends;
+
+static void odd_sender(void *arg)
+{
+    odd_sends *j = arg;
+    static const uint8_t twice[] = {131, 131, 97, 1};
+    static const uint8_t bare_zlib[] = {80, 0, 0, 0, 1, 120, 156, 0};
+    static const uint8_t plain[] = {131, 97, 2};
+    j->rc[0] = edist_send(j->to, twice, sizeof twice);
+    j->rc[1] = edist_send(j->to, bare_zlib, sizeof bare_zlib);
+    j->rc[2] = edist_send(j->to, plain, sizeof plain);
+    atomic_store(&j->done, 1);
+}
+
+/* The payload of the node's next SEND: 1 with it copied into out. */
+static int raw_next_send(rawpeer *rp, uint8_t *out, size_t cap, size_t *len, int ms)
+{
+    int64_t end = peers_now_ms() + ms;
+    while (peers_now_ms() < end) {
+        uint8_t *f = NULL;
+        size_t n = 0;
+        if (raw_read_frame(rp, &f, &n, (int)(end - peers_now_ms())) <= 0)
+            return 0;
+        edi_dist_delivery d;
+        int got = n && edi_dist_reasm_feed(rp->reasm, f, n, &d) == 1 &&
+                  d.msg->sig == EDI_SIG_SEND && d.msg->payload.len <= cap;
+        if (got) {
+            memcpy(out, d.msg->payload.ptr, d.msg->payload.len);
+            *len = d.msg->payload.len;
+            free(d.owned);
+        }
+        free(f);
+        if (got)
+            return 1;
+    }
+    return 0;
+}
+
+static void test_express_send_same_bytes(void **state)
+{
+    (void)state;
+    static n4_log log = {.mu = PTHREAD_MUTEX_INITIALIZER};
+    edist_node *a = n4_start_node("n4express", &log, NULL);
+    rawpeer rp;
+    raw_connect(&rp, a, "n4expressraw", 0);
+    edist_pid rpid = raw_pid(&rp, 45);
+    odd_sends j = {.rc = {-100, -100, -100}};
+    assert_int_equal(edist_procid_from_pid(&rpid, &j.to), 0);
+    edist_procid p;
+    assert_int_equal(edist_runtime_spawn(edist_node_runtime(a), odd_sender, &j, NULL, &p), 0);
+    int64_t end = peers_now_ms() + 5000;
+    while (!atomic_load(&j.done) && peers_now_ms() < end)
+        usleep(1000);
+    assert_int_equal(j.rc[0], 0);
+    assert_int_equal(j.rc[1], EDIST_EINVAL);
+    assert_int_equal(j.rc[2], 0);
+    uint8_t got[16];
+    size_t n = 0;
+    assert_int_equal(raw_next_send(&rp, got, sizeof got, &n, 5000), 1);
+    assert_int_equal(n, 2);
+    assert_int_equal(got[0], 97);
+    assert_int_equal(got[1], 1);
+    assert_int_equal(raw_next_send(&rp, got, sizeof got, &n, 5000), 1);
+    assert_int_equal(n, 2);
+    assert_int_equal(got[0], 97);
+    assert_int_equal(got[1], 2);
+    edist_node_stats st;
+    assert_int_equal(edist_node_get_stats(a, &st), 0);
+    assert_int_equal(st.messages_in_place, 2); /* both written in place */
+    raw_close(&rp);
+    edist_node_stop(a);
+}
+
 /* The stop closes each connection once its queue is in the kernel; the
  * connections then read what their peers send until those close. The loop
  * used to stop at once: a peer that was still sending (ticks here) found a
@@ -904,6 +987,7 @@ int main(void)
         cmocka_unit_test(test_unlink_crossing),
         cmocka_unit_test(test_unlink_ack_from_owner_shard),
         cmocka_unit_test(test_stop_drains_to_a_sending_peer),
+        cmocka_unit_test(test_express_send_same_bytes),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
