@@ -30,6 +30,11 @@ static int term_bytes(const void *term, size_t len, edist_buf *scratch, const ui
     if (!term || len == 0)
         return edist_set_error(EDIST_EINVAL, "send: empty term");
     const uint8_t *p = term;
+    /* Refused here, on every shard: past this point it would only fail
+     * where the message is built for another node, after send said ok. */
+    if (p[0] == EDIST_TAG_COMPRESSED)
+        return edist_set_error(EDIST_EINVAL,
+                               "send: a compressed term without its version byte");
     if (p[0] == EDIST_TAG_VERSION) {
         if (len > 1 && p[1] == EDIST_TAG_COMPRESSED) {
             edist_cursor c;
@@ -430,7 +435,7 @@ int edist_send(edist_procid to, const void *term, size_t len)
     const uint8_t *d = term;
     edi_rt *rt = self->rt;
     if (self->kind == EDI_PROC_GREEN && d && len > 1 && len <= EDI_MSG_INLINE_BYTES &&
-        d[0] != EDIST_TAG_VERSION && edi_rt_owns(rt, to)) {
+        d[0] != EDIST_TAG_VERSION && d[0] != EDIST_TAG_COMPRESSED && edi_rt_owns(rt, to)) {
         edi_proc *p = edi_proc_alive(rt, to);
         if (!p) {
             EDI_COUNT_ADD(rt->dropped, 1);

@@ -109,25 +109,39 @@ static void rt_spawn_in(edist_node *n, const char *peer, uint64_t flags,
                           &n->rt_frame, true);
 }
 
-static int rt_dispatch(void *user, const char *peer, uint64_t flags,
-                       const edi_dist_msg *m, edi_rxbuf *rxbuf)
+/* A message's payload as the runtime takes it: a view of the shared
+ * receive buffer it arrived in; while the pool is low (node.c's rx_watch
+ * copies the queued ones out) it is copied in: queued messages never
+ * starve the sockets. */
+static inline edi_rt_incoming rt_incoming(const edist_node *n, const edi_dist_msg *m,
+                                          edi_rxbuf *rxbuf)
 {
-    edist_node *n = user;
-    edist_procid from = EDIST_PROCID_NULL, to = EDIST_PROCID_NULL;
-    /* Payloads stay views of the shared receive buffer they arrived in;
-     * while the pool is low (node.c's rx_watch copies the queued ones out)
-     * this one is copied in: queued messages never starve the sockets. */
     bool scarce = rxbuf && edi_rxbuf_scarce(rxbuf);
-    bool low = scarce && n->rx_low;
-    edi_rt_incoming in = {
+    return (edi_rt_incoming){
         .data = m->payload.ptr,
         .len = m->payload.len,
         .ref = rxbuf ? rt_rxbuf_ref : NULL,
         .unref = rxbuf ? rt_rxbuf_unref : NULL,
         .owner = rxbuf,
         .scarce = scarce,
-        .copy_now = low,
+        .copy_now = scarce && n->rx_low,
     };
+}
+
+static int rt_deliver(edist_node *n, edist_procid from, edist_procid to, const edi_dist_msg *m,
+                      edi_rxbuf *rxbuf)
+{
+    edi_rt_incoming in = rt_incoming(n, m, rxbuf);
+    return edi_rt_deliver(n->rt, from, to, &in) == EDIST_ENOTFOUND ? EDIST_ENOTFOUND : 0;
+}
+
+/* Every signal but a stream's message (rt_dispatch). Kept out of line:
+ * its buffers and cases cost a stream's every message a large frame. */
+__attribute__((noinline)) static int rt_signal(edist_node *n, const char *peer, uint64_t flags,
+                                               const edi_dist_msg *m, edi_rxbuf *rxbuf)
+{
+    edist_procid from = EDIST_PROCID_NULL, to = EDIST_PROCID_NULL;
+    edi_rt_incoming in = rt_incoming(n, m, rxbuf);
     edist_ref ref;
     edist_term_view reason = m->reason;
     if (!reason.ptr)
@@ -154,9 +168,7 @@ static int rt_dispatch(void *user, const char *peer, uint64_t flags,
             return 0;
         if (!has_to)
             return 0; /* ALIAS_SEND: aliases are not served yet */
-        return edi_rt_deliver(n->rt, from, to, &in) == EDIST_ENOTFOUND
-                   ? EDIST_ENOTFOUND
-                   : 0;
+        return rt_deliver(n, from, to, m, rxbuf);
     case EDI_SIG_REG_SEND: {
         edist_atom name;
         if (!m->payload.ptr || edi_dist_view_atom(m->to_name, &name))
@@ -229,6 +241,17 @@ static int rt_dispatch(void *user, const char *peer, uint64_t flags,
     default:
         return 0; /* GROUP_LEADER, ALTACT_SIG_SEND: not served */
     }
+}
+
+/* A stream's message (its control message repeated, its pids resolved
+ * once, in the memo) goes straight to the mailbox. */
+static int rt_dispatch(void *user, const char *peer, uint64_t flags,
+                       const edi_dist_msg *m, edi_rxbuf *rxbuf)
+{
+    const edi_dist_memo *mm = m->memo;
+    if (m->sig == EDI_SIG_SEND && mm && mm->resolved && mm->has_to && m->payload.ptr)
+        return rt_deliver(user, mm->from, mm->to, m, rxbuf);
+    return rt_signal(user, peer, flags, m, rxbuf);
 }
 
 static void rt_node_down(void *user, const char *peer)

@@ -802,11 +802,12 @@ static void test_unlink_ack_from_owner_shard(void **state)
  * to the lane) when it can and the general way when it cannot, with the
  * same bytes and the same errors: a term with its version byte twice is
  * sent without either (the general path strips both), and a compressed
- * term without its version byte is refused. The express path used to put
- * both on the wire as they were. */
+ * term without its version byte is refused, on any shard and to itself
+ * too. The express path used to put both on the wire as they were; a
+ * process of another shard was told ok and its message went nowhere. */
 typedef struct odd_sends {
     edist_procid to;
-    int rc[3];
+    int rc[4];
     atomic_int done;
 } odd_sends;
 
@@ -819,6 +820,7 @@ static void odd_sender(void *arg)
     j->rc[0] = edist_send(j->to, twice, sizeof twice);
     j->rc[1] = edist_send(j->to, bare_zlib, sizeof bare_zlib);
     j->rc[2] = edist_send(j->to, plain, sizeof plain);
+    j->rc[3] = edist_send(edist_self(), bare_zlib, sizeof bare_zlib);
     atomic_store(&j->done, 1);
 }
 
@@ -854,7 +856,7 @@ static void test_express_send_same_bytes(void **state)
     rawpeer rp;
     raw_connect(&rp, a, "n4expressraw", 0);
     edist_pid rpid = raw_pid(&rp, 45);
-    odd_sends j = {.rc = {-100, -100, -100}};
+    odd_sends j = {.rc = {-100, -100, -100, -100}};
     assert_int_equal(edist_procid_from_pid(&rpid, &j.to), 0);
     edist_procid p;
     assert_int_equal(edist_runtime_spawn(edist_node_runtime(a), odd_sender, &j, NULL, &p), 0);
@@ -864,6 +866,7 @@ static void test_express_send_same_bytes(void **state)
     assert_int_equal(j.rc[0], 0);
     assert_int_equal(j.rc[1], EDIST_EINVAL);
     assert_int_equal(j.rc[2], 0);
+    assert_int_equal(j.rc[3], EDIST_EINVAL);
     uint8_t got[16];
     size_t n = 0;
     assert_int_equal(raw_next_send(&rp, got, sizeof got, &n, 5000), 1);
