@@ -50,13 +50,13 @@ struct edi_sendq {
     uint32_t nstreams;
     sq_stream *rr_head, *rr_tail;
     /* Streams whose next message would open a fragment sequence while
-     * EDI_SENDQ_OPEN_SEQUENCES_MAX are open: they wait here, in order,
+     * open_max are open: they wait here, in order,
      * and one goes back to the round robin as each sequence ends, with
      * that sequence kept for it (reserved) so that no stream ahead of it
      * takes it. Open plus reserved never pass the bound, so while any
      * wait here the round robin holds their holders. */
     sq_stream *park_head, *park_tail;
-    uint32_t open_seqs, reserved;
+    uint32_t open_seqs, reserved, open_max;
     edi_sendq_stats st;
 };
 
@@ -308,7 +308,7 @@ int edi_sendq_next(edi_sendq *q, edi_sendq_unit *u)
             q->rr_tail = NULL;
         m = s->head;
         if (s->reserved || m->started ||
-            q->open_seqs + q->reserved < EDI_SENDQ_OPEN_SEQUENCES_MAX ||
+            q->open_seqs + q->reserved < q->open_max ||
             !edi_dist_needs_fragments(m->len, q->flags, q->frag_bytes))
             break;
         fifo_append(&q->park_head, &q->park_tail, s);
@@ -425,6 +425,7 @@ int edi_sendq_new(const edi_sendq_config *cfg, edi_sendq **out)
                                         : EDI_SENDQ_FRAGMENT_BYTES_DEFAULT;
     q->limit =
         cfg->limit_bytes ? cfg->limit_bytes : EDI_SENDQ_LIMIT_BYTES_DEFAULT;
+    q->open_max = cfg->open_sequences ? cfg->open_sequences : EDI_SENDQ_OPEN_SEQUENCES_DEFAULT;
     if (cfg->ops)
         q->ops = *cfg->ops;
     q->user = cfg->user;

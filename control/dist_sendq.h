@@ -52,12 +52,12 @@ typedef struct edi_sendq_msg edi_sendq_msg;
 #define EDI_SENDQ_LIMIT_BYTES_DEFAULT ((size_t)64 << 20)
 #define EDI_SENDQ_FRAGMENT_BYTES_MIN 1024u
 
-/* Fragment sequences open at once at most (a message whose first
- * fragment would open one more waits, in order, for one to end): a
+/* Fragment sequences open at once at most, by default (a message whose
+ * first fragment would open one more waits, in order, for one to end): a
  * receiver bounds them too (edist's reassembler at 1024, EDIST_ENOMEM
  * past it), and a thousand senders of large messages in turns would
  * otherwise open one each. */
-#define EDI_SENDQ_OPEN_SEQUENCES_MAX 256u
+#define EDI_SENDQ_OPEN_SEQUENCES_DEFAULT 256u
 
 typedef struct edi_sendq_ops {
     /* A unit was released: the owner may hand out more. Runs inside
@@ -80,6 +80,7 @@ typedef struct edi_sendq_config {
     uint64_t flags;           /* the connection's negotiated flags */
     size_t fragment_bytes;    /* 0: default; else >= the minimum */
     size_t limit_bytes;       /* 0: default */
+    uint32_t open_sequences;  /* 0: EDI_SENDQ_OPEN_SEQUENCES_DEFAULT */
     const edi_sendq_ops *ops; /* may be NULL */
     void *user;
 } edi_sendq_config;
@@ -174,8 +175,8 @@ typedef struct edi_sendq_stats {
     uint64_t units;     /* units handed out */
     uint64_t fragments; /* of which fragments */
     uint64_t fragmented_messages;
-    /* Messages whose first fragment waited for one of the
-     * EDI_SENDQ_OPEN_SEQUENCES_MAX open sequences to end. */
+    /* Messages whose first fragment waited for one of the open
+     * sequences (open_sequences at most) to end. */
     uint64_t sequences_waited;
     uint64_t max_bytes_pending; /* high-water mark */
 } edi_sendq_stats;

@@ -68,6 +68,7 @@ typedef struct edi_nk_config {
      * reassembler's default, 64 MiB). */
     size_t send_queue_limit_bytes;
     size_t fragment_bytes;
+    uint32_t send_open_sequences; /* 0: EDI_SENDQ_OPEN_SEQUENCES_DEFAULT */
     size_t reassembly_limit_bytes;
     size_t max_message_bytes; /* one incoming message (0: the total above) */
     edi_log log; /* the node's logger (base/log.h) */

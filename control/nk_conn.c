@@ -162,6 +162,7 @@ void edi_nki_handshake_done(edi_link *l)
         .flags = flags,
         .fragment_bytes = nk->cfg.fragment_bytes,
         .limit_bytes = nk->cfg.send_queue_limit_bytes,
+        .open_sequences = nk->cfg.send_open_sequences,
         .ops = &edi_nki_sq_ops,
         .user = l,
     };

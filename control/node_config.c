@@ -36,6 +36,7 @@ typedef struct opt_desc {
 
 /* The bounds the table's words name. */
 _Static_assert(EDIST_MAX_SHARDS == 64, "shards: \"1 to 64\" below");
+_Static_assert(EDIST_NODE_SERVICE_RESTARTS_MAX == 64, "service_restarts: \"1 to 64\" below");
 _Static_assert(EDIST_NODE_RX_RECYCLE_BUFFERS_MAX == 1024, "rx_recycle_buffers: \"0 to 1024\"");
 
 static const opt_desc opts[EDI_OPT_COUNT] = {
@@ -105,6 +106,10 @@ static const opt_desc opts[EDI_OPT_COUNT] = {
     [EDI_OPT_AUTO_CONNECT_MAX_SIGNALS] = {"auto_connect_max_signals", T_COUNT, "262144", NULL, 1, NULL},
     [EDI_OPT_AUTO_CONNECT_MAX_BYTES] = {"auto_connect_max_bytes", T_BYTES, "64M", NULL, 1, NULL},
     [EDI_OPT_GLOBAL_CALL_TIMEOUT] = {"global_call_timeout", T_SECONDS, "10", NULL, 1, NULL},
+    [EDI_OPT_SEND_OPEN_SEQUENCES] = {"send_open_sequences", T_COUNT, "256", NULL, 1, NULL},
+    [EDI_OPT_RECEIVE_GRACE_TIME] = {"receive_grace_time", T_SECONDS, "0.1", NULL, 1, NULL},
+    [EDI_OPT_SERVICE_RESTARTS] = {"service_restarts", T_COUNT, "5", NULL, 1, "1 to 64"},
+    [EDI_OPT_SERVICE_RESTART_PERIOD] = {"service_restart_period", T_SECONDS, "10", NULL, 1, NULL},
     [EDI_OPT_STATS_INTERVAL] = {"stats_interval", T_SECONDS, "1", NULL, 1, NULL},
     [EDI_OPT_STATS_DIR] = {"stats_dir", T_STRING, NULL, NULL, 1, NULL},
     [EDI_OPT_PUBLISH_STATS] = {"publish_stats", T_BOOL, "true", NULL, 1, NULL},
@@ -276,6 +281,8 @@ static int check_value(edi_opt_id id, const char *v)
         if (id == EDI_OPT_RX_BUFFERS && (count < 8 || count > 32768 || (count & (count - 1))))
             return -1;
         if (id == EDI_OPT_SHARDS && count > EDIST_MAX_SHARDS)
+            return -1;
+        if (id == EDI_OPT_SERVICE_RESTARTS && count > EDIST_NODE_SERVICE_RESTARTS_MAX)
             return -1;
         if (id == EDI_OPT_DPDK_POOL_MBUFS && (count < 1024 || count > (1u << 20)))
             return -1;
@@ -614,6 +621,10 @@ int edi_node_options_to_config(edi_node_options *o, int require_name)
     parse_count(o->value[EDI_OPT_AUTO_CONNECT_MAX_SIGNALS], &c->auto_connect_max_signals);
     parse_bytes(o->value[EDI_OPT_AUTO_CONNECT_MAX_BYTES], &c->auto_connect_max_bytes);
     parse_seconds_ms(o->value[EDI_OPT_GLOBAL_CALL_TIMEOUT], &c->global_call_timeout_ms);
+    parse_count(o->value[EDI_OPT_SEND_OPEN_SEQUENCES], &c->send_open_sequences);
+    parse_seconds_ms(o->value[EDI_OPT_RECEIVE_GRACE_TIME], &c->receive_grace_ms);
+    parse_count(o->value[EDI_OPT_SERVICE_RESTARTS], &c->service_restarts);
+    parse_seconds_ms(o->value[EDI_OPT_SERVICE_RESTART_PERIOD], &c->service_restart_period_ms);
     if (parse_bool(o->value[EDI_OPT_PUBLISH_STATS]) == 1)
         parse_seconds_ms(o->value[EDI_OPT_STATS_INTERVAL], &c->stats_interval_ms);
     c->stats_dir = o->value[EDI_OPT_STATS_DIR][0] ? o->value[EDI_OPT_STATS_DIR] : NULL;

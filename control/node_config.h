@@ -96,6 +96,15 @@
  *                  64M); past them a signal fails with noconnection
  *   global_call_timeout  seconds global waits for another node's name
  *                  server to answer (default 10)
+ *   send_open_sequences  per peer, fragmented messages being sent at
+ *                  once (default 256); more wait for one to end
+ *   receive_grace_time  seconds a process with a full mailbox waits in a
+ *                  selective receive before taking messages past its
+ *                  soft limit (default 0.1)
+ *   service_restarts, service_restart_period  a service (echo,
+ *                  net_kernel, rex, pg) that ends is started again,
+ *                  unless it ended more often than this in the period
+ *                  (default 5, at most 64, in 10 seconds)
  *   publish_stats  write the node's counters to a file for `edist stat
  *                  --local` (bool, default true)
  *   stats_interval seconds between two writes of it (default 1)
@@ -186,6 +195,10 @@ typedef enum edi_opt_id {
     EDI_OPT_AUTO_CONNECT_MAX_SIGNALS,
     EDI_OPT_AUTO_CONNECT_MAX_BYTES,
     EDI_OPT_GLOBAL_CALL_TIMEOUT,
+    EDI_OPT_SEND_OPEN_SEQUENCES,
+    EDI_OPT_RECEIVE_GRACE_TIME,
+    EDI_OPT_SERVICE_RESTARTS,
+    EDI_OPT_SERVICE_RESTART_PERIOD,
     EDI_OPT_STATS_INTERVAL,
     EDI_OPT_STATS_DIR,
     EDI_OPT_PUBLISH_STATS,

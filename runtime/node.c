@@ -517,6 +517,7 @@ static int node_runtime_new(edist_node *n)
     pc.stack_bytes = n->cfg.stack_bytes;
     pc.max_pending_requests = n->cfg.max_pending_requests;
     pc.max_pending_bytes = n->cfg.max_pending_bytes;
+    pc.receive_grace_ms = n->cfg.receive_grace_ms;
     /* Shards: this loop is shard 0's; the runtime starts the others. */
     pc.idle = n->cfg.idle;
     pc.shards = n->cfg.shards;
@@ -739,6 +740,7 @@ int edist_node_start(const edist_node_config *cfg, edist_node **out)
         .connect_all = cfg->connect_all,
         .send_queue_limit_bytes = cfg->send_queue_limit_bytes,
         .fragment_bytes = cfg->fragment_bytes,
+        .send_open_sequences = cfg->send_open_sequences,
         .reassembly_limit_bytes = node_reassembly_limit_bytes(cfg),
         .max_message_bytes = node_max_message_bytes(cfg),
         .log = n->log,

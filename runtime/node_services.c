@@ -406,6 +406,8 @@ int edi_node_services_start(edist_node *n)
         .disconnect = svc_disconnect,
         .global_passive = !n->cfg.connect_all,
         .global_call_timeout_ms = n->cfg.global_call_timeout_ms,
+        .service_restarts = n->cfg.service_restarts,
+        .service_restart_period_ms = n->cfg.service_restart_period_ms,
         .stats_path = n->stats_path[0] ? n->stats_path : NULL,
         .stats_interval_ms = n->cfg.stats_interval_ms,
         .stats = svc_stats,

@@ -35,6 +35,7 @@
 #define DEFAULT_MAX_MAILBOX_BYTES_HARD (4ull << 30)
 #define DEFAULT_MAX_PENDING 65536u
 #define DEFAULT_MAX_PENDING_BYTES (64ull << 20)
+#define DEFAULT_RECEIVE_GRACE_MS 100u
 /* How long a thread retries posting to a loop whose post queue is full,
  * and how soon a stalled request queue is retried. */
 #define POST_RETRY_LIMIT_MS 1000u
@@ -550,6 +551,8 @@ static int config_resolve(const edist_runtime_config *in, edist_runtime_config *
         c->max_pending_requests = DEFAULT_MAX_PENDING;
     if (c->max_pending_bytes == 0)
         c->max_pending_bytes = DEFAULT_MAX_PENDING_BYTES;
+    if (c->receive_grace_ms == 0)
+        c->receive_grace_ms = DEFAULT_RECEIVE_GRACE_MS;
     if (c->shard_ring_entries == 0)
         c->shard_ring_entries = EDI_SHARD_RING_ENTRIES_DEFAULT;
     uint32_t e = c->shard_ring_entries;

@@ -541,8 +541,8 @@ static int start_named(edi_services *s, const char *name, edist_proc_fn fn)
  * A service killed (by a peer's exit signal, or mailbox_overflow) was gone
  * until the node restarted, and with pg this node's members from every
  * peer's view. OTP's kernel takes the whole node down then; edist starts
- * echo, net_kernel, rex and pg again (at most SVC_RESTARTS in
- * SVC_RESTART_WINDOW_MS each, then it stays down, with a line). Not
+ * echo, net_kernel, rex and pg again (at most service_restarts in
+ * service_restart_period_ms each, then it stays down, with a line). Not
  * global_name_server: its peers know this node already and would not
  * sync with a new, empty one (a line says so). Not while the node or the
  * runtime stops. */
@@ -562,15 +562,17 @@ static bool keep_watch(svc_kept *k, edi_services *s)
 static void keep_restart(edi_services *s, svc_kept *k, const char *why)
 {
     uint64_t now = edi_now_ms();
-    uint64_t oldest = k->started_ms[k->n_restarts % SVC_RESTARTS];
-    if (k->n_restarts >= SVC_RESTARTS && now - oldest < SVC_RESTART_WINDOW_MS) {
+    const uint32_t max = s->cfg.service_restarts, period = s->cfg.service_restart_period_ms;
+    uint64_t oldest = k->started_ms[k->n_restarts % max];
+    if (k->n_restarts >= max && now - oldest < period) {
         k->down = true;
         edi_rt_log(s->rt, EDIST_LOG_ERROR,
-                   "services: %s ended (%s), %d times in %u s: not started again", k->name,
-                   why, SVC_RESTARTS + 1, SVC_RESTART_WINDOW_MS / 1000);
+                   "services: %s ended (%s), %u times in %.3g s: not started again "
+                   "(service_restarts %u, service_restart_period %.3g s)",
+                   k->name, why, max + 1, period / 1000.0, max, period / 1000.0);
         return;
     }
-    k->started_ms[k->n_restarts % SVC_RESTARTS] = now;
+    k->started_ms[k->n_restarts % max] = now;
     k->n_restarts++;
     /* its name goes with it; a moment's wait if it has not yet */
     int rc = EDIST_EEXIST;
@@ -657,6 +659,11 @@ int edi_services_start(edi_rt *rt, const edi_services_config *cfg,
     pthread_mutex_init(&s->resolver_mu, NULL);
     if (cfg)
         s->cfg = *cfg;
+    if (s->cfg.service_restarts == 0 || s->cfg.service_restarts > EDIST_NODE_SERVICE_RESTARTS_MAX)
+        s->cfg.service_restarts = s->cfg.service_restarts ? EDIST_NODE_SERVICE_RESTARTS_MAX
+                                                          : EDIST_NODE_SERVICE_RESTARTS_DEFAULT;
+    if (s->cfg.service_restart_period_ms == 0)
+        s->cfg.service_restart_period_ms = EDIST_NODE_SERVICE_RESTART_PERIOD_MS_DEFAULT;
     *out = s;
     unsigned off = s->cfg.disable;
     int rc = 0;

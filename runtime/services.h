@@ -102,6 +102,11 @@ typedef struct edi_services_config {
     /* global's calls to other nodes' name servers: the wait for an
      * answer (0: EDIST_NODE_GLOBAL_CALL_TIMEOUT_MS_DEFAULT). */
     uint32_t global_call_timeout_ms;
+    /* The keeper starts a service that ends again unless it ended more
+     * than service_restarts times (at most EDIST_NODE_SERVICE_RESTARTS_
+     * MAX) in service_restart_period_ms (0: the EDIST_NODE_ defaults). */
+    uint32_t service_restarts;
+    uint32_t service_restart_period_ms;
     /* Publish edist:stats/0's map to this file every stats_interval_ms
      * (control/stats_file.h), from a process of the services. NULL or 0:
      * not published. */

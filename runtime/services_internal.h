@@ -9,6 +9,7 @@
 
 #include "dataplane/term/hash.h"
 #include "edist/global.h"
+#include "edist/node.h" /* EDIST_NODE_SERVICE_RESTARTS_MAX */
 #include "runtime/services.h"
 
 /* A pid's hash in a service's tables (seeded per table owner). */
@@ -59,14 +60,13 @@ typedef struct edi_global_stats {
 } edi_global_stats;
 
 /* The keeper's (services.c): each service it watches. */
-#define SVC_RESTARTS 5
-#define SVC_RESTART_WINDOW_MS 10000u
 #define SVC_KEPT_MAX 8
 typedef struct svc_kept {
     const char *name;
     edist_proc_fn fn; /* NULL: not started again */
     edist_ref mref;
-    uint64_t started_ms[SVC_RESTARTS]; /* the last restarts, a ring */
+    /* the last restarts, a ring of cfg.service_restarts */
+    uint64_t started_ms[EDIST_NODE_SERVICE_RESTARTS_MAX];
     unsigned n_restarts;
     bool down;
 } svc_kept;

@@ -42,10 +42,6 @@ _Static_assert(sizeof(edi_xrec) == 64, "a cross-shard record is one cache line")
 
 /* Records taken from one ring per poll, before the loop looks at its other
  * work again. */
-/* A selective receive waiting this long with a full mailbox takes the
- * messages a ring holds for it (see apply). */
-#define X_RECV_GRACE_MS 100u
-
 #define XBATCH_RECORDS 256u
 /* A green sender is held back once this many records wait behind a full
  * ring to one shard, until fewer than the second number do. */
@@ -849,7 +845,7 @@ static int apply(edi_rt *rt, edi_xrec *r)
             /* EDIST_EAGAIN: a full mailbox (soft limit): m stays, the
              * ring waits. Unless p waits for an answer (is_process_alive
              * from another shard, or a selective receive that nothing
-             * in its mailbox matches, for X_RECV_GRACE_MS: a call that
+             * in its mailbox matches, for receive_grace_ms: a call that
              * is answered soon keeps its senders held back): it may come
              * on this very ring, behind m, and p would never receive; it
              * takes m up to the hard limit, as a sender its own full
@@ -859,7 +855,7 @@ static int apply(edi_rt *rt, edi_xrec *r)
                 (p->x_answer < 0 ||
                  (p->state == EDI_ST_WAITING && p->recv_pattern &&
                   p->recv_pattern != EDI_PATTERN_NEVER &&
-                  edi_now_ms() - p->recv_since_ms >= X_RECV_GRACE_MS))) {
+                  edi_now_ms() - p->recv_since_ms >= rt->cfg.receive_grace_ms))) {
                 EDI_COUNT_ADD(rt->x_past_soft_limit, 1);
                 rc = edi_deliver(rt, p, m, EDI_LIMIT_HARD);
             }

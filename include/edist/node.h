@@ -100,6 +100,11 @@ typedef struct edist_node_config {
      * them (DFLAG_FRAGMENTS), interleaved with other senders' messages.
      * 0: 64 KiB as erts; at least 1024. */
     size_t fragment_bytes;
+    /* Per peer, outgoing: fragmented messages being sent at once at most
+     * (a receiver bounds them too: edist at 1024); the first fragment of
+     * another waits, in order, for one to end (counted in the peer's
+     * send_sequences_waited). 0: 256. */
+    uint32_t send_open_sequences;
     /* Per peer, incoming: bytes of partially received fragmented messages
      * at most; a peer going over it is disconnected. 0: 2 GiB. */
     size_t reassembly_limit_bytes;
@@ -138,6 +143,19 @@ typedef struct edist_node_config {
      * EDIST_EAGAIN to the thread (held back). 0: 65,536 and 64 MiB. */
     uint32_t max_pending_requests;
     uint64_t max_pending_bytes;
+    /* A process with a full mailbox waiting in a selective receive that
+     * matches nothing: after this long it takes messages from other
+     * shards past its soft limit (up to the hard one; counted in
+     * shard_past_soft_limit), since what it waits for may be behind them
+     * on a ring it holds back. 0: 100 ms. */
+    uint32_t receive_grace_ms;
+    /* The node's services (echo, net_kernel, rex, pg) are started again
+     * when they end, unless one ended more than service_restarts times
+     * in service_restart_period_ms: then it stays down, with a line
+     * (restarts counted in service_restarts). 0: 5 times (at most 64)
+     * in 10 s. */
+    uint32_t service_restarts;
+    uint32_t service_restart_period_ms;
     /* A signal (send, link, monitor, spawn) to a node not connected yet
      * starts the connection and waits for it, copied: at most this many
      * signals and bytes wait at once (each record counted whole: header,
@@ -307,6 +325,9 @@ typedef struct edist_node_config {
 #define EDIST_NODE_AUTO_CONNECT_MAX_SIGNALS_DEFAULT 262144u
 #define EDIST_NODE_AUTO_CONNECT_MAX_BYTES_DEFAULT ((size_t)64 << 20)
 #define EDIST_NODE_GLOBAL_CALL_TIMEOUT_MS_DEFAULT 10000u
+#define EDIST_NODE_SERVICE_RESTARTS_DEFAULT 5u
+#define EDIST_NODE_SERVICE_RESTARTS_MAX 64u
+#define EDIST_NODE_SERVICE_RESTART_PERIOD_MS_DEFAULT 10000u
 #define EDIST_NODE_FRAGMENT_BYTES_DEFAULT ((size_t)64 << 10)
 #define EDIST_NODE_REASSEMBLY_LIMIT_BYTES_DEFAULT ((size_t)2 << 30)
 #define EDIST_NODE_MAX_MESSAGE_BYTES_DEFAULT ((size_t)1 << 30)

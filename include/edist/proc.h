@@ -146,6 +146,11 @@ typedef struct edist_runtime_config {
      * instead of filling memory. One send of any size is always taken.
      * Default 64 MiB. */
     uint64_t max_pending_bytes;
+    /* A process with a full mailbox in a selective receive that has
+     * matched nothing for this long takes messages from other shards
+     * past the soft limit (up to the hard one): what it waits for may be
+     * behind them. 0: 100 ms. */
+    uint32_t receive_grace_ms;
     edist_idle idle;          /* the shard loop's idle strategy */
     edist_log_fn log;         /* one line per significant event; may be NULL */
     void *log_user;

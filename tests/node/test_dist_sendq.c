@@ -164,16 +164,22 @@ static void on_writable(void *user)
 static const edi_sendq_ops ops = {.on_progress = on_progress,
                                   .on_writable = on_writable};
 
-static edi_sendq *new_q(uint64_t flags, size_t limit, cb_counts *cc)
+static edi_sendq *new_q_open(uint64_t flags, size_t limit, cb_counts *cc, uint32_t open)
 {
     edi_sendq_config cfg = {.flags = flags,
                             .fragment_bytes = FRAG,
                             .limit_bytes = limit,
+                            .open_sequences = open,
                             .ops = &ops,
                             .user = cc};
     edi_sendq *q = NULL;
     assert_int_equal(edi_sendq_new(&cfg, &q), 0);
     return q;
+}
+
+static edi_sendq *new_q(uint64_t flags, size_t limit, cb_counts *cc)
+{
+    return new_q_open(flags, limit, cc, 0);
 }
 
 /* ---- tests --------------------------------------------------------------- */
@@ -435,15 +441,14 @@ static void test_bad_arguments(void **state)
 /* Many senders (the stream table grows): each one's messages in order,
  * the first round in activation order. More senders of fragmented
  * messages than a receiver takes open sequences (edist's, 1024 by
- * default): at most EDI_SENDQ_OPEN_SEQUENCES_MAX are open at once, the
+ * default): at most EDI_SENDQ_OPEN_SEQUENCES_DEFAULT are open at once, the
  * others' first fragments wait for one to end, and a receiver with the
  * default limits takes everything (it refused the 1,025th sequence and
  * the node took the peer down). */
-static void test_many_senders(void **state)
+static void many_senders(uint32_t open, uint32_t want_max)
 {
-    (void)state;
     cb_counts cc = {0};
-    edi_sendq *q = new_q(FLAGS_FRAG, 0, &cc);
+    edi_sendq *q = new_q_open(FLAGS_FRAG, 0, &cc, open);
     edi_dist_reasm *r;
     assert_int_equal(edi_dist_reasm_create(NULL, &r), 0);
     enum { N = 1100 };
@@ -463,7 +468,7 @@ static void test_many_senders(void **state)
     int msgs = 0;
     uint32_t open_max = 0;
     while (edi_sendq_next(q, &u)) {
-        if (units < (int)EDI_SENDQ_OPEN_SEQUENCES_MAX)
+        if (units < (int)want_max)
             assert_int_equal(u.sender, (uint64_t)units + 1);
         units++;
         int rc = receive(r, &u, &g);
@@ -482,12 +487,25 @@ static void test_many_senders(void **state)
     }
     assert_int_equal(msgs, 2 * N);
     assert_int_equal(edi_dist_reasm_open_sequences(r), 0);
-    assert_int_equal(open_max, EDI_SENDQ_OPEN_SEQUENCES_MAX);
+    assert_int_equal(open_max, want_max);
     edi_sendq_get_stats(q, &st);
-    assert_true(st.sequences_waited >= N - EDI_SENDQ_OPEN_SEQUENCES_MAX);
+    assert_true(st.sequences_waited >= N - want_max);
     assert_true(edi_sendq_idle(q));
     edi_dist_reasm_free(r);
     edi_sendq_detach(q);
+}
+
+static void test_many_senders(void **state)
+{
+    (void)state;
+    many_senders(0, EDI_SENDQ_OPEN_SEQUENCES_DEFAULT);
+}
+
+/* The bound is the option send_open_sequences. */
+static void test_many_senders_bound_set(void **state)
+{
+    (void)state;
+    many_senders(16, 16);
 }
 
 /* A parked sender keeps its place: the sequence that ends goes to the
@@ -511,7 +529,7 @@ static void test_parked_keeps_its_place(void **state)
     edi_sendq_detach(q);
 
     q = new_q(FLAGS_FRAG, 0, &cc);
-    const uint32_t max = EDI_SENDQ_OPEN_SEQUENCES_MAX, waiting = max + 1, late = max + 2;
+    const uint32_t max = EDI_SENDQ_OPEN_SEQUENCES_DEFAULT, waiting = max + 1, late = max + 2;
     /* sender 1's sequence ends first, the others' much later */
     for (uint32_t s = 1; s <= waiting; s++)
         assert_int_equal(push(q, FLAGS_FRAG, s, 1, (s == 1 ? 2 : 20) * FRAG, 0), 0);
@@ -548,7 +566,7 @@ static void test_detach_with_waiting_sequences(void **state)
     (void)state;
     cb_counts cc = {0};
     edi_sendq *q = new_q(FLAGS_FRAG, 0, &cc);
-    const uint32_t n = EDI_SENDQ_OPEN_SEQUENCES_MAX + 10;
+    const uint32_t n = EDI_SENDQ_OPEN_SEQUENCES_DEFAULT + 10;
     for (uint32_t s = 1; s <= n; s++)
         assert_int_equal(push(q, FLAGS_FRAG, s, 1, 2 * FRAG, 0), 0);
     edi_sendq_unit u;
@@ -640,6 +658,7 @@ int main(void)
         cmocka_unit_test(test_owned_and_detach),
         cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_many_senders),
+        cmocka_unit_test(test_many_senders_bound_set),
         cmocka_unit_test(test_detach_with_waiting_sequences),
         cmocka_unit_test(test_parked_keeps_its_place),
         cmocka_unit_test(test_empty_first_fragment),

@@ -59,6 +59,24 @@ line first_message_time | grep -q "= 1.5 .*(flag --first-message-time)" ||
   fail "first_message_time: $(line first_message_time)"
 ok "admission options: max_handshakes, max_handshakes_per_address, first_message_time"
 
+# Bounds of the send scheduler, the shards and the services keeper.
+printf '[node]\nsname = lim\nservice_restart_period = 30\n' >"$tmp/lim.ini"
+EDIST_RECEIVE_GRACE_TIME=0.5 "$EDIST" node --config "$tmp/lim.ini" --send-open-sequences 64 \
+  --service-restarts 2 --print-config >"$tmp/pc.out" 2>&1 || fail "--print-config: $(cat "$tmp/pc.out")"
+line send_open_sequences | grep -q "= 64 .*(flag --send-open-sequences)" ||
+  fail "send_open_sequences: $(line send_open_sequences)"
+line receive_grace_time | grep -q "= 0.5 .*(env EDIST_RECEIVE_GRACE_TIME)" ||
+  fail "receive_grace_time: $(line receive_grace_time)"
+line service_restarts | grep -q "= 2 .*(flag --service-restarts)" ||
+  fail "service_restarts: $(line service_restarts)"
+line service_restart_period | grep -q "= 30 .*(file $tmp/lim.ini:3)" ||
+  fail "service_restart_period: $(line service_restart_period)"
+"$EDIST" node --sname x --print-config >"$tmp/pc.out" 2>&1 || fail "--print-config: $(cat "$tmp/pc.out")"
+line send_open_sequences | grep -q "= 256 .*(default)" || fail "send_open_sequences: $(line send_open_sequences)"
+line receive_grace_time | grep -q "= 0.1 .*(default)" || fail "receive_grace_time: $(line receive_grace_time)"
+line service_restarts | grep -q "= 5 .*(default)" || fail "service_restarts: $(line service_restarts)"
+ok "send_open_sequences, receive_grace_time, service_restarts, service_restart_period: options, defaults 256, 0.1, 5, 10"
+
 # Shards (issue 9): each of the three ways.
 printf '[node]\nsname = sh\nshard_cores = 0,1\n' >"$tmp/sh.ini"
 EDIST_SHARD_RING_ENTRIES=256 "$EDIST" node --config "$tmp/sh.ini" --shards 2 --print-config \
@@ -120,6 +138,7 @@ refuse "bad dpdk_udp_address" "dpdk_udp_address must be an IPv4 address" node --
 refuse "bad dpdk_gateway_mac" "dpdk_gateway_mac must be a MAC address" node --sname x --dpdk-gateway-mac zz
 refuse "rx_recycle_buffers over 1024" "rx_recycle_buffers must be 0 to 1024" node --sname x --rx-recycle-buffers 2000
 refuse "dpdk_pool_mbufs under 1024" "dpdk_pool_mbufs must be a count from 1024 to 1048576" node --sname x --dpdk-pool-mbufs 100
+refuse "service_restarts over 64" "service_restarts must be 1 to 64" node --sname x --service-restarts 65
 EDIST_IDLE=lazy "$EDIST" node --sname a --print-config >"$tmp/r.out" 2>&1
 [ $? -ne 0 ] && grep -q "env EDIST_IDLE: idle must be one of adaptive|busy|sleep" "$tmp/r.out" ||
   fail "bad env value: $(cat "$tmp/r.out")"

@@ -1088,6 +1088,32 @@ static void test_services_restarted(void **state)
     assert_int_equal(restarts_once(6), 6);
 }
 
+/* The keeper's bound is an option (service_restarts): with 1, a
+ * service's first end is repaired and its second, within the period,
+ * leaves it down. */
+static void test_service_restarts_option(void **state)
+{
+    (void)state;
+    edist_runtime *rt;
+    edist_runtime_config pc;
+    edist_runtime_config_init(&pc);
+    assert_int_equal(edist_runtime_start(&pc, &rt), 0);
+    edi_services_config cfg = {.service_restarts = 1, .service_restart_period_ms = 60000};
+    edi_services *svc = NULL;
+    assert_int_equal(edi_services_start(rt, &cfg, &svc), 0);
+    edist_procid self, e1, e2, none = EDIST_PROCID_NULL;
+    assert_int_equal(edist_proc_attach_thread(rt, 0, &self), 0); /* to send exits */
+    assert_true(whereis_other(rt, "echo", none, &e1));
+    assert_int_equal(edist_exit_signal(e1, EDIST_REASON_KILL.ptr, EDIST_REASON_KILL.len), 0);
+    assert_true(whereis_other(rt, "echo", e1, &e2));
+    assert_int_equal(edist_exit_signal(e2, EDIST_REASON_KILL.ptr, EDIST_REASON_KILL.len), 0);
+    usleep(100000);
+    assert_int_equal(edist_runtime_whereis(rt, "echo", &none), EDIST_ENOTFOUND);
+    edist_proc_detach_thread(NULL, 0);
+    edist_runtime_stop(rt);
+    edi_services_free(svc);
+}
+
 static void test_start_errors(void **state)
 {
     (void)state;
@@ -1417,6 +1443,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pg, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pg_slow_scope, setup, teardown),
         cmocka_unit_test_setup_teardown(test_services_restarted, setup, teardown),
+        cmocka_unit_test(test_service_restarts_option),
         cmocka_unit_test_setup_teardown(test_pg_many_groups, setup, teardown),
     };
     return cmocka_run_group_tests_name("runtime_services", tests, NULL, NULL);

@@ -31,6 +31,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* cmocka needs the headers above first */
@@ -599,19 +600,25 @@ static void flood_sender(void *arg)
 
 /* The setup's runtime again, with mailboxes of 10 messages, or (bytes >
  * 0) of that many bytes, at most. */
-static void restart_mailboxes(void **state, uint64_t bytes)
+static void restart_mailboxes_grace(void **state, uint64_t bytes, uint32_t grace_ms)
 {
     teardown(state);
     edist_runtime_config cfg;
     edist_runtime_config_init(&cfg);
     cfg.shards = 2;
     cfg.shard_ring_entries = RING_ENTRIES;
+    cfg.receive_grace_ms = grace_ms;
     if (bytes)
         cfg.max_mailbox_bytes = bytes;
     else
         cfg.max_mailbox_messages = 10;
     assert_int_equal(edist_runtime_start(&cfg, &rt), 0);
     assert_int_equal(edist_proc_attach_thread(rt, 0, &g_main), 0);
+}
+
+static void restart_mailboxes(void **state, uint64_t bytes)
+{
+    restart_mailboxes_grace(state, bytes, 0);
 }
 
 static void restart_small_mailboxes(void **state)
@@ -673,13 +680,20 @@ static void eleven_then_reply(void *arg)
     done();
 }
 
+static _Atomic int64_t selective_waited_ms;
+
 static void full_selective(void *arg)
 {
     (void)arg;
     wait_full_and_one();
     edist_pattern *p = pattern("{reply, _}");
     edist_term_view m;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     CHECK_RC(edist_receive(p, NULL, 10000, &m), 0);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    atomic_store(&selective_waited_ms, (t1.tv_sec - t0.tv_sec) * 1000 +
+                                           (t1.tv_nsec - t0.tv_nsec) / 1000000);
     edist_pattern_free(p);
     CHECK(edist_mailbox_length() == 11);
     done();
@@ -696,6 +710,20 @@ static void test_selective_receive_with_full_mailbox(void **state)
     assert_int_equal(edist_runtime_get_stats(rt, &st), 0);
     assert_int_equal(st.shard_past_soft_limit, 2);
     assert_int_equal(st.messages_dropped, 0);
+}
+
+/* The wait is the option receive_grace_time: the reply comes no sooner. */
+static void test_selective_receive_grace_option(void **state)
+{
+    restart_mailboxes_grace(state, 0, 1500);
+    static edist_procid receiver;
+    receiver = spawn_on(1, full_selective, NULL);
+    spawn_on(0, eleven_then_reply, &receiver);
+    wait_done(2);
+    assert_true(atomic_load(&selective_waited_ms) >= 1500);
+    edist_runtime_stats st;
+    assert_int_equal(edist_runtime_get_stats(rt, &st), 0);
+    assert_int_equal(st.shard_past_soft_limit, 2);
 }
 
 /* A thread's send that waits for a backed-up ring when the runtime stops
@@ -1136,6 +1164,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_full_mailboxes_both_ways_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_alive_with_full_mailbox, setup, teardown),
         cmocka_unit_test_setup_teardown(test_selective_receive_with_full_mailbox, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_selective_receive_grace_option, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stop_with_thread_send_waiting, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_across_shards, setup, teardown),
         cmocka_unit_test_setup_teardown(test_node_down_overtakes_link, setup_hooks,
