@@ -106,7 +106,7 @@ static const opt_desc opts[EDI_OPT_COUNT] = {
     [EDI_OPT_AUTO_CONNECT_MAX_SIGNALS] = {"auto_connect_max_signals", T_COUNT, "262144", NULL, 1, NULL},
     [EDI_OPT_AUTO_CONNECT_MAX_BYTES] = {"auto_connect_max_bytes", T_BYTES, "64M", NULL, 1, NULL},
     [EDI_OPT_GLOBAL_CALL_TIMEOUT] = {"global_call_timeout", T_SECONDS, "10", NULL, 1, NULL},
-    [EDI_OPT_SEND_OPEN_SEQUENCES] = {"send_open_sequences", T_COUNT, "256", NULL, 1, NULL},
+    [EDI_OPT_SEND_OPEN_SEQUENCES] = {"send_open_sequences", T_COUNT, "256", NULL, 1, "1 to 1024"},
     [EDI_OPT_RECEIVE_GRACE_TIME] = {"receive_grace_time", T_SECONDS, "0.1", NULL, 1, NULL},
     [EDI_OPT_SERVICE_RESTARTS] = {"service_restarts", T_COUNT, "5", NULL, 1, "1 to 64"},
     [EDI_OPT_SERVICE_RESTART_PERIOD] = {"service_restart_period", T_SECONDS, "10", NULL, 1, NULL},
@@ -283,6 +283,9 @@ static int check_value(edi_opt_id id, const char *v)
         if (id == EDI_OPT_SHARDS && count > EDIST_MAX_SHARDS)
             return -1;
         if (id == EDI_OPT_SERVICE_RESTARTS && count > EDIST_NODE_SERVICE_RESTARTS_MAX)
+            return -1;
+        /* an edist receiver takes 1024 open sequences per peer */
+        if (id == EDI_OPT_SEND_OPEN_SEQUENCES && count > 1024)
             return -1;
         if (id == EDI_OPT_DPDK_POOL_MBUFS && (count < 1024 || count > (1u << 20)))
             return -1;

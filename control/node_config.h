@@ -97,7 +97,8 @@
  *   global_call_timeout  seconds global waits for another node's name
  *                  server to answer (default 10)
  *   send_open_sequences  per peer, fragmented messages being sent at
- *                  once (default 256); more wait for one to end
+ *                  once (default 256, at most 1024: what an edist
+ *                  receiver takes); more wait for one to end
  *   receive_grace_time  seconds a process with a full mailbox waits in a
  *                  selective receive before taking messages past its
  *                  soft limit (default 0.1)

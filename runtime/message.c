@@ -49,6 +49,11 @@ static int term_bytes(const void *term, size_t len, edist_buf *scratch, const ui
         len--;
         if (len == 0)
             return edist_set_error(EDIST_EINVAL, "send: empty term");
+        /* 131 131 80: the builders strip a second version byte, then
+         * refuse what is behind it (inflated only behind the first) */
+        if (len > 1 && p[0] == EDIST_TAG_VERSION && p[1] == EDIST_TAG_COMPRESSED)
+            return edist_set_error(EDIST_EINVAL,
+                                   "send: a compressed term behind two version bytes");
     }
     *out = p;
     *out_len = len;

@@ -567,8 +567,8 @@ static void keep_restart(edi_services *s, svc_kept *k, const char *why)
     if (k->n_restarts >= max && now - oldest < period) {
         k->down = true;
         edi_rt_log(s->rt, EDIST_LOG_ERROR,
-                   "services: %s ended (%s), %u times in %.3g s: not started again "
-                   "(service_restarts %u, service_restart_period %.3g s)",
+                   "services: %s ended (%s), %u times in %g s: not started again "
+                   "(service_restarts %u, service_restart_period %g s)",
                    k->name, why, max + 1, period / 1000.0, max, period / 1000.0);
         return;
     }

@@ -1510,11 +1510,56 @@ static int scope_of(const edist_term_view **args, uint32_t arity, uint32_t unsco
     if (scope_rc)                                                                                  \
         return scope_rc
 
+/* pg.erl's ensure_local: pids (a pid or a list) holds only pids of this
+ * node; else *bad is the first that is not (the whole term when it is
+ * neither a pid nor a list). */
+static bool all_local(edist_term_view pids, edist_term_view *bad)
+{
+    uint32_t here = edist_self().node;
+    edist_cursor c;
+    edist_procid p;
+    uint32_t n;
+    *bad = pids;
+    edist_cursor_init(&c, pids.ptr, pids.len);
+    if (edist_dec_procid(&c, &p) == 0)
+        return p.node == here;
+    edist_cursor_init(&c, pids.ptr, pids.len);
+    if (edist_dec_list(&c, &n) != 0)
+        return false;
+    for (uint32_t i = 0; i < n; i++) {
+        edist_term_view el;
+        edist_cursor ec;
+        if (edist_dec_term(&c, &el) != 0)
+            return false;
+        edist_cursor_init(&ec, el.ptr, el.len);
+        if (edist_dec_procid(&ec, &p) != 0 || p.node != here) {
+            *bad = el;
+            return false;
+        }
+    }
+    return true;
+}
+
 /* pg:join/leave with a pid or a list of pids, in scope: the reply
- * (ok | not_joined) in result, or an exception badarg. */
+ * (ok | not_joined) in result, or an exception: error {nolocal, Bad} as
+ * pg.erl's for a pid of another node or a term that is no pid, badarg
+ * otherwise. */
 static int ex_join_leave(const char *scope, bool join, edist_term_view group,
                          edist_term_view pids, edist_buf *result)
 {
+    edist_term_view bad;
+    if (!all_local(pids, &bad)) {
+        /* on the stack: a raise does not return (a Bad too large for it
+         * is reported as badarg) */
+        uint8_t mem[1024];
+        edist_buf e;
+        edist_buf_init_fixed(&e, mem, sizeof mem);
+        edist_enc_tuple(&e, 2);
+        edist_enc_atomz(&e, "nolocal");
+        edist_enc_raw(&e, bad.ptr, bad.len);
+        return edist_buf_error(&e) ? edi_raise_error_atom("badarg")
+                                   : edi_raise(EDI_RAISE_ERROR, e.data, e.len, NULL, 0);
+    }
     edist_buf req, r;
     edist_buf_init(&req);
     edist_buf_init(&r);

@@ -75,6 +75,8 @@ line service_restart_period | grep -q "= 30 .*(file $tmp/lim.ini:3)" ||
 line send_open_sequences | grep -q "= 256 .*(default)" || fail "send_open_sequences: $(line send_open_sequences)"
 line receive_grace_time | grep -q "= 0.1 .*(default)" || fail "receive_grace_time: $(line receive_grace_time)"
 line service_restarts | grep -q "= 5 .*(default)" || fail "service_restarts: $(line service_restarts)"
+line service_restart_period | grep -q "= 10 .*(default)" ||
+  fail "service_restart_period: $(line service_restart_period)"
 ok "send_open_sequences, receive_grace_time, service_restarts, service_restart_period: options, defaults 256, 0.1, 5, 10"
 
 # Shards (issue 9): each of the three ways.
@@ -139,6 +141,7 @@ refuse "bad dpdk_gateway_mac" "dpdk_gateway_mac must be a MAC address" node --sn
 refuse "rx_recycle_buffers over 1024" "rx_recycle_buffers must be 0 to 1024" node --sname x --rx-recycle-buffers 2000
 refuse "dpdk_pool_mbufs under 1024" "dpdk_pool_mbufs must be a count from 1024 to 1048576" node --sname x --dpdk-pool-mbufs 100
 refuse "service_restarts over 64" "service_restarts must be 1 to 64" node --sname x --service-restarts 65
+refuse "send_open_sequences over 1024" "send_open_sequences must be 1 to 1024" node --sname x --send-open-sequences 2000
 EDIST_IDLE=lazy "$EDIST" node --sname a --print-config >"$tmp/r.out" 2>&1
 [ $? -ne 0 ] && grep -q "env EDIST_IDLE: idle must be one of adaptive|busy|sleep" "$tmp/r.out" ||
   fail "bad env value: $(cat "$tmp/r.out")"

@@ -802,12 +802,12 @@ static void test_unlink_ack_from_owner_shard(void **state)
  * to the lane) when it can and the general way when it cannot, with the
  * same bytes and the same errors: a term with its version byte twice is
  * sent without either (the general path strips both), and a compressed
- * term without its version byte is refused, on any shard and to itself
- * too. The express path used to put both on the wire as they were; a
+ * term without its version byte (or behind two) is refused, on any
+ * shard and to itself too. The express path used to put both on the wire as they were; a
  * process of another shard was told ok and its message went nowhere. */
 typedef struct odd_sends {
     edist_procid to;
-    int rc[4];
+    int rc[5];
     atomic_int done;
 } odd_sends;
 
@@ -821,6 +821,8 @@ static void odd_sender(void *arg)
     j->rc[1] = edist_send(j->to, bare_zlib, sizeof bare_zlib);
     j->rc[2] = edist_send(j->to, plain, sizeof plain);
     j->rc[3] = edist_send(edist_self(), bare_zlib, sizeof bare_zlib);
+    static const uint8_t twice_zlib[] = {131, 131, 80, 0, 0, 0, 1, 120, 156, 0};
+    j->rc[4] = edist_send(j->to, twice_zlib, sizeof twice_zlib);
     atomic_store(&j->done, 1);
 }
 
@@ -856,7 +858,7 @@ static void test_express_send_same_bytes(void **state)
     rawpeer rp;
     raw_connect(&rp, a, "n4expressraw", 0);
     edist_pid rpid = raw_pid(&rp, 45);
-    odd_sends j = {.rc = {-100, -100, -100, -100}};
+    odd_sends j = {.rc = {-100, -100, -100, -100, -100}};
     assert_int_equal(edist_procid_from_pid(&rpid, &j.to), 0);
     edist_procid p;
     assert_int_equal(edist_runtime_spawn(edist_node_runtime(a), odd_sender, &j, NULL, &p), 0);
@@ -867,6 +869,7 @@ static void test_express_send_same_bytes(void **state)
     assert_int_equal(j.rc[1], EDIST_EINVAL);
     assert_int_equal(j.rc[2], 0);
     assert_int_equal(j.rc[3], EDIST_EINVAL);
+    assert_int_equal(j.rc[4], EDIST_EINVAL);
     uint8_t got[16];
     size_t n = 0;
     assert_int_equal(raw_next_send(&rp, got, sizeof got, &n, 5000), 1);

@@ -191,4 +191,13 @@ r=$(erl_eval "$E" "gen_server:call({pg, '$N@$HOST'}, {start_scope, sneaky}).")
 r=$(erl_eval "$E" "element(1, rpc:call('$N@$HOST', pg, start, [sneaky])).")
 [ "$r" = "{ok,ok}" ] || fail "pg:start(sneaky) after the refused request: $r"
 ok "start_scope from another node: badarg, nothing started"
+
+# A pid of another node, or no pid, is refused as pg.erl's ensure_local
+# refuses it: error {nolocal, Bad}. Before: badarg.
+r=$(erl_eval "$E" "Me = self(), {catch rpc:call('$N@$HOST', pg, join, [g7, Me]),
+  catch rpc:call('$N@$HOST', pg, leave, [g7, [notapid]]), $(on "$N" "get_members, [g7]")}.")
+echo "$r" | grep -q "^{ok,{{badrpc,{'EXIT',{{nolocal,<$E@" || fail "join of erl's pid on $N: $r"
+echo "$r" | grep -q "{badrpc,{'EXIT',{{nolocal,notapid}" || fail "leave of [notapid] on $N: $r"
+echo "$r" | grep -q ",\[\]}}$" || fail "g7 on $N after the refused join: $r"
+ok "pg:join of another node's pid and pg:leave of a non-pid on $N: error {nolocal, Bad}, as pg.erl; nothing joined"
 done_ok
