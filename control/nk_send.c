@@ -4,7 +4,6 @@
  * senders waiting for room. */
 #include "control/netkernel_internal.h"
 
-#include "base/bytes.h"
 #include "base/clock.h"
 
 #include <stdio.h>
@@ -275,6 +274,15 @@ int edi_nk_peer_flags(edi_nk *nk, const char *peer, size_t admit_len,
  * bigger one goes through it (fragments, fair turns between senders). */
 #define NK_DIRECT_MAX_BYTES (16u * 1024u)
 
+/* The frame built in nk->out goes to l's scheduler (the lane took no
+ * more): *backlogged when it waits there. */
+static int queue_out(edi_nk *nk, edi_link *l, uint64_t sender, bool force, bool *backlogged)
+{
+    int rc = send_buf(nk, l, sender ? sender : EDI_NK_SELF_PID_ID, &nk->out, force);
+    *backlogged = rc == 0 && !l->dead && l->data.sq && edi_sendq_bytes(l->data.sq) > 0;
+    return rc;
+}
+
 int edi_nk_send_signal(edi_nk *nk, uint32_t key, uint64_t sender,
                        size_t max_bytes, edi_nk_build_fn build, void *arg,
                        bool force, bool *backlogged)
@@ -315,18 +323,15 @@ int edi_nk_send_signal(edi_nk *nk, uint32_t key, uint64_t sender,
     rc = build(arg, &nk->out, l->flags);
     if (rc)
         return rc;
-    rc = send_buf(nk, l, sender ? sender : EDI_NK_SELF_PID_ID, &nk->out,
-                  force);
-    *backlogged = rc == 0 && !l->dead && l->data.sq && edi_sendq_bytes(l->data.sq) > 0;
-    return rc;
+    return queue_out(nk, l, sender, force, backlogged);
 }
 
 int edi_nk_send_copy(edi_nk *nk, uint32_t key, uint64_t sender, edi_nk_head_fn head,
                      void *arg, const void *body, size_t body_len, bool *backlogged)
 {
     *backlogged = false;
-    edi_link *l = key < nk->by_key_cap ? nk->by_key[key] : NULL;
-    if (!l || !data_up(l) || edi_sendq_bytes(l->data.sq) != 0)
+    edi_link *l = key_link(nk, key);
+    if (!l || edi_sendq_bytes(l->data.sq) != 0)
         return EDI_NK_NOT_TAKEN;
     size_t head_len;
     const uint8_t *h = head(arg, l->flags, &head_len);
@@ -343,16 +348,11 @@ int edi_nk_send_copy(edi_nk *nk, uint32_t key, uint64_t sender, edi_nk_head_fn h
     /* No room (counted once, by the lane): the scheduler keeps it, in
      * order, as edi_nk_send_signal does with a frame the lane refused. */
     edist_buf_reset(&nk->out);
-    if (edist_buf_reserve(&nk->out, 4 + len) != 0)
-        return edist_set_error(EDIST_ENOMEM, "send: no memory for %zu bytes", len);
-    uint8_t *p = nk->out.data + nk->out.len;
-    edi_put_be32(p, (uint32_t)len);
-    memcpy(p + 4, h, head_len);
-    memcpy(p + 4 + head_len, body, body_len);
-    nk->out.len += 4 + len;
-    rc = send_buf(nk, l, sender ? sender : EDI_NK_SELF_PID_ID, &nk->out, false);
-    *backlogged = rc == 0 && !l->dead && l->data.sq && edi_sendq_bytes(l->data.sq) > 0;
-    return rc;
+    rc = edi_dist_build_send_headed(&nk->out, l->flags, h, head_len,
+                                    (edist_term_view){body, body_len});
+    if (rc)
+        return rc == EDIST_EAGAIN ? EDI_NK_NOT_TAKEN : rc;
+    return queue_out(nk, l, sender, false, backlogged);
 }
 
 int edi_nk_send_owned(edi_nk *nk, uint32_t key, const uint8_t *head,

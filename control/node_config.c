@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "control/dist_reasm.h" /* EDI_DIST_REASM_MAX_SEQUENCES_DEFAULT */
 #include "control/epmd_client.h"
 #include "dataplane/dpdk/encap.h"
 #include "dataplane/dpdk/medium.h"
@@ -37,6 +38,7 @@ typedef struct opt_desc {
 /* The bounds the table's words name. */
 _Static_assert(EDIST_MAX_SHARDS == 64, "shards: \"1 to 64\" below");
 _Static_assert(EDIST_NODE_SERVICE_RESTARTS_MAX == 64, "service_restarts: \"1 to 64\" below");
+_Static_assert(EDI_DIST_REASM_MAX_SEQUENCES_DEFAULT == 1024, "send_open_sequences: \"1 to 1024\"");
 _Static_assert(EDIST_NODE_RX_RECYCLE_BUFFERS_MAX == 1024, "rx_recycle_buffers: \"0 to 1024\"");
 
 static const opt_desc opts[EDI_OPT_COUNT] = {
@@ -284,8 +286,8 @@ static int check_value(edi_opt_id id, const char *v)
             return -1;
         if (id == EDI_OPT_SERVICE_RESTARTS && count > EDIST_NODE_SERVICE_RESTARTS_MAX)
             return -1;
-        /* an edist receiver takes 1024 open sequences per peer */
-        if (id == EDI_OPT_SEND_OPEN_SEQUENCES && count > 1024)
+        /* what an edist receiver takes per peer */
+        if (id == EDI_OPT_SEND_OPEN_SEQUENCES && count > EDI_DIST_REASM_MAX_SEQUENCES_DEFAULT)
             return -1;
         if (id == EDI_OPT_DPDK_POOL_MBUFS && (count < 1024 || count > (1u << 20)))
             return -1;

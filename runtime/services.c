@@ -659,9 +659,10 @@ int edi_services_start(edi_rt *rt, const edi_services_config *cfg,
     pthread_mutex_init(&s->resolver_mu, NULL);
     if (cfg)
         s->cfg = *cfg;
-    if (s->cfg.service_restarts == 0 || s->cfg.service_restarts > EDIST_NODE_SERVICE_RESTARTS_MAX)
-        s->cfg.service_restarts = s->cfg.service_restarts ? EDIST_NODE_SERVICE_RESTARTS_MAX
-                                                          : EDIST_NODE_SERVICE_RESTARTS_DEFAULT;
+    if (s->cfg.service_restarts == 0)
+        s->cfg.service_restarts = EDIST_NODE_SERVICE_RESTARTS_DEFAULT;
+    else if (s->cfg.service_restarts > EDIST_NODE_SERVICE_RESTARTS_MAX)
+        s->cfg.service_restarts = EDIST_NODE_SERVICE_RESTARTS_MAX; /* the keeper's ring */
     if (s->cfg.service_restart_period_ms == 0)
         s->cfg.service_restart_period_ms = EDIST_NODE_SERVICE_RESTART_PERIOD_MS_DEFAULT;
     *out = s;

@@ -621,23 +621,6 @@ static int dl_tx_commit(edi_lane_link *link, size_t len)
     return rc;
 }
 
-static int dl_tx_copy(edi_lane_link *link, const void *head, size_t head_len,
-                      const void *body, size_t body_len)
-{
-    dl_link *k = (dl_link *)link;
-    k->resv_open = false;
-    if (k->gone)
-        return edist_set_error(EDIST_ECLOSED, "DPDK lane: link closed");
-    if (!k->proto || k->over_head)
-        return EDIST_EAGAIN;
-    int rc = edi_rlink_send(k->proto, head, head_len, body, body_len);
-    if (rc == 0) {
-        k->dirty = true;
-        send_ahead(k);
-    }
-    return rc;
-}
-
 static int over_push(dl_link *k, const edi_lane_txframe *f)
 {
     size_t len = f->head_len + f->body_len;
@@ -695,6 +678,16 @@ static int dl_tx_batch(edi_lane_link *link, const edi_lane_txframe *frames, size
     if (accepted)
         *accepted = i;
     return rc;
+}
+
+/* The protocol copies a batch's bodies into its send buffer too: a copy
+ * is a batch of one. */
+static int dl_tx_copy(edi_lane_link *link, const void *head, size_t head_len,
+                      const void *body, size_t body_len)
+{
+    edi_lane_txframe f = {.head = head, .head_len = head_len, .body = body,
+                          .body_len = body_len};
+    return dl_tx_batch(link, &f, 1, NULL);
 }
 
 static int dl_tx_flush(edi_lane_link *link)

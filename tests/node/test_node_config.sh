@@ -16,12 +16,14 @@ EOF
 EDIST_TICKTIME=20 EDIST_LISTEN_PORT=5555 "$EDIST" node --config "$tmp/node.ini" --ticktime 10 \
   --print-config >"$tmp/pc.out" 2>&1 || fail "--print-config: $(cat "$tmp/pc.out")"
 line() { grep "^$1 " "$tmp/pc.out"; }
-line ticktime | grep -q "= 10 .*(flag --ticktime)" || fail "ticktime: $(line ticktime)"
-line listen_port | grep -q "= 5555 .*(env EDIST_LISTEN_PORT)" || fail "listen_port: $(line listen_port)"
-line sname | grep -q "= fromfile .*(file $tmp/node.ini:3)" || fail "sname: $(line sname)"
-line idle | grep -q "= sleep .*(file $tmp/node.ini:6)" || fail "idle: $(line idle)"
-line setuptime | grep -q "= 7 .*(default)" || fail "setuptime: $(line setuptime)"
-line config | grep -q "(flag --config)" || fail "config: $(line config)"
+# key KEY of the printed config matches PATTERN
+has() { line "$1" | grep -q "$2" || fail "$1: $(line "$1")"; }
+has ticktime "= 10 .*(flag --ticktime)"
+has listen_port "= 5555 .*(env EDIST_LISTEN_PORT)"
+has sname "= fromfile .*(file $tmp/node.ini:3)"
+has idle "= sleep .*(file $tmp/node.ini:6)"
+has setuptime "= 7 .*(default)"
+has config "(flag --config)"
 ok "--print-config: flag > env > file > default, each with its origin"
 "$EDIST" node --sname x --cookie sekrit --print-config | grep -q sekrit && fail "cookie printed"
 ok "--print-config masks the cookie"
@@ -30,19 +32,17 @@ ok "--print-config masks the cookie"
 ERL_EPMD_ADDRESS=127.0.0.1 "$EDIST" node --sname x --send-queue-limit-bytes 2M \
   --mailbox-hard-messages 500000 --rx-buffers 256 --max-processes 1000 --print-config \
   >"$tmp/pc.out" 2>&1 || fail "--print-config: $(cat "$tmp/pc.out")"
-line epmd_address | grep -q "= 127.0.0.1 .*(env ERL_EPMD_ADDRESS)" || fail "epmd_address: $(line epmd_address)"
-line send_queue_limit_bytes | grep -q "= 2M .*(flag --send-queue-limit-bytes)" ||
-  fail "send_queue_limit_bytes: $(line send_queue_limit_bytes)"
-line mailbox_hard_messages | grep -q "= 500000 .*(flag --mailbox-hard-messages)" ||
-  fail "mailbox_hard_messages: $(line mailbox_hard_messages)"
-line rx_buffers | grep -q "= 256 .*(flag --rx-buffers)" || fail "rx_buffers: $(line rx_buffers)"
-line max_processes | grep -q "= 1000 .*(flag --max-processes)" || fail "max_processes: $(line max_processes)"
-line stack_bytes | grep -q "= 64K .*(default)" || fail "stack_bytes: $(line stack_bytes)"
-line max_message_bytes | grep -q "= 1G .*(default)" || fail "max_message_bytes: $(line max_message_bytes)"
-line epmd_idle_exit | grep -q "= 5 .*(default)" || fail "epmd_idle_exit: $(line epmd_idle_exit)"
+has epmd_address "= 127.0.0.1 .*(env ERL_EPMD_ADDRESS)"
+has send_queue_limit_bytes "= 2M .*(flag --send-queue-limit-bytes)"
+has mailbox_hard_messages "= 500000 .*(flag --mailbox-hard-messages)"
+has rx_buffers "= 256 .*(flag --rx-buffers)"
+has max_processes "= 1000 .*(flag --max-processes)"
+has stack_bytes "= 64K .*(default)"
+has max_message_bytes "= 1G .*(default)"
+has epmd_idle_exit "= 5 .*(default)"
 ERL_EPMD_ADDRESS=127.0.0.1 EDIST_EPMD_ADDRESS=::1 "$EDIST" node --sname x --print-config \
   >"$tmp/pc.out" 2>&1 || fail "--print-config: $(cat "$tmp/pc.out")"
-line epmd_address | grep -q "= ::1 .*(env EDIST_EPMD_ADDRESS)" || fail "epmd_address: $(line epmd_address)"
+has epmd_address "= ::1 .*(env EDIST_EPMD_ADDRESS)"
 ok "--print-config: epmd_address from ERL_EPMD_ADDRESS unless set, epmd_idle_exit 5, the limits (send_queue_limit_bytes, mailbox_hard_messages, rx_buffers, max_message_bytes)"
 
 # Admission options (issue 8): each of the three ways; counts are whole
@@ -51,42 +51,33 @@ printf '[node]\nsname = adm\nmax_handshakes = 512\n' >"$tmp/adm.ini"
 EDIST_MAX_HANDSHAKES_PER_ADDRESS=16 "$EDIST" node --config "$tmp/adm.ini" \
   --first-message-time 1.5 --print-config >"$tmp/pc.out" 2>&1 ||
   fail "--print-config: $(cat "$tmp/pc.out")"
-line max_handshakes | grep -q "= 512 .*(file $tmp/adm.ini:3)" ||
-  fail "max_handshakes: $(line max_handshakes)"
-line max_handshakes_per_address | grep -q "= 16 .*(env EDIST_MAX_HANDSHAKES_PER_ADDRESS)" ||
-  fail "max_handshakes_per_address: $(line max_handshakes_per_address)"
-line first_message_time | grep -q "= 1.5 .*(flag --first-message-time)" ||
-  fail "first_message_time: $(line first_message_time)"
+has max_handshakes "= 512 .*(file $tmp/adm.ini:3)"
+has max_handshakes_per_address "= 16 .*(env EDIST_MAX_HANDSHAKES_PER_ADDRESS)"
+has first_message_time "= 1.5 .*(flag --first-message-time)"
 ok "admission options: max_handshakes, max_handshakes_per_address, first_message_time"
 
 # Bounds of the send scheduler, the shards and the services keeper.
 printf '[node]\nsname = lim\nservice_restart_period = 30\n' >"$tmp/lim.ini"
 EDIST_RECEIVE_GRACE_TIME=0.5 "$EDIST" node --config "$tmp/lim.ini" --send-open-sequences 64 \
   --service-restarts 2 --print-config >"$tmp/pc.out" 2>&1 || fail "--print-config: $(cat "$tmp/pc.out")"
-line send_open_sequences | grep -q "= 64 .*(flag --send-open-sequences)" ||
-  fail "send_open_sequences: $(line send_open_sequences)"
-line receive_grace_time | grep -q "= 0.5 .*(env EDIST_RECEIVE_GRACE_TIME)" ||
-  fail "receive_grace_time: $(line receive_grace_time)"
-line service_restarts | grep -q "= 2 .*(flag --service-restarts)" ||
-  fail "service_restarts: $(line service_restarts)"
-line service_restart_period | grep -q "= 30 .*(file $tmp/lim.ini:3)" ||
-  fail "service_restart_period: $(line service_restart_period)"
+has send_open_sequences "= 64 .*(flag --send-open-sequences)"
+has receive_grace_time "= 0.5 .*(env EDIST_RECEIVE_GRACE_TIME)"
+has service_restarts "= 2 .*(flag --service-restarts)"
+has service_restart_period "= 30 .*(file $tmp/lim.ini:3)"
 "$EDIST" node --sname x --print-config >"$tmp/pc.out" 2>&1 || fail "--print-config: $(cat "$tmp/pc.out")"
-line send_open_sequences | grep -q "= 256 .*(default)" || fail "send_open_sequences: $(line send_open_sequences)"
-line receive_grace_time | grep -q "= 0.1 .*(default)" || fail "receive_grace_time: $(line receive_grace_time)"
-line service_restarts | grep -q "= 5 .*(default)" || fail "service_restarts: $(line service_restarts)"
-line service_restart_period | grep -q "= 10 .*(default)" ||
-  fail "service_restart_period: $(line service_restart_period)"
+has send_open_sequences "= 256 .*(default)"
+has receive_grace_time "= 0.1 .*(default)"
+has service_restarts "= 5 .*(default)"
+has service_restart_period "= 10 .*(default)"
 ok "send_open_sequences, receive_grace_time, service_restarts, service_restart_period: options, defaults 256, 0.1, 5, 10"
 
 # Shards (issue 9): each of the three ways.
 printf '[node]\nsname = sh\nshard_cores = 0,1\n' >"$tmp/sh.ini"
 EDIST_SHARD_RING_ENTRIES=256 "$EDIST" node --config "$tmp/sh.ini" --shards 2 --print-config \
   >"$tmp/pc.out" 2>&1 || fail "--print-config: $(cat "$tmp/pc.out")"
-line shards | grep -q "= 2 .*(flag --shards)" || fail "shards: $(line shards)"
-line shard_cores | grep -q "= 0,1 .*(file $tmp/sh.ini:3)" || fail "shard_cores: $(line shard_cores)"
-line shard_ring_entries | grep -q "= 256 .*(env EDIST_SHARD_RING_ENTRIES)" ||
-  fail "shard_ring_entries: $(line shard_ring_entries)"
+has shards "= 2 .*(flag --shards)"
+has shard_cores "= 0,1 .*(file $tmp/sh.ini:3)"
+has shard_ring_entries "= 256 .*(env EDIST_SHARD_RING_ENTRIES)"
 ok "shard options: shards, shard_cores, shard_ring_entries"
 
 # Refusals: exit 2 with a line naming the problem.
